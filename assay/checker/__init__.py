@@ -1,0 +1,88 @@
+"""Explicit-state model checking of a composed system: `check(system) -> CheckResult`."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from assay.checker.bfs import bfs
+from assay.checker.dfs import dfs
+from assay.checker.search import Outcome, Progress, Search
+from assay.kernel.kernel import Kernel
+from assay.kernel.trace import Step, Trace, explain, initial_json
+from assay.kernel.violation import Violation
+from assay.model.system import System
+
+Verdict = Literal["ok", "violation", "incomplete"]
+
+__all__ = ["CheckResult", "Progress", "check"]
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The outcome of `check`: the verdict, why the search stopped, counts and a counterexample."""
+
+    verdict: Verdict
+    reason: str                      # exhausted | violation | max-states | max-depth
+    strategy: str
+    states: int
+    transitions: int
+    depth: int
+    seconds: float
+    violation: Violation | None
+    steps: tuple[Step, ...]          # the counterexample, when there is one
+    trace: Trace | None
+
+    @property
+    def exit_code(self) -> int:
+        return {"ok": 0, "violation": 1, "incomplete": 3}[self.verdict]
+
+    @property
+    def rate(self) -> float:
+        return self.states / self.seconds if self.seconds > 0 else float("inf")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "verdict": self.verdict, "reason": self.reason, "strategy": self.strategy,
+            "states": self.states, "transitions": self.transitions, "depth": self.depth,
+            "seconds": round(self.seconds, 6), "states_per_second": round(self.rate, 1),
+            "violation": self.violation.to_json() if self.violation else None,
+            "trace": self.trace.to_json() if self.trace else None,
+        }
+
+
+def check(system: System | Kernel, *, strategy: str = "bfs", max_states: int | None = None,
+          max_depth: int | None = None, on_progress: Callable[[Progress], None] | None = None,
+          spec: str = "", system_name: str = "", params: dict[str, Any] | None = None
+          ) -> CheckResult:
+    """Explore every reachable state of `system` and check its contracts and properties."""
+    kernel = system if isinstance(system, Kernel) else Kernel(system)
+    search = Search(max_states=max_states, max_depth=max_depth, on_progress=on_progress)
+    if strategy == "bfs":
+        out = bfs(kernel, search)
+    elif strategy == "dfs":
+        out = dfs(kernel, search)
+    else:
+        raise ValueError(f"unknown strategy {strategy!r}; use 'bfs' or 'dfs'")
+    return _result(kernel, out, strategy, spec, system_name, params or {})
+
+
+def _result(kernel: Kernel, out: Outcome, strategy: str, spec: str, system_name: str,
+            params: dict[str, Any]) -> CheckResult:
+    verdict: Verdict = {"exhausted": "ok", "violation": "violation"}.get(  # type: ignore
+        out.reason, "incomplete")
+    steps: list[Step] = []
+    trace = None
+    if out.violation is not None and out.start is not None:
+        state = out.start
+        for i, ev in enumerate(out.path, 1):
+            step, state = explain(kernel, state, ev, i)
+            steps.append(step)
+        v = out.violation
+        trace = Trace(spec, system_name or kernel.system.name, params,
+                      [s.event_json for s in steps], engine="check",
+                      initial=initial_json(kernel, out.start),
+                      verdict={"kind": v.kind, "name": v.name, "blame": v.blame,
+                               "message": v.message, "step": len(steps)})
+    return CheckResult(verdict, out.reason, strategy, out.states, out.transitions, out.depth,
+                       out.seconds, out.violation, tuple(steps), trace)

@@ -1,0 +1,82 @@
+"""Breadth-first exploration: the first violation found has a shortest counterexample.
+
+`visited` maps each state to (parent, event); properties are checked when a state is first
+reached, so a violating state is reported at its least depth.
+"""
+from __future__ import annotations
+
+import time
+
+from assay.checker.search import Outcome, Search
+from assay.kernel.kernel import Kernel, State
+from assay.kernel.violation import Violation
+
+
+def bfs(kernel: Kernel, search: Search) -> Outcome:
+    visited: dict[State, tuple[State, int] | None] = {}
+
+    def stop(reason: str, violation: Violation | None = None, at: State | None = None,
+             last: int | None = None) -> Outcome:
+        path: list[int] = []
+        start = at
+        if at is not None:
+            node = visited.get(at)
+            while node is not None:
+                start, ev = node
+                path.append(ev)
+                node = visited[start]
+            path.reverse()
+            if last is not None:
+                path.append(last)
+        return Outcome(reason, len(visited), search.transitions, search.depth,  # type: ignore
+                       time.perf_counter() - search.started, violation, start, tuple(path))
+
+    level: list[State] = []
+    for s, viol in kernel.initial_states():
+        if s in visited:
+            continue
+        visited[s] = None
+        if viol:
+            return stop("violation", viol[0], s)
+        pv = kernel.property_violations(s)
+        if pv:
+            return stop("violation", pv[0], s)
+        level.append(s)
+    search.states = len(visited)
+
+    max_states, max_depth = search.max_states, search.max_depth
+    successors = kernel.successors
+    check_props = kernel.property_violations if kernel.properties else None
+    while level:
+        if max_depth is not None and search.depth >= max_depth:
+            for s in level:                     # is anything left beyond the bound?
+                if any(t not in visited for _, t, _ in successors(s)[0]):
+                    return stop("max-depth")
+            break
+        nxt: list[State] = []
+        for s in level:
+            steps, enabled = successors(s)
+            search.transitions += enabled
+            if not enabled and not kernel.is_terminal(s):
+                return stop("violation", kernel.deadlock(), s)
+            for ev, t, viol in steps:
+                if viol:
+                    return stop("violation", viol[0], s, ev)
+                if t in visited:
+                    continue
+                visited[t] = (s, ev)
+                if check_props is not None:
+                    pv = check_props(t)
+                    if pv:
+                        search.depth += 1
+                        return stop("violation", pv[0], t)
+                nxt.append(t)
+            if max_states is not None and len(visited) >= max_states and nxt:
+                search.states = len(visited)
+                return stop("max-states")
+            search.states = len(visited)
+            search.tick(len(nxt))
+        level = nxt
+        if level:
+            search.depth += 1
+    return stop("exhausted")

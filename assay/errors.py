@@ -1,0 +1,116 @@
+"""The one family of errors assay raises at its users.
+
+A user error (a wrong spec, a wrong command line, a trace that does not fit) is an
+`AssayError`: it carries a location and notes, and the CLI prints it compiler-style without a
+traceback.  A bug in assay itself is an `AssayInternalError` and keeps its traceback.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import FrameType, TracebackType
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """A place in a user's file: where an error is reported."""
+
+    file: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        path = _relative(self.file)
+        return f"{path}:{self.line}" if self.line else path
+
+
+def _relative(path: str) -> str:
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return path
+    return path if rel.startswith("..") else rel
+
+
+class AssayError(Exception):
+    """A user error: printed as `file:line: error: message` followed by `note:` lines."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, location: Location | None = None,
+                 notes: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.message = message
+        self.location = location
+        self.notes = tuple(notes)
+
+    def render(self) -> str:
+        head = f"{self.location}: error: {self.message}" if self.location else f"error: {self.message}"
+        return "\n".join([head, *(f"  note: {n}" for n in self.notes)])
+
+    def __str__(self) -> str:
+        return self.render()
+
+
+class SpecError(AssayError):
+    """The spec is wrong: it does not load, or it uses the language in a way assay rejects."""
+
+
+class UsageError(AssayError):
+    """The command line or an API call is wrong."""
+
+
+class TraceError(AssayError):
+    """A trace file does not fit the spec it names."""
+
+
+class AssayInternalError(Exception):
+    """A bug in assay. Keeps its traceback; please report it."""
+
+
+def is_user_file(filename: str) -> bool:
+    """True for frames that belong to a spec, not to assay or the standard library."""
+    if not filename or filename.startswith("<"):
+        return False
+    filename = os.path.abspath(filename)
+    return not filename.startswith(_PACKAGE_DIR + os.sep)
+
+
+def caller_location(skip: int = 1) -> Location | None:
+    """The first frame on the stack outside assay: the spec line that called into the API."""
+    frame: FrameType | None = sys._getframe(skip)
+    while frame is not None:
+        if is_user_file(frame.f_code.co_filename) and "importlib" not in frame.f_code.co_filename:
+            return Location(frame.f_code.co_filename, frame.f_lineno)
+        frame = frame.f_back
+    return None
+
+
+def traceback_location(tb: TracebackType | None) -> Location | None:
+    """The innermost frame of a traceback that lies in a user's file."""
+    found = None
+    while tb is not None:
+        name = tb.tb_frame.f_code.co_filename
+        if is_user_file(name):
+            found = Location(name, tb.tb_lineno)
+        tb = tb.tb_next
+    return found
+
+
+def object_location(obj: object) -> Location | None:
+    """Where a function or class is defined."""
+    import inspect
+
+    try:
+        target = inspect.unwrap(obj)  # type: ignore[arg-type]
+        file = inspect.getsourcefile(target)  # type: ignore[arg-type]
+        _, line = inspect.getsourcelines(target)  # type: ignore[arg-type]
+    except (TypeError, OSError):
+        code = getattr(obj, "__code__", None)
+        if code is None:
+            return None
+        return Location(code.co_filename, code.co_firstlineno)
+    return Location(file or "<unknown>", line or None)

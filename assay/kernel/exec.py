@@ -1,0 +1,316 @@
+"""Running one handler or action of one instance: the local half of a step.
+
+`run` takes an instance's local state (a tuple of field values) and one event, and returns the
+new local state, the messages sent (in order) and the violations, with blame.  It is a pure
+function of its inputs as long as the spec's handlers are (no clocks, no randomness), which is
+what lets the kernel memoise it.
+"""
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from assay.errors import Location, SpecError, caller_location, traceback_location
+from assay.kernel.violation import Violation
+from assay.model.component import ActionInfo, ComponentInfo, HandlerInfo
+from assay.model.message import Message
+from assay.model.types import Peer
+
+
+@dataclass(frozen=True, slots=True)
+class Wiring:
+    """One port of one instance: its peers, each with the peer's port."""
+
+    port: str
+    many: bool
+    peers: tuple[tuple[str, str], ...]          # (peer instance, peer port), sorted
+    peer_set: frozenset[Peer]
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    port: str
+    dst: str
+    dst_port: str
+    message: Message
+
+
+class _Abort(Exception):
+    """Raised inside a handler when it breaks a port rule; carries the violation."""
+
+    def __init__(self, violation: Violation) -> None:
+        self.violation = violation
+
+
+class PortHandle:
+    """What `self.<port>` is inside a handler: send, broadcast, peers."""
+
+    __slots__ = ("_ctx", "_w")
+
+    def __init__(self, ctx: Context, wiring: Wiring) -> None:
+        self._ctx = ctx
+        self._w = wiring
+
+    @property
+    def peers(self) -> frozenset[Peer]:
+        """The instances connected to this port."""
+        return self._w.peer_set
+
+    @property
+    def peer(self) -> Peer | None:
+        """The one peer of a single port (None when unconnected)."""
+        return Peer(self._w.peers[0][0]) if len(self._w.peers) == 1 else None
+
+    def send(self, message: Message, to: str | None = None) -> None:
+        """Send `message` on this port; on a many-port, `to=` names the peer."""
+        w = self._w
+        if to is None:
+            if w.many:
+                self._ctx.abort("port", f"{self._ctx.where()}.{w.port}.send() needs to=<peer> "
+                                "on a many-port (or use broadcast)")
+            if not w.peers:
+                self._ctx.unconnected(w.port)
+            dst, dst_port = w.peers[0]
+        else:
+            for dst, dst_port in w.peers:
+                if dst == to:
+                    break
+            else:
+                if not w.peers:
+                    self._ctx.unconnected(w.port)
+                self._ctx.abort("port", f"{self._ctx.instance} sent {message!r} on port "
+                                f"{w.port!r} to {to!r}, which is not connected to that port "
+                                f"(peers: {', '.join(sorted(w.peer_set)) or 'none'})")
+        self._ctx.emit(w.port, dst, dst_port, message)
+
+    def broadcast(self, message: Message) -> None:
+        """Send `message` to every peer of this port."""
+        if not self._w.peers:
+            self._ctx.unconnected(self._w.port)
+        for dst, dst_port in self._w.peers:
+            self._ctx.emit(self._w.port, dst, dst_port, message)
+
+    def __repr__(self) -> str:
+        return f"<port {self._w.port} peers={sorted(self._w.peer_set)}>"
+
+
+class Context:
+    """The execution context of one handler run: ports and the outbox."""
+
+    __slots__ = ("instance", "wirings", "handles", "outbox", "readonly", "handler")
+
+    def __init__(self, instance: str, wirings: dict[str, Wiring]) -> None:
+        self.instance = instance
+        self.wirings = wirings
+        self.handles: dict[str, PortHandle] = {}
+        self.outbox: list[Send] = []
+        self.readonly = True
+        self.handler = ""
+
+    def port(self, name: str) -> PortHandle:
+        h = self.handles.get(name)
+        if h is None:
+            h = self.handles[name] = PortHandle(self, self.wirings[name])
+        return h
+
+    def where(self) -> str:
+        return f"{self.instance}.{self.handler}" if self.handler else self.instance
+
+    def emit(self, port: str, dst: str, dst_port: str, message: Message) -> None:
+        if self.readonly:
+            self.abort("exception", f"a contract of {self.instance} tried to send {message!r}; "
+                       "contracts must not have effects")
+        if not isinstance(message, Message):
+            self.abort("type", f"{self.where()} sent {message!r} on port {port!r}, "
+                       "which is not a Message")
+        bad = message.bad_field()
+        if bad is not None:
+            self.abort("type", f"{self.where()} sent a message whose {bad}")
+        self.outbox.append(Send(port, dst, dst_port, message.with_sender(None)))
+
+    def abort(self, kind: Any, message: str) -> None:
+        loc = caller_location(3)
+        raise _Abort(Violation(kind, self.where(), message, location=loc))
+
+    def unconnected(self, port: str) -> None:
+        raise SpecError(f"{self.instance} sends on port {port!r}, which is not connected in "
+                        "this system", caller_location(3),
+                        [f"connect it with s.connect({self.instance}.{port}, <peer>.<port>)"])
+
+
+class StateView:
+    """A read-only view of an instance's state: what `old`, `g[...]` and properties see."""
+
+    __slots__ = ("_name", "_fields", "_values")
+
+    def __init__(self, name: str, fields: dict[str, int], values: tuple[Any, ...]) -> None:
+        object.__setattr__(self, "_name", name)
+        object.__setattr__(self, "_fields", fields)
+        object.__setattr__(self, "_values", values)
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def __getattr__(self, attr: str) -> Any:
+        i = self._fields.get(attr)
+        if i is None:
+            raise AttributeError(f"{self._name} has no field {attr!r}")
+        return self._values[i]
+
+    def __setattr__(self, attr: str, value: Any) -> None:
+        raise AttributeError(f"{self._name}: a state view is read-only")
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{f}={self._values[i]!r}" for f, i in self._fields.items())
+        return f"{self._name}({inner})"
+
+
+class Runner:
+    """Runs handlers, actions and contracts of one instance of a component."""
+
+    def __init__(self, name: str, info: ComponentInfo, wirings: dict[str, Wiring]) -> None:
+        self.name = name
+        self.info = info
+        self.wirings = wirings
+        self.fields = info.fields
+        self.field_index = info.field_index
+
+    # --- the live object a handler sees ----------------------------------------------------
+
+    def live(self, values: tuple[Any, ...], ctx: Context) -> Any:
+        obj = object.__new__(self.info.cls)
+        d = obj.__dict__
+        d.update(zip(self.fields, values))
+        d["__assay_ctx__"] = ctx
+        return obj
+
+    def view(self, values: tuple[Any, ...]) -> StateView:
+        return StateView(self.name, self.field_index, values)
+
+    # --- local steps -------------------------------------------------------------------------
+
+    def invariant_violations(self, values: tuple[Any, ...], blame: str) -> list[Violation]:
+        ctx = Context(self.name, self.wirings)
+        obj = self.live(values, ctx)
+        out = []
+        for pred, loc in self.info.invariants:
+            v = self._holds(pred, (obj,), "invariant", blame, loc,
+                            f"invariant of {self.info.cls.__name__} fails in {self.name}")
+            if v:
+                out.append(v)
+        return out
+
+    def enabled(self, values: tuple[Any, ...], act: ActionInfo) -> list[tuple[bool, Any]]:
+        """The arguments with which `act` is enabled in this state: [(has_arg, arg)]."""
+        ctx = Context(self.name, self.wirings)
+        ctx.handler = act.name
+        obj = self.live(values, ctx)
+        if act.over is None:
+            args: list[tuple[bool, Any]] = [(False, None)]
+        else:
+            dom = act.over(obj) if callable(act.over) else act.over
+            if isinstance(dom, frozenset | set):
+                from assay.model.types import canonical
+                dom = sorted(dom, key=canonical)
+            args = [(True, a) for a in dom]
+        if act.when is None:
+            return args
+        out = []
+        for has_arg, a in args:
+            try:
+                ok = act.when(obj, a) if has_arg else act.when(obj)
+            except Exception as e:
+                raise SpecError(f"the guard of {self.name}.{act.name} raised "
+                                f"{type(e).__name__}: {e}",
+                                traceback_location(sys.exc_info()[2])) from None
+            if ok:
+                out.append((has_arg, a))
+        return out
+
+    def run_action(self, values: tuple[Any, ...], act: ActionInfo, has_arg: bool,
+                   arg: Any) -> tuple[tuple[Any, ...], list[Send], list[Violation]]:
+        args = (arg,) if has_arg else ()
+        return self._run(values, act.name, act.fn, args, act.requires, act.ensures,
+                         requires_blame=f"{self.name}.{act.name}")
+
+    def run_handler(self, values: tuple[Any, ...], h: HandlerInfo,
+                    message: Message) -> tuple[tuple[Any, ...], list[Send], list[Violation]]:
+        return self._run(values, h.name, h.fn, (message,), h.requires, h.ensures,
+                         requires_blame=str(message.sender))
+
+    def _run(self, values: tuple[Any, ...], hname: str, fn: Callable, args: tuple[Any, ...],
+             requires: tuple, ensures: tuple, requires_blame: str
+             ) -> tuple[tuple[Any, ...], list[Send], list[Violation]]:
+        blame = f"{self.name}.{hname}"
+        ctx = Context(self.name, self.wirings)
+        ctx.handler = hname
+        obj = self.live(values, ctx)
+        for pred, loc in requires:
+            v = self._holds(pred, (obj, *args), "requires", requires_blame, loc,
+                            f"requires of {blame} fails" + _on(args))
+            if v:
+                return values, [], [v]
+        ctx.readonly = False
+        try:
+            fn(obj, *args)
+        except _Abort as a:
+            return values, [], [a.violation]
+        except SpecError:
+            raise
+        except Exception as e:
+            loc = traceback_location(sys.exc_info()[2])
+            return values, [], [Violation("exception", blame,
+                                          f"{blame} raised {type(e).__name__}: {e}",
+                                          location=loc)]
+        ctx.readonly = True
+        d = obj.__dict__
+        extra = [k for k in d if k not in self.field_index and k != "__assay_ctx__"]
+        if extra:
+            return values, [], [Violation("type", blame,
+                                          f"{blame} assigned self.{extra[0]}, which is not a "
+                                          f"field of {self.info.cls.__name__}")]
+        try:
+            new = tuple(d[f] for f in self.fields)
+        except KeyError as e:
+            return values, [], [Violation("type", blame, f"{blame} deleted field {e}")]
+        for f, t, v in zip(self.fields, self.info.types, new):
+            if not t.conforms(v):
+                return values, [], [Violation("type", blame,
+                                              f"{blame} set {self.name}.{f} to {v!r}, which is "
+                                              f"not a {t.describe()}")]
+        violations: list[Violation] = []
+        if ensures:
+            old = self.view(values)
+            for pred, loc in ensures:
+                v = self._holds(pred, (old, obj, *args), "ensures", blame, loc,
+                                f"ensures of {blame} fails" + _on(args))
+                if v:
+                    violations.append(v)
+        for pred, loc in self.info.invariants:
+            v = self._holds(pred, (obj,), "invariant", blame, loc,
+                            f"invariant of {self.info.cls.__name__} fails in {self.name} after "
+                            f"{hname}" + _on(args))
+            if v:
+                violations.append(v)
+        return new, ctx.outbox, violations
+
+    @staticmethod
+    def _holds(pred: Callable, args: tuple[Any, ...], kind: Any, blame: str,
+               loc: Location | None, message: str) -> Violation | None:
+        try:
+            ok = pred(*args)
+        except _Abort as a:
+            return a.violation
+        except Exception as e:
+            where = traceback_location(sys.exc_info()[2]) or loc
+            return Violation("exception", blame,
+                             f"{message.split(' fails')[0]} raised {type(e).__name__}: {e}",
+                             location=where)
+        return None if ok else Violation(kind, blame, message, location=loc)
+
+
+def _on(args: tuple[Any, ...]) -> str:
+    return f" on {args[0]!r}" if args else ""

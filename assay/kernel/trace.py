@@ -1,0 +1,122 @@
+"""Traces: the unit of reproduction across engines.
+
+A trace names the spec, the system and its parameters, and lists events by the spec's names.
+`replay` runs one through the kernel's `step` from the initial state, checking at every step
+that the event is enabled, and reports where it ends.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from assay.errors import TraceError
+from assay.kernel.kernel import Change, Kernel, State
+from assay.kernel.violation import Violation
+
+FORMAT = "assay-trace"
+VERSION = 1
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a run: the event, what changed, what was sent, what broke."""
+
+    index: int                      # 1-based
+    event: int                      # the kernel's event id
+    description: str
+    event_json: dict[str, Any]
+    changes: tuple[Change, ...]
+    sent: tuple[str, ...]
+    violations: tuple[Violation, ...]
+
+
+@dataclass
+class Trace:
+    spec: str
+    system: str
+    params: dict[str, Any]
+    events: list[dict[str, Any]]
+    engine: str = "check"
+    seed: int | None = None
+    initial: dict[str, dict[str, Any]] | None = None
+    verdict: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        doc = {"format": FORMAT, "version": VERSION, "spec": self.spec, "system": self.system,
+               "params": self.params, "engine": self.engine, "seed": self.seed}
+        if self.initial is not None:
+            doc["initial"] = self.initial
+        doc["events"] = [{"step": i + 1, **e} for i, e in enumerate(self.events)]
+        doc["verdict"] = self.verdict
+        return doc
+
+    def write(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_json(), indent=1) + "\n")
+
+    @classmethod
+    def read(cls, path: str | Path) -> Trace:
+        try:
+            doc = json.loads(Path(path).read_text())
+        except OSError as e:
+            raise TraceError(f"cannot read trace {path}: {e.strerror}") from None
+        except json.JSONDecodeError as e:
+            raise TraceError(f"{path} is not JSON: {e}") from None
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+            raise TraceError(f"{path} is not an assay trace (no \"format\": \"{FORMAT}\")")
+        if doc.get("version") != VERSION:
+            raise TraceError(f"{path} has trace version {doc.get('version')}, "
+                             f"this assay reads version {VERSION}")
+        events = [{k: v for k, v in e.items() if k != "step"} for e in doc.get("events", [])]
+        return cls(doc["spec"], doc["system"], doc.get("params", {}), events,
+                   doc.get("engine", "check"), doc.get("seed"), doc.get("initial"),
+                   doc.get("verdict"))
+
+
+def explain(kernel: Kernel, before: State, ev: int, index: int) -> tuple[Step, State]:
+    """Run one step and describe it for a person."""
+    res = kernel.step(before, ev)
+    step = Step(index, ev, kernel.describe(ev), kernel.event(ev).to_json(),
+                tuple(kernel.changes(before, res.state)), tuple(str(e) for e in res.sends),
+                res.violations)
+    return step, res.state
+
+
+def initial_json(kernel: Kernel, state: State) -> dict[str, dict[str, Any]]:
+    from assay.model.types import to_json
+
+    return {inst.name: {f: to_json(v) for f, v in kernel.local_values(state, inst.name).items()}
+            for inst in kernel.instances}
+
+
+def find_initial(kernel: Kernel, initial: dict[str, dict[str, Any]] | None) -> State:
+    """The initial state a trace starts from (the first one when it does not say)."""
+    states = [s for s, _ in kernel.initial_states()]
+    if initial is None:
+        return states[0]
+    for s in states:
+        if initial_json(kernel, s) == initial:
+            return s
+    raise TraceError("the trace's initial state is not an initial state of this system",
+                     notes=["the spec or its parameters changed since the trace was written"])
+
+
+def replay(kernel: Kernel, events: Sequence[dict[str, Any]], start: State
+           ) -> tuple[list[Step], State]:
+    """Run `events` from `start`; every event must be enabled where it occurs."""
+    steps: list[Step] = []
+    state = start
+    for i, e in enumerate(events, 1):
+        try:
+            ev = kernel.event_id(state, e)
+            step, state = explain(kernel, state, ev, i)
+        except TraceError as err:
+            raise TraceError(f"step {i}: {err.message}", notes=[
+                "the event is not enabled at this point of the run: the spec changed, or a "
+                "handler depends on something outside its state (set order, time, randomness)"]
+            ) from None
+        steps.append(step)
+    return steps, state

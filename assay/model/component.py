@@ -1,0 +1,370 @@
+"""Components: typed state, message handlers, guarded actions, contracts and ports.
+
+A component class is a template.  Its state is the tuple of its fields' values; its behaviour
+is the set of its handlers (`@on`) and actions (`@action`).  Nothing here runs a handler: the
+kernel does, the same way for every engine.  `component_info` turns a class into the checked,
+immutable description the kernel compiles.
+"""
+from __future__ import annotations
+
+import inspect
+import itertools
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, get_origin, get_type_hints
+
+from assay.errors import Location, SpecError, caller_location, object_location
+from assay.model.message import Message
+from assay.model.types import (
+    SUPPORTED,
+    OneOf,
+    TypeSpec,
+    UnsupportedType,
+    is_mutable_default,
+    parse_type,
+)
+
+RESERVED = frozenset({"name"})
+
+
+class Port:
+    """A component's only way to talk to others: `tm = Port()` or `rms = Port(many=True)`.
+
+    A single port has at most one peer; a many-port has one session per connected peer.
+    `protocol` is reserved for session types (the protocols issue) and must be None for now.
+    """
+
+    def __init__(self, protocol: Any = None, *, many: bool = False) -> None:
+        self.protocol = protocol
+        self.many = bool(many)
+        self.name = "?"
+        self.location = caller_location(2)
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        return obj.__dict__["__assay_ctx__"].port(self.name)
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        raise AttributeError(f"port {self.name!r} cannot be assigned; send through it instead")
+
+    def __repr__(self) -> str:
+        return f"Port({'many=True' if self.many else ''})"
+
+
+# --- decorators ---------------------------------------------------------------------------------
+
+def on(message_type: type[Message], port: str | None = None) -> Callable[[Callable], Callable]:
+    """Mark a method as the handler of `message_type` arriving on `port`."""
+    loc = caller_location(2)
+
+    def mark(fn: Callable) -> Callable:
+        fn.__dict__.setdefault("__assay_on__", []).append((message_type, port, loc))
+        return fn
+    return mark
+
+
+def action(when: Callable[..., bool] | None = None,
+           over: Iterable[Any] | Callable[[Any], Iterable[Any]] | None = None
+           ) -> Callable[[Callable], Callable]:
+    """Mark a method as an internal action, enabled when `when(self[, arg])` holds.
+
+    `over` makes it a family of actions, one per value of a finite domain (an iterable, an Enum
+    class, or a function of `self` returning an iterable); the method then takes that value.
+    """
+    loc = caller_location(2)
+
+    def mark(fn: Callable) -> Callable:
+        fn.__assay_action__ = (when, over, loc)   # type: ignore[attr-defined]
+        return fn
+    return mark
+
+
+def requires(pred: Callable[..., bool]) -> Callable[[Callable], Callable]:
+    """Precondition of a handler (`lambda self, m: ...`) or action (`lambda self: ...`)."""
+    loc = caller_location(2)
+
+    def mark(fn: Callable) -> Callable:
+        fn.__dict__.setdefault("__assay_requires__", []).insert(0, (pred, loc))
+        return fn
+    return mark
+
+
+def ensures(pred: Callable[..., bool]) -> Callable[[Callable], Callable]:
+    """Postcondition: `lambda old, self, m: ...` (`old` is the state before the handler ran)."""
+    loc = caller_location(2)
+
+    def mark(fn: Callable) -> Callable:
+        fn.__dict__.setdefault("__assay_ensures__", []).insert(0, (pred, loc))
+        return fn
+    return mark
+
+
+def invariant(pred: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    """Declare, in a class body, a predicate every state of the component satisfies."""
+    frame = sys._getframe(1)
+    ns = frame.f_locals
+    if "__module__" not in ns or "__qualname__" not in ns:
+        raise SpecError("invariant(...) must be called in the body of a Component class",
+                        caller_location(2))
+    ns.setdefault("__assay_invariants__", []).append(
+        (pred, Location(frame.f_code.co_filename, frame.f_lineno)))
+    return pred
+
+
+# --- the component base class ---------------------------------------------------------------------
+
+class Component:
+    """Base class of every component in a spec.
+
+    Fields are class-level annotations with initial values (`state: RMState = RMState.WORKING`,
+    or `one_of(...)` for a choice).  `self.name` is the instance's name in the system.
+    """
+
+    __assay_invariants__: ClassVar[list] = []
+
+    @property
+    def name(self) -> str:
+        return self.__dict__["__assay_ctx__"].instance
+
+    def __repr__(self) -> str:
+        info = component_info(type(self))
+        inner = ", ".join(f"{f}={self.__dict__.get(f)!r}" for f in info.fields)
+        return f"{type(self).__name__}({inner})"
+
+
+@dataclass(frozen=True)
+class HandlerInfo:
+    name: str
+    fn: Callable
+    message: type[Message]
+    port: str
+    requires: tuple[tuple[Callable, Location | None], ...]
+    ensures: tuple[tuple[Callable, Location | None], ...]
+    location: Location | None
+
+
+@dataclass(frozen=True)
+class ActionInfo:
+    name: str
+    fn: Callable
+    when: Callable | None
+    over: Any                      # None, a tuple of values, or a callable of self
+    requires: tuple[tuple[Callable, Location | None], ...]
+    ensures: tuple[tuple[Callable, Location | None], ...]
+    location: Location | None
+
+    @property
+    def parameterised(self) -> bool:
+        return self.over is not None
+
+
+@dataclass(frozen=True)
+class ComponentInfo:
+    cls: type
+    fields: tuple[str, ...]
+    types: tuple[TypeSpec, ...]
+    initial: tuple[tuple[Any, ...], ...]           # per field, the initial choices
+    ports: dict[str, Port]
+    handlers: dict[tuple[str, type], HandlerInfo]  # (port, message type) -> handler
+    actions: tuple[ActionInfo, ...]
+    invariants: tuple[tuple[Callable, Location | None], ...]
+    field_index: dict[str, int] = field(default_factory=dict)
+
+    def handler_for(self, port: str, mtype: type) -> HandlerInfo | None:
+        return self.handlers.get((port, mtype))
+
+    def initial_values(self, overrides: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        choices = list(self.initial)
+        for k, v in (overrides or {}).items():
+            choices[self.field_index[k]] = v.values if isinstance(v, OneOf) else (v,)
+        return [tuple(c) for c in itertools.product(*choices)]
+
+
+_INFO: dict[type, ComponentInfo] = {}
+
+
+def component_info(cls: type) -> ComponentInfo:
+    """The checked description of a component class; raises `SpecError` at the faulty line."""
+    info = _INFO.get(cls)
+    if info is None:
+        info = _INFO[cls] = _build_info(cls)
+    return info
+
+
+def _build_info(cls: type) -> ComponentInfo:
+    where = object_location(cls)
+    try:
+        hints = get_type_hints(cls, include_extras=True)
+    except Exception as e:
+        raise SpecError(f"cannot resolve the field types of {cls.__name__}: {e}", where) from None
+
+    ports: dict[str, Port] = {}
+    for klass in reversed(cls.__mro__):
+        for n, v in vars(klass).items():
+            if isinstance(v, Port):
+                ports[n] = v
+
+    fields: list[str] = []
+    types: list[TypeSpec] = []
+    initial: list[tuple[Any, ...]] = []
+    for n, ann in hints.items():
+        if n.startswith("_") or n in ports or get_origin(ann) is ClassVar or ann is ClassVar:
+            continue
+        line = _field_location(cls, n) or where
+        if n in RESERVED:
+            raise SpecError(f"field {n!r} of {cls.__name__} uses a reserved name", line,
+                            [f"'self.{n}' is the instance's name in the system; rename the field"])
+        try:
+            spec = parse_type(ann)
+        except UnsupportedType as e:
+            raise SpecError(f"field {n!r} of {cls.__name__}: {e}", line,
+                            [f"use {SUPPORTED}"]) from None
+        if not hasattr(cls, n):
+            raise SpecError(f"field {n!r} of {cls.__name__} has no initial value", line,
+                            [f"write '{n}: {spec.describe()} = <value>' or use one_of(...)"])
+        default = getattr(cls, n)
+        values = default.values if isinstance(default, OneOf) else (default,)
+        for v in values:
+            if is_mutable_default(v):
+                kind = type(v).__name__
+                raise SpecError(f"field {n!r} of {cls.__name__} has a mutable default "
+                                f"({kind})", line,
+                                ["state must be immutable: use frozenset instead of set, "
+                                 "a tuple instead of list, and a frozenset of pairs for a dict"])
+            if not spec.conforms(v):
+                raise SpecError(f"initial value {v!r} of field {n!r} of {cls.__name__} is not "
+                                f"a {spec.describe()}", line)
+        fields.append(n)
+        types.append(spec)
+        initial.append(tuple(values))
+
+    handlers: dict[tuple[str, type], HandlerInfo] = {}
+    actions: list[ActionInfo] = []
+    for attr in dir(cls):
+        fn = getattr(cls, attr, None)
+        if not callable(fn):
+            continue
+        fn_loc = object_location(fn)
+        req = tuple(getattr(fn, "__assay_requires__", ()))
+        ens = tuple(getattr(fn, "__assay_ensures__", ()))
+        for mtype, port, loc in getattr(fn, "__assay_on__", ()):
+            port_name = _resolve_handler_port(cls, attr, mtype, port, ports, loc or fn_loc)
+            key = (port_name, mtype)
+            if key in handlers:
+                raise SpecError(f"{cls.__name__} has two handlers for {mtype.__name__} on port "
+                                f"{port_name!r}: {handlers[key].name} and {attr}", loc or fn_loc)
+            _check_arity(fn, 2, f"handler {cls.__name__}.{attr}", "(self, m)", fn_loc)
+            for pred, ploc in req:
+                _check_arity(pred, 2, f"requires of {attr}", "lambda self, m: ...", ploc)
+            for pred, ploc in ens:
+                _check_arity(pred, 3, f"ensures of {attr}", "lambda old, self, m: ...", ploc)
+            handlers[key] = HandlerInfo(attr, fn, mtype, port_name, req, ens, fn_loc)
+        act = getattr(fn, "__assay_action__", None)
+        if act is not None:
+            when, over, loc = act
+            if hasattr(fn, "__assay_on__"):
+                raise SpecError(f"{cls.__name__}.{attr} is both a handler and an action", loc)
+            n = 2 if over is not None else 1
+            sig = "(self, arg)" if over is not None else "(self)"
+            _check_arity(fn, n, f"action {cls.__name__}.{attr}", sig, fn_loc)
+            if when is not None:
+                _check_arity(when, n, f"guard of {attr}", f"lambda {sig[1:-1]}: ...", loc)
+            for pred, ploc in req:
+                _check_arity(pred, n, f"requires of {attr}", f"lambda {sig[1:-1]}: ...", ploc)
+            for pred, ploc in ens:
+                _check_arity(pred, n + 1, f"ensures of {attr}",
+                             f"lambda old, {sig[1:-1]}: ...", ploc)
+            actions.append(ActionInfo(attr, fn, when, _resolve_over(over, attr, loc), req, ens,
+                                      fn_loc))
+        elif (req or ens) and not hasattr(fn, "__assay_on__"):
+            loc = (req or ens)[0][1]
+            raise SpecError(f"{cls.__name__}.{attr} has a contract but is neither a handler "
+                            "nor an action", loc, ["add @on(MessageType) or @action(...)"])
+
+    invariants: list[tuple[Callable, Location | None]] = []
+    for klass in reversed(cls.__mro__):
+        for pred, loc in vars(klass).get("__assay_invariants__", ()):
+            _check_arity(pred, 1, "invariant", "lambda self: ...", loc)
+            invariants.append((pred, loc))
+
+    actions.sort(key=lambda a: (a.location.line if a.location and a.location.line else 0, a.name))
+    return ComponentInfo(cls, tuple(fields), tuple(types), tuple(initial), ports, handlers,
+                         tuple(actions), tuple(invariants),
+                         {n: i for i, n in enumerate(fields)})
+
+
+def _resolve_handler_port(cls: type, attr: str, mtype: Any, port: str | None,
+                          ports: dict[str, Port], loc: Location | None) -> str:
+    if not (isinstance(mtype, type) and issubclass(mtype, Message)):
+        raise SpecError(f"@on({getattr(mtype, '__name__', mtype)!s}) on {cls.__name__}.{attr}: "
+                        "the argument is not a Message class", loc,
+                        ["declare it as 'class X(Message): ...'"])
+    if not ports:
+        raise SpecError(f"{cls.__name__}.{attr} handles {mtype.__name__}, but {cls.__name__} "
+                        "has no port that could carry it", loc,
+                        ["declare a port on the component, e.g. 'peer = Port()'"])
+    if port is None:
+        if len(ports) > 1:
+            raise SpecError(f"{cls.__name__}.{attr} handles {mtype.__name__} without naming a "
+                            f"port, and {cls.__name__} has several: {', '.join(sorted(ports))}",
+                            loc, [f"write @on({mtype.__name__}, port=...)"])
+        return next(iter(ports))
+    if port not in ports:
+        raise SpecError(f"{cls.__name__}.{attr} handles {mtype.__name__} on port {port!r}, "
+                        f"which {cls.__name__} does not have; no port can carry it", loc,
+                        [f"ports of {cls.__name__}: {', '.join(sorted(ports))}"])
+    return port
+
+
+def _resolve_over(over: Any, attr: str, loc: Location | None) -> Any:
+    if over is None or callable(over) and not isinstance(over, type):
+        return over
+    try:
+        values = tuple(over)
+    except TypeError:
+        raise SpecError(f"over= of action {attr} is not a finite domain", loc,
+                        ["give a list, a range, an Enum class or a function of self"]) from None
+    if not values:
+        raise SpecError(f"over= of action {attr} is empty", loc)
+    return values
+
+
+def _check_arity(fn: Callable, n: int, what: str, expected: str, loc: Location | None) -> None:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return
+    if any(p.kind is p.VAR_POSITIONAL for p in params):
+        return
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    required = [p for p in positional if p.default is p.empty]
+    if not (len(required) <= n <= len(positional)):
+        raise SpecError(f"{what} takes {len(positional)} argument(s), assay passes {n}",
+                        loc or object_location(fn), [f"write it as {expected}"])
+
+
+def _field_location(cls: type, name: str) -> Location | None:
+    """The line of a field's annotation in its class body (only used to report errors)."""
+    import ast
+    import textwrap
+
+    for klass in cls.__mro__:
+        if name not in vars(klass).get("__annotations__", {}):
+            continue
+        try:
+            lines, start = inspect.getsourcelines(klass)
+            file = inspect.getsourcefile(klass)
+        except (OSError, TypeError):
+            return None
+        tree = ast.parse(textwrap.dedent("".join(lines)))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) \
+                    and node.target.id == name:
+                return Location(file or "?", start + node.lineno - 1)
+        return Location(file or "?", start)
+    return None

@@ -1,0 +1,137 @@
+"""Loading a spec file and building one of its systems, with every failure a `SpecError`."""
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from assay.errors import Location, SpecError, UsageError, traceback_location
+from assay.model.system import System
+
+
+def load_module(path: str | Path) -> Any:
+    """Import a spec file as a module; syntax and import errors name the file and line."""
+    p = Path(path)
+    if not p.is_file():
+        raise UsageError(f"spec file {str(path)!r} does not exist")
+    name = f"assay_spec_{p.stem}_{abs(hash(str(p.resolve()))) % 10**8}"
+    if name in sys.modules:
+        return sys.modules[name]
+    try:
+        source = p.read_text()
+        code = compile(source, str(p), "exec")
+    except SyntaxError as e:
+        raise SpecError(f"syntax error: {e.msg}", Location(str(p), e.lineno),
+                        [(e.text or "").rstrip()] if e.text else []) from None
+    except UnicodeDecodeError as e:
+        raise SpecError(f"the spec is not UTF-8 text: {e.reason}", Location(str(p))) from None
+    spec = importlib.util.spec_from_file_location(name, p)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        exec(code, module.__dict__)
+    except SpecError:
+        del sys.modules[name]
+        raise
+    except ImportError as e:
+        del sys.modules[name]
+        raise SpecError(f"import failed: {e}", traceback_location(sys.exc_info()[2])
+                        or Location(str(p)),
+                        ["install the missing module, or fix the import"]) from None
+    except Exception as e:
+        del sys.modules[name]
+        raise SpecError(f"the spec raised {type(e).__name__} while loading: {e}",
+                        traceback_location(sys.exc_info()[2]) or Location(str(p))) from None
+    return module
+
+
+def system_functions(module: Any) -> dict[str, Callable[..., System]]:
+    """The functions of a spec that build systems: annotated `-> System`, or named `system`."""
+    out: dict[str, Callable[..., System]] = {}
+    for name, obj in vars(module).items():
+        if not inspect.isfunction(obj) or obj.__module__ != module.__name__:
+            continue
+        ret = inspect.signature(obj).return_annotation
+        if ret is System or ret == "System" or name == "system":
+            out[name] = obj
+    return out
+
+
+def parameters(fn: Callable[..., System]) -> dict[str, Any]:
+    """The parameters of a system function and their defaults."""
+    return {n: p.default for n, p in inspect.signature(fn).parameters.items()}
+
+
+def build(path: str | Path, system: str | None = None,
+          params: dict[str, str] | None = None) -> tuple[System, str, dict[str, Any]]:
+    """Load `path`, pick a system function, parse `params` and build the `System`.
+
+    Returns the system, the function's name and the parameters as typed values.
+    """
+    module = load_module(path)
+    funcs = system_functions(module)
+    where = Location(str(path))
+    if not funcs:
+        raise SpecError("no system in this spec", where,
+                        ["define a function that returns a System, e.g. "
+                         "'def system(n: int = 3) -> System: ...'"])
+    if system is None:
+        if len(funcs) == 1:
+            system = next(iter(funcs))
+        elif "system" in funcs:
+            system = "system"
+        else:
+            raise UsageError(f"{path} defines several systems: {', '.join(sorted(funcs))}",
+                             notes=["choose one with --system NAME"])
+    if system not in funcs:
+        raise UsageError(f"{path} has no system {system!r}",
+                         notes=[f"systems: {', '.join(sorted(funcs))}"])
+    fn = funcs[system]
+    known = parameters(fn)
+    typed: dict[str, Any] = {}
+    for k, raw in (params or {}).items():
+        if k not in known:
+            raise UsageError(f"system {system!r} has no parameter {k!r}",
+                             notes=[f"parameters: {', '.join(known) or '(none)'}"])
+        typed[k] = _parse_param(k, raw, known[k], fn)
+    try:
+        result = fn(**typed)
+    except SpecError:
+        raise
+    except Exception as e:
+        raise SpecError(f"building system {system!r} raised {type(e).__name__}: {e}",
+                        traceback_location(sys.exc_info()[2]) or where) from None
+    if not isinstance(result, System):
+        raise SpecError(f"{system}() returned {type(result).__name__}, not a System",
+                        Location(str(path), fn.__code__.co_firstlineno))
+    if not result.instances:
+        raise SpecError(f"system {system!r} has no instances",
+                        Location(str(path), fn.__code__.co_firstlineno),
+                        ["add instances with s.add(name, ComponentClass)"])
+    full = {**{k: v for k, v in known.items() if v is not inspect.Parameter.empty}, **typed}
+    return result, system, full
+
+
+def _parse_param(name: str, raw: str, default: Any, fn: Callable[..., Any]) -> Any:
+    ann = inspect.signature(fn).parameters[name].annotation
+    kind = ann if isinstance(ann, type) else type(default) if default is not \
+        inspect.Parameter.empty else str
+    try:
+        if kind is bool:
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if kind is int:
+            return int(raw)
+        if kind is str:
+            return raw
+    except ValueError:
+        raise UsageError(f"--param {name}={raw}: expected a {kind.__name__}") from None
+    raise UsageError(f"parameter {name!r} has type {getattr(kind, '__name__', kind)}, which "
+                     "--param cannot set", notes=["use int, bool or str parameters"])

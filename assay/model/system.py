@@ -1,0 +1,162 @@
+"""Systems: named instances of components, connections between their ports, a network model
+and the properties every reachable global state must satisfy.
+
+A spec's system function builds one `System`; the kernel compiles it.  Every mistake in the
+wiring is reported at the spec line that made it.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from assay.errors import Location, SpecError, caller_location, object_location
+from assay.model.component import Component, Port, component_info
+from assay.model.types import OneOf
+
+NETWORKS = ("unordered", "fifo", "duplicating")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+
+
+@dataclass(frozen=True)
+class PortRef:
+    """A port of a named instance: what `System.connect` takes (`rm.tm`, `tm.rms`)."""
+
+    instance: str
+    port: str
+    many: bool
+
+    def __str__(self) -> str:
+        return f"{self.instance}.{self.port}"
+
+
+class InstanceRef:
+    """Handle returned by `System.add`; its attributes are the instance's ports."""
+
+    def __init__(self, system: System, name: str, cls: type[Component]) -> None:
+        self._system = system
+        self.name = name
+        self.cls = cls
+
+    def __getattr__(self, attr: str) -> PortRef:
+        if attr.startswith("_"):
+            raise AttributeError(attr)
+        ports = component_info(self.cls).ports
+        if attr not in ports:
+            raise SpecError(f"instance {self.name!r} ({self.cls.__name__}) has no port {attr!r}",
+                            caller_location(2),
+                            [f"ports of {self.cls.__name__}: {', '.join(sorted(ports)) or '(none)'}"])
+        return PortRef(self.name, attr, ports[attr].many)
+
+    def __repr__(self) -> str:
+        return f"<instance {self.name} of {self.cls.__name__}>"
+
+
+@dataclass(frozen=True)
+class Connection:
+    a: PortRef
+    b: PortRef
+    location: Location | None
+
+
+@dataclass(frozen=True)
+class Property:
+    name: str
+    kind: str                   # "always"
+    fn: Callable[[Any], bool]
+    location: Location | None
+
+
+class System:
+    """A composition: `System("two_phase_commit", network="unordered")`."""
+
+    def __init__(self, name: str, network: str = "unordered") -> None:
+        if network not in NETWORKS:
+            raise SpecError(f"unknown network model {network!r}", caller_location(2),
+                            [f"choose one of: {', '.join(NETWORKS)}"])
+        self.name = name
+        self.network = network
+        self.instances: dict[str, type[Component]] = {}
+        self.overrides: dict[str, dict[str, Any]] = {}
+        self.connections: list[Connection] = []
+        self.properties: list[Property] = []
+        self.terminals: list[tuple[Callable[[Any], bool], Location | None]] = []
+        self.locations: dict[str, Location | None] = {}
+
+    # --- building --------------------------------------------------------------------------
+
+    def add(self, name: str, cls: type[Component], **initial: Any) -> InstanceRef:
+        """Add an instance of `cls` named `name`; keyword arguments set initial field values."""
+        where = caller_location(2)
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise SpecError(f"instance name {name!r} is not a valid name", where,
+                            ["use letters, digits, '_' and '-', starting with a letter"])
+        if name in self.instances:
+            raise SpecError(f"instance {name!r} is added twice", where)
+        if not (isinstance(cls, type) and issubclass(cls, Component)):
+            raise SpecError(f"System.add({name!r}, ...) needs a Component class, got {cls!r}",
+                            where)
+        info = component_info(cls)
+        for k, v in initial.items():
+            if k not in info.field_index:
+                raise SpecError(f"{cls.__name__} has no field {k!r} to initialise", where,
+                                [f"fields: {', '.join(info.fields) or '(none)'}"])
+            spec = info.types[info.field_index[k]]
+            for value in (v.values if isinstance(v, OneOf) else (v,)):
+                if not spec.conforms(value):
+                    raise SpecError(f"initial value {value!r} for {name}.{k} is not a "
+                                    f"{spec.describe()}", where)
+        self.instances[name] = cls
+        self.overrides[name] = dict(initial)
+        self.locations[name] = where
+        return InstanceRef(self, name, cls)
+
+    def connect(self, a: Any, b: Any) -> None:
+        """Connect two ports of different instances: `s.connect(rm.tm, tm.rms)`."""
+        where = caller_location(2)
+        for end in (a, b):
+            if isinstance(end, Port):
+                raise SpecError(f"connect() got the class attribute {end.name!r}, not a port of "
+                                "an instance", where,
+                                ["connect ports of instances: x = s.add('x', C); "
+                                 "s.connect(x.port, y.port)"])
+            if isinstance(end, InstanceRef):
+                raise SpecError(f"connect() got the instance {end.name!r}, not one of its ports",
+                                where, [f"write {end.name}.<port>, e.g. one of: "
+                                        f"{', '.join(sorted(component_info(end.cls).ports))}"])
+            if not isinstance(end, PortRef) or end.instance not in self.instances:
+                raise SpecError(f"connect() needs ports of instances of this system, got {end!r}",
+                                where)
+        if a.instance == b.instance:
+            raise SpecError(f"connect({a}, {b}) connects {a.instance!r} to itself", where,
+                            ["a port connects two different instances"])
+        for c in self.connections:
+            if {(c.a.instance, c.a.port), (c.b.instance, c.b.port)} == \
+                    {(a.instance, a.port), (b.instance, b.port)}:
+                raise SpecError(f"{a} and {b} are already connected", where)
+        for end in (a, b):
+            if not end.many and any(end in (c.a, c.b) for c in self.connections):
+                raise SpecError(f"port {end} is a single port and is already connected", where,
+                                ["declare it Port(many=True) to connect several peers"])
+        for end, other in ((a, b), (b, a)):
+            peers = [c.b if c.a == end else c.a for c in self.connections if end in (c.a, c.b)]
+            if any(p.instance == other.instance for p in peers):
+                raise SpecError(f"port {end} is already connected to {other.instance!r}", where,
+                                ["a port reaches each peer once; peers are named by instance"])
+        self.connections.append(Connection(a, b, where))
+
+    # --- properties --------------------------------------------------------------------------
+
+    def always(self, fn: Callable[[Any], bool]) -> Callable[[Any], bool]:
+        """Decorator: a safety property `fn(g)` that every reachable global state satisfies."""
+        self.properties.append(Property(fn.__name__, "always", fn, object_location(fn)))
+        return fn
+
+    def terminal(self, pred: Callable[[Any], bool]) -> Callable[[Any], bool]:
+        """Decorator: states where `pred(g)` holds are final, so having no event is no deadlock."""
+        self.terminals.append((pred, object_location(pred) or caller_location(2)))
+        return pred
+
+    def __repr__(self) -> str:
+        return f"<System {self.name}: {len(self.instances)} instances, network={self.network}>"

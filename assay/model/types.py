@@ -1,0 +1,366 @@
+"""The value types every engine understands, and their three forms.
+
+A field or message field has a *type spec* parsed from its annotation.  Each type has a
+membership test (used on every step to catch a handler that stores something else), a JSON form
+(traces, the wire) and a canonical byte form (fingerprints stable across processes).
+Anything not listed here is rejected when the spec loads.
+"""
+from __future__ import annotations
+
+import enum
+import types
+import typing
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Annotated, Any, Union, get_args, get_origin
+
+SUPPORTED = ("bool, int (optionally Annotated[int, Range(lo, hi)]), str, an Enum, a Message, "
+             "Peer, frozenset[T], tuple[...], Optional[T]")
+
+
+@dataclass(frozen=True, slots=True)
+class Range:
+    """Bounds (inclusive) of an int field: `Annotated[int, Range(0, 7)]`."""
+
+    lo: int
+    hi: int
+
+    def __post_init__(self) -> None:
+        if self.lo > self.hi:
+            raise ValueError(f"Range({self.lo}, {self.hi}) is empty")
+
+
+class Peer(str):
+    """The name of a connected instance: what `m.sender` holds and `port.peers` contains."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"Peer({str.__repr__(self)})"
+
+
+@dataclass(frozen=True, slots=True)
+class OneOf:
+    """A finite set of initial values for a field; the checker explores each."""
+
+    values: tuple[Any, ...]
+
+
+def one_of(*values: Any) -> OneOf:
+    """Declare that a field starts with any one of `values`: `x: int = one_of(0, 1, 2)`."""
+    if not values:
+        raise ValueError("one_of() needs at least one value")
+    return OneOf(tuple(values))
+
+
+class UnsupportedType(Exception):
+    """An annotation assay cannot check; the message says what to use instead."""
+
+
+# --- type specs ---------------------------------------------------------------------------------
+
+class TypeSpec:
+    def conforms(self, v: Any) -> bool:
+        raise NotImplementedError
+
+    def from_json(self, j: Any) -> Any:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+
+class _Bool(TypeSpec):
+    def conforms(self, v: Any) -> bool:
+        return v is True or v is False
+
+    def from_json(self, j: Any) -> Any:
+        if not isinstance(j, bool):
+            raise ValueError(f"expected a bool, got {j!r}")
+        return j
+
+    def describe(self) -> str:
+        return "bool"
+
+
+@dataclass(frozen=True)
+class _Int(TypeSpec):
+    range: Range | None = None
+
+    def conforms(self, v: Any) -> bool:
+        if type(v) is not int:
+            return False
+        return self.range is None or self.range.lo <= v <= self.range.hi
+
+    def from_json(self, j: Any) -> Any:
+        if type(j) is not int:
+            raise ValueError(f"expected an int, got {j!r}")
+        return j
+
+    def describe(self) -> str:
+        return f"int in [{self.range.lo}, {self.range.hi}]" if self.range else "int"
+
+
+class _Str(TypeSpec):
+    def conforms(self, v: Any) -> bool:
+        return isinstance(v, str)
+
+    def from_json(self, j: Any) -> Any:
+        if not isinstance(j, str):
+            raise ValueError(f"expected a str, got {j!r}")
+        return j
+
+    def describe(self) -> str:
+        return "str"
+
+
+class _Peer(_Str):
+    def from_json(self, j: Any) -> Any:
+        return Peer(super().from_json(j))
+
+    def describe(self) -> str:
+        return "Peer"
+
+
+@dataclass(frozen=True)
+class _Enum(TypeSpec):
+    cls: type[enum.Enum]
+
+    def conforms(self, v: Any) -> bool:
+        return type(v) is self.cls
+
+    def from_json(self, j: Any) -> Any:
+        try:
+            return self.cls[j]
+        except (KeyError, TypeError):
+            raise ValueError(f"{j!r} is not a member of {self.cls.__name__}") from None
+
+    def describe(self) -> str:
+        return self.cls.__name__
+
+
+@dataclass(frozen=True)
+class _Message(TypeSpec):
+    cls: type
+
+    def conforms(self, v: Any) -> bool:
+        return isinstance(v, self.cls) and v.__class__.__assay_conforms__(v)  # type: ignore[attr-defined]
+
+    def from_json(self, j: Any) -> Any:
+        from assay.model.message import message_from_json
+
+        msg = message_from_json(j, {self.cls.__name__: self.cls})
+        return msg
+
+    def describe(self) -> str:
+        return self.cls.__name__
+
+
+class _AnyValue(TypeSpec):
+    """Element type of a bare `frozenset` or `tuple`: any supported value."""
+
+    def conforms(self, v: Any) -> bool:
+        return is_value(v)
+
+    def from_json(self, j: Any) -> Any:
+        if isinstance(j, list):
+            return tuple(self.from_json(x) for x in j)
+        return j
+
+    def describe(self) -> str:
+        return "value"
+
+
+@dataclass(frozen=True)
+class _FrozenSet(TypeSpec):
+    elem: TypeSpec
+
+    def conforms(self, v: Any) -> bool:
+        return type(v) is frozenset and all(self.elem.conforms(x) for x in v)
+
+    def from_json(self, j: Any) -> Any:
+        if not isinstance(j, list):
+            raise ValueError(f"expected a list for a frozenset, got {j!r}")
+        return frozenset(self.elem.from_json(x) for x in j)
+
+    def describe(self) -> str:
+        return f"frozenset[{self.elem.describe()}]"
+
+
+@dataclass(frozen=True)
+class _Tuple(TypeSpec):
+    elems: tuple[TypeSpec, ...] | None   # None: homogeneous, see `rest`
+    rest: TypeSpec | None = None
+
+    def conforms(self, v: Any) -> bool:
+        if type(v) is not tuple:
+            return False
+        if self.elems is not None:
+            return len(v) == len(self.elems) and all(t.conforms(x) for t, x in zip(self.elems, v))
+        assert self.rest is not None
+        return all(self.rest.conforms(x) for x in v)
+
+    def from_json(self, j: Any) -> Any:
+        if not isinstance(j, list):
+            raise ValueError(f"expected a list for a tuple, got {j!r}")
+        if self.elems is not None:
+            if len(j) != len(self.elems):
+                raise ValueError(f"expected {len(self.elems)} items, got {len(j)}")
+            return tuple(t.from_json(x) for t, x in zip(self.elems, j))
+        assert self.rest is not None
+        return tuple(self.rest.from_json(x) for x in j)
+
+    def describe(self) -> str:
+        if self.elems is not None:
+            return f"tuple[{', '.join(t.describe() for t in self.elems)}]"
+        assert self.rest is not None
+        return f"tuple[{self.rest.describe()}, ...]"
+
+
+@dataclass(frozen=True)
+class _Optional(TypeSpec):
+    inner: TypeSpec
+
+    def conforms(self, v: Any) -> bool:
+        return v is None or self.inner.conforms(v)
+
+    def from_json(self, j: Any) -> Any:
+        return None if j is None else self.inner.from_json(j)
+
+    def describe(self) -> str:
+        return f"Optional[{self.inner.describe()}]"
+
+
+BOOL, INT, STR, PEER, ANY = _Bool(), _Int(), _Str(), _Peer(), _AnyValue()
+
+
+def parse_type(ann: Any) -> TypeSpec:
+    """The type spec of an annotation, or `UnsupportedType` naming what is wrong."""
+    from assay.model.message import Message
+
+    if ann is bool:
+        return BOOL
+    if ann is int:
+        return INT
+    if ann is Peer:
+        return PEER
+    if ann is str:
+        return STR
+    if isinstance(ann, type) and issubclass(ann, enum.Enum):
+        return _Enum(ann)
+    if isinstance(ann, type) and issubclass(ann, Message):
+        return _Message(ann)
+    if ann is frozenset:
+        return _FrozenSet(ANY)
+    if ann is tuple:
+        return _Tuple(None, ANY)
+    origin, args = get_origin(ann), get_args(ann)
+    if origin is Annotated:
+        base, *extra = args
+        ranges = [e for e in extra if isinstance(e, Range)]
+        if base is int and len(ranges) == 1:
+            return _Int(ranges[0])
+        if ranges:
+            raise UnsupportedType("Range(lo, hi) applies to int only, once")
+        return parse_type(base)
+    if origin is frozenset:
+        return _FrozenSet(parse_type(args[0]) if args else ANY)
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return _Tuple(None, parse_type(args[0]))
+        if args == ((),):
+            return _Tuple(())
+        return _Tuple(tuple(parse_type(a) for a in args))
+    if origin in (Union, types.UnionType):
+        rest = [a for a in args if a is not type(None)]
+        if len(rest) == 1 and len(args) == 2:
+            return _Optional(parse_type(rest[0]))
+        raise UnsupportedType(f"union {ann} is not supported; only Optional[T] (T | None) is")
+    if origin in (set, list, dict) or ann in (set, list, dict):
+        kind = getattr(origin, "__name__", None) or getattr(ann, "__name__", str(ann))
+        fix = "frozenset" if kind in ("set", "list") else "a frozenset of tuples"
+        raise UnsupportedType(f"type {kind} is mutable; use {fix} instead")
+    if ann is float:
+        raise UnsupportedType("type float is not supported (its equality is not exact); "
+                              "use int, e.g. in milli-units")
+    if ann is typing.Any or ann is object:
+        raise UnsupportedType(f"type {getattr(ann, '__name__', ann)} says nothing assay can check")
+    name = getattr(ann, "__name__", None) or repr(ann)
+    raise UnsupportedType(f"type {name} is not supported")
+
+
+# --- values: membership, JSON and canonical bytes ------------------------------------------------
+
+def is_value(v: Any) -> bool:
+    """True for a value of one of the supported types (recursively)."""
+    from assay.model.message import Message
+
+    t = type(v)
+    if t in (bool, int, str, Peer) or v is None or isinstance(v, enum.Enum):
+        return True
+    if isinstance(v, Message):
+        return True
+    if t is frozenset or t is tuple:
+        return all(is_value(x) for x in v)
+    return False
+
+
+def to_json(v: Any) -> Any:
+    """The JSON form of a value; frozensets become lists sorted canonically."""
+    from assay.model.message import Message
+
+    if v is None or type(v) in (bool, int):
+        return v
+    if isinstance(v, enum.Enum):
+        return v.name
+    if isinstance(v, str):
+        return str(v)
+    if isinstance(v, Message):
+        return v.to_json()
+    if type(v) is frozenset:
+        return [to_json(x) for x in sorted(v, key=canonical)]
+    if type(v) is tuple:
+        return [to_json(x) for x in v]
+    raise TypeError(f"{v!r} is not a value assay can encode")
+
+
+def canonical(v: Any) -> bytes:
+    """A byte string that identifies a value, the same in every process (no `hash()`)."""
+    from assay.model.message import Message
+
+    if v is None:
+        return b"N"
+    t = type(v)
+    if t is bool:
+        return b"T" if v else b"F"
+    if t is int:
+        s = str(v).encode()
+        return b"i" + len(s).to_bytes(2, "big") + s
+    if isinstance(v, enum.Enum):
+        s = f"{type(v).__qualname__}.{v.name}".encode()
+        return b"e" + len(s).to_bytes(2, "big") + s
+    if isinstance(v, str):
+        s = v.encode()
+        return b"s" + len(s).to_bytes(4, "big") + s
+    if isinstance(v, Message):
+        parts = [type(v).__qualname__.encode()] + [canonical(x) for x in v.values()]
+        return b"m" + _join(parts)
+    if t is frozenset:
+        return b"f" + _join(sorted(canonical(x) for x in v))
+    if t is tuple:
+        return b"t" + _join([canonical(x) for x in v])
+    raise TypeError(f"{v!r} is not a value assay can encode")
+
+
+def _join(parts: Iterable[bytes]) -> bytes:
+    out = bytearray()
+    n = 0
+    for p in parts:
+        out += len(p).to_bytes(4, "big")
+        out += p
+        n += 1
+    return n.to_bytes(4, "big") + bytes(out)
+
+
+def is_mutable_default(v: Any) -> bool:
+    return isinstance(v, list | dict | set | bytearray)

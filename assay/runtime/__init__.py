@@ -1,0 +1,1 @@
+"""The asyncio runtime (the runtime issue). Empty for now."""

@@ -1,0 +1,1 @@
+"""Deterministic simulation (the faults/simulator issue). Empty for now."""
