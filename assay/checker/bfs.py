@@ -46,37 +46,50 @@ def bfs(kernel: Kernel, search: Search) -> Outcome:
 
     max_states, max_depth = search.max_states, search.max_depth
     successors = kernel.successors
+    setdefault = visited.setdefault
     check_props = kernel.property_violations if kernel.properties else None
+    transitions = expanded = 0
+    limit = max_states if max_states is not None else float("inf")
     while level:
         if max_depth is not None and search.depth >= max_depth:
             for s in level:                     # is anything left beyond the bound?
                 if any(t not in visited for _, t, _ in successors(s)[0]):
+                    search.transitions = transitions
                     return stop("max-depth")
             break
         nxt: list[State] = []
         for s in level:
             steps, enabled = successors(s)
-            search.transitions += enabled
+            transitions += enabled
             if not enabled and not kernel.is_terminal(s):
+                search.transitions = transitions
                 return stop("violation", kernel.deadlock(), s)
             for ev, t, viol in steps:
                 if viol:
+                    search.transitions = transitions
                     return stop("violation", viol[0], s, ev)
-                if t in visited:
-                    continue
-                visited[t] = (s, ev)
+                n = len(visited)
+                setdefault(t, (s, ev))
+                if len(visited) == n:
+                    continue                            # seen before (one hash, not two)
+                if n >= limit:                          # one state beyond --max-states
+                    del visited[t]
+                    search.transitions = transitions
+                    return stop("max-states")
                 if check_props is not None:
                     pv = check_props(t)
                     if pv:
                         search.depth += 1
+                        search.transitions = transitions
                         return stop("violation", pv[0], t)
                 nxt.append(t)
-            if max_states is not None and len(visited) >= max_states and nxt:
+            expanded += 1
+            if not expanded & 0x3FF:                    # now and then: progress
                 search.states = len(visited)
-                return stop("max-states")
-            search.states = len(visited)
-            search.tick(len(nxt))
+                search.transitions = transitions
+                search.tick(len(nxt))
         level = nxt
         if level:
             search.depth += 1
+    search.transitions = transitions
     return stop("exhausted")

@@ -141,31 +141,46 @@ class Context:
 
 
 class StateView:
-    """A read-only view of an instance's state: what `old`, `g[...]` and properties see."""
+    """A read-only view of an instance's state: what `old`, `g[...]` and properties see.
 
-    __slots__ = ("_name", "_fields", "_values")
+    Each component class gets a subclass with one slot per field, so reading a field in a
+    property is a plain attribute access.
+    """
 
-    def __init__(self, name: str, fields: dict[str, int], values: tuple[Any, ...]) -> None:
-        object.__setattr__(self, "_name", name)
-        object.__setattr__(self, "_fields", fields)
-        object.__setattr__(self, "_values", values)
+    __slots__ = ("name",)
+    _fields: tuple[str, ...] = ()
 
-    @property
-    def name(self) -> str:
-        return self._name
-
-    def __getattr__(self, attr: str) -> Any:
-        i = self._fields.get(attr)
-        if i is None:
-            raise AttributeError(f"{self._name} has no field {attr!r}")
-        return self._values[i]
+    def __getattr__(self, attr: str) -> Any:       # only reached when the field does not exist
+        raise AttributeError(f"{object.__getattribute__(self, 'name')} has no field {attr!r}; "
+                             f"fields: {', '.join(self._fields) or '(none)'}")
 
     def __setattr__(self, attr: str, value: Any) -> None:
-        raise AttributeError(f"{self._name}: a state view is read-only")
+        raise AttributeError(f"{self.name}: a state view is read-only")
 
     def __repr__(self) -> str:
-        inner = ", ".join(f"{f}={self._values[i]!r}" for f, i in self._fields.items())
-        return f"{self._name}({inner})"
+        inner = ", ".join(f"{f}={getattr(self, f)!r}" for f in self._fields)
+        return f"{self.name}({inner})"
+
+
+_VIEW_CLASSES: dict[type, type[StateView]] = {}
+
+
+def view_class(info: ComponentInfo) -> type[StateView]:
+    vc = _VIEW_CLASSES.get(info.cls)
+    if vc is None:
+        vc = _VIEW_CLASSES[info.cls] = type(f"{info.cls.__name__}State", (StateView,),
+                                            {"__slots__": info.fields, "_fields": info.fields})
+    return vc
+
+
+def make_view(vc: type[StateView], name: str, fields: tuple[str, ...],
+              values: tuple[Any, ...]) -> StateView:
+    v = object.__new__(vc)
+    setter = object.__setattr__
+    setter(v, "name", name)
+    for f, x in zip(fields, values):
+        setter(v, f, x)
+    return v
 
 
 class Runner:
@@ -177,6 +192,7 @@ class Runner:
         self.wirings = wirings
         self.fields = info.fields
         self.field_index = info.field_index
+        self.view_class = view_class(info)
 
     # --- the live object a handler sees ----------------------------------------------------
 
@@ -188,7 +204,7 @@ class Runner:
         return obj
 
     def view(self, values: tuple[Any, ...]) -> StateView:
-        return StateView(self.name, self.field_index, values)
+        return make_view(self.view_class, self.name, self.fields, values)
 
     # --- local steps -------------------------------------------------------------------------
 

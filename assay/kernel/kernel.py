@@ -34,7 +34,7 @@ from assay.model.types import Peer, canonical, to_json
 
 State = tuple[Any, ...]
 Outcome = tuple[int, tuple[int, ...], tuple[Violation, ...]]   # new local id, sends, violations
-_SHIFT = 32
+_NOOP = object()     # a memoised delivery that changes nothing (same local state, no sends)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +72,7 @@ class _LocalTable:
 
 
 class _Instance:
-    __slots__ = ("index", "name", "info", "runner", "table", "dmemo", "amemo", "views", "cls")
+    __slots__ = ("index", "name", "info", "runner", "table", "amemo", "views", "cls")
 
     def __init__(self, index: int, name: str, info: ComponentInfo, runner: Runner,
                  table: _LocalTable) -> None:
@@ -82,7 +82,6 @@ class _Instance:
         self.cls = info.cls
         self.runner = runner
         self.table = table
-        self.dmemo: dict[int, Outcome] = {}
         self.amemo: dict[int, tuple[tuple[int, Outcome], ...]] = {}
         self.views: dict[int, StateView] = {}
 
@@ -109,6 +108,12 @@ class Kernel:
             table = tables.setdefault(cls, _LocalTable())
             self.instances.append(_Instance(i, name, info, Runner(name, info, w), table))
         self.wirings = wirings
+        # memoised local steps: deliveries by (local id << 32 | envelope id) (the envelope
+        # fixes the instance), actions per instance by local id
+        self._dmemo: dict[int, Outcome | object] = {}
+        self._amemos = [inst.amemo for inst in self.instances]
+        self._views = [inst.views for inst in self.instances]
+        self._class_indices: dict[type | None, tuple[int, ...]] = {}
 
         # links: one per direction of each connection (FIFO queues, canonical order)
         links = sorted({(a, ap, b, bp) for a, ports in wirings.items()
@@ -131,6 +136,8 @@ class Kernel:
             self.network = Fifo(len(links), self.env_link)
         self.messages = _known_messages(system)
         self.properties = list(system.properties)
+        # property verdicts by local states, for evaluations that did not read the network
+        self._property_memo: dict[tuple[int, ...], tuple[Violation, ...]] = {}
         self.terminals = list(system.terminals)
 
     # --- interning ----------------------------------------------------------------------------
@@ -171,7 +178,8 @@ class Kernel:
 
     # --- the memoised local step --------------------------------------------------------------
 
-    def _deliver_outcome(self, inst: _Instance, lid: int, env_id: int) -> Outcome:
+    def _deliver_outcome(self, dst: int, lid: int, env_id: int) -> Outcome:
+        inst = self.instances[dst]
         env = self.envs[env_id]
         msg = env.message.with_sender(Peer(env.src))
         values = inst.table.values[lid]
@@ -184,7 +192,7 @@ class Kernel:
         else:
             new, sends, violations = inst.runner.run_handler(values, h, msg)
             o = (inst.table.intern(new), self._sends(inst, sends), tuple(violations))
-        inst.dmemo[lid << _SHIFT | env_id] = o
+        self._dmemo[lid << 32 | env_id] = _NOOP if o == (lid, (), ()) else o
         return o
 
     def _action_outcomes(self, inst: _Instance, lid: int) -> tuple[tuple[int, Outcome], ...]:
@@ -216,20 +224,26 @@ class Kernel:
         """
         locals_, net = state
         network = self.network
-        insts = self.instances
+        consumes = network.consumes
+        deliver, add = network.deliver, network.add
         env_dst = self.env_dst
+        dmemo = self._dmemo
+        noop = _NOOP
         out = []
         enabled = 0
         for env in network.deliverable(net):
             enabled += 1
             dst = env_dst[env]
             lid = locals_[dst]
-            inst = insts[dst]
-            o = inst.dmemo.get(lid << _SHIFT | env)
+            o = dmemo.get(lid << 32 | env)
             if o is None:
-                o = self._deliver_outcome(inst, lid, env)
+                o = self._deliver_outcome(dst, lid, env)
+            if o is noop:                          # changes nothing but the network, if that
+                if consumes:
+                    out.append((env, (locals_, deliver(net, env, ())), ()))
+                continue
             new_lid, sends, viol = o
-            new_net = network.deliver(net, env, sends)
+            new_net = deliver(net, env, sends) if sends or consumes else net
             if new_lid == lid:
                 if new_net is net and not viol:
                     continue
@@ -237,14 +251,14 @@ class Kernel:
             else:
                 new_locals = locals_[:dst] + (new_lid,) + locals_[dst + 1:]
             out.append((env, (new_locals, new_net), viol))
+        amemos = self._amemos
         for i, lid in enumerate(locals_):
-            inst = insts[i]
-            acts = inst.amemo.get(lid)
+            acts = amemos[i].get(lid)
             if acts is None:
-                acts = self._action_outcomes(inst, lid)
+                acts = self._action_outcomes(self.instances[i], lid)
             for slot, (new_lid, sends, viol) in acts:
                 enabled += 1
-                new_net = network.add(net, sends)
+                new_net = add(net, sends) if sends else net
                 if new_lid == lid:
                     if new_net is net and not viol:
                         continue
@@ -279,8 +293,8 @@ class Kernel:
             dst = self.env_dst[ev]
             inst = self.instances[dst]
             lid = locals_[dst]
-            o = inst.dmemo.get(lid << _SHIFT | ev) or self._deliver_outcome(inst, lid, ev)
-            new_lid, sends, viol = o
+            o = self._dmemo.get(lid << 32 | ev) or self._deliver_outcome(dst, lid, ev)
+            new_lid, sends, viol = (lid, (), ()) if o is _NOOP else o  # type: ignore[misc]
             new_net = self.network.deliver(net, ev, sends)
             i = dst
         else:
@@ -307,6 +321,10 @@ class Kernel:
         """The `always` properties that `state` breaks.  A property that raises is a spec error."""
         if not self.properties:
             return ()
+        memo = self._property_memo
+        known = memo.get(state[0])
+        if known is not None:
+            return known
         g = World(self, state)
         out = []
         for p in self.properties:
@@ -322,7 +340,10 @@ class Kernel:
                 out.append(Violation("property", p.name,
                                      f"property {p.name!r} does not hold", name=p.name,
                                      location=p.location))
-        return tuple(out)
+        res = tuple(out)
+        if not g._net_read:         # a function of the local states alone: share the verdict
+            memo[state[0]] = res
+        return res
 
     def is_terminal(self, state: State) -> bool:
         if not self.terminals:
@@ -481,11 +502,12 @@ class Kernel:
 class World:
     """The global state as a property sees it: `g["tm"]`, `g.instances(ResourceManager)`."""
 
-    __slots__ = ("_k", "_state")
+    __slots__ = ("_k", "_state", "_net_read")
 
     def __init__(self, kernel: Kernel, state: State) -> None:
         self._k = kernel
         self._state = state
+        self._net_read = False
 
     def __getitem__(self, name: str) -> StateView:
         i = self._k.index.get(name)
@@ -496,12 +518,22 @@ class World:
     def instances(self, cls: type | None = None) -> list[StateView]:
         """The state of every instance (of `cls`, if given), in the order they were added."""
         k = self._k
+        idx = k._class_indices.get(cls)
+        if idx is None:
+            idx = k._class_indices[cls] = tuple(
+                i for i, inst in enumerate(k.instances) if cls is None or issubclass(inst.cls, cls))
         locals_ = self._state[0]
-        return [k.view(i, locals_[i]) for i, inst in enumerate(k.instances)
-                if cls is None or issubclass(inst.cls, cls)]
+        views = k._views
+        out = []
+        for i in idx:
+            lid = locals_[i]
+            v = views[i].get(lid)
+            out.append(k.view(i, lid) if v is None else v)
+        return out
 
     def in_flight(self, mtype: type | None = None) -> list[Envelope]:
         """The messages in the network (of type `mtype`, if given)."""
+        self._net_read = True
         return [e for e in self._k.in_flight(self._state)
                 if mtype is None or isinstance(e.message, mtype)]
 
