@@ -28,9 +28,27 @@ def _fail(err: AssayError) -> None:
     sys.exit(err.exit_code)
 
 
+EXIT_INTERNAL = 70
+
+
 class _Group(click.Group):
-    def main(self, *args: Any, **kwargs: Any) -> Any:   # click usage errors exit 2 already
-        return super().main(*args, **kwargs)
+    """Click usage errors exit 2 already; a bug in assay keeps its traceback, exit 70."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException,
+                SystemExit, KeyboardInterrupt):
+            raise
+        except AssayError as e:
+            _fail(e)
+        except Exception:
+            import traceback
+
+            traceback.print_exc()
+            click.echo("internal error: this is a bug in assay, not in your spec; please report "
+                       "it with the traceback above", err=True)
+            sys.exit(EXIT_INTERNAL)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -30,6 +30,7 @@ from assay.kernel.violation import Violation
 from assay.model.component import ComponentInfo, component_info
 from assay.model.message import Message, message_from_json
 from assay.model.system import System
+from assay.model.validate import validate
 from assay.model.types import Peer, canonical, to_json
 
 State = tuple[Any, ...]
@@ -90,6 +91,7 @@ class Kernel:
     """The compiled semantics of one system."""
 
     def __init__(self, system: System) -> None:
+        validate(system)
         self.system = system
         names = list(system.instances)
         self.index = {n: i for i, n in enumerate(names)}

@@ -1,0 +1,52 @@
+"""Checks of a whole system before anything runs: what can be known from the wiring alone."""
+from __future__ import annotations
+
+import ast
+import inspect
+import textwrap
+
+from assay.errors import Location, SpecError
+from assay.model.component import component_info
+from assay.model.system import System
+
+
+def validate(system: System) -> None:
+    """Raise `SpecError` for a send on a port that no connection reaches.
+
+    The kernel reports such a send when it happens; this finds it before exploring, at the
+    line that would make it.
+    """
+    connected = {(c.a.instance, c.a.port) for c in system.connections} | \
+                {(c.b.instance, c.b.port) for c in system.connections}
+    checked: set[tuple[type, str]] = set()
+    for name, cls in system.instances.items():
+        info = component_info(cls)
+        for port in info.ports:
+            if (name, port) in connected or (cls, port) in checked:
+                continue
+            checked.add((cls, port))
+            where = _send_site(cls, port)
+            if where is not None:
+                raise SpecError(f"{name} ({cls.__name__}) sends on port {port!r}, which is not "
+                                "connected in this system", where,
+                                [f"connect it: s.connect({name}.{port}, <peer>.<port>), or remove "
+                                 "the send"])
+
+
+def _send_site(cls: type, port: str) -> Location | None:
+    """The first `self.<port>.send(...)` or `.broadcast(...)` in the class body, if any."""
+    try:
+        lines, start = inspect.getsourcelines(cls)
+        file = inspect.getsourcefile(cls) or "?"
+        tree = ast.parse(textwrap.dedent("".join(lines)))
+    except (OSError, TypeError, SyntaxError):
+        return None
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and node.func.attr in ("send", "broadcast")
+                and isinstance(node.func.value, ast.Attribute)
+                and node.func.value.attr == port
+                and isinstance(node.func.value.value, ast.Name)
+                and node.func.value.value.id == "self"):
+            return Location(file, start + node.lineno - 1)
+    return None
