@@ -48,7 +48,8 @@ class AssayError(Exception):
         self.notes = tuple(notes)
 
     def render(self) -> str:
-        head = f"{self.location}: error: {self.message}" if self.location else f"error: {self.message}"
+        where = f"{self.location}: " if self.location else ""
+        head = f"{where}error: {self.message}"
         return "\n".join([head, *(f"  note: {n}" for n in self.notes)])
 
     def __str__(self) -> str:

@@ -12,6 +12,7 @@ from rich.text import Text
 
 from assay.checker import CheckResult
 from assay.kernel.trace import Step
+from assay.model.types import Peer
 
 
 def _value(v: Any) -> str:
@@ -19,8 +20,12 @@ def _value(v: Any) -> str:
 
     if isinstance(v, enum.Enum):
         return v.name
+    if isinstance(v, Peer):
+        return str(v)
     if isinstance(v, frozenset):
         return "{" + ", ".join(sorted(_value(x) for x in v)) + "}"
+    if isinstance(v, tuple):
+        return "(" + ", ".join(_value(x) for x in v) + ("," if len(v) == 1 else "") + ")"
     return repr(v)
 
 
@@ -30,7 +35,7 @@ def render_steps(console: Console, steps: tuple[Step, ...] | list[Step],
     if initial is not None:
         console.print(Text("initial state", style="bold"))
         for inst, fields in initial.items():
-            inner = ", ".join(f"{k}={v}" for k, v in fields.items())
+            inner = ", ".join(f"{k}={_value(v)}" for k, v in fields.items())
             console.print(Text(f"     {inst}: {inner}", style="dim"))
     width = len(str(len(steps)))
     for s in steps:
@@ -59,7 +64,7 @@ def render_check(console: Console, r: CheckResult, spec: str, system: str,
             console.print(f"  blame: {v.blame}{where}", markup=False, highlight=False)
             title = "shortest counterexample" if r.strategy == "bfs" else "counterexample"
             console.print(Text(f"\n{title} ({len(r.steps)} steps):", style="bold"))
-            render_steps(console, r.steps, r.trace.initial)
+            render_steps(console, r.steps, r.initial)
             if v.kind in ("property", "deadlock"):
                 console.print(Text(f"  ✗ {v.message}", style="bold red"))
         console.print()

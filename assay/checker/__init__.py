@@ -33,6 +33,7 @@ class CheckResult:
     violation: Violation | None
     steps: tuple[Step, ...]          # the counterexample, when there is one
     trace: Trace | None
+    initial: dict[str, dict[str, Any]] | None = None   # its initial state, field values
 
     @property
     def exit_code(self) -> int:
@@ -91,5 +92,9 @@ def _result(kernel: Kernel, out: Outcome, strategy: str, spec: str, system_name:
                       initial=initial_json(kernel, out.start),
                       verdict={"kind": v.kind, "name": v.name, "blame": v.blame,
                                "message": v.message, "step": len(steps)})
+    initial = None
+    if out.start is not None:
+        initial = {inst.name: kernel.local_values(out.start, inst.name)
+                   for inst in kernel.instances}
     return CheckResult(verdict, out.reason, strategy, out.states, out.transitions, out.depth,
-                       out.seconds, out.violation, tuple(steps), trace)
+                       out.seconds, out.violation, tuple(steps), trace, initial)

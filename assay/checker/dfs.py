@@ -1,6 +1,6 @@
 """Depth-first exploration: memory for the visited set and the current path only.
 
-The counterexample is the stack itself (not necessarily a shortest one).
+The counterexample is the path on the stack (not necessarily a shortest one).
 """
 from __future__ import annotations
 
@@ -8,16 +8,20 @@ import time
 
 from assay.checker.search import Outcome, Search
 from assay.kernel.kernel import Kernel, State
+from assay.kernel.violation import Violation
 
 
 def dfs(kernel: Kernel, search: Search) -> Outcome:
     visited: set[State] = set()
-    max_states, max_depth = search.max_states, search.max_depth
+    max_depth = search.max_depth
+    limit = search.max_states if search.max_states is not None else float("inf")
     successors = kernel.successors
     check_props = kernel.property_violations if kernel.properties else None
     cut = False
 
-    def done(reason: str, violation=None, start=None, path=()) -> Outcome:  # type: ignore
+    def done(reason: str, violation: Violation | None = None, start: State | None = None,
+             path: list[int] | tuple[int, ...] = ()) -> Outcome:
+        search.states = len(visited)
         return Outcome(reason, len(visited), search.transitions, search.depth,  # type: ignore
                        time.perf_counter() - search.started, violation, start, tuple(path))
 
@@ -30,24 +34,22 @@ def dfs(kernel: Kernel, search: Search) -> Outcome:
         pv = kernel.property_violations(init)
         if pv:
             return done("violation", pv[0], init)
-        # stack of (state, successor steps, next index); path[k] leads to stack[k + 1]
+        # stack[k] = [state, its successor steps, next index]; path[k] leads to stack[k + 1]
         stack: list[list] = []
         path: list[int] = []
-
-        def push(s: State) -> Outcome | None:
-            steps, enabled = successors(s)
-            search.transitions += enabled
-            if not enabled and not kernel.is_terminal(s):
-                return done("violation", kernel.deadlock(), init, path)
-            stack.append([s, steps, 0])
-            return None
-
-        out = push(init)
-        if out:
-            return out
-        while stack:
+        state: State | None = init
+        while True:
+            if state is not None:                     # expand a newly reached state
+                steps, enabled = successors(state)
+                search.transitions += enabled
+                if not enabled and not kernel.is_terminal(state):
+                    return done("violation", kernel.deadlock(), init, path)
+                stack.append([state, steps, 0])
+                state = None
+            if not stack:
+                break
             top = stack[-1]
-            s, steps, k = top
+            _, steps, k = top
             if k >= len(steps):
                 stack.pop()
                 if path:
@@ -62,21 +64,18 @@ def dfs(kernel: Kernel, search: Search) -> Outcome:
             if max_depth is not None and len(path) >= max_depth:
                 cut = True
                 continue
+            if len(visited) >= limit:
+                return done("max-states")
             visited.add(t)
             path.append(ev)
-            search.depth = max(search.depth, len(path))
+            if len(path) > search.depth:
+                search.depth = len(path)
             if check_props is not None:
                 pv = check_props(t)
                 if pv:
                     return done("violation", pv[0], init, path)
-            if max_states is not None and len(visited) >= max_states:
-                search.states = len(visited)
-                return done("max-states")
-            out = push(t)
-            if out:
-                return out
-            if len(visited) & 0x3FF == 0:
+            if not len(visited) & 0x3FF:
                 search.states = len(visited)
                 search.tick(len(stack))
-    search.states = len(visited)
+            state = t
     return done("max-depth" if cut else "exhausted")

@@ -74,7 +74,7 @@ class PortHandle:
                 self._ctx.unconnected(w.port)
             dst, dst_port = w.peers[0]
         else:
-            for dst, dst_port in w.peers:
+            for dst, dst_port in w.peers:  # noqa: B007 - the match is used after the loop
                 if dst == to:
                     break
             else:

@@ -30,8 +30,8 @@ from assay.kernel.violation import Violation
 from assay.model.component import ComponentInfo, component_info
 from assay.model.message import Message, message_from_json
 from assay.model.system import System
-from assay.model.validate import validate
 from assay.model.types import Peer, canonical, to_json
+from assay.model.validate import validate
 
 State = tuple[Any, ...]
 Outcome = tuple[int, tuple[int, ...], tuple[Violation, ...]]   # new local id, sends, violations
@@ -307,7 +307,7 @@ class Kernel:
             acts = inst.amemo.get(lid)
             if acts is None:
                 acts = self._action_outcomes(inst, lid)
-            for s, o in acts:
+            for s, o in acts:  # noqa: B007 - the match is used after the loop
                 if s == slot:
                     break
             else:

@@ -1,6 +1,7 @@
 """Loading a spec file and building one of its systems, with every failure a `SpecError`."""
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import inspect
 import sys
@@ -17,7 +18,8 @@ def load_module(path: str | Path) -> Any:
     p = Path(path)
     if not p.is_file():
         raise UsageError(f"spec file {str(path)!r} does not exist")
-    name = f"assay_spec_{p.stem}_{abs(hash(str(p.resolve()))) % 10**8}"
+    digest = hashlib.blake2b(str(p.resolve()).encode(), digest_size=4).hexdigest()
+    name = f"assay_spec_{p.stem}_{digest}"
     if name in sys.modules:
         return sys.modules[name]
     try:

@@ -46,7 +46,8 @@ class InstanceRef:
         if attr not in ports:
             raise SpecError(f"instance {self.name!r} ({self.cls.__name__}) has no port {attr!r}",
                             caller_location(2),
-                            [f"ports of {self.cls.__name__}: {', '.join(sorted(ports)) or '(none)'}"])
+                            [f"ports of {self.cls.__name__}: "
+                             f"{', '.join(sorted(ports)) or '(none)'}"])
         return PortRef(self.name, attr, ports[attr].many)
 
     def __repr__(self) -> str:
