@@ -16,7 +16,7 @@ from assay.errors import Location, SpecError, caller_location, traceback_locatio
 from assay.kernel.violation import Violation
 from assay.model.component import ActionInfo, ComponentInfo, HandlerInfo
 from assay.model.message import Message
-from assay.model.types import Peer
+from assay.model.types import Peer, canonical
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,9 +227,15 @@ class Runner:
         if act.over is None:
             args: list[tuple[bool, Any]] = [(False, None)]
         else:
-            dom = act.over(obj) if callable(act.over) else act.over
+            dom = act.over
+            if callable(dom):
+                try:
+                    dom = list(dom(obj))
+                except Exception as e:
+                    raise SpecError(f"the domain (over=) of {self.name}.{act.name} raised "
+                                    f"{type(e).__name__}: {e}",
+                                    traceback_location(sys.exc_info()[2])) from None
             if isinstance(dom, frozenset | set):
-                from assay.model.types import canonical
                 dom = sorted(dom, key=canonical)
             args = [(True, a) for a in dom]
         if act.when is None:
