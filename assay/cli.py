@@ -24,7 +24,7 @@ def _params(values: tuple[str, ...]) -> dict[str, str]:
 
 
 def _fail(err: AssayError) -> None:
-    Console(stderr=True, highlight=False).print(err.render(), markup=False)
+    click.echo(err.render(), err=True)          # never wrapped: `file:line: error:` stays whole
     sys.exit(err.exit_code)
 
 
@@ -83,6 +83,8 @@ def check(spec: str, system_name: str | None, params: tuple[str, ...], strategy:
     from assay.model.load import build
 
     try:
+        if trace_out:
+            _check_writable(trace_out)
         system, name, typed = build(spec, system_name, _params(params))
         from assay.kernel import Kernel
 
@@ -99,7 +101,10 @@ def check(spec: str, system_name: str | None, params: tuple[str, ...], strategy:
         _fail(e)
         return
     if trace_out and result.trace is not None:
-        result.trace.write(trace_out)
+        try:
+            result.trace.write(trace_out)
+        except OSError as e:
+            _fail(UsageError(f"cannot write the trace to {trace_out}: {e.strerror}"))
     if as_json:
         doc = {"command": "check", "spec": spec, "system": name, "params": typed,
                **result.to_json()}
@@ -113,6 +118,17 @@ def check(spec: str, system_name: str | None, params: tuple[str, ...], strategy:
                    else f"no counterexample, so no trace written to {trace_out}")
             click.echo(msg)
     sys.exit(result.exit_code)
+
+
+def _check_writable(path: str) -> None:
+    """Fail before a long search, not after it, when an output file cannot be written."""
+    import os
+
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise UsageError(f"cannot write {path}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise UsageError(f"cannot write {path}: permission denied")
 
 
 class _Progress:

@@ -101,6 +101,21 @@ def traceback_location(tb: TracebackType | None) -> Location | None:
     return found
 
 
+def _decorator_lines(lines: list[str]) -> int:
+    """How many lines of a function's source come before its `def` (its decorators)."""
+    import ast
+    import textwrap
+
+    try:
+        tree = ast.parse(textwrap.dedent("".join(lines)))
+    except SyntaxError:                  # a lambda inside a larger expression, say
+        return 0
+    node = tree.body[0] if tree.body else None
+    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+        return node.lineno - 1
+    return 0
+
+
 def object_location(obj: object) -> Location | None:
     """Where a function or class is defined."""
     import inspect
@@ -108,7 +123,9 @@ def object_location(obj: object) -> Location | None:
     try:
         target = inspect.unwrap(obj)  # type: ignore[arg-type]
         file = inspect.getsourcefile(target)  # type: ignore[arg-type]
-        _, line = inspect.getsourcelines(target)  # type: ignore[arg-type]
+        lines, line = inspect.getsourcelines(target)  # type: ignore[arg-type]
+        if inspect.isfunction(target):
+            line += _decorator_lines(lines)
     except (TypeError, OSError):
         code = getattr(obj, "__code__", None)
         if code is None:

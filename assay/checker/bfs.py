@@ -31,10 +31,14 @@ def bfs(kernel: Kernel, search: Search) -> Outcome:
         return Outcome(reason, len(visited), search.transitions, search.depth,  # type: ignore
                        time.perf_counter() - search.started, violation, start, tuple(path))
 
+    max_states, max_depth = search.max_states, search.max_depth
+    limit = max_states if max_states is not None else float("inf")
     level: list[State] = []
     for s, viol in kernel.initial_states():
         if s in visited:
             continue
+        if len(visited) >= limit:
+            return stop("max-states")
         visited[s] = None
         if viol:
             return stop("violation", viol[0], s)
@@ -44,19 +48,26 @@ def bfs(kernel: Kernel, search: Search) -> Outcome:
         level.append(s)
     search.states = len(visited)
 
-    max_states, max_depth = search.max_states, search.max_depth
     successors = kernel.successors
     setdefault = visited.setdefault
     check_props = kernel.property_violations if kernel.properties else None
     transitions = expanded = 0
-    limit = max_states if max_states is not None else float("inf")
     while level:
         if max_depth is not None and search.depth >= max_depth:
-            for s in level:                     # is anything left beyond the bound?
-                if any(t not in visited for _, t, _ in successors(s)[0]):
-                    search.transitions = transitions
-                    return stop("max-depth")
-            break
+            # The last level: its states are checked like any other (deadlock, violating
+            # steps), but what lies beyond is only noted, not explored.
+            beyond = False
+            for s in level:
+                steps, enabled = successors(s)
+                transitions += enabled
+                search.transitions = transitions
+                if not enabled and not kernel.is_terminal(s):
+                    return stop("violation", kernel.deadlock(), s)
+                for ev, t, viol in steps:
+                    if viol:
+                        return stop("violation", viol[0], s, ev)
+                    beyond = beyond or t not in visited
+            return stop("max-depth" if beyond else "exhausted")
         nxt: list[State] = []
         for s in level:
             steps, enabled = successors(s)

@@ -12,11 +12,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from assay.errors import Location, SpecError, caller_location, traceback_location
+from assay.errors import (
+    Location,
+    SpecError,
+    caller_location,
+    object_location,
+    traceback_location,
+)
 from assay.kernel.violation import Violation
 from assay.model.component import ActionInfo, ComponentInfo, HandlerInfo
 from assay.model.message import Message
-from assay.model.types import Peer, canonical
+from assay.model.types import Peer, UnsupportedType, canonical
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +131,11 @@ class Context:
         if not isinstance(message, Message):
             self.abort("type", f"{self.where()} sent {message!r} on port {port!r}, "
                        "which is not a Message")
-        bad = message.bad_field()
+        try:
+            bad = message.bad_field()
+        except UnsupportedType as e:
+            raise SpecError(str(e), object_location(type(message)) or caller_location(3)) \
+                from None
         if bad is not None:
             self.abort("type", f"{self.where()} sent a message whose {bad}")
         self.outbox.append(Send(port, dst, dst_port, message.with_sender(None)))
@@ -230,13 +240,15 @@ class Runner:
             dom = act.over
             if callable(dom):
                 try:
-                    dom = list(dom(obj))
+                    dom = dom(obj)
+                    # a set has no order of its own: sort it, so events come in the same
+                    # order in every process
+                    dom = sorted(dom, key=canonical) if isinstance(dom, frozenset | set) \
+                        else list(dom)
                 except Exception as e:
                     raise SpecError(f"the domain (over=) of {self.name}.{act.name} raised "
                                     f"{type(e).__name__}: {e}",
                                     traceback_location(sys.exc_info()[2])) from None
-            if isinstance(dom, frozenset | set):
-                dom = sorted(dom, key=canonical)
             args = [(True, a) for a in dom]
         if act.when is None:
             return args
@@ -272,7 +284,7 @@ class Runner:
         obj = self.live(values, ctx)
         for pred, loc in requires:
             v = self._holds(pred, (obj, *args), "requires", requires_blame, loc,
-                            f"requires of {blame} fails" + _on(args))
+                            f"requires of {blame} fails" + _on(args), error_blame=blame)
             if v:
                 return values, [], [v]
         ctx.readonly = False
@@ -321,14 +333,17 @@ class Runner:
 
     @staticmethod
     def _holds(pred: Callable, args: tuple[Any, ...], kind: Any, blame: str,
-               loc: Location | None, message: str) -> Violation | None:
+               loc: Location | None, message: str, error_blame: str | None = None
+               ) -> Violation | None:
+        """None if `pred` holds; else the violation.  A contract that raises is blamed on the
+        component that declared it (`error_blame`), whoever a `False` would blame."""
         try:
             ok = pred(*args)
         except _Abort as a:
             return a.violation
         except Exception as e:
             where = traceback_location(sys.exc_info()[2]) or loc
-            return Violation("exception", blame,
+            return Violation("exception", error_blame or blame,
                              f"{message.split(' fails')[0]} raised {type(e).__name__}: {e}",
                              location=where)
         return None if ok else Violation(kind, blame, message, location=loc)

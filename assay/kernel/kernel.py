@@ -30,7 +30,7 @@ from assay.kernel.violation import Violation
 from assay.model.component import ComponentInfo, component_info
 from assay.model.message import Message, message_from_json
 from assay.model.system import System
-from assay.model.types import Peer, canonical, to_json
+from assay.model.types import Peer, admits_any, canonical, to_json
 from assay.model.validate import validate
 
 State = tuple[Any, ...]
@@ -56,18 +56,25 @@ class Change:
 
 
 class _LocalTable:
-    """Interns the local states of one component class: values tuple <-> small int."""
+    """Interns the local states of one component class: values tuple <-> small int.
 
-    __slots__ = ("values", "ids")
+    Python equality merges values of different types (`1 == True`, an IntEnum and its int);
+    where a field's type admits such mixtures (a bare `tuple` or `frozenset`), states are
+    keyed by their canonical bytes instead, so that no two different states share an id.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("values", "ids", "exact")
+
+    def __init__(self, exact: bool) -> None:
         self.values: list[tuple[Any, ...]] = []
-        self.ids: dict[tuple[Any, ...], int] = {}
+        self.ids: dict[Any, int] = {}
+        self.exact = exact
 
     def intern(self, values: tuple[Any, ...]) -> int:
-        i = self.ids.get(values)
+        key = canonical(values) if self.exact else values
+        i = self.ids.get(key)
         if i is None:
-            i = self.ids[values] = len(self.values)
+            i = self.ids[key] = len(self.values)
             self.values.append(values)
         return i
 
@@ -107,7 +114,9 @@ class Kernel:
             w = {p: Wiring(p, info.ports[p].many, tuple(sorted(peers)),
                            frozenset(Peer(x) for x, _ in peers))
                  for p, peers in wirings[name].items()}
-            table = tables.setdefault(cls, _LocalTable())
+            table = tables.get(cls)
+            if table is None:
+                table = tables[cls] = _LocalTable(any(admits_any(t) for t in info.types))
             self.instances.append(_Instance(i, name, info, Runner(name, info, w), table))
         self.wirings = wirings
         # memoised local steps: deliveries by (local id << 32 | envelope id) (the envelope
@@ -211,8 +220,16 @@ class Kernel:
         return res
 
     def _sends(self, inst: _Instance, sends: list) -> tuple[int, ...]:
-        return tuple(self._env_id(Envelope(inst.name, s.port, s.dst, s.dst_port, s.message))
-                     for s in sends)
+        """Intern a handler's sends.  Only the order on each link can matter (fifo), so the
+        envelopes are put in a canonical order first — a handler that loops over a set of
+        peers then gives the same ids, and the same exploration, under any PYTHONHASHSEED."""
+        envs = [Envelope(inst.name, s.port, s.dst, s.dst_port, s.message) for s in sends]
+        if len(envs) > 1:
+            if isinstance(self.network, Fifo):
+                envs.sort(key=lambda e: (e.src_port, e.dst, e.dst_port))   # stable per link
+            else:
+                envs.sort(key=lambda e: canonical((e.src_port, e.dst, e.dst_port, e.message)))
+        return tuple(self._env_id(e) for e in envs)
 
     # --- successors: the checker's hot path ---------------------------------------------------
 
@@ -544,15 +561,21 @@ class World:
 
 
 def _known_messages(system: System) -> dict[str, type[Message]]:
-    """Message classes a trace may name: those of the modules that define the components."""
-    modules = {c.__module__ for c in system.instances.values()}
+    """Message classes a trace may name, by name: those the components handle, then those of
+    the modules that define the components, then any other (first come, first kept)."""
     out: dict[str, type[Message]] = {}
+    for cls in system.instances.values():
+        for h in component_info(cls).handlers.values():
+            out.setdefault(h.message.__name__, h.message)
+    modules = {c.__module__ for c in system.instances.values()}
+    everything: list[type[Message]] = []
     stack = list(Message.__subclasses__())
     while stack:
         c = stack.pop()
         stack.extend(c.__subclasses__())
-        if c.__module__ in modules:
-            out[c.__name__] = c
+        everything.append(c)
+    for c in sorted(everything, key=lambda c: c.__module__ not in modules):
+        out.setdefault(c.__name__, c)
     return out
 
 

@@ -24,7 +24,7 @@ def load_module(path: str | Path) -> Any:
         return sys.modules[name]
     try:
         source = p.read_text()
-        code = compile(source, str(p), "exec")
+        code = compile(source, str(p), "exec", dont_inherit=True)
     except SyntaxError as e:
         raise SpecError(f"syntax error: {e.msg}", Location(str(p), e.lineno),
                         [(e.text or "").rstrip()] if e.text else []) from None
@@ -94,12 +94,17 @@ def build(path: str | Path, system: str | None = None,
                          notes=[f"systems: {', '.join(sorted(funcs))}"])
     fn = funcs[system]
     known = parameters(fn)
+    def_line = Location(str(path), _def_line(fn))
     typed: dict[str, Any] = {}
     for k, raw in (params or {}).items():
         if k not in known:
-            raise UsageError(f"system {system!r} has no parameter {k!r}",
-                             notes=[f"parameters: {', '.join(known) or '(none)'}"])
-        typed[k] = _parse_param(k, raw, known[k], fn)
+            raise UsageError(f"system {system!r} has no parameter {k!r}", def_line,
+                             [f"parameters: {', '.join(known) or '(none)'}"])
+        typed[k] = _parse_param(k, raw, known[k], fn, def_line)
+    missing = [k for k, d in known.items() if d is inspect.Parameter.empty and k not in typed]
+    if missing:
+        raise UsageError(f"system {system!r} needs a value for parameter {missing[0]!r}",
+                         def_line, [f"give it with --param {missing[0]}=<value>"])
     try:
         result = fn(**typed)
     except SpecError:
@@ -118,7 +123,15 @@ def build(path: str | Path, system: str | None = None,
     return result, system, full
 
 
-def _parse_param(name: str, raw: str, default: Any, fn: Callable[..., Any]) -> Any:
+def _def_line(fn: Callable[..., Any]) -> int:
+    from assay.errors import object_location
+
+    loc = object_location(fn)
+    return loc.line if loc and loc.line else fn.__code__.co_firstlineno
+
+
+def _parse_param(name: str, raw: str, default: Any, fn: Callable[..., Any],
+                 where: Location) -> Any:
     ann = inspect.signature(fn).parameters[name].annotation
     kind = ann if isinstance(ann, type) else type(default) if default is not \
         inspect.Parameter.empty else str
@@ -134,6 +147,8 @@ def _parse_param(name: str, raw: str, default: Any, fn: Callable[..., Any]) -> A
         if kind is str:
             return raw
     except ValueError:
-        raise UsageError(f"--param {name}={raw}: expected a {kind.__name__}") from None
+        article = "an" if kind.__name__[0] in "aeiou" else "a"
+        raise UsageError(f"--param {name}={raw}: expected {article} {kind.__name__}",
+                         where) from None
     raise UsageError(f"parameter {name!r} has type {getattr(kind, '__name__', kind)}, which "
-                     "--param cannot set", notes=["use int, bool or str parameters"])
+                     "--param cannot set", where, ["use int, bool or str parameters"])

@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, get_type_hints
 
-from assay.model.types import TypeSpec, UnsupportedType, is_mutable_default, parse_type, to_json
+from assay.model.types import (
+    TypeSpec,
+    UnsupportedType,
+    admits_any,
+    is_mutable_default,
+    parse_type,
+    to_json,
+)
 
 _MISSING = object()
 
@@ -116,6 +123,12 @@ class Message:
                 if d is not _MISSING and is_mutable_default(d):
                     raise UnsupportedType(f"field {n!r} of message {cls.__name__} has a mutable "
                                           f"default {d!r}; use an immutable value")
+                if admits_any(types[n]):
+                    raise UnsupportedType(
+                        f"field {n!r} of message {cls.__name__} has type "
+                        f"{types[n].describe()}, which does not say what it holds; give the "
+                        "element types (e.g. frozenset[Peer], tuple[int, ...]): messages are "
+                        "decoded from traces and the wire by their declared types")
             cls.__assay_types__ = types
         return cls.__assay_types__
 

@@ -362,5 +362,19 @@ def _join(parts: Iterable[bytes]) -> bytes:
     return n.to_bytes(4, "big") + bytes(out)
 
 
+def admits_any(t: TypeSpec) -> bool:
+    """True if a value of type `t` may hold values of unconstrained type somewhere."""
+    if t is ANY:
+        return True
+    if isinstance(t, _FrozenSet):
+        return admits_any(t.elem)
+    if isinstance(t, _Tuple):
+        return any(admits_any(e) for e in t.elems) if t.elems is not None \
+            else admits_any(t.rest)  # type: ignore[arg-type]
+    if isinstance(t, _Optional):
+        return admits_any(t.inner)
+    return False
+
+
 def is_mutable_default(v: Any) -> bool:
     return isinstance(v, list | dict | set | bytearray)

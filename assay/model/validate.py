@@ -5,17 +5,26 @@ import ast
 import inspect
 import textwrap
 
-from assay.errors import Location, SpecError
+from assay.errors import Location, SpecError, object_location
 from assay.model.component import component_info
 from assay.model.system import System
+from assay.model.types import SUPPORTED, UnsupportedType
 
 
 def validate(system: System) -> None:
-    """Raise `SpecError` for a send on a port that no connection reaches.
+    """Raise `SpecError` for a handled message type assay cannot check, or for a send on a
+    port that no connection reaches.
 
     The kernel reports such a send when it happens; this finds it before exploring, at the
     line that would make it.
     """
+    for cls in system.instances.values():
+        for h in component_info(cls).handlers.values():
+            try:
+                h.message.field_types()
+            except UnsupportedType as e:
+                raise SpecError(str(e), object_location(h.message),
+                                [f"use {SUPPORTED}"]) from None
     connected = {(c.a.instance, c.a.port) for c in system.connections} | \
                 {(c.b.instance, c.b.port) for c in system.connections}
     checked: set[tuple[type, str]] = set()
