@@ -69,16 +69,19 @@ def bfs(kernel: Kernel, search: Search) -> Outcome:
                     beyond = beyond or t not in visited
             return stop("max-depth" if beyond else "exhausted")
         nxt: list[State] = []
+        found = None        # a violation one step beyond this level, reported after the level
         for s in level:
             steps, enabled = successors(s)
             transitions += enabled
             if not enabled and not kernel.is_terminal(s):
                 search.transitions = transitions
-                return stop("violation", kernel.deadlock(), s)
+                return stop("violation", kernel.deadlock(), s)     # shorter than `found`
+            if found is not None:
+                continue                                # only deadlocks can still be shorter
             for ev, t, viol in steps:
                 if viol:
-                    search.transitions = transitions
-                    return stop("violation", viol[0], s, ev)
+                    found = (viol[0], s, ev)
+                    break
                 n = len(visited)
                 setdefault(t, (s, ev))
                 if len(visited) == n:
@@ -90,15 +93,19 @@ def bfs(kernel: Kernel, search: Search) -> Outcome:
                 if check_props is not None:
                     pv = check_props(t)
                     if pv:
-                        search.depth += 1
-                        search.transitions = transitions
-                        return stop("violation", pv[0], t)
+                        found = (pv[0], t, None)
+                        break
                 nxt.append(t)
             expanded += 1
             if not expanded & 0x3FF:                    # now and then: progress
                 search.states = len(visited)
                 search.transitions = transitions
                 search.tick(len(nxt))
+        if found is not None:
+            search.transitions = transitions
+            violation, at, last = found
+            search.depth += 1
+            return stop("violation", violation, at, last)
         level = nxt
         if level:
             search.depth += 1

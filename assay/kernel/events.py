@@ -29,9 +29,7 @@ class Deliver:
     envelope: Envelope
 
     def to_json(self) -> dict[str, Any]:
-        e = self.envelope
-        return {"kind": "deliver", "to": e.dst, "port": e.dst_port, "from": e.src,
-                "from_port": e.src_port, "message": e.message.to_json()}
+        return {"kind": "deliver", **_env_json(self.envelope)}
 
     def __str__(self) -> str:
         e = self.envelope
@@ -56,4 +54,94 @@ class Fire:
         return f"{self.instance} fires {self.action}{arg}"
 
 
-Event = Deliver | Fire
+def _env_json(e: Envelope) -> dict[str, Any]:
+    return {"to": e.dst, "port": e.dst_port, "from": e.src, "from_port": e.src_port,
+            "message": e.message.to_json()}
+
+
+@dataclass(frozen=True, slots=True)
+class TimerFire:
+    """A timer an instance set for itself fires: its message is handled."""
+
+    instance: str
+    message: Message
+    delay: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": "timer", "instance": self.instance, "message": self.message.to_json(),
+                "delay": self.delay}
+
+    def __str__(self) -> str:
+        return f"{self.instance} timer fires: {self.message!r} (set with delay {self.delay})"
+
+
+@dataclass(frozen=True, slots=True)
+class Crash:
+    instance: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": "crash", "instance": self.instance}
+
+    def __str__(self) -> str:
+        return f"{self.instance} crashes"
+
+
+@dataclass(frozen=True, slots=True)
+class Restart:
+    instance: str
+    choice: int = 0          # which initial values the non-persistent fields take
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": "restart", "instance": self.instance, "choice": self.choice}
+
+    def __str__(self) -> str:
+        return f"{self.instance} restarts" + (f" (initial choice {self.choice})"
+                                              if self.choice else "")
+
+
+@dataclass(frozen=True, slots=True)
+class Drop:
+    envelope: Envelope
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": "drop", **_env_json(self.envelope)}
+
+    def __str__(self) -> str:
+        e = self.envelope
+        return f"the network drops {e.message!r} from {e.src} to {e.dst}"
+
+
+@dataclass(frozen=True, slots=True)
+class Duplicate:
+    envelope: Envelope
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": "duplicate", **_env_json(self.envelope)}
+
+    def __str__(self) -> str:
+        e = self.envelope
+        return f"the network duplicates {e.message!r} from {e.src} to {e.dst}"
+
+
+@dataclass(frozen=True, slots=True)
+class Partition:
+    group: tuple[str, ...]           # cut off from every other instance
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": "partition", "group": list(self.group)}
+
+    def __str__(self) -> str:
+        return f"partition: {{{', '.join(self.group)}}} is cut off from the rest"
+
+
+@dataclass(frozen=True, slots=True)
+class Heal:
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": "heal"}
+
+    def __str__(self) -> str:
+        return "the partition heals"
+
+
+Event = Deliver | Fire | TimerFire | Crash | Restart | Drop | Duplicate | Partition | Heal
+FAULT_KINDS = ("crash", "restart", "drop", "duplicate", "partition", "heal")

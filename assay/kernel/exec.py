@@ -36,11 +36,23 @@ class Wiring:
 
 
 @dataclass(frozen=True, slots=True)
+class TimerOp:
+    """Set a timer (`delay`, `message`) or cancel pending ones (`message`: a message or type)."""
+
+    set: bool
+    delay: int
+    message: Any
+
+
+@dataclass(frozen=True, slots=True)
 class Send:
     port: str
     dst: str
     dst_port: str
     message: Message
+
+
+Result = tuple[tuple[Any, ...], list[Send], list[Violation], list[TimerOp]]
 
 
 class _Abort(Exception):
@@ -105,15 +117,35 @@ class PortHandle:
 class Context:
     """The execution context of one handler run: ports and the outbox."""
 
-    __slots__ = ("instance", "wirings", "handles", "outbox", "readonly", "handler")
+    __slots__ = ("instance", "wirings", "handles", "outbox", "timer_ops", "readonly", "handler")
 
     def __init__(self, instance: str, wirings: dict[str, Wiring]) -> None:
         self.instance = instance
         self.wirings = wirings
         self.handles: dict[str, PortHandle] = {}
         self.outbox: list[Send] = []
+        self.timer_ops: list[TimerOp] = []
         self.readonly = True
         self.handler = ""
+
+    def set_timer(self, delay: int, message: Message) -> None:
+        if self.readonly:
+            self.abort("exception", f"a contract of {self.instance} tried to set a timer")
+        if type(delay) is not int or delay < 0:
+            self.abort("type", f"{self.where()} set a timer with delay {delay!r}; use an int "
+                       ">= 0 (units of virtual time)")
+        if not isinstance(message, Message) or message.bad_field() is not None:
+            self.abort("type", f"{self.where()} set a timer with {message!r}, which is not a "
+                       "well-typed Message")
+        self.timer_ops.append(TimerOp(True, delay, message.with_sender(None)))
+
+    def cancel_timer(self, what: Any) -> None:
+        if self.readonly:
+            self.abort("exception", f"a contract of {self.instance} tried to cancel a timer")
+        if not (isinstance(what, Message) or isinstance(what, type) and issubclass(what, Message)):
+            self.abort("type", f"{self.where()} cancel({what!r}): give a message or a message "
+                       "type")
+        self.timer_ops.append(TimerOp(False, 0, what))
 
     def port(self, name: str) -> PortHandle:
         h = self.handles.get(name)
@@ -249,7 +281,13 @@ class Runner:
                     raise SpecError(f"the domain (over=) of {self.name}.{act.name} raised "
                                     f"{type(e).__name__}: {e}",
                                     traceback_location(sys.exc_info()[2])) from None
-            args = [(True, a) for a in dom]
+            args = []
+            seen: set[bytes] = set()
+            for a in dom:                       # a domain is a set: each value once
+                c = canonical(a)
+                if c not in seen:
+                    seen.add(c)
+                    args.append((True, a))
         if act.when is None:
             return args
         out = []
@@ -265,19 +303,28 @@ class Runner:
         return out
 
     def run_action(self, values: tuple[Any, ...], act: ActionInfo, has_arg: bool,
-                   arg: Any) -> tuple[tuple[Any, ...], list[Send], list[Violation]]:
+                   arg: Any) -> Result:
         args = (arg,) if has_arg else ()
         return self._run(values, act.name, act.fn, args, act.requires, act.ensures,
                          requires_blame=f"{self.name}.{act.name}")
 
     def run_handler(self, values: tuple[Any, ...], h: HandlerInfo,
-                    message: Message) -> tuple[tuple[Any, ...], list[Send], list[Violation]]:
+                    message: Message) -> Result:
+        blame = str(message.sender) if message.sender is not None else f"{self.name}.{h.name}"
         return self._run(values, h.name, h.fn, (message,), h.requires, h.ensures,
-                         requires_blame=str(message.sender))
+                         requires_blame=blame)
+
+    def run_restart(self, values: tuple[Any, ...]) -> Result:
+        hook = self.info.on_restart
+        if hook is None:
+            return values, [], [], []
+        return self._run(values, hook.__name__, hook, (), (), (),
+                         requires_blame=f"{self.name}.{hook.__name__}")
 
     def _run(self, values: tuple[Any, ...], hname: str, fn: Callable, args: tuple[Any, ...],
-             requires: tuple, ensures: tuple, requires_blame: str
-             ) -> tuple[tuple[Any, ...], list[Send], list[Violation]]:
+             requires: tuple, ensures: tuple, requires_blame: str) -> Result:
+        """Run one handler atomically: (new values, sends, violations, timer operations).
+        On a violation that aborts it, the state is unchanged and nothing is sent."""
         blame = f"{self.name}.{hname}"
         ctx = Context(self.name, self.wirings)
         ctx.handler = hname
@@ -286,35 +333,35 @@ class Runner:
             v = self._holds(pred, (obj, *args), "requires", requires_blame, loc,
                             f"requires of {blame} fails" + _on(args), error_blame=blame)
             if v:
-                return values, [], [v]
+                return values, [], [v], []
         ctx.readonly = False
         try:
             fn(obj, *args)
         except _Abort as a:
-            return values, [], [a.violation]
+            return values, [], [a.violation], []
         except SpecError:
             raise
         except Exception as e:
             loc = traceback_location(sys.exc_info()[2])
             return values, [], [Violation("exception", blame,
                                           f"{blame} raised {type(e).__name__}: {e}",
-                                          location=loc)]
+                                          location=loc)], []
         ctx.readonly = True
         d = obj.__dict__
         extra = [k for k in d if k not in self.field_index and k != "__assay_ctx__"]
         if extra:
             return values, [], [Violation("type", blame,
                                           f"{blame} assigned self.{extra[0]}, which is not a "
-                                          f"field of {self.info.cls.__name__}")]
+                                          f"field of {self.info.cls.__name__}")], []
         try:
             new = tuple(d[f] for f in self.fields)
         except KeyError as e:
-            return values, [], [Violation("type", blame, f"{blame} deleted field {e}")]
+            return values, [], [Violation("type", blame, f"{blame} deleted field {e}")], []
         for f, t, v in zip(self.fields, self.info.types, new):
             if not t.conforms(v):
                 return values, [], [Violation("type", blame,
                                               f"{blame} set {self.name}.{f} to {v!r}, which is "
-                                              f"not a {t.describe()}")]
+                                              f"not a {t.describe()}")], []
         violations: list[Violation] = []
         if ensures:
             old = self.view(values)
@@ -329,7 +376,7 @@ class Runner:
                             f"{hname}" + _on(args))
             if v:
                 violations.append(v)
-        return new, ctx.outbox, violations
+        return new, ctx.outbox, violations, ctx.timer_ops
 
     @staticmethod
     def _holds(pred: Callable, args: tuple[Any, ...], kind: Any, blame: str,

@@ -2,17 +2,21 @@
 
 A `Kernel` is compiled once from a `System`.  A global state is a plain tuple
 
-    (locals, net)
+    (locals, net)                                    a system without timers or faults
+    (locals, net, timers, down, budget, cut)         with timers, or with a fault budget
 
 where `locals[i]` is the interned id of instance i's local state (the tuple of its field
-values) and `net` is the network (see `network.py`) over interned envelope ids.  Tuples of small
-ints make states cheap to hash, compare and copy; later issues append components (protocol
-positions, crashed set, fault budget) without changing what the first two mean.
+values), `net` the network (see `network.py`) over interned envelope ids, `timers` the sorted
+tuple of pending timer ids, `down` the bitmask of crashed instances, `budget` the faults left
+(drop, dup, crash, partition; -1 is unlimited) and `cut` the bitmask of the instances a
+partition has cut off (0: none).  Tuples of small ints make states cheap to hash, compare and
+copy.
 
 A component's step depends only on (instance, local state, event), so its outcome — new local
-state id, envelopes sent, violations — is memoised and shared by every global state with that
-local state.  `successors` is the checker's hot path; `step` is the same computation for one
-named event, for the simulator, replay and the runtime.
+state id, envelopes sent, violations, timer operations — is memoised and shared by every global
+state with that local state.  `_apply` defines what every event does; `successors` is the
+checker's hot path, a specialisation of "`_apply` every enabled event" for the short state,
+and `step` is `_apply` for one named event, for the simulator, replay and the runtime.
 """
 from __future__ import annotations
 
@@ -23,18 +27,32 @@ from itertools import product
 from typing import Any
 
 from assay.errors import SpecError, TraceError, traceback_location
-from assay.kernel.events import Deliver, Envelope, Event, Fire
-from assay.kernel.exec import Runner, StateView, Wiring
+from assay.kernel.events import (
+    Crash,
+    Deliver,
+    Drop,
+    Duplicate,
+    Envelope,
+    Event,
+    Fire,
+    Heal,
+    Partition,
+    Restart,
+    TimerFire,
+)
+from assay.kernel.exec import Runner, StateView, TimerOp, Wiring
+from assay.kernel.faults import Faults
 from assay.kernel.network import Duplicating, Fifo, Unordered
 from assay.kernel.violation import Violation
 from assay.model.component import ComponentInfo, component_info
-from assay.model.message import Message, message_from_json
+from assay.model.message import Message
 from assay.model.system import System
-from assay.model.types import Peer, admits_any, canonical, to_json
+from assay.model.types import Peer, admits_any, canonical
 from assay.model.validate import validate
 
 State = tuple[Any, ...]
-Outcome = tuple[int, tuple[int, ...], tuple[Violation, ...]]   # new local id, sends, violations
+# new local id, envelopes sent, violations, timer operations (set: timer id, cancel: ~id)
+Outcome = tuple[int, tuple[int, ...], tuple[Violation, ...], tuple[int, ...]]
 _NOOP = object()     # a memoised delivery that changes nothing (same local state, no sends)
 
 
@@ -80,7 +98,7 @@ class _LocalTable:
 
 
 class _Instance:
-    __slots__ = ("index", "name", "info", "runner", "table", "amemo", "views", "cls")
+    __slots__ = ("index", "name", "info", "runner", "table", "amemo", "views", "cls", "bit")
 
     def __init__(self, index: int, name: str, info: ComponentInfo, runner: Runner,
                  table: _LocalTable) -> None:
@@ -92,14 +110,16 @@ class _Instance:
         self.table = table
         self.amemo: dict[int, tuple[tuple[int, Outcome], ...]] = {}
         self.views: dict[int, StateView] = {}
+        self.bit = 1 << index
 
 
 class Kernel:
-    """The compiled semantics of one system."""
+    """The compiled semantics of one system (with a fault budget, if given)."""
 
-    def __init__(self, system: System) -> None:
+    def __init__(self, system: System, faults: Faults | None = None) -> None:
         validate(system)
         self.system = system
+        self.faults = faults
         names = list(system.instances)
         self.index = {n: i for i, n in enumerate(names)}
         tables: dict[type, _LocalTable] = {}
@@ -119,10 +139,14 @@ class Kernel:
                 table = tables[cls] = _LocalTable(any(admits_any(t) for t in info.types))
             self.instances.append(_Instance(i, name, info, Runner(name, info, w), table))
         self.wirings = wirings
+        # The long state form carries timers, crashes, partitions and the fault budget.
+        self.extended = faults is not None or any(i.info.uses_timers for i in self.instances)
         # memoised local steps: deliveries by (local id << 32 | envelope id) (the envelope
         # fixes the instance), actions per instance by local id
         self._dmemo: dict[int, Outcome | object] = {}
         self._amemos = [inst.amemo for inst in self.instances]
+        self._tmemo: dict[tuple[int, int], Outcome] = {}          # (local id, timer id)
+        self._rmemo: dict[tuple[int, int, int], Outcome] = {}     # (inst, local id, choice)
         self._views = [inst.views for inst in self.instances]
         self._class_indices: dict[type | None, tuple[int, ...]] = {}
 
@@ -134,10 +158,18 @@ class Kernel:
 
         self.envs: list[Envelope] = []
         self.env_ids: dict[Envelope, int] = {}
+        self.env_src: list[int] = []
         self.env_dst: list[int] = []
         self.env_link: list[int] = []
-        self.slots: list[tuple[int, int, bool, Any]] = []      # (inst, action index, has_arg, arg)
-        self.slot_ids: dict[tuple[int, int, bool, Any], int] = {}
+        # events other than deliveries, interned: ("action", i, action index, has_arg, arg),
+        # ("timer", timer id), ("crash", i), ("restart", i, choice), ("drop", env),
+        # ("dup", env), ("partition", mask), ("heal",)
+        self.slots: list[tuple[Any, ...]] = []
+        self.slot_ids: dict[tuple[Any, ...], int] = {}
+        self.timers: list[tuple[int, int, Message]] = []           # (instance, delay, message)
+        self.timer_ids: dict[tuple[int, int, Message], int] = {}
+        self.cancels: list[tuple[int, Any]] = []                   # (instance, message or type)
+        self.cancel_ids: dict[tuple[int, Any], int] = {}
 
         if system.network == "unordered":
             self.network: Any = Unordered()
@@ -145,9 +177,13 @@ class Kernel:
             self.network = Duplicating()
         else:
             self.network = Fifo(len(links), self.env_link)
+        n = len(self.instances)
+        # a partition cuts a group off from the rest; the group never holds instance 0, so
+        # each split is listed once
+        self.partitions = list(range(2, 1 << n, 2)) if n > 1 else []
         self.messages = _known_messages(system)
         self.properties = list(system.properties)
-        # property verdicts by local states, for evaluations that did not read the network
+        # property verdicts by local states, for evaluations that did not read beyond them
         self._property_memo: dict[tuple[int, ...], tuple[Violation, ...]] = {}
         self.terminals = list(system.terminals)
 
@@ -158,15 +194,19 @@ class Kernel:
         if i is None:
             i = self.env_ids[env] = len(self.envs)
             self.envs.append(env)
+            self.env_src.append(self.index[env.src])
             self.env_dst.append(self.index[env.dst])
             self.env_link.append(self.link_index[(env.src, env.src_port, env.dst, env.dst_port)])
         return i
 
-    def _slot_id(self, key: tuple[int, int, bool, Any]) -> int:
+    def _slot_id(self, slot: tuple[Any, ...], key: Any = None) -> int:
+        """Intern an event; `key` identifies it when Python equality of `slot` is too coarse
+        (an action's argument `True` is not `1`)."""
+        key = slot if key is None else key
         i = self.slot_ids.get(key)
         if i is None:
             i = self.slot_ids[key] = len(self.slots)
-            self.slots.append(key)
+            self.slots.append(slot)
         return i
 
     # --- initial states -----------------------------------------------------------------------
@@ -179,15 +219,23 @@ class Kernel:
             per_instance.append([inst.table.intern(v) for v in vals])
         out = []
         net = self.network.initial()
+        budget = self.faults.budget() if self.faults is not None else (0, 0, 0, 0)
         for combo in product(*per_instance):
             violations: list[Violation] = []
             for inst, lid in zip(self.instances, combo):
                 violations += inst.runner.invariant_violations(
                     inst.table.values[lid], f"{inst.name} (initial state)")
-            out.append(((tuple(combo), net), tuple(violations)))
+            state = (tuple(combo), net, (), 0, budget, 0) if self.extended else \
+                (tuple(combo), net)
+            out.append((state, tuple(violations)))
         return out
 
     # --- the memoised local step --------------------------------------------------------------
+
+    def _outcome(self, inst: _Instance, result: Any) -> Outcome:
+        new, sends, violations, timer_ops = result
+        return (inst.table.intern(new), self._sends(inst, sends), tuple(violations),
+                self._timer_ops(inst, timer_ops))
 
     def _deliver_outcome(self, dst: int, lid: int, env_id: int) -> Outcome:
         inst = self.instances[dst]
@@ -199,25 +247,60 @@ class Kernel:
             o: Outcome = (lid, (), (Violation(
                 "unhandled", env.src,
                 f"{env.src} sent {msg!r} to {inst.name} on port {env.dst_port!r}, where "
-                f"{inst.info.cls.__name__} has no handler for {type(msg).__name__}"),))
+                f"{inst.info.cls.__name__} has no handler for {type(msg).__name__}"),), ())
         else:
-            new, sends, violations = inst.runner.run_handler(values, h, msg)
-            o = (inst.table.intern(new), self._sends(inst, sends), tuple(violations))
-        self._dmemo[lid << 32 | env_id] = _NOOP if o == (lid, (), ()) else o
+            o = self._outcome(inst, inst.runner.run_handler(values, h, msg))
+        self._dmemo[lid << 32 | env_id] = _NOOP if o == (lid, (), (), ()) else o
         return o
+
+    def _delivery(self, lid: int, env: int) -> Outcome:
+        o = self._dmemo.get(lid << 32 | env)
+        if o is None:
+            return self._deliver_outcome(self.env_dst[env], lid, env)
+        return (lid, (), (), ()) if o is _NOOP else o  # type: ignore[return-value]
 
     def _action_outcomes(self, inst: _Instance, lid: int) -> tuple[tuple[int, Outcome], ...]:
         values = inst.table.values[lid]
         out = []
         for ai, act in enumerate(inst.info.actions):
             for has_arg, arg in inst.runner.enabled(values, act):
-                new, sends, violations = inst.runner.run_action(values, act, has_arg, arg)
-                slot = self._slot_id((inst.index, ai, has_arg, arg))
-                out.append((slot, (inst.table.intern(new), self._sends(inst, sends),
-                                   tuple(violations))))
+                slot = self._slot_id(("action", inst.index, ai, has_arg, arg),
+                                     ("action", inst.index, ai, has_arg, canonical(arg)))
+                out.append((slot, self._outcome(
+                    inst, inst.runner.run_action(values, act, has_arg, arg))))
         res = tuple(out)
         inst.amemo[lid] = res
         return res
+
+    def _actions(self, i: int, lid: int) -> tuple[tuple[int, Outcome], ...]:
+        acts = self._amemos[i].get(lid)
+        return self._action_outcomes(self.instances[i], lid) if acts is None else acts
+
+    def _timer_outcome(self, lid: int, tid: int) -> Outcome:
+        o = self._tmemo.get((lid, tid))
+        if o is None:
+            i, _, msg = self.timers[tid]
+            inst = self.instances[i]
+            h = inst.info.timer_handler(type(msg))
+            if h is None:
+                o = (lid, (), (Violation(
+                    "unhandled", inst.name, f"{inst.name} set a timer with {msg!r}, but "
+                    f"{inst.info.cls.__name__} has no handler for {type(msg).__name__}"),), ())
+            else:
+                o = self._outcome(inst, inst.runner.run_handler(
+                    inst.table.values[lid], h, msg.with_sender(None)))
+            self._tmemo[(lid, tid)] = o
+        return o
+
+    def _restart_outcome(self, i: int, lid: int, choice: int) -> Outcome:
+        o = self._rmemo.get((i, lid, choice))
+        if o is None:
+            inst = self.instances[i]
+            values = inst.info.restart_values(inst.table.values[lid],
+                                              self.system.overrides.get(inst.name))[choice]
+            o = self._outcome(inst, inst.runner.run_restart(values))
+            self._rmemo[(i, lid, choice)] = o
+        return o
 
     def _sends(self, inst: _Instance, sends: list) -> tuple[int, ...]:
         """Intern a handler's sends.  Only the order on each link can matter (fifo), so the
@@ -231,6 +314,45 @@ class Kernel:
                 envs.sort(key=lambda e: canonical((e.src_port, e.dst, e.dst_port, e.message)))
         return tuple(self._env_id(e) for e in envs)
 
+    def _timer_ops(self, inst: _Instance, ops: list[TimerOp]) -> tuple[int, ...]:
+        if not ops:
+            return ()
+        if not self.extended:
+            raise SpecError(f"{inst.name} uses a timer in a way assay did not see in the "
+                            f"source of {inst.info.cls.__name__}",
+                            notes=["call self.after(...) / self.cancel(...) directly in the "
+                                   "component's methods"])
+        out = []
+        for op in ops:
+            if op.set:
+                key = (inst.index, op.delay, op.message)
+                t = self.timer_ids.get(key)
+                if t is None:
+                    t = self.timer_ids[key] = len(self.timers)
+                    self.timers.append(key)
+                out.append(t)
+            else:
+                ckey = (inst.index, op.message)
+                c = self.cancel_ids.get(ckey)
+                if c is None:
+                    c = self.cancel_ids[ckey] = len(self.cancels)
+                    self.cancels.append(ckey)
+                out.append(~c)
+        return tuple(out)
+
+    def _apply_timer_ops(self, timers: tuple[int, ...], ops: tuple[int, ...]) -> tuple[int, ...]:
+        pending = list(timers)
+        for op in ops:
+            if op >= 0:
+                pending.append(op)
+                continue
+            i, what = self.cancels[~op]
+            is_type = isinstance(what, type)
+            pending = [t for t in pending if not (
+                self.timers[t][0] == i and (isinstance(self.timers[t][2], what) if is_type
+                                            else self.timers[t][2] == what))]
+        return tuple(sorted(pending))
+
     # --- successors: the checker's hot path ---------------------------------------------------
 
     def successors(self, state: State) -> tuple[list[tuple[int, State, tuple[Violation, ...]]],
@@ -239,8 +361,10 @@ class Kernel:
 
         Returns (steps, enabled) where `enabled` counts enabled events including those that
         change nothing (self-loops, left out of `steps` unless they report a violation).
-        Events are ints: an envelope id (>= 0) to deliver, or ~slot for an action.
+        Events are ints: an envelope id (>= 0) to deliver, or ~slot for any other event.
         """
+        if self.extended:
+            return self._successors_extended(state)
         locals_, net = state
         network = self.network
         consumes = network.consumes
@@ -261,7 +385,7 @@ class Kernel:
                 if consumes:
                     out.append((env, (locals_, deliver(net, env, ())), ()))
                 continue
-            new_lid, sends, viol = o
+            new_lid, sends, viol, _ = o
             new_net = deliver(net, env, sends) if sends or consumes else net
             if new_lid == lid:
                 if new_net is net and not viol:
@@ -275,7 +399,7 @@ class Kernel:
             acts = amemos[i].get(lid)
             if acts is None:
                 acts = self._action_outcomes(self.instances[i], lid)
-            for slot, (new_lid, sends, viol) in acts:
+            for slot, (new_lid, sends, viol, _) in acts:
                 enabled += 1
                 new_net = add(net, sends) if sends else net
                 if new_lid == lid:
@@ -287,52 +411,126 @@ class Kernel:
                 out.append((~slot, (new_locals, new_net), viol))
         return out, enabled
 
-    # --- one named step: simulator, replay, runtime -------------------------------------------
+    def _successors_extended(self, state: State
+                             ) -> tuple[list[tuple[int, State, tuple[Violation, ...]]], int]:
+        out = []
+        events = self.enabled_events(state)
+        for ev in events:
+            nxt, _, viol = self._apply(state, ev)
+            if nxt != state or viol:
+                out.append((ev, nxt, viol))
+        return out, len(events)
+
+    # --- what is enabled, and what each event does -------------------------------------------
 
     def enabled_events(self, state: State) -> list[int]:
-        """The enabled events of `state` (ints, in a deterministic order), self-loops included."""
-        locals_, net = state
-        out = list(self.network.deliverable(net))
+        """The enabled events of `state` (ints, in a deterministic order), self-loops included:
+        deliveries, actions, then timers and faults."""
+        locals_, net = state[0], state[1]
+        if not self.extended:
+            out = list(self.network.deliverable(net))
+            for i, lid in enumerate(locals_):
+                out.extend(~slot for slot, _ in self._actions(i, lid))
+            return out
+        _, _, timers, down, budget, cut = state
+        env_src, env_dst = self.env_src, self.env_dst
+        deliverable = list(self.network.deliverable(net))
+        out = [e for e in deliverable if not (down >> env_dst[e]) & 1
+               and not (cut and ((cut >> env_src[e]) ^ (cut >> env_dst[e])) & 1)]
         for i, lid in enumerate(locals_):
-            inst = self.instances[i]
-            acts = inst.amemo.get(lid)
-            if acts is None:
-                acts = self._action_outcomes(inst, lid)
-            out.extend(~slot for slot, _ in acts)
+            if not (down >> i) & 1:
+                out.extend(~slot for slot, _ in self._actions(i, lid))
+        prev = -1
+        for t in timers:
+            if t != prev and not (down >> self.timers[t][0]) & 1:
+                out.append(~self._slot_id(("timer", t)))
+            prev = t
+        drop, dup, crash, part = budget
+        if drop:
+            out.extend(~self._slot_id(("drop", e)) for e in deliverable)
+        if dup and self.network.consumes:
+            out.extend(~self._slot_id(("dup", e)) for e in deliverable)
+        for i, inst in enumerate(self.instances):
+            if (down >> i) & 1:
+                choices = len(inst.info.initial_values(self.system.overrides.get(inst.name)))
+                out.extend(~self._slot_id(("restart", i, c)) for c in range(choices))
+            elif crash:
+                out.append(~self._slot_id(("crash", i)))
+        if cut:
+            out.append(~self._slot_id(("heal",)))
+        elif part:
+            out.extend(~self._slot_id(("partition", m)) for m in self.partitions)
         return out
 
-    def step(self, state: State, event: int | Event) -> StepResult:
-        """Apply one enabled event: pure, deterministic, the same in every engine."""
-        ev = self.event_id(state, event) if not isinstance(event, int) else event
-        locals_, net = state
-        if ev >= 0:
-            if not self.network.contains(net, ev) or ev not in set(
-                    self.network.deliverable(net)):
-                raise TraceError(f"{self.describe(ev)}: the message is not deliverable here")
-            dst = self.env_dst[ev]
-            inst = self.instances[dst]
-            lid = locals_[dst]
-            o = self._dmemo.get(lid << 32 | ev) or self._deliver_outcome(dst, lid, ev)
-            new_lid, sends, viol = (lid, (), ()) if o is _NOOP else o  # type: ignore[misc]
-            new_net = self.network.deliver(net, ev, sends)
-            i = dst
+    def _apply(self, state: State, ev: int) -> tuple[State, tuple[int, ...],
+                                                      tuple[Violation, ...]]:
+        """The meaning of one enabled event: (next state, envelopes sent, violations)."""
+        ext = self.extended
+        locals_, net = state[0], state[1]
+        timers, down, budget, cut = state[2:] if ext else ((), 0, (0, 0, 0, 0), 0)
+        network = self.network
+        i = -1
+        o: Outcome | None = None
+        if ev >= 0:                                            # deliver
+            i = self.env_dst[ev]
+            o = self._delivery(locals_[i], ev)
+            net = network.deliver(net, ev, o[1])
         else:
-            slot = ~ev
-            i = self.slots[slot][0]
-            inst = self.instances[i]
-            lid = locals_[i]
-            acts = inst.amemo.get(lid)
-            if acts is None:
-                acts = self._action_outcomes(inst, lid)
-            for s, o in acts:  # noqa: B007 - the match is used after the loop
-                if s == slot:
-                    break
-            else:
-                raise TraceError(f"{self.describe(ev)}: the action is not enabled here")
-            new_lid, sends, viol = o
-            new_net = self.network.add(net, sends)
-        new_locals = locals_[:i] + (new_lid,) + locals_[i + 1:]
-        return StepResult((new_locals, new_net), tuple(self.envs[s] for s in sends), viol)
+            slot = self.slots[~ev]
+            kind = slot[0]
+            if kind == "action":
+                i = slot[1]
+                o = next(o for s, o in self._actions(i, locals_[i]) if s == ~ev)
+                net = network.add(net, o[1])
+            elif kind == "timer":
+                t = slot[1]
+                i = self.timers[t][0]
+                k = timers.index(t)
+                timers = timers[:k] + timers[k + 1:]
+                o = self._timer_outcome(locals_[i], t)
+                net = network.add(net, o[1])
+            elif kind == "restart":
+                i = slot[1]
+                down &= ~(1 << i)
+                o = self._restart_outcome(i, locals_[i], slot[2])
+                net = network.add(net, o[1])
+            elif kind == "crash":
+                i = slot[1]
+                down |= 1 << i
+                timers = tuple(t for t in timers if self.timers[t][0] != i)
+                budget = _spend(budget, 2)
+            elif kind == "drop":
+                net = network.deliver(net, slot[1], ()) if network.consumes else net
+                budget = _spend(budget, 0)
+            elif kind == "dup":
+                net = network.add(net, (slot[1],))
+                budget = _spend(budget, 1)
+            elif kind == "partition":
+                cut = slot[1]
+                budget = _spend(budget, 3)
+            else:                                              # heal
+                cut = 0
+        sends: tuple[int, ...] = ()
+        viol: tuple[Violation, ...] = ()
+        if o is not None:
+            new_lid, sends, viol, tops = o
+            if new_lid != locals_[i]:
+                locals_ = locals_[:i] + (new_lid,) + locals_[i + 1:]
+            if tops:
+                timers = self._apply_timer_ops(timers, tops)
+        nxt = (locals_, net, timers, down, budget, cut) if ext else (locals_, net)
+        return nxt, sends, viol
+
+    def step(self, state: State, event: int | Event | dict[str, Any]) -> StepResult:
+        """Apply one enabled event: pure, deterministic, the same in every engine."""
+        if isinstance(event, int):
+            if event not in self.enabled_events(state):
+                raise TraceError(f"{self.describe(event)}: not enabled in this state")
+            ev = event
+        else:
+            ev = self.event_id(state, event)
+        nxt, sends, viol = self._apply(state, ev)
+        return StepResult(nxt, tuple(self.envs[s] for s in sends), viol)
 
     # --- properties and final states ----------------------------------------------------------
 
@@ -360,7 +558,7 @@ class Kernel:
                                      f"property {p.name!r} does not hold", name=p.name,
                                      location=p.location))
         res = tuple(out)
-        if not g._net_read:         # a function of the local states alone: share the verdict
+        if not g._beyond:           # a function of the local states alone: share the verdict
             memo[state[0]] = res
         return res
 
@@ -402,78 +600,50 @@ class Kernel:
         """The named form of an event id."""
         if ev >= 0:
             return Deliver(self.envs[ev])
-        i, ai, has_arg, arg = self.slots[~ev]
-        return Fire(self.instances[i].name, self.instances[i].info.actions[ai].name, arg, has_arg)
+        slot = self.slots[~ev]
+        kind = slot[0]
+        if kind == "action":
+            _, i, ai, has_arg, arg = slot
+            inst = self.instances[i]
+            return Fire(inst.name, inst.info.actions[ai].name, arg, has_arg)
+        if kind == "timer":
+            i, delay, msg = self.timers[slot[1]]
+            return TimerFire(self.instances[i].name, msg, delay)
+        if kind == "crash":
+            return Crash(self.instances[slot[1]].name)
+        if kind == "restart":
+            return Restart(self.instances[slot[1]].name, slot[2])
+        if kind == "drop":
+            return Drop(self.envs[slot[1]])
+        if kind == "dup":
+            return Duplicate(self.envs[slot[1]])
+        if kind == "partition":
+            return Partition(tuple(inst.name for inst in self.instances
+                                   if (slot[1] >> inst.index) & 1))
+        return Heal()
 
     def describe(self, ev: int) -> str:
         return str(self.event(ev))
 
     def event_id(self, state: State, event: Event | dict[str, Any]) -> int:
-        """The id of a named event (or its JSON form) in `state`; `TraceError` if unknown."""
-        if isinstance(event, dict):
-            event = self.event_from_json(event)
-        if isinstance(event, Deliver):
-            e = event.envelope
-            i = self.env_ids.get(e)
-            if i is None or not self.network.contains(state[1], i):
-                raise TraceError(f"{event}: no such message is in flight")
-            return i
-        i = self.index.get(event.instance)
-        if i is None:
-            raise TraceError(f"{event}: there is no instance {event.instance!r}")
-        acts = self.instances[i].info.actions
-        ai = next((k for k, a in enumerate(acts) if a.name == event.action), None)
-        if ai is None:
-            raise TraceError(f"{event}: {event.instance} has no action {event.action!r}")
-        inst = self.instances[i]
-        lid = state[0][i]
-        acts_now = inst.amemo.get(lid)
-        if acts_now is None:
-            acts_now = self._action_outcomes(inst, lid)
-        want = to_json(event.arg) if event.has_arg else None
-        for slot, _ in acts_now:
-            _, sai, has_arg, arg = self.slots[slot]
-            if sai == ai and has_arg == event.has_arg and (
-                    not has_arg or arg == event.arg or to_json(arg) == want):
-                break
-        else:
-            raise TraceError(f"{event}: the action is not enabled in this state")
-        return ~slot
+        """The id of an enabled event given by name (an `Event` or its JSON form, as in a
+        trace file); `TraceError` when no enabled event of `state` has that name."""
+        want = event if isinstance(event, dict) else event.to_json()
+        want = {k: v for k, v in want.items() if k != "step"}
+        if "kind" not in want:
+            raise TraceError(f"event {want!r} has no 'kind'")
+        for ev in self.enabled_events(state):
+            have = self.event(ev).to_json()
+            if all(_same_json(have.get(k), v) for k, v in want.items()):
+                return ev
+        raise TraceError(f"{_describe_json(want)}: not enabled in this state",
+                         notes=[f"enabled here: {self._enabled_summary(state)}"])
 
-    def event_from_json(self, j: dict[str, Any]) -> Event:
-        """Decode an event of a trace file (names only, never code)."""
-        try:
-            kind = j["kind"]
-            if kind == "deliver":
-                dst, src = j["to"], j["from"]
-                for n in (dst, src):
-                    if n not in self.index:
-                        raise ValueError(f"there is no instance {n!r}")
-                msg = message_from_json(j["message"], self.messages)
-                port = j["port"]
-                src_port = j.get("from_port")
-                if src_port is None:
-                    cands = [p for (a, p, b, bp) in self.links
-                             if a == src and b == dst and bp == port]
-                    if len(cands) != 1:
-                        raise ValueError(f"cannot tell which port of {src} sent it")
-                    src_port = cands[0]
-                return Deliver(Envelope(src, src_port, dst, port, msg))
-            if kind == "action":
-                name = j["instance"]
-                if name not in self.index:
-                    raise ValueError(f"there is no instance {name!r}")
-                inst = self.instances[self.index[name]]
-                act = next((a for a in inst.info.actions if a.name == j["action"]), None)
-                if act is None:
-                    raise ValueError(f"{name} has no action {j['action']!r}")
-                if act.over is None:
-                    return Fire(name, act.name)
-                arg = _decode_arg(j.get("arg"), act.over, inst)
-                return Fire(name, act.name, arg, True)
-            raise ValueError(f"unknown event kind {kind!r}")
-        except (KeyError, TypeError, ValueError) as e:
-            raise TraceError(f"event {j!r} does not fit the spec: {e}") from None
+    def _enabled_summary(self, state: State, most: int = 6) -> str:
+        evs = self.enabled_events(state)
+        names = [self.describe(e) for e in evs[:most]]
+        more = f"; and {len(evs) - most} more" if len(evs) > most else ""
+        return "; ".join(names) + more if names else "nothing (a final state)"
 
     def fingerprint(self, state: State) -> str:
         """A 16-hex-digit key of the state, the same in every process (no `hash()`)."""
@@ -490,6 +660,15 @@ class Kernel:
             h.update(b"n")
             for b in sorted(self._env_bytes(e) for e in self.network.in_flight(net)):
                 h.update(b)
+        if self.extended:
+            _, _, timers, down, budget, cut = state
+            h.update(b"t")
+            for b in sorted(canonical((self.instances[i].name, d, m))
+                            for i, d, m in (self.timers[t] for t in timers)):
+                h.update(b)
+            names = [inst.name for inst in self.instances]
+            h.update(canonical((tuple(n for k, n in enumerate(names) if (down >> k) & 1), budget,
+                                tuple(n for k, n in enumerate(names) if (cut >> k) & 1))))
         return h.hexdigest()
 
     def _env_bytes(self, e: int) -> bytes:
@@ -515,18 +694,28 @@ class Kernel:
         flight = self.in_flight(state)
         if flight:
             parts.append("in flight: " + "; ".join(str(e) for e in flight))
+        if self.extended:
+            down = [inst.name for inst in self.instances if (state[3] >> inst.index) & 1]
+            if down:
+                parts.append("crashed: " + ", ".join(down))
         return ", ".join(parts)
+
+    def crashed(self, state: State) -> list[str]:
+        """The instances that are down in `state`."""
+        if not self.extended:
+            return []
+        return [inst.name for inst in self.instances if (state[3] >> inst.index) & 1]
 
 
 class World:
     """The global state as a property sees it: `g["tm"]`, `g.instances(ResourceManager)`."""
 
-    __slots__ = ("_k", "_state", "_net_read")
+    __slots__ = ("_k", "_state", "_beyond")
 
     def __init__(self, kernel: Kernel, state: State) -> None:
         self._k = kernel
         self._state = state
-        self._net_read = False
+        self._beyond = False        # read more than the local states (network, crashes)
 
     def __getitem__(self, name: str) -> StateView:
         i = self._k.index.get(name)
@@ -552,9 +741,14 @@ class World:
 
     def in_flight(self, mtype: type | None = None) -> list[Envelope]:
         """The messages in the network (of type `mtype`, if given)."""
-        self._net_read = True
+        self._beyond = True
         return [e for e in self._k.in_flight(self._state)
                 if mtype is None or isinstance(e.message, mtype)]
+
+    def crashed(self) -> list[str]:
+        """The names of the instances that are down."""
+        self._beyond = True
+        return self._k.crashed(self._state)
 
     def __repr__(self) -> str:
         return f"<World {self._k.render_state(self._state)}>"
@@ -579,18 +773,34 @@ def _known_messages(system: System) -> dict[str, type[Message]]:
     return out
 
 
-def _decode_arg(j: Any, over: Any, inst: _Instance) -> Any:
-    """The value of an action's parameter from its JSON form (matched on the JSON form when
-    the domain depends on the state)."""
-    if callable(over):
-        return _from_json_like(j)
-    for v in over:
-        if to_json(v) == j:
-            return v
-    raise ValueError(f"{j!r} is not in the domain of the action")
+def _same_json(a: Any, b: Any) -> bool:
+    """Equality of JSON values, where `true` is not `1`."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same_json(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same_json(x, y) for x, y in zip(a, b))
+    return bool(a == b)
 
 
-def _from_json_like(j: Any) -> Any:
-    if isinstance(j, list):
-        return tuple(_from_json_like(x) for x in j)
-    return j
+def _spend(budget: tuple[int, int, int, int], k: int) -> tuple[int, int, int, int]:
+    """The budget after one fault of kind `k` (-1, unlimited, stays so)."""
+    if budget[k] < 0:
+        return budget
+    return budget[:k] + (budget[k] - 1,) + budget[k + 1:]
+
+
+def _describe_json(j: dict[str, Any]) -> str:
+    kind = j.get("kind")
+    if kind in ("deliver", "drop", "duplicate"):
+        m = j.get("message", {})
+        return f"{kind} {m.get('type', '?')} from {j.get('from')} to {j.get('to')}"
+    if kind == "action":
+        arg = f"({j['arg']!r})" if j.get("arg") is not None else ""
+        return f"{j.get('instance')} fires {j.get('action')}{arg}"
+    if kind == "partition":
+        return f"partition {j.get('group')}"
+    if "instance" in j:
+        return f"{kind} of {j['instance']}"
+    return str(kind)

@@ -25,7 +25,8 @@ from assay.model.types import (
     parse_type,
 )
 
-RESERVED = frozenset({"name"})
+RESERVED = frozenset({"name", "after", "cancel"})
+ANY_PORT = "*"          # the port of a handler declared without one, on a many-ported component
 
 
 class Port:
@@ -56,6 +57,21 @@ class Port:
         return f"Port({'many=True' if self.many else ''})"
 
 
+@dataclass(frozen=True, slots=True)
+class Persistent:
+    """Marks a field whose value survives a crash (see `persistent`)."""
+
+    value: Any
+
+
+def persistent(value: Any) -> Persistent:
+    """Declare a field that survives a crash and restart: `log: tuple = persistent(())`.
+
+    Other fields return to their initial values on restart.  `value` may be a `one_of(...)`.
+    """
+    return Persistent(value)
+
+
 # --- decorators ---------------------------------------------------------------------------------
 
 def on(message_type: type[Message], port: str | None = None) -> Callable[[Callable], Callable]:
@@ -82,6 +98,12 @@ def action(when: Callable[..., bool] | None = None,
         fn.__assay_action__ = (when, over, loc)   # type: ignore[attr-defined]
         return fn
     return mark
+
+
+def on_restart(fn: Callable) -> Callable:
+    """Mark a method `(self)` to run when the instance restarts after a crash."""
+    fn.__assay_on_restart__ = caller_location(2)   # type: ignore[attr-defined]
+    return fn
 
 
 def requires(pred: Callable[..., bool]) -> Callable[[Callable], Callable]:
@@ -131,6 +153,18 @@ class Component:
     def name(self) -> str:
         return self.__dict__["__assay_ctx__"].instance
 
+    def after(self, delay: int, message: Message) -> None:
+        """Send `message` to this instance itself after `delay` units of time (a timer).
+
+        The checker lets a timer fire at any point after it is set (time is abstract); the
+        simulator fires it at its virtual time.  A crash loses the instance's timers.
+        """
+        self.__dict__["__assay_ctx__"].set_timer(delay, message)
+
+    def cancel(self, what: Message | type[Message]) -> None:
+        """Cancel this instance's pending timers equal to `what`, or of message type `what`."""
+        self.__dict__["__assay_ctx__"].cancel_timer(what)
+
     def __repr__(self) -> str:
         info = component_info(type(self))
         inner = ", ".join(f"{f}={self.__dict__.get(f)!r}" for f in info.fields)
@@ -174,9 +208,26 @@ class ComponentInfo:
     actions: tuple[ActionInfo, ...]
     invariants: tuple[tuple[Callable, Location | None], ...]
     field_index: dict[str, int] = field(default_factory=dict)
+    persistent: tuple[bool, ...] = ()
+    on_restart: Callable | None = None
+    uses_timers: bool = False
 
     def handler_for(self, port: str, mtype: type) -> HandlerInfo | None:
-        return self.handlers.get((port, mtype))
+        return self.handlers.get((port, mtype)) or self.handlers.get((ANY_PORT, mtype))
+
+    def timer_handler(self, mtype: type) -> HandlerInfo | None:
+        """The handler of a timer's message: the one for its type (first port by name)."""
+        found = [h for (_, t), h in sorted(self.handlers.items(), key=lambda kv: kv[0][0])
+                 if t is mtype]
+        return found[0] if found else None
+
+    def restart_values(self, values: tuple[Any, ...],
+                       overrides: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        """The local states a restart may give: persistent fields keep their values, the
+        others take one of their initial values."""
+        return [tuple(old if keep else new for old, new, keep
+                      in zip(values, init, self.persistent))
+                for init in self.initial_values(overrides)]
 
     def initial_values(self, overrides: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         choices = list(self.initial)
@@ -210,6 +261,7 @@ def _build_info(cls: type) -> ComponentInfo:
                 ports[n] = v
 
     fields: list[str] = []
+    keeps: list[bool] = []
     types: list[TypeSpec] = []
     initial: list[tuple[Any, ...]] = []
     for n, ann in hints.items():
@@ -228,6 +280,9 @@ def _build_info(cls: type) -> ComponentInfo:
             raise SpecError(f"field {n!r} of {cls.__name__} has no initial value", line,
                             [f"write '{n}: {spec.describe()} = <value>' or use one_of(...)"])
         default = getattr(cls, n)
+        keep = isinstance(default, Persistent)
+        if keep:
+            default = default.value
         values = default.values if isinstance(default, OneOf) else (default,)
         for v in values:
             if is_mutable_default(v):
@@ -242,14 +297,19 @@ def _build_info(cls: type) -> ComponentInfo:
         fields.append(n)
         types.append(spec)
         initial.append(tuple(values))
+        keeps.append(keep)
 
     handlers: dict[tuple[str, type], HandlerInfo] = {}
     actions: list[ActionInfo] = []
+    restart_hook: Callable | None = None
     for attr in dir(cls):
         fn = getattr(cls, attr, None)
         if not callable(fn):
             continue
         fn_loc = object_location(fn)
+        if getattr(fn, "__assay_on_restart__", None) is not None:
+            _check_arity(fn, 1, f"restart hook {cls.__name__}.{attr}", "(self)", fn_loc)
+            restart_hook = fn
         req = tuple(getattr(fn, "__assay_requires__", ()))
         ens = tuple(getattr(fn, "__assay_ensures__", ()))
         for mtype, port, loc in getattr(fn, "__assay_on__", ()):
@@ -295,7 +355,27 @@ def _build_info(cls: type) -> ComponentInfo:
     actions.sort(key=lambda a: (a.location.line if a.location and a.location.line else 0, a.name))
     return ComponentInfo(cls, tuple(fields), tuple(types), tuple(initial), ports, handlers,
                          tuple(actions), tuple(invariants),
-                         {n: i for i, n in enumerate(fields)})
+                         {n: i for i, n in enumerate(fields)}, tuple(keeps), restart_hook,
+                         _calls_timers(cls))
+
+
+def _calls_timers(cls: type) -> bool:
+    """Whether the class's code (or a base's) calls `self.after` or `self.cancel`."""
+    import ast
+    import textwrap
+
+    for klass in cls.__mro__:
+        if klass is Component or klass is object:
+            continue
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
+        except (OSError, TypeError, SyntaxError):
+            return True                  # cannot tell: assume it does
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and node.attr in ("after", "cancel") \
+                    and isinstance(node.value, ast.Name) and node.value.id == "self":
+                return True
+    return False
 
 
 def _resolve_handler_port(cls: type, attr: str, mtype: Any, port: str | None,
@@ -308,12 +388,8 @@ def _resolve_handler_port(cls: type, attr: str, mtype: Any, port: str | None,
         raise SpecError(f"{cls.__name__}.{attr} handles {mtype.__name__}, but {cls.__name__} "
                         "has no port that could carry it", loc,
                         ["declare a port on the component, e.g. 'peer = Port()'"])
-    if port is None:
-        if len(ports) > 1:
-            raise SpecError(f"{cls.__name__}.{attr} handles {mtype.__name__} without naming a "
-                            f"port, and {cls.__name__} has several: {', '.join(sorted(ports))}",
-                            loc, [f"write @on({mtype.__name__}, port=...)"])
-        return next(iter(ports))
+    if port is None:                     # from any port (and from a timer)
+        return next(iter(ports)) if len(ports) == 1 else ANY_PORT
     if port not in ports:
         raise SpecError(f"{cls.__name__}.{attr} handles {mtype.__name__} on port {port!r}, "
                         f"which {cls.__name__} does not have; no port can carry it", loc,
