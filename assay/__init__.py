@@ -14,11 +14,13 @@ from assay.model import (
     ensures,
     invariant,
     on,
+    on_restart,
     one_of,
+    persistent,
     requires,
 )
 
 __version__ = "0.1.0"
 
 __all__ = ["Component", "Message", "Peer", "Port", "Range", "System", "action", "ensures",
-           "invariant", "on", "one_of", "requires"]
+           "invariant", "on", "on_restart", "one_of", "persistent", "requires"]

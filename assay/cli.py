@@ -69,12 +69,14 @@ def main() -> None:
               help="Stop after N distinct states (exit 3 if not done).")
 @click.option("--max-depth", type=click.IntRange(min=0), metavar="N",
               help="Do not explore beyond depth N (exit 3 if states were left).")
+@click.option("--faults", "faults_text", metavar="KIND=N,...",
+              help="Fault budget: e.g. crash=1,drop=2,dup=1,partition=1.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @click.option("--trace-out", type=click.Path(dir_okay=False), metavar="FILE",
               help="Write the counterexample as a JSON trace file.")
 def check(spec: str, system_name: str | None, params: tuple[str, ...], strategy: str,
-          max_states: int | None, max_depth: int | None, as_json: bool,
-          trace_out: str | None) -> None:
+          max_states: int | None, max_depth: int | None, faults_text: str | None,
+          as_json: bool, trace_out: str | None) -> None:
     """Explore every reachable state of a system and check its properties.
 
     Exit codes: 0 all hold, 1 violation, 2 spec or usage error, 3 bound hit.
@@ -85,10 +87,11 @@ def check(spec: str, system_name: str | None, params: tuple[str, ...], strategy:
     try:
         if trace_out:
             _check_writable(trace_out)
-        system, name, typed = build(spec, system_name, _params(params))
-        from assay.kernel import Kernel
+        from assay.kernel import Faults, Kernel
 
-        kernel = Kernel(system)
+        faults = Faults.parse(faults_text) if faults_text else None
+        system, name, typed = build(spec, system_name, _params(params))
+        kernel = Kernel(system, faults)
         progress = _Progress() if sys.stderr.isatty() and not as_json else None
         try:
             result = run_check(kernel, strategy=strategy, max_states=max_states,
@@ -107,12 +110,12 @@ def check(spec: str, system_name: str | None, params: tuple[str, ...], strategy:
             _fail(UsageError(f"cannot write the trace to {trace_out}: {e.strerror}"))
     if as_json:
         doc = {"command": "check", "spec": spec, "system": name, "params": typed,
-               **result.to_json()}
+               "faults": faults.to_json() if faults else None, **result.to_json()}
         click.echo(json.dumps(doc, indent=2, default=str))
     else:
         from assay.report import render_check
 
-        render_check(Console(highlight=False), result, spec, name, typed)
+        render_check(Console(highlight=False), result, spec, name, typed, faults)
         if trace_out:
             msg = (f"trace written to {trace_out}" if result.trace is not None
                    else f"no counterexample, so no trace written to {trace_out}")

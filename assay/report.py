@@ -51,10 +51,11 @@ def render_steps(console: Console, steps: tuple[Step, ...] | list[Step],
 
 
 def render_check(console: Console, r: CheckResult, spec: str, system: str,
-                 params: dict[str, Any]) -> None:
+                 params: dict[str, Any], faults: Any = None) -> None:
     ptxt = ", ".join(f"{k}={v}" for k, v in params.items())
     console.print(Text.assemble(("assay check ", "bold"), f"{spec} :: {system}",
-                                f"({ptxt})" if ptxt else "()"))
+                                f"({ptxt})" if ptxt else "()",
+                                f" with faults {faults}" if faults else ""))
     if r.verdict == "violation":
         v = r.violation
         assert v is not None

@@ -737,7 +737,7 @@ def chooser_system(choices: tuple) -> System:
 
 @SETTINGS
 @given(choices=st.lists(values, min_size=1, max_size=3).map(tuple))
-@example(choices=(True, 1))                                  # found by the property: a bug
+@example(choices=(True, 1))                                  # found by the property (was a bug)
 def test_values_with_different_canonical_forms_are_different_states_and_events(choices):
     distinct = {canonical(c) for c in choices}
     assert check(chooser_system(choices)).states == 1 + len(distinct)

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from assay.checker.bfs import bfs
 from assay.checker.dfs import dfs
 from assay.checker.search import Outcome, Progress, Search
+from assay.kernel.faults import Faults
 from assay.kernel.kernel import Kernel
 from assay.kernel.trace import Step, Trace, explain, initial_json
 from assay.kernel.violation import Violation
@@ -55,10 +56,18 @@ class CheckResult:
 
 def check(system: System | Kernel, *, strategy: str = "bfs", max_states: int | None = None,
           max_depth: int | None = None, on_progress: Callable[[Progress], None] | None = None,
-          spec: str = "", system_name: str = "", params: dict[str, Any] | None = None
-          ) -> CheckResult:
-    """Explore every reachable state of `system` and check its contracts and properties."""
-    kernel = system if isinstance(system, Kernel) else Kernel(system)
+          spec: str = "", system_name: str = "", params: dict[str, Any] | None = None,
+          faults: Faults | None = None) -> CheckResult:
+    """Explore every reachable state of `system` and check its contracts and properties.
+
+    With `faults`, every placement of at most that many faults of each kind is explored too.
+    """
+    if isinstance(system, Kernel):
+        if faults is not None and system.faults != faults:
+            raise ValueError("give the fault budget to the Kernel, or a System to check()")
+        kernel = system
+    else:
+        kernel = Kernel(system, faults)
     search = Search(max_states=max_states, max_depth=max_depth, on_progress=on_progress)
     explore = {"bfs": bfs, "dfs": dfs}.get(strategy)
     if explore is None:
@@ -89,6 +98,7 @@ def _result(kernel: Kernel, out: Outcome, strategy: str, spec: str, system_name:
         v = out.violation
         trace = Trace(spec, system_name or kernel.system.name, params,
                       [s.event_json for s in steps], engine="check",
+                      faults=kernel.faults.to_json() if kernel.faults else None,
                       initial=initial_json(kernel, out.start),
                       verdict={"kind": v.kind, "name": v.name, "blame": v.blame,
                                "message": v.message, "step": len(steps)})

@@ -1,8 +1,22 @@
 """The one step semantics: global state, events, `step`, networks and traces."""
-from assay.kernel.events import Deliver, Envelope, Event, Fire
+from assay.kernel.events import (
+    Crash,
+    Deliver,
+    Drop,
+    Duplicate,
+    Envelope,
+    Event,
+    Fire,
+    Heal,
+    Partition,
+    Restart,
+    TimerFire,
+)
+from assay.kernel.faults import Faults
 from assay.kernel.kernel import Kernel, State, StepResult, World
 from assay.kernel.trace import Trace, replay
 from assay.kernel.violation import Violation
 
-__all__ = ["Deliver", "Envelope", "Event", "Fire", "Kernel", "State", "StepResult", "Trace",
+__all__ = ["Crash", "Deliver", "Drop", "Duplicate", "Envelope", "Event", "Faults", "Fire",
+           "Heal", "Kernel", "Partition", "Restart", "State", "StepResult", "TimerFire", "Trace",
            "Violation", "World", "replay"]

@@ -503,7 +503,7 @@ class Kernel:
                 net = network.deliver(net, slot[1], ()) if network.consumes else net
                 budget = _spend(budget, 0)
             elif kind == "dup":
-                net = network.add(net, (slot[1],))
+                net = network.duplicate(net, slot[1])
                 budget = _spend(budget, 1)
             elif kind == "partition":
                 cut = slot[1]

@@ -42,6 +42,9 @@ class Unordered:
     def add(self, net: tuple[int, ...], sends: tuple[int, ...]) -> tuple[int, ...]:
         return tuple(sorted(net + sends)) if sends else net
 
+    def duplicate(self, net: tuple[int, ...], env: int) -> tuple[int, ...]:
+        return self.add(net, (env,))
+
 
 class Duplicating:
     name = "duplicating"
@@ -97,6 +100,14 @@ class Fifo:
         for s in sends:
             link = self.env_link[s]
             queues[link] = queues[link] + (s,)
+        return tuple(queues)
+
+    def duplicate(self, net: tuple[tuple[int, ...], ...],
+                  env: int) -> tuple[tuple[int, ...], ...]:
+        """A copy of a head message right behind it: duplication keeps the link's order."""
+        queues = list(net)
+        link = self.env_link[env]
+        queues[link] = (env,) + queues[link]
         return tuple(queues)
 
     def add(self, net: tuple[tuple[int, ...], ...],

@@ -41,13 +41,15 @@ class Trace:
     events: list[dict[str, Any]]
     engine: str = "check"
     seed: int | None = None
+    faults: dict[str, Any] | None = None
     initial: dict[str, dict[str, Any]] | None = None
     verdict: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         doc = {"format": FORMAT, "version": VERSION, "spec": self.spec, "system": self.system,
-               "params": self.params, "engine": self.engine, "seed": self.seed}
+               "params": self.params, "engine": self.engine, "seed": self.seed,
+               "faults": self.faults}
         if self.initial is not None:
             doc["initial"] = self.initial
         doc["events"] = [{"step": i + 1, **e} for i, e in enumerate(self.events)]
@@ -71,9 +73,12 @@ class Trace:
             raise TraceError(f"{path} has trace version {doc.get('version')}, "
                              f"this assay reads version {VERSION}")
         events = [{k: v for k, v in e.items() if k != "step"} for e in doc.get("events", [])]
-        return cls(doc["spec"], doc["system"], doc.get("params", {}), events,
-                   doc.get("engine", "check"), doc.get("seed"), doc.get("initial"),
-                   doc.get("verdict"))
+        try:
+            return cls(doc["spec"], doc["system"], doc.get("params", {}), events,
+                       doc.get("engine", "check"), doc.get("seed"), doc.get("faults"),
+                       doc.get("initial"), doc.get("verdict"))
+        except KeyError as e:
+            raise TraceError(f"{path}: the trace has no {e.args[0]!r}") from None
 
 
 def explain(kernel: Kernel, before: State, ev: int, index: int) -> tuple[Step, State]:

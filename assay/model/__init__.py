@@ -1,8 +1,18 @@
 """The spec language: messages, components, ports, contracts and systems."""
-from assay.model.component import Component, Port, action, ensures, invariant, on, requires
+from assay.model.component import (
+    Component,
+    Port,
+    action,
+    ensures,
+    invariant,
+    on,
+    on_restart,
+    persistent,
+    requires,
+)
 from assay.model.message import Message
 from assay.model.system import System
 from assay.model.types import OneOf, Peer, Range, one_of
 
 __all__ = ["Component", "Message", "OneOf", "Peer", "Port", "Range", "System", "action",
-           "ensures", "invariant", "on", "one_of", "requires"]
+           "ensures", "invariant", "on", "on_restart", "one_of", "persistent", "requires"]
