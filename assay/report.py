@@ -81,3 +81,86 @@ def render_check(console: Console, r: CheckResult, spec: str, system: str,
     t.add_row("time", f"{r.seconds:.2f} s ({r.rate:,.0f} states/s)")
     t.add_row("search", f"{r.strategy}, stopped: {r.reason}")
     console.print(t)
+
+
+def render_simulation(console: Console, c: Any, spec: str, system: str,
+                      params: dict[str, Any], rates: Any, scheduler: str) -> None:
+    ptxt = ", ".join(f"{k}={v}" for k, v in params.items())
+    console.print(Text.assemble(("assay simulate ", "bold"), f"{spec} :: {system}({ptxt})",
+                                f" scheduler={scheduler}"))
+    if c.failures:
+        console.print(Text(f"✗ {len(c.failures)} of {c.runs} runs found a violation",
+                           style="bold red"))
+        for r in c.failures[:20]:
+            v = r.violation or {}
+            what = f"{v.get('kind')} {v.get('name')}" if v.get("name") else v.get("kind")
+            console.print(f"  run {r.index} (seed {r.seed}): {what}, blame {v.get('blame')}; "
+                          f"{r.events} events, shrunk to {len(r.shrunk or [])}"
+                          + (f" -> {c.trace_files[r.index]}" if r.index in c.trace_files
+                             else ""), markup=False, soft_wrap=True)
+        if len(c.failures) > 20:
+            console.print(f"  ... and {len(c.failures) - 20} more")
+    else:
+        console.print(Text(f"✓ no violation in {c.runs} runs (a sample of the behaviours, "
+                           "not a proof)", style="bold green"))
+    t = Table(show_header=False, box=None, pad_edge=False)
+    t.add_row("runs", f"{c.runs:,}")
+    t.add_row("events", f"{c.events:,}")
+    t.add_row("distinct states", f"{c.distinct_states:,}")
+    rate = c.events / c.seconds if c.seconds else 0
+    t.add_row("time", f"{c.seconds:.2f} s ({rate:,.0f} events/s)")
+    ended = ", ".join(f"{k}: {v}" for k, v in
+                      sorted(_count_ended(c.reports).items()))
+    t.add_row("runs ended", ended)
+    console.print(t)
+
+
+def _count_ended(reports: Any) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for r in reports:
+        out[r.ended] = out.get(r.ended, 0) + 1
+    return out
+
+
+def to_mermaid(steps: Any, instances: list[str], violation: Any = None) -> str:
+    """A run as a Mermaid sequence diagram: instances are lifelines, deliveries arrows,
+    actions, timers and faults notes, the violation a final note."""
+    def q(text: str) -> str:
+        return text.replace(";", ",").replace("#", "").replace("\n", " ")
+
+    lines = ["sequenceDiagram"]
+    lines += [f"    participant {n}" for n in instances]
+    span = f"{instances[0]},{instances[-1]}" if len(instances) > 1 else instances[0]
+    for s in steps:
+        j = s.event_json
+        kind = j["kind"]
+        if kind == "deliver":
+            m = j["message"]
+            fields = ", ".join(f"{k}={v}" for k, v in m["fields"].items())
+            lines.append(f"    {j['from']}->>{j['to']}: {s.index}. {q(m['type'])}"
+                         f"({q(fields)})")
+            where = j["to"]
+        elif kind == "drop":
+            lines.append(f"    {j['from']}--x{j['to']}: {s.index}. dropped "
+                         f"{q(j['message']['type'])}")
+            where = j["to"]
+        elif kind == "duplicate":
+            lines.append(f"    Note over {j['from']},{j['to']}: {s.index}. duplicated "
+                         f"{q(j['message']['type'])}")
+            where = j["to"]
+        elif kind in ("partition", "heal"):
+            lines.append(f"    Note over {span}: {s.index}. {q(s.description)}")
+            where = None
+        else:
+            where = j.get("instance")
+            lines.append(f"    Note over {where}: {s.index}. {q(s.description)}")
+        if where and s.changes:
+            ch = ", ".join(f"{c.field}={_value(c.new)}" for c in s.changes
+                           if c.instance == where)
+            if ch:
+                lines.append(f"    Note right of {where}: {q(ch)}")
+        for v in s.violations:
+            lines.append(f"    Note over {span}: ✗ {q(v.kind)}: {q(v.message)}")
+    if violation is not None and not any(violation in s.violations for s in steps):
+        lines.append(f"    Note over {span}: ✗ {q(violation.kind)}: {q(violation.message)}")
+    return "\n".join(lines) + "\n"

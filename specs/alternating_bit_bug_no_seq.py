@@ -76,7 +76,8 @@ def system(count: int = 2, retries: int = 2) -> System:
         return d == tuple(range(len(d)))
 
     @s.terminal
-    def all_sent(g):
-        return g["sender"].next == count
+    def stopped(g):              # all sent, or the sender gave up after its last retry
+        sender = g["sender"]
+        return sender.next == count or (sender.sending and sender.left == 0)
 
     return s

@@ -186,6 +186,7 @@ class Kernel:
         # property verdicts by local states, for evaluations that did not read beyond them
         self._property_memo: dict[tuple[int, ...], tuple[Violation, ...]] = {}
         self.terminals = list(system.terminals)
+        self._event_json: dict[int, dict[str, Any]] = {}
 
     # --- interning ----------------------------------------------------------------------------
 
@@ -416,7 +417,7 @@ class Kernel:
         out = []
         events = self.enabled_events(state)
         for ev in events:
-            nxt, _, viol = self._apply(state, ev)
+            nxt, _, viol = self.apply(state, ev)
             if nxt != state or viol:
                 out.append((ev, nxt, viol))
         return out, len(events)
@@ -462,9 +463,12 @@ class Kernel:
             out.extend(~self._slot_id(("partition", m)) for m in self.partitions)
         return out
 
-    def _apply(self, state: State, ev: int) -> tuple[State, tuple[int, ...],
+    def apply(self, state: State, ev: int) -> tuple[State, tuple[int, ...],
                                                       tuple[Violation, ...]]:
-        """The meaning of one enabled event: (next state, envelopes sent, violations)."""
+        """The meaning of one event: (next state, envelopes sent, violations).
+
+        `ev` must be one of `enabled_events(state)` (engines that pick from that list call
+        this directly; `step` checks it first)."""
         ext = self.extended
         locals_, net = state[0], state[1]
         timers, down, budget, cut = state[2:] if ext else ((), 0, (0, 0, 0, 0), 0)
@@ -529,7 +533,7 @@ class Kernel:
             ev = event
         else:
             ev = self.event_id(state, event)
-        nxt, sends, viol = self._apply(state, ev)
+        nxt, sends, viol = self.apply(state, ev)
         return StepResult(nxt, tuple(self.envs[s] for s in sends), viol)
 
     # --- properties and final states ----------------------------------------------------------
@@ -625,6 +629,27 @@ class Kernel:
     def describe(self, ev: int) -> str:
         return str(self.event(ev))
 
+    def event_kind(self, ev: int) -> str:
+        """deliver, action, timer, crash, restart, drop, dup, partition or heal."""
+        return "deliver" if ev >= 0 else self.slots[~ev][0]
+
+    def event_owner(self, ev: int) -> int:
+        """The instance an event runs on (the receiver of a delivery), -1 for the network."""
+        if ev >= 0:
+            return self.env_dst[ev]
+        slot = self.slots[~ev]
+        kind = slot[0]
+        if kind in ("action", "crash", "restart"):
+            return slot[1]
+        if kind == "timer":
+            return self.timers[slot[1]][0]
+        if kind in ("drop", "dup"):
+            return self.env_dst[slot[1]]
+        return -1
+
+    def timer_delay(self, timer: int) -> int:
+        return self.timers[timer][1]
+
     def event_id(self, state: State, event: Event | dict[str, Any]) -> int:
         """The id of an enabled event given by name (an `Event` or its JSON form, as in a
         trace file); `TraceError` when no enabled event of `state` has that name."""
@@ -632,8 +657,11 @@ class Kernel:
         want = {k: v for k, v in want.items() if k != "step"}
         if "kind" not in want:
             raise TraceError(f"event {want!r} has no 'kind'")
+        cache = self._event_json
         for ev in self.enabled_events(state):
-            have = self.event(ev).to_json()
+            have = cache.get(ev)
+            if have is None:
+                have = cache[ev] = self.event(ev).to_json()
             if all(_same_json(have.get(k), v) for k, v in want.items()):
                 return ev
         raise TraceError(f"{_describe_json(want)}: not enabled in this state",
@@ -647,7 +675,7 @@ class Kernel:
 
     def fingerprint(self, state: State) -> str:
         """A 16-hex-digit key of the state, the same in every process (no `hash()`)."""
-        locals_, net = state
+        locals_, net = state[0], state[1]
         h = hashlib.blake2b(digest_size=8)
         for inst, lid in zip(self.instances, locals_):
             h.update(canonical(inst.table.values[lid]))

@@ -109,6 +109,48 @@ def find_initial(kernel: Kernel, initial: dict[str, dict[str, Any]] | None) -> S
                      notes=["the spec or its parameters changed since the trace was written"])
 
 
+@dataclass(frozen=True)
+class Replayed:
+    """A trace run through the kernel: its steps, where it ended, and the first violation
+    (a step's, a property's, or a deadlock at the end)."""
+
+    steps: list[Step]
+    state: State
+    violation: Violation | None
+
+
+def replay_checked(kernel: Kernel, events: Sequence[dict[str, Any]], start: State,
+                   on_step: Any = None) -> Replayed:
+    """Replay `events`, checking properties after every step; stop at the first violation."""
+    steps: list[Step] = []
+    state = start
+    pv = kernel.property_violations(state)
+    if pv:
+        return Replayed(steps, state, pv[0])
+    for i, e in enumerate(events, 1):
+        try:
+            ev = kernel.event_id(state, e)
+        except TraceError as err:
+            raise TraceError(f"step {i}: {err.message}", notes=[
+                *err.notes,
+                "the event is not enabled at this point of the run: the spec changed, or a "
+                "handler depends on something outside its state (set order, time, randomness)"]
+            ) from None
+        before = state
+        step, state = explain(kernel, state, ev, i)
+        if on_step is not None:
+            on_step(before, ev, state)
+        steps.append(step)
+        if step.violations:
+            return Replayed(steps, state, step.violations[0])
+        pv = kernel.property_violations(state)
+        if pv:
+            return Replayed(steps, state, pv[0])
+    if not kernel.enabled_events(state) and not kernel.is_terminal(state):
+        return Replayed(steps, state, kernel.deadlock())
+    return Replayed(steps, state, None)
+
+
 def replay(kernel: Kernel, events: Sequence[dict[str, Any]], start: State
            ) -> tuple[list[Step], State]:
     """Run `events` from `start`; every event must be enabled where it occurs."""
@@ -125,3 +167,58 @@ def replay(kernel: Kernel, events: Sequence[dict[str, Any]], start: State
             ) from None
         steps.append(step)
     return steps, state
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    steps: list[Step]
+    violation: Violation | None
+    instances: list[str]
+    initial: dict[str, dict[str, Any]]
+    time: int | None            # virtual time at the end (simulator engine)
+
+
+def replay_trace(trace: Trace, trace_path: str | Path, engine: str = "checker") -> ReplayResult:
+    """Rebuild the trace's system from its spec and replay the trace through the kernel."""
+    import os
+
+    from assay.kernel.faults import Faults
+    from assay.model.load import build
+
+    spec = trace.spec
+    if not os.path.isfile(spec):
+        beside = os.path.join(os.path.dirname(os.path.abspath(trace_path)), spec)
+        if os.path.isfile(beside):
+            spec = beside
+    params = {k: str(v).lower() if isinstance(v, bool) else str(v)
+              for k, v in trace.params.items()}
+    system, _, _ = build(spec, trace.system, params)
+    kinds = {e.get("kind") for e in trace.events}
+    faulty = bool(trace.faults) or bool(kinds & {"crash", "restart", "drop", "duplicate",
+                                                 "partition", "heal"})
+    # a fault may occur wherever the trace has one: the budget is not what is replayed
+    kernel = Kernel(system, Faults.unlimited() if faulty else None)
+    start = find_initial(kernel, trace.initial)
+    clock = None
+    hook = None
+    if engine == "simulator":
+        from assay.simulator.run import Clock
+
+        clock = Clock(kernel)
+
+        def hook(before: State, ev: int, after: State) -> None:
+            assert clock is not None
+            if kernel.event_kind(ev) == "timer":
+                due = min(clock.due.get(kernel.slots[~ev][1], [clock.now]))
+                clock.now = max(clock.now, due)
+            if kernel.extended:
+                clock.update(before[2], after[2])
+            clock.now += 1
+
+    done = replay_checked(kernel, trace.events, start, hook)
+    return ReplayResult(done.steps, done.violation, [i.name for i in kernel.instances],
+                        initial_values(kernel, start), clock.now if clock else None)
+
+
+def initial_values(kernel: Kernel, state: State) -> dict[str, dict[str, Any]]:
+    return {inst.name: kernel.local_values(state, inst.name) for inst in kernel.instances}

@@ -1,0 +1,181 @@
+"""Campaigns: many seeded runs, spread over worker processes, with one summary.
+
+Run i of a campaign has the seed `derive(seed, i)`, so the runs — and the summary — are the
+same whatever the number of workers.  A worker builds its own kernel from the spec file (a
+kernel is never sent between processes); it sends back names (event JSON, fingerprints), not
+ids.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from assay.kernel.faults import Faults
+from assay.kernel.kernel import Kernel
+from assay.kernel.trace import Trace, initial_json
+from assay.model.load import build
+from assay.simulator.rates import FaultRates
+from assay.simulator.run import run_once
+from assay.simulator.shrink import shrink
+
+
+def derive(seed: int, index: int) -> int:
+    """The seed of run `index` of a campaign started with `seed` (stable everywhere)."""
+    d = hashlib.blake2b(f"{seed}:{index}".encode(), digest_size=8).digest()
+    return int.from_bytes(d, "big") >> 1
+
+
+@dataclass(frozen=True)
+class Options:
+    steps: int = 1000
+    rates: FaultRates = field(default_factory=FaultRates)
+    scheduler: str = "random"
+    pct_depth: int = 3
+    shrink: bool = True
+
+
+@dataclass
+class RunReport:
+    """What a worker returns for one run (names only, so it crosses processes)."""
+
+    index: int
+    seed: int
+    events: int
+    ended: str
+    time: int
+    fingerprints: set[str]
+    violation: dict[str, Any] | None = None
+    initial: dict[str, dict[str, Any]] | None = None
+    trace: list[dict[str, Any]] | None = None       # the events of the failing run
+    shrunk: list[dict[str, Any]] | None = None      # a minimal run with the same failure
+
+
+def kernel_for(system: Any, rates: FaultRates) -> Kernel:
+    """A kernel that offers every fault the rates may inject (unlimited budget)."""
+    return Kernel(system, Faults.unlimited() if rates.any else None)
+
+
+def run_indices(kernel: Kernel, seed: int, indices: list[int], opts: Options
+                ) -> list[RunReport]:
+    out = []
+    known: set[Any] = set()
+    for i in indices:
+        s = derive(seed, i)
+        r = run_once(kernel, s, opts.steps, opts.rates, opts.scheduler, opts.pct_depth)
+        new = r.states - known
+        known |= new
+        report = RunReport(i, s, len(r.events), r.ended, r.time,
+                           {kernel.fingerprint(st) for st in new})
+        if r.violation is not None:
+            report.violation = r.violation.to_json()
+            report.initial = initial_json(kernel, r.initial)
+            names = [kernel.event(e).to_json() for e in r.events]
+            report.trace = names
+            report.shrunk = shrink(kernel, r.initial, names, r.violation) if opts.shrink \
+                else names
+        out.append(report)
+    return out
+
+
+def _worker(job: tuple[str, str | None, dict[str, str], int, list[int], Options]
+            ) -> list[RunReport]:
+    spec, system_name, params, seed, indices, opts = job
+    system, _, _ = build(spec, system_name, params)
+    return run_indices(kernel_for(system, opts.rates), seed, indices, opts)
+
+
+def _chunks(n: int, jobs: int) -> Iterator[list[int]]:
+    size = max(1, min(32, n // (jobs * 4) or 1))
+    for start in range(0, n, size):
+        yield list(range(start, min(n, start + size)))
+
+
+@dataclass
+class Campaign:
+    """The summary of a campaign."""
+
+    runs: int
+    events: int
+    distinct_states: int
+    seconds: float
+    reports: list[RunReport]
+    trace_files: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def failures(self) -> list[RunReport]:
+        return [r for r in self.reports if r.violation is not None]
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failures else 0
+
+    def to_json(self, with_timing: bool = True) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "verdict": "violation" if self.failures else "ok",
+            "runs": self.runs, "events": self.events,
+            "distinct_states": self.distinct_states,
+            "ended": _count(r.ended for r in self.reports),
+            "violations": [{"run": r.index, "seed": r.seed, **(r.violation or {}),
+                            "events": r.events, "shrunk_events": len(r.shrunk or []),
+                            "trace_file": self.trace_files.get(r.index)}
+                           for r in self.failures]}
+        if with_timing:
+            doc["seconds"] = round(self.seconds, 6)
+            doc["events_per_second"] = round(self.events / self.seconds, 1) \
+                if self.seconds else None
+        return doc
+
+
+def _count(xs: Any) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for x in xs:
+        out[x] = out.get(x, 0) + 1
+    return dict(sorted(out.items()))
+
+
+def campaign(spec: str, system_name: str | None, params: dict[str, str], *, seed: int,
+             runs: int, opts: Options, jobs: int | None = None,
+             on_progress: Callable[[int, int], None] | None = None) -> Campaign:
+    """Run `runs` seeded runs of the system of `spec`, on `jobs` worker processes."""
+    jobs = jobs or os.cpu_count() or 1
+    started = time.perf_counter()
+    reports: list[RunReport] = []
+    if jobs == 1 or runs == 1:
+        system, _, _ = build(spec, system_name, params)
+        kernel = kernel_for(system, opts.rates)
+        for chunk in _chunks(runs, 1):
+            reports += run_indices(kernel, seed, chunk, opts)
+            if on_progress:
+                on_progress(len(reports), runs)
+    else:
+        build(spec, system_name, params)          # spec errors surface here, not in a worker
+        work = [(spec, system_name, params, seed, chunk, opts) for chunk in _chunks(runs, jobs)]
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            for part in pool.map(_worker, work):
+                reports += part
+                if on_progress:
+                    on_progress(len(reports), runs)
+    reports.sort(key=lambda r: r.index)
+    seen: set[str] = set()
+    for r in reports:
+        seen |= r.fingerprints
+    return Campaign(runs, sum(r.events for r in reports), len(seen),
+                    time.perf_counter() - started, reports)
+
+
+def trace_of(report: RunReport, spec: str, system: str, params: dict[str, Any],
+             opts: Options, shrunk: bool = True) -> Trace:
+    events = report.shrunk if shrunk and report.shrunk is not None else report.trace or []
+    v = report.violation or {}
+    return Trace(spec, system, params, events, engine="simulate", seed=report.seed,
+                 faults=opts.rates.to_json() if opts.rates.any else None,
+                 initial=report.initial,
+                 verdict={"kind": v.get("kind"), "name": v.get("name"), "blame": v.get("blame"),
+                          "message": v.get("message"), "step": len(events)},
+                 extra={"run": report.index, "scheduler": opts.scheduler,
+                        "original_events": report.events})

@@ -1,0 +1,44 @@
+"""Fault rates for simulation: the probability, per step, of injecting a fault of each kind."""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from assay.errors import UsageError
+
+
+@dataclass(frozen=True, slots=True)
+class FaultRates:
+    drop: float = 0.0
+    dup: float = 0.0
+    crash: float = 0.0
+    restart: float = 0.5          # per step, while an instance is down
+    partition: float = 0.0
+    heal: float = 0.2             # per step, while a partition holds
+
+    @property
+    def any(self) -> bool:
+        return bool(self.drop or self.dup or self.crash or self.partition)
+
+    @classmethod
+    def parse(cls, text: str) -> FaultRates:
+        """`drop=0.05,dup=0.01,crash=0.002,restart=0.5,partition=0.001`."""
+        names = {f.name for f in fields(cls)}
+        rates: dict[str, float] = {}
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            k, sep, v = part.partition("=")
+            k = "dup" if k.strip() == "duplicate" else k.strip()
+            if not sep or k not in names:
+                raise UsageError(f"--faults: {part!r} is not KIND=RATE",
+                                 notes=[f"kinds: {', '.join(sorted(names))}; "
+                                        "e.g. drop=0.05,crash=0.002"])
+            try:
+                r = float(v)
+            except ValueError:
+                raise UsageError(f"--faults: {part!r}: {v.strip()!r} is not a number") from None
+            if not 0.0 <= r <= 1.0:
+                raise UsageError(f"--faults: {part!r}: a rate is a probability in [0, 1]")
+            rates[k] = r
+        return cls(**rates)
+
+    def to_json(self) -> dict[str, float]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}

@@ -1,0 +1,173 @@
+"""One simulated run: a seeded scheduler picks among the kernel's enabled events, faults are
+injected at their rates, timers fire at their virtual time, and every contract, protocol and
+property is checked at every step.
+
+A run is its list of events: the seed produces them, `replay` feeds them back, shrinking
+minimises them.  Nothing here knows what an event means; the kernel does.
+"""
+from __future__ import annotations
+
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+
+from assay.kernel.kernel import Kernel, State
+from assay.kernel.violation import Violation
+from assay.simulator.rates import FaultRates
+
+NORMAL = ("deliver", "action", "timer")
+
+
+@dataclass
+class RunResult:
+    """The outcome of one run: its events (ids of the run's kernel), why it ended, and the
+    violation it found, if any."""
+
+    seed: int
+    initial: State
+    events: list[int]
+    violation: Violation | None
+    ended: str                  # violation | steps | final | deadlock
+    time: int                   # virtual time at the end
+    states: set[State] = field(default_factory=set)
+
+
+class Clock:
+    """Virtual time and the due times of pending timers (the kernel's state holds only which
+    timers are pending; when they are due is the simulator's business)."""
+
+    def __init__(self, kernel: Kernel) -> None:
+        self.kernel = kernel
+        self.now = 0
+        self.due: dict[int, list[int]] = {}
+
+    def update(self, before: tuple[int, ...], after: tuple[int, ...]) -> None:
+        if before == after:
+            return
+        old, new = Counter(before), Counter(after)
+        for t, n in (new - old).items():
+            self.due.setdefault(t, []).extend([self.now + self.kernel.timer_delay(t)] * n)
+        for t, n in (old - new).items():
+            dues = self.due[t]
+            dues.sort()
+            del dues[:n]                      # the earliest copies fired or were cancelled
+            if not dues:
+                del self.due[t]
+
+    def is_due(self, timer: int) -> bool:
+        return min(self.due[timer]) <= self.now
+
+    def next_due(self) -> int | None:
+        return min((min(d) for d in self.due.values()), default=None)
+
+
+class Scheduler:
+    """Picks the next event among the enabled normal (non-fault) ones."""
+
+    def __init__(self, rng: random.Random, kernel: Kernel, steps: int) -> None:
+        self.rng = rng
+
+    def pick(self, events: list[int], step: int) -> int:
+        return events[self.rng.randrange(len(events))]
+
+
+class PCTScheduler(Scheduler):
+    """Probabilistic concurrency testing (Burckhardt et al., ASPLOS 2010): instances get
+    random distinct priorities, the highest-priority instance with an enabled event runs, and
+    at d-1 random steps the running instance drops to the lowest priorities."""
+
+    def __init__(self, rng: random.Random, kernel: Kernel, steps: int, depth: int = 3) -> None:
+        super().__init__(rng, kernel, steps)
+        n = len(kernel.instances)
+        order = list(range(n))
+        rng.shuffle(order)
+        self.priority = {inst: depth + k for k, inst in enumerate(order)}
+        points = sorted(rng.sample(range(1, max(steps, depth) + 1), depth - 1)) \
+            if depth > 1 else []
+        self.change = {p: depth - 1 - k for k, p in enumerate(points)}
+        self.kernel = kernel
+
+    def pick(self, events: list[int], step: int) -> int:
+        owner = self.kernel.event_owner
+        best = max(self.priority.get(owner(e), -1) for e in events)
+        mine = [e for e in events if self.priority.get(owner(e), -1) == best]
+        ev = mine[self.rng.randrange(len(mine))]
+        if step in self.change:
+            self.priority[owner(ev)] = self.change[step]
+        return ev
+
+
+def make_scheduler(name: str, rng: random.Random, kernel: Kernel, steps: int,
+                   depth: int = 3) -> Scheduler:
+    if name == "pct":
+        return PCTScheduler(rng, kernel, steps, depth)
+    return Scheduler(rng, kernel, steps)
+
+
+def run_once(kernel: Kernel, seed: int, steps: int, rates: FaultRates,
+             scheduler: str = "random", pct_depth: int = 3) -> RunResult:
+    """One seeded run of at most `steps` events."""
+    rng = random.Random(seed)
+    inits = kernel.initial_states()
+    state, viol = inits[rng.randrange(len(inits))]
+    start = state
+    clock = Clock(kernel)
+    events: list[int] = []
+    seen = {state}
+    first = viol[0] if viol else (kernel.property_violations(state) or (None,))[0]
+    if first is not None:
+        return RunResult(seed, start, events, first, "violation", 0, seen)
+    sched = make_scheduler(scheduler, rng, kernel, steps, pct_depth)
+    kind = kernel.event_kind
+    extended = kernel.extended
+    fault_rates = (("drop", rates.drop), ("dup", rates.dup), ("crash", rates.crash),
+                   ("restart", rates.restart), ("partition", rates.partition),
+                   ("heal", rates.heal))
+    for step in range(1, steps + 1):
+        enabled = kernel.enabled_events(state)
+        normal: list[int] = []
+        faults: dict[str, list[int]] = {}
+        for e in enabled:
+            k = kind(e)
+            if k in NORMAL:
+                if k != "timer" or clock.is_due(kernel.slots[~e][1]):
+                    normal.append(e)
+            else:
+                faults.setdefault(k, []).append(e)
+        ev = None
+        u = rng.random()
+        for k, r in fault_rates:             # at most one fault per step, by its rate
+            if r and k in faults:
+                if u < r:
+                    ev = faults[k][rng.randrange(len(faults[k]))]
+                    break
+                u -= r
+        if ev is None:
+            if not normal:
+                due = clock.next_due()
+                if due is not None and due > clock.now:
+                    clock.now = due          # idle: jump to the next timer
+                    continue
+                if faults.get("restart") or faults.get("heal"):
+                    k = "restart" if faults.get("restart") else "heal"
+                    ev = faults[k][rng.randrange(len(faults[k]))]
+                elif kernel.is_terminal(state):
+                    return RunResult(seed, start, events, None, "final", clock.now, seen)
+                else:
+                    return RunResult(seed, start, events, kernel.deadlock(), "deadlock",
+                                     clock.now, seen)
+            else:
+                ev = sched.pick(normal, step)
+        res_state, _, viol = kernel.apply(state, ev)
+        events.append(ev)
+        if extended:
+            clock.update(state[2], res_state[2])
+        clock.now += 1
+        state = res_state
+        seen.add(state)
+        if viol:
+            return RunResult(seed, start, events, viol[0], "violation", clock.now, seen)
+        pv = kernel.property_violations(state)
+        if pv:
+            return RunResult(seed, start, events, pv[0], "violation", clock.now, seen)
+    return RunResult(seed, start, events, None, "steps", clock.now, seen)
