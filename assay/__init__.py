@@ -17,10 +17,11 @@ from assay.model import (
     on_restart,
     one_of,
     persistent,
+    protocol,
     requires,
 )
 
 __version__ = "0.1.0"
 
 __all__ = ["Component", "Message", "Peer", "Port", "Range", "System", "action", "ensures",
-           "invariant", "on", "on_restart", "one_of", "persistent", "requires"]
+           "invariant", "on", "on_restart", "one_of", "persistent", "protocol", "requires"]

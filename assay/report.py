@@ -47,7 +47,8 @@ def render_steps(console: Console, steps: tuple[Step, ...] | list[Step],
         for m in s.sent:
             console.print(f"{pad}sends {m}", markup=False, highlight=False, style="dim")
         for v in s.violations:
-            console.print(Text(f"{pad}✗ {v.kind}: {v.message}", style="bold red"))
+            console.print(Text(f"{pad}✗ {v.kind}: {v.message}", style="bold red"),
+                          soft_wrap=True)
 
 
 def render_check(console: Console, r: CheckResult, spec: str, system: str,
@@ -59,7 +60,7 @@ def render_check(console: Console, r: CheckResult, spec: str, system: str,
     if r.verdict == "violation":
         v = r.violation
         assert v is not None
-        console.print(Text(f"✗ violation: {v.message}", style="bold red"))
+        console.print(Text(f"✗ violation: {v.message}", style="bold red"), soft_wrap=True)
         if r.trace is not None:
             where = f" ({v.location})" if v.location else ""
             console.print(f"  blame: {v.blame}{where}", markup=False, highlight=False)
@@ -67,7 +68,7 @@ def render_check(console: Console, r: CheckResult, spec: str, system: str,
             console.print(Text(f"\n{title} ({len(r.steps)} steps):", style="bold"))
             render_steps(console, r.steps, r.initial)
             if v.kind in ("property", "deadlock"):
-                console.print(Text(f"  ✗ {v.message}", style="bold red"))
+                console.print(Text(f"  ✗ {v.message}", style="bold red"), soft_wrap=True)
         console.print()
     elif r.verdict == "ok":
         console.print(Text("✓ all properties hold (exhaustive)", style="bold green"))

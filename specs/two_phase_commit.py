@@ -9,6 +9,7 @@ and may abort at any time before that.  Safety: no RM commits while another abor
 from enum import Enum
 
 from assay import Component, Message, Port, System, action, ensures, invariant, on, requires
+from assay import protocol as p
 
 
 class RMState(Enum):
@@ -29,8 +30,14 @@ class Commit(Message): ...
 class Abort(Message): ...
 
 
+# The protocol of one TM-RM session, from the TM's side; the RM speaks its dual.  Messages
+# cross in flight: the TM may abort while a Prepared is on its way.
+TM_SIDE = (p.recv(Prepared) >> (p.send(Commit) | p.send(Abort))
+           | p.send(Abort) >> p.recv(Prepared).opt())
+
+
 class ResourceManager(Component):
-    tm = Port()                                   # the only channel this component may use
+    tm = Port(TM_SIDE.dual())                     # the only channel this component may use
     state: RMState = RMState.WORKING
 
     @action(when=lambda self: self.state == RMState.WORKING)
@@ -56,7 +63,7 @@ class ResourceManager(Component):
 
 
 class TransactionManager(Component):
-    rms = Port(many=True)                         # one session per connected RM
+    rms = Port(TM_SIDE, many=True)                # one session per connected RM
     state: TMState = TMState.INIT
     prepared: frozenset = frozenset()             # of peers on port rms
 

@@ -121,7 +121,7 @@ def test_correct_spec_holds(runs: dict[str, Run[str]]) -> None:
     assert r.returncode == 0, r.stdout
     assert "all properties hold" in r.stdout
     assert f"{OK} :: system(rm_count=3)" in r.stdout
-    assert states(r) == 584
+    assert states(r) == 801
     assert re.search(r"^search\s+bfs, stopped: exhausted", r.stdout, re.M)
 
 
@@ -130,7 +130,7 @@ def test_param_changes_the_system(runs: dict[str, Run[str]]) -> None:
     assert r.returncode == 0, r.stdout
     assert "system(rm_count=2)" in r.stdout
     assert "all properties hold" in r.stdout
-    assert states(r) == 84 != states(runs["ok"])
+    assert states(r) == 101 != states(runs["ok"])
 
 
 def test_json_of_a_passing_check(runs: dict[str, Run[str]]) -> None:
@@ -144,7 +144,7 @@ def test_json_of_a_passing_check(runs: dict[str, Run[str]]) -> None:
     assert d["verdict"] == "ok"
     assert d["reason"] == "exhausted"
     assert d["strategy"] == "bfs"
-    assert d["states"] == 584
+    assert d["states"] == 801
     assert isinstance(d["transitions"], int) and d["transitions"] >= d["states"] - 1
     assert isinstance(d["depth"], int) and d["depth"] > 0
     assert isinstance(d["seconds"], float | int) and d["seconds"] >= 0
@@ -178,11 +178,13 @@ def test_bug_is_found_with_a_numbered_shortest_counterexample(runs: dict[str, Ru
     r = runs["bug"]
     assert r.returncode == 1, r.stdout
     assert "violation" in r.stdout
-    assert "property 'consistent' does not hold" in r.stdout
-    assert re.search(r"^\s*blame: consistent\b", r.stdout, re.M)
-    assert "shortest counterexample (7 steps)" in r.stdout
-    assert steps(r) == [1, 2, 3, 4, 5, 6, 7]
-    assert re.search(r"^\s*7\. rm\d fires choose_to_abort", r.stdout, re.M), r.stdout
+    # the TM's protocol catches the bug at its boundary: it commits to an RM that never
+    # prepared, which its session with that RM does not allow
+    assert "which its protocol does not allow here" in r.stdout
+    assert re.search(r"^\s*blame: tm\.commit\b", r.stdout, re.M)
+    assert "shortest counterexample (5 steps)" in r.stdout
+    assert steps(r) == [1, 2, 3, 4, 5]
+    assert re.search(r"^\s*5\. tm fires commit", r.stdout, re.M), r.stdout
     assert re.search(r"^search\s+bfs, stopped: violation", r.stdout, re.M)
 
 
@@ -193,11 +195,11 @@ def test_json_of_a_violation(runs: dict[str, Run[str]]) -> None:
     assert d["verdict"] == "violation"
     assert d["reason"] == "violation"
     v = d["violation"]
-    assert v["kind"] == "property" and v["name"] == "consistent" and v["blame"] == "consistent"
+    assert v["kind"] == "protocol" and v["blame"] == "tm.commit"
     t = d["trace"]
     assert t["format"] == "assay-trace"
-    assert len(t["events"]) == 7
-    assert [e["step"] for e in t["events"]] == list(range(1, 8))
+    assert len(t["events"]) == 5
+    assert [e["step"] for e in t["events"]] == list(range(1, 6))
 
 
 def test_trace_out_writes_a_trace_file(runs: dict[str, Run[str]], trace_dir: Path) -> None:
@@ -212,31 +214,31 @@ def test_trace_out_writes_a_trace_file(runs: dict[str, Run[str]], trace_dir: Pat
     assert t["system"] == "system"
     assert t["params"] == {"rm_count": 3}
     events = t["events"]
-    assert [e["step"] for e in events] == [1, 2, 3, 4, 5, 6, 7]
+    assert [e["step"] for e in events] == [1, 2, 3, 4, 5]
     assert all(e["kind"] in ("action", "deliver") for e in events)
-    assert t["verdict"]["name"] == "consistent"
-    assert t["verdict"]["kind"] == "property"
-    assert t["verdict"]["step"] == 7
+    assert t["verdict"]["blame"] == "tm.commit"
+    assert t["verdict"]["kind"] == "protocol"
+    assert t["verdict"]["step"] == 5
     assert t == doc(runs["bug_json"])["trace"], "--trace-out and --json disagree"
 
 
 def test_dfs_finds_the_bug_too(runs: dict[str, Run[str]]) -> None:
     r = runs["bug_dfs"]
     assert r.returncode == 1, r.stdout
-    assert "property 'consistent' does not hold" in r.stdout
+    assert "which its protocol does not allow here" in r.stdout
     assert re.search(r"^search\s+dfs, stopped: violation", r.stdout, re.M)
     n = steps(r)
-    assert n == list(range(1, len(n) + 1)) and len(n) >= 7      # BFS's is the shortest
+    assert n == list(range(1, len(n) + 1)) and len(n) >= 5      # BFS's is the shortest
     d = doc(runs["bug_dfs_json"])
     assert d["verdict"] == "violation" and d["strategy"] == "dfs"
-    assert d["violation"]["name"] == "consistent"
+    assert d["violation"]["kind"] == "protocol"
 
 
 def test_dfs_explores_the_same_states_as_bfs(runs: dict[str, Run[str]]) -> None:
     d = doc(runs["ok_dfs_json"])
     assert runs["ok_dfs_json"].returncode == 0
     assert d["verdict"] == "ok" and d["strategy"] == "dfs" and d["reason"] == "exhausted"
-    assert d["states"] == doc(runs["ok_json"])["states"] == 584
+    assert d["states"] == doc(runs["ok_json"])["states"] == 801
 
 
 # --- bounds ---------------------------------------------------------------------------------------
@@ -257,14 +259,14 @@ def test_max_depth_below_the_diameter_is_incomplete(runs: dict[str, Run[str]]) -
     assert r.returncode == 3, r.stdout
     assert "incomplete" in r.stdout
     assert re.search(r"^search\s+bfs, stopped: max-depth", r.stdout, re.M)
-    assert states(r) < 584
+    assert states(r) < 801
 
 
 def test_max_depth_above_the_diameter_is_complete(runs: dict[str, Run[str]]) -> None:
     r = runs["max_depth_100"]
     assert r.returncode == 0, r.stdout
     assert "all properties hold" in r.stdout
-    assert states(r) == 584
+    assert states(r) == 801
 
 
 # --- deadlock and terminal states -----------------------------------------------------------------
@@ -322,7 +324,7 @@ def test_console_script_on_path() -> None:
     r = run([exe, "check", OK, "--json"])
     assert r.returncode == 0, r.stderr
     assert r.stderr == ""
-    assert doc(r)["states"] == 584
+    assert doc(r)["states"] == 801
 
 
 def test_trace_out_to_an_unwritable_path_is_a_usage_error(tmp_path: Path) -> None:

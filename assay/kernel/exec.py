@@ -117,9 +117,11 @@ class PortHandle:
 class Context:
     """The execution context of one handler run: ports and the outbox."""
 
-    __slots__ = ("instance", "wirings", "handles", "outbox", "timer_ops", "readonly", "handler")
+    __slots__ = ("instance", "wirings", "handles", "outbox", "timer_ops", "readonly", "handler",
+                 "sessions", "runner")
 
-    def __init__(self, instance: str, wirings: dict[str, Wiring]) -> None:
+    def __init__(self, instance: str, wirings: dict[str, Wiring],
+                 runner: Runner | None = None) -> None:
         self.instance = instance
         self.wirings = wirings
         self.handles: dict[str, PortHandle] = {}
@@ -127,6 +129,8 @@ class Context:
         self.timer_ops: list[TimerOp] = []
         self.readonly = True
         self.handler = ""
+        self.runner = runner
+        self.sessions: dict[tuple[str, str], int] | None = None   # (port, peer) -> position
 
     def set_timer(self, delay: int, message: Message) -> None:
         if self.readonly:
@@ -170,6 +174,17 @@ class Context:
                 from None
         if bad is not None:
             self.abort("type", f"{self.where()} sent a message whose {bad}")
+        if self.sessions is not None:
+            auto = self.runner.info.automata.get(port)      # type: ignore[union-attr]
+            if auto is not None:
+                key = (port, dst)
+                nxt = auto.step(self.sessions[key], "send", type(message))
+                if nxt is None:
+                    self.abort("protocol", f"{self.where()} sent {type(message).__name__} to "
+                               f"{dst} on port {port!r}, which its protocol does not allow "
+                               "here (it allows: "
+                               f"{', '.join(auto.expects(self.sessions[key])) or 'nothing'})")
+                self.sessions[key] = nxt
         self.outbox.append(Send(port, dst, dst_port, message.with_sender(None)))
 
     def abort(self, kind: Any, message: str) -> None:
@@ -235,6 +250,19 @@ class Runner:
         self.fields = info.fields
         self.field_index = info.field_index
         self.view_class = view_class(info)
+        # one session per (port with a protocol, connected peer); its automaton position is
+        # kept after the fields, as the last item of the local state
+        self.session_keys = tuple(sorted((p, peer) for p in info.automata
+                                         for peer, _ in wirings[p].peers))
+
+    def with_sessions(self, fields: tuple[Any, ...]) -> tuple[Any, ...]:
+        """A local state from field values: every session at its protocol's start."""
+        if not self.session_keys:
+            return fields
+        return (*fields, (0,) * len(self.session_keys))
+
+    def sessions(self, values: tuple[Any, ...]) -> dict[tuple[str, str], int]:
+        return dict(zip(self.session_keys, values[-1])) if self.session_keys else {}
 
     # --- the live object a handler sees ----------------------------------------------------
 
@@ -308,26 +336,46 @@ class Runner:
         return self._run(values, act.name, act.fn, args, act.requires, act.ensures,
                          requires_blame=f"{self.name}.{act.name}")
 
-    def run_handler(self, values: tuple[Any, ...], h: HandlerInfo,
-                    message: Message) -> Result:
+    def run_handler(self, values: tuple[Any, ...], h: HandlerInfo, message: Message,
+                    port: str | None = None) -> Result:
+        """Handle `message`, arrived on `port` (None: a timer)."""
         blame = str(message.sender) if message.sender is not None else f"{self.name}.{h.name}"
+        recv = (port, str(message.sender)) if port is not None and message.sender else None
         return self._run(values, h.name, h.fn, (message,), h.requires, h.ensures,
-                         requires_blame=blame)
+                         requires_blame=blame, recv=recv)
 
     def run_restart(self, values: tuple[Any, ...]) -> Result:
+        """The restarted local state: run the `@on_restart` hook, if any; either way the
+        component's invariants must hold afterwards."""
         hook = self.info.on_restart
         if hook is None:
-            return values, [], [], []
+            return values, [], self.invariant_violations(
+                values, f"{self.name} (restart)"), []
         return self._run(values, hook.__name__, hook, (), (), (),
                          requires_blame=f"{self.name}.{hook.__name__}")
 
     def _run(self, values: tuple[Any, ...], hname: str, fn: Callable, args: tuple[Any, ...],
-             requires: tuple, ensures: tuple, requires_blame: str) -> Result:
+             requires: tuple, ensures: tuple, requires_blame: str,
+             recv: tuple[str, str] | None = None) -> Result:
         """Run one handler atomically: (new values, sends, violations, timer operations).
         On a violation that aborts it, the state is unchanged and nothing is sent."""
         blame = f"{self.name}.{hname}"
-        ctx = Context(self.name, self.wirings)
+        ctx = Context(self.name, self.wirings, self)
         ctx.handler = hname
+        if self.session_keys:
+            ctx.sessions = self.sessions(values)
+            if recv is not None and recv in ctx.sessions:
+                auto = self.info.automata[recv[0]]
+                pos = ctx.sessions[recv]
+                m = args[0]
+                nxt = auto.step(pos, "recv", type(m))
+                if nxt is None:
+                    return values, [], [Violation(
+                        "protocol", requires_blame,
+                        f"{recv[1]} sent {type(m).__name__} to {self.name} on port {recv[0]!r}, "
+                        f"where {self.name}'s protocol does not expect it (it expects: "
+                        f"{', '.join(auto.expects(pos)) or 'nothing'})")], []
+                ctx.sessions[recv] = nxt
         obj = self.live(values, ctx)
         for pred, loc in requires:
             v = self._holds(pred, (obj, *args), "requires", requires_blame, loc,
@@ -355,6 +403,8 @@ class Runner:
                                           f"field of {self.info.cls.__name__}")], []
         try:
             new = tuple(d[f] for f in self.fields)
+            if ctx.sessions is not None:
+                new = (*new, tuple(ctx.sessions[k] for k in self.session_keys))
         except KeyError as e:
             return values, [], [Violation("type", blame, f"{blame} deleted field {e}")], []
         for f, t, v in zip(self.fields, self.info.types, new):

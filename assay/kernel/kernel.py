@@ -217,7 +217,8 @@ class Kernel:
         per_instance = []
         for inst in self.instances:
             vals = inst.info.initial_values(self.system.overrides.get(inst.name))
-            per_instance.append([inst.table.intern(v) for v in vals])
+            per_instance.append([inst.table.intern(inst.runner.with_sessions(v))
+                                 for v in vals])
         out = []
         net = self.network.initial()
         budget = self.faults.budget() if self.faults is not None else (0, 0, 0, 0)
@@ -250,7 +251,7 @@ class Kernel:
                 f"{env.src} sent {msg!r} to {inst.name} on port {env.dst_port!r}, where "
                 f"{inst.info.cls.__name__} has no handler for {type(msg).__name__}"),), ())
         else:
-            o = self._outcome(inst, inst.runner.run_handler(values, h, msg))
+            o = self._outcome(inst, inst.runner.run_handler(values, h, msg, env.dst_port))
         self._dmemo[lid << 32 | env_id] = _NOOP if o == (lid, (), (), ()) else o
         return o
 
@@ -299,7 +300,8 @@ class Kernel:
             inst = self.instances[i]
             values = inst.info.restart_values(inst.table.values[lid],
                                               self.system.overrides.get(inst.name))[choice]
-            o = self._outcome(inst, inst.runner.run_restart(values))
+            # a restarted instance starts its sessions afresh
+            o = self._outcome(inst, inst.runner.run_restart(inst.runner.with_sessions(values)))
             self._rmemo[(i, lid, choice)] = o
         return o
 
@@ -447,7 +449,7 @@ class Kernel:
                 out.append(~self._slot_id(("timer", t)))
             prev = t
         drop, dup, crash, part = budget
-        if drop:
+        if drop and self.network.consumes:        # a duplicating network loses nothing
             out.extend(~self._slot_id(("drop", e)) for e in deliverable)
         if dup and self.network.consumes:
             out.extend(~self._slot_id(("dup", e)) for e in deliverable)

@@ -33,7 +33,8 @@ class Port:
     """A component's only way to talk to others: `tm = Port()` or `rms = Port(many=True)`.
 
     A single port has at most one peer; a many-port has one session per connected peer.
-    `protocol` is reserved for session types (the protocols issue) and must be None for now.
+    `protocol` (see `assay.protocol`) is the session type this side speaks on every session
+    of the port; without one, any typed message may pass.
     """
 
     def __init__(self, protocol: Any = None, *, many: bool = False) -> None:
@@ -211,6 +212,7 @@ class ComponentInfo:
     persistent: tuple[bool, ...] = ()
     on_restart: Callable | None = None
     uses_timers: bool = False
+    automata: dict[str, Any] = field(default_factory=dict)    # port -> protocol automaton
 
     def handler_for(self, port: str, mtype: type) -> HandlerInfo | None:
         return self.handlers.get((port, mtype)) or self.handlers.get((ANY_PORT, mtype))
@@ -259,6 +261,16 @@ def _build_info(cls: type) -> ComponentInfo:
         for n, v in vars(klass).items():
             if isinstance(v, Port):
                 ports[n] = v
+    automata: dict[str, Any] = {}
+    for n, port in sorted(ports.items()):
+        if port.protocol is None:
+            continue
+        from assay.model.protocol import Protocol
+
+        if not isinstance(port.protocol, Protocol):
+            raise SpecError(f"port {n!r} of {cls.__name__}: {port.protocol!r} is not a protocol",
+                            port.location, ["build one with assay.protocol: p.send(M) >> ..."])
+        automata[n] = port.protocol.automaton()     # a SpecError at the protocol's line
 
     fields: list[str] = []
     keeps: list[bool] = []
@@ -356,7 +368,7 @@ def _build_info(cls: type) -> ComponentInfo:
     return ComponentInfo(cls, tuple(fields), tuple(types), tuple(initial), ports, handlers,
                          tuple(actions), tuple(invariants),
                          {n: i for i, n in enumerate(fields)}, tuple(keeps), restart_hook,
-                         _calls_timers(cls))
+                         _calls_timers(cls), automata)
 
 
 def _calls_timers(cls: type) -> bool:

@@ -1,0 +1,168 @@
+"""Compatibility of connected ports: do the two ends' protocols fit, on this network?
+
+The two automata run against each other with the connection's buffers in between, under the
+system's network model (fifo: per-direction queues; unordered: multisets; duplicating: sets
+whose messages stay deliverable), each buffer bounded.  This is the kernel's own rule: a
+message that the network may deliver while the receiver's protocol does not expect it is a
+violation.  So a connection is incompatible when, in some reachable configuration,
+
+- a deliverable message is one the receiver cannot receive at its current position, or
+- neither side can move and they are not both where their protocols may end (they wait for
+  each other forever).
+
+Breadth-first search gives the shortest witness.  A buffer bound that was reached makes the
+verdict "compatible up to the bound" (said so), never a proof.
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, replace
+from typing import Any
+
+from assay.model.protocol import RECV, SEND, Automaton
+
+
+@dataclass(frozen=True)
+class Compatibility:
+    a: str                          # "instance.port"
+    b: str
+    ok: bool
+    problem: str | None = None      # what goes wrong at the end of the witness
+    witness: tuple[str, ...] = ()   # the shortest sequence of sends and receives leading there
+    bounded: bool = False           # a buffer reached its bound: ok only up to it
+    bound: int = 0
+    configurations: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"a": self.a, "b": self.b, "ok": self.ok, "problem": self.problem,
+                "witness": list(self.witness), "bounded": self.bounded, "bound": self.bound,
+                "configurations": self.configurations}
+
+
+def compatible(a_name: str, a: Automaton, b_name: str, b: Automaton, network: str,
+               bound: int = 3) -> Compatibility:
+    """Whether `a` and `b`, at the two ends of one connection, can speak to each other."""
+    sides = (a, b)
+    names = (a_name, b_name)
+    start = (0, 0, (), ())                 # positions of a and b, buffers a->b and b->a
+    parent: dict[Any, tuple[Any, str] | None] = {start: None}
+    queue = deque([start])
+    hit_bound = False
+
+    def path(c: Any) -> tuple[str, ...]:
+        out = []
+        node = parent[c]
+        while node is not None:
+            c, what = node
+            out.append(what)
+            node = parent[c]
+        return tuple(reversed(out))
+
+    def add(buf: tuple[type, ...], m: type) -> tuple[type, ...]:
+        if network == "fifo":
+            return (*buf, m)
+        if network == "duplicating":
+            return buf if m in buf else tuple(sorted((*buf, m), key=_key))
+        return tuple(sorted((*buf, m), key=_key))
+
+    def deliverable(buf: tuple[type, ...]) -> list[type]:
+        if network == "fifo":
+            return list(buf[:1])
+        return list(dict.fromkeys(buf))
+
+    def remove(buf: tuple[type, ...], m: type) -> tuple[type, ...]:
+        if network == "duplicating":
+            return buf
+        i = buf.index(m)
+        return buf[:i] + buf[i + 1:]
+
+    while queue:
+        conf = queue.popleft()
+        pos = (conf[0], conf[1])
+        bufs = (conf[2], conf[3])              # bufs[k]: messages travelling from side k
+        moved = False
+        for k in (0, 1):
+            me = sides[k]
+            incoming = bufs[1 - k]
+            for m in deliverable(incoming):    # the network may deliver m to side k now
+                nxt = me.step(pos[k], RECV, m)
+                if nxt is None:
+                    expects = ", ".join(me.expects(pos[k])) or "nothing"
+                    return Compatibility(
+                        a_name, b_name, False,
+                        f"{names[1 - k]} sent {m.__name__}, which {names[k]} cannot receive "
+                        f"at this point (it expects: {expects})", path(conf), hit_bound, bound,
+                        len(parent))
+                new_pos = list(pos)
+                new_pos[k] = nxt
+                new_bufs = list(bufs)
+                new_bufs[1 - k] = remove(incoming, m)
+                moved |= _visit(parent, queue, conf, (*new_pos, *new_bufs),
+                                f"{names[k]} receives {m.__name__}")
+            for d, m, nxt in sorted(me.labels(pos[k]), key=lambda x: (x[0], _key(x[1]))):
+                if d != SEND:
+                    continue
+                out = bufs[k]
+                if network != "duplicating" and len(out) >= bound:
+                    hit_bound = True
+                    continue
+                new_pos = list(pos)
+                new_pos[k] = nxt
+                new_bufs = list(bufs)
+                new_bufs[k] = add(out, m)
+                moved |= _visit(parent, queue, conf, (*new_pos, *new_bufs),
+                                f"{names[k]} sends {m.__name__}")
+        if not _can_move(sides, pos, bufs, network) and not (
+                pos[0] in a.accepting and pos[1] in b.accepting):
+            waiting = [f"{names[k]} expects {', '.join(sides[k].expects(pos[k])) or 'nothing'}"
+                       for k in (0, 1) if pos[k] not in sides[k].accepting]
+            return Compatibility(a_name, b_name, False,
+                                 "both sides wait forever: " + "; ".join(waiting), path(conf),
+                                 hit_bound, bound, len(parent))
+    return Compatibility(a_name, b_name, True, None, (), hit_bound, bound, len(parent))
+
+
+def _visit(parent: dict, queue: deque, conf: Any, nxt: tuple, what: str) -> bool:
+    if nxt not in parent:
+        parent[nxt] = (conf, what)
+        queue.append(nxt)
+    return True
+
+
+def _can_move(sides: tuple[Automaton, Automaton], pos: tuple[int, int],
+              bufs: tuple[tuple[type, ...], ...], network: str) -> bool:
+    for k in (0, 1):
+        if any(d == SEND for d, _, _ in sides[k].labels(pos[k])):
+            return True
+        if bufs[1 - k] and network != "duplicating":
+            return True
+        if bufs[1 - k] and any(sides[k].step(pos[k], RECV, m) is not None for m in bufs[1 - k]):
+            return True
+    return False
+
+
+def _key(m: type) -> tuple[str, str]:
+    return (m.__module__, m.__qualname__)
+
+
+def connections(system: Any, bound: int = 3) -> list[Compatibility]:
+    """Check every connection of `system` whose two ports both carry a protocol.
+
+    A port without a protocol accepts any typed message, so a connection with one is
+    reported as compatible only when both ends have protocols; otherwise it is skipped
+    (listed with ok=True and a note in `problem`)."""
+    from assay.model.component import component_info
+
+    out = []
+    for c in system.connections:
+        ia = component_info(system.instances[c.a.instance])
+        ib = component_info(system.instances[c.b.instance])
+        a, b = ia.automata.get(c.a.port), ib.automata.get(c.b.port)
+        an, bn = f"{c.a.instance}.{c.a.port}", f"{c.b.instance}.{c.b.port}"
+        if a is None or b is None:
+            missing = an if a is None else bn
+            out.append(Compatibility(an, bn, True, f"not checked: {missing} has no protocol"))
+            continue
+        res = compatible(c.a.instance, a, c.b.instance, b, system.network, bound)
+        out.append(replace(res, a=an, b=bn))
+    return out
