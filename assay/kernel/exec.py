@@ -447,4 +447,7 @@ class Runner:
 
 
 def _on(args: tuple[Any, ...]) -> str:
-    return f" on {args[0]!r}" if args else ""
+    """How a handler's input reads after its name: ` on Msg(...)`, or `(arg)` for an action."""
+    if not args:
+        return ""
+    return f" on {args[0]!r}" if isinstance(args[0], Message) else f"({args[0]!r})"
