@@ -49,6 +49,7 @@ def bfs(kernel: Kernel, search: Search) -> Outcome:
     search.states = len(visited)
 
     successors = kernel.successors
+    extended = kernel.extended
     setdefault = visited.setdefault
     check_props = kernel.property_violations if kernel.properties else None
     transitions = expanded = 0
@@ -61,7 +62,8 @@ def bfs(kernel: Kernel, search: Search) -> Outcome:
                 steps, enabled = successors(s)
                 transitions += enabled
                 search.transitions = transitions
-                if not enabled and not kernel.is_terminal(s):
+                if (not enabled or extended and not kernel.can_progress(s)) \
+                    and not kernel.is_terminal(s):
                     return stop("violation", kernel.deadlock(), s)
                 for ev, t, viol in steps:
                     if viol:
@@ -73,7 +75,8 @@ def bfs(kernel: Kernel, search: Search) -> Outcome:
         for s in level:
             steps, enabled = successors(s)
             transitions += enabled
-            if not enabled and not kernel.is_terminal(s):
+            if (not enabled or extended and not kernel.can_progress(s)) \
+                    and not kernel.is_terminal(s):
                 search.transitions = transitions
                 return stop("violation", kernel.deadlock(), s)     # shorter than `found`
             if found is not None:

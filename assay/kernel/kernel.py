@@ -21,6 +21,7 @@ and `step` is `_apply` for one named event, for the simulator, replay and the ru
 from __future__ import annotations
 
 import hashlib
+import json
 import sys
 from dataclasses import dataclass
 from itertools import product
@@ -53,6 +54,7 @@ from assay.model.validate import validate
 State = tuple[Any, ...]
 # new local id, envelopes sent, violations, timer operations (set: timer id, cancel: ~id)
 Outcome = tuple[int, tuple[int, ...], tuple[Violation, ...], tuple[int, ...]]
+_OPTIONAL_FAULTS = frozenset({"crash", "drop", "dup", "partition"})
 _NOOP = object()     # a memoised delivery that changes nothing (same local state, no sends)
 
 
@@ -81,12 +83,20 @@ class _LocalTable:
     keyed by their canonical bytes instead, so that no two different states share an id.
     """
 
-    __slots__ = ("values", "ids", "exact")
+    __slots__ = ("values", "ids", "exact", "canon")
 
     def __init__(self, exact: bool) -> None:
         self.values: list[tuple[Any, ...]] = []
         self.ids: dict[Any, int] = {}
         self.exact = exact
+        self.canon: dict[int, bytes] = {}
+
+    def canonical(self, lid: int) -> bytes:
+        """The canonical bytes of a local state (for fingerprints), computed once."""
+        b = self.canon.get(lid)
+        if b is None:
+            b = self.canon[lid] = canonical(self.values[lid])
+        return b
 
     def intern(self, values: tuple[Any, ...]) -> int:
         key = canonical(values) if self.exact else values
@@ -187,6 +197,8 @@ class Kernel:
         self._property_memo: dict[tuple[int, ...], tuple[Violation, ...]] = {}
         self.terminals = list(system.terminals)
         self._event_json: dict[int, dict[str, Any]] = {}
+        self._env_canon: dict[int, bytes] = {}
+        self._event_keys: dict[int, bytes] = {}
 
     # --- interning ----------------------------------------------------------------------------
 
@@ -581,6 +593,14 @@ class Kernel:
                                 traceback_location(sys.exc_info()[2]) or loc) from None
         return False
 
+    def can_progress(self, state: State) -> bool:
+        """Whether some event other than an optional fault (a crash, drop, duplicate or
+        partition) is enabled.  A system that can only move by failing is deadlocked."""
+        if not self.extended:
+            return bool(self.enabled_events(state))
+        return any(ev >= 0 or self.slots[~ev][0] not in _OPTIONAL_FAULTS
+                   for ev in self.enabled_events(state))
+
     def deadlock(self) -> Violation:
         return Violation("deadlock", self.system.name,
                          "deadlock: no event is enabled and the state is not declared terminal",
@@ -631,6 +651,17 @@ class Kernel:
     def describe(self, ev: int) -> str:
         return str(self.event(ev))
 
+    def event_key(self, ev: int) -> bytes:
+        """A sort key of an event, the same in every kernel and process (interned ids
+        depend on what a kernel has seen before; this does not)."""
+        k = self._event_keys.get(ev)
+        if k is None:
+            j = self._event_json.get(ev)
+            if j is None:
+                j = self._event_json[ev] = self.event(ev).to_json()
+            k = self._event_keys[ev] = json.dumps(j, sort_keys=True).encode()
+        return k
+
     def event_kind(self, ev: int) -> str:
         """deliver, action, timer, crash, restart, drop, dup, partition or heal."""
         return "deliver" if ev >= 0 else self.slots[~ev][0]
@@ -680,7 +711,7 @@ class Kernel:
         locals_, net = state[0], state[1]
         h = hashlib.blake2b(digest_size=8)
         for inst, lid in zip(self.instances, locals_):
-            h.update(canonical(inst.table.values[lid]))
+            h.update(inst.table.canonical(lid))
         if isinstance(self.network, Fifo):
             for q in net:
                 h.update(b"q")
@@ -702,8 +733,12 @@ class Kernel:
         return h.hexdigest()
 
     def _env_bytes(self, e: int) -> bytes:
-        env = self.envs[e]
-        return canonical((env.src, env.src_port, env.dst, env.dst_port, env.message))
+        b = self._env_canon.get(e)
+        if b is None:
+            env = self.envs[e]
+            b = self._env_canon[e] = canonical(
+                (env.src, env.src_port, env.dst, env.dst_port, env.message))
+        return b
 
     def changes(self, before: State, after: State) -> list[Change]:
         """Which fields of which instances differ between two states, in instance order."""
@@ -824,8 +859,9 @@ def _spend(budget: tuple[int, int, int, int], k: int) -> tuple[int, int, int, in
 def _describe_json(j: dict[str, Any]) -> str:
     kind = j.get("kind")
     if kind in ("deliver", "drop", "duplicate"):
-        m = j.get("message", {})
-        return f"{kind} {m.get('type', '?')} from {j.get('from')} to {j.get('to')}"
+        m = j.get("message")
+        mtype = m.get("type", "?") if isinstance(m, dict) else repr(m)
+        return f"{kind} {mtype} from {j.get('from')} to {j.get('to')}"
     if kind == "action":
         arg = f"({j['arg']!r})" if j.get("arg") is not None else ""
         return f"{j.get('instance')} fires {j.get('action')}{arg}"

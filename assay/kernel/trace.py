@@ -72,7 +72,16 @@ class Trace:
         if doc.get("version") != VERSION:
             raise TraceError(f"{path} has trace version {doc.get('version')}, "
                              f"this assay reads version {VERSION}")
-        events = [{k: v for k, v in e.items() if k != "step"} for e in doc.get("events", [])]
+        for key, kind in (("spec", str), ("system", str), ("events", list)):
+            if not isinstance(doc.get(key), kind):
+                raise TraceError(f"{path}: the trace's {key!r} must be a {kind.__name__}, "
+                                 f"not {doc.get(key)!r}")
+        if not isinstance(doc.get("verdict") or {}, dict):
+            raise TraceError(f"{path}: the trace's 'verdict' must be an object or null")
+        if not isinstance(doc.get("params", {}), dict) or not all(
+                isinstance(e, dict) for e in doc["events"]):
+            raise TraceError(f"{path}: 'params' must be an object and every event an object")
+        events = [{k: v for k, v in e.items() if k != "step"} for e in doc["events"]]
         try:
             return cls(doc["spec"], doc["system"], doc.get("params", {}), events,
                        doc.get("engine", "check"), doc.get("seed"), doc.get("faults"),
@@ -146,7 +155,7 @@ def replay_checked(kernel: Kernel, events: Sequence[dict[str, Any]], start: Stat
         pv = kernel.property_violations(state)
         if pv:
             return Replayed(steps, state, pv[0])
-    if not kernel.enabled_events(state) and not kernel.is_terminal(state):
+    if not kernel.can_progress(state) and not kernel.is_terminal(state):
         return Replayed(steps, state, kernel.deadlock())
     return Replayed(steps, state, None)
 
@@ -212,7 +221,8 @@ def replay_trace(trace: Trace, trace_path: str | Path, engine: str = "checker") 
                 due = min(clock.due.get(kernel.slots[~ev][1], [clock.now]))
                 clock.now = max(clock.now, due)
             if kernel.extended:
-                clock.update(before[2], after[2])
+                clock.update(before[2], after[2], kernel.slots[~ev][1]
+                             if kernel.event_kind(ev) == "timer" else None)
             clock.now += 1
 
     done = replay_checked(kernel, trace.events, start, hook)

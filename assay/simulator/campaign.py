@@ -60,10 +60,12 @@ def kernel_for(system: Any, rates: FaultRates) -> Kernel:
     return Kernel(system, Faults.unlimited() if rates.any else None)
 
 
-def run_indices(kernel: Kernel, seed: int, indices: list[int], opts: Options
-                ) -> list[RunReport]:
+def run_indices(kernel: Kernel, seed: int, indices: list[int], opts: Options,
+                known: set[Any] | None = None) -> list[RunReport]:
+    """Run the campaign's runs `indices`.  `known` (states already fingerprinted in this
+    process) is shared across calls, so each distinct state is fingerprinted once."""
     out = []
-    known: set[Any] = set()
+    known = set() if known is None else known
     for i in indices:
         s = derive(seed, i)
         r = run_once(kernel, s, opts.steps, opts.rates, opts.scheduler, opts.pct_depth)
@@ -82,11 +84,19 @@ def run_indices(kernel: Kernel, seed: int, indices: list[int], opts: Options
     return out
 
 
+_WORKER: dict[Any, tuple[Kernel, set[Any]]] = {}     # per worker process: kernel, known states
+
+
 def _worker(job: tuple[str, str | None, dict[str, str], int, list[int], Options]
             ) -> list[RunReport]:
     spec, system_name, params, seed, indices, opts = job
-    system, _, _ = build(spec, system_name, params)
-    return run_indices(kernel_for(system, opts.rates), seed, indices, opts)
+    key = (spec, system_name, tuple(sorted(params.items())), opts.rates)
+    if key not in _WORKER:
+        system, _, _ = build(spec, system_name, params)
+        _WORKER.clear()
+        _WORKER[key] = (kernel_for(system, opts.rates), set())
+    kernel, known = _WORKER[key]
+    return run_indices(kernel, seed, indices, opts, known)
 
 
 def _chunks(n: int, jobs: int) -> Iterator[list[int]]:
@@ -148,8 +158,9 @@ def campaign(spec: str, system_name: str | None, params: dict[str, str], *, seed
     if jobs == 1 or runs == 1:
         system, _, _ = build(spec, system_name, params)
         kernel = kernel_for(system, opts.rates)
+        known: set[Any] = set()
         for chunk in _chunks(runs, 1):
-            reports += run_indices(kernel, seed, chunk, opts)
+            reports += run_indices(kernel, seed, chunk, opts, known)
             if on_progress:
                 on_progress(len(reports), runs)
     else:

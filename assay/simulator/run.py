@@ -41,7 +41,18 @@ class Clock:
         self.now = 0
         self.due: dict[int, list[int]] = {}
 
-    def update(self, before: tuple[int, ...], after: tuple[int, ...]) -> None:
+    def update(self, before: tuple[int, ...], after: tuple[int, ...],
+               fired: int | None = None) -> None:
+        """Follow the pending timers from `before` to `after` a step; `fired` is the timer the
+        step fired, if it was a timer (a handler may re-arm the same one: a new due time)."""
+        if fired is not None:
+            dues = self.due[fired]
+            dues.sort()
+            del dues[0]                       # the earliest copy is the one that fired
+            if not dues:
+                del self.due[fired]
+            k = before.index(fired)
+            before = before[:k] + before[k + 1:]
         if before == after:
             return
         old, new = Counter(before), Counter(after)
@@ -82,8 +93,11 @@ class PCTScheduler(Scheduler):
         order = list(range(n))
         rng.shuffle(order)
         self.priority = {inst: depth + k for k, inst in enumerate(order)}
-        points = sorted(rng.sample(range(1, max(steps, depth) + 1), depth - 1)) \
-            if depth > 1 else []
+        # PCT draws its change points over the expected length of a run; the step bound is
+        # usually far longer than the runs of small protocols, so take the shorter of the
+        # two, counting a few events per instance
+        length = max(depth, min(steps, 8 * n))
+        points = sorted(rng.sample(range(1, length + 1), depth - 1)) if depth > 1 else []
         self.change = {p: depth - 1 - k for k, p in enumerate(points)}
         self.kernel = kernel
 
@@ -124,16 +138,24 @@ def run_once(kernel: Kernel, seed: int, steps: int, rates: FaultRates,
                    ("restart", rates.restart), ("partition", rates.partition),
                    ("heal", rates.heal))
     for step in range(1, steps + 1):
-        enabled = kernel.enabled_events(state)
+        # the events that change something (a self-loop would only burn a step)
+        moves, enabled = kernel.successors(state)
         normal: list[int] = []
         faults: dict[str, list[int]] = {}
-        for e in enabled:
+        outcome: dict[int, tuple[State, tuple[Violation, ...]]] = {}
+        for e, nxt, viol in moves:
+            outcome[e] = (nxt, viol)
             k = kind(e)
             if k in NORMAL:
                 if k != "timer" or clock.is_due(kernel.slots[~e][1]):
                     normal.append(e)
             else:
                 faults.setdefault(k, []).append(e)
+        # choices are made among events in a canonical order, not the kernel's id order
+        # (which depends on what the kernel saw before): the same seed, the same run
+        normal.sort(key=kernel.event_key)
+        for lst in faults.values():
+            lst.sort(key=kernel.event_key)
         ev = None
         u = rng.random()
         for k, r in fault_rates:             # at most one fault per step, by its rate
@@ -151,17 +173,18 @@ def run_once(kernel: Kernel, seed: int, steps: int, rates: FaultRates,
                 if faults.get("restart") or faults.get("heal"):
                     k = "restart" if faults.get("restart") else "heal"
                     ev = faults[k][rng.randrange(len(faults[k]))]
-                elif kernel.is_terminal(state):
-                    return RunResult(seed, start, events, None, "final", clock.now, seen)
-                else:
+                elif not kernel.can_progress(state) and not kernel.is_terminal(state):
                     return RunResult(seed, start, events, kernel.deadlock(), "deadlock",
                                      clock.now, seen)
+                else:                        # final, or nothing left that changes anything
+                    return RunResult(seed, start, events, None, "final", clock.now, seen)
             else:
                 ev = sched.pick(normal, step)
-        res_state, _, viol = kernel.apply(state, ev)
+        res_state, viol = outcome[ev]
         events.append(ev)
         if extended:
-            clock.update(state[2], res_state[2])
+            clock.update(state[2], res_state[2],
+                         kernel.slots[~ev][1] if kind(ev) == "timer" else None)
         clock.now += 1
         state = res_state
         seen.add(state)

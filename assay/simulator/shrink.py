@@ -39,7 +39,7 @@ def fails(kernel: Kernel, start: State, events: list[dict[str, Any]],
         pv = kernel.property_violations(state)
         if pv:
             return n if signature(pv[0]) == want else None
-    if want[0] == "deadlock" and not kernel.enabled_events(state) \
+    if want[0] == "deadlock" and not kernel.can_progress(state) \
             and not kernel.is_terminal(state):
         return len(events)
     return None

@@ -1,0 +1,1002 @@
+"""`assay verify`: proof obligations per component class, discharged with Z3.
+
+Each component class of a system is verified alone, against the contracts at its boundary,
+for *every* wiring of its ports (a port's peers are a symbolic set fixed for the step; a
+message's sender is one of them).  The obligations (`prove.py` does the translation):
+
+1. `init`       every initial state of every instance (with its real wiring) satisfies each
+                invariant;
+2. `invariant`, `ensures`, `types`
+                for each handler and action: invariant ∧ requires ∧ guard ∧ message field
+                types ∧ the body completes ⇒ after the body each invariant, each ensures, and
+                every bounded int field written stays in its Range (one obligation each, so a
+                refutation names the contract that breaks);
+3. `send`       for each send site (`send`, `broadcast`, `self.after`): its path condition ⇒
+                the message's field types hold, the destination is a peer of the port, the
+                delay is >= 0 (`prove.receiving_contract` is the hook for message contracts on
+                the receiving port, which the language does not have yet; connected ports'
+                protocols are not checked here);
+4. `no-exception` the body raises nothing (division by zero, a failed assert, `raise`) under
+                its assumptions;
+5. `restart`    (components with persistent fields or an `@on_restart` hook) an invariant
+                holds again after a crash and restart.
+
+Verdicts, in the order they are decided:
+
+* **vacuous** — the assumptions (invariant ∧ requires ∧ guard ∧ message types) cannot all hold
+  (checked first, so an impossible precondition never reads as a proof); for a send, its path
+  condition cannot hold; for a post-condition, the body never completes;
+* **proved** — Z3 finds the negated conclusion unsatisfiable;
+* **refuted** — Z3 finds a model, AND the model is confirmed: its local state, message, peer
+  sets and action argument are built as Python values, the real handler runs through the
+  kernel's runner (`assay.kernel.exec.Runner`) with a `Wiring` for those peers, the
+  assumptions are evaluated concretely (invariants, requires, guard, types) and the
+  conclusion is seen to fail concretely.  A model that is not confirmed gives unknown ("model
+  not confirmed"), never refuted;
+* **unknown** — with the reason: a construct the translation does not support (and its line),
+  the solver's reason (e.g. timeout), or an unconfirmed model.  When an *assumption* (an
+  invariant, a requires, a guard) cannot be translated, the obligation is still tried without
+  it: a confirmed counterexample (whose concrete run checks the untranslated assumption too)
+  is a refutation, anything else is unknown — never proved.
+
+Every handler and action gets at least its `no-exception` obligation, so none is silent.
+Exit codes: 0 all proved, 1 some refuted, 3 none refuted but some unknown or vacuous.
+"""
+from __future__ import annotations
+
+import ast
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import z3
+
+from assay.checker import prove
+from assay.checker.prove import (
+    PEER,
+    ComponentEncoding,
+    ModelReader,
+    SelfObj,
+    Ty,
+    Unsupported,
+    Val,
+    to_z3,
+)
+from assay.errors import Location, UsageError
+from assay.kernel.exec import Context, Runner, Wiring
+from assay.model.component import ActionInfo, ComponentInfo, HandlerInfo, component_info
+from assay.model.message import Message
+from assay.model.system import System
+from assay.model.types import OneOf, Peer, to_json
+from assay.model.validate import _send_site, validate
+
+VERDICTS = ("proved", "refuted", "vacuous", "unknown")
+
+
+# --- results -----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Scenario:
+    """A concrete local step: an instance's state, its ports' peers, and the event."""
+
+    instance: str
+    values: tuple[Any, ...]
+    ports: dict[str, tuple[str, ...]]
+    message: Message | None = None          # with its sender (None: a timer)
+    arg: Any = None
+    has_arg: bool = False
+    restart: tuple[Any, ...] | None = None  # the values a restart gives (restart obligations)
+
+
+@dataclass(frozen=True)
+class Counterexample:
+    """Concrete values that break an obligation, confirmed by running the real handler."""
+
+    instance: str
+    fields: dict[str, Any]
+    ports: dict[str, tuple[str, ...]]
+    message: Message | None
+    arg: Any
+    has_arg: bool
+    after: dict[str, Any] | None     # the state after the step, when it completed
+    line: int | None                 # the line that breaks
+    detail: str                      # what the concrete run showed
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "instance": self.instance,
+            "fields": {k: to_json(v) for k, v in self.fields.items()},
+            "ports": {k: list(v) for k, v in self.ports.items()},
+            "message": None if self.message is None else {
+                **self.message.to_json(), "sender": self.message.sender},
+            "arg": to_json(self.arg) if self.has_arg else None,
+            "after": None if self.after is None else {k: to_json(v)
+                                                       for k, v in self.after.items()},
+            "line": self.line, "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True)
+class Obligation:
+    """One proof obligation and its verdict."""
+
+    component: str          # the component class
+    target: str             # the handler or action, "initial state" or "restart"
+    kind: str               # init | invariant | ensures | types | send | no-exception | restart
+    title: str
+    location: Location | None
+    verdict: str            # proved | refuted | vacuous | unknown
+    reason: str = ""
+    counterexample: Counterexample | None = None
+    seconds: float = 0.0
+    # Evaluates the obligation on a concrete scenario: (assumptions hold, conclusion holds,
+    # what happened).  Used to confirm refutations; tests use it to re-check proofs.
+    evaluate: Callable[[Scenario], tuple[bool, bool, str]] | None = \
+        field(default=None, compare=False, repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"component": self.component, "target": self.target, "kind": self.kind,
+                "title": self.title,
+                "location": str(self.location) if self.location else None,
+                "verdict": self.verdict, "reason": self.reason or None,
+                "counterexample": self.counterexample.to_json() if self.counterexample
+                else None, "seconds": round(self.seconds, 6)}
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """Every obligation of the verified components, in order, and the time taken."""
+
+    system: str
+    components: tuple[str, ...]
+    obligations: tuple[Obligation, ...]
+    seconds: float
+
+    def counts(self) -> dict[str, int]:
+        out = dict.fromkeys(VERDICTS, 0)
+        for o in self.obligations:
+            out[o.verdict] += 1
+        return out
+
+    @property
+    def verdict(self) -> str:
+        c = self.counts()
+        if c["refuted"]:
+            return "refuted"
+        if c["unknown"] or c["vacuous"]:
+            return "unknown"
+        return "proved"
+
+    @property
+    def exit_code(self) -> int:
+        return {"proved": 0, "refuted": 1, "unknown": 3}[self.verdict]
+
+    def find(self, component: str | None = None, target: str | None = None,
+             kind: str | None = None) -> list[Obligation]:
+        return [o for o in self.obligations
+                if (component is None or o.component == component)
+                and (target is None or o.target == target)
+                and (kind is None or o.kind == kind)]
+
+    def to_json(self) -> dict[str, Any]:
+        n = len(self.obligations)
+        return {"verdict": self.verdict, "counts": self.counts(), "obligations_total": n,
+                "seconds": round(self.seconds, 6),
+                "obligations_per_second": round(n / self.seconds, 1) if self.seconds else None,
+                "components": list(self.components),
+                "obligations": [o.to_json() for o in self.obligations]}
+
+
+# --- the entry point -----------------------------------------------------------------------------------
+
+def verify(system: System, component: str | None = None, timeout: float = 5.0) -> VerifyReport:
+    """Generate and discharge the proof obligations of each component class of `system` (or
+    only `component`, a class or instance name); `timeout` is per obligation, in seconds."""
+    if not (timeout > 0):
+        raise UsageError(f"--timeout must be positive, got {timeout}")
+    validate(system)
+    t0 = time.perf_counter()
+    classes: dict[type, list[str]] = {}
+    for name, cls in system.instances.items():
+        classes.setdefault(cls, []).append(name)
+    if component is not None:
+        chosen = [c for c in classes if c.__name__ == component] or \
+                 [cls for cls, names in classes.items() if component in names]
+        if not chosen:
+            raise UsageError(f"system {system.name!r} has no component {component!r}",
+                             notes=["components: " + ", ".join(
+                                 sorted({c.__name__ for c in classes}))])
+        classes = {c: classes[c] for c in chosen}
+    solver = z3.Solver()
+    solver.set("timeout", max(1, int(timeout * 1000)))
+    out: list[Obligation] = []
+    for cls, names in classes.items():
+        _Component(system, cls, names, solver, timeout).run(out)
+    return VerifyReport(system.name, tuple(c.__name__ for c in classes), tuple(out),
+                        time.perf_counter() - t0)
+
+
+_ENCODINGS: dict[type, ComponentEncoding] = {}
+
+
+def clear_caches() -> None:
+    """Forget cached encodings and translations."""
+    _ENCODINGS.clear()
+    prove.clear_caches()
+
+
+def encoding(info: ComponentInfo) -> ComponentEncoding:
+    """The Z3 vocabulary of a component class (cached: translations are reused)."""
+    enc = _ENCODINGS.get(info.cls)
+    if enc is None:
+        sent = {p for p in info.ports if _send_site(info.cls, p) is not None}
+        enc = _ENCODINGS[info.cls] = ComponentEncoding(info, sent)
+    return enc
+
+
+# --- obligations of one component ---------------------------------------------------------------------
+
+@dataclass
+class _Goal:
+    kind: str
+    title: str
+    line: int | None
+    goal: Any = None                 # Z3 Bool, when translated
+    error: str | None = None         # why it could not be translated
+    evaluate: Callable[[Scenario], tuple[bool, bool, str]] | None = None
+    locate: Callable[[z3.ModelRef], int | None] | None = None
+
+
+@dataclass
+class _Group:
+    """Obligations sharing extra assumptions (a send's path condition, 'the body completes')."""
+
+    extra: list[Any]
+    unreachable: str                 # what it means when the extra assumptions cannot hold
+    goals: list[_Goal]
+
+
+@dataclass
+class _Target:
+    name: str
+    fn: Any
+    handler: HandlerInfo | None = None
+    action: ActionInfo | None = None
+
+    @property
+    def requires(self) -> tuple:
+        return (self.handler or self.action).requires  # type: ignore[union-attr]
+
+    @property
+    def ensures(self) -> tuple:
+        return (self.handler or self.action).ensures  # type: ignore[union-attr]
+
+
+class _Component:
+    def __init__(self, system: System, cls: type, names: list[str], solver: z3.Solver,
+                 timeout: float) -> None:
+        self.system = system
+        self.info = component_info(cls)
+        self.cls = cls
+        self.names = names
+        self.solver = solver
+        self.timeout = timeout
+        self.enc = encoding(self.info)
+        self.file = _file_of(cls)
+
+    def loc(self, line: int | None) -> Location | None:
+        return Location(self.file, line) if self.file and line else None
+
+    # --- generation ----------------------------------------------------------------------------
+
+    def run(self, out: list[Obligation]) -> None:
+        info = self.info
+        if info.invariants:
+            self.initial(out)
+        targets = [_Target(h.name, h.fn, handler=h) for h in
+                   sorted(info.handlers.values(), key=lambda h: _line(h.location))]
+        targets += [_Target(a.name, a.fn, action=a) for a in info.actions]
+        for t in targets:
+            self.target(t, out)
+        if info.invariants and (any(info.persistent) or info.on_restart is not None):
+            self.restart(out)
+
+    def initial(self, out: list[Obligation]) -> None:
+        enc, info = self.enc, self.info
+        peers: dict[str, Any] = {}
+        options = []
+        matchers: list[tuple[str, Any, list[list[tuple[Any, Any]]]]] = []
+        error = None
+        try:
+            for name in self.names:
+                wiring = _real_wiring(self.system, name, info)
+                conds = []
+                per_field = []
+                for f, choices in zip(info.fields, _initial_choices(self.system, name, info)):
+                    v = enc.pre[f]
+                    if isinstance(v, Val):
+                        eqs = [(c, v.e == to_z3(c, v.ty, peers)) for c in choices]
+                        conds.append(z3.Or([e for _, e in eqs]))
+                        per_field.append(eqs)
+                    else:
+                        per_field.append([(choices[0], None)])
+                for p, penc in enc.ports.items():
+                    conc = to_z3(frozenset(Peer(x) for x in wiring[p]), prove.set_ty(PEER), peers)
+                    conds.append(penc.peers.e == conc)
+                option = z3.And(conds)
+                options.append(option)
+                matchers.append((name, option, per_field))
+        except Unsupported as u:
+            error = f"not translated: {u}"
+        premise = [z3.Or(options)] if options else []
+        if len(peers) > 1:
+            premise.append(z3.Distinct(*peers.values()))
+        pre_self = SelfObj(dict(enc.pre))
+        goals = []
+        for pred, ploc in info.invariants:
+            g = _Goal("init", f"initial state satisfies the invariant (line {_line(ploc)})",
+                      _line(ploc), evaluate=self._eval_init(pred))
+            if error:
+                g.error = error
+            else:
+                try:
+                    g.goal = enc.predicate(pred, [pre_self], key="pre")
+                except Unsupported as u:
+                    g.error = f"not translated: {u}"
+            goals.append(g)
+        self.solve("initial state", premise, [], [_Group([], "", goals)], out,
+                   vacuity=False, init=matchers)
+
+    def target(self, t: _Target, out: list[Obligation]) -> None:
+        enc, info = self.enc, self.info
+        pre = SelfObj(dict(enc.pre))
+        old = SelfObj(dict(enc.pre), ports=False, label="old")
+        premise = enc.port_assumptions() + enc.state_assumptions(enc.pre)
+        dropped: list[str] = []
+        args: list[Any] = []
+        if t.handler is not None:
+            msg, assume = enc.message(t.handler.message, t.handler.port)
+            premise += assume
+            args = [msg]
+        elif t.action is not None and t.action.over is not None:
+            try:
+                arg, assume = self._arg(t.action, pre)
+                premise += assume
+                args = [arg]
+            except Unsupported as u:
+                args = [None]
+                dropped.append(f"the action's domain (over=) is not translated: {u}")
+        for pred, ploc in info.invariants:
+            self._assume(premise, dropped, pred, [pre], f"invariant (line {_line(ploc)})",
+                         key="pre")
+        for pred, ploc in t.requires:
+            self._assume(premise, dropped, pred, [pre, *args], f"requires (line {_line(ploc)})")
+        if t.action is not None and t.action.when is not None:
+            self._assume(premise, dropped, t.action.when, [pre, *args],
+                         f"guard (line {prove_line(t.action.when)})")
+        if args and args[0] is None:
+            args = []
+        groups = self._goals(t, args, pre, old)
+        self.solve(t.name, premise, dropped, groups, out, vacuity=True, t=t)
+
+    def _assume(self, premise: list, dropped: list, pred: Any, args: list, what: str,
+                key: Any = None) -> None:
+        if any(a is None for a in args):
+            dropped.append(f"the {what} is not translated (it needs the action's argument)")
+            return
+        try:
+            premise.append(self.enc.predicate(pred, args, key=key))
+        except Unsupported as u:
+            dropped.append(f"the {what} is not translated: {u}")
+
+    def _arg(self, act: ActionInfo, pre: SelfObj) -> tuple[Val, list[Any]]:
+        over = act.over
+        if callable(over):
+            dom = self.enc.over(over, pre)
+            assert dom.ty.elem is not None
+            a = z3.Const("arg", prove.sort_of(dom.ty.elem))
+            return Val(dom.ty.elem, a), [z3.IsMember(a, dom.e)]
+        vals = [prove.py_const(v) for v in over]
+        tys = {v.ty for v in vals if isinstance(v, Val)}
+        if len(tys) != 1 or not all(isinstance(v, Val) for v in vals):
+            raise Unsupported("an over= domain whose values do not all have one translatable "
+                              "type")
+        ty = next(iter(tys))
+        a = z3.Const("arg", prove.sort_of(ty))
+        return Val(ty, a), [z3.Or([a == v.e for v in vals])]
+
+    def _goals(self, t: _Target, args: list[Any], pre: SelfObj, old: SelfObj) -> list[_Group]:
+        enc, info = self.enc, self.info
+        try:
+            body = enc.body(t.fn, args, key=t.handler.message if t.handler else "action")
+        except Unsupported as u:
+            why = f"not translated: {u}"
+            goals = [_Goal("no-exception", "raises no exception", _line_of(t.fn), error=why)]
+            if _sends_syntactically(t.fn):
+                goals.append(_Goal("send", "its sends are well-typed", _line_of(t.fn),
+                                   error=why))
+            if enc.ranges:
+                goals.append(_Goal("types", "keeps the bounded fields in range", _line_of(t.fn),
+                                   error=why))
+            for pred, ploc in info.invariants:
+                goals.append(_Goal("invariant", f"keeps the invariant (line {_line(ploc)})",
+                                   _line(ploc), error=why))
+            for pred, ploc in t.ensures:
+                goals.append(_Goal("ensures", f"meets its ensures (line {_line(ploc)})",
+                                   _line(ploc), error=why))
+            return [_Group([], "", goals)]
+        groups = []
+        safe: Any = z3.BoolVal(True)
+        for c in body.checks:
+            safe = prove.conj(safe, z3.Implies(c.pc, c.ok))
+        checks = body.checks
+        groups.append(_Group([], "", [_Goal(
+            "no-exception", "raises no exception", _line_of(t.fn), goal=safe,
+            evaluate=self._eval_body(t, "no-exception"),
+            locate=lambda m, checks=checks: _first_failing(m, checks))]))
+        for site in body.sends:
+            detail = ", ".join(d for _, d in site.parts) or "nothing to check"
+            groups.append(_Group([site.pc], "the send is unreachable under the assumptions", [
+                _Goal("send", f"{site.describe()} (line {site.line}): {detail}", site.line,
+                      goal=site.ok, evaluate=self._eval_body(t, "send", site=site))]))
+        post = SelfObj(body.fields)
+        types_ok: Any = z3.BoolVal(True)
+        post_goals = []
+        ranged = sorted(f for f in body.written if f in enc.ranges)
+        for f in ranged:
+            lo, hi = enc.ranges[f]
+            v = body.fields[f].e
+            types_ok = prove.conj(types_ok, z3.And(v >= lo, v <= hi))
+        if ranged:
+            wl = body.wline
+            post_goals.append(_Goal(
+                "types", "keeps " + ", ".join(f"{f} in [{enc.ranges[f][0]}, {enc.ranges[f][1]}]"
+                                              for f in ranged), _line_of(t.fn), goal=types_ok,
+                evaluate=self._eval_body(t, "types", fields=ranged),
+                locate=lambda m, wl=wl, ranged=ranged, body=body: _bad_write(m, wl, ranged,
+                                                                             body, enc)))
+        for pred, ploc in info.invariants:
+            g = _Goal("invariant", f"keeps the invariant (line {_line(ploc)})", _line(ploc),
+                      evaluate=self._eval_body(t, "invariant", pred=pred))
+            try:
+                g.goal = z3.Implies(types_ok, enc.predicate(pred, [post]))
+            except Unsupported as u:
+                g.error = f"not translated: {u}"
+            post_goals.append(g)
+        for pred, ploc in t.ensures:
+            g = _Goal("ensures", f"meets its ensures (line {_line(ploc)})", _line(ploc),
+                      evaluate=self._eval_body(t, "ensures", pred=pred))
+            try:
+                g.goal = z3.Implies(types_ok, enc.predicate(pred, [old, post, *args]))
+            except Unsupported as u:
+                g.error = f"not translated: {u}"
+            post_goals.append(g)
+        if post_goals:
+            groups.append(_Group([body.completed], "the body never completes under the "
+                                 "assumptions (it always raises or aborts)", post_goals))
+        return groups
+
+    def restart(self, out: list[Obligation]) -> None:
+        enc, info = self.enc, self.info
+        pre = SelfObj(dict(enc.pre))
+        premise = enc.port_assumptions() + enc.state_assumptions(enc.pre)
+        dropped: list[str] = []
+        for pred, ploc in info.invariants:
+            self._assume(premise, dropped, pred, [pre], f"invariant (line {_line(ploc)})",
+                         key="pre")
+        start: dict[str, Any] = {}
+        options = []
+        error = None
+        peers: dict[str, Any] = {}
+        try:
+            fresh = {}
+            for f, keep in zip(info.fields, info.persistent):
+                v = enc.pre[f]
+                if keep or not isinstance(v, Val):
+                    start[f] = v
+                else:
+                    fresh[f] = start[f] = Val(v.ty, z3.Const(f"{self.cls.__name__}.{f}@restart",
+                                                             prove.sort_of(v.ty)))
+            for name in self.names:
+                conds = []
+                for f, choices in zip(info.fields, _initial_choices(self.system, name, info)):
+                    if f in fresh:
+                        conds.append(z3.Or([fresh[f].e == to_z3(c, fresh[f].ty, peers)
+                                            for c in choices]))
+                options.append(z3.And(conds) if conds else z3.BoolVal(True))
+            premise.append(z3.Or(options))
+            if len(peers) > 1:
+                premise.append(z3.Distinct(*peers.values()))
+            if info.on_restart is not None:
+                body = prove.translate_body(enc, info.on_restart, [], start=start)
+                post_fields = body.fields
+                completed = body.completed
+            else:
+                post_fields, completed = start, z3.BoolVal(True)
+        except Unsupported as u:
+            error = f"not translated: {u}"
+        goals = []
+        for pred, ploc in info.invariants:
+            g = _Goal("restart", f"a restart keeps the invariant (line {_line(ploc)})",
+                      _line(ploc), evaluate=self._eval_restart(pred))
+            if error:
+                g.error = error
+            else:
+                try:
+                    g.goal = enc.predicate(pred, [SelfObj(post_fields)])
+                except Unsupported as u:
+                    g.error = f"not translated: {u}"
+            goals.append(g)
+        extra = [] if error else [completed]
+        self.solve("restart", premise, dropped, [_Group(extra, "the restart hook never "
+                                                        "completes", goals)],
+                   out, vacuity=True, restart_fields=None if error else start)
+
+    # --- solving --------------------------------------------------------------------------------
+
+    def solve(self, target: str, premise: list[Any], dropped: list[str], groups: list[_Group],
+              out: list[Obligation], vacuity: bool, t: _Target | None = None,
+              init: Any = None, restart_fields: dict[str, Any] | None = None) -> None:
+        """Discharge the goals of one handler, action, initial state or restart: the premise
+        once (vacuity), each group's extra assumptions once, each goal in its own frame."""
+        s = self.solver
+        name = self.cls.__name__
+        t0 = time.perf_counter()
+
+        def emit(g: _Goal, verdict: str, reason: str = "", cex: Counterexample | None = None,
+                 started: float | None = None) -> None:
+            out.append(Obligation(name, target, g.kind, g.title, self.loc(g.line), verdict,
+                                  reason, cex, time.perf_counter() - (started or t0),
+                                  g.evaluate))
+
+        s.push()
+        try:
+            s.add(*premise)
+            assumptions_state = None
+            if vacuity and not dropped:
+                r = s.check()
+                if r == z3.unsat:
+                    assumptions_state = ("vacuous", "its assumptions (invariant, requires, "
+                                         "guard, message types) cannot all hold")
+                elif r == z3.unknown:
+                    assumptions_state = ("unknown", "could not decide whether its assumptions "
+                                         f"can hold: {s.reason_unknown()}")
+            for grp in groups:
+                if assumptions_state is not None:
+                    for g in grp.goals:
+                        if g.error:
+                            emit(g, "unknown", g.error)
+                        else:
+                            emit(g, *assumptions_state)
+                    continue
+                s.push()
+                try:
+                    s.add(*grp.extra)
+                    group_state = None
+                    if grp.extra and not dropped and any(g.error is None for g in grp.goals):
+                        r = s.check()
+                        if r == z3.unsat:
+                            group_state = ("vacuous", grp.unreachable)
+                        elif r == z3.unknown:
+                            group_state = ("unknown", f"could not decide whether it is "
+                                           f"reached: {s.reason_unknown()}")
+                    for g in grp.goals:
+                        started = time.perf_counter()
+                        if g.error:
+                            emit(g, "unknown", g.error, started=started)
+                        elif group_state is not None:
+                            emit(g, *group_state, started=started)
+                        else:
+                            self._discharge(g, dropped, emit, started, t, init,
+                                            restart_fields)
+                finally:
+                    s.pop()
+        finally:
+            s.pop()
+
+    def _discharge(self, g: _Goal, dropped: list[str], emit: Callable, started: float,
+                   t: _Target | None, init: Any, restart_fields: dict[str, Any] | None
+                   ) -> None:
+        s = self.solver
+        s.push()
+        try:
+            s.add(z3.Not(g.goal))
+            r = s.check()
+            if r == z3.unsat:
+                if dropped:
+                    emit(g, "unknown", "; ".join(dropped) + " (without it, the obligation "
+                         "holds)", started=started)
+                else:
+                    emit(g, "proved", started=started)
+                return
+            if r == z3.unknown:
+                emit(g, "unknown", f"the solver gave up: {s.reason_unknown()}", started=started)
+                return
+            model = s.model()
+        finally:
+            s.pop()
+        try:
+            sc = self._scenario(model, t, init, restart_fields)
+        except Unsupported as u:
+            emit(g, "unknown", f"model not confirmed: {u}", started=started)
+            return
+        ok_pre, ok_post, what = g.evaluate(sc) if g.evaluate else (False, True, "")
+        if ok_pre and not ok_post:
+            line = g.locate(model) if g.locate else None
+            emit(g, "refuted", what, self._counterexample(sc, t, what, line or g.line, init),
+                 started=started)
+            return
+        why = what if not ok_pre else f"the real handler, run on the model, does not break " \
+                                      f"it ({what})" if what else "the real handler, run on " \
+                                      "the model, does not break it"
+        reason = "model not confirmed: " + why
+        if dropped:
+            reason = "; ".join(dropped) + "; " + reason
+        emit(g, "unknown", reason, started=started)
+
+    # --- models to concrete scenarios ----------------------------------------------------------
+
+    def _scenario(self, model: z3.ModelRef, t: _Target | None, init: Any,
+                  restart_fields: dict[str, Any] | None) -> Scenario:
+        """The concrete step a model describes: state, peers, message or argument."""
+        enc, info = self.enc, self.info
+        if init is not None:
+            return self._init_scenario(model, init)
+        terms = enc.peer_terms()
+        if t is not None and t.handler is not None:
+            msg0, _ = enc.message(t.handler.message, t.handler.port)
+            terms += [v.e for v in msg0.fields.values() if isinstance(v, Val) and v.ty == PEER]
+        if t is not None and t.action is not None and t.action.over is not None:
+            terms.append(z3.Const("arg", prove.peer_sort()))
+        reader = ModelReader(model, set(self.system.instances) | {self.names[0]}, terms)
+        values = []
+        for f in info.fields:
+            v = enc.pre[f]
+            values.append(reader.value(v) if isinstance(v, Val) else self._sample(f))
+        message, arg, has_arg = None, None, False
+        if t is not None and t.handler is not None:
+            mcls = t.handler.message
+            msg, _ = enc.message(mcls, t.handler.port)
+            fvals = [reader.value(v) if isinstance(v, Val)
+                     else _sample_value(mcls.field_types()[n])  # type: ignore[attr-defined]
+                     for n, v in msg.fields.items()]
+            message = mcls(*fvals)
+            if isinstance(msg.sender, Val):       # else: delivered as a timer, sender None
+                message = message.with_sender(reader.value(msg.sender))
+        elif t is not None and t.action is not None and t.action.over is not None:
+            has_arg = True
+            arg = self._arg_value(reader, t.action)
+        restart = None
+        if restart_fields is not None:
+            restart = tuple(reader.value(restart_fields[f]) if isinstance(restart_fields[f], Val)
+                            else values[i] for i, f in enumerate(info.fields))
+        ports = {p: tuple(sorted(str(x) for x in reader.value(penc.peers)))
+                 for p, penc in enc.ports.items()}
+        return Scenario(self.names[0], tuple(values), ports, message, arg, has_arg, restart)
+
+    def _arg_value(self, reader: ModelReader, act: ActionInfo) -> Any:
+        over = act.over
+        if callable(over):
+            dom = self.enc.over(over, SelfObj(dict(self.enc.pre)))
+            assert dom.ty.elem is not None
+            return reader.value(z3.Const("arg", prove.sort_of(dom.ty.elem)), dom.ty.elem)
+        v0 = prove.py_const(over[0])
+        return reader.value(z3.Const("arg", prove.sort_of(v0.ty)), v0.ty)
+
+    def _init_scenario(self, model: z3.ModelRef, matchers: list) -> Scenario:
+        """The instance and initial values a model of an `init` obligation picked."""
+        for name, option, per_field in matchers:
+            if not z3.is_true(model.eval(option, model_completion=True)):
+                continue
+            values = []
+            for eqs in per_field:
+                hit = [c for c, e in eqs if e is None
+                       or z3.is_true(model.eval(e, model_completion=True))]
+                if not hit:
+                    break
+                values.append(hit[0])
+            else:
+                return Scenario(name, tuple(values),
+                                _real_wiring(self.system, name, self.info))
+        raise Unsupported("the model matches no instance's initial state")
+
+    def _sample(self, f: str) -> Any:
+        return _initial_choices(self.system, self.names[0], self.info)[
+            self.info.field_index[f]][0]
+
+    def _counterexample(self, sc: Scenario, t: _Target | None, what: str, line: int | None,
+                        init: bool) -> Counterexample:
+        info = self.info
+        after = None
+        if t is not None and not init:
+            new, _, viol = _bare_run(info, sc, t)
+            if not viol:
+                after = dict(zip(info.fields, new))
+        elif sc.restart is not None:
+            after = dict(zip(info.fields, sc.restart))
+        return Counterexample(sc.instance, dict(zip(info.fields, sc.values)), sc.ports,
+                              sc.message, sc.arg, sc.has_arg, after, line, what)
+
+    # --- concrete evaluation -----------------------------------------------------------------
+
+    def _eval_init(self, pred: Any) -> Callable[[Scenario], tuple[bool, bool, str]]:
+        info = self.info
+
+        def evaluate(sc: Scenario) -> tuple[bool, bool, str]:
+            ok, err = _holds(info, sc, pred, [])
+            return True, ok, err or "the invariant is false in this initial state"
+        return evaluate
+
+    def _eval_restart(self, pred: Any) -> Callable[[Scenario], tuple[bool, bool, str]]:
+        info, enc = self.info, self.enc
+
+        def evaluate(sc: Scenario) -> tuple[bool, bool, str]:
+            why = _state_premise(info, enc, sc)
+            if why:
+                return False, True, why
+            if sc.restart is None:
+                return False, True, "no restart state"
+            runner = _runner(_bare_info(info), sc)
+            new, _, viol, _ = runner.run_restart(sc.restart)
+            if viol:
+                return False, True, f"the restart hook did not complete: {viol[0].message}"
+            ok, err = _holds(info, replace(sc, values=tuple(new)), pred, [])
+            return True, ok, err or "the invariant is false after the restart"
+        return evaluate
+
+    def _eval_body(self, t: _Target, kind: str, pred: Any = None, site: Any = None,
+                   fields: list[str] | None = None
+                   ) -> Callable[[Scenario], tuple[bool, bool, str]]:
+        info, enc = self.info, self.enc
+
+        def evaluate(sc: Scenario) -> tuple[bool, bool, str]:
+            why = _state_premise(info, enc, sc) or _step_premise(info, enc, t, sc)
+            if why:
+                return False, True, why
+            new, _, viol = _bare_run(info, sc, t)
+            if kind == "no-exception":
+                bad = [v for v in viol if v.kind == "exception"]
+                return True, not bad, bad[0].message + _at(bad[0]) if bad else \
+                    "no exception"
+            if kind == "send":
+                bad = [v for v in viol if v.kind in ("type", "port") and v.location
+                       and v.location.line and site.line <= v.location.line <= site.end_line]
+                return True, not bad, bad[0].message + _at(bad[0]) if bad else \
+                    "the send went through"
+            if kind == "types":
+                marks = [f" set {sc.instance}.{f} to " for f in fields or ()]
+                bad = [v for v in viol if v.kind == "type" and any(mk in v.message
+                                                                   for mk in marks)]
+                return True, not bad, bad[0].message if bad else "fields keep their types"
+            if viol:
+                return False, True, f"the handler did not complete: {viol[0].message}"
+            after = replace(sc, values=tuple(new))
+            if kind == "invariant":
+                ok, err = _holds(info, after, pred, [])
+                return True, ok, err or f"the invariant is false after {t.name}"
+            args = [sc.message] if t.handler else ([sc.arg] if sc.has_arg else [])
+            ok, err = _holds(info, after, pred, args, old=sc.values)
+            return True, ok, err or f"the ensures is false after {t.name}"
+        return evaluate
+
+
+# --- concrete semantics, through the kernel's runner -----------------------------------------------
+
+def _wirings(info: ComponentInfo, sc: Scenario) -> dict[str, Wiring]:
+    return {p: Wiring(p, info.ports[p].many, tuple(sorted((x, "?") for x in sc.ports.get(p, ()))),
+                      frozenset(Peer(x) for x in sc.ports.get(p, ())))
+            for p in info.ports}
+
+
+def _runner(info: ComponentInfo, sc: Scenario) -> Runner:
+    return Runner(sc.instance, info, _wirings(info, sc))
+
+
+def _bare_info(info: ComponentInfo) -> ComponentInfo:
+    return replace(info, invariants=())
+
+
+def _bare_run(info: ComponentInfo, sc: Scenario, t: _Target) -> tuple[tuple, list, list]:
+    """Run the real body (no contracts): the new values, sends and the body's violations."""
+    runner = _runner(_bare_info(info), sc)
+    if t.handler is not None:
+        h = replace(t.handler, requires=(), ensures=())
+        assert sc.message is not None
+        new, sends, viol, _ = runner.run_handler(sc.values, h, sc.message)
+    else:
+        assert t.action is not None
+        a = replace(t.action, requires=(), ensures=())
+        new, sends, viol, _ = runner.run_action(sc.values, a, sc.has_arg, sc.arg)
+    return new, sends, viol
+
+
+def _holds(info: ComponentInfo, sc: Scenario, pred: Any, args: list[Any],
+           old: tuple | None = None) -> tuple[bool, str]:
+    """Whether a contract holds on a scenario's state, evaluated as the kernel does."""
+    runner = _runner(info, sc)
+    obj = runner.live(sc.values, Context(sc.instance, runner.wirings))
+    try:
+        call = [runner.view(old), obj, *args] if old is not None else [obj, *args]
+        return bool(pred(*call)), ""
+    except Exception as e:
+        return False, f"the contract raised {type(e).__name__}: {e}"
+
+
+def _state_premise(info: ComponentInfo, enc: ComponentEncoding, sc: Scenario) -> str | None:
+    """Why a scenario's state is not one the proof assumes, or None."""
+    for f, spec, v in zip(info.fields, info.types, sc.values):
+        if not spec.conforms(v):
+            return f"field {f} = {v!r} is not a {spec.describe()}"
+        ty = enc.types[f]
+        if isinstance(ty, Ty) and not _conforms(v, ty):
+            return f"field {f} = {v!r} is not a {ty.describe()}"
+    for p, penc in enc.ports.items():
+        n = len(sc.ports.get(p, ()))
+        if not penc.many and n > 1:
+            return f"the single port {p} has {n} peers"
+        if penc.sent_on and n == 0:
+            return f"port {p}, which the component sends on, has no peer"
+        if sc.instance in sc.ports.get(p, ()):
+            return f"port {p} is connected to the instance itself"
+    for pred, _ in info.invariants:
+        ok, err = _holds(info, sc, pred, [])
+        if not ok:
+            return err or "the invariant does not hold before the step"
+    return None
+
+
+def _step_premise(info: ComponentInfo, enc: ComponentEncoding, t: _Target,
+                  sc: Scenario) -> str | None:
+    if t.handler is not None:
+        m = sc.message
+        if m is None or type(m) is not t.handler.message:
+            return "no message of the handled type"
+        bad = m.bad_field()
+        if bad:
+            return f"the message's {bad}"
+        if m.sender is None:
+            if enc.timer_messages is not None and type(m) not in enc.timer_messages:
+                return "the message has no sender and is not a timer"
+        else:
+            ports = [t.handler.port] if t.handler.port in info.ports else list(info.ports)
+            if not any(m.sender in sc.ports.get(p, ()) for p in ports):
+                return f"the sender {m.sender} is not a peer of the port"
+        args = [m]
+    else:
+        assert t.action is not None
+        args = [sc.arg] if sc.has_arg else []
+        if t.action.over is not None:
+            runner = _runner(info, sc)
+            if not any(h and _same(a, sc.arg) for h, a in runner.enabled(
+                    sc.values, replace(t.action, when=None))):
+                return f"{sc.arg!r} is not in the action's domain"
+        if t.action.when is not None:
+            ok, err = _holds(info, sc, t.action.when, args)
+            if not ok:
+                return err or "the guard is false"
+    for pred, _ in t.requires:
+        ok, err = _holds(info, sc, pred, args)
+        if not ok:
+            return err or "a requires is false"
+    return None
+
+
+def _same(a: Any, b: Any) -> bool:
+    return type(a) is type(b) and a == b
+
+
+def _conforms(v: Any, ty: Ty) -> bool:
+    k = ty.kind
+    if k == "bool":
+        return type(v) is bool
+    if k == "int":
+        return type(v) is int
+    if k == "str":
+        return isinstance(v, str)
+    if k == "peer":
+        return isinstance(v, str)
+    if k == "enum":
+        return type(v) is ty.cls
+    return type(v) is frozenset and all(_conforms(x, ty.elem) for x in v)  # type: ignore
+
+
+# --- helpers -----------------------------------------------------------------------------------------
+
+def _real_wiring(system: System, name: str, info: ComponentInfo) -> dict[str, tuple[str, ...]]:
+    out: dict[str, list[str]] = {p: [] for p in info.ports}
+    for c in system.connections:
+        if c.a.instance == name:
+            out[c.a.port].append(c.b.instance)
+        if c.b.instance == name:
+            out[c.b.port].append(c.a.instance)
+    return {p: tuple(sorted(v)) for p, v in out.items()}
+
+
+def _initial_choices(system: System, name: str, info: ComponentInfo) -> list[tuple[Any, ...]]:
+    choices = list(info.initial)
+    for k, v in (system.overrides.get(name) or {}).items():
+        choices[info.field_index[k]] = v.values if isinstance(v, OneOf) else (v,)
+    return choices
+
+
+def _first_failing(m: z3.ModelRef, checks: list[prove.Check]) -> int | None:
+    for c in checks:
+        if z3.is_true(m.eval(z3.And(c.pc, z3.Not(c.ok)), model_completion=True)):
+            return c.line
+    return None
+
+
+def _bad_write(m: z3.ModelRef, wline: dict[str, Any], ranged: list[str], body: Any,
+               enc: ComponentEncoding) -> int | None:
+    for f in ranged:
+        lo, hi = enc.ranges[f]
+        v = m.eval(body.fields[f].e, model_completion=True).as_long()
+        if not lo <= v <= hi:
+            line = m.eval(wline[f], model_completion=True).as_long()
+            return line or None
+    return None
+
+
+def _at(v: Any) -> str:
+    return f" (line {v.location.line})" if v.location and v.location.line else ""
+
+
+def _line(loc: Location | None) -> int | None:
+    return loc.line if loc else None
+
+
+def prove_line(fn: Any) -> int | None:
+    code = getattr(fn, "__code__", None)
+    return code.co_firstlineno if code else None
+
+
+def _line_of(fn: Any) -> int | None:
+    try:
+        node = prove.function_node(fn)
+        return node.lineno
+    except Unsupported:
+        return prove_line(fn)
+
+
+def _file_of(cls: type) -> str | None:
+    import inspect
+
+    try:
+        return inspect.getsourcefile(cls)
+    except TypeError:
+        return None
+
+
+def _sends_syntactically(fn: Any) -> bool:
+    try:
+        node = prove.function_node(fn)
+    except Unsupported:
+        return False
+    return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+               and n.func.attr in ("send", "broadcast", "after") for n in ast.walk(node))
+
+
+def _sample_value(spec: Any) -> Any:
+    """Some value of a declared type (for message fields no obligation reads)."""
+    from assay.model import types as T
+
+    if isinstance(spec, T._Bool):
+        return False
+    if isinstance(spec, T._Int):
+        return spec.range.lo if spec.range else 0
+    if isinstance(spec, T._Peer):
+        return Peer("peer0")
+    if isinstance(spec, T._Str):
+        return ""
+    if isinstance(spec, T._Enum):
+        return next(iter(spec.cls))
+    if isinstance(spec, T._FrozenSet):
+        return frozenset()
+    if isinstance(spec, T._Tuple):
+        return tuple(_sample_value(e) for e in spec.elems) if spec.elems is not None else ()
+    if isinstance(spec, T._Optional):
+        return None
+    if isinstance(spec, T._Message):
+        return spec.cls(*[_sample_value(t) for t in spec.cls.field_types().values()])
+    return None
