@@ -75,12 +75,17 @@ def render_check(console: Console, r: CheckResult, spec: str, system: str,
     else:
         console.print(Text(f"? incomplete: stopped at the {r.reason} bound; no violation found "
                            "so far, but not every state was explored", style="bold yellow"))
+    _summary(console, [("states", f"{r.states:,}"), ("transitions", f"{r.transitions:,}"),
+                       ("depth", str(r.depth)),
+                       ("time", f"{r.seconds:.2f} s ({r.rate:,.0f} states/s)"),
+                       ("search", f"{r.strategy}, stopped: {r.reason}")])
+
+
+def _summary(console: Console, rows: list[tuple[str, str]]) -> None:
+    """The figures at the end of a report, as an aligned two-column table."""
     t = Table(show_header=False, box=None, pad_edge=False)
-    t.add_row("states", f"{r.states:,}")
-    t.add_row("transitions", f"{r.transitions:,}")
-    t.add_row("depth", str(r.depth))
-    t.add_row("time", f"{r.seconds:.2f} s ({r.rate:,.0f} states/s)")
-    t.add_row("search", f"{r.strategy}, stopped: {r.reason}")
+    for k, v in rows:
+        t.add_row(k, v)
     console.print(t)
 
 
@@ -104,23 +109,12 @@ def render_simulation(console: Console, c: Any, spec: str, system: str,
     else:
         console.print(Text(f"✓ no violation in {c.runs} runs (a sample of the behaviours, "
                            "not a proof)", style="bold green"))
-    t = Table(show_header=False, box=None, pad_edge=False)
-    t.add_row("runs", f"{c.runs:,}")
-    t.add_row("events", f"{c.events:,}")
-    t.add_row("distinct states", f"{c.distinct_states:,}")
     rate = c.events / c.seconds if c.seconds else 0
-    t.add_row("time", f"{c.seconds:.2f} s ({rate:,.0f} events/s)")
-    ended = ", ".join(f"{k}: {v}" for k, v in
-                      sorted(_count_ended(c.reports).items()))
-    t.add_row("runs ended", ended)
-    console.print(t)
-
-
-def _count_ended(reports: Any) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for r in reports:
-        out[r.ended] = out.get(r.ended, 0) + 1
-    return out
+    ended = ", ".join(f"{k}: {v}" for k, v in c.to_json(with_timing=False)["ended"].items())
+    _summary(console, [("runs", f"{c.runs:,}"), ("events", f"{c.events:,}"),
+                       ("distinct states", f"{c.distinct_states:,}"),
+                       ("time", f"{c.seconds:.2f} s ({rate:,.0f} events/s)"),
+                       ("runs ended", ended)])
 
 
 def to_mermaid(steps: Any, instances: list[str], violation: Any = None) -> str:
