@@ -17,11 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
-
-import networkx as nx
+from typing import TYPE_CHECKING, Any
 
 from assay.errors import Location, SpecError, caller_location
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 SEND, RECV = "send", "recv"
 Label = tuple[str, type]
@@ -262,6 +263,8 @@ class Automaton:
 
 def _compile(protocol: Protocol) -> Automaton:
     """Thompson construction of an NFA with silent moves, checks, then the subset construction."""
+    import networkx as nx          # imported here: a spec without protocols does not pay for it
+
     edges: list[tuple[int, int, Label | None]] = []     # None: a silent move
     count = [1]                                           # state 0 is the final state
     FINAL = 0
