@@ -312,5 +312,13 @@ class _Progress:
         self.live.stop()
 
 
+def _register_verify() -> None:
+    from assay.cli_verify import register
+
+    register(main)
+
+
+_register_verify()
+
 if __name__ == "__main__":
     main()

@@ -69,7 +69,8 @@ def verify_command(spec: str, system_name: str | None, params: tuple[str, ...],
                "timeout": timeout, **report.to_json()}
         click.echo(json.dumps(doc, indent=2, default=str))
     else:
-        render_verify(Console(highlight=False), report, spec, name, typed)
+        wide = None if sys.stdout.isatty() else 120     # logs and pipes: do not squeeze
+        render_verify(Console(highlight=False, width=wide), report, spec, name, typed)
     sys.exit(report.exit_code)
 
 
@@ -111,6 +112,9 @@ def render_verify(console: Console, report: Any, spec: str, system: str,
                       Text(f"{_MARK[o.verdict]} {o.verdict}", style=_STYLE[o.verdict]),
                       Text(detail))
     console.print(table)
+    for name in report.nothing_to_verify:
+        console.print(f"{name}: no handler, action or invariant, so nothing to verify",
+                      markup=False, highlight=False, style="dim")
     for o in report.obligations:
         if o.verdict != "refuted" or o.counterexample is None:
             continue
@@ -119,7 +123,7 @@ def render_verify(console: Console, report: Any, spec: str, system: str,
         console.print(Text(f"✗ {o.component}.{o.target}: {o.title}{where}", style="bold red"))
         lines = [f"  {c.instance}: {_fields(c.fields)}"]
         if c.ports:
-            lines.append("  peers: " + ", ".join(f"{p}={_value(frozenset(v))}"
+            lines.append("  peers: " + ", ".join("{}={{{}}}".format(p, ", ".join(v))
                                                 for p, v in c.ports.items()))
         if c.message is not None:
             sender = f" from {c.message.sender}" if c.message.sender is not None else \
@@ -134,7 +138,15 @@ def render_verify(console: Console, report: Any, spec: str, system: str,
         else:
             lines.append(f"  {c.detail}")
         for ln in lines:
-            console.print(ln, markup=False, highlight=False)
+            console.print(ln, markup=False, highlight=False, soft_wrap=True)
+    for o in report.obligations:
+        if o.kind != "compatibility" or o.verdict != "refuted":
+            continue
+        console.print(Text(f"✗ connection {o.target}: the protocols do not fit",
+                           style="bold red"))
+        for i, step in enumerate(o.witness, 1):
+            console.print(f"  {i}. {step}", markup=False, highlight=False)
+        console.print(f"  then: {o.reason}", markup=False, highlight=False, soft_wrap=True)
     counts = report.counts()
     n = len(report.obligations)
     rate = n / report.seconds if report.seconds else 0.0

@@ -34,6 +34,9 @@ What is translated, and how (decisions):
   (`self.f | {m.sender}`, `self.f == self.port.peers`, `x in self.f`, `self.f = ...`): every hint
   must agree, else the field is opaque.  The inference only picks a candidate; every write is
   then type-checked by the translation, so a wrong guess gives unknown, never a wrong proof.
+  The inferred element type is an implicit invariant (like a declared one): the proof of one
+  handler assumes it of the state before, and holds as long as every other writer of the
+  field is proved too.
 * A field whose type has no Z3 form (tuple, Optional, a Message, a set of those) is *opaque*:
   reading or writing it is refused; a handler that does not touch it keeps it unchanged.
 * Effects: assignments to fields and locals, `self.port.send(Msg(...), to=...)`,
@@ -48,19 +51,37 @@ What is translated, and how (decisions):
   assumed not to change while it is verified).  Only constants of the types above, Enum and
   Message classes, functions (inlined) and the builtins `len`, `min`, `max`, `abs`, `bool`,
   `int`, `frozenset`, `range` (in `for`) are understood.
+* Names follow Python's scoping: a name bound anywhere in a function is local throughout it,
+  so reading it before it is bound is refused (it would raise UnboundLocalError), and a local
+  bound on only some paths cannot be read after they join.
+* `range(lo, hi[, step])` with a constant step is a value for `in` and for `over=` domains;
+  `for` unrolls only literal domains (a tuple or list display, `range` of constants, an Enum
+  class), never a set (its order is unknown).
+* Peers: `m.sender`, `self.<port>.peers`, Peer-typed fields.  A port's peers are a set fixed
+  for the step, for any wiring: a single port's are `{p}` or `{}`; a port the class sends on
+  (by the same test as the system validation) has at least one peer, since validation
+  guarantees it is connected.  A sender is a peer of the handler's port (of any port, for a
+  handler without one), except for a message type the component also sets as a timer
+  (`self.after(d, M())`), whose sender may be None: reading `m.sender` there is refused.
+  `self.name` is refused.
+* Contracts (requires, ensures, invariants, guards) are translated like bodies but may not
+  assign fields or send; a contract holds when it returns a true value without raising.
 * Lambdas are found in their file's ast by the first line of their code object, their argument
   names, and the source positions of their instructions (`co_positions`), so several lambdas on
   one line are told apart; if two different lambdas still match, the contract is refused.
+* Translations are cached per component class and function (`ComponentEncoding`); Z3 terms
+  live in Z3's global context, so a cached term serves every later solver.
 """
 from __future__ import annotations
 
 import ast
 import builtins
+import contextlib
 import enum
 import linecache
 import types
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import z3
@@ -68,14 +89,14 @@ import z3
 from assay.model.component import Component, ComponentInfo
 from assay.model.message import Message
 from assay.model.types import (
+    Peer,
+    TypeSpec,
     _Bool,
     _Enum,
     _FrozenSet,
     _Int,
     _Peer,
     _Str,
-    Peer,
-    TypeSpec,
 )
 
 MAX_UNROLL = 256          # iterations of one unrolled `for`
@@ -151,7 +172,7 @@ def enum_sort(cls: type) -> tuple[z3.SortRef, dict[Any, z3.ExprRef], dict[str, A
     got = _ENUMS.get(cls)
     if got is None:
         tag = f"{id(cls):x}"
-        members = list(cls)
+        members = list(cls)  # type: ignore[call-overload]
         sort, consts = z3.EnumSort(f"{cls.__name__}@{tag}",
                                    [f"{cls.__name__}.{m.name}@{tag}" for m in members])
         got = _ENUMS[cls] = (sort, dict(zip(members, consts)),
@@ -221,7 +242,7 @@ def ty_of_spec(spec: TypeSpec, elem_hint: Ty | None = None) -> Ty | Opaque:
     return Opaque(f"of type {spec.describe()}")
 
 
-# --- values and the objects a body can name --------------------------------------------------------
+# --- values and the objects a body can name -------------------------------------------------------
 
 class Val:
     """A value of a static type, as a Z3 term."""
@@ -285,6 +306,22 @@ class ConstObj:
 @dataclass(eq=False)
 class Unbound:
     name: str
+
+
+@dataclass(eq=False)
+class RangeObj:
+    """`range(lo, hi, step)` with int bounds and a constant step: a domain, or `in`'s right."""
+
+    lo: Any
+    hi: Any
+    step: int
+
+    def contains(self, x: Any) -> Any:
+        inside = z3.And(x >= self.lo, x < self.hi) if self.step > 0 else \
+            z3.And(x <= self.lo, x > self.hi)
+        if abs(self.step) == 1:
+            return inside
+        return z3.And(inside, (x - self.lo) % abs(self.step) == 0)
 
 
 def empty_set(elem: Ty) -> Val:
@@ -392,7 +429,7 @@ def set_literal(vals: list[Any], node: ast.AST | None) -> Val:
     return Val(set_ty(ty), s)
 
 
-# --- finding the source of a function or a lambda --------------------------------------------------
+# --- finding the source of a function or a lambda -------------------------------------------------
 
 @dataclass
 class _FileIndex:
@@ -494,14 +531,12 @@ def fn_names(fn: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     closure: dict[str, Any] = {}
     code = fn.__code__
     for name, cell in zip(code.co_freevars, fn.__closure__ or ()):
-        try:
+        with contextlib.suppress(ValueError):          # an empty cell: the name is unbound
             closure[name] = cell.cell_contents
-        except ValueError:
-            pass
     return closure, fn.__globals__
 
 
-# --- the translation ----------------------------------------------------------------------------------
+# --- the translation ------------------------------------------------------------------------------
 
 @dataclass
 class Check:
@@ -552,12 +587,17 @@ class PortEnc:
 
 
 class _Activation:
-    __slots__ = ("exits", "closure", "globals", "code")
+    """One inlined call: its exits (returns), and where its free names resolve."""
+
+    __slots__ = ("exits", "closure", "globals", "code", "local_names")
 
     def __init__(self, fn: Any) -> None:
         self.exits: list[tuple[Any, dict[str, Any], dict[str, Any], Any]] = []
         self.closure, self.globals = fn_names(fn)
         self.code = getattr(getattr(fn, "__func__", fn), "__code__", None)
+        # Python's scoping: a name bound anywhere in a function is local everywhere in it
+        # (reading it before it is bound raises UnboundLocalError, it never reads a global)
+        self.local_names = frozenset(self.code.co_varnames) if self.code else frozenset()
 
 
 class St:
@@ -577,11 +617,13 @@ class St:
         return St(self.pc, dict(self.fields), dict(self.wline), dict(self.locs), self.act)
 
 
-_CMP = {ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=",
-        ast.In: "in", ast.NotIn: "not in", ast.Is: "is", ast.IsNot: "is not"}
-_BIN = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.FloorDiv: "//", ast.Mod: "%",
-        ast.Div: "/", ast.Pow: "**", ast.BitOr: "|", ast.BitAnd: "&", ast.BitXor: "^",
-        ast.LShift: "<<", ast.RShift: ">>", ast.MatMult: "@"}
+_CMP: dict[Any, str] = {
+    ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=",
+    ast.In: "in", ast.NotIn: "not in", ast.Is: "is", ast.IsNot: "is not"}
+_BIN: dict[Any, str] = {
+    ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.FloorDiv: "//", ast.Mod: "%",
+    ast.Div: "/", ast.Pow: "**", ast.BitOr: "|", ast.BitAnd: "&", ast.BitXor: "^",
+    ast.LShift: "<<", ast.RShift: ">>", ast.MatMult: "@"}
 _NAMES = {
     ast.While: "a while loop", ast.Try: "a try statement", ast.With: "a with statement",
     ast.Dict: "a dict", ast.DictComp: "a dict comprehension", ast.ListComp: "a list comprehension",
@@ -623,7 +665,8 @@ class Translator:
         node = function_node(fn)
         code = getattr(getattr(fn, "__func__", fn), "__code__", None)
         if code in self.stack:
-            raise _unsupported(f"the recursive call of {code.co_name}", node_for_errors or node)
+            raise _unsupported(f"the recursive call of {getattr(code, 'co_name', '?')}",
+                               node_for_errors or node)
         if len(self.stack) >= MAX_INLINE_DEPTH:
             raise _unsupported("calls nested too deeply", node_for_errors or node)
         params = [a.arg for a in node.args.args]
@@ -836,7 +879,7 @@ class Translator:
                     raise _unsupported(f"an assignment of {_describe(v)} to field {t.attr!r} "
                                        f"of type {fty.describe()}", s)
                 st.fields[t.attr] = cv
-                st.wline[t.attr] = z3.IntVal(s.lineno)
+                st.wline[t.attr] = z3.IntVal(getattr(s, "lineno", 0))
                 self.written.add(t.attr)
                 return
             raise _unsupported(f"an assignment to the attribute .{t.attr} of {_describe(obj)}",
@@ -846,8 +889,9 @@ class Translator:
     def check(self, st: St, ok: Any, node: ast.AST, what: str) -> None:
         if z3.is_true(ok):
             return
-        self.checks.append(Check(st.pc, ok, node.lineno,
-                                 getattr(node, "end_lineno", None) or node.lineno, what))
+        line = getattr(node, "lineno", 0)
+        self.checks.append(Check(st.pc, ok, line, getattr(node, "end_lineno", None) or line,
+                                 what))
         st.pc = conj(st.pc, ok)
 
     # --- expressions ------------------------------------------------------------------------------
@@ -902,6 +946,9 @@ class Translator:
                                    "different kinds of value on different paths", node)
             return v
         act = st.act
+        if node.id in act.local_names:
+            raise _unsupported(f"the local {node.id!r}, read where it may not be bound yet "
+                               "(UnboundLocalError)", node)
         if node.id in act.closure:
             return py_const(act.closure[node.id], node)
         if node.id in act.globals:
@@ -1064,7 +1111,7 @@ class Translator:
                 r = compare(type(op), left, right, node)
             if st.pc is enter:
                 st.pc = before
-            else:
+            elif result is not None:        # the first comparison is always evaluated
                 st.pc = disj(conj(before, z3.Not(result)), st.pc)
             result = r if result is None else z3.And(result, r)
             left = right
@@ -1080,7 +1127,8 @@ class Translator:
         if _is_len_call(rhs) and isinstance(lhs, ast.Constant):
             lhs, rhs, op = rhs, lhs, flip.get(op, op)
         if not (_is_len_call(lhs) and isinstance(rhs, ast.Constant)
-                and type(rhs.value) is int and self._is_builtin_len(lhs.func, st)):
+                and type(rhs.value) is int
+                and self._is_builtin_len(lhs.func, st)):  # type: ignore[attr-defined]
             return None
         s = self.ex(lhs.args[0], st)  # type: ignore[attr-defined]
         if not (isinstance(s, Val) and s.ty.kind == "set") or (s.ty.elem and finite(s.ty.elem)):
@@ -1199,6 +1247,13 @@ class Translator:
                 return Val(BOOL, truth(args[0], node))
             if not args:
                 return Val(BOOL, z3.BoolVal(False))
+        if fn is range and 1 <= len(args) <= 3 and all(isinstance(a, Val) and a.ty == INT
+                                                        for a in args):
+            lo, hi = (z3.IntVal(0), args[0].e) if len(args) == 1 else (args[0].e, args[1].e)
+            step = _int_literal(args[2]) if len(args) == 3 else 1
+            if step is None or step == 0:
+                raise _unsupported("range() with a step that is not a non-zero constant", node)
+            return RangeObj(lo, hi, step)
         if fn is int and len(args) == 1 and isinstance(args[0], Val):
             if args[0].ty == INT:
                 return args[0]
@@ -1217,7 +1272,7 @@ class Translator:
         for n, a in zip(fields, node.args):
             given[n] = self.ex(a, st)
         for k in node.keywords:
-            if k.arg not in fields or k.arg in given:
+            if k.arg is None or k.arg not in fields or k.arg in given:
                 raise _unsupported(f"{cls.__name__}(...) with a wrong keyword {k.arg!r}", node)
             given[k.arg] = self.ex(k.value, st)
         types_ = message_types(cls)
@@ -1386,6 +1441,8 @@ def _describe(v: Any) -> str:
         return f"a {v.cls.__name__} message"
     if isinstance(v, PortObj):
         return f"the port {v.name}"
+    if isinstance(v, RangeObj):
+        return "a range"
     if isinstance(v, ConstObj):
         return getattr(v.value, "__name__", None) or _short(v.value)
     return type(v).__name__
@@ -1475,6 +1532,11 @@ def compare(op: type, a: Any, b: Any, node: ast.AST) -> Any:
         r = equal(a, b, node)
         return r if op is ast.Is else z3.Not(r)
     if op in (ast.In, ast.NotIn):
+        if isinstance(b, RangeObj):
+            if not (isinstance(a, Val) and a.ty == INT):
+                raise _unsupported(f"'in' of {_describe(a)} in a range", node)
+            r = b.contains(a.e)
+            return r if op is ast.In else z3.Not(r)
         if isinstance(b, Val) and b.ty.kind == "set":
             if b.ty == EMPTY:
                 r = z3.BoolVal(False)
@@ -1486,8 +1548,9 @@ def compare(op: type, a: Any, b: Any, node: ast.AST) -> Any:
         raise _unsupported(f"'in' of {_describe(b)}", node)
     if isinstance(a, Val) and isinstance(b, Val):
         if a.ty == INT and b.ty == INT:
-            return {ast.Lt: a.e < b.e, ast.LtE: a.e <= b.e, ast.Gt: a.e > b.e,
-                    ast.GtE: a.e >= b.e}[op]
+            table: dict[Any, Any] = {ast.Lt: a.e < b.e, ast.LtE: a.e <= b.e,
+                                     ast.Gt: a.e > b.e, ast.GtE: a.e >= b.e}
+            return table[op]
         if a.ty.kind == "set" and b.ty.kind == "set":
             u = unify(a, b)
             if u is not None:
@@ -1505,7 +1568,7 @@ def compare(op: type, a: Any, b: Any, node: ast.AST) -> Any:
                        f"{_describe(b)}", node)
 
 
-# --- message types ---------------------------------------------------------------------------------
+# --- message types --------------------------------------------------------------------------------
 
 _MSG_TYPES: dict[type, dict[str, tuple[Ty | Opaque, tuple[int, int] | None]]] = {}
 
@@ -1576,14 +1639,13 @@ class ComponentEncoding:
         return out
 
     def peer_terms(self) -> list[Any]:
-        """The Peer constants of the encoding: fields, ports' peers and witnesses, senders."""
+        """The Peer constants of the encoding: fields, ports' peers and witnesses."""
         out = [v.e for v in self.pre.values() if isinstance(v, Val) and v.ty == PEER]
         for p in self.ports.values():
             if p.peer is not None:
                 out.append(p.peer)
             out += [z3.Const(f"{self.cls.__name__}.{p.name}.some_peer", peer_sort())] \
                 if p.many and p.sent_on else []
-        out.append(z3.Const("m.sender", peer_sort()))
         return out
 
     def port_assumptions(self) -> list[Any]:
@@ -1655,15 +1717,17 @@ class ComponentEncoding:
             raise got
         return got
 
-    def over(self, fn: Any, pre: SelfObj) -> Val:
+    def over(self, fn: Any, pre: SelfObj) -> Val | RangeObj:
+        """An action's domain given as a function of the state: a set, or a range."""
         tr = Translator(self, contract=True)
         st = St(z3.BoolVal(True), dict(self.pre), {}, {}, _Activation(fn))
         v = tr.run_function(fn, [pre], st)
         if tr.checks:
             raise Unsupported("an over= domain that may raise")
-        if not (isinstance(v, Val) and v.ty.kind == "set"):
-            raise Unsupported(f"an over= domain that is {_describe(v)}, not a frozenset")
-        return v
+        if isinstance(v, RangeObj) or (isinstance(v, Val) and v.ty.kind == "set"
+                                       and v.ty.elem is not None):
+            return v
+        raise Unsupported(f"an over= domain that is {_describe(v)}, not a frozenset or a range")
 
 
 @dataclass
@@ -1696,7 +1760,7 @@ def translate_predicate(enc: ComponentEncoding, fn: Any, args: list[Any]) -> Any
     return conj(st.pc, truth(v, function_node(fn)))
 
 
-# --- what the source says about a component --------------------------------------------------------
+# --- what the source says about a component -------------------------------------------------------
 
 def _component_functions(info: ComponentInfo) -> list[tuple[Any, str | None, type | None]]:
     """Every function and contract of a component: (fn, message parameter name, its class)."""
@@ -1821,27 +1885,27 @@ def infer_set_elements(info: ComponentInfo) -> dict[str, Ty]:
             if isinstance(n, ast.BinOp) and isinstance(n.op, ast.BitOr | ast.BitAnd | ast.Sub
                                                        | ast.BitXor):
                 for a, b in ((n.left, n.right), (n.right, n.left)):
-                    f = field_of(a)
-                    if f:
-                        hint(f, elem_of(b))
+                    fld = field_of(a)
+                    if fld:
+                        hint(fld, elem_of(b))
             elif isinstance(n, ast.Compare):
                 operands = [n.left, *n.comparators]
                 for op, a, b in zip(n.ops, operands, operands[1:]):
                     if isinstance(op, ast.In | ast.NotIn):
-                        f = field_of(b)
-                        if f:
-                            hint(f, value_of(a))
+                        fld = field_of(b)
+                        if fld:
+                            hint(fld, value_of(a))
                     else:
                         for x, y in ((a, b), (b, a)):
-                            f = field_of(x)
-                            if f:
-                                hint(f, elem_of(y))
+                            fld = field_of(x)
+                            if fld:
+                                hint(fld, elem_of(y))
             elif isinstance(n, ast.Assign | ast.AugAssign):
                 targets = n.targets if isinstance(n, ast.Assign) else [n.target]
-                for t in targets:
-                    f = field_of(t)
-                    if f:
-                        hint(f, elem_of(n.value))
+                for target in targets:
+                    fld = field_of(target)
+                    if fld:
+                        hint(fld, elem_of(n.value))
     return {f: next(iter(ts)) for f, ts in hints.items() if len(ts) == 1 and f not in conflict}
 
 
@@ -1907,8 +1971,8 @@ def to_z3(v: Any, ty: Ty, peers: dict[str, Any]) -> Any:
 class ModelReader:
     """Reads Python values out of a Z3 model; peers get readable names."""
 
-    def __init__(self, model: z3.ModelRef, taken: set[str], peer_terms: list[Any] = ()
-                 ) -> None:
+    def __init__(self, model: z3.ModelRef, taken: set[str],
+                 peer_terms: tuple[Any, ...] | list[Any] = ()) -> None:
         """`peer_terms`: Peer constants whose values must be among the peers read (a model
         leaves out constants that do not matter to it; completing them adds peers)."""
         self.model = model

@@ -40,11 +40,31 @@ Verdicts, in the order they are decided:
   is a refutation, anything else is unknown — never proved.
 
 Every handler and action gets at least its `no-exception` obligation, so none is silent.
-Exit codes: 0 all proved, 1 some refuted, 3 none refuted but some unknown or vacuous.
+Exit codes: 0 all proved, 1 some refuted, 3 none refuted but some unknown or vacuous
+(vacuous is not a proof).
+
+Decisions:
+
+* Compositional: a handler is verified for every wiring of its component's ports (and every
+  sender among the peers), so a proof holds in any system; a refutation's peers are the
+  model's, not necessarily the system's.  Initial states are the exception: they are the
+  system's instances' initial values (class defaults, `s.add(..., field=...)` overrides,
+  `one_of` choices) with their real wiring.
+* The kernel's protocol enforcement (session types on ports) is not part of these
+  obligations: confirmation runs the handler with protocols off, so a local state is its
+  fields.  Whether a send is allowed by the port's protocol is checked by the protocol
+  compatibility check (`assay.checker.compat`), not here.
+* One Z3 solver per run, one frame per handler (its premise, checked for vacuity once), one
+  per group of goals with the same extra assumptions, one per goal; the timeout applies to
+  each check.
+* Restarts: the kernel checks the invariant after a restart, so components with persistent
+  fields or a restart hook get `restart` obligations (persistent fields keep their values,
+  the others take one of their initial values, then the hook runs).
 """
 from __future__ import annotations
 
 import ast
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -74,7 +94,7 @@ from assay.model.validate import _send_site, validate
 VERDICTS = ("proved", "refuted", "vacuous", "unknown")
 
 
-# --- results -----------------------------------------------------------------------------------------
+# --- results --------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Scenario:
@@ -102,6 +122,7 @@ class Counterexample:
     after: dict[str, Any] | None     # the state after the step, when it completed
     line: int | None                 # the line that breaks
     detail: str                      # what the concrete run showed
+    scenario: Scenario | None = field(default=None, compare=False, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -134,6 +155,7 @@ class Obligation:
     # what happened).  Used to confirm refutations; tests use it to re-check proofs.
     evaluate: Callable[[Scenario], tuple[bool, bool, str]] | None = \
         field(default=None, compare=False, repr=False)
+    witness: tuple[str, ...] = ()       # a connection's shortest failing exchange
 
     def to_json(self) -> dict[str, Any]:
         return {"component": self.component, "target": self.target, "kind": self.kind,
@@ -141,7 +163,8 @@ class Obligation:
                 "location": str(self.location) if self.location else None,
                 "verdict": self.verdict, "reason": self.reason or None,
                 "counterexample": self.counterexample.to_json() if self.counterexample
-                else None, "seconds": round(self.seconds, 6)}
+                else None, "witness": list(self.witness) or None,
+                "seconds": round(self.seconds, 6)}
 
 
 @dataclass(frozen=True)
@@ -152,6 +175,7 @@ class VerifyReport:
     components: tuple[str, ...]
     obligations: tuple[Obligation, ...]
     seconds: float
+    nothing_to_verify: tuple[str, ...] = ()   # components without handlers, actions or invariants
 
     def counts(self) -> dict[str, int]:
         out = dict.fromkeys(VERDICTS, 0)
@@ -185,10 +209,38 @@ class VerifyReport:
                 "seconds": round(self.seconds, 6),
                 "obligations_per_second": round(n / self.seconds, 1) if self.seconds else None,
                 "components": list(self.components),
+                "nothing_to_verify": list(self.nothing_to_verify),
                 "obligations": [o.to_json() for o in self.obligations]}
 
 
-# --- the entry point -----------------------------------------------------------------------------------
+# --- connections: the protocols at both ends must fit --------------------------------------------
+
+def connection_obligations(system: System, bound: int = 3) -> list[Obligation]:
+    """One obligation per connection whose ends both carry a protocol: compatible (proved),
+    incompatible (refuted, with the shortest witness), or compatible only up to the buffer
+    bound that was reached (unknown, said so)."""
+    from assay.checker.compat import connections
+
+    out = []
+    for c in connections(system, bound):
+        if c.problem is not None and c.problem.startswith("not checked"):
+            continue
+        t0 = time.perf_counter()
+        title = f"the protocols at {c.a} and {c.b} fit ({system.network} network)"
+        if not c.ok:
+            verdict, reason = "refuted", c.problem or ""
+        elif c.bounded:
+            verdict, reason = "unknown", (f"compatible with at most {c.bound} messages in "
+                                          "flight each way; a longer run was not explored")
+        else:
+            verdict, reason = "proved", ""
+        out.append(Obligation("connection", f"{c.a} ~ {c.b}", "compatibility", title, None,
+                              verdict, reason, None, time.perf_counter() - t0,
+                              witness=c.witness))
+    return out
+
+
+# --- the entry point ------------------------------------------------------------------------------
 
 def verify(system: System, component: str | None = None, timeout: float = 5.0) -> VerifyReport:
     """Generate and discharge the proof obligations of each component class of `system` (or
@@ -211,10 +263,16 @@ def verify(system: System, component: str | None = None, timeout: float = 5.0) -
     solver = z3.Solver()
     solver.set("timeout", max(1, int(timeout * 1000)))
     out: list[Obligation] = []
+    empty = []
     for cls, names in classes.items():
+        before = len(out)
         _Component(system, cls, names, solver, timeout).run(out)
+        if len(out) == before:
+            empty.append(cls.__name__)
+    if component is None:
+        out += connection_obligations(system)
     return VerifyReport(system.name, tuple(c.__name__ for c in classes), tuple(out),
-                        time.perf_counter() - t0)
+                        time.perf_counter() - t0, tuple(empty))
 
 
 _ENCODINGS: dict[type, ComponentEncoding] = {}
@@ -235,7 +293,7 @@ def encoding(info: ComponentInfo) -> ComponentEncoding:
     return enc
 
 
-# --- obligations of one component ---------------------------------------------------------------------
+# --- obligations of one component -----------------------------------------------------------------
 
 @dataclass
 class _Goal:
@@ -295,7 +353,7 @@ class _Component:
         if info.invariants:
             self.initial(out)
         targets = [_Target(h.name, h.fn, handler=h) for h in
-                   sorted(info.handlers.values(), key=lambda h: _line(h.location))]
+                   sorted(info.handlers.values(), key=lambda h: _line(h.location) or 0)]
         targets += [_Target(a.name, a.fn, action=a) for a in info.actions]
         for t in targets:
             self.target(t, out)
@@ -374,10 +432,9 @@ class _Component:
             self._assume(premise, dropped, pred, [pre, *args], f"requires (line {_line(ploc)})")
         if t.action is not None and t.action.when is not None:
             self._assume(premise, dropped, t.action.when, [pre, *args],
-                         f"guard (line {prove_line(t.action.when)})")
-        if args and args[0] is None:
-            args = []
-        groups = self._goals(t, args, pre, old)
+                         f"guard (line {_first_line(t.action.when)})")
+        over_error = dropped[0] if args and args[0] is None else None
+        groups = self._goals(t, [] if over_error else args, pre, old, over_error)
         self.solve(t.name, premise, dropped, groups, out, vacuity=True, t=t)
 
     def _assume(self, premise: list, dropped: list, pred: Any, args: list, what: str,
@@ -394,6 +451,9 @@ class _Component:
         over = act.over
         if callable(over):
             dom = self.enc.over(over, pre)
+            if isinstance(dom, prove.RangeObj):
+                a = z3.Int("arg")
+                return Val(prove.INT, a), [dom.contains(a)]
             assert dom.ty.elem is not None
             a = z3.Const("arg", prove.sort_of(dom.ty.elem))
             return Val(dom.ty.elem, a), [z3.IsMember(a, dom.e)]
@@ -406,12 +466,17 @@ class _Component:
         a = z3.Const("arg", prove.sort_of(ty))
         return Val(ty, a), [z3.Or([a == v.e for v in vals])]
 
-    def _goals(self, t: _Target, args: list[Any], pre: SelfObj, old: SelfObj) -> list[_Group]:
+    def _goals(self, t: _Target, args: list[Any], pre: SelfObj, old: SelfObj,
+               error: str | None = None) -> list[_Group]:
+        """The goals of a handler or action, grouped by their extra assumptions; when the
+        body cannot be translated (or `error` says why not), each goal is unknown."""
         enc, info = self.enc, self.info
         try:
+            if error:
+                raise Unsupported(error)
             body = enc.body(t.fn, args, key=t.handler.message if t.handler else "action")
         except Unsupported as u:
-            why = f"not translated: {u}"
+            why = error or f"not translated: {u}"
             goals = [_Goal("no-exception", "raises no exception", _line_of(t.fn), error=why)]
             if _sends_syntactically(t.fn):
                 goals.append(_Goal("send", "its sends are well-typed", _line_of(t.fn),
@@ -419,10 +484,10 @@ class _Component:
             if enc.ranges:
                 goals.append(_Goal("types", "keeps the bounded fields in range", _line_of(t.fn),
                                    error=why))
-            for pred, ploc in info.invariants:
+            for _, ploc in info.invariants:
                 goals.append(_Goal("invariant", f"keeps the invariant (line {_line(ploc)})",
                                    _line(ploc), error=why))
-            for pred, ploc in t.ensures:
+            for _, ploc in t.ensures:
                 goals.append(_Goal("ensures", f"meets its ensures (line {_line(ploc)})",
                                    _line(ploc), error=why))
             return [_Group([], "", goals)]
@@ -434,7 +499,7 @@ class _Component:
         groups.append(_Group([], "", [_Goal(
             "no-exception", "raises no exception", _line_of(t.fn), goal=safe,
             evaluate=self._eval_body(t, "no-exception"),
-            locate=lambda m, checks=checks: _first_failing(m, checks))]))
+            locate=functools.partial(_first_failing, checks=checks))]))
         for site in body.sends:
             detail = ", ".join(d for _, d in site.parts) or "nothing to check"
             groups.append(_Group([site.pc], "the send is unreachable under the assumptions", [
@@ -454,8 +519,8 @@ class _Component:
                 "types", "keeps " + ", ".join(f"{f} in [{enc.ranges[f][0]}, {enc.ranges[f][1]}]"
                                               for f in ranged), _line_of(t.fn), goal=types_ok,
                 evaluate=self._eval_body(t, "types", fields=ranged),
-                locate=lambda m, wl=wl, ranged=ranged, body=body: _bad_write(m, wl, ranged,
-                                                                             body, enc)))
+                locate=functools.partial(_bad_write, wline=wl, ranged=ranged, body=body,
+                                         enc=enc)))
         for pred, ploc in info.invariants:
             g = _Goal("invariant", f"keeps the invariant (line {_line(ploc)})", _line(ploc),
                       evaluate=self._eval_body(t, "invariant", pred=pred))
@@ -561,7 +626,7 @@ class _Component:
                                          "guard, message types) cannot all hold")
                 elif r == z3.unknown:
                     assumptions_state = ("unknown", "could not decide whether its assumptions "
-                                         f"can hold: {s.reason_unknown()}")
+                                         f"can hold: {self._gave_up(s.reason_unknown())}")
             for grp in groups:
                 if assumptions_state is not None:
                     for g in grp.goals:
@@ -579,8 +644,8 @@ class _Component:
                         if r == z3.unsat:
                             group_state = ("vacuous", grp.unreachable)
                         elif r == z3.unknown:
-                            group_state = ("unknown", f"could not decide whether it is "
-                                           f"reached: {s.reason_unknown()}")
+                            group_state = ("unknown", "could not decide whether it is "
+                                           f"reached: {self._gave_up(s.reason_unknown())}")
                     for g in grp.goals:
                         started = time.perf_counter()
                         if g.error:
@@ -594,6 +659,11 @@ class _Component:
                     s.pop()
         finally:
             s.pop()
+
+    def _gave_up(self, why: str) -> str:
+        if why in ("canceled", "timeout"):
+            return f"the solver timed out ({self.timeout:g} s per obligation)"
+        return f"the solver gave up: {why}"
 
     def _discharge(self, g: _Goal, dropped: list[str], emit: Callable, started: float,
                    t: _Target | None, init: Any, restart_fields: dict[str, Any] | None
@@ -611,7 +681,7 @@ class _Component:
                     emit(g, "proved", started=started)
                 return
             if r == z3.unknown:
-                emit(g, "unknown", f"the solver gave up: {s.reason_unknown()}", started=started)
+                emit(g, "unknown", self._gave_up(s.reason_unknown()), started=started)
                 return
             model = s.model()
         finally:
@@ -627,9 +697,10 @@ class _Component:
             emit(g, "refuted", what, self._counterexample(sc, t, what, line or g.line, init),
                  started=started)
             return
-        why = what if not ok_pre else f"the real handler, run on the model, does not break " \
-                                      f"it ({what})" if what else "the real handler, run on " \
-                                      "the model, does not break it"
+        if not ok_pre:
+            why = f"its state does not meet the assumptions when checked concretely ({what})"
+        else:
+            why = f"the real handler, run on the model's state, does not break it ({what})"
         reason = "model not confirmed: " + why
         if dropped:
             reason = "; ".join(dropped) + "; " + reason
@@ -643,11 +714,15 @@ class _Component:
         enc, info = self.enc, self.info
         if init is not None:
             return self._init_scenario(model, init)
+        # the Peer constants whose values must be named (and be members of the sets read)
         terms = enc.peer_terms()
         if t is not None and t.handler is not None:
             msg0, _ = enc.message(t.handler.message, t.handler.port)
             terms += [v.e for v in msg0.fields.values() if isinstance(v, Val) and v.ty == PEER]
-        if t is not None and t.action is not None and t.action.over is not None:
+            if isinstance(msg0.sender, Val):
+                terms.append(msg0.sender.e)
+        if t is not None and t.action is not None and t.action.over is not None \
+                and self._arg_ty(t.action) == PEER:
             terms.append(z3.Const("arg", prove.peer_sort()))
         reader = ModelReader(model, set(self.system.instances) | {self.names[0]}, terms)
         values = []
@@ -675,14 +750,19 @@ class _Component:
                  for p, penc in enc.ports.items()}
         return Scenario(self.names[0], tuple(values), ports, message, arg, has_arg, restart)
 
-    def _arg_value(self, reader: ModelReader, act: ActionInfo) -> Any:
+    def _arg_ty(self, act: ActionInfo) -> Ty:
         over = act.over
         if callable(over):
             dom = self.enc.over(over, SelfObj(dict(self.enc.pre)))
+            if isinstance(dom, prove.RangeObj):
+                return prove.INT
             assert dom.ty.elem is not None
-            return reader.value(z3.Const("arg", prove.sort_of(dom.ty.elem)), dom.ty.elem)
-        v0 = prove.py_const(over[0])
-        return reader.value(z3.Const("arg", prove.sort_of(v0.ty)), v0.ty)
+            return dom.ty.elem
+        return prove.py_const(over[0]).ty  # type: ignore[no-any-return]
+
+    def _arg_value(self, reader: ModelReader, act: ActionInfo) -> Any:
+        ty = self._arg_ty(act)
+        return reader.value(z3.Const("arg", prove.sort_of(ty)), ty)
 
     def _init_scenario(self, model: z3.ModelRef, matchers: list) -> Scenario:
         """The instance and initial values a model of an `init` obligation picked."""
@@ -714,9 +794,10 @@ class _Component:
             if not viol:
                 after = dict(zip(info.fields, new))
         elif sc.restart is not None:
-            after = dict(zip(info.fields, sc.restart))
+            new, _, viol, _ = _runner(_bare_info(info), sc).run_restart(sc.restart)
+            after = dict(zip(info.fields, new)) if not viol else None
         return Counterexample(sc.instance, dict(zip(info.fields, sc.values)), sc.ports,
-                              sc.message, sc.arg, sc.has_arg, after, line, what)
+                              sc.message, sc.arg, sc.has_arg, after, line, what, sc)
 
     # --- concrete evaluation -----------------------------------------------------------------
 
@@ -725,7 +806,7 @@ class _Component:
 
         def evaluate(sc: Scenario) -> tuple[bool, bool, str]:
             ok, err = _holds(info, sc, pred, [])
-            return True, ok, err or "the invariant is false in this initial state"
+            return True, ok, err or f"the invariant {_text(pred)} is false in this initial state"
         return evaluate
 
     def _eval_restart(self, pred: Any) -> Callable[[Scenario], tuple[bool, bool, str]]:
@@ -737,12 +818,16 @@ class _Component:
                 return False, True, why
             if sc.restart is None:
                 return False, True, "no restart state"
+            if not any(_same_values(sc.restart, r) for name in self.names
+                       for r in info.restart_values(sc.values,
+                                                    self.system.overrides.get(name))):
+                return False, True, "not a state a restart gives"
             runner = _runner(_bare_info(info), sc)
             new, _, viol, _ = runner.run_restart(sc.restart)
             if viol:
                 return False, True, f"the restart hook did not complete: {viol[0].message}"
             ok, err = _holds(info, replace(sc, values=tuple(new)), pred, [])
-            return True, ok, err or "the invariant is false after the restart"
+            return True, ok, err or f"the invariant {_text(pred)} is false after the restart"
         return evaluate
 
     def _eval_body(self, t: _Target, kind: str, pred: Any = None, site: Any = None,
@@ -774,14 +859,14 @@ class _Component:
             after = replace(sc, values=tuple(new))
             if kind == "invariant":
                 ok, err = _holds(info, after, pred, [])
-                return True, ok, err or f"the invariant is false after {t.name}"
+                return True, ok, err or f"the invariant {_text(pred)} is false after {t.name}"
             args = [sc.message] if t.handler else ([sc.arg] if sc.has_arg else [])
             ok, err = _holds(info, after, pred, args, old=sc.values)
-            return True, ok, err or f"the ensures is false after {t.name}"
+            return True, ok, err or f"the ensures {_text(pred)} is false after {t.name}"
         return evaluate
 
 
-# --- concrete semantics, through the kernel's runner -----------------------------------------------
+# --- concrete semantics, through the kernel's runner ----------------------------------------------
 
 def _wirings(info: ComponentInfo, sc: Scenario) -> dict[str, Wiring]:
     return {p: Wiring(p, info.ports[p].many, tuple(sorted((x, "?") for x in sc.ports.get(p, ()))),
@@ -790,6 +875,11 @@ def _wirings(info: ComponentInfo, sc: Scenario) -> dict[str, Wiring]:
 
 
 def _runner(info: ComponentInfo, sc: Scenario) -> Runner:
+    """The kernel's runner for one instance with the scenario's peers.  Protocols are left
+    out: obligations are about a component's fields, not its sessions' positions (connected
+    protocols are checked by `assay.checker.compat`), so the local state is the fields."""
+    if getattr(info, "automata", None):
+        info = replace(info, automata={})
     return Runner(sc.instance, info, _wirings(info, sc))
 
 
@@ -886,6 +976,10 @@ def _same(a: Any, b: Any) -> bool:
     return type(a) is type(b) and a == b
 
 
+def _same_values(a: tuple, b: tuple) -> bool:
+    return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+
+
 def _conforms(v: Any, ty: Ty) -> bool:
     k = ty.kind
     if k == "bool":
@@ -901,7 +995,7 @@ def _conforms(v: Any, ty: Ty) -> bool:
     return type(v) is frozenset and all(_conforms(x, ty.elem) for x in v)  # type: ignore
 
 
-# --- helpers -----------------------------------------------------------------------------------------
+# --- helpers --------------------------------------------------------------------------------------
 
 def _real_wiring(system: System, name: str, info: ComponentInfo) -> dict[str, tuple[str, ...]]:
     out: dict[str, list[str]] = {p: [] for p in info.ports}
@@ -946,7 +1040,18 @@ def _line(loc: Location | None) -> int | None:
     return loc.line if loc else None
 
 
-def prove_line(fn: Any) -> int | None:
+def _text(pred: Any) -> str:
+    """A contract's source, as the user wrote it (shortened), for messages."""
+    try:
+        node = prove.function_node(pred)
+    except Unsupported:
+        return "(source not found)"
+    body = node.body if isinstance(node, ast.Lambda) else node
+    text = " ".join(ast.unparse(body).split())
+    return f"`{text if len(text) <= 80 else text[:77] + '...'}`"
+
+
+def _first_line(fn: Any) -> int | None:
     code = getattr(fn, "__code__", None)
     return code.co_firstlineno if code else None
 
@@ -956,7 +1061,7 @@ def _line_of(fn: Any) -> int | None:
         node = prove.function_node(fn)
         return node.lineno
     except Unsupported:
-        return prove_line(fn)
+        return _first_line(fn)
 
 
 def _file_of(cls: type) -> str | None:
@@ -998,5 +1103,6 @@ def _sample_value(spec: Any) -> Any:
     if isinstance(spec, T._Optional):
         return None
     if isinstance(spec, T._Message):
-        return spec.cls(*[_sample_value(t) for t in spec.cls.field_types().values()])
+        return spec.cls(*[_sample_value(t) for t in
+                          spec.cls.field_types().values()])  # type: ignore[attr-defined]
     return None

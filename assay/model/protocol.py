@@ -263,7 +263,7 @@ class Automaton:
 
 def _compile(protocol: Protocol) -> Automaton:
     """Thompson construction of an NFA with silent moves, checks, then the subset construction."""
-    import networkx as nx          # imported here: a spec without protocols does not pay for it
+    import networkx as nx  # imported here: a spec without protocols does not pay for it
 
     edges: list[tuple[int, int, Label | None]] = []     # None: a silent move
     count = [1]                                           # state 0 is the final state
