@@ -263,6 +263,65 @@ def replay(trace_file: str, engine: str, mermaid_out: str | None, as_json: bool)
     sys.exit(1 if v is not None else 0)
 
 
+@main.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--system", "system_name", metavar="NAME", help="Which system function to build.")
+@click.option("--param", "-p", "params", multiple=True, metavar="K=V",
+              help="A parameter of the system function (repeatable).")
+@click.option("--for", "duration", type=click.FloatRange(min=0), default=None,
+              metavar="SECONDS", help="Stop after this long (default: when nothing is left "
+                                      "to do).")
+@click.option("--monitor", type=click.Choice(["enforce", "log", "off"]), default="enforce",
+              show_default=True, help="What a violation does to its step: rejected, "
+                                      "reported, or ignored.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the scheduler that picks the next ready instance.")
+@click.option("--time-unit", type=click.FloatRange(min=0), default=0.01, show_default=True,
+              metavar="SECONDS", help="Real time of one unit of timer delay.")
+@click.option("--trace-out", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Record the run as a trace (assay replay checks it against the model).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def run(spec: str, system_name: str | None, params: tuple[str, ...], duration: float | None,
+        monitor: str, seed: int, time_unit: float, trace_out: str | None,
+        as_json: bool) -> None:
+    """Run the system on asyncio in this process, over in-process links, with its contracts
+    and protocols monitored on every step (the same handlers as check, verify, simulate).
+
+    Exit codes: 0 no violation, 1 violations were reported, 2 spec or usage error.
+    """
+    from assay.kernel import Kernel
+    from assay.model.load import build
+    from assay.runtime.local import run_local
+
+    try:
+        if trace_out:
+            _check_writable(trace_out)
+        system, name, typed = build(spec, system_name, _params(params))
+        kernel = Kernel(system)
+        report, rt = run_local(kernel, duration, monitor, seed, time_unit)
+        if trace_out:
+            try:
+                rt.trace(report, spec, name, typed).write(trace_out)
+            except OSError as e:
+                raise UsageError(f"cannot write the trace to {trace_out}: {e.strerror}") \
+                    from None
+    except AssayError as e:
+        _fail(e)
+        return
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(EXIT_OK)
+    if as_json:
+        click.echo(json.dumps({"command": "run", "spec": spec, "system": name, "params": typed,
+                               "monitor": monitor, "seed": seed, **report.to_json()},
+                              indent=2, default=str))
+    else:
+        from assay.report import render_run
+
+        render_run(Console(highlight=False), report, spec, name, typed, monitor, trace_out)
+    sys.exit(report.exit_code)
+
+
 def _check_writable(path: str) -> None:
     """Fail before a long search, not after it, when an output file cannot be written."""
     import os

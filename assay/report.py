@@ -159,3 +159,30 @@ def to_mermaid(steps: Any, instances: list[str], violation: Any = None) -> str:
     if violation is not None and not any(violation in s.violations for s in steps):
         lines.append(f"    Note over {span}: ✗ {q(violation.kind)}: {q(violation.message)}")
     return "\n".join(lines) + "\n"
+
+
+def render_run(console: Console, r: Any, spec: str, system: str, params: dict[str, Any],
+               monitor: str, trace_out: str | None) -> None:
+    ptxt = ", ".join(f"{k}={v}" for k, v in params.items())
+    console.print(Text.assemble(("assay run ", "bold"), f"{spec} :: {system}({ptxt})",
+                                f" monitor={monitor}"))
+    if r.violations:
+        console.print(Text(f"✗ {len(r.violations)} violation(s)"
+                           + (" rejected" if monitor == "enforce" else " reported"),
+                           style="bold red"))
+        for _, v in r.violations[:10]:
+            console.print(f"  {v.kind}: {v.message} (blame {v.blame})", markup=False,
+                          soft_wrap=True)
+        if len(r.violations) > 10:
+            console.print(f"  ... and {len(r.violations) - 10} more")
+    else:
+        console.print(Text("✓ no violation", style="bold green"))
+    for name, fields in r.final.items():
+        inner = ", ".join(f"{k}={_value(v)}" for k, v in fields.items())
+        console.print(f"  {name}: {inner}", markup=False, highlight=False)
+    rate = r.steps / r.seconds if r.seconds else 0
+    _summary(console, [("steps", f"{r.steps:,}"),
+                       ("time", f"{r.seconds:.2f} s ({rate:,.0f} steps/s)"),
+                       ("ended", "nothing left to do" if r.ended == "quiescent"
+                        else "time is up")]
+             + ([("trace", trace_out)] if trace_out else []))

@@ -68,6 +68,17 @@ class StepResult:
 
 
 @dataclass(frozen=True, slots=True)
+class LocalStep:
+    """One step of one instance: its next local state id, what it sent (in order), what broke,
+    and its timer operations: ("set", delay, message) or ("cancel", message or type, None)."""
+
+    local: int
+    sends: tuple[Envelope, ...]
+    violations: tuple[Violation, ...]
+    timer_ops: tuple[tuple[str, Any, Any], ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Change:
     instance: str
     field: str
@@ -367,6 +378,51 @@ class Kernel:
                 self.timers[t][0] == i and (isinstance(self.timers[t][2], what) if is_type
                                             else self.timers[t][2] == what))]
         return tuple(sorted(pending))
+
+    # --- local steps: one instance at a time (the runtime's view) -----------------------------
+
+    def local_initial(self, name: str, choice: int = 0) -> int:
+        """The id of one initial local state of instance `name`."""
+        inst = self.instances[self.index[name]]
+        vals = inst.info.initial_values(self.system.overrides.get(inst.name))
+        return inst.table.intern(inst.runner.with_sessions(vals[choice]))
+
+    def local_deliver(self, lid: int, envelope: Envelope) -> LocalStep:
+        """Handle `envelope` at its destination, whose local state is `lid`."""
+        return self._local_step(self._delivery(lid, self._env_id(envelope)))
+
+    def local_actions(self, name: str, lid: int) -> list[tuple[Fire, LocalStep]]:
+        """The actions of `name` enabled in local state `lid`, each with its step."""
+        out = []
+        for slot, o in self._actions(self.index[name], lid):
+            ev = self.event(~slot)
+            assert isinstance(ev, Fire)
+            out.append((ev, self._local_step(o)))
+        return out
+
+    def local_timer(self, name: str, lid: int, delay: int, message: Message) -> LocalStep:
+        """A timer of `name` fires: `message`, set with `delay`."""
+        key = (self.index[name], delay, message)
+        t = self.timer_ids.get(key)
+        if t is None:
+            t = self.timer_ids[key] = len(self.timers)
+            self.timers.append(key)
+        return self._local_step(self._timer_outcome(lid, t))
+
+    def _local_step(self, o: Outcome) -> LocalStep:
+        new_lid, sends, viol, tops = o
+        ops: list[tuple[str, Any, Any]] = []
+        for op in tops:
+            if op >= 0:
+                _, delay, msg = self.timers[op]
+                ops.append(("set", delay, msg))
+            else:
+                ops.append(("cancel", self.cancels[~op][1], None))
+        return LocalStep(new_lid, tuple(self.envs[s] for s in sends), viol, tuple(ops))
+
+    def local_view(self, name: str, lid: int) -> dict[str, Any]:
+        inst = self.instances[self.index[name]]
+        return dict(zip(inst.info.fields, inst.table.values[lid]))
 
     # --- successors: the checker's hot path ---------------------------------------------------
 

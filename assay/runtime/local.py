@@ -1,0 +1,170 @@
+"""Running a whole system in one process on asyncio, over in-process links.
+
+Each instance has an inbox (messages arrive in send order on each link); a loop picks, among
+the instances with something to do, one at random (seeded): it handles the oldest message of
+its inbox, or fires one of its enabled actions.  Timers run on the event loop's clock (`delay`
+units of `time_unit` seconds).  The run ends when nothing is left to do (no message, no enabled
+action, no timer), or when `duration` elapses.
+
+Every applied step is recorded by name, so the run is a trace: `assay replay` of it through the
+checker's kernel confirms that the run is one the model allows (conformance).
+"""
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from assay.kernel.events import Envelope
+from assay.kernel.kernel import Kernel
+from assay.kernel.trace import Trace, initial_json
+from assay.kernel.violation import Violation
+from assay.runtime.node import Node, Outcome
+
+
+@dataclass
+class RunReport:
+    steps: int
+    seconds: float
+    ended: str                                   # quiescent | time
+    events: list[dict[str, Any]]
+    violations: list[tuple[dict[str, Any], Violation]]
+    dead_letters: list[Envelope]
+    final: dict[str, dict[str, Any]]
+    initial: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.violations else 0
+
+    def to_json(self) -> dict[str, Any]:
+        from assay.model.types import to_json
+
+        return {"steps": self.steps, "seconds": round(self.seconds, 6), "ended": self.ended,
+                "violations": [{"step": e, **v.to_json()} for e, v in self.violations],
+                "dead_letters": [str(e) for e in self.dead_letters],
+                "final": {n: {k: to_json(v) for k, v in f.items()}
+                          for n, f in self.final.items()}}
+
+
+class LocalRuntime:
+    """All instances of a system in this process (see the module docstring)."""
+
+    def __init__(self, kernel: Kernel, monitor: str = "enforce", seed: int = 0,
+                 time_unit: float = 0.01) -> None:
+        self.kernel = kernel
+        self.names = [inst.name for inst in kernel.instances]
+        self.node = Node(kernel, self.names, monitor)
+        self.inbox: dict[str, deque[Envelope]] = {n: deque() for n in self.names}
+        self.rng = random.Random(seed)
+        self.time_unit = time_unit
+        self.timers: dict[str, list[tuple[asyncio.TimerHandle, int, Any]]] = \
+            {n: [] for n in self.names}
+        self.due: deque[tuple[str, int, Any]] = deque()
+        self.wake = asyncio.Event()
+        self.events: list[dict[str, Any]] = []
+
+    def _handle(self, name: str, out: Outcome) -> None:
+        if out.applied:
+            self.events.append(out.event)
+        for env in out.sends:
+            self.inbox[env.dst].append(env)
+        for op, a, b in out.timer_ops:
+            if op == "set":
+                self._set_timer(name, a, b)
+            else:
+                self._cancel(name, a)
+
+    def _set_timer(self, name: str, delay: int, message: Any) -> None:
+        loop = asyncio.get_running_loop()
+        entry: list[Any] = []
+
+        def fire() -> None:
+            self.timers[name].remove(entry[0])
+            self.due.append((name, delay, message))
+            self.wake.set()
+
+        handle = loop.call_later(delay * self.time_unit, fire)
+        entry.append((handle, delay, message))
+        self.timers[name].append(entry[0])
+
+    def _cancel(self, name: str, what: Any) -> None:
+        keep = []
+        for handle, delay, message in self.timers[name]:
+            hit = isinstance(message, what) if isinstance(what, type) else message == what
+            if hit:
+                handle.cancel()
+            else:
+                keep.append((handle, delay, message))
+        self.timers[name] = keep
+        self.due = deque(d for d in self.due if not (
+            d[0] == name and (isinstance(d[2], what) if isinstance(what, type)
+                              else d[2] == what)))
+
+    async def run(self, duration: float | None = None) -> RunReport:
+        start = {n: self.node.state(n) for n in self.names}
+        t0 = time.perf_counter()
+        deadline = None if duration is None else t0 + duration
+        ended = "quiescent"
+        while True:
+            if deadline is not None and time.perf_counter() >= deadline:
+                ended = "time"
+                break
+            if self.due:
+                name, delay, message = self.due.popleft()
+                self._handle(name, self.node.timer(name, delay, message))
+                await asyncio.sleep(0)
+                continue
+            ready = [n for n in self.names
+                     if self.inbox[n] or self.node.actions(n)]
+            if ready:
+                name = ready[self.rng.randrange(len(ready))]
+                if self.inbox[name] and (not self.node.actions(name) or self.rng.random() < .5):
+                    out = self.node.deliver(self.inbox[name].popleft())
+                else:
+                    out = self.node.fire_any(name, self.rng)
+                assert out is not None
+                self._handle(name, out)
+                await asyncio.sleep(0)        # let timers and other tasks run
+                continue
+            if not any(self.timers.values()):
+                break                         # nothing left to do, now or later
+            self.wake.clear()
+            timeout = None if deadline is None else max(0.0, deadline - time.perf_counter())
+            try:
+                await asyncio.wait_for(self.wake.wait(), timeout)
+            except TimeoutError:
+                ended = "time"
+                break
+        for handles in self.timers.values():
+            for h, _, _ in handles:
+                h.cancel()
+        return RunReport(self.node.steps, time.perf_counter() - t0, ended, self.events,
+                         self.node.violations, self.node.dead_letters,
+                         {n: self.node.state(n) for n in self.names}, start)
+
+    def trace(self, report: RunReport, spec: str, system: str,
+              params: dict[str, Any]) -> Trace:
+        """The run as a trace file that `assay replay` checks against the model."""
+        s0 = self.kernel.initial_states()[0][0]
+        return Trace(spec, system, params, report.events, engine="run",
+                     initial=initial_json(self.kernel, s0),
+                     verdict=None if not report.violations else {
+                         "kind": report.violations[0][1].kind,
+                         "name": report.violations[0][1].name,
+                         "blame": report.violations[0][1].blame,
+                         "message": report.violations[0][1].message,
+                         "step": len(report.events)})
+
+
+def run_local(kernel: Kernel, duration: float | None = None, monitor: str = "enforce",
+              seed: int = 0, time_unit: float = 0.01) -> tuple[RunReport, LocalRuntime]:
+    """Run the system of `kernel` in this process until it is quiescent or `duration` ends."""
+    async def main() -> tuple[RunReport, LocalRuntime]:
+        rt = LocalRuntime(kernel, monitor, seed, time_unit)
+        return await rt.run(duration), rt
+
+    return asyncio.run(main())
