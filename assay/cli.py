@@ -264,10 +264,15 @@ def replay(trace_file: str, engine: str, mermaid_out: str | None, as_json: bool)
 
 
 @main.command()
-@click.argument("spec", type=click.Path(dir_okay=False))
+@click.argument("spec", type=click.Path(dir_okay=False), required=False)
 @click.option("--system", "system_name", metavar="NAME", help="Which system function to build.")
 @click.option("--param", "-p", "params", multiple=True, metavar="K=V",
               help="A parameter of the system function (repeatable).")
+@click.option("--deploy", "deploy_file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Run the nodes of this deployment as local processes over TCP, and "
+                   "supervise them (instead of one process).")
+@click.option("--state-dir", type=click.Path(file_okay=False), metavar="DIR",
+              help="Where nodes keep persistent fields (SQLite), with --deploy.")
 @click.option("--for", "duration", type=click.FloatRange(min=0), default=None,
               metavar="SECONDS", help="Stop after this long (default: when nothing is left "
                                       "to do).")
@@ -281,11 +286,13 @@ def replay(trace_file: str, engine: str, mermaid_out: str | None, as_json: bool)
 @click.option("--trace-out", type=click.Path(dir_okay=False), metavar="FILE",
               help="Record the run as a trace (assay replay checks it against the model).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
-def run(spec: str, system_name: str | None, params: tuple[str, ...], duration: float | None,
+def run(spec: str | None, system_name: str | None, params: tuple[str, ...],
+        deploy_file: str | None, state_dir: str | None, duration: float | None,
         monitor: str, seed: int, time_unit: float, trace_out: str | None,
         as_json: bool) -> None:
-    """Run the system on asyncio in this process, over in-process links, with its contracts
-    and protocols monitored on every step (the same handlers as check, verify, simulate).
+    """Run the system on asyncio — in this process over in-process links, or (--deploy) as
+    one process per node over authenticated TCP — with its contracts and protocols monitored
+    on every step: the same handlers as check, verify and simulate.
 
     Exit codes: 0 no violation, 1 violations were reported, 2 spec or usage error.
     """
@@ -293,7 +300,13 @@ def run(spec: str, system_name: str | None, params: tuple[str, ...], duration: f
     from assay.model.load import build
     from assay.runtime.local import run_local
 
+    if deploy_file:
+        _run_deployment(deploy_file, duration, state_dir, monitor, time_unit, trace_out,
+                        as_json)
+        return
     try:
+        if spec is None:
+            raise UsageError("give a SPEC to run in this process, or --deploy FILE")
         if trace_out:
             _check_writable(trace_out)
         system, name, typed = build(spec, system_name, _params(params))
@@ -320,6 +333,90 @@ def run(spec: str, system_name: str | None, params: tuple[str, ...], duration: f
 
         render_run(Console(highlight=False), report, spec, name, typed, monitor, trace_out)
     sys.exit(report.exit_code)
+
+
+def _run_deployment(deploy_file: str, duration: float | None, state_dir: str | None,
+                    monitor: str, time_unit: float, trace_out: str | None,
+                    as_json: bool) -> None:
+    import asyncio
+
+    from assay.kernel.trace import Trace, initial_json
+    from assay.model.load import build
+    from assay.runtime.deploy import check_placement, load_deployment
+    from assay.runtime.supervise import supervise
+
+    try:
+        if trace_out:
+            _check_writable(trace_out)
+        dep = load_deployment(deploy_file)
+        system, name, typed = build(dep.spec, dep.system, dep.params)
+        check_placement(dep, list(system.instances))
+        report = asyncio.run(supervise(deploy_file, dep, duration, state_dir, monitor,
+                                       time_unit))
+        if trace_out:
+            from assay.kernel import Kernel
+
+            k = Kernel(system)
+            Trace(dep.spec, name, typed, report.events, engine="run",
+                  initial=initial_json(k, k.initial_states()[0][0])).write(trace_out)
+    except AssayError as e:
+        _fail(e)
+        return
+    doc = {"command": "run", "deploy": deploy_file, "ended": report.ended,
+           "seconds": round(report.seconds, 3), "restarts": report.restarts,
+           "steps": len(report.events), "violations": report.violations,
+           "final": report.final}
+    if as_json:
+        click.echo(json.dumps(doc, indent=2, default=str))
+    else:
+        click.echo(f"assay run --deploy {deploy_file}: {len(dep.nodes)} nodes, ended: "
+                   f"{report.ended} after {report.seconds:.2f} s, {len(report.events)} steps")
+        for inst, fields in report.final.items():
+            inner = ", ".join(f"{k}={v}" for k, v in fields.items())
+            click.echo(f"  {inst} (on {dep.placement[inst]}): {inner}")
+        for v in report.violations[:10]:
+            click.echo(f"  ✗ {v.get('kind')}: {v.get('message')} (blame {v.get('blame')})")
+        click.echo(f"  node logs: {report.logs}")
+        if any(report.restarts.values()):
+            click.echo("  restarts: " + ", ".join(f"{n}={c}" for n, c in
+                                                  report.restarts.items() if c))
+    sys.exit(report.exit_code)
+
+
+@main.command()
+@click.argument("deploy_file", metavar="DEPLOYFILE", type=click.Path(dir_okay=False))
+@click.option("--name", required=True, help="Which node of the deployment this is.")
+@click.option("--monitor", type=click.Choice(["enforce", "log", "off"]), default="enforce",
+              show_default=True)
+@click.option("--state-dir", type=click.Path(file_okay=False), metavar="DIR",
+              help="Keep persistent fields in DIR/<node>.sqlite.")
+@click.option("--time-unit", type=click.FloatRange(min=0), default=0.01, show_default=True,
+              metavar="SECONDS")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--trace-out", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Write this node's steps (JSON lines, with Lamport clocks) when it stops.")
+def node(deploy_file: str, name: str, monitor: str, state_dir: str | None, time_unit: float,
+         seed: int, trace_out: str | None) -> None:
+    """Start one node of a deployment: its instances, its TCP server and links to its peers.
+    Runs until stopped (SIGTERM, Ctrl-C, or a stop request)."""
+    import asyncio
+    import logging
+
+    from assay.runtime.deploy import load_deployment
+    from assay.runtime.tcp import TcpNode
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+    async def main_() -> None:
+        dep = load_deployment(deploy_file)
+        n = TcpNode(dep, name, monitor, state_dir, time_unit, seed, trace_out)
+        await n.serve()
+
+    try:
+        asyncio.run(main_())
+    except AssayError as e:
+        _fail(e)
 
 
 def _check_writable(path: str) -> None:

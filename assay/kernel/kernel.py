@@ -48,7 +48,7 @@ from assay.kernel.violation import Violation
 from assay.model.component import ComponentInfo, component_info
 from assay.model.message import Message
 from assay.model.system import System
-from assay.model.types import Peer, admits_any, canonical
+from assay.model.types import Peer, admits_any, canonical, to_json
 from assay.model.validate import validate
 
 State = tuple[Any, ...]
@@ -419,6 +419,46 @@ class Kernel:
             else:
                 ops.append(("cancel", self.cancels[~op][1], None))
         return LocalStep(new_lid, tuple(self.envs[s] for s in sends), viol, tuple(ops))
+
+    def local_restore(self, name: str, saved: dict[str, Any]) -> LocalStep:
+        """Restart `name` from its persisted fields (JSON form, as `persisted` gives them):
+        the other fields take their initial values and the restart hook runs — the same
+        semantics as a restart event."""
+        inst = self.instances[self.index[name]]
+        info = inst.info
+        values = list(info.initial_values(self.system.overrides.get(inst.name))[0])
+        for f, j in saved.items():
+            k = info.field_index.get(f)
+            if k is not None and info.persistent[k]:
+                values[k] = info.types[k].from_json(j)
+        return self._local_step(self._outcome(
+            inst, inst.runner.run_restart(inst.runner.with_sessions(tuple(values)))))
+
+    def persisted(self, name: str, lid: int) -> dict[str, Any] | None:
+        """The persistent fields of `name` in local state `lid`, in JSON form (None: it has
+        none)."""
+        inst = self.instances[self.index[name]]
+        info = inst.info
+        if not any(info.persistent):
+            return None
+        values = inst.table.values[lid]
+        return {f: to_json(values[k]) for k, f in enumerate(info.fields) if info.persistent[k]}
+
+    def receivable(self, name: str, port: str) -> dict[str, type[Message]]:
+        """The message types instance `name` accepts on `port` (by name): those its protocol
+        mentions, and those it has a handler for there."""
+        inst = self.instances[self.index[name]]
+        info = inst.info
+        out: dict[str, type[Message]] = {}
+        auto = info.automata.get(port)
+        if auto is not None:
+            for (_, d, m) in auto.trans:
+                if d == "recv":
+                    out[m.__name__] = m
+        for (p, m), _ in info.handlers.items():
+            if p in (port, "*"):
+                out.setdefault(m.__name__, m)
+        return out
 
     def local_view(self, name: str, lid: int) -> dict[str, Any]:
         inst = self.instances[self.index[name]]

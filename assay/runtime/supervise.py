@@ -1,0 +1,100 @@
+"""`assay run --deploy`: start every node of a deployment as a local process, restart the ones
+that die (bounded retries with backoff), stop them all when the system has nothing left to do
+(every node idle, no message unacknowledged, three polls in a row) or when time is up, and
+merge their recorded steps into one trace."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from assay.runtime.deploy import Deployment
+from assay.runtime.tcp import control, merge_logs
+
+
+@dataclass
+class DeployReport:
+    logs: str                                    # the directory of the nodes' logs
+    seconds: float
+    ended: str                                   # quiescent | time | failed
+    restarts: dict[str, int]
+    final: dict[str, dict[str, Any]]
+    violations: list[dict[str, Any]]
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.violations or self.ended == "failed" else 0
+
+
+async def supervise(dep_path: str, dep: Deployment, duration: float | None,
+                    state_dir: str | None, monitor: str, time_unit: float,
+                    max_restarts: int = 5) -> DeployReport:
+    logs = tempfile.mkdtemp(prefix="assay-run-")
+    state_dir = state_dir or tempfile.mkdtemp(prefix="assay-state-")
+
+    async def start(name: str) -> asyncio.subprocess.Process:
+        errlog = open(os.path.join(logs, f"{name}.log"), "a")   # noqa: SIM115 - the child's
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "assay.cli", "node", dep_path, "--name", name,
+            "--monitor", monitor, "--state-dir", state_dir, "--time-unit", str(time_unit),
+            "--trace-out", os.path.join(logs, f"{name}.jsonl"),
+            stdin=asyncio.subprocess.DEVNULL, stdout=errlog, stderr=errlog)
+
+    procs = {n: await start(n) for n in dep.nodes}
+    restarts = dict.fromkeys(dep.nodes, 0)
+    t0 = time.perf_counter()
+    quiet = 0
+    ended = "quiescent"
+    statuses: dict[str, dict[str, Any]] = {}
+    while True:
+        await asyncio.sleep(0.2)
+        for n, p in list(procs.items()):
+            if p.returncode is not None:              # died: restart it, with backoff
+                if restarts[n] >= max_restarts:
+                    ended = "failed"
+                    break
+                restarts[n] += 1
+                await asyncio.sleep(min(0.1 * 2 ** restarts[n], 2.0))
+                procs[n] = await start(n)
+        if ended == "failed":
+            break
+        try:
+            statuses = {n: await control(s.host, s.port, dep.secret, {"t": "status"}, 2.0)
+                        or {} for n, s in dep.nodes.items()}
+            idle = all(not st.get("busy") and not st.get("unacked")
+                       for st in statuses.values())
+        except (TimeoutError, OSError, ConnectionError):
+            idle = False
+        quiet = quiet + 1 if idle else 0
+        if quiet >= 3:
+            break
+        if duration is not None and time.perf_counter() - t0 >= duration:
+            ended = "time"
+            break
+    final: dict[str, dict[str, Any]] = {}
+    for s in dep.nodes.values():
+        for inst in s.instances:
+            try:
+                reply = await control(s.host, s.port, dep.secret,
+                                      {"t": "state", "instance": inst}, 2.0)
+                final[inst] = (reply or {}).get("fields", {})
+            except (TimeoutError, OSError, ConnectionError):
+                final[inst] = {}
+    violations = [v for st in statuses.values() for v in st.get("violations", [])]
+    for s in dep.nodes.values():
+        with contextlib.suppress(TimeoutError, OSError, ConnectionError):
+            await control(s.host, s.port, dep.secret, {"t": "stop"}, 2.0)
+    for p in procs.values():
+        try:
+            await asyncio.wait_for(p.wait(), 5.0)
+        except TimeoutError:
+            p.kill()
+            await p.wait()
+    events = merge_logs([os.path.join(logs, f"{n}.jsonl") for n in dep.nodes])
+    return DeployReport(logs, time.perf_counter() - t0, ended, restarts, final, violations, events)

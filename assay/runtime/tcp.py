@@ -1,0 +1,379 @@
+"""A runtime node over TCP: the instances a deployment places on one node, their peers on
+other nodes reached through authenticated links.
+
+Each node runs the sans-IO `Node` core (one kernel step per event, monitored), and around it:
+
+- a server that accepts links from other nodes (and from control clients), authenticated with
+  the deployment's shared secret; frames are decoded only into the message types the receiving
+  port declares, and only for links the system has (a node cannot speak for an instance it
+  does not host, nor reach a port it is not connected to); anything else is logged and dropped;
+- one outgoing link per peer node: frames are numbered and kept until acknowledged, and resent
+  after a reconnection (at-least-once: duplicates are what the model's faults already cover);
+- persistence: after a step, the persistent fields of its instance are committed to SQLite
+  before the step's messages leave the node; on start, saved fields are restored with the
+  restart semantics of the kernel (the other fields take their initial values, the restart
+  hook runs);
+- Lamport clocks on messages and steps, so the steps recorded by every node merge into one
+  trace consistent with causality, which `assay replay` checks against the model.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import random
+import signal
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from assay.kernel.events import Envelope
+from assay.kernel.kernel import Kernel
+from assay.model.load import build
+from assay.runtime.deploy import Deployment, check_placement
+from assay.runtime.node import Node, Outcome
+from assay.runtime.wire import (
+    AuthError,
+    WireError,
+    authenticate,
+    encode_frame,
+    envelope_from_wire,
+    envelope_to_wire,
+    read_frame,
+)
+
+log = logging.getLogger("assay.runtime")
+
+
+@dataclass
+class _Link:
+    """The outgoing link to one peer node: numbered frames kept until acknowledged."""
+
+    peer: str
+    host: str
+    port: int
+    next_seq: int = 1
+    unacked: dict[int, dict[str, Any]] = field(default_factory=dict)
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    connected: bool = False
+
+    def push(self, frame: dict[str, Any], epoch: str) -> None:
+        frame["seq"] = self.next_seq
+        frame["epoch"] = epoch
+        self.unacked[self.next_seq] = frame
+        self.next_seq += 1
+        self.ready.set()
+
+
+class TcpNode:
+    """One node of a deployment (see the module docstring)."""
+
+    def __init__(self, dep: Deployment, name: str, monitor: str = "enforce",
+                 state_dir: str | None = None, time_unit: float = 0.01, seed: int = 0,
+                 trace_out: str | None = None) -> None:
+        if name not in dep.nodes:
+            from assay.errors import UsageError
+
+            raise UsageError(f"the deployment has no node {name!r}",
+                             notes=[f"nodes: {', '.join(dep.nodes)}"])
+        system, self.system_name, self.params = build(dep.spec, dep.system, dep.params)
+        check_placement(dep, list(system.instances))
+        self.dep = dep
+        self.name = name
+        self.me = dep.nodes[name]
+        self.kernel = Kernel(system)
+        self.hosted = list(self.me.instances)
+        self.node = Node(self.kernel, self.hosted, monitor)
+        self.inbox: dict[str, deque[Envelope]] = {n: deque() for n in self.hosted}
+        self.rng = random.Random(seed)
+        self.time_unit = time_unit
+        self.clock = 0
+        self.log: list[tuple[int, dict[str, Any]]] = []
+        self.trace_out = trace_out
+        self.wake = asyncio.Event()
+        self.stopping = asyncio.Event()
+        self.timers: dict[str, list[tuple[asyncio.TimerHandle, int, Any]]] = \
+            {n: [] for n in self.hosted}
+        self.due: deque[tuple[str, int, Any]] = deque()
+        self.links = {n: _Link(n, s.host, s.port) for n, s in dep.nodes.items() if n != name}
+        # frames are numbered per sending process (its epoch): the highest handled, per
+        # (peer node, epoch), tells a resent frame from a new one
+        self.seen: dict[tuple[str, str], int] = {}
+        self.epoch = os.urandom(8).hex()
+        self.store = None
+        if state_dir is not None:
+            from assay.runtime.store import Store
+
+            os.makedirs(state_dir, exist_ok=True)
+            self.store = Store(Path(state_dir) / f"{name}.sqlite")
+            for inst in self.hosted:
+                saved = self.store.load(inst)
+                if saved is not None:        # a restart: persistent fields come back
+                    step = self.kernel.local_restore(inst, saved)
+                    self.node.local[inst] = step.local
+                    log.info("%s: restored %s from %s", name, inst, state_dir)
+        self.allowed = {(i, p): self.kernel.receivable(i, p)
+                        for i in self.hosted for p in self.kernel.wirings[i]}
+
+    # --- receiving ---------------------------------------------------------------------------
+
+    async def _on_connection(self, reader: asyncio.StreamReader,
+                             writer: asyncio.StreamWriter) -> None:
+        try:
+            peer = await authenticate(reader, writer, self.dep.secret, self.name,
+                                      initiator=False)
+        except asyncio.CancelledError:
+            writer.close()
+            return
+        except (AuthError, OSError, asyncio.IncompleteReadError) as e:
+            log.warning("%s: refused a connection: %s", self.name, e)
+            writer.close()
+            return
+        try:
+            while True:
+                try:
+                    frame = await read_frame(reader)
+                except WireError as e:
+                    log.warning("%s: dropped a bad frame from %s and the connection: %s",
+                                self.name, peer, e)
+                    break
+                if frame is None:
+                    break
+                reply = self._on_frame(peer, frame)
+                if reply is not None:
+                    writer.write(encode_frame(reply))
+                    await writer.drain()
+        except (ConnectionError, OSError, asyncio.CancelledError):
+            pass                       # the peer went away, or this node is stopping
+        finally:
+            writer.close()
+
+    def _on_frame(self, peer: str, frame: dict[str, Any]) -> dict[str, Any] | None:
+        t = frame.get("t")
+        if t == "msg":
+            seq = frame.get("seq")
+            body = {k: v for k, v in frame.items() if k not in ("seq", "epoch")}  # transport
+            try:
+                env, clock = envelope_from_wire(body, lambda d, p: self.allowed.get((d, p), {}))
+            except WireError as e:
+                log.warning("%s: dropped a message from %s: %s", self.name, peer, e)
+                return {"t": "ack", "seq": seq}
+            link = (env.src, env.src_port, env.dst, env.dst_port)
+            if env.dst not in self.inbox or link not in self.kernel.link_index \
+                    or self.dep.placement.get(env.src) != peer:
+                log.warning("%s: dropped %s from node %s: no such link from that node",
+                            self.name, env, peer)
+                return {"t": "ack", "seq": seq}
+            key = (peer, str(frame.get("epoch")))
+            if isinstance(seq, int) and seq <= self.seen.get(key, 0):
+                return {"t": "ack", "seq": seq}       # a resent frame already handled
+            if isinstance(seq, int):
+                self.seen[key] = seq
+            self.clock = max(self.clock, int(clock))
+            self.inbox[env.dst].append(env)
+            self.wake.set()
+            return {"t": "ack", "seq": seq}
+        if t == "state":
+            inst = frame.get("instance")
+            if inst not in self.node.local:
+                return {"t": "error", "error": f"{inst!r} is not hosted on {self.name}"}
+            from assay.model.types import to_json
+
+            return {"t": "state", "instance": inst,
+                    "fields": {k: to_json(v) for k, v in self.node.state(inst).items()}}
+        if t == "status":
+            return {"t": "status", "node": self.name, "steps": self.node.steps,
+                    "busy": self._busy(), "unacked": sum(len(k.unacked)
+                                                         for k in self.links.values()),
+                    "violations": [{"event": e, **v.to_json()}
+                                   for e, v in self.node.violations[:20]],
+                    "violation_count": len(self.node.violations)}
+        if t == "stop":
+            self.stopping.set()
+            self.wake.set()
+            return {"t": "stopping"}
+        log.warning("%s: dropped a frame of unknown type %r from %s", self.name, t, peer)
+        return None
+
+    # --- sending -----------------------------------------------------------------------------
+
+    async def _run_link(self, link: _Link) -> None:
+        backoff = 0.05
+        while not self.stopping.is_set():
+            try:
+                reader, writer = await asyncio.open_connection(link.host, link.port)
+                await authenticate(reader, writer, self.dep.secret, self.name, initiator=True)
+            except (OSError, AuthError, WireError, asyncio.IncompleteReadError):
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 1.0)
+                continue
+            backoff = 0.05
+            link.connected = True
+            acks = asyncio.create_task(self._read_acks(link, reader))
+            try:
+                sent: set[int] = set()
+                while not self.stopping.is_set() and not acks.done():
+                    for seq in sorted(link.unacked):
+                        if seq not in sent:
+                            writer.write(encode_frame(link.unacked[seq]))
+                            sent.add(seq)
+                    await writer.drain()
+                    link.ready.clear()
+                    waiter = asyncio.create_task(link.ready.wait())
+                    await asyncio.wait({waiter, acks}, timeout=0.5,
+                                       return_when=asyncio.FIRST_COMPLETED)
+                    waiter.cancel()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                link.connected = False
+                acks.cancel()
+                writer.close()
+
+    async def _read_acks(self, link: _Link, reader: asyncio.StreamReader) -> None:
+        try:
+            while True:
+                frame = await read_frame(reader)
+                if frame is None:
+                    return
+                if frame.get("t") == "ack":
+                    link.unacked.pop(frame.get("seq"), None)
+                    self.wake.set()
+        except (WireError, ConnectionError, OSError):
+            return
+
+    # --- stepping ----------------------------------------------------------------------------
+
+    def _busy(self) -> bool:
+        return bool(self.due) or any(self.inbox.values()) or any(
+            self.node.actions(n) for n in self.hosted) or any(self.timers.values())
+
+    async def _after_step(self, name: str, out: Outcome) -> None:
+        if not out.applied:
+            return
+        self.clock += 1
+        self.log.append((self.clock, out.event))
+        if self.store is not None:
+            saved = self.kernel.persisted(name, self.node.local[name])
+            if saved is not None:                  # durable before the sends leave
+                await asyncio.to_thread(self.store.save, name, saved)
+        for env in out.sends:
+            if env.dst in self.inbox:
+                self.inbox[env.dst].append(env)
+            else:
+                self.links[self.dep.placement[env.dst]].push(envelope_to_wire(env, self.clock),
+                                                             self.epoch)
+        for op, a, b in out.timer_ops:
+            if op == "set":
+                self._set_timer(name, a, b)
+            else:
+                self._cancel(name, a)
+
+    def _set_timer(self, name: str, delay: int, message: Any) -> None:
+        loop = asyncio.get_running_loop()
+        entry: list[Any] = []
+
+        def fire() -> None:
+            self.timers[name].remove(entry[0])
+            self.due.append((name, delay, message))
+            self.wake.set()
+
+        entry.append((loop.call_later(delay * self.time_unit, fire), delay, message))
+        self.timers[name].append(entry[0])
+
+    def _cancel(self, name: str, what: Any) -> None:
+        def hit(m: Any) -> bool:
+            return isinstance(m, what) if isinstance(what, type) else m == what
+
+        for h, _, m in self.timers[name]:
+            if hit(m):
+                h.cancel()
+        self.timers[name] = [e for e in self.timers[name] if not hit(e[2])]
+        self.due = deque(d for d in self.due if not (d[0] == name and hit(d[2])))
+
+    async def _step_loop(self) -> None:
+        while not self.stopping.is_set():
+            if self.due:
+                name, delay, message = self.due.popleft()
+                await self._after_step(name, self.node.timer(name, delay, message))
+                await asyncio.sleep(0)
+                continue
+            ready = [n for n in self.hosted if self.inbox[n] or self.node.actions(n)]
+            if ready:
+                name = ready[self.rng.randrange(len(ready))]
+                if self.inbox[name] and (not self.node.actions(name) or self.rng.random() < .5):
+                    out = self.node.deliver(self.inbox[name].popleft())
+                else:
+                    out = self.node.fire_any(name, self.rng)
+                assert out is not None
+                await self._after_step(name, out)
+                await asyncio.sleep(0)
+                continue
+            self.wake.clear()
+            await self.wake.wait()
+
+    async def serve(self) -> None:
+        """Run until told to stop (a `stop` frame, SIGTERM or SIGINT)."""
+        server = await asyncio.start_server(self._on_connection, self.me.host, self.me.port)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, lambda: (self.stopping.set(), self.wake.set()))
+        tasks = [asyncio.create_task(self._run_link(k)) for k in self.links.values()]
+        stepper = asyncio.create_task(self._step_loop())
+        log.info("%s: serving %s on %s:%d", self.name, ", ".join(self.hosted), self.me.host,
+                 self.me.port)
+        await self.stopping.wait()
+        # let acknowledged-but-unsent work drain briefly, then stop
+        for _ in range(20):
+            if not any(k.unacked for k in self.links.values()):
+                break
+            await asyncio.sleep(0.05)
+        stepper.cancel()
+        for t in tasks:
+            t.cancel()
+        server.close()
+        for handles in self.timers.values():
+            for h, _, _ in handles:
+                h.cancel()
+        if self.store is not None:
+            self.store.close()
+        if self.trace_out:
+            self.write_log(self.trace_out)
+
+    def write_log(self, path: str) -> None:
+        """This node's applied steps, with their Lamport clocks (JSON lines)."""
+        with open(path, "w") as f:
+            for clock, event in self.log:
+                f.write(json.dumps({"clock": clock, "node": self.name, "event": event}) + "\n")
+
+
+def merge_logs(paths: list[str]) -> list[dict[str, Any]]:
+    """The steps of every node in one order consistent with causality (Lamport order, then
+    node name): a message's send comes before its delivery."""
+    entries = []
+    for p in paths:
+        if not os.path.exists(p):
+            continue
+        with open(p) as f:
+            for line in f:
+                if line.strip():
+                    entries.append(json.loads(line))
+    entries.sort(key=lambda e: (e["clock"], e["node"]))
+    return [e["event"] for e in entries]
+
+
+async def control(host: str, port: int, secret: bytes, frame: dict[str, Any],
+                  timeout: float = 5.0) -> dict[str, Any] | None:
+    """Send one control frame (state, status, stop) to a node and return its reply."""
+    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    try:
+        await authenticate(reader, writer, secret, "control", initiator=True)
+        writer.write(encode_frame(frame))
+        await writer.drain()
+        return await asyncio.wait_for(read_frame(reader), timeout)
+    finally:
+        writer.close()
