@@ -1,0 +1,302 @@
+"""The wire between nodes: length-prefixed JSON frames, a typed decoder, mutual authentication.
+
+A frame is a 4-byte big-endian unsigned payload length followed by that many bytes of UTF-8
+JSON whose top-level value is an object.  Nothing read from the network is ever evaluated or
+unpickled: a frame is parsed by `json` (strictly: no NaN/Infinity, no duplicate keys), and a
+message is decoded only into one of the classes the receiving port declares, every field by
+its declared type (`message_from_json`), then checked against those types again
+(`Message.bad_field`), bounds included.
+
+`authenticate` is a mutual HMAC-SHA256 challenge-response over a shared secret.  Each side
+sends a fresh 32-byte nonce and its name, then proves knowledge of the secret with a MAC over
+the whole transcript: the prover's role (initiator or responder), both names and both nonces.
+A proof from an earlier session does not verify (the verifier's nonce is fresh), a proof
+reflected back at its author does not verify (the role differs), and a proof cannot be
+re-targeted at another name.  It authenticates the peer at connection time only: frames that
+follow are neither encrypted nor MACed, so a network attacker able to hijack a TCP connection
+after the handshake is out of its reach (use a tunnel or TLS for that).
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+from assay.kernel.events import Envelope
+from assay.model.message import Message, message_from_json
+from assay.model.types import TypeSpec, _FrozenSet, _Message, _Optional, _Tuple
+
+MAX_FRAME = 1 << 20                      # bytes of payload
+_HEADER = 4
+_AUTH_MAX_FRAME = 4096                   # handshake frames are small; don't buffer more
+_NAME_MAX = 256
+_NONCE_BYTES = 32
+_MSG_KEYS = frozenset({"t", "src", "src_port", "dst", "dst_port", "clock", "message"})
+
+
+class WireError(Exception):
+    """A frame or a message that does not follow the wire format (the reason says how)."""
+
+
+class AuthError(WireError):
+    """The peer did not prove that it holds the shared secret (or did not finish in time)."""
+
+
+# --- frames ---------------------------------------------------------------------------------
+
+def encode_frame(obj: dict) -> bytes:
+    """`obj` as one frame: 4-byte big-endian length + compact, key-sorted JSON (ASCII-only,
+    so any Python str encodes, lone surrogates included).  Raises `WireError` if `obj` is not
+    a JSON object of JSON values, or if its payload exceeds `MAX_FRAME`."""
+    if not isinstance(obj, dict):
+        raise WireError(f"a frame is a JSON object, not {type(obj).__name__}")
+    try:
+        payload = json.dumps(obj, separators=(",", ":"), sort_keys=True, ensure_ascii=True,
+                             allow_nan=False).encode("ascii")
+    except (TypeError, ValueError, RecursionError) as e:
+        raise WireError(f"cannot encode the frame as JSON: {e}") from None
+    if len(payload) > MAX_FRAME:
+        raise WireError(f"frame of {len(payload)} bytes exceeds the limit of {MAX_FRAME}")
+    return len(payload).to_bytes(_HEADER, "big") + payload
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    d = dict(pairs)
+    if len(d) != len(pairs):
+        seen: set[str] = set()
+        for k, _ in pairs:
+            if k in seen:
+                raise ValueError(f"duplicate key {k!r}")
+            seen.add(k)
+    return d
+
+
+def decode_payload(payload: bytes) -> dict:
+    """The JSON object of a frame's payload, or `WireError`."""
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise WireError(f"frame payload is not UTF-8: {e}") from None
+    try:
+        obj = json.loads(text, parse_constant=_no_constant,
+                         object_pairs_hook=_no_duplicates)
+    except RecursionError:
+        raise WireError("frame payload is nested too deeply") from None
+    except ValueError as e:       # JSONDecodeError is a ValueError
+        raise WireError(f"frame payload is not valid JSON: {e}") from None
+    if not isinstance(obj, dict):
+        raise WireError(f"frame payload is a JSON {type(obj).__name__}, not an object")
+    return obj
+
+
+async def read_frame(reader: asyncio.StreamReader, max_size: int = MAX_FRAME) -> dict | None:
+    """The next frame's object; None on a clean EOF (before any byte of a frame).
+
+    Raises `WireError` on a truncated frame, a declared length above `max_size` (the payload
+    is then left unread: close the connection), a payload that is not UTF-8 JSON, or a JSON
+    value that is not an object.  Connection errors (`OSError`) propagate as they are."""
+    try:
+        header = await reader.readexactly(_HEADER)
+    except asyncio.IncompleteReadError as e:
+        if not e.partial:
+            return None
+        raise WireError(f"connection closed inside a frame header "
+                        f"({len(e.partial)} of {_HEADER} bytes)") from None
+    size = int.from_bytes(header, "big")
+    if size > max_size:
+        raise WireError(f"frame of {size} bytes exceeds the limit of {max_size}")
+    try:
+        payload = await reader.readexactly(size)
+    except asyncio.IncompleteReadError as e:
+        raise WireError(f"connection closed inside a frame ({len(e.partial)} of {size} "
+                        "payload bytes)") from None
+    return decode_payload(payload)
+
+
+# --- envelopes --------------------------------------------------------------------------------
+
+def envelope_to_wire(env: Envelope, clock: int) -> dict:
+    """The wire form of a message in flight, stamped with the sender's logical `clock`."""
+    return {"t": "msg", "src": env.src, "src_port": env.src_port, "dst": env.dst,
+            "dst_port": env.dst_port, "clock": clock, "message": env.message.to_json()}
+
+
+def _check_complete(spec: TypeSpec, j: Any, where: str) -> None:
+    """Every message object in `j` (decoded by `spec`) names all of its declared fields:
+    `message_from_json` would fill a missing field with its default, which the wire does not
+    allow (a sender always sends every field).  Shapes are left to `from_json` to reject."""
+    if isinstance(spec, _Optional):
+        if j is not None:
+            _check_complete(spec.inner, j, where)
+    elif isinstance(spec, _Message):
+        if isinstance(j, dict):
+            _check_message(spec.cls, j, where)
+    elif isinstance(spec, _FrozenSet):
+        if isinstance(j, list):
+            for i, x in enumerate(j):
+                _check_complete(spec.elem, x, f"{where}[{i}]")
+    elif isinstance(spec, _Tuple) and isinstance(j, list):
+        elems = spec.elems if spec.elems is not None else (spec.rest,) * len(j)
+        for i, (t, x) in enumerate(zip(elems, j)):
+            if t is not None:
+                _check_complete(t, x, f"{where}[{i}]")
+
+
+def _check_message(cls: type[Message], j: dict, where: str) -> None:
+    if set(j) != {"type", "fields"}:
+        extra = sorted(set(j) - {"type", "fields"})
+        raise WireError(f"{where}: a message is {{'type', 'fields'}}; "
+                        + (f"unexpected key {extra[0]!r}" if extra else "'fields' is missing"))
+    fields = j["fields"]
+    if not isinstance(fields, dict):
+        raise WireError(f"{where}: 'fields' of a {cls.__name__} must be an object")
+    declared = cls.__assay_fields__
+    missing = [n for n in declared if n not in fields]
+    if missing:
+        raise WireError(f"{where}: {cls.__name__} is missing field {missing[0]!r}")
+    extra = sorted(set(fields) - set(declared))
+    if extra:
+        raise WireError(f"{where}: {cls.__name__} has no field {extra[0]!r}")
+    types = cls.field_types()
+    for n in declared:
+        _check_complete(types[n], fields[n], f"{where}.{n}")
+
+
+def _name(d: dict, key: str) -> str:
+    v = d[key]
+    if not isinstance(v, str) or not v:
+        raise WireError(f"{key!r} must be a non-empty string, got {v!r}")
+    return v
+
+
+def envelope_from_wire(d: dict, allowed: Callable[[str, str], dict[str, type[Message]]]
+                       ) -> tuple[Envelope, int]:
+    """The envelope and sender clock of a `msg` frame, its message decoded only into one of
+    the classes `allowed(dst, dst_port)` returns (by class name); `WireError` otherwise."""
+    if not isinstance(d, dict):
+        raise WireError(f"a message frame is an object, not {type(d).__name__}")
+    if d.get("t") != "msg":
+        raise WireError(f"not a message frame (t={d.get('t')!r})")
+    missing = sorted(_MSG_KEYS - set(d))
+    if missing:
+        raise WireError(f"message frame is missing {missing[0]!r}")
+    extra = sorted(set(d) - _MSG_KEYS)
+    if extra:
+        raise WireError(f"message frame has an unexpected key {extra[0]!r}")
+    src, src_port = _name(d, "src"), _name(d, "src_port")
+    dst, dst_port = _name(d, "dst"), _name(d, "dst_port")
+    clock = d["clock"]
+    if type(clock) is not int or clock < 0:
+        raise WireError(f"'clock' must be a non-negative int, got {clock!r}")
+    j = d["message"]
+    if not isinstance(j, dict):
+        raise WireError(f"'message' must be an object, got {type(j).__name__}")
+    tname = j.get("type")
+    if not isinstance(tname, str):
+        raise WireError(f"'message' needs a string 'type', got {tname!r}")
+    try:
+        known = allowed(dst, dst_port)
+    except LookupError:
+        raise WireError(f"no port {dst}.{dst_port} here") from None
+    cls = known.get(tname)
+    if cls is None:
+        raise WireError(f"port {dst}.{dst_port} does not accept a message of type {tname!r} "
+                        f"(it accepts: {', '.join(sorted(known)) or 'nothing'})")
+    _check_message(cls, j, tname)
+    try:
+        msg = message_from_json(j, {tname: cls})
+    except (ValueError, TypeError, KeyError, RecursionError) as e:
+        raise WireError(f"bad {tname} for {dst}.{dst_port}: {e}") from None
+    if type(msg) is not cls:
+        raise WireError(f"decoded a {type(msg).__name__}, expected {cls.__name__}")
+    try:
+        bad = msg.bad_field()
+    except Exception as e:           # a type the class cannot describe: refuse, not crash
+        raise WireError(f"cannot check the fields of {tname}: {e}") from None
+    if bad is not None:
+        raise WireError(f"bad {tname} for {dst}.{dst_port}: {bad}")
+    return Envelope(src, src_port, dst, dst_port, msg), clock
+
+
+# --- authentication -------------------------------------------------------------------------
+
+def _proof(secret: bytes, role: str, initiator: tuple[str, str], responder: tuple[str, str]
+           ) -> str:
+    """The MAC a side with `role` sends: over the role, both names and both nonces, encoded
+    unambiguously (a JSON array: no separator can be forged by a name)."""
+    transcript = json.dumps(["assay-auth", 1, role, initiator[0], initiator[1],
+                             responder[0], responder[1]],
+                            separators=(",", ":"), ensure_ascii=True).encode("ascii")
+    return hmac.new(secret, b"assay-auth|" + transcript, hashlib.sha256).hexdigest()
+
+
+def _is_hex(s: Any, nbytes: int) -> bool:
+    return (isinstance(s, str) and len(s) == 2 * nbytes
+            and all(c in "0123456789abcdef" for c in s))
+
+
+async def _expect(reader: asyncio.StreamReader, kind: str, keys: set[str]) -> dict:
+    try:
+        frame = await read_frame(reader, _AUTH_MAX_FRAME)
+    except WireError as e:
+        raise AuthError(f"malformed {kind}: {e}") from None
+    if frame is None:
+        raise AuthError(f"the peer closed the connection instead of sending its {kind}")
+    if frame.get("t") != kind or set(frame) != keys:
+        raise AuthError(f"expected a {kind} message, got {sorted(frame)!r} "
+                        f"with t={frame.get('t')!r}")
+    return frame
+
+
+async def _handshake(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, secret: bytes,
+                     me: str, initiator: bool) -> str:
+    my_nonce = secrets.token_hex(_NONCE_BYTES)
+    writer.write(encode_frame({"t": "hello", "node": me, "nonce": my_nonce}))
+    await writer.drain()
+    hello = await _expect(reader, "hello", {"t", "node", "nonce"})
+    peer, their_nonce = hello["node"], hello["nonce"]
+    if not isinstance(peer, str) or not 0 < len(peer) <= _NAME_MAX:
+        raise AuthError(f"the peer's name must be a string of 1 to {_NAME_MAX} characters")
+    if not _is_hex(their_nonce, _NONCE_BYTES):
+        raise AuthError(f"the peer's nonce must be {_NONCE_BYTES} bytes in lowercase hex")
+    if hmac.compare_digest(their_nonce, my_nonce):
+        raise AuthError("the peer echoed our own nonce (a reflection)")
+    mine, theirs = (me, my_nonce), (peer, their_nonce)
+    i_side, r_side = (mine, theirs) if initiator else (theirs, mine)
+    my_role, their_role = ("initiator", "responder") if initiator else ("responder", "initiator")
+    writer.write(encode_frame({"t": "proof", "mac": _proof(secret, my_role, i_side, r_side)}))
+    await writer.drain()
+    proof = await _expect(reader, "proof", {"t", "mac"})
+    mac = proof["mac"]
+    if not _is_hex(mac, hashlib.sha256().digest_size):
+        raise AuthError("the peer's proof is not an HMAC-SHA256 in lowercase hex")
+    if not hmac.compare_digest(mac, _proof(secret, their_role, i_side, r_side)):
+        raise AuthError(f"the peer {peer!r} failed to prove it holds the shared secret")
+    return peer
+
+
+async def authenticate(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                       secret: bytes, me: str, initiator: bool, timeout: float = 5.0) -> str:
+    """Mutual authentication over a fresh connection (see the module docstring); returns the
+    name the peer proved, or raises `AuthError` (wrong secret, malformed or missing message,
+    closed connection, or `timeout` seconds elapsed).  The caller closes the connection on
+    failure.  Both sides may call it at once: neither waits for the other to speak first."""
+    if not isinstance(secret, bytes | bytearray) or not secret:
+        raise ValueError("the shared secret must be non-empty bytes")
+    if not isinstance(me, str) or not 0 < len(me) <= _NAME_MAX:
+        raise ValueError(f"a node name is a string of 1 to {_NAME_MAX} characters")
+    try:
+        async with asyncio.timeout(timeout):
+            return await _handshake(reader, writer, bytes(secret), me, initiator)
+    except TimeoutError:
+        raise AuthError(f"the peer did not authenticate within {timeout} s") from None
+    except (OSError, EOFError) as e:
+        raise AuthError(f"the connection failed during authentication: {e}") from None

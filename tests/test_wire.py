@@ -1,0 +1,714 @@
+"""The wire: frames, the typed envelope codec, and mutual authentication over real loopback TCP."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import json
+import os
+from enum import Enum
+from typing import Annotated, Any, Optional
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from assay.kernel.events import Envelope
+from assay.model.message import Message
+from assay.model.types import Peer, Range
+from assay.runtime.wire import (
+    MAX_FRAME,
+    AuthError,
+    WireError,
+    authenticate,
+    encode_frame,
+    envelope_from_wire,
+    envelope_to_wire,
+    read_frame,
+)
+
+LIMIT = 10.0      # seconds: no test here may hang
+
+
+def run(coro: Any) -> Any:
+    async def bounded() -> Any:
+        return await asyncio.wait_for(coro, LIMIT)
+    return asyncio.run(bounded())
+
+
+# --- messages used on the wire ------------------------------------------------------------
+
+class Color(Enum):
+    RED = 1
+    GREEN = 2
+
+
+class Inner(Message):
+    k: int
+    tag: str
+
+
+class Big(Message):
+    n: int
+    s: str
+    b: bool
+    c: Color
+    cs: frozenset[Color]
+    pair: tuple[int, str]
+    many: tuple[int, ...]
+    opt: Optional[int]          # noqa: UP045 (the spec language accepts both spellings)
+    inner: Inner
+    maybe: Inner | None
+    who: Peer
+    small: Annotated[int, Range(0, 7)]
+
+
+class Ping(Message):
+    n: int
+
+
+class WithDefault(Message):
+    n: int
+    d: int = 5
+
+
+class Other(Message):
+    s: str
+
+
+def big(**over: Any) -> Big:
+    values: dict[str, Any] = dict(
+        n=-3, s="héllo \u2603 \"quoted\"", b=True, c=Color.GREEN,
+        cs=frozenset({Color.RED, Color.GREEN}), pair=(1, "x"), many=(5, 6, 7), opt=None,
+        inner=Inner(2, "t"), maybe=Inner(3, "u"), who=Peer("a"), small=7)
+    values.update(over)
+    return Big(**values)
+
+
+def allowed(dst: str, port: str) -> dict[str, type[Message]]:
+    ports = {("b", "inp"): {"Big": Big, "Ping": Ping, "WithDefault": WithDefault},
+             ("b", "ctl"): {"Other": Other}}
+    return ports[(dst, port)]
+
+
+def env_of(m: Message) -> Envelope:
+    return Envelope("a", "out", "b", "inp", m)
+
+
+async def through_reader(*frames: bytes, chunk: int | None = None) -> list[dict | None]:
+    """Feed `frames` into a real StreamReader (in chunks, if asked) and read them back."""
+    reader = asyncio.StreamReader()
+    data = b"".join(frames)
+
+    async def feed() -> None:
+        step = chunk or len(data) or 1
+        for i in range(0, len(data), step):
+            reader.feed_data(data[i:i + step])
+            await asyncio.sleep(0)
+        reader.feed_eof()
+
+    feeder = asyncio.create_task(feed())
+    out: list[dict | None] = []
+    while True:
+        f = await read_frame(reader)
+        out.append(f)
+        if f is None:
+            break
+    await feeder
+    return out
+
+
+# --- frames -------------------------------------------------------------------------------
+
+def test_encode_frame_is_a_big_endian_length_and_compact_sorted_json():
+    frame = encode_frame({"b": 1, "a": [1, 2], "c": {"y": None, "x": True}})
+    payload = b'{"a":[1,2],"b":1,"c":{"x":true,"y":null}}'
+    assert frame == len(payload).to_bytes(4, "big") + payload
+
+
+def test_frames_round_trip_in_order_even_fed_byte_by_byte():
+    objs = [{"t": "msg", "n": i, "s": "ünïcode \u2603"} for i in range(5)] + [{}]
+    got = run(through_reader(*(encode_frame(o) for o in objs), chunk=1))
+    assert got == [*objs, None]
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text()
+    | st.floats(allow_nan=False, allow_infinity=False),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(), inner, max_size=5),
+    max_leaves=30)
+json_objects = st.dictionaries(st.text(), json_values, max_size=6)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(json_objects, min_size=1, max_size=4), st.sampled_from([3, 17, 256, 1 << 16]))
+def test_any_json_object_round_trips_through_a_stream_reader(objs, chunk):
+    got = run(through_reader(*(encode_frame(o) for o in objs), chunk=chunk))
+    assert got == [*objs, None]
+
+
+def test_clean_eof_is_none():
+    assert run(through_reader()) == [None]
+
+
+@pytest.mark.parametrize("data", [
+    b"\x00",                                     # EOF inside the header
+    b"\x00\x00\x00",
+    b"\x00\x00\x00\x10{\"a\":",                  # EOF inside the payload
+    encode_frame({"a": 1})[:-1],
+    encode_frame({"a": 1}) + b"\x00\x00",        # one good frame, then a torn one
+])
+def test_truncated_frames_are_wire_errors(data):
+    async def main() -> list:
+        reader = asyncio.StreamReader()
+        reader.feed_data(data)
+        reader.feed_eof()
+        got = []
+        with pytest.raises(WireError, match="closed inside"):
+            while True:
+                got.append(await read_frame(reader))
+        return got
+    got = run(main())
+    assert got in ([], [{"a": 1}])
+
+
+def test_an_oversized_length_is_rejected_without_reading_the_payload():
+    async def main() -> bytes:
+        reader = asyncio.StreamReader()
+        reader.feed_data((MAX_FRAME + 1).to_bytes(4, "big") + b"PAYLOAD")
+        with pytest.raises(WireError, match="exceeds the limit"):
+            await read_frame(reader)
+        # the payload bytes are still there, unread (the caller closes the connection)
+        return await reader.readexactly(7)
+    assert run(main()) == b"PAYLOAD"
+
+
+def test_an_oversized_length_fails_at_once_on_a_real_socket():
+    # a peer announces 4 GiB and sends nothing more: no waiting, no buffering
+    async def main() -> None:
+        got: asyncio.Future = asyncio.get_running_loop().create_future()
+
+        async def handle(reader, writer):
+            try:
+                await read_frame(reader, max_size=1000)
+            except WireError as e:
+                got.set_result(e)
+            finally:
+                writer.close()
+                await writer.wait_closed()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"\xff\xff\xff\xff")
+        await writer.drain()
+        err = await asyncio.wait_for(got, 2)
+        assert "4294967295 bytes exceeds the limit of 1000" in str(err)
+        writer.close()
+        await writer.wait_closed()
+        server.close()
+        await server.wait_closed()
+    run(main())
+
+
+def test_the_size_limit_is_inclusive():
+    frame = encode_frame({"a": "x" * 10})
+    size = len(frame) - 4
+
+    async def main(limit: int) -> dict | None:
+        reader = asyncio.StreamReader()
+        reader.feed_data(frame)
+        reader.feed_eof()
+        return await read_frame(reader, max_size=limit)
+    assert run(main(size)) == {"a": "x" * 10}
+    with pytest.raises(WireError):
+        run(main(size - 1))
+
+
+def raw(payload: bytes) -> bytes:
+    return len(payload).to_bytes(4, "big") + payload
+
+
+@pytest.mark.parametrize("payload, reason", [
+    (b"", "not valid JSON"),
+    (b"\xff\xfe{}", "not UTF-8"),
+    (b"\x00\x01\x02garbage", "not valid JSON"),
+    (b"{'a': 1}", "not valid JSON"),
+    (b'{"a": 1} trailing', "not valid JSON"),
+    (b"[1, 2]", "JSON list, not an object"),
+    (b"3", "JSON int, not an object"),
+    (b'"text"', "JSON str, not an object"),
+    (b"null", "JSON NoneType, not an object"),
+    (b'{"a": NaN}', "NaN is not JSON"),
+    (b'{"a": Infinity}', "Infinity is not JSON"),
+    (b'{"a": 1, "a": 2}', "duplicate key 'a'"),
+    (b"[" * 200_000 + b"]" * 200_000, "nested too deeply"),
+])
+def test_garbage_payloads_are_wire_errors(payload, reason):
+    async def main() -> None:
+        reader = asyncio.StreamReader()
+        reader.feed_data(raw(payload))
+        reader.feed_eof()
+        with pytest.raises(WireError, match=reason):
+            await read_frame(reader)
+    run(main())
+
+
+@pytest.mark.parametrize("obj", [[1, 2], {"a": {1, 2}}, {"a": float("nan")}, {"a": b"bytes"}])
+def test_encode_frame_refuses_what_is_not_a_json_object(obj):
+    with pytest.raises(WireError):
+        encode_frame(obj)
+
+
+def test_encode_frame_refuses_a_frame_the_receiver_would_refuse():
+    with pytest.raises(WireError, match="exceeds the limit"):
+        encode_frame({"a": "x" * MAX_FRAME})
+
+
+def test_encode_frame_encodes_any_python_str():
+    # a lone surrogate (which JSON can carry as an escape) must not break the sender
+    got = run(through_reader(encode_frame({"s": "\ud800"})))
+    assert got == [{"s": "\ud800"}, None]
+
+
+# --- envelopes ----------------------------------------------------------------------------
+
+def wire_of(m: Message, clock: int = 7) -> dict:
+    """The envelope's wire form as the peer sees it: through a real frame."""
+    d = envelope_to_wire(env_of(m), clock)
+    [back, _] = run(through_reader(encode_frame(d)))
+    assert back is not None
+    return back
+
+
+@pytest.mark.parametrize("m", [
+    big(),
+    big(opt=4, maybe=None, cs=frozenset(), many=(), small=0, b=False, s=""),
+    Ping(0),
+    WithDefault(1, 2),
+])
+def test_envelopes_round_trip_with_their_types(m):
+    env = env_of(m)
+    d = envelope_to_wire(env, 42)
+    assert d == {"t": "msg", "src": "a", "src_port": "out", "dst": "b", "dst_port": "inp",
+                 "clock": 42, "message": m.to_json()}
+    got, clock = envelope_from_wire(wire_of(m, 42), allowed)
+    assert (got, clock) == (env, 42)
+    assert type(got.message) is type(m) and got.message.bad_field() is None
+    if isinstance(m, Big):
+        gm = got.message
+        assert type(gm.c) is Color and type(gm.cs) is frozenset and type(gm.who) is Peer
+        assert type(gm.pair) is tuple and type(gm.inner) is Inner
+
+
+def test_envelope_wire_form_is_plain_json():
+    d = envelope_to_wire(env_of(big()), 1)
+    assert json.loads(json.dumps(d)) == d
+    assert d["message"]["fields"]["c"] == "GREEN"
+    assert sorted(d["message"]["fields"]["cs"]) == ["GREEN", "RED"]
+
+
+def mutate(path: list, value: Any = None, delete: bool = False, m: Message | None = None,
+           clock: int = 7) -> dict:
+    d = copy.deepcopy(envelope_to_wire(env_of(m if m is not None else big()), clock))
+    target = d
+    for key in path[:-1]:
+        target = target[key]
+    if delete:
+        del target[path[-1]]
+    else:
+        target[path[-1]] = value
+    return d
+
+
+F = ["message", "fields"]
+
+
+@pytest.mark.parametrize("d, reason", [
+    # the frame itself
+    (mutate(["t"], "hello"), "not a message frame"),
+    (mutate(["t"], delete=True), "not a message frame"),
+    (mutate(["src"], delete=True), "missing 'src'"),
+    (mutate(["clock"], delete=True), "missing 'clock'"),
+    (mutate(["extra"], 1), "unexpected key 'extra'"),
+    (mutate(["src"], 5), "'src' must be a non-empty string"),
+    (mutate(["dst_port"], ""), "'dst_port' must be a non-empty string"),
+    (mutate(["clock"], -1), "'clock' must be a non-negative int"),
+    (mutate(["clock"], "7"), "'clock' must be a non-negative int"),
+    (mutate(["clock"], True), "'clock' must be a non-negative int"),
+    (mutate(["clock"], 7.0), "'clock' must be a non-negative int"),
+    (mutate(["message"], "Big()"), "'message' must be an object"),
+    (mutate(["message"], [1]), "'message' must be an object"),
+    (mutate(["message", "type"], delete=True), "needs a string 'type'"),
+    (mutate(["message", "type"], 3), "needs a string 'type'"),
+    (mutate(["message", "fields"], delete=True), "'fields' is missing"),
+    (mutate(["message", "fields"], [1, 2]), "'fields' of a Big must be an object"),
+    (mutate(["message", "extra"], 1), "unexpected key 'extra'"),
+    # the destination and the type
+    (mutate(["dst"], "nowhere"), "no port nowhere.inp"),
+    (mutate(["message", "type"], "Nope"), "does not accept a message of type 'Nope'"),
+    (mutate(["message", "type"], "Other"), "does not accept a message of type 'Other'"),
+    (mutate(["dst_port"], "ctl"), "b.ctl does not accept a message of type 'Big'"),
+    (mutate(["message", "type"], "Inner"), "does not accept a message of type 'Inner'"),
+    (mutate(["message", "type"], "Message"), "does not accept"),
+    # the fields
+    (mutate([*F, "extra"], 1), "Big has no field 'extra'"),
+    (mutate([*F, "n"], delete=True), "Big is missing field 'n'"),
+    (mutate([*F, "d"], delete=True, m=WithDefault(1, 2)), "missing field 'd'"),
+    (mutate([*F, "inner", "fields", "tag"], delete=True), "Big.inner: Inner is missing field"),
+    (mutate([*F, "inner", "fields", "zz"], 1), "Inner has no field 'zz'"),
+    (mutate([*F, "inner", "type"], "Big"), "unknown message type 'Big'"),
+    (mutate([*F, "inner"], "Inner(2, 't')"), "bad Big"),
+    (mutate([*F, "n"], "1"), "expected an int"),
+    (mutate([*F, "n"], True), "expected an int"),
+    (mutate([*F, "n"], 1.0), "expected an int"),
+    (mutate([*F, "n"], None), "expected an int"),
+    (mutate([*F, "s"], 5), "expected a str"),
+    (mutate([*F, "s"], ["a"]), "expected a str"),
+    (mutate([*F, "b"], 1), "expected a bool"),
+    (mutate([*F, "b"], "true"), "expected a bool"),
+    (mutate([*F, "c"], "BLUE"), "not a member of Color"),
+    (mutate([*F, "c"], 1), "not a member of Color"),
+    (mutate([*F, "c"], ["RED"]), "not a member of Color"),
+    (mutate([*F, "c"], "__class__"), "not a member of Color"),
+    (mutate([*F, "cs"], "RED"), "expected a list for a frozenset"),
+    (mutate([*F, "cs"], ["RED", "PURPLE"]), "'PURPLE' is not a member of Color"),
+    (mutate([*F, "pair"], [1]), "expected 2 items"),
+    (mutate([*F, "pair"], [1, "x", 2]), "expected 2 items"),
+    (mutate([*F, "pair"], ["x", 1]), "expected an int"),
+    (mutate([*F, "pair"], {"0": 1}), "expected a list for a tuple"),
+    (mutate([*F, "many"], [1, "2"]), "expected an int"),
+    (mutate([*F, "opt"], "x"), "expected an int"),
+    (mutate([*F, "maybe"], 3), "bad Big"),
+    (mutate([*F, "maybe", "fields", "k"], "3"), "expected an int"),
+    (mutate([*F, "who"], 3), "expected a str"),
+    (mutate([*F, "small"], 8), "field 'small' of Big is 8, not int in \\[0, 7\\]"),
+    (mutate([*F, "small"], -1), "field 'small' of Big is -1"),
+])
+def test_envelope_from_wire_rejects_with_a_reason(d, reason):
+    with pytest.raises(WireError, match=reason):
+        envelope_from_wire(d, allowed)
+
+
+def test_envelope_from_wire_rejects_what_is_not_an_object():
+    for d in ([1], "msg", None, 3):
+        with pytest.raises(WireError):
+            envelope_from_wire(d, allowed)  # type: ignore[arg-type]
+
+
+def test_nothing_on_the_wire_is_evaluated(tmp_path, monkeypatch):
+    marker = tmp_path / "pwned"
+    code = f"__import__('os').system('touch {marker}')"
+    monkeypatch.chdir(tmp_path)
+    # code in a str field stays a str
+    env, _ = envelope_from_wire(wire_of(big(s=code, who=Peer(code))), allowed)
+    assert env.message.s == code and type(env.message.s) is str
+    # code as a type name, an enum member, a field name, a port: rejected, never run
+    for d in (mutate(["message", "type"], code), mutate([*F, "c"], code),
+              mutate([*F, code], 1), mutate(["dst_port"], code),
+              mutate([*F, "inner", "type"], code)):
+        with pytest.raises(WireError):
+            envelope_from_wire(d, allowed)
+    assert not marker.exists() and not os.path.exists("pwned")
+
+
+# --- authentication over real loopback TCP ------------------------------------------------
+
+async def close(writer: asyncio.StreamWriter) -> None:
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+
+
+class Server:
+    """A real TCP server on 127.0.0.1 that authenticates each connection as the responder."""
+
+    def __init__(self, secret: bytes, name: str = "server", timeout: float = 5.0,
+                 after: Any = None) -> None:
+        self.secret, self.name, self.timeout, self.after = secret, name, timeout, after
+        self.results: asyncio.Queue = asyncio.Queue()
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            peer = await authenticate(reader, writer, self.secret, self.name, initiator=False,
+                                      timeout=self.timeout)
+            if self.after is not None:
+                peer = (peer, await self.after(reader))
+            await self.results.put(peer)
+        except Exception as e:
+            await self.results.put(e)
+        finally:
+            await close(writer)
+
+    async def __aenter__(self) -> Server:
+        self.server = await asyncio.start_server(self.handle, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.server.close()
+        await self.server.wait_closed()
+
+    async def result(self) -> Any:
+        return await asyncio.wait_for(self.results.get(), 5)
+
+
+async def client(port: int, secret: bytes, name: str = "client", timeout: float = 5.0
+                 ) -> str | Exception:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        return await authenticate(reader, writer, secret, name, initiator=True, timeout=timeout)
+    except Exception as e:
+        return e
+    finally:
+        await close(writer)
+
+
+def test_the_right_secret_authenticates_both_sides():
+    async def main() -> None:
+        async with Server(b"s3cret", "node-b") as srv:
+            got = await client(srv.port, b"s3cret", "node-a")
+            assert got == "node-b"
+            assert await srv.result() == "node-a"
+    run(main())
+
+
+def test_frames_flow_on_the_connection_after_authentication():
+    async def main() -> None:
+        async def read_one(reader: asyncio.StreamReader) -> Any:
+            d = await read_frame(reader)
+            return envelope_from_wire(d, allowed)
+
+        async with Server(b"k", "b", after=read_one) as srv:
+            reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+            assert await authenticate(reader, writer, b"k", "a", initiator=True) == "b"
+            writer.write(encode_frame(envelope_to_wire(env_of(big()), 3)))
+            await writer.drain()
+            assert await srv.result() == ("a", (env_of(big()), 3))
+            await close(writer)
+    run(main())
+
+
+def test_a_wrong_secret_fails_on_both_sides():
+    async def main() -> None:
+        async with Server(b"right") as srv:
+            got = await client(srv.port, b"wrong")
+            assert isinstance(got, AuthError) and "failed to prove" in str(got)
+            err = await srv.result()
+            assert isinstance(err, AuthError) and "failed to prove" in str(err)
+    run(main())
+
+
+@pytest.mark.parametrize("garbage", [
+    b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",               # a huge length prefix
+    raw(b"not json at all"),
+    encode_frame({"t": "proof", "mac": "00" * 32}),     # no hello first
+    encode_frame({"t": "hello", "node": "x"}),          # no nonce
+    encode_frame({"t": "hello", "node": "", "nonce": "ab" * 32}),
+    encode_frame({"t": "hello", "node": 5, "nonce": "ab" * 32}),
+    encode_frame({"t": "hello", "node": "x", "nonce": "zz" * 32}),
+    encode_frame({"t": "hello", "node": "x", "nonce": "ab" * 8}),
+    encode_frame({"t": "hello", "node": "x", "nonce": "ab" * 32, "more": 1}),
+    encode_frame({"t": "hello", "node": "x", "nonce": "ab" * 32})
+    + encode_frame({"t": "proof", "mac": "not hex"}),
+    encode_frame({"t": "hello", "node": "x", "nonce": "ab" * 32})
+    + encode_frame({"t": "proof", "mac": "00" * 32}),
+    encode_frame({"t": "hello", "node": "x", "nonce": "ab" * 32}) + b"\x00\x00",
+    b"\x00\x00",
+    b"",
+])
+def test_a_client_sending_garbage_is_refused(garbage):
+    async def main() -> None:
+        async with Server(b"k", timeout=2) as srv:
+            reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+            writer.write(garbage)
+            await writer.drain()
+            writer.write_eof()
+            err = await srv.result()
+            assert isinstance(err, AuthError), err
+            await close(writer)
+    run(main())
+
+
+def test_a_silent_client_times_out():
+    async def main() -> None:
+        async with Server(b"k", timeout=0.3) as srv:
+            reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+            err = await srv.result()
+            assert isinstance(err, AuthError) and "within 0.3 s" in str(err)
+            await close(writer)
+    run(main())
+
+
+def test_a_silent_server_times_out_for_the_client():
+    async def main() -> None:
+        async def mute(reader, writer):
+            try:
+                await asyncio.sleep(2)
+            finally:
+                writer.close()
+
+        server = await asyncio.start_server(mute, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        err = await client(port, b"k", timeout=0.3)
+        assert isinstance(err, AuthError)
+        server.close()
+        await server.wait_closed()
+    run(main())
+
+
+async def split_frames(data: bytes) -> list[dict]:
+    reader = asyncio.StreamReader()
+    reader.feed_data(data)
+    reader.feed_eof()
+    out = []
+    while (f := await read_frame(reader)) is not None:
+        out.append(f)
+    return out
+
+
+async def record_a_session(srv: Server) -> tuple[list[dict], list[dict]]:
+    """An honest client authenticates to `srv` through a recording proxy: the frames each
+    way, as an eavesdropper sees them."""
+    recorded = {True: bytearray(), False: bytearray()}
+
+    async def pipe(r, w, upstream: bool) -> None:
+        try:
+            while data := await r.read(65536):
+                recorded[upstream].extend(data)
+                w.write(data)
+                await w.drain()
+        finally:
+            await close(w)
+
+    async def proxy(reader, writer):
+        try:
+            up_r, up_w = await asyncio.open_connection("127.0.0.1", srv.port)
+            await asyncio.gather(pipe(reader, up_w, True), pipe(up_r, writer, False))
+        finally:
+            writer.close()
+
+    relay = await asyncio.start_server(proxy, "127.0.0.1", 0)
+    assert await client(relay.sockets[0].getsockname()[1], b"k") == srv.name
+    assert await srv.result() == "client"
+    relay.close()
+    await relay.wait_closed()
+    return (await split_frames(bytes(recorded[True])),
+            await split_frames(bytes(recorded[False])))
+
+
+def test_a_replayed_client_proof_from_an_earlier_session_fails():
+    async def main() -> None:
+        async with Server(b"k", "server") as srv:
+            (hello, proof), _ = await record_a_session(srv)
+            assert hello["t"] == "hello" and proof["t"] == "proof"
+            # session 2: the eavesdropper replays the client's hello and proof, verbatim
+            reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+            writer.write(encode_frame(hello))
+            await writer.drain()
+            their_hello = await read_frame(reader)
+            assert their_hello["nonce"] != hello["nonce"]
+            writer.write(encode_frame(proof))
+            await writer.drain()
+            err = await srv.result()
+            assert isinstance(err, AuthError) and "failed to prove" in str(err)
+            await close(writer)
+    run(main())
+
+
+def test_a_replayed_server_proof_from_an_earlier_session_fails():
+    async def main() -> None:
+        async with Server(b"k", "server") as srv:
+            _, (hello, proof) = await record_a_session(srv)
+
+        # session 2: the eavesdropper poses as the server and replays its hello and proof
+        async def impostor(reader, writer):
+            try:
+                writer.write(encode_frame(hello) + encode_frame(proof))
+                await writer.drain()
+                await reader.read()
+            finally:
+                writer.close()
+
+        fake = await asyncio.start_server(impostor, "127.0.0.1", 0)
+        err = await client(fake.sockets[0].getsockname()[1], b"k")
+        assert isinstance(err, AuthError) and "failed to prove" in str(err)
+        fake.close()
+        await fake.wait_closed()
+    run(main())
+
+
+def test_a_reflected_proof_fails():
+    # the attacker opens a connection and sends the server's own proof back as its own
+    async def main() -> None:
+        async with Server(b"k", "server") as srv:
+            reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+            writer.write(encode_frame({"t": "hello", "node": "server", "nonce": "ab" * 32}))
+            await writer.drain()
+            hello = await read_frame(reader)
+            assert hello["t"] == "hello" and hello["node"] == "server"
+            proof = await read_frame(reader)
+            writer.write(encode_frame(proof))
+            await writer.drain()
+            err = await srv.result()
+            assert isinstance(err, AuthError) and "failed to prove" in str(err)
+            await close(writer)
+    run(main())
+
+
+def test_an_echoed_nonce_is_refused():
+    async def main() -> None:
+        async with Server(b"k", "server") as srv:
+            reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+            hello = await read_frame(reader)
+            writer.write(encode_frame(hello))
+            await writer.drain()
+            err = await srv.result()
+            assert isinstance(err, AuthError) and "reflection" in str(err)
+            await close(writer)
+    run(main())
+
+
+def test_a_proof_does_not_transfer_to_another_name():
+    # a man in the middle relays the hellos but renames the client: the proof does not verify
+    async def main() -> None:
+        async with Server(b"k", "server") as srv:
+            c_reader, c_writer = await asyncio.open_connection("127.0.0.1", srv.port)
+            task = asyncio.create_task(
+                authenticate(*await _renaming_pipe(c_reader, c_writer), b"k", "client",
+                             initiator=True))
+            err = await srv.result()
+            assert isinstance(err, AuthError) and "failed to prove" in str(err)
+            with pytest.raises(AuthError):
+                await task
+            await close(c_writer)
+    run(main())
+
+
+async def _renaming_pipe(up_reader: asyncio.StreamReader, up_writer: asyncio.StreamWriter
+                         ) -> tuple[asyncio.StreamReader, Any]:
+    """A fake (reader, writer) for the client that rewrites its hello's name to 'admin'."""
+    class W:
+        def write(self, data: bytes) -> None:
+            self.buf = getattr(self, "buf", b"") + data
+
+        async def drain(self) -> None:
+            frames = await split_frames(self.buf)
+            self.buf = b""
+            for f in frames:
+                if f["t"] == "hello":
+                    f["node"] = "admin"
+                up_writer.write(encode_frame(f))
+            await up_writer.drain()
+
+    return up_reader, W()
+
+
+def test_both_names_are_checked_as_arguments():
+    async def main() -> None:
+        r = asyncio.StreamReader()
+        with pytest.raises(ValueError):
+            await authenticate(r, None, b"", "me", True)   # type: ignore[arg-type]
+        with pytest.raises(ValueError):
+            await authenticate(r, None, b"k", "", True)    # type: ignore[arg-type]
+    run(main())
