@@ -2,7 +2,8 @@
 
 `register(main)` adds the command to the `assay` click group (assay/cli.py calls it).  The
 summary is a rich table, one row per obligation, followed by the counterexample of each
-refutation; `--json` prints one JSON document instead.
+refutation and, for a handler's, the precondition (or invariant) that would prove it, re-checked
+(`assay.checker.suggest`); `--json` prints one JSON document instead.
 Exit codes: 0 all proved, 1 some obligation refuted, 2 spec or usage error, 3 none refuted but
 some unknown (or vacuous).
 """
@@ -90,6 +91,17 @@ def _fields(d: dict[str, Any]) -> str:
     return ", ".join(f"{k}={_value(v)}" for k, v in d.items()) or "(no fields)"
 
 
+def _suggestion(s: Any) -> list[str]:
+    """The re-checked precondition or invariant that would prove a refuted obligation."""
+    if s is None:
+        return []
+    if s.kind == "requires":
+        return [f"  suggested: {s.text}"]
+    if s.kind == "invariant":
+        return [f"  suggested invariant: {s.text}"]
+    return [f"  {s.text}"]                 # no simple precondition found
+
+
 def render_verify(console: Console, report: Any, spec: str, system: str,
                   params: dict[str, Any]) -> None:
     """The summary table, then each refutation's counterexample and each unknown's reason."""
@@ -137,6 +149,7 @@ def render_verify(console: Console, report: Any, spec: str, system: str,
             lines.append(f"  breaks at line {c.line}: {c.detail}")
         else:
             lines.append(f"  {c.detail}")
+        lines += _suggestion(o.suggestion)
         for ln in lines:
             console.print(ln, markup=False, highlight=False, soft_wrap=True)
     for o in report.obligations:

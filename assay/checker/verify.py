@@ -32,7 +32,10 @@ Verdicts, in the order they are decided:
   kernel's runner (`assay.kernel.exec.Runner`) with a `Wiring` for those peers, the
   assumptions are evaluated concretely (invariants, requires, guard, types) and the
   conclusion is seen to fail concretely.  A model that is not confirmed gives unknown ("model
-  not confirmed"), never refuted;
+  not confirmed"), never refuted.  A refuted handler or action obligation also carries a
+  suggestion (`suggest.py`): the weakest condition on the step's inputs under which it would
+  hold, as a `@requires` (or an `invariant`), re-checked through this same solver — or "no
+  simple precondition found";
 * **unknown** — with the reason: a construct the translation does not support (and its line),
   the solver's reason (e.g. timeout), or an unconfirmed model.  When an *assumption* (an
   invariant, a requires, a guard) cannot be translated, the obligation is still tried without
@@ -156,6 +159,9 @@ class Obligation:
     evaluate: Callable[[Scenario], tuple[bool, bool, str]] | None = \
         field(default=None, compare=False, repr=False)
     witness: tuple[str, ...] = ()       # a connection's shortest failing exchange
+    # a refuted handler obligation: the re-checked precondition (or invariant) that would
+    # make it proved, or Suggestion(kind="none") when none was found (`assay.checker.suggest`)
+    suggestion: Any = field(default=None, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         return {"component": self.component, "target": self.target, "kind": self.kind,
@@ -164,6 +170,7 @@ class Obligation:
                 "verdict": self.verdict, "reason": self.reason or None,
                 "counterexample": self.counterexample.to_json() if self.counterexample
                 else None, "witness": list(self.witness) or None,
+                "suggestion": self.suggestion.to_json() if self.suggestion else None,
                 "seconds": round(self.seconds, 6)}
 
 
@@ -321,6 +328,8 @@ class _Target:
     fn: Any
     handler: HandlerInfo | None = None
     action: ActionInfo | None = None
+    args: list[Any] | None = None        # the symbolic message or argument (suggestions)
+    body: Any = None                     # the translated body (suggestions)
 
     @property
     def requires(self) -> tuple:
@@ -434,6 +443,7 @@ class _Component:
             self._assume(premise, dropped, t.action.when, [pre, *args],
                          f"guard (line {_first_line(t.action.when)})")
         over_error = dropped[0] if args and args[0] is None else None
+        t.args = args
         groups = self._goals(t, [] if over_error else args, pre, old, over_error)
         self.solve(t.name, premise, dropped, groups, out, vacuity=True, t=t)
 
@@ -475,6 +485,7 @@ class _Component:
             if error:
                 raise Unsupported(error)
             body = enc.body(t.fn, args, key=t.handler.message if t.handler else "action")
+            t.body = body
         except Unsupported as u:
             why = error or f"not translated: {u}"
             goals = [_Goal("no-exception", "raises no exception", _line_of(t.fn), error=why)]
@@ -610,10 +621,10 @@ class _Component:
         t0 = time.perf_counter()
 
         def emit(g: _Goal, verdict: str, reason: str = "", cex: Counterexample | None = None,
-                 started: float | None = None) -> None:
+                 started: float | None = None, suggestion: Any = None) -> None:
             out.append(Obligation(name, target, g.kind, g.title, self.loc(g.line), verdict,
                                   reason, cex, time.perf_counter() - (started or t0),
-                                  g.evaluate))
+                                  g.evaluate, suggestion=suggestion))
 
         s.push()
         try:
@@ -654,7 +665,7 @@ class _Component:
                             emit(g, *group_state, started=started)
                         else:
                             self._discharge(g, dropped, emit, started, t, init,
-                                            restart_fields)
+                                            restart_fields, premise)
                 finally:
                     s.pop()
         finally:
@@ -666,8 +677,8 @@ class _Component:
         return f"the solver gave up: {why}"
 
     def _discharge(self, g: _Goal, dropped: list[str], emit: Callable, started: float,
-                   t: _Target | None, init: Any, restart_fields: dict[str, Any] | None
-                   ) -> None:
+                   t: _Target | None, init: Any, restart_fields: dict[str, Any] | None,
+                   premise: list[Any] | None = None) -> None:
         s = self.solver
         s.push()
         try:
@@ -694,8 +705,12 @@ class _Component:
         ok_pre, ok_post, what = g.evaluate(sc) if g.evaluate else (False, True, "")
         if ok_pre and not ok_post:
             line = g.locate(model) if g.locate else None
-            emit(g, "refuted", what, self._counterexample(sc, t, what, line or g.line, init),
-                 started=started)
+            cex = self._counterexample(sc, t, what, line or g.line, init)
+            suggestion = None
+            if t is not None and init is None and restart_fields is None and not dropped:
+                from assay.checker.suggest import suggest  # the solver holds premise ∧ extra
+                suggestion = suggest(self, g, t, premise or [], cex)
+            emit(g, "refuted", what, cex, started=started, suggestion=suggestion)
             return
         if not ok_pre:
             why = f"its state does not meet the assumptions when checked concretely ({what})"
