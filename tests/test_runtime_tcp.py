@@ -460,43 +460,22 @@ def test_assay_node_refuses_an_invalid_deployment_too(refused, case):
     check_refused(refused, case, "node")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "assay/runtime/deploy.py load_deployment: a [nodes] entry that is not a table "
-    "(`[nodes]\\nn1 = 5`) raises AttributeError (`n.get`), only KeyError/TypeError/"
-    "ValueError are caught; `assay run --deploy` exits 70 with a Traceback"))
 def test_a_node_entry_that_is_not_a_table_is_a_usage_error(refused):
     check_refused(refused, "nodes-not-tables")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "assay/runtime/deploy.py load_deployment does not check 0 <= port <= 65535: port 70000 "
-    "is accepted, supervise() starts the nodes (each dies on bind) and its control() raises "
-    "OverflowError: `assay run --deploy` exits 70 with a Traceback"))
 def test_a_port_out_of_range_is_a_usage_error(refused):
     check_refused(refused, "port-out-of-range")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "assay/runtime/deploy.py load_deployment/check_placement accept two nodes on the same "
-    "host:port: `assay run --deploy` starts both, the second cannot bind and is restarted, the "
-    "first answers the status and state requests meant for the second, and the run exits 0 "
-    "with final rm0 = rm1 = {} (they never ran), or exits 70 on an AuthError (see "
-    "test_a_port_taken_by_another_program_fails_the_run_cleanly)"))
 def test_two_nodes_on_one_host_and_port_is_a_usage_error(refused):
     check_refused(refused, "same-host-and-port")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "assay/runtime/deploy.py check_placement: a constraint naming an instance the system does "
-    "not have (apart = [['tm', 'rm9']]) is silently satisfied (placement.get(i, '?')); the run "
-    "starts its nodes and exits 0"))
 def test_a_constraint_naming_an_unknown_instance_is_a_usage_error(refused):
     check_refused(refused, "constraint-names-unknown-instance")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "assay/runtime/tcp.py TcpNode.serve: asyncio.start_server's OSError (address already in "
-    "use) is not caught; `assay node` prints a Traceback and exits 70"))
 def test_assay_node_on_a_port_in_use_says_so_without_a_traceback(children, tmp_path):
     with socket.socket() as taken:
         taken.bind((HOST, 0))
@@ -603,16 +582,15 @@ def test_a_killed_server_restarts_from_its_state_without_losing_an_acknowledged_
         client_disk.execute("ROLLBACK")               # the client's disk is fast, for now
         a = children.node(dep, "a", pa, "--state-dir", state, log=la)
         children.node(dep, "b", pb, "--state-dir", state, log=lb)
-        # the server is saving its step for Write(1)
-        poll(lambda: ctl(pa, {"t": "status"})["steps"] == 1
-             and ctl(pb, {"t": "status"})["unacked"] == 0, START, "Write(1) at the server",
+        # the server is saving its step for Write(1); the frame stays unacknowledged until
+        # that step is durable
+        poll(lambda: ctl(pa, {"t": "status"})["steps"] == 1, START, "Write(1) at the server",
              log=la)
+        assert ctl(pb, {"t": "status"})["unacked"] == 1
         client_disk.execute("BEGIN IMMEDIATE")        # now the client's disk is slow
         server_disk.execute("ROLLBACK")
         # Write(1) is durable and acknowledged: the client saw acked = 1 ...
         poll(lambda: fields(pb, "client")["acked"] >= 1, 10, "acknowledged write", log=lb)
-        poll(lambda: ctl(pa, {"t": "status"})["unacked"] == 0, 10, "WriteAck(1) delivered",
-             log=la)
         # ... and its step is not durable yet, so Write(2) has not left the client
         time.sleep(0.2)
         assert ctl(pb, {"t": "status"})["unacked"] == 0
@@ -632,11 +610,6 @@ def test_a_killed_server_restarts_from_its_state_without_losing_an_acknowledged_
     assert ctl(pb, {"t": "status"})["unacked"] == 0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "assay/runtime/tcp.py TcpNode._on_frame acknowledges a 'msg' frame as soon as it is queued "
-    "in the inbox, before the step that handles it is durable: a server killed while saving "
-    "that step loses the Write for good (the client's link dropped it on the ack, the restarted "
-    "server never saw it), value stays 0 and the client waits forever"))
 def test_a_message_acknowledged_by_the_link_survives_a_crash_of_its_receiver(
         children, tmp_path):
     dep, pa, pb = register_deployment(tmp_path)
@@ -646,14 +619,16 @@ def test_a_message_acknowledged_by_the_link_survives_a_crash_of_its_receiver(
     with write_locked(state / "a.sqlite") as lock:
         a = children.node(dep, "a", pa, "--state-dir", state, log=la)
         children.node(dep, "b", pb, "--state-dir", state, log=lb)
-        # the server is handling Write(1) (its save waits on the disk); the client's link
-        # got the frame acknowledged
-        poll(lambda: ctl(pa, {"t": "status"})["steps"] == 1
-             and ctl(pb, {"t": "status"})["unacked"] == 0, 20, "Write(1) handed over", log=la)
+        # the server is handling Write(1) (its save waits on the disk): the frame is not
+        # acknowledged before that step is durable, so the client's link still holds it
+        poll(lambda: ctl(pa, {"t": "status"})["steps"] == 1, 20, "Write(1) handed over",
+             log=la)
+        assert ctl(pb, {"t": "status"})["unacked"] == 1
         children.kill(a)
         lock.execute("ROLLBACK")
     children.node(dep, "a", pa, "--state-dir", state, log=la)
-    poll(lambda: fields(pb, "client")["acked"] == 2, 5, "client acked == 2", log=lb)
+    # the link resends Write(1) to the restarted server: nothing acknowledged was lost
+    poll(lambda: fields(pb, "client")["acked"] == 2, 20, "client acked == 2", log=lb)
 
 
 @contextlib.asynccontextmanager
@@ -767,12 +742,6 @@ def _child_node(run_pid: int, name: str) -> int | None:
 
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds node processes through /proc")
-@pytest.mark.xfail(strict=True, reason=(
-    "assay/runtime/tcp.py TcpNode.write_log writes a node's steps only when it stops cleanly "
-    "(and 'w' overwrites): under `assay run --deploy`, a node killed and restarted by the "
-    "supervisor loses every step of its first life, and no crash/restart event is recorded, so "
-    "the merged trace shows the client receiving WriteAck(1) that no step sent and `assay "
-    "replay` refuses it (exit 2), while the run itself exits 0"))
 def test_the_merged_trace_of_a_run_with_a_restarted_node_replays(children, tmp_path):
     dep, pa, pb = register_deployment(tmp_path)
     trace = tmp_path / "run.json"
@@ -794,11 +763,6 @@ def test_the_merged_trace_of_a_run_with_a_restarted_node_replays(children, tmp_p
     replay(children, trace)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "assay/runtime/tcp.py TcpNode._on_frame 'status' reports busy=False while a step is waiting "
-    "for its persistent fields to be saved (inbox popped, sends not yet pushed): "
-    "assay/runtime/supervise.py supervise() sees every node idle, ends 'quiescent' and stops the "
-    "nodes; the client's Write is never sent (final client pending=True, acked=0), exit 0"))
 def test_assay_run_does_not_stop_a_node_in_the_middle_of_a_step(children, tmp_path):
     dep, pa, pb = register_deployment(tmp_path)
     state = tmp_path / "state"
@@ -949,11 +913,6 @@ def test_messages_off_the_system_s_links_are_dropped(lone_server):
     _alive(port, proc)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "assay/runtime/tcp.py TcpNode._on_frame: a 'state' control frame whose instance is not a "
-    "string (['x']) raises TypeError (unhashable list in `inst not in self.node.local`); it "
-    "escapes _on_connection and asyncio logs 'Unhandled exception in client_connected_cb' with "
-    "a Traceback instead of a dropped-frame warning or an error reply"))
 def test_a_control_frame_with_a_bad_field_is_answered_or_dropped_cleanly(lone_server):
     port, proc, log = lone_server
     size = len(log.read_text())

@@ -85,12 +85,24 @@ def load_deployment(path: str | Path) -> Deployment:
     raw_nodes = doc.get("nodes")
     if not isinstance(raw_nodes, dict) or not raw_nodes:
         raise UsageError("the deployment has no [nodes.<name>] sections", where)
+    addresses: dict[tuple[str, int], str] = {}
     for name, n in raw_nodes.items():
         try:
+            if not isinstance(n, dict):
+                raise TypeError(name)
             node = NodeSpec(name, str(n.get("host", "127.0.0.1")), int(n["port"]),
                             tuple(str(i) for i in n.get("instances", ())))
         except (KeyError, TypeError, ValueError):
-            raise UsageError(f"node {name!r} needs host, port and instances", where) from None
+            raise UsageError(f"node {name!r} needs host, port and instances", where,
+                             [f'write [nodes.{name}] with host = "127.0.0.1", port = 7101, '
+                              'instances = [...]']) from None
+        if not 1 <= node.port <= 65535:
+            raise UsageError(f"node {name!r} has port {node.port}, not in 1..65535", where)
+        other = addresses.get((node.host, node.port))
+        if other is not None:
+            raise UsageError(f"nodes {other!r} and {name!r} both listen on "
+                             f"{node.host}:{node.port}", where)
+        addresses[(node.host, node.port)] = name
         nodes[name] = node
         for inst in node.instances:
             if inst in placement:
@@ -98,8 +110,15 @@ def load_deployment(path: str | Path) -> Deployment:
                                  f"and {name!r}", where)
             placement[inst] = name
     cons = doc.get("constraints", {})
-    together = tuple(tuple(g) for g in cons.get("together", ()))
-    apart = tuple(tuple(g) for g in cons.get("apart", ()))
+    groups: dict[str, tuple[tuple[str, ...], ...]] = {}
+    for kind in ("together", "apart"):
+        raw = cons.get(kind, []) if isinstance(cons, dict) else None
+        if not isinstance(raw, list) or not all(
+                isinstance(g, list) and all(isinstance(i, str) for i in g) for g in raw):
+            raise UsageError(f"constraint {kind} must be a list of lists of instance names",
+                             where, [f'e.g. {kind} = [["rm0", "rm1"]]'])
+        groups[kind] = tuple(tuple(g) for g in raw)
+    together, apart = groups["together"], groups["apart"]
     return Deployment(p, spec_path, doc.get("system"), params, secret.encode(), nodes,
                       placement, together, apart)
 
@@ -115,6 +134,13 @@ def check_placement(dep: Deployment, instances: list[str]) -> None:
         if inst not in instances:
             raise UsageError(f"node {node!r} hosts {inst!r}, which the system does not have",
                              where, [f"instances: {', '.join(instances)}"])
+    for kind, groups in (("together", dep.together), ("apart", dep.apart)):
+        for group in groups:
+            for i in group:
+                if i not in instances:
+                    raise UsageError(f"constraint {kind}{list(group)} names {i!r}, which the "
+                                     "system does not have", where,
+                                     [f"instances: {', '.join(instances)}"])
     for group in dep.together:
         nodes = {dep.placement.get(i, "?") for i in group}
         if len(nodes) > 1:

@@ -15,6 +15,7 @@ from typing import Any
 
 from assay.runtime.deploy import Deployment
 from assay.runtime.tcp import control, merge_logs
+from assay.runtime.wire import WireError
 
 
 @dataclass
@@ -69,7 +70,7 @@ async def supervise(dep_path: str, dep: Deployment, duration: float | None,
                         or {} for n, s in dep.nodes.items()}
             idle = all(not st.get("busy") and not st.get("unacked")
                        for st in statuses.values())
-        except (TimeoutError, OSError, ConnectionError):
+        except (TimeoutError, OSError, ConnectionError, WireError):
             idle = False
         quiet = quiet + 1 if idle else 0
         if quiet >= 3:
@@ -84,11 +85,11 @@ async def supervise(dep_path: str, dep: Deployment, duration: float | None,
                 reply = await control(s.host, s.port, dep.secret,
                                       {"t": "state", "instance": inst}, 2.0)
                 final[inst] = (reply or {}).get("fields", {})
-            except (TimeoutError, OSError, ConnectionError):
+            except (TimeoutError, OSError, ConnectionError, WireError):
                 final[inst] = {}
     violations = [v for st in statuses.values() for v in st.get("violations", [])]
     for s in dep.nodes.values():
-        with contextlib.suppress(TimeoutError, OSError, ConnectionError):
+        with contextlib.suppress(TimeoutError, OSError, ConnectionError, WireError):
             await control(s.host, s.port, dep.secret, {"t": "stop"}, 2.0)
     for p in procs.values():
         try:

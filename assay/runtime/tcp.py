@@ -87,7 +87,9 @@ class TcpNode:
         self.kernel = Kernel(system)
         self.hosted = list(self.me.instances)
         self.node = Node(self.kernel, self.hosted, monitor)
-        self.inbox: dict[str, deque[Envelope]] = {n: deque() for n in self.hosted}
+        # per hosted instance: the messages to handle, each with what acknowledges it (None for
+        # a message from an instance on this node)
+        self.inbox: dict[str, deque[tuple[Envelope, Any]]] = {n: deque() for n in self.hosted}
         self.rng = random.Random(seed)
         self.time_unit = time_unit
         self.clock = 0
@@ -101,8 +103,20 @@ class TcpNode:
         self.links = {n: _Link(n, s.host, s.port) for n, s in dep.nodes.items() if n != name}
         # frames are numbered per sending process (its epoch): the highest handled, per
         # (peer node, epoch), tells a resent frame from a new one
-        self.seen: dict[tuple[str, str], int] = {}
+        self.seen: dict[tuple[str, str], int] = {}       # queued
+        self.handled: dict[tuple[str, str], int] = {}    # handled and durable: acknowledged
         self.epoch = os.urandom(8).hex()
+        self.in_step = False                   # a step is being applied (saved, routed)
+        self.logfile = None
+        if trace_out is not None:
+            # steps are appended as they happen, so a node killed and restarted keeps its
+            # earlier ones; the clock goes on from the last one written
+            if os.path.exists(trace_out):
+                with open(trace_out) as f:
+                    for line in f:
+                        if line.strip():
+                            self.clock = max(self.clock, json.loads(line)["clock"])
+            self.logfile = open(trace_out, "a")   # noqa: SIM115 - open for the node's life
         self.store = None
         if state_dir is not None:
             from assay.runtime.store import Store
@@ -114,6 +128,8 @@ class TcpNode:
                 if saved is not None:        # a restart: persistent fields come back
                     step = self.kernel.local_restore(inst, saved)
                     self.node.local[inst] = step.local
+                    self._record({"kind": "crash", "instance": inst})
+                    self._record({"kind": "restart", "instance": inst, "choice": 0})
                     log.info("%s: restored %s from %s", name, inst, state_dir)
         self.allowed = {(i, p): self.kernel.receivable(i, p)
                         for i in self.hosted for p in self.kernel.wirings[i]}
@@ -142,7 +158,7 @@ class TcpNode:
                     break
                 if frame is None:
                     break
-                reply = self._on_frame(peer, frame)
+                reply = self._on_frame(peer, frame, writer)
                 if reply is not None:
                     writer.write(encode_frame(reply))
                     await writer.drain()
@@ -151,7 +167,8 @@ class TcpNode:
         finally:
             writer.close()
 
-    def _on_frame(self, peer: str, frame: dict[str, Any]) -> dict[str, Any] | None:
+    def _on_frame(self, peer: str, frame: dict[str, Any],
+                  writer: asyncio.StreamWriter | None = None) -> dict[str, Any] | None:
         t = frame.get("t")
         if t == "msg":
             seq = frame.get("seq")
@@ -168,17 +185,26 @@ class TcpNode:
                             self.name, env, peer)
                 return {"t": "ack", "seq": seq}
             key = (peer, str(frame.get("epoch")))
+            if isinstance(seq, int) and seq <= self.handled.get(key, 0):
+                return {"t": "ack", "seq": seq}       # resent, and already handled durably
             if isinstance(seq, int) and seq <= self.seen.get(key, 0):
-                return {"t": "ack", "seq": seq}       # a resent frame already handled
+                return None                           # resent while its step is pending
             if isinstance(seq, int):
                 self.seen[key] = seq
             self.clock = max(self.clock, int(clock))
-            self.inbox[env.dst].append(env)
+
+            def ack() -> None:                        # once the step is durable, not before
+                if isinstance(seq, int):
+                    self.handled[key] = max(self.handled.get(key, 0), seq)
+                if writer is not None and not writer.is_closing():
+                    writer.write(encode_frame({"t": "ack", "seq": seq}))
+
+            self.inbox[env.dst].append((env, ack))
             self.wake.set()
-            return {"t": "ack", "seq": seq}
+            return None
         if t == "state":
             inst = frame.get("instance")
-            if inst not in self.node.local:
+            if not isinstance(inst, str) or inst not in self.node.local:
                 return {"t": "error", "error": f"{inst!r} is not hosted on {self.name}"}
             from assay.model.types import to_json
 
@@ -248,21 +274,27 @@ class TcpNode:
     # --- stepping ----------------------------------------------------------------------------
 
     def _busy(self) -> bool:
-        return bool(self.due) or any(self.inbox.values()) or any(
+        return self.in_step or bool(self.due) or any(self.inbox.values()) or any(
             self.node.actions(n) for n in self.hosted) or any(self.timers.values())
 
     async def _after_step(self, name: str, out: Outcome) -> None:
+        self.in_step = True
+        try:
+            await self._finish_step(name, out)
+        finally:
+            self.in_step = False
+
+    async def _finish_step(self, name: str, out: Outcome) -> None:
         if not out.applied:
             return
-        self.clock += 1
-        self.log.append((self.clock, out.event))
         if self.store is not None:
             saved = self.kernel.persisted(name, self.node.local[name])
             if saved is not None:                  # durable before the sends leave
                 await asyncio.to_thread(self.store.save, name, saved)
+        self._record(out.event)
         for env in out.sends:
             if env.dst in self.inbox:
-                self.inbox[env.dst].append(env)
+                self.inbox[env.dst].append((env, None))
             else:
                 self.links[self.dep.placement[env.dst]].push(envelope_to_wire(env, self.clock),
                                                              self.epoch)
@@ -304,12 +336,16 @@ class TcpNode:
             ready = [n for n in self.hosted if self.inbox[n] or self.node.actions(n)]
             if ready:
                 name = ready[self.rng.randrange(len(ready))]
+                ack = None
                 if self.inbox[name] and (not self.node.actions(name) or self.rng.random() < .5):
-                    out = self.node.deliver(self.inbox[name].popleft())
+                    env, ack = self.inbox[name].popleft()
+                    out: Outcome | None = self.node.deliver(env)
                 else:
                     out = self.node.fire_any(name, self.rng)
                 assert out is not None
                 await self._after_step(name, out)
+                if ack is not None:
+                    ack()
                 await asyncio.sleep(0)
                 continue
             self.wake.clear()
@@ -317,7 +353,13 @@ class TcpNode:
 
     async def serve(self) -> None:
         """Run until told to stop (a `stop` frame, SIGTERM or SIGINT)."""
-        server = await asyncio.start_server(self._on_connection, self.me.host, self.me.port)
+        try:
+            server = await asyncio.start_server(self._on_connection, self.me.host, self.me.port)
+        except OSError as e:
+            from assay.errors import UsageError
+
+            raise UsageError(f"node {self.name} cannot listen on {self.me.host}:{self.me.port}: "
+                             f"{e.strerror}") from None
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -341,14 +383,17 @@ class TcpNode:
                 h.cancel()
         if self.store is not None:
             self.store.close()
-        if self.trace_out:
-            self.write_log(self.trace_out)
+        if self.logfile is not None:
+            self.logfile.close()
 
-    def write_log(self, path: str) -> None:
-        """This node's applied steps, with their Lamport clocks (JSON lines)."""
-        with open(path, "w") as f:
-            for clock, event in self.log:
-                f.write(json.dumps({"clock": clock, "node": self.name, "event": event}) + "\n")
+    def _record(self, event: dict[str, Any]) -> None:
+        """One applied step (or a crash and restart) with its Lamport clock, to the log."""
+        self.clock += 1
+        self.log.append((self.clock, event))
+        if self.logfile is not None:
+            self.logfile.write(json.dumps({"clock": self.clock, "node": self.name,
+                                           "event": event}) + "\n")
+            self.logfile.flush()
 
 
 def merge_logs(paths: list[str]) -> list[dict[str, Any]]:
