@@ -371,6 +371,8 @@ def _run_deployment(deploy_file: str, duration: float | None, state_dir: str | N
     else:
         click.echo(f"assay run --deploy {deploy_file}: {len(dep.nodes)} nodes, ended: "
                    f"{report.ended} after {report.seconds:.2f} s, {len(report.events)} steps")
+        if report.ended == "failed":
+            click.echo("  a node could not be (re)started; see its log below", err=True)
         for inst, fields in report.final.items():
             inner = ", ".join(f"{k}={v}" for k, v in fields.items())
             click.echo(f"  {inst} (on {dep.placement[inst]}): {inner}")

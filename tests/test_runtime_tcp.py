@@ -518,11 +518,6 @@ def squatted_port():
         t.join(5)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "assay/runtime/supervise.py supervise(): the status poll (and the final state/stop loops) "
-    "catch TimeoutError/OSError/ConnectionError but not AuthError, which control() raises when "
-    "the peer hangs up during the handshake: `assay run --deploy` exits 70 with a Traceback and "
-    "leaves the other node running (orphaned, never stopped)"))
 def test_a_port_taken_by_another_program_fails_the_run_cleanly(children, tmp_path):
     with squatted_port() as port:
         (other,) = free_ports(1)

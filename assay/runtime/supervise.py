@@ -57,7 +57,9 @@ async def supervise(dep_path: str, dep: Deployment, duration: float | None,
         await asyncio.sleep(0.2)
         for n, p in list(procs.items()):
             if p.returncode is not None:              # died: restart it, with backoff
-                if restarts[n] >= max_restarts:
+                if p.returncode == 2 or restarts[n] >= max_restarts:
+                    # exit 2 is a configuration error (a port in use, say): restarting the
+                    # node would not help
                     ended = "failed"
                     break
                 restarts[n] += 1
