@@ -23,6 +23,7 @@ from assay.kernel.kernel import Kernel
 from assay.kernel.trace import Trace, initial_json
 from assay.kernel.violation import Violation
 from assay.runtime.node import Node, Outcome
+from assay.runtime.timers import Timers
 
 
 @dataclass
@@ -60,11 +61,8 @@ class LocalRuntime:
         self.node = Node(kernel, self.names, monitor)
         self.inbox: dict[str, deque[Envelope]] = {n: deque() for n in self.names}
         self.rng = random.Random(seed)
-        self.time_unit = time_unit
-        self.timers: dict[str, list[tuple[asyncio.TimerHandle, int, Any]]] = \
-            {n: [] for n in self.names}
-        self.due: deque[tuple[str, int, Any]] = deque()
         self.wake = asyncio.Event()
+        self.timers = Timers(self.names, time_unit, self.wake)
         self.events: list[dict[str, Any]] = []
 
     def _handle(self, name: str, out: Outcome) -> None:
@@ -72,37 +70,7 @@ class LocalRuntime:
             self.events.append(out.event)
         for env in out.sends:
             self.inbox[env.dst].append(env)
-        for op, a, b in out.timer_ops:
-            if op == "set":
-                self._set_timer(name, a, b)
-            else:
-                self._cancel(name, a)
-
-    def _set_timer(self, name: str, delay: int, message: Any) -> None:
-        loop = asyncio.get_running_loop()
-        entry: list[Any] = []
-
-        def fire() -> None:
-            self.timers[name].remove(entry[0])
-            self.due.append((name, delay, message))
-            self.wake.set()
-
-        handle = loop.call_later(delay * self.time_unit, fire)
-        entry.append((handle, delay, message))
-        self.timers[name].append(entry[0])
-
-    def _cancel(self, name: str, what: Any) -> None:
-        keep = []
-        for handle, delay, message in self.timers[name]:
-            hit = isinstance(message, what) if isinstance(what, type) else message == what
-            if hit:
-                handle.cancel()
-            else:
-                keep.append((handle, delay, message))
-        self.timers[name] = keep
-        self.due = deque(d for d in self.due if not (
-            d[0] == name and (isinstance(d[2], what) if isinstance(what, type)
-                              else d[2] == what)))
+        self.timers.apply(name, out.timer_ops)
 
     async def run(self, duration: float | None = None) -> RunReport:
         start = {n: self.node.state(n) for n in self.names}
@@ -113,8 +81,8 @@ class LocalRuntime:
             if deadline is not None and time.perf_counter() >= deadline:
                 ended = "time"
                 break
-            if self.due:
-                name, delay, message = self.due.popleft()
+            if self.timers.due:
+                name, delay, message = self.timers.due.popleft()
                 self._handle(name, self.node.timer(name, delay, message))
                 await asyncio.sleep(0)
                 continue
@@ -130,7 +98,7 @@ class LocalRuntime:
                 self._handle(name, out)
                 await asyncio.sleep(0)        # let timers and other tasks run
                 continue
-            if not any(self.timers.values()):
+            if not self.timers.any_pending():
                 break                         # nothing left to do, now or later
             self.wake.clear()
             timeout = None if deadline is None else max(0.0, deadline - time.perf_counter())
@@ -139,9 +107,7 @@ class LocalRuntime:
             except TimeoutError:
                 ended = "time"
                 break
-        for handles in self.timers.values():
-            for h, _, _ in handles:
-                h.cancel()
+        self.timers.cancel_all()
         return RunReport(self.node.steps, time.perf_counter() - t0, ended, self.events,
                          self.node.violations, self.node.dead_letters,
                          {n: self.node.state(n) for n in self.names}, start)

@@ -35,6 +35,7 @@ from assay.kernel.kernel import Kernel
 from assay.model.load import build
 from assay.runtime.deploy import Deployment, check_placement
 from assay.runtime.node import Node, Outcome
+from assay.runtime.timers import Timers
 from assay.runtime.wire import (
     AuthError,
     WireError,
@@ -97,9 +98,7 @@ class TcpNode:
         self.trace_out = trace_out
         self.wake = asyncio.Event()
         self.stopping = asyncio.Event()
-        self.timers: dict[str, list[tuple[asyncio.TimerHandle, int, Any]]] = \
-            {n: [] for n in self.hosted}
-        self.due: deque[tuple[str, int, Any]] = deque()
+        self.timers = Timers(self.hosted, time_unit, self.wake)
         self.links = {n: _Link(n, s.host, s.port) for n, s in dep.nodes.items() if n != name}
         # frames are numbered per sending process (its epoch): the highest handled, per
         # (peer node, epoch), tells a resent frame from a new one
@@ -274,8 +273,8 @@ class TcpNode:
     # --- stepping ----------------------------------------------------------------------------
 
     def _busy(self) -> bool:
-        return self.in_step or bool(self.due) or any(self.inbox.values()) or any(
-            self.node.actions(n) for n in self.hosted) or any(self.timers.values())
+        return self.in_step or bool(self.timers.due) or any(self.inbox.values()) or any(
+            self.node.actions(n) for n in self.hosted) or self.timers.any_pending()
 
     async def _after_step(self, name: str, out: Outcome) -> None:
         self.in_step = True
@@ -298,38 +297,12 @@ class TcpNode:
             else:
                 self.links[self.dep.placement[env.dst]].push(envelope_to_wire(env, self.clock),
                                                              self.epoch)
-        for op, a, b in out.timer_ops:
-            if op == "set":
-                self._set_timer(name, a, b)
-            else:
-                self._cancel(name, a)
-
-    def _set_timer(self, name: str, delay: int, message: Any) -> None:
-        loop = asyncio.get_running_loop()
-        entry: list[Any] = []
-
-        def fire() -> None:
-            self.timers[name].remove(entry[0])
-            self.due.append((name, delay, message))
-            self.wake.set()
-
-        entry.append((loop.call_later(delay * self.time_unit, fire), delay, message))
-        self.timers[name].append(entry[0])
-
-    def _cancel(self, name: str, what: Any) -> None:
-        def hit(m: Any) -> bool:
-            return isinstance(m, what) if isinstance(what, type) else m == what
-
-        for h, _, m in self.timers[name]:
-            if hit(m):
-                h.cancel()
-        self.timers[name] = [e for e in self.timers[name] if not hit(e[2])]
-        self.due = deque(d for d in self.due if not (d[0] == name and hit(d[2])))
+        self.timers.apply(name, out.timer_ops)
 
     async def _step_loop(self) -> None:
         while not self.stopping.is_set():
-            if self.due:
-                name, delay, message = self.due.popleft()
+            if self.timers.due:
+                name, delay, message = self.timers.due.popleft()
                 await self._after_step(name, self.node.timer(name, delay, message))
                 await asyncio.sleep(0)
                 continue
@@ -378,9 +351,7 @@ class TcpNode:
         for t in tasks:
             t.cancel()
         server.close()
-        for handles in self.timers.values():
-            for h, _, _ in handles:
-                h.cancel()
+        self.timers.cancel_all()
         if self.store is not None:
             self.store.close()
         if self.logfile is not None:
