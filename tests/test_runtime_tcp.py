@@ -687,11 +687,6 @@ def msg(src: str, src_port: str, dst: str, dst_port: str, mtype: str,
             "epoch": epoch}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "assay/runtime/tcp.py TcpNode._after_step/_Link: a step's outgoing messages are kept in "
-    "memory only (link.unacked); the step's persistent fields are saved but its sends are not, "
-    "so a node killed before the peer acknowledged them never sends them again: the server's "
-    "WriteAck(1) is lost and the client waits forever"))
 def test_the_sends_of_a_durable_step_survive_a_crash_of_their_sender(children, tmp_path):
     dep, pa, pb = register_deployment(tmp_path)
     state = tmp_path / "state"
@@ -700,7 +695,7 @@ def test_the_sends_of_a_durable_step_survive_a_crash_of_their_sender(children, t
     # play node b (nobody listens on its port yet): Write(1) from the client
     [ack] = asyncio.run(_send_as("b", pa, [msg("client", "server", "server", "clients",
                                                  "Write", {"value": 1}, 1)]))
-    assert ack == {"t": "ack", "seq": 1}
+    assert ack == {"t": "ack", "seq": 1, "epoch": "test-epoch"}
     poll(lambda: fields(pa, "server")["value"] == 1
          and ctl(pa, {"t": "status"})["unacked"] == 1, 10, "WriteAck(1) owed to b", log=la)
     children.kill(a)
@@ -895,7 +890,8 @@ def test_messages_off_the_system_s_links_are_dropped(lone_server):
     ]
     for sender, frame, logged in drops:
         [reply] = asyncio.run(_send_as(sender, port, [frame]))
-        assert reply == {"t": "ack", "seq": frame["seq"]}      # acknowledged, and dropped
+        assert reply == {"t": "ack", "seq": frame["seq"],       # acknowledged, and dropped
+                         "epoch": frame["epoch"]}
         wait_for_log(log, logged)
         assert fields(port, "server") == {"value": 0}, (sender, frame)
     _alive(port, proc)
@@ -903,7 +899,7 @@ def test_messages_off_the_system_s_links_are_dropped(lone_server):
     # well formed, only their origin or type was wrong
     [reply] = asyncio.run(_send_as("b", port, [msg("client", "server", "server", "clients",
                                                    "Write", write, 7)]))
-    assert reply == {"t": "ack", "seq": 7}
+    assert reply == {"t": "ack", "seq": 7, "epoch": "test-epoch"}
     poll(lambda: fields(port, "server") == {"value": 5}, 5, "value 5", log=log)
     _alive(port, proc)
 

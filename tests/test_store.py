@@ -225,3 +225,19 @@ def test_concurrent_use_from_plain_threads(tmp_path):
         assert all(s.load(f"t{k}") == {"i": 29} for k in range(6))
     finally:
         s.close()
+
+
+def test_a_step_and_its_outgoing_frames_are_saved_together_and_forgotten_on_ack(tmp_path):
+    path = tmp_path / "n.sqlite"
+    store = Store(path)
+    f1 = {"t": "msg", "seq": 1, "epoch": "e1", "clock": 3}
+    f2 = {"t": "msg", "seq": 2, "epoch": "e1", "clock": 4}
+    store.save_step("server", {"value": 1}, [("b", "e1", 1, f1)])
+    store.save_step("server", None, [("b", "e1", 2, f2)])    # no persistent fields: frames only
+    assert store.load("server") == {"value": 1}
+    assert store.outbox() == [("b", "e1", 1, f1), ("b", "e1", 2, f2)]
+    store.acked("b", "e1", 1)
+    store.close()
+    again = Store(path)                                        # after a restart
+    assert again.outbox() == [("b", "e1", 2, f2)]
+    again.close()

@@ -20,6 +20,15 @@ _SCHEMA = """CREATE TABLE IF NOT EXISTS fields (
     instance TEXT PRIMARY KEY NOT NULL,
     data     TEXT NOT NULL
 )"""
+# the frames a node has sent and its peers have not acknowledged yet: saved with the step that
+# sent them, deleted on the acknowledgement, sent again after a restart
+_OUTBOX = """CREATE TABLE IF NOT EXISTS outbox (
+    link  TEXT NOT NULL,
+    epoch TEXT NOT NULL,
+    seq   INTEGER NOT NULL,
+    frame TEXT NOT NULL,
+    PRIMARY KEY (link, epoch, seq)
+)"""
 
 
 class StoreError(Exception):
@@ -37,6 +46,7 @@ class Store:
             mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute(_SCHEMA)
+            conn.execute(_OUTBOX)
         except BaseException:
             conn.close()
             raise
@@ -67,6 +77,44 @@ class Store:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
+
+    def save_step(self, instance: str, fields: dict[str, Any] | None,
+                  frames: list[tuple[str, str, int, dict[str, Any]]]) -> None:
+        """One step, atomically: the instance's persistent fields (if it has any) and the
+        frames it sends to other nodes, as (link, epoch, seq, frame); durable on return."""
+        data = None if fields is None else json.dumps(fields, sort_keys=True,
+                                                      separators=(",", ":"), allow_nan=False)
+        rows = [(link, epoch, seq, json.dumps(frame, sort_keys=True, allow_nan=False))
+                for link, epoch, seq, frame in frames]
+        with self._lock:
+            conn = self._connection()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                if data is not None:
+                    conn.execute("INSERT INTO fields (instance, data) VALUES (?, ?) "
+                                 "ON CONFLICT (instance) DO UPDATE SET data = excluded.data",
+                                 (instance, data))
+                conn.executemany("INSERT OR REPLACE INTO outbox (link, epoch, seq, frame) "
+                                 "VALUES (?, ?, ?, ?)", rows)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    def acked(self, link: str, epoch: str, seq: int) -> None:
+        """The peer acknowledged a frame: forget it."""
+        with self._lock:
+            self._connection().execute(
+                "DELETE FROM outbox WHERE link = ? AND epoch = ? AND seq = ?",
+                (link, epoch, seq))
+
+    def outbox(self) -> list[tuple[str, str, int, dict[str, Any]]]:
+        """The frames sent and not acknowledged, in the order they were sent per link."""
+        with self._lock:
+            rows = self._connection().execute(
+                "SELECT link, epoch, seq, frame FROM outbox ORDER BY link, rowid").fetchall()
+        return [(link, epoch, seq, json.loads(frame)) for link, epoch, seq, frame in rows]
 
     def load(self, instance: str) -> dict[str, Any] | None:
         """The fields last saved for `instance`, or None if it was never saved."""

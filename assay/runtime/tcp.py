@@ -57,15 +57,20 @@ class _Link:
     host: str
     port: int
     next_seq: int = 1
-    unacked: dict[int, dict[str, Any]] = field(default_factory=dict)
+    # by (sender epoch, seq): frames of an earlier life of this node, reloaded after a
+    # restart, keep their numbers, so a peer that handled them already only acknowledges them
+    unacked: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     connected: bool = False
 
-    def push(self, frame: dict[str, Any], epoch: str) -> None:
+    def number(self, frame: dict[str, Any], epoch: str) -> tuple[str, int]:
         frame["seq"] = self.next_seq
         frame["epoch"] = epoch
-        self.unacked[self.next_seq] = frame
         self.next_seq += 1
+        return epoch, frame["seq"]
+
+    def push(self, frame: dict[str, Any]) -> None:
+        self.unacked[(frame["epoch"], frame["seq"])] = frame
         self.ready.set()
 
 
@@ -130,6 +135,10 @@ class TcpNode:
                     self._record({"kind": "crash", "instance": inst})
                     self._record({"kind": "restart", "instance": inst, "choice": 0})
                     log.info("%s: restored %s from %s", name, inst, state_dir)
+        if self.store is not None:
+            for peer, _, _, frame in self.store.outbox():
+                if peer in self.links:             # sent in an earlier life, not acknowledged
+                    self.links[peer].push(frame)
         self.allowed = {(i, p): self.kernel.receivable(i, p)
                         for i in self.hosted for p in self.kernel.wirings[i]}
 
@@ -176,16 +185,17 @@ class TcpNode:
                 env, clock = envelope_from_wire(body, lambda d, p: self.allowed.get((d, p), {}))
             except WireError as e:
                 log.warning("%s: dropped a message from %s: %s", self.name, peer, e)
-                return {"t": "ack", "seq": seq}
+                return {"t": "ack", "seq": seq, "epoch": frame.get("epoch")}
             link = (env.src, env.src_port, env.dst, env.dst_port)
             if env.dst not in self.inbox or link not in self.kernel.link_index \
                     or self.dep.placement.get(env.src) != peer:
                 log.warning("%s: dropped %s from node %s: no such link from that node",
                             self.name, env, peer)
-                return {"t": "ack", "seq": seq}
+                return {"t": "ack", "seq": seq, "epoch": frame.get("epoch")}
             key = (peer, str(frame.get("epoch")))
             if isinstance(seq, int) and seq <= self.handled.get(key, 0):
-                return {"t": "ack", "seq": seq}       # resent, and already handled durably
+                return {"t": "ack", "seq": seq,       # resent, and already handled durably
+                        "epoch": frame.get("epoch")}
             if isinstance(seq, int) and seq <= self.seen.get(key, 0):
                 return None                           # resent while its step is pending
             if isinstance(seq, int):
@@ -196,7 +206,8 @@ class TcpNode:
                 if isinstance(seq, int):
                     self.handled[key] = max(self.handled.get(key, 0), seq)
                 if writer is not None and not writer.is_closing():
-                    writer.write(encode_frame({"t": "ack", "seq": seq}))
+                    writer.write(encode_frame({"t": "ack", "seq": seq,
+                                               "epoch": frame.get("epoch")}))
 
             self.inbox[env.dst].append((env, ack))
             self.wake.set()
@@ -241,10 +252,10 @@ class TcpNode:
             try:
                 sent: set[int] = set()
                 while not self.stopping.is_set() and not acks.done():
-                    for seq in sorted(link.unacked):
-                        if seq not in sent:
-                            writer.write(encode_frame(link.unacked[seq]))
-                            sent.add(seq)
+                    for key in list(link.unacked):
+                        if key not in sent:
+                            writer.write(encode_frame(link.unacked[key]))
+                            sent.add(key)
                     await writer.drain()
                     link.ready.clear()
                     waiter = asyncio.create_task(link.ready.wait())
@@ -265,7 +276,10 @@ class TcpNode:
                 if frame is None:
                     return
                 if frame.get("t") == "ack":
-                    link.unacked.pop(frame.get("seq"), None)
+                    epoch = frame.get("epoch")
+                    key = (self.epoch if epoch is None else str(epoch), frame.get("seq"))
+                    if link.unacked.pop(key, None) is not None and self.store is not None:
+                        await asyncio.to_thread(self.store.acked, link.peer, *key)
                     self.wake.set()
         except (WireError, ConnectionError, OSError):
             return
@@ -286,17 +300,26 @@ class TcpNode:
     async def _finish_step(self, name: str, out: Outcome) -> None:
         if not out.applied:
             return
-        if self.store is not None:
-            saved = self.kernel.persisted(name, self.node.local[name])
-            if saved is not None:                  # durable before the sends leave
-                await asyncio.to_thread(self.store.save, name, saved)
-        self._record(out.event)
+        self.clock += 1                  # this step's Lamport time, fixed before any await
+        clock = self.clock
+        remote: list[tuple[_Link, dict[str, Any]]] = []
         for env in out.sends:
             if env.dst in self.inbox:
                 self.inbox[env.dst].append((env, None))
             else:
-                self.links[self.dep.placement[env.dst]].push(envelope_to_wire(env, self.clock),
-                                                             self.epoch)
+                link = self.links[self.dep.placement[env.dst]]
+                frame = envelope_to_wire(env, clock)
+                link.number(frame, self.epoch)
+                remote.append((link, frame))
+        if self.store is not None:
+            saved = self.kernel.persisted(name, self.node.local[name])
+            if saved is not None or remote:        # durable before the sends leave
+                await asyncio.to_thread(
+                    self.store.save_step, name, saved,
+                    [(k.peer, f["epoch"], f["seq"], f) for k, f in remote])
+        self._record(out.event, clock)
+        for link, frame in remote:
+            link.push(frame)
         self.timers.apply(name, out.timer_ops)
 
     async def _step_loop(self) -> None:
@@ -357,12 +380,14 @@ class TcpNode:
         if self.logfile is not None:
             self.logfile.close()
 
-    def _record(self, event: dict[str, Any]) -> None:
+    def _record(self, event: dict[str, Any], clock: int | None = None) -> None:
         """One applied step (or a crash and restart) with its Lamport clock, to the log."""
-        self.clock += 1
-        self.log.append((self.clock, event))
+        if clock is None:
+            self.clock += 1
+            clock = self.clock
+        self.log.append((clock, event))
         if self.logfile is not None:
-            self.logfile.write(json.dumps({"clock": self.clock, "node": self.name,
+            self.logfile.write(json.dumps({"clock": clock, "node": self.name,
                                            "event": event}) + "\n")
             self.logfile.flush()
 
