@@ -71,7 +71,8 @@ def bfs(kernel: Kernel, search: Search) -> Outcome:
                     beyond = beyond or t not in visited
             return stop("max-depth" if beyond else "exhausted")
         nxt: list[State] = []
-        found = None        # a violation one step beyond this level, reported after the level
+        # a violation one step beyond this level, reported after the level
+        found: tuple[Violation, State, int | None] | None = None
         for s in level:
             steps, enabled = successors(s)
             transitions += enabled

@@ -95,7 +95,7 @@ def compatible(a_name: str, a: Automaton, b_name: str, b: Automaton, network: st
                         len(parent))
                 new_pos = list(pos)
                 new_pos[k] = nxt
-                new_bufs = list(bufs)
+                new_bufs: list[tuple[type, ...]] = list(bufs)
                 new_bufs[1 - k] = remove(incoming, m)
                 moved |= _visit(parent, queue, conf, (*new_pos, *new_bufs),
                                 f"{names[k]} receives {m.__name__}")

@@ -267,7 +267,7 @@ class Runner:
     # --- the live object a handler sees ----------------------------------------------------
 
     def live(self, values: tuple[Any, ...], ctx: Context) -> Any:
-        obj = object.__new__(self.info.cls)
+        obj: Any = object.__new__(self.info.cls)
         d = obj.__dict__
         d.update(zip(self.fields, values))
         d["__assay_ctx__"] = ctx

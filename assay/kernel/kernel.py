@@ -481,9 +481,9 @@ class Kernel:
         consumes = network.consumes
         deliver, add = network.deliver, network.add
         env_dst = self.env_dst
-        dmemo = self._dmemo
+        dmemo: dict[int, Any] = self._dmemo
         noop = _NOOP
-        out = []
+        out: list[tuple[int, State, tuple[Violation, ...]]] = []
         enabled = 0
         for env in network.deliverable(net):
             enabled += 1
@@ -949,7 +949,9 @@ def _spend(budget: tuple[int, int, int, int], k: int) -> tuple[int, int, int, in
     """The budget after one fault of kind `k` (-1, unlimited, stays so)."""
     if budget[k] < 0:
         return budget
-    return budget[:k] + (budget[k] - 1,) + budget[k + 1:]
+    b = list(budget)
+    b[k] -= 1
+    return (b[0], b[1], b[2], b[3])
 
 
 def _describe_json(j: dict[str, Any]) -> str:

@@ -341,15 +341,16 @@ def _build_info(cls: type) -> ComponentInfo:
             when, over, loc = act
             if hasattr(fn, "__assay_on__"):
                 raise SpecError(f"{cls.__name__}.{attr} is both a handler and an action", loc)
-            n = 2 if over is not None else 1
+            arity = 2 if over is not None else 1
             sig = "(self, arg)" if over is not None else "(self)"
-            _check_arity(fn, n, f"action {cls.__name__}.{attr}", sig, fn_loc)
+            _check_arity(fn, arity, f"action {cls.__name__}.{attr}", sig, fn_loc)
             if when is not None:
-                _check_arity(when, n, f"guard of {attr}", f"lambda {sig[1:-1]}: ...", loc)
+                _check_arity(when, arity, f"guard of {attr}", f"lambda {sig[1:-1]}: ...", loc)
             for pred, ploc in req:
-                _check_arity(pred, n, f"requires of {attr}", f"lambda {sig[1:-1]}: ...", ploc)
+                _check_arity(pred, arity, f"requires of {attr}", f"lambda {sig[1:-1]}: ...",
+                             ploc)
             for pred, ploc in ens:
-                _check_arity(pred, n + 1, f"ensures of {attr}",
+                _check_arity(pred, arity + 1, f"ensures of {attr}",
                              f"lambda old, {sig[1:-1]}: ...", ploc)
             actions.append(ActionInfo(attr, fn, when, _resolve_over(over, attr, loc), req, ens,
                                       fn_loc))

@@ -90,6 +90,7 @@ class LocalRuntime:
                      if self.inbox[n] or self.node.actions(n)]
             if ready:
                 name = ready[self.rng.randrange(len(ready))]
+                out: Outcome | None
                 if self.inbox[name] and (not self.node.actions(name) or self.rng.random() < .5):
                     out = self.node.deliver(self.inbox[name].popleft())
                 else:

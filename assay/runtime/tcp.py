@@ -250,7 +250,7 @@ class TcpNode:
             link.connected = True
             acks = asyncio.create_task(self._read_acks(link, reader))
             try:
-                sent: set[int] = set()
+                sent: set[tuple[str, int]] = set()
                 while not self.stopping.is_set() and not acks.done():
                     for key in list(link.unacked):
                         if key not in sent:
@@ -276,10 +276,12 @@ class TcpNode:
                 if frame is None:
                     return
                 if frame.get("t") == "ack":
-                    epoch = frame.get("epoch")
-                    key = (self.epoch if epoch is None else str(epoch), frame.get("seq"))
+                    epoch, seq = frame.get("epoch"), frame.get("seq")
+                    if not isinstance(seq, int):
+                        continue
+                    key = (self.epoch if epoch is None else str(epoch), seq)
                     if link.unacked.pop(key, None) is not None and self.store is not None:
-                        await asyncio.to_thread(self.store.acked, link.peer, *key)
+                        await asyncio.to_thread(self.store.acked, link.peer, key[0], seq)
                     self.wake.set()
         except (WireError, ConnectionError, OSError):
             return
@@ -359,7 +361,7 @@ class TcpNode:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, lambda: (self.stopping.set(), self.wake.set()))
+                loop.add_signal_handler(sig, self._stop)
         tasks = [asyncio.create_task(self._run_link(k)) for k in self.links.values()]
         stepper = asyncio.create_task(self._step_loop())
         log.info("%s: serving %s on %s:%d", self.name, ", ".join(self.hosted), self.me.host,
@@ -379,6 +381,10 @@ class TcpNode:
             self.store.close()
         if self.logfile is not None:
             self.logfile.close()
+
+    def _stop(self) -> None:
+        self.stopping.set()
+        self.wake.set()
 
     def _record(self, event: dict[str, Any], clock: int | None = None) -> None:
         """One applied step (or a crash and restart) with its Lamport clock, to the log."""
