@@ -25,6 +25,7 @@ import logging
 import os
 import random
 import signal
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -394,7 +395,7 @@ class TcpNode:
         self.log.append((clock, event))
         if self.logfile is not None:
             self.logfile.write(json.dumps({"clock": clock, "node": self.name,
-                                           "event": event}) + "\n")
+                                           "time": time.time(), "event": event}) + "\n")
             self.logfile.flush()
 
 
