@@ -84,6 +84,7 @@ class System:
         self.properties: list[Property] = []
         self.terminals: list[tuple[Callable[[Any], bool], Location | None]] = []
         self.locations: dict[str, Location | None] = {}
+        self.externals: list[str] = []
 
     # --- building --------------------------------------------------------------------------
 
@@ -146,6 +147,29 @@ class System:
                 raise SpecError(f"port {end} is already connected to {other.instance!r}", where,
                                 ["a port reaches each peer once; peers are named by instance"])
         self.connections.append(Connection(a, b, where))
+
+    def external(self, *refs: Any) -> None:
+        """Mark instances as the outside world: `s.external(client)`.
+
+        In the model an external instance is an ordinary component — its actions are what the
+        outside may do, checked, verified and simulated like any other.  At run time nothing
+        fires them on its own: a program drives them through `assay.runtime.connect`, and only
+        as the model allows (a message the model's actions cannot send is refused), so what
+        `check` explored is what the deployment can see.
+        """
+        where = caller_location(2)
+        if not refs:
+            raise SpecError("external() needs at least one instance", where,
+                            ["write s.external(client), with client = s.add('client', ...)"])
+        for ref in refs:
+            if isinstance(ref, PortRef):
+                raise SpecError(f"external() got the port {ref}, not an instance", where,
+                                [f"write s.external({ref.instance})"])
+            if not isinstance(ref, InstanceRef) or ref.name not in self.instances:
+                raise SpecError(f"external() needs instances of this system, got {ref!r}", where)
+            if ref.name in self.externals:
+                raise SpecError(f"instance {ref.name!r} is marked external twice", where)
+            self.externals.append(ref.name)
 
     # --- properties --------------------------------------------------------------------------
 

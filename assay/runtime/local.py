@@ -15,10 +15,11 @@ import asyncio
 import random
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from assay.kernel.events import Envelope
+from assay.kernel.events import Envelope, Fire
 from assay.kernel.kernel import Kernel
 from assay.kernel.trace import Trace, initial_json
 from assay.kernel.violation import Violation
@@ -30,7 +31,7 @@ from assay.runtime.timers import Timers
 class RunReport:
     steps: int
     seconds: float
-    ended: str                                   # quiescent | time
+    ended: str                                   # quiescent | time | stopped
     events: list[dict[str, Any]]
     violations: list[tuple[dict[str, Any], Violation]]
     dead_letters: list[Envelope]
@@ -55,15 +56,21 @@ class LocalRuntime:
     """All instances of a system in this process (see the module docstring)."""
 
     def __init__(self, kernel: Kernel, monitor: str = "enforce", seed: int = 0,
-                 time_unit: float = 0.01) -> None:
+                 time_unit: float = 0.01, driven: tuple[str, ...] = ()) -> None:
         self.kernel = kernel
         self.names = [inst.name for inst in kernel.instances]
+        # instances a client drives (`assay.runtime.connect`): their actions fire only when
+        # the client asks; the others' fire when enabled
+        self.driven = set(driven)
         self.node = Node(kernel, self.names, monitor)
         self.inbox: dict[str, deque[Envelope]] = {n: deque() for n in self.names}
         self.rng = random.Random(seed)
         self.wake = asyncio.Event()
         self.timers = Timers(self.names, time_unit, self.wake)
         self.events: list[dict[str, Any]] = []
+        self.stopped = False
+        # called with each envelope delivered to a driven instance and the step's outcome
+        self.on_delivered: Callable[[Envelope, Outcome], None] | None = None
 
     def _handle(self, name: str, out: Outcome) -> None:
         if out.applied:
@@ -72,12 +79,27 @@ class LocalRuntime:
             self.inbox[env.dst].append(env)
         self.timers.apply(name, out.timer_ops)
 
-    async def run(self, duration: float | None = None) -> RunReport:
+    def _enabled(self, name: str) -> bool:
+        return name not in self.driven and bool(self.node.actions(name))
+
+    def fire(self, action: Fire) -> Outcome:
+        """Fire `action` of a driven instance now (for the client API)."""
+        out = self.node.fire(action)
+        self._handle(action.instance, out)
+        self.wake.set()
+        return out
+
+    def stop(self) -> None:
+        self.stopped = True
+        self.wake.set()
+
+    async def run(self, duration: float | None = None, serve: bool = False) -> RunReport:
+        """Run until quiescent (with `serve`, until `stop()`) or until `duration` ends."""
         start = {n: self.node.state(n) for n in self.names}
         t0 = time.perf_counter()
         deadline = None if duration is None else t0 + duration
         ended = "quiescent"
-        while True:
+        while not self.stopped:
             if deadline is not None and time.perf_counter() >= deadline:
                 ended = "time"
                 break
@@ -86,20 +108,22 @@ class LocalRuntime:
                 self._handle(name, self.node.timer(name, delay, message))
                 await asyncio.sleep(0)
                 continue
-            ready = [n for n in self.names
-                     if self.inbox[n] or self.node.actions(n)]
+            ready = [n for n in self.names if self.inbox[n] or self._enabled(n)]
             if ready:
                 name = ready[self.rng.randrange(len(ready))]
                 out: Outcome | None
-                if self.inbox[name] and (not self.node.actions(name) or self.rng.random() < .5):
-                    out = self.node.deliver(self.inbox[name].popleft())
+                if self.inbox[name] and (not self._enabled(name) or self.rng.random() < .5):
+                    env = self.inbox[name].popleft()
+                    out = self.node.deliver(env)
+                    if name in self.driven and self.on_delivered is not None:
+                        self.on_delivered(env, out)
                 else:
                     out = self.node.fire_any(name, self.rng)
                 assert out is not None
                 self._handle(name, out)
                 await asyncio.sleep(0)        # let timers and other tasks run
                 continue
-            if not self.timers.any_pending():
+            if not self.timers.any_pending() and not serve:
                 break                         # nothing left to do, now or later
             self.wake.clear()
             timeout = None if deadline is None else max(0.0, deadline - time.perf_counter())
@@ -108,6 +132,8 @@ class LocalRuntime:
             except TimeoutError:
                 ended = "time"
                 break
+        if self.stopped:
+            ended = "stopped"
         self.timers.cancel_all()
         return RunReport(self.node.steps, time.perf_counter() - t0, ended, self.events,
                          self.node.violations, self.node.dead_letters,

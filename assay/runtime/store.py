@@ -31,6 +31,22 @@ _OUTBOX = """CREATE TABLE IF NOT EXISTS outbox (
 )"""
 
 
+# per (peer node, its epoch): the highest frame number whose step is durable here, so a frame
+# resent after this node restarts is acknowledged, not handled twice
+_HANDLED = """CREATE TABLE IF NOT EXISTS handled (
+    peer  TEXT NOT NULL,
+    epoch TEXT NOT NULL,
+    seq   INTEGER NOT NULL,
+    PRIMARY KEY (peer, epoch)
+)"""
+# the Lamport clock of the last durable step: a step log line beyond it was written for a step
+# that a crash undid
+_META = """CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY NOT NULL,
+    value INTEGER NOT NULL
+)"""
+
+
 class StoreError(Exception):
     """The store is closed, or holds something that is not what `save` wrote."""
 
@@ -47,6 +63,8 @@ class Store:
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute(_SCHEMA)
             conn.execute(_OUTBOX)
+            conn.execute(_HANDLED)
+            conn.execute(_META)
         except BaseException:
             conn.close()
             raise
@@ -79,9 +97,12 @@ class Store:
                 raise
 
     def save_step(self, instance: str, fields: dict[str, Any] | None,
-                  frames: list[tuple[str, str, int, dict[str, Any]]]) -> None:
-        """One step, atomically: the instance's persistent fields (if it has any) and the
-        frames it sends to other nodes, as (link, epoch, seq, frame); durable on return."""
+                  frames: list[tuple[str, str, int, dict[str, Any]]],
+                  handled: tuple[str, str, int] | None = None,
+                  clock: int | None = None) -> None:
+        """One step, atomically: the instance's persistent fields (if it has any), the
+        frames it sends to other nodes, as (link, epoch, seq, frame), the frame it handled,
+        as (peer, epoch, seq), and its Lamport clock; durable on return."""
         data = None if fields is None else json.dumps(fields, sort_keys=True,
                                                       separators=(",", ":"), allow_nan=False)
         rows = [(link, epoch, seq, json.dumps(frame, sort_keys=True, allow_nan=False))
@@ -96,6 +117,14 @@ class Store:
                                  (instance, data))
                 conn.executemany("INSERT OR REPLACE INTO outbox (link, epoch, seq, frame) "
                                  "VALUES (?, ?, ?, ?)", rows)
+                if handled is not None:
+                    conn.execute("INSERT INTO handled (peer, epoch, seq) VALUES (?, ?, ?) "
+                                 "ON CONFLICT (peer, epoch) DO UPDATE SET "
+                                 "seq = max(seq, excluded.seq)", handled)
+                if clock is not None:
+                    conn.execute("INSERT INTO meta (key, value) VALUES ('clock', ?) "
+                                 "ON CONFLICT (key) DO UPDATE SET "
+                                 "value = max(value, excluded.value)", (clock,))
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -115,6 +144,19 @@ class Store:
             rows = self._connection().execute(
                 "SELECT link, epoch, seq, frame FROM outbox ORDER BY link, rowid").fetchall()
         return [(link, epoch, seq, json.loads(frame)) for link, epoch, seq, frame in rows]
+
+    def handled(self) -> dict[tuple[str, str], int]:
+        """Per (peer node, epoch): the highest frame number handled durably."""
+        with self._lock:
+            rows = self._connection().execute("SELECT peer, epoch, seq FROM handled").fetchall()
+        return {(peer, epoch): seq for peer, epoch, seq in rows}
+
+    def clock(self) -> int:
+        """The Lamport clock of the last durable step (0: none)."""
+        with self._lock:
+            row = self._connection().execute(
+                "SELECT value FROM meta WHERE key = 'clock'").fetchone()
+        return 0 if row is None else int(row[0])
 
     def load(self, instance: str) -> dict[str, Any] | None:
         """The fields last saved for `instance`, or None if it was never saved."""

@@ -27,11 +27,12 @@ import random
 import signal
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from assay.kernel.events import Envelope
+from assay.kernel.events import Envelope, Fire
 from assay.kernel.kernel import Kernel
 from assay.model.load import build
 from assay.runtime.deploy import Deployment, check_placement
@@ -75,12 +76,30 @@ class _Link:
         self.ready.set()
 
 
+@dataclass
+class _Receipt:
+    """Where a message from another node came from: acknowledged once its step is durable."""
+
+    peer: str
+    epoch: str
+    seq: int
+    writer: asyncio.StreamWriter | None
+
+    def ack(self) -> None:
+        if self.writer is not None and not self.writer.is_closing():
+            self.writer.write(encode_frame({"t": "ack", "seq": self.seq, "epoch": self.epoch}))
+
+
 class TcpNode:
-    """One node of a deployment (see the module docstring)."""
+    """One node of a deployment (see the module docstring).
+
+    `driven` names hosted instances a client drives (`assay.runtime.connect`): their actions
+    fire only through `fire_now`, and `on_delivered` sees every message delivered to them.
+    """
 
     def __init__(self, dep: Deployment, name: str, monitor: str = "enforce",
                  state_dir: str | None = None, time_unit: float = 0.01, seed: int = 0,
-                 trace_out: str | None = None) -> None:
+                 trace_out: str | None = None, driven: tuple[str, ...] = ()) -> None:
         if name not in dep.nodes:
             from assay.errors import UsageError
 
@@ -94,9 +113,15 @@ class TcpNode:
         self.kernel = Kernel(system)
         self.hosted = list(self.me.instances)
         self.node = Node(self.kernel, self.hosted, monitor)
-        # per hosted instance: the messages to handle, each with what acknowledges it (None for
-        # a message from an instance on this node)
-        self.inbox: dict[str, deque[tuple[Envelope, Any]]] = {n: deque() for n in self.hosted}
+        self.driven = set(driven)
+        assert self.driven <= set(self.hosted), "a node drives only instances it hosts"
+        self.on_delivered: Callable[[Envelope, Outcome], None] | None = None
+        # one step at a time: a step is applied, saved, recorded and routed before the next
+        self.step_lock = asyncio.Lock()
+        # per hosted instance: the messages to handle, each with its receipt (None for a
+        # message from an instance on this node)
+        self.inbox: dict[str, deque[tuple[Envelope, _Receipt | None]]] = {
+            n: deque() for n in self.hosted}
         self.rng = random.Random(seed)
         self.time_unit = time_unit
         self.clock = 0
@@ -112,31 +137,34 @@ class TcpNode:
         self.handled: dict[tuple[str, str], int] = {}    # handled and durable: acknowledged
         self.epoch = os.urandom(8).hex()
         self.in_step = False                   # a step is being applied (saved, routed)
-        self.logfile = None
-        if trace_out is not None:
-            # steps are appended as they happen, so a node killed and restarted keeps its
-            # earlier ones; the clock goes on from the last one written
-            if os.path.exists(trace_out):
-                with open(trace_out) as f:
-                    for line in f:
-                        if line.strip():
-                            self.clock = max(self.clock, json.loads(line)["clock"])
-            self.logfile = open(trace_out, "a")   # noqa: SIM115 - open for the node's life
         self.store = None
         if state_dir is not None:
             from assay.runtime.store import Store
 
             os.makedirs(state_dir, exist_ok=True)
             self.store = Store(Path(state_dir) / f"{name}.sqlite")
+            self.handled = self.store.handled()
+            self.seen = dict(self.handled)
+        self.logfile = None
+        if trace_out is not None:
+            self.logfile = self._open_log(trace_out)
+        # restarts whose steps (the restart hook's sends and timers) run when serving starts
+        self._restarts: list[tuple[str, Outcome]] = []
+        if self.store is not None:
+            saved_fields = {inst: self.store.load(inst) for inst in self.hosted}
+            restarted = self.store.clock() > 0 or any(
+                v is not None for v in saved_fields.values())
             for inst in self.hosted:
-                saved = self.store.load(inst)
-                if saved is not None:        # a restart: persistent fields come back
-                    step = self.kernel.local_restore(inst, saved)
+                saved = saved_fields[inst]
+                if restarted:               # every hosted instance crashed with the node:
+                    # persistent fields come back, the rest start over, the hook runs
+                    step = self.kernel.local_restore(inst, saved or {})
                     self.node.local[inst] = step.local
                     self._record({"kind": "crash", "instance": inst})
-                    self._record({"kind": "restart", "instance": inst, "choice": 0})
+                    self._restarts.append((inst, Outcome(
+                        {"kind": "restart", "instance": inst, "choice": 0}, True, step.sends,
+                        step.timer_ops, step.violations)))
                     log.info("%s: restored %s from %s", name, inst, state_dir)
-        if self.store is not None:
             for peer, _, _, frame in self.store.outbox():
                 if peer in self.links:             # sent in an earlier life, not acknowledged
                     self.links[peer].push(frame)
@@ -193,24 +221,20 @@ class TcpNode:
                 log.warning("%s: dropped %s from node %s: no such link from that node",
                             self.name, env, peer)
                 return {"t": "ack", "seq": seq, "epoch": frame.get("epoch")}
-            key = (peer, str(frame.get("epoch")))
-            if isinstance(seq, int) and seq <= self.handled.get(key, 0):
+            epoch = str(frame.get("epoch"))
+            key = (peer, epoch)
+            if not isinstance(seq, int):
+                log.warning("%s: dropped %s from node %s: the frame has no number",
+                            self.name, env, peer)
+                return None
+            if seq <= self.handled.get(key, 0):
                 return {"t": "ack", "seq": seq,       # resent, and already handled durably
                         "epoch": frame.get("epoch")}
-            if isinstance(seq, int) and seq <= self.seen.get(key, 0):
+            if seq <= self.seen.get(key, 0):
                 return None                           # resent while its step is pending
-            if isinstance(seq, int):
-                self.seen[key] = seq
+            self.seen[key] = seq
             self.clock = max(self.clock, int(clock))
-
-            def ack() -> None:                        # once the step is durable, not before
-                if isinstance(seq, int):
-                    self.handled[key] = max(self.handled.get(key, 0), seq)
-                if writer is not None and not writer.is_closing():
-                    writer.write(encode_frame({"t": "ack", "seq": seq,
-                                               "epoch": frame.get("epoch")}))
-
-            self.inbox[env.dst].append((env, ack))
+            self.inbox[env.dst].append((env, _Receipt(peer, epoch, seq, writer)))
             self.wake.set()
             return None
         if t == "state":
@@ -293,16 +317,23 @@ class TcpNode:
         return self.in_step or bool(self.timers.due) or any(self.inbox.values()) or any(
             self.node.actions(n) for n in self.hosted) or self.timers.any_pending()
 
-    async def _after_step(self, name: str, out: Outcome) -> None:
+    async def _after_step(self, name: str, out: Outcome, receipt: _Receipt | None = None
+                          ) -> list[tuple[_Link, tuple[str, int]]]:
         self.in_step = True
         try:
-            await self._finish_step(name, out)
+            return await self._finish_step(name, out, receipt)
         finally:
             self.in_step = False
 
-    async def _finish_step(self, name: str, out: Outcome) -> None:
-        if not out.applied:
-            return
+    async def _finish_step(self, name: str, out: Outcome, receipt: _Receipt | None
+                           ) -> list[tuple[_Link, tuple[str, int]]]:
+        """Record, save and route one step; the frames it sent to other nodes."""
+        handled = None if receipt is None else (receipt.peer, receipt.epoch, receipt.seq)
+        if not out.applied:              # rejected by the monitor: the message is consumed
+            if handled is not None and self.store is not None:
+                await asyncio.to_thread(self.store.save_step, name, None, [], handled)
+            self._handled(receipt)
+            return []
         self.clock += 1                  # this step's Lamport time, fixed before any await
         clock = self.clock
         remote: list[tuple[_Link, dict[str, Any]]] = []
@@ -314,44 +345,74 @@ class TcpNode:
                 frame = envelope_to_wire(env, clock)
                 link.number(frame, self.epoch)
                 remote.append((link, frame))
+        # the log line first: if a crash comes before the save, the restarted node drops the
+        # lines beyond its last durable step (see `_open_log`)
+        self._record(out.event, clock)
         if self.store is not None:
             saved = self.kernel.persisted(name, self.node.local[name])
-            if saved is not None or remote:        # durable before the sends leave
+            if saved is not None or remote or handled is not None:
+                # durable before the sends leave and before the message is acknowledged
                 await asyncio.to_thread(
                     self.store.save_step, name, saved,
-                    [(k.peer, f["epoch"], f["seq"], f) for k, f in remote])
-        self._record(out.event, clock)
+                    [(k.peer, f["epoch"], f["seq"], f) for k, f in remote], handled, clock)
+        self._handled(receipt)
         for link, frame in remote:
             link.push(frame)
         self.timers.apply(name, out.timer_ops)
+        return [(link, (frame["epoch"], frame["seq"])) for link, frame in remote]
+
+    def _handled(self, receipt: _Receipt | None) -> None:
+        if receipt is not None:
+            key = (receipt.peer, receipt.epoch)
+            self.handled[key] = max(self.handled.get(key, 0), receipt.seq)
+
+    def _enabled(self, name: str) -> bool:
+        return name not in self.driven and bool(self.node.actions(name))
+
+    async def fire_now(self, action: Fire) -> tuple[Outcome, list[tuple[_Link, tuple[str, int]]]]:
+        """Fire `action` of a driven instance now; the step and the frames it sent."""
+        async with self.step_lock:
+            out = self.node.fire(action)
+            keys = await self._after_step(action.instance, out)
+        self.wake.set()
+        return out, keys
 
     async def _step_loop(self) -> None:
         while not self.stopping.is_set():
             if self.timers.due:
-                name, delay, message = self.timers.due.popleft()
-                await self._after_step(name, self.node.timer(name, delay, message))
+                async with self.step_lock:
+                    name, delay, message = self.timers.due.popleft()
+                    await self._after_step(name, self.node.timer(name, delay, message))
                 await asyncio.sleep(0)
                 continue
-            ready = [n for n in self.hosted if self.inbox[n] or self.node.actions(n)]
+            ready = [n for n in self.hosted if self.inbox[n] or self._enabled(n)]
             if ready:
                 name = ready[self.rng.randrange(len(ready))]
-                ack = None
-                if self.inbox[name] and (not self.node.actions(name) or self.rng.random() < .5):
-                    env, ack = self.inbox[name].popleft()
-                    out: Outcome | None = self.node.deliver(env)
-                else:
-                    out = self.node.fire_any(name, self.rng)
-                assert out is not None
-                await self._after_step(name, out)
-                if ack is not None:
-                    ack()
+                receipt = None
+                delivered = None
+                async with self.step_lock:
+                    if self.inbox[name] and (not self._enabled(name)
+                                             or self.rng.random() < .5):
+                        delivered, receipt = self.inbox[name].popleft()
+                        out: Outcome | None = self.node.deliver(delivered)
+                    else:
+                        out = self.node.fire_any(name, self.rng)
+                    assert out is not None
+                    await self._after_step(name, out, receipt)
+                if receipt is not None:
+                    receipt.ack()
+                if delivered is not None and name in self.driven and \
+                        self.on_delivered is not None:
+                    self.on_delivered(delivered, out)
                 await asyncio.sleep(0)
                 continue
             self.wake.clear()
             await self.wake.wait()
 
-    async def serve(self) -> None:
-        """Run until told to stop (a `stop` frame, SIGTERM or SIGINT)."""
+    async def serve(self, handle_signals: bool = True,
+                    started: asyncio.Event | None = None) -> None:
+        """Run until told to stop (a `stop` frame, `stop()`, or SIGTERM/SIGINT when
+        `handle_signals`); `started` is set once the node listens."""
         try:
             server = await asyncio.start_server(self._on_connection, self.me.host, self.me.port)
         except OSError as e:
@@ -360,13 +421,19 @@ class TcpNode:
             raise UsageError(f"node {self.name} cannot listen on {self.me.host}:{self.me.port}: "
                              f"{e.strerror}") from None
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, self._stop)
+        if handle_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.add_signal_handler(sig, self.stop)
+        for inst, out in self._restarts:         # the restart hooks' sends and timers
+            await self._after_step(inst, out)
+        self._restarts = []
         tasks = [asyncio.create_task(self._run_link(k)) for k in self.links.values()]
         stepper = asyncio.create_task(self._step_loop())
         log.info("%s: serving %s on %s:%d", self.name, ", ".join(self.hosted), self.me.host,
                  self.me.port)
+        if started is not None:
+            started.set()
         await self.stopping.wait()
         # let acknowledged-but-unsent work drain briefly, then stop
         for _ in range(20):
@@ -376,6 +443,7 @@ class TcpNode:
         stepper.cancel()
         for t in tasks:
             t.cancel()
+        await asyncio.gather(stepper, *tasks, return_exceptions=True)
         server.close()
         self.timers.cancel_all()
         if self.store is not None:
@@ -383,9 +451,36 @@ class TcpNode:
         if self.logfile is not None:
             self.logfile.close()
 
-    def _stop(self) -> None:
+    def stop(self) -> None:
         self.stopping.set()
         self.wake.set()
+
+    def _open_log(self, path: str) -> Any:
+        """Open this node's step log for appending.  Steps are appended as they happen, so a
+        node killed and restarted keeps its earlier ones, and the clock goes on from the last
+        one kept.  A line is written before its step is saved; with a store, lines beyond the
+        last durable step were undone by a crash and are dropped here."""
+        durable = None if self.store is None else self.store.clock()
+        if os.path.exists(path):
+            with open(path) as f:
+                lines = [ln for ln in f if ln.strip()]
+            kept = []
+            for ln in lines:
+                try:
+                    entry = json.loads(ln)
+                    c = int(entry["clock"])
+                except (ValueError, KeyError, TypeError):
+                    break                       # a line cut short by a kill: the end
+                if durable is not None and c > durable:
+                    continue
+                kept.append(ln if ln.endswith("\n") else ln + "\n")
+                self.clock = max(self.clock, c)
+            if len(kept) != len(lines):
+                with open(path, "w") as f:
+                    f.writelines(kept)
+        if durable is not None:
+            self.clock = max(self.clock, durable)
+        return open(path, "a")                  # noqa: SIM115 - open for the node's life
 
     def _record(self, event: dict[str, Any], clock: int | None = None) -> None:
         """One applied step (or a crash and restart) with its Lamport clock, to the log."""
