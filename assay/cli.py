@@ -351,8 +351,14 @@ def _run_deployment(deploy_file: str, duration: float | None, state_dir: str | N
         dep = load_deployment(deploy_file)
         system, name, typed = build(dep.spec, dep.system, dep.params)
         check_placement(dep, list(system.instances))
+        clients = frozenset(n for n, s in dep.nodes.items()
+                            if s.instances and all(i in system.externals for i in s.instances))
+        if clients and not as_json:
+            click.echo(f"client node(s) {', '.join(sorted(clients))} host only external "
+                       "instances: not started (a program attaches with "
+                       "assay.runtime.connect)", err=True)
         report = asyncio.run(supervise(deploy_file, dep, duration, state_dir, monitor,
-                                       time_unit))
+                                       time_unit, skip=clients))
         if trace_out:
             from assay.kernel import Kernel
 
@@ -374,6 +380,8 @@ def _run_deployment(deploy_file: str, duration: float | None, state_dir: str | N
         if report.ended == "failed":
             click.echo("  a node could not be (re)started; see its log below", err=True)
         for inst, fields in report.final.items():
+            if dep.placement[inst] in clients:
+                continue
             inner = ", ".join(f"{k}={v}" for k, v in fields.items())
             click.echo(f"  {inst} (on {dep.placement[inst]}): {inner}")
         for v in report.violations[:10]:
@@ -396,13 +404,17 @@ def _run_deployment(deploy_file: str, duration: float | None, state_dir: str | N
               metavar="SECONDS")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--trace-out", type=click.Path(dir_okay=False), metavar="FILE",
-              help="Write this node's steps (JSON lines, with Lamport clocks) when it stops.")
+              help="Append this node's steps to FILE as they happen (JSON lines, with "
+                   "Lamport clocks); `assay run --deploy` merges them into one trace.")
+@click.option("--supervised", is_flag=True, hidden=True,
+              help="Ignore Ctrl-C: the supervisor stops the node (after reading its state).")
 def node(deploy_file: str, name: str, monitor: str, state_dir: str | None, time_unit: float,
-         seed: int, trace_out: str | None) -> None:
+         seed: int, trace_out: str | None, supervised: bool) -> None:
     """Start one node of a deployment: its instances, its TCP server and links to its peers.
     Runs until stopped (SIGTERM, Ctrl-C, or a stop request)."""
     import asyncio
     import logging
+    import signal
 
     from assay.runtime.deploy import load_deployment
     from assay.runtime.tcp import TcpNode
@@ -413,7 +425,10 @@ def node(deploy_file: str, name: str, monitor: str, state_dir: str | None, time_
     async def main_() -> None:
         dep = load_deployment(deploy_file)
         n = TcpNode(dep, name, monitor, state_dir, time_unit, seed, trace_out)
-        await n.serve()
+        if supervised:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        await n.serve(signals=(signal.SIGTERM,) if supervised else
+                      (signal.SIGTERM, signal.SIGINT))
 
     try:
         asyncio.run(main_())

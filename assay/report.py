@@ -183,6 +183,7 @@ def render_run(console: Console, r: Any, spec: str, system: str, params: dict[st
     rate = r.steps / r.seconds if r.seconds else 0
     _summary(console, [("steps", f"{r.steps:,}"),
                        ("time", f"{r.seconds:.2f} s ({rate:,.0f} steps/s)"),
-                       ("ended", "nothing left to do" if r.ended == "quiescent"
-                        else "time is up")]
+                       ("ended", {"quiescent": "nothing left to do",
+                                  "stopped": "stopped (Ctrl-C or SIGTERM)"}.get(
+                                      r.ended, "time is up"))]
              + ([("trace", trace_out)] if trace_out else []))

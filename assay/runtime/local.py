@@ -12,7 +12,9 @@ checker's kernel confirms that the run is one the model allows (conformance).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
+import signal
 import time
 from collections import deque
 from collections.abc import Callable
@@ -158,6 +160,15 @@ def run_local(kernel: Kernel, duration: float | None = None, monitor: str = "enf
     """Run the system of `kernel` in this process until it is quiescent or `duration` ends."""
     async def main() -> tuple[RunReport, LocalRuntime]:
         rt = LocalRuntime(kernel, monitor, seed, time_unit)
-        return await rt.run(duration), rt
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):    # Ctrl-C: stop after the current step
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, rt.stop)
+        try:
+            return await rt.run(duration), rt
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.remove_signal_handler(sig)
 
     return asyncio.run(main())

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -22,7 +23,7 @@ from assay.runtime.wire import WireError
 class DeployReport:
     logs: str                                    # the directory of the nodes' logs
     seconds: float
-    ended: str                                   # quiescent | time | failed
+    ended: str                                   # quiescent | time | stopped | failed
     restarts: dict[str, int]
     final: dict[str, dict[str, Any]]
     violations: list[dict[str, Any]]
@@ -35,26 +36,38 @@ class DeployReport:
 
 async def supervise(dep_path: str, dep: Deployment, duration: float | None,
                     state_dir: str | None, monitor: str, time_unit: float,
-                    max_restarts: int = 5) -> DeployReport:
+                    max_restarts: int = 5, skip: frozenset[str] = frozenset()) -> DeployReport:
+    """Run every node of `dep` but those in `skip` (client nodes: a program that calls
+    `assay.runtime.connect` starts them)."""
     logs = tempfile.mkdtemp(prefix="assay-run-")
     state_dir = state_dir or tempfile.mkdtemp(prefix="assay-state-")
 
     async def start(name: str) -> asyncio.subprocess.Process:
         errlog = open(os.path.join(logs, f"{name}.log"), "a")   # noqa: SIM115 - the child's
         return await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "assay.cli", "node", dep_path, "--name", name,
+            sys.executable, "-m", "assay.cli", "node", dep_path, "--name", name, "--supervised",
             "--monitor", monitor, "--state-dir", state_dir, "--time-unit", str(time_unit),
             "--trace-out", os.path.join(logs, f"{name}.jsonl"),
             stdin=asyncio.subprocess.DEVNULL, stdout=errlog, stderr=errlog)
 
-    procs = {n: await start(n) for n in dep.nodes}
-    restarts = dict.fromkeys(dep.nodes, 0)
+    nodes = {n: s for n, s in dep.nodes.items() if n not in skip}
+    interrupted = asyncio.Event()       # Ctrl-C or SIGTERM: stop every node, restart none
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, interrupted.set)
+    procs = {n: await start(n) for n in nodes}
+    restarts = dict.fromkeys(nodes, 0)
     t0 = time.perf_counter()
     quiet = 0
     ended = "quiescent"
     statuses: dict[str, dict[str, Any]] = {}
     while True:
-        await asyncio.sleep(0.2)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(interrupted.wait(), 0.2)
+        if interrupted.is_set():
+            ended = "stopped"
+            break
         for n, p in list(procs.items()):
             if p.returncode is not None:              # died: restart it, with backoff
                 if p.returncode == 2 or restarts[n] >= max_restarts:
@@ -69,7 +82,7 @@ async def supervise(dep_path: str, dep: Deployment, duration: float | None,
             break
         try:
             statuses = {n: await control(s.host, s.port, dep.secret, {"t": "status"}, 2.0)
-                        or {} for n, s in dep.nodes.items()}
+                        or {} for n, s in nodes.items()}
             idle = all(not st.get("busy") and not st.get("unacked")
                        for st in statuses.values())
         except (TimeoutError, OSError, ConnectionError, WireError):
@@ -81,7 +94,7 @@ async def supervise(dep_path: str, dep: Deployment, duration: float | None,
             ended = "time"
             break
     final: dict[str, dict[str, Any]] = {}
-    for s in dep.nodes.values():
+    for s in nodes.values():
         for inst in s.instances:
             try:
                 reply = await control(s.host, s.port, dep.secret,
@@ -90,7 +103,7 @@ async def supervise(dep_path: str, dep: Deployment, duration: float | None,
             except (TimeoutError, OSError, ConnectionError, WireError):
                 final[inst] = {}
     violations = [v for st in statuses.values() for v in st.get("violations", [])]
-    for s in dep.nodes.values():
+    for s in nodes.values():
         with contextlib.suppress(TimeoutError, OSError, ConnectionError, WireError):
             await control(s.host, s.port, dep.secret, {"t": "stop"}, 2.0)
     for p in procs.values():
@@ -99,5 +112,5 @@ async def supervise(dep_path: str, dep: Deployment, duration: float | None,
         except TimeoutError:
             p.kill()
             await p.wait()
-    events = merge_logs([os.path.join(logs, f"{n}.jsonl") for n in dep.nodes])
+    events = merge_logs([os.path.join(logs, f"{n}.jsonl") for n in nodes])
     return DeployReport(logs, time.perf_counter() - t0, ended, restarts, final, violations, events)

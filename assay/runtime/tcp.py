@@ -409,10 +409,10 @@ class TcpNode:
             self.wake.clear()
             await self.wake.wait()
 
-    async def serve(self, handle_signals: bool = True,
+    async def serve(self, signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT),
                     started: asyncio.Event | None = None) -> None:
-        """Run until told to stop (a `stop` frame, `stop()`, or SIGTERM/SIGINT when
-        `handle_signals`); `started` is set once the node listens."""
+        """Run until told to stop (a `stop` frame, `stop()`, or one of `signals`);
+        `started` is set once the node listens."""
         try:
             server = await asyncio.start_server(self._on_connection, self.me.host, self.me.port)
         except OSError as e:
@@ -421,10 +421,9 @@ class TcpNode:
             raise UsageError(f"node {self.name} cannot listen on {self.me.host}:{self.me.port}: "
                              f"{e.strerror}") from None
         loop = asyncio.get_running_loop()
-        if handle_signals:
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                with contextlib.suppress(NotImplementedError, RuntimeError):
-                    loop.add_signal_handler(sig, self.stop)
+        for sig in signals:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.stop)
         for inst, out in self._restarts:         # the restart hooks' sends and timers
             await self._after_step(inst, out)
         self._restarts = []
