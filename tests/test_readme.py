@@ -52,3 +52,16 @@ def test_tour_contract_bug_is_found(tmp_path):
     assert run.returncode == 1, run.stdout + run.stderr
     assert "requires of c0.pong fails" in run.stdout or "requires of c1.pong" in run.stdout
     assert "blame: server" in run.stdout
+
+
+def test_client_api_example_runs_as_written(tmp_path):
+    example = next(b for b in _blocks("python") if "assay.runtime.connect(" in b)
+    script = tmp_path / "client.py"
+    script.write_text(example)
+    run = subprocess.run([sys.executable, str(script)], cwd=ROOT, capture_output=True,
+                         text=True, timeout=60)
+    assert run.returncode == 0, run.stdout + run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[0] == "Done(balance=5)"
+    assert lines[1] == "{'balance': 5}"
+    assert "no action enabled now that sends Withdraw(amount=9) to bank" in lines[2]
