@@ -127,3 +127,58 @@ def test_run_cli_end_to_end(tmp_path):
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 1
     assert "violation(s) rejected" in bad.stdout and "blame acct" in bad.stdout
+
+
+# --- `always` properties monitored at run time ---------------------------------------------
+
+LEAK = ROOT / "tests" / "fixtures" / "runtime" / "bank_leak.py"
+
+
+def _money(rt, report) -> int:
+    """Balances, plus every Transfer still in an inbox or refused by the monitor."""
+    held = sum(f["balance"] for f in report.final.values())
+    moving = sum(e.message.amount for q in rt.inbox.values() for e in q)
+    return held + moving + sum(e.message.amount for e in report.refused)
+
+
+def test_a_property_broken_by_a_step_is_rejected_with_its_name_and_money_is_kept():
+    system, _, _ = build(LEAK, None, {})
+    report, rt = run_local(Kernel(system), duration=0.5, seed=1)
+    assert report.violations, "the leaking deposit must be caught"
+    for _, v in report.violations:
+        assert (v.kind, v.name) == ("property", "money_is_conserved")
+    # every rejected deposit is refused, not applied: no money vanished at run time
+    assert len(report.refused) == len(report.violations)
+    assert all(e.message.amount > 2 for e in report.refused)
+    assert _money(rt, report) == 8
+
+
+def test_under_log_a_property_break_is_reported_once_and_the_run_goes_on():
+    system, _, _ = build(LEAK, None, {})
+    report, rt = run_local(Kernel(system), duration=0.5, seed=1, monitor="log")
+    assert [(v.kind, v.name) for _, v in report.violations] == [
+        ("property", "money_is_conserved")]
+    assert not report.refused and _money(rt, report) < 8
+    assert report.steps > len(report.violations)
+
+
+def test_off_checks_no_property():
+    system, _, _ = build(LEAK, None, {})
+    report, rt = run_local(Kernel(system), duration=0.3, seed=1, monitor="off")
+    assert not report.violations and not rt.node.monitored
+
+
+def test_a_correct_spec_has_every_property_monitored_in_process_and_none_broken():
+    report, rt = run_local(kernel_of("bank_transfer.py"), duration=0.3, seed=2)
+    assert not report.violations
+    assert rt.node.monitored == {"money_is_conserved", "no_overdraft"}
+    assert not rt.node.not_local
+
+
+def test_a_node_that_does_not_see_every_instance_skips_what_it_cannot_evaluate():
+    k = kernel_of("bank_transfer.py", accounts="3")
+    node = Node(k, ["acct0"])                 # one account of three, network unknown
+    out = node.fire(node.actions("acct0")[0])
+    assert out.applied and not out.violations
+    # both properties read every account (and the network): not local to this node
+    assert node.not_local == {"money_is_conserved", "no_overdraft"}

@@ -676,6 +676,33 @@ class Kernel:
             memo[state[0]] = res
         return res
 
+    def local_property_violations(self, lids: dict[str, int], in_flight: list[Envelope] | None,
+                                  skip: set[str]) -> tuple[tuple[Violation, ...], set[str]]:
+        """The `always` properties broken in a partial world (`PartialWorld`): instances by
+        local state id, the messages in flight if known.  Properties in `skip` are not
+        evaluated; returns the violations and the properties found not local here (they read
+        an instance or the network this world does not have)."""
+        g = PartialWorld(self, {self.index[n]: lid for n, lid in lids.items()}, in_flight)
+        out = []
+        not_local: set[str] = set()
+        for p in self.properties:
+            if p.name in skip:
+                continue
+            try:
+                ok = p.fn(g)
+            except NotLocal:
+                not_local.add(p.name)
+                continue
+            except Exception as e:
+                out.append(Violation("property", p.name,
+                                     f"property {p.name!r} raised {type(e).__name__}: {e}",
+                                     name=p.name, location=p.location))
+                continue
+            if not ok:
+                out.append(Violation("property", p.name, f"property {p.name!r} does not hold",
+                                     name=p.name, location=p.location))
+        return tuple(out), not_local
+
     def is_terminal(self, state: State) -> bool:
         if not self.terminals:
             return False
@@ -913,6 +940,53 @@ class World:
 
     def __repr__(self) -> str:
         return f"<World {self._k.render_state(self._state)}>"
+
+
+class NotLocal(Exception):
+    """A property read something a partial world does not have."""
+
+
+class PartialWorld(World):
+    """What one runtime node sees of the global state: the local states of the instances it
+    hosts, and the messages in flight when the driver knows them all (one process).  Reading
+    anything else raises `NotLocal`: such a property cannot be monitored there."""
+
+    __slots__ = ("_lids", "_flight")
+
+    def __init__(self, kernel: Kernel, lids: dict[int, int],
+                 in_flight: list[Envelope] | None) -> None:
+        super().__init__(kernel, ((), ()))
+        self._lids = lids
+        self._flight = in_flight
+
+    def __getitem__(self, name: str) -> StateView:
+        i = self._k.index.get(name)
+        if i is None:
+            raise KeyError(f"no instance named {name!r}")
+        lid = self._lids.get(i)
+        if lid is None:
+            raise NotLocal(name)
+        return self._k.view(i, lid)
+
+    def instances(self, cls: type | None = None) -> list[StateView]:
+        k = self._k
+        idx = [i for i, inst in enumerate(k.instances) if cls is None or issubclass(inst.cls, cls)]
+        if any(i not in self._lids for i in idx):
+            raise NotLocal(cls)
+        return [k.view(i, self._lids[i]) for i in idx]
+
+    def in_flight(self, mtype: type | None = None) -> list[Envelope]:
+        if self._flight is None:
+            raise NotLocal("in_flight")
+        return [e for e in self._flight if mtype is None or isinstance(e.message, mtype)]
+
+    def crashed(self) -> list[str]:
+        if self._flight is None:
+            raise NotLocal("crashed")
+        return []
+
+    def __repr__(self) -> str:
+        return f"<PartialWorld of {len(self._lids)} instances>"
 
 
 def _known_messages(system: System) -> dict[str, type[Message]]:

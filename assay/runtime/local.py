@@ -39,6 +39,7 @@ class RunReport:
     dead_letters: list[Envelope]
     final: dict[str, dict[str, Any]]
     initial: dict[str, dict[str, Any]] = field(default_factory=dict)
+    refused: list[Envelope] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -50,6 +51,7 @@ class RunReport:
         return {"steps": self.steps, "seconds": round(self.seconds, 6), "ended": self.ended,
                 "violations": [{"step": e, **v.to_json()} for e, v in self.violations],
                 "dead_letters": [str(e) for e in self.dead_letters],
+                "refused": [str(e) for e in self.refused],
                 "final": {n: {k: to_json(v) for k, v in f.items()}
                           for n, f in self.final.items()}}
 
@@ -66,6 +68,8 @@ class LocalRuntime:
         self.driven = set(driven)
         self.node = Node(kernel, self.names, monitor)
         self.inbox: dict[str, deque[Envelope]] = {n: deque() for n in self.names}
+        # every message in flight is in an inbox here: properties may read the network
+        self.node.in_flight = lambda: [e for q in self.inbox.values() for e in q]
         self.rng = random.Random(seed)
         self.wake = asyncio.Event()
         self.timers = Timers(self.names, time_unit, self.wake)
@@ -139,7 +143,8 @@ class LocalRuntime:
         self.timers.cancel_all()
         return RunReport(self.node.steps, time.perf_counter() - t0, ended, self.events,
                          self.node.violations, self.node.dead_letters,
-                         {n: self.node.state(n) for n in self.names}, start)
+                         {n: self.node.state(n) for n in self.names}, start,
+                         self.node.refused)
 
     def trace(self, report: RunReport, spec: str, system: str,
               params: dict[str, Any]) -> Trace:

@@ -6,8 +6,13 @@ send, which timers to set or cancel, and what broke — it does no I/O and keeps
 asyncio drivers around it (`local.py` for one process) move messages and fire timers.  Every
 step is the kernel's local step: the same handler code `check`, `verify` and `simulate` run.
 
+The `always` properties are monitored too, on the state after each step, as far as the node
+can see it (`Kernel.local_property_violations`): a property that reads only hosted instances
+(and, in one process where the driver knows every message in flight, the network) is checked;
+one that reads an instance hosted elsewhere cannot be, on that step.
+
 Monitoring policy, per step with a violation (a failed contract, an out-of-protocol message,
-an exception in a handler):
+an exception in a handler, a property the step breaks):
 
 - `enforce`: the step is rejected — the instance's state is unchanged and its sends are not
   sent (they are dead-lettered in the report); the violation is reported with its blame;
@@ -17,6 +22,7 @@ an exception in a handler):
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,8 +53,15 @@ class Node:
     monitor: str = "enforce"
     local: dict[str, int] = field(default_factory=dict)
     violations: list[tuple[dict[str, Any], Violation]] = field(default_factory=list)
-    dead_letters: list[Envelope] = field(default_factory=list)
-    steps: int = 0
+    dead_letters: list[Envelope] = field(default_factory=list)   # sends of rejected steps
+    refused: list[Envelope] = field(default_factory=list)        # messages whose delivery was
+    steps: int = 0                                               # rejected: kept, unhandled
+    # the driver's messages in flight (called after a delivered message left them, before the
+    # step's sends join them), when it knows them all; None: properties cannot read the network
+    in_flight: Callable[[], list[Envelope]] | None = None
+    # properties evaluated at least once here / found reading what this node cannot see
+    monitored: set[str] = field(default_factory=set)
+    not_local: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         if self.monitor not in POLICIES:
@@ -64,7 +77,7 @@ class Node:
         step = self.kernel.local_deliver(self.local[name], envelope)
         from assay.kernel.events import Deliver
 
-        return self._apply(name, Deliver(envelope).to_json(), step)
+        return self._apply(name, Deliver(envelope).to_json(), step, envelope)
 
     def actions(self, name: str) -> list[Fire]:
         """The actions of `name` enabled now."""
@@ -95,18 +108,45 @@ class Node:
 
     # --- the policy ----------------------------------------------------------------------
 
-    def _apply(self, name: str, event: dict[str, Any], step: LocalStep) -> Outcome:
+    def _apply(self, name: str, event: dict[str, Any], step: LocalStep,
+               consumed: Envelope | None = None) -> Outcome:
         self.steps += 1
         viol = step.violations
+        if self.monitor != "off" and self.kernel.properties:
+            viol = viol + self._properties(name, step, consumed)
         if viol and self.monitor != "off":
             for v in viol:
                 self.violations.append((event, v))
         if viol and self.monitor == "enforce":
             self.dead_letters.extend(step.sends)
+            if consumed is not None:
+                self.refused.append(consumed)
             return Outcome(event, False, (), (), viol)
         self.local[name] = step.local
         return Outcome(event, True, step.sends, step.timer_ops,
                        viol if self.monitor != "off" else ())
+
+    def _properties(self, name: str, step: LocalStep,
+                    consumed: Envelope | None) -> tuple[Violation, ...]:
+        """The properties this step breaks: false after it, and not already false before it
+        (a state broken earlier — by a rejected step's dead letter, say — blames no one new)."""
+        k = self.kernel
+        after = dict(self.local)
+        after[name] = step.local
+        flight = before_flight = None
+        if self.in_flight is not None:
+            now = list(self.in_flight()) + self.refused     # a refused message is not lost
+            flight = now + list(step.sends)
+            before_flight = now + ([consumed] if consumed is not None else [])
+        broken, not_local = k.local_property_violations(after, flight, set())
+        self.not_local |= not_local
+        self.monitored |= {p.name for p in k.properties} - not_local
+        if not broken:
+            return ()
+        already, _ = k.local_property_violations(self.local, before_flight,
+                                                 not_local)
+        was = {v.name for v in already}
+        return tuple(v for v in broken if v.name not in was)
 
     @staticmethod
     def kernel_key(ev: Fire) -> str:
