@@ -8,6 +8,7 @@ nothing fires those actions on its own; a program drives the client through
 what was checked is what the deployment can see.
 
     assay check specs/account_service.py
+    assay check specs/account_service.py --faults crash=2     # either side may crash
     assay verify specs/account_service.py
 
 and from Python (see the README's "Client API"):
@@ -45,11 +46,13 @@ AMOUNTS = [1, 2, 3, 4, 5]
 
 
 class Client(Component):
-    bank = Port(CLIENT_SIDE)
-    waiting: bool = False
-    requests: int = 0
+    # persistent, like its fields: a client program that stops and connects again (a
+    # restart of this instance) goes on where it was — still waiting for an answer, if it was
+    bank = Port(CLIENT_SIDE, persistent=True)
+    waiting: bool = persistent(False)
+    requests: int = persistent(0)
     limit: int = 3
-    balance: int = 0                      # the balance the bank last reported
+    balance: int = persistent(0)          # the balance the bank last reported
 
     @action(over=AMOUNTS, when=lambda self, amount: not self.waiting
             and self.requests < self.limit)

@@ -254,6 +254,15 @@ class Runner:
         # kept after the fields, as the last item of the local state
         self.session_keys = tuple(sorted((p, peer) for p in info.automata
                                          for peer, _ in wirings[p].peers))
+        self.kept_sessions = tuple(info.ports[p].persistent for p, _ in self.session_keys)
+
+    def restarted(self, old: tuple[Any, ...], fields: tuple[Any, ...]) -> tuple[Any, ...]:
+        """The local state after a restart from `old`, with these field values: sessions of
+        persistent ports keep their positions, the others start afresh."""
+        if not self.session_keys:
+            return fields
+        return (*fields, tuple(pos if keep else 0
+                               for pos, keep in zip(old[-1], self.kept_sessions)))
 
     def with_sessions(self, fields: tuple[Any, ...]) -> tuple[Any, ...]:
         """A local state from field values: every session at its protocol's start."""

@@ -54,6 +54,8 @@ from assay.model.validate import validate
 State = tuple[Any, ...]
 # new local id, envelopes sent, violations, timer operations (set: timer id, cancel: ~id)
 Outcome = tuple[int, tuple[int, ...], tuple[Violation, ...], tuple[int, ...]]
+# the key under which `persisted` keeps the positions of sessions on persistent ports
+SESSIONS = "@sessions"
 _OPTIONAL_FAULTS = frozenset({"crash", "drop", "dup", "partition"})
 _NOOP = object()     # a memoised delivery that changes nothing (same local state, no sends)
 
@@ -323,8 +325,9 @@ class Kernel:
             inst = self.instances[i]
             values = inst.info.restart_values(inst.table.values[lid],
                                               self.system.overrides.get(inst.name))[choice]
-            # a restarted instance starts its sessions afresh
-            o = self._outcome(inst, inst.runner.run_restart(inst.runner.with_sessions(values)))
+            # a restarted instance starts its sessions afresh, but on persistent ports
+            o = self._outcome(inst, inst.runner.run_restart(
+                inst.runner.restarted(inst.table.values[lid], values)))
             self._rmemo[(i, lid, choice)] = o
         return o
 
@@ -431,18 +434,31 @@ class Kernel:
             k = info.field_index.get(f)
             if k is not None and info.persistent[k]:
                 values[k] = info.types[k].from_json(j)
-        return self._local_step(self._outcome(
-            inst, inst.runner.run_restart(inst.runner.with_sessions(tuple(values)))))
+        local = inst.runner.with_sessions(tuple(values))
+        kept = saved.get(SESSIONS)
+        if isinstance(kept, dict) and inst.runner.session_keys:
+            positions = [int(kept.get(f"{p}/{peer}", 0)) if keep else 0
+                         for (p, peer), keep in zip(inst.runner.session_keys,
+                                                    inst.runner.kept_sessions)]
+            local = (*local[:-1], tuple(positions))
+        return self._local_step(self._outcome(inst, inst.runner.run_restart(local)))
 
     def persisted(self, name: str, lid: int) -> dict[str, Any] | None:
         """The persistent fields of `name` in local state `lid`, in JSON form (None: it has
         none)."""
         inst = self.instances[self.index[name]]
         info = inst.info
-        if not any(info.persistent):
+        runner = inst.runner
+        if not any(info.persistent) and not any(runner.kept_sessions):
             return None
         values = inst.table.values[lid]
-        return {f: to_json(values[k]) for k, f in enumerate(info.fields) if info.persistent[k]}
+        out: dict[str, Any] = {f: to_json(values[k]) for k, f in enumerate(info.fields)
+                               if info.persistent[k]}
+        if any(runner.kept_sessions):
+            out[SESSIONS] = {f"{p}/{peer}": pos for ((p, peer), keep, pos)
+                             in zip(runner.session_keys, runner.kept_sessions, values[-1])
+                             if keep}
+        return out
 
     def receivable(self, name: str, port: str) -> dict[str, type[Message]]:
         """The message types instance `name` accepts on `port` (by name): those its protocol

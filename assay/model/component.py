@@ -34,12 +34,16 @@ class Port:
 
     A single port has at most one peer; a many-port has one session per connected peer.
     `protocol` (see `assay.protocol`) is the session type this side speaks on every session
-    of the port; without one, any typed message may pass.
+    of the port; without one, any typed message may pass.  With `persistent=True` the
+    sessions' positions survive a crash and restart, like persistent fields (a conversation
+    the component picks up where it was); otherwise a restarted instance starts them afresh.
     """
 
-    def __init__(self, protocol: Any = None, *, many: bool = False) -> None:
+    def __init__(self, protocol: Any = None, *, many: bool = False,
+                 persistent: bool = False) -> None:
         self.protocol = protocol
         self.many = bool(many)
+        self.persistent = bool(persistent)
         self.name = "?"
         self.location = caller_location(2)
 

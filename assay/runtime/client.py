@@ -92,7 +92,12 @@ def choose_action(node: Node, me: str, to: str, message: Message) -> Fire:
         raise NotAccepted(f"{to} does not accept {tname} from {me} "
                           f"(it accepts: {', '.join(sorted(accepted)) or 'nothing'})")
     if type(message) is not cls:        # the same type from another import of the spec
-        message = message_from_json(message.to_json(), {tname: cls})
+        try:
+            message = message_from_json(message.to_json(), {tname: cls})
+        except (ValueError, TypeError, KeyError) as e:
+            raise NotAccepted(f"{to} does not accept this {tname}: {e} (the spec's {tname} "
+                              f"has fields: {', '.join(cls.__assay_fields__) or 'none'})"
+                              ) from None
     enabled = kernel.local_actions(me, node.local[me])
     enabled.sort(key=lambda pair: Node.kernel_key(pair[0]))
     for ev, step in enabled:

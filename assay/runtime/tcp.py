@@ -137,6 +137,7 @@ class TcpNode:
         self.handled: dict[tuple[str, str], int] = {}    # handled and durable: acknowledged
         self.epoch = os.urandom(8).hex()
         self.in_step = False                   # a step is being applied (saved, routed)
+        self._accepted: set[asyncio.StreamWriter] = set()   # connections peers opened to us
         self.store = None
         if state_dir is not None:
             from assay.runtime.store import Store
@@ -175,6 +176,14 @@ class TcpNode:
 
     async def _on_connection(self, reader: asyncio.StreamReader,
                              writer: asyncio.StreamWriter) -> None:
+        self._accepted.add(writer)
+        try:
+            await self._serve_connection(reader, writer)
+        finally:
+            self._accepted.discard(writer)
+
+    async def _serve_connection(self, reader: asyncio.StreamReader,
+                                writer: asyncio.StreamWriter) -> None:
         try:
             peer = await authenticate(reader, writer, self.dep.secret, self.name,
                                       initiator=False)
@@ -444,6 +453,8 @@ class TcpNode:
             t.cancel()
         await asyncio.gather(stepper, *tasks, return_exceptions=True)
         server.close()
+        for w in list(self._accepted):         # peers see the node go, and reconnect later
+            w.close()
         self.timers.cancel_all()
         if self.store is not None:
             self.store.close()
