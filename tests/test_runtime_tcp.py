@@ -277,15 +277,17 @@ def test_two_phase_commit_deployed_decides_consistently_and_its_trace_replays(
     assert len(done["events"]) == doc["steps"] > 0
 
 
-def test_bank_transfer_one_account_per_node_conserves_money_at_every_step(children, tmp_path):
+@pytest.mark.parametrize("accounts", [2, 3])
+def test_bank_transfer_one_account_per_node_conserves_money_at_every_step(children, tmp_path,
+                                                                          accounts):
     # the accounts never stop transferring: the run ends on time, with money in flight, so
     # `final` alone cannot show conservation; the merged trace can: replay checks the
     # model's `money_is_conserved` (balances + money in flight == 8) and `no_overdraft`
     # after every step the deployment took
-    pa, pb = free_ports(2)
+    ports = free_ports(accounts)
     dep = write_deployment(tmp_path / "deploy.toml", "bank_transfer.py",
-                           {"a": (pa, ["acct0"]), "b": (pb, ["acct1"])},
-                           params={"accounts": 2})
+                           {f"n{i}": (p, [f"acct{i}"]) for i, p in enumerate(ports)},
+                           params={"accounts": accounts})
     trace = tmp_path / "run.json"
     r, doc = run_deploy(children, dep, "--for", "2", "--trace-out", trace)
     assert r.returncode == 0, r.stderr
@@ -296,7 +298,7 @@ def test_bank_transfer_one_account_per_node_conserves_money_at_every_step(childr
     assert len(done["events"]) == doc["steps"]
     # money did cross the wire both ways
     delivered = {e["to"] for e in done["events"] if e["kind"] == "deliver"}
-    assert delivered == {"acct0", "acct1"}
+    assert delivered == {f"acct{i}" for i in range(accounts)}
 
 
 def test_register_on_two_nodes_runs_to_completion(children, tmp_path):
