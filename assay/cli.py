@@ -429,6 +429,8 @@ def node(deploy_file: str, name: str, monitor: str, state_dir: str | None, time_
             signal.signal(signal.SIGINT, signal.SIG_IGN)
         await n.serve(signals=(signal.SIGTERM,) if supervised else
                       (signal.SIGTERM, signal.SIGINT))
+        if n.failed is not None:
+            raise n.failed                # a bug in assay: shown with its traceback
 
     try:
         asyncio.run(main_())

@@ -16,9 +16,19 @@ and from Python (see the README's "Client API"):
     async with assay.runtime.connect("specs/account_service.py") as c:
         reply = await c.request("bank", Deposit(5))       # Done(balance=5)
 """
-from assay import Component, Message, Port, System, action, ensures, invariant, on, persistent
+from assay import (
+    Component,
+    Message,
+    Port,
+    System,
+    action,
+    ensures,
+    invariant,
+    on,
+    persistent,
+    requires,
+)
 from assay import protocol as p
-from assay import requires
 
 
 class Deposit(Message):

@@ -266,9 +266,9 @@ class Client:
                     raise Unreachable(f"node {link.peer} ({link.host}:{link.port}) did not "
                                       f"acknowledge {message!r} within {self.timeout} s; it "
                                       "stays queued and is resent when the node is back")
-                self._engine.wake.clear()
+                self._engine.acked.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._engine.wake.wait(), min(left, 0.05))
+                    await asyncio.wait_for(self._engine.acked.wait(), min(left, 0.05))
 
     async def receive(self, timeout: float | None = None,
                       sender: str | None = None) -> Message:

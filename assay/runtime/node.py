@@ -62,6 +62,8 @@ class Node:
     # properties evaluated at least once here / found reading what this node cannot see
     monitored: set[str] = field(default_factory=set)
     not_local: set[str] = field(default_factory=set)
+    _enabled_memo: dict[str, tuple[int, list[tuple[Fire, LocalStep]]]] = field(
+        default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.monitor not in POLICIES:
@@ -79,9 +81,24 @@ class Node:
 
         return self._apply(name, Deliver(envelope).to_json(), step, envelope)
 
+    def _enabled(self, name: str) -> list[tuple[Fire, LocalStep]]:
+        """The actions of `name` enabled now, each with its step (kept for its local state:
+        a driver asks again and again while nothing changes)."""
+        lid = self.local[name]
+        memo = self._enabled_memo.get(name)
+        if memo is not None and memo[0] == lid:
+            return memo[1]
+        enabled = self.kernel.local_actions(name, lid)
+        self._enabled_memo[name] = (lid, enabled)
+        return enabled
+
     def actions(self, name: str) -> list[Fire]:
         """The actions of `name` enabled now."""
-        return [ev for ev, _ in self.kernel.local_actions(name, self.local[name])]
+        return [ev for ev, _ in self._enabled(name)]
+
+    def has_actions(self, name: str) -> bool:
+        """Whether `name` has an action enabled now."""
+        return bool(self._enabled(name))
 
     def fire(self, action: Fire) -> Outcome:
         for ev, step in self.kernel.local_actions(action.instance, self.local[action.instance]):
@@ -91,10 +108,11 @@ class Node:
 
     def fire_any(self, name: str, rng: random.Random) -> Outcome | None:
         """Fire one enabled action of `name`, chosen by `rng`; None when none is enabled."""
-        enabled = self.kernel.local_actions(name, self.local[name])
+        enabled = self._enabled(name)
         if not enabled:
             return None
-        enabled.sort(key=lambda pair: self.kernel_key(pair[0]))
+        if len(enabled) > 1:
+            enabled = sorted(enabled, key=lambda pair: self.kernel_key(pair[0]))
         ev, step = enabled[rng.randrange(len(enabled))]
         return self._apply(name, ev.to_json(), step)
 

@@ -62,7 +62,9 @@ class _Link:
     # by (sender epoch, seq): frames of an earlier life of this node, reloaded after a
     # restart, keep their numbers, so a peer that handled them already only acknowledges them
     unacked: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
-    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    # the current connection, once the frames kept from before it have been written on it:
+    # a frame pushed then is written at once (no task switch on the way out)
+    writer: asyncio.StreamWriter | None = None
     connected: bool = False
 
     def number(self, frame: dict[str, Any], epoch: str) -> tuple[str, int]:
@@ -72,8 +74,12 @@ class _Link:
         return epoch, frame["seq"]
 
     def push(self, frame: dict[str, Any]) -> None:
+        """Keep `frame` until it is acknowledged, and send it now if the link is up (else
+        `_run_link` sends it when it connects)."""
         self.unacked[(frame["epoch"], frame["seq"])] = frame
-        self.ready.set()
+        w = self.writer
+        if w is not None and not w.is_closing():
+            w.write(encode_frame(frame))
 
 
 @dataclass
@@ -85,10 +91,6 @@ class _Receipt:
     seq: int
     writer: asyncio.StreamWriter | None
 
-    def ack(self) -> None:
-        if self.writer is not None and not self.writer.is_closing():
-            self.writer.write(encode_frame({"t": "ack", "seq": self.seq, "epoch": self.epoch}))
-
 
 class TcpNode:
     """One node of a deployment (see the module docstring).
@@ -99,7 +101,8 @@ class TcpNode:
 
     def __init__(self, dep: Deployment, name: str, monitor: str = "enforce",
                  state_dir: str | None = None, time_unit: float = 0.01, seed: int = 0,
-                 trace_out: str | None = None, driven: tuple[str, ...] = ()) -> None:
+                 trace_out: str | None = None, driven: tuple[str, ...] = (),
+                 ack_delay: float = 0.005) -> None:
         if name not in dep.nodes:
             from assay.errors import UsageError
 
@@ -137,7 +140,15 @@ class TcpNode:
         self.handled: dict[tuple[str, str], int] = {}    # handled and durable: acknowledged
         self.epoch = os.urandom(8).hex()
         self.in_step = False                   # a step is being applied (saved, routed)
+        self.failed: BaseException | None = None
         self._accepted: set[asyncio.StreamWriter] = set()   # connections peers opened to us
+        # acknowledgements of durable steps wait up to `ack_delay` seconds, to leave in one
+        # write per connection (fewer system calls and wake-ups on both sides)
+        self.ack_delay = ack_delay
+        self._acks: dict[asyncio.StreamWriter, list[bytes]] = {}
+        self._ack_timer: asyncio.TimerHandle | None = None
+        self.acked = asyncio.Event()           # set whenever a peer acknowledges a frame
+        self._closing = asyncio.Event()        # stopping, and done waiting for acks
         self.store = None
         if state_dir is not None:
             from assay.runtime.store import Store
@@ -268,11 +279,41 @@ class TcpNode:
         log.warning("%s: dropped a frame of unknown type %r from %s", self.name, t, peer)
         return None
 
+    def _ack(self, receipt: _Receipt) -> None:
+        """Acknowledge a message whose step is durable (soon: see `ack_delay`)."""
+        w = receipt.writer
+        if w is not None and not w.is_closing():
+            self._acks.setdefault(w, []).append(
+                encode_frame({"t": "ack", "seq": receipt.seq, "epoch": receipt.epoch}))
+            self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        if self._ack_timer is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:                 # not serving yet (restoring): at once
+                self._flush_acks()
+                return
+            self._ack_timer = loop.call_later(self.ack_delay, self._flush_acks)
+
+    def _flush_acks(self) -> None:
+        """Write the buffered step log lines, then the queued acknowledgements (their steps
+        are durable already)."""
+        if self._ack_timer is not None:
+            self._ack_timer.cancel()
+            self._ack_timer = None
+        if self.logfile is not None and not self.logfile.closed:
+            self.logfile.flush()
+        for writer, frames in self._acks.items():
+            if not writer.is_closing():
+                writer.write(b"".join(frames))
+        self._acks.clear()
+
     # --- sending -----------------------------------------------------------------------------
 
     async def _run_link(self, link: _Link) -> None:
         backoff = 0.05
-        while not self.stopping.is_set():
+        while not self._closing.is_set():
             try:
                 reader, writer = await asyncio.open_connection(link.host, link.port)
                 await authenticate(reader, writer, self.dep.secret, self.name, initiator=True)
@@ -283,24 +324,21 @@ class TcpNode:
             backoff = 0.05
             link.connected = True
             acks = asyncio.create_task(self._read_acks(link, reader))
+            stop = asyncio.create_task(self._closing.wait())
             try:
-                sent: set[tuple[str, int]] = set()
-                while not self.stopping.is_set() and not acks.done():
-                    for key in list(link.unacked):
-                        if key not in sent:
-                            writer.write(encode_frame(link.unacked[key]))
-                            sent.add(key)
-                    await writer.drain()
-                    link.ready.clear()
-                    waiter = asyncio.create_task(link.ready.wait())
-                    await asyncio.wait({waiter, acks}, timeout=0.5,
-                                       return_when=asyncio.FIRST_COMPLETED)
-                    waiter.cancel()
+                for frame in list(link.unacked.values()):   # kept from before: resend
+                    writer.write(encode_frame(frame))
+                link.writer = writer                         # from now on, push writes
+                await writer.drain()
+                # until the connection breaks (the ack reader ends) or the node stops
+                await asyncio.wait({acks, stop}, return_when=asyncio.FIRST_COMPLETED)
             except (ConnectionError, OSError):
                 pass
             finally:
+                link.writer = None
                 link.connected = False
                 acks.cancel()
+                stop.cancel()
                 writer.close()
 
     async def _read_acks(self, link: _Link, reader: asyncio.StreamReader) -> None:
@@ -316,7 +354,8 @@ class TcpNode:
                     key = (self.epoch if epoch is None else str(epoch), seq)
                     if link.unacked.pop(key, None) is not None and self.store is not None:
                         await asyncio.to_thread(self.store.acked, link.peer, key[0], seq)
-                    self.wake.set()
+                    # (an acknowledgement enables no step: the step loop is not woken)
+                    self.acked.set()
         except (WireError, ConnectionError, OSError):
             return
 
@@ -324,7 +363,7 @@ class TcpNode:
 
     def _busy(self) -> bool:
         return self.in_step or bool(self.timers.due) or any(self.inbox.values()) or any(
-            self.node.actions(n) for n in self.hosted) or self.timers.any_pending()
+            self._enabled(n) for n in self.hosted) or self.timers.any_pending()
 
     async def _after_step(self, name: str, out: Outcome, receipt: _Receipt | None = None
                           ) -> list[tuple[_Link, tuple[str, int]]]:
@@ -357,6 +396,11 @@ class TcpNode:
         # the log line first: if a crash comes before the save, the restarted node drops the
         # lines beyond its last durable step (see `_open_log`)
         self._record(out.event, clock)
+        if self.store is not None and self.logfile is not None:
+            # with a store, each line is written out before its step is saved (one write
+            # against the save's fsync); without one, lines go out in batches
+            # (`_flush_acks`): a kill -9 loses the state then anyway
+            self.logfile.flush()
         if self.store is not None:
             saved = self.kernel.persisted(name, self.node.local[name])
             if saved is not None or remote or handled is not None:
@@ -368,6 +412,11 @@ class TcpNode:
         for link, frame in remote:
             link.push(frame)
         self.timers.apply(name, out.timer_ops)
+        for link in {k.peer: k for k, _ in remote}.values():
+            w = link.writer
+            if w is not None:
+                with contextlib.suppress(ConnectionError, OSError):
+                    await w.drain()              # back-pressure; returns at once if not paused
         return [(link, (frame["epoch"], frame["seq"])) for link, frame in remote]
 
     def _handled(self, receipt: _Receipt | None) -> None:
@@ -376,7 +425,7 @@ class TcpNode:
             self.handled[key] = max(self.handled.get(key, 0), receipt.seq)
 
     def _enabled(self, name: str) -> bool:
-        return name not in self.driven and bool(self.node.actions(name))
+        return name not in self.driven and self.node.has_actions(name)
 
     async def fire_now(self, action: Fire) -> tuple[Outcome, list[tuple[_Link, tuple[str, int]]]]:
         """Fire `action` of a driven instance now; the step and the frames it sent."""
@@ -387,36 +436,41 @@ class TcpNode:
         return out, keys
 
     async def _step_loop(self) -> None:
+        stepped = False            # a step ran since the loop last let other tasks run
         while not self.stopping.is_set():
-            if self.timers.due:
+            due = bool(self.timers.due)
+            ready = [] if due else [n for n in self.hosted
+                                    if self.inbox[n] or self._enabled(n)]
+            if not due and not ready:
+                stepped = False
+                self.wake.clear()
+                await self.wake.wait()
+                continue
+            if stepped:            # between two steps, let frames in (and out): fairness
+                stepped = False
+                await asyncio.sleep(0)
+                continue
+            stepped = True
+            if due:
                 async with self.step_lock:
                     name, delay, message = self.timers.due.popleft()
                     await self._after_step(name, self.node.timer(name, delay, message))
-                await asyncio.sleep(0)
                 continue
-            ready = [n for n in self.hosted if self.inbox[n] or self._enabled(n)]
-            if ready:
-                name = ready[self.rng.randrange(len(ready))]
-                receipt = None
-                delivered = None
-                async with self.step_lock:
-                    if self.inbox[name] and (not self._enabled(name)
-                                             or self.rng.random() < .5):
-                        delivered, receipt = self.inbox[name].popleft()
-                        out: Outcome | None = self.node.deliver(delivered)
-                    else:
-                        out = self.node.fire_any(name, self.rng)
-                    assert out is not None
-                    await self._after_step(name, out, receipt)
-                if receipt is not None:
-                    receipt.ack()
-                if delivered is not None and name in self.driven and \
-                        self.on_delivered is not None:
-                    self.on_delivered(delivered, out)
-                await asyncio.sleep(0)
-                continue
-            self.wake.clear()
-            await self.wake.wait()
+            name = ready[self.rng.randrange(len(ready))]
+            receipt = None
+            delivered = None
+            async with self.step_lock:
+                if self.inbox[name] and (not self._enabled(name) or self.rng.random() < .5):
+                    delivered, receipt = self.inbox[name].popleft()
+                    out: Outcome | None = self.node.deliver(delivered)
+                else:
+                    out = self.node.fire_any(name, self.rng)
+                assert out is not None
+                await self._after_step(name, out, receipt)
+            if receipt is not None:
+                self._ack(receipt)
+            if delivered is not None and name in self.driven and self.on_delivered is not None:
+                self.on_delivered(delivered, out)
 
     async def serve(self, signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT),
                     started: asyncio.Event | None = None) -> None:
@@ -438,17 +492,27 @@ class TcpNode:
         self._restarts = []
         tasks = [asyncio.create_task(self._run_link(k)) for k in self.links.values()]
         stepper = asyncio.create_task(self._step_loop())
+        stepper.add_done_callback(self._stepper_done)
         log.info("%s: serving %s on %s:%d", self.name, ", ".join(self.hosted), self.me.host,
                  self.me.port)
         if started is not None:
             started.set()
         await self.stopping.wait()
-        # let acknowledged-but-unsent work drain briefly, then stop
+        # a clean stop: the step under way finishes (saved, logged, routed), ...
+        try:
+            await asyncio.wait_for(asyncio.shield(stepper), 5.0)
+        except (TimeoutError, asyncio.CancelledError):
+            stepper.cancel()
+        except Exception:               # noqa: BLE001 - reported by _stepper_done
+            pass
+        self._flush_acks()
+        # ... what it sent gets a moment to be acknowledged (with a store, what is not is
+        # resent after the next start), and only then do the links close
         for _ in range(20):
             if not any(k.unacked for k in self.links.values()):
                 break
             await asyncio.sleep(0.05)
-        stepper.cancel()
+        self._closing.set()
         for t in tasks:
             t.cancel()
         await asyncio.gather(stepper, *tasks, return_exceptions=True)
@@ -464,6 +528,14 @@ class TcpNode:
     def stop(self) -> None:
         self.stopping.set()
         self.wake.set()
+
+    def _stepper_done(self, task: asyncio.Task[None]) -> None:
+        """The step loop ends only when the node stops; if it died, say why and stop."""
+        if not task.cancelled() and task.exception() is not None:
+            log.error("%s: the step loop failed, stopping the node", self.name,
+                      exc_info=task.exception())
+            self.failed = task.exception()
+            self.stop()
 
     def _open_log(self, path: str) -> Any:
         """Open this node's step log for appending.  Steps are appended as they happen, so a
@@ -501,7 +573,7 @@ class TcpNode:
         if self.logfile is not None:
             self.logfile.write(json.dumps({"clock": clock, "node": self.name,
                                            "time": time.time(), "event": event}) + "\n")
-            self.logfile.flush()
+            self._schedule_flush()           # written within ack_delay, before any ack
 
 
 def merge_logs(paths: list[str]) -> list[dict[str, Any]]:

@@ -55,8 +55,7 @@ def encode_frame(obj: dict) -> bytes:
     if not isinstance(obj, dict):
         raise WireError(f"a frame is a JSON object, not {type(obj).__name__}")
     try:
-        payload = json.dumps(obj, separators=(",", ":"), sort_keys=True, ensure_ascii=True,
-                             allow_nan=False).encode("ascii")
+        payload = _ENCODER.encode(obj).encode("ascii")
     except (TypeError, ValueError, RecursionError) as e:
         raise WireError(f"cannot encode the frame as JSON: {e}") from None
     if len(payload) > MAX_FRAME:
@@ -79,6 +78,12 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return d
 
 
+# built once: `json.dumps`/`json.loads` with options build a new encoder/decoder per call
+_ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True, ensure_ascii=True,
+                            allow_nan=False)
+_DECODER = json.JSONDecoder(parse_constant=_no_constant, object_pairs_hook=_no_duplicates)
+
+
 def decode_payload(payload: bytes) -> dict:
     """The JSON object of a frame's payload, or `WireError`."""
     try:
@@ -86,8 +91,7 @@ def decode_payload(payload: bytes) -> dict:
     except UnicodeDecodeError as e:
         raise WireError(f"frame payload is not UTF-8: {e}") from None
     try:
-        obj = json.loads(text, parse_constant=_no_constant,
-                         object_pairs_hook=_no_duplicates)
+        obj = _DECODER.decode(text)
     except RecursionError:
         raise WireError("frame payload is nested too deeply") from None
     except ValueError as e:       # JSONDecodeError is a ValueError

@@ -18,10 +18,20 @@ What it measures
        acknowledgements, monitoring, persistence or trace writing: the floor for one round
        trip of Python asyncio over loopback.
 
+With ``--twopc`` it measures repeated two-phase-commit rounds instead
+(tests/benchmarks/twopc_rounds_spec.py): the TM on node a, ``--rms`` resource managers (default
+2) on node b; a round is Prepare(r) to every RM, Prepared(r) back from each, Commit(r) to every
+RM, Ack(r) back from each (4 * rms messages).  A round's latency, from node a's trace, is the
+time of the TM's ``start`` action that began round r to the delivery of the last Ack(r);
+throughput is rounds / (last Ack - first start), round 1 left out.  The plain asyncio analogue
+sends, per round, ``rms`` frames and waits for their ``rms`` echoes, twice (2 * rms
+request/response frames on one connection, as the TM's broadcasts go to node b on one link).
+
 Run it from anywhere:
 
     python tests/benchmarks/bench_runtime.py              # limit 2000, ~1 minute
     python tests/benchmarks/bench_runtime.py --limit 300  # quick
+    python tests/benchmarks/bench_runtime.py --twopc --rms 3 --limit 500
 """
 from __future__ import annotations
 
@@ -38,11 +48,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 SPEC = HERE / "ping_pong_spec.py"
+TWOPC_SPEC = HERE / "twopc_rounds_spec.py"
 
 
 def free_port() -> int:
@@ -68,26 +80,35 @@ def stop(procs: list[subprocess.Popen]) -> None:
             p.wait()
 
 
-# --- assay ping-pong -------------------------------------------------------------------------
+# --- assay: two node processes ------------------------------------------------------------
 
-def run_assay(limit: int, monitor: str, timeout: float) -> dict:
+def run_nodes(spec: Path, params: dict[str, int], nodes: dict[str, list[str]],
+              probe: tuple[str, str, int], monitor: str, timeout: float,
+              parse: Callable[[Path], dict]) -> dict:
+    """Deploy `spec` on the `nodes` (name -> instances; the first is polled), each an ``assay
+    node`` process on 127.0.0.1, until `probe` = (instance, field, value) holds on the first
+    node; then stop them and return `parse` of the first node's trace, with the violation count
+    of its status."""
     from assay.runtime.tcp import control
 
     with tempfile.TemporaryDirectory(prefix="bench_runtime_") as tmp:
         tmpd = Path(tmp)
         secret = secrets.token_hex(16)                    # 32 characters
-        pa, pb = free_port(), free_port()
+        ports = {n: free_port() for n in nodes}
         deploy = tmpd / "deploy.toml"
         deploy.write_text(
-            f'spec = "{SPEC}"\n'
+            f'spec = "{spec}"\n'
             f'secret = "{secret}"\n'
-            f"[params]\nlimit = {limit}\n"
-            f'[nodes.a]\nhost = "127.0.0.1"\nport = {pa}\ninstances = ["pinger"]\n'
-            f'[nodes.b]\nhost = "127.0.0.1"\nport = {pb}\ninstances = ["ponger"]\n')
+            "[params]\n" + "".join(f"{k} = {v}\n" for k, v in params.items())
+            + "".join(f'[nodes.{n}]\nhost = "127.0.0.1"\nport = {ports[n]}\n'
+                      f"instances = {json.dumps(insts)}\n" for n, insts in nodes.items()))
+        first = next(iter(nodes))
+        pa = ports[first]
+        inst, fld, target = probe
         procs: list[subprocess.Popen] = []
         logs = []
         try:
-            for name in ("a", "b"):
+            for name in nodes:
                 log = open(tmpd / f"{name}.log", "w")    # noqa: SIM115
                 logs.append(log)
                 procs.append(subprocess.Popen(
@@ -102,21 +123,21 @@ def run_assay(limit: int, monitor: str, timeout: float) -> dict:
             got = -1
             while True:
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"monitor={monitor}: pinger got {got}/{limit} "
-                                       f"after {timeout:.0f} s")
+                    raise TimeoutError(f"monitor={monitor}: {inst}.{fld} is {got}, not "
+                                       f"{target}, after {timeout:.0f} s")
                 if any(p.poll() is not None for p in procs):
-                    raise RuntimeError(f"a node exited: {(tmpd / 'a.log').read_text()}"
-                                       f"{(tmpd / 'b.log').read_text()}")
+                    raise RuntimeError("a node exited: " + "".join(
+                        (tmpd / f"{n}.log").read_text() for n in nodes))
                 try:
-                    r = asyncio.run(ask(pa, {"t": "state", "instance": "pinger"}))
-                    got = r["fields"]["got"] if r and "fields" in r else got
+                    r = asyncio.run(ask(pa, {"t": "state", "instance": inst}))
+                    got = r["fields"][fld] if r and "fields" in r else got
                 except (OSError, TimeoutError, asyncio.IncompleteReadError):
                     pass
-                if got == limit:
+                if got == target:
                     break
                 time.sleep(0.2)
             status = asyncio.run(ask(pa, {"t": "status"}))
-            for port in (pa, pb):
+            for port in ports.values():
                 with contextlib.suppress(OSError, TimeoutError, asyncio.IncompleteReadError):
                     asyncio.run(ask(port, {"t": "stop"}))
             for p in procs:
@@ -126,39 +147,83 @@ def run_assay(limit: int, monitor: str, timeout: float) -> dict:
             stop(procs)
             for log in logs:
                 log.close()
-        sent: dict[int, float] = {}
-        recv: dict[int, float] = {}
-        with open(tmpd / "A.jsonl") as f:
-            for line in f:
-                if not line.strip():
-                    continue
+        result = parse(tmpd / f"{first.upper()}.jsonl")
+    result["violations"] = (status or {}).get("violation_count")
+    return result
+
+
+def trace_events(path: Path) -> list[tuple[float, dict]]:
+    """(wall-clock time, event) of each step in a node's trace."""
+    out = []
+    with open(path) as f:
+        for line in f:
+            if line.strip():
                 e = json.loads(line)
-                ev = e["event"]
-                if ev.get("kind") == "action" and ev.get("instance") == "pinger" \
-                        and ev.get("action") == "ping":
-                    # the action's event does not carry the message it sent; the k-th ping
-                    # action sends Ping(k) (it fires only when sent == got, and sent += 1)
-                    sent[len(sent) + 1] = e["time"]
-                elif ev.get("kind") == "deliver" and ev.get("to") == "pinger" \
-                        and ev["message"]["type"] == "Pong":
-                    recv[ev["message"]["fields"]["n"]] = e["time"]
-    # round 1 waits for the link from a to b to connect and authenticate: warm-up, left out
+                out.append((e["time"], e["event"]))
+    return out
+
+
+def summarize(sent: dict[int, float], recv: dict[int, float], limit: int) -> dict:
+    """Per round k: from `sent[k]` to `recv[k]` (seconds); round 1, which waits for the link
+    from a to b to connect and authenticate, is left out as warm-up."""
     keys = [k for k in recv if k in sent and k > 1]
     if len(keys) != limit - 1:
         raise RuntimeError(f"matched {len(keys)} rounds of {limit - 1} in the trace")
     lat = [(recv[k] - sent[k]) * 1e3 for k in keys]
     span = max(recv[k] for k in keys) - min(sent[k] for k in keys)
     return {"rounds": len(lat), "rps": len(lat) / span, "p50": pct(lat, 50),
-            "p99": pct(lat, 99), "violations": (status or {}).get("violation_count")}
+            "p99": pct(lat, 99)}
+
+
+# --- assay ping-pong -------------------------------------------------------------------------
+
+def run_assay(limit: int, monitor: str, timeout: float) -> dict:
+    def parse(path: Path) -> dict:
+        sent: dict[int, float] = {}
+        recv: dict[int, float] = {}
+        for t, ev in trace_events(path):
+            if ev.get("kind") == "action" and ev.get("instance") == "pinger" \
+                    and ev.get("action") == "ping":
+                # the action's event does not carry the message it sent; the k-th ping
+                # action sends Ping(k) (it fires only when sent == got, and sent += 1)
+                sent[len(sent) + 1] = t
+            elif ev.get("kind") == "deliver" and ev.get("to") == "pinger" \
+                    and ev["message"]["type"] == "Pong":
+                recv[ev["message"]["fields"]["n"]] = t
+        return summarize(sent, recv, limit)
+
+    return run_nodes(SPEC, {"limit": limit}, {"a": ["pinger"], "b": ["ponger"]},
+                     ("pinger", "got", limit), monitor, timeout, parse)
+
+
+# --- assay 2PC rounds ------------------------------------------------------------------------
+
+def run_assay_twopc(limit: int, rms: int, monitor: str, timeout: float) -> dict:
+    def parse(path: Path) -> dict:
+        start: dict[int, float] = {}
+        done: dict[int, float] = {}
+        for t, ev in trace_events(path):
+            if ev.get("kind") == "action" and ev.get("instance") == "tm" \
+                    and ev.get("action") == "start":
+                start[len(start) + 1] = t          # the k-th start begins round k
+            elif ev.get("kind") == "deliver" and ev.get("to") == "tm" \
+                    and ev["message"]["type"] == "Ack":
+                r = ev["message"]["fields"]["r"]
+                done[r] = max(done.get(r, t), t)   # the last Ack(r) completes round r
+        return summarize(start, done, limit)
+
+    return run_nodes(TWOPC_SPEC, {"rms": rms, "limit": limit},
+                     {"a": ["tm"], "b": [f"rm{i}" for i in range(rms)]},
+                     ("tm", "done", limit), monitor, timeout, parse)
 
 
 # --- plain asyncio echo ----------------------------------------------------------------------
 
-def _frame(n: int) -> bytes:
+def _frame(n: int, kind: str = "Ping") -> bytes:
     # about the size of an assay message frame (src, dst, ports, clock, epoch, seq, message)
     body = json.dumps({"t": "msg", "src": "pinger", "src_port": "peer", "dst": "ponger",
                        "dst_port": "peer", "clock": 2 * n, "epoch": "0123456789abcdef",
-                       "seq": n, "message": {"type": "Ping", "fields": {"n": n}}},
+                       "seq": n, "message": {"type": kind, "fields": {"n": n}}},
                       separators=(",", ":"), sort_keys=True).encode()
     return len(body).to_bytes(4, "big") + body
 
@@ -173,7 +238,7 @@ def echo_server(port: int) -> None:
         try:
             while True:
                 obj = await _read(reader)            # decode and re-encode, as a node would
-                writer.write(_frame(obj["seq"]))
+                writer.write(_frame(obj["seq"], obj["message"]["type"]))
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             writer.close()
@@ -187,20 +252,29 @@ def echo_server(port: int) -> None:
     asyncio.run(main())
 
 
-def echo_client(port: int, rounds: int) -> None:
+def echo_client(port: int, rounds: int, rms: int = 0) -> None:
+    """`rounds` echo round trips of one frame; with `rms` > 0, 2PC-shaped rounds: `rms`
+    frames out and their `rms` echoes back, twice (Prepare/Prepared, Commit/Ack)."""
+    phases = [("Prepare", rms), ("Commit", rms)] if rms > 0 else [("Ping", 1)]
+
+    async def one_round(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                        n: int) -> None:
+        for kind, count in phases:
+            for _ in range(count):                   # a broadcast: all frames, then
+                writer.write(_frame(n, kind))
+            await writer.drain()
+            for _ in range(count):                   # gather every reply
+                assert (await _read(reader))["seq"] == n
+
     async def main() -> dict:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         for n in range(1, 51):                       # warm-up, not measured
-            writer.write(_frame(n))
-            await writer.drain()
-            await _read(reader)
+            await one_round(reader, writer, n)
         lat = []
         t0 = time.perf_counter_ns()
         for n in range(1, rounds + 1):
             s = time.perf_counter_ns()
-            writer.write(_frame(n))
-            await writer.drain()
-            assert (await _read(reader))["seq"] == n
+            await one_round(reader, writer, n)
             lat.append((time.perf_counter_ns() - s) / 1e6)
         total = (time.perf_counter_ns() - t0) / 1e9
         writer.close()
@@ -210,7 +284,7 @@ def echo_client(port: int, rounds: int) -> None:
     print(json.dumps(asyncio.run(main())), flush=True)
 
 
-def run_plain(rounds: int, timeout: float) -> dict:
+def run_plain(rounds: int, timeout: float, rms: int = 0) -> dict:
     port = free_port()
     me = str(Path(__file__).resolve())
     procs = []
@@ -220,7 +294,8 @@ def run_plain(rounds: int, timeout: float) -> dict:
         procs.append(server)
         assert server.stdout is not None and server.stdout.readline().strip() == "ready"
         client = subprocess.Popen([sys.executable, me, "--echo-client", str(port),
-                                   "--limit", str(rounds)], stdout=subprocess.PIPE, text=True)
+                                   "--limit", str(rounds), "--echo-rms", str(rms)],
+                                  stdout=subprocess.PIPE, text=True)
         procs.append(client)
         out, _ = client.communicate(timeout=timeout)
         return json.loads(out)
@@ -242,29 +317,47 @@ def machine() -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--limit", type=int, default=2000, help="round trips per run")
+    ap.add_argument("--limit", type=int, default=2000, help="round trips (or 2PC rounds) per run")
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds per run")
+    ap.add_argument("--twopc", action="store_true",
+                    help="measure 2PC rounds (twopc_rounds_spec.py) instead of ping-pong")
+    ap.add_argument("--rms", type=int, default=2, help="resource managers, with --twopc")
     ap.add_argument("--echo-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
     ap.add_argument("--echo-client", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    ap.add_argument("--echo-rms", type=int, default=0, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.echo_server is not None:
         return echo_server(a.echo_server)
     if a.echo_client is not None:
-        return echo_client(a.echo_client, a.limit)
+        return echo_client(a.echo_client, a.limit, a.echo_rms)
+    if a.limit < 2 or (a.twopc and a.rms < 1):
+        ap.error("--limit must be at least 2 (round 1 is left out), --rms at least 1")
     sys.path.insert(0, str(ROOT))
     print(f"machine: {machine()}")
-    print(f"ping-pong, {a.limit} round trips (assay: round 1, which waits for the link, is "
-          "left out)\n", flush=True)
-    plain = run_plain(a.limit, a.timeout)
-    enforce = run_assay(a.limit, "enforce", a.timeout)
-    off = run_assay(a.limit, "off", a.timeout)
-    rows = [("plain asyncio echo", plain), ("assay, --monitor enforce", enforce),
+    if a.twopc:
+        print(f"2PC rounds, {a.limit} rounds, TM on node a, {a.rms} RMs on node b: "
+              f"{4 * a.rms} messages a round (assay: round 1, which waits for the link, is "
+              "left out)\n", flush=True)
+        per_round = 4 * a.rms
+        plain = run_plain(a.limit, a.timeout, a.rms)
+        enforce = run_assay_twopc(a.limit, a.rms, "enforce", a.timeout)
+        off = run_assay_twopc(a.limit, a.rms, "off", a.timeout)
+        plain_label = f"plain asyncio, {a.rms} + {a.rms} echoes twice a round"
+    else:
+        print(f"ping-pong, {a.limit} round trips (assay: round 1, which waits for the link, "
+              "is left out)\n", flush=True)
+        per_round = 2
+        plain = run_plain(a.limit, a.timeout)
+        enforce = run_assay(a.limit, "enforce", a.timeout)
+        off = run_assay(a.limit, "off", a.timeout)
+        plain_label = "plain asyncio echo"
+    rows = [(plain_label, plain), ("assay, --monitor enforce", enforce),
             ("assay, --monitor off", off)]
     print("| run | rounds | rounds/s | msgs/s | p50 ms | p99 ms | throughput plain/x "
           "| p50 x/plain | p99 x/plain |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for label, r in rows:
-        print(f"| {label} | {r['rounds']} | {r['rps']:,.0f} | {2 * r['rps']:,.0f} "
+        print(f"| {label} | {r['rounds']} | {r['rps']:,.0f} | {per_round * r['rps']:,.0f} "
               f"| {r['p50']:.3f} | {r['p99']:.3f} | {plain['rps'] / r['rps']:.1f}x "
               f"| {r['p50'] / plain['p50']:.1f}x | {r['p99'] / plain['p99']:.1f}x |")
     print(f"\nmonitor violations reported by node a: enforce {enforce['violations']}, "
