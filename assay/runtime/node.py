@@ -9,7 +9,8 @@ step is the kernel's local step: the same handler code `check`, `verify` and `si
 The `always` properties are monitored too, on the state after each step, as far as the node
 can see it (`Kernel.local_property_violations`): a property that reads only hosted instances
 (and, in one process where the driver knows every message in flight, the network) is checked;
-one that reads an instance hosted elsewhere cannot be, on that step.
+one that reads an instance hosted elsewhere is not local: from then on this node leaves it to
+the checker and to `assay replay` of the recorded run.
 
 Monitoring policy, per step with a violation (a failed contract, an out-of-protocol message,
 an exception in a handler, a property the step breaks):
@@ -156,7 +157,9 @@ class Node:
             now = list(self.in_flight()) + self.refused     # a refused message is not lost
             flight = now + list(step.sends)
             before_flight = now + ([consumed] if consumed is not None else [])
-        broken, not_local = k.local_property_violations(after, flight, set())
+        # a property found reading what this node cannot see is not evaluated here again
+        # (each evaluation that completes is exact; this only saves the attempts)
+        broken, not_local = k.local_property_violations(after, flight, self.not_local)
         self.not_local |= not_local
         self.monitored |= {p.name for p in k.properties} - not_local
         if not broken:
