@@ -7,7 +7,9 @@ every child is the leader of its own process group and is killed with its group 
 ends; every wait is bounded.  Where a test plays a node itself, it speaks the wire protocol
 (`_Peer`), so it decides exactly which numbered frame arrives when.
 
-The strict xfails are bugs in assay (see their reasons); each asserts the right behaviour.
+Each of the four bugs these tests found (a log line missing only its newline, frames handled
+out of number order lost after a crash, the ack of a frame resent while its step was pending,
+a volatile instance's restart line dropped) is fixed; the tests stay to keep them fixed.
 """
 from __future__ import annotations
 
@@ -26,12 +28,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from assay.kernel import Kernel
 from assay.kernel.trace import Trace, initial_json
 from assay.model.load import build
 from assay.runtime.deploy import load_deployment
-from assay.runtime.store import Store
+from assay.runtime.store import Handled, Store
 from assay.runtime.tcp import TcpNode, control, merge_logs
 from assay.runtime.wire import WireError, authenticate, encode_frame, read_frame
 
@@ -362,6 +366,11 @@ def write_locked(db: Path):
 
 # --- 1. the store: handled frames and the durable clock ----------------------------------------
 
+def numbers(store: Store) -> dict[tuple[str, str], list[int]]:
+    """The frame numbers `store` has handled, per (peer, epoch), listed (floor expanded)."""
+    return {k: sorted(set(range(1, h.floor + 1)) | h.above) for k, h in store.handled().items()}
+
+
 def test_save_step_records_the_handled_frame_and_the_clock_durably(tmp_path):
     path = tmp_path / "a.sqlite"
     frame = {"t": "msg", "seq": 1, "epoch": "mine", "clock": 3}
@@ -370,40 +379,70 @@ def test_save_step_records_the_handled_frame_and_the_clock_durably(tmp_path):
         s.save_step("server", {"value": 1}, [("b", "mine", 1, frame)],
                     handled=("b", "e1", 4), clock=3)
         s.save_step("server", {"value": 2}, [], handled=("c", "e9", 1), clock=7)
-        assert s.handled() == {("b", "e1"): 4, ("c", "e9"): 1}
+        assert numbers(s) == {("b", "e1"): [4], ("c", "e9"): [1]}
         assert s.clock() == 7
     with Store(path) as s:                                     # read back from the file
-        assert s.handled() == {("b", "e1"): 4, ("c", "e9"): 1}
+        assert numbers(s) == {("b", "e1"): [4], ("c", "e9"): [1]}
         assert s.clock() == 7
         assert s.load("server") == {"value": 2}
         assert s.outbox() == [("b", "mine", 1, frame)]
-    # what is on disk, for a reader other than Store
+    # what is on disk, for a reader other than Store: a floor per (peer, epoch), and the
+    # numbers handled above it
     conn = sqlite3.connect(path)
     try:
         assert conn.execute("SELECT value FROM meta WHERE key = 'clock'").fetchone() == (7,)
         assert sorted(conn.execute("SELECT peer, epoch, seq FROM handled")) == [
-            ("b", "e1", 4), ("c", "e9", 1)]
+            ("c", "e9", 1)]
+        assert sorted(conn.execute("SELECT peer, epoch, seq FROM handled_above")) == [
+            ("b", "e1", 4)]
     finally:
         conn.close()
 
 
-def test_the_clock_and_the_handled_numbers_only_go_up(tmp_path):
+def test_the_clock_only_goes_up_and_the_handled_numbers_are_a_set(tmp_path):
     path = tmp_path / "a.sqlite"
     with Store(path) as s:
         s.save_step("x", None, [], handled=("b", "e1", 5), clock=10)
-        s.save_step("x", None, [], handled=("b", "e1", 3), clock=4)      # older: no effect
-        assert s.handled() == {("b", "e1"): 5} and s.clock() == 10
+        s.save_step("x", None, [], handled=("b", "e1", 3), clock=4)      # older clock
+        assert numbers(s) == {("b", "e1"): [3, 5]} and s.clock() == 10
         # per (peer, epoch): a new epoch of the same peer, and another peer, start their own
         s.save_step("x", None, [], handled=("b", "e2", 1), clock=11)
         s.save_step("x", None, [], handled=("c", "e1", 2))
-        s.save_step("x", None, [], handled=("b", "e1", 6))
+        for seq in (1, 2, 4, 2):                    # the gaps fill (2 twice: no effect)
+            s.save_step("x", None, [], handled=("b", "e1", seq))
+        s.save_handled("b", "e1", 7)                # a dropped frame counts as handled
         # a step that handled no frame and gave no clock leaves both as they are
         s.save_step("x", {"n": 1}, [])
-        assert s.handled() == {("b", "e1"): 6, ("b", "e2"): 1, ("c", "e1"): 2}
+        assert numbers(s) == {("b", "e1"): [1, 2, 3, 4, 5, 7], ("b", "e2"): [1],
+                              ("c", "e1"): [2]}
+        assert s.handled()[("b", "e1")].floor == 5           # the rows below it are gone
         assert s.clock() == 11
     with Store(path) as s:
-        assert s.handled() == {("b", "e1"): 6, ("b", "e2"): 1, ("c", "e1"): 2}
+        assert numbers(s) == {("b", "e1"): [1, 2, 3, 4, 5, 7], ("b", "e2"): [1],
+                              ("c", "e1"): [2]}
         assert s.clock() == 11
+    conn = sqlite3.connect(path)
+    try:
+        assert sorted(conn.execute("SELECT seq FROM handled_above WHERE epoch = 'e1' "
+                                   "AND peer = 'b'")) == [(7,)]
+    finally:
+        conn.close()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(1, 40), max_size=60))
+def test_handled_numbers_are_the_set_of_numbers_added_in_memory_and_on_disk(seqs):
+    import tempfile
+
+    mem = Handled()
+    with tempfile.TemporaryDirectory() as d, Store(Path(d) / "a.sqlite") as s:
+        for seq in seqs:
+            mem.add(seq)
+            s.save_handled("b", "e", seq)
+        assert {n for n in range(1, 42) if n in mem} == set(seqs)
+        assert mem.floor == next(n for n in range(0, 42) if n + 1 not in set(seqs))
+        assert all(n > mem.floor for n in mem.above)
+        assert s.handled().get(("b", "e"), Handled()) == mem
 
 
 def test_a_step_that_fails_to_save_records_none_of_it(tmp_path):
@@ -417,10 +456,10 @@ def test_a_step_that_fails_to_save_records_none_of_it(tmp_path):
         with pytest.raises(sqlite3.IntegrityError):
             s.save_step("x", {"n": 2}, [("b", "mine", 1, {"t": "msg"})],
                         handled=("c", "e1", None), clock=3)       # type: ignore[arg-type]
-        assert s.handled() == {("b", "e1"): 1} and s.clock() == 2
+        assert numbers(s) == {("b", "e1"): [1]} and s.clock() == 2
         assert s.load("x") == {"n": 1} and s.outbox() == []
         s.save_step("x", {"n": 2}, [], handled=("b", "e1", 2), clock=3)   # usable after
-        assert s.handled() == {("b", "e1"): 2} and s.clock() == 3
+        assert numbers(s) == {("b", "e1"): [1, 2]} and s.clock() == 3
 
 
 # --- 2. the step log: lines beyond the durable step are dropped on restart ------------------------
@@ -457,6 +496,8 @@ def test_a_restarted_node_drops_the_log_lines_beyond_its_last_durable_step(tmp_p
     state = tmp_path / "state"
     state.mkdir()
     with Store(state / "a.sqlite") as s:
+        for seq in (1, 2):
+            s.save_handled("b", "e1", seq)
         s.save_step("server", {"value": 3}, [], handled=("b", "e1", 3), clock=5)
     trace = tmp_path / "a.jsonl"
     # steps 6..8 were logged, and a crash undid them before they were saved; the last line
@@ -465,7 +506,8 @@ def test_a_restarted_node_drops_the_log_lines_beyond_its_last_durable_step(tmp_p
     n = _open_node(dep, "a", state, trace)
     try:
         assert n.node.state("server") == {"value": 3}          # restored
-        assert n.handled == {("b", "e1"): 3} and n.seen == {("b", "e1"): 3}
+        assert n.handled == n.seen == {("b", "e1"): Handled(3)}
+        assert n.seen[("b", "e1")] is not n.handled[("b", "e1")]   # queued ones join seen only
         # the clock goes on from the durable step: the crash record comes next
         assert n.clock == 6
         assert [inst for inst, _ in n._restarts] == ["server"]
@@ -505,12 +547,6 @@ def test_a_store_with_no_durable_step_is_a_fresh_start(tmp_path):
     assert trace.read_text() == ""
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "TcpNode._open_log rewrites the step log only when it drops a line; a last line that "
-    "is whole JSON but lacks its newline (a write cut at the very end) is kept in memory "
-    "with a newline added but not on disk, so the crash record appended next is glued onto "
-    "it: one line with two JSON objects, which merge_logs cannot parse and the next restart "
-    "drops (with every line after it)"))
 def test_a_last_line_missing_only_its_newline_does_not_swallow_the_next_line(tmp_path):
     dep, _, _ = _register_dep(tmp_path)
     state = tmp_path / "state"
@@ -641,7 +677,7 @@ def test_a_frame_resent_to_a_restarted_receiver_is_acknowledged_not_handled_twic
     assert fields(pa, "x") == {"got": 2}
     children.kill(a)                          # after the steps were durable and acknowledged
     with Store(state / "a.sqlite") as s:
-        assert s.handled() == {("b", "life1"): 2}
+        assert numbers(s) == {("b", "life1"): [1, 2]}
     a = children.node(dep, "a", pa, *args, log=log)
     assert fields(pa, "x") == {"got": 2}                         # restored
     # the same frames again: acknowledged at once, not handled
@@ -655,15 +691,9 @@ def test_a_frame_resent_to_a_restarted_receiver_is_acknowledged_not_handled_twic
                  if e["event"]["kind"] == "deliver"]
     assert sorted(delivered) == [1, 1, 2, 3]                  # n=1 twice: two sender lives
     with Store(state / "a.sqlite") as s:
-        assert s.handled() == {("b", "life1"): 3, ("b", "life2"): 1}
+        assert numbers(s) == {("b", "life1"): [1, 2, 3], ("b", "life2"): [1]}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the receiver remembers only the highest frame number handled per (peer node, epoch), "
-    "but it handles frames out of number order when they go to different instances it hosts "
-    "(one inbox per instance, the next instance picked at random): after a crash, every "
-    "frame numbered below the highest handled one is acknowledged without being handled, "
-    "so messages that were never handled are lost for good"))
 def test_frames_to_two_instances_are_all_handled_once_across_a_restart(children, tmp_path):
     # frames 1..N go to sink x, frame N+1 to sink y, all in one write: y's single frame is
     # handled within the first few steps (each step waits for its save), long before x is
@@ -694,12 +724,6 @@ def test_frames_to_two_instances_are_all_handled_once_across_a_restart(children,
         f"x had handled {x_before} of its {n} frames before the restart"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a frame resent (on a new connection) while its first copy is still being handled is "
-    "ignored ('resent while its step is pending'), and the ack of that step goes to the "
-    "connection the first copy came on, which is gone: the sender's link never gets an ack, "
-    "keeps the frame unacknowledged until the connection drops (never, on a quiet link), so "
-    "the sender never looks idle to `assay run --deploy`"))
 def test_a_frame_resent_on_a_new_connection_while_its_step_is_pending_is_acknowledged(
         children, tmp_path):
     dep, pa, _ = _sinks_dep(tmp_path)
@@ -764,12 +788,6 @@ def test_a_restart_hook_s_message_reaches_a_peer_on_another_node(children, tmp_p
     replay(children, merged_trace(dep, list(traces.values()), tmp_path / "run.json"))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a restart step is saved (with its clock) only when its instance has persistent fields "
-    "or the hook sends off the node; on a node that hosts such an instance before one "
-    "that has neither, the second's restart line lies beyond the durable clock and is "
-    "dropped at the next restart while its crash line is kept, and the node then logs "
-    "another crash of it: 'crash of watcher: not enabled in this state' on replay"))
 def test_a_node_killed_twice_hosting_a_persistent_and_a_volatile_instance_replays(
         children, tmp_path):
     (pa,) = free_ports(1)

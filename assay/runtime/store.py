@@ -14,6 +14,7 @@ import json
 import os
 import sqlite3
 import threading
+from dataclasses import dataclass, field
 from typing import Any
 
 _SCHEMA = """CREATE TABLE IF NOT EXISTS fields (
@@ -31,13 +32,21 @@ _OUTBOX = """CREATE TABLE IF NOT EXISTS outbox (
 )"""
 
 
-# per (peer node, its epoch): the highest frame number whose step is durable here, so a frame
-# resent after this node restarts is acknowledged, not handled twice
+# per (peer node, its epoch): the frame numbers whose steps are durable here, so a frame resent
+# after this node restarts is acknowledged, not handled twice.  Frames are handled out of
+# number order (one inbox per instance), so this is a set: a floor (every number up to it)
+# in `handled`, and the numbers above the floor in `handled_above`
 _HANDLED = """CREATE TABLE IF NOT EXISTS handled (
     peer  TEXT NOT NULL,
     epoch TEXT NOT NULL,
     seq   INTEGER NOT NULL,
     PRIMARY KEY (peer, epoch)
+)"""
+_HANDLED_ABOVE = """CREATE TABLE IF NOT EXISTS handled_above (
+    peer  TEXT NOT NULL,
+    epoch TEXT NOT NULL,
+    seq   INTEGER NOT NULL,
+    PRIMARY KEY (peer, epoch, seq)
 )"""
 # the Lamport clock of the last durable step: a step log line beyond it was written for a step
 # that a crash undid
@@ -45,6 +54,29 @@ _META = """CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY NOT NULL,
     value INTEGER NOT NULL
 )"""
+
+
+@dataclass
+class Handled:
+    """A set of frame numbers (of one sender life), kept as a floor — every number from 1 up
+    to it — and the numbers above it; the floor rises as the gaps fill."""
+
+    floor: int = 0
+    above: set[int] = field(default_factory=set)
+
+    def __contains__(self, seq: int) -> bool:
+        return seq <= self.floor or seq in self.above
+
+    def add(self, seq: int) -> None:
+        if seq <= self.floor:
+            return
+        self.above.add(seq)
+        while self.floor + 1 in self.above:
+            self.floor += 1
+            self.above.remove(self.floor)
+
+    def copy(self) -> Handled:
+        return Handled(self.floor, set(self.above))
 
 
 class StoreError(Exception):
@@ -64,6 +96,7 @@ class Store:
             conn.execute(_SCHEMA)
             conn.execute(_OUTBOX)
             conn.execute(_HANDLED)
+            conn.execute(_HANDLED_ABOVE)
             conn.execute(_META)
         except BaseException:
             conn.close()
@@ -118,9 +151,7 @@ class Store:
                 conn.executemany("INSERT OR REPLACE INTO outbox (link, epoch, seq, frame) "
                                  "VALUES (?, ?, ?, ?)", rows)
                 if handled is not None:
-                    conn.execute("INSERT INTO handled (peer, epoch, seq) VALUES (?, ?, ?) "
-                                 "ON CONFLICT (peer, epoch) DO UPDATE SET "
-                                 "seq = max(seq, excluded.seq)", handled)
+                    self._add_handled(conn, *handled)
                 if clock is not None:
                     conn.execute("INSERT INTO meta (key, value) VALUES ('clock', ?) "
                                  "ON CONFLICT (key) DO UPDATE SET "
@@ -130,6 +161,42 @@ class Store:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
+
+    def save_handled(self, peer: str, epoch: str, seq: int) -> None:
+        """A frame handled without a step (dropped): durable on return."""
+        with self._lock:
+            conn = self._connection()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                self._add_handled(conn, peer, epoch, seq)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    @staticmethod
+    def _add_handled(conn: sqlite3.Connection, peer: str, epoch: str, seq: int) -> None:
+        """Within a transaction: add `seq` to the handled numbers of (peer, epoch)."""
+        row = conn.execute("SELECT seq FROM handled WHERE peer = ? AND epoch = ?",
+                           (peer, epoch)).fetchone()
+        floor = 0 if row is None else int(row[0])
+        # (a NOT NULL or type error surfaces here, inside the transaction)
+        conn.execute("INSERT INTO handled_above (peer, epoch, seq) VALUES (?, ?, ?) "
+                     "ON CONFLICT DO NOTHING", (peer, epoch, seq))
+        if seq > floor + 1:
+            return                       # a gap below it: the floor stays
+        above = {r[0] for r in conn.execute(
+            "SELECT seq FROM handled_above WHERE peer = ? AND epoch = ?", (peer, epoch))}
+        new = floor
+        while new + 1 in above:
+            new += 1
+        if new > floor:
+            conn.execute("INSERT INTO handled (peer, epoch, seq) VALUES (?, ?, ?) "
+                         "ON CONFLICT (peer, epoch) DO UPDATE SET seq = excluded.seq",
+                         (peer, epoch, new))
+        conn.execute("DELETE FROM handled_above WHERE peer = ? AND epoch = ? AND seq <= ?",
+                     (peer, epoch, max(new, floor)))
 
     def acked(self, link: str, epoch: str, seq: int) -> None:
         """The peer acknowledged a frame: forget it."""
@@ -145,11 +212,16 @@ class Store:
                 "SELECT link, epoch, seq, frame FROM outbox ORDER BY link, rowid").fetchall()
         return [(link, epoch, seq, json.loads(frame)) for link, epoch, seq, frame in rows]
 
-    def handled(self) -> dict[tuple[str, str], int]:
-        """Per (peer node, epoch): the highest frame number handled durably."""
+    def handled(self) -> dict[tuple[str, str], Handled]:
+        """Per (peer node, epoch): the frame numbers handled durably."""
         with self._lock:
-            rows = self._connection().execute("SELECT peer, epoch, seq FROM handled").fetchall()
-        return {(peer, epoch): seq for peer, epoch, seq in rows}
+            conn = self._connection()
+            floors = conn.execute("SELECT peer, epoch, seq FROM handled").fetchall()
+            above = conn.execute("SELECT peer, epoch, seq FROM handled_above").fetchall()
+        out = {(peer, epoch): Handled(seq) for peer, epoch, seq in floors}
+        for peer, epoch, seq in above:
+            out.setdefault((peer, epoch), Handled()).above.add(seq)
+        return out
 
     def clock(self) -> int:
         """The Lamport clock of the last durable step (0: none)."""

@@ -37,6 +37,7 @@ from assay.kernel.kernel import Kernel
 from assay.model.load import build
 from assay.runtime.deploy import Deployment, check_placement
 from assay.runtime.node import Node, Outcome
+from assay.runtime.store import Handled
 from assay.runtime.timers import Timers
 from assay.runtime.wire import (
     AuthError,
@@ -134,14 +135,22 @@ class TcpNode:
         self.stopping = asyncio.Event()
         self.timers = Timers(self.hosted, time_unit, self.wake)
         self.links = {n: _Link(n, s.host, s.port) for n, s in dep.nodes.items() if n != name}
-        # frames are numbered per sending process (its epoch): the highest handled, per
-        # (peer node, epoch), tells a resent frame from a new one
-        self.seen: dict[tuple[str, str], int] = {}       # queued
-        self.handled: dict[tuple[str, str], int] = {}    # handled and durable: acknowledged
+        # frames are numbered per sending process (its epoch); per (peer node, epoch), the
+        # numbers queued and those handled tell a resent frame from a new one.  They are
+        # sets, not a highest number: frames to different instances are handled out of order
+        self.seen: dict[tuple[str, str], Handled] = {}       # queued (or handled)
+        self.handled: dict[tuple[str, str], Handled] = {}    # handled and durable: acknowledged
+        # queued, not handled yet: where its acknowledgement goes (a resend on a newer
+        # connection moves it there)
+        self.pending: dict[tuple[str, str, int], _Receipt] = {}
+        # the newest authenticated connection from each peer node: an acknowledgement whose
+        # connection is gone goes there
+        self._peer_writers: dict[str, asyncio.StreamWriter] = {}
         self.epoch = os.urandom(8).hex()
         self.in_step = False                   # a step is being applied (saved, routed)
         self.failed: BaseException | None = None
         self._accepted: set[asyncio.StreamWriter] = set()   # connections peers opened to us
+        self._background: set[asyncio.Task[None]] = set()   # saves of dropped frames
         # acknowledgements of durable steps wait up to `ack_delay` seconds, to leave in one
         # write per connection (fewer system calls and wake-ups on both sides)
         self.ack_delay = ack_delay
@@ -156,7 +165,7 @@ class TcpNode:
             os.makedirs(state_dir, exist_ok=True)
             self.store = Store(Path(state_dir) / f"{name}.sqlite")
             self.handled = self.store.handled()
-            self.seen = dict(self.handled)
+            self.seen = {k: h.copy() for k, h in self.handled.items()}
         self.logfile = None
         if trace_out is not None:
             self.logfile = self._open_log(trace_out)
@@ -205,6 +214,7 @@ class TcpNode:
             log.warning("%s: refused a connection: %s", self.name, e)
             writer.close()
             return
+        self._peer_writers[peer] = writer
         try:
             while True:
                 try:
@@ -222,6 +232,8 @@ class TcpNode:
         except (ConnectionError, OSError, asyncio.CancelledError):
             pass                       # the peer went away, or this node is stopping
         finally:
+            if self._peer_writers.get(peer) is writer:
+                del self._peer_writers[peer]
             writer.close()
 
     def _on_frame(self, peer: str, frame: dict[str, Any],
@@ -229,32 +241,41 @@ class TcpNode:
         t = frame.get("t")
         if t == "msg":
             seq = frame.get("seq")
+            if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
+                log.warning("%s: dropped a message from node %s: the frame has no number",
+                            self.name, peer)
+                return None
+            epoch = str(frame.get("epoch"))
+            key = (peer, epoch)
+            handled = self.handled.get(key)
+            if handled is not None and seq in handled:
+                return {"t": "ack", "seq": seq,       # resent, and already handled durably
+                        "epoch": frame.get("epoch")}
+            seen = self.seen.setdefault(key, Handled())
+            if seq in seen:                           # resent while its step is pending:
+                pending = self.pending.get((peer, epoch, seq))
+                if pending is not None:               # its ack goes where the resend came
+                    pending.writer = writer
+                return None
+            seen.add(seq)
+            receipt = _Receipt(peer, epoch, seq, writer)
+            self.pending[(peer, epoch, seq)] = receipt
             body = {k: v for k, v in frame.items() if k not in ("seq", "epoch")}  # transport
             try:
                 env, clock = envelope_from_wire(body, lambda d, p: self.allowed.get((d, p), {}))
             except WireError as e:
                 log.warning("%s: dropped a message from %s: %s", self.name, peer, e)
-                return {"t": "ack", "seq": seq, "epoch": frame.get("epoch")}
+                self._drop(receipt)
+                return None
             link = (env.src, env.src_port, env.dst, env.dst_port)
             if env.dst not in self.inbox or link not in self.kernel.link_index \
                     or self.dep.placement.get(env.src) != peer:
                 log.warning("%s: dropped %s from node %s: no such link from that node",
                             self.name, env, peer)
-                return {"t": "ack", "seq": seq, "epoch": frame.get("epoch")}
-            epoch = str(frame.get("epoch"))
-            key = (peer, epoch)
-            if not isinstance(seq, int):
-                log.warning("%s: dropped %s from node %s: the frame has no number",
-                            self.name, env, peer)
+                self._drop(receipt)
                 return None
-            if seq <= self.handled.get(key, 0):
-                return {"t": "ack", "seq": seq,       # resent, and already handled durably
-                        "epoch": frame.get("epoch")}
-            if seq <= self.seen.get(key, 0):
-                return None                           # resent while its step is pending
-            self.seen[key] = seq
             self.clock = max(self.clock, int(clock))
-            self.inbox[env.dst].append((env, _Receipt(peer, epoch, seq, writer)))
+            self.inbox[env.dst].append((env, receipt))
             self.wake.set()
             return None
         if t == "state":
@@ -279,9 +300,27 @@ class TcpNode:
         log.warning("%s: dropped a frame of unknown type %r from %s", self.name, t, peer)
         return None
 
+    def _drop(self, receipt: _Receipt) -> None:
+        """A frame that is dropped counts as handled: once that is durable it is
+        acknowledged, so its sender stops resending it (and the numbers handled stay a
+        floor with few gaps above it)."""
+        async def save() -> None:
+            if self.store is not None:
+                await asyncio.to_thread(self.store.save_handled, receipt.peer, receipt.epoch,
+                                        receipt.seq)
+            self._handled(receipt)
+            self._ack(receipt)
+
+        task = asyncio.get_running_loop().create_task(save())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
     def _ack(self, receipt: _Receipt) -> None:
-        """Acknowledge a message whose step is durable (soon: see `ack_delay`)."""
+        """Acknowledge a message whose step is durable (soon: see `ack_delay`), on the
+        connection it came on or, if that is gone, on the newest one from its node."""
         w = receipt.writer
+        if w is None or w.is_closing():
+            w = self._peer_writers.get(receipt.peer)
         if w is not None and not w.is_closing():
             self._acks.setdefault(w, []).append(
                 encode_frame({"t": "ack", "seq": receipt.seq, "epoch": receipt.epoch}))
@@ -403,7 +442,10 @@ class TcpNode:
             self.logfile.flush()
         if self.store is not None:
             saved = self.kernel.persisted(name, self.node.local[name])
-            if saved is not None or remote or handled is not None:
+            # a restart is always made durable: the crash and restart lines before it are
+            # then never taken for steps a later crash undid
+            if saved is not None or remote or handled is not None \
+                    or out.event.get("kind") == "restart":
                 # durable before the sends leave and before the message is acknowledged
                 await asyncio.to_thread(
                     self.store.save_step, name, saved,
@@ -421,8 +463,8 @@ class TcpNode:
 
     def _handled(self, receipt: _Receipt | None) -> None:
         if receipt is not None:
-            key = (receipt.peer, receipt.epoch)
-            self.handled[key] = max(self.handled.get(key, 0), receipt.seq)
+            self.handled.setdefault((receipt.peer, receipt.epoch), Handled()).add(receipt.seq)
+            self.pending.pop((receipt.peer, receipt.epoch, receipt.seq), None)
 
     def _enabled(self, name: str) -> bool:
         return name not in self.driven and self.node.has_actions(name)
@@ -557,7 +599,7 @@ class TcpNode:
                     continue
                 kept.append(ln if ln.endswith("\n") else ln + "\n")
                 self.clock = max(self.clock, c)
-            if len(kept) != len(lines):
+            if kept != lines:                   # a line dropped, or a newline to add
                 with open(path, "w") as f:
                     f.writelines(kept)
         if durable is not None:
