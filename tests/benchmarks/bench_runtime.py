@@ -29,7 +29,7 @@ request/response frames on one connection, as the TM's broadcasts go to node b o
 
 Run it from anywhere:
 
-    python tests/benchmarks/bench_runtime.py              # limit 2000, ~1 minute
+    python tests/benchmarks/bench_runtime.py              # limit 2000, 3 repetitions, ~1 min
     python tests/benchmarks/bench_runtime.py --limit 300  # quick
     python tests/benchmarks/bench_runtime.py --twopc --rms 3 --limit 500
 """
@@ -44,6 +44,7 @@ import os
 import platform
 import secrets
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -322,6 +323,8 @@ def main() -> None:
     ap.add_argument("--twopc", action="store_true",
                     help="measure 2PC rounds (twopc_rounds_spec.py) instead of ping-pong")
     ap.add_argument("--rms", type=int, default=2, help="resource managers, with --twopc")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="repetitions of the three runs (medians and ranges are reported)")
     ap.add_argument("--echo-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
     ap.add_argument("--echo-client", type=int, metavar="PORT", help=argparse.SUPPRESS)
     ap.add_argument("--echo-rms", type=int, default=0, help=argparse.SUPPRESS)
@@ -330,39 +333,59 @@ def main() -> None:
         return echo_server(a.echo_server)
     if a.echo_client is not None:
         return echo_client(a.echo_client, a.limit, a.echo_rms)
-    if a.limit < 2 or (a.twopc and a.rms < 1):
-        ap.error("--limit must be at least 2 (round 1 is left out), --rms at least 1")
+    if a.limit < 2 or (a.twopc and a.rms < 1) or a.repeat < 1:
+        ap.error("--limit must be at least 2 (round 1 is left out), --rms and --repeat at "
+                 "least 1")
     sys.path.insert(0, str(ROOT))
     print(f"machine: {machine()}")
     if a.twopc:
         print(f"2PC rounds, {a.limit} rounds, TM on node a, {a.rms} RMs on node b: "
               f"{4 * a.rms} messages a round (assay: round 1, which waits for the link, is "
-              "left out)\n", flush=True)
+              "left out)", flush=True)
         per_round = 4 * a.rms
-        plain = run_plain(a.limit, a.timeout, a.rms)
-        enforce = run_assay_twopc(a.limit, a.rms, "enforce", a.timeout)
-        off = run_assay_twopc(a.limit, a.rms, "off", a.timeout)
         plain_label = f"plain asyncio, {a.rms} + {a.rms} echoes twice a round"
+        runs: list[tuple[str, Callable[[], dict]]] = [
+            (plain_label, lambda: run_plain(a.limit, a.timeout, a.rms)),
+            ("assay, --monitor enforce",
+             lambda: run_assay_twopc(a.limit, a.rms, "enforce", a.timeout)),
+            ("assay, --monitor off", lambda: run_assay_twopc(a.limit, a.rms, "off", a.timeout))]
     else:
         print(f"ping-pong, {a.limit} round trips (assay: round 1, which waits for the link, "
-              "is left out)\n", flush=True)
+              "is left out)", flush=True)
         per_round = 2
-        plain = run_plain(a.limit, a.timeout)
-        enforce = run_assay(a.limit, "enforce", a.timeout)
-        off = run_assay(a.limit, "off", a.timeout)
         plain_label = "plain asyncio echo"
-    rows = [(plain_label, plain), ("assay, --monitor enforce", enforce),
-            ("assay, --monitor off", off)]
-    print("| run | rounds | rounds/s | msgs/s | p50 ms | p99 ms | throughput plain/x "
-          "| p50 x/plain | p99 x/plain |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for label, r in rows:
-        print(f"| {label} | {r['rounds']} | {r['rps']:,.0f} | {per_round * r['rps']:,.0f} "
-              f"| {r['p50']:.3f} | {r['p99']:.3f} | {plain['rps'] / r['rps']:.1f}x "
-              f"| {r['p50'] / plain['p50']:.1f}x | {r['p99'] / plain['p99']:.1f}x |")
-    print(f"\nmonitor violations reported by node a: enforce {enforce['violations']}, "
-          f"off {off['violations']}")
-
+        runs = [(plain_label, lambda: run_plain(a.limit, a.timeout)),
+                ("assay, --monitor enforce", lambda: run_assay(a.limit, "enforce", a.timeout)),
+                ("assay, --monitor off", lambda: run_assay(a.limit, "off", a.timeout))]
+    print(f"{a.repeat} repetition(s), each running every configuration once, one after the "
+          "other; ratios are taken within a repetition (the machine is shared and noisy)\n",
+          flush=True)
+    header = ("| run | rounds | rounds/s | msgs/s | p50 ms | p99 ms | throughput plain/x "
+              "| p50 x/plain | p99 x/plain |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print(header)
+    ratios: dict[str, list[tuple[float, float, float]]] = {label: [] for label, _ in runs}
+    violations: dict[str, list] = {label: [] for label, _ in runs}
+    for rep in range(1, a.repeat + 1):
+        results = [(label, run()) for label, run in runs]
+        plain = results[0][1]
+        for label, r in results:
+            ratio = (plain["rps"] / r["rps"], r["p50"] / plain["p50"], r["p99"] / plain["p99"])
+            ratios[label].append(ratio)
+            violations[label].append(r.get("violations"))
+            print(f"| {label} (#{rep}) | {r['rounds']} | {r['rps']:,.0f} "
+                  f"| {per_round * r['rps']:,.0f} | {r['p50']:.3f} | {r['p99']:.3f} "
+                  f"| {ratio[0]:.1f}x | {ratio[1]:.1f}x | {ratio[2]:.1f}x |", flush=True)
+    print("\nmedian ratio over the repetitions (min-max):\n")
+    print("| run | throughput plain/x | p50 x/plain | p99 x/plain |\n|---|---:|---:|---:|")
+    for label, rs in ratios.items():
+        cols = []
+        for i in range(3):
+            xs = [r[i] for r in rs]
+            cols.append(f"{statistics.median(xs):.1f}x ({min(xs):.1f}-{max(xs):.1f})")
+        print(f"| {label} | " + " | ".join(cols) + " |")
+    print("\nmonitor violations reported by node a: " + ", ".join(
+        f"{label.split()[-1]} {sum(v or 0 for v in vs)}" for label, vs in violations.items()
+        if label.startswith("assay")))
 
 if __name__ == "__main__":
     main()
