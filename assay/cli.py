@@ -311,7 +311,8 @@ def run(spec: str | None, system_name: str | None, params: tuple[str, ...],
             _check_writable(trace_out)
         system, name, typed = build(spec, system_name, _params(params))
         kernel = Kernel(system)
-        report, rt = run_local(kernel, duration, monitor, seed, time_unit)
+        report, rt = run_local(kernel, duration, monitor, seed, time_unit,
+                               record=bool(trace_out))
         if trace_out:
             try:
                 rt.trace(report, spec, name, typed).write(trace_out)
@@ -370,7 +371,8 @@ def _run_deployment(deploy_file: str, duration: float | None, state_dir: str | N
         return
     doc = {"command": "run", "deploy": deploy_file, "ended": report.ended,
            "seconds": round(report.seconds, 3), "restarts": report.restarts,
-           "steps": len(report.events), "violations": report.violations,
+           "steps": len(report.events), "violation_count": report.violation_count,
+           "violations": report.violations,
            "final": report.final}
     if as_json:
         click.echo(json.dumps(doc, indent=2, default=str))
@@ -386,6 +388,8 @@ def _run_deployment(deploy_file: str, duration: float | None, state_dir: str | N
             click.echo(f"  {inst} (on {dep.placement[inst]}): {inner}")
         for v in report.violations[:10]:
             click.echo(f"  ✗ {v.get('kind')}: {v.get('message')} (blame {v.get('blame')})")
+        if report.violation_count > 10:
+            click.echo(f"  ... and {report.violation_count - 10:,} more violation(s)")
         click.echo(f"  node logs: {report.logs}")
         if any(report.restarts.values()):
             click.echo("  restarts: " + ", ".join(f"{n}={c}" for n, c in

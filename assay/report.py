@@ -167,14 +167,14 @@ def render_run(console: Console, r: Any, spec: str, system: str, params: dict[st
     console.print(Text.assemble(("assay run ", "bold"), f"{spec} :: {system}({ptxt})",
                                 f" monitor={monitor}"))
     if r.violations:
-        console.print(Text(f"✗ {len(r.violations)} violation(s)"
+        console.print(Text(f"✗ {r.violation_count:,} violation(s)"
                            + (" rejected" if monitor == "enforce" else " reported"),
                            style="bold red"))
         for _, v in r.violations[:10]:
             console.print(f"  {v.kind}: {v.message} (blame {v.blame})", markup=False,
                           soft_wrap=True)
-        if len(r.violations) > 10:
-            console.print(f"  ... and {len(r.violations) - 10} more")
+        if r.violation_count > 10:
+            console.print(f"  ... and {r.violation_count - 10:,} more")
     else:
         console.print(Text("✓ no violation", style="bold green"))
     for name, fields in r.final.items():

@@ -182,3 +182,55 @@ def test_a_node_that_does_not_see_every_instance_skips_what_it_cannot_evaluate()
     assert out.applied and not out.violations
     # both properties read every account (and the network): not local to this node
     assert node.not_local == {"money_is_conserved", "no_overdraft"}
+
+
+# --- a long run's memory: the kernel forgets, the node caps its lists ---------------------------
+
+@pytest.mark.parametrize("spec,params", [
+    ("two_phase_commit.py", {}),
+    ("bank_transfer.py", {"accounts": "3"}),
+    ("bank_transfer_bug_overdraft.py", {}),                  # rejected steps and violations
+    ("account_service.py", {}),
+])
+@pytest.mark.parametrize("seed", range(3))
+def test_a_kernel_that_forgets_after_every_step_runs_the_same_steps(monkeypatch, spec, params,
+                                                                    seed):
+    # a run is a function of the seed (no timers here): forgetting every memoised step and
+    # interned state after each step must change nothing but the memory it holds
+    def run(forget: bool):
+        if forget:
+            monkeypatch.setattr(Node, "FORGET_EVERY", 1)
+            monkeypatch.setattr(Node, "FORGET_AT", 0)
+        k = kernel_of(spec, **params)
+        report, _ = run_local(k, duration=0.3, seed=seed)
+        monkeypatch.undo()
+        return report, k
+
+    kept, k1 = run(False)
+    forgot, k2 = run(True)
+    if kept.ended == forgot.ended == "quiescent":
+        assert forgot.events == kept.events and forgot.final == kept.final
+    n = min(len(kept.events), len(forgot.events))        # --for cuts a run at some step
+    assert n >= 5
+    assert forgot.events[:n] == kept.events[:n]
+    m = min(len(kept.violations), len(forgot.violations))
+    assert [(e, v.to_json()) for e, v in forgot.violations[:m]] == \
+        [(e, v.to_json()) for e, v in kept.violations[:m]]
+    assert k2.interned() < min(50, k1.interned())
+    assert conforms(spec, forgot.events, **params).violation is None
+
+
+def test_a_long_run_holds_a_bounded_number_of_states_and_violations(monkeypatch):
+    # every step of the overdraft bug's accounts makes a new local state or breaks a
+    # contract: the kernel's tables are cut back at FORGET_AT, the violation list at KEEP
+    monkeypatch.setattr(Node, "FORGET_EVERY", 16)
+    monkeypatch.setattr(Node, "FORGET_AT", 200)
+    monkeypatch.setattr(Node, "KEEP", 25)
+    k = kernel_of("bank_transfer_bug_overdraft.py", accounts="3", balance="50")
+    report, rt = run_local(k, duration=1.0, record=False)
+    assert report.steps > 1000 and report.events == []            # nothing recorded
+    assert k.interned() < 200 + 16 * 4
+    assert len(report.violations) == 25 < report.violation_count
+    assert len(report.dead_letters) <= 25 <= report.dead_letter_count
+    doc = report.to_json()
+    assert doc["violation_count"] == report.violation_count and len(doc["violations"]) == 25

@@ -293,7 +293,8 @@ class Runner:
         out = []
         for pred, loc in self.info.invariants:
             v = self._holds(pred, (obj,), "invariant", blame, loc,
-                            f"invariant of {self.info.cls.__name__} fails in {self.name}")
+                            lambda: f"invariant of {self.info.cls.__name__} fails in "
+                                    f"{self.name}")
             if v:
                 out.append(v)
         return out
@@ -388,7 +389,7 @@ class Runner:
         obj = self.live(values, ctx)
         for pred, loc in requires:
             v = self._holds(pred, (obj, *args), "requires", requires_blame, loc,
-                            f"requires of {blame} fails" + _on(args), error_blame=blame)
+                            lambda: f"requires of {blame} fails" + _on(args), error_blame=blame)
             if v:
                 return values, [], [v], []
         ctx.readonly = False
@@ -426,23 +427,24 @@ class Runner:
             old = self.view(values)
             for pred, loc in ensures:
                 v = self._holds(pred, (old, obj, *args), "ensures", blame, loc,
-                                f"ensures of {blame} fails" + _on(args))
+                                lambda: f"ensures of {blame} fails" + _on(args))
                 if v:
                     violations.append(v)
         for pred, loc in self.info.invariants:
             v = self._holds(pred, (obj,), "invariant", blame, loc,
-                            f"invariant of {self.info.cls.__name__} fails in {self.name} after "
-                            f"{hname}" + _on(args))
+                            lambda: f"invariant of {self.info.cls.__name__} fails in "
+                                    f"{self.name} after {hname}" + _on(args))
             if v:
                 violations.append(v)
         return new, ctx.outbox, violations, ctx.timer_ops
 
     @staticmethod
     def _holds(pred: Callable, args: tuple[Any, ...], kind: Any, blame: str,
-               loc: Location | None, message: str, error_blame: str | None = None
-               ) -> Violation | None:
+               loc: Location | None, message: Callable[[], str],
+               error_blame: str | None = None) -> Violation | None:
         """None if `pred` holds; else the violation.  A contract that raises is blamed on the
-        component that declared it (`error_blame`), whoever a `False` would blame."""
+        component that declared it (`error_blame`), whoever a `False` would blame.  The
+        `message` is made only for a violation (it prints the handler's input)."""
         try:
             ok = pred(*args)
         except _Abort as a:
@@ -450,9 +452,9 @@ class Runner:
         except Exception as e:
             where = traceback_location(sys.exc_info()[2]) or loc
             return Violation("exception", error_blame or blame,
-                             f"{message.split(' fails')[0]} raised {type(e).__name__}: {e}",
+                             f"{message().split(' fails')[0]} raised {type(e).__name__}: {e}",
                              location=where)
-        return None if ok else Violation(kind, blame, message, location=loc)
+        return None if ok else Violation(kind, blame, message(), location=loc)
 
 
 def _on(args: tuple[Any, ...]) -> str:

@@ -480,6 +480,41 @@ class Kernel:
         inst = self.instances[self.index[name]]
         return dict(zip(inst.info.fields, inst.table.values[lid]))
 
+    # --- memory: what a long run may forget ---------------------------------------------------
+
+    def interned(self) -> int:
+        """How many local states and envelopes the kernel holds (its memo tables grow with
+        them): the checker keeps every one it met, a long-running deployment must not."""
+        tables = {id(inst.table): inst.table for inst in self.instances}
+        return sum(len(t.values) for t in tables.values()) + len(self.envs)
+
+    def forget(self, keep: dict[str, int]) -> dict[str, int]:
+        """Forget every memoised step and every interned state, envelope and event, except
+        the local states `keep` (instance name -> local id); returns their new ids.
+
+        For the runtime, whose states never repeat when they count (a round number, a
+        balance): it holds nothing but the current local state of each instance (as ids)
+        and events by value, never by number.  A checker's states hold ids: it never calls
+        this."""
+        values = {name: self.instances[self.index[name]].table.values[lid]
+                  for name, lid in keep.items()}
+        for t in {id(inst.table): inst.table for inst in self.instances}.values():
+            t.values.clear()
+            t.ids.clear()
+            t.canon.clear()
+        for inst in self.instances:                 # (cleared in place: shared by reference)
+            inst.amemo.clear()
+            inst.views.clear()
+        for table in (self._dmemo, self._tmemo, self._rmemo, self._property_memo,
+                      self.env_ids, self.slot_ids, self.timer_ids, self.cancel_ids,
+                      self._event_json, self._env_canon, self._event_keys):
+            table.clear()
+        for lst in (self.envs, self.env_src, self.env_dst, self.env_link, self.slots,
+                    self.timers, self.cancels):
+            lst.clear()
+        return {name: self.instances[self.index[name]].table.intern(v)
+                for name, v in values.items()}
+
     # --- successors: the checker's hot path ---------------------------------------------------
 
     def successors(self, state: State) -> tuple[list[tuple[int, State, tuple[Violation, ...]]],

@@ -324,10 +324,16 @@ def to_json(v: Any) -> Any:
     raise TypeError(f"{v!r} is not a value assay can encode")
 
 
+_MessageClass: Any = None             # assay.model.message.Message (which imports this module)
+
+
 def canonical(v: Any) -> bytes:
     """A byte string that identifies a value, the same in every process (no `hash()`)."""
-    from assay.model.message import Message
+    global _MessageClass
+    if _MessageClass is None:
+        from assay.model.message import Message
 
+        _MessageClass = Message
     if v is None:
         return b"N"
     t = type(v)
@@ -342,7 +348,7 @@ def canonical(v: Any) -> bytes:
     if isinstance(v, str):
         s = v.encode()
         return b"s" + len(s).to_bytes(4, "big") + s
-    if isinstance(v, Message):
+    if isinstance(v, _MessageClass):
         parts = [type(v).__qualname__.encode()] + [canonical(x) for x in v.values()]
         return b"m" + _join(parts)
     if t is frozenset:

@@ -40,6 +40,8 @@ class RunReport:
     final: dict[str, dict[str, Any]]
     initial: dict[str, dict[str, Any]] = field(default_factory=dict)
     refused: list[Envelope] = field(default_factory=list)
+    violation_count: int = 0                     # all of them (`violations` lists the first)
+    dead_letter_count: int = 0
 
     @property
     def exit_code(self) -> int:
@@ -49,6 +51,7 @@ class RunReport:
         from assay.model.types import to_json
 
         return {"steps": self.steps, "seconds": round(self.seconds, 6), "ended": self.ended,
+                "violation_count": self.violation_count,
                 "violations": [{"step": e, **v.to_json()} for e, v in self.violations],
                 "dead_letters": [str(e) for e in self.dead_letters],
                 "refused": [str(e) for e in self.refused],
@@ -60,7 +63,8 @@ class LocalRuntime:
     """All instances of a system in this process (see the module docstring)."""
 
     def __init__(self, kernel: Kernel, monitor: str = "enforce", seed: int = 0,
-                 time_unit: float = 0.01, driven: tuple[str, ...] = ()) -> None:
+                 time_unit: float = 0.01, driven: tuple[str, ...] = (),
+                 record: bool = True) -> None:
         self.kernel = kernel
         self.names = [inst.name for inst in kernel.instances]
         # instances a client drives (`assay.runtime.connect`): their actions fire only when
@@ -73,13 +77,16 @@ class LocalRuntime:
         self.rng = random.Random(seed)
         self.wake = asyncio.Event()
         self.timers = Timers(self.names, time_unit, self.wake)
+        # the applied steps, for the trace (record=False: none kept, a long run's memory stays
+        # flat)
         self.events: list[dict[str, Any]] = []
+        self.record = record
         self.stopped = False
         # called with each envelope delivered to a driven instance and the step's outcome
         self.on_delivered: Callable[[Envelope, Outcome], None] | None = None
 
     def _handle(self, name: str, out: Outcome) -> None:
-        if out.applied:
+        if out.applied and self.record:
             self.events.append(out.event)
         for env in out.sends:
             self.inbox[env.dst].append(env)
@@ -144,7 +151,8 @@ class LocalRuntime:
         return RunReport(self.node.steps, time.perf_counter() - t0, ended, self.events,
                          self.node.violations, self.node.dead_letters,
                          {n: self.node.state(n) for n in self.names}, start,
-                         self.node.refused)
+                         self.node.refused, self.node.violation_count,
+                         self.node.dead_letter_count)
 
     def trace(self, report: RunReport, spec: str, system: str,
               params: dict[str, Any]) -> Trace:
@@ -161,10 +169,12 @@ class LocalRuntime:
 
 
 def run_local(kernel: Kernel, duration: float | None = None, monitor: str = "enforce",
-              seed: int = 0, time_unit: float = 0.01) -> tuple[RunReport, LocalRuntime]:
-    """Run the system of `kernel` in this process until it is quiescent or `duration` ends."""
+              seed: int = 0, time_unit: float = 0.01, record: bool = True
+              ) -> tuple[RunReport, LocalRuntime]:
+    """Run the system of `kernel` in this process until it is quiescent or `duration` ends
+    (`record`: keep the applied steps, for `trace`)."""
     async def main() -> tuple[RunReport, LocalRuntime]:
-        rt = LocalRuntime(kernel, monitor, seed, time_unit)
+        rt = LocalRuntime(kernel, monitor, seed, time_unit, record=record)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):    # Ctrl-C: stop after the current step
             with contextlib.suppress(NotImplementedError, RuntimeError):

@@ -47,14 +47,23 @@ class Outcome:
 
 @dataclass
 class Node:
-    """The instances a node hosts, stepped through `kernel`."""
+    """The instances a node hosts, stepped through `kernel` (which it alone steps: it may
+    make the kernel forget what it memoised, see `Kernel.forget`)."""
+
+    FORGET_EVERY = 1024       # steps between two looks at the kernel's memory
+    FORGET_AT = 20_000        # local states and envelopes the kernel may hold
+    KEEP = 1000               # violations and dead letters listed (all are counted)
 
     kernel: Kernel
     hosted: list[str]
     monitor: str = "enforce"
     local: dict[str, int] = field(default_factory=dict)
+    # the first KEEP violations (with the event of their step) and sends of rejected steps;
+    # the counts go on (a long run that breaks a contract again and again keeps its memory)
     violations: list[tuple[dict[str, Any], Violation]] = field(default_factory=list)
-    dead_letters: list[Envelope] = field(default_factory=list)   # sends of rejected steps
+    dead_letters: list[Envelope] = field(default_factory=list)
+    violation_count: int = 0
+    dead_letter_count: int = 0
     refused: list[Envelope] = field(default_factory=list)        # messages whose delivery was
     steps: int = 0                                               # rejected: kept, unhandled
     # the driver's messages in flight (called after a delivered message left them, before the
@@ -134,14 +143,21 @@ class Node:
         if self.monitor != "off" and self.kernel.properties:
             viol = viol + self._properties(name, step, consumed)
         if viol and self.monitor != "off":
-            for v in viol:
+            self.violation_count += len(viol)
+            for v in viol[:max(0, self.KEEP - len(self.violations))]:
                 self.violations.append((event, v))
         if viol and self.monitor == "enforce":
-            self.dead_letters.extend(step.sends)
+            self.dead_letter_count += len(step.sends)
+            self.dead_letters.extend(step.sends[:max(0, self.KEEP - len(self.dead_letters))])
             if consumed is not None:
                 self.refused.append(consumed)
             return Outcome(event, False, (), (), viol)
         self.local[name] = step.local
+        if self.steps % self.FORGET_EVERY == 0 and self.kernel.interned() > self.FORGET_AT:
+            # a deployment's states rarely repeat (counters, balances): the kernel's memo
+            # tables would grow with every step; keep only the current local states
+            self.local = self.kernel.forget(self.local)
+            self._enabled_memo.clear()
         return Outcome(event, True, step.sends, step.timer_ops,
                        viol if self.monitor != "off" else ())
 

@@ -28,6 +28,7 @@ class DeployReport:
     final: dict[str, dict[str, Any]]
     violations: list[dict[str, Any]]
     events: list[dict[str, Any]] = field(default_factory=list)
+    violation_count: int = 0                     # all of them (each node lists its first 20)
 
     @property
     def exit_code(self) -> int:
@@ -103,6 +104,7 @@ async def supervise(dep_path: str, dep: Deployment, duration: float | None,
             except (TimeoutError, OSError, ConnectionError, WireError):
                 final[inst] = {}
     violations = [v for st in statuses.values() for v in st.get("violations", [])]
+    count = sum(int(st.get("violation_count", 0)) for st in statuses.values())
     for s in nodes.values():
         with contextlib.suppress(TimeoutError, OSError, ConnectionError, WireError):
             await control(s.host, s.port, dep.secret, {"t": "stop"}, 2.0)
@@ -113,4 +115,5 @@ async def supervise(dep_path: str, dep: Deployment, duration: float | None,
             p.kill()
             await p.wait()
     events = merge_logs([os.path.join(logs, f"{n}.jsonl") for n in nodes])
-    return DeployReport(logs, time.perf_counter() - t0, ended, restarts, final, violations, events)
+    return DeployReport(logs, time.perf_counter() - t0, ended, restarts, final, violations, events,
+                        max(count, len(violations)))

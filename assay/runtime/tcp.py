@@ -100,6 +100,8 @@ class TcpNode:
     fire only through `fire_now`, and `on_delivered` sees every message delivered to them.
     """
 
+    FAIR = 0.001            # seconds of stepping at most between two turns of the event loop
+
     def __init__(self, dep: Deployment, name: str, monitor: str = "enforce",
                  state_dir: str | None = None, time_unit: float = 0.01, seed: int = 0,
                  trace_out: str | None = None, driven: tuple[str, ...] = (),
@@ -129,7 +131,6 @@ class TcpNode:
         self.rng = random.Random(seed)
         self.time_unit = time_unit
         self.clock = 0
-        self.log: list[tuple[int, dict[str, Any]]] = []
         self.trace_out = trace_out
         self.wake = asyncio.Event()
         self.stopping = asyncio.Event()
@@ -251,7 +252,9 @@ class TcpNode:
             if handled is not None and seq in handled:
                 return {"t": "ack", "seq": seq,       # resent, and already handled durably
                         "epoch": frame.get("epoch")}
-            seen = self.seen.setdefault(key, Handled())
+            seen = self.seen.get(key)
+            if seen is None:
+                seen = self.seen[key] = Handled()
             if seq in seen:                           # resent while its step is pending:
                 pending = self.pending.get((peer, epoch, seq))
                 if pending is not None:               # its ack goes where the resend came
@@ -292,7 +295,7 @@ class TcpNode:
                                                          for k in self.links.values()),
                     "violations": [{"event": e, **v.to_json()}
                                    for e, v in self.node.violations[:20]],
-                    "violation_count": len(self.node.violations)}
+                    "violation_count": self.node.violation_count}
         if t == "stop":
             self.stopping.set()
             self.wake.set()
@@ -478,21 +481,23 @@ class TcpNode:
         return out, keys
 
     async def _step_loop(self) -> None:
-        stepped = False            # a step ran since the loop last let other tasks run
+        # fairness: the loop lets frames in (and timers fire) at least every `FAIR` seconds
+        # of stepping; a step's own frames leave as it sends them, so the steps that are
+        # ready now run back to back in the meantime (no event-loop turn between them)
+        yielded = time.monotonic()
         while not self.stopping.is_set():
             due = bool(self.timers.due)
             ready = [] if due else [n for n in self.hosted
                                     if self.inbox[n] or self._enabled(n)]
             if not due and not ready:
-                stepped = False
                 self.wake.clear()
                 await self.wake.wait()
+                yielded = time.monotonic()
                 continue
-            if stepped:            # between two steps, let frames in (and out): fairness
-                stepped = False
+            if time.monotonic() - yielded > self.FAIR:
                 await asyncio.sleep(0)
+                yielded = time.monotonic()
                 continue
-            stepped = True
             if due:
                 async with self.step_lock:
                     name, delay, message = self.timers.due.popleft()
@@ -611,7 +616,6 @@ class TcpNode:
         if clock is None:
             self.clock += 1
             clock = self.clock
-        self.log.append((clock, event))
         if self.logfile is not None:
             self.logfile.write(json.dumps({"clock": clock, "node": self.name,
                                            "time": time.time(), "event": event}) + "\n")
