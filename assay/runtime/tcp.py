@@ -74,13 +74,14 @@ class _Link:
         self.next_seq += 1
         return epoch, frame["seq"]
 
-    def push(self, frame: dict[str, Any]) -> None:
-        """Keep `frame` until it is acknowledged, and send it now if the link is up (else
-        `_run_link` sends it when it connects)."""
-        self.unacked[(frame["epoch"], frame["seq"])] = frame
+    def push(self, *frames: dict[str, Any]) -> None:
+        """Keep `frames` until they are acknowledged, and send them now (in one write) if the
+        link is up (else `_run_link` sends them when it connects)."""
+        for frame in frames:
+            self.unacked[(frame["epoch"], frame["seq"])] = frame
         w = self.writer
         if w is not None and not w.is_closing():
-            w.write(encode_frame(frame))
+            w.write(b"".join(encode_frame(f) for f in frames))
 
 
 @dataclass
@@ -454,10 +455,13 @@ class TcpNode:
                     self.store.save_step, name, saved,
                     [(k.peer, f["epoch"], f["seq"], f) for k, f in remote], handled, clock)
         self._handled(receipt)
+        by_link: dict[str, tuple[_Link, list[dict[str, Any]]]] = {}
         for link, frame in remote:
-            link.push(frame)
+            by_link.setdefault(link.peer, (link, []))[1].append(frame)
+        for link, frames in by_link.values():
+            link.push(*frames)
         self.timers.apply(name, out.timer_ops)
-        for link in {k.peer: k for k, _ in remote}.values():
+        for link, _ in by_link.values():
             w = link.writer
             if w is not None:
                 with contextlib.suppress(ConnectionError, OSError):
