@@ -272,7 +272,8 @@ def replay(trace_file: str, engine: str, mermaid_out: str | None, as_json: bool)
               help="Run the nodes of this deployment as local processes over TCP, and "
                    "supervise them (instead of one process).")
 @click.option("--state-dir", type=click.Path(file_okay=False), metavar="DIR",
-              help="Where nodes keep persistent fields (SQLite), with --deploy.")
+              help="Keep persistent fields in SQLite there (one file per node) and resume "
+                   "from them when started again.")
 @click.option("--for", "duration", type=click.FloatRange(min=0), default=None,
               metavar="SECONDS", help="Stop after this long (default: when nothing is left "
                                       "to do).")
@@ -312,7 +313,7 @@ def run(spec: str | None, system_name: str | None, params: tuple[str, ...],
         system, name, typed = build(spec, system_name, _params(params))
         kernel = Kernel(system)
         report, rt = run_local(kernel, duration, monitor, seed, time_unit,
-                               record=bool(trace_out))
+                               record=bool(trace_out), state_dir=state_dir)
         if trace_out:
             try:
                 rt.trace(report, spec, name, typed).write(trace_out)

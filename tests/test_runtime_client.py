@@ -46,7 +46,8 @@ from assay.runtime import (
     connect,
 )
 from assay.runtime.deploy import load_deployment
-from assay.runtime.tcp import control, merge_logs
+from assay.runtime.steplog import merge_logs
+from assay.runtime.tcp import control
 from assay.runtime.wire import WireError
 
 ROOT = Path(__file__).resolve().parent.parent

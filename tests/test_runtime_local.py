@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from assay.kernel import Kernel
-from assay.kernel.trace import Trace, find_initial, replay_checked
+from assay.kernel.trace import Trace, find_initial, replay_checked, replay_trace
 from assay.model.load import build
 from assay.runtime.local import run_local
 from assay.runtime.node import Node
+from assay.runtime.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
@@ -234,3 +236,103 @@ def test_a_long_run_holds_a_bounded_number_of_states_and_violations(monkeypatch)
     assert len(report.dead_letters) <= 25 <= report.dead_letter_count
     doc = report.to_json()
     assert doc["violation_count"] == report.violation_count and len(doc["violations"]) == 25
+
+
+# --- one process, with a state directory: durable, resumable, conformant ----------------------
+
+def _assay(*args: object) -> list[str]:
+    return [sys.executable, "-m", "assay.cli", *map(str, args)]
+
+
+def _killed_mid_run(spec: str, state: Path, trace: Path) -> None:
+    """`assay run` of `spec` (writes without end) with `state`, killed -9 once the server's
+    value is durable past 3."""
+    import signal
+    import sqlite3
+    import time
+
+    err = state.parent / "first-life.err"
+    with open(err, "w") as errf:
+        p = subprocess.Popen(_assay("run", SPECS / spec, "-p", "writes=1000000000", "--for",
+                                    "60", "--state-dir", state, "--trace-out", trace),
+                             stdout=subprocess.DEVNULL, stderr=errf, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert p.poll() is None, err.read_text()
+            assert time.monotonic() < deadline, "the client's acknowledged writes never got past 3"
+            try:
+                with sqlite3.connect(state / "local.sqlite", timeout=1) as conn:
+                    row = conn.execute("SELECT data FROM fields WHERE instance = 'client'"
+                                       ).fetchone()
+                if row and json.loads(row[0])["acked"] > 3:
+                    break
+            except sqlite3.Error:
+                pass
+            time.sleep(0.05)
+    finally:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait(10)
+
+
+def test_a_run_killed_and_started_again_on_its_state_dir_resumes_and_replays(tmp_path):
+    state, trace = tmp_path / "state", tmp_path / "run.json"
+    _killed_mid_run("register.py", state, trace)
+    assert not trace.exists()                     # killed: no trace written, the log kept
+    with Store(state / "local.sqlite") as s:
+        acked = s.load("client")["acked"]
+        server = s.load("server")["value"]
+    assert server >= acked > 3                    # what was acknowledged is on disk
+    r = subprocess.run(_assay("run", SPECS / "register.py", "-p", "writes=1000000000",
+                              "--for", "1", "--state-dir", state, "--trace-out", trace,
+                              "--json"), capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["final"]["server"]["value"] > server and doc["final"]["client"]["acked"] > acked
+    events = Trace.read(trace).events
+    crashes = [i for i, e in enumerate(events) if e["kind"] == "crash"]
+    assert [events[i]["instance"] for i in crashes] == ["server", "client"]
+    assert [e["kind"] for e in events[crashes[0] + 2:crashes[0] + 4]] == ["restart"] * 2
+    # the whole history, both lives, is a run the model allows — acknowledged writes survived
+    rr = subprocess.run(_assay("replay", trace, "--json"), capture_output=True, text=True,
+                        timeout=120)
+    assert rr.returncode == 0, rr.stdout[-2000:] + rr.stderr[-2000:]
+    assert json.loads(rr.stdout)["violation"] is None
+
+
+def test_the_volatile_register_killed_and_resumed_is_caught_by_replay(tmp_path):
+    # the bug: the server keeps its value in memory only; after the kill it starts from 0
+    # while the client remembers what was acknowledged
+    state, trace = tmp_path / "state", tmp_path / "run.json"
+    _killed_mid_run("register_bug_volatile.py", state, trace)
+    r = subprocess.run(_assay("run", SPECS / "register_bug_volatile.py", "-p",
+                              "writes=1000000000", "--for", "0.5", "--state-dir", state,
+                              "--trace-out", trace, "--json"),
+                       capture_output=True, text=True, timeout=60)
+    # the monitor reports it at the restart (a crash cannot be rejected), with the property
+    assert r.returncode == 1, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["violations"][0]["step"]["kind"] == "restart"
+    assert doc["violations"][0]["name"] == "acknowledged_writes_survive"
+    # and the recorded history does not replay past it
+    rr = subprocess.run(_assay("replay", trace, "--json"), capture_output=True, text=True,
+                        timeout=120)
+    assert rr.returncode == 1, rr.stdout[-2000:] + rr.stderr[-2000:]
+    v = json.loads(rr.stdout)["violation"]
+    assert v["name"] == "acknowledged_writes_survive"
+
+
+def test_a_clean_stop_makes_every_step_durable_and_a_second_run_goes_on(tmp_path):
+    state = tmp_path / "state"
+    k = kernel_of("register.py", writes="3")
+    first, _ = run_local(k, duration=10, state_dir=state)
+    assert first.final["server"]["value"] == 3
+    with Store(state / "local.sqlite") as s:
+        assert s.clock() == len(first.events) == 9      # every step durable after the stop
+    second, rt = run_local(kernel_of("register.py", writes="5"), duration=10,
+                           state_dir=state)
+    assert second.initial["server"]["value"] == 3   # restored before the run
+    assert second.final["server"]["value"] == 5
+    trace = rt.trace(second, str(SPECS / "register.py"), "system", {"writes": 5})
+    assert [e["kind"] for e in trace.events[9:13]] == ["crash", "crash", "restart", "restart"]
+    assert replay_trace(trace, tmp_path / "t.json").violation is None

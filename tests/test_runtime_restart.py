@@ -35,8 +35,9 @@ from assay.kernel import Kernel
 from assay.kernel.trace import Trace, initial_json
 from assay.model.load import build
 from assay.runtime.deploy import load_deployment
+from assay.runtime.steplog import merge_logs
 from assay.runtime.store import Handled, Store
-from assay.runtime.tcp import TcpNode, control, merge_logs
+from assay.runtime.tcp import TcpNode, control
 from assay.runtime.wire import WireError, authenticate, encode_frame, read_frame
 
 pytestmark = pytest.mark.e2e

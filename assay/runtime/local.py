@@ -8,24 +8,35 @@ action, no timer), or when `duration` elapses.
 
 Every applied step is recorded by name, so the run is a trace: `assay replay` of it through the
 checker's kernel confirms that the run is one the model allows (conformance).
+
+With a state directory the run is durable as a TCP node is: persistent fields are committed to
+SQLite before the messages of their step reach an inbox, and a run started again on the same
+directory restarts every instance from them (the kernel's restart semantics: the rest of the
+state starts over, the restart hook runs; messages that were in inboxes are lost, as a crash of
+the whole system loses them).  The steps of every life go to a step log there, so the trace of a
+resumed run starts from the model's initial state and replays.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import random
 import signal
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 from assay.kernel.events import Envelope, Fire
 from assay.kernel.kernel import Kernel
 from assay.kernel.trace import Trace, initial_json
 from assay.kernel.violation import Violation
 from assay.runtime.node import Node, Outcome
+from assay.runtime.steplog import log_line, merge_logs, open_step_log, restore
+from assay.runtime.store import Store
 from assay.runtime.timers import Timers
 
 
@@ -64,7 +75,7 @@ class LocalRuntime:
 
     def __init__(self, kernel: Kernel, monitor: str = "enforce", seed: int = 0,
                  time_unit: float = 0.01, driven: tuple[str, ...] = (),
-                 record: bool = True) -> None:
+                 record: bool = True, state_dir: str | os.PathLike | None = None) -> None:
         self.kernel = kernel
         self.names = [inst.name for inst in kernel.instances]
         # instances a client drives (`assay.runtime.connect`): their actions fire only when
@@ -84,10 +95,44 @@ class LocalRuntime:
         self.stopped = False
         # called with each envelope delivered to a driven instance and the step's outcome
         self.on_delivered: Callable[[Envelope, Outcome], None] | None = None
+        # with a state directory: persistent fields in SQLite (`local.sqlite`), saved before
+        # a step's messages reach their inboxes; recording, the steps of every life of the
+        # run in a step log (`local.jsonl`), which the trace is made from
+        self.store: Store | None = None
+        self.steplog: IO[str] | None = None
+        self.steplog_path: Path | None = None
+        self.clock = 0
+        self._restarts: list[tuple[str, Outcome]] = []
+        if state_dir is not None:
+            os.makedirs(state_dir, exist_ok=True)
+            self.store = Store(Path(state_dir) / "local.sqlite")
+            if record:
+                self.steplog_path = Path(state_dir) / "local.jsonl"
+                self.steplog, self.clock = open_step_log(self.steplog_path,
+                                                         self.store.clock())
+            # the whole system crashed with the process: every instance restarts
+            restarted = restore(kernel, self.store, self.names) or {}
+            for inst in restarted:
+                self._log({"kind": "crash", "instance": inst})
+            for inst, step in restarted.items():
+                self._restarts.append((inst, self.node.restart(inst, step)))
+
+    def _log(self, event: dict[str, Any]) -> int:
+        self.clock += 1
+        if self.steplog is not None:
+            self.steplog.write(log_line(self.clock, "local", event))
+            self.steplog.flush()             # before the step is saved (see steplog.py)
+        return self.clock
 
     def _handle(self, name: str, out: Outcome) -> None:
         if out.applied and self.record:
             self.events.append(out.event)
+        if out.applied and self.store is not None:
+            clock = self._log(out.event)
+            saved = self.kernel.persisted(name, self.node.local[name])
+            if saved is not None or out.event["kind"] == "restart":
+                # durable before its messages reach their inboxes
+                self.store.save_step(name, saved, [], None, clock)
         for env in out.sends:
             self.inbox[env.dst].append(env)
         self.timers.apply(name, out.timer_ops)
@@ -109,6 +154,9 @@ class LocalRuntime:
     async def run(self, duration: float | None = None, serve: bool = False) -> RunReport:
         """Run until quiescent (with `serve`, until `stop()`) or until `duration` ends."""
         start = {n: self.node.state(n) for n in self.names}
+        for inst, restart in self._restarts:         # the restart hooks' sends and timers
+            self._handle(inst, restart)
+        self._restarts = []
         t0 = time.perf_counter()
         deadline = None if duration is None else t0 + duration
         ended = "quiescent"
@@ -148,17 +196,32 @@ class LocalRuntime:
         if self.stopped:
             ended = "stopped"
         self.timers.cancel_all()
+        self.close()
         return RunReport(self.node.steps, time.perf_counter() - t0, ended, self.events,
                          self.node.violations, self.node.dead_letters,
                          {n: self.node.state(n) for n in self.names}, start,
                          self.node.refused, self.node.violation_count,
                          self.node.dead_letter_count)
 
+    def close(self) -> None:
+        """A clean stop: every step logged is durable (a restart resumes after the last of
+        them); the files are closed."""
+        if self.store is not None:
+            self.store.save_step(self.names[0], None, [], None, self.clock)
+            self.store.close()
+            self.store = None
+        if self.steplog is not None:
+            self.steplog.close()
+            self.steplog = None
+
     def trace(self, report: RunReport, spec: str, system: str,
               params: dict[str, Any]) -> Trace:
-        """The run as a trace file that `assay replay` checks against the model."""
+        """The run as a trace file that `assay replay` checks against the model: with a
+        state directory, every life of it (from the step log), else this one."""
         s0 = self.kernel.initial_states()[0][0]
-        return Trace(spec, system, params, report.events, engine="run",
+        events = report.events if self.steplog_path is None else \
+            merge_logs([str(self.steplog_path)])
+        return Trace(spec, system, params, events, engine="run",
                      initial=initial_json(self.kernel, s0),
                      verdict=None if not report.violations else {
                          "kind": report.violations[0][1].kind,
@@ -169,12 +232,12 @@ class LocalRuntime:
 
 
 def run_local(kernel: Kernel, duration: float | None = None, monitor: str = "enforce",
-              seed: int = 0, time_unit: float = 0.01, record: bool = True
-              ) -> tuple[RunReport, LocalRuntime]:
+              seed: int = 0, time_unit: float = 0.01, record: bool = True,
+              state_dir: str | os.PathLike | None = None) -> tuple[RunReport, LocalRuntime]:
     """Run the system of `kernel` in this process until it is quiescent or `duration` ends
-    (`record`: keep the applied steps, for `trace`)."""
+    (`record`: keep the applied steps, for `trace`; `state_dir`: persist and resume)."""
     async def main() -> tuple[RunReport, LocalRuntime]:
-        rt = LocalRuntime(kernel, monitor, seed, time_unit, record=record)
+        rt = LocalRuntime(kernel, monitor, seed, time_unit, record=record, state_dir=state_dir)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):    # Ctrl-C: stop after the current step
             with contextlib.suppress(NotImplementedError, RuntimeError):

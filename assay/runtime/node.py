@@ -136,8 +136,16 @@ class Node:
 
     # --- the policy ----------------------------------------------------------------------
 
+    def restart(self, name: str, step: LocalStep) -> Outcome:
+        """`name` restarted into `step` (its node crashed; `Kernel.local_restore`).  Applied
+        under every policy — a crash cannot be undone — and what it breaks (the restart
+        hook's contracts, a property: a value that should have been persistent, say) is
+        reported unless the policy is `off`."""
+        return self._apply(name, {"kind": "restart", "instance": name, "choice": 0}, step,
+                           rejectable=False)
+
     def _apply(self, name: str, event: dict[str, Any], step: LocalStep,
-               consumed: Envelope | None = None) -> Outcome:
+               consumed: Envelope | None = None, rejectable: bool = True) -> Outcome:
         self.steps += 1
         viol = step.violations
         if self.monitor != "off" and self.kernel.properties:
@@ -146,7 +154,7 @@ class Node:
             self.violation_count += len(viol)
             for v in viol[:max(0, self.KEEP - len(self.violations))]:
                 self.violations.append((event, v))
-        if viol and self.monitor == "enforce":
+        if viol and self.monitor == "enforce" and rejectable:
             self.dead_letter_count += len(step.sends)
             self.dead_letters.extend(step.sends[:max(0, self.KEEP - len(self.dead_letters))])
             if consumed is not None:

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from assay.runtime.deploy import Deployment
-from assay.runtime.tcp import control, merge_logs
+from assay.runtime.steplog import merge_logs
+from assay.runtime.tcp import control
 from assay.runtime.wire import WireError
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import random
@@ -30,13 +29,14 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from assay.kernel.events import Envelope, Fire
 from assay.kernel.kernel import Kernel
 from assay.model.load import build
 from assay.runtime.deploy import Deployment, check_placement
 from assay.runtime.node import Node, Outcome
+from assay.runtime.steplog import log_line, open_step_log, restore
 from assay.runtime.store import Handled
 from assay.runtime.timers import Timers
 from assay.runtime.wire import (
@@ -168,26 +168,22 @@ class TcpNode:
             self.store = Store(Path(state_dir) / f"{name}.sqlite")
             self.handled = self.store.handled()
             self.seen = {k: h.copy() for k, h in self.handled.items()}
-        self.logfile = None
+        self.logfile: IO[str] | None = None
         if trace_out is not None:
-            self.logfile = self._open_log(trace_out)
+            self.logfile, clock = open_step_log(
+                trace_out, None if self.store is None else self.store.clock())
+            self.clock = max(self.clock, clock)
         # restarts whose steps (the restart hook's sends and timers) run when serving starts
         self._restarts: list[tuple[str, Outcome]] = []
         if self.store is not None:
-            saved_fields = {inst: self.store.load(inst) for inst in self.hosted}
-            restarted = self.store.clock() > 0 or any(
-                v is not None for v in saved_fields.values())
-            for inst in self.hosted:
-                saved = saved_fields[inst]
-                if restarted:               # every hosted instance crashed with the node:
-                    # persistent fields come back, the rest start over, the hook runs
-                    step = self.kernel.local_restore(inst, saved or {})
-                    self.node.local[inst] = step.local
-                    self._record({"kind": "crash", "instance": inst})
-                    self._restarts.append((inst, Outcome(
-                        {"kind": "restart", "instance": inst, "choice": 0}, True, step.sends,
-                        step.timer_ops, step.violations)))
-                    log.info("%s: restored %s from %s", name, inst, state_dir)
+            # every hosted instance crashed with the node: persistent fields come back, the
+            # rest start over, the hook runs
+            restarted = restore(self.kernel, self.store, self.hosted) or {}
+            for inst in restarted:
+                self._record({"kind": "crash", "instance": inst})
+            for inst, step in restarted.items():
+                self._restarts.append((inst, self.node.restart(inst, step)))
+                log.info("%s: restored %s from %s", name, inst, state_dir)
             for peer, _, _, frame in self.store.outbox():
                 if peer in self.links:             # sent in an earlier life, not acknowledged
                     self.links[peer].push(frame)
@@ -588,57 +584,14 @@ class TcpNode:
             self.failed = task.exception()
             self.stop()
 
-    def _open_log(self, path: str) -> Any:
-        """Open this node's step log for appending.  Steps are appended as they happen, so a
-        node killed and restarted keeps its earlier ones, and the clock goes on from the last
-        one kept.  A line is written before its step is saved; with a store, lines beyond the
-        last durable step were undone by a crash and are dropped here."""
-        durable = None if self.store is None else self.store.clock()
-        if os.path.exists(path):
-            with open(path) as f:
-                lines = [ln for ln in f if ln.strip()]
-            kept = []
-            for ln in lines:
-                try:
-                    entry = json.loads(ln)
-                    c = int(entry["clock"])
-                except (ValueError, KeyError, TypeError):
-                    break                       # a line cut short by a kill: the end
-                if durable is not None and c > durable:
-                    continue
-                kept.append(ln if ln.endswith("\n") else ln + "\n")
-                self.clock = max(self.clock, c)
-            if kept != lines:                   # a line dropped, or a newline to add
-                with open(path, "w") as f:
-                    f.writelines(kept)
-        if durable is not None:
-            self.clock = max(self.clock, durable)
-        return open(path, "a")                  # noqa: SIM115 - open for the node's life
-
     def _record(self, event: dict[str, Any], clock: int | None = None) -> None:
         """One applied step (or a crash and restart) with its Lamport clock, to the log."""
         if clock is None:
             self.clock += 1
             clock = self.clock
         if self.logfile is not None:
-            self.logfile.write(json.dumps({"clock": clock, "node": self.name,
-                                           "time": time.time(), "event": event}) + "\n")
+            self.logfile.write(log_line(clock, self.name, event))
             self._schedule_flush()           # written within ack_delay, before any ack
-
-
-def merge_logs(paths: list[str]) -> list[dict[str, Any]]:
-    """The steps of every node in one order consistent with causality (Lamport order, then
-    node name): a message's send comes before its delivery."""
-    entries = []
-    for p in paths:
-        if not os.path.exists(p):
-            continue
-        with open(p) as f:
-            for line in f:
-                if line.strip():
-                    entries.append(json.loads(line))
-    entries.sort(key=lambda e: (e["clock"], e["node"]))
-    return [e["event"] for e in entries]
 
 
 async def control(host: str, port: int, secret: bytes, frame: dict[str, Any],

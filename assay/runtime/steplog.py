@@ -1,0 +1,76 @@
+"""The step log of a runtime node, and what a node restores after a crash.
+
+A node appends one JSON line per applied step (and per crash and restart) with its Lamport
+clock as the step happens, so a node killed and restarted keeps the steps of its earlier lives.
+A line is written before its step is saved; with a store, the lines beyond the store's durable
+clock were undone by the crash and are dropped when the log is opened again.  The logs of all
+the nodes of a run merge (Lamport order) into one trace that `assay replay` checks against the
+model.  Both drivers use this module: `tcp.py` (one log per node) and `local.py` (one log for
+the whole system, with `--state-dir`).
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import IO, Any
+
+from assay.kernel.kernel import Kernel, LocalStep
+from assay.runtime.store import Store
+
+
+def open_step_log(path: str | os.PathLike, durable: int | None) -> tuple[IO[str], int]:
+    """Open the step log at `path` for appending; with `durable` (the store's clock), drop the
+    lines beyond it first.  Also repairs the end of a log a kill cut short.  Returns the file
+    and the clock to go on from (the last kept line's, or `durable` if higher)."""
+    path = os.fspath(path)
+    clock = 0
+    if os.path.exists(path):
+        with open(path) as f:
+            lines = [ln for ln in f if ln.strip()]
+        kept = []
+        for ln in lines:
+            try:
+                c = int(json.loads(ln)["clock"])
+            except (ValueError, KeyError, TypeError):
+                break                           # a line cut short by a kill: the end
+            if durable is not None and c > durable:
+                continue
+            kept.append(ln if ln.endswith("\n") else ln + "\n")
+            clock = max(clock, c)
+        if kept != lines:                       # a line dropped, or a newline to add
+            with open(path, "w") as f:
+                f.writelines(kept)
+    if durable is not None:
+        clock = max(clock, durable)
+    return open(path, "a"), clock               # noqa: SIM115 - open for the node's life
+
+
+def log_line(clock: int, node: str, event: dict[str, Any]) -> str:
+    """One line of a step log: the step's Lamport clock, its node, the wall clock, the event."""
+    return json.dumps({"clock": clock, "node": node, "time": time.time(), "event": event}) + "\n"
+
+
+def merge_logs(paths: list[str]) -> list[dict[str, Any]]:
+    """The steps of every node in one order consistent with causality (Lamport order, then
+    node name): a message's send comes before its delivery."""
+    entries = []
+    for p in paths:
+        if not os.path.exists(p):
+            continue
+        with open(p) as f:
+            for line in f:
+                if line.strip():
+                    entries.append(json.loads(line))
+    entries.sort(key=lambda e: (e["clock"], e["node"]))
+    return [e["event"] for e in entries]
+
+
+def restore(kernel: Kernel, store: Store, hosted: list[str]) -> dict[str, LocalStep] | None:
+    """If `store` shows an earlier life (a durable step or saved fields), every hosted instance
+    crashed with it: each restarts — persistent fields back, the rest initial, the restart
+    hook run — and this returns the restart steps; on a fresh store, None."""
+    saved = {inst: store.load(inst) for inst in hosted}
+    if store.clock() == 0 and all(v is None for v in saved.values()):
+        return None
+    return {inst: kernel.local_restore(inst, saved[inst] or {}) for inst in hosted}
