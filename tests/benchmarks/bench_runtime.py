@@ -32,6 +32,7 @@ Run it from anywhere:
     python tests/benchmarks/bench_runtime.py              # limit 2000, 3 repetitions, ~1 min
     python tests/benchmarks/bench_runtime.py --limit 300  # quick
     python tests/benchmarks/bench_runtime.py --twopc --rms 3 --limit 500
+    python tests/benchmarks/bench_runtime.py --twopc --persist   # and with SQLite state
 """
 from __future__ import annotations
 
@@ -85,7 +86,7 @@ def stop(procs: list[subprocess.Popen]) -> None:
 
 def run_nodes(spec: Path, params: dict[str, int], nodes: dict[str, list[str]],
               probe: tuple[str, str, int], monitor: str, timeout: float,
-              parse: Callable[[Path], dict]) -> dict:
+              parse: Callable[[Path], dict], persist: bool = False) -> dict:
     """Deploy `spec` on the `nodes` (name -> instances; the first is polled), each an ``assay
     node`` process on 127.0.0.1, until `probe` = (instance, field, value) holds on the first
     node; then stop them and return `parse` of the first node's trace, with the violation count
@@ -114,7 +115,8 @@ def run_nodes(spec: Path, params: dict[str, int], nodes: dict[str, list[str]],
                 logs.append(log)
                 procs.append(subprocess.Popen(
                     [sys.executable, "-m", "assay.cli", "node", str(deploy), "--name", name,
-                     "--trace-out", str(tmpd / f"{name.upper()}.jsonl"), "--monitor", monitor],
+                     "--trace-out", str(tmpd / f"{name.upper()}.jsonl"), "--monitor", monitor,
+                     *(["--state-dir", str(tmpd / "state")] if persist else [])],
                     cwd=ROOT, stdout=log, stderr=subprocess.STDOUT))
 
             async def ask(port: int, frame: dict) -> dict | None:
@@ -178,7 +180,7 @@ def summarize(sent: dict[int, float], recv: dict[int, float], limit: int) -> dic
 
 # --- assay ping-pong -------------------------------------------------------------------------
 
-def run_assay(limit: int, monitor: str, timeout: float) -> dict:
+def run_assay(limit: int, monitor: str, timeout: float, persist: bool = False) -> dict:
     def parse(path: Path) -> dict:
         sent: dict[int, float] = {}
         recv: dict[int, float] = {}
@@ -194,12 +196,13 @@ def run_assay(limit: int, monitor: str, timeout: float) -> dict:
         return summarize(sent, recv, limit)
 
     return run_nodes(SPEC, {"limit": limit}, {"a": ["pinger"], "b": ["ponger"]},
-                     ("pinger", "got", limit), monitor, timeout, parse)
+                     ("pinger", "got", limit), monitor, timeout, parse, persist)
 
 
 # --- assay 2PC rounds ------------------------------------------------------------------------
 
-def run_assay_twopc(limit: int, rms: int, monitor: str, timeout: float) -> dict:
+def run_assay_twopc(limit: int, rms: int, monitor: str, timeout: float,
+                    persist: bool = False) -> dict:
     def parse(path: Path) -> dict:
         start: dict[int, float] = {}
         done: dict[int, float] = {}
@@ -215,7 +218,7 @@ def run_assay_twopc(limit: int, rms: int, monitor: str, timeout: float) -> dict:
 
     return run_nodes(TWOPC_SPEC, {"rms": rms, "limit": limit},
                      {"a": ["tm"], "b": [f"rm{i}" for i in range(rms)]},
-                     ("tm", "done", limit), monitor, timeout, parse)
+                     ("tm", "done", limit), monitor, timeout, parse, persist)
 
 
 # --- plain asyncio echo ----------------------------------------------------------------------
@@ -323,6 +326,8 @@ def main() -> None:
     ap.add_argument("--twopc", action="store_true",
                     help="measure 2PC rounds (twopc_rounds_spec.py) instead of ping-pong")
     ap.add_argument("--rms", type=int, default=2, help="resource managers, with --twopc")
+    ap.add_argument("--persist", action="store_true",
+                    help="also run with --state-dir (SQLite, a commit per step that sends)")
     ap.add_argument("--repeat", type=int, default=3,
                     help="repetitions of the three runs (medians and ranges are reported)")
     ap.add_argument("--echo-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
@@ -349,6 +354,9 @@ def main() -> None:
             ("assay, --monitor enforce",
              lambda: run_assay_twopc(a.limit, a.rms, "enforce", a.timeout)),
             ("assay, --monitor off", lambda: run_assay_twopc(a.limit, a.rms, "off", a.timeout))]
+        if a.persist:
+            runs.append(("assay, --monitor enforce, --state-dir",
+                         lambda: run_assay_twopc(a.limit, a.rms, "enforce", a.timeout, True)))
     else:
         print(f"ping-pong, {a.limit} round trips (assay: round 1, which waits for the link, "
               "is left out)", flush=True)
@@ -357,6 +365,9 @@ def main() -> None:
         runs = [(plain_label, lambda: run_plain(a.limit, a.timeout)),
                 ("assay, --monitor enforce", lambda: run_assay(a.limit, "enforce", a.timeout)),
                 ("assay, --monitor off", lambda: run_assay(a.limit, "off", a.timeout))]
+        if a.persist:
+            runs.append(("assay, --monitor enforce, --state-dir",
+                         lambda: run_assay(a.limit, "enforce", a.timeout, True)))
     print(f"{a.repeat} repetition(s), each running every configuration once, one after the "
           "other; ratios are taken within a repetition (the machine is shared and noisy)\n",
           flush=True)
@@ -384,7 +395,8 @@ def main() -> None:
             cols.append(f"{statistics.median(xs):.1f}x ({min(xs):.1f}-{max(xs):.1f})")
         print(f"| {label} | " + " | ".join(cols) + " |")
     print("\nmonitor violations reported by node a: " + ", ".join(
-        f"{label.split()[-1]} {sum(v or 0 for v in vs)}" for label, vs in violations.items()
+        f"{label.removeprefix('assay, ')} {sum(v or 0 for v in vs)}"
+        for label, vs in violations.items()
         if label.startswith("assay")))
 
 if __name__ == "__main__":
