@@ -336,3 +336,31 @@ def test_a_clean_stop_makes_every_step_durable_and_a_second_run_goes_on(tmp_path
     trace = rt.trace(second, str(SPECS / "register.py"), "system", {"writes": 5})
     assert [e["kind"] for e in trace.events[9:13]] == ["crash", "crash", "restart", "restart"]
     assert replay_trace(trace, tmp_path / "t.json").violation is None
+
+
+def test_nodes_sharing_a_kernel_never_make_it_forget(monkeypatch):
+    # each node holds ids into the kernel's tables: one forgetting would pull them from under
+    # the other
+    monkeypatch.setattr(Node, "FORGET_EVERY", 1)
+    monkeypatch.setattr(Node, "FORGET_AT", 0)
+    k = kernel_of("bank_transfer.py")
+    a, b = Node(k, ["acct0"]), Node(k, ["acct1"])
+    for _ in range(50):
+        for node, name in ((a, "acct0"), (b, "acct1")):
+            assert node.has_actions(name)
+            out = node.fire_any(name, __import__("random").Random(0))
+            assert out is not None and out.applied
+            other, dst = (b, "acct1") if node is a else (a, "acct0")
+            for env in out.sends:
+                assert other.deliver(env).applied
+    assert k.interned() > 10                       # nothing was forgotten
+    alone = kernel_of("bank_transfer.py")
+    n = Node(alone, ["acct0", "acct1"])
+    fired = 0
+    for i in range(40):
+        out = n.fire_any(f"acct{i % 2}", __import__("random").Random(0))
+        if out is not None:
+            fired += 1
+            for env in out.sends:
+                n.deliver(env)
+    assert fired > 10 and alone.interned() < 10   # forgotten after every step

@@ -212,6 +212,7 @@ class Kernel:
         self._event_json: dict[int, dict[str, Any]] = {}
         self._env_canon: dict[int, bytes] = {}
         self._event_keys: dict[int, bytes] = {}
+        self.steppers = 0           # runtime nodes stepping this kernel (see `forget`)
 
     # --- interning ----------------------------------------------------------------------------
 

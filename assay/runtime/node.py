@@ -47,8 +47,9 @@ class Outcome:
 
 @dataclass
 class Node:
-    """The instances a node hosts, stepped through `kernel` (which it alone steps: it may
-    make the kernel forget what it memoised, see `Kernel.forget`)."""
+    """The instances a node hosts, stepped through `kernel`.  A node that is the only one
+    stepping its kernel makes it forget what it memoised as it grows (`Kernel.forget`); nodes
+    that share a kernel hold ids into its tables, so none of them does."""
 
     FORGET_EVERY = 1024       # steps between two looks at the kernel's memory
     FORGET_AT = 20_000        # local states and envelopes the kernel may hold
@@ -80,6 +81,7 @@ class Node:
             raise ValueError(f"monitor policy {self.monitor!r}; use one of {POLICIES}")
         for name in self.hosted:
             self.local.setdefault(name, self.kernel.local_initial(name))
+        self.kernel.steppers += 1
 
     # --- events --------------------------------------------------------------------------
 
@@ -161,7 +163,8 @@ class Node:
                 self.refused.append(consumed)
             return Outcome(event, False, (), (), viol)
         self.local[name] = step.local
-        if self.steps % self.FORGET_EVERY == 0 and self.kernel.interned() > self.FORGET_AT:
+        if self.steps % self.FORGET_EVERY == 0 and self.kernel.steppers == 1 \
+                and self.kernel.interned() > self.FORGET_AT:
             # a deployment's states rarely repeat (counters, balances): the kernel's memo
             # tables would grow with every step; keep only the current local states
             self.local = self.kernel.forget(self.local)
