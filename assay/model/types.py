@@ -10,7 +10,6 @@ from __future__ import annotations
 import enum
 import types
 import typing
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any, Union, get_args, get_origin
 
@@ -328,44 +327,59 @@ _MessageClass: Any = None             # assay.model.message.Message (which impor
 
 
 def canonical(v: Any) -> bytes:
-    """A byte string that identifies a value, the same in every process (no `hash()`)."""
+    """A byte string that identifies a value, the same in every process (no `hash()`).
+
+    The encoding is part of every fingerprint: it must not change.  (Hot: the kernel interns
+    local states with it, so enum members and small ints are encoded once.)"""
     global _MessageClass
+    if v is None:
+        return b"N"
+    t = type(v)
+    if t is int:
+        b = _INTS.get(v)
+        if b is None:
+            s = str(v).encode()
+            b = b"i" + len(s).to_bytes(2, "big") + s
+            if -1024 <= v <= 65536:
+                _INTS[v] = b
+        return b
+    if t is bool:
+        return b"T" if v else b"F"
+    if t is tuple:
+        return b"t" + _join([canonical(x) for x in v])
+    if t is frozenset:
+        return b"f" + _join(sorted([canonical(x) for x in v]))
+    if isinstance(v, enum.Enum):
+        # by class (held here, so never another class at the same address) and member name
+        names = _ENUMS.get(t)
+        if names is None:
+            names = _ENUMS[t] = {}
+        b = names.get(v.name)
+        if b is None:
+            s = f"{t.__qualname__}.{v.name}".encode()
+            b = names[v.name] = b"e" + len(s).to_bytes(2, "big") + s
+        return b
+    if isinstance(v, str):
+        s = v.encode()
+        return b"s" + len(s).to_bytes(4, "big") + s
     if _MessageClass is None:
         from assay.model.message import Message
 
         _MessageClass = Message
-    if v is None:
-        return b"N"
-    t = type(v)
-    if t is bool:
-        return b"T" if v else b"F"
-    if t is int:
-        s = str(v).encode()
-        return b"i" + len(s).to_bytes(2, "big") + s
-    if isinstance(v, enum.Enum):
-        s = f"{type(v).__qualname__}.{v.name}".encode()
-        return b"e" + len(s).to_bytes(2, "big") + s
-    if isinstance(v, str):
-        s = v.encode()
-        return b"s" + len(s).to_bytes(4, "big") + s
     if isinstance(v, _MessageClass):
         parts = [type(v).__qualname__.encode()] + [canonical(x) for x in v.values()]
         return b"m" + _join(parts)
-    if t is frozenset:
-        return b"f" + _join(sorted(canonical(x) for x in v))
-    if t is tuple:
-        return b"t" + _join([canonical(x) for x in v])
     raise TypeError(f"{v!r} is not a value assay can encode")
 
 
-def _join(parts: Iterable[bytes]) -> bytes:
-    out = bytearray()
-    n = 0
-    for p in parts:
-        out += len(p).to_bytes(4, "big")
-        out += p
-        n += 1
-    return n.to_bytes(4, "big") + bytes(out)
+_INTS: dict[int, bytes] = {}
+_ENUMS: dict[type, dict[str, bytes]] = {}
+
+
+def _join(parts: list[bytes]) -> bytes:
+    """`parts`, each with its length, after their count (4-byte big-endian numbers)."""
+    return len(parts).to_bytes(4, "big") + b"".join(
+        [len(p).to_bytes(4, "big") + p for p in parts])
 
 
 def admits_any(t: TypeSpec) -> bool:
