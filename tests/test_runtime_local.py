@@ -364,3 +364,24 @@ def test_nodes_sharing_a_kernel_never_make_it_forget(monkeypatch):
             for env in out.sends:
                 n.deliver(env)
     assert fired > 10 and alone.interned() < 10   # forgotten after every step
+
+
+def test_refused_messages_are_kept_whole_where_properties_read_them_and_capped_elsewhere(
+        monkeypatch):
+    from assay.kernel.events import Envelope
+
+    monkeypatch.setattr(Node, "KEEP", 5)
+    system, _, _ = build(ROOT / "tests" / "benchmarks" / "twopc_rounds_spec.py", None, {})
+    k = Kernel(system)
+    commit = k.messages["Commit"]
+    bad = [Envelope("tm", "rms", "rm0", "tm", commit(r)) for r in range(1, 13)]  # never prepared
+    alone = Node(k, ["rm0"])                       # a TCP node's view: no network to read
+    for env in bad:
+        out = alone.deliver(env)
+        assert not out.applied and out.violations[0].kind == "requires"
+    assert alone.refused == bad[:5] and alone.refused_count == 12
+    whole = Node(Kernel(system), ["rm0"])
+    whole.in_flight = list                          # one process: properties read the network
+    for env in bad:
+        whole.deliver(env)
+    assert whole.refused == bad and whole.refused_count == 12

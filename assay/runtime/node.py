@@ -65,6 +65,7 @@ class Node:
     dead_letters: list[Envelope] = field(default_factory=list)
     violation_count: int = 0
     dead_letter_count: int = 0
+    refused_count: int = 0
     refused: list[Envelope] = field(default_factory=list)        # messages whose delivery was
     steps: int = 0                                               # rejected: kept, unhandled
     # the driver's messages in flight (called after a delivered message left them, before the
@@ -160,7 +161,11 @@ class Node:
             self.dead_letter_count += len(step.sends)
             self.dead_letters.extend(step.sends[:max(0, self.KEEP - len(self.dead_letters))])
             if consumed is not None:
-                self.refused.append(consumed)
+                self.refused_count += 1
+                # where properties read the messages in flight, a refused one is among them
+                # (kept whole); elsewhere it is only reported, like a dead letter
+                if self.in_flight is not None or len(self.refused) < self.KEEP:
+                    self.refused.append(consumed)
             return Outcome(event, False, (), (), viol)
         self.local[name] = step.local
         if self.steps % self.FORGET_EVERY == 0 and self.kernel.steppers == 1 \
