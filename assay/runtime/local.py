@@ -124,15 +124,19 @@ class LocalRuntime:
             self.steplog.flush()             # before the step is saved (see steplog.py)
         return self.clock
 
-    def _handle(self, name: str, out: Outcome) -> None:
-        if out.applied and self.record:
-            self.events.append(out.event)
+    async def _step_done(self, name: str, out: Outcome) -> None:
+        """Make the step durable (with a store: logged, and its persistent fields committed
+        in a thread, before its messages reach their inboxes), then route it."""
         if out.applied and self.store is not None:
             clock = self._log(out.event)
             saved = self.kernel.persisted(name, self.node.local[name])
             if saved is not None or out.event["kind"] == "restart":
-                # durable before its messages reach their inboxes
-                self.store.save_step(name, saved, [], None, clock)
+                await asyncio.to_thread(self.store.save_step, name, saved, [], None, clock)
+        self._handle(name, out)
+
+    def _handle(self, name: str, out: Outcome) -> None:
+        if out.applied and self.record:
+            self.events.append(out.event)
         for env in out.sends:
             self.inbox[env.dst].append(env)
         self.timers.apply(name, out.timer_ops)
@@ -141,7 +145,9 @@ class LocalRuntime:
         return name not in self.driven and bool(self.node.actions(name))
 
     def fire(self, action: Fire) -> Outcome:
-        """Fire `action` of a driven instance now (for the client API)."""
+        """Fire `action` of a driven instance now (for the client API, which runs without a
+        state directory: this step is not made durable)."""
+        assert self.store is None, "a driven in-process run has no state directory"
         out = self.node.fire(action)
         self._handle(action.instance, out)
         self.wake.set()
@@ -155,7 +161,7 @@ class LocalRuntime:
         """Run until quiescent (with `serve`, until `stop()`) or until `duration` ends."""
         start = {n: self.node.state(n) for n in self.names}
         for inst, restart in self._restarts:         # the restart hooks' sends and timers
-            self._handle(inst, restart)
+            await self._step_done(inst, restart)
         self._restarts = []
         t0 = time.perf_counter()
         deadline = None if duration is None else t0 + duration
@@ -166,7 +172,7 @@ class LocalRuntime:
                 break
             if self.timers.due:
                 name, delay, message = self.timers.due.popleft()
-                self._handle(name, self.node.timer(name, delay, message))
+                await self._step_done(name, self.node.timer(name, delay, message))
                 await asyncio.sleep(0)
                 continue
             ready = [n for n in self.names if self.inbox[n] or self._enabled(n)]
@@ -181,7 +187,7 @@ class LocalRuntime:
                 else:
                     out = self.node.fire_any(name, self.rng)
                 assert out is not None
-                self._handle(name, out)
+                await self._step_done(name, out)
                 await asyncio.sleep(0)        # let timers and other tasks run
                 continue
             if not self.timers.any_pending() and not serve:
