@@ -65,6 +65,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+PIN = False      # --pin: the side that starts a round on CPU 0, the side that answers on CPU 1
+
+
+def on_cpu(cpu: int) -> Callable[[], None] | None:
+    """A `preexec_fn` that pins the child to `cpu` (with --pin), else None."""
+    if not PIN:
+        return None
+    return lambda: os.sched_setaffinity(0, {cpu})
+
+
 def pct(xs: list[float], p: float) -> float:
     xs = sorted(xs)
     return xs[min(len(xs) - 1, max(0, round(p / 100 * len(xs)) - 1))]
@@ -110,14 +120,14 @@ def run_nodes(spec: Path, params: dict[str, int], nodes: dict[str, list[str]],
         procs: list[subprocess.Popen] = []
         logs = []
         try:
-            for name in nodes:
+            for cpu, name in enumerate(nodes):
                 log = open(tmpd / f"{name}.log", "w")    # noqa: SIM115
                 logs.append(log)
                 procs.append(subprocess.Popen(
                     [sys.executable, "-m", "assay.cli", "node", str(deploy), "--name", name,
                      "--trace-out", str(tmpd / f"{name.upper()}.jsonl"), "--monitor", monitor,
                      *(["--state-dir", str(tmpd / "state")] if persist else [])],
-                    cwd=ROOT, stdout=log, stderr=subprocess.STDOUT))
+                    cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, preexec_fn=on_cpu(cpu)))
 
             async def ask(port: int, frame: dict) -> dict | None:
                 return await control("127.0.0.1", port, secret.encode(), frame)
@@ -294,12 +304,12 @@ def run_plain(rounds: int, timeout: float, rms: int = 0) -> dict:
     procs = []
     try:
         server = subprocess.Popen([sys.executable, me, "--echo-server", str(port)],
-                                  stdout=subprocess.PIPE, text=True)
+                                  stdout=subprocess.PIPE, text=True, preexec_fn=on_cpu(1))
         procs.append(server)
         assert server.stdout is not None and server.stdout.readline().strip() == "ready"
         client = subprocess.Popen([sys.executable, me, "--echo-client", str(port),
                                    "--limit", str(rounds), "--echo-rms", str(rms)],
-                                  stdout=subprocess.PIPE, text=True)
+                                  stdout=subprocess.PIPE, text=True, preexec_fn=on_cpu(0))
         procs.append(client)
         out, _ = client.communicate(timeout=timeout)
         return json.loads(out)
@@ -326,6 +336,8 @@ def main() -> None:
     ap.add_argument("--twopc", action="store_true",
                     help="measure 2PC rounds (twopc_rounds_spec.py) instead of ping-pong")
     ap.add_argument("--rms", type=int, default=2, help="resource managers, with --twopc")
+    ap.add_argument("--pin", action="store_true",
+                    help="pin each side's process to its own CPU (the machine's noise, less)")
     ap.add_argument("--persist", action="store_true",
                     help="also run with --state-dir (SQLite, a commit per step that sends)")
     ap.add_argument("--repeat", type=int, default=3,
@@ -334,6 +346,8 @@ def main() -> None:
     ap.add_argument("--echo-client", type=int, metavar="PORT", help=argparse.SUPPRESS)
     ap.add_argument("--echo-rms", type=int, default=0, help=argparse.SUPPRESS)
     a = ap.parse_args()
+    global PIN
+    PIN = a.pin and len(os.sched_getaffinity(0)) >= 2
     if a.echo_server is not None:
         return echo_server(a.echo_server)
     if a.echo_client is not None:
