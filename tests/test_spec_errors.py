@@ -123,6 +123,16 @@ CASES = [
     Case("unknown-network", "unknown_network.py",
          message=("unknown network model", "'lossy'"),
          notes=("unordered", "fifo", "duplicating")),
+    # --- message contracts on ports -----------------------------------------------------------
+    Case("where-not-a-dict", "where_not_dict.py",
+         message=("where=", "'peer'", "Node", "list", "not a dict"), notes=("MessageType",)),
+    Case("where-key-not-a-message", "where_key.py",
+         message=("where=", "'peer'", "int", "not a Message class"), notes=("MessageType",)),
+    Case("where-wrong-arity", "where_arity.py",
+         message=("where=", "Ping", "takes 2 arguments", "the message alone"),
+         notes=("lambda m:",)),
+    Case("where-not-callable", "where_callable.py",
+         message=("where=", "Ping", "not callable"), notes=("lambda m:",)),
     # --- fields ------------------------------------------------------------------------------
     Case("unsupported-type-float", "unsupported_type_float.py",
          message=("'reading'", "Sensor", "float", "use int"), notes=(_FIELD_NOTE,)),

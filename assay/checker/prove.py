@@ -1347,7 +1347,7 @@ class Translator:
                               f"send() on the many-port {port.name} names its destination "
                               "(to=)"))
         parts += self._message_parts(msg)
-        parts += receiving_contract(self.enc, port.name, msg)
+        parts += port_contract(self.enc, port.name, msg)
         site = SendSite(attr, port.name, msg, to, st.pc, parts, node.lineno,
                         node.end_lineno or node.lineno)
         self.sends.append(site)
@@ -1387,11 +1387,17 @@ _LIBRARY_MODULES = ("builtins", "operator", "functools", "itertools", "math", "r
                     "os", "sys")
 
 
-def receiving_contract(enc: ComponentEncoding, port: str, msg: MsgVal) -> list[tuple[Any, str]]:
-    """The hook for message contracts on ports: what the receiving port assumes of every
-    message, to be proved at each send site.  The language has no such contracts yet, so
-    there is nothing to prove beyond the message's field types."""
-    return []
+def port_contract(enc: ComponentEncoding, port: str, msg: MsgVal) -> list[tuple[Any, str]]:
+    """What the sending port guarantees of the message (`Port(where=...)`), to be proved at
+    the send site.  (What the receiving port assumes is another component's: a connection
+    obligation proves the guarantee implies it.)  A contract that cannot be translated makes
+    the whole body unknown."""
+    p = enc.info.ports.get(port)
+    pred = None if p is None else p.where.get(msg.cls)
+    if pred is None:
+        return []
+    return [(enc.predicate(pred, [msg]),
+             f"the contract of port {port} for {msg.cls.__name__}")]
 
 
 def _method(cls: type, name: str) -> Any:

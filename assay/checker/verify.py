@@ -68,6 +68,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import textwrap
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -247,6 +248,98 @@ def connection_obligations(system: System, bound: int = 3) -> list[Obligation]:
     return out
 
 
+def contract_obligations(system: System, timeout: float = 5.0) -> list[Obligation]:
+    """One obligation per connected pair of ports and message type that the receiving port
+    has a contract for (`Port(where=...)`): what the sending port guarantees of that type
+    (nothing, without a contract of its own) implies what the receiving port assumes, for
+    every message of the type's fields.  A sender whose class never names the type cannot
+    send it: no obligation.  A refutation gives the message, confirmed by evaluating both
+    contracts on it."""
+    solver = z3.Solver()
+    solver.set("timeout", max(1, int(timeout * 1000)))
+    seen: set[tuple[type, str, type, str, type]] = set()
+    out: list[Obligation] = []
+    for c in system.connections:
+        for src, dst in ((c.a, c.b), (c.b, c.a)):
+            s_cls, d_cls = system.instances[src.instance], system.instances[dst.instance]
+            s_info, d_info = component_info(s_cls), component_info(d_cls)
+            for mtype, assumed in d_info.ports[dst.port].where.items():
+                key = (s_cls, src.port, d_cls, dst.port, mtype)
+                if key in seen or not _may_send(s_cls, mtype):
+                    continue
+                seen.add(key)
+                guaranteed = s_info.ports[src.port].where.get(mtype)
+                out.append(_contract_obligation(solver, f"{src.instance}.{src.port}",
+                                                f"{dst.instance}.{dst.port}", s_info, d_info,
+                                                dst.port, mtype, guaranteed, assumed))
+    return out
+
+
+def _may_send(cls: type, mtype: type) -> bool:
+    """Whether the source of `cls` builds an `mtype` anywhere (a call of its name), so it may
+    send one; if the source cannot be read, it may."""
+    import inspect
+
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    except (OSError, TypeError, SyntaxError):
+        return True
+    name = mtype.__name__
+    return any(isinstance(n, ast.Call) and (isinstance(n.func, ast.Name) and n.func.id == name
+                                            or isinstance(n.func, ast.Attribute)
+                                            and n.func.attr == name)
+               for n in ast.walk(tree))
+
+
+def _contract_obligation(solver: z3.Solver, src: str, dst: str, s_info: ComponentInfo,
+                         d_info: ComponentInfo, port: str, mtype: type, guaranteed: Any,
+                         assumed: Any) -> Obligation:
+    t0 = time.perf_counter()
+    gives = f"what {src} guarantees" if guaranteed is not None else f"anything {src} sends"
+    title = f"{gives} of {mtype.__name__} meets what {dst} assumes"
+    where = d_info.ports[port].location
+
+    def done(verdict: str, reason: str = "", witness: tuple[str, ...] = ()) -> Obligation:
+        return Obligation("connection", f"{src} ~ {dst}", "contract", title, where, verdict,
+                          reason, None, time.perf_counter() - t0, witness=witness)
+
+    d_enc, s_enc = encoding(d_info), encoding(s_info)
+    msg, assume = d_enc.message(mtype, port)
+    opaque = [n for n, v in msg.fields.items() if not isinstance(v, Val)]
+    if opaque:
+        return done("unknown", f"field {opaque[0]} of {mtype.__name__} has a type the "
+                               "verifier does not translate")
+    try:
+        premise = list(assume)
+        if guaranteed is not None:
+            premise.append(s_enc.predicate(guaranteed, [msg]))
+        goal = d_enc.predicate(assumed, [msg])
+    except Unsupported as u:
+        return done("unknown", f"not translated: {u}")
+    solver.push()
+    try:
+        solver.add(*premise, z3.Not(goal))
+        r = solver.check()
+        if r == z3.unsat:
+            return done("proved")
+        if r == z3.unknown:
+            return done("unknown", f"the solver gave up: {solver.reason_unknown()}")
+        reader = prove.ModelReader(solver.model(), set())
+        fields = {n: reader.value(v) for n, v in msg.fields.items()}
+    finally:
+        solver.pop()
+    try:                      # confirmed on the real message, by the contracts themselves
+        m = mtype(**fields)
+        confirmed = (guaranteed is None or bool(guaranteed(m))) and not bool(assumed(m))
+    except Exception as e:
+        return done("unknown", f"model not confirmed: {type(e).__name__}: {e}")
+    if not confirmed:
+        return done("unknown", "model not confirmed: the contracts evaluate otherwise on "
+                               f"{m!r}")
+    return done("refuted", f"{src} may send {m!r}, which {dst} does not accept",
+                (f"{src} -> {dst}: {m!r}",))
+
+
 # --- the entry point ------------------------------------------------------------------------------
 
 def verify(system: System, component: str | None = None, timeout: float = 5.0) -> VerifyReport:
@@ -278,6 +371,7 @@ def verify(system: System, component: str | None = None, timeout: float = 5.0) -
             empty.append(cls.__name__)
     if component is None:
         out += connection_obligations(system)
+        out += contract_obligations(system, timeout)
     return VerifyReport(system.name, tuple(c.__name__ for c in classes), tuple(out),
                         time.perf_counter() - t0, tuple(empty))
 
@@ -426,6 +520,11 @@ class _Component:
             msg, assume = enc.message(t.handler.message, t.handler.port)
             premise += assume
             args = [msg]
+            contract = _port_assumption(info, t.handler)
+            if contract is not None:
+                self._assume(premise, dropped, contract, [msg],
+                             f"contract of port {t.handler.port} for "
+                             f"{t.handler.message.__name__}")
         elif t.action is not None and t.action.over is not None:
             try:
                 arg, assume = self._arg(t.action, pre)
@@ -860,7 +959,7 @@ class _Component:
                 return True, not bad, bad[0].message + _at(bad[0]) if bad else \
                     "no exception"
             if kind == "send":
-                bad = [v for v in viol if v.kind in ("type", "port") and v.location
+                bad = [v for v in viol if v.kind in ("type", "port", "contract") and v.location
                        and v.location.line and site.line <= v.location.line <= site.end_line]
                 return True, not bad, bad[0].message + _at(bad[0]) if bad else \
                     "the send went through"
@@ -967,6 +1066,14 @@ def _step_premise(info: ComponentInfo, enc: ComponentEncoding, t: _Target,
             ports = [t.handler.port] if t.handler.port in info.ports else list(info.ports)
             if not any(m.sender in sc.ports.get(p, ()) for p in ports):
                 return f"the sender {m.sender} is not a peer of the port"
+        contract = _port_assumption(info, t.handler)
+        if contract is not None:
+            try:
+                ok = bool(contract(m))
+            except Exception as e:
+                return f"the contract of port {t.handler.port} raised {type(e).__name__}: {e}"
+            if not ok:
+                return f"the message breaks the contract of port {t.handler.port}"
         args = [m]
     else:
         assert t.action is not None
@@ -985,6 +1092,14 @@ def _step_premise(info: ComponentInfo, enc: ComponentEncoding, t: _Target,
         if not ok:
             return err or "a requires is false"
     return None
+
+
+def _port_assumption(info: ComponentInfo, h: Any) -> Any:
+    """What a handler may assume of its message: the contract its port declares for the
+    message type (`Port(where=...)`).  A handler for any port assumes none (the message may
+    come on a port without one)."""
+    port = info.ports.get(h.port)
+    return None if port is None else port.where.get(h.message)
 
 
 def _same(a: Any, b: Any) -> bool:

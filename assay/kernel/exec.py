@@ -174,6 +174,18 @@ class Context:
                 from None
         if bad is not None:
             self.abort("type", f"{self.where()} sent a message whose {bad}")
+        if self.runner is not None:
+            contract = self.runner.info.ports[port].where.get(type(message))
+            if contract is not None:             # what this port guarantees of the message
+                try:
+                    ok = contract(message)
+                except Exception as e:
+                    self.abort("exception", f"the contract of {type(message).__name__} on port "
+                               f"{port!r} of {self.instance} raised {type(e).__name__}: {e}")
+                if not ok:
+                    self.abort("contract", f"{self.where()} sent {message!r} on port {port!r}, "
+                               f"which breaks the port's contract for "
+                               f"{type(message).__name__}")
         if self.sessions is not None:
             auto = self.runner.info.automata.get(port)      # type: ignore[union-attr]
             if auto is not None:
@@ -352,7 +364,7 @@ class Runner:
         blame = str(message.sender) if message.sender is not None else f"{self.name}.{h.name}"
         recv = (port, str(message.sender)) if port is not None and message.sender else None
         return self._run(values, h.name, h.fn, (message,), h.requires, h.ensures,
-                         requires_blame=blame, recv=recv)
+                         requires_blame=blame, recv=recv, port=port)
 
     def run_restart(self, values: tuple[Any, ...]) -> Result:
         """The restarted local state: run the `@on_restart` hook, if any; either way the
@@ -366,7 +378,7 @@ class Runner:
 
     def _run(self, values: tuple[Any, ...], hname: str, fn: Callable, args: tuple[Any, ...],
              requires: tuple, ensures: tuple, requires_blame: str,
-             recv: tuple[str, str] | None = None) -> Result:
+             recv: tuple[str, str] | None = None, port: str | None = None) -> Result:
         """Run one handler atomically: (new values, sends, violations, timer operations).
         On a violation that aborts it, the state is unchanged and nothing is sent."""
         blame = f"{self.name}.{hname}"
@@ -386,6 +398,16 @@ class Runner:
                         f"where {self.name}'s protocol does not expect it (it expects: "
                         f"{', '.join(auto.expects(pos)) or 'nothing'})")], []
                 ctx.sessions[recv] = nxt
+        if port is not None:                     # what the receiving port assumes
+            contract = self.info.ports[port].where.get(type(args[0]))
+            if contract is not None:
+                p = self.info.ports[port]
+                v = self._holds(contract, (args[0],), "contract", requires_blame, p.location,
+                                lambda: f"{requires_blame} sent {args[0]!r} to {self.name} on "
+                                        f"port {port!r}, which breaks what the port assumes "
+                                        f"of {type(args[0]).__name__}", error_blame=blame)
+                if v:
+                    return values, [], [v], []
         obj = self.live(values, ctx)
         for pred, loc in requires:
             v = self._holds(pred, (obj, *args), "requires", requires_blame, loc,

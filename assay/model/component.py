@@ -37,13 +37,24 @@ class Port:
     of the port; without one, any typed message may pass.  With `persistent=True` the
     sessions' positions survive a crash and restart, like persistent fields (a conversation
     the component picks up where it was); otherwise a restarted instance starts them afresh.
+
+    `where` gives message contracts: `Port(where={Write: lambda m: 0 <= m.value <= 7})` says
+    every `Write` on this port satisfies the predicate — a `Write` this component sends on it
+    (it guarantees: a send that breaks it is a violation of the sender), and one it receives
+    on it (it assumes: a delivery that breaks it is the sender's violation, and `verify`
+    assumes it in the handler).  `verify` proves each connection: what one side's port
+    guarantees implies what the other side's port assumes.
     """
 
     def __init__(self, protocol: Any = None, *, many: bool = False,
-                 persistent: bool = False) -> None:
+                 persistent: bool = False, where: dict[type, Callable[..., Any]] | None = None
+                 ) -> None:
         self.protocol = protocol
         self.many = bool(many)
         self.persistent = bool(persistent)
+        self.where: dict[type, Callable[..., Any]] = dict(where) if isinstance(where, dict) \
+            else {}                            # anything else: a SpecError when it is built
+        self._where_arg = where
         self.name = "?"
         self.location = caller_location(2)
 
@@ -67,6 +78,32 @@ class Persistent:
     """Marks a field whose value survives a crash (see `persistent`)."""
 
     value: Any
+
+
+def _check_where(cls: type, name: str, port: Port) -> None:
+    """`where=` of a port: a dict from Message classes to one-argument predicates."""
+    w = port._where_arg
+    fix = ["write where={MessageType: lambda m: ...}, one predicate per message type"]
+    if w is None:
+        return
+    if not isinstance(w, dict):
+        raise SpecError(f"where= of port {name!r} of {cls.__name__} is a "
+                        f"{type(w).__name__}, not a dict", port.location, fix)
+    for t, pred in w.items():
+        if not (isinstance(t, type) and issubclass(t, Message)):
+            raise SpecError(f"where= of port {name!r} of {cls.__name__}: the key {t!r} is not a "
+                            "Message class", port.location, fix)
+        if not callable(pred):
+            raise SpecError(f"where= of port {name!r} of {cls.__name__}: the contract of "
+                            f"{t.__name__} is not callable", port.location, fix)
+        try:
+            params = inspect.signature(pred).parameters
+        except (TypeError, ValueError):
+            continue
+        if len(params) != 1:
+            raise SpecError(f"where= of port {name!r} of {cls.__name__}: the contract of "
+                            f"{t.__name__} takes {len(params)} arguments; it takes the "
+                            "message alone", port.location, fix)
 
 
 def persistent(value: Any) -> Persistent:
@@ -275,6 +312,8 @@ def _build_info(cls: type) -> ComponentInfo:
             raise SpecError(f"port {n!r} of {cls.__name__}: {port.protocol!r} is not a protocol",
                             port.location, ["build one with assay.protocol: p.send(M) >> ..."])
         automata[n] = port.protocol.automaton()     # a SpecError at the protocol's line
+    for n, port in sorted(ports.items()):
+        _check_where(cls, n, port)
 
     fields: list[str] = []
     keeps: list[bool] = []
