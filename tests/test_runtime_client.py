@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from runtime_support import free_ports
 
 from assay import Message
 from assay.errors import UsageError
@@ -386,20 +387,6 @@ def test_check_passes_the_account_service_and_finds_the_overdraft(spec, args, co
 
 
 # --- over TCP: the bank in an `assay node` process ----------------------------------------------
-
-def free_ports(n: int) -> list[int]:
-    """`n` distinct ports that were free a moment ago (bound to port 0, then released)."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind((HOST, 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
 
 def write_deployment(path: Path, bank_port: int, client_port: int, limit: int = 4) -> Path:
     path.write_text("\n".join([

@@ -21,7 +21,6 @@ import signal
 import socket
 import sqlite3
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,229 +29,46 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from runtime_support import (
+    HOST,
+    NOT_YET,
+    ROOT,
+    SECRET,
+    SPECS,
+    START,
+    Children,
+    assay_argv,
+    ctl,
+    fields,
+    free_ports,
+    group_alive,
+    log_events,
+    merged_trace,
+    poll,
+    replay,
+    saved,
+    write_deployment,
+    write_locked,
+)
 
-from assay.kernel import Kernel
-from assay.kernel.trace import Trace, initial_json
-from assay.model.load import build
 from assay.runtime.deploy import load_deployment
-from assay.runtime.steplog import merge_logs
 from assay.runtime.store import Handled, Store
 from assay.runtime.tcp import TcpNode, control
-from assay.runtime.wire import WireError, authenticate, encode_frame, read_frame
+from assay.runtime.wire import authenticate, encode_frame, read_frame
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parent.parent
-SPECS = ROOT / "specs"
 FIXTURES = ROOT / "tests" / "fixtures" / "runtime"
 PING_PONG = ROOT / "tests" / "benchmarks" / "ping_pong_spec.py"
-SECRET = "a-shared-secret-for-restart-tests"
-HOST = "127.0.0.1"
-START = 30.0            # seconds a node may take to come up (a loaded CI machine is slow)
 
 
 # --- deployments ----------------------------------------------------------------------------
 
-def free_ports(n: int) -> list[int]:
-    """`n` distinct ports that were free a moment ago (bound to port 0, then released)."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind((HOST, 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
-def write_deployment(path: Path, spec: Path, nodes: dict[str, tuple[int, list[str]]],
-                     params: dict[str, Any] | None = None) -> Path:
-    """A deployment TOML: `nodes` maps a node name to (port, instances)."""
-    j = json.dumps                      # strings, ints, lists of strings: JSON is valid TOML
-    lines = [f"spec = {j(str(spec))}", f"secret = {j(SECRET)}"]
-    if params:
-        lines.append("[params]")
-        lines += [f"{k} = {j(v)}" for k, v in params.items()]
-    for name, (port, instances) in nodes.items():
-        lines += [f"[nodes.{name}]", f"host = {j(HOST)}", f"port = {port}",
-                  f"instances = {j(instances)}"]
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
 
 # --- processes --------------------------------------------------------------------------------
 
-def assay_argv(*args: str | Path) -> list[str]:
-    return [sys.executable, "-m", "assay.cli", *map(str, args)]
-
-
-def group_alive(pgid: int) -> list[int]:
-    """The live (not zombie) processes of process group `pgid` (Linux /proc; [] elsewhere)."""
-    alive: list[int] = []
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return alive
-    for d in proc.iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            stat = (d / "stat").read_text()
-        except OSError:
-            continue
-        parts = stat[stat.rindex(")") + 2:].split()       # state ppid pgrp ...
-        if int(parts[2]) == pgid and parts[0] != "Z":
-            alive.append(int(d.name))
-    return alive
-
-
-class Children:
-    """The processes a test starts, each the leader of its own process group; `close` kills
-    every group (grandchildren included) and reaps the leaders."""
-
-    def __init__(self, tmp: Path) -> None:
-        self.procs: list[subprocess.Popen] = []
-        self.files: list[Any] = []
-        self.env = dict(os.environ, TMPDIR=str(tmp))   # `assay run` keeps its logs there
-        tmp.mkdir(parents=True, exist_ok=True)
-
-    def popen(self, argv: list[str], *, log: Path | None = None,
-              capture: bool = False) -> subprocess.Popen:
-        kw: dict[str, Any] = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-        if capture:
-            kw = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
-        elif log is not None:
-            kw["stderr"] = open(log, "ab")            # noqa: SIM115 - closed in close()
-            self.files.append(kw["stderr"])
-        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, start_new_session=True,
-                             env=self.env, **kw)
-        self.procs.append(p)
-        return p
-
-    def kill(self, p: subprocess.Popen) -> None:
-        """kill -9 the process and its group, and reap it."""
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(p.pid, signal.SIGKILL)
-        with contextlib.suppress(ProcessLookupError):
-            p.kill()
-        p.wait(10)
-        for f in (p.stdout, p.stderr):
-            if f is not None:
-                f.close()
-
-    def run(self, *args: str | Path, timeout: float = 40.0) -> subprocess.CompletedProcess:
-        """`assay ARGS` to completion (killed, and the test failed, after `timeout` s)."""
-        argv = assay_argv(*args)
-        p = self.popen(argv, capture=True)
-        return self.communicate(p, timeout)
-
-    def communicate(self, p: subprocess.Popen, timeout: float) -> subprocess.CompletedProcess:
-        try:
-            out, err = p.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.kill(p)
-            pytest.fail(f"{p.args!r} did not finish within {timeout} s")
-        return subprocess.CompletedProcess(p.args, p.returncode, out.decode(), err.decode())
-
-    def node(self, dep: Path, name: str, port: int, *extra: str | Path,
-             log: Path) -> subprocess.Popen:
-        """`assay node DEP --name NAME`, its stderr appended to `log`; returns once it answers
-        a status request."""
-        p = self.popen(assay_argv("node", dep, "--name", name, *extra), log=log)
-        poll(lambda: p.poll() is None and ctl(port, {"t": "status"}), START,
-             f"node {name} answering on port {port}", proc=p, log=log)
-        return p
-
-    def stop(self, p: subprocess.Popen, port: int) -> None:
-        """Stop a node cleanly (a stop frame) and wait for it to exit."""
-        assert ctl(port, {"t": "stop"}) == {"t": "stopping"}
-        try:
-            p.wait(15)
-        except subprocess.TimeoutExpired:
-            self.kill(p)
-            pytest.fail(f"node on port {port} did not stop")
-
-    def close(self) -> None:
-        for p in self.procs:
-            self.kill(p)
-        for f in self.files:
-            f.close()
-
-
-@pytest.fixture
-def children(tmp_path: Path):
-    c = Children(tmp_path / "proc")
-    try:
-        yield c
-    finally:
-        c.close()
-
 
 # --- talking to nodes -------------------------------------------------------------------------
-
-NOT_YET = (OSError, TimeoutError, ConnectionError, WireError, asyncio.IncompleteReadError)
-
-
-def ctl(port: int, frame: dict[str, Any], timeout: float = 3.0) -> dict[str, Any] | None:
-    return asyncio.run(control(HOST, port, SECRET.encode(), frame, timeout))
-
-
-def fields(port: int, instance: str) -> dict[str, Any]:
-    reply = ctl(port, {"t": "state", "instance": instance})
-    assert reply is not None and reply.get("t") == "state", reply
-    return reply["fields"]
-
-
-def poll(pred: Callable[[], Any], timeout: float, what: str, *,
-         proc: subprocess.Popen | None = None, log: Path | None = None) -> Any:
-    """The first truthy value of `pred()` within `timeout` s (connection errors count as not
-    yet); fails the test otherwise, with the node's log."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while True:
-        try:
-            last = pred()
-            if last:
-                return last
-        except NOT_YET as e:
-            last = e
-        if proc is not None and proc.poll() is not None:
-            break
-        if time.monotonic() >= deadline:
-            break
-        time.sleep(0.02)
-    tail = log.read_text()[-3000:] if log is not None and log.exists() else ""
-    pytest.fail(f"no {what} within {timeout} s (last: {last!r}; exit code "
-                f"{proc.poll() if proc else None})\n{tail}")
-
-
-def log_events(path: Path, *, growing: bool = False) -> list[dict[str, Any]]:
-    """The step log lines (--trace-out) of one node; `growing`: the node is writing it, so
-    a last line without its newline may be half written, and is left out."""
-    text = path.read_text() if path.exists() else ""
-    if growing:
-        text = text[:text.rfind("\n") + 1]
-    return [json.loads(ln) for ln in text.splitlines() if ln.strip()]
-
-
-def merged_trace(dep: Path, logs: list[Path], out: Path) -> Path:
-    """The nodes' step logs merged into one trace file, as `assay run --deploy` writes it."""
-    d = load_deployment(dep)
-    system, name, typed = build(d.spec, d.system, d.params)
-    k = Kernel(system)
-    Trace(d.spec, name, typed, merge_logs([str(p) for p in logs]), engine="run",
-          initial=initial_json(k, k.initial_states()[0][0])).write(out)
-    return out
-
-
-def replay(children: Children, trace: Path, timeout: float = 60.0) -> dict[str, Any]:
-    """`assay replay --json TRACE`: exit 0 and no violation means the model allows the run."""
-    r = children.run("replay", trace, "--json", timeout=timeout)
-    assert r.returncode == 0, (r.stdout[-2000:], r.stderr[-3000:])
-    doc = json.loads(r.stdout)
-    assert doc["violation"] is None
-    return doc
 
 
 def msg(src: str, src_port: str, dst: str, dst_port: str, mtype: str,
@@ -333,36 +149,6 @@ def send_and_ack(port: int, frames: list[dict[str, Any]], timeout: float = 10.0,
             await peer.acked({(f["epoch"], f["seq"]) for f in frames}, timeout)
             return list(peer.acks)
     return asyncio.run(go())
-
-
-def saved(db: Path, instance: str) -> dict[str, Any] | None:
-    """The fields of `instance` committed to a node's store (read beside the node): a
-    step is durable once they show here; the node's state shows it before its save."""
-    if not db.exists():
-        return None
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
-    try:
-        row = conn.execute("SELECT data FROM fields WHERE instance = ?", (instance,)).fetchone()
-    except sqlite3.OperationalError:                   # the node is creating its tables
-        return None
-    finally:
-        conn.close()
-    return None if row is None else json.loads(row[0])
-
-
-@contextlib.contextmanager
-def write_locked(db: Path):
-    """Hold the write lock of a node's SQLite store: the node's next save waits until the lock
-    is released (as on a slow disk), so the node is held in the middle of a step."""
-    Store(db).close()                                 # the node opens it as it finds it
-    conn = sqlite3.connect(db, isolation_level=None)
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        yield conn
-    finally:
-        with contextlib.suppress(sqlite3.Error):
-            conn.execute("ROLLBACK")
-        conn.close()
 
 
 # --- 1. the store: handled frames and the durable clock ----------------------------------------

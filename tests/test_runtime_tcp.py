@@ -6,7 +6,7 @@ port 0, so tests may run in parallel.  Every child process is started in its own
 and killed with its group (the nodes `assay run` starts included) when the test ends, passed or
 failed; every wait is bounded.
 
-The strict xfails are bugs in assay (see their reasons); each asserts the right behaviour.
+The helpers (deployments, child processes, waiting, replay) are in tests/runtime_support.py.
 """
 from __future__ import annotations
 
@@ -16,18 +16,31 @@ import json
 import os
 import signal
 import socket
-import sqlite3
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from runtime_support import (
+    HOST,
+    SECRET,
+    SPECS,
+    START,
+    Children,
+    assay_argv,
+    ctl,
+    fields,
+    free_ports,
+    group_alive,
+    poll,
+    replay,
+    wait_for_log,
+    write_deployment,
+    write_locked,
+)
 
-from assay.runtime.store import Store
-from assay.runtime.tcp import control
 from assay.runtime.wire import (
     AuthError,
     WireError,
@@ -38,206 +51,14 @@ from assay.runtime.wire import (
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parent.parent
-SPECS = ROOT / "specs"
-SECRET = "a-shared-secret-for-tests-only"
-HOST = "127.0.0.1"
-START = 30.0            # seconds a node may take to come up (a loaded CI machine is slow)
-
 
 # --- deployments ----------------------------------------------------------------------------
-
-def free_ports(n: int) -> list[int]:
-    """`n` distinct ports that were free a moment ago (bound to port 0, then released)."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind((HOST, 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
-def _toml(v: Any) -> str:
-    return json.dumps(v)          # strings, ints, lists of strings: JSON is valid TOML here
-
-
-def write_deployment(path: Path, spec: str, nodes: dict[str, tuple[int, list[str]]], *,
-                     params: dict[str, Any] | None = None,
-                     constraints: dict[str, Any] | None = None,
-                     secret: str | None = SECRET, extra: str = "") -> Path:
-    """A deployment TOML: `nodes` maps a node name to (port, instances)."""
-    lines = [f"spec = {_toml(str(SPECS / spec))}"]
-    if secret is not None:
-        lines.append(f"secret = {_toml(secret)}")
-    lines.append(extra)
-    if params:
-        lines.append("[params]")
-        lines += [f"{k} = {_toml(v)}" for k, v in params.items()]
-    for name, (port, instances) in nodes.items():
-        lines += [f"[nodes.{name}]", f"host = {_toml(HOST)}", f"port = {port}",
-                  f"instances = {_toml(instances)}"]
-    if constraints:
-        lines.append("[constraints]")
-        lines += [f"{k} = {_toml(v)}" for k, v in constraints.items()]
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 # --- processes --------------------------------------------------------------------------------
 
-def assay_argv(*args: str | Path) -> list[str]:
-    return [sys.executable, "-m", "assay.cli", *map(str, args)]
-
-
-def _group_alive(pgid: int) -> list[int]:
-    """The live (not zombie) processes of process group `pgid` (Linux /proc; [] elsewhere)."""
-    alive: list[int] = []
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return alive
-    for d in proc.iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            stat = (d / "stat").read_text()
-        except OSError:
-            continue
-        parts = stat[stat.rindex(")") + 2:].split()       # state ppid pgrp ...
-        if int(parts[2]) == pgid and parts[0] != "Z":
-            alive.append(int(d.name))
-    return alive
-
-
-class Children:
-    """The processes a test starts, each the leader of its own process group; `close` kills
-    every group (grandchildren included) and reaps the leaders."""
-
-    def __init__(self, tmp: Path) -> None:
-        self.tmp = tmp
-        self.procs: list[subprocess.Popen] = []
-        self.files: list[Any] = []
-        self.env = dict(os.environ, TMPDIR=str(tmp))   # `assay run` keeps its logs there
-        tmp.mkdir(parents=True, exist_ok=True)
-
-    def popen(self, argv: list[str], *, log: Path | None = None,
-              capture: bool = False) -> subprocess.Popen:
-        kw: dict[str, Any] = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-        if capture:
-            kw = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
-        elif log is not None:
-            kw["stderr"] = open(log, "ab")            # noqa: SIM115 - closed in close()
-            self.files.append(kw["stderr"])
-        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, start_new_session=True,
-                             env=self.env, **kw)
-        self.procs.append(p)
-        return p
-
-    def kill(self, p: subprocess.Popen) -> None:
-        """kill -9 the process and its group, and reap it."""
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(p.pid, signal.SIGKILL)
-        with contextlib.suppress(ProcessLookupError):
-            p.kill()
-        p.wait(10)
-        for f in (p.stdout, p.stderr):
-            if f is not None:
-                f.close()
-
-    def run(self, *args: str | Path, timeout: float = 40.0) -> subprocess.CompletedProcess:
-        """`assay ARGS` to completion (killed, and the test failed, after `timeout` s)."""
-        argv = assay_argv(*args)
-        p = self.popen(argv, capture=True)
-        try:
-            out, err = p.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.kill(p)
-            pytest.fail(f"{' '.join(argv)} did not finish within {timeout} s")
-        # a run that ends leaves no node behind
-        deadline = time.monotonic() + 5
-        while _group_alive(p.pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not _group_alive(p.pid), f"{argv} left processes behind"
-        return subprocess.CompletedProcess(argv, p.returncode, out.decode(), err.decode())
-
-    def node(self, dep: Path, name: str, port: int, *extra: str | Path,
-             log: Path) -> subprocess.Popen:
-        """`assay node DEP --name NAME`, its stderr appended to `log`; returns once it answers
-        a status request."""
-        p = self.popen(assay_argv("node", dep, "--name", name, *extra), log=log)
-        poll(lambda: p.poll() is None and ctl(port, {"t": "status"}), START,
-             f"node {name} answering on port {port}", proc=p, log=log)
-        return p
-
-    def close(self) -> None:
-        for p in self.procs:
-            self.kill(p)
-        for f in self.files:
-            f.close()
-
-
-@pytest.fixture
-def children(tmp_path: Path):
-    c = Children(tmp_path / "proc")
-    try:
-        yield c
-    finally:
-        c.close()
-
 
 # --- talking to nodes -------------------------------------------------------------------------
-
-NOT_YET = (OSError, TimeoutError, ConnectionError, WireError, asyncio.IncompleteReadError)
-
-
-def ctl(port: int, frame: dict[str, Any], timeout: float = 3.0) -> dict[str, Any] | None:
-    return asyncio.run(control(HOST, port, SECRET.encode(), frame, timeout))
-
-
-def fields(port: int, instance: str) -> dict[str, Any]:
-    reply = ctl(port, {"t": "state", "instance": instance})
-    assert reply is not None and reply.get("t") == "state", reply
-    return reply["fields"]
-
-
-def poll(pred: Callable[[], Any], timeout: float, what: str, *,
-         proc: subprocess.Popen | None = None, log: Path | None = None) -> Any:
-    """The first truthy value of `pred()` within `timeout` s (connection errors count as not
-    yet); fails the test otherwise, with the node's log."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while True:
-        try:
-            last = pred()
-            if last:
-                return last
-        except NOT_YET as e:
-            last = e
-        if proc is not None and proc.poll() is not None:
-            break
-        if time.monotonic() >= deadline:
-            break
-        time.sleep(0.02)
-    tail = log.read_text()[-3000:] if log is not None and log.exists() else ""
-    pytest.fail(f"no {what} within {timeout} s (last: {last!r}; exit code "
-                f"{proc.poll() if proc else None})\n{tail}")
-
-
-def wait_for_log(log: Path, text: str, timeout: float = 5.0) -> str:
-    return poll(lambda: text in log.read_text() and log.read_text(), timeout,
-                f"log line containing {text!r}", log=log)
-
-
-def replay(children: Children, trace: Path, timeout: float = 60.0) -> dict[str, Any]:
-    """`assay replay --json TRACE`: exit 0 and no violation means the model allows the run."""
-    r = children.run("replay", trace, "--json", timeout=timeout)
-    assert r.returncode == 0, (r.stdout[-2000:], r.stderr[-3000:])
-    doc = json.loads(r.stdout)
-    assert doc["violation"] is None
-    return doc
 
 
 def run_deploy(children: Children, dep: Path, *args: str | Path,
@@ -357,7 +178,7 @@ INVALID: dict[str, tuple[Callable[[Path, list[int]], Path], list[str]]] = {
         params={"rm_count": 2}, secret=None,
         extra='secret_env = "ASSAY_TEST_SECRET_THAT_IS_NOT_SET"'),
         ["ASSAY_TEST_SECRET_THAT_IS_NOT_SET"]),
-    # the ones below are bugs (see the xfails further down): what they should say
+    # the ones below were bugs: each has its own test further down
     "nodes-not-tables": (lambda p, ports: _write(
         p, f'spec = "{SPECS / "two_phase_commit.py"}"\nsecret = "{SECRET}"\n'
            '[params]\nrm_count = 2\n[nodes]\nn1 = 5\n'),
@@ -533,7 +354,7 @@ def test_a_port_taken_by_another_program_fails_the_run_cleanly(children, tmp_pat
             children.kill(run)
             pytest.fail("assay run did not finish")
     time.sleep(0.5)
-    left = _group_alive(run.pid)
+    left = group_alive(run.pid)
     assert "Traceback" not in err.decode(), err.decode()[-2000:]
     assert run.returncode in (1, 2)
     assert left == [], "assay run left its nodes running"
@@ -549,27 +370,11 @@ def register_deployment(tmp_path: Path, writes: int = 2) -> tuple[Path, int, int
     return dep, pa, pb
 
 
-@contextlib.contextmanager
-def write_locked(db: Path):
-    """Hold the write lock of a node's SQLite store: the node's next `save` waits until the
-    lock is released (as on a slow disk).  Tests use it to stop a node in the middle of a step,
-    where they want it, deterministically."""
-    Store(db).close()                                 # the node opens it as it finds it
-    conn = sqlite3.connect(db, isolation_level=None)
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        yield conn
-    finally:
-        with contextlib.suppress(sqlite3.Error):
-            conn.execute("ROLLBACK")
-        conn.close()
-
-
 def test_a_killed_server_restarts_from_its_state_without_losing_an_acknowledged_write(
         children, tmp_path):
-    # Where the kill lands matters: while a message is between two nodes it is lost (see the
-    # two xfails below), so the kill is placed, with slow disks, where nothing is in flight:
-    # the client has Write(1) acknowledged and its Write(2) has not left yet.
+    # Where the kill lands matters: this one is placed, with slow disks, where nothing is in
+    # flight — the client has Write(1) acknowledged and its Write(2) has not left yet (the
+    # tests below kill nodes with messages between them).
     dep, pa, pb = register_deployment(tmp_path)
     state = tmp_path / "state"
     state.mkdir()
