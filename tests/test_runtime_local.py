@@ -385,3 +385,17 @@ def test_refused_messages_are_kept_whole_where_properties_read_them_and_capped_e
     for env in bad:
         whole.deliver(env)
     assert whole.refused == bad and whole.refused_count == 12
+
+
+def test_saved_fields_that_no_longer_fit_the_spec_are_a_usage_error_naming_them(tmp_path):
+    state = tmp_path / "state"
+    run_local(kernel_of("register.py"), duration=10, state_dir=state)
+    import sqlite3
+
+    with sqlite3.connect(state / "local.sqlite") as conn:     # as if the spec had changed
+        conn.execute("UPDATE fields SET data = '{\"value\": \"abc\"}' WHERE instance = 'server'")
+    r = subprocess.run([sys.executable, "-m", "assay.cli", "run", str(SPECS / "register.py"),
+                        "--state-dir", str(state)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert "server" in r.stderr and "'value'" in r.stderr and "local.sqlite" in r.stderr
+    assert "empty --state-dir" in r.stderr

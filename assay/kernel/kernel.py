@@ -434,7 +434,10 @@ class Kernel:
         for f, j in saved.items():
             k = info.field_index.get(f)
             if k is not None and info.persistent[k]:
-                values[k] = info.types[k].from_json(j)
+                try:
+                    values[k] = info.types[k].from_json(j)
+                except (ValueError, TypeError, KeyError) as e:
+                    raise ValueError(f"field {f!r}: {e}") from None
         local = inst.runner.with_sessions(tuple(values))
         kept = saved.get(SESSIONS)
         if isinstance(kept, dict) and inst.runner.session_keys:

@@ -70,7 +70,22 @@ def restore(kernel: Kernel, store: Store, hosted: list[str]) -> dict[str, LocalS
     """If `store` shows an earlier life (a durable step or saved fields), every hosted instance
     crashed with it: each restarts — persistent fields back, the rest initial, the restart
     hook run — and this returns the restart steps; on a fresh store, None."""
-    saved = {inst: store.load(inst) for inst in hosted}
+    from assay.errors import UsageError
+    from assay.runtime.store import StoreError
+
+    notes = ["the spec changed since this state was saved, or the file was edited: run with "
+             "an empty --state-dir, or with the spec that saved it"]
+    try:
+        saved = {inst: store.load(inst) for inst in hosted}
+    except StoreError as e:
+        raise UsageError(str(e), notes=notes) from None
     if store.clock() == 0 and all(v is None for v in saved.values()):
         return None
-    return {inst: kernel.local_restore(inst, saved[inst] or {}) for inst in hosted}
+    out = {}
+    for inst in hosted:
+        try:
+            out[inst] = kernel.local_restore(inst, saved[inst] or {})
+        except (ValueError, TypeError, KeyError) as e:
+            raise UsageError(f"the fields of {inst} saved in {store.path} do not fit the spec: "
+                             f"{e}", notes=notes) from None
+    return out
