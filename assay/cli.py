@@ -373,6 +373,8 @@ def _run_deployment(deploy_file: str, duration: float | None, state_dir: str | N
     doc = {"command": "run", "deploy": deploy_file, "ended": report.ended,
            "seconds": round(report.seconds, 3), "restarts": report.restarts,
            "steps": len(report.events), "violation_count": report.violation_count,
+           "failed": None if report.failed is None else {
+               "node": report.failed[0], "exit": report.failed[1], "log": report.failed[2]},
            "violations": report.violations,
            "final": report.final}
     if as_json:
@@ -380,8 +382,11 @@ def _run_deployment(deploy_file: str, duration: float | None, state_dir: str | N
     else:
         click.echo(f"assay run --deploy {deploy_file}: {len(dep.nodes)} nodes, ended: "
                    f"{report.ended} after {report.seconds:.2f} s, {len(report.events)} steps")
-        if report.ended == "failed":
-            click.echo("  a node could not be (re)started; see its log below", err=True)
+        if report.failed is not None:
+            node, code, words = report.failed
+            click.echo(f"  node {node} could not be (re)started (exit {code}):", err=True)
+            for line in words.splitlines():
+                click.echo(f"    {line}", err=True)
         for inst, fields in report.final.items():
             if dep.placement[inst] in clients:
                 continue

@@ -399,3 +399,15 @@ def test_saved_fields_that_no_longer_fit_the_spec_are_a_usage_error_naming_them(
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
     assert "server" in r.stderr and "'value'" in r.stderr and "local.sqlite" in r.stderr
     assert "empty --state-dir" in r.stderr
+
+
+@pytest.mark.parametrize("where", ["/proc/no-such-dir", "{file}/x"])
+def test_a_state_dir_that_cannot_be_made_is_a_usage_error(tmp_path, where):
+    f = tmp_path / "a-file"
+    f.write_text("")
+    state = where.format(file=f)
+    for argv in (["run", str(SPECS / "register.py"), "--state-dir", state],):
+        r = subprocess.run([sys.executable, "-m", "assay.cli", *argv], capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+        assert f"cannot keep state in {state}" in r.stderr

@@ -356,8 +356,11 @@ def test_a_port_taken_by_another_program_fails_the_run_cleanly(children, tmp_pat
     time.sleep(0.5)
     left = group_alive(run.pid)
     assert "Traceback" not in err.decode(), err.decode()[-2000:]
-    assert run.returncode in (1, 2)
+    assert run.returncode == 2                   # the node's configuration error
     assert left == [], "assay run left its nodes running"
+    doc = json.loads(out)
+    assert doc["ended"] == "failed" and doc["failed"]["node"] == "b"
+    assert doc["failed"]["exit"] == 2 and "cannot listen" in doc["failed"]["log"]
 
 
 # --- 3. crashes: persistent state and links survive a kill -9 -----------------------------------

@@ -36,7 +36,7 @@ from assay.kernel.trace import Trace, initial_json
 from assay.kernel.violation import Violation
 from assay.runtime.node import Node, Outcome
 from assay.runtime.steplog import log_line, merge_logs, open_step_log, restore
-from assay.runtime.store import Store
+from assay.runtime.store import Store, open_store
 from assay.runtime.timers import Timers
 
 
@@ -104,8 +104,7 @@ class LocalRuntime:
         self.clock = 0
         self._restarts: list[tuple[str, Outcome]] = []
         if state_dir is not None:
-            os.makedirs(state_dir, exist_ok=True)
-            self.store = Store(Path(state_dir) / "local.sqlite")
+            self.store = open_store(state_dir, "local")
             if record:
                 self.steplog_path = Path(state_dir) / "local.jsonl"
                 self.steplog, self.clock = open_step_log(self.steplog_path,

@@ -83,6 +83,20 @@ class StoreError(Exception):
     """The store is closed, or holds something that is not what `save` wrote."""
 
 
+def open_store(state_dir: str | os.PathLike, node: str) -> Store:
+    """The store of `node` in `state_dir` (created if need be); a directory or file that
+    cannot be made or opened is a usage error naming it."""
+    from assay.errors import UsageError
+
+    try:
+        os.makedirs(state_dir, exist_ok=True)
+        return Store(os.path.join(state_dir, f"{node}.sqlite"))
+    except (OSError, sqlite3.Error) as e:
+        raise UsageError(f"cannot keep state in {os.fspath(state_dir)}: "
+                         f"{getattr(e, 'strerror', None) or e}",
+                         notes=["give --state-dir a directory this user may write"]) from None
+
+
 class Store:
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = os.fspath(path)

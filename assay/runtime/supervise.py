@@ -30,9 +30,14 @@ class DeployReport:
     violations: list[dict[str, Any]]
     events: list[dict[str, Any]] = field(default_factory=list)
     violation_count: int = 0                     # all of them (each node lists its first 20)
+    # ended "failed": the node that could not be (re)started, its exit code and its last
+    # words (the error lines of its log)
+    failed: tuple[str, int, str] | None = None
 
     @property
     def exit_code(self) -> int:
+        if self.failed is not None and self.failed[1] == 2:
+            return 2                             # a node's configuration or usage error
         return 1 if self.violations or self.ended == "failed" else 0
 
 
@@ -64,6 +69,7 @@ async def supervise(dep_path: str, dep: Deployment, duration: float | None,
     quiet = 0
     ended = "quiescent"
     statuses: dict[str, dict[str, Any]] = {}
+    failed: tuple[str, int, str] | None = None
     while True:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(interrupted.wait(), 0.2)
@@ -76,6 +82,7 @@ async def supervise(dep_path: str, dep: Deployment, duration: float | None,
                     # exit 2 is a configuration error (a port in use, say): restarting the
                     # node would not help
                     ended = "failed"
+                    failed = (n, p.returncode, _last_error(os.path.join(logs, f"{n}.log")))
                     break
                 restarts[n] += 1
                 await asyncio.sleep(min(0.1 * 2 ** restarts[n], 2.0))
@@ -117,4 +124,17 @@ async def supervise(dep_path: str, dep: Deployment, duration: float | None,
             await p.wait()
     events = merge_logs([os.path.join(logs, f"{n}.jsonl") for n in nodes])
     return DeployReport(logs, time.perf_counter() - t0, ended, restarts, final, violations, events,
-                        max(count, len(violations)))
+                        max(count, len(violations)), failed)
+
+
+def _last_error(path: str) -> str:
+    """The last `error:` line of a node's log and the notes after it (or its last line)."""
+    try:
+        with open(path, errors="replace") as f:
+            lines = [ln.rstrip() for ln in f if ln.strip()]
+    except OSError:
+        return ""
+    at = [i for i, ln in enumerate(lines) if "error:" in ln]
+    if not at:
+        return lines[-1] if lines else ""
+    return "\n".join(lines[at[-1]:at[-1] + 6])

@@ -28,7 +28,6 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import IO, Any
 
 from assay.kernel.events import Envelope, Fire
@@ -162,10 +161,9 @@ class TcpNode:
         self._closing = asyncio.Event()        # stopping, and done waiting for acks
         self.store = None
         if state_dir is not None:
-            from assay.runtime.store import Store
+            from assay.runtime.store import open_store
 
-            os.makedirs(state_dir, exist_ok=True)
-            self.store = Store(Path(state_dir) / f"{name}.sqlite")
+            self.store = open_store(state_dir, name)
             self.handled = self.store.handled()
             self.seen = {k: h.copy() for k, h in self.handled.items()}
         self.logfile: IO[str] | None = None
