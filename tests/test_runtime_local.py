@@ -411,3 +411,31 @@ def test_a_state_dir_that_cannot_be_made_is_a_usage_error(tmp_path, where):
                            text=True, timeout=60)
         assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
         assert f"cannot keep state in {state}" in r.stderr
+
+
+def test_messages_in_flight_survive_kills_of_a_one_process_run(tmp_path):
+    # the feeder's Counts wait in the sink's inbox; with a state directory each is a row of
+    # the outbox from the step that sent it to the step that handles it, so killing the
+    # process any number of times loses none and counts none twice
+    import signal
+    import time
+
+    relay = ROOT / "tests" / "fixtures" / "runtime" / "relay.py"
+    state, trace = tmp_path / "state", tmp_path / "run.json"
+    argv = [sys.executable, "-m", "assay.cli", "run", str(relay), "-p", "limit=2000",
+            "--state-dir", str(state), "--trace-out", str(trace)]
+    for delay in (0.6, 0.3, 0.45):
+        p = subprocess.Popen(argv + ["--for", "60"], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
+        time.sleep(delay)
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait(10)
+    r = subprocess.run(argv + ["--json"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    final = json.loads(r.stdout)["final"]
+    assert final["feeder"]["sent"] == final["sink"]["got"] == 2000
+    events = Trace.read(trace).events
+    assert sum(e["kind"] == "crash" for e in events) >= 2         # the kills landed mid-run
+    rr = subprocess.run([sys.executable, "-m", "assay.cli", "replay", str(trace)],
+                        capture_output=True, text=True, timeout=120)
+    assert rr.returncode == 0, rr.stdout[-2000:] + rr.stderr[-2000:]

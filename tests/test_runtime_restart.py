@@ -544,6 +544,34 @@ def test_a_frame_resent_on_a_new_connection_while_its_step_is_pending_is_acknowl
     assert acks == [("e", 1)]
 
 
+def test_a_message_between_two_instances_of_a_node_survives_its_kills(children, tmp_path):
+    # the feeder and the sink share node a: a Count the feeder's durable step sent is in the
+    # node's own outbox until the sink's step that handles it is durable, so each kill -9
+    # either undoes a step whole or leaves its message to be handled after the restart
+    (pa,) = free_ports(1)
+    limit = 3000
+    dep = write_deployment(tmp_path / "deploy.toml", FIXTURES / "relay.py",
+                           {"a": (pa, ["feeder", "sink"])}, params={"limit": limit})
+    state, trace, log = tmp_path / "state", tmp_path / "a.jsonl", tmp_path / "a.log"
+    args = ("--state-dir", state, "--trace-out", trace)
+    a = children.node(dep, "a", pa, *args, log=log)
+    kills = 0
+    for _ in range(6):
+        time.sleep(0.05)
+        if fields(pa, "feeder")["sent"] >= limit:
+            break
+        children.kill(a)
+        kills += 1
+        a = children.node(dep, "a", pa, *args, log=log)
+    assert kills >= 2, "the feeder finished before the node was killed twice"
+    poll(lambda: fields(pa, "sink")["got"] >= limit, 30, "every Count counted", log=log)
+    time.sleep(0.3)
+    assert fields(pa, "feeder")["sent"] == limit
+    assert fields(pa, "sink")["got"] == limit          # none lost, none handled twice
+    children.stop(a, pa)
+    replay(children, merged_trace(dep, [trace], tmp_path / "run.json"))
+
+
 # --- 4. restart hooks: their messages leave when the node serves again --------------------------
 
 def test_a_restart_hook_s_message_reaches_a_peer_on_another_node(children, tmp_path):

@@ -9,12 +9,13 @@ action, no timer), or when `duration` elapses.
 Every applied step is recorded by name, so the run is a trace: `assay replay` of it through the
 checker's kernel confirms that the run is one the model allows (conformance).
 
-With a state directory the run is durable as a TCP node is: persistent fields are committed to
-SQLite before the messages of their step reach an inbox, and a run started again on the same
-directory restarts every instance from them (the kernel's restart semantics: the rest of the
-state starts over, the restart hook runs; messages that were in inboxes are lost, as a crash of
-the whole system loses them).  The steps of every life go to a step log there, so the trace of a
-resumed run starts from the model's initial state and replays.
+With a state directory the run is durable as a TCP node is: each step's persistent fields, the
+messages it sends and the end of the message it handled are committed to SQLite in one
+transaction before its messages reach an inbox, and a run started again on the same directory
+restarts every instance from them (the kernel's restart semantics: the rest of the state starts
+over, the restart hook runs) with the messages that were in flight back in their inboxes.  The
+steps of every life go to a step log there, so the trace of a resumed run starts from the
+model's initial state and replays.
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from assay.errors import UsageError
 from assay.kernel.events import Envelope, Fire
 from assay.kernel.kernel import Kernel
 from assay.kernel.trace import Trace, initial_json
@@ -38,6 +40,7 @@ from assay.runtime.node import Node, Outcome
 from assay.runtime.steplog import log_line, merge_logs, open_step_log, restore
 from assay.runtime.store import Store, open_store
 from assay.runtime.timers import Timers
+from assay.runtime.wire import WireError, envelope_from_wire, envelope_to_wire
 
 
 @dataclass
@@ -83,6 +86,10 @@ class LocalRuntime:
         self.driven = set(driven)
         self.node = Node(kernel, self.names, monitor)
         self.inbox: dict[str, deque[Envelope]] = {n: deque() for n in self.names}
+        # with a state directory, beside each inbox: the outbox row (epoch, seq) of each message
+        self._rows: dict[str, deque[tuple[str, int] | None]] = {n: deque() for n in self.names}
+        self._epoch = os.urandom(8).hex()
+        self._seq = 0
         # every message in flight is in an inbox here: properties may read the network
         self.node.in_flight = lambda: [e for q in self.inbox.values() for e in q]
         self.rng = random.Random(seed)
@@ -115,6 +122,20 @@ class LocalRuntime:
                 self._log({"kind": "crash", "instance": inst})
             for inst, step in restarted.items():
                 self._restarts.append((inst, self.node.restart(inst, step)))
+            # the messages in flight when it crashed: sent by durable steps, not yet handled
+            allowed = {(i, p): kernel.receivable(i, p) for i in self.names
+                       for p in kernel.wirings[i]}
+            for _, epoch, seq, frame in self.store.outbox():
+                body = {k: v for k, v in frame.items() if k not in ("seq", "epoch")}
+                try:
+                    env, _ = envelope_from_wire(body, lambda d, p: allowed.get((d, p), {}))
+                except WireError as e:
+                    raise UsageError(f"a message saved in {self.store.path} does not fit the "
+                                     f"spec: {e}", notes=["the spec changed since it was "
+                                                          "saved: run with an empty "
+                                                          "--state-dir"]) from None
+                self.inbox[env.dst].append(env)
+                self._rows[env.dst].append((epoch, seq))
 
     def _log(self, event: dict[str, Any]) -> int:
         self.clock += 1
@@ -123,21 +144,42 @@ class LocalRuntime:
             self.steplog.flush()             # before the step is saved (see steplog.py)
         return self.clock
 
-    async def _step_done(self, name: str, out: Outcome) -> None:
-        """Make the step durable (with a store: logged, and its persistent fields committed
-        in a thread, before its messages reach their inboxes), then route it."""
-        if out.applied and self.store is not None:
-            clock = self._log(out.event)
-            saved = self.kernel.persisted(name, self.node.local[name])
-            if saved is not None or out.event["kind"] == "restart":
-                await asyncio.to_thread(self.store.save_step, name, saved, [], None, clock)
-        self._handle(name, out)
+    async def _step_done(self, name: str, out: Outcome,
+                         consumed: tuple[str, int] | None = None) -> None:
+        """Make the step durable, then route it.  With a store, one transaction holds the
+        step's persistent fields, the messages it sends (as rows of the outbox) and the end
+        of the message it handled (`consumed`, its row), committed in a thread before the
+        messages reach their inboxes: a kill between two steps loses no message."""
+        rows: list[tuple[str, int] | None] = [None] * len(out.sends)
+        if self.store is not None:
+            gone = None if consumed is None else ("local", *consumed)
+            if not out.applied:                  # rejected: its message is consumed
+                if gone is not None:
+                    await asyncio.to_thread(self.store.save_step, name, None, [], None, None,
+                                            gone)
+            else:
+                clock = self._log(out.event)
+                frames = []
+                for env in out.sends:
+                    self._seq += 1
+                    frame = envelope_to_wire(env, clock)
+                    frame.update(seq=self._seq, epoch=self._epoch)
+                    frames.append(("local", self._epoch, self._seq, frame))
+                rows = [(self._epoch, f[2]) for f in frames]
+                saved = self.kernel.persisted(name, self.node.local[name])
+                if saved is not None or frames or gone is not None \
+                        or out.event["kind"] == "restart":
+                    await asyncio.to_thread(self.store.save_step, name, saved, frames, None,
+                                            clock, gone)
+        self._handle(name, out, rows)
 
-    def _handle(self, name: str, out: Outcome) -> None:
+    def _handle(self, name: str, out: Outcome,
+                rows: list[tuple[str, int] | None] | None = None) -> None:
         if out.applied and self.record:
             self.events.append(out.event)
-        for env in out.sends:
+        for env, row in zip(out.sends, rows or [None] * len(out.sends)):
             self.inbox[env.dst].append(env)
+            self._rows[env.dst].append(row)
         self.timers.apply(name, out.timer_ops)
 
     def _enabled(self, name: str) -> bool:
@@ -178,15 +220,17 @@ class LocalRuntime:
             if ready:
                 name = ready[self.rng.randrange(len(ready))]
                 out: Outcome | None
+                consumed = None
                 if self.inbox[name] and (not self._enabled(name) or self.rng.random() < .5):
                     env = self.inbox[name].popleft()
+                    consumed = self._rows[name].popleft()
                     out = self.node.deliver(env)
                     if name in self.driven and self.on_delivered is not None:
                         self.on_delivered(env, out)
                 else:
                     out = self.node.fire_any(name, self.rng)
                 assert out is not None
-                await self._step_done(name, out)
+                await self._step_done(name, out, consumed)
                 await asyncio.sleep(0)        # let timers and other tasks run
                 continue
             if not self.timers.any_pending() and not serve:

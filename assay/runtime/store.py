@@ -146,10 +146,13 @@ class Store:
     def save_step(self, instance: str, fields: dict[str, Any] | None,
                   frames: list[tuple[str, str, int, dict[str, Any]]],
                   handled: tuple[str, str, int] | None = None,
-                  clock: int | None = None) -> None:
+                  clock: int | None = None,
+                  consumed: tuple[str, str, int] | None = None) -> None:
         """One step, atomically: the instance's persistent fields (if it has any), the
-        frames it sends to other nodes, as (link, epoch, seq, frame), the frame it handled,
-        as (peer, epoch, seq), and its Lamport clock; durable on return."""
+        frames it sends, as (link, epoch, seq, frame), the frame from another node it
+        handled, as (peer, epoch, seq), its Lamport clock, and the frame of its own outbox it
+        handled (a message between two instances of this node), as (link, epoch, seq), which
+        leaves the outbox; durable on return."""
         data = None if fields is None else json.dumps(fields, sort_keys=True,
                                                       separators=(",", ":"), allow_nan=False)
         rows = [(link, epoch, seq, json.dumps(frame, sort_keys=True, allow_nan=False))
@@ -166,6 +169,9 @@ class Store:
                                  "VALUES (?, ?, ?, ?)", rows)
                 if handled is not None:
                     self._add_handled(conn, *handled)
+                if consumed is not None:
+                    conn.execute("DELETE FROM outbox WHERE link = ? AND epoch = ? AND seq = ?",
+                                 consumed)
                 if clock is not None:
                     conn.execute("INSERT INTO meta (key, value) VALUES ('clock', ?) "
                                  "ON CONFLICT (key) DO UPDATE SET "

@@ -136,6 +136,10 @@ class TcpNode:
         self.stopping = asyncio.Event()
         self.timers = Timers(self.hosted, time_unit, self.wake)
         self.links = {n: _Link(n, s.host, s.port) for n, s in dep.nodes.items() if n != name}
+        # with a store, a message between two instances of this node is a frame of its own
+        # outbox too, saved with the step that sent it and deleted with the step that handles
+        # it: a crash between the two does not lose it (it is handled after the restart)
+        self.own = _Link(name, self.me.host, self.me.port)
         # frames are numbered per sending process (its epoch); per (peer node, epoch), the
         # numbers queued and those handled tell a resent frame from a new one.  They are
         # sets, not a highest number: frames to different instances are handled out of order
@@ -159,6 +163,8 @@ class TcpNode:
         self._ack_timer: asyncio.TimerHandle | None = None
         self.acked = asyncio.Event()           # set whenever a peer acknowledges a frame
         self._closing = asyncio.Event()        # stopping, and done waiting for acks
+        self.allowed = {(i, p): self.kernel.receivable(i, p)
+                        for i in self.hosted for p in self.kernel.wirings[i]}
         self.store = None
         if state_dir is not None:
             from assay.runtime.store import open_store
@@ -182,11 +188,24 @@ class TcpNode:
             for inst, step in restarted.items():
                 self._restarts.append((inst, self.node.restart(inst, step)))
                 log.info("%s: restored %s from %s", name, inst, state_dir)
-            for peer, _, _, frame in self.store.outbox():
+            for peer, epoch, seq, frame in self.store.outbox():
                 if peer in self.links:             # sent in an earlier life, not acknowledged
                     self.links[peer].push(frame)
-        self.allowed = {(i, p): self.kernel.receivable(i, p)
-                        for i in self.hosted for p in self.kernel.wirings[i]}
+                elif peer == name:                 # sent here, and not handled before the crash
+                    self._enqueue_own(epoch, seq, frame)
+
+    def _enqueue_own(self, epoch: str, seq: int, frame: dict[str, Any]) -> None:
+        """A message from this node's outbox to one of its instances, for the step loop."""
+        body = {k: v for k, v in frame.items() if k not in ("seq", "epoch")}
+        try:
+            env, _ = envelope_from_wire(body, lambda d, p: self.allowed.get((d, p), {}))
+        except WireError as e:
+            from assay.errors import UsageError
+
+            raise UsageError(f"a message saved in the outbox of node {self.name} does not fit "
+                             f"the spec: {e}", notes=["the spec changed since it was saved: "
+                                                      "run with an empty --state-dir"]) from None
+        self.inbox[env.dst].append((env, _Receipt(self.name, epoch, seq, None)))
 
     # --- receiving ---------------------------------------------------------------------------
 
@@ -413,18 +432,31 @@ class TcpNode:
     async def _finish_step(self, name: str, out: Outcome, receipt: _Receipt | None
                            ) -> list[tuple[_Link, tuple[str, int]]]:
         """Record, save and route one step; the frames it sent to other nodes."""
-        handled = None if receipt is None else (receipt.peer, receipt.epoch, receipt.seq)
+        handled = consumed = None
+        if receipt is not None:
+            key = (receipt.peer, receipt.epoch, receipt.seq)
+            if receipt.peer == self.name:
+                consumed = key               # from this node's own outbox
+            else:
+                handled = key
         if not out.applied:              # rejected by the monitor: the message is consumed
-            if handled is not None and self.store is not None:
-                await asyncio.to_thread(self.store.save_step, name, None, [], handled)
+            if (handled or consumed) is not None and self.store is not None:
+                await asyncio.to_thread(self.store.save_step, name, None, [], handled, None,
+                                        consumed)
             self._handled(receipt)
             return []
         self.clock += 1                  # this step's Lamport time, fixed before any await
         clock = self.clock
         remote: list[tuple[_Link, dict[str, Any]]] = []
+        local: list[tuple[Envelope, dict[str, Any] | None]] = []
         for env in out.sends:
             if env.dst in self.inbox:
-                self.inbox[env.dst].append((env, None))
+                frame = None
+                if self.store is not None:
+                    frame = envelope_to_wire(env, clock)
+                    self.own.number(frame, self.epoch)
+                    remote.append((self.own, frame))
+                local.append((env, frame))
             else:
                 link = self.links[self.dep.placement[env.dst]]
                 frame = envelope_to_wire(env, clock)
@@ -442,13 +474,18 @@ class TcpNode:
             saved = self.kernel.persisted(name, self.node.local[name])
             # a restart is always made durable: the crash and restart lines before it are
             # then never taken for steps a later crash undid
-            if saved is not None or remote or handled is not None \
+            if saved is not None or remote or handled is not None or consumed is not None \
                     or out.event.get("kind") == "restart":
                 # durable before the sends leave and before the message is acknowledged
                 await asyncio.to_thread(
                     self.store.save_step, name, saved,
-                    [(k.peer, f["epoch"], f["seq"], f) for k, f in remote], handled, clock)
+                    [(k.peer, f["epoch"], f["seq"], f) for k, f in remote], handled, clock,
+                    consumed)
         self._handled(receipt)
+        for env, frame in local:
+            self.inbox[env.dst].append((env, None if frame is None else _Receipt(
+                self.name, frame["epoch"], frame["seq"], None)))
+        remote = [(k, f) for k, f in remote if k is not self.own]
         by_link: dict[str, tuple[_Link, list[dict[str, Any]]]] = {}
         for link, frame in remote:
             by_link.setdefault(link.peer, (link, []))[1].append(frame)
@@ -463,7 +500,7 @@ class TcpNode:
         return [(link, (frame["epoch"], frame["seq"])) for link, frame in remote]
 
     def _handled(self, receipt: _Receipt | None) -> None:
-        if receipt is not None:
+        if receipt is not None and receipt.peer != self.name:    # (own frames: the outbox)
             self.handled.setdefault((receipt.peer, receipt.epoch), Handled()).add(receipt.seq)
             self.pending.pop((receipt.peer, receipt.epoch, receipt.seq), None)
 
