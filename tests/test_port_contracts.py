@@ -34,6 +34,19 @@ REPO = Path(__file__).resolve().parents[1]
 FIX = REPO / "tests" / "fixtures" / "verify"
 
 
+class Reading(Message):
+    value: int
+
+
+class Watcher(Component):
+    inp = Port(where={Reading: lambda m: 0 <= m.value <= 100})
+    last: int = 0
+
+    @on(Reading)
+    def got(self, m):
+        self.last = m.value
+
+
 def system_of(name: str):
     return build(str(FIX / f"{name}.py"))[0]
 
@@ -127,9 +140,6 @@ def test_a_connection_whose_guarantee_is_weaker_than_the_assumption_is_refuted()
 
 
 def test_a_sender_that_promises_nothing_cannot_satisfy_an_assumption():
-    class Reading(Message):
-        value: int
-
     class Sensor(Component):
         out = Port()                                     # guarantees nothing
         sent: bool = False
@@ -149,9 +159,51 @@ def test_a_sender_that_promises_nothing_cannot_satisfy_an_assumption():
 
     s = System("promise")
     s.connect(s.add("sensor", Sensor).out, s.add("monitor", Monitor).inp)
-    (o,) = contract_obligations(s)
+    (o,) = [o for o in verify(s).obligations if o.kind == "contract"]
     assert o.verdict == "refuted" and "anything sensor.out sends" in o.title
     assert "Reading(value=-" in o.reason
+
+
+def test_a_sender_whose_sends_are_not_all_translated_is_unknown_not_refuted_nor_skipped():
+    # the relay forwards what it receives (`send(m)`: not translated), so whether it sends a
+    # Reading on `out` is not known: the mismatch is unknown — never proved, never skipped
+    class Relay(Component):
+        inp = Port()
+        out = Port()
+        n: int = 0
+
+        @on(Reading, port="inp")
+        def forward(self, m):
+            self.n += 1
+            self.out.send(m)
+
+    class Source(Component):
+        out = Port()
+        sent: bool = False
+
+        @action(when=lambda self: not self.sent)
+        def go(self):
+            self.sent = True
+            self.out.send(Reading(500))
+
+    s = System("relay")
+    r = s.add("relay", Relay)
+    s.connect(s.add("source", Source).out, r.inp)
+    s.connect(r.out, s.add("monitor", Watcher).inp)
+    report = verify(s)
+    (o,) = [o for o in report.obligations if o.kind == "contract"]
+    assert o.target == "relay.out ~ monitor.inp"
+    assert o.verdict == "unknown" and "cannot tell whether Relay sends a Reading" in o.reason
+    assert report.verdict != "proved"
+    assert check(s).violation.kind == "contract"       # and it does: Reading(500) is refused
+
+
+def test_a_sender_that_never_sends_the_type_has_no_connection_obligation():
+    # every body of the watcher is translated and none sends a Reading: nothing to prove
+    # from it towards the sensor's port (which assumes its own contract of Readings)
+    s = system_of("ok_port_assume")
+    targets = [o.target for o in verify(s).obligations if o.kind == "contract"]
+    assert targets == ["sensor.out ~ monitor.inp"]
 
 
 def test_a_contract_the_verifier_cannot_translate_is_unknown_never_proved():
