@@ -167,9 +167,18 @@ def render_run(console: Console, r: Any, spec: str, system: str, params: dict[st
     console.print(Text.assemble(("assay run ", "bold"), f"{spec} :: {system}({ptxt})",
                                 f" monitor={monitor}"))
     if r.violations:
-        console.print(Text(f"✗ {r.violation_count:,} violation(s)"
-                           + (" rejected" if monitor == "enforce" else " reported"),
-                           style="bold red"))
+        # under enforce a step that breaks a contract is rejected; a restart cannot be
+        # undone, so what it breaks is reported
+        restarts = sum(1 for e, _ in r.violations if e.get("kind") == "restart")
+        if monitor != "enforce":
+            how = " reported"
+        elif not restarts:
+            how = " rejected"
+        elif restarts >= r.violation_count:
+            how = " at a restart (reported: a crash cannot be undone)"
+        else:
+            how = f" ({restarts} at a restart, reported; the rest rejected)"
+        console.print(Text(f"✗ {r.violation_count:,} violation(s)" + how, style="bold red"))
         for _, v in r.violations[:10]:
             console.print(f"  {v.kind}: {v.message} (blame {v.blame})", markup=False,
                           soft_wrap=True)
