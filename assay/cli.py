@@ -274,6 +274,10 @@ def replay(trace_file: str, engine: str, mermaid_out: str | None, as_json: bool)
 @click.option("--state-dir", type=click.Path(file_okay=False), metavar="DIR",
               help="Keep persistent fields in SQLite there (one file per node) and resume "
                    "from them when started again.")
+@click.option("--durability", type=click.Choice(["machine", "process"]), default="machine",
+              show_default=True, help="What a committed step survives, with --state-dir: a "
+                                      "crash of the machine (fsync every commit), or of the "
+                                      "process only (faster).")
 @click.option("--for", "duration", type=click.FloatRange(min=0), default=None,
               metavar="SECONDS", help="Stop after this long (default: when nothing is left "
                                       "to do).")
@@ -288,9 +292,9 @@ def replay(trace_file: str, engine: str, mermaid_out: str | None, as_json: bool)
               help="Record the run as a trace (assay replay checks it against the model).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 def run(spec: str | None, system_name: str | None, params: tuple[str, ...],
-        deploy_file: str | None, state_dir: str | None, duration: float | None,
-        monitor: str, seed: int, time_unit: float, trace_out: str | None,
-        as_json: bool) -> None:
+        deploy_file: str | None, state_dir: str | None, durability: str,
+        duration: float | None, monitor: str, seed: int, time_unit: float,
+        trace_out: str | None, as_json: bool) -> None:
     """Run the system on asyncio — in this process over in-process links, or (--deploy) as
     one process per node over authenticated TCP — with its contracts and protocols monitored
     on every step: the same handlers as check, verify and simulate.
@@ -303,7 +307,7 @@ def run(spec: str | None, system_name: str | None, params: tuple[str, ...],
 
     if deploy_file:
         _run_deployment(deploy_file, duration, state_dir, monitor, time_unit, trace_out,
-                        as_json)
+                        as_json, durability)
         return
     try:
         if spec is None:
@@ -313,7 +317,8 @@ def run(spec: str | None, system_name: str | None, params: tuple[str, ...],
         system, name, typed = build(spec, system_name, _params(params))
         kernel = Kernel(system)
         report, rt = run_local(kernel, duration, monitor, seed, time_unit,
-                               record=bool(trace_out), state_dir=state_dir)
+                               record=bool(trace_out), state_dir=state_dir,
+                               durability=durability)
         if trace_out:
             try:
                 rt.trace(report, spec, name, typed).write(trace_out)
@@ -339,7 +344,7 @@ def run(spec: str | None, system_name: str | None, params: tuple[str, ...],
 
 def _run_deployment(deploy_file: str, duration: float | None, state_dir: str | None,
                     monitor: str, time_unit: float, trace_out: str | None,
-                    as_json: bool) -> None:
+                    as_json: bool, durability: str = "machine") -> None:
     import asyncio
 
     from assay.kernel.trace import Trace, initial_json
@@ -360,7 +365,7 @@ def _run_deployment(deploy_file: str, duration: float | None, state_dir: str | N
                        "instances: not started (a program attaches with "
                        "assay.runtime.connect)", err=True)
         report = asyncio.run(supervise(deploy_file, dep, duration, state_dir, monitor,
-                                       time_unit, skip=clients))
+                                       time_unit, skip=clients, durability=durability))
         if trace_out:
             from assay.kernel import Kernel
 
@@ -410,6 +415,10 @@ def _run_deployment(deploy_file: str, duration: float | None, state_dir: str | N
               show_default=True)
 @click.option("--state-dir", type=click.Path(file_okay=False), metavar="DIR",
               help="Keep persistent fields in DIR/<node>.sqlite.")
+@click.option("--durability", type=click.Choice(["machine", "process"]), default="machine",
+              show_default=True, help="What a committed step survives, with --state-dir: a "
+                                      "crash of the machine (fsync every commit), or of the "
+                                      "process only (faster).")
 @click.option("--time-unit", type=click.FloatRange(min=0), default=0.01, show_default=True,
               metavar="SECONDS")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -418,8 +427,8 @@ def _run_deployment(deploy_file: str, duration: float | None, state_dir: str | N
                    "Lamport clocks); `assay run --deploy` merges them into one trace.")
 @click.option("--supervised", is_flag=True, hidden=True,
               help="Ignore Ctrl-C: the supervisor stops the node (after reading its state).")
-def node(deploy_file: str, name: str, monitor: str, state_dir: str | None, time_unit: float,
-         seed: int, trace_out: str | None, supervised: bool) -> None:
+def node(deploy_file: str, name: str, monitor: str, state_dir: str | None, durability: str,
+         time_unit: float, seed: int, trace_out: str | None, supervised: bool) -> None:
     """Start one node of a deployment: its instances, its TCP server and links to its peers.
     Runs until stopped (SIGTERM, Ctrl-C, or a stop request)."""
     import asyncio
@@ -434,7 +443,8 @@ def node(deploy_file: str, name: str, monitor: str, state_dir: str | None, time_
 
     async def main_() -> None:
         dep = load_deployment(deploy_file)
-        n = TcpNode(dep, name, monitor, state_dir, time_unit, seed, trace_out)
+        n = TcpNode(dep, name, monitor, state_dir, time_unit, seed, trace_out,
+                    durability=durability)
         if supervised:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
         await n.serve(signals=(signal.SIGTERM,) if supervised else

@@ -78,7 +78,8 @@ class LocalRuntime:
 
     def __init__(self, kernel: Kernel, monitor: str = "enforce", seed: int = 0,
                  time_unit: float = 0.01, driven: tuple[str, ...] = (),
-                 record: bool = True, state_dir: str | os.PathLike | None = None) -> None:
+                 record: bool = True, state_dir: str | os.PathLike | None = None,
+                 durability: str = "machine") -> None:
         self.kernel = kernel
         self.names = [inst.name for inst in kernel.instances]
         # instances a client drives (`assay.runtime.connect`): their actions fire only when
@@ -111,7 +112,7 @@ class LocalRuntime:
         self.clock = 0
         self._restarts: list[tuple[str, Outcome]] = []
         if state_dir is not None:
-            self.store = open_store(state_dir, "local")
+            self.store = open_store(state_dir, "local", durability)
             if record:
                 self.steplog_path = Path(state_dir) / "local.jsonl"
                 self.steplog, self.clock = open_step_log(self.steplog_path,
@@ -282,11 +283,13 @@ class LocalRuntime:
 
 def run_local(kernel: Kernel, duration: float | None = None, monitor: str = "enforce",
               seed: int = 0, time_unit: float = 0.01, record: bool = True,
-              state_dir: str | os.PathLike | None = None) -> tuple[RunReport, LocalRuntime]:
+              state_dir: str | os.PathLike | None = None, durability: str = "machine"
+              ) -> tuple[RunReport, LocalRuntime]:
     """Run the system of `kernel` in this process until it is quiescent or `duration` ends
     (`record`: keep the applied steps, for `trace`; `state_dir`: persist and resume)."""
     async def main() -> tuple[RunReport, LocalRuntime]:
-        rt = LocalRuntime(kernel, monitor, seed, time_unit, record=record, state_dir=state_dir)
+        rt = LocalRuntime(kernel, monitor, seed, time_unit, record=record, state_dir=state_dir,
+                          durability=durability)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):    # Ctrl-C: stop after the current step
             with contextlib.suppress(NotImplementedError, RuntimeError):

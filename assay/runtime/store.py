@@ -83,14 +83,20 @@ class StoreError(Exception):
     """The store is closed, or holds something that is not what `save` wrote."""
 
 
-def open_store(state_dir: str | os.PathLike, node: str) -> Store:
+DURABILITY = ("machine", "process")
+
+
+def open_store(state_dir: str | os.PathLike, node: str, durability: str = "machine") -> Store:
     """The store of `node` in `state_dir` (created if need be); a directory or file that
-    cannot be made or opened is a usage error naming it."""
+    cannot be made or opened is a usage error naming it.  `durability`: what a committed step
+    survives — `machine` (a crash of the machine too: fsync on every commit) or `process` (a
+    killed process, not a power cut: the write-ahead log is synced at checkpoints only)."""
     from assay.errors import UsageError
 
     try:
         os.makedirs(state_dir, exist_ok=True)
-        return Store(os.path.join(state_dir, f"{node}.sqlite"))
+        return Store(os.path.join(state_dir, f"{node}.sqlite"),
+                     sync="FULL" if durability == "machine" else "NORMAL")
     except (OSError, sqlite3.Error) as e:
         raise UsageError(f"cannot keep state in {os.fspath(state_dir)}: "
                          f"{getattr(e, 'strerror', None) or e}",
@@ -98,7 +104,7 @@ def open_store(state_dir: str | os.PathLike, node: str) -> Store:
 
 
 class Store:
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike, sync: str = "FULL") -> None:
         self.path = os.fspath(path)
         self._lock = threading.Lock()
         # isolation_level=None: no implicit transactions; `save` opens and commits its own
@@ -106,7 +112,9 @@ class Store:
                                check_same_thread=False)
         try:
             mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            conn.execute("PRAGMA synchronous=FULL")
+            if sync not in ("FULL", "NORMAL"):
+                raise ValueError(f"synchronous={sync!r}; use FULL or NORMAL")
+            conn.execute(f"PRAGMA synchronous={sync}")
             conn.execute(_SCHEMA)
             conn.execute(_OUTBOX)
             conn.execute(_HANDLED)

@@ -43,7 +43,8 @@ class DeployReport:
 
 async def supervise(dep_path: str, dep: Deployment, duration: float | None,
                     state_dir: str | None, monitor: str, time_unit: float,
-                    max_restarts: int = 5, skip: frozenset[str] = frozenset()) -> DeployReport:
+                    max_restarts: int = 5, skip: frozenset[str] = frozenset(),
+                    durability: str = "machine") -> DeployReport:
     """Run every node of `dep` but those in `skip` (client nodes: a program that calls
     `assay.runtime.connect` starts them)."""
     logs = tempfile.mkdtemp(prefix="assay-run-")
@@ -54,7 +55,7 @@ async def supervise(dep_path: str, dep: Deployment, duration: float | None,
         return await asyncio.create_subprocess_exec(
             sys.executable, "-m", "assay.cli", "node", dep_path, "--name", name, "--supervised",
             "--monitor", monitor, "--state-dir", state_dir, "--time-unit", str(time_unit),
-            "--trace-out", os.path.join(logs, f"{name}.jsonl"),
+            "--trace-out", os.path.join(logs, f"{name}.jsonl"), "--durability", durability,
             stdin=asyncio.subprocess.DEVNULL, stdout=errlog, stderr=errlog)
 
     nodes = {n: s for n, s in dep.nodes.items() if n not in skip}

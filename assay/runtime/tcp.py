@@ -105,7 +105,7 @@ class TcpNode:
     def __init__(self, dep: Deployment, name: str, monitor: str = "enforce",
                  state_dir: str | None = None, time_unit: float = 0.01, seed: int = 0,
                  trace_out: str | None = None, driven: tuple[str, ...] = (),
-                 ack_delay: float = 0.005) -> None:
+                 ack_delay: float = 0.005, durability: str = "machine") -> None:
         if name not in dep.nodes:
             from assay.errors import UsageError
 
@@ -169,7 +169,7 @@ class TcpNode:
         if state_dir is not None:
             from assay.runtime.store import open_store
 
-            self.store = open_store(state_dir, name)
+            self.store = open_store(state_dir, name, durability)
             self.handled = self.store.handled()
             self.seen = {k: h.copy() for k, h in self.handled.items()}
         self.logfile: IO[str] | None = None

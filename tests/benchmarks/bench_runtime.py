@@ -96,7 +96,7 @@ def stop(procs: list[subprocess.Popen]) -> None:
 
 def run_nodes(spec: Path, params: dict[str, int], nodes: dict[str, list[str]],
               probe: tuple[str, str, int], monitor: str, timeout: float,
-              parse: Callable[[Path], dict], persist: bool = False) -> dict:
+              parse: Callable[[Path], dict], persist: bool | str = False) -> dict:
     """Deploy `spec` on the `nodes` (name -> instances; the first is polled), each an ``assay
     node`` process on 127.0.0.1, until `probe` = (instance, field, value) holds on the first
     node; then stop them and return `parse` of the first node's trace, with the violation count
@@ -126,7 +126,8 @@ def run_nodes(spec: Path, params: dict[str, int], nodes: dict[str, list[str]],
                 procs.append(subprocess.Popen(
                     [sys.executable, "-m", "assay.cli", "node", str(deploy), "--name", name,
                      "--trace-out", str(tmpd / f"{name.upper()}.jsonl"), "--monitor", monitor,
-                     *(["--state-dir", str(tmpd / "state")] if persist else [])],
+                     *(["--state-dir", str(tmpd / "state")] if persist else []),
+                     *(["--durability", persist] if isinstance(persist, str) else [])],
                     cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, preexec_fn=on_cpu(cpu)))
 
             async def ask(port: int, frame: dict) -> dict | None:
@@ -190,7 +191,7 @@ def summarize(sent: dict[int, float], recv: dict[int, float], limit: int) -> dic
 
 # --- assay ping-pong -------------------------------------------------------------------------
 
-def run_assay(limit: int, monitor: str, timeout: float, persist: bool = False) -> dict:
+def run_assay(limit: int, monitor: str, timeout: float, persist: bool | str = False) -> dict:
     def parse(path: Path) -> dict:
         sent: dict[int, float] = {}
         recv: dict[int, float] = {}
@@ -212,7 +213,7 @@ def run_assay(limit: int, monitor: str, timeout: float, persist: bool = False) -
 # --- assay 2PC rounds ------------------------------------------------------------------------
 
 def run_assay_twopc(limit: int, rms: int, monitor: str, timeout: float,
-                    persist: bool = False) -> dict:
+                    persist: bool | str = False) -> dict:
     def parse(path: Path) -> dict:
         start: dict[int, float] = {}
         done: dict[int, float] = {}
@@ -339,7 +340,8 @@ def main() -> None:
     ap.add_argument("--pin", action="store_true",
                     help="pin each side's process to its own CPU (the machine's noise, less)")
     ap.add_argument("--persist", action="store_true",
-                    help="also run with --state-dir (SQLite, a commit per step that sends)")
+                    help="also run with --state-dir (SQLite, a commit per step that sends), "
+                         "with each --durability")
     ap.add_argument("--repeat", type=int, default=3,
                     help="repetitions of the three runs (medians and ranges are reported)")
     ap.add_argument("--echo-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
@@ -371,6 +373,9 @@ def main() -> None:
         if a.persist:
             runs.append(("assay, --monitor enforce, --state-dir",
                          lambda: run_assay_twopc(a.limit, a.rms, "enforce", a.timeout, True)))
+            runs.append(("assay, --monitor enforce, --state-dir --durability process",
+                         lambda: run_assay_twopc(a.limit, a.rms, "enforce", a.timeout,
+                                                 "process")))
     else:
         print(f"ping-pong, {a.limit} round trips (assay: round 1, which waits for the link, "
               "is left out)", flush=True)
@@ -382,6 +387,8 @@ def main() -> None:
         if a.persist:
             runs.append(("assay, --monitor enforce, --state-dir",
                          lambda: run_assay(a.limit, "enforce", a.timeout, True)))
+            runs.append(("assay, --monitor enforce, --state-dir --durability process",
+                         lambda: run_assay(a.limit, "enforce", a.timeout, "process")))
     print(f"{a.repeat} repetition(s), each running every configuration once, one after the "
           "other; ratios are taken within a repetition (the machine is shared and noisy)\n",
           flush=True)
