@@ -31,16 +31,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from assay.errors import UsageError
 from assay.kernel.events import Envelope, Fire
 from assay.kernel.kernel import Kernel
 from assay.kernel.trace import Trace, initial_json
 from assay.kernel.violation import Violation
 from assay.runtime.node import Node, Outcome
-from assay.runtime.steplog import log_line, merge_logs, open_step_log, restore
+from assay.runtime.steplog import log_line, merge_logs, open_step_log, restore, saved_envelope
 from assay.runtime.store import Store, open_store
 from assay.runtime.timers import Timers
-from assay.runtime.wire import WireError, envelope_from_wire, envelope_to_wire
+from assay.runtime.wire import envelope_to_wire
 
 
 @dataclass
@@ -127,14 +126,7 @@ class LocalRuntime:
             allowed = {(i, p): kernel.receivable(i, p) for i in self.names
                        for p in kernel.wirings[i]}
             for _, epoch, seq, frame in self.store.outbox():
-                body = {k: v for k, v in frame.items() if k not in ("seq", "epoch")}
-                try:
-                    env, _ = envelope_from_wire(body, lambda d, p: allowed.get((d, p), {}))
-                except WireError as e:
-                    raise UsageError(f"a message saved in {self.store.path} does not fit the "
-                                     f"spec: {e}", notes=["the spec changed since it was "
-                                                          "saved: run with an empty "
-                                                          "--state-dir"]) from None
+                env = saved_envelope(frame, allowed, self.store.path)
                 self.inbox[env.dst].append(env)
                 self._rows[env.dst].append((epoch, seq))
 

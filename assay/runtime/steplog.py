@@ -15,6 +15,7 @@ import os
 import time
 from typing import IO, Any
 
+from assay.kernel.events import Envelope
 from assay.kernel.kernel import Kernel, LocalStep
 from assay.runtime.store import Store
 
@@ -64,6 +65,24 @@ def merge_logs(paths: list[str]) -> list[dict[str, Any]]:
                     entries.append(json.loads(line))
     entries.sort(key=lambda e: (e["clock"], e["node"]))
     return [e["event"] for e in entries]
+
+
+def saved_envelope(frame: dict[str, Any], allowed: dict[tuple[str, str], dict[str, type]],
+                   where: str) -> Envelope:
+    """A message frame of a node's own outbox (saved in `where`), decoded again as on the wire:
+    only into the types its port declares; one that no longer fits the spec is a usage
+    error."""
+    from assay.errors import UsageError
+    from assay.runtime.wire import WireError, envelope_from_wire
+
+    body = {k: v for k, v in frame.items() if k not in ("seq", "epoch")}
+    try:
+        env, _ = envelope_from_wire(body, lambda d, p: allowed.get((d, p), {}))
+    except WireError as e:
+        raise UsageError(f"a message saved in {where} does not fit the spec: {e}",
+                         notes=["the spec changed since it was saved: run with an empty "
+                                "--state-dir"]) from None
+    return env
 
 
 def restore(kernel: Kernel, store: Store, hosted: list[str]) -> dict[str, LocalStep] | None:

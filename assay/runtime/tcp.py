@@ -35,7 +35,7 @@ from assay.kernel.kernel import Kernel
 from assay.model.load import build
 from assay.runtime.deploy import Deployment, check_placement
 from assay.runtime.node import Node, Outcome
-from assay.runtime.steplog import log_line, open_step_log, restore
+from assay.runtime.steplog import log_line, open_step_log, restore, saved_envelope
 from assay.runtime.store import Handled
 from assay.runtime.timers import Timers
 from assay.runtime.wire import (
@@ -196,15 +196,8 @@ class TcpNode:
 
     def _enqueue_own(self, epoch: str, seq: int, frame: dict[str, Any]) -> None:
         """A message from this node's outbox to one of its instances, for the step loop."""
-        body = {k: v for k, v in frame.items() if k not in ("seq", "epoch")}
-        try:
-            env, _ = envelope_from_wire(body, lambda d, p: self.allowed.get((d, p), {}))
-        except WireError as e:
-            from assay.errors import UsageError
-
-            raise UsageError(f"a message saved in the outbox of node {self.name} does not fit "
-                             f"the spec: {e}", notes=["the spec changed since it was saved: "
-                                                      "run with an empty --state-dir"]) from None
+        assert self.store is not None
+        env = saved_envelope(frame, self.allowed, self.store.path)
         self.inbox[env.dst].append((env, _Receipt(self.name, epoch, seq, None)))
 
     # --- receiving ---------------------------------------------------------------------------
@@ -455,7 +448,6 @@ class TcpNode:
                 if self.store is not None:
                     frame = envelope_to_wire(env, clock)
                     self.own.number(frame, self.epoch)
-                    remote.append((self.own, frame))
                 local.append((env, frame))
             else:
                 link = self.links[self.dep.placement[env.dst]]
@@ -474,18 +466,17 @@ class TcpNode:
             saved = self.kernel.persisted(name, self.node.local[name])
             # a restart is always made durable: the crash and restart lines before it are
             # then never taken for steps a later crash undid
-            if saved is not None or remote or handled is not None or consumed is not None \
+            rows = [(k.peer, f["epoch"], f["seq"], f) for k, f in remote] + [
+                (self.name, f["epoch"], f["seq"], f) for _, f in local if f is not None]
+            if saved is not None or rows or handled is not None or consumed is not None \
                     or out.event.get("kind") == "restart":
                 # durable before the sends leave and before the message is acknowledged
-                await asyncio.to_thread(
-                    self.store.save_step, name, saved,
-                    [(k.peer, f["epoch"], f["seq"], f) for k, f in remote], handled, clock,
-                    consumed)
+                await asyncio.to_thread(self.store.save_step, name, saved, rows, handled,
+                                        clock, consumed)
         self._handled(receipt)
         for env, frame in local:
             self.inbox[env.dst].append((env, None if frame is None else _Receipt(
                 self.name, frame["epoch"], frame["seq"], None)))
-        remote = [(k, f) for k, f in remote if k is not self.own]
         by_link: dict[str, tuple[_Link, list[dict[str, Any]]]] = {}
         for link, frame in remote:
             by_link.setdefault(link.peer, (link, []))[1].append(frame)
