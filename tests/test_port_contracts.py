@@ -23,12 +23,12 @@ from hypothesis import strategies as st
 
 from assay import Component, Message, Port, Range, System, action, on
 from assay.checker import check
-from assay.checker.verify import contract_obligations, verify
 from assay.kernel import Kernel
 from assay.kernel.events import Envelope
 from assay.model.load import build
 from assay.runtime.local import run_local
 from assay.runtime.node import Node
+from assay.verifier.verify import contract_obligations, verify
 
 REPO = Path(__file__).resolve().parents[1]
 FIX = REPO / "tests" / "fixtures" / "verify"

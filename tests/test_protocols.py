@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 from assay import Component, Message, Port, System, action, on
 from assay import protocol as p
 from assay.checker import check
-from assay.checker.compat import compatible, connections
 from assay.errors import SpecError
 from assay.model.load import build
+from assay.verifier.compat import compatible, connections
 
 ROOT = Path(__file__).resolve().parent.parent
 FIX = ROOT / "tests" / "fixtures" / "protocols"

@@ -1,4 +1,4 @@
-"""Suggested preconditions (`assay.checker.suggest`): a refuted handler obligation comes with the
+"""Suggested preconditions (`assay.verifier.suggest`): a refuted handler obligation comes with the
 re-checked condition on its inputs that would prove it.
 
 Each suggestion is tested for real: written into a copy of the spec, as a `@requires(...)`
@@ -19,9 +19,9 @@ import pytest
 import z3
 from click.testing import CliRunner
 
-from assay.checker import suggest as S
-from assay.checker.verify import Obligation, VerifyReport, verify
 from assay.model.load import build
+from assay.verifier import suggest as S
+from assay.verifier.verify import Obligation, VerifyReport, verify
 
 REPO = Path(__file__).resolve().parents[1]
 BUGS = REPO / "tests" / "fixtures" / "verify"
@@ -297,7 +297,7 @@ def test_the_recheck_runs_the_counterexample(monkeypatch: Any) -> None:
     system, _, _ = build(str(REPO / BANK))
     (ob,) = refuted(verify(system))
     assert ob.suggestion.found
-    monkeypatch.setattr(S, "_holds", lambda *a, **k: (True, ""))
+    monkeypatch.setattr(S, "holds", lambda *a, **k: (True, ""))
     system, _, _ = build(str(REPO / BANK))
     (ob,) = refuted(verify(system))
     assert not ob.suggestion.found
@@ -380,9 +380,7 @@ def test_what_has_no_python_form_is_refused() -> None:
 @pytest.fixture(scope="module")
 def cli() -> Any:
     from assay.cli import main
-    from assay.cli_verify import register
 
-    register(main)
     runner = CliRunner()
     return lambda *args: runner.invoke(main, ["verify", *args], catch_exceptions=False)
 

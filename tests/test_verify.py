@@ -25,14 +25,15 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from assay.checker import prove
-from assay.checker import verify as V
-from assay.checker.verify import Obligation, Scenario, VerifyReport, verify
 from assay.kernel import Faults, Kernel
 from assay.model import types as T
 from assay.model.component import component_info
 from assay.model.load import build
 from assay.model.types import Peer
+from assay.verifier import expressions, source
+from assay.verifier import types as vtypes
+from assay.verifier import verify as V
+from assay.verifier.verify import Obligation, Scenario, VerifyReport, verify
 
 REPO = Path(__file__).resolve().parents[1]
 FIX = REPO / "tests" / "fixtures" / "verify"
@@ -143,11 +144,11 @@ def test_python_floor_division_is_encoded_exactly() -> None:
 @settings(max_examples=200, deadline=None)
 def test_floor_divmod_agrees_with_python(x: int, d: int) -> None:
     xs, ds = z3.Int("x"), z3.Int("d")
-    q, r = prove.floor_divmod(xs, ds)
+    q, r = expressions.floor_divmod(xs, ds)
     sub = [(xs, z3.IntVal(x)), (ds, z3.IntVal(d))]
     assert z3.simplify(z3.substitute(q, *sub)).as_long() == x // d
     assert z3.simplify(z3.substitute(r, *sub)).as_long() == x % d
-    qc, rc = prove.floor_divmod(xs, z3.IntVal(d))
+    qc, rc = expressions.floor_divmod(xs, z3.IntVal(d))
     assert z3.simplify(z3.substitute(qc, (xs, z3.IntVal(x)))).as_long() == x // d
     assert z3.simplify(z3.substitute(rc, (xs, z3.IntVal(x)))).as_long() == x % d
 
@@ -363,11 +364,11 @@ def test_lambdas_sharing_a_line_are_told_apart(tmp_path: Path) -> None:
                     "h, k = (lambda self: 1), (lambda self: 1)\n")
     ns: dict[str, Any] = {"__name__": "lams"}
     exec(compile(path.read_text(), str(path), "exec"), ns)
-    nf, ng = prove.function_node(ns["f"]), prove.function_node(ns["g"])
+    nf, ng = source.function_node(ns["f"]), source.function_node(ns["g"])
     assert nf is not ng
     assert ast.unparse(nf.body) == "self.x > 0" and ast.unparse(ng.body) == "self.x > 1"
     # identical text means the same function: either one is fine
-    assert ast.unparse(prove.function_node(ns["h"]).body) == "1"
+    assert ast.unparse(source.function_node(ns["h"]).body) == "1"
 
 
 # --- soundness gates ------------------------------------------------------------------------------
@@ -376,7 +377,7 @@ def test_a_refutation_the_kernel_does_not_confirm_is_unknown(monkeypatch: Any) -
     """A wrong encoding (Z3's Euclidean mod for Python's %) finds a 'counterexample' that the
     real handler does not reproduce: it must read unknown, never refuted."""
     V.clear_caches()
-    monkeypatch.setattr(prove, "floor_divmod", lambda x, y: (x / y, x % y))
+    monkeypatch.setattr(expressions, "floor_divmod", lambda x, y: (x / y, x % y))
     try:
         system, _, _ = build(str(FIX / "ok_floor_sign.py"))
         r = verify(system)
@@ -390,7 +391,7 @@ def test_a_refutation_the_kernel_does_not_confirm_is_unknown(monkeypatch: Any) -
 def test_refutations_need_the_concrete_run(monkeypatch: Any) -> None:
     V.clear_caches()
     monkeypatch.setattr(V, "_bare_run", lambda info, sc, t: (sc.values, [], []))
-    monkeypatch.setattr(V, "_holds", lambda *a, **k: (True, ""))
+    monkeypatch.setattr(V, "holds", lambda *a, **k: (True, ""))
     try:
         for name in ("missing_requires", "div_by_zero", "send_to", "bounded_overflow"):
             system, _, _ = build(str(FIX / f"bug_{name}.py"))
@@ -416,7 +417,7 @@ def _values(spec: Any, ty: Any) -> st.SearchStrategy[Any]:
         return st.sampled_from(["", "hub", "hub!", "reset", "x"])
     if isinstance(spec, T._Enum):
         return st.sampled_from(list(spec.cls))
-    if isinstance(spec, T._FrozenSet) and isinstance(ty, prove.Ty) and ty.kind == "set":
+    if isinstance(spec, T._FrozenSet) and isinstance(ty, vtypes.Ty) and ty.kind == "set":
         return st.frozensets(_values(_spec_of(ty.elem), ty.elem), max_size=4)
     raise LookupError(spec)
 
@@ -449,7 +450,7 @@ def _scenarios(system: Any, cls: type, target: str) -> st.SearchStrategy[Scenari
         msg, arg, has_arg = None, None, False
         if handler is not None:
             specs = handler.message.field_types()
-            msg = handler.message(*[draw(_values(s, prove.message_types(handler.message)[n][0]))
+            msg = handler.message(*[draw(_values(s, vtypes.message_types(handler.message)[n][0]))
                                     for n, s in specs.items()])
             # mostly a peer of the handler's port (what the kernel delivers), sometimes not
             near = sorted({x for p, peers in wiring.items() if handler.port in (p, "*")
@@ -594,9 +595,7 @@ def test_obligations_are_discharged_in_a_few_milliseconds() -> None:
 @pytest.fixture(scope="module")
 def cli() -> Any:
     from assay.cli import main
-    from assay.cli_verify import register
 
-    register(main)
     runner = CliRunner()
     return lambda *args: runner.invoke(main, ["verify", *args], catch_exceptions=False)
 

@@ -7,7 +7,7 @@ that the event is enabled, and reports where it ends.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,8 @@ from typing import Any
 from assay.errors import TraceError
 from assay.kernel.kernel import Change, Kernel, State
 from assay.kernel.violation import Violation
+
+Hook = Callable[[State, int, State], None]   # called after each replayed step: before, event, after
 
 FORMAT = "assay-trace"
 VERSION = 1
@@ -129,7 +131,7 @@ class Replayed:
 
 
 def replay_checked(kernel: Kernel, events: Sequence[dict[str, Any]], start: State,
-                   on_step: Any = None) -> Replayed:
+                   on_step: Hook | None = None) -> Replayed:
     """Replay `events`, checking properties after every step; stop at the first violation."""
     steps: list[Step] = []
     state = start
@@ -187,8 +189,14 @@ class ReplayResult:
     time: int | None            # virtual time at the end (simulator engine)
 
 
-def replay_trace(trace: Trace, trace_path: str | Path, engine: str = "checker") -> ReplayResult:
-    """Rebuild the trace's system from its spec and replay the trace through the kernel."""
+def replay_trace(trace: Trace, trace_path: str | Path,
+                 clocked: Callable[[Kernel], tuple[Hook, Callable[[], int]]] | None = None,
+                 ) -> ReplayResult:
+    """Rebuild the trace's system from its spec and replay the trace through the kernel.
+
+    `clocked` (the simulator's `replay_clock`) adds virtual time: given the kernel it returns
+    the hook that advances a clock at each step and a function reading the clock at the end.
+    The kernel knows nothing of time beyond which timers are pending."""
     import os
 
     from assay.kernel.faults import Faults
@@ -208,26 +216,10 @@ def replay_trace(trace: Trace, trace_path: str | Path, engine: str = "checker") 
     # a fault may occur wherever the trace has one: the budget is not what is replayed
     kernel = Kernel(system, Faults.unlimited() if faulty else None)
     start = find_initial(kernel, trace.initial)
-    clock = None
-    hook = None
-    if engine == "simulator":
-        from assay.simulator.run import Clock
-
-        clock = Clock(kernel)
-
-        def hook(before: State, ev: int, after: State) -> None:
-            assert clock is not None
-            if kernel.event_kind(ev) == "timer":
-                due = min(clock.due.get(kernel.slots[~ev][1], [clock.now]))
-                clock.now = max(clock.now, due)
-            if kernel.extended:
-                clock.update(before[2], after[2], kernel.slots[~ev][1]
-                             if kernel.event_kind(ev) == "timer" else None)
-            clock.now += 1
-
+    hook, now = clocked(kernel) if clocked else (None, None)
     done = replay_checked(kernel, trace.events, start, hook)
     return ReplayResult(done.steps, done.violation, [i.name for i in kernel.instances],
-                        initial_values(kernel, start), clock.now if clock else None)
+                        initial_values(kernel, start), now() if now else None)
 
 
 def initial_values(kernel: Kernel, state: State) -> dict[str, dict[str, Any]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from assay.kernel.kernel import Kernel, State
@@ -194,3 +195,20 @@ def run_once(kernel: Kernel, seed: int, steps: int, rates: FaultRates,
         if pv:
             return RunResult(seed, start, events, pv[0], "violation", clock.now, seen)
     return RunResult(seed, start, events, None, "steps", clock.now, seen)
+
+
+def replay_clock(kernel: Kernel) -> tuple[Callable[[State, int, State], None], Callable[[], int]]:
+    """For `kernel.trace.replay_trace`: a step hook that keeps the virtual clock as a run does
+    (a timer fires at its due time, every step takes one tick) and the clock's reading."""
+    clock = Clock(kernel)
+
+    def hook(before: State, ev: int, after: State) -> None:
+        if kernel.event_kind(ev) == "timer":
+            due = min(clock.due.get(kernel.slots[~ev][1], [clock.now]))
+            clock.now = max(clock.now, due)
+        if kernel.extended:
+            clock.update(before[2], after[2], kernel.slots[~ev][1]
+                         if kernel.event_kind(ev) == "timer" else None)
+        clock.now += 1
+
+    return hook, lambda: clock.now

@@ -112,8 +112,8 @@ def child_verify(spec: str, component: str | None, timeout: float) -> dict[str, 
     t = time.perf_counter()
     import z3  # noqa: F401
 
-    from assay.checker.verify import verify
     from assay.model.load import build
+    from assay.verifier.verify import verify
     imported = time.perf_counter() - t
 
     os.chdir(ROOT)
@@ -147,8 +147,8 @@ def child_all(specs: list[str], timeout: float) -> dict[str, Any]:
     classes are new), the imports and Z3's context are shared."""
     import z3  # noqa: F401
 
-    from assay.checker.verify import verify
     from assay.model.load import build
+    from assay.verifier.verify import verify
 
     os.chdir(ROOT)
     n = 0

@@ -1,9 +1,8 @@
-"""The `assay verify` command: parses, calls `assay.checker.verify.verify`, prints.
+"""The `assay verify` command: parses, calls `assay.verifier.verify.verify`, prints.
 
-`register(main)` adds the command to the `assay` click group (assay/cli.py calls it).  The
-summary is a rich table, one row per obligation, followed by the counterexample of each
+The summary is a rich table, one row per obligation, followed by the counterexample of each
 refutation and, for a handler's, the precondition (or invariant) that would prove it, re-checked
-(`assay.checker.suggest`); `--json` prints one JSON document instead.
+(`assay.verifier.suggest`); `--json` prints one JSON document instead.
 Exit codes: 0 all proved, 1 some obligation refuted, 2 spec or usage error, 3 none refuted but
 some unknown (or vacuous).
 """
@@ -19,16 +18,11 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from assay.cli.common import _fail, _params
 from assay.errors import AssayError
 
 _STYLE = {"proved": "green", "refuted": "bold red", "vacuous": "yellow", "unknown": "yellow"}
 _MARK = {"proved": "✓", "refuted": "✗", "vacuous": "∅", "unknown": "?"}
-
-
-def register(main: click.Group) -> click.Command:
-    """Add `verify` to the `assay` command group; returns the command."""
-    main.add_command(verify_command)
-    return verify_command
 
 
 @click.command("verify")
@@ -52,10 +46,9 @@ def verify_command(spec: str, system_name: str | None, params: tuple[str, ...],
 
     Exit codes: 0 all proved, 1 some refuted, 2 spec or usage error, 3 some unknown.
     """
-    from assay.checker.verify import verify
-    from assay.cli import _fail, _params
     from assay.errors import UsageError
     from assay.model.load import build
+    from assay.verifier.verify import verify
 
     try:
         if not timeout > 0:

@@ -56,7 +56,7 @@ Decisions:
 * The kernel's protocol enforcement (session types on ports) is not part of these
   obligations: confirmation runs the handler with protocols off, so a local state is its
   fields.  Whether a send is allowed by the port's protocol is checked by the protocol
-  compatibility check (`assay.checker.compat`), not here.
+  compatibility check (`assay.verifier.compat`), not here.
 * One Z3 solver per run, one frame per handler (its premise, checked for vacuity once), one
   per group of goals with the same extra assumptions, one per goal; the timeout applies to
   each check.
@@ -75,42 +75,28 @@ from typing import Any
 
 import z3
 
-from assay.checker import prove
-from assay.checker.prove import (
-    PEER,
-    ComponentEncoding,
-    ModelReader,
-    SelfObj,
-    Ty,
-    Unsupported,
-    Val,
-    to_z3,
-)
 from assay.errors import Location, UsageError
-from assay.kernel.exec import Context, Runner, Wiring
 from assay.model.component import ActionInfo, ComponentInfo, HandlerInfo, component_info
 from assay.model.message import Message
 from assay.model.system import System
-from assay.model.types import OneOf, Peer, to_json
+from assay.model.types import Peer, to_json
 from assay.model.validate import _send_site, validate
+from assay.verifier import prove, source, statements
+from assay.verifier import types as vtypes
+from assay.verifier.concrete import (
+    Scenario,
+    holds,
+    initial_choices,
+    real_wiring,
+    runner_for,
+)
+from assay.verifier.prove import ComponentEncoding
+from assay.verifier.types import PEER, ModelReader, SelfObj, Ty, Unsupported, Val, to_z3
 
 VERDICTS = ("proved", "refuted", "vacuous", "unknown")
 
 
 # --- results --------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Scenario:
-    """A concrete local step: an instance's state, its ports' peers, and the event."""
-
-    instance: str
-    values: tuple[Any, ...]
-    ports: dict[str, tuple[str, ...]]
-    message: Message | None = None          # with its sender (None: a timer)
-    arg: Any = None
-    has_arg: bool = False
-    restart: tuple[Any, ...] | None = None  # the values a restart gives (restart obligations)
-
 
 @dataclass(frozen=True)
 class Counterexample:
@@ -160,7 +146,7 @@ class Obligation:
         field(default=None, compare=False, repr=False)
     witness: tuple[str, ...] = ()       # a connection's shortest failing exchange
     # a refuted handler obligation: the re-checked precondition (or invariant) that would
-    # make it proved, or Suggestion(kind="none") when none was found (`assay.checker.suggest`)
+    # make it proved, or Suggestion(kind="none") when none was found (`assay.verifier.suggest`)
     suggestion: Any = field(default=None, compare=False)
 
     def to_json(self) -> dict[str, Any]:
@@ -226,7 +212,7 @@ def connection_obligations(system: System, bound: int = 3) -> list[Obligation]:
     """One obligation per connection whose ends both carry a protocol: compatible (proved),
     incompatible (refuted, with the shortest witness), or compatible only up to the buffer
     bound that was reached (unknown, said so)."""
-    from assay.checker.compat import connections
+    from assay.verifier.compat import connections
 
     out = []
     for c in connections(system, bound):
@@ -327,7 +313,7 @@ def _contract_obligation(solver: z3.Solver, src: str, dst: str, s_info: Componen
             return done("proved")
         if r == z3.unknown:
             return done("unknown", f"the solver gave up: {solver.reason_unknown()}")
-        reader = prove.ModelReader(solver.model(), set())
+        reader = vtypes.ModelReader(solver.model(), set())
         fields = {n: reader.value(v) for n, v in msg.fields.items()}
     finally:
         solver.pop()
@@ -388,7 +374,7 @@ _ENCODINGS: dict[type, ComponentEncoding] = {}
 def clear_caches() -> None:
     """Forget cached encodings and translations."""
     _ENCODINGS.clear()
-    prove.clear_caches()
+    source.clear_caches()
 
 
 def encoding(info: ComponentInfo) -> ComponentEncoding:
@@ -489,10 +475,10 @@ class _Component:
         error = None
         try:
             for name in self.names:
-                wiring = _real_wiring(self.system, name, info)
+                wiring = real_wiring(self.system, name, info)
                 conds = []
                 per_field = []
-                for f, choices in zip(info.fields, _initial_choices(self.system, name, info)):
+                for f, choices in zip(info.fields, initial_choices(self.system, name, info)):
                     v = enc.pre[f]
                     if isinstance(v, Val):
                         eqs = [(c, v.e == to_z3(c, v.ty, peers)) for c in choices]
@@ -501,7 +487,7 @@ class _Component:
                     else:
                         per_field.append([(choices[0], None)])
                 for p, penc in enc.ports.items():
-                    conc = to_z3(frozenset(Peer(x) for x in wiring[p]), prove.set_ty(PEER), peers)
+                    conc = to_z3(frozenset(Peer(x) for x in wiring[p]), vtypes.set_ty(PEER), peers)
                     conds.append(penc.peers.e == conc)
                 option = z3.And(conds)
                 options.append(option)
@@ -578,19 +564,19 @@ class _Component:
         over = act.over
         if callable(over):
             dom = self.enc.over(over, pre)
-            if isinstance(dom, prove.RangeObj):
+            if isinstance(dom, vtypes.RangeObj):
                 a = z3.Int("arg")
-                return Val(prove.INT, a), [dom.contains(a)]
+                return Val(vtypes.INT, a), [dom.contains(a)]
             assert dom.ty.elem is not None
-            a = z3.Const("arg", prove.sort_of(dom.ty.elem))
+            a = z3.Const("arg", vtypes.sort_of(dom.ty.elem))
             return Val(dom.ty.elem, a), [z3.IsMember(a, dom.e)]
-        vals = [prove.py_const(v) for v in over]
+        vals = [vtypes.py_const(v) for v in over]
         tys = {v.ty for v in vals if isinstance(v, Val)}
         if len(tys) != 1 or not all(isinstance(v, Val) for v in vals):
             raise Unsupported("an over= domain whose values do not all have one translatable "
                               "type")
         ty = next(iter(tys))
-        a = z3.Const("arg", prove.sort_of(ty))
+        a = z3.Const("arg", vtypes.sort_of(ty))
         return Val(ty, a), [z3.Or([a == v.e for v in vals])]
 
     def _goals(self, t: _Target, args: list[Any], pre: SelfObj, old: SelfObj,
@@ -624,7 +610,7 @@ class _Component:
         groups = []
         safe: Any = z3.BoolVal(True)
         for c in body.checks:
-            safe = prove.conj(safe, z3.Implies(c.pc, c.ok))
+            safe = vtypes.conj(safe, z3.Implies(c.pc, c.ok))
         checks = body.checks
         groups.append(_Group([], "", [_Goal(
             "no-exception", "raises no exception", _line_of(t.fn), goal=safe,
@@ -642,7 +628,7 @@ class _Component:
         for f in ranged:
             lo, hi = enc.ranges[f]
             v = body.fields[f].e
-            types_ok = prove.conj(types_ok, z3.And(v >= lo, v <= hi))
+            types_ok = vtypes.conj(types_ok, z3.And(v >= lo, v <= hi))
         if ranged:
             wl = body.wline
             post_goals.append(_Goal(
@@ -692,10 +678,10 @@ class _Component:
                     start[f] = v
                 else:
                     fresh[f] = start[f] = Val(v.ty, z3.Const(f"{self.cls.__name__}.{f}@restart",
-                                                             prove.sort_of(v.ty)))
+                                                             vtypes.sort_of(v.ty)))
             for name in self.names:
                 conds = []
-                for f, choices in zip(info.fields, _initial_choices(self.system, name, info)):
+                for f, choices in zip(info.fields, initial_choices(self.system, name, info)):
                     if f in fresh:
                         conds.append(z3.Or([fresh[f].e == to_z3(c, fresh[f].ty, peers)
                                             for c in choices]))
@@ -829,7 +815,7 @@ class _Component:
             cex = self._counterexample(sc, t, what, line or g.line, init)
             suggestion = None
             if t is not None and init is None and restart_fields is None and not dropped:
-                from assay.checker.suggest import suggest  # the solver holds premise ∧ extra
+                from assay.verifier.suggest import suggest  # the solver holds premise ∧ extra
                 suggestion = suggest(self, g, t, premise or [], cex)
             emit(g, "refuted", what, cex, started=started, suggestion=suggestion)
             return
@@ -859,7 +845,7 @@ class _Component:
                 terms.append(msg0.sender.e)
         if t is not None and t.action is not None and t.action.over is not None \
                 and self._arg_ty(t.action) == PEER:
-            terms.append(z3.Const("arg", prove.peer_sort()))
+            terms.append(z3.Const("arg", vtypes.peer_sort()))
         reader = ModelReader(model, set(self.system.instances) | {self.names[0]}, terms)
         values = []
         for f in info.fields:
@@ -890,15 +876,15 @@ class _Component:
         over = act.over
         if callable(over):
             dom = self.enc.over(over, SelfObj(dict(self.enc.pre)))
-            if isinstance(dom, prove.RangeObj):
-                return prove.INT
+            if isinstance(dom, vtypes.RangeObj):
+                return vtypes.INT
             assert dom.ty.elem is not None
             return dom.ty.elem
-        return prove.py_const(over[0]).ty  # type: ignore[no-any-return]
+        return vtypes.py_const(over[0]).ty  # type: ignore[no-any-return]
 
     def _arg_value(self, reader: ModelReader, act: ActionInfo) -> Any:
         ty = self._arg_ty(act)
-        return reader.value(z3.Const("arg", prove.sort_of(ty)), ty)
+        return reader.value(z3.Const("arg", vtypes.sort_of(ty)), ty)
 
     def _init_scenario(self, model: z3.ModelRef, matchers: list) -> Scenario:
         """The instance and initial values a model of an `init` obligation picked."""
@@ -914,11 +900,11 @@ class _Component:
                 values.append(hit[0])
             else:
                 return Scenario(name, tuple(values),
-                                _real_wiring(self.system, name, self.info))
+                                real_wiring(self.system, name, self.info))
         raise Unsupported("the model matches no instance's initial state")
 
     def _sample(self, f: str) -> Any:
-        return _initial_choices(self.system, self.names[0], self.info)[
+        return initial_choices(self.system, self.names[0], self.info)[
             self.info.field_index[f]][0]
 
     def _counterexample(self, sc: Scenario, t: _Target | None, what: str, line: int | None,
@@ -930,7 +916,7 @@ class _Component:
             if not viol:
                 after = dict(zip(info.fields, new))
         elif sc.restart is not None:
-            new, _, viol, _ = _runner(_bare_info(info), sc).run_restart(sc.restart)
+            new, _, viol, _ = runner_for(_bare_info(info), sc).run_restart(sc.restart)
             after = dict(zip(info.fields, new)) if not viol else None
         return Counterexample(sc.instance, dict(zip(info.fields, sc.values)), sc.ports,
                               sc.message, sc.arg, sc.has_arg, after, line, what, sc)
@@ -941,7 +927,7 @@ class _Component:
         info = self.info
 
         def evaluate(sc: Scenario) -> tuple[bool, bool, str]:
-            ok, err = _holds(info, sc, pred, [])
+            ok, err = holds(info, sc, pred, [])
             return True, ok, err or f"the invariant {_text(pred)} is false in this initial state"
         return evaluate
 
@@ -958,11 +944,11 @@ class _Component:
                        for r in info.restart_values(sc.values,
                                                     self.system.overrides.get(name))):
                 return False, True, "not a state a restart gives"
-            runner = _runner(_bare_info(info), sc)
+            runner = runner_for(_bare_info(info), sc)
             new, _, viol, _ = runner.run_restart(sc.restart)
             if viol:
                 return False, True, f"the restart hook did not complete: {viol[0].message}"
-            ok, err = _holds(info, replace(sc, values=tuple(new)), pred, [])
+            ok, err = holds(info, replace(sc, values=tuple(new)), pred, [])
             return True, ok, err or f"the invariant {_text(pred)} is false after the restart"
         return evaluate
 
@@ -994,30 +980,15 @@ class _Component:
                 return False, True, f"the handler did not complete: {viol[0].message}"
             after = replace(sc, values=tuple(new))
             if kind == "invariant":
-                ok, err = _holds(info, after, pred, [])
+                ok, err = holds(info, after, pred, [])
                 return True, ok, err or f"the invariant {_text(pred)} is false after {t.name}"
             args = [sc.message] if t.handler else ([sc.arg] if sc.has_arg else [])
-            ok, err = _holds(info, after, pred, args, old=sc.values)
+            ok, err = holds(info, after, pred, args, old=sc.values)
             return True, ok, err or f"the ensures {_text(pred)} is false after {t.name}"
         return evaluate
 
 
 # --- concrete semantics, through the kernel's runner ----------------------------------------------
-
-def _wirings(info: ComponentInfo, sc: Scenario) -> dict[str, Wiring]:
-    return {p: Wiring(p, info.ports[p].many, tuple(sorted((x, "?") for x in sc.ports.get(p, ()))),
-                      frozenset(Peer(x) for x in sc.ports.get(p, ())))
-            for p in info.ports}
-
-
-def _runner(info: ComponentInfo, sc: Scenario) -> Runner:
-    """The kernel's runner for one instance with the scenario's peers.  Protocols are left
-    out: obligations are about a component's fields, not its sessions' positions (connected
-    protocols are checked by `assay.checker.compat`), so the local state is the fields."""
-    if getattr(info, "automata", None):
-        info = replace(info, automata={})
-    return Runner(sc.instance, info, _wirings(info, sc))
-
 
 def _bare_info(info: ComponentInfo) -> ComponentInfo:
     return replace(info, invariants=())
@@ -1025,7 +996,7 @@ def _bare_info(info: ComponentInfo) -> ComponentInfo:
 
 def _bare_run(info: ComponentInfo, sc: Scenario, t: _Target) -> tuple[tuple, list, list]:
     """Run the real body (no contracts): the new values, sends and the body's violations."""
-    runner = _runner(_bare_info(info), sc)
+    runner = runner_for(_bare_info(info), sc)
     if t.handler is not None:
         h = replace(t.handler, requires=(), ensures=())
         assert sc.message is not None
@@ -1035,18 +1006,6 @@ def _bare_run(info: ComponentInfo, sc: Scenario, t: _Target) -> tuple[tuple, lis
         a = replace(t.action, requires=(), ensures=())
         new, sends, viol, _ = runner.run_action(sc.values, a, sc.has_arg, sc.arg)
     return new, sends, viol
-
-
-def _holds(info: ComponentInfo, sc: Scenario, pred: Any, args: list[Any],
-           old: tuple | None = None) -> tuple[bool, str]:
-    """Whether a contract holds on a scenario's state, evaluated as the kernel does."""
-    runner = _runner(info, sc)
-    obj = runner.live(sc.values, Context(sc.instance, runner.wirings))
-    try:
-        call = [runner.view(old), obj, *args] if old is not None else [obj, *args]
-        return bool(pred(*call)), ""
-    except Exception as e:
-        return False, f"the contract raised {type(e).__name__}: {e}"
 
 
 def _state_premise(info: ComponentInfo, enc: ComponentEncoding, sc: Scenario) -> str | None:
@@ -1066,7 +1025,7 @@ def _state_premise(info: ComponentInfo, enc: ComponentEncoding, sc: Scenario) ->
         if sc.instance in sc.ports.get(p, ()):
             return f"port {p} is connected to the instance itself"
     for pred, _ in info.invariants:
-        ok, err = _holds(info, sc, pred, [])
+        ok, err = holds(info, sc, pred, [])
         if not ok:
             return err or "the invariant does not hold before the step"
     return None
@@ -1101,16 +1060,16 @@ def _step_premise(info: ComponentInfo, enc: ComponentEncoding, t: _Target,
         assert t.action is not None
         args = [sc.arg] if sc.has_arg else []
         if t.action.over is not None:
-            runner = _runner(info, sc)
+            runner = runner_for(info, sc)
             if not any(h and _same(a, sc.arg) for h, a in runner.enabled(
                     sc.values, replace(t.action, when=None))):
                 return f"{sc.arg!r} is not in the action's domain"
         if t.action.when is not None:
-            ok, err = _holds(info, sc, t.action.when, args)
+            ok, err = holds(info, sc, t.action.when, args)
             if not ok:
                 return err or "the guard is false"
     for pred, _ in t.requires:
-        ok, err = _holds(info, sc, pred, args)
+        ok, err = holds(info, sc, pred, args)
         if not ok:
             return err or "a requires is false"
     return None
@@ -1149,24 +1108,7 @@ def _conforms(v: Any, ty: Ty) -> bool:
 
 # --- helpers --------------------------------------------------------------------------------------
 
-def _real_wiring(system: System, name: str, info: ComponentInfo) -> dict[str, tuple[str, ...]]:
-    out: dict[str, list[str]] = {p: [] for p in info.ports}
-    for c in system.connections:
-        if c.a.instance == name:
-            out[c.a.port].append(c.b.instance)
-        if c.b.instance == name:
-            out[c.b.port].append(c.a.instance)
-    return {p: tuple(sorted(v)) for p, v in out.items()}
-
-
-def _initial_choices(system: System, name: str, info: ComponentInfo) -> list[tuple[Any, ...]]:
-    choices = list(info.initial)
-    for k, v in (system.overrides.get(name) or {}).items():
-        choices[info.field_index[k]] = v.values if isinstance(v, OneOf) else (v,)
-    return choices
-
-
-def _first_failing(m: z3.ModelRef, checks: list[prove.Check]) -> int | None:
+def _first_failing(m: z3.ModelRef, checks: list[statements.Check]) -> int | None:
     for c in checks:
         if z3.is_true(m.eval(z3.And(c.pc, z3.Not(c.ok)), model_completion=True)):
             return c.line
@@ -1195,7 +1137,7 @@ def _line(loc: Location | None) -> int | None:
 def _text(pred: Any) -> str:
     """A contract's source, as the user wrote it (shortened), for messages."""
     try:
-        node = prove.function_node(pred)
+        node = source.function_node(pred)
     except Unsupported:
         return "(source not found)"
     body = node.body if isinstance(node, ast.Lambda) else node
@@ -1210,7 +1152,7 @@ def _first_line(fn: Any) -> int | None:
 
 def _line_of(fn: Any) -> int | None:
     try:
-        node = prove.function_node(fn)
+        node = source.function_node(fn)
         return node.lineno
     except Unsupported:
         return _first_line(fn)
@@ -1227,7 +1169,7 @@ def _file_of(cls: type) -> str | None:
 
 def _sends_syntactically(fn: Any) -> bool:
     try:
-        node = prove.function_node(fn)
+        node = source.function_node(fn)
     except Unsupported:
         return False
     return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)

@@ -101,9 +101,10 @@ from typing import Any
 
 import z3
 
-from assay.checker import prove
-from assay.checker.prove import SelfObj, Unsupported, Val
-from assay.checker.verify import Scenario, _holds, _initial_choices, _real_wiring
+from assay.verifier import prove
+from assay.verifier import types as vtypes
+from assay.verifier.concrete import Scenario, holds, initial_choices, real_wiring
+from assay.verifier.types import SelfObj, Unsupported, Val
 
 NONE_FOUND = "no simple precondition found"
 MAX_LIFTS = 64           # If-terms lifted out of atoms, per goal
@@ -170,7 +171,7 @@ class _Vocab:
         if t.handler is not None:
             mname = prove._param(t.fn, 1) or "m"
             self.params.append(mname)
-            for n in prove.message_types(t.handler.message):
+            for n in vtypes.message_types(t.handler.message):
                 self.names[f"m.{n}"] = (f"{mname}.{n}", "message")
             self.names["m.sender"] = (f"{mname}.sender", "message")
         elif t.action is not None and t.action.over is not None:
@@ -178,7 +179,7 @@ class _Vocab:
             self.params.append(aname)
             self.names["arg"] = (aname, "arg")
         self.enum_names: dict[str, str] = {}
-        for ecls, (_, _, by_name) in prove._ENUMS.items():
+        for ecls, (_, _, by_name) in vtypes._ENUMS.items():
             bound = self._bound_name(ecls)
             for cname, member in by_name.items():
                 if bound is not None:
@@ -1026,7 +1027,7 @@ def _recheck(comp: Any, g: Any, t: Any, premise: list[Any], cex: Any, vocab: _Vo
     sc = cex.scenario if cex is not None else None
     if sc is not None:
         cargs = [sc.message] if t.handler is not None else ([sc.arg] if sc.has_arg else [])
-        ok, err = _holds(info, sc, fn, cargs)
+        ok, err = holds(info, sc, fn, cargs)
         if ok or err:                         # it must exclude the counterexample
             return None
     lam = f"lambda {', '.join(vocab.params)}: {text}"
@@ -1049,15 +1050,15 @@ def _as_invariant(comp: Any, t: Any, premise: list[Any], text: str,
     except (Unsupported, SyntaxError, NameError):
         return None
     for name in comp.names:
-        choices = _initial_choices(comp.system, name, info)
+        choices = initial_choices(comp.system, name, info)
         n = 1
         for c in choices:
             n *= len(c)
         if n > MAX_INITIAL:
             return None
-        wiring = _real_wiring(comp.system, name, info)
+        wiring = real_wiring(comp.system, name, info)
         for values in itertools.product(*choices):
-            ok, _ = _holds(info, Scenario(name, tuple(values), wiring), fn, [])
+            ok, _ = holds(info, Scenario(name, tuple(values), wiring), fn, [])
             if not ok:
                 return None
     s = z3.Solver()

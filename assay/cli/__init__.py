@@ -1,0 +1,48 @@
+"""The `assay` command: parses, calls an engine, prints.  Nothing here is semantics.
+
+One module per subcommand; `common` holds what they share.  `python -m assay.cli` runs it."""
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from assay.cli.check import check
+from assay.cli.common import EXIT_INTERNAL, _fail
+from assay.cli.replay import replay
+from assay.cli.run import node, run
+from assay.cli.simulate import simulate
+from assay.cli.verify import verify_command
+from assay.errors import AssayError
+
+
+class _Group(click.Group):
+    """Click usage errors exit 2 already; a bug in assay keeps its traceback, exit 70."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException,
+                SystemExit, KeyboardInterrupt):
+            raise
+        except AssayError as e:
+            _fail(e)
+        except Exception:
+            import traceback
+
+            traceback.print_exc()
+            click.echo("internal error: this is a bug in assay, not in your spec; please report "
+                       "it with the traceback above", err=True)
+            sys.exit(EXIT_INTERNAL)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="assay")
+def main() -> None:
+    """assay: write a distributed system once; check, verify, simulate and run it."""
+
+
+
+for _command in (check, simulate, replay, run, node, verify_command):
+    main.add_command(_command)

@@ -1,0 +1,84 @@
+"""`assay replay`: re-run a trace file through the kernel."""
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+from rich.console import Console
+
+from assay.cli.common import (
+    _check_writable,
+    _fail,
+)
+from assay.errors import AssayError
+
+
+@click.command()
+@click.argument("trace_file", metavar="TRACE", type=click.Path(dir_okay=False))
+@click.option("--engine", type=click.Choice(["checker", "simulator"]), default="checker",
+              show_default=True, help="Replay through the checker's kernel, or the simulator "
+                                      "(with its virtual clock).")
+@click.option("--mermaid", "mermaid_out", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Also write the run as a Mermaid sequence diagram.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def replay(trace_file: str, engine: str, mermaid_out: str | None, as_json: bool) -> None:
+    """Re-execute a trace file step by step and confirm where it ends.
+
+    Exit codes: 1 it ends in a violation (the recorded one, or another: said so), 0 it ends
+    without one, 2 the trace does not fit the spec.
+    """
+    from assay.kernel.trace import Trace, replay_trace
+
+    try:
+        if mermaid_out:
+            _check_writable(mermaid_out)
+        trace = Trace.read(trace_file)
+        from assay.simulator.run import replay_clock
+
+        result = replay_trace(trace, trace_file,
+                              replay_clock if engine == "simulator" else None)
+    except AssayError as e:
+        _fail(e)
+        return
+    if mermaid_out:
+        from assay.report import to_mermaid
+
+        with open(mermaid_out, "w") as f:
+            f.write(to_mermaid(result.steps, result.instances, result.violation))
+    recorded = (trace.verdict or {}).get("kind")
+    v = result.violation
+    same = v is not None and recorded == v.kind and \
+        (trace.verdict or {}).get("name") == v.name
+    if as_json:
+        doc = {"command": "replay", "trace": trace_file, "engine": engine,
+               "steps": len(result.steps), "time": result.time,
+               "violation": v.to_json() if v else None,
+               "recorded": trace.verdict, "reproduced": same,
+               "events": [s.event_json for s in result.steps]}
+        click.echo(json.dumps(doc, indent=2, default=str))
+    else:
+        from assay.report import render_steps
+
+        con = Console(highlight=False)
+        con.print(f"assay replay {trace_file} ({trace.engine} trace of {trace.spec} :: "
+                  f"{trace.system}, {len(trace.events)} events) on the {engine}",
+                  markup=False)
+        render_steps(con, result.steps, result.initial)
+        if v is None:
+            con.print("✓ the run ends without a violation"
+                      + (f" (the trace recorded {recorded})" if recorded else ""),
+                      style="bold green")
+        else:
+            con.print(f"✗ {v.kind}: {v.message}", style="bold red", markup=False)
+            if recorded and not same:
+                con.print(f"  note: the trace recorded {recorded} "
+                          f"{(trace.verdict or {}).get('name') or ''}; this is a different "
+                          "violation", markup=False)
+            elif recorded:
+                con.print("  the recorded violation is reproduced", markup=False)
+        if mermaid_out:
+            con.print(f"sequence diagram written to {mermaid_out}", markup=False)
+    sys.exit(1 if v is not None else 0)
+
+

@@ -1,0 +1,213 @@
+"""`assay run` and `assay node`: the runtime, in one process or over TCP."""
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+from rich.console import Console
+
+from assay.cli.common import (
+    EXIT_OK,
+    _check_writable,
+    _fail,
+    _params,
+)
+from assay.errors import AssayError, UsageError
+
+
+@click.command()
+@click.argument("spec", type=click.Path(dir_okay=False), required=False)
+@click.option("--system", "system_name", metavar="NAME", help="Which system function to build.")
+@click.option("--param", "-p", "params", multiple=True, metavar="K=V",
+              help="A parameter of the system function (repeatable).")
+@click.option("--deploy", "deploy_file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Run the nodes of this deployment as local processes over TCP, and "
+                   "supervise them (instead of one process).")
+@click.option("--state-dir", type=click.Path(file_okay=False), metavar="DIR",
+              help="Keep persistent fields in SQLite there (one file per node) and resume "
+                   "from them when started again.")
+@click.option("--durability", type=click.Choice(["machine", "process"]), default="machine",
+              show_default=True, help="What a committed step survives, with --state-dir: a "
+                                      "crash of the machine (fsync every commit), or of the "
+                                      "process only (faster).")
+@click.option("--for", "duration", type=click.FloatRange(min=0), default=None,
+              metavar="SECONDS", help="Stop after this long (default: when nothing is left "
+                                      "to do).")
+@click.option("--monitor", type=click.Choice(["enforce", "log", "off"]), default="enforce",
+              show_default=True, help="What a violation does to its step: rejected, "
+                                      "reported, or ignored.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the scheduler that picks the next ready instance.")
+@click.option("--time-unit", type=click.FloatRange(min=0), default=0.01, show_default=True,
+              metavar="SECONDS", help="Real time of one unit of timer delay.")
+@click.option("--trace-out", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Record the run as a trace (assay replay checks it against the model).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def run(spec: str | None, system_name: str | None, params: tuple[str, ...],
+        deploy_file: str | None, state_dir: str | None, durability: str,
+        duration: float | None, monitor: str, seed: int, time_unit: float,
+        trace_out: str | None, as_json: bool) -> None:
+    """Run the system on asyncio — in this process over in-process links, or (--deploy) as
+    one process per node over authenticated TCP — with its contracts and protocols monitored
+    on every step: the same handlers as check, verify and simulate.
+
+    Exit codes: 0 no violation, 1 violations were reported, 2 spec or usage error.
+    """
+    from assay.kernel import Kernel
+    from assay.model.load import build
+    from assay.runtime.local import run_local
+
+    if deploy_file:
+        _run_deployment(deploy_file, duration, state_dir, monitor, time_unit, trace_out,
+                        as_json, durability)
+        return
+    try:
+        if spec is None:
+            raise UsageError("give a SPEC to run in this process, or --deploy FILE")
+        if trace_out:
+            _check_writable(trace_out)
+        system, name, typed = build(spec, system_name, _params(params))
+        kernel = Kernel(system)
+        report, rt = run_local(kernel, duration, monitor, seed, time_unit,
+                               record=bool(trace_out), state_dir=state_dir,
+                               durability=durability)
+        if trace_out:
+            try:
+                rt.trace(report, spec, name, typed).write(trace_out)
+            except OSError as e:
+                raise UsageError(f"cannot write the trace to {trace_out}: {e.strerror}") \
+                    from None
+    except AssayError as e:
+        _fail(e)
+        return
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(EXIT_OK)
+    if as_json:
+        click.echo(json.dumps({"command": "run", "spec": spec, "system": name, "params": typed,
+                               "monitor": monitor, "seed": seed, **report.to_json()},
+                              indent=2, default=str))
+    else:
+        from assay.report import render_run
+
+        render_run(Console(highlight=False), report, spec, name, typed, monitor, trace_out)
+    sys.exit(report.exit_code)
+
+
+def _run_deployment(deploy_file: str, duration: float | None, state_dir: str | None,
+                    monitor: str, time_unit: float, trace_out: str | None,
+                    as_json: bool, durability: str = "machine") -> None:
+    import asyncio
+
+    from assay.kernel.trace import Trace, initial_json
+    from assay.model.load import build
+    from assay.runtime.deploy import check_placement, load_deployment
+    from assay.runtime.supervise import supervise
+
+    try:
+        if trace_out:
+            _check_writable(trace_out)
+        dep = load_deployment(deploy_file)
+        system, name, typed = build(dep.spec, dep.system, dep.params)
+        check_placement(dep, list(system.instances))
+        clients = frozenset(n for n, s in dep.nodes.items()
+                            if s.instances and all(i in system.externals for i in s.instances))
+        if clients and not as_json:
+            click.echo(f"client node(s) {', '.join(sorted(clients))} host only external "
+                       "instances: not started (a program attaches with "
+                       "assay.runtime.connect)", err=True)
+        report = asyncio.run(supervise(deploy_file, dep, duration, state_dir, monitor,
+                                       time_unit, skip=clients, durability=durability))
+        if trace_out:
+            from assay.kernel import Kernel
+
+            k = Kernel(system)
+            Trace(dep.spec, name, typed, report.events, engine="run",
+                  initial=initial_json(k, k.initial_states()[0][0])).write(trace_out)
+    except AssayError as e:
+        _fail(e)
+        return
+    doc = {"command": "run", "deploy": deploy_file, "ended": report.ended,
+           "seconds": round(report.seconds, 3), "restarts": report.restarts,
+           "steps": len(report.events), "violation_count": report.violation_count,
+           "failed": None if report.failed is None else {
+               "node": report.failed[0], "exit": report.failed[1], "log": report.failed[2]},
+           "violations": report.violations,
+           "final": report.final}
+    if as_json:
+        click.echo(json.dumps(doc, indent=2, default=str))
+    else:
+        click.echo(f"assay run --deploy {deploy_file}: {len(dep.nodes)} nodes, ended: "
+                   f"{report.ended} after {report.seconds:.2f} s, {len(report.events)} steps")
+        if report.failed is not None:
+            node, code, words = report.failed
+            click.echo(f"  node {node} could not be (re)started (exit {code}):", err=True)
+            for line in words.splitlines():
+                click.echo(f"    {line}", err=True)
+        for inst, fields in report.final.items():
+            if dep.placement[inst] in clients:
+                continue
+            inner = ", ".join(f"{k}={v}" for k, v in fields.items())
+            click.echo(f"  {inst} (on {dep.placement[inst]}): {inner}")
+        for v in report.violations[:10]:
+            click.echo(f"  ✗ {v.get('kind')}: {v.get('message')} (blame {v.get('blame')})")
+        if report.violation_count > 10:
+            click.echo(f"  ... and {report.violation_count - 10:,} more violation(s)")
+        click.echo(f"  node logs: {report.logs}")
+        if any(report.restarts.values()):
+            click.echo("  restarts: " + ", ".join(f"{n}={c}" for n, c in
+                                                  report.restarts.items() if c))
+    sys.exit(report.exit_code)
+
+
+@click.command()
+@click.argument("deploy_file", metavar="DEPLOYFILE", type=click.Path(dir_okay=False))
+@click.option("--name", required=True, help="Which node of the deployment this is.")
+@click.option("--monitor", type=click.Choice(["enforce", "log", "off"]), default="enforce",
+              show_default=True)
+@click.option("--state-dir", type=click.Path(file_okay=False), metavar="DIR",
+              help="Keep persistent fields in DIR/<node>.sqlite.")
+@click.option("--durability", type=click.Choice(["machine", "process"]), default="machine",
+              show_default=True, help="What a committed step survives, with --state-dir: a "
+                                      "crash of the machine (fsync every commit), or of the "
+                                      "process only (faster).")
+@click.option("--time-unit", type=click.FloatRange(min=0), default=0.01, show_default=True,
+              metavar="SECONDS")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--trace-out", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Append this node's steps to FILE as they happen (JSON lines, with "
+                   "Lamport clocks); `assay run --deploy` merges them into one trace.")
+@click.option("--supervised", is_flag=True, hidden=True,
+              help="Ignore Ctrl-C: the supervisor stops the node (after reading its state).")
+def node(deploy_file: str, name: str, monitor: str, state_dir: str | None, durability: str,
+         time_unit: float, seed: int, trace_out: str | None, supervised: bool) -> None:
+    """Start one node of a deployment: its instances, its TCP server and links to its peers.
+    Runs until stopped (SIGTERM, Ctrl-C, or a stop request)."""
+    import asyncio
+    import logging
+    import signal
+
+    from assay.runtime.deploy import load_deployment
+    from assay.runtime.tcp import TcpNode
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+    async def main_() -> None:
+        dep = load_deployment(deploy_file)
+        n = TcpNode(dep, name, monitor, state_dir, time_unit, seed, trace_out,
+                    durability=durability)
+        if supervised:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        await n.serve(signals=(signal.SIGTERM,) if supervised else
+                      (signal.SIGTERM, signal.SIGINT))
+        if n.failed is not None:
+            raise n.failed                # a bug in assay: shown with its traceback
+
+    try:
+        asyncio.run(main_())
+    except AssayError as e:
+        _fail(e)
+
+

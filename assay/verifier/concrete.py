@@ -1,0 +1,70 @@
+"""Running the real code on one concrete local step: the scenarios that `verify` confirms its
+refutations on and that `suggest` evaluates candidate conditions on, both through the kernel's
+`Runner` (so a witness is what the kernel would do, not what the translation believes)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from assay.kernel.exec import Context, Runner, Wiring
+from assay.model.component import ComponentInfo
+from assay.model.message import Message
+from assay.model.system import System
+from assay.model.types import OneOf, Peer
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A concrete local step: an instance's state, its ports' peers, and the event."""
+
+    instance: str
+    values: tuple[Any, ...]
+    ports: dict[str, tuple[str, ...]]
+    message: Message | None = None          # with its sender (None: a timer)
+    arg: Any = None
+    has_arg: bool = False
+    restart: tuple[Any, ...] | None = None  # the values a restart gives (restart obligations)
+
+
+def wirings(info: ComponentInfo, sc: Scenario) -> dict[str, Wiring]:
+    return {p: Wiring(p, info.ports[p].many, tuple(sorted((x, "?") for x in sc.ports.get(p, ()))),
+                      frozenset(Peer(x) for x in sc.ports.get(p, ())))
+            for p in info.ports}
+
+
+def runner_for(info: ComponentInfo, sc: Scenario) -> Runner:
+    """The kernel's runner for one instance with the scenario's peers.  Protocols are left
+    out: obligations are about a component's fields, not its sessions' positions (connected
+    protocols are checked by `assay.verifier.compat`), so the local state is the fields."""
+    if getattr(info, "automata", None):
+        info = replace(info, automata={})
+    return Runner(sc.instance, info, wirings(info, sc))
+
+
+def holds(info: ComponentInfo, sc: Scenario, pred: Any, args: list[Any],
+           old: tuple | None = None) -> tuple[bool, str]:
+    """Whether a contract holds on a scenario's state, evaluated as the kernel does."""
+    runner = runner_for(info, sc)
+    obj = runner.live(sc.values, Context(sc.instance, runner.wirings))
+    try:
+        call = [runner.view(old), obj, *args] if old is not None else [obj, *args]
+        return bool(pred(*call)), ""
+    except Exception as e:
+        return False, f"the contract raised {type(e).__name__}: {e}"
+
+
+def real_wiring(system: System, name: str, info: ComponentInfo) -> dict[str, tuple[str, ...]]:
+    out: dict[str, list[str]] = {p: [] for p in info.ports}
+    for c in system.connections:
+        if c.a.instance == name:
+            out[c.a.port].append(c.b.instance)
+        if c.b.instance == name:
+            out[c.b.port].append(c.a.instance)
+    return {p: tuple(sorted(v)) for p, v in out.items()}
+
+
+def initial_choices(system: System, name: str, info: ComponentInfo) -> list[tuple[Any, ...]]:
+    choices = list(info.initial)
+    for k, v in (system.overrides.get(name) or {}).items():
+        choices[info.field_index[k]] = v.values if isinstance(v, OneOf) else (v,)
+    return choices

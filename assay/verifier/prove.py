@@ -1,0 +1,488 @@
+"""The Python → Z3 translation behind `assay verify`: a whitelist of constructs, split by concern.
+
+A handler, action, guard or contract is read from its source (ast) and turned into Z3 terms by
+static single assignment: each field and local is a term; an assignment makes a new term; the
+two sides of an `if` (or of `a if c else b`, `and`, `or`) are merged with `If`; a `for` over a
+literal finite domain is unrolled; a call to a helper function or method is inlined.  Nothing is
+executed symbolically and no path is enumerated: a loop-free body is one formula.
+
+Whatever is not on the whitelist raises `Unsupported` naming the construct and its line; the
+caller turns that into an *unknown* verdict.  Nothing is approximated: a construct is either
+translated exactly (with Python's meaning) or refused.
+
+What is translated, and how (decisions):
+
+* Values have a static type `Ty`: bool (Z3 Bool), int (Z3 Int, unbounded like Python's), str
+  (Z3 String, equality and `+` only), a plain Enum (one Z3 EnumSort per class; IntEnum, StrEnum,
+  Flag and enums with `__bool__` are refused), Peer (an uninterpreted sort: peers are only ever
+  compared) and frozenset of those (Z3 array sets).  A bounded int (`Annotated[int, Range]`) is
+  an int whose bounds are assumed on entry and proved on exit; they are not part of its type.
+* `//` and `%` follow Python's floor semantics, not Z3's Euclidean div/mod:
+  `a // b = If(b > 0, a div b, (-a) div (-b))` and `a % b = a - b * (a // b)`; each division
+  records the side condition `b != 0`.  `/` (a float) and bitwise operators on ints are refused.
+* `and`/`or`, chained comparisons and conditional expressions keep Python's short-circuit
+  meaning: a partial operation (division, an `assert`) to the right is only checked under the
+  condition that evaluates it.  Operands of `and`/`or` used as values must be bools; in a
+  condition (`if`, `assert`, a contract's result) any operand's truth value is used exactly.
+* Equality between values of different static types is Python's: False — except int/bool and
+  Peer/str, which Python may find equal, and which are refused.
+* `len` of a frozenset of Enum members (or bools) is the sum over the members; of a set of peers
+  it has no meaning in this encoding (Z3 array sets have no cardinality), except the emptiness
+  tests `len(s) == 0`, `len(s) > 0`, `len(s) != 0`, `len(s) >= 1`, ...; anything else is
+  refused.
+* A bare `frozenset` field's element type is inferred from how the component uses it
+  (`self.f | {m.sender}`, `self.f == self.port.peers`, `x in self.f`, `self.f = ...`): every hint
+  must agree, else the field is opaque.  The inference only picks a candidate; every write is
+  then type-checked by the translation, so a wrong guess gives unknown, never a wrong proof.
+  The inferred element type is an implicit invariant (like a declared one): the proof of one
+  handler assumes it of the state before, and holds as long as every other writer of the
+  field is proved too.
+* A field whose type has no Z3 form (tuple, Optional, a Message, a set of those) is *opaque*:
+  reading or writing it is refused; a handler that does not touch it keeps it unchanged.
+* Effects: assignments to fields and locals, `self.port.send(Msg(...), to=...)`,
+  `broadcast`, `self.after(delay, Msg(...))` (all recorded as send sites with their path
+  condition and the checks the kernel makes: message field types, `to` a peer of the port,
+  `delay >= 0`) and `self.cancel(...)` (no effect on the local state).  A failed check aborts
+  the handler, as in the kernel, so later code runs only where it held.
+* `return` ends a path: the final state is the `If`-merge of every exit.  `assert` and `raise`
+  record an exception condition; a path that raises does not reach the end.
+* Names resolve like Python's: locals, then the function's closure cells, module globals and
+  builtins.  Globals and closure cells are read once, as constants (a spec's module state is
+  assumed not to change while it is verified).  Only constants of the types above, Enum and
+  Message classes, functions (inlined) and the builtins `len`, `min`, `max`, `abs`, `bool`,
+  `int`, `frozenset`, `range` (in `for`) are understood.
+* Names follow Python's scoping: a name bound anywhere in a function is local throughout it,
+  so reading it before it is bound is refused (it would raise UnboundLocalError), and a local
+  bound on only some paths cannot be read after they join.
+* `range(lo, hi[, step])` with a constant step is a value for `in` and for `over=` domains;
+  `for` unrolls only literal domains (a tuple or list display, `range` of constants, an Enum
+  class), never a set (its order is unknown).
+* Peers: `m.sender`, `self.<port>.peers`, Peer-typed fields.  A port's peers are a set fixed
+  for the step, for any wiring: a single port's are `{p}` or `{}`; a port the class sends on
+  (by the same test as the system validation) has at least one peer, since validation
+  guarantees it is connected.  A sender is a peer of the handler's port (of any port, for a
+  handler without one), except for a message type the component also sets as a timer
+  (`self.after(d, M())`), whose sender may be None: reading `m.sender` there is refused.
+  `self.name` is refused.
+* Contracts (requires, ensures, invariants, guards) are translated like bodies but may not
+  assign fields or send; a contract holds when it returns a true value without raising.
+* Lambdas are found in their file's ast by the first line of their code object, their argument
+  names, and the source positions of their instructions (`co_positions`), so several lambdas on
+  one line are told apart; if two different lambdas still match, the contract is refused.
+* Translations are cached per component class and function (`ComponentEncoding`); Z3 terms
+  live in Z3's global context, so a cached term serves every later solver.
+
+Layout: `types` (static types, values, Z3 sorts and models), `source` (finding a function's
+ast), `expressions` and `statements` (the two halves of `Translator`), and this module: a
+component's encoding and the entry points `translate_body` and `translate_predicate`.
+"""
+from __future__ import annotations
+
+import ast
+import enum
+import types
+from dataclasses import dataclass
+from typing import Any
+
+import z3
+
+from assay.model.component import Component, ComponentInfo
+from assay.model.message import Message
+from assay.model.types import (
+    Peer,
+    TypeSpec,
+    _FrozenSet,
+    _Int,
+)
+from assay.verifier.expressions import (
+    truth,
+)
+from assay.verifier.source import (
+    fn_names,
+    function_node,
+)
+from assay.verifier.statements import (
+    Check,
+    PortEnc,
+    SendSite,
+    St,
+    Translator,
+    _Activation,
+)
+from assay.verifier.types import (
+    BOOL,
+    INT,
+    PEER,
+    STR,
+    MsgObj,
+    Opaque,
+    RangeObj,
+    SelfObj,
+    Ty,
+    Unsupported,
+    Val,
+    _describe,
+    conj,
+    enum_ty,
+    message_types,
+    peer_sort,
+    plain_enum,
+    set_ty,
+    sort_of,
+    ty_of_spec,
+)
+
+# --- a component's encoding -----------------------------------------------------------------------
+
+class ComponentEncoding:
+    """The Z3 vocabulary of one component class: field constants (the state before a step),
+    their types and ranges, the peer sets of its ports."""
+
+    def __init__(self, info: ComponentInfo, sent_ports: set[str]) -> None:
+        self.info = info
+        self.cls = info.cls
+        tag = f"{info.cls.__name__}"
+        hints = infer_set_elements(info)
+        self.types: dict[str, Ty | Opaque] = {}
+        self.ranges: dict[str, tuple[int, int]] = {}
+        self.specs: dict[str, TypeSpec] = {}
+        for f, spec in zip(info.fields, info.types):
+            self.specs[f] = spec
+            ty = ty_of_spec(spec, hints.get(f))
+            self.types[f] = ty
+            if isinstance(spec, _Int) and spec.range is not None:
+                self.ranges[f] = (spec.range.lo, spec.range.hi)
+        self.pre: dict[str, Any] = {
+            f: (ty if isinstance(ty, Opaque) else Val(ty, z3.Const(f"{tag}.{f}", sort_of(ty))))
+            for f, ty in self.types.items()}
+        self.ports: dict[str, PortEnc] = {}
+        ps = peer_sort()
+        for p, port in info.ports.items():
+            sent = p in sent_ports
+            if port.many:
+                s = z3.Const(f"{tag}.{p}.peers", z3.SetSort(ps))
+                assume = []
+                if sent:          # the system validation guarantees a connection
+                    w = z3.Const(f"{tag}.{p}.some_peer", ps)
+                    assume.append(z3.IsMember(w, s))
+                self.ports[p] = PortEnc(p, True, Val(set_ty(PEER), s), assume, sent_on=sent)
+            else:
+                conn = z3.Bool(f"{tag}.{p}.connected")
+                peer = z3.Const(f"{tag}.{p}.peer", ps)
+                s = z3.If(conn, z3.SetAdd(z3.EmptySet(ps), peer), z3.EmptySet(ps))
+                self.ports[p] = PortEnc(p, False, Val(set_ty(PEER), s), [conn] if sent else [],
+                                        conn, peer, sent)
+        self.timer_messages = timer_messages(info)
+        self._cache: dict[Any, Any] = {}
+
+    def state_assumptions(self, values: dict[str, Any]) -> list[Any]:
+        """What the kernel guarantees of a state: bounded ints within their ranges."""
+        out = []
+        for f, (lo, hi) in self.ranges.items():
+            v = values[f]
+            if isinstance(v, Val):
+                out.append(z3.And(v.e >= lo, v.e <= hi))
+        return out
+
+    def peer_terms(self) -> list[Any]:
+        """The Peer constants of the encoding: fields, ports' peers and witnesses."""
+        out = [v.e for v in self.pre.values() if isinstance(v, Val) and v.ty == PEER]
+        for p in self.ports.values():
+            if p.peer is not None:
+                out.append(p.peer)
+            out += [z3.Const(f"{self.cls.__name__}.{p.name}.some_peer", peer_sort())] \
+                if p.many and p.sent_on else []
+        return out
+
+    def port_assumptions(self) -> list[Any]:
+        out = []
+        for p in self.ports.values():
+            out += p.assumptions
+        return out
+
+    def sender_peers(self, port: str) -> Any:
+        """The set a message's sender is in, when it arrives on `port` (or on any port)."""
+        if port in self.ports:
+            return self.ports[port].peers.e
+        sets = [p.peers.e for p in self.ports.values()]
+        out = sets[0]
+        for s in sets[1:]:
+            out = z3.SetUnion(out, s)
+        return out
+
+    def message(self, cls: type, port: str) -> tuple[MsgObj, list[Any]]:
+        """The symbolic message `m` of a handler, and what is known of it."""
+        assume: list[Any] = []
+        fields: dict[str, Any] = {}
+        for n, (ty, rng) in message_types(cls).items():
+            if isinstance(ty, Opaque):
+                fields[n] = ty
+                continue
+            v = z3.Const(f"m.{n}", sort_of(ty))
+            fields[n] = Val(ty, v)
+            if rng is not None:
+                assume.append(z3.And(v >= rng[0], v <= rng[1]))
+        if self.timer_messages is None or cls in self.timer_messages:
+            sender: Any = (f"m.sender of a {cls.__name__}, which may also arrive as a timer of "
+                           "this component (then its sender is None)")
+        else:
+            sv = z3.Const("m.sender", peer_sort())
+            sender = Val(PEER, sv)
+            assume.append(z3.IsMember(sv, self.sender_peers(port)))
+        return MsgObj(cls, fields, sender), assume
+
+    # --- translations, cached per function -------------------------------------------------------
+
+    def body(self, fn: Any, args: list[Any], key: Any) -> Body:
+        """Translate a handler or action body run on the state before the step."""
+        ck = ("body", fn, key)
+        got = self._cache.get(ck)
+        if got is None:
+            try:
+                got = translate_body(self, fn, args)
+            except Unsupported as u:
+                got = u
+            self._cache[ck] = got
+        if isinstance(got, Unsupported):
+            raise got
+        return got  # type: ignore[no-any-return]
+
+    def predicate(self, fn: Any, args: list[Any], key: Any = None) -> Any:
+        """A contract's meaning: it returns a true value without raising (Z3 Bool)."""
+        ck = ("pred", fn, key)
+        if key is not None and ck in self._cache:
+            got = self._cache[ck]
+        else:
+            try:
+                got = translate_predicate(self, fn, args)
+            except Unsupported as u:
+                got = u
+            if key is not None:
+                self._cache[ck] = got
+        if isinstance(got, Unsupported):
+            raise got
+        return got
+
+    def over(self, fn: Any, pre: SelfObj) -> Val | RangeObj:
+        """An action's domain given as a function of the state: a set, or a range."""
+        tr = Translator(self, contract=True)
+        st = St(z3.BoolVal(True), dict(self.pre), {}, {}, _Activation(fn))
+        v = tr.run_function(fn, [pre], st)
+        if tr.checks:
+            raise Unsupported("an over= domain that may raise")
+        if isinstance(v, RangeObj) or (isinstance(v, Val) and v.ty.kind == "set"
+                                       and v.ty.elem is not None):
+            return v
+        raise Unsupported(f"an over= domain that is {_describe(v)}, not a frozenset or a range")
+
+
+@dataclass
+class Body:
+    """A translated body: the state after it, the conditions under which it completes, its
+    exception checks and send sites."""
+
+    fields: dict[str, Any]
+    wline: dict[str, Any]
+    completed: Any
+    checks: list[Check]
+    sends: list[SendSite]
+    written: set[str]
+
+
+def translate_body(enc: ComponentEncoding, fn: Any, args: list[Any],
+                   start: dict[str, Any] | None = None) -> Body:
+    """Translate a body run from the state before the step (or from `start`)."""
+    tr = Translator(enc, contract=False)
+    st = St(z3.BoolVal(True), dict(start or enc.pre), {f: z3.IntVal(0) for f in enc.pre}, {},
+            _Activation(fn))
+    tr.run_function(fn, [SelfObj(None), *args], st, value=False)
+    return Body(st.fields, st.wline, st.pc, tr.checks, tr.sends, tr.written)
+
+
+def translate_predicate(enc: ComponentEncoding, fn: Any, args: list[Any]) -> Any:
+    tr = Translator(enc, contract=True)
+    st = St(z3.BoolVal(True), dict(enc.pre), {}, {}, _Activation(fn))
+    v = tr.run_function(fn, args, st)
+    return conj(st.pc, truth(v, function_node(fn)))
+
+
+# --- what the source says about a component -------------------------------------------------------
+
+def _component_functions(info: ComponentInfo) -> list[tuple[Any, str | None, type | None]]:
+    """Every function and contract of a component: (fn, message parameter name, its class)."""
+    out: list[tuple[Any, str | None, type | None]] = []
+    for h in info.handlers.values():
+        out.append((h.fn, _param(h.fn, 1), h.message))
+        out += [(p, _param(p, 1), h.message) for p, _ in h.requires]
+        out += [(p, _param(p, 2), h.message) for p, _ in h.ensures]
+    for a in info.actions:
+        out.append((a.fn, None, None))
+        if a.when is not None:
+            out.append((a.when, None, None))
+        if callable(a.over):
+            out.append((a.over, None, None))
+        out += [(p, None, None) for p, _ in (*a.requires, *a.ensures)]
+    out += [(p, None, None) for p, _ in info.invariants]
+    if info.on_restart is not None:
+        out.append((info.on_restart, None, None))
+    for k in info.cls.__mro__:
+        if k in (Component, object):
+            break
+        for v in vars(k).values():
+            if isinstance(v, types.FunctionType):
+                out.append((v, None, None))
+    return out
+
+
+def _param(fn: Any, i: int) -> str | None:
+    code = getattr(getattr(fn, "__func__", fn), "__code__", None)
+    if code is None or code.co_argcount <= i:
+        return None
+    return code.co_varnames[i]  # type: ignore[no-any-return]
+
+
+def infer_set_elements(info: ComponentInfo) -> dict[str, Ty]:
+    """Element types of bare `frozenset` fields, from how the component uses them; a field
+    with no hint, or with hints that disagree, is left out (and stays opaque)."""
+    bare = [f for f, t in zip(info.fields, info.types)
+            if isinstance(t, _FrozenSet) and type(t.elem).__name__ == "_AnyValue"]
+    if not bare:
+        return {}
+    typed_sets = {f: ty_of_spec(t) for f, t in zip(info.fields, info.types) if f not in bare}
+    hints: dict[str, set[Ty]] = {f: set() for f in bare}
+    conflict: set[str] = set()
+    for f, init in zip(info.fields, info.initial):
+        if f in hints:
+            for v in init:
+                for x in v:
+                    t = _value_ty(x)
+                    if t is None:
+                        conflict.add(f)
+                    else:
+                        hints[f].add(t)
+    for fn, mname, mcls in _component_functions(info):
+        try:
+            node = function_node(fn)
+        except Unsupported:
+            continue
+        closure, glob = fn_names(fn)
+
+        def resolve(n: ast.expr, closure: dict = closure, glob: dict = glob) -> Any:
+            if isinstance(n, ast.Name):
+                return closure.get(n.id, glob.get(n.id))
+            return None
+
+        def field_of(n: ast.expr) -> str | None:
+            if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.attr in hints:
+                return n.attr
+            return None
+
+        def elem_of(n: ast.expr, mname: str | None = mname, mcls: Any = mcls) -> Ty | None:
+            if isinstance(n, ast.Set) and n.elts:
+                return value_of(n.elts[0])
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) \
+                    and n.func.id == "frozenset" and len(n.args) == 1:
+                a = n.args[0]
+                if isinstance(a, ast.Tuple | ast.List | ast.Set) and a.elts:
+                    return value_of(a.elts[0])
+                return elem_of(a)
+            if isinstance(n, ast.BinOp) and isinstance(n.op, ast.BitOr | ast.BitAnd | ast.Sub):
+                return elem_of(n.left) or elem_of(n.right)
+            if isinstance(n, ast.Attribute):
+                if n.attr == "peers" and isinstance(n.value, ast.Attribute) \
+                        and n.value.attr in info.ports:
+                    return PEER
+                if isinstance(n.value, ast.Name):
+                    t = typed_sets.get(n.attr)
+                    if isinstance(t, Ty) and t.kind == "set":
+                        return t.elem
+                    if mname is not None and n.value.id == mname and mcls is not None:
+                        mt = message_types(mcls).get(n.attr)
+                        if mt and isinstance(mt[0], Ty) and mt[0].kind == "set":
+                            return mt[0].elem
+            return None
+
+        def value_of(n: ast.expr, mname: str | None = mname, mcls: Any = mcls) -> Ty | None:
+            if isinstance(n, ast.Attribute):
+                if n.attr == "sender" and isinstance(n.value, ast.Name) and n.value.id == mname:
+                    return PEER
+                base = resolve(n.value)
+                if isinstance(base, type) and issubclass(base, enum.Enum) \
+                        and n.attr in base.__members__:
+                    return enum_ty(base) if plain_enum(base) else None
+                if isinstance(n.value, ast.Name) and mname is not None \
+                        and n.value.id == mname and mcls is not None:
+                    mt = message_types(mcls).get(n.attr)
+                    if mt and isinstance(mt[0], Ty) and mt[0].kind != "set":
+                        return mt[0]
+                if isinstance(n.value, ast.Name):
+                    t = typed_sets.get(n.attr)
+                    if isinstance(t, Ty) and t.kind != "set":
+                        return t
+            if isinstance(n, ast.Constant) and type(n.value) in (int, str, bool):
+                return {int: INT, str: STR, bool: BOOL}[type(n.value)]
+            return None
+
+        def hint(f: str, t: Ty | None) -> None:
+            if t is not None:
+                hints[f].add(t)
+
+        for n in ast.walk(node):
+            if isinstance(n, ast.BinOp) and isinstance(n.op, ast.BitOr | ast.BitAnd | ast.Sub
+                                                       | ast.BitXor):
+                for a, b in ((n.left, n.right), (n.right, n.left)):
+                    fld = field_of(a)
+                    if fld:
+                        hint(fld, elem_of(b))
+            elif isinstance(n, ast.Compare):
+                operands = [n.left, *n.comparators]
+                for op, a, b in zip(n.ops, operands, operands[1:]):
+                    if isinstance(op, ast.In | ast.NotIn):
+                        fld = field_of(b)
+                        if fld:
+                            hint(fld, value_of(a))
+                    else:
+                        for x, y in ((a, b), (b, a)):
+                            fld = field_of(x)
+                            if fld:
+                                hint(fld, elem_of(y))
+            elif isinstance(n, ast.Assign | ast.AugAssign):
+                targets = n.targets if isinstance(n, ast.Assign) else [n.target]
+                for target in targets:
+                    fld = field_of(target)
+                    if fld:
+                        hint(fld, elem_of(n.value))
+    return {f: next(iter(ts)) for f, ts in hints.items() if len(ts) == 1 and f not in conflict}
+
+
+def _value_ty(x: Any) -> Ty | None:
+    if isinstance(x, Peer):
+        return PEER
+    if isinstance(x, enum.Enum):
+        return enum_ty(type(x)) if plain_enum(type(x)) else None
+    if type(x) in (bool, int, str):
+        return {bool: BOOL, int: INT, str: STR}[type(x)]
+    return None
+
+
+def timer_messages(info: ComponentInfo) -> set[type] | None:
+    """The message classes a component sets as timers (`self.after(d, M(...))`); None when a
+    timer's message is not built in place, so that any message may be a timer."""
+    out: set[type] = set()
+    for fn, _, _ in _component_functions(info):
+        try:
+            node = function_node(fn)
+        except Unsupported:
+            continue
+        closure, glob = fn_names(fn)
+        for n in ast.walk(node):
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) \
+                    and n.func.attr == "after":
+                msg = n.args[1] if len(n.args) > 1 else None
+                if isinstance(msg, ast.Call) and isinstance(msg.func, ast.Name):
+                    cls = closure.get(msg.func.id, glob.get(msg.func.id))
+                    if isinstance(cls, type) and issubclass(cls, Message):
+                        out.add(cls)
+                        continue
+                return None
+    return out
