@@ -30,8 +30,10 @@ def _value(v: Any) -> str:
 
 
 def render_steps(console: Console, steps: tuple[Step, ...] | list[Step],
-                 initial: dict[str, dict[str, Any]] | None = None) -> None:
-    """A run as a numbered list: the event, the fields that changed, messages sent."""
+                 initial: dict[str, dict[str, Any]] | None = None,
+                 cycle_start: int | None = None) -> None:
+    """A run as a numbered list: the event, the fields that changed, messages sent.  With
+    `cycle_start`, the run is a lasso: the steps after it repeat forever (none: it stops)."""
     if initial is not None:
         console.print(Text("initial state", style="bold"))
         for inst, fields in initial.items():
@@ -39,6 +41,9 @@ def render_steps(console: Console, steps: tuple[Step, ...] | list[Step],
             console.print(Text(f"     {inst}: {inner}", style="dim"))
     width = len(str(len(steps)))
     for s in steps:
+        if cycle_start is not None and s.index == cycle_start + 1:
+            console.print(Text(f"── cycle: steps {cycle_start + 1}-{len(steps)} repeat forever "
+                               "──", style="bold magenta"))
         console.print(Text.assemble((f"{s.index:>{width}}. ", "bold"), (s.description, "cyan")))
         pad = " " * (width + 2)
         for c in s.changes:
@@ -49,6 +54,11 @@ def render_steps(console: Console, steps: tuple[Step, ...] | list[Step],
         for v in s.violations:
             console.print(Text(f"{pad}✗ {v.kind}: {v.message}", style="bold red"),
                           soft_wrap=True)
+    if cycle_start is not None:
+        console.print(Text(f"── back to the state after step {cycle_start} ──"
+                           if cycle_start < len(steps) else
+                           "── the run stops here: nothing but faults is enabled ──",
+                           style="bold magenta"))
 
 
 def render_check(console: Console, r: CheckResult, spec: str, system: str,
@@ -64,17 +74,28 @@ def render_check(console: Console, r: CheckResult, spec: str, system: str,
         if r.trace is not None:
             where = f" ({v.location})" if v.location else ""
             console.print(f"  blame: {v.blame}{where}", markup=False, highlight=False)
-            title = "shortest counterexample" if r.strategy == "bfs" else "counterexample"
+            if r.cycle_start is not None:
+                under = "no fairness" if r.fairness == "none" else f"{r.fairness} fairness"
+                title = (f"lasso (under {under}), with a shortest prefix"
+                         if r.strategy == "bfs" else f"lasso (under {under})")
+            else:
+                title = "shortest counterexample" if r.strategy == "bfs" else "counterexample"
             console.print(Text(f"\n{title} ({len(r.steps)} steps):", style="bold"))
-            render_steps(console, r.steps, r.initial)
-            if v.kind in ("property", "deadlock"):
+            render_steps(console, r.steps, r.initial, r.cycle_start)
+            if v.kind in ("property", "deadlock", "liveness"):
                 console.print(Text(f"  ✗ {v.message}", style="bold red"), soft_wrap=True)
         console.print()
     elif r.verdict == "ok":
         console.print(Text("✓ all properties hold (exhaustive)", style="bold green"))
+        if r.liveness:
+            under = "no fairness" if r.fairness == "none" else f"{r.fairness} fairness"
+            console.print(Text(f"  liveness, under {under}: " + ", ".join(r.liveness),
+                               style="green"), soft_wrap=True)
     else:
         console.print(Text(f"? incomplete: stopped at the {r.reason} bound; no violation found "
                            "so far, but not every state was explored", style="bold yellow"))
+        if r.liveness:
+            console.print(Text("  liveness not checked: it needs every state", style="yellow"))
     _summary(console, [("states", f"{r.states:,}"), ("transitions", f"{r.transitions:,}"),
                        ("depth", str(r.depth)),
                        ("time", f"{r.seconds:.2f} s ({r.rate:,.0f} states/s)"),

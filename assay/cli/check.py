@@ -30,12 +30,15 @@ from assay.errors import AssayError, UsageError
               help="Do not explore beyond depth N (exit 3 if states were left).")
 @click.option("--faults", "faults_text", metavar="KIND=N,...",
               help="Fault budget: e.g. crash=1,drop=2,dup=1,partition=1.")
+@click.option("--fairness", type=click.Choice(["none", "weak", "strong"]), default=None,
+              help="Fairness of every event no declaration covers, for liveness properties "
+                   "(default: the system's).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @click.option("--trace-out", type=click.Path(dir_okay=False), metavar="FILE",
               help="Write the counterexample as a JSON trace file.")
 def check(spec: str, system_name: str | None, params: tuple[str, ...], strategy: str,
           max_states: int | None, max_depth: int | None, faults_text: str | None,
-          as_json: bool, trace_out: str | None) -> None:
+          fairness: str | None, as_json: bool, trace_out: str | None) -> None:
     """Explore every reachable state of a system and check its properties.
 
     Exit codes: 0 all hold, 1 violation, 2 spec or usage error, 3 bound hit.
@@ -50,7 +53,7 @@ def check(spec: str, system_name: str | None, params: tuple[str, ...], strategy:
 
         faults = Faults.parse(faults_text) if faults_text else None
         system, name, typed = build(spec, system_name, _params(params))
-        kernel = Kernel(system, faults)
+        kernel = Kernel(system, faults, fairness)
         progress = _Progress() if sys.stderr.isatty() and not as_json else None
         try:
             result = run_check(kernel, strategy=strategy, max_states=max_states,

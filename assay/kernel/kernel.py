@@ -139,10 +139,14 @@ class _Instance:
 class Kernel:
     """The compiled semantics of one system (with a fault budget, if given)."""
 
-    def __init__(self, system: System, faults: Faults | None = None) -> None:
+    def __init__(self, system: System, faults: Faults | None = None,
+                 fairness: str | None = None) -> None:
         validate(system)
         self.system = system
         self.faults = faults
+        # the fairness of events no declaration covers: the system's, unless overridden
+        self.fairness = fairness or system.fairness
+        self._fair: dict[int, tuple[Any, int] | None] = {}
         names = list(system.instances)
         self.index = {n: i for i, n in enumerate(names)}
         tables: dict[type, _LocalTable] = {}
@@ -783,6 +787,64 @@ class Kernel:
         return Violation("deadlock", self.system.name,
                          "deadlock: no event is enabled and the state is not declared terminal",
                          name="deadlock")
+
+    # --- fairness (liveness) -----------------------------------------------------------------
+
+    def fair_task(self, ev: int) -> tuple[Any, int] | None:
+        """The fairness task of an event and its strength (1 weak, 2 strong); None when no
+        fairness covers it.  A task is what fairness speaks of: one message's delivery (the
+        envelope), one timer, or one action of one instance with one argument (as TLA+'s
+        `\\A p: WF(A(p))`: each philosopher is fair, not only "some philosopher").
+        Faults (crash, restart, drop, duplicate, partition, heal) are never fair: the
+        adversary may or may not take them.  The strength is the handler's or action's own
+        `fair=`, else its instance's (`s.fair(kind, instance)`), else its class's, else the
+        kernel's default (the system's `fairness=`, or `check --fairness`)."""
+        got = self._fair.get(ev, self)
+        if got is not self:
+            return got                                      # type: ignore[return-value]
+        own: str | None = None
+        if ev >= 0:
+            env = self.envs[ev]
+            i = self.env_dst[ev]
+            h = self.instances[i].info.handlers.get((env.dst_port, type(env.message)))
+            own = h.fair if h is not None else None
+        else:
+            slot = self.slots[~ev]
+            if slot[0] == "action":
+                i = slot[1]
+                own = self.instances[i].info.actions[slot[2]].fair
+            elif slot[0] == "timer":
+                i, _, msg = self.timers[slot[1]]
+                h = self.instances[i].info.timer_handler(type(msg))
+                own = h.fair if h is not None else None
+            else:
+                self._fair[ev] = None
+                return None
+        kind = own or self._instance_fairness(i)
+        out = (ev, {"weak": 1, "strong": 2}[kind]) if kind != "none" else None
+        self._fair[ev] = out
+        return out
+
+    def _instance_fairness(self, i: int) -> str:
+        inst = self.instances[i]
+        by_class = None
+        for target, kind in self.system.fair_rules:
+            if target == inst.name:
+                return kind
+            if isinstance(target, type) and issubclass(inst.info.cls, target):
+                by_class = kind
+        return by_class or self.fairness
+
+    def evaluate(self, fn: Any, state: State, what: str, location: Any = None) -> bool:
+        """A predicate of the world (`fn(g)`) on `state`; one that raises is a spec error."""
+        try:
+            return bool(fn(World(self, state)))
+        except Exception as e:
+            raise SpecError(f"{what} raised {type(e).__name__}: {e}",
+                            traceback_location(sys.exc_info()[2]) or location,
+                            ["a property must be total: it is evaluated on every reachable "
+                             "state, including initial ones",
+                             f"in state: {self.render_state(state)}"]) from None
 
     # --- names, views, fingerprints -----------------------------------------------------------
 

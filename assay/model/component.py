@@ -116,28 +116,51 @@ def persistent(value: Any) -> Persistent:
 
 # --- decorators ---------------------------------------------------------------------------------
 
-def on(message_type: type[Message], port: str | None = None) -> Callable[[Callable], Callable]:
-    """Mark a method as the handler of `message_type` arriving on `port`."""
+FAIRNESS = ("none", "weak", "strong")
+
+
+def check_fairness(kind: Any, where: Location | None) -> str:
+    """A fairness kind as given by a spec (`fair=` or `fairness=`), checked."""
+    if kind not in FAIRNESS:
+        raise SpecError(f"unknown fairness {kind!r}", where,
+                        [f"choose one of: {', '.join(repr(k) for k in FAIRNESS)}"])
+    return str(kind)
+
+
+def on(message_type: type[Message], port: str | None = None, fair: str | None = None
+       ) -> Callable[[Callable], Callable]:
+    """Mark a method as the handler of `message_type` arriving on `port`.  `fair` ("weak",
+    "strong" or "none") is the fairness of delivering such a message (liveness checking)."""
     loc = caller_location(2)
+    if fair is not None:
+        check_fairness(fair, loc)
 
     def mark(fn: Callable) -> Callable:
         fn.__dict__.setdefault("__assay_on__", []).append((message_type, port, loc))
+        if fair is not None:
+            fn.__dict__.setdefault("__assay_fair_on__", {})[(message_type, port)] = fair
         return fn
     return mark
 
 
 def action(when: Callable[..., bool] | None = None,
-           over: Iterable[Any] | Callable[[Any], Iterable[Any]] | None = None
-           ) -> Callable[[Callable], Callable]:
+           over: Iterable[Any] | Callable[[Any], Iterable[Any]] | None = None,
+           fair: str | None = None) -> Callable[[Callable], Callable]:
     """Mark a method as an internal action, enabled when `when(self[, arg])` holds.
 
     `over` makes it a family of actions, one per value of a finite domain (an iterable, an Enum
     class, or a function of `self` returning an iterable); the method then takes that value.
+    `fair` ("weak", "strong" or "none") is its fairness for liveness checking, for each member
+    of a family alike (weak: a member that stays enabled is eventually taken).
     """
     loc = caller_location(2)
+    if fair is not None:
+        check_fairness(fair, loc)
 
     def mark(fn: Callable) -> Callable:
         fn.__assay_action__ = (when, over, loc)   # type: ignore[attr-defined]
+        if fair is not None:
+            fn.__assay_fair__ = fair              # type: ignore[attr-defined]
         return fn
     return mark
 
@@ -222,6 +245,7 @@ class HandlerInfo:
     requires: tuple[tuple[Callable, Location | None], ...]
     ensures: tuple[tuple[Callable, Location | None], ...]
     location: Location | None
+    fair: str | None = None        # its own fairness declaration (`@on(..., fair=)`)
 
 
 @dataclass(frozen=True)
@@ -233,6 +257,7 @@ class ActionInfo:
     requires: tuple[tuple[Callable, Location | None], ...]
     ensures: tuple[tuple[Callable, Location | None], ...]
     location: Location | None
+    fair: str | None = None        # its own fairness declaration (`@action(fair=)`)
 
     @property
     def parameterised(self) -> bool:
@@ -378,7 +403,8 @@ def _build_info(cls: type) -> ComponentInfo:
                 _check_arity(pred, 2, f"requires of {attr}", "lambda self, m: ...", ploc)
             for pred, ploc in ens:
                 _check_arity(pred, 3, f"ensures of {attr}", "lambda old, self, m: ...", ploc)
-            handlers[key] = HandlerInfo(attr, fn, mtype, port_name, req, ens, fn_loc)
+            fair = getattr(fn, "__assay_fair_on__", {}).get((mtype, port))
+            handlers[key] = HandlerInfo(attr, fn, mtype, port_name, req, ens, fn_loc, fair)
         act = getattr(fn, "__assay_action__", None)
         if act is not None:
             when, over, loc = act
@@ -396,7 +422,7 @@ def _build_info(cls: type) -> ComponentInfo:
                 _check_arity(pred, arity + 1, f"ensures of {attr}",
                              f"lambda old, {sig[1:-1]}: ...", ploc)
             actions.append(ActionInfo(attr, fn, when, _resolve_over(over, attr, loc), req, ens,
-                                      fn_loc))
+                                      fn_loc, getattr(fn, "__assay_fair__", None)))
         elif (req or ens) and not hasattr(fn, "__assay_on__"):
             loc = (req or ens)[0][1]
             raise SpecError(f"{cls.__name__}.{attr} has a contract but is neither a handler "

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from assay.errors import Location, SpecError, caller_location, object_location
-from assay.model.component import Component, Port, component_info
+from assay.model.component import Component, Port, check_fairness, component_info
 from assay.model.types import OneOf
 
 NETWORKS = ("unordered", "fifo", "duplicating")
@@ -64,20 +64,39 @@ class Connection:
 @dataclass(frozen=True)
 class Property:
     name: str
-    kind: str                   # "always"
-    fn: Callable[[Any], bool]
+    kind: str                   # always | eventually | always_eventually | leads_to
+    fn: Callable[[Any], bool]   # the state predicate (for leads_to: the goal q)
     location: Location | None
+    trigger: Callable[[Any], bool] | None = None     # leads_to: p in p ~> q
+
+    @property
+    def formula(self) -> str:
+        """How the property reads in temporal logic, for reports (q and p stand for
+        predicates written as lambdas)."""
+        q = _label(self.fn, "q")
+        return {"always": f"□ {q}", "eventually": f"◇ {q}", "always_eventually": f"□◇ {q}",
+                "leads_to": f"{_label(self.trigger, 'p')} ~> {q}"}[self.kind]
+
+
+def _label(fn: Any, default: str) -> str:
+    name = getattr(fn, "__name__", default)
+    return default if name == "<lambda>" else name
 
 
 class System:
     """A composition: `System("two_phase_commit", network="unordered")`."""
 
-    def __init__(self, name: str, network: str = "unordered") -> None:
+    def __init__(self, name: str, network: str = "unordered", fairness: str = "none") -> None:
         if network not in NETWORKS:
             raise SpecError(f"unknown network model {network!r}", caller_location(2),
                             [f"choose one of: {', '.join(NETWORKS)}"])
         self.name = name
         self.network = network
+        # the fairness of every event no declaration covers (`check --fairness` overrides it)
+        self.fairness = check_fairness(fairness, caller_location(2))
+        # (instance name or component class, kind): `s.fair(kind, ...)`
+        self.fair_rules: list[tuple[str | type, str]] = []
+        self.liveness: list[Property] = []
         self.instances: dict[str, type[Component]] = {}
         self.overrides: dict[str, dict[str, Any]] = {}
         self.connections: list[Connection] = []
@@ -177,6 +196,56 @@ class System:
         """Decorator: a safety property `fn(g)` that every reachable global state satisfies."""
         self.properties.append(Property(fn.__name__, "always", fn, object_location(fn)))
         return fn
+
+    def eventually(self, fn: Callable[[Any], bool]) -> Callable[[Any], bool]:
+        """Decorator: liveness ◇q — every behaviour from every initial state reaches a state
+        where `fn(g)` holds (under the system's fairness)."""
+        self._liveness("eventually", fn, None, fn.__name__)
+        return fn
+
+    def always_eventually(self, fn: Callable[[Any], bool]) -> Callable[[Any], bool]:
+        """Decorator: liveness □◇q — `fn(g)` holds again and again, forever, in every
+        behaviour (under the system's fairness)."""
+        self._liveness("always_eventually", fn, None, fn.__name__)
+        return fn
+
+    def leads_to(self, p: Callable[[Any], bool], q: Callable[[Any], bool],
+                 name: str | None = None) -> None:
+        """Liveness p ~> q: whenever `p(g)` holds, `q(g)` holds then or later, in every
+        behaviour (under the system's fairness).  `s.leads_to(requested, granted)`."""
+        for f in (p, q):
+            if not callable(f):
+                raise SpecError(f"leads_to() needs two predicates of the world, got {f!r}",
+                                caller_location(2), ["s.leads_to(lambda g: ..., lambda g: ...)"])
+        label = name or f"{getattr(p, '__name__', 'p')} ~> {getattr(q, '__name__', 'q')}"
+        self._liveness("leads_to", q, p, label)
+
+    def _liveness(self, kind: str, fn: Any, trigger: Any, name: str) -> None:
+        where = object_location(fn) or caller_location(3)
+        if any(p.name == name for p in self.liveness):
+            raise SpecError(f"there are two liveness properties named {name!r}", where,
+                            ["give one of them another name"])
+        self.liveness.append(Property(name, kind, fn, where, trigger))
+
+    def fair(self, kind: str, *targets: Any) -> None:
+        """Declare the fairness of instances or of every instance of component classes:
+        `s.fair("strong", philosopher)` or `s.fair("weak", Philosopher)`.  It covers their
+        actions, the deliveries of messages to them and their timers; a handler's or action's
+        own `fair=` takes precedence, then an instance's, then its class's, then the
+        system's default."""
+        where = caller_location(2)
+        kind = check_fairness(kind, where)
+        if not targets:
+            raise SpecError("fair() needs at least one instance or component class", where,
+                            [f"write s.fair({kind!r}, node) or s.fair({kind!r}, Node)"])
+        for t in targets:
+            if isinstance(t, InstanceRef) and t.name in self.instances:
+                self.fair_rules.append((t.name, kind))
+            elif isinstance(t, type) and issubclass(t, Component):
+                self.fair_rules.append((t, kind))
+            else:
+                raise SpecError(f"fair() needs instances of this system or component classes, "
+                                f"got {t!r}", where)
 
     def terminal(self, pred: Callable[[Any], bool]) -> Callable[[Any], bool]:
         """Decorator: states where `pred(g)` holds are final, so having no event is no deadlock."""

@@ -1,0 +1,83 @@
+"""A lock server with a first-come, first-served queue: every client that asks gets the lock.
+
+Clients ask a server for a lock, hold it for a while and give it back.  Mutual exclusion is a
+safety property (`always`); "every client that asks eventually holds the lock" is a liveness
+property (`leads_to`), which holds here under weak fairness — a message in flight is
+eventually delivered, and a client's enabled action is eventually taken.  Its twin,
+specs/lock_server_bug_priority.py, grants the lock to the smallest name waiting: a client can
+starve, and `check` shows the lasso where it does.
+
+    assay check specs/lock_server.py
+    assay check specs/lock_server_bug_priority.py
+"""
+from enum import Enum
+
+from assay import Component, Message, Peer, Port, System, action, on
+
+
+class Phase(Enum):
+    IDLE = "idle"; WAITING = "waiting"; CRITICAL = "critical"
+
+
+class Request(Message): ...
+class Grant(Message): ...
+class Release(Message): ...
+
+
+class LockServer(Component):
+    clients = Port(many=True)
+    holder: Peer | None = None
+    waiting: tuple[Peer, ...] = ()        # first come, first served
+
+    @on(Request)
+    def request(self, m):
+        if self.holder is None:
+            self.holder = m.sender
+            self.clients.send(Grant(), to=m.sender)
+        else:
+            self.waiting = self.waiting + (m.sender,)
+
+    @on(Release)
+    def release(self, m):
+        if self.waiting:
+            self.holder = self.waiting[0]
+            self.waiting = self.waiting[1:]
+            self.clients.send(Grant(), to=self.holder)
+        else:
+            self.holder = None
+
+
+class Client(Component):
+    server = Port()
+    phase: Phase = Phase.IDLE
+
+    @action(when=lambda self: self.phase == Phase.IDLE)
+    def ask(self):
+        self.phase = Phase.WAITING
+        self.server.send(Request())
+
+    @on(Grant)
+    def granted(self, m):
+        self.phase = Phase.CRITICAL
+
+    @action(when=lambda self: self.phase == Phase.CRITICAL)
+    def leave(self):
+        self.phase = Phase.IDLE
+        self.server.send(Release())
+
+
+def system(clients: int = 2) -> System:
+    s = System("lock_server", network="unordered", fairness="weak")
+    server = s.add("server", LockServer)
+    for i in range(clients):
+        s.connect(s.add(f"c{i}", Client).server, server.clients)
+
+    @s.always
+    def mutual_exclusion(g):
+        return sum(c.phase == Phase.CRITICAL for c in g.instances(Client)) <= 1
+
+    for i in range(clients):
+        s.leads_to(lambda g, i=i: g[f"c{i}"].phase == Phase.WAITING,
+                   lambda g, i=i: g[f"c{i}"].phase == Phase.CRITICAL,
+                   name=f"c{i} waits ~> c{i} enters")
+    return s
