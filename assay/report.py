@@ -138,9 +138,11 @@ def render_simulation(console: Console, c: Any, spec: str, system: str,
                        ("runs ended", ended)])
 
 
-def to_mermaid(steps: Any, instances: list[str], violation: Any = None) -> str:
+def to_mermaid(steps: Any, instances: list[str], violation: Any = None,
+               cycle_start: int | None = None) -> str:
     """A run as a Mermaid sequence diagram: instances are lifelines, deliveries arrows,
-    actions, timers and faults notes, the violation a final note."""
+    actions, timers and faults notes, the violation a final note.  A liveness lasso's cycle is
+    a `loop` block (an empty cycle: a note that the run stops)."""
     def q(text: str) -> str:
         return text.replace(";", ",").replace("#", "").replace("\n", " ")
 
@@ -148,6 +150,8 @@ def to_mermaid(steps: Any, instances: list[str], violation: Any = None) -> str:
     lines += [f"    participant {n}" for n in instances]
     span = f"{instances[0]},{instances[-1]}" if len(instances) > 1 else instances[0]
     for s in steps:
+        if cycle_start is not None and s.index == cycle_start + 1:
+            lines.append(f"    loop steps {s.index}-{len(steps)} repeat forever")
         j = s.event_json
         kind = j["kind"]
         if kind == "deliver":
@@ -177,6 +181,9 @@ def to_mermaid(steps: Any, instances: list[str], violation: Any = None) -> str:
                 lines.append(f"    Note right of {where}: {q(ch)}")
         for v in s.violations:
             lines.append(f"    Note over {span}: ✗ {q(v.kind)}: {q(v.message)}")
+    if cycle_start is not None:
+        lines.append("    end" if cycle_start < len(steps) else
+                     f"    Note over {span}: the run stops here")
     if violation is not None and not any(violation in s.violations for s in steps):
         lines.append(f"    Note over {span}: ✗ {q(violation.kind)}: {q(violation.message)}")
     return "\n".join(lines) + "\n"

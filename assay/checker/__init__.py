@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from assay.checker.bfs import bfs
 from assay.checker.dfs import dfs
-from assay.checker.liveness import Lasso, build_graph, check_liveness
+from assay.checker.liveness import Lasso, build_graph, check_liveness, fair_tasks
 from assay.checker.search import Outcome, Progress, Search
 from assay.kernel.faults import Faults
 from assay.kernel.kernel import Kernel
@@ -113,9 +113,10 @@ def _liveness(kernel: Kernel, search: Search, out: Outcome
                else f"not checked: the search stopped at the {out.reason} bound")
         return out, None, {p.name: why for p in props}
     graph = build_graph(kernel, search)
+    tasks = fair_tasks(kernel, graph)
     verdicts: dict[str, str] = {}
     for i, p in enumerate(props):
-        lasso = check_liveness(kernel, graph, p)
+        lasso = check_liveness(kernel, graph, p, tasks)
         if lasso is not None:
             verdicts[p.name] = "violated"
             verdicts.update({q.name: "not checked: another liveness property failed first"

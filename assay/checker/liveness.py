@@ -92,6 +92,11 @@ def build_graph(kernel: Kernel, search: Search) -> Graph:
     return Graph(states, succ, initial, time.perf_counter() - started)
 
 
+def fair_tasks(kernel: Kernel, graph: Graph) -> _Tasks:
+    """The fairness bookkeeping of a graph, to share between its properties."""
+    return _Tasks(kernel, graph)
+
+
 class _Tasks:
     """The fair tasks of the graph as small ints: per edge event its task, per node the tasks
     enabled there (weak and strong apart)."""
@@ -102,6 +107,7 @@ class _Tasks:
         self.ids: dict[object, int] = {}
         self.strength: list[int] = []
         self._of_event: dict[int, int] = {}
+        self._enabled: dict[int, frozenset[int]] = {}
 
     def of(self, ev: int) -> int:
         """The task id of an event, -1 for none."""
@@ -118,8 +124,12 @@ class _Tasks:
             self._of_event[ev] = t
         return t
 
-    def enabled(self, node: int) -> set[int]:
-        return {t for ev, _ in self.graph.succ[node] if (t := self.of(ev)) >= 0}
+    def enabled(self, node: int) -> frozenset[int]:
+        got = self._enabled.get(node)
+        if got is None:
+            got = self._enabled[node] = frozenset(
+                t for ev, _ in self.graph.succ[node] if (t := self.of(ev)) >= 0)
+        return got
 
 
 def _sccs(graph: Graph, nodes: Iterable[int], inside: set[int]) -> list[list[int]]:
@@ -193,7 +203,7 @@ def _fair_components(graph: Graph, tasks: _Tasks, comp: list[int]) -> list[list[
     if not cyclic:
         return []
     strength = tasks.strength
-    everywhere: set[int] | None = None
+    everywhere: frozenset[int] | None = None
     somewhere: set[int] = set()
     for v in comp:
         en = tasks.enabled(v)
@@ -212,8 +222,10 @@ def _fair_components(graph: Graph, tasks: _Tasks, comp: list[int]) -> list[list[
     return out
 
 
-def check_liveness(kernel: Kernel, graph: Graph, prop: Property) -> Lasso | None:
-    """A shortest-prefix lasso violating `prop`, or None when it holds on `graph`."""
+def check_liveness(kernel: Kernel, graph: Graph, prop: Property,
+                   tasks: _Tasks | None = None) -> Lasso | None:
+    """A shortest-prefix lasso violating `prop`, or None when it holds on `graph`.  `tasks`
+    (from `fair_tasks`) may be shared by the properties of one graph."""
     states, succ = graph.states, graph.succ
 
     def holds(fn: Callable, node: int) -> bool:
@@ -238,7 +250,7 @@ def check_liveness(kernel: Kernel, graph: Graph, prop: Property) -> Lasso | None
                 todo.append(w)
     if not region:
         return None
-    tasks = _Tasks(kernel, graph)
+    tasks = tasks or _Tasks(kernel, graph)
     ends: dict[int, list[int] | None] = {v: None for v in region
                                          if can_stop(kernel, states[v])}
     for comp in _sccs(graph, sorted(region), region):
@@ -344,7 +356,7 @@ def _cycle(graph: Graph, tasks: _Tasks, comp: list[int], entry: int) -> list[Edg
                 t = tasks.of(ev)
                 if t >= 0:
                     edge_of.setdefault(t, (v, ev, w))
-    everywhere: set[int] | None = None
+    everywhere: frozenset[int] | None = None
     somewhere: set[int] = set()
     for v in comp:
         en = tasks.enabled(v)
@@ -372,7 +384,7 @@ def _cycle(graph: Graph, tasks: _Tasks, comp: list[int], entry: int) -> list[Edg
         on_cycle = [entry] + [w for _, w in tour[:-1]]
         taken = {t for ev, _ in tour if (t := tasks.of(ev)) >= 0}
         stuck = None
-        common = set.intersection(*(tasks.enabled(v) for v in on_cycle))
+        common = frozenset.intersection(*(tasks.enabled(v) for v in on_cycle))
         for t in sorted(common - taken):
             if strength[t] == 1:
                 stuck = t

@@ -45,7 +45,8 @@ def replay(trace_file: str, engine: str, mermaid_out: str | None, as_json: bool)
         from assay.report import to_mermaid
 
         with open(mermaid_out, "w") as f:
-            f.write(to_mermaid(result.steps, result.instances, result.violation))
+            f.write(to_mermaid(result.steps, result.instances, result.violation,
+                               result.cycle_start))
     recorded = (trace.verdict or {}).get("kind")
     v = result.violation
     same = v is not None and recorded == v.kind and \
@@ -55,6 +56,9 @@ def replay(trace_file: str, engine: str, mermaid_out: str | None, as_json: bool)
                "steps": len(result.steps), "time": result.time,
                "violation": v.to_json() if v else None,
                "recorded": trace.verdict, "reproduced": same,
+               "lasso": None if result.cycle_start is None else {
+                   "cycle_start": result.cycle_start, "confirmed": v is not None,
+                   "note": result.note},
                "events": [s.event_json for s in result.steps]}
         click.echo(json.dumps(doc, indent=2, default=str))
     else:
@@ -64,8 +68,11 @@ def replay(trace_file: str, engine: str, mermaid_out: str | None, as_json: bool)
         con.print(f"assay replay {trace_file} ({trace.engine} trace of {trace.spec} :: "
                   f"{trace.system}, {len(trace.events)} events) on the {engine}",
                   markup=False)
-        render_steps(con, result.steps, result.initial)
-        if v is None:
+        render_steps(con, result.steps, result.initial, result.cycle_start)
+        if v is None and result.note:
+            con.print(f"✓ the trace's lasso shows no violation: {result.note}",
+                      style="bold green", markup=False)
+        elif v is None:
             con.print("✓ the run ends without a violation"
                       + (f" (the trace recorded {recorded})" if recorded else ""),
                       style="bold green")
@@ -75,6 +82,12 @@ def replay(trace_file: str, engine: str, mermaid_out: str | None, as_json: bool)
                 con.print(f"  note: the trace recorded {recorded} "
                           f"{(trace.verdict or {}).get('name') or ''}; this is a different "
                           "violation", markup=False)
+            elif recorded and result.cycle_start is not None:
+                how = ("the cycle closes, is fair, and the property fails on it"
+                       if result.cycle_start < len(result.steps) else
+                       "the run stops where nothing but faults is enabled, and the property "
+                       "fails")
+                con.print(f"  the recorded violation is reproduced: {how}", markup=False)
             elif recorded:
                 con.print("  the recorded violation is reproduced", markup=False)
         if mermaid_out:

@@ -53,7 +53,10 @@ def simulate(spec: str, system_name: str | None, params: tuple[str, ...], seed: 
     try:
         rates = FaultRates.parse(faults_text) if faults_text else FaultRates()
         raw = _params(params)
-        _, name, typed = build(spec, system_name, raw)
+        system, name, typed = build(spec, system_name, raw)
+        # a run is finite: it cannot show that something never happens
+        not_covered = {p.name: "not covered by simulate: use assay check"
+                       for p in system.liveness}
         opts = Options(steps=steps, rates=rates, scheduler=scheduler, pct_depth=pct_depth,
                        shrink=not no_shrink)
         progress = _RunProgress(runs) if sys.stderr.isatty() and not as_json else None
@@ -79,13 +82,17 @@ def simulate(spec: str, system_name: str | None, params: tuple[str, ...], seed: 
     if as_json:
         doc = {"command": "simulate", "spec": spec, "system": name, "params": typed,
                "seed": seed, "steps": steps, "scheduler": scheduler,
-               "faults": rates.to_json(), **result.to_json()}
+               "faults": rates.to_json(), **result.to_json(), "liveness": not_covered}
         click.echo(json.dumps(doc, indent=2, default=str))
     else:
         from assay.report import render_simulation
 
-        render_simulation(Console(highlight=False), result, spec, name, typed, rates,
-                          scheduler)
+        console = Console(highlight=False)
+        render_simulation(console, result, spec, name, typed, rates, scheduler)
+        if not_covered:
+            console.print(f"liveness ({', '.join(not_covered)}): not covered by simulate — "
+                          "a finite run cannot show that something never happens; "
+                          "`assay check` decides it", markup=False, soft_wrap=True)
     sys.exit(result.exit_code)
 
 

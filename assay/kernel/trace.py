@@ -15,6 +15,7 @@ from typing import Any
 from assay.errors import TraceError
 from assay.kernel.kernel import Change, Kernel, State
 from assay.kernel.violation import Violation
+from assay.model.component import FAIRNESS
 
 Hook = Callable[[State, int, State], None]   # called after each replayed step: before, event, after
 
@@ -187,6 +188,8 @@ class ReplayResult:
     instances: list[str]
     initial: dict[str, dict[str, Any]]
     time: int | None            # virtual time at the end (simulator engine)
+    cycle_start: int | None = None      # a liveness lasso: the steps after it repeat
+    note: str | None = None             # why a recorded lasso shows no violation
 
 
 def replay_trace(trace: Trace, trace_path: str | Path,
@@ -213,13 +216,44 @@ def replay_trace(trace: Trace, trace_path: str | Path,
     kinds = {e.get("kind") for e in trace.events}
     faulty = bool(trace.faults) or bool(kinds & {"crash", "restart", "drop", "duplicate",
                                                  "partition", "heal"})
+    verdict = trace.verdict or {}
+    cycle_start = verdict.get("cycle_start") if verdict.get("kind") == "liveness" else None
+    fairness = verdict.get("fairness") if cycle_start is not None else None
+    if fairness is not None and fairness not in FAIRNESS:
+        raise TraceError(f"the trace's fairness {fairness!r} is not one of "
+                         f"{', '.join(FAIRNESS)}")
     # a fault may occur wherever the trace has one: the budget is not what is replayed
-    kernel = Kernel(system, Faults.unlimited() if faulty else None)
+    kernel = Kernel(system, Faults.unlimited() if faulty else None, fairness)
     start = find_initial(kernel, trace.initial)
     hook, now = clocked(kernel) if clocked else (None, None)
     done = replay_checked(kernel, trace.events, start, hook)
-    return ReplayResult(done.steps, done.violation, [i.name for i in kernel.instances],
-                        initial_values(kernel, start), now() if now else None)
+    violation, note = done.violation, None
+    if cycle_start is not None and violation is None:
+        violation, note = _lasso(kernel, verdict, start, done.steps, cycle_start)
+    return ReplayResult(done.steps, violation, [i.name for i in kernel.instances],
+                        initial_values(kernel, start), now() if now else None,
+                        cycle_start, note)
+
+
+def _lasso(kernel: Kernel, verdict: dict[str, Any], start: State, steps: list[Step],
+           cycle_start: Any) -> tuple[Violation | None, str | None]:
+    """Confirm a recorded liveness lasso: the cycle closes, is fair, and the property fails
+    on it (`assay.kernel.liveness.check_lasso`, the checker's own definition)."""
+    from assay.kernel.liveness import check_lasso
+
+    name = verdict.get("name")
+    prop = next((p for p in kernel.system.liveness if p.name == name), None)
+    if prop is None:
+        raise TraceError(f"the trace's liveness property {name!r} is not one of this system's",
+                         notes=["the spec changed since the trace was written"])
+    if type(cycle_start) is not int or not 0 <= cycle_start <= len(steps):
+        raise TraceError(f"the trace's cycle_start {cycle_start!r} is not a step of the run "
+                         f"(0 to {len(steps)})")
+    states = [start]
+    for st in steps:
+        states.append(kernel.apply(states[-1], st.event)[0])
+    got = check_lasso(kernel, prop, states, [st.event for st in steps], cycle_start)
+    return (got, None) if isinstance(got, Violation) else (None, got)
 
 
 def initial_values(kernel: Kernel, state: State) -> dict[str, dict[str, Any]]:
