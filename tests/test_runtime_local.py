@@ -424,9 +424,17 @@ def test_messages_in_flight_survive_kills_of_a_one_process_run(tmp_path):
     state, trace = tmp_path / "state", tmp_path / "run.json"
     argv = [sys.executable, "-m", "assay.cli", "run", str(relay), "-p", "limit=2000",
             "--state-dir", str(state), "--trace-out", str(trace)]
-    for delay in (0.6, 0.3, 0.45):
+    log = state / "local.jsonl"
+    for delay in (0.2, 0.05, 0.1):
+        before = log.stat().st_size if log.exists() else 0
         p = subprocess.Popen(argv + ["--for", "60"], stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL, start_new_session=True)
+        # kill mid-run: once this life has logged steps (a loaded machine may take seconds
+        # to start Python), not after a fixed time
+        deadline = time.monotonic() + 60
+        while (not log.exists() or log.stat().st_size <= before + 2000) \
+                and time.monotonic() < deadline and p.poll() is None:
+            time.sleep(0.01)
         time.sleep(delay)
         os.killpg(p.pid, signal.SIGKILL)
         p.wait(10)

@@ -352,6 +352,22 @@ class Runner:
                 out.append((has_arg, a))
         return out
 
+    def accepts(self, values: tuple[Any, ...], h: HandlerInfo, message: Message) -> bool:
+        """Whether the handler's receive guard (`@on(..., when=)`) lets `message` in now; a
+        message it keeps out stays where it is (deferred).  A guard that raises is a spec
+        error, as an action's guard is."""
+        if h.when is None:
+            return True
+        ctx = Context(self.name, self.wirings)
+        ctx.handler = h.name
+        obj = self.live(values, ctx)
+        try:
+            return bool(h.when(obj, message))
+        except Exception as e:
+            raise SpecError(f"the receive guard of {self.name}.{h.name} raised "
+                            f"{type(e).__name__}: {e}",
+                            traceback_location(sys.exc_info()[2])) from None
+
     def run_action(self, values: tuple[Any, ...], act: ActionInfo, has_arg: bool,
                    arg: Any) -> Result:
         args = (arg,) if has_arg else ()

@@ -58,6 +58,7 @@ Outcome = tuple[int, tuple[int, ...], tuple[Violation, ...], tuple[int, ...]]
 SESSIONS = "@sessions"
 _OPTIONAL_FAULTS = frozenset({"crash", "drop", "dup", "partition"})
 _NOOP = object()     # a memoised delivery that changes nothing (same local state, no sends)
+DEFERRED = object()  # a delivery a receive guard keeps out now: not enabled, stays in flight
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,12 +270,17 @@ class Kernel:
         return (inst.table.intern(new), self._sends(inst, sends), tuple(violations),
                 self._timer_ops(inst, timer_ops))
 
-    def _deliver_outcome(self, dst: int, lid: int, env_id: int) -> Outcome:
+    def _deliver_outcome(self, dst: int, lid: int, env_id: int) -> Any:
+        """The memoised outcome of delivering an envelope, or DEFERRED when the handler's
+        receive guard keeps it out in this local state."""
         inst = self.instances[dst]
         env = self.envs[env_id]
         msg = env.message.with_sender(Peer(env.src))
         values = inst.table.values[lid]
         h = inst.info.handler_for(env.dst_port, type(msg))
+        if h is not None and h.when is not None and not inst.runner.accepts(values, h, msg):
+            self._dmemo[lid << 32 | env_id] = DEFERRED
+            return DEFERRED
         if h is None:
             o: Outcome = (lid, (), (Violation(
                 "unhandled", env.src,
@@ -285,11 +291,16 @@ class Kernel:
         self._dmemo[lid << 32 | env_id] = _NOOP if o == (lid, (), (), ()) else o
         return o
 
-    def _delivery(self, lid: int, env: int) -> Outcome:
+    def _delivery(self, lid: int, env: int) -> Any:
+        """The outcome of delivering `env` in local state `lid` (DEFERRED: not now)."""
         o = self._dmemo.get(lid << 32 | env)
         if o is None:
             return self._deliver_outcome(self.env_dst[env], lid, env)
-        return (lid, (), (), ()) if o is _NOOP else o  # type: ignore[return-value]
+        return (lid, (), (), ()) if o is _NOOP else o
+
+    def deferred(self, state: State, env: int) -> bool:
+        """Whether a receive guard keeps the in-flight envelope `env` out in `state`."""
+        return self._delivery(state[0][self.env_dst[env]], env) is DEFERRED
 
     def _action_outcomes(self, inst: _Instance, lid: int) -> tuple[tuple[int, Outcome], ...]:
         values = inst.table.values[lid]
@@ -314,6 +325,12 @@ class Kernel:
             i, _, msg = self.timers[tid]
             inst = self.instances[i]
             h = inst.info.timer_handler(type(msg))
+            if h is not None and h.when is not None:
+                raise SpecError(f"{inst.name} set a timer with {msg!r}, whose handler "
+                                f"{h.name} has a receive guard (when=)", h.location,
+                                ["a guard defers messages from other instances; for a timer, "
+                                 "test the condition in the handler, or set the timer only "
+                                 "when it holds"])
             if h is None:
                 o = (lid, (), (Violation(
                     "unhandled", inst.name, f"{inst.name} set a timer with {msg!r}, but "
@@ -396,8 +413,17 @@ class Kernel:
         return inst.table.intern(inst.runner.with_sessions(vals[choice]))
 
     def local_deliver(self, lid: int, envelope: Envelope) -> LocalStep:
-        """Handle `envelope` at its destination, whose local state is `lid`."""
-        return self._local_step(self._delivery(lid, self._env_id(envelope)))
+        """Handle `envelope` at its destination, whose local state is `lid` (which must
+        accept it: `local_accepts`)."""
+        o = self._delivery(lid, self._env_id(envelope))
+        if o is DEFERRED:
+            raise ValueError(f"{envelope}: the receive guard keeps it out in this state")
+        return self._local_step(o)
+
+    def local_accepts(self, lid: int, envelope: Envelope) -> bool:
+        """Whether the destination, in local state `lid`, takes `envelope` now (its handler's
+        receive guard does not defer it)."""
+        return self._delivery(lid, self._env_id(envelope)) is not DEFERRED
 
     def local_actions(self, name: str, lid: int) -> list[tuple[Fire, LocalStep]]:
         """The actions of `name` enabled in local state `lid`, each with its step."""
@@ -544,13 +570,16 @@ class Kernel:
         noop = _NOOP
         out: list[tuple[int, State, tuple[Violation, ...]]] = []
         enabled = 0
+        deferred = DEFERRED
         for env in network.deliverable(net):
-            enabled += 1
             dst = env_dst[env]
             lid = locals_[dst]
             o = dmemo.get(lid << 32 | env)
             if o is None:
                 o = self._deliver_outcome(dst, lid, env)
+            if o is deferred:
+                continue
+            enabled += 1
             if o is noop:                          # changes nothing but the network, if that
                 if consumes:
                     out.append((env, (locals_, deliver(net, env, ())), ()))
@@ -597,16 +626,19 @@ class Kernel:
         """The enabled events of `state` (ints, in a deterministic order), self-loops included:
         deliveries, actions, then timers and faults."""
         locals_, net = state[0], state[1]
+        delivery, env_dst = self._delivery, self.env_dst
         if not self.extended:
-            out = list(self.network.deliverable(net))
+            out = [e for e in self.network.deliverable(net)
+                   if delivery(locals_[env_dst[e]], e) is not DEFERRED]
             for i, lid in enumerate(locals_):
                 out.extend(~slot for slot, _ in self._actions(i, lid))
             return out
         _, _, timers, down, budget, cut = state
-        env_src, env_dst = self.env_src, self.env_dst
+        env_src = self.env_src
         deliverable = list(self.network.deliverable(net))
         out = [e for e in deliverable if not (down >> env_dst[e]) & 1
-               and not (cut and ((cut >> env_src[e]) ^ (cut >> env_dst[e])) & 1)]
+               and not (cut and ((cut >> env_src[e]) ^ (cut >> env_dst[e])) & 1)
+               and delivery(locals_[env_dst[e]], e) is not DEFERRED]
         for i, lid in enumerate(locals_):
             if not (down >> i) & 1:
                 out.extend(~slot for slot, _ in self._actions(i, lid))

@@ -127,10 +127,15 @@ def check_fairness(kind: Any, where: Location | None) -> str:
     return str(kind)
 
 
-def on(message_type: type[Message], port: str | None = None, fair: str | None = None
-       ) -> Callable[[Callable], Callable]:
-    """Mark a method as the handler of `message_type` arriving on `port`.  `fair` ("weak",
-    "strong" or "none") is the fairness of delivering such a message (liveness checking)."""
+def on(message_type: type[Message], port: str | None = None, fair: str | None = None,
+       when: Callable[..., bool] | None = None) -> Callable[[Callable], Callable]:
+    """Mark a method as the handler of `message_type` arriving on `port`.
+
+    `when(self, m)` guards the receive: a message for which it is false is not delivered — it
+    stays in the network (deferred, as P's `defer` or a TLA+ enabling condition) until the
+    receiver's state makes it true, and it does not count as an enabled event (a state with
+    only such messages left is a deadlock).  `fair` ("weak", "strong" or "none") is the
+    fairness of delivering such a message (liveness checking)."""
     loc = caller_location(2)
     if fair is not None:
         check_fairness(fair, loc)
@@ -139,6 +144,8 @@ def on(message_type: type[Message], port: str | None = None, fair: str | None = 
         fn.__dict__.setdefault("__assay_on__", []).append((message_type, port, loc))
         if fair is not None:
             fn.__dict__.setdefault("__assay_fair_on__", {})[(message_type, port)] = fair
+        if when is not None:
+            fn.__dict__.setdefault("__assay_when_on__", {})[(message_type, port)] = when
         return fn
     return mark
 
@@ -246,6 +253,7 @@ class HandlerInfo:
     ensures: tuple[tuple[Callable, Location | None], ...]
     location: Location | None
     fair: str | None = None        # its own fairness declaration (`@on(..., fair=)`)
+    when: Callable | None = None   # the receive's guard (`@on(..., when=)`): false defers
 
 
 @dataclass(frozen=True)
@@ -404,7 +412,11 @@ def _build_info(cls: type) -> ComponentInfo:
             for pred, ploc in ens:
                 _check_arity(pred, 3, f"ensures of {attr}", "lambda old, self, m: ...", ploc)
             fair = getattr(fn, "__assay_fair_on__", {}).get((mtype, port))
-            handlers[key] = HandlerInfo(attr, fn, mtype, port_name, req, ens, fn_loc, fair)
+            guard = getattr(fn, "__assay_when_on__", {}).get((mtype, port))
+            if guard is not None:
+                _check_arity(guard, 2, f"guard of {attr}", "lambda self, m: ...", loc or fn_loc)
+            handlers[key] = HandlerInfo(attr, fn, mtype, port_name, req, ens, fn_loc, fair,
+                                        guard)
         act = getattr(fn, "__assay_action__", None)
         if act is not None:
             when, over, loc = act

@@ -209,14 +209,19 @@ class LocalRuntime:
                 await self._step_done(name, self.node.timer(name, delay, message))
                 await asyncio.sleep(0)
                 continue
-            ready = [n for n in self.names if self.inbox[n] or self._enabled(n)]
+            takes = {n: self.node.first_taken(n, self.inbox[n]) if self.inbox[n] else None
+                     for n in self.names}
+            ready = [n for n in self.names if takes[n] is not None or self._enabled(n)]
             if ready:
                 name = ready[self.rng.randrange(len(ready))]
                 out: Outcome | None
                 consumed = None
-                if self.inbox[name] and (not self._enabled(name) or self.rng.random() < .5):
-                    env = self.inbox[name].popleft()
-                    consumed = self._rows[name].popleft()
+                k = takes[name]
+                if k is not None and (not self._enabled(name) or self.rng.random() < .5):
+                    env = self.inbox[name][k]
+                    del self.inbox[name][k]
+                    consumed = self._rows[name][k]
+                    del self._rows[name][k]
                     out = self.node.deliver(env)
                     if name in self.driven and self.on_delivered is not None:
                         self.on_delivered(env, out)

@@ -23,7 +23,7 @@ an exception in a handler, a property the step breaks):
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,6 +93,17 @@ class Node:
         from assay.kernel.events import Deliver
 
         return self._apply(name, Deliver(envelope).to_json(), step, envelope)
+
+    def first_taken(self, name: str, inbox: Iterable[Envelope]) -> int | None:
+        """The position in `inbox` of the first message `name` takes now, or None.  A receive
+        guard (`@on(..., when=)`) may keep the ones before it out: they keep their places and
+        are looked at again after the instance's next step, as the kernel defers them."""
+        lid = self.local[name]
+        accepts = self.kernel.local_accepts
+        for i, env in enumerate(inbox):
+            if accepts(lid, env):
+                return i
+        return None
 
     def _enabled(self, name: str) -> list[tuple[Fire, LocalStep]]:
         """The actions of `name` enabled now, each with its step (kept for its local state:

@@ -411,8 +411,15 @@ class TcpNode:
     # --- stepping ----------------------------------------------------------------------------
 
     def _busy(self) -> bool:
-        return self.in_step or bool(self.timers.due) or any(self.inbox.values()) or any(
-            self._enabled(n) for n in self.hosted) or self.timers.any_pending()
+        return self.in_step or bool(self.timers.due) or any(
+            self._takes(n) is not None or self._enabled(n) for n in self.hosted
+        ) or self.timers.any_pending()
+
+    def _takes(self, name: str) -> int | None:
+        """Where in its inbox the first message `name` takes now is (a receive guard may
+        defer the ones before it), or None."""
+        box = self.inbox[name]
+        return self.node.first_taken(name, (env for env, _ in box)) if box else None
 
     async def _after_step(self, name: str, out: Outcome, receipt: _Receipt | None = None
                           ) -> list[tuple[_Link, tuple[str, int]]]:
@@ -514,7 +521,7 @@ class TcpNode:
         while not self.stopping.is_set():
             due = bool(self.timers.due)
             ready = [] if due else [n for n in self.hosted
-                                    if self.inbox[n] or self._enabled(n)]
+                                    if self._takes(n) is not None or self._enabled(n)]
             if not due and not ready:
                 self.wake.clear()
                 await self.wake.wait()
@@ -533,8 +540,10 @@ class TcpNode:
             receipt = None
             delivered = None
             async with self.step_lock:
-                if self.inbox[name] and (not self._enabled(name) or self.rng.random() < .5):
-                    delivered, receipt = self.inbox[name].popleft()
+                k = self._takes(name)
+                if k is not None and (not self._enabled(name) or self.rng.random() < .5):
+                    delivered, receipt = self.inbox[name][k]
+                    del self.inbox[name][k]
                     out: Outcome | None = self.node.deliver(delivered)
                 else:
                     out = self.node.fire_any(name, self.rng)

@@ -313,6 +313,8 @@ def _component_functions(info: ComponentInfo) -> list[tuple[Any, str | None, typ
     out: list[tuple[Any, str | None, type | None]] = []
     for h in info.handlers.values():
         out.append((h.fn, _param(h.fn, 1), h.message))
+        if h.when is not None:
+            out.append((h.when, _param(h.when, 1), h.message))
         out += [(p, _param(p, 1), h.message) for p, _ in h.requires]
         out += [(p, _param(p, 2), h.message) for p, _ in h.ensures]
     for a in info.actions:

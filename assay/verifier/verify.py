@@ -529,6 +529,9 @@ class _Component:
                 self._assume(premise, dropped, contract, [msg],
                              f"contract of port {t.handler.port} for "
                              f"{t.handler.message.__name__}")
+            if t.handler.when is not None:          # a deferred message is not handled
+                self._assume(premise, dropped, t.handler.when, [pre, msg],
+                             f"receive guard (line {_first_line(t.handler.when)})")
         elif t.action is not None and t.action.over is not None:
             try:
                 arg, assume = self._arg(t.action, pre)
@@ -1055,6 +1058,10 @@ def _step_premise(info: ComponentInfo, enc: ComponentEncoding, t: _Target,
                 return f"the contract of port {t.handler.port} raised {type(e).__name__}: {e}"
             if not ok:
                 return f"the message breaks the contract of port {t.handler.port}"
+        if t.handler.when is not None:
+            ok, err = holds(info, sc, t.handler.when, [m])
+            if not ok:
+                return err or "the receive guard is false"
         args = [m]
     else:
         assert t.action is not None
