@@ -15,6 +15,7 @@ from assay.model import (
     invariant,
     on,
     on_restart,
+    on_start,
     one_of,
     persistent,
     protocol,
@@ -24,4 +25,5 @@ from assay.model import (
 __version__ = "0.1.0"
 
 __all__ = ["Component", "Message", "Peer", "Port", "Range", "System", "action", "ensures",
-           "invariant", "on", "on_restart", "one_of", "persistent", "protocol", "requires"]
+           "invariant", "on", "on_restart", "on_start", "one_of", "persistent", "protocol",
+           "requires"]

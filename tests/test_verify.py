@@ -91,6 +91,7 @@ EXPECTED = {
     "restart": ("restart", "invariant(lambda self: self.stored >= self.acked >= 0)"),
     "port_guarantee": ("send", "self.out.send(Reading(self.n * 40))"),
     "port_assume": ("types", "self.peak = m.value"),
+    "receive_guard": ("ensures", "@ensures"),
 }
 
 

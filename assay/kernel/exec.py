@@ -382,6 +382,16 @@ class Runner:
         return self._run(values, h.name, h.fn, (message,), h.requires, h.ensures,
                          requires_blame=blame, recv=recv, port=port)
 
+    def run_start(self, values: tuple[Any, ...]) -> Result:
+        """The instance's first step: its `@on_start` hook from its initial values; either way
+        the component's invariants must hold afterwards."""
+        hook = self.info.on_start
+        if hook is None:
+            return values, [], self.invariant_violations(
+                values, f"{self.name} (initial state)"), []
+        return self._run(values, hook.__name__, hook, (), (), (),
+                         requires_blame=f"{self.name}.{hook.__name__}")
+
     def run_restart(self, values: tuple[Any, ...]) -> Result:
         """The restarted local state: run the `@on_restart` hook, if any; either way the
         component's invariants must hold afterwards."""

@@ -174,7 +174,8 @@ class Kernel:
         self._dmemo: dict[int, Outcome | object] = {}
         self._amemos = [inst.amemo for inst in self.instances]
         self._tmemo: dict[tuple[int, int], Outcome] = {}          # (local id, timer id)
-        self._rmemo: dict[tuple[int, int, int], Outcome] = {}     # (inst, local id, choice)
+        # (inst, local id, choice) of a restart; choice -1: the start
+        self._rmemo: dict[tuple[int, int, int], Outcome] = {}
         self._views = [inst.views for inst in self.instances]
         self._class_indices: dict[type | None, tuple[int, ...]] = {}
 
@@ -244,24 +245,39 @@ class Kernel:
     # --- initial states -----------------------------------------------------------------------
 
     def initial_states(self) -> list[tuple[State, tuple[Violation, ...]]]:
-        """Every initial global state, with the invariant violations of its instances."""
+        """Every initial global state, with the violations of its instances' start: each
+        instance's initial values (every choice of them), then its `@on_start` hook — its
+        sends in flight, its timers pending — and its invariants."""
         per_instance = []
         for inst in self.instances:
             vals = inst.info.initial_values(self.system.overrides.get(inst.name))
-            per_instance.append([inst.table.intern(inst.runner.with_sessions(v))
-                                 for v in vals])
+            per_instance.append([self._start_outcome(inst, inst.table.intern(
+                inst.runner.with_sessions(v))) for v in vals])
         out = []
-        net = self.network.initial()
         budget = self.faults.budget() if self.faults is not None else (0, 0, 0, 0)
         for combo in product(*per_instance):
+            net = self.network.initial()
+            timers: tuple[int, ...] = ()
             violations: list[Violation] = []
-            for inst, lid in zip(self.instances, combo):
-                violations += inst.runner.invariant_violations(
-                    inst.table.values[lid], f"{inst.name} (initial state)")
-            state = (tuple(combo), net, (), 0, budget, 0) if self.extended else \
-                (tuple(combo), net)
+            for _, sends, viol, tops in combo:
+                if sends:
+                    net = self.network.add(net, sends)
+                if tops:
+                    timers = self._apply_timer_ops(timers, tops)
+                violations += viol
+            locals_ = tuple(o[0] for o in combo)
+            state = (locals_, net, timers, 0, budget, 0) if self.extended else (locals_, net)
             out.append((state, tuple(violations)))
         return out
+
+    def _start_outcome(self, inst: _Instance, lid: int) -> Outcome:
+        """An instance's start from the initial local state `lid` (memoised like a step)."""
+        key = (inst.index, lid, -1)
+        o = self._rmemo.get(key)
+        if o is None:
+            o = self._rmemo[key] = self._outcome(
+                inst, inst.runner.run_start(inst.table.values[lid]))
+        return o
 
     # --- the memoised local step --------------------------------------------------------------
 
@@ -407,10 +423,15 @@ class Kernel:
     # --- local steps: one instance at a time (the runtime's view) -----------------------------
 
     def local_initial(self, name: str, choice: int = 0) -> int:
-        """The id of one initial local state of instance `name`."""
+        """The id of one initial local state of instance `name`, before its start."""
         inst = self.instances[self.index[name]]
         vals = inst.info.initial_values(self.system.overrides.get(inst.name))
         return inst.table.intern(inst.runner.with_sessions(vals[choice]))
+
+    def local_start(self, name: str, lid: int) -> LocalStep:
+        """The start of instance `name` from its initial local state `lid` (`local_initial`):
+        the `@on_start` hook's step (no hook: nothing changes)."""
+        return self._local_step(self._start_outcome(self.instances[self.index[name]], lid))
 
     def local_deliver(self, lid: int, envelope: Envelope) -> LocalStep:
         """Handle `envelope` at its destination, whose local state is `lid` (which must

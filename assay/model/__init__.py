@@ -7,6 +7,7 @@ from assay.model.component import (
     invariant,
     on,
     on_restart,
+    on_start,
     persistent,
     requires,
 )
@@ -15,4 +16,5 @@ from assay.model.system import System
 from assay.model.types import OneOf, Peer, Range, one_of
 
 __all__ = ["Component", "Message", "OneOf", "Peer", "Port", "Range", "System", "action",
-           "ensures", "invariant", "on", "on_restart", "one_of", "persistent", "requires"]
+           "ensures", "invariant", "on", "on_restart", "on_start", "one_of", "persistent",
+           "requires"]

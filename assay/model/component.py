@@ -172,6 +172,15 @@ def action(when: Callable[..., bool] | None = None,
     return mark
 
 
+def on_start(fn: Callable) -> Callable:
+    """Mark a method `(self)` as the step each instance takes when it starts: it may send,
+    set its first timers and change fields.  It runs once, as part of the initial state (every
+    engine starts from the state after it); a restart after a crash runs `@on_restart`
+    instead.  Its violations are the initial state's."""
+    fn.__assay_on_start__ = caller_location(2)   # type: ignore[attr-defined]
+    return fn
+
+
 def on_restart(fn: Callable) -> Callable:
     """Mark a method `(self)` to run when the instance restarts after a crash."""
     fn.__assay_on_restart__ = caller_location(2)   # type: ignore[attr-defined]
@@ -287,6 +296,7 @@ class ComponentInfo:
     on_restart: Callable | None = None
     uses_timers: bool = False
     automata: dict[str, Any] = field(default_factory=dict)    # port -> protocol automaton
+    on_start: Callable | None = None
 
     def handler_for(self, port: str, mtype: type) -> HandlerInfo | None:
         return self.handlers.get((port, mtype)) or self.handlers.get((ANY_PORT, mtype))
@@ -390,6 +400,7 @@ def _build_info(cls: type) -> ComponentInfo:
     handlers: dict[tuple[str, type], HandlerInfo] = {}
     actions: list[ActionInfo] = []
     restart_hook: Callable | None = None
+    start_hook: Callable | None = None
     for attr in dir(cls):
         fn = getattr(cls, attr, None)
         if not callable(fn):
@@ -398,6 +409,12 @@ def _build_info(cls: type) -> ComponentInfo:
         if getattr(fn, "__assay_on_restart__", None) is not None:
             _check_arity(fn, 1, f"restart hook {cls.__name__}.{attr}", "(self)", fn_loc)
             restart_hook = fn
+        if getattr(fn, "__assay_on_start__", None) is not None:
+            _check_arity(fn, 1, f"start hook {cls.__name__}.{attr}", "(self)", fn_loc)
+            if start_hook is not None:
+                raise SpecError(f"{cls.__name__} has two @on_start hooks: "
+                                f"{start_hook.__name__} and {attr}", fn_loc)
+            start_hook = fn
         req = tuple(getattr(fn, "__assay_requires__", ()))
         ens = tuple(getattr(fn, "__assay_ensures__", ()))
         for mtype, port, loc in getattr(fn, "__assay_on__", ()):
@@ -450,7 +467,7 @@ def _build_info(cls: type) -> ComponentInfo:
     return ComponentInfo(cls, tuple(fields), tuple(types), tuple(initial), ports, handlers,
                          tuple(actions), tuple(invariants),
                          {n: i for i, n in enumerate(fields)}, tuple(keeps), restart_hook,
-                         _calls_timers(cls), automata)
+                         _calls_timers(cls), automata, start_hook)
 
 
 def _calls_timers(cls: type) -> bool:

@@ -110,6 +110,7 @@ class LocalRuntime:
         self.steplog_path: Path | None = None
         self.clock = 0
         self._restarts: list[tuple[str, Outcome]] = []
+        fresh = True
         if state_dir is not None:
             self.store = open_store(state_dir, "local", durability)
             if record:
@@ -117,7 +118,9 @@ class LocalRuntime:
                 self.steplog, self.clock = open_step_log(self.steplog_path,
                                                          self.store.clock())
             # the whole system crashed with the process: every instance restarts
-            restarted = restore(kernel, self.store, self.names) or {}
+            restored = restore(kernel, self.store, self.names)
+            fresh = restored is None
+            restarted = restored or {}
             for inst in restarted:
                 self._log({"kind": "crash", "instance": inst})
             for inst, step in restarted.items():
@@ -129,6 +132,9 @@ class LocalRuntime:
                 env = saved_envelope(frame, allowed, self.store.path)
                 self.inbox[env.dst].append(env)
                 self._rows[env.dst].append((epoch, seq))
+        # a fresh run: each instance's start step (`@on_start`), part of the initial state
+        self._starts = [(n, self.node.start(n)) for n in self.names
+                        if fresh and self.node.has_start(n)]
 
     def _log(self, event: dict[str, Any]) -> int:
         self.clock += 1
@@ -138,7 +144,7 @@ class LocalRuntime:
         return self.clock
 
     async def _step_done(self, name: str, out: Outcome,
-                         consumed: tuple[str, int] | None = None) -> None:
+                         consumed: tuple[str, int] | None = None, record: bool = True) -> None:
         """Make the step durable, then route it.  With a store, one transaction holds the
         step's persistent fields, the messages it sends (as rows of the outbox) and the end
         of the message it handled (`consumed`, its row), committed in a thread before the
@@ -151,7 +157,8 @@ class LocalRuntime:
                     await asyncio.to_thread(self.store.save_step, name, None, [], None, None,
                                             gone)
             else:
-                clock = self._log(out.event)
+                # a start is no step of the trace (the model's initial state includes it)
+                clock = self._log(out.event) if record else self.clock
                 frames = []
                 for env in out.sends:
                     self._seq += 1
@@ -161,14 +168,14 @@ class LocalRuntime:
                 rows = [(self._epoch, f[2]) for f in frames]
                 saved = self.kernel.persisted(name, self.node.local[name])
                 if saved is not None or frames or gone is not None \
-                        or out.event["kind"] == "restart":
+                        or out.event["kind"] in ("restart", "start"):
                     await asyncio.to_thread(self.store.save_step, name, saved, frames, None,
                                             clock, gone)
-        self._handle(name, out, rows)
+        self._handle(name, out, rows, record)
 
     def _handle(self, name: str, out: Outcome,
-                rows: list[tuple[str, int] | None] | None = None) -> None:
-        if out.applied and self.record:
+                rows: list[tuple[str, int] | None] | None = None, record: bool = True) -> None:
+        if out.applied and self.record and record:
             self.events.append(out.event)
         for env, row in zip(out.sends, rows or [None] * len(out.sends)):
             self.inbox[env.dst].append(env)
@@ -193,6 +200,9 @@ class LocalRuntime:
 
     async def run(self, duration: float | None = None, serve: bool = False) -> RunReport:
         """Run until quiescent (with `serve`, until `stop()`) or until `duration` ends."""
+        for inst, started in self._starts:           # the start hooks' sends and timers
+            await self._step_done(inst, started, record=False)
+        self._starts = []
         start = {n: self.node.state(n) for n in self.names}
         for inst, restart in self._restarts:         # the restart hooks' sends and timers
             await self._step_done(inst, restart)

@@ -150,6 +150,17 @@ class Node:
 
     # --- the policy ----------------------------------------------------------------------
 
+    def start(self, name: str) -> Outcome:
+        """`name` takes its start step (`@on_start`; nothing without one) from its initial
+        state: the first thing a fresh instance does, never after a restart.  The model
+        counts it in the initial state, so drivers route its sends and timers but do not
+        record it as a step.  Applied under every policy, like a restart."""
+        step = self.kernel.local_start(name, self.local[name])
+        return self._apply(name, {"kind": "start", "instance": name}, step, rejectable=False)
+
+    def has_start(self, name: str) -> bool:
+        return self.kernel.instances[self.kernel.index[name]].info.on_start is not None
+
     def restart(self, name: str, step: LocalStep) -> Outcome:
         """`name` restarted into `step` (its node crashed; `Kernel.local_restore`).  Applied
         under every policy — a crash cannot be undone — and what it breaks (the restart

@@ -179,10 +179,13 @@ class TcpNode:
             self.clock = max(self.clock, clock)
         # restarts whose steps (the restart hook's sends and timers) run when serving starts
         self._restarts: list[tuple[str, Outcome]] = []
+        fresh = True
         if self.store is not None:
             # every hosted instance crashed with the node: persistent fields come back, the
             # rest start over, the hook runs
-            restarted = restore(self.kernel, self.store, self.hosted) or {}
+            restored = restore(self.kernel, self.store, self.hosted)
+            fresh = restored is None
+            restarted = restored or {}
             for inst in restarted:
                 self._record({"kind": "crash", "instance": inst})
             for inst, step in restarted.items():
@@ -193,6 +196,10 @@ class TcpNode:
                     self.links[peer].push(frame)
                 elif peer == name:                 # sent here, and not handled before the crash
                     self._enqueue_own(epoch, seq, frame)
+        # a fresh node: each hosted instance's start step (`@on_start`), which the model
+        # counts in the initial state (routed when serving starts, not recorded as a step)
+        self._starts = [(n, self.node.start(n)) for n in self.hosted
+                        if fresh and self.node.has_start(n)]
 
     def _enqueue_own(self, epoch: str, seq: int, frame: dict[str, Any]) -> None:
         """A message from this node's outbox to one of its instances, for the step loop."""
@@ -421,16 +428,16 @@ class TcpNode:
         box = self.inbox[name]
         return self.node.first_taken(name, (env for env, _ in box)) if box else None
 
-    async def _after_step(self, name: str, out: Outcome, receipt: _Receipt | None = None
-                          ) -> list[tuple[_Link, tuple[str, int]]]:
+    async def _after_step(self, name: str, out: Outcome, receipt: _Receipt | None = None,
+                          record: bool = True) -> list[tuple[_Link, tuple[str, int]]]:
         self.in_step = True
         try:
-            return await self._finish_step(name, out, receipt)
+            return await self._finish_step(name, out, receipt, record)
         finally:
             self.in_step = False
 
-    async def _finish_step(self, name: str, out: Outcome, receipt: _Receipt | None
-                           ) -> list[tuple[_Link, tuple[str, int]]]:
+    async def _finish_step(self, name: str, out: Outcome, receipt: _Receipt | None,
+                           record: bool = True) -> list[tuple[_Link, tuple[str, int]]]:
         """Record, save and route one step; the frames it sent to other nodes."""
         handled = consumed = None
         if receipt is not None:
@@ -463,7 +470,8 @@ class TcpNode:
                 remote.append((link, frame))
         # the log line first: if a crash comes before the save, the restarted node drops the
         # lines beyond its last durable step (see `_open_log`)
-        self._record(out.event, clock)
+        if record:                       # a start is no step: the model's initial state has it
+            self._record(out.event, clock)
         if self.store is not None and self.logfile is not None:
             # with a store, each line is written out before its step is saved (one write
             # against the save's fsync); without one, lines go out in batches
@@ -476,7 +484,7 @@ class TcpNode:
             rows = [(k.peer, f["epoch"], f["seq"], f) for k, f in remote] + [
                 (self.name, f["epoch"], f["seq"], f) for _, f in local if f is not None]
             if saved is not None or rows or handled is not None or consumed is not None \
-                    or out.event.get("kind") == "restart":
+                    or out.event.get("kind") in ("restart", "start"):
                 # durable before the sends leave and before the message is acknowledged
                 await asyncio.to_thread(self.store.save_step, name, saved, rows, handled,
                                         clock, consumed)
@@ -569,6 +577,9 @@ class TcpNode:
         for sig in signals:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.stop)
+        for inst, out in self._starts:           # the start hooks' sends and timers
+            await self._after_step(inst, out, record=False)
+        self._starts = []
         for inst, out in self._restarts:         # the restart hooks' sends and timers
             await self._after_step(inst, out)
         self._restarts = []

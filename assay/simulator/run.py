@@ -127,6 +127,8 @@ def run_once(kernel: Kernel, seed: int, steps: int, rates: FaultRates,
     state, viol = inits[rng.randrange(len(inits))]
     start = state
     clock = Clock(kernel)
+    if kernel.extended and state[2]:
+        clock.update((), state[2])           # timers a start hook set are due from time 0
     events: list[int] = []
     seen = {state}
     first = viol[0] if viol else (kernel.property_violations(state) or (None,))[0]
@@ -201,8 +203,13 @@ def replay_clock(kernel: Kernel) -> tuple[Callable[[State, int, State], None], C
     """For `kernel.trace.replay_trace`: a step hook that keeps the virtual clock as a run does
     (a timer fires at its due time, every step takes one tick) and the clock's reading."""
     clock = Clock(kernel)
+    started = False
 
     def hook(before: State, ev: int, after: State) -> None:
+        nonlocal started
+        if not started and kernel.extended and before[2]:
+            clock.update((), before[2])      # timers a start hook set: due from time 0
+        started = True
         if kernel.event_kind(ev) == "timer":
             due = min(clock.due.get(kernel.slots[~ev][1], [clock.now]))
             clock.now = max(clock.now, due)
