@@ -355,7 +355,7 @@ class Runner:
     def run_action(self, values: tuple[Any, ...], act: ActionInfo, has_arg: bool,
                    arg: Any) -> Result:
         args = (arg,) if has_arg else ()
-        return self._run(values, act.name, act.fn, args, act.requires, act.ensures,
+        return self._run(values, act.name, act.fn, args, (), act.ensures,
                          requires_blame=f"{self.name}.{act.name}")
 
     def run_handler(self, values: tuple[Any, ...], h: HandlerInfo, message: Message,

@@ -419,7 +419,7 @@ class _Target:
 
     @property
     def requires(self) -> tuple:
-        return (self.handler or self.action).requires  # type: ignore[union-attr]
+        return self.handler.requires if self.handler is not None else ()   # actions: none
 
     @property
     def ensures(self) -> tuple:
@@ -1003,7 +1003,7 @@ def _bare_run(info: ComponentInfo, sc: Scenario, t: _Target) -> tuple[tuple, lis
         new, sends, viol, _ = runner.run_handler(sc.values, h, sc.message)
     else:
         assert t.action is not None
-        a = replace(t.action, requires=(), ensures=())
+        a = replace(t.action, ensures=())
         new, sends, viol, _ = runner.run_action(sc.values, a, sc.has_arg, sc.arg)
     return new, sends, viol
 
