@@ -242,7 +242,8 @@ def test_a_condition_on_the_message_alone_goes_in_the_receiving_port_s_contract(
     src = BUGS / "bug_port_assume.py"
     (ob,) = refuted(report_of(str(src)))
     sug = ob.suggestion
-    assert (sug.kind, sug.text) == ("where", "inp = Port(where={Reading: lambda m: m.value <= 100})")
+    assert sug.kind == "where"
+    assert sug.text == "inp = Port(where={Reading: lambda m: m.value <= 100})"
     assert sug.replaces == (str(src), 26, 26)
     r = check_applied(src, ob, tmp_path)
     assert r.verdict == "proved", [(o.title, o.verdict) for o in r.obligations]
