@@ -76,6 +76,8 @@ EXPECTED: dict[str, tuple[str, str, str, str, str, bool]] = {
     "bug_floor_div": ("Calc", "divide", "ensures", "where", "lambda m: m.d > 0", False),
     "bug_for_loop": ("Palette", "paint", "types", "where",
                      "lambda m: len(m.colors) <= 2", True),
+    "bug_requires_at_sender": ("Client", "deposit", "requires-at-sender", "when",
+                               "lambda self, amount: self.sent < 2 and amount > 0", True),
     "bug_enum_set_len": ("Ballot", "vote", "invariant", "requires",
                          "lambda self, m: Color.RED not in self.votes or Color.GREEN not in "
                          "self.votes or m.color != Color.BLUE", True),
@@ -517,10 +519,13 @@ def test_cli_json_has_a_suggestion_per_obligation(cli: Any) -> None:
     doc = json.loads(cli(BANK, "--json").output)
     assert all("suggestion" in o for o in doc["obligations"])
     (ob,) = [o for o in doc["obligations"] if o["verdict"] == "refuted"]
-    assert ob["suggestion"] == {
+    sug = ob["suggestion"]
+    replaces = sug.pop("replaces")
+    assert Path(replaces["file"]).resolve() == (REPO / BANK).resolve()
+    assert replaces["lines"] == [24, 24]
+    assert sug == {
         "kind": "when",
-        "text": "@action(over=[1, 2, 3], when=lambda self, amount: self.balance >= amount)",
-        "replaces": {"file": str(REPO / BANK), "lines": [24, 24]}}
+        "text": "@action(over=[1, 2, 3], when=lambda self, amount: self.balance >= amount)"}
     doc = json.loads(cli("tests/fixtures/suggest/no_precondition.py", "--json").output)
     assert [o["suggestion"] for o in doc["obligations"] if o["verdict"] == "refuted"] == \
         [None, None]
