@@ -219,12 +219,13 @@ def test_the_overdraft_suggestion_is_balance_at_least_amount() -> None:
             assert f(State(balance), amount) == (balance >= amount)
 
 
+@pytest.mark.parametrize("name", [BANK, "bug_requires_at_sender"])
 def test_an_action_s_suggestion_is_its_guard_and_check_agrees_once_it_is_pasted(
-        tmp_path: Path) -> None:
+        name: str, tmp_path: Path) -> None:
     """An action has no caller: its missing condition goes in `when=`.  Pasted literally, verify
     proves the obligation and `check` explores the fixed spec without a violation (a
     `@requires` would have been a violation of every firing that breaks it)."""
-    src = REPO / BANK
+    src = path_of(name)
     (ob,) = refuted(report_of(str(src)))
     assert ob.suggestion.kind == "when" and ob.suggestion.text.startswith("@action(")
     out, _ = apply(src, ob, tmp_path)

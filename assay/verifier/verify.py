@@ -551,7 +551,7 @@ class _Component:
             msg, assume = enc.message(t.handler.message, t.handler.port)
             premise += assume
             args = [msg]
-            contract = _port_assumption(info, t.handler)
+            contract = _port_assumption(info, t.handler, enc)
             if contract is not None:
                 self._assume(premise, dropped, contract, [msg],
                              f"contract of port {t.handler.port} for "
@@ -1233,7 +1233,7 @@ def _step_premise(info: ComponentInfo, enc: ComponentEncoding, t: _Target,
             ports = [t.handler.port] if t.handler.port in info.ports else list(info.ports)
             if not any(m.sender in sc.ports.get(p, ()) for p in ports):
                 return f"the sender {m.sender} is not a peer of the port"
-        contract = _port_assumption(info, t.handler)
+        contract = _port_assumption(info, t.handler, enc)
         if contract is not None:
             try:
                 ok = bool(contract(m))
@@ -1261,12 +1261,15 @@ def _step_premise(info: ComponentInfo, enc: ComponentEncoding, t: _Target,
     return None
 
 
-def _port_assumption(info: ComponentInfo, h: Any) -> Any:
+def _port_assumption(info: ComponentInfo, h: Any, enc: ComponentEncoding) -> Any:
     """What a handler may assume of its message: the contract its port declares for the
     message type (`Port(where=...)`).  A handler for any port assumes none (the message may
-    come on a port without one)."""
+    come on a port without one), nor one whose message may be a timer the component set (a
+    timer meets no port: the kernel checks no contract when it fires)."""
     port = info.ports.get(h.port)
-    return None if port is None else port.where.get(h.message)
+    if port is None or enc.timer_messages is None or h.message in enc.timer_messages:
+        return None
+    return port.where.get(h.message)
 
 
 def _same(a: Any, b: Any) -> bool:
