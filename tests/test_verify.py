@@ -196,6 +196,22 @@ def test_timers_and_restart_hooks_discharge_requires_too_and_senders_know_who_th
     assert res.violation is not None and res.violation.kind == "requires"
 
 
+def test_a_sender_that_is_not_translated_leaves_the_requires_it_may_reach_unknown(
+        tmp_path: Path) -> None:
+    src = (FIX / "bug_requires_at_sender.py").read_text()
+    bad = src.replace("self.bank.send(Deposit(amount))",
+                      "self.bank.send(Deposit(int(str(amount))))")      # str(): not translated
+    assert bad != src
+    path = tmp_path / "untranslated.py"
+    path.write_text(bad)
+    system, _, _ = build(str(path))
+    r = verify(system)
+    (o,) = r.find("Client", "deposit", "requires-at-sender")
+    assert o.verdict == "unknown" and "not translated" in o.reason
+    assert "Bank.deposit" in o.title
+    assert r.verdict == "unknown"
+
+
 def test_the_bounded_overflow_counterexample_names_fields_message_and_sender() -> None:
     r = rep("tests/fixtures/verify/bug_bounded_overflow.py")
     (o,) = [o for o in r.obligations if o.verdict == "refuted"]
@@ -471,10 +487,11 @@ def test_a_refutation_the_kernel_does_not_confirm_is_unknown(monkeypatch: Any) -
 
 def test_refutations_need_the_concrete_run(monkeypatch: Any) -> None:
     V.clear_caches()
-    monkeypatch.setattr(V, "_bare_run", lambda info, sc, t: (sc.values, [], []))
+    monkeypatch.setattr(V, "_bare_run", lambda info, sc, t, runner=None: (sc.values, [], []))
     monkeypatch.setattr(V, "holds", lambda *a, **k: (True, ""))
     try:
-        for name in ("missing_requires", "div_by_zero", "send_to", "bounded_overflow"):
+        for name in ("missing_requires", "div_by_zero", "send_to", "bounded_overflow",
+                     "requires_at_sender"):
             system, _, _ = build(str(FIX / f"bug_{name}.py"))
             r = verify(system)
             assert r.counts()["refuted"] == 0
