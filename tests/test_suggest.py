@@ -256,6 +256,20 @@ def test_a_condition_on_the_message_alone_goes_in_the_receiving_port_s_contract(
     assert check(system).verdict == "ok"
 
 
+def test_a_port_contract_suggestion_keeps_the_contract_the_port_has(tmp_path: Path) -> None:
+    text = (BUGS / "bug_port_assume.py").read_text()
+    src = tmp_path / "src" / "bug_port_assume.py"
+    src.parent.mkdir()
+    has = "    inp = Port(where={Reading: lambda m: m.value >= 0})"     # not <= 100
+    src.write_text(re.sub(r"    inp = Port\(\) .*", has, text))
+    assert src.read_text() != text
+    system, _, _ = build(str(src))
+    (ob,) = refuted(verify(system))
+    assert ob.suggestion.text == \
+        "inp = Port(where={Reading: lambda m: m.value >= 0 and m.value <= 100})"
+    check_applied(src, ob, tmp_path)
+
+
 def test_the_suggestion_is_the_weakest_condition_found(monkeypatch: Any, tmp_path: Path) -> None:
     """Too long to print whole, the weakest precondition of `weakest.py` is approached by the
     single conditions that suffice: the suggestion is implied by every one of them (none the

@@ -95,9 +95,10 @@ The pipeline (decisions):
      on one is a spec error; the guard is what every engine enables the action by;
    * for a **handler**, a condition on the message alone (not its sender) goes in the
      contract of the handler's port, the port's declaration with
-     `where={Msg: lambda m: old and condition}`: the handler assumes it, the kernel refuses a
-     delivery that breaks it (blaming the sender) and `verify` proves that what each
-     connected sender's port guarantees implies it.  Not for a handler of any port, a
+     `where={Msg: lambda m: old and condition}` (the old contract always kept: it is about
+     the message alone, whatever the handler assumes besides): the handler assumes it, the
+     kernel refuses a delivery that breaks it (blaming the sender) and `verify` proves that
+     what each connected sender's port guarantees implies it.  Not for a handler of any port, a
      message the component also sets as a timer (a timer meets no port) or sends on that
      port itself (the contract would bind those sends too), nor a contract not written in
      place as a dict display: those get a `@requires`;
@@ -1425,12 +1426,9 @@ def _as_contract(comp: Any, g: Any, t: Any, premise: list[Any], cex: Any, vocab:
         if names is None or len(names) != 1:
             return None
         assert isinstance(old, ast.Lambda)
-        cond = _rename(f.text, {param: names[0]})
-        body = _and(src.text(old.body), cond)
-        with contextlib.suppress(Unsupported):
-            old_term = enc.predicate(port.where[mcls], list(t.args or []))
-            if _also_implies_old(comp, premise, old_term, f.cond):
-                body = cond
+        # the old contract stays: what the port accepts is about the message alone, so the
+        # handler's other assumptions (which might make it redundant here) do not count
+        body = _and(src.text(old.body), _rename(f.text, {param: names[0]}))
         param = names[0]
         lam = _new_lambda(src, old, body)
         edit = (src.start(old), src.end(old), lam)

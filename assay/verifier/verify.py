@@ -66,11 +66,11 @@ Decisions:
 
 * Compositional: a handler is verified for every wiring of its component's ports (and every
   sender among the peers), so a proof holds in any system; a refutation's peers are the
-  model's, not necessarily the system's.  The exception is `requires-at-sender`: which
-  handlers a send reaches is the system's wiring (a send to one peer is proved for every
-  connected receiver).  Initial states are the exception: they are the
-  system's instances' initial values (class defaults, `s.add(..., field=...)` overrides,
-  `one_of` choices) with their real wiring.
+  model's, not necessarily the system's.  Two exceptions: initial states are the system's
+  instances' initial values (class defaults, `s.add(..., field=...)` overrides, `one_of`
+  choices) with their real wiring; and which handlers a send reaches, for
+  `requires-at-sender`, is the system's wiring (a send to one peer is proved for every
+  connected receiver).
 * The kernel's protocol enforcement (session types on ports) is not part of these
   obligations: confirmation runs the handler with protocols off, so a local state is its
   fields.  Whether a send is allowed by the port's protocol is checked by the protocol
