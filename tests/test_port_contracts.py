@@ -263,6 +263,37 @@ def test_a_handler_for_any_port_assumes_no_port_s_contract():
     assert types.verdict == "refuted"
 
 
+def test_a_handler_whose_message_may_be_a_timer_assumes_no_port_contract():
+    # the kernel checks no port's contract when a timer fires (a timer meets no port), so a
+    # handler of a message the component also sets as a timer cannot assume its port's
+    class Tick(Message):
+        n: int
+
+    class Clock(Component):
+        peer = Port(where={Tick: lambda m: 0 <= m.n <= 5})
+        last: Annotated[int, Range(0, 5)] = 0
+        fired: bool = False
+
+        @action(when=lambda self: not self.fired)
+        def start(self):
+            self.fired = True
+            self.after(1, Tick(9))
+
+        @on(Tick)
+        def tick(self, m):
+            self.last = m.n
+
+    class Other(Component):
+        clock = Port()
+
+    s = System("timer_contract")
+    s.connect(s.add("clock", Clock).peer, s.add("other", Other).clock)
+    (types,) = verify(s, component="Clock").find("Clock", "tick", "types")
+    assert types.verdict == "refuted"
+    assert types.counterexample is not None and types.counterexample.message.sender is None
+    assert check(s).violation.kind == "type"                    # Tick(9), fired as a timer
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.integers(-10**6, 10**6))
 def test_a_proved_connection_holds_on_every_message(value):

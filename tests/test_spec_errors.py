@@ -162,6 +162,10 @@ CASES = [
     Case("contract-arity", "contract_arity.py",
          message=("requires", "on_ping", "takes 1 argument", "passes 2"),
          notes=("lambda self, m",)),
+    Case("requires-on-an-action", "action_requires.py",
+         message=("Node.ping", "an action has no caller to require something of: put the "
+                  "condition in @action(when=...)"),
+         notes=("@action(when=lambda self: ...)",)),
     # --- wiring ------------------------------------------------------------------------------
     Case("connect-single-port-twice", "connect_single_twice.py",
          message=("c.server", "single port", "already connected"),
@@ -363,3 +367,16 @@ def test_cli_param_without_default_is_parsed_by_its_annotation() -> None:
     assert "Traceback" not in r.stdout + r.stderr
     assert r.returncode == 0, r.stderr
     assert '"states": 4,' in r.stdout
+
+
+# --- one meaning in every engine ------------------------------------------------------------------
+
+def test_a_requires_on_an_action_is_the_same_spec_error_for_every_command() -> None:
+    """An action has no sender to blame, so `@requires` on one has no meaning: `check`,
+    `verify` and `simulate` all refuse the spec when it loads, at the decorator's line."""
+    case = BY_ID["requires-on-an-action"]
+    runs = [run_cli([cmd, case.rel]) for cmd in ("check", "verify", "simulate")]
+    for r in runs:
+        assert r.returncode == 2 and r.stdout == "", (r.returncode, r.stdout, r.stderr)
+        assert r.stderr.startswith(f"{case.rel}:{marker_line(case.path)}: error: ")
+    assert runs[0].stderr == runs[1].stderr == runs[2].stderr

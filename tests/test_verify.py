@@ -92,6 +92,7 @@ EXPECTED = {
     "port_guarantee": ("send", "self.out.send(Reading(self.n * 40))"),
     "port_assume": ("types", "self.peak = m.value"),
     "receive_guard": ("ensures", "@ensures"),
+    "requires_at_sender": ("requires-at-sender", "self.bank.send(Deposit(amount))"),
 }
 
 
@@ -121,6 +122,95 @@ def test_fixed_twin_is_proved(name: str) -> None:
     r = rep(f"tests/fixtures/verify/ok_{name}.py")
     assert [(o.target, o.kind, o.reason) for o in non_proved(r)] == []
     assert r.verdict == "proved" and r.exit_code == 0
+
+
+# --- a handler's requires, discharged at its senders ----------------------------------------------
+
+def test_a_handler_s_requires_is_discharged_at_its_senders_and_check_agrees() -> None:
+    """The bank's handler assumes `m.amount > 0`; the client may send -1 or 0.  `verify`
+    refutes the client's send with the witness deposit (confirmed by running the client's
+    action and the requires lambda itself on what it sent); `check` finds the same bug."""
+    r, system = report_of("tests/fixtures/verify/bug_requires_at_sender.py")
+    (o,) = [o for o in r.obligations if o.verdict == "refuted"]
+    assert (o.component, o.target, o.kind) == ("Client", "deposit", "requires-at-sender")
+    assert "Bank.deposit" in o.title and "line 23" in o.title
+    c = o.counterexample
+    assert c is not None and c.has_arg and c.arg <= 0
+    assert f"Deposit(amount={c.arg})" in o.reason
+    # the bank's own obligations assume the requires, and are proved
+    assert all(x.verdict == "proved" for x in r.find("Bank"))
+    from assay.checker import check
+
+    res = check(system)
+    assert res.violation is not None
+    assert (res.violation.kind, res.violation.blame) == ("requires", "client")
+    assert "Deposit(amount=-1)" in res.violation.message
+    ok, ok_system = report_of("tests/fixtures/verify/ok_requires_at_sender.py")
+    (sent,) = ok.find("Client", kind="requires-at-sender")
+    assert sent.verdict == "proved"
+    assert check(ok_system).verdict == "ok"
+
+
+def test_a_requires_on_the_receiver_s_state_is_unknown_at_the_sender_never_proved() -> None:
+    """What a requires says of the receiver's state, the sender cannot prove alone: that part
+    is unknown (the whole requires, when it is one expression mixing both), and the summary
+    does not say everything was proved."""
+    import subprocess
+    import sys
+
+    path = "tests/fixtures/verify/receiver_state_requires.py"
+    r, system = report_of(path)
+    obs = r.find("Client", kind="requires-at-sender")
+    got = sorted((o.target, o.verdict, o.reason) for o in obs)
+    why = "depends on the receiver's state: not proved compositionally"
+    assert got == [("deposit", "proved", ""), ("deposit", "unknown", why),
+                   ("withdraw", "unknown", why)], got
+    (part,) = [o for o in obs if o.target == "deposit" and o.verdict == "proved"]
+    assert "`m.amount > 0`" in part.title
+    assert r.verdict == "unknown" and r.exit_code == 3
+    run = subprocess.run([sys.executable, "-m", "assay.cli", "verify", path],
+                         capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert run.returncode == 3, run.stdout + run.stderr
+    assert "every obligation proved" not in run.stdout
+    assert "? not everything could be proved" in run.stdout
+    # and rightly: a withdrawal may arrive before the deposit
+    from assay.checker import check
+
+    res = check(system)
+    assert res.violation is not None and res.violation.kind == "requires"
+
+
+def test_timers_and_restart_hooks_discharge_requires_too_and_senders_know_who_they_are() -> None:
+    r, system = report_of("tests/fixtures/verify/requires_at_timers_and_restarts.py")
+    got = {(o.component, o.target): o for o in r.find(kind="requires-at-sender")}
+    assert {k: o.verdict for k, o in got.items()} == {
+        ("Clock", "start"): "refuted", ("Cli", "hi"): "proved", ("Cli", "restart"): "refuted"}
+    tick = got["Clock", "start"]
+    assert tick.title.startswith("timer Tick (line ")
+    assert "clock sets a timer with Tick(n=-1), which breaks the requires" in tick.reason
+    assert "cli sends Deposit(amount=-1)" in got["Cli", "restart"].reason
+    assert got["Cli", "restart"].counterexample.after == {"k": 0}
+    from assay.checker import check
+
+    assert check(system).violation.kind == "requires"          # the tick, blamed on clock
+    res = check(system, faults=Faults.parse("crash=1"))
+    assert res.violation is not None and res.violation.kind == "requires"
+
+
+def test_a_sender_that_is_not_translated_leaves_the_requires_it_may_reach_unknown(
+        tmp_path: Path) -> None:
+    src = (FIX / "bug_requires_at_sender.py").read_text()
+    bad = src.replace("self.bank.send(Deposit(amount))",
+                      "self.bank.send(Deposit(int(str(amount))))")      # str(): not translated
+    assert bad != src
+    path = tmp_path / "untranslated.py"
+    path.write_text(bad)
+    system, _, _ = build(str(path))
+    r = verify(system)
+    (o,) = r.find("Client", "deposit", "requires-at-sender")
+    assert o.verdict == "unknown" and "not translated" in o.reason
+    assert "Bank.deposit" in o.title
+    assert r.verdict == "unknown"
 
 
 def test_the_bounded_overflow_counterexample_names_fields_message_and_sender() -> None:
@@ -222,9 +312,14 @@ def test_an_impossible_precondition_is_vacuous_not_proved() -> None:
 
 # --- the shipped specs -------------------------------------------------------------------------
 
-def test_two_phase_commit_is_proved_including_the_coordinator_invariants() -> None:
+def test_two_phase_commit_is_proved_but_what_the_rms_require_of_their_own_state() -> None:
     r = rep("specs/two_phase_commit.py")
-    assert non_proved(r) == [] and r.exit_code == 0
+    # an RM's commit and abort require that it has not decided otherwise: its own state,
+    # which the coordinator's broadcast cannot prove alone (check explores it)
+    assert [(o.target, o.kind, o.reason) for o in non_proved(r)] == [
+        (t, "requires-at-sender", "depends on the receiver's state: not proved compositionally")
+        for t in ("commit", "abort")]
+    assert r.exit_code == 3
     for target in ("on_prepared", "commit", "abort"):
         inv = r.find("TransactionManager", target, "invariant")
         assert len(inv) == 2 and all(o.verdict == "proved" for o in inv)
@@ -234,10 +329,12 @@ def test_two_phase_commit_is_proved_including_the_coordinator_invariants() -> No
 
 def test_majority_bug_commit_guard_is_unknown_because_of_len_of_a_peer_set() -> None:
     r = rep("specs/two_phase_commit_bug_majority.py")
-    commit = r.find("TransactionManager", "commit")
+    commit = [o for o in r.find("TransactionManager", "commit")
+              if o.kind != "requires-at-sender"]
     assert commit and all(o.verdict == "unknown" for o in commit)
     assert all("guard" in o.reason and "len() of a frozenset[Peer]" in o.reason for o in commit)
-    assert all(o.verdict == "proved" for o in r.obligations if o not in commit)
+    assert all(o.verdict == "proved" for o in r.obligations if o not in commit
+               and o.kind != "requires-at-sender")
     assert r.exit_code == 3
 
 
@@ -391,10 +488,11 @@ def test_a_refutation_the_kernel_does_not_confirm_is_unknown(monkeypatch: Any) -
 
 def test_refutations_need_the_concrete_run(monkeypatch: Any) -> None:
     V.clear_caches()
-    monkeypatch.setattr(V, "_bare_run", lambda info, sc, t: (sc.values, [], []))
+    monkeypatch.setattr(V, "_bare_run", lambda info, sc, t, runner=None: (sc.values, [], []))
     monkeypatch.setattr(V, "holds", lambda *a, **k: (True, ""))
     try:
-        for name in ("missing_requires", "div_by_zero", "send_to", "bounded_overflow"):
+        for name in ("missing_requires", "div_by_zero", "send_to", "bounded_overflow",
+                     "requires_at_sender"):
             system, _, _ = build(str(FIX / f"bug_{name}.py"))
             r = verify(system)
             assert r.counts()["refuted"] == 0
@@ -554,7 +652,8 @@ def _all_violations(kernel: Kernel, limit: int = 3000) -> list[Any]:
 
 
 _KINDS = {"invariant": ("invariant", "init"), "ensures": ("ensures",),
-          "exception": ("no-exception",), "type": ("types", "send"), "port": ("send",)}
+          "exception": ("no-exception",), "type": ("types", "send"), "port": ("send",),
+          "requires": ("requires-at-sender",)}
 
 
 @pytest.mark.parametrize("path, faults", [
@@ -562,6 +661,8 @@ _KINDS = {"invariant": ("invariant", "init"), "ensures": ("ensures",),
     ("specs/register.py", "crash=1"), ("specs/register_bug_volatile.py", "crash=1"),
     ("specs/alternating_bit.py", "drop=1,dup=1"),
     *[(f"tests/fixtures/verify/bug_{b}.py", None) for b in BUGS],
+    ("tests/fixtures/verify/receiver_state_requires.py", None),
+    ("tests/fixtures/verify/requires_at_timers_and_restarts.py", "crash=1"),
 ])
 def test_the_kernel_never_breaks_a_proved_obligation(path: str, faults: str | None) -> None:
     r, system = report_of(path)
@@ -573,8 +674,11 @@ def test_the_kernel_never_breaks_a_proved_obligation(path: str, faults: str | No
         cls = system.instances.get(inst)
         if cls is None:
             continue
-        target = handler or "initial state"
-        obs = [o for o in r.find(cls.__name__, target) if o.kind in _KINDS[v.kind]]
+        if v.kind == "requires":        # blamed on the sender: one of its sends' obligations
+            obs = [o for o in r.find(cls.__name__, kind="requires-at-sender")]
+        else:
+            target = handler or "initial state"
+            obs = [o for o in r.find(cls.__name__, target) if o.kind in _KINDS[v.kind]]
         assert obs and any(o.verdict != "proved" for o in obs), (v, obs)
 
 
@@ -602,7 +706,8 @@ def cli() -> Any:
 
 
 def test_cli_exit_codes(cli: Any) -> None:
-    assert cli("specs/two_phase_commit.py").exit_code == 0
+    assert cli("specs/bank_transfer.py").exit_code == 0
+    assert cli("specs/two_phase_commit.py").exit_code == 3          # see the test above
     assert cli("tests/fixtures/verify/bug_peer_set.py").exit_code == 1
     assert cli("specs/two_phase_commit_bug_majority.py").exit_code == 3
     assert cli("tests/fixtures/verify/no_such_spec.py").exit_code == 2
@@ -626,7 +731,9 @@ def test_cli_json(cli: Any) -> None:
     doc = json.loads(res.output)
     assert doc["command"] == "verify" and doc["params"] == {"rm_count": 2}
     assert doc["verdict"] == "unknown" and doc["components"] == ["TransactionManager"]
-    assert doc["counts"]["unknown"] == 3 and doc["counts"]["refuted"] == 0
+    # the commit's three (its guard is not translated), and what the RMs require of their
+    # own state at the commit's and the abort's broadcasts
+    assert doc["counts"]["unknown"] == 5 and doc["counts"]["refuted"] == 0
     ob = next(o for o in doc["obligations"] if o["target"] == "commit")
     assert set(ob) >= {"component", "target", "kind", "title", "location", "verdict", "reason",
                        "counterexample", "seconds"}

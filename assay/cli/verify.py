@@ -85,14 +85,23 @@ def _fields(d: dict[str, Any]) -> str:
 
 
 def _suggestion(s: Any) -> list[str]:
-    """The re-checked precondition or invariant that would prove a refuted obligation."""
+    """The re-checked precondition, guard, port contract or invariant that would prove a
+    refuted obligation, and where it goes."""
     if s is None:
         return []
-    if s.kind == "requires":
-        return [f"  suggested: {s.text}"]
-    if s.kind == "invariant":
-        return [f"  suggested invariant: {s.text}"]
-    return [f"  {s.text}"]                 # no simple precondition found
+    lines = s.text.splitlines() or [s.text]
+    span = ""
+    if s.replaces is not None:
+        _, a, b = s.replaces
+        span = f" (replaces line {a})" if a == b else f" (replaces lines {a}-{b})"
+    head = {"requires": "suggested", "invariant": "suggested invariant",
+            "when": "suggested guard", "where": "suggested port contract"}.get(s.kind)
+    if head is None:
+        return [f"  {s.text}"]             # no simple precondition found
+    out = [f"  {head}{span}: {lines[0]}", *(f"    {ln.strip()}" for ln in lines[1:])]
+    if s.note:
+        out.append(f"    ({s.note})")
+    return out
 
 
 def render_verify(console: Console, report: Any, spec: str, system: str,

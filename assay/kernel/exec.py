@@ -118,7 +118,7 @@ class Context:
     """The execution context of one handler run: ports and the outbox."""
 
     __slots__ = ("instance", "wirings", "handles", "outbox", "timer_ops", "readonly", "handler",
-                 "sessions", "runner")
+                 "sessions", "runner", "record")
 
     def __init__(self, instance: str, wirings: dict[str, Wiring],
                  runner: Runner | None = None) -> None:
@@ -131,6 +131,9 @@ class Context:
         self.handler = ""
         self.runner = runner
         self.sessions: dict[tuple[str, str], int] | None = None   # (port, peer) -> position
+        # when a list (the verifier's concrete runs): (spec line, message) of every message
+        # sent and timer set, to tell which send site of a handler sent what
+        self.record: list[tuple[int | None, Message]] | None = None
 
     def set_timer(self, delay: int, message: Message) -> None:
         if self.readonly:
@@ -142,6 +145,8 @@ class Context:
             self.abort("type", f"{self.where()} set a timer with {message!r}, which is not a "
                        "well-typed Message")
         self.timer_ops.append(TimerOp(True, delay, message.with_sender(None)))
+        if self.record is not None:
+            self.record.append((_line(caller_location(2)), message))
 
     def cancel_timer(self, what: Any) -> None:
         if self.readonly:
@@ -198,6 +203,8 @@ class Context:
                                f"{', '.join(auto.expects(self.sessions[key])) or 'nothing'})")
                 self.sessions[key] = nxt
         self.outbox.append(Send(port, dst, dst_port, message.with_sender(None)))
+        if self.record is not None:
+            self.record.append((_line(caller_location(2)), message))
 
     def abort(self, kind: Any, message: str) -> None:
         loc = caller_location(3)
@@ -371,7 +378,7 @@ class Runner:
     def run_action(self, values: tuple[Any, ...], act: ActionInfo, has_arg: bool,
                    arg: Any) -> Result:
         args = (arg,) if has_arg else ()
-        return self._run(values, act.name, act.fn, args, act.requires, act.ensures,
+        return self._run(values, act.name, act.fn, args, (), act.ensures,
                          requires_blame=f"{self.name}.{act.name}")
 
     def run_handler(self, values: tuple[Any, ...], h: HandlerInfo, message: Message,
@@ -503,6 +510,10 @@ class Runner:
                              f"{message().split(' fails')[0]} raised {type(e).__name__}: {e}",
                              location=where)
         return None if ok else Violation(kind, blame, message(), location=loc)
+
+
+def _line(loc: Location | None) -> int | None:
+    return loc.line if loc is not None else None
 
 
 def _on(args: tuple[Any, ...]) -> str:

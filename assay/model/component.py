@@ -188,7 +188,9 @@ def on_restart(fn: Callable) -> Callable:
 
 
 def requires(pred: Callable[..., bool]) -> Callable[[Callable], Callable]:
-    """Precondition of a handler (`lambda self, m: ...`) or action (`lambda self: ...`)."""
+    """Precondition of a handler (`lambda self, m: ...`): what the message's sender must
+    establish (a delivery that breaks it is the sender's violation).  Not for actions: an
+    action has no caller, its condition is its guard, `@action(when=...)`."""
     loc = caller_location(2)
 
     def mark(fn: Callable) -> Callable:
@@ -267,11 +269,13 @@ class HandlerInfo:
 
 @dataclass(frozen=True)
 class ActionInfo:
+    """An internal action.  It has no `requires`: nobody calls it, so the only condition on
+    its inputs is its guard `when` (a `@requires` on an action is a spec error)."""
+
     name: str
     fn: Callable
     when: Callable | None
     over: Any                      # None, a tuple of values, or a callable of self
-    requires: tuple[tuple[Callable, Location | None], ...]
     ensures: tuple[tuple[Callable, Location | None], ...]
     location: Location | None
     fair: str | None = None        # its own fairness declaration (`@action(fair=)`)
@@ -444,13 +448,19 @@ def _build_info(cls: type) -> ComponentInfo:
             _check_arity(fn, arity, f"action {cls.__name__}.{attr}", sig, fn_loc)
             if when is not None:
                 _check_arity(when, arity, f"guard of {attr}", f"lambda {sig[1:-1]}: ...", loc)
-            for pred, ploc in req:
-                _check_arity(pred, arity, f"requires of {attr}", f"lambda {sig[1:-1]}: ...",
-                             ploc)
+            if req:
+                # a handler's requires is what its sender must establish (the sender is
+                # blamed); an action has no sender, so the only condition it can have is its
+                # guard -- one meaning in every engine
+                raise SpecError(f"{cls.__name__}.{attr}: an action has no caller to require "
+                                "something of: put the condition in @action(when=...)",
+                                req[0][1] or fn_loc,
+                                [f"write @action(when=lambda {sig[1:-1]}: ...): the action "
+                                 "is enabled only where it holds"])
             for pred, ploc in ens:
                 _check_arity(pred, arity + 1, f"ensures of {attr}",
                              f"lambda old, {sig[1:-1]}: ...", ploc)
-            actions.append(ActionInfo(attr, fn, when, _resolve_over(over, attr, loc), req, ens,
+            actions.append(ActionInfo(attr, fn, when, _resolve_over(over, attr, loc), ens,
                                       fn_loc, getattr(fn, "__assay_fair__", None)))
         elif (req or ens) and not hasattr(fn, "__assay_on__"):
             loc = (req or ens)[0][1]

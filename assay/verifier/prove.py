@@ -323,7 +323,7 @@ def _component_functions(info: ComponentInfo) -> list[tuple[Any, str | None, typ
             out.append((a.when, None, None))
         if callable(a.over):
             out.append((a.over, None, None))
-        out += [(p, None, None) for p, _ in (*a.requires, *a.ensures)]
+        out += [(p, None, None) for p, _ in a.ensures]
     out += [(p, None, None) for p, _ in info.invariants]
     if info.on_restart is not None:
         out.append((info.on_restart, None, None))

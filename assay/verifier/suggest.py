@@ -1,5 +1,6 @@
 """Suggested preconditions: when a handler's obligation is refuted, the condition on its inputs
-under which it would hold, printed as Python the user can paste into the spec.
+under which it would hold, printed as Python the user can paste into the spec, in the place
+where it means what the proof assumed (a guard, a port contract, a requires, an invariant).
 
 For a loop-free body (and an unrolled `for`), the SSA translation of `prove.py` already states
 the obligation's conclusion as a formula over the *inputs* of the step — the state fields
@@ -61,7 +62,15 @@ The pipeline (decisions):
    strengthens the condition, so the result is sufficient but no longer the weakest (floor
    division's `m.d > 0` instead of `m.d > 0 or m.x % m.d == 0`).  If that empties a clause,
    or the text is longer than `MAX_CHARS`, the single literals (of the atoms met on the way,
-   either polarity, shortest first) are tried as sufficient conditions instead.
+   either polarity, shortest first) are tried as sufficient conditions too.
+   **The weakest found.**  A condition the solver proves equivalent to the conclusion (under
+   the assumptions) is the weakest there is, and is taken at once.  Otherwise every
+   sufficient condition found (the strengthened formula, each single literal that passes the
+   re-check) is kept unless another one found is strictly weaker (the solver decides
+   implication under the assumptions), and when several incomparable ones remain, their
+   disjunction — sufficient as well, and weaker than each — is suggested (if short enough):
+   never the first sufficient condition met when a weaker one was found
+   (`tests/fixtures/suggest/weakest.py`).
 6. **Re-checked, always.**  The printed text is compiled into a real lambda (in the globals
    of the handler's module, so enum names resolve as in the spec), translated by
    `prove.py` exactly like a pasted `@requires`, and added to the same solver, which then
@@ -72,14 +81,33 @@ The pipeline (decisions):
    printed; otherwise: "no simple precondition found".  `Suggestion.exact` is a checked claim
    too: the same solver proves that the conclusion implies the condition under the
    assumptions (so it is the weakest); a strengthened condition says exact=False.
-7. **Requires or invariant.**  A condition that mentions neither the message nor the action's
-   argument (only `self`'s fields and peer sets) is offered as a strengthening of the
-   invariant, `invariant(lambda self: ...)` — provided it holds in every initial state of
-   every instance of the class (evaluated concretely, with the real wiring) and this handler
-   preserves it (proved: premise ∧ it ∧ the body completes ⇒ it after the body).  An
-   invariant that fails either test would only move the refutation, so such a condition is
-   suggested as `@requires(...)` instead.  Other handlers' preservation of a suggested
-   invariant is left to the next `assay verify` run.
+7. **Where it goes** — a condition is only useful where the engine that checks it gives it
+   the meaning the proof assumed:
+   * a condition that mentions neither the message nor the action's argument (only `self`'s
+     fields and peer sets) is offered as a strengthening of the invariant,
+     `invariant(lambda self: ...)` — provided it holds in every initial state of every
+     instance of the class (evaluated concretely, with the real wiring) and this handler
+     preserves it (proved: premise ∧ it ∧ the body completes ⇒ it after the body); other
+     handlers' preservation of a suggested invariant is left to the next `assay verify` run;
+   * otherwise, for an **action**, the guard: the action's `@action(...)` decorator with
+     `when=old and condition` (the condition alone when, without the old guard, it implies
+     it), its own text kept around the change — an action has no caller, so a `@requires`
+     on one is a spec error; the guard is what every engine enables the action by;
+   * for a **handler**, a condition on the message alone (not its sender) goes in the
+     contract of the handler's port, the port's declaration with
+     `where={Msg: lambda m: old and condition}` (the old contract always kept: it is about
+     the message alone, whatever the handler assumes besides): the handler assumes it, the
+     kernel refuses a delivery that breaks it (blaming the sender) and `verify` proves that
+     what each connected sender's port guarantees implies it.  Not for a handler of any port, a
+     message the component also sets as a timer (a timer meets no port) or sends on that
+     port itself (the contract would bind those sends too), nor a contract not written in
+     place as a dict display: those get a `@requires`;
+   * a handler's condition that reads its own state is a `@requires(lambda self, m: ...)`
+     (its senders must establish it: `verify` discharges its message part at every send
+     site, see `verify.py`).
+   The guard and the contract are re-checked once more as they will be pasted (the whole
+   new lambda translated and proved, and false on the counterexample); `Suggestion.replaces`
+   says which lines of which file the text replaces.
 8. Suggestions are made for handler and action obligations only (not for initial states,
    restarts or connections), and not when an assumption could not be translated (the
    obligation could not then be proved).  The search is bounded: `MAX_CHECKS` solver calls
@@ -90,6 +118,7 @@ The pipeline (decisions):
 """
 from __future__ import annotations
 
+import ast
 import contextlib
 import itertools
 import linecache
@@ -101,7 +130,7 @@ from typing import Any
 
 import z3
 
-from assay.verifier import prove
+from assay.verifier import prove, source
 from assay.verifier import types as vtypes
 from assay.verifier.concrete import Scenario, holds, initial_choices, real_wiring
 from assay.verifier.types import SelfObj, Unsupported, Val
@@ -120,20 +149,33 @@ BUDGET = 2.0             # seconds for the search (at least the obligation timeo
 class Suggestion:
     """What to add so that a refuted obligation is proved, re-checked; or none found."""
 
-    kind: str                 # requires | invariant | none
-    text: str                 # the line to paste, or NONE_FOUND
+    kind: str                 # when | requires | where | invariant | none
+    text: str                 # what to paste (see `replaces`), or NONE_FOUND
     condition: str = ""       # the Python condition alone
-    lam: str = ""             # the lambda alone
+    lam: str = ""             # the lambda alone: the requires, the whole new guard or
+    #                           contract, the invariant
     exact: bool = False       # proved the weakest: equivalent to the conclusion under the
     #                           assumptions (False: a sufficient, stronger condition)
     seconds: float = 0.0
+    # (file, first line, last line) of what `text` replaces: the action's `@action(...)`
+    # decorator (when), the port's declaration (where); None: `text` is added (a
+    # `@requires` above the handler's def, an `invariant` in the class body)
+    replaces: tuple[str, int, int] | None = None
+    note: str = ""            # what else to know (where a contract must be guaranteed)
 
     @property
     def found(self) -> bool:
         return self.kind != "none"
 
     def to_json(self) -> dict[str, Any] | None:
-        return {"kind": self.kind, "text": self.text} if self.found else None
+        if not self.found:
+            return None
+        out: dict[str, Any] = {"kind": self.kind, "text": self.text}
+        if self.replaces is not None:
+            out["replaces"] = {"file": self.replaces[0], "lines": list(self.replaces[1:])}
+        if self.note:
+            out["note"] = self.note
+        return out
 
 
 class Unprintable(Exception):
@@ -173,7 +215,7 @@ class _Vocab:
             self.params.append(mname)
             for n in vtypes.message_types(t.handler.message):
                 self.names[f"m.{n}"] = (f"{mname}.{n}", "message")
-            self.names["m.sender"] = (f"{mname}.sender", "message")
+            self.names["m.sender"] = (f"{mname}.sender", "sender")
         elif t.action is not None and t.action.over is not None:
             aname = prove._param(t.fn, 1) or "arg"
             self.params.append(aname)
@@ -807,6 +849,10 @@ def _suggest(comp: Any, g: Any, t: Any, premise: list[Any], cex: Any, t0: float
     def none() -> Suggestion:
         return Suggestion("none", NONE_FOUND, seconds=time.perf_counter() - t0)
 
+    def done(found: _Found) -> Suggestion:
+        sug = _place(comp, g, t, premise, cex, vocab, found)
+        return replace(sug, seconds=time.perf_counter() - t0)
+
     candidates: list[tuple[str, set[str], bool]] = []     # (condition, what it uses, exact)
     norm = _Normalizer(ctx)
     s = comp.solver
@@ -826,26 +872,68 @@ def _suggest(comp: Any, g: Any, t: Any, premise: list[Any], cex: Any, t0: float
                 candidates.append((pr.formula(z3.simplify(goal))[0], pr.uses, True))
     finally:
         s.pop()
-    for text, uses, exact in candidates:
+    found: list[_Found] = []                  # sufficient conditions, re-checked
+    for text, uses, _ in candidates:
         if len(text) <= MAX_CHARS:
-            found = _recheck(comp, g, t, premise, cex, vocab, text, uses, exact)
-            if found is not None:
-                return replace(found, seconds=time.perf_counter() - t0)
-    # single literals, shortest first, as sufficient conditions
-    singles: list[tuple[str, set[str]]] = []
+            f = _sufficient(comp, g, t, cex, vocab, text, uses)
+            if f is not None:
+                if _implies(s, g.goal, f.cond):       # the weakest there is: done
+                    return done(replace(f, exact=True))
+                found.append(f)
+    # single literals as sufficient conditions; then the weakest of all that were found
+    singles: dict[str, set[str]] = {}
     for a in list(norm.atoms.values())[:MAX_ATOMS]:
         for pos in (True, False):
             with contextlib.suppress(Unprintable):
                 pr = Printer(vocab, positive)
-                singles.append((pr.formula(a, pos)[0], pr.uses))
-    singles.sort(key=lambda x: len(x[0]))
-    for text, uses in singles:
+                singles.setdefault(pr.formula(a, pos)[0], pr.uses)
+    for text, uses in sorted(singles.items(), key=lambda x: len(x[0])):
         if time.perf_counter() > ctx.deadline:
             break
-        found = _recheck(comp, g, t, premise, cex, vocab, text, uses, False)
-        if found is not None:
-            return replace(found, seconds=time.perf_counter() - t0)
-    return none()
+        if any(f.text == text for f in found):
+            continue
+        f = _sufficient(comp, g, t, cex, vocab, text, uses)
+        if f is not None:
+            found.append(f)
+    best = _weakest(comp, g, t, cex, vocab, found)
+    if best is None:
+        return none()
+    return done(replace(best, exact=_implies(s, g.goal, best.cond)))
+
+
+@dataclass(frozen=True)
+class _Found:
+    """A printed condition that proves the obligation, re-checked."""
+
+    text: str
+    uses: frozenset[str]
+    cond: Any                          # its translation
+    exact: bool = False
+
+
+def _implies(s: z3.Solver, a: Any, b: Any) -> bool:
+    """Under what `s` holds, `a` implies `b` (False when undecided)."""
+    return bool(_check(s, a, z3.Not(b)) == z3.unsat)
+
+
+def _weakest(comp: Any, g: Any, t: Any, cex: Any, vocab: _Vocab, found: list[_Found]
+             ) -> _Found | None:
+    """The weakest of the sufficient conditions found: those no other one is strictly weaker
+    than; if several remain, their disjunction (sufficient too), when it is short enough."""
+    s = comp.solver
+    kept: list[_Found] = []
+    for f in sorted(found, key=lambda f: len(f.text)):
+        if any(_implies(s, f.cond, k.cond) for k in kept):
+            continue                    # no weaker than one already kept
+        kept = [k for k in kept if not _implies(s, k.cond, f.cond)] + [f]
+    if len(kept) > 1:
+        text = " or ".join(_operand(k.text, ast.And) for k in kept)
+        if len(text) <= MAX_CHARS:
+            uses = frozenset().union(*(k.uses for k in kept))
+            either = _sufficient(comp, g, t, cex, vocab, text, uses)
+            if either is not None:
+                return either
+    return kept[0] if kept else None
 
 
 def _print_clauses(clauses: list[list[_Lit]], vocab: _Vocab, positive: Any
@@ -1006,10 +1094,10 @@ def _check(s: z3.Solver, *fs: Any) -> Any:
         s.pop()
 
 
-def _recheck(comp: Any, g: Any, t: Any, premise: list[Any], cex: Any, vocab: _Vocab,
-             text: str, uses: set[str], exact: bool) -> Suggestion | None:
-    """The printed condition, if it proves the obligation without making it vacuous and is
-    false on the counterexample; as an invariant when it is one (see the module's notes)."""
+def _sufficient(comp: Any, g: Any, t: Any, cex: Any, vocab: _Vocab, text: str,
+                uses: set[str] | frozenset[str]) -> _Found | None:
+    """The printed condition, if, as a precondition of the step, it proves the obligation
+    without making it vacuous and is false on the counterexample."""
     enc, info, glob = comp.enc, comp.info, vocab.globals
     args: list[Any] = list(t.args or [])
     try:
@@ -1017,25 +1105,343 @@ def _recheck(comp: Any, g: Any, t: Any, premise: list[Any], cex: Any, vocab: _Vo
                                  [[SelfObj(dict(enc.pre)), *args]])
     except (Unsupported, SyntaxError, NameError):
         return None
-    s = comp.solver                           # holds premise ∧ extra, as for the obligation
+    if not _holds_where_needed(comp, g, cond):
+        return None
+    if not _false_on(info, t, cex, fn, with_self=True):
+        return None
+    return _Found(text, frozenset(uses), cond)
+
+
+def _holds_where_needed(comp: Any, g: Any, cond: Any) -> bool:
+    """With the premise and the group's extra condition (what the solver holds), `cond` is
+    satisfiable and the obligation is proved."""
+    s = comp.solver
     if _check(s, cond) != z3.sat:             # vacuous (or undecided)
-        return None
-    if _check(s, cond, z3.Not(g.goal)) != z3.unsat:   # not proved
-        return None
-    if exact:                                 # the weakest: the conclusion implies it, too
-        exact = _check(s, g.goal, z3.Not(cond)) == z3.unsat
+        return False
+    return bool(_check(s, cond, z3.Not(g.goal)) == z3.unsat)
+
+
+def _false_on(info: Any, t: Any, cex: Any, fn: Any, with_self: bool) -> bool:
+    """The condition, run as Python, is false on the counterexample (it must exclude it)."""
     sc = cex.scenario if cex is not None else None
-    if sc is not None:
-        cargs = [sc.message] if t.handler is not None else ([sc.arg] if sc.has_arg else [])
+    if sc is None:
+        return True
+    cargs = [sc.message] if t.handler is not None else ([sc.arg] if sc.has_arg else [])
+    if with_self:
         ok, err = holds(info, sc, fn, cargs)
-        if ok or err:                         # it must exclude the counterexample
-            return None
+    else:                                     # a port's contract: the message alone
+        try:
+            ok, err = bool(fn(*cargs)), ""
+        except Exception as e:
+            ok, err = False, str(e)
+    return not (ok or err)
+
+
+def _place(comp: Any, g: Any, t: Any, premise: list[Any], cex: Any, vocab: _Vocab,
+           f: _Found) -> Suggestion:
+    """Where the condition goes: an invariant (state only, when it is one), the action's
+    guard, the receiving port's contract (a handler's condition on the message alone), or
+    the handler's requires."""
+    text, glob = f.text, vocab.globals
     lam = f"lambda {', '.join(vocab.params)}: {text}"
-    if not (uses & {"message", "arg"}):
+    if not (f.uses & {"message", "arg", "sender"}):
         inv = _as_invariant(comp, t, premise, text, glob)
         if inv is not None:
-            return Suggestion("invariant", f"invariant({inv})", text, inv, exact)
-    return Suggestion("requires", f"@requires({lam})", text, lam, exact)
+            return Suggestion("invariant", f"invariant({inv})", text, inv, f.exact)
+    if t.action is not None:
+        got = _as_guard(comp, g, t, premise, cex, vocab, f)
+        if got is not None:
+            return got
+        return Suggestion("when", f"when={lam}", text, lam, f.exact,
+                          note="conjoin it with the guard of "
+                               f"{comp.cls.__name__}.{t.action.name}")
+    if f.uses <= {"message"}:
+        got = _as_contract(comp, g, t, premise, cex, vocab, f)
+        if got is not None:
+            return got
+    return Suggestion("requires", f"@requires({lam})", text, lam, f.exact)
+
+
+# --- the guard of an action, the contract of a port: rewritten declarations ---------------------
+
+class _Source:
+    """A spec file's source, to rewrite the text of one of its statements in place: the
+    user's own text is kept around what changes (ast positions are UTF-8 byte offsets)."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        lines = linecache.getlines(file)
+        self.data = "".join(lines).encode()
+        self.starts = [0]
+        for ln in lines:
+            self.starts.append(self.starts[-1] + len(ln.encode()))
+        self.tree = ast.parse(self.data)
+
+    def start(self, n: Any) -> int:
+        return self.starts[n.lineno - 1] + n.col_offset  # type: ignore[no-any-return]
+
+    def end(self, n: Any) -> int:
+        return self.starts[n.end_lineno - 1] + n.end_col_offset  # type: ignore[no-any-return]
+
+    def text(self, n: Any) -> str:
+        return self.data[self.start(n):self.end(n)].decode()
+
+    def edit(self, outer: Any, edits: list[tuple[int, int, str]]) -> str:
+        """The text of `outer` with the byte ranges of `edits` replaced."""
+        a, b = self.start(outer), self.end(outer)
+        out = self.data[a:b]
+        for s, e, text in sorted(edits, reverse=True):
+            out = out[:s - a] + text.encode() + out[e - a:]
+        return out.decode()
+
+    def add_argument(self, call: ast.Call, text: str) -> tuple[int, int, str]:
+        """The edit that adds an argument (`name=value`) at the end of a call."""
+        last = [*call.args, *call.keywords]
+        if last:
+            e = max(self.end(x) for x in last)
+            return e, e, f", {text}"
+        p = self.data.index(b"(", self.end(call.func)) + 1
+        return p, p, text
+
+
+def _decorator(src: _Source, t: Any, glob: dict[str, Any]) -> ast.Call | None:
+    """The `@action(...)` decorator of an action, in its file."""
+    from assay.model.component import action
+
+    code = getattr(getattr(t.fn, "__func__", t.fn), "__code__", None)
+    if code is None:
+        return None
+    for n in ast.walk(src.tree):
+        if not (isinstance(n, ast.FunctionDef) and n.name == code.co_name):
+            continue
+        first = n.decorator_list[0].lineno if n.decorator_list else n.lineno
+        if first != code.co_firstlineno:
+            continue
+        for d in n.decorator_list:
+            if isinstance(d, ast.Call) and (
+                    isinstance(d.func, ast.Name) and glob.get(d.func.id) is action
+                    or isinstance(d.func, ast.Attribute) and d.func.attr == "action"):
+                return d
+    return None
+
+
+def _rename(text: str, names: dict[str, str]) -> str:
+    """The condition `text` with the names in `names` renamed (a lambda's parameters)."""
+    if all(k == v for k, v in names.items()):
+        return text
+
+    class Rename(ast.NodeTransformer):
+        def visit_Name(self, n: ast.Name) -> ast.Name:
+            return ast.Name(names.get(n.id, n.id), n.ctx)
+    node = Rename().visit(ast.parse(text, mode="eval").body)
+    return ast.unparse(ast.fix_missing_locations(node))
+
+
+def _and(a: str, b: str) -> str:
+    return f"{_operand(a, ast.Or)} and {_operand(b, ast.Or)}"
+
+
+def _operand(text: str, looser: type) -> str:
+    """`text` as an operand of `and` (looser: Or) or `or` (looser: And): in parentheses when it
+    binds less tightly than that operator."""
+    try:
+        node = ast.parse(text, mode="eval").body
+    except SyntaxError:
+        return f"({text})"
+    if isinstance(node, ast.BoolOp) and isinstance(node.op, looser) \
+            or isinstance(node, ast.IfExp | ast.Lambda | ast.NamedExpr):
+        return f"({text})"
+    return text
+
+
+def _also_implies_old(comp: Any, premise: list[Any], old: Any, cond: Any) -> bool:
+    """Without the old condition among the assumptions, `cond` implies it: the old one can go
+    (the two guards, or contracts, are then the same condition)."""
+    rest = [p for p in premise if not p.eq(old)]
+    if len(rest) == len(premise):
+        return False
+    s = z3.Solver()
+    s.set("timeout", max(1, int(comp.timeout * 1000)))
+    s.add(*rest, cond, z3.Not(old))
+    return bool(s.check() == z3.unsat)
+
+
+def _lambda_params(n: Any) -> list[str] | None:
+    if not isinstance(n, ast.Lambda):
+        return None
+    a = n.args
+    if a.vararg or a.kwarg or a.kwonlyargs or a.posonlyargs or a.defaults:
+        return None
+    return [x.arg for x in a.args]
+
+
+def _new_lambda(src: _Source, old: ast.Lambda, body: str) -> str:
+    """`old` with its body replaced: the user's own header (`lambda self, k: `) is kept."""
+    header = src.data[src.start(old):src.start(old.body)].decode()
+    return header + body
+
+
+def _as_guard(comp: Any, g: Any, t: Any, premise: list[Any], cex: Any, vocab: _Vocab,
+              f: _Found) -> Suggestion | None:
+    """The action's decorator with the condition in its guard: `when=old and cond` (or the
+    condition alone, when it implies the old guard), re-checked as it will be pasted."""
+    enc, glob = comp.enc, vocab.globals
+    code = getattr(getattr(t.fn, "__func__", t.fn), "__code__", None)
+    if code is None:
+        return None
+    try:
+        src = _Source(code.co_filename)
+    except (SyntaxError, ValueError):
+        return None
+    dec = _decorator(src, t, glob)
+    if dec is None:
+        return None
+    old: ast.expr | None = dec.args[0] if dec.args else None
+    kw = next((k for k in dec.keywords if k.arg == "when"), None)
+    if kw is not None:
+        old = kw.value
+    params = vocab.params
+    if old is None or isinstance(old, ast.Constant) and old.value is None:
+        body = f.text
+        lam = f"lambda {', '.join(params)}: {body}"
+    else:
+        names = _lambda_params(old)
+        if names is None or len(names) != len(params):
+            return None
+        assert isinstance(old, ast.Lambda)
+        cond = _rename(f.text, dict(zip(params, names)))
+        body = _and(src.text(old.body), cond)
+        with contextlib.suppress(Unsupported):
+            old_term = enc.predicate(t.action.when, [SelfObj(dict(enc.pre)), *(t.args or [])])
+            if _also_implies_old(comp, premise, old_term, f.cond):
+                body = cond
+        params = names
+        lam = _new_lambda(src, old, body)
+    if old is not None:
+        edit = (src.start(old), src.end(old), lam)
+    else:
+        edit = src.add_argument(dec, f"when={lam}")
+    try:
+        fn, (cond_term,) = _translate(enc, body, params, glob,
+                                      [[SelfObj(dict(enc.pre)), *(t.args or [])]])
+    except (Unsupported, SyntaxError, NameError):
+        return None
+    if not _holds_where_needed(comp, g, cond_term) or not _false_on(comp.info, t, cex, fn,
+                                                                    True):
+        return None
+    return Suggestion("when", "@" + src.edit(dec, [edit]), f.text, lam, f.exact,
+                      replaces=(src.file, dec.lineno, dec.end_lineno or dec.lineno))
+
+
+def _port_declaration(src: _Source, port: Any) -> ast.Assign | None:
+    """The `name = Port(...)` statement that declares a port."""
+    line = port.location.line
+    for n in ast.walk(src.tree):
+        if isinstance(n, ast.Assign) and len(n.targets) == 1 \
+                and isinstance(n.targets[0], ast.Name) and n.targets[0].id == port.name \
+                and isinstance(n.value, ast.Call) \
+                and n.lineno <= line <= (n.end_lineno or n.lineno):
+            return n
+    return None
+
+
+def _may_send(info: Any, port: str, mcls: type) -> bool:
+    """Whether the component may send a `mcls` on `port` (read from the source: any send on
+    the port whose message is not built in place with another class counts)."""
+    for fn, _, _ in prove._component_functions(info):
+        try:
+            node = source.function_node(fn)
+        except Unsupported:
+            return True
+        _, glob = source.fn_names(fn)
+        for n in ast.walk(node):
+            if not (isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+                    and n.func.attr in ("send", "broadcast")
+                    and isinstance(n.func.value, ast.Attribute)
+                    and n.func.value.attr == port):
+                continue
+            msg = n.args[0] if n.args else next(
+                (k.value for k in n.keywords if k.arg == "message"), None)
+            built = msg.func if isinstance(msg, ast.Call) else None
+            if not (isinstance(built, ast.Name) and isinstance(glob.get(built.id), type)
+                    and glob.get(built.id) is not mcls):
+                return True
+    return False
+
+
+def _as_contract(comp: Any, g: Any, t: Any, premise: list[Any], cex: Any, vocab: _Vocab,
+                 f: _Found) -> Suggestion | None:
+    """The declaration of the handler's port with the condition as its contract for the
+    message type, `Port(where={Msg: lambda m: ...})`: the handler assumes it, and `verify`
+    proves that what each connected sender's port guarantees implies it.  Not for a handler
+    of any port (no one port's contract is assumed), nor for a message the component also
+    sets as a timer (a timer's message meets no port)."""
+    enc, info, glob = comp.enc, comp.info, vocab.globals
+    h: Any = t.handler
+    port = info.ports.get(h.port)
+    if port is None or enc.timer_messages is None or h.message in enc.timer_messages:
+        return None
+    if _may_send(info, h.port, h.message):
+        return None                   # the contract would bind its own sends too
+    if port.location is None or not port.location.file or not port.location.line:
+        return None
+    try:
+        src = _Source(port.location.file)
+    except (SyntaxError, ValueError):
+        return None
+    decl = _port_declaration(src, port)
+    if decl is None:
+        return None
+    mcls: type = h.message
+    mname: str | None = mcls.__name__
+    if glob.get(mcls.__name__) is not mcls:
+        mname = next((k for k, v in glob.items() if v is mcls and k.isidentifier()), None)
+    if mname is None:
+        return None
+    call = decl.value
+    assert isinstance(call, ast.Call)
+    param = vocab.params[1]
+    kw = next((k for k in call.keywords if k.arg == "where"), None)
+    if kw is not None and not (isinstance(kw.value, ast.Dict) and None not in kw.value.keys):
+        return None                   # a contract dict not written in place: not rewritten
+    where = kw.value if kw is not None else None
+    assert where is None or isinstance(where, ast.Dict)
+    i = None if where is None else next(
+        (i for i, k in enumerate(where.keys) if isinstance(k, ast.Name)
+         and glob.get(k.id) is mcls), None)
+    if where is None or i is None:
+        body = f.text
+        lam = f"lambda {param}: {body}"
+        if where is None:
+            edit = src.add_argument(call, f"where={{{mname}: {lam}}}")
+        elif where.keys:
+            e = src.end(where.values[-1])
+            edit = (e, e, f", {mname}: {lam}")
+        else:
+            p = src.start(where) + 1
+            edit = (p, p, f"{mname}: {lam}")
+    else:
+        old = where.values[i]
+        names = _lambda_params(old)
+        if names is None or len(names) != 1:
+            return None
+        assert isinstance(old, ast.Lambda)
+        # the old contract stays: what the port accepts is about the message alone, so the
+        # handler's other assumptions (which might make it redundant here) do not count
+        body = _and(src.text(old.body), _rename(f.text, {param: names[0]}))
+        param = names[0]
+        lam = _new_lambda(src, old, body)
+        edit = (src.start(old), src.end(old), lam)
+    try:
+        fn, (cond_term,) = _translate(enc, body, [param], glob, [list(t.args or [])])
+    except (Unsupported, SyntaxError, NameError):
+        return None
+    if not _holds_where_needed(comp, g, cond_term) or not _false_on(info, t, cex, fn, False):
+        return None
+    return Suggestion("where", src.edit(decl, [edit]), f.text, lam, f.exact,
+                      replaces=(src.file, decl.lineno, decl.end_lineno or decl.lineno),
+                      note=f"{comp.cls.__name__}.{h.name} assumes it; each connected "
+                           "sender's port must guarantee it")
 
 
 def _as_invariant(comp: Any, t: Any, premise: list[Any], text: str,

@@ -16,9 +16,21 @@ message's sender is one of them).  The obligations (`prove.py` does the translat
                 delay is >= 0 (`prove.receiving_contract` is the hook for message contracts on
                 the receiving port, which the language does not have yet; connected ports'
                 protocols are not checked here);
-4. `no-exception` the body raises nothing (division by zero, a failed assert, `raise`) under
+4. `requires-at-sender`
+                the other half of assume-guarantee: a handler assumes its `@requires`, so
+                every send site (and timer, and send of a restart hook) that reaches, in this
+                system, a handler with a requires proves it of the message it sends (the step
+                completes and the receiving port's contract holds ⇒ the requires holds), as
+                an obligation of the *sending* component.  Only the part that reads the
+                message and its sender (the sending instance) can be proved there: the
+                conjuncts that read the receiver's state are reported unknown ("depends on
+                the receiver's state: not proved compositionally"; `assay check` covers
+                them), a requires mixing both in one expression is unknown as a whole, and a
+                body that is not translated leaves each requires it may reach unknown
+                (`preconditions.py`);
+5. `no-exception` the body raises nothing (division by zero, a failed assert, `raise`) under
                 its assumptions;
-5. `restart`    (components with persistent fields or an `@on_restart` hook) an invariant
+6. `restart`    (components with persistent fields or an `@on_restart` hook) an invariant
                 holds again after a crash and restart.
 
 Verdicts, in the order they are decided:
@@ -31,11 +43,13 @@ Verdicts, in the order they are decided:
   sets and action argument are built as Python values, the real handler runs through the
   kernel's runner (`assay.kernel.exec.Runner`) with a `Wiring` for those peers, the
   assumptions are evaluated concretely (invariants, requires, guard, types) and the
-  conclusion is seen to fail concretely.  A model that is not confirmed gives unknown ("model
-  not confirmed"), never refuted.  A refuted handler or action obligation also carries a
-  suggestion (`suggest.py`): the weakest condition on the step's inputs under which it would
-  hold, as a `@requires` (or an `invariant`), re-checked through this same solver — or "no
-  simple precondition found";
+  conclusion is seen to fail concretely (for `requires-at-sender`: the message this send
+  site really sent, as the receiver gets it, and the requires — or its message part — run on
+  it).  A model that is not confirmed gives unknown ("model not confirmed"), never refuted.
+  A refuted handler or action obligation also carries a suggestion (`suggest.py`): the
+  weakest condition found on the step's inputs under which it would hold, where it belongs
+  (an action's guard, the receiving port's contract, a `@requires` or an `invariant`),
+  re-checked through this same solver — or "no simple precondition found";
 * **unknown** — with the reason: a construct the translation does not support (and its line),
   the solver's reason (e.g. timeout), or an unconfirmed model.  When an *assumption* (an
   invariant, a requires, a guard) cannot be translated, the obligation is still tried without
@@ -43,6 +57,8 @@ Verdicts, in the order they are decided:
   is a refutation, anything else is unknown — never proved.
 
 Every handler and action gets at least its `no-exception` obligation, so none is silent.
+An action has no `requires` (it has no caller: its only precondition is its guard, and
+`@requires` on one is a spec error).
 Exit codes: 0 all proved, 1 some refuted, 3 none refuted but some unknown or vacuous
 (vacuous is not a proof).
 
@@ -50,9 +66,11 @@ Decisions:
 
 * Compositional: a handler is verified for every wiring of its component's ports (and every
   sender among the peers), so a proof holds in any system; a refutation's peers are the
-  model's, not necessarily the system's.  Initial states are the exception: they are the
-  system's instances' initial values (class defaults, `s.add(..., field=...)` overrides,
-  `one_of` choices) with their real wiring.
+  model's, not necessarily the system's.  Two exceptions: initial states are the system's
+  instances' initial values (class defaults, `s.add(..., field=...)` overrides, `one_of`
+  choices) with their real wiring; and which handlers a send reaches, for
+  `requires-at-sender`, is the system's wiring (a send to one peer is proved for every
+  connected receiver).
 * The kernel's protocol enforcement (session types on ports) is not part of these
   obligations: confirmation runs the handler with protocols off, so a local state is its
   fields.  Whether a send is allowed by the port's protocol is checked by the protocol
@@ -67,6 +85,7 @@ Decisions:
 from __future__ import annotations
 
 import ast
+import contextlib
 import functools
 import time
 from collections.abc import Callable
@@ -76,12 +95,13 @@ from typing import Any
 import z3
 
 from assay.errors import Location, UsageError
+from assay.kernel.exec import Runner
 from assay.model.component import ActionInfo, ComponentInfo, HandlerInfo, component_info
 from assay.model.message import Message
 from assay.model.system import System
 from assay.model.types import Peer, to_json
 from assay.model.validate import _send_site, validate
-from assay.verifier import prove, source, statements
+from assay.verifier import preconditions, prove, source, statements
 from assay.verifier import types as vtypes
 from assay.verifier.concrete import (
     Scenario,
@@ -91,9 +111,20 @@ from assay.verifier.concrete import (
     runner_for,
 )
 from assay.verifier.prove import ComponentEncoding
-from assay.verifier.types import PEER, ModelReader, SelfObj, Ty, Unsupported, Val, to_z3
+from assay.verifier.types import (
+    PEER,
+    ModelReader,
+    MsgObj,
+    SelfObj,
+    Ty,
+    Unbound,
+    Unsupported,
+    Val,
+    to_z3,
+)
 
 VERDICTS = ("proved", "refuted", "vacuous", "unknown")
+REQUIRES_AT_SENDER = "requires-at-sender"
 
 
 # --- results --------------------------------------------------------------------------------------
@@ -376,6 +407,7 @@ def clear_caches() -> None:
     """Forget cached encodings and translations."""
     _ENCODINGS.clear()
     source.clear_caches()
+    preconditions.clear_caches()
 
 
 def encoding(info: ComponentInfo) -> ComponentEncoding:
@@ -420,7 +452,7 @@ class _Target:
 
     @property
     def requires(self) -> tuple:
-        return (self.handler or self.action).requires  # type: ignore[union-attr]
+        return self.handler.requires if self.handler is not None else ()   # actions: none
 
     @property
     def ensures(self) -> tuple:
@@ -456,13 +488,8 @@ class _Component:
         targets += [_Target(a.name, a.fn, action=a) for a in info.actions]
         for t in targets:
             self.target(t, out)
-        if info.invariants and (any(info.persistent) or info.on_restart is not None):
+        if info.invariants and any(info.persistent) or info.on_restart is not None:
             self.restart(out)
-        elif info.on_restart is not None:          # no obligation, but it may send
-            try:
-                self._sent(prove.translate_body(self.enc, info.on_restart, []))
-            except Unsupported:
-                self.sends = None
         if info.on_start is not None:              # its obligations are not generated yet,
             try:                                   # but what it sends counts
                 self._sent(prove.translate_body(self.enc, info.on_start, []))
@@ -541,7 +568,7 @@ class _Component:
             msg, assume = enc.message(t.handler.message, t.handler.port)
             premise += assume
             args = [msg]
-            contract = _port_assumption(info, t.handler)
+            contract = _port_assumption(info, t.handler, enc)
             if contract is not None:
                 self._assume(premise, dropped, contract, [msg],
                              f"contract of port {t.handler.port} for "
@@ -626,6 +653,7 @@ class _Component:
             for _, ploc in t.ensures:
                 goals.append(_Goal("ensures", f"meets its ensures (line {_line(ploc)})",
                                    _line(ploc), error=why))
+            goals += self._requires_unknown(t.fn, why)
             return [_Group([], "", goals)]
         groups = []
         safe: Any = z3.BoolVal(True)
@@ -641,6 +669,7 @@ class _Component:
             groups.append(_Group([site.pc], "the send is unreachable under the assumptions", [
                 _Goal("send", f"{site.describe()} (line {site.line}): {detail}", site.line,
                       goal=site.ok, evaluate=self._eval_body(t, "send", site=site))]))
+        groups += self._requires_groups(t, body.sends, body.completed)
         post = SelfObj(body.fields)
         types_ok: Any = z3.BoolVal(True)
         post_goals = []
@@ -709,11 +738,13 @@ class _Component:
             premise.append(z3.Or(options))
             if len(peers) > 1:
                 premise.append(z3.Distinct(*peers.values()))
+            hook_sends = []
             if info.on_restart is not None:
                 body = prove.translate_body(enc, info.on_restart, [], start=start)
                 self._sent(body)
                 post_fields = body.fields
                 completed = body.completed
+                hook_sends = body.sends
             else:
                 post_fields, completed = start, z3.BoolVal(True)
         except Unsupported as u:
@@ -732,9 +763,90 @@ class _Component:
                     g.error = f"not translated: {u}"
             goals.append(g)
         extra = [] if error else [completed]
-        self.solve("restart", premise, dropped, [_Group(extra, "the restart hook never "
-                                                        "completes", goals)],
-                   out, vacuity=True, restart_fields=None if error else start)
+        groups = [_Group(extra, "the restart hook never completes", goals)] if goals else []
+        if info.on_restart is not None:     # what its sends must establish at their receivers
+            if error:
+                groups.append(_Group([], "", self._requires_unknown(info.on_restart, error)))
+            else:
+                groups += self._requires_groups(None, hook_sends, completed)
+        if any(g.goals for g in groups):
+            self.solve("restart", premise, dropped, groups, out, vacuity=True,
+                       restart_fields=None if error else start)
+
+    # --- a receiver's requires, at the send sites (`preconditions.py`) ------------------------
+
+    def _requires_groups(self, t: _Target | None, sites: list[statements.SendSite],
+                         completed: Any) -> list[_Group]:
+        """For each send site (and timer) that reaches a handler with a requires in this
+        system: the requires, proved of the message it sends (t None: the restart hook)."""
+        enc, name = self.enc, self.cls.__name__
+        # the sending instance: one of the class's, none of its ports' peers
+        me = Val(PEER, z3.Const(f"{name}.name", vtypes.peer_sort()))
+        facts = [z3.Not(z3.IsMember(me.e, p.peers.e)) for p in enc.ports.values()]
+        groups = []
+        for site in sites:
+            timer = site.kind == "timer"
+            msg = MsgObj(site.msg.cls, dict(site.msg.fields),
+                         "m.sender of a timer, which is None" if timer else me)
+            for rcv in preconditions.receivers(self.system, self.names, self.info, site.kind,
+                                               site.port, site.msg.cls):
+                extra = [site.pc, site.ok, completed, *([] if timer else facts)]
+                if rcv.contract is not None:     # the kernel refuses what breaks it first
+                    with contextlib.suppress(Unsupported):
+                        extra.append(enc.predicate(rcv.contract, [msg]))
+                goals = [g for pred, ploc in rcv.handler.requires
+                         for g in self._requires_goals(t, site, rcv, pred, ploc, msg)]
+                groups.append(_Group(extra, "the send never happens under the assumptions "
+                                     "(unreachable, the step never completes, or the "
+                                     "receiving port refuses what it sends)", goals))
+        return groups
+
+    def _requires_goals(self, t: _Target | None, site: statements.SendSite,
+                        rcv: preconditions.Receiver, pred: Any, ploc: Location | None,
+                        msg: MsgObj) -> list[_Goal]:
+        where = f"{rcv.cls.__name__}.{rcv.handler.name}"
+        title = (f"{site.describe()} (line {site.line}) meets the requires of {where} "
+                 f"(line {_line(ploc)})")
+        try:
+            sp = preconditions.split(pred)
+        except Unsupported as u:
+            return [_Goal(REQUIRES_AT_SENDER, title, site.line, error=f"not translated: {u}")]
+        out = []
+        if sp.message is not None:
+            g = _Goal(REQUIRES_AT_SENDER, title if sp.whole else f"{title}: `{sp.message_text}`",
+                      site.line, evaluate=self._eval_sent(t, site, rcv, sp, where))
+            try:
+                g.goal = self.enc.predicate(sp.message, [Unbound("the receiver"), msg])
+            except Unsupported as u:
+                g.error = f"not translated: {u}"
+            out.append(g)
+        if sp.receiver_text is not None:
+            out.append(_Goal(REQUIRES_AT_SENDER, f"{title}: `{sp.receiver_text}`", site.line,
+                             error=preconditions.RECEIVER_STATE))
+        return out
+
+    def _requires_unknown(self, fn: Any, why: str) -> list[_Goal]:
+        """A body that is not translated: each requires its sends may have to meet, unknown."""
+        try:
+            node = source.function_node(fn)
+            calls = [n for n in ast.walk(node) if isinstance(n, ast.Call)
+                     and isinstance(n.func, ast.Attribute)]
+            ports = sorted({n.func.value.attr for n in calls  # type: ignore[attr-defined]
+                            if n.func.attr in ("send", "broadcast")  # type: ignore[attr-defined]
+                            and isinstance(n.func.value, ast.Attribute)})  # type: ignore
+            timers = any(n.func.attr == "after" for n in calls)  # type: ignore[attr-defined]
+        except Unsupported:
+            ports, timers = sorted(self.info.ports), True
+        rcvs = [r for p in ports if p in self.info.ports
+                for r in preconditions.receivers(self.system, self.names, self.info, "send", p,
+                                                 None)]
+        if timers:
+            rcvs += preconditions.receivers(self.system, self.names, self.info, "timer", None,
+                                            None)
+        return [_Goal(REQUIRES_AT_SENDER, f"its sends meet the requires of "
+                      f"{r.cls.__name__}.{r.handler.name} (line {_line(ploc)})",
+                      _line_of(fn), error=why)
+                for r in rcvs for _, ploc in r.handler.requires]
 
     # --- solving --------------------------------------------------------------------------------
 
@@ -951,19 +1063,79 @@ class _Component:
             return True, ok, err or f"the invariant {_text(pred)} is false in this initial state"
         return evaluate
 
-    def _eval_restart(self, pred: Any) -> Callable[[Scenario], tuple[bool, bool, str]]:
+    def _restart_premise(self, sc: Scenario) -> str | None:
+        """Why a scenario is not a restart the proof assumes, or None."""
+        info = self.info
+        why = _state_premise(info, self.enc, sc)
+        if why:
+            return why
+        if sc.restart is None:
+            return "no restart state"
+        if not any(_same_values(sc.restart, r) for name in self.names
+                   for r in info.restart_values(sc.values, self.system.overrides.get(name))):
+            return "not a state a restart gives"
+        return None
+
+    def _eval_sent(self, t: _Target | None, site: statements.SendSite,
+                   rcv: preconditions.Receiver, sp: preconditions.Split, where: str
+                   ) -> Callable[[Scenario], tuple[bool, bool, str]]:
+        """Run the real step (t None: the restart hook) and the receiver's requires (its
+        message part: the requires itself when nothing was split off) on what this send site
+        sent, as the receiver will get it."""
         info, enc = self.info, self.enc
+        text = f"`{sp.message_text}`" if sp.whole else f"part `{sp.message_text}`"
+        part = sp.message
+        assert part is not None
 
         def evaluate(sc: Scenario) -> tuple[bool, bool, str]:
-            why = _state_premise(info, enc, sc)
+            why = self._restart_premise(sc) if t is None else \
+                _state_premise(info, enc, sc) or _step_premise(info, enc, t, sc)
             if why:
                 return False, True, why
-            if sc.restart is None:
-                return False, True, "no restart state"
-            if not any(_same_values(sc.restart, r) for name in self.names
-                       for r in info.restart_values(sc.values,
-                                                    self.system.overrides.get(name))):
-                return False, True, "not a state a restart gives"
+            runner = _Recording(runner_for(_bare_info(info), sc))
+            if t is None:
+                assert sc.restart is not None
+                _, _, viol, _ = runner.run_restart(sc.restart)
+            else:
+                _, _, viol = _bare_run(info, sc, t, runner)
+            if viol:          # an aborted step sends nothing
+                return False, True, f"the step did not complete: {viol[0].message}"
+            sent = [m for line, m in runner.sent
+                    if line is not None and site.line <= line <= site.end_line
+                    and type(m) is site.msg.cls]
+            if not sent:
+                return False, True, "this send did not happen"
+            sends = "sets a timer with" if site.kind == "timer" else "sends"
+            for m in sent:
+                m = m.with_sender(None if site.kind == "timer" else Peer(sc.instance))
+                if rcv.contract is not None:
+                    try:
+                        if not rcv.contract(m):
+                            continue         # refused by the receiving port, before
+                    except Exception:
+                        continue
+                try:
+                    ok = part(preconditions.NoReceiver(), m)
+                except preconditions.ReadsReceiver:
+                    return False, True, "the requires read the receiver's state"
+                except Exception as e:
+                    return True, False, (f"{sc.instance} {sends} {m!r}, on which the "
+                                         f"requires {text} of {where} raises "
+                                         f"{type(e).__name__}: {e}")
+                if not ok:
+                    return True, False, (f"{sc.instance} {sends} {m!r}, which breaks the "
+                                         f"requires {text} of {where}")
+            return True, True, f"what it sent meets the requires of {where}"
+        return evaluate
+
+    def _eval_restart(self, pred: Any) -> Callable[[Scenario], tuple[bool, bool, str]]:
+        info = self.info
+
+        def evaluate(sc: Scenario) -> tuple[bool, bool, str]:
+            why = self._restart_premise(sc)
+            if why:
+                return False, True, why
+            assert sc.restart is not None
             runner = runner_for(_bare_info(info), sc)
             new, _, viol, _ = runner.run_restart(sc.restart)
             if viol:
@@ -1014,16 +1186,30 @@ def _bare_info(info: ComponentInfo) -> ComponentInfo:
     return replace(info, invariants=())
 
 
-def _bare_run(info: ComponentInfo, sc: Scenario, t: _Target) -> tuple[tuple, list, list]:
+class _Recording(Runner):
+    """The kernel's runner for one scenario, keeping the spec line each message was sent (or
+    timer set) at: which send site sent what."""
+
+    def __init__(self, base: Runner) -> None:
+        super().__init__(base.name, base.info, base.wirings)
+        self.sent: list[tuple[int | None, Message]] = []
+
+    def live(self, values: tuple[Any, ...], ctx: Any) -> Any:
+        ctx.record = self.sent = []
+        return super().live(values, ctx)
+
+
+def _bare_run(info: ComponentInfo, sc: Scenario, t: _Target,
+              runner: Runner | None = None) -> tuple[tuple, list, list]:
     """Run the real body (no contracts): the new values, sends and the body's violations."""
-    runner = runner_for(_bare_info(info), sc)
+    runner = runner or runner_for(_bare_info(info), sc)
     if t.handler is not None:
         h = replace(t.handler, requires=(), ensures=())
         assert sc.message is not None
         new, sends, viol, _ = runner.run_handler(sc.values, h, sc.message)
     else:
         assert t.action is not None
-        a = replace(t.action, requires=(), ensures=())
+        a = replace(t.action, ensures=())
         new, sends, viol, _ = runner.run_action(sc.values, a, sc.has_arg, sc.arg)
     return new, sends, viol
 
@@ -1067,7 +1253,7 @@ def _step_premise(info: ComponentInfo, enc: ComponentEncoding, t: _Target,
             ports = [t.handler.port] if t.handler.port in info.ports else list(info.ports)
             if not any(m.sender in sc.ports.get(p, ()) for p in ports):
                 return f"the sender {m.sender} is not a peer of the port"
-        contract = _port_assumption(info, t.handler)
+        contract = _port_assumption(info, t.handler, enc)
         if contract is not None:
             try:
                 ok = bool(contract(m))
@@ -1099,12 +1285,15 @@ def _step_premise(info: ComponentInfo, enc: ComponentEncoding, t: _Target,
     return None
 
 
-def _port_assumption(info: ComponentInfo, h: Any) -> Any:
+def _port_assumption(info: ComponentInfo, h: Any, enc: ComponentEncoding) -> Any:
     """What a handler may assume of its message: the contract its port declares for the
     message type (`Port(where=...)`).  A handler for any port assumes none (the message may
-    come on a port without one)."""
+    come on a port without one), nor one whose message may be a timer the component set (a
+    timer meets no port: the kernel checks no contract when it fires)."""
     port = info.ports.get(h.port)
-    return None if port is None else port.where.get(h.message)
+    if port is None or enc.timer_messages is None or h.message in enc.timer_messages:
+        return None
+    return port.where.get(h.message)
 
 
 def _same(a: Any, b: Any) -> bool:
