@@ -219,7 +219,7 @@ def connection_obligations(system: System, bound: int = 3) -> list[Obligation]:
         if c.problem is not None and c.problem.startswith("not checked"):
             continue
         t0 = time.perf_counter()
-        title = f"the protocols at {c.a} and {c.b} fit ({system.network} network)"
+        title = f"the protocols at {c.a} and {c.b} are compatible ({system.network} network)"
         if not c.ok:
             verdict, reason = "refuted", c.problem or ""
         elif c.bounded:
@@ -354,10 +354,13 @@ def verify(system: System, component: str | None = None, timeout: float = 5.0) -
     out: list[Obligation] = []
     empty = []
     sends: dict[type, set[tuple[str, type]] | None] = {}
+    from assay.verifier.conformance import conformance_obligations
+
     for cls, names in classes.items():
         before = len(out)
         c = _Component(system, cls, names, solver, timeout)
         c.run(out)
+        out += conformance_obligations(system, cls, names, timeout)
         sends[cls] = c.sends
         if len(out) == before:
             empty.append(cls.__name__)
