@@ -321,6 +321,7 @@ class _Class:
         self.witness = {p: z3.Const(f"{tag}.{p}.w", peer_sort()) for p in self.protos}
         self.base = {p: _Pos(pr.fn) for p, pr in self.protos.items()}
         self.cands: dict[str, dict[int, list[_Atom]]] = {}
+        self.searched: list[tuple[dict[str, tuple[str, ...]], int, bool]] = []
 
     # --- the relation R -------------------------------------------------------------------------
 
@@ -813,10 +814,15 @@ class _Class:
             seen = f"model not confirmed: {u}; and"
         found = self.reach(st, site, sc)
         if found is None:
+            runs = "; ".join(
+                f"{n} local states{' (all)' if done else ''} with peers "
+                + (", ".join(f"{p}={{{', '.join(ys)}}}" for p, ys in sorted(ports.items()) if ys)
+                   or "none")
+                for ports, n, done in self.searched)
             return ("unknown", f"{prefix}{seen} no run of {self.cls.__name__} from its initial "
                     "states with peers that speak the duals of its protocols reached a break "
-                    f"there (at most {SEARCH_STATES} states per wiring): it may be unreachable, "
-                    "and assay cannot tell from its fields where the sessions are", None, ())
+                    f"there ({runs or 'no wiring to try'}): it may be unreachable, but assay "
+                    "cannot tell from its fields where the sessions are", None, ())
         run, found_sc, detail = found
         ok_pre, ok_post, what = self.evaluate_case(st, site, found_sc)
         if not (ok_pre and not ok_post):        # a reachable state R excludes: an assay bug
@@ -941,14 +947,17 @@ class _Class:
         seen: set[Any] = set()
         extra = [sc.message] if sc is not None and sc.message is not None else []
         deadline = time.perf_counter() + SEARCH_SECONDS
+        self.searched = []
         for name, ports in tried:
             key = (name, tuple(sorted(ports.items())))
             if key in seen or _unconnected_sends(self.enc, ports):
                 continue
             seen.add(key)
-            got = _Search(self, name, ports, extra, st, site, deadline).run()
+            search = _Search(self, name, ports, extra, st, site, deadline)
+            got = search.run()
             if got is not None:
                 return got
+            self.searched.append((ports, search.explored, search.exhausted))
         return None
 
 
@@ -972,6 +981,8 @@ class _Search:
         self.pools: dict[type, list[Message]] = {}
         self.extra = extra
         self.limit = limit
+        self.explored = 0
+        self.exhausted = False
 
     def pool(self, mcls: type) -> list[Message]:
         got = self.pools.get(mcls)
@@ -1019,7 +1030,7 @@ class _Search:
             except AssayError:
                 continue
             for has_arg, arg in enabled:
-                what = f"fires {act.name}" + (f"({arg!r})" if has_arg else "")
+                what = f"fires {act.name}" + (f"({_value(arg)})" if has_arg else "")
                 out.append((what, functools.partial(runner.run_action, local, act, has_arg, arg),
                             (None, None, has_arg, arg, act.name)))
         for msg in sorted(timers, key=repr):
@@ -1081,6 +1092,8 @@ class _Search:
                     queue.append(nxt)
                     if visit is not None:
                         visit(new)
+        self.explored = len(parent)
+        self.exhausted = not queue
         return None
 
     def found(self, parent: dict, state: Any, what: str, ev: Any, message: str
