@@ -511,6 +511,56 @@ def test_proved_obligations_hold_on_generated_states(path: str, component: str,
     assert hits[0] > 0 or target in _RARE, "no generated state satisfied the assumptions"
 
 
+def _protocol_targets() -> list[tuple[str, str, str]]:
+    out = []
+    for path in ["specs/two_phase_commit.py", "specs/account_service.py",
+                 "tests/fixtures/verify/ok_protocol_send.py",
+                 "tests/fixtures/protocols/ok_eager_reply.py",
+                 "tests/fixtures/protocols/unknown_relay.py"]:
+        r = rep(path)
+        out += sorted({(path, o.component, o.target) for o in r.find(kind="protocol")
+                       if o.verdict == "proved" and o.target != "restart"})
+    return out
+
+
+@pytest.mark.parametrize("path, component, target", _protocol_targets())
+def test_proved_protocol_obligations_hold_on_generated_states(path: str, component: str,
+                                                              target: str) -> None:
+    """The same re-check for `protocol` obligations, on states with session positions: any
+    position of each session, and the port a message arrives on."""
+    from dataclasses import fields as dc_fields
+
+    from assay.verifier.conformance import ProtocolScenario
+
+    r, system = report_of(path)
+    cls = next(c for c in system.instances.values() if c.__name__ == component)
+    info = component_info(cls)
+    obs = [o for o in r.find(component, target, "protocol") if o.verdict == "proved"]
+    handler = next((h for h in info.handlers.values() if h.name == target), None)
+    hits = [0]
+
+    @given(_scenarios(system, cls, target), st.data())
+    @settings(max_examples=400, deadline=None, database=None, derandomize=True,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+    def run(sc: Scenario, data: Any) -> None:
+        sessions = tuple((p, y, data.draw(st.integers(0, a.graph.number_of_nodes() - 1)))
+                         for p, a in sorted(info.automata.items()) for y in sc.ports[p])
+        port = None
+        if handler is not None and sc.message is not None and sc.message.sender is not None:
+            port = handler.port if handler.port in info.ports else \
+                data.draw(st.sampled_from(sorted(info.ports)))
+        base = {f.name: getattr(sc, f.name) for f in dc_fields(sc)}
+        psc = ProtocolScenario(**base, sessions=sessions, port=port)
+        for o in obs:
+            assert o.evaluate is not None
+            pre, post, what = o.evaluate(psc)
+            if pre:
+                hits[0] += 1
+                assert post, f"{o.title}: {what} on {psc}"
+    run()
+    assert hits[0] > 0, "no generated state satisfied the assumptions"
+
+
 @pytest.mark.parametrize("path", ["tests/fixtures/verify/ok_restart.py",
                                   "tests/fixtures/verify/ok_restart_hook.py"])
 def test_proved_restart_obligations_hold_on_generated_states(path: str) -> None:

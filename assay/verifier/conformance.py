@@ -104,6 +104,7 @@ KIND = "protocol"
 MAX_INITIAL = 4096           # initial states evaluated concretely (more: nothing known at 0)
 SEARCH_STATES = 4000         # local states explored to confirm a refutation, per wiring
 SEARCH_SECONDS = 5.0
+MAX_TIMER_COPIES = 3         # pending copies of one timer a search keeps (the kernel: any)
 PRUNE_STATES = 300           # local states explored to drop candidates before Z3 does
 PRUNE_SECONDS = 1.0
 INT_CONSTANTS = 6            # small int constants of a class's code tried in atoms
@@ -1001,7 +1002,7 @@ class _Search:
             self.pools[mcls] = got
         return got
 
-    def events(self, local: tuple, timers: frozenset) -> list[tuple[str, Callable[[], Any],
+    def events(self, local: tuple, timers: tuple) -> list[tuple[str, Callable[[], Any],
                                                                        Any]]:
         """(description, run, (message or None, port, has_arg, arg, target name))."""
         info, runner = self.c.info, self.runner
@@ -1033,7 +1034,7 @@ class _Search:
                 what = f"fires {act.name}" + (f"({_value(arg)})" if has_arg else "")
                 out.append((what, functools.partial(runner.run_action, local, act, has_arg, arg),
                             (None, None, has_arg, arg, act.name)))
-        for msg in sorted(timers, key=repr):
+        for msg in dict.fromkeys(timers):
             h = info.timer_handler(type(msg))
             if h is not None:
                 out.append((f"its timer {msg!r} fires",
@@ -1050,9 +1051,9 @@ class _Search:
             ) -> tuple[tuple[str, ...], ProtocolScenario, str] | None:
         """Search for a break at the site (or, without one, visit the local states)."""
         info, runner = self.c.info, self.runner
-        starts: list[tuple[tuple, frozenset]] = []
+        starts: list[tuple[tuple, tuple]] = []
         for vals in info.initial_values(self.c.system.overrides.get(self.name)):
-            starts.append((runner.with_sessions(vals), frozenset()))
+            starts.append((runner.with_sessions(vals), ()))
         parent: dict[Any, tuple[Any, str] | None] = {s: None for s in starts}
         queue = deque(starts)
         target = self.st.target if self.st is not None and self.st.kind != "restart" else None
@@ -1075,18 +1076,20 @@ class _Search:
                     if hit:
                         return self.found(parent, state, what, ev, hit[0].message)
                     continue
-                nt = set(timers)
+                pending = list(timers)                  # a multiset, as in the kernel
                 if ev[4] == "restart":
-                    nt = set()
+                    pending = []                        # a crash loses the timers
+                elif ev[0] is not None and ev[1] is None:
+                    pending.remove(ev[0])               # this timer fired
                 for op in ops:
                     if op.set:
-                        nt.add(op.message)
+                        if pending.count(op.message) < MAX_TIMER_COPIES:
+                            pending.append(op.message)
                     else:
-                        nt = {t for t in nt if not (t == op.message or isinstance(
-                            op.message, type) and type(t) is op.message)}
-                if ev[0] is not None and ev[1] is None:           # a timer fired
-                    nt.discard(ev[0])
-                nxt = (new, frozenset(nt))
+                        pending = [t for t in pending if not (
+                            isinstance(t, op.message) if isinstance(op.message, type)
+                            else t == op.message)]
+                nxt = (new, tuple(sorted(pending, key=repr)))
                 if nxt not in parent:
                     parent[nxt] = (state, what)
                     queue.append(nxt)
@@ -1290,3 +1293,16 @@ def summary(report: Any) -> tuple[str, str] | None:
         return "unknown", "? protocols not shown to fit: " + ", ".join(parts)
     suffix = "" if compat else " (connections not checked)"
     return "proved", "✓ protocols fit: " + ", ".join(what) + suffix
+
+
+def inferred_relation(system: System, cls: type, timeout: float = 5.0
+                      ) -> Callable[[dict[str, Any], dict[tuple[str, str], int],
+                                     dict[str, tuple[str, ...]]], str | None]:
+    """The relation R inferred for `cls` in `system`, as a check of one concrete local state
+    (field values by name, (port, peer) -> position, port -> peers): None when the state is in
+    R, else why not.  Every reachable local state is in R; tests hold it to that."""
+    names = [n for n, c in system.instances.items() if c is cls]
+    c = _Class(system, cls, names, timeout)
+    if c.protos:
+        c.infer(c.steps())
+    return c.relation_holds
