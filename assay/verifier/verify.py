@@ -14,12 +14,19 @@ message's sender is one of them).  The obligations (`prove.py` does the translat
 3. `send`       for each send site (`send`, `broadcast`, `self.after`): its path condition ⇒
                 the message's field types hold, the destination is a peer of the port, the
                 delay is >= 0 (`prove.receiving_contract` is the hook for message contracts on
-                the receiving port, which the language does not have yet; connected ports'
-                protocols are not checked here);
+                the receiving port, which the language does not have yet; whether the port's
+                protocol allows the send is obligation 6);
 4. `no-exception` the body raises nothing (division by zero, a failed assert, `raise`) under
                 its assumptions;
 5. `restart`    (components with persistent fields or an `@on_restart` hook) an invariant
-                holds again after a crash and restart.
+                holds again after a crash and restart;
+6. `protocol`   (`conformance.py`) each send or broadcast on a port with a protocol is allowed
+                by the position of its session wherever the handler, action or restart hook
+                can run (after the receive and the body's earlier sends), using a relation
+                between fields and positions that is inferred and proved inductive.
+
+And per connection (`compat.py`, `contract_obligations`): the two ends' protocols are
+compatible, and what one end's port guarantees of a message meets what the other assumes.
 
 Verdicts, in the order they are decided:
 
@@ -53,10 +60,14 @@ Decisions:
   model's, not necessarily the system's.  Initial states are the exception: they are the
   system's instances' initial values (class defaults, `s.add(..., field=...)` overrides,
   `one_of` choices) with their real wiring.
-* The kernel's protocol enforcement (session types on ports) is not part of these
-  obligations: confirmation runs the handler with protocols off, so a local state is its
-  fields.  Whether a send is allowed by the port's protocol is checked by the protocol
-  compatibility check (`assay.verifier.compat`), not here.
+* Protocols (session types on ports) are part of the obligations in two halves, both needed
+  before "the protocols fit" is said: every connection's automata are compatible
+  (`assay.verifier.compat`), and every send of the code is allowed where it is made — the
+  `protocol` obligations of `assay.verifier.conformance`, which reason about session
+  positions and confirm a refutation by running the handler with protocols on and by a run
+  of the component, from its initial states, that reaches the break.  The obligations 1-5
+  are about fields alone: their confirmation runs the handler with protocols off, so a local
+  state there is its fields.
 * One Z3 solver per run, one frame per handler (its premise, checked for vacuity once), one
   per group of goals with the same extra assumptions, one per goal; the timeout applies to
   each check.
