@@ -534,3 +534,127 @@ def test_an_untranslated_body_that_may_send_is_unknown_with_the_reason(tmp_path)
     # nothing is known of the positions then, so the tick's Ping is not proved either
     (t,) = r.find("Pinger", "tick", "protocol")
     assert t.verdict != "proved"
+
+
+# random specs: a send `verify` proves is never one the kernel rejects ------------------------
+
+import random  # noqa: E402
+
+_MSGS = ["A", "B"]
+
+
+def _rand_protocol(r, depth=0):
+    if depth == 0 and r.random() < 0.5:
+        return f"p.loop(lambda again: p.send(A) >> {_rand_protocol(r, 1)} >> again | p.end)"
+    x = r.random()
+    if depth > 2 or x < 0.35:
+        return f"p.{r.choice(['send', 'recv'])}({r.choice(_MSGS)})"
+    if x < 0.65:
+        return f"({_rand_protocol(r, depth + 1)} >> {_rand_protocol(r, depth + 1)})"
+    if x < 0.85:
+        return f"({_rand_protocol(r, depth + 1)} | {_rand_protocol(r, depth + 1)})"
+    return f"{_rand_protocol(r, depth + 1)}.opt()"
+
+
+def _rand_stmts(r, port, many, in_handler, depth=0):
+    def send():
+        m = r.choice(_MSGS)
+        if many:
+            return (f"self.{port}.send({m}(), to=m.sender)" if in_handler and r.random() < 0.7
+                    else f"self.{port}.broadcast({m}())")
+        return f"self.{port}.send({m}())"
+    x = r.random()
+    if x < 0.4 or depth >= 2 and x >= 0.65:
+        return [send()]
+    if x < 0.55:
+        return ["self.flag = not self.flag"]
+    if x < 0.65:
+        return ["self.k = (self.k + 1) % 3"]
+    cond = r.choice(["self.flag", "not self.flag", "self.k == 1", "self.k != 0"])
+    body = [s for _ in range(r.randint(1, 2))
+            for s in _rand_stmts(r, port, many, in_handler, depth + 1)]
+    return [f"if {cond}:"] + ["    " + s for s in body]
+
+
+def _rand_component(r, name, port, decl, many):
+    if r.random() < 0.4:
+        decl = decl[:-1] + ", persistent=True)"
+    flag = "persistent(False)" if r.random() < 0.3 else "False"
+    out = [f"class {name}(Component):", f"    {port} = {decl}", f"    flag: bool = {flag}",
+           "    k: int = 0", "    n: int = persistent(0)", ""]
+    for m in _MSGS:
+        body = [s for _ in range(r.randint(0, 3)) for s in _rand_stmts(r, port, many, True)]
+        out += [f"    @on({m})", f"    def on_{m.lower()}(self, m):"]
+        out += ["        " + s for s in body or ["pass"]] + [""]
+    for i in range(r.randint(0, 2)):
+        guard = r.choice(["self.flag", "not self.flag", "self.k == 0", "self.k == 2", "True"])
+        body = [s for _ in range(r.randint(1, 3)) for s in _rand_stmts(r, port, many, False)]
+        out += [f"    @action(when=lambda self: self.n < 2 and ({guard}))",
+                f"    def act{i}(self):", "        self.n += 1"]
+        out += ["        " + s for s in body] + [""]
+    if r.random() < 0.4:
+        body = [s for _ in range(r.randint(1, 2)) for s in _rand_stmts(r, port, many, False)]
+        out += ["    @action(when=lambda self: self.n < 2 and self.flag)", "    def arm(self):",
+                "        self.n += 1", "        self.after(1, T())", "", "    @on(T)",
+                "    def tick(self, m):"] + ["        " + s for s in body] + [""]
+    if r.random() < 0.4:
+        body = [s for _ in range(r.randint(1, 2)) for s in _rand_stmts(r, port, many, False)]
+        out += ["    @on_restart", "    def back(self):"] + ["        " + s for s in body] + [""]
+    return out
+
+
+def _rand_spec(seed):
+    r = random.Random(seed)
+    many = r.random() < 0.5
+    src = ["from assay import Component, Message, Port, System, action, on, on_restart, "
+           "persistent", "from assay import protocol as p", ""]
+    src += [f"class {m}(Message): ..." for m in [*_MSGS, "T"]]
+    src += ["", f"P = {_rand_protocol(r)}", ""]
+    src += _rand_component(r, "Cli", "srv", "Port(P)", False)
+    src += _rand_component(r, "Srv", "cl", f"Port(P.dual(), many={many})", many)
+    src += ["def system():", f"    s = System('fz', network='{r.choice(['fifo', 'unordered'])}')",
+            "    srv = s.add('srv', Srv)"]
+    src += [f"    s.connect(s.add('c{i}', Cli).srv, srv.cl)" for i in range(2 if many else 1)]
+    src += ["    s.terminal(lambda g: True)", "    return s", ""]
+    return "\n".join(src)
+
+
+def _kernel_protocol_breaks(kernel, limit=4000):
+    out, seen, queue = [], set(), deque()
+    for s, viol in kernel.initial_states():
+        out += viol
+        if not viol:
+            seen.add(s)
+            queue.append(s)
+    while queue and len(seen) < limit:
+        s = queue.popleft()
+        for ev in kernel.enabled_events(s):
+            nxt, _, viol = kernel.apply(s, ev)
+            out += viol
+            if nxt not in seen and not viol:
+                seen.add(nxt)
+                queue.append(nxt)
+    return [v for v in out if v.kind == "protocol" and "." in v.blame]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_random_specs_never_prove_a_send_the_kernel_rejects(seed, tmp_path):
+    path = tmp_path / f"fz{seed}.py"
+    path.write_text(_rand_spec(seed))
+    try:
+        system, _, _ = build(path)
+    except SpecError:
+        pytest.skip("an ill-formed random protocol")
+    r = verify(system, timeout=2.0)
+    kernel = Kernel(system, Faults.parse("crash=1") if seed % 2 else None)
+    for v in _kernel_protocol_breaks(kernel):
+        inst, _, target = v.blame.partition(".")
+        target = "restart" if target == "back" else target
+        cls = system.instances[inst].__name__
+        obs = [o for o in r.find(cls, target, "protocol")
+               if o.location and o.location.line == v.location.line]
+        assert obs and all(o.verdict != "proved" for o in obs), (v, obs, path.read_text())
+        # a refutation's run is one the component can make: the kernel agrees it breaks
+        for o in obs:
+            if o.verdict == "refuted":
+                assert o.witness and "does not allow" in o.witness[-1]
