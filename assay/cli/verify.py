@@ -43,7 +43,8 @@ def verify_command(spec: str, system_name: str | None, params: tuple[str, ...],
     """Prove each component's contracts with Z3, one component at a time.
 
     For every handler and action: the invariant and ensures hold after it, bounded fields stay
-    in range, sends are well-typed, nothing raises; and initial states satisfy the invariant.
+    in range, sends are well-typed and allowed by their port's protocol, nothing raises; and
+    initial states satisfy the invariant.  For every connection: the protocols are compatible.
     Each obligation is proved, refuted (with concrete values, confirmed by running the real
     handler), vacuous or unknown (with the reason).
 

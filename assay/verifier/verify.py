@@ -145,6 +145,7 @@ class Obligation:
     component: str          # the component class
     target: str             # the handler or action, "initial state" or "restart"
     kind: str               # init | invariant | ensures | types | send | no-exception | restart
+                            # | protocol (conformance.py) | compatibility | contract
     title: str
     location: Location | None
     verdict: str            # proved | refuted | vacuous | unknown
@@ -155,7 +156,8 @@ class Obligation:
     # what happened).  Used to confirm refutations; tests use it to re-check proofs.
     evaluate: Callable[[Scenario], tuple[bool, bool, str]] | None = \
         field(default=None, compare=False, repr=False)
-    witness: tuple[str, ...] = ()       # a connection's shortest failing exchange
+    witness: tuple[str, ...] = ()       # a connection's shortest failing exchange, or the run
+                                        # that breaks a `protocol` obligation
     # a refuted handler obligation: the re-checked precondition (or invariant) that would
     # make it proved, or Suggestion(kind="none") when none was found (`assay.verifier.suggest`)
     suggestion: Any = field(default=None, compare=False)
