@@ -181,7 +181,8 @@ def _moved(prev: _Pos, cond: Any, who: Callable[[Any], Any], pr: _Proto, d: str,
 class _Atom:
     """One candidate fact about the fields (and the session's peer y) at a position."""
 
-    kind: str          # never | ne | true | false | eq | le | ge | in | out | is | isnt | at_not
+    kind: str          # never; ne (Enum); true, false; eq, neq, le, ge (int); in, out; is, isnt;
+                       # at_not (another single port's position)
     field: str = ""
     value: Any = None  # an Enum member, an int, or (port, position) for at_not
 
