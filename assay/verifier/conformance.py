@@ -37,9 +37,11 @@ receive on (and as a timer, when its message may be one), each action, and a cra
 (assuming only what the kernel guarantees for the step to happen: the receive allowed, the
 requires, guard, message types and port contract, the body completing and every send allowed),
 satisfies R again; drop the candidates of every counter-model and repeat until nothing is
-dropped.  What remains is inductive, so it holds in every reachable local state (as long as the
-invariants do, which are obligations of their own), in any wiring and against any peers: peers
-appear only through the messages the kernel lets through.  An untranslated body makes R empty
+dropped.  What remains is inductive, so it holds in every reachable local state of the
+system's instances (as long as the invariants do, which are obligations of their own), whatever
+their peers do: peers appear only through the messages the kernel lets through.  The candidates
+false in a short run of the component (below) are dropped before Z3 is asked: cheaper, and
+sound, since what remains is proved inductive anyway.  An untranslated body makes R empty
 (nothing known but the automaton).
 
 The obligation of send site k: invariants ∧ R (instantiated at the peers that matter) ∧ the
@@ -50,16 +52,20 @@ Universally quantified assumptions are instantiated at finitely many peer terms 
 the destinations, the witnesses): a weaker premise, so `unsat` is still a proof.
 
 Verdicts.  proved as above (an untranslated assumption gives unknown, as in `verify`);
-vacuous when the send is unreachable under the assumptions; refuted only when BOTH (1) the Z3
-model, built as a concrete local state with its session positions, run through the kernel's
-`Runner` *with protocols on*, breaks the protocol at that send; AND (2) a run of the component
-from one of its initial states, with peers that speak exactly the duals of its ports'
-protocols (they may send any message, with sample field values, that the component's automaton
-can receive at its current position; actions and timers fire when enabled), reaches such a
-break at that send — the run is the witness, so a refutation never rests on a local state that
-cannot happen.  Otherwise unknown, with the reason: not translated, the solver's, or "a local
-state where it breaks exists (...) but no run reached one", which is what a relation R cannot
-express (a disjunction, two sessions of a many-port in step) looks like.
+vacuous when the send is unreachable under the assumptions; refuted only with a run: from one
+of the component's initial states, with peers that speak exactly the duals of its ports'
+protocols — they may deliver any message (sample field values, the model's among them) that the
+component's automaton can receive at its current position, and on a port without a protocol
+any message it handles; actions fire when enabled, timers as the kernel keeps them, a crash and
+restart only for a restart hook's send — the component reaches a step that breaks the protocol
+at that send (in the system's wiring, or the Z3 model's).  That run is the witness, and its
+last step, re-run through the kernel's `Runner` with protocols on, is the counterexample: a
+refutation never rests on a local state no run of the component reaches (its actual peers in
+the system may be more particular than their protocols: `assay check` says whether they get
+there).  Otherwise unknown, with the
+reason: not translated, the solver's, or "a local state where it breaks exists (the model,
+confirmed by the `Runner`) but no run reached one", which is what a correlation outside R looks
+like (a disjunction, two sessions of a many-port in step, a pending timer).
 """
 from __future__ import annotations
 
