@@ -41,7 +41,8 @@ BUGS = sorted(p.stem[4:] for p in FIX.glob("bug_*.py"))
 OKS = sorted(p.stem[3:] for p in FIX.glob("ok_*.py"))
 SHIPPED = ["two_phase_commit", "two_phase_commit_bug_majority", "two_phase_commit_bug_protocol",
            "tla_twophase", "register", "bank_transfer", "bank_transfer_bug_overdraft",
-           "register_bug_volatile", "alternating_bit", "alternating_bit_bug_no_seq"]
+           "register_bug_volatile", "alternating_bit", "alternating_bit_bug_no_seq",
+           "account_service"]
 
 
 @functools.cache
@@ -93,6 +94,7 @@ EXPECTED = {
     "port_assume": ("types", "self.peak = m.value"),
     "receive_guard": ("ensures", "@ensures"),
     "requires_at_sender": ("requires-at-sender", "self.bank.send(Deposit(amount))"),
+    "protocol_send": ("protocol", "# BUG: a second answer"),
 }
 
 
@@ -329,13 +331,19 @@ def test_two_phase_commit_is_proved_but_what_the_rms_require_of_their_own_state(
 
 def test_majority_bug_commit_guard_is_unknown_because_of_len_of_a_peer_set() -> None:
     r = rep("specs/two_phase_commit_bug_majority.py")
-    commit = [o for o in r.find("TransactionManager", "commit")
-              if o.kind != "requires-at-sender"]
-    assert commit and all(o.verdict == "unknown" for o in commit)
-    assert all("guard" in o.reason and "len() of a frozenset[Peer]" in o.reason for o in commit)
+    commit = r.find("TransactionManager", "commit")
+    contracts = [o for o in commit if o.kind not in ("protocol", "requires-at-sender")]
+    assert contracts and all(o.verdict == "unknown" for o in contracts)
+    assert all("guard" in o.reason and "len() of a frozenset[Peer]" in o.reason
+               for o in contracts)
+    # its broadcast breaks the protocol, though: a run of the TM (three RMs, two prepared)
+    # gets there, whatever the guard's translation
+    (proto,) = r.find("TransactionManager", "commit", "protocol")
+    assert proto.verdict == "refuted" and "rms" in proto.reason
+    assert proto.witness[-1].startswith("fires commit: tm.commit sent Commit")
     assert all(o.verdict == "proved" for o in r.obligations if o not in commit
                and o.kind != "requires-at-sender")
-    assert r.exit_code == 3
+    assert r.exit_code == 1
 
 
 def test_register_is_proved() -> None:
@@ -601,6 +609,56 @@ def test_proved_obligations_hold_on_generated_states(path: str, component: str,
     assert hits[0] > 0 or target in _RARE, "no generated state satisfied the assumptions"
 
 
+def _protocol_targets() -> list[tuple[str, str, str]]:
+    out = []
+    for path in ["specs/two_phase_commit.py", "specs/account_service.py",
+                 "tests/fixtures/verify/ok_protocol_send.py",
+                 "tests/fixtures/protocols/ok_eager_reply.py",
+                 "tests/fixtures/protocols/unknown_relay.py"]:
+        r = rep(path)
+        out += sorted({(path, o.component, o.target) for o in r.find(kind="protocol")
+                       if o.verdict == "proved" and o.target != "restart"})
+    return out
+
+
+@pytest.mark.parametrize("path, component, target", _protocol_targets())
+def test_proved_protocol_obligations_hold_on_generated_states(path: str, component: str,
+                                                              target: str) -> None:
+    """The same re-check for `protocol` obligations, on states with session positions: any
+    position of each session, and the port a message arrives on."""
+    from dataclasses import fields as dc_fields
+
+    from assay.verifier.conformance import ProtocolScenario
+
+    r, system = report_of(path)
+    cls = next(c for c in system.instances.values() if c.__name__ == component)
+    info = component_info(cls)
+    obs = [o for o in r.find(component, target, "protocol") if o.verdict == "proved"]
+    handler = next((h for h in info.handlers.values() if h.name == target), None)
+    hits = [0]
+
+    @given(_scenarios(system, cls, target), st.data())
+    @settings(max_examples=400, deadline=None, database=None, derandomize=True,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+    def run(sc: Scenario, data: Any) -> None:
+        sessions = tuple((p, y, data.draw(st.integers(0, a.graph.number_of_nodes() - 1)))
+                         for p, a in sorted(info.automata.items()) for y in sc.ports[p])
+        port = None
+        if handler is not None and sc.message is not None and sc.message.sender is not None:
+            port = handler.port if handler.port in info.ports else \
+                data.draw(st.sampled_from(sorted(info.ports)))
+        base = {f.name: getattr(sc, f.name) for f in dc_fields(sc)}
+        psc = ProtocolScenario(**base, sessions=sessions, port=port)
+        for o in obs:
+            assert o.evaluate is not None
+            pre, post, what = o.evaluate(psc)
+            if pre:
+                hits[0] += 1
+                assert post, f"{o.title}: {what} on {psc}"
+    run()
+    assert hits[0] > 0, "no generated state satisfied the assumptions"
+
+
 @pytest.mark.parametrize("path", ["tests/fixtures/verify/ok_restart.py",
                                   "tests/fixtures/verify/ok_restart_hook.py"])
 def test_proved_restart_obligations_hold_on_generated_states(path: str) -> None:
@@ -653,16 +711,20 @@ def _all_violations(kernel: Kernel, limit: int = 3000) -> list[Any]:
 
 _KINDS = {"invariant": ("invariant", "init"), "ensures": ("ensures",),
           "exception": ("no-exception",), "type": ("types", "send"), "port": ("send",),
-          "requires": ("requires-at-sender",)}
+          "requires": ("requires-at-sender",), "protocol": ("protocol",)}
 
 
 @pytest.mark.parametrize("path, faults", [
     *[(f"specs/{s}.py", None) for s in SHIPPED],
     ("specs/register.py", "crash=1"), ("specs/register_bug_volatile.py", "crash=1"),
-    ("specs/alternating_bit.py", "drop=1,dup=1"),
+    ("specs/alternating_bit.py", "drop=1,dup=1"), ("specs/account_service.py", "crash=1"),
+    ("specs/two_phase_commit.py", "crash=1"),
     *[(f"tests/fixtures/verify/bug_{b}.py", None) for b in BUGS],
     ("tests/fixtures/verify/receiver_state_requires.py", None),
     ("tests/fixtures/verify/requires_at_timers_and_restarts.py", "crash=1"),
+    *[(f"tests/fixtures/protocols/{p.name}", None)
+      for p in sorted((REPO / "tests/fixtures/protocols").glob("*.py"))
+      if p.stem.startswith(("bug_", "ok_", "unknown_"))],
 ])
 def test_the_kernel_never_breaks_a_proved_obligation(path: str, faults: str | None) -> None:
     r, system = report_of(path)
@@ -676,24 +738,24 @@ def test_the_kernel_never_breaks_a_proved_obligation(path: str, faults: str | No
             continue
         if v.kind == "requires":        # blamed on the sender: one of its sends' obligations
             obs = [o for o in r.find(cls.__name__, kind="requires-at-sender")]
+        elif v.kind == "protocol" and not handler:
+            # a delivery the receiver's protocol does not expect, blamed on the sender: either
+            # the connection's automata do not fit or the sender's code breaks its own (or a
+            # crash restarted one end's sessions: compatibility is about runs without one)
+            if faults and "crash" in faults:
+                continue
+            obs = [o for o in r.obligations if o.kind == "compatibility"
+                   or o.kind == "protocol" and o.component == cls.__name__]
+            assert any(o.verdict != "proved" for o in obs), (v, obs)
+            continue
         else:
             target = handler or "initial state"
             obs = [o for o in r.find(cls.__name__, target) if o.kind in _KINDS[v.kind]]
         assert obs and any(o.verdict != "proved" for o in obs), (v, obs)
 
 
-# --- speed ----------------------------------------------------------------------------------------
-
-def test_obligations_are_discharged_in_a_few_milliseconds() -> None:
-    V.clear_caches()
-    total, seconds = 0, 0.0
-    for s in SHIPPED:
-        system, _, _ = build(str(REPO / "specs" / f"{s}.py"))
-        r = verify(system)
-        total += len(r.obligations)
-        seconds += r.seconds
-    assert total / seconds > 60, f"{total / seconds:.0f} obligations/s"
-
+# (verify's speed is measured by tests/benchmarks/bench_verify.py, not by a timed test: a
+# threshold on a shared machine fails under load and proves nothing when it passes)
 
 # --- the command ----------------------------------------------------------------------------------
 
@@ -709,7 +771,8 @@ def test_cli_exit_codes(cli: Any) -> None:
     assert cli("specs/bank_transfer.py").exit_code == 0
     assert cli("specs/two_phase_commit.py").exit_code == 3          # see the test above
     assert cli("tests/fixtures/verify/bug_peer_set.py").exit_code == 1
-    assert cli("specs/two_phase_commit_bug_majority.py").exit_code == 3
+    assert cli("specs/two_phase_commit_bug_majority.py").exit_code == 1
+    assert cli("specs/alternating_bit.py").exit_code == 3
     assert cli("tests/fixtures/verify/no_such_spec.py").exit_code == 2
     assert cli("specs/two_phase_commit.py", "--component", "Nope").exit_code == 2
     assert cli("specs/two_phase_commit.py", "--timeout", "0").exit_code == 2
@@ -731,9 +794,11 @@ def test_cli_json(cli: Any) -> None:
     doc = json.loads(res.output)
     assert doc["command"] == "verify" and doc["params"] == {"rm_count": 2}
     assert doc["verdict"] == "unknown" and doc["components"] == ["TransactionManager"]
-    # the commit's three (its guard is not translated), and what the RMs require of their
-    # own state at the commit's and the abort's broadcasts
-    assert doc["counts"]["unknown"] == 5 and doc["counts"]["refuted"] == 0
+    # the commit's three (its guard is not translated), what the RMs require of their own
+    # state at the commit's and the abort's broadcasts; with two RMs a majority is everyone:
+    # no run breaks the protocol, yet no proof either
+    assert doc["counts"]["unknown"] == 6 and doc["counts"]["refuted"] == 0
+    assert doc["protocols"]["verdict"] == "unknown"
     ob = next(o for o in doc["obligations"] if o["target"] == "commit")
     assert set(ob) >= {"component", "target", "kind", "title", "location", "verdict", "reason",
                        "counterexample", "seconds"}

@@ -2,7 +2,10 @@
 
 The summary is a rich table, one row per obligation, followed by the counterexample of each
 refutation and, for a handler's, the precondition (or invariant) that would prove it, re-checked
-(`assay.verifier.suggest`); `--json` prints one JSON document instead.
+(`assay.verifier.suggest`) — for a send that breaks its protocol, the run that gets there — and
+a last line on whether the protocols fit (`assay.verifier.conformance.summary`: only when both
+the connections' automata and the code's sends are proved); `--json` prints one JSON document
+instead.
 Exit codes: 0 all proved, 1 some obligation refuted, 2 spec or usage error, 3 none refuted but
 some unknown (or vacuous).
 """
@@ -40,7 +43,8 @@ def verify_command(spec: str, system_name: str | None, params: tuple[str, ...],
     """Prove each component's contracts with Z3, one component at a time.
 
     For every handler and action: the invariant and ensures hold after it, bounded fields stay
-    in range, sends are well-typed, nothing raises; and initial states satisfy the invariant.
+    in range, sends are well-typed and allowed by their port's protocol, nothing raises; and
+    initial states satisfy the invariant.  For every connection: the protocols are compatible.
     Each obligation is proved, refuted (with concrete values, confirmed by running the real
     handler), vacuous or unknown (with the reason).
 
@@ -61,6 +65,10 @@ def verify_command(spec: str, system_name: str | None, params: tuple[str, ...],
     if as_json:
         doc = {"command": "verify", "spec": spec, "system": name, "params": typed,
                "timeout": timeout, **report.to_json()}
+        from assay.verifier.conformance import summary as protocol_summary
+
+        fit = protocol_summary(report)
+        doc["protocols"] = None if fit is None else {"verdict": fit[0], "summary": fit[1]}
         click.echo(json.dumps(doc, indent=2, default=str))
     else:
         wide = None if sys.stdout.isatty() else 120     # logs and pipes: do not squeeze
@@ -152,6 +160,9 @@ def render_verify(console: Console, report: Any, spec: str, system: str,
         else:
             lines.append(f"  {c.detail}")
         lines += _suggestion(o.suggestion)
+        if o.kind == "protocol" and o.witness:
+            lines.append("  a run that gets there:")
+            lines += [f"    {i}. {step}" for i, step in enumerate(o.witness)]
         for ln in lines:
             console.print(ln, markup=False, highlight=False, soft_wrap=True)
     for o in report.obligations:
@@ -172,5 +183,10 @@ def render_verify(console: Console, report: Any, spec: str, system: str,
     head = {"proved": "✓ every obligation proved", "refuted": "✗ some obligation refuted",
             "unknown": "? not everything could be proved"}[report.verdict]
     console.print(Text(head, style=style))
+    from assay.verifier.conformance import summary as protocol_summary
+
+    fit = protocol_summary(report)
+    if fit is not None:
+        console.print(Text(fit[1], style=_STYLE[fit[0]]))
     console.print(f"{n} obligations: {summary or 'none'} in {report.seconds:.2f} s "
                   f"({rate:,.0f} obligations/s)", markup=False, highlight=False)

@@ -14,8 +14,8 @@ message's sender is one of them).  The obligations (`prove.py` does the translat
 3. `send`       for each send site (`send`, `broadcast`, `self.after`): its path condition ⇒
                 the message's field types hold, the destination is a peer of the port, the
                 delay is >= 0 (`prove.receiving_contract` is the hook for message contracts on
-                the receiving port, which the language does not have yet; connected ports'
-                protocols are not checked here);
+                the receiving port, which the language does not have yet; whether the port's
+                protocol allows the send is obligation 7);
 4. `requires-at-sender`
                 the other half of assume-guarantee: a handler assumes its `@requires`, so
                 every send site (and timer, and send of a restart hook) that reaches, in this
@@ -31,7 +31,16 @@ message's sender is one of them).  The obligations (`prove.py` does the translat
 5. `no-exception` the body raises nothing (division by zero, a failed assert, `raise`) under
                 its assumptions;
 6. `restart`    (components with persistent fields or an `@on_restart` hook) an invariant
-                holds again after a crash and restart.
+                holds again after a crash and restart;
+7. `protocol`   (`conformance.py`) each send or broadcast on a port with a protocol is allowed
+                by the position of its session wherever the handler, action or restart hook
+                can run (after the receive and the body's earlier sends), using a relation
+                between fields and positions that is inferred and proved inductive;
+8. `start`      a component's `@on_start` hook: not covered yet, always unknown (`assay check`
+                checks it).
+
+And per connection (`compat.py`, `contract_obligations`): the two ends' protocols are
+compatible, and what one end's port guarantees of a message meets what the other assumes.
 
 Verdicts, in the order they are decided:
 
@@ -71,10 +80,14 @@ Decisions:
   choices) with their real wiring; and which handlers a send reaches, for
   `requires-at-sender`, is the system's wiring (a send to one peer is proved for every
   connected receiver).
-* The kernel's protocol enforcement (session types on ports) is not part of these
-  obligations: confirmation runs the handler with protocols off, so a local state is its
-  fields.  Whether a send is allowed by the port's protocol is checked by the protocol
-  compatibility check (`assay.verifier.compat`), not here.
+* Protocols (session types on ports) are part of the obligations in two halves, both needed
+  before "the protocols fit" is said: every connection's automata are compatible
+  (`assay.verifier.compat`), and every send of the code is allowed where it is made — the
+  `protocol` obligations of `assay.verifier.conformance`, which reason about session
+  positions and confirm a refutation by running the handler with protocols on and by a run
+  of the component, from its initial states, that reaches the break.  The obligations 1-5
+  are about fields alone: their confirmation runs the handler with protocols off, so a local
+  state there is its fields.
 * One Z3 solver per run, one frame per handler (its premise, checked for vacuity once), one
   per group of goals with the same extra assumptions, one per goal; the timeout applies to
   each check.
@@ -165,7 +178,9 @@ class Obligation:
     component: str          # the component class
     target: str             # the handler or action, "initial state" or "restart"
     kind: str               # init | invariant | ensures | types | send | no-exception | restart
-                            # | start (not covered yet: always unknown)
+                            # | requires-at-sender | protocol (conformance.py)
+                            # | start (not covered yet: always unknown) | compatibility
+                            # | contract
     title: str
     location: Location | None
     verdict: str            # proved | refuted | vacuous | unknown
@@ -176,7 +191,8 @@ class Obligation:
     # what happened).  Used to confirm refutations; tests use it to re-check proofs.
     evaluate: Callable[[Scenario], tuple[bool, bool, str]] | None = \
         field(default=None, compare=False, repr=False)
-    witness: tuple[str, ...] = ()       # a connection's shortest failing exchange
+    witness: tuple[str, ...] = ()       # a connection's shortest failing exchange, or the run
+                                        # that breaks a `protocol` obligation
     # a refuted handler obligation: the re-checked precondition (or invariant) that would
     # make it proved, or Suggestion(kind="none") when none was found (`assay.verifier.suggest`)
     suggestion: Any = field(default=None, compare=False)
@@ -251,7 +267,7 @@ def connection_obligations(system: System, bound: int = 3) -> list[Obligation]:
         if c.problem is not None and c.problem.startswith("not checked"):
             continue
         t0 = time.perf_counter()
-        title = f"the protocols at {c.a} and {c.b} fit ({system.network} network)"
+        title = f"the protocols at {c.a} and {c.b} are compatible ({system.network} network)"
         if not c.ok:
             verdict, reason = "refuted", c.problem or ""
         elif c.bounded:
@@ -386,10 +402,13 @@ def verify(system: System, component: str | None = None, timeout: float = 5.0) -
     out: list[Obligation] = []
     empty = []
     sends: dict[type, set[tuple[str, type]] | None] = {}
+    from assay.verifier.conformance import conformance_obligations
+
     for cls, names in classes.items():
         before = len(out)
         c = _Component(system, cls, names, solver, timeout)
         c.run(out)
+        out += conformance_obligations(system, cls, names, timeout)
         sends[cls] = c.sends
         if len(out) == before:
             empty.append(cls.__name__)
