@@ -10,6 +10,7 @@ only show during exploration) and through `python -m assay.cli check` in a subpr
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -162,6 +163,22 @@ CASES = [
     Case("contract-arity", "contract_arity.py",
          message=("requires", "on_ping", "takes 1 argument", "passes 2"),
          notes=("lambda self, m",)),
+    # --- ill-formed handler code: seen in the source when the class is compiled ------------
+    Case("typo-field-assign", "typo_field_assign.py",
+         message=("Follower.on_promote", "assigns self.promotd", "not a field of Follower"),
+         notes=("did you mean 'promoted'?", "fields of Follower: promoted")),
+    Case("typo-field-read", "typo_field_read.py",
+         message=("Follower.on_promote", "reads self.promotd", "not a field of Follower"),
+         notes=("did you mean 'promoted'?",)),
+    Case("message-missing-field", "message_missing_field.py",
+         message=("ResourceManager.on_prepare", "Prepared is missing field 'rm'"),
+         notes=("fields of Prepared: rm: str",)),
+    Case("message-unknown-field", "message_unknown_field.py",
+         message=("ResourceManager.on_prepare", "Prepared has no field 'vote'"),
+         notes=("fields of Prepared: rm: str",)),
+    Case("message-too-many-fields", "message_arity_field.py",
+         message=("ResourceManager.on_prepare", "Prepared takes 1 field(s)",
+                  "got 2 positional arguments")),
     # --- wiring ------------------------------------------------------------------------------
     Case("connect-single-port-twice", "connect_single_twice.py",
          message=("c.server", "single port", "already connected"),
@@ -184,6 +201,16 @@ CASES = [
          notes=("a property must be total", "in state: a(x=0)")),
     Case("terminal-raises", "terminal_raises.py", when="check",
          message=("terminal", "AttributeError", "'y'")),
+    # ill-formed handler code that only running it shows: a spec error, not a violation
+    Case("typo-field-assign-dynamic", "typo_field_assign_dynamic.py", when="check",
+         message=("f.on_promote", "assigns self.promotd", "not a field of Follower"),
+         notes=("did you mean 'promoted'?",)),
+    Case("typo-field-read-dynamic", "typo_field_read_dynamic.py", when="check",
+         message=("f.on_promote", "reads self.promotd", "not a field of Follower"),
+         notes=("did you mean 'promoted'?",)),
+    Case("message-missing-field-dynamic", "message_missing_field_dynamic.py", when="check",
+         message=("rm.on_prepare", "Prepared is missing field 'rm'"),
+         notes=("fields of Prepared: rm: str",)),
 ]
 
 BY_ID = {c.id: c for c in CASES}
@@ -363,3 +390,44 @@ def test_cli_param_without_default_is_parsed_by_its_annotation() -> None:
     assert "Traceback" not in r.stdout + r.stderr
     assert r.returncode == 0, r.stderr
     assert '"states": 4,' in r.stdout
+
+
+# --- ill-formed handler code under the other engines ----------------------------------------------
+
+DYNAMIC = ["typo-field-assign-dynamic", "typo-field-read-dynamic",
+           "message-missing-field-dynamic"]
+
+
+def _trace_to_the_bad_handler(case: Case, path: Path) -> str:
+    """A hand-written trace of the case's spec whose second step runs the ill-formed handler."""
+    if case.id.startswith("message"):
+        events = [{"kind": "action", "instance": "tm", "action": "ask", "arg": None},
+                  {"kind": "deliver", "to": "rm", "port": "tm", "from": "tm",
+                   "from_port": "rm", "message": {"type": "Prepare", "fields": {}}}]
+    else:
+        events = [{"kind": "action", "instance": "l", "action": "go", "arg": None},
+                  {"kind": "deliver", "to": "f", "port": "peer", "from": "l",
+                   "from_port": "peer", "message": {"type": "Promote", "fields": {}}}]
+    path.write_text(json.dumps({"format": "assay-trace", "version": 1, "spec": case.rel,
+                                "system": "system", "params": {}, "events": events,
+                                "verdict": None}))
+    return str(path)
+
+
+@pytest.mark.parametrize("case_id", DYNAMIC)
+@pytest.mark.parametrize("engine", ["simulate", "simulate-jobs-2", "replay", "run"])
+def test_cli_ill_formed_handler_code_is_exit_2_under_every_engine(
+        case_id: str, engine: str, tmp_path: Path) -> None:
+    case = BY_ID[case_id]
+    args = {"simulate": ["simulate", case.rel, "--runs", "3", "--jobs", "1",
+                         "--out", str(tmp_path)],
+            "simulate-jobs-2": ["simulate", case.rel, "--runs", "3", "--jobs", "2",
+                                "--out", str(tmp_path)],
+            "replay": ["replay", _trace_to_the_bad_handler(case, tmp_path / "t.json")],
+            "run": ["run", case.rel, "--for", "5"]}[engine]
+    r = run_cli(args)
+    assert "Traceback" not in r.stdout + r.stderr, r.stderr
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert r.stderr.startswith(f"{case.rel}:{marker_line(case.path)}: error: "), r.stderr
+    for part in case.message:
+        assert flat(part) in flat(r.stderr), r.stderr
