@@ -654,6 +654,33 @@ def test_ill_formed_handler_code_is_a_spec_error_at_its_line_not_a_violation(cls
         assert e.__cause__ is None and (e.__suppress_context__ or e.__context__ is None)
 
 
+RUNS: list[int] = []
+
+
+class CountingServer(Component):
+    """Deterministic: it records its runs outside the model, but its result does not read
+    them."""
+
+    clients = Port(many=True)
+    total: int = 0
+
+    @on(Req)
+    def req(self, m):
+        RUNS.append(m.n)
+        self.total = min(self.total + m.n, 5)
+
+
+def test_each_handler_runs_twice_on_its_first_visit_and_never_again():
+    RUNS.clear()
+    k = Kernel(client_server(CountingServer, 1, 2))
+    assert check(k).verdict == "ok"
+    srv = k.index["srv"]
+    firsts = [key for key in k._dmemo if k.env_dst[key & 0xFFFFFFFF] == srv]
+    assert firsts and len(RUNS) == 2 * len(firsts)
+    assert check(k).verdict == "ok"          # every step memoised: no run at all
+    assert len(RUNS) == 2 * len(firsts)
+
+
 def test_an_attribute_error_on_a_value_of_the_model_stays_a_violation():
     r = check(client_server(ReadsAFieldOfNone, 1, 1))
     assert r.verdict == "violation"

@@ -23,11 +23,18 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import product
 from typing import Any
 
 from assay.errors import SpecError, TraceError, traceback_location
+from assay.kernel.determinism import (
+    enabled_difference,
+    nondeterministic,
+    result_difference,
+    twice,
+)
 from assay.kernel.events import (
     Crash,
     Deliver,
@@ -45,7 +52,7 @@ from assay.kernel.exec import Runner, StateView, TimerOp, Wiring
 from assay.kernel.faults import Faults
 from assay.kernel.network import Duplicating, Fifo, Unordered
 from assay.kernel.violation import Violation
-from assay.model.component import ComponentInfo, component_info
+from assay.model.component import ActionInfo, ComponentInfo, component_info
 from assay.model.message import Message
 from assay.model.system import System
 from assay.model.types import Peer, admits_any, canonical, to_json
@@ -277,7 +284,9 @@ class Kernel:
                 f"{env.src} sent {msg!r} to {inst.name} on port {env.dst_port!r}, where "
                 f"{inst.info.cls.__name__} has no handler for {type(msg).__name__}"),), ())
         else:
-            o = self._outcome(inst, inst.runner.run_handler(values, h, msg, env.dst_port))
+            o = self._run_local(inst, values, lambda: inst.runner.run_handler(
+                values, h, msg, env.dst_port), h.fn, h.name, "message",
+                lambda: f"on {msg!r} from {env.src}")
         self._dmemo[lid << 32 | env_id] = _NOOP if o == (lid, (), (), ()) else o
         return o
 
@@ -291,14 +300,34 @@ class Kernel:
         values = inst.table.values[lid]
         out = []
         for ai, act in enumerate(inst.info.actions):
-            for has_arg, arg in inst.runner.enabled(values, act):
+            for has_arg, arg in self._enabled(inst, values, act):
                 slot = self._slot_id(("action", inst.index, ai, has_arg, arg),
                                      ("action", inst.index, ai, has_arg, canonical(arg)))
-                out.append((slot, self._outcome(
-                    inst, inst.runner.run_action(values, act, has_arg, arg))))
+                out.append((slot, self._run_action(inst, values, act, has_arg, arg)))
         res = tuple(out)
         inst.amemo[lid] = res
         return res
+
+    def _enabled(self, inst: _Instance, values: tuple[Any, ...],
+                 act: ActionInfo) -> list[tuple[bool, Any]]:
+        """The arguments with which `act` is enabled (computed twice: see `determinism`)."""
+        enabled, again = twice(lambda: inst.runner.enabled(values, act))
+        diff = enabled_difference(enabled, again)
+        if diff is not None:
+            code = next((f for f in (act.when, act.over) if callable(f)), act.fn)
+            raise nondeterministic(
+                f"the guard or domain of {inst.info.cls.__name__}.{act.name} (instance "
+                f"{inst.name})",
+                f"{inst.name} fires {act.name}", "action", code, diff,
+                repr(inst.runner.view(values)))
+        return enabled
+
+    def _run_action(self, inst: _Instance, values: tuple[Any, ...], act: ActionInfo,
+                    has_arg: bool, arg: Any) -> Outcome:
+        return self._run_local(
+            inst, values, lambda: inst.runner.run_action(values, act, has_arg, arg), act.fn,
+            act.name, "action",
+            lambda: f"{inst.name} fires {act.name}" + (f"({arg!r})" if has_arg else ""))
 
     def _actions(self, i: int, lid: int) -> tuple[tuple[int, Outcome], ...]:
         acts = self._amemos[i].get(lid)
@@ -315,8 +344,10 @@ class Kernel:
                     "unhandled", inst.name, f"{inst.name} set a timer with {msg!r}, but "
                     f"{inst.info.cls.__name__} has no handler for {type(msg).__name__}"),), ())
             else:
-                o = self._outcome(inst, inst.runner.run_handler(
-                    inst.table.values[lid], h, msg.with_sender(None)))
+                values = inst.table.values[lid]
+                o = self._run_local(inst, values, lambda: inst.runner.run_handler(
+                    values, h, msg.with_sender(None)), h.fn, h.name, "timer message",
+                    lambda: f"timer {msg!r}")
             self._tmemo[(lid, tid)] = o
         return o
 
@@ -327,10 +358,24 @@ class Kernel:
             values = inst.info.restart_values(inst.table.values[lid],
                                               self.system.overrides.get(inst.name))[choice]
             # a restarted instance starts its sessions afresh, but on persistent ports
-            o = self._outcome(inst, inst.runner.run_restart(
-                inst.runner.restarted(inst.table.values[lid], values)))
+            local = inst.runner.restarted(inst.table.values[lid], values)
+            o = self._run_local(inst, local, lambda: inst.runner.run_restart(local),
+                                inst.info.on_restart, "restart", "restart",
+                                lambda: f"{inst.name} restarts")
             self._rmemo[(i, lid, choice)] = o
         return o
+
+    def _run_local(self, inst: _Instance, values: tuple[Any, ...], run: Callable[[], Any],
+                   fn: Any, hname: str, subject: str, event: Callable[[], str]) -> Outcome:
+        """A local step on a memo miss: run it twice (see `determinism`) and intern the
+        result; two different results are a `SpecError` naming the handler `fn`."""
+        first, second = twice(run)
+        diff = result_difference(inst.info.fields, first, second, inst.table.exact)
+        if diff is not None:
+            raise nondeterministic(f"{inst.info.cls.__name__}.{hname} (instance {inst.name})",
+                                   event(), subject, fn, diff,
+                                   repr(inst.runner.view(values)))
+        return self._outcome(inst, first)
 
     def _sends(self, inst: _Instance, sends: list) -> tuple[int, ...]:
         """Intern a handler's sends.  Only the order on each link can matter (fifo), so the
@@ -445,7 +490,9 @@ class Kernel:
                          for (p, peer), keep in zip(inst.runner.session_keys,
                                                     inst.runner.kept_sessions)]
             local = (*local[:-1], tuple(positions))
-        return self._local_step(self._outcome(inst, inst.runner.run_restart(local)))
+        return self._local_step(self._run_local(
+            inst, local, lambda: inst.runner.run_restart(local), info.on_restart, "restart",
+            "restart", lambda: f"{name} restarts from its saved state"))
 
     def persisted(self, name: str, lid: int) -> dict[str, Any] | None:
         """The persistent fields of `name` in local state `lid`, in JSON form (None: it has
