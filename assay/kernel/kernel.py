@@ -912,7 +912,7 @@ class Kernel:
         """The id of an enabled event given by name (an `Event` or its JSON form, as in a
         trace file); `TraceError` when no enabled event of `state` has that name."""
         want = event if isinstance(event, dict) else event.to_json()
-        want = {k: v for k, v in want.items() if k != "step"}
+        want = {k: v for k, v in want.items() if k not in ("step", "changes")}
         if "kind" not in want:
             raise TraceError(f"event {want!r} has no 'kind'")
         cache = self._event_json

@@ -2,7 +2,9 @@
 
 A trace names the spec, the system and its parameters, and lists events by the spec's names.
 `replay` runs one through the kernel's `step` from the initial state, checking at every step
-that the event is enabled, and reports where it ends.
+that the event is enabled, and reports where it ends.  An event may also carry what its step
+did when the trace was written (`"changes"`: the fields it changed, by instance, in JSON form;
+`check` and `simulate` write them): replay checks that recomputing the step gives the same.
 """
 from __future__ import annotations
 
@@ -20,6 +22,8 @@ Hook = Callable[[State, int, State], None]   # called after each replayed step: 
 
 FORMAT = "assay-trace"
 VERSION = 1
+# keys of an event that record what its step did, not which event it is
+RECORDED = ("step", "changes")
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,77 @@ class Trace:
             raise TraceError(f"{path}: the trace has no {e.args[0]!r}") from None
 
 
+def changes_json(changes: Sequence[Change]) -> dict[str, dict[str, Any]]:
+    """What a step changed, as a trace records it: instance -> field -> new value (JSON)."""
+    from assay.model.types import to_json
+
+    out: dict[str, dict[str, Any]] = {}
+    for c in changes:
+        out.setdefault(c.instance, {})[c.field] = to_json(c.new)
+    return out
+
+
+def recorded_event(step: Step) -> dict[str, Any]:
+    """A step as a trace file lists it: the event, and the fields it changed."""
+    return {**step.event_json, "changes": changes_json(step.changes)}
+
+
+def with_changes(kernel: Kernel, start: State, events: Sequence[dict[str, Any]]
+                 ) -> list[dict[str, Any]]:
+    """`events` (by name, enabled in turn from `start`), each with the fields its step
+    changes (computed with the kernel that ran them, so from its memo)."""
+    out = []
+    state = start
+    for i, e in enumerate(events, 1):
+        step, state = explain(kernel, state, kernel.event_id(state, e), i)
+        out.append(recorded_event(step))
+    return out
+
+
+def _check_recorded(index: int, recorded: dict[str, Any], step: Step) -> None:
+    """A `TraceError` if the trace recorded other changes for this step than replaying it
+    gives (an event without `"changes"` records nothing to compare)."""
+    if "changes" not in recorded:
+        return
+    want = recorded["changes"]
+    if not isinstance(want, dict) or not all(isinstance(v, dict) for v in want.values()):
+        raise TraceError(f"step {index}: 'changes' must map instances to objects of fields, "
+                         f"not {_clip(want)}")
+    have = changes_json(step.changes)
+    from assay.kernel.kernel import _same_json
+
+    if _same_json(want, have):
+        return
+    keys = sorted({(inst, f) for side in (want, have) for inst, fs in side.items() for f in fs})
+    diffs = []
+    for inst, f in keys:
+        w = want.get(inst, {}).get(f, _UNCHANGED)
+        h = have.get(inst, {}).get(f, _UNCHANGED)
+        if w is _UNCHANGED or h is _UNCHANGED or not _same_json(w, h):
+            diffs.append(f"{inst}.{f}: the trace recorded {_shown(w)}, replaying gives "
+                         f"{_shown(h)}")
+    raise TraceError(
+        f"step {index}: {step.description}: replaying it does not give what the trace "
+        f"recorded: {'; '.join(diffs[:4])}" + (f"; and {len(diffs) - 4} more"
+                                              if len(diffs) > 4 else ""),
+        notes=["the spec changed since the trace was written, the trace was edited, or a "
+               "handler depends on something outside its state (time, randomness, set "
+               "order)"])
+
+
+_UNCHANGED = object()
+
+
+def _shown(v: Any) -> str:
+    return "no change" if v is _UNCHANGED else _clip(v)
+
+
+def _clip(v: Any, most: int = 80) -> str:
+    """A JSON value for a message, cut short: a trace file is untrusted input."""
+    text = json.dumps(v) if not isinstance(v, str) else repr(v)
+    return text if len(text) <= most else text[:most] + "..."
+
+
 def explain(kernel: Kernel, before: State, ev: int, index: int) -> tuple[Step, State]:
     """Run one step and describe it for a person."""
     res = kernel.step(before, ev)
@@ -149,6 +224,7 @@ def replay_checked(kernel: Kernel, events: Sequence[dict[str, Any]], start: Stat
             ) from None
         before = state
         step, state = explain(kernel, state, ev, i)
+        _check_recorded(i, e, step)
         if on_step is not None:
             on_step(before, ev, state)
         steps.append(step)
@@ -176,6 +252,7 @@ def replay(kernel: Kernel, events: Sequence[dict[str, Any]], start: State
                 "the event is not enabled at this point of the run: the spec changed, or a "
                 "handler depends on something outside its state (set order, time, randomness)"]
             ) from None
+        _check_recorded(i, e, step)
         steps.append(step)
     return steps, state
 
