@@ -210,7 +210,8 @@ class Kernel:
         n = len(self.instances)
         # a partition cuts a group off from the rest; the group never holds instance 0, so
         # each split is listed once
-        self.partitions = list(range(2, 1 << n, 2)) if n > 1 else []
+        # (a range, not a list: 2^(n-1) of them, enumerated only under a partition budget)
+        self.partitions = range(2, 1 << n, 2) if n > 1 else range(0)
         self.messages = _known_messages(system)
         self.properties = list(system.properties)
         # property verdicts by local states, for evaluations that did not read beyond them
@@ -914,7 +915,7 @@ class Kernel:
         want = event if isinstance(event, dict) else event.to_json()
         want = {k: v for k, v in want.items() if k not in ("step", "changes")}
         if "kind" not in want:
-            raise TraceError(f"event {want!r} has no 'kind'")
+            raise TraceError(f"event {_clip(repr(want))} has no 'kind'")
         cache = self._event_json
         for ev in self.enabled_events(state):
             have = cache.get(ev)
@@ -922,7 +923,7 @@ class Kernel:
                 have = cache[ev] = self.event(ev).to_json()
             if all(_same_json(have.get(k), v) for k, v in want.items()):
                 return ev
-        raise TraceError(f"{_describe_json(want)}: not enabled in this state",
+        raise TraceError(f"{_clip(_describe_json(want))}: not enabled in this state",
                          notes=[f"enabled here: {self._enabled_summary(state)}"])
 
     def _enabled_summary(self, state: State, most: int = 6) -> str:
@@ -1128,6 +1129,11 @@ def _spend(budget: tuple[int, int, int, int], k: int) -> tuple[int, int, int, in
     b = list(budget)
     b[k] -= 1
     return (b[0], b[1], b[2], b[3])
+
+
+def _clip(text: str, most: int = 200) -> str:
+    """Text from a trace file, cut short for a message (the file is untrusted input)."""
+    return text if len(text) <= most else text[:most] + "..."
 
 
 def _describe_json(j: dict[str, Any]) -> str:

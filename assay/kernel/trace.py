@@ -9,6 +9,8 @@ did when the trace was written (`"changes"`: the fields it changed, by instance,
 from __future__ import annotations
 
 import json
+import os
+import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +24,8 @@ Hook = Callable[[State, int, State], None]   # called after each replayed step: 
 
 FORMAT = "assay-trace"
 VERSION = 1
+EVENT_KINDS = ("deliver", "action", "timer", "crash", "restart", "drop", "duplicate",
+               "partition", "heal")
 # keys of an event that record what its step did, not which event it is
 RECORDED = ("step", "changes")
 
@@ -67,33 +71,103 @@ class Trace:
 
     @classmethod
     def read(cls, path: str | Path) -> Trace:
-        try:
-            doc = json.loads(Path(path).read_text())
-        except OSError as e:
-            raise TraceError(f"cannot read trace {path}: {e.strerror}") from None
-        except json.JSONDecodeError as e:
-            raise TraceError(f"{path} is not JSON: {e}") from None
+        """Load a trace file: untrusted input, so every way it can be wrong (not a regular
+        file, too large, not UTF-8, not JSON, nested too deeply, a field of the wrong shape)
+        is a `TraceError`."""
+        doc = _load_json(path)
         if not isinstance(doc, dict) or doc.get("format") != FORMAT:
             raise TraceError(f"{path} is not an assay trace (no \"format\": \"{FORMAT}\")")
         if doc.get("version") != VERSION:
-            raise TraceError(f"{path} has trace version {doc.get('version')}, "
+            raise TraceError(f"{path} has trace version {_clip(doc.get('version'))}, "
                              f"this assay reads version {VERSION}")
-        for key, kind in (("spec", str), ("system", str), ("events", list)):
-            if not isinstance(doc.get(key), kind):
-                raise TraceError(f"{path}: the trace's {key!r} must be a {kind.__name__}, "
-                                 f"not {doc.get(key)!r}")
-        if not isinstance(doc.get("verdict") or {}, dict):
-            raise TraceError(f"{path}: the trace's 'verdict' must be an object or null")
-        if not isinstance(doc.get("params", {}), dict) or not all(
-                isinstance(e, dict) for e in doc["events"]):
-            raise TraceError(f"{path}: 'params' must be an object and every event an object")
+        for key, kinds, what in (
+                ("spec", (str,), "a string"), ("system", (str,), "a string"),
+                ("events", (list,), "a list"), ("params", (dict,), "an object"),
+                ("engine", (str,), "a string"), ("seed", (int, type(None)), "an integer or null"),
+                ("faults", (dict, type(None)), "an object or null"),
+                ("initial", (dict, type(None)), "an object or null"),
+                ("verdict", (dict, type(None)), "an object or null")):
+            if key in doc and (not isinstance(doc[key], kinds) or isinstance(doc[key], bool)):
+                raise TraceError(f"{path}: the trace's {key!r} must be {what}, not "
+                                 f"{_clip(doc[key])}")
+            if key in ("spec", "system", "events") and key not in doc:
+                raise TraceError(f"{path}: the trace has no {key!r}")
+        for k, v in doc.get("params", {}).items():
+            if not isinstance(v, str | int | bool):
+                raise TraceError(f"{path}: parameter {_clip(k)} of the trace must be a string, "
+                                 f"an integer or a boolean, not {_clip(v)}")
+        for i, e in enumerate(doc["events"], 1):
+            if not isinstance(e, dict):
+                raise TraceError(f"{path}: every event of the trace must be an object; event "
+                                 f"{i} is {_clip(e)}")
+            if e.get("kind") not in EVENT_KINDS:
+                raise TraceError(f"{path}: event {i} has kind {_clip(e.get('kind'))}; the kinds "
+                                 f"are {', '.join(EVENT_KINDS)}")
+        if not all(isinstance(v, dict) for v in (doc.get("initial") or {}).values()):
+            raise TraceError(f"{path}: the trace's 'initial' must map instances to objects "
+                             "of fields")
+        verdict = doc.get("verdict") or {}
+        for key in ("kind", "name"):
+            if not isinstance(verdict.get(key), str | None):
+                raise TraceError(f"{path}: the verdict's {key!r} must be a string or null")
         events = [{k: v for k, v in e.items() if k != "step"} for e in doc["events"]]
-        try:
-            return cls(doc["spec"], doc["system"], doc.get("params", {}), events,
-                       doc.get("engine", "check"), doc.get("seed"), doc.get("faults"),
-                       doc.get("initial"), doc.get("verdict"))
-        except KeyError as e:
-            raise TraceError(f"{path}: the trace has no {e.args[0]!r}") from None
+        return cls(doc["spec"], doc["system"], doc.get("params", {}), events,
+                   doc.get("engine", "check"), doc.get("seed"), doc.get("faults"),
+                   doc.get("initial"), doc.get("verdict"))
+
+
+MAX_BYTES = 64 * 1024 * 1024    # a trace of a million steps is smaller
+MAX_DEPTH = 32                  # a trace nests events, messages and their values; no more
+
+
+def _load_json(path: str | Path) -> Any:
+    """The JSON document in a trace file, read within the bounds above."""
+    try:
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):
+            raise TraceError(f"{path} is not a regular file, so not a trace")
+        if info.st_size > MAX_BYTES:
+            raise TraceError(f"{path} is too large for a trace ({info.st_size:,} bytes; at "
+                             f"most {MAX_BYTES // 1024 ** 2} MiB)")
+        with open(path, "rb") as f:
+            raw = f.read(MAX_BYTES + 1)
+    except OSError as e:
+        raise TraceError(f"cannot read trace {path}: {e.strerror}") from None
+    if len(raw) > MAX_BYTES:
+        raise TraceError(f"{path} is too large for a trace (at most {MAX_BYTES // 1024 ** 2} "
+                         "MiB)")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise TraceError(f"{path} is not a text file (not UTF-8), so not a trace") from None
+    try:
+        doc = json.loads(text)
+    except RecursionError:
+        raise TraceError(f"{path}: the JSON is nested too deeply for a trace (at most "
+                         f"{MAX_DEPTH} levels)") from None
+    except json.JSONDecodeError as e:
+        raise TraceError(f"{path} is not JSON: {e}") from None
+    except ValueError as e:                  # an integer of more digits than Python converts
+        raise TraceError(f"{path}: {e}") from None
+    if _depth(doc) > MAX_DEPTH:
+        raise TraceError(f"{path}: the JSON is nested too deeply for a trace (at most "
+                         f"{MAX_DEPTH} levels)")
+    return doc
+
+
+def _depth(doc: Any) -> int:
+    """How deeply lists and objects nest in `doc` (without recursion: it is untrusted)."""
+    deepest = 0
+    stack = [(doc, 1)]
+    while stack:
+        node, d = stack.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, d)
+            if deepest > MAX_DEPTH:
+                return deepest
+            stack.extend((v, d + 1) for v in (node.values() if isinstance(node, dict)
+                                               else node))
+    return deepest
 
 
 def changes_json(changes: Sequence[Change]) -> dict[str, dict[str, Any]]:
@@ -274,12 +348,15 @@ def replay_trace(trace: Trace, trace_path: str | Path,
     `clocked` (the simulator's `replay_clock`) adds virtual time: given the kernel it returns
     the hook that advances a clock at each step and a function reading the clock at the end.
     The kernel knows nothing of time beyond which timers are pending."""
-    import os
-
     from assay.kernel.faults import Faults
     from assay.model.load import build
 
     spec = trace.spec
+    if not spec.endswith(".py"):
+        # a trace is untrusted: it names the file replay runs as Python, and an error would
+        # quote it; only spec files are run (and so quoted)
+        raise TraceError(f"the trace's spec {_clip(spec)} is not a Python file (.py)",
+                         notes=["a trace names the spec file it was written from"])
     if not os.path.isfile(spec):
         beside = os.path.join(os.path.dirname(os.path.abspath(trace_path)), spec)
         if os.path.isfile(beside):
