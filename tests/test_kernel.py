@@ -636,6 +636,21 @@ def test_assigning_an_unknown_attribute_is_a_spec_error_when_the_class_is_compil
     assert "did you mean 'state'?" in e.notes
 
 
+def test_assigning_a_port_is_a_spec_error_that_says_so():
+    class AssignsAPort(Component):
+        clients = Port(many=True)
+
+        @on(Req)
+        def req(self, m):
+            self.clients = m.n          # assigns-a-port
+
+    with pytest.raises(SpecError) as info:
+        client_server(AssignsAPort, 1)
+    assert "assigns self.clients, which is a port of AssignsAPort, not a field" in \
+        info.value.message
+    assert info.value.location.line == line_of("assigns-a-port")
+
+
 @pytest.mark.parametrize("cls,marker,says", [
     (TypoThroughSetattr, "typo-setattr", "srv.req assigns self.stat, which is not a field"),
     (TypoRead, "typo-read", "srv.req reads self.stat, which is not a field of TypoRead"),

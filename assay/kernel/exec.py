@@ -23,6 +23,7 @@ from assay.kernel.violation import Violation
 from assay.model.component import ActionInfo, Component, ComponentInfo, HandlerInfo, component_info
 from assay.model.message import Message, MessageFieldError
 from assay.model.types import Peer, UnsupportedType, canonical
+from assay.model.wellformed import field_notes
 
 
 @dataclass(frozen=True, slots=True)
@@ -558,17 +559,6 @@ def ill_formed(e: BaseException) -> tuple[str, list[str]] | None:
         return (f"uses {e.name!r} of port {obj._w.port!r}, which ports do not have",
                 ["a port has send(m), send(m, to=peer), broadcast(m), peers and peer"])
     return None
-
-
-def field_notes(owner: str, fields: tuple[str, ...], attr: str) -> list[str]:
-    """Notes for a misspelt field: the fields, and the nearest one."""
-    import difflib
-
-    notes = [f"fields of {owner}: {', '.join(fields) or '(none)'}"]
-    near = difflib.get_close_matches(attr, fields, n=1)
-    if near:
-        notes.insert(0, f"did you mean {near[0]!r}?")
-    return notes
 
 
 def _on(args: tuple[Any, ...]) -> str:

@@ -77,22 +77,28 @@ class _Method:
                 self.check_attribute(node)
 
     def check_attribute(self, node: ast.Attribute) -> None:
-        from assay.kernel.exec import field_notes
+        from assay.model.component import Port
 
         attr = node.attr
         if attr in self.fields:
             return
         cname = self.cls.__name__
         if isinstance(node.ctx, ast.Store):
-            settable = getattr(inspect.getattr_static(self.cls, attr, None), "__set__", None)
-            from assay.model.component import Port
-
-            if settable is not None and not isinstance(
-                    inspect.getattr_static(self.cls, attr), Port):
+            if "__setattr__" in _own(self.cls):
+                return                       # the class decides what it accepts
+            static = inspect.getattr_static(self.cls, attr, None)
+            if isinstance(static, Port):
+                raise SpecError(f"{self.where} assigns self.{attr}, which is a port of {cname}, "
+                                "not a field", self.location(node),
+                                [f"send through it: self.{attr}.send(...)",
+                                 f"fields of {cname}: {', '.join(self.fields) or '(none)'}"])
+            if getattr(static, "__set__", None) is not None:
                 return                       # a property with a setter, say
             raise SpecError(f"{self.where} assigns self.{attr}, which is not a field of "
                             f"{cname}", self.location(node),
                             field_notes(cname, self.fields, attr))
+        if "__getattr__" in _own(self.cls):
+            return                           # the class answers any name itself
         if isinstance(node.ctx, ast.Load) and not hasattr(self.cls, attr):
             raise SpecError(f"{self.where} reads self.{attr}, which is not a field of {cname}",
                             self.location(node), field_notes(cname, self.fields, attr))
@@ -137,6 +143,17 @@ class _Method:
                              "and no others"])
 
 
+def field_notes(owner: str, fields: tuple[str, ...], attr: str) -> list[str]:
+    """Notes for a misspelt field: the fields, and the nearest one."""
+    import difflib
+
+    notes = [f"fields of {owner}: {', '.join(fields) or '(none)'}"]
+    near = difflib.get_close_matches(attr, fields, n=1)
+    if near:
+        notes.insert(0, f"did you mean {near[0]!r}?")
+    return notes
+
+
 def _walk_binding(body: list[ast.stmt], name: str) -> list[ast.AST]:
     """The nodes of `body`, without nested functions, lambdas or classes that bind `name`
     again (there it is something else)."""
@@ -155,3 +172,10 @@ def _walk_binding(body: list[ast.stmt], name: str) -> list[ast.AST]:
         out.append(node)
         stack.extend(reversed(list(ast.iter_child_nodes(node))))
     return out
+
+
+def _own(cls: type) -> set[str]:
+    """The names the spec's own classes in `cls`'s hierarchy define (not assay's, not
+    `object`'s)."""
+    return {n for k in cls.__mro__ if k.__module__ != "builtins"
+            and not k.__module__.startswith("assay.") for n in vars(k)}
