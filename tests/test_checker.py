@@ -341,7 +341,8 @@ def test_trace_json_names_events_and_has_no_memory_addresses():
     assert doc["initial"]["p0"] == {"holds": True, "passed": 0}
     assert [e["step"] for e in doc["events"]] == [1, 2, 3]
     assert doc["events"][0] == {"step": 1, "kind": "action", "instance": "p0",
-                                "action": "pass_on", "arg": None}
+                                "action": "pass_on", "arg": None,
+                                "changes": {"p0": {"holds": False, "passed": 1}}}
     assert doc["events"][1]["kind"] == "deliver"
     assert doc["verdict"]["name"] == "few_passes" and doc["verdict"]["step"] == 3
     text = json.dumps(doc)

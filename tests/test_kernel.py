@@ -27,6 +27,7 @@ from assay import (
     requires,
 )
 from assay.checker import check
+from assay.errors import SpecError
 from assay.kernel import Deliver, Envelope, Fire, Kernel
 
 HERE = Path(__file__).resolve()
@@ -556,7 +557,58 @@ class Typo(Component):
 
     @on(Req)
     def req(self, m):
-        self.stat = m.n          # typo: `stat` is not a field
+        self.stat = m.n          # typo-assign
+
+
+class TypoThroughSetattr(Component):
+    """The same typo where no reading of the source sees it: only running the handler does."""
+
+    clients = Port(many=True)
+    state: int = 0
+
+    @on(Req)
+    def req(self, m):
+        setattr(self, "stat", m.n)  # noqa: B010  # typo-setattr
+
+
+class TypoRead(Component):
+    clients = Port(many=True)
+    state: int = 0
+
+    @on(Req)
+    def req(self, m):
+        me = self
+        self.state = me.stat + m.n          # typo-read
+
+
+class MessageTypo(Component):
+    clients = Port(many=True)
+
+    @on(Req)
+    def req(self, m):
+        self.clients.send(m.nn, to=m.sender)          # typo-message-field
+
+
+class BuildsAckWrongly(Component):
+    clients = Port(many=True)
+
+    @on(Req)
+    def req(self, m):
+        make = Ack
+        self.clients.send(make(), to=m.sender)          # ack-missing-field
+
+
+class ReadsAFieldOfNone(Component):
+    """An AttributeError on a value of the model (None), not on the spec's own names: the
+    model's behaviour, a violation."""
+
+    clients = Port(many=True)
+    state: int = 0
+
+    @on(Req)
+    def req(self, m):
+        found = None if m.n == 1 else m
+        self.state = found.n
 
 
 class Hoarder(Component):
@@ -575,16 +627,80 @@ class Hoarder(Component):
             self.log = self.log + (m.n,)
 
 
-def test_assigning_an_unknown_attribute_is_a_violation():
-    r = check(client_server(Typo, 1))
+def test_assigning_an_unknown_attribute_is_a_spec_error_when_the_class_is_compiled():
+    with pytest.raises(SpecError) as info:
+        client_server(Typo, 1)
+    e = info.value
+    assert "Typo.req assigns self.stat, which is not a field of Typo" in e.message
+    assert e.location is not None and e.location.line == line_of("typo-assign")
+    assert "did you mean 'state'?" in e.notes
+
+
+def test_assigning_a_port_is_a_spec_error_that_says_so():
+    class AssignsAPort(Component):
+        clients = Port(many=True)
+
+        @on(Req)
+        def req(self, m):
+            self.clients = m.n          # assigns-a-port
+
+    with pytest.raises(SpecError) as info:
+        client_server(AssignsAPort, 1)
+    assert "assigns self.clients, which is a port of AssignsAPort, not a field" in \
+        info.value.message
+    assert info.value.location.line == line_of("assigns-a-port")
+
+
+@pytest.mark.parametrize("cls,marker,says", [
+    (TypoThroughSetattr, "typo-setattr", "srv.req assigns self.stat, which is not a field"),
+    (TypoRead, "typo-read", "srv.req reads self.stat, which is not a field of TypoRead"),
+    (MessageTypo, "typo-message-field", "srv.req reads 'nn' of a Req, which has no such field"),
+    (BuildsAckWrongly, "ack-missing-field", "Ack is missing field 'n'"),
+])
+def test_ill_formed_handler_code_is_a_spec_error_at_its_line_not_a_violation(cls, marker, says):
+    system = client_server(cls, 1)          # nothing to see in the source: it loads
+    for strategy in ("bfs", "dfs"):
+        with pytest.raises(SpecError) as info:
+            check(system, strategy=strategy)
+        e = info.value
+        assert says in e.message
+        assert e.location is not None and Path(e.location.file) == HERE
+        assert e.location.line == line_of(marker)
+        assert e.__cause__ is None and (e.__suppress_context__ or e.__context__ is None)
+
+
+RUNS: list[int] = []
+
+
+class CountingServer(Component):
+    """Deterministic: it records its runs outside the model, but its result does not read
+    them."""
+
+    clients = Port(many=True)
+    total: int = 0
+
+    @on(Req)
+    def req(self, m):
+        RUNS.append(m.n)
+        self.total = min(self.total + m.n, 5)
+
+
+def test_each_handler_runs_twice_on_its_first_visit_and_never_again():
+    RUNS.clear()
+    k = Kernel(client_server(CountingServer, 1, 2))
+    assert check(k).verdict == "ok"
+    srv = k.index["srv"]
+    firsts = [key for key in k._dmemo if k.env_dst[key & 0xFFFFFFFF] == srv]
+    assert firsts and len(RUNS) == 2 * len(firsts)
+    assert check(k).verdict == "ok"          # every step memoised: no run at all
+    assert len(RUNS) == 2 * len(firsts)
+
+
+def test_an_attribute_error_on_a_value_of_the_model_stays_a_violation():
+    r = check(client_server(ReadsAFieldOfNone, 1, 1))
     assert r.verdict == "violation"
-    v = r.violation
-    assert v.blame == "srv.req"
-    assert "stat" in v.message
-    k = Kernel(client_server(Typo, 1))
-    st = run_ok(k, initial(k), "rm0 fires go")
-    res = do(k, st, "srv receives")
-    assert res.violations and k.local_values(res.state, "srv") == {"state": 0}
+    assert (r.violation.kind, r.violation.blame) == ("exception", "srv.req")
+    assert "AttributeError" in r.violation.message
 
 
 def test_storing_a_set_in_a_field_is_a_type_violation():

@@ -44,7 +44,7 @@ from assay import (
 )
 from assay.checker import check
 from assay.kernel.kernel import Kernel
-from assay.kernel.trace import find_initial, initial_json, replay
+from assay.kernel.trace import find_initial, initial_json, recorded_event, replay
 from assay.model.load import build
 from assay.model.types import canonical, to_json
 
@@ -319,7 +319,7 @@ def assert_replays(system_factory: Any, result: Any, last_fp: str) -> None:
     steps, final = replay(k2, result.trace.events, start)
     v = result.violation
     assert len(steps) == len(result.steps) == result.trace.verdict["step"]
-    assert [s.event_json for s in steps] == result.trace.events
+    assert [recorded_event(s) for s in steps] == result.trace.events
     assert k2.fingerprint(final) == last_fp
     if v.kind == "property":
         assert v.name in {w.name for w in k2.property_violations(final)}

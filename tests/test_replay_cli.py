@@ -156,6 +156,14 @@ def _spec_null(d):
     d["spec"] = None
 
 
+def _changes_not_an_object(d):
+    d["events"][0]["changes"] = ["client", "pending"]
+
+
+def _changes_of_an_instance_not_an_object(d):
+    d["events"][0]["changes"] = {"client": 5}
+
+
 MALFORMED = {                 # (each was a crash, exit 70 with a traceback, before 6ef03b2)
     "events_not_objects": _events_not_objects,
     "events_not_a_list": _events_not_a_list,
@@ -163,6 +171,8 @@ MALFORMED = {                 # (each was a crash, exit 70 with a traceback, bef
     "message_not_an_object": _message_not_an_object,
     "verdict_not_an_object": _verdict_not_an_object,
     "spec_null": _spec_null,
+    "changes_not_an_object": _changes_not_an_object,
+    "changes_of_an_instance_not_an_object": _changes_of_an_instance_not_an_object,
 }
 
 
@@ -429,6 +439,60 @@ def test_a_hand_edited_trace_with_an_event_not_enabled_exits_2_naming_the_step(r
     assert "Traceback" not in r.stderr
 
 
+def test_a_step_whose_recorded_changes_differ_from_its_replay_exits_2_naming_it(
+        in_process, made, work):
+    def pending_stays_false(d):               # step 1 set client.pending to true
+        d["events"][0]["changes"]["client"]["pending"] = False
+
+    r = in_process("replay", edited(work / "volatile.json", work / "diverges.json",
+                                    pending_stays_false))
+    assert r.exit_code == 2, r.output
+    assert "Traceback" not in r.stderr
+    err = flat(r.stderr)
+    assert "error: step 1: client fires write: replaying it does not give what the trace " \
+           "recorded: client.pending: the trace recorded false, replaying gives true" in err
+    assert "a handler depends on something outside its state" in err
+
+
+def test_a_step_that_recorded_no_change_but_replays_one_exits_2(in_process, made, work):
+    def nothing_changed(d):
+        d["events"][1]["changes"] = {}
+
+    r = in_process("replay", edited(work / "volatile.json", work / "diverges2.json",
+                                    nothing_changed))
+    assert r.exit_code == 2, r.output
+    assert "step 2:" in r.stderr
+    assert "the trace recorded no change, replaying gives" in flat(r.stderr)
+
+
+def test_a_simulate_trace_records_changes_and_replay_checks_them(in_process, made, work):
+    src = trace_files(work / "sim_volatile")[0]
+    events = json.loads(src.read_text())["events"]
+    assert all("changes" in e for e in events)
+    step = next(i for i, e in enumerate(events) if e["changes"])
+    inst, fields = next(iter(events[step]["changes"].items()))
+
+    def edit(d):
+        d["events"][step]["changes"][inst] = {**fields, "no_such_field": 1}
+
+    r = in_process("replay", edited(src, work / "sim_diverges.json", edit))
+    assert r.exit_code == 2, r.output
+    assert f"step {step + 1}:" in r.stderr
+    assert f"{inst}.no_such_field: the trace recorded 1, replaying gives no change" in \
+        flat(r.stderr)
+
+
+def test_a_trace_without_recorded_changes_still_replays(in_process, made, work):
+    def forget_changes(d):
+        for e in d["events"]:
+            del e["changes"]
+
+    r = in_process("replay", edited(work / "volatile.json", work / "old_style.json",
+                                    forget_changes))
+    assert r.exit_code == 1, r.output
+    assert "the recorded violation is reproduced" in r.stdout
+
+
 def test_a_trace_that_ends_before_its_violation_exits_0(replays):
     r = replays["truncated"]
     assert r.returncode == 0, r.stdout + r.stderr
@@ -503,7 +567,8 @@ def test_a_check_trace_file_has_the_documented_fields(made, work):
     assert [e["step"] for e in t["events"]] == [1, 2, 3, 4, 5]
     assert [e["kind"] for e in t["events"]] == ["action", "deliver", "deliver", "crash",
                                                 "restart"]
-    assert t["events"][3] == {"step": 4, "kind": "crash", "instance": "server"}
+    assert t["events"][3] == {"step": 4, "kind": "crash", "instance": "server", "changes": {}}
+    assert t["events"][0]["changes"] == {"client": {"pending": True}}
     assert t["verdict"]["kind"] == "property"
     assert t["verdict"]["name"] == "acknowledged_writes_survive"
     assert t["verdict"]["step"] == 5

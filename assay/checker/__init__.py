@@ -13,7 +13,7 @@ from assay.checker.liveness import Lasso, build_graph, check_liveness, fair_task
 from assay.checker.search import Outcome, Progress, Search
 from assay.kernel.faults import Faults
 from assay.kernel.kernel import Kernel
-from assay.kernel.trace import Step, Trace, explain, initial_json
+from assay.kernel.trace import Step, Trace, explain, initial_json, recorded_event
 from assay.kernel.violation import Violation
 from assay.model.system import System
 
@@ -143,7 +143,7 @@ def _result(kernel: Kernel, out: Outcome, strategy: str, spec: str, system_name:
             steps.append(step)
         v = out.violation
         trace = Trace(spec, system_name or kernel.system.name, params,
-                      [s.event_json for s in steps], engine="check",
+                      [recorded_event(s) for s in steps], engine="check",
                       faults=kernel.faults.to_json() if kernel.faults else None,
                       initial=initial_json(kernel, out.start),
                       verdict={"kind": v.kind, "name": v.name, "blame": v.blame,

@@ -26,9 +26,10 @@ def replay(trace_file: str, engine: str, mermaid_out: str | None, as_json: bool)
     """Re-execute a trace file step by step and confirm where it ends.
 
     Exit codes: 1 it ends in a violation (the recorded one, or another: said so), 0 it ends
-    without one, 2 the trace does not fit the spec.
+    without one, 2 the trace does not fit the spec (an event not enabled where it occurs, or
+    a step that changes other fields than the trace recorded).
     """
-    from assay.kernel.trace import Trace, replay_trace
+    from assay.kernel.trace import Trace, recorded_event, replay_trace
 
     try:
         if mermaid_out:
@@ -59,7 +60,7 @@ def replay(trace_file: str, engine: str, mermaid_out: str | None, as_json: bool)
                "lasso": None if result.cycle_start is None else {
                    "cycle_start": result.cycle_start, "confirmed": v is not None,
                    "note": result.note},
-               "events": [s.event_json for s in result.steps]}
+               "events": [recorded_event(s) for s in result.steps]}
         click.echo(json.dumps(doc, indent=2, default=str))
     else:
         from assay.report import render_steps

@@ -20,9 +20,10 @@ from assay.errors import (
     traceback_location,
 )
 from assay.kernel.violation import Violation
-from assay.model.component import ActionInfo, ComponentInfo, HandlerInfo
-from assay.model.message import Message
+from assay.model.component import ActionInfo, Component, ComponentInfo, HandlerInfo, component_info
+from assay.model.message import Message, MessageFieldError
 from assay.model.types import Peer, UnsupportedType, canonical
+from assay.model.wellformed import field_notes
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,7 +229,7 @@ class StateView:
 
     def __getattr__(self, attr: str) -> Any:       # only reached when the field does not exist
         raise AttributeError(f"{object.__getattribute__(self, 'name')} has no field {attr!r}; "
-                             f"fields: {', '.join(self._fields) or '(none)'}")
+                             f"fields: {', '.join(self._fields) or '(none)'}", name=attr, obj=self)
 
     def __setattr__(self, attr: str, value: Any) -> None:
         raise AttributeError(f"{self.name}: a state view is read-only")
@@ -455,17 +456,19 @@ class Runner:
         except SpecError:
             raise
         except Exception as e:
-            loc = traceback_location(sys.exc_info()[2])
+            tb = sys.exc_info()[2]
+            self._raise_if_ill_formed(e, tb, blame)
             return values, [], [Violation("exception", blame,
                                           f"{blame} raised {type(e).__name__}: {e}",
-                                          location=loc)], []
+                                          location=traceback_location(tb))], []
         ctx.readonly = True
         d = obj.__dict__
         extra = [k for k in d if k not in self.field_index and k != "__assay_ctx__"]
         if extra:
-            return values, [], [Violation("type", blame,
-                                          f"{blame} assigned self.{extra[0]}, which is not a "
-                                          f"field of {self.info.cls.__name__}")], []
+            raise SpecError(f"{blame} assigns self.{extra[0]}, which is not a field of "
+                            f"{self.info.cls.__name__}",
+                            self._assignment_location(values, fn, args, extra[0]),
+                            self._field_notes(extra[0]))
         try:
             new = tuple(d[f] for f in self.fields)
             if ctx.sessions is not None:
@@ -493,6 +496,47 @@ class Runner:
                 violations.append(v)
         return new, ctx.outbox, violations, ctx.timer_ops
 
+    def _raise_if_ill_formed(self, e: Exception, tb: Any, blame: str) -> None:
+        """A handler's exception that says the spec's code is ill-formed — it reads an
+        attribute its component, a message or a port does not have, or builds a message with
+        missing or unknown fields — is a `SpecError` at the line, not a violation: it is a
+        mistake in the spec, not behaviour of the model."""
+        bad = ill_formed(e)
+        if bad is not None:
+            raise SpecError(f"{blame} {bad[0]}", traceback_location(tb), bad[1]) from None
+
+    def _field_notes(self, attr: str) -> list[str]:
+        return field_notes(self.info.cls.__name__, self.fields, attr)
+
+    def _assignment_location(self, values: tuple[Any, ...], fn: Callable,
+                             args: tuple[Any, ...], attr: str) -> Location | None:
+        """Where a handler assigns the undeclared attribute `attr`: it runs once more, on an
+        object whose class refuses that one assignment (only on this error path, so the hot
+        path keeps plain attribute writes)."""
+        cls = self.info.cls
+
+        class _Found(Exception):
+            pass
+
+        def refuse(obj: Any, name: str, value: Any) -> None:
+            if name == attr:
+                raise _Found
+            object.__setattr__(obj, name, value)
+
+        probe = type(cls.__name__, (cls,), {"__setattr__": refuse, "__module__": cls.__module__})
+        ctx = Context(self.name, self.wirings, self)
+        obj: Any = object.__new__(probe)
+        obj.__dict__.update(zip(self.fields, values))
+        obj.__dict__["__assay_ctx__"] = ctx
+        ctx.readonly = False
+        try:
+            fn(obj, *args)
+        except _Found:
+            return traceback_location(sys.exc_info()[2]) or object_location(fn)
+        except Exception:
+            pass
+        return object_location(fn)
+
     @staticmethod
     def _holds(pred: Callable, args: tuple[Any, ...], kind: Any, blame: str,
                loc: Location | None, message: Callable[[], str],
@@ -505,7 +549,14 @@ class Runner:
         except _Abort as a:
             return a.violation
         except Exception as e:
-            where = traceback_location(sys.exc_info()[2]) or loc
+            tb = sys.exc_info()[2]
+            bad = ill_formed(e)
+            if bad is not None:
+                said = message()
+                what = said.split(" fails")[0] if " fails" in said else f"a {kind} contract"
+                raise SpecError(f"{what} {bad[0]}", traceback_location(tb) or loc,
+                                bad[1]) from None
+            where = traceback_location(tb) or loc
             return Violation("exception", error_blame or blame,
                              f"{message().split(' fails')[0]} raised {type(e).__name__}: {e}",
                              location=where)
@@ -514,6 +565,37 @@ class Runner:
 
 def _line(loc: Location | None) -> int | None:
     return loc.line if loc is not None else None
+
+
+def ill_formed(e: BaseException) -> tuple[str, list[str]] | None:
+    """If `e` says the spec's code is ill-formed, what it did and notes on the fix: an
+    `AttributeError` for a name that a component (fields, ports, methods), a message (fields),
+    an `old` state or a port handle does not have, or a message built with missing or unknown
+    fields.  Other exceptions are the model's behaviour (None)."""
+    if isinstance(e, MessageFieldError):
+        notes = [f"fields of {e.cls.__name__}: {e.cls.describe_fields()}"] if e.cls else []
+        return f"builds a message wrongly: {e}", [
+            *notes, "give every field without a default, by position or by name, and no others"]
+    if not isinstance(e, AttributeError) or e.name is None:
+        return None
+    obj = e.obj
+    if isinstance(obj, Component | StateView):
+        info = component_info(type(obj)) if isinstance(obj, Component) else None
+        fields = info.fields if info else object.__getattribute__(obj, "_fields")
+        if e.name in fields:
+            return None                           # a field deleted by the handler: behaviour
+        cname = type(obj).__name__ if info else object.__getattribute__(obj, "name")
+        owner = "self" if info else "old"
+        return (f"reads {owner}.{e.name}, which is not a field of {cname}",
+                field_notes(cname, fields, e.name))
+    if isinstance(obj, Message):
+        fields = type(obj).__assay_fields__
+        return (f"reads {e.name!r} of a {type(obj).__name__}, which has no such field",
+                field_notes(type(obj).__name__, fields, e.name))
+    if isinstance(obj, PortHandle):
+        return (f"uses {e.name!r} of port {obj._w.port!r}, which ports do not have",
+                ["a port has send(m), send(m, to=peer), broadcast(m), peers and peer"])
+    return None
 
 
 def _on(args: tuple[Any, ...]) -> str:

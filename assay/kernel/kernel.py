@@ -23,11 +23,18 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import product
 from typing import Any
 
 from assay.errors import SpecError, TraceError, traceback_location
+from assay.kernel.determinism import (
+    enabled_difference,
+    nondeterministic,
+    result_difference,
+    twice,
+)
 from assay.kernel.events import (
     Crash,
     Deliver,
@@ -45,7 +52,7 @@ from assay.kernel.exec import Runner, StateView, TimerOp, Wiring
 from assay.kernel.faults import Faults
 from assay.kernel.network import Duplicating, Fifo, Unordered
 from assay.kernel.violation import Violation
-from assay.model.component import ComponentInfo, component_info
+from assay.model.component import ActionInfo, ComponentInfo, component_info
 from assay.model.message import Message
 from assay.model.system import System
 from assay.model.types import Peer, admits_any, canonical, to_json
@@ -209,7 +216,8 @@ class Kernel:
         n = len(self.instances)
         # a partition cuts a group off from the rest; the group never holds instance 0, so
         # each split is listed once
-        self.partitions = list(range(2, 1 << n, 2)) if n > 1 else []
+        # (a range, not a list: 2^(n-1) of them, enumerated only under a partition budget)
+        self.partitions = range(2, 1 << n, 2) if n > 1 else range(0)
         self.messages = _known_messages(system)
         self.properties = list(system.properties)
         # property verdicts by local states, for evaluations that did not read beyond them
@@ -303,7 +311,9 @@ class Kernel:
                 f"{env.src} sent {msg!r} to {inst.name} on port {env.dst_port!r}, where "
                 f"{inst.info.cls.__name__} has no handler for {type(msg).__name__}"),), ())
         else:
-            o = self._outcome(inst, inst.runner.run_handler(values, h, msg, env.dst_port))
+            o = self._run_local(inst, values, lambda: inst.runner.run_handler(
+                values, h, msg, env.dst_port), h.fn, h.name, "message",
+                lambda: f"on {msg!r} from {env.src}")
         self._dmemo[lid << 32 | env_id] = _NOOP if o == (lid, (), (), ()) else o
         return o
 
@@ -322,14 +332,34 @@ class Kernel:
         values = inst.table.values[lid]
         out = []
         for ai, act in enumerate(inst.info.actions):
-            for has_arg, arg in inst.runner.enabled(values, act):
+            for has_arg, arg in self._enabled(inst, values, act):
                 slot = self._slot_id(("action", inst.index, ai, has_arg, arg),
                                      ("action", inst.index, ai, has_arg, canonical(arg)))
-                out.append((slot, self._outcome(
-                    inst, inst.runner.run_action(values, act, has_arg, arg))))
+                out.append((slot, self._run_action(inst, values, act, has_arg, arg)))
         res = tuple(out)
         inst.amemo[lid] = res
         return res
+
+    def _enabled(self, inst: _Instance, values: tuple[Any, ...],
+                 act: ActionInfo) -> list[tuple[bool, Any]]:
+        """The arguments with which `act` is enabled (computed twice: see `determinism`)."""
+        enabled, again = twice(lambda: inst.runner.enabled(values, act))
+        diff = enabled_difference(enabled, again)
+        if diff is not None:
+            code = next((f for f in (act.when, act.over) if callable(f)), act.fn)
+            raise nondeterministic(
+                f"the guard or domain of {inst.info.cls.__name__}.{act.name} (instance "
+                f"{inst.name})",
+                f"{inst.name} fires {act.name}", "action", code, diff,
+                repr(inst.runner.view(values)))
+        return enabled
+
+    def _run_action(self, inst: _Instance, values: tuple[Any, ...], act: ActionInfo,
+                    has_arg: bool, arg: Any) -> Outcome:
+        return self._run_local(
+            inst, values, lambda: inst.runner.run_action(values, act, has_arg, arg), act.fn,
+            act.name, "action",
+            lambda: f"{inst.name} fires {act.name}" + (f"({arg!r})" if has_arg else ""))
 
     def _actions(self, i: int, lid: int) -> tuple[tuple[int, Outcome], ...]:
         acts = self._amemos[i].get(lid)
@@ -352,8 +382,10 @@ class Kernel:
                     "unhandled", inst.name, f"{inst.name} set a timer with {msg!r}, but "
                     f"{inst.info.cls.__name__} has no handler for {type(msg).__name__}"),), ())
             else:
-                o = self._outcome(inst, inst.runner.run_handler(
-                    inst.table.values[lid], h, msg.with_sender(None)))
+                values = inst.table.values[lid]
+                o = self._run_local(inst, values, lambda: inst.runner.run_handler(
+                    values, h, msg.with_sender(None)), h.fn, h.name, "timer message",
+                    lambda: f"timer {msg!r}")
             self._tmemo[(lid, tid)] = o
         return o
 
@@ -364,10 +396,24 @@ class Kernel:
             values = inst.info.restart_values(inst.table.values[lid],
                                               self.system.overrides.get(inst.name))[choice]
             # a restarted instance starts its sessions afresh, but on persistent ports
-            o = self._outcome(inst, inst.runner.run_restart(
-                inst.runner.restarted(inst.table.values[lid], values)))
+            local = inst.runner.restarted(inst.table.values[lid], values)
+            o = self._run_local(inst, local, lambda: inst.runner.run_restart(local),
+                                inst.info.on_restart, "restart", "restart",
+                                lambda: f"{inst.name} restarts")
             self._rmemo[(i, lid, choice)] = o
         return o
+
+    def _run_local(self, inst: _Instance, values: tuple[Any, ...], run: Callable[[], Any],
+                   fn: Any, hname: str, subject: str, event: Callable[[], str]) -> Outcome:
+        """A local step on a memo miss: run it twice (see `determinism`) and intern the
+        result; two different results are a `SpecError` naming the handler `fn`."""
+        first, second = twice(run)
+        diff = result_difference(inst.info.fields, first, second, inst.table.exact)
+        if diff is not None:
+            raise nondeterministic(f"{inst.info.cls.__name__}.{hname} (instance {inst.name})",
+                                   event(), subject, fn, diff,
+                                   repr(inst.runner.view(values)))
+        return self._outcome(inst, first)
 
     def _sends(self, inst: _Instance, sends: list) -> tuple[int, ...]:
         """Intern a handler's sends.  Only the order on each link can matter (fifo), so the
@@ -496,7 +542,9 @@ class Kernel:
                          for (p, peer), keep in zip(inst.runner.session_keys,
                                                     inst.runner.kept_sessions)]
             local = (*local[:-1], tuple(positions))
-        return self._local_step(self._outcome(inst, inst.runner.run_restart(local)))
+        return self._local_step(self._run_local(
+            inst, local, lambda: inst.runner.run_restart(local), info.on_restart, "restart",
+            "restart", lambda: f"{name} restarts from its saved state"))
 
     def persisted(self, name: str, lid: int) -> dict[str, Any] | None:
         """The persistent fields of `name` in local state `lid`, in JSON form (None: it has
@@ -980,9 +1028,9 @@ class Kernel:
         """The id of an enabled event given by name (an `Event` or its JSON form, as in a
         trace file); `TraceError` when no enabled event of `state` has that name."""
         want = event if isinstance(event, dict) else event.to_json()
-        want = {k: v for k, v in want.items() if k != "step"}
+        want = {k: v for k, v in want.items() if k not in ("step", "changes")}
         if "kind" not in want:
-            raise TraceError(f"event {want!r} has no 'kind'")
+            raise TraceError(f"event {_clip(repr(want))} has no 'kind'")
         cache = self._event_json
         for ev in self.enabled_events(state):
             have = cache.get(ev)
@@ -990,7 +1038,7 @@ class Kernel:
                 have = cache[ev] = self.event(ev).to_json()
             if all(_same_json(have.get(k), v) for k, v in want.items()):
                 return ev
-        raise TraceError(f"{_describe_json(want)}: not enabled in this state",
+        raise TraceError(f"{_clip(_describe_json(want))}: not enabled in this state",
                          notes=[f"enabled here: {self._enabled_summary(state)}"])
 
     def _enabled_summary(self, state: State, most: int = 6) -> str:
@@ -1196,6 +1244,11 @@ def _spend(budget: tuple[int, int, int, int], k: int) -> tuple[int, int, int, in
     b = list(budget)
     b[k] -= 1
     return (b[0], b[1], b[2], b[3])
+
+
+def _clip(text: str, most: int = 200) -> str:
+    """Text from a trace file, cut short for a message (the file is untrusted input)."""
+    return text if len(text) <= most else text[:most] + "..."
 
 
 def _describe_json(j: dict[str, Any]) -> str:

@@ -2,11 +2,15 @@
 
 A trace names the spec, the system and its parameters, and lists events by the spec's names.
 `replay` runs one through the kernel's `step` from the initial state, checking at every step
-that the event is enabled, and reports where it ends.
+that the event is enabled, and reports where it ends.  An event may also carry what its step
+did when the trace was written (`"changes"`: the fields it changed, by instance, in JSON form;
+`check` and `simulate` write them): replay checks that recomputing the step gives the same.
 """
 from __future__ import annotations
 
 import json
+import os
+import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +25,10 @@ Hook = Callable[[State, int, State], None]   # called after each replayed step: 
 
 FORMAT = "assay-trace"
 VERSION = 1
+EVENT_KINDS = ("deliver", "action", "timer", "crash", "restart", "drop", "duplicate",
+               "partition", "heal")
+# keys of an event that record what its step did, not which event it is
+RECORDED = ("step", "changes")
 
 
 @dataclass(frozen=True)
@@ -64,33 +72,174 @@ class Trace:
 
     @classmethod
     def read(cls, path: str | Path) -> Trace:
-        try:
-            doc = json.loads(Path(path).read_text())
-        except OSError as e:
-            raise TraceError(f"cannot read trace {path}: {e.strerror}") from None
-        except json.JSONDecodeError as e:
-            raise TraceError(f"{path} is not JSON: {e}") from None
+        """Load a trace file: untrusted input, so every way it can be wrong (not a regular
+        file, too large, not UTF-8, not JSON, nested too deeply, a field of the wrong shape)
+        is a `TraceError`."""
+        doc = _load_json(path)
         if not isinstance(doc, dict) or doc.get("format") != FORMAT:
             raise TraceError(f"{path} is not an assay trace (no \"format\": \"{FORMAT}\")")
         if doc.get("version") != VERSION:
-            raise TraceError(f"{path} has trace version {doc.get('version')}, "
+            raise TraceError(f"{path} has trace version {_clip(doc.get('version'))}, "
                              f"this assay reads version {VERSION}")
-        for key, kind in (("spec", str), ("system", str), ("events", list)):
-            if not isinstance(doc.get(key), kind):
-                raise TraceError(f"{path}: the trace's {key!r} must be a {kind.__name__}, "
-                                 f"not {doc.get(key)!r}")
-        if not isinstance(doc.get("verdict") or {}, dict):
-            raise TraceError(f"{path}: the trace's 'verdict' must be an object or null")
-        if not isinstance(doc.get("params", {}), dict) or not all(
-                isinstance(e, dict) for e in doc["events"]):
-            raise TraceError(f"{path}: 'params' must be an object and every event an object")
+        for key, kinds, what in (
+                ("spec", (str,), "a string"), ("system", (str,), "a string"),
+                ("events", (list,), "a list"), ("params", (dict,), "an object"),
+                ("engine", (str,), "a string"), ("seed", (int, type(None)), "an integer or null"),
+                ("faults", (dict, type(None)), "an object or null"),
+                ("initial", (dict, type(None)), "an object or null"),
+                ("verdict", (dict, type(None)), "an object or null")):
+            if key in doc and (not isinstance(doc[key], kinds) or isinstance(doc[key], bool)):
+                raise TraceError(f"{path}: the trace's {key!r} must be {what}, not "
+                                 f"{_clip(doc[key])}")
+            if key in ("spec", "system", "events") and key not in doc:
+                raise TraceError(f"{path}: the trace has no {key!r}")
+        for k, v in doc.get("params", {}).items():
+            if not isinstance(v, str | int | bool):
+                raise TraceError(f"{path}: parameter {_clip(k)} of the trace must be a string, "
+                                 f"an integer or a boolean, not {_clip(v)}")
+        for i, e in enumerate(doc["events"], 1):
+            if not isinstance(e, dict):
+                raise TraceError(f"{path}: every event of the trace must be an object; event "
+                                 f"{i} is {_clip(e)}")
+            if e.get("kind") not in EVENT_KINDS:
+                raise TraceError(f"{path}: event {i} has kind {_clip(e.get('kind'))}; the kinds "
+                                 f"are {', '.join(EVENT_KINDS)}")
+        if not all(isinstance(v, dict) for v in (doc.get("initial") or {}).values()):
+            raise TraceError(f"{path}: the trace's 'initial' must map instances to objects "
+                             "of fields")
+        verdict = doc.get("verdict") or {}
+        for key in ("kind", "name"):
+            if not isinstance(verdict.get(key), str | None):
+                raise TraceError(f"{path}: the verdict's {key!r} must be a string or null")
         events = [{k: v for k, v in e.items() if k != "step"} for e in doc["events"]]
-        try:
-            return cls(doc["spec"], doc["system"], doc.get("params", {}), events,
-                       doc.get("engine", "check"), doc.get("seed"), doc.get("faults"),
-                       doc.get("initial"), doc.get("verdict"))
-        except KeyError as e:
-            raise TraceError(f"{path}: the trace has no {e.args[0]!r}") from None
+        return cls(doc["spec"], doc["system"], doc.get("params", {}), events,
+                   doc.get("engine", "check"), doc.get("seed"), doc.get("faults"),
+                   doc.get("initial"), doc.get("verdict"))
+
+
+MAX_BYTES = 64 * 1024 * 1024    # a trace of a million steps is smaller
+MAX_DEPTH = 32                  # a trace nests events, messages and their values; no more
+
+
+def _load_json(path: str | Path) -> Any:
+    """The JSON document in a trace file, read within the bounds above."""
+    try:
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):
+            raise TraceError(f"{path} is not a regular file, so not a trace")
+        if info.st_size > MAX_BYTES:
+            raise TraceError(f"{path} is too large for a trace ({info.st_size:,} bytes; at "
+                             f"most {MAX_BYTES // 1024 ** 2} MiB)")
+        with open(path, "rb") as f:
+            raw = f.read(MAX_BYTES + 1)
+    except OSError as e:
+        raise TraceError(f"cannot read trace {path}: {e.strerror}") from None
+    if len(raw) > MAX_BYTES:
+        raise TraceError(f"{path} is too large for a trace (at most {MAX_BYTES // 1024 ** 2} "
+                         "MiB)")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise TraceError(f"{path} is not a text file (not UTF-8), so not a trace") from None
+    try:
+        doc = json.loads(text)
+    except RecursionError:
+        raise TraceError(f"{path}: the JSON is nested too deeply for a trace (at most "
+                         f"{MAX_DEPTH} levels)") from None
+    except json.JSONDecodeError as e:
+        raise TraceError(f"{path} is not JSON: {e}") from None
+    except ValueError as e:                  # an integer of more digits than Python converts
+        raise TraceError(f"{path}: {e}") from None
+    if _depth(doc) > MAX_DEPTH:
+        raise TraceError(f"{path}: the JSON is nested too deeply for a trace (at most "
+                         f"{MAX_DEPTH} levels)")
+    return doc
+
+
+def _depth(doc: Any) -> int:
+    """How deeply lists and objects nest in `doc` (without recursion: it is untrusted)."""
+    deepest = 0
+    stack = [(doc, 1)]
+    while stack:
+        node, d = stack.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, d)
+            if deepest > MAX_DEPTH:
+                return deepest
+            stack.extend((v, d + 1) for v in (node.values() if isinstance(node, dict)
+                                               else node))
+    return deepest
+
+
+def changes_json(changes: Sequence[Change]) -> dict[str, dict[str, Any]]:
+    """What a step changed, as a trace records it: instance -> field -> new value (JSON)."""
+    from assay.model.types import to_json
+
+    out: dict[str, dict[str, Any]] = {}
+    for c in changes:
+        out.setdefault(c.instance, {})[c.field] = to_json(c.new)
+    return out
+
+
+def recorded_event(step: Step) -> dict[str, Any]:
+    """A step as a trace file lists it: the event, and the fields it changed."""
+    return {**step.event_json, "changes": changes_json(step.changes)}
+
+
+def with_changes(kernel: Kernel, start: State, events: Sequence[dict[str, Any]]
+                 ) -> list[dict[str, Any]]:
+    """`events` (by name, enabled in turn from `start`), each with the fields its step
+    changes (computed with the kernel that ran them, so from its memo)."""
+    out = []
+    state = start
+    for i, e in enumerate(events, 1):
+        step, state = explain(kernel, state, kernel.event_id(state, e), i)
+        out.append(recorded_event(step))
+    return out
+
+
+def _check_recorded(index: int, recorded: dict[str, Any], step: Step) -> None:
+    """A `TraceError` if the trace recorded other changes for this step than replaying it
+    gives (an event without `"changes"` records nothing to compare)."""
+    if "changes" not in recorded:
+        return
+    want = recorded["changes"]
+    if not isinstance(want, dict) or not all(isinstance(v, dict) for v in want.values()):
+        raise TraceError(f"step {index}: 'changes' must map instances to objects of fields, "
+                         f"not {_clip(want)}")
+    have = changes_json(step.changes)
+    from assay.kernel.kernel import _same_json
+
+    if _same_json(want, have):
+        return
+    keys = sorted({(inst, f) for side in (want, have) for inst, fs in side.items() for f in fs})
+    diffs = []
+    for inst, f in keys:
+        w = want.get(inst, {}).get(f, _UNCHANGED)
+        h = have.get(inst, {}).get(f, _UNCHANGED)
+        if w is _UNCHANGED or h is _UNCHANGED or not _same_json(w, h):
+            diffs.append(f"{inst}.{f}: the trace recorded {_shown(w)}, replaying gives "
+                         f"{_shown(h)}")
+    raise TraceError(
+        f"step {index}: {step.description}: replaying it does not give what the trace "
+        f"recorded: {'; '.join(diffs[:4])}" + (f"; and {len(diffs) - 4} more"
+                                              if len(diffs) > 4 else ""),
+        notes=["the spec changed since the trace was written, the trace was edited, or a "
+               "handler depends on something outside its state (time, randomness, set "
+               "order)"])
+
+
+_UNCHANGED = object()
+
+
+def _shown(v: Any) -> str:
+    return "no change" if v is _UNCHANGED else _clip(v)
+
+
+def _clip(v: Any, most: int = 80) -> str:
+    """A JSON value for a message, cut short: a trace file is untrusted input."""
+    text = json.dumps(v) if not isinstance(v, str) else repr(v)
+    return text if len(text) <= most else text[:most] + "..."
 
 
 def explain(kernel: Kernel, before: State, ev: int, index: int) -> tuple[Step, State]:
@@ -150,6 +299,7 @@ def replay_checked(kernel: Kernel, events: Sequence[dict[str, Any]], start: Stat
             ) from None
         before = state
         step, state = explain(kernel, state, ev, i)
+        _check_recorded(i, e, step)
         if on_step is not None:
             on_step(before, ev, state)
         steps.append(step)
@@ -177,6 +327,7 @@ def replay(kernel: Kernel, events: Sequence[dict[str, Any]], start: State
                 "the event is not enabled at this point of the run: the spec changed, or a "
                 "handler depends on something outside its state (set order, time, randomness)"]
             ) from None
+        _check_recorded(i, e, step)
         steps.append(step)
     return steps, state
 
@@ -200,12 +351,15 @@ def replay_trace(trace: Trace, trace_path: str | Path,
     `clocked` (the simulator's `replay_clock`) adds virtual time: given the kernel it returns
     the hook that advances a clock at each step and a function reading the clock at the end.
     The kernel knows nothing of time beyond which timers are pending."""
-    import os
-
     from assay.kernel.faults import Faults
     from assay.model.load import build
 
     spec = trace.spec
+    if not spec.endswith(".py"):
+        # a trace is untrusted: it names the file replay runs as Python, and an error would
+        # quote it; only spec files are run (and so quoted)
+        raise TraceError(f"the trace's spec {_clip(spec)} is not a Python file (.py)",
+                         notes=["a trace names the spec file it was written from"])
     if not os.path.isfile(spec):
         beside = os.path.join(os.path.dirname(os.path.abspath(trace_path)), spec)
         if os.path.isfile(beside):

@@ -474,6 +474,9 @@ def _build_info(cls: type) -> ComponentInfo:
             invariants.append((pred, loc))
 
     actions.sort(key=lambda a: (a.location.line if a.location and a.location.line else 0, a.name))
+    from assay.model.wellformed import check_code
+
+    check_code(cls, tuple(fields))
     return ComponentInfo(cls, tuple(fields), tuple(types), tuple(initial), ports, handlers,
                          tuple(actions), tuple(invariants),
                          {n: i for i, n in enumerate(fields)}, tuple(keeps), restart_hook,

@@ -26,8 +26,12 @@ def load_module(path: str | Path) -> Any:
         source = p.read_text()
         code = compile(source, str(p), "exec", dont_inherit=True)
     except SyntaxError as e:
+        # the offending line is quoted only from a .py file: a file that is not Python (a
+        # trace or a command line may name any file) is never echoed
+        quote = p.suffix == ".py" and bool(e.text)
         raise SpecError(f"syntax error: {e.msg}", Location(str(p), e.lineno),
-                        [(e.text or "").rstrip()] if e.text else []) from None
+                        [(e.text or "").rstrip()] if quote else
+                        [] if p.suffix == ".py" else ["a spec is a Python file (.py)"]) from None
     except UnicodeDecodeError as e:
         raise SpecError(f"the spec is not UTF-8 text: {e.reason}", Location(str(p))) from None
     spec = importlib.util.spec_from_file_location(name, p)
@@ -132,9 +136,27 @@ def _def_line(fn: Callable[..., Any]) -> int:
 
 def _parse_param(name: str, raw: str, default: Any, fn: Callable[..., Any],
                  where: Location) -> Any:
+    """A parameter's value from its text (`--param`, or a trace's `params`), typed by its
+    annotation or default; `Annotated[int, Range(lo, hi)]` bounds it."""
+    from typing import Annotated, get_args, get_origin
+
+    from assay.model.types import Range
+
     ann = inspect.signature(fn).parameters[name].annotation
+    bounds = None
+    if get_origin(ann) is Annotated:
+        ann, *extras = get_args(ann)
+        bounds = next((x for x in extras if isinstance(x, Range)), None)
     kind = ann if isinstance(ann, type) else type(default) if default is not \
         inspect.Parameter.empty else str
+    value = _convert_param(name, raw, kind, where)
+    if bounds is not None and not (bounds.lo <= value <= bounds.hi):
+        raise UsageError(f"--param {name}={_clip(raw)}: must be between {bounds.lo} and "
+                         f"{bounds.hi}", where)
+    return value
+
+
+def _convert_param(name: str, raw: str, kind: Any, where: Location) -> Any:
     try:
         if kind is bool:
             if raw.lower() in ("1", "true", "yes", "on"):
@@ -148,7 +170,11 @@ def _parse_param(name: str, raw: str, default: Any, fn: Callable[..., Any],
             return raw
     except ValueError:
         article = "an" if kind.__name__[0] in "aeiou" else "a"
-        raise UsageError(f"--param {name}={raw}: expected {article} {kind.__name__}",
+        raise UsageError(f"--param {name}={_clip(raw)}: expected {article} {kind.__name__}",
                          where) from None
     raise UsageError(f"parameter {name!r} has type {getattr(kind, '__name__', kind)}, which "
                      "--param cannot set", where, ["use int, bool or str parameters"])
+
+
+def _clip(raw: str, most: int = 40) -> str:
+    return raw if len(raw) <= most else raw[:most] + "..."

@@ -20,6 +20,15 @@ from assay.model.types import (
 _MISSING = object()
 
 
+class MessageFieldError(TypeError):
+    """A message built with a missing or unknown field, or too many positional arguments:
+    the spec's code is ill-formed (the kernel reports it as a spec error, not a violation)."""
+
+    def __init__(self, message: str, cls: type[Message] | None = None) -> None:
+        super().__init__(message)
+        self.cls = cls
+
+
 class Message:
     """Base class of every message type in a spec."""
 
@@ -45,8 +54,8 @@ class Message:
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         fields = self.__assay_fields__
         if len(args) > len(fields):
-            raise TypeError(f"{type(self).__name__} takes {len(fields)} field(s), "
-                            f"got {len(args)} positional arguments")
+            raise MessageFieldError(f"{type(self).__name__} takes {len(fields)} field(s), "
+                                    f"got {len(args)} positional arguments", type(self))
         values = list(args)
         for name in fields[len(args):]:
             if name in kwargs:
@@ -54,10 +63,15 @@ class Message:
             elif name in self.__assay_defaults__:
                 values.append(self.__assay_defaults__[name])
             else:
-                raise TypeError(f"{type(self).__name__} is missing field {name!r}")
+                raise MessageFieldError(f"{type(self).__name__} is missing field {name!r}",
+                                        type(self))
         if kwargs:
-            raise TypeError(f"{type(self).__name__} has no field {next(iter(kwargs))!r}; "
-                            f"fields: {', '.join(fields) or '(none)'}")
+            name = next(iter(kwargs))
+            if name in fields:
+                raise MessageFieldError(f"{type(self).__name__} got field {name!r} twice "
+                                        "(by position and by name)", type(self))
+            raise MessageFieldError(f"{type(self).__name__} has no field {name!r}; "
+                                    f"fields: {', '.join(fields) or '(none)'}", type(self))
         object.__setattr__(self, "_values", tuple(values))
         object.__setattr__(self, "_hash", None)
         object.__setattr__(self, "sender", None)
@@ -66,10 +80,23 @@ class Message:
         fields = type(self).__assay_fields__
         if name in fields:
             return self._values[fields.index(name)]
-        raise AttributeError(f"{type(self).__name__} has no field {name!r}")
+        raise AttributeError(f"{type(self).__name__} has no field {name!r}", name=name, obj=self)
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"{type(self).__name__} is immutable; build a new message instead")
+
+    @classmethod
+    def describe_fields(cls) -> str:
+        """The fields as a spec declares them: `rm: Peer, vote: bool = True`."""
+        hints = cls.__dict__.get("__annotations__", {})
+        out = []
+        for n in cls.__assay_fields__:
+            ann = hints.get(n) or next((k.__dict__["__annotations__"][n] for k in cls.__mro__
+                                        if n in k.__dict__.get("__annotations__", {})), "?")
+            t = ann if isinstance(ann, str) else getattr(ann, "__name__", repr(ann))
+            d = cls.__assay_defaults__.get(n, _MISSING)
+            out.append(f"{n}: {t}" + ("" if d is _MISSING else f" = {d!r}"))
+        return ", ".join(out) or "(none)"
 
     def values(self) -> tuple[Any, ...]:
         """The field values, in declaration order."""

@@ -84,7 +84,14 @@ def _label(fn: Any, default: str) -> str:
 
 
 class System:
-    """A composition: `System("two_phase_commit", network="unordered")`."""
+    """A composition: `System("two_phase_commit", network="unordered")`.
+
+    A system has at most `MAX_INSTANCES` instances and `MAX_CONNECTIONS` connections: far
+    beyond what any engine can explore or run, and a bound on what a parameter (from the
+    command line or a trace file) can make a spec build."""
+
+    MAX_INSTANCES = 10_000
+    MAX_CONNECTIONS = 100_000
 
     def __init__(self, name: str, network: str = "unordered", fairness: str = "none") -> None:
         if network not in NETWORKS:
@@ -100,6 +107,7 @@ class System:
         self.instances: dict[str, type[Component]] = {}
         self.overrides: dict[str, dict[str, Any]] = {}
         self.connections: list[Connection] = []
+        self._ends: dict[tuple[str, str], list[PortRef]] = {}    # port -> its peers' ports
         self.properties: list[Property] = []
         self.terminals: list[tuple[Callable[[Any], bool], Location | None]] = []
         self.locations: dict[str, Location | None] = {}
@@ -115,6 +123,10 @@ class System:
                             ["use letters, digits, '_' and '-', starting with a letter"])
         if name in self.instances:
             raise SpecError(f"instance {name!r} is added twice", where)
+        if len(self.instances) >= self.MAX_INSTANCES:
+            raise SpecError(f"system {self.name!r} would have more instances than assay "
+                            f"allows (at most {self.MAX_INSTANCES} instances)", where,
+                            ["a parameter that sets the size of the system is too large"])
         if not (isinstance(cls, type) and issubclass(cls, Component)):
             raise SpecError(f"System.add({name!r}, ...) needs a Component class, got {cls!r}",
                             where)
@@ -152,20 +164,25 @@ class System:
         if a.instance == b.instance:
             raise SpecError(f"connect({a}, {b}) connects {a.instance!r} to itself", where,
                             ["a port connects two different instances"])
-        for c in self.connections:
-            if {(c.a.instance, c.a.port), (c.b.instance, c.b.port)} == \
-                    {(a.instance, a.port), (b.instance, b.port)}:
-                raise SpecError(f"{a} and {b} are already connected", where)
+        if len(self.connections) >= self.MAX_CONNECTIONS:
+            raise SpecError(f"system {self.name!r} would have more connections than assay "
+                            f"allows (at most {self.MAX_CONNECTIONS} connections)", where,
+                            ["a parameter that sets the size of the system is too large"])
+        ends = self._ends
+        key_a, key_b = (a.instance, a.port), (b.instance, b.port)
+        if any((p.instance, p.port) == key_b for p in ends.get(key_a, ())):
+            raise SpecError(f"{a} and {b} are already connected", where)
         for end in (a, b):
-            if not end.many and any(end in (c.a, c.b) for c in self.connections):
+            if not end.many and ends.get((end.instance, end.port)):
                 raise SpecError(f"port {end} is a single port and is already connected", where,
                                 ["declare it Port(many=True) to connect several peers"])
         for end, other in ((a, b), (b, a)):
-            peers = [c.b if c.a == end else c.a for c in self.connections if end in (c.a, c.b)]
-            if any(p.instance == other.instance for p in peers):
+            if any(p.instance == other.instance for p in ends.get((end.instance, end.port), ())):
                 raise SpecError(f"port {end} is already connected to {other.instance!r}", where,
                                 ["a port reaches each peer once; peers are named by instance"])
         self.connections.append(Connection(a, b, where))
+        ends.setdefault(key_a, []).append(b)
+        ends.setdefault(key_b, []).append(a)
 
     def external(self, *refs: Any) -> None:
         """Mark instances as the outside world: `s.external(client)`.

@@ -17,7 +17,7 @@ from typing import Any
 
 from assay.kernel.faults import Faults
 from assay.kernel.kernel import Kernel
-from assay.kernel.trace import Trace, initial_json
+from assay.kernel.trace import Trace, initial_json, with_changes
 from assay.model.load import build
 from assay.simulator.rates import FaultRates
 from assay.simulator.run import run_once
@@ -77,9 +77,11 @@ def run_indices(kernel: Kernel, seed: int, indices: list[int], opts: Options,
             report.violation = r.violation.to_json()
             report.initial = initial_json(kernel, r.initial)
             names = [kernel.event(e).to_json() for e in r.events]
-            report.trace = names
-            report.shrunk = shrink(kernel, r.initial, names, r.violation) if opts.shrink \
-                else names
+            shrunk = shrink(kernel, r.initial, names, r.violation) if opts.shrink else names
+            # as trace files list them: with what each step changed, for replay to compare
+            report.trace = with_changes(kernel, r.initial, names)
+            report.shrunk = with_changes(kernel, r.initial, shrunk) if opts.shrink \
+                else report.trace
         out.append(report)
     return out
 

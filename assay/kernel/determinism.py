@@ -1,0 +1,106 @@
+"""Handlers must be functions of (local state, event): each local step runs twice.
+
+The kernel memoises every local step by (local state, event), so a handler that reads the
+clock, random numbers, object identities or a module-level counter would be explored with
+whichever result it gave first, and a run could not be replayed.  On a memo miss (the first
+time a step is computed, so the cost does not grow with the state space) the kernel runs it
+twice and compares the results; two different results are a `SpecError`.  Detection is by
+example: a handler whose two runs happen to agree is not caught.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from assay.errors import Location, SpecError, object_location
+from assay.kernel.exec import Result
+from assay.kernel.violation import Violation
+from assay.model.types import canonical
+
+# byte strings whose objects fill the small-object allocator's size classes of 48..256 bytes
+_FILLERS = tuple(16 * k - 33 for k in range(3, 17))
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]+")
+
+
+def twice(run: Callable[[], Any]) -> tuple[Any, Any]:
+    """Run a local step twice.  Between the runs, a few objects of the usual small sizes are
+    kept alive, so the second run's new objects get other addresses than the first's (which
+    were freed): a handler that reads `id()` (or the default `hash()`) of a new object sees
+    another value."""
+    first = run()
+    keep = [object(), *[b"x" * n for n in _FILLERS]]
+    second = run()
+    del keep
+    return first, second
+
+
+def result_difference(fields: tuple[str, ...], a: Result, b: Result,
+                      exact: bool = False) -> str | None:
+    """What differs between two runs of one local step (None: nothing).  `exact`: compare the
+    new states by their canonical bytes too (a field of a bare `tuple` type may hold `1` or
+    `True`, which Python finds equal)."""
+    if a[0] != b[0] or exact and _canon(a[0]) != _canon(b[0]):
+        diffs = [f"{f} = {x!r}, then {y!r}" for f, x, y in zip(fields, a[0], b[0]) if x != y]
+        return "the new state: " + ("; ".join(diffs) or f"{a[0]!r}, then {b[0]!r}")
+    if a[1] != b[1]:
+        return (f"the messages sent: {_sends(a[1])}, then {_sends(b[1])}")
+    va, vb = [_violation_key(v) for v in a[2]], [_violation_key(v) for v in b[2]]
+    if va != vb:
+        return (f"the violations: {'; '.join(v.message for v in a[2]) or 'none'}, then "
+                f"{'; '.join(v.message for v in b[2]) or 'none'}")
+    if a[3] != b[3]:
+        return f"the timers set or cancelled: {list(a[3])}, then {list(b[3])}"
+    return None
+
+
+def enabled_difference(a: list[tuple[bool, Any]], b: list[tuple[bool, Any]]) -> str | None:
+    """What differs between two computations of an action's enabled arguments."""
+    if len(a) == len(b) and all(x[0] == y[0] and _canon((x[1],)) == _canon((y[1],))
+                                for x, y in zip(a, b)):
+        return None
+    return f"{_enabled(a)}, then {_enabled(b)}"
+
+
+def _enabled(args: list[tuple[bool, Any]]) -> str:
+    if not args:
+        return "not enabled"
+    return "enabled with " + ", ".join(repr(x) for _, x in args) if args[0][0] else "enabled"
+
+
+def nondeterministic(owner: str, what: str, subject: str, fn: Any, difference: str,
+                     state: str) -> SpecError:
+    """The error for a local step whose two runs differ.  `owner` names the component and
+    its handler (`Follower.on_promote of f`), `subject` the event kind (`message`, `action`,
+    `timer`, ...), `fn` the code (for its file and line)."""
+    loc: Location | None = None
+    code = getattr(fn, "__code__", None)
+    if code is not None and code.co_name == "<lambda>":     # (in a decorator: its own line)
+        loc = Location(code.co_filename, code.co_firstlineno)
+    elif fn is not None:
+        loc = object_location(fn)
+    return SpecError(
+        f"{owner} gave two different results for the same state and {subject}: it reads the "
+        "clock, random numbers or other outside state",
+        loc, [f"what differed: {difference}",
+              f"{what}, in state {state}",
+              "handlers, actions, guards and restart hooks must be functions of the "
+              "instance's state and the event alone (use self.after(...) for time, an "
+              "action over= a domain for a choice): the checker, the simulator, replay and "
+              "the runtime all rely on it"])
+
+
+def _canon(values: tuple[Any, ...]) -> bytes | None:
+    try:
+        return canonical(values)
+    except Exception:          # a value assay cannot encode: the handler broke a type rule
+        return None
+
+
+def _sends(sends: list[Any]) -> str:
+    return "[" + ", ".join(f"{s.message!r} to {s.dst}" for s in sends) + "]"
+
+
+def _violation_key(v: Violation) -> tuple[Any, ...]:
+    # the message may quote a fresh object's address (`<X object at 0x...>`): not a result
+    return (v.kind, v.blame, v.name, v.location, _ADDRESS.sub("0x?", v.message))
