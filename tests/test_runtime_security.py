@@ -394,7 +394,6 @@ def test_a_frame_tampered_with_in_flight_closes_the_link_and_is_not_applied(
 
 # --- 5. state files are private to the user that runs the node ----------------------------------
 
-@BEFORE_FIX
 def test_a_node_creates_its_state_files_and_directories_private(children, tmp_path):
     dep, pa, _ = register_deployment(tmp_path)
     state, trace, log = tmp_path / "state" / "sub", tmp_path / "logs" / "a.jsonl", \

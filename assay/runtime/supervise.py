@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from assay.runtime.deploy import Deployment
+from assay.runtime.private import private_open
 from assay.runtime.steplog import merge_logs
 from assay.runtime.tcp import control
 from assay.runtime.wire import WireError
@@ -51,7 +52,7 @@ async def supervise(dep_path: str, dep: Deployment, duration: float | None,
     state_dir = state_dir or tempfile.mkdtemp(prefix="assay-state-")
 
     async def start(name: str) -> asyncio.subprocess.Process:
-        errlog = open(os.path.join(logs, f"{name}.log"), "a")   # noqa: SIM115 - the child's
+        errlog = private_open(os.path.join(logs, f"{name}.log"), "a")    # the child's
         return await asyncio.create_subprocess_exec(
             sys.executable, "-m", "assay.cli", "node", dep_path, "--name", name, "--supervised",
             "--monitor", monitor, "--state-dir", state_dir, "--time-unit", str(time_unit),
