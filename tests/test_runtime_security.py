@@ -174,7 +174,6 @@ async def reflect(node_port: int, peer_port: int, rename: str | None) -> dict[st
 
 
 @pytest.mark.parametrize("rename", [None, "b"], ids=["as-itself", "as-its-peer"])
-@BEFORE_FIX
 def test_a_node_s_own_handshake_reflected_into_its_server_logs_nobody_in(children, tmp_path,
                                                                           rename):
     dep, pa, pb = register_deployment(tmp_path)

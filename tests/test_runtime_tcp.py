@@ -173,6 +173,10 @@ INVALID: dict[str, tuple[Callable[[Path, list[int]], Path], list[str]]] = {
         p, "two_phase_commit.py", _two_nodes(ports, ["tm"], ["rm0", "rm1"]),
         params={"rm_count": 2}, secret="short"),
         ["secret", "16"]),
+    "node-named-control": (lambda p, ports: write_deployment(
+        p, "two_phase_commit.py", {"control": (ports[0], ["tm"]), "n2": (ports[1], ["rm0", "rm1"])},
+        params={"rm_count": 2}),
+        ["'control'", "control connections"]),
     "secret-env-unset": (lambda p, ports: write_deployment(
         p, "two_phase_commit.py", _two_nodes(ports, ["tm"], ["rm0", "rm1"]),
         params={"rm_count": 2}, secret=None,

@@ -639,11 +639,12 @@ def test_a_replayed_server_proof_from_an_earlier_session_fails():
 
 
 def test_a_reflected_proof_fails():
-    # the attacker opens a connection and sends the server's own proof back as its own
+    # the attacker opens a connection and sends the server's own proof back as its own (as
+    # another node: a peer claiming the server's own name gets no proof at all, see below)
     async def main() -> None:
         async with Server(b"k", "server") as srv:
             reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
-            writer.write(encode_frame({"t": "hello", "node": "server", "nonce": "ab" * 32}))
+            writer.write(encode_frame({"t": "hello", "node": "client", "nonce": "ab" * 32}))
             await writer.drain()
             hello = await read_frame(reader)
             assert hello["t"] == "hello" and hello["node"] == "server"
@@ -702,6 +703,34 @@ async def _renaming_pipe(up_reader: asyncio.StreamReader, up_writer: asyncio.Str
             await up_writer.drain()
 
     return up_reader, W()
+
+
+def test_a_peer_claiming_the_verifier_s_own_name_is_refused_before_any_proof():
+    async def main() -> None:
+        async with Server(b"k", "server") as srv:
+            reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+            writer.write(encode_frame({"t": "hello", "node": "server", "nonce": "ab" * 32}))
+            await writer.drain()
+            assert (await read_frame(reader))["t"] == "hello"
+            err = await srv.result()
+            assert isinstance(err, AuthError) and "own name 'server'" in str(err)
+            assert await read_frame(reader) is None        # no proof was sent
+            await close(writer)
+    run(main())
+
+
+def test_a_dialling_side_accepts_only_the_node_it_dialled():
+    async def main() -> None:
+        async with Server(b"k", "mallory") as srv:
+            reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+            with pytest.raises(AuthError, match="dialled node 'b'.*'mallory'"):
+                await authenticate(reader, writer, b"k", "a", initiator=True, expect="b")
+            await close(writer)
+            assert isinstance(await srv.result(), AuthError)   # it got no proof either
+        async with Server(b"k", "b") as srv:
+            assert await client(srv.port, b"k", "a") == "b"
+            assert await srv.result() == "a"
+    run(main())
 
 
 def test_both_names_are_checked_as_arguments():

@@ -92,8 +92,8 @@ async def supervise(dep_path: str, dep: Deployment, duration: float | None,
         if ended == "failed":
             break
         try:
-            statuses = {n: await control(s.host, s.port, dep.secret, {"t": "status"}, 2.0)
-                        or {} for n, s in nodes.items()}
+            statuses = {n: await control(s.host, s.port, dep.secret, {"t": "status"}, 2.0,
+                                         node=n) or {} for n, s in nodes.items()}
             idle = all(not st.get("busy") and not st.get("unacked")
                        for st in statuses.values())
         except (TimeoutError, OSError, ConnectionError, WireError):
@@ -109,7 +109,7 @@ async def supervise(dep_path: str, dep: Deployment, duration: float | None,
         for inst in s.instances:
             try:
                 reply = await control(s.host, s.port, dep.secret,
-                                      {"t": "state", "instance": inst}, 2.0)
+                                      {"t": "state", "instance": inst}, 2.0, node=s.name)
                 final[inst] = (reply or {}).get("fields", {})
             except (TimeoutError, OSError, ConnectionError, WireError):
                 final[inst] = {}
@@ -117,7 +117,7 @@ async def supervise(dep_path: str, dep: Deployment, duration: float | None,
     count = sum(int(st.get("violation_count", 0)) for st in statuses.values())
     for s in nodes.values():
         with contextlib.suppress(TimeoutError, OSError, ConnectionError, WireError):
-            await control(s.host, s.port, dep.secret, {"t": "stop"}, 2.0)
+            await control(s.host, s.port, dep.secret, {"t": "stop"}, 2.0, node=s.name)
     for p in procs.values():
         try:
             await asyncio.wait_for(p.wait(), 5.0)

@@ -33,7 +33,7 @@ from typing import IO, Any
 from assay.kernel.events import Envelope, Fire
 from assay.kernel.kernel import Kernel
 from assay.model.load import build
-from assay.runtime.deploy import Deployment, check_placement
+from assay.runtime.deploy import CONTROL, Deployment, check_placement
 from assay.runtime.node import Node, Outcome
 from assay.runtime.steplog import log_line, open_step_log, restore, saved_envelope
 from assay.runtime.store import Handled
@@ -212,6 +212,7 @@ class TcpNode:
 
     async def _serve_connection(self, reader: asyncio.StreamReader,
                                 writer: asyncio.StreamWriter) -> None:
+        address = _address(writer)
         try:
             peer = await authenticate(reader, writer, self.dep.secret, self.name,
                                       initiator=False)
@@ -219,7 +220,7 @@ class TcpNode:
             writer.close()
             return
         except (AuthError, OSError, asyncio.IncompleteReadError) as e:
-            log.warning("%s: refused a connection: %s", self.name, e)
+            log.warning("%s: refused a connection from %s: %s", self.name, address, e)
             writer.close()
             return
         self._peer_writers[peer] = writer
@@ -304,6 +305,8 @@ class TcpNode:
                                    for e, v in self.node.violations[:20]],
                     "violation_count": self.node.violation_count}
         if t == "stop":
+            log.info("%s: stopping, as %s at %s asked", self.name, peer,
+                     "?" if writer is None else _address(writer))
             self.stopping.set()
             self.wake.set()
             return {"t": "stopping"}
@@ -365,8 +368,18 @@ class TcpNode:
         while not self._closing.is_set():
             try:
                 reader, writer = await asyncio.open_connection(link.host, link.port)
-                await authenticate(reader, writer, self.dep.secret, self.name, initiator=True)
-            except (OSError, AuthError, WireError, asyncio.IncompleteReadError):
+            except OSError:                      # the peer is down: not news
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 1.0)
+                continue
+            try:
+                await authenticate(reader, writer, self.dep.secret, self.name, initiator=True,
+                                   expect=link.peer)
+            except (OSError, AuthError, WireError, asyncio.IncompleteReadError) as e:
+                if isinstance(e, AuthError):
+                    log.warning("%s: refused its connection to %s at %s: %s",
+                                self.name, link.peer, _address(writer), e)
+                writer.close()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 1.0)
                 continue
@@ -620,12 +633,19 @@ class TcpNode:
             self._schedule_flush()           # written within ack_delay, before any ack
 
 
+def _address(writer: asyncio.StreamWriter) -> str:
+    """The other end of a connection, as host:port, for the log."""
+    peer = writer.get_extra_info("peername")
+    return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else "?"
+
+
 async def control(host: str, port: int, secret: bytes, frame: dict[str, Any],
-                  timeout: float = 5.0) -> dict[str, Any] | None:
-    """Send one control frame (state, status, stop) to a node and return its reply."""
+                  timeout: float = 5.0, node: str | None = None) -> dict[str, Any] | None:
+    """Send one control frame (state, status, stop) to a node (named `node`, if the caller
+    knows: another name answering there is refused) and return its reply."""
     reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
     try:
-        await authenticate(reader, writer, secret, "control", initiator=True)
+        await authenticate(reader, writer, secret, CONTROL, initiator=True, expect=node)
         writer.write(encode_frame(frame))
         await writer.drain()
         return await asyncio.wait_for(read_frame(reader), timeout)

@@ -12,7 +12,10 @@ sends a fresh 32-byte nonce and its name, then proves knowledge of the secret wi
 the whole transcript: the prover's role (initiator or responder), both names and both nonces.
 A proof from an earlier session does not verify (the verifier's nonce is fresh), a proof
 reflected back at its author does not verify (the role differs), and a proof cannot be
-re-targeted at another name.  It authenticates the peer at connection time only: frames that
+re-targeted at another name.  The role alone does not stop a node's two handshakes being
+relayed into each other (its outgoing connection's and its server's, each proof answering the
+other), so no peer may claim the verifier's own name, and a dialling side accepts only the
+name of the node it dialled.  It authenticates the peer at connection time only: frames that
 follow are neither encrypted nor MACed, so a network attacker able to hijack a TCP connection
 after the handshake is out of its reach (use a tunnel or TLS for that).
 """
@@ -260,8 +263,19 @@ async def _expect(reader: asyncio.StreamReader, kind: str, keys: set[str]) -> di
     return frame
 
 
+def _check_claim(peer: str, me: str, expect: str | None) -> None:
+    """Refuse a peer that claims this side's own name (its own hello reflected back at it:
+    relayed between an outgoing connection of this node and its server, each of its proofs
+    answers the other, see `test_a_node_s_own_handshake_reflected_into_its_server_...`), or,
+    on an outgoing connection, a name other than the node it dialled."""
+    if peer == me:
+        raise AuthError(f"the peer claims this node's own name {me!r} (a reflected handshake)")
+    if expect is not None and peer != expect:
+        raise AuthError(f"dialled node {expect!r}, but the peer claims to be {peer!r}")
+
+
 async def _handshake(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, secret: bytes,
-                     me: str, initiator: bool) -> str:
+                     me: str, initiator: bool, expect: str | None) -> str:
     my_nonce = secrets.token_hex(_NONCE_BYTES)
     writer.write(encode_frame({"t": "hello", "node": me, "nonce": my_nonce}))
     await writer.drain()
@@ -273,6 +287,7 @@ async def _handshake(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
         raise AuthError(f"the peer's nonce must be {_NONCE_BYTES} bytes in lowercase hex")
     if hmac.compare_digest(their_nonce, my_nonce):
         raise AuthError("the peer echoed our own nonce (a reflection)")
+    _check_claim(peer, me, expect)       # before this side proves anything
     mine, theirs = (me, my_nonce), (peer, their_nonce)
     i_side, r_side = (mine, theirs) if initiator else (theirs, mine)
     my_role, their_role = ("initiator", "responder") if initiator else ("responder", "initiator")
@@ -288,18 +303,20 @@ async def _handshake(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
 
 
 async def authenticate(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                       secret: bytes, me: str, initiator: bool, timeout: float = 5.0) -> str:
+                       secret: bytes, me: str, initiator: bool, timeout: float = 5.0,
+                       expect: str | None = None) -> str:
     """Mutual authentication over a fresh connection (see the module docstring); returns the
     name the peer proved, or raises `AuthError` (wrong secret, malformed or missing message,
-    closed connection, or `timeout` seconds elapsed).  The caller closes the connection on
-    failure.  Both sides may call it at once: neither waits for the other to speak first."""
+    a peer claiming `me`, or not `expect` when given, closed connection, or `timeout` seconds
+    elapsed).  The caller closes the connection on failure.  Both sides may call it at once:
+    neither waits for the other to speak first."""
     if not isinstance(secret, bytes | bytearray) or not secret:
         raise ValueError("the shared secret must be non-empty bytes")
     if not isinstance(me, str) or not 0 < len(me) <= _NAME_MAX:
         raise ValueError(f"a node name is a string of 1 to {_NAME_MAX} characters")
     try:
         async with asyncio.timeout(timeout):
-            return await _handshake(reader, writer, bytes(secret), me, initiator)
+            return await _handshake(reader, writer, bytes(secret), me, initiator, expect)
     except TimeoutError:
         raise AuthError(f"the peer did not authenticate within {timeout} s") from None
     except (OSError, EOFError) as e:
