@@ -199,7 +199,6 @@ OUT_OF_RANGE = [2**63, 2**64, -1, True, False, 1.5, "1", None, [1], {"n": 1}]
       for c in OUT_OF_RANGE + [2**63 - 1]],
     *[pytest.param(write(5, 1, epoch=e), id=f"epoch={e!r}") for e in [5, None, "", "x" * 1000]],
 ])
-@BEFORE_FIX
 def test_a_frame_with_a_number_out_of_range_closes_the_link_and_the_node_serves_on(
         children, tmp_path, frame):
     dep, pa, _ = register_deployment(tmp_path)

@@ -689,7 +689,7 @@ def test_messages_off_the_system_s_links_are_dropped(lone_server):
         # a Write claimed to come from the client, by a node that does not host it
         ("mallory", msg("client", "server", "server", "clients", "Write", write, 1),
          "no such link from that node"),
-        ("a", msg("client", "server", "server", "clients", "Write", write, 1),
+        ("control", msg("client", "server", "server", "clients", "Write", write, 1),
          "no such link from that node"),
         # a port the server does not have, an instance this node does not host
         ("b", msg("client", "server", "server", "nope", "Write", write, 2), "server.nope"),

@@ -17,10 +17,19 @@ from assay.kernel.events import Envelope
 from assay.model.message import Message
 from assay.model.types import Peer, Range
 from assay.runtime.wire import (
+    CLOCK_LIMIT,
+    INT_LIMIT,
     MAX_FRAME,
+    AckFrame,
     AuthError,
+    EpochsFrame,
+    MsgFrame,
+    Request,
     WireError,
     authenticate,
+    decode_ack,
+    decode_frame,
+    decode_reply,
     encode_frame,
     envelope_from_wire,
     envelope_to_wire,
@@ -333,10 +342,10 @@ F = ["message", "fields"]
     (mutate(["extra"], 1), "unexpected key 'extra'"),
     (mutate(["src"], 5), "'src' must be a non-empty string"),
     (mutate(["dst_port"], ""), "'dst_port' must be a non-empty string"),
-    (mutate(["clock"], -1), "'clock' must be a non-negative int"),
-    (mutate(["clock"], "7"), "'clock' must be a non-negative int"),
-    (mutate(["clock"], True), "'clock' must be a non-negative int"),
-    (mutate(["clock"], 7.0), "'clock' must be a non-negative int"),
+    (mutate(["clock"], -1), "'clock' must be an int in 0"),
+    (mutate(["clock"], "7"), "'clock' must be an int in 0"),
+    (mutate(["clock"], True), "'clock' must be an int in 0"),
+    (mutate(["clock"], 7.0), "'clock' must be an int in 0"),
     (mutate(["message"], "Big()"), "'message' must be an object"),
     (mutate(["message"], [1]), "'message' must be an object"),
     (mutate(["message", "type"], delete=True), "needs a string 'type'"),
@@ -410,6 +419,99 @@ def test_nothing_on_the_wire_is_evaluated(tmp_path, monkeypatch):
         with pytest.raises(WireError):
             envelope_from_wire(d, allowed)
     assert not marker.exists() and not os.path.exists("pwned")
+
+
+# --- the frames nodes exchange: every number checked at decode ----------------------------
+
+def frame_templates() -> dict[str, tuple[dict[str, Any], Any]]:
+    """Per frame kind, a well-formed frame and the decoder that reads it."""
+    msg = {**envelope_to_wire(env_of(Ping(1)), 3), "seq": 1, "epoch": "e1"}
+    status = {"t": "status", "node": "a", "steps": 1, "busy": False, "unacked": 0,
+              "violations": [], "violation_count": 0, "epochs": 1}
+    return {"msg": (msg, decode_frame), "ack": ({"t": "ack", "seq": 1, "epoch": "e1"},
+                                                 decode_ack),
+            "status-reply": (status, decode_reply)}
+
+
+# (kind, field, lowest, limit): every numeric field of every frame kind
+NUMBERS = [("msg", "seq", 1, INT_LIMIT), ("msg", "clock", 0, CLOCK_LIMIT),
+           ("ack", "seq", 1, INT_LIMIT)] + [
+    ("status-reply", k, 0, INT_LIMIT) for k in ("steps", "unacked", "violation_count", "epochs")]
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8)
+    | st.sampled_from([2**62 - 1, 2**62, 2**63 - 1, 2**63, 2**64, -1, -(2**63), 0, 1]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner,
+                                                                  max_size=3),
+    max_leaves=6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(case=st.sampled_from(NUMBERS), value=json_values)
+def test_any_json_value_in_a_numeric_field_is_decoded_in_range_or_a_wire_error(case, value):
+    kind, key, low, limit = case
+    template, decode = frame_templates()[kind]
+    # through a real frame: what a peer can send is what JSON can carry
+    [raw, _] = run(through_reader(encode_frame({**template, key: value})))
+    try:
+        got = decode(raw)
+    except WireError:
+        return                                    # the decoder's own error: nothing else
+    n = getattr(got, key) if not isinstance(got, dict) else got[key]
+    assert type(n) is int and low <= n < limit, (kind, key, value)
+
+
+@settings(max_examples=200, deadline=None)
+@given(value=json_values)
+def test_the_clock_of_an_envelope_is_in_range_or_a_wire_error(value):
+    try:
+        _, clock = envelope_from_wire({**envelope_to_wire(env_of(Ping(1)), 3), "clock": value},
+                                      allowed)
+    except WireError:
+        return
+    assert type(clock) is int and 0 <= clock < CLOCK_LIMIT, value
+
+
+@pytest.mark.parametrize("value", [2**63, 2**63 - 1, 2**62, -1, True, 1.0])
+def test_a_clock_a_node_could_not_step_from_is_refused(value):
+    # 2**63 - 1 fits SQLite, but the next step's clock would not: Lamport clocks stay < 2**62
+    with pytest.raises(WireError, match="clock"):
+        envelope_from_wire({**envelope_to_wire(env_of(Ping(1)), 3), "clock": value}, allowed)
+    with pytest.raises(WireError, match="clock"):
+        decode_frame({**envelope_to_wire(env_of(Ping(1)), 3), "clock": value, "seq": 1,
+                      "epoch": "e"})
+
+
+@pytest.mark.parametrize("frame,reason", [
+    ({"t": "msg"}, "needs"),
+    ({**envelope_to_wire(env_of(Ping(1)), 3), "seq": 1, "epoch": "e", "x": 1}, "unexpected"),
+    ({**envelope_to_wire(env_of(Ping(1)), 3), "seq": 0, "epoch": "e"}, "'seq'"),
+    ({**envelope_to_wire(env_of(Ping(1)), 3), "seq": 1, "epoch": "a b"}, "'epoch'"),
+    ({**envelope_to_wire(env_of(Ping(1)), 3), "seq": 1, "epoch": "e" * 65}, "'epoch'"),
+    ({"t": "epochs", "live": []}, "'live'"),
+    ({"t": "epochs", "live": ["e"] * 65}, "'live'"),
+    ({"t": "epochs", "live": [5]}, "'live'"),
+    ({"t": "state", "instance": ["x"]}, "'instance'"),
+    ({"t": "status", "more": 1}, "unexpected"),
+    ({"t": "ack", "seq": 1}, "goes to a node"),
+    ({"t": "nope"}, "goes to a node"),
+    ({}, "goes to a node"),
+])
+def test_decode_frame_refuses_with_a_reason(frame, reason):
+    with pytest.raises(WireError, match=reason):
+        decode_frame(frame)
+
+
+def test_decode_frame_reads_each_kind():
+    m = {**envelope_to_wire(env_of(Ping(1)), 3), "seq": 2, "epoch": "e"}
+    got = decode_frame(m)
+    assert isinstance(got, MsgFrame) and (got.epoch, got.seq, got.clock) == ("e", 2, 3)
+    assert envelope_from_wire(got.body, allowed) == (env_of(Ping(1)), 3)
+    assert decode_frame({"t": "epochs", "live": ["a", "b"]}) == EpochsFrame(("a", "b"))
+    assert decode_frame({"t": "state", "instance": "x"}) == Request("state", "x")
+    assert decode_frame({"t": "stop"}) == Request("stop")
+    assert decode_ack({"t": "ack", "seq": 3}) == AckFrame(None, 3)
 
 
 # --- authentication over real loopback TCP ------------------------------------------------

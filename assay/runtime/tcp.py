@@ -40,8 +40,14 @@ from assay.runtime.store import Handled
 from assay.runtime.timers import Timers
 from assay.runtime.wire import (
     AuthError,
+    EpochsFrame,
+    Frame,
+    MsgFrame,
     WireError,
     authenticate,
+    decode_ack,
+    decode_frame,
+    decode_reply,
     encode_frame,
     envelope_from_wire,
     envelope_to_wire,
@@ -227,12 +233,16 @@ class TcpNode:
         try:
             while True:
                 try:
-                    frame = await read_frame(reader)
+                    raw = await read_frame(reader)
+                    if raw is None:
+                        break
+                    frame = decode_frame(raw)
                 except WireError as e:
-                    log.warning("%s: dropped a bad frame from %s and the connection: %s",
-                                self.name, peer, e)
-                    break
-                if frame is None:
+                    # a peer that holds the secret and sends what no node sends is broken or
+                    # hostile: nothing of the frame is used, and its connection goes (a
+                    # node's link reconnects, and resends what was not acknowledged)
+                    log.warning("%s: dropped a malformed frame from %s at %s and closed the "
+                                "connection: %s", self.name, peer, address, e)
                     break
                 reply = self._on_frame(peer, frame, writer)
                 if reply is not None:
@@ -245,72 +255,77 @@ class TcpNode:
                 del self._peer_writers[peer]
             writer.close()
 
-    def _on_frame(self, peer: str, frame: dict[str, Any],
+    def _on_frame(self, peer: str, frame: Frame,
                   writer: asyncio.StreamWriter | None = None) -> dict[str, Any] | None:
-        t = frame.get("t")
-        if t == "msg":
-            seq = frame.get("seq")
-            if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
-                log.warning("%s: dropped a message from node %s: the frame has no number",
-                            self.name, peer)
-                return None
-            epoch = str(frame.get("epoch"))
-            key = (peer, epoch)
-            handled = self.handled.get(key)
-            if handled is not None and seq in handled:
-                return {"t": "ack", "seq": seq,       # resent, and already handled durably
-                        "epoch": frame.get("epoch")}
-            seen = self.seen.get(key)
-            if seen is None:
-                seen = self.seen[key] = Handled()
-            if seq in seen:                           # resent while its step is pending:
-                pending = self.pending.get((peer, epoch, seq))
-                if pending is not None:               # its ack goes where the resend came
-                    pending.writer = writer
-                return None
-            seen.add(seq)
-            receipt = _Receipt(peer, epoch, seq, writer)
-            self.pending[(peer, epoch, seq)] = receipt
-            body = {k: v for k, v in frame.items() if k not in ("seq", "epoch")}  # transport
-            try:
-                env, clock = envelope_from_wire(body, lambda d, p: self.allowed.get((d, p), {}))
-            except WireError as e:
-                log.warning("%s: dropped a message from %s: %s", self.name, peer, e)
-                self._drop(receipt)
-                return None
-            link = (env.src, env.src_port, env.dst, env.dst_port)
-            if env.dst not in self.inbox or link not in self.kernel.link_index \
-                    or self.dep.placement.get(env.src) != peer:
-                log.warning("%s: dropped %s from node %s: no such link from that node",
-                            self.name, env, peer)
-                self._drop(receipt)
-                return None
-            self.clock = max(self.clock, int(clock))
-            self.inbox[env.dst].append((env, receipt))
-            self.wake.set()
+        """Handle one checked frame from `peer`; the reply to send, if any."""
+        if isinstance(frame, MsgFrame):
+            return self._on_msg(peer, frame, writer)
+        if isinstance(frame, EpochsFrame):
             return None
-        if t == "state":
-            inst = frame.get("instance")
-            if not isinstance(inst, str) or inst not in self.node.local:
+        if frame.kind == "state":
+            inst = frame.instance
+            if inst not in self.node.local:
                 return {"t": "error", "error": f"{inst!r} is not hosted on {self.name}"}
             from assay.model.types import to_json
 
             return {"t": "state", "instance": inst,
                     "fields": {k: to_json(v) for k, v in self.node.state(inst).items()}}
-        if t == "status":
+        if frame.kind == "status":
             return {"t": "status", "node": self.name, "steps": self.node.steps,
                     "busy": self._busy(), "unacked": sum(len(k.unacked)
                                                          for k in self.links.values()),
                     "violations": [{"event": e, **v.to_json()}
                                    for e, v in self.node.violations[:20]],
                     "violation_count": self.node.violation_count}
-        if t == "stop":
-            log.info("%s: stopping, as %s at %s asked", self.name, peer,
-                     "?" if writer is None else _address(writer))
-            self.stopping.set()
-            self.wake.set()
-            return {"t": "stopping"}
-        log.warning("%s: dropped a frame of unknown type %r from %s", self.name, t, peer)
+        log.info("%s: stopping, as %s at %s asked", self.name, peer,
+                 "?" if writer is None else _address(writer))
+        self.stopping.set()
+        self.wake.set()
+        return {"t": "stopping"}
+
+    def _on_msg(self, peer: str, frame: MsgFrame, writer: asyncio.StreamWriter | None
+                ) -> dict[str, Any] | None:
+        """Queue a message for its step (acknowledged once that is durable), acknowledge a
+        resend of one handled already, or drop one that does not fit (acknowledged too)."""
+        epoch, seq = frame.epoch, frame.seq
+        if peer not in self.links:
+            # no node of the deployment (a control connection, say): it hosts no instance,
+            # so nothing it sends is a message; nothing of it is recorded
+            log.warning("%s: dropped a message from %s: no such link from that node (it is "
+                        "not a node of the deployment)", self.name, peer)
+            return {"t": "ack", "seq": seq, "epoch": epoch}
+        key = (peer, epoch)
+        handled = self.handled.get(key)
+        if handled is not None and seq in handled:
+            return {"t": "ack", "seq": seq, "epoch": epoch}   # resent, handled durably
+        seen = self.seen.get(key)
+        if seen is None:
+            seen = self.seen[key] = Handled()
+        if seq in seen:                               # resent while its step is pending:
+            pending = self.pending.get((peer, epoch, seq))
+            if pending is not None:                   # its ack goes where the resend came
+                pending.writer = writer
+            return None
+        seen.add(seq)
+        receipt = _Receipt(peer, epoch, seq, writer)
+        self.pending[(peer, epoch, seq)] = receipt
+        try:
+            env, clock = envelope_from_wire(frame.body,
+                                            lambda d, p: self.allowed.get((d, p), {}))
+        except WireError as e:
+            log.warning("%s: dropped a message from %s: %s", self.name, peer, e)
+            self._drop(receipt)
+            return None
+        link = (env.src, env.src_port, env.dst, env.dst_port)
+        if env.dst not in self.inbox or link not in self.kernel.link_index \
+                or self.dep.placement.get(env.src) != peer:
+            log.warning("%s: dropped %s from node %s: no such link from that node",
+                        self.name, env, peer)
+            self._drop(receipt)
+            return None
+        self.clock = max(self.clock, clock)
+        self.inbox[env.dst].append((env, receipt))
+        self.wake.set()
         return None
 
     def _drop(self, receipt: _Receipt) -> None:
@@ -385,7 +400,7 @@ class TcpNode:
                 continue
             backoff = 0.05
             link.connected = True
-            acks = asyncio.create_task(self._read_acks(link, reader))
+            acks = asyncio.create_task(self._read_acks(link, reader, _address(writer)))
             stop = asyncio.create_task(self._closing.wait())
             try:
                 for frame in list(link.unacked.values()):   # kept from before: resend
@@ -403,22 +418,24 @@ class TcpNode:
                 stop.cancel()
                 writer.close()
 
-    async def _read_acks(self, link: _Link, reader: asyncio.StreamReader) -> None:
+    async def _read_acks(self, link: _Link, reader: asyncio.StreamReader, address: str
+                         ) -> None:
         try:
             while True:
-                frame = await read_frame(reader)
-                if frame is None:
+                raw = await read_frame(reader)
+                if raw is None:
                     return
-                if frame.get("t") == "ack":
-                    epoch, seq = frame.get("epoch"), frame.get("seq")
-                    if not isinstance(seq, int):
-                        continue
-                    key = (self.epoch if epoch is None else str(epoch), seq)
-                    if link.unacked.pop(key, None) is not None and self.store is not None:
-                        await asyncio.to_thread(self.store.acked, link.peer, key[0], seq)
-                    # (an acknowledgement enables no step: the step loop is not woken)
-                    self.acked.set()
-        except (WireError, ConnectionError, OSError):
+                ack = decode_ack(raw)
+                key = (self.epoch if ack.epoch is None else ack.epoch, ack.seq)
+                if link.unacked.pop(key, None) is not None and self.store is not None:
+                    await asyncio.to_thread(self.store.acked, link.peer, key[0], ack.seq)
+                # (an acknowledgement enables no step: the step loop is not woken)
+                self.acked.set()
+        except WireError as e:            # the link reconnects: what is not acknowledged
+            log.warning("%s: dropped a malformed frame from %s at %s and closed the "
+                        "connection: %s", self.name, link.peer, address, e)   # is resent
+            return
+        except (ConnectionError, OSError):
             return
 
     # --- stepping ----------------------------------------------------------------------------
@@ -648,6 +665,6 @@ async def control(host: str, port: int, secret: bytes, frame: dict[str, Any],
         await authenticate(reader, writer, secret, CONTROL, initiator=True, expect=node)
         writer.write(encode_frame(frame))
         await writer.drain()
-        return await asyncio.wait_for(read_frame(reader), timeout)
+        return decode_reply(await asyncio.wait_for(read_frame(reader), timeout))
     finally:
         writer.close()

@@ -25,8 +25,10 @@ import asyncio
 import hashlib
 import hmac
 import json
+import re
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from assay.kernel.events import Envelope
@@ -128,6 +130,149 @@ async def read_frame(reader: asyncio.StreamReader, max_size: int = MAX_FRAME) ->
     return decode_payload(payload)
 
 
+# --- the frames nodes exchange ------------------------------------------------------------------
+#
+# Every number in a frame is checked here, before anything uses it: an int (not a bool, not a
+# float), 0 <= n < 2**63, so that it fits SQLite's INTEGER (a larger one raised OverflowError
+# in the store, and the node exited).  A Lamport clock stays below 2**62, so that the steps of
+# a node that adopts it stay below 2**63 too.  A frame that breaks these rules is a
+# `WireError`: the node logs it and closes the connection (see `TcpNode._serve_connection`).
+
+INT_LIMIT = 1 << 63                      # exclusive: SQLite's INTEGER
+CLOCK_LIMIT = 1 << 62                    # exclusive: room for 2**62 further steps
+_EPOCH = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+def wire_int(v: Any, what: str, low: int = 0, limit: int = INT_LIMIT) -> int:
+    """`v` if it is an int in `low <= v < limit` (a bool is not); `WireError` otherwise."""
+    if type(v) is not int or not low <= v < limit:
+        shown = repr(v) if len(repr(v)) <= 40 else repr(v)[:37] + "..."
+        raise WireError(f"{what!r} must be an int in {low}..2**{limit.bit_length() - 1} - 1, "
+                        f"got {shown}")
+    return v
+
+
+def wire_epoch(v: Any, what: str = "epoch") -> str:
+    """`v` if it names a sender's life: 1 to 64 letters, digits, '_', '.' or '-'."""
+    if not isinstance(v, str) or not _EPOCH.fullmatch(v):
+        shown = repr(v) if len(repr(v)) <= 40 else repr(v)[:37] + "..."
+        raise WireError(f"{what!r} must be 1 to 64 letters, digits, '_', '.' or '-', got {shown}")
+    return v
+
+
+def _keys(d: dict, kind: str, required: set[str], optional: frozenset[str] = frozenset()
+          ) -> None:
+    missing = sorted(required - set(d))
+    if missing:
+        raise WireError(f"a {kind} frame needs {missing[0]!r}")
+    extra = sorted(set(d) - required - optional)
+    if extra:
+        raise WireError(f"a {kind} frame has an unexpected key {extra[0]!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class MsgFrame:
+    """A message from another node: its sender's life (`epoch`) and number in it (`seq`),
+    the sender's Lamport `clock`, and the envelope part (`body`, for `envelope_from_wire`)."""
+
+    epoch: str
+    seq: int
+    clock: int
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class AckFrame:
+    """The receiver handled message `seq` of the sender's life `epoch` (None: the current)."""
+
+    epoch: str | None
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class EpochsFrame:
+    """The sender's lives that may still send (or resend) frames: its own, and those with
+    frames not yet acknowledged (a receiver forgets what it handled of the others)."""
+
+    live: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A control request: `state` (of `instance`), `status` or `stop`."""
+
+    kind: str
+    instance: str | None = None
+
+
+Frame = MsgFrame | EpochsFrame | Request
+MAX_LIVE = 64                            # lives listed in one `epochs` frame
+
+
+def decode_frame(d: dict) -> Frame:
+    """What a node's server reads after authentication, checked (see above), or `WireError`.
+    A message's envelope is checked apart (`envelope_from_wire`): a frame whose transport
+    fields are sound but whose message does not fit is dropped and acknowledged."""
+    if not isinstance(d, dict):
+        raise WireError(f"a frame is an object, not {type(d).__name__}")
+    t = d.get("t")
+    if t == "msg":
+        _keys(d, "msg", set(_MSG_KEYS) | {"seq", "epoch"})
+        body = {k: v for k, v in d.items() if k not in ("seq", "epoch")}
+        return MsgFrame(wire_epoch(d["epoch"]), wire_int(d["seq"], "seq", 1),
+                        wire_int(d["clock"], "clock", 0, CLOCK_LIMIT), body)
+    if t == "epochs":
+        _keys(d, "epochs", {"t", "live"})
+        live = d["live"]
+        if not isinstance(live, list) or not 0 < len(live) <= MAX_LIVE:
+            raise WireError(f"'live' must be a list of 1 to {MAX_LIVE} epochs")
+        return EpochsFrame(tuple(wire_epoch(e, "live") for e in live))
+    if t == "state":
+        _keys(d, "state", {"t", "instance"})
+        inst = d["instance"]
+        if not isinstance(inst, str) or not 0 < len(inst) <= _NAME_MAX:
+            raise WireError(f"'instance' must be a string of 1 to {_NAME_MAX} characters")
+        return Request("state", inst)
+    if t in ("status", "stop"):
+        _keys(d, str(t), {"t"})
+        return Request(str(t))
+    raise WireError(f"no frame of type {str(t)[:40]!r} goes to a node")
+
+
+def decode_ack(d: dict) -> AckFrame:
+    """What a link reads: an acknowledgement, checked, or `WireError`."""
+    if not isinstance(d, dict) or d.get("t") != "ack":
+        raise WireError("a link reads only acknowledgements")
+    _keys(d, "ack", {"t", "seq"}, frozenset({"epoch"}))
+    epoch = d.get("epoch")
+    return AckFrame(None if epoch is None else wire_epoch(epoch), wire_int(d["seq"], "seq", 1))
+
+
+_STATUS_COUNTS = ("steps", "unacked", "violation_count", "epochs")
+
+
+def decode_reply(d: dict | None) -> dict[str, Any] | None:
+    """A node's reply to a control request (None at EOF), its numbers checked like any
+    frame's, or `WireError`."""
+    if d is None:
+        return None
+    t = d.get("t")
+    if t == "status":
+        for k in _STATUS_COUNTS:
+            if k in d:
+                wire_int(d[k], k)
+        if not isinstance(d.get("busy", False), bool):
+            raise WireError("'busy' must be a bool")
+        if not isinstance(d.get("violations", []), list):
+            raise WireError("'violations' must be a list")
+    elif t == "state":
+        if not isinstance(d.get("fields"), dict):
+            raise WireError("a state reply needs 'fields', an object")
+    elif t not in ("stopping", "error"):
+        raise WireError(f"no reply of type {str(t)[:40]!r}")
+    return d
+
+
 # --- envelopes --------------------------------------------------------------------------------
 
 def envelope_to_wire(env: Envelope, clock: int) -> dict:
@@ -200,9 +345,7 @@ def envelope_from_wire(d: dict, allowed: Callable[[str, str], dict[str, type[Mes
         raise WireError(f"message frame has an unexpected key {extra[0]!r}")
     src, src_port = _name(d, "src"), _name(d, "src_port")
     dst, dst_port = _name(d, "dst"), _name(d, "dst_port")
-    clock = d["clock"]
-    if type(clock) is not int or clock < 0:
-        raise WireError(f"'clock' must be a non-negative int, got {clock!r}")
+    clock = wire_int(d["clock"], "clock", 0, CLOCK_LIMIT)
     j = d["message"]
     if not isinstance(j, dict):
         raise WireError(f"'message' must be an object, got {type(j).__name__}")
