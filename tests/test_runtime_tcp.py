@@ -454,8 +454,10 @@ async def _listening_as(node: str, port: int):
             await authenticate(reader, writer, SECRET.encode(), node, initiator=False)
             while (frame := await read_frame(reader)) is not None:
                 got.append(frame)
-                writer.write(encode_frame({"t": "ack", "seq": frame.get("seq")}))
-                await writer.drain()
+                if frame.get("t") == "msg":
+                    writer.write(encode_frame({"t": "ack", "seq": frame["seq"],
+                                               "epoch": frame["epoch"]}))
+                    await writer.drain()
         except (WireError, OSError, asyncio.IncompleteReadError):
             pass
         finally:
@@ -528,6 +530,12 @@ def test_the_sends_of_a_durable_step_survive_a_crash_of_their_sender(children, t
     got = asyncio.run(listen())
     assert [f["message"] for f in got if f.get("t") == "msg"] == \
         [{"type": "WriteAck", "fields": {"value": 1}}]
+    # the link first says which lives of a may still send: the restarted one, and the one
+    # before it, whose WriteAck is resent (so b must not forget what it handled of it)
+    [resent] = [f for f in got if f.get("t") == "msg"]
+    assert got[0]["t"] == "epochs"
+    now, *before = got[0]["live"]
+    assert before == [resent["epoch"]] and now != resent["epoch"]
 
 
 def _child_node(run_pid: int, name: str) -> int | None:

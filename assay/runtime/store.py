@@ -229,6 +229,24 @@ class Store:
         conn.execute("DELETE FROM handled_above WHERE peer = ? AND epoch = ? AND seq <= ?",
                      (peer, epoch, max(new, floor)))
 
+    def forget(self, peer: str, live: set[str] | frozenset[str]) -> None:
+        """Forget the handled numbers of every life of `peer` but those in `live` (the
+        sender's lives that may still send: see `TcpNode._forget_lives`)."""
+        keep = sorted(live)
+        marks = ", ".join("?" * len(keep))
+        with self._lock:
+            conn = self._connection()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                for table in ("handled", "handled_above"):
+                    conn.execute(f"DELETE FROM {table} WHERE peer = ? "
+                                 f"AND epoch NOT IN ({marks})", (peer, *keep))
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
     def acked(self, link: str, epoch: str, seq: int) -> None:
         """The peer acknowledged a frame: forget it."""
         with self._lock:

@@ -39,7 +39,9 @@ from assay.runtime.steplog import log_line, open_step_log, restore, saved_envelo
 from assay.runtime.store import Handled
 from assay.runtime.timers import Timers
 from assay.runtime.wire import (
+    MAX_LIVE,
     AuthError,
+    AuthIncomplete,
     EpochsFrame,
     Frame,
     MsgFrame,
@@ -72,12 +74,21 @@ class _Link:
     # a frame pushed then is written at once (no task switch on the way out)
     writer: asyncio.StreamWriter | None = None
     connected: bool = False
+    # acknowledged, and not yet deleted from the outbox (durably)
+    deleting: set[tuple[str, int]] = field(default_factory=set)
 
     def number(self, frame: dict[str, Any], epoch: str) -> tuple[str, int]:
         frame["seq"] = self.next_seq
         frame["epoch"] = epoch
         self.next_seq += 1
         return epoch, frame["seq"]
+
+    def live(self, epoch: str) -> list[str]:
+        """The lives of this node (`epoch` is the current one) that may still send frames on
+        this link: the current one, and those of frames a restart would resend — kept in
+        memory or in the outbox.  The peer forgets what it handled of the others."""
+        kept = {e for e, _ in self.unacked} | {e for e, _ in self.deleting}
+        return [epoch] + sorted(kept - {epoch})
 
     def push(self, *frames: dict[str, Any]) -> None:
         """Keep `frames` until they are acknowledged, and send them now (in one write) if the
@@ -236,7 +247,7 @@ class TcpNode:
                     raw = await read_frame(reader)
                     if raw is None:
                         break
-                    frame = decode_frame(raw)
+                    reply = self._on_frame(peer, decode_frame(raw), writer)
                 except WireError as e:
                     # a peer that holds the secret and sends what no node sends is broken or
                     # hostile: nothing of the frame is used, and its connection goes (a
@@ -244,7 +255,6 @@ class TcpNode:
                     log.warning("%s: dropped a malformed frame from %s at %s and closed the "
                                 "connection: %s", self.name, peer, address, e)
                     break
-                reply = self._on_frame(peer, frame, writer)
                 if reply is not None:
                     writer.write(encode_frame(reply))
                     await writer.drain()
@@ -257,10 +267,15 @@ class TcpNode:
 
     def _on_frame(self, peer: str, frame: Frame,
                   writer: asyncio.StreamWriter | None = None) -> dict[str, Any] | None:
-        """Handle one checked frame from `peer`; the reply to send, if any."""
+        """Handle one checked frame from `peer`; the reply to send, if any.  `WireError` if
+        the frame must not be handled (its connection is then closed)."""
         if isinstance(frame, MsgFrame):
             return self._on_msg(peer, frame, writer)
         if isinstance(frame, EpochsFrame):
+            # only from the newest connection of the peer: one left over from an earlier
+            # life of it, read late, would make this node forget what a later life sent
+            if peer in self.links and self._peer_writers.get(peer) is writer:
+                self._forget_lives(peer, set(frame.live))
             return None
         if frame.kind == "state":
             inst = frame.instance
@@ -276,7 +291,8 @@ class TcpNode:
                                                          for k in self.links.values()),
                     "violations": [{"event": e, **v.to_json()}
                                    for e, v in self.node.violations[:20]],
-                    "violation_count": self.node.violation_count}
+                    "violation_count": self.node.violation_count,
+                    "epochs": len(self.seen.keys() | self.handled.keys())}
         log.info("%s: stopping, as %s at %s asked", self.name, peer,
                  "?" if writer is None else _address(writer))
         self.stopping.set()
@@ -300,6 +316,7 @@ class TcpNode:
             return {"t": "ack", "seq": seq, "epoch": epoch}   # resent, handled durably
         seen = self.seen.get(key)
         if seen is None:
+            self._check_room(peer)
             seen = self.seen[key] = Handled()
         if seq in seen:                               # resent while its step is pending:
             pending = self.pending.get((peer, epoch, seq))
@@ -328,6 +345,43 @@ class TcpNode:
         self.wake.set()
         return None
 
+    MAX_LIVES = 16          # lives (epochs) of one peer whose handled numbers are kept
+
+    def _lives(self, peer: str) -> set[str]:
+        """The lives (epochs) of `peer` whose frame numbers this node keeps."""
+        return {e for p, e in self.seen.keys() | self.handled.keys() if p == peer}
+
+    def _check_room(self, peer: str) -> None:
+        """A new life of `peer` is kept only while it has fewer than `MAX_LIVES`: a peer says
+        which of its lives have ended (an `epochs` frame, on every connection), so only one
+        that never says — or made its lives up — reaches the bound."""
+        if len(self._lives(peer)) >= self.MAX_LIVES:
+            raise WireError(f"node {peer} has {self.MAX_LIVES} lives on record here, the most "
+                            "a peer may have: it did not say which of them have ended")
+
+    def _forget_lives(self, peer: str, live: set[str]) -> None:
+        """Forget the handled numbers of the lives of `peer` other than `live`.
+
+        Safe because `live` is what the peer may still send (`_Link.live`): its current
+        life, and the lives of frames it would resend after a restart — not acknowledged, or
+        acknowledged and not yet deleted from its outbox for good; a restarted node resends
+        only what its outbox holds.  So a frame of a forgotten life never comes again."""
+        gone = [k for k in self.seen.keys() | self.handled.keys()
+                if k[0] == peer and k[1] not in live]
+        if not gone:
+            return
+        for k in gone:
+            self.seen.pop(k, None)
+            self.handled.pop(k, None)
+        log.info("%s: forgot %d ended lives of node %s", self.name, len(gone), peer)
+        if self.store is not None:
+            self._in_background(asyncio.to_thread(self.store.forget, peer, live))
+
+    def _in_background(self, work: Any) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
     def _drop(self, receipt: _Receipt) -> None:
         """A frame that is dropped counts as handled: once that is durable it is
         acknowledged, so its sender stops resending it (and the numbers handled stay a
@@ -339,9 +393,7 @@ class TcpNode:
             self._handled(receipt)
             self._ack(receipt)
 
-        task = asyncio.get_running_loop().create_task(save())
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._in_background(save())
 
     def _ack(self, receipt: _Receipt) -> None:
         """Acknowledge a message whose step is durable (soon: see `ack_delay`), on the
@@ -391,7 +443,7 @@ class TcpNode:
                 await authenticate(reader, writer, self.dep.secret, self.name, initiator=True,
                                    expect=link.peer)
             except (OSError, AuthError, WireError, asyncio.IncompleteReadError) as e:
-                if isinstance(e, AuthError):
+                if isinstance(e, AuthError) and not isinstance(e, AuthIncomplete):
                     log.warning("%s: refused its connection to %s at %s: %s",
                                 self.name, link.peer, _address(writer), e)
                 writer.close()
@@ -403,6 +455,9 @@ class TcpNode:
             acks = asyncio.create_task(self._read_acks(link, reader, _address(writer)))
             stop = asyncio.create_task(self._closing.wait())
             try:
+                live = link.live(self.epoch)
+                if len(live) <= MAX_LIVE:        # (else the peer keeps them all: safe too)
+                    writer.write(encode_frame({"t": "epochs", "live": live}))
                 for frame in list(link.unacked.values()):   # kept from before: resend
                     writer.write(encode_frame(frame))
                 link.writer = writer                         # from now on, push writes
@@ -428,7 +483,13 @@ class TcpNode:
                 ack = decode_ack(raw)
                 key = (self.epoch if ack.epoch is None else ack.epoch, ack.seq)
                 if link.unacked.pop(key, None) is not None and self.store is not None:
-                    await asyncio.to_thread(self.store.acked, link.peer, key[0], ack.seq)
+                    # until the outbox forgets it too, its life is one a restart of this node
+                    # could resend a frame of: the link still says so (see `live`)
+                    link.deleting.add(key)
+                    try:
+                        await asyncio.to_thread(self.store.acked, link.peer, key[0], ack.seq)
+                    finally:
+                        link.deleting.discard(key)
                 # (an acknowledgement enables no step: the step loop is not woken)
                 self.acked.set()
         except WireError as e:            # the link reconnects: what is not acknowledged

@@ -51,6 +51,10 @@ class AuthError(WireError):
     """The peer did not prove that it holds the shared secret (or did not finish in time)."""
 
 
+class AuthIncomplete(AuthError):
+    """The handshake did not finish: the connection failed, or the peer took too long."""
+
+
 # --- frames ---------------------------------------------------------------------------------
 
 def encode_frame(obj: dict) -> bytes:
@@ -461,6 +465,6 @@ async def authenticate(reader: asyncio.StreamReader, writer: asyncio.StreamWrite
         async with asyncio.timeout(timeout):
             return await _handshake(reader, writer, bytes(secret), me, initiator, expect)
     except TimeoutError:
-        raise AuthError(f"the peer did not authenticate within {timeout} s") from None
+        raise AuthIncomplete(f"the peer did not authenticate within {timeout} s") from None
     except (OSError, EOFError) as e:
-        raise AuthError(f"the connection failed during authentication: {e}") from None
+        raise AuthIncomplete(f"the connection failed during authentication: {e}") from None
