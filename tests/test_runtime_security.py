@@ -13,7 +13,7 @@ import contextlib
 import os
 import sqlite3
 import stat
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +34,6 @@ from runtime_support import (
 from assay.runtime.wire import WireError, authenticate, encode_frame, read_frame
 
 pytestmark = pytest.mark.e2e
-# each test below failed on the code before its fix: marked until that fix lands
-BEFORE_FIX = pytest.mark.xfail(strict=True, reason="issue 9 §2, not fixed yet")
 
 SINKS = ROOT / "tests" / "fixtures" / "runtime" / "sinks.py"
 ERRORS = (WireError, OSError, asyncio.IncompleteReadError, TimeoutError)
@@ -62,21 +60,28 @@ def local_address(writer: asyncio.StreamWriter) -> str:
     return f"{host}:{port}"
 
 
-async def reply_or_none(reader: asyncio.StreamReader, timeout: float = 5.0) -> Any:
-    """The next frame from `reader`; None if the connection ends (or breaks) first."""
+def plain(reader: asyncio.StreamReader) -> Callable[[], Awaitable[dict[str, Any] | None]]:
+    """Read the plain frames of a handshake from `reader`."""
+    return lambda: read_frame(reader)
+
+
+async def reply_or_none(read: Callable[[], Awaitable[dict[str, Any] | None]],
+                        timeout: float = 5.0) -> Any:
+    """The next frame `read` returns; None if the connection ends (or breaks) first."""
     try:
-        return await asyncio.wait_for(read_frame(reader), timeout)
+        return await asyncio.wait_for(read(), timeout)
     except ERRORS:
         return None
 
 
-async def closed_by_peer(reader: asyncio.StreamReader, timeout: float = 5.0) -> bool:
+async def closed_by_peer(read: Callable[[], Awaitable[dict[str, Any] | None]],
+                         timeout: float = 5.0) -> bool:
     """Whether the other end closes the connection (EOF or reset) within `timeout` s, with
     nothing but acknowledgements before."""
     try:
         async with asyncio.timeout(timeout):
             while True:
-                frame = await read_frame(reader)
+                frame = await read()
                 if frame is None:
                     return True
                 assert frame.get("t") == "ack", frame
@@ -92,23 +97,23 @@ async def logged_in(port: int, as_node: str) -> AsyncIterator[Any]:
     secret): `send(frame)`, `recv()`."""
     reader, writer = await asyncio.wait_for(asyncio.open_connection(HOST, port), 5)
     try:
-        await authenticate(reader, writer, SECRET.encode(), as_node, initiator=True)
+        session = await authenticate(reader, writer, SECRET.encode(), as_node, initiator=True)
 
         class Conn:
             address = local_address(writer)
 
             @staticmethod
             async def send(*frames: dict[str, Any]) -> None:
-                writer.write(b"".join(encode_frame(f) for f in frames))
-                await writer.drain()
+                session.write(*frames)
+                await session.drain()
 
             @staticmethod
             async def recv(timeout: float = 5.0) -> Any:
-                return await reply_or_none(reader, timeout)
+                return await reply_or_none(session.read, timeout)
 
             @staticmethod
             async def closed(timeout: float = 5.0) -> bool:
-                return await closed_by_peer(reader, timeout)
+                return await closed_by_peer(session.read, timeout)
 
         yield Conn
     finally:
@@ -146,26 +151,27 @@ async def reflect(node_port: int, peer_port: int, rename: str | None) -> dict[st
         lr, lw = await asyncio.wait_for(dialled, 10)         # the node's link, to "its peer"
         sr, sw = await asyncio.open_connection(HOST, node_port)
         got["address"] = local_address(sw)
-        link_hello, server_hello = await reply_or_none(lr), await reply_or_none(sr)
+        link_hello = await reply_or_none(plain(lr))
+        server_hello = await reply_or_none(plain(sr))
         assert link_hello is not None and server_hello is not None
         for hello in (link_hello, server_hello):
             if rename is not None:
                 hello["node"] = rename
         sw.write(encode_frame(link_hello))                   # the node's hello, to itself
         lw.write(encode_frame(server_hello))
-        link_proof = await reply_or_none(lr, 3)
+        link_proof = await reply_or_none(plain(lr), 3)
         if link_proof is not None:
             sw.write(encode_frame(link_proof))
-        server_proof = await reply_or_none(sr, 3)
+        server_proof = await reply_or_none(plain(sr), 3)
         if server_proof is not None:
             lw.write(encode_frame(server_proof))
         got["proofs"] = (link_proof, server_proof)
         with contextlib.suppress(OSError):
             sw.write(encode_frame({"t": "state", "instance": "server"}))
-        got["state"] = await reply_or_none(sr, 3)
+        got["state"] = await reply_or_none(plain(sr), 3)
         with contextlib.suppress(OSError):
             sw.write(encode_frame({"t": "stop"}))
-        got["stop"] = await reply_or_none(sr, 3)
+        got["stop"] = await reply_or_none(plain(sr), 3)
         lw.close()
         sw.close()
     finally:
@@ -180,6 +186,8 @@ def test_a_node_s_own_handshake_reflected_into_its_server_logs_nobody_in(childre
     log = tmp_path / "a.log"
     a = children.node(dep, "a", pa, log=log)           # its peer b is not running: the
     got = asyncio.run(reflect(pa, pb, rename))          # attacker takes b's port
+    if rename is None:                  # the node proves nothing to a peer claiming its name
+        assert got["proofs"] == (None, None), got["proofs"]
     assert got["state"] is None, f"the attacker read the node's state: {got['state']}"
     assert got["stop"] is None, f"the node accepted a stop from the attacker: {got['stop']}"
     text = wait_for_log(log, f"refused a connection from {got['address']}")
@@ -299,7 +307,8 @@ class Tamperer:
     connection only), and passes everything else through.
 
     alter: change the value the Write carries (same length); replay: send the frame twice;
-    inject: pass it, then send a forged copy (another number, another value)."""
+    inject: pass it, then send a forged copy (another seq, another value; numbered as the
+    frame after it, if frames are numbered)."""
 
     def __init__(self, target: int, mode: str) -> None:
         self.target, self.mode = target, mode
@@ -339,7 +348,11 @@ class Tamperer:
         if self.mode == "replay":
             return frame + frame
         assert b'"seq":1' in frame, frame
-        return frame + frame.replace(b'"value":1', b'"value":7').replace(b'"seq":1', b'"seq":9')
+        forged = frame.replace(b'"value":1', b'"value":7').replace(b'"seq":1', b'"seq":9')
+        if not forged[4:].startswith(b"{"):         # frames are numbered: the next number
+            n = int.from_bytes(forged[4:12], "big") + 1
+            forged = forged[:4] + n.to_bytes(8, "big") + forged[12:]
+        return frame + forged
 
     async def _down(self, up_r: asyncio.StreamReader, writer: asyncio.StreamWriter,
                     watched: bool) -> None:
@@ -355,7 +368,6 @@ class Tamperer:
 
 
 @pytest.mark.parametrize("mode", ["alter", "replay", "inject"])
-@BEFORE_FIX
 def test_a_frame_tampered_with_in_flight_closes_the_link_and_is_not_applied(
         children, tmp_path, mode):
     pa, pb, pm = free_ports(3)

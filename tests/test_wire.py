@@ -23,8 +23,10 @@ from assay.runtime.wire import (
     AckFrame,
     AuthError,
     EpochsFrame,
+    FrameAuthError,
     MsgFrame,
     Request,
+    Session,
     WireError,
     authenticate,
     decode_ack,
@@ -532,10 +534,11 @@ class Server:
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            peer = await authenticate(reader, writer, self.secret, self.name, initiator=False,
-                                      timeout=self.timeout)
+            session = await authenticate(reader, writer, self.secret, self.name,
+                                         initiator=False, timeout=self.timeout)
+            peer: Any = session.peer
             if self.after is not None:
-                peer = (peer, await self.after(reader))
+                peer = (peer, await self.after(session))
             await self.results.put(peer)
         except Exception as e:
             await self.results.put(e)
@@ -559,7 +562,9 @@ async def client(port: int, secret: bytes, name: str = "client", timeout: float 
                  ) -> str | Exception:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
-        return await authenticate(reader, writer, secret, name, initiator=True, timeout=timeout)
+        session = await authenticate(reader, writer, secret, name, initiator=True,
+                                     timeout=timeout)
+        return session.peer
     except Exception as e:
         return e
     finally:
@@ -577,15 +582,16 @@ def test_the_right_secret_authenticates_both_sides():
 
 def test_frames_flow_on_the_connection_after_authentication():
     async def main() -> None:
-        async def read_one(reader: asyncio.StreamReader) -> Any:
-            d = await read_frame(reader)
+        async def read_one(session: Session) -> Any:
+            d = await session.read()
             return envelope_from_wire(d, allowed)
 
         async with Server(b"k", "b", after=read_one) as srv:
             reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
-            assert await authenticate(reader, writer, b"k", "a", initiator=True) == "b"
-            writer.write(encode_frame(envelope_to_wire(env_of(big()), 3)))
-            await writer.drain()
+            session = await authenticate(reader, writer, b"k", "a", initiator=True)
+            assert session.peer == "b"
+            session.write(envelope_to_wire(env_of(big()), 3))
+            await session.drain()
             assert await srv.result() == ("a", (env_of(big()), 3))
             await close(writer)
     run(main())
@@ -832,6 +838,136 @@ def test_a_dialling_side_accepts_only_the_node_it_dialled():
         async with Server(b"k", "b") as srv:
             assert await client(srv.port, b"k", "a") == "b"
             assert await srv.result() == "a"
+    run(main())
+
+
+# --- sessions: every frame after the handshake MACed, over real loopback TCP ---------------
+
+async def read_all(session: Session) -> list[Any]:
+    """Every frame the session reads until EOF, then the error that ended it (if any)."""
+    got: list[Any] = []
+    try:
+        while (f := await session.read()) is not None:
+            got.append(f)
+    except WireError as e:
+        got.append(e)
+    return got
+
+
+def raw_frames(data: bytes) -> list[bytes]:
+    """`data` cut into whole frames (4-byte length + that many bytes)."""
+    out = []
+    while data:
+        n = 4 + int.from_bytes(data[:4], "big")
+        out.append(data[:n])
+        data = data[n:]
+    return out
+
+
+async def through_a_tamperer(frames: list[dict], tamper: Any) -> list[Any]:
+    """An honest client authenticates to a server and sends `frames`, through a relay that
+    passes the handshake (its first two frames) and gives the rest, as raw frames, to
+    `tamper` (a list of bytes -> bytes to send on); what the server's session reads."""
+    async with Server(b"k", "server", after=read_all) as srv:
+        async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            up_r, up_w = await asyncio.open_connection("127.0.0.1", srv.port)
+            down = asyncio.create_task(_pipe(up_r, writer))
+            for _ in range(2):                     # the client's hello and proof: passed on
+                header = await reader.readexactly(4)
+                up_w.write(header + await reader.readexactly(int.from_bytes(header, "big")))
+            rest = await reader.read()             # the client sends its frames, then EOF
+            up_w.write(tamper(raw_frames(rest)))
+            await up_w.drain()
+            up_w.write_eof()
+            await down
+            await close(up_w)
+            await close(writer)
+
+        proxy = await asyncio.start_server(relay, "127.0.0.1", 0)
+        reader, writer = await asyncio.open_connection("127.0.0.1",
+                                                       proxy.sockets[0].getsockname()[1])
+        session = await authenticate(reader, writer, b"k", "client", initiator=True)
+        session.write(*frames)
+        writer.write_eof()
+        (_, got) = await srv.result()
+        await close(writer)
+        proxy.close()
+        await proxy.wait_closed()
+        return got
+
+
+async def _pipe(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+    with contextlib.suppress(OSError):
+        while data := await r.read(65536):
+            w.write(data)
+            await w.drain()
+
+
+FRAMES = [{"t": "status"}, {"t": "state", "instance": "x"}, {"t": "stop"}]
+
+
+def test_sealed_frames_pass_an_honest_relay_in_order():
+    assert run(through_a_tamperer(FRAMES, lambda fs: b"".join(fs))) == FRAMES
+
+
+@pytest.mark.parametrize("tamper,error", [
+    # one byte of the second frame's payload changed
+    (lambda fs: fs[0] + fs[1][:-3] + b"X" + fs[1][-2:] + fs[2], "frame 1 has a bad MAC"),
+    # a frame's MAC changed
+    (lambda fs: fs[0] + fs[1][:12] + bytes(16) + fs[1][28:], "frame 1 has a bad MAC"),
+    # the first frame replayed after the second
+    (lambda fs: fs[0] + fs[1] + fs[0], "number 0 is out of order (expected 2)"),
+    # the second frame dropped
+    (lambda fs: fs[0] + fs[2], "number 2 is out of order (expected 1)"),
+    # the frames swapped
+    (lambda fs: fs[1] + fs[0], "number 1 is out of order (expected 0)"),
+], ids=["altered", "mac-altered", "replayed", "dropped", "reordered"])
+def test_a_tampered_frame_stops_the_session_before_it_is_used(tamper, error):
+    got = run(through_a_tamperer(FRAMES, tamper))
+    assert isinstance(got[-1], FrameAuthError) and error in str(got[-1]), got
+    assert all(f in FRAMES for f in got[:-1])         # nothing tampered with was returned
+
+
+def test_a_forged_frame_numbered_as_the_next_one_has_a_bad_mac():
+    payload = b'{"t":"stop"}'
+    forged = (8 + 16 + len(payload)).to_bytes(4, "big") + (1).to_bytes(8, "big") \
+        + bytes(16) + payload
+    got = run(through_a_tamperer(FRAMES[:1], lambda fs: fs[0] + forged))
+    assert got[0] == FRAMES[0]
+    assert isinstance(got[1], FrameAuthError) and "frame 1 has a bad MAC" in str(got[1])
+
+
+def test_a_frame_from_another_connection_or_sent_back_the_way_it_came_does_not_verify():
+    async def main() -> None:
+        sent: list[bytes] = []
+
+        def keep(fs: list[bytes]) -> bytes:
+            sent.extend(fs)
+            return b"".join(fs)
+
+        await through_a_tamperer(FRAMES[:1], keep)
+        # frame 0 of an earlier connection, on a new one: other nonces, another key
+        got = await through_a_tamperer(FRAMES[:1], lambda fs: sent[0])
+        assert isinstance(got[0], FrameAuthError) and "bad MAC" in str(got[0])
+
+        # a frame the server sent, fed back to the server as the client's: the direction
+        # is in the MAC
+        async def echo_back(session: Session) -> Any:
+            session.write({"t": "stop"})
+            await session.drain()
+            return await read_all(session)
+
+        async with Server(b"k", "server", after=echo_back) as srv:
+            reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+            session = await authenticate(reader, writer, b"k", "client", initiator=True)
+            header = await reader.readexactly(4)
+            writer.write(header + await reader.readexactly(int.from_bytes(header, "big")))
+            writer.write_eof()
+            (_, back) = await srv.result()
+            assert isinstance(back[0], FrameAuthError) and "bad MAC" in str(back[0])
+            assert session.peer == "server"
+            await close(writer)
+
     run(main())
 
 

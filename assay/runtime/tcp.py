@@ -45,15 +45,14 @@ from assay.runtime.wire import (
     EpochsFrame,
     Frame,
     MsgFrame,
+    Session,
     WireError,
     authenticate,
     decode_ack,
     decode_frame,
     decode_reply,
-    encode_frame,
     envelope_from_wire,
     envelope_to_wire,
-    read_frame,
 )
 
 log = logging.getLogger("assay.runtime")
@@ -72,7 +71,7 @@ class _Link:
     unacked: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
     # the current connection, once the frames kept from before it have been written on it:
     # a frame pushed then is written at once (no task switch on the way out)
-    writer: asyncio.StreamWriter | None = None
+    session: Session | None = None
     connected: bool = False
     # acknowledged, and not yet deleted from the outbox (durably)
     deleting: set[tuple[str, int]] = field(default_factory=set)
@@ -95,9 +94,9 @@ class _Link:
         link is up (else `_run_link` sends them when it connects)."""
         for frame in frames:
             self.unacked[(frame["epoch"], frame["seq"])] = frame
-        w = self.writer
-        if w is not None and not w.is_closing():
-            w.write(b"".join(encode_frame(f) for f in frames))
+        s = self.session
+        if s is not None and not s.is_closing():
+            s.write(*frames)
 
 
 @dataclass
@@ -107,7 +106,7 @@ class _Receipt:
     peer: str
     epoch: str
     seq: int
-    writer: asyncio.StreamWriter | None
+    session: Session | None
 
 
 class TcpNode:
@@ -167,7 +166,7 @@ class TcpNode:
         self.pending: dict[tuple[str, str, int], _Receipt] = {}
         # the newest authenticated connection from each peer node: an acknowledgement whose
         # connection is gone goes there
-        self._peer_writers: dict[str, asyncio.StreamWriter] = {}
+        self._peer_sessions: dict[str, Session] = {}
         self.epoch = os.urandom(8).hex()
         self.in_step = False                   # a step is being applied (saved, routed)
         self.failed: BaseException | None = None
@@ -176,7 +175,7 @@ class TcpNode:
         # acknowledgements of durable steps wait up to `ack_delay` seconds, to leave in one
         # write per connection (fewer system calls and wake-ups on both sides)
         self.ack_delay = ack_delay
-        self._acks: dict[asyncio.StreamWriter, list[bytes]] = {}
+        self._acks: dict[Session, list[dict[str, Any]]] = {}
         self._ack_timer: asyncio.TimerHandle | None = None
         self.acked = asyncio.Event()           # set whenever a peer acknowledges a frame
         self._closing = asyncio.Event()        # stopping, and done waiting for acks
@@ -231,8 +230,8 @@ class TcpNode:
                                 writer: asyncio.StreamWriter) -> None:
         address = _address(writer)
         try:
-            peer = await authenticate(reader, writer, self.dep.secret, self.name,
-                                      initiator=False)
+            session = await authenticate(reader, writer, self.dep.secret, self.name,
+                                         initiator=False)
         except asyncio.CancelledError:
             writer.close()
             return
@@ -240,41 +239,43 @@ class TcpNode:
             log.warning("%s: refused a connection from %s: %s", self.name, address, e)
             writer.close()
             return
-        self._peer_writers[peer] = writer
+        peer = session.peer
+        self._peer_sessions[peer] = session
         try:
             while True:
                 try:
-                    raw = await read_frame(reader)
+                    raw = await session.read()
                     if raw is None:
                         break
-                    reply = self._on_frame(peer, decode_frame(raw), writer)
+                    reply = self._on_frame(peer, decode_frame(raw), session)
                 except WireError as e:
-                    # a peer that holds the secret and sends what no node sends is broken or
-                    # hostile: nothing of the frame is used, and its connection goes (a
-                    # node's link reconnects, and resends what was not acknowledged)
-                    log.warning("%s: dropped a malformed frame from %s at %s and closed the "
+                    # a frame that does not verify (altered, forged, replayed: see
+                    # `Session`), or a peer that holds the secret and sends what no node
+                    # sends: nothing of the frame is used, and the connection goes (a node's
+                    # link reconnects, and resends what was not acknowledged)
+                    log.warning("%s: dropped a frame from %s at %s and closed the "
                                 "connection: %s", self.name, peer, address, e)
                     break
                 if reply is not None:
-                    writer.write(encode_frame(reply))
-                    await writer.drain()
+                    session.write(reply)
+                    await session.drain()
         except (ConnectionError, OSError, asyncio.CancelledError):
             pass                       # the peer went away, or this node is stopping
         finally:
-            if self._peer_writers.get(peer) is writer:
-                del self._peer_writers[peer]
+            if self._peer_sessions.get(peer) is session:
+                del self._peer_sessions[peer]
             writer.close()
 
     def _on_frame(self, peer: str, frame: Frame,
-                  writer: asyncio.StreamWriter | None = None) -> dict[str, Any] | None:
+                  session: Session | None = None) -> dict[str, Any] | None:
         """Handle one checked frame from `peer`; the reply to send, if any.  `WireError` if
         the frame must not be handled (its connection is then closed)."""
         if isinstance(frame, MsgFrame):
-            return self._on_msg(peer, frame, writer)
+            return self._on_msg(peer, frame, session)
         if isinstance(frame, EpochsFrame):
             # only from the newest connection of the peer: one left over from an earlier
             # life of it, read late, would make this node forget what a later life sent
-            if peer in self.links and self._peer_writers.get(peer) is writer:
+            if peer in self.links and self._peer_sessions.get(peer) is session:
                 self._forget_lives(peer, set(frame.live))
             return None
         if frame.kind == "state":
@@ -294,12 +295,12 @@ class TcpNode:
                     "violation_count": self.node.violation_count,
                     "epochs": len(self.seen.keys() | self.handled.keys())}
         log.info("%s: stopping, as %s at %s asked", self.name, peer,
-                 "?" if writer is None else _address(writer))
+                 "?" if session is None else session.address)
         self.stopping.set()
         self.wake.set()
         return {"t": "stopping"}
 
-    def _on_msg(self, peer: str, frame: MsgFrame, writer: asyncio.StreamWriter | None
+    def _on_msg(self, peer: str, frame: MsgFrame, session: Session | None
                 ) -> dict[str, Any] | None:
         """Queue a message for its step (acknowledged once that is durable), acknowledge a
         resend of one handled already, or drop one that does not fit (acknowledged too)."""
@@ -321,10 +322,10 @@ class TcpNode:
         if seq in seen:                               # resent while its step is pending:
             pending = self.pending.get((peer, epoch, seq))
             if pending is not None:                   # its ack goes where the resend came
-                pending.writer = writer
+                pending.session = session
             return None
         seen.add(seq)
-        receipt = _Receipt(peer, epoch, seq, writer)
+        receipt = _Receipt(peer, epoch, seq, session)
         self.pending[(peer, epoch, seq)] = receipt
         try:
             env, clock = envelope_from_wire(frame.body,
@@ -398,12 +399,12 @@ class TcpNode:
     def _ack(self, receipt: _Receipt) -> None:
         """Acknowledge a message whose step is durable (soon: see `ack_delay`), on the
         connection it came on or, if that is gone, on the newest one from its node."""
-        w = receipt.writer
-        if w is None or w.is_closing():
-            w = self._peer_writers.get(receipt.peer)
-        if w is not None and not w.is_closing():
-            self._acks.setdefault(w, []).append(
-                encode_frame({"t": "ack", "seq": receipt.seq, "epoch": receipt.epoch}))
+        s = receipt.session
+        if s is None or s.is_closing():
+            s = self._peer_sessions.get(receipt.peer)
+        if s is not None and not s.is_closing():
+            self._acks.setdefault(s, []).append(
+                {"t": "ack", "seq": receipt.seq, "epoch": receipt.epoch})
             self._schedule_flush()
 
     def _schedule_flush(self) -> None:
@@ -423,9 +424,9 @@ class TcpNode:
             self._ack_timer = None
         if self.logfile is not None and not self.logfile.closed:
             self.logfile.flush()
-        for writer, frames in self._acks.items():
-            if not writer.is_closing():
-                writer.write(b"".join(frames))
+        for session, frames in self._acks.items():
+            if not session.is_closing():
+                session.write(*frames)       # numbered now: in the order they are written
         self._acks.clear()
 
     # --- sending -----------------------------------------------------------------------------
@@ -440,8 +441,8 @@ class TcpNode:
                 backoff = min(backoff * 2, 1.0)
                 continue
             try:
-                await authenticate(reader, writer, self.dep.secret, self.name, initiator=True,
-                                   expect=link.peer)
+                session = await authenticate(reader, writer, self.dep.secret, self.name,
+                                             initiator=True, expect=link.peer)
             except (OSError, AuthError, WireError, asyncio.IncompleteReadError) as e:
                 if isinstance(e, AuthError) and not isinstance(e, AuthIncomplete):
                     log.warning("%s: refused its connection to %s at %s: %s",
@@ -452,32 +453,30 @@ class TcpNode:
                 continue
             backoff = 0.05
             link.connected = True
-            acks = asyncio.create_task(self._read_acks(link, reader, _address(writer)))
+            acks = asyncio.create_task(self._read_acks(link, session))
             stop = asyncio.create_task(self._closing.wait())
             try:
                 live = link.live(self.epoch)
                 if len(live) <= MAX_LIVE:        # (else the peer keeps them all: safe too)
-                    writer.write(encode_frame({"t": "epochs", "live": live}))
-                for frame in list(link.unacked.values()):   # kept from before: resend
-                    writer.write(encode_frame(frame))
-                link.writer = writer                         # from now on, push writes
-                await writer.drain()
+                    session.write({"t": "epochs", "live": live})
+                session.write(*link.unacked.values())        # kept from before: resend
+                link.session = session                       # from now on, push writes
+                await session.drain()
                 # until the connection breaks (the ack reader ends) or the node stops
                 await asyncio.wait({acks, stop}, return_when=asyncio.FIRST_COMPLETED)
             except (ConnectionError, OSError):
                 pass
             finally:
-                link.writer = None
+                link.session = None
                 link.connected = False
                 acks.cancel()
                 stop.cancel()
                 writer.close()
 
-    async def _read_acks(self, link: _Link, reader: asyncio.StreamReader, address: str
-                         ) -> None:
+    async def _read_acks(self, link: _Link, session: Session) -> None:
         try:
             while True:
-                raw = await read_frame(reader)
+                raw = await session.read()
                 if raw is None:
                     return
                 ack = decode_ack(raw)
@@ -493,8 +492,8 @@ class TcpNode:
                 # (an acknowledgement enables no step: the step loop is not woken)
                 self.acked.set()
         except WireError as e:            # the link reconnects: what is not acknowledged
-            log.warning("%s: dropped a malformed frame from %s at %s and closed the "
-                        "connection: %s", self.name, link.peer, address, e)   # is resent
+            log.warning("%s: dropped a frame from %s at %s and closed the connection: %s",
+                        self.name, link.peer, session.address, e)
             return
         except (ConnectionError, OSError):
             return
@@ -575,7 +574,7 @@ class TcpNode:
             link.push(*frames)
         self.timers.apply(name, out.timer_ops)
         for link, _ in by_link.values():
-            w = link.writer
+            w = link.session
             if w is not None:
                 with contextlib.suppress(ConnectionError, OSError):
                     await w.drain()              # back-pressure; returns at once if not paused
@@ -723,9 +722,10 @@ async def control(host: str, port: int, secret: bytes, frame: dict[str, Any],
     knows: another name answering there is refused) and return its reply."""
     reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
     try:
-        await authenticate(reader, writer, secret, CONTROL, initiator=True, expect=node)
-        writer.write(encode_frame(frame))
-        await writer.drain()
-        return decode_reply(await asyncio.wait_for(read_frame(reader), timeout))
+        session = await authenticate(reader, writer, secret, CONTROL, initiator=True,
+                                     expect=node)
+        session.write(frame)
+        await session.drain()
+        return decode_reply(await asyncio.wait_for(session.read(), timeout))
     finally:
         writer.close()

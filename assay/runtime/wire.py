@@ -1,8 +1,11 @@
-"""The wire between nodes: length-prefixed JSON frames, a typed decoder, mutual authentication.
+"""The wire between nodes: length-prefixed JSON frames, a typed decoder, mutual authentication,
+and a MAC on every frame after it.
 
-A frame is a 4-byte big-endian unsigned payload length followed by that many bytes of UTF-8
-JSON whose top-level value is an object.  Nothing read from the network is ever evaluated or
-unpickled: a frame is parsed by `json` (strictly: no NaN/Infinity, no duplicate keys), and a
+A frame is a 4-byte big-endian unsigned length followed by that many bytes.  During the
+handshake they are UTF-8 JSON whose top-level value is an object; after it, each is an 8-byte
+number and a 16-byte MAC before that JSON (`Session`).  Nothing read from the network is ever
+evaluated or unpickled: a frame is parsed by `json` (strictly: no NaN/Infinity, no duplicate
+keys), its fields checked by kind (`decode_frame`: every number an int in range), and a
 message is decoded only into one of the classes the receiving port declares, every field by
 its declared type (`message_from_json`), then checked against those types again
 (`Message.bad_field`), bounds included.
@@ -15,9 +18,15 @@ reflected back at its author does not verify (the role differs), and a proof can
 re-targeted at another name.  The role alone does not stop a node's two handshakes being
 relayed into each other (its outgoing connection's and its server's, each proof answering the
 other), so no peer may claim the verifier's own name, and a dialling side accepts only the
-name of the node it dialled.  It authenticates the peer at connection time only: frames that
-follow are neither encrypted nor MACed, so a network attacker able to hijack a TCP connection
-after the handshake is out of its reach (use a tunnel or TLS for that).
+name of the node it dialled.
+
+After the handshake, every frame carries HMAC-SHA256 (truncated to 128 bits) over its
+direction, its number on the connection and its payload, with a key derived from the secret,
+both names and both nonces (`frame_key`): a frame altered, forged, reordered, dropped or
+replayed within a connection does not verify, nor does one from another connection (other
+nonces, another key), nor one sent back the way it came (the direction differs).  Frames are
+authenticated and integrity-protected, NOT encrypted: anyone on the path reads them (use a
+tunnel or TLS for confidentiality).
 """
 from __future__ import annotations
 
@@ -57,10 +66,10 @@ class AuthIncomplete(AuthError):
 
 # --- frames ---------------------------------------------------------------------------------
 
-def encode_frame(obj: dict) -> bytes:
-    """`obj` as one frame: 4-byte big-endian length + compact, key-sorted JSON (ASCII-only,
-    so any Python str encodes, lone surrogates included).  Raises `WireError` if `obj` is not
-    a JSON object of JSON values, or if its payload exceeds `MAX_FRAME`."""
+def encode_payload(obj: dict) -> bytes:
+    """`obj` as a frame's payload: compact, key-sorted JSON (ASCII-only, so any Python str
+    encodes, lone surrogates included).  Raises `WireError` if `obj` is not a JSON object of
+    JSON values, or if the payload exceeds `MAX_FRAME`."""
     if not isinstance(obj, dict):
         raise WireError(f"a frame is a JSON object, not {type(obj).__name__}")
     try:
@@ -69,6 +78,13 @@ def encode_frame(obj: dict) -> bytes:
         raise WireError(f"cannot encode the frame as JSON: {e}") from None
     if len(payload) > MAX_FRAME:
         raise WireError(f"frame of {len(payload)} bytes exceeds the limit of {MAX_FRAME}")
+    return payload
+
+
+def encode_frame(obj: dict) -> bytes:
+    """`obj` as one plain frame (the handshake's): 4-byte big-endian length + its payload
+    (`encode_payload`)."""
+    payload = encode_payload(obj)
     return len(payload).to_bytes(_HEADER, "big") + payload
 
 
@@ -110,12 +126,10 @@ def decode_payload(payload: bytes) -> dict:
     return obj
 
 
-async def read_frame(reader: asyncio.StreamReader, max_size: int = MAX_FRAME) -> dict | None:
-    """The next frame's object; None on a clean EOF (before any byte of a frame).
-
-    Raises `WireError` on a truncated frame, a declared length above `max_size` (the payload
-    is then left unread: close the connection), a payload that is not UTF-8 JSON, or a JSON
-    value that is not an object.  Connection errors (`OSError`) propagate as they are."""
+async def _read_body(reader: asyncio.StreamReader, max_size: int) -> bytes | None:
+    """The bytes of the next frame after its length; None on a clean EOF (before any byte
+    of a frame).  `WireError` on a truncated frame or a declared length above `max_size`
+    (the rest is then left unread: close the connection)."""
     try:
         header = await reader.readexactly(_HEADER)
     except asyncio.IncompleteReadError as e:
@@ -127,11 +141,107 @@ async def read_frame(reader: asyncio.StreamReader, max_size: int = MAX_FRAME) ->
     if size > max_size:
         raise WireError(f"frame of {size} bytes exceeds the limit of {max_size}")
     try:
-        payload = await reader.readexactly(size)
+        return await reader.readexactly(size)
     except asyncio.IncompleteReadError as e:
         raise WireError(f"connection closed inside a frame ({len(e.partial)} of {size} "
                         "payload bytes)") from None
-    return decode_payload(payload)
+
+
+async def read_frame(reader: asyncio.StreamReader, max_size: int = MAX_FRAME) -> dict | None:
+    """The next plain frame's object (the handshake's); None on a clean EOF (before any byte
+    of a frame).
+
+    Raises `WireError` on a truncated frame, a declared length above `max_size` (the payload
+    is then left unread: close the connection), a payload that is not UTF-8 JSON, or a JSON
+    value that is not an object.  Connection errors (`OSError`) propagate as they are."""
+    payload = await _read_body(reader, max_size)
+    return None if payload is None else decode_payload(payload)
+
+
+# --- sessions: every frame after the handshake numbered and MACed -------------------------------
+
+_COUNTER = 8                             # bytes: the frame's number on its connection
+_TAG = 16                                # bytes: HMAC-SHA256 truncated to 128 bits
+_SEALED = _COUNTER + _TAG
+
+
+class FrameAuthError(WireError):
+    """A frame after the handshake whose MAC does not verify, or that is out of order: it
+    was altered, forged, replayed, or dropped on the way.  Close the connection."""
+
+
+class Session:
+    """An authenticated connection (what `authenticate` returns): `peer` is the name the
+    other side proved.  Every frame on it is numbered per direction and carries a MAC, with
+    a key only this connection has (derived from the secret, both names and both nonces):
+
+        4-byte length | 8-byte number | 16-byte MAC | payload (JSON)
+
+    the MAC is HMAC-SHA256 over (direction, number, payload), truncated to 128 bits.  A frame
+    that does not verify, or whose number is not the next one, is a `FrameAuthError`.  The
+    payload is authenticated, not encrypted.
+
+    Frames are numbered when they are encoded (`seal`, `frame`, `write`), so they must be
+    written in the order they are encoded: encode and write together, as `write` does."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str,
+                 key: bytes, initiator: bool) -> None:
+        self.reader, self.writer, self.peer = reader, writer, peer
+        self._key = key
+        self._out, self._in = (b"i>r", b"r>i") if initiator else (b"r>i", b"i>r")
+        self._sent = 0
+        self._received = 0
+        name = writer.get_extra_info("peername")
+        self.address = f"{name[0]}:{name[1]}" if isinstance(name, tuple) else "?"
+
+    def _tag(self, direction: bytes, n: int, payload: bytes) -> bytes:
+        mac = hmac.new(self._key, direction + n.to_bytes(_COUNTER, "big") + payload,
+                       hashlib.sha256)
+        return mac.digest()[:_TAG]
+
+    def seal(self, payload: bytes) -> bytes:
+        """`payload` as the next frame this side sends: numbered and MACed."""
+        n = self._sent
+        self._sent += 1
+        body = n.to_bytes(_COUNTER, "big") + self._tag(self._out, n, payload) + payload
+        return len(body).to_bytes(_HEADER, "big") + body
+
+    def frame(self, obj: dict) -> bytes:
+        """`obj` as the next frame this side sends (see `encode_payload`)."""
+        return self.seal(encode_payload(obj))
+
+    def write(self, *objs: dict) -> None:
+        """Encode `objs` as the next frames and write them at once (in one write)."""
+        self.writer.write(b"".join(self.frame(o) for o in objs))
+
+    async def drain(self) -> None:
+        await self.writer.drain()
+
+    async def read(self, max_size: int = MAX_FRAME) -> dict | None:
+        """The next frame's object, checked like `read_frame`'s and first authenticated:
+        None on a clean EOF; `FrameAuthError` if its MAC does not verify or it is not the
+        next number; `WireError` for the rest."""
+        body = await _read_body(self.reader, max_size + _SEALED)
+        if body is None:
+            return None
+        if len(body) < _SEALED:
+            raise FrameAuthError(f"a frame of {len(body)} bytes has no room for its number "
+                                 "and MAC")
+        n = int.from_bytes(body[:_COUNTER], "big")
+        payload = body[_SEALED:]
+        if n != self._received:
+            raise FrameAuthError(f"frame number {n} is out of order (expected "
+                                 f"{self._received}): replayed, dropped or injected")
+        if not hmac.compare_digest(body[_COUNTER:_SEALED], self._tag(self._in, n, payload)):
+            raise FrameAuthError(f"frame {n} has a bad MAC: altered or forged")
+        self._received += 1
+        return decode_payload(payload)
+
+    def is_closing(self) -> bool:
+        return self.writer.is_closing()
+
+    def close(self) -> None:
+        self.writer.close()
 
 
 # --- the frames nodes exchange ------------------------------------------------------------------
@@ -382,14 +492,26 @@ def envelope_from_wire(d: dict, allowed: Callable[[str, str], dict[str, type[Mes
 
 # --- authentication -------------------------------------------------------------------------
 
+def _transcript(label: str, *parts: str) -> bytes:
+    """`parts` encoded unambiguously (a JSON array: no separator can be forged by a name),
+    under `label`, so a MAC for one use is never valid for another."""
+    return label.encode("ascii") + b"|" + json.dumps(
+        [label, 1, *parts], separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+
 def _proof(secret: bytes, role: str, initiator: tuple[str, str], responder: tuple[str, str]
            ) -> str:
-    """The MAC a side with `role` sends: over the role, both names and both nonces, encoded
-    unambiguously (a JSON array: no separator can be forged by a name)."""
-    transcript = json.dumps(["assay-auth", 1, role, initiator[0], initiator[1],
-                             responder[0], responder[1]],
-                            separators=(",", ":"), ensure_ascii=True).encode("ascii")
-    return hmac.new(secret, b"assay-auth|" + transcript, hashlib.sha256).hexdigest()
+    """The MAC a side with `role` sends: over the role, both names and both nonces."""
+    return hmac.new(secret, _transcript("assay-auth", role, *initiator, *responder),
+                    hashlib.sha256).hexdigest()
+
+
+def frame_key(secret: bytes, initiator: tuple[str, str], responder: tuple[str, str]) -> bytes:
+    """The key of one connection's frame MACs, HKDF-like: HMAC-SHA256 of the secret over both
+    names and both nonces (fresh on each connection, so a frame of one connection does not
+    verify on another)."""
+    return hmac.new(secret, _transcript("assay-frame-key", *initiator, *responder),
+                    hashlib.sha256).digest()
 
 
 def _is_hex(s: Any, nbytes: int) -> bool:
@@ -422,7 +544,7 @@ def _check_claim(peer: str, me: str, expect: str | None) -> None:
 
 
 async def _handshake(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, secret: bytes,
-                     me: str, initiator: bool, expect: str | None) -> str:
+                     me: str, initiator: bool, expect: str | None) -> Session:
     my_nonce = secrets.token_hex(_NONCE_BYTES)
     writer.write(encode_frame({"t": "hello", "node": me, "nonce": my_nonce}))
     await writer.drain()
@@ -446,14 +568,16 @@ async def _handshake(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
         raise AuthError("the peer's proof is not an HMAC-SHA256 in lowercase hex")
     if not hmac.compare_digest(mac, _proof(secret, their_role, i_side, r_side)):
         raise AuthError(f"the peer {peer!r} failed to prove it holds the shared secret")
-    return peer
+    return Session(reader, writer, peer, frame_key(secret, i_side, r_side), initiator)
 
 
 async def authenticate(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                        secret: bytes, me: str, initiator: bool, timeout: float = 5.0,
-                       expect: str | None = None) -> str:
+                       expect: str | None = None) -> Session:
     """Mutual authentication over a fresh connection (see the module docstring); returns the
-    name the peer proved, or raises `AuthError` (wrong secret, malformed or missing message,
+    connection as a `Session` (`.peer`: the name the peer proved; every frame after this one
+    is sent and read through it), or raises `AuthError` (wrong secret, malformed or missing
+    message,
     a peer claiming `me`, or not `expect` when given, closed connection, or `timeout` seconds
     elapsed).  The caller closes the connection on failure.  Both sides may call it at once:
     neither waits for the other to speak first."""
