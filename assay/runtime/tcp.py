@@ -4,11 +4,16 @@ other nodes reached through authenticated links.
 Each node runs the sans-IO `Node` core (one kernel step per event, monitored), and around it:
 
 - a server that accepts links from other nodes (and from control clients), authenticated with
-  the deployment's shared secret; frames are decoded only into the message types the receiving
-  port declares, and only for links the system has (a node cannot speak for an instance it
-  does not host, nor reach a port it is not connected to); anything else is logged and dropped;
+  the deployment's shared secret, every frame after the handshake MACed (`wire.Session`);
+  frames are decoded only into the message types the receiving port declares, and only for
+  links the system has (a node cannot speak for an instance it does not host, nor reach a
+  port it is not connected to); a message that does not fit is logged, dropped and
+  acknowledged; a frame that does not verify or is malformed (a number out of range, say)
+  is logged with the peer's address and closes its connection;
 - one outgoing link per peer node: frames are numbered and kept until acknowledged, and resent
   after a reconnection (at-least-once: duplicates are what the model's faults already cover);
+  on each connection the link first says which lives (epochs) of its node may still send, so
+  the peer forgets the frame numbers it handled of the others;
 - persistence: after a step, the persistent fields of its instance are committed to SQLite
   before the step's messages leave the node; on start, saved fields are restored with the
   restart semantics of the kernel (the other fields take their initial values, the restart
@@ -47,6 +52,7 @@ from assay.runtime.wire import (
     MsgFrame,
     Session,
     WireError,
+    address_of,
     authenticate,
     decode_ack,
     decode_frame,
@@ -228,7 +234,7 @@ class TcpNode:
 
     async def _serve_connection(self, reader: asyncio.StreamReader,
                                 writer: asyncio.StreamWriter) -> None:
-        address = _address(writer)
+        address = address_of(writer)
         try:
             session = await authenticate(reader, writer, self.dep.secret, self.name,
                                          initiator=False)
@@ -446,7 +452,7 @@ class TcpNode:
             except (OSError, AuthError, WireError, asyncio.IncompleteReadError) as e:
                 if isinstance(e, AuthError) and not isinstance(e, AuthIncomplete):
                     log.warning("%s: refused its connection to %s at %s: %s",
-                                self.name, link.peer, _address(writer), e)
+                                self.name, link.peer, address_of(writer), e)
                 writer.close()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 1.0)
@@ -708,12 +714,6 @@ class TcpNode:
         if self.logfile is not None:
             self.logfile.write(log_line(clock, self.name, event))
             self._schedule_flush()           # written within ack_delay, before any ack
-
-
-def _address(writer: asyncio.StreamWriter) -> str:
-    """The other end of a connection, as host:port, for the log."""
-    peer = writer.get_extra_info("peername")
-    return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else "?"
 
 
 async def control(host: str, port: int, secret: bytes, frame: dict[str, Any],

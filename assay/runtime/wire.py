@@ -170,6 +170,12 @@ class FrameAuthError(WireError):
     was altered, forged, replayed, or dropped on the way.  Close the connection."""
 
 
+def address_of(writer: asyncio.StreamWriter) -> str:
+    """The other end of a connection, as host:port (for the log)."""
+    name = writer.get_extra_info("peername")
+    return f"{name[0]}:{name[1]}" if isinstance(name, tuple) and len(name) >= 2 else "?"
+
+
 class Session:
     """An authenticated connection (what `authenticate` returns): `peer` is the name the
     other side proved.  Every frame on it is numbered per direction and carries a MAC, with
@@ -191,8 +197,7 @@ class Session:
         self._out, self._in = (b"i>r", b"r>i") if initiator else (b"r>i", b"i>r")
         self._sent = 0
         self._received = 0
-        name = writer.get_extra_info("peername")
-        self.address = f"{name[0]}:{name[1]}" if isinstance(name, tuple) else "?"
+        self.address = address_of(writer)
 
     def _tag(self, direction: bytes, n: int, payload: bytes) -> bytes:
         mac = hmac.new(self._key, direction + n.to_bytes(_COUNTER, "big") + payload,
