@@ -689,6 +689,8 @@ class TcpNode:
         for w in list(self._accepted):         # peers see the node go, and reconnect later
             w.close()
         self.timers.cancel_all()
+        # saves of dropped frames and forgotten lives under way finish before the store closes
+        await asyncio.gather(*self._background, return_exceptions=True)
         if self.store is not None:
             self.store.close()
         if self.logfile is not None:

@@ -193,15 +193,15 @@ class Session:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str,
                  key: bytes, initiator: bool) -> None:
         self.reader, self.writer, self.peer = reader, writer, peer
-        self._key = key
+        self._mac = hmac.new(key, digestmod=hashlib.sha256)   # keyed once, copied per frame
         self._out, self._in = (b"i>r", b"r>i") if initiator else (b"r>i", b"i>r")
         self._sent = 0
         self._received = 0
         self.address = address_of(writer)
 
     def _tag(self, direction: bytes, n: int, payload: bytes) -> bytes:
-        mac = hmac.new(self._key, direction + n.to_bytes(_COUNTER, "big") + payload,
-                       hashlib.sha256)
+        mac = self._mac.copy()
+        mac.update(direction + n.to_bytes(_COUNTER, "big") + payload)
         return mac.digest()[:_TAG]
 
     def seal(self, payload: bytes) -> bytes:
