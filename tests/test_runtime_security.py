@@ -422,5 +422,6 @@ def test_a_node_creates_its_state_files_and_directories_private(children, tmp_pa
     modes = {f.name: stat.S_IMODE(f.stat().st_mode) for f in files}   # while the node runs
     modes.update({d.name: stat.S_IMODE(d.stat().st_mode) for d in (state.parent, state)})
     children.stop(a, pa)
+    wait_for_log(log, "stopping, as control at 127.0.0.1:")     # who asked, logged
     assert modes == {"a.sqlite": 0o600, "a.sqlite-wal": 0o600, "a.sqlite-shm": 0o600,
                      "a.jsonl": 0o600, "state": 0o700, "sub": 0o700}
