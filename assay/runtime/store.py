@@ -229,18 +229,17 @@ class Store:
         conn.execute("DELETE FROM handled_above WHERE peer = ? AND epoch = ? AND seq <= ?",
                      (peer, epoch, max(new, floor)))
 
-    def forget(self, peer: str, live: set[str] | frozenset[str]) -> None:
-        """Forget the handled numbers of every life of `peer` but those in `live` (the
-        sender's lives that may still send: see `TcpNode._forget_lives`)."""
-        keep = sorted(live)
-        marks = ", ".join("?" * len(keep))
+    def forget(self, peer: str, epochs: list[str]) -> None:
+        """Forget the handled numbers of these lives (`epochs`) of `peer`, which have ended
+        (see `TcpNode._forget_lives`).  Named, not "all but the live ones": a life of the
+        peer that began since is not touched."""
         with self._lock:
             conn = self._connection()
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 for table in ("handled", "handled_above"):
-                    conn.execute(f"DELETE FROM {table} WHERE peer = ? "
-                                 f"AND epoch NOT IN ({marks})", (peer, *keep))
+                    conn.executemany(f"DELETE FROM {table} WHERE peer = ? AND epoch = ?",
+                                     [(peer, e) for e in epochs])
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:

@@ -381,8 +381,9 @@ class TcpNode:
             self.seen.pop(k, None)
             self.handled.pop(k, None)
         log.info("%s: forgot %d ended lives of node %s", self.name, len(gone), peer)
-        if self.store is not None:
-            self._in_background(asyncio.to_thread(self.store.forget, peer, live))
+        if self.store is not None:        # (a later life's rows, saved meanwhile, stay)
+            self._in_background(asyncio.to_thread(self.store.forget, peer,
+                                                  [e for _, e in gone]))
 
     def _in_background(self, work: Any) -> None:
         task = asyncio.get_running_loop().create_task(work)
