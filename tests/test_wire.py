@@ -611,17 +611,17 @@ def test_a_wrong_secret_fails_on_both_sides():
     b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",               # a huge length prefix
     raw(b"not json at all"),
     encode_frame({"t": "proof", "mac": "00" * 32}),     # no hello first
-    encode_frame({"t": "hello", "node": "x"}),          # no nonce
-    encode_frame({"t": "hello", "node": "", "nonce": "ab" * 32}),
-    encode_frame({"t": "hello", "node": 5, "nonce": "ab" * 32}),
-    encode_frame({"t": "hello", "node": "x", "nonce": "zz" * 32}),
-    encode_frame({"t": "hello", "node": "x", "nonce": "ab" * 8}),
-    encode_frame({"t": "hello", "node": "x", "nonce": "ab" * 32, "more": 1}),
-    encode_frame({"t": "hello", "node": "x", "nonce": "ab" * 32})
+    encode_frame({"t": "hello", "v": 2, "node": "x"}),          # no nonce
+    encode_frame({"t": "hello", "v": 2, "node": "", "nonce": "ab" * 32}),
+    encode_frame({"t": "hello", "v": 2, "node": 5, "nonce": "ab" * 32}),
+    encode_frame({"t": "hello", "v": 2, "node": "x", "nonce": "zz" * 32}),
+    encode_frame({"t": "hello", "v": 2, "node": "x", "nonce": "ab" * 8}),
+    encode_frame({"t": "hello", "v": 2, "node": "x", "nonce": "ab" * 32, "more": 1}),
+    encode_frame({"t": "hello", "v": 2, "node": "x", "nonce": "ab" * 32})
     + encode_frame({"t": "proof", "mac": "not hex"}),
-    encode_frame({"t": "hello", "node": "x", "nonce": "ab" * 32})
+    encode_frame({"t": "hello", "v": 2, "node": "x", "nonce": "ab" * 32})
     + encode_frame({"t": "proof", "mac": "00" * 32}),
-    encode_frame({"t": "hello", "node": "x", "nonce": "ab" * 32}) + b"\x00\x00",
+    encode_frame({"t": "hello", "v": 2, "node": "x", "nonce": "ab" * 32}) + b"\x00\x00",
     b"\x00\x00",
     b"",
 ])
@@ -752,7 +752,7 @@ def test_a_reflected_proof_fails():
     async def main() -> None:
         async with Server(b"k", "server") as srv:
             reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
-            writer.write(encode_frame({"t": "hello", "node": "client", "nonce": "ab" * 32}))
+            writer.write(encode_frame({"t": "hello", "v": 2, "node": "client", "nonce": "ab" * 32}))
             await writer.drain()
             hello = await read_frame(reader)
             assert hello["t"] == "hello" and hello["node"] == "server"
@@ -813,11 +813,27 @@ async def _renaming_pipe(up_reader: asyncio.StreamReader, up_writer: asyncio.Str
     return up_reader, W()
 
 
+@pytest.mark.parametrize("hello,said", [
+    ({"t": "hello", "node": "x", "nonce": "ab" * 32}, "version 1 of the wire protocol"),
+    ({"t": "hello", "v": 3, "node": "x", "nonce": "ab" * 32}, "version 3 of the wire protocol"),
+])
+def test_a_peer_speaking_another_version_of_the_wire_is_told_so(hello, said):
+    async def main() -> None:
+        async with Server(b"k", "server") as srv:
+            reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+            writer.write(encode_frame(hello))
+            await writer.drain()
+            err = await srv.result()
+            assert isinstance(err, AuthError) and said in str(err) and "one version" in str(err)
+            await close(writer)
+    run(main())
+
+
 def test_a_peer_claiming_the_verifier_s_own_name_is_refused_before_any_proof():
     async def main() -> None:
         async with Server(b"k", "server") as srv:
             reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
-            writer.write(encode_frame({"t": "hello", "node": "server", "nonce": "ab" * 32}))
+            writer.write(encode_frame({"t": "hello", "v": 2, "node": "server", "nonce": "ab" * 32}))
             await writer.drain()
             assert (await read_frame(reader))["t"] == "hello"
             err = await srv.result()

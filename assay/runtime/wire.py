@@ -44,6 +44,7 @@ from assay.kernel.events import Envelope
 from assay.model.message import Message, message_from_json
 from assay.model.types import TypeSpec, _FrozenSet, _Message, _Optional, _Tuple
 
+VERSION = 2                              # of the wire protocol (1: frames without MACs)
 MAX_FRAME = 1 << 20                      # bytes of payload
 _HEADER = 4
 _AUTH_MAX_FRAME = 4096                   # handshake frames are small; don't buffer more
@@ -501,7 +502,7 @@ def _transcript(label: str, *parts: str) -> bytes:
     """`parts` encoded unambiguously (a JSON array: no separator can be forged by a name),
     under `label`, so a MAC for one use is never valid for another."""
     return label.encode("ascii") + b"|" + json.dumps(
-        [label, 1, *parts], separators=(",", ":"), ensure_ascii=True).encode("ascii")
+        [label, VERSION, *parts], separators=(",", ":"), ensure_ascii=True).encode("ascii")
 
 
 def _proof(secret: bytes, role: str, initiator: tuple[str, str], responder: tuple[str, str]
@@ -524,14 +525,15 @@ def _is_hex(s: Any, nbytes: int) -> bool:
             and all(c in "0123456789abcdef" for c in s))
 
 
-async def _expect(reader: asyncio.StreamReader, kind: str, keys: set[str]) -> dict:
+async def _expect(reader: asyncio.StreamReader, kind: str, keys: set[str],
+                  optional: set[str] | None = None) -> dict:
     try:
         frame = await read_frame(reader, _AUTH_MAX_FRAME)
     except WireError as e:
         raise AuthError(f"malformed {kind}: {e}") from None
     if frame is None:
         raise AuthError(f"the peer closed the connection instead of sending its {kind}")
-    if frame.get("t") != kind or set(frame) != keys:
+    if frame.get("t") != kind or not keys - (optional or set()) <= set(frame) <= keys:
         raise AuthError(f"expected a {kind} message, got {sorted(frame)!r} "
                         f"with t={frame.get('t')!r}")
     return frame
@@ -551,9 +553,12 @@ def _check_claim(peer: str, me: str, expect: str | None) -> None:
 async def _handshake(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, secret: bytes,
                      me: str, initiator: bool, expect: str | None) -> Session:
     my_nonce = secrets.token_hex(_NONCE_BYTES)
-    writer.write(encode_frame({"t": "hello", "node": me, "nonce": my_nonce}))
+    writer.write(encode_frame({"t": "hello", "v": VERSION, "node": me, "nonce": my_nonce}))
     await writer.drain()
-    hello = await _expect(reader, "hello", {"t", "node", "nonce"})
+    hello = await _expect(reader, "hello", {"t", "v", "node", "nonce"}, {"v"})
+    if hello.get("v") != VERSION:
+        raise AuthError(f"the peer speaks version {hello.get('v', 1)!r} of the wire protocol, "
+                        f"this side {VERSION}: run one version of assay on every node")
     peer, their_nonce = hello["node"], hello["nonce"]
     if not isinstance(peer, str) or not 0 < len(peer) <= _NAME_MAX:
         raise AuthError(f"the peer's name must be a string of 1 to {_NAME_MAX} characters")
