@@ -46,7 +46,6 @@ from assay.runtime.wire import (
     WireError,
     authenticate,
     encode_frame,
-    read_frame,
 )
 
 pytestmark = pytest.mark.e2e
@@ -173,6 +172,10 @@ INVALID: dict[str, tuple[Callable[[Path, list[int]], Path], list[str]]] = {
         p, "two_phase_commit.py", _two_nodes(ports, ["tm"], ["rm0", "rm1"]),
         params={"rm_count": 2}, secret="short"),
         ["secret", "16"]),
+    "node-named-control": (lambda p, ports: write_deployment(
+        p, "two_phase_commit.py", {"control": (ports[0], ["tm"]), "n2": (ports[1], ["rm0", "rm1"])},
+        params={"rm_count": 2}),
+        ["'control'", "control connections"]),
     "secret-env-unset": (lambda p, ports: write_deployment(
         p, "two_phase_commit.py", _two_nodes(ports, ["tm"], ["rm0", "rm1"]),
         params={"rm_count": 2}, secret=None,
@@ -447,11 +450,13 @@ async def _listening_as(node: str, port: int):
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writers.append(writer)
         try:
-            await authenticate(reader, writer, SECRET.encode(), node, initiator=False)
-            while (frame := await read_frame(reader)) is not None:
+            session = await authenticate(reader, writer, SECRET.encode(), node,
+                                         initiator=False)
+            while (frame := await session.read()) is not None:
                 got.append(frame)
-                writer.write(encode_frame({"t": "ack", "seq": frame.get("seq")}))
-                await writer.drain()
+                if frame.get("t") == "msg":
+                    session.write({"t": "ack", "seq": frame["seq"], "epoch": frame["epoch"]})
+                    await session.drain()
         except (WireError, OSError, asyncio.IncompleteReadError):
             pass
         finally:
@@ -468,20 +473,20 @@ async def _listening_as(node: str, port: int):
             await asyncio.wait_for(server.wait_closed(), 5)
 
 
-async def _send_as(node: str, port: int, frames: list[dict[str, Any] | bytes], *,
+async def _send_as(node: str, port: int, frames: list[dict[str, Any]], *,
                    secret: str = SECRET, reply: bool = True) -> list[Any]:
-    """Authenticate to a node as `node` and send each frame (a dict, or raw bytes); the reply
-    to each (a frame, None at EOF, or the exception)."""
+    """Authenticate to a node as `node` and send each frame; the reply to each (a frame, None
+    at EOF, or the exception)."""
     reader, writer = await asyncio.open_connection(HOST, port)
     out: list[Any] = []
     try:
-        await authenticate(reader, writer, secret.encode(), node, initiator=True)
+        session = await authenticate(reader, writer, secret.encode(), node, initiator=True)
         for f in frames:
-            writer.write(f if isinstance(f, bytes) else encode_frame(f))
-            await writer.drain()
+            session.write(f)
+            await session.drain()
             if reply:
                 try:
-                    out.append(await asyncio.wait_for(read_frame(reader), 5))
+                    out.append(await asyncio.wait_for(session.read(), 5))
                 except (WireError, OSError) as e:
                     out.append(e)
     finally:
@@ -524,6 +529,12 @@ def test_the_sends_of_a_durable_step_survive_a_crash_of_their_sender(children, t
     got = asyncio.run(listen())
     assert [f["message"] for f in got if f.get("t") == "msg"] == \
         [{"type": "WriteAck", "fields": {"value": 1}}]
+    # the link first says which lives of a may still send: the restarted one, and the one
+    # before it, whose WriteAck is resent (so b must not forget what it handled of it)
+    [resent] = [f for f in got if f.get("t") == "msg"]
+    assert got[0]["t"] == "epochs"
+    now, *before = got[0]["live"]
+    assert before == [resent["epoch"]] and now != resent["epoch"]
 
 
 def _child_node(run_pid: int, name: str) -> int | None:
@@ -634,32 +645,39 @@ def test_unauthenticated_connections_are_refused_and_the_node_keeps_running(lone
     assert "failed to prove" in text
 
 
-@pytest.mark.parametrize("data,logged", [
-    pytest.param(b"this is not a frame at all",
+@pytest.mark.parametrize("data,sealed,logged", [
+    pytest.param(b"this is not a frame at all", False,
                  f"frame of {int.from_bytes(b'this', 'big')} bytes exceeds", id="garbage"),
-    pytest.param((100).to_bytes(4, "big") + b'{"t":"st', "closed inside a frame",
+    pytest.param((100).to_bytes(4, "big") + b'{"t":"st', False, "closed inside a frame",
                  id="truncated"),
-    pytest.param((2**32 - 1).to_bytes(4, "big") + b"{}", f"frame of {2**32 - 1} bytes exceeds",
-                 id="oversized"),
-    pytest.param((7).to_bytes(4, "big") + b"[1,2,3]", "not an object", id="json-list"),
-    pytest.param((4).to_bytes(4, "big") + b"\xff\xfe\xfd\xfc", "not UTF-8", id="not-utf8"),
-    pytest.param((5).to_bytes(4, "big") + b"{nope", "not valid JSON", id="not-json"),
+    pytest.param((2**32 - 1).to_bytes(4, "big") + b"{}", False,
+                 f"frame of {2**32 - 1} bytes exceeds", id="oversized"),
+    pytest.param((7).to_bytes(4, "big") + b"[1,2,3]", False, "no room for its number and MAC",
+                 id="too-short-for-a-mac"),
+    pytest.param(encode_frame({"t": "state", "instance": "server"}), False, "out of order",
+                 id="plain-frame"),
+    pytest.param((38).to_bytes(4, "big") + bytes(24) + b'{"t":"status"}', False,
+                 "has a bad MAC", id="forged-mac"),
+    # MACed as the session requires, and still not a frame
+    pytest.param(b"[1,2,3]", True, "not an object", id="json-list"),
+    pytest.param(b"\xff\xfe\xfd\xfc", True, "not UTF-8", id="not-utf8"),
+    pytest.param(b"{nope", True, "not valid JSON", id="not-json"),
 ])
 def test_bad_frames_after_authentication_are_dropped_and_the_node_keeps_running(
-        lone_server, data, logged):
+        lone_server, data, sealed, logged):
     port, proc, log = lone_server
     before = fields(port, "server")
 
     async def send() -> Any:
         reader, writer = await asyncio.open_connection(HOST, port)
         try:
-            await authenticate(reader, writer, SECRET.encode(), "b", initiator=True)
-            writer.write(data)
+            session = await authenticate(reader, writer, SECRET.encode(), "b", initiator=True)
+            writer.write(session.seal(data) if sealed else data)
             await writer.drain()
             if logged == "closed inside a frame":
                 writer.write_eof()
             try:
-                return await asyncio.wait_for(read_frame(reader), 10)
+                return await asyncio.wait_for(session.read(), 10)
             except (WireError, OSError) as e:
                 return e
         finally:
@@ -685,7 +703,7 @@ def test_messages_off_the_system_s_links_are_dropped(lone_server):
         # a Write claimed to come from the client, by a node that does not host it
         ("mallory", msg("client", "server", "server", "clients", "Write", write, 1),
          "no such link from that node"),
-        ("a", msg("client", "server", "server", "clients", "Write", write, 1),
+        ("control", msg("client", "server", "server", "clients", "Write", write, 1),
          "no such link from that node"),
         # a port the server does not have, an instance this node does not host
         ("b", msg("client", "server", "server", "nope", "Write", write, 2), "server.nope"),

@@ -5,6 +5,7 @@ import asyncio
 import os
 import signal
 import sqlite3
+import stat
 import subprocess
 import sys
 import textwrap
@@ -14,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from assay.runtime.store import Store, StoreError
+from assay.runtime.steplog import open_step_log
+from assay.runtime.store import Store, StoreError, open_store
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -241,3 +243,60 @@ def test_a_step_and_its_outgoing_frames_are_saved_together_and_forgotten_on_ack(
     again = Store(path)                                        # after a restart
     assert again.outbox() == [("b", "e1", 2, f2)]
     again.close()
+
+
+def _mode(p: Path) -> int:
+    return stat.S_IMODE(p.stat().st_mode)
+
+
+@pytest.fixture
+def usual_umask():
+    """The usual umask (files 0644, directories 0755), whatever the test runner's is."""
+    old = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def test_state_directories_and_store_files_are_created_private(tmp_path, usual_umask):
+    state = tmp_path / "a" / "b"
+    with open_store(state, "n") as s:
+        s.save("x", {"v": 1})                        # the -wal and -shm exist while it is open
+        db = state / "n.sqlite"
+        modes = {p.name: _mode(p) for p in (db, Path(f"{db}-wal"), Path(f"{db}-shm"))}
+    assert modes == {"n.sqlite": 0o600, "n.sqlite-wal": 0o600, "n.sqlite-shm": 0o600}
+    assert (_mode(tmp_path / "a"), _mode(state)) == (0o700, 0o700)
+
+
+def test_a_step_log_is_created_private_and_an_existing_file_keeps_its_mode(tmp_path,
+                                                                          usual_umask):
+    f, _ = open_step_log(tmp_path / "new.jsonl", None)
+    f.close()
+    assert _mode(tmp_path / "new.jsonl") == 0o600
+    mine = tmp_path / "mine.jsonl"
+    mine.write_text('{"clock": 1}\n{"clock": 2}\n')
+    mine.chmod(0o640)                                 # the user chose this mode: kept
+    f, clock = open_step_log(mine, 1)                 # (a line dropped: the file rewritten)
+    f.close()
+    assert clock == 1 and _mode(mine) == 0o640
+
+
+def test_an_existing_state_directory_keeps_its_mode(tmp_path, usual_umask):
+    state = tmp_path / "state"
+    state.mkdir(mode=0o755)
+    open_store(state, "n").close()
+    assert _mode(state) == 0o755 and _mode(state / "n.sqlite") == 0o600
+
+
+def test_forget_drops_the_handled_numbers_of_the_named_lives_of_that_peer_only(tmp_path):
+    with Store(tmp_path / "n.sqlite") as s:
+        for peer, epoch, seqs in [("b", "e1", [1, 2, 4]), ("b", "e2", [1]), ("b", "e3", [2]),
+                                  ("c", "e1", [1, 3])]:
+            for seq in seqs:
+                s.save_handled(peer, epoch, seq)
+        s.forget("b", ["e1", "e3", "e9"])
+        got = {k: (h.floor, sorted(h.above)) for k, h in s.handled().items()}
+        assert got == {("b", "e2"): (1, []), ("c", "e1"): (1, [3])}
+    with Store(tmp_path / "n.sqlite") as s:          # durable
+        assert set(s.handled()) == {("b", "e2"), ("c", "e1")}

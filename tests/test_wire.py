@@ -17,10 +17,21 @@ from assay.kernel.events import Envelope
 from assay.model.message import Message
 from assay.model.types import Peer, Range
 from assay.runtime.wire import (
+    CLOCK_LIMIT,
+    INT_LIMIT,
     MAX_FRAME,
+    AckFrame,
     AuthError,
+    EpochsFrame,
+    FrameAuthError,
+    MsgFrame,
+    Request,
+    Session,
     WireError,
     authenticate,
+    decode_ack,
+    decode_frame,
+    decode_reply,
     encode_frame,
     envelope_from_wire,
     envelope_to_wire,
@@ -333,10 +344,10 @@ F = ["message", "fields"]
     (mutate(["extra"], 1), "unexpected key 'extra'"),
     (mutate(["src"], 5), "'src' must be a non-empty string"),
     (mutate(["dst_port"], ""), "'dst_port' must be a non-empty string"),
-    (mutate(["clock"], -1), "'clock' must be a non-negative int"),
-    (mutate(["clock"], "7"), "'clock' must be a non-negative int"),
-    (mutate(["clock"], True), "'clock' must be a non-negative int"),
-    (mutate(["clock"], 7.0), "'clock' must be a non-negative int"),
+    (mutate(["clock"], -1), "'clock' must be an int in 0"),
+    (mutate(["clock"], "7"), "'clock' must be an int in 0"),
+    (mutate(["clock"], True), "'clock' must be an int in 0"),
+    (mutate(["clock"], 7.0), "'clock' must be an int in 0"),
     (mutate(["message"], "Big()"), "'message' must be an object"),
     (mutate(["message"], [1]), "'message' must be an object"),
     (mutate(["message", "type"], delete=True), "needs a string 'type'"),
@@ -412,6 +423,99 @@ def test_nothing_on_the_wire_is_evaluated(tmp_path, monkeypatch):
     assert not marker.exists() and not os.path.exists("pwned")
 
 
+# --- the frames nodes exchange: every number checked at decode ----------------------------
+
+def frame_templates() -> dict[str, tuple[dict[str, Any], Any]]:
+    """Per frame kind, a well-formed frame and the decoder that reads it."""
+    msg = {**envelope_to_wire(env_of(Ping(1)), 3), "seq": 1, "epoch": "e1"}
+    status = {"t": "status", "node": "a", "steps": 1, "busy": False, "unacked": 0,
+              "violations": [], "violation_count": 0, "epochs": 1}
+    return {"msg": (msg, decode_frame), "ack": ({"t": "ack", "seq": 1, "epoch": "e1"},
+                                                 decode_ack),
+            "status-reply": (status, decode_reply)}
+
+
+# (kind, field, lowest, limit): every numeric field of every frame kind
+NUMBERS = [("msg", "seq", 1, INT_LIMIT), ("msg", "clock", 0, CLOCK_LIMIT),
+           ("ack", "seq", 1, INT_LIMIT)] + [
+    ("status-reply", k, 0, INT_LIMIT) for k in ("steps", "unacked", "violation_count", "epochs")]
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8)
+    | st.sampled_from([2**62 - 1, 2**62, 2**63 - 1, 2**63, 2**64, -1, -(2**63), 0, 1]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner,
+                                                                  max_size=3),
+    max_leaves=6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(case=st.sampled_from(NUMBERS), value=json_values)
+def test_any_json_value_in_a_numeric_field_is_decoded_in_range_or_a_wire_error(case, value):
+    kind, key, low, limit = case
+    template, decode = frame_templates()[kind]
+    # through a real frame: what a peer can send is what JSON can carry
+    [raw, _] = run(through_reader(encode_frame({**template, key: value})))
+    try:
+        got = decode(raw)
+    except WireError:
+        return                                    # the decoder's own error: nothing else
+    n = getattr(got, key) if not isinstance(got, dict) else got[key]
+    assert type(n) is int and low <= n < limit, (kind, key, value)
+
+
+@settings(max_examples=200, deadline=None)
+@given(value=json_values)
+def test_the_clock_of_an_envelope_is_in_range_or_a_wire_error(value):
+    try:
+        _, clock = envelope_from_wire({**envelope_to_wire(env_of(Ping(1)), 3), "clock": value},
+                                      allowed)
+    except WireError:
+        return
+    assert type(clock) is int and 0 <= clock < CLOCK_LIMIT, value
+
+
+@pytest.mark.parametrize("value", [2**63, 2**63 - 1, 2**62, -1, True, 1.0])
+def test_a_clock_a_node_could_not_step_from_is_refused(value):
+    # 2**63 - 1 fits SQLite, but the next step's clock would not: Lamport clocks stay < 2**62
+    with pytest.raises(WireError, match="clock"):
+        envelope_from_wire({**envelope_to_wire(env_of(Ping(1)), 3), "clock": value}, allowed)
+    with pytest.raises(WireError, match="clock"):
+        decode_frame({**envelope_to_wire(env_of(Ping(1)), 3), "clock": value, "seq": 1,
+                      "epoch": "e"})
+
+
+@pytest.mark.parametrize("frame,reason", [
+    ({"t": "msg"}, "needs"),
+    ({**envelope_to_wire(env_of(Ping(1)), 3), "seq": 1, "epoch": "e", "x": 1}, "unexpected"),
+    ({**envelope_to_wire(env_of(Ping(1)), 3), "seq": 0, "epoch": "e"}, "'seq'"),
+    ({**envelope_to_wire(env_of(Ping(1)), 3), "seq": 1, "epoch": "a b"}, "'epoch'"),
+    ({**envelope_to_wire(env_of(Ping(1)), 3), "seq": 1, "epoch": "e" * 65}, "'epoch'"),
+    ({"t": "epochs", "live": []}, "'live'"),
+    ({"t": "epochs", "live": ["e"] * 65}, "'live'"),
+    ({"t": "epochs", "live": [5]}, "'live'"),
+    ({"t": "state", "instance": ["x"]}, "'instance'"),
+    ({"t": "status", "more": 1}, "unexpected"),
+    ({"t": "ack", "seq": 1}, "goes to a node"),
+    ({"t": "nope"}, "goes to a node"),
+    ({}, "goes to a node"),
+])
+def test_decode_frame_refuses_with_a_reason(frame, reason):
+    with pytest.raises(WireError, match=reason):
+        decode_frame(frame)
+
+
+def test_decode_frame_reads_each_kind():
+    m = {**envelope_to_wire(env_of(Ping(1)), 3), "seq": 2, "epoch": "e"}
+    got = decode_frame(m)
+    assert isinstance(got, MsgFrame) and (got.epoch, got.seq, got.clock) == ("e", 2, 3)
+    assert envelope_from_wire(got.body, allowed) == (env_of(Ping(1)), 3)
+    assert decode_frame({"t": "epochs", "live": ["a", "b"]}) == EpochsFrame(("a", "b"))
+    assert decode_frame({"t": "state", "instance": "x"}) == Request("state", "x")
+    assert decode_frame({"t": "stop"}) == Request("stop")
+    assert decode_ack({"t": "ack", "seq": 3}) == AckFrame(None, 3)
+
+
 # --- authentication over real loopback TCP ------------------------------------------------
 
 async def close(writer: asyncio.StreamWriter) -> None:
@@ -430,10 +534,11 @@ class Server:
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            peer = await authenticate(reader, writer, self.secret, self.name, initiator=False,
-                                      timeout=self.timeout)
+            session = await authenticate(reader, writer, self.secret, self.name,
+                                         initiator=False, timeout=self.timeout)
+            peer: Any = session.peer
             if self.after is not None:
-                peer = (peer, await self.after(reader))
+                peer = (peer, await self.after(session))
             await self.results.put(peer)
         except Exception as e:
             await self.results.put(e)
@@ -457,7 +562,9 @@ async def client(port: int, secret: bytes, name: str = "client", timeout: float 
                  ) -> str | Exception:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
-        return await authenticate(reader, writer, secret, name, initiator=True, timeout=timeout)
+        session = await authenticate(reader, writer, secret, name, initiator=True,
+                                     timeout=timeout)
+        return session.peer
     except Exception as e:
         return e
     finally:
@@ -475,15 +582,16 @@ def test_the_right_secret_authenticates_both_sides():
 
 def test_frames_flow_on_the_connection_after_authentication():
     async def main() -> None:
-        async def read_one(reader: asyncio.StreamReader) -> Any:
-            d = await read_frame(reader)
+        async def read_one(session: Session) -> Any:
+            d = await session.read()
             return envelope_from_wire(d, allowed)
 
         async with Server(b"k", "b", after=read_one) as srv:
             reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
-            assert await authenticate(reader, writer, b"k", "a", initiator=True) == "b"
-            writer.write(encode_frame(envelope_to_wire(env_of(big()), 3)))
-            await writer.drain()
+            session = await authenticate(reader, writer, b"k", "a", initiator=True)
+            assert session.peer == "b"
+            session.write(envelope_to_wire(env_of(big()), 3))
+            await session.drain()
             assert await srv.result() == ("a", (env_of(big()), 3))
             await close(writer)
     run(main())
@@ -503,17 +611,17 @@ def test_a_wrong_secret_fails_on_both_sides():
     b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",               # a huge length prefix
     raw(b"not json at all"),
     encode_frame({"t": "proof", "mac": "00" * 32}),     # no hello first
-    encode_frame({"t": "hello", "node": "x"}),          # no nonce
-    encode_frame({"t": "hello", "node": "", "nonce": "ab" * 32}),
-    encode_frame({"t": "hello", "node": 5, "nonce": "ab" * 32}),
-    encode_frame({"t": "hello", "node": "x", "nonce": "zz" * 32}),
-    encode_frame({"t": "hello", "node": "x", "nonce": "ab" * 8}),
-    encode_frame({"t": "hello", "node": "x", "nonce": "ab" * 32, "more": 1}),
-    encode_frame({"t": "hello", "node": "x", "nonce": "ab" * 32})
+    encode_frame({"t": "hello", "v": 2, "node": "x"}),          # no nonce
+    encode_frame({"t": "hello", "v": 2, "node": "", "nonce": "ab" * 32}),
+    encode_frame({"t": "hello", "v": 2, "node": 5, "nonce": "ab" * 32}),
+    encode_frame({"t": "hello", "v": 2, "node": "x", "nonce": "zz" * 32}),
+    encode_frame({"t": "hello", "v": 2, "node": "x", "nonce": "ab" * 8}),
+    encode_frame({"t": "hello", "v": 2, "node": "x", "nonce": "ab" * 32, "more": 1}),
+    encode_frame({"t": "hello", "v": 2, "node": "x", "nonce": "ab" * 32})
     + encode_frame({"t": "proof", "mac": "not hex"}),
-    encode_frame({"t": "hello", "node": "x", "nonce": "ab" * 32})
+    encode_frame({"t": "hello", "v": 2, "node": "x", "nonce": "ab" * 32})
     + encode_frame({"t": "proof", "mac": "00" * 32}),
-    encode_frame({"t": "hello", "node": "x", "nonce": "ab" * 32}) + b"\x00\x00",
+    encode_frame({"t": "hello", "v": 2, "node": "x", "nonce": "ab" * 32}) + b"\x00\x00",
     b"\x00\x00",
     b"",
 ])
@@ -639,11 +747,12 @@ def test_a_replayed_server_proof_from_an_earlier_session_fails():
 
 
 def test_a_reflected_proof_fails():
-    # the attacker opens a connection and sends the server's own proof back as its own
+    # the attacker opens a connection and sends the server's own proof back as its own (as
+    # another node: a peer claiming the server's own name gets no proof at all, see below)
     async def main() -> None:
         async with Server(b"k", "server") as srv:
             reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
-            writer.write(encode_frame({"t": "hello", "node": "server", "nonce": "ab" * 32}))
+            writer.write(encode_frame({"t": "hello", "v": 2, "node": "client", "nonce": "ab" * 32}))
             await writer.drain()
             hello = await read_frame(reader)
             assert hello["t"] == "hello" and hello["node"] == "server"
@@ -702,6 +811,180 @@ async def _renaming_pipe(up_reader: asyncio.StreamReader, up_writer: asyncio.Str
             await up_writer.drain()
 
     return up_reader, W()
+
+
+@pytest.mark.parametrize("hello,said", [
+    ({"t": "hello", "node": "x", "nonce": "ab" * 32}, "version 1 of the wire protocol"),
+    ({"t": "hello", "v": 3, "node": "x", "nonce": "ab" * 32}, "version 3 of the wire protocol"),
+])
+def test_a_peer_speaking_another_version_of_the_wire_is_told_so(hello, said):
+    async def main() -> None:
+        async with Server(b"k", "server") as srv:
+            reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+            writer.write(encode_frame(hello))
+            await writer.drain()
+            err = await srv.result()
+            assert isinstance(err, AuthError) and said in str(err) and "one version" in str(err)
+            await close(writer)
+    run(main())
+
+
+def test_a_peer_claiming_the_verifier_s_own_name_is_refused_before_any_proof():
+    async def main() -> None:
+        async with Server(b"k", "server") as srv:
+            reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+            writer.write(encode_frame({"t": "hello", "v": 2, "node": "server", "nonce": "ab" * 32}))
+            await writer.drain()
+            assert (await read_frame(reader))["t"] == "hello"
+            err = await srv.result()
+            assert isinstance(err, AuthError) and "own name 'server'" in str(err)
+            assert await read_frame(reader) is None        # no proof was sent
+            await close(writer)
+    run(main())
+
+
+def test_a_dialling_side_accepts_only_the_node_it_dialled():
+    async def main() -> None:
+        async with Server(b"k", "mallory") as srv:
+            reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+            with pytest.raises(AuthError, match="dialled node 'b'.*'mallory'"):
+                await authenticate(reader, writer, b"k", "a", initiator=True, expect="b")
+            await close(writer)
+            assert isinstance(await srv.result(), AuthError)   # it got no proof either
+        async with Server(b"k", "b") as srv:
+            assert await client(srv.port, b"k", "a") == "b"
+            assert await srv.result() == "a"
+    run(main())
+
+
+# --- sessions: every frame after the handshake MACed, over real loopback TCP ---------------
+
+async def read_all(session: Session) -> list[Any]:
+    """Every frame the session reads until EOF, then the error that ended it (if any)."""
+    got: list[Any] = []
+    try:
+        while (f := await session.read()) is not None:
+            got.append(f)
+    except WireError as e:
+        got.append(e)
+    return got
+
+
+def raw_frames(data: bytes) -> list[bytes]:
+    """`data` cut into whole frames (4-byte length + that many bytes)."""
+    out = []
+    while data:
+        n = 4 + int.from_bytes(data[:4], "big")
+        out.append(data[:n])
+        data = data[n:]
+    return out
+
+
+async def through_a_tamperer(frames: list[dict], tamper: Any) -> list[Any]:
+    """An honest client authenticates to a server and sends `frames`, through a relay that
+    passes the handshake (its first two frames) and gives the rest, as raw frames, to
+    `tamper` (a list of bytes -> bytes to send on); what the server's session reads."""
+    async with Server(b"k", "server", after=read_all) as srv:
+        async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            up_r, up_w = await asyncio.open_connection("127.0.0.1", srv.port)
+            down = asyncio.create_task(_pipe(up_r, writer))
+            for _ in range(2):                     # the client's hello and proof: passed on
+                header = await reader.readexactly(4)
+                up_w.write(header + await reader.readexactly(int.from_bytes(header, "big")))
+            rest = await reader.read()             # the client sends its frames, then EOF
+            up_w.write(tamper(raw_frames(rest)))
+            await up_w.drain()
+            up_w.write_eof()
+            await down
+            await close(up_w)
+            await close(writer)
+
+        proxy = await asyncio.start_server(relay, "127.0.0.1", 0)
+        reader, writer = await asyncio.open_connection("127.0.0.1",
+                                                       proxy.sockets[0].getsockname()[1])
+        session = await authenticate(reader, writer, b"k", "client", initiator=True)
+        session.write(*frames)
+        writer.write_eof()
+        (_, got) = await srv.result()
+        await close(writer)
+        proxy.close()
+        await proxy.wait_closed()
+        return got
+
+
+async def _pipe(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+    with contextlib.suppress(OSError):
+        while data := await r.read(65536):
+            w.write(data)
+            await w.drain()
+
+
+FRAMES = [{"t": "status"}, {"t": "state", "instance": "x"}, {"t": "stop"}]
+
+
+def test_sealed_frames_pass_an_honest_relay_in_order():
+    assert run(through_a_tamperer(FRAMES, lambda fs: b"".join(fs))) == FRAMES
+
+
+@pytest.mark.parametrize("tamper,error", [
+    # one byte of the second frame's payload changed
+    (lambda fs: fs[0] + fs[1][:-3] + b"X" + fs[1][-2:] + fs[2], "frame 1 has a bad MAC"),
+    # a frame's MAC changed
+    (lambda fs: fs[0] + fs[1][:12] + bytes(16) + fs[1][28:], "frame 1 has a bad MAC"),
+    # the first frame replayed after the second
+    (lambda fs: fs[0] + fs[1] + fs[0], "number 0 is out of order (expected 2)"),
+    # the second frame dropped
+    (lambda fs: fs[0] + fs[2], "number 2 is out of order (expected 1)"),
+    # the frames swapped
+    (lambda fs: fs[1] + fs[0], "number 1 is out of order (expected 0)"),
+], ids=["altered", "mac-altered", "replayed", "dropped", "reordered"])
+def test_a_tampered_frame_stops_the_session_before_it_is_used(tamper, error):
+    got = run(through_a_tamperer(FRAMES, tamper))
+    assert isinstance(got[-1], FrameAuthError) and error in str(got[-1]), got
+    assert all(f in FRAMES for f in got[:-1])         # nothing tampered with was returned
+
+
+def test_a_forged_frame_numbered_as_the_next_one_has_a_bad_mac():
+    payload = b'{"t":"stop"}'
+    forged = (8 + 16 + len(payload)).to_bytes(4, "big") + (1).to_bytes(8, "big") \
+        + bytes(16) + payload
+    got = run(through_a_tamperer(FRAMES[:1], lambda fs: fs[0] + forged))
+    assert got[0] == FRAMES[0]
+    assert isinstance(got[1], FrameAuthError) and "frame 1 has a bad MAC" in str(got[1])
+
+
+def test_a_frame_from_another_connection_or_sent_back_the_way_it_came_does_not_verify():
+    async def main() -> None:
+        sent: list[bytes] = []
+
+        def keep(fs: list[bytes]) -> bytes:
+            sent.extend(fs)
+            return b"".join(fs)
+
+        await through_a_tamperer(FRAMES[:1], keep)
+        # frame 0 of an earlier connection, on a new one: other nonces, another key
+        got = await through_a_tamperer(FRAMES[:1], lambda fs: sent[0])
+        assert isinstance(got[0], FrameAuthError) and "bad MAC" in str(got[0])
+
+        # a frame the server sent, fed back to the server as the client's: the direction
+        # is in the MAC
+        async def echo_back(session: Session) -> Any:
+            session.write({"t": "stop"})
+            await session.drain()
+            return await read_all(session)
+
+        async with Server(b"k", "server", after=echo_back) as srv:
+            reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+            session = await authenticate(reader, writer, b"k", "client", initiator=True)
+            header = await reader.readexactly(4)
+            writer.write(header + await reader.readexactly(int.from_bytes(header, "big")))
+            writer.write_eof()
+            (_, back) = await srv.result()
+            assert isinstance(back[0], FrameAuthError) and "bad MAC" in str(back[0])
+            assert session.peer == "server"
+            await close(writer)
+
+    run(main())
 
 
 def test_both_names_are_checked_as_arguments():

@@ -321,7 +321,8 @@ class Client:
         spec = engine.dep.nodes[engine.dep.placement[name]]
         try:
             reply = await control(spec.host, spec.port, engine.dep.secret,
-                                  {"t": "state", "instance": name}, self.timeout)
+                                  {"t": "state", "instance": name}, self.timeout,
+                                  node=spec.name)
         except (OSError, TimeoutError, WireError, asyncio.IncompleteReadError) as e:
             raise Unreachable(f"node {spec.name} ({spec.host}:{spec.port}) did not answer: "
                               f"{e or type(e).__name__}") from None

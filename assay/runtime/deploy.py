@@ -31,6 +31,8 @@ from typing import Any
 
 from assay.errors import Location, UsageError
 
+CONTROL = "control"      # the name control connections (state, status, stop) authenticate as
+
 
 @dataclass(frozen=True)
 class NodeSpec:
@@ -96,6 +98,10 @@ def load_deployment(path: str | Path) -> Deployment:
             raise UsageError(f"node {name!r} needs host, port and instances", where,
                              [f'write [nodes.{name}] with host = "127.0.0.1", port = 7101, '
                               'instances = [...]']) from None
+        if name == CONTROL:
+            raise UsageError(f"a node may not be named {CONTROL!r}: control connections (state, "
+                             "status, stop) authenticate as that name", where,
+                             ["rename the node"])
         if not 1 <= node.port <= 65535:
             raise UsageError(f"node {name!r} has port {node.port}, not in 1..65535", where)
         other = addresses.get((node.host, node.port))

@@ -17,6 +17,7 @@ from typing import IO, Any
 
 from assay.kernel.events import Envelope
 from assay.kernel.kernel import Kernel, LocalStep
+from assay.runtime.private import private_open
 from assay.runtime.store import Store
 
 
@@ -40,11 +41,11 @@ def open_step_log(path: str | os.PathLike, durable: int | None) -> tuple[IO[str]
             kept.append(ln if ln.endswith("\n") else ln + "\n")
             clock = max(clock, c)
         if kept != lines:                       # a line dropped, or a newline to add
-            with open(path, "w") as f:
+            with private_open(path, "w") as f:
                 f.writelines(kept)
     if durable is not None:
         clock = max(clock, durable)
-    return open(path, "a"), clock               # noqa: SIM115 - open for the node's life
+    return private_open(path, "a"), clock       # open for the node's life; created 0600
 
 
 def log_line(clock: int, node: str, event: dict[str, Any]) -> str:

@@ -17,6 +17,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from assay.runtime.private import create_private, private_dir
+
 _SCHEMA = """CREATE TABLE IF NOT EXISTS fields (
     instance TEXT PRIMARY KEY NOT NULL,
     data     TEXT NOT NULL
@@ -87,14 +89,14 @@ DURABILITY = ("machine", "process")
 
 
 def open_store(state_dir: str | os.PathLike, node: str, durability: str = "machine") -> Store:
-    """The store of `node` in `state_dir` (created if need be); a directory or file that
+    """The store of `node` in `state_dir` (created 0700 if need be); a directory or file that
     cannot be made or opened is a usage error naming it.  `durability`: what a committed step
     survives — `machine` (a crash of the machine too: fsync on every commit) or `process` (a
     killed process, not a power cut: the write-ahead log is synced at checkpoints only)."""
     from assay.errors import UsageError
 
     try:
-        os.makedirs(state_dir, exist_ok=True)
+        private_dir(state_dir)
         return Store(os.path.join(state_dir, f"{node}.sqlite"),
                      sync="FULL" if durability == "machine" else "NORMAL")
     except (OSError, sqlite3.Error) as e:
@@ -107,6 +109,7 @@ class Store:
     def __init__(self, path: str | os.PathLike, sync: str = "FULL") -> None:
         self.path = os.fspath(path)
         self._lock = threading.Lock()
+        create_private(self.path)        # 0600, and so are the -wal and -shm SQLite makes
         # isolation_level=None: no implicit transactions; `save` opens and commits its own
         conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None,
                                check_same_thread=False)
@@ -225,6 +228,23 @@ class Store:
                          (peer, epoch, new))
         conn.execute("DELETE FROM handled_above WHERE peer = ? AND epoch = ? AND seq <= ?",
                      (peer, epoch, max(new, floor)))
+
+    def forget(self, peer: str, epochs: list[str]) -> None:
+        """Forget the handled numbers of these lives (`epochs`) of `peer`, which have ended
+        (see `TcpNode._forget_lives`).  Named, not "all but the live ones": a life of the
+        peer that began since is not touched."""
+        with self._lock:
+            conn = self._connection()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                for table in ("handled", "handled_above"):
+                    conn.executemany(f"DELETE FROM {table} WHERE peer = ? AND epoch = ?",
+                                     [(peer, e) for e in epochs])
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
 
     def acked(self, link: str, epoch: str, seq: int) -> None:
         """The peer acknowledged a frame: forget it."""

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from assay.runtime.deploy import Deployment
+from assay.runtime.private import private_open
 from assay.runtime.steplog import merge_logs
 from assay.runtime.tcp import control
 from assay.runtime.wire import WireError
@@ -51,7 +52,7 @@ async def supervise(dep_path: str, dep: Deployment, duration: float | None,
     state_dir = state_dir or tempfile.mkdtemp(prefix="assay-state-")
 
     async def start(name: str) -> asyncio.subprocess.Process:
-        errlog = open(os.path.join(logs, f"{name}.log"), "a")   # noqa: SIM115 - the child's
+        errlog = private_open(os.path.join(logs, f"{name}.log"), "a")    # the child's
         return await asyncio.create_subprocess_exec(
             sys.executable, "-m", "assay.cli", "node", dep_path, "--name", name, "--supervised",
             "--monitor", monitor, "--state-dir", state_dir, "--time-unit", str(time_unit),
@@ -91,8 +92,8 @@ async def supervise(dep_path: str, dep: Deployment, duration: float | None,
         if ended == "failed":
             break
         try:
-            statuses = {n: await control(s.host, s.port, dep.secret, {"t": "status"}, 2.0)
-                        or {} for n, s in nodes.items()}
+            statuses = {n: await control(s.host, s.port, dep.secret, {"t": "status"}, 2.0,
+                                         node=n) or {} for n, s in nodes.items()}
             idle = all(not st.get("busy") and not st.get("unacked")
                        for st in statuses.values())
         except (TimeoutError, OSError, ConnectionError, WireError):
@@ -108,7 +109,7 @@ async def supervise(dep_path: str, dep: Deployment, duration: float | None,
         for inst in s.instances:
             try:
                 reply = await control(s.host, s.port, dep.secret,
-                                      {"t": "state", "instance": inst}, 2.0)
+                                      {"t": "state", "instance": inst}, 2.0, node=s.name)
                 final[inst] = (reply or {}).get("fields", {})
             except (TimeoutError, OSError, ConnectionError, WireError):
                 final[inst] = {}
@@ -116,7 +117,7 @@ async def supervise(dep_path: str, dep: Deployment, duration: float | None,
     count = sum(int(st.get("violation_count", 0)) for st in statuses.values())
     for s in nodes.values():
         with contextlib.suppress(TimeoutError, OSError, ConnectionError, WireError):
-            await control(s.host, s.port, dep.secret, {"t": "stop"}, 2.0)
+            await control(s.host, s.port, dep.secret, {"t": "stop"}, 2.0, node=s.name)
     for p in procs.values():
         try:
             await asyncio.wait_for(p.wait(), 5.0)

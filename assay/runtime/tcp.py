@@ -4,11 +4,16 @@ other nodes reached through authenticated links.
 Each node runs the sans-IO `Node` core (one kernel step per event, monitored), and around it:
 
 - a server that accepts links from other nodes (and from control clients), authenticated with
-  the deployment's shared secret; frames are decoded only into the message types the receiving
-  port declares, and only for links the system has (a node cannot speak for an instance it
-  does not host, nor reach a port it is not connected to); anything else is logged and dropped;
+  the deployment's shared secret, every frame after the handshake MACed (`wire.Session`);
+  frames are decoded only into the message types the receiving port declares, and only for
+  links the system has (a node cannot speak for an instance it does not host, nor reach a
+  port it is not connected to); a message that does not fit is logged, dropped and
+  acknowledged; a frame that does not verify or is malformed (a number out of range, say)
+  is logged with the peer's address and closes its connection;
 - one outgoing link per peer node: frames are numbered and kept until acknowledged, and resent
   after a reconnection (at-least-once: duplicates are what the model's faults already cover);
+  on each connection the link first says which lives (epochs) of its node may still send, so
+  the peer forgets the frame numbers it handled of the others;
 - persistence: after a step, the persistent fields of its instance are committed to SQLite
   before the step's messages leave the node; on start, saved fields are restored with the
   restart semantics of the kernel (the other fields take their initial values, the restart
@@ -33,19 +38,27 @@ from typing import IO, Any
 from assay.kernel.events import Envelope, Fire
 from assay.kernel.kernel import Kernel
 from assay.model.load import build
-from assay.runtime.deploy import Deployment, check_placement
+from assay.runtime.deploy import CONTROL, Deployment, check_placement
 from assay.runtime.node import Node, Outcome
 from assay.runtime.steplog import log_line, open_step_log, restore, saved_envelope
 from assay.runtime.store import Handled
 from assay.runtime.timers import Timers
 from assay.runtime.wire import (
+    MAX_LIVE,
     AuthError,
+    AuthIncomplete,
+    EpochsFrame,
+    Frame,
+    MsgFrame,
+    Session,
     WireError,
+    address_of,
     authenticate,
-    encode_frame,
+    decode_ack,
+    decode_frame,
+    decode_reply,
     envelope_from_wire,
     envelope_to_wire,
-    read_frame,
 )
 
 log = logging.getLogger("assay.runtime")
@@ -64,8 +77,10 @@ class _Link:
     unacked: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
     # the current connection, once the frames kept from before it have been written on it:
     # a frame pushed then is written at once (no task switch on the way out)
-    writer: asyncio.StreamWriter | None = None
+    session: Session | None = None
     connected: bool = False
+    # acknowledged, and not yet deleted from the outbox (durably)
+    deleting: set[tuple[str, int]] = field(default_factory=set)
 
     def number(self, frame: dict[str, Any], epoch: str) -> tuple[str, int]:
         frame["seq"] = self.next_seq
@@ -73,14 +88,21 @@ class _Link:
         self.next_seq += 1
         return epoch, frame["seq"]
 
+    def live(self, epoch: str) -> list[str]:
+        """The lives of this node (`epoch` is the current one) that may still send frames on
+        this link: the current one, and those of frames a restart would resend — kept in
+        memory or in the outbox.  The peer forgets what it handled of the others."""
+        kept = {e for e, _ in self.unacked} | {e for e, _ in self.deleting}
+        return [epoch] + sorted(kept - {epoch})
+
     def push(self, *frames: dict[str, Any]) -> None:
         """Keep `frames` until they are acknowledged, and send them now (in one write) if the
         link is up (else `_run_link` sends them when it connects)."""
         for frame in frames:
             self.unacked[(frame["epoch"], frame["seq"])] = frame
-        w = self.writer
-        if w is not None and not w.is_closing():
-            w.write(b"".join(encode_frame(f) for f in frames))
+        s = self.session
+        if s is not None and not s.is_closing():
+            s.write(*frames)
 
 
 @dataclass
@@ -90,7 +112,7 @@ class _Receipt:
     peer: str
     epoch: str
     seq: int
-    writer: asyncio.StreamWriter | None
+    session: Session | None
 
 
 class TcpNode:
@@ -150,7 +172,7 @@ class TcpNode:
         self.pending: dict[tuple[str, str, int], _Receipt] = {}
         # the newest authenticated connection from each peer node: an acknowledgement whose
         # connection is gone goes there
-        self._peer_writers: dict[str, asyncio.StreamWriter] = {}
+        self._peer_sessions: dict[str, Session] = {}
         self.epoch = os.urandom(8).hex()
         self.in_step = False                   # a step is being applied (saved, routed)
         self.failed: BaseException | None = None
@@ -159,7 +181,7 @@ class TcpNode:
         # acknowledgements of durable steps wait up to `ack_delay` seconds, to leave in one
         # write per connection (fewer system calls and wake-ups on both sides)
         self.ack_delay = ack_delay
-        self._acks: dict[asyncio.StreamWriter, list[bytes]] = {}
+        self._acks: dict[Session, list[dict[str, Any]]] = {}
         self._ack_timer: asyncio.TimerHandle | None = None
         self.acked = asyncio.Event()           # set whenever a peer acknowledges a frame
         self._closing = asyncio.Event()        # stopping, and done waiting for acks
@@ -219,103 +241,161 @@ class TcpNode:
 
     async def _serve_connection(self, reader: asyncio.StreamReader,
                                 writer: asyncio.StreamWriter) -> None:
+        address = address_of(writer)
         try:
-            peer = await authenticate(reader, writer, self.dep.secret, self.name,
-                                      initiator=False)
+            session = await authenticate(reader, writer, self.dep.secret, self.name,
+                                         initiator=False)
         except asyncio.CancelledError:
             writer.close()
             return
         except (AuthError, OSError, asyncio.IncompleteReadError) as e:
-            log.warning("%s: refused a connection: %s", self.name, e)
+            log.warning("%s: refused a connection from %s: %s", self.name, address, e)
             writer.close()
             return
-        self._peer_writers[peer] = writer
+        peer = session.peer
+        self._peer_sessions[peer] = session
         try:
             while True:
                 try:
-                    frame = await read_frame(reader)
+                    raw = await session.read()
+                    if raw is None:
+                        break
+                    reply = self._on_frame(peer, decode_frame(raw), session)
                 except WireError as e:
-                    log.warning("%s: dropped a bad frame from %s and the connection: %s",
-                                self.name, peer, e)
+                    # a frame that does not verify (altered, forged, replayed: see
+                    # `Session`), or a peer that holds the secret and sends what no node
+                    # sends: nothing of the frame is used, and the connection goes (a node's
+                    # link reconnects, and resends what was not acknowledged)
+                    log.warning("%s: dropped a frame from %s at %s and closed the "
+                                "connection: %s", self.name, peer, address, e)
                     break
-                if frame is None:
-                    break
-                reply = self._on_frame(peer, frame, writer)
                 if reply is not None:
-                    writer.write(encode_frame(reply))
-                    await writer.drain()
+                    session.write(reply)
+                    await session.drain()
         except (ConnectionError, OSError, asyncio.CancelledError):
             pass                       # the peer went away, or this node is stopping
         finally:
-            if self._peer_writers.get(peer) is writer:
-                del self._peer_writers[peer]
+            if self._peer_sessions.get(peer) is session:
+                del self._peer_sessions[peer]
             writer.close()
 
-    def _on_frame(self, peer: str, frame: dict[str, Any],
-                  writer: asyncio.StreamWriter | None = None) -> dict[str, Any] | None:
-        t = frame.get("t")
-        if t == "msg":
-            seq = frame.get("seq")
-            if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
-                log.warning("%s: dropped a message from node %s: the frame has no number",
-                            self.name, peer)
-                return None
-            epoch = str(frame.get("epoch"))
-            key = (peer, epoch)
-            handled = self.handled.get(key)
-            if handled is not None and seq in handled:
-                return {"t": "ack", "seq": seq,       # resent, and already handled durably
-                        "epoch": frame.get("epoch")}
-            seen = self.seen.get(key)
-            if seen is None:
-                seen = self.seen[key] = Handled()
-            if seq in seen:                           # resent while its step is pending:
-                pending = self.pending.get((peer, epoch, seq))
-                if pending is not None:               # its ack goes where the resend came
-                    pending.writer = writer
-                return None
-            seen.add(seq)
-            receipt = _Receipt(peer, epoch, seq, writer)
-            self.pending[(peer, epoch, seq)] = receipt
-            body = {k: v for k, v in frame.items() if k not in ("seq", "epoch")}  # transport
-            try:
-                env, clock = envelope_from_wire(body, lambda d, p: self.allowed.get((d, p), {}))
-            except WireError as e:
-                log.warning("%s: dropped a message from %s: %s", self.name, peer, e)
-                self._drop(receipt)
-                return None
-            link = (env.src, env.src_port, env.dst, env.dst_port)
-            if env.dst not in self.inbox or link not in self.kernel.link_index \
-                    or self.dep.placement.get(env.src) != peer:
-                log.warning("%s: dropped %s from node %s: no such link from that node",
-                            self.name, env, peer)
-                self._drop(receipt)
-                return None
-            self.clock = max(self.clock, int(clock))
-            self.inbox[env.dst].append((env, receipt))
-            self.wake.set()
+    def _on_frame(self, peer: str, frame: Frame,
+                  session: Session | None = None) -> dict[str, Any] | None:
+        """Handle one checked frame from `peer`; the reply to send, if any.  `WireError` if
+        the frame must not be handled (its connection is then closed)."""
+        if isinstance(frame, MsgFrame):
+            return self._on_msg(peer, frame, session)
+        if isinstance(frame, EpochsFrame):
+            # only from the newest connection of the peer: one left over from an earlier
+            # life of it, read late, would make this node forget what a later life sent
+            if peer in self.links and self._peer_sessions.get(peer) is session:
+                self._forget_lives(peer, set(frame.live))
             return None
-        if t == "state":
-            inst = frame.get("instance")
-            if not isinstance(inst, str) or inst not in self.node.local:
+        if frame.kind == "state":
+            inst = frame.instance
+            if inst not in self.node.local:
                 return {"t": "error", "error": f"{inst!r} is not hosted on {self.name}"}
             from assay.model.types import to_json
 
             return {"t": "state", "instance": inst,
                     "fields": {k: to_json(v) for k, v in self.node.state(inst).items()}}
-        if t == "status":
+        if frame.kind == "status":
             return {"t": "status", "node": self.name, "steps": self.node.steps,
                     "busy": self._busy(), "unacked": sum(len(k.unacked)
                                                          for k in self.links.values()),
                     "violations": [{"event": e, **v.to_json()}
                                    for e, v in self.node.violations[:20]],
-                    "violation_count": self.node.violation_count}
-        if t == "stop":
-            self.stopping.set()
-            self.wake.set()
-            return {"t": "stopping"}
-        log.warning("%s: dropped a frame of unknown type %r from %s", self.name, t, peer)
+                    "violation_count": self.node.violation_count,
+                    "epochs": len(self.seen.keys() | self.handled.keys())}
+        log.info("%s: stopping, as %s at %s asked", self.name, peer,
+                 "?" if session is None else session.address)
+        self.stopping.set()
+        self.wake.set()
+        return {"t": "stopping"}
+
+    def _on_msg(self, peer: str, frame: MsgFrame, session: Session | None
+                ) -> dict[str, Any] | None:
+        """Queue a message for its step (acknowledged once that is durable), acknowledge a
+        resend of one handled already, or drop one that does not fit (acknowledged too)."""
+        epoch, seq = frame.epoch, frame.seq
+        if peer not in self.links:
+            # no node of the deployment (a control connection, say): it hosts no instance,
+            # so nothing it sends is a message; nothing of it is recorded
+            log.warning("%s: dropped a message from %s: no such link from that node (it is "
+                        "not a node of the deployment)", self.name, peer)
+            return {"t": "ack", "seq": seq, "epoch": epoch}
+        key = (peer, epoch)
+        handled = self.handled.get(key)
+        if handled is not None and seq in handled:
+            return {"t": "ack", "seq": seq, "epoch": epoch}   # resent, handled durably
+        seen = self.seen.get(key)
+        if seen is None:
+            self._check_room(peer)
+            seen = self.seen[key] = Handled()
+        if seq in seen:                               # resent while its step is pending:
+            pending = self.pending.get((peer, epoch, seq))
+            if pending is not None:                   # its ack goes where the resend came
+                pending.session = session
+            return None
+        seen.add(seq)
+        receipt = _Receipt(peer, epoch, seq, session)
+        self.pending[(peer, epoch, seq)] = receipt
+        try:
+            env, clock = envelope_from_wire(frame.body,
+                                            lambda d, p: self.allowed.get((d, p), {}))
+        except WireError as e:
+            log.warning("%s: dropped a message from %s: %s", self.name, peer, e)
+            self._drop(receipt)
+            return None
+        link = (env.src, env.src_port, env.dst, env.dst_port)
+        if env.dst not in self.inbox or link not in self.kernel.link_index \
+                or self.dep.placement.get(env.src) != peer:
+            log.warning("%s: dropped %s from node %s: no such link from that node",
+                        self.name, env, peer)
+            self._drop(receipt)
+            return None
+        self.clock = max(self.clock, clock)
+        self.inbox[env.dst].append((env, receipt))
+        self.wake.set()
         return None
+
+    MAX_LIVES = 16          # lives (epochs) of one peer whose handled numbers are kept
+
+    def _lives(self, peer: str) -> set[str]:
+        """The lives (epochs) of `peer` whose frame numbers this node keeps."""
+        return {e for p, e in self.seen.keys() | self.handled.keys() if p == peer}
+
+    def _check_room(self, peer: str) -> None:
+        """A new life of `peer` is kept only while it has fewer than `MAX_LIVES`: a peer says
+        which of its lives have ended (an `epochs` frame, on every connection), so only one
+        that never says — or made its lives up — reaches the bound."""
+        if len(self._lives(peer)) >= self.MAX_LIVES:
+            raise WireError(f"node {peer} has {self.MAX_LIVES} lives on record here, the most "
+                            "a peer may have: it did not say which of them have ended")
+
+    def _forget_lives(self, peer: str, live: set[str]) -> None:
+        """Forget the handled numbers of the lives of `peer` other than `live`.
+
+        Safe because `live` is what the peer may still send (`_Link.live`): its current
+        life, and the lives of frames it would resend after a restart — not acknowledged, or
+        acknowledged and not yet deleted from its outbox for good; a restarted node resends
+        only what its outbox holds.  So a frame of a forgotten life never comes again."""
+        gone = [k for k in self.seen.keys() | self.handled.keys()
+                if k[0] == peer and k[1] not in live]
+        if not gone:
+            return
+        for k in gone:
+            self.seen.pop(k, None)
+            self.handled.pop(k, None)
+        log.info("%s: forgot %d ended lives of node %s", self.name, len(gone), peer)
+        if self.store is not None:        # (a later life's rows, saved meanwhile, stay)
+            self._in_background(asyncio.to_thread(self.store.forget, peer,
+                                                  [e for _, e in gone]))
+
+    def _in_background(self, work: Any) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _drop(self, receipt: _Receipt) -> None:
         """A frame that is dropped counts as handled: once that is durable it is
@@ -328,19 +408,17 @@ class TcpNode:
             self._handled(receipt)
             self._ack(receipt)
 
-        task = asyncio.get_running_loop().create_task(save())
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._in_background(save())
 
     def _ack(self, receipt: _Receipt) -> None:
         """Acknowledge a message whose step is durable (soon: see `ack_delay`), on the
         connection it came on or, if that is gone, on the newest one from its node."""
-        w = receipt.writer
-        if w is None or w.is_closing():
-            w = self._peer_writers.get(receipt.peer)
-        if w is not None and not w.is_closing():
-            self._acks.setdefault(w, []).append(
-                encode_frame({"t": "ack", "seq": receipt.seq, "epoch": receipt.epoch}))
+        s = receipt.session
+        if s is None or s.is_closing():
+            s = self._peer_sessions.get(receipt.peer)
+        if s is not None and not s.is_closing():
+            self._acks.setdefault(s, []).append(
+                {"t": "ack", "seq": receipt.seq, "epoch": receipt.epoch})
             self._schedule_flush()
 
     def _schedule_flush(self) -> None:
@@ -360,9 +438,9 @@ class TcpNode:
             self._ack_timer = None
         if self.logfile is not None and not self.logfile.closed:
             self.logfile.flush()
-        for writer, frames in self._acks.items():
-            if not writer.is_closing():
-                writer.write(b"".join(frames))
+        for session, frames in self._acks.items():
+            if not session.is_closing():
+                session.write(*frames)       # numbered now: in the order they are written
         self._acks.clear()
 
     # --- sending -----------------------------------------------------------------------------
@@ -372,47 +450,66 @@ class TcpNode:
         while not self._closing.is_set():
             try:
                 reader, writer = await asyncio.open_connection(link.host, link.port)
-                await authenticate(reader, writer, self.dep.secret, self.name, initiator=True)
-            except (OSError, AuthError, WireError, asyncio.IncompleteReadError):
+            except OSError:                      # the peer is down: not news
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 1.0)
+                continue
+            try:
+                session = await authenticate(reader, writer, self.dep.secret, self.name,
+                                             initiator=True, expect=link.peer)
+            except (OSError, AuthError, WireError, asyncio.IncompleteReadError) as e:
+                if isinstance(e, AuthError) and not isinstance(e, AuthIncomplete):
+                    log.warning("%s: refused its connection to %s at %s: %s",
+                                self.name, link.peer, address_of(writer), e)
+                writer.close()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 1.0)
                 continue
             backoff = 0.05
             link.connected = True
-            acks = asyncio.create_task(self._read_acks(link, reader))
+            acks = asyncio.create_task(self._read_acks(link, session))
             stop = asyncio.create_task(self._closing.wait())
             try:
-                for frame in list(link.unacked.values()):   # kept from before: resend
-                    writer.write(encode_frame(frame))
-                link.writer = writer                         # from now on, push writes
-                await writer.drain()
+                live = link.live(self.epoch)
+                if len(live) <= MAX_LIVE:        # (else the peer keeps them all: safe too)
+                    session.write({"t": "epochs", "live": live})
+                session.write(*link.unacked.values())        # kept from before: resend
+                link.session = session                       # from now on, push writes
+                await session.drain()
                 # until the connection breaks (the ack reader ends) or the node stops
                 await asyncio.wait({acks, stop}, return_when=asyncio.FIRST_COMPLETED)
             except (ConnectionError, OSError):
                 pass
             finally:
-                link.writer = None
+                link.session = None
                 link.connected = False
                 acks.cancel()
                 stop.cancel()
                 writer.close()
 
-    async def _read_acks(self, link: _Link, reader: asyncio.StreamReader) -> None:
+    async def _read_acks(self, link: _Link, session: Session) -> None:
         try:
             while True:
-                frame = await read_frame(reader)
-                if frame is None:
+                raw = await session.read()
+                if raw is None:
                     return
-                if frame.get("t") == "ack":
-                    epoch, seq = frame.get("epoch"), frame.get("seq")
-                    if not isinstance(seq, int):
-                        continue
-                    key = (self.epoch if epoch is None else str(epoch), seq)
-                    if link.unacked.pop(key, None) is not None and self.store is not None:
-                        await asyncio.to_thread(self.store.acked, link.peer, key[0], seq)
-                    # (an acknowledgement enables no step: the step loop is not woken)
-                    self.acked.set()
-        except (WireError, ConnectionError, OSError):
+                ack = decode_ack(raw)
+                key = (self.epoch if ack.epoch is None else ack.epoch, ack.seq)
+                if link.unacked.pop(key, None) is not None and self.store is not None:
+                    # until the outbox forgets it too, its life is one a restart of this node
+                    # could resend a frame of: the link still says so (see `live`)
+                    link.deleting.add(key)
+                    try:
+                        await asyncio.to_thread(self.store.acked, link.peer, key[0], ack.seq)
+                    finally:
+                        link.deleting.discard(key)
+                # (an acknowledgement enables no step: the step loop is not woken)
+                self.acked.set()
+        except WireError as e:            # the link reconnects: what is not acknowledged
+            log.warning("%s: dropped a frame from %s at %s and closed the connection: %s",
+                        self.name, link.peer, session.address, e)
+            return
+        except (ConnectionError, OSError):
             return
 
     # --- stepping ----------------------------------------------------------------------------
@@ -499,7 +596,7 @@ class TcpNode:
             link.push(*frames)
         self.timers.apply(name, out.timer_ops)
         for link, _ in by_link.values():
-            w = link.writer
+            w = link.session
             if w is not None:
                 with contextlib.suppress(ConnectionError, OSError):
                     await w.drain()              # back-pressure; returns at once if not paused
@@ -613,6 +710,8 @@ class TcpNode:
         for w in list(self._accepted):         # peers see the node go, and reconnect later
             w.close()
         self.timers.cancel_all()
+        # saves of dropped frames and forgotten lives under way finish before the store closes
+        await asyncio.gather(*self._background, return_exceptions=True)
         if self.store is not None:
             self.store.close()
         if self.logfile is not None:
@@ -641,13 +740,15 @@ class TcpNode:
 
 
 async def control(host: str, port: int, secret: bytes, frame: dict[str, Any],
-                  timeout: float = 5.0) -> dict[str, Any] | None:
-    """Send one control frame (state, status, stop) to a node and return its reply."""
+                  timeout: float = 5.0, node: str | None = None) -> dict[str, Any] | None:
+    """Send one control frame (state, status, stop) to a node (named `node`, if the caller
+    knows: another name answering there is refused) and return its reply."""
     reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
     try:
-        await authenticate(reader, writer, secret, "control", initiator=True)
-        writer.write(encode_frame(frame))
-        await writer.drain()
-        return await asyncio.wait_for(read_frame(reader), timeout)
+        session = await authenticate(reader, writer, secret, CONTROL, initiator=True,
+                                     expect=node)
+        session.write(frame)
+        await session.drain()
+        return decode_reply(await asyncio.wait_for(session.read(), timeout))
     finally:
         writer.close()

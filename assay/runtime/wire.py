@@ -1,8 +1,11 @@
-"""The wire between nodes: length-prefixed JSON frames, a typed decoder, mutual authentication.
+"""The wire between nodes: length-prefixed JSON frames, a typed decoder, mutual authentication,
+and a MAC on every frame after it.
 
-A frame is a 4-byte big-endian unsigned payload length followed by that many bytes of UTF-8
-JSON whose top-level value is an object.  Nothing read from the network is ever evaluated or
-unpickled: a frame is parsed by `json` (strictly: no NaN/Infinity, no duplicate keys), and a
+A frame is a 4-byte big-endian unsigned length followed by that many bytes.  During the
+handshake they are UTF-8 JSON whose top-level value is an object; after it, each is an 8-byte
+number and a 16-byte MAC before that JSON (`Session`).  Nothing read from the network is ever
+evaluated or unpickled: a frame is parsed by `json` (strictly: no NaN/Infinity, no duplicate
+keys), its fields checked by kind (`decode_frame`: every number an int in range), and a
 message is decoded only into one of the classes the receiving port declares, every field by
 its declared type (`message_from_json`), then checked against those types again
 (`Message.bad_field`), bounds included.
@@ -12,9 +15,18 @@ sends a fresh 32-byte nonce and its name, then proves knowledge of the secret wi
 the whole transcript: the prover's role (initiator or responder), both names and both nonces.
 A proof from an earlier session does not verify (the verifier's nonce is fresh), a proof
 reflected back at its author does not verify (the role differs), and a proof cannot be
-re-targeted at another name.  It authenticates the peer at connection time only: frames that
-follow are neither encrypted nor MACed, so a network attacker able to hijack a TCP connection
-after the handshake is out of its reach (use a tunnel or TLS for that).
+re-targeted at another name.  The role alone does not stop a node's two handshakes being
+relayed into each other (its outgoing connection's and its server's, each proof answering the
+other), so no peer may claim the verifier's own name, and a dialling side accepts only the
+name of the node it dialled.
+
+After the handshake, every frame carries HMAC-SHA256 (truncated to 128 bits) over its
+direction, its number on the connection and its payload, with a key derived from the secret,
+both names and both nonces (`frame_key`): a frame altered, forged, reordered, dropped or
+replayed within a connection does not verify, nor does one from another connection (other
+nonces, another key), nor one sent back the way it came (the direction differs).  Frames are
+authenticated and integrity-protected, NOT encrypted: anyone on the path reads them (use a
+tunnel or TLS for confidentiality).
 """
 from __future__ import annotations
 
@@ -22,14 +34,17 @@ import asyncio
 import hashlib
 import hmac
 import json
+import re
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from assay.kernel.events import Envelope
 from assay.model.message import Message, message_from_json
 from assay.model.types import TypeSpec, _FrozenSet, _Message, _Optional, _Tuple
 
+VERSION = 2                              # of the wire protocol (1: frames without MACs)
 MAX_FRAME = 1 << 20                      # bytes of payload
 _HEADER = 4
 _AUTH_MAX_FRAME = 4096                   # handshake frames are small; don't buffer more
@@ -46,12 +61,16 @@ class AuthError(WireError):
     """The peer did not prove that it holds the shared secret (or did not finish in time)."""
 
 
+class AuthIncomplete(AuthError):
+    """The handshake did not finish: the connection failed, or the peer took too long."""
+
+
 # --- frames ---------------------------------------------------------------------------------
 
-def encode_frame(obj: dict) -> bytes:
-    """`obj` as one frame: 4-byte big-endian length + compact, key-sorted JSON (ASCII-only,
-    so any Python str encodes, lone surrogates included).  Raises `WireError` if `obj` is not
-    a JSON object of JSON values, or if its payload exceeds `MAX_FRAME`."""
+def encode_payload(obj: dict) -> bytes:
+    """`obj` as a frame's payload: compact, key-sorted JSON (ASCII-only, so any Python str
+    encodes, lone surrogates included).  Raises `WireError` if `obj` is not a JSON object of
+    JSON values, or if the payload exceeds `MAX_FRAME`."""
     if not isinstance(obj, dict):
         raise WireError(f"a frame is a JSON object, not {type(obj).__name__}")
     try:
@@ -60,6 +79,13 @@ def encode_frame(obj: dict) -> bytes:
         raise WireError(f"cannot encode the frame as JSON: {e}") from None
     if len(payload) > MAX_FRAME:
         raise WireError(f"frame of {len(payload)} bytes exceeds the limit of {MAX_FRAME}")
+    return payload
+
+
+def encode_frame(obj: dict) -> bytes:
+    """`obj` as one plain frame (the handshake's): 4-byte big-endian length + its payload
+    (`encode_payload`)."""
+    payload = encode_payload(obj)
     return len(payload).to_bytes(_HEADER, "big") + payload
 
 
@@ -101,12 +127,10 @@ def decode_payload(payload: bytes) -> dict:
     return obj
 
 
-async def read_frame(reader: asyncio.StreamReader, max_size: int = MAX_FRAME) -> dict | None:
-    """The next frame's object; None on a clean EOF (before any byte of a frame).
-
-    Raises `WireError` on a truncated frame, a declared length above `max_size` (the payload
-    is then left unread: close the connection), a payload that is not UTF-8 JSON, or a JSON
-    value that is not an object.  Connection errors (`OSError`) propagate as they are."""
+async def _read_body(reader: asyncio.StreamReader, max_size: int) -> bytes | None:
+    """The bytes of the next frame after its length; None on a clean EOF (before any byte
+    of a frame).  `WireError` on a truncated frame or a declared length above `max_size`
+    (the rest is then left unread: close the connection)."""
     try:
         header = await reader.readexactly(_HEADER)
     except asyncio.IncompleteReadError as e:
@@ -118,11 +142,255 @@ async def read_frame(reader: asyncio.StreamReader, max_size: int = MAX_FRAME) ->
     if size > max_size:
         raise WireError(f"frame of {size} bytes exceeds the limit of {max_size}")
     try:
-        payload = await reader.readexactly(size)
+        return await reader.readexactly(size)
     except asyncio.IncompleteReadError as e:
         raise WireError(f"connection closed inside a frame ({len(e.partial)} of {size} "
                         "payload bytes)") from None
-    return decode_payload(payload)
+
+
+async def read_frame(reader: asyncio.StreamReader, max_size: int = MAX_FRAME) -> dict | None:
+    """The next plain frame's object (the handshake's); None on a clean EOF (before any byte
+    of a frame).
+
+    Raises `WireError` on a truncated frame, a declared length above `max_size` (the payload
+    is then left unread: close the connection), a payload that is not UTF-8 JSON, or a JSON
+    value that is not an object.  Connection errors (`OSError`) propagate as they are."""
+    payload = await _read_body(reader, max_size)
+    return None if payload is None else decode_payload(payload)
+
+
+# --- sessions: every frame after the handshake numbered and MACed -------------------------------
+
+_COUNTER = 8                             # bytes: the frame's number on its connection
+_TAG = 16                                # bytes: HMAC-SHA256 truncated to 128 bits
+_SEALED = _COUNTER + _TAG
+
+
+class FrameAuthError(WireError):
+    """A frame after the handshake whose MAC does not verify, or that is out of order: it
+    was altered, forged, replayed, or dropped on the way.  Close the connection."""
+
+
+def address_of(writer: asyncio.StreamWriter) -> str:
+    """The other end of a connection, as host:port (for the log)."""
+    name = writer.get_extra_info("peername")
+    return f"{name[0]}:{name[1]}" if isinstance(name, tuple) and len(name) >= 2 else "?"
+
+
+class Session:
+    """An authenticated connection (what `authenticate` returns): `peer` is the name the
+    other side proved.  Every frame on it is numbered per direction and carries a MAC, with
+    a key only this connection has (derived from the secret, both names and both nonces):
+
+        4-byte length | 8-byte number | 16-byte MAC | payload (JSON)
+
+    the MAC is HMAC-SHA256 over (direction, number, payload), truncated to 128 bits.  A frame
+    that does not verify, or whose number is not the next one, is a `FrameAuthError`.  The
+    payload is authenticated, not encrypted.
+
+    Frames are numbered when they are encoded (`seal`, `frame`, `write`), so they must be
+    written in the order they are encoded: encode and write together, as `write` does."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str,
+                 key: bytes, initiator: bool) -> None:
+        self.reader, self.writer, self.peer = reader, writer, peer
+        self._mac = hmac.new(key, digestmod=hashlib.sha256)   # keyed once, copied per frame
+        self._out, self._in = (b"i>r", b"r>i") if initiator else (b"r>i", b"i>r")
+        self._sent = 0
+        self._received = 0
+        self.address = address_of(writer)
+
+    def _tag(self, direction: bytes, n: int, payload: bytes) -> bytes:
+        mac = self._mac.copy()
+        mac.update(direction + n.to_bytes(_COUNTER, "big") + payload)
+        return mac.digest()[:_TAG]
+
+    def seal(self, payload: bytes) -> bytes:
+        """`payload` as the next frame this side sends: numbered and MACed."""
+        n = self._sent
+        self._sent += 1
+        body = n.to_bytes(_COUNTER, "big") + self._tag(self._out, n, payload) + payload
+        return len(body).to_bytes(_HEADER, "big") + body
+
+    def frame(self, obj: dict) -> bytes:
+        """`obj` as the next frame this side sends (see `encode_payload`)."""
+        return self.seal(encode_payload(obj))
+
+    def write(self, *objs: dict) -> None:
+        """Encode `objs` as the next frames and write them at once (in one write)."""
+        self.writer.write(b"".join(self.frame(o) for o in objs))
+
+    async def drain(self) -> None:
+        await self.writer.drain()
+
+    async def read(self, max_size: int = MAX_FRAME) -> dict | None:
+        """The next frame's object, checked like `read_frame`'s and first authenticated:
+        None on a clean EOF; `FrameAuthError` if its MAC does not verify or it is not the
+        next number; `WireError` for the rest."""
+        body = await _read_body(self.reader, max_size + _SEALED)
+        if body is None:
+            return None
+        if len(body) < _SEALED:
+            raise FrameAuthError(f"a frame of {len(body)} bytes has no room for its number "
+                                 "and MAC")
+        n = int.from_bytes(body[:_COUNTER], "big")
+        payload = body[_SEALED:]
+        if n != self._received:
+            raise FrameAuthError(f"frame number {n} is out of order (expected "
+                                 f"{self._received}): replayed, dropped or injected")
+        if not hmac.compare_digest(body[_COUNTER:_SEALED], self._tag(self._in, n, payload)):
+            raise FrameAuthError(f"frame {n} has a bad MAC: altered or forged")
+        self._received += 1
+        return decode_payload(payload)
+
+    def is_closing(self) -> bool:
+        return self.writer.is_closing()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+# --- the frames nodes exchange ------------------------------------------------------------------
+#
+# Every number in a frame is checked here, before anything uses it: an int (not a bool, not a
+# float), 0 <= n < 2**63, so that it fits SQLite's INTEGER (a larger one raised OverflowError
+# in the store, and the node exited).  A Lamport clock stays below 2**62, so that the steps of
+# a node that adopts it stay below 2**63 too.  A frame that breaks these rules is a
+# `WireError`: the node logs it and closes the connection (see `TcpNode._serve_connection`).
+
+INT_LIMIT = 1 << 63                      # exclusive: SQLite's INTEGER
+CLOCK_LIMIT = 1 << 62                    # exclusive: room for 2**62 further steps
+_EPOCH = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+def wire_int(v: Any, what: str, low: int = 0, limit: int = INT_LIMIT) -> int:
+    """`v` if it is an int in `low <= v < limit` (a bool is not); `WireError` otherwise."""
+    if type(v) is not int or not low <= v < limit:
+        shown = repr(v) if len(repr(v)) <= 40 else repr(v)[:37] + "..."
+        raise WireError(f"{what!r} must be an int in {low}..2**{limit.bit_length() - 1} - 1, "
+                        f"got {shown}")
+    return v
+
+
+def wire_epoch(v: Any, what: str = "epoch") -> str:
+    """`v` if it names a sender's life: 1 to 64 letters, digits, '_', '.' or '-'."""
+    if not isinstance(v, str) or not _EPOCH.fullmatch(v):
+        shown = repr(v) if len(repr(v)) <= 40 else repr(v)[:37] + "..."
+        raise WireError(f"{what!r} must be 1 to 64 letters, digits, '_', '.' or '-', got {shown}")
+    return v
+
+
+def _keys(d: dict, kind: str, required: set[str], optional: frozenset[str] = frozenset()
+          ) -> None:
+    missing = sorted(required - set(d))
+    if missing:
+        raise WireError(f"a {kind} frame needs {missing[0]!r}")
+    extra = sorted(set(d) - required - optional)
+    if extra:
+        raise WireError(f"a {kind} frame has an unexpected key {extra[0]!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class MsgFrame:
+    """A message from another node: its sender's life (`epoch`) and number in it (`seq`),
+    the sender's Lamport `clock`, and the envelope part (`body`, for `envelope_from_wire`)."""
+
+    epoch: str
+    seq: int
+    clock: int
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class AckFrame:
+    """The receiver handled message `seq` of the sender's life `epoch` (None: the current)."""
+
+    epoch: str | None
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class EpochsFrame:
+    """The sender's lives that may still send (or resend) frames: its own, and those with
+    frames not yet acknowledged (a receiver forgets what it handled of the others)."""
+
+    live: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A control request: `state` (of `instance`), `status` or `stop`."""
+
+    kind: str
+    instance: str | None = None
+
+
+Frame = MsgFrame | EpochsFrame | Request
+MAX_LIVE = 64                            # lives listed in one `epochs` frame
+
+
+def decode_frame(d: dict) -> Frame:
+    """What a node's server reads after authentication, checked (see above), or `WireError`.
+    A message's envelope is checked apart (`envelope_from_wire`): a frame whose transport
+    fields are sound but whose message does not fit is dropped and acknowledged."""
+    if not isinstance(d, dict):
+        raise WireError(f"a frame is an object, not {type(d).__name__}")
+    t = d.get("t")
+    if t == "msg":
+        _keys(d, "msg", set(_MSG_KEYS) | {"seq", "epoch"})
+        body = {k: v for k, v in d.items() if k not in ("seq", "epoch")}
+        return MsgFrame(wire_epoch(d["epoch"]), wire_int(d["seq"], "seq", 1),
+                        wire_int(d["clock"], "clock", 0, CLOCK_LIMIT), body)
+    if t == "epochs":
+        _keys(d, "epochs", {"t", "live"})
+        live = d["live"]
+        if not isinstance(live, list) or not 0 < len(live) <= MAX_LIVE:
+            raise WireError(f"'live' must be a list of 1 to {MAX_LIVE} epochs")
+        return EpochsFrame(tuple(wire_epoch(e, "live") for e in live))
+    if t == "state":
+        _keys(d, "state", {"t", "instance"})
+        inst = d["instance"]
+        if not isinstance(inst, str) or not 0 < len(inst) <= _NAME_MAX:
+            raise WireError(f"'instance' must be a string of 1 to {_NAME_MAX} characters")
+        return Request("state", inst)
+    if t in ("status", "stop"):
+        _keys(d, str(t), {"t"})
+        return Request(str(t))
+    raise WireError(f"no frame of type {str(t)[:40]!r} goes to a node")
+
+
+def decode_ack(d: dict) -> AckFrame:
+    """What a link reads: an acknowledgement, checked, or `WireError`."""
+    if not isinstance(d, dict) or d.get("t") != "ack":
+        raise WireError("a link reads only acknowledgements")
+    _keys(d, "ack", {"t", "seq"}, frozenset({"epoch"}))
+    epoch = d.get("epoch")
+    return AckFrame(None if epoch is None else wire_epoch(epoch), wire_int(d["seq"], "seq", 1))
+
+
+_STATUS_COUNTS = ("steps", "unacked", "violation_count", "epochs")
+
+
+def decode_reply(d: dict | None) -> dict[str, Any] | None:
+    """A node's reply to a control request (None at EOF), its numbers checked like any
+    frame's, or `WireError`."""
+    if d is None:
+        return None
+    t = d.get("t")
+    if t == "status":
+        for k in _STATUS_COUNTS:
+            if k in d:
+                wire_int(d[k], k)
+        if not isinstance(d.get("busy", False), bool):
+            raise WireError("'busy' must be a bool")
+        if not isinstance(d.get("violations", []), list):
+            raise WireError("'violations' must be a list")
+    elif t == "state":
+        if not isinstance(d.get("fields"), dict):
+            raise WireError("a state reply needs 'fields', an object")
+    elif t not in ("stopping", "error"):
+        raise WireError(f"no reply of type {str(t)[:40]!r}")
+    return d
 
 
 # --- envelopes --------------------------------------------------------------------------------
@@ -197,9 +465,7 @@ def envelope_from_wire(d: dict, allowed: Callable[[str, str], dict[str, type[Mes
         raise WireError(f"message frame has an unexpected key {extra[0]!r}")
     src, src_port = _name(d, "src"), _name(d, "src_port")
     dst, dst_port = _name(d, "dst"), _name(d, "dst_port")
-    clock = d["clock"]
-    if type(clock) is not int or clock < 0:
-        raise WireError(f"'clock' must be a non-negative int, got {clock!r}")
+    clock = wire_int(d["clock"], "clock", 0, CLOCK_LIMIT)
     j = d["message"]
     if not isinstance(j, dict):
         raise WireError(f"'message' must be an object, got {type(j).__name__}")
@@ -232,14 +498,26 @@ def envelope_from_wire(d: dict, allowed: Callable[[str, str], dict[str, type[Mes
 
 # --- authentication -------------------------------------------------------------------------
 
+def _transcript(label: str, *parts: str) -> bytes:
+    """`parts` encoded unambiguously (a JSON array: no separator can be forged by a name),
+    under `label`, so a MAC for one use is never valid for another."""
+    return label.encode("ascii") + b"|" + json.dumps(
+        [label, VERSION, *parts], separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+
 def _proof(secret: bytes, role: str, initiator: tuple[str, str], responder: tuple[str, str]
            ) -> str:
-    """The MAC a side with `role` sends: over the role, both names and both nonces, encoded
-    unambiguously (a JSON array: no separator can be forged by a name)."""
-    transcript = json.dumps(["assay-auth", 1, role, initiator[0], initiator[1],
-                             responder[0], responder[1]],
-                            separators=(",", ":"), ensure_ascii=True).encode("ascii")
-    return hmac.new(secret, b"assay-auth|" + transcript, hashlib.sha256).hexdigest()
+    """The MAC a side with `role` sends: over the role, both names and both nonces."""
+    return hmac.new(secret, _transcript("assay-auth", role, *initiator, *responder),
+                    hashlib.sha256).hexdigest()
+
+
+def frame_key(secret: bytes, initiator: tuple[str, str], responder: tuple[str, str]) -> bytes:
+    """The key of one connection's frame MACs, HKDF-like: HMAC-SHA256 of the secret over both
+    names and both nonces (fresh on each connection, so a frame of one connection does not
+    verify on another)."""
+    return hmac.new(secret, _transcript("assay-frame-key", *initiator, *responder),
+                    hashlib.sha256).digest()
 
 
 def _is_hex(s: Any, nbytes: int) -> bool:
@@ -247,25 +525,40 @@ def _is_hex(s: Any, nbytes: int) -> bool:
             and all(c in "0123456789abcdef" for c in s))
 
 
-async def _expect(reader: asyncio.StreamReader, kind: str, keys: set[str]) -> dict:
+async def _expect(reader: asyncio.StreamReader, kind: str, keys: set[str],
+                  optional: set[str] | None = None) -> dict:
     try:
         frame = await read_frame(reader, _AUTH_MAX_FRAME)
     except WireError as e:
         raise AuthError(f"malformed {kind}: {e}") from None
     if frame is None:
         raise AuthError(f"the peer closed the connection instead of sending its {kind}")
-    if frame.get("t") != kind or set(frame) != keys:
+    if frame.get("t") != kind or not keys - (optional or set()) <= set(frame) <= keys:
         raise AuthError(f"expected a {kind} message, got {sorted(frame)!r} "
                         f"with t={frame.get('t')!r}")
     return frame
 
 
+def _check_claim(peer: str, me: str, expect: str | None) -> None:
+    """Refuse a peer that claims this side's own name (its own hello reflected back at it:
+    relayed between an outgoing connection of this node and its server, each of its proofs
+    answers the other, see `test_a_node_s_own_handshake_reflected_into_its_server_...`), or,
+    on an outgoing connection, a name other than the node it dialled."""
+    if peer == me:
+        raise AuthError(f"the peer claims this node's own name {me!r} (a reflected handshake)")
+    if expect is not None and peer != expect:
+        raise AuthError(f"dialled node {expect!r}, but the peer claims to be {peer!r}")
+
+
 async def _handshake(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, secret: bytes,
-                     me: str, initiator: bool) -> str:
+                     me: str, initiator: bool, expect: str | None) -> Session:
     my_nonce = secrets.token_hex(_NONCE_BYTES)
-    writer.write(encode_frame({"t": "hello", "node": me, "nonce": my_nonce}))
+    writer.write(encode_frame({"t": "hello", "v": VERSION, "node": me, "nonce": my_nonce}))
     await writer.drain()
-    hello = await _expect(reader, "hello", {"t", "node", "nonce"})
+    hello = await _expect(reader, "hello", {"t", "v", "node", "nonce"}, {"v"})
+    if hello.get("v") != VERSION:
+        raise AuthError(f"the peer speaks version {hello.get('v', 1)!r} of the wire protocol, "
+                        f"this side {VERSION}: run one version of assay on every node")
     peer, their_nonce = hello["node"], hello["nonce"]
     if not isinstance(peer, str) or not 0 < len(peer) <= _NAME_MAX:
         raise AuthError(f"the peer's name must be a string of 1 to {_NAME_MAX} characters")
@@ -273,6 +566,7 @@ async def _handshake(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
         raise AuthError(f"the peer's nonce must be {_NONCE_BYTES} bytes in lowercase hex")
     if hmac.compare_digest(their_nonce, my_nonce):
         raise AuthError("the peer echoed our own nonce (a reflection)")
+    _check_claim(peer, me, expect)       # before this side proves anything
     mine, theirs = (me, my_nonce), (peer, their_nonce)
     i_side, r_side = (mine, theirs) if initiator else (theirs, mine)
     my_role, their_role = ("initiator", "responder") if initiator else ("responder", "initiator")
@@ -284,23 +578,27 @@ async def _handshake(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
         raise AuthError("the peer's proof is not an HMAC-SHA256 in lowercase hex")
     if not hmac.compare_digest(mac, _proof(secret, their_role, i_side, r_side)):
         raise AuthError(f"the peer {peer!r} failed to prove it holds the shared secret")
-    return peer
+    return Session(reader, writer, peer, frame_key(secret, i_side, r_side), initiator)
 
 
 async def authenticate(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                       secret: bytes, me: str, initiator: bool, timeout: float = 5.0) -> str:
+                       secret: bytes, me: str, initiator: bool, timeout: float = 5.0,
+                       expect: str | None = None) -> Session:
     """Mutual authentication over a fresh connection (see the module docstring); returns the
-    name the peer proved, or raises `AuthError` (wrong secret, malformed or missing message,
-    closed connection, or `timeout` seconds elapsed).  The caller closes the connection on
-    failure.  Both sides may call it at once: neither waits for the other to speak first."""
+    connection as a `Session` (`.peer`: the name the peer proved; every frame after this one
+    is sent and read through it), or raises `AuthError` (wrong secret, malformed or missing
+    message,
+    a peer claiming `me`, or not `expect` when given, closed connection, or `timeout` seconds
+    elapsed).  The caller closes the connection on failure.  Both sides may call it at once:
+    neither waits for the other to speak first."""
     if not isinstance(secret, bytes | bytearray) or not secret:
         raise ValueError("the shared secret must be non-empty bytes")
     if not isinstance(me, str) or not 0 < len(me) <= _NAME_MAX:
         raise ValueError(f"a node name is a string of 1 to {_NAME_MAX} characters")
     try:
         async with asyncio.timeout(timeout):
-            return await _handshake(reader, writer, bytes(secret), me, initiator)
+            return await _handshake(reader, writer, bytes(secret), me, initiator, expect)
     except TimeoutError:
-        raise AuthError(f"the peer did not authenticate within {timeout} s") from None
+        raise AuthIncomplete(f"the peer did not authenticate within {timeout} s") from None
     except (OSError, EOFError) as e:
-        raise AuthError(f"the connection failed during authentication: {e}") from None
+        raise AuthIncomplete(f"the connection failed during authentication: {e}") from None
