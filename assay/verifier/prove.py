@@ -114,6 +114,7 @@ from assay.verifier.types import (
     INT,
     PEER,
     STR,
+    Bounds,
     MsgObj,
     Opaque,
     RangeObj,
@@ -122,10 +123,15 @@ from assay.verifier.types import (
     Unsupported,
     Val,
     _describe,
+    bounds,
+    card,
     conj,
     enum_ty,
+    is_card,
     message_types,
+    peer_name,
     peer_sort,
+    peer_truth,
     plain_enum,
     set_ty,
     sort_of,
@@ -145,6 +151,8 @@ class ComponentEncoding:
         hints = infer_set_elements(info)
         self.types: dict[str, Ty | Opaque] = {}
         self.ranges: dict[str, tuple[int, int]] = {}
+        # the Ranges inside every field's type (bounded ints, also in sets, tuples, Optional)
+        self.bounds: dict[str, Bounds] = {}
         self.specs: dict[str, TypeSpec] = {}
         for f, spec in zip(info.fields, info.types):
             self.specs[f] = spec
@@ -152,6 +160,9 @@ class ComponentEncoding:
             self.types[f] = ty
             if isinstance(spec, _Int) and spec.range is not None:
                 self.ranges[f] = (spec.range.lo, spec.range.hi)
+            b = bounds(spec, ty)
+            if b is not None:
+                self.bounds[f] = b
         self.pre: dict[str, Any] = {
             f: (ty if isinstance(ty, Opaque) else Val(ty, z3.Const(f"{tag}.{f}", sort_of(ty))))
             for f, ty in self.types.items()}
@@ -178,11 +189,15 @@ class ComponentEncoding:
     def state_assumptions(self, values: dict[str, Any]) -> list[Any]:
         """What the kernel guarantees of a state: bounded ints within their ranges."""
         out = []
-        for f, (lo, hi) in self.ranges.items():
+        for f, b in self.bounds.items():
             v = values[f]
             if isinstance(v, Val):
-                out.append(z3.And(v.e >= lo, v.e <= hi))
+                out.append(b.holds(v.e))
         return out
+
+    def bound_text(self, f: str) -> str:
+        """What the Ranges in field `f`'s type say, for a `types` obligation's title."""
+        return f"{f} {self.bounds[f].text}"
 
     def peer_terms(self) -> list[Any]:
         """The Peer constants of the encoding: fields, ports' peers and witnesses."""
@@ -221,7 +236,7 @@ class ComponentEncoding:
             v = z3.Const(f"m.{n}", sort_of(ty))
             fields[n] = Val(ty, v)
             if rng is not None:
-                assume.append(z3.And(v >= rng[0], v <= rng[1]))
+                assume.append(rng.holds(v))
         if self.timer_messages is None or cls in self.timer_messages:
             sender: Any = (f"m.sender of a {cls.__name__}, which may also arrive as a timer of "
                            "this component (then its sender is None)")
@@ -486,3 +501,210 @@ def timer_messages(info: ComponentInfo) -> set[type] | None:
                         continue
                 return None
     return out
+
+
+# --- background facts: what the encoding's uninterpreted symbols mean ----------------------------
+
+_SCANS: dict[int, tuple[Any, _Scan]] = {}    # a term's id -> (the term, kept alive; its scan)
+MAX_SCANS = 20000
+
+
+@dataclass
+class _Scan:
+    """The uninterpreted symbols a term mentions (each a dict id -> term, so that it keeps
+    the terms alive and its order is deterministic)."""
+
+    cards: dict[int, Any]          # len@ applications
+    peers: dict[int, Any]          # named peers (`Peer("n1")`)
+    subsets: dict[int, Any]        # set terms compared with <= (IsSubset atoms' arguments)
+    leaves: dict[int, Any]         # constants of set sorts
+
+
+def _scan(root: Any) -> _Scan:
+    got = _SCANS.get(root.get_id())
+    if got is not None and got[0].eq(root):
+        return got[1]
+    out = _Scan({}, {}, {}, {})
+    seen: set[int] = set()
+    todo = [root]
+    while todo:
+        t = todo.pop()
+        if not z3.is_app(t):
+            if z3.is_quantifier(t):
+                todo.append(t.body())
+            continue
+        i = t.get_id()
+        if i in seen:
+            continue
+        seen.add(i)
+        if is_card(t):
+            out.cards[i] = t
+        elif peer_name(t) is not None:
+            out.peers[i] = t
+        elif t.num_args() == 0 and _is_set_sort(t.sort()) \
+                and t.decl().kind() == z3.Z3_OP_UNINTERPRETED:
+            out.leaves[i] = t
+        elif t.decl().kind() == z3.Z3_OP_SET_SUBSET:
+            for a in t.children():
+                out.subsets[a.get_id()] = a
+        todo.extend(t.children())
+    if len(_SCANS) > MAX_SCANS:
+        _SCANS.clear()
+    _SCANS[root.get_id()] = (root, out)
+    return out
+
+
+def _is_set_sort(s: Any) -> bool:
+    return isinstance(s, z3.ArraySortRef) and s.range() == z3.BoolSort()
+
+
+def _finite_sort(s: Any) -> bool:
+    """Bool, or an enum (a datatype of constants only)."""
+    if s == z3.BoolSort():
+        return True
+    return isinstance(s, z3.DatatypeSortRef) and all(
+        s.constructor(i).arity() == 0 for i in range(s.num_constructors()))
+
+
+def _scan_all(terms: Any) -> _Scan:
+    out = _Scan({}, {}, {}, {})
+    for t in terms:
+        sc = _scan(t)
+        out.cards.update(sc.cards)
+        out.peers.update(sc.peers)
+        out.subsets.update(sc.subsets)
+        out.leaves.update(sc.leaves)
+    return out
+
+
+def background(terms: Any) -> list[Any]:
+    """Valid facts about the uninterpreted symbols that `terms` mention, to be assumed beside
+    them: the sizes of finite sets and the names of peers.
+
+    The size of a set whose elements are not finitely many (`len` of a frozenset[int],
+    frozenset[Peer], ...) is `types.card`, an uninterpreted function of the set.  Each fact
+    below holds of every *finite* set with `card` its number of elements — and every set a
+    component holds is a finite frozenset — so assuming them never excludes a real state: a
+    proof with them is a proof.  They are not complete (a model of them may give a set a size
+    it does not have), so a model is only used once it is confirmed (`finite_model`, then the
+    concrete run).  For each `card(S)` mentioned, and the sets it leads to:
+
+    * `card(S) >= 0`, and `card(S) == 0` exactly when `S` is empty;
+    * by the form of `S`: `card(∅) = 0`; `card(T ∪ {x}) = card(T) + (0 if x ∈ T else 1)`;
+      `card(T - {x}) = card(T) - (1 if x ∈ T else 0)`; `card(A ∪ B) = card(A) + card(B) -
+      card(A ∩ B)`; `card(A - B) = card(A) - card(A ∩ B)`; `card(A ∩ B) <= card(A), card(B)`
+      (`= card(A)` when `A ⊆ B`); `card(If(c, A, B)) = If(c, card(A), card(B))`;
+    * for any two of these sets (and the sets compared with `<=`) of one sort:
+      `A ⊆ B ⇒ card(A) <= card(B)` and `A ⊆ B ∧ A ≠ B ⇒ card(A) < card(B)`.
+
+    Named peers: `Peer("a")` and `Peer("b")` are different peers, and a peer's truth value
+    is whether its name is not empty."""
+    sc = _scan_all(terms)
+    out: list[Any] = []
+    named = list(sc.peers.values())
+    if len(named) > 1:
+        out.append(z3.Distinct(*named))
+    for p in named:
+        out.append(peer_truth(p) == z3.BoolVal(peer_name(p) != ""))
+    if not sc.cards:
+        return out
+    done: dict[int, Any] = {}
+    sets: dict[str, dict[int, Any]] = {}
+    todo = list(sc.cards.values())
+    while todo:
+        c = todo.pop()
+        if c.get_id() in done:
+            continue
+        done[c.get_id()] = c
+        s = c.arg(0)
+        sets.setdefault(str(s.sort()), {})[s.get_id()] = s
+        empty = z3.EmptySet(s.sort().domain())
+        out += [c >= 0, (c == 0) == (s == empty)]
+        k = s.decl().kind() if z3.is_app(s) else None
+
+        def size(x: Any) -> Any:
+            t = card(x)
+            todo.append(t)
+            return t
+        if k == z3.Z3_OP_CONST_ARRAY:
+            if z3.is_false(s.arg(0)):
+                out.append(c == 0)
+        elif k == z3.Z3_OP_STORE:
+            t, x, v = s.arg(0), s.arg(1), s.arg(2)
+            inside = z3.IsMember(x, t)
+            if z3.is_true(v):
+                out.append(c == size(t) + z3.If(inside, 0, 1))
+            elif z3.is_false(v):
+                out.append(c == size(t) - z3.If(inside, 1, 0))
+        elif k in (z3.Z3_OP_SET_UNION, z3.Z3_OP_SET_DIFFERENCE) and s.num_args() == 2:
+            a, b = s.arg(0), s.arg(1)
+            both = size(z3.SetIntersect(a, b))
+            if k == z3.Z3_OP_SET_UNION:
+                out.append(c == size(a) + size(b) - both)
+            else:
+                out.append(c == size(a) - both)
+        elif k == z3.Z3_OP_SET_INTERSECT and s.num_args() == 2:
+            a, b = s.arg(0), s.arg(1)
+            ca, cb = size(a), size(b)
+            out += [c <= ca, c <= cb, z3.Implies(z3.IsSubset(a, b), c == ca),
+                    z3.Implies(z3.IsSubset(b, a), c == cb)]
+        elif k == z3.Z3_OP_ITE:
+            out.append(c == z3.If(s.arg(0), size(s.arg(1)), size(s.arg(2))))
+    for a in sc.subsets.values():
+        if str(a.sort()) in sets:
+            sets[str(a.sort())][a.get_id()] = a
+    for group in sets.values():
+        xs = list(group.values())
+        for i, a in enumerate(xs):
+            for b in xs[i + 1:]:
+                for x, y in ((a, b), (b, a)):
+                    sub = z3.IsSubset(x, y)
+                    out += [z3.Implies(sub, card(x) <= card(y)),
+                            z3.Implies(z3.And(sub, x != y), card(x) < card(y))]
+    return out
+
+
+UNIVERSE_SIZES = (4, 8)      # elements per sort a confirmed model's sets are drawn from
+
+
+def finite_model(solver: z3.Solver) -> z3.ModelRef | None:
+    """A model of the solver's assertions in which every set is finite and every `card` is
+    its set's size, or None.  Used after `check()` found a model of the assertions with the
+    `background` facts, which may give a set a size it does not have, or an infinite set: the
+    same assertions are solved again with every set constant and every set whose `card` is
+    mentioned drawn from a universe of a few fresh elements per sort (`UNIVERSE_SIZES`), and
+    each `card(S)` the number of distinct elements of the universe in `S`.  A model of that is
+    a real state (up to the concrete run, which still confirms it); none may exist within the
+    bound, then the first model is all there is."""
+    sc = _scan_all(solver.assertions())
+    if not sc.cards and not sc.leaves:
+        return None
+    by_sort: dict[str, tuple[Any, list[Any], list[Any]]] = {}
+    for s in sc.leaves.values():
+        if not _finite_sort(s.sort().domain()):
+            by_sort.setdefault(str(s.sort()), (s.sort(), [], []))[1].append(s)
+    for c in sc.cards.values():
+        s = c.arg(0)
+        by_sort.setdefault(str(s.sort()), (s.sort(), [], []))[2].append(c)
+    for n in UNIVERSE_SIZES:
+        solver.push()
+        try:
+            for key, (sort, leaves, cards) in by_sort.items():
+                elem = sort.domain()
+                u = [z3.Const(f"U@{key}#{i}", elem) for i in range(n)]
+                universe = z3.EmptySet(elem)
+                for x in u:
+                    universe = z3.SetAdd(universe, x)
+                for s in leaves:
+                    solver.add(z3.IsSubset(s, universe))
+                for c in cards:
+                    s = c.arg(0)
+                    solver.add(z3.IsSubset(s, universe))
+                    solver.add(c == z3.Sum([z3.If(z3.And(z3.IsMember(x, s),
+                                                         *[x != y for y in u[:i]]), 1, 0)
+                                            for i, x in enumerate(u)]))
+            if solver.check() == z3.sat:
+                return solver.model()
+        finally:
+            solver.pop()
+    return None

@@ -597,7 +597,7 @@ class _Component:
             if _sends_syntactically(t.fn):
                 goals.append(_Goal("send", "its sends are well-typed", _line_of(t.fn),
                                    error=why))
-            if enc.ranges:
+            if enc.bounds:
                 goals.append(_Goal("types", "keeps the bounded fields in range", _line_of(t.fn),
                                    error=why))
             for _, ploc in info.invariants:
@@ -624,16 +624,14 @@ class _Component:
         post = SelfObj(body.fields)
         types_ok: Any = z3.BoolVal(True)
         post_goals = []
-        ranged = sorted(f for f in body.written if f in enc.ranges)
+        ranged = sorted(f for f in body.written if f in enc.bounds)
         for f in ranged:
-            lo, hi = enc.ranges[f]
-            v = body.fields[f].e
-            types_ok = vtypes.conj(types_ok, z3.And(v >= lo, v <= hi))
+            types_ok = vtypes.conj(types_ok, enc.bounds[f].holds(body.fields[f].e))
         if ranged:
             wl = body.wline
             post_goals.append(_Goal(
-                "types", "keeps " + ", ".join(f"{f} in [{enc.ranges[f][0]}, {enc.ranges[f][1]}]"
-                                              for f in ranged), _line_of(t.fn), goal=types_ok,
+                "types", "keeps " + ", ".join(enc.bound_text(f) for f in ranged),
+                _line_of(t.fn), goal=types_ok,
                 evaluate=self._eval_body(t, "types", fields=ranged),
                 locate=functools.partial(_bad_write, wline=wl, ranged=ranged, body=body,
                                          enc=enc)))
@@ -736,6 +734,7 @@ class _Component:
         s.push()
         try:
             s.add(*premise)
+            s.add(*prove.background(premise))         # valid facts: sizes of sets, named peers
             assumptions_state = None
             if vacuity and not dropped:
                 r = s.check()
@@ -756,6 +755,7 @@ class _Component:
                 s.push()
                 try:
                     s.add(*grp.extra)
+                    s.add(*prove.background([*premise, *grp.extra]))
                     group_state = None
                     if grp.extra and not dropped and any(g.error is None for g in grp.goals):
                         r = s.check()
@@ -790,6 +790,7 @@ class _Component:
         s.push()
         try:
             s.add(z3.Not(g.goal))
+            s.add(*prove.background(s.assertions()))
             r = s.check()
             if r == z3.unsat:
                 if dropped:
@@ -802,6 +803,7 @@ class _Component:
                 emit(g, "unknown", self._gave_up(s.reason_unknown()), started=started)
                 return
             model = s.model()
+            model = prove.finite_model(s) or model    # one whose sets are finite, if any
         finally:
             s.pop()
         try:
@@ -1092,18 +1094,7 @@ def _same_values(a: tuple, b: tuple) -> bool:
 
 
 def _conforms(v: Any, ty: Ty) -> bool:
-    k = ty.kind
-    if k == "bool":
-        return type(v) is bool
-    if k == "int":
-        return type(v) is int
-    if k == "str":
-        return isinstance(v, str)
-    if k == "peer":
-        return isinstance(v, str)
-    if k == "enum":
-        return type(v) is ty.cls
-    return type(v) is frozenset and all(_conforms(x, ty.elem) for x in v)  # type: ignore
+    return vtypes.conforms(v, ty)
 
 
 # --- helpers --------------------------------------------------------------------------------------
@@ -1118,9 +1109,7 @@ def _first_failing(m: z3.ModelRef, checks: list[statements.Check]) -> int | None
 def _bad_write(m: z3.ModelRef, wline: dict[str, Any], ranged: list[str], body: Any,
                enc: ComponentEncoding) -> int | None:
     for f in ranged:
-        lo, hi = enc.ranges[f]
-        v = m.eval(body.fields[f].e, model_completion=True).as_long()
-        if not lo <= v <= hi:
+        if not z3.is_true(m.eval(enc.bounds[f].holds(body.fields[f].e), model_completion=True)):
             line = m.eval(wline[f], model_completion=True).as_long()
             return line or None
     return None
