@@ -91,6 +91,14 @@ EXPECTED = {
     "restart": ("restart", "invariant(lambda self: self.stored >= self.acked >= 0)"),
     "port_guarantee": ("send", "self.out.send(Reading(self.n * 40))"),
     "port_assume": ("types", "self.peak = m.value"),
+    # sizes of sets, tuples, Optional, loops over sets, Ranges inside containers
+    "quorum": ("invariant",
+               "invariant(lambda self: not self.leader or len(self.votes) * 2 >"),
+    "dedup": ("ensures", "@ensures(lambda old, self, m: self.applied - old.applied =="),
+    "optional_leader": ("send", "self.cluster.send(Forward(), to=self.leader)"),
+    "tuple": ("ensures", "@ensures(lambda old, self, m: self.last >= old.last)"),
+    "for_set": ("send", "self.replicas.send(Write(self.value), to=b)"),
+    "range_set": ("types", "self.used = self.used | {m.slot}"),
 }
 
 
@@ -420,7 +428,14 @@ def _values(spec: Any, ty: Any) -> st.SearchStrategy[Any]:
     if isinstance(spec, T._Enum):
         return st.sampled_from(list(spec.cls))
     if isinstance(spec, T._FrozenSet) and isinstance(ty, vtypes.Ty) and ty.kind == "set":
-        return st.frozensets(_values(_spec_of(ty.elem), ty.elem), max_size=4)
+        elem = spec.elem if type(spec.elem).__name__ != "_AnyValue" else _spec_of(ty.elem)
+        return st.frozensets(_values(elem, ty.elem), max_size=4)
+    if isinstance(spec, T._Tuple) and isinstance(ty, vtypes.Ty) and ty.kind == "tuple":
+        return st.tuples(*[_values(s, t) for s, t in zip(spec.elems or (), ty.items or ())])
+    if isinstance(spec, T._Tuple) and isinstance(ty, vtypes.Ty) and ty.kind == "seq":
+        return st.lists(_values(spec.rest, ty.elem), max_size=4).map(tuple)
+    if isinstance(spec, T._Optional) and isinstance(ty, vtypes.Ty) and ty.kind == "opt":
+        return st.none() | _values(spec.inner, ty.elem)
     raise LookupError(spec)
 
 

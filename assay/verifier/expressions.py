@@ -399,7 +399,8 @@ class Expressions:
         return Val(BOOL, result)
 
     def _len_emptiness(self, node: ast.Compare, st: St) -> Any:
-        """`len(s) == 0` and friends for a set without cardinality (a set of peers)."""
+        """`len(s) == 0` and friends, for a set whose elements are not finitely many: an
+        emptiness test needs no size (`card`)."""
         if len(node.ops) != 1:
             return None
         lhs, rhs, op = node.left, node.comparators[0], type(node.ops[0])
@@ -423,11 +424,7 @@ class Expressions:
                  (ast.GtE, 1): z3.Not(empty), (ast.Lt, 1): empty, (ast.LtE, 0): empty,
                  (ast.GtE, 0): z3.BoolVal(True), (ast.Lt, 0): z3.BoolVal(False)}
         r = table.get((op, k))
-        if r is None:
-            raise _unsupported(f"len() of a {s.ty.describe()} compared with {k} (sets of peers "
-                               "have no cardinality in this encoding; only emptiness tests "
-                               "are translated)", node)
-        return Val(BOOL, r)
+        return None if r is None else Val(BOOL, r)       # else: `card`, in ex_Call
 
     def _is_builtin_len(self, func: ast.expr, st: St) -> bool:
         try:

@@ -127,6 +127,7 @@ from assay.verifier.types import (
     card,
     conj,
     enum_ty,
+    finite_members,
     is_card,
     message_types,
     peer_name,
@@ -516,7 +517,7 @@ class _Scan:
 
     cards: dict[int, Any]          # len@ applications
     peers: dict[int, Any]          # named peers (`Peer("n1")`)
-    subsets: dict[int, Any]        # set terms compared with <= (IsSubset atoms' arguments)
+    subsets: dict[int, Any]        # IsSubset atoms: (the smaller set, the larger)
     leaves: dict[int, Any]         # constants of set sorts
 
 
@@ -545,8 +546,7 @@ def _scan(root: Any) -> _Scan:
                 and t.decl().kind() == z3.Z3_OP_UNINTERPRETED:
             out.leaves[i] = t
         elif t.decl().kind() == z3.Z3_OP_SET_SUBSET:
-            for a in t.children():
-                out.subsets[a.get_id()] = a
+            out.subsets[i] = (t.arg(0), t.arg(1))
         todo.extend(t.children())
     if len(_SCANS) > MAX_SCANS:
         _SCANS.clear()
@@ -577,7 +577,7 @@ def _scan_all(terms: Any) -> _Scan:
     return out
 
 
-def background(terms: Any) -> list[Any]:
+def background(terms: Any, solver: z3.Solver | None = None) -> list[Any]:
     """Valid facts about the uninterpreted symbols that `terms` mention, to be assumed beside
     them: the sizes of finite sets and the names of peers.
 
@@ -594,117 +594,200 @@ def background(terms: Any) -> list[Any]:
       `card(T - {x}) = card(T) - (1 if x ∈ T else 0)`; `card(A ∪ B) = card(A) + card(B) -
       card(A ∩ B)`; `card(A - B) = card(A) - card(A ∩ B)`; `card(A ∩ B) <= card(A), card(B)`
       (`= card(A)` when `A ⊆ B`); `card(If(c, A, B)) = If(c, card(A), card(B))`;
-    * for any two of these sets (and the sets compared with `<=`) of one sort:
-      `A ⊆ B ⇒ card(A) <= card(B)` and `A ⊆ B ∧ A ≠ B ⇒ card(A) < card(B)`.
+    * for each comparison `A <= B` of sets (a subset atom) the terms mention, of a sort whose
+      sizes they mention: `A ⊆ B ⇒ card(A) <= card(B)` and `A ⊆ B ∧ A ≠ B ⇒ card(A) <
+      card(B)` (for every pair of sets these facts made some proofs slow: Z3 then reasons
+      about the extensionality of every pair of arrays).
 
     Named peers: `Peer("a")` and `Peer("b")` are different peers, and a peer's truth value
-    is whether its name is not empty."""
-    sc = _scan_all(terms)
-    out: list[Any] = []
-    named = list(sc.peers.values())
-    if len(named) > 1:
-        out.append(z3.Distinct(*named))
-    for p in named:
-        out.append(peer_truth(p) == z3.BoolVal(peer_name(p) != ""))
-    if not sc.cards:
-        return out
-    done: dict[int, Any] = {}
-    sets: dict[str, dict[int, Any]] = {}
-    todo = list(sc.cards.values())
-    while todo:
-        c = todo.pop()
-        if c.get_id() in done:
-            continue
-        done[c.get_id()] = c
-        s = c.arg(0)
-        sets.setdefault(str(s.sort()), {})[s.get_id()] = s
-        empty = z3.EmptySet(s.sort().domain())
-        out += [c >= 0, (c == 0) == (s == empty)]
-        k = s.decl().kind() if z3.is_app(s) else None
+    is whether its name is not empty.
 
-        def size(x: Any) -> Any:
-            t = card(x)
-            todo.append(t)
-            return t
-        if k == z3.Z3_OP_CONST_ARRAY:
-            if z3.is_false(s.arg(0)):
-                out.append(c == 0)
-        elif k == z3.Z3_OP_STORE:
-            t, x, v = s.arg(0), s.arg(1), s.arg(2)
-            inside = z3.IsMember(x, t)
-            if z3.is_true(v):
-                out.append(c == size(t) + z3.If(inside, 0, 1))
-            elif z3.is_false(v):
-                out.append(c == size(t) - z3.If(inside, 1, 0))
-        elif k in (z3.Z3_OP_SET_UNION, z3.Z3_OP_SET_DIFFERENCE) and s.num_args() == 2:
-            a, b = s.arg(0), s.arg(1)
-            both = size(z3.SetIntersect(a, b))
-            if k == z3.Z3_OP_SET_UNION:
-                out.append(c == size(a) + size(b) - both)
-            else:
-                out.append(c == size(a) - both)
-        elif k == z3.Z3_OP_SET_INTERSECT and s.num_args() == 2:
-            a, b = s.arg(0), s.arg(1)
-            ca, cb = size(a), size(b)
-            out += [c <= ca, c <= cb, z3.Implies(z3.IsSubset(a, b), c == ca),
-                    z3.Implies(z3.IsSubset(b, a), c == cb)]
-        elif k == z3.Z3_OP_ITE:
-            out.append(c == z3.If(s.arg(0), size(s.arg(1)), size(s.arg(2))))
-    for a in sc.subsets.values():
-        if str(a.sort()) in sets:
-            sets[str(a.sort())][a.get_id()] = a
-    for group in sets.values():
-        xs = list(group.values())
-        for i, a in enumerate(xs):
-            for b in xs[i + 1:]:
-                for x, y in ((a, b), (b, a)):
-                    sub = z3.IsSubset(x, y)
-                    out += [z3.Implies(sub, card(x) <= card(y)),
-                            z3.Implies(z3.And(sub, x != y), card(x) < card(y))]
+    With `solver`, the facts it holds already are left out (the named peers it mentions
+    are still told apart from those of `terms`)."""
+    terms = list(terms)
+    sc = _scan_all(terms)
+    held = {a.get_id() for a in solver.assertions()} if solver is not None else set()
+    out = [f for f in _facts(sc, solver) if f.get_id() not in held]
     return out
 
 
-UNIVERSE_SIZES = (4, 8)      # elements per sort a confirmed model's sets are drawn from
+def _facts(sc: _Scan, solver: z3.Solver | None) -> list[Any]:
+    out: list[Any] = []
+    named = dict(sc.peers)
+    if solver is not None and sc.peers:
+        named.update(_scan_all(solver.assertions()).peers)
+    named_list = [named[k] for k in sorted(named)]
+    if len(named_list) > 1:
+        out.append(z3.Distinct(*named_list))
+    for p in sc.peers.values():
+        out.append(peer_truth(p) == z3.BoolVal(peer_name(p) != ""))
+    if not sc.cards:
+        return out
+    sorts = {str(c.arg(0).sort()) for c in sc.cards.values()}
+    todo = list(sc.cards.values())
+    for a, b in sc.subsets.values():
+        if str(a.sort()) in sorts:
+            sub = z3.IsSubset(a, b)
+            ca, cb = card(a), card(b)
+            out += [z3.Implies(sub, ca <= cb), z3.Implies(z3.And(sub, a != b), ca < cb)]
+            todo += [ca, cb]
+    done: set[int] = set()
+    while todo:
+        c = todo.pop()
+        if c.get_id() not in done:
+            done.add(c.get_id())
+            out += _size_facts(c, todo)
+    return out
 
 
-def finite_model(solver: z3.Solver) -> z3.ModelRef | None:
+def _literal_size(s: Any) -> int | None:
+    """The size of a set of constant values (`{0, 1, 2}`), or None."""
+    vals: dict[str, bool] = {}
+    while z3.is_app(s) and s.decl().kind() == z3.Z3_OP_STORE:
+        x, v = s.arg(1), s.arg(2)
+        if not (_constant(x) and (z3.is_true(v) or z3.is_false(v))):
+            return None
+        vals.setdefault(str(x), z3.is_true(v))      # the outermost store of a value wins
+        s = s.arg(0)
+    if z3.is_app(s) and s.decl().kind() == z3.Z3_OP_CONST_ARRAY and z3.is_false(s.arg(0)):
+        return sum(vals.values())
+    return None
+
+
+def _constant(x: Any) -> bool:
+    if z3.is_int_value(x) or z3.is_string_value(x) or z3.is_true(x) or z3.is_false(x):
+        return True
+    return z3.is_app(x) and x.decl().kind() == z3.Z3_OP_DT_CONSTRUCTOR \
+        and all(_constant(a) for a in x.children())
+
+
+def _size_facts(c: Any, todo: list[Any]) -> list[Any]:
+    """The facts of `background` about one `card(S)`, by the form of `S`; the sizes of the
+    sets they mention go on `todo`."""
+    s = c.arg(0)
+    n = _literal_size(s)
+    if n is not None:
+        return [c == n]
+    out = [c >= 0, (c == 0) == (s == z3.EmptySet(s.sort().domain()))]
+    k = s.decl().kind() if z3.is_app(s) else None
+
+    def size(x: Any) -> Any:
+        t = card(x)
+        todo.append(t)
+        return t
+    if k == z3.Z3_OP_CONST_ARRAY:
+        if z3.is_false(s.arg(0)):
+            out.append(c == 0)
+    elif k == z3.Z3_OP_STORE:
+        t, x, v = s.arg(0), s.arg(1), s.arg(2)
+        inside = z3.IsMember(x, t)
+        if z3.is_true(v):
+            out.append(c == size(t) + z3.If(inside, 0, 1))
+        elif z3.is_false(v):
+            out.append(c == size(t) - z3.If(inside, 1, 0))
+    elif k in (z3.Z3_OP_SET_UNION, z3.Z3_OP_SET_DIFFERENCE) and s.num_args() == 2:
+        a, b = s.arg(0), s.arg(1)
+        both = size(z3.SetIntersect(a, b))
+        if k == z3.Z3_OP_SET_UNION:
+            out.append(c == size(a) + size(b) - both)
+        else:
+            out.append(c == size(a) - both)
+    elif k == z3.Z3_OP_SET_INTERSECT and s.num_args() == 2:
+        a, b = s.arg(0), s.arg(1)
+        ca, cb = size(a), size(b)
+        out += [c <= ca, c <= cb, z3.Implies(z3.IsSubset(a, b), c == ca),
+                z3.Implies(z3.IsSubset(b, a), c == cb)]
+    elif k == z3.Z3_OP_ITE:
+        out.append(c == z3.If(s.arg(0), size(s.arg(1)), size(s.arg(2))))
+    return out
+
+
+UNIVERSE_SIZES = (4, 8)      # elements per set constant in the models `finite_model` looks for
+
+
+def finite_model(solver: z3.Solver, model: z3.ModelRef) -> z3.ModelRef:
     """A model of the solver's assertions in which every set is finite and every `card` is
-    its set's size, or None.  Used after `check()` found a model of the assertions with the
-    `background` facts, which may give a set a size it does not have, or an infinite set: the
-    same assertions are solved again with every set constant and every set whose `card` is
-    mentioned drawn from a universe of a few fresh elements per sort (`UNIVERSE_SIZES`), and
-    each `card(S)` the number of distinct elements of the universe in `S`.  A model of that is
-    a real state (up to the concrete run, which still confirms it); none may exist within the
-    bound, then the first model is all there is."""
+    its set's size: `model` itself when it is one, else one found by solving the assertions
+    again with each set constant defined as a set of a few fresh elements, each one in it or
+    not (`UNIVERSE_SIZES`), and each `card(S)` the number of distinct elements, among those
+    `S` is made of (its constants' and the ones added to it), that are in `S`.  A model of
+    that is a real state (up to the concrete run, which still confirms it).  None may exist
+    within the bound: then `model` is all there is (`background`'s facts may give a set a
+    size it does not have; the concrete run tells)."""
     sc = _scan_all(solver.assertions())
-    if not sc.cards and not sc.leaves:
-        return None
-    by_sort: dict[str, tuple[Any, list[Any], list[Any]]] = {}
-    for s in sc.leaves.values():
-        if not _finite_sort(s.sort().domain()):
-            by_sort.setdefault(str(s.sort()), (s.sort(), [], []))[1].append(s)
-    for c in sc.cards.values():
-        s = c.arg(0)
-        by_sort.setdefault(str(s.sort()), (s.sort(), [], []))[2].append(c)
+    leaves = [x for x in sc.leaves.values() if not _finite_sort(x.sort().domain())]
+    if not sc.cards and not leaves or _exact(model, sc):
+        return model
     for n in UNIVERSE_SIZES:
         solver.push()
         try:
-            for key, (sort, leaves, cards) in by_sort.items():
-                elem = sort.domain()
-                u = [z3.Const(f"U@{key}#{i}", elem) for i in range(n)]
-                universe = z3.EmptySet(elem)
-                for x in u:
-                    universe = z3.SetAdd(universe, x)
-                for s in leaves:
-                    solver.add(z3.IsSubset(s, universe))
-                for c in cards:
-                    s = c.arg(0)
-                    solver.add(z3.IsSubset(s, universe))
-                    solver.add(c == z3.Sum([z3.If(z3.And(z3.IsMember(x, s),
-                                                         *[x != y for y in u[:i]]), 1, 0)
-                                            for i, x in enumerate(u)]))
+            elements: dict[int, list[Any] | None] = {}
+            for leaf in leaves:
+                fresh = [z3.Const(f"{leaf}@{i}", leaf.sort().domain()) for i in range(n)]
+                chain = z3.EmptySet(leaf.sort().domain())
+                for i, x in enumerate(fresh):
+                    chain = z3.Store(chain, x, z3.Bool(f"{leaf}@{i}?"))
+                solver.add(leaf == chain)
+                elements[leaf.get_id()] = fresh
+            for c in sc.cards.values():
+                xs = _elements(c.arg(0), elements)
+                if xs is not None:
+                    solver.add(c == _count(c.arg(0), xs))
             if solver.check() == z3.sat:
                 return solver.model()
         finally:
             solver.pop()
-    return None
+    return model
+
+
+def _elements(s: Any, known: dict[int, list[Any] | None]) -> list[Any] | None:
+    """Element terms `s` is within, given those of the set constants; None: not known."""
+    i = s.get_id()
+    if i in known:
+        return known[i]
+    out: list[Any] | None = None
+    if z3.is_app(s):
+        k = s.decl().kind()
+        if k == z3.Z3_OP_CONST_ARRAY and z3.is_false(s.arg(0)):
+            out = []
+        elif k == z3.Z3_OP_STORE:
+            base = _elements(s.arg(0), known)
+            out = None if base is None else base + ([s.arg(1)] if not z3.is_false(s.arg(2))
+                                                    else [])
+        elif k in (z3.Z3_OP_SET_UNION, z3.Z3_OP_ITE):
+            parts = [_elements(a, known) for a in s.children()[-2:]]
+            out = None if any(p is None for p in parts) else [x for p in parts
+                                                              for x in p]  # type: ignore
+        elif k in (z3.Z3_OP_SET_INTERSECT, z3.Z3_OP_SET_DIFFERENCE):
+            parts = [_elements(a, known) for a in s.children()]
+            if k == z3.Z3_OP_SET_DIFFERENCE:
+                parts = parts[:1]
+            got = [p for p in parts if p is not None]
+            out = min(got, key=len) if got else None
+    known[i] = out
+    return out
+
+
+def _count(s: Any, xs: list[Any]) -> Any:
+    """How many distinct terms of `xs` are in `s`."""
+    if not xs:
+        return z3.IntVal(0)
+    return z3.Sum([z3.If(z3.And(z3.IsMember(x, s), *[x != y for y in xs[:i]]), 1, 0)
+                   for i, x in enumerate(xs)])
+
+
+def _exact(model: z3.ModelRef, sc: _Scan) -> bool:
+    """Every set constant has a finite value in `model`, and every `card` its set's size."""
+    try:
+        for s in sc.leaves.values():
+            if not _finite_sort(s.sort().domain()):
+                finite_members(model, model.eval(s, model_completion=True), s.sort().domain())
+        for c in sc.cards.values():
+            s = c.arg(0)
+            n = len(finite_members(model, model.eval(s, model_completion=True),
+                                   s.sort().domain()))
+            if model.eval(c, model_completion=True).as_long() != n:
+                return False
+    except (Unsupported, z3.Z3Exception, AttributeError):
+        return False
+    return True

@@ -133,14 +133,15 @@ def datatype(ty: Ty) -> Any:
     Optional type (constructors `none` and `some`, accessor `val`), made once per type."""
     got = _DATATYPES.get(ty)
     if got is None:
-        d = z3.Datatype(f"{ty.describe()}#{len(_DATATYPES)}")
+        n = len(_DATATYPES)             # names unique across datatypes (SMT-LIB dumps)
+        d = z3.Datatype(f"{ty.describe()}#{n}")
         if ty.kind == "tuple":
             assert ty.items is not None
-            d.declare("mk", *[(f"_{i}", sort_of(t)) for i, t in enumerate(ty.items)])
+            d.declare(f"mk#{n}", *[(f"_{i}#{n}", sort_of(t)) for i, t in enumerate(ty.items)])
         else:
             assert ty.kind == "opt" and ty.elem is not None
-            d.declare("none")
-            d.declare("some", ("val", sort_of(ty.elem)))
+            d.declare(f"none#{n}")
+            d.declare(f"some#{n}", (f"val#{n}", sort_of(ty.elem)))
         got = _DATATYPES[ty] = d.create()
     return got
 
@@ -740,8 +741,6 @@ class ModelReader:
             x = model.eval(t, model_completion=True)
             if not any(str(x) == str(u) for u in self.universe):
                 self.universe.append(x)
-        for u in self.universe:
-            self._name(u)
 
     def _name(self, e: Any) -> str:
         key = str(e)
@@ -795,29 +794,38 @@ class ModelReader:
         return frozenset(self.value(c, ty.elem) for c in self._members(x, ty.elem))
 
     def _members(self, x: Any, elem: Ty) -> list[Any]:
-        """The members of a set value of the model: read off its stores, or else found among
-        the element values the model mentions (checked: the set must be exactly those)."""
+        return finite_members(self.model, x, sort_of(elem))
+
+
+def finite_members(model: z3.ModelRef, x: Any, sort: Any) -> list[Any]:
+    """The members of a set value of the model: read off its stores, or else found among the
+    element values the model mentions (checked: the set must be exactly those; else it is
+    infinite, or not known to be finite: Unsupported)."""
+    if isinstance(sort, z3.SortRef) and sort.kind() == z3.Z3_UNINTERPRETED_SORT:
+        universe = model.get_universe(sort) or []
+        found = [u for u in universe
+                 if z3.is_true(model.eval(z3.IsMember(u, x), model_completion=True))]
+    else:
         try:
             return _finite_set(x)
         except Unsupported:
             pass
-        sort = sort_of(elem)
         cands: dict[str, Any] = {}
         for t in _subterms(x):
             if t.sort() == sort and _is_model_value(t):
                 cands.setdefault(str(t), t)
-        for d in self.model.decls():
+        for d in model.decls():
             if d.arity() == 0 and d.range() == sort:
-                t = self.model.eval(d(), model_completion=True)
+                t = model.eval(d(), model_completion=True)
                 cands.setdefault(str(t), t)
         found = [c for c in cands.values()
-                 if z3.is_true(self.model.eval(z3.IsMember(c, x), model_completion=True))]
-        lit = z3.EmptySet(sort)
-        for c in found:
-            lit = z3.SetAdd(lit, c)
-        if not z3.is_true(self.model.eval(x == lit, model_completion=True)):
-            raise Unsupported("the model has an infinite set")
-        return found
+                 if z3.is_true(model.eval(z3.IsMember(c, x), model_completion=True))]
+    lit = z3.EmptySet(sort)
+    for c in found:
+        lit = z3.SetAdd(lit, c)
+    if not z3.is_true(model.eval(x == lit, model_completion=True)):
+        raise Unsupported("the model has an infinite set")
+    return found
 
 
 def _subterms(x: Any) -> list[Any]:

@@ -734,7 +734,7 @@ class _Component:
         s.push()
         try:
             s.add(*premise)
-            s.add(*prove.background(premise))         # valid facts: sizes of sets, named peers
+            s.add(*prove.background(premise, s))      # valid facts: sizes of sets, named peers
             assumptions_state = None
             if vacuity and not dropped:
                 r = s.check()
@@ -755,7 +755,7 @@ class _Component:
                 s.push()
                 try:
                     s.add(*grp.extra)
-                    s.add(*prove.background([*premise, *grp.extra]))
+                    s.add(*prove.background(grp.extra, s))
                     group_state = None
                     if grp.extra and not dropped and any(g.error is None for g in grp.goals):
                         r = s.check()
@@ -790,7 +790,7 @@ class _Component:
         s.push()
         try:
             s.add(z3.Not(g.goal))
-            s.add(*prove.background(s.assertions()))
+            s.add(*prove.background([g.goal], s))
             r = s.check()
             if r == z3.unsat:
                 if dropped:
@@ -802,8 +802,7 @@ class _Component:
             if r == z3.unknown:
                 emit(g, "unknown", self._gave_up(s.reason_unknown()), started=started)
                 return
-            model = s.model()
-            model = prove.finite_model(s) or model    # one whose sets are finite, if any
+            model = prove.finite_model(s, s.model())   # one whose sets are finite, if any
         finally:
             s.pop()
         try:
