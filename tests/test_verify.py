@@ -25,6 +25,7 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from assay import Component
 from assay.kernel import Faults, Kernel
 from assay.model import types as T
 from assay.model.component import component_info
@@ -303,6 +304,260 @@ def test_a_mutated_construct_is_refuted(i: int, tmp_path: Path) -> None:
                                     for o in non_proved(r)]
 
 
+# --- sizes of sets, tuples, Optional, named peers, loops over sets ------------------------------
+
+# the twins whose bug is about what this section translates, each a system `assay check`
+# explores too
+VALUE_TWINS = ["quorum", "dedup", "optional_leader", "tuple", "for_set", "range_set"]
+
+
+@pytest.mark.parametrize("name", VALUE_TWINS)
+def test_verify_and_check_agree_on_the_twins(name: str) -> None:
+    """The buggy twin is refuted (above) and `assay check` reaches a violation of the same
+    kind; the fixed twin is proved and exploration exhausts its states without one."""
+    from assay.checker import check
+
+    kinds = {"invariant": "invariant", "ensures": "ensures", "send": "port", "types": "type"}
+    bug, system = report_of(f"tests/fixtures/verify/bug_{name}.py")
+    (ob,) = [o for o in bug.obligations if o.verdict == "refuted"]
+    res = check(system)
+    assert res.reason == "violation" and res.violation is not None
+    assert res.violation.kind == kinds[ob.kind], (res.violation, ob.kind)
+    ok, system = report_of(f"tests/fixtures/verify/ok_{name}.py")
+    assert ok.verdict == "proved"
+    res = check(system)
+    assert res.reason == "exhausted" and res.violation is None, res.violation
+
+
+def test_constructs_over_values_are_all_proved() -> None:
+    r = rep("tests/fixtures/verify/constructs_values.py")
+    assert [(o.target, o.kind, o.reason) for o in non_proved(r)] == []
+    assert any("not None" in o.title for o in r.find("Store", "notify", "send"))
+
+
+VALUE_MUTATIONS = [
+    ("        if m.key not in self.keys:\n", "        if m.key in self.keys:\n"),
+    ("self.keys = self.keys | {m.key}", "self.keys = self.keys | {m.key, m.key + 1}"),
+    ("if 0 <= m.key <= 3:", "if 0 <= m.key <= 4:"),
+    ("if (row, col) > self.pos and", "if (row, col) != self.pos and"),
+    ("if m.hint is not None and m.hint > 0:", "if m.hint is not None and m.hint > -1:"),
+    ("            self.last = None", "            self.last = -1"),
+    ("            self.owner = m.sender", "            self.owner = ADMIN"),
+    ("        if x is not None:", "        if x is None:"),
+    ("assert v == self.pos[0] or v == self.pos[-1]", "assert v == self.pos[0]"),
+    ("@action(when=lambda self: len(self.log) > 0 and self.owner is not None)",
+     "@action(when=lambda self: len(self.log) > 0)"),
+    ("self.log[0] == self.log[-len(self.log)]", "self.log[0] == self.log[-len(self.log) - 1]"),
+    ("(m.key, m.key + 1) in self.pairs", "(m.key + 1, m.key) in self.pairs"),
+]
+
+
+@pytest.mark.parametrize("i", range(len(VALUE_MUTATIONS)))
+def test_a_mutated_value_construct_is_refuted(i: int, tmp_path: Path) -> None:
+    old, new = VALUE_MUTATIONS[i]
+    src = (FIX / "constructs_values.py").read_text()
+    assert old in src
+    path = tmp_path / f"mutant{i}.py"
+    path.write_text(src.replace(old, new))
+    system, _, _ = build(str(path))
+    r = verify(system)
+    refuted = [o for o in r.obligations if o.verdict == "refuted"]
+    assert refuted, [(o.target, o.kind, o.verdict, o.reason) for o in non_proved(r)]
+    for o in refuted:               # confirmed: the concrete run breaks it again
+        assert o.evaluate is not None and o.counterexample is not None
+        pre, post, _ = o.evaluate(o.counterexample.scenario)  # type: ignore[arg-type]
+        assert pre and not post
+
+
+def test_a_named_peer_is_read_back_by_its_name(tmp_path: Path) -> None:
+    """`Peer("admin")` is a constant: distinct from every other name, connected or not."""
+    path = tmp_path / "named.py"
+    path.write_text(textwrap.dedent("""
+        from assay import Component, Message, Peer, Port, System, invariant, on
+
+        class Ping(Message): ...
+
+        class C(Component):
+            peer = Port(many=True)
+            n: int = 0
+            invariant(lambda self: self.n == 0)
+
+            @on(Ping)
+            def ping(self, m):
+                if m.sender == Peer("admin") and Peer("a") != Peer("b"):
+                    self.n = 1
+
+        def system() -> System:
+            s = System("named")
+            s.add("c", C)
+            return s
+    """))
+    system, _, _ = build(str(path))
+    (ob,) = verify(system).find("C", "ping", "invariant")
+    assert ob.verdict == "refuted" and ob.counterexample is not None
+    assert ob.counterexample.message.sender == "admin"  # type: ignore[union-attr]
+    assert ob.counterexample.ports["peer"] == ("admin",)
+
+
+@pytest.mark.parametrize("body, why", [
+    ("for p in self.peer.peers:\n            self.n += 1", "assigns a field"),
+    ("for p in self.peer.peers:\n            return", "returns"),
+    ("for p in self.peer.peers:\n            self.after(1, Ping())", "sets a timer"),
+])
+def test_a_loop_over_a_set_whose_effect_depends_on_its_order_is_unknown(
+        body: str, why: str, tmp_path: Path) -> None:
+    path = tmp_path / "loop.py"
+    path.write_text(textwrap.dedent("""
+        from assay import Component, Message, Port, System, on
+
+        class Ping(Message): ...
+
+        class C(Component):
+            peer = Port(many=True)
+            n: int = 0
+
+            @on(Ping)
+            def ping(self, m):
+                BODY
+
+        def system() -> System:
+            s = System("loop")
+            s.add("c", C)
+            return s
+    """).replace("BODY", body))
+    system, _, _ = build(str(path))
+    (ob,) = verify(system).find("C", "ping", "no-exception")
+    assert ob.verdict == "unknown"
+    assert f"a for loop over a frozenset whose body {why}" in ob.reason
+
+
+def test_a_local_bound_in_a_loop_over_a_set_is_unbound_after_it(tmp_path: Path) -> None:
+    path = tmp_path / "last.py"
+    path.write_text(textwrap.dedent("""
+        from assay import Component, Message, Port, System, on
+
+        class Ping(Message): ...
+
+        class C(Component):
+            peer = Port(many=True)
+            last: int = 0
+            seen: frozenset[int] = frozenset({1, 2})
+
+            @on(Ping)
+            def ping(self, m):
+                x = 0
+                for v in self.seen:
+                    x = v
+                self.last = x             # 1 or 2: which depends on the set's order
+
+        def system() -> System:
+            s = System("last")
+            s.add("c", C)
+            return s
+    """))
+    system, _, _ = build(str(path))
+    (ob,) = verify(system).find("C", "ping", "no-exception")
+    assert ob.verdict == "unknown" and "the local 'x'" in ob.reason
+
+
+def test_without_the_size_facts_fixed_twins_are_unknown_never_refuted(monkeypatch: Any) -> None:
+    """`len` of a set of ints or peers is an uninterpreted function: without `background`'s
+    facts a model may give a set any size, and the concrete run does not confirm it — the
+    facts are what proves the fixed twins, and no wrong model is ever a refutation."""
+    from assay.verifier import prove
+
+    V.clear_caches()
+    monkeypatch.setattr(prove, "background", lambda terms, solver=None: [])
+    try:
+        for name in ("dedup", "quorum", "range_set"):
+            system, _, _ = build(str(FIX / f"ok_{name}.py"))
+            r = verify(system)
+            unknown = [o for o in r.obligations if o.verdict != "proved"]
+            assert unknown and all(o.verdict == "unknown" for o in unknown)
+            assert all(o.reason.startswith("model not confirmed") for o in unknown)
+    finally:
+        V.clear_caches()
+
+
+class _IntSets(Component):
+    a: frozenset[int] = frozenset()
+    b: frozenset[int] = frozenset()
+    x: int = 0
+
+
+class _PeerSets(Component):
+    a: frozenset[Peer] = frozenset()
+    b: frozenset[Peer] = frozenset()
+    x: Peer = Peer("p0")
+
+
+SET_TERMS = [
+    (lambda self: len(self.a), lambda a, b, x: len(a)),
+    (lambda self: len(self.a | self.b), lambda a, b, x: len(a | b)),
+    (lambda self: len(self.a & self.b), lambda a, b, x: len(a & b)),
+    (lambda self: len(self.a - self.b), lambda a, b, x: len(a - b)),
+    (lambda self: len(self.a ^ self.b), lambda a, b, x: len(a ^ b)),
+    (lambda self: len(self.a | {self.x}), lambda a, b, x: len(a | {x})),
+    (lambda self: len((self.a | self.b) - {self.x}), lambda a, b, x: len((a | b) - {x})),
+    (lambda self: len(self.a & self.b | self.b - self.a),
+     lambda a, b, x: len(a & b | b - a)),
+    (lambda self: self.x in self.a | self.b, lambda a, b, x: x in a | b),
+    (lambda self: self.x in self.a & self.b, lambda a, b, x: x in a & b),
+    (lambda self: self.x in self.a - self.b, lambda a, b, x: x in a - b),
+    (lambda self: self.a <= self.b, lambda a, b, x: a <= b),
+]
+
+
+@given(st.data())
+@settings(max_examples=80, deadline=None, database=None)
+def test_set_sizes_and_operations_agree_with_python(data: Any) -> None:
+    """On concrete sets the translation of `len`, `|`, `&`, `-`, `^`, `in`, `<=` means what
+    Python computes: its facts (`prove.background`) hold of the true value (a model exists),
+    and a model in which every set is finite and every size exact (`prove.finite_model`)
+    gives exactly that value, and none gives another."""
+    from assay.verifier import prove
+    from assay.verifier.statements import St, Translator, _Activation
+
+    cls = data.draw(st.sampled_from([_IntSets, _PeerSets]))
+    elems = st.integers(-3, 3) if cls is _IntSets else \
+        st.sampled_from([Peer(f"p{i}") for i in range(5)])
+    a = data.draw(st.frozensets(elems, max_size=3))
+    b = data.draw(st.frozensets(elems, max_size=3))
+    x = data.draw(elems)
+    fn, py = data.draw(st.sampled_from(SET_TERMS))
+    want = py(a, b, x)
+    enc = V.encoding(component_info(cls))
+    peers: dict[str, Any] = {}
+    tr = Translator(enc, contract=True)          # on the symbolic state, then made concrete
+    got = tr.run_function(fn, [vtypes.SelfObj(dict(enc.pre))],
+                          St(z3.BoolVal(True), dict(enc.pre), {}, {}, _Activation(fn)))
+    r = z3.Int("r") if type(want) is int else z3.Bool("r")
+    s = z3.Solver()
+    s.set("timeout", 20000)
+    s.add(r == got.e)
+    for f, v in (("a", a), ("b", b), ("x", x)):
+        s.add(enc.pre[f].e == vtypes.to_z3(v, enc.types[f], peers))  # type: ignore
+    s.add(*prove.background(s.assertions(), s))
+    s.push()
+    s.add(r == want)
+    assert s.check() == z3.sat                       # the facts hold of the true value
+    s.pop()
+    assert s.check() == z3.sat
+    m = prove.finite_model(s, s.model())
+    assert m.eval(r, model_completion=True).eq(z3.IntVal(want) if type(want) is int
+                                               else z3.BoolVal(want))
+    s.add(r != want)                                # no exact model gives another value
+    if s.check() == z3.sat:
+        m0 = s.model()
+        assert not prove._exact(m0, prove._scan_all(s.assertions()))
+        sizes = prove.UNIVERSE_SIZES
+        prove.UNIVERSE_SIZES = (4,)                 # room for every set drawn
+        try:
+            assert prove.finite_model(s, m0) is m0
+        finally:
+            prove.UNIVERSE_SIZES = sizes
+
+
 def test_a_division_in_a_chained_comparison_is_checked(tmp_path: Path) -> None:
     path = tmp_path / "chain.py"
     path.write_text(textwrap.dedent("""
@@ -403,7 +658,8 @@ def test_refutations_need_the_concrete_run(monkeypatch: Any) -> None:
     monkeypatch.setattr(V, "_bare_run", lambda info, sc, t: (sc.values, [], []))
     monkeypatch.setattr(V, "holds", lambda *a, **k: (True, ""))
     try:
-        for name in ("missing_requires", "div_by_zero", "send_to", "bounded_overflow"):
+        for name in ("missing_requires", "div_by_zero", "send_to", "bounded_overflow",
+                     "quorum", "dedup", "tuple", "optional_leader", "for_set", "range_set"):
             system, _, _ = build(str(FIX / f"bug_{name}.py"))
             r = verify(system)
             assert r.counts()["refuted"] == 0

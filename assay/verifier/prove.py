@@ -702,7 +702,8 @@ def _size_facts(c: Any, todo: list[Any]) -> list[Any]:
     return out
 
 
-UNIVERSE_SIZES = (4, 8)      # elements per set constant in the models `finite_model` looks for
+# elements per set constant in the models `finite_model` looks for
+UNIVERSE_SIZES: tuple[int, ...] = (4, 8)
 
 
 def finite_model(solver: z3.Solver, model: z3.ModelRef) -> z3.ModelRef:
