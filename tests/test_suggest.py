@@ -73,7 +73,16 @@ EXPECTED: dict[str, tuple[str, str, str, str, str, bool]] = {
     "bug_enum_set_len": ("Ballot", "vote", "invariant", "requires",
                          "lambda self, m: Color.RED not in self.votes or Color.GREEN not in "
                          "self.votes or m.color != Color.BLUE", True),
+    "bug_range_set": ("Table", "take", "types", "requires",
+                      "lambda self, m: " + " or ".join(f"m.slot == {k}" for k in range(7, -1, -1)),
+                      False),
 }
+
+# refuted corpus obligations whose conclusion the printer has no Python for yet — the size of
+# a set of ints or peers (`len` is an uninterpreted function), an Optional's recognizer, a
+# tuple's items, a condition quantified over the members of a loop's set: they get "no simple
+# precondition found", the sound answer (move one to EXPECTED once the printer knows it)
+NO_SUGGESTION = {"bug_quorum", "bug_dedup", "bug_optional_leader", "bug_tuple", "bug_for_set"}
 
 # printing.py: one refutation per construct the printer has to get right
 PRINTING: dict[tuple[str, str], tuple[str, str, bool]] = {
@@ -200,6 +209,8 @@ def test_the_corpus_coverage() -> None:
         for ob in refuted(report_of(str(p))):
             if ob.target in ("initial state", "restart"):
                 assert ob.suggestion is None and ob.to_json()["suggestion"] is None
+            elif p.stem in NO_SUGGESTION:
+                assert ob.suggestion is not None and ob.suggestion.kind == "none", p.stem
             else:
                 assert ob.suggestion is not None and ob.suggestion.found, (p.name, ob.title)
                 assert p.stem in EXPECTED, p.stem

@@ -531,9 +531,7 @@ def _scan(root: Any) -> _Scan:
     while todo:
         t = todo.pop()
         if not z3.is_app(t):
-            if z3.is_quantifier(t):
-                todo.append(t.body())
-            continue
+            continue        # a quantifier's body has bound variables: no facts about them
         i = t.get_id()
         if i in seen:
             continue
