@@ -600,24 +600,20 @@ def background(terms: Any, solver: z3.Solver | None = None) -> list[Any]:
     Named peers: `Peer("a")` and `Peer("b")` are different peers, and a peer's truth value
     is whether its name is not empty.
 
-    With `solver`, the facts it holds already are left out (the named peers it mentions
-    are still told apart from those of `terms`)."""
-    terms = list(terms)
-    sc = _scan_all(terms)
-    held = {a.get_id() for a in solver.assertions()} if solver is not None else set()
-    out = [f for f in _facts(sc, solver) if f.get_id() not in held]
-    return out
+    With `solver`, the facts are those of `terms` and the solver's assertions together (a
+    size in `terms` and a comparison `A <= B` it holds make a fact), less those it holds."""
+    held = list(solver.assertions()) if solver is not None else []
+    sc = _scan_all([*terms, *held])
+    ids = {a.get_id() for a in held}
+    return [f for f in _facts(sc) if f.get_id() not in ids]
 
 
-def _facts(sc: _Scan, solver: z3.Solver | None) -> list[Any]:
+def _facts(sc: _Scan) -> list[Any]:
     out: list[Any] = []
-    named = dict(sc.peers)
-    if solver is not None and sc.peers:
-        named.update(_scan_all(solver.assertions()).peers)
-    named_list = [named[k] for k in sorted(named)]
+    named_list = [sc.peers[k] for k in sorted(sc.peers)]
     if len(named_list) > 1:
         out.append(z3.Distinct(*named_list))
-    for p in sc.peers.values():
+    for p in named_list:
         out.append(peer_truth(p) == z3.BoolVal(peer_name(p) != ""))
     if not sc.cards:
         return out
