@@ -8,15 +8,39 @@ executed symbolically and no path is enumerated: a loop-free body is one formula
 
 Whatever is not on the whitelist raises `Unsupported` naming the construct and its line; the
 caller turns that into an *unknown* verdict.  Nothing is approximated: a construct is either
-translated exactly (with Python's meaning) or refused.
+translated exactly (with Python's meaning) or refused — with one exception, the size of a set
+of ints, peers or tuples, which is *under-specified*: an uninterpreted function known through
+facts true of every finite set (`background`).  That can make a proof fail, never succeed
+wrongly, and a model that uses the slack is not confirmed by the real handler (unknown).
 
 What is translated, and how (decisions):
 
 * Values have a static type `Ty`: bool (Z3 Bool), int (Z3 Int, unbounded like Python's), str
   (Z3 String, equality and `+` only), a plain Enum (one Z3 EnumSort per class; IntEnum, StrEnum,
   Flag and enums with `__bool__` are refused), Peer (an uninterpreted sort: peers are only ever
-  compared) and frozenset of those (Z3 array sets).  A bounded int (`Annotated[int, Range]`) is
-  an int whose bounds are assumed on entry and proved on exit; they are not part of its type.
+  compared), frozenset of those (Z3 array sets), a fixed-length tuple `tuple[A, B]` (a Z3
+  datatype with one constructor; items of any of these types), `tuple[T, ...]` (a Z3 sequence)
+  and `Optional[T]` (a Z3 datatype `none | some(val)`).  A bounded int (`Annotated[int,
+  Range]`) is an int whose bounds are assumed on entry and proved on exit (`types` bounds);
+  they are not part of its type.  The same holds of Ranges inside a set (`frozenset[Annotated[
+  int, Range(0, 7)]]`: a subset of the literal set of its range), a tuple, a sequence or an
+  Optional (`types.bounds`): assumed of the state and of a message, proved of every write
+  (the `types` obligation) and every message sent, since the kernel checks them there too.
+* A tuple display `(a, b)` is kept as its items (`TupleObj`) until a type is needed (a field,
+  a message field, a set element, a merge of two paths), so `(None, 0)` can become a
+  `tuple[Optional[int], int]`.  Indexing by a constant (negative too) picks an item; by a
+  variable (items of one type) an `If` chain with an IndexError check; unpacking `a, b = t`
+  assigns items (a length mismatch is a ValueError check); `+` concatenates; `==`, `in` (on
+  a tuple: any item equal) and `<`, `<=`, ... are Python's (lexicographic: the first items
+  that differ decide, else the lengths).  `tuple[T, ...]`: `+`, `len`, `==`, `in`
+  (`Contains`), indexing with an IndexError check.
+* `Optional[T]`: `x is None`, `x == None`, `x is not None`, truth (`None` is false), `==` with
+  a T (false for None), `x in s` (false for None).  Where Python needs the value itself — an
+  operand, an ordering, a container, `len`, an index — a None raises TypeError: the
+  translation takes `val(x)` and records that exception's check (`is_some(x)`), so after `if
+  x is not None:` the check holds by the path condition (narrowing needs nothing more).  Two
+  paths that give None and a T merge into an `Optional[T]`.  `send(to=x)` with an Optional
+  peer sends as `to=None` does when it is None (an error on a many-port).
 * `//` and `%` follow Python's floor semantics, not Z3's Euclidean div/mod:
   `a // b = If(b > 0, a div b, (-a) div (-b))` and `a % b = a - b * (a // b)`; each division
   records the side condition `b != 0`.  `/` (a float) and bitwise operators on ints are refused.
@@ -26,10 +50,21 @@ What is translated, and how (decisions):
   condition (`if`, `assert`, a contract's result) any operand's truth value is used exactly.
 * Equality between values of different static types is Python's: False — except int/bool and
   Peer/str, which Python may find equal, and which are refused.
-* `len` of a frozenset of Enum members (or bools) is the sum over the members; of a set of peers
-  it has no meaning in this encoding (Z3 array sets have no cardinality), except the emptiness
-  tests `len(s) == 0`, `len(s) > 0`, `len(s) != 0`, `len(s) >= 1`, ...; anything else is
-  refused.
+* `len` of a frozenset of Enum members (or bools) is the sum over the members (exact).  Of a
+  set whose elements are not finitely many (ints, peers, strs, tuples) it is `types.card`, an
+  uninterpreted function of the set (Z3 array sets have no cardinality), and `background`
+  adds, for the sizes an obligation mentions, facts true of every finite set — the sizes of
+  `∅`, `s ∪ {x}`, `A ∪ B`, `A ∩ B`, `A - B`, a conditional, and `A <= B ⇒ len(A) <= len(B)`
+  (strictly for a proper subset) for each comparison of sets it holds.  Every set a component
+  holds is a finite frozenset, so these facts exclude no real state: a proof with them is a
+  proof, for every number of peers and every wiring (no bound, unlike a finite universe of
+  peer slots, which would only prove "for up to N peers").  They are not complete, so a model
+  may give a set a size it does not have: `finite_model` solves a refuting obligation again
+  with each set constant a set of a few explicit elements (4, then 8), every size then being
+  its set's true size, and that model (or, if there is none, the first one) is confirmed by
+  running the real handler; an unconfirmed one is unknown.  The emptiness tests (`len(s) ==
+  0`, `len(s) > 0`, ...) need no size and are translated as emptiness.  The same models make
+  every set constant finite, so a counterexample's sets of ints can always be read back.
 * A bare `frozenset` field's element type is inferred from how the component uses it
   (`self.f | {m.sender}`, `self.f == self.port.peers`, `x in self.f`, `self.f = ...`): every hint
   must agree, else the field is opaque.  The inference only picks a candidate; every write is
@@ -37,8 +72,9 @@ What is translated, and how (decisions):
   The inferred element type is an implicit invariant (like a declared one): the proof of one
   handler assumes it of the state before, and holds as long as every other writer of the
   field is proved too.
-* A field whose type has no Z3 form (tuple, Optional, a Message, a set of those) is *opaque*:
-  reading or writing it is refused; a handler that does not touch it keeps it unchanged.
+* A field whose type has no Z3 form (a Message, a set of sets, a bare `tuple` or a type
+  containing one of those) is *opaque*: reading or writing it is refused; a handler that
+  does not touch it keeps it unchanged.
 * Effects: assignments to fields and locals, `self.port.send(Msg(...), to=...)`,
   `broadcast`, `self.after(delay, Msg(...))` (all recorded as send sites with their path
   condition and the checks the kernel makes: message field types, `to` a peer of the port,
@@ -49,21 +85,31 @@ What is translated, and how (decisions):
 * Names resolve like Python's: locals, then the function's closure cells, module globals and
   builtins.  Globals and closure cells are read once, as constants (a spec's module state is
   assumed not to change while it is verified).  Only constants of the types above, Enum and
-  Message classes, functions (inlined) and the builtins `len`, `min`, `max`, `abs`, `bool`,
-  `int`, `frozenset`, `range` (in `for`) are understood.
+  Message classes, functions (inlined), `Peer` and the builtins `len`, `min`, `max`, `abs`,
+  `bool`, `int`, `frozenset`, `range` (in `for`) are understood.
 * Names follow Python's scoping: a name bound anywhere in a function is local throughout it,
   so reading it before it is bound is refused (it would raise UnboundLocalError), and a local
   bound on only some paths cannot be read after they join.
 * `range(lo, hi[, step])` with a constant step is a value for `in` and for `over=` domains;
-  `for` unrolls only literal domains (a tuple or list display, `range` of constants, an Enum
-  class), never a set (its order is unknown).
+  `for` unrolls finite domains whose order is known (a tuple or list display, a tuple value,
+  `range` of constants, an Enum class).  `for x in a_set:` is translated only when the body's
+  effect cannot depend on the set's order, which is unknown: it may read, send and raise, but
+  not assign a field, set a timer or return (else refused).  The body is translated once with
+  `x` a fresh constant and `x in a_set` on its path: every check and send site in it is then
+  proved for every member (the obligation quantifies over `x` as over every input), and after
+  the loop the path continues where the body completed for every member (a `ForAll`).  The
+  locals the body binds are unbound after the loop (their values would depend on the order).
 * Peers: `m.sender`, `self.<port>.peers`, Peer-typed fields.  A port's peers are a set fixed
   for the step, for any wiring: a single port's are `{p}` or `{}`; a port the class sends on
   (by the same test as the system validation) has at least one peer, since validation
   guarantees it is connected.  A sender is a peer of the handler's port (of any port, for a
   handler without one), except for a message type the component also sets as a timer
   (`self.after(d, M())`), whose sender may be None: reading `m.sender` there is refused.
-  `self.name` is refused.
+  `self.name` is refused.  `Peer("n1")` (or a constant peer of the module) is the peer of
+  that name: one constant per name, different names different peers (`background`), equal or
+  not to `m.sender` and in a port's peers or not — a handler is verified for every wiring, so
+  a named peer may or may not be connected; a counterexample reads it back by its name.  A
+  peer's truth value (a non-empty name) is uninterpreted but for named peers.
 * Contracts (requires, ensures, invariants, guards) are translated like bodies but may not
   assign fields or send; a contract holds when it returns a true value without raising.
 * Lambdas are found in their file's ast by the first line of their code object, their argument
@@ -74,7 +120,9 @@ What is translated, and how (decisions):
 
 Layout: `types` (static types, values, Z3 sorts and models), `source` (finding a function's
 ast), `expressions` and `statements` (the two halves of `Translator`), and this module: a
-component's encoding and the entry points `translate_body` and `translate_predicate`.
+component's encoding, the entry points `translate_body` and `translate_predicate`, and what
+the solver must be told beside a translation (`background`: the facts of sizes and named
+peers; `finite_model`: a counterexample whose sets are finite and sizes exact).
 """
 from __future__ import annotations
 
