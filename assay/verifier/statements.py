@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import enum
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -57,6 +58,7 @@ if TYPE_CHECKING:
 
 
 MAX_UNROLL = 256          # iterations of one unrolled `for`
+_LOOPS = itertools.count(1)   # names the element constants of loops over sets, once each
 MAX_INLINE_DEPTH = 16     # nested inlined calls
 
 
@@ -151,7 +153,6 @@ class Translator(Expressions):
         self.written: set[str] = set()
         self.depth = 0
         self.stack: list[Any] = []
-        self.loops = 0               # for loops over sets: names their element constants
 
     # --- entry points ------------------------------------------------------------------------
 
@@ -324,8 +325,8 @@ class Translator(Expressions):
         where the body completed for every member (a quantified condition)."""
         elem = dom.ty.elem
         assert elem is not None
-        self.loops += 1
-        x = z3.Const(f"for@{s.lineno}#{self.loops}", sort_of(elem))
+        n = next(_LOOPS)
+        x = z3.Const(f"for@{s.lineno}#{n}", sort_of(elem))
         pc0 = st.pc
         body = st.copy()
         body.pc = enter = conj(pc0, z3.IsMember(x, dom.e))
@@ -344,7 +345,7 @@ class Translator(Expressions):
             raise _unsupported(f"a for loop over a frozenset whose body {why} (its effect "
                                "may depend on the set's order, which is not known)", s)
         if body.pc is not enter:
-            v = z3.Const(f"for@{s.lineno}#{self.loops}'", sort_of(elem))
+            v = z3.Const(f"for@{s.lineno}#{n}'", sort_of(elem))
             done = z3.substitute(body.pc, (x, v))
             st.pc = conj(pc0, z3.ForAll([v], z3.Implies(z3.IsMember(v, dom.e), done)))
         for k in body.locs:

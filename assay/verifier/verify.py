@@ -63,6 +63,9 @@ Decisions:
 * Restarts: the kernel checks the invariant after a restart, so components with persistent
   fields or a restart hook get `restart` obligations (persistent fields keep their values,
   the others take one of their initial values, then the hook runs).
+* Beside each premise, group and goal the solver holds `prove.background`'s facts (sizes of
+  sets, named peers), and a model goes through `prove.finite_model` (its sets finite, their
+  sizes exact, where it can) before it is confirmed.
 """
 from __future__ import annotations
 
