@@ -460,6 +460,38 @@ def test_a_local_bound_in_a_loop_over_a_set_is_unbound_after_it(tmp_path: Path) 
     assert ob.verdict == "unknown" and "the local 'x'" in ob.reason
 
 
+def test_a_set_initialised_to_a_display_has_its_size(tmp_path: Path) -> None:
+    path = tmp_path / "init.py"
+    path.write_text(textwrap.dedent("""
+        from assay import Component, Message, Port, System, invariant, on
+
+        class Ping(Message): ...
+
+        class C(Component):
+            peer = Port(many=True)
+            seen: frozenset[int] = frozenset({1, 2})
+            invariant(lambda self: len(self.seen) >= 2)
+
+            @on(Ping)
+            def ping(self, m):
+                self.seen = self.seen | {3}
+
+        def system() -> System:
+            s = System("init")
+            s.add("c", C)
+            return s
+    """))
+    system, _, _ = build(str(path))
+    r = verify(system)
+    assert non_proved(r) == []
+    bug = tmp_path / "init_bug.py"         # (sources are cached by file)
+    bug.write_text(path.read_text().replace("self.seen | {3}", "self.seen - {1}"))
+    system, _, _ = build(str(bug))
+    (ob,) = verify(system).find("C", "ping", "invariant")
+    assert ob.verdict == "refuted" and ob.counterexample is not None
+    assert len(ob.counterexample.fields["seen"]) == 2 and 1 in ob.counterexample.fields["seen"]
+
+
 def test_without_the_size_facts_fixed_twins_are_unknown_never_refuted(monkeypatch: Any) -> None:
     """`len` of a set of ints or peers is an uninterpreted function: without `background`'s
     facts a model may give a set any size, and the concrete run does not confirm it — the

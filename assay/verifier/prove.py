@@ -129,7 +129,7 @@ from __future__ import annotations
 import ast
 import enum
 import types
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import z3
@@ -567,6 +567,7 @@ class _Scan:
     peers: dict[int, Any]          # named peers (`Peer("n1")`)
     subsets: dict[int, Any]        # IsSubset atoms: (the smaller set, the larger)
     leaves: dict[int, Any]         # constants of set sorts
+    equals: dict[int, Any] = field(default_factory=dict)     # equations between sets
 
 
 def _scan(root: Any) -> _Scan:
@@ -593,6 +594,8 @@ def _scan(root: Any) -> _Scan:
             out.leaves[i] = t
         elif t.decl().kind() == z3.Z3_OP_SET_SUBSET:
             out.subsets[i] = (t.arg(0), t.arg(1))
+        elif z3.is_eq(t) and _is_set_sort(t.arg(0).sort()):
+            out.equals[i] = (t.arg(0), t.arg(1))
         todo.extend(t.children())
     if len(_SCANS) > MAX_SCANS:
         _SCANS.clear()
@@ -620,6 +623,7 @@ def _scan_all(terms: Any) -> _Scan:
         out.peers.update(sc.peers)
         out.subsets.update(sc.subsets)
         out.leaves.update(sc.leaves)
+        out.equals.update(sc.equals)
     return out
 
 
@@ -640,6 +644,8 @@ def background(terms: Any, solver: z3.Solver | None = None) -> list[Any]:
       `card(T - {x}) = card(T) - (1 if x ∈ T else 0)`; `card(A ∪ B) = card(A) + card(B) -
       card(A ∩ B)`; `card(A - B) = card(A) - card(A ∩ B)`; `card(A ∩ B) <= card(A), card(B)`
       (`= card(A)` when `A ⊆ B`); `card(If(c, A, B)) = If(c, card(A), card(B))`;
+    * for each equation `A == B` of sets the terms mention where the size of one is
+      mentioned: `A == B ⇒ card(A) == card(B)` (so a set equal to a display has its size);
     * for each comparison `A <= B` of sets (a subset atom) the terms mention, of a sort whose
       sizes they mention: `A ⊆ B ⇒ card(A) <= card(B)` and `A ⊆ B ∧ A ≠ B ⇒ card(A) <
       card(B)` (for every pair of sets these facts made some proofs slow: Z3 then reasons
@@ -672,6 +678,12 @@ def _facts(sc: _Scan) -> list[Any]:
             sub = z3.IsSubset(a, b)
             ca, cb = card(a), card(b)
             out += [z3.Implies(sub, ca <= cb), z3.Implies(z3.And(sub, a != b), ca < cb)]
+            todo += [ca, cb]
+    for a, b in sc.equals.values():       # `A == B` with one size mentioned: the other's
+        if str(a.sort()) in sorts and (card(a).get_id() in sc.cards
+                                       or card(b).get_id() in sc.cards):
+            ca, cb = card(a), card(b)
+            out.append(z3.Implies(a == b, ca == cb))
             todo += [ca, cb]
     done: set[int] = set()
     while todo:
