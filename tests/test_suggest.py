@@ -82,7 +82,16 @@ EXPECTED: dict[str, tuple[str, str, str, str, str, bool]] = {
     "bug_enum_set_len": ("Ballot", "vote", "invariant", "requires",
                          "lambda self, m: Color.RED not in self.votes or Color.GREEN not in "
                          "self.votes or m.color != Color.BLUE", True),
+    "bug_range_set": ("Table", "take", "types", "where",
+                      "lambda m: " + " or ".join(f"m.slot == {k}" for k in range(3, -1, -1)),
+                      True),
 }
+
+# refuted corpus obligations whose conclusion the printer has no Python for yet — the size of
+# a set of ints or peers (`len` is an uninterpreted function), an Optional's recognizer, a
+# tuple's items, a condition quantified over the members of a loop's set: they get "no simple
+# precondition found", the sound answer (move one to EXPECTED once the printer knows it)
+NO_SUGGESTION = {"bug_quorum", "bug_dedup", "bug_optional_leader", "bug_tuple", "bug_for_set"}
 
 # printing.py: one refutation per construct the printer has to get right
 PRINTING: dict[tuple[str, str], tuple[str, str, bool]] = {
@@ -323,6 +332,8 @@ def test_the_corpus_coverage() -> None:
                 assert ob.suggestion is None and ob.witness
             elif ob.target in ("initial state", "restart"):
                 assert ob.suggestion is None and ob.to_json()["suggestion"] is None
+            elif p.stem in NO_SUGGESTION:
+                assert ob.suggestion is not None and ob.suggestion.kind == "none", p.stem
             else:
                 assert ob.suggestion is not None and ob.suggestion.found, (p.name, ob.title)
                 assert p.stem in EXPECTED, p.stem

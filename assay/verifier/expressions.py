@@ -14,11 +14,13 @@ import z3
 
 from assay.model.component import Component
 from assay.model.message import Message
+from assay.model.types import Peer
 from assay.verifier.types import (
     BOOL,
     EMPTY,
     INT,
     NONE,
+    PEER,
     STR,
     ConstObj,
     MsgObj,
@@ -27,6 +29,7 @@ from assay.verifier.types import (
     PortObj,
     RangeObj,
     SelfObj,
+    TupleObj,
     Unbound,
     Unsupported,
     Val,
@@ -35,15 +38,21 @@ from assay.verifier.types import (
     _merge,
     _short,
     _unsupported,
+    card,
     coerce,
     conj,
     disj,
     finite,
+    is_some,
     members,
     message_types,
+    named_peer,
+    peer_truth,
     py_const,
     set_literal,
+    some_value,
     sort_of,
+    tuple_items,
     unify,
 )
 
@@ -212,7 +221,7 @@ class Expressions:
     def ex_UnaryOp(self, node: ast.UnaryOp, st: St) -> Any:
         if isinstance(node.op, ast.Not):
             return Val(BOOL, z3.Not(self.cond(node.operand, st)))
-        v = self.ex(node.operand, st)
+        v = self.unwrap(self.ex(node.operand, st), st, node, "as an operand")
         if isinstance(v, Val) and v.ty == INT:
             if isinstance(node.op, ast.USub):
                 return Val(INT, -v.e)
@@ -228,6 +237,20 @@ class Expressions:
 
     def binop(self, op: type, a: Any, b: Any, st: St, node: ast.AST) -> Any:
         sym = _BIN.get(op, "?")
+        a = self.unwrap(a, st, node, f"as an operand of {sym}")
+        b = self.unwrap(b, st, node, f"as an operand of {sym}")
+        if op is ast.Add:
+            ta, tb = tuple_items(a), tuple_items(b)
+            if ta is not None and tb is not None:
+                return TupleObj(ta + tb)
+            for x, y in ((a, b), (b, a)):
+                if isinstance(x, Val) and x.ty.kind == "seq":
+                    cy = coerce(y, x.ty)
+                    if cy is None:
+                        raise _unsupported(f"+ of a {x.ty.describe()} and {_describe(y)}",
+                                           node)
+                    lhs, rhs = (x.e, cy.e) if x is a else (cy.e, x.e)
+                    return Val(x.ty, z3.Concat(lhs, rhs))
         if isinstance(a, Val) and isinstance(b, Val):
             if a.ty == INT and b.ty == INT:
                 x, y = a.e, b.e
@@ -291,6 +314,55 @@ class Expressions:
         st.pc = pc0 if (pa is ea and pb is eb) else disj(pa, pb)
         return _merge(c, a, b, "the conditional expression", node)
 
+    def unwrap(self, v: Any, st: St, node: ast.AST, what: str) -> Any:
+        """An Optional's value where Python needs the value itself (an operand, a container,
+        `len`): None there raises TypeError, a check like any other exception."""
+        if isinstance(v, Val) and v.ty.kind == "opt":
+            self.check(st, is_some(v.ty, v.e), node, f"None is used {what} (TypeError)")
+            return some_value(v.ty, v.e)
+        if v is NONE:
+            raise _unsupported(f"None used {what} (it raises TypeError)", node)
+        return v
+
+    def ex_Tuple(self, node: ast.Tuple, st: St) -> Any:
+        if not isinstance(node.ctx, ast.Load):
+            raise _unsupported("a tuple target here", node)
+        return TupleObj([self.ex(e, st) for e in node.elts])
+
+    def ex_Subscript(self, node: ast.Subscript, st: St) -> Any:
+        if isinstance(node.slice, ast.Slice):
+            raise _unsupported("a slice", node)
+        v = self.unwrap(self.ex(node.value, st), st, node, "as a tuple")
+        i = self.unwrap(self.ex(node.slice, st), st, node, "as an index")
+        if not (isinstance(i, Val) and i.ty == INT):
+            raise _unsupported(f"an index that is {_describe(i)}, not an int", node)
+        items = tuple_items(v)
+        if items is not None:
+            n = len(items)
+            k = _int_literal(i)
+            if k is not None:
+                if not -n <= k < n:
+                    self.check(st, z3.BoolVal(False), node, "the index is out of range "
+                               "(IndexError)")
+                    return items[0] if items else NONE
+                return items[k]
+            vals = [x for x in items if isinstance(x, Val)]
+            if not items or len(vals) != n or any(x.ty != vals[0].ty for x in vals):
+                raise _unsupported("a tuple indexed by a variable, whose items do not all "
+                                   "have one type", node)
+            self.check(st, z3.And(i.e >= -n, i.e < n), node,
+                       "the index is out of range (IndexError)")
+            out = vals[-1].e
+            for j in range(n - 2, -1, -1):
+                out = z3.If(z3.Or(i.e == j, i.e == j - n), vals[j].e, out)
+            return Val(vals[0].ty, out)
+        if isinstance(v, Val) and v.ty.kind == "seq":
+            n = z3.Length(v.e)
+            self.check(st, z3.And(i.e >= -n, i.e < n), node,
+                       "the index is out of range (IndexError)")
+            return Val(v.ty.elem, v.e[z3.If(i.e < 0, i.e + n, i.e)])  # type: ignore[arg-type]
+        raise _unsupported(f"a subscript of {_describe(v)}", node)
+
     def ex_Compare(self, node: ast.Compare, st: St) -> Any:
         special = self._len_emptiness(node, st)
         if special is not None:
@@ -312,6 +384,11 @@ class Expressions:
                 right = self.ex(right_node, st)
                 if left is None:
                     raise _unsupported("a comparison chained after 'in' of a display", node)
+                if type(op) in (ast.Lt, ast.LtE, ast.Gt, ast.GtE):
+                    left = self.unwrap(left, st, node, "in an ordering comparison")
+                    right = self.unwrap(right, st, node, "in an ordering comparison")
+                elif type(op) in (ast.In, ast.NotIn):
+                    right = self.unwrap(right, st, node, "as the container of 'in'")
                 r = compare(type(op), left, right, node)
             if st.pc is enter:
                 st.pc = before
@@ -322,7 +399,8 @@ class Expressions:
         return Val(BOOL, result)
 
     def _len_emptiness(self, node: ast.Compare, st: St) -> Any:
-        """`len(s) == 0` and friends for a set without cardinality (a set of peers)."""
+        """`len(s) == 0` and friends, for a set whose elements are not finitely many: an
+        emptiness test needs no size (`card`)."""
         if len(node.ops) != 1:
             return None
         lhs, rhs, op = node.left, node.comparators[0], type(node.ops[0])
@@ -346,11 +424,7 @@ class Expressions:
                  (ast.GtE, 1): z3.Not(empty), (ast.Lt, 1): empty, (ast.LtE, 0): empty,
                  (ast.GtE, 0): z3.BoolVal(True), (ast.Lt, 0): z3.BoolVal(False)}
         r = table.get((op, k))
-        if r is None:
-            raise _unsupported(f"len() of a {s.ty.describe()} compared with {k} (sets of peers "
-                               "have no cardinality in this encoding; only emptiness tests "
-                               "are translated)", node)
-        return Val(BOOL, r)
+        return None if r is None else Val(BOOL, r)       # else: `card`, in ex_Call
 
     def _is_builtin_len(self, func: ast.expr, st: St) -> bool:
         try:
@@ -389,6 +463,8 @@ class Expressions:
         if not isinstance(callee, ConstObj):
             raise _unsupported(f"a call of {_describe(callee)}", node)
         fn = callee.value
+        if fn is Peer:
+            return self.named_peer(node, st)
         if isinstance(fn, type) and issubclass(fn, Message):
             return self.build_message(fn, node, st)
         if fn in _BUILTINS:
@@ -406,6 +482,17 @@ class Expressions:
             name = f"{mod}.{name}"
         raise _unsupported(f"a call to the unknown function {name}", node)
 
+    def named_peer(self, node: ast.Call, st: St) -> Val:
+        """`Peer("n1")`: the peer of that name, a constant (connected or not: a handler is
+        verified for every wiring)."""
+        if len(node.args) != 1 or node.keywords:
+            raise _unsupported("Peer() with other than one argument", node)
+        v = self.ex(node.args[0], st)
+        e = z3.simplify(v.e) if isinstance(v, Val) and v.ty == STR else None
+        if e is None or not z3.is_string_value(e):
+            raise _unsupported("Peer() of a name that is not a constant str", node)
+        return Val(PEER, named_peer(e.as_string()))
+
     def builtin(self, fn: Any, node: ast.Call, st: St) -> Any:
         if any(isinstance(a, ast.Starred) for a in node.args):
             raise _unsupported("a call with *args", node)
@@ -422,6 +509,12 @@ class Expressions:
                     return v
             raise _unsupported("frozenset() of something other than a set or a display", node)
         args = [self.ex(a, st) for a in node.args]
+        if fn is bool:
+            if len(args) == 1:
+                return Val(BOOL, truth(args[0], node))
+            if not args:
+                return Val(BOOL, z3.BoolVal(False))
+        args = [self.unwrap(a, st, node, f"as the argument of {fn.__name__}()") for a in args]
         if fn is len:
             if len(args) == 1 and isinstance(args[0], Val) and args[0].ty.kind == "set":
                 s = args[0]
@@ -430,8 +523,12 @@ class Expressions:
                 if finite(s.ty.elem):  # type: ignore[arg-type]
                     return Val(INT, z3.Sum([z3.If(z3.IsMember(c, s.e), 1, 0)
                                             for c in members(s.ty.elem)]))  # type: ignore
-                raise _unsupported(f"len() of a {s.ty.describe()} (sets of peers have no "
-                                   "cardinality in this encoding)", node)
+                return Val(INT, card(s.e))
+            items = tuple_items(args[0]) if len(args) == 1 else None
+            if items is not None:
+                return Val(INT, z3.IntVal(len(items)))
+            if len(args) == 1 and isinstance(args[0], Val) and args[0].ty.kind == "seq":
+                return Val(INT, z3.Length(args[0].e))
             raise _unsupported(f"len() of {_describe(args[0]) if args else 'nothing'}", node)
         if fn in (min, max):
             if len(args) >= 2 and all(isinstance(a, Val) and a.ty == INT for a in args):
@@ -446,11 +543,6 @@ class Expressions:
                 x = args[0].e
                 return Val(INT, z3.If(x < 0, -x, x))
             raise _unsupported("abs() of anything but an int", node)
-        if fn is bool:
-            if len(args) == 1:
-                return Val(BOOL, truth(args[0], node))
-            if not args:
-                return Val(BOOL, z3.BoolVal(False))
         if fn is range and 1 <= len(args) <= 3 and all(isinstance(a, Val) and a.ty == INT
                                                         for a in args):
             lo, hi = (z3.IntVal(0), args[0].e) if len(args) == 1 else (args[0].e, args[1].e)
@@ -502,9 +594,8 @@ class Expressions:
         parts = []
         for n, (_, rng) in message_types(msg.cls).items():
             if rng is not None:
-                v = msg.fields[n].e
-                parts.append((z3.And(v >= rng[0], v <= rng[1]),
-                              f"{msg.cls.__name__}.{n} is in [{rng[0]}, {rng[1]}]"))
+                parts.append((rng.holds(msg.fields[n].e),
+                              f"{msg.cls.__name__}.{n} is {rng.text}"))
         return parts
 
 
@@ -539,6 +630,9 @@ def floor_divmod(x: Any, y: Any) -> tuple[Any, Any]:
 
 def truth(v: Any, node: ast.AST | None) -> Any:
     """Python's truth value of a value, exactly."""
+    items = tuple_items(v)
+    if items is not None:
+        return z3.BoolVal(len(items) > 0)
     if isinstance(v, Val):
         k = v.ty.kind
         if k == "bool":
@@ -553,6 +647,12 @@ def truth(v: Any, node: ast.AST | None) -> Any:
             return v.e != z3.EmptySet(sort_of(v.ty.elem))  # type: ignore[arg-type]
         if k == "enum":
             return z3.BoolVal(True)
+        if k == "seq":
+            return z3.Length(v.e) > 0
+        if k == "peer":
+            return peer_truth(v.e)
+        if k == "opt":
+            return z3.And(is_some(v.ty, v.e), truth(some_value(v.ty, v.e), node))
     if v is NONE:
         return z3.BoolVal(False)
     raise _unsupported(f"the truth value of {_describe(v)}", node)
@@ -563,8 +663,39 @@ def equal(a: Any, b: Any, node: ast.AST) -> Any:
     if a is NONE or b is NONE:
         if a is NONE and b is NONE:
             return z3.BoolVal(True)
-        if isinstance(a, Val) or isinstance(b, Val):
+        other = b if a is NONE else a
+        if isinstance(other, Val) and other.ty.kind == "opt":
+            return z3.Not(is_some(other.ty, other.e))
+        if isinstance(other, Val | TupleObj):
             return z3.BoolVal(False)
+    ta, tb = tuple_items(a), tuple_items(b)
+    if ta is not None and tb is not None:
+        if isinstance(a, Val) and isinstance(b, Val) and a.ty == b.ty:
+            return a.e == b.e
+        if len(ta) != len(tb):
+            return z3.BoolVal(False)
+        return z3.And([equal(x, y, node) for x, y in zip(ta, tb)]) if ta else z3.BoolVal(True)
+    for x, y in ((a, b), (b, a)):
+        if isinstance(x, Val) and x.ty.kind == "seq":
+            items = tuple_items(y)
+            if items is not None:
+                elem = x.ty.elem
+                assert elem is not None
+                return z3.And(z3.Length(x.e) == len(items),
+                              *[equal(Val(elem, x.e[i]), it, node)
+                                for i, it in enumerate(items)])
+    for x, y in ((a, b), (b, a)):
+        if isinstance(x, Val) and x.ty.kind == "opt" and isinstance(y, Val | TupleObj) \
+                and not (isinstance(y, Val) and y.ty == x.ty):
+            vx = some_value(x.ty, x.e)
+            if isinstance(y, Val) and y.ty.kind == "opt":
+                return z3.Or(z3.And(z3.Not(is_some(x.ty, x.e)), z3.Not(is_some(y.ty, y.e))),
+                             z3.And(is_some(x.ty, x.e), is_some(y.ty, y.e),
+                                    equal(vx, some_value(y.ty, y.e), node)))
+            return z3.And(is_some(x.ty, x.e), equal(vx, y, node))
+    if (ta is None) != (tb is None) and isinstance(a, Val | TupleObj) \
+            and isinstance(b, Val | TupleObj):
+        return z3.BoolVal(False)            # a tuple and a value of another kind
     if isinstance(a, Val) and isinstance(b, Val):
         u = unify(a, b)
         if u is not None:
@@ -572,10 +703,24 @@ def equal(a: Any, b: Any, node: ast.AST) -> Any:
                 return z3.BoolVal(True)
             return u[0].e == u[1].e
         kinds = {a.ty.kind, b.ty.kind}
-        if kinds in ({"int", "bool"}, {"peer", "str"}) or kinds == {"set"}:
+        if kinds in ({"int", "bool"}, {"peer", "str"}) or kinds == {"set"} \
+                or kinds == {"seq"}:
             raise _unsupported(f"== between a {a.ty.describe()} and a {b.ty.describe()}", node)
         return z3.BoolVal(False)
     raise _unsupported(f"== between {_describe(a)} and {_describe(b)}", node)
+
+
+_ORDER = (ast.Lt, ast.LtE, ast.Gt, ast.GtE)
+
+
+def _lex(op: type, xs: list[Any], ys: list[Any], node: ast.AST) -> Any:
+    """Python's ordering of tuples: the first items that differ decide, else the lengths."""
+    n, m = len(xs), len(ys)
+    lens: dict[Any, bool] = {ast.Lt: n < m, ast.LtE: n <= m, ast.Gt: n > m, ast.GtE: n >= m}
+    out: Any = z3.BoolVal(lens[op])
+    for x, y in reversed(list(zip(xs, ys))):
+        out = z3.If(equal(x, y, node), out, compare(op, x, y, node))
+    return out
 
 
 def compare(op: type, a: Any, b: Any, node: ast.AST) -> Any:
@@ -593,20 +738,11 @@ def compare(op: type, a: Any, b: Any, node: ast.AST) -> Any:
         r = equal(a, b, node)
         return r if op is ast.Is else z3.Not(r)
     if op in (ast.In, ast.NotIn):
-        if isinstance(b, RangeObj):
-            if not (isinstance(a, Val) and a.ty == INT):
-                raise _unsupported(f"'in' of {_describe(a)} in a range", node)
-            r = b.contains(a.e)
-            return r if op is ast.In else z3.Not(r)
-        if isinstance(b, Val) and b.ty.kind == "set":
-            if b.ty == EMPTY:
-                r = z3.BoolVal(False)
-            elif isinstance(a, Val) and a.ty == b.ty.elem:
-                r = z3.IsMember(a.e, b.e)
-            else:
-                raise _unsupported(f"'in' of {_describe(a)} in a {b.ty.describe()}", node)
-            return r if op is ast.In else z3.Not(r)
-        raise _unsupported(f"'in' of {_describe(b)}", node)
+        r = _contains(b, a, node)
+        return r if op is ast.In else z3.Not(r)
+    ta, tb = tuple_items(a), tuple_items(b)
+    if op in _ORDER and ta is not None and tb is not None:
+        return _lex(op, ta, tb, node)
     if isinstance(a, Val) and isinstance(b, Val):
         if a.ty == INT and b.ty == INT:
             table: dict[Any, Any] = {ast.Lt: a.e < b.e, ast.LtE: a.e <= b.e,
@@ -627,6 +763,34 @@ def compare(op: type, a: Any, b: Any, node: ast.AST) -> Any:
                 return z3.And(z3.IsSubset(y, x), x != y)
     raise _unsupported(f"the comparison {_CMP.get(op, '?')} between {_describe(a)} and "
                        f"{_describe(b)}", node)
+
+
+def _contains(b: Any, a: Any, node: ast.AST) -> Any:
+    """Python's `a in b`: None is in no set, range or tuple of values (no error)."""
+    if isinstance(a, Val) and a.ty.kind == "opt" and tuple_items(b) is None and not (
+            isinstance(b, Val) and b.ty.kind in ("set", "seq") and b.ty.elem == a.ty):
+        return z3.And(is_some(a.ty, a.e), _contains(b, some_value(a.ty, a.e), node))
+    items = tuple_items(b)
+    if items is not None:
+        return z3.Or([equal(a, x, node) for x in items]) if items else z3.BoolVal(False)
+    if isinstance(b, RangeObj):
+        if a is NONE:
+            return z3.BoolVal(False)
+        if not (isinstance(a, Val) and a.ty == INT):
+            raise _unsupported(f"'in' of {_describe(a)} in a range", node)
+        return b.contains(a.e)
+    if isinstance(b, Val) and b.ty.kind in ("set", "seq"):
+        if b.ty == EMPTY:
+            return z3.BoolVal(False)
+        a2 = coerce(a, b.ty.elem)  # type: ignore[arg-type]
+        if a2 is None:
+            if a is NONE:
+                return z3.BoolVal(False)
+            raise _unsupported(f"'in' of {_describe(a)} in a {b.ty.describe()}", node)
+        if b.ty.kind == "set":
+            return z3.IsMember(a2.e, b.e)
+        return z3.Contains(b.e, z3.Unit(a2.e))
+    raise _unsupported(f"'in' of {_describe(b)}", node)
 
 
 def _method(cls: type, name: str) -> Any:

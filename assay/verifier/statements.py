@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import enum
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,7 @@ from assay.verifier.source import (
     function_node,
 )
 from assay.verifier.types import (
+    EMPTY,
     INT,
     NONE,
     PEER,
@@ -30,6 +32,7 @@ from assay.verifier.types import (
     Opaque,
     PortObj,
     SelfObj,
+    TupleObj,
     Unbound,
     Unsupported,
     Val,
@@ -40,9 +43,14 @@ from assay.verifier.types import (
     coerce,
     conj,
     disj,
+    is_some,
     ite,
+    opt_ty,
     plain_enum,
     py_const,
+    some_value,
+    sort_of,
+    tuple_items,
 )
 
 if TYPE_CHECKING:
@@ -50,6 +58,7 @@ if TYPE_CHECKING:
 
 
 MAX_UNROLL = 256          # iterations of one unrolled `for`
+_LOOPS = itertools.count(1)   # names the element constants of loops over sets, once each
 MAX_INLINE_DEPTH = 16     # nested inlined calls
 
 
@@ -225,17 +234,12 @@ class Translator(Expressions):
         elif isinstance(s, ast.Pass):
             return
         elif isinstance(s, ast.Assign):
-            if len(s.targets) == 1 and isinstance(s.targets[0], ast.Tuple | ast.List):
-                tgt = s.targets[0]
-                if not isinstance(s.value, ast.Tuple | ast.List) \
-                        or len(s.value.elts) != len(tgt.elts):
-                    raise _unsupported("tuple unpacking of a value that is not a tuple "
-                                       "display of the same length", s)
-                vals = [self.ex(e, st) for e in s.value.elts]
-                for t, v in zip(tgt.elts, vals):
-                    self.assign(t, v, st, s)
-                return
-            v = self.ex(s.value, st)
+            if isinstance(s.value, ast.List):
+                v: Any = TupleObj([self.ex(e, st) for e in s.value.elts])   # only unpacked
+                if not all(isinstance(t, ast.Tuple | ast.List) for t in s.targets):
+                    raise _unsupported("a list", s.value)
+            else:
+                v = self.ex(s.value, st)
             for t in s.targets:
                 self.assign(t, v, st, s)
         elif isinstance(s, ast.AugAssign):
@@ -296,20 +300,61 @@ class Translator(Expressions):
     def for_loop(self, s: ast.For, st: St) -> None:
         if s.orelse:
             raise _unsupported("a for loop with an else clause", s)
-        if not isinstance(s.target, ast.Name):
-            raise _unsupported("a for loop whose target is not a name", s)
+        if not isinstance(s.target, ast.Name | ast.Tuple | ast.List):
+            raise _unsupported("a for loop whose target is not a name or a tuple of names", s)
         domain = self.domain(s.iter, st, s)
+        if isinstance(domain, Val):
+            self.for_set(s, domain, st)
+            return
         if len(domain) > MAX_UNROLL:
             raise _unsupported(f"a for loop over {len(domain)} values (at most {MAX_UNROLL} "
                                "are unrolled)", s)
         for v in domain:
             if z3.is_false(st.pc):
                 return
-            st.locs[s.target.id] = v
+            self.assign(s.target, v, st, s)
             self.block(s.body, st)
 
-    def domain(self, it: ast.expr, st: St, s: ast.AST) -> list[Any]:
-        """The values of a literal finite domain, in iteration order."""
+    def for_set(self, s: ast.For, dom: Val, st: St) -> None:
+        """`for x in a_set:` — the order of a frozenset is not known, so only a body whose
+        effect does not depend on it is translated: it may read, send (each send site is
+        checked for every member: its element is a fresh constant `x` with `x in the_set`,
+        universally quantified by the obligation, as every input is) and raise, but not
+        assign a field, set a timer or return, and the locals it binds are unbound after the
+        loop (which values they keep depends on the order).  After the loop, the path goes on
+        where the body completed for every member (a quantified condition)."""
+        elem = dom.ty.elem
+        assert elem is not None
+        n = next(_LOOPS)
+        x = z3.Const(f"for@{s.lineno}#{n}", sort_of(elem))
+        pc0 = st.pc
+        body = st.copy()
+        body.pc = enter = conj(pc0, z3.IsMember(x, dom.e))
+        n_exits, n_sends, written = len(st.act.exits), len(self.sends), set(self.written)
+        self.assign(s.target, Val(elem, x), body, s)
+        self.block(s.body, body)
+        why = None
+        if len(st.act.exits) != n_exits:
+            why = "returns"
+        elif any(site.kind == "timer" for site in self.sends[n_sends:]):
+            why = "sets a timer"
+        elif self.written != written or any(body.fields[f] is not v
+                                            for f, v in st.fields.items()):
+            why = "assigns a field"
+        if why:
+            raise _unsupported(f"a for loop over a frozenset whose body {why} (its effect "
+                               "may depend on the set's order, which is not known)", s)
+        if body.pc is not enter:
+            v = z3.Const(f"for@{s.lineno}#{n}'", sort_of(elem))
+            done = z3.substitute(body.pc, (x, v))
+            st.pc = conj(pc0, z3.ForAll([v], z3.Implies(z3.IsMember(v, dom.e), done)))
+        for k in body.locs:
+            if k not in st.locs or body.locs[k] is not st.locs[k]:
+                st.locs[k] = Unbound(k)
+
+    def domain(self, it: ast.expr, st: St, s: ast.AST) -> list[Any] | Val:
+        """The values of a literal finite domain, in iteration order (or a set, whose order
+        is not known)."""
         if isinstance(it, ast.Tuple | ast.List):
             return [self.ex(e, st) for e in it.elts]
         if isinstance(it, ast.Call) and not it.keywords:
@@ -331,22 +376,37 @@ class Translator(Expressions):
                     raise _unsupported(f"a for loop over {len(r)} values (at most "
                                        f"{MAX_UNROLL} are unrolled)", s)
                 return [Val(INT, z3.IntVal(i)) for i in r]
-        if isinstance(it, ast.Name | ast.Attribute):
-            v = self.ex(it, st)
-            if isinstance(v, ConstObj) and isinstance(v.value, type) \
-                    and issubclass(v.value, enum.Enum):
-                if not plain_enum(v.value):
-                    raise _unsupported(f"a for loop over {v.value.__name__}", s)
-                return [py_const(m, s) for m in v.value]
-            if isinstance(v, Val) and v.ty.kind == "set":
-                raise _unsupported("a for loop over a frozenset (not a literal finite domain; "
-                                   "its order is not known)", s)
-        raise _unsupported("a for loop over something other than a literal finite domain "
-                           "(a tuple or list display, range(constants) or an Enum class)", s)
+        v = self.ex(it, st)
+        if isinstance(v, ConstObj) and isinstance(v.value, type) \
+                and issubclass(v.value, enum.Enum):
+            if not plain_enum(v.value):
+                raise _unsupported(f"a for loop over {v.value.__name__}", s)
+            return [py_const(m, s) for m in v.value]
+        items = tuple_items(v)
+        if items is not None:
+            return items
+        if isinstance(v, Val) and v.ty.kind == "set":
+            return [] if v.ty == EMPTY else v
+        raise _unsupported("a for loop over something other than a finite domain (a tuple, "
+                           "range(constants), an Enum class or a frozenset)", s)
 
     def assign(self, t: ast.expr, v: Any, st: St, s: ast.AST) -> None:
         if isinstance(t, ast.Name):
             st.locs[t.id] = v
+            return
+        if isinstance(t, ast.Tuple | ast.List):       # unpacking: `a, b = t`
+            if any(isinstance(e, ast.Starred) for e in t.elts):
+                raise _unsupported("unpacking into a starred target", s)
+            items = tuple_items(self.unwrap(v, st, s, "as the value unpacked"))
+            if items is None:
+                raise _unsupported(f"unpacking {_describe(v)} (only tuples of a known length)",
+                                   s)
+            if len(items) != len(t.elts):
+                self.check(st, z3.BoolVal(False), s, f"unpacking {len(items)} values into "
+                           f"{len(t.elts)} names (ValueError)")
+                return
+            for e, x in zip(t.elts, items):
+                self.assign(e, x, st, s)
             return
         if isinstance(t, ast.Attribute):
             obj = self.ex(t.value, st)
@@ -411,8 +471,12 @@ class Translator(Expressions):
         msg = self.ex(msg_node, st)
         to = None
         parts: list[tuple[Any, str]] = []
+        maybe: Any = None            # to= an Optional[Peer]: whether it is a peer
         if to_node is not None:
             to = self.ex(to_node, st)
+            if isinstance(to, Val) and to.ty == opt_ty(PEER):
+                maybe = is_some(to.ty, to.e)
+                to = some_value(to.ty, to.e)
             if to is NONE:
                 to = None
             elif not (isinstance(to, Val) and to.ty == PEER):
@@ -422,7 +486,14 @@ class Translator(Expressions):
             raise _unsupported(f"{attr}() of {_describe(msg)}, not a message built with its "
                                "class", node)
         if attr == "send":
-            if to is not None:
+            if maybe is not None:       # None sends as to=None does: to a single port's peer
+                assert to is not None
+                member = z3.IsMember(to.e, penc.peers.e)
+                parts.append((z3.And(maybe, member) if penc.many else
+                              z3.Or(z3.Not(maybe), member),
+                              f"the destination is a peer of port {port.name}"
+                              + (" (not None)" if penc.many else "")))
+            elif to is not None:
                 parts.append((z3.IsMember(to.e, penc.peers.e),
                               f"the destination is a peer of port {port.name}"))
             elif penc.many:

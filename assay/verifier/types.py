@@ -20,8 +20,10 @@ from assay.model.types import (
     _Enum,
     _FrozenSet,
     _Int,
+    _Optional,
     _Peer,
     _Str,
+    _Tuple,
 )
 
 
@@ -46,15 +48,24 @@ def _unsupported(what: str, node: ast.AST | None) -> Unsupported:
 
 @dataclass(frozen=True)
 class Ty:
-    kind: str                       # bool | int | str | peer | enum | set
+    kind: str                       # bool | int | str | peer | enum | set | tuple | seq | opt
     cls: Any = None                 # the Enum class of an enum
-    elem: Ty | None = None          # the element type of a set (None: the empty literal)
+    elem: Ty | None = None          # the element type of a set (None: the empty literal), of a
+                                    # seq (`tuple[T, ...]`) or of an opt (`Optional[T]`)
+    items: tuple[Ty, ...] | None = None     # the item types of a (fixed-length) tuple
 
     def describe(self) -> str:
         if self.kind == "enum":
             return self.cls.__name__
         if self.kind == "set":
             return f"frozenset[{self.elem.describe()}]" if self.elem else "frozenset()"
+        if self.kind == "tuple":
+            assert self.items is not None
+            return f"tuple[{', '.join(t.describe() for t in self.items) or '()'}]"
+        if self.kind == "seq":
+            return f"tuple[{self.elem.describe()}, ...]"  # type: ignore[union-attr]
+        if self.kind == "opt":
+            return f"Optional[{self.elem.describe()}]"  # type: ignore[union-attr]
         return {"peer": "Peer"}.get(self.kind, self.kind)
 
 
@@ -68,6 +79,18 @@ def enum_ty(cls: type) -> Ty:
 
 def set_ty(elem: Ty) -> Ty:
     return Ty("set", elem=elem)
+
+
+def tuple_ty(items: tuple[Ty, ...] | list[Ty]) -> Ty:
+    return Ty("tuple", items=tuple(items))
+
+
+def seq_ty(elem: Ty) -> Ty:
+    return Ty("seq", elem=elem)
+
+
+def opt_ty(elem: Ty) -> Ty:
+    return Ty("opt", elem=elem)
 
 
 def plain_enum(cls: Any) -> bool:
@@ -102,6 +125,54 @@ def enum_sort(cls: type) -> tuple[z3.SortRef, dict[Any, z3.ExprRef], dict[str, A
     return got
 
 
+_DATATYPES: dict[Ty, Any] = {}
+
+
+def datatype(ty: Ty) -> Any:
+    """The Z3 datatype of a tuple type (one constructor `mk`, accessors `_0`, `_1`, ...) or an
+    Optional type (constructors `none` and `some`, accessor `val`), made once per type."""
+    got = _DATATYPES.get(ty)
+    if got is None:
+        n = len(_DATATYPES)             # names unique across datatypes (SMT-LIB dumps)
+        d = z3.Datatype(f"{ty.describe()}#{n}")
+        if ty.kind == "tuple":
+            assert ty.items is not None
+            d.declare(f"mk#{n}", *[(f"_{i}#{n}", sort_of(t)) for i, t in enumerate(ty.items)])
+        else:
+            assert ty.kind == "opt" and ty.elem is not None
+            d.declare(f"none#{n}")
+            d.declare(f"some#{n}", (f"val#{n}", sort_of(ty.elem)))
+        got = _DATATYPES[ty] = d.create()
+    return got
+
+
+def item(ty: Ty, e: Any, i: int) -> Val:
+    """Item `i` of a tuple term."""
+    assert ty.items is not None
+    return Val(ty.items[i], datatype(ty).accessor(0, i)(e))
+
+
+def make_tuple(ty: Ty, items: list[Any]) -> Any:
+    return datatype(ty).constructor(0)(*items)
+
+
+def is_some(ty: Ty, e: Any) -> Any:
+    return datatype(ty).recognizer(1)(e)
+
+
+def some_value(ty: Ty, e: Any) -> Val:
+    assert ty.elem is not None
+    return Val(ty.elem, datatype(ty).accessor(1, 0)(e))
+
+
+def none_of(ty: Ty) -> Any:
+    return datatype(ty).constructor(0)()
+
+
+def some_of(ty: Ty, e: Any) -> Any:
+    return datatype(ty).constructor(1)(e)
+
+
 def sort_of(ty: Ty) -> z3.SortRef:
     k = ty.kind
     if k == "bool":
@@ -114,12 +185,63 @@ def sort_of(ty: Ty) -> z3.SortRef:
         return peer_sort()
     if k == "enum":
         return enum_sort(ty.cls)[0]
+    if k in ("tuple", "opt"):
+        return datatype(ty)  # type: ignore[no-any-return]
     assert ty.elem is not None
+    if k == "seq":
+        return z3.SeqSort(sort_of(ty.elem))
     return z3.SetSort(sort_of(ty.elem))
 
 
 def finite(ty: Ty) -> bool:
     return ty.kind in ("bool", "enum")
+
+
+# --- what the encoding adds to Z3: sizes of sets, named peers -------------------------------------
+
+_CARDS: dict[str, z3.FuncDeclRef] = {}
+
+
+def card(s: Any) -> Any:
+    """`len` of a set term whose elements are not finitely many (ints, peers, strs, tuples):
+    an uninterpreted function of the set, per element sort.  What is known of it are the
+    valid facts `prove.background` adds for the terms an obligation mentions."""
+    key = str(s.sort())
+    f = _CARDS.get(key)
+    if f is None:
+        f = _CARDS[key] = z3.Function(f"len@{key}", s.sort(), z3.IntSort())
+    return f(s)
+
+
+def is_card(e: Any) -> bool:
+    return z3.is_app(e) and e.num_args() == 1 and e.decl().name().startswith("len@") \
+        and e.decl().name()[4:] in _CARDS
+
+
+def named_peer(name: str) -> Any:
+    """`Peer(name)`: the peer of that name, one constant per name (two names, two peers)."""
+    return z3.Const(f"peer:{name}", peer_sort())
+
+
+def peer_name(e: Any) -> str | None:
+    """The name of a named-peer constant, or None."""
+    if z3.is_const(e) and e.sort() == peer_sort() and e.decl().kind() == z3.Z3_OP_UNINTERPRETED:
+        n = e.decl().name()
+        if n.startswith("peer:"):
+            return n[5:]  # type: ignore[no-any-return]
+    return None
+
+
+_NONEMPTY: z3.FuncDeclRef | None = None
+
+
+def peer_truth(e: Any) -> Any:
+    """The truth value of a peer (a str: its name is not empty), uninterpreted but for named
+    peers (`prove.background`)."""
+    global _NONEMPTY
+    if _NONEMPTY is None:
+        _NONEMPTY = z3.Function("peer.nonempty", peer_sort(), z3.BoolSort())
+    return _NONEMPTY(e)
 
 
 def members(ty: Ty) -> list[z3.ExprRef]:
@@ -161,7 +283,83 @@ def ty_of_spec(spec: TypeSpec, elem_hint: Ty | None = None) -> Ty | Opaque:
         if isinstance(e, Opaque) or e.kind == "set":
             return Opaque(f"of type {spec.describe()}")
         return set_ty(e)
+    if isinstance(spec, _Tuple):
+        if spec.elems is None:
+            assert spec.rest is not None
+            if type(spec.rest).__name__ == "_AnyValue":
+                return Opaque(f"of type {spec.describe()} (annotate its items, e.g. "
+                              "tuple[int, ...])")
+            e = ty_of_spec(spec.rest)
+            return Opaque(f"of type {spec.describe()}") if isinstance(e, Opaque) else seq_ty(e)
+        items = [ty_of_spec(t) for t in spec.elems]
+        if any(isinstance(t, Opaque) for t in items):
+            return Opaque(f"of type {spec.describe()}")
+        return tuple_ty(items)  # type: ignore[arg-type]
+    if isinstance(spec, _Optional):
+        e = ty_of_spec(spec.inner)
+        return Opaque(f"of type {spec.describe()}") if isinstance(e, Opaque) else opt_ty(e)
     return Opaque(f"of type {spec.describe()}")
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """What the kernel's type check adds to a value's static type: the Ranges of its bounded
+    ints, wherever they are nested.  `holds(e)` is that condition on a term."""
+
+    holds: Any                       # Callable[[z3 term], z3 Bool]
+    text: str
+
+
+MAX_RANGE_LITERAL = 64     # a set of bounded ints: within the literal set of its range
+
+
+def bounds(spec: TypeSpec, ty: Ty | Opaque) -> Bounds | None:
+    """The Ranges inside a declared type, or None when it has none."""
+    if isinstance(ty, Opaque):
+        return None
+    if isinstance(spec, _Int):
+        if spec.range is None:
+            return None
+        lo, hi = spec.range.lo, spec.range.hi
+        return Bounds(lambda e: z3.And(e >= lo, e <= hi), f"in [{lo}, {hi}]")
+    text = f"a {spec.describe()}"
+    if isinstance(spec, _FrozenSet) and ty.kind == "set":
+        assert ty.elem is not None
+        inner = bounds(spec.elem, ty.elem)
+        if inner is None:
+            return None
+        r = spec.elem.range if isinstance(spec.elem, _Int) else None
+        if r is not None and r.hi - r.lo < MAX_RANGE_LITERAL:
+            allowed = z3.EmptySet(z3.IntSort())
+            for v in range(r.lo, r.hi + 1):
+                allowed = z3.SetAdd(allowed, v)
+            return Bounds(lambda e: z3.IsSubset(e, allowed), text)
+        x = z3.Const("x@bounds", sort_of(ty.elem))
+        return Bounds(lambda e: z3.ForAll([x], z3.Implies(z3.IsMember(x, e), inner.holds(x))),
+                      text)
+    if isinstance(spec, _Tuple) and ty.kind == "tuple" and spec.elems is not None:
+        parts = [(i, bounds(t, it)) for i, (t, it) in enumerate(zip(spec.elems, ty.items or ()))]
+        parts = [(i, b) for i, b in parts if b is not None]
+        if not parts:
+            return None
+        return Bounds(lambda e: z3.And([b.holds(item(ty, e, i).e)  # type: ignore[union-attr]
+                                        for i, b in parts]), text)
+    if isinstance(spec, _Tuple) and ty.kind == "seq" and spec.rest is not None:
+        assert ty.elem is not None
+        inner = bounds(spec.rest, ty.elem)
+        if inner is None:
+            return None
+        i = z3.Int("i@bounds")
+        return Bounds(lambda e: z3.ForAll([i], z3.Implies(z3.And(i >= 0, i < z3.Length(e)),
+                                                          inner.holds(e[i]))), text)
+    if isinstance(spec, _Optional) and ty.kind == "opt":
+        assert ty.elem is not None
+        inner = bounds(spec.inner, ty.elem)
+        if inner is None:
+            return None
+        return Bounds(lambda e: z3.Or(z3.Not(is_some(ty, e)),
+                                      inner.holds(some_value(ty, e).e)), text)
+    return None
 
 
 # --- values and the objects a body can name -------------------------------------------------------
@@ -230,6 +428,40 @@ class Unbound:
     name: str
 
 
+class TupleObj:
+    """A tuple display (`(a, b)`) or a constant tuple: its items, each a value (or None, or a
+    tuple), kept apart until a static type is needed (`coerce`, `as_val`)."""
+
+    __slots__ = ("items",)
+
+    def __init__(self, items: list[Any]) -> None:
+        self.items = items
+
+    def __repr__(self) -> str:
+        return f"TupleObj({self.items})"
+
+
+def tuple_items(v: Any) -> list[Any] | None:
+    """The items of a tuple value (a display or a term of a tuple type), else None."""
+    if isinstance(v, TupleObj):
+        return v.items
+    if isinstance(v, Val) and v.ty.kind == "tuple":
+        return [item(v.ty, v.e, i) for i in range(len(v.ty.items or ()))]
+    return None
+
+
+def as_val(v: Any, node: ast.AST | None = None) -> Any:
+    """A tuple display as a term of the tuple type of its items (other values unchanged)."""
+    if not isinstance(v, TupleObj):
+        return v
+    items = [as_val(x, node) for x in v.items]
+    if not all(isinstance(x, Val) and x.ty != EMPTY for x in items):
+        raise _unsupported("a tuple holding None or frozenset() where its type is not known "
+                           "(assign it to a field or message field of a declared type)", node)
+    ty = tuple_ty([x.ty for x in items])
+    return Val(ty, make_tuple(ty, [x.e for x in items]))
+
+
 @dataclass(eq=False)
 class RangeObj:
     """`range(lo, hi, step)` with int bounds and a constant step: a domain, or `in`'s right."""
@@ -251,14 +483,46 @@ def empty_set(elem: Ty) -> Val:
 
 
 def coerce(v: Any, ty: Ty) -> Val | None:
-    """`v` as a value of type `ty` (the empty literal takes any set type), or None."""
+    """`v` as a value of type `ty`, or None: the empty literal takes any set type, a value of
+    type T or None an Optional[T], a tuple display a tuple type (item by item) or a
+    `tuple[T, ...]`.  Python values are unchanged: only their static type is chosen."""
+    if isinstance(v, Val) and v.ty == ty:
+        return v
+    k = ty.kind
+    if k == "opt":
+        assert ty.elem is not None
+        if v is NONE:
+            return Val(ty, none_of(ty))
+        c = coerce(v, ty.elem)
+        return None if c is None else Val(ty, some_of(ty, c.e))
+    if k == "tuple":
+        items = tuple_items(v)
+        assert ty.items is not None
+        if items is None or len(items) != len(ty.items):
+            return None
+        cs = [coerce(x, t) for x, t in zip(items, ty.items)]
+        if any(c is None for c in cs):
+            return None
+        return Val(ty, make_tuple(ty, [c.e for c in cs]))  # type: ignore[union-attr]
+    seq_items = tuple_items(v) if k == "seq" else None
+    if seq_items is not None:
+        assert ty.elem is not None
+        cs = [coerce(x, ty.elem) for x in seq_items]
+        if any(c is None for c in cs):
+            return None
+        return Val(ty, seq_of(ty, [c.e for c in cs]))  # type: ignore[union-attr]
     if not isinstance(v, Val):
         return None
-    if v.ty == ty:
-        return v
-    if v.ty == EMPTY and ty.kind == "set" and ty.elem is not None:
+    if v.ty == EMPTY and k == "set" and ty.elem is not None:
         return empty_set(ty.elem)
     return None
+
+
+def seq_of(ty: Ty, items: list[Any]) -> Any:
+    if not items:
+        return z3.Empty(sort_of(ty))
+    units = [z3.Unit(x) for x in items]
+    return units[0] if len(units) == 1 else z3.Concat(*units)
 
 
 def unify(a: Val, b: Val) -> tuple[Val, Val] | None:
@@ -269,6 +533,10 @@ def unify(a: Val, b: Val) -> tuple[Val, Val] | None:
         return (empty_set(b.ty.elem), b) if b.ty.elem else None
     if b.ty == EMPTY and a.ty.kind == "set":
         return (a, empty_set(a.ty.elem)) if a.ty.elem else None
+    if a.ty.kind == "opt" and a.ty.elem == b.ty:
+        return a, Val(a.ty, some_of(a.ty, b.e))
+    if b.ty.kind == "opt" and b.ty.elem == a.ty:
+        return Val(b.ty, some_of(b.ty, a.e)), b
     return None
 
 
@@ -317,15 +585,16 @@ def py_const(v: Any, node: ast.AST | None = None) -> Any:
             raise _unsupported(f"the enum member {v!r} (only plain Enums are translated)", node)
         return Val(enum_ty(type(v)), enum_sort(type(v))[1][v])
     if type(v) is frozenset:
-        vals = [py_const(x, node) for x in v]
+        vals = [py_const(x, node) for x in sorted(v, key=repr)]
         if not vals:
             return Val(EMPTY, None)
-        if isinstance(v, frozenset) and any(isinstance(x, Peer) for x in v):
-            raise _unsupported("a constant set of peers", node)
         return set_literal(vals, node)
-    if isinstance(v, Peer):
-        raise _unsupported(f"the constant peer {str(v)!r}", node)
-    if isinstance(v, type) and (issubclass(v, enum.Enum) or issubclass(v, Message)):
+    if type(v) is tuple:
+        return TupleObj([py_const(x, node) for x in v])
+    if type(v) is Peer:
+        return Val(PEER, named_peer(str(v)))
+    if v is Peer or (isinstance(v, type) and (issubclass(v, enum.Enum)
+                                             or issubclass(v, Message))):
         return ConstObj(v)
     if isinstance(v, types.FunctionType | types.BuiltinFunctionType | types.ModuleType) \
             or v is range:
@@ -339,6 +608,7 @@ def _short(v: Any) -> str:
 
 
 def set_literal(vals: list[Any], node: ast.AST | None) -> Val:
+    vals = [as_val(v, node) for v in vals]
     elems = [v for v in vals if isinstance(v, Val)]
     if len(elems) != len(vals):
         raise _unsupported("a set of values the verifier does not translate", node)
@@ -355,6 +625,25 @@ def set_literal(vals: list[Any], node: ast.AST | None) -> Val:
 def _merge(c: Any, a: Any, b: Any, what: str, node: ast.AST) -> Any:
     if a is b:
         return a
+    ta, tb = tuple_items(a), tuple_items(b)
+    if ta is not None and tb is not None and (isinstance(a, TupleObj) or isinstance(b, TupleObj)
+                                              or a.ty != b.ty):
+        if len(ta) != len(tb):
+            raise _unsupported(f"{what} is a tuple of {len(ta)} items on one path and of "
+                               f"{len(tb)} on another", node)
+        return TupleObj([_merge(c, x, y, what, node) for x, y in zip(ta, tb)])
+    if a is NONE and isinstance(b, Val) and b.ty != EMPTY:
+        ty = b.ty if b.ty.kind == "opt" else opt_ty(b.ty)
+        return Val(ty, ite(c, none_of(ty), coerce(b, ty).e))  # type: ignore[union-attr]
+    if b is NONE and isinstance(a, Val) and a.ty != EMPTY:
+        ty = a.ty if a.ty.kind == "opt" else opt_ty(a.ty)
+        return Val(ty, ite(c, coerce(a, ty).e, none_of(ty)))  # type: ignore[union-attr]
+    for x, y, flip in ((a, b, False), (b, a, True)):
+        if isinstance(x, Val) and x.ty.kind in ("opt", "seq") \
+                and not (isinstance(y, Val) and y.ty == x.ty):
+            cy = coerce(y, x.ty)
+            if cy is not None:
+                return Val(x.ty, ite(c, cy.e, x.e) if flip else ite(c, x.e, cy.e))
     if isinstance(a, Val) and isinstance(b, Val):
         if a.ty == EMPTY and b.ty == EMPTY:
             return a
@@ -385,7 +674,7 @@ def to_z3(v: Any, ty: Ty, peers: dict[str, Any]) -> Any:
     if k == "peer" and isinstance(v, str):
         c = peers.get(str(v))
         if c is None:
-            c = peers[str(v)] = z3.Const(f"peer:{v}", peer_sort())
+            c = peers[str(v)] = named_peer(str(v))
         return c
     if k == "enum" and type(v) is ty.cls:
         return enum_sort(ty.cls)[1][v]
@@ -394,11 +683,42 @@ def to_z3(v: Any, ty: Ty, peers: dict[str, Any]) -> Any:
         for x in sorted(v, key=repr):
             s = z3.SetAdd(s, to_z3(x, ty.elem, peers))  # type: ignore[arg-type]
         return s
+    if k == "tuple" and type(v) is tuple and len(v) == len(ty.items or ()):
+        return make_tuple(ty, [to_z3(x, t, peers) for x, t in zip(v, ty.items or ())])
+    if k == "seq" and type(v) is tuple:
+        return seq_of(ty, [to_z3(x, ty.elem, peers) for x in v])  # type: ignore[arg-type]
+    if k == "opt":
+        return none_of(ty) if v is None else some_of(ty, to_z3(v, ty.elem, peers))  # type: ignore
     raise Unsupported(f"the value {_short(v)} as a {ty.describe()}")
 
 
+def conforms(v: Any, ty: Ty) -> bool:
+    """A Python value is one of the static type `ty` (as the translation reads them back)."""
+    k = ty.kind
+    if k == "bool":
+        return type(v) is bool
+    if k == "int":
+        return type(v) is int
+    if k == "str":
+        return isinstance(v, str)
+    if k == "peer":
+        return isinstance(v, str)
+    if k == "enum":
+        return type(v) is ty.cls
+    if k == "tuple":
+        its = ty.items or ()
+        return type(v) is tuple and len(v) == len(its) and all(conforms(x, t)
+                                                               for x, t in zip(v, its))
+    if k == "seq":
+        return type(v) is tuple and all(conforms(x, ty.elem) for x in v)  # type: ignore
+    if k == "opt":
+        return v is None or conforms(v, ty.elem)  # type: ignore[arg-type]
+    return type(v) is frozenset and all(conforms(x, ty.elem) for x in v)  # type: ignore
+
+
 class ModelReader:
-    """Reads Python values out of a Z3 model; peers get readable names."""
+    """Reads Python values out of a Z3 model; peers get readable names (a named peer,
+    `Peer("n1")`, its own)."""
 
     def __init__(self, model: z3.ModelRef, taken: set[str],
                  peer_terms: tuple[Any, ...] | list[Any] = ()) -> None:
@@ -409,12 +729,18 @@ class ModelReader:
         self.taken = set(taken)
         universe = model.get_universe(peer_sort()) if _PEER_SORT is not None else None
         self.universe: list[Any] = list(universe or [])
-        for t in peer_terms:
+        named = []
+        for d in model.decls():
+            if d.arity() == 0 and d.name().startswith("peer:") and _PEER_SORT is not None \
+                    and d.range() == _PEER_SORT:
+                named.append((d.name()[5:], model.eval(d(), model_completion=True)))
+        self.taken |= {n for n, _ in named}
+        for n, x in named:
+            self.names.setdefault(str(x), n)
+        for t in [*peer_terms, *(x for _, x in named)]:
             x = model.eval(t, model_completion=True)
             if not any(str(x) == str(u) for u in self.universe):
                 self.universe.append(x)
-        for u in self.universe:
-            self._name(u)
 
     def _name(self, e: Any) -> str:
         key = str(e)
@@ -448,7 +774,16 @@ class ModelReader:
             if not any(str(x) == str(u) for u in self.universe):
                 self.universe.append(x)
             return Peer(self._name(x))
+        if k == "tuple":
+            return tuple(self.value(item(ty, x, i)) for i in range(len(ty.items or ())))
+        if k == "opt":
+            if not z3.is_true(m.eval(is_some(ty, x), model_completion=True)):
+                return None
+            return self.value(some_value(ty, x))
         assert ty.elem is not None
+        if k == "seq":
+            n = m.eval(z3.Length(x), model_completion=True).as_long()
+            return tuple(self.value(x[i], ty.elem) for i in range(n))
         if finite(ty.elem) or ty.elem.kind == "peer":
             cands = members(ty.elem) if finite(ty.elem) else list(self.universe)
             out = set()
@@ -456,7 +791,61 @@ class ModelReader:
                 if z3.is_true(m.eval(z3.IsMember(c, e), model_completion=True)):
                     out.add(self.value(c, ty.elem))
             return frozenset(out)
-        return frozenset(self.value(c, ty.elem) for c in _finite_set(x))
+        return frozenset(self.value(c, ty.elem) for c in self._members(x, ty.elem))
+
+    def _members(self, x: Any, elem: Ty) -> list[Any]:
+        return finite_members(self.model, x, sort_of(elem))
+
+
+def finite_members(model: z3.ModelRef, x: Any, sort: Any) -> list[Any]:
+    """The members of a set value of the model: read off its stores, or else found among the
+    element values the model mentions (checked: the set must be exactly those; else it is
+    infinite, or not known to be finite: Unsupported)."""
+    if isinstance(sort, z3.SortRef) and sort.kind() == z3.Z3_UNINTERPRETED_SORT:
+        universe = model.get_universe(sort) or []
+        found = [u for u in universe
+                 if z3.is_true(model.eval(z3.IsMember(u, x), model_completion=True))]
+    else:
+        try:
+            return _finite_set(x)
+        except Unsupported:
+            pass
+        cands: dict[str, Any] = {}
+        for t in _subterms(x):
+            if t.sort() == sort and _is_model_value(t):
+                cands.setdefault(str(t), t)
+        for d in model.decls():
+            if d.arity() == 0 and d.range() == sort:
+                t = model.eval(d(), model_completion=True)
+                cands.setdefault(str(t), t)
+        found = [c for c in cands.values()
+                 if z3.is_true(model.eval(z3.IsMember(c, x), model_completion=True))]
+    lit = z3.EmptySet(sort)
+    for c in found:
+        lit = z3.SetAdd(lit, c)
+    if not z3.is_true(model.eval(x == lit, model_completion=True)):
+        raise Unsupported("the model has an infinite set")
+    return found
+
+
+def _subterms(x: Any) -> list[Any]:
+    out, todo, seen = [], [x], set()
+    while todo:
+        t = todo.pop()
+        if not z3.is_app(t) or t.get_id() in seen:
+            continue
+        seen.add(t.get_id())
+        out.append(t)
+        todo.extend(t.children())
+    return out
+
+
+def _is_model_value(t: Any) -> bool:
+    if z3.is_int_value(t) or z3.is_string_value(t) or z3.is_true(t) or z3.is_false(t):
+        return True
+    if z3.is_app(t) and t.decl().kind() == z3.Z3_OP_DT_CONSTRUCTOR:
+        return all(_is_model_value(c) for c in t.children())
+    return False
 
 
 def _finite_set(x: Any) -> list[Any]:
@@ -497,6 +886,8 @@ def _describe(v: Any) -> str:
         return f"the port {v.name}"
     if isinstance(v, RangeObj):
         return "a range"
+    if isinstance(v, TupleObj):
+        return f"a tuple of {len(v.items)} items"
     if isinstance(v, ConstObj):
         return getattr(v.value, "__name__", None) or _short(v.value)
     return type(v).__name__
@@ -504,17 +895,17 @@ def _describe(v: Any) -> str:
 
 # --- message types --------------------------------------------------------------------------------
 
-_MSG_TYPES: dict[type, dict[str, tuple[Ty | Opaque, tuple[int, int] | None]]] = {}
+_MSG_TYPES: dict[type, dict[str, tuple[Ty | Opaque, Bounds | None]]] = {}
 
 
-def message_types(cls: type) -> dict[str, tuple[Ty | Opaque, tuple[int, int] | None]]:
-    """Each field of a message class: its static type (or Opaque) and its Range, if any."""
+def message_types(cls: type) -> dict[str, tuple[Ty | Opaque, Bounds | None]]:
+    """Each field of a message class: its static type (or Opaque) and the Ranges inside its
+    declared type, if any."""
     got = _MSG_TYPES.get(cls)
     if got is None:
         got = {}
         for n, spec in cls.field_types().items():  # type: ignore[attr-defined]
-            rng = (spec.range.lo, spec.range.hi) if isinstance(spec, _Int) and spec.range \
-                else None
-            got[n] = (ty_of_spec(spec), rng)
+            ty = ty_of_spec(spec)
+            got[n] = (ty, bounds(spec, ty))
         _MSG_TYPES[cls] = got
     return got

@@ -94,6 +94,9 @@ Decisions:
 * Restarts: the kernel checks the invariant after a restart, so components with persistent
   fields or a restart hook get `restart` obligations (persistent fields keep their values,
   the others take one of their initial values, then the hook runs).
+* Beside each premise, group and goal the solver holds `prove.background`'s facts (sizes of
+  sets, named peers), and a model goes through `prove.finite_model` (its sets finite, their
+  sizes exact, where it can) before it is confirmed.
 """
 from __future__ import annotations
 
@@ -663,7 +666,7 @@ class _Component:
             if _sends_syntactically(t.fn):
                 goals.append(_Goal("send", "its sends are well-typed", _line_of(t.fn),
                                    error=why))
-            if enc.ranges:
+            if enc.bounds:
                 goals.append(_Goal("types", "keeps the bounded fields in range", _line_of(t.fn),
                                    error=why))
             for _, ploc in info.invariants:
@@ -692,16 +695,14 @@ class _Component:
         post = SelfObj(body.fields)
         types_ok: Any = z3.BoolVal(True)
         post_goals = []
-        ranged = sorted(f for f in body.written if f in enc.ranges)
+        ranged = sorted(f for f in body.written if f in enc.bounds)
         for f in ranged:
-            lo, hi = enc.ranges[f]
-            v = body.fields[f].e
-            types_ok = vtypes.conj(types_ok, z3.And(v >= lo, v <= hi))
+            types_ok = vtypes.conj(types_ok, enc.bounds[f].holds(body.fields[f].e))
         if ranged:
             wl = body.wline
             post_goals.append(_Goal(
-                "types", "keeps " + ", ".join(f"{f} in [{enc.ranges[f][0]}, {enc.ranges[f][1]}]"
-                                              for f in ranged), _line_of(t.fn), goal=types_ok,
+                "types", "keeps " + ", ".join(enc.bound_text(f) for f in ranged),
+                _line_of(t.fn), goal=types_ok,
                 evaluate=self._eval_body(t, "types", fields=ranged),
                 locate=functools.partial(_bad_write, wline=wl, ranged=ranged, body=body,
                                          enc=enc)))
@@ -887,6 +888,7 @@ class _Component:
         s.push()
         try:
             s.add(*premise)
+            s.add(*prove.background(premise, s))      # valid facts: sizes of sets, named peers
             assumptions_state = None
             if vacuity and not dropped:
                 r = s.check()
@@ -907,6 +909,7 @@ class _Component:
                 s.push()
                 try:
                     s.add(*grp.extra)
+                    s.add(*prove.background(grp.extra, s))
                     group_state = None
                     if grp.extra and not dropped and any(g.error is None for g in grp.goals):
                         r = s.check()
@@ -941,6 +944,7 @@ class _Component:
         s.push()
         try:
             s.add(z3.Not(g.goal))
+            s.add(*prove.background([g.goal], s))
             r = s.check()
             if r == z3.unsat:
                 if dropped:
@@ -952,7 +956,7 @@ class _Component:
             if r == z3.unknown:
                 emit(g, "unknown", self._gave_up(s.reason_unknown()), started=started)
                 return
-            model = s.model()
+            model = prove.finite_model(s, s.model())   # one whose sets are finite, if any
         finally:
             s.pop()
         try:
@@ -1324,18 +1328,7 @@ def _same_values(a: tuple, b: tuple) -> bool:
 
 
 def _conforms(v: Any, ty: Ty) -> bool:
-    k = ty.kind
-    if k == "bool":
-        return type(v) is bool
-    if k == "int":
-        return type(v) is int
-    if k == "str":
-        return isinstance(v, str)
-    if k == "peer":
-        return isinstance(v, str)
-    if k == "enum":
-        return type(v) is ty.cls
-    return type(v) is frozenset and all(_conforms(x, ty.elem) for x in v)  # type: ignore
+    return vtypes.conforms(v, ty)
 
 
 # --- helpers --------------------------------------------------------------------------------------
@@ -1350,9 +1343,7 @@ def _first_failing(m: z3.ModelRef, checks: list[statements.Check]) -> int | None
 def _bad_write(m: z3.ModelRef, wline: dict[str, Any], ranged: list[str], body: Any,
                enc: ComponentEncoding) -> int | None:
     for f in ranged:
-        lo, hi = enc.ranges[f]
-        v = m.eval(body.fields[f].e, model_completion=True).as_long()
-        if not lo <= v <= hi:
+        if not z3.is_true(m.eval(enc.bounds[f].holds(body.fields[f].e), model_completion=True)):
             line = m.eval(wline[f], model_completion=True).as_long()
             return line or None
     return None
