@@ -690,6 +690,23 @@ def test_a_node_killed_twice_hosting_a_persistent_and_a_volatile_instance_replay
     replay(children, merged_trace(dep, [trace], tmp_path / "run.json"))
 
 
+def test_a_node_started_again_checks_its_properties_on_every_hosted_instance_restored(
+        children, tmp_path):
+    # issue 9 §3: the node restored its instances one by one and checked each restart beside
+    # the others' initial states; the follower (restored first) looked ahead of a leader at
+    # 0 — a violation of a state the node never was in
+    (pa,) = free_ports(1)
+    dep = write_deployment(tmp_path / "deploy.toml", FIXTURES / "follower.py",
+                           {"a": (pa, ["follower", "leader"])}, params={"limit": 5})
+    state, log = tmp_path / "state", tmp_path / "a.log"
+    for life in range(2):
+        a = children.node(dep, "a", pa, "--state-dir", state, log=log)
+        poll(lambda: fields(pa, "follower")["n"] == 5, 10, "the follower caught up", log=log)
+        status = ctl(pa, {"t": "status"})
+        assert status is not None and status["violations"] == [], (life, status)
+        children.stop(a, pa)
+
+
 # --- 5. Ctrl-C ----------------------------------------------------------------------------------
 
 def in_event_loop(pid: int) -> bool:

@@ -116,19 +116,19 @@ class LocalRuntime:
                 self.steplog_path = Path(state_dir) / "local.jsonl"
                 self.steplog, self.clock = open_step_log(self.steplog_path,
                                                          self.store.clock())
-            # the whole system crashed with the process: every instance restarts
-            restarted = restore(kernel, self.store, self.names) or {}
-            for inst in restarted:
-                self._log({"kind": "crash", "instance": inst})
-            for inst, step in restarted.items():
-                self._restarts.append((inst, self.node.restart(inst, step)))
-            # the messages in flight when it crashed: sent by durable steps, not yet handled
+            # the messages in flight when it crashed (sent by durable steps, not yet handled)
+            # first: the restart check reads them
             allowed = {(i, p): kernel.receivable(i, p) for i in self.names
                        for p in kernel.wirings[i]}
             for _, epoch, seq, frame in self.store.outbox():
                 env = saved_envelope(frame, allowed, self.store.path)
                 self.inbox[env.dst].append(env)
                 self._rows[env.dst].append((epoch, seq))
+            # the whole system crashed with the process: every instance restarts
+            restarted = restore(kernel, self.store, self.names) or {}
+            for inst in restarted:
+                self._log({"kind": "crash", "instance": inst})
+            self._restarts = self.node.restart_all(restarted)
 
     def _log(self, event: dict[str, Any]) -> int:
         self.clock += 1

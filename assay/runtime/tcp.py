@@ -185,8 +185,8 @@ class TcpNode:
             restarted = restore(self.kernel, self.store, self.hosted) or {}
             for inst in restarted:
                 self._record({"kind": "crash", "instance": inst})
-            for inst, step in restarted.items():
-                self._restarts.append((inst, self.node.restart(inst, step)))
+            self._restarts = self.node.restart_all(restarted)
+            for inst in restarted:
                 log.info("%s: restored %s from %s", name, inst, state_dir)
             for peer, epoch, seq, frame in self.store.outbox():
                 if peer in self.links:             # sent in an earlier life, not acknowledged
