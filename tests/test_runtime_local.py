@@ -424,9 +424,17 @@ def test_messages_in_flight_survive_kills_of_a_one_process_run(tmp_path):
     state, trace = tmp_path / "state", tmp_path / "run.json"
     argv = [sys.executable, "-m", "assay.cli", "run", str(relay), "-p", "limit=2000",
             "--state-dir", str(state), "--trace-out", str(trace)]
-    for delay in (0.6, 0.3, 0.45):
+    log = state / "local.jsonl"
+    for delay in (0.1, 0.03, 0.06):
         p = subprocess.Popen(argv + ["--for", "60"], stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL, start_new_session=True)
+        # each life is killed once it has logged a step of its own (a fixed delay can land
+        # before that on a loaded machine, where starting takes longer than the delay)
+        lines = log.read_text().count("\n") if log.exists() else 0
+        deadline = time.monotonic() + 30
+        while (log.read_text().count("\n") if log.exists() else 0) <= lines + 6:
+            assert p.poll() is None and time.monotonic() < deadline, "no steps logged"
+            time.sleep(0.01)
         time.sleep(delay)
         os.killpg(p.pid, signal.SIGKILL)
         p.wait(10)

@@ -291,7 +291,7 @@ def test_a_restarted_node_drops_the_log_lines_beyond_its_last_durable_step(tmp_p
     dep, _, _ = _register_dep(tmp_path)
     state = tmp_path / "state"
     state.mkdir()
-    with Store(state / "a.sqlite") as s:
+    with Store(state / "a.sqlite", system="register", node="a") as s:
         for seq in (1, 2):
             s.save_handled("b", "e1", seq)
         s.save_step("server", {"value": 3}, [], handled=("b", "e1", 3), clock=5)
@@ -347,7 +347,7 @@ def test_a_last_line_missing_only_its_newline_does_not_swallow_the_next_line(tmp
     dep, _, _ = _register_dep(tmp_path)
     state = tmp_path / "state"
     state.mkdir()
-    with Store(state / "a.sqlite") as s:
+    with Store(state / "a.sqlite", system="register", node="a") as s:
         s.save_step("server", {"value": 1}, [], clock=2)
     trace = tmp_path / "a.jsonl"
     trace.write_text(_log_line(1) + _log_line(2).rstrip("\n"))
@@ -373,7 +373,7 @@ def test_a_step_logged_but_not_yet_saved_when_its_node_is_killed_leaves_the_log(
 
     a = children.node(dep, "a", pa, *args, log=log)
     assert send_and_ack(pa, [write(1, 1)]) == [("b1", 1)]       # durable, acknowledged
-    with write_locked(state / "a.sqlite"):
+    with write_locked(state / "a.sqlite", "register"):
         async def second() -> list[tuple[str, int]]:
             async with _Peer("b", pa) as peer:
                 await peer.send([write(2, 2)])
@@ -584,7 +584,7 @@ def test_a_frame_resent_on_a_new_connection_while_its_step_is_pending_is_acknowl
     state, log = tmp_path / "state", tmp_path / "a.log"
     state.mkdir()
     frame = count("x", 1, 1, "e")
-    with write_locked(state / "a.sqlite") as disk:           # a's disk is slow
+    with write_locked(state / "a.sqlite", "sinks") as disk:  # a's disk is slow
         children.node(dep, "a", pa, "--state-dir", state, log=log)
 
         async def first_copy() -> None:     # then b crashes: its connection goes away

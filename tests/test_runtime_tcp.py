@@ -382,8 +382,8 @@ def test_a_killed_server_restarts_from_its_state_without_losing_an_acknowledged_
     state = tmp_path / "state"
     state.mkdir()
     la, lb = tmp_path / "a.log", tmp_path / "b.log"
-    with write_locked(state / "a.sqlite") as server_disk, \
-            write_locked(state / "b.sqlite") as client_disk:
+    with write_locked(state / "a.sqlite", "register") as server_disk, \
+            write_locked(state / "b.sqlite", "register") as client_disk:
         client_disk.execute("ROLLBACK")               # the client's disk is fast, for now
         a = children.node(dep, "a", pa, "--state-dir", state, log=la)
         children.node(dep, "b", pb, "--state-dir", state, log=lb)
@@ -422,7 +422,7 @@ def test_a_message_acknowledged_by_the_link_survives_a_crash_of_its_receiver(
     state = tmp_path / "state"
     state.mkdir()
     la, lb = tmp_path / "a.log", tmp_path / "b.log"
-    with write_locked(state / "a.sqlite") as lock:
+    with write_locked(state / "a.sqlite", "register") as lock:
         a = children.node(dep, "a", pa, "--state-dir", state, log=la)
         children.node(dep, "b", pb, "--state-dir", state, log=lb)
         # the server is handling Write(1) (its save waits on the disk): the frame is not
@@ -568,7 +568,7 @@ def test_assay_run_does_not_stop_a_node_in_the_middle_of_a_step(children, tmp_pa
     dep, pa, pb = register_deployment(tmp_path)
     state = tmp_path / "state"
     state.mkdir()
-    with write_locked(state / "b.sqlite"):            # the client's disk is slow for 3 s
+    with write_locked(state / "b.sqlite", "register"):  # the client's disk is slow for 3 s
         run = children.popen(assay_argv("run", "--deploy", dep, "--json",
                                         "--state-dir", state), capture=True)
         poll(lambda: fields(pb, "client")["pending"], START, "client pending", proc=run)

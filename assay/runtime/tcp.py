@@ -105,7 +105,8 @@ class TcpNode:
     def __init__(self, dep: Deployment, name: str, monitor: str = "enforce",
                  state_dir: str | None = None, time_unit: float = 0.01, seed: int = 0,
                  trace_out: str | None = None, driven: tuple[str, ...] = (),
-                 ack_delay: float = 0.005, durability: str = "machine") -> None:
+                 ack_delay: float = 0.005, durability: str = "machine",
+                 fresh: bool = False) -> None:
         if name not in dep.nodes:
             from assay.errors import UsageError
 
@@ -169,7 +170,8 @@ class TcpNode:
         if state_dir is not None:
             from assay.runtime.store import open_store
 
-            self.store = open_store(state_dir, name, durability)
+            self.store = open_store(state_dir, name, durability, system=self.kernel.system.name,
+                                    others=[n for n in dep.nodes if n != name], fresh=fresh)
             self.handled = self.store.handled()
             self.seen = {k: h.copy() for k, h in self.handled.items()}
         self.logfile: IO[str] | None = None
@@ -189,16 +191,32 @@ class TcpNode:
             for inst in restarted:
                 log.info("%s: restored %s from %s", name, inst, state_dir)
             for peer, epoch, seq, frame in self.store.outbox():
-                if peer in self.links:             # sent in an earlier life, not acknowledged
-                    self.links[peer].push(frame)
-                elif peer == name:                 # sent here, and not handled before the crash
-                    self._enqueue_own(epoch, seq, frame)
+                self._reload(peer, epoch, seq, frame)
 
-    def _enqueue_own(self, epoch: str, seq: int, frame: dict[str, Any]) -> None:
-        """A message from this node's outbox to one of its instances, for the step loop."""
+    def _reload(self, peer: str, epoch: str, seq: int, frame: dict[str, Any]) -> None:
+        """A frame of the outbox, sent in an earlier life: to a peer and not acknowledged (sent
+        again), or to an instance here and not handled (queued for the step loop).  A frame
+        for no node of the deployment, or not fit for its destination, is a `StateError`."""
+        from assay.errors import Location, StateError
+        from assay.runtime.store import FRESH_NOTE
+
         assert self.store is not None
-        env = saved_envelope(frame, self.allowed, self.store.path)
-        self.inbox[env.dst].append((env, _Receipt(self.name, epoch, seq, None)))
+        where = f"table outbox, row ({peer!r}, {epoch!r}, {seq!r})"
+        if peer != self.name and peer not in self.links:
+            raise StateError(f"{where}: a frame to node {peer!r}, which the deployment does not "
+                             "have", Location(self.store.path), [FRESH_NOTE])
+        kernel = self.kernel
+        allowed = self.allowed if peer == self.name else {
+            (i, p): kernel.receivable(i, p) for i in self.dep.nodes[peer].instances
+            for p in kernel.wirings.get(i, {})}
+        env = saved_envelope(frame, allowed, self.store.path, peer)
+        if self.dep.placement.get(env.dst) != peer:
+            raise StateError(f"{where}: a message to {env.dst}, which is not on node {peer!r}",
+                             Location(self.store.path), [FRESH_NOTE])
+        if peer == self.name:
+            self.inbox[env.dst].append((env, _Receipt(self.name, epoch, seq, None)))
+        else:
+            self.links[peer].push(frame)
 
     # --- receiving ---------------------------------------------------------------------------
 
