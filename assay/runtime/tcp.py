@@ -166,6 +166,9 @@ class TcpNode:
         self._closing = asyncio.Event()        # stopping, and done waiting for acks
         self.allowed = {(i, p): self.kernel.receivable(i, p)
                         for i in self.hosted for p in self.kernel.wirings[i]}
+        # per node: what its instances receive (the outbox reloaded after a restart is checked)
+        self._receivable: dict[str, dict[tuple[str, str], dict[str, type]]] = {
+            name: self.allowed}
         self.store = None
         if state_dir is not None:
             from assay.runtime.store import open_store
@@ -205,10 +208,12 @@ class TcpNode:
         if peer != self.name and peer not in self.links:
             raise StateError(f"{where}: a frame to node {peer!r}, which the deployment does not "
                              "have", Location(self.store.path), [FRESH_NOTE])
-        kernel = self.kernel
-        allowed = self.allowed if peer == self.name else {
-            (i, p): kernel.receivable(i, p) for i in self.dep.nodes[peer].instances
-            for p in kernel.wirings.get(i, {})}
+        allowed = self._receivable.get(peer)
+        if allowed is None:                    # the ports of the peer's instances, once
+            k = self.kernel
+            allowed = self._receivable[peer] = {
+                (i, p): k.receivable(i, p) for i in self.dep.nodes[peer].instances
+                for p in k.wirings.get(i, {})}
         env = saved_envelope(frame, allowed, self.store.path, peer)
         if self.dep.placement.get(env.dst) != peer:
             raise StateError(f"{where}: a message to {env.dst}, which is not on node {peer!r}",
