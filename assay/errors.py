@@ -68,6 +68,12 @@ class TraceError(AssayError):
     """A trace file does not fit the spec it names."""
 
 
+class StateError(AssayError):
+    """A state directory holds something assay did not write: a damaged store, one of another
+    format, system or node, or an earlier run's files without their store.  Reported at the
+    file, never repaired or started over silently (`--fresh` starts over, explicitly)."""
+
+
 class AssayInternalError(Exception):
     """A bug in assay. Keeps its traceback; please report it."""
 

@@ -272,11 +272,11 @@ def saved(db: Path, instance: str) -> dict[str, Any] | None:
 
 
 @contextlib.contextmanager
-def write_locked(db: Path):
-    """Hold the write lock of a node's SQLite store: the node's next `save` waits until the
-    lock is released (as on a slow disk).  Tests use it to stop a node in the middle of a step,
-    where they want it, deterministically."""
-    Store(db).close()                                 # the node opens it as it finds it
+def write_locked(db: Path, system: str):
+    """Hold the write lock of the SQLite store of a node (named as the file) of `system`: the
+    node's next `save` waits until the lock is released (as on a slow disk).  Tests use it to
+    stop a node in the middle of a step, where they want it, deterministically."""
+    Store(db, system=system, node=db.stem).close()    # the node opens it as it finds it
     conn = sqlite3.connect(db, isolation_level=None)
     try:
         conn.execute("BEGIN IMMEDIATE")

@@ -294,7 +294,7 @@ def test_a_restarted_node_drops_the_log_lines_beyond_its_last_durable_step(tmp_p
     dep, _, _ = _register_dep(tmp_path)
     state = tmp_path / "state"
     state.mkdir()
-    with Store(state / "a.sqlite") as s:
+    with Store(state / "a.sqlite", system="register", node="a") as s:
         for seq in (1, 2):
             s.save_handled("b", "e1", seq)
         s.save_step("server", {"value": 3}, [], handled=("b", "e1", 3), clock=5)
@@ -350,7 +350,7 @@ def test_a_last_line_missing_only_its_newline_does_not_swallow_the_next_line(tmp
     dep, _, _ = _register_dep(tmp_path)
     state = tmp_path / "state"
     state.mkdir()
-    with Store(state / "a.sqlite") as s:
+    with Store(state / "a.sqlite", system="register", node="a") as s:
         s.save_step("server", {"value": 1}, [], clock=2)
     trace = tmp_path / "a.jsonl"
     trace.write_text(_log_line(1) + _log_line(2).rstrip("\n"))
@@ -376,7 +376,7 @@ def test_a_step_logged_but_not_yet_saved_when_its_node_is_killed_leaves_the_log(
 
     a = children.node(dep, "a", pa, *args, log=log)
     assert send_and_ack(pa, [write(1, 1)]) == [("b1", 1)]       # durable, acknowledged
-    with write_locked(state / "a.sqlite"):
+    with write_locked(state / "a.sqlite", "register"):
         async def second() -> list[tuple[str, int]]:
             async with _Peer("b", pa) as peer:
                 await peer.send([write(2, 2)])
@@ -592,7 +592,7 @@ def test_a_frame_resent_on_a_new_connection_while_its_step_is_pending_is_acknowl
     state, log = tmp_path / "state", tmp_path / "a.log"
     state.mkdir()
     frame = count("x", 1, 1, "e")
-    with write_locked(state / "a.sqlite") as disk:           # a's disk is slow
+    with write_locked(state / "a.sqlite", "sinks") as disk:  # a's disk is slow
         children.node(dep, "a", pa, "--state-dir", state, log=log)
 
         async def first_copy() -> None:     # then b crashes: its connection goes away
@@ -696,6 +696,23 @@ def test_a_node_killed_twice_hosting_a_persistent_and_a_volatile_instance_replay
              f"Hello({life}) delivered", log=log)
     children.stop(a, pa)
     replay(children, merged_trace(dep, [trace], tmp_path / "run.json"))
+
+
+def test_a_node_started_again_checks_its_properties_on_every_hosted_instance_restored(
+        children, tmp_path):
+    # issue 9 §3: the node restored its instances one by one and checked each restart beside
+    # the others' initial states; the follower (restored first) looked ahead of a leader at
+    # 0 — a violation of a state the node never was in
+    (pa,) = free_ports(1)
+    dep = write_deployment(tmp_path / "deploy.toml", FIXTURES / "follower.py",
+                           {"a": (pa, ["follower", "leader"])}, params={"limit": 5})
+    state, log = tmp_path / "state", tmp_path / "a.log"
+    for life in range(2):
+        a = children.node(dep, "a", pa, "--state-dir", state, log=log)
+        poll(lambda: fields(pa, "follower")["n"] == 5, 10, "the follower caught up", log=log)
+        status = ctl(pa, {"t": "status"})
+        assert status is not None and status["violations"] == [], (life, status)
+        children.stop(a, pa)
 
 
 # --- 5. Ctrl-C ----------------------------------------------------------------------------------

@@ -203,6 +203,73 @@ BUGGY = {"nodes-not-tables", "port-out-of-range", "same-host-and-port",
          "constraint-names-unknown-instance"}
 
 
+def _malformed(p: Path, ports: list[int], replace: dict[str, str | None],
+               add: str = "") -> Path:
+    """A deployment of two_phase_commit on n1 and n2 with lines of it replaced: `replace`
+    maps a line's start (e.g. "port = P1") to what to write instead (None: drop the line)."""
+    lines = [f'spec = "{SPECS / "two_phase_commit.py"}"', f'secret = "{SECRET}"', add,
+             "[params]", "rm_count = 2",
+             "[nodes.n1]", 'host = "127.0.0.1"', "port = P1", 'instances = ["tm"]',
+             "[nodes.n2]", 'host = "127.0.0.1"', "port = P2", 'instances = ["rm0", "rm1"]']
+    out = []
+    for line in lines:
+        key = next((k for k in replace if line.startswith(k)), None)
+        line = line if key is None else replace[key]
+        if line is not None:
+            out.append(line.replace("P1", str(ports[0])).replace("P2", str(ports[1])))
+    return _write(p, "\n".join(out) + "\n")
+
+
+# issue 9 §4.6: a field of the wrong type was a traceback; each is now an error naming the
+# field, what was found and what to write (case -> (replace, add, what stderr must say))
+MALFORMED: dict[str, tuple[dict[str, str | None], str, list[str]]] = {
+    "params-not-a-table": ({"[params]": None, "rm_count": None}, "params = 5",
+                           ["params is 5 (an integer), not a table", "write [params]"]),
+    "param-an-array": ({"rm_count": "rm_count = [2]"}, "",
+                       ["params.rm_count is [2] (an array)"]),
+    "param-a-table": ({"rm_count": "rm_count = {n = 2}"}, "", ["params.rm_count", "a table"]),
+    "host-a-number": ({'host = "127.0.0.1"': "host = 7"}, "",
+                      ["nodes.n1.host is 7 (an integer)", 'host = "127.0.0.1"']),
+    "host-empty": ({'host = "127.0.0.1"': 'host = ""'}, "", ["nodes.n1.host is \"\""]),
+    "port-a-boolean": ({"port = P1": "port = true"}, "",
+                       ["nodes.n1.port is true (a boolean)", "port = 7101"]),
+    "port-a-string": ({"port = P1": 'port = "7101"'}, "",
+                      ['nodes.n1.port is "7101" (a string)', "1..65535"]),
+    "port-a-float": ({"port = P1": "port = 7101.5"}, "", ["nodes.n1.port is 7101.5 (a float)"]),
+    "port-negative": ({"port = P1": "port = -1"}, "", ["nodes.n1.port is -1", "1..65535"]),
+    "port-zero": ({"port = P1": "port = 0"}, "", ["nodes.n1.port is 0", "1..65535"]),
+    "port-a-date": ({"port = P1": "port = 1979-05-27"}, "",
+                    ["nodes.n1.port is 1979-05-27 (a date or time)"]),
+    "port-missing": ({"port = P1": None}, "", ["nodes.n1.port is missing", "port = 7101"]),
+    "instances-a-string": ({'instances = ["tm"]': 'instances = "tm"'}, "",
+                           ['nodes.n1.instances is "tm" (a string)', 'instances = ["tm"']),
+    "instances-of-numbers": ({'instances = ["tm"]': "instances = [1, 2]"}, "",
+                             ["nodes.n1.instances is [1, 2] (an array)", "instance names"]),
+    "node-unknown-field": ({"port = P1": "prot = P1"}, "",
+                           ["nodes.n1.prot is not a field", "host, port, instances"]),
+    "nodes-an-array": ({"[nodes.n1]": None, 'host = "127.0.0.1"': None, "port = P": None,
+                        'instances = ["tm"]': None, "[nodes.n2]": None,
+                        'instances = ["rm0"': None},
+                       'nodes = ["n1", "n2"]', ['nodes is ["n1", "n2"] (an array)']),
+    "spec-a-number": ({"spec =": "spec = 5"}, "", ["spec is 5 (an integer), not a string"]),
+    "system-an-array": ({}, 'system = ["system"]', ['system is ["system"] (an array)']),
+    "secret-a-number": ({"secret =": "secret = 12345678901234567"}, "",
+                        ["secret is 12345678901234567 (an integer)"]),
+    "secret-env-a-boolean": ({"secret =": "secret_env = true"}, "",
+                             ["secret_env is true (a boolean)"]),
+    "constraints-a-number": ({}, "constraints = 5", ["constraints is 5 (an integer)"]),
+    "constraint-flat": ({}, 'constraints = {together = ["tm", "rm0"]}',
+                        ["constraints.together", "list of lists"]),
+    "constraint-unknown": ({}, 'constraints = {beside = [["tm"]]}',
+                           ["constraints.beside is not a field", "together, apart"]),
+    "unknown-field": ({}, 'secret-env = "ASSAY_SECRET"', ["secret-env is not a field",
+                                                          "secret_env"]),
+}
+for _case, (_replace, _add, _needles) in MALFORMED.items():
+    INVALID[_case] = ((lambda r, a: lambda p, ports: _malformed(p, ports, r, a))(_replace, _add),
+                      _needles)
+
+
 @pytest.fixture(scope="module")
 def refused(tmp_path_factory):
     """Every invalid deployment given to `assay run --deploy` (and a few to `assay node`), all
@@ -302,6 +369,11 @@ def test_a_constraint_naming_an_unknown_instance_is_a_usage_error(refused):
     check_refused(refused, "constraint-names-unknown-instance")
 
 
+@pytest.mark.parametrize("case", list(MALFORMED))
+def test_a_deployment_field_of_the_wrong_type_is_refused_naming_it(refused, case):
+    check_refused(refused, case)
+
+
 def test_assay_node_on_a_port_in_use_says_so_without_a_traceback(children, tmp_path):
     with socket.socket() as taken:
         taken.bind((HOST, 0))
@@ -385,8 +457,8 @@ def test_a_killed_server_restarts_from_its_state_without_losing_an_acknowledged_
     state = tmp_path / "state"
     state.mkdir()
     la, lb = tmp_path / "a.log", tmp_path / "b.log"
-    with write_locked(state / "a.sqlite") as server_disk, \
-            write_locked(state / "b.sqlite") as client_disk:
+    with write_locked(state / "a.sqlite", "register") as server_disk, \
+            write_locked(state / "b.sqlite", "register") as client_disk:
         client_disk.execute("ROLLBACK")               # the client's disk is fast, for now
         a = children.node(dep, "a", pa, "--state-dir", state, log=la)
         children.node(dep, "b", pb, "--state-dir", state, log=lb)
@@ -425,7 +497,7 @@ def test_a_message_acknowledged_by_the_link_survives_a_crash_of_its_receiver(
     state = tmp_path / "state"
     state.mkdir()
     la, lb = tmp_path / "a.log", tmp_path / "b.log"
-    with write_locked(state / "a.sqlite") as lock:
+    with write_locked(state / "a.sqlite", "register") as lock:
         a = children.node(dep, "a", pa, "--state-dir", state, log=la)
         children.node(dep, "b", pb, "--state-dir", state, log=lb)
         # the server is handling Write(1) (its save waits on the disk): the frame is not
@@ -579,7 +651,7 @@ def test_assay_run_does_not_stop_a_node_in_the_middle_of_a_step(children, tmp_pa
     dep, pa, pb = register_deployment(tmp_path)
     state = tmp_path / "state"
     state.mkdir()
-    with write_locked(state / "b.sqlite"):            # the client's disk is slow for 3 s
+    with write_locked(state / "b.sqlite", "register"):  # the client's disk is slow for 3 s
         run = children.popen(assay_argv("run", "--deploy", dep, "--json",
                                         "--state-dir", state), capture=True)
         poll(lambda: fields(pb, "client")["pending"], START, "client pending", proc=run)

@@ -27,6 +27,10 @@ from assay.errors import AssayError, UsageError
 @click.option("--state-dir", type=click.Path(file_okay=False), metavar="DIR",
               help="Keep persistent fields in SQLite there (one file per node) and resume "
                    "from them when started again.")
+@click.option("--fresh", is_flag=True,
+              help="Start over in --state-dir: move the earlier state there aside (to "
+                   "<file>.old-<time>) instead of resuming it.  Needed where the earlier "
+                   "state is damaged or gone; a new or empty directory starts fresh anyway.")
 @click.option("--durability", type=click.Choice(["machine", "process"]), default="machine",
               show_default=True, help="What a committed step survives, with --state-dir: a "
                                       "crash of the machine (fsync every commit), or of the "
@@ -45,14 +49,15 @@ from assay.errors import AssayError, UsageError
               help="Record the run as a trace (assay replay checks it against the model).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 def run(spec: str | None, system_name: str | None, params: tuple[str, ...],
-        deploy_file: str | None, state_dir: str | None, durability: str,
+        deploy_file: str | None, state_dir: str | None, fresh: bool, durability: str,
         duration: float | None, monitor: str, seed: int, time_unit: float,
         trace_out: str | None, as_json: bool) -> None:
     """Run the system on asyncio — in this process over in-process links, or (--deploy) as
     one process per node over authenticated TCP — with its contracts and protocols monitored
     on every step: the same handlers as check, verify and simulate.
 
-    Exit codes: 0 no violation, 1 violations were reported, 2 spec or usage error.
+    Exit codes: 0 no violation, 1 violations were reported, 2 spec or usage error (a state
+    directory that is damaged, or not this system's, included).
     """
     from assay.kernel import Kernel
     from assay.model.load import build
@@ -60,7 +65,7 @@ def run(spec: str | None, system_name: str | None, params: tuple[str, ...],
 
     if deploy_file:
         _run_deployment(deploy_file, duration, state_dir, monitor, time_unit, trace_out,
-                        as_json, durability)
+                        as_json, durability, fresh)
         return
     try:
         if spec is None:
@@ -69,9 +74,10 @@ def run(spec: str | None, system_name: str | None, params: tuple[str, ...],
             _check_writable(trace_out)
         system, name, typed = build(spec, system_name, _params(params))
         kernel = Kernel(system)
+        _check_fresh(fresh, state_dir)
         report, rt = run_local(kernel, duration, monitor, seed, time_unit,
                                record=bool(trace_out), state_dir=state_dir,
-                               durability=durability)
+                               durability=durability, fresh=fresh)
         if trace_out:
             try:
                 rt.trace(report, spec, name, typed).write(trace_out)
@@ -97,7 +103,7 @@ def run(spec: str | None, system_name: str | None, params: tuple[str, ...],
 
 def _run_deployment(deploy_file: str, duration: float | None, state_dir: str | None,
                     monitor: str, time_unit: float, trace_out: str | None,
-                    as_json: bool, durability: str = "machine") -> None:
+                    as_json: bool, durability: str = "machine", fresh: bool = False) -> None:
     import asyncio
 
     from assay.kernel.trace import Trace, initial_json
@@ -117,8 +123,13 @@ def _run_deployment(deploy_file: str, duration: float | None, state_dir: str | N
             click.echo(f"client node(s) {', '.join(sorted(clients))} host only external "
                        "instances: not started (a program attaches with "
                        "assay.runtime.connect)", err=True)
+        _check_fresh(fresh, state_dir)
+        if fresh:
+            click.echo(f"--fresh: each node moves its earlier state in {state_dir} aside (to "
+                       "<file>.old-<time>; its log says which)", err=True)
         report = asyncio.run(supervise(deploy_file, dep, duration, state_dir, monitor,
-                                       time_unit, skip=clients, durability=durability))
+                                       time_unit, skip=clients, durability=durability,
+                                       fresh=fresh))
         if trace_out:
             from assay.kernel import Kernel
 
@@ -168,6 +179,9 @@ def _run_deployment(deploy_file: str, duration: float | None, state_dir: str | N
               show_default=True)
 @click.option("--state-dir", type=click.Path(file_okay=False), metavar="DIR",
               help="Keep persistent fields in DIR/<node>.sqlite.")
+@click.option("--fresh", is_flag=True,
+              help="Start over in --state-dir: move this node's earlier state aside (to "
+                   "<file>.old-<time>) instead of resuming it.")
 @click.option("--durability", type=click.Choice(["machine", "process"]), default="machine",
               show_default=True, help="What a committed step survives, with --state-dir: a "
                                       "crash of the machine (fsync every commit), or of the "
@@ -180,8 +194,9 @@ def _run_deployment(deploy_file: str, duration: float | None, state_dir: str | N
                    "Lamport clocks); `assay run --deploy` merges them into one trace.")
 @click.option("--supervised", is_flag=True, hidden=True,
               help="Ignore Ctrl-C: the supervisor stops the node (after reading its state).")
-def node(deploy_file: str, name: str, monitor: str, state_dir: str | None, durability: str,
-         time_unit: float, seed: int, trace_out: str | None, supervised: bool) -> None:
+def node(deploy_file: str, name: str, monitor: str, state_dir: str | None, fresh: bool,
+         durability: str, time_unit: float, seed: int, trace_out: str | None,
+         supervised: bool) -> None:
     """Start one node of a deployment: its instances, its TCP server and links to its peers.
     Runs until stopped (SIGTERM, Ctrl-C, or a stop request)."""
     import asyncio
@@ -195,9 +210,10 @@ def node(deploy_file: str, name: str, monitor: str, state_dir: str | None, durab
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
     async def main_() -> None:
+        _check_fresh(fresh, state_dir)
         dep = load_deployment(deploy_file)
         n = TcpNode(dep, name, monitor, state_dir, time_unit, seed, trace_out,
-                    durability=durability)
+                    durability=durability, fresh=fresh)
         if supervised:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
         await n.serve(signals=(signal.SIGTERM,) if supervised else
@@ -211,3 +227,6 @@ def node(deploy_file: str, name: str, monitor: str, state_dir: str | None, durab
         _fail(e)
 
 
+def _check_fresh(fresh: bool, state_dir: str | None) -> None:
+    if fresh and state_dir is None:
+        raise UsageError("--fresh starts over in a state directory: give --state-dir DIR too")

@@ -19,10 +19,13 @@
     apart = [["tm", "rm0"]]                  # on different nodes
 
 Every instance of the system is placed on exactly one node; a constraint that does not hold, an
-unknown instance or node, or a missing secret is a `UsageError` naming the file.
+unknown instance or node, or a missing secret is a `UsageError` naming the file, and so is a
+field of the wrong type (or one the format does not have): the error names the field, what was
+found and what to write instead.
 """
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from dataclasses import dataclass
@@ -58,52 +61,115 @@ class Deployment:
         return self.placement[instance]
 
 
-def load_deployment(path: str | Path) -> Deployment:
-    p = Path(path)
-    where = Location(str(p))
-    try:
-        doc = tomllib.loads(p.read_text())
-    except OSError as e:
-        raise UsageError(f"cannot read deployment {path}: {e.strerror}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise UsageError(f"the deployment is not valid TOML: {e}", where) from None
-    spec = doc.get("spec")
-    if not isinstance(spec, str):
-        raise UsageError("the deployment names no spec", where, ['add spec = "path/to/spec.py"'])
-    spec_path = spec if os.path.isabs(spec) else str((p.parent / spec).resolve())
-    secret = doc.get("secret")
-    if secret is None and "secret_env" in doc:
-        secret = os.environ.get(str(doc["secret_env"]))
-        if secret is None:
-            raise UsageError(f"environment variable {doc['secret_env']} (secret_env) is not set",
-                             where)
-    if not isinstance(secret, str) or len(secret) < 16:
-        raise UsageError("the deployment needs a shared secret of at least 16 characters",
-                         where, ['add secret_env = "ASSAY_SECRET" (or secret = "...")'])
-    params = {k: str(v).lower() if isinstance(v, bool) else str(v)
-              for k, v in dict(doc.get("params", {})).items()}
+_TOP = ("spec", "system", "secret", "secret_env", "params", "nodes", "constraints")
+_NODE = ("host", "port", "instances")
+_CONSTRAINTS = ("together", "apart")
+
+
+def _toml(value: Any) -> str:
+    """`value` as it is written in TOML (what the user wrote, near enough to find it)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + "}"
+    return str(value)
+
+
+def _kind(value: Any) -> str:
+    kinds = ((bool, "a boolean"), (int, "an integer"), (float, "a float"), (str, "a string"),
+             (list, "an array"), (dict, "a table"))
+    return next((k for t, k in kinds if isinstance(value, t)), "a date or time")
+
+
+def _wrong(where: Location, field: str, value: Any, want: str, write: str) -> UsageError:
+    """The error for one field: the file, the field, what was found and what to write."""
+    found = _toml(value)
+    if len(found) > 60:
+        found = found[:57] + "..."
+    return UsageError(f"{field} is {found} ({_kind(value)}), not {want}", where,
+                      [f"write {write}"])
+
+
+def _unknown(where: Location, table: str, doc: dict[str, Any], known: tuple[str, ...]) -> None:
+    """A key the deployment format does not have (a typo, say) is an error, not ignored."""
+    for key in doc:
+        if key not in known:
+            raise UsageError(f"{table}{key} is not a field of a deployment", where,
+                             [f"the fields {'of ' + table[:-1] if table else 'at the top'} "
+                              f"are: {', '.join(known)}"])
+
+
+def _is_name_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(i, str) for i in value)
+
+
+def _text(where: Location, doc: dict[str, Any], key: str, write: str) -> str | None:
+    value = doc.get(key)
+    if value is not None and not isinstance(value, str):
+        raise _wrong(where, key, value, "a string", write)
+    return value
+
+
+def _params(where: Location, raw: Any) -> dict[str, str]:
+    """[params]: one scalar per parameter of the system function (passed on as text)."""
+    write = "[params] with one line per parameter, e.g. rm_count = 2"
+    if not isinstance(raw, dict):
+        raise _wrong(where, "params", raw, "a table", write)
+    for k, v in raw.items():
+        if not isinstance(v, str | int | float | bool):
+            raise _wrong(where, f"params.{k}", v, "a string, number or boolean",
+                         f"{k} = 2 (or \"text\", true) under [params]")
+    return {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in raw.items()}
+
+
+def _node(where: Location, name: str, raw: Any) -> NodeSpec:
+    """[nodes.NAME]: host (a string, default 127.0.0.1), port (1..65535), instances."""
+    field = f"nodes.{name}"
+    example = f'[nodes.{name}] with host = "127.0.0.1", port = 7101, instances = ["..."]'
+    if not isinstance(raw, dict):
+        raise _wrong(where, field, raw, "a table", example)
+    _unknown(where, f"{field}.", raw, _NODE)
+    host = raw.get("host", "127.0.0.1")
+    if not isinstance(host, str) or not host:
+        raise _wrong(where, f"{field}.host", host, "a host name or address",
+                     f'host = "127.0.0.1" under [nodes.{name}]')
+    if "port" not in raw:
+        raise UsageError(f"{field}.port is missing", where,
+                         [f"write port = 7101 (a free port) under [nodes.{name}]"])
+    port = raw["port"]
+    if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
+        raise _wrong(where, f"{field}.port", port, "a port number in 1..65535",
+                     f"port = 7101 (a whole number, where its peers reach it) under "
+                     f"[nodes.{name}]")
+    instances = raw.get("instances", [])
+    if not _is_name_list(instances):
+        raise _wrong(where, f"{field}.instances", instances, "an array of instance names",
+                     f'instances = ["tm", "rm0"] under [nodes.{name}]')
+    return NodeSpec(name, host, port, tuple(instances))
+
+
+def _nodes(where: Location, raw: Any) -> tuple[dict[str, NodeSpec], dict[str, str]]:
+    """Every [nodes.NAME], on distinct addresses, each instance on one of them."""
+    if raw is None or raw == {}:
+        raise UsageError("the deployment has no [nodes.<name>] sections", where,
+                         ['write [nodes.n1] with host = "127.0.0.1", port = 7101, '
+                          'instances = ["..."]'])
+    if not isinstance(raw, dict):
+        raise _wrong(where, "nodes", raw, "a table of nodes",
+                     '[nodes.n1] with host = "127.0.0.1", port = 7101, instances = ["..."]')
     nodes: dict[str, NodeSpec] = {}
     placement: dict[str, str] = {}
-    raw_nodes = doc.get("nodes")
-    if not isinstance(raw_nodes, dict) or not raw_nodes:
-        raise UsageError("the deployment has no [nodes.<name>] sections", where)
     addresses: dict[tuple[str, int], str] = {}
-    for name, n in raw_nodes.items():
-        try:
-            if not isinstance(n, dict):
-                raise TypeError(name)
-            node = NodeSpec(name, str(n.get("host", "127.0.0.1")), int(n["port"]),
-                            tuple(str(i) for i in n.get("instances", ())))
-        except (KeyError, TypeError, ValueError):
-            raise UsageError(f"node {name!r} needs host, port and instances", where,
-                             [f'write [nodes.{name}] with host = "127.0.0.1", port = 7101, '
-                              'instances = [...]']) from None
+    for name, n in raw.items():
+        node = _node(where, name, n)
         if name == CONTROL:
             raise UsageError(f"a node may not be named {CONTROL!r}: control connections (state, "
                              "status, stop) authenticate as that name", where,
                              ["rename the node"])
-        if not 1 <= node.port <= 65535:
-            raise UsageError(f"node {name!r} has port {node.port}, not in 1..65535", where)
         other = addresses.get((node.host, node.port))
         if other is not None:
             raise UsageError(f"nodes {other!r} and {name!r} both listen on "
@@ -115,18 +181,67 @@ def load_deployment(path: str | Path) -> Deployment:
                 raise UsageError(f"instance {inst!r} is placed on both {placement[inst]!r} "
                                  f"and {name!r}", where)
             placement[inst] = name
-    cons = doc.get("constraints", {})
+    return nodes, placement
+
+
+def _constraints(where: Location, raw: Any) -> dict[str, tuple[tuple[str, ...], ...]]:
+    """[constraints]: together and apart, each an array of arrays of instance names."""
+    if not isinstance(raw, dict):
+        raise _wrong(where, "constraints", raw, "a table",
+                     '[constraints] with together = [["rm0", "rm1"]], apart = [["tm", "rm0"]]')
+    _unknown(where, "constraints.", raw, _CONSTRAINTS)
     groups: dict[str, tuple[tuple[str, ...], ...]] = {}
-    for kind in ("together", "apart"):
-        raw = cons.get(kind, []) if isinstance(cons, dict) else None
-        if not isinstance(raw, list) or not all(
-                isinstance(g, list) and all(isinstance(i, str) for i in g) for g in raw):
-            raise UsageError(f"constraint {kind} must be a list of lists of instance names",
-                             where, [f'e.g. {kind} = [["rm0", "rm1"]]'])
-        groups[kind] = tuple(tuple(g) for g in raw)
-    together, apart = groups["together"], groups["apart"]
-    return Deployment(p, spec_path, doc.get("system"), params, secret.encode(), nodes,
-                      placement, together, apart)
+    for kind in _CONSTRAINTS:
+        value = raw.get(kind, [])
+        if not isinstance(value, list) or not all(_is_name_list(g) for g in value):
+            raise _wrong(where, f"constraints.{kind}", value,
+                         "a list of lists of instance names",
+                         f'{kind} = [["rm0", "rm1"]] under [constraints]')
+        groups[kind] = tuple(tuple(g) for g in value)
+    return groups
+
+
+def _secret(where: Location, doc: dict[str, Any]) -> str:
+    """The shared secret: `secret`, or the environment variable named by `secret_env`."""
+    write = 'secret_env = "ASSAY_SECRET" (or secret = "...", at least 16 characters)'
+    secret = _text(where, doc, "secret", write)
+    env = _text(where, doc, "secret_env", write)
+    if secret is None and env is not None:
+        secret = os.environ.get(env)
+        if secret is None:
+            raise UsageError(f"environment variable {env} (secret_env) is not set", where)
+    if secret is None or len(secret) < 16:
+        raise UsageError("the deployment needs a shared secret of at least 16 characters",
+                         where, [f"add {write}"])
+    return secret
+
+
+def load_deployment(path: str | Path) -> Deployment:
+    """Read and check a deployment file: every field of the type it must have (an error
+    names the file, the field, what was found and what to write instead), every instance
+    on one node, each node at its own address."""
+    p = Path(path)
+    where = Location(str(p))
+    try:
+        doc = tomllib.loads(p.read_bytes().decode("utf-8"))      # TOML is UTF-8
+    except OSError as e:
+        raise UsageError(f"cannot read deployment {path}: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise UsageError(f"the deployment is not UTF-8 text: {e}", where) from None
+    except tomllib.TOMLDecodeError as e:
+        raise UsageError(f"the deployment is not valid TOML: {e}", where) from None
+    _unknown(where, "", doc, _TOP)
+    spec = _text(where, doc, "spec", 'spec = "path/to/spec.py" (relative to this file)')
+    if not spec:
+        raise UsageError("the deployment names no spec", where, ['add spec = "path/to/spec.py"'])
+    spec_path = spec if os.path.isabs(spec) else str((p.parent / spec).resolve())
+    system = _text(where, doc, "system", 'system = "system" (the system function\'s name)')
+    secret = _secret(where, doc)
+    params = _params(where, doc.get("params", {}))
+    nodes, placement = _nodes(where, doc.get("nodes"))
+    groups = _constraints(where, doc.get("constraints", {}))
+    return Deployment(p, spec_path, system, params, secret.encode(), nodes, placement,
+                      groups["together"], groups["apart"])
 
 
 def check_placement(dep: Deployment, instances: list[str]) -> None:

@@ -31,15 +31,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from assay.errors import Location, StateError
 from assay.kernel.events import Envelope, Fire
 from assay.kernel.kernel import Kernel
 from assay.kernel.trace import Trace, initial_json
 from assay.kernel.violation import Violation
 from assay.runtime.node import Node, Outcome
 from assay.runtime.steplog import log_line, merge_logs, open_step_log, restore, saved_envelope
-from assay.runtime.store import Store, open_store
+from assay.runtime.store import FRESH_NOTE, Store, open_store
 from assay.runtime.timers import Timers
 from assay.runtime.wire import envelope_to_wire
+
+NODE = "local"                  # the one node of the run: its store is `local.sqlite`
+STEP_LOG = "local.jsonl"        # the step log of every life of the run, beside it
 
 
 @dataclass
@@ -78,7 +82,7 @@ class LocalRuntime:
     def __init__(self, kernel: Kernel, monitor: str = "enforce", seed: int = 0,
                  time_unit: float = 0.01, driven: tuple[str, ...] = (),
                  record: bool = True, state_dir: str | os.PathLike | None = None,
-                 durability: str = "machine") -> None:
+                 durability: str = "machine", fresh: bool = False) -> None:
         self.kernel = kernel
         self.names = [inst.name for inst in kernel.instances]
         # instances a client drives (`assay.runtime.connect`): their actions fire only when
@@ -110,36 +114,42 @@ class LocalRuntime:
         self.steplog_path: Path | None = None
         self.clock = 0
         self._restarts: list[tuple[str, Outcome]] = []
-        fresh = True
+        first_life = True                        # no earlier life in the store
         if state_dir is not None:
-            self.store = open_store(state_dir, "local", durability)
+            # (fresh: the store and the step log of earlier lives are moved aside first)
+            self.store = open_store(state_dir, NODE, durability, system=kernel.system.name,
+                                    fresh=fresh, extra=(STEP_LOG,))
             if record:
-                self.steplog_path = Path(state_dir) / "local.jsonl"
+                self.steplog_path = Path(state_dir) / STEP_LOG
                 self.steplog, self.clock = open_step_log(self.steplog_path,
                                                          self.store.clock())
+            # the messages in flight when it crashed (sent by durable steps, not yet handled)
+            # first: the restart check reads them
+            allowed = {(i, p): kernel.receivable(i, p) for i in self.names
+                       for p in kernel.wirings[i]}
+            for link, epoch, seq, frame in self.store.outbox():
+                if link != NODE:
+                    raise StateError(f"table outbox, row ({link!r}, {epoch!r}, {seq!r}): a "
+                                     f"frame to node {link!r} in the store of a one-process "
+                                     "run", Location(self.store.path), [FRESH_NOTE])
+                env = saved_envelope(frame, allowed, self.store.path, link)
+                self.inbox[env.dst].append(env)
+                self._rows[env.dst].append((epoch, seq))
             # the whole system crashed with the process: every instance restarts
             restored = restore(kernel, self.store, self.names)
-            fresh = restored is None
+            first_life = restored is None
             restarted = restored or {}
             for inst in restarted:
                 self._log({"kind": "crash", "instance": inst})
-            for inst, step in restarted.items():
-                self._restarts.append((inst, self.node.restart(inst, step)))
-            # the messages in flight when it crashed: sent by durable steps, not yet handled
-            allowed = {(i, p): kernel.receivable(i, p) for i in self.names
-                       for p in kernel.wirings[i]}
-            for _, epoch, seq, frame in self.store.outbox():
-                env = saved_envelope(frame, allowed, self.store.path)
-                self.inbox[env.dst].append(env)
-                self._rows[env.dst].append((epoch, seq))
-        # a fresh run: each instance's start step (`@on_start`), part of the initial state
+            self._restarts = self.node.restart_all(restarted)
+        # a first life: each instance's start step (`@on_start`), part of the initial state
         self._starts = [(n, self.node.start(n)) for n in self.names
-                        if fresh and self.node.has_start(n)]
+                        if first_life and self.node.has_start(n)]
 
     def _log(self, event: dict[str, Any]) -> int:
         self.clock += 1
         if self.steplog is not None:
-            self.steplog.write(log_line(self.clock, "local", event))
+            self.steplog.write(log_line(self.clock, NODE, event))
             self.steplog.flush()             # before the step is saved (see steplog.py)
         return self.clock
 
@@ -151,7 +161,7 @@ class LocalRuntime:
         messages reach their inboxes: a kill between two steps loses no message."""
         rows: list[tuple[str, int] | None] = [None] * len(out.sends)
         if self.store is not None:
-            gone = None if consumed is None else ("local", *consumed)
+            gone = None if consumed is None else (NODE, *consumed)
             if not out.applied:                  # rejected: its message is consumed
                 if gone is not None:
                     await asyncio.to_thread(self.store.save_step, name, None, [], None, None,
@@ -164,7 +174,7 @@ class LocalRuntime:
                     self._seq += 1
                     frame = envelope_to_wire(env, clock)
                     frame.update(seq=self._seq, epoch=self._epoch)
-                    frames.append(("local", self._epoch, self._seq, frame))
+                    frames.append((NODE, self._epoch, self._seq, frame))
                 rows = [(self._epoch, f[2]) for f in frames]
                 saved = self.kernel.persisted(name, self.node.local[name])
                 if saved is not None or frames or gone is not None \
@@ -290,13 +300,14 @@ class LocalRuntime:
 
 def run_local(kernel: Kernel, duration: float | None = None, monitor: str = "enforce",
               seed: int = 0, time_unit: float = 0.01, record: bool = True,
-              state_dir: str | os.PathLike | None = None, durability: str = "machine"
-              ) -> tuple[RunReport, LocalRuntime]:
+              state_dir: str | os.PathLike | None = None, durability: str = "machine",
+              fresh: bool = False) -> tuple[RunReport, LocalRuntime]:
     """Run the system of `kernel` in this process until it is quiescent or `duration` ends
-    (`record`: keep the applied steps, for `trace`; `state_dir`: persist and resume)."""
+    (`record`: keep the applied steps, for `trace`; `state_dir`: persist and resume;
+    `fresh`: start over there, the earlier state moved aside)."""
     async def main() -> tuple[RunReport, LocalRuntime]:
         rt = LocalRuntime(kernel, monitor, seed, time_unit, record=record, state_dir=state_dir,
-                          durability=durability)
+                          durability=durability, fresh=fresh)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):    # Ctrl-C: stop after the current step
             with contextlib.suppress(NotImplementedError, RuntimeError):

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from assay.kernel.events import Envelope, Fire, TimerFire
@@ -161,24 +161,43 @@ class Node:
     def has_start(self, name: str) -> bool:
         return self.kernel.instances[self.kernel.index[name]].info.on_start is not None
 
-    def restart(self, name: str, step: LocalStep) -> Outcome:
-        """`name` restarted into `step` (its node crashed; `Kernel.local_restore`).  Applied
-        under every policy — a crash cannot be undone — and what it breaks (the restart
-        hook's contracts, a property: a value that should have been persistent, say) is
-        reported unless the policy is `off`."""
-        return self._apply(name, {"kind": "restart", "instance": name, "choice": 0}, step,
-                           rejectable=False)
+    def restart_all(self, steps: dict[str, LocalStep]) -> list[tuple[str, Outcome]]:
+        """Every instance of `steps` restarted into its step (the node crashed with all of
+        them; `Kernel.local_restore`), in order.  Applied under every policy — a crash cannot
+        be undone — and what they break is reported unless the policy is `off`: a restart
+        hook's own violations with its step, the properties once, with the last step, on the
+        world after every restart (the messages in flight: the driver's, reloaded from its
+        store before this, and the hooks' sends).  Checked restart by restart, a property
+        would see restored instances beside others still at their initial states (or saved
+        money without the money in flight): a world that never existed (issue 9 §3)."""
+        outs = [(name, self._apply(name, {"kind": "restart", "instance": name, "choice": 0},
+                                   step, rejectable=False, properties=False))
+                for name, step in steps.items()]
+        if not outs or self.monitor == "off" or not self.kernel.properties:
+            return outs
+        flight = None
+        if self.in_flight is not None:
+            flight = list(self.in_flight()) + self.refused + [
+                env for _, out in outs for env in out.sends]
+        broken, not_local = self.kernel.local_property_violations(self.local, flight,
+                                                                  self.not_local)
+        self.not_local |= not_local
+        self.monitored |= {p.name for p in self.kernel.properties} - self.not_local
+        if broken:
+            name, last = outs[-1]
+            self._report(last.event, broken)
+            outs[-1] = (name, replace(last, violations=last.violations + broken))
+        return outs
 
     def _apply(self, name: str, event: dict[str, Any], step: LocalStep,
-               consumed: Envelope | None = None, rejectable: bool = True) -> Outcome:
+               consumed: Envelope | None = None, rejectable: bool = True,
+               properties: bool = True) -> Outcome:
         self.steps += 1
         viol = step.violations
-        if self.monitor != "off" and self.kernel.properties:
+        if properties and self.monitor != "off" and self.kernel.properties:
             viol = viol + self._properties(name, step, consumed)
         if viol and self.monitor != "off":
-            self.violation_count += len(viol)
-            for v in viol[:max(0, self.KEEP - len(self.violations))]:
-                self.violations.append((event, v))
+            self._report(event, viol)
         if viol and self.monitor == "enforce" and rejectable:
             self.dead_letter_count += len(step.sends)
             self.dead_letters.extend(step.sends[:max(0, self.KEEP - len(self.dead_letters))])
@@ -198,6 +217,12 @@ class Node:
             self._enabled_memo.clear()
         return Outcome(event, True, step.sends, step.timer_ops,
                        viol if self.monitor != "off" else ())
+
+    def _report(self, event: dict[str, Any], viol: tuple[Violation, ...]) -> None:
+        """Count the violations of a step; list them while fewer than KEEP are listed."""
+        self.violation_count += len(viol)
+        for v in viol[:max(0, self.KEEP - len(self.violations))]:
+            self.violations.append((event, v))
 
     def _properties(self, name: str, step: LocalStep,
                     consumed: Envelope | None) -> tuple[Violation, ...]:

@@ -69,36 +69,42 @@ def merge_logs(paths: list[str]) -> list[dict[str, Any]]:
 
 
 def saved_envelope(frame: dict[str, Any], allowed: dict[tuple[str, str], dict[str, type]],
-                   where: str) -> Envelope:
-    """A message frame of a node's own outbox (saved in `where`), decoded again as on the wire:
-    only into the types its port declares; one that no longer fits the spec is a usage
-    error."""
-    from assay.errors import UsageError
+                   store: str, link: str) -> Envelope:
+    """A message frame of an outbox (a row (link, epoch, seq) of the store at path `store`),
+    decoded again as on the wire: only into the types its port declares; one that does not fit
+    the spec is a `StateError` naming the row."""
+    from assay.errors import Location, StateError
+    from assay.runtime.store import FRESH_NOTE
     from assay.runtime.wire import WireError, envelope_from_wire
 
     body = {k: v for k, v in frame.items() if k not in ("seq", "epoch")}
     try:
         env, _ = envelope_from_wire(body, lambda d, p: allowed.get((d, p), {}))
     except WireError as e:
-        raise UsageError(f"a message saved in {where} does not fit the spec: {e}",
-                         notes=["the spec changed since it was saved: run with an empty "
-                                "--state-dir"]) from None
+        raise StateError(f"table outbox, row ({link!r}, {frame.get('epoch')!r}, "
+                         f"{frame.get('seq')!r}): the message does not fit the spec: {e}",
+                         Location(store), ["the spec changed since it was saved, or the file "
+                                           "was edited: run the spec that saved it", FRESH_NOTE]
+                         ) from None
     return env
 
 
 def restore(kernel: Kernel, store: Store, hosted: list[str]) -> dict[str, LocalStep] | None:
     """If `store` shows an earlier life (a durable step or saved fields), every hosted instance
     crashed with it: each restarts — persistent fields back, the rest initial, the restart
-    hook run — and this returns the restart steps; on a fresh store, None."""
-    from assay.errors import UsageError
-    from assay.runtime.store import StoreError
+    hook run — and this returns the restart steps; on a fresh store, None.  Saved fields of an
+    instance not hosted here, or that do not fit the spec, are a `StateError`."""
+    from assay.errors import Location, StateError
+    from assay.runtime.store import FRESH_NOTE
 
-    notes = ["the spec changed since this state was saved, or the file was edited: run with "
-             "an empty --state-dir, or with the spec that saved it"]
-    try:
-        saved = {inst: store.load(inst) for inst in hosted}
-    except StoreError as e:
-        raise UsageError(str(e), notes=notes) from None
+    notes = ["the spec (or the deployment's placement) changed since this state was saved, or "
+             "the file was edited: run the spec that saved it, or start over with --fresh (or "
+             "an empty --state-dir)", FRESH_NOTE]
+    for inst in store.instances():
+        if inst not in hosted:
+            raise StateError(f"table fields, row {inst!r}: saved fields of an instance not "
+                             f"hosted here ({', '.join(hosted)})", Location(store.path), notes)
+    saved = {inst: store.load(inst) for inst in hosted}
     if store.clock() == 0 and all(v is None for v in saved.values()):
         return None
     out = {}
@@ -106,6 +112,6 @@ def restore(kernel: Kernel, store: Store, hosted: list[str]) -> dict[str, LocalS
         try:
             out[inst] = kernel.local_restore(inst, saved[inst] or {})
         except (ValueError, TypeError, KeyError) as e:
-            raise UsageError(f"the fields of {inst} saved in {store.path} do not fit the spec: "
-                             f"{e}", notes=notes) from None
+            raise StateError(f"table fields, row {inst!r}: the saved fields do not fit the "
+                             f"spec: {e}", Location(store.path), notes) from None
     return out

@@ -7,16 +7,27 @@ are JSON (the runtime passes `assay.model.types.to_json` of each field); nothing
 
 A `Store` may be used from any thread (the runtime calls it through `asyncio.to_thread`):
 one connection, opened with `check_same_thread=False`, serialized by a lock.
+
+A store is trusted only as far as it is exactly what assay wrote: it is made whole (tables and
+a `meta` table naming its format, system and node, in one file renamed into place), and on
+every open it must pass SQLite's integrity check, have exactly these tables and this format,
+belong to the system and node that open it; every row is checked as it is read.  Anything else
+is a `StateError` at the file — never a repair, never a silent fresh start.
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
 import sqlite3
 import threading
+import urllib.request
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
+from assay.errors import Location, StateError
 from assay.runtime.private import create_private, private_dir
 
 _SCHEMA = """CREATE TABLE IF NOT EXISTS fields (
@@ -50,12 +61,20 @@ _HANDLED_ABOVE = """CREATE TABLE IF NOT EXISTS handled_above (
     seq   INTEGER NOT NULL,
     PRIMARY KEY (peer, epoch, seq)
 )"""
-# the Lamport clock of the last durable step: a step log line beyond it was written for a step
-# that a crash undid
+# what the file is: its format, the system and node whose state it holds (text), and the
+# Lamport clock of the last durable step (a step log line beyond it was written for a step that
+# a crash undid); `value` has no type, so a name is never taken for a number
 _META = """CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY NOT NULL,
-    value INTEGER NOT NULL
+    value NOT NULL
 )"""
+_TABLES = (_SCHEMA, _OUTBOX, _HANDLED, _HANDLED_ABOVE, _META)
+
+# the layout of a store file: a store of another format is refused, not guessed at
+FORMAT = 1
+_META_KEYS = ("format", "system", "node", "clock")
+FRESH_NOTE = ("assay does not guess at lost state: restore the file from a backup, or start "
+              "over with --fresh (which moves the old files aside)")
 
 
 @dataclass
@@ -82,52 +101,232 @@ class Handled:
 
 
 class StoreError(Exception):
-    """The store is closed, or holds something that is not what `save` wrote."""
+    """The store is closed (a bug in its caller; damage is a `StateError`)."""
 
 
 DURABILITY = ("machine", "process")
 
 
-def open_store(state_dir: str | os.PathLike, node: str, durability: str = "machine") -> Store:
-    """The store of `node` in `state_dir` (created 0700 if need be); a directory or file that
-    cannot be made or opened is a usage error naming it.  `durability`: what a committed step
-    survives — `machine` (a crash of the machine too: fsync on every commit) or `process` (a
-    killed process, not a power cut: the write-ahead log is synced at checkpoints only)."""
+def open_store(state_dir: str | os.PathLike, node: str, durability: str = "machine", *,
+               system: str | None = None, others: Collection[str] = (), fresh: bool = False,
+               extra: Collection[str] = ()) -> Store:
+    """The store of `node` (of `system`) in `state_dir`, created if the directory shows no
+    earlier run of it (`statedir.earlier_life`; `others`: the other nodes sharing the
+    directory); a directory or file that cannot be made or opened is a usage error naming it.
+    `fresh`: start over — the store and the files named in `extra` are moved aside first.
+    `durability`: what a committed step survives — `machine` (a crash of the machine too:
+    fsync on every commit) or `process` (a killed process, not a power cut: the write-ahead
+    log is synced at checkpoints only)."""
     from assay.errors import UsageError
+    from assay.runtime.statedir import earlier_life, move_aside
 
+    path = os.path.join(state_dir, f"{node}.sqlite")
     try:
-        private_dir(state_dir)
-        return Store(os.path.join(state_dir, f"{node}.sqlite"),
-                     sync="FULL" if durability == "machine" else "NORMAL")
+        private_dir(state_dir)                   # 0700 if it is made here
+        if fresh:
+            move_aside(state_dir, node, extra)
+        elif not os.path.exists(path):
+            found = earlier_life(state_dir, node, others)
+            if found:
+                raise StateError(
+                    f"the store is missing, but the directory holds {', '.join(found)}: the "
+                    "state of an earlier run is gone", Location(path),
+                    ["assay does not start over silently: start over with --fresh, or give "
+                     "a new or empty --state-dir"])
+        return Store(path, sync="FULL" if durability == "machine" else "NORMAL",
+                     system=system, node=node)
     except (OSError, sqlite3.Error) as e:
         raise UsageError(f"cannot keep state in {os.fspath(state_dir)}: "
                          f"{getattr(e, 'strerror', None) or e}",
                          notes=["give --state-dir a directory this user may write"]) from None
 
 
+def _damaged(path: str, what: str) -> StateError:
+    """The error for a store that is not what assay wrote, at its file."""
+    return StateError(f"damaged store: {what}", Location(path), [FRESH_NOTE])
+
+
+def _create(path: str, system: str | None, node: str | None) -> None:
+    """Make a store at `path` whole or not at all: its tables and meta rows are committed in a
+    file beside it that is then renamed into place, so a store that exists is one assay
+    finished writing (an empty or half-made one is damage, not a new store)."""
+    if os.path.exists(path + "-wal"):
+        raise _damaged(path, "the file is missing, but its write-ahead log is there")
+    tmp = path + ".new"
+    for leftover in (tmp, tmp + "-journal"):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(leftover)
+    create_private(tmp)                          # 0600, and so is its journal
+    conn = sqlite3.connect(tmp, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        for table in _TABLES:
+            conn.execute(table)
+        conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)",
+                         [("format", FORMAT)] + [(k, v) for k, v in (("system", system),
+                                                                       ("node", node))
+                                                 if v is not None])
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+    os.replace(tmp, path)
+    directory = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+    try:
+        os.fsync(directory)                      # the rename survives a crash too
+    finally:
+        os.close(directory)
+
+
+def _layout(conn: sqlite3.Connection) -> dict[tuple[str, str], Any]:
+    """The tables (with their columns) and indexes of a database."""
+    out: dict[tuple[str, str], Any] = {}
+    for kind, name, table in conn.execute("SELECT type, name, tbl_name FROM sqlite_master"):
+        out[(kind, name)] = tuple(conn.execute("SELECT * FROM pragma_table_info(?)", (name,))
+                                  ) if kind == "table" else table
+    return out
+
+
+@functools.cache
+def _expected_layout() -> dict[tuple[str, str], Any]:
+    """The layout of a store, read from one made in memory (never written out twice)."""
+    conn = sqlite3.connect(":memory:")
+    try:
+        for table in _TABLES:
+            conn.execute(table)
+        return _layout(conn)
+    finally:
+        conn.close()
+
+
+def _check_tables(found: dict[tuple[str, str], Any], path: str) -> None:
+    """Exactly the tables and indexes assay writes, no more, no fewer."""
+    want = _expected_layout()
+    if not found:
+        raise _damaged(path, "the file is empty (0 bytes)" if os.path.getsize(path) == 0
+                       else "the file holds no tables")
+    missing = sorted(want.keys() - found.keys(), key=lambda k: (k[0] != "table", k))
+    if missing:
+        raise _damaged(path, f"no {missing[0][0]} '{missing[0][1]}' (dropped?)")
+    extra = sorted(found.keys() - want.keys())
+    if extra:
+        raise _damaged(path, f"a {extra[0][0]} '{extra[0][1]}' that assay does not write")
+
+
+def _check_format(conn: sqlite3.Connection, path: str) -> None:
+    """This format (checked before the columns: an older store is told as such)."""
+    rows = conn.execute("SELECT value FROM meta WHERE key = 'format'").fetchall()
+    if not rows:
+        raise _damaged(path, "no format version in table meta (written by an older assay?)")
+    if rows[0][0] != FORMAT:
+        raise StateError(f"the store is format {rows[0][0]!r}; this assay reads format "
+                         f"{FORMAT}", Location(path), [FRESH_NOTE])
+
+
+def _check_columns(found: dict[tuple[str, str], Any], path: str) -> None:
+    """Each table with exactly the columns (names, types, keys) assay writes."""
+    want = _expected_layout()
+    for key in sorted(want):
+        if found[key] != want[key]:
+            raise _damaged(path, f"{key[0]} '{key[1]}' is not as assay writes it")
+
+
+def _check_meta(conn: sqlite3.Connection, path: str, system: str | None,
+                node: str | None) -> None:
+    """The meta rows: known keys, a clock that is a count, and — when the caller says whose
+    state it opens — the same system and node."""
+    meta: dict[str, Any] = {}
+    for key, value in conn.execute("SELECT key, value FROM meta"):
+        if key not in _META_KEYS:
+            raise _damaged(path, f"table meta, row {key!r}: a key assay does not write")
+        meta[key] = value
+    if not _count(meta.get("clock", 0), 0):
+        raise _damaged(path, f"table meta, row 'clock': {meta['clock']!r} is not a step count")
+    for key, want in (("system", system), ("node", node)):
+        have = meta.get(key)
+        if have is not None and not _name(have):
+            raise _damaged(path, f"table meta, row {key!r}: {have!r} is not a name")
+        if want is None or have == want:
+            continue
+        if have is not None:
+            raise StateError(f"the store holds the state of {key} {have!r}, not of {want!r}",
+                             Location(path), [f"give each {key} its own --state-dir, or "
+                                              "start over with --fresh (which moves the old "
+                                              "files aside)"])
+        if _holds_state(conn):
+            raise _damaged(path, f"no {key} name in table meta")
+        # a store made without a name (`Store(path)`) and never used: it becomes this one's
+        conn.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (key, want))
+
+
+def _holds_state(conn: sqlite3.Connection) -> bool:
+    """Whether anything was saved in the store (a step, a frame, a handled number)."""
+    return any(conn.execute(f"SELECT 1 FROM {t} LIMIT 1").fetchone()      # noqa: S608
+               for t in ("fields", "outbox", "handled", "handled_above")) or bool(
+        conn.execute("SELECT 1 FROM meta WHERE key = 'clock' AND value > 0").fetchone())
+
+
+def _count(value: Any, least: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+
+def _name(value: Any) -> bool:
+    return isinstance(value, str) and value != ""
+
+
 class Store:
-    def __init__(self, path: str | os.PathLike, sync: str = "FULL") -> None:
+    """One node's store (see the module docstring).  `system` and `node`, when given, are
+    written into a new store and must match an existing one."""
+
+    def __init__(self, path: str | os.PathLike, sync: str = "FULL", *,
+                 system: str | None = None, node: str | None = None) -> None:
         self.path = os.fspath(path)
         self._lock = threading.Lock()
-        create_private(self.path)        # 0600, and so are the -wal and -shm SQLite makes
-        # isolation_level=None: no implicit transactions; `save` opens and commits its own
-        conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None,
+        if sync not in ("FULL", "NORMAL"):
+            raise ValueError(f"synchronous={sync!r}; use FULL or NORMAL")
+        if not os.path.exists(self.path):
+            _create(self.path, system, node)
+        # isolation_level=None: no implicit transactions; `save` opens and commits its own.
+        # mode=rw: a file that went away since is not made again, empty
+        uri = "file:" + urllib.request.pathname2url(os.path.abspath(self.path)) + "?mode=rw"
+        conn = sqlite3.connect(uri, uri=True, timeout=30.0, isolation_level=None,
                                check_same_thread=False)
         try:
+            self._check(conn, system, node)
             mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if sync not in ("FULL", "NORMAL"):
-                raise ValueError(f"synchronous={sync!r}; use FULL or NORMAL")
             conn.execute(f"PRAGMA synchronous={sync}")
-            conn.execute(_SCHEMA)
-            conn.execute(_OUTBOX)
-            conn.execute(_HANDLED)
-            conn.execute(_HANDLED_ABOVE)
-            conn.execute(_META)
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as e:
+            conn.close()
+            raise _damaged(self.path, f"SQLite cannot read it ({e})") from None
         except BaseException:
             conn.close()
             raise
         self.journal_mode: str = str(mode).lower()
         self._conn: sqlite3.Connection | None = conn
+
+    def _check(self, conn: sqlite3.Connection, system: str | None, node: str | None) -> None:
+        """The whole file as SQLite sees it, then what assay wrote in it (module docstring)."""
+        # (its report may quote damaged names: read as bytes, shown escaped)
+        conn.text_factory = bytes
+        try:
+            problems = [r[0].decode("utf-8", "backslashreplace")
+                        for r in conn.execute("PRAGMA integrity_check(4)")]
+        finally:
+            conn.text_factory = str
+        if problems != ["ok"]:
+            raise _damaged(self.path, "SQLite's integrity check fails: " + "; ".join(problems))
+        found = _layout(conn)
+        _check_tables(found, self.path)
+        _check_format(conn, self.path)
+        _check_columns(found, self.path)
+        _check_meta(conn, self.path, system, node)
+
+    def _read(self, table: str, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
+        """The rows of a query on `table`; a file SQLite cannot read there is damage."""
+        with self._lock:
+            try:
+                return self._connection().execute(sql, args).fetchall()
+            except (sqlite3.DatabaseError, UnicodeDecodeError) as e:
+                raise _damaged(self.path, f"table {table} cannot be read ({e})") from None
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -254,45 +453,76 @@ class Store:
                 (link, epoch, seq))
 
     def outbox(self) -> list[tuple[str, str, int, dict[str, Any]]]:
-        """The frames sent and not acknowledged, in the order they were sent per link."""
-        with self._lock:
-            rows = self._connection().execute(
-                "SELECT link, epoch, seq, frame FROM outbox ORDER BY link, rowid").fetchall()
-        return [(link, epoch, seq, json.loads(frame)) for link, epoch, seq, frame in rows]
+        """The frames sent and not acknowledged, in the order they were sent per link; each
+        row checked (`StateError` naming it)."""
+        rows = self._read("outbox", "SELECT link, epoch, seq, frame FROM outbox "
+                                    "ORDER BY link, rowid")
+        return [self._outbox_row(*row) for row in rows]
+
+    def _outbox_row(self, link: Any, epoch: Any, seq: Any, text: Any
+                    ) -> tuple[str, str, int, dict[str, Any]]:
+        def bad(what: str) -> StateError:
+            return _damaged(self.path, f"table outbox, row ({link!r}, {epoch!r}, {seq!r}): "
+                                       f"{what}")
+
+        if not _name(link) or not _name(epoch):
+            raise bad("the link and epoch are not names")
+        if not _count(seq, 1):
+            raise bad("seq is not a frame number")
+        try:
+            frame = json.loads(text) if isinstance(text, str) else None
+        except ValueError as e:
+            raise bad(f"the frame is not JSON ({e})") from None
+        if not isinstance(frame, dict):
+            raise bad("the frame is not a JSON object")
+        if frame.get("t") != "msg" or frame.get("seq") != seq or frame.get("epoch") != epoch:
+            raise bad(f"the frame is not the message of this row (its t, seq, epoch: "
+                      f"{frame.get('t')!r}, {frame.get('seq')!r}, {frame.get('epoch')!r})")
+        return link, epoch, seq, frame
 
     def handled(self) -> dict[tuple[str, str], Handled]:
-        """Per (peer node, epoch): the frame numbers handled durably."""
-        with self._lock:
-            conn = self._connection()
-            floors = conn.execute("SELECT peer, epoch, seq FROM handled").fetchall()
-            above = conn.execute("SELECT peer, epoch, seq FROM handled_above").fetchall()
-        out = {(peer, epoch): Handled(seq) for peer, epoch, seq in floors}
-        for peer, epoch, seq in above:
-            out.setdefault((peer, epoch), Handled()).above.add(seq)
+        """Per (peer node, epoch): the frame numbers handled durably; each row checked."""
+        out: dict[tuple[str, str], Handled] = {}
+        for table in ("handled", "handled_above"):
+            for peer, epoch, seq in self._read(table, f"SELECT peer, epoch, seq FROM {table}"):
+                if not (_name(peer) and _name(epoch) and _count(seq, 1)):
+                    raise _damaged(self.path, f"table {table}, row ({peer!r}, {epoch!r}, "
+                                              f"{seq!r}): not a peer, epoch and frame number")
+                if table == "handled":
+                    out[(peer, epoch)] = Handled(seq)
+                else:
+                    out.setdefault((peer, epoch), Handled()).above.add(seq)
         return out
 
     def clock(self) -> int:
         """The Lamport clock of the last durable step (0: none)."""
-        with self._lock:
-            row = self._connection().execute(
-                "SELECT value FROM meta WHERE key = 'clock'").fetchone()
-        return 0 if row is None else int(row[0])
+        rows = self._read("meta", "SELECT value FROM meta WHERE key = 'clock'")
+        clock = rows[0][0] if rows else 0
+        if not _count(clock, 0):
+            raise _damaged(self.path, f"table meta, row 'clock': {clock!r} is not a step count")
+        return int(clock)
+
+    def instances(self) -> list[str]:
+        """The instances with saved fields."""
+        rows = self._read("fields", "SELECT instance FROM fields ORDER BY instance")
+        for (inst,) in rows:
+            if not _name(inst):
+                raise _damaged(self.path, f"table fields, row {inst!r}: not an instance name")
+        return [inst for (inst,) in rows]
 
     def load(self, instance: str) -> dict[str, Any] | None:
         """The fields last saved for `instance`, or None if it was never saved."""
-        with self._lock:
-            row = self._connection().execute(
-                "SELECT data FROM fields WHERE instance = ?", (instance,)).fetchone()
-        if row is None:
+        rows = self._read("fields", "SELECT data FROM fields WHERE instance = ?", (instance,))
+        if not rows:
             return None
         try:
-            value = json.loads(row[0])
+            value = json.loads(rows[0][0]) if isinstance(rows[0][0], str) else None
         except ValueError as e:
-            raise StoreError(f"the saved fields of {instance!r} in {self.path} are not JSON: "
-                             f"{e}") from None
+            raise _damaged(self.path, f"table fields, row {instance!r}: the fields are not "
+                                      f"JSON ({e})") from None
         if not isinstance(value, dict):
-            raise StoreError(f"the saved fields of {instance!r} in {self.path} are not an "
-                             "object")
+            raise _damaged(self.path, f"table fields, row {instance!r}: the fields are not a "
+                                      "JSON object")
         return value
 
     def close(self) -> None:

@@ -45,18 +45,20 @@ class DeployReport:
 async def supervise(dep_path: str, dep: Deployment, duration: float | None,
                     state_dir: str | None, monitor: str, time_unit: float,
                     max_restarts: int = 5, skip: frozenset[str] = frozenset(),
-                    durability: str = "machine") -> DeployReport:
+                    durability: str = "machine", fresh: bool = False) -> DeployReport:
     """Run every node of `dep` but those in `skip` (client nodes: a program that calls
-    `assay.runtime.connect` starts them)."""
+    `assay.runtime.connect` starts them); `fresh`: each starts over in `state_dir` (its
+    first start only: a restarted node resumes what it saved since)."""
     logs = tempfile.mkdtemp(prefix="assay-run-")
     state_dir = state_dir or tempfile.mkdtemp(prefix="assay-state-")
 
-    async def start(name: str) -> asyncio.subprocess.Process:
+    async def start(name: str, fresh: bool = False) -> asyncio.subprocess.Process:
         errlog = private_open(os.path.join(logs, f"{name}.log"), "a")    # the child's
         return await asyncio.create_subprocess_exec(
             sys.executable, "-m", "assay.cli", "node", dep_path, "--name", name, "--supervised",
             "--monitor", monitor, "--state-dir", state_dir, "--time-unit", str(time_unit),
             "--trace-out", os.path.join(logs, f"{name}.jsonl"), "--durability", durability,
+            *(["--fresh"] if fresh else []),
             stdin=asyncio.subprocess.DEVNULL, stdout=errlog, stderr=errlog)
 
     nodes = {n: s for n, s in dep.nodes.items() if n not in skip}
@@ -65,7 +67,7 @@ async def supervise(dep_path: str, dep: Deployment, duration: float | None,
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, interrupted.set)
-    procs = {n: await start(n) for n in nodes}
+    procs = {n: await start(n, fresh) for n in nodes}
     restarts = dict.fromkeys(nodes, 0)
     t0 = time.perf_counter()
     quiet = 0

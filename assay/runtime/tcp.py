@@ -127,7 +127,8 @@ class TcpNode:
     def __init__(self, dep: Deployment, name: str, monitor: str = "enforce",
                  state_dir: str | None = None, time_unit: float = 0.01, seed: int = 0,
                  trace_out: str | None = None, driven: tuple[str, ...] = (),
-                 ack_delay: float = 0.005, durability: str = "machine") -> None:
+                 ack_delay: float = 0.005, durability: str = "machine",
+                 fresh: bool = False) -> None:
         if name not in dep.nodes:
             from assay.errors import UsageError
 
@@ -187,11 +188,15 @@ class TcpNode:
         self._closing = asyncio.Event()        # stopping, and done waiting for acks
         self.allowed = {(i, p): self.kernel.receivable(i, p)
                         for i in self.hosted for p in self.kernel.wirings[i]}
+        # per node: what its instances receive (the outbox reloaded after a restart is checked)
+        self._receivable: dict[str, dict[tuple[str, str], dict[str, type]]] = {
+            name: self.allowed}
         self.store = None
         if state_dir is not None:
             from assay.runtime.store import open_store
 
-            self.store = open_store(state_dir, name, durability)
+            self.store = open_store(state_dir, name, durability, system=self.kernel.system.name,
+                                    others=[n for n in dep.nodes if n != name], fresh=fresh)
             self.handled = self.store.handled()
             self.seen = {k: h.copy() for k, h in self.handled.items()}
         self.logfile: IO[str] | None = None
@@ -201,33 +206,51 @@ class TcpNode:
             self.clock = max(self.clock, clock)
         # restarts whose steps (the restart hook's sends and timers) run when serving starts
         self._restarts: list[tuple[str, Outcome]] = []
-        fresh = True
+        first_life = True                        # no earlier life in the store
         if self.store is not None:
             # every hosted instance crashed with the node: persistent fields come back, the
             # rest start over, the hook runs
             restored = restore(self.kernel, self.store, self.hosted)
-            fresh = restored is None
+            first_life = restored is None
             restarted = restored or {}
             for inst in restarted:
                 self._record({"kind": "crash", "instance": inst})
-            for inst, step in restarted.items():
-                self._restarts.append((inst, self.node.restart(inst, step)))
+            self._restarts = self.node.restart_all(restarted)
+            for inst in restarted:
                 log.info("%s: restored %s from %s", name, inst, state_dir)
             for peer, epoch, seq, frame in self.store.outbox():
-                if peer in self.links:             # sent in an earlier life, not acknowledged
-                    self.links[peer].push(frame)
-                elif peer == name:                 # sent here, and not handled before the crash
-                    self._enqueue_own(epoch, seq, frame)
-        # a fresh node: each hosted instance's start step (`@on_start`), which the model
+                self._reload(peer, epoch, seq, frame)
+        # a first life: each hosted instance's start step (`@on_start`), which the model
         # counts in the initial state (routed when serving starts, not recorded as a step)
         self._starts = [(n, self.node.start(n)) for n in self.hosted
-                        if fresh and self.node.has_start(n)]
+                        if first_life and self.node.has_start(n)]
 
-    def _enqueue_own(self, epoch: str, seq: int, frame: dict[str, Any]) -> None:
-        """A message from this node's outbox to one of its instances, for the step loop."""
+    def _reload(self, peer: str, epoch: str, seq: int, frame: dict[str, Any]) -> None:
+        """A frame of the outbox, sent in an earlier life: to a peer and not acknowledged (sent
+        again), or to an instance here and not handled (queued for the step loop).  A frame
+        for no node of the deployment, or not fit for its destination, is a `StateError`."""
+        from assay.errors import Location, StateError
+        from assay.runtime.store import FRESH_NOTE
+
         assert self.store is not None
-        env = saved_envelope(frame, self.allowed, self.store.path)
-        self.inbox[env.dst].append((env, _Receipt(self.name, epoch, seq, None)))
+        where = f"table outbox, row ({peer!r}, {epoch!r}, {seq!r})"
+        if peer != self.name and peer not in self.links:
+            raise StateError(f"{where}: a frame to node {peer!r}, which the deployment does not "
+                             "have", Location(self.store.path), [FRESH_NOTE])
+        allowed = self._receivable.get(peer)
+        if allowed is None:                    # the ports of the peer's instances, once
+            k = self.kernel
+            allowed = self._receivable[peer] = {
+                (i, p): k.receivable(i, p) for i in self.dep.nodes[peer].instances
+                for p in k.wirings.get(i, {})}
+        env = saved_envelope(frame, allowed, self.store.path, peer)
+        if self.dep.placement.get(env.dst) != peer:
+            raise StateError(f"{where}: a message to {env.dst}, which is not on node {peer!r}",
+                             Location(self.store.path), [FRESH_NOTE])
+        if peer == self.name:
+            self.inbox[env.dst].append((env, _Receipt(self.name, epoch, seq, None)))
+        else:
+            self.links[peer].push(frame)
 
     # --- receiving ---------------------------------------------------------------------------
 
