@@ -14,7 +14,8 @@ from assay.cli.replay import replay
 from assay.cli.run import node, run
 from assay.cli.simulate import simulate
 from assay.cli.verify import verify_command
-from assay.errors import AssayError
+from assay.errors import AssayError, exit_error
+from assay.model.load import SPEC_MODULE_PREFIX
 
 
 class _Group(click.Group):
@@ -23,8 +24,12 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except SystemExit as e:
+            if _raised_in_a_spec(e):          # a path the engines do not catch themselves
+                _fail(exit_error(e, "code in the spec"))
+            raise
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException,
-                SystemExit, KeyboardInterrupt):
+                KeyboardInterrupt):
             raise
         except AssayError as e:
             _fail(e)
@@ -35,6 +40,16 @@ class _Group(click.Group):
             click.echo("internal error: this is a bug in assay, not in your spec; please report "
                        "it with the traceback above", err=True)
             sys.exit(EXIT_INTERNAL)
+
+
+def _raised_in_a_spec(e: BaseException) -> bool:
+    """Whether a frame of a loaded spec (see `assay.model.load`) is on the traceback."""
+    tb = e.__traceback__
+    while tb is not None:
+        if str(tb.tb_frame.f_globals.get("__name__", "")).startswith(SPEC_MODULE_PREFIX):
+            return True
+        tb = tb.tb_next
+    return False
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

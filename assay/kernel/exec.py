@@ -16,6 +16,7 @@ from assay.errors import (
     Location,
     SpecError,
     caller_location,
+    exit_error,
     object_location,
     traceback_location,
 )
@@ -327,6 +328,9 @@ class Runner:
                     # order in every process
                     dom = sorted(dom, key=canonical) if isinstance(dom, frozenset | set) \
                         else list(dom)
+                except SystemExit as e:
+                    raise exit_error(e, f"the domain (over=) of {self.name}.{act.name}") \
+                        from None
                 except Exception as e:
                     raise SpecError(f"the domain (over=) of {self.name}.{act.name} raised "
                                     f"{type(e).__name__}: {e}",
@@ -344,6 +348,8 @@ class Runner:
         for has_arg, a in args:
             try:
                 ok = act.when(obj, a) if has_arg else act.when(obj)
+            except SystemExit as e:
+                raise exit_error(e, f"the guard of {self.name}.{act.name}") from None
             except Exception as e:
                 raise SpecError(f"the guard of {self.name}.{act.name} raised "
                                 f"{type(e).__name__}: {e}",
@@ -421,6 +427,8 @@ class Runner:
             return values, [], [a.violation], []
         except SpecError:
             raise
+        except SystemExit as e:                 # not a violation: it would end the engine
+            raise exit_error(e, blame) from None
         except Exception as e:
             loc = traceback_location(sys.exc_info()[2])
             return values, [], [Violation("exception", blame,
@@ -471,6 +479,8 @@ class Runner:
             ok = pred(*args)
         except _Abort as a:
             return a.violation
+        except SystemExit as e:
+            raise exit_error(e, message().split(' fails')[0], loc) from None
         except Exception as e:
             where = traceback_location(sys.exc_info()[2]) or loc
             return Violation("exception", error_blame or blame,

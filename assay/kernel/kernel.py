@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from itertools import product
 from typing import Any
 
-from assay.errors import SpecError, TraceError, traceback_location
+from assay.errors import SpecError, TraceError, exit_error, traceback_location
 from assay.kernel.events import (
     Crash,
     Deliver,
@@ -716,6 +716,9 @@ class Kernel:
         for p in self.properties:
             try:
                 ok = p.fn(g)
+            except SystemExit as e:
+                raise exit_error(e, f"property {p.name!r}", p.location,
+                                 [f"in state: {self.render_state(state)}"]) from None
             except Exception as e:
                 raise SpecError(f"property {p.name!r} raised {type(e).__name__}: {e}",
                                 traceback_location(sys.exc_info()[2]) or p.location,
@@ -748,6 +751,8 @@ class Kernel:
             except NotLocal:
                 not_local.add(p.name)
                 continue
+            except SystemExit as e:
+                raise exit_error(e, f"property {p.name!r}", p.location) from None
             except Exception as e:
                 out.append(Violation("property", p.name,
                                      f"property {p.name!r} raised {type(e).__name__}: {e}",
@@ -766,6 +771,8 @@ class Kernel:
             try:
                 if pred(g):
                     return True
+            except SystemExit as e:
+                raise exit_error(e, "terminal predicate", loc) from None
             except Exception as e:
                 raise SpecError(f"terminal predicate raised {type(e).__name__}: {e}",
                                 traceback_location(sys.exc_info()[2]) or loc) from None
