@@ -72,6 +72,9 @@ def render_check(console: Console, r: CheckResult, spec: str, system: str,
         console.print()
     elif r.verdict == "ok":
         console.print(Text("✓ all properties hold (exhaustive)", style="bold green"))
+    elif r.reason == "interrupted":
+        console.print(Text("? interrupted (Ctrl-C): no violation found so far, but not every "
+                           "state was explored", style="bold yellow"))
     else:
         console.print(Text(f"? incomplete: stopped at the {r.reason} bound; no violation found "
                            "so far, but not every state was explored", style="bold yellow"))
@@ -94,6 +97,9 @@ def render_simulation(console: Console, c: Any, spec: str, system: str,
     ptxt = ", ".join(f"{k}={v}" for k, v in params.items())
     console.print(Text.assemble(("assay simulate ", "bold"), f"{spec} :: {system}({ptxt})",
                                 f" scheduler={scheduler}"))
+    if c.interrupted:
+        console.print(Text(f"? interrupted (Ctrl-C) after {c.runs:,} of {c.requested:,} runs",
+                           style="bold yellow"))
     if c.failures:
         console.print(Text(f"✗ {len(c.failures)} of {c.runs} runs found a violation",
                            style="bold red"))
@@ -106,12 +112,13 @@ def render_simulation(console: Console, c: Any, spec: str, system: str,
                              else ""), markup=False, soft_wrap=True)
         if len(c.failures) > 20:
             console.print(f"  ... and {len(c.failures) - 20} more")
-    else:
+    elif not c.interrupted:
         console.print(Text(f"✓ no violation in {c.runs} runs (a sample of the behaviours, "
                            "not a proof)", style="bold green"))
     rate = c.events / c.seconds if c.seconds else 0
     ended = ", ".join(f"{k}: {v}" for k, v in c.to_json(with_timing=False)["ended"].items())
-    _summary(console, [("runs", f"{c.runs:,}"), ("events", f"{c.events:,}"),
+    runs = f"{c.runs:,} of {c.requested:,} (interrupted)" if c.interrupted else f"{c.runs:,}"
+    _summary(console, [("runs", runs), ("events", f"{c.events:,}"),
                        ("distinct states", f"{c.distinct_states:,}"),
                        ("time", f"{c.seconds:.2f} s ({rate:,.0f} events/s)"),
                        ("runs ended", ended)])

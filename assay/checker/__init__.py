@@ -25,7 +25,8 @@ class CheckResult:
     """The outcome of `check`: the verdict, why the search stopped, counts and a counterexample."""
 
     verdict: Verdict
-    reason: str                      # exhausted | violation | max-states | max-depth
+    reason: str                      # exhausted | violation | max-states | max-depth |
+                                     # max-time | max-memory | interrupted (see Outcome)
     strategy: str
     states: int
     transitions: int
@@ -38,6 +39,10 @@ class CheckResult:
 
     @property
     def exit_code(self) -> int:
+        """0 every state explored, all hold; 1 violation; 3 a bound stopped the search;
+        130 (128 + SIGINT, the shell's convention) Ctrl-C stopped it."""
+        if self.reason == "interrupted":
+            return 130
         return {"ok": 0, "violation": 1, "incomplete": 3}[self.verdict]
 
     @property
@@ -46,7 +51,8 @@ class CheckResult:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "verdict": self.verdict, "reason": self.reason, "strategy": self.strategy,
+            "verdict": self.verdict, "reason": self.reason, "stopped": self.reason,
+            "strategy": self.strategy,
             "states": self.states, "transitions": self.transitions, "depth": self.depth,
             "seconds": round(self.seconds, 6), "states_per_second": round(self.rate, 1),
             "violation": self.violation.to_json() if self.violation else None,
@@ -57,10 +63,15 @@ class CheckResult:
 def check(system: System | Kernel, *, strategy: str = "bfs", max_states: int | None = None,
           max_depth: int | None = None, on_progress: Callable[[Progress], None] | None = None,
           spec: str = "", system_name: str = "", params: dict[str, Any] | None = None,
-          faults: Faults | None = None) -> CheckResult:
+          faults: Faults | None = None, max_time: float | None = None,
+          max_memory: int | None = None, progress_interval: float = 0.5) -> CheckResult:
     """Explore every reachable state of `system` and check its contracts and properties.
 
     With `faults`, every placement of at most that many faults of each kind is explored too.
+    `max_time` (seconds) and `max_memory` (bytes of resident memory, this process's) stop the
+    search incomplete, like `max_states`; `on_progress` is called every `progress_interval`
+    seconds.  Ctrl-C (KeyboardInterrupt) during the search stops it too: the result says
+    `interrupted`, with the counts so far.
     """
     if isinstance(system, Kernel):
         if faults is not None and system.faults != faults:
@@ -68,7 +79,8 @@ def check(system: System | Kernel, *, strategy: str = "bfs", max_states: int | N
         kernel = system
     else:
         kernel = Kernel(system, faults)
-    search = Search(max_states=max_states, max_depth=max_depth, on_progress=on_progress)
+    search = Search(max_states=max_states, max_depth=max_depth, max_time=max_time,
+                    max_memory=max_memory, on_progress=on_progress, interval=progress_interval)
     explore = {"bfs": bfs, "dfs": dfs}.get(strategy)
     if explore is None:
         raise ValueError(f"unknown strategy {strategy!r}; use 'bfs' or 'dfs'")

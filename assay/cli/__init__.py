@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from assay.cli.check import check
-from assay.cli.common import EXIT_INTERNAL, _fail
+from assay.cli.common import EXIT_INTERNAL, EXIT_INTERRUPTED, _fail
 from assay.cli.replay import replay
 from assay.cli.run import node, run
 from assay.cli.simulate import simulate
@@ -19,7 +19,8 @@ from assay.model.load import SPEC_MODULE_PREFIX
 
 
 class _Group(click.Group):
-    """Click usage errors exit 2 already; a bug in assay keeps its traceback, exit 70."""
+    """Click usage errors exit 2 already; a bug in assay keeps its traceback, exit 70; Ctrl-C
+    that no command turned into a partial report exits 130."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -28,8 +29,10 @@ class _Group(click.Group):
             if _raised_in_a_spec(e):          # a path the engines do not catch themselves
                 _fail(exit_error(e, "code in the spec"))
             raise
-        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException,
-                KeyboardInterrupt):
+        except KeyboardInterrupt:             # Ctrl-C outside an engine's own handling
+            click.echo("interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
         except AssayError as e:
             _fail(e)
