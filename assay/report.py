@@ -81,7 +81,8 @@ def render_check(console: Console, r: CheckResult, spec: str, system: str,
     _summary(console, [("states", f"{r.states:,}"), ("transitions", f"{r.transitions:,}"),
                        ("depth", str(r.depth)),
                        ("time", f"{r.seconds:.2f} s ({r.rate:,.0f} states/s)"),
-                       ("search", f"{r.strategy}, stopped: {r.reason}")])
+                       ("search", f"{r.strategy}, stopped: {r.reason}"),
+                       *(("warning", w) for w in r.warnings)])
 
 
 def _summary(console: Console, rows: list[tuple[str, str]]) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from assay.checker.bfs import bfs
@@ -36,6 +36,10 @@ class CheckResult:
     steps: tuple[Step, ...]          # the counterexample, when there is one
     trace: Trace | None
     initial: dict[str, dict[str, Any]] | None = None   # its initial state, field values
+    # per `always` property: how often it ran, whether it was found false, what it read, and
+    # a note when it held trivially (see `_property_report`)
+    properties: dict[str, dict[str, Any]] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()   # what a person should look at even when all holds
 
     @property
     def exit_code(self) -> int:
@@ -57,6 +61,8 @@ class CheckResult:
             "seconds": round(self.seconds, 6), "states_per_second": round(self.rate, 1),
             "violation": self.violation.to_json() if self.violation else None,
             "trace": self.trace.to_json() if self.trace else None,
+            "properties": self.properties,
+            "warnings": list(self.warnings),
         }
 
 
@@ -118,5 +124,53 @@ def _result(kernel: Kernel, out: Outcome, strategy: str, spec: str, system_name:
     if out.start is not None:
         initial = {inst.name: kernel.local_values(out.start, inst.name)
                    for inst in kernel.instances}
+    properties = _property_report(kernel, out)
+    warnings = [p["note"] for p in properties.values() if p["note"]]
+    deadlock = out.violation is not None and out.violation.kind == "deadlock"
+    if out.transitions == 0 and (out.reason in ("exhausted", "max-depth") or deadlock):
+        warnings.insert(0, NOTHING_ENABLED)
     return CheckResult(verdict, out.reason, strategy, out.states, out.transitions, out.depth,
-                       out.seconds, out.violation, tuple(steps), trace, initial)
+                       out.seconds, out.violation, tuple(steps), trace, initial, properties,
+                       tuple(warnings))
+
+
+NOTHING_ENABLED = ("0 transitions: is anything enabled? Nothing can happen in the initial "
+                   "state, so nothing beyond it was checked")
+
+
+def _property_report(kernel: Kernel, out: Outcome) -> dict[str, dict[str, Any]]:
+    """For each `always` property: `evaluated` (how often it ran: once per distinct
+    combination of local states, or per state when it reads the network), `ever_false`,
+    `reads` (the instances, and "network" for messages in flight or crashes), and a `note`
+    when it was never evaluated or held trivially: it read nothing, or only instances whose
+    state never changed (a property that is constantly true may be vacuous).  Computed after
+    the search, from what the kernel noted as the properties ran."""
+    if not kernel.properties:
+        return {}
+    names = [inst.name for inst in kernel.instances]
+    unchanged: set[int] | None = None
+    report = {}
+    v = out.violation
+    for j, p in enumerate(kernel.properties):
+        reads = sorted(kernel.property_reads[j])
+        beyond = kernel.property_beyond[j]
+        false = v is not None and v.kind == "property" and v.name == p.name
+        note = None
+        if kernel.property_calls[j] == 0:
+            note = f"property {p.name!r} was never evaluated"
+        elif not false and not beyond and v is None:
+            if not reads:
+                note = (f"property {p.name!r} read nothing of the state: it is constantly "
+                        "true (vacuous?)")
+            else:
+                if unchanged is None:
+                    unchanged = kernel.unchanged_instances()
+                if all(i in unchanged for i in reads):
+                    which = ", ".join(names[i] for i in reads)
+                    note = (f"property {p.name!r} read only {which}, whose state never changed "
+                            f"in the {out.states:,} states explored: it held trivially "
+                            "(vacuous?)")
+        report[p.name] = {"evaluated": kernel.property_calls[j], "ever_false": false,
+                          "reads": [names[i] for i in reads] + (["network"] if beyond else []),
+                          "note": note}
+    return report

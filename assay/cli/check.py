@@ -81,6 +81,8 @@ def check(spec: str, system_name: str | None, params: tuple[str, ...], strategy:
     except AssayError as e:
         _fail(e)
         return
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
     if trace_out and result.trace is not None:
         try:
             result.trace.write(trace_out)

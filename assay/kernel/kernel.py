@@ -208,6 +208,11 @@ class Kernel:
         self.properties = list(system.properties)
         # property verdicts by local states, for evaluations that did not read beyond them
         self._property_memo: dict[tuple[int, ...], tuple[Violation, ...]] = {}
+        # per property: how often it ran, the instances it read, whether it read the network
+        # or the crashes (what `check` reports about each; see `unchanged_instances`)
+        self.property_calls = [0] * len(self.properties)
+        self.property_reads: list[set[int]] = [set() for _ in self.properties]
+        self.property_beyond = [False] * len(self.properties)
         self.terminals = list(system.terminals)
         self._event_json: dict[int, dict[str, Any]] = {}
         self._env_canon: dict[int, bytes] = {}
@@ -713,7 +718,10 @@ class Kernel:
             return known
         g = World(self, state)
         out = []
-        for p in self.properties:
+        beyond = False
+        reads, calls = self.property_reads, self.property_calls
+        for j, p in enumerate(self.properties):
+            g._read = reads[j]
             try:
                 ok = p.fn(g)
             except SystemExit as e:
@@ -725,14 +733,34 @@ class Kernel:
                                 ["a property must be total: it is evaluated on every reachable "
                                  "state, including initial ones",
                                  f"in state: {self.render_state(state)}"]) from None
+            calls[j] += 1
+            if g._beyond:
+                beyond = self.property_beyond[j] = True
+                g._beyond = False
             if not ok:
                 out.append(Violation("property", p.name,
                                      f"property {p.name!r} does not hold", name=p.name,
                                      location=p.location))
         res = tuple(out)
-        if not g._beyond:           # a function of the local states alone: share the verdict
+        if not beyond:              # a function of the local states alone: share the verdict
             memo[state[0]] = res
         return res
+
+    def unchanged_instances(self) -> set[int]:
+        """The instances whose local state was the same in every state the properties were
+        evaluated on (from the property memo's keys; else: their class never had a second
+        local state).  A property that reads only these held trivially."""
+        keys = iter(self._property_memo)
+        first = next(keys, None)
+        if first is None:
+            return {i for i, inst in enumerate(self.instances) if len(inst.table.values) <= 1}
+        same = set(range(len(first)))
+        for key in keys:
+            for i in [i for i in same if key[i] != first[i]]:
+                same.discard(i)
+            if not same:
+                break
+        return same
 
     def local_property_violations(self, lids: dict[str, int], in_flight: list[Envelope] | None,
                                   skip: set[str]) -> tuple[tuple[Violation, ...], set[str]]:
@@ -960,17 +988,20 @@ class Kernel:
 class World:
     """The global state as a property sees it: `g["tm"]`, `g.instances(ResourceManager)`."""
 
-    __slots__ = ("_k", "_state", "_beyond")
+    __slots__ = ("_k", "_state", "_beyond", "_read")
 
     def __init__(self, kernel: Kernel, state: State) -> None:
         self._k = kernel
         self._state = state
         self._beyond = False        # read more than the local states (network, crashes)
+        self._read: set[int] | None = None      # where to note the instances read
 
     def __getitem__(self, name: str) -> StateView:
         i = self._k.index.get(name)
         if i is None:
             raise KeyError(f"no instance named {name!r}")
+        if self._read is not None:
+            self._read.add(i)
         return self._k.view(i, self._state[0][i])
 
     def instances(self, cls: type | None = None) -> list[StateView]:
@@ -980,6 +1011,8 @@ class World:
         if idx is None:
             idx = k._class_indices[cls] = tuple(
                 i for i, inst in enumerate(k.instances) if cls is None or issubclass(inst.cls, cls))
+        if self._read is not None:
+            self._read.update(idx)
         locals_ = self._state[0]
         views = k._views
         out = []
