@@ -56,16 +56,16 @@ def _default_sigint() -> None:
 class Cli:
     """`python -m assay.cli ARGS` in its own session, its output read as it comes."""
 
-    def __init__(self, *args: str, **env: str) -> None:
+    def __init__(self, *args: str, stdout: Any = subprocess.PIPE, **env: str) -> None:
         self.proc = subprocess.Popen([sys.executable, "-m", "assay.cli", *args], cwd=REPO,
-                                     env=cli_env(**env), stdout=subprocess.PIPE,
+                                     env=cli_env(**env), stdout=stdout,
                                      stderr=subprocess.PIPE, text=True,
                                      start_new_session=True, preexec_fn=_default_sigint)
         self.out: list[str] = []
         self.err: list[str] = []
         self._readers = [threading.Thread(target=self._read, args=(s, into), daemon=True)
                          for s, into in ((self.proc.stdout, self.out),
-                                         (self.proc.stderr, self.err))]
+                                         (self.proc.stderr, self.err)) if s is not None]
         for t in self._readers:
             t.start()
 
@@ -290,23 +290,25 @@ def test_max_memory_below_what_is_in_use_stops_at_once() -> None:
     assert json.loads(r.stdout)["stopped"] == "max-memory"
 
 
-def test_progress_lines_on_stderr_with_json_on_stdout() -> None:
-    r = run_cli("check", ENDLESS, "--max-time", "2", "--json", ASSAY_PROGRESS_INTERVAL="0.2")
-    assert r.returncode == 3, (r.returncode, r.stdout, r.stderr)
-    lines = r.stderr.splitlines()
-    assert len(lines) >= 3, r.stderr
-    assert all(PROGRESS.match(x) for x in lines), r.stderr
-    assert json.loads(r.stdout)["stopped"] == "max-time"          # one JSON document
+def test_progress_lines_on_stderr_with_json_on_stdout(cli: Callable[..., Cli]) -> None:
+    c = cli("check", ENDLESS, "--json", ASSAY_PROGRESS_INTERVAL="0.2")
+    c.wait_for_stderr(PROGRESS, count=3)
+    c.interrupt()
+    assert c.finish() == EXIT_INTERRUPTED
+    assert all(PROGRESS.match(x) for x in c.stderr.splitlines()), c.stderr
+    states = [int(PROGRESS.match(x)[0].split()[1].replace(",", ""))  # type: ignore[index]
+              for x in c.stderr.splitlines()]
+    assert states == sorted(states) and states[-1] <= json.loads(c.stdout)["states"]
 
 
-def test_progress_lines_on_stderr_when_stdout_is_a_file(tmp_path: Path) -> None:
+def test_progress_lines_on_stderr_when_stdout_is_a_file(cli: Callable[..., Cli],
+                                                        tmp_path: Path) -> None:
     with open(tmp_path / "out.txt", "w") as out:
-        r = subprocess.run([sys.executable, "-m", "assay.cli", "check", ENDLESS,
-                            "--max-time", "2"], cwd=REPO, stdout=out, stderr=subprocess.PIPE,
-                           text=True, timeout=120, env=cli_env(ASSAY_PROGRESS_INTERVAL="0.2"))
-    assert r.returncode == 3
-    assert sum(bool(PROGRESS.match(x)) for x in r.stderr.splitlines()) >= 3, r.stderr
-    assert "stopped: max-time" in " ".join((tmp_path / "out.txt").read_text().split())
+        c = cli("check", ENDLESS, stdout=out, ASSAY_PROGRESS_INTERVAL="0.2")
+        c.wait_for_stderr(PROGRESS, count=3)
+        c.interrupt()
+        assert c.finish() == EXIT_INTERRUPTED
+    assert "stopped: interrupted" in " ".join((tmp_path / "out.txt").read_text().split())
 
 
 def test_quiet_silences_progress() -> None:
@@ -345,9 +347,10 @@ def test_ctrl_c_stops_simulate_with_the_partial_summary(cli: Callable[..., Cli],
     assert wait_gone(workers) == []
 
 
-@pytest.mark.parametrize("jobs", ["1", "2"])
+@pytest.mark.parametrize("jobs,to_group", [("1", True), ("2", True), ("2", False)],
+                         ids=["jobs1", "jobs2", "jobs2-kill-INT-parent"])
 def test_ctrl_c_stops_simulate_stuck_in_a_handler_and_leaves_no_process(
-        cli: Callable[..., Cli], jobs: str, tmp_path: Path) -> None:
+        cli: Callable[..., Cli], jobs: str, to_group: bool, tmp_path: Path) -> None:
     c = cli("simulate", SPIN, "--runs", "8", "--jobs", jobs, "--out", str(tmp_path))
     if jobs == "1":
         c.wait_for("the handler spinning", lambda: cpu_seconds(c.pid) > 1.5)
@@ -358,7 +361,10 @@ def test_ctrl_c_stops_simulate_stuck_in_a_handler_and_leaves_no_process(
             workers = children(c.pid)
             return len(workers) == 2 and all(cpu_seconds(w) > 1.0 for w in workers)
         c.wait_for("two workers spinning", spinning)
-    c.interrupt()
+    if to_group:
+        c.interrupt()
+    else:
+        os.kill(c.pid, signal.SIGINT)            # `kill -INT` to the parent alone
     t0 = time.monotonic()
     code = c.finish(timeout=30)
     assert time.monotonic() - t0 < 15, "the parent took too long to stop"
