@@ -40,8 +40,6 @@ def _check_writable(path: str) -> None:
         raise UsageError(f"cannot write {path}: permission denied")
 
 
-
-
 def progress_interval(default: float) -> float:
     """Seconds between two plain progress lines on standard error (when it is not a terminal):
     `default`, or the environment's ASSAY_PROGRESS_INTERVAL (tests make it short)."""

@@ -53,7 +53,8 @@ def run(spec: str | None, system_name: str | None, params: tuple[str, ...],
     on every step: the same handlers as check, verify and simulate.
 
     Ctrl-C (or SIGTERM) stops the run after the current step, with its report (exit 0 or
-    1); a step that has not returned 3 s later (or a second Ctrl-C) ends it at once, exit 130.
+    1); if the step has not returned 3 s after Ctrl-C (a handler that loops), or at a second
+    Ctrl-C, the run ends at once, exit 130.
 
     \b
     Exit codes: 0 no violation, 1 violations were reported, 2 spec or usage error,
