@@ -140,11 +140,12 @@ NOTHING_ENABLED = ("0 transitions: is anything enabled? Nothing can happen in th
 
 def _property_report(kernel: Kernel, out: Outcome) -> dict[str, dict[str, Any]]:
     """For each `always` property: `evaluated` (how often it ran: once per distinct
-    combination of local states, or per state when it reads the network), `ever_false`,
-    `reads` (the instances, and "network" for messages in flight or crashes), and a `note`
-    when it was never evaluated or held trivially: it read nothing, or only instances whose
-    state never changed (a property that is constantly true may be vacuous).  Computed after
-    the search, from what the kernel noted as the properties ran."""
+    combination of local states, or per state when some property reads the network),
+    `ever_false`, `reads` (the instances, and "network" for messages in flight or crashes, as
+    noted in its first evaluations), and a `note` when it was never evaluated or held
+    trivially: it read nothing, or only instances whose state never changed (a property that
+    is constantly true may be vacuous).  Computed after the search, from what the kernel
+    noted as the properties ran."""
     if not kernel.properties:
         return {}
     names = [inst.name for inst in kernel.instances]
@@ -156,7 +157,7 @@ def _property_report(kernel: Kernel, out: Outcome) -> dict[str, dict[str, Any]]:
         beyond = kernel.property_beyond[j]
         false = v is not None and v.kind == "property" and v.name == p.name
         note = None
-        if kernel.property_calls[j] == 0:
+        if kernel.property_evaluations == 0:
             note = f"property {p.name!r} was never evaluated"
         elif not false and not beyond and v is None:
             if not reads:
@@ -170,7 +171,7 @@ def _property_report(kernel: Kernel, out: Outcome) -> dict[str, dict[str, Any]]:
                     note = (f"property {p.name!r} read only {which}, whose state never changed "
                             f"in the {out.states:,} states explored: it held trivially "
                             "(vacuous?)")
-        report[p.name] = {"evaluated": kernel.property_calls[j], "ever_false": false,
+        report[p.name] = {"evaluated": kernel.property_evaluations, "ever_false": false,
                           "reads": [names[i] for i in reads] + (["network"] if beyond else []),
                           "note": note}
     return report

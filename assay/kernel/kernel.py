@@ -208,11 +208,14 @@ class Kernel:
         self.properties = list(system.properties)
         # property verdicts by local states, for evaluations that did not read beyond them
         self._property_memo: dict[tuple[int, ...], tuple[Violation, ...]] = {}
-        # per property: how often it ran, the instances it read, whether it read the network
-        # or the crashes (what `check` reports about each; see `unchanged_instances`)
-        self.property_calls = [0] * len(self.properties)
+        # what `check` reports of the properties: how often they ran (all of them, on each
+        # state not in the memo), and per property the instances it read and whether it read
+        # the network or the crashes, noted in the first TRACK_READS evaluations only (cheap;
+        # enough to tell a property whose inputs never change, see `unchanged_instances`)
+        self.property_evaluations = 0
         self.property_reads: list[set[int]] = [set() for _ in self.properties]
         self.property_beyond = [False] * len(self.properties)
+        self._track_reads = TRACK_READS
         self.terminals = list(system.terminals)
         self._event_json: dict[int, dict[str, Any]] = {}
         self._env_canon: dict[int, bytes] = {}
@@ -719,9 +722,12 @@ class Kernel:
         g = World(self, state)
         out = []
         beyond = False
-        reads, calls = self.property_reads, self.property_calls
+        track = self._track_reads > 0       # note what each property reads, at first only
+        if track:
+            self._track_reads -= 1
         for j, p in enumerate(self.properties):
-            g._read = reads[j]
+            if track:
+                g._read = self.property_reads[j]
             try:
                 ok = p.fn(g)
             except SystemExit as e:
@@ -733,14 +739,16 @@ class Kernel:
                                 ["a property must be total: it is evaluated on every reachable "
                                  "state, including initial ones",
                                  f"in state: {self.render_state(state)}"]) from None
-            calls[j] += 1
             if g._beyond:
-                beyond = self.property_beyond[j] = True
-                g._beyond = False
+                beyond = True
+                if track:
+                    self.property_beyond[j] = True
+                    g._beyond = False
             if not ok:
                 out.append(Violation("property", p.name,
                                      f"property {p.name!r} does not hold", name=p.name,
                                      location=p.location))
+        self.property_evaluations += 1
         res = tuple(out)
         if not beyond:              # a function of the local states alone: share the verdict
             memo[state[0]] = res
@@ -749,7 +757,9 @@ class Kernel:
     def unchanged_instances(self) -> set[int]:
         """The instances whose local state was the same in every state the properties were
         evaluated on (from the property memo's keys; else: their class never had a second
-        local state).  A property that reads only these held trivially."""
+        local state).  A property that read only these (and not the network) where its reads
+        were noted held trivially: with the same inputs everywhere, a property (a pure
+        function) takes the same path and reads the same instances in every state."""
         keys = iter(self._property_memo)
         first = next(keys, None)
         if first is None:
@@ -983,6 +993,9 @@ class Kernel:
         if not self.extended:
             return []
         return [inst.name for inst in self.instances if (state[3] >> inst.index) & 1]
+
+
+TRACK_READS = 100     # evaluations of the properties whose reads are noted (see Kernel)
 
 
 class World:
