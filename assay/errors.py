@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import sysconfig
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import FrameType, TracebackType
@@ -105,6 +106,31 @@ def traceback_location(tb: TracebackType | None) -> Location | None:
             found = Location(name, tb.tb_lineno)
         tb = tb.tb_next
     return found
+
+
+_STDLIB = os.path.abspath(sysconfig.get_paths()["stdlib"]) + os.sep
+
+
+def exit_error(exc: SystemExit, what: str, fallback: Location | None = None,
+               notes: Sequence[str] = (), when: str = "") -> SpecError:
+    """The spec error for code of a spec that raised SystemExit (`sys.exit()`, `exit()`):
+    at the spec's line that did it (not the standard library's `exit`), else `fallback`.
+
+    SystemExit is a BaseException, so the `except Exception` that turns a handler's error
+    into a violation lets it through, and it would end a check or a run quietly, with the
+    spec's exit code.  KeyboardInterrupt is not one of these: it stays Ctrl-C."""
+    found = None
+    tb = exc.__traceback__
+    while tb is not None:
+        name = tb.tb_frame.f_code.co_filename
+        if is_user_file(name) and not os.path.abspath(name).startswith(_STDLIB):
+            found = Location(name, tb.tb_lineno)
+        tb = tb.tb_next
+    code = "" if exc.code is None else repr(exc.code)
+    return SpecError(f"{what} raised SystemExit({code}){when}", found or fallback,
+                     ["code in a spec must not end the process (sys.exit(), exit() and raise "
+                      "SystemExit do): return, raise an ordinary exception, or model a "
+                      "stopped component with a field", *notes])
 
 
 def _decorator_lines(lines: list[str]) -> int:

@@ -91,6 +91,9 @@ def render_check(console: Console, r: CheckResult, spec: str, system: str,
             under = "no fairness" if r.fairness == "none" else f"{r.fairness} fairness"
             console.print(Text(f"  liveness, under {under}: " + ", ".join(r.liveness),
                                style="green"), soft_wrap=True)
+    elif r.reason == "interrupted":
+        console.print(Text("? interrupted (Ctrl-C): no violation found so far, but not every "
+                           "state was explored", style="bold yellow"))
     else:
         console.print(Text(f"? incomplete: stopped at the {r.reason} bound; no violation found "
                            "so far, but not every state was explored", style="bold yellow"))
@@ -99,7 +102,8 @@ def render_check(console: Console, r: CheckResult, spec: str, system: str,
     _summary(console, [("states", f"{r.states:,}"), ("transitions", f"{r.transitions:,}"),
                        ("depth", str(r.depth)),
                        ("time", f"{r.seconds:.2f} s ({r.rate:,.0f} states/s)"),
-                       ("search", f"{r.strategy}, stopped: {r.reason}")])
+                       ("search", f"{r.strategy}, stopped: {r.reason}"),
+                       *(("warning", w) for w in r.warnings)])
 
 
 def _summary(console: Console, rows: list[tuple[str, str]]) -> None:
@@ -115,6 +119,9 @@ def render_simulation(console: Console, c: Any, spec: str, system: str,
     ptxt = ", ".join(f"{k}={v}" for k, v in params.items())
     console.print(Text.assemble(("assay simulate ", "bold"), f"{spec} :: {system}({ptxt})",
                                 f" scheduler={scheduler}"))
+    if c.interrupted:
+        console.print(Text(f"? interrupted (Ctrl-C) after {c.runs:,} of {c.requested:,} runs",
+                           style="bold yellow"))
     if c.failures:
         console.print(Text(f"✗ {len(c.failures)} of {c.runs} runs found a violation",
                            style="bold red"))
@@ -127,12 +134,13 @@ def render_simulation(console: Console, c: Any, spec: str, system: str,
                              else ""), markup=False, soft_wrap=True)
         if len(c.failures) > 20:
             console.print(f"  ... and {len(c.failures) - 20} more")
-    else:
+    elif not c.interrupted:
         console.print(Text(f"✓ no violation in {c.runs} runs (a sample of the behaviours, "
                            "not a proof)", style="bold green"))
     rate = c.events / c.seconds if c.seconds else 0
     ended = ", ".join(f"{k}: {v}" for k, v in c.to_json(with_timing=False)["ended"].items())
-    _summary(console, [("runs", f"{c.runs:,}"), ("events", f"{c.events:,}"),
+    runs = f"{c.runs:,} of {c.requested:,} (interrupted)" if c.interrupted else f"{c.runs:,}"
+    _summary(console, [("runs", runs), ("events", f"{c.events:,}"),
                        ("distinct states", f"{c.distinct_states:,}"),
                        ("time", f"{c.seconds:.2f} s ({rate:,.0f} events/s)"),
                        ("runs ended", ended)])

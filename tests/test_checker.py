@@ -593,3 +593,98 @@ def test_fingerprints_and_counterexamples_are_the_same_in_every_process():
         outs.append(json.loads(p.stdout))
     assert len(outs[0]["fps"]) == 801
     assert outs[0] == outs[1]
+
+
+# --- what a check that holds did not prove --------------------------------------------------------
+
+IDLE = ROOT / "tests" / "fixtures" / "good" / "idle.py"
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_a_check_where_nothing_is_enabled_warns_of_its_0_transitions(strategy):
+    r = check(build(IDLE)[0], strategy=strategy)
+    assert (r.verdict, r.states, r.transitions) == ("ok", 1, 0)
+    assert r.warnings and r.warnings[0].startswith("0 transitions: is anything enabled?")
+    assert r.to_json()["warnings"] == list(r.warnings)
+
+
+def test_a_deadlock_in_the_initial_state_warns_of_its_0_transitions_too():
+    r = check(build(IDLE, "system_deadlocked")[0])
+    assert r.verdict == "violation" and r.violation is not None
+    assert r.violation.kind == "deadlock" and r.transitions == 0
+    assert r.warnings[0].startswith("0 transitions: is anything enabled?")
+
+
+def test_a_check_that_moves_has_no_0_transitions_warning():
+    r = check(build(SPECS / "two_phase_commit.py")[0])
+    assert r.verdict == "ok" and r.warnings == ()
+    s = build(IDLE, "watched")[0]
+
+    @s.always
+    def never(g):
+        return False
+
+    r = check(s)                             # stopped at the initial state, before looking
+    assert r.verdict == "violation" and r.transitions == 0 and r.warnings == ()
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_each_property_says_how_often_it_ran_what_it_read_and_if_it_held_trivially(strategy):
+    r = check(build(IDLE, "watched")[0], strategy=strategy)
+    assert r.verdict == "ok" and r.states == 4
+    props = r.to_json()["properties"]
+    assert list(props) == ["counted", "calm", "tautology"]
+    assert {p["evaluated"] for p in props.values()} == {4}
+    assert not any(p["ever_false"] for p in props.values())
+    assert props["counted"] == {"evaluated": 4, "ever_false": False, "reads": ["counter"],
+                                "note": None}
+    assert props["calm"]["reads"] == ["watcher"]
+    assert "never changed" in props["calm"]["note"] and "vacuous" in props["calm"]["note"]
+    assert props["tautology"]["reads"] == []
+    assert "read nothing" in props["tautology"]["note"]
+    assert list(r.warnings) == [props["calm"]["note"], props["tautology"]["note"]]
+
+
+def test_the_property_found_false_says_so_and_nothing_is_called_vacuous():
+    r = check(build(SPECS / "two_phase_commit_bug_majority.py")[0])
+    assert r.verdict == "violation"
+    props = r.to_json()["properties"]
+    assert all(p["note"] is None for p in props.values())
+    if r.violation is not None and r.violation.kind == "property":
+        assert props[r.violation.name]["ever_false"]
+    system = build(SPECS / "tla_twophase.py")[0]
+    tla = check(system).to_json()["properties"]
+    assert tla and all(p["evaluated"] > 0 and p["reads"] and p["note"] is None
+                       and not p["ever_false"] for p in tla.values())
+
+
+def test_a_property_that_reads_the_network_is_read_at_every_state():
+    class Ping(Message): ...
+
+    class Sender(Component):
+        peer = Port()
+        sent: int = 0
+
+        @action(when=lambda self: self.sent < 2)
+        def send(self):
+            self.sent += 1
+            self.peer.send(Ping())
+
+    class Sink(Component):
+        peer = Port()
+
+        @on(Ping)
+        def got(self, m):
+            pass
+
+    s = System("net")
+    a, b = s.add("a", Sender), s.add("b", Sink)
+    s.connect(a.peer, b.peer)
+
+    @s.always
+    def few(g):
+        return len(g.in_flight(Ping)) <= 2
+
+    r = check(s)
+    p = r.to_json()["properties"]["few"]
+    assert p["reads"] == ["network"] and p["note"] is None and p["evaluated"] == r.states

@@ -32,11 +32,14 @@ Run = subprocess.CompletedProcess
 
 
 def cli_env() -> dict[str, str]:
-    """The environment of a user's shell, minus what would make rich's output vary."""
+    """The environment of a user's shell, minus what would make rich's output vary, and with
+    progress lines (on a stderr that is not a terminal) far apart: however loaded the machine,
+    none of these short checks prints one (tests/test_cli_stop.py tests them)."""
     env = dict(os.environ)
     for k in ("COLUMNS", "LINES", "FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE",
               "CLICOLOR_FORCE", "PY_COLORS"):
         env.pop(k, None)
+    env["ASSAY_PROGRESS_INTERVAL"] = "3600"
     return env
 
 
@@ -107,8 +110,8 @@ def steps(r: Run[str]) -> list[int]:
 # --- every run ------------------------------------------------------------------------------------
 
 def test_no_run_prints_a_traceback_or_anything_on_stderr(runs: dict[str, Run[str]]) -> None:
-    """stderr is not a terminal here, so there is no progress display; nothing else goes there
-    unless there is an error, and none of these runs has one."""
+    """stderr is not a terminal here, and no run lasts until a progress line; nothing else goes
+    there unless there is an error or a warning, and none of these runs has one."""
     for name, r in runs.items():
         assert "Traceback" not in r.stdout + r.stderr, (name, r.stdout, r.stderr)
         assert r.stderr == "", (name, r.stderr)
@@ -333,3 +336,29 @@ def test_trace_out_to_an_unwritable_path_is_a_usage_error(tmp_path: Path) -> Non
     assert "Traceback" not in r.stdout + r.stderr, r.stderr
     assert r.returncode == 2, r.stderr
     assert re.search(r"error: .*trace\.json", " ".join(r.stderr.split())), r.stderr
+
+
+# --- warnings: a check that holds without proving much --------------------------------------------
+
+IDLE = "tests/fixtures/good/idle.py"
+
+
+def test_nothing_enabled_is_a_warning_on_stderr_and_in_the_summary() -> None:
+    r = run(assay_cli("check", IDLE))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stderr.startswith("warning: 0 transitions: is anything enabled?"), r.stderr
+    out = " ".join(r.stdout.split())
+    assert "all properties hold" in out
+    assert "warning 0 transitions: is anything enabled?" in out, out
+
+
+def test_json_says_what_each_property_read_and_warns_of_vacuous_ones() -> None:
+    r = run(assay_cli("check", IDLE, "--system", "watched", "--json"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    d = doc(r)                                           # stdout: one JSON document
+    props = d["properties"]
+    assert props["counted"] == {"evaluated": 4, "ever_false": False, "reads": ["counter"],
+                                "note": None}
+    assert "vacuous" in props["calm"]["note"] and "vacuous" in props["tautology"]["note"]
+    assert d["warnings"] == [props["calm"]["note"], props["tautology"]["note"]]
+    assert r.stderr.splitlines() == [f"warning: {w}" for w in d["warnings"]]

@@ -89,6 +89,7 @@ class Case:
 
 
 _FIELD_NOTE = "use bool, int"
+_EXIT_NOTE = "must not end the process"
 CASES = [
     # --- the spec does not load ------------------------------------------------------------
     Case("syntax-error", "syntax_error.py",
@@ -237,6 +238,21 @@ CASES = [
     Case("message-missing-field-dynamic", "message_missing_field_dynamic.py", when="check",
          message=("rm.on_prepare", "Prepared is missing field 'rm'"),
          notes=("fields of Prepared: rm: str",)),
+    # --- code in the spec ends the process: sys.exit(), exit(), raise SystemExit ---------------
+    Case("sys-exit-at-load", "sys_exit_load.py",
+         message=("the spec", "SystemExit(0)", "while loading"), notes=(_EXIT_NOTE,)),
+    Case("sys-exit-in-system-function", "sys_exit_system.py",
+         message=("building system 'system'", "SystemExit(5)"), notes=(_EXIT_NOTE,)),
+    Case("sys-exit-in-handler", "sys_exit_handler.py", when="check",
+         message=("server.on_ping", "SystemExit(0)"), notes=(_EXIT_NOTE,)),
+    Case("exit-in-action", "sys_exit_action.py", when="check",
+         message=("a.step", "SystemExit(3)"), notes=(_EXIT_NOTE,)),
+    Case("sys-exit-in-guard", "sys_exit_guard.py", when="check",
+         message=("the guard of a.step", "SystemExit()"), notes=(_EXIT_NOTE,)),
+    Case("system-exit-in-contract", "sys_exit_contract.py", when="check",
+         message=("ensures of a.step", "SystemExit(1)"), notes=(_EXIT_NOTE,)),
+    Case("sys-exit-in-property", "sys_exit_property.py", when="check",
+         message=("property 'bounded'", "SystemExit(0)"), notes=(_EXIT_NOTE,)),
 ]
 
 BY_ID = {c.id: c for c in CASES}
@@ -480,3 +496,42 @@ def test_cli_ill_formed_or_nondeterministic_handler_is_exit_2_under_every_engine
     assert r.stderr.startswith(f"{case.rel}:{marker_line(case.path)}: error: "), r.stderr
     for part in case.message:
         assert flat(part) in flat(r.stderr), r.stderr
+
+
+# --- sys.exit() in a spec, in every engine --------------------------------------------------------
+
+# (command, fixture, extra arguments): the check engine is covered by CASES above.
+EXIT_RUNS = [
+    ("simulate", "sys_exit_load.py", ("--runs", "2")),
+    ("simulate", "sys_exit_handler.py", ("--runs", "4", "--jobs", "1")),
+    ("simulate", "sys_exit_handler.py", ("--runs", "4", "--jobs", "2")),
+    ("simulate", "sys_exit_guard.py", ("--runs", "2", "--jobs", "1")),
+    ("simulate", "sys_exit_contract.py", ("--runs", "2", "--jobs", "1")),
+    ("simulate", "sys_exit_property.py", ("--runs", "2", "--jobs", "1")),
+    ("run", "sys_exit_load.py", ()),
+    ("run", "sys_exit_handler.py", ()),
+    ("run", "sys_exit_action.py", ()),
+    ("run", "sys_exit_guard.py", ()),
+    ("run", "sys_exit_contract.py", ()),
+    ("verify", "sys_exit_load.py", ()),
+    ("verify", "sys_exit_system.py", ()),
+    ("verify", "sys_exit_contract.py", ()),
+]
+
+
+@pytest.mark.parametrize("command,fixture,extra", EXIT_RUNS,
+                         ids=[f"{c}-{f.removesuffix('.py')}-{'-'.join(x)}".rstrip("-")
+                              for c, f, x in EXIT_RUNS])
+def test_cli_sys_exit_in_a_spec_is_a_spec_error_in_every_engine(
+        command: str, fixture: str, extra: tuple[str, ...], tmp_path: Path) -> None:
+    """SystemExit is a BaseException: it escaped the engines, which then ended with the spec's
+    exit code (0 mostly) and no output at all."""
+    rel = f"tests/fixtures/bad_specs/{fixture}"
+    args = [command, rel, *extra]
+    if command == "simulate":
+        args += ["--out", str(tmp_path)]
+    r = run_cli(args)
+    assert "Traceback" not in r.stdout + r.stderr, r.stderr
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert r.stderr.startswith(f"{rel}:{marker_line(BAD / fixture)}: error: "), r.stderr
+    assert "SystemExit(" in r.stderr and _EXIT_NOTE in flat(r.stderr)

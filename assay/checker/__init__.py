@@ -27,7 +27,8 @@ class CheckResult:
     """The outcome of `check`: the verdict, why the search stopped, counts and a counterexample."""
 
     verdict: Verdict
-    reason: str                      # exhausted | violation | max-states | max-depth
+    reason: str                      # exhausted | violation | max-states | max-depth |
+                                     # max-time | max-memory | interrupted (see Outcome)
     strategy: str
     states: int
     transitions: int
@@ -43,9 +44,17 @@ class CheckResult:
     # each liveness property: "holds", "violated", or why it was not checked
     liveness: dict[str, str] = field(default_factory=dict)
     fairness: str = "none"
+    # per `always` property: how often it ran, whether it was found false, what it read, and
+    # a note when it held trivially (see `_property_report`)
+    properties: dict[str, dict[str, Any]] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()   # what a person should look at even when all holds
 
     @property
     def exit_code(self) -> int:
+        """0 every state explored, all hold; 1 violation; 3 a bound stopped the search;
+        130 (128 + SIGINT, the shell's convention) Ctrl-C stopped it."""
+        if self.reason == "interrupted":
+            return 130
         return {"ok": 0, "violation": 1, "incomplete": 3}[self.verdict]
 
     @property
@@ -54,26 +63,35 @@ class CheckResult:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "verdict": self.verdict, "reason": self.reason, "strategy": self.strategy,
+            "verdict": self.verdict, "reason": self.reason, "stopped": self.reason,
+            "strategy": self.strategy,
             "states": self.states, "transitions": self.transitions, "depth": self.depth,
             "seconds": round(self.seconds, 6), "states_per_second": round(self.rate, 1),
             "violation": self.violation.to_json() if self.violation else None,
             "lasso": None if self.cycle_start is None else {"cycle_start": self.cycle_start},
             "liveness": self.liveness, "fairness": self.fairness,
             "trace": self.trace.to_json() if self.trace else None,
+            "properties": self.properties,
+            "warnings": list(self.warnings),
         }
 
 
 def check(system: System | Kernel, *, strategy: str = "bfs", max_states: int | None = None,
           max_depth: int | None = None, on_progress: Callable[[Progress], None] | None = None,
           spec: str = "", system_name: str = "", params: dict[str, Any] | None = None,
-          faults: Faults | None = None, fairness: str | None = None) -> CheckResult:
+          faults: Faults | None = None, fairness: str | None = None,
+          max_time: float | None = None, max_memory: int | None = None,
+          progress_interval: float = 0.5) -> CheckResult:
     """Explore every reachable state of `system` and check its contracts and properties.
 
     With `faults`, every placement of at most that many faults of each kind is explored too.
     Liveness properties are decided on the explored graph once the search has finished
     without a safety violation, under the system's fairness (or `fairness`, which overrides
     its default).
+    `max_time` (seconds) and `max_memory` (bytes of resident memory, this process's) stop the
+    search incomplete, like `max_states`; `on_progress` is called every `progress_interval`
+    seconds.  Ctrl-C (KeyboardInterrupt) during the search stops it too: the result says
+    `interrupted`, with the counts so far.
     """
     if isinstance(system, Kernel):
         if faults is not None and system.faults != faults:
@@ -83,7 +101,8 @@ def check(system: System | Kernel, *, strategy: str = "bfs", max_states: int | N
         kernel = system
     else:
         kernel = Kernel(system, faults, fairness)
-    search = Search(max_states=max_states, max_depth=max_depth, on_progress=on_progress)
+    search = Search(max_states=max_states, max_depth=max_depth, max_time=max_time,
+                    max_memory=max_memory, on_progress=on_progress, interval=progress_interval)
     explore = {"bfs": bfs, "dfs": dfs}.get(strategy)
     if explore is None:
         raise ValueError(f"unknown strategy {strategy!r}; use 'bfs' or 'dfs'")
@@ -109,10 +128,15 @@ def _liveness(kernel: Kernel, search: Search, out: Outcome
     it was exhausted; otherwise they are not checked (and the verdict says why)."""
     props = kernel.system.liveness
     if out.reason != "exhausted":
-        why = ("not checked: a safety violation was found first" if out.reason == "violation"
-               else f"not checked: the search stopped at the {out.reason} bound")
+        why = {"violation": "not checked: a safety violation was found first",
+               "interrupted": "not checked: the search was interrupted"}.get(
+            out.reason, f"not checked: the search stopped at the {out.reason} bound")
         return out, None, {p.name: why for p in props}
-    graph = build_graph(kernel, search)
+    try:
+        graph = build_graph(kernel, search)
+    except KeyboardInterrupt:       # Ctrl-C after the safety search: it stands, liveness not
+        return (replace(out, reason="interrupted"), None,
+                {p.name: "not checked: interrupted" for p in props})
     tasks = fair_tasks(kernel, graph)
     verdicts: dict[str, str] = {}
     for i, p in enumerate(props):
@@ -154,6 +178,56 @@ def _result(kernel: Kernel, out: Outcome, strategy: str, spec: str, system_name:
     if out.start is not None:
         initial = {inst.name: kernel.local_values(out.start, inst.name)
                    for inst in kernel.instances}
+    properties = _property_report(kernel, out)
+    warnings = [p["note"] for p in properties.values() if p["note"]]
+    deadlock = out.violation is not None and out.violation.kind == "deadlock"
+    if out.transitions == 0 and (out.reason in ("exhausted", "max-depth") or deadlock):
+        warnings.insert(0, NOTHING_ENABLED)
     return CheckResult(verdict, out.reason, strategy, out.states, out.transitions, out.depth,
                        out.seconds, out.violation, tuple(steps), trace, initial,
-                       lasso.cycle_start if lasso else None, liveness or {}, kernel.fairness)
+                       cycle_start=lasso.cycle_start if lasso else None,
+                       liveness=liveness or {}, fairness=kernel.fairness,
+                       properties=properties, warnings=tuple(warnings))
+
+
+NOTHING_ENABLED = ("0 transitions: is anything enabled? Nothing can happen in the initial "
+                   "state, so nothing beyond it was checked")
+
+
+def _property_report(kernel: Kernel, out: Outcome) -> dict[str, dict[str, Any]]:
+    """For each `always` property: `evaluated` (how often it ran: once per distinct
+    combination of local states, or per state when some property reads the network),
+    `ever_false`, `reads` (the instances, and "network" for messages in flight or crashes, as
+    noted in its first evaluations), and a `note` when it was never evaluated or held
+    trivially: it read nothing, or only instances whose state never changed (a property that
+    is constantly true may be vacuous).  Computed after the search, from what the kernel
+    noted as the properties ran."""
+    if not kernel.properties:
+        return {}
+    names = [inst.name for inst in kernel.instances]
+    unchanged: set[int] | None = None
+    report = {}
+    v = out.violation
+    for j, p in enumerate(kernel.properties):
+        reads = sorted(kernel.property_reads[j])
+        beyond = kernel.property_beyond[j]
+        false = v is not None and v.kind == "property" and v.name == p.name
+        note = None
+        if kernel.property_evaluations == 0:
+            note = f"property {p.name!r} was never evaluated"
+        elif not false and not beyond and v is None:
+            if not reads:
+                note = (f"property {p.name!r} read nothing of the state: it is constantly "
+                        "true (vacuous?)")
+            else:
+                if unchanged is None:
+                    unchanged = kernel.unchanged_instances()
+                if all(i in unchanged for i in reads):
+                    which = ", ".join(names[i] for i in reads)
+                    note = (f"property {p.name!r} read only {which}, whose state never changed "
+                            f"in the {out.states:,} states explored: it held trivially "
+                            "(vacuous?)")
+        report[p.name] = {"evaluated": kernel.property_evaluations, "ever_false": false,
+                          "reads": [names[i] for i in reads] + (["network"] if beyond else []),
+                          "note": note}
+    return report

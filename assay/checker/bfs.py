@@ -31,87 +31,94 @@ def bfs(kernel: Kernel, search: Search) -> Outcome:
         return Outcome(reason, len(visited), search.transitions, search.depth,  # type: ignore
                        time.perf_counter() - search.started, violation, start, tuple(path))
 
-    max_states, max_depth = search.max_states, search.max_depth
-    limit = max_states if max_states is not None else float("inf")
-    level: list[State] = []
-    for s, viol in kernel.initial_states():
-        if s in visited:
-            continue
-        if len(visited) >= limit:
-            return stop("max-states")
-        visited[s] = None
-        if viol:
-            return stop("violation", viol[0], s)
-        pv = kernel.property_violations(s)
-        if pv:
-            return stop("violation", pv[0], s)
-        level.append(s)
-    search.states = len(visited)
+    transitions = 0
+    try:
+        max_states, max_depth = search.max_states, search.max_depth
+        limit = max_states if max_states is not None else float("inf")
+        level: list[State] = []
+        for s, viol in kernel.initial_states():
+            if s in visited:
+                continue
+            if len(visited) >= limit:
+                return stop("max-states")
+            visited[s] = None
+            if viol:
+                return stop("violation", viol[0], s)
+            pv = kernel.property_violations(s)
+            if pv:
+                return stop("violation", pv[0], s)
+            level.append(s)
+        search.states = len(visited)
 
-    successors = kernel.successors
-    extended = kernel.extended
-    setdefault = visited.setdefault
-    check_props = kernel.property_violations if kernel.properties else None
-    transitions = expanded = 0
-    while level:
-        if max_depth is not None and search.depth >= max_depth:
-            # The last level: its states are checked like any other (deadlock, violating
-            # steps), but what lies beyond is only noted, not explored.
-            beyond = False
+        successors = kernel.successors
+        extended = kernel.extended
+        setdefault = visited.setdefault
+        check_props = kernel.property_violations if kernel.properties else None
+        expanded = 0
+        while level:
+            if max_depth is not None and search.depth >= max_depth:
+                # The last level: its states are checked like any other (deadlock, violating
+                # steps), but what lies beyond is only noted, not explored.
+                beyond = False
+                for s in level:
+                    steps, enabled = successors(s)
+                    transitions += enabled
+                    search.transitions = transitions
+                    if (not enabled or extended and not kernel.can_progress(s)) \
+                        and not kernel.is_terminal(s):
+                        return stop("violation", kernel.deadlock(), s)
+                    for ev, t, viol in steps:
+                        if viol:
+                            return stop("violation", viol[0], s, ev)
+                        beyond = beyond or t not in visited
+                return stop("max-depth" if beyond else "exhausted")
+            nxt: list[State] = []
+            # a violation one step beyond this level, reported after the level
+            found: tuple[Violation, State, int | None] | None = None
             for s in level:
                 steps, enabled = successors(s)
                 transitions += enabled
-                search.transitions = transitions
                 if (not enabled or extended and not kernel.can_progress(s)) \
-                    and not kernel.is_terminal(s):
-                    return stop("violation", kernel.deadlock(), s)
+                        and not kernel.is_terminal(s):
+                    search.transitions = transitions
+                    return stop("violation", kernel.deadlock(), s)     # shorter than `found`
+                if found is not None:
+                    continue                                # only deadlocks can still be shorter
                 for ev, t, viol in steps:
                     if viol:
-                        return stop("violation", viol[0], s, ev)
-                    beyond = beyond or t not in visited
-            return stop("max-depth" if beyond else "exhausted")
-        nxt: list[State] = []
-        # a violation one step beyond this level, reported after the level
-        found: tuple[Violation, State, int | None] | None = None
-        for s in level:
-            steps, enabled = successors(s)
-            transitions += enabled
-            if (not enabled or extended and not kernel.can_progress(s)) \
-                    and not kernel.is_terminal(s):
-                search.transitions = transitions
-                return stop("violation", kernel.deadlock(), s)     # shorter than `found`
-            if found is not None:
-                continue                                # only deadlocks can still be shorter
-            for ev, t, viol in steps:
-                if viol:
-                    found = (viol[0], s, ev)
-                    break
-                n = len(visited)
-                setdefault(t, (s, ev))
-                if len(visited) == n:
-                    continue                            # seen before (one hash, not two)
-                if n >= limit:                          # one state beyond --max-states
-                    del visited[t]
-                    search.transitions = transitions
-                    return stop("max-states")
-                if check_props is not None:
-                    pv = check_props(t)
-                    if pv:
-                        found = (pv[0], t, None)
+                        found = (viol[0], s, ev)
                         break
-                nxt.append(t)
-            expanded += 1
-            if not expanded & 0x3FF:                    # now and then: progress
-                search.states = len(visited)
+                    n = len(visited)
+                    setdefault(t, (s, ev))
+                    if len(visited) == n:
+                        continue                            # seen before (one hash, not two)
+                    if n >= limit:                          # one state beyond --max-states
+                        del visited[t]
+                        search.transitions = transitions
+                        return stop("max-states")
+                    if check_props is not None:
+                        pv = check_props(t)
+                        if pv:
+                            found = (pv[0], t, None)
+                            break
+                    nxt.append(t)
+                expanded += 1
+                if not expanded & 0x3FF:                    # now and then: progress, bounds
+                    search.states = len(visited)
+                    search.transitions = transitions
+                    bound = search.tick(len(nxt))
+                    if bound is not None:
+                        return stop(bound)
+            if found is not None:
                 search.transitions = transitions
-                search.tick(len(nxt))
-        if found is not None:
-            search.transitions = transitions
-            violation, at, last = found
-            search.depth += 1
-            return stop("violation", violation, at, last)
-        level = nxt
-        if level:
-            search.depth += 1
-    search.transitions = transitions
-    return stop("exhausted")
+                violation, at, last = found
+                search.depth += 1
+                return stop("violation", violation, at, last)
+            level = nxt
+            if level:
+                search.depth += 1
+        search.transitions = transitions
+        return stop("exhausted")
+    except KeyboardInterrupt:                       # Ctrl-C: stop, with the counts so far
+        search.transitions = max(search.transitions, transitions)
+        return stop("interrupted")

@@ -25,58 +25,63 @@ def dfs(kernel: Kernel, search: Search) -> Outcome:
         return Outcome(reason, len(visited), search.transitions, search.depth,  # type: ignore
                        time.perf_counter() - search.started, violation, start, tuple(path))
 
-    for init, viol in kernel.initial_states():
-        if init in visited:
-            continue
-        visited.add(init)
-        if viol:
-            return done("violation", viol[0], init)
-        pv = kernel.property_violations(init)
-        if pv:
-            return done("violation", pv[0], init)
-        # stack[k] = [state, its successor steps, next index]; path[k] leads to stack[k + 1]
-        stack: list[list] = []
-        path: list[int] = []
-        state: State | None = init
-        while True:
-            if state is not None:                     # expand a newly reached state
-                steps, enabled = successors(state)
-                search.transitions += enabled
-                if (not enabled or kernel.extended and not kernel.can_progress(state)) \
-                        and not kernel.is_terminal(state):
-                    return done("violation", kernel.deadlock(), init, path)
-                stack.append([state, steps, 0])
-                state = None
-            if not stack:
-                break
-            top = stack[-1]
-            _, steps, k = top
-            if k >= len(steps):
-                stack.pop()
-                if path:
-                    path.pop()
+    try:
+        for init, viol in kernel.initial_states():
+            if init in visited:
                 continue
-            top[2] = k + 1
-            ev, t, viol = steps[k]
+            visited.add(init)
             if viol:
-                return done("violation", viol[0], init, [*path, ev])
-            if t in visited:
-                continue
-            if max_depth is not None and len(path) >= max_depth:
-                cut = True
-                continue
-            if len(visited) >= limit:
-                return done("max-states")
-            visited.add(t)
-            path.append(ev)
-            if len(path) > search.depth:
-                search.depth = len(path)
-            if check_props is not None:
-                pv = check_props(t)
-                if pv:
-                    return done("violation", pv[0], init, path)
-            if not len(visited) & 0x3FF:
-                search.states = len(visited)
-                search.tick(len(stack))
-            state = t
-    return done("max-depth" if cut else "exhausted")
+                return done("violation", viol[0], init)
+            pv = kernel.property_violations(init)
+            if pv:
+                return done("violation", pv[0], init)
+            # stack[k] = [state, its successor steps, next index]; path[k] leads to stack[k + 1]
+            stack: list[list] = []
+            path: list[int] = []
+            state: State | None = init
+            while True:
+                if state is not None:                     # expand a newly reached state
+                    steps, enabled = successors(state)
+                    search.transitions += enabled
+                    if (not enabled or kernel.extended and not kernel.can_progress(state)) \
+                            and not kernel.is_terminal(state):
+                        return done("violation", kernel.deadlock(), init, path)
+                    stack.append([state, steps, 0])
+                    state = None
+                if not stack:
+                    break
+                top = stack[-1]
+                _, steps, k = top
+                if k >= len(steps):
+                    stack.pop()
+                    if path:
+                        path.pop()
+                    continue
+                top[2] = k + 1
+                ev, t, viol = steps[k]
+                if viol:
+                    return done("violation", viol[0], init, [*path, ev])
+                if t in visited:
+                    continue
+                if max_depth is not None and len(path) >= max_depth:
+                    cut = True
+                    continue
+                if len(visited) >= limit:
+                    return done("max-states")
+                visited.add(t)
+                path.append(ev)
+                if len(path) > search.depth:
+                    search.depth = len(path)
+                if check_props is not None:
+                    pv = check_props(t)
+                    if pv:
+                        return done("violation", pv[0], init, path)
+                if not len(visited) & 0x3FF:
+                    search.states = len(visited)
+                    bound = search.tick(len(stack))
+                    if bound is not None:
+                        return done(bound)
+                state = t
+        return done("max-depth" if cut else "exhausted")
+    except KeyboardInterrupt:                       # Ctrl-C: stop, with the counts so far
+        return done("interrupted")

@@ -9,9 +9,11 @@ import click
 from rich.console import Console
 
 from assay.cli.common import (
+    Size,
     _check_writable,
     _fail,
     _params,
+    progress_interval,
 )
 from assay.errors import AssayError, UsageError
 
@@ -28,6 +30,11 @@ from assay.errors import AssayError, UsageError
               help="Stop after N distinct states (exit 3 if not done).")
 @click.option("--max-depth", type=click.IntRange(min=0), metavar="N",
               help="Do not explore beyond depth N (exit 3 if states were left).")
+@click.option("--max-time", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="Stop after this long (exit 3 if not done).")
+@click.option("--max-memory", type=Size(), metavar="SIZE",
+              help="Stop when this process's resident memory reaches SIZE, e.g. 500M or 2G "
+                   "(exit 3 if not done).")
 @click.option("--faults", "faults_text", metavar="KIND=N,...",
               help="Fault budget: e.g. crash=1,drop=2,dup=1,partition=1.")
 @click.option("--fairness", type=click.Choice(["none", "weak", "strong"]), default=None,
@@ -36,12 +43,19 @@ from assay.errors import AssayError, UsageError
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @click.option("--trace-out", type=click.Path(dir_okay=False), metavar="FILE",
               help="Write the counterexample as a JSON trace file.")
+@click.option("--quiet", "-q", is_flag=True,
+              help="No progress on standard error (by default: live on a terminal, else a "
+                   "line every 5 s).")
 def check(spec: str, system_name: str | None, params: tuple[str, ...], strategy: str,
-          max_states: int | None, max_depth: int | None, faults_text: str | None,
-          fairness: str | None, as_json: bool, trace_out: str | None) -> None:
+          max_states: int | None, max_depth: int | None, max_time: float | None,
+          max_memory: int | None, faults_text: str | None, fairness: str | None,
+          as_json: bool, trace_out: str | None, quiet: bool) -> None:
     """Explore every reachable state of a system and check its properties.
 
-    Exit codes: 0 all hold, 1 violation, 2 spec or usage error, 3 bound hit.
+    \b
+    Exit codes: 0 all hold (every state explored), 1 violation, 2 spec or usage error,
+    3 incomplete (a bound stopped the search), 70 internal error, 130 interrupted (Ctrl-C:
+    the partial statistics are printed).
     """
     from assay.checker import check as run_check
     from assay.model.load import build
@@ -54,17 +68,24 @@ def check(spec: str, system_name: str | None, params: tuple[str, ...], strategy:
         faults = Faults.parse(faults_text) if faults_text else None
         system, name, typed = build(spec, system_name, _params(params))
         kernel = Kernel(system, faults, fairness)
-        progress = _Progress() if sys.stderr.isatty() and not as_json else None
+        progress: _Progress | _ProgressLines | None = None
+        if not quiet:
+            progress = _Progress() if sys.stderr.isatty() else \
+                _ProgressLines(progress_interval(5.0))
         try:
             result = run_check(kernel, strategy=strategy, max_states=max_states,
-                               max_depth=max_depth, spec=spec, system_name=name, params=typed,
-                               on_progress=progress.update if progress else None)
+                               max_depth=max_depth, max_time=max_time, max_memory=max_memory,
+                               spec=spec, system_name=name, params=typed,
+                               on_progress=progress.update if progress else None,
+                               progress_interval=progress.interval if progress else 0.5)
         finally:
             if progress:
                 progress.close()
     except AssayError as e:
         _fail(e)
         return
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
     if trace_out and result.trace is not None:
         try:
             result.trace.write(trace_out)
@@ -87,7 +108,9 @@ def check(spec: str, system_name: str | None, params: tuple[str, ...], strategy:
 
 
 class _Progress:
-    """Live progress on standard error: states, frontier, depth and rate."""
+    """Live progress on standard error (a terminal): states, frontier, depth and rate."""
+
+    interval = 0.5
 
     def __init__(self) -> None:
         from rich.live import Live
@@ -105,3 +128,18 @@ class _Progress:
         self.live.stop()
 
 
+class _ProgressLines:
+    """Progress on standard error when it is not a terminal (a log, a pipe, CI): one plain
+    line every `interval` seconds, none for a check that ends sooner."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+
+    def update(self, p: Any) -> None:
+        rate = p.states / p.seconds if p.seconds else 0
+        sys.stderr.write(f"checking: {p.states:,} states, {p.transitions:,} transitions, "
+                         f"depth {p.depth}, {rate:,.0f} states/s, {p.seconds:.0f} s\n")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        pass

@@ -8,6 +8,7 @@ import click
 from assay.errors import AssayError, UsageError
 
 EXIT_OK, EXIT_VIOLATION, EXIT_ERROR, EXIT_INCOMPLETE = 0, 1, 2, 3
+EXIT_INTERRUPTED = 130              # Ctrl-C: 128 + SIGINT, as a shell reports it
 
 
 def _params(values: tuple[str, ...]) -> dict[str, str]:
@@ -39,3 +40,38 @@ def _check_writable(path: str) -> None:
         raise UsageError(f"cannot write {path}: permission denied")
 
 
+def progress_interval(default: float) -> float:
+    """Seconds between two plain progress lines on standard error (when it is not a terminal):
+    `default`, or the environment's ASSAY_PROGRESS_INTERVAL (tests make it short)."""
+    import os
+
+    raw = os.environ.get("ASSAY_PROGRESS_INTERVAL")
+    if raw:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise UsageError(f"ASSAY_PROGRESS_INTERVAL={raw!r} is not a number of seconds") \
+                from None
+        if value > 0:
+            return value
+        raise UsageError(f"ASSAY_PROGRESS_INTERVAL={raw!r} must be positive")
+    return default
+
+
+class Size(click.ParamType):
+    """A memory size: bytes, or a number with K, M, G or T (powers of 1024), e.g. 500M, 2G."""
+
+    name = "size"
+    _UNITS = {"": 1, "K": 1024, "M": 1024 ** 2, "G": 1024 ** 3, "T": 1024 ** 4}
+
+    def convert(self, value: object, param: click.Parameter | None,
+                ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        import re
+
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*", str(value), re.I)
+        size = int(float(m[1]) * self._UNITS[m[2].upper()]) if m else 0
+        if size <= 0:
+            self.fail(f"{value!r} is not a memory size; use e.g. 500M or 2G", param, ctx)
+        return size

@@ -8,7 +8,7 @@ import click
 from rich.console import Console
 
 from assay.cli.common import (
-    EXIT_OK,
+    EXIT_INTERRUPTED,
     _check_writable,
     _fail,
     _params,
@@ -56,8 +56,14 @@ def run(spec: str | None, system_name: str | None, params: tuple[str, ...],
     one process per node over authenticated TCP — with its contracts and protocols monitored
     on every step: the same handlers as check, verify and simulate.
 
+    Ctrl-C (or SIGTERM) stops the run after the current step, with its report (exit 0 or
+    1); if the step has not returned 3 s after Ctrl-C (a handler that loops), or at a second
+    Ctrl-C, the run ends at once, exit 130.
+
+    \b
     Exit codes: 0 no violation, 1 violations were reported, 2 spec or usage error (a state
-    directory that is damaged, or not this system's, included).
+    directory that is damaged, or not this system's, included), 70 internal error,
+    130 interrupted without a report.
     """
     from assay.kernel import Kernel
     from assay.model.load import build
@@ -87,9 +93,10 @@ def run(spec: str | None, system_name: str | None, params: tuple[str, ...],
     except AssayError as e:
         _fail(e)
         return
-    except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        sys.exit(EXIT_OK)
+    except KeyboardInterrupt:             # before the run was under way, or a step stuck
+        click.echo("interrupted (Ctrl-C) before the run could stop cleanly (a handler that "
+                   "does not return?): no report", err=True)
+        sys.exit(EXIT_INTERRUPTED)
     if as_json:
         click.echo(json.dumps({"command": "run", "spec": spec, "system": name, "params": typed,
                                "monitor": monitor, "seed": seed, **report.to_json()},

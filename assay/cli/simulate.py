@@ -10,6 +10,7 @@ from rich.console import Console
 from assay.cli.common import (
     _fail,
     _params,
+    progress_interval,
 )
 from assay.errors import AssayError, UsageError
 
@@ -37,13 +38,20 @@ from assay.errors import AssayError, UsageError
               show_default=True, help="Where failing runs are written as trace files.")
 @click.option("--no-shrink", is_flag=True, help="Write failing runs as they happened.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.option("--quiet", "-q", is_flag=True,
+              help="No progress on standard error (by default: a bar on a terminal, else a "
+                   "line every 5 s).")
 def simulate(spec: str, system_name: str | None, params: tuple[str, ...], seed: int, runs: int,
              steps: int, faults_text: str | None, scheduler: str, pct_depth: int,
-             jobs: int | None, out_dir: str, no_shrink: bool, as_json: bool) -> None:
+             jobs: int | None, out_dir: str, no_shrink: bool, as_json: bool,
+             quiet: bool) -> None:
     """Run seeded random (or PCT) schedules with fault injection; shrink and save failures.
 
     The same spec, parameters, seed and options give the same runs, on any machine.
-    Exit codes: 0 no violation found, 1 violation, 2 spec or usage error.
+
+    \b
+    Exit codes: 0 no violation found, 1 violation, 2 spec or usage error, 70 internal error,
+    130 interrupted (Ctrl-C: the summary of the runs finished is printed).
     """
     import os
 
@@ -59,7 +67,10 @@ def simulate(spec: str, system_name: str | None, params: tuple[str, ...], seed: 
                        for p in system.liveness}
         opts = Options(steps=steps, rates=rates, scheduler=scheduler, pct_depth=pct_depth,
                        shrink=not no_shrink)
-        progress = _RunProgress(runs) if sys.stderr.isatty() and not as_json else None
+        progress: _RunProgress | _RunLines | None = None
+        if not quiet:
+            progress = _RunProgress(runs) if sys.stderr.isatty() else \
+                _RunLines(progress_interval(5.0))
         try:
             result = campaign(spec, name, raw, seed=seed, runs=runs, opts=opts, jobs=jobs,
                               on_progress=progress.update if progress else None)
@@ -109,10 +120,33 @@ class _RunProgress:
         self.task = self.progress.add_task("runs", total=total)
         self.progress.start()
 
-    def update(self, done: int, total: int) -> None:
+    def update(self, done: int, total: int, events: int) -> None:
         self.progress.update(self.task, completed=done)
 
     def close(self) -> None:
         self.progress.stop()
 
 
+class _RunLines:
+    """Progress on standard error when it is not a terminal: a plain line every `interval`
+    seconds (as runs finish), none for a campaign that ends sooner."""
+
+    def __init__(self, interval: float) -> None:
+        import time
+
+        self.interval = interval
+        self.started = time.perf_counter()
+        self.next = self.started + interval
+
+    def update(self, done: int, total: int, events: int) -> None:
+        import time
+
+        now = time.perf_counter()
+        if now >= self.next:
+            self.next = now + self.interval
+            sys.stderr.write(f"simulating: {done:,} of {total:,} runs, {events:,} events, "
+                             f"{now - self.started:.0f} s\n")
+            sys.stderr.flush()
+
+    def close(self) -> None:
+        pass

@@ -7,7 +7,7 @@ a last line on whether the protocols fit (`assay.verifier.conformance.summary`: 
 the connections' automata and the code's sends are proved); `--json` prints one JSON document
 instead.
 Exit codes: 0 all proved, 1 some obligation refuted, 2 spec or usage error, 3 none refuted but
-some unknown (or vacuous).
+some unknown (or vacuous), 130 interrupted (Ctrl-C).
 """
 from __future__ import annotations
 
@@ -48,7 +48,10 @@ def verify_command(spec: str, system_name: str | None, params: tuple[str, ...],
     Each obligation is proved, refuted (with concrete values, confirmed by running the real
     handler), vacuous or unknown (with the reason).
 
-    Exit codes: 0 all proved, 1 some refuted, 2 spec or usage error, 3 some unknown.
+    \b
+    Exit codes: 0 all proved, 1 some refuted, 2 spec or usage error, 3 some unknown,
+    70 internal error, 130 interrupted (Ctrl-C: the obligations decided so far are printed,
+    and what was not checked).
     """
     from assay.errors import UsageError
     from assay.model.load import build
@@ -182,6 +185,13 @@ def render_verify(console: Console, report: Any, spec: str, system: str,
         report.verdict]
     head = {"proved": "✓ every obligation proved", "refuted": "✗ some obligation refuted",
             "unknown": "? not everything could be proved"}[report.verdict]
+    if report.interrupted:
+        if report.verdict == "proved":
+            head = "✓ every obligation decided so far proved"
+        console.print(Text("? interrupted (Ctrl-C): not every obligation was decided",
+                           style="bold yellow"))
+        console.print("not checked: " + (", ".join(report.not_checked) or "nothing"),
+                      markup=False, highlight=False, soft_wrap=True)
     console.print(Text(head, style=style))
     from assay.verifier.conformance import summary as protocol_summary
 

@@ -16,6 +16,7 @@ from assay.errors import (
     Location,
     SpecError,
     caller_location,
+    exit_error,
     object_location,
     traceback_location,
 )
@@ -335,6 +336,9 @@ class Runner:
                     # order in every process
                     dom = sorted(dom, key=canonical) if isinstance(dom, frozenset | set) \
                         else list(dom)
+                except SystemExit as e:
+                    raise exit_error(e, f"the domain (over=) of {self.name}.{act.name}") \
+                        from None
                 except Exception as e:
                     raise SpecError(f"the domain (over=) of {self.name}.{act.name} raised "
                                     f"{type(e).__name__}: {e}",
@@ -352,6 +356,8 @@ class Runner:
         for has_arg, a in args:
             try:
                 ok = act.when(obj, a) if has_arg else act.when(obj)
+            except SystemExit as e:
+                raise exit_error(e, f"the guard of {self.name}.{act.name}") from None
             except Exception as e:
                 raise SpecError(f"the guard of {self.name}.{act.name} raised "
                                 f"{type(e).__name__}: {e}",
@@ -371,6 +377,8 @@ class Runner:
         obj = self.live(values, ctx)
         try:
             return bool(h.when(obj, message))
+        except SystemExit as e:
+            raise exit_error(e, f"the receive guard of {self.name}.{h.name}") from None
         except Exception as e:
             raise SpecError(f"the receive guard of {self.name}.{h.name} raised "
                             f"{type(e).__name__}: {e}",
@@ -455,6 +463,8 @@ class Runner:
             return values, [], [a.violation], []
         except SpecError:
             raise
+        except SystemExit as e:                 # not a violation: it would end the engine
+            raise exit_error(e, blame) from None
         except Exception as e:
             tb = sys.exc_info()[2]
             self._raise_if_ill_formed(e, tb, blame)
@@ -548,6 +558,8 @@ class Runner:
             ok = pred(*args)
         except _Abort as a:
             return a.violation
+        except SystemExit as e:
+            raise exit_error(e, message().split(' fails')[0], loc) from None
         except Exception as e:
             tb = sys.exc_info()[2]
             bad = ill_formed(e)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from itertools import product
 from typing import Any
 
-from assay.errors import SpecError, TraceError, traceback_location
+from assay.errors import SpecError, TraceError, exit_error, traceback_location
 from assay.kernel.determinism import (
     enabled_difference,
     nondeterministic,
@@ -222,6 +222,14 @@ class Kernel:
         self.properties = list(system.properties)
         # property verdicts by local states, for evaluations that did not read beyond them
         self._property_memo: dict[tuple[int, ...], tuple[Violation, ...]] = {}
+        # what `check` reports of the properties: how often they ran (all of them, on each
+        # state not in the memo), and per property the instances it read and whether it read
+        # the network or the crashes, noted in the first TRACK_READS evaluations only (cheap;
+        # enough to tell a property whose inputs never change, see `unchanged_instances`)
+        self.property_evaluations = 0
+        self.property_reads: list[set[int]] = [set() for _ in self.properties]
+        self.property_beyond = [False] * len(self.properties)
+        self._track_reads = TRACK_READS
         self.terminals = list(system.terminals)
         self._event_json: dict[int, dict[str, Any]] = {}
         self._env_canon: dict[int, bytes] = {}
@@ -818,23 +826,56 @@ class Kernel:
             return known
         g = World(self, state)
         out = []
-        for p in self.properties:
+        beyond = False
+        track = self._track_reads > 0       # note what each property reads, at first only
+        if track:
+            self._track_reads -= 1
+        for j, p in enumerate(self.properties):
+            if track:
+                g._read = self.property_reads[j]
             try:
                 ok = p.fn(g)
+            except SystemExit as e:
+                raise exit_error(e, f"property {p.name!r}", p.location,
+                                 [f"in state: {self.render_state(state)}"]) from None
             except Exception as e:
                 raise SpecError(f"property {p.name!r} raised {type(e).__name__}: {e}",
                                 traceback_location(sys.exc_info()[2]) or p.location,
                                 ["a property must be total: it is evaluated on every reachable "
                                  "state, including initial ones",
                                  f"in state: {self.render_state(state)}"]) from None
+            if g._beyond:
+                beyond = True
+                if track:
+                    self.property_beyond[j] = True
+                    g._beyond = False
             if not ok:
                 out.append(Violation("property", p.name,
                                      f"property {p.name!r} does not hold", name=p.name,
                                      location=p.location))
+        self.property_evaluations += 1
         res = tuple(out)
-        if not g._beyond:           # a function of the local states alone: share the verdict
+        if not beyond:              # a function of the local states alone: share the verdict
             memo[state[0]] = res
         return res
+
+    def unchanged_instances(self) -> set[int]:
+        """The instances whose local state was the same in every state the properties were
+        evaluated on (from the property memo's keys; else: their class never had a second
+        local state).  A property that read only these (and not the network) where its reads
+        were noted held trivially: with the same inputs everywhere, a property (a pure
+        function) takes the same path and reads the same instances in every state."""
+        keys = iter(self._property_memo)
+        first = next(keys, None)
+        if first is None:
+            return {i for i, inst in enumerate(self.instances) if len(inst.table.values) <= 1}
+        same = set(range(len(first)))
+        for key in keys:
+            for i in [i for i in same if key[i] != first[i]]:
+                same.discard(i)
+            if not same:
+                break
+        return same
 
     def local_property_violations(self, lids: dict[str, int], in_flight: list[Envelope] | None,
                                   skip: set[str]) -> tuple[tuple[Violation, ...], set[str]]:
@@ -853,6 +894,8 @@ class Kernel:
             except NotLocal:
                 not_local.add(p.name)
                 continue
+            except SystemExit as e:
+                raise exit_error(e, f"property {p.name!r}", p.location) from None
             except Exception as e:
                 out.append(Violation("property", p.name,
                                      f"property {p.name!r} raised {type(e).__name__}: {e}",
@@ -871,6 +914,8 @@ class Kernel:
             try:
                 if pred(g):
                     return True
+            except SystemExit as e:
+                raise exit_error(e, "terminal predicate", loc) from None
             except Exception as e:
                 raise SpecError(f"terminal predicate raised {type(e).__name__}: {e}",
                                 traceback_location(sys.exc_info()[2]) or loc) from None
@@ -940,6 +985,8 @@ class Kernel:
         """A predicate of the world (`fn(g)`) on `state`; one that raises is a spec error."""
         try:
             return bool(fn(World(self, state)))
+        except SystemExit as e:
+            raise exit_error(e, what, location) from None
         except Exception as e:
             raise SpecError(f"{what} raised {type(e).__name__}: {e}",
                             traceback_location(sys.exc_info()[2]) or location,
@@ -1113,20 +1160,26 @@ class Kernel:
         return [inst.name for inst in self.instances if (state[3] >> inst.index) & 1]
 
 
+TRACK_READS = 100     # evaluations of the properties whose reads are noted (see Kernel)
+
+
 class World:
     """The global state as a property sees it: `g["tm"]`, `g.instances(ResourceManager)`."""
 
-    __slots__ = ("_k", "_state", "_beyond")
+    __slots__ = ("_k", "_state", "_beyond", "_read")
 
     def __init__(self, kernel: Kernel, state: State) -> None:
         self._k = kernel
         self._state = state
         self._beyond = False        # read more than the local states (network, crashes)
+        self._read: set[int] | None = None      # where to note the instances read
 
     def __getitem__(self, name: str) -> StateView:
         i = self._k.index.get(name)
         if i is None:
             raise KeyError(f"no instance named {name!r}")
+        if self._read is not None:
+            self._read.add(i)
         return self._k.view(i, self._state[0][i])
 
     def instances(self, cls: type | None = None) -> list[StateView]:
@@ -1136,6 +1189,8 @@ class World:
         if idx is None:
             idx = k._class_indices[cls] = tuple(
                 i for i, inst in enumerate(k.instances) if cls is None or issubclass(inst.cls, cls))
+        if self._read is not None:
+            self._read.update(idx)
         locals_ = self._state[0]
         views = k._views
         out = []

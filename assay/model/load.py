@@ -9,8 +9,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from assay.errors import Location, SpecError, UsageError, traceback_location
+from assay.errors import Location, SpecError, UsageError, exit_error, traceback_location
 from assay.model.system import System
+
+SPEC_MODULE_PREFIX = "assay_spec_"        # the module name of every loaded spec starts so
 
 
 def load_module(path: str | Path) -> Any:
@@ -19,7 +21,7 @@ def load_module(path: str | Path) -> Any:
     if not p.is_file():
         raise UsageError(f"spec file {str(path)!r} does not exist")
     digest = hashlib.blake2b(str(p.resolve()).encode(), digest_size=4).hexdigest()
-    name = f"assay_spec_{p.stem}_{digest}"
+    name = f"{SPEC_MODULE_PREFIX}{p.stem}_{digest}"
     if name in sys.modules:
         return sys.modules[name]
     try:
@@ -48,6 +50,9 @@ def load_module(path: str | Path) -> Any:
         raise SpecError(f"import failed: {e}", traceback_location(sys.exc_info()[2])
                         or Location(str(p)),
                         ["install the missing module, or fix the import"]) from None
+    except SystemExit as e:
+        del sys.modules[name]
+        raise exit_error(e, "the spec", Location(str(p)), when=" while loading") from None
     except Exception as e:
         del sys.modules[name]
         raise SpecError(f"the spec raised {type(e).__name__} while loading: {e}",
@@ -113,6 +118,8 @@ def build(path: str | Path, system: str | None = None,
         result = fn(**typed)
     except SpecError:
         raise
+    except SystemExit as e:
+        raise exit_error(e, f"building system {system!r}", where) from None
     except Exception as e:
         raise SpecError(f"building system {system!r} raised {type(e).__name__}: {e}",
                         traceback_location(sys.exc_info()[2]) or where) from None

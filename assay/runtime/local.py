@@ -24,9 +24,10 @@ import contextlib
 import os
 import random
 import signal
+import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -309,14 +310,62 @@ def run_local(kernel: Kernel, duration: float | None = None, monitor: str = "enf
         rt = LocalRuntime(kernel, monitor, seed, time_unit, record=record, state_dir=state_dir,
                           durability=durability, fresh=fresh)
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):    # Ctrl-C: stop after the current step
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, rt.stop)
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGTERM, rt.stop)    # stop after the current step
         try:
-            return await rt.run(duration), rt
+            with _ctrl_c_stops(loop, rt.stop):
+                return await rt.run(duration), rt
         finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                with contextlib.suppress(NotImplementedError, RuntimeError):
-                    loop.remove_signal_handler(sig)
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(signal.SIGTERM)
 
     return asyncio.run(main())
+
+
+STUCK_AFTER = 3.0     # seconds after Ctrl-C within which the current step must have returned
+
+
+@contextlib.contextmanager
+def _ctrl_c_stops(loop: asyncio.AbstractEventLoop, stop: Callable[[], None]) -> Iterator[None]:
+    """Ctrl-C asks the run to `stop` after the current step.  A step that does not return (a
+    handler that loops) never gives the event loop that request: if the loop has not taken it
+    STUCK_AFTER seconds later, or at a second Ctrl-C, KeyboardInterrupt is raised where the
+    step is, and the run ends without a report."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    asked = False
+    taken = False
+
+    def take() -> None:                     # in the loop: the step returned
+        nonlocal taken
+        taken = True
+        with contextlib.suppress(ValueError, OSError):
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        stop()
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        if not taken:
+            raise KeyboardInterrupt
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        nonlocal asked
+        if asked and not taken:
+            raise KeyboardInterrupt
+        asked = True
+        loop.call_soon_threadsafe(take)
+        with contextlib.suppress(ValueError, OSError):
+            signal.signal(signal.SIGALRM, on_alarm)
+            signal.setitimer(signal.ITIMER_REAL, STUCK_AFTER)
+
+    before_int = signal.signal(signal.SIGINT, on_sigint)
+    before_alarm = signal.getsignal(signal.SIGALRM)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError, OSError):
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, before_alarm if before_alarm is not None
+                      else signal.SIG_DFL)
+        signal.signal(signal.SIGINT, before_int if before_int is not None
+                      else signal.default_int_handler)

@@ -3,12 +3,16 @@
 Run i of a campaign has the seed `derive(seed, i)`, so the runs — and the summary — are the
 same whatever the number of workers.  A worker builds its own kernel from the spec file (a
 kernel is never sent between processes); it sends back names (event JSON, fingerprints), not
-ids.
+ids.  Ctrl-C stops a campaign with the runs finished so far; workers ignore it (the parent
+decides) and are killed with the parent, even one stuck in a handler that never returns.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import signal
+import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -89,6 +93,35 @@ def run_indices(kernel: Kernel, seed: int, indices: list[int], opts: Options,
 _WORKER: dict[Any, tuple[Kernel, set[Any]]] = {}     # per worker process: kernel, known states
 
 
+def _worker_init() -> None:
+    """In each worker: Ctrl-C at a terminal reaches the whole process group, and the parent
+    alone decides what it means; on Linux the worker is also killed when its parent dies."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(Exception):
+            import ctypes
+
+            pr_set_pdeathsig = 1
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+            if os.getppid() == 1:            # the parent died before prctl: nobody to serve
+                os._exit(1)
+
+
+def _kill_workers(pool: ProcessPoolExecutor) -> None:
+    """Stop `pool` now: kill its workers (a run stuck in a handler would never end) and wait
+    for them to be gone.  The pool then fails every pending future (BrokenProcessPool); none
+    may have been cancelled (Python 3.11's pool trips over a cancelled one then)."""
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    for p in procs:
+        with contextlib.suppress(Exception):
+            p.kill()
+    for p in procs:
+        with contextlib.suppress(Exception):
+            p.join(5)
+    pool.shutdown(wait=True)
+
+
 def _worker(job: tuple[str, str | None, dict[str, str], int, list[int], Options]
             ) -> list[RunReport]:
     spec, system_name, params, seed, indices, opts = job
@@ -109,7 +142,8 @@ def _chunks(n: int, jobs: int) -> Iterator[list[int]]:
 
 @dataclass
 class Campaign:
-    """The summary of a campaign."""
+    """The summary of a campaign: of all its runs, or (Ctrl-C) of the first `runs` of the
+    `requested`, those that had finished."""
 
     runs: int
     events: int
@@ -117,6 +151,8 @@ class Campaign:
     seconds: float
     reports: list[RunReport]
     trace_files: dict[int, str] = field(default_factory=dict)
+    requested: int | None = None             # None: every run requested was run
+    interrupted: bool = False
 
     @property
     def failures(self) -> list[RunReport]:
@@ -124,12 +160,17 @@ class Campaign:
 
     @property
     def exit_code(self) -> int:
+        if self.interrupted:
+            return 130                       # 128 + SIGINT, as a shell reports Ctrl-C
         return 1 if self.failures else 0
 
     def to_json(self, with_timing: bool = True) -> dict[str, Any]:
         doc: dict[str, Any] = {
             "verdict": "violation" if self.failures else "ok",
-            "runs": self.runs, "events": self.events,
+            "stopped": "interrupted" if self.interrupted else "completed",
+            "runs": self.runs,
+            "runs_requested": self.runs if self.requested is None else self.requested,
+            "events": self.events,
             "distinct_states": self.distinct_states,
             "ended": _count(r.ended for r in self.reports),
             "violations": [{"run": r.index, "seed": r.seed, **(r.violation or {}),
@@ -152,33 +193,58 @@ def _count(xs: Any) -> dict[str, int]:
 
 def campaign(spec: str, system_name: str | None, params: dict[str, str], *, seed: int,
              runs: int, opts: Options, jobs: int | None = None,
-             on_progress: Callable[[int, int], None] | None = None) -> Campaign:
-    """Run `runs` seeded runs of the system of `spec`, on `jobs` worker processes."""
+             on_progress: Callable[[int, int, int], None] | None = None) -> Campaign:
+    """Run `runs` seeded runs of the system of `spec`, on `jobs` worker processes.
+
+    `on_progress(runs done, runs, events)` is called as runs finish.  Ctrl-C
+    (KeyboardInterrupt) stops the campaign: the result has the runs finished before it, in
+    order from the first, and says `interrupted`."""
     jobs = jobs or os.cpu_count() or 1
     started = time.perf_counter()
     reports: list[RunReport] = []
+    events = 0
+    interrupted = False
     if jobs == 1 or runs == 1:
         system, _, _ = build(spec, system_name, params)
         kernel = kernel_for(system, opts.rates)
         known: set[Any] = set()
-        for chunk in _chunks(runs, 1):
-            reports += run_indices(kernel, seed, chunk, opts, known)
-            if on_progress:
-                on_progress(len(reports), runs)
+        try:
+            for chunk in _chunks(runs, 1):
+                for i in chunk:
+                    part = run_indices(kernel, seed, [i], opts, known)
+                    reports += part
+                    events += part[0].events
+                if on_progress:
+                    on_progress(len(reports), runs, events)
+        except KeyboardInterrupt:
+            interrupted = True
     else:
         build(spec, system_name, params)          # spec errors surface here, not in a worker
         work = [(spec, system_name, params, seed, chunk, opts) for chunk in _chunks(runs, jobs)]
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
-            for part in pool.map(_worker, work):
+        pool = ProcessPoolExecutor(max_workers=jobs, initializer=_worker_init)
+        try:
+            # not pool.map: on Ctrl-C it cancels the pending futures, see _kill_workers
+            for future in [pool.submit(_worker, job) for job in work]:
+                part = future.result()
                 reports += part
+                events += sum(r.events for r in part)
                 if on_progress:
-                    on_progress(len(reports), runs)
+                    on_progress(len(reports), runs, events)
+        except KeyboardInterrupt:
+            interrupted = True
+            _kill_workers(pool)
+        except BaseException:                # a spec error in one run: the others are moot
+            _kill_workers(pool)
+            raise
+        else:
+            pool.shutdown(wait=True)
     reports.sort(key=lambda r: r.index)
     seen: set[str] = set()
     for r in reports:
         seen |= r.fingerprints
-    return Campaign(runs, sum(r.events for r in reports), len(seen),
-                    time.perf_counter() - started, reports)
+    return Campaign(len(reports), sum(r.events for r in reports), len(seen),
+                    time.perf_counter() - started, reports,
+                    requested=runs if interrupted else None, interrupted=interrupted)
 
 
 def trace_of(report: RunReport, spec: str, system: str, params: dict[str, Any],

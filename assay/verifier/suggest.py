@@ -1467,7 +1467,7 @@ def _as_invariant(comp: Any, t: Any, premise: list[Any], text: str,
             ok, _ = holds(info, Scenario(name, tuple(values), wiring), fn, [])
             if not ok:
                 return None
-    s = z3.Solver()
+    s = vtypes.Solver()
     s.set("timeout", max(1, int(comp.timeout * 1000)))
     s.add(*premise, before, t.body.completed, z3.Not(after))
     if s.check() != z3.unsat:

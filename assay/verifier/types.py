@@ -1,11 +1,13 @@
 """The translation's static types and values: `Ty` and its Z3 sorts, `Val`, the symbolic
-objects a body manipulates (self, a message, a port), `Unsupported`, and the way back from a
-Z3 model to Python values.  The decisions behind them are in `prove`'s docstring.
+objects a body manipulates (self, a message, a port), `Unsupported`, the way back from a
+Z3 model to Python values, and the `Solver` every obligation is decided with.  The decisions
+behind them are in `prove`'s docstring.
 """
 from __future__ import annotations
 
 import ast
 import enum
+import time
 import types
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +27,33 @@ from assay.model.types import (
     _Str,
     _Tuple,
 )
+
+
+class Solver(z3.Solver):
+    """Z3's solver, except that Ctrl-C stops the verifier, not only the current check.
+
+    During a check Z3 catches SIGINT itself: it abandons that check (unknown, "interrupted
+    from keyboard", or "canceled" as a timeout says) and Python never sees the signal, so each
+    Ctrl-C would only turn one obligation into `unknown`.  A check canceled before its timeout
+    could have fired was interrupted."""
+
+    _timeout: float | None = None           # seconds, as given to set("timeout", ms)
+
+    def set(self, *args: Any, **keys: Any) -> None:
+        super().set(*args, **keys)
+        pairs = dict(zip(args[::2], args[1::2]), **keys)
+        if "timeout" in pairs:
+            self._timeout = pairs["timeout"] / 1000
+
+    def check(self, *assumptions: Any) -> z3.CheckSatResult:
+        started = time.monotonic()
+        r = super().check(*assumptions)
+        if r == z3.unknown:
+            why = self.reason_unknown()
+            early = self._timeout is None or time.monotonic() - started < 0.9 * self._timeout
+            if why == "interrupted from keyboard" or why == "canceled" and early:
+                raise KeyboardInterrupt
+        return r
 
 
 class Unsupported(Exception):

@@ -220,6 +220,8 @@ class VerifyReport:
     obligations: tuple[Obligation, ...]
     seconds: float
     nothing_to_verify: tuple[str, ...] = ()   # components without handlers, actions or invariants
+    not_checked: tuple[str, ...] = ()         # interrupted: what was not decided (see verify)
+    interrupted: bool = False                 # Ctrl-C stopped it
 
     def counts(self) -> dict[str, int]:
         out = dict.fromkeys(VERDICTS, 0)
@@ -238,6 +240,8 @@ class VerifyReport:
 
     @property
     def exit_code(self) -> int:
+        if self.interrupted:
+            return 130                        # 128 + SIGINT, as a shell reports Ctrl-C
         return {"proved": 0, "refuted": 1, "unknown": 3}[self.verdict]
 
     def find(self, component: str | None = None, target: str | None = None,
@@ -252,6 +256,8 @@ class VerifyReport:
         return {"verdict": self.verdict, "counts": self.counts(), "obligations_total": n,
                 "seconds": round(self.seconds, 6),
                 "obligations_per_second": round(n / self.seconds, 1) if self.seconds else None,
+                "stopped": "interrupted" if self.interrupted else "completed",
+                "not_checked": list(self.not_checked),
                 "components": list(self.components),
                 "nothing_to_verify": list(self.nothing_to_verify),
                 "obligations": [o.to_json() for o in self.obligations]}
@@ -298,7 +304,7 @@ def contract_obligations(system: System, timeout: float = 5.0,
     `verify`'s translations; None: not all translated) has none.  Where it is not known, a
     mismatch is unknown, not refuted: the sender may never send one."""
     sends = sends or {}
-    solver = z3.Solver()
+    solver = vtypes.Solver()
     solver.set("timeout", max(1, int(timeout * 1000)))
     seen: set[tuple[type, str, type, str, type]] = set()
     out: list[Obligation] = []
@@ -400,26 +406,61 @@ def verify(system: System, component: str | None = None, timeout: float = 5.0) -
                              notes=["components: " + ", ".join(
                                  sorted({c.__name__ for c in classes}))])
         classes = {c: classes[c] for c in chosen}
-    solver = z3.Solver()
+    solver = vtypes.Solver()
     solver.set("timeout", max(1, int(timeout * 1000)))
     out: list[Obligation] = []
     empty = []
     sends: dict[type, set[tuple[str, type]] | None] = {}
     from assay.verifier.conformance import conformance_obligations
 
-    for cls, names in classes.items():
-        before = len(out)
-        c = _Component(system, cls, names, solver, timeout)
-        c.run(out)
-        out += conformance_obligations(system, cls, names, timeout)
-        sends[cls] = c.sends
-        if len(out) == before:
-            empty.append(cls.__name__)
-    if component is None:
-        out += connection_obligations(system)
-        out += contract_obligations(system, timeout, sends)
+    done: list[type] = []
+    comp: _Component | None = None
+    stage = "components"
+    try:
+        for cls, names in classes.items():
+            before = len(out)
+            comp = _Component(system, cls, names, solver, timeout)
+            comp.run(out)
+            out += conformance_obligations(system, cls, names, timeout)
+            done.append(cls)
+            sends[cls] = comp.sends
+            if len(out) == before:
+                empty.append(cls.__name__)
+        if component is None:
+            stage = "connections"
+            out += connection_obligations(system)
+            stage = "port contracts"
+            out += contract_obligations(system, timeout, sends)
+    except KeyboardInterrupt:               # Ctrl-C: what was decided, and what was not
+        clear_caches()                      # a translation may have been cut half-way
+        left = _not_checked(classes, done, comp, stage,
+                            component is None and bool(system.connections), out)
+        return VerifyReport(system.name, tuple(c.__name__ for c in classes), tuple(out),
+                            time.perf_counter() - t0, tuple(empty), left, interrupted=True)
     return VerifyReport(system.name, tuple(c.__name__ for c in classes), tuple(out),
                         time.perf_counter() - t0, tuple(empty))
+
+
+def _not_checked(classes: dict[type, list[str]], done: list[type],
+                 current: _Component | None, stage: str, whole: bool,
+                 out: list[Obligation]) -> tuple[str, ...]:
+    """What an interrupted `verify` did not decide: `Class.target` for the rest of the
+    component it was in (the first one "(in part)" if some of its obligations were decided),
+    `Class` for those it did not reach, then the connections and port contracts."""
+    left: list[str] = []
+    if stage == "components":
+        if current is not None and current.cls not in done:
+            name = current.cls.__name__
+            rest = current.plan()[getattr(current, "finished", 0):]
+            left += [f"{name}.{n}" for n in rest]
+            if rest and any(o.component == name and o.target == rest[0] for o in out):
+                left[0] += " (in part)"
+        left += [cls.__name__ for cls in classes
+                 if cls not in done and (current is None or cls is not current.cls)]
+    if whole:
+        stages = ["connections", "port contracts"]
+        left += stages[stages.index(stage):] if stage in stages else stages
+    return tuple(left)
 
 
 _ENCODINGS: dict[type, ComponentEncoding] = {}
@@ -498,20 +539,37 @@ class _Component:
 
     # --- generation ----------------------------------------------------------------------------
 
+    def plan(self) -> list[str]:
+        """What `run` decides, in order: the initial state, each handler and action, the
+        restart (the names a report lists as not checked when Ctrl-C stops it)."""
+        info = self.info
+        names = ["initial state"] if info.invariants else []
+        names += [t.name for t in self._targets()]
+        if info.invariants and any(info.persistent) or info.on_restart is not None:
+            names.append("restart")
+        return names
+
+    def _targets(self) -> list[_Target]:
+        info = self.info
+        targets = [_Target(h.name, h.fn, handler=h) for h in
+                   sorted(info.handlers.values(), key=lambda h: _line(h.location) or 0)]
+        return targets + [_Target(a.name, a.fn, action=a) for a in info.actions]
+
     def run(self, out: list[Obligation]) -> None:
         info = self.info
         # the (port, message type) of every send site its bodies have, once all of them are
         # translated (None: some are not, so what it may send is not known)
         self.sends: set[tuple[str, type]] | None = set()
+        self.finished = 0                      # how many entries of plan() are decided
         if info.invariants:
             self.initial(out)
-        targets = [_Target(h.name, h.fn, handler=h) for h in
-                   sorted(info.handlers.values(), key=lambda h: _line(h.location) or 0)]
-        targets += [_Target(a.name, a.fn, action=a) for a in info.actions]
-        for t in targets:
+            self.finished += 1
+        for t in self._targets():
             self.target(t, out)
+            self.finished += 1
         if info.invariants and any(info.persistent) or info.on_restart is not None:
             self.restart(out)
+            self.finished += 1
         if info.on_start is not None:              # its obligations are not generated yet,
             try:                                   # but what it sends counts
                 self._sent(prove.translate_body(self.enc, info.on_start, []))
