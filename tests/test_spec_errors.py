@@ -165,6 +165,9 @@ CASES = [
     Case("contract-arity", "contract_arity.py",
          message=("requires", "on_ping", "takes 1 argument", "passes 2"),
          notes=("lambda self, m",)),
+    Case("action-without-parentheses", "action_without_parentheses.py",
+         message=("Counter.step", "@action is written without parentheses"),
+         notes=("write @action()",)),
     Case("requires-on-an-action", "action_requires.py",
          message=("Node.ping", "an action has no caller to require something of: put the "
                   "condition in @action(when=...)"),

@@ -173,7 +173,8 @@ def _result(kernel: Kernel, out: Outcome, strategy: str, spec: str, system_name:
                       verdict={"kind": v.kind, "name": v.name, "blame": v.blame,
                                "message": v.message, "step": len(steps),
                                **({"cycle_start": lasso.cycle_start,
-                                   "fairness": kernel.fairness} if lasso else {})})
+                                   "fairness": kernel.fairness} if lasso else {}),
+                               **({} if kernel.check_deadlock else {"deadlock": False})})
     initial = None
     if out.start is not None:
         initial = {inst.name: kernel.local_values(out.start, inst.name)

@@ -36,6 +36,7 @@ def bfs(kernel: Kernel, search: Search) -> Outcome:
         max_states, max_depth = search.max_states, search.max_depth
         limit = max_states if max_states is not None else float("inf")
         level: list[State] = []
+        within = kernel.within if kernel.system.constraints else None
         for s, viol in kernel.initial_states():
             if s in visited:
                 continue
@@ -47,7 +48,8 @@ def bfs(kernel: Kernel, search: Search) -> Outcome:
             pv = kernel.property_violations(s)
             if pv:
                 return stop("violation", pv[0], s)
-            level.append(s)
+            if within is None or within(s):
+                level.append(s)
         search.states = len(visited)
 
         successors = kernel.successors
@@ -101,7 +103,8 @@ def bfs(kernel: Kernel, search: Search) -> Outcome:
                         if pv:
                             found = (pv[0], t, None)
                             break
-                    nxt.append(t)
+                    if within is None or within(t):     # beyond a constraint: checked only
+                        nxt.append(t)
                 expanded += 1
                 if not expanded & 0x3FF:                    # now and then: progress, bounds
                     search.states = len(visited)

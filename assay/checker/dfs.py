@@ -17,6 +17,7 @@ def dfs(kernel: Kernel, search: Search) -> Outcome:
     limit = search.max_states if search.max_states is not None else float("inf")
     successors = kernel.successors
     check_props = kernel.property_violations if kernel.properties else None
+    within = kernel.within if kernel.system.constraints else None
     cut = False
 
     def done(reason: str, violation: Violation | None = None, start: State | None = None,
@@ -35,6 +36,8 @@ def dfs(kernel: Kernel, search: Search) -> Outcome:
             pv = kernel.property_violations(init)
             if pv:
                 return done("violation", pv[0], init)
+            if within is not None and not within(init):
+                continue                                  # beyond a constraint: checked only
             # stack[k] = [state, its successor steps, next index]; path[k] leads to stack[k + 1]
             stack: list[list] = []
             path: list[int] = []
@@ -76,6 +79,9 @@ def dfs(kernel: Kernel, search: Search) -> Outcome:
                     pv = check_props(t)
                     if pv:
                         return done("violation", pv[0], init, path)
+                if within is not None and not within(t):
+                    path.pop()                            # beyond a constraint: checked only
+                    continue
                 if not len(visited) & 0x3FF:
                     search.states = len(visited)
                     bound = search.tick(len(stack))

@@ -74,10 +74,15 @@ def build_graph(kernel: Kernel, search: Search) -> Graph:
             initial.append(index[s])
     succ: list[list[Edge]] = []
     enabled, apply = kernel.enabled_events, kernel.apply
+    within = kernel.within if kernel.system.constraints else None
     i = 0
     while i < len(states):
         s = states[i]
         out: list[Edge] = []
+        if within is not None and not within(s):     # beyond a constraint: not explored
+            succ.append(out)
+            i += 1
+            continue
         for ev in enabled(s):
             t = apply(s, ev)[0]
             j = index.get(t)

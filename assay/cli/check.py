@@ -40,6 +40,9 @@ from assay.errors import AssayError, UsageError
 @click.option("--fairness", type=click.Choice(["none", "weak", "strong"]), default=None,
               help="Fairness of every event no declaration covers, for liveness properties "
                    "(default: the system's).")
+@click.option("--no-deadlock", is_flag=True,
+              help="Do not report deadlocks: a state with nothing enabled may be final "
+                   "(TLC's CHECK_DEADLOCK FALSE).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @click.option("--trace-out", type=click.Path(dir_okay=False), metavar="FILE",
               help="Write the counterexample as a JSON trace file.")
@@ -49,7 +52,7 @@ from assay.errors import AssayError, UsageError
 def check(spec: str, system_name: str | None, params: tuple[str, ...], strategy: str,
           max_states: int | None, max_depth: int | None, max_time: float | None,
           max_memory: int | None, faults_text: str | None, fairness: str | None,
-          as_json: bool, trace_out: str | None, quiet: bool) -> None:
+          no_deadlock: bool, as_json: bool, trace_out: str | None, quiet: bool) -> None:
     """Explore every reachable state of a system and check its properties.
 
     \b
@@ -67,7 +70,7 @@ def check(spec: str, system_name: str | None, params: tuple[str, ...], strategy:
 
         faults = Faults.parse(faults_text) if faults_text else None
         system, name, typed = build(spec, system_name, _params(params))
-        kernel = Kernel(system, faults, fairness)
+        kernel = Kernel(system, faults, fairness, deadlock=not no_deadlock)
         progress: _Progress | _ProgressLines | None = None
         if not quiet:
             progress = _Progress() if sys.stderr.isatty() else \

@@ -148,10 +148,13 @@ class Kernel:
     """The compiled semantics of one system (with a fault budget, if given)."""
 
     def __init__(self, system: System, faults: Faults | None = None,
-                 fairness: str | None = None) -> None:
+                 fairness: str | None = None, deadlock: bool = True) -> None:
         validate(system)
         self.system = system
         self.faults = faults
+        # False (`check --no-deadlock`, TLC's CHECK_DEADLOCK FALSE): a state with nothing
+        # enabled is no violation; every state may be final
+        self.check_deadlock = deadlock
         # the fairness of events no declaration covers: the system's, unless overridden
         self.fairness = fairness or system.fairness
         self._fair: dict[int, tuple[Any, int] | None] = {}
@@ -907,6 +910,10 @@ class Kernel:
         return tuple(out), not_local
 
     def is_terminal(self, state: State) -> bool:
+        """Whether `state` may be final: declared so by `@s.terminal`, or every state when
+        deadlocks are not checked."""
+        if not self.check_deadlock:
+            return True
         if not self.terminals:
             return False
         g = World(self, state)
@@ -920,6 +927,11 @@ class Kernel:
                 raise SpecError(f"terminal predicate raised {type(e).__name__}: {e}",
                                 traceback_location(sys.exc_info()[2]) or loc) from None
         return False
+
+    def within(self, state: State) -> bool:
+        """Whether `state` satisfies every `@s.constraint` (`check` explores beyond it)."""
+        return all(self.evaluate(fn, state, "constraint", loc)
+                   for fn, loc in self.system.constraints)
 
     def can_progress(self, state: State) -> bool:
         """Whether some event other than an optional fault (a crash, drop, duplicate or

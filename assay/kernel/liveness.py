@@ -76,8 +76,10 @@ def _task(kernel: Kernel, ev: int) -> str:
 
 def can_stop(kernel: Kernel, state: State) -> bool:
     """Whether a behaviour may end (stutter forever) in `state`: nothing but faults is
-    enabled there."""
-    return not kernel.can_progress(state)
+    enabled there — or `state` is outside an `@s.constraint`, where `check` cuts every
+    behaviour (it explores nothing beyond; as TLC, the cut behaviour stops there)."""
+    return not kernel.can_progress(state) or bool(kernel.system.constraints) \
+        and not kernel.within(state)
 
 
 def check_lasso(kernel: Kernel, prop: Property, states: Sequence[State],

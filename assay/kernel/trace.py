@@ -377,7 +377,9 @@ def replay_trace(trace: Trace, trace_path: str | Path,
         raise TraceError(f"the trace's fairness {fairness!r} is not one of "
                          f"{', '.join(FAIRNESS)}")
     # a fault may occur wherever the trace has one: the budget is not what is replayed
-    kernel = Kernel(system, Faults.unlimited() if faulty else None, fairness)
+    # a run checked with --no-deadlock may end where nothing is enabled
+    kernel = Kernel(system, Faults.unlimited() if faulty else None, fairness,
+                    deadlock=verdict.get("deadlock") is not False)
     start = find_initial(kernel, trace.initial)
     hook, now = clocked(kernel) if clocked else (None, None)
     done = replay_checked(kernel, trace.events, start, hook)

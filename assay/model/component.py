@@ -169,6 +169,9 @@ def action(when: Callable[..., bool] | None = None,
         if fair is not None:
             fn.__assay_fair__ = fair              # type: ignore[attr-defined]
         return fn
+    # `@action` without parentheses makes the method `when` and leaves `mark` as the class
+    # attribute: `component_info` finds the mark and says so, instead of an action missing
+    mark.__assay_unapplied__ = ("@action", loc)   # type: ignore[attr-defined]
     return mark
 
 
@@ -409,6 +412,12 @@ def _build_info(cls: type) -> ComponentInfo:
         fn = getattr(cls, attr, None)
         if not callable(fn):
             continue
+        unapplied = getattr(fn, "__assay_unapplied__", None)
+        if unapplied is not None:
+            raise SpecError(f"{cls.__name__}.{attr}: {unapplied[0]} is written without "
+                            "parentheses, so it defines nothing", unapplied[1],
+                            [f"write {unapplied[0]}() (or with its arguments, e.g. "
+                             f"{unapplied[0]}(when=lambda self: ...))"])
         fn_loc = object_location(fn)
         if getattr(fn, "__assay_on_restart__", None) is not None:
             _check_arity(fn, 1, f"restart hook {cls.__name__}.{attr}", "(self)", fn_loc)

@@ -110,6 +110,8 @@ class System:
         self._ends: dict[tuple[str, str], list[PortRef]] = {}    # port -> its peers' ports
         self.properties: list[Property] = []
         self.terminals: list[tuple[Callable[[Any], bool], Location | None]] = []
+        # TLC's CONSTRAINT: states where one is false are checked but not explored further
+        self.constraints: list[tuple[Callable[[Any], bool], Location | None]] = []
         self.locations: dict[str, Location | None] = {}
         self.externals: list[str] = []
 
@@ -263,6 +265,15 @@ class System:
             else:
                 raise SpecError(f"fair() needs instances of this system or component classes, "
                                 f"got {t!r}", where)
+
+    def constraint(self, pred: Callable[[Any], bool]) -> Callable[[Any], bool]:
+        """Decorator: bound the explored state space (TLC's CONSTRAINT).  A reachable state
+        where `pred(g)` is false is still checked (contracts, properties) but `check` does
+        not explore beyond it; having only such successors is no deadlock.  Liveness is
+        decided on the states within the constraint.  `simulate` and `assay run` ignore
+        it."""
+        self.constraints.append((pred, object_location(pred) or caller_location(2)))
+        return pred
 
     def terminal(self, pred: Callable[[Any], bool]) -> Callable[[Any], bool]:
         """Decorator: states where `pred(g)` holds are final, so having no event is no deadlock."""
