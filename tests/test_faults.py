@@ -971,9 +971,9 @@ def test_faults_parse(text, expect):
 @pytest.mark.parametrize("text,says", [
     ("crash", "is not KIND=N"),
     ("bogus=1", "is not KIND=N"),
-    ("crash=x", "is not a number"),
+    ("crash=x", "is not a whole number of faults"),
     ("crash=-1", ">= 0"),
-    ("crash=1.5", "is not a number"),
+    ("crash=1.5", "'1.5' is not a whole number of faults (a rate is for `simulate`)"),
 ])
 def test_faults_parse_errors_are_usage_errors(text, says):
     with pytest.raises(UsageError) as e:

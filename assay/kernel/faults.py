@@ -41,7 +41,13 @@ class Faults:
             try:
                 n = int(v)
             except ValueError:
-                raise UsageError(f"--faults: {part!r}: {v.strip()!r} is not a number") from None
+                rate = _is_rate(v)
+                raise UsageError(
+                    f"--faults: {part!r}: {v.strip()!r} is not a whole number of faults"
+                    + (" (a rate is for `simulate`)" if rate else ""),
+                    notes=["`check --faults` takes a budget: how many faults of each kind, "
+                           "e.g. crash=1,drop=2; `simulate --faults` takes per-step "
+                           "probabilities, e.g. crash=0.01"]) from None
             if n < 0:
                 raise UsageError(f"--faults: {part!r}: the count must be >= 0")
             counts[k] = n
@@ -52,3 +58,11 @@ class Faults:
 
     def to_json(self) -> dict[str, int]:
         return {k: v for k, v in zip(KINDS, self.budget()) if v}
+
+
+def _is_rate(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

@@ -34,7 +34,9 @@ class FaultRates:
             try:
                 r = float(v)
             except ValueError:
-                raise UsageError(f"--faults: {part!r}: {v.strip()!r} is not a number") from None
+                raise UsageError(f"--faults: {part!r}: {v.strip()!r} is not a number",
+                                 notes=["`simulate --faults` takes per-step probabilities in "
+                                        "[0, 1], e.g. crash=0.01,drop=0.05"]) from None
             if not 0.0 <= r <= 1.0:
                 raise UsageError(f"--faults: {part!r}: a rate is a probability in [0, 1]")
             rates[k] = r
