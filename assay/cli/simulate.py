@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import click
@@ -53,8 +54,6 @@ def simulate(spec: str, system_name: str | None, params: tuple[str, ...], seed: 
     Exit codes: 0 no violation found, 1 violation, 2 spec or usage error, 70 internal error,
     130 interrupted (Ctrl-C: the summary of the runs finished is printed).
     """
-    import os
-
     from assay.model.load import build
     from assay.simulator import FaultRates, Options, campaign, trace_of
 
@@ -104,6 +103,12 @@ def simulate(spec: str, system_name: str | None, params: tuple[str, ...], seed: 
             console.print(f"liveness ({', '.join(not_covered)}): not covered by simulate — "
                           "a finite run cannot show that something never happens; "
                           "`assay check` decides it", markup=False, soft_wrap=True)
+    if result.interrupted:
+        # workers are killed; the pool's threads may be stuck where Ctrl-C caught them, and
+        # the interpreter would join them at exit: leave at once, output flushed
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(result.exit_code)
     sys.exit(result.exit_code)
 
 

@@ -119,7 +119,10 @@ def _kill_workers(pool: ProcessPoolExecutor) -> None:
     for p in procs:
         with contextlib.suppress(Exception):
             p.join(5)
-    pool.shutdown(wait=True)
+    # not wait=True: a Ctrl-C that landed inside the pool's own locking (future.result) can
+    # leave its management thread blocked for good, and waiting for it hung the parent (seen
+    # once in CI); the caller ends the process (`exit_now`), so nothing waits for it either
+    pool.shutdown(wait=False)
 
 
 def _worker(job: tuple[str, str | None, dict[str, str], int, list[int], Options]
