@@ -62,16 +62,12 @@ def unfair(kernel: Kernel, cycle_states: Sequence[State], cycle_events: Sequence
         if key in taken:
             continue
         if strength == 1 and key in everywhere:
-            return (f"{_task(kernel, ev)} stays enabled along the cycle but is never taken: "
+            return (f"{kernel.describe(ev)} stays enabled along the cycle but is never taken: "
                     "weak fairness rules the cycle out")
         if strength == 2:
-            return (f"{_task(kernel, ev)} is enabled on the cycle but never taken: strong "
+            return (f"{kernel.describe(ev)} is enabled on the cycle but never taken: strong "
                     "fairness rules the cycle out")
     return None
-
-
-def _task(kernel: Kernel, ev: int) -> str:
-    return kernel.describe(ev)
 
 
 def can_stop(kernel: Kernel, state: State) -> bool:
