@@ -113,7 +113,7 @@ def _run_deployment(deploy_file: str, duration: float | None, state_dir: str | N
                     as_json: bool, durability: str = "machine", fresh: bool = False) -> None:
     import asyncio
 
-    from assay.kernel.trace import Trace, initial_json
+    from assay.kernel.trace import Trace, run_events
     from assay.model.load import build
     from assay.runtime.deploy import check_placement, load_deployment
     from assay.runtime.supervise import supervise
@@ -141,8 +141,8 @@ def _run_deployment(deploy_file: str, duration: float | None, state_dir: str | N
             from assay.kernel import Kernel
 
             k = Kernel(system)
-            Trace(dep.spec, name, typed, report.events, engine="run",
-                  initial=initial_json(k, k.initial_states()[0][0])).write(trace_out)
+            initial, events = run_events(k, report.events)
+            Trace(dep.spec, name, typed, events, engine="run", initial=initial).write(trace_out)
     except AssayError as e:
         _fail(e)
         return

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from assay.errors import Location, SpecError, object_location
-from assay.kernel.exec import Result
+from assay.kernel.exec import Branched, Result
 from assay.kernel.violation import Violation
 from assay.model.types import canonical
 
@@ -51,6 +51,24 @@ def result_difference(fields: tuple[str, ...], a: Result, b: Result,
                 f"{'; '.join(v.message for v in b[2]) or 'none'}")
     if a[3] != b[3]:
         return f"the timers set or cancelled: {list(a[3])}, then {list(b[3])}"
+    return None
+
+
+def step_difference(fields: tuple[str, ...], a: Result | Branched, b: Result | Branched,
+                    exact: bool = False) -> str | None:
+    """`result_difference` for steps that may choose (`Runner.explore`): the same ways to
+    choose, and the same result for each."""
+    if not isinstance(a, Branched) and not isinstance(b, Branched):
+        return result_difference(fields, a, b, exact)      # type: ignore[arg-type]
+    ra = a.runs if isinstance(a, Branched) else [((), a)]
+    rb = b.runs if isinstance(b, Branched) else [((), b)]
+    if len(ra) != len(rb) or any(_canon(x) != _canon(y) for (x, _), (y, _) in zip(ra, rb)):
+        return (f"the choices: {[list(c) for c, _ in ra]}, then "
+                f"{[list(c) for c, _ in rb]}")
+    for (chose, x), (_, y) in zip(ra, rb):
+        diff = result_difference(fields, x, y, exact)
+        if diff is not None:
+            return f"{diff} (choosing {', '.join(repr(c) for c in chose)})"
     return None
 
 

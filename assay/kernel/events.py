@@ -27,13 +27,15 @@ class Deliver:
     """Deliver one in-flight message to its destination's handler."""
 
     envelope: Envelope
+    choices: tuple[Any, ...] = ()    # what the handler's `choose` calls took, in order
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": "deliver", **_env_json(self.envelope)}
+        return _with_choices({"kind": "deliver", **_env_json(self.envelope)}, self.choices)
 
     def __str__(self) -> str:
         e = self.envelope
-        return f"{e.dst} receives {e.message!r} from {e.src} (on {e.dst_port})"
+        return (f"{e.dst} receives {e.message!r} from {e.src} (on {e.dst_port})"
+                + _chose(self.choices))
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,19 +46,33 @@ class Fire:
     action: str
     arg: Any = None
     has_arg: bool = False
+    choices: tuple[Any, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": "action", "instance": self.instance, "action": self.action,
-                "arg": to_json(self.arg) if self.has_arg else None}
+        return _with_choices({"kind": "action", "instance": self.instance,
+                              "action": self.action,
+                              "arg": to_json(self.arg) if self.has_arg else None}, self.choices)
 
     def __str__(self) -> str:
         arg = f"({self.arg!r})" if self.has_arg else ""
-        return f"{self.instance} fires {self.action}{arg}"
+        return f"{self.instance} fires {self.action}{arg}" + _chose(self.choices)
 
 
 def _env_json(e: Envelope) -> dict[str, Any]:
     return {"to": e.dst, "port": e.dst_port, "from": e.src, "from_port": e.src_port,
             "message": e.message.to_json()}
+
+
+def _with_choices(j: dict[str, Any], choices: tuple[Any, ...]) -> dict[str, Any]:
+    """An event's JSON with the values its step's `choose` calls took (none: no key, so
+    traces of specs without `choose` read as before)."""
+    if choices:
+        j["choices"] = [to_json(c) for c in choices]
+    return j
+
+
+def _chose(choices: tuple[Any, ...]) -> str:
+    return f", choosing {', '.join(repr(c) for c in choices)}" if choices else ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,13 +82,16 @@ class TimerFire:
     instance: str
     message: Message
     delay: int
+    choices: tuple[Any, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": "timer", "instance": self.instance, "message": self.message.to_json(),
-                "delay": self.delay}
+        return _with_choices({"kind": "timer", "instance": self.instance,
+                              "message": self.message.to_json(), "delay": self.delay},
+                             self.choices)
 
     def __str__(self) -> str:
-        return f"{self.instance} timer fires: {self.message!r} (set with delay {self.delay})"
+        return (f"{self.instance} timer fires: {self.message!r} (set with delay {self.delay})"
+                + _chose(self.choices))
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,13 +109,15 @@ class Crash:
 class Restart:
     instance: str
     choice: int = 0          # which initial values the non-persistent fields take
+    choices: tuple[Any, ...] = ()    # what the restart hook's `choose` calls took
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": "restart", "instance": self.instance, "choice": self.choice}
+        return _with_choices({"kind": "restart", "instance": self.instance,
+                              "choice": self.choice}, self.choices)
 
     def __str__(self) -> str:
         return f"{self.instance} restarts" + (f" (initial choice {self.choice})"
-                                              if self.choice else "")
+                                              if self.choice else "") + _chose(self.choices)
 
 
 @dataclass(frozen=True, slots=True)

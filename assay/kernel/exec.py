@@ -7,6 +7,7 @@ what lets the kernel memoise it.
 """
 from __future__ import annotations
 
+import itertools
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -55,6 +56,56 @@ class Send:
 
 
 Result = tuple[tuple[Any, ...], list[Send], list[Violation], list[TimerOp]]
+# the most branches one step may have, and the most options one `choose` may offer: past
+# them a step is not something to explore exhaustively (a spec error, with the fix)
+MAX_BRANCHES = 10_000
+MAX_OPTIONS = 10_000
+
+
+class Branched:
+    """The results of a step whose code called `choose`: one per way its choices can go,
+    in the order of the choices (the options' order, depth first), each with the values
+    taken."""
+
+    __slots__ = ("runs",)
+
+    def __init__(self, runs: list[tuple[tuple[Any, ...], Result]]) -> None:
+        self.runs = runs
+
+    def __repr__(self) -> str:
+        return f"Branched({[c for c, _ in self.runs]!r})"
+
+
+class Chooser:
+    """The choices of one run of a step: the positions in `prefix` first (to reach one
+    branch again), then the first option of every further `choose`."""
+
+    __slots__ = ("prefix", "taken", "sizes", "values")
+
+    def __init__(self, prefix: tuple[int, ...] = ()) -> None:
+        self.prefix = prefix
+        self.taken: list[int] = []
+        self.sizes: list[int] = []
+        self.values: list[Any] = []
+
+    def pick(self, options: list[Any]) -> Any:
+        k = len(self.taken)
+        i = self.prefix[k] if k < len(self.prefix) else 0
+        if i >= len(options):
+            raise _Diverged(k, len(options))
+        self.taken.append(i)
+        self.sizes.append(len(options))
+        self.values.append(options[i])
+        return options[i]
+
+
+class _Diverged(Exception):
+    """A run of a step offered fewer options at a `choose` than an earlier run of the same
+    step did: the step is not a function of its inputs."""
+
+    def __init__(self, at: int, options: int) -> None:
+        self.at = at
+        self.options = options
 
 
 class _Abort(Exception):
@@ -120,7 +171,7 @@ class Context:
     """The execution context of one handler run: ports and the outbox."""
 
     __slots__ = ("instance", "wirings", "handles", "outbox", "timer_ops", "readonly", "handler",
-                 "sessions", "runner", "record")
+                 "sessions", "runner", "record", "chooser")
 
     def __init__(self, instance: str, wirings: dict[str, Wiring],
                  runner: Runner | None = None) -> None:
@@ -136,6 +187,42 @@ class Context:
         # when a list (the verifier's concrete runs): (spec line, message) of every message
         # sent and timer set, to tell which send site of a handler sent what
         self.record: list[tuple[int | None, Message]] | None = None
+        self.chooser: Chooser | None = None
+
+    def choose(self, options: Any) -> Any:
+        """`self.choose(options)`: see `Component.choose`."""
+        if self.readonly or self.chooser is None:
+            raise SpecError(f"{self.where()}: self.choose(...) outside the body of a handler, "
+                            "an action or a start or restart hook", caller_location(3),
+                            ["guards, contracts, invariants and properties are predicates: "
+                             "they must not choose; choose in the body and keep what was "
+                             "chosen in a field"])
+        if isinstance(options, dict | str | bytes) or not hasattr(options, "__iter__"):
+            self.abort("type", f"{self.where()} chose from {options!r}; give a collection "
+                       "of values (a range, a tuple, a list or a set)")
+        try:
+            n = len(options)
+        except TypeError:
+            n = None
+        if n is not None and n > MAX_OPTIONS:
+            raise SpecError(f"{self.where()} chooses among {n:,} options: too many to explore "
+                            f"(at most {MAX_OPTIONS:,})", caller_location(3),
+                            ["choose among fewer values (a smaller range), or draw the value "
+                             "outside the model"])
+        if isinstance(options, frozenset | set):     # no order of its own: a canonical one
+            items = sorted(options, key=canonical)
+        else:
+            items = list(itertools.islice(options, MAX_OPTIONS + 1))
+        opts: list[Any] = []
+        seen: set[bytes] = set()
+        for x in items:                              # a set of options: each value once
+            c = canonical(x)
+            if c not in seen:
+                seen.add(c)
+                opts.append(x)
+        if not opts:
+            self.abort("exception", f"{self.where()} chose from no options ({options!r})")
+        return self.chooser.pick(opts)
 
     def set_timer(self, delay: int, message: Message) -> None:
         if self.readonly:
@@ -276,6 +363,44 @@ class Runner:
         self.session_keys = tuple(sorted((p, peer) for p in info.automata
                                          for peer, _ in wirings[p].peers))
         self.kept_sessions = tuple(info.ports[p].persistent for p, _ in self.session_keys)
+        self._chooser: Chooser | None = None
+
+    def explore(self, run: Callable[[], Result]) -> Result | Branched:
+        """Run a step (`run` calls one of the `run_*` methods); if its code chose, run it
+        again for every other way its choices can go (each run replays the choices of an
+        earlier one up to the one it changes), in lexicographic order of the options taken."""
+        ch = self._chooser = Chooser()
+        try:
+            first = run()
+            if not ch.sizes:
+                return first
+            runs = [(tuple(ch.values), first)]
+            while True:
+                taken, sizes = ch.taken, ch.sizes
+                j = len(taken) - 1
+                while j >= 0 and taken[j] + 1 >= sizes[j]:
+                    j -= 1
+                if j < 0:
+                    return Branched(runs)
+                if len(runs) >= MAX_BRANCHES:
+                    raise SpecError(f"{self.name}: one step of {self.info.cls.__name__} "
+                                    f"chooses in more than {MAX_BRANCHES:,} ways",
+                                    object_location(self.info.cls),
+                                    ["choose among fewer values, or fewer times in one step"])
+                ch = self._chooser = Chooser((*taken[:j], taken[j] + 1))
+                try:
+                    res = run()
+                except _Diverged as d:
+                    raise SpecError(
+                        f"{self.name}: a step of {self.info.cls.__name__} offered "
+                        f"{d.options} option(s) at its choice {d.at + 1} when run again from "
+                        "the same state and event: it reads the clock, random numbers or "
+                        "other outside state", object_location(self.info.cls),
+                        ["the options of self.choose(...) must depend only on the "
+                         "instance's state, the event and earlier choices"]) from None
+                runs.append((tuple(ch.values), res))
+        finally:
+            self._chooser = None
 
     def restarted(self, old: tuple[Any, ...], fields: tuple[Any, ...]) -> tuple[Any, ...]:
         """The local state after a restart from `old`, with these field values: sessions of
@@ -356,6 +481,8 @@ class Runner:
         for has_arg, a in args:
             try:
                 ok = act.when(obj, a) if has_arg else act.when(obj)
+            except SpecError:
+                raise
             except SystemExit as e:
                 raise exit_error(e, f"the guard of {self.name}.{act.name}") from None
             except Exception as e:
@@ -377,6 +504,8 @@ class Runner:
         obj = self.live(values, ctx)
         try:
             return bool(h.when(obj, message))
+        except SpecError:
+            raise
         except SystemExit as e:
             raise exit_error(e, f"the receive guard of {self.name}.{h.name}") from None
         except Exception as e:
@@ -426,6 +555,7 @@ class Runner:
         blame = f"{self.name}.{hname}"
         ctx = Context(self.name, self.wirings, self)
         ctx.handler = hname
+        ctx.chooser = self._chooser
         if self.session_keys:
             ctx.sessions = self.sessions(values)
             if recv is not None and recv in ctx.sessions:
@@ -461,7 +591,7 @@ class Runner:
             fn(obj, *args)
         except _Abort as a:
             return values, [], [a.violation], []
-        except SpecError:
+        except (SpecError, _Diverged):
             raise
         except SystemExit as e:                 # not a violation: it would end the engine
             raise exit_error(e, blame) from None
@@ -558,6 +688,8 @@ class Runner:
             ok = pred(*args)
         except _Abort as a:
             return a.violation
+        except SpecError:
+            raise
         except SystemExit as e:
             raise exit_error(e, message().split(' fails')[0], loc) from None
         except Exception as e:

@@ -24,7 +24,7 @@ import hashlib
 import json
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import product
 from typing import Any
 
@@ -32,7 +32,7 @@ from assay.errors import SpecError, TraceError, exit_error, traceback_location
 from assay.kernel.determinism import (
     enabled_difference,
     nondeterministic,
-    result_difference,
+    step_difference,
     twice,
 )
 from assay.kernel.events import (
@@ -48,7 +48,7 @@ from assay.kernel.events import (
     Restart,
     TimerFire,
 )
-from assay.kernel.exec import Runner, StateView, TimerOp, Wiring
+from assay.kernel.exec import Branched, Result, Runner, StateView, TimerOp, Wiring
 from assay.kernel.faults import Faults
 from assay.kernel.network import Duplicating, Fifo, Unordered
 from assay.kernel.violation import Violation
@@ -66,6 +66,25 @@ SESSIONS = "@sessions"
 _OPTIONAL_FAULTS = frozenset({"crash", "drop", "dup", "partition"})
 _NOOP = object()     # a memoised delivery that changes nothing (same local state, no sends)
 DEFERRED = object()  # a delivery a receive guard keeps out now: not enabled, stays in flight
+
+
+class Branches:
+    """The outcome of a step whose code chose (`self.choose`): one outcome per way the
+    choices can go, with the values taken.  Each way is an event of its own,
+    ("choice", base event, k, values): the base event with its k-th way."""
+
+    __slots__ = ("outcomes", "choices")
+
+    def __init__(self, outcomes: tuple[Outcome, ...],
+                 choices: tuple[tuple[Any, ...], ...]) -> None:
+        self.outcomes = outcomes
+        self.choices = choices
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Branches) and self.outcomes == other.outcomes \
+            and self.choices == other.choices
+
+    __hash__ = None        # type: ignore[assignment]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +105,18 @@ class LocalStep:
     sends: tuple[Envelope, ...]
     violations: tuple[Violation, ...]
     timer_ops: tuple[tuple[str, Any, Any], ...]
+    choices: tuple[Any, ...] = ()      # what the step's `choose` calls took
+
+
+@dataclass(frozen=True, slots=True)
+class LocalChoice:
+    """A local step whose code chose: one `LocalStep` per way its choices can go.  The
+    runtime takes one at random (`pick`); the model checker explores them all."""
+
+    steps: tuple[LocalStep, ...]
+
+    def pick(self, rng: Any) -> LocalStep:
+        return self.steps[rng.randrange(len(self.steps))]
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +210,9 @@ class Kernel:
         self.wirings = wirings
         # The long state form carries timers, crashes, partitions and the fault budget.
         self.extended = faults is not None or any(i.info.uses_timers for i in self.instances)
+        # some step may choose (`self.choose`): then a step may have several outcomes, and
+        # `successors` takes the general path (`enabled_events` and `apply`)
+        self.chooses = any(i.info.uses_choose for i in self.instances)
         # memoised local steps: deliveries by (local id << 32 | envelope id) (the envelope
         # fixes the instance), actions per instance by local id
         self._dmemo: dict[int, Outcome | object] = {}
@@ -270,37 +304,77 @@ class Kernel:
         per_instance = []
         for inst in self.instances:
             vals = inst.info.initial_values(self.system.overrides.get(inst.name))
-            per_instance.append([self._start_outcome(inst, inst.table.intern(
-                inst.runner.with_sessions(v))) for v in vals])
-        out = []
-        budget = self.faults.budget() if self.faults is not None else (0, 0, 0, 0)
-        for combo in product(*per_instance):
-            net = self.network.initial()
-            timers: tuple[int, ...] = ()
-            violations: list[Violation] = []
-            for _, sends, viol, tops in combo:
-                if sends:
-                    net = self.network.add(net, sends)
-                if tops:
-                    timers = self._apply_timer_ops(timers, tops)
-                violations += viol
-            locals_ = tuple(o[0] for o in combo)
-            state = (locals_, net, timers, 0, budget, 0) if self.extended else (locals_, net)
-            out.append((state, tuple(violations)))
-        return out
+            starts: list[Outcome] = []
+            for v in vals:
+                o = self._start_outcome(inst, inst.table.intern(inst.runner.with_sessions(v)))
+                if type(o) is Branches:         # a start hook that chooses: each way is an
+                    starts.extend(o.outcomes)   # initial state of its own
+                else:
+                    starts.append(o)            # type: ignore[arg-type]
+            per_instance.append(starts)
+        return [self._initial_state(combo) for combo in product(*per_instance)]
 
-    def _start_outcome(self, inst: _Instance, lid: int) -> Outcome:
-        """An instance's start from the initial local state `lid` (memoised like a step)."""
+    def _initial_state(self, starts: tuple[Outcome, ...]
+                       ) -> tuple[State, tuple[Violation, ...]]:
+        """The initial global state after each instance's start step (in instance order)."""
+        budget = self.faults.budget() if self.faults is not None else (0, 0, 0, 0)
+        net = self.network.initial()
+        timers: tuple[int, ...] = ()
+        violations: list[Violation] = []
+        for _, sends, viol, tops in starts:
+            if sends:
+                net = self.network.add(net, sends)
+            if tops:
+                timers = self._apply_timer_ops(timers, tops)
+            violations += viol
+        locals_ = tuple(o[0] for o in starts)
+        state = (locals_, net, timers, 0, budget, 0) if self.extended else (locals_, net)
+        return state, tuple(violations)
+
+    def run_initial(self, chose: dict[str, list[Any]]) -> State:
+        """The initial state of a run of the runtime: each instance from its first initial
+        values (`local_initial`), then its start step — the way `chose[name]` names (JSON
+        values, as recorded) where the start hook chose.  `TraceError` if no way matches."""
+        starts = []
+        for inst in self.instances:
+            o = self._start_outcome(inst, self.local_initial(inst.name))
+            if type(o) is Branches:
+                want = chose.get(inst.name)
+                k = next((k for k, c in enumerate(o.choices)
+                          if _same_json([to_json(v) for v in c], want)), None)
+                if k is None:
+                    raise TraceError(f"{inst.name}'s start chose {want!r}, which its start "
+                                     "hook cannot choose",
+                                     notes=[f"it can choose: "
+                                            f"{', '.join(repr(list(c)) for c in o.choices)}"])
+                o = o.outcomes[k]
+            starts.append(o)
+        return self._initial_state(tuple(starts))[0]
+
+    def _start_outcome(self, inst: _Instance, lid: int) -> Any:
+        """An instance's start from the initial local state `lid` (memoised like a step;
+        `Branches` when the start hook chooses)."""
         key = (inst.index, lid, -1)
         o = self._rmemo.get(key)
         if o is None:
-            o = self._rmemo[key] = self._outcome(
-                inst, inst.runner.run_start(inst.table.values[lid]))
+            values = inst.table.values[lid]
+            o = self._rmemo[key] = self._run_local(
+                inst, values, lambda: inst.runner.run_start(values), inst.info.on_start,
+                "start", "start", lambda: f"{inst.name} starts")
         return o
 
     # --- the memoised local step --------------------------------------------------------------
 
-    def _outcome(self, inst: _Instance, result: Any) -> Outcome:
+    def _outcome(self, inst: _Instance, result: Result | Branched) -> Any:
+        """The interned form of a step's result: an `Outcome`, or `Branches` of them."""
+        if isinstance(result, Branched):
+            if not self.chooses:
+                raise SpecError(f"{inst.name} chooses (self.choose) in a way assay did not "
+                                f"see in the source of {inst.info.cls.__name__}",
+                                notes=["call self.choose(...) directly in the component's "
+                                       "methods"])
+            return Branches(tuple(self._outcome(inst, r) for _, r in result.runs),
+                            tuple(c for c, _ in result.runs))
         new, sends, violations, timer_ops = result
         return (inst.table.intern(new), self._sends(inst, sends), tuple(violations),
                 self._timer_ops(inst, timer_ops))
@@ -415,11 +489,12 @@ class Kernel:
         return o
 
     def _run_local(self, inst: _Instance, values: tuple[Any, ...], run: Callable[[], Any],
-                   fn: Any, hname: str, subject: str, event: Callable[[], str]) -> Outcome:
+                   fn: Any, hname: str, subject: str, event: Callable[[], str]) -> Any:
         """A local step on a memo miss: run it twice (see `determinism`) and intern the
         result; two different results are a `SpecError` naming the handler `fn`."""
-        first, second = twice(run)
-        diff = result_difference(inst.info.fields, first, second, inst.table.exact)
+        explore = inst.runner.explore
+        first, second = twice(lambda: explore(run))
+        diff = step_difference(inst.info.fields, first, second, inst.table.exact)
         if diff is not None:
             raise nondeterministic(f"{inst.info.cls.__name__}.{hname} (instance {inst.name})",
                                    event(), subject, fn, diff,
@@ -485,12 +560,12 @@ class Kernel:
         vals = inst.info.initial_values(self.system.overrides.get(inst.name))
         return inst.table.intern(inst.runner.with_sessions(vals[choice]))
 
-    def local_start(self, name: str, lid: int) -> LocalStep:
+    def local_start(self, name: str, lid: int) -> LocalStep | LocalChoice:
         """The start of instance `name` from its initial local state `lid` (`local_initial`):
         the `@on_start` hook's step (no hook: nothing changes)."""
         return self._local_step(self._start_outcome(self.instances[self.index[name]], lid))
 
-    def local_deliver(self, lid: int, envelope: Envelope) -> LocalStep:
+    def local_deliver(self, lid: int, envelope: Envelope) -> LocalStep | LocalChoice:
         """Handle `envelope` at its destination, whose local state is `lid` (which must
         accept it: `local_accepts`)."""
         o = self._delivery(lid, self._env_id(envelope))
@@ -503,7 +578,7 @@ class Kernel:
         receive guard does not defer it)."""
         return self._delivery(lid, self._env_id(envelope)) is not DEFERRED
 
-    def local_actions(self, name: str, lid: int) -> list[tuple[Fire, LocalStep]]:
+    def local_actions(self, name: str, lid: int) -> list[tuple[Fire, LocalStep | LocalChoice]]:
         """The actions of `name` enabled in local state `lid`, each with its step."""
         out = []
         for slot, o in self._actions(self.index[name], lid):
@@ -512,7 +587,8 @@ class Kernel:
             out.append((ev, self._local_step(o)))
         return out
 
-    def local_timer(self, name: str, lid: int, delay: int, message: Message) -> LocalStep:
+    def local_timer(self, name: str, lid: int, delay: int,
+                    message: Message) -> LocalStep | LocalChoice:
         """A timer of `name` fires: `message`, set with `delay`."""
         key = (self.index[name], delay, message)
         t = self.timer_ids.get(key)
@@ -521,7 +597,11 @@ class Kernel:
             self.timers.append(key)
         return self._local_step(self._timer_outcome(lid, t))
 
-    def _local_step(self, o: Outcome) -> LocalStep:
+    def _local_step(self, o: Any, choices: tuple[Any, ...] = ()) -> Any:
+        """The runtime's form of an outcome: a `LocalStep`, or a `LocalChoice` of them."""
+        if type(o) is Branches:
+            return LocalChoice(tuple(self._local_step(x, c)
+                                     for x, c in zip(o.outcomes, o.choices)))
         new_lid, sends, viol, tops = o
         ops: list[tuple[str, Any, Any]] = []
         for op in tops:
@@ -530,9 +610,9 @@ class Kernel:
                 ops.append(("set", delay, msg))
             else:
                 ops.append(("cancel", self.cancels[~op][1], None))
-        return LocalStep(new_lid, tuple(self.envs[s] for s in sends), viol, tuple(ops))
+        return LocalStep(new_lid, tuple(self.envs[s] for s in sends), viol, tuple(ops), choices)
 
-    def local_restore(self, name: str, saved: dict[str, Any]) -> LocalStep:
+    def local_restore(self, name: str, saved: dict[str, Any]) -> LocalStep | LocalChoice:
         """Restart `name` from its persisted fields (JSON form, as `persisted` gives them):
         the other fields take their initial values and the restart hook runs — the same
         semantics as a restart event."""
@@ -639,7 +719,7 @@ class Kernel:
         change nothing (self-loops, left out of `steps` unless they report a violation).
         Events are ints: an envelope id (>= 0) to deliver, or ~slot for any other event.
         """
-        if self.extended:
+        if self.extended or self.chooses:
             return self._successors_extended(state)
         locals_, net = state
         network = self.network
@@ -712,7 +792,7 @@ class Kernel:
                    if delivery(locals_[env_dst[e]], e) is not DEFERRED]
             for i, lid in enumerate(locals_):
                 out.extend(~slot for slot, _ in self._actions(i, lid))
-            return out
+            return self._ways(state, out) if self.chooses else out
         _, _, timers, down, budget, cut = state
         env_src = self.env_src
         deliverable = list(self.network.deliverable(net))
@@ -742,7 +822,37 @@ class Kernel:
             out.append(~self._slot_id(("heal",)))
         elif part:
             out.extend(~self._slot_id(("partition", m)) for m in self.partitions)
+        return self._ways(state, out) if self.chooses else out
+
+    def _ways(self, state: State, events: list[int]) -> list[int]:
+        """`events` with each whose step chooses replaced by one event per way it can go:
+        ("choice", event, k, values taken)."""
+        out: list[int] = []
+        for ev in events:
+            o = self._outcome_at(state, ev)
+            if type(o) is Branches:
+                out.extend(~self._slot_id(("choice", ev, k, c), ("choice", ev, k, canonical(c)))
+                           for k, c in enumerate(o.choices))
+            else:
+                out.append(ev)
         return out
+
+    def _outcome_at(self, state: State, ev: int) -> Any:
+        """The outcome of event `ev` of an instance in `state` (None: a network or fault
+        event, which runs no code)."""
+        locals_ = state[0]
+        if ev >= 0:
+            return self._delivery(locals_[self.env_dst[ev]], ev)
+        slot = self.slots[~ev]
+        kind = slot[0]
+        if kind == "action":
+            i = slot[1]
+            return next(o for s, o in self._actions(i, locals_[i]) if s == ~ev)
+        if kind == "timer":
+            return self._timer_outcome(locals_[self.timers[slot[1]][0]], slot[1])
+        if kind == "restart":
+            return self._restart_outcome(slot[1], locals_[slot[1]], slot[2])
+        return None
 
     def apply(self, state: State, ev: int) -> tuple[State, tuple[int, ...],
                                                       tuple[Violation, ...]]:
@@ -755,10 +865,15 @@ class Kernel:
         timers, down, budget, cut = state[2:] if ext else ((), 0, (0, 0, 0, 0), 0)
         network = self.network
         i = -1
-        o: Outcome | None = None
+        o: Any = None
+        way = -1                        # a choice event: its base event's `way`-th outcome
+        if ev < 0 and self.slots[~ev][0] == "choice":
+            _, ev, way, _ = self.slots[~ev]
         if ev >= 0:                                            # deliver
             i = self.env_dst[ev]
             o = self._delivery(locals_[i], ev)
+            if way >= 0:
+                o = o.outcomes[way]
             net = network.deliver(net, ev, o[1])
         else:
             slot = self.slots[~ev]
@@ -766,6 +881,8 @@ class Kernel:
             if kind == "action":
                 i = slot[1]
                 o = next(o for s, o in self._actions(i, locals_[i]) if s == ~ev)
+                if way >= 0:
+                    o = o.outcomes[way]
                 net = network.add(net, o[1])
             elif kind == "timer":
                 t = slot[1]
@@ -773,11 +890,15 @@ class Kernel:
                 k = timers.index(t)
                 timers = timers[:k] + timers[k + 1:]
                 o = self._timer_outcome(locals_[i], t)
+                if way >= 0:
+                    o = o.outcomes[way]
                 net = network.add(net, o[1])
             elif kind == "restart":
                 i = slot[1]
                 down &= ~(1 << i)
                 o = self._restart_outcome(i, locals_[i], slot[2])
+                if way >= 0:
+                    o = o.outcomes[way]
                 net = network.add(net, o[1])
             elif kind == "crash":
                 i = slot[1]
@@ -960,6 +1081,9 @@ class Kernel:
         got = self._fair.get(ev, self)
         if got is not self:
             return got                                      # type: ignore[return-value]
+        if ev < 0 and self.slots[~ev][0] == "choice":     # any way of a step is the step
+            got = self._fair[ev] = self.fair_task(self.slots[~ev][1])
+            return got
         own: str | None = None
         if ev >= 0:
             env = self.envs[ev]
@@ -1028,6 +1152,8 @@ class Kernel:
             return Deliver(self.envs[ev])
         slot = self.slots[~ev]
         kind = slot[0]
+        if kind == "choice":
+            return replace(self.event(slot[1]), choices=slot[3])     # type: ignore[arg-type]
         if kind == "action":
             _, i, ai, has_arg, arg = slot
             inst = self.instances[i]
@@ -1063,8 +1189,21 @@ class Kernel:
         return k
 
     def event_kind(self, ev: int) -> str:
-        """deliver, action, timer, crash, restart, drop, dup, partition or heal."""
-        return "deliver" if ev >= 0 else self.slots[~ev][0]
+        """deliver, action, timer, crash, restart, drop, dup, partition or heal (a way of a
+        step that chooses is of its step's kind)."""
+        if ev >= 0:
+            return "deliver"
+        slot = self.slots[~ev]
+        return self.event_kind(slot[1]) if slot[0] == "choice" else slot[0]
+
+    def timer_of(self, ev: int) -> int | None:
+        """The timer a timer event fires (also for a way of one that chooses), else None."""
+        if ev >= 0:
+            return None
+        slot = self.slots[~ev]
+        if slot[0] == "choice":
+            return self.timer_of(slot[1])
+        return slot[1] if slot[0] == "timer" else None
 
     def event_owner(self, ev: int) -> int:
         """The instance an event runs on (the receiver of a delivery), -1 for the network."""
@@ -1072,6 +1211,8 @@ class Kernel:
             return self.env_dst[ev]
         slot = self.slots[~ev]
         kind = slot[0]
+        if kind == "choice":
+            return self.event_owner(slot[1])
         if kind in ("action", "crash", "restart"):
             return slot[1]
         if kind == "timer":

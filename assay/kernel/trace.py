@@ -258,6 +258,16 @@ def initial_json(kernel: Kernel, state: State) -> dict[str, dict[str, Any]]:
             for inst in kernel.instances}
 
 
+def run_events(kernel: Kernel, events: list[dict[str, Any]]
+               ) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    """A runtime run's recorded events as a trace's initial state and events: the start
+    steps whose hooks chose are recorded as "start" events (the model counts a start in the
+    initial state, not as a step), which pick the run's initial state among the model's."""
+    chose = {e.get("instance"): e.get("choices") for e in events if e.get("kind") == "start"}
+    state = kernel.run_initial(chose)                # type: ignore[arg-type]
+    return initial_json(kernel, state), [e for e in events if e.get("kind") != "start"]
+
+
 def find_initial(kernel: Kernel, initial: dict[str, dict[str, Any]] | None) -> State:
     """The initial state a trace starts from (the first one when it does not say)."""
     states = [s for s, _ in kernel.initial_states()]

@@ -12,7 +12,7 @@ import itertools
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, get_origin, get_type_hints
+from typing import Any, ClassVar, TypeVar, get_origin, get_type_hints
 
 from assay.errors import Location, SpecError, caller_location, object_location
 from assay.model.message import Message
@@ -25,7 +25,9 @@ from assay.model.types import (
     parse_type,
 )
 
-RESERVED = frozenset({"name", "after", "cancel"})
+T = TypeVar("T")
+
+RESERVED = frozenset({"name", "after", "cancel", "choose"})
 ANY_PORT = "*"          # the port of a handler declared without one, on a many-ported component
 
 
@@ -251,6 +253,14 @@ class Component:
         """Cancel this instance's pending timers equal to `what`, or of message type `what`."""
         self.__dict__["__assay_ctx__"].cancel_timer(what)
 
+    def choose(self, options: Iterable[T]) -> T:
+        """One of `options`, chosen nondeterministically (a randomized timeout, a backoff, a
+        coin): `check` explores every choice as a step of its own, `simulate` draws it from
+        the run's seed and `assay run` at random.  Options are a set of values (a repeated
+        one counts once; a set's are taken in a canonical order); none is a violation.
+        Only a handler, an action, or a start or restart hook may choose."""
+        return self.__dict__["__assay_ctx__"].choose(options)
+
     def __repr__(self) -> str:
         info = component_info(type(self))
         inner = ", ".join(f"{f}={self.__dict__.get(f)!r}" for f in info.fields)
@@ -302,6 +312,7 @@ class ComponentInfo:
     persistent: tuple[bool, ...] = ()
     on_restart: Callable | None = None
     uses_timers: bool = False
+    uses_choose: bool = False                      # its code calls self.choose(...)
     automata: dict[str, Any] = field(default_factory=dict)    # port -> protocol automaton
     on_start: Callable | None = None
 
@@ -489,11 +500,13 @@ def _build_info(cls: type) -> ComponentInfo:
     return ComponentInfo(cls, tuple(fields), tuple(types), tuple(initial), ports, handlers,
                          tuple(actions), tuple(invariants),
                          {n: i for i, n in enumerate(fields)}, tuple(keeps), restart_hook,
-                         _calls_timers(cls), automata, start_hook)
+                         _calls(cls, ("after", "cancel")), _calls(cls, ("choose",)), automata,
+                         start_hook)
 
 
-def _calls_timers(cls: type) -> bool:
-    """Whether the class's code (or a base's) calls `self.after` or `self.cancel`."""
+def _calls(cls: type, methods: tuple[str, ...]) -> bool:
+    """Whether the class's code (or a base's) uses `self.<one of methods>` (timers: `after`,
+    `cancel`; nondeterminism: `choose`)."""
     import ast
     import textwrap
 
@@ -505,7 +518,7 @@ def _calls_timers(cls: type) -> bool:
         except (OSError, TypeError, SyntaxError):
             return True                  # cannot tell: assume it does
         for node in ast.walk(tree):
-            if isinstance(node, ast.Attribute) and node.attr in ("after", "cancel") \
+            if isinstance(node, ast.Attribute) and node.attr in methods \
                     and isinstance(node.value, ast.Name) and node.value.id == "self":
                 return True
     return False

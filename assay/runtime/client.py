@@ -27,13 +27,14 @@ import asyncio
 import contextlib
 import json
 from collections import deque
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 from assay.errors import UsageError
 from assay.kernel.events import Envelope, Fire
-from assay.kernel.kernel import Kernel
+from assay.kernel.kernel import Kernel, LocalChoice
 from assay.model.message import Message, message_from_json
 from assay.runtime.node import Node, Outcome
 
@@ -98,7 +99,13 @@ def choose_action(node: Node, me: str, to: str, message: Message) -> Fire:
             raise NotAccepted(f"{to} does not accept this {tname}: {e} (the spec's {tname} "
                               f"has fields: {', '.join(cls.__assay_fields__) or 'none'})"
                               ) from None
-    enabled = kernel.local_actions(me, node.local[me])
+    # each way of an action that chooses is an action of its own
+    enabled: list[tuple[Fire, Any]] = []
+    for ev, step in kernel.local_actions(me, node.local[me]):
+        if isinstance(step, LocalChoice):
+            enabled.extend((replace(ev, choices=way.choices), way) for way in step.steps)
+        else:
+            enabled.append((ev, step))
     enabled.sort(key=lambda pair: Node.kernel_key(pair[0]))
     for ev, step in enabled:
         if len(step.sends) == 1 and step.sends[0].dst == to and step.sends[0].message == message:
@@ -332,14 +339,14 @@ class Client:
 
     def trace(self) -> Any:
         """In-process: the run so far as a trace `assay replay` checks against the model."""
-        from assay.kernel.trace import Trace, initial_json
+        from assay.kernel.trace import Trace, run_events
 
         engine = self._engine
         if not hasattr(engine, "events"):
             raise ClientError("over TCP, each node records its steps: pass trace_out=")
-        s0 = engine.kernel.initial_states()[0][0]
+        initial, events = run_events(engine.kernel, list(engine.events))
         return Trace(str(self._target), self._system_name, self._params,
-                     list(engine.events), engine="run", initial=initial_json(engine.kernel, s0))
+                     events, engine="run", initial=initial)
 
 
 def connect(target: str | Path, **options: Any) -> Client:

@@ -35,7 +35,7 @@ from typing import IO, Any
 from assay.errors import Location, StateError
 from assay.kernel.events import Envelope, Fire
 from assay.kernel.kernel import Kernel
-from assay.kernel.trace import Trace, initial_json
+from assay.kernel.trace import Trace, run_events
 from assay.kernel.violation import Violation
 from assay.runtime.node import Node, Outcome
 from assay.runtime.steplog import log_line, merge_logs, open_step_log, restore, saved_envelope
@@ -212,7 +212,8 @@ class LocalRuntime:
     async def run(self, duration: float | None = None, serve: bool = False) -> RunReport:
         """Run until quiescent (with `serve`, until `stop()`) or until `duration` ends."""
         for inst, started in self._starts:           # the start hooks' sends and timers
-            await self._step_done(inst, started, record=False)
+            # (recorded only when the hook chose: the way it took picks the initial state)
+            await self._step_done(inst, started, record="choices" in started.event)
         self._starts = []
         start = {n: self.node.state(n) for n in self.names}
         for inst, restart in self._restarts:         # the restart hooks' sends and timers
@@ -286,11 +287,10 @@ class LocalRuntime:
               params: dict[str, Any]) -> Trace:
         """The run as a trace file that `assay replay` checks against the model: with a
         state directory, every life of it (from the step log), else this one."""
-        s0 = self.kernel.initial_states()[0][0]
         events = report.events if self.steplog_path is None else \
             merge_logs([str(self.steplog_path)])
-        return Trace(spec, system, params, events, engine="run",
-                     initial=initial_json(self.kernel, s0),
+        initial, events = run_events(self.kernel, events)
+        return Trace(spec, system, params, events, engine="run", initial=initial,
                      verdict=None if not report.violations else {
                          "kind": report.violations[0][1].kind,
                          "name": report.violations[0][1].name,

@@ -28,8 +28,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from assay.kernel.events import Envelope, Fire, TimerFire
-from assay.kernel.kernel import Kernel, LocalStep
+from assay.kernel.kernel import Kernel, LocalChoice, LocalStep
 from assay.kernel.violation import Violation
+from assay.model.types import canonical, to_json
 
 POLICIES = ("enforce", "log", "off")
 
@@ -74,8 +75,11 @@ class Node:
     # properties evaluated at least once here / found reading what this node cannot see
     monitored: set[str] = field(default_factory=set)
     not_local: set[str] = field(default_factory=set)
-    _enabled_memo: dict[str, tuple[int, list[tuple[Fire, LocalStep]]]] = field(
+    _enabled_memo: dict[str, tuple[int, list[tuple[Fire, LocalStep | LocalChoice]]]] = field(
         default_factory=dict, repr=False)
+    # what a step's `self.choose(...)` takes here: at random (the model checker explores
+    # every way; `simulate` draws from its seed); the way taken is recorded with the event
+    rng: random.Random = field(default_factory=random.SystemRandom, repr=False)
 
     def __post_init__(self) -> None:
         if self.monitor not in POLICIES:
@@ -105,7 +109,7 @@ class Node:
                 return i
         return None
 
-    def _enabled(self, name: str) -> list[tuple[Fire, LocalStep]]:
+    def _enabled(self, name: str) -> list[tuple[Fire, LocalStep | LocalChoice]]:
         """The actions of `name` enabled now, each with its step (kept for its local state:
         a driver asks again and again while nothing changes)."""
         lid = self.local[name]
@@ -125,8 +129,17 @@ class Node:
         return bool(self._enabled(name))
 
     def fire(self, action: Fire) -> Outcome:
+        """Fire `action`; if its step chooses, the way `action.choices` names (none named:
+        one at random)."""
+        base = replace(action, choices=())
         for ev, step in self.kernel.local_actions(action.instance, self.local[action.instance]):
-            if ev == action:
+            if ev == base:
+                if isinstance(step, LocalChoice) and action.choices:
+                    want = canonical(action.choices)
+                    way = next((w for w in step.steps if canonical(w.choices) == want), None)
+                    if way is None:
+                        break
+                    return self._apply(action.instance, ev.to_json(), way)
                 return self._apply(action.instance, ev.to_json(), step)
         raise ValueError(f"{action} is not enabled")
 
@@ -161,7 +174,7 @@ class Node:
     def has_start(self, name: str) -> bool:
         return self.kernel.instances[self.kernel.index[name]].info.on_start is not None
 
-    def restart_all(self, steps: dict[str, LocalStep]) -> list[tuple[str, Outcome]]:
+    def restart_all(self, steps: dict[str, LocalStep | LocalChoice]) -> list[tuple[str, Outcome]]:
         """Every instance of `steps` restarted into its step (the node crashed with all of
         them; `Kernel.local_restore`), in order.  Applied under every policy — a crash cannot
         be undone — and what they break is reported unless the policy is `off`: a restart
@@ -189,9 +202,13 @@ class Node:
             outs[-1] = (name, replace(last, violations=last.violations + broken))
         return outs
 
-    def _apply(self, name: str, event: dict[str, Any], step: LocalStep,
+    def _apply(self, name: str, event: dict[str, Any], step: LocalStep | LocalChoice,
                consumed: Envelope | None = None, rejectable: bool = True,
                properties: bool = True) -> Outcome:
+        if isinstance(step, LocalChoice):
+            step = step.pick(self.rng)
+        if step.choices:
+            event = {**event, "choices": [to_json(c) for c in step.choices]}
         self.steps += 1
         viol = step.violations
         if properties and self.monitor != "off" and self.kernel.properties:

@@ -16,7 +16,7 @@ import time
 from typing import IO, Any
 
 from assay.kernel.events import Envelope
-from assay.kernel.kernel import Kernel, LocalStep
+from assay.kernel.kernel import Kernel, LocalChoice, LocalStep
 from assay.runtime.private import private_open
 from assay.runtime.store import Store
 
@@ -89,7 +89,8 @@ def saved_envelope(frame: dict[str, Any], allowed: dict[tuple[str, str], dict[st
     return env
 
 
-def restore(kernel: Kernel, store: Store, hosted: list[str]) -> dict[str, LocalStep] | None:
+def restore(kernel: Kernel, store: Store,
+            hosted: list[str]) -> dict[str, LocalStep | LocalChoice] | None:
     """If `store` shows an earlier life (a durable step or saved fields), every hosted instance
     crashed with it: each restarts — persistent fields back, the rest initial, the restart
     hook run — and this returns the restart steps; on a fresh store, None.  Saved fields of an

@@ -698,7 +698,8 @@ class TcpNode:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.stop)
         for inst, out in self._starts:           # the start hooks' sends and timers
-            await self._after_step(inst, out, record=False)
+            # (recorded only when the hook chose: the way it took picks the initial state)
+            await self._after_step(inst, out, record="choices" in out.event)
         self._starts = []
         for inst, out in self._restarts:         # the restart hooks' sends and timers
             await self._after_step(inst, out)

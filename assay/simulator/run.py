@@ -150,7 +150,7 @@ def run_once(kernel: Kernel, seed: int, steps: int, rates: FaultRates,
             outcome[e] = (nxt, viol)
             k = kind(e)
             if k in NORMAL:
-                if k != "timer" or clock.is_due(kernel.slots[~e][1]):
+                if k != "timer" or clock.is_due(kernel.timer_of(e)):  # type: ignore[arg-type]
                     normal.append(e)
             else:
                 faults.setdefault(k, []).append(e)
@@ -186,8 +186,7 @@ def run_once(kernel: Kernel, seed: int, steps: int, rates: FaultRates,
         res_state, viol = outcome[ev]
         events.append(ev)
         if extended:
-            clock.update(state[2], res_state[2],
-                         kernel.slots[~ev][1] if kind(ev) == "timer" else None)
+            clock.update(state[2], res_state[2], kernel.timer_of(ev))
         clock.now += 1
         state = res_state
         seen.add(state)
@@ -210,12 +209,12 @@ def replay_clock(kernel: Kernel) -> tuple[Callable[[State, int, State], None], C
         if not started and kernel.extended and before[2]:
             clock.update((), before[2])      # timers a start hook set: due from time 0
         started = True
-        if kernel.event_kind(ev) == "timer":
-            due = min(clock.due.get(kernel.slots[~ev][1], [clock.now]))
+        fired = kernel.timer_of(ev)
+        if fired is not None:
+            due = min(clock.due.get(fired, [clock.now]))
             clock.now = max(clock.now, due)
         if kernel.extended:
-            clock.update(before[2], after[2], kernel.slots[~ev][1]
-                         if kernel.event_kind(ev) == "timer" else None)
+            clock.update(before[2], after[2], fired)
         clock.now += 1
 
     return hook, lambda: clock.now
