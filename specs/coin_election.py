@@ -14,7 +14,7 @@ specs/coin_election_bug_ties.py, elects every node of a tied top draw.
     assay simulate specs/coin_election.py --runs 200
     assay run specs/coin_election.py
 """
-from assay import Component, Message, Peer, Port, System, on, on_start
+from assay import Component, Message, Peer, Port, System, invariant, on, on_start
 
 
 class Draw(Message):
@@ -30,6 +30,7 @@ class Node(Component):
     sides: int = 2
     value: int = 0
     leader: bool = False
+    invariant(lambda self: self.sides >= 1)      # a die has a side (verify asks for it)
 
     @on_start
     def first_draw(self):

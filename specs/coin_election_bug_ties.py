@@ -12,7 +12,7 @@ model checker looks at every path, not at probabilities.
 
     assay check specs/coin_election_bug_ties.py
 """
-from assay import Component, Message, Peer, Port, System, on, on_start
+from assay import Component, Message, Peer, Port, System, invariant, on, on_start
 
 
 class Draw(Message):
@@ -28,6 +28,7 @@ class Node(Component):
     sides: int = 2
     value: int = 0
     leader: bool = False
+    invariant(lambda self: self.sides >= 1)      # a die has a side (verify asks for it)
 
     @on_start
     def first_draw(self):

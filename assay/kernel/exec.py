@@ -555,7 +555,8 @@ class Runner:
         blame = f"{self.name}.{hname}"
         ctx = Context(self.name, self.wirings, self)
         ctx.handler = hname
-        ctx.chooser = self._chooser
+        # outside `explore` (the verifier's concrete runs): every choice takes its first option
+        ctx.chooser = self._chooser if self._chooser is not None else Chooser()
         if self.session_keys:
             ctx.sessions = self.sessions(values)
             if recv is not None and recv in ctx.sessions:

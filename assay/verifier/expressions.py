@@ -106,6 +106,9 @@ class Expressions:
     def timer(self, attr: str, node: ast.Call, st: St) -> Any:
         raise NotImplementedError
 
+    def choose(self, node: ast.Call, st: St) -> Any:
+        raise NotImplementedError
+
     def check(self, st: St, ok: Any, node: ast.AST, what: str) -> None:
         raise NotImplementedError
 
@@ -445,6 +448,8 @@ class Expressions:
             if isinstance(recv, SelfObj):
                 if f.attr in ("after", "cancel") and recv.fields is None:
                     return self.timer(f.attr, node, st)
+                if f.attr == "choose" and recv.fields is None:
+                    return self.choose(node, st)
                 meth = _method(self.enc.cls, f.attr)
                 if meth is not None and f.attr not in self.enc.types:
                     if node.keywords:

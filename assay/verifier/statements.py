@@ -31,6 +31,7 @@ from assay.verifier.types import (
     MsgVal,
     Opaque,
     PortObj,
+    RangeObj,
     SelfObj,
     TupleObj,
     Unbound,
@@ -535,6 +536,29 @@ class Translator(Expressions):
         st.pc = conj(st.pc, site.ok)
         return NONE
 
+
+    def choose(self, node: ast.Call, st: St) -> Any:
+        """`self.choose(options)`: every option is a way the step can go, so what follows is
+        proved for all of them — a fresh constant, assumed to be one of the options (the
+        obligations are validity checks: a free constant is universally quantified).  No
+        options at all is an exception (the kernel's violation)."""
+        if len(node.args) != 1 or node.keywords:
+            raise _unsupported("self.choose() with other than one argument", node)
+        opts = self.ex(node.args[0], st)
+        if isinstance(opts, RangeObj):
+            c = z3.FreshInt(f"choice@{node.lineno}")
+            self.check(st, opts.contains(opts.lo), node, "choose() from an empty range")
+            st.pc = conj(st.pc, opts.contains(c))
+            return Val(INT, c)
+        if isinstance(opts, Val) and opts.ty.kind == "set" and opts.ty.elem is not None:
+            c = z3.FreshConst(sort_of(opts.ty.elem), f"choice@{node.lineno}")
+            w = z3.FreshConst(sort_of(opts.ty.elem), f"some@{node.lineno}")
+            self.check(st, z3.Exists([w], z3.IsMember(w, opts.e)), node,
+                       "choose() from an empty set")
+            st.pc = conj(st.pc, z3.IsMember(c, opts.e))
+            return Val(opts.ty.elem, c)
+        raise _unsupported(f"self.choose() from {_describe(opts)} (the verifier translates "
+                           "a range or a set)", node)
 
 
 def _assign_state(dst: St, src: St) -> None:
