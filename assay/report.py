@@ -5,6 +5,7 @@ One renderer for every engine: a step is a step, whoever produced it.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from typing import Any
 
 from rich.console import Console
@@ -95,8 +96,12 @@ def render_check(console: Console, r: CheckResult, spec: str, system: str,
     if r.keep_going:
         rows += [("terminal states", f"{r.terminal:,}"),
                  ("deadlocked states", f"{r.deadlocked:,}")]
-        rows += [("violations" if i == 0 else "", f"{_label(f.violation)}: {_count(f)}")
-                 for i, f in enumerate(r.findings)]
+        # the line of a contract only where it tells two kinds apart
+        kinds = [(f.violation.kind, f.violation.name, f.violation.blame) for f in r.findings]
+        same = Counter(kinds)
+        rows += [("violations" if i == 0 else "",
+                  f"{_label(f.violation, same[k] > 1)}: {_count(f)}")
+                 for i, (f, k) in enumerate(zip(r.findings, kinds))]
     search = f"{r.strategy}, kept going" if r.keep_going else r.strategy
     _summary(console, [*rows, ("depth", str(r.depth)),
                        ("time", f"{r.seconds:.2f} s ({r.rate:,.0f} states/s)"),
@@ -162,14 +167,16 @@ def _render_counterexample(console: Console, r: CheckResult, v: Any, steps: tupl
         console.print(Text(f"  ✗ {v.message}", style="bold red"), soft_wrap=True)
 
 
-def _label(v: Any) -> str:
+def _label(v: Any, line: bool = False) -> str:
     """A kind of violation in a few words: `property safe`, `deadlock`, `ensures, blame
-    sink.note (spec.py:12)` (the line tells two contracts of one handler apart)."""
+    sink.note`; with `line`, the contract's (`spec.py:12`), which tells two contracts of one
+    handler apart."""
     if v.kind == v.name:
         return str(v.kind)
     if v.name:
         return f"{v.kind} {v.name}"
-    where = f" ({os.path.basename(v.location.file)}:{v.location.line})" if v.location else ""
+    where = f" ({os.path.basename(v.location.file)}:{v.location.line})" \
+        if line and v.location else ""
     return f"{v.kind}, blame {v.blame}{where}"
 
 

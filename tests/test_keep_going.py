@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from assay import Component, Port, System, action
+from assay import Component, Port, System, action, ensures
 from assay.checker import CheckResult, check
 from assay.checker.liveness import build_graph
 from assay.checker.search import Search, violation_key
@@ -280,6 +280,18 @@ def test_faults_are_explored_past_violations_too() -> None:
     assert any(s.event_json["kind"] == "crash" for s in r.steps)
 
 
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_ctrl_c_keeps_what_was_found_so_far(strategy: str) -> None:
+    def interrupt(_: Any) -> None:
+        raise KeyboardInterrupt
+
+    r = check(kernel_of(SPECS / "bank_transfer_bug_overdraft.py"), strategy=strategy,
+              keep_going=True, on_progress=interrupt, progress_interval=0)
+    assert (r.reason, r.verdict, r.exit_code) == ("interrupted", "violation", 130)
+    assert r.findings and r.states < 3990
+    assert "until interrupted (Ctrl-C): not every state was explored" in text(r)
+
+
 # --- reports ------------------------------------------------------------------------------------
 
 
@@ -301,7 +313,7 @@ def test_the_report_shows_each_kind_then_counts_them() -> None:
     lines = {ln.split("  ")[0]: ln for ln in out.splitlines()}
     assert lines["terminal states"].split()[-1] == "0"
     assert lines["deadlocked states"].split()[-1] == "1"
-    assert "ensures, blame sink.note (two_bugs.py:60): 8 transitions" in out
+    assert "ensures, blame sink.note: 8 transitions" in out
     assert "deadlock: 1 state" in out
     assert "search             bfs, kept going, stopped: exhausted" in out
 
@@ -329,6 +341,30 @@ def many_kinds(n: int) -> System:
         s.always(zero(i))
     s.terminal(lambda g: True)
     return s
+
+
+class Twice(Component):
+    x: int = 0
+
+    @action(when=lambda self: self.x < 2)
+    @ensures(lambda old, self: self.x < 2)
+    @ensures(lambda old, self: self.x < 1)
+    def inc(self):
+        self.x += 1
+
+
+def test_two_contracts_of_one_handler_are_counted_apart_by_their_line() -> None:
+    s = System("twice")
+    s.add("t", Twice)
+    s.terminal(lambda g: True)
+    r = check(s, keep_going=True)
+    got = sorted((f.violation.location.line, f.count) for f in r.findings
+                 if f.violation.location is not None)
+    assert [n for _, n in got] == [1, 2]            # x < 2 breaks once, x < 1 twice
+    assert got[0][0] + 1 == got[1][0]
+    out = text(r)
+    for line, n in got:
+        assert f"ensures, blame t.inc (test_keep_going.py:{line}): {n} transition" in out
 
 
 def test_past_a_few_kinds_the_report_counts_the_rest() -> None:

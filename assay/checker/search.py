@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
+from assay.errors import Location
 from assay.kernel.kernel import State
 from assay.kernel.violation import Violation
 
@@ -78,14 +79,14 @@ class Search:
 
 
 Unit = Literal["states", "transitions", "lasso"]
-Key = tuple[str, str | None, str, str | None]
+Key = tuple[str, str | None, str, Location | None]
 
 
 def violation_key(v: Violation) -> Key:
     """What makes two violations the same for `--keep-going`'s counts: kind, name and blame
     (the simulator's shrinking `signature`), and the contract's or raise's line, so that two
     contracts of one handler are counted apart.  The message is not: it quotes values."""
-    return (v.kind, v.name, v.blame, str(v.location) if v.location else None)
+    return (v.kind, v.name, v.blame, v.location)
 
 
 @dataclass(frozen=True)
@@ -114,10 +115,9 @@ class Tally:
         self._found: dict[Key, list] = {}        # key -> [violation, count, unit, start, path]
         self._new: list[list] = []
 
-    def __bool__(self) -> bool:
-        return bool(self._found)
-
     def add(self, violations: tuple[Violation, ...], unit: Unit) -> bool:
+        """Count `violations` (of one state, or one transition); whether one is of a kind not
+        met before."""
         found = self._found
         new = False
         seen: set[Key] = set()
