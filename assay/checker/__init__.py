@@ -223,6 +223,8 @@ def _result(kernel: Kernel, out: Outcome, strategy: str, spec: str, system_name:
     if out.found:
         verdict = "violation"
     name = system_name or kernel.system.name
+    # first: the counterexamples below evaluate properties again, which it would count
+    properties = _property_report(kernel, out, keep_going)
 
     def counterexample(v: Violation, start: State, path: tuple[int, ...],
                        cycle_start: int | None) -> tuple[tuple[Step, ...], Trace]:
@@ -258,7 +260,6 @@ def _result(kernel: Kernel, out: Outcome, strategy: str, spec: str, system_name:
         steps, trace = counterexample(out.violation, out.start, out.path, cycle_start)
     if out.start is not None and initial is None:
         initial = values(out.start)
-    properties = _property_report(kernel, out, keep_going)
     warnings = [p["note"] for p in properties.values() if p["note"]]
     deadlock = out.violation is not None and out.violation.kind == "deadlock"
     if out.transitions == 0 and (out.reason in ("exhausted", "max-depth") or deadlock):
