@@ -4,6 +4,8 @@ One renderer for every engine: a step is a step, whoever produced it.
 """
 from __future__ import annotations
 
+import os
+from collections import Counter
 from typing import Any
 
 from rich.console import Console
@@ -67,23 +69,14 @@ def render_check(console: Console, r: CheckResult, spec: str, system: str,
     console.print(Text.assemble(("assay check ", "bold"), f"{spec} :: {system}",
                                 f"({ptxt})" if ptxt else "()",
                                 f" with faults {faults}" if faults else ""))
-    if r.verdict == "violation":
+    if r.findings:
+        _render_findings(console, r)
+    elif r.verdict == "violation":
         v = r.violation
         assert v is not None
         console.print(Text(f"✗ violation: {v.message}", style="bold red"), soft_wrap=True)
         if r.trace is not None:
-            where = f" ({v.location})" if v.location else ""
-            console.print(f"  blame: {v.blame}{where}", markup=False, highlight=False)
-            if r.cycle_start is not None:
-                under = "no fairness" if r.fairness == "none" else f"{r.fairness} fairness"
-                title = (f"lasso (under {under}), with a shortest prefix"
-                         if r.strategy == "bfs" else f"lasso (under {under})")
-            else:
-                title = "shortest counterexample" if r.strategy == "bfs" else "counterexample"
-            console.print(Text(f"\n{title} ({len(r.steps)} steps):", style="bold"))
-            render_steps(console, r.steps, r.initial, r.cycle_start)
-            if v.kind in ("property", "deadlock", "liveness"):
-                console.print(Text(f"  ✗ {v.message}", style="bold red"), soft_wrap=True)
+            _render_counterexample(console, r, v, r.steps, r.initial, r.cycle_start)
         console.print()
     elif r.verdict == "ok":
         console.print(Text("✓ all properties hold (exhaustive)", style="bold green"))
@@ -99,11 +92,99 @@ def render_check(console: Console, r: CheckResult, spec: str, system: str,
                            "so far, but not every state was explored", style="bold yellow"))
         if r.liveness:
             console.print(Text("  liveness not checked: it needs every state", style="yellow"))
-    _summary(console, [("states", f"{r.states:,}"), ("transitions", f"{r.transitions:,}"),
-                       ("depth", str(r.depth)),
+    rows = [("states", f"{r.states:,}"), ("transitions", f"{r.transitions:,}")]
+    if r.keep_going:
+        rows += [("terminal states", f"{r.terminal:,}"),
+                 ("deadlocked states", f"{r.deadlocked:,}")]
+        # the line of a contract only where it tells two kinds apart
+        kinds = [(f.violation.kind, f.violation.name, f.violation.blame) for f in r.findings]
+        same = Counter(kinds)
+        rows += [("violations" if i == 0 else "",
+                  f"{_label(f.violation, same[k] > 1)}: {_count(f)}")
+                 for i, (f, k) in enumerate(zip(r.findings, kinds))]
+    search = f"{r.strategy}, kept going" if r.keep_going else r.strategy
+    _summary(console, [*rows, ("depth", str(r.depth)),
                        ("time", f"{r.seconds:.2f} s ({r.rate:,.0f} states/s)"),
-                       ("search", f"{r.strategy}, stopped: {r.reason}"),
+                       ("search", f"{search}, stopped: {r.reason}"),
                        *(("warning", w) for w in r.warnings)])
+
+
+# with --keep-going, the counterexamples printed in full; the rest are counted (and in --json)
+SHOWN = 10
+
+
+def _render_findings(console: Console, r: CheckResult) -> None:
+    """A check that kept going: how many kinds of violation, then each one's first
+    counterexample (the first `SHOWN` of them), numbered."""
+    n = len(r.findings)
+    kinds = f"{n} kinds of violation" if n > 1 else "1 kind of violation"
+    if r.reason == "exhausted":
+        how = "the search kept going past them: every state was explored"
+    elif r.reason == "interrupted":
+        how = "the search kept going past them, until interrupted (Ctrl-C): not every state " \
+              "was explored"
+    else:
+        how = f"the search kept going past them, until the {r.reason} bound: not every " \
+              "state was explored"
+    console.print(Text(f"✗ {kinds} ({how})", style="bold red"), soft_wrap=True)
+    if r.liveness:
+        under = "no fairness" if r.fairness == "none" else f"{r.fairness} fairness"
+        console.print(f"  liveness, under {under}: " + ", ".join(
+            f"{name} {verdict}" for name, verdict in r.liveness.items()),
+            markup=False, highlight=False, soft_wrap=True)
+    for i, f in enumerate(r.findings[:SHOWN], 1):
+        v = f.violation
+        console.print()
+        count = "" if f.unit == "lasso" else f" ({_count(f)})"
+        console.print(Text(f"[{i}/{n}] ✗ {v.message}{count}", style="bold red"), soft_wrap=True)
+        _render_counterexample(console, r, v, f.steps, f.initial, f.cycle_start)
+        if f.replay_stops_at is not None:
+            at, other = f.replay_stops_at
+            where = "in its initial state" if at == 0 else f"at step {at}"
+            console.print(f"  note: this run breaks {_label(other)} first, {where} (the search "
+                          "went on past it): `assay replay` of its trace stops there",
+                          markup=False, highlight=False, soft_wrap=True)
+    if n > SHOWN:
+        console.print(f"\n... and {n - SHOWN} more kinds, counted below (each with its "
+                      "counterexample in --json)", markup=False, highlight=False)
+    console.print()
+
+
+def _render_counterexample(console: Console, r: CheckResult, v: Any, steps: tuple[Step, ...],
+                           initial: dict[str, dict[str, Any]] | None,
+                           cycle_start: int | None) -> None:
+    where = f" ({v.location})" if v.location else ""
+    console.print(f"  blame: {v.blame}{where}", markup=False, highlight=False)
+    if cycle_start is not None:
+        under = "no fairness" if r.fairness == "none" else f"{r.fairness} fairness"
+        title = (f"lasso (under {under}), with a shortest prefix"
+                 if r.strategy == "bfs" else f"lasso (under {under})")
+    else:
+        title = "shortest counterexample" if r.strategy == "bfs" else "counterexample"
+    console.print(Text(f"\n{title} ({len(steps)} steps):", style="bold"))
+    render_steps(console, steps, initial, cycle_start)
+    if v.kind in ("property", "deadlock", "liveness"):
+        console.print(Text(f"  ✗ {v.message}", style="bold red"), soft_wrap=True)
+
+
+def _label(v: Any, line: bool = False) -> str:
+    """A kind of violation in a few words: `property safe`, `deadlock`, `ensures, blame
+    sink.note`; with `line`, the contract's (`spec.py:12`), which tells two contracts of one
+    handler apart."""
+    if v.kind == v.name:
+        return str(v.kind)
+    if v.name:
+        return f"{v.kind} {v.name}"
+    where = f" ({os.path.basename(v.location.file)}:{v.location.line})" \
+        if line and v.location else ""
+    return f"{v.kind}, blame {v.blame}{where}"
+
+
+def _count(f: Any) -> str:
+    if f.unit == "lasso":
+        return "violated"
+    unit = f.unit[:-1] if f.count == 1 else f.unit
+    return f"{f.count:,} {unit}"
 
 
 def _summary(console: Console, rows: list[tuple[str, str]]) -> None:

@@ -10,16 +10,46 @@ from typing import Any, Literal
 from assay.checker.bfs import bfs
 from assay.checker.dfs import dfs
 from assay.checker.liveness import Lasso, build_graph, check_liveness, fair_tasks
-from assay.checker.search import Outcome, Progress, Search
+from assay.checker.search import Found, Outcome, Progress, Search, violation_key
 from assay.kernel.faults import Faults
-from assay.kernel.kernel import Kernel
+from assay.kernel.kernel import Kernel, State
 from assay.kernel.trace import Step, Trace, explain, initial_json, recorded_event
 from assay.kernel.violation import Violation
 from assay.model.system import System
 
 Verdict = Literal["ok", "violation", "incomplete"]
 
-__all__ = ["CheckResult", "Progress", "check"]
+__all__ = ["CheckResult", "Finding", "Progress", "check"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One kind of violation a check that kept going found (`check(keep_going=True)`).
+
+    `count` is how many distinct states break it (`unit` "states": a property, a deadlock),
+    how many transitions do (`unit` "transitions": a contract, a protocol, a type error, an
+    exception, an unhandled message; an instance's start counts as one), or 1 for a liveness
+    property (`unit` "lasso").  The counterexample is the first the search met (with BFS, one
+    of least length); it may pass through another violation the search went on past, and
+    then `replay_stops_at` says where `assay replay` of its trace stops first."""
+
+    violation: Violation
+    count: int
+    unit: str
+    steps: tuple[Step, ...]
+    trace: Trace
+    initial: dict[str, dict[str, Any]]
+    cycle_start: int | None = None
+    replay_stops_at: tuple[int, Violation] | None = None     # (step, the other violation)
+
+    def to_json(self) -> dict[str, Any]:
+        stops = self.replay_stops_at
+        return {**self.violation.to_json(), "count": self.count, "unit": self.unit,
+                "length": len(self.steps), "cycle_start": self.cycle_start,
+                "replay_stops_at": None if stops is None else {
+                    "step": stops[0], "kind": stops[1].kind, "name": stops[1].name,
+                    "blame": stops[1].blame},
+                "trace": self.trace.to_json()}
 
 
 @dataclass(frozen=True)
@@ -48,6 +78,12 @@ class CheckResult:
     # a note when it held trivially (see `_property_report`)
     properties: dict[str, dict[str, Any]] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()   # what a person should look at even when all holds
+    # states expanded where nothing but faults is enabled: may be final, or deadlocked
+    terminal: int = 0
+    deadlocked: int = 0
+    keep_going: bool = False
+    # with keep_going: every kind of violation found, the first (`violation`) first
+    findings: tuple[Finding, ...] = ()
 
     @property
     def exit_code(self) -> int:
@@ -73,6 +109,10 @@ class CheckResult:
             "trace": self.trace.to_json() if self.trace else None,
             "properties": self.properties,
             "warnings": list(self.warnings),
+            "terminal": self.terminal, "deadlocked": self.deadlocked,
+            "keep_going": self.keep_going,
+            # without keep_going the search stopped at the first: nothing was counted
+            "violations": [f.to_json() for f in self.findings] if self.keep_going else None,
         }
 
 
@@ -81,7 +121,7 @@ def check(system: System | Kernel, *, strategy: str = "bfs", max_states: int | N
           spec: str = "", system_name: str = "", params: dict[str, Any] | None = None,
           faults: Faults | None = None, fairness: str | None = None,
           max_time: float | None = None, max_memory: int | None = None,
-          progress_interval: float = 0.5) -> CheckResult:
+          progress_interval: float = 0.5, keep_going: bool = False) -> CheckResult:
     """Explore every reachable state of `system` and check its contracts and properties.
 
     With `faults`, every placement of at most that many faults of each kind is explored too.
@@ -92,6 +132,11 @@ def check(system: System | Kernel, *, strategy: str = "bfs", max_states: int | N
     search incomplete, like `max_states`; `on_progress` is called every `progress_interval`
     seconds.  Ctrl-C (KeyboardInterrupt) during the search stops it too: the result says
     `interrupted`, with the counts so far.
+
+    With `keep_going` (TLC's -continue) the search does not stop at a violation: it explores
+    every reachable state — on from violating states and steps too — within the bounds, and
+    the result's `findings` count each kind of violation, with its first counterexample;
+    every liveness property is decided when the search was exhausted, whatever it found.
     """
     if isinstance(system, Kernel):
         if faults is not None and system.faults != faults:
@@ -113,19 +158,22 @@ def check(system: System | Kernel, *, strategy: str = "bfs", max_states: int | N
     lasso = None
     liveness: dict[str, str] = {}
     try:
-        out = explore(kernel, search)
+        out = explore(kernel, search, keep_going)
         if kernel.system.liveness:
-            out, lasso, liveness = _liveness(kernel, search, out)
+            out, lasso, liveness = _liveness(kernel, search, out, keep_going)
     finally:
         if was_enabled:
             gc.enable()
-    return _result(kernel, out, strategy, spec, system_name, params or {}, lasso, liveness)
+    return _result(kernel, out, strategy, spec, system_name, params or {}, lasso, liveness,
+                   keep_going)
 
 
-def _liveness(kernel: Kernel, search: Search, out: Outcome
+def _liveness(kernel: Kernel, search: Search, out: Outcome, keep_going: bool = False
               ) -> tuple[Outcome, Lasso | None, dict[str, str]]:
     """Decide the liveness properties once the safety search is done: on the whole graph when
-    it was exhausted; otherwise they are not checked (and the verdict says why)."""
+    it was exhausted; otherwise they are not checked (and the verdict says why).  Without
+    `keep_going` the first that fails is the counterexample and the rest are not checked;
+    with it every one is decided, and each that fails is a finding (a lasso)."""
     props = kernel.system.liveness
     if out.reason != "exhausted":
         why = {"violation": "not checked: a safety violation was found first",
@@ -139,6 +187,20 @@ def _liveness(kernel: Kernel, search: Search, out: Outcome
                 {p.name: "not checked: interrupted" for p in props})
     tasks = fair_tasks(kernel, graph)
     verdicts: dict[str, str] = {}
+    if keep_going:
+        lassos = []
+        for p in props:
+            lasso = check_liveness(kernel, graph, p, tasks)
+            verdicts[p.name] = "holds" if lasso is None else "violated"
+            if lasso is not None:
+                lassos.append(Found(lasso.violation, 1, "lasso", lasso.start, lasso.events,
+                                    lasso.cycle_start))
+        seconds = time.perf_counter() - search.started
+        out = replace(out, seconds=seconds, found=out.found + tuple(lassos))
+        if out.violation is None and lassos:    # no safety violation: the first lasso leads
+            out = replace(out, violation=lassos[0].violation, start=lassos[0].start,
+                          path=lassos[0].path)
+        return out, None, verdicts
     for i, p in enumerate(props):
         lasso = check_liveness(kernel, graph, p, tasks)
         if lasso is not None:
@@ -155,47 +217,94 @@ def _liveness(kernel: Kernel, search: Search, out: Outcome
 
 def _result(kernel: Kernel, out: Outcome, strategy: str, spec: str, system_name: str,
             params: dict[str, Any], lasso: Lasso | None = None,
-            liveness: dict[str, str] | None = None) -> CheckResult:
+            liveness: dict[str, str] | None = None, keep_going: bool = False) -> CheckResult:
     verdict: Verdict = {"exhausted": "ok", "violation": "violation"}.get(  # type: ignore
         out.reason, "incomplete")
-    steps: list[Step] = []
-    trace = None
-    if out.violation is not None and out.start is not None:
-        state = out.start
-        for i, ev in enumerate(out.path, 1):
+    if out.found:
+        verdict = "violation"
+    name = system_name or kernel.system.name
+    # first: the counterexamples below evaluate properties again, which it would count
+    properties = _property_report(kernel, out, keep_going)
+
+    def counterexample(v: Violation, start: State, path: tuple[int, ...],
+                       cycle_start: int | None) -> tuple[tuple[Step, ...], Trace]:
+        steps: list[Step] = []
+        state = start
+        for i, ev in enumerate(path, 1):
             step, state = explain(kernel, state, ev, i)
             steps.append(step)
-        v = out.violation
-        trace = Trace(spec, system_name or kernel.system.name, params,
-                      [recorded_event(s) for s in steps], engine="check",
+        trace = Trace(spec, name, params, [recorded_event(s) for s in steps], engine="check",
                       faults=kernel.faults.to_json() if kernel.faults else None,
-                      initial=initial_json(kernel, out.start),
+                      initial=initial_json(kernel, start),
                       verdict={"kind": v.kind, "name": v.name, "blame": v.blame,
                                "message": v.message, "step": len(steps),
-                               **({"cycle_start": lasso.cycle_start,
-                                   "fairness": kernel.fairness} if lasso else {}),
+                               **({"cycle_start": cycle_start, "fairness": kernel.fairness}
+                                  if cycle_start is not None else {}),
                                **({} if kernel.check_deadlock else {"deadlock": False})})
+        return tuple(steps), trace
+
+    def values(state: State) -> dict[str, dict[str, Any]]:
+        return {inst.name: kernel.local_values(state, inst.name) for inst in kernel.instances}
+
+    findings = tuple(_finding(kernel, f, *counterexample(f.violation, f.start, f.path,
+                                                          f.cycle_start), values(f.start))
+                     for f in out.found)
+    steps: tuple[Step, ...] = ()
+    trace = None
     initial = None
-    if out.start is not None:
-        initial = {inst.name: kernel.local_values(out.start, inst.name)
-                   for inst in kernel.instances}
-    properties = _property_report(kernel, out)
+    cycle_start = lasso.cycle_start if lasso else None
+    if findings:                                # the first found leads (out.violation)
+        steps, trace, initial = findings[0].steps, findings[0].trace, findings[0].initial
+        cycle_start = findings[0].cycle_start
+    elif out.violation is not None and out.start is not None:
+        steps, trace = counterexample(out.violation, out.start, out.path, cycle_start)
+    if out.start is not None and initial is None:
+        initial = values(out.start)
     warnings = [p["note"] for p in properties.values() if p["note"]]
     deadlock = out.violation is not None and out.violation.kind == "deadlock"
     if out.transitions == 0 and (out.reason in ("exhausted", "max-depth") or deadlock):
         warnings.insert(0, NOTHING_ENABLED)
     return CheckResult(verdict, out.reason, strategy, out.states, out.transitions, out.depth,
-                       out.seconds, out.violation, tuple(steps), trace, initial,
-                       cycle_start=lasso.cycle_start if lasso else None,
+                       out.seconds, out.violation, steps, trace, initial,
+                       cycle_start=cycle_start,
                        liveness=liveness or {}, fairness=kernel.fairness,
-                       properties=properties, warnings=tuple(warnings))
+                       properties=properties, warnings=tuple(warnings),
+                       terminal=out.terminal, deadlocked=out.deadlocked,
+                       keep_going=keep_going, findings=findings)
+
+
+def _finding(kernel: Kernel, f: Found, steps: tuple[Step, ...], trace: Trace,
+             initial: dict[str, dict[str, Any]]) -> Finding:
+    return Finding(f.violation, f.count, f.unit, steps, trace, initial, f.cycle_start,
+                   _replay_stops_at(kernel, f, steps))
+
+
+def _replay_stops_at(kernel: Kernel, f: Found, steps: tuple[Step, ...]
+                     ) -> tuple[int, Violation] | None:
+    """Where a replay of `f`'s counterexample meets another violation first (the search went
+    on past it), in replay's order: the start's properties, then each step's violations and
+    its state's properties (as `replay_checked` meets them).  None when the first it meets is
+    `f`'s own."""
+    own = violation_key(f.violation)
+    met: list[tuple[int, Violation]] = [(0, v) for v in kernel.property_violations(f.start)]
+    state = f.start
+    for step in steps:
+        if met:
+            break
+        state = kernel.apply(state, step.event)[0]
+        met += [(step.index, v) for v in step.violations]
+        met += [(step.index, v) for v in kernel.property_violations(state)]
+    if not met or met[0][0] == len(steps) and violation_key(met[0][1]) == own:
+        return None                             # its own, at its own step
+    return met[0]
 
 
 NOTHING_ENABLED = ("0 transitions: is anything enabled? Nothing can happen in the initial "
                    "state, so nothing beyond it was checked")
 
 
-def _property_report(kernel: Kernel, out: Outcome) -> dict[str, dict[str, Any]]:
+def _property_report(kernel: Kernel, out: Outcome, keep_going: bool = False
+                     ) -> dict[str, dict[str, Any]]:
     """For each `always` property: `evaluated` (how often it ran: once per distinct
     combination of local states, or per state when some property reads the network),
     `ever_false`, `reads` (the instances, and "network" for messages in flight or crashes, as
@@ -209,14 +318,20 @@ def _property_report(kernel: Kernel, out: Outcome) -> dict[str, dict[str, Any]]:
     unchanged: set[int] | None = None
     report = {}
     v = out.violation
+    broken = {f.violation.name for f in out.found if f.violation.kind == "property"}
+    if v is not None and v.kind == "property":
+        broken.add(v.name)
+    # a search that stopped at a violation did not see enough to call a property vacuous;
+    # one that kept going did
+    whole = v is None or keep_going
     for j, p in enumerate(kernel.properties):
         reads = sorted(kernel.property_reads[j])
         beyond = kernel.property_beyond[j]
-        false = v is not None and v.kind == "property" and v.name == p.name
+        false = p.name in broken
         note = None
         if kernel.property_evaluations == 0:
             note = f"property {p.name!r} was never evaluated"
-        elif not false and not beyond and v is None:
+        elif not false and not beyond and whole:
             if not reads:
                 note = (f"property {p.name!r} read nothing of the state: it is constantly "
                         "true (vacuous?)")

@@ -1,35 +1,47 @@
 """Breadth-first exploration: the first violation found has a shortest counterexample.
 
 `visited` maps each state to (parent, event); properties are checked when a state is first
-reached, so a violating state is reported at its least depth.
+reached, so a violating state is reported at its least depth.  With `keep_going` the search
+does not stop at a violation: it counts each kind (`Tally`), keeps a shortest counterexample
+of each, and explores on from the violating states and steps, so it reaches every state.
 """
 from __future__ import annotations
 
 import time
 
-from assay.checker.search import Outcome, Search
+from assay.checker.search import Outcome, Search, Tally
 from assay.kernel.kernel import Kernel, State
 from assay.kernel.violation import Violation
 
 
-def bfs(kernel: Kernel, search: Search) -> Outcome:
+def bfs(kernel: Kernel, search: Search, keep_going: bool = False) -> Outcome:
     visited: dict[State, tuple[State, int] | None] = {}
+    tally = Tally()
+    terminal = deadlocked = 0
+
+    def trace(at: State, last: int | None = None) -> tuple[State, tuple[int, ...]]:
+        """The start and the events of the path the search took to `at` (then `last`)."""
+        path: list[int] = []
+        start = at
+        node = visited.get(at)
+        while node is not None:
+            start, ev = node
+            path.append(ev)
+            node = visited[start]
+        path.reverse()
+        if last is not None:
+            path.append(last)
+        return start, tuple(path)
 
     def stop(reason: str, violation: Violation | None = None, at: State | None = None,
              last: int | None = None) -> Outcome:
-        path: list[int] = []
-        start = at
-        if at is not None:
-            node = visited.get(at)
-            while node is not None:
-                start, ev = node
-                path.append(ev)
-                node = visited[start]
-            path.reverse()
-            if last is not None:
-                path.append(last)
+        start, path = trace(at, last) if at is not None else (None, ())
+        found = tally.results(shortest=True)
+        if found:
+            violation, start, path = found[0].violation, found[0].start, found[0].path
         return Outcome(reason, len(visited), search.transitions, search.depth,  # type: ignore
-                       time.perf_counter() - search.started, violation, start, tuple(path))
+                       time.perf_counter() - search.started, violation, start, path,
+                       found, terminal, deadlocked)
 
     transitions = 0
     try:
@@ -44,10 +56,16 @@ def bfs(kernel: Kernel, search: Search) -> Outcome:
                 return stop("max-states")
             visited[s] = None
             if viol:
-                return stop("violation", viol[0], s)
+                if not keep_going:
+                    return stop("violation", viol[0], s)
+                if tally.add(viol, "transitions"):
+                    tally.locate(s, ())
             pv = kernel.property_violations(s)
             if pv:
-                return stop("violation", pv[0], s)
+                if not keep_going:
+                    return stop("violation", pv[0], s)
+                if tally.add(pv, "states"):
+                    tally.locate(s, ())
             if within is None or within(s):
                 level.append(s)
         search.states = len(visited)
@@ -66,12 +84,21 @@ def bfs(kernel: Kernel, search: Search) -> Outcome:
                     steps, enabled = successors(s)
                     transitions += enabled
                     search.transitions = transitions
-                    if (not enabled or extended and not kernel.can_progress(s)) \
-                        and not kernel.is_terminal(s):
-                        return stop("violation", kernel.deadlock(), s)
+                    if not enabled or extended and not kernel.can_progress(s):
+                        if kernel.is_terminal(s):
+                            terminal += 1
+                        else:
+                            deadlocked += 1
+                            if not keep_going:
+                                return stop("violation", kernel.deadlock(), s)
+                            if tally.add((kernel.deadlock(),), "states"):
+                                tally.locate(*trace(s))
                     for ev, t, viol in steps:
                         if viol:
-                            return stop("violation", viol[0], s, ev)
+                            if not keep_going:
+                                return stop("violation", viol[0], s, ev)
+                            if tally.add(viol, "transitions"):
+                                tally.locate(*trace(s, ev))
                         beyond = beyond or t not in visited
                 return stop("max-depth" if beyond else "exhausted")
             nxt: list[State] = []
@@ -80,16 +107,25 @@ def bfs(kernel: Kernel, search: Search) -> Outcome:
             for s in level:
                 steps, enabled = successors(s)
                 transitions += enabled
-                if (not enabled or extended and not kernel.can_progress(s)) \
-                        and not kernel.is_terminal(s):
-                    search.transitions = transitions
-                    return stop("violation", kernel.deadlock(), s)     # shorter than `found`
+                if not enabled or extended and not kernel.can_progress(s):
+                    if kernel.is_terminal(s):
+                        terminal += 1
+                    else:
+                        deadlocked += 1
+                        if not keep_going:
+                            search.transitions = transitions
+                            return stop("violation", kernel.deadlock(), s)  # shorter than found
+                        if tally.add((kernel.deadlock(),), "states"):
+                            tally.locate(*trace(s))
                 if found is not None:
                     continue                                # only deadlocks can still be shorter
                 for ev, t, viol in steps:
                     if viol:
-                        found = (viol[0], s, ev)
-                        break
+                        if not keep_going:
+                            found = (viol[0], s, ev)
+                            break
+                        if tally.add(viol, "transitions"):
+                            tally.locate(*trace(s, ev))
                     n = len(visited)
                     setdefault(t, (s, ev))
                     if len(visited) == n:
@@ -101,8 +137,11 @@ def bfs(kernel: Kernel, search: Search) -> Outcome:
                     if check_props is not None:
                         pv = check_props(t)
                         if pv:
-                            found = (pv[0], t, None)
-                            break
+                            if not keep_going:
+                                found = (pv[0], t, None)
+                                break
+                            if tally.add(pv, "states"):
+                                tally.locate(*trace(t))
                     if within is None or within(t):     # beyond a constraint: checked only
                         nxt.append(t)
                 expanded += 1

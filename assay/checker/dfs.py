@@ -1,17 +1,19 @@
 """Depth-first exploration: memory for the visited set and the current path only.
 
-The counterexample is the path on the stack (not necessarily a shortest one).
+The counterexample is the path on the stack (not necessarily a shortest one).  With
+`keep_going` the search does not stop at a violation: it counts each kind (`Tally`), keeps the
+first counterexample of each, and explores on from the violating states and steps.
 """
 from __future__ import annotations
 
 import time
 
-from assay.checker.search import Outcome, Search
+from assay.checker.search import Outcome, Search, Tally
 from assay.kernel.kernel import Kernel, State
 from assay.kernel.violation import Violation
 
 
-def dfs(kernel: Kernel, search: Search) -> Outcome:
+def dfs(kernel: Kernel, search: Search, keep_going: bool = False) -> Outcome:
     visited: set[State] = set()
     max_depth = search.max_depth
     limit = search.max_states if search.max_states is not None else float("inf")
@@ -19,12 +21,18 @@ def dfs(kernel: Kernel, search: Search) -> Outcome:
     check_props = kernel.property_violations if kernel.properties else None
     within = kernel.within if kernel.system.constraints else None
     cut = False
+    tally = Tally()
+    terminal = deadlocked = 0
 
     def done(reason: str, violation: Violation | None = None, start: State | None = None,
              path: list[int] | tuple[int, ...] = ()) -> Outcome:
         search.states = len(visited)
+        found = tally.results(shortest=False)
+        if found:
+            violation, start, path = found[0].violation, found[0].start, found[0].path
         return Outcome(reason, len(visited), search.transitions, search.depth,  # type: ignore
-                       time.perf_counter() - search.started, violation, start, tuple(path))
+                       time.perf_counter() - search.started, violation, start, tuple(path),
+                       found, terminal, deadlocked)
 
     try:
         for init, viol in kernel.initial_states():
@@ -32,10 +40,16 @@ def dfs(kernel: Kernel, search: Search) -> Outcome:
                 continue
             visited.add(init)
             if viol:
-                return done("violation", viol[0], init)
+                if not keep_going:
+                    return done("violation", viol[0], init)
+                if tally.add(viol, "transitions"):
+                    tally.locate(init, ())
             pv = kernel.property_violations(init)
             if pv:
-                return done("violation", pv[0], init)
+                if not keep_going:
+                    return done("violation", pv[0], init)
+                if tally.add(pv, "states"):
+                    tally.locate(init, ())
             if within is not None and not within(init):
                 continue                                  # beyond a constraint: checked only
             # stack[k] = [state, its successor steps, next index]; path[k] leads to stack[k + 1]
@@ -46,9 +60,15 @@ def dfs(kernel: Kernel, search: Search) -> Outcome:
                 if state is not None:                     # expand a newly reached state
                     steps, enabled = successors(state)
                     search.transitions += enabled
-                    if (not enabled or kernel.extended and not kernel.can_progress(state)) \
-                            and not kernel.is_terminal(state):
-                        return done("violation", kernel.deadlock(), init, path)
+                    if not enabled or kernel.extended and not kernel.can_progress(state):
+                        if kernel.is_terminal(state):
+                            terminal += 1
+                        else:
+                            deadlocked += 1
+                            if not keep_going:
+                                return done("violation", kernel.deadlock(), init, path)
+                            if tally.add((kernel.deadlock(),), "states"):
+                                tally.locate(init, tuple(path))
                     stack.append([state, steps, 0])
                     state = None
                 if not stack:
@@ -63,7 +83,10 @@ def dfs(kernel: Kernel, search: Search) -> Outcome:
                 top[2] = k + 1
                 ev, t, viol = steps[k]
                 if viol:
-                    return done("violation", viol[0], init, [*path, ev])
+                    if not keep_going:
+                        return done("violation", viol[0], init, [*path, ev])
+                    if tally.add(viol, "transitions"):
+                        tally.locate(init, (*path, ev))
                 if t in visited:
                     continue
                 if max_depth is not None and len(path) >= max_depth:
@@ -78,7 +101,10 @@ def dfs(kernel: Kernel, search: Search) -> Outcome:
                 if check_props is not None:
                     pv = check_props(t)
                     if pv:
-                        return done("violation", pv[0], init, path)
+                        if not keep_going:
+                            return done("violation", pv[0], init, path)
+                        if tally.add(pv, "states"):
+                            tally.locate(init, tuple(path))
                 if within is not None and not within(t):
                     path.pop()                            # beyond a constraint: checked only
                     continue

@@ -3,6 +3,7 @@
 A loop calls `Search.tick` now and then (every 1,024 states it expands): that is where the
 progress callback runs and where the time and memory bounds are checked, off the hot path.
 A loop also turns Ctrl-C (KeyboardInterrupt) into the outcome `interrupted`, with its counts.
+A search that keeps going past violations (`check --keep-going`) counts them in a `Tally`.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
+from assay.errors import Location
 from assay.kernel.kernel import State
 from assay.kernel.violation import Violation
 
@@ -76,9 +78,83 @@ class Search:
         return None
 
 
+Unit = Literal["states", "transitions", "lasso"]
+Key = tuple[str, str | None, str, Location | None]
+
+
+def violation_key(v: Violation) -> Key:
+    """What makes two violations the same for `--keep-going`'s counts: kind, name and blame
+    (the simulator's shrinking `signature`), and the contract's or raise's line, so that two
+    contracts of one handler are counted apart.  The message is not: it quotes values."""
+    return (v.kind, v.name, v.blame, v.location)
+
+
+@dataclass(frozen=True)
+class Found:
+    """One kind of violation a search kept going past: how many states break it (a property,
+    a deadlock) or transitions (a contract, a protocol, an exception: every violating step,
+    an instance's start included), and the first counterexample, `path` from `start` (the
+    first one reached; with BFS one of least depth)."""
+
+    violation: Violation
+    count: int
+    unit: Unit
+    start: State
+    path: tuple[int, ...]
+    cycle_start: int | None = None       # a liveness lasso (unit "lasso")
+
+
+class Tally:
+    """The violations met by a search that keeps going, per `violation_key`.
+
+    `add` counts the violations of one state or transition and says whether one of them is
+    of a new kind; the loop then gives its counterexample to `locate` (only then: a path is
+    rebuilt once per kind, not once per violation)."""
+
+    def __init__(self) -> None:
+        self._found: dict[Key, list] = {}        # key -> [violation, count, unit, start, path]
+        self._new: list[list] = []
+
+    def add(self, violations: tuple[Violation, ...], unit: Unit) -> bool:
+        """Count `violations` (of one state, or one transition); whether one is of a kind not
+        met before."""
+        found = self._found
+        new = False
+        seen: set[Key] = set()
+        for v in violations:
+            key = violation_key(v)
+            if key in seen:                      # the same kind twice in one step: once
+                continue
+            seen.add(key)
+            entry = found.get(key)
+            if entry is None:
+                entry = found[key] = [v, 0, unit, None, ()]
+                self._new.append(entry)
+                new = True
+            entry[1] += 1
+        return new
+
+    def locate(self, start: State, path: tuple[int, ...]) -> None:
+        """The counterexample of the kinds `add` just met for the first time."""
+        for entry in self._new:
+            entry[3], entry[4] = start, path
+        self._new.clear()
+
+    def results(self, shortest: bool) -> tuple[Found, ...]:
+        """Every kind found, in the order met (with `shortest`, by counterexample length
+        first: the first is then one a search that stops would have reported)."""
+        out = [Found(v, n, unit, start, path) for v, n, unit, start, path
+               in self._found.values() if start is not None]   # (None: Ctrl-C in between)
+        if shortest:
+            out.sort(key=lambda f: len(f.path))      # stable: ties stay in the order met
+        return tuple(out)
+
+
 @dataclass(frozen=True)
 class Outcome:
-    """How an exploration ended; `path` leads from `start` to the violation."""
+    """How an exploration ended; `path` leads from `start` to the violation (with `found`, the
+    first one's).  `terminal` and `deadlocked` count the states expanded where nothing but
+    faults is enabled: declared terminal (or with deadlocks not checked), or not."""
 
     reason: StopReason
     states: int
@@ -88,3 +164,6 @@ class Outcome:
     violation: Violation | None = None
     start: State | None = None
     path: tuple[int, ...] = ()
+    found: tuple[Found, ...] = ()
+    terminal: int = 0
+    deadlocked: int = 0

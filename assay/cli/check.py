@@ -43,22 +43,29 @@ from assay.errors import AssayError, UsageError
 @click.option("--no-deadlock", is_flag=True,
               help="Do not report deadlocks: a state with nothing enabled may be final "
                    "(TLC's CHECK_DEADLOCK FALSE).")
+@click.option("--keep-going", is_flag=True,
+              help="Do not stop at the first violation: explore every reachable state, count "
+                   "the states (or transitions) breaking each property or contract, and show "
+                   "the first counterexample of each (TLC's -continue).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @click.option("--trace-out", type=click.Path(dir_okay=False), metavar="FILE",
-              help="Write the counterexample as a JSON trace file.")
+              help="Write the counterexample as a JSON trace file (with --keep-going: the "
+                   "first one's).")
 @click.option("--quiet", "-q", is_flag=True,
               help="No progress on standard error (by default: live on a terminal, else a "
                    "line every 5 s).")
 def check(spec: str, system_name: str | None, params: tuple[str, ...], strategy: str,
           max_states: int | None, max_depth: int | None, max_time: float | None,
           max_memory: int | None, faults_text: str | None, fairness: str | None,
-          no_deadlock: bool, as_json: bool, trace_out: str | None, quiet: bool) -> None:
+          no_deadlock: bool, keep_going: bool, as_json: bool, trace_out: str | None,
+          quiet: bool) -> None:
     """Explore every reachable state of a system and check its properties.
 
     \b
-    Exit codes: 0 all hold (every state explored), 1 violation, 2 spec or usage error,
-    3 incomplete (a bound stopped the search), 70 internal error, 130 interrupted (Ctrl-C:
-    the partial statistics are printed).
+    Exit codes: 0 all hold (every state explored), 1 violation (with --keep-going: any was
+    found, even if a bound then stopped the search), 2 spec or usage error, 3 incomplete (a
+    bound stopped the search), 70 internal error, 130 interrupted (Ctrl-C: the partial
+    statistics are printed).
     """
     from assay.checker import check as run_check
     from assay.model.load import build
@@ -80,7 +87,8 @@ def check(spec: str, system_name: str | None, params: tuple[str, ...], strategy:
                                max_depth=max_depth, max_time=max_time, max_memory=max_memory,
                                spec=spec, system_name=name, params=typed,
                                on_progress=progress.update if progress else None,
-                               progress_interval=progress.interval if progress else 0.5)
+                               progress_interval=progress.interval if progress else 0.5,
+                               keep_going=keep_going)
         finally:
             if progress:
                 progress.close()
