@@ -15,7 +15,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, get_origin, get_type_hints
 
-from assay.errors import Location, SpecError, caller_location, object_location
+from assay.errors import (
+    Location,
+    SpecError,
+    caller_location,
+    object_location,
+    traceback_location,
+)
 from assay.model.message import Message
 from assay.model.types import (
     SUPPORTED,
@@ -336,6 +342,11 @@ class ComponentInfo:
     uses_timers: bool = False
     automata: dict[str, Any] = field(default_factory=dict)    # port -> protocol automaton
     on_start: Callable | None = None
+    # `initially(lambda self: ...)` predicates, and `initially(dict(...), ...)` rows (field ->
+    # its values; a field a row does not name takes its declared values)
+    initially: tuple[tuple[Callable, Location | None], ...] = ()
+    rows: tuple[dict[str, tuple[Any, ...]], ...] = ()
+    rows_location: Location | None = None
 
     def handler_for(self, port: str, mtype: type) -> HandlerInfo | None:
         return self.handlers.get((port, mtype)) or self.handlers.get((ANY_PORT, mtype))
@@ -345,12 +356,6 @@ class ComponentInfo:
         found = [h for (_, t), h in sorted(self.handlers.items(), key=lambda kv: kv[0][0])
                  if t is mtype]
         return found[0] if found else None
-
-    # per class: `initially(lambda self: ...)` predicates, and `initially(dict(...), ...)`
-    # rows (field -> its values; a field a row does not name takes its declared values)
-    initially: tuple[tuple[Callable, Location | None], ...] = ()
-    rows: tuple[dict[str, tuple[Any, ...]], ...] = ()
-    rows_location: Location | None = None
 
     def correlated(self, overrides: dict[str, Any] | None = None) -> bool:
         """Whether the initial states are not simply every combination of the fields'
@@ -413,7 +418,7 @@ class ComponentInfo:
         where = getattr(overrides, "location", None)
         preds = list(self.initially)
         if callable(own):
-            preds.append((own, getattr(overrides, "initially_location", None) or where))
+            preds.append((own, where))
             rows: tuple[dict[str, Any], ...] = self.rows or ({},)
         elif own is not None:
             rows = own
@@ -465,8 +470,6 @@ class ComponentInfo:
             raise
         except Exception as e:
             shown = ", ".join(f"{f}={v!r}" for f, v in zip(self.fields, values))
-            from assay.errors import traceback_location
-
             raise SpecError(f"the initially predicate of {self.cls.__name__} raised "
                             f"{type(e).__name__}: {e}",
                             traceback_location(sys.exc_info()[2]) or loc,
@@ -503,7 +506,6 @@ class InstanceStart(dict):
         self.instance = instance
         self.initially = initially
         self.location = location
-        self.initially_location = location
         self.cached: list[tuple[Any, ...]] | None = None
 
 
