@@ -12,6 +12,7 @@ from assay.model import (
     System,
     action,
     ensures,
+    initially,
     invariant,
     on,
     on_restart,
@@ -25,5 +26,5 @@ from assay.model import (
 __version__ = "0.1.0"
 
 __all__ = ["Component", "Message", "Peer", "Port", "Range", "System", "action", "ensures",
-           "invariant", "on", "on_restart", "on_start", "one_of", "persistent", "protocol",
-           "requires"]
+           "initially", "invariant", "on", "on_restart", "on_start", "one_of", "persistent",
+           "protocol", "requires"]

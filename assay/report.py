@@ -216,7 +216,8 @@ def render_simulation(console: Console, c: Any, spec: str, system: str,
         if len(c.failures) > 20:
             console.print(f"  ... and {len(c.failures) - 20} more")
     elif not c.interrupted:
-        console.print(Text(f"✓ no violation in {c.runs} runs (a sample of the behaviours, "
+        what = "no safety violation" if getattr(c, "suspected", None) else "no violation"
+        console.print(Text(f"✓ {what} in {c.runs} runs (a sample of the behaviours, "
                            "not a proof)", style="bold green"))
     rate = c.events / c.seconds if c.seconds else 0
     ended = ", ".join(f"{k}: {v}" for k, v in c.to_json(with_timing=False)["ended"].items())

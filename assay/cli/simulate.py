@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from typing import Any
 
 import click
 from rich.console import Console
@@ -49,21 +50,24 @@ def simulate(spec: str, system_name: str | None, params: tuple[str, ...], seed: 
     """Run seeded random (or PCT) schedules with fault injection; shrink and save failures.
 
     The same spec, parameters, seed and options give the same runs, on any machine.
+    A run that comes back to a state along a fair cycle where a liveness property fails (or
+    stops where it never held) reports a suspected liveness violation, written as a trace
+    that `assay replay` confirms; `assay check` decides the property.  Without one, liveness
+    is not covered: a finite run cannot show that something always happens.
 
     \b
-    Exit codes: 0 no violation found, 1 violation, 2 spec or usage error, 70 internal error,
-    130 interrupted (Ctrl-C: the summary of the runs finished is printed).
+    Exit codes: 0 no violation found, 1 violation (or suspected liveness violation), 2 spec
+    or usage error, 70 internal error, 130 interrupted (Ctrl-C: the summary of the runs
+    finished is printed).
     """
     from assay.model.load import build
     from assay.simulator import FaultRates, Options, campaign, trace_of
+    from assay.simulator.campaign import lasso_trace_of
 
     try:
         rates = FaultRates.parse(faults_text) if faults_text else FaultRates()
         raw = _params(params)
         system, name, typed = build(spec, system_name, raw)
-        # a run is finite: it cannot show that something never happens
-        not_covered = {p.name: "not covered by simulate: use assay check"
-                       for p in system.liveness}
         opts = Options(steps=steps, rates=rates, scheduler=scheduler, pct_depth=pct_depth,
                        shrink=not no_shrink)
         progress: _RunProgress | _RunLines | None = None
@@ -76,33 +80,36 @@ def simulate(spec: str, system_name: str | None, params: tuple[str, ...], seed: 
         finally:
             if progress:
                 progress.close()
-        if result.failures:
+        if result.failures or result.suspected:
+            stem = os.path.splitext(os.path.basename(spec))[0]
             try:
                 os.makedirs(out_dir, exist_ok=True)
                 for r in result.failures:
-                    stem = os.path.splitext(os.path.basename(spec))[0]
                     path = os.path.join(out_dir, f"{stem}-run{r.index}-seed{r.seed}.json")
                     trace_of(r, spec, name, typed, opts).write(path)
                     result.trace_files[r.index] = path
+                for r in result.suspected:
+                    path = os.path.join(out_dir,
+                                        f"{stem}-run{r.index}-seed{r.seed}-lasso.json")
+                    lasso_trace_of(r, spec, name, typed, opts).write(path)
+                    result.lasso_files[r.index] = path
             except OSError as e:
                 raise UsageError(f"cannot write traces to {out_dir}: {e.strerror}") from None
+        liveness = result.liveness([p.name for p in system.liveness])
     except AssayError as e:
         _fail(e)
         return
     if as_json:
         doc = {"command": "simulate", "spec": spec, "system": name, "params": typed,
                "seed": seed, "steps": steps, "scheduler": scheduler,
-               "faults": rates.to_json(), **result.to_json(), "liveness": not_covered}
+               "faults": rates.to_json(), **result.to_json(), "liveness": liveness}
         click.echo(json.dumps(doc, indent=2, default=str))
     else:
         from assay.report import render_simulation
 
         console = Console(highlight=False)
         render_simulation(console, result, spec, name, typed, rates, scheduler)
-        if not_covered:
-            console.print(f"liveness ({', '.join(not_covered)}): not covered by simulate — "
-                          "a finite run cannot show that something never happens; "
-                          "`assay check` decides it", markup=False, soft_wrap=True)
+        _print_liveness(console, result, liveness)
     if result.interrupted:
         # workers are killed; the pool's threads may be stuck where Ctrl-C caught them, and
         # the interpreter would join them at exit: leave at once, output flushed
@@ -111,6 +118,38 @@ def simulate(spec: str, system_name: str | None, params: tuple[str, ...], seed: 
         os._exit(result.exit_code)
     sys.exit(result.exit_code)
 
+
+
+def _print_liveness(console: Console, result: Any, liveness: dict[str, str]) -> None:
+    """What the runs say of the liveness properties: the lassos some walked (suspected
+    violations), and for the others that they are not covered."""
+    runs = result.suspected
+    if runs:
+        console.print(f"✗ {len(runs)} of {result.runs} runs walked a lasso that breaks a "
+                      "liveness property: suspected liveness violations (`assay replay "
+                      "FILE` confirms the lasso; `assay check` decides the property)",
+                      style="bold red", markup=False, soft_wrap=True)
+        for r in runs[:20]:
+            sus = r.suspected or {}
+            cycle = len(sus.get("events") or []) - int(sus.get("cycle_start") or 0)
+            shape = f"a cycle of {cycle} steps after {sus.get('cycle_start')}" if cycle \
+                else f"stops after {sus.get('cycle_start')} steps"
+            console.print(f"  run {r.index} (seed {r.seed}): {sus.get('name')} "
+                          f"({sus.get('formula')}): {shape}, under {sus.get('fairness')} "
+                          "fairness" + (f" -> {result.lasso_files[r.index]}"
+                                        if r.index in result.lasso_files else ""),
+                          markup=False, soft_wrap=True)
+        if len(runs) > 20:
+            console.print(f"  ... and {len(runs) - 20} more")
+    missed = [p for p, v in liveness.items() if v.startswith("not covered")]
+    said = [p for p in liveness if p not in missed]
+    if said:
+        console.print(f"liveness ({', '.join(said)}): suspected — confirm with `assay check`",
+                      markup=False, soft_wrap=True)
+    if missed:
+        console.print(f"liveness ({', '.join(missed)}): not covered — no run walked a lasso "
+                      "that breaks it, and a finite run cannot show that something always "
+                      "happens; `assay check` decides it", markup=False, soft_wrap=True)
 
 
 class _RunProgress:

@@ -626,6 +626,9 @@ class Kernel:
                     values[k] = info.types[k].from_json(j)
                 except (ValueError, TypeError, KeyError) as e:
                     raise ValueError(f"field {f!r}: {e}") from None
+        # restart choice 0, as the node records it (correlated initial states: the first
+        # that agrees with the persistent fields)
+        values = list(info.restart_values(tuple(values), self.system.overrides.get(name))[0])
         local = inst.runner.with_sessions(tuple(values))
         kept = saved.get(SESSIONS)
         if isinstance(kept, dict) and inst.runner.session_keys:

@@ -295,7 +295,9 @@ def replay_checked(kernel: Kernel, events: Sequence[dict[str, Any]], start: Stat
     """Replay `events`, checking properties after every step; stop at the first violation."""
     steps: list[Step] = []
     state = start
-    pv = kernel.property_violations(state)
+    # an initial state may break an invariant (or its start hook a contract) before any step
+    pv = next((v for s, v in kernel.initial_states() if s == start and v), None) \
+        or kernel.property_violations(state)
     if pv:
         return Replayed(steps, state, pv[0])
     for i, e in enumerate(events, 1):

@@ -4,6 +4,7 @@ from assay.model.component import (
     Port,
     action,
     ensures,
+    initially,
     invariant,
     on,
     on_restart,
@@ -16,5 +17,5 @@ from assay.model.system import System
 from assay.model.types import OneOf, Peer, Range, one_of
 
 __all__ = ["Component", "Message", "OneOf", "Peer", "Port", "Range", "System", "action",
-           "ensures", "invariant", "on", "on_restart", "on_start", "one_of", "persistent",
-           "requires"]
+           "ensures", "initially", "invariant", "on", "on_restart", "on_start", "one_of",
+           "persistent", "requires"]

@@ -7,6 +7,7 @@ immutable description the kernel compiles.
 """
 from __future__ import annotations
 
+import difflib
 import inspect
 import itertools
 import sys
@@ -14,20 +15,27 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar, get_origin, get_type_hints
 
-from assay.errors import Location, SpecError, caller_location, object_location
+from assay.errors import (
+    Location,
+    SpecError,
+    caller_location,
+    object_location,
+    traceback_location,
+)
 from assay.model.message import Message
 from assay.model.types import (
     SUPPORTED,
     OneOf,
     TypeSpec,
     UnsupportedType,
+    canonical,
     is_mutable_default,
     parse_type,
 )
 
 T = TypeVar("T")
 
-RESERVED = frozenset({"name", "after", "cancel", "choose"})
+RESERVED = frozenset({"name", "after", "cancel", "choose", "initially"})
 ANY_PORT = "*"          # the port of a handler declared without one, on a many-ported component
 
 
@@ -226,6 +234,36 @@ def invariant(pred: Callable[[Any], bool]) -> Callable[[Any], bool]:
     return pred
 
 
+def initially(*what: Any) -> Any:
+    """Declare, in a class body, which field values the component may start with, when
+    they are correlated (a `one_of` per field gives every combination):
+
+    * `initially(lambda self: self.x != self.y)` (or `@initially` on a method `(self)`): a
+      predicate that keeps those combinations of the fields' initial values where it holds;
+      several predicates must all hold;
+    * `initially(dict(x=0, y=1), dict(x=1, y=0))`: the initial states listed, one dict of
+      field values each (a field a dict does not name takes its declared value; a value may
+      be a `one_of`).
+
+    `s.add(name, C, initially=...)` does the same for one instance (a list of dicts, or a
+    predicate).  Every engine starts from exactly these states; `assay run` from the first."""
+    frame = sys._getframe(1)
+    ns = frame.f_locals
+    where = Location(frame.f_code.co_filename, frame.f_lineno)
+    if "__module__" not in ns or "__qualname__" not in ns:
+        raise SpecError("initially(...) must be called in the body of a Component class",
+                        where, ["for one instance, write s.add(name, C, initially=...)"])
+    if len(what) == 1 and callable(what[0]) and not isinstance(what[0], type):
+        ns.setdefault("__assay_initially__", []).append((what[0], where))
+        return what[0]
+    rows = what[0] if len(what) == 1 and isinstance(what[0], list | tuple) else what
+    if "__assay_initial_rows__" in ns:
+        raise SpecError("initially(...) lists the initial states twice in this class", where,
+                        ["give every initial state in one initially(dict(...), ...)"])
+    ns["__assay_initial_rows__"] = (tuple(rows), where)
+    return None
+
+
 # --- the component base class ---------------------------------------------------------------------
 
 class Component:
@@ -315,6 +353,11 @@ class ComponentInfo:
     uses_choose: bool = False                      # its code calls self.choose(...)
     automata: dict[str, Any] = field(default_factory=dict)    # port -> protocol automaton
     on_start: Callable | None = None
+    # `initially(lambda self: ...)` predicates, and `initially(dict(...), ...)` rows (field ->
+    # its values; a field a row does not name takes its declared values)
+    initially: tuple[tuple[Callable, Location | None], ...] = ()
+    rows: tuple[dict[str, tuple[Any, ...]], ...] = ()
+    rows_location: Location | None = None
 
     def handler_for(self, port: str, mtype: type) -> HandlerInfo | None:
         return self.handlers.get((port, mtype)) or self.handlers.get((ANY_PORT, mtype))
@@ -325,19 +368,156 @@ class ComponentInfo:
                  if t is mtype]
         return found[0] if found else None
 
+    def correlated(self, overrides: dict[str, Any] | None = None) -> bool:
+        """Whether the initial states are not simply every combination of the fields'
+        initial values (an `initially` of the class or of the instance)."""
+        return bool(self.initially or self.rows
+                    or getattr(overrides, "initially", None) is not None)
+
+    def field_choices(self, overrides: dict[str, Any] | None = None
+                      ) -> list[tuple[Any, ...]]:
+        """Per field, the values it takes in some initial state (their product is every
+        initial state unless `correlated`)."""
+        if not self.correlated(overrides):
+            choices = list(self.initial)
+            for k, v in (overrides or {}).items():
+                choices[self.field_index[k]] = v.values if isinstance(v, OneOf) else (v,)
+            return choices
+        out: list[dict[bytes, Any]] = [{} for _ in self.fields]
+        for row in self.initial_values(overrides):
+            for seen, v in zip(out, row):
+                seen.setdefault(canonical(v), v)
+        return [tuple(seen.values()) for seen in out]
+
     def restart_values(self, values: tuple[Any, ...],
                        overrides: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
-        """The local states a restart may give: persistent fields keep their values, the
-        others take one of their initial values."""
-        return [tuple(old if keep else new for old, new, keep
-                      in zip(values, init, self.persistent))
-                for init in self.initial_values(overrides)]
+        """The local states a restart may give, one per initial state (in their order):
+        persistent fields keep their values, the others take those of an initial state.
+        When the initial states are correlated, the others come from an initial state that
+        agrees with the kept persistent fields if there is one (an initial state that does
+        not agree gives the first that does); when none agrees (the persistent fields moved
+        on), from any initial state."""
+        rows = self.initial_values(overrides)
+        keep = self.persistent
+        if not any(keep):
+            return list(rows)
+        kept = [i for i, k in enumerate(keep) if k]
+        agree = [all(r[i] == values[i] for i in kept) for r in rows]
+        first = next((r for r, a in zip(rows, agree) if a), None)
+        return [tuple(old if k else new for old, new, k
+                      in zip(values, r if a or first is None else first, keep))
+                for r, a in zip(rows, agree)]
 
     def initial_values(self, overrides: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
-        choices = list(self.initial)
-        for k, v in (overrides or {}).items():
-            choices[self.field_index[k]] = v.values if isinstance(v, OneOf) else (v,)
-        return [tuple(c) for c in itertools.product(*choices)]
+        """Every initial state of an instance (its field values), in a fixed order: the
+        product of the fields' initial values (`one_of`, `s.add` keywords), or, with
+        `initially`, the states listed and those the predicates keep.  `overrides` is the
+        instance's `System.overrides` entry (an `InstanceStart`: computed once, then
+        shared — do not change the list)."""
+        if isinstance(overrides, InstanceStart):
+            if overrides.cached is None:
+                overrides.cached = self._initial_values(overrides)
+            return overrides.cached
+        return self._initial_values(overrides)
+
+    def _initial_values(self, overrides: dict[str, Any] | None) -> list[tuple[Any, ...]]:
+        fields = dict(overrides or {})
+        if not self.correlated(overrides):
+            return [tuple(c) for c in itertools.product(*self.field_choices(overrides))]
+        instance = getattr(overrides, "instance", None)
+        own = getattr(overrides, "initially", None)
+        where = getattr(overrides, "location", None)
+        preds = list(self.initially)
+        if callable(own):
+            preds.append((own, where))
+            rows: tuple[dict[str, Any], ...] = self.rows or ({},)
+        elif own is not None:
+            rows = own
+        else:
+            rows = self.rows or ({},)
+        out: dict[bytes, tuple[Any, ...]] = {}
+        candidates = 0
+        for row in rows:
+            choices = list(self.initial)
+            for k, vs in row.items():
+                choices[self.field_index[k]] = vs
+            for k, v in fields.items():
+                choices[self.field_index[k]] = v.values if isinstance(v, OneOf) else (v,)
+            n = 1
+            for c in choices:
+                n *= len(c)
+            candidates += n
+            if candidates > MAX_CANDIDATES:
+                raise SpecError(f"{instance or self.cls.__name__}: more than "
+                                f"{MAX_CANDIDATES:,} combinations of initial values to filter "
+                                "with initially(...)", where or self.rows_location,
+                                ["list the initial states with initially(dict(...), ...), or "
+                                 "give fewer values with one_of"])
+            for combo in itertools.product(*choices):
+                if all(self._admits(p, loc, instance, combo) for p, loc in preds):
+                    out.setdefault(canonical(combo), combo)
+        if not out:
+            said = [f"line {loc.line}" for _, loc in preds if loc is not None and loc.line]
+            raise SpecError(
+                f"{'instance ' + repr(instance) if instance else self.cls.__name__} of "
+                f"{self.cls.__name__} has no initial state: initially(...) "
+                f"{'(' + ', '.join(said) + ') ' if said else ''}holds for none of its "
+                f"{candidates:,} candidate combinations of field values",
+                where or (preds[0][1] if preds else self.rows_location),
+                ["fix the predicate, or list the initial states: "
+                 "initially(dict(field=value, ...), ...)"])
+        return list(out.values())
+
+    def _admits(self, pred: Callable, loc: Location | None, instance: str | None,
+                values: tuple[Any, ...]) -> bool:
+        """An `initially` predicate on one combination of field values (`self` is the
+        component with these fields; it has no ports or timers)."""
+        obj: Any = object.__new__(self.cls)
+        obj.__dict__.update(zip(self.fields, values))
+        obj.__dict__["__assay_ctx__"] = _Starting(instance or "?")
+        try:
+            return bool(pred(obj))
+        except SpecError:
+            raise
+        except Exception as e:
+            shown = ", ".join(f"{f}={v!r}" for f, v in zip(self.fields, values))
+            raise SpecError(f"the initially predicate of {self.cls.__name__} raised "
+                            f"{type(e).__name__}: {e}",
+                            traceback_location(sys.exc_info()[2]) or loc,
+                            [f"on {instance or self.cls.__name__}({shown})",
+                             "it must be a function of the fields alone, true or false on "
+                             "every combination of their initial values"]) from None
+
+
+MAX_CANDIDATES = 1_000_000      # combinations of initial values an `initially` filters
+
+
+class _Starting:
+    """What `self` stands on in an `initially` predicate: the instance's name, nothing
+    else (no ports, no timers: the component has not started)."""
+
+    __slots__ = ("instance",)
+
+    def __init__(self, instance: str) -> None:
+        self.instance = instance
+
+    def port(self, name: str) -> Any:
+        raise AttributeError(f"port {name!r} cannot be used in an initially predicate: it "
+                             "reads the fields only")
+
+
+class InstanceStart(dict):
+    """An instance's initial values as `System.add` was given them: the field keywords (the
+    dict's items), the instance's name and its `initially=` (a list of rows, each a dict from
+    field to a tuple of values, or a predicate).  It keeps the initial states once computed."""
+
+    def __init__(self, fields: dict[str, Any], instance: str, initially: Any = None,
+                 location: Location | None = None) -> None:
+        super().__init__(fields)
+        self.instance = instance
+        self.initially = initially
+        self.location = location
+        self.cached: list[tuple[Any, ...]] | None = None
 
 
 _INFO: dict[type, ComponentInfo] = {}
@@ -385,8 +565,11 @@ def _build_info(cls: type) -> ComponentInfo:
             continue
         line = _field_location(cls, n) or where
         if n in RESERVED:
+            why = {"name": "'self.name' is the instance's name in the system",
+                   "initially": "'initially=' of s.add gives an instance's initial states"
+                   }.get(n, f"'self.{n}' is a method of every component")
             raise SpecError(f"field {n!r} of {cls.__name__} uses a reserved name", line,
-                            [f"'self.{n}' is the instance's name in the system; rename the field"])
+                            [f"{why}; rename the field"])
         try:
             spec = parse_type(ann)
         except UnsupportedType as e:
@@ -493,6 +676,20 @@ def _build_info(cls: type) -> ComponentInfo:
             _check_arity(pred, 1, "invariant", "lambda self: ...", loc)
             invariants.append((pred, loc))
 
+    starts: list[tuple[Callable, Location | None]] = []
+    for klass in reversed(cls.__mro__):
+        for pred, loc in vars(klass).get("__assay_initially__", ()):
+            _check_arity(pred, 1, "initially predicate", "lambda self: ...", loc)
+            starts.append((pred, loc))
+    rows: tuple[dict[str, tuple[Any, ...]], ...] = ()
+    rows_loc = None
+    declared = next((vars(k)["__assay_initial_rows__"] for k in cls.__mro__
+                     if "__assay_initial_rows__" in vars(k)), None)
+    if declared is not None:
+        given, rows_loc = declared
+        rows = check_rows(cls, tuple(fields), tuple(types), given, rows_loc,
+                          "initially(...)")
+
     actions.sort(key=lambda a: (a.location.line if a.location and a.location.line else 0, a.name))
     from assay.model.wellformed import check_code
 
@@ -501,7 +698,63 @@ def _build_info(cls: type) -> ComponentInfo:
                          tuple(actions), tuple(invariants),
                          {n: i for i, n in enumerate(fields)}, tuple(keeps), restart_hook,
                          _calls(cls, ("after", "cancel")), _calls(cls, ("choose",)), automata,
-                         start_hook)
+                         start_hook, tuple(starts), rows, rows_loc)
+
+
+def check_rows(cls: type, fields: tuple[str, ...], types: tuple[TypeSpec, ...], given: Any,
+               where: Location | None, what: str) -> tuple[dict[str, tuple[Any, ...]], ...]:
+    """Initial states listed by a spec (`initially(dict(...), ...)`, `s.add(...,
+    initially=[...])`), checked: a non-empty list of dicts naming fields of `cls` with values
+    of their types (or `one_of` them).  Each becomes a dict from field to its values."""
+    name = cls.__name__
+    if what.startswith("initially("):
+        fix = ["write initially(dict(field=value, ...), ...), one dict of field values per "
+               "initial state, or a predicate: initially(lambda self: ...)"]
+    else:
+        fix = ["write initially=[dict(field=value, ...), ...], one dict of field values per "
+               "initial state, or a predicate: initially=lambda self: ..."]
+    if not isinstance(given, list | tuple):
+        raise SpecError(f"{what} of {name} takes a list of dicts of field values, not "
+                        f"{_a(type(given).__name__)}", where,
+                        ["put it in a list: initially=[dict(...)]"] if isinstance(given, dict)
+                        else fix)
+    if not given:
+        raise SpecError(f"{what} of {name} lists no initial state", where,
+                        [*fix, "a component needs at least one initial state"])
+    index = {f: i for i, f in enumerate(fields)}
+    out = []
+    for n, row in enumerate(given, 1):
+        if not isinstance(row, dict):
+            raise SpecError(f"{what} of {name}: initial state {n} is "
+                            f"{type(row).__name__} {_short(row)}, not a dict of field values",
+                            where, fix)
+        values: dict[str, tuple[Any, ...]] = {}
+        for k, v in row.items():
+            if k not in index:
+                near = difflib.get_close_matches(str(k), fields, n=1)
+                raise SpecError(f"{what} of {name}: initial state {n} names {k!r}, which is "
+                                f"not a field of {name}", where,
+                                ([f"did you mean {near[0]!r}?"] if near else [])
+                                + [f"fields of {name}: {', '.join(fields) or '(none)'}"])
+            spec = types[index[k]]
+            vs = v.values if isinstance(v, OneOf) else (v,)
+            for x in vs:
+                if is_mutable_default(x) or not spec.conforms(x):
+                    raise SpecError(f"{what} of {name}: initial state {n} gives {k} the "
+                                    f"value {_short(x)}, which is not of type "
+                                    f"{spec.describe()}", where)
+            values[k] = tuple(vs)
+        out.append(values)
+    return tuple(out)
+
+
+def _a(noun: str) -> str:
+    return f"{'an' if noun[:1] in 'aeiou' else 'a'} {noun}"
+
+
+def _short(v: Any, most: int = 60) -> str:
+    text = repr(v)
+    return text if len(text) <= most else text[:most] + "..."
 
 
 def _calls(cls: type, methods: tuple[str, ...]) -> bool:

@@ -1,18 +1,42 @@
-"""Loading a spec file and building one of its systems, with every failure a `SpecError`."""
+"""Loading a spec file and building one of its systems, with every failure a `SpecError`.
+
+A spec may import the modules beside it (`from common import Ping` with `common.py` in the
+spec's folder), as a script run from its folder would.  They are not found through
+`sys.path`, which stays as it was: each folder's modules live in a package of their own,
+`assay_specdir_<hash of the folder>` (so two folders that both have a `common.py` do not
+meet in one process), and a spec's `import` (at load time or later, in a handler) looks in
+its folder first.  Every engine loads a spec here, worker and node processes included.
+"""
 from __future__ import annotations
 
+import builtins
+import difflib
 import hashlib
+import importlib.abc
+import importlib.machinery
 import importlib.util
 import inspect
+import os
 import sys
-from collections.abc import Callable
+import sysconfig
+import types
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
-from assay.errors import Location, SpecError, UsageError, exit_error, traceback_location
+from assay.errors import (
+    Location,
+    SpecError,
+    UsageError,
+    exit_error,
+    is_user_file,
+    traceback_location,
+)
 from assay.model.system import System
 
 SPEC_MODULE_PREFIX = "assay_spec_"        # the module name of every loaded spec starts so
+FOLDER_PREFIX = "assay_specdir_"          # the package of the modules beside a spec
 
 
 def load_module(path: str | Path) -> Any:
@@ -39,17 +63,24 @@ def load_module(path: str | Path) -> Any:
     spec = importlib.util.spec_from_file_location(name, p)
     assert spec is not None
     module = importlib.util.module_from_spec(spec)
+    module.__dict__["__builtins__"] = _folder_builtins(p.resolve().parent)
     sys.modules[name] = module
     try:
         exec(code, module.__dict__)
     except SpecError:
         del sys.modules[name]
         raise
+    except SyntaxError as e:             # in a module beside the spec, which it imports
+        del sys.modules[name]
+        by = _spec_line(sys.exc_info()[2])
+        raise SpecError(f"syntax error: {e.msg}", Location(e.filename or str(p), e.lineno),
+                        ([(e.text or "").rstrip()] if e.text else [])
+                        + ([f"imported at {by}"] if by else [])) from None
     except ImportError as e:
         del sys.modules[name]
-        raise SpecError(f"import failed: {e}", traceback_location(sys.exc_info()[2])
-                        or Location(str(p)),
-                        ["install the missing module, or fix the import"]) from None
+        raise SpecError(f"import failed: {_import_message(e)}",
+                        _spec_line(sys.exc_info()[2]) or Location(str(p)),
+                        _import_notes(e, p.resolve().parent)) from None
     except SystemExit as e:
         del sys.modules[name]
         raise exit_error(e, "the spec", Location(str(p)), when=" while loading") from None
@@ -58,6 +89,134 @@ def load_module(path: str | Path) -> Any:
         raise SpecError(f"the spec raised {type(e).__name__} while loading: {e}",
                         traceback_location(sys.exc_info()[2]) or Location(str(p))) from None
     return module
+
+
+# --- the modules beside a spec -----------------------------------------------------------------
+
+_BUILTINS: dict[Path, dict[str, Any]] = {}
+
+
+def _folder_builtins(folder: Path) -> dict[str, Any]:
+    """The builtins of the code of one folder's specs and modules: Python's, with an
+    `__import__` that finds the folder's modules first."""
+    got = _BUILTINS.get(folder)
+    if got is None:
+        got = _BUILTINS[folder] = dict(vars(builtins))
+        got["__import__"] = _importer(folder)
+    return got
+
+
+def _package(folder: Path) -> str:
+    """The name of the package of `folder`'s modules, created on first use."""
+    digest = hashlib.blake2b(str(folder).encode(), digest_size=4).hexdigest()
+    name = f"{FOLDER_PREFIX}{digest}"
+    if name not in sys.modules:
+        pkg = types.ModuleType(name, f"the modules beside the specs in {folder}")
+        pkg.__path__ = [str(folder)]
+        pkg.__spec__ = importlib.machinery.ModuleSpec(name, None, is_package=True)
+        pkg.__spec__.submodule_search_locations = [str(folder)]
+        sys.modules[name] = pkg
+    if not any(isinstance(f, _FolderFinder) for f in sys.meta_path):
+        sys.meta_path.insert(0, _FolderFinder())
+    return name
+
+
+def _beside(folder: Path, top: str) -> bool:
+    """Whether `top` names a module (or package) in `folder`.  `assay` is never one: a spec
+    always gets the real one."""
+    return top != "assay" and top.isidentifier() and (
+        (folder / f"{top}.py").is_file() or (folder / top / "__init__.py").is_file())
+
+
+def _importer(folder: Path) -> Callable[..., Any]:
+    real = builtins.__import__
+
+    def __import__(name: str, globals: Any = None, locals: Any = None,
+                   fromlist: Sequence[str] | None = (), level: int = 0) -> Any:
+        top = name.partition(".")[0]
+        if level == 0 and _beside(folder, top):
+            pkg = _package(folder)
+            module = importlib.import_module(f"{pkg}.{name}")
+            return module if fromlist else sys.modules[f"{pkg}.{top}"]
+        return real(name, globals, locals, fromlist or (), level)
+
+    return __import__
+
+
+class _FolderFinder(importlib.abc.MetaPathFinder):
+    """Finds the modules of a folder's package (`assay_specdir_...`): its files and
+    subpackages, loaded with the folder's builtins so that they import their siblings too."""
+
+    def find_spec(self, name: str, path: Sequence[str] | None = None,
+                  target: types.ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
+        if not name.startswith(FOLDER_PREFIX) or "." not in name:
+            return None
+        top = sys.modules.get(name.partition(".")[0])
+        parent = sys.modules.get(name.rpartition(".")[0])
+        if top is None or parent is None:
+            return None
+        folder = Path(top.__path__[0])
+        last = name.rpartition(".")[2]
+        for d in getattr(parent, "__path__", ()):
+            init, file = Path(d) / last / "__init__.py", Path(d) / f"{last}.py"
+            if init.is_file():
+                return importlib.util.spec_from_file_location(
+                    name, init, loader=_FolderLoader(name, str(init), folder),
+                    submodule_search_locations=[str(init.parent)])
+            if file.is_file():
+                return importlib.util.spec_from_file_location(
+                    name, file, loader=_FolderLoader(name, str(file), folder))
+        return None
+
+
+class _FolderLoader(importlib.machinery.SourceFileLoader):
+    def __init__(self, name: str, path: str, folder: Path) -> None:
+        super().__init__(name, path)
+        self.folder = folder
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        module.__dict__["__builtins__"] = _folder_builtins(self.folder)
+        super().exec_module(module)
+
+
+_STDLIB = os.path.abspath(sysconfig.get_paths()["stdlib"]) + os.sep
+
+
+def _spec_line(tb: TracebackType | None) -> Location | None:
+    """The innermost line of a spec's (or of a module beside it) in a traceback: not
+    assay's, not the standard library's (`importlib` runs between them)."""
+    found = None
+    while tb is not None:
+        name = tb.tb_frame.f_code.co_filename
+        if is_user_file(name) and not os.path.abspath(name).startswith(_STDLIB):
+            found = Location(name, tb.tb_lineno)
+        tb = tb.tb_next
+    return found
+
+
+def _import_message(e: ImportError) -> str:
+    """An import error as the spec wrote it: the folder's package name left out."""
+    text = str(e)
+    name = getattr(e, "name", None) or ""
+    if name.startswith(FOLDER_PREFIX):
+        text = text.replace(name, name.partition(".")[2])
+    for part in text.split("'"):
+        if part.startswith(FOLDER_PREFIX) and "." in part:
+            text = text.replace(part, part.partition(".")[2])
+    return text
+
+
+def _import_notes(e: ImportError, folder: Path) -> list[str]:
+    missing = getattr(e, "name", None)
+    if not isinstance(e, ModuleNotFoundError) or not missing:
+        return ["fix the import"]
+    here = sorted(f.stem for f in folder.glob("*.py") if f.stem.isidentifier()) + sorted(
+        d.name for d in folder.iterdir() if (d / "__init__.py").is_file()) \
+        if folder.is_dir() else []
+    near = difflib.get_close_matches(missing.partition(".")[0], here, n=1)
+    notes = [f"did you mean {near[0]!r}, beside the spec?"] if near else []
+    return notes + [f"a spec imports the modules in its folder ({folder}) and installed ones; "
+                    "install the missing module, or fix the import"]
 
 
 def system_functions(module: Any) -> dict[str, Callable[..., System]]:

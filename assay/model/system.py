@@ -12,7 +12,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from assay.errors import Location, SpecError, caller_location, object_location
-from assay.model.component import Component, Port, check_fairness, component_info
+from assay.model.component import (
+    Component,
+    InstanceStart,
+    Port,
+    _check_arity,
+    check_fairness,
+    check_rows,
+    component_info,
+)
 from assay.model.types import OneOf
 
 NETWORKS = ("unordered", "fifo", "duplicating")
@@ -117,8 +125,13 @@ class System:
 
     # --- building --------------------------------------------------------------------------
 
-    def add(self, name: str, cls: type[Component], **initial: Any) -> InstanceRef:
-        """Add an instance of `cls` named `name`; keyword arguments set initial field values."""
+    def add(self, name: str, cls: type[Component], *, initially: Any = None,
+            **initial: Any) -> InstanceRef:
+        """Add an instance of `cls` named `name`; keyword arguments set initial field values
+        (a value or a `one_of`).  `initially` gives correlated initial states: a list of dicts
+        of field values (the instance starts in one of them; a field a dict does not name
+        takes its value as above), or a predicate `lambda self: ...` that keeps the
+        combinations of initial values where it holds (with the class's `initially`)."""
         where = caller_location(2)
         if not isinstance(name, str) or not _NAME.match(name):
             raise SpecError(f"instance name {name!r} is not a valid name", where,
@@ -142,8 +155,26 @@ class System:
                 if not spec.conforms(value):
                     raise SpecError(f"initial value {value!r} for {name}.{k} is not a "
                                     f"{spec.describe()}", where)
+        own: Any = None
+        if initially is not None and callable(initially) and not isinstance(initially, type):
+            _check_arity(initially, 1, f"initially= of instance {name!r}", "lambda self: ...",
+                         where)
+            own = initially
+        elif initially is not None:
+            own = check_rows(cls, info.fields, info.types, initially, where,
+                             f"initially= of instance {name!r}")
+            for row in own:
+                both = sorted(set(row) & set(initial))
+                if both:
+                    raise SpecError(f"instance {name!r}: field {both[0]!r} is given both as a "
+                                    "keyword and in initially=", where,
+                                    ["give it in one place: a keyword sets it in every "
+                                     "initial state"])
+        start = InstanceStart(initial, name, own, where)
+        if info.correlated(start):            # no initial state, a predicate that raises: here
+            info.initial_values(start)
         self.instances[name] = cls
-        self.overrides[name] = dict(initial)
+        self.overrides[name] = start
         self.locations[name] = where
         return InstanceRef(self, name, cls)
 

@@ -23,6 +23,7 @@ from assay.kernel.faults import Faults
 from assay.kernel.kernel import Kernel
 from assay.kernel.trace import Trace, initial_json, with_changes
 from assay.model.load import build
+from assay.simulator.lasso import LassoMemo
 from assay.simulator.rates import FaultRates
 from assay.simulator.run import run_once
 from assay.simulator.shrink import shrink
@@ -57,6 +58,10 @@ class RunReport:
     initial: dict[str, dict[str, Any]] | None = None
     trace: list[dict[str, Any]] | None = None       # the events of the failing run
     shrunk: list[dict[str, Any]] | None = None      # a minimal run with the same failure
+    # the first lasso the run walked that breaks a liveness property (`lasso.Suspect`): the
+    # violation's JSON, with "formula", "cycle_start", "fairness" and "events" (as a trace
+    # lists them, from `initial`)
+    suspected: dict[str, Any] | None = None
 
 
 def kernel_for(system: Any, rates: FaultRates) -> Kernel:
@@ -65,18 +70,31 @@ def kernel_for(system: Any, rates: FaultRates) -> Kernel:
 
 
 def run_indices(kernel: Kernel, seed: int, indices: list[int], opts: Options,
-                known: set[Any] | None = None) -> list[RunReport]:
+                known: set[Any] | None = None,
+                lassos: LassoMemo | None = None) -> list[RunReport]:
     """Run the campaign's runs `indices`.  `known` (states already fingerprinted in this
-    process) is shared across calls, so each distinct state is fingerprinted once."""
+    process) and `lassos` (what liveness watching has learnt of this kernel's states) are
+    shared across calls; neither changes a run's report, only its cost."""
     out = []
     known = set() if known is None else known
+    if lassos is None and kernel.system.liveness:
+        lassos = LassoMemo(kernel)
     for i in indices:
         s = derive(seed, i)
-        r = run_once(kernel, s, opts.steps, opts.rates, opts.scheduler, opts.pct_depth)
+        r = run_once(kernel, s, opts.steps, opts.rates, opts.scheduler, opts.pct_depth,
+                     lassos if lassos is not None else False)
         new = r.states - known
         known |= new
         report = RunReport(i, s, len(r.events), r.ended, r.time,
                            {kernel.fingerprint(st) for st in new})
+        if r.suspect is not None:
+            sus = r.suspect
+            report.initial = initial_json(kernel, r.initial)
+            report.suspected = {
+                **sus.violation.to_json(), "formula": sus.prop.formula,
+                "cycle_start": sus.cycle_start, "fairness": kernel.fairness,
+                "events": with_changes(kernel, r.initial,
+                                       [kernel.event(e).to_json() for e in sus.events])}
         if r.violation is not None:
             report.violation = r.violation.to_json()
             report.initial = initial_json(kernel, r.initial)
@@ -90,7 +108,8 @@ def run_indices(kernel: Kernel, seed: int, indices: list[int], opts: Options,
     return out
 
 
-_WORKER: dict[Any, tuple[Kernel, set[Any]]] = {}     # per worker process: kernel, known states
+# per worker process: its kernel, the states it fingerprinted, what liveness watching learnt
+_WORKER: dict[Any, tuple[Kernel, set[Any], LassoMemo | None]] = {}
 
 
 def _worker_init() -> None:
@@ -132,9 +151,10 @@ def _worker(job: tuple[str, str | None, dict[str, str], int, list[int], Options]
     if key not in _WORKER:
         system, _, _ = build(spec, system_name, params)
         _WORKER.clear()
-        _WORKER[key] = (kernel_for(system, opts.rates), set())
-    kernel, known = _WORKER[key]
-    return run_indices(kernel, seed, indices, opts, known)
+        kernel = kernel_for(system, opts.rates)
+        _WORKER[key] = (kernel, set(), LassoMemo(kernel) if system.liveness else None)
+    kernel, known, lassos = _WORKER[key]
+    return run_indices(kernel, seed, indices, opts, known, lassos)
 
 
 def _chunks(n: int, jobs: int) -> Iterator[list[int]]:
@@ -154,6 +174,7 @@ class Campaign:
     seconds: float
     reports: list[RunReport]
     trace_files: dict[int, str] = field(default_factory=dict)
+    lasso_files: dict[int, str] = field(default_factory=dict)
     requested: int | None = None             # None: every run requested was run
     interrupted: bool = False
 
@@ -162,14 +183,32 @@ class Campaign:
         return [r for r in self.reports if r.violation is not None]
 
     @property
+    def suspected(self) -> list[RunReport]:
+        """The runs that walked a lasso breaking a liveness property."""
+        return [r for r in self.reports if r.suspected is not None]
+
+    @property
     def exit_code(self) -> int:
         if self.interrupted:
             return 130                       # 128 + SIGINT, as a shell reports Ctrl-C
-        return 1 if self.failures else 0
+        return 1 if self.failures or self.suspected else 0
+
+    def liveness(self, properties: list[str]) -> dict[str, str]:
+        """What the campaign says of each liveness property: suspected (some run walked a
+        lasso that breaks it), or not covered."""
+        hit: dict[str, int] = {}
+        for r in self.suspected:
+            name = (r.suspected or {}).get("name")
+            if isinstance(name, str):
+                hit.setdefault(name, r.index)
+        return {p: f"suspected (run {hit[p]}): confirm with assay check" if p in hit else
+                "not covered: no run walked a lasso that breaks it, and a simulation cannot "
+                "show that it holds; assay check decides it" for p in properties}
 
     def to_json(self, with_timing: bool = True) -> dict[str, Any]:
         doc: dict[str, Any] = {
-            "verdict": "violation" if self.failures else "ok",
+            "verdict": "violation" if self.failures else "suspected" if self.suspected
+            else "ok",
             "stopped": "interrupted" if self.interrupted else "completed",
             "runs": self.runs,
             "runs_requested": self.runs if self.requested is None else self.requested,
@@ -179,7 +218,12 @@ class Campaign:
             "violations": [{"run": r.index, "seed": r.seed, **(r.violation or {}),
                             "events": r.events, "shrunk_events": len(r.shrunk or []),
                             "trace_file": self.trace_files.get(r.index)}
-                           for r in self.failures]}
+                           for r in self.failures],
+            "suspected": [{"run": r.index, "seed": r.seed,
+                           **{k: v for k, v in (r.suspected or {}).items() if k != "events"},
+                           "events": len((r.suspected or {}).get("events") or []),
+                           "trace_file": self.lasso_files.get(r.index)}
+                          for r in self.suspected]}
         if with_timing:
             doc["seconds"] = round(self.seconds, 6)
             doc["events_per_second"] = round(self.events / self.seconds, 1) \
@@ -211,10 +255,11 @@ def campaign(spec: str, system_name: str | None, params: dict[str, str], *, seed
         system, _, _ = build(spec, system_name, params)
         kernel = kernel_for(system, opts.rates)
         known: set[Any] = set()
+        lassos = LassoMemo(kernel) if system.liveness else None
         try:
             for chunk in _chunks(runs, 1):
                 for i in chunk:
-                    part = run_indices(kernel, seed, [i], opts, known)
+                    part = run_indices(kernel, seed, [i], opts, known, lassos)
                     reports += part
                     events += part[0].events
                 if on_progress:
@@ -248,6 +293,24 @@ def campaign(spec: str, system_name: str | None, params: dict[str, str], *, seed
     return Campaign(len(reports), sum(r.events for r in reports), len(seen),
                     time.perf_counter() - started, reports,
                     requested=runs if interrupted else None, interrupted=interrupted)
+
+
+def lasso_trace_of(report: RunReport, spec: str, system: str, params: dict[str, Any],
+                   opts: Options) -> Trace:
+    """The lasso a run walked (`report.suspected`) as a trace file: `assay replay` runs it
+    through the checker's kernel and confirms the cycle closes, is fair and breaks the
+    property (the verdict's `cycle_start` and `fairness`, as `check` writes them)."""
+    sus = report.suspected or {}
+    events = sus.get("events") or []
+    return Trace(spec, system, params, events, engine="simulate", seed=report.seed,
+                 faults=opts.rates.to_json() if opts.rates.any else None,
+                 initial=report.initial,
+                 verdict={"kind": "liveness", "name": sus.get("name"),
+                          "blame": sus.get("blame"), "message": sus.get("message"),
+                          "step": len(events), "cycle_start": sus.get("cycle_start"),
+                          "fairness": sus.get("fairness"), "suspected": True},
+                 extra={"run": report.index, "scheduler": opts.scheduler,
+                        "original_events": report.events})
 
 
 def trace_of(report: RunReport, spec: str, system: str, params: dict[str, Any],

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from assay.kernel.kernel import Kernel, State
 from assay.kernel.violation import Violation
+from assay.simulator.lasso import LassoMemo, Suspect, Tracker
 from assay.simulator.rates import FaultRates
 
 NORMAL = ("deliver", "action", "timer")
@@ -21,8 +22,9 @@ NORMAL = ("deliver", "action", "timer")
 
 @dataclass
 class RunResult:
-    """The outcome of one run: its events (ids of the run's kernel), why it ended, and the
-    violation it found, if any."""
+    """The outcome of one run: its events (ids of the run's kernel), why it ended, the
+    violation it found, if any, and the first lasso it walked that breaks a liveness
+    property (`lasso.Suspect`), if any."""
 
     seed: int
     initial: State
@@ -31,6 +33,7 @@ class RunResult:
     ended: str                  # violation | steps | final | deadlock
     time: int                   # virtual time at the end
     states: set[State] = field(default_factory=set)
+    suspect: Suspect | None = None
 
 
 class Clock:
@@ -120,8 +123,11 @@ def make_scheduler(name: str, rng: random.Random, kernel: Kernel, steps: int,
 
 
 def run_once(kernel: Kernel, seed: int, steps: int, rates: FaultRates,
-             scheduler: str = "random", pct_depth: int = 3) -> RunResult:
-    """One seeded run of at most `steps` events."""
+             scheduler: str = "random", pct_depth: int = 3,
+             lassos: LassoMemo | bool = True) -> RunResult:
+    """One seeded run of at most `steps` events.  With liveness properties it also watches
+    for a lasso that breaks one (`assay.simulator.lasso`; `lassos` is the memo the runs of
+    this kernel share, or False not to watch); its result never changes the run."""
     rng = random.Random(seed)
     inits = kernel.initial_states()
     state, viol = inits[rng.randrange(len(inits))]
@@ -134,6 +140,19 @@ def run_once(kernel: Kernel, seed: int, steps: int, rates: FaultRates,
     first = viol[0] if viol else (kernel.property_violations(state) or (None,))[0]
     if first is not None:
         return RunResult(seed, start, events, first, "violation", 0, seen)
+    # liveness: None when there is nothing to watch, or once a lasso was found
+    watch: Tracker | None = None
+    suspect: Suspect | None = None
+    if lassos is not False and kernel.system.liveness:
+        watch = Tracker(lassos if isinstance(lassos, LassoMemo) else LassoMemo(kernel), state,
+                        events)
+
+    def ended(violation: Violation | None, why: str) -> RunResult:
+        found = suspect
+        if watch is not None and why == "final":
+            found = watch.stop()
+        return RunResult(seed, start, events, violation, why, clock.now, seen, found)
+
     sched = make_scheduler(scheduler, rng, kernel, steps, pct_depth)
     kind = kernel.event_kind
     extended = kernel.extended
@@ -177,10 +196,9 @@ def run_once(kernel: Kernel, seed: int, steps: int, rates: FaultRates,
                     k = "restart" if faults.get("restart") else "heal"
                     ev = faults[k][rng.randrange(len(faults[k]))]
                 elif not kernel.can_progress(state) and not kernel.is_terminal(state):
-                    return RunResult(seed, start, events, kernel.deadlock(), "deadlock",
-                                     clock.now, seen)
+                    return ended(kernel.deadlock(), "deadlock")
                 else:                        # final, or nothing left that changes anything
-                    return RunResult(seed, start, events, None, "final", clock.now, seen)
+                    return ended(None, "final")
             else:
                 ev = sched.pick(normal, step)
         res_state, viol = outcome[ev]
@@ -191,11 +209,15 @@ def run_once(kernel: Kernel, seed: int, steps: int, rates: FaultRates,
         state = res_state
         seen.add(state)
         if viol:
-            return RunResult(seed, start, events, viol[0], "violation", clock.now, seen)
+            return ended(viol[0], "violation")
         pv = kernel.property_violations(state)
         if pv:
-            return RunResult(seed, start, events, pv[0], "violation", clock.now, seen)
-    return RunResult(seed, start, events, None, "steps", clock.now, seen)
+            return ended(pv[0], "violation")
+        if watch is not None:
+            suspect = watch.step(state)
+            if suspect is not None:
+                watch = None
+    return ended(None, "steps")
 
 
 def replay_clock(kernel: Kernel) -> tuple[Callable[[State, int, State], None], Callable[[], int]]:

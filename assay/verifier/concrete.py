@@ -11,7 +11,7 @@ from assay.kernel.exec import Context, Runner, Wiring
 from assay.model.component import ComponentInfo
 from assay.model.message import Message
 from assay.model.system import System
-from assay.model.types import OneOf, Peer
+from assay.model.types import Peer
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,17 @@ def real_wiring(system: System, name: str, info: ComponentInfo) -> dict[str, tup
 
 
 def initial_choices(system: System, name: str, info: ComponentInfo) -> list[tuple[Any, ...]]:
-    choices = list(info.initial)
-    for k, v in (system.overrides.get(name) or {}).items():
-        choices[info.field_index[k]] = v.values if isinstance(v, OneOf) else (v,)
-    return choices
+    """Per field, the values it has in some initial state of instance `name`; every
+    combination of them is an initial state unless `correlated`."""
+    return info.field_choices(system.overrides.get(name))
+
+
+def correlated(system: System, name: str, info: ComponentInfo) -> bool:
+    """Whether the instance's initial states are listed or filtered (`initially`), not the
+    product of `initial_choices`."""
+    return info.correlated(system.overrides.get(name))
+
+
+def initial_rows(system: System, name: str, info: ComponentInfo) -> list[tuple[Any, ...]]:
+    """The initial states of instance `name` (field values), as every engine has them."""
+    return info.initial_values(system.overrides.get(name))

@@ -91,7 +91,14 @@ from assay.model.system import System
 from assay.model.types import Peer
 from assay.verifier import prove, source
 from assay.verifier import types as vtypes
-from assay.verifier.concrete import Scenario, initial_choices, real_wiring, wirings
+from assay.verifier.concrete import (
+    Scenario,
+    correlated,
+    initial_choices,
+    initial_rows,
+    real_wiring,
+    wirings,
+)
 from assay.verifier.types import PEER, ModelReader, SelfObj, Unsupported, Val, peer_sort, to_z3
 from assay.verifier.verify import (
     Counterexample,
@@ -104,6 +111,7 @@ from assay.verifier.verify import (
     _step_premise,
     _Target,
     encoding,
+    restart_condition,
 )
 
 KIND = "protocol"
@@ -421,9 +429,10 @@ class _Class:
         info = self.info
         for name in self.names:
             wiring = real_wiring(self.system, name, info)
-            combos = itertools.islice(itertools.product(*initial_choices(self.system, name,
-                                                                         info)),
-                                      MAX_INITIAL + 1)
+            combos = itertools.islice(
+                initial_rows(self.system, name, info) if correlated(self.system, name, info)
+                else itertools.product(*initial_choices(self.system, name, info)),
+                MAX_INITIAL + 1)
             for n, vals in enumerate(combos):
                 if n == MAX_INITIAL:                 # too many: nothing known at the start
                     for q in self.cands:
@@ -640,13 +649,8 @@ class _Class:
         st.restart = fresh
         peers: dict[str, Any] = {}
         try:
-            options = []
-            for name in self.names:
-                conds = [z3.Or([fresh[f].e == to_z3(c, fresh[f].ty, peers) for c in choices])
-                         for f, choices in zip(info.fields,
-                                               initial_choices(self.system, name, info))
-                         if f in fresh]
-                options.append(z3.And(conds) if conds else z3.BoolVal(True))
+            options = [restart_condition(self.system, name, info, fresh, enc.pre, peers)
+                       for name in self.names]
             st.premise.append(z3.Or(options))
             if len(peers) > 1:
                 st.premise.append(z3.Distinct(*peers.values()))

@@ -132,7 +132,14 @@ import z3
 
 from assay.verifier import prove, source
 from assay.verifier import types as vtypes
-from assay.verifier.concrete import Scenario, holds, initial_choices, real_wiring
+from assay.verifier.concrete import (
+    Scenario,
+    correlated,
+    holds,
+    initial_choices,
+    initial_rows,
+    real_wiring,
+)
 from assay.verifier.types import SelfObj, Unsupported, Val
 
 NONE_FOUND = "no simple precondition found"
@@ -1463,7 +1470,9 @@ def _as_invariant(comp: Any, t: Any, premise: list[Any], text: str,
         if n > MAX_INITIAL:
             return None
         wiring = real_wiring(comp.system, name, info)
-        for values in itertools.product(*choices):
+        starts = initial_rows(comp.system, name, info) if correlated(comp.system, name, info) \
+            else itertools.product(*choices)
+        for values in starts:
             ok, _ = holds(info, Scenario(name, tuple(values), wiring), fn, [])
             if not ok:
                 return None

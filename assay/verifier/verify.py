@@ -77,7 +77,9 @@ Decisions:
   sender among the peers), so a proof holds in any system; a refutation's peers are the
   model's, not necessarily the system's.  Two exceptions: initial states are the system's
   instances' initial values (class defaults, `s.add(..., field=...)` overrides, `one_of`
-  choices) with their real wiring; and which handlers a send reaches, for
+  choices; with `initially`, exactly the states listed or kept by the predicates, which are
+  evaluated on concrete values, never translated, and encoded one by one) with their real
+  wiring; and which handlers a send reaches, for
   `requires-at-sender`, is the system's wiring (a send to one peer is proved for every
   connected receiver).
 * Protocols (session types on ports) are part of the obligations in two halves, both needed
@@ -93,7 +95,8 @@ Decisions:
   each check.
 * Restarts: the kernel checks the invariant after a restart, so components with persistent
   fields or a restart hook get `restart` obligations (persistent fields keep their values,
-  the others take one of their initial values, then the hook runs).
+  the others take one of their initial values — with `initially`, those of an initial state
+  that agrees with the persistent fields when one does — then the hook runs).
 * Beside each premise, group and goal the solver holds `prove.background`'s facts (sizes of
   sets, named peers), and a model goes through `prove.finite_model` (its sets finite, their
   sizes exact, where it can) before it is confirmed.
@@ -121,8 +124,10 @@ from assay.verifier import preconditions, prove, source, statements
 from assay.verifier import types as vtypes
 from assay.verifier.concrete import (
     Scenario,
+    correlated,
     holds,
     initial_choices,
+    initial_rows,
     real_wiring,
     runner_for,
 )
@@ -596,6 +601,18 @@ class _Component:
         try:
             for name in self.names:
                 wiring = real_wiring(self.system, name, info)
+                wired = []
+                for p, penc in enc.ports.items():
+                    conc = to_z3(frozenset(Peer(x) for x in wiring[p]), vtypes.set_ty(PEER), peers)
+                    wired.append(penc.peers.e == conc)
+                if correlated(self.system, name, info):
+                    # `initially`: exactly the listed (or kept) states, one option each; the
+                    # predicates ran on concrete values, nothing of them is translated
+                    for row in _rows(self.system, name, info):
+                        option = z3.And(row_condition(enc.pre, info, row, peers) + wired)
+                        options.append(option)
+                        matchers.append((name, option, [[(c, None)] for c in row]))
+                    continue
                 conds = []
                 per_field = []
                 for f, choices in zip(info.fields, initial_choices(self.system, name, info)):
@@ -606,10 +623,7 @@ class _Component:
                         per_field.append(eqs)
                     else:
                         per_field.append([(choices[0], None)])
-                for p, penc in enc.ports.items():
-                    conc = to_z3(frozenset(Peer(x) for x in wiring[p]), vtypes.set_ty(PEER), peers)
-                    conds.append(penc.peers.e == conc)
-                option = z3.And(conds)
+                option = z3.And(conds + wired)
                 options.append(option)
                 matchers.append((name, option, per_field))
         except Unsupported as u:
@@ -807,12 +821,8 @@ class _Component:
                     fresh[f] = start[f] = Val(v.ty, z3.Const(f"{self.cls.__name__}.{f}@restart",
                                                              vtypes.sort_of(v.ty)))
             for name in self.names:
-                conds = []
-                for f, choices in zip(info.fields, initial_choices(self.system, name, info)):
-                    if f in fresh:
-                        conds.append(z3.Or([fresh[f].e == to_z3(c, fresh[f].ty, peers)
-                                            for c in choices]))
-                options.append(z3.And(conds) if conds else z3.BoolVal(True))
+                options.append(restart_condition(self.system, name, info, fresh, enc.pre,
+                                                 peers))
             premise.append(z3.Or(options))
             if len(peers) > 1:
                 premise.append(z3.Distinct(*peers.values()))
@@ -1117,8 +1127,10 @@ class _Component:
         raise Unsupported("the model matches no instance's initial state")
 
     def _sample(self, f: str) -> Any:
-        return initial_choices(self.system, self.names[0], self.info)[
-            self.info.field_index[f]][0]
+        i, name = self.info.field_index[f], self.names[0]
+        if correlated(self.system, name, self.info):
+            return initial_rows(self.system, name, self.info)[0][i]
+        return initial_choices(self.system, name, self.info)[i][0]
 
     def _counterexample(self, sc: Scenario, t: _Target | None, what: str, line: int | None,
                         init: bool) -> Counterexample:
@@ -1293,6 +1305,51 @@ def _bare_run(info: ComponentInfo, sc: Scenario, t: _Target,
         a = replace(t.action, ensures=())
         new, sends, viol, _ = runner.run_action(sc.values, a, sc.has_arg, sc.arg)
     return new, sends, viol
+
+
+MAX_ROWS = 4096          # correlated initial states encoded one by one (more: unknown)
+
+
+def _rows(system: System, name: str, info: ComponentInfo) -> list[tuple[Any, ...]]:
+    """The correlated initial states of instance `name`, if few enough to encode."""
+    rows = initial_rows(system, name, info)
+    if len(rows) > MAX_ROWS:
+        raise Unsupported(f"instance {name!r} has {len(rows):,} initial states from "
+                          f"initially(...); at most {MAX_ROWS:,} are encoded one by one")
+    return rows
+
+
+def row_condition(fields: dict[str, Any], info: ComponentInfo, row: tuple[Any, ...],
+                  peers: dict[str, Any], only: Any = None) -> list[Any]:
+    """The fields (translated ones; `only` restricts them) equal one initial state's."""
+    return [fields[f].e == to_z3(c, fields[f].ty, peers) for f, c in zip(info.fields, row)
+            if (only is None or f in only) and isinstance(fields.get(f), Val)]
+
+
+def restart_condition(system: System, name: str, info: ComponentInfo, fresh: dict[str, Val],
+                      kept: dict[str, Any], peers: dict[str, Any]) -> Any:
+    """The values a restart of instance `name` gives its fields `fresh` (the non-persistent
+    ones translated), as `ComponentInfo.restart_values` does: one of their initial values —
+    with `initially`, those of an initial state that agrees with the persistent fields `kept`
+    if one does, else of any initial state.  Where a kept field is not translated, the
+    agreement is left out (more restarts are assumed than happen: a proof stays sound, and a
+    refutation is confirmed on a real restart, `_restart_premise`)."""
+    if not correlated(system, name, info):
+        conds = [z3.Or([fresh[f].e == to_z3(c, fresh[f].ty, peers) for c in choices])
+                 for f, choices in zip(info.fields, initial_choices(system, name, info))
+                 if f in fresh]
+        return z3.And(conds) if conds else z3.BoolVal(True)
+    rows = _rows(system, name, info)
+    persistent = [f for f, keep in zip(info.fields, info.persistent) if keep]
+    exact = all(isinstance(kept[f], Val) for f in persistent)
+    agree = [z3.And(row_condition(kept, info, row, peers, persistent)) for row in rows]
+    none_agrees = z3.Not(z3.Or(agree)) if exact and persistent else z3.BoolVal(False)
+    options = []
+    for row, a in zip(rows, agree):
+        gives = z3.And(row_condition(fresh, info, row, peers, fresh))
+        options.append(z3.And(gives, z3.Or(a, none_agrees)) if exact and persistent
+                       else gives)
+    return z3.Or(options)
 
 
 def _state_premise(info: ComponentInfo, enc: ComponentEncoding, sc: Scenario) -> str | None:
