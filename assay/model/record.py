@@ -192,8 +192,13 @@ class Record:
         """The first field whose value does not have its declared type, described."""
         types = type(self).field_types()
         for n, v in zip(self.__assay_fields__, self._values):
-            if not types[n].conforms(v):
-                return f"field {n!r} of {type(self).__name__} is {v!r}, not {types[n].describe()}"
+            t = types[n]
+            if not t.conforms(v):
+                inner = t.mismatch(v)
+                where = f"field {n!r} of {type(self).__name__}"
+                if inner is None or inner.endswith(f"is not {t.describe()}"):
+                    return f"{where} is {v!r}, not {t.describe()}"
+                return f"{where}: {inner}"
         return None
 
     def to_json(self) -> dict[str, Any]:

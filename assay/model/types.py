@@ -82,6 +82,16 @@ class TypeSpec:
     def describe(self) -> str:
         raise NotImplementedError
 
+    def mismatch(self, v: Any) -> str | None:
+        """None if `v` conforms; else where and how it does not, down to the innermost value
+        that is wrong (`at key 'a': field 'n' of Entry is 10, not int in [0, 9]`)."""
+        return None if self.conforms(v) else f"{_short(v)} is not {self.describe()}"
+
+
+def _short(v: Any) -> str:
+    r = repr(v)
+    return r if len(r) <= 60 else r[:57] + "..."
+
 
 class _Bool(TypeSpec):
     def conforms(self, v: Any) -> bool:
@@ -169,6 +179,11 @@ class _Record(TypeSpec):
     def describe(self) -> str:
         return self.cls.__name__
 
+    def mismatch(self, v: Any) -> str | None:
+        if not isinstance(v, self.cls):
+            return super().mismatch(v)
+        return v.bad_field()  # type: ignore[attr-defined, no-any-return]
+
 
 class _AnyValue(TypeSpec):
     """Element type of a bare `frozenset` or `tuple`: any supported value."""
@@ -204,6 +219,12 @@ class _FrozenSet(TypeSpec):
     def describe(self) -> str:
         return f"frozenset[{self.elem.describe()}]"
 
+    def mismatch(self, v: Any) -> str | None:
+        if type(v) is not frozenset:
+            return super().mismatch(v)
+        bad = (self.elem.mismatch(x) for x in sorted(v, key=_canonical_or_repr))
+        return next((f"an element: {b}" for b in bad if b is not None), None)
+
 
 @dataclass(frozen=True)
 class _Tuple(TypeSpec):
@@ -234,6 +255,16 @@ class _Tuple(TypeSpec):
         assert self.rest is not None
         return f"tuple[{self.rest.describe()}, ...]"
 
+    def mismatch(self, v: Any) -> str | None:
+        if type(v) is not tuple or self.elems is not None and len(v) != len(self.elems):
+            return super().mismatch(v)
+        types = self.elems if self.elems is not None else (self.rest,) * len(v)
+        for i, (t, x) in enumerate(zip(types, v)):
+            bad = t.mismatch(x)  # type: ignore[union-attr]
+            if bad is not None:
+                return f"item {i}: {bad}"
+        return None
+
 
 @dataclass(frozen=True)
 class _Optional(TypeSpec):
@@ -247,6 +278,9 @@ class _Optional(TypeSpec):
 
     def describe(self) -> str:
         return f"Optional[{self.inner.describe()}]"
+
+    def mismatch(self, v: Any) -> str | None:
+        return None if v is None else self.inner.mismatch(v)
 
 
 @dataclass(frozen=True)
@@ -278,6 +312,18 @@ class _Map(TypeSpec):
 
     def describe(self) -> str:
         return f"Map[{self.key.describe()}, {self.value.describe()}]"
+
+    def mismatch(self, v: Any) -> str | None:
+        if type(v) is not _map_class():
+            return super().mismatch(v)
+        for k, x in v.items():
+            bad = self.key.mismatch(k)
+            if bad is not None:
+                return f"a key: {bad}"
+            bad = self.value.mismatch(x)
+            if bad is not None:
+                return f"at key {_short(k)}: {bad}"
+        return None
 
 
 BOOL, INT, STR, PEER, ANY = _Bool(), _Int(), _Str(), _Peer(), _AnyValue()
@@ -463,6 +509,14 @@ _INTS: dict[int, bytes] = {}
 
 def _first(pair: tuple[bytes, Any]) -> bytes:
     return pair[0]
+
+
+def _canonical_or_repr(v: Any) -> Any:
+    """A sort key for values that may not all be encodable (one of them is the wrong one)."""
+    try:
+        return (0, canonical(v))
+    except TypeError:
+        return (1, repr(v).encode())
 
 _ENUMS: dict[type, dict[str, bytes]] = {}
 
