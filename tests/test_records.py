@@ -201,6 +201,15 @@ def test_conformance_checks_every_key_and_value_and_every_record_field():
     assert not t.conforms(Map({Peer("a"): Entry(1, color=Color("1"))}))   # nested
     assert not t.conforms(Map({Peer("a"): Entry(1, tags=frozenset({1}))}))
     assert "field 'r' of Color is True, not int" in Color(True).bad_field()
+    # records in sets, tuples and Optionals, and maps as map values
+    assert parse_type(frozenset[Color]).conforms(frozenset({Color(1), Color(2)}))
+    assert not parse_type(frozenset[Color]).conforms(frozenset({Color("x")}))
+    assert parse_type(tuple[Color, Color | None]).conforms((Color(1), None))
+    nested = parse_type(Map[Color, Map[int, bool]])
+    assert nested.conforms(Map({Color(1): Map({1: True})}))
+    assert not nested.conforms(Map({Color(1): Map({1: 1})}))
+    assert nested.mismatch(Map({Color(1): Map({1: 1})})) == \
+        "at key Color(r=1, g=0): at key 1: 1 is not bool"
 
 
 # --- canonical and JSON forms ---------------------------------------------------------------------
@@ -623,6 +632,54 @@ def test_changing_a_tuple_item_at_run_time_is_a_spec_error_not_a_violation():
     assert any("f = f[:i] + (True,) + f[i + 1:]" in n for n in info.value.notes)
 
 
+def _raised(fn: Any) -> BaseException:
+    try:
+        fn()
+    except Exception as e:        # noqa: BLE001 - the exception is what the test looks at
+        return e
+    raise AssertionError("did not raise")
+
+
+def _set_item(x: Any, k: Any, v: Any) -> None:
+    x[k] = v
+
+
+def _del_item(x: Any, k: Any) -> None:
+    del x[k]
+
+
+def _bump(x: Any) -> None:
+    x[0] += 1
+
+
+@pytest.mark.parametrize("fn, what, fix", [
+    (lambda: _set_item((1, 2), 0, 5), "assigns an item of a tuple",
+     "write x = x[:k] + (v,) + x[k + 1:]"),
+    (lambda: _del_item((1, 2), 1), "deletes an item of a tuple", "write x = x[:k] + x[k + 1:]"),
+    (lambda: _bump((1, 2)), "assigns an item of a tuple", "write x = x[:0] + (x[0] + 1,) + x[1:]"),
+    (lambda: _set_item(frozenset({1}), 0, 5), "assigns an item of a frozenset",
+     "x = x | {v} adds an element"),
+    (lambda: _del_item(frozenset({1}), 1), "deletes an item of a frozenset",
+     "x = x - {k} removes an element"),
+    (lambda: _set_item(Map({1: 2}), 1, 3), "assigns an item of a Map", "write x = x.set(k, v)"),
+    (lambda: _del_item(Map({1: 2}), 1), "deletes an item of a Map", "write x = x.remove(k)"),
+    (lambda: _set_item("ab", 0, "c"), "assigns an item of a str", "strings are immutable"),
+])
+def test_a_change_in_place_says_what_it_did_and_how_to_write_it(fn, what, fix):
+    from assay.model.wellformed import immutable_change
+
+    got = immutable_change(_raised(fn))
+    assert got is not None and got[0].startswith(what) and "immutable" in got[0]
+    assert any(fix in n for n in got[1]), got
+
+
+def test_other_type_errors_are_the_model_s_behaviour():
+    from assay.model.wellformed import immutable_change
+
+    assert immutable_change(_raised(lambda: (1, 2) + 3)) is None
+    assert immutable_change(_raised(lambda: Map()[1])) is None           # a KeyError
+
+
 def test_a_tuple_built_and_read_by_a_handler_is_fine():
     class Flags(Component):
         flag: tuple[bool, ...] = (False, False)
@@ -667,3 +724,46 @@ def test_verify_reports_what_touches_records_and_maps_as_unknown_with_the_reason
             assert o["verdict"] == "unknown", o
             assert "Vote" in o["reason"] or "Map" in o["reason"], o
     assert by_target[("Proposer", "prepare", "no-exception")]["verdict"] == "proved"
+
+
+_README_SYSTEM = """
+
+from assay import System, action
+
+
+class Proposer(Component):
+    acceptors = Port()
+    sent: bool = False
+
+    @action(when=lambda self: not self.sent)
+    def go(self):
+        self.sent = True
+        self.acceptors.send(Accept(Vote(1, 7)))
+
+
+def system() -> System:
+    s = System("readme_records")
+    s.connect(s.add("p", Proposer).acceptors, s.add("a", Acceptor).proposers)
+
+    @s.always
+    def voted_as_sent(g):
+        return g["a"].votes in (Map(), Map({1: 7}))
+
+    @s.terminal
+    def done(g):
+        return g["a"].last == Vote(1, 7)
+
+    return s
+"""
+
+
+def test_the_readme_example_of_records_and_maps_checks(tmp_path):
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    block = next(b for b in re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+                 if "class Vote(Record)" in b)
+    spec = tmp_path / "readme_records.py"
+    spec.write_text(block + _README_SYSTEM)
+    r = check(build(spec)[0])
+    assert (r.verdict, r.reason, r.states) == ("ok", "exhausted", 3), r.violation

@@ -14,7 +14,9 @@ from typing import Any
 
 import z3
 
+from assay.model.mapping import Map
 from assay.model.message import Message
+from assay.model.record import Record
 from assay.model.types import (
     Peer,
     TypeSpec,
@@ -628,6 +630,11 @@ def py_const(v: Any, node: ast.AST | None = None) -> Any:
     if isinstance(v, types.FunctionType | types.BuiltinFunctionType | types.ModuleType) \
             or v is range:
         return ConstObj(v)
+    if isinstance(v, Record) or isinstance(v, type) and issubclass(v, Record):
+        name = v.__name__ if isinstance(v, type) else type(v).__name__
+        raise _unsupported(f"the record type {name} (records are not translated)", node)
+    if v is Map or type(v) is Map:
+        raise _unsupported("Map (maps are not translated)", node)
     raise _unsupported(f"a {type(v).__name__} constant ({_short(v)})", node)
 
 
