@@ -528,6 +528,27 @@ def test_a_key_given_twice_in_a_record_s_json_object_is_refused():
         decode_payload(twice)
 
 
+class Hold(Message):
+    loop: Loop
+
+
+def test_a_record_that_contains_itself_nested_deeply_is_refused_not_a_crash():
+    for depth in (10, 300, 450, 900, 5000):
+        inner = '{"type":"Loop","fields":{"me":' * depth + "null" + "}}" * depth
+        frame = ('{"t":"msg","src":"a","src_port":"out","dst":"b","dst_port":"inp","clock":1,'
+                 '"message":{"type":"Hold","fields":{"loop":' + inner + "}}}")
+        try:
+            d = decode_payload(frame.encode())
+        except WireError:
+            continue                               # refused by the JSON decoder already
+        if depth == 10:
+            env, _ = envelope_from_wire(d, lambda dst, port: {"Hold": Hold})
+            assert type(env.message.loop) is Loop
+        else:
+            with pytest.raises(WireError, match="deep|recursion"):
+                envelope_from_wire(d, lambda dst, port: {"Hold": Hold})
+
+
 # --- the store ------------------------------------------------------------------------------------
 
 def final_state_of(spec: str) -> tuple[Kernel, Any]:

@@ -489,7 +489,10 @@ def envelope_from_wire(d: dict, allowed: Callable[[str, str], dict[str, type[Mes
     if cls is None:
         raise WireError(f"port {dst}.{dst_port} does not accept a message of type {tname!r} "
                         f"(it accepts: {', '.join(sorted(known)) or 'nothing'})")
-    _check_message(cls, j, tname)
+    try:
+        _check_message(cls, j, tname)
+    except RecursionError:           # a record that contains itself, nested very deeply
+        raise WireError(f"bad {tname} for {dst}.{dst_port}: nested too deeply") from None
     try:
         msg = message_from_json(j, {tname: cls})
     except (ValueError, TypeError, KeyError, RecursionError) as e:
