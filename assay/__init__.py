@@ -5,10 +5,12 @@ This module re-exports what a spec needs; the engines live in `assay.checker`,
 """
 from assay.model import (
     Component,
+    Map,
     Message,
     Peer,
     Port,
     Range,
+    Record,
     System,
     action,
     ensures,
@@ -25,6 +27,6 @@ from assay.model import (
 
 __version__ = "0.1.0"
 
-__all__ = ["Component", "Message", "Peer", "Port", "Range", "System", "action", "ensures",
-           "initially", "invariant", "on", "on_restart", "on_start", "one_of", "persistent",
-           "protocol", "requires"]
+__all__ = ["Component", "Map", "Message", "Peer", "Port", "Range", "Record", "System", "action",
+           "ensures", "initially", "invariant", "on", "on_restart", "on_start", "one_of",
+           "persistent", "protocol", "requires"]

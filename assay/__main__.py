@@ -1,4 +1,4 @@
-"""`python -m assay` is the `assay` command."""
+"""`python -m assay ...` is the `assay` command (as `python -m assay.cli` is)."""
 from assay.cli import main
 
 main()

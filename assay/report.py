@@ -14,6 +14,8 @@ from rich.text import Text
 
 from assay.checker import CheckResult
 from assay.kernel.trace import Step
+from assay.model.mapping import Map
+from assay.model.record import Record
 from assay.model.types import Peer
 
 
@@ -28,6 +30,11 @@ def _value(v: Any) -> str:
         return "{" + ", ".join(sorted(_value(x) for x in v)) + "}"
     if isinstance(v, tuple):
         return "(" + ", ".join(_value(x) for x in v) + ("," if len(v) == 1 else "") + ")"
+    if isinstance(v, Map):
+        return "{" + ", ".join(f"{_value(k)}: {_value(x)}" for k, x in v.items()) + "}"
+    if isinstance(v, Record):
+        inner = ", ".join(f"{n}={_value(x)}" for n, x in zip(v.__assay_fields__, v.values()))
+        return f"{type(v).__name__}({inner})"
     return repr(v)
 
 

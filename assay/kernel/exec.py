@@ -23,9 +23,11 @@ from assay.errors import (
 )
 from assay.kernel.violation import Violation
 from assay.model.component import ActionInfo, Component, ComponentInfo, HandlerInfo, component_info
-from assay.model.message import Message, MessageFieldError
+from assay.model.mapping import Map
+from assay.model.message import Message
+from assay.model.record import Record, RecordFieldError
 from assay.model.types import Peer, UnsupportedType, canonical
-from assay.model.wellformed import field_notes
+from assay.model.wellformed import field_notes, immutable_change
 
 
 @dataclass(frozen=True, slots=True)
@@ -714,13 +716,19 @@ def _line(loc: Location | None) -> int | None:
 
 def ill_formed(e: BaseException) -> tuple[str, list[str]] | None:
     """If `e` says the spec's code is ill-formed, what it did and notes on the fix: an
-    `AttributeError` for a name that a component (fields, ports, methods), a message (fields),
-    an `old` state or a port handle does not have, or a message built with missing or unknown
-    fields.  Other exceptions are the model's behaviour (None)."""
-    if isinstance(e, MessageFieldError):
+    `AttributeError` for a name that a component (fields, ports, methods), a message or record
+    (fields), a Map, an `old` state or a port handle does not have, a message or record built
+    with missing or unknown fields, or a value changed in place (`self.flag[i] = True` on a
+    tuple: `wellformed.immutable_change`).  Other exceptions are the model's behaviour
+    (None)."""
+    if isinstance(e, RecordFieldError):
         notes = [f"fields of {e.cls.__name__}: {e.cls.describe_fields()}"] if e.cls else []
-        return f"builds a message wrongly: {e}", [
+        kind = e.cls.__assay_kind__ if e.cls else "message"
+        return f"builds a {kind} wrongly: {e}", [
             *notes, "give every field without a default, by position or by name, and no others"]
+    change = immutable_change(e)
+    if change is not None:
+        return change
     if not isinstance(e, AttributeError) or e.name is None:
         return None
     obj = e.obj
@@ -733,10 +741,14 @@ def ill_formed(e: BaseException) -> tuple[str, list[str]] | None:
         owner = "self" if info else "old"
         return (f"reads {owner}.{e.name}, which is not a field of {cname}",
                 field_notes(cname, fields, e.name))
-    if isinstance(obj, Message):
+    if isinstance(obj, Record):
         fields = type(obj).__assay_fields__
         return (f"reads {e.name!r} of a {type(obj).__name__}, which has no such field",
                 field_notes(type(obj).__name__, fields, e.name))
+    if isinstance(obj, Map):
+        return (f"uses {e.name!r} of a Map, which maps do not have",
+                ["a Map has set(k, v), remove(k), get(k, default), keys(), values() and "
+                 "items(); m[k], k in m and len(m) read it"])
     if isinstance(obj, PortHandle):
         return (f"uses {e.name!r} of port {obj._w.port!r}, which ports do not have",
                 ["a port has send(m), send(m, to=peer), broadcast(m), peers and peer"])

@@ -589,7 +589,7 @@ def _build_info(cls: type) -> ComponentInfo:
                 raise SpecError(f"field {n!r} of {cls.__name__} has a mutable default "
                                 f"({kind})", line,
                                 ["state must be immutable: use frozenset instead of set, "
-                                 "a tuple instead of list, and a frozenset of pairs for a dict"])
+                                 "a tuple instead of list, and a Map (assay.Map) for a dict"])
             if not spec.conforms(v):
                 raise SpecError(f"initial value {v!r} of field {n!r} of {cls.__name__} is not "
                                 f"a {spec.describe()}", line)
@@ -693,7 +693,7 @@ def _build_info(cls: type) -> ComponentInfo:
     actions.sort(key=lambda a: (a.location.line if a.location and a.location.line else 0, a.name))
     from assay.model.wellformed import check_code
 
-    check_code(cls, tuple(fields))
+    check_code(cls, tuple(fields), tuple(types))
     return ComponentInfo(cls, tuple(fields), tuple(types), tuple(initial), ports, handlers,
                          tuple(actions), tuple(invariants),
                          {n: i for i, n in enumerate(fields)}, tuple(keeps), restart_hook,

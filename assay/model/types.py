@@ -7,14 +7,15 @@ Anything not listed here is rejected when the spec loads.
 """
 from __future__ import annotations
 
+import collections.abc
 import enum
 import types
 import typing
 from dataclasses import dataclass
 from typing import Annotated, Any, Union, get_args, get_origin
 
-SUPPORTED = ("bool, int (optionally Annotated[int, Range(lo, hi)]), str, an Enum, a Message, "
-             "Peer, frozenset[T], tuple[...], Optional[T]")
+SUPPORTED = ("bool, int (optionally Annotated[int, Range(lo, hi)]), str, an Enum, a Record or "
+             "Message, Peer, frozenset[T], tuple[...], Map[K, V], Optional[T]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +57,19 @@ class UnsupportedType(Exception):
     """An annotation assay cannot check; the message says what to use instead."""
 
 
+class ImmutableError(AttributeError, TypeError):
+    """A change made in place to an assay value — an item of a `Map`, a field of a record or
+    message — which values do not allow: the spec's code is ill-formed (the kernel reports a
+    spec error at the line, with the fix).  `kind` names the value's type, `op` the change
+    (`assignment` or `deletion` of an item, `attribute` assignment), `attr` the field."""
+
+    def __init__(self, message: str, kind: str, op: str, attr: str | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.op = op
+        self.attr = attr
+
+
 # --- type specs ---------------------------------------------------------------------------------
 
 class TypeSpec:
@@ -67,6 +81,16 @@ class TypeSpec:
 
     def describe(self) -> str:
         raise NotImplementedError
+
+    def mismatch(self, v: Any) -> str | None:
+        """None if `v` conforms; else where and how it does not, down to the innermost value
+        that is wrong (`at key 'a': field 'n' of Entry is 10, not int in [0, 9]`)."""
+        return None if self.conforms(v) else f"{_short(v)} is not {self.describe()}"
+
+
+def _short(v: Any) -> str:
+    r = repr(v)
+    return r if len(r) <= 60 else r[:57] + "..."
 
 
 class _Bool(TypeSpec):
@@ -139,20 +163,26 @@ class _Enum(TypeSpec):
 
 
 @dataclass(frozen=True)
-class _Message(TypeSpec):
+class _Record(TypeSpec):
+    """A `Record` class (a `Message` is one): values of that class whose fields conform."""
+
     cls: type
 
     def conforms(self, v: Any) -> bool:
         return isinstance(v, self.cls) and v.__class__.__assay_conforms__(v)  # type: ignore[attr-defined]
 
     def from_json(self, j: Any) -> Any:
-        from assay.model.message import message_from_json
+        from assay.model.record import record_from_json
 
-        msg = message_from_json(j, {self.cls.__name__: self.cls})
-        return msg
+        return record_from_json(j, {self.cls.__name__: self.cls})
 
     def describe(self) -> str:
         return self.cls.__name__
+
+    def mismatch(self, v: Any) -> str | None:
+        if not isinstance(v, self.cls):
+            return super().mismatch(v)
+        return v.bad_field()  # type: ignore[attr-defined, no-any-return]
 
 
 class _AnyValue(TypeSpec):
@@ -164,6 +194,10 @@ class _AnyValue(TypeSpec):
     def from_json(self, j: Any) -> Any:
         if isinstance(j, list):
             return tuple(self.from_json(x) for x in j)
+        if isinstance(j, dict):
+            raise ValueError(f"a record, message or map inside a bare tuple or frozenset cannot "
+                             f"be decoded (got {j!r}); annotate the element types, e.g. "
+                             "frozenset[Ballot]")
         return j
 
     def describe(self) -> str:
@@ -184,6 +218,12 @@ class _FrozenSet(TypeSpec):
 
     def describe(self) -> str:
         return f"frozenset[{self.elem.describe()}]"
+
+    def mismatch(self, v: Any) -> str | None:
+        if type(v) is not frozenset:
+            return super().mismatch(v)
+        bad = (self.elem.mismatch(x) for x in sorted(v, key=_canonical_or_repr))
+        return next((f"an element: {b}" for b in bad if b is not None), None)
 
 
 @dataclass(frozen=True)
@@ -215,6 +255,16 @@ class _Tuple(TypeSpec):
         assert self.rest is not None
         return f"tuple[{self.rest.describe()}, ...]"
 
+    def mismatch(self, v: Any) -> str | None:
+        if type(v) is not tuple or self.elems is not None and len(v) != len(self.elems):
+            return super().mismatch(v)
+        types = self.elems if self.elems is not None else (self.rest,) * len(v)
+        for i, (t, x) in enumerate(zip(types, v)):
+            bad = t.mismatch(x)  # type: ignore[union-attr]
+            if bad is not None:
+                return f"item {i}: {bad}"
+        return None
+
 
 @dataclass(frozen=True)
 class _Optional(TypeSpec):
@@ -229,13 +279,70 @@ class _Optional(TypeSpec):
     def describe(self) -> str:
         return f"Optional[{self.inner.describe()}]"
 
+    def mismatch(self, v: Any) -> str | None:
+        return None if v is None else self.inner.mismatch(v)
+
+
+@dataclass(frozen=True)
+class _Map(TypeSpec):
+    """`Map[K, V]`.  Its JSON form is a list of `[key, value]` pairs in the canonical order of
+    the keys; decoding takes them in any order but refuses a key given twice."""
+
+    key: TypeSpec
+    value: TypeSpec
+
+    def conforms(self, v: Any) -> bool:
+        if type(v) is not _map_class():
+            return False
+        k, t = self.key, self.value
+        return all(k.conforms(x) and t.conforms(y) for x, y in v._d.items())
+
+    def from_json(self, j: Any) -> Any:
+        if not isinstance(j, list):
+            raise ValueError(f"expected a list of [key, value] pairs for a Map, got {j!r}")
+        d: dict[Any, Any] = {}
+        for pair in j:
+            if not isinstance(pair, list) or len(pair) != 2:
+                raise ValueError(f"expected a [key, value] pair in a Map, got {pair!r}")
+            k = self.key.from_json(pair[0])
+            if k in d:
+                raise ValueError(f"key {pair[0]!r} appears twice in a Map")
+            d[k] = self.value.from_json(pair[1])
+        return _map_class()._of(d)
+
+    def describe(self) -> str:
+        return f"Map[{self.key.describe()}, {self.value.describe()}]"
+
+    def mismatch(self, v: Any) -> str | None:
+        if type(v) is not _map_class():
+            return super().mismatch(v)
+        for k, x in v.items():
+            bad = self.key.mismatch(k)
+            if bad is not None:
+                return f"a key: {bad}"
+            bad = self.value.mismatch(x)
+            if bad is not None:
+                return f"at key {_short(k)}: {bad}"
+        return None
+
 
 BOOL, INT, STR, PEER, ANY = _Bool(), _Int(), _Str(), _Peer(), _AnyValue()
+
+_MapClass: Any = None                 # assay.model.mapping.Map (which imports this module)
+
+
+def _map_class() -> Any:
+    global _MapClass
+    if _MapClass is None:
+        from assay.model.mapping import Map
+
+        _MapClass = Map
+    return _MapClass
 
 
 def parse_type(ann: Any) -> TypeSpec:
     """The type spec of an annotation, or `UnsupportedType` naming what is wrong."""
-    from assay.model.message import Message
+    from assay.model.record import Record
 
     if ann is bool:
         return BOOL
@@ -247,8 +354,11 @@ def parse_type(ann: Any) -> TypeSpec:
         return STR
     if isinstance(ann, type) and issubclass(ann, enum.Enum):
         return _Enum(ann)
-    if isinstance(ann, type) and issubclass(ann, Message):
-        return _Message(ann)
+    if isinstance(ann, type) and issubclass(ann, Record):
+        return _Record(ann)
+    if ann is _map_class() or ann in (typing.Mapping, collections.abc.Mapping):
+        raise UnsupportedType("Map needs its key and value types: Map[K, V], e.g. "
+                              "Map[Peer, int]")
     if ann is frozenset:
         return _FrozenSet(ANY)
     if ann is tuple:
@@ -264,6 +374,17 @@ def parse_type(ann: Any) -> TypeSpec:
         return parse_type(base)
     if origin is frozenset:
         return _FrozenSet(parse_type(args[0]) if args else ANY)
+    if origin is _map_class() or origin is collections.abc.Mapping:
+        if len(args) != 2:
+            raise UnsupportedType("Map takes two types, of its keys and of its values: "
+                                  "Map[K, V]")
+        key, value = parse_type(args[0]), parse_type(args[1])
+        if admits_any(key) or admits_any(value):
+            raise UnsupportedType(f"Map[{key.describe()}, {value.describe()}] does not say what "
+                                  "it holds; give the element types (e.g. frozenset[Peer], "
+                                  "tuple[int, ...]): maps are decoded from traces, stores and "
+                                  "the wire by their declared types")
+        return _Map(key, value)
     if origin is tuple:
         if len(args) == 2 and args[1] is Ellipsis:
             return _Tuple(None, parse_type(args[0]))
@@ -277,7 +398,8 @@ def parse_type(ann: Any) -> TypeSpec:
         raise UnsupportedType(f"union {ann} is not supported; only Optional[T] (T | None) is")
     if origin in (set, list, dict) or ann in (set, list, dict):
         kind = getattr(origin, "__name__", None) or getattr(ann, "__name__", str(ann))
-        fix = "frozenset" if kind in ("set", "list") else "a frozenset of tuples"
+        fix = "frozenset" if kind in ("set", "list") else \
+            "Map[K, V] (assay.Map, an immutable map)"
         raise UnsupportedType(f"type {kind} is mutable; use {fix} instead")
     if ann is float:
         raise UnsupportedType("type float is not supported (its equality is not exact); "
@@ -292,21 +414,24 @@ def parse_type(ann: Any) -> TypeSpec:
 
 def is_value(v: Any) -> bool:
     """True for a value of one of the supported types (recursively)."""
-    from assay.model.message import Message
+    from assay.model.record import Record
 
     t = type(v)
     if t in (bool, int, str, Peer) or v is None or isinstance(v, enum.Enum):
         return True
-    if isinstance(v, Message):
+    if isinstance(v, Record):
         return True
     if t is frozenset or t is tuple:
         return all(is_value(x) for x in v)
+    if t is _map_class():
+        return all(is_value(k) and is_value(x) for k, x in v._d.items())
     return False
 
 
 def to_json(v: Any) -> Any:
-    """The JSON form of a value; frozensets become lists sorted canonically."""
-    from assay.model.message import Message
+    """The JSON form of a value; frozensets become lists sorted canonically, maps lists of
+    [key, value] pairs in the canonical order of their keys."""
+    from assay.model.record import Record
 
     if v is None or type(v) in (bool, int):
         return v
@@ -314,16 +439,18 @@ def to_json(v: Any) -> Any:
         return v.name
     if isinstance(v, str):
         return str(v)
-    if isinstance(v, Message):
+    if isinstance(v, Record):
         return v.to_json()
     if type(v) is frozenset:
         return [to_json(x) for x in sorted(v, key=canonical)]
     if type(v) is tuple:
         return [to_json(x) for x in v]
+    if type(v) is _map_class():
+        return [[to_json(k), to_json(x)] for k, x in v.items()]
     raise TypeError(f"{v!r} is not a value assay can encode")
 
 
-_MessageClass: Any = None             # assay.model.message.Message (which imports this module)
+_RecordClass: Any = None              # assay.model.record.Record (which imports this module)
 
 
 def canonical(v: Any) -> bytes:
@@ -331,7 +458,7 @@ def canonical(v: Any) -> bytes:
 
     The encoding is part of every fingerprint: it must not change.  (Hot: the kernel interns
     local states with it, so enum members and small ints are encoded once.)"""
-    global _MessageClass
+    global _RecordClass
     if v is None:
         return b"N"
     t = type(v)
@@ -362,17 +489,35 @@ def canonical(v: Any) -> bytes:
     if isinstance(v, str):
         s = v.encode()
         return b"s" + len(s).to_bytes(4, "big") + s
-    if _MessageClass is None:
-        from assay.model.message import Message
+    if _RecordClass is None:
+        from assay.model.record import Record
 
-        _MessageClass = Message
-    if isinstance(v, _MessageClass):
-        parts = [type(v).__qualname__.encode()] + [canonical(x) for x in v.values()]
-        return b"m" + _join(parts)
+        _RecordClass = Record
+    if isinstance(v, _RecordClass):
+        # a message is "m", as it always was; any other record "r"
+        parts = [t.__qualname__.encode()] + [canonical(x) for x in v.values()]
+        return (b"m" if t.__assay_kind__ == "message" else b"r") + _join(parts)
+    if t is _map_class():
+        d = v._d
+        pairs = sorted([(canonical(k), k) for k in d], key=_first)
+        return b"d" + _join([b for ck, k in pairs for b in (ck, canonical(d[k]))])
     raise TypeError(f"{v!r} is not a value assay can encode")
 
 
 _INTS: dict[int, bytes] = {}
+
+
+def _first(pair: tuple[bytes, Any]) -> bytes:
+    return pair[0]
+
+
+def _canonical_or_repr(v: Any) -> Any:
+    """A sort key for values that may not all be encodable (one of them is the wrong one)."""
+    try:
+        return (0, canonical(v))
+    except TypeError:
+        return (1, repr(v).encode())
+
 _ENUMS: dict[type, dict[str, bytes]] = {}
 
 
@@ -393,6 +538,8 @@ def admits_any(t: TypeSpec) -> bool:
             else admits_any(t.rest)  # type: ignore[arg-type]
     if isinstance(t, _Optional):
         return admits_any(t.inner)
+    if isinstance(t, _Map):
+        return admits_any(t.key) or admits_any(t.value)
     return False
 
 

@@ -1,5 +1,6 @@
 """Static checks of a component's code, when its class is compiled: what its methods do with
-`self`, and the messages they build, read from the source.
+`self`, the messages and records they build, and changes made in place to a field's value
+(`self.flag[i] = True`: every assay value is immutable), read from the source.
 
 Each finding is a `SpecError` at the exact line, before anything runs and on paths no run may
 reach.  The kernel finds the same mistakes when a handler runs (`exec.ill_formed`), including
@@ -10,19 +11,31 @@ from __future__ import annotations
 
 import ast
 import inspect
+import re
 import sys
 import textwrap
 from typing import Any
 
-from assay.errors import Location, SpecError, is_user_file
-from assay.model.message import Message
+from assay.errors import Location, SpecError, is_user_file, traceback_location
+from assay.model.record import Record
+from assay.model.types import (
+    ImmutableError,
+    TypeSpec,
+    _FrozenSet,
+    _Map,
+    _Optional,
+    _Record,
+    _Str,
+    _Tuple,
+)
 
 
-def check_code(cls: type, fields: tuple[str, ...]) -> None:
+def check_code(cls: type, fields: tuple[str, ...], types: tuple[TypeSpec, ...] = ()) -> None:
     """Raise a `SpecError` at the first method line of `cls` (or of a base it inherits
     methods from) that assigns or reads an attribute of `self` that is not a field, a port,
-    a method or another class attribute, or that builds a message with missing or unknown
-    fields."""
+    a method or another class attribute, that builds a message or record with missing or
+    unknown fields, or that changes a field's value in place (an item or an attribute of
+    `self.<field>`: `types` are the fields' types, for the fix)."""
     for klass in cls.__mro__:
         try:
             file = inspect.getsourcefile(klass)
@@ -38,7 +51,8 @@ def check_code(cls: type, fields: tuple[str, ...]) -> None:
         names = vars(sys.modules[klass.__module__]) if klass.__module__ in sys.modules else {}
         for item in node.body:
             if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef):
-                _Method(cls, fields, item, names, file, start).check()
+                _Method(cls, fields, item, names, file, start,
+                        dict(zip(fields, types))).check()
 
 
 class _Method:
@@ -46,8 +60,9 @@ class _Method:
 
     def __init__(self, cls: type, fields: tuple[str, ...],
                  fn: ast.FunctionDef | ast.AsyncFunctionDef, names: dict[str, Any], file: str,
-                 start: int) -> None:
+                 start: int, types: dict[str, TypeSpec] | None = None) -> None:
         self.cls = cls
+        self.types = types or {}
         self.fields = fields
         self.fn = fn
         self.names = names
@@ -75,6 +90,25 @@ class _Method:
             if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
                     and node.value.id == me:
                 self.check_attribute(node)
+            elif isinstance(node, ast.Assign | ast.AugAssign | ast.Delete):
+                self.check_in_place(node, me)
+
+    def check_in_place(self, stmt: ast.Assign | ast.AugAssign | ast.Delete, me: str) -> None:
+        """`self.f[k] = v`, `del self.f[k]` or `self.f.x = v` for a field `f`: its value is
+        immutable (every assay value is), so the statement always raises."""
+        for target in _targets(stmt):
+            inner = target.value if isinstance(target, ast.Subscript | ast.Attribute) else None
+            if not (isinstance(inner, ast.Attribute) and isinstance(inner.value, ast.Name)
+                    and inner.value.id == me and inner.attr in self.fields):
+                continue
+            kind = _kind(self.types.get(inner.attr))
+            if isinstance(target, ast.Attribute):
+                op, attr = "attribute", target.attr
+            else:
+                op, attr = "deletion" if isinstance(stmt, ast.Delete) else "assignment", None
+            raise SpecError(f"{self.where} {change_text(kind, op, attr)} "
+                            f"(in {me}.{inner.attr})", self.location(stmt),
+                            change_notes(kind, op, stmt))
 
     def check_attribute(self, node: ast.Attribute) -> None:
         from assay.model.component import Port
@@ -104,11 +138,11 @@ class _Method:
                             self.location(node), field_notes(cname, self.fields, attr))
 
     def check_message(self, call: ast.Call) -> None:
-        """`M(...)` where `M` names a message class: the fields it gives."""
+        """`M(...)` where `M` names a message or record class: the fields it gives."""
         if not isinstance(call.func, ast.Name):
             return
         mcls = self.names.get(call.func.id)
-        if not (isinstance(mcls, type) and issubclass(mcls, Message)):
+        if not (isinstance(mcls, type) and issubclass(mcls, Record)):
             return
         if any(isinstance(a, ast.Starred) for a in call.args) or \
                 any(k.arg is None for k in call.keywords):
@@ -136,11 +170,138 @@ class _Method:
                 if missing:
                     problem = f"{name} is missing field {missing[0]!r}"
         if problem:
-            raise SpecError(f"{self.where} builds a message wrongly: {problem}",
+            raise SpecError(f"{self.where} builds a {mcls.__assay_kind__} wrongly: {problem}",
                             self.location(call),
                             [f"fields of {name}: {mcls.describe_fields()}",
                              "give every field without a default, by position or by name, "
                              "and no others"])
+
+
+# --- changes in place ---------------------------------------------------------------------------
+
+_ITEM_CHANGE = re.compile(
+    r"'(\w+)' object (?:does not|doesn't) support item (assignment|deletion)")
+
+
+def immutable_change(e: BaseException) -> tuple[str, list[str]] | None:
+    """If `e` says the code changed a value in place — assigned or deleted an item of a
+    tuple, a frozenset, a str or a `Map`, or assigned a field of a record or message — what
+    it did and how to write it instead (from the statement where it happened): such code is
+    ill-formed, not behaviour of the model.  Otherwise None."""
+    if isinstance(e, ImmutableError):
+        kind, op, attr = e.kind, e.op, e.attr
+    else:
+        m = _ITEM_CHANGE.fullmatch(str(e)) if type(e) is TypeError else None
+        if m is None:
+            return None
+        kind, op, attr = m.group(1), m.group(2), None
+    return change_text(kind, op, attr), change_notes(kind, op, _statement_at(e))
+
+
+def change_text(kind: str, op: str, attr: str | None) -> str:
+    """What a change in place did, after the handler's name."""
+    a = "an" if kind[:1] in "aeiou" else "a"
+    if op == "attribute":
+        return f"assigns {'field ' + repr(attr) if attr else 'a field'} of {a} {kind}, which " \
+               "is immutable"
+    verb = "deletes" if op == "deletion" else "assigns"
+    return f"{verb} an item of {a} {kind}, which is immutable"
+
+
+def change_notes(kind: str, op: str, stmt: ast.stmt | None) -> list[str]:
+    """How to write a change in place as a new value, with the statement's own names."""
+    target = next((t for t in _targets(stmt) if isinstance(
+        t, ast.Attribute if op == "attribute" else ast.Subscript)), None) if stmt else None
+    if target is None:
+        return [_GENERIC.get(kind) or f"a {kind} is immutable: build a new value and assign it"]
+    obj = ast.unparse(target.value)
+    if isinstance(stmt, ast.AugAssign):
+        val = ast.unparse(ast.BinOp(target, stmt.op, stmt.value))
+    elif isinstance(stmt, ast.Assign):
+        val = ast.unparse(stmt.value)
+    else:
+        val = ""
+    if isinstance(target, ast.Attribute):
+        return [f"a {kind if kind in ('record', 'message') else 'value'} is immutable: build a "
+                f"changed copy, {obj} = {obj}.replace({target.attr}={val})"]
+    key = ast.unparse(target.slice)
+    after = str(target.slice.value + 1) if isinstance(target.slice, ast.Constant) \
+        and type(target.slice.value) is int else f"{key} + 1"
+    if kind == "Map":
+        return [f"a Map is changed by replacing it: write {obj} = {obj}.remove({key})"
+                if op == "deletion" else
+                f"a Map is changed by replacing it: write {obj} = {obj}.set({key}, {val})"]
+    if kind == "frozenset":
+        return [f"a frozenset has no items: {obj} = {obj} - {{{key}}} removes an element"
+                if op == "deletion" else
+                f"a frozenset has no items: {obj} = {obj} | {{{val}}} adds an element",
+                f"for a value per key, declare a Map[K, V] and write "
+                f"{obj} = {obj}.set({key}, ...)"]
+    if kind == "tuple":
+        if op == "deletion":
+            return [f"tuples are immutable: write {obj} = {obj}[:{key}] + {obj}[{after}:]",
+                    f"or declare it a Map[K, V] (assay.Map) and write {obj} = "
+                    f"{obj}.remove({key})"]
+        return [f"tuples are immutable: write {obj} = {obj}[:{key}] + ({val},) + "
+                f"{obj}[{after}:]",
+                f"or declare it a Map[K, V] (assay.Map) and write {obj} = "
+                f"{obj}.set({key}, {val})"]
+    return [_GENERIC.get(kind) or f"a {kind} is immutable: build a new value and assign it"]
+
+
+_GENERIC = {
+    "tuple": "tuples are immutable: build a new one, t[:i] + (v,) + t[i + 1:], and assign it "
+             "to the field, or use a Map[K, V] field and self.f = self.f.set(i, v)",
+    "Map": "a Map is changed by replacing it: self.f = self.f.set(k, v) (or .remove(k))",
+    "frozenset": "frozensets are immutable: self.f = self.f | {x} adds, self.f - {x} removes",
+    "str": "strings are immutable: build a new one and assign it",
+    "record": "a record is immutable: build a changed copy, self.f = self.f.replace(x=...)",
+    "message": "a message is immutable: build a new one, m.replace(x=...)",
+}
+
+
+def _kind(t: TypeSpec | None) -> str:
+    """How a change-in-place error names a field's type."""
+    while isinstance(t, _Optional):
+        t = t.inner
+    if isinstance(t, _Tuple):
+        return "tuple"
+    if isinstance(t, _FrozenSet):
+        return "frozenset"
+    if isinstance(t, _Map):
+        return "Map"
+    if isinstance(t, _Record):
+        return str(t.cls.__assay_kind__)  # type: ignore[attr-defined]
+    if isinstance(t, _Str):
+        return "str"
+    return t.describe() if t is not None else "value"
+
+
+def _targets(stmt: ast.stmt | None) -> list[ast.expr]:
+    if isinstance(stmt, ast.Assign | ast.Delete):
+        return list(stmt.targets)
+    if isinstance(stmt, ast.AugAssign):
+        return [stmt.target]
+    return []
+
+
+def _statement_at(e: BaseException) -> ast.stmt | None:
+    """The assignment or `del` statement of a spec file where `e` was raised, if one is."""
+    loc = traceback_location(e.__traceback__)
+    if loc is None or loc.line is None:
+        return None
+    try:
+        with open(loc.file, encoding="utf-8") as f:
+            tree = ast.parse(f.read())
+    except (OSError, SyntaxError, ValueError):
+        return None
+    found: ast.stmt | None = None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign | ast.AugAssign | ast.Delete) and \
+                node.lineno <= loc.line <= (node.end_lineno or node.lineno) and \
+                (found is None or node.lineno >= found.lineno):
+            found = node
+    return found
 
 
 def field_notes(owner: str, fields: tuple[str, ...], attr: str) -> list[str]:

@@ -42,7 +42,8 @@ from typing import Any
 
 from assay.kernel.events import Envelope
 from assay.model.message import Message, message_from_json
-from assay.model.types import TypeSpec, _FrozenSet, _Message, _Optional, _Tuple
+from assay.model.record import Record
+from assay.model.types import TypeSpec, _FrozenSet, _Map, _Optional, _Record, _Tuple
 
 VERSION = 2                              # of the wire protocol (1: frames without MACs)
 MAX_FRAME = 1 << 20                      # bytes of payload
@@ -402,15 +403,23 @@ def envelope_to_wire(env: Envelope, clock: int) -> dict:
 
 
 def _check_complete(spec: TypeSpec, j: Any, where: str) -> None:
-    """Every message object in `j` (decoded by `spec`) names all of its declared fields:
+    """Every record or message object in `j` (decoded by `spec`), however deeply nested in
+    tuples, sets, maps and Optionals, names all of its declared fields and nothing else:
     `message_from_json` would fill a missing field with its default, which the wire does not
-    allow (a sender always sends every field).  Shapes are left to `from_json` to reject."""
+    allow (a sender always sends every field).  Shapes are left to `from_json` to reject (a
+    map's key given twice among them)."""
     if isinstance(spec, _Optional):
         if j is not None:
             _check_complete(spec.inner, j, where)
-    elif isinstance(spec, _Message):
+    elif isinstance(spec, _Record):
         if isinstance(j, dict):
             _check_message(spec.cls, j, where)
+    elif isinstance(spec, _Map):
+        if isinstance(j, list):
+            for i, pair in enumerate(j):
+                if isinstance(pair, list) and len(pair) == 2:
+                    _check_complete(spec.key, pair[0], f"{where}[{i}].key")
+                    _check_complete(spec.value, pair[1], f"{where}[{i}].value")
     elif isinstance(spec, _FrozenSet):
         if isinstance(j, list):
             for i, x in enumerate(j):
@@ -422,10 +431,10 @@ def _check_complete(spec: TypeSpec, j: Any, where: str) -> None:
                 _check_complete(t, x, f"{where}[{i}]")
 
 
-def _check_message(cls: type[Message], j: dict, where: str) -> None:
+def _check_message(cls: type[Record], j: dict, where: str) -> None:
     if set(j) != {"type", "fields"}:
         extra = sorted(set(j) - {"type", "fields"})
-        raise WireError(f"{where}: a message is {{'type', 'fields'}}; "
+        raise WireError(f"{where}: a {cls.__assay_kind__} is {{'type', 'fields'}}; "
                         + (f"unexpected key {extra[0]!r}" if extra else "'fields' is missing"))
     fields = j["fields"]
     if not isinstance(fields, dict):
@@ -480,7 +489,10 @@ def envelope_from_wire(d: dict, allowed: Callable[[str, str], dict[str, type[Mes
     if cls is None:
         raise WireError(f"port {dst}.{dst_port} does not accept a message of type {tname!r} "
                         f"(it accepts: {', '.join(sorted(known)) or 'nothing'})")
-    _check_message(cls, j, tname)
+    try:
+        _check_message(cls, j, tname)
+    except RecursionError:           # a record that contains itself, nested very deeply
+        raise WireError(f"bad {tname} for {dst}.{dst_port}: nested too deeply") from None
     try:
         msg = message_from_json(j, {tname: cls})
     except (ValueError, TypeError, KeyError, RecursionError) as e:

@@ -14,7 +14,7 @@ import z3
 
 from assay.model.component import Component
 from assay.model.message import Message
-from assay.model.types import Peer
+from assay.model.types import Peer, _Record
 from assay.verifier.types import (
     BOOL,
     EMPTY,
@@ -44,15 +44,19 @@ from assay.verifier.types import (
     disj,
     finite,
     is_some,
+    item,
+    make_tuple,
     members,
     message_types,
     named_peer,
     peer_truth,
+    plain_record,
     py_const,
     set_literal,
     some_value,
     sort_of,
     tuple_items,
+    ty_of_spec,
     unify,
 )
 
@@ -204,6 +208,17 @@ class Expressions:
             if a in obj.fields:
                 return obj.fields[a]
             raise _unsupported(f"the attribute .{a} of a {obj.cls.__name__} message", node)
+        if isinstance(obj, Val) and obj.ty.kind == "opt" and obj.ty.elem is not None \
+                and obj.ty.elem.kind == "record":
+            # `x.f` of an Optional record: None raises AttributeError, a check like any other
+            self.check(st, is_some(obj.ty, obj.e), node,
+                       f"None is used as a {obj.ty.elem.describe()} (AttributeError)")
+            obj = some_value(obj.ty, obj.e)
+        if isinstance(obj, Val) and obj.ty.kind == "record":
+            fields = obj.ty.cls.__assay_fields__
+            if a in fields:
+                return item(obj.ty, obj.e, fields.index(a))
+            raise _unsupported(f"the attribute .{a} of a {obj.ty.describe()} record", node)
         if isinstance(obj, PortObj):
             if a == "peers":
                 return enc.ports[obj.name].peers
@@ -457,6 +472,8 @@ class Expressions:
                     args = [self.ex(a, st) for a in node.args]
                     return self.run_function(meth, [recv, *args], st, node)
                 raise _unsupported(f"the call {recv.label}.{f.attr}()", node)
+            if isinstance(recv, Val) and recv.ty.kind == "record" and f.attr == "replace":
+                return self.replace_record(recv, node, st)
             if isinstance(recv, Val):
                 raise _unsupported(f"the method call .{f.attr}() on a {recv.ty.describe()}",
                                    node)
@@ -472,6 +489,8 @@ class Expressions:
             return self.named_peer(node, st)
         if isinstance(fn, type) and issubclass(fn, Message):
             return self.build_message(fn, node, st)
+        if plain_record(fn):
+            return self.build_record(fn, node, st)
         if fn in _BUILTINS:
             if node.keywords:
                 raise _unsupported(f"{fn.__name__}() with keyword arguments", node)
@@ -562,11 +581,44 @@ class Expressions:
                 return Val(INT, z3.If(args[0].e, 1, 0))
         raise _unsupported(f"the call {fn.__name__}(...) with these arguments", node)
 
+    def build_record(self, cls: type, node: ast.Call, st: St) -> Val:
+        """`R(...)` of a translated record class: a term of its record type (the fields as
+        a message's: by position or name, defaults for the rest)."""
+        ty = ty_of_spec(_Record(cls))
+        if isinstance(ty, Opaque):
+            raise _unsupported(f"a record {ty.why}", node)
+        built = self.build_message(cls, node, st)
+        fields = cls.__assay_fields__  # type: ignore[attr-defined]
+        return Val(ty, make_tuple(ty, [built.fields[n].e for n in fields]))
+
+    def replace_record(self, rec: Val, node: ast.Call, st: St) -> Val:
+        """`r.replace(f=v, ...)`: the record with those fields changed (keywords only, each a
+        field; anything else raises in Python, and is refused here)."""
+        cls, ty = rec.ty.cls, rec.ty
+        fields = cls.__assay_fields__
+        if node.args or any(k.arg is None or k.arg not in fields for k in node.keywords) \
+                or len({k.arg for k in node.keywords}) != len(node.keywords):
+            raise _unsupported(f"{cls.__name__}.replace() with arguments other than its "
+                               "fields by name", node)
+        given = {k.arg: self.ex(k.value, st) for k in node.keywords}
+        items = []
+        for i, (n, t) in enumerate(zip(fields, ty.items or ())):
+            if n not in given:
+                items.append(item(ty, rec.e, i).e)
+                continue
+            cv = coerce(given[n], t)
+            if cv is None:
+                raise _unsupported(f"{cls.__name__}.{n} (of type {t.describe()}) given "
+                                   f"{_describe(given[n])}", node)
+            items.append(cv.e)
+        return Val(ty, make_tuple(ty, items))
+
     def build_message(self, cls: type, node: ast.Call, st: St) -> MsgVal:
         fields = cls.__assay_fields__  # type: ignore[attr-defined]
         if any(isinstance(a, ast.Starred) for a in node.args) or any(k.arg is None
                                                                       for k in node.keywords):
-            raise _unsupported("a message built with * or ** arguments", node)
+            raise _unsupported(f"a {cls.__assay_kind__} built with * or ** arguments",  # type: ignore[attr-defined]
+                               node)
         if len(node.args) > len(fields):
             raise _unsupported(f"{cls.__name__}(...) with too many arguments", node)
         given: dict[str, Any] = {}
@@ -658,6 +710,8 @@ def truth(v: Any, node: ast.AST | None) -> Any:
             return peer_truth(v.e)
         if k == "opt":
             return z3.And(is_some(v.ty, v.e), truth(some_value(v.ty, v.e), node))
+        if k == "record":
+            return z3.BoolVal(True)          # a plain record has no __bool__ or __len__
     if v is NONE:
         return z3.BoolVal(False)
     raise _unsupported(f"the truth value of {_describe(v)}", node)

@@ -72,9 +72,19 @@ What is translated, and how (decisions):
   The inferred element type is an implicit invariant (like a declared one): the proof of one
   handler assumes it of the state before, and holds as long as every other writer of the
   field is proved too.
-* A field whose type has no Z3 form (a Message, a set of sets, a bare `tuple` or a type
-  containing one of those) is *opaque*: reading or writing it is refused; a handler that
-  does not touch it keeps it unchanged.
+* A `Record` (not a `Message`) whose fields all have Z3 forms is a Z3 datatype with one
+  constructor, its fields the accessors (`types.record_ty`): `r.f` reads one (on an
+  Optional record, None raises AttributeError: a check), `R(...)` builds one like a message
+  (by position or name, defaults for the rest), `r.replace(f=v)` builds the changed copy,
+  `==` is Python's (the same class and equal fields; records of two classes are never
+  equal), its truth value is True; an ordering, `in` a record, iteration and its own
+  methods are refused.  Records in sets, tuples, Optionals and messages are values like any
+  other.  A record class that defines what changes these meanings (`__eq__`, `__bool__`,
+  `__init__`, another dunder, a `replace`, a class attribute named like a field) or that
+  contains itself is opaque.
+* A field whose type has no Z3 form (a Message, a `Map`, a set of sets, a bare `tuple` or a
+  type containing one of those) is *opaque*: reading or writing it is refused; a handler
+  that does not touch it keeps it unchanged.
 * Effects: assignments to fields and locals, `self.port.send(Msg(...), to=...)`,
   `broadcast`, `self.after(delay, Msg(...))` (all recorded as send sites with their path
   condition and the checks the kernel makes: message field types, `to` a peer of the port,

@@ -14,7 +14,9 @@ from typing import Any
 
 import z3
 
+from assay.model.mapping import Map
 from assay.model.message import Message
+from assay.model.record import Record
 from assay.model.types import (
     Peer,
     TypeSpec,
@@ -24,6 +26,7 @@ from assay.model.types import (
     _Int,
     _Optional,
     _Peer,
+    _Record,
     _Str,
     _Tuple,
 )
@@ -78,13 +81,15 @@ def _unsupported(what: str, node: ast.AST | None) -> Unsupported:
 @dataclass(frozen=True)
 class Ty:
     kind: str                       # bool | int | str | peer | enum | set | tuple | seq | opt
-    cls: Any = None                 # the Enum class of an enum
+                                    # | record
+    cls: Any = None                 # the Enum class of an enum, the Record class of a record
     elem: Ty | None = None          # the element type of a set (None: the empty literal), of a
                                     # seq (`tuple[T, ...]`) or of an opt (`Optional[T]`)
-    items: tuple[Ty, ...] | None = None     # the item types of a (fixed-length) tuple
+    items: tuple[Ty, ...] | None = None     # the item types of a (fixed-length) tuple, the
+                                            # field types of a record (in declaration order)
 
     def describe(self) -> str:
-        if self.kind == "enum":
+        if self.kind in ("enum", "record"):
             return self.cls.__name__
         if self.kind == "set":
             return f"frozenset[{self.elem.describe()}]" if self.elem else "frozenset()"
@@ -112,6 +117,37 @@ def set_ty(elem: Ty) -> Ty:
 
 def tuple_ty(items: tuple[Ty, ...] | list[Ty]) -> Ty:
     return Ty("tuple", items=tuple(items))
+
+
+def record_ty(cls: type, items: tuple[Ty, ...] | list[Ty]) -> Ty:
+    return Ty("record", cls, items=tuple(items))
+
+
+def plain_record(cls: Any) -> bool:
+    """A `Record` class (not a `Message`) whose classes add nothing to what `Record` does:
+    no method that changes equality, truth, construction or attribute lookup, and no class
+    attribute named like a field (which a field read would find first).  Only those are
+    translated: their values mean exactly their fields."""
+    if not (isinstance(cls, type) and issubclass(cls, Record)) or issubclass(cls, Message):
+        return False
+    fields = set(cls.__assay_fields__)
+    for k in cls.__mro__:
+        if k in (Record, object):
+            continue
+        for name in vars(k):
+            if name in fields:
+                return False
+            if name.startswith("__") and name.endswith("__") and name not in _PLAIN_DUNDERS \
+                    and not name.startswith("__assay_"):
+                return False
+        if "replace" in vars(k) or "values" in vars(k):
+            return False
+    return True
+
+
+_PLAIN_DUNDERS = frozenset({"__module__", "__qualname__", "__doc__", "__annotations__",
+                            "__dict__", "__weakref__", "__match_args__", "__slots__",
+                            "__orig_bases__", "__firstlineno__", "__static_attributes__"})
 
 
 def seq_ty(elem: Ty) -> Ty:
@@ -167,6 +203,11 @@ def datatype(ty: Ty) -> Any:
         if ty.kind == "tuple":
             assert ty.items is not None
             d.declare(f"mk#{n}", *[(f"_{i}#{n}", sort_of(t)) for i, t in enumerate(ty.items)])
+        elif ty.kind == "record":
+            assert ty.items is not None
+            d.declare(f"{ty.cls.__name__}#{n}",
+                      *[(f"{f}#{n}", sort_of(t))
+                        for f, t in zip(ty.cls.__assay_fields__, ty.items)])
         else:
             assert ty.kind == "opt" and ty.elem is not None
             d.declare(f"none#{n}")
@@ -176,7 +217,7 @@ def datatype(ty: Ty) -> Any:
 
 
 def item(ty: Ty, e: Any, i: int) -> Val:
-    """Item `i` of a tuple term."""
+    """Item `i` of a tuple term (field `i` of a record term)."""
     assert ty.items is not None
     return Val(ty.items[i], datatype(ty).accessor(0, i)(e))
 
@@ -214,7 +255,7 @@ def sort_of(ty: Ty) -> z3.SortRef:
         return peer_sort()
     if k == "enum":
         return enum_sort(ty.cls)[0]
-    if k in ("tuple", "opt"):
+    if k in ("tuple", "opt", "record"):
         return datatype(ty)  # type: ignore[no-any-return]
     assert ty.elem is not None
     if k == "seq":
@@ -327,7 +368,34 @@ def ty_of_spec(spec: TypeSpec, elem_hint: Ty | None = None) -> Ty | Opaque:
     if isinstance(spec, _Optional):
         e = ty_of_spec(spec.inner)
         return Opaque(f"of type {spec.describe()}") if isinstance(e, Opaque) else opt_ty(e)
+    if isinstance(spec, _Record) and plain_record(spec.cls):
+        return _record_of(spec.cls)
+    if isinstance(spec, _Record) and issubclass(spec.cls, Record) \
+            and not issubclass(spec.cls, Message):
+        return Opaque(f"of type {spec.describe()} (only records without methods of their own "
+                      "that change equality, truth, construction or attribute lookup are "
+                      "translated)")
     return Opaque(f"of type {spec.describe()}")
+
+
+_RECORDS: dict[type, Ty | Opaque] = {}
+
+
+def _record_of(cls: type) -> Ty | Opaque:
+    got = _RECORDS.get(cls)
+    if got is None:
+        _RECORDS[cls] = Opaque(f"of type {cls.__name__}, which contains itself")  # recursion
+        items: list[Ty] = []
+        for f, spec in cls.field_types().items():  # type: ignore[attr-defined]
+            t = ty_of_spec(spec)
+            if isinstance(t, Opaque):
+                got = Opaque(f"of type {cls.__name__}, whose field {f!r} is {t.why}")
+                break
+            items.append(t)
+        else:
+            got = record_ty(cls, items)
+        _RECORDS[cls] = got
+    return got
 
 
 @dataclass(frozen=True)
@@ -366,6 +434,14 @@ def bounds(spec: TypeSpec, ty: Ty | Opaque) -> Bounds | None:
         x = z3.Const("x@bounds", sort_of(ty.elem))
         return Bounds(lambda e: z3.ForAll([x], z3.Implies(z3.IsMember(x, e), inner.holds(x))),
                       text)
+    if isinstance(spec, _Record) and ty.kind == "record":
+        specs = list(spec.cls.field_types().values())  # type: ignore[attr-defined]
+        parts = [(i, bounds(t, it)) for i, (t, it) in enumerate(zip(specs, ty.items or ()))]
+        parts = [(i, b) for i, b in parts if b is not None]
+        if not parts:
+            return None
+        return Bounds(lambda e: z3.And([b.holds(item(ty, e, i).e)  # type: ignore[union-attr]
+                                        for i, b in parts]), text)
     if isinstance(spec, _Tuple) and ty.kind == "tuple" and spec.elems is not None:
         parts = [(i, bounds(t, it)) for i, (t, it) in enumerate(zip(spec.elems, ty.items or ()))]
         parts = [(i, b) for i, b in parts if b is not None]
@@ -628,6 +704,19 @@ def py_const(v: Any, node: ast.AST | None = None) -> Any:
     if isinstance(v, types.FunctionType | types.BuiltinFunctionType | types.ModuleType) \
             or v is range:
         return ConstObj(v)
+    if plain_record(v):
+        return ConstObj(v)
+    if isinstance(v, Record) and not isinstance(v, Message):
+        ty = ty_of_spec(_Record(type(v)))
+        if isinstance(ty, Opaque):
+            raise _unsupported(f"a record {ty.why}", node)
+        return Val(ty, to_z3(v, ty, {}))
+    if isinstance(v, type) and issubclass(v, Record) and not issubclass(v, Message):
+        raise _unsupported(f"the record type {v.__name__} (only records without methods of "
+                           "their own that change equality, truth, construction or attribute "
+                           "lookup are translated)", node)
+    if v is Map or type(v) is Map:
+        raise _unsupported("Map (maps are not translated)", node)
     raise _unsupported(f"a {type(v).__name__} constant ({_short(v)})", node)
 
 
@@ -714,6 +803,8 @@ def to_z3(v: Any, ty: Ty, peers: dict[str, Any]) -> Any:
         return s
     if k == "tuple" and type(v) is tuple and len(v) == len(ty.items or ()):
         return make_tuple(ty, [to_z3(x, t, peers) for x, t in zip(v, ty.items or ())])
+    if k == "record" and type(v) is ty.cls:
+        return make_tuple(ty, [to_z3(x, t, peers) for x, t in zip(v.values(), ty.items or ())])
     if k == "seq" and type(v) is tuple:
         return seq_of(ty, [to_z3(x, ty.elem, peers) for x in v])  # type: ignore[arg-type]
     if k == "opt":
@@ -738,6 +829,9 @@ def conforms(v: Any, ty: Ty) -> bool:
         its = ty.items or ()
         return type(v) is tuple and len(v) == len(its) and all(conforms(x, t)
                                                                for x, t in zip(v, its))
+    if k == "record":
+        return type(v) is ty.cls and all(conforms(x, t)
+                                         for x, t in zip(v.values(), ty.items or ()))
     if k == "seq":
         return type(v) is tuple and all(conforms(x, ty.elem) for x in v)  # type: ignore
     if k == "opt":
@@ -805,6 +899,8 @@ class ModelReader:
             return Peer(self._name(x))
         if k == "tuple":
             return tuple(self.value(item(ty, x, i)) for i in range(len(ty.items or ())))
+        if k == "record":
+            return ty.cls(*[self.value(item(ty, x, i)) for i in range(len(ty.items or ()))])
         if k == "opt":
             if not z3.is_true(m.eval(is_some(ty, x), model_completion=True)):
                 return None

@@ -116,6 +116,7 @@ import z3
 from assay.errors import Location, UsageError
 from assay.kernel.exec import Runner
 from assay.model.component import ActionInfo, ComponentInfo, HandlerInfo, component_info
+from assay.model.mapping import Map
 from assay.model.message import Message
 from assay.model.system import System
 from assay.model.types import Peer, to_json
@@ -1534,7 +1535,9 @@ def _sample_value(spec: Any) -> Any:
         return tuple(_sample_value(e) for e in spec.elems) if spec.elems is not None else ()
     if isinstance(spec, T._Optional):
         return None
-    if isinstance(spec, T._Message):
+    if isinstance(spec, T._Record):
         return spec.cls(*[_sample_value(t) for t in
                           spec.cls.field_types().values()])  # type: ignore[attr-defined]
+    if isinstance(spec, T._Map):
+        return Map()
     return None

@@ -1,0 +1,226 @@
+"""Records: immutable, typed values with named fields, equal by value.
+
+`class Ballot(Record): n: int; leader: Peer` declares a record type; `Ballot(1, Peer("a"))`
+builds one, `b.replace(n=2)` a changed copy, and assigning a field is an error.  A record is a
+value like an int or a tuple: a component field, a message field, an item of a tuple, set or
+`Map`.  `Message` (`assay.model.message`) is the record that travels between components: this
+module is the one home of the fields, their types and their JSON form for both.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar, get_type_hints
+
+from assay.model.types import (
+    ImmutableError,
+    TypeSpec,
+    UnsupportedType,
+    admits_any,
+    is_mutable_default,
+    parse_type,
+    to_json,
+)
+
+_MISSING = object()
+
+
+class RecordFieldError(TypeError):
+    """A record or message built with a missing or unknown field, or too many positional
+    arguments: the spec's code is ill-formed (the kernel reports it as a spec error, not a
+    violation)."""
+
+    def __init__(self, message: str, cls: type[Record] | None = None) -> None:
+        super().__init__(message)
+        self.cls = cls
+
+
+class Record:
+    """Base class of a record type: fields are class-level annotations, optionally with
+    defaults (`n: int = 0`), in declaration order (a subclass's after its base's)."""
+
+    __assay_fields__: ClassVar[tuple[str, ...]] = ()
+    __assay_defaults__: ClassVar[dict[str, Any]] = {}
+    __assay_types__: ClassVar[dict[str, TypeSpec] | None] = None
+    __assay_kind__: ClassVar[str] = "record"      # how errors name it: "record", "message"
+    __match_args__: ClassVar[tuple[str, ...]] = ()
+
+    __slots__ = ("_values", "_hash")
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        own = [n for n in cls.__dict__.get("__annotations__", {}) if not n.startswith("_")]
+        inherited = [n for n in cls.__assay_fields__ if n not in own]
+        cls.__assay_fields__ = tuple(inherited + own)
+        defaults = dict(cls.__assay_defaults__)
+        for n in own:
+            if n in cls.__dict__:
+                defaults[n] = cls.__dict__[n]
+                delattr(cls, n)
+        cls.__assay_defaults__ = defaults
+        cls.__assay_types__ = None
+        cls.__match_args__ = cls.__assay_fields__  # type: ignore[misc]  # `case Ballot(n, l):`
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        object.__setattr__(self, "_values", self._build(args, kwargs))
+        object.__setattr__(self, "_hash", None)
+
+    @classmethod
+    def _build(cls, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+        fields = cls.__assay_fields__
+        if len(args) > len(fields):
+            raise RecordFieldError(f"{cls.__name__} takes {len(fields)} field(s), "
+                                   f"got {len(args)} positional arguments", cls)
+        values = list(args)
+        for name in fields[len(args):]:
+            if name in kwargs:
+                values.append(kwargs.pop(name))
+            elif name in cls.__assay_defaults__:
+                values.append(cls.__assay_defaults__[name])
+            else:
+                raise RecordFieldError(f"{cls.__name__} is missing field {name!r}", cls)
+        if kwargs:
+            name = next(iter(kwargs))
+            if name in fields:
+                raise RecordFieldError(f"{cls.__name__} got field {name!r} twice "
+                                       "(by position and by name)", cls)
+            raise RecordFieldError(f"{cls.__name__} has no field {name!r}; "
+                                   f"fields: {', '.join(fields) or '(none)'}", cls)
+        return tuple(values)
+
+    def __getattr__(self, name: str) -> Any:
+        fields = type(self).__assay_fields__
+        if name in fields:
+            return self._values[fields.index(name)]
+        raise AttributeError(f"{type(self).__name__} has no field {name!r}", name=name, obj=self)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        cls = type(self)
+        raise ImmutableError(f"{cls.__name__} is immutable: a {cls.__assay_kind__} cannot be "
+                             f"changed (assigning {name!r}); build a changed copy with "
+                             f"replace({name}=...)", cls.__assay_kind__, "attribute", name)
+
+    def __delattr__(self, name: str) -> None:
+        self.__setattr__(name, None)
+
+    def replace(self, **changes: Any) -> Any:
+        """A copy of this record with the given fields changed: `b.replace(n=b.n + 1)`."""
+        fields = type(self).__assay_fields__
+        values = list(self._values)
+        for k, v in changes.items():
+            try:
+                values[fields.index(k)] = v
+            except ValueError:
+                raise RecordFieldError(f"{type(self).__name__}.replace(): there is no field "
+                                       f"{k!r}; fields: {', '.join(fields) or '(none)'}",
+                                       type(self)) from None
+        return type(self)(*values)
+
+    @classmethod
+    def describe_fields(cls) -> str:
+        """The fields as a spec declares them: `rm: Peer, vote: bool = True`."""
+        hints = cls.__dict__.get("__annotations__", {})
+        out = []
+        for n in cls.__assay_fields__:
+            ann = hints.get(n) or next((k.__dict__["__annotations__"][n] for k in cls.__mro__
+                                        if n in k.__dict__.get("__annotations__", {})), "?")
+            t = ann if isinstance(ann, str) else getattr(ann, "__name__", repr(ann))
+            d = cls.__assay_defaults__.get(n, _MISSING)
+            out.append(f"{n}: {t}" + ("" if d is _MISSING else f" = {d!r}"))
+        return ", ".join(out) or "(none)"
+
+    def values(self) -> tuple[Any, ...]:
+        """The field values, in declaration order."""
+        return self._values
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return self._values == other._values  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        h = self._hash
+        if h is None:
+            h = hash((type(self).__qualname__, self._values))
+            object.__setattr__(self, "_hash", h)
+        return h
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{n}={v!r}" for n, v in zip(self.__assay_fields__, self._values))
+        return f"{type(self).__name__}({inner})"
+
+    def __reduce__(self) -> Any:   # copy/deepcopy support; assay never pickles network input
+        return (type(self), self._values)
+
+    # --- typing -------------------------------------------------------------------------------
+
+    @classmethod
+    def field_types(cls) -> dict[str, TypeSpec]:
+        """The type spec of each field; raises `UnsupportedType` naming the bad field."""
+        if cls.__assay_types__ is None:
+            kind = cls.__assay_kind__
+            try:
+                hints = get_type_hints(cls, include_extras=True)
+            except Exception as e:  # a NameError in a forward reference, for instance
+                raise UnsupportedType(f"cannot resolve the field types of {cls.__name__}: {e}") \
+                    from None
+            types: dict[str, TypeSpec] = {}
+            for n in cls.__assay_fields__:
+                try:
+                    types[n] = parse_type(hints[n])
+                except UnsupportedType as e:
+                    raise UnsupportedType(f"field {n!r} of {kind} {cls.__name__}: {e}") \
+                        from None
+                d = cls.__assay_defaults__.get(n, _MISSING)
+                if d is not _MISSING and is_mutable_default(d):
+                    raise UnsupportedType(f"field {n!r} of {kind} {cls.__name__} has a mutable "
+                                          f"default {d!r}; use an immutable value")
+                if admits_any(types[n]):
+                    raise UnsupportedType(
+                        f"field {n!r} of {kind} {cls.__name__} has type "
+                        f"{types[n].describe()}, which does not say what it holds; give the "
+                        "element types (e.g. frozenset[Peer], tuple[int, ...]): "
+                        f"{kind}s are decoded from traces and the wire by their declared types")
+            cls.__assay_types__ = types
+        return cls.__assay_types__
+
+    @classmethod
+    def __assay_conforms__(cls, r: Record) -> bool:
+        types = cls.field_types()
+        return all(types[n].conforms(v) for n, v in zip(cls.__assay_fields__, r._values))
+
+    def bad_field(self) -> str | None:
+        """The first field whose value does not have its declared type, described."""
+        types = type(self).field_types()
+        for n, v in zip(self.__assay_fields__, self._values):
+            t = types[n]
+            if not t.conforms(v):
+                inner = t.mismatch(v)
+                where = f"field {n!r} of {type(self).__name__}"
+                if inner is None or inner.endswith(f"is not {t.describe()}"):
+                    return f"{where} is {v!r}, not {t.describe()}"
+                return f"{where}: {inner}"
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": type(self).__name__,
+                "fields": {n: to_json(v) for n, v in zip(self.__assay_fields__, self._values)}}
+
+
+def record_from_json(j: Any, known: Mapping[str, type[Record]]) -> Any:
+    """Decode `{"type": ..., "fields": {...}}` into one of the `known` record (or message)
+    classes only, every field by its declared type; a field left out takes its default."""
+    if not isinstance(j, dict) or not isinstance(j.get("type"), str):
+        raise ValueError(f"expected a record object with a 'type', got {j!r}")
+    cls = known.get(j["type"])
+    if cls is None:
+        kind = next(iter(known.values())).__assay_kind__ if known else "record"
+        raise ValueError(f"unknown {kind} type {j['type']!r}")
+    fields = j.get("fields", {})
+    if not isinstance(fields, dict):
+        raise ValueError(f"'fields' of a {cls.__name__} must be an object")
+    types = cls.field_types()
+    unknown = set(fields) - set(cls.__assay_fields__)
+    if unknown:
+        raise ValueError(f"{cls.__name__} has no field {sorted(unknown)[0]!r}")
+    values = {n: types[n].from_json(fields[n]) for n in cls.__assay_fields__ if n in fields}
+    return cls(**values)
