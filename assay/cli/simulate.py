@@ -97,6 +97,14 @@ def simulate(spec: str, system_name: str | None, params: tuple[str, ...], seed: 
                 raise UsageError(f"cannot write traces to {out_dir}: {e.strerror}") from None
         liveness = result.liveness([p.name for p in system.liveness])
     except AssayError as e:
+        if jobs > 1:
+            # a spec error in a worker killed the pool (`_kill_workers`): its management
+            # thread may still report the broken pool as the interpreter joins it at exit;
+            # leave at once, the error printed and flushed
+            click.echo(e.render(), err=True)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(e.exit_code)
         _fail(e)
         return
     if as_json:
