@@ -53,7 +53,7 @@ def bfs(kernel: Kernel, search: Search) -> Outcome:
         search.states = len(visited)
 
         successors = kernel.successors
-        extended = kernel.extended
+        faulty = kernel.has_faults          # an enabled fault is not progress
         setdefault = visited.setdefault
         check_props = kernel.property_violations if kernel.properties else None
         expanded = 0
@@ -66,7 +66,7 @@ def bfs(kernel: Kernel, search: Search) -> Outcome:
                     steps, enabled = successors(s)
                     transitions += enabled
                     search.transitions = transitions
-                    if (not enabled or extended and not kernel.can_progress(s)) \
+                    if (not enabled or faulty and not kernel.can_progress(s)) \
                         and not kernel.is_terminal(s):
                         return stop("violation", kernel.deadlock(), s)
                     for ev, t, viol in steps:
@@ -80,7 +80,7 @@ def bfs(kernel: Kernel, search: Search) -> Outcome:
             for s in level:
                 steps, enabled = successors(s)
                 transitions += enabled
-                if (not enabled or extended and not kernel.can_progress(s)) \
+                if (not enabled or faulty and not kernel.can_progress(s)) \
                         and not kernel.is_terminal(s):
                     search.transitions = transitions
                     return stop("violation", kernel.deadlock(), s)     # shorter than `found`

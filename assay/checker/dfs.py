@@ -46,7 +46,7 @@ def dfs(kernel: Kernel, search: Search) -> Outcome:
                 if state is not None:                     # expand a newly reached state
                     steps, enabled = successors(state)
                     search.transitions += enabled
-                    if (not enabled or kernel.extended and not kernel.can_progress(state)) \
+                    if (not enabled or kernel.has_faults and not kernel.can_progress(state)) \
                             and not kernel.is_terminal(state):
                         return done("violation", kernel.deadlock(), init, path)
                     stack.append([state, steps, 0])

@@ -27,7 +27,8 @@ from assay.errors import AssayError, UsageError
 @click.option("--steps", type=click.IntRange(min=1), default=1000, show_default=True,
               help="Events per run at most.")
 @click.option("--faults", "faults_text", metavar="KIND=RATE,...",
-              help="Per-step fault probabilities: drop, dup, crash, restart, partition, heal.")
+              help="Per-step fault probabilities: drop, dup, crash, restart, partition, heal, "
+                   "and lose (losses on lossy links; default 0.05).")
 @click.option("--scheduler", type=click.Choice(["random", "pct"]), default="random",
               show_default=True)
 @click.option("--pct-depth", type=click.IntRange(min=1), default=3, show_default=True,

@@ -10,7 +10,8 @@ values), `net` the network (see `network.py`) over interned envelope ids, `timer
 tuple of pending timer ids, `down` the bitmask of crashed instances, `budget` the faults left
 (drop, dup, crash, partition; -1 is unlimited) and `cut` the bitmask of the instances a
 partition has cut off (0: none).  Tuples of small ints make states cheap to hash, compare and
-copy.
+copy.  Bounded and lossy links (`System(capacity=, lossy=)`) add nothing to the state: what is
+in flight on a link is in `net`, and a lossy link's losses need no budget.
 
 A component's step depends only on (instance, local state, event), so its outcome — new local
 state id, envelopes sent, violations, timer operations — is memoised and shared by every global
@@ -44,13 +45,14 @@ from assay.kernel.events import (
     Event,
     Fire,
     Heal,
+    Lose,
     Partition,
     Restart,
     TimerFire,
 )
 from assay.kernel.exec import Runner, StateView, TimerOp, Wiring
 from assay.kernel.faults import Faults
-from assay.kernel.network import Duplicating, Fifo, Unordered
+from assay.kernel.network import Duplicating, Fifo, FifoChannels, Unordered, UnorderedChannels
 from assay.kernel.violation import Violation
 from assay.model.component import ActionInfo, ComponentInfo, component_info
 from assay.model.message import Message
@@ -63,7 +65,7 @@ State = tuple[Any, ...]
 Outcome = tuple[int, tuple[int, ...], tuple[Violation, ...], tuple[int, ...]]
 # the key under which `persisted` keeps the positions of sessions on persistent ports
 SESSIONS = "@sessions"
-_OPTIONAL_FAULTS = frozenset({"crash", "drop", "dup", "partition"})
+_OPTIONAL_FAULTS = frozenset({"crash", "drop", "dup", "partition", "lose"})
 _NOOP = object()     # a memoised delivery that changes nothing (same local state, no sends)
 DEFERRED = object()  # a delivery a receive guard keeps out now: not enabled, stays in flight
 
@@ -210,12 +212,31 @@ class Kernel:
         self.cancels: list[tuple[int, Any]] = []                   # (instance, message or type)
         self.cancel_ids: dict[tuple[int, Any], int] = {}
 
+        # per link, from its connection: capacity (0: unbounded), a full link drops (else
+        # blocks), lossy
+        conn = {}
+        for c in system.connections:
+            conn[(c.a.instance, c.a.port, c.b.instance, c.b.port)] = c
+            conn[(c.b.instance, c.b.port, c.a.instance, c.a.port)] = c
+        self.link_conns = [conn[lk] for lk in links]
+        capacity = [c.capacity or 0 for c in self.link_conns]
+        drop_full = [c.full == "drop" for c in self.link_conns]
+        lossy = [c.lossy for c in self.link_conns]
+        # a network with bounded or lossy links: successors take the general path (enabled
+        # events, then `apply`), and `enabled_events` leaves out blocked steps and adds losses
+        self.channels = any(capacity) or any(lossy)
+        self.lossy = any(lossy)
         if system.network == "unordered":
-            self.network: Any = Unordered()
+            self.network: Any = UnorderedChannels(self.env_link, capacity, drop_full, lossy) \
+                if self.channels else Unordered()
         elif system.network == "duplicating":
             self.network = Duplicating()
+        elif self.channels:
+            self.network = FifoChannels(len(links), self.env_link, capacity, drop_full, lossy)
         else:
             self.network = Fifo(len(links), self.env_link)
+        # whether an enabled event may be an optional fault (not progress: see `can_progress`)
+        self.has_faults = self.extended or self.lossy
         n = len(self.instances)
         # a partition cuts a group off from the rest; the group never holds instance 0, so
         # each split is listed once
@@ -279,6 +300,8 @@ class Kernel:
             timers: tuple[int, ...] = ()
             violations: list[Violation] = []
             for _, sends, viol, tops in combo:
+                if sends and self.channels and self.network.blocked(net, -1, sends):
+                    raise self._blocked_start(combo, sends)
                 if sends:
                     net = self.network.add(net, sends)
                 if tops:
@@ -288,6 +311,16 @@ class Kernel:
             state = (locals_, net, timers, 0, budget, 0) if self.extended else (locals_, net)
             out.append((state, tuple(violations)))
         return out
+
+    def _blocked_start(self, combo: Any, sends: tuple[int, ...]) -> SpecError:
+        inst = self.instances[next(i for i, o in enumerate(combo) if o[1] is sends)]
+        link = self.env_link[sends[0]]
+        c = self.link_conns[link]
+        return SpecError(f"the start of {inst.name} sends more messages than the links' "
+                         f"capacity ({c.capacity}) takes, and a full link blocks",
+                         c.location, ["an initial state cannot wait for room: send fewer "
+                                      "messages at the start, or give the connection "
+                                      "full='drop' or a larger capacity"])
 
     def _start_outcome(self, inst: _Instance, lid: int) -> Outcome:
         """An instance's start from the initial local state `lid` (memoised like a step)."""
@@ -639,7 +672,7 @@ class Kernel:
         change nothing (self-loops, left out of `steps` unless they report a violation).
         Events are ints: an envelope id (>= 0) to deliver, or ~slot for any other event.
         """
-        if self.extended:
+        if self.extended or self.channels:
             return self._successors_extended(state)
         locals_, net = state
         network = self.network
@@ -712,7 +745,7 @@ class Kernel:
                    if delivery(locals_[env_dst[e]], e) is not DEFERRED]
             for i, lid in enumerate(locals_):
                 out.extend(~slot for slot, _ in self._actions(i, lid))
-            return out
+            return self._channel_events(state, out) if self.channels else out
         _, _, timers, down, budget, cut = state
         env_src = self.env_src
         deliverable = list(self.network.deliverable(net))
@@ -742,7 +775,67 @@ class Kernel:
             out.append(~self._slot_id(("heal",)))
         elif part:
             out.extend(~self._slot_id(("partition", m)) for m in self.partitions)
+        return self._channel_events(state, out) if self.channels else out
+
+    def _channel_events(self, state: State, events: list[int]) -> list[int]:
+        """Bounded and lossy links: `events` without the steps a full "block" link blocks
+        (they do not happen, so they do not count against a deadlock either) and without
+        duplicates on a full link, then a loss of each message a lossy link may lose."""
+        network = self.network
+        net = state[1]
+        out = events
+        if network.bounded:
+            out = [ev for ev in events if not self._blocked(state, ev)]
+        if self.lossy:
+            # any message in flight on a lossy link, also one to a crashed or cut-off
+            # instance (it stays in flight, so it may be lost)
+            out.extend(~self._slot_id(("lose", env, pos)) for env, pos in network.losable(net))
         return out
+
+    def _blocked(self, state: State, ev: int) -> bool:
+        """Whether event `ev` (enabled but for capacity) would overfill a "block" link, or
+        is a duplicate on a full link."""
+        locals_, net = state[0], state[1]
+        network = self.network
+        if ev >= 0:
+            o = self._delivery(locals_[self.env_dst[ev]], ev)
+            return bool(o[1]) and network.blocked(net, ev, o[1])
+        slot = self.slots[~ev]
+        kind = slot[0]
+        if kind == "action":
+            o = next(o for sl, o in self._actions(slot[1], locals_[slot[1]]) if sl == ~ev)
+        elif kind == "timer":
+            o = self._timer_outcome(locals_[self.timers[slot[1]][0]], slot[1])
+        elif kind == "restart":
+            o = self._restart_outcome(slot[1], locals_[slot[1]], slot[2])
+        elif kind == "dup":
+            return not network.room(net, slot[1])
+        else:
+            return False
+        return bool(o[1]) and network.blocked(net, -1, o[1])
+
+    def lost(self, state: State, ev: int) -> tuple[Envelope, ...]:
+        """The messages the enabled event `ev` sends that a full "drop" link loses."""
+        if not self.channels or not self.network.bounded:
+            return ()
+        locals_, net = state[0], state[1]
+        consumed = -1
+        if ev >= 0:
+            consumed = ev
+            sends = self._delivery(locals_[self.env_dst[ev]], ev)[1]
+        else:
+            slot = self.slots[~ev]
+            kind = slot[0]
+            if kind == "action":
+                sends = next(o for sl, o in self._actions(slot[1], locals_[slot[1]])
+                             if sl == ~ev)[1]
+            elif kind == "timer":
+                sends = self._timer_outcome(locals_[self.timers[slot[1]][0]], slot[1])[1]
+            elif kind == "restart":
+                sends = self._restart_outcome(slot[1], locals_[slot[1]], slot[2])[1]
+            else:
+                return ()
+        return tuple(self.envs[e] for e in self.network.lost(net, consumed, sends))
 
     def apply(self, state: State, ev: int) -> tuple[State, tuple[int, ...],
                                                       tuple[Violation, ...]]:
@@ -790,6 +883,8 @@ class Kernel:
             elif kind == "dup":
                 net = network.duplicate(net, slot[1])
                 budget = _spend(budget, 1)
+            elif kind == "lose":                               # a lossy link: no budget
+                net = network.lose(net, slot[1], slot[2])
             elif kind == "partition":
                 cut = slot[1]
                 budget = _spend(budget, 3)
@@ -934,9 +1029,9 @@ class Kernel:
                    for fn, loc in self.system.constraints)
 
     def can_progress(self, state: State) -> bool:
-        """Whether some event other than an optional fault (a crash, drop, duplicate or
+        """Whether some event other than an optional fault (a crash, drop, loss, duplicate or
         partition) is enabled.  A system that can only move by failing is deadlocked."""
-        if not self.extended:
+        if not self.has_faults:
             return bool(self.enabled_events(state))
         return any(ev >= 0 or self.slots[~ev][0] not in _OPTIONAL_FAULTS
                    for ev in self.enabled_events(state))
@@ -953,7 +1048,7 @@ class Kernel:
         fairness covers it.  A task is what fairness speaks of: one message's delivery (the
         envelope), one timer, or one action of one instance with one argument (as TLA+'s
         `\\A p: WF(A(p))`: each philosopher is fair, not only "some philosopher").
-        Faults (crash, restart, drop, duplicate, partition, heal) are never fair: the
+        Faults (crash, restart, drop, lose, duplicate, partition, heal) are never fair: the
         adversary may or may not take them.  The strength is the handler's or action's own
         `fair=`, else its instance's (`s.fair(kind, instance)`), else its class's, else the
         kernel's default (the system's `fairness=`, or `check --fairness`)."""
@@ -1043,6 +1138,8 @@ class Kernel:
             return Drop(self.envs[slot[1]])
         if kind == "dup":
             return Duplicate(self.envs[slot[1]])
+        if kind == "lose":
+            return Lose(self.envs[slot[1]], None if slot[2] < 0 else slot[2])
         if kind == "partition":
             return Partition(tuple(inst.name for inst in self.instances
                                    if (slot[1] >> inst.index) & 1))
@@ -1063,7 +1160,7 @@ class Kernel:
         return k
 
     def event_kind(self, ev: int) -> str:
-        """deliver, action, timer, crash, restart, drop, dup, partition or heal."""
+        """deliver, action, timer, crash, restart, drop, dup, lose, partition or heal."""
         return "deliver" if ev >= 0 else self.slots[~ev][0]
 
     def event_owner(self, ev: int) -> int:
@@ -1076,7 +1173,7 @@ class Kernel:
             return slot[1]
         if kind == "timer":
             return self.timers[slot[1]][0]
-        if kind in ("drop", "dup"):
+        if kind in ("drop", "dup", "lose"):
             return self.env_dst[slot[1]]
         return -1
 
@@ -1087,7 +1184,7 @@ class Kernel:
         """The id of an enabled event given by name (an `Event` or its JSON form, as in a
         trace file); `TraceError` when no enabled event of `state` has that name."""
         want = event if isinstance(event, dict) else event.to_json()
-        want = {k: v for k, v in want.items() if k not in ("step", "changes")}
+        want = {k: v for k, v in want.items() if k not in ("step", "changes", "lost")}
         if "kind" not in want:
             raise TraceError(f"event {_clip(repr(want))} has no 'kind'")
         cache = self._event_json
@@ -1320,7 +1417,7 @@ def _clip(text: str, most: int = 200) -> str:
 
 def _describe_json(j: dict[str, Any]) -> str:
     kind = j.get("kind")
-    if kind in ("deliver", "drop", "duplicate"):
+    if kind in ("deliver", "drop", "duplicate", "lose"):
         m = j.get("message")
         mtype = m.get("type", "?") if isinstance(m, dict) else repr(m)
         return f"{kind} {mtype} from {j.get('from')} to {j.get('to')}"
