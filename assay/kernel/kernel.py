@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from itertools import product
 from typing import Any
@@ -52,7 +52,14 @@ from assay.kernel.events import (
 )
 from assay.kernel.exec import Runner, StateView, TimerOp, Wiring
 from assay.kernel.faults import Faults
-from assay.kernel.network import Duplicating, Fifo, FifoChannels, Unordered, UnorderedChannels
+from assay.kernel.network import (
+    Duplicating,
+    Fifo,
+    FifoChannels,
+    Unordered,
+    UnorderedChannels,
+    split_sends,
+)
 from assay.kernel.violation import Violation
 from assay.model.component import ActionInfo, ComponentInfo, component_info
 from assay.model.message import Message
@@ -226,6 +233,8 @@ class Kernel:
         # events, then `apply`), and `enabled_events` leaves out blocked steps and adds losses
         self.channels = any(capacity) or any(lossy)
         self.lossy = any(lossy)
+        self.bounded = any(capacity)
+        self._capacity, self._drop_full = capacity, drop_full
         if system.network == "unordered":
             self.network: Any = UnorderedChannels(self.env_link, capacity, drop_full, lossy) \
                 if self.channels else Unordered()
@@ -836,6 +845,28 @@ class Kernel:
             else:
                 return ()
         return tuple(self.envs[e] for e in self.network.lost(net, consumed, sends))
+
+    def route(self, in_flight: Iterable[Envelope], sends: tuple[Envelope, ...],
+              consumed: Envelope | None = None
+              ) -> tuple[tuple[Envelope, ...], tuple[Envelope, ...]] | None:
+        """The capacity rule for a runtime that knows every message in flight (`in_flight`;
+        `consumed`, if given, is among them and leaves as the step takes it): the step's sends
+        that join their links and those a full "drop" link loses, or None when a full "block"
+        link blocks the step (it must not be taken now).  Without bounded links: (sends, ())."""
+        if not self.bounded or not sends:
+            return sends, ()
+        index = self.link_index
+        links = [index[(e.src, e.src_port, e.dst, e.dst_port)] for e in sends]
+        counts: dict[int, int] = {}
+        for e in in_flight:
+            link = index[(e.src, e.src_port, e.dst, e.dst_port)]
+            counts[link] = counts.get(link, 0) + 1
+        if consumed is not None:
+            link = index[(consumed.src, consumed.src_port, consumed.dst, consumed.dst_port)]
+            counts[link] -= 1
+        kept, lost, blocked = split_sends(sends, links, lambda link: counts.get(link, 0),
+                                          self._capacity, self._drop_full)
+        return None if blocked else (kept, lost)
 
     def apply(self, state: State, ev: int) -> tuple[State, tuple[int, ...],
                                                       tuple[Violation, ...]]:

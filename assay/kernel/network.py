@@ -17,8 +17,10 @@ does not pay for them.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 class Unordered:
@@ -130,6 +132,37 @@ class Fifo:
         return tuple(queues)
 
 
+def split_sends(sends: Sequence[T], links: Sequence[int], count: Callable[[int], int],
+                capacity: Sequence[int], drop_full: Sequence[bool]
+                ) -> tuple[tuple[T, ...], tuple[T, ...], bool]:
+    """The rule of bounded links, for the kernel and for a runtime that knows every message in
+    flight: `sends` (in order, each on the link of the same place in `links`) join links that
+    hold `count(link)` messages now; a send to a link at its capacity (0: unbounded) is lost
+    where `drop_full`, else it blocks the whole step.  Returns (sent, lost, blocked)."""
+    counts: dict[int, int] = {}
+    kept: list[T] = []
+    lost: list[T] = []
+    blocked = False
+    for s, link in zip(sends, links):
+        c = capacity[link]
+        if not c:
+            kept.append(s)
+            continue
+        n = counts.get(link)
+        if n is None:
+            n = count(link)
+        if n >= c:
+            if drop_full[link]:
+                lost.append(s)
+            else:
+                blocked = True
+            counts[link] = n
+        else:
+            kept.append(s)
+            counts[link] = n + 1
+    return tuple(kept), tuple(lost), blocked
+
+
 class _Channels:
     """Capacity and loss per link, over `Unordered` or `Fifo` (a mixin: the network value and
     everything else stay those of the base class).
@@ -162,30 +195,11 @@ class _Channels:
         blocks the step."""
         if not self.bounded or not sends:
             return sends, (), False
-        cap, link_of = self.capacity, self.env_link
-        counts: dict[int, int] = {}
-        kept: list[int] = []
-        lost: list[int] = []
-        blocked = False
-        for s in sends:
-            link = link_of[s]
-            c = cap[link]
-            if not c:
-                kept.append(s)
-                continue
-            n = counts.get(link)
-            if n is None:
-                n = self.count(net, link) - (env >= 0 and link_of[env] == link)
-            if n >= c:
-                if self.drop_full[link]:
-                    lost.append(s)
-                else:
-                    blocked = True
-                counts[link] = n
-            else:
-                kept.append(s)
-                counts[link] = n + 1
-        return tuple(kept), tuple(lost), blocked
+        link_of = self.env_link
+        return split_sends(sends, [link_of[s] for s in sends],
+                           lambda link: self.count(net, link)
+                           - (env >= 0 and link_of[env] == link),
+                           self.capacity, self.drop_full)
 
     def blocked(self, net: Any, env: int, sends: tuple[int, ...]) -> bool:
         return self.split(net, env, sends)[2]

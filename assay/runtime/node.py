@@ -130,9 +130,17 @@ class Node:
                 return self._apply(action.instance, ev.to_json(), step)
         raise ValueError(f"{action} is not enabled")
 
-    def fire_any(self, name: str, rng: random.Random) -> Outcome | None:
-        """Fire one enabled action of `name`, chosen by `rng`; None when none is enabled."""
+    def enabled_steps(self, name: str) -> list[tuple[Fire, LocalStep]]:
+        """The actions of `name` enabled now, each with the step it would take."""
+        return self._enabled(name)
+
+    def fire_any(self, name: str, rng: random.Random,
+                 fits: Callable[[LocalStep], bool] | None = None) -> Outcome | None:
+        """Fire one enabled action of `name`, chosen by `rng` (among those whose step `fits`,
+        if given: a bounded link may block some); None when none is enabled."""
         enabled = self._enabled(name)
+        if fits is not None:
+            enabled = [pair for pair in enabled if fits(pair[1])]
         if not enabled:
             return None
         if len(enabled) > 1:
