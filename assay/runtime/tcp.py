@@ -20,6 +20,13 @@ Each node runs the sans-IO `Node` core (one kernel step per event, monitored), a
   hook runs);
 - Lamport clocks on messages and steps, so the steps recorded by every node merge into one
   trace consistent with causality, which `assay replay` checks against the model.
+
+A message from an instance to itself (two of its ports connected) or to another instance of
+the node stays in the node (with a store, as a row of its own outbox), never on a socket.
+Link capacities (`capacity=`) are not enforced here: a node cannot see what is in flight on
+a link between other nodes, so a deployment's trace replays only where its links stayed
+within them (one process, `local.py`, does enforce them).  A lossy link loses what the real
+network loses: with the links' resending, nothing.
 """
 from __future__ import annotations
 
