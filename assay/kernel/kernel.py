@@ -16,8 +16,9 @@ in flight on a link is in `net`, and a lossy link's losses need no budget.
 A component's step depends only on (instance, local state, event), so its outcome — new local
 state id, envelopes sent, violations, timer operations — is memoised and shared by every global
 state with that local state.  `_apply` defines what every event does; `successors` is the
-checker's hot path, a specialisation of "`_apply` every enabled event" for the short state,
-and `step` is `_apply` for one named event, for the simulator, replay and the runtime.
+checker's hot path, a specialisation of "`_apply` every enabled event" for the short state
+without bounded or lossy links, and `step` is `_apply` for one named event, for the
+simulator, replay and the runtime.
 """
 from __future__ import annotations
 
@@ -246,6 +247,8 @@ class Kernel:
             self.network = Fifo(len(links), self.env_link)
         # whether an enabled event may be an optional fault (not progress: see `can_progress`)
         self.has_faults = self.extended or self.lossy
+        # `successors` specialises the short state without channels; the rest is general
+        self._general = self.extended or self.channels
         n = len(self.instances)
         # a partition cuts a group off from the rest; the group never holds instance 0, so
         # each split is listed once
@@ -681,7 +684,7 @@ class Kernel:
         change nothing (self-loops, left out of `steps` unless they report a violation).
         Events are ints: an envelope id (>= 0) to deliver, or ~slot for any other event.
         """
-        if self.extended or self.channels:
+        if self._general:
             return self._successors_extended(state)
         locals_, net = state
         network = self.network
