@@ -238,4 +238,5 @@ def render_run(console: Console, r: Any, spec: str, system: str, params: dict[st
                        ("ended", {"quiescent": "nothing left to do",
                                   "stopped": "stopped (Ctrl-C or SIGTERM)"}.get(
                                       r.ended, "time is up"))]
+             + ([("lost", f"{r.lost:,} sends to full links")] if getattr(r, "lost", 0) else [])
              + ([("trace", trace_out)] if trace_out else []))

@@ -164,6 +164,17 @@ class LocalRuntime:
         return not self.bounded or self.kernel.route(self._in_flight(), step.sends,
                                                      consumed) is not None
 
+    def _route(self, out: Outcome) -> Outcome:
+        """A step's outcome with the sends that full "drop" links lose taken out (and
+        counted).  A step the loop took fits its "block" links; a start, a restart or a
+        client's step is not held back (it cannot wait), so its sends all go."""
+        if self.bounded and out.applied and out.sends:
+            routed = self.kernel.route(self._in_flight(), out.sends)
+            if routed is not None:
+                self.lost += len(routed[1])
+                return replace(out, sends=routed[0])
+        return out
+
     def _take(self, name: str) -> int | None:
         """Where in its inbox the first message `name` takes now is: one its receive guards
         let in and whose step a full link does not block."""
@@ -203,11 +214,7 @@ class LocalRuntime:
         step's persistent fields, the messages it sends (as rows of the outbox) and the end
         of the message it handled (`consumed`, its row), committed in a thread before the
         messages reach their inboxes: a kill between two steps loses no message."""
-        if self.bounded and out.applied and out.sends:
-            routed = self.kernel.route(self._in_flight(), out.sends)
-            if routed is not None:              # (a start or restart is never blocked)
-                self.lost += len(routed[1])
-                out = replace(out, sends=routed[0])
+        out = self._route(out)
         rows: list[tuple[str, int] | None] = [None] * len(out.sends)
         if self.store is not None:
             gone = None if consumed is None else (NODE, *consumed)
@@ -252,7 +259,7 @@ class LocalRuntime:
         """Fire `action` of a driven instance now (for the client API, which runs without a
         state directory: this step is not made durable)."""
         assert self.store is None, "a driven in-process run has no state directory"
-        out = self.node.fire(action)
+        out = self._route(self.node.fire(action))
         self._handle(action.instance, out)
         self.wake.set()
         return out

@@ -147,6 +147,9 @@ class TcpNode:
         self.name = name
         self.me = dep.nodes[name]
         self.kernel = Kernel(system)
+        if self.kernel.bounded:
+            log.warning("%s: the system's links have capacities, which nodes do not enforce "
+                        "(the trace replays only where the links stayed within them)", name)
         self.hosted = list(self.me.instances)
         self.node = Node(self.kernel, self.hosted, monitor)
         self.driven = set(driven)
