@@ -135,8 +135,15 @@ class Pusher(Component):
 
 def burst_system(count: int = 3, network: str = "fifo", **link) -> System:
     s = System("burst", network=network)
-    s.connect(s.add("a", Burst, count=count).out, s.add("b", Sink).inp, **link)
+    s.connect(s.add("a", Burst, count=count).out, s.add("b", Sink).inp, **link)  # connect
     return s
+
+
+def line_of(marker: str) -> int:
+    lines = [i for i, text in enumerate(Path(__file__).read_text().splitlines(), 1)
+             if text.rstrip().endswith(f"# {marker}")]
+    assert len(lines) == 1
+    return lines[0]
 
 
 def pushers(**link) -> System:
@@ -157,6 +164,7 @@ def test_a_capacity_is_a_whole_number_of_at_least_one(bad):
     with pytest.raises(SpecError) as e:
         burst_system(capacity=bad)
     assert "capacity" in e.value.message and repr(bad) in e.value.message
+    assert e.value.location.line == line_of("connect")       # the spec's line
     with pytest.raises(SpecError):
         System("s", network="fifo", capacity=bad)
 
