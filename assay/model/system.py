@@ -166,7 +166,7 @@ class System:
         self.full = _check_full(full, where)
         self.lossy = _check_lossy(lossy, network, "System", where)
         # the fairness of every event no declaration covers (`check --fairness` overrides it)
-        self.fairness = check_fairness(fairness, caller_location(2))
+        self.fairness = check_fairness(fairness, where)
         # (instance name or component class, kind): `s.fair(kind, ...)`
         self.fair_rules: list[tuple[str | type, str]] = []
         self.liveness: list[Property] = []
