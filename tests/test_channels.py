@@ -451,6 +451,8 @@ def test_no_link_ever_holds_more_than_its_capacity(network, count, capacity, ful
     k = Kernel(fan_system(network, count, capacity=capacity, full=full, lossy=lossy))
     states, _ = reachable(k)
     for s in states:
+        # the specialised successors are "apply every enabled event", event for event
+        assert k._successors_channels(s) == k._successors_extended(s)
         per_link: dict[tuple[str, str], int] = {}
         for e in k.in_flight(s):
             per_link[(e.src, e.dst)] = per_link.get((e.src, e.dst), 0) + 1

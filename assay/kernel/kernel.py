@@ -685,7 +685,9 @@ class Kernel:
         Events are ints: an envelope id (>= 0) to deliver, or ~slot for any other event.
         """
         if self._general:
-            return self._successors_extended(state)
+            if self.extended:
+                return self._successors_extended(state)
+            return self._successors_channels(state)
         locals_, net = state
         network = self.network
         consumes = network.consumes
@@ -733,6 +735,55 @@ class Kernel:
                 else:
                     new_locals = locals_[:i] + (new_lid,) + locals_[i + 1:]
                 out.append((~slot, (new_locals, new_net), viol))
+        return out, enabled
+
+    def _successors_channels(self, state: State
+                             ) -> tuple[list[tuple[int, State, tuple[Violation, ...]]], int]:
+        """`successors` of a short state with bounded or lossy links: the hot path's loops
+        with the capacity rule on each step's sends (`network.split`: a blocked step is not
+        enabled, a full "drop" link loses its sends), then a loss of each message a lossy
+        link may lose — what `enabled_events` and `apply` give, in the same order."""
+        locals_, net = state
+        network = self.network
+        split, deliver, add = network.split, network.deliver_as_is, network.add_as_is
+        env_dst = self.env_dst
+        out: list[tuple[int, State, tuple[Violation, ...]]] = []
+        enabled = 0
+        for env in network.deliverable(net):
+            dst = env_dst[env]
+            lid = locals_[dst]
+            o = self._delivery(lid, env)
+            if o is DEFERRED:
+                continue
+            new_lid, sends, viol, _ = o
+            if sends:
+                sends, _, blocked = split(net, env, sends)
+                if blocked:
+                    continue
+            enabled += 1
+            new_locals = locals_ if new_lid == lid else \
+                locals_[:dst] + (new_lid,) + locals_[dst + 1:]
+            out.append((env, (new_locals, deliver(net, env, sends)), viol))
+        for i, lid in enumerate(locals_):
+            for slot, (new_lid, sends, viol, _) in self._actions(i, lid):
+                if sends:
+                    sends, _, blocked = split(net, -1, sends)
+                    if blocked:
+                        continue
+                enabled += 1
+                new_net = add(net, sends) if sends else net
+                if new_lid == lid:
+                    if new_net is net and not viol:
+                        continue
+                    new_locals = locals_
+                else:
+                    new_locals = locals_[:i] + (new_lid,) + locals_[i + 1:]
+                out.append((~slot, (new_locals, new_net), viol))
+        if self.lossy:
+            for env, pos in network.losable(net):
+                enabled += 1
+                out.append((~self._slot_id(("lose", env, pos)),
+                            (locals_, network.lose(net, env, pos)), ()))
         return out, enabled
 
     def _successors_extended(self, state: State

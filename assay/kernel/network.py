@@ -196,6 +196,12 @@ class _Channels:
         if not self.bounded or not sends:
             return sends, (), False
         link_of = self.env_link
+        if len(sends) == 1:                     # the common case, without the general rule
+            link = link_of[sends[0]]
+            c = self.capacity[link]
+            if not c or self.count(net, link) - (env >= 0 and link_of[env] == link) < c:
+                return sends, (), False
+            return ((), sends, False) if self.drop_full[link] else ((), (), True)
         return split_sends(sends, [link_of[s] for s in sends],
                            lambda link: self.count(net, link)
                            - (env >= 0 and link_of[env] == link),
@@ -214,6 +220,13 @@ class _Channels:
 
     def deliver(self, net: Any, env: int, sends: tuple[int, ...]) -> Any:
         return super().deliver(net, env, self.split(net, env, sends)[0])  # type: ignore[misc]
+
+    def deliver_as_is(self, net: Any, env: int, sends: tuple[int, ...]) -> Any:
+        """`deliver` of sends that `split` has kept already."""
+        return super().deliver(net, env, sends)  # type: ignore[misc]
+
+    def add_as_is(self, net: Any, sends: tuple[int, ...]) -> Any:
+        return super().add(net, sends)  # type: ignore[misc]
 
     def add(self, net: Any, sends: tuple[int, ...]) -> Any:
         return super().add(net, self.split(net, -1, sends)[0])  # type: ignore[misc]
@@ -234,7 +247,7 @@ class UnorderedChannels(_Channels, Unordered):
 
     def count(self, net: tuple[int, ...], link: int) -> int:
         link_of = self.env_link
-        return sum(1 for e in net if link_of[e] == link)
+        return [link_of[e] for e in net].count(link)
 
     def losable(self, net: tuple[int, ...]) -> list[tuple[int, int]]:
         lossy, link_of = self.lossy, self.env_link
