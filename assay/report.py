@@ -60,6 +60,9 @@ def render_steps(console: Console, steps: tuple[Step, ...] | list[Step],
                           markup=False, highlight=False)
         for m in s.sent:
             console.print(f"{pad}sends {m}", markup=False, highlight=False, style="dim")
+        for e in s.lost:
+            console.print(f"{pad}lost, its link is full: {e}", markup=False, highlight=False,
+                          style="yellow")
         for v in s.violations:
             console.print(Text(f"{pad}✗ {v.kind}: {v.message}", style="bold red"),
                           soft_wrap=True)
@@ -257,8 +260,9 @@ def to_mermaid(steps: Any, instances: list[str], violation: Any = None,
             lines.append(f"    {j['from']}->>{j['to']}: {s.index}. {q(m['type'])}"
                          f"({q(fields)})")
             where = j["to"]
-        elif kind == "drop":
-            lines.append(f"    {j['from']}--x{j['to']}: {s.index}. dropped "
+        elif kind in ("drop", "lose"):
+            lines.append(f"    {j['from']}--x{j['to']}: {s.index}. "
+                         f"{'dropped' if kind == 'drop' else 'lost'} "
                          f"{q(j['message']['type'])}")
             where = j["to"]
         elif kind == "duplicate":
@@ -276,6 +280,9 @@ def to_mermaid(steps: Any, instances: list[str], violation: Any = None,
                            if c.instance == where)
             if ch:
                 lines.append(f"    Note right of {where}: {q(ch)}")
+        for e in s.lost:
+            lines.append(f"    {e.src}--x{e.dst}: {s.index}. {q(type(e.message).__name__)} "
+                         "lost (link full)")
         for v in s.violations:
             lines.append(f"    Note over {span}: ✗ {q(v.kind)}: {q(v.message)}")
     if cycle_start is not None:
@@ -320,4 +327,5 @@ def render_run(console: Console, r: Any, spec: str, system: str, params: dict[st
                        ("ended", {"quiescent": "nothing left to do",
                                   "stopped": "stopped (Ctrl-C or SIGTERM)"}.get(
                                       r.ended, "time is up"))]
+             + ([("lost", f"{r.lost:,} sends to full links")] if getattr(r, "lost", 0) else [])
              + ([("trace", trace_out)] if trace_out else []))

@@ -345,3 +345,39 @@ def test_assay_run_deploy_records_each_nodes_choices(tmp_path: Path) -> None:
         assert replay(children, trace)["violation"] is None
     finally:
         children.close()
+
+
+def test_a_way_that_overfills_a_blocking_link_is_not_enabled() -> None:
+    """Channels and choice: each way of a step is an event of its own, so a full "block" link
+    blocks the ways that would overfill it, not the step as a whole."""
+    class Burst(Component):
+        out = Port()
+        sent: int = 0
+
+        @action(when=lambda self: self.sent == 0)
+        def burst(self):
+            n = self.choose((1, 2))
+            for k in range(n):
+                self.out.send(Rolled(k))
+            self.sent = n
+
+    class Sink(Component):
+        inp = Port()
+        got: int = 0
+
+        @on(Rolled)
+        def take(self, m):
+            self.got += 1
+
+    s = System("burst", network="fifo")
+    s.connect(s.add("b", Burst).out, s.add("s", Sink).inp, capacity=1)
+
+    @s.terminal
+    def done(g):
+        return not g.in_flight()
+
+    k = Kernel(s)
+    [(s0, _)] = k.initial_states()
+    assert [k.describe(e) for e in k.enabled_events(s0)] == ["b fires burst, choosing 1"]
+    r = check(s)
+    assert r.verdict == "ok" and r.states == 3

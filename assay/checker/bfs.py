@@ -71,7 +71,7 @@ def bfs(kernel: Kernel, search: Search, keep_going: bool = False) -> Outcome:
         search.states = len(visited)
 
         successors = kernel.successors
-        extended = kernel.extended
+        faulty = kernel.has_faults          # an enabled fault is not progress
         setdefault = visited.setdefault
         check_props = kernel.property_violations if kernel.properties else None
         expanded = 0
@@ -84,7 +84,7 @@ def bfs(kernel: Kernel, search: Search, keep_going: bool = False) -> Outcome:
                     steps, enabled = successors(s)
                     transitions += enabled
                     search.transitions = transitions
-                    if not enabled or extended and not kernel.can_progress(s):
+                    if not enabled or faulty and not kernel.can_progress(s):
                         if kernel.is_terminal(s):
                             terminal += 1
                         else:
@@ -107,7 +107,7 @@ def bfs(kernel: Kernel, search: Search, keep_going: bool = False) -> Outcome:
             for s in level:
                 steps, enabled = successors(s)
                 transitions += enabled
-                if not enabled or extended and not kernel.can_progress(s):
+                if not enabled or faulty and not kernel.can_progress(s):
                     if kernel.is_terminal(s):
                         terminal += 1
                     else:

@@ -60,7 +60,7 @@ def dfs(kernel: Kernel, search: Search, keep_going: bool = False) -> Outcome:
                 if state is not None:                     # expand a newly reached state
                     steps, enabled = successors(state)
                     search.transitions += enabled
-                    if not enabled or kernel.extended and not kernel.can_progress(state):
+                    if not enabled or kernel.has_faults and not kernel.can_progress(state):
                         if kernel.is_terminal(state):
                             terminal += 1
                         else:

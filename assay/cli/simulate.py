@@ -28,7 +28,8 @@ from assay.errors import AssayError, UsageError
 @click.option("--steps", type=click.IntRange(min=1), default=1000, show_default=True,
               help="Events per run at most.")
 @click.option("--faults", "faults_text", metavar="KIND=RATE,...",
-              help="Per-step fault probabilities: drop, dup, crash, restart, partition, heal.")
+              help="Per-step fault probabilities: drop, dup, crash, restart, partition, heal, "
+                   "and lose (losses on lossy links; default 0.05).")
 @click.option("--scheduler", type=click.Choice(["random", "pct"]), default="random",
               show_default=True)
 @click.option("--pct-depth", type=click.IntRange(min=1), default=3, show_default=True,
@@ -97,7 +98,7 @@ def simulate(spec: str, system_name: str | None, params: tuple[str, ...], seed: 
                 raise UsageError(f"cannot write traces to {out_dir}: {e.strerror}") from None
         liveness = result.liveness([p.name for p in system.liveness])
     except AssayError as e:
-        if jobs > 1:
+        if jobs is None or jobs > 1:      # (None: every core, a pool where there are two)
             # a spec error in a worker killed the pool (`_kill_workers`): its management
             # thread may still report the broken pool as the interpreter joins it at exit;
             # leave at once, the error printed and flushed

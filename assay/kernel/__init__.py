@@ -8,6 +8,7 @@ from assay.kernel.events import (
     Event,
     Fire,
     Heal,
+    Lose,
     Partition,
     Restart,
     TimerFire,
@@ -18,5 +19,5 @@ from assay.kernel.trace import Trace, replay
 from assay.kernel.violation import Violation
 
 __all__ = ["Crash", "Deliver", "Drop", "Duplicate", "Envelope", "Event", "Faults", "Fire",
-           "Heal", "Kernel", "Partition", "Restart", "State", "StepResult", "TimerFire", "Trace",
-           "Violation", "World", "replay"]
+           "Heal", "Kernel", "Lose", "Partition", "Restart", "State", "StepResult", "TimerFire",
+           "Trace", "Violation", "World", "replay"]

@@ -58,6 +58,11 @@ class Fire:
         return f"{self.instance} fires {self.action}{arg}" + _chose(self.choices)
 
 
+def envelope_json(e: Envelope) -> dict[str, Any]:
+    """An envelope by name, as events and traces show it."""
+    return _env_json(e)
+
+
 def _env_json(e: Envelope) -> dict[str, Any]:
     return {"to": e.dst, "port": e.dst_port, "from": e.src, "from_port": e.src_port,
             "message": e.message.to_json()}
@@ -133,6 +138,33 @@ class Drop:
 
 
 @dataclass(frozen=True, slots=True)
+class Lose:
+    """A lossy link loses a message in flight on it: any one, at any time (no budget).  On a
+    fifo link `position` says which (0: the head); on an unordered one it is None."""
+
+    envelope: Envelope
+    position: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out = {"kind": "lose", **_env_json(self.envelope)}
+        if self.position is not None:
+            out["position"] = self.position
+        return out
+
+    def __str__(self) -> str:
+        e = self.envelope
+        where = "" if self.position is None else (
+            " (the head of its link)" if self.position == 0
+            else f" ({_ordinal(self.position + 1)} in its link)")
+        return f"the network loses {e.message!r} from {e.src} to {e.dst}{where}"
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+@dataclass(frozen=True, slots=True)
 class Duplicate:
     envelope: Envelope
 
@@ -164,5 +196,6 @@ class Heal:
         return "the partition heals"
 
 
-Event = Deliver | Fire | TimerFire | Crash | Restart | Drop | Duplicate | Partition | Heal
-FAULT_KINDS = ("crash", "restart", "drop", "duplicate", "partition", "heal")
+Event = (Deliver | Fire | TimerFire | Crash | Restart | Drop | Lose | Duplicate | Partition
+         | Heal)
+FAULT_KINDS = ("crash", "restart", "drop", "lose", "duplicate", "partition", "heal")

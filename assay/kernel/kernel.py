@@ -10,20 +10,22 @@ values), `net` the network (see `network.py`) over interned envelope ids, `timer
 tuple of pending timer ids, `down` the bitmask of crashed instances, `budget` the faults left
 (drop, dup, crash, partition; -1 is unlimited) and `cut` the bitmask of the instances a
 partition has cut off (0: none).  Tuples of small ints make states cheap to hash, compare and
-copy.
+copy.  Bounded and lossy links (`System(capacity=, lossy=)`) add nothing to the state: what is
+in flight on a link is in `net`, and a lossy link's losses need no budget.
 
 A component's step depends only on (instance, local state, event), so its outcome — new local
 state id, envelopes sent, violations, timer operations — is memoised and shared by every global
 state with that local state.  `_apply` defines what every event does; `successors` is the
-checker's hot path, a specialisation of "`_apply` every enabled event" for the short state,
-and `step` is `_apply` for one named event, for the simulator, replay and the runtime.
+checker's hot path, a specialisation of "`_apply` every enabled event" for the short state
+without bounded or lossy links, and `step` is `_apply` for one named event, for the
+simulator, replay and the runtime.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from itertools import product
 from typing import Any
@@ -44,13 +46,21 @@ from assay.kernel.events import (
     Event,
     Fire,
     Heal,
+    Lose,
     Partition,
     Restart,
     TimerFire,
 )
 from assay.kernel.exec import Branched, Result, Runner, StateView, TimerOp, Wiring
 from assay.kernel.faults import Faults
-from assay.kernel.network import Duplicating, Fifo, Unordered
+from assay.kernel.network import (
+    Duplicating,
+    Fifo,
+    FifoChannels,
+    Unordered,
+    UnorderedChannels,
+    split_sends,
+)
 from assay.kernel.violation import Violation
 from assay.model.component import ActionInfo, ComponentInfo, component_info
 from assay.model.message import Message
@@ -63,7 +73,7 @@ State = tuple[Any, ...]
 Outcome = tuple[int, tuple[int, ...], tuple[Violation, ...], tuple[int, ...]]
 # the key under which `persisted` keeps the positions of sessions on persistent ports
 SESSIONS = "@sessions"
-_OPTIONAL_FAULTS = frozenset({"crash", "drop", "dup", "partition"})
+_OPTIONAL_FAULTS = frozenset({"crash", "drop", "dup", "partition", "lose"})
 _NOOP = object()     # a memoised delivery that changes nothing (same local state, no sends)
 DEFERRED = object()  # a delivery a receive guard keeps out now: not enabled, stays in flight
 
@@ -244,12 +254,35 @@ class Kernel:
         self.cancels: list[tuple[int, Any]] = []                   # (instance, message or type)
         self.cancel_ids: dict[tuple[int, Any], int] = {}
 
+        # per link, from its connection: capacity (0: unbounded), a full link drops (else
+        # blocks), lossy
+        conn = {}
+        for c in system.connections:
+            conn[(c.a.instance, c.a.port, c.b.instance, c.b.port)] = c
+            conn[(c.b.instance, c.b.port, c.a.instance, c.a.port)] = c
+        self.link_conns = [conn[lk] for lk in links]
+        capacity = [c.capacity or 0 for c in self.link_conns]
+        drop_full = [c.full == "drop" for c in self.link_conns]
+        lossy = [c.lossy for c in self.link_conns]
+        # a network with bounded or lossy links: successors take the general path (enabled
+        # events, then `apply`), and `enabled_events` leaves out blocked steps and adds losses
+        self.channels = any(capacity) or any(lossy)
+        self.lossy = any(lossy)
+        self.bounded = any(capacity)
+        self._capacity, self._drop_full = capacity, drop_full
         if system.network == "unordered":
-            self.network: Any = Unordered()
+            self.network: Any = UnorderedChannels(self.env_link, capacity, drop_full, lossy) \
+                if self.channels else Unordered()
         elif system.network == "duplicating":
             self.network = Duplicating()
+        elif self.channels:
+            self.network = FifoChannels(len(links), self.env_link, capacity, drop_full, lossy)
         else:
             self.network = Fifo(len(links), self.env_link)
+        # whether an enabled event may be an optional fault (not progress: see `can_progress`)
+        self.has_faults = self.extended or self.lossy
+        # `successors` specialises the short state without channels; the rest is general
+        self._general = self.extended or self.channels
         n = len(self.instances)
         # a partition cuts a group off from the rest; the group never holds instance 0, so
         # each split is listed once
@@ -322,6 +355,8 @@ class Kernel:
         timers: tuple[int, ...] = ()
         violations: list[Violation] = []
         for _, sends, viol, tops in starts:
+            if sends and self.channels and self.network.blocked(net, -1, sends):
+                raise self._blocked_start(starts, sends)
             if sends:
                 net = self.network.add(net, sends)
             if tops:
@@ -350,6 +385,16 @@ class Kernel:
                 o = o.outcomes[k]
             starts.append(o)
         return self._initial_state(tuple(starts))[0]
+
+    def _blocked_start(self, combo: Any, sends: tuple[int, ...]) -> SpecError:
+        inst = self.instances[next(i for i, o in enumerate(combo) if o[1] is sends)]
+        link = self.env_link[sends[0]]
+        c = self.link_conns[link]
+        return SpecError(f"the start of {inst.name} sends more messages than the links' "
+                         f"capacity ({c.capacity}) takes, and a full link blocks",
+                         c.location, ["an initial state cannot wait for room: send fewer "
+                                      "messages at the start, or give the connection "
+                                      "full='drop' or a larger capacity"])
 
     def _start_outcome(self, inst: _Instance, lid: int) -> Any:
         """An instance's start from the initial local state `lid` (memoised like a step;
@@ -722,8 +767,10 @@ class Kernel:
         change nothing (self-loops, left out of `steps` unless they report a violation).
         Events are ints: an envelope id (>= 0) to deliver, or ~slot for any other event.
         """
-        if self.extended or self.chooses:
-            return self._successors_extended(state)
+        if self._general or self.chooses:
+            if self.extended or self.chooses:
+                return self._successors_extended(state)
+            return self._successors_channels(state)
         locals_, net = state
         network = self.network
         consumes = network.consumes
@@ -773,6 +820,55 @@ class Kernel:
                 out.append((~slot, (new_locals, new_net), viol))
         return out, enabled
 
+    def _successors_channels(self, state: State
+                             ) -> tuple[list[tuple[int, State, tuple[Violation, ...]]], int]:
+        """`successors` of a short state with bounded or lossy links: the hot path's loops
+        with the capacity rule on each step's sends (`network.split`: a blocked step is not
+        enabled, a full "drop" link loses its sends), then a loss of each message a lossy
+        link may lose — what `enabled_events` and `apply` give, in the same order."""
+        locals_, net = state
+        network = self.network
+        split, deliver, add = network.split, network.deliver_as_is, network.add_as_is
+        env_dst = self.env_dst
+        out: list[tuple[int, State, tuple[Violation, ...]]] = []
+        enabled = 0
+        for env in network.deliverable(net):
+            dst = env_dst[env]
+            lid = locals_[dst]
+            o = self._delivery(lid, env)
+            if o is DEFERRED:
+                continue
+            new_lid, sends, viol, _ = o
+            if sends:
+                sends, _, blocked = split(net, env, sends)
+                if blocked:
+                    continue
+            enabled += 1
+            new_locals = locals_ if new_lid == lid else \
+                locals_[:dst] + (new_lid,) + locals_[dst + 1:]
+            out.append((env, (new_locals, deliver(net, env, sends)), viol))
+        for i, lid in enumerate(locals_):
+            for slot, (new_lid, sends, viol, _) in self._actions(i, lid):
+                if sends:
+                    sends, _, blocked = split(net, -1, sends)
+                    if blocked:
+                        continue
+                enabled += 1
+                new_net = add(net, sends) if sends else net
+                if new_lid == lid:
+                    if new_net is net and not viol:
+                        continue
+                    new_locals = locals_
+                else:
+                    new_locals = locals_[:i] + (new_lid,) + locals_[i + 1:]
+                out.append((~slot, (new_locals, new_net), viol))
+        if self.lossy:
+            for env, pos in network.losable(net):
+                enabled += 1
+                out.append((~self._slot_id(("lose", env, pos)),
+                            (locals_, network.lose(net, env, pos)), ()))
+        return out, enabled
+
     def _successors_extended(self, state: State
                              ) -> tuple[list[tuple[int, State, tuple[Violation, ...]]], int]:
         out = []
@@ -795,7 +891,8 @@ class Kernel:
                    if delivery(locals_[env_dst[e]], e) is not DEFERRED]
             for i, lid in enumerate(locals_):
                 out.extend(~slot for slot, _ in self._actions(i, lid))
-            return self._ways(state, out) if self.chooses else out
+            out = self._ways(state, out) if self.chooses else out
+            return self._channel_events(state, out) if self.channels else out
         _, _, timers, down, budget, cut = state
         env_src = self.env_src
         deliverable = list(self.network.deliverable(net))
@@ -825,7 +922,8 @@ class Kernel:
             out.append(~self._slot_id(("heal",)))
         elif part:
             out.extend(~self._slot_id(("partition", m)) for m in self.partitions)
-        return self._ways(state, out) if self.chooses else out
+        out = self._ways(state, out) if self.chooses else out
+        return self._channel_events(state, out) if self.channels else out
 
     def _ways(self, state: State, events: list[int]) -> list[int]:
         """`events` with each whose step chooses replaced by one event per way it can go:
@@ -848,6 +946,8 @@ class Kernel:
             return self._delivery(locals_[self.env_dst[ev]], ev)
         slot = self.slots[~ev]
         kind = slot[0]
+        if kind == "choice":
+            return self._outcome_at(state, slot[1]).outcomes[slot[2]]
         if kind == "action":
             i = slot[1]
             return next(o for s, o in self._actions(i, locals_[i]) if s == ~ev)
@@ -856,6 +956,69 @@ class Kernel:
         if kind == "restart":
             return self._restart_outcome(slot[1], locals_[slot[1]], slot[2])
         return None
+
+    def _channel_events(self, state: State, events: list[int]) -> list[int]:
+        """Bounded and lossy links: `events` without the steps a full "block" link blocks
+        (they do not happen, so they do not count against a deadlock either) and without
+        duplicates on a full link, then a loss of each message a lossy link may lose."""
+        network = self.network
+        net = state[1]
+        out = events
+        if network.bounded:
+            out = [ev for ev in events if not self._blocked(state, ev)]
+        if self.lossy:
+            # any message in flight on a lossy link, also one to a crashed or cut-off
+            # instance (it stays in flight, so it may be lost)
+            out.extend(~self._slot_id(("lose", env, pos)) for env, pos in network.losable(net))
+        return out
+
+    def _blocked(self, state: State, ev: int) -> bool:
+        """Whether event `ev` (enabled but for capacity) would overfill a "block" link, or
+        is a duplicate on a full link."""
+        net = state[1]
+        network = self.network
+        if ev < 0 and self.slots[~ev][0] == "dup":
+            return not network.room(net, self.slots[~ev][1])
+        o = self._outcome_at(state, ev)
+        return o is not None and bool(o[1]) and network.blocked(net, self._consumed(ev), o[1])
+
+    def lost(self, state: State, ev: int) -> tuple[Envelope, ...]:
+        """The messages the enabled event `ev` sends that a full "drop" link loses."""
+        if not self.channels or not self.network.bounded:
+            return ()
+        o = self._outcome_at(state, ev)
+        if o is None:
+            return ()
+        return tuple(self.envs[e] for e in self.network.lost(state[1], self._consumed(ev), o[1]))
+
+    def _consumed(self, ev: int) -> int:
+        """The envelope a delivery (or a way of one that chooses) takes off the network; -1
+        for other events."""
+        while ev < 0 and self.slots[~ev][0] == "choice":
+            ev = self.slots[~ev][1]
+        return ev if ev >= 0 else -1
+
+    def route(self, in_flight: Iterable[Envelope], sends: tuple[Envelope, ...],
+              consumed: Envelope | None = None
+              ) -> tuple[tuple[Envelope, ...], tuple[Envelope, ...]] | None:
+        """The capacity rule for a runtime that knows every message in flight (`in_flight`;
+        `consumed`, if given, is among them and leaves as the step takes it): the step's sends
+        that join their links and those a full "drop" link loses, or None when a full "block"
+        link blocks the step (it must not be taken now).  Without bounded links: (sends, ())."""
+        if not self.bounded or not sends:
+            return sends, ()
+        index = self.link_index
+        links = [index[(e.src, e.src_port, e.dst, e.dst_port)] for e in sends]
+        counts: dict[int, int] = {}
+        for e in in_flight:
+            link = index[(e.src, e.src_port, e.dst, e.dst_port)]
+            counts[link] = counts.get(link, 0) + 1
+        if consumed is not None:
+            link = index[(consumed.src, consumed.src_port, consumed.dst, consumed.dst_port)]
+            counts[link] -= 1
+        kept, lost, blocked = split_sends(sends, links, lambda link: counts.get(link, 0),
+                                          self._capacity, self._drop_full)
+        return None if blocked else (kept, lost)
 
     def apply(self, state: State, ev: int) -> tuple[State, tuple[int, ...],
                                                       tuple[Violation, ...]]:
@@ -914,6 +1077,8 @@ class Kernel:
             elif kind == "dup":
                 net = network.duplicate(net, slot[1])
                 budget = _spend(budget, 1)
+            elif kind == "lose":                               # a lossy link: no budget
+                net = network.lose(net, slot[1], slot[2])
             elif kind == "partition":
                 cut = slot[1]
                 budget = _spend(budget, 3)
@@ -1058,9 +1223,9 @@ class Kernel:
                    for fn, loc in self.system.constraints)
 
     def can_progress(self, state: State) -> bool:
-        """Whether some event other than an optional fault (a crash, drop, duplicate or
+        """Whether some event other than an optional fault (a crash, drop, loss, duplicate or
         partition) is enabled.  A system that can only move by failing is deadlocked."""
-        if not self.extended:
+        if not self.has_faults:
             return bool(self.enabled_events(state))
         return any(ev >= 0 or self.slots[~ev][0] not in _OPTIONAL_FAULTS
                    for ev in self.enabled_events(state))
@@ -1077,7 +1242,7 @@ class Kernel:
         fairness covers it.  A task is what fairness speaks of: one message's delivery (the
         envelope), one timer, or one action of one instance with one argument (as TLA+'s
         `\\A p: WF(A(p))`: each philosopher is fair, not only "some philosopher").
-        Faults (crash, restart, drop, duplicate, partition, heal) are never fair: the
+        Faults (crash, restart, drop, lose, duplicate, partition, heal) are never fair: the
         adversary may or may not take them.  The strength is the handler's or action's own
         `fair=`, else its instance's (`s.fair(kind, instance)`), else its class's, else the
         kernel's default (the system's `fairness=`, or `check --fairness`)."""
@@ -1172,6 +1337,8 @@ class Kernel:
             return Drop(self.envs[slot[1]])
         if kind == "dup":
             return Duplicate(self.envs[slot[1]])
+        if kind == "lose":
+            return Lose(self.envs[slot[1]], None if slot[2] < 0 else slot[2])
         if kind == "partition":
             return Partition(tuple(inst.name for inst in self.instances
                                    if (slot[1] >> inst.index) & 1))
@@ -1192,8 +1359,8 @@ class Kernel:
         return k
 
     def event_kind(self, ev: int) -> str:
-        """deliver, action, timer, crash, restart, drop, dup, partition or heal (a way of a
-        step that chooses is of its step's kind)."""
+        """deliver, action, timer, crash, restart, drop, dup, lose, partition or heal (a way
+        of a step that chooses is of its step's kind)."""
         if ev >= 0:
             return "deliver"
         slot = self.slots[~ev]
@@ -1220,7 +1387,7 @@ class Kernel:
             return slot[1]
         if kind == "timer":
             return self.timers[slot[1]][0]
-        if kind in ("drop", "dup"):
+        if kind in ("drop", "dup", "lose"):
             return self.env_dst[slot[1]]
         return -1
 
@@ -1231,7 +1398,7 @@ class Kernel:
         """The id of an enabled event given by name (an `Event` or its JSON form, as in a
         trace file); `TraceError` when no enabled event of `state` has that name."""
         want = event if isinstance(event, dict) else event.to_json()
-        want = {k: v for k, v in want.items() if k not in ("step", "changes")}
+        want = {k: v for k, v in want.items() if k not in ("step", "changes", "lost")}
         if "kind" not in want:
             raise TraceError(f"event {_clip(repr(want))} has no 'kind'")
         cache = self._event_json
@@ -1464,7 +1631,7 @@ def _clip(text: str, most: int = 200) -> str:
 
 def _describe_json(j: dict[str, Any]) -> str:
     kind = j.get("kind")
-    if kind in ("deliver", "drop", "duplicate"):
+    if kind in ("deliver", "drop", "duplicate", "lose"):
         m = j.get("message")
         mtype = m.get("type", "?") if isinstance(m, dict) else repr(m)
         return f"{kind} {mtype} from {j.get('from')} to {j.get('to')}"

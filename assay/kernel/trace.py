@@ -5,6 +5,8 @@ A trace names the spec, the system and its parameters, and lists events by the s
 that the event is enabled, and reports where it ends.  An event may also carry what its step
 did when the trace was written (`"changes"`: the fields it changed, by instance, in JSON form;
 `check` and `simulate` write them): replay checks that recomputing the step gives the same.
+A step whose sends a full link with `full="drop"` lost records them too (`"lost"`: the
+envelopes, by name); a lossy link's loss is an event of its own (`"kind": "lose"`).
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from assay.errors import TraceError
+from assay.kernel.events import Envelope, envelope_json
 from assay.kernel.kernel import Change, Kernel, State
 from assay.kernel.violation import Violation
 from assay.model.component import FAIRNESS
@@ -25,10 +28,10 @@ Hook = Callable[[State, int, State], None]   # called after each replayed step: 
 
 FORMAT = "assay-trace"
 VERSION = 1
-EVENT_KINDS = ("deliver", "action", "timer", "crash", "restart", "drop", "duplicate",
+EVENT_KINDS = ("deliver", "action", "timer", "crash", "restart", "drop", "lose", "duplicate",
                "partition", "heal")
 # keys of an event that record what its step did, not which event it is
-RECORDED = ("step", "changes")
+RECORDED = ("step", "changes", "lost")
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,7 @@ class Step:
     changes: tuple[Change, ...]
     sent: tuple[str, ...]
     violations: tuple[Violation, ...]
+    lost: tuple[Envelope, ...] = ()       # sends a full link lost (`full="drop"`)
 
 
 @dataclass
@@ -182,8 +186,12 @@ def changes_json(changes: Sequence[Change]) -> dict[str, dict[str, Any]]:
 
 
 def recorded_event(step: Step) -> dict[str, Any]:
-    """A step as a trace file lists it: the event, and the fields it changed."""
-    return {**step.event_json, "changes": changes_json(step.changes)}
+    """A step as a trace file lists it: the event, the fields it changed, and the messages a
+    full link lost, if any."""
+    out = {**step.event_json, "changes": changes_json(step.changes)}
+    if step.lost:
+        out["lost"] = [envelope_json(e) for e in step.lost]
+    return out
 
 
 def with_changes(kernel: Kernel, start: State, events: Sequence[dict[str, Any]]
@@ -201,6 +209,17 @@ def with_changes(kernel: Kernel, start: State, events: Sequence[dict[str, Any]]
 def _check_recorded(index: int, recorded: dict[str, Any], step: Step) -> None:
     """A `TraceError` if the trace recorded other changes for this step than replaying it
     gives (an event without `"changes"` records nothing to compare)."""
+    if "lost" in recorded:
+        from assay.kernel.kernel import _same_json
+
+        have_lost = [envelope_json(e) for e in step.lost]
+        if not _same_json(recorded["lost"], have_lost):
+            raise TraceError(
+                f"step {index}: {step.description}: the trace recorded "
+                f"{_clip(recorded['lost'])} as lost to a full link, replaying loses "
+                f"{_clip(have_lost)}",
+                notes=["the spec changed since the trace was written (a capacity, say), or the "
+                       "trace was edited"])
     if "changes" not in recorded:
         return
     want = recorded["changes"]
@@ -247,7 +266,7 @@ def explain(kernel: Kernel, before: State, ev: int, index: int) -> tuple[Step, S
     res = kernel.step(before, ev)
     step = Step(index, ev, kernel.describe(ev), kernel.event(ev).to_json(),
                 tuple(kernel.changes(before, res.state)), tuple(str(e) for e in res.sends),
-                res.violations)
+                res.violations, kernel.lost(before, ev))
     return step, res.state
 
 

@@ -3,6 +3,13 @@ and the properties every reachable global state must satisfy.
 
 A spec's system function builds one `System`; the kernel compiles it.  Every mistake in the
 wiring is reported at the spec line that made it.
+
+A connection is two links, one per direction.  On the `fifo` and `unordered` networks a link
+may be bounded (`capacity=k`: at most k messages in flight on it; a send to a full link blocks
+the step that makes it, or is lost, as `full=` says) and lossy (`lossy=True`: the network may
+lose any message in flight on it, at any time, without a budget).  Both are set for the whole
+system (`System(..., capacity=2, lossy=True)`) and per connection (`s.connect(a.out, b.inp,
+capacity=1, full="drop")`), the connection's own choice first.
 """
 from __future__ import annotations
 
@@ -24,6 +31,7 @@ from assay.model.component import (
 from assay.model.types import OneOf
 
 NETWORKS = ("unordered", "fifo", "duplicating")
+FULL = ("block", "drop")        # what a send to a full link does
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
 
 
@@ -64,9 +72,21 @@ class InstanceRef:
 
 @dataclass(frozen=True)
 class Connection:
+    """Two connected ports, and what each of the connection's two links (one per direction)
+    is: `capacity` messages in flight at most (None: unbounded), what a send to a full link
+    does (`full`: "block" or "drop"), and whether the network may lose its messages."""
+
     a: PortRef
     b: PortRef
     location: Location | None
+    capacity: int | None = None
+    full: str = "block"
+    lossy: bool = False
+
+    @property
+    def self_loop(self) -> bool:
+        """Whether the connection joins two ports of one instance (it messages itself)."""
+        return self.a.instance == self.b.instance
 
 
 @dataclass(frozen=True)
@@ -86,6 +106,45 @@ class Property:
                 "leads_to": f"{_label(self.trigger, 'p')} ~> {q}"}[self.kind]
 
 
+def _check_capacity(capacity: Any, network: str, who: str,
+                    where: Location | None) -> int | None:
+    """A link capacity: None (unbounded) or a whole number >= 1, on a network that consumes
+    messages."""
+    if capacity is None:
+        return None
+    if type(capacity) is not int:
+        raise SpecError(f"{who}(capacity={capacity!r}): a capacity is a whole number of "
+                        "messages", where, ["e.g. capacity=1; leave it out for unbounded links"])
+    if capacity < 1:
+        raise SpecError(f"{who}(capacity={capacity}): a link holds at least 1 message", where,
+                        ["a link of capacity 0 could never carry a message; give capacity=1 or "
+                         "more"])
+    if network == "duplicating":
+        raise SpecError(f"{who}(capacity={capacity}) on the duplicating network", where,
+                        ["a duplicating network keeps every message ever sent, so its links "
+                         "have no room to bound; use network='fifo' or 'unordered' with a "
+                         "capacity"])
+    return capacity
+
+
+def _check_full(full: Any, where: Location | None) -> str:
+    if full not in FULL:
+        raise SpecError(f"full={full!r}: a send to a full link either blocks or is dropped",
+                        where, ["full='block' (the step waits for room) or full='drop' (the "
+                                "message is lost)"])
+    return str(full)
+
+
+def _check_lossy(lossy: Any, network: str, who: str, where: Location | None) -> bool:
+    if type(lossy) is not bool:
+        raise SpecError(f"{who}(lossy={lossy!r}): lossy is True or False", where)
+    if lossy and network == "duplicating":
+        raise SpecError(f"{who}(lossy=True) on the duplicating network", where,
+                        ["a duplicating network keeps every message ever sent; use "
+                         "network='fifo' or 'unordered' for lossy links"])
+    return lossy
+
+
 def _label(fn: Any, default: str) -> str:
     name = getattr(fn, "__name__", default)
     return default if name == "<lambda>" else name
@@ -101,14 +160,21 @@ class System:
     MAX_INSTANCES = 10_000
     MAX_CONNECTIONS = 100_000
 
-    def __init__(self, name: str, network: str = "unordered", fairness: str = "none") -> None:
+    def __init__(self, name: str, network: str = "unordered", fairness: str = "none", *,
+                 capacity: int | None = None, full: str = "block",
+                 lossy: bool = False) -> None:
+        where = caller_location(2)
         if network not in NETWORKS:
-            raise SpecError(f"unknown network model {network!r}", caller_location(2),
+            raise SpecError(f"unknown network model {network!r}", where,
                             [f"choose one of: {', '.join(NETWORKS)}"])
         self.name = name
         self.network = network
+        # the links' defaults (a connection may set its own): see the module docstring
+        self.capacity = _check_capacity(capacity, network, "System", where)
+        self.full = _check_full(full, where)
+        self.lossy = _check_lossy(lossy, network, "System", where)
         # the fairness of every event no declaration covers (`check --fairness` overrides it)
-        self.fairness = check_fairness(fairness, caller_location(2))
+        self.fairness = check_fairness(fairness, where)
         # (instance name or component class, kind): `s.fair(kind, ...)`
         self.fair_rules: list[tuple[str | type, str]] = []
         self.liveness: list[Property] = []
@@ -178,8 +244,12 @@ class System:
         self.locations[name] = where
         return InstanceRef(self, name, cls)
 
-    def connect(self, a: Any, b: Any) -> None:
-        """Connect two ports of different instances: `s.connect(rm.tm, tm.rms)`."""
+    def connect(self, a: Any, b: Any, *, capacity: int | None = None, full: str | None = None,
+                lossy: bool | None = None) -> None:
+        """Connect two ports: `s.connect(rm.tm, tm.rms)`.  The two ports may belong to one
+        instance (it sends to itself through the network), but a port does not connect to
+        itself.  `capacity`, `full` and `lossy` set this connection's links (in each
+        direction); left out, they are the system's."""
         where = caller_location(2)
         for end in (a, b):
             if isinstance(end, Port):
@@ -194,9 +264,25 @@ class System:
             if not isinstance(end, PortRef) or end.instance not in self.instances:
                 raise SpecError(f"connect() needs ports of instances of this system, got {end!r}",
                                 where)
-        if a.instance == b.instance:
-            raise SpecError(f"connect({a}, {b}) connects {a.instance!r} to itself", where,
-                            ["a port connects two different instances"])
+        if (a.instance, a.port) == (b.instance, b.port):
+            others = sorted(set(component_info(self.instances[a.instance]).ports) - {a.port})
+            raise SpecError(f"connect({a}, {b}) connects port {a} to itself", where,
+                            ["a port reaches each peer through one session, which would be "
+                             "both its ends here",
+                             f"an instance messages itself through two of its ports: "
+                             f"s.connect({a}, {a.instance}.{others[0]})" if others else
+                             "an instance messages itself through two of its ports: give "
+                             "the component a second port, e.g. one to send on and one to "
+                             "receive on"])
+        cap = self.capacity if capacity is None else _check_capacity(
+            capacity, self.network, "connect", where)
+        mode = self.full if full is None else _check_full(full, where)
+        if full is not None and cap is None:
+            raise SpecError(f"connect({a}, {b}, full={full!r}) without a capacity", where,
+                            ["full= says what a send to a full link does; give the links a "
+                             "capacity too: capacity=1"])
+        lost = self.lossy if lossy is None else _check_lossy(lossy, self.network, "connect",
+                                                             where)
         if len(self.connections) >= self.MAX_CONNECTIONS:
             raise SpecError(f"system {self.name!r} would have more connections than assay "
                             f"allows (at most {self.MAX_CONNECTIONS} connections)", where,
@@ -213,7 +299,7 @@ class System:
             if any(p.instance == other.instance for p in ends.get((end.instance, end.port), ())):
                 raise SpecError(f"port {end} is already connected to {other.instance!r}", where,
                                 ["a port reaches each peer once; peers are named by instance"])
-        self.connections.append(Connection(a, b, where))
+        self.connections.append(Connection(a, b, where, cap, mode, lost))
         ends.setdefault(key_a, []).append(b)
         ends.setdefault(key_b, []).append(a)
 

@@ -6,6 +6,11 @@ its inbox, or fires one of its enabled actions.  Timers run on the event loop's 
 units of `time_unit` seconds).  The run ends when nothing is left to do (no message, no enabled
 action, no timer), or when `duration` elapses.
 
+Links run as the model bounds them (`capacity=`): every message in flight is in an inbox
+here, so a step whose sends a full "block" link cannot take is not taken (it waits for room,
+as in `check`), and a send to a full "drop" link is lost (counted in the report).  A lossy
+link loses nothing in one process: losing is what a lossy link may do, not what it must.
+
 Every applied step is recorded by name, so the run is a trace: `assay replay` of it through the
 checker's kernel confirms that the run is one the model allows (conformance).
 
@@ -28,13 +33,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
 from assay.errors import Location, StateError
 from assay.kernel.events import Envelope, Fire
-from assay.kernel.kernel import Kernel
+from assay.kernel.kernel import Kernel, LocalChoice, LocalStep
 from assay.kernel.trace import Trace, run_events
 from assay.kernel.violation import Violation
 from assay.runtime.node import Node, Outcome
@@ -60,6 +65,7 @@ class RunReport:
     refused: list[Envelope] = field(default_factory=list)
     violation_count: int = 0                     # all of them (`violations` lists the first)
     dead_letter_count: int = 0
+    lost: int = 0                                # sends lost to full links (`full="drop"`)
 
     @property
     def exit_code(self) -> int:
@@ -72,7 +78,7 @@ class RunReport:
                 "violation_count": self.violation_count,
                 "violations": [{"step": e, **v.to_json()} for e, v in self.violations],
                 "dead_letters": [str(e) for e in self.dead_letters],
-                "refused": [str(e) for e in self.refused],
+                "refused": [str(e) for e in self.refused], "lost": self.lost,
                 "final": {n: {k: to_json(v) for k, v in f.items()}
                           for n, f in self.final.items()}}
 
@@ -96,7 +102,12 @@ class LocalRuntime:
         self._epoch = os.urandom(8).hex()
         self._seq = 0
         # every message in flight is in an inbox here: properties may read the network
-        self.node.in_flight = lambda: [e for q in self.inbox.values() for e in q]
+        self.node.in_flight = self._in_flight
+        # links with a capacity: steps are taken as the model allows (see the docstring)
+        self.bounded = kernel.bounded
+        if self.bounded:
+            self.node.fits = self._fits
+        self.lost = 0
         self.rng = random.Random(seed)
         self.wake = asyncio.Event()
         self.timers = Timers(self.names, time_unit, self.wake)
@@ -147,6 +158,54 @@ class LocalRuntime:
         self._starts = [(n, self.node.start(n)) for n in self.names
                         if first_life and self.node.has_start(n)]
 
+    def _in_flight(self) -> list[Envelope]:
+        return [e for q in self.inbox.values() for e in q]
+
+    def _fits(self, step: LocalStep | LocalChoice, consumed: Envelope | None = None) -> bool:
+        """Whether a step's sends find room on their links (always, without capacities); a
+        step that chooses fits when one of its ways does (the node takes one that fits)."""
+        if isinstance(step, LocalChoice):
+            return any(self._fits(way, consumed) for way in step.steps)
+        return not self.bounded or self.kernel.route(self._in_flight(), step.sends,
+                                                     consumed) is not None
+
+    def _route(self, out: Outcome) -> Outcome:
+        """A step's outcome with the sends that full "drop" links lose taken out (and
+        counted).  A step the loop took fits its "block" links; a start, a restart or a
+        client's step is not held back (it cannot wait), so its sends all go."""
+        if self.bounded and out.applied and out.sends:
+            routed = self.kernel.route(self._in_flight(), out.sends)
+            if routed is not None:
+                self.lost += len(routed[1])
+                return replace(out, sends=routed[0])
+        return out
+
+    def _take(self, name: str) -> int | None:
+        """Where in its inbox the first message `name` takes now is: one its receive guards
+        let in and whose step a full link does not block."""
+        box = self.inbox[name]
+        if not box:
+            return None
+        if not self.bounded:
+            return self.node.first_taken(name, box)
+        lid = self.node.local[name]
+        k = self.kernel
+        for i, env in enumerate(box):
+            if k.local_accepts(lid, env) and self._fits(k.local_deliver(lid, env), env):
+                return i
+        return None
+
+    def _due_timer(self) -> int | None:
+        """Which due timer fires next (its place in `timers.due`): the first whose step a
+        full link does not block."""
+        due = self.timers.due
+        if not due or not self.bounded:
+            return 0 if due else None
+        for i, (name, delay, message) in enumerate(due):
+            if self._fits(self.kernel.local_timer(name, self.node.local[name], delay, message)):
+                return i
+        return None
+
     def _log(self, event: dict[str, Any]) -> int:
         self.clock += 1
         if self.steplog is not None:
@@ -160,6 +219,7 @@ class LocalRuntime:
         step's persistent fields, the messages it sends (as rows of the outbox) and the end
         of the message it handled (`consumed`, its row), committed in a thread before the
         messages reach their inboxes: a kill between two steps loses no message."""
+        out = self._route(out)
         rows: list[tuple[str, int] | None] = [None] * len(out.sends)
         if self.store is not None:
             gone = None if consumed is None else (NODE, *consumed)
@@ -194,13 +254,17 @@ class LocalRuntime:
         self.timers.apply(name, out.timer_ops)
 
     def _enabled(self, name: str) -> bool:
-        return name not in self.driven and bool(self.node.actions(name))
+        if name in self.driven:
+            return False
+        if not self.bounded:
+            return bool(self.node.actions(name))
+        return any(self._fits(step) for _, step in self.node.enabled_steps(name))
 
     def fire(self, action: Fire) -> Outcome:
         """Fire `action` of a driven instance now (for the client API, which runs without a
         state directory: this step is not made durable)."""
         assert self.store is None, "a driven in-process run has no state directory"
-        out = self.node.fire(action)
+        out = self._route(self.node.fire(action))
         self._handle(action.instance, out)
         self.wake.set()
         return out
@@ -226,13 +290,14 @@ class LocalRuntime:
             if deadline is not None and time.perf_counter() >= deadline:
                 ended = "time"
                 break
-            if self.timers.due:
-                name, delay, message = self.timers.due.popleft()
+            due = self._due_timer()
+            if due is not None:
+                name, delay, message = self.timers.due[due]
+                del self.timers.due[due]
                 await self._step_done(name, self.node.timer(name, delay, message))
                 await asyncio.sleep(0)
                 continue
-            takes = {n: self.node.first_taken(n, self.inbox[n]) if self.inbox[n] else None
-                     for n in self.names}
+            takes = {n: self._take(n) for n in self.names}
             ready = [n for n in self.names if takes[n] is not None or self._enabled(n)]
             if ready:
                 name = ready[self.rng.randrange(len(ready))]
@@ -248,7 +313,8 @@ class LocalRuntime:
                     if name in self.driven and self.on_delivered is not None:
                         self.on_delivered(env, out)
                 else:
-                    out = self.node.fire_any(name, self.rng)
+                    out = self.node.fire_any(name, self.rng,
+                                             self._fits if self.bounded else None)
                 assert out is not None
                 await self._step_done(name, out, consumed)
                 await asyncio.sleep(0)        # let timers and other tasks run
@@ -270,7 +336,7 @@ class LocalRuntime:
                          self.node.violations, self.node.dead_letters,
                          {n: self.node.state(n) for n in self.names}, start,
                          self.node.refused, self.node.violation_count,
-                         self.node.dead_letter_count)
+                         self.node.dead_letter_count, self.lost)
 
     def close(self) -> None:
         """A clean stop: every step logged is durable (a restart resumes after the last of

@@ -80,6 +80,8 @@ class Node:
     # what a step's `self.choose(...)` takes here: at random (the model checker explores
     # every way; `simulate` draws from its seed); the way taken is recorded with the event
     rng: random.Random = field(default_factory=random.SystemRandom, repr=False)
+    # a driver that keeps to link capacities: which ways of a step that chooses fit
+    fits: Callable[[LocalStep, Envelope | None], bool] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.monitor not in POLICIES:
@@ -143,9 +145,17 @@ class Node:
                 return self._apply(action.instance, ev.to_json(), step)
         raise ValueError(f"{action} is not enabled")
 
-    def fire_any(self, name: str, rng: random.Random) -> Outcome | None:
-        """Fire one enabled action of `name`, chosen by `rng`; None when none is enabled."""
+    def enabled_steps(self, name: str) -> list[tuple[Fire, LocalStep | LocalChoice]]:
+        """The actions of `name` enabled now, each with the step it would take."""
+        return self._enabled(name)
+
+    def fire_any(self, name: str, rng: random.Random,
+                 fits: Callable[[Any], bool] | None = None) -> Outcome | None:
+        """Fire one enabled action of `name`, chosen by `rng` (among those whose step `fits`,
+        if given: a bounded link may block some); None when none is enabled."""
         enabled = self._enabled(name)
+        if fits is not None:
+            enabled = [pair for pair in enabled if fits(pair[1])]
         if not enabled:
             return None
         if len(enabled) > 1:
@@ -206,7 +216,8 @@ class Node:
                consumed: Envelope | None = None, rejectable: bool = True,
                properties: bool = True) -> Outcome:
         if isinstance(step, LocalChoice):
-            step = step.pick(self.rng)
+            ways = [w for w in step.steps if self.fits is None or self.fits(w, consumed)]
+            step = LocalChoice(tuple(ways)).pick(self.rng) if ways else step.pick(self.rng)
         if step.choices:
             event = {**event, "choices": [to_json(c) for c in step.choices]}
         self.steps += 1

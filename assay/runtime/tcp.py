@@ -20,6 +20,13 @@ Each node runs the sans-IO `Node` core (one kernel step per event, monitored), a
   hook runs);
 - Lamport clocks on messages and steps, so the steps recorded by every node merge into one
   trace consistent with causality, which `assay replay` checks against the model.
+
+A message from an instance to itself (two of its ports connected) or to another instance of
+the node stays in the node (with a store, as a row of its own outbox), never on a socket.
+Link capacities (`capacity=`) are not enforced here: a node cannot see what is in flight on
+a link between other nodes, so a deployment's trace replays only where its links stayed
+within them (one process, `local.py`, does enforce them).  A lossy link loses what the real
+network loses: with the links' resending, nothing.
 """
 from __future__ import annotations
 
@@ -140,6 +147,9 @@ class TcpNode:
         self.name = name
         self.me = dep.nodes[name]
         self.kernel = Kernel(system)
+        if self.kernel.bounded:
+            log.warning("%s: the system's links have capacities, which nodes do not enforce "
+                        "(the trace replays only where the links stayed within them)", name)
         self.hosted = list(self.me.instances)
         self.node = Node(self.kernel, self.hosted, monitor)
         self.driven = set(driven)

@@ -1,9 +1,17 @@
-"""Fault rates for simulation: the probability, per step, of injecting a fault of each kind."""
+"""Fault rates for simulation: the probability, per step, of injecting a fault of each kind.
+
+`lose` is the rate of the losses a lossy link (`System(lossy=True)`, `connect(lossy=True)`)
+may suffer: they are the network's, not a fault budget, so a run loses messages on lossy
+links at `LOSE` per step unless `--faults lose=R` says otherwise (0: never), and a system
+without lossy links never does.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
 from assay.errors import UsageError
+
+LOSE = 0.05      # the default rate of losses on lossy links
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,14 +22,17 @@ class FaultRates:
     restart: float = 0.5          # per step, while an instance is down
     partition: float = 0.0
     heal: float = 0.2             # per step, while a partition holds
+    lose: float = LOSE            # per step, while a lossy link has a message in flight
 
     @property
     def any(self) -> bool:
+        """Whether a fault that needs the kernel's fault budget may be injected (a lossy
+        link's losses need none)."""
         return bool(self.drop or self.dup or self.crash or self.partition)
 
     @classmethod
     def parse(cls, text: str) -> FaultRates:
-        """`drop=0.05,dup=0.01,crash=0.002,restart=0.5,partition=0.001`."""
+        """`drop=0.05,dup=0.01,crash=0.002,restart=0.5,partition=0.001,lose=0.1`."""
         names = {f.name for f in fields(cls)}
         rates: dict[str, float] = {}
         for part in filter(None, (p.strip() for p in text.split(","))):

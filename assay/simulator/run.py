@@ -158,7 +158,7 @@ def run_once(kernel: Kernel, seed: int, steps: int, rates: FaultRates,
     extended = kernel.extended
     fault_rates = (("drop", rates.drop), ("dup", rates.dup), ("crash", rates.crash),
                    ("restart", rates.restart), ("partition", rates.partition),
-                   ("heal", rates.heal))
+                   ("heal", rates.heal), ("lose", rates.lose))
     for step in range(1, steps + 1):
         # the events that change something (a self-loop would only burn a step)
         moves, enabled = kernel.successors(state)

@@ -12,6 +12,12 @@ violation.  So a connection is incompatible when, in some reachable configuratio
 
 Breadth-first search gives the shortest witness.  A buffer bound that was reached makes the
 verdict "compatible up to the bound" (said so), never a proof.
+
+The connection's links are modelled as the kernel runs them: a lossy link may lose any message
+in flight on it (on fifo, at any position), so a protocol that cannot go on after a loss —
+a request lost, both sides waiting — does not fit there; a link's capacity bounds its buffer
+(a send to a full link waits, or is lost with `full="drop"`), and a capacity no larger than the
+search's bound makes the search exhaustive, so the verdict a proof.
 """
 from __future__ import annotations
 
@@ -40,8 +46,10 @@ class Compatibility:
 
 
 def compatible(a_name: str, a: Automaton, b_name: str, b: Automaton, network: str,
-               bound: int = 3) -> Compatibility:
-    """Whether `a` and `b`, at the two ends of one connection, can speak to each other."""
+               bound: int = 3, *, capacity: int | None = None, full: str = "block",
+               lossy: bool = False) -> Compatibility:
+    """Whether `a` and `b`, at the two ends of one connection, can speak to each other (over
+    links of that capacity, lossy or not: see the module docstring)."""
     sides = (a, b)
     names = (a_name, b_name)
     start = (0, 0, (), ())                 # positions of a and b, buffers a->b and b->a
@@ -103,15 +111,29 @@ def compatible(a_name: str, a: Automaton, b_name: str, b: Automaton, network: st
                 if d != SEND:
                     continue
                 out = bufs[k]
-                if network != "duplicating" and len(out) >= bound:
+                full_link = capacity is not None and len(out) >= capacity
+                if full_link and full == "block":
+                    continue                   # the send waits for room
+                if not full_link and network != "duplicating" and len(out) >= bound:
                     hit_bound = True
                     continue
                 new_pos = list(pos)
                 new_pos[k] = nxt
                 new_bufs = list(bufs)
-                new_bufs[k] = add(out, m)
+                if not full_link:
+                    new_bufs[k] = add(out, m)
                 moved |= _visit(parent, queue, conf, (*new_pos, *new_bufs),
-                                f"{names[k]} sends {m.__name__}")
+                                f"{names[k]} sends {m.__name__}"
+                                + (", lost: the link is full" if full_link else ""))
+            if lossy:                          # the network loses a message sent by side k
+                out = bufs[k]
+                for i, m in enumerate(out):
+                    if i and out[i - 1] is m:
+                        continue               # the same result as losing its neighbour
+                    new_bufs = list(bufs)
+                    new_bufs[k] = out[:i] + out[i + 1:]
+                    _visit(parent, queue, conf, (*pos, *new_bufs),
+                           f"the network loses {m.__name__} sent by {names[k]}")
         if not _can_move(sides, pos, bufs, network) and not (
                 pos[0] in a.accepting and pos[1] in b.accepting):
             waiting = [f"{names[k]} expects {', '.join(sides[k].expects(pos[k])) or 'nothing'}"
@@ -159,10 +181,13 @@ def connections(system: Any, bound: int = 3) -> list[Compatibility]:
         ib = component_info(system.instances[c.b.instance])
         a, b = ia.automata.get(c.a.port), ib.automata.get(c.b.port)
         an, bn = f"{c.a.instance}.{c.a.port}", f"{c.b.instance}.{c.b.port}"
+        # (an instance connected to itself: its two ports are the two sides)
+        a_side, b_side = (an, bn) if c.self_loop else (c.a.instance, c.b.instance)
         if a is None or b is None:
             missing = an if a is None else bn
             out.append(Compatibility(an, bn, True, f"not checked: {missing} has no protocol"))
             continue
-        res = compatible(c.a.instance, a, c.b.instance, b, system.network, bound)
+        res = compatible(a_side, a, b_side, b, system.network, bound, capacity=c.capacity,
+                         full=c.full, lossy=c.lossy)
         out.append(replace(res, a=an, b=bn))
     return out

@@ -278,11 +278,19 @@ def connection_obligations(system: System, bound: int = 3) -> list[Obligation]:
     from assay.verifier.compat import connections
 
     out = []
+    links = {(f"{c.a.instance}.{c.a.port}", f"{c.b.instance}.{c.b.port}"): c
+             for c in system.connections}
     for c in connections(system, bound):
         if c.problem is not None and c.problem.startswith("not checked"):
             continue
         t0 = time.perf_counter()
-        title = f"the protocols at {c.a} and {c.b} are compatible ({system.network} network)"
+        conn = links[(c.a, c.b)]
+        how = ", ".join([system.network + " network"]
+                        + (["lossy"] if conn.lossy else [])
+                        + ([f"capacity {conn.capacity}"
+                            + (", a send to a full link is lost" if conn.full == "drop" else "")]
+                           if conn.capacity is not None else []))
+        title = f"the protocols at {c.a} and {c.b} are compatible ({how})"
         if not c.ok:
             verdict, reason = "refuted", c.problem or ""
         elif c.bounded:
