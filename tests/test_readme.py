@@ -1,22 +1,23 @@
 """The README is executable documentation: its two commands, its tour and CI agree."""
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
 from pathlib import Path
+
+from doc_blocks import fenced_blocks
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 
 
 def _blocks(lang: str) -> list[str]:
-    return re.findall(rf"```{lang}\n(.*?)```", README, flags=re.S)
+    return fenced_blocks(README, lang)
 
 
 def test_readme_starts_with_exactly_two_setup_commands():
     before_tour = README.split("## ")[0]
-    commands = re.findall(r"```sh\n(.*?)```", before_tour, flags=re.S)
+    commands = fenced_blocks(before_tour, "sh")
     assert [c.strip() for c in commands] == [
         "python3 -m pip install . && assay check specs/two_phase_commit.py",
         "python3 -m pip install -e '.[test]' && python3 -m pytest",
