@@ -115,3 +115,15 @@ def test_every_test_and_fixture_the_page_names_exists():
     named = set(re.findall(r"`(tests/[\w/.]+)`", PAGE))
     assert named
     assert sorted(p for p in named if not (ROOT / p).exists()) == []
+
+
+def _anchors(markdown: str) -> set[str]:
+    """The anchors GitHub gives the headings of a Markdown text."""
+    heads = re.findall(r"^#+ (.+)$", re.sub(r"```.*?```", "", markdown, flags=re.S), flags=re.M)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in heads}
+
+
+def test_every_link_to_a_section_finds_it():
+    readme = (ROOT / "README.md").read_text()
+    for target, anchor in re.findall(r"\]\(((?:\.\./README\.md)?)#([^)]+)\)", PAGE):
+        assert anchor in _anchors(readme if target else PAGE), f"{target}#{anchor}"
