@@ -98,7 +98,9 @@ def simulate(spec: str, system_name: str | None, params: tuple[str, ...], seed: 
                 raise UsageError(f"cannot write traces to {out_dir}: {e.strerror}") from None
         liveness = result.liveness([p.name for p in system.liveness])
     except AssayError as e:
-        if jobs is None or jobs > 1:      # (None: every core, a pool where there are two)
+        from assay.simulator.campaign import killed_a_pool
+
+        if killed_a_pool():
             # a spec error in a worker killed the pool (`_kill_workers`): its management
             # thread may still report the broken pool as the interpreter joins it at exit;
             # leave at once, the error printed and flushed

@@ -127,10 +127,21 @@ def _worker_init() -> None:
                 os._exit(1)
 
 
+_KILLED: list[ProcessPoolExecutor] = []
+
+
+def killed_a_pool() -> bool:
+    """Whether this process killed a pool's workers (`_kill_workers`): its management thread
+    may then be stuck or report the broken pool when the interpreter joins it at exit, so the
+    command leaves with `os._exit` once its output is flushed."""
+    return bool(_KILLED)
+
+
 def _kill_workers(pool: ProcessPoolExecutor) -> None:
     """Stop `pool` now: kill its workers (a run stuck in a handler would never end) and wait
     for them to be gone.  The pool then fails every pending future (BrokenProcessPool); none
     may have been cancelled (Python 3.11's pool trips over a cancelled one then)."""
+    _KILLED.append(pool)
     procs = list((getattr(pool, "_processes", None) or {}).values())
     for p in procs:
         with contextlib.suppress(Exception):
