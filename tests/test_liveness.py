@@ -378,3 +378,48 @@ def test_liveness_agrees_with_the_oracle(table: list[list[int]], kind: str, goal
     assert (r.verdict == "violation") == expected, (r.violation, r.steps)
     if expected:
         assert r.violation.kind == "liveness" and r.cycle_start is not None
+
+
+def test_a_handlers_own_fairness_reaches_deliveries_on_any_of_several_ports() -> None:
+    """`@on(Msg, fair=...)` without `port=` on a component with several ports handles the
+    message on every port: its fairness covers those deliveries too (it was looked up by the
+    delivery's port alone, so the system's default applied)."""
+    from assay import Component, Message, Port, System, action, on, on_start
+    from assay.checker import check
+
+    class Note(Message): ...
+
+    class Writer(Component):
+        out = Port()
+
+        @on_start
+        def write(self):
+            self.out.send(Note())
+
+    class Reader(Component):
+        left = Port()
+        right = Port()
+        got: bool = False
+
+        @on(Note, fair="weak")
+        def note(self, m):
+            self.got = True
+
+    class Spinner(Component):               # a cycle that never delivers a note
+        bit: bool = False
+
+        @action()
+        def flip(self):
+            self.bit = not self.bit
+
+    s = System("notes")                     # no fairness but the handler's own
+    s.add("spinner", Spinner)
+    r = s.add("r", Reader)
+    s.connect(s.add("w", Writer).out, r.left)
+    s.connect(s.add("w2", Writer).out, r.right)
+
+    @s.eventually
+    def read(g):
+        return g["r"].got
+
+    assert check(s).liveness == {"read": "holds"}

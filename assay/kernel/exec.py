@@ -622,7 +622,7 @@ class Runner:
             if not t.conforms(v):
                 return values, [], [Violation("type", blame,
                                               f"{blame} set {self.name}.{f} to {v!r}, which is "
-                                              f"not a {t.describe()}")], []
+                                              f"not {_a(t.describe())}")], []
         violations: list[Violation] = []
         if ensures:
             old = self.view(values)
@@ -708,6 +708,11 @@ class Runner:
                              f"{message().split(' fails')[0]} raised {type(e).__name__}: {e}",
                              location=where)
         return None if ok else Violation(kind, blame, message(), location=loc)
+
+
+def _a(noun: str) -> str:
+    """`noun` with its indefinite article: "an int in [0, 2]", "a bool"."""
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
 
 
 def _line(loc: Location | None) -> int | None:

@@ -1256,7 +1256,7 @@ class Kernel:
         if ev >= 0:
             env = self.envs[ev]
             i = self.env_dst[ev]
-            h = self.instances[i].info.handlers.get((env.dst_port, type(env.message)))
+            h = self.instances[i].info.handler_for(env.dst_port, type(env.message))
             own = h.fair if h is not None else None
         else:
             slot = self.slots[~ev]

@@ -157,6 +157,9 @@ def on(message_type: type[Message], port: str | None = None, fair: str | None = 
         if when is not None:
             fn.__dict__.setdefault("__assay_when_on__", {})[(message_type, port)] = when
         return fn
+    # `@on` without a message type: the method became `message_type` and `mark` is left as
+    # the class attribute (see `action`)
+    mark.__assay_unapplied__ = ("@on", loc, "@on(Msg)")   # type: ignore[attr-defined]
     return mark
 
 
@@ -181,7 +184,9 @@ def action(when: Callable[..., bool] | None = None,
         return fn
     # `@action` without parentheses makes the method `when` and leaves `mark` as the class
     # attribute: `component_info` finds the mark and says so, instead of an action missing
-    mark.__assay_unapplied__ = ("@action", loc)   # type: ignore[attr-defined]
+    mark.__assay_unapplied__ = (           # type: ignore[attr-defined]
+        "@action", loc, "@action() (or with its arguments, e.g. @action(when=lambda self: "
+        "...))")
     return mark
 
 
@@ -209,6 +214,8 @@ def requires(pred: Callable[..., bool]) -> Callable[[Callable], Callable]:
     def mark(fn: Callable) -> Callable:
         fn.__dict__.setdefault("__assay_requires__", []).insert(0, (pred, loc))
         return fn
+    mark.__assay_unapplied__ = (           # type: ignore[attr-defined]
+        "@requires", loc, "@requires(lambda self, m: ...)")
     return mark
 
 
@@ -219,6 +226,8 @@ def ensures(pred: Callable[..., bool]) -> Callable[[Callable], Callable]:
     def mark(fn: Callable) -> Callable:
         fn.__dict__.setdefault("__assay_ensures__", []).insert(0, (pred, loc))
         return fn
+    mark.__assay_unapplied__ = (           # type: ignore[attr-defined]
+        "@ensures", loc, "@ensures(lambda old, self, m: ...)")
     return mark
 
 
@@ -608,10 +617,9 @@ def _build_info(cls: type) -> ComponentInfo:
             continue
         unapplied = getattr(fn, "__assay_unapplied__", None)
         if unapplied is not None:
-            raise SpecError(f"{cls.__name__}.{attr}: {unapplied[0]} is written without "
-                            "parentheses, so it defines nothing", unapplied[1],
-                            [f"write {unapplied[0]}() (or with its arguments, e.g. "
-                             f"{unapplied[0]}(when=lambda self: ...))"])
+            raise SpecError(f"{cls.__name__}.{attr}: {unapplied[0]} is written without its "
+                            "arguments, so it defines nothing", unapplied[1],
+                            [f"write {unapplied[2]}"])
         fn_loc = object_location(fn)
         if getattr(fn, "__assay_on_restart__", None) is not None:
             _check_arity(fn, 1, f"restart hook {cls.__name__}.{attr}", "(self)", fn_loc)
@@ -784,9 +792,12 @@ def _resolve_handler_port(cls: type, attr: str, mtype: Any, port: str | None,
                         "the argument is not a Message class", loc,
                         ["declare it as 'class X(Message): ...'"])
     if not ports:
+        if port is None and _calls(cls, ("after",)):
+            return ANY_PORT              # a portless component's own timers
         raise SpecError(f"{cls.__name__}.{attr} handles {mtype.__name__}, but {cls.__name__} "
-                        "has no port that could carry it", loc,
-                        ["declare a port on the component, e.g. 'peer = Port()'"])
+                        "has no port that could carry it, and sets no timer", loc,
+                        ["declare a port on the component, e.g. 'peer = Port()', or set the "
+                         "message as a timer: self.after(delay, Msg())"])
     if port is None:                     # from any port (and from a timer)
         return next(iter(ports)) if len(ports) == 1 else ANY_PORT
     if port not in ports:

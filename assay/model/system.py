@@ -201,7 +201,7 @@ class System:
         where = caller_location(2)
         if not isinstance(name, str) or not _NAME.match(name):
             raise SpecError(f"instance name {name!r} is not a valid name", where,
-                            ["use letters, digits, '_' and '-', starting with a letter"])
+                            ["use letters, digits, '_' and '-', starting with a letter or '_'"])
         if name in self.instances:
             raise SpecError(f"instance {name!r} is added twice", where)
         if len(self.instances) >= self.MAX_INSTANCES:

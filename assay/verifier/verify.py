@@ -13,9 +13,10 @@ message's sender is one of them).  The obligations (`prove.py` does the translat
                 refutation names the contract that breaks);
 3. `send`       for each send site (`send`, `broadcast`, `self.after`): its path condition ⇒
                 the message's field types hold, the destination is a peer of the port, the
-                delay is >= 0 (`prove.receiving_contract` is the hook for message contracts on
-                the receiving port, which the language does not have yet; whether the port's
-                protocol allows the send is obligation 7);
+                delay is >= 0, and what the sending port guarantees of the message
+                (`Port(where=...)`: `statements.port_contract`); whether the receiving port's
+                contract follows is a connection obligation, and whether the port's protocol
+                allows the send is obligation 7;
 4. `requires-at-sender`
                 the other half of assume-guarantee: a handler assumes its `@requires`, so
                 every send site (and timer, and send of a restart hook) that reaches, in this
