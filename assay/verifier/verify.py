@@ -862,9 +862,36 @@ class _Component:
             goals.append(g)
         extra = [] if error else [completed]
         groups = [_Group(extra, "the restart hook never completes", goals)] if goals else []
-        if info.on_restart is not None:     # what its sends must establish at their receivers
+        hook = info.on_restart
+        if hook is not None:
+            # the hook's own body, as a handler's: it raises nothing, its sends are well-typed
             if error:
-                groups.append(_Group([], "", self._requires_unknown(info.on_restart, error)))
+                body_goals = [_Goal("no-exception", f"the restart hook {hook.__name__} raises "
+                                    "no exception", _line_of(hook), error=error)]
+                if _sends_syntactically(hook):
+                    body_goals.append(_Goal("send", f"the restart hook {hook.__name__}: its "
+                                            "sends are well-typed", _line_of(hook),
+                                            error=error))
+                groups.append(_Group([], "", body_goals))
+            else:
+                safe: Any = z3.BoolVal(True)
+                for c in body.checks:
+                    safe = vtypes.conj(safe, z3.Implies(c.pc, c.ok))
+                groups.append(_Group([], "", [_Goal(
+                    "no-exception", f"the restart hook {hook.__name__} raises no exception",
+                    _line_of(hook), goal=safe,
+                    evaluate=self._eval_restart_body("no-exception"),
+                    locate=functools.partial(_first_failing, checks=body.checks))]))
+                for site in hook_sends:
+                    detail = ", ".join(d for _, d in site.parts) or "nothing to check"
+                    groups.append(_Group(
+                        [site.pc], "the send is unreachable under the assumptions",
+                        [_Goal("send", f"the restart hook {hook.__name__}: {site.describe()} "
+                               f"(line {site.line}): {detail}", site.line, goal=site.ok,
+                               evaluate=self._eval_restart_body("send", site))]))
+        if hook is not None:                # what its sends must establish at their receivers
+            if error:
+                groups.append(_Group([], "", self._requires_unknown(hook, error)))
             else:
                 groups += self._requires_groups(None, hook_sends, completed)
         if any(g.goals for g in groups):
@@ -1245,6 +1272,27 @@ class _Component:
                 return False, True, f"the restart hook did not complete: {viol[0].message}"
             ok, err = holds(info, replace(sc, values=tuple(new)), pred, [])
             return True, ok, err or f"the invariant {_text(pred)} is false after the restart"
+        return evaluate
+
+    def _eval_restart_body(self, kind: str, site: Any = None
+                           ) -> Callable[[Scenario], tuple[bool, bool, str]]:
+        """A scenario of the restart hook's own obligations (`no-exception`, `send`), run
+        through the kernel's restart."""
+        info = self.info
+
+        def evaluate(sc: Scenario) -> tuple[bool, bool, str]:
+            why = self._restart_premise(sc)
+            if why:
+                return False, True, why
+            assert sc.restart is not None
+            _, _, viol, _ = runner_for(_bare_info(info), sc).run_restart(sc.restart)
+            if kind == "no-exception":
+                bad = [v for v in viol if v.kind == "exception"]
+                return True, not bad, bad[0].message + _at(bad[0]) if bad else "no exception"
+            bad = [v for v in viol if v.kind in ("type", "port", "contract") and v.location
+                   and v.location.line and site.line <= v.location.line <= site.end_line]
+            return True, not bad, bad[0].message + _at(bad[0]) if bad else \
+                "the send went through"
         return evaluate
 
     def _eval_body(self, t: _Target, kind: str, pred: Any = None, site: Any = None,
