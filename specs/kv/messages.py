@@ -38,6 +38,17 @@ class PutAck(Message):          # primary -> client: on every backup (ok), or re
     ok: bool = True             # a refusal says ok=False: the key's versions are used up
 
 
+class Get(Message):             # client -> primary: at least version `since`, please
+    key: int
+    since: Version
+
+
+class Got(Message):             # primary -> client: the entry, for a Get of `since`
+    key: int
+    entry: Entry
+    since: Version
+
+
 class Replicate(Message):       # primary -> backup: store this entry
     key: int
     entry: Entry

@@ -1,33 +1,38 @@
-"""A replicated key-value store: a primary and its backups, synchronous replication.
+"""A replicated key-value store: a primary and its backups, with synchronous replication.
 
 A client puts a value to a key; the primary stores it as the key's next version, copies it to
 every backup (`Replicate`) and acknowledges the client once every backup has stored it
 (`Replicated` from each).  The primary takes one write at a time, as a primary with one
 replication log does (a later put waits in the network until it is free), and refuses a put
 once the key's versions are used up (`PutAck(..., ok=False)`: a version is `Range`-typed, see
-messages.py, the sibling module that the spec and its twin import).  Each client writes its
-key again and again, a new value each time, until the primary refuses.
+messages.py, the sibling module that the spec and its twin import).  Between writes a client
+may read its key from the primary, asking for at least the version it last had acknowledged
+(read-your-writes, a `@requires` on the reply).  Each client writes its key again and again,
+a new value each time, until the primary refuses.
 
 The primary keeps its state on disk (`persistent`).  A backup keeps its table in memory: a
 crash loses it, and on restart (`@on_restart`) the backup asks the primary for a snapshot,
 counting its boots (a `persistent` field) so that it takes only the answer to its latest
-request; until the snapshot arrives it is not `synced`.
+request; until the snapshot arrives it is not `synced`.  A client remembers its key, its next
+value and what was acknowledged, but forgets a request in flight: after a restart it may put
+the same value again (at-least-once writes).
 
 Safety (`@s.always`): a backup is never ahead of the primary, and holds the primary's entry
 for a version they share; an acknowledged write is on the primary and on every synced backup.
-Liveness (`@s.always_eventually`): again and again the replicas agree (unless one is down
-for good: a crashed instance may stay down).  It holds under the declared fairness: the
-deliveries to backups (`s.fair("weak", Backup)`) and the primary's handling of acks and sync
-requests (`@on(..., fair="weak")`) are weakly fair; clients and their puts are not (a client
-may stop writing, a put may wait forever), and nothing else needs to be.
+Liveness (`@s.always_eventually`): again and again the store settles — no write in progress,
+every backup holding the primary's table — unless an instance is down (a crashed instance may
+stay down).  Without fairness it fails (a client reading forever while a `Replicate` waits);
+it holds under the fairness declared: deliveries to backups (`s.fair("weak", Backup)`) and the
+primary's handling of acknowledgements and sync requests (`@on(..., fair="weak")`).  Clients
+and their requests are not fair: a client may stop, a put may wait forever.
 
 Bounding the search (`@s.constraint`, TLC's CONSTRAINT): a key has MAX_VERSION versions, and
-exploring every interleaving of clients writing them all takes far more states than the
-protocol's races need (a write overtaking a snapshot needs one write, after a restart).  So
-`check` explores up to version `bound` (2 by default) and then until the replicas next agree:
-a behaviour is cut there, never in the middle of a write, so `replicas_agree` is decided
-truly on what is explored.  `simulate` and `run` ignore the constraint and run until the
-primary refuses; `-p bound=4` explores everything (every refusal included).
+every interleaving of clients writing them all, with reads between, is far more states than
+the protocol's races need (a write overtaking a snapshot needs one write after a restart).
+So `check` explores up to version `bound` (1 by default), then until the store next settles:
+a behaviour is cut there, never in the middle of a write, so `settles` is still decided truly
+on what is explored.  `simulate` and `run` ignore the constraint and go on until the primary
+refuses; `-p bound=4` has `check` explore everything.
 
 Its twin, specs/kv/replicated_kv_bug_snapshot.py, has a backup that installs a snapshot
 wholesale: a snapshot taken before a write, delivered after it, loses an acknowledged write.
@@ -36,6 +41,7 @@ wholesale: a snapshot taken before a write, delivered after it, loses an acknowl
     assay check specs/kv/replicated_kv.py --faults crash=1
     assay check specs/kv/replicated_kv_bug_snapshot.py --faults crash=1
     assay simulate specs/kv/replicated_kv.py --runs 200
+    assay simulate specs/kv/replicated_kv.py --runs 200 --faults crash=0.01,restart=0.3
     assay run specs/kv/replicated_kv.py
     assay verify specs/kv/replicated_kv.py
 """
@@ -45,6 +51,8 @@ from messages import (
     KEYS,
     MAX_VERSION,
     Entry,
+    Get,
+    Got,
     Put,
     PutAck,
     Replicate,
@@ -69,9 +77,11 @@ from assay import (
     on_restart,
     one_of,
     persistent,
+    requires,
 )
 
-KEY_CONTRACT = {Put: lambda m: m.key in KEYS}    # the client guarantees it, the primary assumes
+# what a client guarantees of the keys it sends, and the primary assumes
+KEY_CONTRACT = {Put: lambda m: m.key in KEYS, Get: lambda m: m.key in KEYS}
 
 
 def writer(value: int) -> str:
@@ -88,15 +98,29 @@ class Client(Component):
     acked: Version = persistent(0)    # the version of its last acknowledged write
     done: bool = persistent(False)    # refused: the key's versions are used up
     pending: bool = False             # forgotten in a crash: it then puts its value again
+    reading: bool = False
 
-    @action(when=lambda self: not self.pending and not self.done)
+    def idle(self) -> bool:           # one request at a time, until refused
+        return not self.pending and not self.reading and not self.done
+
+    @action(when=lambda self: self.idle())
     def put(self):
         self.pending = True
         self.primary.send(Put(self.key, self.value))
 
+    @action(when=lambda self: self.idle())
+    def read(self):
+        self.reading = True
+        self.primary.send(Get(self.key, since=self.acked))
+
+    @on(Got)
+    @requires(lambda self, m: m.entry.version >= m.since)     # it reads its own writes
+    def got(self, m):
+        self.reading = False
+
     @on(PutAck)
+    @requires(lambda self, m: m.key == self.key)       # the key it wrote, not another
     def ack(self, m):
-        assert m.sender == self.primary.peer and m.key == self.key
         self.pending = False
         if m.ok:
             self.acked = max(self.acked, m.version)
@@ -121,7 +145,7 @@ class Replica(Component):
 class Primary(Replica):
     clients = Port(many=True, where=KEY_CONTRACT)
     backups = Port(many=True)
-    table: Map[int, Entry] = persistent(fresh_table())              # on disk, as all of it
+    table: Map[int, Entry] = persistent(fresh_table())      # on disk, as all its state is
     client: Peer | None = persistent(None)      # whose write is replicating (one at a time)
     stored: Map[Peer, bool] = persistent(Map())     # backup -> whether it stored that write
 
@@ -143,6 +167,10 @@ class Primary(Replica):
         if self.client is not None and all(self.stored.values()):    # on every backup
             self.clients.send(PutAck(m.key, m.version), to=self.client)
             self.client = None
+
+    @on(Get)
+    def get(self, m):
+        self.clients.send(Got(m.key, self.table[m.key], m.since), to=m.sender)
 
     @on(Sync, fair="weak")
     def sync(self, m):
@@ -167,19 +195,21 @@ class Backup(Replica):
 
     @on(Snapshot)
     def snapshot(self, m):
-        if m.boot != self.boots:      # the answer to a request made before another crash
-            return
+        if m.sender != self.primary.peer or m.boot != self.boots:
+            return                    # not its primary's answer to its latest request
         for key, entry in m.table.items():
             self.store(key, entry)    # a write may have overtaken the snapshot: keep it
         self.synced = True
 
 
-def replicas_agree(g) -> bool:
-    return all(b.table == g["primary"].table for b in g.instances(Backup))
+def settled(g) -> bool:
+    """No write in progress, and every backup holds the primary's table."""
+    p = g["primary"]
+    return p.client is None and all(b.table == p.table for b in g.instances(Backup))
 
 
 def system(clients: Annotated[int, Range(1, 3)] = 2, backups: Annotated[int, Range(1, 3)] = 2,
-           bound: Annotated[int, Range(0, MAX_VERSION)] = 2) -> System:
+           bound: Annotated[int, Range(0, MAX_VERSION)] = 1) -> System:
     s = System("replicated_kv")
     primary = s.add("primary", Primary)
     for i in range(1, backups + 1):
@@ -203,16 +233,16 @@ def system(clients: Annotated[int, Range(1, 3)] = 2, backups: Annotated[int, Ran
                    for c in g.instances(Client) for r in holders)
 
     @s.always_eventually
-    def agree(g):
-        return bool(g.crashed()) or replicas_agree(g)
+    def settles(g):                   # unless an instance is down (it may stay down)
+        return bool(g.crashed()) or settled(g)
 
     @s.constraint
-    def versions_bounded(g):          # cut beyond `bound`, where the replicas agree
+    def versions_bounded(g):          # cut beyond `bound`, where the store has settled
         top = max(e.version for e in g["primary"].table.values())
-        return top <= bound or not replicas_agree(g)
+        return top <= bound or not settled(g)
 
     @s.terminal
     def all_refused(g):
-        return all(c.done for c in g.instances(Client)) and replicas_agree(g)
+        return all(c.done for c in g.instances(Client)) and settled(g)
 
     return s
