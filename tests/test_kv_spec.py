@@ -99,7 +99,7 @@ def test_verify_refutes_nothing_and_the_unknowns_are_maps_and_port_peer() -> Non
     report = verify(build(GOOD)[0])
     verdicts = [o.verdict for o in report.obligations]
     assert "refuted" not in verdicts
-    assert verdicts.count("proved") == 17 and verdicts.count("unknown") == 17
+    assert verdicts.count("proved") == 19 and verdicts.count("unknown") == 17
     reasons = {o.reason for o in report.obligations if o.verdict == "unknown"}
     assert all("of type Map[" in why or "self.primary.peer" in why for why in reasons), reasons
 
