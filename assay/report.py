@@ -91,7 +91,7 @@ def render_check(console: Console, r: CheckResult, spec: str, system: str,
     elif r.verdict == "ok":
         console.print(Text("✓ all properties hold (exhaustive)", style="bold green"))
         if r.liveness:
-            under = "no fairness" if r.fairness == "none" else f"{r.fairness} fairness"
+            under = _under(r)
             console.print(Text(f"  liveness, under {under}: " + ", ".join(r.liveness),
                                style="green"), soft_wrap=True)
     elif r.reason == "interrupted":
@@ -138,7 +138,7 @@ def _render_findings(console: Console, r: CheckResult) -> None:
               "state was explored"
     console.print(Text(f"✗ {kinds} ({how})", style="bold red"), soft_wrap=True)
     if r.liveness:
-        under = "no fairness" if r.fairness == "none" else f"{r.fairness} fairness"
+        under = _under(r)
         console.print(f"  liveness, under {under}: " + ", ".join(
             f"{name} {verdict}" for name, verdict in r.liveness.items()),
             markup=False, highlight=False, soft_wrap=True)
@@ -166,7 +166,7 @@ def _render_counterexample(console: Console, r: CheckResult, v: Any, steps: tupl
     where = f" ({v.location})" if v.location else ""
     console.print(f"  blame: {v.blame}{where}", markup=False, highlight=False)
     if cycle_start is not None:
-        under = "no fairness" if r.fairness == "none" else f"{r.fairness} fairness"
+        under = _under(r)
         title = (f"lasso (under {under}), with a shortest prefix"
                  if r.strategy == "bfs" else f"lasso (under {under})")
     else:
@@ -329,3 +329,11 @@ def render_run(console: Console, r: Any, spec: str, system: str, params: dict[st
                                       r.ended, "time is up"))]
              + ([("lost", f"{r.lost:,} sends to full links")] if getattr(r, "lost", 0) else [])
              + ([("trace", trace_out)] if trace_out else []))
+
+
+def _under(r: Any) -> str:
+    """The fairness a liveness verdict was decided under, as the summary says it."""
+    base = "no fairness" if r.fairness == "none" else f"{r.fairness} fairness"
+    if getattr(r, "fairness_declared", False):
+        return f"the declared fairness ({base} by default)"
+    return base

@@ -423,3 +423,16 @@ def test_a_handlers_own_fairness_reaches_deliveries_on_any_of_several_ports() ->
         return g["r"].got
 
     assert check(s).liveness == {"read": "holds"}
+
+
+def test_the_summary_names_declared_fairness() -> None:
+    """A spec whose default is no fairness but which declares some (`s.fair`, `fair=`) is not
+    checked "under no fairness": the summary says the declared fairness counts."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    c = subprocess.run([sys.executable, "-m", "assay", "check", "specs/kv/replicated_kv.py"],
+                       capture_output=True, text=True, cwd=root, timeout=120)
+    assert c.returncode == 0, c.stdout + c.stderr
+    assert "liveness, under the declared fairness (no fairness by default)" in c.stdout

@@ -74,6 +74,8 @@ class CheckResult:
     # each liveness property: "holds", "violated", or why it was not checked
     liveness: dict[str, str] = field(default_factory=dict)
     fairness: str = "none"
+    # fairness declared on handlers, actions, instances or classes (`fair=`, `s.fair`)
+    fairness_declared: bool = False
     # per `always` property: how often it ran, whether it was found false, what it read, and
     # a note when it held trivially (see `_property_report`)
     properties: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -114,6 +116,14 @@ class CheckResult:
             # without keep_going the search stopped at the first: nothing was counted
             "violations": [f.to_json() for f in self.findings] if self.keep_going else None,
         }
+
+
+def declared_fairness(kernel: Kernel) -> bool:
+    """Whether the spec declares fairness beyond the system's default (`fair=` on a handler
+    or action, `s.fair(...)`)."""
+    return bool(kernel.system.fair_rules) or any(
+        h.fair is not None for inst in kernel.instances for h in inst.info.handlers.values()
+    ) or any(a.fair is not None for inst in kernel.instances for a in inst.info.actions)
 
 
 def check(system: System | Kernel, *, strategy: str = "bfs", max_states: int | None = None,
@@ -268,6 +278,7 @@ def _result(kernel: Kernel, out: Outcome, strategy: str, spec: str, system_name:
                        out.seconds, out.violation, steps, trace, initial,
                        cycle_start=cycle_start,
                        liveness=liveness or {}, fairness=kernel.fairness,
+                       fairness_declared=declared_fairness(kernel),
                        properties=properties, warnings=tuple(warnings),
                        terminal=out.terminal, deadlocked=out.deadlocked,
                        keep_going=keep_going, findings=findings)
