@@ -86,11 +86,16 @@ class TransactionManager(Component):
         self.rms.broadcast(Abort())
 
 
-def system(rm_count: int = 3) -> System:
+def system(rm_count: int = 3, symmetric: bool = False) -> System:
+    """`symmetric=True` declares the RMs interchangeable: `check` explores one state per
+    orbit of their permutations."""
     s = System("two_phase_commit", network="unordered")
     tm = s.add("tm", TransactionManager)
-    for i in range(rm_count):
-        s.connect(s.add(f"rm{i}", ResourceManager).tm, tm.rms)
+    rms = [s.add(f"rm{i}", ResourceManager) for i in range(rm_count)]
+    for rm in rms:
+        s.connect(rm.tm, tm.rms)
+    if symmetric and rm_count > 1:
+        s.symmetric(rms)
 
     @s.always
     def consistent(g):

@@ -10,8 +10,8 @@ from typing import Any, Literal
 from assay.checker.bfs import bfs
 from assay.checker.dfs import dfs
 from assay.checker.liveness import Lasso, build_graph, check_liveness, fair_tasks
-from assay.checker.symmetry import NotSymmetric, Symmetry
 from assay.checker.search import Found, Outcome, Progress, Search, violation_key
+from assay.checker.symmetry import NotSymmetric, Symmetry
 from assay.kernel.faults import Faults
 from assay.kernel.kernel import Kernel, State
 from assay.kernel.trace import Step, Trace, explain, initial_json, recorded_event
@@ -228,14 +228,16 @@ def _symmetry(kernel: Kernel, wanted: bool) -> tuple[Symmetry | None, dict[str, 
 def _concrete(reduce: Symmetry, out: Outcome) -> Outcome:
     """The outcome with its counterexamples concrete (the search's paths join orbits)."""
     if out.start is not None:
-        start, path = reduce.concretise(out.start, out.path, out.violation)
-        out = replace(out, start=start, path=path)
+        start, path, v = reduce.concretise(out.start, out.path, out.violation)
+        out = replace(out, start=start, path=path, violation=v)
     if out.found:
         found = []
         for f in out.found:
-            start, path = reduce.concretise(f.start, f.path, f.violation)
-            found.append(replace(f, start=start, path=path))
+            start, path, v = reduce.concretise(f.start, f.path, f.violation)
+            found.append(replace(f, start=start, path=path, violation=v or f.violation))
         out = replace(out, found=tuple(found))
+        if out.violation is not None:
+            out = replace(out, violation=out.found[0].violation)
     return out
 
 

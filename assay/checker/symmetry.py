@@ -29,7 +29,7 @@ from typing import Any
 from assay.errors import SpecError
 from assay.kernel.events import Envelope
 from assay.kernel.kernel import Kernel, State
-from assay.kernel.network import Duplicating, Fifo, Unordered
+from assay.kernel.network import Duplicating, Fifo
 from assay.kernel.violation import Violation
 from assay.model.mapping import Map
 from assay.model.record import Record
@@ -114,17 +114,24 @@ class Symmetry:
         self.names = [inst.name for inst in k.instances]
         self.groups: list[tuple[int, ...]] = [tuple(k.index[n] for n in g)
                                              for g, _ in k.system.symmetries]
-        for (g, where), members in zip(k.system.symmetries, self.groups):
+        for g, where in k.system.symmetries:
             _validate(k, g, where)
         self.member_names = frozenset(self.names[i] for g in self.groups for i in g)
         grouped = {i for g in self.groups for i in g}
         self.ungrouped = tuple(i for i in range(len(self.names)) if i not in grouped)
         self.identity = tuple(range(len(self.names)))
         self._codes: dict[bytes, int] = {}
-        self._lmention: dict[tuple[int, int], tuple[int, ...]] = {}
+        if len(self.names) >= 1 << 14:
+            raise SpecError(f"symmetry reduction handles systems of fewer than {1 << 14:,} "
+                            "instances", k.system.symmetries[0][1])
+        self._lmention: dict[int, tuple[int, ...]] = {}       # lid << 14 | instance
+        # instances whose session keys name no member: a local state naming none is kept
+        self.plain = [not any(peer in self.member_names
+                              for _, peer in inst.runner.session_keys)
+                      for inst in k.instances]
         self._lrename: dict[tuple[Any, ...], int] = {}
         self._ementions: dict[int, tuple[int, ...]] = {}
-        self._erename: dict[tuple[Any, ...], int] = {}
+        self._erename: dict[Any, int] = {}
         self._trename: dict[tuple[Any, ...], int] = {}
         self._own: dict[tuple[int, int], int] = {}              # (member, lid) -> code
         self._appear: dict[tuple[int, int, int], tuple[int, ...]] = {}   # (group, inst, lid)
@@ -146,9 +153,32 @@ class Symmetry:
         k = self.kernel
         locals_ = state[0]
         new = [0] * len(locals_)
+        lmention = self._lmention
+        plain = self.plain
         for i, lid in enumerate(locals_):
-            new[p[i]] = self._rename_local(i, lid, p)
+            m = lmention.get(lid << 14 | i)
+            if m is None:
+                m = self._local_mentions(i, lid)
+            if not m and plain[i]:                 # names no member: the same local state
+                new[p[i]] = lid
+            else:
+                new[p[i]] = self._rename_local(i, lid, p, m)
         net = state[1]
+        emention = self._ementions
+        erename = self._erename
+        renamed = []
+        for e in (net if not self.fifo else ()):
+            m = emention.get(e)
+            if m is None:
+                m = self._env_mentions(e)
+            if not m:
+                renamed.append(e)
+                continue
+            key = e << 14 | p[m[0]] if len(m) == 1 else (e, *[p[x] for x in m])
+            r = erename.get(key)
+            if r is None:
+                r = erename[key] = self._rename_env(e, p)
+            renamed.append(r)
         if self.fifo:
             queues: list[tuple[int, ...]] = [()] * len(net)
             names = self.names
@@ -159,9 +189,10 @@ class Symmetry:
                         [self._rename_env(e, p) for e in q])
             new_net: Any = tuple(queues)
         elif self.dup:
-            new_net = frozenset([self._rename_env(e, p) for e in net])
+            new_net = frozenset(renamed)
         else:
-            new_net = tuple(sorted([self._rename_env(e, p) for e in net]))
+            renamed.sort()
+            new_net = tuple(renamed)
         if len(state) == 2:
             return (tuple(new), new_net)
         _, _, timers, down, budget, cut = state
@@ -173,10 +204,7 @@ class Symmetry:
         names = self.names
         return {names[i]: names[p[i]] for g in self.groups for i in g if p[i] != i}
 
-    def _rename_local(self, i: int, lid: int, p: Sequence[int]) -> int:
-        m = self._lmention.get((i, lid))
-        if m is None:
-            m = self._local_mentions(i, lid)
+    def _rename_local(self, i: int, lid: int, p: Sequence[int], m: tuple[int, ...]) -> int:
         target = p[i]
         key = (i, lid, target, *[p[x] for x in m])
         new = self._lrename.get(key)
@@ -213,29 +241,29 @@ class Symmetry:
                     per_port.setdefault(port, set()).add(x)
             if any(len(xs) > 1 for xs in per_port.values()):
                 found.update(peer for _, peer in keys if peer in self.member_names)
-        m = self._lmention[(i, lid)] = tuple(sorted(k.index[n] for n in found))
+        m = self._lmention[lid << 14 | i] = tuple(sorted(k.index[n] for n in found))
+        return m
+
+    def _env_mentions(self, e: int) -> tuple[int, ...]:
+        k = self.kernel
+        env = k.envs[e]
+        found: set[str] = set()
+        for n in (env.src, env.dst):
+            if n in self.member_names:
+                found.add(n)
+        mentions(env.message, self.member_names, found)
+        m = self._ementions[e] = tuple(sorted(k.index[n] for n in found))
         return m
 
     def _rename_env(self, e: int, p: Sequence[int]) -> int:
-        m = self._ementions.get(e)
         k = self.kernel
-        if m is None:
-            env = k.envs[e]
-            found: set[str] = set()
-            for n in (env.src, env.dst):
-                if n in self.member_names:
-                    found.add(n)
-            mentions(env.message, self.member_names, found)
-            m = self._ementions[e] = tuple(sorted(k.index[n] for n in found))
-        key = (e, *[p[x] for x in m])
-        new = self._erename.get(key)
-        if new is None:
-            env = k.envs[e]
-            names = self._mapping(p)
-            new = self._erename[key] = k._env_id(Envelope(
-                names.get(env.src, env.src), env.src_port, names.get(env.dst, env.dst),
-                env.dst_port, rename_value(env.message, names)))
-        return new
+        env = k.envs[e]
+        names = self._mapping(p)
+        if not names:
+            return e
+        return k._env_id(Envelope(
+            names.get(env.src, env.src), env.src_port, names.get(env.dst, env.dst),
+            env.dst_port, rename_value(env.message, names)))
 
     def _rename_timer(self, t: int, p: Sequence[int]) -> int:
         k = self.kernel
@@ -335,8 +363,8 @@ class Symmetry:
                     ts = self._timer_sig[(gi, t)] = self._timer_signature(gi, group, t)
                 for pos, c in ts:
                     tb[pos].append(c)
-            for s, m, b in zip(sigs, group, tb):
-                s.append((tuple(sorted(b)), (down >> m) & 1, (cut >> m) & 1))
+            for s, m, tbag in zip(sigs, group, tb):
+                s.append((tuple(sorted(tbag)), (down >> m) & 1, (cut >> m) & 1))
         return [tuple(s) for s in sigs]
 
     def _env_signature(self, gi: int, group: tuple[int, ...], e: int
@@ -382,15 +410,17 @@ class Symmetry:
     # --- counterexamples ----------------------------------------------------------------------
 
     def concretise(self, start: State, path: tuple[int, ...], last_violation: Violation | None
-                   ) -> tuple[State, tuple[int, ...]]:
+                   ) -> tuple[State, tuple[int, ...], Violation | None]:
         """A concrete path with the representatives' path's orbits: from `start` (a
         representative, itself a reachable initial state), at each step an enabled event whose
         successor is in the orbit the search's next step reached.  The last step, if it is a
-        violating transition (`last_violation`), is one that breaks the same thing."""
+        violating transition (`last_violation`), is one that breaks the same thing; the
+        violation returned is the concrete path's (its message names its instances)."""
         k = self.kernel
         rep = start
         concrete = start
         out: list[int] = []
+        found = last_violation
         for n, ev in enumerate(path):
             target, _, viol = k.apply(rep, ev)
             want = self.canon(target)
@@ -401,8 +431,11 @@ class Symmetry:
                 t2, _, v2 = k.apply(concrete, ev2)
                 if self.canon(t2) != want:
                     continue
-                if key is not None and not any(_vkey(v) == key for v in v2):
-                    continue
+                if key is not None:
+                    same = [v for v in v2 if _vkey(v) == key]
+                    if not same:
+                        continue
+                    found = same[0]
                 out.append(ev2)
                 concrete = t2
                 break
@@ -412,7 +445,11 @@ class Symmetry:
                                 "interchangeable", k.system.symmetries[0][1],
                                 ["check with --no-symmetry"])
             rep = want
-        return start, tuple(out)
+            if is_last and key is None and last_violation is not None \
+                    and last_violation.kind == "property":
+                found = next((v for v in k.property_violations(concrete)
+                              if _vkey(v) == _vkey(last_violation)), last_violation)
+        return start, tuple(out), found
 
     # --- soundness: a spot check of the declaration and the properties -----------------------
 
@@ -575,22 +612,23 @@ def _validate(k: Kernel, group: tuple[str, ...], where: Any) -> None:
     # between members: the same connections between every ordered pair (or none)
     pairs: dict[tuple[str, str], list[Any]] = {}
     for c in s.connections:
-        a, b = c.a.instance, c.b.instance
-        if a in members and b in members and a != b:
-            pairs.setdefault((a, b), []).append((c.a.port, c.b.port, c.capacity, c.full,
+        u, v = c.a.instance, c.b.instance
+        if u in members and v in members and u != v:
+            pairs.setdefault((u, v), []).append((c.a.port, c.b.port, c.capacity, c.full,
                                                  c.lossy))
-            pairs.setdefault((b, a), []).append((c.b.port, c.a.port, c.capacity, c.full,
+            pairs.setdefault((v, u), []).append((c.b.port, c.a.port, c.capacity, c.full,
                                                  c.lossy))
-    kinds = {tuple(sorted(pairs.get((a, b), []), key=repr))
-             for a in group for b in group if a != b}
+    kinds = {tuple(sorted(pairs.get((u, v), []), key=repr))
+             for u in group for v in group if u != v}
     if len(kinds) > 1:
         raise fail("the connections between them are not alike for every pair",
                    ["a ring or a chain is not symmetric under every permutation"])
     # connections to ungrouped instances: on a port of one instance, members alike
+    ends = _ends(s)
     for c in s.connections:
         for x, y in ((c.a, c.b), (c.b, c.a)):
-            if x.instance in members and y.instance not in members:
-                if not all((m, x.port, y.instance, y.port) in _ends(s) for m in group):
+            if x.instance in members and y.instance not in members \
+                    and not all((m, x.port, y.instance, y.port) in ends for m in group):
                     raise fail(f"{x.instance}.{x.port} is connected to "
                                f"{y.instance}.{y.port} but another member is not")
 
