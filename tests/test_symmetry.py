@@ -384,3 +384,23 @@ def test_cli_no_symmetry_and_json(tmp_path):
     assert doc["states"] == 288 and not doc["symmetry"]["applied"]
     res = runner.invoke(cli_main, ["check", spec, "-p", "symmetric=true", "-q"])
     assert "orbits" in res.output and "80" in res.output
+
+
+class Follower(Component):
+    out = Port()
+    leader: str = "n0"
+
+    @action(when=lambda self: self.leader == "n0")
+    def go(self):
+        self.leader = "none"
+
+
+def test_an_initial_value_naming_a_member_is_refused():
+    s = System("followers")
+    nodes = [s.add(f"n{i}", Follower) for i in range(3)]
+    hub = s.add("hub", Hub)
+    for x in nodes:
+        s.connect(x.out, hub.nodes)
+    s.symmetric(nodes)
+    with pytest.raises(SpecError, match="not an initial state"):
+        check(s)

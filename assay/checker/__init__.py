@@ -213,6 +213,7 @@ def _symmetry(kernel: Kernel, wanted: bool) -> tuple[Symmetry | None, dict[str, 
         sym["why"] = "turned off (--no-symmetry)"
         return None, sym
     reduce = Symmetry(kernel)           # validates the declaration: a SpecError if wrong
+    reduce.check_initial()
     if kernel.system.liveness:
         # fairness is per event (instance, action): the quotient graph would merge the fair
         # tasks of interchanged instances; liveness is decided on the full graph

@@ -463,6 +463,24 @@ class Symmetry:
                 out.append(tuple(p))
         return out
 
+    def check_initial(self) -> None:
+        """The initial states are closed under the group (a member's initial value that
+        names a member, `leader="n0"`, would break it): else a SpecError."""
+        k = self.kernel
+        starts = {s for s, _ in k.initial_states()}
+        if len(starts) > 10_000:
+            return
+        for s in starts:
+            for p in self.perms:
+                if self.permute(s, p) not in starts:
+                    g, where = k.system.symmetries[0]
+                    raise SpecError(
+                        f"instances {', '.join(g)} are declared symmetric but are not "
+                        "interchangeable: an initial state with two of them interchanged is "
+                        "not an initial state", where,
+                        ["an initial value that names a member tells them apart",
+                         f"initial state: {k.render_state(s)}"])
+
     def spot_check(self, state: State, perms: list[tuple[int, ...]]) -> None:
         """Raise NotSymmetric if a property, terminal or constraint tells `state` from a
         permutation of it apart, or a SpecError if the permutation has other successors
