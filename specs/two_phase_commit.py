@@ -86,16 +86,11 @@ class TransactionManager(Component):
         self.rms.broadcast(Abort())
 
 
-def system(rm_count: int = 3, symmetric: bool = False) -> System:
-    """`symmetric=True` declares the RMs interchangeable: `check` explores one state per
-    orbit of their permutations."""
+def system(rm_count: int = 3) -> System:
     s = System("two_phase_commit", network="unordered")
     tm = s.add("tm", TransactionManager)
-    rms = [s.add(f"rm{i}", ResourceManager) for i in range(rm_count)]
-    for rm in rms:
-        s.connect(rm.tm, tm.rms)
-    if symmetric and rm_count > 1:
-        s.symmetric(rms)
+    for i in range(rm_count):
+        s.connect(s.add(f"rm{i}", ResourceManager).tm, tm.rms)
 
     @s.always
     def consistent(g):

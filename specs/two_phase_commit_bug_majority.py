@@ -93,14 +93,11 @@ class TransactionManager(Component):
         self.rms.broadcast(Abort())
 
 
-def system(rm_count: int = 3, symmetric: bool = False) -> System:
+def system(rm_count: int = 3) -> System:
     s = System("two_phase_commit_bug_majority", network="unordered")
     tm = s.add("tm", TransactionManager)
-    rms = [s.add(f"rm{i}", ResourceManager) for i in range(rm_count)]
-    for rm in rms:
-        s.connect(rm.tm, tm.rms)
-    if symmetric and rm_count > 1:
-        s.symmetric(rms)        # the RMs are interchangeable: one state per orbit
+    for i in range(rm_count):
+        s.connect(s.add(f"rm{i}", ResourceManager).tm, tm.rms)
 
     @s.always
     def consistent(g):

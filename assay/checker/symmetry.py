@@ -186,7 +186,7 @@ class Symmetry:
                 if q:
                     a, ap, b, bp = self.link_ends[link]
                     queues[k.link_index[(names[p[a]], ap, names[p[b]], bp)]] = tuple(
-                        [self._rename_env(e, p) for e in q])
+                        [self._renamed_env(e, p) for e in q])
             new_net: Any = tuple(queues)
         elif self.dup:
             new_net = frozenset(renamed)
@@ -243,6 +243,18 @@ class Symmetry:
                 found.update(peer for _, peer in keys if peer in self.member_names)
         m = self._lmention[lid << 14 | i] = tuple(sorted(k.index[n] for n in found))
         return m
+
+    def _renamed_env(self, e: int, p: Sequence[int]) -> int:
+        m = self._ementions.get(e)
+        if m is None:
+            m = self._env_mentions(e)
+        if not m:
+            return e
+        key = e << 14 | p[m[0]] if len(m) == 1 else (e, *[p[x] for x in m])
+        r = self._erename.get(key)
+        if r is None:
+            r = self._erename[key] = self._rename_env(e, p)
+        return r
 
     def _env_mentions(self, e: int) -> tuple[int, ...]:
         k = self.kernel
@@ -497,9 +509,11 @@ class Symmetry:
                 what = next(w for w, a, b in zip(self._labels(), base, theirs) if a != b)
                 raise NotSymmetric(what, "it is not the same on a state and on that state "
                                          "with the symmetric instances interchanged")
+            # compared by an orbit invariant (the members' signatures, sorted), which a
+            # representative that is not the orbit's only one cannot spoil
             if succ is None:
-                succ = sorted({_skey(self.canon(t)) for _, t, _ in k.successors(state)[0]})
-            mine = sorted({_skey(self.canon(t)) for _, t, _ in k.successors(other)[0]})
+                succ = sorted({self.invariant(t) for _, t, _ in k.successors(state)[0]})
+            mine = sorted({self.invariant(t) for _, t, _ in k.successors(other)[0]})
             if mine != succ:
                 g, where = k.system.symmetries[0]
                 raise SpecError(
@@ -509,6 +523,11 @@ class Symmetry:
                     ["their code must not name particular instances (compare m.sender with "
                      "a literal, order peers, ...)", "check with --no-symmetry",
                      f"in state: {k.render_state(state)}"])
+
+    def invariant(self, state: State) -> tuple[Any, ...]:
+        """The same for every state of an orbit: each group's signatures, sorted."""
+        return tuple(tuple(sorted(self._signatures(gi, g, state)))
+                     for gi, g in enumerate(self.groups))
 
     def _labels(self) -> list[str]:
         k = self.kernel
@@ -566,10 +585,6 @@ _NamedWorld: Callable[..., Any] = _make_named_world()
 
 def _vkey(v: Violation) -> tuple[str, str | None]:
     return (v.kind, v.name)
-
-
-def _skey(state: State) -> Any:
-    return tuple(tuple(sorted(x)) if isinstance(x, frozenset) else x for x in state)
 
 
 def _permute_mask(mask: int, p: Sequence[int]) -> int:
