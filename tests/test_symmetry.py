@@ -436,3 +436,27 @@ def test_an_initial_value_naming_a_member_is_refused():
     s.symmetric(nodes)
     with pytest.raises(SpecError, match="not an initial state"):
         check(s)
+
+
+def test_two_groups():
+    s = System("two_stars")
+    for h in ("a", "b"):
+        hub = s.add(f"hub_{h}", Hub)
+        nodes = [s.add(f"{h}{i}", Node) for i in range(3 if h == "a" else 2)]
+        for x in nodes:
+            s.connect(x.out, hub.nodes)
+        s.symmetric(nodes)
+    k = Kernel(s)
+    sym = Symmetry(k)
+    perms = []
+    ga, gb = sym.groups
+    for qa in itertools.permutations(ga):
+        for qb in itertools.permutations(gb):
+            p = list(sym.identity)
+            for x, y in [*zip(ga, qa), *zip(gb, qb)]:
+                p[x] = y
+            perms.append(p)
+    states = reachable(k)
+    orbits = {min(k.fingerprint(sym.permute(st, p)) for p in perms) for st in states}
+    r = check(s)
+    assert r.symmetry["applied"] and r.states == len(orbits) < len(states)

@@ -121,6 +121,7 @@ class Symmetry:
         self.ungrouped = tuple(i for i in range(len(self.names)) if i not in grouped)
         self.identity = tuple(range(len(self.names)))
         self._codes: dict[bytes, int] = {}
+        self._abstractions: dict[tuple[int, tuple[int, ...]], dict[str, str]] = {}
         if len(self.names) >= 1 << 14:
             raise SpecError(f"symmetry reduction handles systems of fewer than {1 << 14:,} "
                             "instances", k.system.symmetries[0][1])
@@ -301,8 +302,15 @@ class Symmetry:
         return c
 
     def _abstract(self, member: int, group: tuple[int, ...]) -> dict[str, str]:
-        names = self.names
-        return {names[x]: (SELF if x == member else OTHER) for x in group}
+        """`member` SELF, the rest of its group OTHER, another group's members that group's
+        placeholder: names no permutation changes."""
+        key = (member, group)
+        names = self._abstractions.get(key)
+        if names is None:
+            names = self._abstractions[key] = {
+                self.names[x]: (SELF if x == member else OTHER if g == group else f"\x00g{gi}")
+                for gi, g in enumerate(self.groups) for x in g}
+        return names
 
     def _abstract_local(self, i: int, lid: int, names: dict[str, str]) -> int:
         inst = self.kernel.instances[i]
