@@ -103,6 +103,13 @@ def render_check(console: Console, r: CheckResult, spec: str, system: str,
         if r.liveness:
             console.print(Text("  liveness not checked: it needs every state", style="yellow"))
     rows = [("states", f"{r.states:,}"), ("transitions", f"{r.transitions:,}")]
+    sym = r.symmetry
+    if sym is not None:
+        groups = "; ".join(", ".join(g) for g in sym["groups"])
+        rows[0] = (("orbits", f"{r.states:,} (one state each; symmetric: {groups})")
+                   if sym["applied"] else rows[0])
+        if not sym["applied"]:
+            rows.append(("symmetry", f"not applied: {sym['why']}"))
     if r.keep_going:
         rows += [("terminal states", f"{r.terminal:,}"),
                  ("deadlocked states", f"{r.deadlocked:,}")]

@@ -11,6 +11,7 @@ from assay.checker.bfs import bfs
 from assay.checker.dfs import dfs
 from assay.checker.liveness import Lasso, build_graph, check_liveness, fair_tasks
 from assay.checker.search import Found, Outcome, Progress, Search, violation_key
+from assay.checker.symmetry import NotSymmetric, Symmetry
 from assay.kernel.faults import Faults
 from assay.kernel.kernel import Kernel, State
 from assay.kernel.trace import Step, Trace, explain, initial_json, recorded_event
@@ -86,6 +87,9 @@ class CheckResult:
     keep_going: bool = False
     # with keep_going: every kind of violation found, the first (`violation`) first
     findings: tuple[Finding, ...] = ()
+    # symmetry reduction (`s.symmetric(...)`): the groups declared, whether it was applied
+    # (then `states` counts orbits: one representative state each) and if not, why not
+    symmetry: dict[str, Any] | None = None
 
     @property
     def exit_code(self) -> int:
@@ -115,6 +119,7 @@ class CheckResult:
             "keep_going": self.keep_going,
             # without keep_going the search stopped at the first: nothing was counted
             "violations": [f.to_json() for f in self.findings] if self.keep_going else None,
+            "symmetry": self.symmetry,
         }
 
 
@@ -131,7 +136,8 @@ def check(system: System | Kernel, *, strategy: str = "bfs", max_states: int | N
           spec: str = "", system_name: str = "", params: dict[str, Any] | None = None,
           faults: Faults | None = None, fairness: str | None = None,
           max_time: float | None = None, max_memory: int | None = None,
-          progress_interval: float = 0.5, keep_going: bool = False) -> CheckResult:
+          progress_interval: float = 0.5, keep_going: bool = False,
+          symmetry: bool = True) -> CheckResult:
     """Explore every reachable state of `system` and check its contracts and properties.
 
     With `faults`, every placement of at most that many faults of each kind is explored too.
@@ -147,6 +153,11 @@ def check(system: System | Kernel, *, strategy: str = "bfs", max_states: int | N
     every reachable state — on from violating states and steps too — within the bounds, and
     the result's `findings` count each kind of violation, with its first counterexample;
     every liveness property is decided when the search was exhausted, whatever it found.
+
+    Where the system declares interchangeable instances (`s.symmetric(...)`) the search
+    explores one state per orbit (`symmetry=False`: every state); the result's `symmetry`
+    says whether it was applied, and if not why (liveness properties, a property that tells
+    the instances apart).  Counterexamples are concrete either way.
     """
     if isinstance(system, Kernel):
         if faults is not None and system.faults != faults:
@@ -156,8 +167,12 @@ def check(system: System | Kernel, *, strategy: str = "bfs", max_states: int | N
         kernel = system
     else:
         kernel = Kernel(system, faults, fairness)
-    search = Search(max_states=max_states, max_depth=max_depth, max_time=max_time,
-                    max_memory=max_memory, on_progress=on_progress, interval=progress_interval)
+    def new_search() -> Search:
+        return Search(max_states=max_states, max_depth=max_depth, max_time=max_time,
+                      max_memory=max_memory, on_progress=on_progress, interval=progress_interval)
+
+    search = new_search()
+    reduce, sym = _symmetry(kernel, symmetry)
     explore = {"bfs": bfs, "dfs": dfs}.get(strategy)
     if explore is None:
         raise ValueError(f"unknown strategy {strategy!r}; use 'bfs' or 'dfs'")
@@ -168,14 +183,73 @@ def check(system: System | Kernel, *, strategy: str = "bfs", max_states: int | N
     lasso = None
     liveness: dict[str, str] = {}
     try:
-        out = explore(kernel, search, keep_going)
+        if reduce is not None:
+            try:
+                out = explore(kernel, search, keep_going, reduce)
+                out = _concrete(reduce, out)
+                assert sym is not None
+                sym["orbits"] = out.states
+            except NotSymmetric as e:
+                assert sym is not None
+                sym.update(applied=False, why=f"{e.what} is not symmetric: {e.why}")
+                search = new_search()
+                out = explore(kernel, search, keep_going)
+        else:
+            out = explore(kernel, search, keep_going)
         if kernel.system.liveness:
             out, lasso, liveness = _liveness(kernel, search, out, keep_going)
     finally:
         if was_enabled:
             gc.enable()
-    return _result(kernel, out, strategy, spec, system_name, params or {}, lasso, liveness,
-                   keep_going)
+    result = _result(kernel, out, strategy, spec, system_name, params or {}, lasso, liveness,
+                     keep_going)
+    if sym is not None:
+        warnings = result.warnings
+        if not sym["applied"] and symmetry:
+            warnings = (*warnings, f"symmetry reduction not applied: {sym['why']}; every "
+                                   "state was explored")
+        result = replace(result, symmetry=sym, warnings=warnings)
+    return result
+
+
+def _symmetry(kernel: Kernel, wanted: bool) -> tuple[Symmetry | None, dict[str, Any] | None]:
+    """The symmetry reduction to apply, if any, and what the result says of it."""
+    groups = kernel.system.symmetries
+    if not groups:
+        return None, None
+    sym: dict[str, Any] = {"groups": [list(g) for g, _ in groups], "applied": False,
+                           "why": None, "orbits": None}
+    if not wanted:
+        sym["why"] = "turned off (--no-symmetry)"
+        return None, sym
+    reduce = Symmetry(kernel)           # validates the declaration: a SpecError if wrong
+    reduce.check_initial()
+    if kernel.system.liveness:
+        # fairness is per event (instance, action): the quotient graph would merge the fair
+        # tasks of interchanged instances; liveness is decided on the full graph
+        sym["why"] = "liveness properties are checked on every state (fairness is per instance)"
+        return None, sym
+    if kernel.faults is not None and kernel.faults.partition:
+        sym["why"] = "partitions are not renamed (a partition never holds instance 0)"
+        return None, sym
+    sym["applied"] = True
+    return reduce, sym
+
+
+def _concrete(reduce: Symmetry, out: Outcome) -> Outcome:
+    """The outcome with its counterexamples concrete (the search's paths join orbits)."""
+    if out.start is not None:
+        start, path, v = reduce.concretise(out.start, out.path, out.violation)
+        out = replace(out, start=start, path=path, violation=v)
+    if out.found:
+        found = []
+        for f in out.found:
+            start, path, v = reduce.concretise(f.start, f.path, f.violation)
+            found.append(replace(f, start=start, path=path, violation=v or f.violation))
+        out = replace(out, found=tuple(found))
+        if out.violation is not None:
+            out = replace(out, violation=out.found[0].violation)
+    return out
 
 
 def _liveness(kernel: Kernel, search: Search, out: Outcome, keep_going: bool = False

@@ -8,13 +8,19 @@ of each, and explores on from the violating states and steps, so it reaches ever
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from assay.checker.search import Outcome, Search, Tally
 from assay.kernel.kernel import Kernel, State
 from assay.kernel.violation import Violation
 
+if TYPE_CHECKING:
+    from assay.checker.symmetry import Symmetry
 
-def bfs(kernel: Kernel, search: Search, keep_going: bool = False) -> Outcome:
+
+def bfs(kernel: Kernel, search: Search, keep_going: bool = False,
+        reduce: Symmetry | None = None) -> Outcome:
+    """With `reduce`, states are the representatives of their orbits (`symmetry.py`)."""
     visited: dict[State, tuple[State, int] | None] = {}
     tally = Tally()
     terminal = deadlocked = 0
@@ -50,6 +56,8 @@ def bfs(kernel: Kernel, search: Search, keep_going: bool = False) -> Outcome:
         level: list[State] = []
         within = kernel.within if kernel.system.constraints else None
         for s, viol in kernel.initial_states():
+            if reduce is not None:
+                s = reduce.canon(s)
             if s in visited:
                 continue
             if len(visited) >= limit:
@@ -70,7 +78,7 @@ def bfs(kernel: Kernel, search: Search, keep_going: bool = False) -> Outcome:
                 level.append(s)
         search.states = len(visited)
 
-        successors = kernel.successors
+        successors = kernel.successors if reduce is None else reduce.successors
         faulty = kernel.has_faults          # an enabled fault is not progress
         setdefault = visited.setdefault
         check_props = kernel.property_violations if kernel.properties else None

@@ -7,17 +7,23 @@ first counterexample of each, and explores on from the violating states and step
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from assay.checker.search import Outcome, Search, Tally
 from assay.kernel.kernel import Kernel, State
 from assay.kernel.violation import Violation
 
+if TYPE_CHECKING:
+    from assay.checker.symmetry import Symmetry
 
-def dfs(kernel: Kernel, search: Search, keep_going: bool = False) -> Outcome:
+
+def dfs(kernel: Kernel, search: Search, keep_going: bool = False,
+        reduce: Symmetry | None = None) -> Outcome:
+    """With `reduce`, states are the representatives of their orbits (`symmetry.py`)."""
     visited: set[State] = set()
     max_depth = search.max_depth
     limit = search.max_states if search.max_states is not None else float("inf")
-    successors = kernel.successors
+    successors = kernel.successors if reduce is None else reduce.successors
     check_props = kernel.property_violations if kernel.properties else None
     within = kernel.within if kernel.system.constraints else None
     cut = False
@@ -36,6 +42,8 @@ def dfs(kernel: Kernel, search: Search, keep_going: bool = False) -> Outcome:
 
     try:
         for init, viol in kernel.initial_states():
+            if reduce is not None:
+                init = reduce.canon(init)
             if init in visited:
                 continue
             visited.add(init)

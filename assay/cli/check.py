@@ -47,6 +47,9 @@ from assay.errors import AssayError, UsageError
               help="Do not stop at the first violation: explore every reachable state, count "
                    "the states (or transitions) breaking each property or contract, and show "
                    "the first counterexample of each (TLC's -continue).")
+@click.option("--no-symmetry", is_flag=True,
+              help="Explore every state even where the spec declares interchangeable "
+                   "instances (s.symmetric(...)); by default one state per orbit.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @click.option("--trace-out", type=click.Path(dir_okay=False), metavar="FILE",
               help="Write the counterexample as a JSON trace file (with --keep-going: the "
@@ -57,7 +60,8 @@ from assay.errors import AssayError, UsageError
 def check(spec: str, system_name: str | None, params: tuple[str, ...], strategy: str,
           max_states: int | None, max_depth: int | None, max_time: float | None,
           max_memory: int | None, faults_text: str | None, fairness: str | None,
-          no_deadlock: bool, keep_going: bool, as_json: bool, trace_out: str | None,
+          no_deadlock: bool, keep_going: bool, no_symmetry: bool, as_json: bool,
+          trace_out: str | None,
           quiet: bool) -> None:
     """Explore every reachable state of a system and check its properties.
 
@@ -88,7 +92,7 @@ def check(spec: str, system_name: str | None, params: tuple[str, ...], strategy:
                                spec=spec, system_name=name, params=typed,
                                on_progress=progress.update if progress else None,
                                progress_interval=progress.interval if progress else 0.5,
-                               keep_going=keep_going)
+                               keep_going=keep_going, symmetry=not no_symmetry)
         finally:
             if progress:
                 progress.close()

@@ -188,6 +188,8 @@ class System:
         self.constraints: list[tuple[Callable[[Any], bool], Location | None]] = []
         self.locations: dict[str, Location | None] = {}
         self.externals: list[str] = []
+        # groups of interchangeable instances (`s.symmetric(...)`), with where each was declared
+        self.symmetries: list[tuple[tuple[str, ...], Location | None]] = []
 
     # --- building --------------------------------------------------------------------------
 
@@ -325,6 +327,32 @@ class System:
             if ref.name in self.externals:
                 raise SpecError(f"instance {ref.name!r} is marked external twice", where)
             self.externals.append(ref.name)
+
+    def symmetric(self, *refs: Any) -> None:
+        """Declare instances interchangeable: `s.symmetric(rm1, rm2, rm3)` (instances or their
+        names, or one list of them).  `check` then explores one state per orbit under the
+        permutations of the group (symmetry reduction, TLC's SYMMETRY): every reference to
+        a member — a peer name in a field, a message, a set, a map, a session, the network —
+        is renamed consistently.  The members must be of one class, with the same initial
+        values, wired alike; `check` says so when they are not."""
+        where = caller_location(2)
+        if len(refs) == 1 and isinstance(refs[0], list | tuple):
+            refs = tuple(refs[0])
+        names: list[str] = []
+        for ref in refs:
+            name = ref.name if isinstance(ref, InstanceRef) else ref
+            if isinstance(ref, PortRef):
+                raise SpecError(f"symmetric() got the port {ref}, not an instance", where,
+                                [f"write s.symmetric(..., {ref.instance!r}, ...)"])
+            if not isinstance(name, str) or name not in self.instances:
+                raise SpecError(f"symmetric() needs instances of this system, got {ref!r}",
+                                where, ["add the instances first, then declare them symmetric"])
+            if name in names or any(name in g for g, _ in self.symmetries):
+                raise SpecError(f"instance {name!r} is declared symmetric twice", where)
+            names.append(name)
+        if len(names) < 2:
+            raise SpecError("symmetric() needs at least two instances to interchange", where)
+        self.symmetries.append((tuple(names), where))
 
     # --- properties --------------------------------------------------------------------------
 
