@@ -126,11 +126,11 @@ def run_pan(workdir: Path, w: int) -> dict:
     if code != 0 or stored is None or errors is None or errors.group(1) != "0" \
             or "Search not completed" in out:
         raise SystemExit(f"pan failed (exit {code}):\n{out}{err}")
-    matched = re.search(r"(\d+) states, matched", out)
+    matched = re.search(r"([\d.e+]+) states, matched", out)
     memory = re.search(r"([\d.]+)\s+total actual memory usage", out)
     vector = re.search(r"State-vector (\d+) byte", out)
     return {"states": int(stored.group(1)), "seconds": wall, "wall": wall, "rss": rss,
-            "matched": int(matched.group(1)) if matched else None,
+            "matched": int(float(matched.group(1))) if matched else None,
             "pan_mib": float(memory.group(1)) if memory else None,
             "vector": int(vector.group(1)) if vector else None}
 
