@@ -2,9 +2,10 @@
 parameters): LamportMutex and PaxosCommit check with the state counts of a plain BFS of the
 same TLA+ actions, and the bug twin of each is found by `assay check`.
 
-The state counts were computed by a hand-written BFS over tuples and frozensets (the TLA+
-actions, nothing of assay), which also gives the numbers tlaplus/Examples records for TLC on
-the full models (724,274 and 1,321,761; too large for a unit test).
+The state counts are those of tests/benchmarks/handwritten_whole_state.py, a hand-written BFS
+of the TLA+ actions over tuples and frozensets (nothing of assay), which also gives the
+numbers tlaplus/Examples records for TLC on the full models (724,274 and 1,321,761 distinct
+states; too large for a unit test).
 """
 from __future__ import annotations
 
