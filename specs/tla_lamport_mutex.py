@@ -34,9 +34,10 @@ more states than TLC reports.)
     assay check specs/tla_lamport_mutex.py                          # n=2, max_clock=3
     assay check specs/tla_lamport_mutex.py -p n=3 -p max_clock=6    # the TLA+ model
 
-Distinct states measured with `assay check` (n, max_clock): (2, 3) 191, (2, 5) 685, (3, 3)
-10,209, (3, 4) 70,472.  For the TLA+ model (n=3, max_clock=6) tlaplus/Examples records 724,274
-distinct states for TLC; see tests/benchmarks/RESULTS.md ("Scale baselines") for assay on it.
+Distinct states measured with `assay check` (n, max_clock): (2, 3) 191, (2, 5) 685,
+(3, 3) 10,209, (3, 4) 70,472, (3, 5) 270,115, (3, 6) 724,274.  The last is the TLA+ model
+MCLamportMutex.cfg, and the number tlaplus/Examples records for TLC on it (724,274 distinct
+states); tests/benchmarks/RESULTS.md ("Scale baselines") has the times.
 """
 from assay import Component, Message, System, action
 
