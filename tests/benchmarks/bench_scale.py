@@ -9,7 +9,7 @@ What it measures
       once per N with ``spin -DN=N -a`` and ``gcc -O2 -DSAFETY -DNOREDUCE -DNOCLAIM`` (plus
       ``-DCOLLAPSE`` with ``--collapse``): a plain exhaustive safety search, every state
       stored, no partial-order reduction; run as ``./pan -m100000 -wW`` with W = 2N+6
-      (a hash table of about 4^N slots, within [16, 28]) unless ``--pan-w`` says.
+      (2^W = 64 * 4^N hash slots, W within [16, 28]) unless ``--pan-w`` says.
 
     and prints for each: distinct states (both must agree: the script stops if they do not),
     seconds, peak RSS (``ru_maxrss`` of the child, from ``os.wait4``), bytes per state

@@ -14,8 +14,9 @@
  * Every TLA+ action is one `d_step` (one transition, no intermediate state), guarded as in
  * the TLA+ spec.  Each process is a `do` loop whose every branch returns to the loop head,
  * so a process's program counter is the same in every reachable state and adds no states:
- * SPIN's "states stored" is the number of distinct (rmState, tmState, tmPrepared, msgs),
- * TLC's count (288 / 8,832 / 296,448 / 10,340,352 for 3 / 5 / 7 / 9 RMs).
+ * SPIN's "states stored" is the number of distinct (rmState, tmState, tmPrepared, msgs):
+ * TLC's count for 3 / 5 / 7 RMs (288 / 8,832 / 296,448), and assay's (those, and 1,745,408
+ * and 10,340,352 for 8 and 9 RMs).
  *
  * Process RM(r) takes RMPrepare(r), RMChooseToAbort(r), RMRcvCommitMsg(r), RMRcvAbortMsg(r)
  * and also TMRcvPrepared(r): which process takes a step does not change the state it leads
