@@ -324,7 +324,7 @@ def sequence_svg(data: dict[str, Any]) -> str:
         out.append(f'<g class="{cls}" data-msg="{m["id"]}" data-sent="{m["sent"]}" '
                    f'data-end="{m["end"] if m["end"] is not None else ""}">'
                    f'<title>{_e(title)}</title><path d="{path}"{marker}/>'
-                   f'<text x="{lx:.0f}" y="{ly:.0f}">{_e(_clip(label + m["text"]))}</text>')
+                   f'<text x="{lx:.0f}" y="{ly:.0f}">{_e(_clip(label + m["type"]))}</text>')
         if fate not in ("delivered", "in flight"):
             out.append(f'<path class="cross" d="M{x2 - 5:.0f},{y2 - 5:.0f}l10,10m0,-10l-10,10"/>')
         out.append("</g>")

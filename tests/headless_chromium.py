@@ -8,6 +8,7 @@ import contextlib
 import fcntl
 import json
 import os
+import select
 import shutil
 import signal
 import tempfile
@@ -61,7 +62,8 @@ class Browser:
 
     def _read(self, deadline: float) -> dict[str, Any]:
         while b"\0" not in self.buffer:
-            if time.monotonic() > deadline:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self.out_r], [], [], left)[0]:
                 raise TimeoutError("chromium did not answer in time")
             chunk = os.read(self.out_r, 65536)
             if not chunk:
@@ -101,11 +103,13 @@ class Browser:
                 return result
 
     def open(self, url: str) -> None:
-        """Navigate and wait for the load event (scripts have run by then)."""
+        """Navigate and wait for the load event (scripts have run by then), or for the
+        navigation within the document when only the fragment (#...) changes."""
         self.events.clear()
         self.call("Page.navigate", {"url": url}, session=True)
         deadline = time.monotonic() + self.timeout
-        while not any(e.get("method") == "Page.loadEventFired" for e in self.events):
+        done = ("Page.loadEventFired", "Page.navigatedWithinDocument")
+        while not any(e.get("method") in done for e in self.events):
             self._read(deadline)
 
     def evaluate(self, expression: str) -> Any:
