@@ -16,9 +16,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from assay.kernel.events import Deliver, Drop, Duplicate, Envelope, Lose
+from assay.kernel.events import (
+    Crash,
+    Deliver,
+    Drop,
+    Duplicate,
+    Envelope,
+    Fire,
+    Lose,
+    TimerFire,
+)
 from assay.kernel.kernel import Kernel, State
 from assay.kernel.trace import ReplayResult, Step, Trace, replay_trace
+from assay.model.message import Message
 
 # what became of a message by the end of a run
 FATES = ("delivered", "dropped", "lost", "lost (link full)", "discarded", "in flight")
@@ -39,12 +49,27 @@ class Flight:
 
 
 @dataclass
+class TimerSpan:
+    """One timer of a run, from the step that set it (0: the initial state) to the step that
+    fired or cancelled it (`end`; None while it is pending)."""
+
+    id: int
+    instance: str
+    delay: int
+    message: Message
+    set: int
+    fate: str = "pending"
+    end: int | None = None
+
+
+@dataclass
 class Flights:
-    """The messages of a run and its global states (`states[k]`: after step k)."""
+    """The messages and timers of a run and its global states (`states[k]`: after step k)."""
 
     messages: list[Flight]
     states: list[State]
     sent: list[list[int]]           # by step (index 0: the initial state): the ids it sent
+    timers: list[TimerSpan] = field(default_factory=list)
 
     def in_flight_at_end(self) -> list[Flight]:
         return [m for m in self.messages if m.fate == "in flight"]
@@ -69,6 +94,22 @@ def flights(kernel: Kernel, start: State, steps: Sequence[Step]) -> Flights:
         m.fate, m.end = fate, k
         return m
 
+    timers: list[TimerSpan] = []
+    armed: dict[tuple[str, int, Message], list[TimerSpan]] = {}
+
+    def arm(key: tuple[str, int, Message], k: int) -> None:
+        t = TimerSpan(len(timers) + 1, key[0], key[1], key[2], k)
+        timers.append(t)
+        armed.setdefault(key, []).append(t)
+
+    def disarm(key: tuple[str, int, Message], k: int, fate: str) -> None:
+        queue = armed.get(key)
+        if queue:
+            t = queue.pop(0)
+            t.fate, t.end = fate, k
+
+    for key in kernel.pending_timers(start):
+        arm(key, 0)
     states = [start]
     sent: list[list[int]] = [[new(e, 0).id for e in kernel.in_flight(start)]]
     state = start
@@ -76,8 +117,20 @@ def flights(kernel: Kernel, start: State, steps: Sequence[Step]) -> Flights:
         k = st.index
         before = Counter(kernel.in_flight(state))
         res = kernel.step(state, st.event)
-        after = Counter(kernel.in_flight(res.state))
         ev = kernel.event(st.event)
+        was = Counter(kernel.pending_timers(state))
+        if isinstance(ev, TimerFire):
+            key = (ev.instance, ev.delay, ev.message)
+            disarm(key, k, "fired")
+            was[key] -= 1
+        now = Counter(kernel.pending_timers(res.state))
+        for key, n in (was - now).items():
+            for _ in range(n):
+                disarm(key, k, "discarded" if isinstance(ev, Crash) else "cancelled")
+        for key, n in (now - was).items():
+            for _ in range(n):
+                arm(key, k)
+        after = Counter(kernel.in_flight(res.state))
         expected = Counter(before)
         ids: list[int] = []
         kept = Counter(res.sends) - Counter(st.lost)
@@ -101,11 +154,11 @@ def flights(kernel: Kernel, start: State, steps: Sequence[Step]) -> Flights:
             expected[env] += 1
         lost = Counter(st.lost)
         for env in res.sends:
-            if lost[env]:
+            if lost[env]:                   # never on the network: not pending
                 lost[env] -= 1
-                m = new(env, k)
+                m = Flight(len(messages) + 1, env, k, "lost (link full)", k)
+                messages.append(m)
                 ids.append(m.id)
-                take(env, k, "lost (link full)")
             else:
                 ids.append(new(env, k).id)
                 expected[env] += 1
@@ -118,7 +171,7 @@ def flights(kernel: Kernel, start: State, steps: Sequence[Step]) -> Flights:
         sent.append(ids)
         state = res.state
         states.append(state)
-    return Flights(messages, states, sent)
+    return Flights(messages, states, sent, timers)
 
 
 # --- the data the page shows --------------------------------------------------------------------
@@ -142,6 +195,8 @@ def page_data(result: ReplayResult, trace: Trace | None = None,
                 "in_flight": [m.id for m in fl.messages
                               if m.sent <= k and (m.end is None or m.end > k)
                               and m.fate != "lost (link full)"],
+                "timers": [t.id for t in fl.timers
+                           if t.set <= k and (t.end is None or t.end > k)],
                 "crashed": kernel.crashed(state)}
 
     steps = []
@@ -155,8 +210,14 @@ def page_data(result: ReplayResult, trace: Trace | None = None,
                      for inst, fs in kernel.assigned(before, st.event).items()
                      for f in sorted(fs) if (inst, f) not in changed]
         owner = kernel.event_owner(st.event)
+        ev = kernel.event(st.event)
+        label = {"crash": "✕ crash", "restart": "↻ restart"}.get(j.get("kind", ""), "")
+        if isinstance(ev, Fire):
+            label = ev.action + (f"({_value(ev.arg)})" if ev.has_arg else "")
+        elif isinstance(ev, TimerFire):
+            label = f"timer {type(ev.message).__name__}"
         steps.append({
-            "index": k, "description": st.description, "kind": j.get("kind"),
+            "index": k, "description": st.description, "kind": j.get("kind"), "label": label,
             "instance": result.instances[owner] if owner >= 0 else None,
             "changes": [{"instance": c.instance, "field": c.field, "old": _value(c.old),
                          "new": _value(c.new)} for c in st.changes],
@@ -182,6 +243,9 @@ def page_data(result: ReplayResult, trace: Trace | None = None,
             "steps": steps,
             "states": [state_json(k) for k in range(len(fl.states))],
             "messages": messages,
+            "timers": [{"id": t.id, "instance": t.instance, "delay": t.delay,
+                        "text": repr(t.message), "set": t.set, "fate": t.fate, "end": t.end}
+                       for t in fl.timers],
             "violation": v.to_json() if v else None,
             "violation_step": vstep,
             "cycle_start": result.cycle_start,
@@ -328,6 +392,24 @@ def sequence_svg(data: dict[str, Any]) -> str:
         if fate not in ("delivered", "in flight"):
             out.append(f'<path class="cross" d="M{x2 - 5:.0f},{y2 - 5:.0f}l10,10m0,-10l-10,10"/>')
         out.append("</g>")
+    # timers: a dashed amber line beside the lifeline, from the step that set one to the step
+    # that fired it (a dot) or cancelled it (a cross), or to the end while it is pending
+    for t in data["timers"]:
+        x = col[t["instance"]] + 9
+        y1, y2 = y(t["set"]), (end_y if t["end"] is None else y(t["end"]))
+        what = {"fired": f"fired at step {t['end']}", "pending": "still pending at the end"}.get(
+            t["fate"], f"{t['fate']} at step {t['end']}")
+        sent = "in the initial state" if t["set"] == 0 else f"at step {t['set']}"
+        title = f"timer {t['text']} of {t['instance']} (delay {t['delay']}), set {sent}; {what}"
+        out.append(f'<g class="timer {t["fate"]}" data-timer="{t["id"]}"><title>{_e(title)}'
+                   f'</title><path d="M{x},{y1 + 5} L{x},{y2}"/>')
+        out.append(f'<circle class="clock" cx="{x}" cy="{y1 + 5}" r="3.5"/>')
+        if t["fate"] == "fired":
+            out.append(f'<circle cx="{x}" cy="{y2}" r="2.5"/>')
+        elif t["fate"] != "pending":
+            out.append(f'<path class="cross" d="M{x - 4},{y2 - 4}l8,8m0,-8l-8,8"/>')
+        out.append("</g>")
+
     # local events: actions, timers, crashes, restarts, partitions
     for s in steps:
         k, kind, inst = s["index"], s["kind"], s["instance"]
@@ -341,12 +423,7 @@ def sequence_svg(data: dict[str, Any]) -> str:
         if kind == "deliver":
             out.append(f'<circle class="event deliver" cx="{x}" cy="{y(k)}" r="3"/>')
             continue
-        text = {"timer": "⏰ timer", "crash": "✕ crash", "restart": "↻ restart"}.get(kind, "")
-        if kind == "action":
-            text = s["description"].split(" fires ", 1)[-1]
-        elif kind == "timer":
-            text += " " + s["description"].split("timer ", 1)[-1]
-        text = _clip(text, 22)
+        text = _clip(s["label"], 22)
         w = min(COLW - 20, 12 + 7 * len(text))
         out.append(f'<g class="event {kind}"><rect x="{x - w / 2:.0f}" y="{y(k) - 10}" '
                    f'width="{w}" height="20" rx="3"/><text x="{x}" y="{y(k) + 4}">{_e(text)}'
@@ -455,6 +532,9 @@ g.event.crash rect { fill: #ffebee; stroke: var(--bad); }
 g.event.timer rect { fill: #fff8e1; stroke: #ffb300; }
 g.event.net text { fill: #6a1b9a; font-weight: 600; }
 circle.deliver { fill: #37474f; }
+g.timer path { stroke: #ffb300; stroke-width: 2; stroke-dasharray: 4 3; fill: none; }
+g.timer circle { fill: #ffb300; } g.timer path.cross { stroke: var(--bad); stroke-dasharray: none; }
+g.timer circle.clock { fill: #fff; stroke: #ffb300; stroke-width: 1.5; }
 g.lasso path { fill: none; stroke: var(--cyc); stroke-width: 2; }
 g.lasso text { fill: var(--cyc); font-weight: 600; }
 text.vmark { fill: var(--bad); font-size: 16px; font-weight: 700; }
@@ -482,6 +562,8 @@ _JS = """
   var n = data.steps.length;
   var msgs = {};
   data.messages.forEach(function (m) { msgs[m.id] = m; });
+  var timers = {};
+  data.timers.forEach(function (t) { timers[t.id] = t; });
   function el(tag, cls, text) {
     var e = document.createElement(tag);
     if (cls) { e.className = cls; }
@@ -566,6 +648,20 @@ _JS = """
     }
     panel.appendChild(list(k === n ? "In flight at the end of the run" :
       "In flight after this step", st.in_flight, true));
+    if (data.timers.length) {
+      var box = el("div");
+      box.appendChild(el("h3", "", k === n ? "Timers pending at the end" :
+        "Timers pending after this step"));
+      var ul = el("ul");
+      st.timers.forEach(function (id) {
+        var t = timers[id];
+        ul.appendChild(el("li", "", t.instance + ": " + t.text + " (delay " + t.delay + ", " +
+          (t.set === 0 ? "set at the start" : "set at step " + t.set) + ")"));
+      });
+      if (!st.timers.length) { ul.appendChild(el("li", "", "none")); }
+      box.appendChild(ul);
+      panel.appendChild(box);
+    }
   }
   function select(k) {
     if (!(k >= 0 && k <= n)) { k = data.violation_step !== null ? data.violation_step : n; }

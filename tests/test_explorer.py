@@ -269,3 +269,50 @@ def test_the_page_works_in_headless_chromium(out: Path) -> None:
         assert any("seen" in e for e in browser.errors)
     finally:
         browser.close()
+
+
+# --- the books of messages and timers agree with the kernel -------------------------------------
+
+
+@pytest.mark.parametrize("spec, params", [
+    ("alternating_bit.py", {}), ("first_timeout.py", {}), ("register_bug_volatile.py", {}),
+    ("abp_lossy.py", {"full": "drop", "capacity": "2"}),
+])
+def test_flights_agree_with_the_kernel_at_every_step_of_random_faulty_runs(
+        spec: str, params: dict[str, str]) -> None:
+    """Random walks with every kind of fault (drops, duplicates, crashes, restarts,
+    partitions, losses on lossy links, full links): after each step, the messages the page
+    says are in flight, and the timers pending, are exactly the kernel's."""
+    import random
+    from collections import Counter
+
+    from assay.explorer import flights
+    from assay.kernel import Faults, Kernel
+    from assay.kernel.trace import explain
+    from assay.model.load import build
+
+    system, _, _ = build(str(REPO / "specs" / spec), None, params)
+    kernel = Kernel(system, Faults.parse("crash=2,drop=2,dup=2,partition=1"))
+    kinds: Counter[str] = Counter()
+    for seed in range(4):
+        rng = random.Random(seed)
+        start = kernel.initial_states()[0][0]
+        state, steps = start, []
+        for i in range(1, 31):
+            enabled = kernel.enabled_events(state)
+            if not enabled:
+                break
+            step, state = explain(kernel, state, rng.choice(enabled), i)
+            steps.append(step)
+            kinds[step.event_json["kind"]] += 1
+        fl = flights(kernel, start, steps)
+        for k, s in enumerate(fl.states):
+            alive = Counter(m.envelope for m in fl.messages
+                            if m.sent <= k and (m.end is None or m.end > k)
+                            and m.fate != "lost (link full)")
+            assert alive == Counter(kernel.in_flight(s)), (spec, seed, k)
+            pending = Counter((t.instance, t.delay, t.message) for t in fl.timers
+                              if t.set <= k and (t.end is None or t.end > k))
+            assert pending == Counter(kernel.pending_timers(s)), (spec, seed, k)
+        assert all(m.end is None or m.end >= m.sent for m in fl.messages)
+    assert kinds["deliver"] > 0

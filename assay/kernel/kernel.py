@@ -1314,6 +1314,13 @@ class Kernel:
     def in_flight(self, state: State) -> list[Envelope]:
         return [self.envs[e] for e in self.network.in_flight(state[1])]
 
+    def pending_timers(self, state: State) -> list[tuple[str, int, Message]]:
+        """The timers pending in `state`: (instance, delay, message), in canonical order."""
+        if not self.extended:
+            return []
+        return [(self.instances[i].name, delay, msg)
+                for i, delay, msg in (self.timers[t] for t in state[2])]
+
     def event(self, ev: int) -> Event:
         """The named form of an event id."""
         if ev >= 0:
