@@ -671,11 +671,12 @@ _JS = """
     for (var j = 0; j < mine.length; j++) {
       if (mine[j].id !== "state") { mine[j].classList.add("selected"); }
     }
-    var focus = document.querySelectorAll("g.msg");
-    for (var f = 0; f < focus.length; f++) {
-      var g = focus[f];
-      g.classList.toggle("focus", k > 0 && (g.getAttribute("data-sent") === String(k) ||
-        g.getAttribute("data-end") === String(k)));
+    var focus = document.querySelectorAll("g.msg.focus");
+    for (var f = 0; f < focus.length; f++) { focus[f].classList.remove("focus"); }
+    if (k > 0) {
+      focus = document.querySelectorAll('g.msg[data-sent="' + k + '"], g.msg[data-end="' + k +
+        '"]');
+      for (var g = 0; g < focus.length; g++) { focus[g].classList.add("focus"); }
     }
     render(k);
     var item = document.querySelector('#steps li[data-step="' + k + '"]');
