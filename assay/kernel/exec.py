@@ -437,14 +437,18 @@ class Runner:
 
     def _recording(self) -> type:
         """A subclass of the component whose objects note each name assigned on them (off
-        the hot path: only while `recorder` is set)."""
-        cls = self.info.cls
+        the hot path: only while `recorder` is set); made once per runner."""
+        made: type | None = self.__dict__.get("_recording_class")
+        if made is None:
+            cls = self.info.cls
 
-        def note(obj: Any, name: str, value: Any) -> None:
-            obj.__dict__["__assay_ctx__"].assigned.add(name)
-            object.__setattr__(obj, name, value)
+            def note(obj: Any, name: str, value: Any) -> None:
+                obj.__dict__["__assay_ctx__"].assigned.add(name)
+                object.__setattr__(obj, name, value)
 
-        return type(cls.__name__, (cls,), {"__setattr__": note, "__module__": cls.__module__})
+            made = self._recording_class = type(cls.__name__, (cls,), {
+                "__setattr__": note, "__module__": cls.__module__})
+        return made
 
     def view(self, values: tuple[Any, ...]) -> StateView:
         return make_view(self.view_class, self.name, self.fields, values)
