@@ -316,3 +316,23 @@ def test_flights_agree_with_the_kernel_at_every_step_of_random_faulty_runs(
             assert pending == Counter(kernel.pending_timers(s)), (spec, seed, k)
         assert all(m.end is None or m.end >= m.sent for m in fl.messages)
     assert kinds["deliver"] > 0
+
+
+def test_kernel_assigned_follows_each_way_of_a_step_that_chooses_and_not_an_aborted_one(
+        ) -> None:
+    from assay.kernel import Kernel
+    from assay.model.load import build
+
+    system, _, _ = build(str(REPO / "tests" / "fixtures" / "explorer" / "choosy.py"), None, {})
+    k = Kernel(system)
+    start = k.initial_states()[0][0]
+    ways = k.enabled_events(start)
+    assert len(ways) == 2
+    for ev in ways:
+        after = k.apply(start, ev)[0]
+        assert k.assigned(start, ev) == {"a": frozenset({"x", "went"})}
+        changed = {c.field for c in k.changes(start, after)}
+        assert changed in ({"went"}, {"x", "went"})       # x=0 is a rewrite, x=1 a change
+        (deliver,) = k.enabled_events(after)
+        assert k.step(after, deliver).violations[0].kind == "exception"     # aborted
+        assert k.assigned(after, deliver) == {}
