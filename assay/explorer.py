@@ -383,8 +383,12 @@ def sequence_svg(data: dict[str, Any]) -> str:
                 "in flight": f"still in flight at the end: {data['in_flight_label']}"}.get(
                     fate, f"{fate} at step {m['end']}")
         sent = "in the initial state" if m["sent"] == 0 else f"at step {m['sent']}"
+        if m["copy_of"] is not None:
+            sent = f"{sent} (a copy of #{m['copy_of']} the network made)"
         title = f"#{m['id']} {m['src']} → {m['dst']}: {m['text']}, sent {sent}; {what}"
         label = {"in flight": "in flight: ", "delivered": ""}.get(fate, f"{fate}: ")
+        if m["copy_of"] is not None:
+            label = "copy, " + label
         out.append(f'<g class="{cls}" data-msg="{m["id"]}" data-sent="{m["sent"]}" '
                    f'data-end="{m["end"] if m["end"] is not None else ""}">'
                    f'<title>{_e(title)}</title><path d="{path}"{marker}/>'
@@ -530,7 +534,7 @@ marker path { fill: #37474f; }
 g.event rect { fill: #e8f5e9; stroke: #81c784; } g.event text { text-anchor: middle; }
 g.event.crash rect { fill: #ffebee; stroke: var(--bad); }
 g.event.timer rect { fill: #fff8e1; stroke: #ffb300; }
-g.event.net text { fill: #6a1b9a; font-weight: 600; }
+g.event.net text { fill: #6a1b9a; font-weight: 600; text-anchor: start; }
 circle.deliver { fill: #37474f; }
 g.timer path { stroke: #ffb300; stroke-width: 2; stroke-dasharray: 4 3; fill: none; }
 g.timer circle { fill: #ffb300; } g.timer path.cross { stroke: var(--bad); stroke-dasharray: none; }
@@ -574,7 +578,8 @@ _JS = """
   function msgLine(m, withFate) {
     var li = el("li", "", "#" + m.id + " " + m.src + "." + m.src_port + " \\u2192 " + m.dst +
       "." + m.dst_port + ": " + m.text +
-      (m.sent === 0 ? " (in flight from the start)" : " (sent at step " + m.sent + ")"));
+      (m.sent === 0 ? " (in flight from the start)" : (m.copy_of !== null ? " (a copy of #" +
+        m.copy_of + " made at step " : " (sent at step ") + m.sent + ")"));
     if (withFate && m.fate === "in flight") { li.appendChild(tag("never", data.in_flight_label)); }
     if (withFate && m.fate !== "in flight" && m.fate !== "delivered") {
       li.appendChild(tag("gone", m.fate + " at step " + m.end));

@@ -259,6 +259,18 @@ def test_the_page_works_in_headless_chromium(out: Path) -> None:
         after = browser.evaluate("document.getElementById('state').textContent")
         assert "In flight at the end of the run" in after and "never delivered" in after
         assert "dropped at step 2" in after
+        # a run with every kind of event: drops, copies, crashes, restarts, partitions, timers
+        from assay.explorer import page_data, to_html
+
+        walk = random_walk("alternating_bit.py", {}, 0, most=40)
+        page = to_html(page_data(walk, title="a random faulty run"))
+        kinds = {s.event_json["kind"] for s in walk.steps}
+        assert {"drop", "duplicate", "crash", "restart", "partition", "timer"} <= kinds
+        (out / "walk.html").write_text(page, encoding="utf-8")
+        n = len(walk.steps)
+        browser.open((out / "walk.html").as_uri() + f"#step={n}")
+        assert browser.evaluate("document.querySelectorAll('#steps li').length") == n
+        assert browser.evaluate("document.getElementById('state').dataset.step") == str(n)
         browser.open((out / "lasso.html").as_uri())
         assert browser.evaluate("document.getElementById('lasso').textContent").endswith(
             "repeat forever")
@@ -274,6 +286,30 @@ def test_the_page_works_in_headless_chromium(out: Path) -> None:
 # --- the books of messages and timers agree with the kernel -------------------------------------
 
 
+def random_walk(spec: str, params: dict[str, str], seed: int, most: int = 30) -> Any:
+    """A seeded random run of a shipped spec with every kind of fault enabled, as a
+    `ReplayResult` (what the page is built from)."""
+    import random
+
+    from assay.kernel import Faults, Kernel
+    from assay.kernel.trace import ReplayResult, explain, initial_values
+    from assay.model.load import build
+
+    system, _, _ = build(str(REPO / "specs" / spec), None, params)
+    kernel = Kernel(system, Faults.parse("crash=2,drop=2,dup=2,partition=1"))
+    rng = random.Random(seed)
+    start = kernel.initial_states()[0][0]
+    state, steps = start, []
+    for i in range(1, most + 1):
+        enabled = kernel.enabled_events(state)
+        if not enabled:
+            break
+        step, state = explain(kernel, state, rng.choice(enabled), i)
+        steps.append(step)
+    return ReplayResult(steps, None, [i.name for i in kernel.instances],
+                        initial_values(kernel, start), None, kernel=kernel, start=start)
+
+
 @pytest.mark.parametrize("spec, params", [
     ("alternating_bit.py", {}), ("first_timeout.py", {}), ("register_bug_volatile.py", {}),
     ("abp_lossy.py", {"full": "drop", "capacity": "2"}),
@@ -283,28 +319,15 @@ def test_flights_agree_with_the_kernel_at_every_step_of_random_faulty_runs(
     """Random walks with every kind of fault (drops, duplicates, crashes, restarts,
     partitions, losses on lossy links, full links): after each step, the messages the page
     says are in flight, and the timers pending, are exactly the kernel's."""
-    import random
     from collections import Counter
 
     from assay.explorer import flights
-    from assay.kernel import Faults, Kernel
-    from assay.kernel.trace import explain
-    from assay.model.load import build
 
-    system, _, _ = build(str(REPO / "specs" / spec), None, params)
-    kernel = Kernel(system, Faults.parse("crash=2,drop=2,dup=2,partition=1"))
     kinds: Counter[str] = Counter()
     for seed in range(4):
-        rng = random.Random(seed)
-        start = kernel.initial_states()[0][0]
-        state, steps = start, []
-        for i in range(1, 31):
-            enabled = kernel.enabled_events(state)
-            if not enabled:
-                break
-            step, state = explain(kernel, state, rng.choice(enabled), i)
-            steps.append(step)
-            kinds[step.event_json["kind"]] += 1
+        walk = random_walk(spec, params, seed)
+        kernel, start, steps = walk.kernel, walk.start, walk.steps
+        kinds.update(step.event_json["kind"] for step in steps)
         fl = flights(kernel, start, steps)
         for k, s in enumerate(fl.states):
             alive = Counter(m.envelope for m in fl.messages
