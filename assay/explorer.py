@@ -185,7 +185,6 @@ def page_data(result: ReplayResult, trace: Trace | None = None,
     kernel, start = result.kernel, result.start
     assert kernel is not None and start is not None, "a result of `replay_trace`"
     fl = flights(kernel, start, result.steps)
-    by_id = {m.id: m for m in fl.messages}
 
     def state_json(k: int) -> dict[str, Any]:
         state = fl.states[k]
@@ -234,7 +233,7 @@ def page_data(result: ReplayResult, trace: Trace | None = None,
                  "type": type(m.envelope.message).__name__,
                  "text": repr(m.envelope.message), "sent": m.sent, "fate": m.fate,
                  "end": m.end, "copy_of": m.copy_of, "delivered": m.delivered}
-                for m in by_id.values()]
+                for m in fl.messages]
     head = title or (f"{trace.spec} :: {trace.system}" if trace else "a run")
     return {"title": head,
             "engine": trace.engine if trace else None,
