@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
@@ -13,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from assay.checker import CheckResult
+from assay.kernel.events import Envelope
 from assay.kernel.trace import Step
 from assay.model.mapping import Map
 from assay.model.record import Record
@@ -246,10 +248,14 @@ def render_simulation(console: Console, c: Any, spec: str, system: str,
 
 
 def to_mermaid(steps: Any, instances: list[str], violation: Any = None,
-               cycle_start: int | None = None) -> str:
+               cycle_start: int | None = None,
+               in_flight: Sequence[tuple[Envelope, int]] = (), fence: bool = False) -> str:
     """A run as a Mermaid sequence diagram: instances are lifelines, deliveries arrows,
     actions, timers and faults notes, the violation a final note.  A liveness lasso's cycle is
-    a `loop` block (an empty cycle: a note that the run stops)."""
+    a `loop` block (an empty cycle: a note that the run stops).  `in_flight`: the messages
+    still in flight at the end, with the step that sent each (0: the initial state), drawn
+    as dashed open arrows — a message that is never delivered may be the bug.  `fence`: in a
+    ```mermaid block, for a Markdown file."""
     def q(text: str) -> str:
         return text.replace(";", ",").replace("#", "").replace("\n", " ")
 
@@ -295,9 +301,17 @@ def to_mermaid(steps: Any, instances: list[str], violation: Any = None,
     if cycle_start is not None:
         lines.append("    end" if cycle_start < len(steps) else
                      f"    Note over {span}: the run stops here")
+    # in a lasso the run goes on round the cycle: what is in flight at its end is not lost
+    fate = "in flight as the cycle repeats" if cycle_start is not None and \
+        cycle_start < len(steps) else "never delivered"
+    for e, sent in in_flight:
+        when = "in flight from the start" if sent == 0 else f"sent at step {sent}"
+        lines.append(f"    {e.src}--){e.dst}: still in flight at the end: "
+                     f"{q(repr(e.message))} ({when}, {fate})")
     if violation is not None and not any(violation in s.violations for s in steps):
         lines.append(f"    Note over {span}: ✗ {q(violation.kind)}: {q(violation.message)}")
-    return "\n".join(lines) + "\n"
+    text = "\n".join(lines) + "\n"
+    return f"```mermaid\n{text}```\n" if fence else text
 
 
 def render_run(console: Console, r: Any, spec: str, system: str, params: dict[str, Any],

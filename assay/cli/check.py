@@ -14,6 +14,7 @@ from assay.cli.common import (
     _fail,
     _params,
     progress_interval,
+    write_output,
 )
 from assay.errors import AssayError, UsageError
 
@@ -54,6 +55,9 @@ from assay.errors import AssayError, UsageError
 @click.option("--trace-out", type=click.Path(dir_okay=False), metavar="FILE",
               help="Write the counterexample as a JSON trace file (with --keep-going: the "
                    "first one's).")
+@click.option("--html", "html_out", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Write the counterexample as a trace explorer page (self-contained HTML; "
+                   "with --keep-going: the first one's).")
 @click.option("--quiet", "-q", is_flag=True,
               help="No progress on standard error (by default: live on a terminal, else a "
                    "line every 5 s).")
@@ -61,7 +65,7 @@ def check(spec: str, system_name: str | None, params: tuple[str, ...], strategy:
           max_states: int | None, max_depth: int | None, max_time: float | None,
           max_memory: int | None, faults_text: str | None, fairness: str | None,
           no_deadlock: bool, keep_going: bool, no_symmetry: bool, as_json: bool,
-          trace_out: str | None,
+          trace_out: str | None, html_out: str | None,
           quiet: bool) -> None:
     """Explore every reachable state of a system and check its properties.
 
@@ -75,8 +79,9 @@ def check(spec: str, system_name: str | None, params: tuple[str, ...], strategy:
     from assay.model.load import build
 
     try:
-        if trace_out:
-            _check_writable(trace_out)
+        for out in (trace_out, html_out):
+            if out:
+                _check_writable(out)
         from assay.kernel import Faults, Kernel
 
         faults = Faults.parse(faults_text) if faults_text else None
@@ -106,6 +111,13 @@ def check(spec: str, system_name: str | None, params: tuple[str, ...], strategy:
             result.trace.write(trace_out)
         except OSError as e:
             _fail(UsageError(f"cannot write the trace to {trace_out}: {e.strerror}"))
+    if html_out and result.trace is not None:
+        from assay.explorer import trace_page
+
+        try:
+            write_output(html_out, trace_page(result.trace, trace_out or spec))
+        except AssayError as e:
+            _fail(e)
     if as_json:
         doc = {"command": "check", "spec": spec, "system": name, "params": typed,
                "faults": faults.to_json() if faults else None, **result.to_json()}
@@ -118,6 +130,9 @@ def check(spec: str, system_name: str | None, params: tuple[str, ...], strategy:
             msg = (f"trace written to {trace_out}" if result.trace is not None
                    else f"no counterexample, so no trace written to {trace_out}")
             click.echo(msg)
+        if html_out:
+            click.echo(f"trace explorer written to {html_out}" if result.trace is not None
+                       else f"no counterexample, so no page written to {html_out}")
     sys.exit(result.exit_code)
 
 

@@ -40,6 +40,15 @@ def _check_writable(path: str) -> None:
         raise UsageError(f"cannot write {path}: permission denied")
 
 
+def write_output(path: str, text: str) -> None:
+    """Write an output file (a diagram, a page) as UTF-8; failing is a `UsageError`."""
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as e:
+        raise UsageError(f"cannot write {path}: {e.strerror}") from None
+
+
 def progress_interval(default: float) -> float:
     """Seconds between two plain progress lines on standard error (when it is not a terminal):
     `default`, or the environment's ASSAY_PROGRESS_INTERVAL (tests make it short)."""

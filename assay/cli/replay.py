@@ -10,6 +10,7 @@ from rich.console import Console
 from assay.cli.common import (
     _check_writable,
     _fail,
+    write_output,
 )
 from assay.errors import AssayError
 
@@ -20,9 +21,14 @@ from assay.errors import AssayError
               show_default=True, help="Replay through the checker's kernel, or the simulator "
                                       "(with its virtual clock).")
 @click.option("--mermaid", "mermaid_out", type=click.Path(dir_okay=False), metavar="FILE",
-              help="Also write the run as a Mermaid sequence diagram.")
+              help="Also write the run as a Mermaid sequence diagram (fenced as ```mermaid "
+                   "when FILE ends in .md).")
+@click.option("--html", "html_out", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Also write the trace explorer: one self-contained HTML page with the "
+                   "sequence diagram and the global state at each step.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
-def replay(trace_file: str, engine: str, mermaid_out: str | None, as_json: bool) -> None:
+def replay(trace_file: str, engine: str, mermaid_out: str | None, html_out: str | None,
+           as_json: bool) -> None:
     """Re-execute a trace file step by step and confirm where it ends.
 
     Exit codes: 1 it ends in a violation (the recorded one, or another: said so), 0 it ends
@@ -32,22 +38,31 @@ def replay(trace_file: str, engine: str, mermaid_out: str | None, as_json: bool)
     from assay.kernel.trace import Trace, recorded_event, replay_trace
 
     try:
-        if mermaid_out:
-            _check_writable(mermaid_out)
+        for out in (mermaid_out, html_out):
+            if out:
+                _check_writable(out)
         trace = Trace.read(trace_file)
         from assay.simulator.run import replay_clock
 
         result = replay_trace(trace, trace_file,
                               replay_clock if engine == "simulator" else None)
+        if mermaid_out:
+            from assay.explorer import flights
+            from assay.report import to_mermaid
+
+            assert result.kernel is not None and result.start is not None
+            fl = flights(result.kernel, result.start, result.steps)
+            write_output(mermaid_out, to_mermaid(
+                result.steps, result.instances, result.violation, result.cycle_start,
+                [(m.envelope, m.sent) for m in fl.in_flight_at_end()],
+                fence=mermaid_out.lower().endswith(".md")))
+        if html_out:
+            from assay.explorer import page_data, to_html
+
+            write_output(html_out, to_html(page_data(result, trace)))
     except AssayError as e:
         _fail(e)
         return
-    if mermaid_out:
-        from assay.report import to_mermaid
-
-        with open(mermaid_out, "w") as f:
-            f.write(to_mermaid(result.steps, result.instances, result.violation,
-                               result.cycle_start))
     recorded = (trace.verdict or {}).get("kind")
     v = result.violation
     same = v is not None and recorded == v.kind and \
@@ -93,6 +108,8 @@ def replay(trace_file: str, engine: str, mermaid_out: str | None, as_json: bool)
                 con.print("  the recorded violation is reproduced", markup=False)
         if mermaid_out:
             con.print(f"sequence diagram written to {mermaid_out}", markup=False)
+        if html_out:
+            con.print(f"trace explorer written to {html_out}", markup=False)
     sys.exit(1 if v is not None else 0)
 
 

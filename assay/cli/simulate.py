@@ -10,9 +10,11 @@ import click
 from rich.console import Console
 
 from assay.cli.common import (
+    _check_writable,
     _fail,
     _params,
     progress_interval,
+    write_output,
 )
 from assay.errors import AssayError, UsageError
 
@@ -40,14 +42,17 @@ from assay.errors import AssayError, UsageError
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="assay-traces",
               show_default=True, help="Where failing runs are written as trace files.")
 @click.option("--no-shrink", is_flag=True, help="Write failing runs as they happened.")
+@click.option("--html", "html_out", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Write the first failing run (else the first suspected liveness lasso) as "
+                   "a trace explorer page (self-contained HTML).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @click.option("--quiet", "-q", is_flag=True,
               help="No progress on standard error (by default: a bar on a terminal, else a "
                    "line every 5 s).")
 def simulate(spec: str, system_name: str | None, params: tuple[str, ...], seed: int, runs: int,
              steps: int, faults_text: str | None, scheduler: str, pct_depth: int,
-             jobs: int | None, out_dir: str, no_shrink: bool, as_json: bool,
-             quiet: bool) -> None:
+             jobs: int | None, out_dir: str, no_shrink: bool, html_out: str | None,
+             as_json: bool, quiet: bool) -> None:
     """Run seeded random (or PCT) schedules with fault injection; shrink and save failures.
 
     The same spec, parameters, seed and options give the same runs, on any machine.
@@ -66,6 +71,8 @@ def simulate(spec: str, system_name: str | None, params: tuple[str, ...], seed: 
     from assay.simulator.campaign import lasso_trace_of
 
     try:
+        if html_out:
+            _check_writable(html_out)
         rates = FaultRates.parse(faults_text) if faults_text else FaultRates()
         raw = _params(params)
         system, name, typed = build(spec, system_name, raw)
@@ -96,6 +103,13 @@ def simulate(spec: str, system_name: str | None, params: tuple[str, ...], seed: 
                     result.lasso_files[r.index] = path
             except OSError as e:
                 raise UsageError(f"cannot write traces to {out_dir}: {e.strerror}") from None
+        first = next(iter([*result.trace_files.values(), *result.lasso_files.values()]), None)
+        if html_out and first is not None:
+            from assay.explorer import trace_page
+            from assay.kernel.trace import Trace
+            from assay.simulator.run import replay_clock
+
+            write_output(html_out, trace_page(Trace.read(first), first, replay_clock))
         liveness = result.liveness([p.name for p in system.liveness])
     except AssayError as e:
         from assay.simulator.campaign import killed_a_pool
@@ -121,6 +135,10 @@ def simulate(spec: str, system_name: str | None, params: tuple[str, ...], seed: 
         console = Console(highlight=False)
         render_simulation(console, result, spec, name, typed, rates, scheduler)
         _print_liveness(console, result, liveness)
+        if html_out:
+            console.print(f"trace explorer of {first} written to {html_out}" if first else
+                          f"no failing run, so no page written to {html_out}", markup=False,
+                          soft_wrap=True)
     if result.interrupted:
         # workers are killed; the pool's threads may be stuck where Ctrl-C caught them, and
         # the interpreter would join them at exit: leave at once, output flushed

@@ -173,7 +173,7 @@ class Context:
     """The execution context of one handler run: ports and the outbox."""
 
     __slots__ = ("instance", "wirings", "handles", "outbox", "timer_ops", "readonly", "handler",
-                 "sessions", "runner", "record", "chooser")
+                 "sessions", "runner", "record", "chooser", "assigned")
 
     def __init__(self, instance: str, wirings: dict[str, Wiring],
                  runner: Runner | None = None) -> None:
@@ -190,6 +190,8 @@ class Context:
         # sent and timer set, to tell which send site of a handler sent what
         self.record: list[tuple[int | None, Message]] | None = None
         self.chooser: Chooser | None = None
+        # when a set (`Runner.recorder`): the names the body assigns on `self`
+        self.assigned: set[str] | None = None
 
     def choose(self, options: Any) -> Any:
         """`self.choose(options)`: see `Component.choose`."""
@@ -366,6 +368,9 @@ class Runner:
                                          for peer, _ in wirings[p].peers))
         self.kept_sessions = tuple(info.ports[p].persistent for p, _ in self.session_keys)
         self._chooser: Chooser | None = None
+        # when a list (`Kernel.assigned`): each run appends the set of names its body assigns
+        # on `self`, also those it sets to the value they had
+        self.recorder: list[set[str]] | None = None
 
     def explore(self, run: Callable[[], Result]) -> Result | Branched:
         """Run a step (`run` calls one of the `run_*` methods); if its code chose, run it
@@ -424,11 +429,26 @@ class Runner:
     # --- the live object a handler sees ----------------------------------------------------
 
     def live(self, values: tuple[Any, ...], ctx: Context) -> Any:
-        obj: Any = object.__new__(self.info.cls)
+        obj: Any = object.__new__(self.info.cls if ctx.assigned is None else self._recording())
         d = obj.__dict__
         d.update(zip(self.fields, values))
         d["__assay_ctx__"] = ctx
         return obj
+
+    def _recording(self) -> type:
+        """A subclass of the component whose objects note each name assigned on them (off
+        the hot path: only while `recorder` is set); made once per runner."""
+        made: type | None = self.__dict__.get("_recording_class")
+        if made is None:
+            cls = self.info.cls
+
+            def note(obj: Any, name: str, value: Any) -> None:
+                obj.__dict__["__assay_ctx__"].assigned.add(name)
+                object.__setattr__(obj, name, value)
+
+            made = self._recording_class = type(cls.__name__, (cls,), {
+                "__setattr__": note, "__module__": cls.__module__})
+        return made
 
     def view(self, values: tuple[Any, ...]) -> StateView:
         return make_view(self.view_class, self.name, self.fields, values)
@@ -557,6 +577,9 @@ class Runner:
         blame = f"{self.name}.{hname}"
         ctx = Context(self.name, self.wirings, self)
         ctx.handler = hname
+        if self.recorder is not None:
+            ctx.assigned = set()
+            self.recorder.append(ctx.assigned)
         # outside `explore` (the verifier's concrete runs): every choice takes its first option
         ctx.chooser = self._chooser if self._chooser is not None else Chooser()
         if self.session_keys:

@@ -1314,6 +1314,13 @@ class Kernel:
     def in_flight(self, state: State) -> list[Envelope]:
         return [self.envs[e] for e in self.network.in_flight(state[1])]
 
+    def pending_timers(self, state: State) -> list[tuple[str, int, Message]]:
+        """The timers pending in `state`: (instance, delay, message), in canonical order."""
+        if not self.extended:
+            return []
+        return [(self.instances[i].name, delay, msg)
+                for i, delay, msg in (self.timers[t] for t in state[2])]
+
     def event(self, ev: int) -> Event:
         """The named form of an event id."""
         if ev >= 0:
@@ -1462,6 +1469,46 @@ class Kernel:
                 if x != y:
                     out.append(Change(inst.name, f, x, y))
         return out
+
+    def assigned(self, state: State, ev: int) -> dict[str, frozenset[str]]:
+        """The fields the code of the enabled event `ev` assigns, by instance: also those it
+        sets to the value they had, which `changes` cannot tell from untouched ones.  For a
+        person reading a run, off the hot path: the step's code runs again, recording.  A step
+        that a violation aborts assigns nothing (its state is unchanged)."""
+        way = 0
+        if ev < 0 and self.slots[~ev][0] == "choice":
+            _, ev, way, _ = self.slots[~ev]
+        i = self.event_owner(ev)
+        kind = self.event_kind(ev)
+        if i < 0 or kind not in ("deliver", "action", "timer", "restart"):
+            return {}
+        inst = self.instances[i]
+        lid = state[0][i]
+        runs: list[set[str]] = []
+        inst.runner.recorder = runs
+        try:
+            if kind == "deliver":
+                o = self._deliver_outcome(i, lid, ev)
+            elif kind == "action":
+                _, _, ai, has_arg, arg = self.slots[~ev]
+                o = self._run_action(inst, inst.table.values[lid], inst.info.actions[ai],
+                                     has_arg, arg)
+            elif kind == "timer":
+                self._tmemo.pop((lid, self.slots[~ev][1]), None)
+                o = self._timer_outcome(lid, self.slots[~ev][1])
+            else:
+                self._rmemo.pop((i, lid, self.slots[~ev][2]), None)
+                o = self._restart_outcome(i, lid, self.slots[~ev][2])
+        finally:
+            inst.runner.recorder = None
+        if isinstance(o, Branches):
+            o = o.outcomes[way]
+        # each way of the step ran once in order, then all once more (`twice`)
+        names = runs[way] if way < len(runs) else set()
+        if o is DEFERRED or (o[0] == lid and o[2]):
+            return {}
+        fields = [f for f in inst.info.fields if f in names]
+        return {inst.name: frozenset(fields)} if fields else {}
 
     def render_state(self, state: State) -> str:
         parts = []

@@ -372,6 +372,8 @@ class ReplayResult:
     time: int | None            # virtual time at the end (simulator engine)
     cycle_start: int | None = None      # a liveness lasso: the steps after it repeat
     note: str | None = None             # why a recorded lasso shows no violation
+    kernel: Kernel | None = None        # the kernel it was replayed through, from `start`
+    start: State | None = None
 
 
 def replay_trace(trace: Trace, trace_path: str | Path,
@@ -419,7 +421,7 @@ def replay_trace(trace: Trace, trace_path: str | Path,
         violation, note = _lasso(kernel, verdict, start, done.steps, cycle_start)
     return ReplayResult(done.steps, violation, [i.name for i in kernel.instances],
                         initial_values(kernel, start), now() if now else None,
-                        cycle_start, note)
+                        cycle_start, note, kernel, start)
 
 
 def _lasso(kernel: Kernel, verdict: dict[str, Any], start: State, steps: list[Step],
