@@ -32,7 +32,9 @@ from assay.model import (
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from assay.api import check, simulate, verify
+    from assay.api import check as check
+    from assay.api import simulate as simulate
+    from assay.api import verify as verify
 
 __all__ = ["Component", "Map", "Message", "Peer", "Port", "Range", "Record", "System", "action",
            "ensures", "initially", "invariant", "on", "on_restart", "on_start", "one_of",
