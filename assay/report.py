@@ -438,6 +438,10 @@ def check_html(r: CheckResult) -> str:
     out = _html_table("assay check", mark + _check_verdict(r), _HTML_COLOUR[r.verdict], rows)
     if r.steps:
         title = "shortest counterexample" if r.strategy == "bfs" else "counterexample"
+        if r.cycle_start is not None:
+            title = (f"lasso: steps {r.cycle_start + 1}-{len(r.steps)} repeat forever"
+                     if r.cycle_start < len(r.steps) else "lasso: the run stops after its "
+                     "last step")
         out += _html_steps(title, r.steps)
     return f"<div class='assay-result'>{out}</div>"
 
