@@ -65,3 +65,6 @@ def system(writes: int = 2) -> System:
         return bool(g["client"].acked == writes)
 
     return s
+
+# `pytest --assay specs/` (docs/API.md): an acknowledged write survives a crash
+ASSAY_CHECK = {"faults": "crash=1"}

@@ -33,8 +33,10 @@ def run(pytester, monkeypatch):
 
 
 def _spec(pytester, name: str, extra: str = "", as_name: str | None = None) -> Path:
+    """A shipped spec without what it declares for `pytest --assay`, and with `extra`."""
     path = pytester.path / (as_name or name)
-    path.write_text((SPECS / name).read_text() + extra)
+    source = (SPECS / name).read_text().split("\n\n# `pytest --assay specs/`")[0]
+    path.write_text(source + "\n" + extra)
     return path
 
 
@@ -190,3 +192,17 @@ def test_the_entry_point_loads_the_plugin_without_p(tmp_path):
                        timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "1 passed" in r.stdout
+
+
+def test_the_shipped_specs_declare_the_bugs_they_show(pytester, run):
+    """Every shipped spec that shows a bug says which (`ASSAY_EXPECT`, with `ASSAY_CHECK`
+    where it takes a crash), so `pytest --assay specs/` passes — and fails once a bug is no
+    longer found, or another is.  The bug twins and the register pair here (the whole folder
+    is in tests/benchmarks/RESULTS.md: 32 items, ~14 s)."""
+    shutil.copytree(SPECS, pytester.path / "specs")
+    declared = sorted(p.relative_to(SPECS).as_posix() for p in SPECS.rglob("*.py")
+                      if "ASSAY_EXPECT" in p.read_text())
+    assert all("_bug_" in p or p == "dining_philosophers.py" for p in declared)
+    assert len(declared) == len(list(SPECS.rglob("*_bug_*.py"))) + 1
+    r = run("--assay", "specs", "-v", "-k", "bug or register or dining")
+    r.assert_outcomes(passed=len(declared) + 1)      # + register.py, which survives a crash
