@@ -263,7 +263,8 @@ def build_module(module: Any, path: str, system: str | None = None,
             system = "system"
         else:
             raise UsageError(f"{path} defines several systems: {', '.join(sorted(funcs))}",
-                             notes=["choose one with --system NAME"])
+                             notes=["choose one with --system NAME (from Python: "
+                                    "system='NAME')"])
     if system not in funcs:
         raise UsageError(f"{path} has no system {system!r}",
                          notes=[f"systems: {', '.join(sorted(funcs))}"])
@@ -287,7 +288,8 @@ def build_function(fn: Callable[..., Any], path: str, params: dict[str, Any] | N
     missing = [k for k, d in known.items() if d is inspect.Parameter.empty and k not in typed]
     if missing:
         raise UsageError(f"system {system!r} needs a value for parameter {missing[0]!r}",
-                         def_line, [f"give it with --param {missing[0]}=<value>"])
+                         def_line, [f"give it with --param {missing[0]}=<value> (from "
+                                    f"Python: {missing[0]}=<value>)"])
     try:
         result = fn(**typed)
     except SpecError:
