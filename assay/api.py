@@ -72,6 +72,9 @@ def build_target(spec: Spec, system: str | None = None,
         built, name, typed = build(path, system, given)
         return built, name, typed, path
     if inspect.isfunction(spec):
+        if system is not None and system != spec.__name__:
+            raise UsageError(f"system={system!r} given with the system function "
+                             f"{spec.__name__}()", notes=["leave system= out"])
         file = inspect.getsourcefile(spec) or ""
         built, name, typed = build_function(spec, file or spec.__name__, given, system)
         return built, name, typed, file if spec.__name__ == name and _named(file, spec) else ""

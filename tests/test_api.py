@@ -179,3 +179,16 @@ def test_the_api_page_documents_every_function_and_option():
                    "assay_expect"):
         assert f"`{option}" in PAGE, option
     assert os.path.exists(ROOT / "tests" / "fixtures" / "typing" / "misspelled.py")
+
+
+def test_the_readme_python_session_runs_as_shown(monkeypatch):
+    import doctest
+
+    monkeypatch.chdir(ROOT)
+    session = fenced_blocks((ROOT / "README.md").read_text(), "pycon")
+    assert len(session) == 1 and "assay.check(" in session[0]
+    test = doctest.DocTestParser().get_doctest(session[0], {}, "README.md", "README.md", 0)
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    runner.run(test)
+    result = runner.summarize(verbose=False)
+    assert result.failed == 0 and result.attempted == 4
