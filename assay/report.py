@@ -358,3 +358,192 @@ def _under(r: Any) -> str:
     if getattr(r, "fairness_declared", False):
         return f"the declared fairness ({base} by default)"
     return base
+
+
+# --- results in Python: plain text, a one-line repr and HTML (notebooks) ------------------------
+
+def plain_text(render: Any, width: int = 100) -> str:
+    """What `render(console)` prints, as plain text: no colour, no terminal codes."""
+    import io
+
+    buf = io.StringIO()
+    render(Console(file=buf, width=width, color_system=None, highlight=False,
+                   force_terminal=False, no_color=True))
+    return "".join(line.rstrip() + "\n" for line in buf.getvalue().splitlines())
+
+
+def _target(spec: str, system: str, params: dict[str, Any]) -> str:
+    ptxt = ", ".join(f"{k}={v}" for k, v in params.items())
+    return f"{spec + ' :: ' if spec else ''}{system}({ptxt})"
+
+
+def check_text(r: CheckResult) -> str:
+    """The report `assay check` prints for `r`."""
+    return plain_text(lambda c: render_check(c, r, r.spec or "(a System)", r.system_name,
+                                             r.params, r.faults))
+
+
+def _check_verdict(r: CheckResult) -> str:
+    if r.verdict == "ok":
+        return "ok: all properties hold (exhaustive)"
+    if r.verdict == "violation":
+        v = r.violation
+        assert v is not None
+        kinds = f" (and {len(r.findings) - 1} more kinds)" if len(r.findings) > 1 else ""
+        label = _label(v)
+        if "blame" not in label and v.blame != v.name:
+            label += f", blame {v.blame}"
+        return f"violation: {label}, after {len(r.steps)} steps: {v.message}{kinds}"
+    if r.reason == "interrupted":
+        return "incomplete: interrupted, no violation found so far"
+    return f"incomplete: stopped at the {r.reason} bound, no violation found so far"
+
+
+def check_repr(r: CheckResult) -> str:
+    """One line: what was checked, the verdict (the first violation), the counts."""
+    faults = r.faults_text()
+    return (f"<CheckResult {_target(r.spec, r.system_name, r.params)}"
+            f"{' with faults ' + faults if faults else ''}: {_check_verdict(r)}; "
+            f"{r.states:,} states, {r.transitions:,} transitions, depth {r.depth}, "
+            f"{r.strategy}, {r.seconds:.2f} s>")
+
+
+_HTML_COLOUR = {"ok": "#1a7f37", "violation": "#cf222e", "incomplete": "#9a6700",
+                "proved": "#1a7f37", "refuted": "#cf222e", "unknown": "#9a6700"}
+
+
+def _html_table(title: str, verdict: str, colour: str, rows: list[tuple[str, str]]) -> str:
+    from html import escape
+
+    body = "".join(f"<tr><th style='text-align:left'>{escape(k)}</th><td style='text-align:"
+                   f"left'>{escape(v)}</td></tr>" for k, v in rows)
+    return (f"<table><tr><th style='text-align:left'>{escape(title)}</th><td style='text-"
+            f"align:left;color:{colour};font-weight:bold'>{escape(verdict)}</td></tr>{body}"
+            "</table>")
+
+
+def _html_steps(title: str, steps: tuple[Step, ...] | list[Step]) -> str:
+    from html import escape
+
+    items = []
+    for s in steps:
+        lines = [f"{c.instance}.{c.field}: {_value(c.old)} → {_value(c.new)}" for c in s.changes]
+        lines += [f"sends {m}" for m in s.sent]
+        lines += [f"✗ {v.kind}: {v.message}" for v in s.violations]
+        inner = "".join(f"<br><small>{escape(x)}</small>" for x in lines)
+        items.append(f"<li><code>{escape(s.description)}</code>{inner}</li>")
+    return (f"<details open><summary>{escape(title)} ({len(steps)} steps)</summary>"
+            f"<ol>{''.join(items)}</ol></details>")
+
+
+def check_html(r: CheckResult) -> str:
+    """A small HTML summary (a notebook shows it): the verdict, the counts, and the
+    counterexample's steps."""
+    faults = r.faults_text()
+    rows = [("system", _target(r.spec, r.system_name, r.params)
+             + (f" with faults {faults}" if faults else "")),
+            ("states", f"{r.states:,}"), ("transitions", f"{r.transitions:,}"),
+            ("depth", str(r.depth)), ("time", f"{r.seconds:.2f} s"),
+            ("search", f"{r.strategy}, stopped: {r.reason}")]
+    if r.violation is not None:
+        rows.insert(1, ("blame", r.violation.blame))
+    rows += [("warning", w) for w in r.warnings]
+    mark = {"ok": "✓ ", "violation": "✗ ", "incomplete": "? "}[r.verdict]
+    out = _html_table("assay check", mark + _check_verdict(r), _HTML_COLOUR[r.verdict], rows)
+    if r.steps:
+        title = "shortest counterexample" if r.strategy == "bfs" else "counterexample"
+        if r.cycle_start is not None:
+            title = (f"lasso: steps {r.cycle_start + 1}-{len(r.steps)} repeat forever"
+                     if r.cycle_start < len(r.steps) else "lasso: the run stops after its "
+                     "last step")
+        out += _html_steps(title, r.steps)
+    return f"<div class='assay-result'>{out}</div>"
+
+
+def simulation_text(c: Any) -> str:
+    """The report `assay simulate` prints for the campaign `c` (`assay.simulate`)."""
+    rates = c.options.rates if c.options is not None else None
+    scheduler = c.options.scheduler if c.options is not None else "random"
+    return plain_text(lambda con: render_simulation(con, c, c.spec or "(a System)",
+                                                    c.system_name, c.params, rates, scheduler))
+
+
+def _simulation_verdict(c: Any) -> tuple[str, str]:
+    if c.failures:
+        r = c.failures[0]
+        v = r.violation or {}
+        what = f"{v.get('kind')} {v.get('name')}" if v.get("name") else v.get("kind")
+        blame = f", blame {v.get('blame')}" if v.get("blame") != v.get("name") else ""
+        return "violation", (f"violation: {len(c.failures)} of {c.runs} runs; first run "
+                             f"{r.index} (seed {r.seed}): {what}{blame}: {v.get('message')}")
+    if c.suspected:
+        return "violation", (f"suspected liveness violation in {len(c.suspected)} of "
+                             f"{c.runs} runs (assay check decides it)")
+    if c.interrupted:
+        return "incomplete", f"interrupted after {c.runs} runs, no violation found so far"
+    return "ok", f"no violation in {c.runs} runs (a sample of the behaviours, not a proof)"
+
+
+def simulation_repr(c: Any) -> str:
+    _, verdict = _simulation_verdict(c)
+    return (f"<Campaign {_target(c.spec, c.system_name, c.params)}: {verdict}; "
+            f"{c.events:,} events, {c.distinct_states:,} distinct states, {c.seconds:.2f} s>")
+
+
+def simulation_html(c: Any) -> str:
+    kind, verdict = _simulation_verdict(c)
+    mark = {"ok": "✓ ", "violation": "✗ ", "incomplete": "? "}[kind]
+    rows = [("system", _target(c.spec, c.system_name, c.params)), ("runs", f"{c.runs:,}"),
+            ("events", f"{c.events:,}"), ("distinct states", f"{c.distinct_states:,}"),
+            ("time", f"{c.seconds:.2f} s")]
+    rows += [(f"run {r.index}", f"seed {r.seed}: {(r.violation or {}).get('message')} "
+                                f"({r.events} events, shrunk to {len(r.shrunk or [])})")
+             for r in c.failures[:10]]
+    return ("<div class='assay-result'>"
+            + _html_table("assay simulate", mark + verdict, _HTML_COLOUR[kind], rows)
+            + "</div>")
+
+
+def verify_text(r: Any) -> str:
+    """The report `assay verify` prints for `r` (`assay.verify`)."""
+    from assay.cli.verify import render_verify
+
+    return plain_text(lambda c: render_verify(c, r, r.spec or "(a System)", r.system,
+                                              r.params), width=120)
+
+
+def _verify_verdict(r: Any) -> str:
+    counts = r.counts()
+    n = sum(counts.values())
+    said = ", ".join(f"{counts[k]} {k}" for k in ("proved", "refuted", "vacuous", "unknown")
+                     if counts[k])
+    head = {"proved": "every obligation proved", "refuted": "some obligation refuted",
+            "unknown": "not everything could be proved"}[r.verdict]
+    if r.interrupted:
+        head += " (interrupted: not every obligation was decided)"
+    first = next((o for o in r.obligations if o.verdict == "refuted"), None)
+    tail = f"; first refuted: {first.component}.{first.target}: {first.title}" if first else ""
+    return f"{r.verdict}: {head}; {n} obligations: {said or 'none'}{tail}"
+
+
+def verify_repr(r: Any) -> str:
+    return (f"<VerifyReport {_target(r.spec, r.system, r.params)}: {_verify_verdict(r)}; "
+            f"{r.seconds:.2f} s>")
+
+
+def verify_html(r: Any) -> str:
+    from html import escape
+
+    mark = {"proved": "✓ ", "refuted": "✗ ", "unknown": "? "}[r.verdict]
+    head = _html_table("assay verify", mark + _verify_verdict(r), _HTML_COLOUR[r.verdict],
+                       [("system", _target(r.spec, r.system, r.params)),
+                        ("time", f"{r.seconds:.2f} s")])
+    rows = "".join(
+        f"<tr><td>{escape(o.component)}</td><td>{escape(o.target)}</td><td>{escape(o.title)}"
+        f"</td><td style='color:{_HTML_COLOUR.get(o.verdict, '#9a6700')}'>{escape(o.verdict)}"
+        f"</td><td>{escape(o.reason if o.verdict != 'proved' else '')}</td></tr>"
+        for o in r.obligations)
+    table = ("<details><summary>obligations</summary><table><tr><th>component</th><th>"
+             "handler</th><th>obligation</th><th>verdict</th><th>detail</th></tr>"
+             f"{rows}</table></details>")
+    return f"<div class='assay-result'>{head}{table}</div>"

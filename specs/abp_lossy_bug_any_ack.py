@@ -75,3 +75,6 @@ def system(count: int = 2, capacity: int = 1, full: str = "block") -> System:
         return len(g["receiver"].delivered) == count
 
     return s
+
+# `pytest --assay specs/` (docs/API.md): the bug it shows
+ASSAY_EXPECT = {"verdict": "violation", "property": "sender_behind_receiver"}

@@ -81,3 +81,6 @@ def system(count: int = 2, retries: int = 2) -> System:
         return sender.next == count or (sender.sending and sender.left == 0)
 
     return s
+
+# `pytest --assay specs/` (docs/API.md): the bug it shows
+ASSAY_EXPECT = {"verdict": "violation", "property": "in_order_once"}

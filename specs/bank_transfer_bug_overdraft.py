@@ -53,3 +53,6 @@ def system(accounts: int = 2, balance: int = 4) -> System:
 
     s.terminal(lambda g: True)            # an idle bank is fine
     return s
+
+# `pytest --assay specs/` (docs/API.md): the bug it shows
+ASSAY_EXPECT = {"verdict": "violation", "kind": "invariant"}

@@ -86,3 +86,6 @@ def system(nodes: int = 3, sides: int = 2, rounds: int = 2) -> System:
         return not g.in_flight()
 
     return s
+
+# `pytest --assay specs/` (docs/API.md): the bug it shows
+ASSAY_EXPECT = {"verdict": "violation", "property": "only_the_winner_leads"}

@@ -89,3 +89,6 @@ def system(n: int = 3, fairness: str = "weak") -> System:
                    lambda g, p=p: g["table"].phase[p] == Phase.EATING,
                    name=f"philosopher {p} eats")
     return s
+
+# `pytest --assay specs/` (docs/API.md): the starvation lasso under weak fairness
+ASSAY_EXPECT = {"verdict": "violation", "property": "philosopher 0 eats"}

@@ -55,3 +55,6 @@ def system(count: int = 3) -> System:
         return len(g["receiver"].log) == count
 
     return s
+
+# `pytest --assay specs/` (docs/API.md): the bug it shows
+ASSAY_EXPECT = {"verdict": "violation", "property": "in_order"}

@@ -79,3 +79,6 @@ def system(clients: int = 2) -> System:
                    lambda g, i=i: g[f"c{i}"].phase == Phase.CRITICAL,
                    name=f"c{i} waits ~> c{i} enters")
     return s
+
+# `pytest --assay specs/` (docs/API.md): the bug it shows
+ASSAY_EXPECT = {"verdict": "violation", "property": "c1 waits ~> c1 enters"}

@@ -115,3 +115,6 @@ def system(acceptors: int = 3, proposers: int = 2) -> System:
         return True
 
     return s
+
+# `pytest --assay specs/` (docs/API.md): the bug it shows
+ASSAY_EXPECT = {"verdict": "violation", "property": "agreement"}

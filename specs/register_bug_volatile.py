@@ -58,3 +58,7 @@ def system(writes: int = 2) -> System:
         return g["client"].acked == writes
 
     return s
+
+# `pytest --assay specs/` (docs/API.md): one crash loses an acknowledged write
+ASSAY_CHECK = {"faults": "crash=1"}
+ASSAY_EXPECT = {"verdict": "violation", "property": "acknowledged_writes_survive"}

@@ -59,3 +59,6 @@ def system(nodes: int = 3) -> System:
         return not g.in_flight() and all(n.started for n in g.instances(Node))
 
     return s
+
+# `pytest --assay specs/` (docs/API.md): the bug it shows
+ASSAY_EXPECT = {"verdict": "violation", "property": "a_leader_is_elected"}

@@ -126,3 +126,6 @@ def system(n: int = 2, max_clock: int = 3) -> System:
         return any(head_is(m, pq, Req) for pq in pairs(m))
 
     return s
+
+# `pytest --assay specs/` (docs/API.md): the bug it shows
+ASSAY_EXPECT = {"verdict": "violation", "property": "mutex"}

@@ -188,3 +188,6 @@ def system(rm_count: int = 2, acceptors: int = 3, ballots: int = 1) -> System:
         return not (RM.COMMITTED in states and RM.ABORTED in states)
 
     return s
+
+# `pytest --assay specs/` (docs/API.md): the bug it shows
+ASSAY_EXPECT = {"verdict": "violation", "property": "tc_consistent"}

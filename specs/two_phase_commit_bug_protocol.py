@@ -122,3 +122,6 @@ def system(rm_count: int = 3) -> System:
             for rm in g.instances(ResourceManager))
 
     return s
+
+# `pytest --assay specs/` (docs/API.md): the bug it shows
+ASSAY_EXPECT = {"verdict": "violation", "kind": "protocol"}

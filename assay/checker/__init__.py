@@ -90,6 +90,37 @@ class CheckResult:
     # symmetry reduction (`s.symmetric(...)`): the groups declared, whether it was applied
     # (then `states` counts orbits: one representative state each) and if not, why not
     symmetry: dict[str, Any] | None = None
+    # what was checked, as the trace file names it: the spec file ("" for a System built in
+    # Python), the system function, its parameters, and the fault budget
+    spec: str = ""
+    system_name: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+    faults: Faults | None = None
+
+    def faults_text(self) -> str | None:
+        """The fault budget as `--faults` takes it (`crash=1,drop=2`), or None."""
+        return str(self.faults) if self.faults is not None else None
+
+    @property
+    def ok(self) -> bool:
+        """Every state was explored and everything holds."""
+        return self.verdict == "ok"
+
+    def text(self) -> str:
+        """The report `assay check` prints, as plain text (the counterexample included)."""
+        from assay.report import check_text
+
+        return check_text(self)
+
+    def __repr__(self) -> str:
+        from assay.report import check_repr
+
+        return check_repr(self)
+
+    def _repr_html_(self) -> str:
+        from assay.report import check_html
+
+        return check_html(self)
 
     @property
     def exit_code(self) -> int:
@@ -355,7 +386,8 @@ def _result(kernel: Kernel, out: Outcome, strategy: str, spec: str, system_name:
                        fairness_declared=declared_fairness(kernel),
                        properties=properties, warnings=tuple(warnings),
                        terminal=out.terminal, deadlocked=out.deadlocked,
-                       keep_going=keep_going, findings=findings)
+                       keep_going=keep_going, findings=findings, spec=spec,
+                       system_name=name, params=dict(params), faults=kernel.faults)
 
 
 def _finding(kernel: Kernel, f: Found, steps: tuple[Step, ...], trace: Trace,

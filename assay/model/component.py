@@ -13,7 +13,7 @@ import itertools
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar, get_origin, get_type_hints
+from typing import Any, ClassVar, TypeVar, dataclass_transform, get_origin, get_type_hints
 
 from assay.errors import (
     Location,
@@ -34,6 +34,8 @@ from assay.model.types import (
 )
 
 T = TypeVar("T")
+# a decorated method keeps its type (a spec type-checks under mypy --strict)
+F = TypeVar("F", bound=Callable[..., Any])
 
 RESERVED = frozenset({"name", "after", "cancel", "choose", "initially"})
 ANY_PORT = "*"          # the port of a handler declared without one, on a many-ported component
@@ -116,12 +118,14 @@ def _check_where(cls: type, name: str, port: Port) -> None:
                             "message alone", port.location, fix)
 
 
-def persistent(value: Any) -> Persistent:
+def persistent(value: T) -> T:
     """Declare a field that survives a crash and restart: `log: tuple = persistent(())`.
 
     Other fields return to their initial values on restart.  `value` may be a `one_of(...)`.
+    Typed as `value`'s type, so that `acked: int = persistent(0)` type-checks; what it
+    returns is the `Persistent` mark that `component_info` reads.
     """
-    return Persistent(value)
+    return Persistent(value)        # type: ignore[return-value]
 
 
 # --- decorators ---------------------------------------------------------------------------------
@@ -138,7 +142,7 @@ def check_fairness(kind: Any, where: Location | None) -> str:
 
 
 def on(message_type: type[Message], port: str | None = None, fair: str | None = None,
-       when: Callable[..., bool] | None = None) -> Callable[[Callable], Callable]:
+       when: Callable[..., bool] | None = None) -> Callable[[F], F]:
     """Mark a method as the handler of `message_type` arriving on `port`.
 
     `when(self, m)` guards the receive: a message for which it is false is not delivered — it
@@ -150,7 +154,7 @@ def on(message_type: type[Message], port: str | None = None, fair: str | None = 
     if fair is not None:
         check_fairness(fair, loc)
 
-    def mark(fn: Callable) -> Callable:
+    def mark(fn: F) -> F:
         fn.__dict__.setdefault("__assay_on__", []).append((message_type, port, loc))
         if fair is not None:
             fn.__dict__.setdefault("__assay_fair_on__", {})[(message_type, port)] = fair
@@ -165,7 +169,7 @@ def on(message_type: type[Message], port: str | None = None, fair: str | None = 
 
 def action(when: Callable[..., bool] | None = None,
            over: Iterable[Any] | Callable[[Any], Iterable[Any]] | None = None,
-           fair: str | None = None) -> Callable[[Callable], Callable]:
+           fair: str | None = None) -> Callable[[F], F]:
     """Mark a method as an internal action, enabled when `when(self[, arg])` holds.
 
     `over` makes it a family of actions, one per value of a finite domain (an iterable, an Enum
@@ -177,7 +181,7 @@ def action(when: Callable[..., bool] | None = None,
     if fair is not None:
         check_fairness(fair, loc)
 
-    def mark(fn: Callable) -> Callable:
+    def mark(fn: F) -> F:
         fn.__assay_action__ = (when, over, loc)   # type: ignore[attr-defined]
         if fair is not None:
             fn.__assay_fair__ = fair              # type: ignore[attr-defined]
@@ -190,7 +194,7 @@ def action(when: Callable[..., bool] | None = None,
     return mark
 
 
-def on_start(fn: Callable) -> Callable:
+def on_start(fn: F) -> F:
     """Mark a method `(self)` as the step each instance takes when it starts: it may send,
     set its first timers and change fields.  It runs once, as part of the initial state (every
     engine starts from the state after it); a restart after a crash runs `@on_restart`
@@ -199,19 +203,19 @@ def on_start(fn: Callable) -> Callable:
     return fn
 
 
-def on_restart(fn: Callable) -> Callable:
+def on_restart(fn: F) -> F:
     """Mark a method `(self)` to run when the instance restarts after a crash."""
     fn.__assay_on_restart__ = caller_location(2)   # type: ignore[attr-defined]
     return fn
 
 
-def requires(pred: Callable[..., bool]) -> Callable[[Callable], Callable]:
+def requires(pred: Callable[..., bool]) -> Callable[[F], F]:
     """Precondition of a handler (`lambda self, m: ...`): what the message's sender must
     establish (a delivery that breaks it is the sender's violation).  Not for actions: an
     action has no caller, its condition is its guard, `@action(when=...)`."""
     loc = caller_location(2)
 
-    def mark(fn: Callable) -> Callable:
+    def mark(fn: F) -> F:
         fn.__dict__.setdefault("__assay_requires__", []).insert(0, (pred, loc))
         return fn
     mark.__assay_unapplied__ = (           # type: ignore[attr-defined]
@@ -219,11 +223,11 @@ def requires(pred: Callable[..., bool]) -> Callable[[Callable], Callable]:
     return mark
 
 
-def ensures(pred: Callable[..., bool]) -> Callable[[Callable], Callable]:
+def ensures(pred: Callable[..., bool]) -> Callable[[F], F]:
     """Postcondition: `lambda old, self, m: ...` (`old` is the state before the handler ran)."""
     loc = caller_location(2)
 
-    def mark(fn: Callable) -> Callable:
+    def mark(fn: F) -> F:
         fn.__dict__.setdefault("__assay_ensures__", []).insert(0, (pred, loc))
         return fn
     mark.__assay_unapplied__ = (           # type: ignore[attr-defined]
@@ -275,6 +279,9 @@ def initially(*what: Any) -> Any:
 
 # --- the component base class ---------------------------------------------------------------------
 
+# Type checkers see a component class as a dataclass: its fields are typed attributes (a
+# misspelled one is an error before any run); the kernel, not a constructor, builds instances.
+@dataclass_transform(eq_default=False)
 class Component:
     """Base class of every component in a spec.
 

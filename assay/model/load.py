@@ -237,12 +237,19 @@ def parameters(fn: Callable[..., System]) -> dict[str, Any]:
 
 
 def build(path: str | Path, system: str | None = None,
-          params: dict[str, str] | None = None) -> tuple[System, str, dict[str, Any]]:
+          params: dict[str, Any] | None = None) -> tuple[System, str, dict[str, Any]]:
     """Load `path`, pick a system function, parse `params` and build the `System`.
 
-    Returns the system, the function's name and the parameters as typed values.
+    Returns the system, the function's name and the parameters as typed values.  A
+    parameter's value is text (`--param`, a trace), parsed by the parameter's type, or a
+    value of that type already (the Python API, `assay.check(path, n=3)`).
     """
-    module = load_module(path)
+    return build_module(load_module(path), str(path), system, params)
+
+
+def build_module(module: Any, path: str, system: str | None = None,
+                 params: dict[str, Any] | None = None) -> tuple[System, str, dict[str, Any]]:
+    """`build` for a spec module already imported (`path` names it in messages)."""
     funcs = system_functions(module)
     where = Location(str(path))
     if not funcs:
@@ -256,11 +263,20 @@ def build(path: str | Path, system: str | None = None,
             system = "system"
         else:
             raise UsageError(f"{path} defines several systems: {', '.join(sorted(funcs))}",
-                             notes=["choose one with --system NAME"])
+                             notes=["choose one with --system NAME (from Python: "
+                                    "system='NAME')"])
     if system not in funcs:
         raise UsageError(f"{path} has no system {system!r}",
                          notes=[f"systems: {', '.join(sorted(funcs))}"])
-    fn = funcs[system]
+    return build_function(funcs[system], path, params, system)
+
+
+def build_function(fn: Callable[..., Any], path: str, params: dict[str, Any] | None = None,
+                   system: str | None = None) -> tuple[System, str, dict[str, Any]]:
+    """Build the `System` of the system function `fn` (named `system`, by default its own
+    name), with `params` checked and typed as `build` does."""
+    system = system or fn.__name__
+    where = Location(str(path))
     known = parameters(fn)
     def_line = Location(str(path), _def_line(fn))
     typed: dict[str, Any] = {}
@@ -272,7 +288,8 @@ def build(path: str | Path, system: str | None = None,
     missing = [k for k, d in known.items() if d is inspect.Parameter.empty and k not in typed]
     if missing:
         raise UsageError(f"system {system!r} needs a value for parameter {missing[0]!r}",
-                         def_line, [f"give it with --param {missing[0]}=<value>"])
+                         def_line, [f"give it with --param {missing[0]}=<value> (from "
+                                    f"Python: {missing[0]}=<value>)"])
     try:
         result = fn(**typed)
     except SpecError:
@@ -300,7 +317,7 @@ def _def_line(fn: Callable[..., Any]) -> int:
     return loc.line if loc and loc.line else fn.__code__.co_firstlineno
 
 
-def _parse_param(name: str, raw: str, default: Any, fn: Callable[..., Any],
+def _parse_param(name: str, raw: Any, default: Any, fn: Callable[..., Any],
                  where: Location) -> Any:
     """A parameter's value from its text (`--param`, or a trace's `params`), typed by its
     annotation or default; `Annotated[int, Range(lo, hi)]` bounds it."""
@@ -315,11 +332,28 @@ def _parse_param(name: str, raw: str, default: Any, fn: Callable[..., Any],
         bounds = next((x for x in extras if isinstance(x, Range)), None)
     kind = ann if isinstance(ann, type) else type(default) if default is not \
         inspect.Parameter.empty else str
-    value = _convert_param(name, raw, kind, where)
+    value = _convert_param(name, raw, kind, where) if isinstance(raw, str) else \
+        _typed_param(name, raw, kind, where)
     if bounds is not None and not (bounds.lo <= value <= bounds.hi):
-        raise UsageError(f"--param {name}={_clip(raw)}: must be between {bounds.lo} and "
+        raise UsageError(f"--param {name}={_clip(str(raw))}: must be between {bounds.lo} and "
                          f"{bounds.hi}", where)
     return value
+
+
+def _typed_param(name: str, value: Any, kind: Any, where: Location) -> Any:
+    """A parameter given as a Python value: it must have the parameter's type (int, bool)."""
+    if kind in (int, bool) and isinstance(value, kind) and not (
+            kind is int and isinstance(value, bool)):
+        return value
+    if kind is str:
+        raise UsageError(f"parameter {name}={_clip(repr(value))}: expected a str", where)
+    name_of = getattr(kind, "__name__", str(kind))
+    if kind in (int, bool):
+        article = "an" if name_of[0] in "aeiou" else "a"
+        raise UsageError(f"parameter {name}={_clip(repr(value))}: expected {article} "
+                         f"{name_of}, got {type(value).__name__}", where)
+    raise UsageError(f"parameter {name!r} has type {name_of}, which cannot be set", where,
+                     ["use int, bool or str parameters"])
 
 
 def _convert_param(name: str, raw: str, kind: Any, where: Location) -> Any:

@@ -7,7 +7,7 @@ in equality.
 """
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from assay.model.record import Record, RecordFieldError, record_from_json
 
@@ -20,6 +20,9 @@ class Message(Record):
     __assay_kind__: ClassVar[str] = "message"
 
     __slots__ = ("sender",)
+    if TYPE_CHECKING:               # set by the kernel on delivery; not a field
+        @property
+        def sender(self) -> Any: ...
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         object.__setattr__(self, "_values", self._build(args, kwargs))

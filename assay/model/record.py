@@ -9,7 +9,7 @@ module is the one home of the fields, their types and their JSON form for both.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, get_type_hints
+from typing import TYPE_CHECKING, Any, ClassVar, dataclass_transform, get_type_hints
 
 from assay.model.types import (
     ImmutableError,
@@ -34,6 +34,9 @@ class RecordFieldError(TypeError):
         self.cls = cls
 
 
+# Type checkers (mypy, pyright) see a record type as a frozen dataclass: its fields, its
+# constructor (missing and unknown fields are errors before any run) and no assignment.
+@dataclass_transform(eq_default=True, frozen_default=True)
 class Record:
     """Base class of a record type: fields are class-level annotations, optionally with
     defaults (`n: int = 0`), in declaration order (a subclass's after its base's)."""
@@ -45,6 +48,9 @@ class Record:
     __match_args__: ClassVar[tuple[str, ...]] = ()
 
     __slots__ = ("_values", "_hash")
+    if TYPE_CHECKING:
+        _values: tuple[Any, ...]
+        _hash: int | None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -87,11 +93,13 @@ class Record:
                                    f"fields: {', '.join(fields) or '(none)'}", cls)
         return tuple(values)
 
-    def __getattr__(self, name: str) -> Any:
-        fields = type(self).__assay_fields__
-        if name in fields:
-            return self._values[fields.index(name)]
-        raise AttributeError(f"{type(self).__name__} has no field {name!r}", name=name, obj=self)
+    if not TYPE_CHECKING:            # a type checker sees the declared fields, not Any
+        def __getattr__(self, name: str) -> Any:
+            fields = type(self).__assay_fields__
+            if name in fields:
+                return self._values[fields.index(name)]
+            raise AttributeError(f"{type(self).__name__} has no field {name!r}", name=name,
+                                 obj=self)
 
     def __setattr__(self, name: str, value: Any) -> None:
         cls = type(self)

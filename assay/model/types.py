@@ -12,7 +12,7 @@ import enum
 import types
 import typing
 from dataclasses import dataclass
-from typing import Annotated, Any, Union, get_args, get_origin
+from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 
 SUPPORTED = ("bool, int (optionally Annotated[int, Range(lo, hi)]), str, an Enum, a Record or "
              "Message, Peer, frozenset[T], tuple[...], Map[K, V], Optional[T]")
@@ -46,11 +46,17 @@ class OneOf:
     values: tuple[Any, ...]
 
 
-def one_of(*values: Any) -> OneOf:
-    """Declare that a field starts with any one of `values`: `x: int = one_of(0, 1, 2)`."""
+T = TypeVar("T")
+
+
+def one_of(*values: T) -> T:
+    """Declare that a field starts with any one of `values`: `x: int = one_of(0, 1, 2)`.
+
+    Typed as one of the values, so that `x: int = one_of(0, 1)` type-checks: the field holds
+    one of them; what it returns is the `OneOf` that `component_info` reads."""
     if not values:
         raise ValueError("one_of() needs at least one value")
-    return OneOf(tuple(values))
+    return OneOf(tuple(values))     # type: ignore[return-value]
 
 
 class UnsupportedType(Exception):

@@ -188,6 +188,41 @@ class Campaign:
     lasso_files: dict[int, str] = field(default_factory=dict)
     requested: int | None = None             # None: every run requested was run
     interrupted: bool = False
+    # what was simulated (`assay.simulate` fills them in): the spec file ("" for a System
+    # built in Python), the system function, its parameters, the options of every run
+    spec: str = ""
+    system_name: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+    options: Options | None = None
+
+    @property
+    def ok(self) -> bool:
+        """No run found a violation or walked a lasso that breaks a liveness property (a
+        sample of the behaviours, not a proof)."""
+        return not self.failures and not self.suspected and not self.interrupted
+
+    def traces(self) -> list[Trace]:
+        """The failing runs as trace files would hold them (shrunk), in run order;
+        `trace.write(path)` saves one for `assay replay`."""
+        opts = self.options or Options()
+        return [trace_of(r, self.spec, self.system_name, self.params, opts)
+                for r in self.failures]
+
+    def text(self) -> str:
+        """The report `assay simulate` prints, as plain text."""
+        from assay.report import simulation_text
+
+        return simulation_text(self)
+
+    def __repr__(self) -> str:
+        from assay.report import simulation_repr
+
+        return simulation_repr(self)
+
+    def _repr_html_(self) -> str:
+        from assay.report import simulation_html
+
+        return simulation_html(self)
 
     @property
     def failures(self) -> list[RunReport]:
@@ -251,8 +286,11 @@ def _count(xs: Any) -> dict[str, int]:
 
 def campaign(spec: str, system_name: str | None, params: dict[str, str], *, seed: int,
              runs: int, opts: Options, jobs: int | None = None,
-             on_progress: Callable[[int, int, int], None] | None = None) -> Campaign:
-    """Run `runs` seeded runs of the system of `spec`, on `jobs` worker processes.
+             on_progress: Callable[[int, int, int], None] | None = None,
+             system: Any = None) -> Campaign:
+    """Run `runs` seeded runs of the system of `spec`, on `jobs` worker processes.  Given
+    `system` (a `System` built already, which workers could not rebuild) the runs happen in
+    this process, whatever `jobs`: the same runs, as `jobs` never changes them.
 
     `on_progress(runs done, runs, events)` is called as runs finish.  Ctrl-C
     (KeyboardInterrupt) stops the campaign: the result has the runs finished before it, in
@@ -262,8 +300,9 @@ def campaign(spec: str, system_name: str | None, params: dict[str, str], *, seed
     reports: list[RunReport] = []
     events = 0
     interrupted = False
-    if jobs == 1 or runs == 1:
-        system, _, _ = build(spec, system_name, params)
+    if system is not None or jobs == 1 or runs == 1:
+        if system is None:
+            system, _, _ = build(spec, system_name, params)
         kernel = kernel_for(system, opts.rates)
         known: set[Any] = set()
         lassos = LassoMemo(kernel) if system.liveness else None

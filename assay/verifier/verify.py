@@ -229,6 +229,29 @@ class VerifyReport:
     nothing_to_verify: tuple[str, ...] = ()   # components without handlers, actions or invariants
     not_checked: tuple[str, ...] = ()         # interrupted: what was not decided (see verify)
     interrupted: bool = False                 # Ctrl-C stopped it
+    spec: str = ""                            # the spec file, when known (`assay.verify`)
+    params: dict[str, Any] = field(default_factory=dict)   # the system's parameters
+
+    @property
+    def ok(self) -> bool:
+        """Every obligation proved."""
+        return self.verdict == "proved" and not self.interrupted
+
+    def text(self) -> str:
+        """The report `assay verify` prints, as plain text."""
+        from assay.report import verify_text
+
+        return verify_text(self)
+
+    def __repr__(self) -> str:
+        from assay.report import verify_repr
+
+        return verify_repr(self)
+
+    def _repr_html_(self) -> str:
+        from assay.report import verify_html
+
+        return verify_html(self)
 
     def counts(self) -> dict[str, int]:
         out = dict.fromkeys(VERDICTS, 0)

@@ -210,3 +210,7 @@ def system(clients: Annotated[int, Range(1, 3)] = 2, backups: Annotated[int, Ran
         return all(c.done for c in g.instances(Client)) and settled(g)
 
     return s
+
+# `pytest --assay specs/` (docs/API.md): one crash loses an acknowledged write
+ASSAY_CHECK = {"faults": "crash=1"}
+ASSAY_EXPECT = {"verdict": "violation", "property": "acknowledged_writes_are_durable"}
