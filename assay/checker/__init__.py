@@ -90,6 +90,7 @@ class CheckResult:
     # symmetry reduction (`s.symmetric(...)`): the groups declared, whether it was applied
     # (then `states` counts orbits: one representative state each) and if not, why not
     symmetry: dict[str, Any] | None = None
+    workers: int = 1                 # processes that searched (`check(workers=N)`)
 
     @property
     def exit_code(self) -> int:
@@ -120,6 +121,7 @@ class CheckResult:
             # without keep_going the search stopped at the first: nothing was counted
             "violations": [f.to_json() for f in self.findings] if self.keep_going else None,
             "symmetry": self.symmetry,
+            "workers": self.workers,
         }
 
 
@@ -137,7 +139,7 @@ def check(system: System | Kernel, *, strategy: str = "bfs", max_states: int | N
           faults: Faults | None = None, fairness: str | None = None,
           max_time: float | None = None, max_memory: int | None = None,
           progress_interval: float = 0.5, keep_going: bool = False,
-          symmetry: bool = True) -> CheckResult:
+          symmetry: bool = True, workers: int = 1) -> CheckResult:
     """Explore every reachable state of `system` and check its contracts and properties.
 
     With `faults`, every placement of at most that many faults of each kind is explored too.
@@ -182,8 +184,15 @@ def check(system: System | Kernel, *, strategy: str = "bfs", max_states: int | N
     gc.disable()
     lasso = None
     liveness: dict[str, str] = {}
+    serial = _serial_only(kernel, strategy, keep_going, reduce) if workers > 1 else None
+    unchanged: set[int] | None = None
     try:
-        if reduce is not None:
+        if workers > 1 and serial is None:
+            from assay.checker.parallel import check_parallel
+
+            out, extra = check_parallel(kernel, search, workers)
+            unchanged = extra.unchanged
+        elif reduce is not None:
             try:
                 out = explore(kernel, search, keep_going, reduce)
                 out = _concrete(reduce, out)
@@ -202,7 +211,12 @@ def check(system: System | Kernel, *, strategy: str = "bfs", max_states: int | N
         if was_enabled:
             gc.enable()
     result = _result(kernel, out, strategy, spec, system_name, params or {}, lasso, liveness,
-                     keep_going)
+                     keep_going, unchanged)
+    if workers > 1:
+        note = () if serial is None else (f"--workers {workers}: {serial}, so one worker "
+                                          "searched",)
+        result = replace(result, workers=1 if serial else workers,
+                         warnings=(*result.warnings, *note))
     if sym is not None:
         warnings = result.warnings
         if not sym["applied"] and symmetry:
@@ -210,6 +224,22 @@ def check(system: System | Kernel, *, strategy: str = "bfs", max_states: int | N
                                    "state was explored")
         result = replace(result, symmetry=sym, warnings=warnings)
     return result
+
+
+def _serial_only(kernel: Kernel, strategy: str, keep_going: bool,
+                 reduce: Symmetry | None) -> str | None:
+    """Why a check cannot be spread over workers (they search breadth-first, for safety
+    only, without symmetry), or None."""
+    if strategy != "bfs":
+        return "the parallel search is breadth-first (not --dfs)"
+    if keep_going:
+        return "--keep-going is not supported by the parallel search"
+    if reduce is not None:
+        return "symmetry reduction is not supported by the parallel search (--no-symmetry " \
+               "explores every state in parallel)"
+    if kernel.system.liveness:
+        return "liveness properties are decided on the whole graph by one process"
+    return None
 
 
 def _symmetry(kernel: Kernel, wanted: bool) -> tuple[Symmetry | None, dict[str, Any] | None]:
@@ -301,14 +331,15 @@ def _liveness(kernel: Kernel, search: Search, out: Outcome, keep_going: bool = F
 
 def _result(kernel: Kernel, out: Outcome, strategy: str, spec: str, system_name: str,
             params: dict[str, Any], lasso: Lasso | None = None,
-            liveness: dict[str, str] | None = None, keep_going: bool = False) -> CheckResult:
+            liveness: dict[str, str] | None = None, keep_going: bool = False,
+            unchanged: set[int] | None = None) -> CheckResult:
     verdict: Verdict = {"exhausted": "ok", "violation": "violation"}.get(  # type: ignore
         out.reason, "incomplete")
     if out.found:
         verdict = "violation"
     name = system_name or kernel.system.name
     # first: the counterexamples below evaluate properties again, which it would count
-    properties = _property_report(kernel, out, keep_going)
+    properties = _property_report(kernel, out, keep_going, unchanged)
 
     def counterexample(v: Violation, start: State, path: tuple[int, ...],
                        cycle_start: int | None) -> tuple[tuple[Step, ...], Trace]:
@@ -388,19 +419,19 @@ NOTHING_ENABLED = ("0 transitions: is anything enabled? Nothing can happen in th
                    "state, so nothing beyond it was checked")
 
 
-def _property_report(kernel: Kernel, out: Outcome, keep_going: bool = False
-                     ) -> dict[str, dict[str, Any]]:
+def _property_report(kernel: Kernel, out: Outcome, keep_going: bool = False,
+                     unchanged: set[int] | None = None) -> dict[str, dict[str, Any]]:
     """For each `always` property: `evaluated` (how often it ran: once per distinct
     combination of local states, or per state when some property reads the network),
     `ever_false`, `reads` (the instances, and "network" for messages in flight or crashes, as
     noted in its first evaluations), and a `note` when it was never evaluated or held
     trivially: it read nothing, or only instances whose state never changed (a property that
     is constantly true may be vacuous).  Computed after the search, from what the kernel
-    noted as the properties ran."""
+    noted as the properties ran (by the workers of a parallel search: `unchanged` is then
+    what they found)."""
     if not kernel.properties:
         return {}
     names = [inst.name for inst in kernel.instances]
-    unchanged: set[int] | None = None
     report = {}
     v = out.violation
     broken = {f.violation.name for f in out.found if f.violation.kind == "property"}
