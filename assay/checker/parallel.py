@@ -473,7 +473,8 @@ class Processes(Workers):
         try:
             for i in range(n):
                 a, b = ctx.Pipe()
-                p = ctx.Process(target=_serve  # type: ignore[attr-defined], args=(b, args, i, n, opts), daemon=True)
+                p = ctx.Process(  # type: ignore[attr-defined]
+                    target=_serve, args=(b, args, i, n, opts), daemon=True)
                 p.start()
                 b.close()
                 self.conns.append(a)
