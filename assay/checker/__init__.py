@@ -139,7 +139,7 @@ def check(system: System | Kernel, *, strategy: str = "bfs", max_states: int | N
           faults: Faults | None = None, fairness: str | None = None,
           max_time: float | None = None, max_memory: int | None = None,
           progress_interval: float = 0.5, keep_going: bool = False,
-          symmetry: bool = True, workers: int = 1) -> CheckResult:
+          symmetry: bool = True, workers: int = 1, ray: str | None = None) -> CheckResult:
     """Explore every reachable state of `system` and check its contracts and properties.
 
     With `faults`, every placement of at most that many faults of each kind is explored too.
@@ -184,13 +184,21 @@ def check(system: System | Kernel, *, strategy: str = "bfs", max_states: int | N
     gc.disable()
     lasso = None
     liveness: dict[str, str] = {}
+    if ray is not None:
+        workers = _ray_workers(ray, workers, spec, system_name)
     serial = _serial_only(kernel, strategy, keep_going, reduce) if workers > 1 else None
     unchanged: set[int] | None = None
     try:
         if workers > 1 and serial is None:
             from assay.checker.parallel import check_parallel
 
-            out, extra = check_parallel(kernel, search, workers)
+            make = None
+            if ray is not None:
+                from assay.checker.ray_search import RayWorkers
+
+                n, name, typed = workers, system_name, params or {}
+                make = lambda opts: RayWorkers(kernel, n, opts, spec, name, typed)  # noqa: E731
+            out, extra = check_parallel(kernel, search, workers, make)
             unchanged = extra.unchanged
         elif reduce is not None:
             try:
@@ -224,6 +232,17 @@ def check(system: System | Kernel, *, strategy: str = "bfs", max_states: int | N
                                    "state was explored")
         result = replace(result, symmetry=sym, warnings=warnings)
     return result
+
+
+def _ray_workers(address: str, workers: int, spec: str, system_name: str) -> int:
+    """Connect to Ray; how many actors to search with."""
+    from assay.checker.ray_search import cluster_cpus, connect
+
+    if not spec or not system_name:
+        raise ValueError("check(ray=...) needs spec= and system_name= (each actor loads the "
+                         "spec file)")
+    connect(address, workers if workers > 1 else None)
+    return workers if workers > 1 else max(2, cluster_cpus())
 
 
 def _serial_only(kernel: Kernel, strategy: str, keep_going: bool,

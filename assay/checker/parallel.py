@@ -378,10 +378,17 @@ def _counterexample(kernel: Kernel, workers: Workers, win: Candidate,
         step = next((st for st in kernel.successors(end)[0] if st[0] == ev and st[2]), None)
         violation = step[2][0] if step is not None else None
         path.append(ev)
-    if violation is None or violation_key(violation) != vkey:
+    if violation is None or _same(violation_key(violation)) != _same(vkey):
         raise AssayInternalError(f"parallel search: the {kind} violation a worker found does "
                                  "not replay in the driver's kernel")
     return replace(outcome, violation=violation, start=start, path=tuple(path))
+
+
+def _same(key: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A violation's key without its file's path (an actor may have loaded the spec by
+    another path), with the line."""
+    loc = key[-1]
+    return (*key[:-1], None if loc is None else loc.line)
 
 
 def _merge_summaries(kernel: Kernel, summaries: list[dict[str, Any]]) -> Extra:

@@ -251,18 +251,43 @@ def _count(xs: Any) -> dict[str, int]:
 
 def campaign(spec: str, system_name: str | None, params: dict[str, str], *, seed: int,
              runs: int, opts: Options, jobs: int | None = None,
-             on_progress: Callable[[int, int, int], None] | None = None) -> Campaign:
-    """Run `runs` seeded runs of the system of `spec`, on `jobs` worker processes.
+             on_progress: Callable[[int, int, int], None] | None = None,
+             ray: str | None = None) -> Campaign:
+    """Run `runs` seeded runs of the system of `spec`, on `jobs` worker processes (with
+    `ray`, an address for `ray.init` or "local": as Ray tasks, the same chunks of runs as
+    `jobs` workers would take, or one worker per CPU of the cluster).
 
     `on_progress(runs done, runs, events)` is called as runs finish.  Ctrl-C
     (KeyboardInterrupt) stops the campaign: the result has the runs finished before it, in
     order from the first, and says `interrupted`."""
-    jobs = jobs or os.cpu_count() or 1
     started = time.perf_counter()
     reports: list[RunReport] = []
     events = 0
     interrupted = False
-    if jobs == 1 or runs == 1:
+    if ray is not None:
+        from assay.checker.ray_search import cluster_cpus, connect, run_chunks
+
+        build(spec, system_name, params)          # spec errors surface here, not in a task
+        connect(ray, jobs)
+        jobs = jobs or cluster_cpus()
+        where = os.path.abspath(spec)               # a task's process may be elsewhere
+        work = [(where, system_name, params, seed, chunk, opts) for chunk in _chunks(runs, jobs)]
+
+        def done(part: list[RunReport]) -> None:
+            nonlocal events
+            reports.extend(part)
+            events += sum(r.events for r in part)
+            if on_progress:
+                on_progress(len(reports), runs, events)
+        try:
+            run_chunks(work, done)
+        except KeyboardInterrupt:
+            interrupted = True
+        jobs = -1                                   # done
+    jobs = jobs or os.cpu_count() or 1
+    if jobs == -1:
+        pass
+    elif jobs == 1 or runs == 1:
         system, _, _ = build(spec, system_name, params)
         kernel = kernel_for(system, opts.rates)
         known: set[Any] = set()
