@@ -235,6 +235,8 @@ class Workers:
     hands each worker the batches addressed to it."""
 
     n: int
+    # called now and then while the driver waits for its workers (progress reports)
+    heartbeat: Callable[[], None] | None = None
 
     def call(self, method: str, *args: Any) -> list[Any]:
         raise NotImplementedError
@@ -280,6 +282,8 @@ def parallel_bfs(kernel: Kernel, search: Search, workers: Workers) -> tuple[Outc
         cands = [r["candidate"] for r in reps if r["candidate"] is not None]
         return min(cands, key=lambda c: c[0]) if cands else None
 
+    frontier = 0
+    workers.heartbeat = lambda: search.tick(frontier) and None
     try:
         reps = workers.call("start")
         totals(reps)
@@ -494,6 +498,8 @@ class Processes(Workers):
         self._batches: list[list[bytes | None]] = []
 
     def _result(self, conn: Any) -> Any:
+        while self.heartbeat is not None and not conn.poll(0.2):
+            self.heartbeat()
         try:
             status, value = conn.recv()
         except EOFError:
