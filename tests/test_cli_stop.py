@@ -427,3 +427,18 @@ def test_ctrl_c_stops_run_stuck_in_a_handler(cli: Callable[..., Cli]) -> None:
     assert code == EXIT_INTERRUPTED, (code, c.stdout, c.stderr)
     assert "Traceback" not in c.stderr, c.stderr
     assert "interrupted" in c.stderr
+
+
+def test_ctrl_c_stops_check_on_two_workers_and_ends_them(cli: Callable[..., Cli]) -> None:
+    c = cli("check", ENDLESS, "--workers", "2", "--json", ASSAY_PROGRESS_INTERVAL="0.2")
+    c.wait_for_stderr(PROGRESS)
+    workers = children(c.pid)
+    assert len(workers) >= 2, workers
+    c.interrupt()
+    code = c.finish()
+    assert code == EXIT_INTERRUPTED, (code, c.stdout, c.stderr)
+    assert "Traceback" not in c.stderr, c.stderr
+    doc = json.loads(c.stdout)
+    assert doc["stopped"] == "interrupted" and doc["workers"] == 2
+    assert doc["states"] > 1 and doc["depth"] > 0
+    assert wait_gone(workers) == []
