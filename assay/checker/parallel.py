@@ -52,6 +52,8 @@ class Options:
     deadline: float | None = None          # time.time() at which max-time stops it
     max_memory: int | None = None          # bytes of resident memory, per worker
     forked: bool = False                   # every worker forked from this process
+    # the instances whose local states decide a state's owner (None: all, and the network)
+    shard_by: tuple[int, ...] | None = None
 
 
 class Shard:
@@ -115,7 +117,7 @@ class Shard:
         """The initial states this worker owns."""
         k, me, n = self.kernel, self.index, self.n
         for s, viol in k.initial_states():
-            if self.codec.sharder(n)(s) != me or s in self.visited:
+            if self.codec.sharder(n, self.opts.shard_by)(s) != me or s in self.visited:
                 continue
             idx = self._add(s, -1, -1)
             if viol:
@@ -130,7 +132,7 @@ class Shard:
         k, me, n = self.kernel, self.index, self.n
         self.frontier, self.next = self.next, []
         successors, visited, sent = k.successors, self.visited, self.sent
-        owner = self.codec.sharder(n)
+        owner = self.codec.sharder(n, self.opts.shard_by)
         out: list[dict[State, int]] = [{} for _ in range(n)]
         faulty = k.has_faults
         d = self.depth
@@ -415,6 +417,56 @@ def _merge_summaries(kernel: Kernel, summaries: list[dict[str, Any]]) -> Extra:
 
 # --- worker processes (multiprocessing) ----------------------------------------------------------
 
+def shard_by(kernel: Kernel, n: int, most: int = 3000, seconds: float = 0.25
+             ) -> tuple[int, ...] | None:
+    """The instances whose local states should decide which worker owns a state.
+
+    A state's children that change only other instances then stay with the worker that
+    made them, and cost nothing to move: a search of cheap steps (TwoPhase) spends as much
+    moving states between processes as computing them.  Chosen on a sample (a breadth-first
+    search of at most `most` states or `seconds`, in this process): the instances that the
+    steps change least, as few as keep the sample's states spread (at least 16 distinct
+    projections per worker, none holding more than a quarter of a worker's share).  None
+    (every instance and the network) when no fewer instances do.  Any choice gives the same
+    result; it only moves work between workers."""
+    m = len(kernel.instances)
+    if n == 1 or m == 1:
+        return None
+    end = time.perf_counter() + seconds
+    seen: dict[State, None] = {}
+    level = [s for s, _ in kernel.initial_states()]
+    changes = [0] * m
+    while level and len(seen) < most and time.perf_counter() < end:
+        nxt = []
+        for s in level:
+            if s in seen:
+                continue
+            seen[s] = None
+            for _, t, _ in kernel.successors(s)[0]:
+                a, b = s[0], t[0]
+                if a is not b:
+                    for i in range(m):
+                        if a[i] != b[i]:
+                            changes[i] += 1
+                nxt.append(t)
+            if len(seen) >= most or time.perf_counter() >= end:
+                break
+        level = nxt
+    sample = list(seen)
+    if len(sample) < 64 * n:
+        return None                   # too few to tell
+    order = sorted(range(m), key=lambda i: (changes[i], i))
+    for size in range(1, m):
+        by = tuple(sorted(order[:size]))
+        classes: dict[tuple[int, ...], int] = {}
+        for s in sample:
+            p = tuple(s[0][i] for i in by)
+            classes[p] = classes.get(p, 0) + 1
+        if len(classes) >= 16 * n and max(classes.values()) * 4 * n <= len(sample):
+            return by
+    return None
+
+
 def _fork() -> bool:
     return sys.platform.startswith("linux")
 
@@ -550,7 +602,7 @@ def check_parallel(kernel: Kernel, search: Search, n: int,
         time.time() + search.max_time - (time.perf_counter() - search.started)
     per_worker = None if search.max_memory is None else max(1, search.max_memory // (n + 1))
     forked = make is None and _fork()
-    opts = Options(deadline, per_worker, forked)
+    opts = Options(deadline, per_worker, forked, shard_by(kernel, n))
     try:
         workers = make(opts) if make is not None else Processes(kernel, n, opts)
     except KeyboardInterrupt:

@@ -124,11 +124,17 @@ class Portable:
                 (j + 7) * b for j, b in enumerate(budget)) * 0x5BD1E995
         return (x * _MIX) & MASK
 
-    def sharder(self, n: int) -> Callable[[State], int]:
+    def sharder(self, n: int, by: tuple[int, ...] | None = None) -> Callable[[State], int]:
         """A function from a state to the one of `n` workers that owns it (`owner`), with
-        caches of the keys of locals tuples and network values (most states share them)."""
+        caches of the keys of locals tuples and network values (most states share them).
+
+        With `by` (instance indices), a state's owner depends on the local states of those
+        instances only: a step of any other instance keeps its state with the worker that
+        expanded it (`parallel.shard_by` chooses them)."""
         if n == 1:
             return lambda state: 0
+        if by is not None:
+            return self._sharder_by(n, by)
         if self._extended:
             key = self.owner_key
             return lambda state: ((key(state) >> 16) * n) >> 48
@@ -149,6 +155,27 @@ class Portable:
                     ncache.clear()
                 b = ncache[net] = nkey(net)
             return ((((a + b) * _MIX) & MASK) >> 16) * n >> 48
+        return owner
+
+    def _sharder_by(self, n: int, by: tuple[int, ...]) -> Callable[[State], int]:
+        lcache: dict[Any, int] = {}
+        lkeys = self._lkey
+
+        def key(locals_: tuple[int, ...]) -> int:
+            try:
+                return sum([lkeys[i][locals_[i]] for i in by])
+            except KeyError:
+                self._fill_keys(locals_)
+                return sum([lkeys[i][locals_[i]] for i in by])
+
+        def owner(state: State) -> int:
+            locals_ = state[0]
+            a = lcache.get(locals_)
+            if a is None:
+                if len(lcache) > 1_000_000:
+                    lcache.clear()
+                a = lcache[locals_] = ((((key(locals_) * _MIX) & MASK) >> 16) * n) >> 48
+            return a
         return owner
 
     def locals_key(self, locals_: tuple[int, ...]) -> int:
