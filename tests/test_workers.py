@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -234,3 +235,13 @@ def test_simulate_on_ray_gives_what_jobs_give(ray_local: Any) -> None:
 
 def test_options_are_plain_data() -> None:
     assert Options(None, None, True).forked
+
+
+@pytest.mark.parametrize("by", [None, (0,), (1, 2), (0, 1, 2, 3, 4)])
+def test_any_sharding_gives_the_same_counts(by: tuple[int, ...] | None) -> None:
+    k = kernel("specs/tla_twophase.py", rm_count="4")
+    one = check(kernel("specs/tla_twophase.py", rm_count="4"))
+    out, _ = check_parallel(k, Search(), 3,
+                            make=lambda o: InProcess(k, 3, replace(o, shard_by=by)))
+    assert (out.reason, out.states, out.transitions, out.depth) == \
+        (one.reason, one.states, one.transitions, one.depth)
