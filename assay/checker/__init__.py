@@ -139,7 +139,8 @@ def check(system: System | Kernel, *, strategy: str = "bfs", max_states: int | N
           faults: Faults | None = None, fairness: str | None = None,
           max_time: float | None = None, max_memory: int | None = None,
           progress_interval: float = 0.5, keep_going: bool = False,
-          symmetry: bool = True, workers: int = 1, ray: str | None = None) -> CheckResult:
+          symmetry: bool = True, workers: int = 1, ray: str | None = None,
+          checkpoint: str | None = None, checkpoint_every: float = 300.0) -> CheckResult:
     """Explore every reachable state of `system` and check its contracts and properties.
 
     With `faults`, every placement of at most that many faults of each kind is explored too.
@@ -187,9 +188,13 @@ def check(system: System | Kernel, *, strategy: str = "bfs", max_states: int | N
     if ray is not None:
         workers = _ray_workers(ray, workers, spec, system_name)
     serial = _serial_only(kernel, strategy, keep_going, reduce) if workers > 1 else None
+    checkpoints = None
+    if checkpoint is not None:
+        checkpoints = _checkpoints(kernel, strategy, keep_going, reduce, checkpoint,
+                                   checkpoint_every, spec, system_name, params, workers)
     unchanged: set[int] | None = None
     try:
-        if workers > 1 and serial is None:
+        if workers > 1 and serial is None or checkpoints is not None:
             from assay.checker.parallel import check_parallel
 
             make = None
@@ -198,7 +203,7 @@ def check(system: System | Kernel, *, strategy: str = "bfs", max_states: int | N
 
                 n, name, typed = workers, system_name, params or {}
                 make = lambda opts: RayWorkers(kernel, n, opts, spec, name, typed)  # noqa: E731
-            out, extra = check_parallel(kernel, search, workers, make)
+            out, extra = check_parallel(kernel, search, workers, make, checkpoints)
             unchanged = extra.unchanged
         elif reduce is not None:
             try:
@@ -243,6 +248,23 @@ def _ray_workers(address: str, workers: int, spec: str, system_name: str) -> int
                          "spec file)")
     connect(address, workers if workers > 1 else None)
     return workers if workers > 1 else max(2, cluster_cpus())
+
+
+def _checkpoints(kernel: Kernel, strategy: str, keep_going: bool, reduce: Symmetry | None,
+                 path: str, every: float, spec: str, system_name: str,
+                 params: dict[str, Any] | None, workers: int) -> Any:
+    """The checkpoint directory of this check (a usage error where it cannot have one)."""
+    from assay.checker.checkpoint import Checkpoints, identity
+    from assay.errors import UsageError
+
+    why = _serial_only(kernel, strategy, keep_going, reduce)
+    if why is not None:
+        raise UsageError(f"--checkpoint: {why.replace('the parallel search', 'a checkpoint')}",
+                         notes=["checkpoints are of a breadth-first safety search"])
+    if not spec or not system_name:
+        raise ValueError("check(checkpoint=...) needs spec= and system_name=")
+    return Checkpoints(path, identity(spec, system_name, params or {}, kernel.faults,
+                                      kernel.fairness, kernel.check_deadlock, workers), every)
 
 
 def _serial_only(kernel: Kernel, strategy: str, keep_going: bool,

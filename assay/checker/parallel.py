@@ -33,6 +33,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from assay.checker.checkpoint import Checkpoints
 from assay.checker.portable import Portable
 from assay.checker.search import Outcome, Search, resident_bytes, violation_key
 from assay.errors import AssayError, AssayInternalError
@@ -211,6 +212,32 @@ class Shard:
         self.depth += 1
         return self._report(beyond=beyond)
 
+    def save(self, path: str) -> None:
+        """Write this worker's part of a checkpoint (at the end of a level) into `path`."""
+        from assay.checker.checkpoint import shard_file
+
+        encode = self.codec.encode
+        data = ([encode(s) for s in self.states], self.parent_worker, self.parent_index,
+                array("q", [i for _, i in self.next]), self.depth)
+        name = shard_file(path, self.index)
+        with open(name + ".tmp", "wb") as f:
+            pickle.dump(data, f, pickle.HIGHEST_PROTOCOL)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(name + ".tmp", name)
+
+    def restore(self, path: str) -> dict[str, Any]:
+        """Take up the search from this worker's part of the checkpoint in `path`."""
+        from assay.checker.checkpoint import shard_file
+
+        with open(shard_file(path, self.index), "rb") as f:
+            encs, self.parent_worker, self.parent_index, frontier, self.depth = pickle.load(f)
+        decode = self.codec.decode
+        self.states = [decode(e) for e in encs]
+        self.visited = {s: i for i, s in enumerate(self.states)}
+        self.next = [(self.states[i], i) for i in frontier]
+        return self._report()
+
     def trace_back(self, idx: int) -> tuple[Any, int, int]:
         """State `idx` encoded, and where its parent is (worker, index; -1: an initial
         state)."""
@@ -218,14 +245,15 @@ class Shard:
                 self.parent_index[idx])
 
     def summary(self) -> dict[str, Any]:
-        """What the property report needs of this worker's kernel."""
+        """What the property report needs of this worker's kernel (JSON: a checkpoint keeps
+        it, for the report of the search that resumes)."""
         k = self.kernel
         unchanged = k.unchanged_instances() if k.property_evaluations else set()
         first = next(iter(k._property_memo), None)
         return {"evaluations": k.property_evaluations,
-                "reads": [set(r) for r in k.property_reads],
+                "reads": [sorted(r) for r in k.property_reads],
                 "beyond": list(k.property_beyond),
-                "unchanged": {i: k.instances[i].table.canonical(first[i])
+                "unchanged": {str(i): k.instances[i].table.canonical(first[i]).hex()
                               for i in unchanged} if first is not None else {}}
 
 
@@ -239,6 +267,7 @@ class Workers:
     n: int
     # called now and then while the driver waits for its workers (progress reports)
     heartbeat: Callable[[], None] | None = None
+    shard_by: tuple[int, ...] | None = None       # the workers' `Options.shard_by`
 
     def call(self, method: str, *args: Any) -> list[Any]:
         raise NotImplementedError
@@ -264,9 +293,13 @@ class Extra:
     unchanged: set[int] | None
 
 
-def parallel_bfs(kernel: Kernel, search: Search, workers: Workers) -> tuple[Outcome, Extra]:
+def parallel_bfs(kernel: Kernel, search: Search, workers: Workers,
+                 checkpoints: Checkpoints | None = None,
+                 resume: dict[str, Any] | None = None) -> tuple[Outcome, Extra]:
     """Breadth-first search by `workers`; the outcome in `kernel`'s ids (a counterexample
-    is rebuilt and replayed here)."""
+    is rebuilt and replayed here).  With `checkpoints`, from the one saved there if any, and
+    saving one at the end of a level every `checkpoints.every` seconds; `resume` is the
+    checkpoint found there to take up."""
     states = transitions = terminal = deadlocked = 0
     interrupted = False
     reason: str | None = None
@@ -286,8 +319,30 @@ def parallel_bfs(kernel: Kernel, search: Search, workers: Workers) -> tuple[Outc
 
     frontier = 0
     workers.heartbeat = lambda: search.tick(frontier) and None
+    saved = time.perf_counter()
+    by = workers.shard_by
+    # the property statistics of the search before the checkpoint resumed, if one was
+    earlier: list[dict[str, Any]] = resume["properties"] if resume is not None else []
+
+    def checkpoint() -> None:
+        nonlocal saved
+        assert checkpoints is not None
+        workers.call("save", checkpoints.begin())
+        checkpoints.commit({"states": states, "transitions": transitions,
+                            "properties": earlier + workers.call("summary"),
+                            "terminal": terminal, "deadlocked": deadlocked,
+                            "depth": search.depth,
+                            "shard_by": None if by is None else list(by)})
+        saved = time.perf_counter()
+
     try:
-        reps = workers.call("start")
+        if resume is not None:
+            reps = workers.call("restore", resume["path"])
+            transitions, terminal, deadlocked = (resume["transitions"], resume["terminal"],
+                                                 resume["deadlocked"])
+            search.depth = resume["depth"]
+        else:
+            reps = workers.call("start")
         totals(reps)
         win = least(reps)
         frontier = sum(r["frontier"] for r in reps)
@@ -329,6 +384,9 @@ def parallel_bfs(kernel: Kernel, search: Search, workers: Workers) -> tuple[Outc
             if bound is not None:
                 reason = bound
                 break
+            if checkpoints is not None and frontier and \
+                    time.perf_counter() - saved >= checkpoints.every:
+                checkpoint()
         if reason is None:
             reason = "exhausted"
         outcome = Outcome(reason, states, transitions, search.depth,  # type: ignore[arg-type]
@@ -346,7 +404,7 @@ def parallel_bfs(kernel: Kernel, search: Search, workers: Workers) -> tuple[Outc
         outcome = Outcome("interrupted", states, transitions, search.depth,
                           time.perf_counter() - search.started, terminal=terminal,
                           deadlocked=deadlocked)
-    return outcome, _merge_summaries(kernel, summaries)
+    return outcome, _merge_summaries(kernel, summaries + earlier if summaries else [])
 
 
 def _counterexample(kernel: Kernel, workers: Workers, win: Candidate,
@@ -404,12 +462,12 @@ def _merge_summaries(kernel: Kernel, summaries: list[dict[str, Any]]) -> Extra:
     kernel.property_evaluations = sum(s["evaluations"] for s in summaries)
     for s in summaries:
         for mine, theirs in zip(kernel.property_reads, s["reads"]):
-            mine |= theirs
+            mine |= set(theirs)
         kernel.property_beyond[:] = [a or b for a, b in zip(kernel.property_beyond, s["beyond"])]
     seen = [s for s in summaries if s["evaluations"]]
     unchanged: set[int] = set(range(len(kernel.instances))) if seen else set()
     for i in list(unchanged):
-        values = {s["unchanged"].get(i) for s in seen}
+        values = {s["unchanged"].get(str(i)) for s in seen}
         if None in values or len(values) != 1:
             unchanged.discard(i)
     return Extra(kernel.property_evaluations, unchanged)
@@ -596,21 +654,32 @@ class Processes(Workers):
 
 
 def check_parallel(kernel: Kernel, search: Search, n: int,
-                   make: Callable[[Options], Workers] | None = None) -> tuple[Outcome, Extra]:
-    """`parallel_bfs` over `n` worker processes (or the workers `make` builds)."""
+                   make: Callable[[Options], Workers] | None = None,
+                   checkpoints: Checkpoints | None = None) -> tuple[Outcome, Extra]:
+    """`parallel_bfs` over `n` worker processes (or the workers `make` builds; one in this
+    process when `n` is 1)."""
     deadline = None if search.max_time is None else \
         time.time() + search.max_time - (time.perf_counter() - search.started)
     per_worker = None if search.max_memory is None else max(1, search.max_memory // (n + 1))
-    forked = make is None and _fork()
-    opts = Options(deadline, per_worker, forked, shard_by(kernel, n))
+    resume = checkpoints.found() if checkpoints is not None else None
+    if resume is not None:
+        by = resume["shard_by"]
+        by = None if by is None else tuple(by)
+    else:
+        by = shard_by(kernel, n)
+    # a checkpoint is resumed by other processes: keys that do not depend on this one's hash
+    forked = make is None and _fork() and checkpoints is None
+    opts = Options(deadline, per_worker, forked, by)
     try:
-        workers = make(opts) if make is not None else Processes(kernel, n, opts)
+        workers = make(opts) if make is not None else \
+            InProcess(kernel, 1, opts) if n == 1 else Processes(kernel, n, opts)
     except KeyboardInterrupt:
         return Outcome("interrupted", 0, 0, 0, time.perf_counter() - search.started), \
             Extra(0, None)
     except AssayError:
         raise
-    return parallel_bfs(kernel, search, workers)
+    workers.shard_by = by
+    return parallel_bfs(kernel, search, workers, checkpoints, resume)
 
 
 class InProcess(Workers):
