@@ -44,6 +44,8 @@ def verdict(r: Any) -> tuple[Any, ...]:
     ("specs/tla_twophase.py", None, {"rm_count": "3"}),          # duplicating network
     ("specs/two_phase_commit.py", "crash=1", {}),                 # unordered, long states
     ("specs/alternating_bit.py", "drop=1,dup=1", {}),             # fifo links, timers
+    ("specs/abp_lossy.py", None, {}),                             # bounded, lossy links
+    ("specs/dining_philosophers.py", "crash=1", {}),              # crashed instances
 ])
 def test_a_state_decoded_in_another_kernel_is_the_same_state(spec: str, faults: str | None,
                                                              params: dict[str, str]) -> None:
@@ -245,3 +247,21 @@ def test_any_sharding_gives_the_same_counts(by: tuple[int, ...] | None) -> None:
                             make=lambda o: InProcess(k, 3, replace(o, shard_by=by)))
     assert (out.reason, out.states, out.transitions, out.depth) == \
         (one.reason, one.states, one.transitions, one.depth)
+
+
+@pytest.mark.parametrize("spec, faults", [
+    ("specs/abp_lossy.py", None),                 # lossy, bounded links
+    ("specs/coin_election.py", None),             # steps that choose
+    ("specs/self_scheduler.py", None),            # timers
+    ("specs/dining_philosophers.py", "crash=1"),  # crashes and restarts
+])
+def test_the_shards_count_what_bfs_counts(spec: str, faults: str | None) -> None:
+    """The safety search of specs whose liveness keeps `check` on one process."""
+    from assay.checker.bfs import bfs
+
+    one = bfs(kernel(spec, faults), Search())
+    k = kernel(spec, faults)
+    out, _ = check_parallel(k, Search(), 2, make=lambda o: InProcess(k, 2, o))
+    assert (out.reason, out.states, out.transitions, out.depth, out.terminal,
+            out.deadlocked) == (one.reason, one.states, one.transitions, one.depth,
+                                one.terminal, one.deadlocked)
