@@ -265,3 +265,35 @@ def test_the_shards_count_what_bfs_counts(spec: str, faults: str | None) -> None
     assert (out.reason, out.states, out.transitions, out.depth, out.terminal,
             out.deadlocked) == (one.reason, one.states, one.transitions, one.depth,
                                 one.terminal, one.deadlocked)
+
+
+def test_a_spec_error_in_a_worker_is_the_user_s_error(tmp_path: Path) -> None:
+    from assay.errors import SpecError
+
+    spec = tmp_path / "boom.py"
+    spec.write_text('''from assay import Component, System, action
+
+
+class Counter(Component):
+    x: int = 0
+
+    @action(when=lambda self: self.x < 5)
+    def tick(self):
+        self.x += 1
+
+
+def system() -> System:
+    s = System("boom")
+    s.add("a", Counter)
+    s.add("b", Counter)
+
+    @s.always
+    def fine(g):
+        if g["a"].x == 3 and g["b"].x == 2:
+            raise ValueError("boom")
+        return True
+    return s
+''')
+    system, _, _ = build(str(spec), None, {})
+    with pytest.raises(SpecError, match="property 'fine' raised ValueError: boom"):
+        check(Kernel(system), workers=2)
