@@ -1,7 +1,9 @@
 """Parallel breadth-first search: the state space sharded over worker processes by state.
 
-Each worker (`Shard`) owns the states whose portable key (`portable.Portable.owner`) maps
-to it and keeps their visited map; the search goes level by level.  A level is two rounds:
+Each worker (`Shard`) owns the states whose key (`portable.Portable.sharder`) maps to it and
+keeps their visited map — the key of the local states of the instances the steps change
+least (`shard_by`), so that most children belong to the worker that made them; the search
+goes level by level.  A level is two rounds:
 `expand` — each worker expands the states of its frontier, keeps the children it owns and
 sends the others (encoded, `portable.py`) to their owners — then `merge` — each worker
 adds the children it received that it has not seen, checks them, and makes its next
@@ -18,7 +20,8 @@ workers' parent links and replayed through the driver's own kernel, which comput
 violation again.  Bounds: `max_states` is checked at the end of a level (the count may pass
 it by up to one level), time and memory every 1,024 expanded states; Ctrl-C stops after the
 last finished level.  With a violation the counts are those of the finished level, so they
-may differ from `bfs.py`'s (which stops at the first violating state it meets).
+may differ from `bfs.py`'s (which stops at the first violating state it meets).  Between
+levels the workers may save the search (`checkpoint.py`), and take it up again.
 """
 from __future__ import annotations
 
