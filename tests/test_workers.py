@@ -16,6 +16,7 @@ from assay.checker import check
 from assay.checker.parallel import InProcess, Options, check_parallel
 from assay.checker.portable import Portable
 from assay.checker.search import Search
+from assay.errors import AssayError
 from assay.kernel import Faults, Kernel
 from assay.model.load import build
 
@@ -297,3 +298,41 @@ def system() -> System:
     system, _, _ = build(str(spec), None, {})
     with pytest.raises(SpecError, match="property 'fine' raised ValueError: boom"):
         check(Kernel(system), workers=2)
+
+
+# --- checkpoints ----------------------------------------------------------------------------------
+
+def _resumable(tmp_path: Path, workers: int, **kwargs: Any) -> Any:
+    spec = str(REPO / "specs/tla_twophase.py")
+    system, name, typed = build(spec, None, {"rm_count": "4"})
+    return check(Kernel(system), spec=spec, system_name=name, params=typed, workers=workers,
+                 checkpoint=str(tmp_path / "ck"), checkpoint_every=0, **kwargs)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_search_stopped_at_a_bound_resumes_from_its_checkpoint(tmp_path: Path,
+                                                                  workers: int) -> None:
+    whole = check(kernel("specs/tla_twophase.py", rm_count="4"))
+    first = _resumable(tmp_path, workers, max_depth=5)
+    assert first.reason == "max-depth"
+    assert json.loads((tmp_path / "ck" / "current" / "meta.json").read_text())["depth"] == 5
+    resumed = _resumable(tmp_path, workers)
+    assert counts(resumed) == counts(whole)
+    # (how often a property ran is not: its memo starts empty again)
+    assert [{k: v for k, v in p.items() if k != "evaluated"} for p in
+            resumed.properties.values()] == [{k: v for k, v in p.items() if k != "evaluated"}
+                                             for p in whole.properties.values()]
+    with pytest.raises(AssayError, match="holds a checkpoint of another check") as e:
+        _resumable(tmp_path, 3 - workers)
+    assert "--workers differs" in str(e.value)
+
+
+@pytest.mark.parametrize("kwargs, why", [
+    ({"strategy": "dfs"}, "not with --dfs"),
+    ({"keep_going": True}, "not with --keep-going"),
+])
+def test_what_cannot_be_checkpointed_is_a_usage_error(tmp_path: Path, kwargs: dict[str, Any],
+                                                      why: str) -> None:
+    with pytest.raises(AssayError, match=f"--checkpoint: {why}"):
+        _resumable(tmp_path, 1, **kwargs)
+    assert not (tmp_path / "ck").exists()

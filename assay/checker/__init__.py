@@ -257,10 +257,13 @@ def _checkpoints(kernel: Kernel, strategy: str, keep_going: bool, reduce: Symmet
     from assay.checker.checkpoint import Checkpoints, identity
     from assay.errors import UsageError
 
-    why = _serial_only(kernel, strategy, keep_going, reduce)
+    why = ("not with --dfs" if strategy != "bfs" else "not with --keep-going" if keep_going
+           else "not with symmetry reduction (add --no-symmetry)" if reduce is not None
+           else "not for a spec with liveness properties" if kernel.system.liveness else None)
     if why is not None:
-        raise UsageError(f"--checkpoint: {why.replace('the parallel search', 'a checkpoint')}",
-                         notes=["checkpoints are of a breadth-first safety search"])
+        raise UsageError(f"--checkpoint: {why}",
+                         notes=["a checkpoint is of a breadth-first search of safety "
+                                "properties, without symmetry reduction"])
     if not spec or not system_name:
         raise ValueError("check(checkpoint=...) needs spec= and system_name=")
     return Checkpoints(path, identity(spec, system_name, params or {}, kernel.faults,
