@@ -102,6 +102,11 @@ class RayWorkers(Workers):
     def _get(self, refs: list[Any]) -> list[Any]:
         ray = self.ray
         try:
+            waiting = list(refs)
+            while waiting and self.heartbeat is not None:      # progress while they work
+                _, waiting = ray.wait(waiting, num_returns=len(waiting), timeout=0.2)
+                if waiting:
+                    self.heartbeat()
             return list(ray.get(refs))
         except ray.exceptions.RayTaskError as e:
             if isinstance(e.cause, AssayError):          # a spec error in an actor
