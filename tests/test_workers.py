@@ -192,50 +192,6 @@ def test_a_bad_number_of_workers_is_a_usage_error() -> None:
     assert "Traceback" not in r.stderr
 
 
-# --- Ray ----------------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def ray_local() -> Any:
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             configure_logging=False, _node_ip_address="127.0.0.1")
-    try:
-        yield ray
-    finally:
-        ray.shutdown()
-
-
-def _check(spec: str, **kwargs: Any) -> Any:
-    system, name, typed = build(str(REPO / spec), None, {})
-    return check(Kernel(system), spec=str(REPO / spec), system_name=name, params=typed,
-                 **kwargs)
-
-
-def test_ray_actors_count_what_one_process_counts(ray_local: Any) -> None:
-    for spec in ("specs/two_phase_commit.py", "specs/two_phase_commit_bug_majority.py"):
-        one = _check(spec)
-        on_ray = _check(spec, ray="local", workers=2)
-        assert on_ray.workers == 2
-        if one.verdict == "ok":
-            assert counts(on_ray) == counts(one)
-        else:
-            assert verdict(on_ray) == verdict(one)
-
-
-def test_simulate_on_ray_gives_what_jobs_give(ray_local: Any) -> None:
-    from assay.simulator import Options as SimOptions
-    from assay.simulator import campaign
-
-    spec = str(REPO / "specs/bank_transfer_bug_overdraft.py")
-    opts = SimOptions(steps=100)
-    jobs = campaign(spec, None, {}, seed=3, runs=8, opts=opts, jobs=2)
-    on_ray = campaign(spec, None, {}, seed=3, runs=8, opts=opts, ray="local")
-    assert jobs.failures
-    assert on_ray.to_json(with_timing=False) == jobs.to_json(with_timing=False)
-    assert [(r.trace, r.shrunk) for r in on_ray.reports] == \
-        [(r.trace, r.shrunk) for r in jobs.reports]
-
-
 def test_options_are_plain_data() -> None:
     assert Options(None, None, True).forked
 
@@ -336,3 +292,47 @@ def test_what_cannot_be_checkpointed_is_a_usage_error(tmp_path: Path, kwargs: di
     with pytest.raises(AssayError, match=f"--checkpoint: {why}"):
         _resumable(tmp_path, 1, **kwargs)
     assert not (tmp_path / "ck").exists()
+
+
+# --- Ray (last: no worker is forked from a process with its threads) ---------------------------
+
+@pytest.fixture(scope="module")
+def ray_local() -> Any:
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             configure_logging=False, _node_ip_address="127.0.0.1")
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+def _check(spec: str, **kwargs: Any) -> Any:
+    system, name, typed = build(str(REPO / spec), None, {})
+    return check(Kernel(system), spec=str(REPO / spec), system_name=name, params=typed,
+                 **kwargs)
+
+
+def test_ray_actors_count_what_one_process_counts(ray_local: Any) -> None:
+    for spec in ("specs/two_phase_commit.py", "specs/two_phase_commit_bug_majority.py"):
+        one = _check(spec)
+        on_ray = _check(spec, ray="local", workers=2)
+        assert on_ray.workers == 2
+        if one.verdict == "ok":
+            assert counts(on_ray) == counts(one)
+        else:
+            assert verdict(on_ray) == verdict(one)
+
+
+def test_simulate_on_ray_gives_what_jobs_give(ray_local: Any) -> None:
+    from assay.simulator import Options as SimOptions
+    from assay.simulator import campaign
+
+    spec = str(REPO / "specs/bank_transfer_bug_overdraft.py")
+    opts = SimOptions(steps=100)
+    jobs = campaign(spec, None, {}, seed=3, runs=8, opts=opts, jobs=2)
+    on_ray = campaign(spec, None, {}, seed=3, runs=8, opts=opts, ray="local")
+    assert jobs.failures
+    assert on_ray.to_json(with_timing=False) == jobs.to_json(with_timing=False)
+    assert [(r.trace, r.shrunk) for r in on_ray.reports] == \
+        [(r.trace, r.shrunk) for r in jobs.reports]
