@@ -68,7 +68,8 @@ from assay.errors import AssayError, UsageError
                    "and --workers.")
 @click.option("--checkpoint-every", type=click.FloatRange(min=0), default=300.0,
               show_default=True, metavar="SECONDS",
-              help="Seconds between two checkpoints, at most (0: after every level).")
+              help="At least this long between two checkpoints (each at the end of a "
+                   "level; 0: after every level).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @click.option("--trace-out", type=click.Path(dir_okay=False), metavar="FILE",
               help="Write the counterexample as a JSON trace file (with --keep-going: the "
