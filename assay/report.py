@@ -122,6 +122,8 @@ def render_check(console: Console, r: CheckResult, spec: str, system: str,
                   f"{_label(f.violation, same[k] > 1)}: {_count(f)}")
                  for i, (f, k) in enumerate(zip(r.findings, kinds))]
     search = f"{r.strategy}, kept going" if r.keep_going else r.strategy
+    if r.workers > 1:
+        search += f" on {r.workers} workers"
     _summary(console, [*rows, ("depth", str(r.depth)),
                        ("time", f"{r.seconds:.2f} s ({r.rate:,.0f} states/s)"),
                        ("search", f"{search}, stopped: {r.reason}"),

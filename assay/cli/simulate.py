@@ -39,6 +39,9 @@ from assay.errors import AssayError, UsageError
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
               help="Worker processes (default: the machine's cores). Results do not depend "
                    "on it.")
+@click.option("--ray", "ray_address", metavar="ADDRESS",
+              help="Run the runs as tasks on a Ray cluster (pip install 'assay[ray]'): "
+                   "'local', 'auto' or ray://HOST:10001; the same results as --jobs.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="assay-traces",
               show_default=True, help="Where failing runs are written as trace files.")
 @click.option("--no-shrink", is_flag=True, help="Write failing runs as they happened.")
@@ -51,8 +54,8 @@ from assay.errors import AssayError, UsageError
                    "line every 5 s).")
 def simulate(spec: str, system_name: str | None, params: tuple[str, ...], seed: int, runs: int,
              steps: int, faults_text: str | None, scheduler: str, pct_depth: int,
-             jobs: int | None, out_dir: str, no_shrink: bool, html_out: str | None,
-             as_json: bool, quiet: bool) -> None:
+             jobs: int | None, ray_address: str | None, out_dir: str, no_shrink: bool,
+             html_out: str | None, as_json: bool, quiet: bool) -> None:
     """Run seeded random (or PCT) schedules with fault injection; shrink and save failures.
 
     The same spec, parameters, seed and options give the same runs, on any machine.
@@ -84,7 +87,8 @@ def simulate(spec: str, system_name: str | None, params: tuple[str, ...], seed: 
                 _RunLines(progress_interval(5.0))
         try:
             result = campaign(spec, name, raw, seed=seed, runs=runs, opts=opts, jobs=jobs,
-                              on_progress=progress.update if progress else None)
+                              on_progress=progress.update if progress else None,
+                              ray=ray_address)
         finally:
             if progress:
                 progress.close()

@@ -287,20 +287,26 @@ def _count(xs: Any) -> dict[str, int]:
 def campaign(spec: str, system_name: str | None, params: dict[str, str], *, seed: int,
              runs: int, opts: Options, jobs: int | None = None,
              on_progress: Callable[[int, int, int], None] | None = None,
-             system: Any = None) -> Campaign:
-    """Run `runs` seeded runs of the system of `spec`, on `jobs` worker processes.  Given
-    `system` (a `System` built already, which workers could not rebuild) the runs happen in
-    this process, whatever `jobs`: the same runs, as `jobs` never changes them.
+             system: Any = None, ray: str | None = None) -> Campaign:
+    """Run `runs` seeded runs of the system of `spec`, on `jobs` worker processes (with
+    `ray`, an address for `ray.init` or "local": as Ray tasks, the same chunks of runs as
+    `jobs` workers would take, or one worker per CPU of the cluster).  Given `system` (a
+    `System` built already, which workers could not rebuild) the runs happen in this process,
+    whatever `jobs`: the same runs, as `jobs` never changes them.
 
     `on_progress(runs done, runs, events)` is called as runs finish.  Ctrl-C
     (KeyboardInterrupt) stops the campaign: the result has the runs finished before it, in
     order from the first, and says `interrupted`."""
-    jobs = jobs or os.cpu_count() or 1
     started = time.perf_counter()
     reports: list[RunReport] = []
     events = 0
     interrupted = False
-    if system is not None or jobs == 1 or runs == 1:
+    workers = jobs or os.cpu_count() or 1
+    if ray is not None:
+        interrupted = _on_ray(ray, spec, system_name, params, seed, runs, opts, jobs,
+                              reports, on_progress)
+        events = sum(r.events for r in reports)
+    elif system is not None or workers == 1 or runs == 1:
         if system is None:
             system, _, _ = build(spec, system_name, params)
         kernel = kernel_for(system, opts.rates)
@@ -318,8 +324,8 @@ def campaign(spec: str, system_name: str | None, params: dict[str, str], *, seed
             interrupted = True
     else:
         build(spec, system_name, params)          # spec errors surface here, not in a worker
-        work = [(spec, system_name, params, seed, chunk, opts) for chunk in _chunks(runs, jobs)]
-        pool = ProcessPoolExecutor(max_workers=jobs, initializer=_worker_init)
+        work = [(spec, system_name, params, seed, chunk, opts) for chunk in _chunks(runs, workers)]
+        pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_init)
         try:
             # not pool.map: on Ctrl-C it cancels the pending futures, see _kill_workers
             for future in [pool.submit(_worker, job) for job in work]:
@@ -343,6 +349,34 @@ def campaign(spec: str, system_name: str | None, params: dict[str, str], *, seed
     return Campaign(len(reports), sum(r.events for r in reports), len(seen),
                     time.perf_counter() - started, reports,
                     requested=runs if interrupted else None, interrupted=interrupted)
+
+
+def _on_ray(address: str, spec: str, system_name: str | None, params: dict[str, str],
+            seed: int, runs: int, opts: Options, jobs: int | None, reports: list[RunReport],
+            on_progress: Callable[[int, int, int], None] | None) -> bool:
+    """A campaign's chunks of runs as Ray tasks (the same chunks as `jobs` workers take; by
+    default one per CPU of the cluster), their reports added to `reports`; whether Ctrl-C
+    stopped it."""
+    from assay.checker.ray_search import cluster_cpus, connect, run_chunks
+
+    build(spec, system_name, params)          # spec errors surface here, not in a task
+    connect(address, jobs)
+    jobs = jobs or cluster_cpus()
+    where = os.path.abspath(spec)               # a task's process may be elsewhere
+    work = [(where, system_name, params, seed, chunk, opts) for chunk in _chunks(runs, jobs)]
+    events = 0
+
+    def done(part: list[RunReport]) -> None:
+        nonlocal events
+        reports.extend(part)
+        events += sum(r.events for r in part)
+        if on_progress:
+            on_progress(len(reports), runs, events)
+    try:
+        run_chunks(work, done)
+    except KeyboardInterrupt:
+        return True
+    return False
 
 
 def lasso_trace_of(report: RunReport, spec: str, system: str, params: dict[str, Any],
