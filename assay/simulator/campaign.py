@@ -53,7 +53,8 @@ class RunReport:
     events: int
     ended: str
     time: int
-    fingerprints: set[str]
+    fingerprints: set[str]           # of states new to its process (when they were asked for)
+    new_states: int = 0              # states new to its process
     violation: dict[str, Any] | None = None
     initial: dict[str, dict[str, Any]] | None = None
     trace: list[dict[str, Any]] | None = None       # the events of the failing run
@@ -71,10 +72,12 @@ def kernel_for(system: Any, rates: FaultRates) -> Kernel:
 
 def run_indices(kernel: Kernel, seed: int, indices: list[int], opts: Options,
                 known: set[Any] | None = None,
-                lassos: LassoMemo | None = None) -> list[RunReport]:
-    """Run the campaign's runs `indices`.  `known` (states already fingerprinted in this
-    process) and `lassos` (what liveness watching has learnt of this kernel's states) are
-    shared across calls; neither changes a run's report, only its cost."""
+                lassos: LassoMemo | None = None,
+                fingerprints: bool = True) -> list[RunReport]:
+    """Run the campaign's runs `indices`.  `known` (states already seen in this process)
+    and `lassos` (what liveness watching has learnt of this kernel's states) are shared
+    across calls.  A report counts the states new to `known` (`new_states`) and, with
+    `fingerprints`, lists their fingerprints (for a union across processes)."""
     out = []
     known = set() if known is None else known
     if lassos is None and kernel.system.liveness:
@@ -83,10 +86,15 @@ def run_indices(kernel: Kernel, seed: int, indices: list[int], opts: Options,
         s = derive(seed, i)
         r = run_once(kernel, s, opts.steps, opts.rates, opts.scheduler, opts.pct_depth,
                      lassos if lassos is not None else False)
-        new = r.states - known
-        known |= new
+        new = []
+        for row in r.path:                   # a stored row stands for its state
+            k = row if row.stored else row.state
+            if k not in known:
+                known.add(k)
+                new.append(row.state)
         report = RunReport(i, s, len(r.events), r.ended, r.time,
-                           {kernel.fingerprint(st) for st in new})
+                           {kernel.fingerprint(st) for st in new} if fingerprints else set(),
+                           len(new))
         if r.suspect is not None:
             sus = r.suspect
             report.initial = initial_json(kernel, r.initial)
@@ -270,7 +278,8 @@ def campaign(spec: str, system_name: str | None, params: dict[str, str], *, seed
         try:
             for chunk in _chunks(runs, 1):
                 for i in chunk:
-                    part = run_indices(kernel, seed, [i], opts, known, lassos)
+                    part = run_indices(kernel, seed, [i], opts, known, lassos,
+                                       fingerprints=False)
                     reports += part
                     events += part[0].events
                 if on_progress:
@@ -298,10 +307,14 @@ def campaign(spec: str, system_name: str | None, params: dict[str, str], *, seed
         else:
             pool.shutdown(wait=True)
     reports.sort(key=lambda r: r.index)
-    seen: set[str] = set()
-    for r in reports:
-        seen |= r.fingerprints
-    return Campaign(len(reports), sum(r.events for r in reports), len(seen),
+    if jobs == 1 or runs == 1:                # one process: its new states are distinct
+        distinct = sum(r.new_states for r in reports)
+    else:
+        seen: set[str] = set()
+        for r in reports:
+            seen |= r.fingerprints
+        distinct = len(seen)
+    return Campaign(len(reports), sum(r.events for r in reports), distinct,
                     time.perf_counter() - started, reports,
                     requested=runs if interrupted else None, interrupted=interrupted)
 
