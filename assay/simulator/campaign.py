@@ -26,7 +26,7 @@ from assay.model.load import build
 from assay.simulator.lasso import LassoMemo
 from assay.simulator.rates import FaultRates
 from assay.simulator.run import run_once
-from assay.simulator.shrink import shrink
+from assay.simulator.shrink import shrink_run
 
 
 def derive(seed: int, index: int) -> int:
@@ -58,7 +58,9 @@ class RunReport:
     violation: dict[str, Any] | None = None
     initial: dict[str, dict[str, Any]] | None = None
     trace: list[dict[str, Any]] | None = None       # the events of the failing run
-    shrunk: list[dict[str, Any]] | None = None      # a minimal run with the same failure
+    shrunk: list[dict[str, Any]] | None = None      # a short run with the same failure
+    shrunk_initial: dict[str, dict[str, Any]] | None = None   # where it starts, if elsewhere
+    shrinking: Shrinking | None = None
     # the first lasso the run walked that breaks a liveness property (`lasso.Suspect`): the
     # violation's JSON, with "formula", "cycle_start", "fairness" and "events" (as a trace
     # lists them, from `initial`)
@@ -106,14 +108,41 @@ def run_indices(kernel: Kernel, seed: int, indices: list[int], opts: Options,
         if r.violation is not None:
             report.violation = r.violation.to_json()
             report.initial = initial_json(kernel, r.initial)
-            names = [kernel.event(e).to_json() for e in r.events]
-            shrunk = shrink(kernel, r.initial, names, r.violation) if opts.shrink else names
             # as trace files list them: with what each step changed, for replay to compare
-            report.trace = with_changes(kernel, r.initial, names)
-            report.shrunk = with_changes(kernel, r.initial, shrunk) if opts.shrink \
-                else report.trace
+            report.trace = with_changes(kernel, r.initial,
+                                        [kernel.event(e).to_json() for e in r.events])
+            if not opts.shrink:
+                report.shrunk = report.trace
         out.append(report)
     return out
+
+
+@dataclass
+class Shrinking:
+    """What shrinking a failing run gave (names only, so it crosses processes)."""
+
+    index: int
+    initial: dict[str, dict[str, Any]]
+    events: list[dict[str, Any]]
+    seconds: float
+    removed: dict[str, int]
+    radius: int                 # the final search's neighbourhood (0: it did not complete)
+    everything: bool            # ... and it left nothing out: a shortest failing run
+
+
+def shrink_report(kernel: Kernel, report: RunReport, opts: Options) -> Shrinking:
+    """Shrink the failing run of `report`: run it again from its seed (the same run, in this
+    kernel's ids), then `shrink_run`."""
+    started = time.perf_counter()
+    r = run_once(kernel, report.seed, opts.steps, opts.rates, opts.scheduler, opts.pct_depth,
+                 False)
+    assert r.violation is not None and len(r.events) == report.events, "a run changed"
+    small = shrink_run(kernel, r.initial, r.events, r.violation)
+    start = small.start.state
+    events = with_changes(kernel, start, [kernel.event(e).to_json() for e in small.events])
+    return Shrinking(report.index, initial_json(kernel, start), events,
+                     time.perf_counter() - started, small.removed, small.search.radius,
+                     small.search.everything)
 
 
 # per worker process: its kernel, the states it fingerprinted, what liveness watching learnt
@@ -166,14 +195,26 @@ def _kill_workers(pool: ProcessPoolExecutor) -> None:
 def _worker(job: tuple[str, str | None, dict[str, str], int, list[int], Options]
             ) -> list[RunReport]:
     spec, system_name, params, seed, indices, opts = job
+    kernel, known, lassos = _worker_kernel(spec, system_name, params, opts)
+    return run_indices(kernel, seed, indices, opts, known, lassos)
+
+
+def _worker_kernel(spec: str, system_name: str | None, params: dict[str, str], opts: Options
+                   ) -> tuple[Kernel, set[Any], LassoMemo | None]:
     key = (spec, system_name, tuple(sorted(params.items())), opts.rates)
     if key not in _WORKER:
         system, _, _ = build(spec, system_name, params)
         _WORKER.clear()
         kernel = kernel_for(system, opts.rates)
         _WORKER[key] = (kernel, set(), LassoMemo(kernel) if system.liveness else None)
-    kernel, known, lassos = _WORKER[key]
-    return run_indices(kernel, seed, indices, opts, known, lassos)
+    return _WORKER[key]
+
+
+def _shrink_worker(job: tuple[str, str | None, dict[str, str], Options, RunReport]
+                   ) -> Shrinking:
+    spec, system_name, params, opts, report = job
+    kernel, _, _ = _worker_kernel(spec, system_name, params, opts)
+    return shrink_report(kernel, report, opts)
 
 
 def _chunks(n: int, jobs: int) -> Iterator[list[int]]:
@@ -196,6 +237,12 @@ class Campaign:
     lasso_files: dict[int, str] = field(default_factory=dict)
     requested: int | None = None             # None: every run requested was run
     interrupted: bool = False
+    shrink_seconds: float = 0.0              # of `seconds`: shrinking the failing runs
+
+    @property
+    def run_seconds(self) -> float:
+        """The time of the runs (the campaign's, less shrinking)."""
+        return max(0.0, self.seconds - self.shrink_seconds)
 
     @property
     def failures(self) -> list[RunReport]:
@@ -235,7 +282,8 @@ class Campaign:
             "distinct_states": self.distinct_states,
             "ended": _count(r.ended for r in self.reports),
             "violations": [{"run": r.index, "seed": r.seed, **(r.violation or {}),
-                            "events": r.events, "shrunk_events": len(r.shrunk or []),
+                            "events": r.events,
+                            "shrunk_events": None if r.shrunk is None else len(r.shrunk),
                             "trace_file": self.trace_files.get(r.index)}
                            for r in self.failures],
             "suspected": [{"run": r.index, "seed": r.seed,
@@ -245,8 +293,9 @@ class Campaign:
                           for r in self.suspected]}
         if with_timing:
             doc["seconds"] = round(self.seconds, 6)
-            doc["events_per_second"] = round(self.events / self.seconds, 1) \
-                if self.seconds else None
+            doc["shrink_seconds"] = round(self.shrink_seconds, 6)
+            doc["events_per_second"] = round(self.events / self.run_seconds, 1) \
+                if self.run_seconds else None
         return doc
 
 
@@ -259,17 +308,42 @@ def _count(xs: Any) -> dict[str, int]:
 
 def campaign(spec: str, system_name: str | None, params: dict[str, str], *, seed: int,
              runs: int, opts: Options, jobs: int | None = None,
-             on_progress: Callable[[int, int, int], None] | None = None) -> Campaign:
-    """Run `runs` seeded runs of the system of `spec`, on `jobs` worker processes.
+             on_progress: Callable[[int, int, int], None] | None = None,
+             on_failure: Callable[[RunReport], None] | None = None,
+             on_shrunk: Callable[[RunReport], None] | None = None) -> Campaign:
+    """Run `runs` seeded runs of the system of `spec`, on `jobs` worker processes, then
+    shrink the failing ones.
 
-    `on_progress(runs done, runs, events)` is called as runs finish.  Ctrl-C
+    `on_progress(runs done, runs, events)` is called as runs finish, `on_failure(report)` as
+    soon as a failing run is known (before it is shrunk: its `trace` is the run as it
+    happened), `on_shrunk(report)` when its `shrunk` trace is there.  Ctrl-C
     (KeyboardInterrupt) stops the campaign: the result has the runs finished before it, in
-    order from the first, and says `interrupted`."""
+    order from the first, and says `interrupted`; failing runs not shrunk yet stay as they
+    happened (`shrunk` None)."""
     jobs = jobs or os.cpu_count() or 1
     started = time.perf_counter()
     reports: list[RunReport] = []
-    events = 0
     interrupted = False
+    shrink_seconds = 0.0
+    kernel: Kernel | None = None
+    pool: ProcessPoolExecutor | None = None
+
+    def got(part: list[RunReport]) -> None:
+        reports.extend(part)
+        if on_failure:
+            for r in part:
+                if r.violation is not None:
+                    on_failure(r)
+        if on_progress:
+            on_progress(len(reports), runs, sum(r.events for r in reports))
+
+    def shrunk(r: RunReport, sh: Shrinking) -> None:
+        r.shrinking = sh
+        r.shrunk = sh.events
+        r.shrunk_initial = sh.initial if sh.initial != r.initial else None
+        if on_shrunk:
+            on_shrunk(r)
+
     if jobs == 1 or runs == 1:
         system, _, _ = build(spec, system_name, params)
         kernel = kernel_for(system, opts.rates)
@@ -278,12 +352,8 @@ def campaign(spec: str, system_name: str | None, params: dict[str, str], *, seed
         try:
             for chunk in _chunks(runs, 1):
                 for i in chunk:
-                    part = run_indices(kernel, seed, [i], opts, known, lassos,
-                                       fingerprints=False)
-                    reports += part
-                    events += part[0].events
-                if on_progress:
-                    on_progress(len(reports), runs, events)
+                    got(run_indices(kernel, seed, [i], opts, known, lassos,
+                                    fingerprints=False))
         except KeyboardInterrupt:
             interrupted = True
     else:
@@ -293,20 +363,43 @@ def campaign(spec: str, system_name: str | None, params: dict[str, str], *, seed
         try:
             # not pool.map: on Ctrl-C it cancels the pending futures, see _kill_workers
             for future in [pool.submit(_worker, job) for job in work]:
-                part = future.result()
-                reports += part
-                events += sum(r.events for r in part)
-                if on_progress:
-                    on_progress(len(reports), runs, events)
+                got(future.result())
         except KeyboardInterrupt:
             interrupted = True
             _kill_workers(pool)
+            pool = None
         except BaseException:                # a spec error in one run: the others are moot
             _kill_workers(pool)
             raise
-        else:
-            pool.shutdown(wait=True)
     reports.sort(key=lambda r: r.index)
+    todo = [r for r in reports if r.violation is not None and r.shrunk is None] \
+        if opts.shrink and not interrupted else []
+    shrink_started = time.perf_counter()
+    try:
+        if todo and pool is not None:
+            shrinks = [pool.submit(_shrink_worker, (spec, system_name, params, opts, r))
+                       for r in todo]
+            for r, job in zip(todo, shrinks):
+                shrunk(r, job.result())
+        elif todo:
+            if kernel is None:
+                system, _, _ = build(spec, system_name, params)
+                kernel = kernel_for(system, opts.rates)
+            for r in todo:
+                shrunk(r, shrink_report(kernel, r, opts))
+    except KeyboardInterrupt:
+        interrupted = True
+        if pool is not None:
+            _kill_workers(pool)
+            pool = None
+    except BaseException:
+        if pool is not None:
+            _kill_workers(pool)
+        raise
+    if todo:
+        shrink_seconds = time.perf_counter() - shrink_started
+    if pool is not None:
+        pool.shutdown(wait=True)
     if jobs == 1 or runs == 1:                # one process: its new states are distinct
         distinct = sum(r.new_states for r in reports)
     else:
@@ -316,7 +409,8 @@ def campaign(spec: str, system_name: str | None, params: dict[str, str], *, seed
         distinct = len(seen)
     return Campaign(len(reports), sum(r.events for r in reports), distinct,
                     time.perf_counter() - started, reports,
-                    requested=runs if interrupted else None, interrupted=interrupted)
+                    requested=runs if interrupted and len(reports) < runs else None,
+                    interrupted=interrupted, shrink_seconds=shrink_seconds)
 
 
 def lasso_trace_of(report: RunReport, spec: str, system: str, params: dict[str, Any],
@@ -339,12 +433,17 @@ def lasso_trace_of(report: RunReport, spec: str, system: str, params: dict[str, 
 
 def trace_of(report: RunReport, spec: str, system: str, params: dict[str, Any],
              opts: Options, shrunk: bool = True) -> Trace:
-    events = report.shrunk if shrunk and report.shrunk is not None else report.trace or []
+    """The failing run of `report` as a trace file: shrunk if it was (and `shrunk`), else
+    as it happened."""
+    shrunk = shrunk and report.shrunk is not None
+    events = report.shrunk if shrunk else report.trace
+    events = events or []
+    initial = report.shrunk_initial if shrunk and report.shrunk_initial else report.initial
     v = report.violation or {}
     return Trace(spec, system, params, events, engine="simulate", seed=report.seed,
                  faults=opts.rates.to_json() if opts.rates.any else None,
-                 initial=report.initial,
+                 initial=initial,
                  verdict={"kind": v.get("kind"), "name": v.get("name"), "blame": v.get("blame"),
                           "message": v.get("message"), "step": len(events)},
                  extra={"run": report.index, "scheduler": opts.scheduler,
-                        "original_events": report.events})
+                        "original_events": report.events, "shrunk": shrunk})
