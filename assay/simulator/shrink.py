@@ -38,8 +38,8 @@ from assay.simulator.run import Moves, Row, moves_of
 Signature = tuple[str, str | None, str]
 
 # how many states the final search may expand, at least and per event of the failing run
-BFS_BUDGET = 2_000
-BFS_PER_EVENT = 100
+BFS_BUDGET = 1_000
+BFS_PER_EVENT = 20
 MAX_RADIUS = 4
 
 
@@ -133,14 +133,18 @@ class Walker:
     def moves(self, row: Row) -> list[tuple[int, Row, tuple[Violation, ...]]]:
         """Every event of `row` that changes something, in a canonical order: the normal ones
         (as a run orders them), then the faults by kind."""
-        if row.normal is None:
-            self.memo.expand(row)
+        nexts = self.memo.expand(row) if row.normal is None else None
         out = []
+        memo = self.memo
         for ev in row.normal + tuple(e for k in sorted(row.faults)  # type: ignore[operator]
                                      for e in row.faults[k]):
-            got = self.go(row, ev)
-            if got is not None:
-                out.append((ev, *got))
+            nxt = row.after.get(ev)
+            if nxt is None:
+                nxt = memo.row(nexts[ev] if nexts is not None
+                               else self.kernel.apply(row.state, ev)[0])
+                if row.stored and nxt.stored:
+                    row.after[ev] = nxt
+            out.append((ev, nxt, row.viols.get(ev, ()) if row.viols else ()))
         return out
 
     def deadlocked(self, row: Row) -> bool:
@@ -381,6 +385,7 @@ def shrink_run(kernel: Kernel, start: State, events: list[int], violation: Viola
         inits = [row] + [r for r in inits if r.state != row.state]
     budget = budget if budget is not None else max(BFS_BUDGET, BFS_PER_EVENT * n)
     search = out.search
+    shortened = False
     for radius in range(1, MAX_RADIUS + 1):
         if not events:
             break
@@ -394,10 +399,14 @@ def shrink_run(kernel: Kernel, start: State, events: list[int], violation: Viola
             row, events = got
             out.removed["bfs"] = out.removed.get("bfs", 0) + before - len(events)
             near |= {r.state for r in w.rows(row, events)}
+            shortened = True
+        elif radius > 1:
+            break                                 # widening no longer pays
         if search.everything:
             break
     search.complete = search.radius > 0
-    events = _passes(w, row, events, out.removed)
+    if shortened:
+        events = _passes(w, row, events, out.removed)
     out.start, out.events, out.replays = row, events, w.replays
     return out
 
