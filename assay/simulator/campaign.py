@@ -18,15 +18,16 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from assay.kernel.faults import Faults
-from assay.kernel.kernel import Kernel
-from assay.kernel.trace import Trace, initial_json, with_changes
+from assay.kernel.kernel import Kernel, State
+from assay.kernel.trace import Trace, explain, initial_json, recorded_event, with_changes
 from assay.model.load import build
 from assay.simulator.lasso import LassoMemo
 from assay.simulator.rates import FaultRates
 from assay.simulator.run import run_once
-from assay.simulator.shrink import shrink_run
+from assay.simulator.shrink import budget_for, fault_kinds, shrink_run
 
 
 def derive(seed: int, index: int) -> int:
@@ -65,6 +66,30 @@ class RunReport:
     # violation's JSON, with "formula", "cycle_start", "fairness" and "events" (as a trace
     # lists them, from `initial`)
     suspected: dict[str, Any] | None = None
+
+
+def recorded(kernel: Kernel, start: State, events: list[int]) -> list[dict[str, Any]]:
+    """Events (ids of `kernel`, enabled in turn from `start`) as a trace file lists them:
+    with what each step changed, for replay to compare."""
+    memo = _RECORDED.get(kernel)
+    if memo is None:
+        memo = _RECORDED[kernel] = {}
+    out = []
+    state = start
+    for i, ev in enumerate(events, 1):
+        got = memo.get((state, ev))              # runs take the same steps again and again
+        if got is None:
+            step, nxt = explain(kernel, state, ev, i)
+            got = (recorded_event(step), nxt)
+            if len(memo) < 100_000:
+                memo[(state, ev)] = got
+        out.append(dict(got[0]))
+        state = got[1]
+    return out
+
+
+_RECORDED: WeakKeyDictionary[Kernel, dict[tuple[State, int], tuple[dict[str, Any], State]]] = \
+    WeakKeyDictionary()
 
 
 def kernel_for(system: Any, rates: FaultRates) -> Kernel:
@@ -109,8 +134,7 @@ def run_indices(kernel: Kernel, seed: int, indices: list[int], opts: Options,
             report.violation = r.violation.to_json()
             report.initial = initial_json(kernel, r.initial)
             # as trace files list them: with what each step changed, for replay to compare
-            report.trace = with_changes(kernel, r.initial,
-                                        [kernel.event(e).to_json() for e in r.events])
+            report.trace = recorded(kernel, r.initial, r.events)
             if not opts.shrink:
                 report.shrunk = report.trace
         out.append(report)
@@ -130,16 +154,19 @@ class Shrinking:
     everything: bool            # ... and it left nothing out: a shortest failing run
 
 
-def shrink_report(kernel: Kernel, report: RunReport, opts: Options) -> Shrinking:
+def shrink_report(kernel: Kernel, report: RunReport, opts: Options, searched: int = 0
+                  ) -> Shrinking:
     """Shrink the failing run of `report`: run it again from its seed (the same run, in this
-    kernel's ids), then `shrink_run`."""
+    kernel's ids), then `shrink_run`, with a final search as large as the `searched` events
+    that found it allow (`budget_for`)."""
     started = time.perf_counter()
     r = run_once(kernel, report.seed, opts.steps, opts.rates, opts.scheduler, opts.pct_depth,
                  False)
     assert r.violation is not None and len(r.events) == report.events, "a run changed"
-    small = shrink_run(kernel, r.initial, r.events, r.violation)
+    small = shrink_run(kernel, r.initial, r.events, r.violation, budget=budget_for(searched),
+                       faults=fault_kinds(opts.rates))
     start = small.start.state
-    events = with_changes(kernel, start, [kernel.event(e).to_json() for e in small.events])
+    events = recorded(kernel, start, small.events)
     return Shrinking(report.index, initial_json(kernel, start), events,
                      time.perf_counter() - started, small.removed, small.search.radius,
                      small.search.everything)
@@ -210,11 +237,11 @@ def _worker_kernel(spec: str, system_name: str | None, params: dict[str, str], o
     return _WORKER[key]
 
 
-def _shrink_worker(job: tuple[str, str | None, dict[str, str], Options, RunReport]
+def _shrink_worker(job: tuple[str, str | None, dict[str, str], Options, RunReport, int]
                    ) -> Shrinking:
-    spec, system_name, params, opts, report = job
+    spec, system_name, params, opts, report, searched = job
     kernel, _, _ = _worker_kernel(spec, system_name, params, opts)
-    return shrink_report(kernel, report, opts)
+    return shrink_report(kernel, report, opts, searched)
 
 
 def _chunks(n: int, jobs: int) -> Iterator[list[int]]:
@@ -374,11 +401,20 @@ def campaign(spec: str, system_name: str | None, params: dict[str, str], *, seed
     reports.sort(key=lambda r: r.index)
     todo = [r for r in reports if r.violation is not None and r.shrunk is None] \
         if opts.shrink and not interrupted else []
+    # the events the runs took to find each failure (since the one before it, in run order):
+    # what its shrinking may spend, the same whatever the number of workers
+    searched: dict[int, int] = {}
+    since = 0
+    for r in reports:
+        since += r.events
+        if r.violation is not None:
+            searched[r.index] = since
+            since = 0
     shrink_started = time.perf_counter()
     try:
         if todo and pool is not None:
-            shrinks = [pool.submit(_shrink_worker, (spec, system_name, params, opts, r))
-                       for r in todo]
+            shrinks = [pool.submit(_shrink_worker, (spec, system_name, params, opts, r,
+                                                    searched[r.index])) for r in todo]
             for r, job in zip(todo, shrinks):
                 shrunk(r, job.result())
         elif todo:
@@ -386,7 +422,7 @@ def campaign(spec: str, system_name: str | None, params: dict[str, str], *, seed
                 system, _, _ = build(spec, system_name, params)
                 kernel = kernel_for(system, opts.rates)
             for r in todo:
-                shrunk(r, shrink_report(kernel, r, opts))
+                shrunk(r, shrink_report(kernel, r, opts, searched[r.index]))
     except KeyboardInterrupt:
         interrupted = True
         if pool is not None:

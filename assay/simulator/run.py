@@ -11,6 +11,7 @@ import random
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 from weakref import WeakKeyDictionary
 
 from assay.kernel.kernel import Kernel, State
@@ -161,6 +162,8 @@ class Moves:
         self.rows: dict[State, Row] = {}
         self.inits: list[tuple[Row, tuple[Violation, ...]]] | None = None
         self.kinds: dict[int, str] = {}
+        # `shrink.shrink_run`'s final searches, by the run they start from
+        self.shrunk: dict[Any, Any] = {}
 
     def initial(self) -> list[tuple[Row, tuple[Violation, ...]]]:
         if self.inits is None:

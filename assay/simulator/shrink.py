@@ -33,14 +33,29 @@ from assay.errors import TraceError
 from assay.kernel.events import Crash, Heal, Partition, Restart
 from assay.kernel.kernel import Kernel, State
 from assay.kernel.violation import Violation
+from assay.simulator.rates import FaultRates
 from assay.simulator.run import Moves, Row, moves_of
 
 Signature = tuple[str, str | None, str]
 
-# how many states the final search may expand, at least and per event of the failing run
-BFS_BUDGET = 1_000
-BFS_PER_EVENT = 20
+# how many states the final search may expand: at least BFS_MIN_BUDGET, or one per
+# SEARCH_RATIO events the runs took to find the failure (`budget_for`): a failure found
+# cheaply is shrunk cheaply (expanding a state costs about as much as ten steps of a run)
+BFS_MIN_BUDGET = 300
+SEARCH_RATIO = 10
 MAX_RADIUS = 4
+SHRUNK_MEMO = 10_000            # final searches remembered per kernel (`Moves.shrunk`)
+
+
+def fault_kinds(rates: FaultRates) -> frozenset[str]:
+    """The kinds of faults runs with `rates` may take: those with a rate, and the restarts
+    and heals a run takes when nothing else is enabled."""
+    return frozenset(k for k, r in rates.to_json().items() if r) | {"restart", "heal"}
+
+
+def budget_for(searched: int) -> int:
+    """The final search's budget for a failure the runs found in `searched` events."""
+    return max(BFS_MIN_BUDGET, searched // SEARCH_RATIO)
 
 
 def signature(v: Violation) -> Signature:
@@ -105,11 +120,22 @@ def ddmin(items: list[Any], test: Callable[[list[Any]], bool]) -> list[Any]:
 class Walker:
     """Replays event ids on a kernel's rows (`run.Moves`) and judges where they end."""
 
-    def __init__(self, kernel: Kernel, want: Signature) -> None:
+    def __init__(self, kernel: Kernel, want: Signature,
+                 faults: frozenset[str] | None = None) -> None:
         self.kernel = kernel
         self.memo: Moves = moves_of(kernel)
         self.want = want
+        # the kinds of faults a shrunk run may use (None: any the kernel offers): those the
+        # campaign injects, not every one its unlimited fault budget enables
+        self.faults = faults
         self.replays = 0                          # candidates replayed (for measurements)
+
+    def _faults(self, row: Row) -> tuple[int, ...]:
+        if not row.faults:
+            return ()
+        allowed = self.faults
+        return tuple(e for k in sorted(row.faults) if allowed is None or k in allowed
+                     for e in row.faults[k])
 
     def go(self, row: Row, ev: int) -> tuple[Row, tuple[Violation, ...]] | None:
         """The row `ev` leads to from `row`, with the step's violations; None when `ev` is
@@ -118,10 +144,11 @@ class Walker:
         if nxt is None:
             nexts = self.memo.expand(row) if row.normal is None else None
             if nexts is not None:
-                if ev not in nexts:
+                if ev not in nexts or not (ev in row.normal  # type: ignore[operator]
+                                           or ev in self._faults(row)):
                     return None
                 state = nexts[ev]
-            elif ev in row.normal or any(ev in f for f in row.faults.values()):  # type: ignore
+            elif ev in row.normal or ev in self._faults(row):  # type: ignore[operator]
                 state = self.kernel.apply(row.state, ev)[0]
             else:
                 return None
@@ -136,8 +163,7 @@ class Walker:
         nexts = self.memo.expand(row) if row.normal is None else None
         out = []
         memo = self.memo
-        for ev in row.normal + tuple(e for k in sorted(row.faults)  # type: ignore[operator]
-                                     for e in row.faults[k]):
+        for ev in row.normal + self._faults(row):  # type: ignore[operator]
             nxt = row.after.get(ev)
             if nxt is None:
                 nxt = memo.row(nexts[ev] if nexts is not None
@@ -365,11 +391,13 @@ def _passes(w: Walker, start: Row, events: list[int], removed: dict[str, int]) -
 
 
 def shrink_run(kernel: Kernel, start: State, events: list[int], violation: Violation,
-               any_initial: bool = True, budget: int | None = None) -> Shrunk:
+               any_initial: bool = True, budget: int | None = None,
+               faults: frozenset[str] | None = None) -> Shrunk:
     """Shrink a failing run (event ids of `kernel`, from `start`) that ends in `violation`.
     With `any_initial` the result may start in another initial state (a shorter way to the
-    same failure); `budget` bounds the states the final search expands."""
-    w = Walker(kernel, signature(violation))
+    same failure); `budget` bounds the states the final search expands; `faults` are the
+    kinds of faults the result may use (None: any the kernel offers)."""
+    w = Walker(kernel, signature(violation), faults)
     memo = w.memo
     row = memo.row(start)
     n = w.fails(row, events)
@@ -377,13 +405,24 @@ def shrink_run(kernel: Kernel, start: State, events: list[int], violation: Viola
         return Shrunk(row, events)
     events = events[:n]
     out = Shrunk(row, events)
-    near = {r.state for r in w.rows(row, events)}
     events = _passes(w, row, events, out.removed)
-    near |= {r.state for r in w.rows(row, events)}
+    budget = budget if budget is not None else budget_for(0)
+    # what follows is a function of the run shrunk so far (and the budget): the failing runs
+    # of a campaign often come to the same one, and then share the search
+    key = (row.state, tuple(events), w.want, budget, faults, any_initial)
+    done = memo.shrunk.get(key)
+    if done is not None:
+        out.start, out.events, out.search = done[0], list(done[1]), done[2]
+        for k, v in done[3].items():
+            out.removed[k] = out.removed.get(k, 0) + v
+        out.replays = w.replays
+        return out
+    removed_before = dict(out.removed)
+    # the neighbourhood: the states the run visits, shrunk so far, and then each shorter one
+    near = {r.state for r in w.rows(row, events)}
     inits = [r for r, _ in memo.initial()] if any_initial else [row]
     if any_initial:                               # the run's own initial state first
         inits = [row] + [r for r in inits if r.state != row.state]
-    budget = budget if budget is not None else max(BFS_BUDGET, BFS_PER_EVENT * n)
     search = out.search
     shortened = False
     for radius in range(1, MAX_RADIUS + 1):
@@ -400,14 +439,15 @@ def shrink_run(kernel: Kernel, start: State, events: list[int], violation: Viola
             out.removed["bfs"] = out.removed.get("bfs", 0) + before - len(events)
             near |= {r.state for r in w.rows(row, events)}
             shortened = True
-        elif radius > 1:
-            break                                 # widening no longer pays
         if search.everything:
             break
     search.complete = search.radius > 0
     if shortened:
         events = _passes(w, row, events, out.removed)
     out.start, out.events, out.replays = row, events, w.replays
+    if len(memo.shrunk) < SHRUNK_MEMO:
+        memo.shrunk[key] = (row, tuple(events), out.search,
+                            {k: v - removed_before.get(k, 0) for k, v in out.removed.items()})
     return out
 
 

@@ -14,7 +14,9 @@ from assay import Component, Message, Port, System, action, on
 
 
 class Phase(Enum):
-    IDLE = "idle"; WAITING = "waiting"; CRITICAL = "critical"
+    IDLE = "idle"
+    WAITING = "waiting"
+    CRITICAL = "critical"
 
 
 class Take(Message):
