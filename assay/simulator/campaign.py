@@ -311,6 +311,9 @@ class Campaign:
             "violations": [{"run": r.index, "seed": r.seed, **(r.violation or {}),
                             "events": r.events,
                             "shrunk_events": None if r.shrunk is None else len(r.shrunk),
+                            # the final search left nothing out: no shorter run (of the
+                            # simulator's kernel, with the faults injected) fails so
+                            "shrunk_shortest": bool(r.shrinking and r.shrinking.everything),
                             "trace_file": self.trace_files.get(r.index)}
                            for r in self.failures],
             "suspected": [{"run": r.index, "seed": r.seed,
