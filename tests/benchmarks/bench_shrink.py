@@ -15,8 +15,12 @@ shortest counterexample for the same violation; "ddmin only" is what the old shr
 `check` reports are counted apart ("other violation"), and compared with the shortest
 counterexample of theirs that `check --keep-going` finds (when it has one that stops there).
 
-    python tests/benchmarks/bench_shrink.py              # 10 seeds per spec, ~1 minute
-    python tests/benchmarks/bench_shrink.py --seeds 3    # smoke test
+Then whole campaigns (`--campaign-runs`, 300 by default) of each spec: the time of the runs
+against the time of shrinking every failing run, and the share of shrunk runs as short as
+`check`'s counterexample of their violation.
+
+    python tests/benchmarks/bench_shrink.py              # 10 seeds per spec, ~2 minutes
+    python tests/benchmarks/bench_shrink.py --seeds 3 --campaign-runs 30    # smoke test
 """
 from __future__ import annotations
 
@@ -156,11 +160,47 @@ def med(xs: list[float] | list[int] | None) -> str:
     return f"{statistics.median(xs):g}" if xs else "-"
 
 
+def campaigns(runs: int) -> None:
+    """Whole campaigns (`campaign(..., jobs=1)`, seed 0): the runs' time against the time of
+    shrinking every failing run, and how many shrank to `check`'s shortest length."""
+    from assay.simulator import Options, campaign
+
+    print(f"\n### Campaigns: {runs} runs each, jobs=1, seed 0\n")
+    print("| spec | failing runs | runs s | shrink s | shrink / runs | failing run length "
+          "(median [max]) | shrunk (median [max]) | = shortest | proved shortest |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for case in CORPUS:
+        spec = str(ROOT / case.spec) if not os.path.isabs(case.spec) else case.spec
+        system, _, _ = build(spec, None, dict(case.params))
+        faults = Faults.parse(case.budget) if case.budget else None
+        shortest = {}
+        for f in check(system, faults=faults, keep_going=True).findings:
+            if f.replay_stops_at is None:
+                shortest.setdefault(signature(f.violation), len(f.steps))
+        rates = FaultRates.parse(case.rates) if case.rates else FaultRates()
+        c = campaign(spec, None, dict(case.params), seed=0, runs=runs,
+                     opts=Options(steps=case.steps, rates=rates), jobs=1)
+        fails = c.failures
+        if not fails:
+            continue
+        lengths = [len(r.shrunk or []) for r in fails]
+        equal = sum(len(r.shrunk or []) == shortest.get(
+            (v["kind"], v["name"], v["blame"])) for r in fails for v in [r.violation or {}])
+        proved = sum(bool(r.shrinking and r.shrinking.everything) for r in fails)
+        print(f"| {Path(spec).stem} | {len(fails)} | {c.run_seconds:.2f} | "
+              f"{c.shrink_seconds:.2f} | {c.shrink_seconds / c.run_seconds:.2f} | "
+              f"{med([r.events for r in fails])} [{max(r.events for r in fails)}] | "
+              f"{med(lengths)} [{max(lengths)}] | {equal}/{len(fails)} | {proved}/{len(fails)} |",
+              flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--cap", type=int, default=3000, help="runs per seed at most")
     ap.add_argument("--only", default="", help="substring of the specs to run")
+    ap.add_argument("--campaign-runs", type=int, default=300,
+                    help="runs per whole campaign (0: no campaigns)")
     a = ap.parse_args()
     print(f"load average: {os.getloadavg()}")
     print("| spec | check shortest | check s | seeds found | other violation | failing run "
@@ -186,6 +226,8 @@ def main() -> None:
     if total:
         print(f"\nshrunk to check's shortest length: {equal}/{total} = {equal / total:.0%}; "
               f"shrinking cheaper than the search that found the bug: {cheaper}/{total}")
+    if a.campaign_runs:
+        campaigns(a.campaign_runs)
 
 
 if __name__ == "__main__":
