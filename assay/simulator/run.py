@@ -129,6 +129,9 @@ def make_scheduler(name: str, rng: random.Random, kernel: Kernel, steps: int,
     return Scheduler(rng, kernel, steps)
 
 
+_NONE: dict[Any, Any] = {}          # the empty table rows share (never written to)
+
+
 class Row:
     """What a run needs of one state, computed once per kernel and process (`Moves`): its
     property violations and, when a run first moves on from it, its events that change
@@ -142,8 +145,8 @@ class Row:
         self.pv = pv
         self.normal: tuple[int, ...] | None = None     # None: not expanded yet
         self.timers: tuple[int | None, ...] | None = None    # per normal event, if any timer
-        self.faults: dict[str, tuple[int, ...]] = {}
-        self.viols: dict[int, tuple[Violation, ...]] = {}
+        self.faults: dict[str, tuple[int, ...]] = _NONE         # (shared while empty)
+        self.viols: dict[int, tuple[Violation, ...]] = _NONE
         self.after: dict[int, Row] = {}                 # the rows the runs went on to
         self.stored = stored
         self.end: str | None = None                     # nothing moves: final or deadlock
@@ -188,10 +191,11 @@ class Moves:
         normal: list[int] = []
         faults: dict[str, list[int]] = {}
         nexts: dict[int, State] = {}
+        viols: dict[int, tuple[Violation, ...]] = {}
         for e, nxt, viol in moves:
             nexts[e] = nxt
             if viol:
-                row.viols[e] = viol
+                viols[e] = viol
             k = kinds.get(e)
             if k is None:
                 k = kinds[e] = kernel.event_kind(e)
@@ -205,7 +209,10 @@ class Moves:
         row.normal = tuple(normal)
         if any(kinds[e] == "timer" for e in normal):
             row.timers = tuple(kernel.timer_of(e) for e in normal)
-        row.faults = {k: tuple(sorted(lst, key=key)) for k, lst in faults.items()}
+        if faults:
+            row.faults = {k: tuple(sorted(lst, key=key)) for k, lst in faults.items()}
+        if viols:
+            row.viols = viols
         return nexts
 
 
@@ -251,10 +258,13 @@ def run_once(kernel: Kernel, seed: int, steps: int, rates: FaultRates,
         found = suspect
         if watch is not None and why == "final":
             found = watch.stop()
-        return RunResult(seed, start, events, violation, why, clock.now, path, found)
+        # without timers the clock only counts the steps (it is not kept step by step)
+        now = clock.now if extended else len(events)
+        return RunResult(seed, start, events, violation, why, now, path, found)
 
     sched = make_scheduler(scheduler, rng, kernel, steps, pct_depth)
-    pick = sched.pick
+    # the uniform scheduler's pick, inlined below (the same draw as `Scheduler.pick`)
+    pick = None if type(sched) is Scheduler else sched.pick
     random_ = rng.random
     randrange = rng.randrange
     fault_rates = tuple((k, r) for k, r in (
@@ -303,7 +313,8 @@ def run_once(kernel: Kernel, seed: int, steps: int, rates: FaultRates,
                         return ended(kernel.deadlock(), "deadlock")
                     return ended(None, "final")
             else:
-                ev = pick(normal, step)      # type: ignore[arg-type]
+                ev = normal[randrange(len(normal))] if pick is None \
+                    else pick(normal, step)  # type: ignore[arg-type]
         nxt_row = row.after.get(ev)
         if nxt_row is None:
             nxt = nexts[ev] if nexts is not None else apply(state, ev)[0]
@@ -314,7 +325,7 @@ def run_once(kernel: Kernel, seed: int, steps: int, rates: FaultRates,
         events.append(ev)
         if extended:
             clock.update(state[2], nxt_row.state[2], timer_of(ev))
-        clock.now += 1
+            clock.now += 1
         row = nxt_row
         state = row.state
         path.append(row)
