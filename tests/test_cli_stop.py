@@ -471,3 +471,25 @@ def test_a_check_stopped_by_ctrl_c_resumes_from_its_checkpoint(cli: Callable[...
     assert other.finish() == 2
     assert "holds a checkpoint of another check" in other.stderr
     assert "the parameters differ" in other.stderr
+
+
+def test_ctrl_c_while_simulate_shrinks_keeps_the_failing_run_written_and_replayable(
+        cli: Callable[..., Cli], tmp_path: Path) -> None:
+    """A failing run is written as soon as it is found, before shrinking: Ctrl-C while it is
+    shrunk leaves it on disk, as it happened, and `assay replay` reproduces it."""
+    out = tmp_path / "traces"
+    c = cli("simulate", f"{STOP}/slow_shrink.py", "--runs", "1", "--jobs", "1", "--out",
+            str(out))
+    c.wait_for("the failing run written", lambda: any(out.glob("*.json")))
+    c.interrupt()
+    assert c.finish() == EXIT_INTERRUPTED, c.stderr
+    assert "Traceback" not in c.stderr
+    assert "interrupted (Ctrl-C) while shrinking" in c.stdout
+    assert "not shrunk (interrupted)" in c.stdout
+    assert re.search(r"shrinking\s+[\d.]+ s \(0 of 1 failing runs shrunk, interrupted\)",
+                     c.stdout), c.stdout
+    [path] = list(out.glob("*.json"))
+    doc = json.loads(path.read_text())
+    assert doc["verdict"]["name"] == "x_below_six" and len(doc["events"]) >= 6
+    r = run_cli("replay", str(path))
+    assert r.returncode == 1 and "x_below_six" in r.stdout, r.stdout + r.stderr

@@ -85,21 +85,31 @@ def simulate(spec: str, system_name: str | None, params: tuple[str, ...], seed: 
         if not quiet:
             progress = _RunProgress(runs) if sys.stderr.isatty() else \
                 _RunLines(progress_interval(5.0))
+        stem = os.path.splitext(os.path.basename(spec))[0]
+        written: dict[int, str] = {}
+
+        def write(r: Any) -> None:
+            """Write a failing run at once (as it happened; again when it is shrunk), so
+            Ctrl-C while the campaign goes on or shrinks loses nothing."""
+            path = os.path.join(out_dir, f"{stem}-run{r.index}-seed{r.seed}.json")
+            try:
+                os.makedirs(out_dir, exist_ok=True)
+                trace_of(r, spec, name, typed, opts).write(path)
+            except OSError as e:
+                raise UsageError(f"cannot write traces to {out_dir}: {e.strerror}") from None
+            written[r.index] = path
+
         try:
             result = campaign(spec, name, raw, seed=seed, runs=runs, opts=opts, jobs=jobs,
                               on_progress=progress.update if progress else None,
-                              ray=ray_address)
+                              ray=ray_address, on_failure=write, on_shrunk=write)
         finally:
             if progress:
                 progress.close()
-        if result.failures or result.suspected:
-            stem = os.path.splitext(os.path.basename(spec))[0]
+        result.trace_files.update(written)
+        if result.suspected:
             try:
                 os.makedirs(out_dir, exist_ok=True)
-                for r in result.failures:
-                    path = os.path.join(out_dir, f"{stem}-run{r.index}-seed{r.seed}.json")
-                    trace_of(r, spec, name, typed, opts).write(path)
-                    result.trace_files[r.index] = path
                 for r in result.suspected:
                     path = os.path.join(out_dir,
                                         f"{stem}-run{r.index}-seed{r.seed}-lasso.json")
