@@ -259,3 +259,24 @@ def test_the_comparison_finds_a_stale_count_and_allows_the_documented_variations
     assert not _matches("a\nb", "a\nb\nc")                   # nothing unshown at the end
     assert _matches("a\n...", "a\nb\nc") and _matches("node logs: /tmp/assay-run-a1",
                                                       "node logs: /tmp/assay-run-zz9")
+
+
+def test_the_command_line_synopsis_names_only_options_the_commands_have():
+    """The plain block under "The command line": every `assay CMD` line's options exist, and
+    every command of `assay` is in it."""
+    from assay.cli import main
+
+    synopsis = next(b.body for b in _readme_blocks()
+                    if b.lang == "" and b.body.startswith("assay check SPEC"))
+    usages = re.split(r"\n(?=\S)", synopsis.strip())
+    named = set()
+    for usage in usages:
+        program, command = usage.split()[:2]
+        if program != "assay":
+            continue
+        named.add(command)
+        have = {o for p in main.commands[command].params for o in p.opts + p.secondary_opts}
+        for option in re.findall(r"(?<![\w-])(--?[a-z][\w-]*)", usage):
+            assert option in have, f"`assay {command}` has no {option} (README synopsis)"
+    hidden = {n for n, c in main.commands.items() if c.hidden}
+    assert named == set(main.commands) - hidden
