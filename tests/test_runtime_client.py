@@ -666,3 +666,72 @@ def test_merge_refuses_what_is_not_a_step_log_of_the_deployment(tmp_path, conten
     assert "Traceback" not in r.stderr and not (tmp_path / "out.json").exists()
     missing = assay("merge", dep, tmp_path / "none.jsonl", "-o", tmp_path / "out.json")
     assert missing.returncode == 2 and "cannot read step log" in missing.stdout + missing.stderr
+
+
+# --- failover: a request follows another path the model allows ------------------------------
+
+FAILOVER = ROOT / "tests" / "fixtures" / "runtime" / "failover_lookup.py"
+
+
+def start_node(dep: Path, name: str, port: int, tmp: Path) -> subprocess.Popen:
+    """`assay node DEP --name NAME` in its own process group; returns once it answers."""
+    log = tmp / f"{name}.log"
+    with open(log, "ab") as err:
+        p = subprocess.Popen([sys.executable, "-m", "assay.cli", "node", str(dep), "--name",
+                              name, "--trace-out", str(tmp / f"{name}.jsonl")],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                             start_new_session=True)
+    deadline = time.monotonic() + START
+    while time.monotonic() < deadline and p.poll() is None:
+        with contextlib.suppress(OSError, TimeoutError, WireError, asyncio.IncompleteReadError):
+            if (ctl(port, {"t": "status"}, 1.0) or {}).get("t") == "status":
+                return p
+        time.sleep(0.05)
+    kill_group(p)
+    pytest.fail(f"node {name} did not answer within {START} s\n" + log.read_text()[-3000:])
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("failover", [True, False])
+def test_a_request_follows_the_failover_the_model_allows(tmp_path, failover):
+    """r0's node is down: the model's client may ask r1 the same question (its `retry`), so
+    `request("r0", ...)` is answered by r1, and the run replays; where the model has no
+    failover (`failover=false`), or the caller asks for none, it stays Unreachable."""
+    ports = free_ports(3)
+    dep = tmp_path / "deploy.toml"
+    dep.write_text("\n".join([
+        f"spec = {json.dumps(str(FAILOVER))}", f"secret = {json.dumps(SECRET)}",
+        "[params]", f"failover = {str(failover).lower()}",
+        *(line for name, port in zip(["r0", "r1", "client"], ports) for line in (
+            f"[nodes.{name}]", f'host = "{HOST}"', f"port = {port}",
+            f'instances = ["{name}"]'))]) + "\n")
+    r1 = start_node(dep, "r1", ports[1], tmp_path)        # r0 is never started
+    client_log = tmp_path / "client.jsonl"
+
+    async def body():
+        async with connect(dep, trace_out=str(client_log), timeout=0.5) as c:
+            T = c.types
+            if not failover:
+                with pytest.raises(Unreachable, match="did not acknowledge"):
+                    await c.request("r0", T.Lookup(1))
+                return await c.state("client")
+            assert await c.request("r0", T.Lookup(1)) == T.Answer(1, 10)
+            # the caller may refuse a failover: the next question to r0 stays unanswered
+            with pytest.raises(Unreachable, match="did not acknowledge"):
+                await c.request("r0", T.Lookup(2), failover=False)
+            return await c.state("client")
+
+    try:
+        client = run(body)
+    finally:
+        kill_group(r1)
+    if not failover:
+        assert client["pending"] == 1 and client["answered"] == 0
+        return
+    assert client["answered"] == 1 and client["pending"] == 2
+    merged = assay("merge", dep, tmp_path / "r1.jsonl", client_log, "-o", tmp_path / "run.json")
+    assert merged.returncode == 0, merged.stdout + merged.stderr
+    code, doc = replay(tmp_path / "run.json")
+    assert code == 0 and doc["violation"] is None
+    assert [e["kind"] for e in doc["events"]] == ["action", "action", "deliver", "deliver",
+                                                  "action"]
