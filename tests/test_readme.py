@@ -214,6 +214,8 @@ def _sessions() -> list[Block]:
 @pytest.fixture(scope="module")
 def session_results() -> dict[int, list[str]]:
     runnable = [b for b in _sessions() if b.kind != "skip"]
+    # the longest first (deployments, then more commands): the slowest block is the wait
+    runnable.sort(key=lambda b: (-("--deploy" in b.body), -b.body.count("\n$ ")))
     with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
         return dict(zip([b.line for b in runnable], pool.map(_run_session, runnable)))
 

@@ -195,7 +195,8 @@ def _run_deployment(deploy_file: str, duration: float | None, state_dir: str | N
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--trace-out", type=click.Path(dir_okay=False), metavar="FILE",
               help="Append this node's steps to FILE as they happen (JSON lines, with "
-                   "Lamport clocks); `assay run --deploy` merges them into one trace.")
+                   "Lamport clocks); `assay run --deploy` merges them into one trace, and so "
+                   "does `assay merge`.")
 @click.option("--supervised", is_flag=True, hidden=True,
               help="Ignore Ctrl-C: the supervisor stops the node (after reading its state).")
 def node(deploy_file: str, name: str, monitor: str, state_dir: str | None, fresh: bool,
