@@ -285,3 +285,32 @@ def test_the_command_line_synopsis_names_only_options_the_commands_have():
             assert option in have, f"`assay {command}` has no {option} (README synopsis)"
     hidden = {n for n, c in main.commands.items() if c.hidden}
     assert named == set(main.commands) - hidden
+
+
+def _shipped_rows() -> list[tuple[str, str]]:
+    table = README.split("## Shipped specs")[1].split("\n## ")[0]
+    rows = [re.match(r"\| `(specs/[^`]+)` \| .* \| (.*) \|$", row) for row in table.splitlines()]
+    return [(m.group(1), m.group(2)) for m in rows
+            if m and re.search(r"\d (states|orbits)", m.group(2))]
+
+
+@pytest.mark.parametrize("spec, claim", _shipped_rows(), ids=lambda v: v if "/" in v else "")
+def test_shipped_spec_counts_in_the_readme_are_what_check_finds(spec, claim):
+    """Each row of "Shipped specs" that gives state counts gives the one `check` finds with the
+    spec's default parameters (a row may list more, for other parameters)."""
+    import assay
+
+    result = assay.check(str(ROOT / spec), max_states=100_000)
+    numbers = {int(n.replace(",", "")) for n in re.findall(r"\d[\d,]*", claim)}
+    assert claim.startswith("holds") and result.verdict == "ok", (spec, result)
+    assert result.states in numbers, f"{spec}: check finds {result.states:,} states: {claim}"
+
+
+def test_the_first_command_s_count_is_what_check_finds():
+    import assay
+
+    claim = re.search(r"model checks two-phase commit \((\d[\d,]*) states, all properties hold",
+                      README.replace("\n", " "))
+    assert claim is not None
+    result = assay.check(str(ROOT / "specs" / "two_phase_commit.py"))
+    assert result.ok and result.states == int(claim.group(1).replace(",", ""))
