@@ -1,7 +1,9 @@
 """What the tests of the documentation share: the fenced code blocks of a Markdown page.
 
 README.md (`test_readme.py`) and docs/LANGUAGE.md (`test_language_reference.py`) are
-executable documentation; both read their examples with `fenced_blocks`.
+executable documentation; both read their examples with `fenced_blocks`, and `test_readme.py`
+reads every block of the README, with its `<!-- readme-test: ... -->` marker, with
+`all_blocks`.
 """
 from __future__ import annotations
 

@@ -314,3 +314,17 @@ def test_the_first_command_s_count_is_what_check_finds():
     assert claim is not None
     result = assay.check(str(ROOT / "specs" / "two_phase_commit.py"))
     assert result.ok and result.states == int(claim.group(1).replace(",", ""))
+
+
+def test_markers_run_commands_without_comparing_and_catch_a_wrong_command():
+    ran = Block("console", "$ assay check specs/register_bug_volatile.py --faults crash=1\n"
+                "(its long counterexample, not compared)\n", 1, "commands (long output)")
+    assert ran.kind == "commands" and ran.reason == "long output"
+    assert _run_session(ran) == []                       # exit 1, a violation: allowed
+    wrong = Block("console", "$ assay check specs/no_such_spec.py\n", 1, "commands (x)")
+    assert "exit 2" in _run_session(wrong)[0]
+    stale = Block("console", "$ assay check specs/lock_server.py\n...\nstates       35\n...\n",
+                  1, None)
+    assert "it prints (exit 0)" in _run_session(stale)[0]
+    with pytest.raises(AssertionError, match="marker"):
+        Block("console", "", 1, "skip (")
