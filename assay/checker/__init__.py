@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from assay.checker.bfs import bfs
+from assay.checker.compact import compact_bfs
 from assay.checker.dfs import dfs
 from assay.checker.liveness import Lasso, build_graph, check_liveness, fair_tasks
 from assay.checker.search import Found, Outcome, Progress, Search, violation_key
@@ -90,6 +91,9 @@ class CheckResult:
     # symmetry reduction (`s.symmetric(...)`): the groups declared, whether it was applied
     # (then `states` counts orbits: one representative state each) and if not, why not
     symmetry: dict[str, Any] | None = None
+    # how the visited states were kept: "compact" (packed ints, exact unless fingerprints were
+    # spilled: then `collision_probability`), or "full" (`full_states=True`, or DFS)
+    storage: dict[str, Any] = field(default_factory=lambda: {"mode": "full", "exact": True})
 
     @property
     def exit_code(self) -> int:
@@ -120,6 +124,7 @@ class CheckResult:
             # without keep_going the search stopped at the first: nothing was counted
             "violations": [f.to_json() for f in self.findings] if self.keep_going else None,
             "symmetry": self.symmetry,
+            "storage": self.storage,
         }
 
 
@@ -137,7 +142,7 @@ def check(system: System | Kernel, *, strategy: str = "bfs", max_states: int | N
           faults: Faults | None = None, fairness: str | None = None,
           max_time: float | None = None, max_memory: int | None = None,
           progress_interval: float = 0.5, keep_going: bool = False,
-          symmetry: bool = True) -> CheckResult:
+          symmetry: bool = True, full_states: bool = False) -> CheckResult:
     """Explore every reachable state of `system` and check its contracts and properties.
 
     With `faults`, every placement of at most that many faults of each kind is explored too.
@@ -158,6 +163,11 @@ def check(system: System | Kernel, *, strategy: str = "bfs", max_states: int | N
     explores one state per orbit (`symmetry=False`: every state); the result's `symmetry`
     says whether it was applied, and if not why (liveness properties, a property that tells
     the instances apart).  Counterexamples are concrete either way.
+
+    BFS keeps states compactly (`compact.py`: packed ints, exact; past `max_memory` the
+    visited set and the levels move to disk and the search goes on, rather than stopping);
+    `full_states=True` keeps every full state with its parent in memory instead (`bfs.py`:
+    the same counts and counterexamples, more memory; `max_memory` then stops the search).
     """
     if isinstance(system, Kernel):
         if faults is not None and system.faults != faults:
@@ -173,7 +183,7 @@ def check(system: System | Kernel, *, strategy: str = "bfs", max_states: int | N
 
     search = new_search()
     reduce, sym = _symmetry(kernel, symmetry)
-    explore = {"bfs": bfs, "dfs": dfs}.get(strategy)
+    explore = {"bfs": bfs if full_states else compact_bfs, "dfs": dfs}.get(strategy)
     if explore is None:
         raise ValueError(f"unknown strategy {strategy!r}; use 'bfs' or 'dfs'")
     # States are tuples of ints: they form no reference cycles, and the cyclic collector's
@@ -203,6 +213,8 @@ def check(system: System | Kernel, *, strategy: str = "bfs", max_states: int | N
             gc.enable()
     result = _result(kernel, out, strategy, spec, system_name, params or {}, lasso, liveness,
                      keep_going)
+    if out.storage is not None:
+        result = replace(result, storage=out.storage)
     if sym is not None:
         warnings = result.warnings
         if not sym["applied"] and symmetry:
@@ -293,7 +305,8 @@ def _liveness(kernel: Kernel, search: Search, out: Outcome, keep_going: bool = F
                              for q in props[i + 1:]})
             seconds = time.perf_counter() - search.started
             return (Outcome("violation", out.states, out.transitions, out.depth, seconds,
-                            lasso.violation, lasso.start, lasso.events), lasso, verdicts)
+                            lasso.violation, lasso.start, lasso.events,
+                            storage=out.storage), lasso, verdicts)
         verdicts[p.name] = "holds"
     seconds = time.perf_counter() - search.started
     return replace(out, seconds=seconds), None, verdicts

@@ -1,0 +1,708 @@
+"""Breadth-first search with compact storage (the default of `check`): the same search as
+`bfs.py`, in the same order, with the same counts and counterexamples, in a fraction of the
+memory and time.
+
+A global state is packed into one int (`Packing`): each instance's local id in a bit field of
+its own, the rest of the state (the network; with timers or faults, the whole tail) interned
+and its id above them all.  Packing is injective, so the visited set is exact — a `set` of
+ints, no fingerprints, no collision — and the frontier is a flat `array('Q')` (8 bytes a
+state).  No parent is kept: each level stays in its array, and a counterexample is rebuilt
+backwards, by finding in the level before the first state (in search order) with a step to
+the state at hand — the state that reached it first, with the event that did.
+
+Where the short state form allows it (no timers, faults, bounded or lossy links, choices or
+symmetry) successors come from a cache per (instance, local id, network id): the steps of that
+instance that change something, as (event, difference of the packed state, violations), so a
+state's successors are its packed value plus those differences; the order is `successors`'
+(deliveries by envelope id, then actions by instance).  Elsewhere `Kernel.successors` (or
+the symmetry's) runs on the unpacked state and its successors are packed.
+
+A field outgrowing its width (a new local state, a new network) makes the search widen it
+(`Relayout`): every stored int is rewritten, which takes one pass of int operations; widths
+double, so it is rare.  Past `--max-memory` the visited set and the levels are moved to files
+in a temporary directory (`Spill`) and the search goes on: lookups then also search the
+sorted runs on disk (an index in memory, one block read per lookup).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from array import array
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from assay.checker.search import Outcome, Search, Tally, resident_bytes
+from assay.kernel.kernel import DEFERRED, Kernel, State
+from assay.kernel.violation import Violation
+
+if TYPE_CHECKING:
+    from assay.checker.symmetry import Symmetry
+
+# (event, packed successor minus packed state, violations)
+Step = tuple[int, int, tuple[Violation, ...]]
+CACHE_MOST = 1 << 18       # entries per instance's successor cache before it is cleared
+
+
+class Relayout(Exception):
+    """A local id (of instance `i`) does not fit its field: widen the field, then retry."""
+
+    def __init__(self, i: int, lid: int) -> None:
+        super().__init__(i, lid)
+        self.i = i
+        self.lid = lid
+
+
+class Packing:
+    """Global states <-> ints: instance i's local id in bits [off[i], off[i] + width[i]), the
+    interned rest of the state (`rests`) above them all (unbounded: a Python int).  `wide`
+    once some state needs more than 64 bits (levels are then lists, not arrays)."""
+
+    def __init__(self, kernel: Kernel) -> None:
+        self.extended = kernel.extended
+        self.width = [1] * len(kernel.instances)
+        self.rests: list[Any] = []
+        self.rest_ids: dict[Any, int] = {}
+        self.wide = False
+        self._layout()
+
+    def _layout(self) -> None:
+        off = []
+        o = 0
+        for w in self.width:
+            off.append(o)
+            o += w
+        self.off = off
+        self.top = o
+        self.mask = [(1 << w) - 1 for w in self.width]
+
+    def rest_id(self, rest: Any) -> int:
+        r = self.rest_ids.get(rest)
+        if r is None:
+            r = len(self.rests)
+            if not self.wide and (r + 1) << self.top > 1 << 64:
+                raise Relayout(-1, 0)               # first make the levels lists
+            self.rest_ids[rest] = r
+            self.rests.append(rest)
+        return r
+
+    def pack(self, state: State) -> int:
+        x = self.rest_id(state[1:] if self.extended else state[1]) << self.top
+        for i, lid in enumerate(state[0]):
+            if lid > self.mask[i]:
+                raise Relayout(i, lid)
+            x |= lid << self.off[i]
+        return x
+
+    def unpack(self, x: int) -> State:
+        locals_ = tuple([x >> o & m for o, m in zip(self.off, self.mask)])
+        rest = self.rests[x >> self.top]
+        return (locals_, *rest) if self.extended else (locals_, rest)
+
+    def fields(self, x: int) -> tuple[int, ...]:
+        return (*[x >> o & m for o, m in zip(self.off, self.mask)], x >> self.top)
+
+    def widen(self, i: int, lid: int) -> Callable[[int], int]:
+        """Widen field i to hold `lid` (with room to double); the map from old ints to new.
+        i = -1: states may now need more than 64 bits (nothing moves)."""
+        if i < 0:
+            self.wide = True
+            return _same
+        old = self.width[i]
+        new = max(old + 1, lid.bit_length() + 1)
+        self.width[i] = new
+        below = self.off[i] + old          # the bits that stay where they are
+        low = (1 << below) - 1
+        shift = new - old
+        self._layout()
+        if not self.wide and len(self.rests) << self.top > 1 << 64:
+            self.wide = True
+        return lambda x: (x & low) | (x >> below << (below + shift))
+
+
+def _same(x: int) -> int:
+    return x
+
+
+class Levels:
+    """The levels of the search, in order, each an `array('Q')` of packed states (a `list`
+    once states may be wider than 64 bits), kept for counterexamples (the last one is the
+    level being built); `spill` writes all but those in use to files."""
+
+    def __init__(self, packing: Packing) -> None:
+        self.packing = packing
+        self.levels: list[Any] = []            # in memory: array or list; on disk: a path
+
+    def new(self) -> Any:
+        lv: Any = [] if self.packing.wide else array("Q")
+        self.levels.append(lv)
+        return lv
+
+    def __getitem__(self, d: int) -> Any:
+        lv = self.levels[d]
+        return _read(lv) if isinstance(lv, str) else lv
+
+    def rewrite(self, f: Callable[[int], int]) -> None:
+        wide = self.packing.wide
+        for d, lv in enumerate(self.levels):
+            new: Any = [f(x) for x in (_read(lv) if isinstance(lv, str) else lv)]
+            if not wide:
+                new = array("Q", new)
+            if isinstance(lv, str):
+                _write(lv, new)
+            else:
+                self.levels[d] = new
+
+    def spill(self, dir: str, in_use: int) -> None:
+        """Write every level but the last `in_use` to files."""
+        for d in range(len(self.levels) - in_use):
+            lv = self.levels[d]
+            if not isinstance(lv, str):
+                path = os.path.join(dir, f"level{d}")
+                _write(path, lv)
+                self.levels[d] = path
+
+
+def _write(path: str, xs: Any) -> None:
+    with open(path, "wb") as f:
+        if type(xs) is array:
+            f.write(b"Q")
+            xs.tofile(f)
+        else:
+            f.write(b"L")
+            for x in xs:
+                b = x.to_bytes((x.bit_length() + 7) // 8 or 1, "little")
+                f.write(len(b).to_bytes(2, "little") + b)
+
+
+def _read(path: str) -> Any:
+    with open(path, "rb") as f:
+        kind = f.read(1)
+        data = f.read()
+    if kind == b"Q":
+        a = array("Q")
+        a.frombytes(data)
+        return a
+    out, i = [], 0
+    while i < len(data):
+        n = int.from_bytes(data[i:i + 2], "little")
+        out.append(int.from_bytes(data[i + 2:i + 2 + n], "little"))
+        i += 2 + n
+    return out
+
+
+class DiskRuns:
+    """Visited states moved to disk: sorted runs of 64-bit keys, each with every BLOCK-th key
+    in memory; a lookup reads one block of each run."""
+
+    BLOCK = 512
+
+    def __init__(self, dir: str, name: str) -> None:
+        self.dir = dir
+        self.name = name
+        self.runs: list[tuple[str, int, array]] = []      # (path, descriptor, index)
+        self.count = 0
+        self._made = 0
+
+    def add_run(self, keys: list[int]) -> None:
+        if keys:
+            self._made += 1
+            self._write_run(os.path.join(self.dir, f"{self.name}{self._made}"), keys)
+
+    def _write_run(self, path: str, keys: list[int]) -> None:
+        keys.sort()
+        a = array("Q", keys)
+        with open(path, "wb") as f:
+            a.tofile(f)
+        self.runs.append((path, os.open(path, os.O_RDONLY), array("Q", a[::self.BLOCK])))
+        self.count += len(a)
+
+    def rewrite(self, g: Callable[[int], int | None]) -> None:
+        """Map every key through `g` (after a relayout); None drops it."""
+        runs, self.runs, self.count = self.runs, [], 0
+        for path, fd, _ in runs:
+            os.close(fd)
+            a = array("Q")
+            with open(path, "rb") as f:
+                a.frombytes(f.read())
+            keys = [y for y in map(g, a) if y is not None]
+            if keys:
+                self._write_run(path, keys)
+
+    def __contains__(self, key: int) -> bool:
+        size = self.BLOCK * 8
+        for _, fd, index in self.runs:
+            b = bisect_right(index, key) - 1
+            if b < 0:
+                continue
+            block = array("Q")
+            block.frombytes(os.pread(fd, size, b * size))
+            j = bisect_left(block, key)
+            if j < len(block) and block[j] == key:
+                return True
+        return False
+
+    def close(self) -> None:
+        for _, fd, _ in self.runs:
+            os.close(fd)
+        self.runs.clear()
+
+
+M64 = (1 << 64) - 1
+
+
+class Visited:
+    """The visited set: packed ints in memory; after a spill, also 64-bit keys on disk: the
+    packed int itself when it fits in 64 bits (exact), else a 64-bit fingerprint of its
+    fields (then a collision is possible: `fingerprints` counts them, for the report)."""
+
+    def __init__(self, packing: Packing) -> None:
+        self.packing = packing
+        self.mem: set[int] = set()
+        self.disk: DiskRuns | None = None
+        self.fpdisk: DiskRuns | None = None
+        self.fingerprints = 0
+
+    def __len__(self) -> int:
+        return len(self.mem) + self.on_disk_count
+
+    @property
+    def on_disk_count(self) -> int:
+        return self.disk.count + self.fpdisk.count if self.disk and self.fpdisk else 0
+
+    def close(self) -> None:
+        for d in (self.disk, self.fpdisk):
+            if d is not None:
+                d.close()
+
+    def key(self, x: int) -> int:
+        return x if x <= M64 else hash(self.packing.fields(x)) & M64
+
+    def on_disk(self, x: int) -> bool:
+        if x <= M64:
+            return self.disk is not None and x in self.disk
+        return self.fpdisk is not None and self.key(x) in self.fpdisk
+
+    def spill(self, dir: str) -> None:
+        """Move the states in memory to a run on disk (exact keys and fingerprints apart)."""
+        if self.disk is None:
+            self.disk, self.fpdisk = DiskRuns(dir, "visited"), DiskRuns(dir, "fingerprints")
+        assert self.fpdisk is not None
+        exact = [x for x in self.mem if x <= M64]
+        if len(exact) < len(self.mem):
+            fps = [self.key(x) for x in self.mem if x > M64]
+            self.fingerprints += len(fps)
+            self.fpdisk.add_run(fps)
+        self.mem.clear()
+        self.disk.add_run(exact)
+
+    def rewrite(self, f: Callable[[int], int]) -> None:
+        new = {f(x) for x in self.mem}
+        self.mem.clear()
+        self.mem.update(new)            # in place: the search holds the set
+        del new
+        if self.disk is not None and self.fpdisk is not None and self.disk.count:
+            # exact keys are states packed the old way: repack them (those now wider than 64
+            # bits become fingerprints of their fields, which a relayout does not change)
+            wide: list[int] = []
+
+            def g(k: int) -> int | None:
+                y = f(k)
+                if y <= M64:
+                    return y
+                wide.append(self.key(y))
+                return None
+            self.disk.rewrite(g)
+            if wide:
+                self.fingerprints += len(wide)
+                self.fpdisk.add_run(wide)
+
+
+class CompactBFS:
+    """One search (see the module docstring); `run()` returns its `Outcome`."""
+
+    def __init__(self, kernel: Kernel, search: Search, keep_going: bool = False,
+                 reduce: Symmetry | None = None) -> None:
+        self.kernel = kernel
+        self.search = search
+        self.keep_going = keep_going
+        self.reduce = reduce
+        self.packing = Packing(kernel)
+        self.visited = Visited(self.packing)
+        self.levels = Levels(self.packing)
+        self.fast = not (kernel._general or kernel.chooses) and reduce is None
+        n = len(kernel.instances)
+        self.caches: list[dict[int, tuple[tuple[Step, ...], tuple[Step, ...], int]]] = \
+            [{} for _ in range(n)]
+        self._deliverable: dict[int, list[list[int]]] = {}
+        self.spills = 0
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._spill_at = search.max_memory
+
+    # --- successors ---------------------------------------------------------------------------
+
+    def successors(self, x: int) -> tuple[list[Step], int]:
+        """The steps of packed state `x` as (event, successor - x, violations), and how many
+        events are enabled: what `Kernel.successors` says, in its order."""
+        if not self.fast:
+            return self._successors_general(x)
+        p = self.packing
+        n = x >> p.top
+        dels: list[Step] = []
+        acts: list[Step] = []
+        enabled = 0
+        several = False
+        for i, (o, m, w, cache) in enumerate(zip(p.off, p.mask, p.width, self.caches)):
+            lid = x >> o & m
+            e = cache.get(lid | n << w)
+            if e is None:
+                e = self._entry(i, lid, n)
+            d, a, c = e
+            if d:
+                several = several or bool(dels)
+                dels += d
+            if a:
+                acts += a
+            enabled += c
+        if several:
+            dels.sort(key=_first)
+        dels += acts
+        return dels, enabled
+
+    def _entry(self, i: int, lid: int, n: int) -> tuple[tuple[Step, ...], tuple[Step, ...], int]:
+        """Instance i's steps in local state `lid` with network `n` (packed deltas)."""
+        k, p = self.kernel, self.packing
+        network = k.network
+        net = p.rests[n]
+        per = self._deliverable.get(n)
+        if per is None:
+            if len(self._deliverable) >= CACHE_MOST:
+                self._deliverable.clear()
+            per = [[] for _ in k.instances]
+            env_dst = k.env_dst
+            for env in network.deliverable(net):
+                per[env_dst[env]].append(env)
+            self._deliverable[n] = per
+        o, top, m = p.off[i], p.top, p.mask[i]
+        consumes = network.consumes
+        dels: list[Step] = []
+        acts: list[Step] = []
+        enabled = 0
+        for env in per[i]:
+            out = k._delivery(lid, env)
+            if out is DEFERRED:
+                continue
+            enabled += 1
+            new_lid, sends, viol, _ = out
+            new_net = network.deliver(net, env, sends) if sends or consumes else net
+            if new_lid > m:
+                raise Relayout(i, new_lid)
+            d = (new_lid - lid << o) + ((p.rest_id(new_net) - n) << top if new_net is not net
+                                         else 0)
+            if d or viol:
+                dels.append((env, d, viol))
+        for slot, (new_lid, sends, viol, _) in k._actions(i, lid):
+            enabled += 1
+            new_net = network.add(net, sends) if sends else net
+            if new_lid > m:
+                raise Relayout(i, new_lid)
+            d = (new_lid - lid << o) + ((p.rest_id(new_net) - n) << top if new_net is not net
+                                         else 0)
+            if d or viol:
+                acts.append((~slot, d, viol))
+        e = (tuple(dels), tuple(acts), enabled)
+        cache = self.caches[i]
+        if len(cache) >= CACHE_MOST:
+            cache.clear()
+        cache[lid | n << p.width[i]] = e
+        return e
+
+    def _successors_general(self, x: int) -> tuple[list[Step], int]:
+        p = self.packing
+        s = p.unpack(x)
+        if self.reduce is not None:
+            steps, enabled = self.reduce.successors(s)
+        else:
+            steps, enabled = self.kernel.successors(s)
+        pack = p.pack
+        return [(ev, pack(t) - x, viol) for ev, t, viol in steps], enabled
+
+    # --- counterexamples ----------------------------------------------------------------------
+
+    def trace(self, x: int, depth: int, last: int | None = None
+              ) -> tuple[State, tuple[int, ...]]:
+        """The start and events of the path the search took to `x` (at `depth`), then `last`:
+        at each level back, the first state with a step to the one at hand, and its first
+        such step (the one the search took)."""
+        path: list[int] = []
+        for d in range(depth - 1, -1, -1):
+            for s in self.levels[d]:
+                ev = next((ev for ev, delta, _ in self.successors(s)[0] if s + delta == x),
+                          None)
+                if ev is not None:
+                    path.append(ev)
+                    x = s
+                    break
+            else:                               # cannot happen: x was reached from level d
+                raise AssertionError(f"no predecessor of a state at depth {d + 1}")
+        path.reverse()
+        if last is not None:
+            path.append(last)
+        return self.packing.unpack(x), tuple(path)
+
+    # --- storage ------------------------------------------------------------------------------
+
+    def relayout(self, r: Relayout, x: int) -> int:
+        """Widen the field `r` asks for and rewrite every stored int; `x` rewritten."""
+        f = self.packing.widen(r.i, r.lid)
+        if f is _same and r.i >= 0:
+            return x
+        self.visited.rewrite(f)
+        self.levels.rewrite(f)
+        for c in self.caches:
+            c.clear()
+        return f(x)
+
+    def pack(self, s: State) -> int:
+        while True:
+            try:
+                return self.packing.pack(s)
+            except Relayout as r:
+                self.relayout(r, 0)
+
+    def steps(self, x: int) -> tuple[int, list[Step], int]:
+        """`successors(x)`, widening fields first if need be: (x as packed now, steps,
+        enabled)."""
+        while True:
+            try:
+                return (x, *self.successors(x))
+            except Relayout as r:
+                x = self.relayout(r, x)
+
+    def spill(self) -> bool:
+        """Past --max-memory: move the visited set and the finished levels to disk, clear the
+        caches.  False when that made no room (the search then stops at the bound)."""
+        if self._tmp is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="assay-check-")
+        self.visited.spill(self._tmp.name)
+        self.levels.spill(self._tmp.name, 2)
+        for c in self.caches:
+            c.clear()
+        self._deliverable.clear()
+        self.spills += 1
+        now = resident_bytes()
+        assert self._spill_at is not None
+        if now >= self._spill_at:
+            return False
+        # spill again when memory has grown by half the room this spill made
+        self._spill_at = now + (self._spill_at - now) // 2
+        return True
+
+    def report(self) -> dict[str, object]:
+        """How the states were kept: for `CheckResult.storage`.  States are exact unless some
+        were spilled to disk as 64-bit fingerprints (wider than 64 bits packed); then the
+        probability of a collision (two states taken for one, so one not explored) is
+        estimated as TLC does, optimistically: fingerprints x lookups / 2^64."""
+        v = self.visited
+        fps = v.fingerprints
+        return {"mode": "compact", "bits": self.packing.top + max(
+                    len(self.packing.rests) - 1, 0).bit_length(),
+                "exact": fps == 0, "spills": self.spills, "on_disk": v.on_disk_count,
+                "fingerprints": fps,
+                "collision_probability": fps * max(self.search.transitions, 1) / 2.0 ** 64}
+
+    def close(self) -> None:
+        self.visited.close()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+    # --- the search ---------------------------------------------------------------------------
+
+    def run(self) -> Outcome:
+        try:
+            return self._run()
+        finally:
+            self.close()
+
+    def _run(self) -> Outcome:  # noqa: C901  (one loop, as bfs.py's)
+        kernel, search, keep_going, reduce = self.kernel, self.search, self.keep_going, \
+            self.reduce
+        visited = self.visited
+        tally = Tally()
+        terminal = deadlocked = 0
+        levels = self.levels
+        trace = self.trace
+
+        def stop(reason: str, violation: Violation | None = None, at: int | None = None,
+                 depth: int = 0, last: int | None = None) -> Outcome:
+            start, path = trace(at, depth, last) if at is not None else (None, ())
+            found = tally.results(shortest=True)
+            if found:
+                violation, start, path = found[0].violation, found[0].start, found[0].path
+            return Outcome(reason, len(visited), search.transitions,  # type: ignore[arg-type]
+                           search.depth, time.perf_counter() - search.started, violation,
+                           start, path, found, terminal, deadlocked, self.report())
+
+        transitions = 0
+        try:
+            max_states, max_depth = search.max_states, search.max_depth
+            limit = max_states if max_states is not None else float("inf")
+            levels.new()
+            within = kernel.within if kernel.system.constraints else None
+            for s, viol in kernel.initial_states():
+                if reduce is not None:
+                    s = reduce.canon(s)
+                x = self.pack(s)
+                if x in visited.mem:
+                    continue
+                if len(visited) >= limit:
+                    return stop("max-states")
+                visited.mem.add(x)
+                if viol:
+                    if not keep_going:
+                        return stop("violation", viol[0], x, 0)
+                    if tally.add(viol, "transitions"):
+                        tally.locate(s, ())
+                pv = kernel.property_violations(s)
+                if pv:
+                    if not keep_going:
+                        return stop("violation", pv[0], x, 0)
+                    if tally.add(pv, "states"):
+                        tally.locate(s, ())
+                if within is None or within(s):
+                    levels.levels[0].append(x)
+            search.states = len(visited)
+
+            successors = self.successors
+            unpack = self.packing.unpack
+            faulty = kernel.has_faults          # an enabled fault is not progress
+            check_props = kernel.property_violations if kernel.properties else None
+            spilling = search.max_memory is not None
+            mem = visited.mem                   # (rewritten in place by a relayout)
+            add = mem.add
+            expanded = 0
+            depth = 0
+            while len(levels.levels[depth]):
+                if max_depth is not None and depth >= max_depth:
+                    # the last level: checked like any other, what lies beyond only noted
+                    beyond = False
+                    pos = 0
+                    while pos < len(levels.levels[depth]):
+                        x, steps, enabled = self.steps(levels.levels[depth][pos])
+                        pos += 1
+                        transitions += enabled
+                        search.transitions = transitions
+                        if not enabled or faulty and not kernel.can_progress(unpack(x)):
+                            if kernel.is_terminal(unpack(x)):
+                                terminal += 1
+                            else:
+                                deadlocked += 1
+                                if not keep_going:
+                                    return stop("violation", kernel.deadlock(), x, depth)
+                                if tally.add((kernel.deadlock(),), "states"):
+                                    tally.locate(*trace(x, depth))
+                        for ev, d, viol in steps:
+                            if viol:
+                                if not keep_going:
+                                    return stop("violation", viol[0], x, depth, ev)
+                                if tally.add(viol, "transitions"):
+                                    tally.locate(*trace(x, depth, ev))
+                            if not beyond:
+                                t = x + d
+                                beyond = t not in mem and not visited.on_disk(t)
+                    return stop("max-depth" if beyond else "exhausted")
+                level = levels.levels[depth]
+                nxt = levels.new()
+                # a violation one step beyond this level, reported after the level
+                found: tuple[Violation, State, int, int | None] | None = None
+                pos = 0
+                n_level = len(level)
+                disk = visited.disk is not None
+                while pos < n_level:
+                    x = level[pos]
+                    pos += 1
+                    try:
+                        steps, enabled = successors(x)
+                    except Relayout:
+                        x, steps, enabled = self.steps(x)
+                        level, nxt = levels.levels[depth], levels.levels[depth + 1]
+                    transitions += enabled
+                    if not enabled or faulty and not kernel.can_progress(unpack(x)):
+                        if kernel.is_terminal(unpack(x)):
+                            terminal += 1
+                        else:
+                            deadlocked += 1
+                            if not keep_going:
+                                search.transitions = transitions
+                                return stop("violation", kernel.deadlock(), x, depth)
+                            if tally.add((kernel.deadlock(),), "states"):
+                                tally.locate(*trace(x, depth))
+                    if found is not None:
+                        continue                            # only deadlocks can be shorter
+                    for ev, d, viol in steps:
+                        if viol:
+                            if not keep_going:
+                                found = (viol[0], unpack(x), depth, ev)
+                                break
+                            if tally.add(viol, "transitions"):
+                                tally.locate(*trace(x, depth, ev))
+                        t = x + d
+                        n = len(mem)
+                        add(t)
+                        if len(mem) == n:
+                            continue                        # seen before (one hash, not two)
+                        if disk and visited.on_disk(t):
+                            mem.discard(t)
+                            continue
+                        if n + visited.on_disk_count >= limit:
+                            mem.discard(t)                  # one state beyond --max-states
+                            search.transitions = transitions
+                            return stop("max-states")
+                        if check_props is not None:
+                            pv = check_props(unpack(t))
+                            if pv:
+                                if not keep_going:
+                                    found = (pv[0], unpack(t), depth + 1, None)
+                                    break
+                                if tally.add(pv, "states"):
+                                    tally.locate(*trace(t, depth + 1))
+                        if within is None or within(unpack(t)):   # beyond: checked only
+                            nxt.append(t)
+                    expanded += 1
+                    if not expanded & 0x3FF:                # now and then: progress, bounds
+                        search.states = len(visited)
+                        search.transitions = transitions
+                        bound = search.tick(len(nxt), memory=not spilling)
+                        if bound is None and spilling and self._spill_at is not None \
+                                and resident_bytes() >= self._spill_at:
+                            if not self.spill():
+                                bound = "max-memory"
+                            disk = True
+                        if bound is not None:
+                            return stop(bound)
+                if found is not None:
+                    search.transitions = transitions
+                    violation, state, d_at, last = found
+                    search.depth += 1
+                    return stop("violation", violation, self.pack(state), d_at, last)
+                if len(nxt):
+                    search.depth += 1
+                    depth += 1
+                else:
+                    break
+            search.transitions = transitions
+            return stop("exhausted")
+        except KeyboardInterrupt:                   # Ctrl-C: stop, with the counts so far
+            search.transitions = max(search.transitions, transitions)
+            return stop("interrupted")
+
+
+def _first(step: Step) -> int:
+    return step[0]
+
+
+def compact_bfs(kernel: Kernel, search: Search, keep_going: bool = False,
+                reduce: Symmetry | None = None) -> Outcome:
+    """`bfs` with compact storage (see the module docstring)."""
+    return CompactBFS(kernel, search, keep_going, reduce).run()
