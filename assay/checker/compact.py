@@ -337,38 +337,45 @@ class CompactBFS:
             [{} for _ in range(n)]
         self._deliverable: dict[int, list[list[int]]] = {}
         self.spills = 0
+        self._succ: Callable[[int], tuple[Any, int]]
+        self._refresh()
+        # property verdicts per read set: (mask of the fields read, {x & mask: verdict})
+        self._pmemos: list[tuple[int, dict[int, tuple[Violation, ...]]]] = []
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._spill_at = search.max_memory
 
     # --- successors ---------------------------------------------------------------------------
 
-    def successors(self, x: int) -> tuple[list[Step], int]:
+    def successors(self, x: int) -> tuple[Any, int]:
         """The steps of packed state `x` as (event, successor - x, violations), and how many
         events are enabled: what `Kernel.successors` says, in its order."""
-        if not self.fast:
-            return self._successors_general(x)
+        return self._succ(x)
+
+    def _refresh(self) -> None:
+        self._succ = self._compile() if self.fast else self._successors_general
+
+    def _compile(self) -> Callable[[int], tuple[Any, int]]:
+        """`successors` for the current layout, as straight-line code: per instance, its
+        local id and its cached steps with this network (`_entry` on a miss); deliveries in
+        envelope order (merged across instances), then actions."""
         p = self.packing
-        n = x >> p.top
-        dels: list[Step] = []
-        acts: list[Step] = []
-        enabled = 0
-        several = False
-        for i, (o, m, w, cache) in enumerate(zip(p.off, p.mask, p.width, self.caches)):
-            lid = x >> o & m
-            e = cache.get(lid | n << w)
-            if e is None:
-                e = self._entry(i, lid, n)
-            d, a, c = e
-            if d:
-                several = several or bool(dels)
-                dels += d
-            if a:
-                acts += a
-            enabled += c
-        if several:
-            dels.sort(key=_first)
-        dels += acts
-        return dels, enabled
+        n = len(p.off)
+        lines = ["def succ(x):", f"    n = x >> {p.top}", "    nk = n << 32"]
+        for i in range(n):
+            lines += [f"    l{i} = x >> {p.off[i]} & {p.mask[i]}",
+                      f"    e{i} = c{i}.get(l{i} | nk) or entry({i}, l{i}, n)"]
+        lines += ["    d = " + " + ".join(f"e{i}[0]" for i in range(n)),
+                  "    a = " + " + ".join(f"e{i}[1]" for i in range(n)),
+                  "    c = " + " + ".join(f"e{i}[2]" for i in range(n)),
+                  "    if len(d) > 1:",
+                  "        s = sorted(d)",
+                  "        s += a",
+                  "        return s, c",
+                  "    return d + a, c"]
+        env: dict[str, Any] = {f"c{i}": c for i, c in enumerate(self.caches)}
+        env["entry"] = self._entry
+        exec("\n".join(lines), env)            # noqa: S102  (generated from ints only)
+        return env["succ"]                      # type: ignore[no-any-return]
 
     def _entry(self, i: int, lid: int, n: int) -> tuple[tuple[Step, ...], tuple[Step, ...], int]:
         """Instance i's steps in local state `lid` with network `n` (packed deltas)."""
@@ -415,7 +422,7 @@ class CompactBFS:
         cache = self.caches[i]
         if len(cache) >= CACHE_MOST:
             cache.clear()
-        cache[lid | n << p.width[i]] = e
+        cache[lid | n << 32] = e
         return e
 
     def _successors_general(self, x: int) -> tuple[list[Step], int]:
@@ -427,6 +434,31 @@ class CompactBFS:
             steps, enabled = self.kernel.successors(s)
         pack = p.pack
         return [(ev, pack(t) - x, viol) for ev, t, viol in steps], enabled
+
+    # --- properties ---------------------------------------------------------------------------
+
+    def property_violations(self, x: int) -> tuple[Violation, ...]:
+        """`Kernel.property_violations` of packed state `x`, memoised by the local states of
+        the instances an evaluation read (`Kernel.property_verdict`): a verdict is shared by
+        every state that agrees on them, whatever the rest of it."""
+        for mask, memo in self._pmemos:
+            v = memo.get(x & mask)
+            if v is not None:
+                return v
+        v, reads = self.kernel.property_verdict(self.packing.unpack(x))
+        if reads is not None:
+            p = self.packing
+            mask = 0
+            for i in reads:
+                mask |= p.mask[i] << p.off[i]
+            for m, memo in self._pmemos:
+                if m == mask:
+                    break
+            else:
+                memo = {}
+                self._pmemos.append((mask, memo))
+            memo[x & mask] = v
+        return v
 
     # --- counterexamples ----------------------------------------------------------------------
 
@@ -462,6 +494,10 @@ class CompactBFS:
         self.levels.rewrite(f)
         for c in self.caches:
             c.clear()
+        self._pmemos.clear()
+        if max(self.packing.width) > 32:        # the caches key local ids in 32 bits
+            self.fast = False
+        self._refresh()
         return f(x)
 
     def pack(self, s: State) -> int:
@@ -574,10 +610,10 @@ class CompactBFS:
                     levels.levels[0].append(x)
             search.states = len(visited)
 
-            successors = self.successors
+            successors = self._succ
             unpack = self.packing.unpack
             faulty = kernel.has_faults          # an enabled fault is not progress
-            check_props = kernel.property_violations if kernel.properties else None
+            check_props = self.property_violations if kernel.properties else None
             spilling = search.max_memory is not None
             mem = visited.mem                   # (rewritten in place by a relayout)
             add = mem.add
@@ -614,6 +650,8 @@ class CompactBFS:
                     return stop("max-depth" if beyond else "exhausted")
                 level = levels.levels[depth]
                 nxt = levels.new()
+                append = nxt.append
+                room = limit - visited.on_disk_count       # states the set may still take
                 # a violation one step beyond this level, reported after the level
                 found: tuple[Violation, State, int, int | None] | None = None
                 pos = 0
@@ -627,6 +665,8 @@ class CompactBFS:
                     except Relayout:
                         x, steps, enabled = self.steps(x)
                         level, nxt = levels.levels[depth], levels.levels[depth + 1]
+                        append = nxt.append
+                        successors = self._succ
                     transitions += enabled
                     if not enabled or faulty and not kernel.can_progress(unpack(x)):
                         if kernel.is_terminal(unpack(x)):
@@ -648,19 +688,15 @@ class CompactBFS:
                             if tally.add(viol, "transitions"):
                                 tally.locate(*trace(x, depth, ev))
                         t = x + d
-                        n = len(mem)
-                        add(t)
-                        if len(mem) == n:
-                            continue                        # seen before (one hash, not two)
-                        if disk and visited.on_disk(t):
-                            mem.discard(t)
+                        if t in mem or disk and visited.on_disk(t):
                             continue
-                        if n + visited.on_disk_count >= limit:
+                        add(t)
+                        if len(mem) > room:
                             mem.discard(t)                  # one state beyond --max-states
                             search.transitions = transitions
                             return stop("max-states")
                         if check_props is not None:
-                            pv = check_props(unpack(t))
+                            pv = check_props(t)
                             if pv:
                                 if not keep_going:
                                     found = (pv[0], unpack(t), depth + 1, None)
@@ -668,7 +704,7 @@ class CompactBFS:
                                 if tally.add(pv, "states"):
                                     tally.locate(*trace(t, depth + 1))
                         if within is None or within(unpack(t)):   # beyond: checked only
-                            nxt.append(t)
+                            append(t)
                     expanded += 1
                     if not expanded & 0x3FF:                # now and then: progress, bounds
                         search.states = len(visited)
@@ -679,6 +715,7 @@ class CompactBFS:
                             if not self.spill():
                                 bound = "max-memory"
                             disk = True
+                            room = limit - visited.on_disk_count
                         if bound is not None:
                             return stop(bound)
                 if found is not None:
@@ -696,10 +733,6 @@ class CompactBFS:
         except KeyboardInterrupt:                   # Ctrl-C: stop, with the counts so far
             search.transitions = max(search.transitions, transitions)
             return stop("interrupted")
-
-
-def _first(step: Step) -> int:
-    return step[0]
 
 
 def compact_bfs(kernel: Kernel, search: Search, keep_going: bool = False,
