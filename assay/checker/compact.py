@@ -25,6 +25,7 @@ sorted runs on disk (an index in memory, one block read per lookup).
 """
 from __future__ import annotations
 
+import heapq
 import os
 import tempfile
 import time
@@ -59,13 +60,15 @@ class Packing:
     interned rest of the state (`rests`) above them all (unbounded: a Python int).  `wide`
     once some state needs more than 64 bits (levels are then lists, not arrays)."""
 
+    START_WIDTH = 1            # bits of each field at first (they widen as ids grow)
+
     def __init__(self, kernel: Kernel) -> None:
         self.extended = kernel.extended
-        self.width = [1] * len(kernel.instances)
+        self.width = [self.START_WIDTH] * len(kernel.instances)
         self.rests: list[Any] = []
         self.rest_ids: dict[Any, int] = {}
-        self.wide = False
         self._layout()
+        self.wide = self.top >= 64
 
     def _layout(self) -> None:
         off = []
@@ -205,10 +208,37 @@ class DiskRuns:
         self.count = 0
         self._made = 0
 
+    MOST_RUNS = 4               # more runs than this are merged into one
+
     def add_run(self, keys: list[int]) -> None:
         if keys:
             self._made += 1
             self._write_run(os.path.join(self.dir, f"{self.name}{self._made}"), keys)
+        if len(self.runs) > self.MOST_RUNS:
+            self._merge()
+
+    def _merge(self) -> None:
+        """Merge every run into one (streamed: a block of each run in memory at a time)."""
+        runs, self.runs = self.runs, []
+        self._made += 1
+        path = os.path.join(self.dir, f"{self.name}{self._made}")
+        index = array("Q")
+        n = 0
+        with open(path, "wb") as f:
+            out = array("Q")
+            for k in heapq.merge(*[_keys(fd) for _, fd, _ in runs]):
+                if not n % self.BLOCK:
+                    index.append(k)
+                n += 1
+                out.append(k)
+                if len(out) >= 1 << 16:
+                    out.tofile(f)
+                    out = array("Q")
+            out.tofile(f)
+        for old, fd, _ in runs:
+            os.close(fd)
+            os.remove(old)
+        self.runs.append((path, os.open(path, os.O_RDONLY), index))
 
     def _write_run(self, path: str, keys: list[int]) -> None:
         keys.sort()
@@ -247,6 +277,19 @@ class DiskRuns:
         for _, fd, _ in self.runs:
             os.close(fd)
         self.runs.clear()
+
+
+def _keys(fd: int) -> Iterator[int]:
+    """The keys of a run, read a block of 64 Ki at a time."""
+    pos = 0
+    while True:
+        data = os.pread(fd, 8 << 16, pos)
+        if not data:
+            return
+        pos += len(data)
+        block = array("Q")
+        block.frombytes(data)
+        yield from block
 
 
 M64 = (1 << 64) - 1
@@ -343,6 +386,7 @@ class CompactBFS:
         self._pmemos: list[tuple[int, dict[int, tuple[Violation, ...]]]] = []
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._spill_at = search.max_memory
+        self._rss_spilled = 0
 
     # --- successors ---------------------------------------------------------------------------
 
@@ -516,23 +560,38 @@ class CompactBFS:
             except Relayout as r:
                 x = self.relayout(r, x)
 
+    # spill again once memory has grown by this much since the last spill (None: an eighth of
+    # --max-memory, at least 8 MiB)
+    SPILL_EVERY: int | None = None
+    STATE_BYTES = 128          # more than a state costs the search in memory (set, level)
+
     def spill(self) -> bool:
         """Past --max-memory: move the visited set and the finished levels to disk, clear the
-        caches.  False when that made no room (the search then stops at the bound)."""
+        caches, and go on; spill again when memory has grown by SPILL_EVERY.  False (the
+        search stops at the bound) when the growth since the last spill is not the search's:
+        what it moved is less than half of it (a spec whose own tables grow, e.g. local
+        states that keep a history)."""
         if self._tmp is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="assay-check-")
+        before = resident_bytes()
+        moved = len(self.visited.mem) + sum(
+            len(lv) for lv in self.levels.levels[:-2] if not isinstance(lv, str))
+        if not moved:
+            return False
         self.visited.spill(self._tmp.name)
         self.levels.spill(self._tmp.name, 2)
         for c in self.caches:
             c.clear()
         self._deliverable.clear()
         self.spills += 1
-        now = resident_bytes()
-        assert self._spill_at is not None
-        if now >= self._spill_at:
+        assert self.search.max_memory is not None
+        every = self.SPILL_EVERY if self.SPILL_EVERY is not None else \
+            max(self.search.max_memory // 8, 8 << 20)
+        grew = before - self._rss_spilled
+        if self.spills > 1 and grew >= 8 << 20 and moved * self.STATE_BYTES < grew // 2:
             return False
-        # spill again when memory has grown by half the room this spill made
-        self._spill_at = now + (self._spill_at - now) // 2
+        self._rss_spilled = now = resident_bytes()
+        self._spill_at = max(self.search.max_memory, now + every)
         return True
 
     def report(self) -> dict[str, object]:
