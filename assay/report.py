@@ -119,6 +119,15 @@ def render_check(console: Console, r: CheckResult, spec: str, system: str,
         rows += [("violations" if i == 0 else "",
                   f"{_label(f.violation, same[k] > 1)}: {_count(f)}")
                  for i, (f, k) in enumerate(zip(r.findings, kinds))]
+    st = r.storage
+    if st.get("spills"):
+        # past --max-memory: states on disk; fingerprints (states wider than 64 bits) may
+        # collide, with the probability TLC would print (optimistic)
+        exact = "exact" if st["exact"] else (
+            f"{st['fingerprints']:,} as 64-bit fingerprints: collision probability "
+            f"{st['collision_probability']:.1e} (optimistic)")
+        rows.append(("storage", f"spilled to disk {st['spills']} times, "
+                                f"{st['on_disk']:,} states there; {exact}"))
     search = f"{r.strategy}, kept going" if r.keep_going else r.strategy
     _summary(console, [*rows, ("depth", str(r.depth)),
                        ("time", f"{r.seconds:.2f} s ({r.rate:,.0f} states/s)"),

@@ -43,89 +43,99 @@ if TYPE_CHECKING:
 
 # (event, packed successor minus packed state, violations)
 Step = tuple[int, int, tuple[Violation, ...]]
+SHARDS = 64                # the visited set in memory: sets by the low 6 bits of a state
+SHARD_MASK = SHARDS - 1
 CACHE_MOST = 1 << 18       # entries per instance's successor cache before it is cleared
 
 
 class Relayout(Exception):
-    """A local id (of instance `i`) does not fit its field: widen the field, then retry."""
+    """A value (local id of instance `i`, or with i = -1 the rest's id) does not fit its field:
+    grow the field, then retry."""
 
-    def __init__(self, i: int, lid: int) -> None:
-        super().__init__(i, lid)
+    def __init__(self, i: int, value: int) -> None:
+        super().__init__(i, value)
         self.i = i
-        self.lid = lid
+        self.value = value
 
 
 class Packing:
-    """Global states <-> ints: instance i's local id in bits [off[i], off[i] + width[i]), the
-    interned rest of the state (`rests`) above them all (unbounded: a Python int).  `wide`
-    once some state needs more than 64 bits (levels are then lists, not arrays)."""
+    """Global states <-> ints.  Field f (instance f's local id; the last field: the interned
+    rest of the state, `rests`) is held in one or more pieces of bits: a value v is the sum
+    of its pieces' bits, each piece (offset, width, shift) holding bits [shift, shift + width)
+    of v at [offset, offset + width) of the int.  A field grows by a new piece above every
+    bit in use: the ints of the states already stored do not change (their new pieces are 0),
+    so nothing is rewritten, and a piece doubles the field's bits, so there are few."""
 
-    START_WIDTH = 1            # bits of each field at first (they widen as ids grow)
+    START_WIDTH = 2            # bits of each field at first
 
     def __init__(self, kernel: Kernel) -> None:
         self.extended = kernel.extended
-        self.width = [self.START_WIDTH] * len(kernel.instances)
+        self.n = len(kernel.instances)
         self.rests: list[Any] = []
         self.rest_ids: dict[Any, int] = {}
-        self._layout()
-        self.wide = self.top >= 64
+        w = self.START_WIDTH
+        self.pieces: list[list[tuple[int, int, int]]] = [
+            [(f * w, w, 0)] for f in range(self.n + 1)]
+        self.top = (self.n + 1) * w
+        self.cap = [1 << w] * (self.n + 1)
+        self.wide = self.top > 64
 
-    def _layout(self) -> None:
-        off = []
-        o = 0
-        for w in self.width:
-            off.append(o)
-            o += w
-        self.off = off
-        self.top = o
-        self.mask = [(1 << w) - 1 for w in self.width]
+    def grow(self, f: int, value: int) -> None:
+        """Add a piece to field f so that it holds `value`."""
+        have = self.cap[f].bit_length() - 1
+        add = max(value.bit_length() - have, have)
+        self.pieces[f].append((self.top, add, have))
+        self.top += add
+        self.cap[f] = 1 << (have + add)
+        self.wide = self.wide or self.top > 64
+
+    def place(self, f: int, v: int) -> int:
+        """Value v of field f where it goes in the int (v < cap[f])."""
+        x = 0
+        for off, w, sh in self.pieces[f]:
+            x |= (v >> sh & ((1 << w) - 1)) << off
+        return x
+
+    def value(self, f: int, x: int) -> int:
+        v = 0
+        for off, w, sh in self.pieces[f]:
+            v |= (x >> off & ((1 << w) - 1)) << sh
+        return v
+
+    def mask(self, f: int) -> int:
+        """The bits of field f."""
+        return self.place(f, self.cap[f] - 1)
 
     def rest_id(self, rest: Any) -> int:
         r = self.rest_ids.get(rest)
         if r is None:
-            r = len(self.rests)
-            if not self.wide and (r + 1) << self.top > 1 << 64:
-                raise Relayout(-1, 0)               # first make the levels lists
-            self.rest_ids[rest] = r
+            r = self.rest_ids[rest] = len(self.rests)
             self.rests.append(rest)
         return r
 
     def pack(self, state: State) -> int:
-        x = self.rest_id(state[1:] if self.extended else state[1]) << self.top
+        r = self.rest_id(state[1:] if self.extended else state[1])
+        if r >= self.cap[self.n]:
+            raise Relayout(-1, r)
+        x = self.place(self.n, r)
         for i, lid in enumerate(state[0]):
-            if lid > self.mask[i]:
+            if lid >= self.cap[i]:
                 raise Relayout(i, lid)
-            x |= lid << self.off[i]
+            x |= self.place(i, lid)
         return x
 
     def unpack(self, x: int) -> State:
-        locals_ = tuple([x >> o & m for o, m in zip(self.off, self.mask)])
-        rest = self.rests[x >> self.top]
+        locals_ = tuple([self.value(i, x) for i in range(self.n)])
+        rest = self.rests[self.value(self.n, x)]
         return (locals_, *rest) if self.extended else (locals_, rest)
 
     def fields(self, x: int) -> tuple[int, ...]:
-        return (*[x >> o & m for o, m in zip(self.off, self.mask)], x >> self.top)
+        return tuple([self.value(f, x) for f in range(self.n + 1)])
 
-    def widen(self, i: int, lid: int) -> Callable[[int], int]:
-        """Widen field i to hold `lid` (with room to double); the map from old ints to new.
-        i = -1: states may now need more than 64 bits (nothing moves)."""
-        if i < 0:
-            self.wide = True
-            return _same
-        old = self.width[i]
-        new = max(old + 1, lid.bit_length() + 1)
-        self.width[i] = new
-        below = self.off[i] + old          # the bits that stay where they are
-        low = (1 << below) - 1
-        shift = new - old
-        self._layout()
-        if not self.wide and len(self.rests) << self.top > 1 << 64:
-            self.wide = True
-        return lambda x: (x & low) | (x >> below << (below + shift))
-
-
-def _same(x: int) -> int:
-    return x
+    def code(self, f: int, x: str) -> str:
+        """Python source of field f's value in the int named `x`."""
+        return " | ".join(f"(({x} >> {off} & {(1 << w) - 1}) << {sh})" if sh else
+                          f"({x} >> {off} & {(1 << w) - 1})" for off, w, sh in self.pieces[f])
 
 
 class Levels:
@@ -146,16 +156,11 @@ class Levels:
         lv = self.levels[d]
         return _read(lv) if isinstance(lv, str) else lv
 
-    def rewrite(self, f: Callable[[int], int]) -> None:
-        wide = self.packing.wide
+    def widen(self) -> None:
+        """States may now be wider than 64 bits: levels in memory become lists."""
         for d, lv in enumerate(self.levels):
-            new: Any = [f(x) for x in (_read(lv) if isinstance(lv, str) else lv)]
-            if not wide:
-                new = array("Q", new)
-            if isinstance(lv, str):
-                _write(lv, new)
-            else:
-                self.levels[d] = new
+            if type(lv) is array:
+                self.levels[d] = list(lv)
 
     def spill(self, dir: str, in_use: int) -> None:
         """Write every level but the last `in_use` to files."""
@@ -248,18 +253,6 @@ class DiskRuns:
         self.runs.append((path, os.open(path, os.O_RDONLY), array("Q", a[::self.BLOCK])))
         self.count += len(a)
 
-    def rewrite(self, g: Callable[[int], int | None]) -> None:
-        """Map every key through `g` (after a relayout); None drops it."""
-        runs, self.runs, self.count = self.runs, [], 0
-        for path, fd, _ in runs:
-            os.close(fd)
-            a = array("Q")
-            with open(path, "rb") as f:
-                a.frombytes(f.read())
-            keys = [y for y in map(g, a) if y is not None]
-            if keys:
-                self._write_run(path, keys)
-
     def __contains__(self, key: int) -> bool:
         size = self.BLOCK * 8
         for _, fd, index in self.runs:
@@ -302,13 +295,25 @@ class Visited:
 
     def __init__(self, packing: Packing) -> None:
         self.packing = packing
-        self.mem: set[int] = set()
+        # in memory: 64 sets by the low bits (each resizes on its own: no moment with two
+        # copies of one big table, and their loads differ, so the average is not the worst)
+        self.shards: list[set[int]] = [set() for _ in range(SHARDS)]
         self.disk: DiskRuns | None = None
         self.fpdisk: DiskRuns | None = None
         self.fingerprints = 0
 
     def __len__(self) -> int:
-        return len(self.mem) + self.on_disk_count
+        return self.in_memory + self.on_disk_count
+
+    @property
+    def in_memory(self) -> int:
+        return sum(map(len, self.shards))
+
+    def __contains__(self, x: int) -> bool:
+        return x in self.shards[x & SHARD_MASK] or self.on_disk(x)
+
+    def add(self, x: int) -> None:
+        self.shards[x & SHARD_MASK].add(x)
 
     @property
     def on_disk_count(self) -> int:
@@ -332,34 +337,14 @@ class Visited:
         if self.disk is None:
             self.disk, self.fpdisk = DiskRuns(dir, "visited"), DiskRuns(dir, "fingerprints")
         assert self.fpdisk is not None
-        exact = [x for x in self.mem if x <= M64]
-        if len(exact) < len(self.mem):
-            fps = [self.key(x) for x in self.mem if x > M64]
+        exact = [x for sh in self.shards for x in sh if x <= M64]
+        if len(exact) < self.in_memory:
+            fps = [self.key(x) for sh in self.shards for x in sh if x > M64]
             self.fingerprints += len(fps)
             self.fpdisk.add_run(fps)
-        self.mem.clear()
+        for sh in self.shards:
+            sh.clear()
         self.disk.add_run(exact)
-
-    def rewrite(self, f: Callable[[int], int]) -> None:
-        new = {f(x) for x in self.mem}
-        self.mem.clear()
-        self.mem.update(new)            # in place: the search holds the set
-        del new
-        if self.disk is not None and self.fpdisk is not None and self.disk.count:
-            # exact keys are states packed the old way: repack them (those now wider than 64
-            # bits become fingerprints of their fields, which a relayout does not change)
-            wide: list[int] = []
-
-            def g(k: int) -> int | None:
-                y = f(k)
-                if y <= M64:
-                    return y
-                wide.append(self.key(y))
-                return None
-            self.disk.rewrite(g)
-            if wide:
-                self.fingerprints += len(wide)
-                self.fpdisk.add_run(wide)
 
 
 class CompactBFS:
@@ -383,7 +368,8 @@ class CompactBFS:
         self._succ: Callable[[int], tuple[Any, int]]
         self._refresh()
         # property verdicts per read set: (mask of the fields read, {x & mask: verdict})
-        self._pmemos: list[tuple[int, dict[int, tuple[Violation, ...]]]] = []
+        # (a mask grows with its fields: the keys already in stay right, their new bits are 0)
+        self._pmemos: list[tuple[int, dict[int, tuple[Violation, ...]], frozenset[int]]] = []
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._spill_at = search.max_memory
         self._rss_spilled = 0
@@ -403,10 +389,10 @@ class CompactBFS:
         local id and its cached steps with this network (`_entry` on a miss); deliveries in
         envelope order (merged across instances), then actions."""
         p = self.packing
-        n = len(p.off)
-        lines = ["def succ(x):", f"    n = x >> {p.top}", "    nk = n << 32"]
+        n = p.n
+        lines = ["def succ(x):", f"    n = {p.code(n, 'x')}", "    nk = n << 32"]
         for i in range(n):
-            lines += [f"    l{i} = x >> {p.off[i]} & {p.mask[i]}",
+            lines += [f"    l{i} = {p.code(i, 'x')}",
                       f"    e{i} = c{i}.get(l{i} | nk) or entry({i}, l{i}, n)"]
         lines += ["    d = " + " + ".join(f"e{i}[0]" for i in range(n)),
                   "    a = " + " + ".join(f"e{i}[1]" for i in range(n)),
@@ -435,7 +421,8 @@ class CompactBFS:
             for env in network.deliverable(net):
                 per[env_dst[env]].append(env)
             self._deliverable[n] = per
-        o, top, m = p.off[i], p.top, p.mask[i]
+        cap, rcap, place, R = p.cap[i], p.cap[p.n], p.place, p.n
+        here = place(i, lid) + place(R, n)
         consumes = network.consumes
         dels: list[Step] = []
         acts: list[Step] = []
@@ -447,19 +434,19 @@ class CompactBFS:
             enabled += 1
             new_lid, sends, viol, _ = out
             new_net = network.deliver(net, env, sends) if sends or consumes else net
-            if new_lid > m:
-                raise Relayout(i, new_lid)
-            d = (new_lid - lid << o) + ((p.rest_id(new_net) - n) << top if new_net is not net
-                                         else 0)
+            new_n = n if new_net is net else p.rest_id(new_net)
+            if new_lid >= cap or new_n >= rcap:
+                raise Relayout(i, new_lid) if new_lid >= cap else Relayout(-1, new_n)
+            d = place(i, new_lid) + place(R, new_n) - here
             if d or viol:
                 dels.append((env, d, viol))
         for slot, (new_lid, sends, viol, _) in k._actions(i, lid):
             enabled += 1
             new_net = network.add(net, sends) if sends else net
-            if new_lid > m:
-                raise Relayout(i, new_lid)
-            d = (new_lid - lid << o) + ((p.rest_id(new_net) - n) << top if new_net is not net
-                                         else 0)
+            new_n = n if new_net is net else p.rest_id(new_net)
+            if new_lid >= cap or new_n >= rcap:
+                raise Relayout(i, new_lid) if new_lid >= cap else Relayout(-1, new_n)
+            d = place(i, new_lid) + place(R, new_n) - here
             if d or viol:
                 acts.append((~slot, d, viol))
         e = (tuple(dels), tuple(acts), enabled)
@@ -485,24 +472,24 @@ class CompactBFS:
         """`Kernel.property_violations` of packed state `x`, memoised by the local states of
         the instances an evaluation read (`Kernel.property_verdict`): a verdict is shared by
         every state that agrees on them, whatever the rest of it."""
-        for mask, memo in self._pmemos:
+        for mask, memo, _ in self._pmemos:
             v = memo.get(x & mask)
             if v is not None:
                 return v
         v, reads = self.kernel.property_verdict(self.packing.unpack(x))
         if reads is not None:
-            p = self.packing
-            mask = 0
-            for i in reads:
-                mask |= p.mask[i] << p.off[i]
-            for m, memo in self._pmemos:
-                if m == mask:
-                    break
-            else:
-                memo = {}
-                self._pmemos.append((mask, memo))
-            memo[x & mask] = v
+            known = next((d for _, d, r in self._pmemos if r == reads), None)
+            if known is None:
+                known = {}
+                self._pmemos.append((self._mask(reads), known, reads))
+            known[x & self._mask(reads)] = v
         return v
+
+    def _mask(self, reads: frozenset[int]) -> int:
+        mask = 0
+        for i in reads:
+            mask |= self.packing.mask(i)
+        return mask
 
     # --- counterexamples ----------------------------------------------------------------------
 
@@ -530,19 +517,17 @@ class CompactBFS:
     # --- storage ------------------------------------------------------------------------------
 
     def relayout(self, r: Relayout, x: int) -> int:
-        """Widen the field `r` asks for and rewrite every stored int; `x` rewritten."""
-        f = self.packing.widen(r.i, r.lid)
-        if f is _same and r.i >= 0:
-            return x
-        self.visited.rewrite(f)
-        self.levels.rewrite(f)
-        for c in self.caches:
-            c.clear()
-        self._pmemos.clear()
-        if max(self.packing.width) > 32:        # the caches key local ids in 32 bits
+        """Grow the field `r` asks for (nothing stored changes; see `Packing`)."""
+        p = self.packing
+        wide = p.wide
+        p.grow(p.n if r.i < 0 else r.i, r.value)
+        if p.wide and not wide:
+            self.levels.widen()
+        if max(p.cap[:p.n]) > 1 << 32:         # the caches key local ids in 32 bits
             self.fast = False
+        self._pmemos[:] = [(self._mask(reads), d, reads) for _, d, reads in self._pmemos]
         self._refresh()
-        return f(x)
+        return x
 
     def pack(self, s: State) -> int:
         while True:
@@ -574,7 +559,7 @@ class CompactBFS:
         if self._tmp is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="assay-check-")
         before = resident_bytes()
-        moved = len(self.visited.mem) + sum(
+        moved = self.visited.in_memory + sum(
             len(lv) for lv in self.levels.levels[:-2] if not isinstance(lv, str))
         if not moved:
             return False
@@ -601,8 +586,7 @@ class CompactBFS:
         estimated as TLC does, optimistically: fingerprints x lookups / 2^64."""
         v = self.visited
         fps = v.fingerprints
-        return {"mode": "compact", "bits": self.packing.top + max(
-                    len(self.packing.rests) - 1, 0).bit_length(),
+        return {"mode": "compact", "bits": self.packing.top,
                 "exact": fps == 0, "spills": self.spills, "on_disk": v.on_disk_count,
                 "fingerprints": fps,
                 "collision_probability": fps * max(self.search.transitions, 1) / 2.0 ** 64}
@@ -649,11 +633,11 @@ class CompactBFS:
                 if reduce is not None:
                     s = reduce.canon(s)
                 x = self.pack(s)
-                if x in visited.mem:
+                if x in visited:
                     continue
                 if len(visited) >= limit:
                     return stop("max-states")
-                visited.mem.add(x)
+                visited.add(x)
                 if viol:
                     if not keep_going:
                         return stop("violation", viol[0], x, 0)
@@ -674,8 +658,7 @@ class CompactBFS:
             faulty = kernel.has_faults          # an enabled fault is not progress
             check_props = self.property_violations if kernel.properties else None
             spilling = search.max_memory is not None
-            mem = visited.mem                   # (rewritten in place by a relayout)
-            add = mem.add
+            shards = visited.shards
             expanded = 0
             depth = 0
             while len(levels.levels[depth]):
@@ -705,12 +688,13 @@ class CompactBFS:
                                     tally.locate(*trace(x, depth, ev))
                             if not beyond:
                                 t = x + d
-                                beyond = t not in mem and not visited.on_disk(t)
+                                beyond = t not in visited
                     return stop("max-depth" if beyond else "exhausted")
                 level = levels.levels[depth]
                 nxt = levels.new()
                 append = nxt.append
                 room = limit - visited.on_disk_count       # states the set may still take
+                count = visited.in_memory
                 # a violation one step beyond this level, reported after the level
                 found: tuple[Violation, State, int, int | None] | None = None
                 pos = 0
@@ -747,13 +731,14 @@ class CompactBFS:
                             if tally.add(viol, "transitions"):
                                 tally.locate(*trace(x, depth, ev))
                         t = x + d
-                        if t in mem or disk and visited.on_disk(t):
+                        sh = shards[t & SHARD_MASK]
+                        if t in sh or disk and visited.on_disk(t):
                             continue
-                        add(t)
-                        if len(mem) > room:
-                            mem.discard(t)                  # one state beyond --max-states
+                        if count >= room:                   # one state beyond --max-states
                             search.transitions = transitions
                             return stop("max-states")
+                        sh.add(t)
+                        count += 1
                         if check_props is not None:
                             pv = check_props(t)
                             if pv:
@@ -775,6 +760,7 @@ class CompactBFS:
                                 bound = "max-memory"
                             disk = True
                             room = limit - visited.on_disk_count
+                            count = visited.in_memory
                         if bound is not None:
                             return stop(bound)
                 if found is not None:
