@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from assay.checker import check
+from assay.checker import check, compact
 from assay.checker.compact import CompactBFS, DiskRuns, Packing
 from assay.model.load import build
 
@@ -76,6 +76,12 @@ def test_past_max_memory_the_search_spills_to_disk_and_counts_the_same(monkeypat
     bug = build(SPECS / "paxos_bug_own_value.py")[0]          # 10,763 states, 14 steps
     spilled, full = check(bug, max_memory=1), check(bug, full_states=True)
     assert spilled.storage["spills"] >= 1 and outcome(spilled) == outcome(full)
+
+
+def test_levels_of_a_large_search_wait_on_disk_for_the_counterexample(monkeypatch):
+    monkeypatch.setattr(compact, "LEVELS_IN_MEMORY", 100)
+    bug = build(SPECS / "paxos_bug_own_value.py")[0]
+    assert outcome(check(bug)) == outcome(check(bug, full_states=True))
 
 
 def test_spilled_fingerprints_report_a_collision_probability(monkeypatch):

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 Step = tuple[int, int, tuple[Violation, ...]]
 SHARDS = 64                # the visited set in memory: sets by the low 6 bits of a state
 SHARD_MASK = SHARDS - 1
+LEVELS_IN_MEMORY = 1 << 16  # more states than this in finished levels: they go to disk
 CACHE_MOST = 1 << 18       # entries per instance's successor cache before it is cleared
 
 
@@ -556,15 +557,13 @@ class CompactBFS:
         search stops at the bound) when the growth since the last spill is not the search's:
         what it moved is less than half of it (a spec whose own tables grow, e.g. local
         states that keep a history)."""
-        if self._tmp is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix="assay-check-")
         before = resident_bytes()
         moved = self.visited.in_memory + sum(
             len(lv) for lv in self.levels.levels[:-2] if not isinstance(lv, str))
         if not moved:
             return False
-        self.visited.spill(self._tmp.name)
-        self.levels.spill(self._tmp.name, 2)
+        self.visited.spill(self.tmp())
+        self.levels.spill(self.tmp(), 2)
         for c in self.caches:
             c.clear()
         self._deliverable.clear()
@@ -590,6 +589,12 @@ class CompactBFS:
                 "exact": fps == 0, "spills": self.spills, "on_disk": v.on_disk_count,
                 "fingerprints": fps,
                 "collision_probability": fps * max(self.search.transitions, 1) / 2.0 ** 64}
+
+    def tmp(self) -> str:
+        """The temporary directory of this search's files (made when first needed)."""
+        if self._tmp is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="assay-check-")
+        return self._tmp.name
 
     def close(self) -> None:
         self.visited.close()
@@ -768,11 +773,15 @@ class CompactBFS:
                     violation, state, d_at, last = found
                     search.depth += 1
                     return stop("violation", violation, self.pack(state), d_at, last)
-                if len(nxt):
-                    search.depth += 1
-                    depth += 1
-                else:
+                if not len(nxt):
                     break
+                search.depth += 1
+                depth += 1
+                # the levels before the one to expand are read only for counterexamples: in
+                # a large search they wait on disk (8 bytes a state less in memory)
+                if sum(len(lv) for lv in levels.levels[:-1]
+                       if not isinstance(lv, str)) > LEVELS_IN_MEMORY:
+                    levels.spill(self.tmp(), 1)
             search.transitions = transitions
             return stop("exhausted")
         except KeyboardInterrupt:                   # Ctrl-C: stop, with the counts so far
