@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 Step = tuple[int, int, tuple[Violation, ...]]
 SHARDS = 64                # the visited set in memory: sets by the low 6 bits of a state
 SHARD_MASK = SHARDS - 1
+GROUP_BITS = 8             # instances whose steps are cached together: this many bits of ids
 LEVELS_IN_MEMORY = 1 << 16  # more states than this in finished levels: they go to disk
 CACHE_MOST = 1 << 18       # entries per instance's successor cache before it is cleared
 
@@ -367,6 +368,8 @@ class CompactBFS:
         self._deliverable: dict[int, list[list[int]]] = {}
         self.spills = 0
         self._succ: Callable[[int], tuple[Any, int]]
+        self._gcaches: list[dict[int, tuple[tuple[Step, ...], tuple[Step, ...], int]]] = []
+        self._group_members: list[tuple[int, ...]] = []
         self._refresh()
         # property verdicts per read set: (mask of the fields read, {x & mask: verdict})
         # (a mask grows with its fields: the keys already in stay right, their new bits are 0)
@@ -385,28 +388,96 @@ class CompactBFS:
     def _refresh(self) -> None:
         self._succ = self._compile() if self.fast else self._successors_general
 
-    def _compile(self) -> Callable[[int], tuple[Any, int]]:
-        """`successors` for the current layout, as straight-line code: per instance, its
-        local id and its cached steps with this network (`_entry` on a miss); deliveries in
-        envelope order (merged across instances), then actions."""
+    def _groups(self) -> list[tuple[int, ...]]:
+        """Instances in runs of adjacent one-piece fields of GROUP_BITS bits at most (their
+        local ids read with one shift and one mask, their steps cached together)."""
         p = self.packing
-        n = p.n
-        lines = ["def succ(x):", f"    n = {p.code(n, 'x')}", "    nk = n << 32"]
-        for i in range(n):
-            lines += [f"    l{i} = {p.code(i, 'x')}",
-                      f"    e{i} = c{i}.get(l{i} | nk) or entry({i}, l{i}, n)"]
-        lines += ["    d = " + " + ".join(f"e{i}[0]" for i in range(n)),
-                  "    a = " + " + ".join(f"e{i}[1]" for i in range(n)),
-                  "    c = " + " + ".join(f"e{i}[2]" for i in range(n)),
+        groups: list[tuple[int, ...]] = []
+        run: list[int] = []
+        for i in range(p.n):
+            pieces = p.pieces[i]
+            single = len(pieces) == 1
+            if run and single:
+                last = p.pieces[run[-1]][0]
+                first = p.pieces[run[0]][0]
+                if last[0] + last[1] == pieces[0][0] and \
+                        pieces[0][0] + pieces[0][1] - first[0] <= GROUP_BITS:
+                    run.append(i)
+                    continue
+            if run:
+                groups.append(tuple(run))
+            run = [i] if single else []
+            if not single:
+                groups.append((i,))
+        if run:
+            groups.append(tuple(run))
+        return groups
+
+    def _compile(self) -> Callable[[int], tuple[Any, int]]:
+        """`successors` for the current layout, as straight-line code: per group of instances,
+        their local ids and their cached steps with this network (`_group_entry` on a miss);
+        deliveries in envelope order (merged across groups), then actions."""
+        p = self.packing
+        groups = self._groups()
+        self._gcaches = [{} for _ in groups]
+        lines = ["def succ(x):", f"    n = {p.code(p.n, 'x')}", "    nk = n << 32"]
+        for g, members in enumerate(groups):
+            if len(members) == 1:
+                code = p.code(members[0], "x")
+            else:
+                off = p.pieces[members[0]][0][0]
+                last = p.pieces[members[-1]][0]
+                code = f"x >> {off} & {(1 << (last[0] + last[1] - off)) - 1}"
+            lines += [f"    b{g} = {code}",
+                      f"    e{g} = c{g}.get(b{g} | nk) or entry({g}, b{g}, n)"]
+        r = range(len(groups))
+        lines += ["    d = " + " + ".join(f"e{g}[0]" for g in r),
+                  "    a = " + " + ".join(f"e{g}[1]" for g in r),
+                  "    c = " + " + ".join(f"e{g}[2]" for g in r),
                   "    if len(d) > 1:",
                   "        s = sorted(d)",
                   "        s += a",
                   "        return s, c",
                   "    return d + a, c"]
-        env: dict[str, Any] = {f"c{i}": c for i, c in enumerate(self.caches)}
-        env["entry"] = self._entry
+        env: dict[str, Any] = {f"c{g}": c for g, c in enumerate(self._gcaches)}
+        self._group_members = groups
+        env["entry"] = self._group_entry
         exec("\n".join(lines), env)            # noqa: S102  (generated from ints only)
         return env["succ"]                      # type: ignore[no-any-return]
+
+    def _group_entry(self, g: int, bits: int, n: int
+                     ) -> tuple[tuple[Step, ...], tuple[Step, ...], int]:
+        """The steps of a group of instances (their ids read together as `bits`)."""
+        p = self.packing
+        members = self._group_members[g]
+        if len(members) == 1:
+            e = self._instance_entry(members[0], bits, n)
+        else:
+            base = p.pieces[members[0]][0][0]
+            dels: list[Step] = []
+            acts: list[Step] = []
+            count = 0
+            several = False
+            for i in members:
+                off, w, _ = p.pieces[i][0]
+                d, a, c = self._instance_entry(i, bits >> (off - base) & ((1 << w) - 1), n)
+                several = several or bool(d and dels)
+                dels += d
+                acts += a
+                count += c
+            if several:
+                dels.sort()
+            e = (tuple(dels), tuple(acts), count)
+        cache = self._gcaches[g]
+        if len(cache) >= CACHE_MOST:
+            cache.clear()
+        cache[bits | n << 32] = e
+        return e
+
+    def _instance_entry(self, i: int, lid: int, n: int
+                        ) -> tuple[tuple[Step, ...], tuple[Step, ...], int]:
+        e = self.caches[i].get(lid | n << 32)
+        return self._entry(i, lid, n) if e is None else e
 
     def _entry(self, i: int, lid: int, n: int) -> tuple[tuple[Step, ...], tuple[Step, ...], int]:
         """Instance i's steps in local state `lid` with network `n` (packed deltas)."""
@@ -564,7 +635,7 @@ class CompactBFS:
             return False
         self.visited.spill(self.tmp())
         self.levels.spill(self.tmp(), 2)
-        for c in self.caches:
+        for c in (*self.caches, *self._gcaches):
             c.clear()
         self._deliverable.clear()
         self.spills += 1
