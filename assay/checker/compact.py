@@ -14,14 +14,20 @@ Where the short state form allows it (no timers, faults, bounded or lossy links,
 symmetry) successors come from a cache per (instance, local id, network id): the steps of that
 instance that change something, as (event, difference of the packed state, violations), so a
 state's successors are its packed value plus those differences; the order is `successors`'
-(deliveries by envelope id, then actions by instance).  Elsewhere `Kernel.successors` (or
-the symmetry's) runs on the unpacked state and its successors are packed.
+(deliveries by envelope id, then actions by instance).  Adjacent small fields are read and
+cached together (a group of instances: one lookup), by straight-line code generated for the
+current layout.  Elsewhere `Kernel.successors` (or the symmetry's) runs on the unpacked state
+and its successors are packed.
 
-A field outgrowing its width (a new local state, a new network) makes the search widen it
-(`Relayout`): every stored int is rewritten, which takes one pass of int operations; widths
-double, so it is rare.  Past `--max-memory` the visited set and the levels are moved to files
-in a temporary directory (`Spill`) and the search goes on: lookups then also search the
-sorted runs on disk (an index in memory, one block read per lookup).
+A field outgrowing its width (a new local state, a new network) grows by a new piece of bits
+above every bit in use (`Packing`): the ints already stored keep their meaning (their new bits
+are 0), so nothing is rewritten.  The visited set is 64 `set`s by the low bits of a state, so
+no moment holds two copies of one big table (a `set` resizing).  Finished levels of a large
+search wait on disk.  Past `--max-memory` the visited set and the levels move to files in a
+temporary directory (sorted runs of 64-bit keys, an index in memory, one block read per run
+and lookup) and the search goes on; a state wider than 64 bits is kept there as a 64-bit
+fingerprint, and only then can two states be taken for one: the report then gives TLC's
+optimistic estimate of that probability.
 """
 from __future__ import annotations
 
@@ -735,6 +741,7 @@ class CompactBFS:
             check_props = self.property_violations if kernel.properties else None
             spilling = search.max_memory is not None
             shards = visited.shards
+            smask = SHARD_MASK
             expanded = 0
             depth = 0
             while len(levels.levels[depth]):
@@ -807,7 +814,7 @@ class CompactBFS:
                             if tally.add(viol, "transitions"):
                                 tally.locate(*trace(x, depth, ev))
                         t = x + d
-                        sh = shards[t & SHARD_MASK]
+                        sh = shards[t & smask]
                         if t in sh or disk and visited.on_disk(t):
                             continue
                         if count >= room:                   # one state beyond --max-states
