@@ -125,7 +125,8 @@ def render_check(console: Console, r: CheckResult, spec: str, system: str,
         # collide, with the probability TLC would print (optimistic)
         exact = "exact" if st["exact"] else (
             f"{st['fingerprints']:,} as 64-bit fingerprints: collision probability "
-            f"{st['collision_probability']:.1e} (optimistic)")
+            f"{st['collision_probability']:.1e} (optimistic), "
+            f"{st['collision_probability_observed']:.1e} (from the fingerprints)")
         rows.append(("storage", f"spilled to disk {st['spills']} times, "
                                 f"{st['on_disk']:,} states there; {exact}"))
     search = f"{r.strategy}, kept going" if r.keep_going else r.strategy

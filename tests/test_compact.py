@@ -71,7 +71,7 @@ def test_past_max_memory_the_search_spills_to_disk_and_counts_the_same(monkeypat
     assert r.reason == "exhausted" and r.states == 8832
     assert r.transitions == check(system, full_states=True).transitions
     assert r.storage["spills"] > 2 and r.storage["on_disk"] > 4000 and r.storage["exact"]
-    assert r.storage["collision_probability"] == 0
+    assert r.storage["collision_probability"] == r.storage["collision_probability_observed"] == 0
     # a counterexample rebuilt from levels read back from disk
     bug = build(SPECS / "paxos_bug_own_value.py")[0]          # 10,763 states, 14 steps
     spilled, full = check(bug, max_memory=1), check(bug, full_states=True)
@@ -91,9 +91,33 @@ def test_spilled_fingerprints_report_a_collision_probability(monkeypatch):
     assert r.reason == "exhausted" and r.states == 8832
     assert not r.storage["exact"] and r.storage["fingerprints"] > 0
     assert 0 < r.storage["collision_probability"] < 1e-9
+    assert 0 < r.storage["collision_probability_observed"] < 1e-6
 
 
 def test_full_states_still_stops_at_max_memory():
     system = build(SPECS / "tla_twophase.py", None, {"rm_count": "5"})[0]
     r = check(system, max_memory=1, full_states=True)
     assert r.reason == "max-memory" and r.verdict == "incomplete"
+
+
+def test_the_cli_spills_past_max_memory_and_says_so():
+    import json
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    argv = [sys.executable, "-m", "assay.cli", "check", str(SPECS / "tla_twophase.py"),
+            "-p", "rm_count=5", "--max-memory", "1", "-q"]
+    r = subprocess.run([*argv, "--json"], cwd=root, env=env, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["states"] == 8832 and doc["reason"] == "exhausted"
+    assert doc["storage"]["spills"] >= 1 and doc["storage"]["exact"]
+    r = subprocess.run(argv, cwd=root, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "spilled to disk" in r.stdout and "exact" in r.stdout
+    full = subprocess.run([*argv, "--full-states"], cwd=root, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert full.returncode == 3 and "max-memory" in full.stdout

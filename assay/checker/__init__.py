@@ -404,7 +404,8 @@ NOTHING_ENABLED = ("0 transitions: is anything enabled? Nothing can happen in th
 def _property_report(kernel: Kernel, out: Outcome, keep_going: bool = False
                      ) -> dict[str, dict[str, Any]]:
     """For each `always` property: `evaluated` (how often it ran: once per distinct
-    combination of local states, or per state when some property reads the network),
+    combination of local states — with the compact BFS, of the local states the evaluation
+    read —, or per state when some property reads the network),
     `ever_false`, `reads` (the instances, and "network" for messages in flight or crashes, as
     noted in its first evaluations), and a `note` when it was never evaluated or held
     trivially: it read nothing, or only instances whose state never changed (a property that

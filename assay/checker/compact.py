@@ -53,7 +53,7 @@ SHARDS = 64                # the visited set in memory: sets by the low 6 bits o
 SHARD_MASK = SHARDS - 1
 GROUP_BITS = 8             # instances whose steps are cached together: this many bits of ids
 LEVELS_IN_MEMORY = 1 << 16  # more states than this in finished levels: they go to disk
-CACHE_MOST = 1 << 18       # entries per instance's successor cache before it is cleared
+CACHE_MOST = 1 << 16       # entries per instance's successor cache before it is cleared
 
 
 class Relayout(Exception):
@@ -220,6 +220,7 @@ class DiskRuns:
         self.runs: list[tuple[str, int, array]] = []      # (path, descriptor, index)
         self.count = 0
         self._made = 0
+        self.min_gap: int | None = None     # least difference of two keys in one run
 
     MOST_RUNS = 4               # more runs than this are merged into one
 
@@ -239,7 +240,11 @@ class DiskRuns:
         n = 0
         with open(path, "wb") as f:
             out = array("Q")
+            prev = None
             for k in heapq.merge(*[_keys(fd) for _, fd, _ in runs]):
+                if prev is not None and (self.min_gap is None or k - prev < self.min_gap):
+                    self.min_gap = k - prev
+                prev = k
                 if not n % self.BLOCK:
                     index.append(k)
                 n += 1
@@ -256,6 +261,9 @@ class DiskRuns:
     def _write_run(self, path: str, keys: list[int]) -> None:
         keys.sort()
         a = array("Q", keys)
+        if len(a) > 1:
+            gap = min(y - x for x, y in zip(a, a[1:]))
+            self.min_gap = gap if self.min_gap is None else min(self.min_gap, gap)
         with open(path, "wb") as f:
             a.tofile(f)
         self.runs.append((path, os.open(path, os.O_RDONLY), array("Q", a[::self.BLOCK])))
@@ -659,13 +667,16 @@ class CompactBFS:
         """How the states were kept: for `CheckResult.storage`.  States are exact unless some
         were spilled to disk as 64-bit fingerprints (wider than 64 bits packed); then the
         probability of a collision (two states taken for one, so one not explored) is
-        estimated as TLC does, optimistically: fingerprints x lookups / 2^64."""
+        estimated as TLC does: optimistically, fingerprints x lookups / 2^64, and from the
+        fingerprints themselves, 1 / the least distance between two of them."""
         v = self.visited
         fps = v.fingerprints
+        gap = v.fpdisk.min_gap if v.fpdisk is not None else None
         return {"mode": "compact", "bits": self.packing.top,
                 "exact": fps == 0, "spills": self.spills, "on_disk": v.on_disk_count,
                 "fingerprints": fps,
-                "collision_probability": fps * max(self.search.transitions, 1) / 2.0 ** 64}
+                "collision_probability": fps * max(self.search.transitions, 1) / 2.0 ** 64,
+                "collision_probability_observed": 1 / gap if fps and gap else 0.0}
 
     def tmp(self) -> str:
         """The temporary directory of this search's files (made when first needed)."""
