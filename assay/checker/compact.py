@@ -53,7 +53,7 @@ SHARDS = 64                # the visited set in memory: sets by the low 6 bits o
 SHARD_MASK = SHARDS - 1
 GROUP_BITS = 8             # instances whose steps are cached together: this many bits of ids
 LEVELS_IN_MEMORY = 1 << 16  # more states than this in finished levels: they go to disk
-CACHE_MOST = 1 << 16       # entries per instance's successor cache before it is cleared
+CACHE_MOST = 1 << 18       # entries per instance's successor cache before it is cleared
 
 
 class Relayout(Exception):
