@@ -791,17 +791,13 @@ class CompactBFS:
                 count = visited.in_memory
                 # a violation one step beyond this level, reported after the level
                 found: tuple[Violation, State, int, int | None] | None = None
-                pos = 0
-                n_level = len(level)
                 disk = visited.disk is not None
-                while pos < n_level:
-                    x = level[pos]
-                    pos += 1
+                for x in level:        # (a relayout changes no stored int: iterate on)
                     try:
                         steps, enabled = successors(x)
                     except Relayout:
                         x, steps, enabled = self.steps(x)
-                        level, nxt = levels.levels[depth], levels.levels[depth + 1]
+                        nxt = levels.levels[depth + 1]      # a list now, if states widened
                         append = nxt.append
                         successors = self._succ
                     transitions += enabled
