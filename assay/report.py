@@ -120,15 +120,17 @@ def render_check(console: Console, r: CheckResult, spec: str, system: str,
                   f"{_label(f.violation, same[k] > 1)}: {_count(f)}")
                  for i, (f, k) in enumerate(zip(r.findings, kinds))]
     st = r.storage
-    if st.get("spills"):
-        # past --max-memory: states on disk; fingerprints (states wider than 64 bits) may
-        # collide, with the probability TLC would print (optimistic)
-        exact = "exact" if st["exact"] else (
-            f"{st['fingerprints']:,} as 64-bit fingerprints: collision probability "
-            f"{st['collision_probability']:.1e} (optimistic), "
+    if st.get("mode") == "compact":
+        # TLC prints the probability of a fingerprint collision; packed states have none,
+        # except those spilled to disk wider than 64 bits (fingerprints: TLC's two estimates)
+        how = "exact: states packed into ints, no collision possible" if st["exact"] else (
+            f"{st['fingerprints']:,} states on disk as 64-bit fingerprints: collision "
+            f"probability {st['collision_probability']:.1e} (optimistic), "
             f"{st['collision_probability_observed']:.1e} (from the fingerprints)")
-        rows.append(("storage", f"spilled to disk {st['spills']} times, "
-                                f"{st['on_disk']:,} states there; {exact}"))
+        if st.get("spills"):
+            how += (f"; spilled to disk {st['spills']} time{'s' if st['spills'] > 1 else ''} "
+                    f"past --max-memory, {st['on_disk']:,} states there")
+        rows.append(("storage", how))
     search = f"{r.strategy}, kept going" if r.keep_going else r.strategy
     _summary(console, [*rows, ("depth", str(r.depth)),
                        ("time", f"{r.seconds:.2f} s ({r.rate:,.0f} states/s)"),
