@@ -37,7 +37,7 @@ import tempfile
 import time
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from assay.checker.search import Outcome, Search, Tally, resident_bytes
@@ -210,9 +210,11 @@ def _read(path: str) -> Any:
 
 class DiskRuns:
     """Visited states moved to disk: sorted runs of 64-bit keys, each with every BLOCK-th key
-    in memory; a lookup reads one block of each run."""
+    in memory; a lookup reads one block of each run, unless a bitmap in memory (FILTER_BITS
+    bits a key, one bit set per key) says the key is in none (most new states)."""
 
     BLOCK = 512
+    FILTER_BITS = 16
 
     def __init__(self, dir: str, name: str) -> None:
         self.dir = dir
@@ -221,6 +223,8 @@ class DiskRuns:
         self.count = 0
         self._made = 0
         self.min_gap: int | None = None     # least difference of two keys in one run
+        self._bits = bytearray()
+        self._size = 0                      # bits in the filter (a prime), 0: none yet
 
     MOST_RUNS = 4               # more runs than this are merged into one
 
@@ -230,6 +234,23 @@ class DiskRuns:
             self._write_run(os.path.join(self.dir, f"{self.name}{self._made}"), keys)
         if len(self.runs) > self.MOST_RUNS:
             self._merge()
+        if self.count * self.FILTER_BITS > self._size:
+            self._refilter()                # room for twice as many keys: every key again
+        else:
+            self._mark(keys)
+
+    def _refilter(self) -> None:
+        size = _prime_above(max(self.count, 1 << 10) * self.FILTER_BITS * 2)
+        self._bits = bytearray((size + 7) // 8)
+        self._size = size
+        for _, fd, _ in self.runs:
+            self._mark(_keys(fd))
+
+    def _mark(self, keys: Iterable[int]) -> None:
+        bits, size = self._bits, self._size
+        for k in keys:
+            h = k % size
+            bits[h >> 3] |= 1 << (h & 7)
 
     def _merge(self) -> None:
         """Merge every run into one (streamed: a block of each run in memory at a time)."""
@@ -270,6 +291,11 @@ class DiskRuns:
         self.count += len(a)
 
     def __contains__(self, key: int) -> bool:
+        if not self._size:
+            return False
+        h = key % self._size
+        if not self._bits[h >> 3] >> (h & 7) & 1:
+            return False
         size = self.BLOCK * 8
         for _, fd, index in self.runs:
             b = bisect_right(index, key) - 1
@@ -286,6 +312,13 @@ class DiskRuns:
         for _, fd, _ in self.runs:
             os.close(fd)
         self.runs.clear()
+
+
+def _prime_above(n: int) -> int:
+    n |= 1
+    while any(n % d == 0 for d in range(3, int(n ** 0.5) + 1, 2)):
+        n += 2
+    return n
 
 
 def _keys(fd: int) -> Iterator[int]:
