@@ -1141,6 +1141,8 @@ class Kernel:
             self._track_reads -= 1
         for j, p in enumerate(self.properties):
             if track:
+                # each property notes into its own set, across evaluations: `reads` gets
+                # their union, a superset of what this evaluation read (still a sound key)
                 g._read = self.property_reads[j]
                 if reads is not None and j:
                     reads |= self.property_reads[j - 1]
