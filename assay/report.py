@@ -121,6 +121,18 @@ def render_check(console: Console, r: CheckResult, spec: str, system: str,
         rows += [("violations" if i == 0 else "",
                   f"{_label(f.violation, same[k] > 1)}: {_count(f)}")
                  for i, (f, k) in enumerate(zip(r.findings, kinds))]
+    st = r.storage
+    if st.get("mode") == "compact":
+        # TLC prints the probability of a fingerprint collision; packed states have none,
+        # except those spilled to disk wider than 64 bits (fingerprints: TLC's two estimates)
+        how = "exact: states packed into ints, no collision possible" if st["exact"] else (
+            f"{st['fingerprints']:,} states on disk as 64-bit fingerprints: collision "
+            f"probability {st['collision_probability']:.1e} (optimistic), "
+            f"{st['collision_probability_observed']:.1e} (from the fingerprints)")
+        if st.get("spills"):
+            how += (f"; spilled to disk {st['spills']} time{'s' if st['spills'] > 1 else ''} "
+                    f"past --max-memory, {st['on_disk']:,} states there")
+        rows.append(("storage", how))
     search = f"{r.strategy}, kept going" if r.keep_going else r.strategy
     if r.workers > 1:
         search += f" on {r.workers} workers"

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from assay.checker.bfs import bfs
+from assay.checker.compact import compact_bfs
 from assay.checker.dfs import dfs
 from assay.checker.liveness import Lasso, build_graph, check_liveness, fair_tasks
 from assay.checker.search import Found, Outcome, Progress, Search, violation_key
@@ -96,6 +97,10 @@ class CheckResult:
     system_name: str = ""
     params: dict[str, Any] = field(default_factory=dict)
     faults: Faults | None = None
+    workers: int = 1                 # processes that searched (`check(workers=N)`)
+    # how the visited states were kept: "compact" (packed ints, exact unless fingerprints were
+    # spilled: then `collision_probability`), or "full" (`full_states=True`, or DFS)
+    storage: dict[str, Any] = field(default_factory=lambda: {"mode": "full", "exact": True})
 
     def faults_text(self) -> str | None:
         """The fault budget as `--faults` takes it (`crash=1,drop=2`), or None."""
@@ -121,7 +126,6 @@ class CheckResult:
         from assay.report import check_html
 
         return check_html(self)
-    workers: int = 1                 # processes that searched (`check(workers=N)`)
 
     @property
     def exit_code(self) -> int:
@@ -153,6 +157,7 @@ class CheckResult:
             "violations": [f.to_json() for f in self.findings] if self.keep_going else None,
             "symmetry": self.symmetry,
             "workers": self.workers,
+            "storage": self.storage,
         }
 
 
@@ -170,8 +175,9 @@ def check(system: System | Kernel, *, strategy: str = "bfs", max_states: int | N
           faults: Faults | None = None, fairness: str | None = None,
           max_time: float | None = None, max_memory: int | None = None,
           progress_interval: float = 0.5, keep_going: bool = False,
-          symmetry: bool = True, workers: int = 1, ray: str | None = None,
-          checkpoint: str | None = None, checkpoint_every: float = 300.0) -> CheckResult:
+          symmetry: bool = True, full_states: bool = False, workers: int = 1,
+          ray: str | None = None, checkpoint: str | None = None,
+          checkpoint_every: float = 300.0) -> CheckResult:
     """Explore every reachable state of `system` and check its contracts and properties.
 
     With `faults`, every placement of at most that many faults of each kind is explored too.
@@ -192,6 +198,11 @@ def check(system: System | Kernel, *, strategy: str = "bfs", max_states: int | N
     explores one state per orbit (`symmetry=False`: every state); the result's `symmetry`
     says whether it was applied, and if not why (liveness properties, a property that tells
     the instances apart).  Counterexamples are concrete either way.
+
+    BFS keeps states compactly (`compact.py`: packed ints, exact; past `max_memory` the
+    visited set and the levels move to disk and the search goes on, rather than stopping);
+    `full_states=True` keeps every full state with its parent in memory instead (`bfs.py`:
+    the same counts and counterexamples, more memory; `max_memory` then stops the search).
     """
     if isinstance(system, Kernel):
         if faults is not None and system.faults != faults:
@@ -207,7 +218,7 @@ def check(system: System | Kernel, *, strategy: str = "bfs", max_states: int | N
 
     search = new_search()
     reduce, sym = _symmetry(kernel, symmetry)
-    explore = {"bfs": bfs, "dfs": dfs}.get(strategy)
+    explore = {"bfs": bfs if full_states else compact_bfs, "dfs": dfs}.get(strategy)
     if explore is None:
         raise ValueError(f"unknown strategy {strategy!r}; use 'bfs' or 'dfs'")
     # States are tuples of ints: they form no reference cycles, and the cyclic collector's
@@ -256,6 +267,8 @@ def check(system: System | Kernel, *, strategy: str = "bfs", max_states: int | N
             gc.enable()
     result = _result(kernel, out, strategy, spec, system_name, params or {}, lasso, liveness,
                      keep_going, unchanged)
+    if out.storage is not None:
+        result = replace(result, storage=out.storage)
     if workers > 1:
         note = () if serial is None else (f"--workers {workers}: {serial}, so one worker "
                                           "searched",)
@@ -398,7 +411,8 @@ def _liveness(kernel: Kernel, search: Search, out: Outcome, keep_going: bool = F
                              for q in props[i + 1:]})
             seconds = time.perf_counter() - search.started
             return (Outcome("violation", out.states, out.transitions, out.depth, seconds,
-                            lasso.violation, lasso.start, lasso.events), lasso, verdicts)
+                            lasso.violation, lasso.start, lasso.events,
+                            storage=out.storage), lasso, verdicts)
         verdicts[p.name] = "holds"
     seconds = time.perf_counter() - search.started
     return replace(out, seconds=seconds), None, verdicts
@@ -498,7 +512,8 @@ NOTHING_ENABLED = ("0 transitions: is anything enabled? Nothing can happen in th
 def _property_report(kernel: Kernel, out: Outcome, keep_going: bool = False,
                      unchanged: set[int] | None = None) -> dict[str, dict[str, Any]]:
     """For each `always` property: `evaluated` (how often it ran: once per distinct
-    combination of local states, or per state when some property reads the network),
+    combination of local states — with the compact BFS, of the local states the evaluation
+    read —, or per state when some property reads the network),
     `ever_false`, `reads` (the instances, and "network" for messages in flight or crashes, as
     noted in its first evaluations), and a `note` when it was never evaluated or held
     trivially: it read nothing, or only instances whose state never changed (a property that

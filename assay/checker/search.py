@@ -61,12 +61,13 @@ class Search:
     started: float = field(default_factory=time.perf_counter)
     _next_report: float | None = None
 
-    def tick(self, frontier: int) -> StopReason | None:
-        """Report progress when it is time; the bound (time, memory) hit, if one is."""
+    def tick(self, frontier: int, memory: bool = True) -> StopReason | None:
+        """Report progress when it is time; the bound (time, memory) hit, if one is (the
+        memory bound not with `memory=False`: a search that spills to disk checks it)."""
         now = time.perf_counter()
         if self.max_time is not None and now - self.started >= self.max_time:
             return "max-time"
-        if self.max_memory is not None and resident_bytes() >= self.max_memory:
+        if memory and self.max_memory is not None and resident_bytes() >= self.max_memory:
             return "max-memory"
         if self.on_progress is not None:
             if self._next_report is None:
@@ -167,3 +168,4 @@ class Outcome:
     found: tuple[Found, ...] = ()
     terminal: int = 0
     deadlocked: int = 0
+    storage: dict[str, object] | None = None    # how the visited states were kept (compact)

@@ -35,8 +35,9 @@ from assay.errors import AssayError, UsageError
 @click.option("--max-time", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
               help="Stop after this long (exit 3 if not done).")
 @click.option("--max-memory", type=Size(), metavar="SIZE",
-              help="Stop when this process's resident memory reaches SIZE, e.g. 500M or 2G "
-                   "(exit 3 if not done).")
+              help="When this process's resident memory reaches SIZE, e.g. 500M or 2G: BFS "
+                   "moves its visited states and levels to disk and goes on; with --dfs or "
+                   "--full-states, or when that frees nothing, stop (exit 3 if not done).")
 @click.option("--faults", "faults_text", metavar="KIND=N,...",
               help="Fault budget: e.g. crash=1,drop=2,dup=1,partition=1.")
 @click.option("--fairness", type=click.Choice(["none", "weak", "strong"]), default=None,
@@ -71,6 +72,10 @@ from assay.errors import AssayError, UsageError
               show_default=True, metavar="SECONDS",
               help="At least this long between two checkpoints (each at the end of a "
                    "level; 0: after every level).")
+@click.option("--full-states", is_flag=True,
+              help="BFS: keep every full state and its parent in memory (the reference "
+                   "search; more memory) instead of compact packed states.  Without it a "
+                   "BFS past --max-memory moves its states to disk and goes on.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @click.option("--trace-out", type=click.Path(dir_okay=False), metavar="FILE",
               help="Write the counterexample as a JSON trace file (with --keep-going: the "
@@ -86,7 +91,7 @@ def check(spec: str, system_name: str | None, params: tuple[str, ...], strategy:
           max_memory: int | None, faults_text: str | None, fairness: str | None,
           no_deadlock: bool, keep_going: bool, no_symmetry: bool, workers: int,
           ray_address: str | None, checkpoint: str | None, checkpoint_every: float,
-          as_json: bool, trace_out: str | None, html_out: str | None,
+          full_states: bool, as_json: bool, trace_out: str | None, html_out: str | None,
           quiet: bool) -> None:
     """Explore every reachable state of a system and check its properties.
 
@@ -120,7 +125,7 @@ def check(spec: str, system_name: str | None, params: tuple[str, ...], strategy:
                                progress_interval=progress.interval if progress else 0.5,
                                keep_going=keep_going, symmetry=not no_symmetry,
                                workers=workers, ray=ray_address, checkpoint=checkpoint,
-                               checkpoint_every=checkpoint_every)
+                               checkpoint_every=checkpoint_every, full_states=full_states)
         finally:
             if progress:
                 progress.close()

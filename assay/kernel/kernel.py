@@ -1112,10 +1112,27 @@ class Kernel:
         """The `always` properties that `state` breaks.  A property that raises is a spec error."""
         if not self.properties:
             return ()
-        memo = self._property_memo
-        known = memo.get(state[0])
+        known = self._property_memo.get(state[0])
         if known is not None:
             return known
+        return self._evaluate_properties(state, None)[0]
+
+    def property_verdict(self, state: State) -> tuple[tuple[Violation, ...], frozenset[int] | None]:
+        """The `always` properties that `state` breaks, evaluated now, and the instances the
+        evaluation read (None: it read the network or the crashes too).  Properties are pure:
+        in any state whose local states agree with `state`'s on those instances they take
+        the same path and give the same verdict (the compact search's memo)."""
+        if not self.properties:
+            return (), frozenset()
+        reads: set[int] = set()
+        res, beyond = self._evaluate_properties(state, reads)
+        return res, None if beyond else frozenset(reads)
+
+    def _evaluate_properties(self, state: State, reads: set[int] | None
+                             ) -> tuple[tuple[Violation, ...], bool]:
+        """Evaluate every property on `state` (noting into `reads` the instances read):
+        (violations, whether some read beyond the local states)."""
+        memo = self._property_memo
         g = World(self, state)
         out = []
         beyond = False
@@ -1124,7 +1141,13 @@ class Kernel:
             self._track_reads -= 1
         for j, p in enumerate(self.properties):
             if track:
+                # each property notes into its own set, across evaluations: `reads` gets
+                # their union, a superset of what this evaluation read (still a sound key)
                 g._read = self.property_reads[j]
+                if reads is not None and j:
+                    reads |= self.property_reads[j - 1]
+            elif reads is not None:
+                g._read = reads
             try:
                 ok = p.fn(g)
             except SystemExit as e:
@@ -1145,11 +1168,13 @@ class Kernel:
                 out.append(Violation("property", p.name,
                                      f"property {p.name!r} does not hold", name=p.name,
                                      location=p.location))
+        if track and reads is not None:
+            reads |= self.property_reads[-1]
         self.property_evaluations += 1
         res = tuple(out)
         if not beyond:              # a function of the local states alone: share the verdict
             memo[state[0]] = res
-        return res
+        return res, beyond
 
     def unchanged_instances(self) -> set[int]:
         """The instances whose local state was the same in every state the properties were

@@ -82,7 +82,13 @@ def run_child(argv: list[str], cwd: Path | str = ROOT) -> tuple[str, str, int, f
         out.seek(0)
         err.seek(0)
         scale = 1 if sys.platform == "darwin" else 1024
+        _CPU[0] = usage.ru_utime + usage.ru_stime
         return out.read(), err.read(), proc.returncode, seconds, usage.ru_maxrss * scale
+
+
+# CPU seconds (user + system) of the last child: on a loaded machine a fairer ratio than wall
+# time (printed with each run)
+_CPU = [0.0]
 
 
 # --- assay --------------------------------------------------------------------------------
@@ -98,7 +104,7 @@ def run_assay(spec: str, values: tuple[int, ...], max_time: float, max_memory: s
     r = json.loads(out)
     return {"states": r["states"], "transitions": r["transitions"], "depth": r["depth"],
             "seconds": r["seconds"], "wall": wall, "rss": rss, "reason": r["reason"],
-            "verdict": r["verdict"]}
+            "verdict": r["verdict"], "cpu": _CPU[0]}
 
 
 # --- SPIN ---------------------------------------------------------------------------------
@@ -130,6 +136,7 @@ def run_pan(workdir: Path, w: int) -> dict:
     memory = re.search(r"([\d.]+)\s+total actual memory usage", out)
     vector = re.search(r"State-vector (\d+) byte", out)
     return {"states": int(stored.group(1)), "seconds": wall, "wall": wall, "rss": rss,
+            "cpu": _CPU[0],
             "matched": int(float(matched.group(1))) if matched else None,
             "pan_mib": float(memory.group(1)) if memory else None,
             "vector": int(vector.group(1)) if vector else None}
@@ -168,6 +175,7 @@ def bench_twophase(sizes: list[int], repeat: int, max_time: float, max_memory: s
                         else run_pan(Path(tmp), w)
                     runs[who].append(r)
                     print(f"  {n} RMs, run {i + 1}/{repeat}, {who:5s} {r['seconds']:8.2f} s "
+                          f"(cpu {r['cpu']:7.2f} s) "
                           f"{r['rss'] / MIB:8.1f} MiB {r['states']:>11,} states"
                           + (f" ({r['reason']})" if who == "assay" else ""), file=sys.stderr)
         row: dict[str, Any] = {"n": n, "compile_s": compile_s, "w": w}
