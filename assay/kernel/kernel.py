@@ -32,6 +32,7 @@ from typing import Any
 
 from assay.errors import SpecError, TraceError, exit_error, traceback_location
 from assay.kernel.determinism import (
+    Sampler,
     enabled_difference,
     nondeterministic,
     step_difference,
@@ -231,6 +232,7 @@ class Kernel:
         # (inst, local id, choice) of a restart; choice -1: the start
         self._rmemo: dict[tuple[int, int, int], Outcome] = {}
         self._views = [inst.views for inst in self.instances]
+        self._sampler = Sampler()           # which memo misses run twice (`determinism`)
         self._class_indices: dict[type | None, tuple[int, ...]] = {}
 
         # links: one per direction of each connection (FIFO queues, canonical order)
@@ -472,7 +474,10 @@ class Kernel:
 
     def _enabled(self, inst: _Instance, values: tuple[Any, ...],
                  act: ActionInfo) -> list[tuple[bool, Any]]:
-        """The arguments with which `act` is enabled (computed twice: see `determinism`)."""
+        """The arguments with which `act` is enabled (computed twice where the sampler says:
+        see `determinism`)."""
+        if not self._sampler.due((inst.index, act.name, "enabled")):
+            return inst.runner.enabled(values, act)
         enabled, again = twice(lambda: inst.runner.enabled(values, act))
         diff = enabled_difference(enabled, again)
         if diff is not None:
@@ -535,9 +540,12 @@ class Kernel:
 
     def _run_local(self, inst: _Instance, values: tuple[Any, ...], run: Callable[[], Any],
                    fn: Any, hname: str, subject: str, event: Callable[[], str]) -> Any:
-        """A local step on a memo miss: run it twice (see `determinism`) and intern the
-        result; two different results are a `SpecError` naming the handler `fn`."""
+        """A local step on a memo miss: run it (twice where the sampler says: see
+        `determinism`) and intern the result; two different results are a `SpecError` naming
+        the handler `fn`."""
         explore = inst.runner.explore
+        if not self._sampler.due((inst.index, hname, subject)):
+            return self._outcome(inst, explore(run))
         first, second = twice(lambda: explore(run))
         diff = step_difference(inst.info.fields, first, second, inst.table.exact)
         if diff is not None:
