@@ -76,6 +76,12 @@ class TypeSpec:
     def conforms(self, v: Any) -> bool:
         raise NotImplementedError
 
+    def conforms_from(self, v: Any, old: Any) -> bool:
+        """`conforms(v)`, given that `old` conforms: the parts of `v` that are parts of `old`
+        (the same objects: values are immutable) are not checked again.  The kernel checks a
+        step's new state this way against the state the step started from."""
+        return v is old or self.conforms(v)
+
     def from_json(self, j: Any) -> Any:
         raise NotImplementedError
 
@@ -93,7 +99,12 @@ def _short(v: Any) -> str:
     return r if len(r) <= 60 else r[:57] + "..."
 
 
-class _Bool(TypeSpec):
+class _Scalar(TypeSpec):
+    """A type with no parts (bool, int, str, an Enum): a membership test of a few
+    operations."""
+
+
+class _Bool(_Scalar):
     def conforms(self, v: Any) -> bool:
         return v is True or v is False
 
@@ -107,7 +118,7 @@ class _Bool(TypeSpec):
 
 
 @dataclass(frozen=True)
-class _Int(TypeSpec):
+class _Int(_Scalar):
     range: Range | None = None
 
     def conforms(self, v: Any) -> bool:
@@ -124,7 +135,7 @@ class _Int(TypeSpec):
         return f"int in [{self.range.lo}, {self.range.hi}]" if self.range else "int"
 
 
-class _Str(TypeSpec):
+class _Str(_Scalar):
     def conforms(self, v: Any) -> bool:
         return isinstance(v, str)
 
@@ -146,7 +157,7 @@ class _Peer(_Str):
 
 
 @dataclass(frozen=True)
-class _Enum(TypeSpec):
+class _Enum(_Scalar):
     cls: type[enum.Enum]
 
     def conforms(self, v: Any) -> bool:
@@ -211,6 +222,13 @@ class _FrozenSet(TypeSpec):
     def conforms(self, v: Any) -> bool:
         return type(v) is frozenset and all(self.elem.conforms(x) for x in v)
 
+    def conforms_from(self, v: Any, old: Any) -> bool:
+        if v is old:
+            return True
+        if type(v) is not frozenset:
+            return False
+        return _items_from(self.elem, v, old)
+
     def from_json(self, j: Any) -> Any:
         if not isinstance(j, list):
             raise ValueError(f"expected a list for a frozenset, got {j!r}")
@@ -238,6 +256,22 @@ class _Tuple(TypeSpec):
             return len(v) == len(self.elems) and all(t.conforms(x) for t, x in zip(self.elems, v))
         assert self.rest is not None
         return all(self.rest.conforms(x) for x in v)
+
+    def conforms_from(self, v: Any, old: Any) -> bool:
+        if v is old:
+            return True
+        if type(v) is not tuple:
+            return False
+        if type(old) is not tuple:
+            return self.conforms(v)
+        if self.elems is not None:
+            return len(v) == len(self.elems) and all(
+                x is o or t.conforms_from(x, o) for t, x, o in zip(self.elems, v, old))
+        rest = self.rest
+        assert rest is not None
+        if len(v) == len(old):                   # an item replaced: item by item
+            return all(x is o or rest.conforms_from(x, o) for x, o in zip(v, old))
+        return _items_from(rest, v, old)         # items added or removed
 
     def from_json(self, j: Any) -> Any:
         if not isinstance(j, list):
@@ -273,6 +307,11 @@ class _Optional(TypeSpec):
     def conforms(self, v: Any) -> bool:
         return v is None or self.inner.conforms(v)
 
+    def conforms_from(self, v: Any, old: Any) -> bool:
+        if v is old or v is None:
+            return True
+        return self.inner.conforms(v) if old is None else self.inner.conforms_from(v, old)
+
     def from_json(self, j: Any) -> Any:
         return None if j is None else self.inner.from_json(j)
 
@@ -296,6 +335,17 @@ class _Map(TypeSpec):
             return False
         k, t = self.key, self.value
         return all(k.conforms(x) and t.conforms(y) for x, y in v._d.items())
+
+    def conforms_from(self, v: Any, old: Any) -> bool:
+        if v is old:
+            return True
+        if type(v) is not _map_class() or type(old) is not _map_class():
+            return self.conforms(v)
+        k, t, od = self.key, self.value, old._d
+        # every key is checked (an equal key of another type, `True` for `1`, finds the old
+        # entry); a value only where it is not the old entry's
+        return all(k.conforms(x) and (y is od.get(x, _ABSENT) or t.conforms(y))
+                   for x, y in v._d.items())
 
     def from_json(self, j: Any) -> Any:
         if not isinstance(j, list):
@@ -327,6 +377,17 @@ class _Map(TypeSpec):
 
 
 BOOL, INT, STR, PEER, ANY = _Bool(), _Int(), _Str(), _Peer(), _AnyValue()
+_ABSENT = object()
+
+
+def _items_from(elem: TypeSpec, v: Any, old: Any) -> bool:
+    """Every item of the collection `v` conforms to `elem`, given that every item of `old`
+    (a collection, or anything else) does: an item that is one of `old`'s objects is not
+    checked again.  Scalars are cheaper to check than to look up."""
+    if type(old) not in (tuple, frozenset) or len(old) < 2 or isinstance(elem, _Scalar):
+        return all(elem.conforms(x) for x in v)
+    olds = {id(x) for x in old}
+    return all(id(x) in olds or elem.conforms(x) for x in v)
 
 _MapClass: Any = None                 # assay.model.mapping.Map (which imports this module)
 
