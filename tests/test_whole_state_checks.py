@@ -15,7 +15,7 @@ from assay.checker import check
 from assay.errors import SpecError
 from assay.kernel import Kernel
 from assay.kernel.determinism import Sampler
-from assay.model.types import parse_type
+from assay.model.types import exact_key, parse_type
 
 
 class Vote(Message):
@@ -143,3 +143,37 @@ def test_the_sampler_is_a_fixed_rule():
     assert due == [b.due("x") for _ in range(20)]
     assert [i + 1 for i, d in enumerate(due) if d] == [1, 2, 3, 5, 10, 15, 20]
     assert a.due("y")                              # per key
+
+
+# --- deduplicating domains and interning events without canonical bytes ------------------------
+
+
+class Picky(Component):
+    got: tuple = ()
+
+    @action(over=lambda self: [1, True, 1, (1, 2), (True, 2), (1, 2), Vote(1), Vote(True)],
+            when=lambda self, x: not self.got)
+    def pick(self, x):
+        self.got = (x,)
+
+
+def test_domain_values_equal_in_python_but_of_different_types_are_different_events():
+    s = System("picky")
+    s.add("p", Picky)
+    s.terminal(lambda g: True)
+    k = Kernel(s)
+    (state, _), = k.initial_states()
+    args = [k.event(e).arg for e in k.enabled_events(state)]
+    assert [(type(a), a) for a in args] == [
+        (int, 1), (bool, True), (tuple, (1, 2)), (tuple, (True, 2)), (Vote, Vote(1)),
+        (Vote, Vote(True))]
+    assert args[3][0] is True and args[5].n is True
+    assert check(k).states == 7
+
+
+def test_exact_key_is_the_value_where_python_equality_is_exact():
+    assert exact_key((1, "a", frozenset({2}))) == (1, "a", frozenset({2}))
+    assert exact_key(True) != exact_key(1)
+    assert exact_key((True,)) != exact_key((1,))
+    assert exact_key(Vote(True)) != exact_key(Vote(1))
+    assert exact_key(Vote(1)) == Vote(1)

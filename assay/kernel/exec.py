@@ -26,7 +26,7 @@ from assay.model.component import ActionInfo, Component, ComponentInfo, HandlerI
 from assay.model.mapping import Map
 from assay.model.message import Message
 from assay.model.record import Record, RecordFieldError
-from assay.model.types import Peer, UnsupportedType, canonical
+from assay.model.types import Peer, UnsupportedType, canonical, exact_key
 from assay.model.wellformed import field_notes, immutable_change
 
 
@@ -471,9 +471,9 @@ class Runner:
                                     f"{type(e).__name__}: {e}",
                                     traceback_location(sys.exc_info()[2])) from None
             args = []
-            seen: set[bytes] = set()
+            seen: set[Any] = set()
             for a in dom:                       # a domain is a set: each value once
-                c = canonical(a)
+                c = exact_key(a)
                 if c not in seen:
                     seen.add(c)
                     args.append((True, a))

@@ -66,7 +66,7 @@ from assay.kernel.violation import Violation
 from assay.model.component import ActionInfo, ComponentInfo, component_info
 from assay.model.message import Message
 from assay.model.system import System
-from assay.model.types import Peer, admits_any, canonical, to_json
+from assay.model.types import Peer, admits_any, canonical, exact_key, to_json
 from assay.model.validate import validate
 
 State = tuple[Any, ...]
@@ -466,7 +466,7 @@ class Kernel:
         for ai, act in enumerate(inst.info.actions):
             for has_arg, arg in self._enabled(inst, values, act):
                 slot = self._slot_id(("action", inst.index, ai, has_arg, arg),
-                                     ("action", inst.index, ai, has_arg, canonical(arg)))
+                                     ("action", inst.index, ai, has_arg, exact_key(arg)))
                 out.append((slot, self._run_action(inst, values, act, has_arg, arg)))
         res = tuple(out)
         inst.amemo[lid] = res

@@ -12,6 +12,8 @@ import enum
 import types
 import typing
 from dataclasses import dataclass
+from itertools import compress
+from operator import is_not
 from typing import Annotated, Any, Union, get_args, get_origin
 
 SUPPORTED = ("bool, int (optionally Annotated[int, Range(lo, hi)]), str, an Enum, a Record or "
@@ -264,13 +266,16 @@ class _Tuple(TypeSpec):
             return False
         if type(old) is not tuple:
             return self.conforms(v)
+        # item by item, only where the item is not the old one (`compress`: in C)
         if self.elems is not None:
             return len(v) == len(self.elems) and all(
-                x is o or t.conforms_from(x, o) for t, x, o in zip(self.elems, v, old))
+                t.conforms_from(x, o)
+                for t, x, o in compress(zip(self.elems, v, old), map(is_not, v, old)))
         rest = self.rest
         assert rest is not None
-        if len(v) == len(old):                   # an item replaced: item by item
-            return all(x is o or rest.conforms_from(x, o) for x, o in zip(v, old))
+        if len(v) == len(old):                   # items replaced
+            return all(rest.conforms_from(x, o)
+                       for x, o in compress(zip(v, old), map(is_not, v, old)))
         return _items_from(rest, v, old)         # items added or removed
 
     def from_json(self, j: Any) -> Any:
@@ -566,6 +571,50 @@ def canonical(v: Any) -> bytes:
 
 
 _INTS: dict[int, bytes] = {}
+
+
+def exact_key(v: Any) -> Any:
+    """A key for `v` whose equality is that of `canonical(v)`: `v` itself where Python's
+    equality already is (ints, strings, plain Enum members, None, and tuples, frozensets and
+    records of those), else its canonical bytes (`True == 1` in Python; bytes equal no
+    value).  For deduplicating values and interning events: cheaper than `canonical` for the
+    usual ones."""
+    return v if _exact(v) else canonical(v)
+
+
+def _exact(v: Any) -> bool:
+    t = type(v)
+    if t is int or t is str or v is None:
+        return True
+    if t is tuple or t is frozenset:
+        for x in v:
+            if not _exact(x):
+                return False
+        return True
+    kind = _EXACT_KINDS.get(t)
+    if kind is None:
+        kind = _EXACT_KINDS[t] = _exact_kind(t)
+    if kind == 2:
+        for x in v._values:
+            if not _exact(x):
+                return False
+    return kind != 0
+
+
+def _exact_kind(t: type) -> int:
+    """0: Python's equality of a `t` may differ from its canonical one (bool, IntEnum, a
+    class with its own `__eq__`); 1: it is the same (Peer, a plain Enum); 2: a record, the
+    same if its values' is."""
+    from assay.model.record import Record
+
+    if t is Peer or issubclass(t, enum.Enum) and t.__eq__ is object.__eq__:
+        return 1
+    if issubclass(t, Record) and t.__eq__ is Record.__eq__:
+        return 2
+    return 0
+
+
+_EXACT_KINDS: dict[type, int] = {}
 
 
 def _first(pair: tuple[bytes, Any]) -> bytes:
