@@ -587,17 +587,12 @@ def _exact(v: Any) -> bool:
     if t is int or t is str or v is None:
         return True
     if t is tuple or t is frozenset:
-        for x in v:
-            if not _exact(x):
-                return False
-        return True
+        return all(map(_exact, v))
     kind = _EXACT_KINDS.get(t)
     if kind is None:
         kind = _EXACT_KINDS[t] = _exact_kind(t)
     if kind == 2:
-        for x in v._values:
-            if not _exact(x):
-                return False
+        return all(map(_exact, v._values))
     return kind != 0
 
 
