@@ -177,3 +177,34 @@ def test_exact_key_is_the_value_where_python_equality_is_exact():
     assert exact_key((True,)) != exact_key((1,))
     assert exact_key(Vote(True)) != exact_key(Vote(1))
     assert exact_key(Vote(1)) == Vote(1)
+
+
+# --- one live object for every guard of a state ---------------------------------------------
+
+
+class Meddler(Component):
+    """`a`'s guard assigns a field (through a helper); `b`'s guard must still see the state."""
+
+    x: int = 0
+
+    def bump(self):
+        self.x = 7
+        return False
+
+    @action(when=lambda self: self.bump())
+    def a(self):
+        pass
+
+    @action(when=lambda self: self.x == 0)
+    def b(self):
+        self.x = 1
+
+
+def test_a_guard_that_assigns_a_field_does_not_change_what_other_guards_see():
+    s = System("meddler")
+    s.add("m", Meddler)
+    s.terminal(lambda g: True)
+    k = Kernel(s)
+    k._sampler = Sampler(first=0, every=10**9)    # no determinism runs: one reader per state
+    r = check(k)
+    assert (r.verdict, r.states) == ("ok", 2)

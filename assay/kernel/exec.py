@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import sys
+from operator import is_
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -447,53 +448,90 @@ class Runner:
                 out.append(v)
         return out
 
-    def enabled(self, values: tuple[Any, ...], act: ActionInfo) -> list[tuple[bool, Any]]:
-        """The arguments with which `act` is enabled in this state: [(has_arg, arg)]."""
-        ctx = Context(self.name, self.wirings)
-        ctx.handler = act.name
-        obj = self.live(values, ctx)
-        if act.over is None:
-            args: list[tuple[bool, Any]] = [(False, None)]
-        else:
-            dom = act.over
-            if callable(dom):
-                try:
-                    dom = dom(obj)
-                    # a set has no order of its own: sort it, so events come in the same
-                    # order in every process
-                    dom = sorted(dom, key=canonical) if isinstance(dom, frozenset | set) \
-                        else list(dom)
-                except SystemExit as e:
-                    raise exit_error(e, f"the domain (over=) of {self.name}.{act.name}") \
-                        from None
-                except Exception as e:
-                    raise SpecError(f"the domain (over=) of {self.name}.{act.name} raised "
-                                    f"{type(e).__name__}: {e}",
-                                    traceback_location(sys.exc_info()[2])) from None
-            args = []
+    def reader(self, values: tuple[Any, ...]) -> Any:
+        """A live object of this state for guards and domains, to share among the actions
+        of one state (`enabled(..., obj)`): they cannot send, and `enabled` puts back any
+        field a guard assigns."""
+        return self.live(values, Context(self.name, self.wirings))
+
+    def enabled(self, values: tuple[Any, ...], act: ActionInfo,
+                obj: Any = None) -> list[tuple[bool, Any]]:
+        """The arguments with which `act` is enabled in this state: [(has_arg, arg)].
+        `obj`: a `reader` of this state (else a fresh one)."""
+        if obj is None:
+            ctx = Context(self.name, self.wirings)
+            ctx.handler = act.name
+            return self._enabled(self.live(values, ctx), act)
+        d = obj.__dict__
+        d["__assay_ctx__"].handler = act.name
+        out = self._enabled(obj, act)
+        # a guard that assigned a field (in a helper, say) changed only its own object,
+        # as when each action had its own: put the state back for the next action
+        fields = self.fields
+        if len(d) != len(fields) + 1 or not all(map(is_, map(d.get, fields), values)):
+            ctx = d.get("__assay_ctx__")
+            d.clear()
+            d.update(zip(fields, values))
+            d["__assay_ctx__"] = ctx
+        return out
+
+    def _enabled(self, obj: Any, act: ActionInfo) -> list[tuple[bool, Any]]:
+        when = act.when
+        dom = act.over
+        if dom is None:
+            if when is None:
+                return [(False, None)]
+            try:
+                return [(False, None)] if when(obj) else []
+            except (Exception, SystemExit) as e:
+                raise self._guard_error(act, e) from None
+        if callable(dom):
+            try:
+                dom = dom(obj)
+                # a set has no order of its own: sort it, so events come in the same
+                # order in every process
+                dom = sorted(dom, key=canonical) if isinstance(dom, frozenset | set) \
+                    else list(dom)
+            except SystemExit as e:
+                raise exit_error(e, f"the domain (over=) of {self.name}.{act.name}") \
+                    from None
+            except Exception as e:
+                raise SpecError(f"the domain (over=) of {self.name}.{act.name} raised "
+                                f"{type(e).__name__}: {e}",
+                                traceback_location(sys.exc_info()[2])) from None
+        try:               # no two values equal in Python: no two values the same
+            distinct = len(set(dom)) == len(dom)
+        except TypeError:
+            distinct = False
+        if not distinct:
+            vals = []
             seen: set[Any] = set()
             for a in dom:                       # a domain is a set: each value once
                 c = exact_key(a)
                 if c not in seen:
                     seen.add(c)
-                    args.append((True, a))
-        if act.when is None:
-            return args
+                    vals.append(a)
+            dom = vals
+        if when is None:
+            return [(True, a) for a in dom]
         out = []
-        for has_arg, a in args:
+        for a in dom:
             try:
-                ok = act.when(obj, a) if has_arg else act.when(obj)
-            except SpecError:
-                raise
-            except SystemExit as e:
-                raise exit_error(e, f"the guard of {self.name}.{act.name}") from None
-            except Exception as e:
-                raise SpecError(f"the guard of {self.name}.{act.name} raised "
-                                f"{type(e).__name__}: {e}",
-                                traceback_location(sys.exc_info()[2])) from None
+                ok = when(obj, a)
+            except (Exception, SystemExit) as e:
+                raise self._guard_error(act, e) from None
             if ok:
-                out.append((has_arg, a))
+                out.append((True, a))
         return out
+
+    def _guard_error(self, act: ActionInfo, e: BaseException) -> Exception:
+        """The error to raise for a guard that raised `e` (a `SpecError` as it is)."""
+        if isinstance(e, SpecError):
+            return e
+        if isinstance(e, SystemExit):
+            return exit_error(e, f"the guard of {self.name}.{act.name}")
+        return SpecError(f"the guard of {self.name}.{act.name} raised {type(e).__name__}: {e}",
+                         traceback_location(e.__traceback__))
 
     def accepts(self, values: tuple[Any, ...], h: HandlerInfo, message: Message) -> bool:
         """Whether the handler's receive guard (`@on(..., when=)`) lets `message` in now; a

@@ -463,8 +463,9 @@ class Kernel:
     def _action_outcomes(self, inst: _Instance, lid: int) -> tuple[tuple[int, Outcome], ...]:
         values = inst.table.values[lid]
         out = []
+        reader = inst.runner.reader(values)       # one for every guard and domain
         for ai, act in enumerate(inst.info.actions):
-            for has_arg, arg in self._enabled(inst, values, act):
+            for has_arg, arg in self._enabled(inst, values, act, reader):
                 slot = self._slot_id(("action", inst.index, ai, has_arg, arg),
                                      ("action", inst.index, ai, has_arg, exact_key(arg)))
                 out.append((slot, self._run_action(inst, values, act, has_arg, arg)))
@@ -472,12 +473,12 @@ class Kernel:
         inst.amemo[lid] = res
         return res
 
-    def _enabled(self, inst: _Instance, values: tuple[Any, ...],
-                 act: ActionInfo) -> list[tuple[bool, Any]]:
+    def _enabled(self, inst: _Instance, values: tuple[Any, ...], act: ActionInfo,
+                 reader: Any = None) -> list[tuple[bool, Any]]:
         """The arguments with which `act` is enabled (computed twice where the sampler says:
         see `determinism`)."""
         if not self._sampler.due((inst.index, act.name, "enabled")):
-            return inst.runner.enabled(values, act)
+            return inst.runner.enabled(values, act, reader)
         enabled, again = twice(lambda: inst.runner.enabled(values, act))
         diff = enabled_difference(enabled, again)
         if diff is not None:
