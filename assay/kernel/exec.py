@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import itertools
 import sys
-from operator import is_
 from collections.abc import Callable
 from dataclasses import dataclass
+from operator import is_
 from typing import Any
 
 from assay.errors import (
