@@ -10,12 +10,13 @@ import random
 
 import pytest
 
-from assay import Component, Map, Message, System, action
+from assay import Component, Map, Message, Record, System, action
 from assay.checker import check
 from assay.errors import SpecError
 from assay.kernel import Kernel
 from assay.kernel.determinism import Sampler
 from assay.model.types import exact_key, parse_type
+from assay.verifier.types import plain_record
 
 
 class Vote(Message):
@@ -208,3 +209,34 @@ def test_a_guard_that_assigns_a_field_does_not_change_what_other_guards_see():
     k._sampler = Sampler(first=0, every=10**9)    # no determinism runs: one reader per state
     r = check(k)
     assert (r.verdict, r.states) == ("ok", 2)
+
+
+# --- records: field reads as properties ---------------------------------------------------------
+
+
+class Point(Record):
+    x: int
+    y: int = 0
+
+
+class Point3(Point):
+    z: int = 0
+
+
+class Moved(Point):
+    x: int = 5          # re-declared: now after y
+
+
+def test_record_fields_read_as_properties_through_subclasses():
+    p = Point3(1, 2, 3)
+    assert (p.x, p.y, p.z) == (1, 2, 3)
+    assert Point(4).y == 0 and Point(x=4, y=1).y == 1
+    assert Moved.__assay_fields__ == ("y", "x")
+    assert (Moved(1).y, Moved(1).x) == (1, 5)
+    with pytest.raises(AttributeError):
+        _ = p.w
+    assert plain_record(Point3)          # what the verifier translates: still plain
+
+
+def test_a_message_built_by_position_equals_one_built_by_name():
+    assert Vote(3) == Vote(n=3) and Vote(3).values() == (3,)

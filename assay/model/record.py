@@ -34,6 +34,20 @@ class RecordFieldError(TypeError):
         self.cls = cls
 
 
+def _field_property(i: int) -> property:
+    def get(self: Record) -> Any:
+        return self._values[i]
+
+    get.__assay_field__ = True     # type: ignore[attr-defined]
+    return property(get)
+
+
+def is_field_property(attr: Any) -> bool:
+    """Whether a class attribute of a record class is the read of one of its fields (which
+    `Record` defines for each field), not something of the spec's."""
+    return isinstance(attr, property) and getattr(attr.fget, "__assay_field__", False)
+
+
 class Record:
     """Base class of a record type: fields are class-level annotations, optionally with
     defaults (`n: int = 0`), in declaration order (a subclass's after its base's)."""
@@ -59,6 +73,12 @@ class Record:
         cls.__assay_defaults__ = defaults
         cls.__assay_types__ = None
         cls.__match_args__ = cls.__assay_fields__  # type: ignore[misc]  # `case Ballot(n, l):`
+        # a field read is a property (not `__getattr__`, which runs only after a failed
+        # lookup: ten times the cost), unless a class attribute of that name comes first
+        for i, n in enumerate(cls.__assay_fields__):
+            found = next((k.__dict__[n] for k in cls.__mro__ if n in k.__dict__), None)
+            if found is None or is_field_property(found):
+                setattr(cls, n, _field_property(i))
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         object.__setattr__(self, "_values", self._build(args, kwargs))
@@ -67,6 +87,8 @@ class Record:
     @classmethod
     def _build(cls, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
         fields = cls.__assay_fields__
+        if not kwargs and len(args) == len(fields):       # every field, by position
+            return args
         if len(args) > len(fields):
             raise RecordFieldError(f"{cls.__name__} takes {len(fields)} field(s), "
                                    f"got {len(args)} positional arguments", cls)

@@ -391,8 +391,16 @@ def _items_from(elem: TypeSpec, v: Any, old: Any) -> bool:
     checked again.  Scalars are cheaper to check than to look up."""
     if type(old) not in (tuple, frozenset) or len(old) < 2 or isinstance(elem, _Scalar):
         return all(elem.conforms(x) for x in v)
-    olds = {id(x) for x in old}
-    return all(id(x) in olds or elem.conforms(x) for x in v)
+    fresh = set(map(id, v)).difference(map(id, old))          # (in C)
+    if not fresh:
+        return True
+    if type(v) is frozenset and type(old) is frozenset:
+        # the items equal to none of `old`'s are new objects; if they are all the new
+        # objects, they are the ones to check (the usual case: a set that grew)
+        added = v - old
+        if len(added) == len(fresh):
+            return all(elem.conforms(x) for x in added)
+    return all(elem.conforms(x) for x in v if id(x) in fresh)
 
 _MapClass: Any = None                 # assay.model.mapping.Map (which imports this module)
 
