@@ -11,7 +11,8 @@ import itertools
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from operator import is_
+from itertools import compress
+from operator import is_, is_not
 from typing import Any
 
 from assay.errors import (
@@ -27,7 +28,7 @@ from assay.model.component import ActionInfo, Component, ComponentInfo, HandlerI
 from assay.model.mapping import Map
 from assay.model.message import Message
 from assay.model.record import Record, RecordFieldError
-from assay.model.types import Peer, UnsupportedType, canonical, exact_key
+from assay.model.types import Peer, UnsupportedType, canonical, conforms_from, exact_key
 from assay.model.wellformed import field_notes, immutable_change
 
 
@@ -644,25 +645,36 @@ class Runner:
                                           location=traceback_location(tb))], []
         ctx.readonly = True
         d = obj.__dict__
-        extra = [k for k in d if k not in self.field_index and k != "__assay_ctx__"]
-        if extra:
-            raise SpecError(f"{blame} assigns self.{extra[0]}, which is not a field of "
-                            f"{self.info.cls.__name__}",
-                            self._assignment_location(values, fn, args, extra[0]),
-                            self._field_notes(extra[0]))
-        try:
-            new = tuple(d[f] for f in self.fields)
-            if ctx.sessions is not None:
-                new = (*new, tuple(ctx.sessions[k] for k in self.session_keys))
-        except KeyError as e:
-            return values, [], [Violation("type", blame, f"{blame} deleted field {e}")], []
+        fields = self.fields
+        new = None
+        if len(d) == len(fields) + 1:           # the fields and the context: read them
+            try:
+                new = tuple(map(d.__getitem__, fields))
+            except KeyError:
+                pass
+        if new is None:
+            extra = [k for k in d if k not in self.field_index and k != "__assay_ctx__"]
+            if extra:
+                raise SpecError(f"{blame} assigns self.{extra[0]}, which is not a field of "
+                                f"{self.info.cls.__name__}",
+                                self._assignment_location(values, fn, args, extra[0]),
+                                self._field_notes(extra[0]))
+            missing = next(f for f in fields if f not in d)
+            return values, [], [Violation("type", blame,
+                                          f"{blame} deleted field {missing!r}")], []
+        if ctx.sessions is not None:
+            new = (*new, tuple(ctx.sessions[k] for k in self.session_keys))
         # the input state conforms (the kernel's states, the verifier's scenarios are
-        # checked): only what the step changed is checked
-        for f, t, v, o in zip(self.fields, self.info.types, new, values):
-            if v is not o and not t.conforms_from(v, o):
-                return values, [], [Violation("type", blame,
-                                              f"{blame} set {self.name}.{f} to {v!r}, which is "
-                                              f"not {_a(t.describe())}")], []
+        # checked): only the fields the step changed are checked, and of them what is new
+        types = self.info.types
+        changed = list(map(is_not, new, values))
+        if not all(map(conforms_from, compress(types, changed), compress(new, changed),
+                       compress(values, changed))):
+            for f, t, v, o in zip(fields, types, new, values):
+                if v is not o and not t.conforms_from(v, o):
+                    return values, [], [Violation(
+                        "type", blame, f"{blame} set {self.name}.{f} to {v!r}, which is not "
+                        f"{_a(t.describe())}")], []
         violations: list[Violation] = []
         if ensures:
             old = self.view(values)

@@ -264,19 +264,20 @@ class _Tuple(TypeSpec):
             return True
         if type(v) is not tuple:
             return False
-        if type(old) is not tuple:
-            return self.conforms(v)
-        # item by item, only where the item is not the old one (`compress`: in C)
+        if type(old) is not tuple or len(v) != len(old):
+            if self.elems is not None:
+                return self.conforms(v)
+            return _items_from(self.rest, v, old)    # type: ignore[arg-type]
+        # item by item, only where the item is not the old one (in C but for the checks)
+        changed = list(map(is_not, v, old))
         if self.elems is not None:
-            return len(v) == len(self.elems) and all(
-                t.conforms_from(x, o)
-                for t, x, o in compress(zip(self.elems, v, old), map(is_not, v, old)))
+            return all(map(conforms_from, compress(self.elems, changed), compress(v, changed),
+                           compress(old, changed)))
         rest = self.rest
         assert rest is not None
-        if len(v) == len(old):                   # items replaced
-            return all(rest.conforms_from(x, o)
-                       for x, o in compress(zip(v, old), map(is_not, v, old)))
-        return _items_from(rest, v, old)         # items added or removed
+        if isinstance(rest, _Scalar):
+            return all(map(rest.conforms, compress(v, changed)))
+        return all(map(rest.conforms_from, compress(v, changed), compress(old, changed)))
 
     def from_json(self, j: Any) -> Any:
         if not isinstance(j, list):
@@ -385,22 +386,29 @@ BOOL, INT, STR, PEER, ANY = _Bool(), _Int(), _Str(), _Peer(), _AnyValue()
 _ABSENT = object()
 
 
+def conforms_from(t: TypeSpec, v: Any, old: Any) -> bool:
+    """`t.conforms_from(v, old)`, as a function (for `map`)."""
+    return t.conforms_from(v, old)
+
+
 def _items_from(elem: TypeSpec, v: Any, old: Any) -> bool:
     """Every item of the collection `v` conforms to `elem`, given that every item of `old`
     (a collection, or anything else) does: an item that is one of `old`'s objects is not
     checked again.  Scalars are cheaper to check than to look up."""
-    if type(old) not in (tuple, frozenset) or len(old) < 2 or isinstance(elem, _Scalar):
-        return all(elem.conforms(x) for x in v)
+    if type(old) not in (tuple, frozenset) or isinstance(elem, _Scalar) or not old:
+        return all(map(elem.conforms, v))
     fresh = set(map(id, v)).difference(map(id, old))          # (in C)
     if not fresh:
         return True
+    if len(fresh) == len(v):
+        return all(map(elem.conforms, v))
     if type(v) is frozenset and type(old) is frozenset:
         # the items equal to none of `old`'s are new objects; if they are all the new
         # objects, they are the ones to check (the usual case: a set that grew)
         added = v - old
         if len(added) == len(fresh):
-            return all(elem.conforms(x) for x in added)
-    return all(elem.conforms(x) for x in v if id(x) in fresh)
+            return all(map(elem.conforms, added))
+    return all(map(elem.conforms, compress(v, map(fresh.__contains__, map(id, v)))))
 
 _MapClass: Any = None                 # assay.model.mapping.Map (which imports this module)
 
