@@ -646,22 +646,21 @@ class Runner:
         ctx.readonly = True
         d = obj.__dict__
         fields = self.fields
-        new = None
-        if len(d) == len(fields) + 1:           # the fields and the context: read them
-            try:
-                new = tuple(map(d.__getitem__, fields))
-            except KeyError:
-                pass
-        if new is None:
+        # the fields and the context, and no other attribute: read them
+        if len(d) == len(fields) + 1 and d.keys() >= self.field_index.keys():
+            new = tuple(map(d.__getitem__, fields))
+        else:
             extra = [k for k in d if k not in self.field_index and k != "__assay_ctx__"]
             if extra:
                 raise SpecError(f"{blame} assigns self.{extra[0]}, which is not a field of "
                                 f"{self.info.cls.__name__}",
                                 self._assignment_location(values, fn, args, extra[0]),
                                 self._field_notes(extra[0]))
-            missing = next(f for f in fields if f not in d)
-            return values, [], [Violation("type", blame,
-                                          f"{blame} deleted field {missing!r}")], []
+            missing = next((f for f in fields if f not in d), None)
+            if missing is not None:
+                return values, [], [Violation("type", blame,
+                                              f"{blame} deleted field {missing!r}")], []
+            new = tuple(map(d.__getitem__, fields))
         if ctx.sessions is not None:
             new = (*new, tuple(ctx.sessions[k] for k in self.session_keys))
         # the input state conforms (the kernel's states, the verifier's scenarios are
