@@ -120,6 +120,10 @@ def counter(top: int, wild: int) -> Kernel:
     s = System("counter")
     s.add("c", Counter, top=top, wild=wild)
     s.terminal(lambda g: True)
+
+    @s.always
+    def bounded(g):
+        return g["c"].n <= top
     k = Kernel(s)
     k._sampler = Sampler(first=5, every=4)     # small, to see past the first misses here
     return k
@@ -240,3 +244,31 @@ def test_record_fields_read_as_properties_through_subclasses():
 
 def test_a_message_built_by_position_equals_one_built_by_name():
     assert Vote(3) == Vote(n=3) and Vote(3).values() == (3,)
+
+
+# --- memos that cannot hit are not kept -------------------------------------------------------
+
+
+def test_a_whole_state_search_keeps_no_memo_by_local_state_and_counts_the_same():
+    k = counter(40, 1000)
+    r = check(k)
+    assert (r.verdict, r.states) == ("ok", 41)
+    assert k.instances[0].amemo == {} and k.instances[0].views == {}
+    assert k._property_memo == {} and k.property_evaluations == 41
+    assert check(k).states == 41                  # a second search recomputes: the same
+
+
+class Deleter(Component):
+    x: int = 0
+
+    @action(when=lambda self: self.x == 0)
+    def drop(self):
+        del self.x
+
+
+def test_a_step_that_deletes_a_field_is_a_type_violation():
+    s = System("deleter")
+    s.add("d", Deleter)
+    r = check(s)
+    assert (r.violation.kind, r.violation.blame) == ("type", "d.drop")
+    assert "deleted field 'x'" in r.violation.message

@@ -294,6 +294,10 @@ class Kernel:
         self.properties = list(system.properties)
         # property verdicts by local states, for evaluations that did not read beyond them
         self._property_memo: dict[tuple[int, ...], tuple[Violation, ...]] = {}
+        # one instance, no network, no timers or faults (a whole-state spec): a state is its
+        # local state, which a search expands once, so memos by local state cannot hit there
+        # and are not kept (actions, property verdicts, views)
+        self._memo_once = n == 1 and not links and not self.extended and not self.chooses
         # what `check` reports of the properties: how often they ran (all of them, on each
         # state not in the memo), and per property the instances it read and whether it read
         # the network or the crashes, noted in the first TRACK_READS evaluations only (cheap;
@@ -470,7 +474,8 @@ class Kernel:
                                      ("action", inst.index, ai, has_arg, exact_key(arg)))
                 out.append((slot, self._run_action(inst, values, act, has_arg, arg)))
         res = tuple(out)
-        inst.amemo[lid] = res
+        if not self._memo_once:
+            inst.amemo[lid] = res
         return res
 
     def _enabled(self, inst: _Instance, values: tuple[Any, ...], act: ActionInfo,
@@ -1156,8 +1161,8 @@ class Kernel:
                                      location=p.location))
         self.property_evaluations += 1
         res = tuple(out)
-        if not beyond:              # a function of the local states alone: share the verdict
-            memo[state[0]] = res
+        if not beyond and not self._memo_once:    # a function of the local states alone:
+            memo[state[0]] = res                      # share the verdict
         return res
 
     def unchanged_instances(self) -> set[int]:
@@ -1313,7 +1318,9 @@ class Kernel:
         inst = self.instances[i]
         v = inst.views.get(lid)
         if v is None:
-            v = inst.views[lid] = inst.runner.view(inst.table.values[lid])
+            v = inst.runner.view(inst.table.values[lid])
+            if not self._memo_once:
+                inst.views[lid] = v
         return v
 
     def local_values(self, state: State, name: str) -> dict[str, Any]:
