@@ -466,24 +466,31 @@ class Kernel:
 
     def _action_outcomes(self, inst: _Instance, lid: int) -> tuple[tuple[int, Outcome], ...]:
         values = inst.table.values[lid]
+        runner = inst.runner
+        index = inst.index
         out = []
-        reader = inst.runner.reader(values)       # one for every guard and domain
+        # the guards and domains of a local state run twice where the sampler says (see
+        # `determinism`); else once each, on one live object
+        both = self._sampler.due((index, "guards"))
+        reader = None if both else runner.reader(values)
+        slot_ids = self.slot_ids
         for ai, act in enumerate(inst.info.actions):
-            for has_arg, arg in self._enabled(inst, values, act, reader):
-                slot = self._slot_id(("action", inst.index, ai, has_arg, arg),
-                                     ("action", inst.index, ai, has_arg, exact_key(arg)))
+            args = self._enabled(inst, values, act) if both \
+                else runner.enabled(values, act, reader)
+            for has_arg, arg in args:
+                key = ("action", index, ai, has_arg, exact_key(arg))
+                slot = slot_ids.get(key)
+                if slot is None:
+                    slot = self._slot_id(("action", index, ai, has_arg, arg), key)
                 out.append((slot, self._run_action(inst, values, act, has_arg, arg)))
         res = tuple(out)
         if not self._memo_once:
             inst.amemo[lid] = res
         return res
 
-    def _enabled(self, inst: _Instance, values: tuple[Any, ...], act: ActionInfo,
-                 reader: Any = None) -> list[tuple[bool, Any]]:
-        """The arguments with which `act` is enabled (computed twice where the sampler says:
-        see `determinism`)."""
-        if not self._sampler.due((inst.index, act.name, "enabled")):
-            return inst.runner.enabled(values, act, reader)
+    def _enabled(self, inst: _Instance, values: tuple[Any, ...],
+                 act: ActionInfo) -> list[tuple[bool, Any]]:
+        """The arguments with which `act` is enabled, computed twice (see `determinism`)."""
         enabled, again = twice(lambda: inst.runner.enabled(values, act))
         diff = enabled_difference(enabled, again)
         if diff is not None:
