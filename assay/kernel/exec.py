@@ -491,8 +491,9 @@ class Runner:
                 dom = dom(obj)
                 # a set has no order of its own: sort it, so events come in the same
                 # order in every process
-                dom = sorted(dom, key=canonical) if isinstance(dom, frozenset | set) \
-                    else list(dom)
+                t = type(dom)
+                dom = dom if t is list else list(dom) if t is not frozenset and t is not set \
+                    and not isinstance(dom, frozenset | set) else sorted(dom, key=canonical)
             except SystemExit as e:
                 raise exit_error(e, f"the domain (over=) of {self.name}.{act.name}") \
                     from None

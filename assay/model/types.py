@@ -222,7 +222,7 @@ class _FrozenSet(TypeSpec):
     elem: TypeSpec
 
     def conforms(self, v: Any) -> bool:
-        return type(v) is frozenset and all(self.elem.conforms(x) for x in v)
+        return type(v) is frozenset and all(map(self.elem.conforms, v))
 
     def conforms_from(self, v: Any, old: Any) -> bool:
         if v is old:
@@ -251,13 +251,17 @@ class _Tuple(TypeSpec):
     elems: tuple[TypeSpec, ...] | None   # None: homogeneous, see `rest`
     rest: TypeSpec | None = None
 
+    def __post_init__(self) -> None:
+        # items as cheap to check whole as to compare with the old ones (`conforms_from`)
+        object.__setattr__(self, "flat_rest", self.rest is not None and _flat(self.rest))
+
     def conforms(self, v: Any) -> bool:
         if type(v) is not tuple:
             return False
         if self.elems is not None:
             return len(v) == len(self.elems) and all(t.conforms(x) for t, x in zip(self.elems, v))
         assert self.rest is not None
-        return all(self.rest.conforms(x) for x in v)
+        return all(map(self.rest.conforms, v))
 
     def conforms_from(self, v: Any, old: Any) -> bool:
         if v is old:
@@ -275,8 +279,10 @@ class _Tuple(TypeSpec):
                            compress(old, changed)))
         rest = self.rest
         assert rest is not None
-        if isinstance(rest, _Scalar):
+        if self.flat_rest:                                   # type: ignore[attr-defined]
             return all(map(rest.conforms, compress(v, changed)))
+        if changed.count(True) > 1:          # (items shifted, say): by identity instead
+            return _items_from(rest, v, old)
         return all(map(rest.conforms_from, compress(v, changed), compress(old, changed)))
 
     def from_json(self, j: Any) -> Any:
@@ -384,6 +390,16 @@ class _Map(TypeSpec):
 
 BOOL, INT, STR, PEER, ANY = _Bool(), _Int(), _Str(), _Peer(), _AnyValue()
 _ABSENT = object()
+
+
+def _flat(t: TypeSpec) -> bool:
+    """A scalar type, or a tuple or frozenset of scalars."""
+    if isinstance(t, _Scalar):
+        return True
+    if isinstance(t, _Tuple):
+        return t.rest is not None and isinstance(t.rest, _Scalar) or \
+            t.elems is not None and all(isinstance(e, _Scalar) for e in t.elems)
+    return isinstance(t, _FrozenSet) and isinstance(t.elem, _Scalar)
 
 
 def conforms_from(t: TypeSpec, v: Any, old: Any) -> bool:
