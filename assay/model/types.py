@@ -281,8 +281,8 @@ class _Tuple(TypeSpec):
         assert rest is not None
         if self.flat_rest:                                   # type: ignore[attr-defined]
             return all(map(rest.conforms, compress(v, changed)))
-        if changed.count(True) > 1:          # (items shifted, say): by identity instead
-            return _items_from(rest, v, old)
+        if not isinstance(rest, _Tuple | _FrozenSet | _Map) and changed.count(True) > 1:
+            return _items_from(rest, v, old)      # values shifted, say: found by identity
         return all(map(rest.conforms_from, compress(v, changed), compress(old, changed)))
 
     def from_json(self, j: Any) -> Any:
