@@ -8,8 +8,9 @@ results are a `SpecError`.  Detection is by example: a handler whose two runs ha
 is not caught.
 
 Which misses are checked (`Sampler`): every one of the first `FIRST` misses of each handler,
-action, guard and hook of each instance, then one in `EVERY` — a fixed rule, no randomness,
-so a run is the same every time.  Where local states repeat (components exchanging messages)
+action and hook of each instance, and of the guards and domains of its local states (all of
+them for one local state, together), then one in `EVERY` — a fixed rule, no randomness, so a
+run is the same every time.  Where local states repeat (components exchanging messages)
 the misses are few and all are checked; where every state is a new local state (one component
 holding every variable: each state a miss) the check would otherwise double the cost of the
 whole search.

@@ -11,8 +11,8 @@ For each case, alternating, each a fresh child process:
 It prints states/s of both (assay's over its search seconds, the hand-written BFS's over its
 own timing of its search), their ratio, and assay's bytes per state (peak RSS / states, and
 above a one-RM TwoPhase process: "net").  A run the time bound stops is marked, its rate
-stands.  The CPU seconds of each child (user + sys, from `os.wait4`) are printed too: on a
-shared machine they vary less than wall time.
+stands.  The same rates per CPU second of each child (user + sys, from `os.wait4`, the whole
+process) are in parentheses: on a shared machine they vary less than wall time.
 
     python tests/benchmarks/bench_whole_state.py --lamport 3:4 --paxos 1:3:3
     python tests/benchmarks/bench_whole_state.py --lamport 3:6 --paxos 2:3:2 --max-time 150
@@ -99,7 +99,8 @@ def main(argv: list[str] | None = None) -> None:
     print(machine())
     base = assay_baseline("16G")
     print("| spec | parameters | states | stopped | assay search s (CPU s) | assay states/s "
-          "| hand s (CPU s) | hand states/s | ratio | assay peak MiB | B/state (net) |")
+          "(per CPU s) | hand s (CPU s) | hand states/s (per CPU s) | ratio (CPU) "
+          "| assay peak MiB | B/state (net) |")
     print("|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     for spec, values in cases:
         a = run_assay(spec, values, args.max_time)
@@ -111,10 +112,12 @@ def main(argv: list[str] | None = None) -> None:
         if known is not None and h["states"] != known:
             raise SystemExit(f"{spec} {values}: hand-written BFS {h['states']}, known {known}")
         ar, hr = a["states"] / a["seconds"], h["states"] / h["seconds"]
+        ac, hc = a["states"] / a["cpu"], h["states"] / h["cpu"]
         params = ", ".join(f"{k}={v}" for k, v in zip(PARAMS[spec], values))
         print(f"| {Path(spec).stem} | {params} | {a['states']:,} | {a['reason']} "
-              f"| {a['seconds']:.1f} ({a['cpu']:.1f}) | {ar:,.0f} "
-              f"| {h['seconds']:.1f} ({h['cpu']:.1f}) | {hr:,.0f} | {hr / ar:.1f}x "
+              f"| {a['seconds']:.1f} ({a['cpu']:.1f}) | {ar:,.0f} ({ac:,.0f}) "
+              f"| {h['seconds']:.1f} ({h['cpu']:.1f}) | {hr:,.0f} ({hc:,.0f}) "
+              f"| {hr / ar:.1f}x ({hc / ac:.1f}x) "
               f"| {a['rss'] / MIB:,.0f} | {a['rss'] / a['states']:,.0f} "
               f"({(a['rss'] - base) / a['states']:,.0f}) |", flush=True)
 
