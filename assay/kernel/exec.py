@@ -648,7 +648,8 @@ class Runner:
         d = obj.__dict__
         fields = self.fields
         # the fields and the context, and no other attribute: read them
-        if len(d) == len(fields) + 1 and d.keys() >= self.field_index.keys():
+        if len(d) == len(fields) + 1 and "__assay_ctx__" in d \
+                and d.keys() >= self.field_index.keys():
             new = tuple(map(d.__getitem__, fields))
         else:
             extra = [k for k in d if k not in self.field_index and k != "__assay_ctx__"]
