@@ -1,11 +1,19 @@
-"""Handlers must be functions of (local state, event): each local step runs twice.
+"""Handlers must be functions of (local state, event): local steps run twice.
 
 The kernel memoises every local step by (local state, event), so a handler that reads the
 clock, random numbers, object identities or a module-level counter would be explored with
 whichever result it gave first, and a run could not be replayed.  On a memo miss (the first
-time a step is computed, so the cost does not grow with the state space) the kernel runs it
-twice and compares the results; two different results are a `SpecError`.  Detection is by
-example: a handler whose two runs happen to agree is not caught.
+time a step is computed) the kernel runs it twice and compares the results; two different
+results are a `SpecError`.  Detection is by example: a handler whose two runs happen to agree
+is not caught.
+
+Which misses are checked (`Sampler`): every one of the first `FIRST` misses of each handler,
+action and hook of each instance, and of the guards and domains of its local states (all of
+them for one local state, together), then one in `EVERY` — a fixed rule, no randomness, so a
+run is the same every time.  Where local states repeat (components exchanging messages)
+the misses are few and all are checked; where every state is a new local state (one component
+holding every variable: each state a miss) the check would otherwise double the cost of the
+whole search.
 """
 from __future__ import annotations
 
@@ -21,6 +29,28 @@ from assay.model.types import canonical
 # byte strings whose objects fill the small-object allocator's size classes of 48..256 bytes
 _FILLERS = tuple(16 * k - 33 for k in range(3, 17))
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]+")
+
+
+FIRST = 1000          # misses of each step family checked in full ...
+EVERY = 64            # ... then one in EVERY
+
+
+class Sampler:
+    """Which memo misses get the determinism check: per key (an instance and one of its
+    handlers, actions, guards or hooks), the first `FIRST`, then every `EVERY`-th."""
+
+    __slots__ = ("counts", "first", "every")
+
+    def __init__(self, first: int = FIRST, every: int = EVERY) -> None:
+        self.counts: dict[Any, int] = {}
+        self.first = first
+        self.every = every
+
+    def due(self, key: Any) -> bool:
+        """Count one miss of `key`; whether to check it."""
+        n = self.counts.get(key, 0) + 1
+        self.counts[key] = n
+        return n <= self.first or n % self.every == 0
 
 
 def twice(run: Callable[[], Any]) -> tuple[Any, Any]:

@@ -11,6 +11,8 @@ import itertools
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import compress
+from operator import is_, is_not
 from typing import Any
 
 from assay.errors import (
@@ -26,7 +28,7 @@ from assay.model.component import ActionInfo, Component, ComponentInfo, HandlerI
 from assay.model.mapping import Map
 from assay.model.message import Message
 from assay.model.record import Record, RecordFieldError
-from assay.model.types import Peer, UnsupportedType, canonical
+from assay.model.types import Peer, UnsupportedType, canonical, conforms_from, exact_key
 from assay.model.wellformed import field_notes, immutable_change
 
 
@@ -467,53 +469,91 @@ class Runner:
                 out.append(v)
         return out
 
-    def enabled(self, values: tuple[Any, ...], act: ActionInfo) -> list[tuple[bool, Any]]:
-        """The arguments with which `act` is enabled in this state: [(has_arg, arg)]."""
-        ctx = Context(self.name, self.wirings)
-        ctx.handler = act.name
-        obj = self.live(values, ctx)
-        if act.over is None:
-            args: list[tuple[bool, Any]] = [(False, None)]
-        else:
-            dom = act.over
-            if callable(dom):
-                try:
-                    dom = dom(obj)
-                    # a set has no order of its own: sort it, so events come in the same
-                    # order in every process
-                    dom = sorted(dom, key=canonical) if isinstance(dom, frozenset | set) \
-                        else list(dom)
-                except SystemExit as e:
-                    raise exit_error(e, f"the domain (over=) of {self.name}.{act.name}") \
-                        from None
-                except Exception as e:
-                    raise SpecError(f"the domain (over=) of {self.name}.{act.name} raised "
-                                    f"{type(e).__name__}: {e}",
-                                    traceback_location(sys.exc_info()[2])) from None
-            args = []
-            seen: set[bytes] = set()
-            for a in dom:                       # a domain is a set: each value once
-                c = canonical(a)
-                if c not in seen:
-                    seen.add(c)
-                    args.append((True, a))
-        if act.when is None:
-            return args
-        out = []
-        for has_arg, a in args:
+    def reader(self, values: tuple[Any, ...]) -> Any:
+        """A live object of this state for guards and domains, to share among the actions
+        of one state (`enabled(..., obj)`): they cannot send, and `enabled` puts back any
+        field a guard assigns."""
+        return self.live(values, Context(self.name, self.wirings))
+
+    def enabled(self, values: tuple[Any, ...], act: ActionInfo,
+                obj: Any = None) -> list[tuple[bool, Any]]:
+        """The arguments with which `act` is enabled in this state: [(has_arg, arg)].
+        `obj`: a `reader` of this state (else a fresh one)."""
+        if obj is None:
+            ctx = Context(self.name, self.wirings)
+            ctx.handler = act.name
+            return self._enabled(self.live(values, ctx), act)
+        d = obj.__dict__
+        d["__assay_ctx__"].handler = act.name
+        out = self._enabled(obj, act)
+        # a guard that assigned a field (in a helper, say) changed only its own object,
+        # as when each action had its own: put the state back for the next action
+        fields = self.fields
+        if len(d) != len(fields) + 1 or not all(map(is_, map(d.get, fields), values)):
+            ctx = d.get("__assay_ctx__")
+            d.clear()
+            d.update(zip(fields, values))
+            d["__assay_ctx__"] = ctx
+        return out
+
+    def _enabled(self, obj: Any, act: ActionInfo) -> list[tuple[bool, Any]]:
+        when = act.when
+        dom = act.over
+        if dom is None:
+            if when is None:
+                return [(False, None)]
             try:
-                ok = act.when(obj, a) if has_arg else act.when(obj)
-            except SpecError:
-                raise
+                return [(False, None)] if when(obj) else []
+            except (Exception, SystemExit) as e:
+                raise self._guard_error(act, e) from None
+        if callable(dom):
+            try:
+                dom = dom(obj)
+                # a set has no order of its own: sort it, so events come in the same
+                # order in every process
+                t = type(dom)
+                dom = dom if t is list else list(dom) if t is not frozenset and t is not set \
+                    and not isinstance(dom, frozenset | set) else sorted(dom, key=canonical)
             except SystemExit as e:
-                raise exit_error(e, f"the guard of {self.name}.{act.name}") from None
+                raise exit_error(e, f"the domain (over=) of {self.name}.{act.name}") \
+                    from None
             except Exception as e:
-                raise SpecError(f"the guard of {self.name}.{act.name} raised "
+                raise SpecError(f"the domain (over=) of {self.name}.{act.name} raised "
                                 f"{type(e).__name__}: {e}",
                                 traceback_location(sys.exc_info()[2])) from None
+        try:               # no two values equal in Python: no two values the same
+            distinct = len(set(dom)) == len(dom)
+        except TypeError:
+            distinct = False
+        if not distinct:
+            vals = []
+            seen: set[Any] = set()
+            for a in dom:                       # a domain is a set: each value once
+                c = exact_key(a)
+                if c not in seen:
+                    seen.add(c)
+                    vals.append(a)
+            dom = vals
+        if when is None:
+            return [(True, a) for a in dom]
+        out = []
+        for a in dom:
+            try:
+                ok = when(obj, a)
+            except (Exception, SystemExit) as e:
+                raise self._guard_error(act, e) from None
             if ok:
-                out.append((has_arg, a))
+                out.append((True, a))
         return out
+
+    def _guard_error(self, act: ActionInfo, e: BaseException) -> Exception:
+        """The error to raise for a guard that raised `e` (a `SpecError` as it is)."""
+        if isinstance(e, SpecError):
+            return e
+        if isinstance(e, SystemExit):
+            return exit_error(e, f"the guard of {self.name}.{act.name}")
+        return SpecError(f"the guard of {self.name}.{act.name} raised {type(e).__name__}: {e}",
+                         traceback_location(e.__traceback__))
 
     def accepts(self, values: tuple[Any, ...], h: HandlerInfo, message: Message) -> bool:
         """Whether the handler's receive guard (`@on(..., when=)`) lets `message` in now; a
@@ -629,23 +669,36 @@ class Runner:
                                           location=traceback_location(tb))], []
         ctx.readonly = True
         d = obj.__dict__
-        extra = [k for k in d if k not in self.field_index and k != "__assay_ctx__"]
-        if extra:
-            raise SpecError(f"{blame} assigns self.{extra[0]}, which is not a field of "
-                            f"{self.info.cls.__name__}",
-                            self._assignment_location(values, fn, args, extra[0]),
-                            self._field_notes(extra[0]))
-        try:
-            new = tuple(d[f] for f in self.fields)
-            if ctx.sessions is not None:
-                new = (*new, tuple(ctx.sessions[k] for k in self.session_keys))
-        except KeyError as e:
-            return values, [], [Violation("type", blame, f"{blame} deleted field {e}")], []
-        for f, t, v in zip(self.fields, self.info.types, new):
-            if not t.conforms(v):
+        fields = self.fields
+        # the fields and the context, and no other attribute: read them
+        if len(d) == len(fields) + 1 and "__assay_ctx__" in d \
+                and d.keys() >= self.field_index.keys():
+            new = tuple(map(d.__getitem__, fields))
+        else:
+            extra = [k for k in d if k not in self.field_index and k != "__assay_ctx__"]
+            if extra:
+                raise SpecError(f"{blame} assigns self.{extra[0]}, which is not a field of "
+                                f"{self.info.cls.__name__}",
+                                self._assignment_location(values, fn, args, extra[0]),
+                                self._field_notes(extra[0]))
+            missing = next((f for f in fields if f not in d), None)
+            if missing is not None:
                 return values, [], [Violation("type", blame,
-                                              f"{blame} set {self.name}.{f} to {v!r}, which is "
-                                              f"not {_a(t.describe())}")], []
+                                              f"{blame} deleted field {missing!r}")], []
+            new = tuple(map(d.__getitem__, fields))
+        if ctx.sessions is not None:
+            new = (*new, tuple(ctx.sessions[k] for k in self.session_keys))
+        # the input state conforms (the kernel's states, the verifier's scenarios are
+        # checked): only the fields the step changed are checked, and of them what is new
+        types = self.info.types
+        changed = list(map(is_not, new, values))
+        if not all(map(conforms_from, compress(types, changed), compress(new, changed),
+                       compress(values, changed))):
+            for f, t, v, o in zip(fields, types, new, values):
+                if v is not o and not t.conforms_from(v, o):
+                    return values, [], [Violation(
+                        "type", blame, f"{blame} set {self.name}.{f} to {v!r}, which is not "
+                        f"{_a(t.describe())}")], []
         violations: list[Violation] = []
         if ensures:
             old = self.view(values)

@@ -32,6 +32,7 @@ from typing import Any
 
 from assay.errors import SpecError, TraceError, exit_error, traceback_location
 from assay.kernel.determinism import (
+    Sampler,
     enabled_difference,
     nondeterministic,
     step_difference,
@@ -65,7 +66,7 @@ from assay.kernel.violation import Violation
 from assay.model.component import ActionInfo, ComponentInfo, component_info
 from assay.model.message import Message
 from assay.model.system import System
-from assay.model.types import Peer, admits_any, canonical, to_json
+from assay.model.types import Peer, admits_any, canonical, exact_key, to_json
 from assay.model.validate import validate
 
 State = tuple[Any, ...]
@@ -231,6 +232,7 @@ class Kernel:
         # (inst, local id, choice) of a restart; choice -1: the start
         self._rmemo: dict[tuple[int, int, int], Outcome] = {}
         self._views = [inst.views for inst in self.instances]
+        self._sampler = Sampler()           # which memo misses run twice (`determinism`)
         self._class_indices: dict[type | None, tuple[int, ...]] = {}
 
         # links: one per direction of each connection (FIFO queues, canonical order)
@@ -292,6 +294,10 @@ class Kernel:
         self.properties = list(system.properties)
         # property verdicts by local states, for evaluations that did not read beyond them
         self._property_memo: dict[tuple[int, ...], tuple[Violation, ...]] = {}
+        # one instance, no network, no timers or faults (a whole-state spec): a state is its
+        # local state, which a search expands once, so memos by local state cannot hit there
+        # and are not kept (actions, property verdicts, views)
+        self._memo_once = n == 1 and not links and not self.extended and not self.chooses
         # what `check` reports of the properties: how often they ran (all of them, on each
         # state not in the memo), and per property the instances it read and whether it read
         # the network or the crashes, noted in the first TRACK_READS evaluations only (cheap;
@@ -460,19 +466,31 @@ class Kernel:
 
     def _action_outcomes(self, inst: _Instance, lid: int) -> tuple[tuple[int, Outcome], ...]:
         values = inst.table.values[lid]
+        runner = inst.runner
+        index = inst.index
         out = []
+        # the guards and domains of a local state run twice where the sampler says (see
+        # `determinism`); else once each, on one live object
+        both = self._sampler.due((index, "guards"))
+        reader = None if both else runner.reader(values)
+        slot_ids = self.slot_ids
         for ai, act in enumerate(inst.info.actions):
-            for has_arg, arg in self._enabled(inst, values, act):
-                slot = self._slot_id(("action", inst.index, ai, has_arg, arg),
-                                     ("action", inst.index, ai, has_arg, canonical(arg)))
+            args = self._enabled(inst, values, act) if both \
+                else runner.enabled(values, act, reader)
+            for has_arg, arg in args:
+                key = ("action", index, ai, has_arg, exact_key(arg))
+                slot = slot_ids.get(key)
+                if slot is None:
+                    slot = self._slot_id(("action", index, ai, has_arg, arg), key)
                 out.append((slot, self._run_action(inst, values, act, has_arg, arg)))
         res = tuple(out)
-        inst.amemo[lid] = res
+        if not self._memo_once:
+            inst.amemo[lid] = res
         return res
 
     def _enabled(self, inst: _Instance, values: tuple[Any, ...],
                  act: ActionInfo) -> list[tuple[bool, Any]]:
-        """The arguments with which `act` is enabled (computed twice: see `determinism`)."""
+        """The arguments with which `act` is enabled, computed twice (see `determinism`)."""
         enabled, again = twice(lambda: inst.runner.enabled(values, act))
         diff = enabled_difference(enabled, again)
         if diff is not None:
@@ -535,9 +553,12 @@ class Kernel:
 
     def _run_local(self, inst: _Instance, values: tuple[Any, ...], run: Callable[[], Any],
                    fn: Any, hname: str, subject: str, event: Callable[[], str]) -> Any:
-        """A local step on a memo miss: run it twice (see `determinism`) and intern the
-        result; two different results are a `SpecError` naming the handler `fn`."""
+        """A local step on a memo miss: run it (twice where the sampler says: see
+        `determinism`) and intern the result; two different results are a `SpecError` naming
+        the handler `fn`."""
         explore = inst.runner.explore
+        if not self._sampler.due((inst.index, hname, subject)):
+            return self._outcome(inst, explore(run))
         first, second = twice(lambda: explore(run))
         diff = step_difference(inst.info.fields, first, second, inst.table.exact)
         if diff is not None:
@@ -1172,8 +1193,8 @@ class Kernel:
             reads |= self.property_reads[-1]
         self.property_evaluations += 1
         res = tuple(out)
-        if not beyond:              # a function of the local states alone: share the verdict
-            memo[state[0]] = res
+        if not beyond and not self._memo_once:    # a function of the local states alone:
+            memo[state[0]] = res                      # share the verdict
         return res, beyond
 
     def unchanged_instances(self) -> set[int]:
@@ -1329,7 +1350,9 @@ class Kernel:
         inst = self.instances[i]
         v = inst.views.get(lid)
         if v is None:
-            v = inst.views[lid] = inst.runner.view(inst.table.values[lid])
+            v = inst.runner.view(inst.table.values[lid])
+            if not self._memo_once:
+                inst.views[lid] = v
         return v
 
     def local_values(self, state: State, name: str) -> dict[str, Any]:

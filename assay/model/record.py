@@ -8,7 +8,8 @@ module is the one home of the fields, their types and their JSON form for both.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from operator import call
 from typing import TYPE_CHECKING, Any, ClassVar, dataclass_transform, get_type_hints
 
 from assay.model.types import (
@@ -34,6 +35,20 @@ class RecordFieldError(TypeError):
         self.cls = cls
 
 
+def _field_property(i: int) -> property:
+    def get(self: Record) -> Any:
+        return self._values[i]
+
+    get.__assay_field__ = True     # type: ignore[attr-defined]
+    return property(get)
+
+
+def is_field_property(attr: Any) -> bool:
+    """Whether a class attribute of a record class is the read of one of its fields (which
+    `Record` defines for each field), not something of the spec's."""
+    return isinstance(attr, property) and getattr(attr.fget, "__assay_field__", False)
+
+
 # Type checkers (mypy, pyright) see a record type as a frozen dataclass: its fields, its
 # constructor (missing and unknown fields are errors before any run) and no assignment.
 @dataclass_transform(eq_default=True, frozen_default=True)
@@ -44,6 +59,7 @@ class Record:
     __assay_fields__: ClassVar[tuple[str, ...]] = ()
     __assay_defaults__: ClassVar[dict[str, Any]] = {}
     __assay_types__: ClassVar[dict[str, TypeSpec] | None] = None
+    __assay_checks__: ClassVar[tuple[Callable[[Any], bool], ...] | None] = None
     __assay_kind__: ClassVar[str] = "record"      # how errors name it: "record", "message"
     __match_args__: ClassVar[tuple[str, ...]] = ()
 
@@ -64,7 +80,14 @@ class Record:
                 delattr(cls, n)
         cls.__assay_defaults__ = defaults
         cls.__assay_types__ = None
+        cls.__assay_checks__ = None      # each field's membership test, once the types are
         cls.__match_args__ = cls.__assay_fields__  # type: ignore[misc]  # `case Ballot(n, l):`
+        # a field read is a property (not `__getattr__`, which runs only after a failed
+        # lookup: ten times the cost), unless a class attribute of that name comes first
+        for i, n in enumerate(cls.__assay_fields__):
+            found = next((k.__dict__[n] for k in cls.__mro__ if n in k.__dict__), None)
+            if found is None or is_field_property(found):
+                setattr(cls, n, _field_property(i))
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         object.__setattr__(self, "_values", self._build(args, kwargs))
@@ -73,6 +96,8 @@ class Record:
     @classmethod
     def _build(cls, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
         fields = cls.__assay_fields__
+        if not kwargs and len(args) == len(fields):       # every field, by position
+            return args
         if len(args) > len(fields):
             raise RecordFieldError(f"{cls.__name__} takes {len(fields)} field(s), "
                                    f"got {len(args)} positional arguments", cls)
@@ -193,8 +218,12 @@ class Record:
 
     @classmethod
     def __assay_conforms__(cls, r: Record) -> bool:
-        types = cls.field_types()
-        return all(types[n].conforms(v) for n, v in zip(cls.__assay_fields__, r._values))
+        checks = cls.__assay_checks__
+        if checks is None:
+            types = cls.field_types()
+            checks = cls.__assay_checks__ = tuple(types[n].conforms
+                                                   for n in cls.__assay_fields__)
+        return all(map(call, checks, r._values))
 
     def bad_field(self) -> str | None:
         """The first field whose value does not have its declared type, described."""

@@ -12,6 +12,8 @@ import enum
 import types
 import typing
 from dataclasses import dataclass
+from itertools import compress
+from operator import is_not
 from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 
 SUPPORTED = ("bool, int (optionally Annotated[int, Range(lo, hi)]), str, an Enum, a Record or "
@@ -82,6 +84,12 @@ class TypeSpec:
     def conforms(self, v: Any) -> bool:
         raise NotImplementedError
 
+    def conforms_from(self, v: Any, old: Any) -> bool:
+        """`conforms(v)`, given that `old` conforms: the parts of `v` that are parts of `old`
+        (the same objects: values are immutable) are not checked again.  The kernel checks a
+        step's new state this way against the state the step started from."""
+        return v is old or self.conforms(v)
+
     def from_json(self, j: Any) -> Any:
         raise NotImplementedError
 
@@ -99,7 +107,12 @@ def _short(v: Any) -> str:
     return r if len(r) <= 60 else r[:57] + "..."
 
 
-class _Bool(TypeSpec):
+class _Scalar(TypeSpec):
+    """A type with no parts (bool, int, str, an Enum): a membership test of a few
+    operations."""
+
+
+class _Bool(_Scalar):
     def conforms(self, v: Any) -> bool:
         return v is True or v is False
 
@@ -113,7 +126,7 @@ class _Bool(TypeSpec):
 
 
 @dataclass(frozen=True)
-class _Int(TypeSpec):
+class _Int(_Scalar):
     range: Range | None = None
 
     def conforms(self, v: Any) -> bool:
@@ -130,7 +143,7 @@ class _Int(TypeSpec):
         return f"int in [{self.range.lo}, {self.range.hi}]" if self.range else "int"
 
 
-class _Str(TypeSpec):
+class _Str(_Scalar):
     def conforms(self, v: Any) -> bool:
         return isinstance(v, str)
 
@@ -152,7 +165,7 @@ class _Peer(_Str):
 
 
 @dataclass(frozen=True)
-class _Enum(TypeSpec):
+class _Enum(_Scalar):
     cls: type[enum.Enum]
 
     def conforms(self, v: Any) -> bool:
@@ -215,7 +228,14 @@ class _FrozenSet(TypeSpec):
     elem: TypeSpec
 
     def conforms(self, v: Any) -> bool:
-        return type(v) is frozenset and all(self.elem.conforms(x) for x in v)
+        return type(v) is frozenset and all(map(self.elem.conforms, v))
+
+    def conforms_from(self, v: Any, old: Any) -> bool:
+        if v is old:
+            return True
+        if type(v) is not frozenset:
+            return False
+        return _items_from(self.elem, v, old)
 
     def from_json(self, j: Any) -> Any:
         if not isinstance(j, list):
@@ -237,13 +257,39 @@ class _Tuple(TypeSpec):
     elems: tuple[TypeSpec, ...] | None   # None: homogeneous, see `rest`
     rest: TypeSpec | None = None
 
+    def __post_init__(self) -> None:
+        # items as cheap to check whole as to compare with the old ones (`conforms_from`)
+        object.__setattr__(self, "flat_rest", self.rest is not None and _flat(self.rest))
+
     def conforms(self, v: Any) -> bool:
         if type(v) is not tuple:
             return False
         if self.elems is not None:
             return len(v) == len(self.elems) and all(t.conforms(x) for t, x in zip(self.elems, v))
         assert self.rest is not None
-        return all(self.rest.conforms(x) for x in v)
+        return all(map(self.rest.conforms, v))
+
+    def conforms_from(self, v: Any, old: Any) -> bool:
+        if v is old:
+            return True
+        if type(v) is not tuple:
+            return False
+        if type(old) is not tuple or len(v) != len(old):
+            if self.elems is not None:
+                return self.conforms(v)
+            return _items_from(self.rest, v, old)    # type: ignore[arg-type]
+        # item by item, only where the item is not the old one (in C but for the checks)
+        changed = list(map(is_not, v, old))
+        if self.elems is not None:
+            return all(map(conforms_from, compress(self.elems, changed), compress(v, changed),
+                           compress(old, changed)))
+        rest = self.rest
+        assert rest is not None
+        if self.flat_rest:                                   # type: ignore[attr-defined]
+            return all(map(rest.conforms, compress(v, changed)))
+        if not isinstance(rest, _Tuple | _FrozenSet | _Map) and changed.count(True) > 1:
+            return _items_from(rest, v, old)      # values shifted, say: found by identity
+        return all(map(rest.conforms_from, compress(v, changed), compress(old, changed)))
 
     def from_json(self, j: Any) -> Any:
         if not isinstance(j, list):
@@ -279,6 +325,11 @@ class _Optional(TypeSpec):
     def conforms(self, v: Any) -> bool:
         return v is None or self.inner.conforms(v)
 
+    def conforms_from(self, v: Any, old: Any) -> bool:
+        if v is old or v is None:
+            return True
+        return self.inner.conforms(v) if old is None else self.inner.conforms_from(v, old)
+
     def from_json(self, j: Any) -> Any:
         return None if j is None else self.inner.from_json(j)
 
@@ -302,6 +353,17 @@ class _Map(TypeSpec):
             return False
         k, t = self.key, self.value
         return all(k.conforms(x) and t.conforms(y) for x, y in v._d.items())
+
+    def conforms_from(self, v: Any, old: Any) -> bool:
+        if v is old:
+            return True
+        if type(v) is not _map_class() or type(old) is not _map_class():
+            return self.conforms(v)
+        k, t, od = self.key, self.value, old._d
+        # every key is checked (an equal key of another type, `True` for `1`, finds the old
+        # entry); a value only where it is not the old entry's
+        return all(k.conforms(x) and (y is od.get(x, _ABSENT) or t.conforms(y))
+                   for x, y in v._d.items())
 
     def from_json(self, j: Any) -> Any:
         if not isinstance(j, list):
@@ -333,6 +395,42 @@ class _Map(TypeSpec):
 
 
 BOOL, INT, STR, PEER, ANY = _Bool(), _Int(), _Str(), _Peer(), _AnyValue()
+_ABSENT = object()
+
+
+def _flat(t: TypeSpec) -> bool:
+    """A scalar type, or a tuple or frozenset of scalars."""
+    if isinstance(t, _Scalar):
+        return True
+    if isinstance(t, _Tuple):
+        return t.rest is not None and isinstance(t.rest, _Scalar) or \
+            t.elems is not None and all(isinstance(e, _Scalar) for e in t.elems)
+    return isinstance(t, _FrozenSet) and isinstance(t.elem, _Scalar)
+
+
+def conforms_from(t: TypeSpec, v: Any, old: Any) -> bool:
+    """`t.conforms_from(v, old)`, as a function (for `map`)."""
+    return t.conforms_from(v, old)
+
+
+def _items_from(elem: TypeSpec, v: Any, old: Any) -> bool:
+    """Every item of the collection `v` conforms to `elem`, given that every item of `old`
+    (a collection, or anything else) does: an item that is one of `old`'s objects is not
+    checked again.  Scalars are cheaper to check than to look up."""
+    if type(old) not in (tuple, frozenset) or isinstance(elem, _Scalar) or not old:
+        return all(map(elem.conforms, v))
+    fresh = set(map(id, v)).difference(map(id, old))          # (in C)
+    if not fresh:
+        return True
+    if len(fresh) == len(v):
+        return all(map(elem.conforms, v))
+    if type(v) is frozenset and type(old) is frozenset:
+        # the items equal to none of `old`'s are new objects; if they are all the new
+        # objects, they are the ones to check (the usual case: a set that grew)
+        added = v - old
+        if len(added) == len(fresh):
+            return all(map(elem.conforms, added))
+    return all(map(elem.conforms, compress(v, map(fresh.__contains__, map(id, v)))))
 
 _MapClass: Any = None                 # assay.model.mapping.Map (which imports this module)
 
@@ -511,6 +609,45 @@ def canonical(v: Any) -> bytes:
 
 
 _INTS: dict[int, bytes] = {}
+
+
+def exact_key(v: Any) -> Any:
+    """A key for `v` whose equality is that of `canonical(v)`: `v` itself where Python's
+    equality already is (ints, strings, plain Enum members, None, and tuples, frozensets and
+    records of those), else its canonical bytes (`True == 1` in Python; bytes equal no
+    value).  For deduplicating values and interning events: cheaper than `canonical` for the
+    usual ones."""
+    return v if _exact(v) else canonical(v)
+
+
+def _exact(v: Any) -> bool:
+    t = type(v)
+    if t is int or t is str or v is None:
+        return True
+    if t is tuple or t is frozenset:
+        return all(map(_exact, v))
+    kind = _EXACT_KINDS.get(t)
+    if kind is None:
+        kind = _EXACT_KINDS[t] = _exact_kind(t)
+    if kind == 2:
+        return all(map(_exact, v._values))
+    return kind != 0
+
+
+def _exact_kind(t: type) -> int:
+    """0: Python's equality of a `t` may differ from its canonical one (bool, IntEnum, a
+    class with its own `__eq__`); 1: it is the same (Peer, a plain Enum); 2: a record, the
+    same if its values' is."""
+    from assay.model.record import Record
+
+    if t is Peer or issubclass(t, enum.Enum) and t.__eq__ is object.__eq__:
+        return 1
+    if issubclass(t, Record) and t.__eq__ is Record.__eq__:
+        return 2
+    return 0
+
+
+_EXACT_KINDS: dict[type, int] = {}
 
 
 def _first(pair: tuple[bytes, Any]) -> bytes:

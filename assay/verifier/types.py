@@ -16,7 +16,7 @@ import z3
 
 from assay.model.mapping import Map
 from assay.model.message import Message
-from assay.model.record import Record
+from assay.model.record import Record, is_field_property
 from assay.model.types import (
     Peer,
     TypeSpec,
@@ -135,7 +135,7 @@ def plain_record(cls: Any) -> bool:
         if k in (Record, object):
             continue
         for name in vars(k):
-            if name in fields:
+            if name in fields and not is_field_property(vars(k)[name]):
                 return False
             if name.startswith("__") and name.endswith("__") and name not in _PLAIN_DUNDERS \
                     and not name.startswith("__assay_"):
