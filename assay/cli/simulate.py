@@ -32,8 +32,11 @@ from assay.errors import AssayError, UsageError
 @click.option("--faults", "faults_text", metavar="KIND=RATE,...",
               help="Per-step fault probabilities: drop, dup, crash, restart, partition, heal, "
                    "and lose (losses on lossy links; default 0.05).")
-@click.option("--scheduler", type=click.Choice(["random", "pct"]), default="random",
-              show_default=True)
+@click.option("--scheduler", type=click.Choice(["random", "pct", "coverage", "swarm"]),
+              default="random", show_default=True,
+              help="How a run picks the next event: uniformly at random, PCT priorities, "
+                   "toward the states the campaign visited least (coverage), or among a "
+                   "random subset of event classes and fault kinds per run (swarm).")
 @click.option("--pct-depth", type=click.IntRange(min=1), default=3, show_default=True,
               help="PCT's bug depth d (d-1 priority change points).")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,

@@ -26,6 +26,7 @@ from assay.model.load import build
 from assay.simulator.lasso import LassoMemo
 from assay.simulator.rates import FaultRates
 from assay.simulator.run import run_once
+from assay.simulator.schedulers import begin_run, chunk_size
 from assay.simulator.shrink import shrink
 
 
@@ -81,6 +82,8 @@ def run_indices(kernel: Kernel, seed: int, indices: list[int], opts: Options,
         lassos = LassoMemo(kernel)
     for i in indices:
         s = derive(seed, i)
+        if opts.scheduler == "coverage":
+            begin_run(kernel, i)
         r = run_once(kernel, s, opts.steps, opts.rates, opts.scheduler, opts.pct_depth,
                      lassos if lassos is not None else False)
         new = r.states - known
@@ -168,8 +171,8 @@ def _worker(job: tuple[str, str | None, dict[str, str], int, list[int], Options]
     return run_indices(kernel, seed, indices, opts, known, lassos)
 
 
-def _chunks(n: int, jobs: int) -> Iterator[list[int]]:
-    size = max(1, min(32, n // (jobs * 4) or 1))
+def _chunks(n: int, jobs: int, scheduler: str = "random") -> Iterator[list[int]]:
+    size = chunk_size(scheduler, max(1, min(32, n // (jobs * 4) or 1)))
     for start in range(0, n, size):
         yield list(range(start, min(n, start + size)))
 
@@ -318,7 +321,8 @@ def campaign(spec: str, system_name: str | None, params: dict[str, str], *, seed
             interrupted = True
     else:
         build(spec, system_name, params)          # spec errors surface here, not in a worker
-        work = [(spec, system_name, params, seed, chunk, opts) for chunk in _chunks(runs, jobs)]
+        work = [(spec, system_name, params, seed, chunk, opts)
+                for chunk in _chunks(runs, jobs, opts.scheduler)]
         pool = ProcessPoolExecutor(max_workers=jobs, initializer=_worker_init)
         try:
             # not pool.map: on Ctrl-C it cancels the pending futures, see _kill_workers

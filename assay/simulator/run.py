@@ -82,8 +82,12 @@ class Scheduler:
     def __init__(self, rng: random.Random, kernel: Kernel, steps: int) -> None:
         self.rng = rng
 
-    def pick(self, events: list[int], step: int) -> int:
+    def pick(self, events: list[int], step: int, state: State | None = None) -> int:
         return events[self.rng.randrange(len(events))]
+
+    def rates(self, rates: FaultRates) -> FaultRates:
+        """The fault rates of this run (swarm testing leaves some kinds out)."""
+        return rates
 
 
 class PCTScheduler(Scheduler):
@@ -105,7 +109,7 @@ class PCTScheduler(Scheduler):
         self.change = {p: depth - 1 - k for k, p in enumerate(points)}
         self.kernel = kernel
 
-    def pick(self, events: list[int], step: int) -> int:
+    def pick(self, events: list[int], step: int, state: State | None = None) -> int:
         owner = self.kernel.event_owner
         best = max(self.priority.get(owner(e), -1) for e in events)
         mine = [e for e in events if self.priority.get(owner(e), -1) == best]
@@ -119,16 +123,21 @@ def make_scheduler(name: str, rng: random.Random, kernel: Kernel, steps: int,
                    depth: int = 3) -> Scheduler:
     if name == "pct":
         return PCTScheduler(rng, kernel, steps, depth)
+    if name in ("coverage", "swarm"):
+        from assay.simulator import schedulers
+
+        return schedulers.make(name, rng, kernel, steps)
     return Scheduler(rng, kernel, steps)
 
 
 def run_once(kernel: Kernel, seed: int, steps: int, rates: FaultRates,
              scheduler: str = "random", pct_depth: int = 3,
-             lassos: LassoMemo | bool = True) -> RunResult:
+             lassos: LassoMemo | bool = True, rng: random.Random | None = None) -> RunResult:
     """One seeded run of at most `steps` events.  With liveness properties it also watches
     for a lasso that breaks one (`assay.simulator.lasso`; `lassos` is the memo the runs of
-    this kernel share, or False not to watch); its result never changes the run."""
-    rng = random.Random(seed)
+    this kernel share, or False not to watch); its result never changes the run.  `rng`
+    replaces the seeded generator (`assay.testing` draws the choices from Hypothesis)."""
+    rng = rng or random.Random(seed)
     inits = kernel.initial_states()
     state, viol = inits[rng.randrange(len(inits))]
     start = state
@@ -154,6 +163,7 @@ def run_once(kernel: Kernel, seed: int, steps: int, rates: FaultRates,
         return RunResult(seed, start, events, violation, why, clock.now, seen, found)
 
     sched = make_scheduler(scheduler, rng, kernel, steps, pct_depth)
+    rates = sched.rates(rates)
     kind = kernel.event_kind
     extended = kernel.extended
     fault_rates = (("drop", rates.drop), ("dup", rates.dup), ("crash", rates.crash),
@@ -200,7 +210,7 @@ def run_once(kernel: Kernel, seed: int, steps: int, rates: FaultRates,
                 else:                        # final, or nothing left that changes anything
                     return ended(None, "final")
             else:
-                ev = sched.pick(normal, step)
+                ev = sched.pick(normal, step, state)
         res_state, viol = outcome[ev]
         events.append(ev)
         if extended:

@@ -1,0 +1,140 @@
+"""Schedulers that find bugs sooner than a uniform pick (`--scheduler coverage|swarm`; PCT is
+`run.PCTScheduler`).
+
+* coverage: prefer the events that lead to states the campaign has visited least (first of
+  all, to states it has not seen).  The campaign's memory is shared by the runs of a block of
+  `BLOCK` consecutive runs (run i sees what runs `BLOCK*(i//BLOCK)` .. i-1 visited), and a
+  campaign hands whole blocks to its workers, so the runs are the same whatever `--jobs`.
+* swarm (Groce et al., 'Swarm Testing', ISSTA 2012): each run enables a random half of the
+  classes of events (an action by name, a delivery or a timer by message type) and of the
+  fault kinds it may inject; when nothing enabled can move, it falls back to everything.
+
+Both draw only from the run's seeded generator and compare events by their canonical keys:
+the same seed gives the same run in every process and under any PYTHONHASHSEED.
+"""
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import replace
+from typing import Any
+from weakref import WeakKeyDictionary
+
+from assay.kernel.events import Deliver, Fire, TimerFire
+from assay.kernel.kernel import Kernel, State
+from assay.simulator.rates import FaultRates
+from assay.simulator.run import Scheduler
+
+NAMES = ("random", "pct", "coverage", "swarm")
+BLOCK = 16           # runs that share the coverage scheduler's memory
+
+
+class Coverage:
+    """What the runs of one block visited: visits per state, and the successor of each
+    (state, event) pair a run looked at (memoised: a kernel `apply` per new pair)."""
+
+    def __init__(self, block: int) -> None:
+        self.block = block
+        self.visits: dict[State, int] = {}
+        # None: the event breaks a contract or protocol (an error state, never visited)
+        self.next: dict[tuple[State, int], State | None] = {}
+
+
+_COVERAGE: WeakKeyDictionary[Kernel, Coverage] = WeakKeyDictionary()
+
+
+def begin_run(kernel: Kernel, index: int) -> None:
+    """Run `index` of a campaign is about to start on `kernel`: a new block of runs starts
+    with an empty coverage memory."""
+    cov = _COVERAGE.get(kernel)
+    if cov is None or cov.block != index // BLOCK:
+        _COVERAGE[kernel] = Coverage(index // BLOCK)
+
+
+def chunk_size(scheduler: str, size: int) -> int:
+    """The size of the chunks of runs a campaign hands its workers: whole coverage blocks."""
+    if scheduler != "coverage":
+        return size
+    return max(BLOCK, size // BLOCK * BLOCK)
+
+
+class CoverageScheduler(Scheduler):
+    def __init__(self, rng: random.Random, kernel: Kernel, steps: int) -> None:
+        super().__init__(rng, kernel, steps)
+        self.kernel = kernel
+        cov = _COVERAGE.get(kernel)
+        if cov is None:
+            cov = _COVERAGE[kernel] = Coverage(0)
+        self.cov = cov
+
+    def pick(self, events: list[int], step: int, state: Any = None) -> int:
+        if state is None or len(events) == 1:
+            return super().pick(events, step)
+        visits = self.cov.visits
+        visits[state] = visits.get(state, 0) + 1
+        nexts = self.cov.next
+        apply = self.kernel.apply
+        best: list[int] = []
+        low = -1
+        for e in events:
+            key = (state, e)
+            if key in nexts:
+                nxt = nexts[key]
+            else:
+                nxt, _, viol = apply(state, e)
+                nxt = nexts[key] = None if viol else nxt
+            v = 0 if nxt is None else visits.get(nxt, 0)
+            if low < 0 or v < low:
+                low, best = v, [e]
+            elif v == low:
+                best.append(e)
+        return best[self.rng.randrange(len(best))]
+
+
+def event_class(kernel: Kernel, ev: int) -> str:
+    """The class of an event swarm testing enables or not: an action by instance type and
+    name, a delivery or a timer by its message type."""
+    e = kernel.event(ev)
+    if isinstance(e, Fire):
+        cls = kernel.instances[kernel.event_owner(ev)].info.cls
+        return f"action {cls.__name__}.{e.action}"
+    if isinstance(e, Deliver):
+        return f"deliver {type(e.envelope.message).__name__}"
+    if isinstance(e, TimerFire):
+        return f"timer {type(e.message).__name__}"
+    return kernel.event_kind(ev)
+
+
+class SwarmScheduler(Scheduler):
+    SWARMED = ("drop", "dup", "crash", "partition", "lose")    # restart, heal: recovery
+
+    def __init__(self, rng: random.Random, kernel: Kernel, steps: int) -> None:
+        super().__init__(rng, kernel, steps)
+        self.kernel = kernel
+        self.salt = rng.getrandbits(64)
+        self.on: dict[int, bool] = {}
+
+    def enabled(self, name: str) -> bool:
+        d = hashlib.blake2b(f"{self.salt}:{name}".encode(), digest_size=1).digest()
+        return bool(d[0] & 1)
+
+    def rates(self, rates: FaultRates) -> FaultRates:
+        return replace(rates, **{k: 0.0 for k in self.SWARMED
+                                 if getattr(rates, k) and not self.enabled(f"fault {k}")})
+
+    def pick(self, events: list[int], step: int, state: Any = None) -> int:
+        on = self.on
+        mine = []
+        for e in events:
+            ok = on.get(e)
+            if ok is None:
+                ok = on[e] = self.enabled(event_class(self.kernel, e))
+            if ok:
+                mine.append(e)
+        return super().pick(mine or events, step)
+
+
+def make(name: str, rng: random.Random, kernel: Kernel, steps: int) -> Scheduler:
+    if name == "coverage":
+        return CoverageScheduler(rng, kernel, steps)
+    return SwarmScheduler(rng, kernel, steps)
