@@ -39,6 +39,15 @@ from assay.errors import AssayError, UsageError
                    "random subset of event classes and fault kinds per run (swarm).")
 @click.option("--pct-depth", type=click.IntRange(min=1), default=3, show_default=True,
               help="PCT's bug depth d (d-1 priority change points).")
+@click.option("--engine", type=click.Choice(["native", "hypothesis"]), default="native",
+              show_default=True,
+              help="Who makes a run's choices: the seeded scheduler, or Hypothesis (its "
+                   "shrinker and example database; --runs is its number of examples, in one "
+                   "process).")
+@click.option("--database", "database", metavar="DIR", default=".hypothesis/examples",
+              show_default=True,
+              help="With --engine hypothesis: where failures are stored and tried first the "
+                   "next time (none: no database).")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
               help="Worker processes (default: the machine's cores). Results do not depend "
                    "on it.")
@@ -54,8 +63,8 @@ from assay.errors import AssayError, UsageError
                    "line every 5 s).")
 def simulate(spec: str, system_name: str | None, params: tuple[str, ...], seed: int, runs: int,
              steps: int, faults_text: str | None, scheduler: str, pct_depth: int,
-             jobs: int | None, out_dir: str, no_shrink: bool, html_out: str | None,
-             as_json: bool, quiet: bool) -> None:
+             engine: str, database: str, jobs: int | None, out_dir: str, no_shrink: bool,
+             html_out: str | None, as_json: bool, quiet: bool) -> None:
     """Run seeded random (or PCT) schedules with fault injection; shrink and save failures.
 
     The same spec, parameters, seed and options give the same runs, on any machine.
@@ -85,9 +94,19 @@ def simulate(spec: str, system_name: str | None, params: tuple[str, ...], seed: 
         if not quiet:
             progress = _RunProgress(runs) if sys.stderr.isatty() else \
                 _RunLines(progress_interval(5.0))
+        if engine == "hypothesis" and scheduler != "random":
+            raise UsageError(f"--engine hypothesis makes the choices itself: drop --scheduler "
+                             f"{scheduler} (or use --engine native)")
         try:
-            result = campaign(spec, name, raw, seed=seed, runs=runs, opts=opts, jobs=jobs,
-                              on_progress=progress.update if progress else None)
+            if engine == "hypothesis":
+                from assay.testing import search
+
+                result = search(system, spec=spec, system_name=name, params=raw, seed=seed,
+                                runs=runs, opts=opts,
+                                database=None if database == "none" else database)
+            else:
+                result = campaign(spec, name, raw, seed=seed, runs=runs, opts=opts, jobs=jobs,
+                                  on_progress=progress.update if progress else None)
         finally:
             if progress:
                 progress.close()
@@ -129,14 +148,16 @@ def simulate(spec: str, system_name: str | None, params: tuple[str, ...], seed: 
         return
     if as_json:
         doc = {"command": "simulate", "spec": spec, "system": name, "params": typed,
-               "seed": seed, "steps": steps, "scheduler": scheduler,
+               "seed": seed, "steps": steps, "engine": engine,
+               "scheduler": "hypothesis" if engine == "hypothesis" else scheduler,
                "faults": rates.to_json(), **result.to_json(), "liveness": liveness}
         click.echo(json.dumps(doc, indent=2, default=str))
     else:
         from assay.report import render_simulation
 
         console = Console(highlight=False)
-        render_simulation(console, result, spec, name, typed, rates, scheduler)
+        render_simulation(console, result, spec, name, typed, rates,
+                          "hypothesis" if engine == "hypothesis" else scheduler)
         _print_liveness(console, result, liveness)
         if html_out:
             console.print(f"trace explorer of {first} written to {html_out}" if first else
