@@ -1,10 +1,12 @@
 """Schedulers that find bugs sooner than a uniform pick (`--scheduler coverage|swarm`; PCT is
 `run.PCTScheduler`).
 
-* coverage: prefer the events that lead to states the campaign has visited least (first of
-  all, to states it has not seen).  The campaign's memory is shared by the runs of a block of
-  `BLOCK` consecutive runs (run i sees what runs `BLOCK*(i//BLOCK)` .. i-1 visited), and a
-  campaign hands whole blocks to its workers, so the runs are the same whatever `--jobs`.
+* coverage: prefer the events that lead to local states (of an instance, by component class)
+  the campaign has not reached yet, then to the global states it visited least; an event that
+  breaks a contract, protocol or property one step ahead counts as new.  The campaign's memory
+  is shared by the runs of a block of `BLOCK` consecutive runs (run i sees what runs
+  `BLOCK*(i//BLOCK)` .. i-1 visited), and a campaign hands whole blocks to its workers, so the
+  runs are the same whatever `--jobs`.
 * swarm (Groce et al., 'Swarm Testing', ISSTA 2012): each run enables a random half of the
   classes of events (an action by name, a delivery or a timer by message type) and of the
   fault kinds it may inject; when nothing enabled can move, it falls back to everything.
@@ -26,18 +28,23 @@ from assay.simulator.rates import FaultRates
 from assay.simulator.run import Scheduler
 
 NAMES = ("random", "pct", "coverage", "swarm")
-BLOCK = 16           # runs that share the coverage scheduler's memory
+BLOCK = 64           # runs that share the coverage scheduler's memory
 
 
 class Coverage:
-    """What the runs of one block visited: visits per state, and the successor of each
-    (state, event) pair a run looked at (memoised: a kernel `apply` per new pair)."""
+    """What the runs of one block visited: the local states of instances (by component
+    class: rm0 and rm1 aborted are one local state), visits per global state, and the
+    successor of each (state, event) pair a run looked at (memoised: one kernel `apply`)."""
 
     def __init__(self, block: int) -> None:
         self.block = block
+        self.locals: set[tuple[str, Any]] = set()
         self.visits: dict[State, int] = {}
-        # None: the event breaks a contract or protocol (an error state, never visited)
-        self.next: dict[tuple[State, int], State | None] = {}
+        # per (state, event): the local states of the next state it reaches that no run
+        # had reached when it was computed (a contract or protocol broken: None, an error
+        # state, always new), and the next state
+        self.next: dict[tuple[State, int], tuple[tuple[tuple[str, Any], ...] | None,
+                                                 State | None]] = {}
 
 
 _COVERAGE: WeakKeyDictionary[Kernel, Coverage] = WeakKeyDictionary()
@@ -59,6 +66,10 @@ def chunk_size(scheduler: str, size: int) -> int:
 
 
 class CoverageScheduler(Scheduler):
+    """Prefer the events whose next state holds local states (of some instance) no run of
+    the block has reached; among those, or when there are none, the events whose next state
+    the block visited least; a random one of the best."""
+
     def __init__(self, rng: random.Random, kernel: Kernel, steps: int) -> None:
         super().__init__(rng, kernel, steps)
         self.kernel = kernel
@@ -66,27 +77,41 @@ class CoverageScheduler(Scheduler):
         if cov is None:
             cov = _COVERAGE[kernel] = Coverage(0)
         self.cov = cov
+        self.classes = [(inst.info.cls.__name__, inst.table.values, inst.index)
+                        for inst in kernel.instances]
+
+    def local_states(self, state: State) -> list[tuple[str, Any]]:
+        locs = state[0]
+        return [(name, values[locs[i]]) for name, values, i in self.classes]
 
     def pick(self, events: list[int], step: int, state: Any = None) -> int:
-        if state is None or len(events) == 1:
+        if state is None:
             return super().pick(events, step)
-        visits = self.cov.visits
+        cov = self.cov
+        seen = cov.locals
+        seen.update(self.local_states(state))
+        visits = cov.visits
         visits[state] = visits.get(state, 0) + 1
-        nexts = self.cov.next
+        if len(events) == 1:
+            return events[0]
+        nexts = cov.next
         apply = self.kernel.apply
+        prop = self.kernel.property_violations
         best: list[int] = []
-        low = -1
+        top = (-1, 0)
         for e in events:
             key = (state, e)
-            if key in nexts:
-                nxt = nexts[key]
-            else:
+            hit = nexts.get(key)
+            if hit is None:
                 nxt, _, viol = apply(state, e)
-                nxt = nexts[key] = None if viol else nxt
-            v = 0 if nxt is None else visits.get(nxt, 0)
-            if low < 0 or v < low:
-                low, best = v, [e]
-            elif v == low:
+                hit = nexts[key] = (None, None) if viol or prop(nxt) else \
+                    (tuple(x for x in self.local_states(nxt) if x not in seen), nxt)
+            new, after = hit
+            fresh = 1 << 30 if new is None else sum(1 for x in new if x not in seen)
+            score = (fresh, -visits.get(after, 0) if after is not None else 0)
+            if score > top:
+                top, best = score, [e]
+            elif score == top:
                 best.append(e)
         return best[self.rng.randrange(len(best))]
 
