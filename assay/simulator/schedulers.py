@@ -144,8 +144,10 @@ class SwarmScheduler(Scheduler):
         return bool(d[0] & 1)
 
     def rates(self, rates: FaultRates) -> FaultRates:
+        # (a system without lossy links never loses a message, whatever the rate)
         return replace(rates, **{k: 0.0 for k in self.SWARMED
-                                 if getattr(rates, k) and not self.enabled(f"fault {k}")})
+                                 if getattr(rates, k) and (k != "lose" or self.kernel.lossy)
+                                 and not self.enabled(f"fault {k}")})
 
     def pick(self, events: list[int], step: int, state: Any = None) -> int:
         on = self.on
