@@ -54,7 +54,7 @@ def begin_run(kernel: Kernel, index: int) -> None:
     """Run `index` of a campaign is about to start on `kernel`: a new block of runs starts
     with an empty coverage memory."""
     cov = _COVERAGE.get(kernel)
-    if cov is None or cov.block != index // BLOCK:
+    if cov is None or cov.block != index // BLOCK or index % BLOCK == 0:
         _COVERAGE[kernel] = Coverage(index // BLOCK)
 
 
