@@ -15,7 +15,9 @@ once is tried first the next time) and its reporting:
 or, inside a test that draws other things too, `run_schedule(data, kernel)` with
 `st.data()`.  `search` is the engine of `assay simulate --engine hypothesis`: it returns a
 `Campaign` whose failing run (shrunk by Hypothesis) is written as a trace file that
-`assay replay` accepts.
+`assay replay` accepts.  Hypothesis shrinks the choices, and a choice it cannot delete
+without changing the events after it stays: the simulator's shrinker then makes the run
+1-minimal over its events.
 
 The run itself is the simulator's (`assay.simulator.run.run_once`: the same timers, fault
 injection and checks at every step); only its random generator is replaced by draws.  An
@@ -42,7 +44,7 @@ from assay.kernel.violation import Violation
 from assay.simulator.campaign import Campaign, Options, RunReport, kernel_for
 from assay.simulator.rates import FaultRates
 from assay.simulator.run import RunResult, run_once
-from assay.simulator.shrink import Signature, signature
+from assay.simulator.shrink import Signature, shrink, signature
 
 FAULT_GRAIN = 1 << 16      # a fault draw is an integer in [0, FAULT_GRAIN)
 
@@ -133,10 +135,11 @@ class _Found(Exception):
 @dataclass
 class SearchStats:
     """What the Hypothesis engine did: runs until the first failure (None: none failed) and
-    the seconds it took, runs in all (with shrinking's), and whether the first run to fail
-    came from the example database."""
+    the seconds it took, the length of the run Hypothesis shrank it to, runs in all (with
+    shrinking's), and whether the example database held a failure of this search."""
 
     first_failure: int | None = None
+    hypothesis_shrunk: int | None = None     # events in the run Hypothesis shrank it to
     first_seconds: float | None = None
     calls: int = 0
     from_database: bool = False
@@ -167,7 +170,8 @@ def search(system: Any, *, spec: str = "", system_name: str = "",
     `database` (a directory, or a Hypothesis `ExampleDatabase`) a failure found is stored
     there and tried first by the next search of the same spec, system, parameters and
     options.  Returns a `Campaign` as `simulate` does (at most one failing run; its trace
-    is the run as found, its shrunk trace Hypothesis's minimal run)."""
+    is the run as found, its shrunk trace Hypothesis's minimal run, shrunk further by the
+    simulator's `shrink`)."""
     opts = opts or Options()
     params = params or {}
     stats = stats if stats is not None else SearchStats()
@@ -228,7 +232,13 @@ def search(system: Any, *, spec: str = "", system_name: str = "",
         report.initial = initial_json(kernel, last.result.initial)
         report.trace = with_changes(kernel, start, first.events) \
             if first.result.initial == last.result.initial else None
-        report.shrunk = with_changes(kernel, last.result.initial, last.events)
+        # Hypothesis shrinks the choices, not the events: a choice it cannot delete without
+        # changing the events after it stays; the simulator's shrinker (1-minimal over the
+        # events) finishes the job
+        stats.hypothesis_shrunk = len(last.events)
+        polished = shrink(kernel, last.result.initial, last.events, v) if opts.shrink \
+            else last.events
+        report.shrunk = with_changes(kernel, last.result.initial, polished)
         if report.trace is None:
             report.trace = report.shrunk
         reports.append(report)

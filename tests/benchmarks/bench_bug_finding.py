@@ -12,8 +12,9 @@ the bug within the cap):
   engines (its memo tables are warm after the first runs).  Time to bug excludes shrinking;
   the shrunk length is `shrink` (the simulator's) of that first failing run.
 * hypothesis: `assay.testing.search(system, seed=seed, runs=cap, database=None)`: runs until
-  the first failure and the seconds to it (`SearchStats`), and the length Hypothesis shrank
-  it to; "total s" includes Hypothesis's shrinking.
+  the first failure and the seconds to it (`SearchStats`), the length of the trace it writes
+  (Hypothesis's shrinking, then `shrink`) and, in parentheses, of Hypothesis's alone;
+  "total" includes both shrinkings.
 * bfs: `assay.check(spec, faults=..., max_time=...)`: the shortest counterexample's length.
 
     python tests/benchmarks/bench_bug_finding.py              # ~3-6 minutes on 2 loaded CPUs
@@ -89,6 +90,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--only", help="only corpus entries whose label contains this")
     ap.add_argument("--bfs-time", type=float, default=60.0)
+    ap.add_argument("--engines", default=",".join((*NATIVE, "hypothesis")),
+                    help="comma-separated: random,pct,coverage,swarm,hypothesis")
     args = ap.parse_args()
     if args.quick:
         args.seeds, args.cap = 2, 100
@@ -109,11 +112,12 @@ def main() -> None:
             bfs = str(len(r.steps)) if r.verdict == "violation" else r.verdict
         except Exception as e:           # noqa: BLE001 (a benchmark reports, never stops)
             bfs = f"error: {e}"
-        for engine in (*NATIVE, "hypothesis"):
+        for engine in args.engines.split(","):
             runs: list[float] = []
             secs: list[float] = []
             lens: list[float] = []
             total: list[float] = []
+            hyp: list[float] = []         # Hypothesis's own shrinking, before `shrink`
             for seed in range(args.seeds):
                 if engine == "hypothesis":
                     stats = SearchStats()
@@ -127,6 +131,7 @@ def main() -> None:
                         runs.append(stats.first_failure)
                         secs.append(stats.first_seconds or 0.0)
                         lens.append(len(c.failures[0].shrunk or []))
+                        hyp.append(stats.hypothesis_shrunk or 0)
                 else:
                     n, s, ln = native(kernel, engine, seed, args.cap, args.steps, rates)
                     if n is not None:
@@ -134,8 +139,9 @@ def main() -> None:
                         secs.append(s)
                         lens.append(ln or 0)
             extra = f" (total with shrinking {med(total)} s)" if total else ""
+            by = f" (Hypothesis alone: {med(hyp)})" if hyp else ""
             print(f"| {label} | {engine} | {len(runs)}/{args.seeds} | {med(runs)} | "
-                  f"{med(secs)}{extra} | {med(lens)} | {bfs} |", flush=True)
+                  f"{med(secs)}{extra} | {med(lens)}{by} | {bfs} |", flush=True)
 
 
 if __name__ == "__main__":
