@@ -39,7 +39,7 @@ from hypothesis import strategies as st
 from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
 
 from assay.kernel.kernel import Kernel
-from assay.kernel.trace import initial_json, with_changes
+from assay.kernel.trace import Trace, initial_json, with_changes
 from assay.kernel.violation import Violation
 from assay.simulator.campaign import Campaign, Options, RunReport, kernel_for
 from assay.simulator.rates import FaultRates
@@ -83,6 +83,20 @@ class Run:
     def events(self) -> list[dict[str, Any]]:
         """The run's events by name, as a trace file lists them."""
         return [self.kernel.event(e).to_json() for e in self.result.events]
+
+    def trace(self, spec: str, system_name: str = "system",
+              params: dict[str, Any] | None = None) -> Trace:
+        """The run as a trace file holds it (`.write(path)`; `assay replay` reads it):
+        `spec` is the spec file the system comes from, `system_name` its system function."""
+        v = self.result.violation
+        start = self.result.initial
+        return Trace(spec, system_name, dict(params or {}),
+                     with_changes(self.kernel, start, self.events), engine="simulate",
+                     initial=initial_json(self.kernel, start),
+                     verdict={"kind": v.kind, "name": v.name, "blame": v.blame,
+                              "message": v.message, "step": len(self.result.events)}
+                     if v is not None else None,
+                     extra={"scheduler": "hypothesis"})
 
     def text(self) -> str:
         """The run, one event a line, and how it ended."""

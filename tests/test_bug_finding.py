@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 
+from assay.kernel.trace import Trace, replay_trace
 from assay.model.load import build
 from assay.simulator import FaultRates, Options, campaign
 from assay.simulator.campaign import kernel_for
@@ -122,9 +123,11 @@ def test_hypothesis_engine_finds_the_volatile_register_bug_with_crashes():
     assert any(e["kind"] == "crash" for e in r.shrunk or [])
 
 
-def test_the_runs_strategy_in_a_hypothesis_test():
-    """A Hypothesis test over runs fails on the bug (shrunk, the run in its notes) and passes
-    on the correct protocol."""
+def test_the_runs_strategy_in_a_hypothesis_test(tmp_path):
+    """A Hypothesis test over runs fails on the bug (shrunk, the run in its message) and
+    passes on the correct protocol; the failing run, written as a trace, replays."""
+    failed = []
+
     def check(spec: str) -> None:
         system, _, _ = build(spec, None, {})
 
@@ -132,13 +135,22 @@ def test_the_runs_strategy_in_a_hypothesis_test():
                   suppress_health_check=list(HealthCheck))
         @given(runs(system, steps=60))
         def test(run):
+            if run.violation is not None:
+                failed.append(run)
             assert run.violation is None, run.text()
 
         test()
 
     check(TPC)
+    assert failed == []
     with pytest.raises(AssertionError, match="violation"):
         check(MAJORITY)
+    last = failed[-1]                          # Hypothesis ends with its minimal example
+    path = tmp_path / "run.json"
+    last.trace(MAJORITY).write(path)
+    done = replay_trace(Trace.read(path), path)
+    assert done.violation is not None and done.violation.name == last.violation.name
+    assert len(done.steps) == len(last.result.events)
 
 
 @pytest.mark.parametrize("scheduler", ["coverage", "swarm"])

@@ -99,8 +99,11 @@ def simulate(spec: str, system_name: str | None, params: tuple[str, ...], seed: 
                              f"{scheduler} (or use --engine native)")
         try:
             if engine == "hypothesis":
+                from dataclasses import replace
+
                 from assay.testing import search
 
+                opts = replace(opts, scheduler="hypothesis")     # as traces record it
                 result = search(system, spec=spec, system_name=name, params=raw, seed=seed,
                                 runs=runs, opts=opts,
                                 database=None if database == "none" else database)
