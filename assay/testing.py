@@ -231,9 +231,14 @@ def search(system: Any, *, spec: str = "", system_name: str = "",
     # the key of this search's examples (Hypothesis's own `find` sets it the same way);
     # without it the key is the digest of `probe`, the same for every spec
     stats.from_database = db is not None and any(True for _ in db.fetch(key))
+    interrupted = False
     try:
         test()
     except _Found:
+        pass
+    except KeyboardInterrupt:           # Ctrl-C: the runs so far, a failure as shrunk so far
+        interrupted = True
+    if failing:
         first, last = failing[0], failing[-1]
         v = last.violation
         assert v is not None
@@ -250,14 +255,15 @@ def search(system: Any, *, spec: str = "", system_name: str = "",
         # changing the events after it stays; the simulator's shrinker (1-minimal over the
         # events) finishes the job
         stats.hypothesis_shrunk = len(last.events)
-        polished = shrink(kernel, last.result.initial, last.events, v) if opts.shrink \
-            else last.events
+        polished = shrink(kernel, last.result.initial, last.events, v) \
+            if opts.shrink and not interrupted else last.events
         report.shrunk = with_changes(kernel, last.result.initial, polished)
         if report.trace is None:
             report.trace = report.shrunk
         reports.append(report)
     ran = stats.first_failure or len(reports)
-    result = Campaign(ran, events, len(states), time.perf_counter() - started, reports)
+    result = Campaign(ran, events, len(states), time.perf_counter() - started, reports,
+                      requested=runs if interrupted else None, interrupted=interrupted)
     result.spec, result.system_name, result.params, result.options = \
         spec, system_name, params, opts
     return result
