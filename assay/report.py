@@ -122,6 +122,8 @@ def render_check(console: Console, r: CheckResult, spec: str, system: str,
                   f"{_label(f.violation, same[k] > 1)}: {_count(f)}")
                  for i, (f, k) in enumerate(zip(r.findings, kinds))]
     search = f"{r.strategy}, kept going" if r.keep_going else r.strategy
+    if r.workers > 1:
+        search += f" on {r.workers} workers"
     _summary(console, [*rows, ("depth", str(r.depth)),
                        ("time", f"{r.seconds:.2f} s ({r.rate:,.0f} states/s)"),
                        ("search", f"{search}, stopped: {r.reason}"),
@@ -220,8 +222,9 @@ def render_simulation(console: Console, c: Any, spec: str, system: str,
     console.print(Text.assemble(("assay simulate ", "bold"), f"{spec} :: {system}({ptxt})",
                                 f" scheduler={scheduler}"))
     if c.interrupted:
-        console.print(Text(f"? interrupted (Ctrl-C) after {c.runs:,} of {c.requested:,} runs",
-                           style="bold yellow"))
+        console.print(Text(f"? interrupted (Ctrl-C) after {c.runs:,} of {c.requested:,} runs"
+                           if c.requested else f"? interrupted (Ctrl-C) while shrinking, "
+                           f"after all {c.runs:,} runs", style="bold yellow"))
     if c.failures:
         console.print(Text(f"✗ {len(c.failures)} of {c.runs} runs found a violation",
                            style="bold red"))
@@ -229,7 +232,9 @@ def render_simulation(console: Console, c: Any, spec: str, system: str,
             v = r.violation or {}
             what = f"{v.get('kind')} {v.get('name')}" if v.get("name") else v.get("kind")
             console.print(f"  run {r.index} (seed {r.seed}): {what}, blame {v.get('blame')}; "
-                          f"{r.events} events, shrunk to {len(r.shrunk or [])}"
+                          f"{r.events} events, "
+                          + (f"shrunk to {len(r.shrunk)}" if r.shrunk is not None
+                             else "not shrunk (interrupted)")
                           + (f" -> {c.trace_files[r.index]}" if r.index in c.trace_files
                              else ""), markup=False, soft_wrap=True)
         if len(c.failures) > 20:
@@ -238,13 +243,19 @@ def render_simulation(console: Console, c: Any, spec: str, system: str,
         what = "no safety violation" if getattr(c, "suspected", None) else "no violation"
         console.print(Text(f"✓ {what} in {c.runs} runs (a sample of the behaviours, "
                            "not a proof)", style="bold green"))
-    rate = c.events / c.seconds if c.seconds else 0
+    run_s = getattr(c, "run_seconds", c.seconds)
+    rate = c.events / run_s if run_s else 0
     ended = ", ".join(f"{k}: {v}" for k, v in c.to_json(with_timing=False)["ended"].items())
-    runs = f"{c.runs:,} of {c.requested:,} (interrupted)" if c.interrupted else f"{c.runs:,}"
-    _summary(console, [("runs", runs), ("events", f"{c.events:,}"),
-                       ("distinct states", f"{c.distinct_states:,}"),
-                       ("time", f"{c.seconds:.2f} s ({rate:,.0f} events/s)"),
-                       ("runs ended", ended)])
+    runs = f"{c.runs:,} of {c.requested:,} (interrupted)" if c.requested else f"{c.runs:,}"
+    rows = [("runs", runs), ("events", f"{c.events:,}"),
+            ("distinct states", f"{c.distinct_states:,}"),
+            ("time", f"{c.seconds:.2f} s (runs {run_s:.2f} s, {rate:,.0f} events/s)")]
+    if c.failures:
+        done = sum(1 for r in c.failures if r.shrunk is not None)
+        rows.append(("shrinking", f"{c.shrink_seconds:.2f} s ({done} of "
+                                  f"{len(c.failures)} failing runs shrunk"
+                     + (", interrupted" if done < len(c.failures) else "") + ")"))
+    _summary(console, rows + [("runs ended", ended)])
 
 
 def to_mermaid(steps: Any, instances: list[str], violation: Any = None,

@@ -427,3 +427,69 @@ def test_ctrl_c_stops_run_stuck_in_a_handler(cli: Callable[..., Cli]) -> None:
     assert code == EXIT_INTERRUPTED, (code, c.stdout, c.stderr)
     assert "Traceback" not in c.stderr, c.stderr
     assert "interrupted" in c.stderr
+
+
+def test_ctrl_c_stops_check_on_two_workers_and_ends_them(cli: Callable[..., Cli]) -> None:
+    c = cli("check", ENDLESS, "--workers", "2", "--json", ASSAY_PROGRESS_INTERVAL="0.2")
+    c.wait_for_stderr(PROGRESS)
+    workers = children(c.pid)
+    assert len(workers) >= 2, workers
+    c.interrupt()
+    code = c.finish()
+    assert code == EXIT_INTERRUPTED, (code, c.stdout, c.stderr)
+    assert "Traceback" not in c.stderr, c.stderr
+    doc = json.loads(c.stdout)
+    assert doc["stopped"] == "interrupted" and doc["workers"] == 2
+    assert doc["states"] > 1 and doc["depth"] > 0
+    assert wait_gone(workers) == []
+
+
+def test_a_check_stopped_by_ctrl_c_resumes_from_its_checkpoint(cli: Callable[..., Cli],
+                                                               tmp_path: Path) -> None:
+    """TwoPhase with 6 RMs: 50,816 states, 589,313 transitions, depth 19 (as one process
+    counts them without stopping)."""
+    args = ("check", "specs/tla_twophase.py", "-p", "rm_count=6", "--workers", "2", "--json",
+            "--checkpoint", str(tmp_path / "ck"), "--checkpoint-every", "0.2")
+    meta = tmp_path / "ck" / "current" / "meta.json"
+
+    def saved_depth() -> int:
+        try:
+            return int(json.loads(meta.read_text())["depth"])
+        except (OSError, ValueError, KeyError):
+            return 0
+    c = cli(*args)
+    c.wait_for("a checkpoint", lambda: saved_depth() >= 1)
+    c.interrupt()
+    assert c.finish() == EXIT_INTERRUPTED, (c.stdout, c.stderr)
+    assert json.loads(c.stdout)["stopped"] == "interrupted"
+    again = cli(*args)
+    assert again.finish(120) == 0, again.stderr
+    doc = json.loads(again.stdout)
+    assert (doc["states"], doc["transitions"], doc["depth"], doc["reason"]) == \
+        (50816, 589313, 19, "exhausted")
+    other = cli(*args[:3], "rm_count=5", *args[4:])
+    assert other.finish() == 2
+    assert "holds a checkpoint of another check" in other.stderr
+    assert "the parameters differ" in other.stderr
+
+
+def test_ctrl_c_while_simulate_shrinks_keeps_the_failing_run_written_and_replayable(
+        cli: Callable[..., Cli], tmp_path: Path) -> None:
+    """A failing run is written as soon as it is found, before shrinking: Ctrl-C while it is
+    shrunk leaves it on disk, as it happened, and `assay replay` reproduces it."""
+    out = tmp_path / "traces"
+    c = cli("simulate", f"{STOP}/slow_shrink.py", "--runs", "1", "--jobs", "1", "--out",
+            str(out))
+    c.wait_for("the failing run written", lambda: any(out.glob("*.json")))
+    c.interrupt()
+    assert c.finish() == EXIT_INTERRUPTED, c.stderr
+    assert "Traceback" not in c.stderr
+    assert "interrupted (Ctrl-C) while shrinking" in c.stdout
+    assert "not shrunk (interrupted)" in c.stdout
+    assert re.search(r"shrinking\s+[\d.]+ s \(0 of 1 failing runs shrunk, interrupted\)",
+                     c.stdout), c.stdout
+    [path] = list(out.glob("*.json"))
+    doc = json.loads(path.read_text())
+    assert doc["verdict"]["name"] == "x_below_six" and len(doc["events"]) >= 6
+    r = run_cli("replay", str(path))
+    assert r.returncode == 1 and "x_below_six" in r.stdout, r.stdout + r.stderr

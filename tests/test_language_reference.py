@@ -126,7 +126,9 @@ def test_every_test_and_fixture_the_page_names_exists():
 
 def _anchors(markdown: str) -> set[str]:
     """The anchors GitHub gives the headings of a Markdown text."""
-    heads = re.findall(r"^#+ (.+)$", re.sub(r"```.*?```", "", markdown, flags=re.S), flags=re.M)
+    # fences at the start of a line only: "` ```mermaid `" inside a sentence is no block
+    body = re.sub(r"^```.*?^```", "", markdown, flags=re.S | re.M)
+    heads = re.findall(r"^#+ (.+)$", body, flags=re.M)
     return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in heads}
 
 

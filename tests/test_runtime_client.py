@@ -583,7 +583,7 @@ def test_run_deploy_does_not_start_the_client_node(bank, tmp_path):
     hold.bind((HOST, bank.client_port))
     env = dict(os.environ, TMPDIR=str(tmp_path))
     p = subprocess.Popen([sys.executable, "-m", "assay.cli", "run", "--deploy", str(bank.dep),
-                          "--for", "20"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          "--for", "3"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, start_new_session=True, env=env)
     bank.procs.append(p)
     try:
@@ -600,8 +600,138 @@ def test_run_deploy_does_not_start_the_client_node(bank, tmp_path):
     out, err = out.decode(), err.decode()
     assert p.returncode == 0, (out, err)
     assert "client node(s) client host only external instances: not started" in err
-    assert "ended: quiescent" in out and "bank (on bank): balance=0" in out
+    # no program attached to the client node: the run waited for one until --for
+    assert "ended: time" in out and "bank (on bank): balance=0" in out
     assert "(on client)" not in out
     nodes = [c for c in seen if " node " in c]
     assert any("--name bank" in c for c in nodes), seen
     assert not any("--name client" in c for c in nodes), nodes
+
+
+@pytest.mark.e2e
+def test_run_deploy_waits_for_the_client_and_assay_merge_makes_one_replayable_trace(bank,
+                                                                                   tmp_path):
+    """The bank alone has nothing to do: `assay run --deploy` waits for the client node to
+    attach and leave, then ends at quiescence; `assay merge` of the bank's log and the
+    client's is one trace that replays; without the client's log it does not."""
+    p = subprocess.Popen([sys.executable, "-m", "assay.cli", "run", "--deploy", str(bank.dep),
+                          "--state-dir", str(tmp_path / "nodes"), "--json", "--for", "60"],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, start_new_session=True)
+    bank.procs.append(p)
+    deadline = time.monotonic() + START
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError, TimeoutError, WireError, asyncio.IncompleteReadError):
+            if (ctl(bank.bank_port, {"t": "status"}, 1.0) or {}).get("t") == "status":
+                break
+        time.sleep(0.05)
+    time.sleep(1.5)                 # idle well past the three quiet polls that ended it before
+    assert p.poll() is None, "the run ended before its client node attached"
+
+    async def body():
+        async with bank.connect() as c:
+            assert await c.request("bank", c.types.Deposit(5)) == c.types.Done(5)
+            assert await c.request("bank", c.types.Withdraw(2)) == c.types.Done(3)
+
+    run(body)
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == 0, (out, err)
+    doc = json.loads(out)
+    assert doc["ended"] == "quiescent" and doc["final"]["bank"] == {"balance": 3}
+    assert doc["seconds"] < 50
+
+    logs = Path(doc["logs"])
+    merged = assay("merge", bank.dep, logs / "bank.jsonl", bank.client_trace,
+                   "-o", tmp_path / "run.json")
+    assert merged.returncode == 0, merged.stdout + merged.stderr
+    assert "6 steps of node(s) bank, client merged" in merged.stdout
+    code, replayed = replay(tmp_path / "run.json")
+    assert code == 0 and replayed["violation"] is None and replayed["steps"] == 6
+    # the bank's log alone lacks the client's actions: replay refuses the first delivery
+    partial = assay("merge", bank.dep, logs / "bank.jsonl", "-o", tmp_path / "bank.json")
+    assert partial.returncode == 0 and "no log of node(s) client" in partial.stderr
+    r = assay("replay", tmp_path / "bank.json")
+    assert r.returncode == 2 and "step 1" in r.stdout + r.stderr, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("content, message", [
+    ("not json\n{}\n", "log.jsonl:1: not a step log line"),
+    ('{"clock": 1, "node": "elsewhere", "event": {}}\n', "node 'elsewhere', which"),
+])
+def test_merge_refuses_what_is_not_a_step_log_of_the_deployment(tmp_path, content, message):
+    dep = write_deployment(tmp_path / "deploy.toml", 7101, 7102)
+    (tmp_path / "log.jsonl").write_text(content)
+    r = assay("merge", dep, tmp_path / "log.jsonl", "-o", tmp_path / "out.json")
+    assert r.returncode == 2 and message in r.stdout + r.stderr, r.stdout + r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "out.json").exists()
+    missing = assay("merge", dep, tmp_path / "none.jsonl", "-o", tmp_path / "out.json")
+    assert missing.returncode == 2 and "cannot read step log" in missing.stdout + missing.stderr
+
+
+# --- failover: a request follows another path the model allows ------------------------------
+
+FAILOVER = ROOT / "tests" / "fixtures" / "runtime" / "failover_lookup.py"
+
+
+def start_node(dep: Path, name: str, port: int, tmp: Path) -> subprocess.Popen:
+    """`assay node DEP --name NAME` in its own process group; returns once it answers."""
+    log = tmp / f"{name}.log"
+    with open(log, "ab") as err:
+        p = subprocess.Popen([sys.executable, "-m", "assay.cli", "node", str(dep), "--name",
+                              name, "--trace-out", str(tmp / f"{name}.jsonl")],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                             start_new_session=True)
+    deadline = time.monotonic() + START
+    while time.monotonic() < deadline and p.poll() is None:
+        with contextlib.suppress(OSError, TimeoutError, WireError, asyncio.IncompleteReadError):
+            if (ctl(port, {"t": "status"}, 1.0) or {}).get("t") == "status":
+                return p
+        time.sleep(0.05)
+    kill_group(p)
+    pytest.fail(f"node {name} did not answer within {START} s\n" + log.read_text()[-3000:])
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("failover", [True, False])
+def test_a_request_follows_the_failover_the_model_allows(tmp_path, failover):
+    """r0's node is down: the model's client may ask r1 the same question (its `retry`), so
+    `request("r0", ...)` is answered by r1, and the run replays; where the model has no
+    failover (`failover=false`), or the caller asks for none, it stays Unreachable."""
+    ports = free_ports(3)
+    dep = tmp_path / "deploy.toml"
+    dep.write_text("\n".join([
+        f"spec = {json.dumps(str(FAILOVER))}", f"secret = {json.dumps(SECRET)}",
+        "[params]", f"failover = {str(failover).lower()}",
+        *(line for name, port in zip(["r0", "r1", "client"], ports) for line in (
+            f"[nodes.{name}]", f'host = "{HOST}"', f"port = {port}",
+            f'instances = ["{name}"]'))]) + "\n")
+    r1 = start_node(dep, "r1", ports[1], tmp_path)        # r0 is never started
+    client_log = tmp_path / "client.jsonl"
+
+    async def body():
+        async with connect(dep, trace_out=str(client_log), timeout=0.5) as c:
+            T = c.types
+            if not failover:
+                with pytest.raises(Unreachable, match="did not acknowledge"):
+                    await c.request("r0", T.Lookup(1))
+                return await c.state("client")
+            assert await c.request("r0", T.Lookup(1)) == T.Answer(1, 10)
+            # the caller may refuse a failover: the next question to r0 stays unanswered
+            with pytest.raises(Unreachable, match="did not acknowledge"):
+                await c.request("r0", T.Lookup(2), failover=False)
+            return await c.state("client")
+
+    try:
+        client = run(body)
+    finally:
+        kill_group(r1)
+    if not failover:
+        assert client["pending"] == 1 and client["answered"] == 0
+        return
+    assert client["answered"] == 1 and client["pending"] == 2
+    merged = assay("merge", dep, tmp_path / "r1.jsonl", client_log, "-o", tmp_path / "run.json")
+    assert merged.returncode == 0, merged.stdout + merged.stderr
+    code, doc = replay(tmp_path / "run.json")
+    assert code == 0 and doc["violation"] is None
+    assert [e["kind"] for e in doc["events"]] == ["action", "action", "deliver", "deliver",
+                                                  "action"]

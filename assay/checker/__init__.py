@@ -121,6 +121,7 @@ class CheckResult:
         from assay.report import check_html
 
         return check_html(self)
+    workers: int = 1                 # processes that searched (`check(workers=N)`)
 
     @property
     def exit_code(self) -> int:
@@ -151,6 +152,7 @@ class CheckResult:
             # without keep_going the search stopped at the first: nothing was counted
             "violations": [f.to_json() for f in self.findings] if self.keep_going else None,
             "symmetry": self.symmetry,
+            "workers": self.workers,
         }
 
 
@@ -168,7 +170,8 @@ def check(system: System | Kernel, *, strategy: str = "bfs", max_states: int | N
           faults: Faults | None = None, fairness: str | None = None,
           max_time: float | None = None, max_memory: int | None = None,
           progress_interval: float = 0.5, keep_going: bool = False,
-          symmetry: bool = True) -> CheckResult:
+          symmetry: bool = True, workers: int = 1, ray: str | None = None,
+          checkpoint: str | None = None, checkpoint_every: float = 300.0) -> CheckResult:
     """Explore every reachable state of `system` and check its contracts and properties.
 
     With `faults`, every placement of at most that many faults of each kind is explored too.
@@ -213,8 +216,27 @@ def check(system: System | Kernel, *, strategy: str = "bfs", max_states: int | N
     gc.disable()
     lasso = None
     liveness: dict[str, str] = {}
+    if ray is not None:
+        workers = _ray_workers(ray, workers, spec, system_name)
+    serial = _serial_only(kernel, strategy, keep_going, reduce) if workers > 1 else None
+    checkpoints = None
+    if checkpoint is not None:
+        checkpoints = _checkpoints(kernel, strategy, keep_going, reduce, checkpoint,
+                                   checkpoint_every, spec, system_name, params, workers)
+    unchanged: set[int] | None = None
     try:
-        if reduce is not None:
+        if workers > 1 and serial is None or checkpoints is not None:
+            from assay.checker.parallel import check_parallel
+
+            make = None
+            if ray is not None:
+                from assay.checker.ray_search import RayWorkers
+
+                n, name, typed = workers, system_name, params or {}
+                make = lambda opts: RayWorkers(kernel, n, opts, spec, name, typed)  # noqa: E731
+            out, extra = check_parallel(kernel, search, workers, make, checkpoints)
+            unchanged = extra.unchanged
+        elif reduce is not None:
             try:
                 out = explore(kernel, search, keep_going, reduce)
                 out = _concrete(reduce, out)
@@ -233,7 +255,12 @@ def check(system: System | Kernel, *, strategy: str = "bfs", max_states: int | N
         if was_enabled:
             gc.enable()
     result = _result(kernel, out, strategy, spec, system_name, params or {}, lasso, liveness,
-                     keep_going)
+                     keep_going, unchanged)
+    if workers > 1:
+        note = () if serial is None else (f"--workers {workers}: {serial}, so one worker "
+                                          "searched",)
+        result = replace(result, workers=1 if serial else workers,
+                         warnings=(*result.warnings, *note))
     if sym is not None:
         warnings = result.warnings
         if not sym["applied"] and symmetry:
@@ -241,6 +268,53 @@ def check(system: System | Kernel, *, strategy: str = "bfs", max_states: int | N
                                    "state was explored")
         result = replace(result, symmetry=sym, warnings=warnings)
     return result
+
+
+def _ray_workers(address: str, workers: int, spec: str, system_name: str) -> int:
+    """Connect to Ray; how many actors to search with."""
+    from assay.checker.ray_search import cluster_cpus, connect
+
+    if not spec or not system_name:
+        raise ValueError("check(ray=...) needs spec= and system_name= (each actor loads the "
+                         "spec file)")
+    connect(address, workers if workers > 1 else None)
+    return workers if workers > 1 else max(2, cluster_cpus())
+
+
+def _checkpoints(kernel: Kernel, strategy: str, keep_going: bool, reduce: Symmetry | None,
+                 path: str, every: float, spec: str, system_name: str,
+                 params: dict[str, Any] | None, workers: int) -> Any:
+    """The checkpoint directory of this check (a usage error where it cannot have one)."""
+    from assay.checker.checkpoint import Checkpoints, identity
+    from assay.errors import UsageError
+
+    why = ("not with --dfs" if strategy != "bfs" else "not with --keep-going" if keep_going
+           else "not with symmetry reduction (add --no-symmetry)" if reduce is not None
+           else "not for a spec with liveness properties" if kernel.system.liveness else None)
+    if why is not None:
+        raise UsageError(f"--checkpoint: {why}",
+                         notes=["a checkpoint is of a breadth-first search of safety "
+                                "properties, without symmetry reduction"])
+    if not spec or not system_name:
+        raise ValueError("check(checkpoint=...) needs spec= and system_name=")
+    return Checkpoints(path, identity(spec, system_name, params or {}, kernel.faults,
+                                      kernel.fairness, kernel.check_deadlock, workers), every)
+
+
+def _serial_only(kernel: Kernel, strategy: str, keep_going: bool,
+                 reduce: Symmetry | None) -> str | None:
+    """Why a check cannot be spread over workers (they search breadth-first, for safety
+    only, without symmetry), or None."""
+    if strategy != "bfs":
+        return "the parallel search is breadth-first (not --dfs)"
+    if keep_going:
+        return "--keep-going is not supported by the parallel search"
+    if reduce is not None:
+        return "symmetry reduction is not supported by the parallel search (--no-symmetry " \
+               "explores every state in parallel)"
+    if kernel.system.liveness:
+        return "liveness properties are decided on the whole graph by one process"
+    return None
 
 
 def _symmetry(kernel: Kernel, wanted: bool) -> tuple[Symmetry | None, dict[str, Any] | None]:
@@ -332,14 +406,15 @@ def _liveness(kernel: Kernel, search: Search, out: Outcome, keep_going: bool = F
 
 def _result(kernel: Kernel, out: Outcome, strategy: str, spec: str, system_name: str,
             params: dict[str, Any], lasso: Lasso | None = None,
-            liveness: dict[str, str] | None = None, keep_going: bool = False) -> CheckResult:
+            liveness: dict[str, str] | None = None, keep_going: bool = False,
+            unchanged: set[int] | None = None) -> CheckResult:
     verdict: Verdict = {"exhausted": "ok", "violation": "violation"}.get(  # type: ignore
         out.reason, "incomplete")
     if out.found:
         verdict = "violation"
     name = system_name or kernel.system.name
     # first: the counterexamples below evaluate properties again, which it would count
-    properties = _property_report(kernel, out, keep_going)
+    properties = _property_report(kernel, out, keep_going, unchanged)
 
     def counterexample(v: Violation, start: State, path: tuple[int, ...],
                        cycle_start: int | None) -> tuple[tuple[Step, ...], Trace]:
@@ -420,19 +495,19 @@ NOTHING_ENABLED = ("0 transitions: is anything enabled? Nothing can happen in th
                    "state, so nothing beyond it was checked")
 
 
-def _property_report(kernel: Kernel, out: Outcome, keep_going: bool = False
-                     ) -> dict[str, dict[str, Any]]:
+def _property_report(kernel: Kernel, out: Outcome, keep_going: bool = False,
+                     unchanged: set[int] | None = None) -> dict[str, dict[str, Any]]:
     """For each `always` property: `evaluated` (how often it ran: once per distinct
     combination of local states, or per state when some property reads the network),
     `ever_false`, `reads` (the instances, and "network" for messages in flight or crashes, as
     noted in its first evaluations), and a `note` when it was never evaluated or held
     trivially: it read nothing, or only instances whose state never changed (a property that
     is constantly true may be vacuous).  Computed after the search, from what the kernel
-    noted as the properties ran."""
+    noted as the properties ran (by the workers of a parallel search: `unchanged` is then
+    what they found)."""
     if not kernel.properties:
         return {}
     names = [inst.name for inst in kernel.instances]
-    unchanged: set[int] | None = None
     report = {}
     v = out.violation
     broken = {f.violation.name for f in out.found if f.violation.kind == "property"}

@@ -11,7 +11,7 @@ import click
 from assay.cli.check import check
 from assay.cli.common import EXIT_INTERNAL, EXIT_INTERRUPTED, _fail
 from assay.cli.replay import replay
-from assay.cli.run import node, run
+from assay.cli.run import merge, node, run
 from assay.cli.simulate import simulate
 from assay.cli.verify import verify_command
 from assay.errors import AssayError, exit_error
@@ -62,5 +62,5 @@ def main() -> None:
 
 
 
-for _command in (check, simulate, replay, run, node, verify_command):
+for _command in (check, simulate, replay, run, node, merge, verify_command):
     main.add_command(_command)

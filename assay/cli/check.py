@@ -10,6 +10,7 @@ from rich.console import Console
 
 from assay.cli.common import (
     Size,
+    WorkerCount,
     _check_writable,
     _fail,
     _params,
@@ -51,6 +52,25 @@ from assay.errors import AssayError, UsageError
 @click.option("--no-symmetry", is_flag=True,
               help="Explore every state even where the spec declares interchangeable "
                    "instances (s.symmetric(...)); by default one state per orbit.")
+@click.option("--workers", "-w", type=WorkerCount(), default="1", show_default=True, metavar="N",
+              help="Worker processes of a breadth-first search (or 'all': one per core): the "
+                   "same counts and a shortest counterexample. Worth it when states are "
+                   "costly (whole-state specs); with --dfs, --keep-going, symmetry or liveness "
+                   "the search stays on one process.")
+@click.option("--ray", "ray_address", metavar="ADDRESS",
+              help="Search on a Ray cluster (pip install 'assay[ray]'): 'local' starts one "
+                   "here, 'auto' joins the one `ray start` runs on this machine, or "
+                   "ray://HOST:10001. --workers sets the number of actors (default: one per "
+                   "CPU of the cluster).")
+@click.option("--checkpoint", "checkpoint", type=click.Path(file_okay=False), metavar="DIR",
+              help="Save the breadth-first search in DIR at the end of a level (every "
+                   "--checkpoint-every seconds), and resume from a checkpoint found there "
+                   "(after Ctrl-C or a crash) when it is of the same spec, parameters, options "
+                   "and --workers.")
+@click.option("--checkpoint-every", type=click.FloatRange(min=0), default=300.0,
+              show_default=True, metavar="SECONDS",
+              help="At least this long between two checkpoints (each at the end of a "
+                   "level; 0: after every level).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @click.option("--trace-out", type=click.Path(dir_okay=False), metavar="FILE",
               help="Write the counterexample as a JSON trace file (with --keep-going: the "
@@ -64,8 +84,9 @@ from assay.errors import AssayError, UsageError
 def check(spec: str, system_name: str | None, params: tuple[str, ...], strategy: str,
           max_states: int | None, max_depth: int | None, max_time: float | None,
           max_memory: int | None, faults_text: str | None, fairness: str | None,
-          no_deadlock: bool, keep_going: bool, no_symmetry: bool, as_json: bool,
-          trace_out: str | None, html_out: str | None,
+          no_deadlock: bool, keep_going: bool, no_symmetry: bool, workers: int,
+          ray_address: str | None, checkpoint: str | None, checkpoint_every: float,
+          as_json: bool, trace_out: str | None, html_out: str | None,
           quiet: bool) -> None:
     """Explore every reachable state of a system and check its properties.
 
@@ -97,7 +118,9 @@ def check(spec: str, system_name: str | None, params: tuple[str, ...], strategy:
                                spec=spec, system_name=name, params=typed,
                                on_progress=progress.update if progress else None,
                                progress_interval=progress.interval if progress else 0.5,
-                               keep_going=keep_going, symmetry=not no_symmetry)
+                               keep_going=keep_going, symmetry=not no_symmetry,
+                               workers=workers, ray=ray_address, checkpoint=checkpoint,
+                               checkpoint_every=checkpoint_every)
         finally:
             if progress:
                 progress.close()

@@ -84,3 +84,22 @@ class Size(click.ParamType):
         if size <= 0:
             self.fail(f"{value!r} is not a memory size; use e.g. 500M or 2G", param, ctx)
         return size
+
+
+class WorkerCount(click.ParamType):
+    """A number of worker processes, or 'all' (one per core)."""
+
+    name = "workers"
+
+    def convert(self, value: object, param: click.Parameter | None,
+                ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        text = str(value).strip().lower()
+        if text == "all":
+            import os
+
+            return os.cpu_count() or 1
+        if text.isdigit() and int(text) >= 1:
+            return int(text)
+        self.fail(f"{value!r} is not a number of workers; use e.g. 2, or 'all'", param, ctx)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 import click
 from rich.console import Console
@@ -113,7 +114,6 @@ def _run_deployment(deploy_file: str, duration: float | None, state_dir: str | N
                     as_json: bool, durability: str = "machine", fresh: bool = False) -> None:
     import asyncio
 
-    from assay.kernel.trace import Trace, run_events
     from assay.model.load import build
     from assay.runtime.deploy import check_placement, load_deployment
     from assay.runtime.supervise import supervise
@@ -128,8 +128,9 @@ def _run_deployment(deploy_file: str, duration: float | None, state_dir: str | N
                             if s.instances and all(i in system.externals for i in s.instances))
         if clients and not as_json:
             click.echo(f"client node(s) {', '.join(sorted(clients))} host only external "
-                       "instances: not started (a program attaches with "
-                       "assay.runtime.connect)", err=True)
+                       "instances: not started; waiting for a program to attach to each "
+                       "(assay.runtime.connect) and leave again before the run ends when "
+                       "nothing is left to do (or --for, Ctrl-C)", err=True)
         _check_fresh(fresh, state_dir)
         if fresh:
             click.echo(f"--fresh: each node moves its earlier state in {state_dir} aside (to "
@@ -138,15 +139,11 @@ def _run_deployment(deploy_file: str, duration: float | None, state_dir: str | N
                                        time_unit, skip=clients, durability=durability,
                                        fresh=fresh))
         if trace_out:
-            from assay.kernel import Kernel
-
-            k = Kernel(system)
-            initial, events = run_events(k, report.events)
-            Trace(dep.spec, name, typed, events, engine="run", initial=initial).write(trace_out)
+            _write_run_trace(dep, system, name, typed, report.events, trace_out)
     except AssayError as e:
         _fail(e)
         return
-    doc = {"command": "run", "deploy": deploy_file, "ended": report.ended,
+    doc = {"command": "run", "deploy": deploy_file, "ended": report.ended, "logs": report.logs,
            "seconds": round(report.seconds, 3), "restarts": report.restarts,
            "steps": len(report.events), "violation_count": report.violation_count,
            "failed": None if report.failed is None else {
@@ -198,7 +195,8 @@ def _run_deployment(deploy_file: str, duration: float | None, state_dir: str | N
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--trace-out", type=click.Path(dir_okay=False), metavar="FILE",
               help="Append this node's steps to FILE as they happen (JSON lines, with "
-                   "Lamport clocks); `assay run --deploy` merges them into one trace.")
+                   "Lamport clocks); `assay run --deploy` merges them into one trace, and so "
+                   "does `assay merge`.")
 @click.option("--supervised", is_flag=True, hidden=True,
               help="Ignore Ctrl-C: the supervisor stops the node (after reading its state).")
 def node(deploy_file: str, name: str, monitor: str, state_dir: str | None, fresh: bool,
@@ -232,6 +230,60 @@ def node(deploy_file: str, name: str, monitor: str, state_dir: str | None, fresh
         asyncio.run(main_())
     except AssayError as e:
         _fail(e)
+
+
+def _write_run_trace(dep: Any, system: Any, name: str, typed: dict[str, Any],
+                     events: list[dict[str, Any]], trace_out: str) -> None:
+    """The merged steps of a deployment's nodes as one run trace (what `assay replay` reads)."""
+    from assay.kernel import Kernel
+    from assay.kernel.trace import Trace, run_events
+
+    initial, events = run_events(Kernel(system), events)
+    Trace(dep.spec, name, typed, events, engine="run", initial=initial).write(trace_out)
+
+
+@click.command()
+@click.argument("deploy_file", metavar="DEPLOYFILE", type=click.Path(dir_okay=False))
+@click.argument("logs", metavar="LOG...", nargs=-1, required=True,
+                type=click.Path(dir_okay=False))
+@click.option("--trace-out", "-o", required=True, type=click.Path(dir_okay=False),
+              metavar="FILE", help="Where to write the merged trace.")
+def merge(deploy_file: str, logs: tuple[str, ...], trace_out: str) -> None:
+    """Merge the step logs of one run of a deployment — one JSON-lines file per node, written
+    by `assay node --trace-out`, kept by `assay run --deploy` (its `node logs:` folder) and by
+    a client's `connect(..., trace_out=...)` — into one trace that `assay replay` checks."""
+    from assay.model.load import build
+    from assay.runtime.deploy import load_deployment
+    from assay.runtime.steplog import read_step_log
+
+    try:
+        _check_writable(trace_out)
+        dep = load_deployment(deploy_file)
+        system, name, typed = build(dep.spec, dep.system, dep.params)
+        entries: list[dict[str, Any]] = []
+        owner: dict[str, str] = {}
+        for path in logs:
+            for entry in read_step_log(path):
+                node = entry["node"]
+                if node not in dep.nodes:
+                    raise UsageError(f"{path}: a step of node {node!r}, which {deploy_file} "
+                                     f"does not have (nodes: {', '.join(sorted(dep.nodes))})",
+                                     notes=["merge the logs of a run of this deployment"])
+                if owner.setdefault(node, path) != path:
+                    raise UsageError(f"{path} and {owner[node]} both hold steps of node "
+                                     f"{node!r}", notes=["give each node's log once"])
+                entries.append(entry)
+        entries.sort(key=lambda e: (e["clock"], e["node"]))
+        _write_run_trace(dep, system, name, typed, [e["event"] for e in entries], trace_out)
+    except AssayError as e:
+        _fail(e)
+        return
+    missing = sorted(n for n in dep.nodes if n not in owner)
+    click.echo(f"{len(entries)} steps of node(s) {', '.join(sorted(owner))} merged into "
+               f"{trace_out} (assay replay {trace_out} checks it against the model)")
+    if missing:
+        click.echo(f"  no log of node(s) {', '.join(missing)}: a step of theirs the run took is "
+                   "missing, and replay stops where it was needed", err=True)
 
 
 def _check_fresh(fresh: bool, state_dir: str | None) -> None:

@@ -51,6 +51,9 @@ from assay.errors import AssayError, UsageError
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
               help="Worker processes (default: the machine's cores). Results do not depend "
                    "on it.")
+@click.option("--ray", "ray_address", metavar="ADDRESS",
+              help="Run the runs as tasks on a Ray cluster (pip install 'assay[ray]'): "
+                   "'local', 'auto' or ray://HOST:10001; the same results as --jobs.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="assay-traces",
               show_default=True, help="Where failing runs are written as trace files.")
 @click.option("--no-shrink", is_flag=True, help="Write failing runs as they happened.")
@@ -63,7 +66,8 @@ from assay.errors import AssayError, UsageError
                    "line every 5 s).")
 def simulate(spec: str, system_name: str | None, params: tuple[str, ...], seed: int, runs: int,
              steps: int, faults_text: str | None, scheduler: str, pct_depth: int,
-             engine: str, database: str, jobs: int | None, out_dir: str, no_shrink: bool,
+             engine: str, database: str, jobs: int | None, ray_address: str | None,
+             out_dir: str, no_shrink: bool,
              html_out: str | None, as_json: bool, quiet: bool) -> None:
     """Run seeded random (or PCT) schedules with fault injection; shrink and save failures.
 
@@ -90,13 +94,28 @@ def simulate(spec: str, system_name: str | None, params: tuple[str, ...], seed: 
         system, name, typed = build(spec, system_name, raw)
         opts = Options(steps=steps, rates=rates, scheduler=scheduler, pct_depth=pct_depth,
                        shrink=not no_shrink)
+        if engine == "hypothesis" and (scheduler != "random" or ray_address):
+            raise UsageError("--engine hypothesis makes the choices itself, in one process: "
+                             "drop " + (f"--scheduler {scheduler}" if scheduler != "random"
+                                        else "--ray") + " (or use --engine native)")
         progress: _RunProgress | _RunLines | None = None
         if not quiet:
             progress = _RunProgress(runs) if sys.stderr.isatty() else \
                 _RunLines(progress_interval(5.0))
-        if engine == "hypothesis" and scheduler != "random":
-            raise UsageError(f"--engine hypothesis makes the choices itself: drop --scheduler "
-                             f"{scheduler} (or use --engine native)")
+        stem = os.path.splitext(os.path.basename(spec))[0]
+        written: dict[int, str] = {}
+
+        def write(r: Any) -> None:
+            """Write a failing run at once (as it happened; again when it is shrunk), so
+            Ctrl-C while the campaign goes on or shrinks loses nothing."""
+            path = os.path.join(out_dir, f"{stem}-run{r.index}-seed{r.seed}.json")
+            try:
+                os.makedirs(out_dir, exist_ok=True)
+                trace_of(r, spec, name, typed, opts).write(path)
+            except OSError as e:
+                raise UsageError(f"cannot write traces to {out_dir}: {e.strerror}") from None
+            written[r.index] = path
+
         try:
             if engine == "hypothesis":
                 from dataclasses import replace
@@ -107,20 +126,19 @@ def simulate(spec: str, system_name: str | None, params: tuple[str, ...], seed: 
                 result = search(system, spec=spec, system_name=name, params=raw, seed=seed,
                                 runs=runs, opts=opts,
                                 database=None if database == "none" else database)
+                for r in result.failures:
+                    write(r)
             else:
                 result = campaign(spec, name, raw, seed=seed, runs=runs, opts=opts, jobs=jobs,
-                                  on_progress=progress.update if progress else None)
+                                  on_progress=progress.update if progress else None,
+                                  ray=ray_address, on_failure=write, on_shrunk=write)
         finally:
             if progress:
                 progress.close()
-        if result.failures or result.suspected:
-            stem = os.path.splitext(os.path.basename(spec))[0]
+        result.trace_files.update(written)
+        if result.suspected:
             try:
                 os.makedirs(out_dir, exist_ok=True)
-                for r in result.failures:
-                    path = os.path.join(out_dir, f"{stem}-run{r.index}-seed{r.seed}.json")
-                    trace_of(r, spec, name, typed, opts).write(path)
-                    result.trace_files[r.index] = path
                 for r in result.suspected:
                     path = os.path.join(out_dir,
                                         f"{stem}-run{r.index}-seed{r.seed}-lasso.json")

@@ -72,7 +72,11 @@ class Trace:
         return doc
 
     def write(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_json(), indent=1) + "\n")
+        """Write the trace file; atomically (a file written again, as `simulate` does once a
+        failing run is shrunk, is never seen half written)."""
+        tmp = Path(f"{path}.tmp")
+        tmp.write_text(json.dumps(self.to_json(), indent=1) + "\n")
+        os.replace(tmp, path)
 
     @classmethod
     def read(cls, path: str | Path) -> Trace:

@@ -255,6 +255,9 @@ class Client:
         docstring).  With a deployment, returns once `to`'s node acknowledged it, i.e. once
         the step that handles it is durable there; `Unreachable` after `timeout` seconds (the
         message stays queued and is resent when the node is back)."""
+        await self._send(to, message)
+
+    async def _send(self, to: str, message: Message) -> None:
         self._check_running()
         node: Node = self._engine.node
         action = choose_action(node, self.instance, to, message)
@@ -303,11 +306,50 @@ class Client:
                 await asyncio.wait_for(self._signal.wait(), left)
             self._check_running()
 
-    async def request(self, to: str, message: Message,
-                      timeout: float | None = None) -> Message:
-        """Send `message` to `to` and return the next message `to` sends the client."""
-        await self.send(to, message)
+    async def request(self, to: str, message: Message, timeout: float | None = None,
+                      failover: bool = True) -> Message:
+        """Send `message` to `to` and return the next message `to` sends the client.
+
+        With a deployment, when `to`'s node does not acknowledge in time and `failover` is
+        true, the request follows a failover the model allows: the same message to another
+        instance on another node, if the client's model has an action enabled now that sends
+        exactly that (tried in name order, each with the full timeout); the answer is then
+        the one that instance sends.  `Unreachable` when no such instance acknowledges.  The
+        first message stays queued for `to` (the model allowed both sends: its handlers must
+        take the late answer)."""
+        try:
+            await self._send(to, message)
+        except Unreachable as unreachable:
+            if not failover:
+                raise
+            to = await self._fail_over(to, message, unreachable)
         return await self.receive(timeout, sender=to)
+
+    async def _fail_over(self, to: str, message: Message, unreachable: Unreachable) -> str:
+        """The instance that took `message` after `to`'s node did not: see `request`."""
+        dep = getattr(self._engine, "dep", None)
+        if dep is None:                      # in process: every instance is reachable
+            raise unreachable
+        down = {dep.placement[to]}
+        tried = []
+        for alt in sorted(self._engine.kernel.index):
+            node_name = dep.placement.get(alt)
+            if alt in (to, self.instance) or node_name in down or node_name is None:
+                continue
+            try:
+                choose_action(self._engine.node, self.instance, alt, message)
+            except ClientError:
+                continue                     # the model does not allow it: not a failover
+            try:
+                await self._send(alt, message)
+                return alt
+            except Unreachable:
+                down.add(node_name)
+                tried.append(alt)
+        if tried:
+            raise Unreachable(f"{unreachable}; failover to {', '.join(tried)} (which the "
+                              "model allows) was not acknowledged either") from None
+        raise unreachable
 
     async def state(self, name: str) -> dict[str, Any]:
         """The field values of instance `name` now (JSON form: enums by value, sets as

@@ -53,6 +53,44 @@ def log_line(clock: int, node: str, event: dict[str, Any]) -> str:
     return json.dumps({"clock": clock, "node": node, "time": time.time(), "event": event}) + "\n"
 
 
+MAX_LOG_BYTES = 256 * 1024 * 1024
+
+
+def read_step_log(path: str) -> list[dict[str, Any]]:
+    """The lines of a step log a user names (`assay merge`): untrusted input, so a file that
+    is missing, too large, or has a line that is not `{"clock": int, "node": str, "event":
+    {...}}` is a `UsageError` naming the file and line.  A last line cut short by a kill is
+    dropped, as when a node reopens its log."""
+    from assay.errors import UsageError
+
+    try:
+        if os.path.getsize(path) > MAX_LOG_BYTES:
+            raise UsageError(f"step log {path} is larger than {MAX_LOG_BYTES >> 20} MiB")
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except OSError as e:
+        raise UsageError(f"cannot read step log {path}: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise UsageError(f"step log {path} is not UTF-8 text: {e}") from None
+    entries = []
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            if i == len(lines):
+                break                              # cut short by a kill: the end
+            entry = None
+        if not (isinstance(entry, dict) and type(entry.get("clock")) is int
+                and isinstance(entry.get("node"), str) and isinstance(entry.get("event"), dict)):
+            raise UsageError(f"{path}:{i}: not a step log line (JSON with an integer clock, a "
+                             "node name and an event)",
+                             notes=["a step log is what `assay node --trace-out FILE` writes"])
+        entries.append(entry)
+    return entries
+
+
 def merge_logs(paths: list[str]) -> list[dict[str, Any]]:
     """The steps of every node in one order consistent with causality (Lamport order, then
     node name): a message's send comes before its delivery."""

@@ -1,7 +1,12 @@
 """`assay run --deploy`: start every node of a deployment as a local process, restart the ones
 that die (bounded retries with backoff), stop them all when the system has nothing left to do
 (every node idle, no message unacknowledged, three polls in a row) or when time is up, and
-merge their recorded steps into one trace."""
+merge their recorded steps into one trace.
+
+Client nodes (hosting only external instances) are not started: a program becomes each with
+`assay.runtime.connect`.  While a deployment has client nodes, nothing left to do is not the
+end: the run waits until every client node has attached (its address answers) and left again
+(it no longer does), and only then stops at quiescence — or at `--for`, or Ctrl-C."""
 from __future__ import annotations
 
 import asyncio
@@ -69,6 +74,8 @@ async def supervise(dep_path: str, dep: Deployment, duration: float | None,
             loop.add_signal_handler(sig, interrupted.set)
     procs = {n: await start(n, fresh) for n in nodes}
     restarts = dict.fromkeys(nodes, 0)
+    clients = {n: dep.nodes[n] for n in skip if n in dep.nodes}
+    attached: set[str] = set()          # client nodes that have answered at least once
     t0 = time.perf_counter()
     quiet = 0
     ended = "quiescent"
@@ -100,6 +107,11 @@ async def supervise(dep_path: str, dep: Deployment, duration: float | None,
                        for st in statuses.values())
         except (TimeoutError, OSError, ConnectionError, WireError):
             idle = False
+        if clients:
+            up = await _client_statuses(dep, clients)
+            attached |= up.keys()
+            # a client may send more while it is attached; one that never came has not begun
+            idle = idle and not up and attached == clients.keys()
         quiet = quiet + 1 if idle else 0
         if quiet >= 3:
             break
@@ -129,6 +141,17 @@ async def supervise(dep_path: str, dep: Deployment, duration: float | None,
     events = merge_logs([os.path.join(logs, f"{n}.jsonl") for n in nodes])
     return DeployReport(logs, time.perf_counter() - t0, ended, restarts, final, violations, events,
                         max(count, len(violations)), failed)
+
+
+async def _client_statuses(dep: Deployment, clients: dict[str, Any]) -> dict[str, Any]:
+    """The client nodes attached now (their address answers a status request)."""
+    up = {}
+    for n, s in clients.items():
+        with contextlib.suppress(TimeoutError, OSError, ConnectionError, WireError,
+                                 asyncio.IncompleteReadError):
+            up[n] = await control(s.host, s.port, dep.secret, {"t": "status"}, 1.0,
+                                  node=n) or {}
+    return up
 
 
 def _last_error(path: str) -> str:

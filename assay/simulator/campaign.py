@@ -18,16 +18,17 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from assay.kernel.faults import Faults
-from assay.kernel.kernel import Kernel
-from assay.kernel.trace import Trace, initial_json, with_changes
+from assay.kernel.kernel import Kernel, State
+from assay.kernel.trace import Trace, explain, initial_json, recorded_event, with_changes
 from assay.model.load import build
 from assay.simulator.lasso import LassoMemo
 from assay.simulator.rates import FaultRates
 from assay.simulator.run import run_once
-from assay.simulator.schedulers import begin_run, chunk_size
-from assay.simulator.shrink import shrink
+from assay.simulator.schedulers import begin_run, chunk_size, rerun_recorded
+from assay.simulator.shrink import budget_for, fault_kinds, shrink_run
 
 
 def derive(seed: int, index: int) -> int:
@@ -54,15 +55,42 @@ class RunReport:
     events: int
     ended: str
     time: int
-    fingerprints: set[str]
+    fingerprints: set[str]           # of states new to its process (when they were asked for)
+    new_states: int = 0              # states new to its process
     violation: dict[str, Any] | None = None
     initial: dict[str, dict[str, Any]] | None = None
     trace: list[dict[str, Any]] | None = None       # the events of the failing run
-    shrunk: list[dict[str, Any]] | None = None      # a minimal run with the same failure
+    shrunk: list[dict[str, Any]] | None = None      # a short run with the same failure
+    shrunk_initial: dict[str, dict[str, Any]] | None = None   # where it starts, if elsewhere
+    shrinking: Shrinking | None = None
     # the first lasso the run walked that breaks a liveness property (`lasso.Suspect`): the
     # violation's JSON, with "formula", "cycle_start", "fairness" and "events" (as a trace
     # lists them, from `initial`)
     suspected: dict[str, Any] | None = None
+
+
+def recorded(kernel: Kernel, start: State, events: list[int]) -> list[dict[str, Any]]:
+    """Events (ids of `kernel`, enabled in turn from `start`) as a trace file lists them:
+    with what each step changed, for replay to compare."""
+    memo = _RECORDED.get(kernel)
+    if memo is None:
+        memo = _RECORDED[kernel] = {}
+    out = []
+    state = start
+    for i, ev in enumerate(events, 1):
+        got = memo.get((state, ev))              # runs take the same steps again and again
+        if got is None:
+            step, nxt = explain(kernel, state, ev, i)
+            got = (recorded_event(step), nxt)
+            if len(memo) < 100_000:
+                memo[(state, ev)] = got
+        out.append(dict(got[0]))
+        state = got[1]
+    return out
+
+
+_RECORDED: WeakKeyDictionary[Kernel, dict[tuple[State, int], tuple[dict[str, Any], State]]] = \
+    WeakKeyDictionary()
 
 
 def kernel_for(system: Any, rates: FaultRates) -> Kernel:
@@ -72,10 +100,12 @@ def kernel_for(system: Any, rates: FaultRates) -> Kernel:
 
 def run_indices(kernel: Kernel, seed: int, indices: list[int], opts: Options,
                 known: set[Any] | None = None,
-                lassos: LassoMemo | None = None) -> list[RunReport]:
-    """Run the campaign's runs `indices`.  `known` (states already fingerprinted in this
-    process) and `lassos` (what liveness watching has learnt of this kernel's states) are
-    shared across calls; neither changes a run's report, only its cost."""
+                lassos: LassoMemo | None = None,
+                fingerprints: bool = True) -> list[RunReport]:
+    """Run the campaign's runs `indices`.  `known` (states already seen in this process)
+    and `lassos` (what liveness watching has learnt of this kernel's states) are shared
+    across calls.  A report counts the states new to `known` (`new_states`) and, with
+    `fingerprints`, lists their fingerprints (for a union across processes)."""
     out = []
     known = set() if known is None else known
     if lassos is None and kernel.system.liveness:
@@ -86,10 +116,15 @@ def run_indices(kernel: Kernel, seed: int, indices: list[int], opts: Options,
             begin_run(kernel, i)
         r = run_once(kernel, s, opts.steps, opts.rates, opts.scheduler, opts.pct_depth,
                      lassos if lassos is not None else False)
-        new = r.states - known
-        known |= new
+        new = []
+        for row in r.path:                   # a stored row stands for its state
+            k = row if row.stored else row.state
+            if k not in known:
+                known.add(k)
+                new.append(row.state)
         report = RunReport(i, s, len(r.events), r.ended, r.time,
-                           {kernel.fingerprint(st) for st in new})
+                           {kernel.fingerprint(st) for st in new} if fingerprints else set(),
+                           len(new))
         if r.suspect is not None:
             sus = r.suspect
             report.initial = initial_json(kernel, r.initial)
@@ -101,14 +136,46 @@ def run_indices(kernel: Kernel, seed: int, indices: list[int], opts: Options,
         if r.violation is not None:
             report.violation = r.violation.to_json()
             report.initial = initial_json(kernel, r.initial)
-            names = [kernel.event(e).to_json() for e in r.events]
-            shrunk = shrink(kernel, r.initial, names, r.violation) if opts.shrink else names
             # as trace files list them: with what each step changed, for replay to compare
-            report.trace = with_changes(kernel, r.initial, names)
-            report.shrunk = with_changes(kernel, r.initial, shrunk) if opts.shrink \
-                else report.trace
+            report.trace = recorded(kernel, r.initial, r.events)
+            if not opts.shrink:
+                report.shrunk = report.trace
         out.append(report)
     return out
+
+
+@dataclass
+class Shrinking:
+    """What shrinking a failing run gave (names only, so it crosses processes)."""
+
+    index: int
+    initial: dict[str, dict[str, Any]]
+    events: list[dict[str, Any]]
+    seconds: float
+    removed: dict[str, int]
+    radius: int                 # the final search's neighbourhood (0: it did not complete)
+    everything: bool            # ... and it left nothing out: a shortest failing run
+
+
+def shrink_report(kernel: Kernel, report: RunReport, opts: Options, searched: int = 0
+                  ) -> Shrinking:
+    """Shrink the failing run of `report`: run it again from its seed (the same run, in this
+    kernel's ids), then `shrink_run`, with a final search as large as the `searched` events
+    that found it allow (`budget_for`)."""
+    started = time.perf_counter()
+    if opts.scheduler == "coverage":
+        r = rerun_recorded(kernel, report)
+    else:
+        r = run_once(kernel, report.seed, opts.steps, opts.rates, opts.scheduler,
+                     opts.pct_depth, False)
+    assert r.violation is not None and len(r.events) == report.events, "a run changed"
+    small = shrink_run(kernel, r.initial, r.events, r.violation, budget=budget_for(searched),
+                       faults=fault_kinds(opts.rates))
+    start = small.start.state
+    events = recorded(kernel, start, small.events)
+    return Shrinking(report.index, initial_json(kernel, start), events,
+                     time.perf_counter() - started, small.removed, small.search.radius,
+                     small.search.everything)
 
 
 # per worker process: its kernel, the states it fingerprinted, what liveness watching learnt
@@ -161,14 +228,26 @@ def _kill_workers(pool: ProcessPoolExecutor) -> None:
 def _worker(job: tuple[str, str | None, dict[str, str], int, list[int], Options]
             ) -> list[RunReport]:
     spec, system_name, params, seed, indices, opts = job
+    kernel, known, lassos = _worker_kernel(spec, system_name, params, opts)
+    return run_indices(kernel, seed, indices, opts, known, lassos)
+
+
+def _worker_kernel(spec: str, system_name: str | None, params: dict[str, str], opts: Options
+                   ) -> tuple[Kernel, set[Any], LassoMemo | None]:
     key = (spec, system_name, tuple(sorted(params.items())), opts.rates)
     if key not in _WORKER:
         system, _, _ = build(spec, system_name, params)
         _WORKER.clear()
         kernel = kernel_for(system, opts.rates)
         _WORKER[key] = (kernel, set(), LassoMemo(kernel) if system.liveness else None)
-    kernel, known, lassos = _WORKER[key]
-    return run_indices(kernel, seed, indices, opts, known, lassos)
+    return _WORKER[key]
+
+
+def _shrink_worker(job: tuple[str, str | None, dict[str, str], Options, RunReport, int]
+                   ) -> Shrinking:
+    spec, system_name, params, opts, report, searched = job
+    kernel, _, _ = _worker_kernel(spec, system_name, params, opts)
+    return shrink_report(kernel, report, opts, searched)
 
 
 def _chunks(n: int, jobs: int, scheduler: str = "random") -> Iterator[list[int]]:
@@ -226,6 +305,12 @@ class Campaign:
         from assay.report import simulation_html
 
         return simulation_html(self)
+    shrink_seconds: float = 0.0              # of `seconds`: shrinking the failing runs
+
+    @property
+    def run_seconds(self) -> float:
+        """The time of the runs (the campaign's, less shrinking)."""
+        return max(0.0, self.seconds - self.shrink_seconds)
 
     @property
     def failures(self) -> list[RunReport]:
@@ -265,7 +350,11 @@ class Campaign:
             "distinct_states": self.distinct_states,
             "ended": _count(r.ended for r in self.reports),
             "violations": [{"run": r.index, "seed": r.seed, **(r.violation or {}),
-                            "events": r.events, "shrunk_events": len(r.shrunk or []),
+                            "events": r.events,
+                            "shrunk_events": None if r.shrunk is None else len(r.shrunk),
+                            # the final search left nothing out: no shorter run (of the
+                            # simulator's kernel, with the faults injected) fails so
+                            "shrunk_shortest": bool(r.shrinking and r.shrinking.everything),
                             "trace_file": self.trace_files.get(r.index)}
                            for r in self.failures],
             "suspected": [{"run": r.index, "seed": r.seed,
@@ -275,8 +364,9 @@ class Campaign:
                           for r in self.suspected]}
         if with_timing:
             doc["seconds"] = round(self.seconds, 6)
-            doc["events_per_second"] = round(self.events / self.seconds, 1) \
-                if self.seconds else None
+            doc["shrink_seconds"] = round(self.shrink_seconds, 6)
+            doc["events_per_second"] = round(self.events / self.run_seconds, 1) \
+                if self.run_seconds else None
         return doc
 
 
@@ -290,20 +380,49 @@ def _count(xs: Any) -> dict[str, int]:
 def campaign(spec: str, system_name: str | None, params: dict[str, str], *, seed: int,
              runs: int, opts: Options, jobs: int | None = None,
              on_progress: Callable[[int, int, int], None] | None = None,
-             system: Any = None) -> Campaign:
-    """Run `runs` seeded runs of the system of `spec`, on `jobs` worker processes.  Given
-    `system` (a `System` built already, which workers could not rebuild) the runs happen in
-    this process, whatever `jobs`: the same runs, as `jobs` never changes them.
+             system: Any = None, ray: str | None = None,
+             on_failure: Callable[[RunReport], None] | None = None,
+             on_shrunk: Callable[[RunReport], None] | None = None) -> Campaign:
+    """Run `runs` seeded runs of the system of `spec`, on `jobs` worker processes (with
+    `ray`, an address for `ray.init` or "local": as Ray tasks, the same chunks of runs as
+    `jobs` workers would take, or one worker per CPU of the cluster), then shrink the failing
+    ones.  Given `system` (a `System` built already, which workers could not rebuild) the runs
+    happen in this process, whatever `jobs`: the same runs, as `jobs` never changes them.
 
-    `on_progress(runs done, runs, events)` is called as runs finish.  Ctrl-C
+    `on_progress(runs done, runs, events)` is called as runs finish, `on_failure(report)` as
+    soon as a failing run is known (before it is shrunk: its `trace` is the run as it
+    happened), `on_shrunk(report)` when its `shrunk` trace is there.  Ctrl-C
     (KeyboardInterrupt) stops the campaign: the result has the runs finished before it, in
-    order from the first, and says `interrupted`."""
-    jobs = jobs or os.cpu_count() or 1
+    order from the first, and says `interrupted`; failing runs not shrunk yet stay as they
+    happened (`shrunk` None)."""
+    workers = jobs or os.cpu_count() or 1
     started = time.perf_counter()
     reports: list[RunReport] = []
-    events = 0
     interrupted = False
-    if system is not None or jobs == 1 or runs == 1:
+    shrink_seconds = 0.0
+    kernel: Kernel | None = None
+    pool: ProcessPoolExecutor | None = None
+
+    def got(part: list[RunReport]) -> None:
+        reports.extend(part)
+        if on_failure:
+            for r in part:
+                if r.violation is not None:
+                    on_failure(r)
+        if on_progress:
+            on_progress(len(reports), runs, sum(r.events for r in reports))
+
+    def shrunk(r: RunReport, sh: Shrinking) -> None:
+        r.shrinking = sh
+        r.shrunk = sh.events
+        r.shrunk_initial = sh.initial if sh.initial != r.initial else None
+        if on_shrunk:
+            on_shrunk(r)
+
+    local = ray is None and (system is not None or workers == 1 or runs == 1)
+    if ray is not None:
+        interrupted = _on_ray(ray, spec, system_name, params, seed, runs, opts, jobs, got)
+    elif local:
         if system is None:
             system, _, _ = build(spec, system_name, params)
         kernel = kernel_for(system, opts.rates)
@@ -312,41 +431,97 @@ def campaign(spec: str, system_name: str | None, params: dict[str, str], *, seed
         try:
             for chunk in _chunks(runs, 1):
                 for i in chunk:
-                    part = run_indices(kernel, seed, [i], opts, known, lassos)
-                    reports += part
-                    events += part[0].events
-                if on_progress:
-                    on_progress(len(reports), runs, events)
+                    got(run_indices(kernel, seed, [i], opts, known, lassos,
+                                    fingerprints=False))
         except KeyboardInterrupt:
             interrupted = True
     else:
         build(spec, system_name, params)          # spec errors surface here, not in a worker
         work = [(spec, system_name, params, seed, chunk, opts)
-                for chunk in _chunks(runs, jobs, opts.scheduler)]
-        pool = ProcessPoolExecutor(max_workers=jobs, initializer=_worker_init)
+                for chunk in _chunks(runs, workers, opts.scheduler)]
+        pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_init)
         try:
             # not pool.map: on Ctrl-C it cancels the pending futures, see _kill_workers
             for future in [pool.submit(_worker, job) for job in work]:
-                part = future.result()
-                reports += part
-                events += sum(r.events for r in part)
-                if on_progress:
-                    on_progress(len(reports), runs, events)
+                got(future.result())
         except KeyboardInterrupt:
             interrupted = True
             _kill_workers(pool)
+            pool = None
         except BaseException:                # a spec error in one run: the others are moot
             _kill_workers(pool)
             raise
-        else:
-            pool.shutdown(wait=True)
     reports.sort(key=lambda r: r.index)
-    seen: set[str] = set()
+    todo = [r for r in reports if r.violation is not None and r.shrunk is None] \
+        if opts.shrink and not interrupted else []
+    # the events the runs took to find each failure (since the one before it, in run order):
+    # what its shrinking may spend, the same whatever the number of workers
+    searched: dict[int, int] = {}
+    since = 0
     for r in reports:
-        seen |= r.fingerprints
-    return Campaign(len(reports), sum(r.events for r in reports), len(seen),
+        since += r.events
+        if r.violation is not None:
+            searched[r.index] = since
+            since = 0
+    shrink_started = time.perf_counter()
+    try:
+        if todo and pool is not None:
+            shrinks = [pool.submit(_shrink_worker, (spec, system_name, params, opts, r,
+                                                    searched[r.index])) for r in todo]
+            for r, job in zip(todo, shrinks):
+                shrunk(r, job.result())
+        elif todo:
+            if kernel is None:
+                if system is None:
+                    system, _, _ = build(spec, system_name, params)
+                kernel = kernel_for(system, opts.rates)
+            for r in todo:
+                shrunk(r, shrink_report(kernel, r, opts, searched[r.index]))
+    except KeyboardInterrupt:
+        interrupted = True
+        if pool is not None:
+            _kill_workers(pool)
+            pool = None
+    except BaseException:
+        if pool is not None:
+            _kill_workers(pool)
+        raise
+    if todo:
+        shrink_seconds = time.perf_counter() - shrink_started
+    if pool is not None:
+        pool.shutdown(wait=True)
+    if local:                                 # one process: its new states are distinct
+        distinct = sum(r.new_states for r in reports)
+    else:
+        seen: set[str] = set()
+        for r in reports:
+            seen |= r.fingerprints
+        distinct = len(seen)
+    return Campaign(len(reports), sum(r.events for r in reports), distinct,
                     time.perf_counter() - started, reports,
-                    requested=runs if interrupted else None, interrupted=interrupted)
+                    requested=runs if interrupted and len(reports) < runs else None,
+                    interrupted=interrupted, shrink_seconds=shrink_seconds)
+
+
+def _on_ray(address: str, spec: str, system_name: str | None, params: dict[str, str],
+            seed: int, runs: int, opts: Options, jobs: int | None,
+            got: Callable[[list[RunReport]], None]) -> bool:
+    """A campaign's chunks of runs as Ray tasks (the same chunks as `jobs` workers take; by
+    default one per CPU of the cluster), each chunk's reports given to `got`; whether Ctrl-C
+    stopped it."""
+    from assay.checker.ray_search import cluster_cpus, connect, run_chunks
+
+    build(spec, system_name, params)          # spec errors surface here, not in a task
+    connect(address, jobs)
+    jobs = jobs or cluster_cpus()
+    where = os.path.abspath(spec)               # a task's process may be elsewhere
+    work = [(where, system_name, params, seed, chunk, opts) for chunk in _chunks(runs, jobs,
+                                                                 opts.scheduler)]
+    try:
+        run_chunks(work, got)
+    except KeyboardInterrupt:
+        return True
+    return False
 
 
 def lasso_trace_of(report: RunReport, spec: str, system: str, params: dict[str, Any],
@@ -369,12 +544,17 @@ def lasso_trace_of(report: RunReport, spec: str, system: str, params: dict[str, 
 
 def trace_of(report: RunReport, spec: str, system: str, params: dict[str, Any],
              opts: Options, shrunk: bool = True) -> Trace:
-    events = report.shrunk if shrunk and report.shrunk is not None else report.trace or []
+    """The failing run of `report` as a trace file: shrunk if it was (and `shrunk`), else
+    as it happened."""
+    shrunk = shrunk and report.shrunk is not None
+    events = report.shrunk if shrunk else report.trace
+    events = events or []
+    initial = report.shrunk_initial if shrunk and report.shrunk_initial else report.initial
     v = report.violation or {}
     return Trace(spec, system, params, events, engine="simulate", seed=report.seed,
                  faults=opts.rates.to_json() if opts.rates.any else None,
-                 initial=report.initial,
+                 initial=initial,
                  verdict={"kind": v.get("kind"), "name": v.get("name"), "blame": v.get("blame"),
                           "message": v.get("message"), "step": len(events)},
                  extra={"run": report.index, "scheduler": opts.scheduler,
-                        "original_events": report.events})
+                        "original_events": report.events, "shrunk": shrunk})

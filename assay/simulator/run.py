@@ -11,6 +11,8 @@ import random
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
+from weakref import WeakKeyDictionary
 
 from assay.kernel.kernel import Kernel, State
 from assay.kernel.violation import Violation
@@ -32,8 +34,13 @@ class RunResult:
     violation: Violation | None
     ended: str                  # violation | steps | final | deadlock
     time: int                   # virtual time at the end
-    states: set[State] = field(default_factory=set)
+    path: list[Row] = field(default_factory=list)   # the rows of the states it went through
     suspect: Suspect | None = None
+
+    @property
+    def states(self) -> set[State]:
+        """The states the run went through."""
+        return {r.state for r in self.path}
 
 
 class Clock:
@@ -130,6 +137,104 @@ def make_scheduler(name: str, rng: random.Random, kernel: Kernel, steps: int,
     return Scheduler(rng, kernel, steps)
 
 
+_NONE: dict[Any, Any] = {}          # the empty table rows share (never written to)
+
+
+class Row:
+    """What a run needs of one state, computed once per kernel and process (`Moves`): its
+    property violations and, when a run first moves on from it, its events that change
+    something, in a canonical order and by kind, with the violations of each."""
+
+    __slots__ = ("state", "pv", "normal", "timers", "faults", "viols", "after", "stored",
+                 "end")
+
+    def __init__(self, state: State, pv: tuple[Violation, ...], stored: bool) -> None:
+        self.state = state
+        self.pv = pv
+        self.normal: tuple[int, ...] | None = None     # None: not expanded yet
+        self.timers: tuple[int | None, ...] | None = None    # per normal event, if any timer
+        self.faults: dict[str, tuple[int, ...]] = _NONE         # (shared while empty)
+        self.viols: dict[int, tuple[Violation, ...]] = _NONE
+        self.after: dict[int, Row] = {}                 # the rows the runs went on to
+        self.stored = stored
+        self.end: str | None = None                     # nothing moves: final or deadlock
+
+
+class Moves:
+    """The simulator's memo of one kernel, shared by every run in a process: the initial
+    states, and per state a `Row` (the kernel's `successors`, sorted and split by kind), linked
+    to the rows runs went on to.  A run that comes back to a state pays a dictionary lookup
+    or a pointer, not a successor computation.  It holds at most `limit` rows (beyond, rows
+    are computed as needed and not kept).  Nothing in it changes a run: only its cost."""
+
+    def __init__(self, kernel: Kernel, limit: int = 200_000) -> None:
+        self.kernel = kernel
+        self.limit = limit
+        self.rows: dict[State, Row] = {}
+        self.inits: list[tuple[Row, tuple[Violation, ...]]] | None = None
+        self.kinds: dict[int, str] = {}
+        # `shrink.shrink_run`'s final searches, by the run they start from
+        self.shrunk: dict[Any, Any] = {}
+
+    def initial(self) -> list[tuple[Row, tuple[Violation, ...]]]:
+        if self.inits is None:
+            self.inits = [(self.row(st), viol) for st, viol in self.kernel.initial_states()]
+        return self.inits
+
+    def row(self, state: State) -> Row:
+        r = self.rows.get(state)
+        if r is None:
+            stored = len(self.rows) < self.limit
+            r = Row(state, self.kernel.property_violations(state), stored)
+            if stored:
+                self.rows[state] = r
+        return r
+
+    def expand(self, row: Row) -> dict[int, State]:
+        """Fill in `row`'s events; returns their next states (for the step at hand only)."""
+        kernel = self.kernel
+        kinds = self.kinds
+        key = kernel.event_key
+        moves, _ = kernel.successors(row.state)
+        normal: list[int] = []
+        faults: dict[str, list[int]] = {}
+        nexts: dict[int, State] = {}
+        viols: dict[int, tuple[Violation, ...]] = {}
+        for e, nxt, viol in moves:
+            nexts[e] = nxt
+            if viol:
+                viols[e] = viol
+            k = kinds.get(e)
+            if k is None:
+                k = kinds[e] = kernel.event_kind(e)
+            if k in NORMAL:
+                normal.append(e)
+            else:
+                faults.setdefault(k, []).append(e)
+        # choices are made among events in a canonical order, not the kernel's id order
+        # (which depends on what the kernel saw before): the same seed, the same run
+        normal.sort(key=key)
+        row.normal = tuple(normal)
+        if any(kinds[e] == "timer" for e in normal):
+            row.timers = tuple(kernel.timer_of(e) for e in normal)
+        if faults:
+            row.faults = {k: tuple(sorted(lst, key=key)) for k, lst in faults.items()}
+        if viols:
+            row.viols = viols
+        return nexts
+
+
+_MOVES: WeakKeyDictionary[Kernel, Moves] = WeakKeyDictionary()
+
+
+def moves_of(kernel: Kernel) -> Moves:
+    """The `Moves` memo of `kernel` in this process."""
+    m = _MOVES.get(kernel)
+    if m is None:
+        m = _MOVES[kernel] = Moves(kernel)
+    return m
+
+
 def run_once(kernel: Kernel, seed: int, steps: int, rates: FaultRates,
              scheduler: str = "random", pct_depth: int = 3,
              lassos: LassoMemo | bool = True, rng: random.Random | None = None) -> RunResult:
@@ -137,18 +242,20 @@ def run_once(kernel: Kernel, seed: int, steps: int, rates: FaultRates,
     for a lasso that breaks one (`assay.simulator.lasso`; `lassos` is the memo the runs of
     this kernel share, or False not to watch); its result never changes the run.  `rng`
     replaces the seeded generator (`assay.testing` draws the choices from Hypothesis)."""
+    memo = moves_of(kernel)
     rng = rng or random.Random(seed)
-    inits = kernel.initial_states()
-    state, viol = inits[rng.randrange(len(inits))]
-    start = state
+    inits = memo.initial()
+    row, viol = inits[rng.randrange(len(inits))]
+    state = start = row.state
     clock = Clock(kernel)
-    if kernel.extended and state[2]:
+    extended = kernel.extended
+    if extended and state[2]:
         clock.update((), state[2])           # timers a start hook set are due from time 0
     events: list[int] = []
-    seen = {state}
-    first = viol[0] if viol else (kernel.property_violations(state) or (None,))[0]
+    path = [row]
+    first = viol[0] if viol else (row.pv or (None,))[0]
     if first is not None:
-        return RunResult(seed, start, events, first, "violation", 0, seen)
+        return RunResult(seed, start, events, first, "violation", 0, path)
     # liveness: None when there is nothing to watch, or once a lasso was found
     watch: Tracker | None = None
     suspect: Suspect | None = None
@@ -160,42 +267,45 @@ def run_once(kernel: Kernel, seed: int, steps: int, rates: FaultRates,
         found = suspect
         if watch is not None and why == "final":
             found = watch.stop()
-        return RunResult(seed, start, events, violation, why, clock.now, seen, found)
+        # without timers the clock only counts the steps (it is not kept step by step)
+        now = clock.now if extended else len(events)
+        return RunResult(seed, start, events, violation, why, now, path, found)
 
     sched = make_scheduler(scheduler, rng, kernel, steps, pct_depth)
     rates = sched.rates(rates)
-    kind = kernel.event_kind
-    extended = kernel.extended
-    fault_rates = (("drop", rates.drop), ("dup", rates.dup), ("crash", rates.crash),
-                   ("restart", rates.restart), ("partition", rates.partition),
-                   ("heal", rates.heal), ("lose", rates.lose))
+    # the uniform scheduler's pick, inlined below (the same draw as `Scheduler.pick`)
+    pick = None if type(sched) is Scheduler else sched.pick
+    random_ = rng.random
+    randrange = rng.randrange
+    fault_rates = tuple((k, r) for k, r in (
+        ("drop", rates.drop), ("dup", rates.dup), ("crash", rates.crash),
+        ("restart", rates.restart), ("partition", rates.partition), ("heal", rates.heal),
+        ("lose", rates.lose)) if r)
+    timer_of = kernel.timer_of
+    apply = kernel.apply
+    expand = memo.expand
+    new_row = memo.row
     for step in range(1, steps + 1):
         # the events that change something (a self-loop would only burn a step)
-        moves, enabled = kernel.successors(state)
-        normal: list[int] = []
-        faults: dict[str, list[int]] = {}
-        outcome: dict[int, tuple[State, tuple[Violation, ...]]] = {}
-        for e, nxt, viol in moves:
-            outcome[e] = (nxt, viol)
-            k = kind(e)
-            if k in NORMAL:
-                if k != "timer" or clock.is_due(kernel.timer_of(e)):  # type: ignore[arg-type]
-                    normal.append(e)
-            else:
-                faults.setdefault(k, []).append(e)
-        # choices are made among events in a canonical order, not the kernel's id order
-        # (which depends on what the kernel saw before): the same seed, the same run
-        normal.sort(key=kernel.event_key)
-        for lst in faults.values():
-            lst.sort(key=kernel.event_key)
+        nexts = None
+        normal = row.normal
+        if normal is None:
+            nexts = expand(row)
+            normal = row.normal
+        faults = row.faults
+        if row.timers is not None:
+            normal = tuple(e for e, t in zip(normal, row.timers)  # type: ignore[arg-type]
+                           if t is None or clock.is_due(t))
         ev = None
-        u = rng.random()
-        for k, r in fault_rates:             # at most one fault per step, by its rate
-            if r and k in faults:
-                if u < r:
-                    ev = faults[k][rng.randrange(len(faults[k]))]
-                    break
-                u -= r
+        u = random_()
+        if faults:
+            for k, r in fault_rates:         # at most one fault per step, by its rate
+                if k in faults:
+                    if u < r:
+                        lst = faults[k]
+                        ev = lst[randrange(len(lst))]
+                        break
+                    u -= r
         if ev is None:
             if not normal:
                 due = clock.next_due()
@@ -204,25 +314,35 @@ def run_once(kernel: Kernel, seed: int, steps: int, rates: FaultRates,
                     continue
                 if faults.get("restart") or faults.get("heal"):
                     k = "restart" if faults.get("restart") else "heal"
-                    ev = faults[k][rng.randrange(len(faults[k]))]
-                elif not kernel.can_progress(state) and not kernel.is_terminal(state):
-                    return ended(kernel.deadlock(), "deadlock")
+                    ev = faults[k][randrange(len(faults[k]))]
                 else:                        # final, or nothing left that changes anything
+                    if row.end is None:
+                        row.end = "deadlock" if not kernel.can_progress(state) and \
+                            not kernel.is_terminal(state) else "final"
+                    if row.end == "deadlock":
+                        return ended(kernel.deadlock(), "deadlock")
                     return ended(None, "final")
             else:
-                ev = sched.pick(normal, step, state)
-        res_state, viol = outcome[ev]
+                ev = normal[randrange(len(normal))] if pick is None \
+                    else pick(normal, step, state)  # type: ignore[arg-type]
+        nxt_row = row.after.get(ev)
+        if nxt_row is None:
+            nxt = nexts[ev] if nexts is not None else apply(state, ev)[0]
+            nxt_row = new_row(nxt)
+            if row.stored and nxt_row.stored:
+                row.after[ev] = nxt_row
+        viol = row.viols.get(ev, ()) if row.viols else ()
         events.append(ev)
         if extended:
-            clock.update(state[2], res_state[2], kernel.timer_of(ev))
-        clock.now += 1
-        state = res_state
-        seen.add(state)
+            clock.update(state[2], nxt_row.state[2], timer_of(ev))
+            clock.now += 1
+        row = nxt_row
+        state = row.state
+        path.append(row)
         if viol:
             return ended(viol[0], "violation")
-        pv = kernel.property_violations(state)
-        if pv:
-            return ended(pv[0], "violation")
+        if row.pv:
+            return ended(row.pv[0], "violation")
         if watch is not None:
             suspect = watch.step(state)
             if suspect is not None:

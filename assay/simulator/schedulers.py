@@ -25,7 +25,7 @@ from weakref import WeakKeyDictionary
 from assay.kernel.events import Deliver, Fire, TimerFire
 from assay.kernel.kernel import Kernel, State
 from assay.simulator.rates import FaultRates
-from assay.simulator.run import Scheduler
+from assay.simulator.run import RunResult, Scheduler
 
 NAMES = ("random", "pct", "coverage", "swarm")
 BLOCK = 64           # runs that share the coverage scheduler's memory
@@ -165,3 +165,19 @@ def make(name: str, rng: random.Random, kernel: Kernel, steps: int) -> Scheduler
     if name == "coverage":
         return CoverageScheduler(rng, kernel, steps)
     return SwarmScheduler(rng, kernel, steps)
+
+
+def rerun_recorded(kernel: Kernel, report: Any) -> RunResult:
+    """A campaign's failing run followed again from its record (`report.initial`, its events
+    by name), in `kernel`'s ids: a coverage run cannot be run again from its seed alone (it
+    depends on what the runs before it in its block visited)."""
+    from assay.kernel.trace import RECORDED, find_initial, replay_checked
+
+    start = find_initial(kernel, report.initial)
+    names = [{k: v for k, v in e.items() if k not in RECORDED} for e in report.trace or []]
+    done = replay_checked(kernel, names, start)
+    violation = done.violation
+    if violation is None and (report.violation or {}).get("kind") == "deadlock":
+        violation = kernel.deadlock()
+    return RunResult(report.seed, start, [s.event for s in done.steps], violation,
+                     "violation", 0)

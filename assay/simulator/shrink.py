@@ -1,20 +1,61 @@
-"""Shrinking a failing run to a minimal one: delta debugging (Zeller & Hildebrandt, 'Simplifying
-and Isolating Failure-Inducing Input', TSE 2002) over the run's events.
+"""Shrinking a failing run toward a shortest one with the same failure.
 
-A candidate (a subsequence of the events, by name) is kept only if it replays — every event is
-enabled where it occurs — and fails the same way (same kind of violation, same property or
-blame).  The result is 1-minimal: removing any single event loses the failure.
+A candidate (a sequence of events from an initial state) is kept only if it replays — every
+event is enabled where it occurs and changes something — and fails the same way (same kind of
+violation, same property or blame).  The passes, in order:
+
+1. `cut_loops`: a state-based shortcut.  When the run visits the same state twice, the events
+   in between are a loop: cut them (what follows replays identically).
+2. `drop_groups`: remove events that only go together — a crash and the restart of the same
+   instance, a partition and its heal, a send and the deliveries (drops, duplicates, losses)
+   of what it sent.  Removing either half alone never replays.
+3. `ddmin`: delta debugging (Zeller & Hildebrandt, 'Simplifying and Isolating
+   Failure-Inducing Input', TSE 2002) over single events: the result is 1-minimal.
+4. `bfs_shortest`: a bounded breadth-first search from the initial states toward the same
+   failure, limited to the states the failing run (and its shrunk forms) visited and the
+   states within `radius` steps of them, widened while a budget of expanded states lasts.
+   When a search completes, the result is a shortest failing run within its neighbourhood
+   (and a shortest one of all when no state was left out for being too far from the run).
+   Then 1-3 again on the result, so it is also 1-minimal.
+
+Everything works on the kernel's event ids through the simulator's per-state rows
+(`run.Moves`): the same semantics as `kernel.successors`, computed once per state and shared
+with the runs.  Every choice is made in a canonical order (events by `kernel.event_key`), so
+the same failing run shrinks to the same trace in every process.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from assay.errors import TraceError
+from assay.kernel.events import Crash, Heal, Partition, Restart
 from assay.kernel.kernel import Kernel, State
 from assay.kernel.violation import Violation
+from assay.simulator.rates import FaultRates
+from assay.simulator.run import Moves, Row, moves_of
 
 Signature = tuple[str, str | None, str]
+
+# how many states the final search may expand: at least BFS_MIN_BUDGET, or one per
+# SEARCH_RATIO events the runs took to find the failure (`budget_for`): a failure found
+# cheaply is shrunk cheaply (expanding a state costs about as much as ten steps of a run)
+BFS_MIN_BUDGET = 300
+SEARCH_RATIO = 10
+MAX_RADIUS = 4
+SHRUNK_MEMO = 10_000            # final searches remembered per kernel (`Moves.shrunk`)
+
+
+def fault_kinds(rates: FaultRates) -> frozenset[str]:
+    """The kinds of faults runs with `rates` may take: those with a rate, and the restarts
+    and heals a run takes when nothing else is enabled."""
+    return frozenset(k for k, r in rates.to_json().items() if r) | {"restart", "heal"}
+
+
+def budget_for(searched: int) -> int:
+    """The final search's budget for a failure the runs found in `searched` events."""
+    return max(BFS_MIN_BUDGET, searched // SEARCH_RATIO)
 
 
 def signature(v: Violation) -> Signature:
@@ -23,8 +64,8 @@ def signature(v: Violation) -> Signature:
 
 def fails(kernel: Kernel, start: State, events: list[dict[str, Any]],
           want: Signature) -> int | None:
-    """If the events replay from `start` and hit the violation `want`, how many events it
-    took; else None."""
+    """If the events (by name) replay from `start` and hit the violation `want`, how many
+    events it took; else None."""
     state = start
     for n, e in enumerate(events, 1):
         try:
@@ -73,18 +114,357 @@ def ddmin(items: list[Any], test: Callable[[list[Any]], bool]) -> list[Any]:
     return items
 
 
+# --- replaying event ids on the rows --------------------------------------------------------
+
+
+class Walker:
+    """Replays event ids on a kernel's rows (`run.Moves`) and judges where they end."""
+
+    def __init__(self, kernel: Kernel, want: Signature,
+                 faults: frozenset[str] | None = None) -> None:
+        self.kernel = kernel
+        self.memo: Moves = moves_of(kernel)
+        self.want = want
+        # the kinds of faults a shrunk run may use (None: any the kernel offers): those the
+        # campaign injects, not every one its unlimited fault budget enables
+        self.faults = faults
+        self.replays = 0                          # candidates replayed (for measurements)
+
+    def _faults(self, row: Row) -> tuple[int, ...]:
+        if not row.faults:
+            return ()
+        allowed = self.faults
+        return tuple(e for k in sorted(row.faults) if allowed is None or k in allowed
+                     for e in row.faults[k])
+
+    def go(self, row: Row, ev: int) -> tuple[Row, tuple[Violation, ...]] | None:
+        """The row `ev` leads to from `row`, with the step's violations; None when `ev` is
+        not an event of `row` that changes something (or reports a violation)."""
+        nxt = row.after.get(ev)
+        if nxt is None:
+            nexts = self.memo.expand(row) if row.normal is None else None
+            if nexts is not None:
+                if ev not in nexts or not (ev in row.normal  # type: ignore[operator]
+                                           or ev in self._faults(row)):
+                    return None
+                state = nexts[ev]
+            elif ev in row.normal or ev in self._faults(row):  # type: ignore[operator]
+                state = self.kernel.apply(row.state, ev)[0]
+            else:
+                return None
+            nxt = self.memo.row(state)
+            if row.stored and nxt.stored:
+                row.after[ev] = nxt
+        return nxt, row.viols.get(ev, ()) if row.viols else ()
+
+    def moves(self, row: Row) -> list[tuple[int, Row, tuple[Violation, ...]]]:
+        """Every event of `row` that changes something, in a canonical order: the normal ones
+        (as a run orders them), then the faults by kind."""
+        nexts = self.memo.expand(row) if row.normal is None else None
+        out = []
+        memo = self.memo
+        for ev in row.normal + self._faults(row):  # type: ignore[operator]
+            nxt = row.after.get(ev)
+            if nxt is None:
+                nxt = memo.row(nexts[ev] if nexts is not None
+                               else self.kernel.apply(row.state, ev)[0])
+                if row.stored and nxt.stored:
+                    row.after[ev] = nxt
+            out.append((ev, nxt, row.viols.get(ev, ()) if row.viols else ()))
+        return out
+
+    def deadlocked(self, row: Row) -> bool:
+        if row.end is None:
+            k = self.kernel
+            row.end = "deadlock" if not k.can_progress(row.state) and \
+                not k.is_terminal(row.state) else "final"
+        return row.end == "deadlock"
+
+    def hit(self, row: Row, viol: tuple[Violation, ...]) -> bool | None:
+        """After a step with violations `viol` into `row`: True when the run fails as wanted
+        there, False when it fails another way (it stops), None when it goes on."""
+        if viol:
+            return signature(viol[0]) == self.want
+        if self.want[0] == "deadlock":
+            return True if self.deadlocked(row) else None
+        if row.pv:
+            return signature(row.pv[0]) == self.want
+        return None
+
+    def fails(self, start: Row, events: list[int]) -> int | None:
+        """If `events` replay from `start` and hit the wanted violation, after how many."""
+        self.replays += 1
+        row = start
+        deadlock = self.want[0] == "deadlock"
+        for n, ev in enumerate(events, 1):
+            got = self.go(row, ev)
+            if got is None:
+                return None
+            row, viol = got
+            if viol:
+                return n if signature(viol[0]) == self.want else None
+            if not deadlock and row.pv:
+                return n if signature(row.pv[0]) == self.want else None
+        if deadlock and self.deadlocked(row):
+            return len(events)
+        return None
+
+    def rows(self, start: Row, events: list[int]) -> list[Row]:
+        """The rows `events` go through from `start` (they must replay)."""
+        out = [start]
+        for ev in events:
+            got = self.go(out[-1], ev)
+            assert got is not None, "a shrunk run no longer replays"
+            out.append(got[0])
+        return out
+
+
+# --- the passes -------------------------------------------------------------------------------
+
+
+def cut_loops(w: Walker, start: Row, events: list[int]) -> list[int]:
+    """Cut every loop: the events between two visits of the same state."""
+    states = [start.state]
+    at = {start.state: 0}
+    # a plain walk keeping, for each state on the path so far, its position
+    out: list[int] = []
+    row = start
+    for ev in events:
+        got = w.go(row, ev)
+        assert got is not None
+        row = got[0]
+        k = at.get(row.state)
+        if k is not None:                         # back to a state of the path: cut the loop
+            for s in states[k + 1:]:
+                del at[s]
+            del states[k + 1:]
+            del out[k:]
+            continue
+        out.append(ev)
+        states.append(row.state)
+        at[row.state] = len(states) - 1
+    return out if w.fails(start, out) is not None else events
+
+
+def groups(w: Walker, start: Row, events: list[int]) -> list[list[int]]:
+    """Positions of events that only go together: a crash and the next restart of its
+    instance, a partition and the next heal, a send and the later events on what it sent."""
+    kernel = w.kernel
+    named = [kernel.event(ev) for ev in events]
+    out: list[list[int]] = []
+    for i, e in enumerate(named):
+        if isinstance(e, Crash):
+            inst = e.instance
+            j = next((j for j, r in enumerate(named) if j > i and isinstance(r, Restart)
+                      and r.instance == inst), None)
+            if j is not None:
+                out.append([i, j])
+        elif isinstance(e, Partition):
+            j = next((j for j, h in enumerate(named) if j > i and isinstance(h, Heal)), None)
+            if j is not None:
+                out.append([i, j])
+    state = start.state
+    for i, ev in enumerate(events):
+        state, sends, _ = kernel.apply(state, ev)
+        if not sends:
+            continue
+        sent = {kernel.envs[s] for s in sends}
+        later = [j for j in range(i + 1, len(named))
+                 if getattr(named[j], "envelope", None) in sent]
+        if later:
+            out.append([i, *later])
+    return out
+
+
+def drop_groups(w: Walker, start: Row, events: list[int]) -> list[int]:
+    """Remove groups (`groups`) while one can be removed and the run still fails."""
+    changed = True
+    while changed:
+        changed = False
+        for g in groups(w, start, events):
+            gone = set(g)
+            candidate = [ev for i, ev in enumerate(events) if i not in gone]
+            n = w.fails(start, candidate)
+            if n is not None:
+                events = candidate[:n]
+                changed = True
+                break
+    return events
+
+
+def ddmin_events(w: Walker, start: Row, events: list[int]) -> list[int]:
+    small = ddmin(events, lambda c: w.fails(start, c) is not None)
+    n = w.fails(start, small)
+    return small[:n] if n else small
+
+
+@dataclass
+class Search:
+    """How the final breadth-first search went."""
+
+    radius: int = 0                # the widest neighbourhood searched to the end
+    expanded: int = 0              # states expanded, over every radius
+    complete: bool = False         # searched to the end within `radius`
+    everything: bool = False       # ... and no state was left out for being too far: the
+    #                                result is a shortest failing run of all
+
+
+def bfs_shortest(w: Walker, inits: list[Row], near: set[State], best: int, radius: int,
+                 budget: int, search: Search) -> tuple[Row, list[int]] | None:
+    """A shortest run (shorter than `best`) from one of `inits` to the wanted failure through
+    states within `radius` steps of `near` (a state of `near` is 0 steps away; the last
+    state of the run may be one step further), or None.  Expands at most `budget` states:
+    `search.complete` says whether it got to the end."""
+    parent: dict[State, tuple[State, int] | None] = {}
+    tag: dict[State, int] = {}
+    level: list[Row] = []
+    first: dict[State, Row] = {}
+    left_out = False
+    for r in inits:
+        if r.state in parent:
+            continue
+        parent[r.state] = None
+        tag[r.state] = 0 if r.state in near else 1
+        first[r.state] = r
+        level.append(r)
+    depth = 0
+    found: Row | None = None
+    while level and depth + 1 < best and found is None:
+        nxt_level: list[Row] = []
+        for row in level:
+            t = tag[row.state]
+            if t >= radius:
+                left_out = True
+                continue
+            if search.expanded >= budget:
+                return None
+            search.expanded += 1
+            for ev, nxt, viol in w.moves(row):
+                s = nxt.state
+                if s in parent:
+                    continue
+                h = w.hit(nxt, viol)
+                if h is False:
+                    continue                      # fails another way: no way on from here
+                parent[s] = (row.state, ev)
+                tag[s] = 0 if s in near else t + 1
+                first[s] = nxt
+                if h:
+                    found = nxt
+                    break
+                nxt_level.append(nxt)
+            if found is not None:
+                break
+        level = nxt_level
+        depth += 1
+    search.complete = True
+    search.everything = not left_out
+    if found is None:
+        return None
+    events: list[int] = []
+    s = found.state
+    while (p := parent[s]) is not None:
+        events.append(p[1])
+        s = p[0]
+    events.reverse()
+    return first[s], events
+
+
+@dataclass
+class Shrunk:
+    """A shrunk failing run: its initial row and events, and what each pass did."""
+
+    start: Row
+    events: list[int]
+    removed: dict[str, int] = field(default_factory=dict)   # events removed, by pass
+    search: Search = field(default_factory=Search)
+    replays: int = 0
+
+
+def _passes(w: Walker, start: Row, events: list[int], removed: dict[str, int]) -> list[int]:
+    for name, fn in (("loops", cut_loops), ("groups", drop_groups), ("ddmin", ddmin_events),
+                     ("loops", cut_loops)):
+        before = len(events)
+        events = fn(w, start, events)
+        removed[name] = removed.get(name, 0) + before - len(events)
+    return events
+
+
+def shrink_run(kernel: Kernel, start: State, events: list[int], violation: Violation,
+               any_initial: bool = True, budget: int | None = None,
+               faults: frozenset[str] | None = None) -> Shrunk:
+    """Shrink a failing run (event ids of `kernel`, from `start`) that ends in `violation`.
+    With `any_initial` the result may start in another initial state (a shorter way to the
+    same failure); `budget` bounds the states the final search expands; `faults` are the
+    kinds of faults the result may use (None: any the kernel offers)."""
+    w = Walker(kernel, signature(violation), faults)
+    memo = w.memo
+    row = memo.row(start)
+    n = w.fails(row, events)
+    if n is None:
+        return Shrunk(row, events)
+    events = events[:n]
+    out = Shrunk(row, events)
+    events = _passes(w, row, events, out.removed)
+    budget = budget if budget is not None else budget_for(0)
+    # what follows is a function of the run shrunk so far (and the budget): the failing runs
+    # of a campaign often come to the same one, and then share the search
+    key = (row.state, tuple(events), w.want, budget, faults, any_initial)
+    done = memo.shrunk.get(key)
+    if done is not None:
+        out.start, out.events, out.search = done[0], list(done[1]), done[2]
+        for k, v in done[3].items():
+            out.removed[k] = out.removed.get(k, 0) + v
+        out.replays = w.replays
+        return out
+    removed_before = dict(out.removed)
+    # the neighbourhood: the states the run visits, shrunk so far, and then each shorter one
+    near = {r.state for r in w.rows(row, events)}
+    inits = [r for r, _ in memo.initial()] if any_initial else [row]
+    if any_initial:                               # the run's own initial state first
+        inits = [row] + [r for r in inits if r.state != row.state]
+    search = out.search
+    shortened = False
+    for radius in range(1, MAX_RADIUS + 1):
+        if not events:
+            break
+        search.complete = False
+        got = bfs_shortest(w, inits, near, len(events), radius, budget, search)
+        if not search.complete:
+            break                                 # out of budget: the last radius stands
+        search.radius = radius
+        if got is not None:
+            before = len(events)
+            row, events = got
+            out.removed["bfs"] = out.removed.get("bfs", 0) + before - len(events)
+            near |= {r.state for r in w.rows(row, events)}
+            shortened = True
+        if search.everything:
+            break
+    search.complete = search.radius > 0
+    if shortened:
+        events = _passes(w, row, events, out.removed)
+    out.start, out.events, out.replays = row, events, w.replays
+    if len(memo.shrunk) < SHRUNK_MEMO:
+        memo.shrunk[key] = (row, tuple(events), out.search,
+                            {k: v - removed_before.get(k, 0) for k, v in out.removed.items()})
+    return out
+
+
 def shrink(kernel: Kernel, start: State, events: list[dict[str, Any]],
            violation: Violation) -> list[dict[str, Any]]:
-    """A minimal prefix-closed subsequence of `events` that still ends in `violation`."""
+    """A short failing run (by name, from `start`, as `events` is) with the same failure."""
     want = signature(violation)
     n = fails(kernel, start, events, want)
     if n is None:
         return events
-    events = events[:n]
-
-    def test(candidate: list[dict[str, Any]]) -> bool:
-        return fails(kernel, start, candidate, want) is not None
-
-    small = ddmin(events, test)
-    m = fails(kernel, start, small, want)
-    return small[:m] if m else small
+    ids = []
+    state = start
+    for e in events[:n]:
+        ev = kernel.event_id(state, e)
+        nxt, _, viol = kernel.apply(state, ev)
+        if nxt != state or viol:                  # a step that changes nothing goes
+            ids.append(ev)
+        state = nxt
+    small = shrink_run(kernel, start, ids, violation, any_initial=False)
+    return [kernel.event(ev).to_json() for ev in small.events]

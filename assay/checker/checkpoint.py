@@ -1,0 +1,110 @@
+"""Checkpoints of a breadth-first search (`check --checkpoint DIR`), and resuming from one.
+
+At the end of a level (every `every` seconds at most) each worker of the parallel search
+(`parallel.py`; one worker without `--workers`) writes the states it owns — every one, encoded
+as `portable.py` does, with its parent link — and its frontier to `DIR/next/shard-<i>`; the
+driver then writes `meta.json` (what was checked, the counts, the depth) and swaps the new
+checkpoint in by renames, so a crash at any point leaves a whole checkpoint: `DIR/current`,
+or while swapping `DIR/previous`.  `check --checkpoint DIR` resumes from it when it is of
+the same spec file (its bytes), system, parameters, fault budget, fairness, deadlock rule and
+number of workers; otherwise it refuses and says what differs.  A resumed search ends with
+the same counts as one that was never stopped.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from assay.errors import UsageError
+
+FORMAT = 1
+CURRENT, NEXT, PREVIOUS = "current", "next", "previous"
+
+
+def identity(spec: str, system_name: str, params: dict[str, Any], faults: Any,
+             fairness: str, deadlock: bool, workers: int) -> dict[str, Any]:
+    """What a checkpoint must match to be resumed."""
+    try:
+        digest = hashlib.sha256(Path(spec).read_bytes()).hexdigest()
+    except OSError as e:
+        raise UsageError(f"--checkpoint: cannot read the spec {spec}: {e.strerror}") from None
+    return {"format": FORMAT, "spec_sha256": digest, "system": system_name,
+            "params": {k: params[k] for k in sorted(params)},
+            "faults": faults.to_json() if faults is not None else None,
+            "fairness": fairness, "deadlock": deadlock, "workers": workers}
+
+
+class Checkpoints:
+    """The checkpoint directory of one check."""
+
+    def __init__(self, path: str, ident: dict[str, Any], every: float) -> None:
+        self.dir = Path(path)
+        self.ident = ident
+        self.every = every
+        if self.dir.exists() and not self.dir.is_dir():
+            raise UsageError(f"--checkpoint {path}: not a directory")
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UsageError(f"--checkpoint {path}: cannot create it: {e.strerror}") from None
+
+    def found(self) -> dict[str, Any] | None:
+        """The saved search to resume (its meta, with "path"), or None for a fresh start;
+        a usage error when the checkpoint is of another check."""
+        for name in (CURRENT, PREVIOUS):
+            meta_file = self.dir / name / "meta.json"
+            if meta_file.is_file():
+                try:
+                    meta = json.loads(meta_file.read_text())
+                except (OSError, ValueError) as e:
+                    raise UsageError(f"--checkpoint {self.dir}: {meta_file} is unreadable: "
+                                     f"{e}", notes=["remove the directory to start over"]
+                                     ) from None
+                self._same(meta.get("identity") or {})
+                return {**meta, "path": str(self.dir / name)}
+        return None
+
+    def _same(self, saved: dict[str, Any]) -> None:
+        diff = [k for k in self.ident if saved.get(k) != self.ident[k]]
+        if not diff:
+            return
+        what = {"spec_sha256": "the spec file changed", "workers": "--workers differs",
+                "params": "the parameters differ", "system": "another system",
+                "faults": "the fault budget differs", "fairness": "the fairness differs",
+                "deadlock": "--no-deadlock differs", "format": "another assay version"}
+        notes = [what.get(k, k) + (f" (it was {saved.get(k)!r}, now {self.ident[k]!r})"
+                                   if k not in ("spec_sha256",) else "") for k in diff]
+        raise UsageError(f"--checkpoint {self.dir} holds a checkpoint of another check",
+                         notes=[*notes, "use another directory, or remove this one to start "
+                                "over"])
+
+    def begin(self) -> str:
+        """A fresh directory for the workers' files of a new checkpoint."""
+        tmp = self.dir / NEXT
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        return str(tmp)
+
+    def commit(self, counts: dict[str, Any]) -> None:
+        """Write the meta of the checkpoint in `next`, then make it the current one."""
+        tmp = self.dir / NEXT
+        meta = {"identity": self.ident, **counts}
+        with open(tmp / "meta.json.tmp", "w") as f:
+            json.dump(meta, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp / "meta.json.tmp", tmp / "meta.json")
+        current, previous = self.dir / CURRENT, self.dir / PREVIOUS
+        shutil.rmtree(previous, ignore_errors=True)
+        if current.exists():
+            os.replace(current, previous)
+        os.replace(tmp, current)
+        shutil.rmtree(previous, ignore_errors=True)
+
+
+def shard_file(path: str, index: int) -> str:
+    return os.path.join(path, f"shard-{index}")

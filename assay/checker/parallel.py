@@ -1,0 +1,715 @@
+"""Parallel breadth-first search: the state space sharded over worker processes by state.
+
+Each worker (`Shard`) owns the states whose key (`portable.Portable.sharder`) maps to it and
+keeps their visited map — the key of the local states of the instances the steps change
+least (`shard_by`), so that most children belong to the worker that made them; the search
+goes level by level.  A level is two rounds:
+`expand` — each worker expands the states of its frontier, keeps the children it owns and
+sends the others (encoded, `portable.py`) to their owners — then `merge` — each worker
+adds the children it received that it has not seen, checks them, and makes its next
+frontier.  The driver (`parallel_bfs`) only moves the batches between the two rounds and
+adds up the counts; the workers are processes (`--workers N`: `multiprocessing`, each worker
+builds its own kernel from the system) or Ray actors (`--ray`: `ray_search.py`).
+
+Levels are exactly the BFS levels, so an exhausted search has the same states, transitions,
+depth and terminal/deadlocked counts as `bfs.py`.  A violation is the shortest: the level
+that finds one is finished by every worker, each reports the least violation it met by
+(length, the state's fingerprint, kind, event), and the driver takes the least of those —
+the same violation for any number of workers.  Its counterexample is rebuilt from the
+workers' parent links and replayed through the driver's own kernel, which computes the
+violation again.  Bounds: `max_states` is checked at the end of a level (the count may pass
+it by up to one level), time and memory every 1,024 expanded states; Ctrl-C stops after the
+last finished level.  With a violation the counts are those of the finished level, so they
+may differ from `bfs.py`'s (which stops at the first violating state it meets).  Between
+levels the workers may save the search (`checkpoint.py`), and take it up again.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import signal
+import sys
+import time
+from array import array
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from assay.checker.checkpoint import Checkpoints
+from assay.checker.portable import Portable
+from assay.checker.search import Outcome, Search, resident_bytes, violation_key
+from assay.errors import AssayError, AssayInternalError
+from assay.kernel.kernel import Kernel, State
+from assay.kernel.violation import Violation
+
+# a candidate violation: (sort key, kind, worker, state index, event JSON or None, key)
+# sort key: (length, fingerprint of the state, kind rank, event key)
+Candidate = tuple[tuple[int, str, int, bytes], str, int, int, Any, tuple[Any, ...]]
+_RANK = {"deadlock": 0, "start": 1, "property": 2, "transition": 3}
+
+
+@dataclass(frozen=True)
+class Options:
+    """What every worker needs to know of the search."""
+
+    deadline: float | None = None          # time.time() at which max-time stops it
+    max_memory: int | None = None          # bytes of resident memory, per worker
+    forked: bool = False                   # every worker forked from this process
+    # the instances whose local states decide a state's owner (None: all, and the network)
+    shard_by: tuple[int, ...] | None = None
+
+
+class Shard:
+    """One worker's part of the search: the states it owns, its frontier and parent links."""
+
+    def __init__(self, kernel: Kernel, index: int, n: int, opts: Options) -> None:
+        self.kernel = kernel
+        self.codec = Portable(kernel, opts.forked)
+        self.index = index
+        self.n = n
+        self.opts = opts
+        self.visited: dict[State, int] = {}
+        self.states: list[State] = []
+        self.parent_worker = array("i")
+        self.parent_index = array("q")
+        self.frontier: list[tuple[State, int]] = []
+        self.next: list[tuple[State, int]] = []
+        # children sent to other workers lately: not sent again (a cache, cleared when big)
+        self.sent: set[State] = set()
+        self.depth = 0
+        self.best: Candidate | None = None
+
+    # --- bookkeeping --------------------------------------------------------------------------
+
+    def _candidate(self, length: int, kind: str, state: State, idx: int, ev: int | None,
+                   v: Violation) -> None:
+        k = self.kernel
+        key = (length, k.fingerprint(state), _RANK[kind],
+               b"" if ev is None else k.event_key(ev))
+        if self.best is None or key < self.best[0]:
+            self.best = (key, kind, self.index, idx,
+                         None if ev is None else k.event(ev).to_json(), violation_key(v))
+
+    def _add(self, t: State, worker: int, parent: int) -> int:
+        idx = len(self.states)
+        self.visited[t] = idx
+        self.states.append(t)
+        self.parent_worker.append(worker)
+        self.parent_index.append(parent)
+        return idx
+
+    def _admit(self, t: State, idx: int, length: int) -> None:
+        """Check a new state and put it on the next frontier if it is within the
+        constraints."""
+        k = self.kernel
+        if k.properties:
+            pv = k.property_violations(t)
+            if pv:
+                self._candidate(length, "property", t, idx, None, pv[0])
+        if not k.system.constraints or k.within(t):
+            self.next.append((t, idx))
+
+    def _report(self, **extra: Any) -> dict[str, Any]:
+        best, self.best = self.best, None
+        return {"candidate": best, "states": len(self.states), "frontier": len(self.next),
+                **extra}
+
+    # --- the rounds ---------------------------------------------------------------------------
+
+    def start(self) -> dict[str, Any]:
+        """The initial states this worker owns."""
+        k, me, n = self.kernel, self.index, self.n
+        for s, viol in k.initial_states():
+            if self.codec.sharder(n, self.opts.shard_by)(s) != me or s in self.visited:
+                continue
+            idx = self._add(s, -1, -1)
+            if viol:
+                self._candidate(0, "start", s, idx, None, viol[0])
+            self._admit(s, idx, 0)
+        return self._report()
+
+    def expand(self, last: bool) -> tuple[dict[str, Any], list[bytes | None]]:
+        """Expand the frontier: the children this worker owns join its visited map (unless
+        `last`: the level at the depth bound), the others are returned encoded, one batch per
+        worker (None for itself)."""
+        k, me, n = self.kernel, self.index, self.n
+        self.frontier, self.next = self.next, []
+        successors, visited, sent = k.successors, self.visited, self.sent
+        owner = self.codec.sharder(n, self.opts.shard_by)
+        out: list[dict[State, int]] = [{} for _ in range(n)]
+        faulty = k.has_faults
+        d = self.depth
+        enabled_total = terminal = deadlocked = 0
+        beyond = False
+        stop: str | None = None
+        deadline, max_memory = self.opts.deadline, self.opts.max_memory
+        dead = False                          # a deadlock here: children no longer matter
+        for count, (s, sidx) in enumerate(self.frontier, 1):
+            if not count & 0x3FF:
+                if deadline is not None and time.time() >= deadline:
+                    stop = "max-time"
+                    break
+                if max_memory is not None and resident_bytes() >= max_memory:
+                    stop = "max-memory"
+                    break
+            steps, enabled = successors(s)
+            enabled_total += enabled
+            if not enabled or faulty and not k.can_progress(s):
+                if k.is_terminal(s):
+                    terminal += 1
+                else:
+                    deadlocked += 1
+                    dead = True
+                    self._candidate(d, "deadlock", s, sidx, None, k.deadlock())
+            if dead:
+                continue
+            for ev, t, viol in steps:
+                if viol:
+                    self._candidate(d + 1, "transition", s, sidx, ev, viol[0])
+                    continue
+                if t in visited or t in sent:
+                    continue
+                o = owner(t)
+                if o == me:
+                    if last:
+                        beyond = True
+                    else:
+                        self._admit(t, self._add(t, me, sidx), d + 1)
+                else:
+                    batch = out[o]
+                    if t not in batch:
+                        batch[t] = sidx
+        encode = self.codec.encode
+        blobs: list[bytes | None] = [None] * n
+        for o, batch in enumerate(out):
+            if batch and not dead:
+                blobs[o] = pickle.dumps(([encode(t) for t in batch], array("q", batch.values())),
+                                        pickle.HIGHEST_PROTOCOL)
+                if not last:
+                    if len(sent) > len(visited) + 100_000:
+                        sent.clear()
+                    sent.update(batch)
+        return self._report(transitions=enabled_total, terminal=terminal,
+                            deadlocked=deadlocked, beyond=beyond, stop=stop), blobs
+
+    def merge(self, blobs: Sequence[bytes | None], last: bool) -> dict[str, Any]:
+        """Add the children other workers sent (blobs[j]: from worker j), new ones checked
+        and put on the next frontier; at the depth bound (`last`) only note whether one is
+        new."""
+        decode, visited = self.codec.decode, self.visited
+        d = self.depth
+        beyond = False
+        for j, blob in enumerate(blobs):
+            if blob is None:
+                continue
+            encs, parents = pickle.loads(blob)
+            for enc, p in zip(encs, parents):
+                t = decode(enc)
+                if t in visited:
+                    continue
+                if last:
+                    beyond = True
+                    break
+                self._admit(t, self._add(t, j, p), d + 1)
+        self.depth += 1
+        return self._report(beyond=beyond)
+
+    def save(self, path: str) -> None:
+        """Write this worker's part of a checkpoint (at the end of a level) into `path`."""
+        from assay.checker.checkpoint import shard_file
+
+        encode = self.codec.encode
+        data = ([encode(s) for s in self.states], self.parent_worker, self.parent_index,
+                array("q", [i for _, i in self.next]), self.depth)
+        name = shard_file(path, self.index)
+        with open(name + ".tmp", "wb") as f:
+            pickle.dump(data, f, pickle.HIGHEST_PROTOCOL)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(name + ".tmp", name)
+
+    def restore(self, path: str) -> dict[str, Any]:
+        """Take up the search from this worker's part of the checkpoint in `path`."""
+        from assay.checker.checkpoint import shard_file
+
+        with open(shard_file(path, self.index), "rb") as f:
+            encs, self.parent_worker, self.parent_index, frontier, self.depth = pickle.load(f)
+        decode = self.codec.decode
+        self.states = [decode(e) for e in encs]
+        self.visited = {s: i for i, s in enumerate(self.states)}
+        self.next = [(self.states[i], i) for i in frontier]
+        return self._report()
+
+    def trace_back(self, idx: int) -> tuple[Any, int, int]:
+        """State `idx` encoded, and where its parent is (worker, index; -1: an initial
+        state)."""
+        return (self.codec.encode(self.states[idx]), self.parent_worker[idx],
+                self.parent_index[idx])
+
+    def summary(self) -> dict[str, Any]:
+        """What the property report needs of this worker's kernel (JSON: a checkpoint keeps
+        it, for the report of the search that resumes)."""
+        k = self.kernel
+        unchanged = k.unchanged_instances() if k.property_evaluations else set()
+        first = next(iter(k._property_memo), None)
+        return {"evaluations": k.property_evaluations,
+                "reads": [sorted(r) for r in k.property_reads],
+                "beyond": list(k.property_beyond),
+                "unchanged": {str(i): k.instances[i].table.canonical(first[i]).hex()
+                              for i in unchanged} if first is not None else {}}
+
+
+# --- the driver --------------------------------------------------------------------------------
+
+class Workers:
+    """How the driver talks to its workers: every call goes to all of them and returns one
+    result per worker.  `expand` leaves the batches with the workers' transport; `merge`
+    hands each worker the batches addressed to it."""
+
+    n: int
+    # called now and then while the driver waits for its workers (progress reports)
+    heartbeat: Callable[[], None] | None = None
+    shard_by: tuple[int, ...] | None = None       # the workers' `Options.shard_by`
+
+    def call(self, method: str, *args: Any) -> list[Any]:
+        raise NotImplementedError
+
+    def expand(self, last: bool) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def merge(self, last: bool) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def one(self, worker: int, method: str, *args: Any) -> Any:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+@dataclass
+class Extra:
+    """What the property report needs of the workers (see `Shard.summary`)."""
+
+    evaluations: int
+    unchanged: set[int] | None
+
+
+def parallel_bfs(kernel: Kernel, search: Search, workers: Workers,
+                 checkpoints: Checkpoints | None = None,
+                 resume: dict[str, Any] | None = None) -> tuple[Outcome, Extra]:
+    """Breadth-first search by `workers`; the outcome in `kernel`'s ids (a counterexample
+    is rebuilt and replayed here).  With `checkpoints`, from the one saved there if any, and
+    saving one at the end of a level every `checkpoints.every` seconds; `resume` is the
+    checkpoint found there to take up."""
+    states = transitions = terminal = deadlocked = 0
+    interrupted = False
+    reason: str | None = None
+    win: Candidate | None = None
+
+    def totals(reps: list[dict[str, Any]]) -> None:
+        nonlocal states, transitions, terminal, deadlocked
+        states = sum(r["states"] for r in reps)
+        transitions += sum(r.get("transitions", 0) for r in reps)
+        terminal += sum(r.get("terminal", 0) for r in reps)
+        deadlocked += sum(r.get("deadlocked", 0) for r in reps)
+        search.states, search.transitions = states, transitions
+
+    def least(reps: list[dict[str, Any]]) -> Candidate | None:
+        cands = [r["candidate"] for r in reps if r["candidate"] is not None]
+        return min(cands, key=lambda c: c[0]) if cands else None
+
+    frontier = 0
+    workers.heartbeat = lambda: search.tick(frontier) and None
+    saved = time.perf_counter()
+    by = workers.shard_by
+    # the property statistics of the search before the checkpoint resumed, if one was
+    earlier: list[dict[str, Any]] = resume["properties"] if resume is not None else []
+
+    def checkpoint() -> None:
+        nonlocal saved
+        assert checkpoints is not None
+        workers.call("save", checkpoints.begin())
+        checkpoints.commit({"states": states, "transitions": transitions,
+                            "properties": earlier + workers.call("summary"),
+                            "terminal": terminal, "deadlocked": deadlocked,
+                            "depth": search.depth,
+                            "shard_by": None if by is None else list(by)})
+        saved = time.perf_counter()
+
+    try:
+        if resume is not None:
+            reps = workers.call("restore", resume["path"])
+            transitions, terminal, deadlocked = (resume["transitions"], resume["terminal"],
+                                                 resume["deadlocked"])
+            search.depth = resume["depth"]
+        else:
+            reps = workers.call("start")
+        totals(reps)
+        win = least(reps)
+        frontier = sum(r["frontier"] for r in reps)
+        if win is not None:
+            reason = "violation"
+        elif search.max_states is not None and states > search.max_states:
+            reason = "max-states"
+        while reason is None and frontier:
+            last = search.max_depth is not None and search.depth >= search.max_depth
+            reps = workers.expand(last)
+            totals(reps)
+            stop = next((r["stop"] for r in reps if r["stop"]), None)
+            if stop is not None:
+                reason = stop
+                break
+            win = least(reps)
+            if win is not None and win[0][0] == search.depth:     # a deadlock: the shortest
+                reason = "violation"
+                break
+            beyond = any(r["beyond"] for r in reps)
+            merged = workers.merge(last)
+            totals(merged)
+            beyond = beyond or any(r["beyond"] for r in merged)
+            win = least([r for r in reps + merged])
+            if win is not None:
+                search.depth += 1
+                reason = "violation"
+                break
+            if last:
+                reason = "max-depth" if beyond else "exhausted"
+                break
+            frontier = sum(r["frontier"] for r in merged)
+            if frontier:
+                search.depth += 1
+            if search.max_states is not None and states > search.max_states:
+                reason = "max-states"
+                break
+            bound = search.tick(frontier)
+            if bound is not None:
+                reason = bound
+                break
+            if checkpoints is not None and frontier and \
+                    time.perf_counter() - saved >= checkpoints.every:
+                checkpoint()
+        if reason is None:
+            reason = "exhausted"
+        outcome = Outcome(reason, states, transitions, search.depth,  # type: ignore[arg-type]
+                          time.perf_counter() - search.started, terminal=terminal,
+                          deadlocked=deadlocked)
+        if win is not None:
+            outcome = _counterexample(kernel, workers, win, outcome)
+        summaries = workers.call("summary")
+    except KeyboardInterrupt:
+        interrupted = True
+        summaries = []
+    finally:
+        workers.close()
+    if interrupted:
+        outcome = Outcome("interrupted", states, transitions, search.depth,
+                          time.perf_counter() - search.started, terminal=terminal,
+                          deadlocked=deadlocked)
+    return outcome, _merge_summaries(kernel, summaries + earlier if summaries else [])
+
+
+def _counterexample(kernel: Kernel, workers: Workers, win: Candidate,
+                    outcome: Outcome) -> Outcome:
+    """The path to the winning candidate, from the workers' parent links, replayed through
+    `kernel`; the violation is computed again here."""
+    from dataclasses import replace
+
+    _, kind, worker, idx, ev_json, vkey = win
+    codec = Portable(kernel)
+    chain: list[State] = []
+    w, i = worker, idx
+    while i >= 0:
+        enc, w, i = workers.one(w, "trace_back", i)
+        chain.append(codec.decode(enc))
+    chain.reverse()
+    start = chain[0]
+    path: list[int] = []
+    for a, b in zip(chain, chain[1:]):
+        ev = next((e for e, t, viol in kernel.successors(a)[0] if t == b and not viol), None)
+        if ev is None:
+            raise AssayInternalError("parallel search: a parent link that is no step")
+        path.append(ev)
+    end = chain[-1]
+    violation: Violation | None
+    if kind == "deadlock":
+        violation = kernel.deadlock()
+    elif kind == "start":
+        violation = next((viol[0] for s, viol in kernel.initial_states() if s == end and viol),
+                         None)
+    elif kind == "property":
+        violation = next(iter(kernel.property_violations(end)), None)
+    else:
+        ev = kernel.event_id(end, ev_json)
+        step = next((st for st in kernel.successors(end)[0] if st[0] == ev and st[2]), None)
+        violation = step[2][0] if step is not None else None
+        path.append(ev)
+    if violation is None or _same(violation_key(violation)) != _same(vkey):
+        raise AssayInternalError(f"parallel search: the {kind} violation a worker found does "
+                                 "not replay in the driver's kernel")
+    return replace(outcome, violation=violation, start=start, path=tuple(path))
+
+
+def _same(key: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A violation's key without its file's path (an actor may have loaded the spec by
+    another path), with the line."""
+    loc = key[-1]
+    return (*key[:-1], None if loc is None else loc.line)
+
+
+def _merge_summaries(kernel: Kernel, summaries: list[dict[str, Any]]) -> Extra:
+    """The workers' property statistics, added into `kernel`'s (for `_property_report`)."""
+    if not summaries:
+        return Extra(kernel.property_evaluations, None)
+    kernel.property_evaluations = sum(s["evaluations"] for s in summaries)
+    for s in summaries:
+        for mine, theirs in zip(kernel.property_reads, s["reads"]):
+            mine |= set(theirs)
+        kernel.property_beyond[:] = [a or b for a, b in zip(kernel.property_beyond, s["beyond"])]
+    seen = [s for s in summaries if s["evaluations"]]
+    unchanged: set[int] = set(range(len(kernel.instances))) if seen else set()
+    for i in list(unchanged):
+        values = {s["unchanged"].get(str(i)) for s in seen}
+        if None in values or len(values) != 1:
+            unchanged.discard(i)
+    return Extra(kernel.property_evaluations, unchanged)
+
+
+# --- worker processes (multiprocessing) ----------------------------------------------------------
+
+def shard_by(kernel: Kernel, n: int, most: int = 3000, seconds: float = 0.25
+             ) -> tuple[int, ...] | None:
+    """The instances whose local states should decide which worker owns a state.
+
+    A state's children that change only other instances then stay with the worker that
+    made them, and cost nothing to move: a search of cheap steps (TwoPhase) spends as much
+    moving states between processes as computing them.  Chosen on a sample (a breadth-first
+    search of at most `most` states or `seconds`, in this process): the instances that the
+    steps change least, as few as keep the sample's states spread (at least 16 distinct
+    projections per worker, none holding more than a quarter of a worker's share).  None
+    (every instance and the network) when no fewer instances do.  Any choice gives the same
+    result; it only moves work between workers."""
+    m = len(kernel.instances)
+    if n == 1 or m == 1:
+        return None
+    end = time.perf_counter() + seconds
+    seen: dict[State, None] = {}
+    level = [s for s, _ in kernel.initial_states()]
+    changes = [0] * m
+    while level and len(seen) < most and time.perf_counter() < end:
+        nxt = []
+        for s in level:
+            if s in seen:
+                continue
+            seen[s] = None
+            for _, t, _ in kernel.successors(s)[0]:
+                a, b = s[0], t[0]
+                if a is not b:
+                    for i in range(m):
+                        if a[i] != b[i]:
+                            changes[i] += 1
+                nxt.append(t)
+            if len(seen) >= most or time.perf_counter() >= end:
+                break
+        level = nxt
+    sample = list(seen)
+    if len(sample) < 64 * n:
+        return None                   # too few to tell
+    order = sorted(range(m), key=lambda i: (changes[i], i))
+    for size in range(1, m):
+        by = tuple(sorted(order[:size]))
+        classes: dict[tuple[int, ...], int] = {}
+        for s in sample:
+            p = tuple(s[0][i] for i in by)
+            classes[p] = classes.get(p, 0) + 1
+        if len(classes) >= 16 * n and max(classes.values()) * 4 * n <= len(sample):
+            return by
+    return None
+
+
+def _fork() -> bool:
+    return sys.platform.startswith("linux")
+
+
+def _serve(conn: Any, kernel_args: tuple[Any, ...], index: int, n: int, opts: Options) -> None:
+    """A worker process: build a kernel, then answer the driver's calls until it closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)       # Ctrl-C: the driver decides
+    _die_with_parent()
+    try:
+        shard = Shard(Kernel(*kernel_args), index, n, opts)
+    except BaseException as e:                          # noqa: BLE001 - sent to the driver
+        conn.send(("error", _portable_error(e)))
+        return
+    conn.send(("ok", None))
+    outbox: list[bytes | None] = []
+    while True:
+        try:
+            msg = conn.recv()
+        except EOFError:
+            return
+        method, args = msg
+        try:
+            if method == "expand":
+                rep, outbox = shard.expand(*args)
+                result: Any = (rep, outbox)
+            elif method == "merge":
+                result = shard.merge(*args)
+            else:
+                result = getattr(shard, method)(*args)
+        except BaseException as e:                      # noqa: BLE001 - sent to the driver
+            conn.send(("error", _portable_error(e)))
+            continue
+        conn.send(("ok", result))
+
+
+def _portable_error(e: BaseException) -> Any:
+    try:
+        pickle.dumps(e)
+        return e
+    except Exception:
+        return AssayInternalError(f"in a worker: {type(e).__name__}: {e}")
+
+
+def _die_with_parent() -> None:
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(Exception):
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL, 0, 0, 0)       # PR_SET_PDEATHSIG
+            if os.getppid() == 1:
+                os._exit(1)
+
+
+class Processes(Workers):
+    """`n` forked worker processes, each with its own kernel of the same system; the batches
+    of a level pass through the driver (`send_bytes`: no copy beyond the pipe's)."""
+
+    def __init__(self, kernel: Kernel, n: int, opts: Options) -> None:
+        import multiprocessing as mp
+
+        ctx = mp.get_context("fork" if _fork() else "spawn")
+        self.n = n
+        args = (kernel.system, kernel.faults, kernel.fairness, kernel.check_deadlock)
+        self.conns = []
+        self.procs = []
+        try:
+            for i in range(n):
+                a, b = ctx.Pipe()
+                p = ctx.Process(  # type: ignore[attr-defined]
+                    target=_serve, args=(b, args, i, n, opts), daemon=True)
+                p.start()
+                b.close()
+                self.conns.append(a)
+                self.procs.append(p)
+            for c in self.conns:
+                self._result(c)
+        except BaseException:
+            self.close()
+            raise
+        self._batches: list[list[bytes | None]] = []
+
+    def _result(self, conn: Any) -> Any:
+        while self.heartbeat is not None and not conn.poll(0.2):
+            self.heartbeat()
+        try:
+            status, value = conn.recv()
+        except EOFError:
+            raise AssayInternalError("a worker process died (out of memory?)") from None
+        if status == "error":
+            raise value
+        return value
+
+    def call(self, method: str, *args: Any) -> list[Any]:
+        for c in self.conns:
+            c.send((method, args))
+        return [self._result(c) for c in self.conns]
+
+    def one(self, worker: int, method: str, *args: Any) -> Any:
+        c = self.conns[worker]
+        c.send((method, args))
+        return self._result(c)
+
+    def expand(self, last: bool) -> list[dict[str, Any]]:
+        got = self.call("expand", last)
+        self._batches = [blobs for _, blobs in got]
+        return [rep for rep, _ in got]
+
+    def merge(self, last: bool) -> list[dict[str, Any]]:
+        b = self._batches
+        self._batches = []
+        for j, c in enumerate(self.conns):
+            c.send(("merge", ([b[i][j] for i in range(self.n)], last)))
+        return [self._result(c) for c in self.conns]
+
+    def close(self) -> None:
+        for c in self.conns:
+            with contextlib.suppress(Exception):
+                c.close()
+        for p in self.procs:
+            with contextlib.suppress(Exception):
+                p.kill()
+        for p in self.procs:
+            with contextlib.suppress(Exception):
+                p.join(5)
+        self.conns, self.procs = [], []
+
+
+def check_parallel(kernel: Kernel, search: Search, n: int,
+                   make: Callable[[Options], Workers] | None = None,
+                   checkpoints: Checkpoints | None = None) -> tuple[Outcome, Extra]:
+    """`parallel_bfs` over `n` worker processes (or the workers `make` builds; one in this
+    process when `n` is 1)."""
+    deadline = None if search.max_time is None else \
+        time.time() + search.max_time - (time.perf_counter() - search.started)
+    per_worker = None if search.max_memory is None else max(1, search.max_memory // (n + 1))
+    resume = checkpoints.found() if checkpoints is not None else None
+    if resume is not None:
+        by = resume["shard_by"]
+        by = None if by is None else tuple(by)
+    else:
+        by = shard_by(kernel, n)
+    # a checkpoint is resumed by other processes: keys that do not depend on this one's hash
+    forked = make is None and _fork() and checkpoints is None
+    opts = Options(deadline, per_worker, forked, by)
+    try:
+        workers = make(opts) if make is not None else \
+            InProcess(kernel, 1, opts) if n == 1 else Processes(kernel, n, opts)
+    except KeyboardInterrupt:
+        return Outcome("interrupted", 0, 0, 0, time.perf_counter() - search.started), \
+            Extra(0, None)
+    except AssayError:
+        raise
+    workers.shard_by = by
+    return parallel_bfs(kernel, search, workers, checkpoints, resume)
+
+
+class InProcess(Workers):
+    """`n` shards in this process, one after the other: the parallel search's logic without
+    processes (for tests of its results for any `n`, and for profiling)."""
+
+    def __init__(self, kernel: Kernel, n: int, opts: Options) -> None:
+        self.n = n
+        self.shards = [Shard(Kernel(kernel.system, kernel.faults, kernel.fairness,
+                                    kernel.check_deadlock), i, n, opts) for i in range(n)]
+        self._batches: list[list[bytes | None]] = []
+
+    def call(self, method: str, *args: Any) -> list[Any]:
+        return [getattr(s, method)(*args) for s in self.shards]
+
+    def one(self, worker: int, method: str, *args: Any) -> Any:
+        return getattr(self.shards[worker], method)(*args)
+
+    def expand(self, last: bool) -> list[dict[str, Any]]:
+        got = self.call("expand", last)
+        self._batches = [blobs for _, blobs in got]
+        return [rep for rep, _ in got]
+
+    def merge(self, last: bool) -> list[dict[str, Any]]:
+        b, self._batches = self._batches, []
+        return [s.merge([b[i][j] for i in range(self.n)], last)
+                for j, s in enumerate(self.shards)]
+
+    def close(self) -> None:
+        pass

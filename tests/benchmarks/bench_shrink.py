@@ -1,0 +1,234 @@
+"""Benchmark: how close shrinking gets to `check`'s shortest counterexample, and what it costs.
+
+The corpus: the shipped bug specs (`specs/*_bug_*.py`) and three of our own in
+`tests/benchmarks/shrink_specs/` (a lock server that grants twice after a release, one that
+forgets its lock on a crash — found only with crash and restart faults — and a bounded
+bakery whose equal tickets both enter, with crashes on).  Not in it: the liveness bugs
+(`lock_server_bug_priority`, `ring_election_bug_swallow`): a suspected lasso is not shrunk.
+
+For each spec and each seed 0..S-1, on a fresh kernel: the runs `run_once(kernel,
+derive(seed, i), ...)` for i = 0, 1, ... until the first that fails (the search; its wall time
+is "search ms"), then `shrink_run` on that run (its wall time is "shrink ms").  The shrunk
+length is compared with `check`'s (BFS, with the smallest fault budget that exposes the bug)
+shortest counterexample for the same violation; "ddmin only" is what the old shrinker
+(truncate, then ddmin) gave on the same runs.  Runs whose violation differs from the one
+`check` reports are counted apart ("other violation"), and compared with the shortest
+counterexample of theirs that `check --keep-going` finds (when it has one that stops there).
+
+Then whole campaigns (`--campaign-runs`, 300 by default) of each spec: the time of the runs
+against the time of shrinking every failing run, and the share of shrunk runs as short as
+`check`'s counterexample of their violation.
+
+    python tests/benchmarks/bench_shrink.py              # 10 seeds per spec, ~2 minutes
+    python tests/benchmarks/bench_shrink.py --seeds 3 --campaign-runs 30    # smoke test
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path.insert(0, str(ROOT))
+
+from assay.checker import check  # noqa: E402
+from assay.kernel import Faults  # noqa: E402
+from assay.model.load import build  # noqa: E402
+from assay.simulator import FaultRates  # noqa: E402
+from assay.simulator.campaign import derive, kernel_for  # noqa: E402
+from assay.simulator.run import moves_of, run_once  # noqa: E402
+from assay.simulator.shrink import (  # noqa: E402
+    Walker,
+    budget_for,
+    ddmin_events,
+    fault_kinds,
+    shrink_run,
+    signature,
+)
+
+OURS = HERE / "shrink_specs"
+
+
+@dataclass(frozen=True)
+class Case:
+    spec: str
+    rates: str                    # simulate --faults
+    budget: str = ""              # check --faults
+    params: tuple[tuple[str, str], ...] = ()
+    steps: int = 1000
+
+
+CORPUS = (
+    Case("specs/abp_lossy_bug_any_ack.py", ""),
+    Case("specs/alternating_bit_bug_no_seq.py", "dup=0.1", "dup=1"),
+    Case("specs/bank_transfer_bug_overdraft.py", ""),
+    Case("specs/coin_election_bug_ties.py", ""),
+    Case("specs/in_order_receiver_bug_no_guard.py", ""),
+    Case("specs/paxos_bug_own_value.py", ""),
+    Case("specs/register_bug_volatile.py", "crash=0.05", "crash=1"),
+    Case("specs/tla_lamport_mutex_bug_ties.py", ""),
+    Case("specs/tla_paxos_commit_bug_any.py", ""),
+    Case("specs/two_phase_commit_bug_majority.py", ""),
+    Case("specs/two_phase_commit_bug_protocol.py", ""),
+    Case(str(OURS / "mutex_bug_release.py"), ""),
+    Case(str(OURS / "mutex_bug_crash.py"), "crash=0.02,restart=0.3", "crash=1"),
+    Case(str(OURS / "bakery_bug_ties.py"), "crash=0.01,restart=0.3", "crash=1",
+         (("max_ticket", "4"),)),
+)
+
+
+@dataclass
+class Row:
+    label: str
+    shortest: int | None
+    check_s: float
+    found: int = 0
+    other: int = 0
+    equal: int = 0
+    lengths: list[int] | None = None
+    ddmin: list[int] | None = None
+    raw: list[int] | None = None
+    search: list[float] | None = None
+    shrink: list[float] | None = None
+
+
+def run_case(case: Case, seeds: int, cap: int) -> Row:
+    spec = str(ROOT / case.spec) if not os.path.isabs(case.spec) else case.spec
+    params = dict(case.params)
+    system, _, _ = build(spec, None, params)
+    faults = Faults.parse(case.budget) if case.budget else None
+    t = time.perf_counter()
+    r = check(system, faults=faults)
+    check_s = time.perf_counter() - t
+    want = signature(r.violation) if r.violation is not None else None
+    # the shortest counterexample of each other violation: `check` keeping going (BFS: its
+    # first counterexample of each is a shortest, unless it passes another violation)
+    shortest = {want: len(r.steps)}
+    for f in check(system, faults=faults, keep_going=True).findings:
+        if f.replay_stops_at is None:
+            shortest.setdefault(signature(f.violation), len(f.steps))
+    row = Row(Path(spec).stem + (" " + ",".join(f"{k}={v}" for k, v in case.params)
+                                 if case.params else ""),
+              len(r.steps) if want else None, check_s, lengths=[], ddmin=[], raw=[], search=[],
+              shrink=[])
+    rates = FaultRates.parse(case.rates) if case.rates else FaultRates()
+    for seed in range(seeds):
+        kernel = kernel_for(system, rates)
+        t = time.perf_counter()
+        found = None
+        searched = 0
+        for i in range(cap):
+            run = run_once(kernel, derive(seed, i), case.steps, rates, lassos=False)
+            searched += len(run.events)
+            if run.violation is not None:
+                found = run
+                break
+        search = time.perf_counter() - t
+        if found is None or found.violation is None:
+            continue
+        row.found += 1
+        got = signature(found.violation)
+        if got != want:
+            row.other += 1
+            if got not in shortest:
+                continue
+        t = time.perf_counter()
+        small = shrink_run(kernel, found.initial, found.events, found.violation,
+                           budget=budget_for(searched), faults=fault_kinds(rates))
+        shrink_s = time.perf_counter() - t
+        w = Walker(kernel, got, fault_kinds(rates))
+        start = moves_of(kernel).row(found.initial)
+        n = w.fails(start, found.events) or len(found.events)
+        old = ddmin_events(w, start, found.events[:n])
+        assert row.lengths is not None and row.ddmin is not None and row.raw is not None
+        assert row.search is not None and row.shrink is not None
+        row.lengths.append(len(small.events))
+        row.ddmin.append(len(old))
+        row.raw.append(len(found.events))
+        row.search.append(search)
+        row.shrink.append(shrink_s)
+        row.equal += len(small.events) == shortest[got]
+    return row
+
+
+def med(xs: list[float] | list[int] | None) -> str:
+    return f"{statistics.median(xs):g}" if xs else "-"
+
+
+def campaigns(runs: int) -> None:
+    """Whole campaigns (`campaign(..., jobs=1)`, seed 0): the runs' time against the time of
+    shrinking every failing run, and how many shrank to `check`'s shortest length."""
+    from assay.simulator import Options, campaign
+
+    print(f"\n### Campaigns: {runs} runs each, jobs=1, seed 0\n")
+    print("| spec | failing runs | runs s | shrink s | shrink / runs | failing run length "
+          "(median [max]) | shrunk (median [max]) | = shortest | proved shortest |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for case in CORPUS:
+        spec = str(ROOT / case.spec) if not os.path.isabs(case.spec) else case.spec
+        system, _, _ = build(spec, None, dict(case.params))
+        faults = Faults.parse(case.budget) if case.budget else None
+        shortest = {}
+        for f in check(system, faults=faults, keep_going=True).findings:
+            if f.replay_stops_at is None:
+                shortest.setdefault(signature(f.violation), len(f.steps))
+        rates = FaultRates.parse(case.rates) if case.rates else FaultRates()
+        c = campaign(spec, None, dict(case.params), seed=0, runs=runs,
+                     opts=Options(steps=case.steps, rates=rates), jobs=1)
+        fails = c.failures
+        if not fails:
+            continue
+        lengths = [len(r.shrunk or []) for r in fails]
+        equal = sum(len(r.shrunk or []) == shortest.get(
+            (v["kind"], v["name"], v["blame"])) for r in fails for v in [r.violation or {}])
+        proved = sum(bool(r.shrinking and r.shrinking.everything) for r in fails)
+        print(f"| {Path(spec).stem} | {len(fails)} | {c.run_seconds:.2f} | "
+              f"{c.shrink_seconds:.2f} | {c.shrink_seconds / c.run_seconds:.2f} | "
+              f"{med([r.events for r in fails])} [{max(r.events for r in fails)}] | "
+              f"{med(lengths)} [{max(lengths)}] | {equal}/{len(fails)} | {proved}/{len(fails)} |",
+              flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--cap", type=int, default=3000, help="runs per seed at most")
+    ap.add_argument("--only", default="", help="substring of the specs to run")
+    ap.add_argument("--campaign-runs", type=int, default=300,
+                    help="runs per whole campaign (0: no campaigns)")
+    a = ap.parse_args()
+    print(f"load average: {os.getloadavg()}")
+    print("| spec | check shortest | check s | seeds found | other violation | failing run "
+          "(median [max]) | ddmin only (median [max]) | shrunk (median [max]) | = shortest "
+          "| search ms (median) | shrink ms (median [max]) | shrink < search |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    total = equal = cheaper = 0
+    for case in CORPUS:
+        if a.only not in case.spec:
+            continue
+        row = run_case(case, a.seeds, a.cap)
+        n = len(row.lengths or [])
+        total += n
+        equal += row.equal
+        below = sum(s < f for s, f in zip(row.shrink or [], row.search or []))
+        cheaper += below
+        ms = [x * 1000 for x in row.shrink or []]
+        print(f"| {row.label} | {row.shortest} | {row.check_s:.3f} | {row.found}/{a.seeds} | "
+              f"{row.other} | {med(row.raw)} [{max(row.raw or [0])}] | {med(row.ddmin)} "
+              f"[{max(row.ddmin or [0])}] | {med(row.lengths)} [{max(row.lengths or [0])}] | "
+              f"{row.equal}/{n} | {med([x * 1000 for x in row.search or []])} | "
+              f"{med(ms)} [{max(ms or [0]):.1f}] | {below}/{n} |", flush=True)
+    if total:
+        print(f"\nshrunk to check's shortest length: {equal}/{total} = {equal / total:.0%}; "
+              f"shrinking cheaper than the search that found the bug: {cheaper}/{total}")
+    if a.campaign_runs:
+        campaigns(a.campaign_runs)
+
+
+if __name__ == "__main__":
+    main()

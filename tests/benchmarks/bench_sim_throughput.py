@@ -1,0 +1,107 @@
+"""Benchmark: `assay simulate`'s events per second on TwoPhase against a hand-written seeded
+random walk of the same protocol, measured in the same run.
+
+assay: ``campaign("specs/tla_twophase.py", rm_count=N, runs=R, jobs=1)`` — the whole
+campaign in this process (spec and kernel built, every contract and the TCConsistent
+property checked at every step, the distinct-state count); events/s is
+``c.events / c.seconds``.
+
+Hand-written: ``tests/benchmarks/handwritten_twophase.py``'s `successors` and `consistent`,
+walked as the simulator walks: R runs, each from the initial state with its own
+``random.Random(seed)``, at each step the successors that change the state, one picked
+uniformly, TCConsistent checked, until no successor changes anything (or 1,000 steps).  Both
+count the events taken; their run lengths agree (about 6 events per run at 3 RMs, 12 at 7).
+
+Each measurement is repeated (`--repeat`, alternating assay and hand-written so that load
+changes hit both) and the median is reported, with the ratio hand-written / assay.
+
+    python tests/benchmarks/bench_sim_throughput.py                  # 3 and 7 RMs, ~1 min
+    python tests/benchmarks/bench_sim_throughput.py --runs 2000 --repeat 1   # smoke test
+    python tests/benchmarks/bench_sim_throughput.py --profile 7      # cProfile one campaign
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))
+
+from handwritten_twophase import consistent, initial, successors  # noqa: E402
+
+from assay.simulator import Options, campaign  # noqa: E402
+
+SPEC = str(ROOT / "specs" / "tla_twophase.py")
+
+
+def handwritten_walk(n: int, runs: int, steps: int = 1000) -> int:
+    """`runs` seeded random walks of TwoPhase with `n` RMs; the events taken."""
+    all_rms = frozenset(range(n))
+    prepared = tuple(("Prepared", r) for r in range(n))
+    events = 0
+    for i in range(runs):
+        rng = random.Random(i)
+        state = initial(n)
+        for _ in range(steps):
+            nxt = [s for s in successors(state, n, all_rms, prepared) if s != state]
+            if not nxt:
+                break
+            state = nxt[rng.randrange(len(nxt))]
+            events += 1
+            if not consistent(state):
+                break
+    return events
+
+
+def assay_campaign(n: int, runs: int) -> tuple[int, float, int]:
+    c = campaign(SPEC, None, {"rm_count": str(n)}, seed=0, runs=runs,
+                 opts=Options(steps=1000), jobs=1)
+    assert not c.failures
+    return c.events, c.seconds, c.distinct_states
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rms", type=int, nargs="*", default=[3, 7])
+    ap.add_argument("--runs", type=int, default=20_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--profile", type=int, metavar="RMS",
+                    help="profile one assay campaign with this many RMs instead")
+    a = ap.parse_args()
+    if a.profile:
+        import cProfile
+        import pstats
+
+        cProfile.runctx("assay_campaign(a.profile, a.runs)", globals(), locals(),
+                        "/tmp/bench_sim_throughput.prof")
+        pstats.Stats("/tmp/bench_sim_throughput.prof").sort_stats("tottime").print_stats(20)
+        return
+    print(f"load average before: {os.getloadavg()}; runs per measurement: {a.runs:,}")
+    print("| RMs | assay events | assay s | assay ev/s | distinct states | hand-written events "
+          "| hand-written s | hand-written ev/s | ratio hand-written / assay |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for n in a.rms:
+        ours, theirs = [], []
+        events = hw_events = distinct = 0
+        for _ in range(a.repeat):
+            events, seconds, distinct = assay_campaign(n, a.runs)
+            ours.append(seconds)
+            t = time.perf_counter()
+            hw_events = handwritten_walk(n, a.runs)
+            theirs.append(time.perf_counter() - t)
+        s, hs = statistics.median(ours), statistics.median(theirs)
+        rate, hrate = events / s, hw_events / hs
+        print(f"| {n} | {events:,} | {s:.2f} | {rate:,.0f} | {distinct:,} | {hw_events:,} | "
+              f"{hs:.2f} | {hrate:,.0f} | {hrate / rate:.2f} |", flush=True)
+    print(f"load average after: {os.getloadavg()}")
+
+
+if __name__ == "__main__":
+    main()

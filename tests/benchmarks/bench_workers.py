@@ -1,0 +1,101 @@
+"""`check --workers`: states/s of one worker against N, in the same run (issue 11, item 4).
+
+Each case is run as `assay check ... --json -q` in a fresh process, alternating the numbers
+of workers (1, N, 1, N, ...), so a load that comes and goes hits both; the table gives the
+median states/s of each, their ratio, and the CPU seconds of the whole process tree (the
+driver and its workers, as `os.times` counts reaped children), whose ratio says what the
+parallel search costs in all:
+on an idle machine with N free cores the speed-up is about N / (that ratio).
+
+    python tests/benchmarks/bench_workers.py                       # TwoPhase 7 RMs, Lamport 3:4
+    python tests/benchmarks/bench_workers.py --repeat 3 --workers 2
+    python tests/benchmarks/bench_workers.py --case lamport:3:3    # one case, quick
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+CASES = {
+    "twophase": ("specs/tla_twophase.py", ("rm_count",)),
+    "lamport": ("specs/tla_lamport_mutex.py", ("n", "max_clock")),
+    "paxos": ("specs/tla_paxos_commit.py", ("rm_count", "acceptors", "ballots")),
+}
+
+
+def run(spec: str, params: dict[str, str], workers: int) -> dict[str, float]:
+    args = [sys.executable, "-m", "assay.cli", "check", spec, "--json", "-q",
+            "--workers", str(workers), "--no-symmetry"]
+    for k, v in params.items():
+        args += ["-p", f"{k}={v}"]
+    started = time.perf_counter()
+    proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    out, err = proc.communicate()
+    wall = time.perf_counter() - started
+    if proc.returncode not in (0, 1):
+        raise SystemExit(f"{' '.join(args)}: exit {proc.returncode}\n{err.decode()}")
+    doc = json.loads(out)
+    return {"states": doc["states"], "transitions": doc["transitions"],
+            "seconds": doc["seconds"], "wall": wall, "workers": doc["workers"],
+            "rate": doc["states"] / doc["seconds"]}
+
+
+def cpu_of(spec: str, params: dict[str, str], workers: int) -> tuple[dict[str, float], float]:
+    """One run, and the CPU seconds of its process tree (children reaped by it included)."""
+    before = os.times()
+    r = run(spec, params, workers)
+    after = os.times()
+    cpu = (after.children_user - before.children_user) + \
+        (after.children_system - before.children_system)
+    return r, cpu
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--case", action="append",
+                   help="NAME:P1:P2... e.g. twophase:7, lamport:3:4 (repeatable)")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--repeat", type=int, default=2)
+    args = p.parse_args()
+    cases = args.case or ["twophase:7", "lamport:3:4"]
+    print(f"# {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime())} UTC, nproc "
+          f"{os.cpu_count()}, load {os.getloadavg()}")
+    print("| case | states | transitions | 1 worker states/s | "
+          f"{args.workers} workers states/s | speed-up | CPU s 1 | CPU s {args.workers} | "
+          "CPU ratio |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for case in cases:
+        name, *values = case.split(":")
+        spec, names = CASES[name]
+        params = dict(zip(names, values))
+        rates: dict[int, list[float]] = {1: [], args.workers: []}
+        cpus: dict[int, list[float]] = {1: [], args.workers: []}
+        counts = set()
+        for _ in range(args.repeat):
+            for w in (1, args.workers):
+                r, cpu = cpu_of(spec, params, w)
+                assert r["workers"] == w, r
+                counts.add((r["states"], r["transitions"]))
+                rates[w].append(r["rate"])
+                cpus[w].append(cpu)
+                print(f"  {case} workers={w}: {r['states']:,} states in {r['seconds']:.2f} s "
+                      f"({r['rate']:,.0f}/s), CPU {cpu:.2f} s, load {os.getloadavg()[0]:.2f}",
+                      file=sys.stderr, flush=True)
+        assert len(counts) == 1, f"counts differ: {counts}"
+        (states, transitions), = counts
+        one, many = statistics.median(rates[1]), statistics.median(rates[args.workers])
+        c1, cn = statistics.median(cpus[1]), statistics.median(cpus[args.workers])
+        print(f"| {case} | {states:,} | {transitions:,} | {one:,.0f} | {many:,.0f} | "
+              f"**{many / one:.2f}x** | {c1:.1f} | {cn:.1f} | {cn / c1:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

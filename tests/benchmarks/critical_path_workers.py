@@ -1,0 +1,91 @@
+"""The speed-up `check --workers N` would have on N idle cores, measured on a busy machine.
+
+The parallel search's shards run here one after the other in one process
+(`parallel.InProcess`), each round of each shard timed in CPU seconds (`time.process_time`,
+which other processes' load does not inflate much, unlike wall time); on N free cores a
+level takes as long as its slowest shard, so the critical path is the sum over rounds of the
+slowest shard's time.  It leaves out what processes add (a fork per worker, the batches
+through pipes: measured apart by bench_workers.py) and includes all the rest (encoding,
+pickling, decoding, the choice of `shard_by`).  Compared with the one-process search
+(`bfs.py`) in the same run.
+
+    python tests/benchmarks/critical_path_workers.py specs/tla_twophase.py rm_count=7
+    python tests/benchmarks/critical_path_workers.py specs/tla_lamport_mutex.py n=3 max_clock=4
+"""
+from __future__ import annotations
+
+import gc
+import sys
+import time
+from typing import Any
+
+from assay.checker.bfs import bfs
+from assay.checker.parallel import InProcess, Options, parallel_bfs, shard_by
+from assay.checker.search import Search
+from assay.kernel import Kernel
+from assay.model.load import build
+
+
+class Timed(InProcess):
+    """InProcess with each round of each shard timed; `path` the sum of the slowest."""
+
+    def __init__(self, kernel: Kernel, n: int, opts: Options) -> None:
+        super().__init__(kernel, n, opts)
+        self.path = 0.0
+        self.total = 0.0
+
+    def _round(self, calls: list[Any]) -> list[Any]:
+        out, times = [], []
+        for f in calls:
+            t = time.process_time()
+            out.append(f())
+            times.append(time.process_time() - t)
+        self.path += max(times)
+        self.total += sum(times)
+        return out
+
+    def call(self, method: str, *args: Any) -> list[Any]:
+        return self._round([lambda s=s: getattr(s, method)(*args) for s in self.shards])
+
+    def expand(self, last: bool) -> list[dict[str, Any]]:
+        got = self._round([lambda s=s: s.expand(last) for s in self.shards])
+        self._batches = [blobs for _, blobs in got]
+        return [rep for rep, _ in got]
+
+    def merge(self, last: bool) -> list[dict[str, Any]]:
+        b, self._batches = self._batches, []
+        return self._round([lambda j=j, s=s: s.merge([b[i][j] for i in range(self.n)], last)
+                            for j, s in enumerate(self.shards)])
+
+
+def main() -> None:
+    spec, *rest = sys.argv[1:]
+    n = 2
+    params = {}
+    for a in rest:
+        if a.startswith("--workers="):
+            n = int(a.split("=", 1)[1])
+        else:
+            k, v = a.split("=", 1)
+            params[k] = v
+    system, _, _ = build(spec, None, params)
+    gc.disable()
+    t = time.process_time()
+    one = bfs(Kernel(system), Search())
+    seq = time.process_time() - t
+    kernel = Kernel(system)
+    t = time.process_time()
+    by = shard_by(kernel, n)
+    choose = time.process_time() - t
+    workers = Timed(kernel, n, Options(forked=True, shard_by=by))
+    out, _ = parallel_bfs(kernel, Search(), workers)
+    assert (out.states, out.transitions) == (one.states, one.transitions), (out, one)
+    path = workers.path + choose
+    print(f"{spec} {params}: {one.states:,} states; one process {seq:.2f} CPU s; {n} shards "
+          f"(shard_by={by}): {workers.total + choose:.2f} CPU s in all "
+          f"({(workers.total + choose) / seq:.2f}x), critical path {path:.2f} s: "
+          f"speed-up on {n} idle cores {seq / path:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

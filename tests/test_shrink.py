@@ -1,0 +1,356 @@
+"""Shrinking toward the shortest failing run: each pass on a run that only it can shorten
+(delta debugging alone leaves it as it is), the final breadth-first search against `check`'s
+shortest counterexample, and the simulator's per-state memo (it never changes a run)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from assay import Component, Message, Port, System, action, on
+from assay.checker import check
+from assay.kernel import Faults, Kernel
+from assay.simulator import FaultRates, Options, campaign, run_once
+from assay.simulator.campaign import derive, kernel_for
+from assay.simulator.run import Moves, moves_of
+from assay.simulator.shrink import (
+    Search,
+    Walker,
+    bfs_shortest,
+    cut_loops,
+    ddmin_events,
+    drop_groups,
+    shrink_run,
+    signature,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+SHRINK_SPECS = REPO / "tests" / "benchmarks" / "shrink_specs"
+
+
+def ids(kernel: Kernel, names: list[dict]) -> tuple[object, list[int]]:
+    """The initial state and the event ids of a run given by name."""
+    start = kernel.initial_states()[0][0]
+    state, out = start, []
+    for e in names:
+        ev = kernel.event_id(state, e)
+        out.append(ev)
+        state = kernel.apply(state, ev)[0]
+    return start, out
+
+
+def violation_of(kernel: Kernel, start, events: list[int]):
+    state = start
+    for ev in events:
+        state, _, viol = kernel.apply(state, ev)
+        if viol:
+            return viol[0]
+    return kernel.property_violations(state)[0]
+
+
+def walker(kernel: Kernel, start, events: list[int]) -> tuple[Walker, object]:
+    w = Walker(kernel, signature(violation_of(kernel, start, events)))
+    row = w.memo.row(start)
+    assert w.fails(row, events) == len(events)
+    return w, row
+
+
+def act(instance: str, name: str) -> dict:
+    return {"kind": "action", "instance": instance, "action": name}
+
+
+# --- loops: a state-based shortcut ------------------------------------------------------------
+
+
+class Dial(Component):
+    n: int = 0                          # 0, 1, 2, 0, ...
+
+    @action()
+    def turn(self):
+        self.n = (self.n + 1) % 3
+
+    @action(when=lambda self: self.n == 1)
+    def press(self):
+        self.pressed = True
+
+    pressed: bool = False
+
+
+def dial() -> System:
+    s = System("dial")
+    s.add("d", Dial)
+
+    @s.always
+    def never_pressed(g):
+        return not g["d"].pressed
+
+    return s
+
+
+def test_cut_loops_removes_a_loop_that_ddmin_cannot():
+    """turn x4 then press: the first three turns come back to the start.  ddmin removes only
+    aligned chunks (and no single turn), so it keeps all five events."""
+    k = Kernel(dial())
+    start, run = ids(k, [act("d", "turn")] * 4 + [act("d", "press")])
+    w, row = walker(k, start, run)
+    assert len(ddmin_events(w, row, run)) == 5
+    cut = cut_loops(w, row, run)
+    assert [k.event(e).to_json()["action"] for e in cut] == ["turn", "press"]
+    assert w.fails(row, cut) == 2
+
+
+# --- groups: a crash and its restart, a partition and its heal, a send and its deliveries ------
+
+
+class Flag(Message): ...
+
+
+class Server(Component):
+    clients = Port(many=True)
+    poked: bool = False
+    flagged: bool = False
+
+    @action(when=lambda self: not self.poked)
+    def poke(self):
+        self.poked = True
+
+    @on(Flag)
+    def flag(self, m):
+        self.flagged = True
+
+
+class Client(Component):
+    server = Port()
+    marked: bool = False
+    sent: bool = False
+
+    @action(when=lambda self: not self.marked)
+    def mark(self):
+        self.marked = True
+
+    @action(when=lambda self: not self.sent)
+    def send_flag(self):
+        self.sent = True
+        self.server.send(Flag())
+
+
+def pair(network: str = "unordered") -> System:
+    s = System("pair", network=network)
+    server = s.add("s", Server)
+    s.connect(s.add("c", Client).server, server.clients)
+
+    @s.always
+    def not_poked_after_mark(g):
+        return not (g["c"].marked and g["s"].poked)
+
+    @s.always
+    def not_flagged_after_mark(g):
+        return not (g["c"].marked and g["s"].flagged)
+
+    return s
+
+
+def test_drop_groups_removes_a_crash_with_its_restart_that_ddmin_cannot():
+    """crash s, c marks, restart s, s pokes: without the crash the restart is not enabled,
+    without the restart s cannot poke; only the pair goes, together."""
+    k = Kernel(pair(), Faults.unlimited())
+    start, run = ids(k, [{"kind": "crash", "instance": "s"}, act("c", "mark"),
+                         {"kind": "restart", "instance": "s"}, act("s", "poke")])
+    w, row = walker(k, start, run)
+    assert len(ddmin_events(w, row, run)) == 4
+    assert cut_loops(w, row, run) == run
+    small = drop_groups(w, row, run)
+    assert [k.event(e).to_json()["kind"] for e in small] == ["action", "action"]
+    assert w.fails(row, small) == 2
+
+
+def test_drop_groups_removes_a_partition_with_its_heal_that_ddmin_cannot():
+    """c is cut off, marks and sends, the partition heals, s receives: only the partition and
+    its heal go, together."""
+    k = Kernel(pair(), Faults.unlimited())
+    start, run = ids(k, [{"kind": "partition", "group": ["c"]}, act("c", "mark"),
+                         act("c", "send_flag"), {"kind": "heal"},
+                         {"kind": "deliver", "from": "c", "to": "s"}])
+    w, row = walker(k, start, run)
+    assert len(ddmin_events(w, row, run)) == 5
+    small = drop_groups(w, row, run)
+    assert [k.event(e).to_json()["kind"] for e in small] == ["action", "action", "deliver"]
+
+
+class Junk(Message): ...
+
+
+class Real(Message): ...
+
+
+class Sink(Component):
+    src = Port()
+    junk: int = 0
+    got: bool = False
+
+    @on(Junk)
+    def on_junk(self, m):
+        pass
+
+    @on(Real)
+    def on_real(self, m):
+        self.got = True
+
+
+class Source(Component):
+    dst = Port()
+    junk_sent: bool = False
+    real_sent: bool = False
+
+    @action(when=lambda self: not self.junk_sent)
+    def junk(self):
+        self.junk_sent = True
+        self.dst.send(Junk())
+
+    @action(when=lambda self: not self.real_sent)
+    def real(self):
+        self.real_sent = True
+        self.dst.send(Real())
+
+
+def fifo_pair() -> System:
+    s = System("fifo_pair", network="fifo")
+    s.connect(s.add("a", Source).dst, s.add("b", Sink).src)
+
+    @s.always
+    def never_got(g):
+        return not g["b"].got
+
+    return s
+
+
+def test_drop_groups_removes_a_send_with_its_delivery_that_ddmin_cannot():
+    """a sends Junk then Real on one FIFO link; b takes Junk, then Real.  Without the Junk
+    delivery Real is stuck behind it; without the send there is nothing to deliver."""
+    k = Kernel(fifo_pair())
+    start, run = ids(k, [act("a", "junk"), act("a", "real"),
+                         {"kind": "deliver", "from": "a", "to": "b"},
+                         {"kind": "deliver", "from": "a", "to": "b"}])
+    w, row = walker(k, start, run)
+    assert len(ddmin_events(w, row, run)) == 4
+    assert cut_loops(w, row, run) == run
+    small = drop_groups(w, row, run)
+    assert len(small) == 2 and k.event(small[0]).to_json()["action"] == "real"
+
+
+# --- the final breadth-first search -----------------------------------------------------------
+
+
+class Steps(Component):
+    x: int = 0
+
+    @action(when=lambda self: self.x < 3)
+    def one(self):
+        self.x += 1
+
+    @action(when=lambda self: self.x < 2)
+    def two(self):
+        self.x += 2
+
+
+def steps() -> System:
+    s = System("steps")
+    s.add("s", Steps)
+
+    @s.always
+    def below_three(g):
+        return g["s"].x < 3
+
+    return s
+
+
+def test_bfs_finds_a_shorter_way_no_removal_can():
+    """one, one, one reaches 3; no subsequence does, but one, two does (through a state the
+    run visited and a neighbour of it).  The search covered everything shorter, so the result
+    is as short as `check`'s counterexample."""
+    k = Kernel(steps())
+    start, run = ids(k, [act("s", "one")] * 3)
+    w, row = walker(k, start, run)
+    assert len(ddmin_events(w, row, run)) == 3
+    assert drop_groups(w, row, run) == run and cut_loops(w, row, run) == run
+    search = Search()
+    near = {r.state for r in w.rows(row, run)}
+    got = bfs_shortest(w, [row], near, len(run), 1, 1000, search)
+    assert got is not None and search.complete and search.everything
+    first, small = got
+    assert first is row and w.fails(row, small) == 2
+    assert len(small) == len(check(steps()).steps) == 2
+
+
+def test_bfs_stays_within_the_neighbourhood_and_the_budget():
+    """Radius 1 with a tiny `near` cannot leave the run's states; a budget of one expanded
+    state does not complete."""
+    k = Kernel(steps())
+    start, run = ids(k, [act("s", "one")] * 3)
+    w, row = walker(k, start, run)
+    search = Search()
+    assert bfs_shortest(w, [row], set(), 3, 1, 1000, search) is None
+    assert search.complete and not search.everything        # states were left out
+    search = Search()
+    assert bfs_shortest(w, [row], {row.state}, 3, 3, 1, search) is None
+    assert not search.complete
+
+
+def test_shrink_run_gets_the_mutex_bug_down_to_checks_shortest():
+    """The lock server that grants twice: random runs go round request/release loops; the
+    shrunk runs are as short as `check`'s counterexample and still fail the same way."""
+    from assay.model.load import build
+
+    system, _, _ = build(str(SHRINK_SPECS / "mutex_bug_release.py"), None, {})
+    shortest = len(check(system).steps)
+    k = kernel_for(system, FaultRates())
+    lengths = []
+    for i in range(8):
+        r = run_once(k, derive(5, i), 200, FaultRates(), lassos=False)
+        assert r.violation is not None
+        small = shrink_run(k, r.initial, r.events, r.violation, budget=2000)
+        w = Walker(k, signature(r.violation))
+        assert w.fails(small.start, small.events) == len(small.events)
+        lengths.append(len(small.events))
+    assert min(lengths) == shortest and sum(n == shortest for n in lengths) >= 7, lengths
+
+
+def test_shrinking_uses_only_the_faults_the_campaign_injects():
+    """The simulator's kernel offers every fault (unlimited budget); a shrunk run of a
+    campaign with crashes only has no drops or duplicates, and its length is `check`'s with
+    one crash."""
+    spec = str(SHRINK_SPECS / "mutex_bug_crash.py")
+    opts = Options(steps=300, rates=FaultRates(crash=0.05, restart=0.3))
+    c = campaign(spec, None, {}, seed=1, runs=20, opts=opts, jobs=1)
+    assert c.failures and c.shrink_seconds > 0
+    from assay.model.load import build
+
+    system, _, _ = build(spec, None, {})
+    shortest = len(check(system, faults=Faults(crash=1)).steps)
+    for r in c.failures:
+        kinds = {e["kind"] for e in r.shrunk or []}
+        assert kinds <= {"action", "deliver", "crash", "restart"}, kinds
+        assert len(r.shrunk or []) >= shortest
+    assert sum(len(r.shrunk or []) == shortest for r in c.failures) >= 0.9 * len(c.failures)
+
+
+# --- the per-state memo never changes a run ---------------------------------------------------
+
+
+def test_runs_are_the_same_with_and_without_the_memo():
+    """`Moves` keeps at most `limit` rows; with none kept every step is computed afresh, and
+    the runs are the same, event for event."""
+    spec = str(SHRINK_SPECS / "mutex_bug_crash.py")
+    from assay.model.load import build
+
+    system, _, _ = build(spec, None, {})
+    rates = FaultRates(crash=0.05, restart=0.3)
+    kept = kernel_for(system, rates)
+    bare = kernel_for(system, rates)
+    moves_of(bare).limit = 0
+    assert isinstance(moves_of(bare), Moves)
+    for i in range(30):
+        a = run_once(kept, derive(9, i), 100, rates, lassos=False)
+        b = run_once(bare, derive(9, i), 100, rates, lassos=False)
+        assert [kept.event(e).to_json() for e in a.events] == \
+            [bare.event(e).to_json() for e in b.events]
+        assert (a.ended, a.time) == (b.ended, b.time)
+    assert not moves_of(bare).rows and moves_of(kept).rows
