@@ -44,6 +44,7 @@ def as_json(r: subprocess.CompletedProcess[str]) -> dict:
     doc = json.loads(r.stdout)
     doc.pop("seconds")
     doc.pop("events_per_second")
+    doc.pop("shrink_seconds", None)
     return doc
 
 

@@ -90,13 +90,13 @@ def simulate(spec: str, system_name: str | None, params: tuple[str, ...], seed: 
         system, name, typed = build(spec, system_name, raw)
         opts = Options(steps=steps, rates=rates, scheduler=scheduler, pct_depth=pct_depth,
                        shrink=not no_shrink)
+        if engine == "hypothesis" and scheduler != "random":
+            raise UsageError(f"--engine hypothesis makes the choices itself: drop --scheduler "
+                             f"{scheduler} (or use --engine native)")
         progress: _RunProgress | _RunLines | None = None
         if not quiet:
             progress = _RunProgress(runs) if sys.stderr.isatty() else \
                 _RunLines(progress_interval(5.0))
-        if engine == "hypothesis" and scheduler != "random":
-            raise UsageError(f"--engine hypothesis makes the choices itself: drop --scheduler "
-                             f"{scheduler} (or use --engine native)")
         try:
             if engine == "hypothesis":
                 from dataclasses import replace
