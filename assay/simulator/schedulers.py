@@ -29,6 +29,7 @@ from assay.simulator.run import RunResult, Scheduler
 
 NAMES = ("random", "pct", "coverage", "swarm")
 BLOCK = 64           # runs that share the coverage scheduler's memory
+MEMO = 200_000       # (state, event) successors the coverage scheduler keeps at most
 
 
 class Coverage:
@@ -103,6 +104,8 @@ class CoverageScheduler(Scheduler):
             key = (state, e)
             hit = nexts.get(key)
             if hit is None:
+                if len(nexts) >= MEMO:
+                    nexts.clear()        # a memo only: what it held is computed again
                 nxt, _, viol = apply(state, e)
                 hit = nexts[key] = (None, None) if viol or prop(nxt) else \
                     (tuple(x for x in self.local_states(nxt) if x not in seen), nxt)
