@@ -165,8 +165,9 @@ def simulate(spec: Spec, system: str | None = None, *,
     """
     from assay.simulator.campaign import Options, campaign
 
-    if scheduler not in ("random", "pct"):
-        raise UsageError(f"scheduler={scheduler!r}: choose 'random' or 'pct'")
+    if scheduler not in ("random", "pct", "coverage", "swarm"):
+        raise UsageError(f"scheduler={scheduler!r}: choose 'random', 'pct', 'coverage' or "
+                         "'swarm'")
     for label, value in (("runs", runs), ("steps", steps), ("pct_depth", pct_depth),
                          ("jobs", jobs)):
         if not isinstance(value, int) or value < 1:

@@ -32,10 +32,22 @@ from assay.errors import AssayError, UsageError
 @click.option("--faults", "faults_text", metavar="KIND=RATE,...",
               help="Per-step fault probabilities: drop, dup, crash, restart, partition, heal, "
                    "and lose (losses on lossy links; default 0.05).")
-@click.option("--scheduler", type=click.Choice(["random", "pct"]), default="random",
-              show_default=True)
+@click.option("--scheduler", type=click.Choice(["random", "pct", "coverage", "swarm"]),
+              default="random", show_default=True,
+              help="How a run picks the next event: uniformly at random, PCT priorities, "
+                   "toward the states the campaign visited least (coverage), or among a "
+                   "random subset of event classes and fault kinds per run (swarm).")
 @click.option("--pct-depth", type=click.IntRange(min=1), default=3, show_default=True,
               help="PCT's bug depth d (d-1 priority change points).")
+@click.option("--engine", type=click.Choice(["native", "hypothesis"]), default="native",
+              show_default=True,
+              help="Who makes a run's choices: the seeded scheduler, or Hypothesis (its "
+                   "shrinker and example database; --runs is its number of examples, in one "
+                   "process).")
+@click.option("--database", "database", metavar="DIR", default=".hypothesis/examples",
+              show_default=True,
+              help="With --engine hypothesis: where failures are stored and tried first the "
+                   "next time (none: no database).")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
               help="Worker processes (default: the machine's cores). Results do not depend "
                    "on it.")
@@ -54,7 +66,8 @@ from assay.errors import AssayError, UsageError
                    "line every 5 s).")
 def simulate(spec: str, system_name: str | None, params: tuple[str, ...], seed: int, runs: int,
              steps: int, faults_text: str | None, scheduler: str, pct_depth: int,
-             jobs: int | None, ray_address: str | None, out_dir: str, no_shrink: bool,
+             engine: str, database: str, jobs: int | None, ray_address: str | None,
+             out_dir: str, no_shrink: bool,
              html_out: str | None, as_json: bool, quiet: bool) -> None:
     """Run seeded random (or PCT) schedules with fault injection; shrink and save failures.
 
@@ -81,6 +94,10 @@ def simulate(spec: str, system_name: str | None, params: tuple[str, ...], seed: 
         system, name, typed = build(spec, system_name, raw)
         opts = Options(steps=steps, rates=rates, scheduler=scheduler, pct_depth=pct_depth,
                        shrink=not no_shrink)
+        if engine == "hypothesis" and (scheduler != "random" or ray_address):
+            raise UsageError("--engine hypothesis makes the choices itself, in one process: "
+                             "drop " + (f"--scheduler {scheduler}" if scheduler != "random"
+                                        else "--ray") + " (or use --engine native)")
         progress: _RunProgress | _RunLines | None = None
         if not quiet:
             progress = _RunProgress(runs) if sys.stderr.isatty() else \
@@ -100,9 +117,21 @@ def simulate(spec: str, system_name: str | None, params: tuple[str, ...], seed: 
             written[r.index] = path
 
         try:
-            result = campaign(spec, name, raw, seed=seed, runs=runs, opts=opts, jobs=jobs,
-                              on_progress=progress.update if progress else None,
-                              ray=ray_address, on_failure=write, on_shrunk=write)
+            if engine == "hypothesis":
+                from dataclasses import replace
+
+                from assay.testing import search
+
+                opts = replace(opts, scheduler="hypothesis")     # as traces record it
+                result = search(system, spec=spec, system_name=name, params=raw, seed=seed,
+                                runs=runs, opts=opts,
+                                database=None if database == "none" else database)
+                for r in result.failures:
+                    write(r)
+            else:
+                result = campaign(spec, name, raw, seed=seed, runs=runs, opts=opts, jobs=jobs,
+                                  on_progress=progress.update if progress else None,
+                                  ray=ray_address, on_failure=write, on_shrunk=write)
         finally:
             if progress:
                 progress.close()
@@ -140,14 +169,16 @@ def simulate(spec: str, system_name: str | None, params: tuple[str, ...], seed: 
         return
     if as_json:
         doc = {"command": "simulate", "spec": spec, "system": name, "params": typed,
-               "seed": seed, "steps": steps, "scheduler": scheduler,
+               "seed": seed, "steps": steps, "engine": engine,
+               "scheduler": "hypothesis" if engine == "hypothesis" else scheduler,
                "faults": rates.to_json(), **result.to_json(), "liveness": liveness}
         click.echo(json.dumps(doc, indent=2, default=str))
     else:
         from assay.report import render_simulation
 
         console = Console(highlight=False)
-        render_simulation(console, result, spec, name, typed, rates, scheduler)
+        render_simulation(console, result, spec, name, typed, rates,
+                          "hypothesis" if engine == "hypothesis" else scheduler)
         _print_liveness(console, result, liveness)
         if html_out:
             console.print(f"trace explorer of {first} written to {html_out}" if first else

@@ -27,6 +27,7 @@ from assay.model.load import build
 from assay.simulator.lasso import LassoMemo
 from assay.simulator.rates import FaultRates
 from assay.simulator.run import run_once
+from assay.simulator.schedulers import begin_run, chunk_size, rerun_recorded
 from assay.simulator.shrink import budget_for, fault_kinds, shrink_run
 
 
@@ -111,6 +112,8 @@ def run_indices(kernel: Kernel, seed: int, indices: list[int], opts: Options,
         lassos = LassoMemo(kernel)
     for i in indices:
         s = derive(seed, i)
+        if opts.scheduler == "coverage":
+            begin_run(kernel, i)
         r = run_once(kernel, s, opts.steps, opts.rates, opts.scheduler, opts.pct_depth,
                      lassos if lassos is not None else False)
         new = []
@@ -160,8 +163,11 @@ def shrink_report(kernel: Kernel, report: RunReport, opts: Options, searched: in
     kernel's ids), then `shrink_run`, with a final search as large as the `searched` events
     that found it allow (`budget_for`)."""
     started = time.perf_counter()
-    r = run_once(kernel, report.seed, opts.steps, opts.rates, opts.scheduler, opts.pct_depth,
-                 False)
+    if opts.scheduler == "coverage":
+        r = rerun_recorded(kernel, report)
+    else:
+        r = run_once(kernel, report.seed, opts.steps, opts.rates, opts.scheduler,
+                     opts.pct_depth, False)
     assert r.violation is not None and len(r.events) == report.events, "a run changed"
     small = shrink_run(kernel, r.initial, r.events, r.violation, budget=budget_for(searched),
                        faults=fault_kinds(opts.rates))
@@ -244,8 +250,8 @@ def _shrink_worker(job: tuple[str, str | None, dict[str, str], Options, RunRepor
     return shrink_report(kernel, report, opts, searched)
 
 
-def _chunks(n: int, jobs: int) -> Iterator[list[int]]:
-    size = max(1, min(32, n // (jobs * 4) or 1))
+def _chunks(n: int, jobs: int, scheduler: str = "random") -> Iterator[list[int]]:
+    size = chunk_size(scheduler, max(1, min(32, n // (jobs * 4) or 1)))
     for start in range(0, n, size):
         yield list(range(start, min(n, start + size)))
 
@@ -431,7 +437,8 @@ def campaign(spec: str, system_name: str | None, params: dict[str, str], *, seed
             interrupted = True
     else:
         build(spec, system_name, params)          # spec errors surface here, not in a worker
-        work = [(spec, system_name, params, seed, chunk, opts) for chunk in _chunks(runs, workers)]
+        work = [(spec, system_name, params, seed, chunk, opts)
+                for chunk in _chunks(runs, workers, opts.scheduler)]
         pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_init)
         try:
             # not pool.map: on Ctrl-C it cancels the pending futures, see _kill_workers
@@ -508,7 +515,8 @@ def _on_ray(address: str, spec: str, system_name: str | None, params: dict[str, 
     connect(address, jobs)
     jobs = jobs or cluster_cpus()
     where = os.path.abspath(spec)               # a task's process may be elsewhere
-    work = [(where, system_name, params, seed, chunk, opts) for chunk in _chunks(runs, jobs)]
+    work = [(where, system_name, params, seed, chunk, opts) for chunk in _chunks(runs, jobs,
+                                                                 opts.scheduler)]
     try:
         run_chunks(work, got)
     except KeyboardInterrupt:

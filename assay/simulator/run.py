@@ -89,8 +89,12 @@ class Scheduler:
     def __init__(self, rng: random.Random, kernel: Kernel, steps: int) -> None:
         self.rng = rng
 
-    def pick(self, events: list[int], step: int) -> int:
+    def pick(self, events: list[int], step: int, state: State | None = None) -> int:
         return events[self.rng.randrange(len(events))]
+
+    def rates(self, rates: FaultRates) -> FaultRates:
+        """The fault rates of this run (swarm testing leaves some kinds out)."""
+        return rates
 
 
 class PCTScheduler(Scheduler):
@@ -112,7 +116,7 @@ class PCTScheduler(Scheduler):
         self.change = {p: depth - 1 - k for k, p in enumerate(points)}
         self.kernel = kernel
 
-    def pick(self, events: list[int], step: int) -> int:
+    def pick(self, events: list[int], step: int, state: State | None = None) -> int:
         owner = self.kernel.event_owner
         best = max(self.priority.get(owner(e), -1) for e in events)
         mine = [e for e in events if self.priority.get(owner(e), -1) == best]
@@ -126,6 +130,10 @@ def make_scheduler(name: str, rng: random.Random, kernel: Kernel, steps: int,
                    depth: int = 3) -> Scheduler:
     if name == "pct":
         return PCTScheduler(rng, kernel, steps, depth)
+    if name in ("coverage", "swarm"):
+        from assay.simulator import schedulers
+
+        return schedulers.make(name, rng, kernel, steps)
     return Scheduler(rng, kernel, steps)
 
 
@@ -229,12 +237,13 @@ def moves_of(kernel: Kernel) -> Moves:
 
 def run_once(kernel: Kernel, seed: int, steps: int, rates: FaultRates,
              scheduler: str = "random", pct_depth: int = 3,
-             lassos: LassoMemo | bool = True) -> RunResult:
+             lassos: LassoMemo | bool = True, rng: random.Random | None = None) -> RunResult:
     """One seeded run of at most `steps` events.  With liveness properties it also watches
     for a lasso that breaks one (`assay.simulator.lasso`; `lassos` is the memo the runs of
-    this kernel share, or False not to watch); its result never changes the run."""
+    this kernel share, or False not to watch); its result never changes the run.  `rng`
+    replaces the seeded generator (`assay.testing` draws the choices from Hypothesis)."""
     memo = moves_of(kernel)
-    rng = random.Random(seed)
+    rng = rng or random.Random(seed)
     inits = memo.initial()
     row, viol = inits[rng.randrange(len(inits))]
     state = start = row.state
@@ -263,6 +272,7 @@ def run_once(kernel: Kernel, seed: int, steps: int, rates: FaultRates,
         return RunResult(seed, start, events, violation, why, now, path, found)
 
     sched = make_scheduler(scheduler, rng, kernel, steps, pct_depth)
+    rates = sched.rates(rates)
     # the uniform scheduler's pick, inlined below (the same draw as `Scheduler.pick`)
     pick = None if type(sched) is Scheduler else sched.pick
     random_ = rng.random
@@ -314,7 +324,7 @@ def run_once(kernel: Kernel, seed: int, steps: int, rates: FaultRates,
                     return ended(None, "final")
             else:
                 ev = normal[randrange(len(normal))] if pick is None \
-                    else pick(normal, step)  # type: ignore[arg-type]
+                    else pick(normal, step, state)  # type: ignore[arg-type]
         nxt_row = row.after.get(ev)
         if nxt_row is None:
             nxt = nexts[ev] if nexts is not None else apply(state, ev)[0]
