@@ -146,13 +146,36 @@ def _write_trace(config: pytest.Config, r: CheckResult, stem: str) -> Path | Non
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / (re.sub(r"[^\w.=,-]+", "_", stem).strip("_") + ".json")
     r.trace.write(path)
+    _write_page(r, path)
     return path
+
+
+def _page_of(trace: Path) -> Path:
+    return trace.with_suffix(".html")
+
+
+def _write_page(r: CheckResult, trace: Path) -> None:
+    """Beside the trace file, the trace explorer's page of it (`assay replay TRACE --html`);
+    none when the trace cannot be replayed from a file (a `System` built in the test)."""
+    from assay.errors import AssayError
+    from assay.explorer import trace_page
+
+    assert r.trace is not None
+    if not r.spec:
+        return
+    try:
+        page = trace_page(r.trace, str(trace))
+    except AssayError:
+        return
+    _page_of(trace).write_text(page, encoding="utf-8")
 
 
 def _failure_text(head: str, r: CheckResult, trace: Path | None) -> str:
     text = f"{head}\n\n{r.text()}"
     if trace is not None:
         text += f"trace written to {trace}\n  replay it: assay replay {trace}\n"
+        if _page_of(trace).exists():
+            text += f"  see it in a browser: {_page_of(trace)}\n"
     return text
 
 
@@ -363,6 +386,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
         if r.verdict == "ok" or id(r) in checker.shown:
             continue
         trace = checker.write_trace(r)
-        text = r.text() + (f"trace written to {trace}\n" if trace is not None else "")
+        text = r.text()
+        if trace is not None:
+            text += f"trace written to {trace}\n"
+            if _page_of(trace).exists():
+                text += f"  see it in a browser: {_page_of(trace)}\n"
         report.sections.append((f"assay check {r.spec or r.system_name}", text))
     return report

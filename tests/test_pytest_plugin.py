@@ -57,6 +57,12 @@ def test_spec_items_pass_when_no_violation_and_fail_with_the_counterexample(pyte
     assert t.spec == "two_phase_commit_bug_majority.py" and len(t.events) == 5
     assert t.verdict["kind"] == "protocol"
     assert not (pytester.path / "assay-traces" / "two_phase_commit-system.json").exists()
+    # and the trace explorer's page beside it, for a browser
+    page = trace.with_suffix(".html")
+    assert f"see it in a browser: {page}" in out
+    html = page.read_text()
+    assert html.startswith("<!DOCTYPE html>") and "tm fires commit" in html
+    assert not (pytester.path / "assay-traces" / "two_phase_commit-system.html").exists()
 
 
 def test_without_assay_nothing_is_collected_from_specs(pytester, run):
@@ -156,7 +162,8 @@ def test_the_fixture_returns_results_and_the_marker_states_what_is_expected(pyte
     assert out.count("✗ violation: property 'acknowledged_writes_survive' does not hold") == 2
     assert out.count("5. server restarts") == 2
     traces = sorted(p.name for p in (pytester.path / "assay-traces").iterdir())
-    assert traces == ["test_assert_fails-1.json", "test_marked_ok_but_broken-1.json"]
+    assert traces == ["test_assert_fails-1.html", "test_assert_fails-1.json",
+                      "test_marked_ok_but_broken-1.html", "test_marked_ok_but_broken-1.json"]
 
 
 def test_items_run_under_xdist(pytester, run):
