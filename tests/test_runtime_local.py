@@ -204,7 +204,8 @@ def test_a_kernel_that_forgets_after_every_step_runs_the_same_steps(monkeypatch,
             monkeypatch.setattr(Node, "FORGET_EVERY", 1)
             monkeypatch.setattr(Node, "FORGET_AT", 0)
         k = kernel_of(spec, **params)
-        report, _ = run_local(k, duration=0.3, seed=seed)
+        # long enough for several steps on a loaded machine (0.3 s gave 4 once, in CI)
+        report, _ = run_local(k, duration=1.0, seed=seed)
         monkeypatch.undo()
         return report, k
 
