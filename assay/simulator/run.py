@@ -162,9 +162,9 @@ class Row:
 
 class Moves:
     """The simulator's memo of one kernel, shared by every run in a process: the initial
-    states, and per state a `Row` (the kernel's `successors`, sorted and split by kind), linked
-    to the rows runs went on to.  A run that comes back to a state pays a dictionary lookup
-    or a pointer, not a successor computation.  It holds at most `limit` rows (beyond, rows
+    states, and per state a `Row` (its moving events: `Kernel.moving_events` or `successors`,
+    sorted and split by kind), linked to the rows runs went on to.  A run that comes back to a
+    state pays a dictionary lookup or a pointer, not a successor computation.  It holds at most `limit` rows (beyond, rows
     are computed as needed and not kept).  Nothing in it changes a run: only its cost."""
 
     def __init__(self, kernel: Kernel, limit: int = 200_000) -> None:
@@ -175,6 +175,9 @@ class Moves:
         self.kinds: dict[int, str] = {}
         # `shrink.shrink_run`'s final searches, by the run they start from
         self.shrunk: dict[Any, Any] = {}
+        # list a new state's events without its next states (`Kernel.moving_events`), where
+        # that is cheaper; False: `successors` (the same events, order and violations)
+        self.listing = kernel.lists_moves
 
     def initial(self) -> list[tuple[Row, tuple[Violation, ...]]]:
         if self.inits is None:
@@ -190,18 +193,24 @@ class Moves:
                 self.rows[state] = r
         return r
 
-    def expand(self, row: Row) -> dict[int, State]:
-        """Fill in `row`'s events; returns their next states (for the step at hand only)."""
+    def expand(self, row: Row) -> dict[int, State] | None:
+        """Fill in `row`'s events; returns their next states (for the step at hand only), or
+        None where the kernel lists them without building next states (`Kernel.moving_events`:
+        the step taken is then `apply`'d alone)."""
         kernel = self.kernel
         kinds = self.kinds
         key = kernel.event_key
-        moves, _ = kernel.successors(row.state)
+        nexts: dict[int, State] | None = None
+        if self.listing:
+            moves = kernel.moving_events(row.state)
+        else:
+            steps, _ = kernel.successors(row.state)
+            nexts = {e: nxt for e, nxt, _ in steps}
+            moves = [(e, viol) for e, _, viol in steps]
         normal: list[int] = []
         faults: dict[str, list[int]] = {}
-        nexts: dict[int, State] = {}
         viols: dict[int, tuple[Violation, ...]] = {}
-        for e, nxt, viol in moves:
-            nexts[e] = nxt
+        for e, viol in moves:
             if viol:
                 viols[e] = viol
             k = kinds.get(e)
