@@ -164,8 +164,9 @@ class Moves:
     """The simulator's memo of one kernel, shared by every run in a process: the initial
     states, and per state a `Row` (its moving events: `Kernel.moving_events` or `successors`,
     sorted and split by kind), linked to the rows runs went on to.  A run that comes back to a
-    state pays a dictionary lookup or a pointer, not a successor computation.  It holds at most `limit` rows (beyond, rows
-    are computed as needed and not kept).  Nothing in it changes a run: only its cost."""
+    state pays a dictionary lookup or a pointer, not a successor computation.  It holds at
+    most `limit` rows (beyond, rows are computed as needed and not kept).  Nothing in it
+    changes a run: only its cost."""
 
     def __init__(self, kernel: Kernel, limit: int = 200_000) -> None:
         self.kernel = kernel
