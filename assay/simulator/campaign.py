@@ -26,7 +26,7 @@ from assay.kernel.trace import Trace, explain, initial_json, recorded_event, wit
 from assay.model.load import build
 from assay.simulator.lasso import LassoMemo
 from assay.simulator.rates import FaultRates
-from assay.simulator.run import run_once
+from assay.simulator.run import moves_of, run_once
 from assay.simulator.schedulers import begin_run, chunk_size, rerun_recorded
 from assay.simulator.shrink import budget_for, fault_kinds, shrink_run
 
@@ -110,18 +110,26 @@ def run_indices(kernel: Kernel, seed: int, indices: list[int], opts: Options,
     known = set() if known is None else known
     if lassos is None and kernel.system.liveness:
         lassos = LassoMemo(kernel)
+    memo = moves_of(kernel)
     for i in indices:
         s = derive(seed, i)
         if opts.scheduler == "coverage":
             begin_run(kernel, i)
         r = run_once(kernel, s, opts.steps, opts.rates, opts.scheduler, opts.pct_depth,
                      lassos if lassos is not None else False)
-        new = []
-        for row in r.path:                   # a stored row stands for its state
-            k = row if row.stored else row.state
-            if k not in known:
-                known.add(k)
-                new.append(row.state)
+        new: list[State] = []
+        if memo.kept_all():                  # a stored row stands for its state
+            fresh = set(r.path)
+            fresh.difference_update(known)
+            if fresh:
+                known |= fresh
+                new = [row.state for row in fresh]
+        else:
+            for row in r.path:
+                k = row if row.stored else row.state
+                if k not in known:
+                    known.add(k)
+                    new.append(row.state)
         report = RunReport(i, s, len(r.events), r.ended, r.time,
                            {kernel.fingerprint(st) for st in new} if fingerprints else set(),
                            len(new))

@@ -174,11 +174,16 @@ class Moves:
         self.rows: dict[State, Row] = {}
         self.inits: list[tuple[Row, tuple[Violation, ...]]] | None = None
         self.kinds: dict[int, str] = {}
+        self.keys: dict[int, bytes] = {}                # `Kernel.event_key`, by event
         # `shrink.shrink_run`'s final searches, by the run they start from
         self.shrunk: dict[Any, Any] = {}
         # list a new state's events without its next states (`Kernel.moving_events`), where
         # that is cheaper; False: `successors` (the same events, order and violations)
         self.listing = kernel.lists_moves
+
+    def kept_all(self) -> bool:
+        """Whether every row made so far is stored (then a run's rows stand for its states)."""
+        return len(self.rows) < self.limit
 
     def initial(self) -> list[tuple[Row, tuple[Violation, ...]]]:
         if self.inits is None:
@@ -211,24 +216,27 @@ class Moves:
         normal: list[int] = []
         faults: dict[str, list[int]] = {}
         viols: dict[int, tuple[Violation, ...]] = {}
+        keys = self.keys
         for e, viol in moves:
             if viol:
                 viols[e] = viol
             k = kinds.get(e)
             if k is None:
                 k = kinds[e] = kernel.event_kind(e)
+                keys[e] = key(e)
             if k in NORMAL:
                 normal.append(e)
             else:
                 faults.setdefault(k, []).append(e)
         # choices are made among events in a canonical order, not the kernel's id order
         # (which depends on what the kernel saw before): the same seed, the same run
-        normal.sort(key=key)
+        by_key = keys.__getitem__
+        normal.sort(key=by_key)
         row.normal = tuple(normal)
-        if any(kinds[e] == "timer" for e in normal):
+        if kernel.extended and any(kinds[e] == "timer" for e in normal):
             row.timers = tuple(kernel.timer_of(e) for e in normal)
         if faults:
-            row.faults = {k: tuple(sorted(lst, key=key)) for k, lst in faults.items()}
+            row.faults = {k: tuple(sorted(lst, key=by_key)) for k, lst in faults.items()}
         if viols:
             row.viols = viols
         return nexts
@@ -286,7 +294,11 @@ def run_once(kernel: Kernel, seed: int, steps: int, rates: FaultRates,
     # the uniform scheduler's pick, inlined below (the same draw as `Scheduler.pick`)
     pick = None if type(sched) is Scheduler else sched.pick
     random_ = rng.random
-    randrange = rng.randrange
+    # `Random.randrange(n)` for n > 0 is `_randbelow(n)` (CPython 3.11-3.13): the same
+    # draws, without its argument checks (every list drawn from below is non-empty)
+    randrange: Callable[[int], int] = rng.randrange
+    if type(rng) is random.Random:
+        randrange = rng._randbelow  # type: ignore[attr-defined]
     fault_rates = tuple((k, r) for k, r in (
         ("drop", rates.drop), ("dup", rates.dup), ("crash", rates.crash),
         ("restart", rates.restart), ("partition", rates.partition), ("heal", rates.heal),
