@@ -442,28 +442,38 @@ def test_moving_events_are_the_successors_steps_without_their_states():
     assert fast >= 5 and violations and loops
 
 
-def test_runs_are_the_same_listing_moves_or_building_successors():
-    """The simulator's rows from `Kernel.moving_events` (apply only the step taken) and from
-    `successors` (every next state) give the same runs, event for event, violations too."""
-    from assay.model.load import build
+CASES = [("two_phase_commit_bug_protocol.py", FaultRates()),     # violations
+         ("tla_twophase.py", FaultRates()),
+         ("dining_philosophers.py", FaultRates()),
+         ("two_phase_commit_bug_majority.py", FaultRates(crash=0.05, restart=0.3))]
 
-    for name, rates in (("two_phase_commit_bug_protocol.py", FaultRates()),
-                        ("tla_twophase.py", FaultRates()),
-                        ("two_phase_commit_bug_majority.py", FaultRates(crash=0.05,
-                                                                       restart=0.3))):
-        system, _, _ = build(str(SPECS / name), None, {})
-        listed = kernel_for(system, rates)
-        built = kernel_for(system, rates)
-        moves_of(built).listing = False
-        found = 0
-        for i in range(40):
-            a = run_once(listed, derive(5, i), 100, rates, lassos=False)
-            b = run_once(built, derive(5, i), 100, rates, lassos=False)
-            assert [listed.event(e).to_json() for e in a.events] == \
-                [built.event(e).to_json() for e in b.events], name
-            assert (a.ended, a.time, a.violation and a.violation.name) == \
-                (b.ended, b.time, b.violation and b.violation.name), name
-            found += a.violation is not None
-        assert found or name == "tla_twophase.py", name
+
+def test_runs_are_the_same_listing_moves_or_building_successors(monkeypatch):
+    """The simulator's rows from `Kernel.moving_events` (apply only the step taken) and from
+    `successors` (every next state) give the same runs, event for event, violations too; so
+    do `run_once`'s plain loop (no timers, faults, liveness; the uniform pick) and its
+    general one."""
+    from assay.model.load import build
+    from assay.simulator import run
+
+    ended = set()
+    for plain in (True, False):
+        for name, rates in CASES:
+            system, _, _ = build(str(SPECS / name), None, {})
+            listed = kernel_for(system, rates)
+            built = kernel_for(system, rates)
+            moves_of(built).listing = False
+            for i in range(40):
+                monkeypatch.setattr(run, "PLAIN", plain)
+                a = run_once(listed, derive(5, i), 100, rates, lassos=False)
+                monkeypatch.setattr(run, "PLAIN", not plain)    # and the other loop
+                b = run_once(built, derive(5, i), 100, rates, lassos=False)
+                assert [listed.event(e).to_json() for e in a.events] == \
+                    [built.event(e).to_json() for e in b.events], name
+                assert (a.ended, a.time, a.violation and a.violation.name) == \
+                    (b.ended, b.time, b.violation and b.violation.name), name
+                ended.add((name, a.ended))
+    # runs that end every way: a violation, a deadlock, final, out of steps
+    assert {why for _, why in ended} >= {"violation", "final", "deadlock", "steps"}, ended
     assert moves_of(kernel_for(build(str(SPECS / "tla_twophase.py"), None, {})[0],
                                FaultRates())).listing

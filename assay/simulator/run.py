@@ -137,6 +137,9 @@ def make_scheduler(name: str, rng: random.Random, kernel: Kernel, steps: int,
     return Scheduler(rng, kernel, steps)
 
 
+# `run_once` takes its plain loop where it can (False: always the general one, for tests)
+PLAIN = True
+
 _NONE: dict[Any, Any] = {}          # the empty table rows share (never written to)
 
 
@@ -289,6 +292,16 @@ def run_once(kernel: Kernel, seed: int, steps: int, rates: FaultRates,
         now = clock.now if extended else len(events)
         return RunResult(seed, start, events, violation, why, now, path, found)
 
+    def stopped(row: Row) -> RunResult:
+        """The end of a run in `row`, where nothing changes anything: final or a deadlock."""
+        if row.end is None:
+            st = row.state
+            row.end = "deadlock" if not kernel.can_progress(st) and \
+                not kernel.is_terminal(st) else "final"
+        if row.end == "deadlock":
+            return ended(kernel.deadlock(), "deadlock")
+        return ended(None, "final")
+
     sched = make_scheduler(scheduler, rng, kernel, steps, pct_depth)
     rates = sched.rates(rates)
     # the uniform scheduler's pick, inlined below (the same draw as `Scheduler.pick`)
@@ -307,6 +320,35 @@ def run_once(kernel: Kernel, seed: int, steps: int, rates: FaultRates,
     apply = kernel.apply
     expand = memo.expand
     new_row = memo.row
+    if PLAIN and not extended and pick is None and watch is None:
+        # the same steps as the loop below where it has nothing else to do: no timers, no
+        # faults (a kernel without them is not `extended`), the uniform pick, no liveness
+        add_event, add_row = events.append, path.append
+        for _ in range(steps):
+            nexts = None
+            normal = row.normal
+            if normal is None:
+                nexts = expand(row)
+                normal = row.normal
+            random_()                        # the general loop's fault draw: the same draws
+            if not normal:
+                return stopped(row)
+            e = normal[randrange(len(normal))]
+            after = row.after
+            nxt_row = after.get(e)
+            if nxt_row is None:
+                nxt_row = new_row(nexts[e] if nexts is not None else apply(row.state, e)[0])
+                if row.stored and nxt_row.stored:
+                    after[e] = nxt_row
+            add_event(e)
+            add_row(nxt_row)
+            viols = row.viols
+            row = nxt_row
+            if viols and e in viols:
+                return ended(viols[e][0], "violation")
+            if row.pv:
+                return ended(row.pv[0], "violation")
+        return ended(None, "steps")
     for step in range(1, steps + 1):
         # the events that change something (a self-loop would only burn a step)
         nexts = None
@@ -338,12 +380,7 @@ def run_once(kernel: Kernel, seed: int, steps: int, rates: FaultRates,
                     k = "restart" if faults.get("restart") else "heal"
                     ev = faults[k][randrange(len(faults[k]))]
                 else:                        # final, or nothing left that changes anything
-                    if row.end is None:
-                        row.end = "deadlock" if not kernel.can_progress(state) and \
-                            not kernel.is_terminal(state) else "final"
-                    if row.end == "deadlock":
-                        return ended(kernel.deadlock(), "deadlock")
-                    return ended(None, "final")
+                    return stopped(row)
             else:
                 ev = normal[randrange(len(normal))] if pick is None \
                     else pick(normal, step, state)  # type: ignore[arg-type]
