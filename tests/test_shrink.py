@@ -445,6 +445,7 @@ def test_moving_events_are_the_successors_steps_without_their_states():
 CASES = [("two_phase_commit_bug_protocol.py", FaultRates()),     # violations
          ("tla_twophase.py", FaultRates()),
          ("dining_philosophers.py", FaultRates()),
+         ("abp_lossy_bug_any_ack.py", FaultRates()),                # a lossy link loses
          ("two_phase_commit_bug_majority.py", FaultRates(crash=0.05, restart=0.3))]
 
 

@@ -320,9 +320,10 @@ def run_once(kernel: Kernel, seed: int, steps: int, rates: FaultRates,
     apply = kernel.apply
     expand = memo.expand
     new_row = memo.row
-    if PLAIN and not extended and pick is None and watch is None:
+    if PLAIN and not extended and not kernel.lossy and pick is None and watch is None:
         # the same steps as the loop below where it has nothing else to do: no timers, no
-        # faults (a kernel without them is not `extended`), the uniform pick, no liveness
+        # faults (a kernel with them or timers is `extended`; one with lossy links may lose
+        # messages), the uniform pick, no liveness
         add_event, add_row = events.append, path.append
         for _ in range(steps):
             nexts = None
