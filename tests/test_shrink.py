@@ -354,3 +354,127 @@ def test_runs_are_the_same_with_and_without_the_memo():
             [bare.event(e).to_json() for e in b.events]
         assert (a.ended, a.time) == (b.ended, b.time)
     assert not moves_of(bare).rows and moves_of(kept).rows
+
+
+SPECS = Path(__file__).resolve().parents[1] / "specs"
+
+
+def _reachable(kernel: Kernel, most: int) -> list:
+    """Up to `most` states of `kernel`, breadth-first."""
+    seen = {st for st, _ in kernel.initial_states()}
+    todo = list(seen)
+    out = []
+    while todo and len(out) < most:
+        st = todo.pop(0)
+        out.append(st)
+        for _, nxt, _ in kernel.successors(st)[0]:
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return out
+
+
+class Beat(Message):
+    pass
+
+
+class Echo(Message):
+    pass
+
+
+class Beacon(Component):
+    out = Port()
+    heard: int = 0
+
+    @action()
+    def beat(self):                   # a step only while no Beat is in flight
+        self.out.send(Beat())
+
+    @on(Echo)
+    def echo(self, m):
+        self.heard = min(self.heard + 1, 2)
+
+
+class Mirror(Component):
+    inp = Port()
+
+    @on(Beat)
+    def beat(self, m):                # a step only while no Echo is in flight
+        self.inp.send(Echo())
+
+
+def beacons() -> System:
+    """A duplicating network (the messages ever sent) where a step that sends what is already
+    in flight and changes nothing else is a self-loop."""
+    s = System("beacons", network="duplicating")
+    s.connect(s.add("b", Beacon).out, s.add("m", Mirror).inp)
+    return s
+
+
+def test_moving_events_are_the_successors_steps_without_their_states():
+    """`Kernel.moving_events` lists what `successors` steps to (same events, order and
+    violations) and `apply` of each gives `successors`' next state: on the hot path (an
+    unordered, a duplicating, a fifo network; receive guards; a bug's violations) and off it
+    (faults, lossy links)."""
+    cases = [("tla_twophase.py", {"rm_count": "3"}, None),
+             ("two_phase_commit_bug_protocol.py", {}, None),
+             ("in_order_receiver_bug_no_guard.py", {}, None),
+             ("alternating_bit.py", {}, None),
+             ("tla_lamport_mutex_bug_ties.py", {}, None),
+             ("bank_transfer_bug_overdraft.py", {}, None),
+             ("two_phase_commit.py", {}, Faults(crash=1, drop=1)),
+             ("abp_lossy.py", {}, None)]
+    from assay.model.load import build
+
+    fast = violations = loops = 0
+    for name, params, faults in cases + [("beacons", {}, None)]:
+        system = beacons() if name == "beacons" else build(str(SPECS / name), None, params)[0]
+        kernel = Kernel(system, faults)
+        fast += kernel.lists_moves
+        for st in _reachable(kernel, 150):
+            steps, enabled = kernel.successors(st)
+            assert kernel.moving_events(st) == [(e, v) for e, _, v in steps], name
+            loops += enabled - len(steps)
+            for e, nxt, viol in steps:
+                assert kernel.apply(st, e)[0::2] == (nxt, viol), name
+                violations += bool(viol)
+    # both paths, steps that report violations, self-loops left out
+    assert fast >= 5 and violations and loops
+
+
+CASES = [("two_phase_commit_bug_protocol.py", FaultRates()),     # violations
+         ("tla_twophase.py", FaultRates()),
+         ("dining_philosophers.py", FaultRates()),
+         ("abp_lossy_bug_any_ack.py", FaultRates()),                # a lossy link loses
+         ("two_phase_commit_bug_majority.py", FaultRates(crash=0.05, restart=0.3))]
+
+
+def test_runs_are_the_same_listing_moves_or_building_successors(monkeypatch):
+    """The simulator's rows from `Kernel.moving_events` (apply only the step taken) and from
+    `successors` (every next state) give the same runs, event for event, violations too; so
+    do `run_once`'s plain loop (no timers, faults, liveness; the uniform pick) and its
+    general one."""
+    from assay.model.load import build
+    from assay.simulator import run
+
+    ended = set()
+    for plain in (True, False):
+        for name, rates in CASES:
+            system, _, _ = build(str(SPECS / name), None, {})
+            listed = kernel_for(system, rates)
+            built = kernel_for(system, rates)
+            moves_of(built).listing = False
+            for i in range(40):
+                monkeypatch.setattr(run, "PLAIN", plain)
+                a = run_once(listed, derive(5, i), 100, rates, lassos=False)
+                monkeypatch.setattr(run, "PLAIN", not plain)    # and the other loop
+                b = run_once(built, derive(5, i), 100, rates, lassos=False)
+                assert [listed.event(e).to_json() for e in a.events] == \
+                    [built.event(e).to_json() for e in b.events], name
+                assert (a.ended, a.time, a.violation and a.violation.name) == \
+                    (b.ended, b.time, b.violation and b.violation.name), name
+                ended.add((name, a.ended))
+    # runs that end every way: a violation, a deadlock, final, out of steps
+    assert {why for _, why in ended} >= {"violation", "final", "deadlock", "steps"}, ended
+    assert moves_of(kernel_for(build(str(SPECS / "tla_twophase.py"), None, {})[0],
+                               FaultRates())).listing

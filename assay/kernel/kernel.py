@@ -841,6 +841,55 @@ class Kernel:
                 out.append((~slot, (new_locals, new_net), viol))
         return out, enabled
 
+    @property
+    def lists_moves(self) -> bool:
+        """Whether `moving_events` is cheaper than `successors` (it builds no next state): the
+        hot path, without faults, timers, choices or bounded/lossy links.  Elsewhere it is
+        `successors` less the next states."""
+        return not (self._general or self.chooses)
+
+    def moving_events(self, state: State) -> list[tuple[int, tuple[Violation, ...]]]:
+        """The events of `successors(state)`'s steps with their violations, in the same order,
+        without building the next states (an engine that takes one of them then calls
+        `apply`): the enabled events that change something or report a violation."""
+        if self._general or self.chooses:
+            return [(e, viol) for e, _, viol in self.successors(state)[0]]
+        locals_, net = state
+        network = self.network
+        consumes = network.consumes
+        keeps = network.keeps
+        env_dst = self.env_dst
+        dmemo: dict[int, Any] = self._dmemo
+        noop = _NOOP
+        deferred = DEFERRED
+        out: list[tuple[int, tuple[Violation, ...]]] = []
+        for env in network.deliverable(net):
+            lid = locals_[env_dst[env]]
+            o = dmemo.get(lid << 32 | env)
+            if o is None:
+                o = self._deliver_outcome(env_dst[env], lid, env)
+            if o is deferred:
+                continue
+            if o is noop:                     # changes nothing but the network, if that
+                if consumes:
+                    out.append((env, ()))
+                continue
+            new_lid, sends, viol, _ = o
+            # as `successors`: the network changes when it consumes or the sends add to it
+            if new_lid == lid and not viol and not consumes and keeps(net, sends):
+                continue
+            out.append((env, viol))
+        amemos = self._amemos
+        for i, lid in enumerate(locals_):
+            acts = amemos[i].get(lid)
+            if acts is None:
+                acts = self._action_outcomes(self.instances[i], lid)
+            for slot, (new_lid, sends, viol, _) in acts:
+                if new_lid == lid and not viol and keeps(net, sends):
+                    continue
+                out.append((~slot, viol))
+        return out
+
     def _successors_channels(self, state: State
                              ) -> tuple[list[tuple[int, State, tuple[Violation, ...]]], int]:
         """`successors` of a short state with bounded or lossy links: the hot path's loops

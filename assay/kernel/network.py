@@ -53,6 +53,10 @@ class Unordered:
     def add(self, net: tuple[int, ...], sends: tuple[int, ...]) -> tuple[int, ...]:
         return tuple(sorted(net + sends)) if sends else net
 
+    def keeps(self, net: tuple[int, ...], sends: tuple[int, ...]) -> bool:
+        """Whether `add(net, sends)` is `net` itself (nothing changes)."""
+        return not sends
+
     def duplicate(self, net: tuple[int, ...], env: int) -> tuple[int, ...]:
         return self.add(net, (env,))
 
@@ -80,6 +84,10 @@ class Duplicating:
         if not sends or net.issuperset(sends):
             return net
         return net.union(sends)
+
+    def keeps(self, net: frozenset[int], sends: tuple[int, ...]) -> bool:
+        """Whether `add(net, sends)` (and `deliver`) is `net` itself (nothing changes)."""
+        return not sends or net.issuperset(sends)
 
 
 class Fifo:
@@ -130,6 +138,10 @@ class Fifo:
             link = self.env_link[s]
             queues[link] = queues[link] + (s,)
         return tuple(queues)
+
+    def keeps(self, net: tuple[tuple[int, ...], ...], sends: tuple[int, ...]) -> bool:
+        """Whether `add(net, sends)` is `net` itself (nothing changes)."""
+        return not sends
 
 
 def split_sends(sends: Sequence[T], links: Sequence[int], count: Callable[[int], int],

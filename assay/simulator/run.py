@@ -137,6 +137,9 @@ def make_scheduler(name: str, rng: random.Random, kernel: Kernel, steps: int,
     return Scheduler(rng, kernel, steps)
 
 
+# `run_once` takes its plain loop where it can (False: always the general one, for tests)
+PLAIN = True
+
 _NONE: dict[Any, Any] = {}          # the empty table rows share (never written to)
 
 
@@ -162,10 +165,11 @@ class Row:
 
 class Moves:
     """The simulator's memo of one kernel, shared by every run in a process: the initial
-    states, and per state a `Row` (the kernel's `successors`, sorted and split by kind), linked
-    to the rows runs went on to.  A run that comes back to a state pays a dictionary lookup
-    or a pointer, not a successor computation.  It holds at most `limit` rows (beyond, rows
-    are computed as needed and not kept).  Nothing in it changes a run: only its cost."""
+    states, and per state a `Row` (its moving events: `Kernel.moving_events` or `successors`,
+    sorted and split by kind), linked to the rows runs went on to.  A run that comes back to a
+    state pays a dictionary lookup or a pointer, not a successor computation.  It holds at
+    most `limit` rows (beyond, rows are computed as needed and not kept).  Nothing in it
+    changes a run: only its cost."""
 
     def __init__(self, kernel: Kernel, limit: int = 200_000) -> None:
         self.kernel = kernel
@@ -173,8 +177,16 @@ class Moves:
         self.rows: dict[State, Row] = {}
         self.inits: list[tuple[Row, tuple[Violation, ...]]] | None = None
         self.kinds: dict[int, str] = {}
+        self.keys: dict[int, bytes] = {}                # `Kernel.event_key`, by event
         # `shrink.shrink_run`'s final searches, by the run they start from
         self.shrunk: dict[Any, Any] = {}
+        # list a new state's events without its next states (`Kernel.moving_events`), where
+        # that is cheaper; False: `successors` (the same events, order and violations)
+        self.listing = kernel.lists_moves
+
+    def kept_all(self) -> bool:
+        """Whether every row made so far is stored (then a run's rows stand for its states)."""
+        return len(self.rows) < self.limit
 
     def initial(self) -> list[tuple[Row, tuple[Violation, ...]]]:
         if self.inits is None:
@@ -190,35 +202,44 @@ class Moves:
                 self.rows[state] = r
         return r
 
-    def expand(self, row: Row) -> dict[int, State]:
-        """Fill in `row`'s events; returns their next states (for the step at hand only)."""
+    def expand(self, row: Row) -> dict[int, State] | None:
+        """Fill in `row`'s events; returns their next states (for the step at hand only), or
+        None where the kernel lists them without building next states (`Kernel.moving_events`:
+        the step taken is then `apply`'d alone)."""
         kernel = self.kernel
         kinds = self.kinds
         key = kernel.event_key
-        moves, _ = kernel.successors(row.state)
+        nexts: dict[int, State] | None = None
+        if self.listing:
+            moves = kernel.moving_events(row.state)
+        else:
+            steps, _ = kernel.successors(row.state)
+            nexts = {e: nxt for e, nxt, _ in steps}
+            moves = [(e, viol) for e, _, viol in steps]
         normal: list[int] = []
         faults: dict[str, list[int]] = {}
-        nexts: dict[int, State] = {}
         viols: dict[int, tuple[Violation, ...]] = {}
-        for e, nxt, viol in moves:
-            nexts[e] = nxt
+        keys = self.keys
+        for e, viol in moves:
             if viol:
                 viols[e] = viol
             k = kinds.get(e)
             if k is None:
                 k = kinds[e] = kernel.event_kind(e)
+                keys[e] = key(e)
             if k in NORMAL:
                 normal.append(e)
             else:
                 faults.setdefault(k, []).append(e)
         # choices are made among events in a canonical order, not the kernel's id order
         # (which depends on what the kernel saw before): the same seed, the same run
-        normal.sort(key=key)
+        by_key = keys.__getitem__
+        normal.sort(key=by_key)
         row.normal = tuple(normal)
-        if any(kinds[e] == "timer" for e in normal):
+        if kernel.extended and any(kinds[e] == "timer" for e in normal):
             row.timers = tuple(kernel.timer_of(e) for e in normal)
         if faults:
-            row.faults = {k: tuple(sorted(lst, key=key)) for k, lst in faults.items()}
+            row.faults = {k: tuple(sorted(lst, key=by_key)) for k, lst in faults.items()}
         if viols:
             row.viols = viols
         return nexts
@@ -271,12 +292,26 @@ def run_once(kernel: Kernel, seed: int, steps: int, rates: FaultRates,
         now = clock.now if extended else len(events)
         return RunResult(seed, start, events, violation, why, now, path, found)
 
+    def stopped(row: Row) -> RunResult:
+        """The end of a run in `row`, where nothing changes anything: final or a deadlock."""
+        if row.end is None:
+            st = row.state
+            row.end = "deadlock" if not kernel.can_progress(st) and \
+                not kernel.is_terminal(st) else "final"
+        if row.end == "deadlock":
+            return ended(kernel.deadlock(), "deadlock")
+        return ended(None, "final")
+
     sched = make_scheduler(scheduler, rng, kernel, steps, pct_depth)
     rates = sched.rates(rates)
     # the uniform scheduler's pick, inlined below (the same draw as `Scheduler.pick`)
     pick = None if type(sched) is Scheduler else sched.pick
     random_ = rng.random
-    randrange = rng.randrange
+    # `Random.randrange(n)` for n > 0 is `_randbelow(n)` (CPython 3.11-3.13): the same
+    # draws, without its argument checks (every list drawn from below is non-empty)
+    randrange: Callable[[int], int] = rng.randrange
+    if type(rng) is random.Random:
+        randrange = rng._randbelow  # type: ignore[attr-defined]
     fault_rates = tuple((k, r) for k, r in (
         ("drop", rates.drop), ("dup", rates.dup), ("crash", rates.crash),
         ("restart", rates.restart), ("partition", rates.partition), ("heal", rates.heal),
@@ -285,6 +320,36 @@ def run_once(kernel: Kernel, seed: int, steps: int, rates: FaultRates,
     apply = kernel.apply
     expand = memo.expand
     new_row = memo.row
+    if PLAIN and not extended and not kernel.lossy and pick is None and watch is None:
+        # the same steps as the loop below where it has nothing else to do: no timers, no
+        # faults (a kernel with them or timers is `extended`; one with lossy links may lose
+        # messages), the uniform pick, no liveness
+        add_event, add_row = events.append, path.append
+        for _ in range(steps):
+            nexts = None
+            normal = row.normal
+            if normal is None:
+                nexts = expand(row)
+                normal = row.normal
+            random_()                        # the general loop's fault draw: the same draws
+            if not normal:
+                return stopped(row)
+            e = normal[randrange(len(normal))]
+            after = row.after
+            nxt_row = after.get(e)
+            if nxt_row is None:
+                nxt_row = new_row(nexts[e] if nexts is not None else apply(row.state, e)[0])
+                if row.stored and nxt_row.stored:
+                    after[e] = nxt_row
+            add_event(e)
+            add_row(nxt_row)
+            viols = row.viols
+            row = nxt_row
+            if viols and e in viols:
+                return ended(viols[e][0], "violation")
+            if row.pv:
+                return ended(row.pv[0], "violation")
+        return ended(None, "steps")
     for step in range(1, steps + 1):
         # the events that change something (a self-loop would only burn a step)
         nexts = None
@@ -316,12 +381,7 @@ def run_once(kernel: Kernel, seed: int, steps: int, rates: FaultRates,
                     k = "restart" if faults.get("restart") else "heal"
                     ev = faults[k][randrange(len(faults[k]))]
                 else:                        # final, or nothing left that changes anything
-                    if row.end is None:
-                        row.end = "deadlock" if not kernel.can_progress(state) and \
-                            not kernel.is_terminal(state) else "final"
-                    if row.end == "deadlock":
-                        return ended(kernel.deadlock(), "deadlock")
-                    return ended(None, "final")
+                    return stopped(row)
             else:
                 ev = normal[randrange(len(normal))] if pick is None \
                     else pick(normal, step, state)  # type: ignore[arg-type]

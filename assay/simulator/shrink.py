@@ -143,15 +143,9 @@ class Walker:
         nxt = row.after.get(ev)
         if nxt is None:
             nexts = self.memo.expand(row) if row.normal is None else None
-            if nexts is not None:
-                if ev not in nexts or not (ev in row.normal  # type: ignore[operator]
-                                           or ev in self._faults(row)):
-                    return None
-                state = nexts[ev]
-            elif ev in row.normal or ev in self._faults(row):  # type: ignore[operator]
-                state = self.kernel.apply(row.state, ev)[0]
-            else:
+            if not (ev in row.normal or ev in self._faults(row)):  # type: ignore[operator]
                 return None
+            state = nexts[ev] if nexts is not None else self.kernel.apply(row.state, ev)[0]
             nxt = self.memo.row(state)
             if row.stored and nxt.stored:
                 row.after[ev] = nxt
