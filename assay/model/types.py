@@ -730,7 +730,8 @@ def _inline(t: TypeSpec, v: str, g: _Gen) -> str | None:
     if type(t) is _Int:
         if t.range is None:
             return f"type({v}) is int"
-        return f"(type({v}) is int and {t.range.lo} <= {v} <= {t.range.hi})"
+        lo, hi = g.bind(t.range.lo, "lo"), g.bind(t.range.hi, "hi")     # not as text
+        return f"(type({v}) is int and {lo} <= {v} <= {hi})"
     if isinstance(t, _Str):
         return f"isinstance({v}, str)"
     if type(t) is _Enum:
