@@ -11,8 +11,7 @@ import itertools
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from itertools import compress
-from operator import is_, is_not
+from operator import is_
 from typing import Any
 
 from assay.errors import (
@@ -28,7 +27,7 @@ from assay.model.component import ActionInfo, Component, ComponentInfo, HandlerI
 from assay.model.mapping import Map
 from assay.model.message import Message
 from assay.model.record import Record, RecordFieldError
-from assay.model.types import Peer, UnsupportedType, canonical, conforms_from, exact_key
+from assay.model.types import Peer, UnsupportedType, canonical, exact_key, state_checker
 from assay.model.wellformed import field_notes, immutable_change
 
 
@@ -364,6 +363,8 @@ class Runner:
         self.fields = info.fields
         self.field_index = info.field_index
         self.view_class = view_class(info)
+        # the check of a step's new state against the old one, generated for the field types
+        self.state_conforms = state_checker(info.types)
         # one session per (port with a protocol, connected peer); its automaton position is
         # kept after the fields, as the last item of the local state
         self.session_keys = tuple(sorted((p, peer) for p in info.automata
@@ -690,11 +691,8 @@ class Runner:
             new = (*new, tuple(ctx.sessions[k] for k in self.session_keys))
         # the input state conforms (the kernel's states, the verifier's scenarios are
         # checked): only the fields the step changed are checked, and of them what is new
-        types = self.info.types
-        changed = list(map(is_not, new, values))
-        if not all(map(conforms_from, compress(types, changed), compress(new, changed),
-                       compress(values, changed))):
-            for f, t, v, o in zip(fields, types, new, values):
+        if not self.state_conforms(new, values):
+            for f, t, v, o in zip(fields, self.info.types, new, values):
                 if v is not o and not t.conforms_from(v, o):
                     return values, [], [Violation(
                         "type", blame, f"{blame} set {self.name}.{f} to {v!r}, which is not "

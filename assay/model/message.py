@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from assay.model.record import Record, RecordFieldError, record_from_json
 
 MessageFieldError = RecordFieldError     # the name the kernel and older callers use
+_set = object.__setattr__
 
 
 class Message(Record):
@@ -25,9 +26,11 @@ class Message(Record):
         def sender(self) -> Any: ...
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        object.__setattr__(self, "_values", self._build(args, kwargs))
-        object.__setattr__(self, "_hash", None)
-        object.__setattr__(self, "sender", None)
+        # every field by position (guards build many messages to look them up): as they are
+        _set(self, "_values", args if not kwargs and len(args) == len(self.__assay_fields__)
+             else self._build(args, kwargs))
+        _set(self, "_hash", None)
+        _set(self, "sender", None)
 
     def with_sender(self, sender: str | None) -> Message:
         """A copy of this message that names its sender (equal to this one)."""

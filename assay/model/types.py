@@ -688,3 +688,143 @@ def admits_any(t: TypeSpec) -> bool:
 
 def is_mutable_default(v: Any) -> bool:
     return isinstance(v, list | dict | set | bytearray)
+
+
+# --- generated checkers ---------------------------------------------------------------------
+#
+# The kernel checks every step's new state (`conforms_from` on each changed field).  Through the
+# type specs' methods that is a method call, a `map` and a `compress` per level of nesting;
+# here the same checks are written out once per field type as Python source and compiled: one
+# function per component, nested loops instead of calls, scalar tests inline.  The result is
+# the same boolean (`conforms(new)`, given that the old state conforms); a failure is then
+# described by the specs' own methods.
+
+class _Gen:
+    """Source lines of one generated checker and the objects its code refers to."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.env: dict[str, Any] = {"_items_from": _items_from}
+        self.n = 0
+
+    def name(self, base: str) -> str:
+        self.n += 1
+        return f"{base}{self.n}"
+
+    def bind(self, obj: Any, base: str = "T") -> str:
+        for k, x in self.env.items():
+            if x is obj:
+                return k
+        k = self.name(base)
+        self.env[k] = obj
+        return k
+
+    def emit(self, depth: int, line: str) -> None:
+        self.lines.append("    " * depth + line)
+
+
+def _inline(t: TypeSpec, v: str, g: _Gen) -> str | None:
+    """A Python expression for `t.conforms(v)` (`v` a name), or None where there is none."""
+    if isinstance(t, _Bool):
+        return f"({v} is True or {v} is False)"
+    if type(t) is _Int:
+        if t.range is None:
+            return f"type({v}) is int"
+        lo, hi = g.bind(t.range.lo, "lo"), g.bind(t.range.hi, "hi")     # not as text
+        return f"(type({v}) is int and {lo} <= {v} <= {hi})"
+    if isinstance(t, _Str):
+        return f"isinstance({v}, str)"
+    if type(t) is _Enum:
+        return f"type({v}) is {g.bind(t.cls, 'E')}"
+    if type(t) is _Record:
+        return f"(isinstance({v}, {g.bind(t.cls, 'C')}) and {v}.__class__.__assay_conforms__({v}))"
+    return None
+
+
+def _gen_conforms(t: TypeSpec, v: str, g: _Gen, depth: int) -> None:
+    """Lines that return False unless `t.conforms(v)`."""
+    e = _inline(t, v, g)
+    if e is None:
+        e = f"{g.bind(t.conforms, 'c')}({v})"
+    g.emit(depth, f"if not {e}: return False")
+
+
+def _gen_from(t: TypeSpec, v: str, o: str, g: _Gen, depth: int) -> None:
+    """Lines that return False unless `t.conforms_from(v, o)` (`o` conforms to `t`)."""
+    if isinstance(t, _Scalar) or type(t) is _Record:       # as cheap as the identity test
+        e = _inline(t, v, g)
+        if e is not None:
+            g.emit(depth, f"if {v} is not {o} and not {e}: return False")
+            return
+    if type(t) is _Tuple:
+        g.emit(depth, f"if {v} is not {o}:")
+        d = depth + 1
+        g.emit(d, f"if type({v}) is not tuple: return False")
+        if t.elems is not None:
+            n = len(t.elems)
+            g.emit(d, f"if len({v}) != {n}: return False")
+            g.emit(d, f"if type({o}) is not tuple or len({o}) != {n}:")
+            if not t.elems:
+                g.emit(d + 1, "pass")
+            for i, et in enumerate(t.elems):
+                x = g.name("x")
+                g.emit(d + 1, f"{x} = {v}[{i}]")
+                _gen_conforms(et, x, g, d + 1)
+            g.emit(d, "else:")
+            if not t.elems:
+                g.emit(d + 1, "pass")
+            for i, et in enumerate(t.elems):
+                x, y = g.name("x"), g.name("y")
+                g.emit(d + 1, f"{x} = {v}[{i}]; {y} = {o}[{i}]")
+                _gen_from(et, x, y, g, d + 1)
+            return
+        rest = t.rest
+        assert rest is not None
+        g.emit(d, f"if type({o}) is not tuple or len({v}) != len({o}):")
+        # as `_items_from`: an item that is one of the old items' objects conforms
+        x = g.name("x")
+        if isinstance(rest, _Scalar):
+            g.emit(d + 1, f"for {x} in {v}:")
+            _gen_conforms(rest, x, g, d + 2)
+        else:
+            ids = g.name("ids")
+            g.emit(d + 1, f"{ids} = set(map(id, {o})) if type({o}) is tuple else ()")
+            g.emit(d + 1, f"for {x} in {v}:")
+            g.emit(d + 2, f"if id({x}) not in {ids}:")
+            _gen_conforms(rest, x, g, d + 3)
+        g.emit(d, "else:")
+        x, y = g.name("x"), g.name("y")
+        g.emit(d + 1, f"for {x}, {y} in zip({v}, {o}):")
+        _gen_from(rest, x, y, g, d + 2)
+        return
+    if type(t) is _FrozenSet:
+        g.emit(depth, f"if {v} is not {o}:")
+        g.emit(depth + 1, f"if type({v}) is not frozenset: return False")
+        x = g.name("x")
+        e = _inline(t.elem, x, g) if isinstance(t.elem, _Scalar) else None
+        if e is not None:               # scalars: cheaper to check than to look up
+            g.emit(depth + 1, f"for {x} in {v}:")
+            g.emit(depth + 2, f"if not {e}: return False")
+        else:
+            g.emit(depth + 1, f"if not _items_from({g.bind(t.elem)}, {v}, {o}): return False")
+        return
+    g.emit(depth, f"if {v} is not {o} and not {g.bind(t.conforms_from, 'f')}({v}, {o}): "
+                  "return False")
+
+
+def state_checker(types: tuple[TypeSpec, ...]) -> Any:
+    """A function `(new, old) -> bool`: whether the state `new` (a tuple of field values, of
+    which the first `len(types)` are checked) conforms to `types`, given that `old` does —
+    `all(t.conforms_from(new[i], old[i]))`, generated and compiled once (see above)."""
+    g = _Gen()
+    g.emit(0, "def check(new, old):")
+    for i, t in enumerate(types):
+        v, o = g.name("v"), g.name("o")
+        g.emit(1, f"{v} = new[{i}]; {o} = old[{i}]")
+        _gen_from(t, v, o, g, 1)
+    g.emit(1, "return True")
+    src = "\n".join(g.lines)
+    exec(compile(src, "<assay state checker>", "exec"), g.env)
+    check = g.env["check"]
+    check.__assay_source__ = src
+    return check
