@@ -283,6 +283,22 @@ def test_a_search_stopped_at_a_bound_resumes_from_its_checkpoint(tmp_path: Path,
     assert "--workers differs" in str(e.value)
 
 
+@pytest.mark.parametrize("damage", ["truncate", "flip", "remove"])
+def test_a_damaged_checkpoint_is_refused_before_it_is_read(tmp_path: Path, damage: str) -> None:
+    _resumable(tmp_path, 2, max_depth=5)
+    shard = tmp_path / "ck" / "current" / "shard-1"
+    data = shard.read_bytes()
+    if damage == "truncate":
+        shard.write_bytes(data[: len(data) // 2])
+    elif damage == "flip":
+        shard.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    else:
+        shard.unlink()
+    with pytest.raises(AssayError, match="the checkpoint in .* is damaged") as e:
+        _resumable(tmp_path, 2)
+    assert "shard-1" in str(e.value.notes) and "start over" in str(e.value.notes)
+
+
 @pytest.mark.parametrize("kwargs, why", [
     ({"strategy": "dfs"}, "not with --dfs"),
     ({"keep_going": True}, "not with --keep-going"),

@@ -7,7 +7,11 @@ driver then writes `meta.json` (what was checked, the counts, the depth) and swa
 checkpoint in by renames, so a crash at any point leaves a whole checkpoint: `DIR/current`,
 or while swapping `DIR/previous`.  `check --checkpoint DIR` resumes from it when it is of
 the same spec file (its bytes), system, parameters, fault budget, fairness, deadlock rule and
-number of workers; otherwise it refuses and says what differs.  A resumed search ends with
+number of workers; otherwise it refuses and says what differs.  `meta.json` holds the
+SHA-256 of each worker's file, checked before a resume reads it: a damaged file is refused
+with a message, not unpickled.  (The files are pickles: resume only checkpoints this user's
+own checks wrote — the digest guards against damage, not against someone who can write the
+directory.)  A resumed search ends with
 the same counts as one that was never stopped.
 """
 from __future__ import annotations
@@ -65,6 +69,7 @@ class Checkpoints:
                                      f"{e}", notes=["remove the directory to start over"]
                                      ) from None
                 self._same(meta.get("identity") or {})
+                self._whole(self.dir / name, meta.get("shards"))
                 return {**meta, "path": str(self.dir / name)}
         return None
 
@@ -82,6 +87,22 @@ class Checkpoints:
                          notes=[*notes, "use another directory, or remove this one to start "
                                 "over"])
 
+    def _whole(self, folder: Path, shards: Any) -> None:
+        """A usage error unless every worker's file is there with the digest `commit` noted
+        (a damaged or truncated file is refused before anything reads it)."""
+        damaged = [] if isinstance(shards, dict) and shards else ["meta.json names no files"]
+        for name, digest in (shards.items() if not damaged else ()):
+            try:
+                ok = _digest(folder / name) == digest
+            except OSError as e:
+                damaged.append(f"{name}: {e.strerror}")
+                continue
+            if not ok:
+                damaged.append(f"{name} is not the file that was saved (damaged or changed)")
+        if damaged:
+            raise UsageError(f"--checkpoint {self.dir}: the checkpoint in {folder} is damaged",
+                             notes=[*damaged, "remove the directory to start over"])
+
     def begin(self) -> str:
         """A fresh directory for the workers' files of a new checkpoint."""
         tmp = self.dir / NEXT
@@ -92,7 +113,8 @@ class Checkpoints:
     def commit(self, counts: dict[str, Any]) -> None:
         """Write the meta of the checkpoint in `next`, then make it the current one."""
         tmp = self.dir / NEXT
-        meta = {"identity": self.ident, **counts}
+        shards = {p.name: _digest(p) for p in sorted(tmp.glob("shard-*"))}
+        meta = {"identity": self.ident, **counts, "shards": shards}
         with open(tmp / "meta.json.tmp", "w") as f:
             json.dump(meta, f)
             f.flush()
@@ -104,6 +126,14 @@ class Checkpoints:
             os.replace(current, previous)
         os.replace(tmp, current)
         shutil.rmtree(previous, ignore_errors=True)
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def shard_file(path: str, index: int) -> str:
