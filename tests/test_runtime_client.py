@@ -632,6 +632,10 @@ def test_run_deploy_waits_for_the_client_and_assay_merge_makes_one_replayable_tr
         async with bank.connect() as c:
             assert await c.request("bank", c.types.Deposit(5)) == c.types.Done(5)
             assert await c.request("bank", c.types.Withdraw(2)) == c.types.Done(3)
+            # the bank names the client among the nodes it had messages from: how the run
+            # knows a client that attached and left between two of its polls
+            status = await control(HOST, bank.bank_port, SECRET.encode(), {"t": "status"}, 3.0)
+            assert "client" in (status or {}).get("peers", []), status
 
     run(body)
     out, err = p.communicate(timeout=30)

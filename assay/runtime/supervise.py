@@ -5,8 +5,9 @@ merge their recorded steps into one trace.
 
 Client nodes (hosting only external instances) are not started: a program becomes each with
 `assay.runtime.connect`.  While a deployment has client nodes, nothing left to do is not the
-end: the run waits until every client node has attached (its address answers) and left again
-(it no longer does), and only then stops at quiescence — or at `--for`, or Ctrl-C."""
+end: the run waits until every client node has attached (its address answers, or a node has
+had messages from it) and left again (it no longer does), and only then stops at quiescence —
+or at `--for`, or Ctrl-C."""
 from __future__ import annotations
 
 import asyncio
@@ -110,6 +111,9 @@ async def supervise(dep_path: str, dep: Deployment, duration: float | None,
         if clients:
             up = await _client_statuses(dep, clients)
             attached |= up.keys()
+            # one that attached and left between two polls: a node has had messages from it
+            attached |= {p for st in statuses.values() for p in st.get("peers", ())
+                         if p in clients}
             # a client may send more while it is attached; one that never came has not begun
             idle = idle and not up and attached == clients.keys()
         quiet = quiet + 1 if idle else 0

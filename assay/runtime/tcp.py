@@ -339,7 +339,10 @@ class TcpNode:
                     "violations": [{"event": e, **v.to_json()}
                                    for e, v in self.node.violations[:20]],
                     "violation_count": self.node.violation_count,
-                    "epochs": len(self.seen.keys() | self.handled.keys())}
+                    "epochs": len(self.seen.keys() | self.handled.keys()),
+                    # the nodes this one has had messages from (a client node that came
+                    # and went between two polls of the supervisor is known by it)
+                    "peers": sorted({p for p, _ in self.seen.keys() | self.handled.keys()})}
         log.info("%s: stopping, as %s at %s asked", self.name, peer,
                  "?" if session is None else session.address)
         self.stopping.set()

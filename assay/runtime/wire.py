@@ -386,6 +386,10 @@ def decode_reply(d: dict | None) -> dict[str, Any] | None:
             raise WireError("'busy' must be a bool")
         if not isinstance(d.get("violations", []), list):
             raise WireError("'violations' must be a list")
+        peers = d.get("peers", [])
+        if not isinstance(peers, list) or not all(isinstance(p, str) and 0 < len(p) <= _NAME_MAX
+                                                  for p in peers):
+            raise WireError(f"'peers' must be a list of names of 1 to {_NAME_MAX} characters")
     elif t == "state":
         if not isinstance(d.get("fields"), dict):
             raise WireError("a state reply needs 'fields', an object")
