@@ -112,6 +112,10 @@ def render_check(console: Console, r: CheckResult, spec: str, system: str,
                    if sym["applied"] else rows[0])
         if not sym["applied"]:
             rows.append(("symmetry", f"not applied: {sym['why']}"))
+    if r.por is not None:
+        from assay.checker.por import summary_note
+
+        rows.append(("por", summary_note(r.por)))
     if r.keep_going:
         rows += [("terminal states", f"{r.terminal:,}"),
                  ("deadlocked states", f"{r.deadlocked:,}")]
