@@ -112,17 +112,47 @@ class Por:
         self.visible = visible
         n = len(kernel.instances)
         self.n = n
-        sends_to = [0] * n
         index = kernel.index
-        for a, _, b, _ in kernel.links:
-            sends_to[index[a]] |= 1 << index[b]
-        self.sends_to = sends_to
-        self._memo: dict[int, int] = {}       # active instances -> ample owners (0: none)
+        # per instance, its links: (peer bit, session index or -1: the port has no protocol,
+        # the automaton's states from which a send is still reachable)
+        self._links: list[list[tuple[int, int, frozenset[int]]]] = [[] for _ in range(n)]
+        sends_to = [0] * n
+        for a, ap, b, _ in kernel.links:
+            i, k = index[a], index[b]
+            sends_to[i] |= 1 << k
+            inst = kernel.instances[i]
+            auto = inst.info.automata.get(ap)
+            if auto is None:
+                self._links[i].append((1 << k, -1, frozenset()))
+            else:
+                keys = inst.runner.session_keys
+                self._links[i].append((1 << k, keys.index((ap, b)), _may_send(auto)))
+        self.sends_to = sends_to              # the static graph (every link)
+        self._protocols = any(j >= 0 for links in self._links for _, j, _ in links)
+        self._masks: list[dict[int, int]] = [{} for _ in range(n)]
+        self._memo: dict[Any, tuple[int, ...]] = {}   # -> the proper ample owner sets
 
-    def _closure(self, s_mask: int, active: int) -> int:
+    def _may_send_to(self, i: int, lid: int) -> int:
+        """The instances instance i in local state `lid` may ever send to: over each link,
+        unless the link's port has a protocol whose session with that peer can send no
+        more (a send the protocol does not allow is a violation, which stops the search)."""
+        mask = self._masks[i].get(lid)
+        if mask is None:
+            mask = 0
+            sessions = None
+            for bit, j, live in self._links[i]:
+                if j >= 0:
+                    if sessions is None:
+                        sessions = self.kernel.instances[i].table.values[lid][-1]
+                    if sessions[j] not in live:
+                        continue
+                mask |= bit
+            self._masks[i][lid] = mask
+        return mask
+
+    def _closure(self, s_mask: int, active: int, sends_to: tuple[int, ...]) -> int:
         """The smallest S containing `s_mask` such that no instance that can move before S
         (an active one outside S, or one such an instance can send to) can send to S."""
-        sends_to = self.sends_to
         while True:
             outside = ~s_mask
             moving = active & outside
@@ -148,33 +178,61 @@ class Por:
                 return s_mask
             s_mask |= bad
 
-    def owners(self, active: int, counts: dict[int, int]) -> int:
+    def owners(self, locals_: tuple[int, ...], active: int, counts: dict[int, int]) -> int:
         """The instances whose enabled events form the ample set (a bitmask; 0: expand every
         event).  `active`: the instances with an enabled event that moves; `counts`: how many
         each has.  The set with the fewest events, the lowest instance first on a tie."""
-        got = self._memo.get(active)
-        if got is not None:
-            return got
+        if self._protocols:
+            may = self._may_send_to
+            sends_to = tuple(may(i, lid) for i, lid in enumerate(locals_))
+            key: Any = (active, sends_to)
+        else:
+            sends_to = tuple(self.sends_to)
+            key = active
+        options = self._memo.get(key)
+        if options is None:
+            found = []
+            visible = self.visible
+            m = active & ~visible
+            while m:
+                low = m & -m
+                m ^= low
+                owners = self._closure(low, active, sends_to) & active
+                if owners != active and not owners & visible and owners not in found:
+                    found.append(owners)
+            options = tuple(found)
+            if len(self._memo) < 1 << 18:
+                self._memo[key] = options
         best, best_n = 0, -1
-        visible = self.visible
-        m = active & ~visible
-        while m:
-            low = m & -m
-            m ^= low
-            owners = self._closure(low, active) & active
-            if owners == active or owners & visible:
-                continue
+        for owners in options:
             k = 0
             o = owners
             while o:
                 b = o & -o
-                k += counts.get(b.bit_length() - 1, 0)
+                k += counts[b.bit_length() - 1]
                 o ^= b
             if best_n < 0 or k < best_n:
                 best, best_n = owners, k
-        if len(self._memo) < 1 << 16:
-            self._memo[active] = best
         return best
+
+
+def _may_send(auto: Any) -> frozenset[int]:
+    """The states of a protocol automaton from which some send is reachable."""
+    succ: dict[int, set[int]] = {}
+    sending: set[int] = set()
+    for (a, d, _), b in auto.trans.items():
+        succ.setdefault(a, set()).add(b)
+        if d == "send":
+            sending.add(a)
+    out = set(sending)
+    changed = True
+    while changed:
+        changed = False
+        for a, bs in succ.items():
+            if a not in out and bs & out:
+                out.add(a)
+                changed = True
+    return frozenset(out)
 
 
 def _initial_visible(kernel: Kernel) -> int:
@@ -312,7 +370,8 @@ def por_bfs(kernel: Kernel, search: Search, por: Por, stats: PorStats) -> Outcom
                         i = owner(ev)
                         counts[i] = counts.get(i, 0) + 1
                         active |= 1 << i
-                    chosen = por.owners(active, counts) if active & (active - 1) else 0
+                    chosen = por.owners(s[0], active, counts) if active & (active - 1) \
+                        else 0
                     if chosen:
                         ample = [st for st in steps if chosen >> owner(st[0]) & 1]
                         if any(t in visited and t not in fresh for _, t, _ in ample):
