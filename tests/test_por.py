@@ -203,8 +203,8 @@ class Sink(Component):
 def _random_system(n: int, targets: list[list[int]], send_at: list[int],
                    relay: list[bool], reads: list[int], bad: list[int],
                    one_shot: list[bool]) -> System:
-    """`n` nodes, node i sending to `targets[i]` (none: a `Sink`); a property over the nodes `reads` that
-    fails when each has received (`got`) its `bad` value."""
+    """`n` nodes, node i sending to `targets[i]` (none: a `Sink`); a property over the
+    nodes `reads` that fails when each has received (`got`) its `bad` value."""
     s = System("random", network="unordered")
     nodes = [s.add(f"n{i}", OneShot if one_shot[i] else Node, at=send_at[i], relays=relay[i])
              if targets[i] else s.add(f"n{i}", Sink) for i in range(n)]

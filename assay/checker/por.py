@@ -178,10 +178,11 @@ class Por:
                 return s_mask
             s_mask |= bad
 
-    def owners(self, locals_: tuple[int, ...], active: int, counts: dict[int, int]) -> int:
+    def owners(self, locals_: tuple[int, ...], active: int, who: list[int]) -> int:
         """The instances whose enabled events form the ample set (a bitmask; 0: expand every
-        event).  `active`: the instances with an enabled event that moves; `counts`: how many
-        each has.  The set with the fewest events, the lowest instance first on a tie."""
+        event).  `active`: the instances with an enabled event that moves; `who`: the
+        instance of each such event.  The set with the fewest events, the first found (the
+        lowest instance) on a tie."""
         if self._protocols:
             may = self._may_send_to
             sends_to = tuple(may(i, lid) for i, lid in enumerate(locals_))
@@ -203,14 +204,11 @@ class Por:
             options = tuple(found)
             if len(self._memo) < 1 << 18:
                 self._memo[key] = options
+        if len(options) < 2:
+            return options[0] if options else 0
         best, best_n = 0, -1
         for owners in options:
-            k = 0
-            o = owners
-            while o:
-                b = o & -o
-                k += counts[b.bit_length() - 1]
-                o ^= b
+            k = sum(1 for i in who if owners >> i & 1)
             if best_n < 0 or k < best_n:
                 best, best_n = owners, k
         return best
@@ -280,6 +278,7 @@ def por_bfs(kernel: Kernel, search: Search, por: Por, stats: PorStats) -> Outcom
     visible = por.visible
     verdicts: dict[Any, tuple[Violation, ...]] = {}
     owner = kernel.event_owner
+    env_dst = kernel.env_dst
 
     def props(s: State) -> tuple[Violation, ...]:
         known = verdicts.get(s[0])
@@ -364,16 +363,15 @@ def por_bfs(kernel: Kernel, search: Search, por: Por, stats: PorStats) -> Outcom
                     continue
                 follow = steps                        # ...the ample ones followed
                 if len(steps) > 1:
-                    counts: dict[int, int] = {}
+                    who = [env_dst[ev] if ev >= 0 else owner(ev) for ev, _, _ in steps]
                     active = 0
-                    for ev, _, _ in steps:
-                        i = owner(ev)
-                        counts[i] = counts.get(i, 0) + 1
+                    for i in who:
                         active |= 1 << i
-                    chosen = por.owners(s[0], active, counts) if active & (active - 1) \
-                        else 0
+                    # an ample set needs two instances moving, one of them invisible
+                    chosen = por.owners(s[0], active, who) \
+                        if active & (active - 1) and active & ~visible else 0
                     if chosen:
-                        ample = [st for st in steps if chosen >> owner(st[0]) & 1]
+                        ample = [st for st, i in zip(steps, who) if chosen >> i & 1]
                         if any(t in visited and t not in fresh for _, t, _ in ample):
                             stats.proviso += 1        # C3: a successor at depth <= this one
                             stats.full += 1
