@@ -149,6 +149,14 @@ def test_cli_por_line(tmp_path):
     assert doc["por"]["applied"] and doc["states"] == 22
 
 
+def test_api_por():
+    import assay
+
+    r = assay.check(SENSORS, sensors=3, por=True)
+    assert r.ok and r.states == 22 and r.por["applied"]
+    assert "reduced graph" in r.text()
+
+
 # --- random small systems: POR and the full search agree -----------------------------------
 
 class Msg(Message):
