@@ -149,6 +149,17 @@ def test_cli_por_line(tmp_path):
     assert doc["por"]["applied"] and doc["states"] == 22
 
 
+def test_reports_say_reduced_and_not_shortest():
+    args = {"sensors": "3", "ticks": "3", "bug": "true"}
+    red = check(build(SENSORS, None, args)[0], por=True)
+    text = red.text()
+    assert "reduced graph" in text and "may not be shortest" in text
+    assert "shortest counterexample" not in text and "counterexample (" in text
+    assert "reduced graph" in repr(red) and "reduced graph" in red._repr_html_()
+    full = check(build(SENSORS, None, args)[0])
+    assert "shortest counterexample" in full.text() and "reduced" not in full.text()
+
+
 def test_api_por():
     import assay
 
