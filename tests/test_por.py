@@ -160,6 +160,22 @@ def test_reports_say_reduced_and_not_shortest():
     assert "shortest counterexample" in full.text() and "reduced" not in full.text()
 
 
+def test_same_result_under_any_hash_seed():
+    import os
+    import subprocess
+    import sys
+
+    code = ("import json, assay; r = assay.check({spec!r}, sensors=4, bug=True, por=True); "
+            "print(json.dumps([r.states, r.trace.to_json()['events'], "
+            "r.por['reduced_states']]))")
+    code = code.format(spec=SENSORS)
+    outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           check=True, env={**os.environ, "PYTHONHASHSEED": seed,
+                                            "PYTHONPATH": str(ROOT)}).stdout
+            for seed in ("0", "12345")}
+    assert len(outs) == 1
+
+
 def test_api_por():
     import assay
 
