@@ -176,6 +176,42 @@ def test_same_result_under_any_hash_seed():
     assert len(outs) == 1
 
 
+class Toggler(Component):
+    """Flips a bit for ever, alone: its steps are invisible and close a cycle."""
+    x: int = 0
+
+    @action()
+    def flip(self):
+        self.x = 1 - self.x
+
+
+class Setter(Component):
+    done: bool = False
+
+    @action(when=lambda self: not self.done)
+    def set(self):
+        self.done = True
+
+
+def test_cycle_proviso_keeps_an_event_from_being_ignored():
+    """Without C3 the toggler's cycle would be the only ample path and the setter's step,
+    the one that breaks the property, would be ignored for ever."""
+    def system() -> System:
+        s = System("ignoring")
+        s.add("toggler", Toggler)
+        s.add("setter", Setter)
+
+        @s.always
+        def never_set(g):
+            return not g["setter"].done
+        return s
+
+    red = check(system(), por=True)
+    assert red.verdict == "violation" and red.violation.name == "never_set"
+    assert red.por["visible"] == ["setter"] and red.por["proviso"] > 0
+    _replays(lambda: Kernel(system()), red)
+
+
 def test_api_por():
     import assay
 
@@ -237,10 +273,10 @@ class Sink(Component):
 
 def _random_system(n: int, targets: list[list[int]], send_at: list[int],
                    relay: list[bool], reads: list[int], bad: list[int],
-                   one_shot: list[bool]) -> System:
-    """`n` nodes, node i sending to `targets[i]` (none: a `Sink`); a property over the
+                   one_shot: list[bool], network: str = "unordered") -> System:
+    """`n` nodes on `network`, node i sending to `targets[i]` (none: a `Sink`); a property over the
     nodes `reads` that fails when each has received (`got`) its `bad` value."""
-    s = System("random", network="unordered")
+    s = System("random", network=network)
     nodes = [s.add(f"n{i}", OneShot if one_shot[i] else Node, at=send_at[i], relays=relay[i])
              if targets[i] else s.add(f"n{i}", Sink) for i in range(n)]
     for a, bs in enumerate(targets):
@@ -266,7 +302,8 @@ def systems(draw):
     reads = draw(st.lists(st.integers(0, n - 1), unique=True, min_size=1, max_size=3))
     bad = draw(st.lists(st.integers(1, 4), min_size=len(reads), max_size=len(reads)))
     deadlock = draw(st.booleans())
-    return (n, targets, send_at, relay, reads, bad, one_shot), deadlock
+    network = draw(st.sampled_from(["unordered", "fifo", "duplicating"]))
+    return (n, targets, send_at, relay, reads, bad, one_shot, network), deadlock
 
 
 @settings(max_examples=60, deadline=None, derandomize=True, database=None,
