@@ -12,14 +12,17 @@ instance) break that, and a search with them is not reduced.
 
 C1 (persistence).  Any event of an instance depends on any other event of the same instance,
 including the delivery of a message not sent yet: an ample set of S's events is only sound if
-no path of other instances' events can send a message to S first.  `Por._owners` computes S
-by a fixpoint over the system's links (instance j may send to k when a connection joins them):
-the instances outside S that can move before S does are those with an enabled event and those
-they can send to (and so on); while one of them can send to S it joins S.  The ample set is
-the enabled events of S; it reduces when it leaves out some instance's events.  Actors receive
-from anyone at any time, so in a system where every instance can reach every other through the
-links, S grows to every active instance and nothing is reduced: POR helps where parts of the
-system cannot hear each other (one-way clients, finished or independent groups).
+no path of other instances' events can send a message to S first.  `Por._closure` computes S
+by a fixpoint over the system's links (instance j may send to k when a connection joins them,
+unless the protocol of j's port, at the position of j's session with k — part of j's local
+state —, allows no send any more: a send it does not allow is a violation, which stops the
+search): the instances outside S that can move before S does are those with an enabled event
+and those they can send to (and so on); while one of them can send to S it joins S. The
+ample set is the enabled events of S; it reduces when it leaves out some instance's events.
+Actors receive from anyone at any time, so in a system where every instance can reach every
+other through the links, S grows to every active instance and nothing is reduced: POR helps
+where parts of the system cannot hear each other (one-way clients, finished or independent
+groups).
 
 C2 (visibility).  Every event in a proper ample set is of an instance no `always` property
 reads.  What the properties read is noted as they are evaluated (`Kernel.property_verdict`):
@@ -38,6 +41,10 @@ was visited before this level's expansion began, i.e. lies at its depth or less.
 of a cycle of the reduced graph expanded last has its successor on the cycle visited already,
 at a depth no greater than its own (a state one level deeper is expanded after it): so every
 cycle has a fully expanded state and no event is ignored forever.
+
+It is off by default although sound: a breadth-first counterexample is otherwise a shortest
+one, the reduced search keeps full states (more memory than `compact.py`), and on most specs
+nothing is reduced (see tests/benchmarks/RESULTS.md).
 
 Counterexamples are paths of the real system (the reduced graph is a subgraph of the full
 one) and replay as any other, but need not be shortest.  State counts are of the reduced
