@@ -126,7 +126,7 @@ def check(spec: Spec, system: str | None = None, *,
           strategy: str = "bfs", max_states: int | None = None, max_depth: int | None = None,
           max_time: float | None = None, max_memory: int | None = None,
           fairness: str | None = None, deadlock: bool = True, keep_going: bool = False,
-          symmetry: bool = True, **kwparams: Any) -> CheckResult:
+          symmetry: bool = True, por: bool = False, **kwparams: Any) -> CheckResult:
     """Model check a system, as `assay check` does: every reachable state, every placement
     of at most `faults` faults, every property and contract.
 
@@ -134,7 +134,8 @@ def check(spec: Spec, system: str | None = None, *,
     `CheckResult`: `.verdict` (ok, violation, incomplete), `.violation`, `.steps` (the
     shortest counterexample), `.trace` (`.trace.write(path)` for `assay replay`), the counts,
     `.text()` (the report `assay check` prints).  The options are those of the command
-    (`max_states`, `max_time`, `keep_going`, `deadlock=False` for `--no-deadlock`, ...);
+    (`max_states`, `max_time`, `keep_going`, `deadlock=False` for `--no-deadlock`, `por`
+    for `--por`, ...);
     other keyword arguments are the system's parameters (or give them as `params={...}`).
     """
     from assay.checker import check as run_check
@@ -146,7 +147,7 @@ def check(spec: Spec, system: str | None = None, *,
     kernel = Kernel(built, parse_faults(faults), fairness, deadlock=deadlock)
     return run_check(kernel, strategy=strategy, max_states=max_states, max_depth=max_depth,
                      max_time=max_time, max_memory=max_memory, spec=path, system_name=name,
-                     params=typed, keep_going=keep_going, symmetry=symmetry)
+                     params=typed, keep_going=keep_going, symmetry=symmetry, por=por)
 
 
 def simulate(spec: Spec, system: str | None = None, *,

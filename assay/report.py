@@ -112,6 +112,10 @@ def render_check(console: Console, r: CheckResult, spec: str, system: str,
                    if sym["applied"] else rows[0])
         if not sym["applied"]:
             rows.append(("symmetry", f"not applied: {sym['why']}"))
+    if r.por is not None:
+        from assay.checker.por import summary_note
+
+        rows.append(("por", summary_note(r.por)))
     if r.keep_going:
         rows += [("terminal states", f"{r.terminal:,}"),
                  ("deadlocked states", f"{r.deadlocked:,}")]
@@ -193,7 +197,8 @@ def _render_counterexample(console: Console, r: CheckResult, v: Any, steps: tupl
         title = (f"lasso (under {under}), with a shortest prefix"
                  if r.strategy == "bfs" else f"lasso (under {under})")
     else:
-        title = "shortest counterexample" if r.strategy == "bfs" else "counterexample"
+        title = "shortest counterexample" if r.strategy == "bfs" and not _reduced(r) \
+            else "counterexample"
     console.print(Text(f"\n{title} ({len(steps)} steps):", style="bold"))
     render_steps(console, steps, initial, cycle_start)
     if v.kind in ("property", "deadlock", "liveness"):
@@ -422,12 +427,19 @@ def _check_verdict(r: CheckResult) -> str:
     return f"incomplete: stopped at the {r.reason} bound, no violation found so far"
 
 
+def _reduced(r: CheckResult) -> bool:
+    """Whether partial-order reduction was applied (counts of the reduced graph, a
+    counterexample not necessarily shortest)."""
+    return r.por is not None and bool(r.por.get("applied"))
+
+
 def check_repr(r: CheckResult) -> str:
     """One line: what was checked, the verdict (the first violation), the counts."""
     faults = r.faults_text()
     return (f"<CheckResult {_target(r.spec, r.system_name, r.params)}"
             f"{' with faults ' + faults if faults else ''}: {_check_verdict(r)}; "
-            f"{r.states:,} states, {r.transitions:,} transitions, depth {r.depth}, "
+            f"{r.states:,} states{' (POR: of the reduced graph)' if _reduced(r) else ''}, "
+            f"{r.transitions:,} transitions, depth {r.depth}, "
             f"{r.strategy}, {r.seconds:.2f} s>")
 
 
@@ -468,13 +480,18 @@ def check_html(r: CheckResult) -> str:
             ("states", f"{r.states:,}"), ("transitions", f"{r.transitions:,}"),
             ("depth", str(r.depth)), ("time", f"{r.seconds:.2f} s"),
             ("search", f"{r.strategy}, stopped: {r.reason}")]
+    if r.por is not None:
+        from assay.checker.por import summary_note
+
+        rows.append(("por", summary_note(r.por)))
     if r.violation is not None:
         rows.insert(1, ("blame", r.violation.blame))
     rows += [("warning", w) for w in r.warnings]
     mark = {"ok": "✓ ", "violation": "✗ ", "incomplete": "? "}[r.verdict]
     out = _html_table("assay check", mark + _check_verdict(r), _HTML_COLOUR[r.verdict], rows)
     if r.steps:
-        title = "shortest counterexample" if r.strategy == "bfs" else "counterexample"
+        title = "shortest counterexample" if r.strategy == "bfs" and not _reduced(r) \
+            else "counterexample"
         if r.cycle_start is not None:
             title = (f"lasso: steps {r.cycle_start + 1}-{len(r.steps)} repeat forever"
                      if r.cycle_start < len(r.steps) else "lasso: the run stops after its "

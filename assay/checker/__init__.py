@@ -101,6 +101,9 @@ class CheckResult:
     # how the visited states were kept: "compact" (packed ints, exact unless fingerprints were
     # spilled: then `collision_probability`), or "full" (`full_states=True`, or DFS)
     storage: dict[str, Any] = field(default_factory=lambda: {"mode": "full", "exact": True})
+    # partial-order reduction (`check(por=True)`): whether it was applied (then `states` and
+    # `transitions` are of the reduced graph; see `por.py`) and if not, why not
+    por: dict[str, Any] | None = None
 
     def faults_text(self) -> str | None:
         """The fault budget as `--faults` takes it (`crash=1,drop=2`), or None."""
@@ -158,6 +161,7 @@ class CheckResult:
             "symmetry": self.symmetry,
             "workers": self.workers,
             "storage": self.storage,
+            "por": self.por,
         }
 
 
@@ -177,7 +181,7 @@ def check(system: System | Kernel, *, strategy: str = "bfs", max_states: int | N
           progress_interval: float = 0.5, keep_going: bool = False,
           symmetry: bool = True, full_states: bool = False, workers: int = 1,
           ray: str | None = None, checkpoint: str | None = None,
-          checkpoint_every: float = 300.0) -> CheckResult:
+          checkpoint_every: float = 300.0, por: bool = False) -> CheckResult:
     """Explore every reachable state of `system` and check its contracts and properties.
 
     With `faults`, every placement of at most that many faults of each kind is explored too.
@@ -203,6 +207,11 @@ def check(system: System | Kernel, *, strategy: str = "bfs", max_states: int | N
     visited set and the levels move to disk and the search goes on, rather than stopping);
     `full_states=True` keeps every full state with its parent in memory instead (`bfs.py`:
     the same counts and counterexamples, more memory; `max_memory` then stops the search).
+
+    With `por` the breadth-first search expands, where it is sound, only an ample set of each
+    state's events (`por.py`): the result's `por` says whether it was applied (then `states`
+    counts the states of the reduced graph) and if not why; a counterexample is a real run,
+    not necessarily a shortest one.
     """
     if isinstance(system, Kernel):
         if faults is not None and system.faults != faults:
@@ -235,8 +244,25 @@ def check(system: System | Kernel, *, strategy: str = "bfs", max_states: int | N
         checkpoints = _checkpoints(kernel, strategy, keep_going, reduce, checkpoint,
                                    checkpoint_every, spec, system_name, params, workers)
     unchanged: set[int] | None = None
+    por_info: dict[str, Any] | None = None
+    if por:
+        from assay.checker.por import refusal
+
+        why = refusal(kernel, strategy, keep_going, reduce is not None,
+                      workers if serial is None else 1) or (
+            "not with --checkpoint" if checkpoints is not None else None)
+        por_info = {"applied": why is None, "why": why}
     try:
-        if workers > 1 and serial is None or checkpoints is not None:
+        if por_info is not None and por_info["applied"]:
+            from assay.checker.por import NotReducible, por_check
+
+            try:
+                out, por_info = por_check(kernel, new_search)
+            except NotReducible as e:
+                por_info = {"applied": False, "why": e.why}
+                search = new_search()
+                out = explore(kernel, search, keep_going)
+        elif workers > 1 and serial is None or checkpoints is not None:
             from assay.checker.parallel import check_parallel
 
             make = None
@@ -274,6 +300,10 @@ def check(system: System | Kernel, *, strategy: str = "bfs", max_states: int | N
                                           "searched",)
         result = replace(result, workers=1 if serial else workers,
                          warnings=(*result.warnings, *note))
+    if por_info is not None:
+        result = replace(result, por=por_info, warnings=result.warnings if por_info["applied"]
+                         else (*result.warnings, f"partial-order reduction not applied: "
+                               f"{por_info['why']}; every state was explored"))
     if sym is not None:
         warnings = result.warnings
         if not sym["applied"] and symmetry:

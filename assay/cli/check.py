@@ -76,6 +76,11 @@ from assay.errors import AssayError, UsageError
               help="BFS: keep every full state and its parent in memory (the reference "
                    "search; more memory) instead of compact packed states.  Without it a "
                    "BFS past --max-memory moves its states to disk and goes on.")
+@click.option("--por", is_flag=True,
+              help="Partial-order reduction: expand only an ample set of each state's events "
+                   "where that is sound (breadth-first, safety; see the report's 'por' line). "
+                   "States are then those of the reduced graph, and a counterexample need "
+                   "not be shortest.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @click.option("--trace-out", type=click.Path(dir_okay=False), metavar="FILE",
               help="Write the counterexample as a JSON trace file (with --keep-going: the "
@@ -91,7 +96,7 @@ def check(spec: str, system_name: str | None, params: tuple[str, ...], strategy:
           max_memory: int | None, faults_text: str | None, fairness: str | None,
           no_deadlock: bool, keep_going: bool, no_symmetry: bool, workers: int,
           ray_address: str | None, checkpoint: str | None, checkpoint_every: float,
-          full_states: bool, as_json: bool, trace_out: str | None, html_out: str | None,
+          full_states: bool, por: bool, as_json: bool, trace_out: str | None, html_out: str | None,
           quiet: bool) -> None:
     """Explore every reachable state of a system and check its properties.
 
@@ -125,7 +130,8 @@ def check(spec: str, system_name: str | None, params: tuple[str, ...], strategy:
                                progress_interval=progress.interval if progress else 0.5,
                                keep_going=keep_going, symmetry=not no_symmetry,
                                workers=workers, ray=ray_address, checkpoint=checkpoint,
-                               checkpoint_every=checkpoint_every, full_states=full_states)
+                               checkpoint_every=checkpoint_every, full_states=full_states,
+                               por=por)
         finally:
             if progress:
                 progress.close()
