@@ -18,6 +18,7 @@ from assay.model import (
     System,
     action,
     ensures,
+    external_store,
     initially,
     invariant,
     on,
