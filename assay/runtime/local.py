@@ -160,9 +160,15 @@ class LocalRuntime:
                 self._log({"kind": "crash", "instance": inst})
             self._restarts = self.node.restart_all(restarted)
         if self.stores:
-            self.stores.attach(start_values(kernel, initial, self.store, first_life),
-                               None if self.store is None or first_life else self.store.clock(),
-                               undo=self.store is not None)
+            try:
+                self.stores.attach(start_values(kernel, initial, self.store, first_life),
+                                   None if self.store is None or first_life
+                                   else self.store.clock(), undo=self.store is not None)
+            except BaseException:            # no step taken: nothing more to make durable
+                for f in (self.store, self.steplog):
+                    if f is not None:
+                        f.close()
+                raise
         # a first life: each instance's start step (`@on_start`), part of the initial state
         self._starts = [(n, self.node.start(n)) for n in self.names
                         if first_life and self.node.has_start(n)]

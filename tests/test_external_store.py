@@ -1,0 +1,268 @@
+"""External stores: a field kept in a real database (`external_store`, `assay run --store-db`).
+
+Every engine sees the model (a `Map` in the state, kept across a crash); `assay run` keeps
+it in SQLite too, and the boundary contract — the database holds exactly the model's maps —
+is checked at every start of a run and by `assay replay --against-store`."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from assay import api
+from assay.cli import main as cli
+from assay.errors import SpecError, StateError
+from assay.kernel import Kernel
+from assay.kernel.kernel import LocalChoice
+from assay.model.load import build
+from assay.model.mapping import Map
+from assay.runtime.extstore import DbApiAdapter, ExternalStores, SQLiteAdapter
+from assay.runtime.local import run_local
+
+ROOT = Path(__file__).resolve().parent.parent
+BANK = ROOT / "specs" / "bank_store.py"
+BANK_BUG = ROOT / "specs" / "bank_store_bug_self_transfer.py"
+LEDGER = ROOT / "tests" / "fixtures" / "extstore" / "ledger.py"
+
+
+def kernel_of(spec: Path, **params: str) -> Kernel:
+    system, _, _ = build(spec, None, params)
+    return Kernel(system)
+
+
+def rows(db: Path, table: str) -> dict:
+    with sqlite3.connect(db) as conn:
+        return {json.loads(k): json.loads(v)
+                for k, v in conn.execute(f"SELECT k, v FROM {table}")}
+
+
+def assay(*args: object) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "assay.cli", *map(str, args)],
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "COLUMNS": "300"})
+
+
+# --- the model: check, simulate, verify ----------------------------------------------------
+
+
+def test_check_finds_the_self_transfer_bug_and_passes_the_correct_bank():
+    ok = api.check(BANK)
+    assert ok.verdict == "ok" and ok.states == 531
+    bad = api.check(BANK_BUG)
+    assert bad.verdict == "violation" and bad.violation is not None
+    assert "invariant of Bank" in bad.violation.message
+    assert "src='alice', dst='alice'" in bad.violation.message
+
+
+def test_check_with_crashes_keeps_the_store_and_passes():
+    # the store is external: a crash of the bank keeps the balances (were they reset, a
+    # transfer before the crash and one after could still conserve the total, so look at
+    # the restart itself too)
+    assert api.check(BANK, faults="crash=1").verdict == "ok"
+    k = kernel_of(BANK)
+    info = k.instances[k.index["bank"]].info
+    assert info.persistent[info.field_index["accounts"]]
+    moved = Map({"alice": 1, "bob": 5})
+    step = k.local_restore("bank", {"accounts": [["alice", 1], ["bob", 5]]})
+    assert not isinstance(step, LocalChoice)
+    assert k.local_view("bank", step.local)["accounts"] == moved
+
+
+def test_simulate_finds_the_bug_and_not_in_the_correct_bank():
+    bad = api.simulate(BANK_BUG, runs=100, seed=1)
+    assert not bad.ok and bad.failures
+    v = bad.failures[0].violation
+    assert v is not None and "invariant of Bank" in str(v)
+    assert api.simulate(BANK, runs=100, seed=1).ok
+
+
+def test_verify_says_unknown_for_the_store_never_proved():
+    # a Map is opaque to the Z3 translation: every obligation that reads the store is
+    # unknown, with the reason, never proved
+    res = api.verify(BANK)
+    bank = [o for o in res.obligations if o.component == "Bank"]
+    assert bank and all(o.verdict == "unknown" for o in bank), \
+        [(o.title, o.verdict) for o in bank]
+    assert any("field 'accounts' of type Map[str, int]" in o.reason for o in bank)
+    assert not res.ok and res.verdict != "proved"
+
+
+def test_a_consistency_the_model_does_not_give_is_a_spec_error(tmp_path):
+    spec = tmp_path / "eventual.py"
+    spec.write_text(BANK.read_text().replace(
+        'external_store(Map({"alice": 3, "bob": 3}))',
+        'external_store(Map({"alice": 3, "bob": 3}), consistency="eventual")'))
+    with pytest.raises(SpecError) as e:
+        build(spec, None, {})
+    assert "linearizable" in str(e.value) and e.value.location is not None
+    assert e.value.location.line == 28
+
+
+def test_a_store_that_is_not_a_map_is_a_spec_error(tmp_path):
+    spec = tmp_path / "scalar.py"
+    spec.write_text("from assay import Component, System, external_store\n"
+                    "class C(Component):\n"
+                    "    n: int = external_store(0)\n"
+                    "def system():\n"
+                    "    s = System('x')\n"
+                    "    s.add('c', C)\n"
+                    "    return s\n")
+    r = assay("check", spec)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "external store but its type is int, not a Map" in r.stderr
+    assert "scalar.py:3" in r.stderr
+
+
+# --- assay run: SQLite, the boundary contract ----------------------------------------------
+
+
+def test_run_keeps_the_store_in_sqlite_and_replay_agrees_then_catches_a_write_behind(tmp_path):
+    db, trace = tmp_path / "bank.sqlite", tmp_path / "run.json"
+    r = assay("run", BANK, "--store-db", db, "--trace-out", trace, "--json")
+    assert r.returncode == 0, r.stderr
+    final = json.loads(r.stdout)["final"]["bank"]["accounts"]
+    assert rows(db, "store_bank_accounts") == dict(final)
+    assert sum(v for _, v in final) == 6
+    r = assay("replay", trace, "--against-store", db)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"✓ the store database {db} holds the run's external stores" in r.stdout
+    # someone writes behind the component's back: the boundary contract fails
+    with sqlite3.connect(db) as conn:
+        conn.execute("""UPDATE store_bank_accounts SET v = '100' WHERE k = '"bob"'""")
+        conn.execute("""INSERT INTO store_bank_accounts VALUES ('"carol"', '1')""")
+    r = assay("replay", trace, "--against-store", db, "--json")
+    assert r.returncode == 1
+    store = json.loads(r.stdout)["store"]
+    assert not store["agrees"] and len(store["differences"]) == 2
+    assert any("'bob' is 100 in the database" in d for d in store["differences"])
+    assert any("'carol' = 1 is in the database, not in the model's" in d
+               for d in store["differences"])
+    # and a run does not start on it
+    r = assay("run", BANK, "--store-db", db)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "the store database disagrees with the state the run starts from" in r.stderr
+
+
+def test_replay_against_a_store_missing_or_for_a_system_without_one(tmp_path):
+    trace = tmp_path / "run.json"
+    assert assay("run", BANK, "--store-db", tmp_path / "b.sqlite",
+                 "--trace-out", trace).returncode == 0
+    r = CliRunner().invoke(cli, ["replay", str(trace), "--against-store",
+                                 str(tmp_path / "none.sqlite")])
+    assert r.exit_code == 2 and "no such store database" in r.output
+    assert not (tmp_path / "none.sqlite").exists()
+    r = CliRunner().invoke(cli, ["run", str(ROOT / "specs" / "register.py"), "--store-db",
+                                 str(tmp_path / "r.sqlite")])
+    assert r.exit_code == 2 and "the system has no external store" in r.output
+
+
+def test_a_run_resumed_from_its_state_dir_keeps_the_store_and_agrees(tmp_path):
+    db, state = tmp_path / "bank.sqlite", tmp_path / "state"
+    k = kernel_of(BANK)
+    first, _ = run_local(k, duration=20, seed=3, state_dir=state,
+                         stores=SQLiteAdapter(db))
+    after_first = first.final["bank"]["accounts"]
+    assert rows(db, "store_bank_accounts") == dict(after_first.items())
+    # the second life: the bank restarts with its store, the tellers ask again
+    trace = tmp_path / "run.json"
+    r = assay("run", BANK, "--state-dir", state, "--store-db", db, "--trace-out", trace,
+              "--seed", "4", "--json")
+    assert r.returncode == 0, r.stderr
+    final = json.loads(r.stdout)["final"]["bank"]["accounts"]
+    assert rows(db, "store_bank_accounts") == dict(final)
+    r = assay("replay", trace, "--against-store", db)
+    assert r.returncode == 0 and "holds the run's external stores" in r.stdout, r.stdout
+
+
+def test_a_step_the_database_holds_beyond_the_durable_state_is_undone(tmp_path):
+    # a crash between the store's commit and the state directory's: the database is one step
+    # ahead, with the undo record of that step; the next start undoes it
+    db, state = tmp_path / "l.sqlite", tmp_path / "state"
+    k = kernel_of(LEDGER, limit="4")
+    report, _ = run_local(k, duration=20, state_dir=state, stores=SQLiteAdapter(db))
+    assert dict(report.final["ledger"]["totals"].items()) == {"a": 2, "b": 1, "c": 1}
+    ahead = SQLiteAdapter(db)
+    clock = _durable_clock(state)
+    ahead.apply([("store_ledger_totals", '"a"', "3")],
+                ("ledger", clock + 1, json.dumps([["store_ledger_totals", '"a"', "2"]])))
+    ahead.close()
+    again, _ = run_local(kernel_of(LEDGER, limit="4"), duration=20, state_dir=state,
+                         stores=SQLiteAdapter(db))
+    assert rows(db, "store_ledger_totals") == {"a": 2, "b": 1, "c": 1}
+    assert dict(again.final["ledger"]["totals"].items()) == {"a": 2, "b": 1, "c": 1}
+    # a step that is durable is not undone: the same write with the durable clock is a
+    # write behind assay's back, and the run refuses to start
+    ahead = SQLiteAdapter(db)
+    ahead.apply([("store_ledger_totals", '"a"', "3")],
+                ("ledger", _durable_clock(state), json.dumps([])))
+    ahead.close()
+    with pytest.raises(StateError, match="key 'a' is 3 in the database, 2 in the model"):
+        run_local(kernel_of(LEDGER, limit="4"), state_dir=state, stores=SQLiteAdapter(db))
+
+
+def _durable_clock(state: Path) -> int:
+    with sqlite3.connect(state / "local.sqlite") as conn:
+        return int(conn.execute("SELECT value FROM meta WHERE key = 'clock'").fetchone()[0])
+
+
+def test_kills_of_a_run_lose_no_write_and_count_none_twice(tmp_path):
+    db, state, trace = tmp_path / "l.sqlite", tmp_path / "state", tmp_path / "run.json"
+    argv = [sys.executable, "-m", "assay.cli", "run", str(LEDGER), "-p", "limit=300",
+            "--state-dir", str(state), "--store-db", str(db), "--trace-out", str(trace)]
+    log = state / "local.jsonl"
+    for delay in (0.05, 0.02, 0.11):
+        with open(tmp_path / "life.err", "w") as err:
+            p = subprocess.Popen(argv + ["--for", "60"], stdout=subprocess.DEVNULL,
+                                 stderr=err, start_new_session=True)
+        lines = log.read_text().count("\n") if log.exists() else 0
+        deadline = time.monotonic() + 30
+        while (log.read_text().count("\n") if log.exists() else 0) <= lines + 6:
+            assert p.poll() is None, (tmp_path / "life.err").read_text()
+            assert time.monotonic() < deadline, "no steps logged"
+            time.sleep(0.01)
+        time.sleep(delay)
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert sum(rows(db, "store_ledger_totals").values()) == 300
+    r = assay("replay", trace, "--against-store", db)
+    assert r.returncode == 0 and "holds the run's external stores" in r.stdout, r.stdout
+
+
+# --- the adapter interface -------------------------------------------------------------------
+
+
+def test_any_db_api_connection_through_the_adapter(tmp_path):
+    # the DB-API adapter over a connection the caller opened (here sqlite3's, in memory)
+    conn = sqlite3.connect(":memory:", check_same_thread=False)
+    adapter = DbApiAdapter(conn, paramstyle="qmark", where="memory")
+    report, _ = run_local(kernel_of(BANK), duration=20, seed=5, stores=adapter)
+    final = report.final["bank"]["accounts"]
+    got = {json.loads(k): json.loads(v)
+           for k, v in conn.execute("SELECT k, v FROM store_bank_accounts")}
+    assert got == dict(final.items()) and sum(got.values()) == 6
+    stores = ExternalStores(kernel_of(BANK), adapter, ["bank"])
+    assert stores.compare({"bank": {"accounts": final}}) == []
+    assert stores.compare({"bank": {"accounts": final.set("alice", 99)}}) != []
+
+
+def test_the_adapter_refuses_a_paramstyle_it_cannot_write():
+    from assay.errors import UsageError
+
+    with pytest.raises(UsageError, match="paramstyle 'named'"):
+        DbApiAdapter(sqlite3.connect(":memory:"), paramstyle="named")
+
+
+def test_store_db_is_refused_with_deploy(tmp_path):
+    r = CliRunner().invoke(cli, ["run", "--deploy", str(tmp_path / "d.toml"), "--store-db",
+                                 str(tmp_path / "x.sqlite")])
+    assert r.exit_code == 2 and "--store-db is for a run in this process" in r.output
