@@ -35,8 +35,9 @@ def replay(trace_file: str, engine: str, mermaid_out: str | None, html_out: str 
     """Re-execute a trace file step by step and confirm where it ends.
 
     Exit codes: 1 it ends in a violation (the recorded one, or another: said so), or the
-    store database disagrees with the run's stores (--against-store), 0 neither, 2 the trace does not fit the spec (an event not enabled where it occurs, or
-    a step that changes other fields than the trace recorded).
+    store database disagrees with the run's stores (--against-store), 0 neither, 2 the
+    trace does not fit the spec (an event not enabled where it occurs, or a step that
+    changes other fields than the trace recorded).
     """
     from assay.kernel.trace import Trace, recorded_event, replay_trace
 

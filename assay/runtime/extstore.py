@@ -279,7 +279,7 @@ class ExternalStores:
             self._undo(durable_clock)
         new = [t for t in self.tables if t.table not in found]
         a.ensure(t.table for t in new)
-        writes = []
+        writes: list[tuple[str, str, str | None]] = []
         for t in new:
             for k, v in start[t.instance][t.field].items():
                 writes.append((t.table, _text(to_json(k)), _text(to_json(v))))
@@ -332,17 +332,17 @@ class ExternalStores:
                 if held.get(k) != v:
                     writes.append((t.table, k, v))
                     before.append((t.table, k, held.get(k)))
-            for k in held.keys() - now.keys():
+            for k in sorted(held.keys() - now.keys()):
                 writes.append((t.table, k, None))
                 before.append((t.table, k, held[k]))
         if not writes:
             return
         self.adapter.apply(writes, (instance, clock, _text(before)))
-        for table, k, v in writes:
-            if v is None:
+        for table, k, w in writes:
+            if w is None:
                 del self.held[table][k]
             else:
-                self.held[table][k] = v
+                self.held[table][k] = w
 
     def close(self) -> None:
         self.adapter.close()
