@@ -1,21 +1,11 @@
-"""BUG TWIN of specs/bank_store.py: a transfer reads both balances before it writes.
+"""Bank in an external store with a bug: a transfer reads both balances before it writes.
 
-A transfer from an account to itself then credits the amount back on top of the debit and
-creates money; `assay check` finds it (the total-conserved invariant).  Otherwise as
-specs/bank_store.py:
-
-A bank whose accounts live in an external store (a real database in `assay run`).
-
-The `accounts` field of the Bank is an external store: in `check`, `simulate` and `verify` it
-is a `Map` from account to balance in the Bank's state, and it survives a crash of the Bank;
-in `assay run --store-db FILE` its contents are a table in SQLite, written in one transaction
-per step.  Tellers ask the Bank for transfers; the Bank refuses one that would overdraw.  The
-total is conserved and no balance goes negative (the Bank's invariants, checked on every
-state by `check` and on every step by `run`).
+The twin of specs/bank_store.py; only Bank.transfer differs.  A transfer from an account to
+itself then writes the credit over the debit and creates money: `assay check` finds it in two
+steps (the invariant that the total is conserved), and `assay run` stops the step that would
+commit it to the database (the monitor enforces the invariant):
 
     assay check specs/bank_store_bug_self_transfer.py
-    assay run specs/bank_store_bug_self_transfer.py --store-db bank.sqlite --trace-out run.json
-    assay replay run.json --against-store bank.sqlite
 """
 from assay import Component, Map, Message, Port, System, action, external_store, invariant, on
 
@@ -63,3 +53,6 @@ def system(tellers: int = 2) -> System:
         s.connect(s.add(f"teller{i}", Teller).out, bank.inp)
     s.terminal(lambda g: True)                        # an idle bank is fine
     return s
+
+
+ASSAY_EXPECT = {"verdict": "violation", "kind": "invariant"}

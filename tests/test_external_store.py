@@ -266,3 +266,13 @@ def test_store_db_is_refused_with_deploy(tmp_path):
     r = CliRunner().invoke(cli, ["run", "--deploy", str(tmp_path / "d.toml"), "--store-db",
                                  str(tmp_path / "x.sqlite")])
     assert r.exit_code == 2 and "--store-db is for a run in this process" in r.output
+
+
+def test_a_step_the_monitor_rejects_never_reaches_the_database(tmp_path):
+    # the bug twin's self-transfer breaks the invariant: under `--monitor enforce` that step
+    # is rejected, so the database keeps the conserved total
+    db = tmp_path / "bank.sqlite"
+    report, _ = run_local(kernel_of(BANK_BUG), duration=20, seed=2, stores=SQLiteAdapter(db))
+    assert report.violations and all(v.kind == "invariant" for _, v in report.violations)
+    assert sum(rows(db, "store_bank_accounts").values()) == 6
+    assert dict(report.final["bank"]["accounts"].items()) == rows(db, "store_bank_accounts")
