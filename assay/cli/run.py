@@ -50,7 +50,8 @@ from assay.errors import AssayError, UsageError
               help="Record the run as a trace (assay replay checks it against the model).")
 @click.option("--store-db", type=click.Path(dir_okay=False), metavar="FILE",
               help="Keep the external stores (external_store fields) in this SQLite file, a "
-                   "table per store, written in one transaction per step.")
+                   "table per store, written in one transaction per step (--durability "
+                   "applies).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 def run(spec: str | None, system_name: str | None, params: tuple[str, ...],
         deploy_file: str | None, state_dir: str | None, fresh: bool, durability: str,
@@ -90,7 +91,7 @@ def run(spec: str | None, system_name: str | None, params: tuple[str, ...],
         _check_fresh(fresh, state_dir)
         from assay.runtime.extstore import open_store_db
 
-        stores = None if store_db is None else open_store_db(kernel, store_db)
+        stores = None if store_db is None else open_store_db(kernel, store_db, durability)
         try:
             report, rt = run_local(kernel, duration, monitor, seed, time_unit,
                                    record=bool(trace_out), state_dir=state_dir,

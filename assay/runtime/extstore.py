@@ -151,9 +151,12 @@ class DbApiAdapter:
 
 
 class SQLiteAdapter(DbApiAdapter):
-    """The default adapter: a SQLite file (WAL, `synchronous=FULL`: a commit is durable)."""
+    """The default adapter: a SQLite file in WAL mode; `durability` as `--durability` says:
+    "machine" (`synchronous=FULL`, a commit survives a crash of the machine) or "process"
+    (`NORMAL`, a crash of the process)."""
 
-    def __init__(self, path: str | os.PathLike, readonly: bool = False) -> None:
+    def __init__(self, path: str | os.PathLike, readonly: bool = False,
+                 durability: str = "machine") -> None:
         self.path = os.fspath(path)
         try:
             if readonly:
@@ -166,7 +169,8 @@ class SQLiteAdapter(DbApiAdapter):
             else:
                 conn = sqlite3.connect(self.path, check_same_thread=False)
                 conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=FULL")
+                conn.execute("PRAGMA synchronous="
+                             + ("FULL" if durability == "machine" else "NORMAL"))
         except sqlite3.Error as e:
             raise StateError(f"cannot open the store database: {e}", Location(self.path),
                              ["give --store-db a SQLite file (it is created if missing)"]
@@ -369,13 +373,14 @@ def start_values(kernel: Any, initial: dict[str, dict[str, Any]], store: Any,
     return out
 
 
-def open_store_db(kernel: Any, path: str | os.PathLike) -> SQLiteAdapter:
+def open_store_db(kernel: Any, path: str | os.PathLike,
+                  durability: str = "machine") -> SQLiteAdapter:
     """`--store-db FILE`: the SQLite adapter, for a system that has external stores."""
     if not store_tables(kernel):
         raise UsageError(f"--store-db {os.fspath(path)}: the system has no external store",
                          notes=["declare a field with external_store(...) to keep it in a "
                                 "database, or leave --store-db out"])
-    return SQLiteAdapter(path)
+    return SQLiteAdapter(path, durability=durability)
 
 
 def check_against_store(kernel: Any, start: Any, steps: Iterable[Any],
