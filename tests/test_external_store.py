@@ -276,3 +276,28 @@ def test_a_step_the_monitor_rejects_never_reaches_the_database(tmp_path):
     assert report.violations and all(v.kind == "invariant" for _, v in report.violations)
     assert sum(rows(db, "store_bank_accounts").values()) == 6
     assert dict(report.final["bank"]["accounts"].items()) == rows(db, "store_bank_accounts")
+
+
+def test_a_write_behind_assays_back_to_a_key_a_step_writes_stops_the_run(tmp_path):
+    # another program writes to the ledger's table while the run is under way: the step that
+    # would overwrite the key finds it changed, writes nothing and the run stops (no lost
+    # update); the next start finds the difference too
+    db = tmp_path / "l.sqlite"
+
+    class Meddled(SQLiteAdapter):
+        calls = 0
+
+        def apply(self, writes, undo, drop_undo=(), expect=None):
+            super().apply(writes, undo, drop_undo, expect)
+            Meddled.calls += 1
+            if Meddled.calls == 2:           # after the second step's write: someone else
+                with sqlite3.connect(db) as other:
+                    other.execute("""UPDATE store_ledger_totals SET v = '41' WHERE k = '"a"'""")
+                other.close()
+
+    with pytest.raises(StateError, match="changed behind assay's back") as e:
+        run_local(kernel_of(LEDGER, limit="6"), duration=20, stores=Meddled(db))
+    assert 'key "a": assay wrote v=1' in str(e.value)
+    assert rows(db, "store_ledger_totals") == {"a": 41, "b": 1, "c": 1}   # the 4th: none
+    with pytest.raises(StateError, match="disagrees with the state the run starts from"):
+        run_local(kernel_of(LEDGER, limit="6"), stores=SQLiteAdapter(db))

@@ -45,6 +45,15 @@ UNDO = "assay_undo"
 _NAME = re.compile(r"[A-Za-z0-9_]+")
 
 
+class StoreConflict(Exception):
+    """Keys a step was to write that do not hold what assay wrote there: (table, k, the value
+    assay wrote or None for no row), each."""
+
+    def __init__(self, keys: list[tuple[str, str, str | None]]) -> None:
+        super().__init__(keys)
+        self.keys = keys
+
+
 class StoreAdapter(Protocol):
     """What assay needs of a database (see `DbApiAdapter`)."""
 
@@ -63,10 +72,13 @@ class StoreAdapter(Protocol):
         """Every (instance, clock, before) row of `assay_undo`."""
 
     def apply(self, writes: list[tuple[str, str, str | None]],
-              undo: tuple[str, int, str] | None, drop_undo: Iterable[str] = ()) -> None:
+              undo: tuple[str, int, str] | None, drop_undo: Iterable[str] = (),
+              expect: dict[tuple[str, str], str | None] | None = None) -> None:
         """In one transaction: each (table, k, v) write (v None: delete the row), the `undo`
         row (instance, clock, before) replacing that instance's, and the undo rows of
-        `drop_undo` deleted."""
+        `drop_undo` deleted.  With `expect` ((table, k) -> the value each written key must
+        hold now, None: no row), a key that holds something else is a `StoreConflict`, and
+        nothing is written."""
 
     def close(self) -> None: ...
 
@@ -126,12 +138,26 @@ class DbApiAdapter:
                     for r in self._run(f'SELECT instance, clock, before FROM "{UNDO}"')]
 
     def apply(self, writes: list[tuple[str, str, str | None]],
-              undo: tuple[str, int, str] | None, drop_undo: Iterable[str] = ()) -> None:
+              undo: tuple[str, int, str] | None, drop_undo: Iterable[str] = (),
+              expect: dict[tuple[str, str], str | None] | None = None) -> None:
         p = self.p
         with self.lock:
             try:
+                conflicts = []
                 for table, k, v in writes:
-                    self._run(f'DELETE FROM "{table}" WHERE k = {p}', (k,))
+                    if expect is None:
+                        self._delete(f'DELETE FROM "{table}" WHERE k = {p}', (k,))
+                    else:
+                        # the row is deleted only if it holds what assay wrote: a row count
+                        # that differs is a write behind assay's back
+                        old = expect[table, k]
+                        n = self._delete(f'DELETE FROM "{table}" WHERE k = {p}', (k,)) \
+                            if old is None else \
+                            self._delete(f'DELETE FROM "{table}" WHERE k = {p} AND v = {p}',
+                                         (k, old))
+                        if n != (0 if old is None else 1):
+                            conflicts.append((table, k, old))
+                            continue
                     if v is not None:
                         self._run(f'INSERT INTO "{table}" (k, v) VALUES ({p}, {p})', (k, v))
                 for inst in drop_undo:
@@ -140,10 +166,20 @@ class DbApiAdapter:
                     self._run(f'DELETE FROM "{UNDO}" WHERE instance = {p}', (undo[0],))
                     self._run(f'INSERT INTO "{UNDO}" (instance, clock, before) '
                               f"VALUES ({p}, {p}, {p})", undo)
+                if conflicts:
+                    raise StoreConflict(conflicts)
                 self.conn.commit()
             except Exception:
                 self.conn.rollback()
                 raise
+
+    def _delete(self, sql: str, args: tuple[Any, ...]) -> int:
+        cur = self.conn.cursor()
+        try:
+            cur.execute(sql, args)
+            return int(cur.rowcount)
+        finally:
+            cur.close()
 
     def close(self) -> None:
         with self.lock:
@@ -341,7 +377,16 @@ class ExternalStores:
                 before.append((t.table, k, held[k]))
         if not writes:
             return
-        self.adapter.apply(writes, (instance, clock, _text(before)))
+        try:
+            self.adapter.apply(writes, (instance, clock, _text(before)),
+                               expect={(t, k): old for t, k, old in before})
+        except StoreConflict as e:
+            what = "; ".join(f"table {t}, key {k}: assay wrote "
+                             + ("no row" if old is None else f"v={old}") for t, k, old in e.keys)
+            raise StateError(f"the store database changed behind assay's back, at a step of "
+                             f"{instance} that writes there: {what}", Location(self.adapter.where),
+                             ["nothing else may write to the store's tables while assay runs; "
+                              "the step was not taken (nothing of it is durable)"]) from None
         for table, k, w in writes:
             if w is None:
                 del self.held[table][k]
