@@ -5,6 +5,7 @@ it in SQLite too, and the boundary contract — the database holds exactly the m
 is checked at every start of a run and by `assay replay --against-store`."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -39,7 +40,7 @@ def kernel_of(spec: Path, **params: str) -> Kernel:
 
 
 def rows(db: Path, table: str) -> dict:
-    with sqlite3.connect(db) as conn:
+    with contextlib.closing(sqlite3.connect(db)) as conn:
         return {json.loads(k): json.loads(v)
                 for k, v in conn.execute(f"SELECT k, v FROM {table}")}
 
@@ -209,7 +210,7 @@ def test_a_step_the_database_holds_beyond_the_durable_state_is_undone(tmp_path):
 
 
 def _durable_clock(state: Path) -> int:
-    with sqlite3.connect(state / "local.sqlite") as conn:
+    with contextlib.closing(sqlite3.connect(state / "local.sqlite")) as conn:
         return int(conn.execute("SELECT value FROM meta WHERE key = 'clock'").fetchone()[0])
 
 
@@ -301,3 +302,18 @@ def test_a_write_behind_assays_back_to_a_key_a_step_writes_stops_the_run(tmp_pat
     assert rows(db, "store_ledger_totals") == {"a": 41, "b": 1, "c": 1}   # the 4th: none
     with pytest.raises(StateError, match="disagrees with the state the run starts from"):
         run_local(kernel_of(LEDGER, limit="6"), stores=SQLiteAdapter(db))
+
+
+def test_the_database_is_the_same_under_any_hash_seed(tmp_path):
+    got = []
+    for seed in ("1", "2"):
+        db = tmp_path / f"bank{seed}.sqlite"
+        r = subprocess.run([sys.executable, "-m", "assay.cli", "run", str(BANK), "--store-db",
+                            str(db), "--seed", "7"], capture_output=True, text=True,
+                           timeout=120, env={**os.environ, "PYTHONHASHSEED": seed})
+        assert r.returncode == 0, r.stderr
+        with sqlite3.connect(db) as conn:
+            got.append((sorted(conn.execute("SELECT k, v FROM store_bank_accounts")),
+                        sorted(conn.execute("SELECT * FROM assay_undo"))))
+        conn.close()
+    assert got[0] == got[1]

@@ -22,8 +22,10 @@ is beyond the state directory's durable clock).
 The boundary contract: the database holds exactly the model's maps.  `compare` lists every
 disagreement (a key on one side only, a different value, a row that is not a value of the
 field's type, a missing table); a run refuses to start on a database that disagrees with the
-state it starts from (written behind its back), and `assay replay TRACE --against-store FILE`
-checks a recorded run's final state against the database.
+state it starts from (written behind its back), each step's transaction deletes a key only
+if it holds what assay wrote there (else `StoreConflict`: nothing written, the run stops —
+no lost update), and `assay replay TRACE --against-store FILE` checks a recorded run's final
+state against the database.
 """
 from __future__ import annotations
 
