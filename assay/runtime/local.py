@@ -236,7 +236,8 @@ class LocalRuntime:
         messages reach their inboxes: a kill between two steps loses no message."""
         out = self._route(out)
         rows: list[tuple[str, int] | None] = [None] * len(out.sends)
-        if self.stores and out.applied:          # before the step is durable (extstore.py)
+        if self.stores and out.applied and name in self.stores.by_instance:
+            # before the step is durable (extstore.py)
             await asyncio.to_thread(self.stores.commit, name, self.node.state(name),
                                     self.clock + 1 if record else self.clock)
         if self.store is not None:
@@ -283,7 +284,7 @@ class LocalRuntime:
         state directory: this step is not made durable)."""
         assert self.store is None, "a driven in-process run has no state directory"
         out = self._route(self.node.fire(action))
-        if self.stores and out.applied:
+        if self.stores and out.applied and action.instance in self.stores.by_instance:
             self.stores.commit(action.instance, self.node.state(action.instance), self.clock)
         self._handle(action.instance, out)
         self.wake.set()
