@@ -317,3 +317,17 @@ def test_the_database_is_the_same_under_any_hash_seed(tmp_path):
                         sorted(conn.execute("SELECT * FROM assay_undo"))))
         conn.close()
     assert got[0] == got[1]
+
+
+def test_a_database_that_is_not_a_store_is_refused_with_a_message(tmp_path):
+    junk = tmp_path / "junk.sqlite"
+    junk.write_text("not a database")
+    odd = tmp_path / "odd.sqlite"
+    with contextlib.closing(sqlite3.connect(odd)) as conn:
+        conn.execute("CREATE TABLE store_bank_accounts (x INTEGER)")
+        conn.commit()
+    for db, says in ((junk, "file is not a database"), (odd, "no such column: k"),
+                     (tmp_path / "no" / "dir.sqlite", "unable to open database file")):
+        r = assay("run", BANK, "--store-db", db)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+        assert says in r.stderr and db.name in r.stderr

@@ -100,6 +100,8 @@ class DbApiAdapter:
                              notes=["use a connection whose driver takes 'qmark' (?) or "
                                     "'format' (%s) parameters"])
         self.conn = connection
+        # the driver's exceptions (PEP 249: `Connection.Error`, where the driver has it)
+        self.errors: type[BaseException] = getattr(connection, "Error", None) or Exception
         self.p = "?" if paramstyle == "qmark" else "%s"
         self.where = where
         self.list_tables = list_tables
@@ -110,6 +112,11 @@ class DbApiAdapter:
         try:
             cur.execute(sql, args) if args else cur.execute(sql)
             return list(cur.fetchall()) if cur.description is not None else []
+        except self.errors as e:
+            raise StateError(f"the store database refused {sql.split(' (')[0]!r}: {e}",
+                             Location(self.where),
+                             ["a store table is (k TEXT PRIMARY KEY, v TEXT), as assay creates "
+                              "it: give the database --store-db wrote, or a new file"]) from None
         finally:
             cur.close()
 
@@ -126,8 +133,11 @@ class DbApiAdapter:
                 self._run(f'CREATE TABLE IF NOT EXISTS "{UNDO}" (instance TEXT PRIMARY KEY '
                           "NOT NULL, clock INTEGER NOT NULL, before TEXT NOT NULL)")
                 self.conn.commit()
-            except Exception:
+            except Exception as e:
                 self.conn.rollback()
+                if isinstance(e, self.errors):
+                    raise StateError(f"the store database did not commit: {e}",
+                                     Location(self.where)) from None
                 raise
 
     def read(self, table: str) -> list[tuple[Any, Any]]:
@@ -171,8 +181,11 @@ class DbApiAdapter:
                 if conflicts:
                     raise StoreConflict(conflicts)
                 self.conn.commit()
-            except Exception:
+            except Exception as e:
                 self.conn.rollback()
+                if isinstance(e, self.errors):
+                    raise StateError(f"the store database did not commit: {e}",
+                                     Location(self.where)) from None
                 raise
 
     def _delete(self, sql: str, args: tuple[Any, ...]) -> int:
@@ -180,6 +193,9 @@ class DbApiAdapter:
         try:
             cur.execute(sql, args)
             return int(cur.rowcount)
+        except self.errors as e:
+            raise StateError(f"the store database refused {sql!r}: {e}",
+                             Location(self.where)) from None
         finally:
             cur.close()
 
