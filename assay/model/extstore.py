@@ -72,8 +72,5 @@ def check_store_field(cls: type, name: str, spec: TypeSpec, mark: ExternalStore,
 
 def store_fields(info: Any) -> tuple[str, ...]:
     """The fields of a component (its `ComponentInfo`) that are external stores, in order."""
-    return tuple(f for f in info.fields if isinstance(vars_default(info.cls, f), ExternalStore))
-
-
-def vars_default(cls: type, name: str) -> Any:
-    return getattr(cls, name, None)
+    return tuple(f for f in info.fields
+                 if isinstance(getattr(info.cls, f, None), ExternalStore))
