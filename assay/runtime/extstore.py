@@ -16,8 +16,10 @@ The store keeps a step's writes atomic with the step, as its declared consistenc
 transaction, before the runtime makes the step durable (with `--state-dir`) and before its
 messages leave.  The same transaction keeps, per instance, the step's Lamport clock and the
 values the keys had before it (table `assay_undo`): a crash between the two commits leaves
-the store one step ahead of the durable state, and the next start undoes that step (its clock
-is beyond the state directory's durable clock).
+the store one step ahead of the durable state, and the next start undoes that step — exactly
+when undoing it makes the instance's tables agree with the state restored from the state
+directory (no clock is compared: a run without `--trace-out` numbers its steps afresh in each
+life).
 
 The boundary contract: the database holds exactly the model's maps.  `compare` lists every
 disagreement (a key on one side only, a different value, a row that is not a value of the
@@ -285,22 +287,34 @@ class ExternalStores:
     def compare(self, values: dict[str, dict[str, Any]]) -> list[str]:
         """Where the database and the model's maps (`values`: instance -> field -> value)
         disagree, one line each; [] when they agree."""
+        return self._diff(self._snapshot(), values)
+
+    def _snapshot(self) -> dict[str, dict[str, str] | None]:
+        """What each store table holds (key text -> value text; None: no such table)."""
         found = self.adapter.tables()
+        return {t.table: dict((str(k), str(v)) for k, v in self.adapter.read(t.table))
+                if t.table in found else None for t in self.tables}
+
+    def _diff(self, snap: dict[str, dict[str, str] | None],
+              values: dict[str, dict[str, Any]], only: set[str] | None = None) -> list[str]:
         out: list[str] = []
         for t in self.tables:
+            if only is not None and t.table not in only:
+                continue
             model = values[t.instance][t.field]
-            if t.table not in found:
+            held = snap[t.table]
+            if held is None:
                 out.append(f"table {t.table} is missing (the model's {t.instance}.{t.field} "
                            f"holds {len(model)} keys)")
                 continue
-            out.extend(self._compare_table(t, model))
+            out.extend(self._diff_table(t, held, model))
         return out
 
-    def _compare_table(self, t: StoreTable, model: Map) -> list[str]:
+    def _diff_table(self, t: StoreTable, held: dict[str, str], model: Map) -> list[str]:
         out = []
         want = {_text(to_json(k)): (k, v) for k, v in model.items()}
         seen = set()
-        for k_text, v_text in self.adapter.read(t.table):
+        for k_text, v_text in held.items():
             try:
                 key = t.spec.key.from_json(json.loads(k_text))
                 value = t.spec.value.from_json(json.loads(v_text))
@@ -323,18 +337,16 @@ class ExternalStores:
 
     # --- a run ---------------------------------------------------------------------------
 
-    def attach(self, start: dict[str, dict[str, Any]], durable_clock: int | None,
-               undo: bool = True) -> None:
-        """Before a run's first step: undo a step the database holds beyond the durable state
-        (`durable_clock`: the state directory's; None, nothing is durable; `undo` False, a
-        run without a state directory: no step was undone by a crash), create the tables
-        a fresh database lacks (filled from `start`), and check that the database holds the
-        model's maps in `start` (instance -> field -> value), the state the run starts from.
-        A disagreement is a `StateError`: assay does not overwrite what someone else wrote."""
+    def attach(self, start: dict[str, dict[str, Any]], undo: bool = True) -> None:
+        """Before a run's first step: create the tables a fresh database lacks (filled from
+        `start`, instance -> field -> value: the state the run starts from) and check that
+        the database holds the model's maps in `start`.  With `undo` (a run with a state
+        directory), a database that holds one step more than `start` — a kill between the
+        store's commit and the state directory's — is brought back by the undo records
+        (exactly when undoing makes it agree; nothing is written otherwise).  A disagreement
+        is a `StateError`: assay does not overwrite what someone else wrote."""
         a = self.adapter
         found = a.tables()
-        if undo and UNDO in found:
-            self._undo(durable_clock)
         new = [t for t in self.tables if t.table not in found]
         a.ensure(t.table for t in new)
         writes: list[tuple[str, str, str | None]] = []
@@ -343,7 +355,36 @@ class ExternalStores:
                 writes.append((t.table, _text(to_json(k)), _text(to_json(v))))
         if writes:
             a.apply(writes, None)
-        bad = self.compare(start)
+        snap = self._snapshot()
+        bad = self._diff(snap, start)
+        records = self._undo_records() if UNDO in found else []
+        if bad and undo:
+            # per instance (its tables are its own): a record whose undoing makes them agree
+            # is of a step the state directory does not hold
+            back: list[tuple[str, str, str | None]] = []
+            for inst, ws in records:
+                mine = {t.table for t in self.by_instance.get(inst, [])}
+                part = {t: held for t, held in snap.items() if t in mine}
+                if not part or not self._diff(part, start, mine):
+                    continue
+                trial = {t: None if held is None else dict(held) for t, held in part.items()}
+                for table, k, v in ws:
+                    held = trial.get(table)
+                    if held is None:
+                        continue
+                    if v is None:
+                        held.pop(k, None)
+                    else:
+                        held[k] = v
+                if not self._diff(trial, start, mine):
+                    back.extend(ws)
+                    snap.update(trial)
+            if back:
+                bad = self._diff(snap, start)
+                if not bad:                            # written only if it all agrees then
+                    a.apply(back, None, [inst for inst, _ in records])
+        elif not bad and records:                      # every step they record is durable
+            a.apply([], None, [inst for inst, _ in records])
         if bad:
             raise StateError(f"the store database disagrees with the state the run starts from "
                              f"({len(bad)} difference{'s' if len(bad) != 1 else ''}): "
@@ -356,23 +397,20 @@ class ExternalStores:
             self.held[t.table] = {_text(to_json(k)): _text(to_json(v))
                                   for k, v in start[t.instance][t.field].items()}
 
-    def _undo(self, durable_clock: int | None) -> None:
-        writes: list[tuple[str, str, str | None]] = []
-        drop = []
-        for inst, clock, before in self.adapter.undo_rows():
-            if durable_clock is not None and isinstance(clock, int) and clock <= durable_clock:
-                continue
+    def _undo_records(self) -> list[tuple[str, list[tuple[str, str, str | None]]]]:
+        """Each instance's undo record: its last step's keys and the values they had before
+        (None: no row)."""
+        out = []
+        for inst, _clock, before in self.adapter.undo_rows():
             try:
                 rows = json.loads(before)
-                writes.extend((str(t), str(k), None if v is None else str(v))
-                              for t, k, v in rows)
+                out.append((str(inst), [(str(t), str(k), None if v is None else str(v))
+                                        for t, k, v in rows]))
             except (TypeError, ValueError) as e:
                 raise StateError(f"table {UNDO}, row {inst!r}: not an undo record ({e})",
                                  Location(self.adapter.where),
                                  ["the store database was edited: restore it"]) from None
-            drop.append(str(inst))
-        if writes or drop:
-            self.adapter.apply(writes, None, drop)
+        return out
 
     def commit(self, instance: str, values: dict[str, Any], clock: int) -> None:
         """One step of `instance` (its fields now `values`): write the keys of its stores that

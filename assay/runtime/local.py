@@ -162,8 +162,7 @@ class LocalRuntime:
         if self.stores:
             try:
                 self.stores.attach(start_values(kernel, initial, self.store, first_life),
-                                   None if self.store is None or first_life
-                                   else self.store.clock(), undo=self.store is not None)
+                                   undo=self.store is not None)
             except BaseException:            # no step taken: nothing more to make durable
                 for f in (self.store, self.steplog):
                     if f is not None:
