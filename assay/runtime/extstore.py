@@ -14,12 +14,12 @@ default of `assay run --store-db FILE`.
 The store keeps a step's writes atomic with the step, as its declared consistency
 (`linearizable`) promises: `ExternalStores.commit` writes the keys the step changed in one
 transaction, before the runtime makes the step durable (with `--state-dir`) and before its
-messages leave.  The same transaction keeps, per instance, the step's Lamport clock and the
-values the keys had before it (table `assay_undo`): a crash between the two commits leaves
-the store one step ahead of the durable state, and the next start undoes that step — exactly
-when undoing it makes the instance's tables agree with the state restored from the state
-directory (no clock is compared: a run without `--trace-out` numbers its steps afresh in each
-life).
+messages leave.  The same transaction keeps, per instance, the step's number (for the
+reader; nothing compares it) and the values the keys had before it (table `assay_undo`): a
+crash between the two commits leaves the store one step ahead of the durable state, and the
+next start undoes that step — exactly when undoing it makes the instance's tables agree with
+the state restored from the state directory (no clock is compared: a run without
+`--trace-out` numbers its steps afresh in each life).
 
 The boundary contract: the database holds exactly the model's maps.  `compare` lists every
 disagreement (a key on one side only, a different value, a row that is not a value of the
@@ -276,8 +276,10 @@ class ExternalStores:
         self.by_instance: dict[str, list[StoreTable]] = {}
         for t in self.tables:
             self.by_instance.setdefault(t.instance, []).append(t)
-        # per table, what it holds now (as committed): key text -> value text
+        # per table, what it holds now (as committed): key text -> value text; and the Map
+        # it was written from
         self.held: dict[str, dict[str, str]] = {}
+        self.last: dict[str, Map] = {}
 
     def __bool__(self) -> bool:
         return bool(self.tables)
@@ -422,8 +424,11 @@ class ExternalStores:
         writes: list[tuple[str, str, str | None]] = []
         before: list[tuple[str, str, str | None]] = []
         for t in tables:
+            value = values[t.field]
+            if value is self.last.get(t.table):       # a Map is immutable: not changed
+                continue
             held = self.held[t.table]
-            now = {_text(to_json(k)): _text(to_json(v)) for k, v in values[t.field].items()}
+            now = {_text(to_json(k)): _text(to_json(v)) for k, v in value.items()}
             for k, v in now.items():
                 if held.get(k) != v:
                     writes.append((t.table, k, v))
@@ -448,6 +453,8 @@ class ExternalStores:
                 del self.held[table][k]
             else:
                 self.held[table][k] = w
+        for t in tables:
+            self.last[t.table] = values[t.field]
 
     def close(self) -> None:
         self.adapter.close()
