@@ -331,3 +331,32 @@ def test_a_database_that_is_not_a_store_is_refused_with_a_message(tmp_path):
         r = assay("run", BANK, "--store-db", db)
         assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
         assert says in r.stderr and db.name in r.stderr
+
+
+def test_a_start_hook_and_an_override_write_the_store(tmp_path):
+    # `@on_start` writes to the store (a step the model counts in the initial state), and
+    # `s.add(..., counts=...)` gives one instance other initial contents: both reach the
+    # database, and a second life on the same state directory agrees with it
+    spec = tmp_path / "started.py"
+    spec.write_text(
+        "from assay import Component, Map, System, action, external_store, on_start\n"
+        "class Counter(Component):\n"
+        "    counts: Map[str, int] = external_store(Map())\n"
+        "    @on_start\n"
+        "    def boot(self):\n"
+        "        self.counts = self.counts.set('boots', 1)\n"
+        "    @action(when=lambda self: self.counts.get('n', 0) < 2)\n"
+        "    def bump(self):\n"
+        "        self.counts = self.counts.set('n', self.counts.get('n', 0) + 1)\n"
+        "def system():\n"
+        "    s = System('started')\n"
+        "    s.add('a', Counter)\n"
+        "    s.add('b', Counter, counts=Map({'n': 1, 'x': 7}))\n"
+        "    s.terminal(lambda g: True)\n"
+        "    return s\n")
+    db, state = tmp_path / "c.sqlite", tmp_path / "state"
+    for life in (1, 2):
+        r = assay("run", spec, "--store-db", db, "--state-dir", state)
+        assert r.returncode == 0, (life, r.stdout, r.stderr)
+        assert rows(db, "store_a_counts") == {"boots": 1, "n": 2}
+        assert rows(db, "store_b_counts") == {"boots": 1, "n": 2, "x": 7}
