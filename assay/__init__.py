@@ -18,6 +18,7 @@ from assay.model import (
     System,
     action,
     ensures,
+    external_store,
     initially,
     invariant,
     on,
@@ -37,8 +38,8 @@ if TYPE_CHECKING:
     from assay.api import verify as verify
 
 __all__ = ["Component", "Map", "Message", "Peer", "Port", "Range", "Record", "System", "action",
-           "ensures", "initially", "invariant", "on", "on_restart", "on_start", "one_of",
-           "persistent", "protocol", "requires"]
+           "ensures", "external_store", "initially", "invariant", "on", "on_restart", "on_start",
+           "one_of", "persistent", "protocol", "requires"]
 
 # the Python API (`assay.api`): `assay.check(...)`, `from assay import check`; not in
 # `__all__`, which is what a spec needs

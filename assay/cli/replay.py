@@ -26,14 +26,18 @@ from assay.errors import AssayError
 @click.option("--html", "html_out", type=click.Path(dir_okay=False), metavar="FILE",
               help="Also write the trace explorer: one self-contained HTML page with the "
                    "sequence diagram and the global state at each step.")
+@click.option("--against-store", "store_db", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Also check that the run's external stores at its end hold what the "
+                   "store database FILE (of assay run --store-db) holds.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 def replay(trace_file: str, engine: str, mermaid_out: str | None, html_out: str | None,
-           as_json: bool) -> None:
+           store_db: str | None, as_json: bool) -> None:
     """Re-execute a trace file step by step and confirm where it ends.
 
-    Exit codes: 1 it ends in a violation (the recorded one, or another: said so), 0 it ends
-    without one, 2 the trace does not fit the spec (an event not enabled where it occurs, or
-    a step that changes other fields than the trace recorded).
+    Exit codes: 1 it ends in a violation (the recorded one, or another: said so), or the
+    store database disagrees with the run's stores (--against-store), 0 neither, 2 the
+    trace does not fit the spec (an event not enabled where it occurs, or a step that
+    changes other fields than the trace recorded).
     """
     from assay.kernel.trace import Trace, recorded_event, replay_trace
 
@@ -60,6 +64,13 @@ def replay(trace_file: str, engine: str, mermaid_out: str | None, html_out: str 
             from assay.explorer import page_data, to_html
 
             write_output(html_out, to_html(page_data(result, trace)))
+        store_diff: list[str] | None = None
+        if store_db:
+            from assay.runtime.extstore import check_against_store
+
+            assert result.kernel is not None and result.start is not None
+            store_diff = check_against_store(result.kernel, result.start, result.steps,
+                                             store_db)
     except AssayError as e:
         _fail(e)
         return
@@ -76,6 +87,9 @@ def replay(trace_file: str, engine: str, mermaid_out: str | None, html_out: str 
                    "cycle_start": result.cycle_start, "confirmed": v is not None,
                    "note": result.note},
                "events": [recorded_event(s) for s in result.steps]}
+        if store_diff is not None:
+            doc["store"] = {"database": store_db, "agrees": not store_diff,
+                            "differences": store_diff}
         click.echo(json.dumps(doc, indent=2, default=str))
     else:
         from assay.report import render_steps
@@ -106,10 +120,18 @@ def replay(trace_file: str, engine: str, mermaid_out: str | None, html_out: str 
                 con.print(f"  the recorded violation is reproduced: {how}", markup=False)
             elif recorded:
                 con.print("  the recorded violation is reproduced", markup=False)
+        if store_diff == []:
+            con.print(f"✓ the store database {store_db} holds the run's external stores",
+                      style="bold green", markup=False)
+        elif store_diff:
+            con.print(f"✗ the store database {store_db} disagrees with the run's external "
+                      f"stores ({len(store_diff)}):", style="bold red", markup=False)
+            for line in store_diff:
+                con.print(f"  {line}", markup=False)
         if mermaid_out:
             con.print(f"sequence diagram written to {mermaid_out}", markup=False)
         if html_out:
             con.print(f"trace explorer written to {html_out}", markup=False)
-    sys.exit(1 if v is not None else 0)
+    sys.exit(1 if v is not None or store_diff else 0)
 
 

@@ -48,11 +48,15 @@ from assay.errors import AssayError, UsageError
               metavar="SECONDS", help="Real time of one unit of timer delay.")
 @click.option("--trace-out", type=click.Path(dir_okay=False), metavar="FILE",
               help="Record the run as a trace (assay replay checks it against the model).")
+@click.option("--store-db", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Keep the external stores (external_store fields) in this SQLite file, a "
+                   "table per store, written in one transaction per step (--durability "
+                   "applies).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 def run(spec: str | None, system_name: str | None, params: tuple[str, ...],
         deploy_file: str | None, state_dir: str | None, fresh: bool, durability: str,
         duration: float | None, monitor: str, seed: int, time_unit: float,
-        trace_out: str | None, as_json: bool) -> None:
+        trace_out: str | None, store_db: str | None, as_json: bool) -> None:
     """Run the system on asyncio — in this process over in-process links, or (--deploy) as
     one process per node over authenticated TCP — with its contracts and protocols monitored
     on every step: the same handlers as check, verify and simulate.
@@ -70,6 +74,9 @@ def run(spec: str | None, system_name: str | None, params: tuple[str, ...],
     from assay.model.load import build
     from assay.runtime.local import run_local
 
+    if deploy_file and store_db:
+        _fail(UsageError("--store-db is for a run in this process, not --deploy"))
+        return
     if deploy_file:
         _run_deployment(deploy_file, duration, state_dir, monitor, time_unit, trace_out,
                         as_json, durability, fresh)
@@ -82,9 +89,16 @@ def run(spec: str | None, system_name: str | None, params: tuple[str, ...],
         system, name, typed = build(spec, system_name, _params(params))
         kernel = Kernel(system)
         _check_fresh(fresh, state_dir)
-        report, rt = run_local(kernel, duration, monitor, seed, time_unit,
-                               record=bool(trace_out), state_dir=state_dir,
-                               durability=durability, fresh=fresh)
+        from assay.runtime.extstore import open_store_db
+
+        stores = None if store_db is None else open_store_db(kernel, store_db, durability)
+        try:
+            report, rt = run_local(kernel, duration, monitor, seed, time_unit,
+                                   record=bool(trace_out), state_dir=state_dir,
+                                   durability=durability, fresh=fresh, stores=stores)
+        finally:
+            if stores is not None:
+                stores.close()
         if trace_out:
             try:
                 rt.trace(report, spec, name, typed).write(trace_out)

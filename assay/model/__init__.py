@@ -12,6 +12,7 @@ from assay.model.component import (
     persistent,
     requires,
 )
+from assay.model.extstore import external_store
 from assay.model.mapping import Map
 from assay.model.message import Message
 from assay.model.record import Record
@@ -19,5 +20,5 @@ from assay.model.system import System
 from assay.model.types import OneOf, Peer, Range, one_of
 
 __all__ = ["Component", "Map", "Message", "OneOf", "Peer", "Port", "Range", "Record", "System",
-           "action", "ensures", "initially", "invariant", "on", "on_restart", "on_start",
-           "one_of", "persistent", "requires"]
+           "action", "ensures", "external_store", "initially", "invariant", "on", "on_restart",
+           "on_start", "one_of", "persistent", "requires"]

@@ -596,6 +596,9 @@ def _build_info(cls: type) -> ComponentInfo:
                             [f"write '{n}: {spec.describe()} = <value>' or use one_of(...)"])
         default = getattr(cls, n)
         keep = isinstance(default, Persistent)
+        if keep and type(default) is not Persistent:     # an external store (extstore.py)
+            from assay.model.extstore import check_store_field
+            check_store_field(cls, n, spec, default, line)
         if keep:
             default = default.value
         values = default.values if isinstance(default, OneOf) else (default,)

@@ -42,6 +42,7 @@ from assay.kernel.events import Envelope, Fire
 from assay.kernel.kernel import Kernel, LocalChoice, LocalStep
 from assay.kernel.trace import Trace, run_events
 from assay.kernel.violation import Violation
+from assay.runtime.extstore import ExternalStores, StoreAdapter, start_values
 from assay.runtime.node import Node, Outcome
 from assay.runtime.steplog import log_line, merge_logs, open_step_log, restore, saved_envelope
 from assay.runtime.store import FRESH_NOTE, Store, open_store
@@ -89,7 +90,8 @@ class LocalRuntime:
     def __init__(self, kernel: Kernel, monitor: str = "enforce", seed: int = 0,
                  time_unit: float = 0.01, driven: tuple[str, ...] = (),
                  record: bool = True, state_dir: str | os.PathLike | None = None,
-                 durability: str = "machine", fresh: bool = False) -> None:
+                 durability: str = "machine", fresh: bool = False,
+                 stores: StoreAdapter | None = None) -> None:
         self.kernel = kernel
         self.names = [inst.name for inst in kernel.instances]
         # instances a client drives (`assay.runtime.connect`): their actions fire only when
@@ -127,6 +129,9 @@ class LocalRuntime:
         self.clock = 0
         self._restarts: list[tuple[str, Outcome]] = []
         first_life = True                        # no earlier life in the store
+        # external stores (extstore.py): checked against the state the run starts from
+        self.stores = None if stores is None else ExternalStores(kernel, stores, self.names)
+        initial = {n: self.node.state(n) for n in self.names} if self.stores else {}
         if state_dir is not None:
             # (fresh: the store and the step log of earlier lives are moved aside first)
             self.store = open_store(state_dir, NODE, durability, system=kernel.system.name,
@@ -154,6 +159,15 @@ class LocalRuntime:
             for inst in restarted:
                 self._log({"kind": "crash", "instance": inst})
             self._restarts = self.node.restart_all(restarted)
+        if self.stores:
+            try:
+                self.stores.attach(start_values(kernel, initial, self.store, first_life),
+                                   undo=self.store is not None)
+            except BaseException:            # no step taken: nothing more to make durable
+                for f in (self.store, self.steplog):
+                    if f is not None:
+                        f.close()
+                raise
         # a first life: each instance's start step (`@on_start`), part of the initial state
         self._starts = [(n, self.node.start(n)) for n in self.names
                         if first_life and self.node.has_start(n)]
@@ -221,6 +235,10 @@ class LocalRuntime:
         messages reach their inboxes: a kill between two steps loses no message."""
         out = self._route(out)
         rows: list[tuple[str, int] | None] = [None] * len(out.sends)
+        if self.stores and out.applied and name in self.stores.by_instance:
+            # before the step is durable (extstore.py)
+            await asyncio.to_thread(self.stores.commit, name, self.node.state(name),
+                                    self.clock + 1 if record else self.clock)
         if self.store is not None:
             gone = None if consumed is None else (NODE, *consumed)
             if not out.applied:                  # rejected: its message is consumed
@@ -265,6 +283,8 @@ class LocalRuntime:
         state directory: this step is not made durable)."""
         assert self.store is None, "a driven in-process run has no state directory"
         out = self._route(self.node.fire(action))
+        if self.stores and out.applied and action.instance in self.stores.by_instance:
+            self.stores.commit(action.instance, self.node.state(action.instance), self.clock)
         self._handle(action.instance, out)
         self.wake.set()
         return out
@@ -368,13 +388,15 @@ class LocalRuntime:
 def run_local(kernel: Kernel, duration: float | None = None, monitor: str = "enforce",
               seed: int = 0, time_unit: float = 0.01, record: bool = True,
               state_dir: str | os.PathLike | None = None, durability: str = "machine",
-              fresh: bool = False) -> tuple[RunReport, LocalRuntime]:
+              fresh: bool = False, stores: StoreAdapter | None = None
+              ) -> tuple[RunReport, LocalRuntime]:
     """Run the system of `kernel` in this process until it is quiescent or `duration` ends
     (`record`: keep the applied steps, for `trace`; `state_dir`: persist and resume;
-    `fresh`: start over there, the earlier state moved aside)."""
+    `fresh`: start over there, the earlier state moved aside; `stores`: the database of the
+    external stores, `assay.runtime.extstore`)."""
     async def main() -> tuple[RunReport, LocalRuntime]:
         rt = LocalRuntime(kernel, monitor, seed, time_unit, record=record, state_dir=state_dir,
-                          durability=durability, fresh=fresh)
+                          durability=durability, fresh=fresh, stores=stores)
         loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signal.SIGTERM, rt.stop)    # stop after the current step
