@@ -581,9 +581,11 @@ def test_run_deploy_does_not_start_the_client_node(bank, tmp_path):
     # not listen there and would fail the run (exit 2, "failed"); connecting is refused
     hold = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     hold.bind((HOST, bank.client_port))
+    # --for 6: under load (a loaded CI machine) the bank node took over 3 s to start and had
+    # reported no state when the run ended
     env = dict(os.environ, TMPDIR=str(tmp_path))
     p = subprocess.Popen([sys.executable, "-m", "assay.cli", "run", "--deploy", str(bank.dep),
-                          "--for", "3"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          "--for", "6"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, start_new_session=True, env=env)
     bank.procs.append(p)
     try:
