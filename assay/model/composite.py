@@ -1,0 +1,312 @@
+"""Composites: a system used as a component of another (`s.add("shard0", kv_shard)`).
+
+A composite is a `System` whose chosen inner ports are its own (`s.export("client",
+primary.clients)`).  Adding it to an outer system *flattens* it at build time: its instances
+become instances of the outer system under hierarchical names (`shard0.primary`; nesting
+gives `a.b.c`), its connections, properties, constraints, symmetries, fairness and externals
+are carried over with their names prefixed and their view of the world scoped to the
+composite.  Every engine therefore sees an ordinary flat system (one kernel semantics); what
+stays of the hierarchy is `System.composites` (who is inside what, and the exported ports),
+which the connection rules (encapsulation), `verify`'s report and a deployment's placement
+read.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from assay.errors import Location, SpecError
+from assay.model.component import InstanceStart
+
+if TYPE_CHECKING:
+    from assay.kernel.events import Envelope
+    from assay.model.system import PortRef, System
+
+
+@dataclass(frozen=True)
+class Composite:
+    """What is left of a composite once flattened: its name in the outer system, the name of
+    the system it was built from, its instances (flat names, nested composites' included, in
+    the order added) and its exported ports (export name -> the inner port, flat)."""
+
+    name: str
+    system: str
+    instances: tuple[str, ...]
+    exports: dict[str, PortRef]
+    location: Location | None
+
+    def holds(self, instance: str) -> bool:
+        return instance.startswith(self.name + ".")
+
+
+class CompositeRef:
+    """Handle returned by `System.add` for a composite; its attributes are the composite's
+    exported ports, its only ports as seen from outside."""
+
+    def __init__(self, composite: Composite) -> None:
+        self._composite = composite
+        self.name = composite.name
+
+    def __getattr__(self, attr: str) -> PortRef:
+        if attr.startswith("_"):
+            raise AttributeError(attr)
+        c = self._composite
+        port = c.exports.get(attr)
+        if port is None:
+            from assay.errors import caller_location
+
+            raise SpecError(f"composite {c.name!r} ({c.system}) exports no port {attr!r}",
+                            caller_location(2), [_exported_note(c)])
+        return port
+
+    def __repr__(self) -> str:
+        return f"<composite {self.name} of {self._composite.system}>"
+
+
+def _exported_note(c: Composite) -> str:
+    ports = ", ".join(sorted(c.exports)) or "(none)"
+    return (f"its instances are reachable from outside only through the ports it exports "
+            f"(s.export(name, port) in its system function): {ports}")
+
+
+class ScopedWorld:
+    """The world as a composite's own properties see it: `g["primary"]` is the composite's
+    `primary`, `g.instances(Cls)` only the composite's instances, `in_flight()` the messages
+    to or from them, `crashed()` those of them that are down (full names, as `view.name`
+    says)."""
+
+    __slots__ = ("_g", "_prefix", "_members")
+
+    def __init__(self, g: Any, prefix: str, members: frozenset[str]) -> None:
+        self._g = g
+        self._prefix = prefix
+        self._members = members
+
+    def __getitem__(self, name: str) -> Any:
+        full = self._prefix + name if isinstance(name, str) else name
+        if full in self._members:
+            return self._g[full]
+        if name in self._members:           # a full name, e.g. a view's `name`
+            return self._g[name]
+        raise KeyError(f"no instance named {name!r} in composite {self._prefix[:-1]!r}")
+
+    def instances(self, cls: type | None = None) -> list[Any]:
+        return [v for v in self._g.instances(cls) if v.name in self._members]
+
+    def in_flight(self, mtype: type | None = None) -> list[Envelope]:
+        return [e for e in self._g.in_flight(mtype)
+                if e.src in self._members or e.dst in self._members]
+
+    def crashed(self) -> list[str]:
+        return [n for n in self._g.crashed() if n in self._members]
+
+    def __repr__(self) -> str:
+        return f"<world of composite {self._prefix[:-1]}>"
+
+
+def scoped(fn: Callable[[Any], bool], prefix: str,
+           members: frozenset[str]) -> Callable[[Any], bool]:
+    """`fn`, a predicate of a composite's world, as a predicate of the outer world."""
+    def pred(g: Any) -> bool:
+        return fn(ScopedWorld(g, prefix, members))
+
+    pred.__name__ = getattr(fn, "__name__", "pred")
+    pred.__qualname__ = getattr(fn, "__qualname__", pred.__name__)
+    pred.__wrapped__ = fn        # type: ignore[attr-defined]  # object_location finds the source
+    return pred
+
+
+def _any_terminal(preds: list[tuple[Callable[[Any], bool], Location | None]],
+                  ) -> Callable[[Any], bool]:
+    def terminal(g: Any) -> bool:
+        return any(p(g) for p, _ in preds)
+    return terminal
+
+
+def export(system: System, name: Any, port: Any, where: Location | None) -> None:
+    """`s.export(name, port)`: make an inner port one of the system's own, for when the
+    system is used as a composite."""
+    from assay.model.system import _NAME, InstanceRef, PortRef
+
+    if not isinstance(name, str) or not _NAME.match(name) or name.startswith("_"):
+        raise SpecError(f"export name {name!r} is not a valid port name", where,
+                        ["use letters, digits and '_', starting with a letter: "
+                         "s.export('client', primary.clients)"])
+    if isinstance(port, InstanceRef | CompositeRef):
+        raise SpecError(f"export({name!r}, ...) got the instance {port.name!r}, not a port",
+                        where, [f"write s.export({name!r}, {port.name}.<port>)"])
+    if not isinstance(port, PortRef) or port.instance not in system.instances:
+        raise SpecError(f"export({name!r}, ...) needs a port of an instance of this system, "
+                        f"got {port!r}", where)
+    if name in system.exports:
+        raise SpecError(f"port {name!r} is exported twice", where,
+                        [f"it already exports {system.exports[name]}"])
+    _check_reachable(system, port, where, f"export({name!r}, {port})")
+    system.exports[name] = port
+
+
+def _check_reachable(system: System, end: PortRef, where: Location | None, what: str) -> None:
+    """Encapsulation: a port of an instance inside a composite is reachable only if the
+    composite exports it."""
+    for c in system.composites.values():
+        if c.holds(end.instance) and end not in c.exports.values():
+            raise SpecError(f"{what}: port {end} is inside composite {c.name!r} and not "
+                            "exported by it", where, [_exported_note(c)])
+
+
+def check_connect(system: System, a: PortRef, b: PortRef, where: Location | None) -> None:
+    for end in (a, b):
+        _check_reachable(system, end, where, f"connect({a}, {b})")
+
+
+def add(outer: System, name: str, inner: Any, where: Location | None, initially: Any,
+        params: dict[str, Any]) -> CompositeRef:
+    """`outer.add(name, inner)` for a composite: a `System`, or a function that returns one
+    (called with `params`).  Flattens it into `outer` (see the module docstring)."""
+    from assay.model.system import _NAME, Connection, Property, PortRef, System
+
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise SpecError(f"composite name {name!r} is not a valid name", where,
+                        ["use letters, digits, '_' and '-', starting with a letter or '_'"])
+    if name in outer.instances or name in outer.composites:
+        raise SpecError(f"{name!r} is added twice", where)
+    if initially is not None:
+        raise SpecError(f"add({name!r}, ...): initially= sets an instance's initial states, "
+                        "and a composite is a system", where,
+                        ["set the initial values inside the composite's system function, or "
+                         "pass them to it as keywords"])
+    if isinstance(inner, System):
+        if params:
+            raise SpecError(f"add({name!r}, system, {', '.join(params)}=...): keywords "
+                            "are for a function that builds the composite", where,
+                            [f"pass a function: s.add({name!r}, build, ...), or build the "
+                             "system with its parameters first"])
+    else:
+        label = getattr(inner, "__name__", repr(inner))
+        try:
+            inner = inner(**params)
+        except TypeError as e:
+            raise SpecError(f"add({name!r}, {label}, ...): {e}", where) from None
+        if not isinstance(inner, System):
+            raise SpecError(f"add({name!r}, {label}): {label} returned "
+                            f"{type(inner).__name__}, not a System", where,
+                            ["a composite's function returns the System it builds"])
+    if inner is outer:
+        raise SpecError(f"add({name!r}, ...): a system cannot contain itself", where)
+    if getattr(inner, "_flattened_into", None) is not None:
+        raise SpecError(f"add({name!r}, ...): system {inner.name!r} is already a composite "
+                        f"of {inner._flattened_into!r}", where,
+                        ["build a fresh one for each use: pass the function that builds it, "
+                         f"s.add({name!r}, build)"])
+    if inner.network != outer.network:
+        raise SpecError(f"composite {name!r}: system {inner.name!r} is on the "
+                        f"{inner.network!r} network and {outer.name!r} on "
+                        f"{outer.network!r}", where,
+                        ["one system runs on one network model: give both the same network"])
+    if not inner.instances:
+        raise SpecError(f"composite {name!r}: system {inner.name!r} has no instances", where)
+    if len(outer.instances) + len(inner.instances) > outer.MAX_INSTANCES:
+        raise SpecError(f"system {outer.name!r} would have more instances than assay allows "
+                        f"(at most {outer.MAX_INSTANCES} instances)", where,
+                        ["a parameter that sets the size of the system is too large"])
+    if len(outer.connections) + len(inner.connections) > outer.MAX_CONNECTIONS:
+        raise SpecError(f"system {outer.name!r} would have more connections than assay "
+                        f"allows (at most {outer.MAX_CONNECTIONS} connections)", where,
+                        ["a parameter that sets the size of the system is too large"])
+    inner._flattened_into = outer.name
+    prefix = name + "."
+
+    def rename(n: str) -> str:
+        return prefix + n
+
+    def port(p: PortRef) -> PortRef:
+        return PortRef(rename(p.instance), p.port, p.many)
+
+    members = frozenset(rename(n) for n in inner.instances)
+    for n, cls in inner.instances.items():
+        full = rename(n)
+        start = inner.overrides[n]
+        own = InstanceStart(dict(start), full, start.initially, start.location)
+        outer.instances[full] = cls
+        outer.overrides[full] = own
+        outer.locations[full] = inner.locations.get(n)
+    for c in inner.connections:
+        outer.connections.append(Connection(port(c.a), port(c.b), c.location, c.capacity,
+                                            c.full, c.lossy))
+    for (inst, p), peers in inner._ends.items():
+        outer._ends[(rename(inst), p)] = [port(q) for q in peers]
+
+    def prop(p: Property) -> Property:
+        trigger = None if p.trigger is None else scoped(p.trigger, prefix, members)
+        return Property(rename(p.name), p.kind, scoped(p.fn, prefix, members), p.location,
+                        trigger)
+
+    outer.properties.extend(prop(p) for p in inner.properties)
+    outer.liveness.extend(prop(p) for p in inner.liveness)
+    outer.constraints.extend((scoped(fn, prefix, members), loc)
+                             for fn, loc in inner.constraints)
+    # a state is final when each part that declares final states is in one of them
+    parts = list(inner.part_terminals)
+    if inner.terminals:
+        parts.append((_any_terminal(list(inner.terminals)), inner.terminals[0][1]))
+    outer.part_terminals.extend((scoped(fn, prefix, members), loc) for fn, loc in parts)
+    outer.symmetries.extend((tuple(rename(n) for n in group), loc)
+                            for group, loc in inner.symmetries)
+    outer.externals.extend(rename(n) for n in inner.externals)
+    outer.fair_rules.extend(_fairness(inner, rename))
+    for c in inner.composites.values():
+        outer.composites[rename(c.name)] = Composite(
+            rename(c.name), c.system, tuple(rename(n) for n in c.instances),
+            {k: port(v) for k, v in c.exports.items()}, c.location)
+    comp = Composite(name, inner.name, tuple(rename(n) for n in inner.instances),
+                     {k: port(v) for k, v in inner.exports.items()}, where)
+    outer.composites[name] = comp
+    return CompositeRef(comp)
+
+
+def _fairness(inner: System, rename: Callable[[str], str]) -> Iterator[tuple[str, str]]:
+    """The composite's fairness as rules on its own instances (a class rule of the composite
+    covers only its instances; its default, when it sets one, too): they come before any
+    rule the outer system adds later, so the composite's own word holds."""
+    for n, cls in inner.instances.items():
+        kind = None
+        by_class = None
+        for target, k in inner.fair_rules:
+            if target == n:
+                kind = k
+                break
+            if isinstance(target, type) and issubclass(cls, target):
+                by_class = k
+        kind = kind or by_class or (inner.fairness if inner.fairness != "none" else None)
+        if kind is not None:
+            yield (rename(n), kind)
+
+
+def members(system: System, ref: Any) -> tuple[str, ...] | None:
+    """The flat instances of a composite ref of `system`, or None for anything else."""
+    if isinstance(ref, CompositeRef) and ref.name in system.composites:
+        return system.composites[ref.name].instances
+    return None
+
+
+def combined_terminals(system: System) -> list[tuple[Callable[[Any], bool], Location | None]]:
+    """The terminal predicates the kernel uses: the system's own (any of them), and when
+    composites declare final states, one predicate that needs every part in one."""
+    own = list(system.terminals)
+    parts = list(system.part_terminals)
+    if not parts:
+        return own
+    if own:
+        parts.append((_any_terminal(own), own[0][1]))
+
+    def every_part_final(g: Any) -> bool:
+        return all(p(g) for p, _ in parts)
+
+    return [(every_part_final, parts[0][1])]
+
+
+def owner(system: System, instance: str) -> str | None:
+    """The outermost composite `instance` is inside, or None."""
+    top = instance.partition(".")[0]
+    return top if top in system.composites and top != instance else None
