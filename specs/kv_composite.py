@@ -26,7 +26,7 @@ the backup has stored it: `check` finds the acknowledged write that is on no bac
 """
 from typing import Annotated
 
-from assay import Component, Message, Peer, Port, Range, System, action, on
+from assay import Component, Message, Port, Range, System, action, on
 from assay import protocol as p
 
 
@@ -50,30 +50,32 @@ class Replicated(Message):
 
 # the client's side of a shard's (and the router's) port: one write at a time, acknowledged
 WRITER = p.loop(lambda again: p.send(Put) >> p.recv(PutAck) >> again)
+# the primary's side of its link to the backup: each value replicated, then confirmed
+REPLICATION = p.loop(lambda again: p.send(Replicate) >> p.recv(Replicated) >> again)
 KEYS = (0, 1)
 
 
 class Primary(Component):
-    clients = Port(WRITER.dual(), many=True)
-    backup = Port()
+    client = Port(WRITER.dual())
+    backup = Port(REPLICATION)
     value: int = 0
-    writer: Peer | None = None        # whose write is replicating (one at a time)
+    busy: bool = False                # a write is replicating (one at a time)
 
-    @on(Put, when=lambda self, m: self.writer is None)      # a later put waits its turn
+    @on(Put, port="client", when=lambda self, m: not self.busy)     # one write at a time
     def put(self, m):
         self.value = m.value
-        self.writer = m.sender
+        self.busy = True
         self.backup.send(Replicate(m.value))
 
-    @on(Replicated)
+    @on(Replicated, port="backup")
     def replicated(self, m):
-        if self.writer is not None:
-            self.clients.send(PutAck(0, m.value), to=self.writer)
-            self.writer = None
+        if self.busy:
+            self.client.send(PutAck(0, m.value))
+            self.busy = False
 
 
 class Backup(Component):
-    primary = Port()
+    primary = Port(REPLICATION.dual())
     value: int = 0
 
     @on(Replicate)
@@ -87,11 +89,11 @@ def kv_shard() -> System:
     s = System("kv_shard", network="fifo")
     primary = s.add("primary", Primary)
     s.connect(primary.backup, s.add("backup", Backup).primary)
-    s.export("client", primary.clients)
+    s.export("client", primary.client)
 
     @s.always
     def in_sync(g):                   # between writes, the backup holds the primary's value
-        return g["primary"].writer is not None or g["backup"].value == g["primary"].value
+        return g["primary"].busy or g["backup"].value == g["primary"].value
 
     return s
 
@@ -101,18 +103,19 @@ class Router(Component):
     client = Port(WRITER.dual())
     shard0 = Port(WRITER)
     shard1 = Port(WRITER)
+    key: int = 0                      # the key of the write in progress (one at a time)
 
     @on(Put)
     def put(self, m):
+        self.key = m.key
         if m.key == 0:
-            self.shard0.send(m)
+            self.shard0.send(Put(m.key, m.value))
         else:
-            self.shard1.send(m)
+            self.shard1.send(Put(m.key, m.value))
 
     @on(PutAck)
     def ack(self, m):
-        key = 0 if m.sender == self.shard0.peer else 1
-        self.client.send(PutAck(key, m.value))
+        self.client.send(PutAck(self.key, m.value))
 
 
 class Client(Component):

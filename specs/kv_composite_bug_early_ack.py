@@ -15,22 +15,22 @@ from assay import Range, System, on
 
 
 class EagerPrimary(Primary):
-    @on(Put, when=lambda self, m: self.writer is None)
+    @on(Put, port="client", when=lambda self, m: not self.busy)
     def put(self, m):
         self.value = m.value
         self.backup.send(Replicate(m.value))
-        self.clients.send(PutAck(0, m.value), to=m.sender)   # BUG: before the backup has it
+        self.client.send(PutAck(0, m.value))      # BUG: before the backup has stored it
 
 
 def kv_shard() -> System:
     s = System("kv_shard", network="fifo")
     primary = s.add("primary", EagerPrimary)
     s.connect(primary.backup, s.add("backup", Backup).primary)
-    s.export("client", primary.clients)
+    s.export("client", primary.client)
 
     @s.always
     def in_sync(g):
-        return g["primary"].writer is not None or g["backup"].value == g["primary"].value
+        return g["primary"].busy or g["backup"].value == g["primary"].value
 
     return s
 

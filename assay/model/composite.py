@@ -310,3 +310,57 @@ def owner(system: System, instance: str) -> str | None:
     """The outermost composite `instance` is inside, or None."""
     top = instance.partition(".")[0]
     return top if top in system.composites and top != instance else None
+
+
+def _containing(system: System, instance: str) -> set[str]:
+    return {c for c, comp in system.composites.items() if comp.holds(instance)}
+
+
+def connection_label(system: System, a: str, b: str) -> tuple[str, str]:
+    """How `verify` shows a connection between the ports `a` and `b` ("inst.port", flat
+    names): the group it belongs to — "connection" outside every composite, the composite's
+    name inside one, "<composite> boundary" when it crosses one's boundary (an outer port
+    against an exported one) — and the connection as "a ~ b", an exported port under the
+    name the composite gives it."""
+    ia, ib = a.rpartition(".")[0], b.rpartition(".")[0]
+    ca, cb = _containing(system, ia), _containing(system, ib)
+    if ca == cb:
+        group = max(ca, key=len) if ca else "connection"
+        return group, f"{a} ~ {b}"
+    crossed = min(ca ^ cb, key=lambda c: (c.count("."), c))
+    comp = system.composites[crossed]
+
+    def shown(end: str) -> str:
+        inst, _, port = end.rpartition(".")
+        if not comp.holds(inst):
+            return end
+        for name, ref in comp.exports.items():
+            if (ref.instance, ref.port) == (inst, port):
+                return f"{crossed}.{name}"
+        return end
+
+    return f"{crossed} boundary", f"{shown(a)} ~ {shown(b)}"
+
+
+def group_connections(system: System, obligations: list[Any]) -> list[Any]:
+    """`verify`'s connection obligations (component "connection") relabelled by
+    `connection_label` and grouped: those outside every composite first, then each
+    composite's, its boundary after its inside, in the order the composites were added."""
+    from dataclasses import replace
+
+    if not system.composites:
+        return obligations
+    order = {"connection": (0, "")}
+    for i, c in enumerate(system.composites):
+        order[c] = (i + 1, "")
+        order[f"{c} boundary"] = (i + 1, "boundary")
+    rest = [o for o in obligations if o.component != "connection"]
+    conns = []
+    for o in obligations:
+        if o.component != "connection":
+            continue
+        a, _, b = o.target.partition(" ~ ")
+        group, target = connection_label(system, a, b)
+        conns.append(replace(o, component=group, target=target))
+    conns.sort(key=lambda o: order.get(o.component, (len(order), "")))
+    return rest + conns

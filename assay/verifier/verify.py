@@ -116,6 +116,7 @@ import z3
 
 from assay.errors import Location, UsageError
 from assay.kernel.exec import Runner
+from assay.model.composite import group_connections
 from assay.model.component import ActionInfo, ComponentInfo, HandlerInfo, component_info
 from assay.model.mapping import Map
 from assay.model.message import Message
@@ -475,6 +476,7 @@ def verify(system: System, component: str | None = None, timeout: float = 5.0) -
                             component is None and bool(system.connections), out)
         return VerifyReport(system.name, tuple(c.__name__ for c in classes), tuple(out),
                             time.perf_counter() - t0, tuple(empty), left, interrupted=True)
+    out = group_connections(system, out)      # a composite's inside and boundary apart
     return VerifyReport(system.name, tuple(c.__name__ for c in classes), tuple(out),
                         time.perf_counter() - t0, tuple(empty))
 
