@@ -69,7 +69,7 @@ def test_an_inner_port_that_is_not_exported_is_unreachable_from_outside():
     router = s.add("router", kv.Router)
     shard = s.add("shard0", kv.kv_shard)
     with pytest.raises(SpecError, match="exports no port 'backup'") as e:
-        shard.backup
+        _ = shard.backup
     assert "client" in str(e.value)
     with pytest.raises(SpecError, match="inside composite 'shard0' and not exported") as e:
         s.connect(router.shard0, PortRef("shard0.backup", "primary", False))
@@ -392,7 +392,8 @@ def test_placing_a_composite_places_every_instance_inside_it(tmp_path):
         {"n1": (7101, ["client", "router", "shard1", "shard0.backup"]),
          "n2": (7102, ["shard0.primary"])},
         constraints={"apart": [["shard0", "shard1"]]}))
-    with pytest.raises(UsageError, match="apart.*'shard0' and 'shard1' both have instances on 'n1'"):
+    with pytest.raises(UsageError,
+                       match="apart.*'shard0' and 'shard1' both have instances on 'n1'"):
         placed(apart, system)
 
 

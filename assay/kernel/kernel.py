@@ -63,8 +63,8 @@ from assay.kernel.network import (
     split_sends,
 )
 from assay.kernel.violation import Violation
-from assay.model.composite import combined_terminals
 from assay.model.component import ActionInfo, ComponentInfo, component_info
+from assay.model.composite import combined_terminals
 from assay.model.message import Message
 from assay.model.system import System
 from assay.model.types import Peer, admits_any, canonical, exact_key, to_json

@@ -164,7 +164,7 @@ def add(outer: System, name: str, inner: Any, where: Location | None, initially:
         params: dict[str, Any]) -> CompositeRef:
     """`outer.add(name, inner)` for a composite: a `System`, or a function that returns one
     (called with `params`).  Flattens it into `outer` (see the module docstring)."""
-    from assay.model.system import _NAME, Connection, Property, PortRef, System
+    from assay.model.system import _NAME, Connection, PortRef, Property, System
 
     if not isinstance(name, str) or not _NAME.match(name):
         raise SpecError(f"composite name {name!r} is not a valid name", where,
@@ -227,6 +227,7 @@ def add(outer: System, name: str, inner: Any, where: Location | None, initially:
     for n, cls in inner.instances.items():
         full = rename(n)
         start = inner.overrides[n]
+        assert isinstance(start, InstanceStart)
         own = InstanceStart(dict(start), full, start.initially, start.location)
         outer.instances[full] = cls
         outer.overrides[full] = own
@@ -255,10 +256,10 @@ def add(outer: System, name: str, inner: Any, where: Location | None, initially:
                             for group, loc in inner.symmetries)
     outer.externals.extend(rename(n) for n in inner.externals)
     outer.fair_rules.extend(_fairness(inner, rename))
-    for c in inner.composites.values():
-        outer.composites[rename(c.name)] = Composite(
-            rename(c.name), c.system, tuple(rename(n) for n in c.instances),
-            {k: port(v) for k, v in c.exports.items()}, c.location)
+    for sub in inner.composites.values():
+        outer.composites[rename(sub.name)] = Composite(
+            rename(sub.name), sub.system, tuple(rename(n) for n in sub.instances),
+            {k: port(v) for k, v in sub.exports.items()}, sub.location)
     comp = Composite(name, inner.name, tuple(rename(n) for n in inner.instances),
                      {k: port(v) for k, v in inner.exports.items()}, where)
     outer.composites[name] = comp

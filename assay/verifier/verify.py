@@ -116,8 +116,8 @@ import z3
 
 from assay.errors import Location, UsageError
 from assay.kernel.exec import Runner
-from assay.model.composite import group_connections
 from assay.model.component import ActionInfo, ComponentInfo, HandlerInfo, component_info
+from assay.model.composite import group_connections
 from assay.model.mapping import Map
 from assay.model.message import Message
 from assay.model.system import System
