@@ -275,6 +275,55 @@ def test_a_composites_fairness_covers_only_its_own_instances():
     assert not any(target is Worker for target, _ in s.fair_rules)
 
 
+def pinged_hub(pingers: int = 2) -> System:
+    """A hub and its pingers, interchangeable; every ping is eventually counted."""
+    s = System("pinged_hub", fairness="weak")
+    hub = s.add("hub", Hub)
+    names = []
+    for i in range(pingers):
+        pinger = s.add(f"p{i}", Pinger)
+        s.connect(pinger.hub, hub.peers)
+        names.append(pinger)
+    s.symmetric(*names)
+
+    @s.eventually
+    def all_counted(g):
+        return g["hub"].seen == len(g.instances(Pinger))
+
+    return s
+
+
+def test_a_composites_symmetry_and_liveness_are_carried_over():
+    s = System("t")
+    for k in range(2):
+        s.add(f"part{k}", pinged_hub)
+    assert [g for g, _ in s.symmetries] == [("part0.p0", "part0.p1"), ("part1.p0", "part1.p1")]
+    assert [pr.name for pr in s.liveness] == ["part0.all_counted", "part1.all_counted"]
+    assert ("part0.hub", "weak") in s.fair_rules         # the composite's default fairness
+    r = assay.check(s, deadlock=False)
+    assert r.verdict == "ok" and r.states == 9 * 9       # each part alone: 9 states
+    assert r.liveness == {"part0.all_counted": "holds", "part1.all_counted": "holds"}
+    s.liveness.clear()                                   # liveness is checked unreduced
+    r = assay.check(s, deadlock=False)
+    assert r.verdict == "ok" and r.symmetry["applied"] and r.states == 6 * 6    # orbits
+
+
+def test_a_composites_liveness_property_that_fails_is_found_under_its_name():
+    def overcounted() -> System:
+        s = pinged_hub()
+
+        @s.eventually
+        def one_too_many(g):           # never: the hub counts each of its pingers once
+            return g["hub"].seen > len(g.instances(Pinger))
+
+        return s
+
+    s = System("t")
+    s.add("part", overcounted)
+    r = assay.check(s, deadlock=False)
+    assert r.verdict == "violation" and r.violation.name == "part.one_too_many"
+
+
 # --- simulate, replay ---------------------------------------------------------------------------
 
 def test_simulate_runs_the_composite_and_finds_the_bug():
