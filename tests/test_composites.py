@@ -78,6 +78,21 @@ def test_an_inner_port_that_is_not_exported_is_unreachable_from_outside():
         s.connect(router.shard0, shard)
 
 
+def test_an_exported_port_left_unconnected_is_named_by_its_export():
+    s = System("t", network="fifo")
+    s.add("shard0", kv.kv_shard)
+    with pytest.raises(SpecError, match="not connected") as e:
+        assay.check(s)
+    assert "exported as shard0.client" in str(e.value)
+
+
+def test_a_composite_cannot_export_what_an_inner_composite_hides():
+    s = System("pair", network="fifo")
+    s.add("inner", kv.kv_shard)
+    with pytest.raises(SpecError, match="inside composite 'inner' and not exported"):
+        s.export("backup", PortRef("inner.backup", "primary", False))
+
+
 def test_a_top_level_name_cannot_collide_with_an_inner_one():
     s = System("t", network="fifo")
     s.add("shard0", kv.kv_shard)
@@ -359,6 +374,10 @@ def test_verify_proves_the_composite_and_groups_its_connections():
     assert groups["shard1 boundary"] == "router.shard1 ~ shard1.client"
     assert groups["shard0"] == "shard0.primary.backup ~ shard0.backup.primary"
     assert groups["connection"] == "client.kv ~ router.client"
+    assert report.composites[0] == ("composite shard0 (kv_shard): shard0.primary (Primary), "
+                                    "shard0.backup (Backup); exports client = "
+                                    "shard0.primary.client")
+    assert "composite shard1 (kv_shard)" in report.text()
 
 
 class Reader(Message): ...

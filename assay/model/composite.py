@@ -365,3 +365,14 @@ def group_connections(system: System, obligations: list[Any]) -> list[Any]:
         conns.append(replace(o, component=group, target=target))
     conns.sort(key=lambda o: order.get(o.component, (len(order), "")))
     return rest + conns
+
+
+def describe(system: System) -> tuple[str, ...]:
+    """One line per composite of `system`, for `verify`'s report: its instances (with their
+    classes) and the ports it exports."""
+    out = []
+    for c in system.composites.values():
+        insts = ", ".join(f"{n} ({system.instances[n].__name__})" for n in c.instances)
+        ports = ", ".join(f"{e} = {ref}" for e, ref in c.exports.items()) or "nothing"
+        out.append(f"composite {c.name} ({c.system}): {insts}; exports {ports}")
+    return tuple(out)
