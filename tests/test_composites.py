@@ -116,6 +116,8 @@ def test_bad_composites_are_spec_errors_that_say_what_to_do():
     s.add("x", built)
     with pytest.raises(SpecError, match="already a composite"):
         s.add("y", built)
+    with pytest.raises(SpecError, match="already a composite of 't'"):
+        built.add("late", kv.Backup)
     with pytest.raises(SpecError, match="exported twice"):
         inner = System("i", network="fifo")
         pr = inner.add("p", kv.Primary)

@@ -139,11 +139,23 @@ def export(system: System, name: Any, port: Any, where: Location | None) -> None
     if not isinstance(port, PortRef) or port.instance not in system.instances:
         raise SpecError(f"export({name!r}, ...) needs a port of an instance of this system, "
                         f"got {port!r}", where)
+    check_open(system, where)
     if name in system.exports:
         raise SpecError(f"port {name!r} is exported twice", where,
                         [f"it already exports {system.exports[name]}"])
     _check_reachable(system, port, where, f"export({name!r}, {port})")
     system.exports[name] = port
+
+
+def check_open(system: System, where: Location | None) -> None:
+    """A system already flattened into another as a composite takes no more instances,
+    connections or exports: the outer system has its copy and would not see them."""
+    if system._flattened_into is not None:
+        raise SpecError(f"system {system.name!r} is already a composite of "
+                        f"{system._flattened_into!r}: what is added to it now would not be "
+                        "part of that", where,
+                        ["build the composite completely before adding it, or pass the "
+                         "function that builds it"])
 
 
 def _check_reachable(system: System, end: PortRef, where: Location | None, what: str) -> None:
@@ -194,7 +206,7 @@ def add(outer: System, name: str, inner: Any, where: Location | None, initially:
                             ["a composite's function returns the System it builds"])
     if inner is outer:
         raise SpecError(f"add({name!r}, ...): a system cannot contain itself", where)
-    if getattr(inner, "_flattened_into", None) is not None:
+    if inner._flattened_into is not None:
         raise SpecError(f"add({name!r}, ...): system {inner.name!r} is already a composite "
                         f"of {inner._flattened_into!r}", where,
                         ["build a fresh one for each use: pass the function that builds it, "

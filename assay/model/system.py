@@ -212,6 +212,7 @@ class System:
         `cls` may also be a composite: a `System`, or a function that builds one (keyword
         arguments are its parameters); see `assay/model/composite.py`."""
         where = caller_location(2)
+        composite.check_open(self, where)
         if isinstance(cls, System) or (callable(cls) and not isinstance(cls, type)):
             return composite.add(self, name, cls, where, initially, initial)
         if not isinstance(name, str) or not _NAME.match(name):
@@ -284,6 +285,7 @@ class System:
             if not isinstance(end, PortRef) or end.instance not in self.instances:
                 raise SpecError(f"connect() needs ports of instances of this system, got {end!r}",
                                 where)
+        composite.check_open(self, where)
         if self.composites:
             composite.check_connect(self, a, b, where)
         if (a.instance, a.port) == (b.instance, b.port):
