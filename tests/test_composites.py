@@ -325,6 +325,22 @@ def test_a_composites_symmetry_and_liveness_are_carried_over():
     assert r.verdict == "ok" and r.symmetry["applied"] and r.states == 6 * 6    # orbits
 
 
+def test_symmetric_members_need_the_same_fairness_of_their_own():
+    def part(fair_one: bool) -> System:
+        s = System("part")
+        hub = s.add("hub", Hub)
+        ps = [s.add(f"p{i}", Pinger) for i in range(2)]
+        for x in ps:
+            s.connect(x.hub, hub.peers)
+        s.symmetric(*ps)
+        s.fair("weak", *(ps[:1] if fair_one else ps))
+        return s
+
+    assert assay.check(part(False), deadlock=False).symmetry["applied"]
+    with pytest.raises(SpecError, match="a fairness declaration names 'p0'"):
+        assay.check(part(True), deadlock=False)
+
+
 def test_a_composites_liveness_property_that_fails_is_found_under_its_name():
     def overcounted() -> System:
         s = pinged_hub()
