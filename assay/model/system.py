@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 from assay.errors import Location, SpecError, caller_location, object_location
 from assay.model import composite
@@ -201,8 +201,16 @@ class System:
 
     # --- building --------------------------------------------------------------------------
 
+    @overload
+    def add(self, name: str, cls: type[Component], *, initially: Any = None,
+            **initial: Any) -> InstanceRef: ...
+
+    @overload
+    def add(self, name: str, cls: System | Callable[..., System],
+            **params: Any) -> composite.CompositeRef: ...
+
     def add(self, name: str, cls: Any, *, initially: Any = None,
-            **initial: Any) -> Any:
+            **initial: Any) -> InstanceRef | composite.CompositeRef:
         """Add an instance of `cls` named `name`; keyword arguments set initial field values
         (a value or a `one_of`).  `initially` gives correlated initial states: a list of dicts
         of field values (the instance starts in one of them; a field a dict does not name
