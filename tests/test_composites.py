@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import assay
-from assay import Component, Message, Port, System, action, on
+from assay import Component, Message, Port, System, action, invariant, on
 from assay import protocol as p
 from assay.errors import SpecError, UsageError
 from assay.model.load import load_module
@@ -427,6 +427,52 @@ def test_verify_refutes_a_protocol_mismatch_at_the_boundary():
     assert boundary[0].target == "router.shard0 ~ shard0.client"
     inside = [o for o in report.obligations if o.component == "shard0"]
     assert [o.verdict for o in inside] == ["proved"]
+
+
+class StrictPrimary(kv.Primary):
+    """A primary that assumes every value written is positive (a port contract)."""
+    client = Port(kv.WRITER.dual(), where={kv.Put: lambda m: m.value > 0})
+
+
+class PositiveWriter(Component):
+    """Writes 1, 2, ... to one shard, and guarantees so on its port."""
+    shard0 = Port(kv.WRITER, where={kv.Put: lambda m: m.value > 0})
+    sent: int = 0
+    waiting: bool = False
+    invariant(lambda self: self.sent >= 0)
+
+    @action(when=lambda self: not self.waiting and self.sent < 2)
+    def put(self):
+        self.sent += 1
+        self.waiting = True
+        self.shard0.send(kv.Put(0, self.sent))
+
+    @on(kv.PutAck)
+    def ack(self, m):
+        self.waiting = False
+
+
+class CarelessWriter(PositiveWriter):
+    """The same writer, guaranteeing nothing on its port."""
+    shard0 = Port(kv.WRITER)
+
+
+def strict_shard():
+    s = System("strict_shard", network="fifo")
+    primary = s.add("primary", StrictPrimary)
+    s.connect(primary.backup, s.add("backup", kv.Backup).primary)
+    s.export("client", primary.client)
+    return s
+
+
+@pytest.mark.parametrize("writer, verdict", [(CarelessWriter, "refuted"),
+                                             (PositiveWriter, "proved")])
+def test_verify_proves_or_refutes_a_port_contract_at_the_boundary(writer, verdict):
+    s = System("t", network="fifo")
+    s.connect(s.add("writer", writer).shard0, s.add("shard0", strict_shard).client)
+    contracts = [o for o in assay.verify(s).obligations if o.kind == "contract"]
+    assert [(o.component, o.target, o.verdict) for o in contracts] == [
+        ("shard0 boundary", "writer.shard0 ~ shard0.client", verdict)]
 
 
 # --- run: locally, and deployed with a composite placed whole --------------------------------
