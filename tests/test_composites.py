@@ -64,6 +64,35 @@ def test_nested_composites_give_dotted_paths_and_exports_pass_through():
     assert [pr.name for pr in s.properties] == ["a.inner.in_sync"]
 
 
+def test_a_nested_composites_property_reads_its_own_world():
+    seen: list[tuple[list[str], str]] = []
+
+    def shard():
+        s = kv.kv_shard()
+
+        @s.always
+        def own(g):
+            seen.append(([v.name for v in g.instances()], g["backup"].name))
+            return g[g["primary"].name] is not None      # a full name is accepted too
+
+        return s
+
+    def pair():
+        s = System("pair", network="fifo")
+        s.export("client", s.add("inner", shard).client)
+        return s
+
+    s = System("top", network="fifo")
+    router = s.add("router", kv.Router)
+    s.connect(s.add("client", kv.Client).kv, router.client)
+    s.connect(router.shard0, s.add("a", pair).client)
+    s.connect(router.shard1, s.add("b", shard).client)
+    assert assay.check(s, deadlock=False).verdict == "ok"
+    assert (["a.inner.primary", "a.inner.backup"], "a.inner.backup") in seen
+    assert (["b.primary", "b.backup"], "b.backup") in seen
+    assert {len(names) for names, _ in seen} == {2}
+
+
 def test_an_inner_port_that_is_not_exported_is_unreachable_from_outside():
     s = System("t", network="fifo")
     router = s.add("router", kv.Router)

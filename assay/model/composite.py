@@ -71,45 +71,51 @@ def _exported_note(c: Composite) -> str:
 
 
 class ScopedWorld:
-    """The world as a composite's own properties see it: `g["primary"]` is the composite's
+    """The world as a composite's own predicates see it: `g["primary"]` is the composite's
     `primary`, `g.instances(Cls)` only the composite's instances, `in_flight()` the messages
     to or from them, `crashed()` those of them that are down (full names, as `view.name`
-    says)."""
+    says; a full name is also accepted by `g[...]`).  The composite's instances are those
+    under its prefix (`shard0.`): no name outside it starts so.  A composite inside a
+    composite scopes the world of the whole system, under both prefixes."""
 
-    __slots__ = ("_g", "_prefix", "_members")
+    __slots__ = ("_root", "_prefix")
+    _root: Any
+    _prefix: str
 
-    def __init__(self, g: Any, prefix: str, members: frozenset[str]) -> None:
-        self._g = g
+    def __init__(self, g: Any, prefix: str) -> None:
+        if isinstance(g, ScopedWorld):
+            g, prefix = g._root, g._prefix + prefix
+        self._root = g
         self._prefix = prefix
-        self._members = members
 
     def __getitem__(self, name: str) -> Any:
-        full = self._prefix + name if isinstance(name, str) else name
-        if full in self._members:
-            return self._g[full]
-        if name in self._members:           # a full name, e.g. a view's `name`
-            return self._g[name]
+        if isinstance(name, str):
+            try:
+                return self._root[self._prefix + name]
+            except KeyError:
+                if name.startswith(self._prefix):     # a full name, e.g. a view's `name`
+                    return self._root[name]
         raise KeyError(f"no instance named {name!r} in composite {self._prefix[:-1]!r}")
 
     def instances(self, cls: type | None = None) -> list[Any]:
-        return [v for v in self._g.instances(cls) if v.name in self._members]
+        return [v for v in self._root.instances(cls) if v.name.startswith(self._prefix)]
 
     def in_flight(self, mtype: type | None = None) -> list[Envelope]:
-        return [e for e in self._g.in_flight(mtype)
-                if e.src in self._members or e.dst in self._members]
+        p = self._prefix
+        return [e for e in self._root.in_flight(mtype)
+                if e.src.startswith(p) or e.dst.startswith(p)]
 
     def crashed(self) -> list[str]:
-        return [n for n in self._g.crashed() if n in self._members]
+        return [n for n in self._root.crashed() if n.startswith(self._prefix)]
 
     def __repr__(self) -> str:
         return f"<world of composite {self._prefix[:-1]}>"
 
 
-def scoped(fn: Callable[[Any], bool], prefix: str,
-           members: frozenset[str]) -> Callable[[Any], bool]:
+def scoped(fn: Callable[[Any], bool], prefix: str) -> Callable[[Any], bool]:
     """`fn`, a predicate of a composite's world, as a predicate of the outer world."""
     def pred(g: Any) -> bool:
-        return fn(ScopedWorld(g, prefix, members))
+        return fn(ScopedWorld(g, prefix))
 
     pred.__name__ = getattr(fn, "__name__", "pred")
     pred.__qualname__ = getattr(fn, "__qualname__", pred.__name__)
@@ -127,9 +133,9 @@ def _any_terminal(preds: list[tuple[Callable[[Any], bool], Location | None]],
 def export(system: System, name: Any, port: Any, where: Location | None) -> None:
     """`s.export(name, port)`: make an inner port one of the system's own, for when the
     system is used as a composite."""
-    from assay.model.system import _NAME, InstanceRef, PortRef
+    from assay.model.system import InstanceRef, PortRef
 
-    if not isinstance(name, str) or not _NAME.match(name) or name.startswith("_"):
+    if not isinstance(name, str) or not name.isidentifier() or name.startswith("_"):
         raise SpecError(f"export name {name!r} is not a valid port name", where,
                         ["use letters, digits and '_', starting with a letter: "
                          "s.export('client', primary.clients)"])
@@ -235,7 +241,6 @@ def add(outer: System, name: str, inner: Any, where: Location | None, initially:
     def port(p: PortRef) -> PortRef:
         return PortRef(rename(p.instance), p.port, p.many)
 
-    members = frozenset(rename(n) for n in inner.instances)
     for n, cls in inner.instances.items():
         full = rename(n)
         start = inner.overrides[n]
@@ -251,19 +256,19 @@ def add(outer: System, name: str, inner: Any, where: Location | None, initially:
         outer._ends[(rename(inst), p)] = [port(q) for q in peers]
 
     def prop(p: Property) -> Property:
-        trigger = None if p.trigger is None else scoped(p.trigger, prefix, members)
-        return Property(rename(p.name), p.kind, scoped(p.fn, prefix, members), p.location,
+        trigger = None if p.trigger is None else scoped(p.trigger, prefix)
+        return Property(rename(p.name), p.kind, scoped(p.fn, prefix), p.location,
                         trigger)
 
     outer.properties.extend(prop(p) for p in inner.properties)
     outer.liveness.extend(prop(p) for p in inner.liveness)
-    outer.constraints.extend((scoped(fn, prefix, members), loc)
+    outer.constraints.extend((scoped(fn, prefix), loc)
                              for fn, loc in inner.constraints)
     # a state is final when each part that declares final states is in one of them
     parts = list(inner.part_terminals)
     if inner.terminals:
         parts.append((_any_terminal(list(inner.terminals)), inner.terminals[0][1]))
-    outer.part_terminals.extend((scoped(fn, prefix, members), loc) for fn, loc in parts)
+    outer.part_terminals.extend((scoped(fn, prefix), loc) for fn, loc in parts)
     outer.symmetries.extend((tuple(rename(n) for n in group), loc)
                             for group, loc in inner.symmetries)
     outer.externals.extend(rename(n) for n in inner.externals)
