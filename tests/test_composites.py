@@ -386,6 +386,35 @@ def test_a_composites_liveness_property_that_fails_is_found_under_its_name():
     assert r.verdict == "violation" and r.violation.name == "part.one_too_many"
 
 
+def wrapped(spec: str) -> tuple[System, System]:
+    """A shipped spec's system, and an outer system holding it whole as composite `part`."""
+    fn = load_module(ROOT / "specs" / spec).system
+    inner = fn()
+    outer = System("outer", network=inner.network, fairness=inner.fairness)
+    outer.add("part", fn)
+    return inner, outer
+
+
+@pytest.mark.parametrize("spec", ["two_phase_commit.py", "lock_server.py", "bank_transfer.py",
+                                  "tla_twophase.py"])
+def test_a_whole_spec_used_as_a_composite_explores_the_same_states(spec):
+    inner, outer = wrapped(spec)
+    a, b = assay.check(inner), assay.check(outer)
+    assert a.verdict == b.verdict == "ok"
+    assert (a.states, a.transitions, a.depth) == (b.states, b.transitions, b.depth)
+    assert b.liveness == {f"part.{k}": v for k, v in a.liveness.items()}
+
+
+@pytest.mark.parametrize("spec", ["two_phase_commit_bug_majority.py", "lock_server_bug_priority.py",
+                                  "bank_transfer_bug_overdraft.py"])
+def test_a_bug_twin_used_as_a_composite_shows_the_same_bug(spec):
+    inner, outer = wrapped(spec)
+    a, b = assay.check(inner), assay.check(outer)
+    assert a.verdict == b.verdict == "violation"
+    assert b.violation.kind == a.violation.kind and len(b.steps) == len(a.steps)
+    assert b.violation.blame in (a.violation.blame, f"part.{a.violation.blame}")
+
+
 # --- simulate, replay ---------------------------------------------------------------------------
 
 def test_simulate_runs_the_composite_and_finds_the_bug():
