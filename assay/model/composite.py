@@ -76,16 +76,14 @@ class ScopedWorld:
     to or from them, `crashed()` those of them that are down (full names, as `view.name`
     says; a full name is also accepted by `g[...]`).  The composite's instances are those
     under its prefix (`shard0.`): no name outside it starts so.  A composite inside a
-    composite scopes the world of the whole system, under both prefixes."""
+    composite sees the world of the whole system under both prefixes (`a.b.`)."""
 
     __slots__ = ("_root", "_prefix")
     _root: Any
     _prefix: str
 
     def __init__(self, g: Any, prefix: str) -> None:
-        if isinstance(g, ScopedWorld):
-            g, prefix = g._root, g._prefix + prefix
-        self._root = g
+        self._root = g              # the whole system's world (`scoped` composes prefixes)
         self._prefix = prefix
 
     def __getitem__(self, name: str) -> Any:
@@ -113,10 +111,16 @@ class ScopedWorld:
 
 
 def scoped(fn: Callable[[Any], bool], prefix: str) -> Callable[[Any], bool]:
-    """`fn`, a predicate of a composite's world, as a predicate of the outer world."""
+    """`fn`, a predicate of a composite's world, as a predicate of the outer world.  A
+    predicate scoped already (a composite's composite's) is scoped once, by both prefixes."""
+    inner = getattr(fn, "__assay_scope__", None)
+    if inner is not None:
+        fn, prefix = inner[0], prefix + inner[1]
+
     def pred(g: Any) -> bool:
         return fn(ScopedWorld(g, prefix))
 
+    pred.__assay_scope__ = (fn, prefix)     # type: ignore[attr-defined]
     pred.__name__ = getattr(fn, "__name__", "pred")
     pred.__qualname__ = getattr(fn, "__qualname__", pred.__name__)
     pred.__wrapped__ = fn        # type: ignore[attr-defined]  # object_location finds the source
