@@ -628,8 +628,11 @@ def _validate(k: Kernel, group: tuple[str, ...], where: Any) -> None:
     if (any(n in s.externals for n in group)
             and not all(n in s.externals for n in group)):
         raise fail("some are external and some are not")
+    # an instance's own fairness (the first rule naming it) must be every member's: a
+    # composite's fairness comes as rules naming its instances, alike for its members
+    own = {n: next((k for t, k in s.fair_rules if t == n), None) for n in group}
     for target, _ in s.fair_rules:
-        if isinstance(target, str) and target in group:
+        if isinstance(target, str) and target in group and len(set(own.values())) > 1:
             raise fail(f"a fairness declaration names {target!r}",
                        ["declare fairness for the component class instead"])
     members = set(group)

@@ -129,7 +129,7 @@ def _run_deployment(deploy_file: str, duration: float | None, state_dir: str | N
     import asyncio
 
     from assay.model.load import build
-    from assay.runtime.deploy import check_placement, load_deployment
+    from assay.runtime.deploy import load_deployment, placed
     from assay.runtime.supervise import supervise
 
     try:
@@ -137,7 +137,7 @@ def _run_deployment(deploy_file: str, duration: float | None, state_dir: str | N
             _check_writable(trace_out)
         dep = load_deployment(deploy_file)
         system, name, typed = build(dep.spec, dep.system, dep.params)
-        check_placement(dep, list(system.instances))
+        dep = placed(dep, system)          # a composite placed whole: its instances
         clients = frozenset(n for n, s in dep.nodes.items()
                             if s.instances and all(i in system.externals for i in s.instances))
         if clients and not as_json:

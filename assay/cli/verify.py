@@ -137,6 +137,8 @@ def render_verify(console: Console, report: Any, spec: str, system: str,
                       Text(f"{_MARK[o.verdict]} {o.verdict}", style=_STYLE[o.verdict]),
                       Text(detail))
     console.print(table)
+    for line in getattr(report, "composites", ()):
+        console.print(line, markup=False, highlight=False, soft_wrap=True, style="dim")
     for name in report.nothing_to_verify:
         console.print(f"{name}: no handler, action or invariant, so nothing to verify",
                       markup=False, highlight=False, style="dim")

@@ -64,6 +64,7 @@ from assay.kernel.network import (
 )
 from assay.kernel.violation import Violation
 from assay.model.component import ActionInfo, ComponentInfo, component_info
+from assay.model.composite import combined_terminals
 from assay.model.message import Message
 from assay.model.system import System
 from assay.model.types import Peer, admits_any, canonical, exact_key, to_json
@@ -306,7 +307,7 @@ class Kernel:
         self.property_reads: list[set[int]] = [set() for _ in self.properties]
         self.property_beyond = [False] * len(self.properties)
         self._track_reads = TRACK_READS
-        self.terminals = list(system.terminals)
+        self.terminals = combined_terminals(system)     # a composite's too
         self._event_json: dict[int, dict[str, Any]] = {}
         self._env_canon: dict[int, bytes] = {}
         self._event_keys: dict[int, bytes] = {}

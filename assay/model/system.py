@@ -16,9 +16,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 from assay.errors import Location, SpecError, caller_location, object_location
+from assay.model import composite
 from assay.model.component import (
     Component,
     InstanceStart,
@@ -28,6 +29,7 @@ from assay.model.component import (
     check_rows,
     component_info,
 )
+from assay.model.composite import Composite
 from assay.model.types import OneOf
 
 NETWORKS = ("unordered", "fifo", "duplicating")
@@ -190,21 +192,41 @@ class System:
         self.externals: list[str] = []
         # groups of interchangeable instances (`s.symmetric(...)`), with where each was declared
         self.symmetries: list[tuple[tuple[str, ...], Location | None]] = []
+        # composites (assay/model/composite.py): the inner ports this system exports when
+        # used as one, the composites flattened into it, and their terminal predicates
+        self.exports: dict[str, PortRef] = {}
+        self.composites: dict[str, Composite] = {}
+        self.part_terminals: list[tuple[Callable[[Any], bool], Location | None]] = []
+        self._flattened_into: str | None = None
 
     # --- building --------------------------------------------------------------------------
 
+    @overload
     def add(self, name: str, cls: type[Component], *, initially: Any = None,
-            **initial: Any) -> InstanceRef:
+            **initial: Any) -> InstanceRef: ...
+
+    @overload
+    def add(self, name: str, cls: System | Callable[..., System],
+            **params: Any) -> composite.CompositeRef: ...
+
+    def add(self, name: str, cls: Any, *, initially: Any = None,
+            **initial: Any) -> InstanceRef | composite.CompositeRef:
         """Add an instance of `cls` named `name`; keyword arguments set initial field values
         (a value or a `one_of`).  `initially` gives correlated initial states: a list of dicts
         of field values (the instance starts in one of them; a field a dict does not name
         takes its value as above), or a predicate `lambda self: ...` that keeps the
-        combinations of initial values where it holds (with the class's `initially`)."""
+        combinations of initial values where it holds (with the class's `initially`).
+
+        `cls` may also be a composite: a `System`, or a function that builds one (keyword
+        arguments are its parameters); see `assay/model/composite.py`."""
         where = caller_location(2)
+        composite.check_open(self, where)
+        if isinstance(cls, System) or (callable(cls) and not isinstance(cls, type)):
+            return composite.add(self, name, cls, where, initially, initial)
         if not isinstance(name, str) or not _NAME.match(name):
             raise SpecError(f"instance name {name!r} is not a valid name", where,
                             ["use letters, digits, '_' and '-', starting with a letter or '_'"])
-        if name in self.instances:
+        if name in self.instances or name in self.composites:
             raise SpecError(f"instance {name!r} is added twice", where)
         if len(self.instances) >= self.MAX_INSTANCES:
             raise SpecError(f"system {self.name!r} would have more instances than assay "
@@ -259,6 +281,11 @@ class System:
                                 "an instance", where,
                                 ["connect ports of instances: x = s.add('x', C); "
                                  "s.connect(x.port, y.port)"])
+            if isinstance(end, composite.CompositeRef):
+                raise SpecError(f"connect() got the composite {end.name!r}, not one of its "
+                                "exported ports", where,
+                                [f"write {end.name}.<port>, e.g. one of: "
+                                 f"{', '.join(sorted(end._composite.exports)) or '(none)'}"])
             if isinstance(end, InstanceRef):
                 raise SpecError(f"connect() got the instance {end.name!r}, not one of its ports",
                                 where, [f"write {end.name}.<port>, e.g. one of: "
@@ -266,6 +293,9 @@ class System:
             if not isinstance(end, PortRef) or end.instance not in self.instances:
                 raise SpecError(f"connect() needs ports of instances of this system, got {end!r}",
                                 where)
+        composite.check_open(self, where)
+        if self.composites:
+            composite.check_connect(self, a, b, where)
         if (a.instance, a.port) == (b.instance, b.port):
             others = sorted(set(component_info(self.instances[a.instance]).ports) - {a.port})
             raise SpecError(f"connect({a}, {b}) connects port {a} to itself", where,
@@ -319,6 +349,10 @@ class System:
             raise SpecError("external() needs at least one instance", where,
                             ["write s.external(client), with client = s.add('client', ...)"])
         for ref in refs:
+            if isinstance(ref, composite.CompositeRef):
+                raise SpecError(f"external() got the composite {ref.name!r}", where,
+                                ["mark the outside world's instances external inside the "
+                                 "composite's system function"])
             if isinstance(ref, PortRef):
                 raise SpecError(f"external() got the port {ref}, not an instance", where,
                                 [f"write s.external({ref.instance})"])
@@ -340,6 +374,11 @@ class System:
             refs = tuple(refs[0])
         names: list[str] = []
         for ref in refs:
+            if isinstance(ref, composite.CompositeRef):
+                raise SpecError(f"symmetric() got the composite {ref.name!r}; interchanging "
+                                "whole composites is not supported", where,
+                                ["declare interchangeable instances inside the composite's "
+                                 "system function: they are carried over"])
             name = ref.name if isinstance(ref, InstanceRef) else ref
             if isinstance(ref, PortRef):
                 raise SpecError(f"symmetric() got the port {ref}, not an instance", where,
@@ -353,6 +392,13 @@ class System:
         if len(names) < 2:
             raise SpecError("symmetric() needs at least two instances to interchange", where)
         self.symmetries.append((tuple(names), where))
+
+    def export(self, name: str, port: Any) -> None:
+        """Make an inner port one of this system's own, for when it is used as a composite
+        (`outer.add("shard0", kv_shard)`): `s.export("client", primary.clients)`.  From
+        outside, `shard0.client` is that port; the composite's other ports are unreachable.
+        A `many` port stays many."""
+        composite.export(self, name, port, caller_location(2))
 
     # --- properties --------------------------------------------------------------------------
 
@@ -403,7 +449,10 @@ class System:
             raise SpecError("fair() needs at least one instance or component class", where,
                             [f"write s.fair({kind!r}, node) or s.fair({kind!r}, Node)"])
         for t in targets:
-            if isinstance(t, InstanceRef) and t.name in self.instances:
+            inner = composite.members(self, t)
+            if inner is not None:       # every instance of a composite
+                self.fair_rules.extend((n, kind) for n in inner)
+            elif isinstance(t, InstanceRef) and t.name in self.instances:
                 self.fair_rules.append((t.name, kind))
             elif isinstance(t, type) and issubclass(t, Component):
                 self.fair_rules.append((t, kind))

@@ -36,10 +36,15 @@ def validate(system: System) -> None:
             checked.add((cls, port))
             where = _send_site(cls, port)
             if where is not None:
+                exported = next((f"{c}.{e}" for c, comp in system.composites.items()
+                                 for e, ref in comp.exports.items()
+                                 if (ref.instance, ref.port) == (name, port)), None)
                 raise SpecError(f"{name} ({cls.__name__}) sends on port {port!r}, which is not "
                                 "connected in this system", where,
                                 [f"connect it: s.connect({name}.{port}, <peer>.<port>), or remove "
-                                 "the send"])
+                                 "the send"] if exported is None else
+                                [f"it is exported as {exported}: connect that, "
+                                 f"s.connect(<peer>.<port>, {exported})"])
 
 
 def _send_site(cls: type, port: str) -> Location | None:

@@ -200,13 +200,14 @@ class Client:
         self._task = asyncio.create_task(rt.run(serve=True))
 
     async def _start_tcp(self) -> None:
-        from assay.runtime.deploy import load_deployment
+        from assay.runtime.deploy import load_deployment, placed
         from assay.runtime.tcp import TcpNode
 
         dep = load_deployment(self._target)
         from assay.model.load import build
 
         system, _, _ = build(dep.spec, dep.system, dep.params)
+        dep = placed(dep, system)          # a composite placed whole: its instances
         kernel = Kernel(system)
         self.instance = self._pick(kernel)
         node_name = dep.placement.get(self.instance)

@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import os
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -275,6 +275,55 @@ def check_placement(dep: Deployment, instances: list[str]) -> None:
                 raise UsageError(f"constraint apart{list(group)} does not hold: {seen[n]!r} "
                                  f"and {i!r} are both on {n!r}", where)
             seen[n] = i
+
+
+def placed(dep: Deployment, system: Any) -> Deployment:
+    """`dep` for `system`, with a composite placed whole: a composite's name in a node's
+    `instances` places every instance inside it (`shard0` places `shard0.primary`,
+    `shard0.backup`, ...), and in a constraint stands for all of them (`together`: all on
+    one node; `apart`: no instance of one on a node with an instance of another).  Then
+    `check_placement`; a `UsageError` for anything wrong."""
+    composites = getattr(system, "composites", {})
+    if not composites or not any(
+            i in composites for i in (*dep.placement, *(i for g in dep.together for i in g),
+                                      *(i for g in dep.apart for i in g))):
+        check_placement(dep, list(system.instances))
+        return dep
+    where = Location(str(dep.path))
+
+    def expand(name: str) -> tuple[str, ...]:
+        c = composites.get(name)
+        return c.instances if c is not None else (name,)
+
+    nodes: dict[str, NodeSpec] = {}
+    placement: dict[str, str] = {}
+    for n, spec in dep.nodes.items():
+        insts = tuple(i for name in spec.instances for i in expand(name))
+        nodes[n] = NodeSpec(spec.name, spec.host, spec.port, insts)
+        for inst in insts:
+            if inst in placement:
+                raise UsageError(f"instance {inst!r} is placed on both {placement[inst]!r} "
+                                 f"and {n!r}", where,
+                                 ["a composite's name places every instance inside it; to "
+                                  "place them apart, list them one by one"])
+            placement[inst] = n
+    apart: list[tuple[str, ...]] = []
+    for group in dep.apart:
+        if not any(i in composites for i in group):
+            apart.append(group)
+            continue
+        seen: dict[str, str] = {}          # node -> the member of the group on it
+        for member in group:
+            for n in sorted({placement.get(i, "?") for i in expand(member)}):
+                if n in seen and seen[n] != member:
+                    raise UsageError(f"constraint apart{list(group)} does not hold: "
+                                     f"{seen[n]!r} and {member!r} both have instances on "
+                                     f"{n!r}", where)
+                seen[n] = member
+    together = tuple(tuple(i for name in g for i in expand(name)) for g in dep.together)
+    out = replace(dep, nodes=nodes, placement=placement, together=together, apart=tuple(apart))
+    check_placement(out, list(system.instances))
+    return out
 
 
 def json_params(dep: Deployment) -> dict[str, Any]:

@@ -45,7 +45,7 @@ from typing import IO, Any
 from assay.kernel.events import Envelope, Fire
 from assay.kernel.kernel import Kernel
 from assay.model.load import build
-from assay.runtime.deploy import CONTROL, Deployment, check_placement
+from assay.runtime.deploy import CONTROL, Deployment, placed
 from assay.runtime.node import Node, Outcome
 from assay.runtime.steplog import log_line, open_step_log, restore, saved_envelope
 from assay.runtime.store import Handled
@@ -142,7 +142,7 @@ class TcpNode:
             raise UsageError(f"the deployment has no node {name!r}",
                              notes=[f"nodes: {', '.join(dep.nodes)}"])
         system, self.system_name, self.params = build(dep.spec, dep.system, dep.params)
-        check_placement(dep, list(system.instances))
+        dep = placed(dep, system)          # a composite placed whole: its instances
         self.dep = dep
         self.name = name
         self.me = dep.nodes[name]

@@ -117,6 +117,7 @@ import z3
 from assay.errors import Location, UsageError
 from assay.kernel.exec import Runner
 from assay.model.component import ActionInfo, ComponentInfo, HandlerInfo, component_info
+from assay.model.composite import describe, group_connections
 from assay.model.mapping import Map
 from assay.model.message import Message
 from assay.model.system import System
@@ -231,6 +232,7 @@ class VerifyReport:
     interrupted: bool = False                 # Ctrl-C stopped it
     spec: str = ""                            # the spec file, when known (`assay.verify`)
     params: dict[str, Any] = field(default_factory=dict)   # the system's parameters
+    composites: tuple[str, ...] = ()          # each composite: its instances and exports
 
     @property
     def ok(self) -> bool:
@@ -290,6 +292,7 @@ class VerifyReport:
                 "not_checked": list(self.not_checked),
                 "components": list(self.components),
                 "nothing_to_verify": list(self.nothing_to_verify),
+                "composites": list(self.composites),
                 "obligations": [o.to_json() for o in self.obligations]}
 
 
@@ -475,8 +478,9 @@ def verify(system: System, component: str | None = None, timeout: float = 5.0) -
                             component is None and bool(system.connections), out)
         return VerifyReport(system.name, tuple(c.__name__ for c in classes), tuple(out),
                             time.perf_counter() - t0, tuple(empty), left, interrupted=True)
+    out = group_connections(system, out)      # a composite's inside and boundary apart
     return VerifyReport(system.name, tuple(c.__name__ for c in classes), tuple(out),
-                        time.perf_counter() - t0, tuple(empty))
+                        time.perf_counter() - t0, tuple(empty), composites=describe(system))
 
 
 def _not_checked(classes: dict[type, list[str]], done: list[type],
