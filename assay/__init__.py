@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from assay.model import (
     Component,
+    Interceptor,
     Map,
     Message,
     Peer,
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
     from assay.api import simulate as simulate
     from assay.api import verify as verify
 
-__all__ = ["Component", "Map", "Message", "Peer", "Port", "Range", "Record", "System", "action",
+__all__ = ["Component", "Interceptor", "Map", "Message", "Peer", "Port", "Range", "Record", "System", "action",
            "ensures", "initially", "invariant", "on", "on_restart", "on_start", "one_of",
            "persistent", "protocol", "requires"]
 
