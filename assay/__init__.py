@@ -37,9 +37,9 @@ if TYPE_CHECKING:
     from assay.api import simulate as simulate
     from assay.api import verify as verify
 
-__all__ = ["Component", "Interceptor", "Map", "Message", "Peer", "Port", "Range", "Record", "System", "action",
-           "ensures", "initially", "invariant", "on", "on_restart", "on_start", "one_of",
-           "persistent", "protocol", "requires"]
+__all__ = ["Component", "Interceptor", "Map", "Message", "Peer", "Port", "Range", "Record",
+           "System", "action", "ensures", "initially", "invariant", "on", "on_restart",
+           "on_start", "one_of", "persistent", "protocol", "requires"]
 
 # the Python API (`assay.api`): `assay.check(...)`, `from assay import check`; not in
 # `__all__`, which is what a spec needs

@@ -18,6 +18,13 @@ class Ack(Message):               # between the interceptors only
     seq: int
 
 
+class Resend(Message):            # Retry's timer
+    pass
+
+
+RESEND = 10                       # time units between resends (assay run: 0.1 s)
+
+
 ITEMS = protocol.send(Item).many()         # the producer's side: items, one after another
 
 
@@ -52,11 +59,15 @@ class Retry(Interceptor):
         self.unacked = (*self.unacked, (self.next_seq, m))
         self.forward(m, meta={"seq": self.next_seq})
         self.next_seq += 1
+        self.cancel(Resend)
+        self.after(RESEND, Resend())
 
-    @action(when=lambda self: len(self.unacked) > 0)
-    def resend(self):             # any time: the link may have lost it
-        seq, m = self.unacked[0]
-        self.forward(m, meta={"seq": seq}, to="right")
+    @on(Resend)
+    def resend(self, m):          # the timer: the link may have lost it
+        if self.unacked:
+            seq, item = self.unacked[0]
+            self.forward(item, meta={"seq": seq}, to="right")
+            self.after(RESEND, Resend())
 
     @on(Ack, port="right")
     def acked(self, m):

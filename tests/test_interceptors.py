@@ -279,6 +279,59 @@ def test_assay_run_delivers_exactly_once_through_the_interceptors():
         assert len(report.final["consumer"]["got"]) == 3
 
 
+@pytest.mark.e2e
+def test_deployed_over_tcp_the_interceptors_run_on_the_real_link(children, tmp_path):
+    from runtime_support import free_ports, write_deployment
+
+    ports = free_ports(2)
+    dep = write_deployment(tmp_path / "deploy.toml", "exactly_once_link.py",
+                           {"n1": (ports[0], ["producer", "retry"]),
+                            "n2": (ports[1], ["consumer", "dedup"])}, params={"count": 3})
+    r = children.run("run", "--deploy", dep, "--json", timeout=40)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["ended"] == "quiescent" and doc["violations"] == []
+    assert sorted(doc["final"]["consumer"]["got"]) == [1, 2, 3]
+    assert len(doc["final"]["consumer"]["got"]) == 3
+
+
+@pytest.mark.e2e
+def test_deployed_provenance_reaches_the_server_and_the_trace_replays(children, tmp_path):
+    from runtime_support import free_ports, replay, write_deployment
+
+    ports = free_ports(3)
+    dep = write_deployment(tmp_path / "deploy.toml", "provenance_interceptor.py",
+                           {"n1": (ports[0], ["c1", "c1-server"]),
+                            "n2": (ports[1], ["c2"]), "n3": (ports[2], ["server", "c2-server"])},
+                           params={"rounds": 2})
+    trace = tmp_path / "run.json"
+    r = children.run("run", "--deploy", dep, "--json", "--trace-out", trace, timeout=40)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["ended"] == "quiescent" and doc["violations"] == []
+    log = doc["final"]["server"]["log"]
+    assert sorted(map(tuple, (x[:2] for x in log))) == [("c1", "c1")] * 2 + [("c2", "c2")] * 2
+    assert sorted(x[2] for x in log) == [["c1-server"]] * 2 + [["c2-server"]] * 2
+    done = replay(children, trace)               # meta and all: a run the model allows
+    assert len(done["events"]) == doc["steps"] > 0
+
+
+def test_meta_on_the_wire_is_checked_before_use():
+    from assay.runtime.wire import WireError, envelope_from_wire, envelope_to_wire
+
+    env = Envelope("retry", "right", "dedup", "left", Ping(1), (("path", ("x", 2, None)),))
+    frame = envelope_to_wire(env, 5)
+    allowed = {("dedup", "left"): {"Ping": Ping}}
+    got, clock = envelope_from_wire(frame, lambda d, p: allowed[(d, p)])
+    assert (got, clock) == (env, 5) and got.meta == env.meta
+    assert "meta" not in envelope_to_wire(Envelope("a", "out", "b", "inp", Ping(1)), 1)
+    nested = envelope_from_wire({**frame, "meta": {"x": [[1], []]}}, lambda d, p: allowed[(d, p)])
+    assert nested[0].meta == (("x", ((1,), ())),)          # lists are tuples, exactly
+    for bad in ({"x": 1.5}, {"x": {"y": 1}}, [["x", 1]], {"x": 1 << 70}, {}):
+        with pytest.raises(WireError):
+            envelope_from_wire({**frame, "meta": bad}, lambda d, p: allowed[(d, p)])
+
+
 # --- provenance ---------------------------------------------------------------------------------
 
 def test_provenance_is_checked_and_seen_by_the_server_only():

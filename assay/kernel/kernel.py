@@ -604,9 +604,10 @@ class Kernel:
         peers then gives the same ids, and the same exploration, under any PYTHONHASHSEED."""
         if self.redirect:
             name, to = inst.name, self.redirect.get
-            envs = [Envelope(name, s.port, *to((name, s.port, s.dst, s.dst_port),
-                                               (s.dst, s.dst_port)), s.message, s.meta)
-                    for s in sends]
+            envs = []
+            for s in sends:
+                dst, dst_port = to((name, s.port, s.dst, s.dst_port), (s.dst, s.dst_port))
+                envs.append(Envelope(name, s.port, dst, dst_port, s.message, s.meta))
         else:
             envs = [Envelope(inst.name, s.port, s.dst, s.dst_port, s.message) for s in sends]
         if len(envs) > 1:
@@ -774,6 +775,15 @@ class Kernel:
         for (p, m), _ in info.handlers.items():
             if p in (port, "*"):
                 out.setdefault(m.__name__, m)
+        if out.pop("Message", None) is Message:     # an interceptor's catch-all: what
+            for c in self.system.connections:       # crosses its connection
+                if name in c.via:
+                    for end in (c.a, c.b):
+                        out.update(self.receivable(end.instance, end.port))
+                    for n in c.via:
+                        for (_, m), _ in self.instances[self.index[n]].info.handlers.items():
+                            if m is not Message:
+                                out.setdefault(m.__name__, m)
         return out
 
     def local_view(self, name: str, lid: int) -> dict[str, Any]:

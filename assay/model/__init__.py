@@ -19,6 +19,6 @@ from assay.model.record import Record
 from assay.model.system import System
 from assay.model.types import OneOf, Peer, Range, one_of
 
-__all__ = ["Component", "Interceptor", "Map", "Message", "OneOf", "Peer", "Port", "Range", "Record", "System",
-           "action", "ensures", "initially", "invariant", "on", "on_restart", "on_start",
-           "one_of", "persistent", "requires"]
+__all__ = ["Component", "Interceptor", "Map", "Message", "OneOf", "Peer", "Port", "Range",
+           "Record", "System", "action", "ensures", "initially", "invariant", "on", "on_restart",
+           "on_start", "one_of", "persistent", "requires"]
