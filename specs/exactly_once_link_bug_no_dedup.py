@@ -88,11 +88,11 @@ class Dedup(Interceptor):
 
 
 def system(count: int = 2):
-    s = System("exactly_once_link_bug_no_dedup", network="unordered")
+    s = System("exactly_once_link_bug_no_dedup", network="unordered", fairness="strong")
     p = s.add("producer", Producer, count=count)
     c = s.add("consumer", Consumer)
-    s.connect(p.out, c.inp, via=[s.add("retry", Retry), s.add("dedup", Dedup)], capacity=1,
-              full="drop")
+    s.connect(p.out, c.inp, via=[s.add("retry", Retry), s.add("dedup", Dedup)],
+              lossy=True, capacity=1, full="drop")
 
     @s.always
     def exactly_once(g):
@@ -102,5 +102,7 @@ def system(count: int = 2):
     @s.terminal
     def all_delivered(g):
         return sorted(g["consumer"].got) == list(range(1, g["producer"].count + 1))
+
+    s.eventually(all_delivered)
 
     return s
