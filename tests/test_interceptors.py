@@ -259,6 +259,25 @@ def test_check_cli_proves_it_and_refutes_the_twin_with_a_trace_that_replays(tmp_
     assert r.returncode == 1 and "reproduced" in r.stdout, r.stdout + r.stderr
 
 
+def test_the_same_counterexample_under_any_hash_seed():
+    import os
+    outs = set()
+    for seed in ("1", "2"):
+        r = subprocess.run([sys.executable, "-m", "assay.cli", "check",
+                            "specs/provenance_interceptor.py", "-p", "rounds=2", "--json"],
+                           cwd=REPO, capture_output=True, text=True, timeout=120,
+                           env={**os.environ, "PYTHONHASHSEED": seed})
+        assert r.returncode == 0, r.stderr
+        doc = json.loads(r.stdout)
+        outs.add((doc["states"], doc["transitions"]))
+    r = [subprocess.run([sys.executable, "-m", "assay.cli", "check",
+                         "specs/exactly_once_link_bug_no_dedup.py"], cwd=REPO,
+                        capture_output=True, text=True, timeout=120,
+                        env={**os.environ, "PYTHONHASHSEED": seed}).stdout
+         for seed in ("1", "2")]
+    assert len(outs) == 1 and r[0].split("time")[0] == r[1].split("time")[0]
+
+
 # --- simulate and run --------------------------------------------------------------------------
 
 def test_simulate_with_fault_rates_keeps_exactly_once_and_finds_the_twin(tmp_path):
