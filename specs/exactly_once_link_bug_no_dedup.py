@@ -106,3 +106,7 @@ def system(count: int = 2):
     s.eventually(all_delivered)
 
     return s
+
+
+# `pytest --assay specs/`: the bug this twin shows
+ASSAY_EXPECT = {"verdict": "violation", "property": "exactly_once"}
