@@ -132,6 +132,9 @@ def test_the_hops_are_links_of_their_own_and_meta_is_part_of_the_envelope():
     tagged = Envelope("a-b-1", "right", "a-b-2", "left", Ping(1), (("path", ("a-b-1",)),))
     assert plain != tagged and k._env_id(plain) != k._env_id(tagged)
     assert k._env_bytes(k._env_id(plain)) != k._env_bytes(k._env_id(tagged))
+    one = Envelope("a-b-1", "right", "a-b-2", "left", Ping(1), (("x", 1),))
+    true = Envelope("a-b-1", "right", "a-b-2", "left", Ping(1), (("x", True),))
+    assert k._env_id(one) != k._env_id(true)                # equal in Python, not in the state
     from assay.kernel.events import Deliver
     assert Deliver(tagged).to_json()["meta"] == {"path": ["a-b-1"]}
     assert "meta" not in Deliver(plain).to_json()          # other specs' traces unchanged

@@ -250,7 +250,7 @@ class Kernel:
         self.links = links
 
         self.envs: list[Envelope] = []
-        self.env_ids: dict[Envelope, int] = {}
+        self.env_ids: dict[Any, int] = {}       # envelope (and canonical meta) -> id
         self.env_src: list[int] = []
         self.env_dst: list[int] = []
         self.env_link: list[int] = []
@@ -342,9 +342,11 @@ class Kernel:
     # --- interning ----------------------------------------------------------------------------
 
     def _env_id(self, env: Envelope) -> int:
-        i = self.env_ids.get(env)
+        # an interceptor's meta is untyped: True == 1 in Python, not in the state
+        key: Any = (env, canonical(env.meta)) if env.meta else env
+        i = self.env_ids.get(key)
         if i is None:
-            i = self.env_ids[env] = len(self.envs)
+            i = self.env_ids[key] = len(self.envs)
             self.envs.append(env)
             self.env_src.append(self.index[env.src])
             self.env_dst.append(self.index[env.dst])
