@@ -29,6 +29,7 @@ meta `m` arrived with; `forward(m, meta={...})` replaces it.
 """
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from assay.model.component import Component, Port, on
@@ -132,7 +133,8 @@ def interceptor_chain(system: Any, via: Any, a: Any, b: Any, where: Any) -> tupl
     names: list[str] = []
     for k, item in enumerate(items):
         if is_interceptor(item):
-            base = f"{a.instance}-{b.instance}"
+            # (an instance name of a composite may hold characters a name may not: "_")
+            base = re.sub(r"[^A-Za-z0-9_\-]", "_", f"{a.instance}-{b.instance}")
             name = base if len(items) == 1 else f"{base}-{k + 1}"
             if name in system.instances:
                 raise SpecError(f"connect({a}, {b}, via={item.__name__}): the interceptor's "
