@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from assay import Component, Interceptor, Message, Port, System, action, on
+from assay import Component, Interceptor, Message, Port, System, action, on, requires
 from assay.checker import check
 from assay.errors import SpecError
 from assay.kernel import Faults, Kernel
@@ -404,3 +404,51 @@ def test_verify_proves_each_hop_fits_and_leaves_meta_unknown():
     report = verify(spec("provenance_interceptor.py"))
     cross = [o for o in report.obligations if o.component == "Provenance" and o.target == "cross"]
     assert cross and all(o.verdict == "unknown" for o in cross)     # never "proved" unread
+
+
+class Amount(Message):
+    n: int
+
+
+class Payer(Component):
+    out = Port()
+    paid: bool = False
+
+    @action(when=lambda self: not self.paid)
+    def pay(self):
+        self.paid = True
+        self.out.send(Amount(1))
+
+
+class Payee(Component):
+    inp = Port()
+    total: int = 0
+
+    @on(Amount)
+    @requires(lambda self, m: m.n > 0)
+    def got(self, m):
+        self.total += m.n
+
+
+class Negate(Interceptor):
+    """Transforms: what reaches the payee is not what the payer sent."""
+
+    @on(Amount, port="left")
+    def flip(self, m):
+        self.right.send(Amount(-m.n))
+
+
+def test_a_transforming_interceptor_is_blamed_and_verify_does_not_prove_the_payer_for_it():
+    from assay.verifier.verify import verify
+
+    s = System("negated")
+    payer, payee = s.add("payer", Payer), s.add("payee", Payee)
+    s.connect(payer.out, payee.inp, via=s.add("neg", Negate))
+    r = check(s)
+    assert r.verdict == "violation" and r.violation.kind == "requires"
+    assert r.violation.blame == "neg"                          # not the payer
+    report = verify(s)
+    at_sender = {(o.component, o.verdict) for o in report.obligations
+                 if o.kind == "requires-at-sender"}
+    assert ("Payer", "proved") not in at_sender                # the payer reaches neg only
+    assert ("Negate", "refuted") in at_sender

@@ -480,8 +480,9 @@ class Kernel:
                 f"{env.src} sent {msg!r} to {inst.name} on port {env.dst_port!r}, where "
                 f"{inst.info.cls.__name__} has no handler for {type(msg).__name__}"),), ())
         else:
+            hop = env.src if msg.sender != env.src else None     # an interceptor's forward
             o = self._run_local(inst, values, lambda: inst.runner.run_handler(
-                values, h, msg, env.dst_port), h.fn, h.name, "message",
+                values, h, msg, env.dst_port, hop), h.fn, h.name, "message",
                 lambda: f"on {msg!r} from {env.src}")
         self._dmemo[lid << 32 | env_id] = _NOOP if o == (lid, (), (), ()) else o
         return o
