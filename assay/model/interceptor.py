@@ -13,15 +13,17 @@ runs, checks and explores it through the kernel.
 The endpoints keep talking to each other: `m.sender` is the other endpoint (not the
 interceptor), their sessions and protocols are with each other, and `verify` still proves that
 their two ports fit.  The kernel sends what `a` sends on that connection to the first
-interceptor's `left` port; each interceptor's `right` reaches the next one's `left`, the last one's
-`right` reaches `b` (and back the same way).  An interceptor sees the actual hop (`m.sender` is
+interceptor's `left` port; each interceptor's `right` reaches the next one's `left`, the last
+one's `right` reaches `b` (and back the same way).  An interceptor sees the actual hop (`m.sender` is
 its neighbour on the chain).
 
 Where the network is: in a chain of two or more, the first interceptor is at `a`'s side and
 the last at `b`'s — the hops from an endpoint to its own interceptor are in-process: reliable,
 unbounded, never dropped, duplicated or lost — and the hops between interceptors are the
 connection's link (its `capacity`, `full`, `lossy`, and the faults of `--faults`).  A single
-interceptor is a middlebox: both its hops are the link.
+interceptor is a middlebox: both its hops are the link.  Crashes and partitions are the
+instances' as ever: an interceptor may crash (its fields not `persistent` are lost) or be cut
+off from its endpoint.
 
 Meta is a dict from names (str) to values of the JSON-exact kinds: None, bool, int, str, and
 tuples of them — canonical, hashable, part of the state, shown in traces.  `forward(m)` keeps the
