@@ -14,8 +14,8 @@ The endpoints keep talking to each other: `m.sender` is the other endpoint (not 
 interceptor), their sessions and protocols are with each other, and `verify` still proves that
 their two ports fit.  The kernel sends what `a` sends on that connection to the first
 interceptor's `left` port; each interceptor's `right` reaches the next one's `left`, the last
-one's `right` reaches `b` (and back the same way).  An interceptor sees the actual hop (`m.sender` is
-its neighbour on the chain).
+one's `right` reaches `b` (and back the same way).  An interceptor sees the actual hop
+(`m.sender` is its neighbour on the chain).
 
 Where the network is: in a chain of two or more, the first interceptor is at `a`'s side and
 the last at `b`'s — the hops from an endpoint to its own interceptor are in-process: reliable,
