@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from assay.model import (
     Component,
+    Interceptor,
     Map,
     Message,
     Peer,
@@ -37,9 +38,9 @@ if TYPE_CHECKING:
     from assay.api import simulate as simulate
     from assay.api import verify as verify
 
-__all__ = ["Component", "Map", "Message", "Peer", "Port", "Range", "Record", "System", "action",
-           "ensures", "external_store", "initially", "invariant", "on", "on_restart", "on_start",
-           "one_of", "persistent", "protocol", "requires"]
+__all__ = ["Component", "Interceptor", "Map", "Message", "Peer", "Port", "Range", "Record",
+           "System", "action", "ensures", "external_store", "initially", "invariant", "on",
+           "on_restart", "on_start", "one_of", "persistent", "protocol", "requires"]
 
 # the Python API (`assay.api`): `assay.check(...)`, `from assay import check`; not in
 # `__all__`, which is what a spec needs

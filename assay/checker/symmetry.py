@@ -276,7 +276,7 @@ class Symmetry:
             return e
         return k._env_id(Envelope(
             names.get(env.src, env.src), env.src_port, names.get(env.dst, env.dst),
-            env.dst_port, rename_value(env.message, names)))
+            env.dst_port, rename_value(env.message, names), env.meta))
 
     def _rename_timer(self, t: int, p: Sequence[int]) -> int:
         k = self.kernel
@@ -617,6 +617,10 @@ def _validate(k: Kernel, group: tuple[str, ...], where: Any) -> None:
         return SpecError(f"instances {', '.join(group)} are declared symmetric but are not "
                          f"interchangeable: {why}", where, notes or [])
 
+    if s.hops:      # an interceptor's meta may name members: no renaming covers it yet
+        raise fail("the system has interceptors (connect(..., via=)), which symmetry "
+                   "reduction does not cover", ["leave out s.symmetric(...): check searches "
+                                                "unreduced"])
     for n in group[1:]:
         if s.instances[n] is not cls:
             raise fail(f"{n!r} is a {s.instances[n].__name__}, {first!r} a {cls.__name__}")

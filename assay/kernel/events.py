@@ -17,9 +17,14 @@ class Envelope:
     dst: str
     dst_port: str
     message: Message
+    # what interceptors piggy-back on the message (`assay.model.interceptor`): sorted
+    # (key, value) pairs, part of the envelope's identity; () for every other message
+    meta: tuple[tuple[str, Any], ...] = ()
 
     def __str__(self) -> str:
-        return f"{self.src}.{self.src_port} -> {self.dst}.{self.dst_port}: {self.message!r}"
+        meta = f" [{_meta_text(self.meta)}]" if self.meta else ""
+        return (f"{self.src}.{self.src_port} -> {self.dst}.{self.dst_port}: "
+                f"{self.message!r}{meta}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,8 +69,15 @@ def envelope_json(e: Envelope) -> dict[str, Any]:
 
 
 def _env_json(e: Envelope) -> dict[str, Any]:
-    return {"to": e.dst, "port": e.dst_port, "from": e.src, "from_port": e.src_port,
-            "message": e.message.to_json()}
+    j = {"to": e.dst, "port": e.dst_port, "from": e.src, "from_port": e.src_port,
+         "message": e.message.to_json()}
+    if e.meta:                        # only interceptors' messages carry it: traces of other
+        j["meta"] = {k: to_json(v) for k, v in e.meta}      # specs read as before
+    return j
+
+
+def _meta_text(meta: tuple[tuple[str, Any], ...]) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in meta)
 
 
 def _with_choices(j: dict[str, Any], choices: tuple[Any, ...]) -> dict[str, Any]:

@@ -56,6 +56,7 @@ class Send:
     dst: str
     dst_port: str
     message: Message
+    meta: tuple[tuple[str, Any], ...] = ()      # an interceptor's forward (else nothing)
 
 
 Result = tuple[tuple[Any, ...], list[Send], list[Violation], list[TimerOp]]
@@ -174,7 +175,7 @@ class Context:
     """The execution context of one handler run: ports and the outbox."""
 
     __slots__ = ("instance", "wirings", "handles", "outbox", "timer_ops", "readonly", "handler",
-                 "sessions", "runner", "record", "chooser", "assigned")
+                 "sessions", "runner", "record", "chooser", "assigned", "arrived")
 
     def __init__(self, instance: str, wirings: dict[str, Wiring],
                  runner: Runner | None = None) -> None:
@@ -193,6 +194,31 @@ class Context:
         self.chooser: Chooser | None = None
         # when a set (`Runner.recorder`): the names the body assigns on `self`
         self.assigned: set[str] | None = None
+        self.arrived: str | None = None      # the port the handled message came in on
+
+    def forward(self, message: Message, meta: Any, to: str | None) -> None:
+        """An interceptor's `self.forward(...)`: see `Interceptor.forward`."""
+        from assay.model.interceptor import SIDES, meta_items
+
+        if to is None:
+            if self.arrived not in SIDES:
+                self.abort("port", f"{self.where()} forwards {message!r} outside the handling "
+                           "of a message that crossed it; say where: "
+                           "self.forward(m, to='left') or to='right'")
+            to = SIDES[1 - SIDES.index(self.arrived)]       # type: ignore[arg-type]
+        elif to not in SIDES:
+            self.abort("port", f"{self.where()} forwards to {to!r}; an interceptor forwards "
+                       "to 'left' (the connection's first end) or 'right' (its second)")
+        if meta is None:
+            items = getattr(message, "_meta", ())
+        else:
+            items, bad = meta_items(meta)
+            if bad is not None:
+                self.abort("type", f"{self.where()} forwards {message!r} with meta {bad}")
+        self.port(to).send(message)
+        if items:
+            last = self.outbox[-1]
+            self.outbox[-1] = Send(last.port, last.dst, last.dst_port, last.message, items)
 
     def choose(self, options: Any) -> Any:
         """`self.choose(options)`: see `Component.choose`."""
@@ -583,9 +609,11 @@ class Runner:
                          requires_blame=f"{self.name}.{act.name}")
 
     def run_handler(self, values: tuple[Any, ...], h: HandlerInfo, message: Message,
-                    port: str | None = None) -> Result:
-        """Handle `message`, arrived on `port` (None: a timer)."""
-        blame = str(message.sender) if message.sender is not None else f"{self.name}.{h.name}"
+                    port: str | None = None, sent_by: str | None = None) -> Result:
+        """Handle `message`, arrived on `port` (None: a timer); `sent_by`: who is blamed for
+        it, when not its sender (the interceptor that forwarded it)."""
+        blame = sent_by or (str(message.sender) if message.sender is not None
+                            else f"{self.name}.{h.name}")
         recv = (port, str(message.sender)) if port is not None and message.sender else None
         return self._run(values, h.name, h.fn, (message,), h.requires, h.ensures,
                          requires_blame=blame, recv=recv, port=port)
@@ -618,6 +646,7 @@ class Runner:
         blame = f"{self.name}.{hname}"
         ctx = Context(self.name, self.wirings, self)
         ctx.handler = hname
+        ctx.arrived = port
         if self.recorder is not None:
             ctx.assigned = set()
             self.recorder.append(ctx.assigned)

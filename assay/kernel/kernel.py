@@ -209,6 +209,13 @@ class Kernel:
         for c in system.connections:
             wirings[c.a.instance][c.a.port].append((c.b.instance, c.b.port))
             wirings[c.b.instance][c.b.port].append((c.a.instance, c.a.port))
+        # interceptors (`connect(..., via=)`): the endpoints stay wired to each other, the
+        # interceptors' sides to their hops; see `_route_interceptors`
+        chained = {n for c in system.connections for n in c.via}
+        for h in system.hops:
+            for end, other in ((h.a, h.b), (h.b, h.a)):
+                if end.instance in chained:
+                    wirings[end.instance][end.port].append((other.instance, other.port))
         self.instances: list[_Instance] = []
         for i, (name, cls) in enumerate(system.instances.items()):
             info = component_info(cls)
@@ -238,12 +245,13 @@ class Kernel:
 
         # links: one per direction of each connection (FIFO queues, canonical order)
         links = sorted({(a, ap, b, bp) for a, ports in wirings.items()
-                        for ap, peers in ports.items() for b, bp in peers})
+                        for ap, peers in ports.items() for b, bp in peers}
+                       if not system.hops else _hop_links(system))
         self.link_index = {lk: i for i, lk in enumerate(links)}
         self.links = links
 
         self.envs: list[Envelope] = []
-        self.env_ids: dict[Envelope, int] = {}
+        self.env_ids: dict[Any, int] = {}       # envelope (and canonical meta) -> id
         self.env_src: list[int] = []
         self.env_dst: list[int] = []
         self.env_link: list[int] = []
@@ -260,7 +268,7 @@ class Kernel:
         # per link, from its connection: capacity (0: unbounded), a full link drops (else
         # blocks), lossy
         conn = {}
-        for c in system.connections:
+        for c in (*system.connections, *system.hops):
             conn[(c.a.instance, c.a.port, c.b.instance, c.b.port)] = c
             conn[(c.b.instance, c.b.port, c.a.instance, c.a.port)] = c
         self.link_conns = [conn[lk] for lk in links]
@@ -270,6 +278,9 @@ class Kernel:
         # a network with bounded or lossy links: successors take the general path (enabled
         # events, then `apply`), and `enabled_events` leaves out blocked steps and adds losses
         self.channels = any(capacity) or any(lossy)
+        # the hops from an endpoint to its own interceptor: no drop or dup fault there
+        self._local_link = [c.local for c in self.link_conns] if system.hops else None
+        self._route_interceptors(system)
         self.lossy = any(lossy)
         self.bounded = any(capacity)
         self._capacity, self._drop_full = capacity, drop_full
@@ -313,12 +324,30 @@ class Kernel:
         self._event_keys: dict[int, bytes] = {}
         self.steppers = 0           # runtime nodes stepping this kernel (see `forget`)
 
+    def _route_interceptors(self, system: System) -> None:
+        """What a connection with interceptors changes in a step: an endpoint's send to the
+        other endpoint goes to the first interceptor on its way (`redirect`), and a message
+        an interceptor forwards to an endpoint is delivered as sent by the other endpoint
+        (`origin`), so the endpoints' senders and sessions are each other."""
+        self.redirect: dict[tuple[str, str, str, str], tuple[str, str]] = {}
+        self.origin: dict[tuple[str, str, str, str], str] = {}
+        for c in system.connections:
+            if c.via:
+                a, ap, b, bp = c.a.instance, c.a.port, c.b.instance, c.b.port
+                first, last = c.via[0], c.via[-1]
+                self.redirect[(a, ap, b, bp)] = (first, "left")
+                self.redirect[(b, bp, a, ap)] = (last, "right")
+                self.origin[(last, "right", b, bp)] = a
+                self.origin[(first, "left", a, ap)] = b
+
     # --- interning ----------------------------------------------------------------------------
 
     def _env_id(self, env: Envelope) -> int:
-        i = self.env_ids.get(env)
+        # an interceptor's meta is untyped: True == 1 in Python, not in the state
+        key: Any = (env, canonical(env.meta)) if env.meta else env
+        i = self.env_ids.get(key)
         if i is None:
-            i = self.env_ids[env] = len(self.envs)
+            i = self.env_ids[key] = len(self.envs)
             self.envs.append(env)
             self.env_src.append(self.index[env.src])
             self.env_dst.append(self.index[env.dst])
@@ -436,7 +465,11 @@ class Kernel:
         receive guard keeps it out in this local state."""
         inst = self.instances[dst]
         env = self.envs[env_id]
-        msg = env.message.with_sender(Peer(env.src))
+        if self.origin:
+            msg = env.message.with_sender(Peer(self.origin.get(
+                (env.src, env.src_port, env.dst, env.dst_port), env.src)), env.meta)
+        else:
+            msg = env.message.with_sender(Peer(env.src))
         values = inst.table.values[lid]
         h = inst.info.handler_for(env.dst_port, type(msg))
         if h is not None and h.when is not None and not inst.runner.accepts(values, h, msg):
@@ -448,8 +481,9 @@ class Kernel:
                 f"{env.src} sent {msg!r} to {inst.name} on port {env.dst_port!r}, where "
                 f"{inst.info.cls.__name__} has no handler for {type(msg).__name__}"),), ())
         else:
+            hop = env.src if msg.sender != env.src else None     # an interceptor's forward
             o = self._run_local(inst, values, lambda: inst.runner.run_handler(
-                values, h, msg, env.dst_port), h.fn, h.name, "message",
+                values, h, msg, env.dst_port, hop), h.fn, h.name, "message",
                 lambda: f"on {msg!r} from {env.src}")
         self._dmemo[lid << 32 | env_id] = _NOOP if o == (lid, (), (), ()) else o
         return o
@@ -572,7 +606,14 @@ class Kernel:
         """Intern a handler's sends.  Only the order on each link can matter (fifo), so the
         envelopes are put in a canonical order first — a handler that loops over a set of
         peers then gives the same ids, and the same exploration, under any PYTHONHASHSEED."""
-        envs = [Envelope(inst.name, s.port, s.dst, s.dst_port, s.message) for s in sends]
+        if self.redirect:
+            name, to = inst.name, self.redirect.get
+            envs = []
+            for s in sends:
+                dst, dst_port = to((name, s.port, s.dst, s.dst_port), (s.dst, s.dst_port))
+                envs.append(Envelope(name, s.port, dst, dst_port, s.message, s.meta))
+        else:
+            envs = [Envelope(inst.name, s.port, s.dst, s.dst_port, s.message) for s in sends]
         if len(envs) > 1:
             if isinstance(self.network, Fifo):
                 envs.sort(key=lambda e: (e.src_port, e.dst, e.dst_port))   # stable per link
@@ -738,6 +779,15 @@ class Kernel:
         for (p, m), _ in info.handlers.items():
             if p in (port, "*"):
                 out.setdefault(m.__name__, m)
+        if out.pop("Message", None) is Message:     # an interceptor's catch-all: what
+            for c in self.system.connections:       # crosses its connection
+                if name in c.via:
+                    for end in (c.a, c.b):
+                        out.update(self.receivable(end.instance, end.port))
+                    for n in c.via:
+                        for (_, m), _ in self.instances[self.index[n]].info.handlers.items():
+                            if m is not Message:
+                                out.setdefault(m.__name__, m)
         return out
 
     def local_view(self, name: str, lid: int) -> dict[str, Any]:
@@ -979,6 +1029,9 @@ class Kernel:
                 out.append(~self._slot_id(("timer", t)))
             prev = t
         drop, dup, crash, part = budget
+        if (drop or dup) and self._local_link is not None:     # in-process hops: no faults
+            local, link = self._local_link, self.env_link
+            deliverable = [e for e in deliverable if not local[link[e]]]
         if drop and self.network.consumes:        # a duplicating network loses nothing
             out.extend(~self._slot_id(("drop", e)) for e in deliverable)
         if dup and self.network.consumes:
@@ -1553,7 +1606,8 @@ class Kernel:
         if b is None:
             env = self.envs[e]
             b = self._env_canon[e] = canonical(
-                (env.src, env.src_port, env.dst, env.dst_port, env.message))
+                (env.src, env.src_port, env.dst, env.dst_port, env.message, env.meta)
+                if env.meta else (env.src, env.src_port, env.dst, env.dst_port, env.message))
         return b
 
     def changes(self, before: State, after: State) -> list[Change]:
@@ -1728,6 +1782,17 @@ class PartialWorld(World):
 
     def __repr__(self) -> str:
         return f"<PartialWorld of {len(self._lids)} instances>"
+
+
+def _hop_links(system: System) -> set[tuple[str, str, str, str]]:
+    """The links of a system with interceptors: both directions of each connection without
+    them and of each hop of the chains of those with."""
+    out = set()
+    for c in (*system.connections, *system.hops):
+        if not c.via:
+            out.add((c.a.instance, c.a.port, c.b.instance, c.b.port))
+            out.add((c.b.instance, c.b.port, c.a.instance, c.a.port))
+    return out
 
 
 def _known_messages(system: System) -> dict[str, type[Message]]:

@@ -307,6 +307,12 @@ class Component:
         """Cancel this instance's pending timers equal to `what`, or of message type `what`."""
         self.__dict__["__assay_ctx__"].cancel_timer(what)
 
+    def meta(self, m: Message) -> dict[str, Any]:
+        """What the interceptors on the way piggy-backed on the delivered message `m` (a
+        fresh dict; empty for a message that crossed none): an endpoint sees it only if it
+        asks here.  See `assay.model.interceptor`."""
+        return dict(getattr(m, "_meta", ()))
+
     def choose(self, options: Iterable[T]) -> T:
         """One of `options`, chosen nondeterministically (a randomized timeout, a backoff, a
         coin): `check` explores every choice as a step of its own, `simulate` draws it from
@@ -376,7 +382,9 @@ class ComponentInfo:
     rows_location: Location | None = None
 
     def handler_for(self, port: str, mtype: type) -> HandlerInfo | None:
-        return self.handlers.get((port, mtype)) or self.handlers.get((ANY_PORT, mtype))
+        # an interceptor's catch-all `@on(Message)` last
+        return self.handlers.get((port, mtype)) or self.handlers.get((ANY_PORT, mtype)) \
+            or self.handlers.get((port, Message)) or self.handlers.get((ANY_PORT, Message))
 
     def timer_handler(self, mtype: type) -> HandlerInfo | None:
         """The handler of a timer's message: the one for its type (first port by name)."""

@@ -20,7 +20,9 @@ class Message(Record):
 
     __assay_kind__: ClassVar[str] = "message"
 
-    __slots__ = ("sender",)
+    # `_meta`: what interceptors piggy-back on a delivered message (see
+    # `assay.model.interceptor`), read with `self.meta(m)`; no part of equality either
+    __slots__ = ("sender", "_meta")
     if TYPE_CHECKING:               # set by the kernel on delivery; not a field
         @property
         def sender(self) -> Any: ...
@@ -31,13 +33,17 @@ class Message(Record):
              else self._build(args, kwargs))
         _set(self, "_hash", None)
         _set(self, "sender", None)
+        _set(self, "_meta", ())
 
-    def with_sender(self, sender: str | None) -> Message:
-        """A copy of this message that names its sender (equal to this one)."""
+    def with_sender(self, sender: str | None, meta: tuple[tuple[str, Any], ...] = ()
+                    ) -> Message:
+        """A copy of this message that names its sender (equal to this one), carrying the
+        envelope's `meta` (sorted (key, value) pairs; interceptors only)."""
         m = object.__new__(type(self))
         object.__setattr__(m, "_values", self._values)
         object.__setattr__(m, "_hash", self._hash)
         object.__setattr__(m, "sender", sender)
+        object.__setattr__(m, "_meta", meta)
         return m
 
 

@@ -84,6 +84,11 @@ class Connection:
     capacity: int | None = None
     full: str = "block"
     lossy: bool = False
+    # the interceptors on the connection, from a's side to b's (`connect(..., via=)`)
+    via: tuple[str, ...] = ()
+    # a hop of an interceptor chain from an endpoint to its own interceptor: in-process
+    # (reliable, unbounded, no faults); see `assay.model.interceptor`
+    local: bool = False
 
     @property
     def self_loop(self) -> bool:
@@ -183,6 +188,9 @@ class System:
         self.instances: dict[str, type[Component]] = {}
         self.overrides: dict[str, dict[str, Any]] = {}
         self.connections: list[Connection] = []
+        # the hops of connections with interceptors (`connect(..., via=)`): what the kernel
+        # links, beside the connections without
+        self.hops: list[Connection] = []
         self._ends: dict[tuple[str, str], list[PortRef]] = {}    # port -> its peers' ports
         self.properties: list[Property] = []
         self.terminals: list[tuple[Callable[[Any], bool], Location | None]] = []
@@ -269,11 +277,13 @@ class System:
         return InstanceRef(self, name, cls)
 
     def connect(self, a: Any, b: Any, *, capacity: int | None = None, full: str | None = None,
-                lossy: bool | None = None) -> None:
+                lossy: bool | None = None, via: Any = None) -> None:
         """Connect two ports: `s.connect(rm.tm, tm.rms)`.  The two ports may belong to one
         instance (it sends to itself through the network), but a port does not connect to
         itself.  `capacity`, `full` and `lossy` set this connection's links (in each
-        direction); left out, they are the system's."""
+        direction); left out, they are the system's.  `via` puts interceptors on the
+        connection (an instance or class of an `Interceptor`, or a list of them, from a's
+        side to b's): see `assay.model.interceptor`."""
         where = caller_location(2)
         for end in (a, b):
             if isinstance(end, Port):
@@ -331,7 +341,17 @@ class System:
             if any(p.instance == other.instance for p in ends.get((end.instance, end.port), ())):
                 raise SpecError(f"port {end} is already connected to {other.instance!r}", where,
                                 ["a port reaches each peer once; peers are named by instance"])
-        self.connections.append(Connection(a, b, where, cap, mode, lost))
+        chain: tuple[str, ...] = ()
+        if via is not None:
+            from assay.model.interceptor import chain_hops, interceptor_chain
+
+            chain = interceptor_chain(self, via, a, b, where)
+            for hop in chain_hops(a, b, chain, where, cap, mode, lost):
+                self.hops.append(hop)
+                for end, other in ((hop.a, hop.b), (hop.b, hop.a)):
+                    if end.instance in chain:
+                        ends.setdefault((end.instance, end.port), []).append(other)
+        self.connections.append(Connection(a, b, where, cap, mode, lost, chain))
         ends.setdefault(key_a, []).append(b)
         ends.setdefault(key_b, []).append(a)
 

@@ -25,8 +25,9 @@ def validate(system: System) -> None:
             except UnsupportedType as e:
                 raise SpecError(str(e), object_location(h.message),
                                 [f"use {SUPPORTED}"]) from None
-    connected = {(c.a.instance, c.a.port) for c in system.connections} | \
-                {(c.b.instance, c.b.port) for c in system.connections}
+    conns = [*system.connections, *system.hops]
+    connected = {(c.a.instance, c.a.port) for c in conns} | \
+                {(c.b.instance, c.b.port) for c in conns}
     checked: set[tuple[type, str]] = set()
     for name, cls in system.instances.items():
         info = component_info(cls)

@@ -43,7 +43,7 @@ from typing import Any
 from assay.kernel.events import Envelope
 from assay.model.message import Message, message_from_json
 from assay.model.record import Record
-from assay.model.types import TypeSpec, _FrozenSet, _Map, _Optional, _Record, _Tuple
+from assay.model.types import TypeSpec, _FrozenSet, _Map, _Optional, _Record, _Tuple, to_json
 
 VERSION = 2                              # of the wire protocol (1: frames without MACs)
 MAX_FRAME = 1 << 20                      # bytes of payload
@@ -52,6 +52,7 @@ _AUTH_MAX_FRAME = 4096                   # handshake frames are small; don't buf
 _NAME_MAX = 256
 _NONCE_BYTES = 32
 _MSG_KEYS = frozenset({"t", "src", "src_port", "dst", "dst_port", "clock", "message"})
+_MSG_OPTIONAL = frozenset({"meta"})       # what interceptors piggy-back (absent: none)
 
 
 class WireError(Exception):
@@ -338,7 +339,7 @@ def decode_frame(d: dict) -> Frame:
         raise WireError(f"a frame is an object, not {type(d).__name__}")
     t = d.get("t")
     if t == "msg":
-        _keys(d, "msg", set(_MSG_KEYS) | {"seq", "epoch"})
+        _keys(d, "msg", set(_MSG_KEYS) | {"seq", "epoch"}, _MSG_OPTIONAL)
         body = {k: v for k, v in d.items() if k not in ("seq", "epoch")}
         return MsgFrame(wire_epoch(d["epoch"]), wire_int(d["seq"], "seq", 1),
                         wire_int(d["clock"], "clock", 0, CLOCK_LIMIT), body)
@@ -403,7 +404,8 @@ def decode_reply(d: dict | None) -> dict[str, Any] | None:
 def envelope_to_wire(env: Envelope, clock: int) -> dict:
     """The wire form of a message in flight, stamped with the sender's logical `clock`."""
     return {"t": "msg", "src": env.src, "src_port": env.src_port, "dst": env.dst,
-            "dst_port": env.dst_port, "clock": clock, "message": env.message.to_json()}
+            "dst_port": env.dst_port, "clock": clock, "message": env.message.to_json(),
+            **({"meta": {k: to_json(v) for k, v in env.meta}} if env.meta else {})}
 
 
 def _check_complete(spec: TypeSpec, j: Any, where: str) -> None:
@@ -473,9 +475,10 @@ def envelope_from_wire(d: dict, allowed: Callable[[str, str], dict[str, type[Mes
     missing = sorted(_MSG_KEYS - set(d))
     if missing:
         raise WireError(f"message frame is missing {missing[0]!r}")
-    extra = sorted(set(d) - _MSG_KEYS)
+    extra = sorted(set(d) - _MSG_KEYS - _MSG_OPTIONAL)
     if extra:
         raise WireError(f"message frame has an unexpected key {extra[0]!r}")
+    meta = _meta(d["meta"]) if "meta" in d else ()
     src, src_port = _name(d, "src"), _name(d, "src_port")
     dst, dst_port = _name(d, "dst"), _name(d, "dst_port")
     clock = wire_int(d["clock"], "clock", 0, CLOCK_LIMIT)
@@ -509,7 +512,29 @@ def envelope_from_wire(d: dict, allowed: Callable[[str, str], dict[str, type[Mes
         raise WireError(f"cannot check the fields of {tname}: {e}") from None
     if bad is not None:
         raise WireError(f"bad {tname} for {dst}.{dst_port}: {bad}")
-    return Envelope(src, src_port, dst, dst_port, msg), clock
+    return Envelope(src, src_port, dst, dst_port, msg, meta), clock
+
+
+def _meta(j: Any) -> tuple[tuple[str, Any], ...]:
+    """An envelope's meta from a frame: names to None, bool, int (in range), str or lists of
+    them, and nothing else (`assay.model.interceptor`)."""
+    from assay.model.interceptor import meta_from_json
+
+    def ints_in_range(v: Any) -> None:
+        if type(v) is int:
+            wire_int(v, "a meta value", -INT_LIMIT)
+        elif type(v) is tuple:
+            for x in v:
+                ints_in_range(x)
+    try:
+        items = meta_from_json(j)
+    except (ValueError, RecursionError) as e:
+        raise WireError(f"bad meta: {e}"[:300]) from None
+    if not items:
+        raise WireError("an empty 'meta' is sent as no 'meta'")
+    for _, v in items:
+        ints_in_range(v)
+    return items
 
 
 # --- authentication -------------------------------------------------------------------------

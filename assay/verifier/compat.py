@@ -176,7 +176,9 @@ def connections(system: Any, bound: int = 3) -> list[Compatibility]:
     from assay.model.component import component_info
 
     out = []
-    for c in system.connections:
+    # with interceptors (`connect(..., via=)`) the endpoints' ports must fit (end to end) and
+    # so must each hop of the chain: an endpoint's port with its interceptor's side
+    for c in (*system.connections, *system.hops):
         ia = component_info(system.instances[c.a.instance])
         ib = component_info(system.instances[c.b.instance])
         a, b = ia.automata.get(c.a.port), ib.automata.get(c.b.port)

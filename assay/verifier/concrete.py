@@ -58,7 +58,9 @@ def holds(info: ComponentInfo, sc: Scenario, pred: Any, args: list[Any],
 
 def real_wiring(system: System, name: str, info: ComponentInfo) -> dict[str, tuple[str, ...]]:
     out: dict[str, list[str]] = {p: [] for p in info.ports}
-    for c in system.connections:
+    chained = {n for c in system.connections for n in c.via}
+    # an interceptor's sides reach its hops (`connect(..., via=)`); endpoints each other
+    for c in (*system.connections, *(system.hops if name in chained else ())):
         if c.a.instance == name:
             out[c.a.port].append(c.b.instance)
         if c.b.instance == name:

@@ -77,7 +77,9 @@ def receivers(system: System, names: list[str], info: ComponentInfo, kind: str,
         for t in types:
             add(info.cls, None, info.timer_handler(t), None)
         return out
-    for c in system.connections:
+    # where a message goes: with interceptors on a connection, to the next on its way (what
+    # reaches the far endpoint is what the last interceptor forwards)
+    for c in (*(c for c in system.connections if not c.via), *system.hops):
         for src, dst in ((c.a, c.b), (c.b, c.a)):
             if src.instance not in names or src.port != port:
                 continue

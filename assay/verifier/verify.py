@@ -306,7 +306,7 @@ def connection_obligations(system: System, bound: int = 3) -> list[Obligation]:
 
     out = []
     links = {(f"{c.a.instance}.{c.a.port}", f"{c.b.instance}.{c.b.port}"): c
-             for c in system.connections}
+             for c in (*system.connections, *system.hops)}
     for c in connections(system, bound):
         if c.problem is not None and c.problem.startswith("not checked"):
             continue
