@@ -396,7 +396,8 @@ def wrapped(spec: str) -> tuple[System, System]:
 
 
 @pytest.mark.parametrize("spec", ["two_phase_commit.py", "lock_server.py", "bank_transfer.py",
-                                  "tla_twophase.py"])
+                                  "tla_twophase.py", "exactly_once_link.py",
+                                  "provenance_interceptor.py"])
 def test_a_whole_spec_used_as_a_composite_explores_the_same_states(spec):
     inner, outer = wrapped(spec)
     a, b = assay.check(inner), assay.check(outer)
@@ -406,7 +407,8 @@ def test_a_whole_spec_used_as_a_composite_explores_the_same_states(spec):
 
 
 @pytest.mark.parametrize("spec", ["two_phase_commit_bug_majority.py", "lock_server_bug_priority.py",
-                                  "bank_transfer_bug_overdraft.py"])
+                                  "bank_transfer_bug_overdraft.py",
+                                  "exactly_once_link_bug_no_dedup.py"])
 def test_a_bug_twin_used_as_a_composite_shows_the_same_bug(spec):
     inner, outer = wrapped(spec)
     a, b = assay.check(inner), assay.check(outer)

@@ -255,7 +255,12 @@ def add(outer: System, name: str, inner: Any, where: Location | None, initially:
         outer.locations[full] = inner.locations.get(n)
     for c in inner.connections:
         outer.connections.append(Connection(port(c.a), port(c.b), c.location, c.capacity,
-                                            c.full, c.lossy))
+                                            c.full, c.lossy, tuple(map(rename, c.via)),
+                                            c.local))
+    # the hops of the composite's interceptor chains (`connect(..., via=)`)
+    for c in inner.hops:
+        outer.hops.append(Connection(port(c.a), port(c.b), c.location, c.capacity, c.full,
+                                     c.lossy, tuple(map(rename, c.via)), c.local))
     for (inst, p), peers in inner._ends.items():
         outer._ends[(rename(inst), p)] = [port(q) for q in peers]
 
