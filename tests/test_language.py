@@ -559,8 +559,8 @@ def test_exact_guard_of_a_parameterised_action_passes():
 # --- the public API -------------------------------------------------------------------------------
 
 SPEC_NAMES = {"Component", "Interceptor", "Map", "Message", "Peer", "Port", "Range", "Record",
-              "System", "action", "ensures", "initially", "invariant", "on", "on_restart",
-              "on_start", "one_of", "persistent", "protocol", "requires"}
+              "System", "action", "ensures", "external_store", "initially", "invariant", "on",
+              "on_restart", "on_start", "one_of", "persistent", "protocol", "requires"}
 
 
 def test_public_api_exports_exactly_what_a_spec_needs():
