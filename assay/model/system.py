@@ -190,6 +190,7 @@ class System:
         self.externals: list[str] = []
         # groups of interchangeable instances (`s.symmetric(...)`), with where each was declared
         self.symmetries: list[tuple[tuple[str, ...], Location | None]] = []
+        self.pools: list[Any] = []          # elastic pools (`pool`): `assay.model.pool.Pool`
 
     # --- building --------------------------------------------------------------------------
 
@@ -304,6 +305,15 @@ class System:
         self.connections.append(Connection(a, b, where, cap, mode, lost))
         ends.setdefault(key_a, []).append(b)
         ends.setdefault(key_b, []).append(a)
+
+    def pool(self, name: str, cls: type[Component], *, size: int, owner: Any, port: str,
+             live: str) -> Any:
+        """An elastic pool: `size` slots `name0 ..` of `cls`, dormant until the owner
+        spawns them (`self.spawn(name, **init)`), connected by their port `port` to the
+        owner's many-port `owner`; the owner keeps the live slots in its field `live`.  See
+        `assay.model.pool`."""
+        from assay.model.pool import declare
+        return declare(self, name, cls, size, owner, port, live, caller_location(2))
 
     def external(self, *refs: Any) -> None:
         """Mark instances as the outside world: `s.external(client)`.
