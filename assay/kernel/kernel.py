@@ -356,7 +356,8 @@ class Kernel:
         per_instance = []
         for inst in self.instances:
             if self.dormant[inst.index] >= 0:               # a pool's slot starts dormant
-                per_instance.append([(self.dormant[inst.index], (), (), ())])
+                asleep: list[Outcome] = [(self.dormant[inst.index], (), (), ())]
+                per_instance.append(asleep)
                 continue
             vals = inst.info.initial_values(self.system.overrides.get(inst.name))
             starts: list[Outcome] = []
@@ -455,10 +456,10 @@ class Kernel:
         env = self.envs[env_id]
         msg = env.message.with_sender(Peer(env.src))
         if self.dormant[dst] >= 0 or (inst.runner.pools and type(msg) is Retired):
-            o = self._pool_delivery(inst, lid, msg)
-            if o is not None:
-                self._dmemo[lid << 32 | env_id] = o
-                return o
+            done = self._pool_delivery(inst, lid, msg)
+            if done is not None:
+                self._dmemo[lid << 32 | env_id] = done
+                return done
         values = inst.table.values[lid]
         h = inst.info.handler_for(env.dst_port, type(msg))
         if h is not None and h.when is not None and not inst.runner.accepts(values, h, msg):
@@ -476,7 +477,7 @@ class Kernel:
         self._dmemo[lid << 32 | env_id] = _NOOP if o == (lid, (), (), ()) else o
         return o
 
-    def _pool_delivery(self, inst: _Instance, lid: int, msg: Message) -> Any:
+    def _pool_delivery(self, inst: _Instance, lid: int, msg: Any) -> Any:
         """A delivery to a pool's slot that is not its handler's: `Spawn` makes a dormant
         slot live (its start hook runs), `Retire` a live one dormant (its timers go); every
         other message waits for a dormant slot to be spawned (DEFERRED), as a spawn waits for
@@ -487,15 +488,15 @@ class Kernel:
             pool = inst.runner.pools.get(msg.pool)
             if pool is None or msg.sender not in pool.slots:
                 return None
-            values = list(inst.table.values[lid])
             f = inst.info.field_index[pool.live]
-            values[f] = values[f] - {msg.sender}
-            return (inst.table.intern(tuple(values)), (), (), ())
+            old = inst.table.values[lid]
+            new = old[:f] + (old[f] - {msg.sender},) + old[f + 1:]
+            return (inst.table.intern(new), (), (), ())
         if kind is Spawn:
             if lid != dormant:
                 return DEFERRED
-            values = live_values(self, inst, msg.init)
-            return self._run_local(inst, values, lambda: inst.runner.run_start(values),
+            fresh = live_values(self, inst, msg.init)
+            return self._run_local(inst, fresh, lambda: inst.runner.run_start(fresh),
                                    inst.info.on_start, "start", "start",
                                    lambda: f"{inst.name} is spawned")
         if kind is Retire:

@@ -157,13 +157,13 @@ def declare(system: System, name: str, cls: type[Component], size: int, owner: P
 
 # --- the owner's side: what `self.spawn` and `self.retire` do in a handler -------------------
 
-def spawn(ctx: Any, obj: Any, name: Any, init: dict[str, Any]) -> Peer:
+def spawn(ctx: Any, obj: Any, name: Any, init: dict[str, Any]) -> Any:
     """`self.spawn(name, **init)` in the owner's step `ctx`, on its live object `obj`."""
     pool = _owned(ctx, name)
     live = getattr(obj, pool.live)
     slot = next((s for s in pool.slots if Peer(s) not in live), None)
     if slot is None:
-        ctx.abort("pool", f"{ctx.where()} spawns a {pool.name} with all {len(pool.slots)} "
+        return ctx.abort("pool", f"{ctx.where()} spawns a {pool.name} with all {len(pool.slots)} "
                   f"slots of the pool live ({', '.join(pool.slots)})")
     info = component_info(pool.cls)
     for f, v in init.items():
