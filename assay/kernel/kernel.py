@@ -65,7 +65,14 @@ from assay.kernel.network import (
 from assay.kernel.violation import Violation
 from assay.model.component import ActionInfo, ComponentInfo, component_info
 from assay.model.message import Message
-from assay.model.pool import Retire, Retired, Spawn, dormant_values, live_values
+from assay.model.pool import (
+    Retire,
+    Retired,
+    Spawn,
+    decode_init,
+    dormant_values,
+    live_values,
+)
 from assay.model.system import System
 from assay.model.types import Peer, admits_any, canonical, exact_key, to_json
 from assay.model.validate import validate
@@ -495,7 +502,11 @@ class Kernel:
         if kind is Spawn:
             if lid != dormant:
                 return DEFERRED
-            fresh = live_values(self, inst, msg.init)
+            init = decode_init(inst.info, msg.init)
+            if isinstance(init, str):
+                return (lid, (), (Violation("type", str(msg.sender), f"{msg.sender} spawned "
+                                            f"{inst.name} with {init}"),), ())
+            fresh = live_values(self, inst, init)
             return self._run_local(inst, fresh, lambda: inst.runner.run_start(fresh),
                                    inst.info.on_start, "start", "start",
                                    lambda: f"{inst.name} is spawned")

@@ -33,13 +33,14 @@ this is engine-specific: the kernel's delivery (`delivery` here) is the one sema
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from assay.errors import Location, SpecError, caller_location
 from assay.model.component import Component, InstanceStart, component_info
 from assay.model.message import Message
-from assay.model.types import Peer
+from assay.model.types import Peer, to_json
 
 if TYPE_CHECKING:
     from assay.model.system import InstanceRef, PortRef, System
@@ -48,10 +49,12 @@ DORMANT = "@dormant"        # the last item of a dormant slot's local state
 
 
 class Spawn(Message):
-    """Sent by a pool's owner to a dormant slot: become live with these initial values."""
+    """Sent by a pool's owner to a dormant slot: become live with these initial values, each
+    (field, its value's JSON text), in field order — typed text, so the wire can carry it
+    and the slot decodes each value by its field's declared type (`live_values`)."""
 
     pool: str
-    init: tuple             # ((field, value), ...) in field-name order
+    init: tuple[tuple[str, str], ...]
 
 
 class Retire(Message):
@@ -176,7 +179,9 @@ def spawn(ctx: Any, obj: Any, name: Any, init: dict[str, Any]) -> Any:
             ctx.abort("type", f"{ctx.where()} spawns a {pool.name} with {f}={v!r}, which is "
                       f"not {t.describe()}")
     setattr(obj, pool.live, live | {Peer(slot)})
-    _send(ctx, pool, slot, Spawn(pool.name, tuple(sorted(init.items(), key=lambda kv: kv[0]))))
+    given = tuple((f, json.dumps(to_json(init[f]), sort_keys=True, separators=(",", ":")))
+                  for f in info.fields if f in init)
+    _send(ctx, pool, slot, Spawn(pool.name, given))
     return Peer(slot)
 
 
@@ -224,11 +229,29 @@ def dormant_values(cls: type[Component], sessions: int) -> tuple[Any, ...]:
     return (None,) * len(component_info(cls).fields) + (DORMANT,)
 
 
-def live_values(kernel: Any, inst: Any, init: tuple[tuple[str, Any], ...]) -> tuple[Any, ...]:
+def decode_init(info: Any, init: tuple[tuple[str, str], ...]) -> dict[str, Any] | str:
+    """The field values a `Spawn` carries, each decoded by its field's type; or what is
+    wrong with them (a message that did not come from `spawn`)."""
+    out: dict[str, Any] = {}
+    for f, text in init:
+        if f not in info.field_index or f in out:
+            return f"field {f!r} is not a field of {info.cls.__name__}, or given twice"
+        t = info.types[info.field_index[f]]
+        try:
+            v = t.from_json(json.loads(text))
+        except (ValueError, TypeError, KeyError, RecursionError) as e:
+            return f"{f}={text[:80]!r} is not a {t.describe()}: {e}"
+        if not t.conforms(v):
+            return f"{f}={text[:80]!r} is not a {t.describe()}"
+        out[f] = v
+    return out
+
+
+def live_values(kernel: Any, inst: Any, init: dict[str, Any]) -> tuple[Any, ...]:
     """The local state a `Spawn` with `init` gives slot `inst`: its class's initial state with
     those values (one only: a field that is a `one_of` must be given)."""
     info = inst.info
-    vals = info.initial_values(InstanceStart(dict(init), inst.name, None, None))
+    vals = info.initial_values(InstanceStart(init, inst.name, None, None))
     if len(vals) != 1:
         raise SpecError(f"spawning {inst.name} gives {len(vals)} initial states, not one",
                         info.location if hasattr(info, "location") else None,
