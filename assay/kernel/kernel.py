@@ -66,6 +66,7 @@ from assay.kernel.violation import Violation
 from assay.model.component import ActionInfo, ComponentInfo, component_info
 from assay.model.message import Message
 from assay.model.pool import (
+    DORMANT,
     Retire,
     Retired,
     Spawn,
@@ -608,6 +609,8 @@ class Kernel:
 
     def _restart_outcome(self, i: int, lid: int, choice: int) -> Outcome:
         o = self._rmemo.get((i, lid, choice))
+        if o is None and lid == self.dormant[i]:           # a dormant slot restarts dormant
+            o = self._rmemo[(i, lid, choice)] = (lid, (), (), ())
         if o is None:
             inst = self.instances[i]
             values = inst.info.restart_values(inst.table.values[lid],
@@ -755,6 +758,9 @@ class Kernel:
         semantics as a restart event."""
         inst = self.instances[self.index[name]]
         info = inst.info
+        if self.dormant[inst.index] >= 0 and saved.get(DORMANT) is not False:
+            # a pool's slot never saved live (dormant since the start, or retired)
+            return LocalStep(self.dormant[inst.index], (), (), ())
         values = list(info.initial_values(self.system.overrides.get(inst.name))[0])
         for f, j in saved.items():
             k = info.field_index.get(f)
@@ -783,11 +789,16 @@ class Kernel:
         inst = self.instances[self.index[name]]
         info = inst.info
         runner = inst.runner
-        if not any(info.persistent) and not any(runner.kept_sessions):
+        slot = self.dormant[inst.index] >= 0
+        if slot and lid == self.dormant[inst.index]:    # a pool's slot: whether it is live
+            return {DORMANT: True}
+        if not any(info.persistent) and not any(runner.kept_sessions) and not slot:
             return None
         values = inst.table.values[lid]
         out: dict[str, Any] = {f: to_json(values[k]) for k, f in enumerate(info.fields)
                                if info.persistent[k]}
+        if slot:
+            out[DORMANT] = False
         if any(runner.kept_sessions):
             out[SESSIONS] = {f"{p}/{peer}": pos for ((p, peer), keep, pos)
                              in zip(runner.session_keys, runner.kept_sessions, values[-1])
@@ -1062,7 +1073,7 @@ class Kernel:
             if (down >> i) & 1:
                 choices = len(inst.info.initial_values(self.system.overrides.get(inst.name)))
                 out.extend(~self._slot_id(("restart", i, c)) for c in range(choices))
-            elif crash and locals_[i] != self.dormant[i]:    # a dormant slot has no crash
+            elif crash:
                 out.append(~self._slot_id(("crash", i)))
         if cut:
             out.append(~self._slot_id(("heal",)))
