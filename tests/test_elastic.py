@@ -101,11 +101,20 @@ def test_check_finds_the_job_lost_when_a_busy_worker_is_retired():
     assert "worker0.current: 0 -> None" in text          # the retire dropped job 0
 
 
-def test_every_checker_agrees_on_the_pool():
-    counts = {check(GOOD, strategy=strategy, params={"jobs": 2}).states
-              for strategy in ("bfs", "dfs")}
-    full = check(GOOD, params={"jobs": 2}, max_memory=None).states
-    assert len(counts) == 1 and full in counts
+def test_every_search_agrees_on_the_pool():
+    from assay.checker import check as run_check
+
+    system = build(GOOD, None, {"jobs": "2"})[0]
+    system.liveness = []
+    found = {name: run_check(Kernel(system), **opts) for name, opts in {
+        "compact": {}, "full": {"full_states": True}, "dfs": {"strategy": "dfs"},
+        "workers": {"workers": 2}}.items()}
+    assert {r.verdict for r in found.values()} == {"ok"}
+    assert len({r.states for r in found.values()}) == 1, {n: r.states for n, r in found.items()}
+    bug = build(BUG, None, {"jobs": "2"})[0]
+    lost = {name: run_check(Kernel(bug), **opts) for name, opts in {
+        "compact": {}, "full": {"full_states": True}, "workers": {"workers": 2}}.items()}
+    assert {(r.violation.name, len(r.steps)) for r in lost.values()} == {("no_job_lost", 8)}
 
 
 def test_symmetric_slots_reduce_the_search_to_orbits_with_the_same_verdict():
@@ -221,3 +230,146 @@ def test_retire_is_acknowledged_and_the_owner_forgets_the_slot_only_then():
     s = _deliver(k, s, Retired)
     assert k.local_values(s, "dispatcher")["live"] == frozenset()
     assert k.is_terminal(s) and not k.enabled_events(s)
+
+
+# --- simulate, replay ---------------------------------------------------------------------------
+
+def test_simulate_draws_spawns_and_retires_and_finds_the_lost_job():
+    good = simulate(GOOD, runs=40, seed=1)
+    assert good.ok and good.events > 0, good.text()
+    bug = simulate(BUG, runs=40, seed=1)
+    assert not bug.ok
+    trace = bug.traces()[0]
+    assert trace.verdict["name"] == "no_job_lost"
+    assert any(e.get("message", {}).get("type") == "Retire" for e in trace.events)
+
+
+def test_a_counterexample_with_spawns_and_retires_replays(tmp_path):
+    r = check(BUG)
+    path = tmp_path / "bug.json"
+    r.trace.write(path)
+    done = replay_trace(Trace.read(path), path)
+    assert done.violation is not None and done.violation.name == "no_job_lost"
+    kinds = [e["message"]["type"] for e in json.loads(path.read_text())["events"]
+             if e["kind"] == "deliver"]
+    assert "Spawn" in kinds and "Retire" in kinds
+
+
+def test_the_same_search_under_any_hash_seed():
+    code = ("from assay.api import check; r = check(%r); "
+            "print(r.states, r.transitions)" % str(BUG.with_name("elastic_pool.py")))
+    outs = set()
+    for seed in ("0", "12345"):
+        env = dict(os.environ, PYTHONHASHSEED=seed, PYTHONPATH=str(ROOT))
+        outs.add(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                                text=True, check=True, timeout=120).stdout)
+    assert len(outs) == 1, outs
+
+
+# --- assay run: in one process, and across nodes ------------------------------------------------
+
+@pytest.mark.parametrize("seed", range(3))
+def test_run_spawns_and_retires_real_workers_and_the_run_conforms(seed):
+    k = Kernel(build(GOOD)[0])
+    report, _ = run_local(k, duration=20, seed=seed)
+    assert report.ended == "quiescent" and not report.violations
+    assert sorted(report.final["dispatcher"]["done"]) == [0, 1, 2]
+    assert report.final["dispatcher"]["live"] == frozenset()
+    spawned = [e for e in report.events if e.get("message", {}).get("type") == "Spawn"]
+    assert spawned
+    fresh = Kernel(build(GOOD)[0])
+    done = replay_checked(fresh, report.events, find_initial(fresh, None))
+    assert done.violation is None and len(done.steps) == len(report.events)
+
+
+def test_a_run_restarted_on_its_state_directory_keeps_dormant_slots_dormant(tmp_path):
+    system = build(GOOD, None, {"jobs": "1"})[0]
+    report, rt = run_local(Kernel(system), duration=20, seed=0, state_dir=tmp_path / "st")
+    assert report.ended == "quiescent" and not report.violations
+    report2, rt2 = run_local(Kernel(build(GOOD, None, {"jobs": "1"})[0]), duration=20,
+                             seed=0, state_dir=tmp_path / "st")
+    assert report2.ended == "quiescent" and not report2.violations, report2.violations
+    k = rt2.kernel
+    assert rt2.node.local["worker0"] == k.dormant[k.index["worker0"]]
+    assert rt2.node.local["worker1"] == k.dormant[k.index["worker1"]]
+    # both lives, the restart between them (crash and restart of every instance) included
+    trace = rt2.trace(report2, str(GOOD), "system", {"jobs": 1})
+    assert any(e["kind"] == "restart" and e["instance"] == "worker0" for e in trace.events)
+    assert replay_trace(trace, tmp_path / "t.json").violation is None
+
+
+@pytest.mark.e2e
+def test_deployed_workers_are_spawned_on_their_own_nodes(children, tmp_path):
+    from runtime_support import free_ports, replay, write_deployment
+
+    ports = free_ports(3)
+    dep = write_deployment(tmp_path / "deploy.toml", "elastic_pool.py", {
+        "n1": (ports[0], ["client", "dispatcher"]), "n2": (ports[1], ["worker0"]),
+        "n3": (ports[2], ["worker1"])})
+    trace = tmp_path / "run.json"
+    r = children.run("run", "--deploy", dep, "--json", "--trace-out", trace, timeout=60)
+    assert "Traceback" not in r.stderr, r.stderr
+    doc = json.loads(r.stdout)
+    assert r.returncode == 0 and doc["ended"] == "quiescent" and doc["violations"] == []
+    assert sorted(doc["final"]["dispatcher"]["done"]) == [0, 1, 2]
+    events = json.loads(trace.read_text())["events"]
+    spawned = {e["to"] for e in events if e.get("message", {}).get("type") == "Spawn"}
+    assert "worker0" in spawned                 # a frame from n1 woke the slot on n2
+    done = replay(children, trace)
+    assert len(done["events"]) == doc["steps"]
+
+
+# --- a pool declared wrong: a SpecError at the line, with the fix -------------------------------
+
+class NotOwner(Component):
+    out = Port()
+    live: frozenset[Peer] = frozenset()
+
+
+class NoLive(Component):
+    workers = Port(many=True)
+
+
+def _declare(owner_cls: type, **kw):
+    s = System("bad")
+    o = s.add("o", owner_cls)
+    args = {"size": 2, "owner": getattr(o, "workers" if owner_cls is not NotOwner else "out"),
+            "port": "boss", "live": "live"}
+    args.update(kw)
+    s.pool("w", W, **args)            # the line the error names
+    return s
+
+
+@pytest.mark.parametrize("owner_cls, kw, says", [
+    (NotOwner, {}, "is a single port"),
+    (NoLive, {}, "has no field 'live'"),
+    (Boss, {"size": 0}, "at least 1"),
+    (Boss, {"port": "nope"}, "W has no port 'nope'"),
+    (Boss, {"live": "size"}, "not a set of peers"),
+])
+def test_a_wrong_declaration_is_a_spec_error_at_its_line(owner_cls, kw, says):
+    with pytest.raises(SpecError) as e:
+        _declare(owner_cls, **kw)
+    assert says in str(e.value)
+    assert e.value.location is not None and e.value.location.line is not None
+    assert Path(e.value.location.file).name == "test_elastic.py"
+
+
+class Stray(Component):
+    workers = Port(many=True)
+    live: frozenset[Peer] = frozenset()
+    go: bool = True
+
+    @action(when=lambda self: self.go)
+    def grow(self):
+        self.go = False
+        self.spawn("w", colour=1)
+
+
+def test_spawning_a_field_the_class_does_not_have_is_a_spec_error_naming_the_line():
+    s = System("stray")
+    o = s.add("o", Stray)
+    s.pool("w", W, size=1, owner=o.workers, port="boss", live="live")
+    with pytest.raises(SpecError) as e:
+        check(s)
+    assert "field 'colour', which W does not have" in str(e.value)
