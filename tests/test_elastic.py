@@ -256,8 +256,9 @@ def test_a_counterexample_with_spawns_and_retires_replays(tmp_path):
 
 
 def test_the_same_search_under_any_hash_seed():
-    code = ("from assay.api import check; r = check(%r); "
-            "print(r.states, r.transitions)" % str(BUG.with_name("elastic_pool.py")))
+    code = (f"from assay.api import check; r = check({str(GOOD)!r}); "
+            f"b = check({str(BUG)!r}); "
+            "print(r.states, r.transitions, [s.event for s in b.steps])")
     outs = set()
     for seed in ("0", "12345"):
         env = dict(os.environ, PYTHONHASHSEED=seed, PYTHONPATH=str(ROOT))
