@@ -120,3 +120,6 @@ def system(jobs: int = 3, size: int = 2) -> System:
         d = g["dispatcher"]
         return len(d.done) == jobs and not d.live
     return s
+
+
+ASSAY_EXPECT = {"verdict": "violation", "property": "no_job_lost"}
