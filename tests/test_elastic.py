@@ -16,7 +16,7 @@ from assay import Component, Message, Peer, Port, System, action, on
 from assay.api import check, simulate
 from assay.errors import SpecError
 from assay.kernel import Kernel
-from assay.kernel.kernel import World
+from assay.kernel.kernel import PartialWorld, World
 from assay.kernel.trace import Trace, find_initial, replay_checked, replay_trace
 from assay.model.load import build
 from assay.model.pool import Retire, Retired, Spawn
@@ -165,6 +165,8 @@ def test_a_dormant_slot_has_no_event_until_spawned_and_then_has_the_spawns_value
     assert [k.describe(e) for e in k.enabled_events(s0)] == ["b fires grow"]
     assert k.local_values(s0, "w0") == {"level": None, "who": None}
     assert World(k, s0).instances(W) == []             # a dormant slot is no instance now
+    part = PartialWorld(k, dict(enumerate(s0[0])), [])   # what a runtime node's monitor sees
+    assert part.instances(W) == []
     r = _fire(k, s0, "b", "grow")
     assert [(e.dst, e.message) for e in r.sends] == [
         ("w0", Spawn("w", (("level", "1"), ("who", '"b"'))))]

@@ -1805,7 +1805,8 @@ class PartialWorld(World):
         idx = [i for i, inst in enumerate(k.instances) if cls is None or issubclass(inst.cls, cls)]
         if any(i not in self._lids for i in idx):
             raise NotLocal(cls)
-        return [k.view(i, self._lids[i]) for i in idx]
+        return [k.view(i, self._lids[i]) for i in idx
+                if self._lids[i] != k.dormant[i]]           # as `World.instances`
 
     def in_flight(self, mtype: type | None = None) -> list[Envelope]:
         if self._flight is None:
