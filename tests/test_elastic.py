@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from assay import Component, Message, Peer, Port, System, action, on
+from assay import Component, Message, Peer, Port, System, action, on, on_start
 from assay.api import check, simulate
 from assay.errors import SpecError
 from assay.kernel import Kernel
+from assay.kernel.faults import Faults
 from assay.kernel.kernel import PartialWorld, World
 from assay.kernel.trace import Trace, find_initial, replay_checked, replay_trace
 from assay.model.load import build
@@ -376,3 +377,67 @@ def test_spawning_a_field_the_class_does_not_have_is_a_spec_error_naming_the_lin
     with pytest.raises(SpecError) as e:
         check(s)
     assert "field 'colour', which W does not have" in str(e.value)
+
+
+# --- timers, start hooks and crashes of slots ---------------------------------------------------
+
+class Tick(Message): ...
+
+
+class Ticker(Component):
+    boss = Port()
+    ticks: int = 0
+
+    @on_start
+    def arm(self):
+        self.after(1, Tick())
+
+    @on(Tick)
+    def tick(self, m):
+        self.ticks += 1
+
+
+class Owner(Component):
+    workers = Port(many=True)
+    live: frozenset[Peer] = frozenset()
+    spawned: bool = False
+    retired: bool = False
+
+    @action(when=lambda self: not self.spawned)
+    def grow(self):
+        self.spawned = True
+        self.spawn("t")
+
+    @action(when=lambda self: self.spawned and not self.retired)
+    def shrink(self):
+        self.retired = True
+        self.retire(Peer("t0"))
+
+
+def ticker_kernel(faults: Faults | None = None) -> Kernel:
+    s = System("tickers")
+    o = s.add("o", Owner)
+    s.pool("t", Ticker, size=1, owner=o.workers, port="boss", live="live")
+    return Kernel(s, faults)
+
+
+def test_a_spawn_runs_the_start_hook_and_a_retire_drops_the_slots_timers():
+    k = ticker_kernel()
+    (s, _), = k.initial_states()
+    assert k.pending_timers(s) == []                 # a dormant slot did not start
+    s = _deliver(k, _fire(k, s, "o", "grow").state, Spawn)
+    assert k.pending_timers(s) == [("t0", 1, Tick())]
+    s = _deliver(k, _fire(k, s, "o", "shrink").state, Retire)
+    assert k.pending_timers(s) == []
+    assert k.local_values(s, "t0") == {"ticks": None}
+
+
+def test_a_dormant_slot_that_crashes_restarts_dormant():
+    k = ticker_kernel(Faults(crash=1))
+    (s, _), = k.initial_states()
+    s = k.step(s, {"kind": "crash", "instance": "t0"}).state
+    assert k.crashed(s) == ["t0"]
+    s = k.step(s, {"kind": "restart", "instance": "t0", "choice": 0}).state
+    assert s[0][k.index["t0"]] == k.dormant[k.index["t0"]]
+    s = _deliver(k, _fire(k, s, "o", "grow").state, Spawn)     # and is spawned as usual
+    assert k.local_values(s, "t0") == {"ticks": 0}
