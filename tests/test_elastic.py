@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from assay import Component, Message, Peer, Port, System, action, on, on_start
+from assay import Component, Message, Peer, Port, System, action, on, on_start, persistent
 from assay.api import check, simulate
 from assay.errors import SpecError
 from assay.kernel import Kernel
@@ -441,3 +441,28 @@ def test_a_dormant_slot_that_crashes_restarts_dormant():
     assert s[0][k.index["t0"]] == k.dormant[k.index["t0"]]
     s = _deliver(k, _fire(k, s, "o", "grow").state, Spawn)     # and is spawned as usual
     assert k.local_values(s, "t0") == {"ticks": 0}
+
+
+class DurableOwner(Component):
+    workers = Port(many=True)
+    live: frozenset[Peer] = persistent(frozenset())
+    spawned: bool = persistent(False)
+    retired: bool = persistent(False)
+
+    grow = Owner.grow
+    shrink = Owner.shrink
+
+
+def test_an_owner_that_crashes_needs_its_live_field_persistent():
+    def system(cls: type) -> System:
+        s = System("tickers")
+        o = s.add("o", cls)
+        s.pool("t", Ticker, size=1, owner=o.workers, port="boss", live="live")
+        s.terminal(lambda g: True)
+        return s
+    forgets = check(system(Owner), faults="crash=1")
+    assert forgets.verdict == "violation" and forgets.violation.kind == "pool", forgets.text()
+    assert "retires t0, which is not live" in forgets.violation.message
+    assert any("o restarts" in line for line in forgets.text().splitlines())
+    durable = check(system(DurableOwner), faults="crash=1")
+    assert durable.verdict == "ok" and durable.states == 38, durable.text()
