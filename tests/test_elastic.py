@@ -466,3 +466,19 @@ def test_an_owner_that_crashes_needs_its_live_field_persistent():
     assert any("o restarts" in line for line in forgets.text().splitlines())
     durable = check(system(DurableOwner), faults="crash=1")
     assert durable.verdict == "ok" and durable.states == 38, durable.text()
+
+
+def test_a_long_run_that_forgets_its_interned_states_keeps_dormant_slots_dormant():
+    k = Kernel(boss_system())
+    names = {n: k.local_initial(n) for n in ("b", "w0", "w1")}
+    step = k.local_actions("b", names["b"])[0][1]            # b grows: w0 is sent a Spawn
+    names["b"] = step.local
+    spawn = step.sends[0]
+    names["w0"] = k.local_deliver(names["w0"], spawn).local
+    for _ in range(2):                   # forget everything but the current local states
+        names = k.forget(names)
+        assert names["w1"] == k.dormant[k.index["w1"]] != names["w0"]
+        assert k.local_actions("w1", names["w1"]) == []
+        assert k.local_view("w0", names["w0"]) == {"level": 1, "who": Peer("b")}
+        assert k.local_accepts(names["w1"], spawn.__class__("b", "workers", "w1", "boss",
+                                                             Ping(1))) is False

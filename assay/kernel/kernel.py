@@ -862,6 +862,10 @@ class Kernel:
         for lst in (self.envs, self.env_src, self.env_dst, self.env_link, self.slots,
                     self.timers, self.cancels):
             lst.clear()
+        for p in self.pools.values():               # a pool's dormant state, interned anew
+            for slot in p.slots:
+                inst = self.instances[self.index[slot]]
+                self.dormant[inst.index] = inst.table.intern(dormant_values(p.cls, 0))
         return {name: self.instances[self.index[name]].table.intern(v)
                 for name, v in values.items()}
 
