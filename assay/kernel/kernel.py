@@ -238,7 +238,7 @@ class Kernel:
             owner.wirings[p.owner_port] = replace(owner.wirings[p.owner_port], live=p.live)
             for slot in p.slots:
                 inst = self.instances[self.index[slot]]
-                self.dormant[inst.index] = inst.table.intern(dormant_values(p.cls, 0))
+                self.dormant[inst.index] = inst.table.intern(dormant_values(p.cls))
         # The long state form carries timers, crashes, partitions and the fault budget.
         self.extended = faults is not None or any(i.info.uses_timers for i in self.instances)
         # some step may choose (`self.choose`): then a step may have several outcomes, and
@@ -865,7 +865,7 @@ class Kernel:
         for p in self.pools.values():               # a pool's dormant state, interned anew
             for slot in p.slots:
                 inst = self.instances[self.index[slot]]
-                self.dormant[inst.index] = inst.table.intern(dormant_values(p.cls, 0))
+                self.dormant[inst.index] = inst.table.intern(dormant_values(p.cls))
         return {name: self.instances[self.index[name]].table.intern(v)
                 for name, v in values.items()}
 

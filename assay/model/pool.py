@@ -224,7 +224,7 @@ def _send(ctx: Any, pool: Pool, slot: str, message: Message) -> None:
 
 # --- the kernel's side --------------------------------------------------------------------------
 
-def dormant_values(cls: type[Component], sessions: int) -> tuple[Any, ...]:
+def dormant_values(cls: type[Component]) -> tuple[Any, ...]:
     """A dormant slot's local state: every field None, then the marker (no sessions)."""
     return (None,) * len(component_info(cls).fields) + (DORMANT,)
 
