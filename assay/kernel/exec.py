@@ -39,6 +39,7 @@ class Wiring:
     many: bool
     peers: tuple[tuple[str, str], ...]          # (peer instance, peer port), sorted
     peer_set: frozenset[Peer]
+    live: str | None = None     # an elastic pool's port: the owner's field of live slots
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,8 +131,11 @@ class PortHandle:
 
     @property
     def peers(self) -> frozenset[Peer]:
-        """The instances connected to this port."""
-        return self._w.peer_set
+        """The instances connected to this port (on a pool's port: the live slots)."""
+        w = self._w
+        if w.live is not None:
+            return w.peer_set & getattr(self._ctx.obj, w.live)  # type: ignore[no-any-return]
+        return w.peer_set
 
     @property
     def peer(self) -> Peer | None:
@@ -164,8 +168,10 @@ class PortHandle:
         """Send `message` to every peer of this port."""
         if not self._w.peers:
             self._ctx.unconnected(self._w.port)
+        live = None if self._w.live is None else getattr(self._ctx.obj, self._w.live)
         for dst, dst_port in self._w.peers:
-            self._ctx.emit(self._w.port, dst, dst_port, message)
+            if live is None or dst in live:
+                self._ctx.emit(self._w.port, dst, dst_port, message)
 
     def __repr__(self) -> str:
         return f"<port {self._w.port} peers={sorted(self._w.peer_set)}>"
@@ -175,7 +181,7 @@ class Context:
     """The execution context of one handler run: ports and the outbox."""
 
     __slots__ = ("instance", "wirings", "handles", "outbox", "timer_ops", "readonly", "handler",
-                 "sessions", "runner", "record", "chooser", "assigned", "arrived")
+                 "sessions", "runner", "record", "chooser", "assigned", "arrived", "obj")
 
     def __init__(self, instance: str, wirings: dict[str, Wiring],
                  runner: Runner | None = None) -> None:
@@ -195,6 +201,7 @@ class Context:
         # when a set (`Runner.recorder`): the names the body assigns on `self`
         self.assigned: set[str] | None = None
         self.arrived: str | None = None      # the port the handled message came in on
+        self.obj: Any = None            # the live object of the instance (`Runner.live`)
 
     def forward(self, message: Message, meta: Any, to: str | None) -> None:
         """An interceptor's `self.forward(...)`: see `Interceptor.forward`."""
@@ -382,6 +389,8 @@ def make_view(vc: type[StateView], name: str, fields: tuple[str, ...],
 class Runner:
     """Runs handlers, actions and contracts of one instance of a component."""
 
+    pools: dict[str, Any] = {}      # the elastic pools the instance owns, by name (the kernel's)
+
     def __init__(self, name: str, info: ComponentInfo, wirings: dict[str, Wiring]) -> None:
         self.name = name
         self.info = info
@@ -462,6 +471,7 @@ class Runner:
         d = obj.__dict__
         d.update(zip(self.fields, values))
         d["__assay_ctx__"] = ctx
+        ctx.obj = obj
         return obj
 
     def _recording(self) -> type:

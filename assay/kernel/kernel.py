@@ -52,7 +52,7 @@ from assay.kernel.events import (
     Restart,
     TimerFire,
 )
-from assay.kernel.exec import Branched, Result, Runner, StateView, TimerOp, Wiring
+from assay.kernel.exec import Branched, Result, Runner, Send, StateView, TimerOp, Wiring
 from assay.kernel.faults import Faults
 from assay.kernel.network import (
     Duplicating,
@@ -66,6 +66,15 @@ from assay.kernel.violation import Violation
 from assay.model.component import ActionInfo, ComponentInfo, component_info
 from assay.model.composite import combined_terminals
 from assay.model.message import Message
+from assay.model.pool import (
+    DORMANT,
+    Retire,
+    Retired,
+    Spawn,
+    decode_init,
+    dormant_values,
+    live_values,
+)
 from assay.model.system import System
 from assay.model.types import Peer, admits_any, canonical, exact_key, to_json
 from assay.model.validate import validate
@@ -227,6 +236,17 @@ class Kernel:
                 table = tables[cls] = _LocalTable(any(admits_any(t) for t in info.types))
             self.instances.append(_Instance(i, name, info, Runner(name, info, w), table))
         self.wirings = wirings
+        # elastic pools (`System.pool`): a slot's dormant local id (-1: not a slot); the
+        # owner's runner knows its pools, its pool port the field of live slots
+        self.dormant = [-1] * len(self.instances)
+        self.pools = {p.name: p for p in system.pools}
+        for p in system.pools:
+            owner = self.instances[self.index[p.owner]].runner
+            owner.pools = {**owner.pools, p.name: p}
+            owner.wirings[p.owner_port] = replace(owner.wirings[p.owner_port], live=p.live)
+            for slot in p.slots:
+                inst = self.instances[self.index[slot]]
+                self.dormant[inst.index] = inst.table.intern(dormant_values(p.cls))
         # The long state form carries timers, crashes, partitions and the fault budget.
         self.extended = faults is not None or any(i.info.uses_timers for i in self.instances)
         # some step may choose (`self.choose`): then a step may have several outcomes, and
@@ -306,6 +326,7 @@ class Kernel:
         self.properties = list(system.properties)
         # property verdicts by local states, for evaluations that did not read beyond them
         self._property_memo: dict[tuple[int, ...], tuple[Violation, ...]] = {}
+        self._memo_partial = False      # some evaluation read the network: not in the memo
         # one instance, no network, no timers or faults (a whole-state spec): a state is its
         # local state, which a search expands once, so memos by local state cannot hit there
         # and are not kept (actions, property verdicts, views)
@@ -372,6 +393,10 @@ class Kernel:
         sends in flight, its timers pending — and its invariants."""
         per_instance = []
         for inst in self.instances:
+            if self.dormant[inst.index] >= 0:               # a pool's slot starts dormant
+                asleep: list[Outcome] = [(self.dormant[inst.index], (), (), ())]
+                per_instance.append(asleep)
+                continue
             vals = inst.info.initial_values(self.system.overrides.get(inst.name))
             starts: list[Outcome] = []
             for v in vals:
@@ -437,6 +462,8 @@ class Kernel:
         `Branches` when the start hook chooses)."""
         key = (inst.index, lid, -1)
         o = self._rmemo.get(key)
+        if o is None and lid == self.dormant[inst.index]:
+            o = self._rmemo[key] = (lid, (), (), ())        # a dormant slot does not start
         if o is None:
             values = inst.table.values[lid]
             o = self._rmemo[key] = self._run_local(
@@ -470,6 +497,11 @@ class Kernel:
                 (env.src, env.src_port, env.dst, env.dst_port), env.src)), env.meta)
         else:
             msg = env.message.with_sender(Peer(env.src))
+        if self.dormant[dst] >= 0 or (inst.runner.pools and type(msg) is Retired):
+            done = self._pool_delivery(inst, lid, msg)
+            if done is not None:
+                self._dmemo[lid << 32 | env_id] = done
+                return done
         values = inst.table.values[lid]
         h = inst.info.handler_for(env.dst_port, type(msg))
         if h is not None and h.when is not None and not inst.runner.accepts(values, h, msg):
@@ -488,6 +520,41 @@ class Kernel:
         self._dmemo[lid << 32 | env_id] = _NOOP if o == (lid, (), (), ()) else o
         return o
 
+    def _pool_delivery(self, inst: _Instance, lid: int, msg: Any) -> Any:
+        """A delivery to a pool's slot that is not its handler's: `Spawn` makes a dormant
+        slot live (its start hook runs), `Retire` a live one dormant (its timers go); every
+        other message waits for a dormant slot to be spawned (DEFERRED), as a spawn waits for
+        a live slot and a retire for a dormant one.  None: the handler's delivery."""
+        dormant = self.dormant[inst.index]
+        kind = type(msg)
+        if kind is Retired:                 # at the owner: the slot is dormant now
+            pool = inst.runner.pools.get(msg.pool)
+            if pool is None or msg.sender not in pool.slots:
+                return None
+            f = inst.info.field_index[pool.live]
+            old = inst.table.values[lid]
+            new = old[:f] + (old[f] - {msg.sender},) + old[f + 1:]
+            return (inst.table.intern(new), (), (), ())
+        if kind is Spawn:
+            if lid != dormant:
+                return DEFERRED
+            init = decode_init(inst.info, msg.init)
+            if isinstance(init, str):
+                return (lid, (), (Violation("type", str(msg.sender), f"{msg.sender} spawned "
+                                            f"{inst.name} with {init}"),), ())
+            fresh = live_values(self, inst, init)
+            return self._run_local(inst, fresh, lambda: inst.runner.run_start(fresh),
+                                   inst.info.on_start, "start", "start",
+                                   lambda: f"{inst.name} is spawned")
+        if kind is Retire:
+            if lid == dormant:
+                return DEFERRED
+            cancel = [TimerOp(False, 0, Message)] if self.extended else []
+            pool = self.pools[msg.pool]
+            ack = Send(pool.port, pool.owner, pool.owner_port, Retired(pool.name))
+            return (dormant, self._sends(inst, [ack]), (), self._timer_ops(inst, cancel))
+        return DEFERRED if lid == dormant else None
+
     def _delivery(self, lid: int, env: int) -> Any:
         """The outcome of delivering `env` in local state `lid` (DEFERRED: not now)."""
         o = self._dmemo.get(lid << 32 | env)
@@ -500,6 +567,9 @@ class Kernel:
         return self._delivery(state[0][self.env_dst[env]], env) is DEFERRED
 
     def _action_outcomes(self, inst: _Instance, lid: int) -> tuple[tuple[int, Outcome], ...]:
+        if lid == self.dormant[inst.index]:                 # a dormant slot does nothing
+            inst.amemo[lid] = ()
+            return ()
         values = inst.table.values[lid]
         runner = inst.runner
         index = inst.index
@@ -574,6 +644,8 @@ class Kernel:
 
     def _restart_outcome(self, i: int, lid: int, choice: int) -> Outcome:
         o = self._rmemo.get((i, lid, choice))
+        if o is None and lid == self.dormant[i]:           # a dormant slot restarts dormant
+            o = self._rmemo[(i, lid, choice)] = (lid, (), (), ())
         if o is None:
             inst = self.instances[i]
             values = inst.info.restart_values(inst.table.values[lid],
@@ -665,6 +737,8 @@ class Kernel:
     def local_initial(self, name: str, choice: int = 0) -> int:
         """The id of one initial local state of instance `name`, before its start."""
         inst = self.instances[self.index[name]]
+        if self.dormant[inst.index] >= 0:
+            return self.dormant[inst.index]
         vals = inst.info.initial_values(self.system.overrides.get(inst.name))
         return inst.table.intern(inst.runner.with_sessions(vals[choice]))
 
@@ -726,6 +800,9 @@ class Kernel:
         semantics as a restart event."""
         inst = self.instances[self.index[name]]
         info = inst.info
+        if self.dormant[inst.index] >= 0 and saved.get(DORMANT) is not False:
+            # a pool's slot never saved live (dormant since the start, or retired)
+            return LocalStep(self.dormant[inst.index], (), (), ())
         values = list(info.initial_values(self.system.overrides.get(inst.name))[0])
         for f, j in saved.items():
             k = info.field_index.get(f)
@@ -754,11 +831,16 @@ class Kernel:
         inst = self.instances[self.index[name]]
         info = inst.info
         runner = inst.runner
-        if not any(info.persistent) and not any(runner.kept_sessions):
+        slot = self.dormant[inst.index] >= 0
+        if slot and lid == self.dormant[inst.index]:    # a pool's slot: whether it is live
+            return {DORMANT: True}
+        if not any(info.persistent) and not any(runner.kept_sessions) and not slot:
             return None
         values = inst.table.values[lid]
         out: dict[str, Any] = {f: to_json(values[k]) for k, f in enumerate(info.fields)
                                if info.persistent[k]}
+        if slot:
+            out[DORMANT] = False
         if any(runner.kept_sessions):
             out[SESSIONS] = {f"{p}/{peer}": pos for ((p, peer), keep, pos)
                              in zip(runner.session_keys, runner.kept_sessions, values[-1])
@@ -788,6 +870,11 @@ class Kernel:
                         for (_, m), _ in self.instances[self.index[n]].info.handlers.items():
                             if m is not Message:
                                 out.setdefault(m.__name__, m)
+        if self.dormant[inst.index] >= 0 and any(
+                p.port == port for p in self.pools.values() if name in p.slots):
+            out.update(Spawn=Spawn, Retire=Retire)        # from the pool's owner
+        if any(p.owner == name and p.owner_port == port for p in self.pools.values()):
+            out["Retired"] = Retired                      # from a slot of its pool
         return out
 
     def local_view(self, name: str, lid: int) -> dict[str, Any]:
@@ -826,6 +913,10 @@ class Kernel:
         for lst in (self.envs, self.env_src, self.env_dst, self.env_link, self.slots,
                     self.timers, self.cancels):
             lst.clear()
+        for p in self.pools.values():               # a pool's dormant state, interned anew
+            for slot in p.slots:
+                inst = self.instances[self.index[slot]]
+                self.dormant[inst.index] = inst.table.intern(dormant_values(p.cls))
         return {name: self.instances[self.index[name]].table.intern(v)
                 for name, v in values.items()}
 
@@ -1298,6 +1389,8 @@ class Kernel:
         res = tuple(out)
         if not beyond and not self._memo_once:    # a function of the local states alone:
             memo[state[0]] = res                      # share the verdict
+        elif beyond:
+            self._memo_partial = True           # the memo's keys are not every state's
         return res, beyond
 
     def unchanged_instances(self) -> set[int]:
@@ -1308,7 +1401,7 @@ class Kernel:
         function) takes the same path and reads the same instances in every state."""
         keys = iter(self._property_memo)
         first = next(keys, None)
-        if first is None:
+        if first is None or self._memo_partial:
             return {i for i, inst in enumerate(self.instances) if len(inst.table.values) <= 1}
         same = set(range(len(first)))
         for key in keys:
@@ -1715,9 +1808,12 @@ class World:
             self._read.update(idx)
         locals_ = self._state[0]
         views = k._views
+        dormant = k.dormant
         out = []
         for i in idx:
             lid = locals_[i]
+            if lid == dormant[i]:                   # a pool's dormant slot: not an instance now
+                continue
             v = views[i].get(lid)
             out.append(k.view(i, lid) if v is None else v)
         return out
@@ -1768,7 +1864,8 @@ class PartialWorld(World):
         idx = [i for i, inst in enumerate(k.instances) if cls is None or issubclass(inst.cls, cls)]
         if any(i not in self._lids for i in idx):
             raise NotLocal(cls)
-        return [k.view(i, self._lids[i]) for i in idx]
+        return [k.view(i, self._lids[i]) for i in idx
+                if self._lids[i] != k.dormant[i]]           # as `World.instances`
 
     def in_flight(self, mtype: type | None = None) -> list[Envelope]:
         if self._flight is None:

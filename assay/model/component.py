@@ -313,6 +313,17 @@ class Component:
         asks here.  See `assay.model.interceptor`."""
         return dict(getattr(m, "_meta", ()))
 
+    def spawn(self, pool: str, **init: Any) -> Any:
+        """Spawn an instance of the elastic pool `pool` this instance owns (`System.pool`):
+        the lowest dormant slot, with these initial field values; returns its name."""
+        from assay.model.pool import spawn
+        return spawn(self.__dict__["__assay_ctx__"], self, pool, init)
+
+    def retire(self, peer: Any) -> None:
+        """Retire the live slot `peer` of a pool this instance owns: it becomes dormant."""
+        from assay.model.pool import retire
+        retire(self.__dict__["__assay_ctx__"], self, peer)
+
     def choose(self, options: Iterable[T]) -> T:
         """One of `options`, chosen nondeterministically (a randomized timeout, a backoff, a
         coin): `check` explores every choice as a step of its own, `simulate` draws it from

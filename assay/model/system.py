@@ -206,6 +206,7 @@ class System:
         self.composites: dict[str, Composite] = {}
         self.part_terminals: list[tuple[Callable[[Any], bool], Location | None]] = []
         self._flattened_into: str | None = None
+        self.pools: list[Any] = []          # elastic pools (`pool`): `assay.model.pool.Pool`
 
     # --- building --------------------------------------------------------------------------
 
@@ -354,6 +355,15 @@ class System:
         self.connections.append(Connection(a, b, where, cap, mode, lost, chain))
         ends.setdefault(key_a, []).append(b)
         ends.setdefault(key_b, []).append(a)
+
+    def pool(self, name: str, cls: type[Component], *, size: int, owner: Any, port: str,
+             live: str) -> Any:
+        """An elastic pool: `size` slots `name0 ..` of `cls`, dormant until the owner
+        spawns them (`self.spawn(name, **init)`), connected by their port `port` to the
+        owner's many-port `owner`; the owner keeps the live slots in its field `live`.  See
+        `assay.model.pool`."""
+        from assay.model.pool import declare
+        return declare(self, name, cls, size, owner, port, live, caller_location(2))
 
     def external(self, *refs: Any) -> None:
         """Mark instances as the outside world: `s.external(client)`.
