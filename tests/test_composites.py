@@ -610,3 +610,12 @@ def test_a_deployment_that_places_whole_composites_runs_and_its_trace_replays(ch
     assert final["client"]["written"] == 2
     done = replay(children, trace)
     assert len(done["events"]) == doc["steps"] > 0
+
+
+def test_a_composite_holding_an_elastic_pool_is_refused_with_the_reason():
+    # the pool's name travels in its Spawn/Retire messages and is looked up by the owner's
+    # code: flattening does not rename it yet, so the composite is refused, not half-supported
+    inner = load_module(ROOT / "specs" / "elastic_pool.py").system
+    outer = System("outer")
+    with pytest.raises(SpecError, match="pool inside a composite is not supported"):
+        outer.add("part", inner)

@@ -221,6 +221,12 @@ def add(outer: System, name: str, inner: Any, where: Location | None, initially:
                         f"of {inner._flattened_into!r}", where,
                         ["build a fresh one for each use: pass the function that builds it, "
                          f"s.add({name!r}, build)"])
+    if inner.pools:
+        raise SpecError(f"composite {name!r}: system {inner.name!r} declares the elastic pool "
+                        f"{inner.pools[0].name!r}, and a pool inside a composite is not "
+                        "supported yet", where,
+                        ["declare the pool in the outer system, with its owner exported or at "
+                         "the top level"])
     if inner.network != outer.network:
         raise SpecError(f"composite {name!r}: system {inner.name!r} is on the "
                         f"{inner.network!r} network and {outer.name!r} on "
