@@ -38,11 +38,12 @@ from assay.simulator.run import Moves, Row, moves_of
 
 Signature = tuple[str, str | None, str]
 
-# how many states the final search may expand: at least BFS_MIN_BUDGET, or one per
-# SEARCH_RATIO events the runs took to find the failure (`budget_for`): a failure found
-# cheaply is shrunk cheaply (expanding a state costs about as much as ten steps of a run)
-BFS_MIN_BUDGET = 300
-SEARCH_RATIO = 10
+# what shrinking a failure may spend, in states off the failing run (`Walker.cost`): a failure
+# the runs found in `searched` events gets SHRINK_RATIO states per event, at least
+# SHRINK_FLOOR, rounded down to a power of two (failures found at a similar cost share their
+# search, `Moves.shrunk`); a failure found cheaply is shrunk cheaply
+SHRINK_FLOOR = 32
+SHRINK_RATIO = 2
 MAX_RADIUS = 4
 SHRUNK_MEMO = 10_000            # final searches remembered per kernel (`Moves.shrunk`)
 
@@ -54,8 +55,9 @@ def fault_kinds(rates: FaultRates) -> frozenset[str]:
 
 
 def budget_for(searched: int) -> int:
-    """The final search's budget for a failure the runs found in `searched` events."""
-    return max(BFS_MIN_BUDGET, searched // SEARCH_RATIO)
+    """The shrinking budget (`shrink_run`) of a failure the runs found in `searched` events."""
+    b = max(SHRINK_FLOOR, searched * SHRINK_RATIO)
+    return 1 << (b.bit_length() - 1)
 
 
 def signature(v: Violation) -> Signature:
@@ -129,6 +131,17 @@ class Walker:
         # campaign injects, not every one its unlimited fault budget enables
         self.faults = faults
         self.replays = 0                          # candidates replayed (for measurements)
+        # what shrinking spent: the states it came to that the failing run had not visited
+        # (`seen` starts as the run's), each a successor computation or a property
+        # evaluation in a fresh process; counted the same whether this process's memo had
+        # the row or not, so a budget of them gives the same result in every process
+        self.seen: set[State] = set()
+        self.cost = 0
+        self.limit: int | None = None             # at most this many steps (None: no limit)
+
+    def over(self) -> bool:
+        """Whether the budget of steps is spent."""
+        return self.limit is not None and self.cost >= self.limit
 
     def _faults(self, row: Row) -> tuple[int, ...]:
         if not row.faults:
@@ -149,6 +162,9 @@ class Walker:
             nxt = self.memo.row(state)
             if row.stored and nxt.stored:
                 row.after[ev] = nxt
+        if nxt.state not in self.seen:
+            self.seen.add(nxt.state)
+            self.cost += 1
         return nxt, row.viols.get(ev, ()) if row.viols else ()
 
     def moves(self, row: Row) -> list[tuple[int, Row, tuple[Violation, ...]]]:
@@ -157,6 +173,7 @@ class Walker:
         nexts = self.memo.expand(row) if row.normal is None else None
         out = []
         memo = self.memo
+        seen = self.seen
         for ev in row.normal + self._faults(row):  # type: ignore[operator]
             nxt = row.after.get(ev)
             if nxt is None:
@@ -164,6 +181,9 @@ class Walker:
                                else self.kernel.apply(row.state, ev)[0])
                 if row.stored and nxt.stored:
                     row.after[ev] = nxt
+            if nxt.state not in seen:
+                seen.add(nxt.state)
+                self.cost += 1
             out.append((ev, nxt, row.viols.get(ev, ()) if row.viols else ()))
         return out
 
@@ -237,6 +257,8 @@ def cut_loops(w: Walker, start: Row, events: list[int]) -> list[int]:
         out.append(ev)
         states.append(row.state)
         at[row.state] = len(states) - 1
+    if len(out) == len(events):
+        return events
     return out if w.fails(start, out) is not None else events
 
 
@@ -273,9 +295,11 @@ def groups(w: Walker, start: Row, events: list[int]) -> list[list[int]]:
 def drop_groups(w: Walker, start: Row, events: list[int]) -> list[int]:
     """Remove groups (`groups`) while one can be removed and the run still fails."""
     changed = True
-    while changed:
+    while changed and not w.over():
         changed = False
         for g in groups(w, start, events):
+            if w.over():
+                break
             gone = set(g)
             candidate = [ev for i, ev in enumerate(events) if i not in gone]
             n = w.fails(start, candidate)
@@ -287,7 +311,11 @@ def drop_groups(w: Walker, start: Row, events: list[int]) -> list[int]:
 
 
 def ddmin_events(w: Walker, start: Row, events: list[int]) -> list[int]:
-    small = ddmin(events, lambda c: w.fails(start, c) is not None)
+    if w.over():
+        return events
+    small = ddmin(events, lambda c: not w.over() and w.fails(start, c) is not None)
+    if small is events:
+        return events
     n = w.fails(start, small)
     return small[:n] if n else small
 
@@ -301,14 +329,18 @@ class Search:
     complete: bool = False         # searched to the end within `radius`
     everything: bool = False       # ... and no state was left out for being too far: the
     #                                result is a shortest failing run of all
+    bound: int = 0                 # no failing run is shorter than this (the levels the
+    #                                search from the initial states went through in full)
 
 
-def bfs_shortest(w: Walker, inits: list[Row], near: set[State], best: int, radius: int,
-                 budget: int, search: Search) -> tuple[Row, list[int]] | None:
+def bfs_shortest(w: Walker, inits: list[Row], near: set[State], best: int,
+                 radius: int | None, budget: int, search: Search) -> tuple[Row, list[int]] | None:
     """A shortest run (shorter than `best`) from one of `inits` to the wanted failure through
     states within `radius` steps of `near` (a state of `near` is 0 steps away; the last
     state of the run may be one step further), or None.  Expands at most `budget` states:
-    `search.complete` says whether it got to the end."""
+    `search.complete` says whether it got to the end.  `radius` None: every state (a plain
+    breadth-first search to depth `best - 1`); it stops when the walker's budget is spent
+    (`Walker.over`), having raised `search.bound` level by level."""
     parent: dict[State, tuple[State, int] | None] = {}
     tag: dict[State, int] = {}
     level: list[Row] = []
@@ -327,10 +359,10 @@ def bfs_shortest(w: Walker, inits: list[Row], near: set[State], best: int, radiu
         nxt_level: list[Row] = []
         for row in level:
             t = tag[row.state]
-            if t >= radius:
+            if radius is not None and t >= radius:
                 left_out = True
                 continue
-            if search.expanded >= budget:
+            if search.expanded >= budget or w.over():
                 return None
             search.expanded += 1
             for ev, nxt, viol in w.moves(row):
@@ -351,6 +383,8 @@ def bfs_shortest(w: Walker, inits: list[Row], near: set[State], best: int, radiu
                 break
         level = nxt_level
         depth += 1
+        if radius is None and found is None:      # no failing run of `depth` events or less
+            search.bound = max(search.bound, depth + 1)
     search.complete = True
     search.everything = not left_out
     if found is None:
@@ -373,6 +407,7 @@ class Shrunk:
     removed: dict[str, int] = field(default_factory=dict)   # events removed, by pass
     search: Search = field(default_factory=Search)
     replays: int = 0
+    cost: int = 0                  # states shrinking came to off the run (`Walker.cost`)
 
 
 def _passes(w: Walker, start: Row, events: list[int], removed: dict[str, int]) -> list[int]:
@@ -384,13 +419,33 @@ def _passes(w: Walker, start: Row, events: list[int], removed: dict[str, int]) -
     return events
 
 
+def _fresh(w: Walker, start: Row, events: list[int], limit: int) -> None:
+    """Count what `w` spends from here on against `limit`, from the states of this run."""
+    w.seen = {r.state for r in w.rows(start, events)}
+    w.cost = 0
+    w.limit = limit
+
+
 def shrink_run(kernel: Kernel, start: State, events: list[int], violation: Violation,
                any_initial: bool = True, budget: int | None = None,
-               faults: frozenset[str] | None = None) -> Shrunk:
+               faults: frozenset[str] | None = None,
+               earlier: tuple[State, list[int], Search] | None = None) -> Shrunk:
     """Shrink a failing run (event ids of `kernel`, from `start`) that ends in `violation`.
     With `any_initial` the result may start in another initial state (a shorter way to the
-    same failure); `budget` bounds the states the final search expands; `faults` are the
-    kinds of faults the result may use (None: any the kernel offers)."""
+    same failure); `faults` are the kinds of faults the result may use (None: any the
+    kernel offers).
+
+    `budget` (default `budget_for(0)`) bounds the work in states off the run (`Walker.cost`):
+    the removal passes may come to `budget` states the failing run did not visit, then the
+    search as many again off the run they left, and what was found by then stands.  The
+    search is first a plain breadth-first search from the initial states (half the budget):
+    when it ends, the result is a shortest failing run of all; else a search through the
+    neighbourhood of the run (`bfs_shortest`), widened while the budget lasts.
+
+    `earlier`: what shrinking another failing run with the same violation gave (its start,
+    events and search).  When it was found to be a shortest of all, it is the result at the
+    cost of one replay; else the removal passes run, and the search only when they left a run
+    shorter than it.  The result is the shorter of the two (`earlier` on a tie)."""
     w = Walker(kernel, signature(violation), faults)
     memo = w.memo
     row = memo.row(start)
@@ -398,9 +453,24 @@ def shrink_run(kernel: Kernel, start: State, events: list[int], violation: Viola
     if n is None:
         return Shrunk(row, events)
     events = events[:n]
-    out = Shrunk(row, events)
-    events = _passes(w, row, events, out.removed)
     budget = budget if budget is not None else budget_for(0)
+    out = Shrunk(row, events)
+    _fresh(w, row, events, budget)
+    other: Shrunk | None = None
+    if earlier is not None:
+        e_row = memo.row(earlier[0])
+        if (any_initial or e_row.state == row.state) and \
+                w.fails(e_row, list(earlier[1])) == len(earlier[1]):
+            other = Shrunk(e_row, list(earlier[1]),
+                           {"earlier": len(events) - len(earlier[1])}, earlier[2])
+            if earlier[2].everything:             # a shortest of all: nothing to look for
+                other.replays, other.cost = w.replays, w.cost
+                return other
+    events = _passes(w, row, events, out.removed)
+    if other is not None and len(other.events) <= len(events):
+        other.replays, other.cost = w.replays, w.cost
+        return other
+    spent = w.cost
     # what follows is a function of the run shrunk so far (and the budget): the failing runs
     # of a campaign often come to the same one, and then share the search
     key = (row.state, tuple(events), w.want, budget, faults, any_initial)
@@ -409,39 +479,48 @@ def shrink_run(kernel: Kernel, start: State, events: list[int], violation: Viola
         out.start, out.events, out.search = done[0], list(done[1]), done[2]
         for k, v in done[3].items():
             out.removed[k] = out.removed.get(k, 0) + v
-        out.replays = w.replays
-        return out
+        out.replays, out.cost = w.replays, spent + done[4]
+        return out     # (shorter than `other`: the search only finds runs shorter than `best`)
     removed_before = dict(out.removed)
+    _fresh(w, row, events, budget // 2)
     # the neighbourhood: the states the run visits, shrunk so far, and then each shorter one
-    near = {r.state for r in w.rows(row, events)}
+    near = set(w.seen)
     inits = [r for r, _ in memo.initial()] if any_initial else [row]
     if any_initial:                               # the run's own initial state first
         inits = [row] + [r for r in inits if r.state != row.state]
     search = out.search
     shortened = False
-    for radius in range(1, MAX_RADIUS + 1):
-        if not events:
-            break
-        search.complete = False
-        got = bfs_shortest(w, inits, near, len(events), radius, budget, search)
-        if not search.complete:
-            break                                 # out of budget: the last radius stands
-        search.radius = radius
+
+    def shorter(got: tuple[Row, list[int]] | None) -> None:
+        nonlocal row, events, shortened
         if got is not None:
             before = len(events)
             row, events = got
             out.removed["bfs"] = out.removed.get("bfs", 0) + before - len(events)
-            near |= {r.state for r in w.rows(row, events)}
+            near.update(r.state for r in w.rows(row, events))
             shortened = True
-        if search.everything:
-            break
-    search.complete = search.radius > 0
+
+    if events:                                    # a plain search, while it is cheap
+        shorter(bfs_shortest(w, inits, set(), len(events), None, budget, search))
+    w.limit = budget
+    if events and not search.complete:            # else the run's neighbourhood
+        for radius in range(1, MAX_RADIUS + 1):
+            search.complete = False
+            got = bfs_shortest(w, inits, near, len(events), radius, budget, search)
+            if not search.complete:
+                break                             # out of budget: the last radius stands
+            search.radius = radius
+            shorter(got)
+            if search.everything or not events:
+                break
+    search.complete = search.everything or search.radius > 0
     if shortened:
         events = _passes(w, row, events, out.removed)
-    out.start, out.events, out.replays = row, events, w.replays
+    out.start, out.events, out.replays, out.cost = row, events, w.replays, spent + w.cost
     if len(memo.shrunk) < SHRUNK_MEMO:
         memo.shrunk[key] = (row, tuple(events), out.search,
-                            {k: v - removed_before.get(k, 0) for k, v in out.removed.items()})
+                            {k: v - removed_before.get(k, 0) for k, v in out.removed.items()},
+                            w.cost)
     return out
 
 

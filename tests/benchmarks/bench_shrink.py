@@ -95,6 +95,8 @@ class Row:
     raw: list[int] | None = None
     search: list[float] | None = None
     shrink: list[float] | None = None
+    search_states: list[int] | None = None     # distinct states the search came to
+    shrink_states: list[int] | None = None     # states shrinking came to off the run
 
 
 def run_case(case: Case, seeds: int, cap: int) -> Row:
@@ -115,7 +117,7 @@ def run_case(case: Case, seeds: int, cap: int) -> Row:
     row = Row(Path(spec).stem + (" " + ",".join(f"{k}={v}" for k, v in case.params)
                                  if case.params else ""),
               len(r.steps) if want else None, check_s, lengths=[], ddmin=[], raw=[], search=[],
-              shrink=[])
+              shrink=[], search_states=[], shrink_states=[])
     rates = FaultRates.parse(case.rates) if case.rates else FaultRates()
     for seed in range(seeds):
         kernel = kernel_for(system, rates)
@@ -129,6 +131,7 @@ def run_case(case: Case, seeds: int, cap: int) -> Row:
                 found = run
                 break
         search = time.perf_counter() - t
+        states = len(moves_of(kernel).rows)         # a fresh kernel: the search's states
         if found is None or found.violation is None:
             continue
         row.found += 1
@@ -152,6 +155,9 @@ def run_case(case: Case, seeds: int, cap: int) -> Row:
         row.raw.append(len(found.events))
         row.search.append(search)
         row.shrink.append(shrink_s)
+        assert row.search_states is not None and row.shrink_states is not None
+        row.search_states.append(states)
+        row.shrink_states.append(small.cost)
         row.equal += len(small.events) == shortest[got]
     return row
 
@@ -201,13 +207,25 @@ def main() -> None:
     ap.add_argument("--only", default="", help="substring of the specs to run")
     ap.add_argument("--campaign-runs", type=int, default=300,
                     help="runs per whole campaign (0: no campaigns)")
+    ap.add_argument("--floor", type=int, default=None,
+                    help="shrink.SHRINK_FLOOR for this run (the budget's least)")
+    ap.add_argument("--ratio", type=int, default=None,
+                    help="shrink.SHRINK_RATIO for this run (budget per event searched)")
     a = ap.parse_args()
+    import assay.simulator.shrink  # noqa: F401  (the module; the package exports a function)
+    mod = sys.modules["assay.simulator.shrink"]
+    if a.floor is not None:
+        mod.SHRINK_FLOOR = a.floor  # type: ignore[attr-defined]
+    if a.ratio is not None:
+        mod.SHRINK_RATIO = a.ratio  # type: ignore[attr-defined]
+    print(f"budget: floor {mod.SHRINK_FLOOR}, ratio {mod.SHRINK_RATIO}")  # type: ignore
     print(f"load average: {os.getloadavg()}")
     print("| spec | check shortest | check s | seeds found | other violation | failing run "
           "(median [max]) | ddmin only (median [max]) | shrunk (median [max]) | = shortest "
-          "| search ms (median) | shrink ms (median [max]) | shrink < search |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    total = equal = cheaper = 0
+          "| search ms (median) | shrink ms (median [max]) | shrink < search (time) "
+          "| search states (median) | shrink states (median [max]) | shrink < search (states) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    total = equal = cheaper = fewer = 0
     for case in CORPUS:
         if a.only not in case.spec:
             continue
@@ -217,15 +235,20 @@ def main() -> None:
         equal += row.equal
         below = sum(s < f for s, f in zip(row.shrink or [], row.search or []))
         cheaper += below
+        under = sum(s < f for s, f in zip(row.shrink_states or [], row.search_states or []))
+        fewer += under
         ms = [x * 1000 for x in row.shrink or []]
         print(f"| {row.label} | {row.shortest} | {row.check_s:.3f} | {row.found}/{a.seeds} | "
               f"{row.other} | {med(row.raw)} [{max(row.raw or [0])}] | {med(row.ddmin)} "
               f"[{max(row.ddmin or [0])}] | {med(row.lengths)} [{max(row.lengths or [0])}] | "
               f"{row.equal}/{n} | {med([x * 1000 for x in row.search or []])} | "
-              f"{med(ms)} [{max(ms or [0]):.1f}] | {below}/{n} |", flush=True)
+              f"{med(ms)} [{max(ms or [0]):.1f}] | {below}/{n} | {med(row.search_states)} | "
+              f"{med(row.shrink_states)} [{max(row.shrink_states or [0])}] | {under}/{n} |",
+              flush=True)
     if total:
         print(f"\nshrunk to check's shortest length: {equal}/{total} = {equal / total:.0%}; "
-              f"shrinking cheaper than the search that found the bug: {cheaper}/{total}")
+              f"shrinking cheaper than the search that found the bug: {cheaper}/{total} in "
+              f"time, {fewer}/{total} in states")
     if a.campaign_runs:
         campaigns(a.campaign_runs)
 
