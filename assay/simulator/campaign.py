@@ -205,19 +205,31 @@ def shrink_report(kernel: Kernel, report: RunReport, opts: Options, searched: in
 
 
 def _earlier(kernel: Kernel, sh: Shrinking | None) -> tuple[State, list[int], Search] | None:
-    """A shrunk run (names) in `kernel`'s ids, for `shrink_run`; None if it does not replay."""
+    """A shrunk run (names) in `kernel`'s ids, for `shrink_run`; None if it does not replay.
+    Many failing runs get the same one: it is looked up once per process."""
     if sh is None:
         return None
-    from assay.kernel.trace import RECORDED, find_initial, replay_checked
+    memo = _EARLIER.get(kernel)
+    if memo is None:
+        memo = _EARLIER[kernel] = {}
+    key = repr((sh.initial, sh.events, sh.radius, sh.everything))
+    if key not in memo:
+        from assay.kernel.trace import RECORDED, find_initial, replay_checked
 
-    try:
-        start = find_initial(kernel, sh.initial)
-        names = [{k: v for k, v in e.items() if k not in RECORDED} for e in sh.events]
-        done = replay_checked(kernel, names, start)
-    except AssayError:
-        return None
-    return start, [st.event for st in done.steps], Search(radius=sh.radius, complete=True,
-                                                          everything=sh.everything)
+        try:
+            start = find_initial(kernel, sh.initial)
+            names = [{k: v for k, v in e.items() if k not in RECORDED} for e in sh.events]
+            done = replay_checked(kernel, names, start)
+            memo[key] = (start, [st.event for st in done.steps],
+                         Search(radius=sh.radius, complete=True, everything=sh.everything))
+        except AssayError:
+            memo[key] = None
+    got = memo[key]
+    return None if got is None else (got[0], list(got[1]), got[2])
+
+
+_EARLIER: WeakKeyDictionary[Kernel, dict[str, tuple[State, list[int], Search] | None]] = \
+    WeakKeyDictionary()
 
 
 def _signature(r: RunReport) -> tuple[Any, ...]:
@@ -520,13 +532,19 @@ def campaign(spec: str, system_name: str | None, params: dict[str, str], *, seed
     for r in todo:
         firsts.setdefault(_signature(r), r)
     stages = [list(firsts.values()), [r for r in todo if firsts[_signature(r)] is not r]]
+    # the first of a violation has the budget of the runs that found every failure of it
+    budget = dict(searched)
+    for r in todo:
+        first = firsts[_signature(r)]
+        if first is not r:
+            budget[first.index] += searched[r.index]
     try:
         for stage in stages:
             earlier = [firsts[_signature(r)].shrinking if r is not firsts[_signature(r)]
                        else None for r in stage]
             if stage and pool is not None:
                 shrinks = [pool.submit(_shrink_worker, (spec, system_name, params, opts, r,
-                                                        searched[r.index], e))
+                                                        budget[r.index], e))
                            for r, e in zip(stage, earlier)]
                 for r, job in zip(stage, shrinks):
                     shrunk(r, job.result())
@@ -536,7 +554,7 @@ def campaign(spec: str, system_name: str | None, params: dict[str, str], *, seed
                         system, _, _ = build(spec, system_name, params)
                     kernel = kernel_for(system, opts.rates)
                 for r, e in zip(stage, earlier):
-                    shrunk(r, shrink_report(kernel, r, opts, searched[r.index], e))
+                    shrunk(r, shrink_report(kernel, r, opts, budget[r.index], e))
     except KeyboardInterrupt:
         interrupted = True
         if pool is not None:

@@ -410,9 +410,14 @@ class Shrunk:
     cost: int = 0                  # states shrinking came to off the run (`Walker.cost`)
 
 
-def _passes(w: Walker, start: Row, events: list[int], removed: dict[str, int]) -> list[int]:
-    for name, fn in (("loops", cut_loops), ("groups", drop_groups), ("ddmin", ddmin_events),
-                     ("loops", cut_loops)):
+_PASSES: tuple[tuple[str, Callable[[Walker, Row, list[int]], list[int]]], ...] = (
+    ("loops", cut_loops), ("groups", drop_groups), ("ddmin", ddmin_events),
+    ("loops", cut_loops))
+
+
+def _passes(w: Walker, start: Row, events: list[int], removed: dict[str, int],
+            which: slice = slice(None)) -> list[int]:
+    for name, fn in _PASSES[which]:
         before = len(events)
         events = fn(w, start, events)
         removed[name] = removed.get(name, 0) + before - len(events)
@@ -444,8 +449,10 @@ def shrink_run(kernel: Kernel, start: State, events: list[int], violation: Viola
 
     `earlier`: what shrinking another failing run with the same violation gave (its start,
     events and search).  When it was found to be a shortest of all, it is the result at the
-    cost of one replay; else the removal passes run, and the search only when they left a run
-    shorter than it.  The result is the shorter of the two (`earlier` on a tie)."""
+    cost of one replay; else it is the result unless the cheap passes (loops, groups) leave a
+    shorter run, which is then shrunk as usual.  The result is the shorter of the two
+    (`earlier` on a tie).  (A campaign shrinks the first failing run of a violation with the
+    budget of all of them, then the others with it as `earlier`.)"""
     w = Walker(kernel, signature(violation), faults)
     memo = w.memo
     row = memo.row(start)
@@ -466,10 +473,13 @@ def shrink_run(kernel: Kernel, start: State, events: list[int], violation: Viola
             if earlier[2].everything:             # a shortest of all: nothing to look for
                 other.replays, other.cost = w.replays, w.cost
                 return other
-    events = _passes(w, row, events, out.removed)
+    # the cheap passes; with a shrunk run of another failure, the rest only if they left a
+    # shorter run (it was shrunk with the budget of every failure of the violation)
+    events = _passes(w, row, events, out.removed, slice(0, 2))
     if other is not None and len(other.events) <= len(events):
         other.replays, other.cost = w.replays, w.cost
         return other
+    events = _passes(w, row, events, out.removed, slice(2, None))
     spent = w.cost
     # what follows is a function of the run shrunk so far (and the budget): the failing runs
     # of a campaign often come to the same one, and then share the search
