@@ -180,6 +180,7 @@ class Shrinking:
     removed: dict[str, int]
     radius: int                 # the final search's neighbourhood (0: it did not complete)
     everything: bool            # ... and it left nothing out: a shortest failing run
+    cost: int = 0               # states shrinking came to off the run (`shrink.Walker.cost`)
 
 
 def shrink_report(kernel: Kernel, report: RunReport, opts: Options, searched: int = 0,
@@ -201,7 +202,7 @@ def shrink_report(kernel: Kernel, report: RunReport, opts: Options, searched: in
     events = recorded(kernel, start, small.events)
     return Shrinking(report.index, initial_json(kernel, start), events,
                      time.perf_counter() - started, small.removed, small.search.radius,
-                     small.search.everything)
+                     small.search.everything, small.cost)
 
 
 def _earlier(kernel: Kernel, sh: Shrinking | None) -> tuple[State, list[int], Search] | None:

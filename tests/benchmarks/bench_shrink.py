@@ -15,9 +15,15 @@ shortest counterexample for the same violation; "ddmin only" is what the old shr
 `check` reports are counted apart ("other violation"), and compared with the shortest
 counterexample of theirs that `check --keep-going` finds (when it has one that stops there).
 
+"search states" are the distinct states the search came to (a fresh kernel per seed), "shrink
+states" the states shrinking came to off the failing run (`Shrunk.cost`, what its budget
+counts): a measure of the work that is the same on any machine.  `--floor`/`--ratio` set the
+budget's `SHRINK_FLOOR`/`SHRINK_RATIO` for one run.
+
 Then whole campaigns (`--campaign-runs`, 300 by default) of each spec: the time of the runs
-against the time of shrinking every failing run, and the share of shrunk runs as short as
-`check`'s counterexample of their violation.
+against the time of shrinking every failing run (and the states shrinking came to against the
+runs' events), and the share of shrunk runs as short as `check`'s counterexample of their
+violation.
 
     python tests/benchmarks/bench_shrink.py              # 10 seeds per spec, ~2 minutes
     python tests/benchmarks/bench_shrink.py --seeds 3 --campaign-runs 30    # smoke test
@@ -172,9 +178,10 @@ def campaigns(runs: int) -> None:
     from assay.simulator import Options, campaign
 
     print(f"\n### Campaigns: {runs} runs each, jobs=1, seed 0\n")
-    print("| spec | failing runs | runs s | shrink s | shrink / runs | failing run length "
-          "(median [max]) | shrunk (median [max]) | = shortest | proved shortest |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| spec | failing runs | runs s | shrink s | shrink / runs | runs' events | shrink "
+          "states | states / events | failing run length (median [max]) | shrunk (median [max]) "
+          "| = shortest | proved shortest |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for case in CORPUS:
         spec = str(ROOT / case.spec) if not os.path.isabs(case.spec) else case.spec
         system, _, _ = build(spec, None, dict(case.params))
@@ -193,8 +200,10 @@ def campaigns(runs: int) -> None:
         equal = sum(len(r.shrunk or []) == shortest.get(
             (v["kind"], v["name"], v["blame"])) for r in fails for v in [r.violation or {}])
         proved = sum(bool(r.shrinking and r.shrinking.everything) for r in fails)
+        states = sum(r.shrinking.cost for r in fails if r.shrinking)
         print(f"| {Path(spec).stem} | {len(fails)} | {c.run_seconds:.2f} | "
               f"{c.shrink_seconds:.2f} | {c.shrink_seconds / c.run_seconds:.2f} | "
+              f"{c.events} | {states} | {states / c.events:.2f} | "
               f"{med([r.events for r in fails])} [{max(r.events for r in fails)}] | "
               f"{med(lengths)} [{max(lengths)}] | {equal}/{len(fails)} | {proved}/{len(fails)} |",
               flush=True)
