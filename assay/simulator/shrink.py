@@ -42,7 +42,7 @@ Signature = tuple[str, str | None, str]
 # the runs found in `searched` events gets SHRINK_RATIO states per event, at least
 # SHRINK_FLOOR, rounded down to a power of two (failures found at a similar cost share their
 # search, `Moves.shrunk`); a failure found cheaply is shrunk cheaply
-SHRINK_FLOOR = 32
+SHRINK_FLOOR = 128
 SHRINK_RATIO = 2
 MAX_RADIUS = 4
 SHRUNK_MEMO = 10_000            # final searches remembered per kernel (`Moves.shrunk`)
@@ -442,17 +442,19 @@ def shrink_run(kernel: Kernel, start: State, events: list[int], violation: Viola
 
     `budget` (default `budget_for(0)`) bounds the work in states off the run (`Walker.cost`):
     the removal passes may come to `budget` states the failing run did not visit, then the
-    search as many again off the run they left, and what was found by then stands.  The
-    search is first a plain breadth-first search from the initial states (half the budget):
-    when it ends, the result is a shortest failing run of all; else a search through the
-    neighbourhood of the run (`bfs_shortest`), widened while the budget lasts.
+    search to what they left of it, off the run they left, and what was found by then stands
+    (a replay under way ends first).  The search (`bfs_shortest`) goes first through the
+    run's states and their neighbours (radius 1), then through every state (a plain
+    breadth-first search from the initial states, on half of what is left: when it ends, the
+    result is a shortest failing run of all), else through wider neighbourhoods of the run
+    while the budget lasts.
 
     `earlier`: what shrinking another failing run with the same violation gave (its start,
     events and search).  When it was found to be a shortest of all, it is the result at the
-    cost of one replay; else it is the result unless the cheap passes (loops, groups) leave a
-    shorter run, which is then shrunk as usual.  The result is the shorter of the two
-    (`earlier` on a tie).  (A campaign shrinks the first failing run of a violation with the
-    budget of all of them, then the others with it as `earlier`.)"""
+    cost of one replay; else it is the result unless cutting loops leaves a shorter run,
+    which is then shrunk as usual.  The result is the shorter of the two (`earlier` on a
+    tie).  (A campaign shrinks the first failing run of a violation with the budget of all
+    of them, then the others with it as `earlier`.)"""
     w = Walker(kernel, signature(violation), faults)
     memo = w.memo
     row = memo.row(start)
@@ -475,14 +477,15 @@ def shrink_run(kernel: Kernel, start: State, events: list[int], violation: Viola
                 return other
     # the cheap passes; with a shrunk run of another failure, the rest only if they left a
     # shorter run (it was shrunk with the budget of every failure of the violation)
-    events = _passes(w, row, events, out.removed, slice(0, 2))
+    events = _passes(w, row, events, out.removed, slice(0, 1))
     if other is not None and len(other.events) <= len(events):
         other.replays, other.cost = w.replays, w.cost
         return other
-    events = _passes(w, row, events, out.removed, slice(2, None))
+    events = _passes(w, row, events, out.removed, slice(1, None))
     spent = w.cost
-    # what follows is a function of the run shrunk so far (and the budget): the failing runs
-    # of a campaign often come to the same one, and then share the search
+    budget = max(0, budget - spent)               # what is left for the search
+    # what follows is a function of the run shrunk so far (and the budget left): the failing
+    # runs of a campaign often come to the same one, and then share the search
     key = (row.state, tuple(events), w.want, budget, faults, any_initial)
     done = memo.shrunk.get(key)
     if done is not None:
@@ -492,7 +495,7 @@ def shrink_run(kernel: Kernel, start: State, events: list[int], violation: Viola
         out.replays, out.cost = w.replays, spent + done[4]
         return out     # (shorter than `other`: the search only finds runs shorter than `best`)
     removed_before = dict(out.removed)
-    _fresh(w, row, events, budget // 2)
+    _fresh(w, row, events, budget)
     # the neighbourhood: the states the run visits, shrunk so far, and then each shorter one
     near = set(w.seen)
     inits = [r for r, _ in memo.initial()] if any_initial else [row]
@@ -510,11 +513,23 @@ def shrink_run(kernel: Kernel, start: State, events: list[int], violation: Viola
             near.update(r.state for r in w.rows(row, events))
             shortened = True
 
-    if events:                                    # a plain search, while it is cheap
-        shorter(bfs_shortest(w, inits, set(), len(events), None, budget, search))
-    w.limit = budget
-    if events and not search.complete:            # else the run's neighbourhood
-        for radius in range(1, MAX_RADIUS + 1):
+    if events:                                    # the run's next-door neighbours first
+        got = bfs_shortest(w, inits, near, len(events), 1, budget, search)
+        if search.complete:
+            search.radius = 1
+            shorter(got)
+    if events and not search.everything and not w.over():
+        plain = Search()                          # then every state, on half what is left
+        w.limit = w.cost + (budget - w.cost) // 2
+        got = bfs_shortest(w, inits, set(), len(events), None, budget, plain)
+        w.limit = budget
+        search.expanded += plain.expanded
+        search.bound = plain.bound
+        if plain.complete:
+            search.everything = True
+            shorter(got)
+    if events and not search.everything and search.radius == 1:
+        for radius in range(2, MAX_RADIUS + 1):   # then wider neighbourhoods
             search.complete = False
             got = bfs_shortest(w, inits, near, len(events), radius, budget, search)
             if not search.complete:
@@ -524,6 +539,8 @@ def shrink_run(kernel: Kernel, start: State, events: list[int], violation: Viola
             if search.everything or not events:
                 break
     search.complete = search.everything or search.radius > 0
+    if search.everything:
+        search.bound = len(events)
     if shortened:
         events = _passes(w, row, events, out.removed)
     out.start, out.events, out.replays, out.cost = row, events, w.replays, spent + w.cost
