@@ -30,7 +30,7 @@ from assay.simulator.lasso import LassoMemo
 from assay.simulator.rates import FaultRates
 from assay.simulator.run import moves_of, run_once
 from assay.simulator.schedulers import begin_run, chunk_size, rerun_recorded
-from assay.simulator.shrink import Search, budget_for, fault_kinds, shrink_run
+from assay.simulator.shrink import Search, budget_for, fault_kinds, proved_earlier, shrink_run
 
 
 def derive(seed: int, index: int) -> int:
@@ -190,6 +190,15 @@ def shrink_report(kernel: Kernel, report: RunReport, opts: Options, searched: in
     allow (`budget_for`); `earlier` is how the first failing run with the same violation
     shrank (`shrink_run`'s `earlier`)."""
     started = time.perf_counter()
+    v = report.violation or {}
+    proved = proved_earlier(kernel, (str(v.get("kind")), v.get("name"), str(v.get("blame"))),
+                            _earlier(kernel, earlier), fault_kinds(opts.rates))
+    if proved is not None:                    # a shortest of all: no need to run it again
+        assert earlier is not None
+        return Shrinking(report.index, earlier.initial, earlier.events,
+                         time.perf_counter() - started, {"earlier": report.events -
+                                                         len(earlier.events)},
+                         earlier.radius, True, proved.cost)
     if opts.scheduler == "coverage":
         r = rerun_recorded(kernel, report)
     else:

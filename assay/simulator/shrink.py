@@ -551,6 +551,20 @@ def shrink_run(kernel: Kernel, start: State, events: list[int], violation: Viola
     return out
 
 
+def proved_earlier(kernel: Kernel, want: Signature,
+                   earlier: tuple[State, list[int], Search] | None,
+                   faults: frozenset[str] | None = None) -> Shrunk | None:
+    """`earlier` (`shrink_run`'s) as the result for any failing run with the violation `want`,
+    without that run: when it was found to be a shortest of all and it replays to `want`."""
+    if earlier is None or not earlier[2].everything:
+        return None
+    w = Walker(kernel, want, faults)
+    start = w.memo.row(earlier[0])
+    if w.fails(start, list(earlier[1])) != len(earlier[1]):
+        return None
+    return Shrunk(start, list(earlier[1]), {}, earlier[2], w.replays, len(earlier[1]))
+
+
 def shrink(kernel: Kernel, start: State, events: list[dict[str, Any]],
            violation: Violation) -> list[dict[str, Any]]:
     """A short failing run (by name, from `start`, as `events` is) with the same failure."""
