@@ -11,12 +11,20 @@ violation, same property or blame).  The passes, in order:
    of what it sent.  Removing either half alone never replays.
 3. `ddmin`: delta debugging (Zeller & Hildebrandt, 'Simplifying and Isolating
    Failure-Inducing Input', TSE 2002) over single events: the result is 1-minimal.
-4. `bfs_shortest`: a bounded breadth-first search from the initial states toward the same
-   failure, limited to the states the failing run (and its shrunk forms) visited and the
-   states within `radius` steps of them, widened while a budget of expanded states lasts.
-   When a search completes, the result is a shortest failing run within its neighbourhood
-   (and a shortest one of all when no state was left out for being too far from the run).
-   Then 1-3 again on the result, so it is also 1-minimal.
+4. `bfs_shortest`: a breadth-first search from the initial states toward the same failure,
+   for a shorter run: first through the states the failing run (and its shrunk forms)
+   visited and their neighbours (radius 1); then through every state (a plain search, on half
+   the budget left: when it ends, the result is a shortest failing run of all, and
+   `Search.bound` says how many levels it went through when it does not); else through wider
+   neighbourhoods, radius 2 to 4, while the budget lasts.  Then 1-3 again on the result, so
+   it is also 1-minimal.
+
+The budget (`budget_for`): shrinking a failure costs in proportion to what finding it took.
+It counts the states shrinking comes to that the failing run did not visit (`Walker.cost`;
+each is a successor computation or a property evaluation in a fresh process), whether this
+process's memo had them or not, so the result is the same in every process (any `--jobs`).
+A failing run of a violation another one already shrank to takes that run (`earlier`), unless
+cutting its loops leaves a shorter one.
 
 Everything works on the kernel's event ids through the simulator's per-state rows
 (`run.Moves`): the same semantics as `kernel.successors`, computed once per state and shared
