@@ -51,7 +51,7 @@ Signature = tuple[str, str | None, str]
 # SHRINK_FLOOR, rounded down to a power of two (failures found at a similar cost share their
 # search, `Moves.shrunk`); a failure found cheaply is shrunk cheaply
 SHRINK_FLOOR = 128
-SHRINK_RATIO = 2
+SHRINK_RATIO = 1
 MAX_RADIUS = 4
 SHRUNK_MEMO = 10_000            # final searches remembered per kernel (`Moves.shrunk`)
 
