@@ -391,14 +391,14 @@ def test_later_failures_of_a_violation_take_the_first_ones_shrunk_run():
     spec = str(SHRINK_SPECS / "mutex_bug_release.py")
     system, _, _ = build(spec, None, {})
     shortest = len(check(system).steps)
-    one = campaign(spec, None, {}, seed=4, runs=16, opts=Options(steps=200), jobs=1)
-    assert len(one.failures) == 16
+    one = campaign(spec, None, {}, seed=4, runs=40, opts=Options(steps=200), jobs=1)
+    assert len(one.failures) == 40
     first, *rest = one.failures
     assert first.shrinking and first.shrinking.everything and len(first.shrunk or []) == shortest
     for r in rest:
         assert r.shrunk == first.shrunk and r.shrunk_initial == first.shrunk_initial
         assert r.shrinking and "earlier" in r.shrinking.removed and r.shrinking.everything
-    two = campaign(spec, None, {}, seed=4, runs=16, opts=Options(steps=200), jobs=2)
+    two = campaign(spec, None, {}, seed=4, runs=40, opts=Options(steps=200), jobs=2)
     assert [(r.shrunk, r.shrunk_initial, r.shrinking and r.shrinking.removed)
             for r in two.failures] == \
         [(r.shrunk, r.shrunk_initial, r.shrinking and r.shrinking.removed)
