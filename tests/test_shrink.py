@@ -313,6 +313,109 @@ def test_shrink_run_gets_the_mutex_bug_down_to_checks_shortest():
     assert min(lengths) == shortest and sum(n == shortest for n in lengths) >= 7, lengths
 
 
+# --- the budget: states off the failing run, counted the same in every process -----------------
+
+
+def _release_runs(kernel: Kernel, seed: int, n: int) -> list:
+    return [run_once(kernel, derive(seed, i), 200, FaultRates(), lassos=False)
+            for i in range(n)]
+
+
+def _named(kernel: Kernel, small) -> tuple:
+    return ([kernel.event(e).to_json() for e in small.events], small.cost,
+            small.search.everything, small.search.radius, small.search.bound)
+
+
+def test_a_budget_gives_the_same_shrunk_run_with_a_warm_or_a_cold_memo():
+    """The budget counts the states shrinking comes to off the failing run, whether this
+    process's memo had them or not: a kernel that already ran and shrank other runs shrinks
+    a run to the same events at the same cost as a fresh one (so `--jobs` changes nothing)."""
+    from assay.model.load import build
+
+    system, _, _ = build(str(SHRINK_SPECS / "mutex_bug_release.py"), None, {})
+    warm = kernel_for(system, FaultRates())
+    for r in _release_runs(warm, 8, 20):
+        shrink_run(warm, r.initial, r.events, r.violation, budget=256)
+    for budget in (8, 64, 1024):
+        cold = kernel_for(system, FaultRates())
+        a = _release_runs(cold, 3, 4)[3]
+        b = _release_runs(warm, 3, 4)[3]
+        got_cold = shrink_run(cold, a.initial, a.events, a.violation, budget=budget)
+        got_warm = shrink_run(warm, b.initial, b.events, b.violation, budget=budget)
+        assert _named(cold, got_cold) == _named(warm, got_warm), budget
+
+
+def test_a_small_budget_stops_early_with_a_run_that_still_fails():
+    """Out of budget, what was found by then stands: it replays to the same failure; the
+    passes and then the search each stop once they have spent the budget (a replay under way
+    ends), and a larger budget shrinks further."""
+    from assay.model.load import build
+
+    system, _, _ = build(str(SHRINK_SPECS / "mutex_bug_release.py"), None, {})
+    k = kernel_for(system, FaultRates())
+    r = max(_release_runs(k, 5, 12), key=lambda r: len(r.events))
+    lengths = []
+    for budget in (1, 16, 4096):
+        small = shrink_run(k, r.initial, r.events, r.violation, budget=budget)
+        w = Walker(k, signature(r.violation))
+        assert w.fails(small.start, small.events) == len(small.events)
+        assert small.cost <= 2 * (budget + len(r.events))
+        lengths.append(len(small.events))
+    assert lengths[0] >= lengths[1] >= lengths[2] and lengths[0] > lengths[2], lengths
+
+
+def test_a_plain_search_that_ends_proves_the_shortest_and_one_cut_short_does_not():
+    """The search from the initial states ends within a large budget: the result is
+    `check`'s shortest length and says so (`everything`, `bound`); with a small budget it
+    stops, claiming only the levels it went through."""
+    from assay.model.load import build
+
+    system, _, _ = build(str(SHRINK_SPECS / "mutex_bug_release.py"), None, {})
+    shortest = len(check(system).steps)
+    k = kernel_for(system, FaultRates())
+    r = max(_release_runs(k, 5, 12), key=lambda r: len(r.events))
+    assert len(r.events) > shortest
+    small = shrink_run(k, r.initial, r.events, r.violation, budget=4096)
+    assert len(small.events) == shortest
+    assert small.search.everything and small.search.bound == shortest
+    cut = shrink_run(k, r.initial, r.events, r.violation, budget=16)
+    assert not cut.search.everything and cut.search.bound < shortest
+
+
+def test_later_failures_of_a_violation_take_the_first_ones_shrunk_run():
+    """Every run of the release bug fails the same way: the first is shrunk (with the budget
+    of all of them) to `check`'s shortest, proved; the others come to that same run by one
+    replay, the same with one worker or two."""
+    from assay.model.load import build
+
+    spec = str(SHRINK_SPECS / "mutex_bug_release.py")
+    system, _, _ = build(spec, None, {})
+    shortest = len(check(system).steps)
+    one = campaign(spec, None, {}, seed=4, runs=40, opts=Options(steps=200), jobs=1)
+    assert len(one.failures) == 40
+    first, *rest = one.failures
+    assert first.shrinking and first.shrinking.everything and len(first.shrunk or []) == shortest
+    for r in rest:
+        assert r.shrunk == first.shrunk and r.shrunk_initial == first.shrunk_initial
+        assert r.shrinking and "earlier" in r.shrinking.removed and r.shrinking.everything
+    two = campaign(spec, None, {}, seed=4, runs=40, opts=Options(steps=200), jobs=2)
+    assert [(r.shrunk, r.shrunk_initial, r.shrinking and r.shrinking.removed)
+            for r in two.failures] == \
+        [(r.shrunk, r.shrunk_initial, r.shrinking and r.shrinking.removed)
+         for r in one.failures]
+
+
+def test_a_shrunk_run_of_another_failure_that_does_not_replay_is_ignored():
+    from assay.model.load import build
+    from assay.simulator.campaign import Shrinking, _earlier
+
+    system, _, _ = build(str(SHRINK_SPECS / "mutex_bug_release.py"), None, {})
+    k = kernel_for(system, FaultRates())
+    bogus = Shrinking(0, {}, [{"kind": "action", "instance": "nobody", "action": "x"}], 0.0,
+                      {}, 0, False)
+    assert _earlier(k, bogus) is None and _earlier(k, None) is None
+
+
 def test_shrinking_uses_only_the_faults_the_campaign_injects():
     """The simulator's kernel offers every fault (unlimited budget); a shrunk run of a
     campaign with crashes only has no drops or duplicates, and its length is `check`'s with

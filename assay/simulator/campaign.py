@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from weakref import WeakKeyDictionary
 
+from assay.errors import AssayError
 from assay.kernel.faults import Faults
 from assay.kernel.kernel import Kernel, State
 from assay.kernel.trace import Trace, explain, initial_json, recorded_event, with_changes
@@ -29,7 +30,7 @@ from assay.simulator.lasso import LassoMemo
 from assay.simulator.rates import FaultRates
 from assay.simulator.run import moves_of, run_once
 from assay.simulator.schedulers import begin_run, chunk_size, rerun_recorded
-from assay.simulator.shrink import budget_for, fault_kinds, shrink_run
+from assay.simulator.shrink import Search, budget_for, fault_kinds, proved_earlier, shrink_run
 
 
 def derive(seed: int, index: int) -> int:
@@ -179,14 +180,25 @@ class Shrinking:
     removed: dict[str, int]
     radius: int                 # the final search's neighbourhood (0: it did not complete)
     everything: bool            # ... and it left nothing out: a shortest failing run
+    cost: int = 0               # states shrinking came to off the run (`shrink.Walker.cost`)
 
 
-def shrink_report(kernel: Kernel, report: RunReport, opts: Options, searched: int = 0
-                  ) -> Shrinking:
+def shrink_report(kernel: Kernel, report: RunReport, opts: Options, searched: int = 0,
+                  earlier: Shrinking | None = None) -> Shrinking:
     """Shrink the failing run of `report`: run it again from its seed (the same run, in this
-    kernel's ids), then `shrink_run`, with a final search as large as the `searched` events
-    that found it allow (`budget_for`)."""
+    kernel's ids), then `shrink_run`, with the budget the `searched` events that found it
+    allow (`budget_for`); `earlier` is how the first failing run with the same violation
+    shrank (`shrink_run`'s `earlier`)."""
     started = time.perf_counter()
+    v = report.violation or {}
+    proved = proved_earlier(kernel, (str(v.get("kind")), v.get("name"), str(v.get("blame"))),
+                            _earlier(kernel, earlier), fault_kinds(opts.rates))
+    if proved is not None:                    # a shortest of all: no need to run it again
+        assert earlier is not None
+        return Shrinking(report.index, earlier.initial, earlier.events,
+                         time.perf_counter() - started, {"earlier": report.events -
+                                                         len(earlier.events)},
+                         earlier.radius, True, proved.cost)
     if opts.scheduler == "coverage":
         r = rerun_recorded(kernel, report)
     else:
@@ -194,12 +206,45 @@ def shrink_report(kernel: Kernel, report: RunReport, opts: Options, searched: in
                      opts.pct_depth, False)
     assert r.violation is not None and len(r.events) == report.events, "a run changed"
     small = shrink_run(kernel, r.initial, r.events, r.violation, budget=budget_for(searched),
-                       faults=fault_kinds(opts.rates))
+                       faults=fault_kinds(opts.rates), earlier=_earlier(kernel, earlier))
     start = small.start.state
     events = recorded(kernel, start, small.events)
     return Shrinking(report.index, initial_json(kernel, start), events,
                      time.perf_counter() - started, small.removed, small.search.radius,
-                     small.search.everything)
+                     small.search.everything, small.cost)
+
+
+def _earlier(kernel: Kernel, sh: Shrinking | None) -> tuple[State, list[int], Search] | None:
+    """A shrunk run (names) in `kernel`'s ids, for `shrink_run`; None if it does not replay.
+    Many failing runs get the same one: it is looked up once per process."""
+    if sh is None:
+        return None
+    memo = _EARLIER.get(kernel)
+    if memo is None:
+        memo = _EARLIER[kernel] = {}
+    key = repr((sh.initial, sh.events, sh.radius, sh.everything))
+    if key not in memo:
+        from assay.kernel.trace import RECORDED, find_initial, replay_checked
+
+        try:
+            start = find_initial(kernel, sh.initial)
+            names = [{k: v for k, v in e.items() if k not in RECORDED} for e in sh.events]
+            done = replay_checked(kernel, names, start)
+            memo[key] = (start, [st.event for st in done.steps],
+                         Search(radius=sh.radius, complete=True, everything=sh.everything))
+        except AssayError:
+            memo[key] = None
+    got = memo[key]
+    return None if got is None else (got[0], list(got[1]), got[2])
+
+
+_EARLIER: WeakKeyDictionary[Kernel, dict[str, tuple[State, list[int], Search] | None]] = \
+    WeakKeyDictionary()
+
+
+def _signature(r: RunReport) -> tuple[Any, ...]:
+    v = r.violation or {}
+    return v.get("kind"), v.get("name"), v.get("blame")
 
 
 # per worker process: its kernel, the states it fingerprinted, what liveness watching learnt
@@ -268,11 +313,11 @@ def _worker_kernel(spec: str, system_name: str | None, params: dict[str, str], o
     return _WORKER[key]
 
 
-def _shrink_worker(job: tuple[str, str | None, dict[str, str], Options, RunReport, int]
-                   ) -> Shrinking:
-    spec, system_name, params, opts, report, searched = job
+def _shrink_worker(job: tuple[str, str | None, dict[str, str], Options, RunReport, int,
+                               Shrinking | None]) -> Shrinking:
+    spec, system_name, params, opts, report, searched, earlier = job
     kernel, _, _ = _worker_kernel(spec, system_name, params, opts)
-    return shrink_report(kernel, report, opts, searched)
+    return shrink_report(kernel, report, opts, searched, earlier)
 
 
 def _chunks(n: int, jobs: int, scheduler: str = "random") -> Iterator[list[int]]:
@@ -490,19 +535,36 @@ def campaign(spec: str, system_name: str | None, params: dict[str, str], *, seed
             searched[r.index] = since
             since = 0
     shrink_started = time.perf_counter()
+    # the first failing run of each violation (in run order) first; each other one then gets
+    # what the first of its violation shrank to (`shrink_run`'s `earlier`): the same whatever
+    # the number of workers
+    firsts: dict[tuple[Any, ...], RunReport] = {}
+    for r in todo:
+        firsts.setdefault(_signature(r), r)
+    stages = [list(firsts.values()), [r for r in todo if firsts[_signature(r)] is not r]]
+    # the first of a violation has the budget of the runs that found every failure of it
+    budget = dict(searched)
+    for r in todo:
+        first = firsts[_signature(r)]
+        if first is not r:
+            budget[first.index] += searched[r.index]
     try:
-        if todo and pool is not None:
-            shrinks = [pool.submit(_shrink_worker, (spec, system_name, params, opts, r,
-                                                    searched[r.index])) for r in todo]
-            for r, job in zip(todo, shrinks):
-                shrunk(r, job.result())
-        elif todo:
-            if kernel is None:
-                if system is None:
-                    system, _, _ = build(spec, system_name, params)
-                kernel = kernel_for(system, opts.rates)
-            for r in todo:
-                shrunk(r, shrink_report(kernel, r, opts, searched[r.index]))
+        for stage in stages:
+            earlier = [firsts[_signature(r)].shrinking if r is not firsts[_signature(r)]
+                       else None for r in stage]
+            if stage and pool is not None:
+                shrinks = [pool.submit(_shrink_worker, (spec, system_name, params, opts, r,
+                                                        budget[r.index], e))
+                           for r, e in zip(stage, earlier)]
+                for r, job in zip(stage, shrinks):
+                    shrunk(r, job.result())
+            elif stage:
+                if kernel is None:
+                    if system is None:
+                        system, _, _ = build(spec, system_name, params)
+                    kernel = kernel_for(system, opts.rates)
+                for r, e in zip(stage, earlier):
+                    shrunk(r, shrink_report(kernel, r, opts, budget[r.index], e))
     except KeyboardInterrupt:
         interrupted = True
         if pool is not None:

@@ -11,12 +11,20 @@ violation, same property or blame).  The passes, in order:
    of what it sent.  Removing either half alone never replays.
 3. `ddmin`: delta debugging (Zeller & Hildebrandt, 'Simplifying and Isolating
    Failure-Inducing Input', TSE 2002) over single events: the result is 1-minimal.
-4. `bfs_shortest`: a bounded breadth-first search from the initial states toward the same
-   failure, limited to the states the failing run (and its shrunk forms) visited and the
-   states within `radius` steps of them, widened while a budget of expanded states lasts.
-   When a search completes, the result is a shortest failing run within its neighbourhood
-   (and a shortest one of all when no state was left out for being too far from the run).
-   Then 1-3 again on the result, so it is also 1-minimal.
+4. `bfs_shortest`: a breadth-first search from the initial states toward the same failure,
+   for a shorter run: first through the states the failing run (and its shrunk forms)
+   visited and their neighbours (radius 1); then through every state (a plain search, on half
+   the budget left: when it ends, the result is a shortest failing run of all, and
+   `Search.bound` says how many levels it went through when it does not); else through wider
+   neighbourhoods, radius 2 to 4, while the budget lasts.  Then 1-3 again on the result, so
+   it is also 1-minimal.
+
+The budget (`budget_for`): shrinking a failure costs in proportion to what finding it took.
+It counts the states shrinking comes to that the failing run did not visit (`Walker.cost`;
+each is a successor computation or a property evaluation in a fresh process), whether this
+process's memo had them or not, so the result is the same in every process (any `--jobs`).
+A failing run of a violation another one already shrank to takes that run (`earlier`), unless
+cutting its loops leaves a shorter one.
 
 Everything works on the kernel's event ids through the simulator's per-state rows
 (`run.Moves`): the same semantics as `kernel.successors`, computed once per state and shared
@@ -38,11 +46,12 @@ from assay.simulator.run import Moves, Row, moves_of
 
 Signature = tuple[str, str | None, str]
 
-# how many states the final search may expand: at least BFS_MIN_BUDGET, or one per
-# SEARCH_RATIO events the runs took to find the failure (`budget_for`): a failure found
-# cheaply is shrunk cheaply (expanding a state costs about as much as ten steps of a run)
-BFS_MIN_BUDGET = 300
-SEARCH_RATIO = 10
+# what shrinking a failure may spend, in states off the failing run (`Walker.cost`): a failure
+# the runs found in `searched` events gets SHRINK_RATIO states per event, at least
+# SHRINK_FLOOR, rounded down to a power of two (failures found at a similar cost share their
+# search, `Moves.shrunk`); a failure found cheaply is shrunk cheaply
+SHRINK_FLOOR = 128
+SHRINK_RATIO = 1
 MAX_RADIUS = 4
 SHRUNK_MEMO = 10_000            # final searches remembered per kernel (`Moves.shrunk`)
 
@@ -54,8 +63,9 @@ def fault_kinds(rates: FaultRates) -> frozenset[str]:
 
 
 def budget_for(searched: int) -> int:
-    """The final search's budget for a failure the runs found in `searched` events."""
-    return max(BFS_MIN_BUDGET, searched // SEARCH_RATIO)
+    """The shrinking budget (`shrink_run`) of a failure the runs found in `searched` events."""
+    b = max(SHRINK_FLOOR, searched * SHRINK_RATIO)
+    return 1 << (b.bit_length() - 1)
 
 
 def signature(v: Violation) -> Signature:
@@ -129,6 +139,17 @@ class Walker:
         # campaign injects, not every one its unlimited fault budget enables
         self.faults = faults
         self.replays = 0                          # candidates replayed (for measurements)
+        # what shrinking spent: the states it came to that the failing run had not visited
+        # (`seen` starts as the run's), each a successor computation or a property
+        # evaluation in a fresh process; counted the same whether this process's memo had
+        # the row or not, so a budget of them gives the same result in every process
+        self.seen: set[State] = set()
+        self.cost = 0
+        self.limit: int | None = None             # at most this many steps (None: no limit)
+
+    def over(self) -> bool:
+        """Whether the budget of steps is spent."""
+        return self.limit is not None and self.cost >= self.limit
 
     def _faults(self, row: Row) -> tuple[int, ...]:
         if not row.faults:
@@ -149,6 +170,9 @@ class Walker:
             nxt = self.memo.row(state)
             if row.stored and nxt.stored:
                 row.after[ev] = nxt
+        if nxt.state not in self.seen:
+            self.seen.add(nxt.state)
+            self.cost += 1
         return nxt, row.viols.get(ev, ()) if row.viols else ()
 
     def moves(self, row: Row) -> list[tuple[int, Row, tuple[Violation, ...]]]:
@@ -157,6 +181,7 @@ class Walker:
         nexts = self.memo.expand(row) if row.normal is None else None
         out = []
         memo = self.memo
+        seen = self.seen
         for ev in row.normal + self._faults(row):  # type: ignore[operator]
             nxt = row.after.get(ev)
             if nxt is None:
@@ -164,6 +189,9 @@ class Walker:
                                else self.kernel.apply(row.state, ev)[0])
                 if row.stored and nxt.stored:
                     row.after[ev] = nxt
+            if nxt.state not in seen:
+                seen.add(nxt.state)
+                self.cost += 1
             out.append((ev, nxt, row.viols.get(ev, ()) if row.viols else ()))
         return out
 
@@ -237,6 +265,8 @@ def cut_loops(w: Walker, start: Row, events: list[int]) -> list[int]:
         out.append(ev)
         states.append(row.state)
         at[row.state] = len(states) - 1
+    if len(out) == len(events):
+        return events
     return out if w.fails(start, out) is not None else events
 
 
@@ -273,9 +303,11 @@ def groups(w: Walker, start: Row, events: list[int]) -> list[list[int]]:
 def drop_groups(w: Walker, start: Row, events: list[int]) -> list[int]:
     """Remove groups (`groups`) while one can be removed and the run still fails."""
     changed = True
-    while changed:
+    while changed and not w.over():
         changed = False
         for g in groups(w, start, events):
+            if w.over():
+                break
             gone = set(g)
             candidate = [ev for i, ev in enumerate(events) if i not in gone]
             n = w.fails(start, candidate)
@@ -287,7 +319,11 @@ def drop_groups(w: Walker, start: Row, events: list[int]) -> list[int]:
 
 
 def ddmin_events(w: Walker, start: Row, events: list[int]) -> list[int]:
-    small = ddmin(events, lambda c: w.fails(start, c) is not None)
+    if w.over():
+        return events
+    small = ddmin(events, lambda c: not w.over() and w.fails(start, c) is not None)
+    if small is events:
+        return events
     n = w.fails(start, small)
     return small[:n] if n else small
 
@@ -301,14 +337,18 @@ class Search:
     complete: bool = False         # searched to the end within `radius`
     everything: bool = False       # ... and no state was left out for being too far: the
     #                                result is a shortest failing run of all
+    bound: int = 0                 # no failing run is shorter than this (the levels the
+    #                                search from the initial states went through in full)
 
 
-def bfs_shortest(w: Walker, inits: list[Row], near: set[State], best: int, radius: int,
-                 budget: int, search: Search) -> tuple[Row, list[int]] | None:
+def bfs_shortest(w: Walker, inits: list[Row], near: set[State], best: int,
+                 radius: int | None, budget: int, search: Search) -> tuple[Row, list[int]] | None:
     """A shortest run (shorter than `best`) from one of `inits` to the wanted failure through
     states within `radius` steps of `near` (a state of `near` is 0 steps away; the last
     state of the run may be one step further), or None.  Expands at most `budget` states:
-    `search.complete` says whether it got to the end."""
+    `search.complete` says whether it got to the end.  `radius` None: every state (a plain
+    breadth-first search to depth `best - 1`); it stops when the walker's budget is spent
+    (`Walker.over`), having raised `search.bound` level by level."""
     parent: dict[State, tuple[State, int] | None] = {}
     tag: dict[State, int] = {}
     level: list[Row] = []
@@ -327,10 +367,10 @@ def bfs_shortest(w: Walker, inits: list[Row], near: set[State], best: int, radiu
         nxt_level: list[Row] = []
         for row in level:
             t = tag[row.state]
-            if t >= radius:
+            if radius is not None and t >= radius:
                 left_out = True
                 continue
-            if search.expanded >= budget:
+            if search.expanded >= budget or w.over():
                 return None
             search.expanded += 1
             for ev, nxt, viol in w.moves(row):
@@ -351,6 +391,8 @@ def bfs_shortest(w: Walker, inits: list[Row], near: set[State], best: int, radiu
                 break
         level = nxt_level
         depth += 1
+        if radius is None and found is None:      # no failing run of `depth` events or less
+            search.bound = max(search.bound, depth + 1)
     search.complete = True
     search.everything = not left_out
     if found is None:
@@ -373,24 +415,54 @@ class Shrunk:
     removed: dict[str, int] = field(default_factory=dict)   # events removed, by pass
     search: Search = field(default_factory=Search)
     replays: int = 0
+    cost: int = 0                  # states shrinking came to off the run (`Walker.cost`)
 
 
-def _passes(w: Walker, start: Row, events: list[int], removed: dict[str, int]) -> list[int]:
-    for name, fn in (("loops", cut_loops), ("groups", drop_groups), ("ddmin", ddmin_events),
-                     ("loops", cut_loops)):
+_PASSES: tuple[tuple[str, Callable[[Walker, Row, list[int]], list[int]]], ...] = (
+    ("loops", cut_loops), ("groups", drop_groups), ("ddmin", ddmin_events),
+    ("loops", cut_loops))
+
+
+def _passes(w: Walker, start: Row, events: list[int], removed: dict[str, int],
+            which: slice = slice(None)) -> list[int]:
+    for name, fn in _PASSES[which]:
         before = len(events)
         events = fn(w, start, events)
         removed[name] = removed.get(name, 0) + before - len(events)
     return events
 
 
+def _fresh(w: Walker, start: Row, events: list[int], limit: int) -> None:
+    """Count what `w` spends from here on against `limit`, from the states of this run."""
+    w.seen = {r.state for r in w.rows(start, events)}
+    w.cost = 0
+    w.limit = limit
+
+
 def shrink_run(kernel: Kernel, start: State, events: list[int], violation: Violation,
                any_initial: bool = True, budget: int | None = None,
-               faults: frozenset[str] | None = None) -> Shrunk:
+               faults: frozenset[str] | None = None,
+               earlier: tuple[State, list[int], Search] | None = None) -> Shrunk:
     """Shrink a failing run (event ids of `kernel`, from `start`) that ends in `violation`.
     With `any_initial` the result may start in another initial state (a shorter way to the
-    same failure); `budget` bounds the states the final search expands; `faults` are the
-    kinds of faults the result may use (None: any the kernel offers)."""
+    same failure); `faults` are the kinds of faults the result may use (None: any the
+    kernel offers).
+
+    `budget` (default `budget_for(0)`) bounds the work in states off the run (`Walker.cost`):
+    the removal passes may come to `budget` states the failing run did not visit, then the
+    search to what they left of it, off the run they left, and what was found by then stands
+    (a replay under way ends first).  The search (`bfs_shortest`) goes first through the
+    run's states and their neighbours (radius 1), then through every state (a plain
+    breadth-first search from the initial states, on half of what is left: when it ends, the
+    result is a shortest failing run of all), else through wider neighbourhoods of the run
+    while the budget lasts.
+
+    `earlier`: what shrinking another failing run with the same violation gave (its start,
+    events and search).  When it was found to be a shortest of all, it is the result at the
+    cost of one replay; else it is the result unless cutting loops leaves a shorter run,
+    which is then shrunk as usual.  The result is the shorter of the two (`earlier` on a
+    tie).  (A campaign shrinks the first failing run of a violation with the budget of all
+    of them, then the others with it as `earlier`.)"""
     w = Walker(kernel, signature(violation), faults)
     memo = w.memo
     row = memo.row(start)
@@ -398,51 +470,107 @@ def shrink_run(kernel: Kernel, start: State, events: list[int], violation: Viola
     if n is None:
         return Shrunk(row, events)
     events = events[:n]
-    out = Shrunk(row, events)
-    events = _passes(w, row, events, out.removed)
     budget = budget if budget is not None else budget_for(0)
-    # what follows is a function of the run shrunk so far (and the budget): the failing runs
-    # of a campaign often come to the same one, and then share the search
+    out = Shrunk(row, events)
+    _fresh(w, row, events, budget)
+    other: Shrunk | None = None
+    if earlier is not None:
+        e_row = memo.row(earlier[0])
+        if (any_initial or e_row.state == row.state) and \
+                w.fails(e_row, list(earlier[1])) == len(earlier[1]):
+            other = Shrunk(e_row, list(earlier[1]),
+                           {"earlier": len(events) - len(earlier[1])}, earlier[2])
+            if earlier[2].everything:             # a shortest of all: nothing to look for
+                other.replays, other.cost = w.replays, w.cost
+                return other
+    # the cheap passes; with a shrunk run of another failure, the rest only if they left a
+    # shorter run (it was shrunk with the budget of every failure of the violation)
+    events = _passes(w, row, events, out.removed, slice(0, 1))
+    if other is not None and len(other.events) <= len(events):
+        other.replays, other.cost = w.replays, w.cost
+        return other
+    events = _passes(w, row, events, out.removed, slice(1, None))
+    spent = w.cost
+    budget = max(0, budget - spent)               # what is left for the search
+    # what follows is a function of the run shrunk so far (and the budget left): the failing
+    # runs of a campaign often come to the same one, and then share the search
     key = (row.state, tuple(events), w.want, budget, faults, any_initial)
     done = memo.shrunk.get(key)
     if done is not None:
         out.start, out.events, out.search = done[0], list(done[1]), done[2]
         for k, v in done[3].items():
             out.removed[k] = out.removed.get(k, 0) + v
-        out.replays = w.replays
-        return out
+        out.replays, out.cost = w.replays, spent + done[4]
+        return out     # (shorter than `other`: the search only finds runs shorter than `best`)
     removed_before = dict(out.removed)
+    _fresh(w, row, events, budget)
     # the neighbourhood: the states the run visits, shrunk so far, and then each shorter one
-    near = {r.state for r in w.rows(row, events)}
+    near = set(w.seen)
     inits = [r for r, _ in memo.initial()] if any_initial else [row]
     if any_initial:                               # the run's own initial state first
         inits = [row] + [r for r in inits if r.state != row.state]
     search = out.search
     shortened = False
-    for radius in range(1, MAX_RADIUS + 1):
-        if not events:
-            break
-        search.complete = False
-        got = bfs_shortest(w, inits, near, len(events), radius, budget, search)
-        if not search.complete:
-            break                                 # out of budget: the last radius stands
-        search.radius = radius
+
+    def shorter(got: tuple[Row, list[int]] | None) -> None:
+        nonlocal row, events, shortened
         if got is not None:
             before = len(events)
             row, events = got
             out.removed["bfs"] = out.removed.get("bfs", 0) + before - len(events)
-            near |= {r.state for r in w.rows(row, events)}
+            near.update(r.state for r in w.rows(row, events))
             shortened = True
-        if search.everything:
-            break
-    search.complete = search.radius > 0
+
+    if events:                                    # the run's next-door neighbours first
+        got = bfs_shortest(w, inits, near, len(events), 1, budget, search)
+        if search.complete:
+            search.radius = 1
+            shorter(got)
+    if events and not search.everything and not w.over():
+        plain = Search()                          # then every state, on half what is left
+        w.limit = w.cost + (budget - w.cost) // 2
+        got = bfs_shortest(w, inits, set(), len(events), None, budget, plain)
+        w.limit = budget
+        search.expanded += plain.expanded
+        search.bound = plain.bound
+        if plain.complete:
+            search.everything = True
+            shorter(got)
+    if events and not search.everything and search.radius == 1:
+        for radius in range(2, MAX_RADIUS + 1):   # then wider neighbourhoods
+            search.complete = False
+            got = bfs_shortest(w, inits, near, len(events), radius, budget, search)
+            if not search.complete:
+                break                             # out of budget: the last radius stands
+            search.radius = radius
+            shorter(got)
+            if search.everything or not events:
+                break
+    search.complete = search.everything or search.radius > 0
+    if search.everything:
+        search.bound = len(events)
     if shortened:
         events = _passes(w, row, events, out.removed)
-    out.start, out.events, out.replays = row, events, w.replays
+    out.start, out.events, out.replays, out.cost = row, events, w.replays, spent + w.cost
     if len(memo.shrunk) < SHRUNK_MEMO:
         memo.shrunk[key] = (row, tuple(events), out.search,
-                            {k: v - removed_before.get(k, 0) for k, v in out.removed.items()})
+                            {k: v - removed_before.get(k, 0) for k, v in out.removed.items()},
+                            w.cost)
     return out
+
+
+def proved_earlier(kernel: Kernel, want: Signature,
+                   earlier: tuple[State, list[int], Search] | None,
+                   faults: frozenset[str] | None = None) -> Shrunk | None:
+    """`earlier` (`shrink_run`'s) as the result for any failing run with the violation `want`,
+    without that run: when it was found to be a shortest of all and it replays to `want`."""
+    if earlier is None or not earlier[2].everything:
+        return None
+    w = Walker(kernel, want, faults)
+    start = w.memo.row(earlier[0])
+    if w.fails(start, list(earlier[1])) != len(earlier[1]):
+        return None
+    return Shrunk(start, list(earlier[1]), {}, earlier[2], w.replays, len(earlier[1]))
 
 
 def shrink(kernel: Kernel, start: State, events: list[dict[str, Any]],

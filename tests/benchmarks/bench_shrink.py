@@ -15,9 +15,15 @@ shortest counterexample for the same violation; "ddmin only" is what the old shr
 `check` reports are counted apart ("other violation"), and compared with the shortest
 counterexample of theirs that `check --keep-going` finds (when it has one that stops there).
 
+"search states" are the distinct states the search came to (a fresh kernel per seed), "shrink
+states" the states shrinking came to off the failing run (`Shrunk.cost`, what its budget
+counts): a measure of the work that is the same on any machine.  `--floor`/`--ratio` set the
+budget's `SHRINK_FLOOR`/`SHRINK_RATIO` for one run.
+
 Then whole campaigns (`--campaign-runs`, 300 by default) of each spec: the time of the runs
-against the time of shrinking every failing run, and the share of shrunk runs as short as
-`check`'s counterexample of their violation.
+against the time of shrinking every failing run (and the states shrinking came to against the
+runs' events), and the share of shrunk runs as short as `check`'s counterexample of their
+violation.
 
     python tests/benchmarks/bench_shrink.py              # 10 seeds per spec, ~2 minutes
     python tests/benchmarks/bench_shrink.py --seeds 3 --campaign-runs 30    # smoke test
@@ -95,6 +101,8 @@ class Row:
     raw: list[int] | None = None
     search: list[float] | None = None
     shrink: list[float] | None = None
+    search_states: list[int] | None = None     # distinct states the search came to
+    shrink_states: list[int] | None = None     # states shrinking came to off the run
 
 
 def run_case(case: Case, seeds: int, cap: int) -> Row:
@@ -115,7 +123,7 @@ def run_case(case: Case, seeds: int, cap: int) -> Row:
     row = Row(Path(spec).stem + (" " + ",".join(f"{k}={v}" for k, v in case.params)
                                  if case.params else ""),
               len(r.steps) if want else None, check_s, lengths=[], ddmin=[], raw=[], search=[],
-              shrink=[])
+              shrink=[], search_states=[], shrink_states=[])
     rates = FaultRates.parse(case.rates) if case.rates else FaultRates()
     for seed in range(seeds):
         kernel = kernel_for(system, rates)
@@ -129,6 +137,7 @@ def run_case(case: Case, seeds: int, cap: int) -> Row:
                 found = run
                 break
         search = time.perf_counter() - t
+        states = len(moves_of(kernel).rows)         # a fresh kernel: the search's states
         if found is None or found.violation is None:
             continue
         row.found += 1
@@ -152,6 +161,9 @@ def run_case(case: Case, seeds: int, cap: int) -> Row:
         row.raw.append(len(found.events))
         row.search.append(search)
         row.shrink.append(shrink_s)
+        assert row.search_states is not None and row.shrink_states is not None
+        row.search_states.append(states)
+        row.shrink_states.append(small.cost)
         row.equal += len(small.events) == shortest[got]
     return row
 
@@ -166,9 +178,10 @@ def campaigns(runs: int) -> None:
     from assay.simulator import Options, campaign
 
     print(f"\n### Campaigns: {runs} runs each, jobs=1, seed 0\n")
-    print("| spec | failing runs | runs s | shrink s | shrink / runs | failing run length "
-          "(median [max]) | shrunk (median [max]) | = shortest | proved shortest |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| spec | failing runs | runs s | shrink s | shrink / runs | runs' events | shrink "
+          "states | states / events | failing run length (median [max]) | shrunk (median [max]) "
+          "| = shortest | proved shortest |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for case in CORPUS:
         spec = str(ROOT / case.spec) if not os.path.isabs(case.spec) else case.spec
         system, _, _ = build(spec, None, dict(case.params))
@@ -187,8 +200,10 @@ def campaigns(runs: int) -> None:
         equal = sum(len(r.shrunk or []) == shortest.get(
             (v["kind"], v["name"], v["blame"])) for r in fails for v in [r.violation or {}])
         proved = sum(bool(r.shrinking and r.shrinking.everything) for r in fails)
+        states = sum(r.shrinking.cost for r in fails if r.shrinking)
         print(f"| {Path(spec).stem} | {len(fails)} | {c.run_seconds:.2f} | "
               f"{c.shrink_seconds:.2f} | {c.shrink_seconds / c.run_seconds:.2f} | "
+              f"{c.events} | {states} | {states / c.events:.2f} | "
               f"{med([r.events for r in fails])} [{max(r.events for r in fails)}] | "
               f"{med(lengths)} [{max(lengths)}] | {equal}/{len(fails)} | {proved}/{len(fails)} |",
               flush=True)
@@ -201,13 +216,25 @@ def main() -> None:
     ap.add_argument("--only", default="", help="substring of the specs to run")
     ap.add_argument("--campaign-runs", type=int, default=300,
                     help="runs per whole campaign (0: no campaigns)")
+    ap.add_argument("--floor", type=int, default=None,
+                    help="shrink.SHRINK_FLOOR for this run (the budget's least)")
+    ap.add_argument("--ratio", type=int, default=None,
+                    help="shrink.SHRINK_RATIO for this run (budget per event searched)")
     a = ap.parse_args()
+    import assay.simulator.shrink  # noqa: F401  (the module; the package exports a function)
+    mod = sys.modules["assay.simulator.shrink"]
+    if a.floor is not None:
+        mod.SHRINK_FLOOR = a.floor  # type: ignore[attr-defined]
+    if a.ratio is not None:
+        mod.SHRINK_RATIO = a.ratio  # type: ignore[attr-defined]
+    print(f"budget: floor {mod.SHRINK_FLOOR}, ratio {mod.SHRINK_RATIO}")  # type: ignore
     print(f"load average: {os.getloadavg()}")
     print("| spec | check shortest | check s | seeds found | other violation | failing run "
           "(median [max]) | ddmin only (median [max]) | shrunk (median [max]) | = shortest "
-          "| search ms (median) | shrink ms (median [max]) | shrink < search |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    total = equal = cheaper = 0
+          "| search ms (median) | shrink ms (median [max]) | shrink < search (time) "
+          "| search states (median) | shrink states (median [max]) | shrink < search (states) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    total = equal = cheaper = fewer = 0
     for case in CORPUS:
         if a.only not in case.spec:
             continue
@@ -217,15 +244,20 @@ def main() -> None:
         equal += row.equal
         below = sum(s < f for s, f in zip(row.shrink or [], row.search or []))
         cheaper += below
+        under = sum(s < f for s, f in zip(row.shrink_states or [], row.search_states or []))
+        fewer += under
         ms = [x * 1000 for x in row.shrink or []]
         print(f"| {row.label} | {row.shortest} | {row.check_s:.3f} | {row.found}/{a.seeds} | "
               f"{row.other} | {med(row.raw)} [{max(row.raw or [0])}] | {med(row.ddmin)} "
               f"[{max(row.ddmin or [0])}] | {med(row.lengths)} [{max(row.lengths or [0])}] | "
               f"{row.equal}/{n} | {med([x * 1000 for x in row.search or []])} | "
-              f"{med(ms)} [{max(ms or [0]):.1f}] | {below}/{n} |", flush=True)
+              f"{med(ms)} [{max(ms or [0]):.1f}] | {below}/{n} | {med(row.search_states)} | "
+              f"{med(row.shrink_states)} [{max(row.shrink_states or [0])}] | {under}/{n} |",
+              flush=True)
     if total:
         print(f"\nshrunk to check's shortest length: {equal}/{total} = {equal / total:.0%}; "
-              f"shrinking cheaper than the search that found the bug: {cheaper}/{total}")
+              f"shrinking cheaper than the search that found the bug: {cheaper}/{total} in "
+              f"time, {fewer}/{total} in states")
     if a.campaign_runs:
         campaigns(a.campaign_runs)
 
