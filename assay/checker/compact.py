@@ -413,6 +413,10 @@ class CompactBFS:
         self.caches: list[dict[int, tuple[tuple[Step, ...], tuple[Step, ...], int]]] = \
             [{} for _ in range(n)]
         self._deliverable: dict[int, list[list[int]]] = {}
+        # a whole-state spec (`Kernel._memo_once`): each state is its own local state, which
+        # the search expands once; its steps are not cached (the cache could not hit) and
+        # neither are property verdicts keyed by the whole state
+        self._once = kernel._memo_once
         self.spills = 0
         self._succ: Callable[[int], tuple[Any, int]]
         self._gcaches: list[dict[int, tuple[tuple[Step, ...], tuple[Step, ...], int]]] = []
@@ -515,6 +519,8 @@ class CompactBFS:
             if several:
                 dels.sort()
             e = (tuple(dels), tuple(acts), count)
+        if self._once:
+            return e
         cache = self._gcaches[g]
         if len(cache) >= CACHE_MOST:
             cache.clear()
@@ -569,6 +575,8 @@ class CompactBFS:
             if d or viol:
                 acts.append((~slot, d, viol))
         e = (tuple(dels), tuple(acts), enabled)
+        if self._once:
+            return e
         cache = self.caches[i]
         if len(cache) >= CACHE_MOST:
             cache.clear()
@@ -596,7 +604,7 @@ class CompactBFS:
             if v is not None:
                 return v
         v, reads = self.kernel.property_verdict(self.packing.unpack(x))
-        if reads is not None:
+        if reads is not None and not (self._once and reads):    # (a key that is the state)
             known = next((d for _, d, r in self._pmemos if r == reads), None)
             if known is None:
                 known = {}

@@ -371,6 +371,9 @@ class Runner:
                                          for peer, _ in wirings[p].peers))
         self.kept_sessions = tuple(info.ports[p].persistent for p, _ in self.session_keys)
         self._chooser: Chooser | None = None
+        # set by a `reader` object when a guard assigns on it (see `_reader_class`)
+        self.touched = False
+        self._reader_cls: type | None = None
         # when a list (`Kernel.assigned`): each run appends the set of names its body assigns
         # on `self`, also those it sets to the value they had
         self.recorder: list[set[str]] | None = None
@@ -473,8 +476,33 @@ class Runner:
     def reader(self, values: tuple[Any, ...]) -> Any:
         """A live object of this state for guards and domains, to share among the actions
         of one state (`enabled(..., obj)`): they cannot send, and `enabled` puts back any
-        field a guard assigns."""
-        return self.live(values, Context(self.name, self.wirings))
+        field a guard assigns (its class notes every assignment: `_reader_class`)."""
+        obj: Any = object.__new__(self._reader_cls or self._reader_class())
+        d = obj.__dict__
+        d.update(zip(self.fields, values))
+        d["__assay_ctx__"] = Context(self.name, self.wirings)
+        return obj
+
+    def _reader_class(self) -> type:
+        """A subclass of the component whose objects set `touched` on this runner when a
+        name is assigned or deleted on them (a guard's helper that assigns a field): made
+        once per runner."""
+        cls = self.info.cls
+        runner = self
+
+        def note(obj: Any, name: str, value: Any) -> None:
+            runner.touched = True
+            cls.__setattr__(obj, name, value)
+
+        def forget(obj: Any, name: str) -> None:
+            runner.touched = True
+            cls.__delattr__(obj, name)
+
+        made: type = type(cls.__name__, (cls,), {
+            "__setattr__": note, "__delattr__": forget, "__module__": cls.__module__,
+            "__qualname__": cls.__qualname__})
+        self._reader_cls = made
+        return made
 
     def enabled(self, values: tuple[Any, ...], act: ActionInfo,
                 obj: Any = None) -> list[tuple[bool, Any]]:
@@ -490,7 +518,9 @@ class Runner:
         # a guard that assigned a field (in a helper, say) changed only its own object,
         # as when each action had its own: put the state back for the next action
         fields = self.fields
-        if len(d) != len(fields) + 1 or not all(map(is_, map(d.get, fields), values)):
+        if self.touched or len(d) != len(fields) + 1 or type(obj) is not self._reader_cls \
+                and not all(map(is_, map(d.get, fields), values)):
+            self.touched = False
             ctx = d.get("__assay_ctx__")
             d.clear()
             d.update(zip(fields, values))

@@ -27,6 +27,7 @@ import json
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
+from functools import partial
 from itertools import product
 from typing import Any
 
@@ -474,15 +475,25 @@ class Kernel:
         both = self._sampler.due((index, "guards"))
         reader = None if both else runner.reader(values)
         slot_ids = self.slot_ids
+        due = self._sampler.due
+        explore, run_action, outcome = runner.explore, runner.run_action, self._outcome
         for ai, act in enumerate(inst.info.actions):
             args = self._enabled(inst, values, act) if both \
                 else runner.enabled(values, act, reader)
+            sampled = (index, act.name, "action")       # `_run_local`'s key
             for has_arg, arg in args:
                 key = ("action", index, ai, has_arg, exact_key(arg))
                 slot = slot_ids.get(key)
                 if slot is None:
                     slot = self._slot_id(("action", index, ai, has_arg, arg), key)
-                out.append((slot, self._run_action(inst, values, act, has_arg, arg)))
+                if due(sampled):                        # run twice: `_run_local`
+                    o = self._run_checked(inst, values, lambda: run_action(
+                        values, act, has_arg, arg), act.fn, act.name, "action",
+                        lambda: f"{inst.name} fires {act.name}" +
+                        (f"({arg!r})" if has_arg else ""))
+                else:
+                    o = outcome(inst, explore(partial(run_action, values, act, has_arg, arg)))
+                out.append((slot, o))
         res = tuple(out)
         if not self._memo_once:
             inst.amemo[lid] = res
@@ -556,9 +567,14 @@ class Kernel:
         """A local step on a memo miss: run it (twice where the sampler says: see
         `determinism`) and intern the result; two different results are a `SpecError` naming
         the handler `fn`."""
-        explore = inst.runner.explore
         if not self._sampler.due((inst.index, hname, subject)):
-            return self._outcome(inst, explore(run))
+            return self._outcome(inst, inst.runner.explore(run))
+        return self._run_checked(inst, values, run, fn, hname, subject, event)
+
+    def _run_checked(self, inst: _Instance, values: tuple[Any, ...], run: Callable[[], Any],
+                     fn: Any, hname: str, subject: str, event: Callable[[], str]) -> Any:
+        """`_run_local` where the sampler said to run the step twice."""
+        explore = inst.runner.explore
         first, second = twice(lambda: explore(run))
         diff = step_difference(inst.info.fields, first, second, inst.table.exact)
         if diff is not None:
