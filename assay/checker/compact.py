@@ -87,6 +87,9 @@ class Packing:
         self.top = (self.n + 1) * w
         self.cap = [1 << w] * (self.n + 1)
         self.wide = self.top > 64
+        # per field, its pieces with each run of pieces that are adjacent both in the int
+        # and in the value merged into one (a field that grew while no other did: one run)
+        self.runs = [list(p) for p in self.pieces]
 
     def grow(self, f: int, value: int) -> None:
         """Add a piece to field f so that it holds `value`."""
@@ -96,17 +99,25 @@ class Packing:
         self.top += add
         self.cap[f] = 1 << (have + add)
         self.wide = self.wide or self.top > 64
+        runs: list[tuple[int, int, int]] = []
+        for off, w, sh in self.pieces[f]:
+            if runs and runs[-1][0] + runs[-1][1] == off and runs[-1][2] + runs[-1][1] == sh:
+                o, w0, s0 = runs.pop()
+                runs.append((o, w0 + w, s0))
+            else:
+                runs.append((off, w, sh))
+        self.runs[f] = runs
 
     def place(self, f: int, v: int) -> int:
         """Value v of field f where it goes in the int (v < cap[f])."""
         x = 0
-        for off, w, sh in self.pieces[f]:
+        for off, w, sh in self.runs[f]:
             x |= (v >> sh & ((1 << w) - 1)) << off
         return x
 
     def value(self, f: int, x: int) -> int:
         v = 0
-        for off, w, sh in self.pieces[f]:
+        for off, w, sh in self.runs[f]:
             v |= (x >> off & ((1 << w) - 1)) << sh
         return v
 

@@ -701,11 +701,15 @@ class Runner:
         ctx.readonly = True
         d = obj.__dict__
         fields = self.fields
-        # the fields and the context, and no other attribute: read them
-        if len(d) == len(fields) + 1 and "__assay_ctx__" in d \
-                and d.keys() >= self.field_index.keys():
-            new = tuple(map(d.__getitem__, fields))
-        else:
+        # the fields and the context, and no other attribute: read them (as many names as
+        # fields and the context, all of the fields there: no other name)
+        new: Any = None
+        if len(d) == len(fields) + 1 and "__assay_ctx__" in d:
+            try:
+                new = tuple(map(d.__getitem__, fields))
+            except KeyError:
+                pass
+        if new is None:
             extra = [k for k in d if k not in self.field_index and k != "__assay_ctx__"]
             if extra:
                 raise SpecError(f"{blame} assigns self.{extra[0]}, which is not a field of "

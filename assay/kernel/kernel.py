@@ -172,7 +172,8 @@ class _LocalTable:
 
 
 class _Instance:
-    __slots__ = ("index", "name", "info", "runner", "table", "amemo", "views", "cls", "bit")
+    __slots__ = ("index", "name", "info", "runner", "table", "amemo", "views", "cls", "bit",
+                 "last_view")
 
     def __init__(self, index: int, name: str, info: ComponentInfo, runner: Runner,
                  table: _LocalTable) -> None:
@@ -185,6 +186,9 @@ class _Instance:
         self.amemo: dict[int, tuple[tuple[int, Outcome], ...]] = {}
         self.views: dict[int, StateView] = {}
         self.bit = 1 << index
+        # (lid, view): the last view made where views are not kept (`Kernel._memo_once`),
+        # for the other properties of the same state
+        self.last_view: tuple[int, StateView] | None = None
 
 
 class Kernel:
@@ -419,6 +423,11 @@ class Kernel:
 
     def _outcome(self, inst: _Instance, result: Result | Branched) -> Any:
         """The interned form of a step's result: an `Outcome`, or `Branches` of them."""
+        if type(result) is tuple:
+            new, sends, violations, timer_ops = result
+            return (inst.table.intern(new), self._sends(inst, sends) if sends else (),
+                    tuple(violations) if violations else (),
+                    self._timer_ops(inst, timer_ops) if timer_ops else ())
         if isinstance(result, Branched):
             if not self.chooses:
                 raise SpecError(f"{inst.name} chooses (self.choose) in a way assay did not "
@@ -1415,9 +1424,14 @@ class Kernel:
         inst = self.instances[i]
         v = inst.views.get(lid)
         if v is None:
+            last = inst.last_view
+            if last is not None and last[0] == lid:
+                return last[1]
             v = inst.runner.view(inst.table.values[lid])
             if not self._memo_once:
                 inst.views[lid] = v
+            else:
+                inst.last_view = (lid, v)
         return v
 
     def local_values(self, state: State, name: str) -> dict[str, Any]:
