@@ -558,7 +558,8 @@ class CompactBFS:
                 per[env_dst[env]].append(env)
             self._deliverable[n] = per
         cap, rcap, place, R = p.cap[i], p.cap[p.n], p.place, p.n
-        here = place(i, lid) + place(R, n)
+        here_i, here_r = place(i, lid), place(R, n)
+        here = here_i + here_r
         consumes = network.consumes
         dels: list[Step] = []
         acts: list[Step] = []
@@ -582,7 +583,8 @@ class CompactBFS:
             new_n = n if new_net is net else p.rest_id(new_net)
             if new_lid >= cap or new_n >= rcap:
                 raise Relayout(i, new_lid) if new_lid >= cap else Relayout(-1, new_n)
-            d = place(i, new_lid) + place(R, new_n) - here
+            d = (place(i, new_lid) - here_i if new_lid != lid else 0) + \
+                (place(R, new_n) - here_r if new_n != n else 0)
             if d or viol:
                 acts.append((~slot, d, viol))
         e = (tuple(dels), tuple(acts), enabled)

@@ -489,14 +489,16 @@ class Runner:
         once per runner."""
         cls = self.info.cls
         runner = self
+        setter: Any = cls.__setattr__        # the component's own, if it has one
+        deleter: Any = cls.__delattr__
 
         def note(obj: Any, name: str, value: Any) -> None:
             runner.touched = True
-            cls.__setattr__(obj, name, value)
+            setter(obj, name, value)
 
         def forget(obj: Any, name: str) -> None:
             runner.touched = True
-            cls.__delattr__(obj, name)
+            deleter(obj, name)
 
         made: type = type(cls.__name__, (cls,), {
             "__setattr__": note, "__delattr__": forget, "__module__": cls.__module__,
@@ -705,7 +707,7 @@ class Runner:
         # fields and the context, all of the fields there: no other name)
         new: Any = None
         if len(d) == len(fields) + 1 and "__assay_ctx__" in d:
-            try:
+            try:                                                    # noqa: SIM105
                 new = tuple(map(d.__getitem__, fields))
             except KeyError:
                 pass

@@ -171,6 +171,11 @@ class _LocalTable:
         return i
 
 
+def _fires(name: str, action: str, has_arg: bool, arg: Any) -> str:
+    """How a determinism error names an action's step."""
+    return f"{name} fires {action}" + (f"({arg!r})" if has_arg else "")
+
+
 class _Instance:
     __slots__ = ("index", "name", "info", "runner", "table", "amemo", "views", "cls", "bit",
                  "last_view")
@@ -238,6 +243,8 @@ class Kernel:
         self._rmemo: dict[tuple[int, int, int], Outcome] = {}
         self._views = [inst.views for inst in self.instances]
         self._sampler = Sampler()           # which memo misses run twice (`determinism`)
+        # (instance, action index) -> {exact_key(argument): event id} (`_action_outcomes`)
+        self._arg_slots: dict[tuple[int, int], dict[Any, int]] = {}
         self._class_indices: dict[type | None, tuple[int, ...]] = {}
 
         # links: one per direction of each connection (FIFO queues, canonical order)
@@ -490,16 +497,23 @@ class Kernel:
             args = self._enabled(inst, values, act) if both \
                 else runner.enabled(values, act, reader)
             sampled = (index, act.name, "action")       # `_run_local`'s key
+            # the action's events by argument (an action has an argument always or never)
+            arg_slots = self._arg_slots.get((index, ai))
+            if arg_slots is None:
+                arg_slots = self._arg_slots[(index, ai)] = {}
             for has_arg, arg in args:
-                key = ("action", index, ai, has_arg, exact_key(arg))
-                slot = slot_ids.get(key)
+                ek = exact_key(arg)
+                slot = arg_slots.get(ek)
                 if slot is None:
-                    slot = self._slot_id(("action", index, ai, has_arg, arg), key)
+                    key = ("action", index, ai, has_arg, ek)
+                    slot = slot_ids.get(key)
+                    if slot is None:
+                        slot = self._slot_id(("action", index, ai, has_arg, arg), key)
+                    arg_slots[ek] = slot
                 if due(sampled):                        # run twice: `_run_local`
-                    o = self._run_checked(inst, values, lambda: run_action(
-                        values, act, has_arg, arg), act.fn, act.name, "action",
-                        lambda: f"{inst.name} fires {act.name}" +
-                        (f"({arg!r})" if has_arg else ""))
+                    o = self._run_checked(inst, values, partial(
+                        run_action, values, act, has_arg, arg), act.fn, act.name, "action",
+                        partial(_fires, inst.name, act.name, has_arg, arg))
                 else:
                     o = outcome(inst, explore(partial(run_action, values, act, has_arg, arg)))
                 out.append((slot, o))
@@ -794,8 +808,8 @@ class Kernel:
             inst.amemo.clear()
             inst.views.clear()
         for table in (self._dmemo, self._tmemo, self._rmemo, self._property_memo,
-                      self.env_ids, self.slot_ids, self.timer_ids, self.cancel_ids,
-                      self._event_json, self._env_canon, self._event_keys):
+                      self.env_ids, self.slot_ids, self._arg_slots, self.timer_ids,
+                      self.cancel_ids, self._event_json, self._env_canon, self._event_keys):
             table.clear()
         for lst in (self.envs, self.env_src, self.env_dst, self.env_link, self.slots,
                     self.timers, self.cancels):
