@@ -204,3 +204,46 @@ def test_a_field_that_grows_alone_is_one_run():
     for _ in range(5):
         p.grow(0, p.cap[0])
     assert len(p.pieces[0]) == 6 and len(p.runs[0]) == 2     # the first piece, then the rest
+
+
+# --- the collector after a search ----------------------------------------------------------------
+
+
+class Grid(Component):
+    x: int = 0
+    y: int = 0
+
+    @action(when=lambda self: self.x < 30)
+    def right(self):
+        self.x = self.x + 1
+
+    @action(when=lambda self: self.y < 30)
+    def up(self):
+        self.y = self.y + 1
+
+
+def _grid() -> System:
+    s = System("grid")
+    s.add("g", Grid)
+    s.terminal(lambda g: True)
+    return s
+
+
+def test_after_a_search_the_collector_is_back_and_the_callers_frozen_objects_stay_frozen():
+    import gc
+
+    was = gc.isenabled()
+    gc.enable()
+    try:
+        gc.collect()
+        r = check(_one_reader_per_state(_grid()))
+        assert r.states == 961 and gc.isenabled()
+        # objects the caller froze stay frozen
+        gc.freeze()
+        frozen = gc.get_freeze_count()
+        check(_one_reader_per_state(_counter(bad=None)))
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
+        if not was:
+            gc.disable()
