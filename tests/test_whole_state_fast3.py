@@ -247,3 +247,14 @@ def test_after_a_search_the_collector_is_back_and_the_callers_frozen_objects_sta
         gc.unfreeze()
         if not was:
             gc.disable()
+
+
+def test_the_shared_view_is_forgotten_with_the_local_states():
+    k = Kernel(_counter(bad=None))
+    s0 = k.initial_states()[0][0]
+    steps, _ = k.successors(s0)
+    t = next(t for _, t, _ in steps if k.view(0, t[0][0]).x == 1)
+    assert k.view(0, s0[0][0]).x == 0              # the last view made: of local id 0
+    ids = k.forget({"c": t[0][0]})                 # the runtime's forget: x = 1 is now id 0
+    assert ids == {"c": 0}
+    assert k.view(0, 0).x == 1

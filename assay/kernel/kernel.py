@@ -807,6 +807,7 @@ class Kernel:
         for inst in self.instances:                 # (cleared in place: shared by reference)
             inst.amemo.clear()
             inst.views.clear()
+            inst.last_view = None
         for table in (self._dmemo, self._tmemo, self._rmemo, self._property_memo,
                       self.env_ids, self.slot_ids, self._arg_slots, self.timer_ids,
                       self.cancel_ids, self._event_json, self._env_canon, self._event_keys):
