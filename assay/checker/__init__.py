@@ -290,6 +290,13 @@ def check(system: System | Kernel, *, strategy: str = "bfs", max_states: int | N
             out, lasso, liveness = _liveness(kernel, search, out, keep_going)
     finally:
         if was_enabled:
+            # the objects made during the search went to the youngest generation (the
+            # collector was off): its first pass after this would walk them all.  Move them
+            # to the oldest at once, where a full collection finds them when one is due
+            # (not when the caller froze objects of its own: unfreezing would move them too)
+            if not gc.get_freeze_count():
+                gc.freeze()
+                gc.unfreeze()
             gc.enable()
     result = _result(kernel, out, strategy, spec, system_name, params or {}, lasso, liveness,
                      keep_going, unchanged)

@@ -87,6 +87,9 @@ class Packing:
         self.top = (self.n + 1) * w
         self.cap = [1 << w] * (self.n + 1)
         self.wide = self.top > 64
+        # per field, its pieces with each run of pieces that are adjacent both in the int
+        # and in the value merged into one (a field that grew while no other did: one run)
+        self.runs = [list(p) for p in self.pieces]
 
     def grow(self, f: int, value: int) -> None:
         """Add a piece to field f so that it holds `value`."""
@@ -96,17 +99,25 @@ class Packing:
         self.top += add
         self.cap[f] = 1 << (have + add)
         self.wide = self.wide or self.top > 64
+        runs: list[tuple[int, int, int]] = []
+        for off, w, sh in self.pieces[f]:
+            if runs and runs[-1][0] + runs[-1][1] == off and runs[-1][2] + runs[-1][1] == sh:
+                o, w0, s0 = runs.pop()
+                runs.append((o, w0 + w, s0))
+            else:
+                runs.append((off, w, sh))
+        self.runs[f] = runs
 
     def place(self, f: int, v: int) -> int:
         """Value v of field f where it goes in the int (v < cap[f])."""
         x = 0
-        for off, w, sh in self.pieces[f]:
+        for off, w, sh in self.runs[f]:
             x |= (v >> sh & ((1 << w) - 1)) << off
         return x
 
     def value(self, f: int, x: int) -> int:
         v = 0
-        for off, w, sh in self.pieces[f]:
+        for off, w, sh in self.runs[f]:
             v |= (x >> off & ((1 << w) - 1)) << sh
         return v
 
@@ -413,6 +424,10 @@ class CompactBFS:
         self.caches: list[dict[int, tuple[tuple[Step, ...], tuple[Step, ...], int]]] = \
             [{} for _ in range(n)]
         self._deliverable: dict[int, list[list[int]]] = {}
+        # a whole-state spec (`Kernel._memo_once`): each state is its own local state, which
+        # the search expands once; its steps are not cached (the cache could not hit) and
+        # neither are property verdicts keyed by the whole state
+        self._once = kernel._memo_once
         self.spills = 0
         self._succ: Callable[[int], tuple[Any, int]]
         self._gcaches: list[dict[int, tuple[tuple[Step, ...], tuple[Step, ...], int]]] = []
@@ -515,6 +530,8 @@ class CompactBFS:
             if several:
                 dels.sort()
             e = (tuple(dels), tuple(acts), count)
+        if self._once:
+            return e
         cache = self._gcaches[g]
         if len(cache) >= CACHE_MOST:
             cache.clear()
@@ -541,7 +558,8 @@ class CompactBFS:
                 per[env_dst[env]].append(env)
             self._deliverable[n] = per
         cap, rcap, place, R = p.cap[i], p.cap[p.n], p.place, p.n
-        here = place(i, lid) + place(R, n)
+        here_i, here_r = place(i, lid), place(R, n)
+        here = here_i + here_r
         consumes = network.consumes
         dels: list[Step] = []
         acts: list[Step] = []
@@ -565,10 +583,13 @@ class CompactBFS:
             new_n = n if new_net is net else p.rest_id(new_net)
             if new_lid >= cap or new_n >= rcap:
                 raise Relayout(i, new_lid) if new_lid >= cap else Relayout(-1, new_n)
-            d = place(i, new_lid) + place(R, new_n) - here
+            d = (place(i, new_lid) - here_i if new_lid != lid else 0) + \
+                (place(R, new_n) - here_r if new_n != n else 0)
             if d or viol:
                 acts.append((~slot, d, viol))
         e = (tuple(dels), tuple(acts), enabled)
+        if self._once:
+            return e
         cache = self.caches[i]
         if len(cache) >= CACHE_MOST:
             cache.clear()
@@ -596,7 +617,7 @@ class CompactBFS:
             if v is not None:
                 return v
         v, reads = self.kernel.property_verdict(self.packing.unpack(x))
-        if reads is not None:
+        if reads is not None and not (self._once and reads):    # (a key that is the state)
             known = next((d for _, d, r in self._pmemos if r == reads), None)
             if known is None:
                 known = {}

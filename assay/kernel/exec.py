@@ -406,6 +406,9 @@ class Runner:
                                          for peer, _ in wirings[p].peers))
         self.kept_sessions = tuple(info.ports[p].persistent for p, _ in self.session_keys)
         self._chooser: Chooser | None = None
+        # set by a `reader` object when a guard assigns on it (see `_reader_class`)
+        self.touched = False
+        self._reader_cls: type | None = None
         # when a list (`Kernel.assigned`): each run appends the set of names its body assigns
         # on `self`, also those it sets to the value they had
         self.recorder: list[set[str]] | None = None
@@ -509,8 +512,35 @@ class Runner:
     def reader(self, values: tuple[Any, ...]) -> Any:
         """A live object of this state for guards and domains, to share among the actions
         of one state (`enabled(..., obj)`): they cannot send, and `enabled` puts back any
-        field a guard assigns."""
-        return self.live(values, Context(self.name, self.wirings))
+        field a guard assigns (its class notes every assignment: `_reader_class`)."""
+        obj: Any = object.__new__(self._reader_cls or self._reader_class())
+        d = obj.__dict__
+        d.update(zip(self.fields, values))
+        d["__assay_ctx__"] = Context(self.name, self.wirings)
+        return obj
+
+    def _reader_class(self) -> type:
+        """A subclass of the component whose objects set `touched` on this runner when a
+        name is assigned or deleted on them (a guard's helper that assigns a field): made
+        once per runner."""
+        cls = self.info.cls
+        runner = self
+        setter: Any = cls.__setattr__        # the component's own, if it has one
+        deleter: Any = cls.__delattr__
+
+        def note(obj: Any, name: str, value: Any) -> None:
+            runner.touched = True
+            setter(obj, name, value)
+
+        def forget(obj: Any, name: str) -> None:
+            runner.touched = True
+            deleter(obj, name)
+
+        made: type = type(cls.__name__, (cls,), {
+            "__setattr__": note, "__delattr__": forget, "__module__": cls.__module__,
+            "__qualname__": cls.__qualname__})
+        self._reader_cls = made
+        return made
 
     def enabled(self, values: tuple[Any, ...], act: ActionInfo,
                 obj: Any = None) -> list[tuple[bool, Any]]:
@@ -526,7 +556,9 @@ class Runner:
         # a guard that assigned a field (in a helper, say) changed only its own object,
         # as when each action had its own: put the state back for the next action
         fields = self.fields
-        if len(d) != len(fields) + 1 or not all(map(is_, map(d.get, fields), values)):
+        if self.touched or len(d) != len(fields) + 1 or type(obj) is not self._reader_cls \
+                and not all(map(is_, map(d.get, fields), values)):
+            self.touched = False
             ctx = d.get("__assay_ctx__")
             d.clear()
             d.update(zip(fields, values))
@@ -710,11 +742,15 @@ class Runner:
         ctx.readonly = True
         d = obj.__dict__
         fields = self.fields
-        # the fields and the context, and no other attribute: read them
-        if len(d) == len(fields) + 1 and "__assay_ctx__" in d \
-                and d.keys() >= self.field_index.keys():
-            new = tuple(map(d.__getitem__, fields))
-        else:
+        # the fields and the context, and no other attribute: read them (as many names as
+        # fields and the context, all of the fields there: no other name)
+        new: Any = None
+        if len(d) == len(fields) + 1 and "__assay_ctx__" in d:
+            try:                                                    # noqa: SIM105
+                new = tuple(map(d.__getitem__, fields))
+            except KeyError:
+                pass
+        if new is None:
             extra = [k for k in d if k not in self.field_index and k != "__assay_ctx__"]
             if extra:
                 raise SpecError(f"{blame} assigns self.{extra[0]}, which is not a field of "

@@ -27,6 +27,7 @@ import json
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
+from functools import partial
 from itertools import product
 from typing import Any
 
@@ -180,8 +181,14 @@ class _LocalTable:
         return i
 
 
+def _fires(name: str, action: str, has_arg: bool, arg: Any) -> str:
+    """How a determinism error names an action's step."""
+    return f"{name} fires {action}" + (f"({arg!r})" if has_arg else "")
+
+
 class _Instance:
-    __slots__ = ("index", "name", "info", "runner", "table", "amemo", "views", "cls", "bit")
+    __slots__ = ("index", "name", "info", "runner", "table", "amemo", "views", "cls", "bit",
+                 "last_view")
 
     def __init__(self, index: int, name: str, info: ComponentInfo, runner: Runner,
                  table: _LocalTable) -> None:
@@ -194,6 +201,9 @@ class _Instance:
         self.amemo: dict[int, tuple[tuple[int, Outcome], ...]] = {}
         self.views: dict[int, StateView] = {}
         self.bit = 1 << index
+        # (lid, view): the last view made where views are not kept (`Kernel._memo_once`),
+        # for the other properties of the same state
+        self.last_view: tuple[int, StateView] | None = None
 
 
 class Kernel:
@@ -261,6 +271,8 @@ class Kernel:
         self._rmemo: dict[tuple[int, int, int], Outcome] = {}
         self._views = [inst.views for inst in self.instances]
         self._sampler = Sampler()           # which memo misses run twice (`determinism`)
+        # (instance, action index) -> {exact_key(argument): event id} (`_action_outcomes`)
+        self._arg_slots: dict[tuple[int, int], dict[Any, int]] = {}
         self._class_indices: dict[type | None, tuple[int, ...]] = {}
 
         # links: one per direction of each connection (FIFO queues, canonical order)
@@ -475,6 +487,11 @@ class Kernel:
 
     def _outcome(self, inst: _Instance, result: Result | Branched) -> Any:
         """The interned form of a step's result: an `Outcome`, or `Branches` of them."""
+        if type(result) is tuple:
+            new, sends, violations, timer_ops = result
+            return (inst.table.intern(new), self._sends(inst, sends) if sends else (),
+                    tuple(violations) if violations else (),
+                    self._timer_ops(inst, timer_ops) if timer_ops else ())
         if isinstance(result, Branched):
             if not self.chooses:
                 raise SpecError(f"{inst.name} chooses (self.choose) in a way assay did not "
@@ -579,15 +596,32 @@ class Kernel:
         both = self._sampler.due((index, "guards"))
         reader = None if both else runner.reader(values)
         slot_ids = self.slot_ids
+        due = self._sampler.due
+        explore, run_action, outcome = runner.explore, runner.run_action, self._outcome
         for ai, act in enumerate(inst.info.actions):
             args = self._enabled(inst, values, act) if both \
                 else runner.enabled(values, act, reader)
+            sampled = (index, act.name, "action")       # `_run_local`'s key
+            # the action's events by argument (an action has an argument always or never)
+            arg_slots = self._arg_slots.get((index, ai))
+            if arg_slots is None:
+                arg_slots = self._arg_slots[(index, ai)] = {}
             for has_arg, arg in args:
-                key = ("action", index, ai, has_arg, exact_key(arg))
-                slot = slot_ids.get(key)
+                ek = exact_key(arg)
+                slot = arg_slots.get(ek)
                 if slot is None:
-                    slot = self._slot_id(("action", index, ai, has_arg, arg), key)
-                out.append((slot, self._run_action(inst, values, act, has_arg, arg)))
+                    key = ("action", index, ai, has_arg, ek)
+                    slot = slot_ids.get(key)
+                    if slot is None:
+                        slot = self._slot_id(("action", index, ai, has_arg, arg), key)
+                    arg_slots[ek] = slot
+                if due(sampled):                        # run twice: `_run_local`
+                    o = self._run_checked(inst, values, partial(
+                        run_action, values, act, has_arg, arg), act.fn, act.name, "action",
+                        partial(_fires, inst.name, act.name, has_arg, arg))
+                else:
+                    o = outcome(inst, explore(partial(run_action, values, act, has_arg, arg)))
+                out.append((slot, o))
         res = tuple(out)
         if not self._memo_once:
             inst.amemo[lid] = res
@@ -663,9 +697,14 @@ class Kernel:
         """A local step on a memo miss: run it (twice where the sampler says: see
         `determinism`) and intern the result; two different results are a `SpecError` naming
         the handler `fn`."""
-        explore = inst.runner.explore
         if not self._sampler.due((inst.index, hname, subject)):
-            return self._outcome(inst, explore(run))
+            return self._outcome(inst, inst.runner.explore(run))
+        return self._run_checked(inst, values, run, fn, hname, subject, event)
+
+    def _run_checked(self, inst: _Instance, values: tuple[Any, ...], run: Callable[[], Any],
+                     fn: Any, hname: str, subject: str, event: Callable[[], str]) -> Any:
+        """`_run_local` where the sampler said to run the step twice."""
+        explore = inst.runner.explore
         first, second = twice(lambda: explore(run))
         diff = step_difference(inst.info.fields, first, second, inst.table.exact)
         if diff is not None:
@@ -906,9 +945,10 @@ class Kernel:
         for inst in self.instances:                 # (cleared in place: shared by reference)
             inst.amemo.clear()
             inst.views.clear()
+            inst.last_view = None
         for table in (self._dmemo, self._tmemo, self._rmemo, self._property_memo,
-                      self.env_ids, self.slot_ids, self.timer_ids, self.cancel_ids,
-                      self._event_json, self._env_canon, self._event_keys):
+                      self.env_ids, self.slot_ids, self._arg_slots, self.timer_ids,
+                      self.cancel_ids, self._event_json, self._env_canon, self._event_keys):
             table.clear()
         for lst in (self.envs, self.env_src, self.env_dst, self.env_link, self.slots,
                     self.timers, self.cancels):
@@ -1546,9 +1586,14 @@ class Kernel:
         inst = self.instances[i]
         v = inst.views.get(lid)
         if v is None:
+            last = inst.last_view
+            if last is not None and last[0] == lid:
+                return last[1]
             v = inst.runner.view(inst.table.values[lid])
             if not self._memo_once:
                 inst.views[lid] = v
+            else:
+                inst.last_view = (lid, v)
         return v
 
     def local_values(self, state: State, name: str) -> dict[str, Any]:

@@ -9,10 +9,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from assay.model.record import Record, RecordFieldError, record_from_json
+from assay.model.record import (  # the slots' own setters: guards build many messages
+    Record,
+    RecordFieldError,
+    _set_hash,
+    _set_values,
+    record_from_json,
+)
 
 MessageFieldError = RecordFieldError     # the name the kernel and older callers use
-_set = object.__setattr__
 
 
 class Message(Record):
@@ -29,11 +34,11 @@ class Message(Record):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # every field by position (guards build many messages to look them up): as they are
-        _set(self, "_values", args if not kwargs and len(args) == len(self.__assay_fields__)
-             else self._build(args, kwargs))
-        _set(self, "_hash", None)
-        _set(self, "sender", None)
-        _set(self, "_meta", ())
+        _set_values(self, args if not kwargs and len(args) == len(self.__assay_fields__)
+                    else self._build(args, kwargs))
+        _set_hash(self, None)
+        _set_sender(self, None)
+        _set_meta(self, ())
 
     def with_sender(self, sender: str | None, meta: tuple[tuple[str, Any], ...] = ()
                     ) -> Message:
@@ -50,3 +55,7 @@ class Message(Record):
 def message_from_json(j: Any, known: dict[str, type[Message]]) -> Message:
     """Decode `{"type": ..., "fields": {...}}` into one of the `known` message classes only."""
     return record_from_json(j, known)   # type: ignore[no-any-return]
+
+
+_set_sender = Message.__dict__["sender"].__set__
+_set_meta = Message.__dict__["_meta"].__set__

@@ -90,8 +90,8 @@ class Record:
                 setattr(cls, n, _field_property(i))
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        object.__setattr__(self, "_values", self._build(args, kwargs))
-        object.__setattr__(self, "_hash", None)
+        _set_values(self, self._build(args, kwargs))
+        _set_hash(self, None)
 
     @classmethod
     def _build(cls, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
@@ -241,6 +241,11 @@ class Record:
     def to_json(self) -> dict[str, Any]:
         return {"type": type(self).__name__,
                 "fields": {n: to_json(v) for n, v in zip(self.__assay_fields__, self._values)}}
+
+
+# the slots' own setters (no attribute lookup per field set)
+_set_values = Record.__dict__["_values"].__set__
+_set_hash = Record.__dict__["_hash"].__set__
 
 
 def record_from_json(j: Any, known: Mapping[str, type[Record]]) -> Any:
