@@ -73,6 +73,11 @@ _TABLES = (_SCHEMA, _OUTBOX, _HANDLED, _HANDLED_ABOVE, _META)
 # the layout of a store file: a store of another format is refused, not guessed at
 FORMAT = 1
 _META_KEYS = ("format", "system", "node", "clock")
+# one step as `Store.save_step` takes it: (instance, persistent fields or None, frames sent as
+# (link, epoch, seq, frame), frame handled as (peer, epoch, seq) or None, Lamport clock or None,
+# frame of its own outbox handled as (link, epoch, seq) or None)
+StepRecord = tuple[str, dict[str, Any] | None, list[tuple[str, str, int, dict[str, Any]]],
+                   tuple[str, str, int] | None, int | None, tuple[str, str, int] | None]
 FRESH_NOTE = ("assay does not guess at lost state: restore the file from a backup, or start "
               "over with --fresh (which moves the old files aside)")
 
@@ -283,6 +288,7 @@ class Store:
         self._lock = threading.Lock()
         if sync not in ("FULL", "NORMAL"):
             raise ValueError(f"synchronous={sync!r}; use FULL or NORMAL")
+        self.synchronous = sync       # NORMAL: a commit does not wait for the disk (fsync)
         if not os.path.exists(self.path):
             _create(self.path, system, node)
         # isolation_level=None: no implicit transactions; `save` opens and commits its own.
@@ -363,29 +369,49 @@ class Store:
         handled, as (peer, epoch, seq), its Lamport clock, and the frame of its own outbox it
         handled (a message between two instances of this node), as (link, epoch, seq), which
         leaves the outbox; durable on return."""
-        data = None if fields is None else json.dumps(fields, sort_keys=True,
-                                                      separators=(",", ":"), allow_nan=False)
-        rows = [(link, epoch, seq, json.dumps(frame, sort_keys=True, allow_nan=False))
-                for link, epoch, seq, frame in frames]
+        self.save_steps([(instance, fields, frames, handled, clock, consumed)])
+
+    def save_steps(self, steps: list[StepRecord],
+                   acked: Collection[tuple[str, str, int]] = ()) -> None:
+        """Several steps (each as `save_step` takes it, in the order they were applied) and
+        the frames peers acknowledged, as (link, epoch, seq), in ONE transaction: a group
+        commit (one commit, one fsync, for the steps that were ready together).  All or
+        nothing; durable on return."""
+        encoded = [(instance,
+                    None if fields is None else json.dumps(fields, sort_keys=True,
+                                                           separators=(",", ":"),
+                                                           allow_nan=False),
+                    [(link, epoch, seq, json.dumps(frame, sort_keys=True, allow_nan=False))
+                     for link, epoch, seq, frame in frames],
+                    handled, clock, consumed)
+                   for instance, fields, frames, handled, clock, consumed in steps]
         with self._lock:
             conn = self._connection()
             try:
                 conn.execute("BEGIN IMMEDIATE")
-                if data is not None:
-                    conn.execute("INSERT INTO fields (instance, data) VALUES (?, ?) "
-                                 "ON CONFLICT (instance) DO UPDATE SET data = excluded.data",
-                                 (instance, data))
-                conn.executemany("INSERT OR REPLACE INTO outbox (link, epoch, seq, frame) "
-                                 "VALUES (?, ?, ?, ?)", rows)
-                if handled is not None:
-                    self._add_handled(conn, *handled)
-                if consumed is not None:
-                    conn.execute("DELETE FROM outbox WHERE link = ? AND epoch = ? AND seq = ?",
-                                 consumed)
-                if clock is not None:
+                top = None
+                for instance, data, rows, handled, clock, consumed in encoded:
+                    if data is not None:
+                        conn.execute("INSERT INTO fields (instance, data) VALUES (?, ?) "
+                                     "ON CONFLICT (instance) DO UPDATE SET data = "
+                                     "excluded.data", (instance, data))
+                    if rows:
+                        conn.executemany("INSERT OR REPLACE INTO outbox (link, epoch, seq, "
+                                         "frame) VALUES (?, ?, ?, ?)", rows)
+                    if handled is not None:
+                        self._add_handled(conn, *handled)
+                    if consumed is not None:
+                        conn.execute("DELETE FROM outbox WHERE link = ? AND epoch = ? AND "
+                                     "seq = ?", consumed)
+                    if clock is not None:
+                        top = clock if top is None else max(top, clock)
+                if acked:
+                    conn.executemany("DELETE FROM outbox WHERE link = ? AND epoch = ? AND "
+                                     "seq = ?", acked)
+                if top is not None:
                     conn.execute("INSERT INTO meta (key, value) VALUES ('clock', ?) "
                                  "ON CONFLICT (key) DO UPDATE SET "
-                                 "value = max(value, excluded.value)", (clock,))
+                                 "value = max(value, excluded.value)", (top,))
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -447,10 +473,22 @@ class Store:
 
     def acked(self, link: str, epoch: str, seq: int) -> None:
         """The peer acknowledged a frame: forget it."""
+        self.acked_many([(link, epoch, seq)])
+
+    def acked_many(self, rows: Collection[tuple[str, str, int]]) -> None:
+        """The peer acknowledged these frames, as (link, epoch, seq): forget them (in one
+        transaction)."""
         with self._lock:
-            self._connection().execute(
-                "DELETE FROM outbox WHERE link = ? AND epoch = ? AND seq = ?",
-                (link, epoch, seq))
+            conn = self._connection()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.executemany("DELETE FROM outbox WHERE link = ? AND epoch = ? AND seq = ?",
+                                 rows)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
 
     def outbox(self) -> list[tuple[str, str, int, dict[str, Any]]]:
         """The frames sent and not acknowledged, in the order they were sent per link; each
