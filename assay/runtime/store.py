@@ -437,22 +437,27 @@ class Store:
         row = conn.execute("SELECT seq FROM handled WHERE peer = ? AND epoch = ?",
                            (peer, epoch)).fetchone()
         floor = 0 if row is None else int(row[0])
-        # (a NOT NULL or type error surfaces here, inside the transaction)
-        conn.execute("INSERT INTO handled_above (peer, epoch, seq) VALUES (?, ?, ?) "
-                     "ON CONFLICT DO NOTHING", (peer, epoch, seq))
         if seq > floor + 1:
-            return                       # a gap below it: the floor stays
+            # a gap below it: the floor stays.  (A NOT NULL or type error surfaces here,
+            # inside the transaction.)
+            conn.execute("INSERT INTO handled_above (peer, epoch, seq) VALUES (?, ?, ?) "
+                         "ON CONFLICT DO NOTHING", (peer, epoch, seq))
+            return
+        if seq <= floor:
+            return                       # handled already
+        # the next number: the floor rises to it, and on over the numbers above it that it
+        # meets (the usual case, numbers handled in order, writes the floor's row only)
         above = {r[0] for r in conn.execute(
             "SELECT seq FROM handled_above WHERE peer = ? AND epoch = ?", (peer, epoch))}
-        new = floor
+        new = seq
         while new + 1 in above:
             new += 1
-        if new > floor:
-            conn.execute("INSERT INTO handled (peer, epoch, seq) VALUES (?, ?, ?) "
-                         "ON CONFLICT (peer, epoch) DO UPDATE SET seq = excluded.seq",
+        conn.execute("INSERT INTO handled (peer, epoch, seq) VALUES (?, ?, ?) "
+                     "ON CONFLICT (peer, epoch) DO UPDATE SET seq = excluded.seq",
+                     (peer, epoch, new))
+        if above:
+            conn.execute("DELETE FROM handled_above WHERE peer = ? AND epoch = ? AND seq <= ?",
                          (peer, epoch, new))
-        conn.execute("DELETE FROM handled_above WHERE peer = ? AND epoch = ? AND seq <= ?",
-                     (peer, epoch, max(new, floor)))
 
     def forget(self, peer: str, epochs: list[str]) -> None:
         """Forget the handled numbers of these lives (`epochs`) of `peer`, which have ended
