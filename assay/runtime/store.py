@@ -437,7 +437,7 @@ class Store:
         row = conn.execute("SELECT seq FROM handled WHERE peer = ? AND epoch = ?",
                            (peer, epoch)).fetchone()
         floor = 0 if row is None else int(row[0])
-        if seq > floor + 1:
+        if type(seq) is not int or seq > floor + 1:
             # a gap below it: the floor stays.  (A NOT NULL or type error surfaces here,
             # inside the transaction.)
             conn.execute("INSERT INTO handled_above (peer, epoch, seq) VALUES (?, ?, ?) "
