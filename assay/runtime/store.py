@@ -5,6 +5,9 @@ fields survive a crash of the process (or of the machine, as far as the disk hon
 from the moment `save` returns; the runtime saves before the step's sends leave.  The values
 are JSON (the runtime passes `assay.model.types.to_json` of each field); nothing is pickled.
 
+`save_steps` commits several steps (and acknowledged outbox rows) in one transaction: the
+runtime's group commit of the steps that were ready together.
+
 A `Store` may be used from any thread (the runtime calls it through `asyncio.to_thread`):
 one connection, opened with `check_same_thread=False`, serialized by a lock.
 

@@ -15,7 +15,8 @@ Each node runs the sans-IO `Node` core (one kernel step per event, monitored), a
   on each connection the link first says which lives (epochs) of its node may still send, so
   the peer forgets the frame numbers it handled of the others;
 - persistence: after a step, the persistent fields of its instance are committed to SQLite
-  before the step's messages leave the node; on start, saved fields are restored with the
+  before the step's messages leave the node (the steps ready together share one transaction:
+  a group commit, `_run_group`); on start, saved fields are restored with the
   restart semantics of the kernel (the other fields take their initial values, the restart
   hook runs);
 - Lamport clocks on messages and steps, so the steps recorded by every node merge into one
