@@ -291,7 +291,6 @@ class Store:
         self._lock = threading.Lock()
         if sync not in ("FULL", "NORMAL"):
             raise ValueError(f"synchronous={sync!r}; use FULL or NORMAL")
-        self.synchronous = sync       # NORMAL: a commit does not wait for the disk (fsync)
         if not os.path.exists(self.path):
             _create(self.path, system, node)
         # isolation_level=None: no implicit transactions; `save` opens and commits its own.

@@ -666,9 +666,9 @@ class TcpNode:
     async def _commit(self, steps: list[_Step]) -> None:
         """Make `steps` durable — one transaction for them all (a group commit), with the
         outbox rows peers have acknowledged since the last one — before any of their messages
-        leave or are acknowledged.  With `--durability process` the commit (no fsync) is
-        made here, on the event loop: cheaper than a hand-over to a thread; with `machine`
-        it waits for the fsync in a thread, the loop reading frames meanwhile."""
+        leave or are acknowledged.  The commit runs in a thread, the loop reading frames
+        meanwhile (committing on the loop with `--durability process`, which does not wait
+        for the disk, measured slower: tests/benchmarks/RESULTS.md)."""
         if self.store is None:
             return
         if self.logfile is not None:
@@ -682,10 +682,7 @@ class TcpNode:
         gone, self._deletes = self._deletes, []
         try:
             rows = [(link.peer, *key) for link, key in gone]
-            if self.store.synchronous == "FULL":
-                await asyncio.to_thread(self.store.save_steps, records, rows)
-            else:
-                self.store.save_steps(records, rows)
+            await asyncio.to_thread(self.store.save_steps, records, rows)
         finally:
             for link, key in gone:
                 link.deleting.discard(key)
