@@ -53,6 +53,7 @@ def test_steps_ready_together_are_saved_in_one_transaction_before_any_message_le
         tmp_path):
     node = _ponger(tmp_path)
     assert node.store is not None
+    node.FAIR = 60.0            # a group ends after FAIR s of stepping: not on a slow machine
     link = node.links["a"]
     commits: list[tuple[int, int]] = []           # (steps saved, frames sent by then)
     save = node.store.save_steps
