@@ -5,6 +5,9 @@ fields survive a crash of the process (or of the machine, as far as the disk hon
 from the moment `save` returns; the runtime saves before the step's sends leave.  The values
 are JSON (the runtime passes `assay.model.types.to_json` of each field); nothing is pickled.
 
+`save_steps` commits several steps (and acknowledged outbox rows) in one transaction: the
+runtime's group commit of the steps that were ready together.
+
 A `Store` may be used from any thread (the runtime calls it through `asyncio.to_thread`):
 one connection, opened with `check_same_thread=False`, serialized by a lock.
 
@@ -73,6 +76,11 @@ _TABLES = (_SCHEMA, _OUTBOX, _HANDLED, _HANDLED_ABOVE, _META)
 # the layout of a store file: a store of another format is refused, not guessed at
 FORMAT = 1
 _META_KEYS = ("format", "system", "node", "clock")
+# one step as `Store.save_step` takes it: (instance, persistent fields or None, frames sent as
+# (link, epoch, seq, frame), frame handled as (peer, epoch, seq) or None, Lamport clock or None,
+# frame of its own outbox handled as (link, epoch, seq) or None)
+StepRecord = tuple[str, dict[str, Any] | None, list[tuple[str, str, int, dict[str, Any]]],
+                   tuple[str, str, int] | None, int | None, tuple[str, str, int] | None]
 FRESH_NOTE = ("assay does not guess at lost state: restore the file from a backup, or start "
               "over with --fresh (which moves the old files aside)")
 
@@ -363,29 +371,49 @@ class Store:
         handled, as (peer, epoch, seq), its Lamport clock, and the frame of its own outbox it
         handled (a message between two instances of this node), as (link, epoch, seq), which
         leaves the outbox; durable on return."""
-        data = None if fields is None else json.dumps(fields, sort_keys=True,
-                                                      separators=(",", ":"), allow_nan=False)
-        rows = [(link, epoch, seq, json.dumps(frame, sort_keys=True, allow_nan=False))
-                for link, epoch, seq, frame in frames]
+        self.save_steps([(instance, fields, frames, handled, clock, consumed)])
+
+    def save_steps(self, steps: list[StepRecord],
+                   acked: Collection[tuple[str, str, int]] = ()) -> None:
+        """Several steps (each as `save_step` takes it, in the order they were applied) and
+        the frames peers acknowledged, as (link, epoch, seq), in ONE transaction: a group
+        commit (one commit, one fsync, for the steps that were ready together).  All or
+        nothing; durable on return."""
+        encoded = [(instance,
+                    None if fields is None else json.dumps(fields, sort_keys=True,
+                                                           separators=(",", ":"),
+                                                           allow_nan=False),
+                    [(link, epoch, seq, json.dumps(frame, sort_keys=True, allow_nan=False))
+                     for link, epoch, seq, frame in frames],
+                    handled, clock, consumed)
+                   for instance, fields, frames, handled, clock, consumed in steps]
         with self._lock:
             conn = self._connection()
             try:
                 conn.execute("BEGIN IMMEDIATE")
-                if data is not None:
-                    conn.execute("INSERT INTO fields (instance, data) VALUES (?, ?) "
-                                 "ON CONFLICT (instance) DO UPDATE SET data = excluded.data",
-                                 (instance, data))
-                conn.executemany("INSERT OR REPLACE INTO outbox (link, epoch, seq, frame) "
-                                 "VALUES (?, ?, ?, ?)", rows)
-                if handled is not None:
-                    self._add_handled(conn, *handled)
-                if consumed is not None:
-                    conn.execute("DELETE FROM outbox WHERE link = ? AND epoch = ? AND seq = ?",
-                                 consumed)
-                if clock is not None:
+                top = None
+                for instance, data, rows, handled, clock, consumed in encoded:
+                    if data is not None:
+                        conn.execute("INSERT INTO fields (instance, data) VALUES (?, ?) "
+                                     "ON CONFLICT (instance) DO UPDATE SET data = "
+                                     "excluded.data", (instance, data))
+                    if rows:
+                        conn.executemany("INSERT OR REPLACE INTO outbox (link, epoch, seq, "
+                                         "frame) VALUES (?, ?, ?, ?)", rows)
+                    if handled is not None:
+                        self._add_handled(conn, *handled)
+                    if consumed is not None:
+                        conn.execute("DELETE FROM outbox WHERE link = ? AND epoch = ? AND "
+                                     "seq = ?", consumed)
+                    if clock is not None:
+                        top = clock if top is None else max(top, clock)
+                if acked:
+                    conn.executemany("DELETE FROM outbox WHERE link = ? AND epoch = ? AND "
+                                     "seq = ?", acked)
+                if top is not None:
                     conn.execute("INSERT INTO meta (key, value) VALUES ('clock', ?) "
                                  "ON CONFLICT (key) DO UPDATE SET "
-                                 "value = max(value, excluded.value)", (clock,))
+                                 "value = max(value, excluded.value)", (top,))
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -411,22 +439,27 @@ class Store:
         row = conn.execute("SELECT seq FROM handled WHERE peer = ? AND epoch = ?",
                            (peer, epoch)).fetchone()
         floor = 0 if row is None else int(row[0])
-        # (a NOT NULL or type error surfaces here, inside the transaction)
-        conn.execute("INSERT INTO handled_above (peer, epoch, seq) VALUES (?, ?, ?) "
-                     "ON CONFLICT DO NOTHING", (peer, epoch, seq))
-        if seq > floor + 1:
-            return                       # a gap below it: the floor stays
+        if type(seq) is not int or seq > floor + 1:
+            # a gap below it: the floor stays.  (A NOT NULL or type error surfaces here,
+            # inside the transaction.)
+            conn.execute("INSERT INTO handled_above (peer, epoch, seq) VALUES (?, ?, ?) "
+                         "ON CONFLICT DO NOTHING", (peer, epoch, seq))
+            return
+        if seq <= floor:
+            return                       # handled already
+        # the next number: the floor rises to it, and on over the numbers above it that it
+        # meets (the usual case, numbers handled in order, writes the floor's row only)
         above = {r[0] for r in conn.execute(
             "SELECT seq FROM handled_above WHERE peer = ? AND epoch = ?", (peer, epoch))}
-        new = floor
+        new = seq
         while new + 1 in above:
             new += 1
-        if new > floor:
-            conn.execute("INSERT INTO handled (peer, epoch, seq) VALUES (?, ?, ?) "
-                         "ON CONFLICT (peer, epoch) DO UPDATE SET seq = excluded.seq",
+        conn.execute("INSERT INTO handled (peer, epoch, seq) VALUES (?, ?, ?) "
+                     "ON CONFLICT (peer, epoch) DO UPDATE SET seq = excluded.seq",
+                     (peer, epoch, new))
+        if above:
+            conn.execute("DELETE FROM handled_above WHERE peer = ? AND epoch = ? AND seq <= ?",
                          (peer, epoch, new))
-        conn.execute("DELETE FROM handled_above WHERE peer = ? AND epoch = ? AND seq <= ?",
-                     (peer, epoch, max(new, floor)))
 
     def forget(self, peer: str, epochs: list[str]) -> None:
         """Forget the handled numbers of these lives (`epochs`) of `peer`, which have ended
@@ -447,10 +480,22 @@ class Store:
 
     def acked(self, link: str, epoch: str, seq: int) -> None:
         """The peer acknowledged a frame: forget it."""
+        self.acked_many([(link, epoch, seq)])
+
+    def acked_many(self, rows: Collection[tuple[str, str, int]]) -> None:
+        """The peer acknowledged these frames, as (link, epoch, seq): forget them (in one
+        transaction)."""
         with self._lock:
-            self._connection().execute(
-                "DELETE FROM outbox WHERE link = ? AND epoch = ? AND seq = ?",
-                (link, epoch, seq))
+            conn = self._connection()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.executemany("DELETE FROM outbox WHERE link = ? AND epoch = ? AND seq = ?",
+                                 rows)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
 
     def outbox(self) -> list[tuple[str, str, int, dict[str, Any]]]:
         """The frames sent and not acknowledged, in the order they were sent per link; each

@@ -15,7 +15,8 @@ Each node runs the sans-IO `Node` core (one kernel step per event, monitored), a
   on each connection the link first says which lives (epochs) of its node may still send, so
   the peer forgets the frame numbers it handled of the others;
 - persistence: after a step, the persistent fields of its instance are committed to SQLite
-  before the step's messages leave the node; on start, saved fields are restored with the
+  before the step's messages leave the node (the steps ready together share one transaction:
+  a group commit, `_run_group`); on start, saved fields are restored with the
   restart semantics of the kernel (the other fields take their initial values, the restart
   hook runs);
 - Lamport clocks on messages and steps, so the steps recorded by every node merge into one
@@ -48,7 +49,7 @@ from assay.model.load import build
 from assay.runtime.deploy import CONTROL, Deployment, placed
 from assay.runtime.node import Node, Outcome
 from assay.runtime.steplog import log_line, open_step_log, restore, saved_envelope
-from assay.runtime.store import Handled
+from assay.runtime.store import Handled, StepRecord
 from assay.runtime.timers import Timers
 from assay.runtime.wire import (
     MAX_LIVE,
@@ -122,6 +123,19 @@ class _Receipt:
     session: Session | None
 
 
+@dataclass
+class _Step:
+    """A step applied in memory and numbered, not yet durable: what to save of it (a
+    `store.StepRecord`, None: nothing) and what to route once it is."""
+
+    name: str
+    out: Outcome
+    receipt: _Receipt | None
+    save: StepRecord | None = None
+    local: list[tuple[Envelope, dict[str, Any] | None]] = field(default_factory=list)
+    remote: list[tuple[_Link, dict[str, Any]]] = field(default_factory=list)
+
+
 class TcpNode:
     """One node of a deployment (see the module docstring).
 
@@ -193,6 +207,10 @@ class TcpNode:
         # write per connection (fewer system calls and wake-ups on both sides)
         self.ack_delay = ack_delay
         self._acks: dict[Session, list[dict[str, Any]]] = {}
+        # frames peers acknowledged, to delete from the outbox with the next group commit
+        # (or `_flush_deletes`, if no commit comes within `ack_delay`)
+        self._deletes: list[tuple[_Link, tuple[str, int]]] = []
+        self._delete_timer: asyncio.TimerHandle | None = None
         self._ack_timer: asyncio.TimerHandle | None = None
         self.acked = asyncio.Event()           # set whenever a peer acknowledges a frame
         self._closing = asyncio.Event()        # stopping, and done waiting for acks
@@ -533,12 +551,15 @@ class TcpNode:
                 key = (self.epoch if ack.epoch is None else ack.epoch, ack.seq)
                 if link.unacked.pop(key, None) is not None and self.store is not None:
                     # until the outbox forgets it too, its life is one a restart of this node
-                    # could resend a frame of: the link still says so (see `live`)
+                    # could resend a frame of: the link still says so (see `live`).  It is
+                    # deleted with the next group commit, or within `ack_delay` if none
+                    # comes (a frame acknowledged and not deleted yet is only resent after
+                    # a crash, and acknowledged again: the peer handled it)
                     link.deleting.add(key)
-                    try:
-                        await asyncio.to_thread(self.store.acked, link.peer, key[0], ack.seq)
-                    finally:
-                        link.deleting.discard(key)
+                    self._deletes.append((link, key))
+                    if self._delete_timer is None:
+                        self._delete_timer = asyncio.get_running_loop().call_later(
+                            self.ack_delay, self._flush_deletes)
                 # (an acknowledgement enables no step: the step loop is not woken)
                 self.acked.set()
         except WireError as e:            # the link reconnects: what is not acknowledged
@@ -547,6 +568,25 @@ class TcpNode:
             return
         except (ConnectionError, OSError):
             return
+
+    def _flush_deletes(self) -> None:
+        """Delete from the outbox the frames acknowledged since the last commit (in a thread,
+        in the background: nothing waits for it)."""
+        self._delete_timer = None
+        gone, self._deletes = self._deletes, []
+        if not gone or self.store is None:
+            return
+        store = self.store
+
+        async def delete() -> None:
+            try:
+                await asyncio.to_thread(store.acked_many,
+                                        [(link.peer, *key) for link, key in gone])
+            finally:
+                for link, key in gone:
+                    link.deleting.discard(key)
+
+        self._in_background(delete())
 
     # --- stepping ----------------------------------------------------------------------------
 
@@ -572,6 +612,15 @@ class TcpNode:
     async def _finish_step(self, name: str, out: Outcome, receipt: _Receipt | None,
                            record: bool = True) -> list[tuple[_Link, tuple[str, int]]]:
         """Record, save and route one step; the frames it sent to other nodes."""
+        step = self._prepare(name, out, receipt, record)
+        await self._commit([step])
+        await self._release([step])
+        return [(link, (frame["epoch"], frame["seq"])) for link, frame in step.remote]
+
+    def _prepare(self, name: str, out: Outcome, receipt: _Receipt | None,
+                 record: bool = True) -> _Step:
+        """Number and record one step applied in memory; what to save of it (nothing leaves
+        the node until `_commit` made it durable and `_release` routes it)."""
         handled = consumed = None
         if receipt is not None:
             key = (receipt.peer, receipt.epoch, receipt.seq)
@@ -580,63 +629,87 @@ class TcpNode:
             else:
                 handled = key
         if not out.applied:              # rejected by the monitor: the message is consumed
+            save: StepRecord | None = None
             if (handled or consumed) is not None and self.store is not None:
-                await asyncio.to_thread(self.store.save_step, name, None, [], handled, None,
-                                        consumed)
-            self._handled(receipt)
-            return []
+                save = (name, None, [], handled, None, consumed)
+            return _Step(name, out, receipt, save)
         self.clock += 1                  # this step's Lamport time, fixed before any await
         clock = self.clock
-        remote: list[tuple[_Link, dict[str, Any]]] = []
-        local: list[tuple[Envelope, dict[str, Any] | None]] = []
+        step = _Step(name, out, receipt)
         for env in out.sends:
             if env.dst in self.inbox:
                 frame = None
                 if self.store is not None:
                     frame = envelope_to_wire(env, clock)
                     self.own.number(frame, self.epoch)
-                local.append((env, frame))
+                step.local.append((env, frame))
             else:
                 link = self.links[self.dep.placement[env.dst]]
                 frame = envelope_to_wire(env, clock)
                 link.number(frame, self.epoch)
-                remote.append((link, frame))
+                step.remote.append((link, frame))
         # the log line first: if a crash comes before the save, the restarted node drops the
         # lines beyond its last durable step (see `_open_log`)
         if record:                       # a start is no step: the model's initial state has it
             self._record(out.event, clock)
-        if self.store is not None and self.logfile is not None:
-            # with a store, each line is written out before its step is saved (one write
-            # against the save's fsync); without one, lines go out in batches
-            # (`_flush_acks`): a kill -9 loses the state then anyway
-            self.logfile.flush()
         if self.store is not None:
             saved = self.kernel.persisted(name, self.node.local[name])
             # a restart is always made durable: the crash and restart lines before it are
             # then never taken for steps a later crash undid
-            rows = [(k.peer, f["epoch"], f["seq"], f) for k, f in remote] + [
-                (self.name, f["epoch"], f["seq"], f) for _, f in local if f is not None]
+            rows = [(k.peer, f["epoch"], f["seq"], f) for k, f in step.remote] + [
+                (self.name, f["epoch"], f["seq"], f) for _, f in step.local if f is not None]
             if saved is not None or rows or handled is not None or consumed is not None \
                     or out.event.get("kind") in ("restart", "start"):
-                # durable before the sends leave and before the message is acknowledged
-                await asyncio.to_thread(self.store.save_step, name, saved, rows, handled,
-                                        clock, consumed)
-        self._handled(receipt)
-        for env, frame in local:
-            self.inbox[env.dst].append((env, None if frame is None else _Receipt(
-                self.name, frame["epoch"], frame["seq"], None)))
-        by_link: dict[str, tuple[_Link, list[dict[str, Any]]]] = {}
-        for link, frame in remote:
-            by_link.setdefault(link.peer, (link, []))[1].append(frame)
-        for link, frames in by_link.values():
-            link.push(*frames)
-        self.timers.apply(name, out.timer_ops)
-        for link, _ in by_link.values():
+                step.save = (name, saved, rows, handled, clock, consumed)
+        return step
+
+    async def _commit(self, steps: list[_Step]) -> None:
+        """Make `steps` durable — one transaction for them all (a group commit), with the
+        outbox rows peers have acknowledged since the last one — before any of their messages
+        leave or are acknowledged.  The commit runs in a thread, the loop reading frames
+        meanwhile (committing on the loop with `--durability process`, which does not wait
+        for the disk, measured slower: tests/benchmarks/RESULTS.md)."""
+        if self.store is None:
+            return
+        if self.logfile is not None:
+            # with a store, the lines are written out before their steps are saved (one write
+            # against the save's commit); without one, lines go out in batches
+            # (`_flush_acks`): a kill -9 loses the state then anyway
+            self.logfile.flush()
+        records = [st.save for st in steps if st.save is not None]
+        if not records:
+            return
+        gone, self._deletes = self._deletes, []
+        try:
+            rows = [(link.peer, *key) for link, key in gone]
+            await asyncio.to_thread(self.store.save_steps, records, rows)
+        finally:
+            for link, key in gone:
+                link.deleting.discard(key)
+
+    async def _release(self, steps: list[_Step]) -> None:
+        """Route durable `steps`, in the order they were applied: acknowledge what they
+        handled (soon: `_ack`), queue their messages to instances here, send the rest."""
+        links: dict[str, _Link] = {}
+        for st in steps:
+            self._handled(st.receipt)
+            if not st.out.applied:
+                continue
+            for env, frame in st.local:
+                self.inbox[env.dst].append((env, None if frame is None else _Receipt(
+                    self.name, frame["epoch"], frame["seq"], None)))
+            by_link: dict[str, tuple[_Link, list[dict[str, Any]]]] = {}
+            for link, frame in st.remote:
+                by_link.setdefault(link.peer, (link, []))[1].append(frame)
+            for link, frames in by_link.values():
+                link.push(*frames)
+                links[link.peer] = link
+            self.timers.apply(st.name, st.out.timer_ops)
+        for link in links.values():
             w = link.session
             if w is not None:
                 with contextlib.suppress(ConnectionError, OSError):
                     await w.drain()              # back-pressure; returns at once if not paused
-        return [(link, (frame["epoch"], frame["seq"])) for link, frame in remote]
 
     def _handled(self, receipt: _Receipt | None) -> None:
         if receipt is not None and receipt.peer != self.name:    # (own frames: the outbox)
@@ -672,28 +745,59 @@ class TcpNode:
                 await asyncio.sleep(0)
                 yielded = time.monotonic()
                 continue
-            if due:
-                async with self.step_lock:
-                    name, delay, message = self.timers.due.popleft()
-                    await self._after_step(name, self.node.timer(name, delay, message))
-                continue
-            name = ready[self.rng.randrange(len(ready))]
-            receipt = None
-            delivered = None
             async with self.step_lock:
-                k = self._takes(name)
-                if k is not None and (not self._enabled(name) or self.rng.random() < .5):
-                    delivered, receipt = self.inbox[name][k]
-                    del self.inbox[name][k]
-                    out: Outcome | None = self.node.deliver(delivered)
-                else:
-                    out = self.node.fire_any(name, self.rng)
-                assert out is not None
-                await self._after_step(name, out, receipt)
-            if receipt is not None:
-                self._ack(receipt)
-            if delivered is not None and name in self.driven and self.on_delivered is not None:
-                self.on_delivered(delivered, out)
+                self.in_step = True
+                try:
+                    group = await self._run_group()
+                finally:
+                    self.in_step = False
+            for st, delivered in group:
+                if st.receipt is not None:
+                    self._ack(st.receipt)
+                if delivered is not None and st.name in self.driven \
+                        and self.on_delivered is not None:
+                    self.on_delivered(delivered, st.out)
+
+    GROUP = 64              # steps at most in one group commit
+
+    def _next(self) -> tuple[str, Outcome, _Receipt | None, Envelope | None] | None:
+        """Take one step now (a due timer first, else an instance that is ready, at random),
+        applied in memory; None if nothing is ready."""
+        if self.timers.due:
+            name, delay, message = self.timers.due.popleft()
+            return name, self.node.timer(name, delay, message), None, None
+        ready = [n for n in self.hosted if self._takes(n) is not None or self._enabled(n)]
+        if not ready:
+            return None
+        name = ready[self.rng.randrange(len(ready))]
+        k = self._takes(name)
+        if k is not None and (not self._enabled(name) or self.rng.random() < .5):
+            delivered, receipt = self.inbox[name][k]
+            del self.inbox[name][k]
+            return name, self.node.deliver(delivered), receipt, delivered
+        out = self.node.fire_any(name, self.rng)
+        assert out is not None
+        return name, out, None, None
+
+    async def _run_group(self) -> list[tuple[_Step, Envelope | None]]:
+        """The steps that are ready together (with a store; else one), applied one after the
+        other in memory, made durable in one commit, then routed.  A crash before the commit
+        loses them all and nothing of them has left the node: none of their messages was
+        sent nor acknowledged, so their senders resend them and the group runs again."""
+        group: list[tuple[_Step, Envelope | None]] = []
+        until = time.monotonic() + self.FAIR
+        while True:
+            taken = self._next()
+            if taken is None:
+                break
+            name, out, receipt, delivered = taken
+            group.append((self._prepare(name, out, receipt), delivered))
+            if self.store is None or len(group) >= self.GROUP or time.monotonic() > until:
+                break
+        steps = [st for st, _ in group]
+        await self._commit(steps)
+        await self._release(steps)
+        return group
 
     async def serve(self, signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT),
                     started: asyncio.Event | None = None) -> None:
@@ -747,6 +851,9 @@ class TcpNode:
         for w in list(self._accepted):         # peers see the node go, and reconnect later
             w.close()
         self.timers.cancel_all()
+        if self._delete_timer is not None:
+            self._delete_timer.cancel()
+        self._flush_deletes()
         # saves of dropped frames and forgotten lives under way finish before the store closes
         await asyncio.gather(*self._background, return_exceptions=True)
         if self.store is not None:

@@ -18,6 +18,12 @@ What it measures
        acknowledgements, monitoring, persistence or trace writing: the floor for one round
        trip of Python asyncio over loopback.
 
+CPU per round (the CPU x/plain column): user + system CPU time of both node processes
+(/proc/PID/stat) between the first poll that saw a round done and the last, per round; for
+plain asyncio, the client's own CPU over the measured rounds plus the server's over all of them
+(the warm-up rounds taken out in proportion).  On a shared machine the wall-clock ratios move
+with the other processes' load; the CPU ratio much less.
+
 With ``--twopc`` it measures repeated two-phase-commit rounds instead
 (tests/benchmarks/twopc_rounds_spec.py): the TM on node a, ``--rms`` resource managers (default
 2) on node b; a round is Prepare(r) to every RM, Prepared(r) back from each, Commit(r) to every
@@ -80,6 +86,13 @@ def pct(xs: list[float], p: float) -> float:
     return xs[min(len(xs) - 1, max(0, round(p / 100 * len(xs)) - 1))]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid` so far (Linux: /proc/PID/stat)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def stop(procs: list[subprocess.Popen]) -> None:
     for p in procs:
         if p.poll() is None:
@@ -135,6 +148,9 @@ def run_nodes(spec: Path, params: dict[str, int], nodes: dict[str, list[str]],
 
             deadline = time.monotonic() + timeout
             got = -1
+            # (rounds done, CPU seconds of every node) at the first poll that saw a round
+            # done, and at the last: the CPU per round, start-up left out
+            cpu_marks: list[tuple[int, float]] = []
             while True:
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"monitor={monitor}: {inst}.{fld} is {got}, not "
@@ -147,6 +163,12 @@ def run_nodes(spec: Path, params: dict[str, int], nodes: dict[str, list[str]],
                     got = r["fields"][fld] if r and "fields" in r else got
                 except (OSError, TimeoutError, asyncio.IncompleteReadError):
                     pass
+                if got > 0:
+                    with contextlib.suppress(OSError):
+                        mark = (got, sum(cpu_seconds(p.pid) for p in procs))
+                        cpu_marks[1:] = [mark] if cpu_marks else []
+                        if not cpu_marks:
+                            cpu_marks.append(mark)
                 if got == target:
                     break
                 time.sleep(0.2)
@@ -163,6 +185,9 @@ def run_nodes(spec: Path, params: dict[str, int], nodes: dict[str, list[str]],
                 log.close()
         result = parse(tmpd / f"{first.upper()}.jsonl")
     result["violations"] = (status or {}).get("violation_count")
+    if len(cpu_marks) == 2 and cpu_marks[1][0] > cpu_marks[0][0]:
+        (k0, c0), (k1, c1) = cpu_marks
+        result["cpu_ms"] = (c1 - c0) / (k1 - k0) * 1e3
     return result
 
 
@@ -286,15 +311,17 @@ def echo_client(port: int, rounds: int, rms: int = 0) -> None:
         for n in range(1, 51):                       # warm-up, not measured
             await one_round(reader, writer, n)
         lat = []
+        c0 = time.process_time()
         t0 = time.perf_counter_ns()
         for n in range(1, rounds + 1):
             s = time.perf_counter_ns()
             await one_round(reader, writer, n)
             lat.append((time.perf_counter_ns() - s) / 1e6)
         total = (time.perf_counter_ns() - t0) / 1e9
+        cpu = time.process_time() - c0
         writer.close()
         return {"rounds": rounds, "rps": rounds / total, "p50": pct(lat, 50),
-                "p99": pct(lat, 99)}
+                "p99": pct(lat, 99), "client_cpu": cpu}
 
     print(json.dumps(asyncio.run(main())), flush=True)
 
@@ -308,12 +335,17 @@ def run_plain(rounds: int, timeout: float, rms: int = 0) -> dict:
                                   stdout=subprocess.PIPE, text=True, preexec_fn=on_cpu(1))
         procs.append(server)
         assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+        s0 = cpu_seconds(server.pid)
         client = subprocess.Popen([sys.executable, me, "--echo-client", str(port),
                                    "--limit", str(rounds), "--echo-rms", str(rms)],
                                   stdout=subprocess.PIPE, text=True, preexec_fn=on_cpu(0))
         procs.append(client)
         out, _ = client.communicate(timeout=timeout)
-        return json.loads(out)
+        r = json.loads(out)
+        # the server's CPU over all rounds, the 50 warm-up ones taken out in proportion
+        server_cpu = (cpu_seconds(server.pid) - s0) * rounds / (rounds + 50)
+        r["cpu_ms"] = (r.pop("client_cpu") + server_cpu) / rounds * 1e3
+        return r
     finally:
         stop(procs)
 
@@ -393,25 +425,30 @@ def main() -> None:
           "other; ratios are taken within a repetition (the machine is shared and noisy)\n",
           flush=True)
     header = ("| run | rounds | rounds/s | msgs/s | p50 ms | p99 ms | throughput plain/x "
-              "| p50 x/plain | p99 x/plain |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+              "| p50 x/plain | p99 x/plain | CPU ms/round | CPU x/plain |"
+              "\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     print(header)
-    ratios: dict[str, list[tuple[float, float, float]]] = {label: [] for label, _ in runs}
+    ratios: dict[str, list[tuple[float, ...]]] = {label: [] for label, _ in runs}
     violations: dict[str, list] = {label: [] for label, _ in runs}
     for rep in range(1, a.repeat + 1):
         results = [(label, run()) for label, run in runs]
         plain = results[0][1]
         for label, r in results:
-            ratio = (plain["rps"] / r["rps"], r["p50"] / plain["p50"], r["p99"] / plain["p99"])
+            cpu = r.get("cpu_ms", float("nan"))
+            ratio = (plain["rps"] / r["rps"], r["p50"] / plain["p50"], r["p99"] / plain["p99"],
+                     cpu / plain.get("cpu_ms", float("nan")))
             ratios[label].append(ratio)
             violations[label].append(r.get("violations"))
             print(f"| {label} (#{rep}) | {r['rounds']} | {r['rps']:,.0f} "
                   f"| {per_round * r['rps']:,.0f} | {r['p50']:.3f} | {r['p99']:.3f} "
-                  f"| {ratio[0]:.1f}x | {ratio[1]:.1f}x | {ratio[2]:.1f}x |", flush=True)
+                  f"| {ratio[0]:.1f}x | {ratio[1]:.1f}x | {ratio[2]:.1f}x | {cpu:.3f} "
+                  f"| {ratio[3]:.1f}x |", flush=True)
     print("\nmedian ratio over the repetitions (min-max):\n")
-    print("| run | throughput plain/x | p50 x/plain | p99 x/plain |\n|---|---:|---:|---:|")
+    print("| run | throughput plain/x | p50 x/plain | p99 x/plain | CPU x/plain |"
+          "\n|---|---:|---:|---:|---:|")
     for label, rs in ratios.items():
         cols = []
-        for i in range(3):
+        for i in range(4):
             xs = [r[i] for r in rs]
             cols.append(f"{statistics.median(xs):.1f}x ({min(xs):.1f}-{max(xs):.1f})")
         print(f"| {label} | " + " | ".join(cols) + " |")
