@@ -177,7 +177,8 @@ def _run_deployment(deploy_file: str, duration: float | None, state_dir: str | N
         for inst, fields in report.final.items():
             if dep.placement[inst] in clients:
                 continue
-            inner = ", ".join(f"{k}={v}" for k, v in fields.items())
+            inner = ("(no answer: its node did not report the instance's state)"
+                     if fields is None else ", ".join(f"{k}={v}" for k, v in fields.items()))
             click.echo(f"  {inst} (on {dep.placement[inst]}): {inner}")
         for v in report.violations[:10]:
             click.echo(f"  ✗ {v.get('kind')}: {v.get('message')} (blame {v.get('blame')})")

@@ -33,7 +33,7 @@ class DeployReport:
     seconds: float
     ended: str                                   # quiescent | time | stopped | failed
     restarts: dict[str, int]
-    final: dict[str, dict[str, Any]]
+    final: dict[str, dict[str, Any] | None]      # None: the node did not answer
     violations: list[dict[str, Any]]
     events: list[dict[str, Any]] = field(default_factory=list)
     violation_count: int = 0                     # all of them (each node lists its first 20)
@@ -122,15 +122,17 @@ async def supervise(dep_path: str, dep: Deployment, duration: float | None,
         if duration is not None and time.perf_counter() - t0 >= duration:
             ended = "time"
             break
-    final: dict[str, dict[str, Any]] = {}
-    for s in nodes.values():
+    # the end: each node's last status and its instances' states, asked again with longer
+    # timeouts when a loaded node is slow to answer (None: it never answered)
+    final: dict[str, dict[str, Any] | None] = {}
+    for n, s in nodes.items():
+        if ended != "failed":
+            st = await _ask(s, dep.secret, {"t": "status"})
+            if st is not None:
+                statuses[n] = st
         for inst in s.instances:
-            try:
-                reply = await control(s.host, s.port, dep.secret,
-                                      {"t": "state", "instance": inst}, 2.0, node=s.name)
-                final[inst] = (reply or {}).get("fields", {})
-            except (TimeoutError, OSError, ConnectionError, WireError):
-                final[inst] = {}
+            reply = await _ask(s, dep.secret, {"t": "state", "instance": inst})
+            final[inst] = None if reply is None else reply.get("fields", {})
     violations = [v for st in statuses.values() for v in st.get("violations", [])]
     count = sum(int(st.get("violation_count", 0)) for st in statuses.values())
     for s in nodes.values():
@@ -145,6 +147,17 @@ async def supervise(dep_path: str, dep: Deployment, duration: float | None,
     events = merge_logs([os.path.join(logs, f"{n}.jsonl") for n in nodes])
     return DeployReport(logs, time.perf_counter() - t0, ended, restarts, final, violations, events,
                         max(count, len(violations)), failed)
+
+
+async def _ask(s: Any, secret: bytes, frame: dict[str, Any]) -> dict[str, Any] | None:
+    """A control request to node `s`, tried three times (timeouts of 2, 4 and 8 s) before it
+    counts as unanswered (None): a node on a loaded machine may be slow to answer."""
+    for timeout in (2.0, 4.0, 8.0):
+        try:
+            return await control(s.host, s.port, secret, frame, timeout, node=s.name) or {}
+        except (TimeoutError, OSError, ConnectionError, WireError):
+            await asyncio.sleep(0.1)
+    return None
 
 
 async def _client_statuses(dep: Deployment, clients: dict[str, Any]) -> dict[str, Any]:
