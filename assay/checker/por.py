@@ -100,6 +100,12 @@ def refusal(kernel: Kernel, strategy: str, keep_going: bool, symmetric: bool,
                 "loss is an event of the network")
     if kernel.system.constraints:
         return "state constraints cut paths that a reordering would take"
+    if kernel.system.hops:
+        return ("interceptors on a connection: the links a message takes are the chain's "
+                "hops, which the independence analysis does not model yet")
+    if kernel.system.pools:
+        return ("elastic pools: a spawn or retire changes which peers another instance "
+                "reaches, which the independence analysis does not model yet")
     return None
 
 
