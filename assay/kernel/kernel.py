@@ -567,7 +567,7 @@ class Kernel:
             if lid == dormant:
                 return DEFERRED
             cancel = [TimerOp(False, 0, Message)] if self.extended else []
-            pool = self.pools[msg.pool]
+            pool = next(p for p in self.pools.values() if inst.name in p.slots)
             ack = Send(pool.port, pool.owner, pool.owner_port, Retired(pool.name))
             return (dormant, self._sends(inst, [ack]), (), self._timer_ops(inst, cancel))
         return DEFERRED if lid == dormant else None

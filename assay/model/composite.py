@@ -5,10 +5,10 @@ primary.clients)`).  Adding it to an outer system *flattens* it at build time: i
 become instances of the outer system under hierarchical names (`shard0.primary`; nesting
 gives `a.b.c`), its connections, properties, constraints, symmetries, fairness, externals
 and elastic pools are carried over with their names prefixed and their view of the world
-scoped to the composite.  Every engine therefore sees an ordinary flat system (one kernel semantics); what
-stays of the hierarchy is `System.composites` (who is inside what, and the exported ports),
-which the connection rules (encapsulation), `verify`'s report and a deployment's placement
-read.
+scoped to the composite.  Every engine therefore sees an ordinary flat system (one kernel
+semantics); what stays of the hierarchy is `System.composites` (who is inside what, and the
+exported ports), which the connection rules (encapsulation), `verify`'s report and a
+deployment's placement read.
 """
 from __future__ import annotations
 
