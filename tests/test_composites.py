@@ -17,6 +17,7 @@ import assay
 from assay import Component, Message, Port, System, action, invariant, on
 from assay import protocol as p
 from assay.errors import SpecError, UsageError
+from assay.kernel.trace import Trace, replay_trace
 from assay.model.load import load_module
 from assay.model.system import PortRef
 
@@ -612,10 +613,111 @@ def test_a_deployment_that_places_whole_composites_runs_and_its_trace_replays(ch
     assert len(done["events"]) == doc["steps"] > 0
 
 
-def test_a_composite_holding_an_elastic_pool_is_refused_with_the_reason():
-    # the pool's name travels in its Spawn/Retire messages and is looked up by the owner's
-    # code: flattening does not rename it yet, so the composite is refused, not half-supported
-    inner = load_module(ROOT / "specs" / "elastic_pool.py").system
-    outer = System("outer")
-    with pytest.raises(SpecError, match="pool inside a composite is not supported"):
-        outer.add("part", inner)
+# --- elastic pools inside composites --------------------------------------------------------------
+
+POOL = ROOT / "specs" / "elastic_pool.py"
+POOL_BUG = ROOT / "specs" / "elastic_pool_bug_retire_busy.py"
+
+
+@pytest.mark.parametrize("spec, verdict", [("elastic_pool.py", "ok"),
+                                           ("elastic_pool_bug_retire_busy.py", "violation")])
+def test_an_elastic_pool_spec_used_whole_as_a_composite_explores_the_same_states(spec, verdict):
+    inner, outer = wrapped(spec)
+    assert [(p.name, p.handle, p.owner, p.slots) for p in outer.pools] == [
+        ("part.worker", "worker", "part.dispatcher", ("part.worker0", "part.worker1"))]
+    a, b = assay.check(inner), assay.check(outer)
+    assert a.verdict == b.verdict == verdict
+    assert (a.states, a.transitions, a.depth) == (b.states, b.transitions, b.depth)
+    if verdict == "ok":
+        assert b.liveness == {f"part.{k}": v for k, v in a.liveness.items()} == {
+            "part.all_done": "holds"}
+    else:
+        assert (b.violation.kind, b.violation.name) == ("property", "part.no_job_lost")
+        assert len(b.steps) == len(a.steps) == 8
+
+
+def two_pools(spec: Path, jobs: int) -> System:
+    """Two composites side by side, each with its own pool named `worker`."""
+    fn = load_module(spec).system
+    s = System("two_pools", network="unordered", fairness="weak")
+    s.add("a", fn, jobs=jobs, size=1)
+    s.add("b", fn, jobs=jobs, size=1)
+    return s
+
+
+def test_two_composites_each_with_a_pool_of_the_same_name_are_independent():
+    s = two_pools(POOL, 2)
+    assert [(p.name, p.handle, p.owner) for p in s.pools] == [
+        ("a.worker", "worker", "a.dispatcher"), ("b.worker", "worker", "b.dispatcher")]
+    alone = assay.check(load_module(POOL).system(jobs=2, size=1))
+    both = assay.check(s)
+    assert alone.verdict == both.verdict == "ok"
+    assert both.states == alone.states ** 2 == 5776     # two independent copies: the product
+    assert both.liveness == {"a.all_done": "holds", "b.all_done": "holds"}
+    bug = assay.check(two_pools(POOL_BUG, 1))
+    assert bug.verdict == "violation" and bug.violation.name == "a.no_job_lost"
+    spawns = [e for e in bug.trace.events if e.get("message", {}).get("type") == "Spawn"]
+    assert spawns and {(e["to"], e["message"]["fields"]["pool"]) for e in spawns} == {
+        ("a.worker0", "a.worker")}
+
+
+def test_a_symmetric_pool_inside_a_composite_reduces_as_it_does_alone():
+    def build(size: int = 3) -> System:
+        s = load_module(POOL).system(size=size)
+        s.liveness = []                 # liveness is checked unreduced: leave it out here
+        s.symmetric(*[n for n in s.instances if n.startswith("worker")])
+        return s
+    outer = System("outer", network="unordered", fairness="weak")
+    outer.add("part", build)
+    alone, inside = assay.check(build()), assay.check(outer)
+    assert alone.verdict == inside.verdict == "ok"
+    assert alone.states == inside.states == 1886
+
+
+def test_a_trace_with_spawns_inside_composites_replays(tmp_path):
+    spec = tmp_path / "two_pools.py"
+    spec.write_text(
+        "from assay import System\n"
+        "from assay.model.load import load_module\n"
+        f"fn = load_module({str(POOL_BUG)!r}).system\n\n\n"
+        "def system(jobs: int = 1) -> System:\n"
+        "    s = System('two_pools', network='unordered', fairness='weak')\n"
+        "    s.add('a', fn, jobs=jobs, size=1)\n"
+        "    s.add('b', fn, jobs=jobs, size=1)\n"
+        "    return s\n")
+    r = assay.check(spec)
+    assert r.verdict == "violation" and r.violation.name == "a.no_job_lost"
+    path = tmp_path / "bug.json"
+    r.trace.write(path)
+    events = json.loads(path.read_text())["events"]
+    spawns = [e for e in events if e["kind"] == "deliver" and e["message"]["type"] == "Spawn"]
+    assert spawns and {e["message"]["fields"]["pool"] for e in spawns} == {"a.worker"}
+    done = replay_trace(Trace.read(path), path)
+    assert done.violation is not None and done.violation.name == "a.no_job_lost"
+
+
+def test_simulate_draws_spawns_inside_composites_and_finds_the_lost_job():
+    good = assay.simulate(two_pools(POOL, 2), runs=20, seed=1)
+    assert good.ok and good.events > 0, good.text()
+    bad = assay.simulate(two_pools(POOL_BUG, 2), runs=40, seed=1)
+    assert not bad.ok
+    assert bad.traces()[0].verdict["name"] in ("a.no_job_lost", "b.no_job_lost")
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_run_spawns_real_workers_inside_composites_and_the_run_conforms(seed):
+    from assay.kernel import Kernel
+    from assay.kernel.trace import find_initial, replay_checked
+    from assay.runtime.local import run_local
+
+    report, _ = run_local(Kernel(two_pools(POOL, 2)), duration=20, seed=seed)
+    assert report.ended == "quiescent" and not report.violations
+    for part in ("a", "b"):
+        assert sorted(report.final[f"{part}.dispatcher"]["done"]) == [0, 1]
+        assert report.final[f"{part}.dispatcher"]["live"] == frozenset()
+    pools = {e["message"]["fields"]["pool"] for e in report.events
+             if e.get("message", {}).get("type") == "Spawn"}
+    assert pools == {"a.worker", "b.worker"}
+    fresh = Kernel(two_pools(POOL, 2))
+    done = replay_checked(fresh, report.events, find_initial(fresh, None))
+    assert done.violation is None and len(done.steps) == len(report.events)

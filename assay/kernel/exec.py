@@ -389,7 +389,7 @@ def make_view(vc: type[StateView], name: str, fields: tuple[str, ...],
 class Runner:
     """Runs handlers, actions and contracts of one instance of a component."""
 
-    pools: dict[str, Any] = {}      # the elastic pools the instance owns, by name (the kernel's)
+    pools: dict[str, Any] = {}      # the elastic pools the instance owns, by `Pool.handle`
 
     def __init__(self, name: str, info: ComponentInfo, wirings: dict[str, Wiring]) -> None:
         self.name = name

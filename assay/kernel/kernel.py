@@ -252,7 +252,7 @@ class Kernel:
         self.pools = {p.name: p for p in system.pools}
         for p in system.pools:
             owner = self.instances[self.index[p.owner]].runner
-            owner.pools = {**owner.pools, p.name: p}
+            owner.pools = {**owner.pools, p.handle: p}    # the name its code uses
             owner.wirings[p.owner_port] = replace(owner.wirings[p.owner_port], live=p.live)
             for slot in p.slots:
                 inst = self.instances[self.index[slot]]
@@ -545,8 +545,8 @@ class Kernel:
         dormant = self.dormant[inst.index]
         kind = type(msg)
         if kind is Retired:                 # at the owner: the slot is dormant now
-            pool = inst.runner.pools.get(msg.pool)
-            if pool is None or msg.sender not in pool.slots:
+            pool = self.pools.get(msg.pool)
+            if pool is None or pool.owner != inst.name or msg.sender not in pool.slots:
                 return None
             f = inst.info.field_index[pool.live]
             old = inst.table.values[lid]
@@ -567,7 +567,7 @@ class Kernel:
             if lid == dormant:
                 return DEFERRED
             cancel = [TimerOp(False, 0, Message)] if self.extended else []
-            pool = self.pools[msg.pool]
+            pool = next(p for p in self.pools.values() if inst.name in p.slots)
             ack = Send(pool.port, pool.owner, pool.owner_port, Retired(pool.name))
             return (dormant, self._sends(inst, [ack]), (), self._timer_ops(inst, cancel))
         return DEFERRED if lid == dormant else None

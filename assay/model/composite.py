@@ -3,17 +3,17 @@
 A composite is a `System` whose chosen inner ports are its own (`s.export("client",
 primary.clients)`).  Adding it to an outer system *flattens* it at build time: its instances
 become instances of the outer system under hierarchical names (`shard0.primary`; nesting
-gives `a.b.c`), its connections, properties, constraints, symmetries, fairness and externals
-are carried over with their names prefixed and their view of the world scoped to the
-composite.  Every engine therefore sees an ordinary flat system (one kernel semantics); what
-stays of the hierarchy is `System.composites` (who is inside what, and the exported ports),
-which the connection rules (encapsulation), `verify`'s report and a deployment's placement
-read.
+gives `a.b.c`), its connections, properties, constraints, symmetries, fairness, externals
+and elastic pools are carried over with their names prefixed and their view of the world
+scoped to the composite.  Every engine therefore sees an ordinary flat system (one kernel
+semantics); what stays of the hierarchy is `System.composites` (who is inside what, and the
+exported ports), which the connection rules (encapsulation), `verify`'s report and a
+deployment's placement read.
 """
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from assay.errors import Location, SpecError
@@ -221,12 +221,6 @@ def add(outer: System, name: str, inner: Any, where: Location | None, initially:
                         f"of {inner._flattened_into!r}", where,
                         ["build a fresh one for each use: pass the function that builds it, "
                          f"s.add({name!r}, build)"])
-    if inner.pools:
-        raise SpecError(f"composite {name!r}: system {inner.name!r} declares the elastic pool "
-                        f"{inner.pools[0].name!r}, and a pool inside a composite is not "
-                        "supported yet", where,
-                        ["declare the pool in the outer system, with its owner exported or at "
-                         "the top level"])
     if inner.network != outer.network:
         raise SpecError(f"composite {name!r}: system {inner.name!r} is on the "
                         f"{inner.network!r} network and {outer.name!r} on "
@@ -287,6 +281,12 @@ def add(outer: System, name: str, inner: Any, where: Location | None, initially:
     outer.symmetries.extend((tuple(rename(n) for n in group), loc)
                             for group, loc in inner.symmetries)
     outer.externals.extend(rename(n) for n in inner.externals)
+    # elastic pools: slots and owner renamed, the name made unique in the outer system
+    # (`shard0.worker`; it travels in Spawn/Retire/Retired), the owner's code still calling
+    # it by the name it declared (`self.spawn("worker")`: `Pool.handle`)
+    outer.pools.extend(replace(p, name=rename(p.name), slots=tuple(map(rename, p.slots)),
+                               owner=rename(p.owner), called=p.handle)
+                       for p in inner.pools)
     outer.fair_rules.extend(_fairness(inner, rename))
     for sub in inner.composites.values():
         outer.composites[rename(sub.name)] = Composite(
@@ -379,8 +379,6 @@ def group_connections(system: System, obligations: list[Any]) -> list[Any]:
     """`verify`'s connection obligations (component "connection") relabelled by
     `connection_label` and grouped: those outside every composite first, then each
     composite's, its boundary after its inside, in the order the composites were added."""
-    from dataclasses import replace
-
     if not system.composites:
         return obligations
     order = {"connection": (0, "")}

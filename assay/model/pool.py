@@ -72,7 +72,12 @@ class Retired(Message):
 @dataclass(frozen=True)
 class Pool:
     """A declared pool: its slots (instance names, in order), the owner, the owner's port and
-    live field, and the slots' port the owner is connected to."""
+    live field, and the slots' port the owner is connected to.
+
+    `name` is unique in the system (the kernel keys its pools by it, and it travels in the
+    pool's Spawn/Retire/Retired messages); `called` is the name the owner's code uses,
+    `self.spawn("worker")` (its runner keys its pools by it).  They differ inside a
+    composite: flattening `shard0` makes the pool `shard0.worker`, still called `worker`."""
 
     name: str
     cls: type[Component]
@@ -82,6 +87,12 @@ class Pool:
     port: str
     live: str
     location: Location | None
+    called: str = ""            # "" for `name`
+
+    @property
+    def handle(self) -> str:
+        """The name the owner's code spawns from (`self.spawn(handle)`)."""
+        return self.called or self.name
 
 
 class PoolRef:
@@ -153,7 +164,7 @@ def declare(system: System, name: str, cls: type[Component], size: int, owner: P
         system.connect(owner, getattr(ref, port))
         refs.append(ref)
     pool = Pool(name, cls, tuple(r.name for r in refs), owner.instance, owner.port, port,
-                live, where)
+                live, where, name)
     system.pools.append(pool)
     return PoolRef(pool, refs)
 
