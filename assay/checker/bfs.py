@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from assay.checker.search import Outcome, Search, Tally
+from assay.checker.search import Outcome, Search, Tally, path_back
 from assay.kernel.kernel import Kernel, State
 from assay.kernel.violation import Violation
 
@@ -26,18 +26,7 @@ def bfs(kernel: Kernel, search: Search, keep_going: bool = False,
     terminal = deadlocked = 0
 
     def trace(at: State, last: int | None = None) -> tuple[State, tuple[int, ...]]:
-        """The start and the events of the path the search took to `at` (then `last`)."""
-        path: list[int] = []
-        start = at
-        node = visited.get(at)
-        while node is not None:
-            start, ev = node
-            path.append(ev)
-            node = visited[start]
-        path.reverse()
-        if last is not None:
-            path.append(last)
-        return start, tuple(path)
+        return path_back(visited, at, last)
 
     def stop(reason: str, violation: Violation | None = None, at: State | None = None,
              last: int | None = None) -> Outcome:

@@ -57,7 +57,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from assay.checker.search import Outcome, Search
+from assay.checker.search import Outcome, Search, path_back
 from assay.kernel.kernel import Kernel, State
 from assay.kernel.violation import Violation
 
@@ -311,17 +311,7 @@ def por_bfs(kernel: Kernel, search: Search, por: Por, stats: PorStats) -> Outcom
     check_props = props if kernel.properties else None
 
     def trace(at: State, last: int | None = None) -> tuple[State, tuple[int, ...]]:
-        path: list[int] = []
-        start = at
-        node = visited.get(at)
-        while node is not None:
-            start, ev = node
-            path.append(ev)
-            node = visited[start]
-        path.reverse()
-        if last is not None:
-            path.append(last)
-        return start, tuple(path)
+        return path_back(visited, at, last)
 
     def stop(reason: str, violation: Violation | None = None, at: State | None = None,
              last: int | None = None) -> Outcome:

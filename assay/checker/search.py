@@ -83,6 +83,23 @@ Unit = Literal["states", "transitions", "lasso"]
 Key = tuple[str, str | None, str, Location | None]
 
 
+def path_back(visited: dict[State, tuple[State, int] | None], at: State,
+              last: int | None = None) -> tuple[State, tuple[int, ...]]:
+    """The start and the events of the path a search took to `at` (then `last`), from its
+    parent pointers `visited` (state -> (parent, event), None for an initial state)."""
+    path: list[int] = []
+    start = at
+    node = visited.get(at)
+    while node is not None:
+        start, ev = node
+        path.append(ev)
+        node = visited[start]
+    path.reverse()
+    if last is not None:
+        path.append(last)
+    return start, tuple(path)
+
+
 def violation_key(v: Violation) -> Key:
     """What makes two violations the same for `--keep-going`'s counts: kind, name and blame
     (the simulator's shrinking `signature`), and the contract's or raise's line, so that two
