@@ -1178,3 +1178,43 @@ def test_a_restart_hooks_own_body_is_proved_or_refuted_like_a_handlers() -> None
     hook = {o.kind: o.verdict for o in rep.obligations if o.target == "restart"}
     assert hook == {"restart": "proved", "no-exception": "proved", "send": "proved"}
     assert rep.verdict == "proved"
+
+
+@pytest.mark.parametrize("name, verdict", [("inherited_ok", "proved"),
+                                           ("inherited_bug", "refuted"),
+                                           ("alias_ok", "proved"),
+                                           ("alias_bug", "refuted")])
+def test_a_send_outside_the_class_body_is_confirmed_on_a_connected_port(name: str,
+                                                                       verdict: str) -> None:
+    """A router whose send `validate` does not see in its class body (a handler inherited from
+    a base class, a send through a local alias of the port) once stopped verify with the
+    kernel's SpecError "r sends on port 'shard0', which is not connected in this system": the
+    model left the port unconnected and the concrete run sent on it.  Now the inherited send
+    counts as the class's, and a refutation is confirmed on a wiring where the port the real
+    step sends on is connected."""
+    system, _, _ = build(str(FIX / "unseen_sends.py"), system=name)
+    r = verify(system)
+    assert r.verdict == verdict, [(o.target, o.kind, o.verdict, o.reason)
+                                  for o in r.obligations]
+    for o in r.obligations:
+        assert "no peer" not in o.reason
+        if o.verdict == "refuted":
+            cex = o.counterexample
+            assert o.kind == "send" and cex is not None
+            assert cex.message.value == -1 and cex.ports[f"shard{cex.message.key % 2}"]
+
+
+def test_an_inherited_send_on_an_unconnected_port_is_a_spec_error() -> None:
+    """`validate` reads the handlers a class inherits (it read the class body only, and verify
+    proved a system whose run stops on the unconnected port); a base's method the class
+    overrides is not its code."""
+    from assay.errors import SpecError
+
+    bad, _, _ = build(str(FIX / "unseen_sends.py"), system="inherited_unconnected")
+    with pytest.raises(SpecError, match=r"r \(CarefulRouter\) sends on port 'shard1'") as e:
+        verify(bad)
+    assert e.value.location is not None and e.value.location.line is not None
+    assert "self.shard1.send" in (FIX / "unseen_sends.py").read_text().splitlines()[
+        e.value.location.line - 1]
+    ok, _, _ = build(str(FIX / "unseen_sends.py"), system="overridden_unconnected")
+    assert verify(ok).verdict == "proved"

@@ -177,6 +177,20 @@ class PortHandle:
         return f"<port {self._w.port} peers={sorted(self._w.peer_set)}>"
 
 
+class UnconnectedSend(SpecError):
+    """A step sent on a port with no peer: in a system, a spec error (`validate` finds most
+    before anything runs); in a wiring the verifier made up, a run that cannot be set up."""
+
+    def __init__(self, instance: str, port: str, location: Location | None) -> None:
+        super().__init__(f"{instance} sends on port {port!r}, which is not connected in this "
+                         "system", location,
+                         [f"connect it with s.connect({instance}.{port}, <peer>.<port>)"])
+        self.instance, self.port, self.at = instance, port, location
+
+    def __reduce__(self) -> Any:       # rebuilt from its own arguments (parallel workers)
+        return UnconnectedSend, (self.instance, self.port, self.at)
+
+
 class Context:
     """The execution context of one handler run: ports and the outbox."""
 
@@ -338,9 +352,7 @@ class Context:
         raise _Abort(Violation(kind, self.where(), message, location=loc))
 
     def unconnected(self, port: str) -> None:
-        raise SpecError(f"{self.instance} sends on port {port!r}, which is not connected in "
-                        "this system", caller_location(3),
-                        [f"connect it with s.connect({self.instance}.{port}, <peer>.<port>)"])
+        raise UnconnectedSend(self.instance, port, caller_location(3))
 
 
 class StateView:

@@ -49,15 +49,34 @@ def validate(system: System) -> None:
 
 
 def _send_site(cls: type, port: str) -> Location | None:
-    """The first `self.<port>.send(...)` or `.broadcast(...)` in the class body, if any."""
+    """The first `self.<port>.send(...)` or `.broadcast(...)` in the class body or in a method
+    it inherits (a handler of a base class runs for the subclass too), if any.  A base's
+    method that the class overrides is not its code and is skipped."""
+    for base in cls.__mro__:
+        if base is object or (base is not cls and base.__module__.startswith("assay.")):
+            continue
+        where = _own_send_site(cls, base, port)
+        if where is not None:
+            return where
+    return None
+
+
+def _own_send_site(cls: type, base: type, port: str) -> Location | None:
     try:
-        lines, start = inspect.getsourcelines(cls)
-        file = inspect.getsourcefile(cls) or "?"
+        lines, start = inspect.getsourcelines(base)
+        file = inspect.getsourcefile(base) or "?"
         tree = ast.parse(textwrap.dedent("".join(lines)))
     except (OSError, TypeError, SyntaxError):
         return None
+    hidden: set[int] = set()           # the nodes of methods overridden below `base`
+    if base is not cls and tree.body and isinstance(tree.body[0], ast.ClassDef):
+        for stmt in tree.body[0].body:
+            if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)) and \
+                    next((k for k in cls.__mro__ if stmt.name in vars(k)), base) is not base:
+                hidden.update(id(n) for n in ast.walk(stmt))
     for node in ast.walk(tree):
-        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+        if (id(node) not in hidden and isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
                 and node.func.attr in ("send", "broadcast")
                 and isinstance(node.func.value, ast.Attribute)
                 and node.func.value.attr == port
