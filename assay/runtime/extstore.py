@@ -37,7 +37,8 @@ import re
 import sqlite3
 import threading
 import urllib.parse
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -126,14 +127,13 @@ class DbApiAdapter:
         with self.lock:
             return {str(r[0]) for r in self._run(self.list_tables)}
 
-    def ensure(self, tables: Iterable[str]) -> None:
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One transaction under the lock: committed when the block ends, rolled back when it
+        raises (a database error becomes a `StateError`)."""
         with self.lock:
             try:
-                for t in tables:
-                    self._run(f'CREATE TABLE IF NOT EXISTS "{t}" '
-                              "(k TEXT PRIMARY KEY NOT NULL, v TEXT NOT NULL)")
-                self._run(f'CREATE TABLE IF NOT EXISTS "{UNDO}" (instance TEXT PRIMARY KEY '
-                          "NOT NULL, clock INTEGER NOT NULL, before TEXT NOT NULL)")
+                yield
                 self.conn.commit()
             except Exception as e:
                 self.conn.rollback()
@@ -141,6 +141,14 @@ class DbApiAdapter:
                     raise StateError(f"the store database did not commit: {e}",
                                      Location(self.where)) from None
                 raise
+
+    def ensure(self, tables: Iterable[str]) -> None:
+        with self._transaction():
+            for t in tables:
+                self._run(f'CREATE TABLE IF NOT EXISTS "{t}" '
+                          "(k TEXT PRIMARY KEY NOT NULL, v TEXT NOT NULL)")
+            self._run(f'CREATE TABLE IF NOT EXISTS "{UNDO}" (instance TEXT PRIMARY KEY '
+                      "NOT NULL, clock INTEGER NOT NULL, before TEXT NOT NULL)")
 
     def read(self, table: str) -> list[tuple[Any, Any]]:
         with self.lock:
@@ -155,40 +163,32 @@ class DbApiAdapter:
               undo: tuple[str, int, str] | None, drop_undo: Iterable[str] = (),
               expect: dict[tuple[str, str], str | None] | None = None) -> None:
         p = self.p
-        with self.lock:
-            try:
-                conflicts = []
-                for table, k, v in writes:
-                    if expect is None:
-                        self._delete(f'DELETE FROM "{table}" WHERE k = {p}', (k,))
-                    else:
-                        # the row is deleted only if it holds what assay wrote: a row count
-                        # that differs is a write behind assay's back
-                        old = expect[table, k]
-                        n = self._delete(f'DELETE FROM "{table}" WHERE k = {p}', (k,)) \
-                            if old is None else \
-                            self._delete(f'DELETE FROM "{table}" WHERE k = {p} AND v = {p}',
-                                         (k, old))
-                        if n != (0 if old is None else 1):
-                            conflicts.append((table, k, old))
-                            continue
-                    if v is not None:
-                        self._run(f'INSERT INTO "{table}" (k, v) VALUES ({p}, {p})', (k, v))
-                for inst in drop_undo:
-                    self._run(f'DELETE FROM "{UNDO}" WHERE instance = {p}', (inst,))
-                if undo is not None:
-                    self._run(f'DELETE FROM "{UNDO}" WHERE instance = {p}', (undo[0],))
-                    self._run(f'INSERT INTO "{UNDO}" (instance, clock, before) '
-                              f"VALUES ({p}, {p}, {p})", undo)
-                if conflicts:
-                    raise StoreConflict(conflicts)
-                self.conn.commit()
-            except Exception as e:
-                self.conn.rollback()
-                if isinstance(e, self.errors):
-                    raise StateError(f"the store database did not commit: {e}",
-                                     Location(self.where)) from None
-                raise
+        with self._transaction():
+            conflicts = []
+            for table, k, v in writes:
+                if expect is None:
+                    self._delete(f'DELETE FROM "{table}" WHERE k = {p}', (k,))
+                else:
+                    # the row is deleted only if it holds what assay wrote: a row count
+                    # that differs is a write behind assay's back
+                    old = expect[table, k]
+                    n = self._delete(f'DELETE FROM "{table}" WHERE k = {p}', (k,)) \
+                        if old is None else \
+                        self._delete(f'DELETE FROM "{table}" WHERE k = {p} AND v = {p}',
+                                     (k, old))
+                    if n != (0 if old is None else 1):
+                        conflicts.append((table, k, old))
+                        continue
+                if v is not None:
+                    self._run(f'INSERT INTO "{table}" (k, v) VALUES ({p}, {p})', (k, v))
+            for inst in drop_undo:
+                self._run(f'DELETE FROM "{UNDO}" WHERE instance = {p}', (inst,))
+            if undo is not None:
+                self._run(f'DELETE FROM "{UNDO}" WHERE instance = {p}', (undo[0],))
+                self._run(f'INSERT INTO "{UNDO}" (instance, clock, before) '
+                          f"VALUES ({p}, {p}, {p})", undo)
+            if conflicts:
+                raise StoreConflict(conflicts)
 
     def _delete(self, sql: str, args: tuple[Any, ...]) -> int:
         cur = self.conn.cursor()
