@@ -27,6 +27,7 @@ from assay.kernel.kernel import Kernel, State
 from assay.kernel.trace import Trace, explain, initial_json, recorded_event, with_changes
 from assay.model.load import build
 from assay.simulator.lasso import LassoMemo
+from assay.simulator.packed import fresh_states, packed_moves, plain, run_packed
 from assay.simulator.rates import FaultRates
 from assay.simulator.run import moves_of, run_once
 from assay.simulator.schedulers import begin_run, chunk_size, rerun_recorded
@@ -127,6 +128,8 @@ def run_indices(kernel: Kernel, seed: int, indices: list[int], opts: Options,
     known = set() if known is None else known
     if lassos is None and kernel.system.liveness:
         lassos = LassoMemo(kernel)
+    if plain(kernel, opts.scheduler, True):
+        return _run_packed(kernel, seed, indices, opts, known, fingerprints)
     memo = moves_of(kernel)
     for i in indices:
         s = derive(seed, i)
@@ -163,6 +166,31 @@ def run_indices(kernel: Kernel, seed: int, indices: list[int], opts: Options,
             report.initial = initial_json(kernel, r.initial)
             # as trace files list them: with what each step changed, for replay to compare
             report.trace = recorded(kernel, r.initial, r.events)
+            if not opts.shrink:
+                report.shrunk = report.trace
+        out.append(report)
+    return out
+
+
+def _run_packed(kernel: Kernel, seed: int, indices: list[int], opts: Options,
+                known: set[Any], fingerprints: bool) -> list[RunReport]:
+    """`run_indices` where the runs are plain (`packed.plain`): the same runs and reports,
+    walked on packed states (`known` then holds packed ints)."""
+    memo = packed_moves(kernel)
+    out = []
+    for i in indices:
+        s = derive(seed, i)
+        w = run_packed(kernel, s, opts.steps)
+        new = fresh_states(w, known)
+        n = len(w.events)
+        report = RunReport(i, s, n, w.ended, n,
+                           {kernel.fingerprint(memo.state(x)) for x in new} if fingerprints
+                           else set(), len(new))
+        if w.violation is not None:
+            start = memo.state(w.xs[0])
+            report.violation = w.violation.to_json()
+            report.initial = initial_json(kernel, start)
+            report.trace = recorded(kernel, start, w.events)
             if not opts.shrink:
                 report.shrunk = report.trace
         out.append(report)
