@@ -12,6 +12,12 @@ walked as the simulator walks: R runs, each from the initial state with its own
 uniformly, TCConsistent checked, until no successor changes anything (or 1,000 steps).  Both
 count the events taken; their run lengths agree (about 6 events per run at 3 RMs, 12 at 7).
 
+Lean: ``tests/benchmarks/lean_twophase.py``'s `walk`, the obvious tight loop (a state of small
+ints and bit masks mutated in place, the enabled actions that change something listed
+directly, ``random.Random(seed).choice``).  It lists the actions in the order
+`handwritten_twophase.successors` yields them, so it takes the same runs as the walk above
+(the same event count), only cheaper.
+
 Each measurement is repeated (`--repeat`, alternating assay and hand-written so that load
 changes hit both) and the median is reported, with the ratio hand-written / assay.
 
@@ -36,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
 from handwritten_twophase import consistent, initial, successors  # noqa: E402
+from lean_twophase import walk as lean_walk  # noqa: E402
 
 from assay.simulator import Options, campaign  # noqa: E402
 
@@ -86,11 +93,12 @@ def main() -> None:
         return
     print(f"load average before: {os.getloadavg()}; runs per measurement: {a.runs:,}")
     print("| RMs | assay events | assay s | assay ev/s | distinct states | hand-written events "
-          "| hand-written s | hand-written ev/s | ratio hand-written / assay |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| hand-written s | hand-written ev/s | lean events | lean s | lean ev/s "
+          "| hand-written / assay | lean / assay |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n in a.rms:
-        ours, theirs = [], []
-        events = hw_events = distinct = 0
+        ours, theirs, leans = [], [], []
+        events = hw_events = lean_events = distinct = 0
         for _ in range(a.repeat):
             # each starts with no garbage left by the other (the campaign's per-state memo
             # is garbage after it, and collecting it used to land in the hand-written walk)
@@ -101,10 +109,15 @@ def main() -> None:
             t = time.perf_counter()
             hw_events = handwritten_walk(n, a.runs)
             theirs.append(time.perf_counter() - t)
-        s, hs = statistics.median(ours), statistics.median(theirs)
-        rate, hrate = events / s, hw_events / hs
+            gc.collect()
+            t = time.perf_counter()
+            lean_events = lean_walk(n, a.runs)
+            leans.append(time.perf_counter() - t)
+        s, hs, ls = statistics.median(ours), statistics.median(theirs), statistics.median(leans)
+        rate, hrate, lrate = events / s, hw_events / hs, lean_events / ls
         print(f"| {n} | {events:,} | {s:.2f} | {rate:,.0f} | {distinct:,} | {hw_events:,} | "
-              f"{hs:.2f} | {hrate:,.0f} | {hrate / rate:.2f} |", flush=True)
+              f"{hs:.2f} | {hrate:,.0f} | {lean_events:,} | {ls:.2f} | {lrate:,.0f} | "
+              f"{hrate / rate:.2f} | {lrate / rate:.2f} |", flush=True)
     print(f"load average after: {os.getloadavg()}")
 
 
