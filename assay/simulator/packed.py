@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from assay.checker.compact import CompactBFS
+from assay.checker.compact import CompactBFS, Relayout
 from assay.checker.search import Search
 from assay.kernel.kernel import Kernel, State
 from assay.kernel.violation import Violation
@@ -104,14 +104,17 @@ class PackedMoves:
 
     def expand(self, x: int, row: PRow) -> Any:
         """Fill in `row`'s steps (those of `Kernel.moving_events`, in canonical order)."""
-        _, steps, _ = self.compact.steps(x)
+        try:
+            steps = self.compact.successors(x)[0]
+        except Relayout:                     # a field outgrew its bits: widen, then again
+            _, steps, _ = self.compact.steps(x)
         if len(steps) > 1:
             rank = self.rank
-            for s in steps:
-                if s[0] not in rank:
-                    self._rank_anew(steps)
-                    break
-            steps = sorted(steps, key=lambda s: rank[s[0]])
+            try:
+                steps = sorted(steps, key=lambda s: rank[s[0]])
+            except KeyError:                 # an event not ranked yet
+                self._rank_anew(steps)
+                steps = sorted(steps, key=lambda s: rank[s[0]])
         row.steps = steps
         row.bits = len(steps).bit_length()
         return steps
