@@ -40,7 +40,7 @@ def plain(kernel: Kernel, scheduler: str, watch_liveness: bool) -> bool:
 
 
 # `run_packed` draws as `Random.randrange(n)` does where it is `_randbelow_with_getrandbits`
-_DRAWS = random.Random._randbelow is random.Random._randbelow_with_getrandbits  # type: ignore
+_DRAWS = random.Random._randbelow is random.Random._randbelow_with_getrandbits  # type: ignore[attr-defined]
 # the packed walk where it applies (False: always `run_once`, for tests and comparisons)
 PACKED = True
 

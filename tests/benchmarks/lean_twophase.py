@@ -73,7 +73,7 @@ def walk(n: int, runs: int, steps: int = 1000, first_seed: int = 0) -> int:
             elif kind == RM_PREPARE:
                 rm[r] = PREPARED
                 sent |= 1 << r
-            elif kind == RM_ABORT or kind == RM_RCV_ABORT:
+            elif kind in (RM_ABORT, RM_RCV_ABORT):
                 rm[r] = ABORTED
             else:
                 rm[r] = COMMITTED
