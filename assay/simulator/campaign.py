@@ -27,7 +27,7 @@ from assay.kernel.kernel import Kernel, State
 from assay.kernel.trace import Trace, explain, initial_json, recorded_event, with_changes
 from assay.model.load import build
 from assay.simulator.lasso import LassoMemo
-from assay.simulator.packed import fresh_states, packed_moves, plain, run_packed
+from assay.simulator.packed import packed_moves, plain, run_packed
 from assay.simulator.rates import FaultRates
 from assay.simulator.run import moves_of, run_once
 from assay.simulator.schedulers import begin_run, chunk_size, rerun_recorded
@@ -180,14 +180,14 @@ def _run_packed(kernel: Kernel, seed: int, indices: list[int], opts: Options,
     out = []
     for i in indices:
         s = derive(seed, i)
-        w = run_packed(kernel, s, opts.steps)
-        new = fresh_states(w, known)
+        w = run_packed(kernel, s, opts.steps, known)
+        new = w.new
         n = len(w.events)
         report = RunReport(i, s, n, w.ended, n,
                            {kernel.fingerprint(memo.state(x)) for x in new} if fingerprints
                            else set(), len(new))
         if w.violation is not None:
-            start = memo.state(w.xs[0])
+            start = memo.state(w.start)
             report.violation = w.violation.to_json()
             report.initial = initial_json(kernel, start)
             report.trace = recorded(kernel, start, w.events)

@@ -60,15 +60,17 @@ class PRow:
 
 class PackedWalk:
     """The result of one packed run: its seed, first packed state, events, the packed states
-    it went through (the first included), why it ended and the violation, if any."""
+    it met that were new to the `known` set it was given (in the order it met them), why it
+    ended and the violation, if any."""
 
-    __slots__ = ("seed", "events", "xs", "ended", "violation")
+    __slots__ = ("seed", "start", "events", "new", "ended", "violation")
 
-    def __init__(self, seed: int, events: list[int], xs: list[int], ended: str,
+    def __init__(self, seed: int, start: int, events: list[int], new: list[int], ended: str,
                  violation: Violation | None) -> None:
         self.seed = seed
+        self.start = start
         self.events = events
-        self.xs = xs
+        self.new = new
         self.ended = ended
         self.violation = violation
 
@@ -156,23 +158,31 @@ def packed_moves(kernel: Kernel) -> PackedMoves:
     return m
 
 
-def run_packed(kernel: Kernel, seed: int, steps: int) -> PackedWalk:
-    """`run_once(kernel, seed, steps, ...)` where `plain` says so: the same run, packed."""
+def run_packed(kernel: Kernel, seed: int, steps: int, known: set[int] | None = None
+               ) -> PackedWalk:
+    """`run_once(kernel, seed, steps, ...)` where `plain` says so: the same run, packed.  The
+    states it meets that are not in `known` are added to it and listed (`PackedWalk.new`)."""
     memo = packed_moves(kernel)
     rng = random.Random(seed)
     inits = memo.initial()
     randrange: Callable[[int], int] = rng._randbelow  # type: ignore[attr-defined]
     x, row, viol = inits[randrange(len(inits))]
+    start = x
     events: list[int] = []
-    xs = [x]
+    if known is None:
+        known = set()
+    new: list[int] = []
+    if x not in known:
+        known.add(x)
+        new.append(x)
     first = viol[0] if viol else (row.pv or (None,))[0]
     if first is not None:
-        return PackedWalk(seed, events, xs, "violation", first)
+        return PackedWalk(seed, start, events, new, "violation", first)
     random_, getrandbits = rng.random, rng.getrandbits
     rows_get = memo.rows.get
     new_row = memo.row
     expand = memo.expand
-    add_event, add_x = events.append, xs.append
+    add_event, add_new, add_known = events.append, new.append, known.add
     for _ in range(steps):
         moves = row.steps
         if moves is None:
@@ -180,7 +190,7 @@ def run_packed(kernel: Kernel, seed: int, steps: int) -> PackedWalk:
         random_()                            # `run_once`'s fault draw: the same draws
         if not moves:
             end = memo.stopped(x, row)
-            return PackedWalk(seed, events, xs, end,
+            return PackedWalk(seed, start, events, new, end,
                               kernel.deadlock() if end == "deadlock" else None)
         # `randrange(n)`, as `Random._randbelow_with_getrandbits` draws it (CPython 3.11+)
         n, k = len(moves), row.bits
@@ -190,21 +200,12 @@ def run_packed(kernel: Kernel, seed: int, steps: int) -> PackedWalk:
         e, d, viol = moves[i]
         add_event(e)
         x += d
-        add_x(x)
+        if x not in known:
+            add_known(x)
+            add_new(x)
         row = rows_get(x) or new_row(x)
         if viol:
-            return PackedWalk(seed, events, xs, "violation", viol[0])
+            return PackedWalk(seed, start, events, new, "violation", viol[0])
         if row.pv:
-            return PackedWalk(seed, events, xs, "violation", row.pv[0])
-    return PackedWalk(seed, events, xs, "steps", None)
-
-
-def fresh_states(walk: PackedWalk, known: set[Any]) -> list[int]:
-    """The packed states of `walk` not in `known` (added to it), in the order it met them."""
-    new = []
-    add = known.add
-    for x in walk.xs:
-        if x not in known:
-            add(x)
-            new.append(x)
-    return new
+            return PackedWalk(seed, start, events, new, "violation", row.pv[0])
+    return PackedWalk(seed, start, events, new, "steps", None)
