@@ -115,3 +115,18 @@ def test_only_plain_runs_take_the_packed_walk():
 def test_run_once_plain_flag_turns_the_packed_walk_off(monkeypatch):
     monkeypatch.setattr(run, "PLAIN", False)
     assert not packed.plain(_kernel("tla_twophase.py", {}), "random", True)
+
+
+def test_a_kernel_and_its_simulator_memos_are_freed_when_no_longer_used():
+    """The memos refer back to their kernel; kept in a weak-keyed table they kept it alive for
+    the life of the process (a leak in long-lived processes: tests, notebooks, the API)."""
+    import gc
+    import weakref
+
+    k = _kernel("tla_twophase.py", {"rm_count": "3"})
+    run_once(k, 1, 50, FaultRates(), lassos=False)
+    packed.run_packed(k, 1, 50)
+    gone = weakref.ref(k)
+    del k
+    gc.collect()
+    assert gone() is None

@@ -214,6 +214,9 @@ class Kernel:
         validate(system)
         self.system = system
         self.faults = faults
+        # the memos engines keep for this kernel (the simulator's moves), which refer back to
+        # it: held here, they die with it (a WeakKeyDictionary's values would keep it alive)
+        self.engine_memos: dict[str, Any] = {}
         # False (`check --no-deadlock`, TLC's CHECK_DEADLOCK FALSE): a state with nothing
         # enabled is no violation; every state may be final
         self.check_deadlock = deadlock

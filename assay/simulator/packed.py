@@ -22,7 +22,6 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from typing import Any
-from weakref import WeakKeyDictionary
 
 from assay.checker.compact import CompactBFS, Relayout
 from assay.checker.search import Search
@@ -148,13 +147,11 @@ class PackedMoves:
         return row.end
 
 
-_PACKED: WeakKeyDictionary[Kernel, PackedMoves] = WeakKeyDictionary()
-
-
 def packed_moves(kernel: Kernel) -> PackedMoves:
-    m = _PACKED.get(kernel)
+    """The `PackedMoves` memo of `kernel` in this process (it lives as long as the kernel)."""
+    m: PackedMoves | None = kernel.engine_memos.get("packed")
     if m is None:
-        m = _PACKED[kernel] = PackedMoves(kernel)
+        m = kernel.engine_memos["packed"] = PackedMoves(kernel)
     return m
 
 

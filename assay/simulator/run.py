@@ -12,7 +12,6 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from weakref import WeakKeyDictionary
 
 from assay.kernel.kernel import Kernel, State
 from assay.kernel.violation import Violation
@@ -245,14 +244,11 @@ class Moves:
         return nexts
 
 
-_MOVES: WeakKeyDictionary[Kernel, Moves] = WeakKeyDictionary()
-
-
 def moves_of(kernel: Kernel) -> Moves:
-    """The `Moves` memo of `kernel` in this process."""
-    m = _MOVES.get(kernel)
+    """The `Moves` memo of `kernel` in this process (it lives as long as the kernel)."""
+    m: Moves | None = kernel.engine_memos.get("moves")
     if m is None:
-        m = _MOVES[kernel] = Moves(kernel)
+        m = kernel.engine_memos["moves"] = Moves(kernel)
     return m
 
 
