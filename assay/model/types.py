@@ -430,18 +430,21 @@ def _items_from(elem: TypeSpec, v: Any, old: Any) -> bool:
     return all(map(elem.conforms, [x for x in v if id(x) not in ids]))
 
 
-# the ids of the items of the last `old` collection `_items_from` saw, and that collection
-# (held, so that no id is reused while it is kept): the state a search expands is the old
-# state of each of its steps, so the same `old` comes several times in a row
-_last_old: list[Any] = [None, frozenset()]
+# the last `old` collection `_items_from` saw and the ids of its items, as one tuple (one
+# assignment: no thread sees the ids of another collection), the collection held so that no
+# id is reused while it is kept: the state a search expands is the old state of each of its
+# steps, so the same `old` comes several times in a row
+_last_old: tuple[Any, Any] = (None, frozenset())
 
 
 def _old_ids(old: Any) -> Any:
+    global _last_old
     last = _last_old
-    if last[0] is not old:
-        last[1] = set(map(id, old))
-        last[0] = old
-    return last[1]
+    if last[0] is old:
+        return last[1]
+    ids = set(map(id, old))
+    _last_old = (old, ids)
+    return ids
 
 
 _MapClass: Any = None                 # assay.model.mapping.Map (which imports this module)
