@@ -486,7 +486,12 @@ class Runner:
         d = obj.__dict__
         d.update(zip(self.fields, values))
         d["__assay_ctx__"] = ctx
-        ctx.obj = obj
+        if self.pools:
+            # the object and its context refer to each other: a cycle, which only the
+            # collector frees — and a search runs with it off.  So only where a port needs
+            # the object (an owner's pool port reads its live slots), and `_run` breaks
+            # the cycle at its end
+            ctx.obj = obj
         return obj
 
     def _recording(self) -> type:
@@ -798,6 +803,7 @@ class Runner:
                                     f"{self.name} after {hname}" + _on(args))
             if v:
                 violations.append(v)
+        ctx.obj = None                          # (see `live`)
         return new, ctx.outbox, violations, ctx.timer_ops
 
     def _raise_if_ill_formed(self, e: Exception, tb: Any, blame: str) -> None:

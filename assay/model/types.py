@@ -12,8 +12,8 @@ import enum
 import types
 import typing
 from dataclasses import dataclass
-from itertools import compress
-from operator import is_not
+from itertools import compress, islice
+from operator import is_, is_not
 from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 
 SUPPORTED = ("bool, int (optionally Annotated[int, Range(lo, hi)]), str, an Enum, a Record or "
@@ -419,18 +419,33 @@ def _items_from(elem: TypeSpec, v: Any, old: Any) -> bool:
     checked again.  Scalars are cheaper to check than to look up."""
     if type(old) not in (tuple, frozenset) or isinstance(elem, _Scalar) or not old:
         return all(map(elem.conforms, v))
-    fresh = set(map(id, v)).difference(map(id, old))          # (in C)
-    if not fresh:
-        return True
-    if len(fresh) == len(v):
-        return all(map(elem.conforms, v))
+    ids = _old_ids(old)
     if type(v) is frozenset and type(old) is frozenset:
-        # the items equal to none of `old`'s are new objects; if they are all the new
-        # objects, they are the ones to check (the usual case: a set that grew)
+        # the items equal to none of `old`'s (`added`, in C with the sets' stored hashes)
+        # are none of its objects; when every other item is one of its objects (counted
+        # by id), `added` is all there is to check — the usual case: a set that grew
         added = v - old
-        if len(added) == len(fresh):
+        if sum(map(ids.__contains__, map(id, v))) + len(added) == len(v):
             return all(map(elem.conforms, added))
-    return all(map(elem.conforms, compress(v, map(fresh.__contains__, map(id, v)))))
+    return all(map(elem.conforms, [x for x in v if id(x) not in ids]))
+
+
+# the last `old` collection `_items_from` saw and the ids of its items, as one tuple (one
+# assignment: no thread sees the ids of another collection), the collection held so that no
+# id is reused while it is kept: the state a search expands is the old state of each of its
+# steps, so the same `old` comes several times in a row
+_last_old: tuple[Any, Any] = (None, frozenset())
+
+
+def _old_ids(old: Any) -> Any:
+    global _last_old
+    last = _last_old
+    if last[0] is old:
+        return last[1]
+    ids = set(map(id, old))
+    _last_old = (old, ids)
+    return ids
+
 
 _MapClass: Any = None                 # assay.model.mapping.Map (which imports this module)
 
@@ -704,7 +719,7 @@ class _Gen:
 
     def __init__(self) -> None:
         self.lines: list[str] = []
-        self.env: dict[str, Any] = {"_items_from": _items_from}
+        self.env: dict[str, Any] = {"_items_from": _items_from, "_is": is_, "_islice": islice}
         self.n = 0
 
     def name(self, base: str) -> str:
@@ -787,11 +802,21 @@ def _gen_from(t: TypeSpec, v: str, o: str, g: _Gen, depth: int) -> None:
             g.emit(d + 1, f"for {x} in {v}:")
             _gen_conforms(rest, x, g, d + 2)
         else:
+            # a channel appended to, or popped at its head (every other item the old one's
+            # object, compared in C): the appended item is all there is to check
+            g.emit(d + 1, f"if type({o}) is tuple and len({v}) == len({o}) + 1 "
+                          f"and all(map(_is, {v}, {o})):")
+            g.emit(d + 2, f"{x} = {v}[-1]")
+            _gen_conforms(rest, x, g, d + 2)
+            g.emit(d + 1, f"elif type({o}) is tuple and len({v}) == len({o}) - 1 "
+                          f"and all(map(_is, {v}, _islice({o}, 1, None))):")
+            g.emit(d + 2, "pass")
+            g.emit(d + 1, "else:")
             ids = g.name("ids")
-            g.emit(d + 1, f"{ids} = set(map(id, {o})) if type({o}) is tuple else ()")
-            g.emit(d + 1, f"for {x} in {v}:")
-            g.emit(d + 2, f"if id({x}) not in {ids}:")
-            _gen_conforms(rest, x, g, d + 3)
+            g.emit(d + 2, f"{ids} = set(map(id, {o})) if type({o}) is tuple else ()")
+            g.emit(d + 2, f"for {x} in {v}:")
+            g.emit(d + 3, f"if id({x}) not in {ids}:")
+            _gen_conforms(rest, x, g, d + 4)
         g.emit(d, "else:")
         x, y = g.name("x"), g.name("y")
         g.emit(d + 1, f"for {x}, {y} in zip({v}, {o}):")
