@@ -53,6 +53,9 @@ _NAME_MAX = 256
 _NONCE_BYTES = 32
 _MSG_KEYS = frozenset({"t", "src", "src_port", "dst", "dst_port", "clock", "message"})
 _MSG_OPTIONAL = frozenset({"meta"})       # what interceptors piggy-back (absent: none)
+_MSG_KEYS_META = _MSG_KEYS | _MSG_OPTIONAL
+_MSG_FRAME = _MSG_KEYS | {"seq", "epoch"}  # a `msg` frame as a node's server reads it
+_MSG_FRAME_META = _MSG_FRAME | _MSG_OPTIONAL
 
 
 class WireError(Exception):
@@ -339,8 +342,11 @@ def decode_frame(d: dict) -> Frame:
         raise WireError(f"a frame is an object, not {type(d).__name__}")
     t = d.get("t")
     if t == "msg":
-        _keys(d, "msg", set(_MSG_KEYS) | {"seq", "epoch"}, _MSG_OPTIONAL)
-        body = {k: v for k, v in d.items() if k not in ("seq", "epoch")}
+        keys = d.keys()
+        if keys != _MSG_FRAME and keys != _MSG_FRAME_META:      # (no set built: the usual)
+            _keys(d, "msg", set(_MSG_FRAME), _MSG_OPTIONAL)
+        body = dict(d)
+        del body["seq"], body["epoch"]
         return MsgFrame(wire_epoch(d["epoch"]), wire_int(d["seq"], "seq", 1),
                         wire_int(d["clock"], "clock", 0, CLOCK_LIMIT), body)
     if t == "epochs":
@@ -437,8 +443,11 @@ def _check_complete(spec: TypeSpec, j: Any, where: str) -> None:
                 _check_complete(t, x, f"{where}[{i}]")
 
 
+_RECORD_KEYS = frozenset({"type", "fields"})
+
+
 def _check_message(cls: type[Record], j: dict, where: str) -> None:
-    if set(j) != {"type", "fields"}:
+    if j.keys() != _RECORD_KEYS:
         extra = sorted(set(j) - {"type", "fields"})
         raise WireError(f"{where}: a {cls.__assay_kind__} is {{'type', 'fields'}}; "
                         + (f"unexpected key {extra[0]!r}" if extra else "'fields' is missing"))
@@ -446,11 +455,11 @@ def _check_message(cls: type[Record], j: dict, where: str) -> None:
     if not isinstance(fields, dict):
         raise WireError(f"{where}: 'fields' of a {cls.__name__} must be an object")
     declared = cls.__assay_fields__
-    missing = [n for n in declared if n not in fields]
-    if missing:
-        raise WireError(f"{where}: {cls.__name__} is missing field {missing[0]!r}")
-    extra = sorted(set(fields) - set(declared))
-    if extra:
+    if len(fields) != len(declared) or not all(n in fields for n in declared):
+        missing = [n for n in declared if n not in fields]
+        if missing:
+            raise WireError(f"{where}: {cls.__name__} is missing field {missing[0]!r}")
+        extra = sorted(set(fields) - set(declared))
         raise WireError(f"{where}: {cls.__name__} has no field {extra[0]!r}")
     types = cls.field_types()
     for n in declared:
@@ -472,12 +481,14 @@ def envelope_from_wire(d: dict, allowed: Callable[[str, str], dict[str, type[Mes
         raise WireError(f"a message frame is an object, not {type(d).__name__}")
     if d.get("t") != "msg":
         raise WireError(f"not a message frame (t={d.get('t')!r})")
-    missing = sorted(_MSG_KEYS - set(d))
-    if missing:
-        raise WireError(f"message frame is missing {missing[0]!r}")
-    extra = sorted(set(d) - _MSG_KEYS - _MSG_OPTIONAL)
-    if extra:
-        raise WireError(f"message frame has an unexpected key {extra[0]!r}")
+    keys = d.keys()
+    if keys != _MSG_KEYS and keys != _MSG_KEYS_META:
+        missing = sorted(_MSG_KEYS - set(d))
+        if missing:
+            raise WireError(f"message frame is missing {missing[0]!r}")
+        extra = sorted(set(d) - _MSG_KEYS - _MSG_OPTIONAL)
+        if extra:
+            raise WireError(f"message frame has an unexpected key {extra[0]!r}")
     meta = _meta(d["meta"]) if "meta" in d else ()
     src, src_port = _name(d, "src"), _name(d, "src_port")
     dst, dst_port = _name(d, "dst"), _name(d, "dst_port")
