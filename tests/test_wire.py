@@ -944,6 +944,17 @@ def test_a_tampered_frame_stops_the_session_before_it_is_used(tamper, error):
     assert all(f in FRAMES for f in got[:-1])         # nothing tampered with was returned
 
 
+@pytest.mark.parametrize("epoch,seq", [("0123456789abcdef", 1), ("a_b.c-D", 2**63 - 1),
+                                       ("x" * 64, 7)])
+def test_an_ack_payload_is_the_encoder_s_bytes_and_decodes_back(epoch, seq):
+    from assay.runtime.wire import ack_payload, decode_ack, decode_payload, encode_payload
+
+    p = ack_payload(epoch, seq)
+    assert p == encode_payload({"t": "ack", "seq": seq, "epoch": epoch})
+    a = decode_ack(decode_payload(p))
+    assert (a.epoch, a.seq) == (epoch, seq)
+
+
 @pytest.mark.parametrize("key_len", [1, 32, 64, 65, 200])
 def test_a_frame_s_mac_is_hmac_sha256_truncated(key_len):
     """The per-frame MAC (two hash states copied, `_hmac_pads`) is the standard HMAC-SHA256

@@ -60,6 +60,7 @@ from assay.runtime.wire import (
     MsgFrame,
     Session,
     WireError,
+    ack_payload,
     address_of,
     authenticate,
     decode_ack,
@@ -206,7 +207,7 @@ class TcpNode:
         # acknowledgements of durable steps wait up to `ack_delay` seconds, to leave in one
         # write per connection (fewer system calls and wake-ups on both sides)
         self.ack_delay = ack_delay
-        self._acks: dict[Session, list[dict[str, Any]]] = {}
+        self._acks: dict[Session, list[bytes]] = {}      # payloads (`ack_payload`)
         # frames peers acknowledged, to delete from the outbox with the next group commit
         # (or `_flush_deletes`, if no commit comes within `ack_delay`)
         self._deletes: list[tuple[_Link, tuple[str, int]]] = []
@@ -471,8 +472,7 @@ class TcpNode:
         if s is None or s.is_closing():
             s = self._peer_sessions.get(receipt.peer)
         if s is not None and not s.is_closing():
-            self._acks.setdefault(s, []).append(
-                {"t": "ack", "seq": receipt.seq, "epoch": receipt.epoch})
+            self._acks.setdefault(s, []).append(ack_payload(receipt.epoch, receipt.seq))
             self._schedule_flush()
 
     def _schedule_flush(self) -> None:
@@ -494,7 +494,7 @@ class TcpNode:
             self.logfile.flush()
         for session, frames in self._acks.items():
             if not session.is_closing():
-                session.write(*frames)       # numbered now: in the order they are written
+                session.write_payloads(frames)   # numbered now: in the order they are written
         self._acks.clear()
 
     # --- sending -----------------------------------------------------------------------------
