@@ -501,3 +501,59 @@ def test_the_restart_check_sees_every_instance_restored_not_one_beside_initial_o
         doc = json.loads(r.stdout)
         assert doc["violation_count"] == 0
         assert doc["final"]["follower"]["n"] == doc["final"]["leader"]["n"] == 5
+
+
+DRIFTING = '''
+import itertools
+
+from assay import Component, System, action
+
+RUNS = itertools.count()
+
+
+class Drifting(Component):
+    n: int = 0
+
+    @action()
+    def go(self):
+        k = next(RUNS)              # how many times the action has run, in this process
+        # deterministic for its first FROM runs; from then on two runs of one step differ
+        self.n += 1 if k < FROM else 1 + k % 2
+
+
+def system() -> System:
+    s = System("drifting")
+    s.add("c", Drifting)
+    return s
+'''
+
+
+@pytest.mark.parametrize("start", [0, 400])
+def test_a_node_runs_a_step_twice_first_then_one_in_64_and_catches_a_drifting_action(
+        tmp_path, start):
+    """A runtime node checks the first `Node.CHECK_FIRST` (32) memo misses of each step
+    family by running them twice — not the checker's 1000: every state of a deployment is a
+    miss — then one in `determinism.EVERY` (64): an action that reads outside state is caught
+    on its first step (start 0); one whose runs differ from its 400th run on is caught at the
+    next checked step (its 400th run comes at step ~362 here, as only 32 steps ran twice; it
+    would come at step 200 if every step had)."""
+    import random
+
+    from assay.errors import SpecError
+    from assay.kernel.determinism import EVERY
+
+    spec = tmp_path / "drifting.py"
+    spec.write_text(DRIFTING.replace("FROM", str(start)))
+    system, _, _ = build(spec, None, {})
+    node = Node(Kernel(system), ["c"])
+    rng = random.Random(0)
+    steps = 0
+    with pytest.raises(SpecError, match="gave two different results"):
+        while steps < start + 2 * EVERY:
+            node.fire_any("c", rng)
+            steps += 1
+    if start == 0:
+        assert steps == 0
+    else:
+        # (with every step run twice, as the checker does its first 1000: step 200)
+        assert 300 < start - Node.CHECK_FIRST - start // EVERY <= steps < start, steps

@@ -944,6 +944,35 @@ def test_a_tampered_frame_stops_the_session_before_it_is_used(tamper, error):
     assert all(f in FRAMES for f in got[:-1])         # nothing tampered with was returned
 
 
+@pytest.mark.parametrize("epoch,seq", [("0123456789abcdef", 1), ("a_b.c-D", 2**63 - 1),
+                                       ("x" * 64, 7)])
+def test_an_ack_payload_is_the_encoder_s_bytes_and_decodes_back(epoch, seq):
+    from assay.runtime.wire import ack_payload, decode_ack, decode_payload, encode_payload
+
+    p = ack_payload(epoch, seq)
+    assert p == encode_payload({"t": "ack", "seq": seq, "epoch": epoch})
+    a = decode_ack(decode_payload(p))
+    assert (a.epoch, a.seq) == (epoch, seq)
+
+
+@pytest.mark.parametrize("key_len", [1, 32, 64, 65, 200])
+def test_a_frame_s_mac_is_hmac_sha256_truncated(key_len):
+    """The per-frame MAC (two hash states copied, `_hmac_pads`) is the standard HMAC-SHA256
+    of (direction, number, payload) under the connection's key, cut to 128 bits."""
+    import hashlib
+    import hmac
+
+    from assay.runtime.wire import _hmac_pads
+
+    key = bytes(range(256))[:key_len]
+    s = Session.__new__(Session)
+    s._inner, s._outer = _hmac_pads(key)
+    for n, payload in [(0, b""), (1, b'{"t":"stop"}'), (2**40, os.urandom(300))]:
+        want = hmac.new(key, b"i>r" + n.to_bytes(8, "big") + payload,
+                        hashlib.sha256).digest()[:16]
+        assert s._tag(b"i>r", n, payload) == want
+
+
 def test_a_forged_frame_numbered_as_the_next_one_has_a_bad_mac():
     payload = b'{"t":"stop"}'
     forged = (8 + 16 + len(payload)).to_bytes(4, "big") + (1).to_bytes(8, "big") \

@@ -925,6 +925,12 @@ class Kernel:
 
     # --- memory: what a long run may forget ---------------------------------------------------
 
+    def check_first(self, n: int) -> None:
+        """Run only the first `n` memo misses of each step family twice (then one in
+        `determinism.EVERY`, as before): a deployment's states rarely repeat, so the
+        checker's default would run every step of its first rounds twice (`runtime.node`)."""
+        self._sampler.first = min(self._sampler.first, n)
+
     def interned(self) -> int:
         """How many local states and envelopes the kernel holds (its memo tables grow with
         them): the checker keeps every one it met, a long-running deployment must not."""

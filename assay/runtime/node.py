@@ -52,6 +52,11 @@ class Node:
     stepping its kernel makes it forget what it memoised as it grows (`Kernel.forget`); nodes
     that share a kernel hold ids into its tables, so none of them does."""
 
+    # memo misses of each step family run twice (`assay.kernel.determinism`) before one in
+    # `determinism.EVERY`: the checker's 1000 would double the cost of a deployment's first
+    # thousand rounds (every state of a counter or balance is a miss); a handler that reads
+    # the clock or random numbers is caught within its first steps all the same
+    CHECK_FIRST = 32
     FORGET_EVERY = 1024       # steps between two looks at the kernel's memory
     FORGET_AT = 20_000        # local states and envelopes the kernel may hold
     KEEP = 1000               # violations and dead letters listed (all are counted)
@@ -89,6 +94,7 @@ class Node:
         for name in self.hosted:
             self.local.setdefault(name, self.kernel.local_initial(name))
         self.kernel.steppers += 1
+        self.kernel.check_first(self.CHECK_FIRST)
 
     # --- events --------------------------------------------------------------------------
 

@@ -60,6 +60,7 @@ from assay.runtime.wire import (
     MsgFrame,
     Session,
     WireError,
+    ack_payload,
     address_of,
     authenticate,
     decode_ack,
@@ -206,7 +207,7 @@ class TcpNode:
         # acknowledgements of durable steps wait up to `ack_delay` seconds, to leave in one
         # write per connection (fewer system calls and wake-ups on both sides)
         self.ack_delay = ack_delay
-        self._acks: dict[Session, list[dict[str, Any]]] = {}
+        self._acks: dict[Session, list[bytes]] = {}      # payloads (`ack_payload`)
         # frames peers acknowledged, to delete from the outbox with the next group commit
         # (or `_flush_deletes`, if no commit comes within `ack_delay`)
         self._deletes: list[tuple[_Link, tuple[str, int]]] = []
@@ -471,8 +472,7 @@ class TcpNode:
         if s is None or s.is_closing():
             s = self._peer_sessions.get(receipt.peer)
         if s is not None and not s.is_closing():
-            self._acks.setdefault(s, []).append(
-                {"t": "ack", "seq": receipt.seq, "epoch": receipt.epoch})
+            self._acks.setdefault(s, []).append(ack_payload(receipt.epoch, receipt.seq))
             self._schedule_flush()
 
     def _schedule_flush(self) -> None:
@@ -494,7 +494,7 @@ class TcpNode:
             self.logfile.flush()
         for session, frames in self._acks.items():
             if not session.is_closing():
-                session.write(*frames)       # numbered now: in the order they are written
+                session.write_payloads(frames)   # numbered now: in the order they are written
         self._acks.clear()
 
     # --- sending -----------------------------------------------------------------------------
@@ -692,24 +692,34 @@ class TcpNode:
         handled (soon: `_ack`), queue their messages to instances here, send the rest."""
         links: dict[str, _Link] = {}
         for st in steps:
-            self._handled(st.receipt)
+            if st.receipt is not None:
+                self._handled(st.receipt)
             if not st.out.applied:
                 continue
             for env, frame in st.local:
                 self.inbox[env.dst].append((env, None if frame is None else _Receipt(
                     self.name, frame["epoch"], frame["seq"], None)))
-            by_link: dict[str, tuple[_Link, list[dict[str, Any]]]] = {}
-            for link, frame in st.remote:
-                by_link.setdefault(link.peer, (link, []))[1].append(frame)
-            for link, frames in by_link.values():
-                link.push(*frames)
+            remote = st.remote
+            if len(remote) == 1:                 # (the common case: one frame, one write)
+                link = remote[0][0]
+                link.push(remote[0][1])
                 links[link.peer] = link
-            self.timers.apply(st.name, st.out.timer_ops)
+            elif remote:
+                by_link: dict[str, tuple[_Link, list[dict[str, Any]]]] = {}
+                for link, frame in remote:
+                    by_link.setdefault(link.peer, (link, []))[1].append(frame)
+                for link, frames in by_link.values():
+                    link.push(*frames)
+                    links[link.peer] = link
+            if st.out.timer_ops:
+                self.timers.apply(st.name, st.out.timer_ops)
         for link in links.values():
             w = link.session
-            if w is not None:
+            # back-pressure: a transport with nothing buffered is not paused (it pauses
+            # above its high-water mark), so only one with bytes waiting is drained
+            if w is not None and w.writer.transport.get_write_buffer_size():
                 with contextlib.suppress(ConnectionError, OSError):
-                    await w.drain()              # back-pressure; returns at once if not paused
+                    await w.drain()
 
     def _handled(self, receipt: _Receipt | None) -> None:
         if receipt is not None and receipt.peer != self.name:    # (own frames: the outbox)
@@ -734,8 +744,7 @@ class TcpNode:
         yielded = time.monotonic()
         while not self.stopping.is_set():
             due = bool(self.timers.due)
-            ready = [] if due else [n for n in self.hosted
-                                    if self._takes(n) is not None or self._enabled(n)]
+            ready = [] if due else self._ready()
             if not due and not ready:
                 self.wake.clear()
                 await self.wake.wait()
@@ -745,10 +754,12 @@ class TcpNode:
                 await asyncio.sleep(0)
                 yielded = time.monotonic()
                 continue
+            # a free lock is taken without a task switch: what is ready is still ready
+            first = ready if not due and not self.step_lock.locked() else None
             async with self.step_lock:
                 self.in_step = True
                 try:
-                    group = await self._run_group()
+                    group = await self._run_group(first)
                 finally:
                     self.in_step = False
             for st, delivered in group:
@@ -760,17 +771,29 @@ class TcpNode:
 
     GROUP = 64              # steps at most in one group commit
 
-    def _next(self) -> tuple[str, Outcome, _Receipt | None, Envelope | None] | None:
+    def _ready(self) -> list[tuple[str, int | None]]:
+        """The hosted instances that can step now, each with where in its inbox the message
+        it would take is (`_takes`; None: it has none, and an action is enabled)."""
+        out = []
+        for n in self.hosted:
+            k = self._takes(n)
+            if k is not None or self._enabled(n):
+                out.append((n, k))
+        return out
+
+    def _next(self, ready: list[tuple[str, int | None]] | None = None
+              ) -> tuple[str, Outcome, _Receipt | None, Envelope | None] | None:
         """Take one step now (a due timer first, else an instance that is ready, at random),
-        applied in memory; None if nothing is ready."""
+        applied in memory; None if nothing is ready.  `ready`: `_ready()`, if nothing has
+        happened since it was asked."""
         if self.timers.due:
             name, delay, message = self.timers.due.popleft()
             return name, self.node.timer(name, delay, message), None, None
-        ready = [n for n in self.hosted if self._takes(n) is not None or self._enabled(n)]
+        if ready is None:
+            ready = self._ready()
         if not ready:
             return None
-        name = ready[self.rng.randrange(len(ready))]
-        k = self._takes(name)
+        name, k = ready[self.rng.randrange(len(ready))]
         if k is not None and (not self._enabled(name) or self.rng.random() < .5):
             delivered, receipt = self.inbox[name][k]
             del self.inbox[name][k]
@@ -779,7 +802,8 @@ class TcpNode:
         assert out is not None
         return name, out, None, None
 
-    async def _run_group(self) -> list[tuple[_Step, Envelope | None]]:
+    async def _run_group(self, ready: list[tuple[str, int | None]] | None = None
+                         ) -> list[tuple[_Step, Envelope | None]]:
         """The steps that are ready together (with a store; else one), applied one after the
         other in memory, made durable in one commit, then routed.  A crash before the commit
         loses them all and nothing of them has left the node: none of their messages was
@@ -787,7 +811,8 @@ class TcpNode:
         group: list[tuple[_Step, Envelope | None]] = []
         until = time.monotonic() + self.FAIR
         while True:
-            taken = self._next()
+            taken = self._next(ready)
+            ready = None                    # the step changed what is ready
             if taken is None:
                 break
             name, out, receipt, delivered = taken

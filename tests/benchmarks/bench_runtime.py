@@ -71,6 +71,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# a profiler to run each node under (see /tmp scripts; empty: none): called with the node's
+# name, returns the argv prefix, e.g. ["py-spy", "record", "-o", f"{name}.txt", "--"]
+NODE_PREFIX: Callable[[str], list[str]] | None = None
 PIN = False      # --pin: the side that starts a round on CPU 0, the side that answers on CPU 1
 
 
@@ -137,7 +140,8 @@ def run_nodes(spec: Path, params: dict[str, int], nodes: dict[str, list[str]],
                 log = open(tmpd / f"{name}.log", "w")    # noqa: SIM115
                 logs.append(log)
                 procs.append(subprocess.Popen(
-                    [sys.executable, "-m", "assay.cli", "node", str(deploy), "--name", name,
+                    [*(NODE_PREFIX(name) if NODE_PREFIX else []),
+                     sys.executable, "-m", "assay.cli", "node", str(deploy), "--name", name,
                      "--trace-out", str(tmpd / f"{name.upper()}.jsonl"), "--monitor", monitor,
                      *(["--state-dir", str(tmpd / "state")] if persist else []),
                      *(["--durability", persist] if isinstance(persist, str) else [])],
