@@ -3,6 +3,9 @@ wrongly proved (or wrongly passed) and now refuted or unknown with the reason.  
 names the construct; the false contract is checked against the real handler too."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -11,6 +14,8 @@ import z3
 from assay.model.load import build
 from assay.verifier import types as vtypes
 from assay.verifier.verify import VerifyReport, verify
+
+REPO = Path(__file__).resolve().parents[1]
 
 HEAD = """
 from assay import Component, Message, Port, System, ensures, on, requires
@@ -75,3 +80,90 @@ def test_str_val_and_str_of_round_trip() -> None:
         e = z3.simplify(vtypes.str_val(s))
         assert vtypes.str_of(e) == s
         assert z3.simplify(z3.Length(e)).as_long() == len(s)
+
+
+# --- check: a handler that reads a set's order -----------------------------------------------
+
+SET_ORDER = REPO / "tests" / "fixtures" / "bad_specs" / "nondeterministic_set_order.py"
+
+
+def _check_cli(path: Path, seed: int) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONHASHSEED": str(seed), "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "assay", "check", str(path)], env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_the_first_element_of_a_set_of_peers_is_refused_under_every_hash_seed() -> None:
+    """`next(iter(self.nodes.peers))` was explored with whichever peer the process's hash
+    seed put first: the violation (alice leads) was found under some PYTHONHASHSEEDs and
+    not under others.  Now the determinism check's second run iterates sets the other way
+    round, and every seed gives the same SpecError."""
+    for seed in (0, 1, 2, 3):
+        r = _check_cli(SET_ORDER, seed)
+        assert r.returncode == 2, (seed, r.stdout, r.stderr)
+        assert "Coordinator.elect (instance c) gave two different results" in r.stderr
+        assert "the second run iterated each set the other way round" in r.stderr
+
+
+HUB = """
+from assay import Component, Message, Port, System, action, on
+
+class Ping(Message): ...
+
+class Hub(Component):
+    nodes = Port(many=True)
+    names: frozenset[str] = frozenset({"a", "bb", "ccc", "dddd"})
+    sent: bool = False
+    total: int = 0
+    pair: tuple[frozenset[str], int] = (frozenset({"x", "y"}), 0)
+
+    @action(when=lambda self: not self.sent)
+    def ping(self):
+        self.sent = True
+        BODY
+
+class Node(Component):
+    hub = Port()
+    got: int = 0
+
+    @on(Ping)
+    def ping(self, m):
+        self.got += 1
+
+def system():
+    s = System("hub")
+    h = s.add("h", Hub)
+    for i in range(4):
+        s.connect(h.nodes, s.add(f"n{i}", Node).hub)
+
+    @s.terminal
+    def done(g):
+        return True
+
+    return s
+"""
+
+ORDER_FREE = """for p in self.nodes.peers:           # the kernel orders sends per link
+            self.nodes.send(Ping(), to=p)
+        for n in self.names:                 # a sum: the order does not matter
+            self.total += len(n)
+        self.names = self.names              # the same sets, back in the state
+        self.pair = (self.pair[0], 1)"""
+
+
+def test_an_order_free_loop_over_sets_is_not_refused(tmp_path: Path) -> None:
+    path = tmp_path / "free.py"
+    path.write_text(HUB.replace("BODY", ORDER_FREE))
+    for seed in (0, 5):
+        r = _check_cli(path, seed)
+        assert r.returncode == 0 and "all properties hold" in r.stdout, (r.stdout, r.stderr)
+
+
+def test_a_field_set_read_in_order_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "first.py"
+    path.write_text(HUB.replace("BODY", "self.total = len(list(self.names)[0])"))
+    r = _check_cli(path, 0)
+    assert r.returncode == 2 and "Hub.ping (instance h) gave two different results" in r.stderr
+    path.write_text(HUB.replace("BODY", "self.total = len(sorted(self.names)[0])"))
+    r = _check_cli(path, 0)
+    assert r.returncode == 0, (r.stdout, r.stderr)
