@@ -167,3 +167,63 @@ def test_a_field_set_read_in_order_is_refused(tmp_path: Path) -> None:
     path.write_text(HUB.replace("BODY", "self.total = len(sorted(self.names)[0])"))
     r = _check_cli(path, 0)
     assert r.returncode == 0, (r.stdout, r.stderr)
+
+
+# --- check --checkpoint: a module beside the spec ---------------------------------------------
+
+CP_SPEC = """
+from assay import Component, System, action
+
+from lim import LIMIT, TOP
+
+
+class C(Component):
+    n: int = 0
+
+    @action(when=lambda self: self.n < TOP)
+    def up(self):
+        self.n += 1
+
+
+def system() -> System:
+    s = System("cp")
+    s.add("c", C)
+
+    @s.always
+    def below(g):
+        return g["c"].n < LIMIT
+
+    @s.terminal
+    def end(g):
+        return True
+
+    return s
+"""
+
+
+def _check_args(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "assay", "check", *args], env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_a_checkpoint_is_not_resumed_when_an_imported_module_beside_the_spec_changed(
+        tmp_path: Path) -> None:
+    """The checkpoint's identity was the spec file's digest only: after `lim.py` (imported by
+    the spec) changed, the search resumed past the states where the property now fails and
+    printed "✓ all properties hold (exhaustive)"."""
+    spec, lim, ck = tmp_path / "spec.py", tmp_path / "lim.py", tmp_path / "ck"
+    spec.write_text(CP_SPEC)
+    lim.write_text("LIMIT = 100\nTOP = 20\n")
+    cp = ("--checkpoint", str(ck), "--checkpoint-every", "0")
+    first = _check_args(str(spec), *cp, "--max-states", "10")
+    assert first.returncode == 3 and "incomplete" in first.stdout
+    same = _check_args(str(spec), *cp, "--max-states", "15")     # unchanged: resumed
+    assert same.returncode == 3 and "incomplete" in same.stdout, same.stderr
+    lim.write_text("LIMIT = 5\nTOP = 8\n")
+    r = _check_args(str(spec), *cp)
+    assert r.returncode == 2 and "holds a checkpoint of another check" in r.stderr
+    assert "a module beside the spec that it imports changed" in r.stderr
+    assert "hold" not in r.stdout
+    fresh = _check_args(str(spec))
+    assert fresh.returncode == 1 and "property 'below' does not hold" in fresh.stdout
