@@ -227,3 +227,41 @@ def test_a_checkpoint_is_not_resumed_when_an_imported_module_beside_the_spec_cha
     assert "hold" not in r.stdout
     fresh = _check_args(str(spec))
     assert fresh.returncode == 1 and "property 'below' does not hold" in fresh.stdout
+
+
+# --- check: a property that reads the whole state through repr(g) -------------------------------
+
+def test_a_property_that_reads_repr_of_the_world_is_not_memoised_as_reading_nothing(
+        tmp_path: Path) -> None:
+    """`repr(g)` noted no read: the compact search memoised the property's first verdict
+    for every state and printed "✓ all properties hold (exhaustive)", while --full-states
+    and simulate found the violation."""
+    path = tmp_path / "reprprop.py"
+    path.write_text(textwrap.dedent('''
+        from assay import Component, System, action
+
+        class C(Component):
+            n: int = 0
+
+            @action(when=lambda self: self.n < 5)
+            def up(self):
+                self.n += 1
+
+        def system():
+            s = System("reprprop")
+            s.add("c", C)
+
+            @s.always
+            def never_three(g):
+                return "n=3" not in repr(g)
+
+            @s.terminal
+            def end(g):
+                return True
+
+            return s
+    '''))
+    for extra in ((), ("--full-states",), ("--por",)):
+        r = _check_args(str(path), *extra)
+        assert r.returncode == 1, (extra, r.stdout, r.stderr)
+        assert "property 'never_three' does not hold" in r.stdout

@@ -1875,6 +1875,11 @@ class World:
         return self._k.crashed(self._state)
 
     def __repr__(self) -> str:
+        # the whole state, network included: a property that reads it (`"x" in repr(g)`)
+        # read everything, or its verdict would be shared by states that differ
+        self._beyond = True
+        if self._read is not None:
+            self._read.update(range(len(self._k.instances)))
         return f"<World {self._k.render_state(self._state)}>"
 
 
