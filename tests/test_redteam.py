@@ -265,3 +265,47 @@ def test_a_property_that_reads_repr_of_the_world_is_not_memoised_as_reading_noth
         r = _check_args(str(path), *extra)
         assert r.returncode == 1, (extra, r.stdout, r.stderr)
         assert "property 'never_three' does not hold" in r.stdout
+
+
+# --- check: a property that reads a set's order -----------------------------------------------
+
+PROP_SET = """
+from assay import Component, System, action
+
+class C(Component):
+    names: frozenset[str] = frozenset({"alice", "bob", "carol", "dave"})
+    n: int = 0
+
+    @action(when=lambda self: self.n < 2)
+    def up(self):
+        self.n += 1
+
+def system():
+    s = System("propset")
+    s.add("c", C)
+
+    @s.always
+    def prop(g):
+        return BODY
+
+    @s.terminal
+    def end(g):
+        return True
+
+    return s
+"""
+
+
+def test_a_property_that_reads_a_sets_order_is_refused_under_every_hash_seed(
+        tmp_path: Path) -> None:
+    """`next(iter(g["c"].names)) != "alice"` held or failed with PYTHONHASHSEED."""
+    path = tmp_path / "propset.py"
+    path.write_text(PROP_SET.replace("BODY", 'next(iter(g["c"].names)) != "alice"'))
+    for seed in (0, 1, 2, 3):
+        r = _check_cli(path, seed)
+        assert r.returncode == 2, (seed, r.stdout, r.stderr)
+        assert "property 'prop' reads the order of a set" in r.stderr
+    path.write_text(PROP_SET.replace("BODY", 'min(g["c"].names) != "bob" and '
+                                     'sum(len(x) for x in g["c"].names) == 17'))
+    r = _check_cli(path, 1)
+    assert r.returncode == 0 and "all properties hold" in r.stdout, (r.stdout, r.stderr)

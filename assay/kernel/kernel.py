@@ -63,6 +63,7 @@ from assay.kernel.network import (
     UnorderedChannels,
     split_sends,
 )
+from assay.kernel.reorder import property_reads_order
 from assay.kernel.violation import Violation
 from assay.model.component import ActionInfo, ComponentInfo, component_info
 from assay.model.composite import combined_terminals
@@ -1414,6 +1415,13 @@ class Kernel:
                                 ["a property must be total: it is evaluated on every reachable "
                                  "state, including initial ones",
                                  f"in state: {self.render_state(state)}"]) from None
+            if track and property_reads_order(self, p.fn, state, ok):
+                raise SpecError(f"property {p.name!r} reads the order of a set", p.location,
+                                ["a set has no order of its own (a set of strs iterates in an "
+                                 "order that follows PYTHONHASHSEED): iterated the other way "
+                                 "round, the property gave another verdict",
+                                 "take sorted(s), min(s) or max(s), not the first element of s",
+                                 f"in state: {self.render_state(state)}"])
             if g._beyond:
                 beyond = True
                 if track:

@@ -25,13 +25,18 @@ from assay.model.record import Record
 ACTIVE = [False]        # set by `determinism.twice` during the second run
 
 
+ROTATE = [0]            # 0: `Reordered` sets iterate reversed; k > 0: rotated by k
+
+
 class Reordered(frozenset):
-    """An equal frozenset that iterates the other way round."""
+    """An equal frozenset that iterates the other way round (or rotated: `ROTATE`)."""
 
     __slots__ = ()
 
     def __iter__(self) -> Any:
-        return reversed(list(frozenset.__iter__(self)))
+        items = list(frozenset.__iter__(self))
+        k = ROTATE[0] % len(items)
+        return iter(items[k:] + items[:k]) if k else reversed(items)
 
     def __repr__(self) -> str:
         return repr(frozenset(self))
@@ -70,3 +75,55 @@ def plain(v: Any) -> Any:
             object.__setattr__(r, "_meta", getattr(v, "_meta", ()))
         return r
     return v
+
+
+def property_reads_order(kernel: Any, fn: Any, state: Any, ok: Any) -> bool:
+    """Whether property `fn`, which gave `ok` on `state`, gives another truth value when the
+    sets in the local states it reads iterate in another order — reversed, then rotated by
+    1, 2, 3 (a property's result is only its truth value: "the first element is x" needs x
+    first in one of them) — or then raises: it reads a set's order.  The kernel asks for the
+    first evaluations, those whose reads it notes."""
+    for k in range(PROPERTY_ORDERS):
+        ROTATE[0] = k
+        try:
+            again = fn(_reordered_world(kernel, state))
+        except Exception:
+            return True
+        finally:
+            ROTATE[0] = 0
+        if bool(again) != bool(ok):
+            return True
+    return False
+
+
+PROPERTY_ORDERS = 4
+_WORLD: list[Any] = []
+
+
+def _reordered_world(kernel: Any, state: Any) -> Any:
+    if not _WORLD:
+        from assay.kernel.kernel import World
+
+        class ReorderedWorld(World):
+            """`World` whose views hold `Reordered` sets (fresh views, not the kernel's)."""
+
+            __slots__ = ()
+
+            def _view(self, i: int, lid: int) -> Any:
+                inst = self._k.instances[i]
+                return inst.runner.view(tuple(map(reordered, inst.table.values[lid])))
+
+            def __getitem__(self, name: str) -> Any:
+                i = self._k.index.get(name)
+                if i is None:
+                    raise KeyError(f"no instance named {name!r}")
+                return self._view(i, self._state[0][i])
+
+            def instances(self, cls: type | None = None) -> list[Any]:
+                k = self._k
+                return [self._view(i, self._state[0][i]) for i, inst in enumerate(k.instances)
+                        if (cls is None or issubclass(inst.cls, cls))
+                        and self._state[0][i] != k.dormant[i]]
+
+        _WORLD.append(ReorderedWorld)
+    return _WORLD[0](kernel, state)
