@@ -159,6 +159,53 @@ def test_an_order_free_loop_over_sets_is_not_refused(tmp_path: Path) -> None:
         assert r.returncode == 0 and "all properties hold" in r.stdout, (r.stdout, r.stderr)
 
 
+MSG_SET = """
+from assay import Component, Message, Port, System, action, on
+
+class Names(Message):
+    names: frozenset[str]
+
+class A(Component):
+    out = Port()
+    sent: bool = False
+
+    @action(when=lambda self: not self.sent)
+    def go(self):
+        self.sent = True
+        self.out.send(Names(frozenset({"alice", "bob", "carol", "dave"})))
+
+class B(Component):
+    inp = Port()
+    first: str = ""
+    kept: frozenset[str] = frozenset()
+
+    @on(Names)
+    def names(self, m):
+        BODY
+
+def system():
+    s = System("msgset")
+    s.connect(s.add("a", A).out, s.add("b", B).inp)
+
+    @s.terminal
+    def end(g):
+        return True
+
+    return s
+"""
+
+
+def test_a_message_set_read_in_order_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "msg.py"
+    path.write_text(MSG_SET.replace("BODY", "self.first = next(iter(m.names))"))
+    r = _check_cli(path, 0)
+    assert r.returncode == 2 and "B.names (instance b) gave two different results" in r.stderr
+    path.write_text(MSG_SET.replace("BODY", "self.first = min(m.names)\n        "
+                                    "self.kept = m.names"))
+    r = _check_cli(path, 0)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+
+
 def test_a_field_set_read_in_order_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "first.py"
     path.write_text(HUB.replace("BODY", "self.total = len(list(self.names)[0])"))

@@ -269,6 +269,8 @@ class Context:
             items = sorted(options, key=canonical)
         else:
             items = list(itertools.islice(options, MAX_OPTIONS + 1))
+        if REORDERED[0]:
+            items = [plain(x) for x in items]
         opts: list[Any] = []
         seen: set[bytes] = set()
         for x in items:                              # a set of options: each value once
@@ -601,6 +603,12 @@ class Runner:
                 # a set has no order of its own: sort it, so events come in the same
                 # order in every process
                 t = type(dom)
+                if REORDERED[0]:        # the determinism check's second run: plain values
+                    if t is tuple or isinstance(dom, frozenset):
+                        dom = plain(dom)
+                    elif t is list:
+                        dom = [plain(a) for a in dom]
+                    t = type(dom)
                 dom = dom if t is list else list(dom) if t is not frozenset and t is not set \
                     and not isinstance(dom, frozenset | set) else sorted(dom, key=canonical)
             except SystemExit as e:
@@ -738,6 +746,8 @@ class Runner:
                                         f"of {type(args[0]).__name__}", error_blame=blame)
                 if v:
                     return values, [], [v], []
+        if REORDERED[0] and args:            # the determinism check's second run
+            args = tuple(map(reordered, args))
         obj = self.live(values, ctx)
         for pred, loc in requires:
             v = self._holds(pred, (obj, *args), "requires", requires_blame, loc,

@@ -7,13 +7,15 @@ different histories).  A handler that takes "the first" element (`next(iter(self
 `list(self.names)[0]`, a `for` that stops early) is then a function of the process, not of the
 state: `assay check` would find a violation under one seed and not under another.  Running
 the step twice (`determinism.twice`) in one process sees the same order both times, so on the
-second run (`ACTIVE`) the sets a handler reads — its component's fields, inside tuples too,
-and a port's peers — are `Reordered`: equal frozensets whose iteration is reversed.  A step
-whose result depends on the order then gives two results: the `SpecError` of `determinism`.
+second run (`ACTIVE`) the sets a handler reads — its component's fields and the message it
+handles, inside tuples and records too, and a port's peers — are `Reordered`: equal
+frozensets whose iteration is reversed.  A step whose result depends on the order then gives
+two results: the `SpecError` of `determinism`.  (Sets inside a `Map` are not reordered.)
 
 What a second run makes goes back to plain frozensets where it leaves the handler (`plain`:
-the new field values, a message sent or set as a timer: `plain`), so type checks see what
-the first run saw.  Messages received are not reordered (their sets are read as they came).
+the new field values, a message sent or set as a timer), so type checks see what the first
+run saw.  A property's first evaluations are repeated the same way, with the sets reversed
+and rotated (`property_reads_order`).
 """
 from __future__ import annotations
 
@@ -43,13 +45,16 @@ class Reordered(frozenset):
 
 
 def reordered(v: Any) -> Any:
-    """`v` with each set of two or more elements in it (itself, inside tuples) `Reordered`."""
+    """`v` with each set of two or more elements in it (itself, inside tuples, records and
+    messages) `Reordered`."""
     t = type(v)
     if t is frozenset:
         return Reordered(v) if len(v) > 1 else v
     if t is tuple and v:
         items = tuple(map(reordered, v))
         return items if any(a is not b for a, b in zip(items, v)) else v
+    if isinstance(v, Record):
+        return _with_values(v, tuple(map(reordered, v._values)))
     return v
 
 
@@ -63,18 +68,21 @@ def plain(v: Any) -> Any:
         items = tuple(map(plain, v))
         return items if any(a is not b for a, b in zip(items, v)) else v
     if isinstance(v, Record):
-        old = v._values
-        new = tuple(map(plain, old))
-        if all(a is b for a, b in zip(new, old)):
-            return v
-        r = object.__new__(t)
-        object.__setattr__(r, "_values", new)
-        object.__setattr__(r, "_hash", None)
-        if isinstance(v, Message):                  # the same sender and meta
-            object.__setattr__(r, "sender", v.sender)
-            object.__setattr__(r, "_meta", getattr(v, "_meta", ()))
-        return r
+        return _with_values(v, tuple(map(plain, v._values)))
     return v
+
+
+def _with_values(r: Any, values: tuple[Any, ...]) -> Any:
+    """Record `r` with these field values (`r` itself when they are its own)."""
+    if all(a is b for a, b in zip(values, r._values)):
+        return r
+    new = object.__new__(type(r))
+    object.__setattr__(new, "_values", values)
+    object.__setattr__(new, "_hash", None)
+    if isinstance(r, Message):                  # the same sender and meta
+        object.__setattr__(new, "sender", r.sender)
+        object.__setattr__(new, "_meta", getattr(r, "_meta", ()))
+    return new
 
 
 def property_reads_order(kernel: Any, fn: Any, state: Any, ok: Any) -> bool:
