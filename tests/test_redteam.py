@@ -356,3 +356,43 @@ def test_a_property_that_reads_a_sets_order_is_refused_under_every_hash_seed(
                                      'sum(len(x) for x in g["c"].names) == 17'))
     r = _check_cli(path, 1)
     assert r.returncode == 0 and "all properties hold" in r.stdout, (r.stdout, r.stderr)
+
+
+# --- verify: a module global the system function sets -------------------------------------------
+
+def test_a_second_verify_with_other_parameters_does_not_reuse_the_first_translation(
+        tmp_path: Path) -> None:
+    """Translations read module globals as constants and were cached per class for the whole
+    process: after `system(limit=3)` was verified, `system(limit=10)` (which sets LIMIT = 10)
+    was still proved with LIMIT = 3."""
+    path = tmp_path / "gl.py"
+    path.write_text(textwrap.dedent('''
+        from assay import Component, Message, Port, System, ensures, on
+
+        LIMIT = 3
+
+        class Go(Message):
+            x: int
+
+        class C(Component):
+            peer = Port()
+            n: int = 0
+
+            @on(Go)
+            @ensures(lambda old, self, m: self.n <= 5)
+            def go(self, m):
+                self.n = LIMIT
+
+        def system(limit: int = 3) -> System:
+            global LIMIT
+            LIMIT = limit
+            s = System("gl")
+            s.add("c", C)
+            return s
+    '''))
+    verdicts = []
+    for limit in ("3", "10", "3"):
+        system, _, _ = build(str(path), None, {"limit": limit})
+        (ens,) = verify(system).find("C", "go", "ensures")
+        verdicts.append(ens.verdict)
+    assert verdicts == ["proved", "refuted", "proved"]
