@@ -1416,11 +1416,13 @@ class Kernel:
                                  "state, including initial ones",
                                  f"in state: {self.render_state(state)}"]) from None
             if track and property_reads_order(self, p.fn, state, ok):
-                raise SpecError(f"property {p.name!r} reads the order of a set", p.location,
+                raise SpecError(f"property {p.name!r} is not a function of the state: "
+                                "evaluated again on the same state, with its sets iterated "
+                                "in other orders, it gave another verdict", p.location,
                                 ["a set has no order of its own (a set of strs iterates in an "
-                                 "order that follows PYTHONHASHSEED): iterated the other way "
-                                 "round, the property gave another verdict",
-                                 "take sorted(s), min(s) or max(s), not the first element of s",
+                                 "order that follows PYTHONHASHSEED): take sorted(s), min(s) "
+                                 "or max(s), not the first element of s; nor may a property "
+                                 "read the clock or random numbers",
                                  f"in state: {self.render_state(state)}"])
             if g._beyond:
                 beyond = True
