@@ -244,6 +244,12 @@ CASES = [
     Case("nondeterministic-domain", "nondeterministic_guard.py", when="check", volatile=True,
          message=("the guard or domain of Picker.pick (instance p)",),
          notes=("enabled with ",)),
+    # "the first" element of a set of strs: its order follows PYTHONHASHSEED (redteam)
+    Case("nondeterministic-set-order", "nondeterministic_set_order.py", when="check",
+         volatile=True,
+         message=("Coordinator.elect (instance c)", "same state and action"),
+         notes=("the new state: leader = ", "c fires elect, in state c(leader='')",
+                "the second run iterated each set the other way round")),
     # ill-formed handler code that only running it shows: a spec error, not a violation
     Case("typo-field-assign-dynamic", "typo_field_assign_dynamic.py", when="check",
          message=("f.on_promote", "assigns self.promotd", "not a field of Follower"),

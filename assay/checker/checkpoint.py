@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from assay.errors import UsageError
+from assay.model.load import modules_beside
 
 FORMAT = 1
 CURRENT, NEXT, PREVIOUS = "current", "next", "previous"
@@ -36,10 +37,22 @@ def identity(spec: str, system_name: str, params: dict[str, Any], faults: Any,
         digest = hashlib.sha256(Path(spec).read_bytes()).hexdigest()
     except OSError as e:
         raise UsageError(f"--checkpoint: cannot read the spec {spec}: {e.strerror}") from None
-    return {"format": FORMAT, "spec_sha256": digest, "system": system_name,
-            "params": {k: params[k] for k in sorted(params)},
-            "faults": faults.to_json() if faults is not None else None,
-            "fairness": fairness, "deadlock": deadlock, "workers": workers}
+    ident = {"format": FORMAT, "spec_sha256": digest, "system": system_name,
+             "params": {k: params[k] for k in sorted(params)},
+             "faults": faults.to_json() if faults is not None else None,
+             "fairness": fairness, "deadlock": deadlock, "workers": workers}
+    # the modules beside the spec that it imported: a change there changes the system as much
+    # as one in the spec file (the states saved would be another system's)
+    beside: dict[str, str | None] = {}
+    for f in modules_beside(spec):
+        try:
+            beside[f.name if f.parent == Path(spec).resolve().parent else str(f)] = \
+                hashlib.sha256(f.read_bytes()).hexdigest()
+        except OSError:
+            beside[str(f)] = None
+    if beside:
+        ident["beside_sha256"] = beside
+    return ident
 
 
 class Checkpoints:
@@ -78,11 +91,13 @@ class Checkpoints:
         if not diff:
             return
         what = {"spec_sha256": "the spec file changed", "workers": "--workers differs",
+                "beside_sha256": "a module beside the spec that it imports changed",
                 "params": "the parameters differ", "system": "another system",
                 "faults": "the fault budget differs", "fairness": "the fairness differs",
                 "deadlock": "--no-deadlock differs", "format": "another assay version"}
         notes = [what.get(k, k) + (f" (it was {saved.get(k)!r}, now {self.ident[k]!r})"
-                                   if k not in ("spec_sha256",) else "") for k in diff]
+                                   if k not in ("spec_sha256", "beside_sha256") else "")
+                 for k in diff]
         raise UsageError(f"--checkpoint {self.dir} holds a checkpoint of another check",
                          notes=[*notes, "use another directory, or remove this one to start "
                                 "over"])

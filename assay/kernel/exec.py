@@ -22,6 +22,8 @@ from assay.errors import (
     object_location,
     traceback_location,
 )
+from assay.kernel.reorder import ACTIVE as REORDERED
+from assay.kernel.reorder import plain, reordered
 from assay.kernel.violation import Violation
 from assay.model.component import ActionInfo, Component, ComponentInfo, HandlerInfo, component_info
 from assay.model.mapping import Map
@@ -134,8 +136,10 @@ class PortHandle:
         """The instances connected to this port (on a pool's port: the live slots)."""
         w = self._w
         if w.live is not None:
-            return w.peer_set & getattr(self._ctx.obj, w.live)  # type: ignore[no-any-return]
-        return w.peer_set
+            peers = w.peer_set & getattr(self._ctx.obj, w.live)
+        else:
+            peers = w.peer_set
+        return reordered(peers) if REORDERED[0] else peers  # type: ignore[no-any-return]
 
     @property
     def peer(self) -> Peer | None:
@@ -265,6 +269,8 @@ class Context:
             items = sorted(options, key=canonical)
         else:
             items = list(itertools.islice(options, MAX_OPTIONS + 1))
+        if REORDERED[0]:
+            items = [plain(x) for x in items]
         opts: list[Any] = []
         seen: set[bytes] = set()
         for x in items:                              # a set of options: each value once
@@ -282,6 +288,8 @@ class Context:
         if type(delay) is not int or delay < 0:
             self.abort("type", f"{self.where()} set a timer with delay {delay!r}; use an int "
                        ">= 0 (units of virtual time)")
+        if REORDERED[0]:
+            message = plain(message)
         if not isinstance(message, Message) or message.bad_field() is not None:
             self.abort("type", f"{self.where()} set a timer with {message!r}, which is not a "
                        "well-typed Message")
@@ -313,6 +321,8 @@ class Context:
         if not isinstance(message, Message):
             self.abort("type", f"{self.where()} sent {message!r} on port {port!r}, "
                        "which is not a Message")
+        if REORDERED[0]:                    # the determinism check's second run (`reorder`)
+            message = plain(message)
         try:
             bad = message.bad_field()
         except UnsupportedType as e:
@@ -484,7 +494,7 @@ class Runner:
     def live(self, values: tuple[Any, ...], ctx: Context) -> Any:
         obj: Any = object.__new__(self.info.cls if ctx.assigned is None else self._recording())
         d = obj.__dict__
-        d.update(zip(self.fields, values))
+        d.update(zip(self.fields, map(reordered, values) if REORDERED[0] else values))
         d["__assay_ctx__"] = ctx
         if self.pools:
             # the object and its context refer to each other: a cycle, which only the
@@ -532,7 +542,7 @@ class Runner:
         field a guard assigns (its class notes every assignment: `_reader_class`)."""
         obj: Any = object.__new__(self._reader_cls or self._reader_class())
         d = obj.__dict__
-        d.update(zip(self.fields, values))
+        d.update(zip(self.fields, map(reordered, values) if REORDERED[0] else values))
         d["__assay_ctx__"] = Context(self.name, self.wirings)
         return obj
 
@@ -598,6 +608,12 @@ class Runner:
                 # a set has no order of its own: sort it, so events come in the same
                 # order in every process
                 t = type(dom)
+                if REORDERED[0]:        # the determinism check's second run: plain values
+                    if t is tuple or isinstance(dom, frozenset):
+                        dom = plain(dom)
+                    elif t is list:
+                        dom = [plain(a) for a in dom]
+                    t = type(dom)
                 dom = dom if t is list else list(dom) if t is not frozenset and t is not set \
                     and not isinstance(dom, frozenset | set) else sorted(dom, key=canonical)
             except SystemExit as e:
@@ -735,6 +751,8 @@ class Runner:
                                         f"of {type(args[0]).__name__}", error_blame=blame)
                 if v:
                     return values, [], [v], []
+        if REORDERED[0] and args:            # the determinism check's second run
+            args = tuple(map(reordered, args))
         obj = self.live(values, ctx)
         for pred, loc in requires:
             v = self._holds(pred, (obj, *args), "requires", requires_blame, loc,
@@ -779,6 +797,8 @@ class Runner:
                 return values, [], [Violation("type", blame,
                                               f"{blame} deleted field {missing!r}")], []
             new = tuple(map(d.__getitem__, fields))
+        if REORDERED[0]:
+            new = tuple(map(plain, new))
         if ctx.sessions is not None:
             new = (*new, tuple(ctx.sessions[k] for k in self.session_keys))
         # the input state conforms (the kernel's states, the verifier's scenarios are

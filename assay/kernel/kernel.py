@@ -63,6 +63,7 @@ from assay.kernel.network import (
     UnorderedChannels,
     split_sends,
 )
+from assay.kernel.reorder import property_reads_order
 from assay.kernel.violation import Violation
 from assay.model.component import ActionInfo, ComponentInfo, component_info
 from assay.model.composite import combined_terminals
@@ -1423,6 +1424,15 @@ class Kernel:
                                 ["a property must be total: it is evaluated on every reachable "
                                  "state, including initial ones",
                                  f"in state: {self.render_state(state)}"]) from None
+            if track and property_reads_order(self, p.fn, state, ok):
+                raise SpecError(f"property {p.name!r} is not a function of the state: "
+                                "evaluated again on the same state, with its sets iterated "
+                                "in other orders, it gave another verdict", p.location,
+                                ["a set has no order of its own (a set of strs iterates in an "
+                                 "order that follows PYTHONHASHSEED): take sorted(s), min(s) "
+                                 "or max(s), not the first element of s; nor may a property "
+                                 "read the clock or random numbers",
+                                 f"in state: {self.render_state(state)}"])
             if g._beyond:
                 beyond = True
                 if track:
@@ -1884,6 +1894,11 @@ class World:
         return self._k.crashed(self._state)
 
     def __repr__(self) -> str:
+        # the whole state, network included: a property that reads it (`"x" in repr(g)`)
+        # read everything, or its verdict would be shared by states that differ
+        self._beyond = True
+        if self._read is not None:
+            self._read.update(range(len(self._k.instances)))
         return f"<World {self._k.render_state(self._state)}>"
 
 

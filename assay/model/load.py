@@ -121,6 +121,17 @@ def _package(folder: Path) -> str:
     return name
 
 
+def modules_beside(spec: str | Path) -> list[Path]:
+    """The files of the modules beside `spec` (in its folder's package) that this process has
+    imported, sorted: what a spec's behaviour depends on beside its own file."""
+    folder = Path(spec).resolve().parent
+    digest = hashlib.blake2b(str(folder).encode(), digest_size=4).hexdigest()
+    prefix = f"{FOLDER_PREFIX}{digest}."
+    files = {getattr(m, "__file__", None) for n, m in list(sys.modules.items())
+             if n.startswith(prefix)}
+    return sorted(Path(f) for f in files if f)
+
+
 def _beside(folder: Path, top: str) -> bool:
     """Whether `top` names a module (or package) in `folder`.  `assay` is never one: a spec
     always gets the real one."""

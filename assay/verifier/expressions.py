@@ -55,6 +55,7 @@ from assay.verifier.types import (
     set_literal,
     some_value,
     sort_of,
+    str_of,
     tuple_items,
     ty_of_spec,
     unify,
@@ -515,7 +516,7 @@ class Expressions:
         e = z3.simplify(v.e) if isinstance(v, Val) and v.ty == STR else None
         if e is None or not z3.is_string_value(e):
             raise _unsupported("Peer() of a name that is not a constant str", node)
-        return Val(PEER, named_peer(e.as_string()))
+        return Val(PEER, named_peer(str_of(e)))
 
     def builtin(self, fn: Any, node: ast.Call, st: St) -> Any:
         if any(isinstance(a, ast.Starred) for a in node.args):

@@ -310,7 +310,7 @@ class Printer:
             n = e.as_long()
             return str(n), P_ATOM if n >= 0 else P_NEG
         if z3.is_string_value(e):
-            r = repr(e.as_string())
+            r = repr(vtypes.str_of(e))
             if r.startswith("'") and '"' not in r:
                 r = f'"{r[1:-1]}"'
             return r, P_ATOM

@@ -6,6 +6,7 @@ behind them are in `prove`'s docstring.
 from __future__ import annotations
 
 import ast
+import ctypes
 import enum
 import time
 import types
@@ -675,6 +676,28 @@ def ite(c: Any, a: Any, b: Any) -> Any:
     return z3.If(c, a, b)
 
 
+Z3_MAX_CHAR = 0x2FFFF        # the last character of Z3's strings (its default "unicode" encoding)
+
+
+def str_val(s: str, node: ast.AST | None = None) -> Any:
+    """A Python str as the Z3 string of the same characters.  `z3.StringVal` passes a
+    backslash through, and Z3 reads `\\u{41}` or `\\u0041` in it as an escape ("A"): the six
+    characters of Python's "\\\\u{41}" would be equal to "A".  So each backslash goes in escaped.
+    A character past Z3's range is not translated (Z3 would keep its escape as text)."""
+    if any(ord(c) > Z3_MAX_CHAR for c in s):
+        raise _unsupported(f"a str with a character past U+{Z3_MAX_CHAR:X} ({s!r})", node)
+    return z3.StringVal(s.replace("\\", "\\u{5c}"))
+
+
+def str_of(e: Any) -> str:
+    """The Python str of a Z3 string value, character for character (`as_string` gives some
+    characters as escapes)."""
+    n = z3.Z3_get_string_length(e.ctx_ref(), e.as_ast())
+    buf = (ctypes.c_uint * n)()
+    z3.Z3_get_string_contents(e.ctx_ref(), e.as_ast(), n, buf)
+    return "".join(map(chr, buf))
+
+
 def py_const(v: Any, node: ast.AST | None = None) -> Any:
     """A Python constant (a global, a closure cell, a default) as a value or object."""
     if v is None:
@@ -684,7 +707,7 @@ def py_const(v: Any, node: ast.AST | None = None) -> Any:
     if type(v) is int:
         return Val(INT, z3.IntVal(v))
     if type(v) is str:
-        return Val(STR, z3.StringVal(v))
+        return Val(STR, str_val(v, node))
     if isinstance(v, enum.Enum):
         if not plain_enum(type(v)):
             raise _unsupported(f"the enum member {v!r} (only plain Enums are translated)", node)
@@ -788,7 +811,7 @@ def to_z3(v: Any, ty: Ty, peers: dict[str, Any]) -> Any:
     if k == "int" and type(v) is int:
         return z3.IntVal(v)
     if k == "str" and isinstance(v, str) and not isinstance(v, Peer):
-        return z3.StringVal(v)
+        return str_val(v)
     if k == "peer" and isinstance(v, str):
         c = peers.get(str(v))
         if c is None:
@@ -890,7 +913,7 @@ class ModelReader:
         if k == "int":
             return x.as_long()
         if k == "str":
-            return x.as_string()
+            return str_of(x)
         if k == "enum":
             return enum_sort(ty.cls)[2][x.decl().name()]
         if k == "peer":

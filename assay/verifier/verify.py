@@ -435,6 +435,10 @@ def verify(system: System, component: str | None = None, timeout: float = 5.0) -
     if not (timeout > 0):
         raise UsageError(f"--timeout must be positive, got {timeout}")
     validate(system)
+    # translations read module globals as constants (`prove`); a spec's system function may
+    # set them from its parameters, so one built with other parameters in this process must
+    # not reuse the last one's translations
+    _ENCODINGS.clear()
     t0 = time.perf_counter()
     classes: dict[type, list[str]] = {}
     for name, cls in system.instances.items():

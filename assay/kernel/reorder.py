@@ -1,0 +1,137 @@
+"""Set order in the determinism check: the second run of a local step sees its sets iterated
+the other way round.
+
+A frozenset of strs, Peers or Enum members is iterated in an order that follows the strings'
+hashes, which change with PYTHONHASHSEED (and equal sets of ints may iterate differently after
+different histories).  A handler that takes "the first" element (`next(iter(self.peers))`,
+`list(self.names)[0]`, a `for` that stops early) is then a function of the process, not of the
+state: `assay check` would find a violation under one seed and not under another.  Running
+the step twice (`determinism.twice`) in one process sees the same order both times, so on the
+second run (`ACTIVE`) the sets a handler reads — its component's fields and the message it
+handles, inside tuples and records too, and a port's peers — are `Reordered`: equal
+frozensets whose iteration is reversed.  A step whose result depends on the order then gives
+two results: the `SpecError` of `determinism`.  (Sets inside a `Map` are not reordered.)
+
+What a second run makes goes back to plain frozensets where it leaves the handler (`plain`:
+the new field values, a message sent or set as a timer), so type checks see what the first
+run saw.  A property's first evaluations are repeated the same way, with the sets reversed
+and rotated (`property_reads_order`).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from assay.model.message import Message
+from assay.model.record import Record
+
+ACTIVE = [False]        # set by `determinism.twice` during the second run
+
+
+ROTATE = [0]            # 0: `Reordered` sets iterate reversed; k > 0: rotated by k
+
+
+class Reordered(frozenset):
+    """An equal frozenset that iterates the other way round (or rotated: `ROTATE`)."""
+
+    __slots__ = ()
+
+    def __iter__(self) -> Any:
+        items = list(frozenset.__iter__(self))
+        k = ROTATE[0] % len(items)
+        return iter(items[k:] + items[:k]) if k else reversed(items)
+
+    def __repr__(self) -> str:
+        return repr(frozenset(self))
+
+
+def reordered(v: Any) -> Any:
+    """`v` with each set of two or more elements in it (itself, inside tuples, records and
+    messages) `Reordered`."""
+    t = type(v)
+    if t is frozenset:
+        return Reordered(v) if len(v) > 1 else v
+    if t is tuple and v:
+        items = tuple(map(reordered, v))
+        return items if any(a is not b for a, b in zip(items, v)) else v
+    if isinstance(v, Record):
+        return _with_values(v, tuple(map(reordered, v._values)))
+    return v
+
+
+def plain(v: Any) -> Any:
+    """`v` with each `Reordered` in it (itself, inside tuples, records and messages) a plain
+    frozenset again."""
+    t = type(v)
+    if t is Reordered:
+        return frozenset(frozenset.__iter__(v))
+    if t is tuple and v:
+        items = tuple(map(plain, v))
+        return items if any(a is not b for a, b in zip(items, v)) else v
+    if isinstance(v, Record):
+        return _with_values(v, tuple(map(plain, v._values)))
+    return v
+
+
+def _with_values(r: Any, values: tuple[Any, ...]) -> Any:
+    """Record `r` with these field values (`r` itself when they are its own)."""
+    if all(a is b for a, b in zip(values, r._values)):
+        return r
+    new = object.__new__(type(r))
+    object.__setattr__(new, "_values", values)
+    object.__setattr__(new, "_hash", None)
+    if isinstance(r, Message):                  # the same sender and meta
+        object.__setattr__(new, "sender", r.sender)
+        object.__setattr__(new, "_meta", getattr(r, "_meta", ()))
+    return new
+
+
+def property_reads_order(kernel: Any, fn: Any, state: Any, ok: Any) -> bool:
+    """Whether property `fn`, which gave `ok` on `state`, gives another truth value when the
+    sets in the local states it reads iterate in another order — reversed, then rotated by
+    1, 2, 3 (a property's result is only its truth value: "the first element is x" needs x
+    first in one of them) — or then raises: it reads a set's order.  The kernel asks for the
+    first evaluations, those whose reads it notes."""
+    for k in range(PROPERTY_ORDERS):
+        ROTATE[0] = k
+        try:
+            again = fn(_reordered_world(kernel, state))
+        except Exception:
+            return True
+        finally:
+            ROTATE[0] = 0
+        if bool(again) != bool(ok):
+            return True
+    return False
+
+
+PROPERTY_ORDERS = 4
+_WORLD: list[Any] = []
+
+
+def _reordered_world(kernel: Any, state: Any) -> Any:
+    if not _WORLD:
+        from assay.kernel.kernel import World
+
+        class ReorderedWorld(World):
+            """`World` whose views hold `Reordered` sets (fresh views, not the kernel's)."""
+
+            __slots__ = ()
+
+            def _view(self, i: int, lid: int) -> Any:
+                inst = self._k.instances[i]
+                return inst.runner.view(tuple(map(reordered, inst.table.values[lid])))
+
+            def __getitem__(self, name: str) -> Any:
+                i = self._k.index.get(name)
+                if i is None:
+                    raise KeyError(f"no instance named {name!r}")
+                return self._view(i, self._state[0][i])
+
+            def instances(self, cls: type | None = None) -> list[Any]:
+                k = self._k
+                return [self._view(i, self._state[0][i]) for i, inst in enumerate(k.instances)
+                        if (cls is None or issubclass(inst.cls, cls))
+                        and self._state[0][i] != k.dormant[i]]
+
+        _WORLD.append(ReorderedWorld)
+    return _WORLD[0](kernel, state)
