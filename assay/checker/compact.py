@@ -42,7 +42,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from assay.checker.compact_loop import Entry, LevelLoop, Step, level_loop
+from assay.checker.compact_loop import VIOLATES, Entry, LevelLoop, Step, level_loop
 from assay.checker.search import Outcome, Search, Tally, resident_bytes
 from assay.kernel.kernel import DEFERRED, Kernel, State
 from assay.kernel.violation import Violation
@@ -512,7 +512,7 @@ class CompactBFS:
 
     def _group_entry(self, g: int, x: int) -> Entry:
         """The steps of a group of instances in state `x` (with its network), as (deliveries,
-        actions, events enabled, the deltas of both, whether a step violates)."""
+        actions, events enabled, the deltas of both, the events enabled or VIOLATES)."""
         p = self.packing
         members = self._group_members[g]
         n = p.value(p.n, x)
@@ -532,7 +532,8 @@ class CompactBFS:
             if several:
                 dels.sort()
             d, a = tuple(dels), tuple(acts)
-        e = (d, a, count, tuple([s[1] for s in d + a]), any(s[2] for s in d + a))
+        e = (d, a, count, tuple([s[1] for s in d + a]),
+             VIOLATES if any(s[2] for s in d + a) else count)
         if self._once:
             return e
         cache = self._gcaches[g]
@@ -904,6 +905,7 @@ class CompactBFS:
                             if count >= room:                   # one state beyond --max-states
                                 search.transitions = transitions
                                 return stop("max-states")
+                            t = t | 0           # 32 bytes, not 48 (compact_loop.py)
                             sh.add(t)
                             count += 1
                             if check_props is not None:
