@@ -31,7 +31,9 @@ optimistic estimate of that probability.
 """
 from __future__ import annotations
 
+import functools
 import heapq
+import operator
 import os
 import tempfile
 import time
@@ -40,6 +42,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from assay.checker.compact_loop import VIOLATES, Entry, LevelLoop, Step, level_loop
 from assay.checker.search import Outcome, Search, Tally, resident_bytes
 from assay.kernel.kernel import DEFERRED, Kernel, State
 from assay.kernel.violation import Violation
@@ -47,8 +50,6 @@ from assay.kernel.violation import Violation
 if TYPE_CHECKING:
     from assay.checker.symmetry import Symmetry
 
-# (event, packed successor minus packed state, violations)
-Step = tuple[int, int, tuple[Violation, ...]]
 SHARDS = 64                # the visited set in memory: sets by the low 6 bits of a state
 SHARD_MASK = SHARDS - 1
 GROUP_BITS = 8             # instances whose steps are cached together: this many bits of ids
@@ -430,7 +431,9 @@ class CompactBFS:
         self._once = kernel._memo_once
         self.spills = 0
         self._succ: Callable[[int], tuple[Any, int]]
-        self._gcaches: list[dict[int, tuple[tuple[Step, ...], tuple[Step, ...], int]]] = []
+        self._gcaches: list[dict[int, Entry]] = []
+        self._group_masks: list[int] = []
+        self._level: tuple[LevelLoop, LevelLoop] | None = None
         self._group_members: list[tuple[int, ...]] = []
         self._refresh()
         # property verdicts per read set: (mask of the fields read, {x & mask: verdict})
@@ -448,6 +451,7 @@ class CompactBFS:
         return self._succ(x)
 
     def _refresh(self) -> None:
+        self._level = None
         self._succ = self._compile() if self.fast else self._successors_general
 
     def _groups(self) -> list[tuple[int, ...]]:
@@ -477,21 +481,18 @@ class CompactBFS:
 
     def _compile(self) -> Callable[[int], tuple[Any, int]]:
         """`successors` for the current layout, as straight-line code: per group of instances,
-        their local ids and their cached steps with this network (`_group_entry` on a miss);
-        deliveries in envelope order (merged across groups), then actions."""
+        their cached steps with this network, keyed by the state's bits of the group and the
+        network (`_group_entry` on a miss); deliveries in envelope order (merged across
+        groups), then actions.  Also `_level`, the BFS's loop over a level for this layout
+        (`compact_loop.py`)."""
         p = self.packing
         groups = self._groups()
         self._gcaches = [{} for _ in groups]
-        lines = ["def succ(x):", f"    n = {p.code(p.n, 'x')}", "    nk = n << 32"]
-        for g, members in enumerate(groups):
-            if len(members) == 1:
-                code = p.code(members[0], "x")
-            else:
-                off = p.pieces[members[0]][0][0]
-                last = p.pieces[members[-1]][0]
-                code = f"x >> {off} & {(1 << (last[0] + last[1] - off)) - 1}"
-            lines += [f"    b{g} = {code}",
-                      f"    e{g} = c{g}.get(b{g} | nk) or entry({g}, b{g}, n)"]
+        self._group_masks = [p.mask(p.n) | functools.reduce(operator.or_, map(p.mask, members))
+                             for members in groups]
+        lines = ["def succ(x):"]
+        for g, mask in enumerate(self._group_masks):
+            lines += [f"    e{g} = c{g}.get(x & {mask}) or entry({g}, x)"]
         r = range(len(groups))
         lines += ["    d = " + " + ".join(f"e{g}[0]" for g in r),
                   "    a = " + " + ".join(f"e{g}[1]" for g in r),
@@ -505,37 +506,40 @@ class CompactBFS:
         self._group_members = groups
         env["entry"] = self._group_entry
         exec("\n".join(lines), env)            # noqa: S102  (generated from ints only)
+        self._level = None if self._once else level_loop(
+            self._group_masks, self._gcaches, self._group_entry, Relayout, SHARD_MASK)
         return env["succ"]                      # type: ignore[no-any-return]
 
-    def _group_entry(self, g: int, bits: int, n: int
-                     ) -> tuple[tuple[Step, ...], tuple[Step, ...], int]:
-        """The steps of a group of instances (their ids read together as `bits`)."""
+    def _group_entry(self, g: int, x: int) -> Entry:
+        """The steps of a group of instances in state `x` (with its network), as (deliveries,
+        actions, events enabled, the deltas of both, the events enabled or VIOLATES)."""
         p = self.packing
         members = self._group_members[g]
+        n = p.value(p.n, x)
         if len(members) == 1:
-            e = self._instance_entry(members[0], bits, n)
+            d, a, count = self._instance_entry(members[0], p.value(members[0], x), n)
         else:
-            base = p.pieces[members[0]][0][0]
             dels: list[Step] = []
             acts: list[Step] = []
             count = 0
             several = False
             for i in members:
-                off, w, _ = p.pieces[i][0]
-                d, a, c = self._instance_entry(i, bits >> (off - base) & ((1 << w) - 1), n)
-                several = several or bool(d and dels)
-                dels += d
-                acts += a
+                di, ai, c = self._instance_entry(i, p.value(i, x), n)
+                several = several or bool(di and dels)
+                dels += di
+                acts += ai
                 count += c
             if several:
                 dels.sort()
-            e = (tuple(dels), tuple(acts), count)
+            d, a = tuple(dels), tuple(acts)
+        e = (d, a, count, tuple([s[1] for s in d + a]),
+             VIOLATES if any(s[2] for s in d + a) else count)
         if self._once:
             return e
         cache = self._gcaches[g]
         if len(cache) >= CACHE_MOST:
             cache.clear()
-        cache[bits | n << 32] = e
+        cache[x & self._group_masks[g]] = e
         return e
 
     def _instance_entry(self, i: int, lid: int, n: int
@@ -703,8 +707,10 @@ class CompactBFS:
             return False
         self.visited.spill(self.tmp())
         self.levels.spill(self.tmp(), 2)
-        for c in (*self.caches, *self._gcaches):
+        for c in self.caches:
             c.clear()
+        for g in self._gcaches:
+            g.clear()
         self._deliverable.clear()
         self.spills += 1
         assert self.search.max_memory is not None
@@ -846,54 +852,73 @@ class CompactBFS:
                 # a violation one step beyond this level, reported after the level
                 found: tuple[Violation, State, int, int | None] | None = None
                 disk = visited.disk is not None
-                for x in level:        # (a relayout changes no stored int: iterate on)
-                    try:
-                        steps, enabled = successors(x)
-                    except Relayout:
-                        x, steps, enabled = self.steps(x)
-                        nxt = levels.levels[depth + 1]      # a list now, if states widened
-                        append = nxt.append
-                        successors = self._succ
-                    transitions += enabled
-                    if not enabled or faulty and not kernel.can_progress(unpack(x)):
-                        if kernel.is_terminal(unpack(x)):
-                            terminal += 1
-                        else:
-                            deadlocked += 1
-                            if not keep_going:
-                                search.transitions = transitions
-                                return stop("violation", kernel.deadlock(), x, depth)
-                            if tally.add((kernel.deadlock(),), "states"):
-                                tally.locate(*trace(x, depth))
-                    if found is not None:
-                        continue                            # only deadlocks can be shorter
-                    for ev, d, viol in steps:
-                        if viol:
-                            if not keep_going:
-                                found = (viol[0], unpack(x), depth, ev)
-                                break
-                            if tally.add(viol, "transitions"):
-                                tally.locate(*trace(x, depth, ev))
-                        t = x + d
-                        sh = shards[t & smask]
-                        if t in sh or disk and visited.on_disk(t):
-                            continue
-                        if count >= room:                   # one state beyond --max-states
-                            search.transitions = transitions
-                            return stop("max-states")
-                        sh.add(t)
-                        count += 1
-                        if check_props is not None:
-                            pv = check_props(t)
-                            if pv:
+                # the plain states by the generated loop (`compact_loop.py`), the others here
+                fast = self._level if within is None and not faulty else None
+                pmemos = self._pmemos
+                pos = 0
+                size = len(level)
+                while pos < size:
+                    ran = False
+                    if fast is not None and found is None:
+                        end = min(size, pos + 0x400 - (expanded & 0x3FF))
+                        to, count, transitions = fast[disk](
+                            level, pos, end, count, room, transitions, append, shards, pmemos,
+                            check_props, visited.on_disk)
+                        ran = to > pos
+                        expanded += to - pos
+                        pos = to
+                    if not ran:
+                        x = level[pos]
+                        pos += 1
+                        try:
+                            steps, enabled = successors(x)
+                        except Relayout:
+                            x, steps, enabled = self.steps(x)
+                            nxt = levels.levels[depth + 1]      # a list now, if states widened
+                            append = nxt.append
+                            successors = self._succ
+                            fast = self._level if fast is not None else None
+                        transitions += enabled
+                        if not enabled or faulty and not kernel.can_progress(unpack(x)):
+                            if kernel.is_terminal(unpack(x)):
+                                terminal += 1
+                            else:
+                                deadlocked += 1
                                 if not keep_going:
-                                    found = (pv[0], unpack(t), depth + 1, None)
+                                    search.transitions = transitions
+                                    return stop("violation", kernel.deadlock(), x, depth)
+                                if tally.add((kernel.deadlock(),), "states"):
+                                    tally.locate(*trace(x, depth))
+                        if found is not None:
+                            continue                            # only deadlocks can be shorter
+                        for ev, d, viol in steps:
+                            if viol:
+                                if not keep_going:
+                                    found = (viol[0], unpack(x), depth, ev)
                                     break
-                                if tally.add(pv, "states"):
-                                    tally.locate(*trace(t, depth + 1))
-                        if within is None or within(unpack(t)):   # beyond: checked only
-                            append(t)
-                    expanded += 1
+                                if tally.add(viol, "transitions"):
+                                    tally.locate(*trace(x, depth, ev))
+                            t = x + d
+                            sh = shards[t & smask]
+                            if t in sh or disk and visited.on_disk(t):
+                                continue
+                            if count >= room:                   # one state beyond --max-states
+                                search.transitions = transitions
+                                return stop("max-states")
+                            t = t | 0           # 32 bytes, not 48 (compact_loop.py)
+                            sh.add(t)
+                            count += 1
+                            if check_props is not None:
+                                pv = check_props(t)
+                                if pv:
+                                    if not keep_going:
+                                        found = (pv[0], unpack(t), depth + 1, None)
+                                        break
+                                    if tally.add(pv, "states"):
+                                        tally.locate(*trace(t, depth + 1))
+                            if within is None or within(unpack(t)):   # beyond: checked only
+                                append(t)
+                        expanded += 1
                     if not expanded & 0x3FF:                # now and then: progress, bounds
                         search.states = len(visited)
                         search.transitions = transitions
