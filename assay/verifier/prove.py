@@ -152,6 +152,7 @@ from assay.model.types import (
     _FrozenSet,
     _Int,
 )
+from assay.verifier import maps
 from assay.verifier.expressions import (
     truth,
 )
@@ -671,7 +672,8 @@ def background(terms: Any, solver: z3.Solver | None = None) -> list[Any]:
     held = list(solver.assertions()) if solver is not None else []
     sc = _scan_all([*terms, *held])
     ids = {a.get_id() for a in held}
-    return [f for f in _facts(sc) if f.get_id() not in ids]
+    facts = _facts(sc) + maps.sum_facts([*terms, *held])
+    return [f for f in facts if f.get_id() not in ids]
 
 
 def _facts(sc: _Scan) -> list[Any]:
@@ -783,11 +785,14 @@ def finite_model(solver: z3.Solver, model: z3.ModelRef) -> z3.ModelRef:
     size it does not have; the concrete run tells)."""
     sc = _scan_all(solver.assertions())
     leaves = [x for x in sc.leaves.values() if not _finite_sort(x.sort().domain())]
-    if not sc.cards and not leaves or _exact(model, sc):
+    map_leaves = maps.leaves(solver.assertions())
+    if not sc.cards and not leaves and not map_leaves \
+            or _exact(model, sc) and maps.all_finite(model, map_leaves):
         return model
     for n in UNIVERSE_SIZES:
         solver.push()
         try:
+            solver.add(*maps.finite_definitions(map_leaves, n))
             elements: dict[int, list[Any] | None] = {}
             for leaf in leaves:
                 fresh = [z3.Const(f"{leaf}@{i}", leaf.sort().domain()) for i in range(n)]
