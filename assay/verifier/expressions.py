@@ -640,15 +640,22 @@ class Expressions:
 
     def build_message(self, cls: type, node: ast.Call, st: St) -> MsgVal:
         fields = cls.__assay_fields__  # type: ignore[attr-defined]
-        if any(isinstance(a, ast.Starred) for a in node.args) or any(k.arg is None
-                                                                      for k in node.keywords):
-            raise _unsupported(f"a {cls.__assay_kind__} built with * or ** arguments",  # type: ignore[attr-defined]
+        if any(k.arg is None for k in node.keywords):
+            raise _unsupported(f"a {cls.__assay_kind__} built with ** arguments",  # type: ignore[attr-defined]
                                node)
-        if len(node.args) > len(fields):
+        args: list[Any] = []
+        for a in node.args:         # `M(*t)` of a tuple whose items are known: its items
+            if isinstance(a, ast.Starred):
+                items = tuple_items(self.ex(a.value, st))
+                if items is None:
+                    raise _unsupported(f"a {cls.__assay_kind__} built with * of something "  # type: ignore[attr-defined]
+                                       "other than a tuple of a known length", node)
+                args += items
+            else:
+                args.append(self.ex(a, st))
+        if len(args) > len(fields):
             raise _unsupported(f"{cls.__name__}(...) with too many arguments", node)
-        given: dict[str, Any] = {}
-        for n, a in zip(fields, node.args):
-            given[n] = self.ex(a, st)
+        given: dict[str, Any] = dict(zip(fields, args))
         for k in node.keywords:
             if k.arg is None or k.arg not in fields or k.arg in given:
                 raise _unsupported(f"{cls.__name__}(...) with a wrong keyword {k.arg!r}", node)
