@@ -240,6 +240,9 @@ def leaves(terms: Any) -> list[Any]:
     todo = list(terms)
     while todo:
         t = todo.pop()
+        if z3.is_quantifier(t):
+            todo.append(t.body())      # the constants inside a quantifier are free in it
+            continue
         if not z3.is_app(t) or t.get_id() in seen:
             continue
         seen.add(t.get_id())
@@ -492,6 +495,14 @@ def _source(tr: Any, it: ast.expr, st: Any) -> tuple[Val, str] | None:
 _FRESH = iter(range(1 << 62))
 
 
+def _cannot_fail(pc: Any, ok: Any) -> bool:
+    """The check `ok` holds wherever `pc` does (decided: a quick solver call)."""
+    s = z3.Solver()
+    s.set("timeout", 2000)
+    s.add(pc, z3.Not(ok))
+    return s.check() == z3.unsat
+
+
 def aggregate(tr: Any, fn: Any, node: ast.Call, st: Any) -> Val | None:
     """`all(P for x in M)`, `any(...)` (with `if` clauses too), `sum(m.values())`; None when
     the call is not one of these over a map."""
@@ -525,6 +536,10 @@ def aggregate(tr: Any, fn: Any, node: ast.Call, st: Any) -> Val | None:
     tr.assign(gen.target, bind, body, node)
     conds = [tr.cond(c, body) for c in gen.ifs]
     p = tr.cond(a.elt, body)
+    if len(tr.checks) != n_checks and len(tr.sends) == n_sends \
+            and all(_cannot_fail(c.pc, c.ok) for c in tr.checks[n_checks:]):
+        del tr.checks[n_checks:]       # `m[k]` of a key of m: it cannot raise
+        body.pc = enter
     if len(tr.checks) != n_checks or len(tr.sends) != n_sends or body.pc is not enter:
         raise _unsupported(f"{fn.__name__}() over a map whose condition may raise or has an "
                            "effect (only pure conditions are translated)", node)
