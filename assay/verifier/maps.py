@@ -292,8 +292,9 @@ def all_finite(model: z3.ModelRef, maps: list[Any]) -> bool:
 
 # --- the expressions on maps (called by `expressions.Expressions`) --------------------------------
 
-_ITERATION = ("iteration over a Map (its keys are not a finite set the translation knows: "
-              "for, keys(), values(), items(), sum(...) over a map are not translated)")
+_ITERATION = ("iteration over a Map is not translated (how many keys it has, and their "
+              "order, are not known to the translation); only all(...) and any(...) of a "
+              "condition over its keys, values or items, and sum(m.values()), are")
 
 
 def key_of(m: Val, k: Any, node: ast.AST) -> Any:
