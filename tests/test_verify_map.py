@@ -10,7 +10,6 @@ import itertools
 import tempfile
 import textwrap
 from pathlib import Path
-from typing import Any
 
 import pytest
 import z3
@@ -101,7 +100,7 @@ def test_the_bank_on_an_external_store_is_proved_and_its_twin_refuted() -> None:
     assert pre and not post
 
 
-# --- the translation agrees with Python's Map ------------------------------------------------------
+# --- the translation agrees with Python's Map ----------------------------------------------------
 
 KEYS = st.integers(0, 3)
 OPS = st.lists(st.one_of(
@@ -180,7 +179,8 @@ def test_the_translation_agrees_with_python_maps_on_random_operations(
             obs: tuple[int, ...] = ()
 
             @on(Go)
-            @ensures(lambda old, self, msg: old.m != Map({init!r}) or self.m == Map({final!r}) and self.obs == {obs!r})
+            @ensures(lambda old, self, msg: old.m != Map({init!r})
+                     or self.m == Map({final!r}) and self.obs == {obs!r})
             @ensures(lambda old, self, msg: old.m != Map({init!r}) or self.obs == {wrong!r})
             def go(self, msg):
         {body}

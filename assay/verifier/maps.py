@@ -441,7 +441,6 @@ def sum_facts(terms: Any) -> list[Any]:
             sx, sy = msum(x), msum(y)
             out.append(z3.Implies(x == y, sx == sy))
             todo += [sx, sy]
-    out: list[Any] = []
     done: set[int] = set()
     while todo:
         c = todo.pop()
@@ -451,9 +450,6 @@ def sum_facts(terms: Any) -> list[Any]:
         a = c.arg(0)
         ty = _MAP_SORTS[a.sort()]
         et = entry_ty(ty)
-
-        def val(e: Any) -> Any:
-            return z3.If(is_some(et, e), some_value(et, e).e, 0)
         if z3.is_app_of(a, z3.Z3_OP_CONST_ARRAY):
             if a.arg(0).eq(none_of(et)):
                 out.append(c == 0)
@@ -461,12 +457,17 @@ def sum_facts(terms: Any) -> list[Any]:
             base, k, e = a.arg(0), a.arg(1), a.arg(2)
             sb = msum(base)
             todo.append(sb)
-            out.append(c == sb - val(z3.Select(base, k)) + val(e))
+            out.append(c == sb - _entry_value(et, z3.Select(base, k)) + _entry_value(et, e))
         elif z3.is_app_of(a, z3.Z3_OP_ITE):
             x, y = msum(a.arg(1)), msum(a.arg(2))
             todo += [x, y]
             out.append(c == z3.If(a.arg(0), x, y))
     return [f for f in out if not z3.is_true(z3.simplify(f))]
+
+
+def _entry_value(et: Ty, e: Any) -> Any:
+    """An entry's int value, 0 where the key is absent."""
+    return z3.If(is_some(et, e), some_value(et, e).e, 0)
 
 
 def total(m: Val, node: ast.AST) -> Val:

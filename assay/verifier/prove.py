@@ -82,9 +82,14 @@ What is translated, and how (decisions):
   other.  A record class that defines what changes these meanings (`__eq__`, `__bool__`,
   `__init__`, another dunder, a `replace`, a class attribute named like a field) or that
   contains itself is opaque.
-* A field whose type has no Z3 form (a Message, a `Map`, a set of sets, a bare `tuple` or a
-  type containing one of those) is *opaque*: reading or writing it is refused; a handler
-  that does not touch it keeps it unchanged.
+* A `Map[K, V]` is a Z3 array K -> `Optional[V]` (`maps`, whose docstring says what is
+  translated; iteration and `len` over keys that are not finitely many are refused).
+  `sum(m.values())` is, like a set's size, under-specified: an uninterpreted function known
+  through facts true of every finite map (`maps.sum_facts`, added by `background`), and
+  `finite_model` makes the map constants of a refuting model finite.
+* A field whose type has no Z3 form (a Message, a map of maps, a set of sets, a bare `tuple`
+  or a type containing one of those) is *opaque*: reading or writing it is refused; a
+  handler that does not touch it keeps it unchanged.
 * Effects: assignments to fields and locals, `self.port.send(Msg(...), to=...)`,
   `broadcast`, `self.after(delay, Msg(...))` (all recorded as send sites with their path
   condition and the checks the kernel makes: message field types, `to` a peer of the port,
