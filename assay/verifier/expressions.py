@@ -495,6 +495,8 @@ class Expressions:
                                    node)
             if not isinstance(recv, ConstObj):
                 raise _unsupported(f"the method call .{f.attr}() on {_describe(recv)}", node)
+            if recv.value is Map and f.attr == "fromkeys":
+                return maps.fromkeys(self, node, st)
             callee = self.ex_Attribute(f, st)
         else:
             if isinstance(f, ast.Name) and f.id in ("all", "any", "sum") \

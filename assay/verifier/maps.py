@@ -105,14 +105,13 @@ def is_empty(m: Val) -> Any:
 
 
 def length(m: Val, node: ast.AST | None) -> Any:
-    """`len(m)`: exact when the keys are finitely many (the sum over them), else refused."""
+    """`len(m)`: exact when the keys are finitely many (the sum over them), else `mlen`, an
+    uninterpreted size known through `sum_facts`."""
     if m.ty == EMPTY_MAP:
         return z3.IntVal(0)
     k = key_ty(m.ty)
     if not finite(k):
-        raise _unsupported(f"len() of a {m.ty.describe()}, whose keys are not finitely many "
-                           "(a Z3 array has no size; only the emptiness tests len(m) == 0, "
-                           "len(m) > 0, ... and the truth of m are translated)", node)
+        return mlen(m.e)
     return z3.Sum([z3.If(has(m, c), 1, 0) for c in members(k)])
 
 
@@ -189,6 +188,16 @@ def read_back(reader: Any, x: Any, ty: Ty) -> Map:
     return Map(out)
 
 
+def complete(reader: Any, e: Any) -> Any:
+    """The value of the map term `e` in the reader's model, where a map constant the model
+    does not interpret (nothing constrains it) is the empty map: a real map (model completion
+    would give it an arbitrary array, often one with every key)."""
+    free = [t for t in leaves([e], finite_keys=True) if t.decl().name() not in reader.interpreted]
+    if free:
+        e = z3.substitute(e, *[(t, empty_map(_MAP_SORTS[t.sort()]).e) for t in free])
+    return reader.model.eval(e, model_completion=True)
+
+
 def _stored_keys(x: Any, none: Any) -> list[Any] | None:
     """The keys stored over an all-absent constant array, else None."""
     out: list[Any] = []
@@ -232,9 +241,9 @@ def bounds(key: Bounds | None, value: Bounds | None, ty: Ty, text: str) -> Bound
 
 # --- finite models --------------------------------------------------------------------------------
 
-def leaves(terms: Any) -> list[Any]:
+def leaves(terms: Any, finite_keys: bool = False) -> list[Any]:
     """The map constants (uninterpreted, of a map sort) that `terms` mention, in a
-    deterministic order, whose keys are not finitely many."""
+    deterministic order, whose keys are not finitely many (or any, with `finite_keys`)."""
     out: dict[int, Any] = {}
     seen: set[int] = set()
     todo = list(terms)
@@ -247,7 +256,8 @@ def leaves(terms: Any) -> list[Any]:
             continue
         seen.add(t.get_id())
         if t.num_args() == 0 and t.decl().kind() == z3.Z3_OP_UNINTERPRETED \
-                and is_map_sort(t.sort()) and not finite(key_ty(_MAP_SORTS[t.sort()])):
+                and is_map_sort(t.sort()) \
+                and (finite_keys or not finite(key_ty(_MAP_SORTS[t.sort()]))):
             out[t.get_id()] = t
         todo.extend(t.children())
     return [out[i] for i in sorted(out)]
@@ -266,10 +276,12 @@ def finite_definitions(maps: list[Any], n: int) -> list[Any]:
             entries.append(z3.Const(f"{m}@{i}=", sort_of(et)))
             e = z3.Store(e, keys[-1], entries[-1])
         out.append(m == e)
-        if m.sort() in _SUMS:          # distinct keys: the sum is the sum of the entries
-            out.append(z3.Distinct(*keys) if n > 1 else z3.BoolVal(True))
-            out.append(msum(m) == z3.Sum([z3.If(is_some(et, x), some_value(et, x).e, 0)
-                                          for x in entries]))
+        used = [kind for kind in ("sum", "len") if (kind, m.sort()) in _AGGS]
+        if used and n > 1:             # distinct keys: an aggregate is over the entries
+            out.append(z3.Distinct(*keys))
+        for kind in used:
+            out.append(aggregate_of(kind, m) == z3.Sum([_contribution(kind, et, x)
+                                                        for x in entries]))
     return out
 
 
@@ -281,12 +293,14 @@ def all_finite(model: z3.ModelRef, maps: list[Any]) -> bool:
         keys = _stored_keys(x, none_of(entry_ty(ty)))
         if keys is None:
             return False
-        if m.sort() in _SUMS:
-            vals = [model.eval(z3.If(has(Val(ty, x), k), read(Val(ty, x), k).e, 0),
-                               model_completion=True) for k in keys]
-            if model.eval(msum(m), model_completion=True).as_long() \
-                    != sum(v.as_long() for v in vals):
-                return False
+        et = entry_ty(ty)
+        for kind in ("sum", "len"):
+            if (kind, m.sort()) in _AGGS:
+                parts = [model.eval(_contribution(kind, et, z3.Select(x, k)),
+                                    model_completion=True).as_long() for k in keys]
+                if model.eval(aggregate_of(kind, m), model_completion=True).as_long() \
+                        != sum(parts):
+                    return False
     return True
 
 
@@ -368,6 +382,30 @@ def method(tr: Any, m: Val, node: ast.Call, st: Any) -> Any:
     return _merge(has(m, e), read(m, e), default, "m.get(k, default)", node)
 
 
+def fromkeys(tr: Any, node: ast.Call, st: Any) -> Val:
+    """`Map.fromkeys(domain, v)`: every key of a set (or a tuple display) to `v`."""
+    from assay.verifier.types import _describe, as_val, tuple_items
+    if node.keywords or len(node.args) != 2:
+        raise _unsupported("Map.fromkeys() with other than two arguments", node)
+    dom = tr.ex(node.args[0], st)
+    v = as_val(tr.ex(node.args[1], st), node)
+    if not isinstance(v, Val) or v.ty in (EMPTY, EMPTY_MAP) or v.ty.kind == "map":
+        raise _unsupported(f"Map.fromkeys() of the value {_describe(v)}", node)
+    items = tuple_items(dom)
+    if items is not None:
+        return literal([(as_val(x, node), v) for x in items], node)
+    if isinstance(dom, Val) and dom.ty.kind == "set":
+        if dom.ty == EMPTY:
+            return Val(EMPTY_MAP, None)
+        assert dom.ty.elem is not None
+        ty = map_ty(dom.ty.elem, v.ty)
+        k = z3.Const(f"k@fromkeys{next(_FRESH)}", sort_of(dom.ty.elem))
+        et = entry_ty(ty)
+        return Val(ty, z3.Lambda([k], z3.If(z3.IsMember(k, dom.e), some_of(et, v.e),
+                                            none_of(et))))
+    raise _unsupported(f"Map.fromkeys() over {_describe(dom)} (a set or a tuple only)", node)
+
+
 def construct(tr: Any, node: ast.Call, st: Any) -> Val:
     """`Map()`, `Map({k: v, ...})` (a dict display), `Map(m)` of a map."""
     if node.keywords or len(node.args) > 1:
@@ -396,32 +434,53 @@ def construct(tr: Any, node: ast.Call, st: Any) -> Val:
 
 # --- aggregates: all/any over a map's keys, values or items; sum of its values -------------------
 
-_SUMS: dict[Any, z3.FuncDeclRef] = {}     # a map sort -> its `msum`
+_AGGS: dict[tuple[str, Any], z3.FuncDeclRef] = {}   # (sum | len, a map sort) -> its function
 
 
-def msum(e: Any) -> Any:
-    """`sum(m.values())` of a map of ints: an uninterpreted function of the array, per sort,
-    known through `sum_facts` (true of every finite map)."""
-    s = e.sort()
-    f = _SUMS.get(s)
+def aggregate_of(kind: str, e: Any) -> Any:
+    """`sum(m.values())` of a map of ints (kind "sum") or `len(m)` (kind "len") of a map
+    whose keys are not finitely many: an uninterpreted function of the array, per sort, known
+    through `sum_facts` (true of every finite map)."""
+    key = (kind, e.sort())
+    f = _AGGS.get(key)
     if f is None:
-        f = _SUMS[s] = z3.Function(f"msum@{len(_SUMS)}", s, z3.IntSort())
+        f = _AGGS[key] = z3.Function(f"m{kind}@{len(_AGGS)}", e.sort(), z3.IntSort())
     return f(e)
 
 
-def _is_msum(t: Any) -> bool:
-    return z3.is_app(t) and t.num_args() == 1 and t.decl().name().startswith("msum@") \
-        and t.arg(0).sort() in _SUMS and _SUMS[t.arg(0).sort()] == t.decl()
+def msum(e: Any) -> Any:
+    return aggregate_of("sum", e)
+
+
+def mlen(e: Any) -> Any:
+    return aggregate_of("len", e)
+
+
+def _aggregate_kind(t: Any) -> str | None:
+    if not (z3.is_app(t) and t.num_args() == 1):
+        return None
+    for kind in ("sum", "len"):
+        f = _AGGS.get((kind, t.arg(0).sort()))
+        if f is not None and f.eq(t.decl()):
+            return kind
+    return None
+
+
+def _contribution(kind: str, et: Ty, e: Any) -> Any:
+    """What an entry adds: its int value (a sum) or 1 (a size); 0 where the key is absent."""
+    return z3.If(is_some(et, e), some_value(et, e).e if kind == "sum" else 1, 0)
 
 
 def sum_facts(terms: Any) -> list[Any]:
-    """Valid facts about each `msum(M)` that `terms` mention, by the form of `M`: the sum of
-    the empty map is 0; of `Store(A, k, e)` it is `msum(A)` less A's value at k (if any) plus
-    e's (if any); of `If(c, A, B)` it is `If(c, msum(A), msum(B))`.  A map constant's sum is
-    free (the invariant, assumed of the state before, says what it is)."""
-    if not _SUMS:
+    """Valid facts about each `msum(M)` and `mlen(M)` that `terms` mention, by the form of
+    `M`: of the empty map it is 0; of `Store(A, k, e)` it is that of `A`, less A's entry at k
+    (its value, or 1, if k is in A) plus e's; of `If(c, A, B)` it is `If(c, f(A), f(B))`; and
+    `A == B` implies `f(A) == f(B)` for each equation of maps mentioned.  A size is >= 0, and
+    0 exactly for the empty map.  A map constant's aggregate is otherwise free (the
+    invariant, assumed of the state before, says what it is)."""
+    if not _AGGS:
         return []
-    todo: list[Any] = []
+    todo: list[tuple[str, Any]] = []
     equals: list[tuple[Any, Any]] = []
     seen: set[int] = set()
     stack = list(terms)
@@ -430,44 +489,45 @@ def sum_facts(terms: Any) -> list[Any]:
         if not z3.is_app(t) or t.get_id() in seen:
             continue
         seen.add(t.get_id())
-        if _is_msum(t):
-            todo.append(t)
-        elif z3.is_eq(t) and t.arg(0).sort() in _SUMS:
+        kind = _aggregate_kind(t)
+        if kind is not None:
+            todo.append((kind, t))
+        elif z3.is_eq(t) and is_map_sort(t.arg(0).sort()):
             equals.append((t.arg(0), t.arg(1)))
         stack.extend(t.children())
     out: list[Any] = []
-    if todo:
-        for x, y in equals:            # `A == B`: their sums are equal
-            sx, sy = msum(x), msum(y)
-            out.append(z3.Implies(x == y, sx == sy))
-            todo += [sx, sy]
+    kinds = {(kind, c.arg(0).sort()) for kind, c in todo}
+    for x, y in equals:                # `A == B`: their aggregates are equal
+        for kind in ("sum", "len"):
+            if (kind, x.sort()) in kinds:
+                fx, fy = aggregate_of(kind, x), aggregate_of(kind, y)
+                out.append(z3.Implies(x == y, fx == fy))
+                todo += [(kind, fx), (kind, fy)]
     done: set[int] = set()
     while todo:
-        c = todo.pop()
+        kind, c = todo.pop()
         if c.get_id() in done:
             continue
         done.add(c.get_id())
         a = c.arg(0)
         ty = _MAP_SORTS[a.sort()]
         et = entry_ty(ty)
+        if kind == "len":
+            out += [c >= 0, (c == 0) == (a == empty_map(ty).e)]
         if z3.is_app_of(a, z3.Z3_OP_CONST_ARRAY):
             if a.arg(0).eq(none_of(et)):
                 out.append(c == 0)
         elif z3.is_app_of(a, z3.Z3_OP_STORE):
             base, k, e = a.arg(0), a.arg(1), a.arg(2)
-            sb = msum(base)
-            todo.append(sb)
-            out.append(c == sb - _entry_value(et, z3.Select(base, k)) + _entry_value(et, e))
+            sb = aggregate_of(kind, base)
+            todo.append((kind, sb))
+            out.append(c == sb - _contribution(kind, et, z3.Select(base, k))
+                       + _contribution(kind, et, e))
         elif z3.is_app_of(a, z3.Z3_OP_ITE):
-            x, y = msum(a.arg(1)), msum(a.arg(2))
-            todo += [x, y]
+            x, y = aggregate_of(kind, a.arg(1)), aggregate_of(kind, a.arg(2))
+            todo += [(kind, x), (kind, y)]
             out.append(c == z3.If(a.arg(0), x, y))
     return [f for f in out if not z3.is_true(z3.simplify(f))]
-
-
-def _entry_value(et: Ty, e: Any) -> Any:
-    """An entry's int value, 0 where the key is absent."""
-    return z3.If(is_some(et, e), some_value(et, e).e, 0)
 
 
 def total(m: Val, node: ast.AST) -> Val:
@@ -517,7 +577,23 @@ def aggregate(tr: Any, fn: Any, node: ast.Call, st: Any) -> Val | None:
         if src is None or src[1] != "values":
             return None
         return total(src[0], node)
-    if not (isinstance(a, ast.GeneratorExp) and len(a.generators) == 1):
+    if not isinstance(a, ast.GeneratorExp):       # `all(m.values())`: of each one's truth
+        src = _source(tr, a, st)
+        if src is None:
+            return None
+        m, what = src
+        if m.ty == EMPTY_MAP:
+            return Val(BOOL, z3.BoolVal(fn is all))
+        k = z3.Const(f"k@gen{next(_FRESH)}", sort_of(key_ty(m.ty)))
+        if what == "items":
+            p: Any = z3.BoolVal(True)             # a pair is always true
+        else:
+            from assay.verifier.expressions import truth
+            p = truth(Val(key_ty(m.ty), k) if what == "keys" else read(m, k), node)
+        if fn is all:
+            return Val(BOOL, z3.ForAll([k], z3.Implies(has(m, k), p)))
+        return Val(BOOL, z3.Exists([k], z3.And(has(m, k), p)))
+    if len(a.generators) != 1:
         return None
     gen = a.generators[0]
     if gen.is_async:

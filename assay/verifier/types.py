@@ -885,6 +885,8 @@ class ModelReader:
         """`peer_terms`: Peer constants whose values must be among the peers read (a model
         leaves out constants that do not matter to it; completing them adds peers)."""
         self.model = model
+        # the constants the model interprets, before reading completes it with others
+        self.interpreted = {d.name() for d in model.decls() if d.arity() == 0}
         self.names: dict[str, str] = {}
         self.taken = set(taken)
         universe = model.get_universe(peer_sort()) if _PEER_SORT is not None else None
@@ -944,7 +946,7 @@ class ModelReader:
             return self.value(some_value(ty, x))
         if k == "map":
             from assay.verifier import maps
-            return maps.read_back(self, x, ty)
+            return maps.read_back(self, maps.complete(self, e), ty)
         assert ty.elem is not None
         if k == "seq":
             n = m.eval(z3.Length(x), model_completion=True).as_long()
