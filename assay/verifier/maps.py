@@ -4,11 +4,16 @@ the array's (extensional) equality, exactly.
 
 What is translated (each with Python's meaning, `assay.model.mapping`): `k in m`, `m[k]` (a
 KeyError check: `k in m`), `m.get(k)`, `m.get(k, d)`, `m.set(k, v)`, `m.remove(k)` (a
-KeyError check), `==`/`!=`, truth (not empty), `Map()` and `Map({k: v, ...})` with a dict
-display, a constant `Map` of the module, `len(m)` when the keys are finitely many (bools, a
-plain Enum: the sum over the keys).  Not translated (unknown, with the reason): iteration
-(`for`, `keys()`, `values()`, `items()`), `len` of a map whose keys are not finitely many (a
-Z3 array has no size), `|`, `Map.over`, `Map.fromkeys`, `Map(pairs)`.
+KeyError check), `==`/`!=`, truth (not empty), `Map()`, `Map({k: v, ...})` with a dict
+display, `Map(m)`, a constant `Map` of the module, `Map.fromkeys(s, v)` of a set (a lambda
+array) or a tuple, `len(m)` (exact when the keys are finitely many — bools, a plain Enum: the
+sum over the keys —, else `mlen`), `all(...)`/`any(...)` of a pure condition over a map's keys,
+values or items (a quantifier over its keys; `all(m.values())` too) and `sum(m.values())` of
+ints (`msum`).  `mlen` and `msum` are uninterpreted functions of the array known through facts
+true of every finite map (`sum_facts`, added by `prove.background`): like a set's `card`, they
+may make a proof fail, never succeed wrongly.  Not translated (unknown, with the reason):
+iteration (`for`, `keys()`, `values()`, `items()` other than in those aggregates), `|`,
+`Map.over`, `Map(pairs)`, maps of maps.
 
 Every Python map is finite; a Z3 array need not be.  A proof over all arrays holds of the
 finite ones; a refutation is only reported once its state is read back as real `Map`s and
