@@ -36,6 +36,7 @@ BUGS = {
     "all": ("invariant", "invariant(lambda self: all(0 <= v <= CAP"),
     "size": ("invariant", "invariant(lambda self: len(self.table) <= CAP)"),
     "fromkeys": ("ensures", "@ensures"),
+    "range": ("types", 'self.data = self.data.set("x", m.items["x"] + 1)'),
 }
 
 
