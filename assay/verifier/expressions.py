@@ -303,6 +303,8 @@ class Expressions:
                 return Val(BOOL, f(a.e, b.e))
             if a.ty == STR and b.ty == STR and op is ast.Add:
                 return Val(STR, z3.Concat(a.e, b.e))
+            if a.ty.kind == "map" and b.ty.kind == "map" and op is ast.BitOr:
+                return maps.union(a, b, node)
             if a.ty.kind == "set" and b.ty.kind == "set" and \
                     op in (ast.BitOr, ast.BitAnd, ast.Sub, ast.BitXor):
                 if a.ty == EMPTY and b.ty == EMPTY:

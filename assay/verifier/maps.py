@@ -12,8 +12,9 @@ values or items (a quantifier over its keys; `all(m.values())` too) and `sum(m.v
 ints (`msum`).  `mlen` and `msum` are uninterpreted functions of the array known through facts
 true of every finite map (`sum_facts`, added by `prove.background`): like a set's `card`, they
 may make a proof fail, never succeed wrongly.  Not translated (unknown, with the reason):
-iteration (`for`, `keys()`, `values()`, `items()` other than in those aggregates), `|`,
-`Map.over`, `Map(pairs)`, maps of maps.
+iteration (`keys()`, `values()`, `items()` other than in those aggregates; `for k in m` is
+translated as a `for` over a set, when its body's effect cannot depend on the order),
+`Map.over`, `Map(pairs)`, maps of maps.  `a | b` is a lambda array (exact).
 
 Every Python map is finite; a Z3 array need not be.  A proof over all arrays holds of the
 finite ones; a refutation is only reported once its state is read back as real `Map`s and
@@ -385,6 +386,28 @@ def method(tr: Any, m: Val, node: ast.Call, st: Any) -> Any:
         return default
     e = key_of(m, k, node)
     return _merge(has(m, e), read(m, e), default, "m.get(k, default)", node)
+
+
+def union(a: Val, b: Val, node: ast.AST) -> Val:
+    """`a | b`: the items of `b` added to those of `a`, replacing its own (a lambda array)."""
+    if a.ty == EMPTY_MAP:
+        return b
+    if b.ty == EMPTY_MAP:
+        return a
+    if a.ty != b.ty:
+        raise _unsupported(f"| of a {a.ty.describe()} and a {b.ty.describe()}", node)
+    k = z3.Const(f"k@union{next(_FRESH)}", sort_of(key_ty(a.ty)))
+    return Val(a.ty, z3.Lambda([k], z3.If(has(b, k), z3.Select(b.e, k), z3.Select(a.e, k))))
+
+
+def key_set(m: Val) -> Val:
+    """The set of the keys of `m` (a lambda array): the domain of `for k in m`."""
+    from assay.verifier.types import set_ty
+    if m.ty == EMPTY_MAP:
+        return Val(EMPTY, None)
+    kt = key_ty(m.ty)
+    k = z3.Const(f"k@keys{next(_FRESH)}", sort_of(kt))
+    return Val(set_ty(kt), z3.Lambda([k], has(m, k)))
 
 
 def fromkeys(tr: Any, node: ast.Call, st: Any) -> Val:

@@ -389,8 +389,9 @@ class Translator(Expressions):
             return items
         if isinstance(v, Val) and v.ty.kind == "set":
             return [] if v.ty == EMPTY else v
-        if isinstance(v, Val) and v.ty.kind == "map":
-            raise _unsupported("a for loop over a Map: " + maps._ITERATION, s)
+        if isinstance(v, Val) and v.ty.kind == "map":    # its keys, in an unknown order
+            keys = maps.key_set(v)
+            return [] if keys.ty == EMPTY else keys
         raise _unsupported("a for loop over something other than a finite domain (a tuple, "
                            "range(constants), an Enum class or a frozenset)", s)
 
