@@ -249,6 +249,10 @@ def test_the_terms_agree_with_python_maps(init: dict[int, int], ops: list[tuple]
             s.add((m.e == other.e) != z3.BoolVal(x == Map(op[1])))
             assert s.check() == z3.unsat
             s.pop()
+            s.push()                # `|`: the right side's items win
+            s.add(maps.union(m, other, None).e != maps.to_z3(x | Map(op[1]), ty, {}))
+            assert s.check() == z3.unsat
+            s.pop()
     # the sum of the values: the background facts fix it to Python's
     s.add(maps.sum_facts([maps.msum(m.e)]))
     s.add(maps.msum(m.e) != sum(x.values()))

@@ -81,6 +81,7 @@ def is_map_sort(s: Any) -> bool:
 
 
 def empty_map(ty: Ty) -> Val:
+    map_sort(ty)                       # known as a map sort (`is_map_sort`, `_MAP_SORTS`)
     return Val(ty, z3.K(sort_of(key_ty(ty)), none_of(entry_ty(ty))))
 
 
