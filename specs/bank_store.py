@@ -32,8 +32,8 @@ class Bank(Component):
 
     @on(Transfer)
     def transfer(self, m):
-        if self.accounts.get(m.src, 0) < m.amount:
-            return                                    # refused: it would overdraw
+        if m.amount <= 0 or self.accounts.get(m.src, 0) < m.amount:
+            return                                    # refused: empty, or it would overdraw
         self.accounts = self.accounts.set(m.src, self.accounts.get(m.src, 0) - m.amount)
         self.accounts = self.accounts.set(m.dst, self.accounts.get(m.dst, 0) + m.amount)
 

@@ -29,8 +29,8 @@ class Bank(Component):
     @on(Transfer)
     def transfer(self, m):
         src, dst = self.accounts.get(m.src, 0), self.accounts.get(m.dst, 0)
-        if src < m.amount:
-            return                                    # refused: it would overdraw
+        if m.amount <= 0 or src < m.amount:
+            return                                    # refused: empty, or it would overdraw
         # BUG: both balances read before either write; with src == dst the credit overwrites
         # the debit
         self.accounts = self.accounts.set(m.src, src - m.amount).set(m.dst, dst + m.amount)

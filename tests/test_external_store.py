@@ -87,15 +87,18 @@ def test_simulate_finds_the_bug_and_not_in_the_correct_bank():
     assert api.simulate(BANK, runs=100, seed=1).ok
 
 
-def test_verify_says_unknown_for_the_store_never_proved():
-    # a Map is opaque to the Z3 translation: every obligation that reads the store is
-    # unknown, with the reason, never proved
+def test_verify_proves_the_bank_and_refutes_its_bug_twin_on_the_store():
+    # the store is a Map, translated to Z3 (an array); the invariants (sum of the values,
+    # all values non-negative) are proved of every transfer, for any accounts and message
     res = api.verify(BANK)
     bank = [o for o in res.obligations if o.component == "Bank"]
-    assert bank and all(o.verdict == "unknown" for o in bank), \
-        [(o.title, o.verdict) for o in bank]
-    assert any("field 'accounts' of type Map[str, int]" in o.reason for o in bank)
-    assert not res.ok and res.verdict != "proved"
+    assert bank and all(o.verdict == "proved" for o in bank), \
+        [(o.title, o.verdict, o.reason) for o in bank]
+    bad = api.verify(BANK_BUG)
+    refuted = [o for o in bad.obligations if o.verdict == "refuted"]
+    assert [o.target for o in refuted] == ["transfer"], [(o.title, o.reason) for o in refuted]
+    assert "sum(self.accounts.values()) == TOTAL" in refuted[0].reason
+    assert not bad.ok
 
 
 def test_a_consistency_the_model_does_not_give_is_a_spec_error(tmp_path):

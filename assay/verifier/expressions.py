@@ -13,11 +13,14 @@ from typing import TYPE_CHECKING, Any
 import z3
 
 from assay.model.component import Component
+from assay.model.mapping import Map
 from assay.model.message import Message
 from assay.model.types import Peer, _Record
+from assay.verifier import maps
 from assay.verifier.types import (
     BOOL,
     EMPTY,
+    EMPTY_MAP,
     INT,
     NONE,
     PEER,
@@ -301,6 +304,8 @@ class Expressions:
                 return Val(BOOL, f(a.e, b.e))
             if a.ty == STR and b.ty == STR and op is ast.Add:
                 return Val(STR, z3.Concat(a.e, b.e))
+            if a.ty.kind == "map" and b.ty.kind == "map" and op is ast.BitOr:
+                return maps.union(a, b, node)
             if a.ty.kind == "set" and b.ty.kind == "set" and \
                     op in (ast.BitOr, ast.BitAnd, ast.Sub, ast.BitXor):
                 if a.ty == EMPTY and b.ty == EMPTY:
@@ -352,6 +357,8 @@ class Expressions:
         if isinstance(node.slice, ast.Slice):
             raise _unsupported("a slice", node)
         v = self.unwrap(self.ex(node.value, st), st, node, "as a tuple")
+        if isinstance(v, Val) and v.ty.kind == "map":
+            return maps.subscript(self, v, self.ex(node.slice, st), node, st)
         i = self.unwrap(self.ex(node.slice, st), st, node, "as an index")
         if not (isinstance(i, Val) and i.ty == INT):
             raise _unsupported(f"an index that is {_describe(i)}, not an int", node)
@@ -432,10 +439,14 @@ class Expressions:
                 and self._is_builtin_len(lhs.func, st)):  # type: ignore[attr-defined]
             return None
         s = self.ex(lhs.args[0], st)  # type: ignore[attr-defined]
-        if not (isinstance(s, Val) and s.ty.kind == "set") or (s.ty.elem and finite(s.ty.elem)):
+        if isinstance(s, Val) and s.ty.kind == "map":
+            if s.ty.items is not None and finite(s.ty.items[0]):
+                return None
+            empty = maps.is_empty(s)
+        elif not (isinstance(s, Val) and s.ty.kind == "set") or (s.ty.elem and finite(s.ty.elem)):
             return None
-        if s.ty == EMPTY:
-            empty: Any = z3.BoolVal(True)
+        elif s.ty == EMPTY:
+            empty = z3.BoolVal(True)
         else:
             empty = s.e == z3.EmptySet(sort_of(s.ty.elem))  # type: ignore[arg-type]
         k = rhs.value
@@ -444,6 +455,11 @@ class Expressions:
                  (ast.GtE, 0): z3.BoolVal(True), (ast.Lt, 0): z3.BoolVal(False)}
         r = table.get((op, k))
         return None if r is None else Val(BOOL, r)       # else: `card`, in ex_Call
+
+    def _is_builtin(self, name: str, st: St) -> bool:
+        act = st.act
+        return not (name in st.locs or name in act.local_names or name in act.closure
+                    or name in act.globals)
 
     def _is_builtin_len(self, func: ast.expr, st: St) -> bool:
         try:
@@ -475,19 +491,30 @@ class Expressions:
                 raise _unsupported(f"the call {recv.label}.{f.attr}()", node)
             if isinstance(recv, Val) and recv.ty.kind == "record" and f.attr == "replace":
                 return self.replace_record(recv, node, st)
+            if isinstance(recv, Val) and recv.ty.kind == "map":
+                return maps.method(self, recv, node, st)
             if isinstance(recv, Val):
                 raise _unsupported(f"the method call .{f.attr}() on a {recv.ty.describe()}",
                                    node)
             if not isinstance(recv, ConstObj):
                 raise _unsupported(f"the method call .{f.attr}() on {_describe(recv)}", node)
+            if recv.value is Map and f.attr == "fromkeys":
+                return maps.fromkeys(self, node, st)
             callee = self.ex_Attribute(f, st)
         else:
+            if isinstance(f, ast.Name) and f.id in ("all", "any", "sum") \
+                    and self._is_builtin(f.id, st):
+                got = maps.aggregate(self, getattr(builtins, f.id), node, st)
+                if got is not None:
+                    return got
             callee = self.ex(f, st)
         if not isinstance(callee, ConstObj):
             raise _unsupported(f"a call of {_describe(callee)}", node)
         fn = callee.value
         if fn is Peer:
             return self.named_peer(node, st)
+        if fn is Map:
+            return maps.construct(self, node, st)
         if isinstance(fn, type) and issubclass(fn, Message):
             return self.build_message(fn, node, st)
         if plain_record(fn):
@@ -554,6 +581,8 @@ class Expressions:
                 return Val(INT, z3.IntVal(len(items)))
             if len(args) == 1 and isinstance(args[0], Val) and args[0].ty.kind == "seq":
                 return Val(INT, z3.Length(args[0].e))
+            if len(args) == 1 and isinstance(args[0], Val) and args[0].ty.kind == "map":
+                return Val(INT, maps.length(args[0], node))
             raise _unsupported(f"len() of {_describe(args[0]) if args else 'nothing'}", node)
         if fn in (min, max):
             if len(args) >= 2 and all(isinstance(a, Val) and a.ty == INT for a in args):
@@ -616,15 +645,22 @@ class Expressions:
 
     def build_message(self, cls: type, node: ast.Call, st: St) -> MsgVal:
         fields = cls.__assay_fields__  # type: ignore[attr-defined]
-        if any(isinstance(a, ast.Starred) for a in node.args) or any(k.arg is None
-                                                                      for k in node.keywords):
-            raise _unsupported(f"a {cls.__assay_kind__} built with * or ** arguments",  # type: ignore[attr-defined]
+        if any(k.arg is None for k in node.keywords):
+            raise _unsupported(f"a {cls.__assay_kind__} built with ** arguments",  # type: ignore[attr-defined]
                                node)
-        if len(node.args) > len(fields):
+        args: list[Any] = []
+        for a in node.args:         # `M(*t)` of a tuple whose items are known: its items
+            if isinstance(a, ast.Starred):
+                items = tuple_items(self.ex(a.value, st))
+                if items is None:
+                    raise _unsupported(f"a {cls.__assay_kind__} built with * of something "  # type: ignore[attr-defined]
+                                       "other than a tuple of a known length", node)
+                args += items
+            else:
+                args.append(self.ex(a, st))
+        if len(args) > len(fields):
             raise _unsupported(f"{cls.__name__}(...) with too many arguments", node)
-        given: dict[str, Any] = {}
-        for n, a in zip(fields, node.args):
-            given[n] = self.ex(a, st)
+        given: dict[str, Any] = dict(zip(fields, args))
         for k in node.keywords:
             if k.arg is None or k.arg not in fields or k.arg in given:
                 raise _unsupported(f"{cls.__name__}(...) with a wrong keyword {k.arg!r}", node)
@@ -713,6 +749,8 @@ def truth(v: Any, node: ast.AST | None) -> Any:
             return z3.And(is_some(v.ty, v.e), truth(some_value(v.ty, v.e), node))
         if k == "record":
             return z3.BoolVal(True)          # a plain record has no __bool__ or __len__
+        if k == "map":
+            return z3.Not(maps.is_empty(v))
     if v is NONE:
         return z3.BoolVal(False)
     raise _unsupported(f"the truth value of {_describe(v)}", node)
@@ -759,10 +797,12 @@ def equal(a: Any, b: Any, node: ast.AST) -> Any:
     if isinstance(a, Val) and isinstance(b, Val):
         u = unify(a, b)
         if u is not None:
-            if u[0].ty == EMPTY:
+            if u[0].ty in (EMPTY, EMPTY_MAP):
                 return z3.BoolVal(True)
             return u[0].e == u[1].e
         kinds = {a.ty.kind, b.ty.kind}
+        if kinds == {"map"}:       # maps of two types are equal when both are empty, or ...
+            raise _unsupported(f"== between a {a.ty.describe()} and a {b.ty.describe()}", node)
         if kinds in ({"int", "bool"}, {"peer", "str"}) or kinds == {"set"} \
                 or kinds == {"seq"}:
             raise _unsupported(f"== between a {a.ty.describe()} and a {b.ty.describe()}", node)
@@ -828,7 +868,8 @@ def compare(op: type, a: Any, b: Any, node: ast.AST) -> Any:
 def _contains(b: Any, a: Any, node: ast.AST) -> Any:
     """Python's `a in b`: None is in no set, range or tuple of values (no error)."""
     if isinstance(a, Val) and a.ty.kind == "opt" and tuple_items(b) is None and not (
-            isinstance(b, Val) and b.ty.kind in ("set", "seq") and b.ty.elem == a.ty):
+            isinstance(b, Val) and b.ty.kind in ("set", "seq") and b.ty.elem == a.ty) and not (
+            isinstance(b, Val) and b.ty.kind == "map" and b.ty.items and b.ty.items[0] == a.ty):
         return z3.And(is_some(a.ty, a.e), _contains(b, some_value(a.ty, a.e), node))
     items = tuple_items(b)
     if items is not None:
@@ -839,6 +880,8 @@ def _contains(b: Any, a: Any, node: ast.AST) -> Any:
         if not (isinstance(a, Val) and a.ty == INT):
             raise _unsupported(f"'in' of {_describe(a)} in a range", node)
         return b.contains(a.e)
+    if isinstance(b, Val) and b.ty.kind == "map":
+        return maps.contains(b, a, node)
     if isinstance(b, Val) and b.ty.kind in ("set", "seq"):
         if b.ty == EMPTY:
             return z3.BoolVal(False)

@@ -82,9 +82,14 @@ What is translated, and how (decisions):
   other.  A record class that defines what changes these meanings (`__eq__`, `__bool__`,
   `__init__`, another dunder, a `replace`, a class attribute named like a field) or that
   contains itself is opaque.
-* A field whose type has no Z3 form (a Message, a `Map`, a set of sets, a bare `tuple` or a
-  type containing one of those) is *opaque*: reading or writing it is refused; a handler
-  that does not touch it keeps it unchanged.
+* A `Map[K, V]` is a Z3 array K -> `Optional[V]` (`maps`, whose docstring says what is
+  translated; iteration and `len` over keys that are not finitely many are refused).
+  `sum(m.values())` is, like a set's size, under-specified: an uninterpreted function known
+  through facts true of every finite map (`maps.sum_facts`, added by `background`), and
+  `finite_model` makes the map constants of a refuting model finite.
+* A field whose type has no Z3 form (a Message, a map of maps, a set of sets, a bare `tuple`
+  or a type containing one of those) is *opaque*: reading or writing it is refused; a
+  handler that does not touch it keeps it unchanged.
 * Effects: assignments to fields and locals, `self.port.send(Msg(...), to=...)`,
   `broadcast`, `self.after(delay, Msg(...))` (all recorded as send sites with their path
   condition and the checks the kernel makes: message field types, `to` a peer of the port,
@@ -152,6 +157,7 @@ from assay.model.types import (
     _FrozenSet,
     _Int,
 )
+from assay.verifier import maps
 from assay.verifier.expressions import (
     truth,
 )
@@ -671,7 +677,8 @@ def background(terms: Any, solver: z3.Solver | None = None) -> list[Any]:
     held = list(solver.assertions()) if solver is not None else []
     sc = _scan_all([*terms, *held])
     ids = {a.get_id() for a in held}
-    return [f for f in _facts(sc) if f.get_id() not in ids]
+    facts = _facts(sc) + maps.sum_facts([*terms, *held])
+    return [f for f in facts if f.get_id() not in ids]
 
 
 def _facts(sc: _Scan) -> list[Any]:
@@ -783,11 +790,14 @@ def finite_model(solver: z3.Solver, model: z3.ModelRef) -> z3.ModelRef:
     size it does not have; the concrete run tells)."""
     sc = _scan_all(solver.assertions())
     leaves = [x for x in sc.leaves.values() if not _finite_sort(x.sort().domain())]
-    if not sc.cards and not leaves or _exact(model, sc):
+    map_leaves = maps.leaves(solver.assertions())
+    if not sc.cards and not leaves and not map_leaves \
+            or _exact(model, sc) and maps.all_finite(model, map_leaves):
         return model
     for n in UNIVERSE_SIZES:
         solver.push()
         try:
+            solver.add(*maps.finite_definitions(map_leaves, n))
             elements: dict[int, list[Any] | None] = {}
             for leaf in leaves:
                 fresh = [z3.Const(f"{leaf}@{i}", leaf.sort().domain()) for i in range(n)]

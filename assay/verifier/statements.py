@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import z3
 
 from assay.model.message import Message
+from assay.verifier import maps
 from assay.verifier.expressions import (
     Expressions,
     _load,
@@ -388,6 +389,9 @@ class Translator(Expressions):
             return items
         if isinstance(v, Val) and v.ty.kind == "set":
             return [] if v.ty == EMPTY else v
+        if isinstance(v, Val) and v.ty.kind == "map":    # its keys, in an unknown order
+            keys = maps.key_set(v)
+            return [] if keys.ty == EMPTY else keys
         raise _unsupported("a for loop over something other than a finite domain (a tuple, "
                            "range(constants), an Enum class or a frozenset)", s)
 
@@ -434,6 +438,9 @@ class Translator(Expressions):
                 return
             raise _unsupported(f"an assignment to the attribute .{t.attr} of {_describe(obj)}",
                                s)
+        if isinstance(t, ast.Subscript):
+            raise _unsupported("an assignment to a subscript (a Map is immutable: "
+                               "m[k] = v raises; write self.m = self.m.set(k, v))", s)
         raise _unsupported(f"an assignment to {construct(t)}", s)
 
     def check(self, st: St, ok: Any, node: ast.AST, what: str) -> None:

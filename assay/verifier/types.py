@@ -25,6 +25,7 @@ from assay.model.types import (
     _Enum,
     _FrozenSet,
     _Int,
+    _Map,
     _Optional,
     _Peer,
     _Record,
@@ -101,11 +102,16 @@ class Ty:
             return f"tuple[{self.elem.describe()}, ...]"  # type: ignore[union-attr]
         if self.kind == "opt":
             return f"Optional[{self.elem.describe()}]"  # type: ignore[union-attr]
+        if self.kind == "map":
+            if self.items is None:
+                return "Map()"
+            return f"Map[{self.items[0].describe()}, {self.items[1].describe()}]"
         return {"peer": "Peer"}.get(self.kind, self.kind)
 
 
 BOOL, INT, STR, PEER = Ty("bool"), Ty("int"), Ty("str"), Ty("peer")
 EMPTY = Ty("set")
+EMPTY_MAP = Ty("map")              # `Map()`: the empty map literal, its types not known yet
 
 
 def enum_ty(cls: type) -> Ty:
@@ -258,6 +264,9 @@ def sort_of(ty: Ty) -> z3.SortRef:
         return enum_sort(ty.cls)[0]
     if k in ("tuple", "opt", "record"):
         return datatype(ty)  # type: ignore[no-any-return]
+    if k == "map":
+        from assay.verifier import maps
+        return maps.map_sort(ty)
     assert ty.elem is not None
     if k == "seq":
         return z3.SeqSort(sort_of(ty.elem))
@@ -371,6 +380,15 @@ def ty_of_spec(spec: TypeSpec, elem_hint: Ty | None = None) -> Ty | Opaque:
         return Opaque(f"of type {spec.describe()}") if isinstance(e, Opaque) else opt_ty(e)
     if isinstance(spec, _Record) and plain_record(spec.cls):
         return _record_of(spec.cls)
+    if isinstance(spec, _Map):
+        kt, vt = ty_of_spec(spec.key), ty_of_spec(spec.value)
+        for part, t in (("keys", kt), ("values", vt)):
+            if isinstance(t, Opaque):
+                return Opaque(f"of type {spec.describe()}, whose {part} are {t.why}")
+            if t.kind == "map":
+                return Opaque(f"of type {spec.describe()} (a map of maps is not translated)")
+        from assay.verifier import maps
+        return maps.map_ty(kt, vt)  # type: ignore[arg-type]
     if isinstance(spec, _Record) and issubclass(spec.cls, Record) \
             and not issubclass(spec.cls, Message):
         return Opaque(f"of type {spec.describe()} (only records without methods of their own "
@@ -458,6 +476,10 @@ def bounds(spec: TypeSpec, ty: Ty | Opaque) -> Bounds | None:
         i = z3.Int("i@bounds")
         return Bounds(lambda e: z3.ForAll([i], z3.Implies(z3.And(i >= 0, i < z3.Length(e)),
                                                           inner.holds(e[i]))), text)
+    if isinstance(spec, _Map) and ty.kind == "map":
+        from assay.verifier import maps
+        return maps.bounds(bounds(spec.key, maps.key_ty(ty)), bounds(spec.value, maps.value_ty(ty)),
+                           ty, text)
     if isinstance(spec, _Optional) and ty.kind == "opt":
         assert ty.elem is not None
         inner = bounds(spec.inner, ty.elem)
@@ -561,7 +583,7 @@ def as_val(v: Any, node: ast.AST | None = None) -> Any:
     if not isinstance(v, TupleObj):
         return v
     items = [as_val(x, node) for x in v.items]
-    if not all(isinstance(x, Val) and x.ty != EMPTY for x in items):
+    if not all(isinstance(x, Val) and x.ty not in (EMPTY, EMPTY_MAP) for x in items):
         raise _unsupported("a tuple holding None or frozenset() where its type is not known "
                            "(assign it to a field or message field of a declared type)", node)
     ty = tuple_ty([x.ty for x in items])
@@ -621,6 +643,9 @@ def coerce(v: Any, ty: Ty) -> Val | None:
         return None
     if v.ty == EMPTY and k == "set" and ty.elem is not None:
         return empty_set(ty.elem)
+    if v.ty.kind == "map" and v.ty.items is None and k == "map" and ty.items is not None:
+        from assay.verifier import maps
+        return maps.empty_map(ty)
     return None
 
 
@@ -639,6 +664,9 @@ def unify(a: Val, b: Val) -> tuple[Val, Val] | None:
         return (empty_set(b.ty.elem), b) if b.ty.elem else None
     if b.ty == EMPTY and a.ty.kind == "set":
         return (a, empty_set(a.ty.elem)) if a.ty.elem else None
+    if a.ty.kind == "map" and b.ty.kind == "map" and (a.ty.items is None) != (b.ty.items is None):
+        from assay.verifier import maps
+        return (maps.empty_map(b.ty), b) if a.ty.items is None else (a, maps.empty_map(a.ty))
     if a.ty.kind == "opt" and a.ty.elem == b.ty:
         return a, Val(a.ty, some_of(a.ty, b.e))
     if b.ty.kind == "opt" and b.ty.elem == a.ty:
@@ -738,8 +766,11 @@ def py_const(v: Any, node: ast.AST | None = None) -> Any:
         raise _unsupported(f"the record type {v.__name__} (only records without methods of "
                            "their own that change equality, truth, construction or attribute "
                            "lookup are translated)", node)
-    if v is Map or type(v) is Map:
-        raise _unsupported("Map (maps are not translated)", node)
+    if v is Map:
+        return ConstObj(v)
+    if type(v) is Map:
+        from assay.verifier import maps
+        return maps.constant(v, node)
     raise _unsupported(f"a {type(v).__name__} constant ({_short(v)})", node)
 
 
@@ -754,7 +785,7 @@ def set_literal(vals: list[Any], node: ast.AST | None) -> Val:
     if len(elems) != len(vals):
         raise _unsupported("a set of values the verifier does not translate", node)
     ty = elems[0].ty
-    if ty.kind == "set" or any(v.ty != ty for v in elems):
+    if ty.kind == "set" or ty == EMPTY_MAP or any(v.ty != ty for v in elems):
         raise _unsupported("a set whose elements have different types", node)
     s = z3.EmptySet(sort_of(ty))
     for v in elems:
@@ -773,10 +804,10 @@ def _merge(c: Any, a: Any, b: Any, what: str, node: ast.AST) -> Any:
             raise _unsupported(f"{what} is a tuple of {len(ta)} items on one path and of "
                                f"{len(tb)} on another", node)
         return TupleObj([_merge(c, x, y, what, node) for x, y in zip(ta, tb)])
-    if a is NONE and isinstance(b, Val) and b.ty != EMPTY:
+    if a is NONE and isinstance(b, Val) and b.ty not in (EMPTY, EMPTY_MAP):
         ty = b.ty if b.ty.kind == "opt" else opt_ty(b.ty)
         return Val(ty, ite(c, none_of(ty), coerce(b, ty).e))  # type: ignore[union-attr]
-    if b is NONE and isinstance(a, Val) and a.ty != EMPTY:
+    if b is NONE and isinstance(a, Val) and a.ty not in (EMPTY, EMPTY_MAP):
         ty = a.ty if a.ty.kind == "opt" else opt_ty(a.ty)
         return Val(ty, ite(c, coerce(a, ty).e, none_of(ty)))  # type: ignore[union-attr]
     for x, y, flip in ((a, b, False), (b, a, True)):
@@ -786,7 +817,7 @@ def _merge(c: Any, a: Any, b: Any, what: str, node: ast.AST) -> Any:
             if cy is not None:
                 return Val(x.ty, ite(c, cy.e, x.e) if flip else ite(c, x.e, cy.e))
     if isinstance(a, Val) and isinstance(b, Val):
-        if a.ty == EMPTY and b.ty == EMPTY:
+        if a.ty == EMPTY and b.ty == EMPTY or a.ty == EMPTY_MAP and b.ty == EMPTY_MAP:
             return a
         u = unify(a, b)
         if u is None:
@@ -832,6 +863,9 @@ def to_z3(v: Any, ty: Ty, peers: dict[str, Any]) -> Any:
         return seq_of(ty, [to_z3(x, ty.elem, peers) for x in v])  # type: ignore[arg-type]
     if k == "opt":
         return none_of(ty) if v is None else some_of(ty, to_z3(v, ty.elem, peers))  # type: ignore
+    if k == "map" and ty.items is not None:
+        from assay.verifier import maps
+        return maps.to_z3(v, ty, peers)
     raise Unsupported(f"the value {_short(v)} as a {ty.describe()}")
 
 
@@ -859,6 +893,9 @@ def conforms(v: Any, ty: Ty) -> bool:
         return type(v) is tuple and all(conforms(x, ty.elem) for x in v)  # type: ignore
     if k == "opt":
         return v is None or conforms(v, ty.elem)  # type: ignore[arg-type]
+    if k == "map":
+        from assay.verifier import maps
+        return ty.items is not None and maps.conforms(v, ty)
     return type(v) is frozenset and all(conforms(x, ty.elem) for x in v)  # type: ignore
 
 
@@ -871,6 +908,8 @@ class ModelReader:
         """`peer_terms`: Peer constants whose values must be among the peers read (a model
         leaves out constants that do not matter to it; completing them adds peers)."""
         self.model = model
+        # the constants the model interprets, before reading completes it with others
+        self.interpreted = {d.name() for d in model.decls() if d.arity() == 0}
         self.names: dict[str, str] = {}
         self.taken = set(taken)
         universe = model.get_universe(peer_sort()) if _PEER_SORT is not None else None
@@ -928,6 +967,9 @@ class ModelReader:
             if not z3.is_true(m.eval(is_some(ty, x), model_completion=True)):
                 return None
             return self.value(some_value(ty, x))
+        if k == "map":
+            from assay.verifier import maps
+            return maps.read_back(self, maps.complete(self, e), ty)
         assert ty.elem is not None
         if k == "seq":
             n = m.eval(z3.Length(x), model_completion=True).as_long()

@@ -752,7 +752,10 @@ class _Component:
             assert dom.ty.elem is not None
             a = z3.Const("arg", vtypes.sort_of(dom.ty.elem))
             return Val(dom.ty.elem, a), [z3.IsMember(a, dom.e)]
-        vals = [vtypes.py_const(v) for v in over]
+        try:            # a tuple of constants is a value of its tuple type
+            vals = [vtypes.as_val(vtypes.py_const(v)) for v in over]
+        except Unsupported:
+            vals = [None]
         tys = {v.ty for v in vals if isinstance(v, Val)}
         if len(tys) != 1 or not all(isinstance(v, Val) for v in vals):
             raise Unsupported("an over= domain whose values do not all have one translatable "
