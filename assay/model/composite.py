@@ -362,6 +362,13 @@ def add(outer: System, name: str, inner: Any, where: Location | None, initially:
     outer.pools.extend(replace(p, name=rename(p.name), slots=tuple(map(rename, p.slots)),
                                owner=rename(p.owner), called=p.handle)
                        for p in inner.pools)
+    for p in inner.pools:               # `min=`: the owner's live field names them renamed
+        start = outer.overrides.get(rename(p.owner))
+        if p.min and isinstance(start, InstanceStart) and start.initially is None:
+            from assay.model.types import Peer
+
+            start[p.live] = frozenset(Peer(rename(x)) for x in p.slots[:p.min])
+            start.cached = None
     outer.fair_rules.extend(_fairness(inner, rename))
     for sub in inner.composites.values():
         outer.composites[rename(sub.name)] = Composite(
