@@ -363,12 +363,12 @@ def add(outer: System, name: str, inner: Any, where: Location | None, initially:
                                owner=rename(p.owner), called=p.handle)
                        for p in inner.pools)
     for p in inner.pools:               # `min=`: the owner's live field names them renamed
-        start = outer.overrides.get(rename(p.owner))
-        if p.min and isinstance(start, InstanceStart) and start.initially is None:
+        own_start = outer.overrides.get(rename(p.owner))
+        if p.min and isinstance(own_start, InstanceStart) and own_start.initially is None:
             from assay.model.types import Peer
 
-            start[p.live] = frozenset(Peer(rename(x)) for x in p.slots[:p.min])
-            start.cached = None
+            own_start[p.live] = frozenset(Peer(rename(x)) for x in p.slots[:p.min])
+            own_start.cached = None
     outer.fair_rules.extend(_fairness(inner, rename))
     for sub in inner.composites.values():
         outer.composites[rename(sub.name)] = Composite(
