@@ -175,3 +175,24 @@ def test_kill_9_of_the_stores_node_loses_no_transfer_and_refuses_nothing(childre
     children.node(dep, "a", pa, *a_args, log=tmp_path / "a.log")
     _finish(children, tmp_path, dep, pa, pb, tellers, [la, lb], stores)
     assert "disagrees" not in (tmp_path / "a.log").read_text()
+
+
+def test_a_write_behind_assays_back_stops_the_node_before_the_step(children, tmp_path):
+    # the bank's node attached its database (the table made from the initial balances); then
+    # someone changes alice's balance: the bank's first transfer that writes alice finds
+    # what it did not write there, is not taken, and the node stops, exit 2, saying why
+    dep, pa, pb = bank_deployment(tmp_path, 1)
+    state, stores = tmp_path / "state", tmp_path / "stores"
+    stores.mkdir()
+    a = children.node(dep, "a", pa, "--state-dir", state, "--store-db", stores / "a.db",
+                      log=tmp_path / "a.log")
+    assert rows(stores / "a.db") == INITIAL
+    with contextlib.closing(sqlite3.connect(stores / "a.db", timeout=10)) as c, c:
+        c.execute("""UPDATE store_bank_accounts SET v = '1' WHERE k = '"alice"'""")
+        c.execute("""UPDATE store_bank_accounts SET v = '1' WHERE k = '"bob"'""")
+    children.node(dep, "b", pb, "--state-dir", state, log=tmp_path / "b.log")
+    assert a.wait(30) == 2
+    words = flat((tmp_path / "a.log").read_text())
+    assert "the store database changed behind assay's back, at a step of bank" in words
+    assert "Traceback" not in words
+    assert rows(stores / "a.db") == {"alice": 1, "bob": 1}        # nothing of it written
