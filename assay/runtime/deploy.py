@@ -114,22 +114,16 @@ def _text(where: Location, doc: dict[str, Any], key: str, write: str) -> str | N
     return value
 
 
-def _params(where: Location, raw: Any, prefix: str = "") -> dict[str, str]:
-    """[params]: one scalar per parameter of the system function (passed on as text); a
-    table in it holds a composite's (`shard0.n = 2`, or [params.shard0]: `shard0.n`)."""
+def _params(where: Location, raw: Any) -> dict[str, str]:
+    """[params]: one scalar per parameter of the system function (passed on as text)."""
     write = "[params] with one line per parameter, e.g. rm_count = 2"
     if not isinstance(raw, dict):
         raise _wrong(where, "params", raw, "a table", write)
-    out: dict[str, str] = {}
     for k, v in raw.items():
-        if isinstance(v, dict) and v:
-            out.update(_params(where, v, f"{prefix}{k}."))
-            continue
         if not isinstance(v, str | int | float | bool):
-            raise _wrong(where, f"params.{prefix}{k}", v, "a string, number or boolean",
+            raise _wrong(where, f"params.{k}", v, "a string, number or boolean",
                          f"{k} = 2 (or \"text\", true) under [params]")
-        out[prefix + k] = str(v).lower() if isinstance(v, bool) else str(v)
-    return out
+    return {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in raw.items()}
 
 
 def _node(where: Location, name: str, raw: Any) -> NodeSpec:
