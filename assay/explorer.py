@@ -25,6 +25,7 @@ from assay.kernel.events import (
     Fire,
     Lose,
     TimerFire,
+    _meta_text,
 )
 from assay.kernel.kernel import Kernel, State
 from assay.kernel.trace import ReplayResult, Step, Trace, replay_trace
@@ -232,7 +233,10 @@ def page_data(result: ReplayResult, trace: Trace | None = None,
                  "dst": m.envelope.dst, "dst_port": m.envelope.dst_port,
                  "type": type(m.envelope.message).__name__,
                  "text": repr(m.envelope.message), "sent": m.sent, "fate": m.fate,
-                 "end": m.end, "copy_of": m.copy_of, "delivered": m.delivered}
+                 "end": m.end, "copy_of": m.copy_of, "delivered": m.delivered,
+                 # an interceptor's metadata in the envelope (`self.meta(m)`), as the text
+                 # renderer writes it; "" for a message without
+                 "meta": _meta_text(m.envelope.meta) if m.envelope.meta else ""}
                 for m in fl.messages]
     head = title or (f"{trace.spec} :: {trace.system}" if trace else "a run")
     return {"title": head,
@@ -384,7 +388,8 @@ def sequence_svg(data: dict[str, Any]) -> str:
         sent = "in the initial state" if m["sent"] == 0 else f"at step {m['sent']}"
         if m["copy_of"] is not None:
             sent = f"{sent} (a copy of #{m['copy_of']} the network made)"
-        title = f"#{m['id']} {m['src']} → {m['dst']}: {m['text']}, sent {sent}; {what}"
+        meta = f" [meta: {m['meta']}]" if m.get("meta") else ""
+        title = f"#{m['id']} {m['src']} → {m['dst']}: {m['text']}{meta}, sent {sent}; {what}"
         label = {"in flight": "in flight: ", "delivered": ""}.get(fate, f"{fate}: ")
         if m["copy_of"] is not None:
             label = "copy, " + label
@@ -553,6 +558,7 @@ tr.changed td { background: var(--chg); } tr.rewritten td { background: var(--re
 .tag.down { background: var(--bad); color: #fff; }
 .tag.never { background: var(--fly); color: #fff; }
 .tag.gone { background: var(--bad); color: #fff; }
+.tag.meta { background: #ce93d8; }
 .viol { color: var(--bad); border: 1px solid var(--bad); border-radius: 4px; padding: 4px;
   margin: 4px 0; }
 #state ul { margin: 2px 0; padding-left: 18px; }
@@ -579,6 +585,7 @@ _JS = """
       "." + m.dst_port + ": " + m.text +
       (m.sent === 0 ? " (in flight from the start)" : (m.copy_of !== null ? " (a copy of #" +
         m.copy_of + " made at step " : " (sent at step ") + m.sent + ")"));
+    if (m.meta) { li.appendChild(tag("meta", "meta: " + m.meta)); }
     if (withFate && m.fate === "in flight") { li.appendChild(tag("never", data.in_flight_label)); }
     if (withFate && m.fate !== "in flight" && m.fate !== "delivered") {
       li.appendChild(tag("gone", m.fate + " at step " + m.end));

@@ -266,12 +266,6 @@ def test_the_adapter_refuses_a_paramstyle_it_cannot_write():
         DbApiAdapter(sqlite3.connect(":memory:"), paramstyle="named")
 
 
-def test_store_db_is_refused_with_deploy(tmp_path):
-    r = CliRunner().invoke(cli, ["run", "--deploy", str(tmp_path / "d.toml"), "--store-db",
-                                 str(tmp_path / "x.sqlite")])
-    assert r.exit_code == 2 and "--store-db is for a run in this process" in r.output
-
-
 def test_a_step_the_monitor_rejects_never_reaches_the_database(tmp_path):
     # the bug twin's self-transfer breaks the invariant: under `--monitor enforce` that step
     # is rejected, so the database keeps the conserved total

@@ -26,9 +26,10 @@ from assay.errors import AssayError
 @click.option("--html", "html_out", type=click.Path(dir_okay=False), metavar="FILE",
               help="Also write the trace explorer: one self-contained HTML page with the "
                    "sequence diagram and the global state at each step.")
-@click.option("--against-store", "store_db", type=click.Path(dir_okay=False), metavar="FILE",
+@click.option("--against-store", "store_db", type=click.Path(), metavar="FILE|DIR",
               help="Also check that the run's external stores at its end hold what the "
-                   "store database FILE (of assay run --store-db) holds.")
+                   "store database FILE (of assay run --store-db) holds; a DIR of "
+                   "`assay run --deploy --store-db DIR`: its nodes' databases together.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 def replay(trace_file: str, engine: str, mermaid_out: str | None, html_out: str | None,
            store_db: str | None, as_json: bool) -> None:

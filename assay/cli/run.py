@@ -48,10 +48,11 @@ from assay.errors import AssayError, UsageError
               metavar="SECONDS", help="Real time of one unit of timer delay.")
 @click.option("--trace-out", type=click.Path(dir_okay=False), metavar="FILE",
               help="Record the run as a trace (assay replay checks it against the model).")
-@click.option("--store-db", type=click.Path(dir_okay=False), metavar="FILE",
+@click.option("--store-db", type=click.Path(), metavar="FILE|DIR",
               help="Keep the external stores (external_store fields) in this SQLite file, a "
                    "table per store, written in one transaction per step (--durability "
-                   "applies).")
+                   "applies).  With --deploy, a directory: each node keeps the stores of "
+                   "its instances in DIR/<node>.db.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 def run(spec: str | None, system_name: str | None, params: tuple[str, ...],
         deploy_file: str | None, state_dir: str | None, fresh: bool, durability: str,
@@ -74,12 +75,9 @@ def run(spec: str | None, system_name: str | None, params: tuple[str, ...],
     from assay.model.load import build
     from assay.runtime.local import run_local
 
-    if deploy_file and store_db:
-        _fail(UsageError("--store-db is for a run in this process, not --deploy"))
-        return
     if deploy_file:
         _run_deployment(deploy_file, duration, state_dir, monitor, time_unit, trace_out,
-                        as_json, durability, fresh)
+                        as_json, durability, fresh, store_db)
         return
     try:
         if spec is None:
@@ -125,7 +123,8 @@ def run(spec: str | None, system_name: str | None, params: tuple[str, ...],
 
 def _run_deployment(deploy_file: str, duration: float | None, state_dir: str | None,
                     monitor: str, time_unit: float, trace_out: str | None,
-                    as_json: bool, durability: str = "machine", fresh: bool = False) -> None:
+                    as_json: bool, durability: str = "machine", fresh: bool = False,
+                    store_db: str | None = None) -> None:
     import asyncio
 
     from assay.model.load import build
@@ -138,6 +137,8 @@ def _run_deployment(deploy_file: str, duration: float | None, state_dir: str | N
         dep = load_deployment(deploy_file)
         system, name, typed = build(dep.spec, dep.system, dep.params)
         dep = placed(dep, system)          # a composite placed whole: its instances
+        if store_db is not None:
+            _store_dir(store_db, system)
         clients = frozenset(n for n, s in dep.nodes.items()
                             if s.instances and all(i in system.externals for i in s.instances))
         if clients and not as_json:
@@ -151,7 +152,7 @@ def _run_deployment(deploy_file: str, duration: float | None, state_dir: str | N
                        "<file>.old-<time>; its log says which)", err=True)
         report = asyncio.run(supervise(deploy_file, dep, duration, state_dir, monitor,
                                        time_unit, skip=clients, durability=durability,
-                                       fresh=fresh))
+                                       fresh=fresh, store_db=store_db))
         if trace_out:
             _write_run_trace(dep, system, name, typed, report.events, trace_out)
     except AssayError as e:
@@ -191,6 +192,29 @@ def _run_deployment(deploy_file: str, duration: float | None, state_dir: str | N
     sys.exit(report.exit_code)
 
 
+def _store_dir(store_db: str, system: Any) -> None:
+    """`run --deploy --store-db DIR`: a directory (made if missing) for a system with
+    external stores; each node keeps its instances' stores in DIR/<node>.db."""
+    import os
+
+    from assay.kernel import Kernel
+    from assay.runtime.extstore import store_tables
+
+    if not store_tables(Kernel(system)):
+        raise UsageError(f"--store-db {store_db}: the system has no external store",
+                         notes=["declare a field with external_store(...) to keep it in a "
+                                "database, or leave --store-db out"])
+    if os.path.exists(store_db) and not os.path.isdir(store_db):
+        raise UsageError(f"--store-db {store_db}: with --deploy this is a directory (each "
+                         "node keeps its stores in DIR/<node>.db), and it is a file",
+                         notes=["give a directory (created if missing)"])
+    try:
+        os.makedirs(store_db, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"--store-db {store_db}: cannot make the directory: {e.strerror}") \
+            from None
+
+
 @click.command()
 @click.argument("deploy_file", metavar="DEPLOYFILE", type=click.Path(dir_okay=False))
 @click.option("--name", required=True, help="Which node of the deployment this is.")
@@ -212,11 +236,15 @@ def _run_deployment(deploy_file: str, duration: float | None, state_dir: str | N
               help="Append this node's steps to FILE as they happen (JSON lines, with "
                    "Lamport clocks); `assay run --deploy` merges them into one trace, and so "
                    "does `assay merge`.")
+@click.option("--store-db", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Keep the external stores of this node's instances in this SQLite file "
+                   "(what `assay run --deploy --store-db DIR` gives each node: "
+                   "DIR/<node>.db).")
 @click.option("--supervised", is_flag=True, hidden=True,
               help="Ignore Ctrl-C: the supervisor stops the node (after reading its state).")
 def node(deploy_file: str, name: str, monitor: str, state_dir: str | None, fresh: bool,
          durability: str, time_unit: float, seed: int, trace_out: str | None,
-         supervised: bool) -> None:
+         store_db: str | None, supervised: bool) -> None:
     """Start one node of a deployment: its instances, its TCP server and links to its peers.
     Runs until stopped (SIGTERM, Ctrl-C, or a stop request)."""
     import asyncio
@@ -233,7 +261,7 @@ def node(deploy_file: str, name: str, monitor: str, state_dir: str | None, fresh
         _check_fresh(fresh, state_dir)
         dep = load_deployment(deploy_file)
         n = TcpNode(dep, name, monitor, state_dir, time_unit, seed, trace_out,
-                    durability=durability, fresh=fresh)
+                    durability=durability, fresh=fresh, store_db=store_db)
         if supervised:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
         await n.serve(signals=(signal.SIGTERM,) if supervised else

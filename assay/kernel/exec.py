@@ -199,7 +199,8 @@ class Context:
     """The execution context of one handler run: ports and the outbox."""
 
     __slots__ = ("instance", "wirings", "handles", "outbox", "timer_ops", "readonly", "handler",
-                 "sessions", "runner", "record", "chooser", "assigned", "arrived", "obj")
+                 "sessions", "runner", "record", "chooser", "assigned", "arrived", "obj",
+                 "retiring")
 
     def __init__(self, instance: str, wirings: dict[str, Wiring],
                  runner: Runner | None = None) -> None:
@@ -211,6 +212,7 @@ class Context:
         self.readonly = True
         self.handler = ""
         self.runner = runner
+        self.retiring = False           # a pool's slot called self.retire() (pool.retire)
         self.sessions: dict[tuple[str, str], int] | None = None   # (port, peer) -> position
         # when a list (the verifier's concrete runs): (spec line, message) of every message
         # sent and timer set, to tell which send site of a handler sent what
@@ -412,6 +414,7 @@ class Runner:
     """Runs handlers, actions and contracts of one instance of a component."""
 
     pools: dict[str, Any] = {}      # the elastic pools the instance owns, by `Pool.handle`
+    slot_pool: Any = None           # the pool the instance is a slot of (`self.retire()`)
 
     def __init__(self, name: str, info: ComponentInfo, wirings: dict[str, Wiring]) -> None:
         self.name = name
@@ -824,6 +827,12 @@ class Runner:
             if v:
                 violations.append(v)
         ctx.obj = None                          # (see `live`)
+
+        if ctx.retiring:                # a slot that retired itself: dormant after the step
+            from assay.model.pool import dormant_values
+            new = dormant_values(self.info.cls)
+            if self.info.uses_timers:
+                ctx.timer_ops.append(TimerOp(False, 0, Message))
         return new, ctx.outbox, violations, ctx.timer_ops
 
     def _raise_if_ill_formed(self, e: Exception, tb: Any, blame: str) -> None:

@@ -261,6 +261,9 @@ class Kernel:
             for slot in p.slots:
                 inst = self.instances[self.index[slot]]
                 self.dormant[inst.index] = inst.table.intern(dormant_values(p.cls))
+                inst.runner.slot_pool = p
+        # the slots live from the start (`s.pool(..., min=k)`: the first k of each pool)
+        self._live_start = {self.index[s] for p in system.pools for s in p.slots[:p.min]}
         # The long state form carries timers, crashes, partitions and the fault budget.
         self.extended = faults is not None or any(i.info.uses_timers for i in self.instances)
         # some step may choose (`self.choose`): then a step may have several outcomes, and
@@ -409,7 +412,8 @@ class Kernel:
         sends in flight, its timers pending — and its invariants."""
         per_instance = []
         for inst in self.instances:
-            if self.dormant[inst.index] >= 0:               # a pool's slot starts dormant
+            if self.dormant[inst.index] >= 0 and inst.index not in self._live_start:
+                # a pool's slot starts dormant (but the first `min`)
                 asleep: list[Outcome] = [(self.dormant[inst.index], (), (), ())]
                 per_instance.append(asleep)
                 continue
@@ -780,7 +784,7 @@ class Kernel:
     def local_initial(self, name: str, choice: int = 0) -> int:
         """The id of one initial local state of instance `name`, before its start."""
         inst = self.instances[self.index[name]]
-        if self.dormant[inst.index] >= 0:
+        if self.dormant[inst.index] >= 0 and inst.index not in self._live_start:
             return self.dormant[inst.index]
         vals = inst.info.initial_values(self.system.overrides.get(inst.name))
         return inst.table.intern(inst.runner.with_sessions(vals[choice]))

@@ -319,8 +319,10 @@ class Component:
         from assay.model.pool import spawn
         return spawn(self.__dict__["__assay_ctx__"], self, pool, init)
 
-    def retire(self, peer: Any) -> None:
-        """Retire the live slot `peer` of a pool this instance owns: it becomes dormant."""
+    def retire(self, peer: Any = None) -> None:
+        """Retire the live slot `peer` of a pool this instance owns: it becomes dormant.
+        Without `peer`, in a slot of a pool: this slot retires itself at the end of the
+        step (its owner is told, as when it retires a slot)."""
         from assay.model.pool import retire
         retire(self.__dict__["__assay_ctx__"], self, peer)
 

@@ -13,7 +13,9 @@ deployment's placement read.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from assay.errors import Location, SpecError
@@ -182,6 +184,67 @@ def check_connect(system: System, a: PortRef, b: PortRef, where: Location | None
         _check_reachable(system, end, where, f"connect({a}, {b})")
 
 
+@dataclass
+class ParamOverrides:
+    """`--param shard0.n=3`: parameters of composites, by the composite's path (`shard0`,
+    nested `a.b`), given where the whole system is built (`load.build_function`).  `add`
+    merges them into the keywords the composite's function is called with (over the spec's
+    own) and notes each one used; what was given and never used is an error after the build
+    (`unused`)."""
+
+    given: dict[str, dict[str, Any]]                  # path -> parameter -> value (or text)
+    typed: dict[str, Any] = field(default_factory=dict)   # "path.param" -> typed value
+    seen: set[str] = field(default_factory=set)            # composite paths added
+    prefix: str = ""                                       # the path being built, "a."
+
+
+_OVERRIDES: ContextVar[ParamOverrides | None] = ContextVar("assay_composite_params",
+                                                           default=None)
+
+
+@contextmanager
+def param_overrides(given: dict[str, dict[str, Any]]) -> Iterator[ParamOverrides]:
+    """Within the block, composites added take their parameters from `given` too."""
+    ov = ParamOverrides(given)
+    token = _OVERRIDES.set(ov)
+    try:
+        yield ov
+    finally:
+        _OVERRIDES.reset(token)
+
+
+def _overridden(ov: ParamOverrides, path: str, inner: Any, label: str,
+                params: dict[str, Any], where: Location | None) -> dict[str, Any]:
+    """`params` with the ones `--param <path>.<name>=` gives, typed by `inner`'s signature."""
+    from assay.errors import UsageError
+    from assay.model.load import _parse_param, parameters
+
+    given = ov.given.get(path)
+    ov.seen.add(path)
+    if not given:
+        return params
+    if not callable(inner) or isinstance(inner, type):
+        raise UsageError(f"--param {path}.{next(iter(given))}: composite {path!r} is a system "
+                         "built before it is added, so it takes no parameters", where,
+                         [f"add it with the function that builds it, s.add("
+                          f"{path.rsplit('.', 1)[-1]!r}, build, ...), to set its parameters "
+                          "from the command line"])
+    known = parameters(inner)
+    out = dict(params)
+    for k, raw in given.items():
+        if k not in known:
+            raise UsageError(f"--param {path}.{k}: composite {path!r} ({label}) has no "
+                             f"parameter {k!r}", where,
+                             [f"its parameters: {', '.join(known) or '(none)'}"])
+        try:
+            value = _parse_param(k, raw, known[k], inner, where or Location("<spec>"))
+        except UsageError as e:                 # said of `k`: say it of `path.k`
+            raise UsageError(e.message.replace(f"--param {k}=", f"--param {path}.{k}=", 1),
+                             e.location, e.notes) from None
+        out[k] = ov.typed[f"{path}.{k}"] = value
+    return out
+
+
 def add(outer: System, name: str, inner: Any, where: Location | None, initially: Any,
         params: dict[str, Any]) -> CompositeRef:
     """`outer.add(name, inner)` for a composite: a `System`, or a function that returns one
@@ -198,6 +261,13 @@ def add(outer: System, name: str, inner: Any, where: Location | None, initially:
                         "and a composite is a system", where,
                         ["set the initial values inside the composite's system function, or "
                          "pass them to it as keywords"])
+    ov = _OVERRIDES.get()
+    path = name if ov is None else ov.prefix + name
+    if ov is not None and not isinstance(inner, System):
+        params = _overridden(ov, path, inner, getattr(inner, "__name__", repr(inner)), params,
+                             where)
+    elif ov is not None:
+        _overridden(ov, path, inner, inner.name, {}, where)
     if isinstance(inner, System):
         if params:
             raise SpecError(f"add({name!r}, system, {', '.join(params)}=...): keywords "
@@ -206,10 +276,15 @@ def add(outer: System, name: str, inner: Any, where: Location | None, initially:
                              "system with its parameters first"])
     else:
         label = getattr(inner, "__name__", repr(inner))
+        if ov is not None:                  # composites it adds are inside this one
+            before, ov.prefix = ov.prefix, path + "."
         try:
             inner = inner(**params)
         except TypeError as e:
             raise SpecError(f"add({name!r}, {label}, ...): {e}", where) from None
+        finally:
+            if ov is not None:
+                ov.prefix = before
         if not isinstance(inner, System):
             raise SpecError(f"add({name!r}, {label}): {label} returned "
                             f"{type(inner).__name__}, not a System", where,
@@ -287,6 +362,13 @@ def add(outer: System, name: str, inner: Any, where: Location | None, initially:
     outer.pools.extend(replace(p, name=rename(p.name), slots=tuple(map(rename, p.slots)),
                                owner=rename(p.owner), called=p.handle)
                        for p in inner.pools)
+    for p in inner.pools:               # `min=`: the owner's live field names them renamed
+        own_start = outer.overrides.get(rename(p.owner))
+        if p.min and isinstance(own_start, InstanceStart) and own_start.initially is None:
+            from assay.model.types import Peer
+
+            own_start[p.live] = frozenset(Peer(rename(x)) for x in p.slots[:p.min])
+            own_start.cached = None
     outer.fair_rules.extend(_fairness(inner, rename))
     for sub in inner.composites.values():
         outer.composites[rename(sub.name)] = Composite(

@@ -291,7 +291,13 @@ def build_function(fn: Callable[..., Any], path: str, params: dict[str, Any] | N
     known = parameters(fn)
     def_line = Location(str(path), _def_line(fn))
     typed: dict[str, Any] = {}
+    # `shard0.n=3`: a parameter of the composite shard0 (composite.param_overrides)
+    inner: dict[str, dict[str, Any]] = {}
     for k, raw in (params or {}).items():
+        if "." in k and k not in known:
+            path, _, name = k.rpartition(".")
+            inner.setdefault(path, {})[name] = raw
+            continue
         if k not in known:
             raise UsageError(f"system {system!r} has no parameter {k!r}", def_line,
                              [f"parameters: {', '.join(known) or '(none)'}"])
@@ -301,9 +307,12 @@ def build_function(fn: Callable[..., Any], path: str, params: dict[str, Any] | N
         raise UsageError(f"system {system!r} needs a value for parameter {missing[0]!r}",
                          def_line, [f"give it with --param {missing[0]}=<value> (from "
                                     f"Python: {missing[0]}=<value>)"])
+    from assay.model.composite import param_overrides
+
     try:
-        result = fn(**typed)
-    except SpecError:
+        with param_overrides(inner) as ov:
+            result = fn(**typed)
+    except (SpecError, UsageError):
         raise
     except SystemExit as e:
         raise exit_error(e, f"building system {system!r}", where) from None
@@ -317,7 +326,16 @@ def build_function(fn: Callable[..., Any], path: str, params: dict[str, Any] | N
         raise SpecError(f"system {system!r} has no instances",
                         Location(str(path), fn.__code__.co_firstlineno),
                         ["add instances with s.add(name, ComponentClass)"])
-    full = {**{k: v for k, v in known.items() if v is not inspect.Parameter.empty}, **typed}
+    unused = sorted(f"{p}.{k}" for p, ks in inner.items() for k in ks if p not in ov.seen)
+    if unused:
+        comps = sorted(ov.seen)
+        raise UsageError(f"--param {unused[0]}: system {system!r} has no composite "
+                         f"{unused[0].rpartition('.')[0]!r}", def_line,
+                         [f"composites: {', '.join(comps)}" if comps else
+                          f"system {system!r} adds no composite; its parameters: "
+                          f"{', '.join(known) or '(none)'}"])
+    full = {**{k: v for k, v in known.items() if v is not inspect.Parameter.empty}, **typed,
+            **ov.typed}
     return result, system, full
 
 

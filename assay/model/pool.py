@@ -88,6 +88,7 @@ class Pool:
     live: str
     location: Location | None
     called: str = ""            # "" for `name`
+    min: int = 0                # slots[:min] are live from the start (`s.pool(..., min=)`)
 
     @property
     def handle(self) -> str:
@@ -117,13 +118,17 @@ class PoolRef:
 
 
 def declare(system: System, name: str, cls: type[Component], size: int, owner: PortRef,
-            port: str, live: str, where: Location | None) -> PoolRef:
+            port: str, live: str, where: Location | None, min: int = 0) -> PoolRef:
     """`System.pool`: check the declaration, add the slots and connect them to the owner."""
     from assay.model.system import PortRef as _PortRef
     fix = ["s.pool('worker', Worker, size=3, owner=boss.workers, port='boss', live='live')"]
     if type(size) is not int or size < 1:
         raise SpecError(f"pool {name!r}: size={size!r}; a pool has a whole number of slots, "
                         "at least 1", where, fix)
+    if type(min) is not int or not 0 <= min <= size:
+        raise SpecError(f"pool {name!r}: min={min!r}; the slots live from the start are a "
+                        f"whole number from 0 to size ({size})", where,
+                        [f"s.pool({name!r}, ..., size={size}, min=1, ...)"])
     if any(p.name == name for p in system.pools):
         raise SpecError(f"pool {name!r} is declared twice", where)
     if not isinstance(owner, _PortRef) or owner.instance not in system.instances:
@@ -164,7 +169,14 @@ def declare(system: System, name: str, cls: type[Component], size: int, owner: P
         system.connect(owner, getattr(ref, port))
         refs.append(ref)
     pool = Pool(name, cls, tuple(r.name for r in refs), owner.instance, owner.port, port,
-                live, where, name)
+                live, where, name, min)
+    if min:
+        # the owner's live field starts with the slots live from the start (a field the
+        # spec sets with `initially=` rows is left as they say)
+        start = system.overrides.get(owner.instance)
+        if isinstance(start, InstanceStart) and start.initially is None:
+            start[live] = frozenset(Peer(s) for s in pool.slots[:min])
+            start.cached = None
     system.pools.append(pool)
     return PoolRef(pool, refs)
 
@@ -197,7 +209,25 @@ def spawn(ctx: Any, obj: Any, name: Any, init: dict[str, Any]) -> Any:
 
 
 def retire(ctx: Any, obj: Any, peer: Any) -> None:
-    """`self.retire(peer)` in the owner's step: the slot becomes dormant."""
+    """`self.retire(peer)` in the owner's step: the slot becomes dormant.  `self.retire()`
+    in a slot's own step: it becomes dormant at the end of the step (`Runner._run`), its
+    timers cancelled, and tells the owner `Retired`, as a slot the owner retires does."""
+    if peer is None:
+        pool = getattr(ctx.runner, "slot_pool", None)
+        if pool is None:
+            raise SpecError(f"{ctx.where()} calls retire() without a slot, and "
+                            f"{ctx.instance} is no slot of a pool", caller_location(3),
+                            ["a pool's worker retires itself with self.retire(); its owner "
+                             "retires one with self.retire(slot)"])
+        if ctx.readonly:
+            ctx.abort("exception", f"a guard or contract of {ctx.instance} tried to retire; "
+                      "only a handler, an action or a hook may")
+        from assay.kernel.exec import Send
+        ctx.retiring = True
+        ctx.outbox.append(Send(pool.port, pool.owner, pool.owner_port, Retired(pool.name)))
+        if ctx.record is not None:
+            ctx.record.append((None, Retired(pool.name)))
+        return
     pools = getattr(ctx.runner, "pools", None) or {}
     pool = next((p for p in pools.values() if peer in p.slots), None)
     if pool is None:

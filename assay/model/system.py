@@ -357,13 +357,13 @@ class System:
         ends.setdefault(key_b, []).append(a)
 
     def pool(self, name: str, cls: type[Component], *, size: int, owner: Any, port: str,
-             live: str) -> Any:
+             live: str, min: int = 0) -> Any:
         """An elastic pool: `size` slots `name0 ..` of `cls`, dormant until the owner
-        spawns them (`self.spawn(name, **init)`), connected by their port `port` to the
-        owner's many-port `owner`; the owner keeps the live slots in its field `live`.  See
-        `assay.model.pool`."""
+        spawns them (`self.spawn(name, **init)`) — the first `min` live from the start —,
+        connected by their port `port` to the owner's many-port `owner`; the owner keeps the
+        live slots in its field `live`.  See `assay.model.pool`."""
         from assay.model.pool import declare
-        return declare(self, name, cls, size, owner, port, live, caller_location(2))
+        return declare(self, name, cls, size, owner, port, live, caller_location(2), min)
 
     def external(self, *refs: Any) -> None:
         """Mark instances as the outside world: `s.external(client)`.

@@ -491,11 +491,28 @@ def open_store_db(kernel: Any, path: str | os.PathLike,
     return SQLiteAdapter(path, durability=durability)
 
 
+NODE_DB = ".db"                  # `run --deploy --store-db DIR`: DIR/<node>.db per node
+
+
+def node_store_path(directory: str | os.PathLike, node: str) -> str:
+    """The store database of one node of a deployment (`run --deploy --store-db DIR`)."""
+    return os.path.join(os.fspath(directory), node + NODE_DB)
+
+
+def hosts_store(kernel: Any, names: Iterable[str]) -> bool:
+    """Whether any of the instances `names` has an external store."""
+    hosted = set(names)
+    return any(t.instance in hosted for t in store_tables(kernel))
+
+
 def check_against_store(kernel: Any, start: Any, steps: Iterable[Any],
                         path: str | os.PathLike) -> list[str]:
     """The boundary contract of a recorded run: replay `steps` from `start` through the
     kernel and compare the model's maps at the end with the store database at `path`
-    (`ExternalStores.compare`: [] when they agree)."""
+    (`ExternalStores.compare`: [] when they agree).  A directory `path` is a deployment's
+    (`run --deploy --store-db DIR`): each node's `<node>.db` holds the stores of the
+    instances placed on it, so every store table must be in exactly one of its files, and
+    each file is compared for the instances whose tables it holds."""
     if not store_tables(kernel):
         raise UsageError(f"--against-store {os.fspath(path)}: the trace's system has no "
                          "external store", notes=["leave --against-store out"])
@@ -503,6 +520,8 @@ def check_against_store(kernel: Any, start: Any, steps: Iterable[Any],
     for st in steps:
         state = kernel.apply(state, st.event)[0]
     values = {inst.name: kernel.local_values(state, inst.name) for inst in kernel.instances}
+    if os.path.isdir(path):
+        return _against_node_stores(kernel, values, os.fspath(path))
     adapter = SQLiteAdapter(path, readonly=True)
     try:
         return ExternalStores(kernel, adapter, values).compare(values)
@@ -511,3 +530,41 @@ def check_against_store(kernel: Any, start: Any, steps: Iterable[Any],
                          ["give the SQLite file that --store-db wrote"]) from None
     finally:
         adapter.close()
+
+
+def _against_node_stores(kernel: Any, values: dict[str, dict[str, Any]],
+                         directory: str) -> list[str]:
+    """`check_against_store` on the directory of a deployment's node databases."""
+    files = sorted(f for f in os.listdir(directory) if f.endswith(NODE_DB))
+    if not files:
+        raise StateError("no store database (<node>.db) in this directory", Location(directory),
+                         ["give the directory that `assay run --deploy --store-db` wrote, "
+                          "or one node's file"])
+    every = {t.table: t for t in store_tables(kernel)}
+    where: dict[str, list[str]] = {}
+    out: list[str] = []
+    for f in files:
+        path = os.path.join(directory, f)
+        adapter = SQLiteAdapter(path, readonly=True)
+        try:
+            mine = adapter.tables() & every.keys()
+            for table in mine:
+                where.setdefault(table, []).append(f)
+            hosted = {every[t].instance for t in mine}
+            # an instance's tables all live on its node: one missing beside the others is a
+            # difference of this file
+            out.extend(f"{f}: {line}" for line in
+                       ExternalStores(kernel, adapter, hosted).compare(values))
+        except sqlite3.DatabaseError as e:
+            raise StateError(f"cannot read the store database: {e}", Location(path),
+                             ["give the directory that --store-db wrote"]) from None
+        finally:
+            adapter.close()
+    for table, t in every.items():
+        if table not in where:
+            out.append(f"table {table} is in no database of {directory} (the model's "
+                       f"{t.instance}.{t.field} holds {len(values[t.instance][t.field])} keys)")
+        elif len(where[table]) > 1:
+            out.append(f"table {table} is in {len(where[table])} databases "
+                       f"({', '.join(where[table])}): an instance runs on one node")
+    return out

@@ -51,10 +51,14 @@ class DeployReport:
 async def supervise(dep_path: str, dep: Deployment, duration: float | None,
                     state_dir: str | None, monitor: str, time_unit: float,
                     max_restarts: int = 5, skip: frozenset[str] = frozenset(),
-                    durability: str = "machine", fresh: bool = False) -> DeployReport:
+                    durability: str = "machine", fresh: bool = False,
+                    store_db: str | None = None) -> DeployReport:
     """Run every node of `dep` but those in `skip` (client nodes: a program that calls
     `assay.runtime.connect` starts them); `fresh`: each starts over in `state_dir` (its
-    first start only: a restarted node resumes what it saved since)."""
+    first start only: a restarted node resumes what it saved since); `store_db`: the
+    directory where each node keeps its instances' external stores (`<node>.db`)."""
+    from assay.runtime.extstore import node_store_path
+
     logs = tempfile.mkdtemp(prefix="assay-run-")
     state_dir = state_dir or tempfile.mkdtemp(prefix="assay-state-")
 
@@ -65,6 +69,7 @@ async def supervise(dep_path: str, dep: Deployment, duration: float | None,
             "--monitor", monitor, "--state-dir", state_dir, "--time-unit", str(time_unit),
             "--trace-out", os.path.join(logs, f"{name}.jsonl"), "--durability", durability,
             *(["--fresh"] if fresh else []),
+            *(["--store-db", node_store_path(store_db, name)] if store_db else []),
             stdin=asyncio.subprocess.DEVNULL, stdout=errlog, stderr=errlog)
 
     nodes = {n: s for n, s in dep.nodes.items() if n not in skip}

@@ -135,6 +135,9 @@ class _Step:
     save: StepRecord | None = None
     local: list[tuple[Envelope, dict[str, Any] | None]] = field(default_factory=list)
     remote: list[tuple[_Link, dict[str, Any]]] = field(default_factory=list)
+    # an instance with external stores: its fields after the step and the step's clock,
+    # for `ExternalStores.commit` (extstore.py), before the step is durable
+    ext: tuple[dict[str, Any], int] | None = None
 
 
 class TcpNode:
@@ -150,7 +153,7 @@ class TcpNode:
                  state_dir: str | None = None, time_unit: float = 0.01, seed: int = 0,
                  trace_out: str | None = None, driven: tuple[str, ...] = (),
                  ack_delay: float = 0.005, durability: str = "machine",
-                 fresh: bool = False) -> None:
+                 fresh: bool = False, store_db: str | None = None) -> None:
         if name not in dep.nodes:
             from assay.errors import UsageError
 
@@ -167,6 +170,14 @@ class TcpNode:
                         "(the trace replays only where the links stayed within them)", name)
         self.hosted = list(self.me.instances)
         self.node = Node(self.kernel, self.hosted, monitor)
+        # the external stores of the hosted instances, in this node's database (`store_db`)
+        from assay.runtime.extstore import ExternalStores, SQLiteAdapter, hosts_store
+
+        self.stores: ExternalStores | None = None
+        if store_db is not None and hosts_store(self.kernel, self.hosted):
+            self.stores = ExternalStores(
+                self.kernel, SQLiteAdapter(store_db, durability=durability), self.hosted)
+        initial = {n: self.node.state(n) for n in self.hosted} if self.stores else {}
         self.driven = set(driven)
         assert self.driven <= set(self.hosted), "a node drives only instances it hosts"
         self.on_delivered: Callable[[Envelope, Outcome], None] | None = None
@@ -249,6 +260,18 @@ class TcpNode:
                 log.info("%s: restored %s from %s", name, inst, state_dir)
             for peer, epoch, seq, frame in self.store.outbox():
                 self._reload(peer, epoch, seq, frame)
+        if self.stores:
+            from assay.runtime.extstore import start_values
+
+            try:
+                self.stores.attach(start_values(self.kernel, initial, self.store, first_life),
+                                   undo=self.store is not None)
+            except BaseException:            # no step taken: nothing more to make durable
+                self.stores.close()
+                for f in (self.store, self.logfile):
+                    if f is not None:
+                        f.close()
+                raise
         # a first life: each hosted instance's start step (`@on_start`), which the model
         # counts in the initial state (routed when serving starts, not recorded as a step)
         self._starts = [(n, self.node.start(n)) for n in self.hosted
@@ -652,6 +675,8 @@ class TcpNode:
         # lines beyond its last durable step (see `_open_log`)
         if record:                       # a start is no step: the model's initial state has it
             self._record(out.event, clock)
+        if self.stores and name in self.stores.by_instance:
+            step.ext = (self.node.state(name), clock)
         if self.store is not None:
             saved = self.kernel.persisted(name, self.node.local[name])
             # a restart is always made durable: the crash and restart lines before it are
@@ -668,7 +693,13 @@ class TcpNode:
         outbox rows peers have acknowledged since the last one — before any of their messages
         leave or are acknowledged.  The commit runs in a thread, the loop reading frames
         meanwhile (committing on the loop with `--durability process`, which does not wait
-        for the disk, measured slower: tests/benchmarks/RESULTS.md)."""
+        for the disk, measured slower: tests/benchmarks/RESULTS.md).  A step of an instance
+        with external stores writes them first (`ExternalStores.commit`, its own transaction
+        with an undo record; a group holds at most one such step, the last)."""
+        if self.stores:
+            for st in steps:
+                if st.ext is not None:
+                    await asyncio.to_thread(self.stores.commit, st.name, *st.ext)
         if self.store is None:
             return
         if self.logfile is not None:
@@ -817,7 +848,11 @@ class TcpNode:
                 break
             name, out, receipt, delivered = taken
             group.append((self._prepare(name, out, receipt), delivered))
-            if self.store is None or len(group) >= self.GROUP or time.monotonic() > until:
+            # a step that writes external stores ends its group: a kill between the stores'
+            # commit and the group's leaves the database one step ahead, which the undo
+            # record of that step takes back (extstore.py)
+            if self.store is None or len(group) >= self.GROUP or time.monotonic() > until \
+                    or group[-1][0].ext is not None:
                 break
         steps = [st for st, _ in group]
         await self._commit(steps)
@@ -883,6 +918,8 @@ class TcpNode:
         await asyncio.gather(*self._background, return_exceptions=True)
         if self.store is not None:
             self.store.close()
+        if self.stores is not None:
+            self.stores.close()
         if self.logfile is not None:
             self.logfile.close()
 
@@ -893,8 +930,11 @@ class TcpNode:
     def _stepper_done(self, task: asyncio.Task[None]) -> None:
         """The step loop ends only when the node stops; if it died, say why and stop."""
         if not task.cancelled() and task.exception() is not None:
-            log.error("%s: the step loop failed, stopping the node", self.name,
-                      exc_info=task.exception())
+            from assay.errors import AssayError
+
+            e = task.exception()          # an AssayError (a store changed behind its back)
+            log.error("%s: the step loop failed, stopping the node", self.name,   # is no bug
+                      exc_info=None if isinstance(e, AssayError) else e)
             self.failed = task.exception()
             self.stop()
 
