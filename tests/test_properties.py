@@ -16,6 +16,7 @@ Explicit examples at the end pin down the assay bugs these properties found.
 """
 from __future__ import annotations
 
+import collections
 import json
 import os
 import subprocess
@@ -43,6 +44,7 @@ from assay import (
     requires,
 )
 from assay.checker import check
+from assay.errors import TraceError
 from assay.kernel.kernel import Kernel
 from assay.kernel.trace import find_initial, initial_json, recorded_event, replay
 from assay.model.load import build
@@ -738,6 +740,7 @@ def chooser_system(choices: tuple) -> System:
 @SETTINGS
 @given(choices=st.lists(values, min_size=1, max_size=3).map(tuple))
 @example(choices=(True, 1))                                  # found by the property (was a bug)
+@example(choices=((None, (False, False)), frozenset({None, (False, False)})))  # one JSON form
 def test_values_with_different_canonical_forms_are_different_states_and_events(choices):
     distinct = {canonical(c) for c in choices}
     assert check(chooser_system(choices)).states == 1 + len(distinct)
@@ -753,10 +756,18 @@ def test_values_with_different_canonical_forms_are_different_states_and_events(c
     assert sorted(json.dumps(j, sort_keys=True) for j in names) == sorted(
         json.dumps({"kind": "action", "instance": "ch", "action": "choose", "arg": to_json(c)},
                    sort_keys=True) for c in {canonical(c): c for c in choices}.values())
+    by_json = collections.Counter(json.dumps(j, sort_keys=True) for j in names)
     for ev, name in zip(evs, names):
         want = k.fingerprint(k.step(s0, ev).state)
         k2 = Kernel(chooser_system(choices))
-        _, final = replay(k2, [name], find_initial(k2, initial_json(k, s0)))
+        start = find_initial(k2, initial_json(k, s0))
+        if by_json[json.dumps(name, sort_keys=True)] > 1:
+            # values that differ only in type share a JSON form: replay says so rather
+            # than take the first (which replayed another run)
+            with pytest.raises(TraceError, match="ambiguous"):
+                replay(k2, [name], start)
+            continue
+        _, final = replay(k2, [name], start)
         assert k2.fingerprint(final) == want, name
 
 

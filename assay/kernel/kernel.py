@@ -1721,12 +1721,27 @@ class Kernel:
         if "kind" not in want:
             raise TraceError(f"event {_clip(repr(want))} has no 'kind'")
         cache = self._event_json
+        found: int | None = None
         for ev in self.enabled_events(state):
             have = cache.get(ev)
             if have is None:
                 have = cache[ev] = self.event(ev).to_json()
             if all(_same_json(have.get(k), v) for k, v in want.items()):
-                return ev
+                if found is None:
+                    found = ev
+                elif ev != found and self.step(state, ev).state != self.step(state, found).state:
+                    # values of different types with one JSON form (a tuple and a frozenset
+                    # are both a list, an enum member and its name a string): the name does
+                    # not say which, and taking the first would replay another run
+                    raise TraceError(
+                        f"{_clip(_describe_json(want))}: ambiguous — two enabled events with "
+                        f"different outcomes have this JSON form: {self.describe(found)}; "
+                        f"{self.describe(ev)}",
+                        notes=["their values differ only in type (e.g. a tuple and a set), "
+                               "which a trace's JSON does not record; give the action's "
+                               "domain values of one type"])
+        if found is not None:
+            return found
         raise TraceError(f"{_clip(_describe_json(want))}: not enabled in this state",
                          notes=[f"enabled here: {self._enabled_summary(state)}"])
 
