@@ -217,6 +217,28 @@ def test_a_step_the_database_holds_beyond_the_durable_state_is_undone(tmp_path):
     assert rows(db, "store_ledger_totals") == {"a": 3, "b": 1, "c": 1}
 
 
+def test_a_step_ahead_whose_key_was_changed_since_is_refused_not_undone(tmp_path):
+    # the database one step ahead (its record: 'a' was 2, the step wrote 3), and then 'a'
+    # written behind assay's back (100): undoing the step would erase that write unseen
+    db, state = tmp_path / "l.sqlite", tmp_path / "state"
+    run_local(kernel_of(LEDGER, limit="4"), duration=20, state_dir=state,
+              stores=SQLiteAdapter(db))
+    ahead = SQLiteAdapter(db)
+    ahead.apply([("store_ledger_totals", '"a"', "100")],
+                ("ledger", 1, json.dumps([["store_ledger_totals", '"a"', "2", "3"]])))
+    ahead.close()
+    with pytest.raises(StateError, match="key 'a' is 100 in the database, 2 in the model"):
+        run_local(kernel_of(LEDGER, limit="4"), state_dir=state, stores=SQLiteAdapter(db))
+    assert rows(db, "store_ledger_totals") == {"a": 100, "b": 1, "c": 1}
+    # the same record with the database holding what the step wrote: undone
+    ahead = SQLiteAdapter(db)
+    ahead.apply([("store_ledger_totals", '"a"', "3")], None)
+    ahead.close()
+    run_local(kernel_of(LEDGER, limit="4"), duration=5, state_dir=state,
+              stores=SQLiteAdapter(db))
+    assert rows(db, "store_ledger_totals")["a"] == 2
+
+
 def test_kills_of_a_run_lose_no_write_and_count_none_twice(tmp_path):
     db, state, trace = tmp_path / "l.sqlite", tmp_path / "state", tmp_path / "run.json"
     argv = [sys.executable, "-m", "assay.cli", "run", str(LEDGER), "-p", "limit=200",

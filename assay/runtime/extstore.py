@@ -364,10 +364,14 @@ class ExternalStores:
             # per instance (its tables are its own): a record whose undoing makes them agree
             # is of a step the state directory does not hold
             back: list[tuple[str, str, str | None]] = []
-            for inst, ws in records:
+            for inst, ws, wrote in records:
                 mine = {t.table for t in self.by_instance.get(inst, [])}
                 part = {t: held for t, held in snap.items() if t in mine}
                 if not part or not self._diff(part, start, mine):
+                    continue
+                if any((part.get(table) or {}).get(k) != v for table, k, v in wrote):
+                    # a key no longer holds what that step wrote: someone else wrote there
+                    # since, and undoing the step would erase it unseen
                     continue
                 trial = {t: None if held is None else dict(held) for t, held in part.items()}
                 for table, k, v in ws:
@@ -384,9 +388,9 @@ class ExternalStores:
             if back:
                 bad = self._diff(snap, start)
                 if not bad:                            # written only if it all agrees then
-                    a.apply(back, None, [inst for inst, _ in records])
+                    a.apply(back, None, [r[0] for r in records])
         elif not bad and records:                      # every step they record is durable
-            a.apply([], None, [inst for inst, _ in records])
+            a.apply([], None, [r[0] for r in records])
         if bad:
             raise StateError(f"the store database disagrees with the state the run starts from "
                              f"({len(bad)} difference{'s' if len(bad) != 1 else ''}): "
@@ -399,16 +403,23 @@ class ExternalStores:
             self.held[t.table] = {_text(to_json(k)): _text(to_json(v))
                                   for k, v in start[t.instance][t.field].items()}
 
-    def _undo_records(self) -> list[tuple[str, list[tuple[str, str, str | None]]]]:
+    def _undo_records(self) -> list[tuple[str, list[tuple[str, str, str | None]],
+                                          list[tuple[str, str, str | None]]]]:
         """Each instance's undo record: its last step's keys and the values they had before
-        (None: no row)."""
+        (None: no row), and the values the step wrote (none listed in a record of an older
+        assay, which kept only the first)."""
         out = []
         for inst, _clock, before in self.adapter.undo_rows():
             try:
                 rows = json.loads(before)
-                out.append((str(inst), [(str(t), str(k), None if v is None else str(v))
-                                        for t, k, v in rows]))
-            except (TypeError, ValueError) as e:
+                back = [(str(r[0]), str(r[1]), None if r[2] is None else str(r[2]))
+                        for r in rows]
+                wrote = [(str(r[0]), str(r[1]), None if r[3] is None else str(r[3]))
+                         for r in rows if len(r) == 4]
+                if any(len(r) not in (3, 4) for r in rows):
+                    raise ValueError("a row is not [table, key, before(, after)]")
+                out.append((str(inst), back, wrote))
+            except (TypeError, ValueError, IndexError, KeyError) as e:
                 raise StateError(f"table {UNDO}, row {inst!r}: not an undo record ({e})",
                                  Location(self.adapter.where),
                                  ["the store database was edited: restore it"]) from None
@@ -439,7 +450,10 @@ class ExternalStores:
         if not writes:
             return
         try:
-            self.adapter.apply(writes, (instance, clock, _text(before)),
+            # the record: each key's value before the step and the one it writes (undone at
+            # the next start only if the database still holds exactly what this step wrote)
+            record = [(t, k, old, w) for (t, k, old), (_, _, w) in zip(before, writes)]
+            self.adapter.apply(writes, (instance, clock, _text(record)),
                                expect={(t, k): old for t, k, old in before})
         except StoreConflict as e:
             what = "; ".join(f"table {t}, key {k}: assay wrote "
