@@ -196,6 +196,7 @@ def test_the_entry_point_loads_the_plugin_without_p(tmp_path):
     shutil.copy(SPECS / "two_phase_commit.py", tmp_path / "spec.py")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(ROOT)])}
     env.pop("PYTEST_DISABLE_PLUGIN_AUTOLOAD", None)
+    env.pop("PYTEST_ADDOPTS", None)          # not CI's `-n 2` (.ci/run): a pytest of its own
     r = subprocess.run([sys.executable, "-m", "pytest", "--assay", "-q", "-p", "no:cacheprovider",
                         "spec.py"], cwd=tmp_path, env=env, capture_output=True, text=True,
                        timeout=120)
