@@ -40,18 +40,40 @@ START = 30.0            # seconds a node may take to come up (a loaded CI machin
 
 # --- deployments ----------------------------------------------------------------------------
 
+# Ports for the nodes tests start: below the kernel's ephemeral range (32768-60999 here), so
+# no client socket's local port can take one between the test choosing it and the node binding
+# it (a port from bind(0) could be), and a window of its own for each pytest-xdist worker and
+# process, walked in turn, so that two tests running at once do not choose the same port (a
+# node of one answering another's supervisor: a reply that fails its MAC, read as no answer).
+_WINDOW = 2000
+_next_port: list[int] = []
+
+
+def _first_port() -> int:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker[2:]) if worker[2:].isdigit() else 0
+    return 10_000 + (index % 8) * _WINDOW + (os.getpid() * 37) % _WINDOW
+
+
 def free_ports(n: int) -> list[int]:
-    """`n` distinct ports that were free a moment ago (bound to port 0, then released)."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind((HOST, 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+    """`n` distinct ports that were free a moment ago (each bound, then released): the next
+    ones of this process's window."""
+    if not _next_port:
+        _next_port.append(_first_port())
+    base = 10_000 + ((_next_port[0] - 10_000) // _WINDOW) * _WINDOW
+    out: list[int] = []
+    for _ in range(4 * _WINDOW):
+        port = _next_port[0]
+        _next_port[0] = base + (port + 1 - base) % _WINDOW
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((HOST, port))
+            except OSError:
+                continue
+        out.append(port)
+        if len(out) == n:
+            return out
+    raise RuntimeError(f"no {n} free ports in {base}-{base + _WINDOW - 1}")
 
 
 def _toml(v: Any) -> str:
