@@ -40,6 +40,7 @@ from assay.verifier.types import (
     finite,
     is_some,
     members,
+    model_candidates,
     none_of,
     opt_ty,
     some_of,
@@ -180,7 +181,7 @@ def read_back(reader: Any, x: Any, ty: Ty) -> Map:
         elif kt.kind == "peer":
             keys = list(reader.universe)
         else:
-            keys = _candidates(model, x, ksort)
+            keys = model_candidates(model, x, ksort)
     present = [k for k in keys
                if z3.is_true(model.eval(has(Val(ty, x), k), model_completion=True))]
     lit = empty_map(ty).e
@@ -218,19 +219,6 @@ def _stored_keys(x: Any, none: Any) -> list[Any] | None:
     if z3.is_app_of(x, z3.Z3_OP_CONST_ARRAY) and x.arg(0).eq(none):
         return out
     return None
-
-
-def _candidates(model: z3.ModelRef, x: Any, sort: Any) -> list[Any]:
-    from assay.verifier.types import _is_model_value, _subterms
-    cands: dict[str, Any] = {}
-    for t in _subterms(x):
-        if t.sort() == sort and _is_model_value(t):
-            cands.setdefault(str(t), t)
-    for d in model.decls():
-        if d.arity() == 0 and d.range() == sort:
-            t = model.eval(d(), model_completion=True)
-            cands.setdefault(str(t), t)
-    return list(cands.values())
 
 
 def bounds(key: Bounds | None, value: Bounds | None, ty: Ty, text: str) -> Bounds | None:

@@ -987,6 +987,20 @@ class ModelReader:
         return finite_members(self.model, x, sort_of(elem))
 
 
+def model_candidates(model: z3.ModelRef, x: Any, sort: Any) -> list[Any]:
+    """The values of `sort` a model mentions: model values inside the term `x` and the
+    model's constants of that sort (where a set's or a map's members are looked for)."""
+    cands: dict[str, Any] = {}
+    for t in _subterms(x):
+        if t.sort() == sort and _is_model_value(t):
+            cands.setdefault(str(t), t)
+    for d in model.decls():
+        if d.arity() == 0 and d.range() == sort:
+            t = model.eval(d(), model_completion=True)
+            cands.setdefault(str(t), t)
+    return list(cands.values())
+
+
 def finite_members(model: z3.ModelRef, x: Any, sort: Any) -> list[Any]:
     """The members of a set value of the model: read off its stores, or else found among the
     element values the model mentions (checked: the set must be exactly those; else it is
@@ -1000,15 +1014,7 @@ def finite_members(model: z3.ModelRef, x: Any, sort: Any) -> list[Any]:
             return _finite_set(x)
         except Unsupported:
             pass
-        cands: dict[str, Any] = {}
-        for t in _subterms(x):
-            if t.sort() == sort and _is_model_value(t):
-                cands.setdefault(str(t), t)
-        for d in model.decls():
-            if d.arity() == 0 and d.range() == sort:
-                t = model.eval(d(), model_completion=True)
-                cands.setdefault(str(t), t)
-        found = [c for c in cands.values()
+        found = [c for c in model_candidates(model, x, sort)
                  if z3.is_true(model.eval(z3.IsMember(c, x), model_completion=True))]
     lit = z3.EmptySet(sort)
     for c in found:
