@@ -111,7 +111,17 @@ def traceback_location(tb: TracebackType | None) -> Location | None:
 _STDLIB = os.path.abspath(sysconfig.get_paths()["stdlib"]) + os.sep
 
 
-def exit_error(exc: SystemExit, what: str, fallback: Location | None = None,
+def not_exceptions() -> tuple[type[BaseException], ...]:
+    """What spec code may raise that is not an `Exception` and not Ctrl-C: `SystemExit`,
+    `GeneratorExit`, a `BaseException` of the spec's own.  An engine's `except Exception`
+    lets them through and they would end it (or, in a worker process, show as a bug in
+    assay); `except not_exceptions()` (evaluated only when something is raised) turns them
+    into `exit_error`'s spec error."""
+    return tuple(c for c in BaseException.__subclasses__()
+                 if c is not Exception and c is not KeyboardInterrupt)
+
+
+def exit_error(exc: BaseException, what: str, fallback: Location | None = None,
                notes: Sequence[str] = (), when: str = "") -> SpecError:
     """The spec error for code of a spec that raised SystemExit (`sys.exit()`, `exit()`):
     at the spec's line that did it (not the standard library's `exit`), else `fallback`.
@@ -126,11 +136,18 @@ def exit_error(exc: SystemExit, what: str, fallback: Location | None = None,
         if is_user_file(name) and not os.path.abspath(name).startswith(_STDLIB):
             found = Location(name, tb.tb_lineno)
         tb = tb.tb_next
-    code = "" if exc.code is None else repr(exc.code)
-    return SpecError(f"{what} raised SystemExit({code}){when}", found or fallback,
-                     ["code in a spec must not end the process (sys.exit(), exit() and raise "
-                      "SystemExit do): return, raise an ordinary exception, or model a "
-                      "stopped component with a field", *notes])
+    if isinstance(exc, SystemExit):
+        code = "" if exc.code is None else repr(exc.code)
+        did = f"called os._exit({code})" if getattr(exc, "os_exit", False) else \
+            f"raised SystemExit({code})"
+    else:                           # GeneratorExit, a BaseException of the spec's own
+        did = f"raised {type(exc).__name__}" + (f": {exc}" if str(exc) else "") + \
+            " (a BaseException, not an Exception)"
+    return SpecError(f"{what} {did}{when}", found or fallback,
+                     ["code in a spec must not end the process (sys.exit(), exit(), os._exit() "
+                      "and raise SystemExit do) nor raise what is not an Exception: return, "
+                      "raise an ordinary exception, or model a stopped component with a field",
+                      *notes])
 
 
 def _decorator_lines(lines: list[str]) -> int:

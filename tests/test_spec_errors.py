@@ -281,6 +281,17 @@ CASES = [
          message=("ensures of a.step", "SystemExit(1)"), notes=(_EXIT_NOTE,)),
     Case("sys-exit-in-property", "sys_exit_property.py", when="check",
          message=("property 'bounded'", "SystemExit(0)"), notes=(_EXIT_NOTE,)),
+    # os._exit(0) ended the check with exit code 0 and nothing printed: a clean pass
+    Case("os-exit-in-handler", "os_exit_handler.py", when="check",
+         message=("server.on_ping", "called os._exit(0)"), notes=(_EXIT_NOTE,)),
+    Case("os-exit-in-property", "os_exit_property.py", when="check",
+         message=("property 'bounded'", "called os._exit(0)"), notes=(_EXIT_NOTE,)),
+    # not an Exception: a traceback (exit 1), or "a bug in assay" from a worker process
+    Case("generator-exit-in-guard", "generator_exit_guard.py", when="check",
+         message=("the guard of a.step", "raised GeneratorExit"), notes=(_EXIT_NOTE,)),
+    Case("base-exception-in-handler", "base_exception_handler.py", when="check",
+         message=("server.on_ping", "raised Stop: enough", "not an Exception"),
+         notes=(_EXIT_NOTE,)),
 ]
 
 BY_ID = {c.id: c for c in CASES}
@@ -546,6 +557,14 @@ EXIT_RUNS = [
     ("verify", "sys_exit_load.py", ()),
     ("verify", "sys_exit_system.py", ()),
     ("verify", "sys_exit_contract.py", ()),
+    ("simulate", "os_exit_handler.py", ("--runs", "4", "--jobs", "2")),
+    ("simulate", "base_exception_handler.py", ("--runs", "4", "--jobs", "2")),
+    ("simulate", "generator_exit_guard.py", ("--runs", "2", "--jobs", "1")),
+    ("check", "os_exit_handler.py", ("--workers", "2")),
+    ("check", "base_exception_handler.py", ("--workers", "2")),
+    ("run", "os_exit_handler.py", ()),
+    ("run", "base_exception_handler.py", ()),
+    ("verify", "base_exception_handler.py", ()),
 ]
 
 
@@ -564,4 +583,6 @@ def test_cli_sys_exit_in_a_spec_is_a_spec_error_in_every_engine(
     assert "Traceback" not in r.stdout + r.stderr, r.stderr
     assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
     assert r.stderr.startswith(f"{rel}:{marker_line(BAD / fixture)}: error: "), r.stderr
-    assert "SystemExit(" in r.stderr and _EXIT_NOTE in flat(r.stderr)
+    said = {"os_exit_handler.py": "called os._exit(0)", "base_exception_handler.py":
+            "raised Stop: enough", "generator_exit_guard.py": "raised GeneratorExit"}
+    assert said.get(fixture, "SystemExit(") in r.stderr and _EXIT_NOTE in flat(r.stderr)

@@ -15,7 +15,7 @@ from assay.cli.run import merge, node, run
 from assay.cli.simulate import simulate
 from assay.cli.verify import verify_command
 from assay.errors import AssayError, exit_error
-from assay.model.load import SPEC_MODULE_PREFIX
+from assay.model.load import FOLDER_PREFIX, SPEC_MODULE_PREFIX
 
 
 class _Group(click.Group):
@@ -36,7 +36,9 @@ class _Group(click.Group):
             raise
         except AssayError as e:
             _fail(e)
-        except Exception:
+        except BaseException as e:
+            if not isinstance(e, Exception) and _raised_in_a_spec(e):
+                _fail(exit_error(e, "code in the spec"))   # GeneratorExit, its own kind
             import traceback
 
             traceback.print_exc()
@@ -49,7 +51,8 @@ def _raised_in_a_spec(e: BaseException) -> bool:
     """Whether a frame of a loaded spec (see `assay.model.load`) is on the traceback."""
     tb = e.__traceback__
     while tb is not None:
-        if str(tb.tb_frame.f_globals.get("__name__", "")).startswith(SPEC_MODULE_PREFIX):
+        if str(tb.tb_frame.f_globals.get("__name__", "")).startswith(
+                (SPEC_MODULE_PREFIX, FOLDER_PREFIX)):
             return True
         tb = tb.tb_next
     return False

@@ -19,6 +19,7 @@ from assay.errors import (
     SpecError,
     caller_location,
     exit_error,
+    not_exceptions,
     object_location,
     traceback_location,
 )
@@ -603,7 +604,9 @@ class Runner:
                 return [(False, None)]
             try:
                 return [(False, None)] if when(obj) else []
-            except (Exception, SystemExit) as e:
+            except KeyboardInterrupt:
+                raise
+            except BaseException as e:
                 raise self._guard_error(act, e) from None
         if callable(dom):
             try:
@@ -619,7 +622,7 @@ class Runner:
                     t = type(dom)
                 dom = dom if t is list else list(dom) if t is not frozenset and t is not set \
                     and not isinstance(dom, frozenset | set) else sorted(dom, key=canonical)
-            except SystemExit as e:
+            except not_exceptions() as e:
                 raise exit_error(e, f"the domain (over=) of {self.name}.{act.name}") \
                     from None
             except Exception as e:
@@ -645,7 +648,9 @@ class Runner:
         for a in dom:
             try:
                 ok = when(obj, a)
-            except (Exception, SystemExit) as e:
+            except KeyboardInterrupt:
+                raise
+            except BaseException as e:
                 raise self._guard_error(act, e) from None
             if ok:
                 out.append((True, a))
@@ -655,7 +660,7 @@ class Runner:
         """The error to raise for a guard that raised `e` (a `SpecError` as it is)."""
         if isinstance(e, SpecError):
             return e
-        if isinstance(e, SystemExit):
+        if not isinstance(e, Exception):
             return exit_error(e, f"the guard of {self.name}.{act.name}")
         return SpecError(f"the guard of {self.name}.{act.name} raised {type(e).__name__}: {e}",
                          traceback_location(e.__traceback__))
@@ -673,7 +678,7 @@ class Runner:
             return bool(h.when(obj, message))
         except SpecError:
             raise
-        except SystemExit as e:
+        except not_exceptions() as e:
             raise exit_error(e, f"the receive guard of {self.name}.{h.name}") from None
         except Exception as e:
             raise SpecError(f"the receive guard of {self.name}.{h.name} raised "
@@ -769,7 +774,7 @@ class Runner:
             return values, [], [a.violation], []
         except (SpecError, _Diverged):
             raise
-        except SystemExit as e:                 # not a violation: it would end the engine
+        except not_exceptions() as e:                 # not a violation: it would end the engine
             raise exit_error(e, blame) from None
         except Exception as e:
             tb = sys.exc_info()[2]
@@ -889,7 +894,7 @@ class Runner:
             return a.violation
         except SpecError:
             raise
-        except SystemExit as e:
+        except not_exceptions() as e:
             raise exit_error(e, message().split(' fails')[0], loc) from None
         except Exception as e:
             tb = sys.exc_info()[2]

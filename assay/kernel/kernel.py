@@ -31,7 +31,7 @@ from functools import partial
 from itertools import product
 from typing import Any
 
-from assay.errors import SpecError, TraceError, exit_error, traceback_location
+from assay.errors import SpecError, TraceError, exit_error, not_exceptions, traceback_location
 from assay.kernel.determinism import (
     Sampler,
     enabled_difference,
@@ -1419,7 +1419,7 @@ class Kernel:
                 g._read = reads
             try:
                 ok = p.fn(g)
-            except SystemExit as e:
+            except not_exceptions() as e:
                 raise exit_error(e, f"property {p.name!r}", p.location,
                                  [f"in state: {self.render_state(state)}"]) from None
             except Exception as e:
@@ -1491,7 +1491,7 @@ class Kernel:
             except NotLocal:
                 not_local.add(p.name)
                 continue
-            except SystemExit as e:
+            except not_exceptions() as e:
                 raise exit_error(e, f"property {p.name!r}", p.location) from None
             except Exception as e:
                 out.append(Violation("property", p.name,
@@ -1515,7 +1515,7 @@ class Kernel:
             try:
                 if pred(g):
                     return True
-            except SystemExit as e:
+            except not_exceptions() as e:
                 raise exit_error(e, "terminal predicate", loc) from None
             except Exception as e:
                 raise SpecError(f"terminal predicate raised {type(e).__name__}: {e}",
@@ -1594,7 +1594,7 @@ class Kernel:
         """A predicate of the world (`fn(g)`) on `state`; one that raises is a spec error."""
         try:
             return bool(fn(World(self, state)))
-        except SystemExit as e:
+        except not_exceptions() as e:
             raise exit_error(e, what, location) from None
         except Exception as e:
             raise SpecError(f"{what} raised {type(e).__name__}: {e}",

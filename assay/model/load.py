@@ -22,8 +22,8 @@ import sysconfig
 import types
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import Any
+from types import FrameType, TracebackType
+from typing import Any, NoReturn
 
 from assay.errors import (
     Location,
@@ -31,6 +31,7 @@ from assay.errors import (
     UsageError,
     exit_error,
     is_user_file,
+    not_exceptions,
     traceback_location,
 )
 from assay.model.system import System
@@ -62,6 +63,7 @@ def load_module(path: str | Path) -> Any:
         raise SpecError(f"the spec is not UTF-8 text: {e.reason}", Location(str(p))) from None
     spec = importlib.util.spec_from_file_location(name, p)
     assert spec is not None
+    guard_os_exit()
     module = importlib.util.module_from_spec(spec)
     module.__dict__["__builtins__"] = _folder_builtins(p.resolve().parent)
     sys.modules[name] = module
@@ -81,7 +83,7 @@ def load_module(path: str | Path) -> Any:
         raise SpecError(f"import failed: {_import_message(e)}",
                         _spec_line(sys.exc_info()[2]) or Location(str(p)),
                         _import_notes(e, p.resolve().parent)) from None
-    except SystemExit as e:
+    except not_exceptions() as e:
         del sys.modules[name]
         raise exit_error(e, "the spec", Location(str(p)), when=" while loading") from None
     except Exception as e:
@@ -94,6 +96,38 @@ def load_module(path: str | Path) -> Any:
 # --- the modules beside a spec -----------------------------------------------------------------
 
 _BUILTINS: dict[Path, dict[str, Any]] = {}
+
+
+def in_spec_code(frame: FrameType | None) -> bool:
+    """Whether code of a loaded spec, or of a module beside one, is running in `frame` or
+    a frame that called it."""
+    while frame is not None:
+        name = str(frame.f_globals.get("__name__", ""))
+        if name.startswith((SPEC_MODULE_PREFIX, FOLDER_PREFIX)):
+            return True
+        frame = frame.f_back
+    return False
+
+
+_real_os_exit = os._exit
+
+
+def _os_exit(status: int) -> NoReturn:
+    """`os._exit` while specs are loaded: called from a spec's code it raises the
+    `SystemExit` that every engine reports as a spec error (else it would end a check with
+    the spec's exit code and no report: `os._exit(0)` in a handler passed as a clean run);
+    from anywhere else (a worker process ending, the user's own code) it exits."""
+    if in_spec_code(sys._getframe(1)):
+        e = SystemExit(status)
+        e.os_exit = True                 # type: ignore[attr-defined]  # exit_error says so
+        raise e
+    _real_os_exit(status)
+
+
+def guard_os_exit() -> None:
+    """Put `_os_exit` in place of `os._exit` (once; a process that loads a spec)."""
+    if os._exit is _real_os_exit:
+        os._exit = _os_exit
 
 
 def _folder_builtins(folder: Path) -> dict[str, Any]:
@@ -314,7 +348,7 @@ def build_function(fn: Callable[..., Any], path: str, params: dict[str, Any] | N
             result = fn(**typed)
     except (SpecError, UsageError):
         raise
-    except SystemExit as e:
+    except not_exceptions() as e:
         raise exit_error(e, f"building system {system!r}", where) from None
     except Exception as e:
         raise SpecError(f"building system {system!r} raised {type(e).__name__}: {e}",

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from assay.errors import exit_error
+from assay.errors import exit_error, not_exceptions
 from assay.kernel.exec import Context, Runner, Wiring
 from assay.model.component import ComponentInfo
 from assay.model.message import Message
@@ -50,7 +50,7 @@ def holds(info: ComponentInfo, sc: Scenario, pred: Any, args: list[Any],
     try:
         call = [runner.view(old), obj, *args] if old is not None else [obj, *args]
         return bool(pred(*call)), ""
-    except SystemExit as e:
+    except not_exceptions() as e:
         raise exit_error(e, f"a contract of instance {sc.instance!r}") from None
     except Exception as e:
         return False, f"the contract raised {type(e).__name__}: {e}"
