@@ -460,3 +460,35 @@ def test_two_groups():
     orbits = {min(k.fingerprint(sym.permute(st, p)) for p in perms) for st in states}
     r = check(s)
     assert r.symmetry["applied"] and r.states == len(orbits) < len(states)
+
+
+# --- a representative that is not the orbit's only one ---------------------------------------
+
+@pytest.mark.parametrize("servers", [3, 4])
+def test_raft_double_vote_is_found_under_symmetry_with_a_concrete_shortest_counterexample(
+        servers, tmp_path):
+    """Raft's servers are all connected to each other: members with equal signatures are
+    not always interchangeable in a state, so `canon` keeps several representatives of one
+    orbit, and rebuilding the counterexample by matching representatives failed ("the
+    instances declared symmetric are not interchangeable", exit 2) although they are.  The
+    concrete path now follows the permutation from the representatives' path."""
+    import raft_election
+    import raft_election_bug_double_vote as bug
+
+    full = check(bug.system(servers))
+    red = check(bug.system(servers, symmetric=True))
+    assert full.verdict == red.verdict == "violation"
+    assert red.symmetry["applied"]
+    assert red.violation.name == full.violation.name == "election_safety"
+    assert len(red.steps) == len(full.steps)              # still a shortest one
+    path = tmp_path / "cex.json"
+    red.trace.write(path)
+    trace = Trace.read(path)
+    k = Kernel(bug.system(servers, symmetric=True))
+    out = replay_checked(k, trace.events, find_initial(k, trace.initial))
+    assert out.violation is not None and out.violation.name == "election_safety"
+    assert len(out.steps) == len(red.steps)
+    if servers == 3:                                      # the fixed spec holds either way
+        ok, ok_red = check(raft_election.system(3)), check(raft_election.system(3, symmetric=True))
+        assert ok.verdict == ok_red.verdict == "ok"
+        assert ok_red.states < ok.states

@@ -325,7 +325,11 @@ class Symmetry:
 
     def canon(self, state: State) -> State:
         """The representative of `state`'s orbit (see the module docstring)."""
-        locals_ = state[0]
+        p = self.canon_permutation(state)
+        return state if p is None else self.permute(state, p)
+
+    def canon_permutation(self, state: State) -> list[int] | None:
+        """The permutation p with `canon(state) == permute(state, p)` (None: the identity)."""
         p = list(self.identity)
         moved = False
         for gi, group in enumerate(self.groups):
@@ -335,8 +339,7 @@ class Symmetry:
                 if r != pos:
                     p[group[pos]] = group[r]
                     moved = True
-        del locals_
-        return self.permute(state, p) if moved else state
+        return p if moved else None
 
     def _signatures(self, gi: int, group: tuple[int, ...], state: State) -> list[Any]:
         locals_ = state[0]
@@ -436,20 +439,30 @@ class Symmetry:
         successor is in the orbit the search's next step reached.  The last step, if it is a
         violating transition (`last_violation`), is one that breaks the same thing; the
         violation returned is the concrete path's (its message names its instances)."""
+        # The concrete state is always a known permutation of the representative:
+        # concrete == permute(rep, q).  The search stepped rep --ev--> target and kept
+        # want = permute(target, pi); so the concrete path must step to permute(target, q),
+        # and from there concrete == permute(want, q . pi^-1).  Matching successors by their
+        # representative instead (TLC's way) needs `canon` exact, and it is not where members
+        # with equal signatures are not interchangeable (then one orbit has several
+        # representatives, and the concrete successor may have another one than `want`).
         k = self.kernel
         rep = start
         concrete = start
+        q = list(self.identity)
         out: list[int] = []
         found = last_violation
         for n, ev in enumerate(path):
             target, _, viol = k.apply(rep, ev)
-            want = self.canon(target)
+            pi = self.canon_permutation(target)
+            want = target if pi is None else self.permute(target, pi)
+            expect = self.permute(target, q)
             is_last = n == len(path) - 1
             key = _vkey(last_violation) if is_last and last_violation is not None and any(
                 _vkey(v) == _vkey(last_violation) for v in viol) else None
             for ev2 in k.enabled_events(concrete):
                 t2, _, v2 = k.apply(concrete, ev2)
-                if self.canon(t2) != want:
+                if t2 != expect:
                     continue
                 if key is not None:
                     same = [v for v in v2 if _vkey(v) == key]
@@ -464,6 +477,11 @@ class Symmetry:
                                 "counterexample: the instances declared symmetric are not "
                                 "interchangeable", k.system.symmetries[0][1],
                                 ["check with --no-symmetry"])
+            if pi is not None:                     # q := q . pi^-1
+                inverse = list(self.identity)
+                for i, j in enumerate(pi):
+                    inverse[j] = i
+                q = [q[inverse[i]] for i in range(len(q))]
             rep = want
             if is_last and key is None and last_violation is not None \
                     and last_violation.kind == "property":
