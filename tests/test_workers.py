@@ -301,7 +301,6 @@ def test_a_damaged_checkpoint_is_refused_before_it_is_read(tmp_path: Path, damag
 
 @pytest.mark.parametrize("kwargs, why", [
     ({"strategy": "dfs"}, "not with --dfs"),
-    ({"keep_going": True}, "not with --keep-going"),
 ])
 def test_what_cannot_be_checkpointed_is_a_usage_error(tmp_path: Path, kwargs: dict[str, Any],
                                                       why: str) -> None:
