@@ -198,7 +198,8 @@ def test_the_level_search_gives_the_same_findings_for_any_number_of_workers(
         opts = Options(symmetry=reduce is not None, keep_going=keep_going)
         got, _ = parallel_bfs(k, Search(), InProcess(k, n, opts), reduce=reduce,
                               keep_going=keep_going)
-        def end(start: Any, path: tuple[int, ...]) -> Any:     # (a path of representatives)
+        def end(start: Any, path: tuple[int, ...], k: Kernel = k,
+                reduce: StableSymmetry | None = reduce) -> Any:   # (representatives' path)
             for ev in path:
                 start = k.apply(start, ev)[0]
                 start = reduce.canon(start) if reduce is not None else start

@@ -126,7 +126,8 @@ class Checkpoints:
         diff = [k for k in {**saved, **self.ident} if get(saved, k) != get(self.ident, k)]
         if not diff:
             return
-        what = {"symmetry": "symmetry reduction (--no-symmetry) differs", "keep_going": "--keep-going differs",
+        what = {"symmetry": "symmetry reduction (--no-symmetry) differs",
+                "keep_going": "--keep-going differs",
                 "strategy": "the search strategy differs (--dfs)",
                 "spec_sha256": "the spec file changed", "workers": "--workers differs",
                 "beside_sha256": "a module beside the spec that it imports changed",
