@@ -1,10 +1,10 @@
 """`check --checkpoint` beyond a plain breadth-first safety search: with symmetry reduction,
-with --keep-going, and with liveness properties.  For each, a search stopped (at a bound, or
-by SIGKILL at a checkpoint) and resumed ends with exactly the counts, verdict and
-counterexample of the same check never stopped — and, where the search is exhausted, the
-counts of the check without --checkpoint; a correct spec passes, its bug twin's
-counterexample is found and is the same after the resume; an option changed on resume is
-refused with the reason."""
+with --keep-going, and with liveness properties (depth first: test_checkpoint_dfs.py).  For
+each, a search stopped (at a bound, or by SIGKILL at a checkpoint) and resumed ends with
+exactly the counts, verdict and counterexample of the same check never stopped — and, where
+the search is exhausted, the counts of the check without --checkpoint; a correct spec passes,
+its bug twin's counterexample is found and is the same after the resume; an option changed on
+resume is refused with the reason."""
 from __future__ import annotations
 
 import json
@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from assay.checker import CheckResult, check
+from assay.checker import CheckResult
 from assay.checker.parallel import InProcess, Options, parallel_bfs
 from assay.checker.search import Search
 from assay.checker.symmetry import StableSymmetry
@@ -26,49 +26,16 @@ from assay.errors import AssayError
 from assay.kernel import Kernel
 from assay.kernel.trace import Trace, replay_trace
 from assay.model.load import build
-
-REPO = Path(__file__).resolve().parents[1]
-SYM_LOCK = "tests/fixtures/checkpoint/sym_lock.py"
-TWO_BUGS = "tests/fixtures/keep_going/two_bugs.py"
-
-
-def run(spec: str, ck: Path | None, *, params: dict[str, str] | None = None,
-        **kwargs: Any) -> CheckResult:
-    path = str(REPO / spec)
-    system, name, typed = build(path, None, params or {})
-    return check(Kernel(system), spec=path, system_name=name, params=typed,
-                 checkpoint=None if ck is None else str(ck), checkpoint_every=0, **kwargs)
-
-
-def counts(r: CheckResult) -> tuple[Any, ...]:
-    return (r.verdict, r.reason, r.states, r.transitions, r.depth, r.terminal, r.deadlocked)
-
-
-def example(r: CheckResult) -> Any:
-    """The counterexample(s), as the trace files write them."""
-    if r.findings:
-        return [(f.violation.to_json(), f.count, f.unit, f.cycle_start, f.trace.to_json())
-                for f in r.findings]
-    return (r.violation and r.violation.to_json(), r.cycle_start, r.initial,
-            r.trace and r.trace.to_json())
-
-
-def saved_depth(ck: Path) -> int:
-    return int(json.loads((ck / "current" / "meta.json").read_text())["depth"])
-
-
-def stopped_then_resumed(tmp_path: Path, spec: str, params: dict[str, str],
-                         **kwargs: Any) -> tuple[CheckResult, CheckResult]:
-    """The check never stopped (its own checkpoint directory), and the same check stopped at
-    depth 3 and resumed."""
-    whole = run(spec, tmp_path / "whole", params=params, **kwargs)
-    first = run(spec, tmp_path / "ck", params=params, max_depth=3, **kwargs)
-    assert (first.reason, saved_depth(tmp_path / "ck")) == ("max-depth", 3)
-    resumed = run(spec, tmp_path / "ck", params=params, **kwargs)
-    assert counts(resumed) == counts(whole)
-    assert example(resumed) == example(whole)
-    return whole, resumed
-
+from tests.checkpoint_support import (
+    REPO,
+    SYM_LOCK,
+    TWO_BUGS,
+    counts,
+    example,
+    run,
+    saved_depth,
+    stopped_then_resumed,
+)
 
 # --- symmetry reduction ------------------------------------------------------------------------
 

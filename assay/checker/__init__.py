@@ -271,9 +271,9 @@ def check(system: System | Kernel, *, strategy: str = "bfs", max_states: int | N
 
                 n, name, typed = workers, system_name, params or {}
                 make = lambda opts: RayWorkers(kernel, n, opts, spec, name, typed)  # noqa: E731
-            out, extra, search = _by_levels(kernel, search, new_search,
-                                            workers if serial is None else 1, make,
-                                            checkpoints, reduce, sym, keep_going)
+            out, extra, search = _apart(kernel, search, new_search, strategy,
+                                        workers if serial is None else 1, make,
+                                        checkpoints, reduce, sym, keep_going)
             unchanged = extra.unchanged
         elif reduce is not None:
             try:
@@ -336,32 +336,37 @@ def _ray_workers(address: str, workers: int, spec: str, system_name: str) -> int
 def _checkpoints(kernel: Kernel, strategy: str, keep_going: bool, symmetry: Any,
                  path: str, every: float, spec: str, system_name: str,
                  params: dict[str, Any] | None, workers: int) -> Any:
-    """The checkpoint directory of this check (a usage error where it cannot have one).
-    `symmetry`: whether reduction was asked for, None when the system declares none."""
+    """The checkpoint directory of this check.  `symmetry`: whether reduction was asked for,
+    None when the system declares none."""
     from assay.checker.checkpoint import Checkpoints, identity
-    from assay.errors import UsageError
 
-    if strategy != "bfs":
-        raise UsageError("--checkpoint: not with --dfs",
-                         notes=["a checkpoint is of a breadth-first search"])
     if not spec or not system_name:
         raise ValueError("check(checkpoint=...) needs spec= and system_name=")
     return Checkpoints(path, identity(spec, system_name, params or {}, kernel.faults,
                                       kernel.fairness, kernel.check_deadlock, workers,
                                       symmetry=None if symmetry is None else bool(symmetry),
-                                      keep_going=keep_going), every)
+                                      keep_going=keep_going, strategy=strategy), every)
 
 
-def _by_levels(kernel: Kernel, search: Search, new_search: Callable[[], Search], n: int,
-               make: Any, checkpoints: Any, reduce: Symmetry | None,
-               sym: dict[str, Any] | None, keep_going: bool) -> tuple[Outcome, Any, Search]:
-    """The level-by-level search of `parallel.py` (`--workers`, `--checkpoint`): with
-    symmetry reduction over representatives that every worker and every resumed search
-    picks alike (`StableSymmetry`), back to every state when a property is not symmetric
-    (a checkpoint notes it: the search it resumes is unreduced too); the outcome's
-    counterexamples concrete.  The search that ran is returned with the outcome."""
+def _apart(kernel: Kernel, search: Search, new_search: Callable[[], Search], strategy: str,
+           n: int, make: Any, checkpoints: Any, reduce: Symmetry | None,
+           sym: dict[str, Any] | None, keep_going: bool) -> tuple[Outcome, Any, Search]:
+    """A search spread over workers or saved in checkpoints: the level-by-level search of
+    `parallel.py` (`--workers`, `--checkpoint`), or with `--dfs --checkpoint` the depth-first
+    one of `dfs_checkpoint.py`.  With symmetry reduction over representatives that every
+    worker and every resumed search picks alike (`StableSymmetry`), back to every state when
+    a property is not symmetric (a checkpoint notes it: the search it resumes is unreduced
+    too); the outcome's counterexamples concrete.  The search that ran is returned with the
+    outcome."""
     from assay.checker.parallel import check_parallel
     from assay.checker.symmetry import StableSymmetry
+
+    def run(search: Search, stable: StableSymmetry | None) -> tuple[Outcome, Any]:
+        if strategy == "dfs":
+            from assay.checker.dfs_checkpoint import checkpointed_dfs
+
+            return checkpointed_dfs(kernel, search, keep_going, stable, checkpoints)
+        return check_parallel(kernel, search, n, make, checkpoints, stable, keep_going)
 
     stable = None
     if reduce is not None:
@@ -372,7 +377,7 @@ def _by_levels(kernel: Kernel, search: Search, new_search: Callable[[], Search],
         else:
             sym.update(applied=False, why=why)
     try:
-        out, extra = check_parallel(kernel, search, n, make, checkpoints, stable, keep_going)
+        out, extra = run(search, stable)
     except NotSymmetric as e:
         assert sym is not None
         why = f"{e.what} is not symmetric: {e.why}"
@@ -380,7 +385,7 @@ def _by_levels(kernel: Kernel, search: Search, new_search: Callable[[], Search],
         if checkpoints is not None:
             checkpoints.restart(unreduced=why)
         search = new_search()
-        out, extra = check_parallel(kernel, search, n, make, checkpoints, None, keep_going)
+        out, extra = run(search, None)
         return out, extra, search
     if stable is not None:
         assert sym is not None

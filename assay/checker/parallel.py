@@ -293,16 +293,19 @@ class Shard:
                 self.parent_index[idx])
 
     def summary(self) -> dict[str, Any]:
-        """What the property report needs of this worker's kernel (JSON: a checkpoint keeps
-        it, for the report of the search that resumes)."""
-        k = self.kernel
-        unchanged = k.unchanged_instances() if k.property_evaluations else set()
-        first = next(iter(k._property_memo), None)
-        return {"evaluations": k.property_evaluations,
-                "reads": [sorted(r) for r in k.property_reads],
-                "beyond": list(k.property_beyond),
-                "unchanged": {str(i): k.instances[i].table.canonical(first[i]).hex()
-                              for i in unchanged} if first is not None else {}}
+        return summary(self.kernel)
+
+
+def summary(k: Kernel) -> dict[str, Any]:
+    """What the property report needs of a worker's kernel `k` (JSON: a checkpoint keeps it,
+    for the report of the search that resumes)."""
+    unchanged = k.unchanged_instances() if k.property_evaluations else set()
+    first = next(iter(k._property_memo), None)
+    return {"evaluations": k.property_evaluations,
+            "reads": [sorted(r) for r in k.property_reads],
+            "beyond": list(k.property_beyond),
+            "unchanged": {str(i): k.instances[i].table.canonical(first[i]).hex()
+                          for i in unchanged} if first is not None else {}}
 
 
 # --- the driver --------------------------------------------------------------------------------
