@@ -1,4 +1,4 @@
-"""Checkpoints of a breadth-first search (`check --checkpoint DIR`), and resuming from one.
+"""Checkpoints of a search (`check --checkpoint DIR`), and resuming from one.
 
 At the end of a level (every `every` seconds at most) each worker of the parallel search
 (`parallel.py`; one worker without `--workers`) writes the states it owns — every one, encoded
@@ -6,8 +6,14 @@ as `portable.py` does, with its parent link — and its frontier to `DIR/next/sh
 driver then writes `meta.json` (what was checked, the counts, the depth) and swaps the new
 checkpoint in by renames, so a crash at any point leaves a whole checkpoint: `DIR/current`,
 or while swapping `DIR/previous`.  `check --checkpoint DIR` resumes from it when it is of
-the same spec file (its bytes), system, parameters, fault budget, fairness, deadlock rule and
-number of workers; otherwise it refuses and says what differs.  `meta.json` holds the
+the same spec file (its bytes), system, parameters, fault budget, fairness, deadlock rule,
+number of workers, symmetry setting, `--keep-going` and strategy; otherwise it refuses and
+says what differs.  Every mode is saved: a reduced search keeps orbits' representatives
+(`symmetry.StableSymmetry`: the same in every process), and `meta.json` notes `unreduced`
+when a property was found not symmetric, so that the resumed search is unreduced too; a
+search that keeps going has its findings so far in the workers' files; with liveness
+properties the safety search is saved (the graph is rebuilt after it); a depth-first search
+is saved by `dfs_checkpoint.py` into the same directory layout.  `meta.json` holds the
 SHA-256 of each worker's file, checked before a resume reads it: a damaged file is refused
 with a message, not unpickled.  (The files are pickles: resume only checkpoints this user's
 own checks wrote — the digest guards against damage, not against someone who can write the

@@ -21,7 +21,11 @@ violation again.  Bounds: `max_states` is checked at the end of a level (the cou
 it by up to one level), time and memory every 1,024 expanded states; Ctrl-C stops after the
 last finished level.  With a violation the counts are those of the finished level, so they
 may differ from `bfs.py`'s (which stops at the first violating state it meets).  Between
-levels the workers may save the search (`checkpoint.py`), and take it up again.
+levels the workers may save the search (`checkpoint.py`), and take it up again.  A shard
+can also keep one state per orbit (`Options.symmetry`: `StableSymmetry`, whose representative
+every worker picks alike) and keep going past violations (`Options.keep_going`: each kind
+counted, with its least candidate); `check` uses them for a checkpointed search, which runs
+on one worker in those modes.
 """
 from __future__ import annotations
 
