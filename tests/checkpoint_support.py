@@ -1,9 +1,15 @@
 """What the checkpoint tests share (tests/test_checkpoint_modes.py, test_checkpoint_dfs.py):
 a check of a spec file with a checkpoint directory, and a check stopped then resumed,
-compared with the same check never stopped."""
+compared with the same check never stopped; `assay check` stopped by a signal once a
+checkpoint is saved."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -60,3 +66,35 @@ def stopped_then_resumed(tmp_path: Path, spec: str, params: dict[str, str],
     return whole, resumed
 
 
+
+
+def signalled_at_a_checkpoint(args: list[str], ready: Callable[[], bool], sig: int
+                              ) -> tuple[int, str]:
+    """Run `assay check *args`, send it `sig` once `ready()` (a checkpoint it saved is far
+    enough), and return its exit code and stdout."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    p = subprocess.Popen([sys.executable, "-m", "assay", "check", *args], cwd=REPO, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and p.poll() is None:
+            try:
+                if ready():
+                    break
+            except (OSError, ValueError, KeyError):
+                pass
+            time.sleep(0.02)
+        assert p.poll() is None, "the check ended before it could be stopped"
+        p.send_signal(sig)
+        out, _ = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+    return p.returncode, out
+
+
+def assay_check(args: list[str]) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "assay", "check", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=120)

@@ -6,13 +6,22 @@ counterexample is the same after the resume and replays; a changed option or a d
 is refused."""
 from __future__ import annotations
 
+import json
+import signal
 from pathlib import Path
 
 import pytest
 
 from assay.errors import AssayError
 from assay.kernel.trace import Trace, replay_trace
-from tests.checkpoint_support import SYM_LOCK, counts, run, stopped_then_resumed
+from tests.checkpoint_support import (
+    SYM_LOCK,
+    assay_check,
+    counts,
+    run,
+    signalled_at_a_checkpoint,
+    stopped_then_resumed,
+)
 
 # --- depth first ------------------------------------------------------------------------------
 
@@ -68,3 +77,27 @@ def test_a_damaged_depth_first_checkpoint_is_refused(tmp_path: Path) -> None:
     shard.write_bytes(shard.read_bytes()[:100])
     with pytest.raises(AssayError, match="the checkpoint in .* is damaged"):
         run(SYM_LOCK, tmp_path / "ck", params=params, strategy="dfs", symmetry=False)
+
+
+def test_ctrl_c_stops_a_depth_first_search_that_resumes_from_its_checkpoint(
+        tmp_path: Path) -> None:
+    """Ctrl-C (SIGINT: exit 130) once 3,072 states are saved, of a reduced DFS that keeps
+    going; the same command then ends with the counts and the findings of the check never
+    stopped."""
+    ck = tmp_path / "ck"
+    args = [SYM_LOCK, "-p", "clients=4", "-p", "bug=true", "-p", "late=2", "--dfs",
+            "--keep-going", "--json", "--checkpoint", str(ck), "--checkpoint-every", "0"]
+    meta = ck / "current" / "meta.json"
+    code, out = signalled_at_a_checkpoint(
+        args, lambda: json.loads(meta.read_text())["states"] >= 3072, signal.SIGINT)
+    assert code == 130 and json.loads(out)["stopped"] == "interrupted"
+    again = assay_check(args)
+    assert again.returncode == 1, again.stderr
+    doc = json.loads(again.stdout)
+    plain = run(SYM_LOCK, None, params={"clients": "4", "bug": "true", "late": "2"},
+                strategy="dfs", keep_going=True)
+    assert (doc["states"], doc["transitions"], doc["depth"], doc["reason"]) == \
+        (plain.states, plain.transitions, plain.depth, "exhausted") == \
+        (8293, plain.transitions, plain.depth, "exhausted")
+    assert [(v["name"], v["count"]) for v in doc["violations"]] == \
+        [(f.violation.name, f.count) for f in plain.findings] == [("mutual_exclusion", 1540)]

@@ -8,11 +8,7 @@ resume is refused with the reason."""
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +26,12 @@ from tests.checkpoint_support import (
     REPO,
     SYM_LOCK,
     TWO_BUGS,
+    assay_check,
     counts,
     example,
     run,
     saved_depth,
+    signalled_at_a_checkpoint,
     stopped_then_resumed,
 )
 
@@ -218,27 +216,12 @@ def test_a_reduced_check_killed_at_a_checkpoint_resumes_to_the_count_of_one_neve
     command then ends with the orbit count and transitions of the check without
     --checkpoint."""
     ck = tmp_path / "ck"
-    args = [sys.executable, "-m", "assay", "check", SYM_LOCK, "-p", "clients=5", "--json",
-            "--checkpoint", str(ck), "--checkpoint-every", "0"]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    p = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and p.poll() is None:
-            try:
-                if saved_depth(ck) >= 8:
-                    break
-            except (OSError, ValueError, KeyError):
-                pass
-            time.sleep(0.02)
-        assert p.poll() is None, "the check ended before it could be killed"
-        p.send_signal(signal.SIGKILL)
-    finally:
-        p.wait()
+    args = [SYM_LOCK, "-p", "clients=5", "--json", "--checkpoint", str(ck),
+            "--checkpoint-every", "0"]
+    code, _ = signalled_at_a_checkpoint(args, lambda: saved_depth(ck) >= 8, signal.SIGKILL)
+    assert code == -signal.SIGKILL
     assert saved_depth(ck) >= 8
-    again = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True,
-                           timeout=120)
+    again = assay_check(args)
     assert again.returncode == 0, again.stderr
     doc = json.loads(again.stdout)
     plain = run(SYM_LOCK, None, params={"clients": "5"})
