@@ -241,8 +241,8 @@ def check(system: System | Kernel, *, strategy: str = "bfs", max_states: int | N
     serial = _serial_only(kernel, strategy, keep_going, reduce) if workers > 1 else None
     checkpoints = None
     if checkpoint is not None:
-        checkpoints = _checkpoints(kernel, strategy, keep_going, None if sym is None else symmetry,
-                                   checkpoint,
+        checkpoints = _checkpoints(kernel, strategy, keep_going,
+                                   None if sym is None else symmetry, checkpoint,
                                    checkpoint_every, spec, system_name, params,
                                    workers if serial is None else 1)
     unchanged: set[int] | None = None
