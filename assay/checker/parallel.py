@@ -64,7 +64,7 @@ class Options:
     # the instances whose local states decide a state's owner (None: all, and the network)
     shard_by: tuple[int, ...] | None = None
     symmetry: bool = False                 # one state per orbit (`symmetry.StableSymmetry`)
-    keep_going: bool = False               # count every violation, stop at none (`Kept`)
+    keep_going: bool = False               # count every violation, stop at none (`Shard.kept`)
 
 
 class Shard:
