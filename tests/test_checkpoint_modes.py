@@ -7,7 +7,9 @@ its bug twin's counterexample is found and is the same after the resume; an opti
 resume is refused with the reason."""
 from __future__ import annotations
 
+import hashlib
 import json
+import pickle
 import signal
 from pathlib import Path
 from typing import Any
@@ -229,3 +231,22 @@ def test_a_reduced_check_killed_at_a_checkpoint_resumes_to_the_count_of_one_neve
         (plain.states, plain.transitions, plain.depth, "exhausted") == \
         (2548, plain.transitions, 50, "exhausted")
     assert doc["symmetry"]["orbits"] == 2548
+
+
+def test_a_checkpoint_written_before_these_modes_still_resumes(tmp_path: Path) -> None:
+    """A checkpoint of an unreduced BFS as the previous version wrote it — no symmetry in
+    its identity, worker files without the findings and spot-check count — resumes."""
+    params = {"clients": "3"}
+    whole = run(SYM_LOCK, None, params=params, symmetry=False)
+    run(SYM_LOCK, tmp_path / "ck", params=params, symmetry=False, max_depth=5)
+    folder = tmp_path / "ck" / "current"
+    shard = folder / "shard-0"
+    shard.write_bytes(pickle.dumps(pickle.loads(shard.read_bytes())[:5]))
+    meta = json.loads((folder / "meta.json").read_text())
+    assert meta["identity"].pop("symmetry") is False
+    meta["shards"]["shard-0"] = hashlib.sha256(shard.read_bytes()).hexdigest()
+    (folder / "meta.json").write_text(json.dumps(meta))
+    resumed = run(SYM_LOCK, tmp_path / "ck", params=params, symmetry=False)
+    assert counts(resumed) == counts(whole)
+    with pytest.raises(AssayError, match="holds a checkpoint of another check"):
+        run(SYM_LOCK, tmp_path / "ck", params=params)

@@ -126,8 +126,11 @@ class Checkpoints:
         return None
 
     def _same(self, saved: dict[str, Any]) -> None:
-        def get(ident: dict[str, Any], k: str) -> Any:      # (left out: the default)
-            return ident.get(k, {"keep_going": False, "strategy": "bfs"}.get(k))
+        def get(ident: dict[str, Any], k: str) -> Any:
+            # left out: the default (and a checkpoint written before symmetry could be
+            # saved is of an unreduced search)
+            return ident.get(k, {"keep_going": False, "strategy": "bfs",
+                                 "symmetry": False}.get(k))
 
         diff = [k for k in {**saved, **self.ident} if get(saved, k) != get(self.ident, k)]
         if not diff:
