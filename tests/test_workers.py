@@ -299,17 +299,6 @@ def test_a_damaged_checkpoint_is_refused_before_it_is_read(tmp_path: Path, damag
     assert "shard-1" in str(e.value.notes) and "start over" in str(e.value.notes)
 
 
-@pytest.mark.parametrize("kwargs, why", [
-    ({"strategy": "dfs"}, "not with --dfs"),
-    ({"keep_going": True}, "not with --keep-going"),
-])
-def test_what_cannot_be_checkpointed_is_a_usage_error(tmp_path: Path, kwargs: dict[str, Any],
-                                                      why: str) -> None:
-    with pytest.raises(AssayError, match=f"--checkpoint: {why}"):
-        _resumable(tmp_path, 1, **kwargs)
-    assert not (tmp_path / "ck").exists()
-
-
 # --- Ray (last: no worker is forked from a process with its threads) ---------------------------
 
 @pytest.fixture(scope="module")

@@ -241,8 +241,10 @@ def check(system: System | Kernel, *, strategy: str = "bfs", max_states: int | N
     serial = _serial_only(kernel, strategy, keep_going, reduce) if workers > 1 else None
     checkpoints = None
     if checkpoint is not None:
-        checkpoints = _checkpoints(kernel, strategy, keep_going, reduce, checkpoint,
-                                   checkpoint_every, spec, system_name, params, workers)
+        checkpoints = _checkpoints(kernel, strategy, keep_going,
+                                   None if sym is None else symmetry, checkpoint,
+                                   checkpoint_every, spec, system_name, params,
+                                   workers if serial is None else 1)
     unchanged: set[int] | None = None
     por_info: dict[str, Any] | None = None
     if por:
@@ -263,15 +265,15 @@ def check(system: System | Kernel, *, strategy: str = "bfs", max_states: int | N
                 search = new_search()
                 out = explore(kernel, search, keep_going)
         elif workers > 1 and serial is None or checkpoints is not None:
-            from assay.checker.parallel import check_parallel
-
             make = None
-            if ray is not None:
+            if ray is not None and serial is None:
                 from assay.checker.ray_search import RayWorkers
 
                 n, name, typed = workers, system_name, params or {}
                 make = lambda opts: RayWorkers(kernel, n, opts, spec, name, typed)  # noqa: E731
-            out, extra = check_parallel(kernel, search, workers, make, checkpoints)
+            out, extra, search = _apart(kernel, search, new_search, strategy,
+                                        workers if serial is None else 1, make,
+                                        checkpoints, reduce, sym, keep_going)
             unchanged = extra.unchanged
         elif reduce is not None:
             try:
@@ -331,24 +333,65 @@ def _ray_workers(address: str, workers: int, spec: str, system_name: str) -> int
     return workers if workers > 1 else max(2, cluster_cpus())
 
 
-def _checkpoints(kernel: Kernel, strategy: str, keep_going: bool, reduce: Symmetry | None,
+def _checkpoints(kernel: Kernel, strategy: str, keep_going: bool, symmetry: Any,
                  path: str, every: float, spec: str, system_name: str,
                  params: dict[str, Any] | None, workers: int) -> Any:
-    """The checkpoint directory of this check (a usage error where it cannot have one)."""
+    """The checkpoint directory of this check.  `symmetry`: whether reduction was asked for,
+    None when the system declares none."""
     from assay.checker.checkpoint import Checkpoints, identity
-    from assay.errors import UsageError
 
-    why = ("not with --dfs" if strategy != "bfs" else "not with --keep-going" if keep_going
-           else "not with symmetry reduction (add --no-symmetry)" if reduce is not None
-           else "not for a spec with liveness properties" if kernel.system.liveness else None)
-    if why is not None:
-        raise UsageError(f"--checkpoint: {why}",
-                         notes=["a checkpoint is of a breadth-first search of safety "
-                                "properties, without symmetry reduction"])
     if not spec or not system_name:
         raise ValueError("check(checkpoint=...) needs spec= and system_name=")
     return Checkpoints(path, identity(spec, system_name, params or {}, kernel.faults,
-                                      kernel.fairness, kernel.check_deadlock, workers), every)
+                                      kernel.fairness, kernel.check_deadlock, workers,
+                                      symmetry=None if symmetry is None else bool(symmetry),
+                                      keep_going=keep_going, strategy=strategy), every)
+
+
+def _apart(kernel: Kernel, search: Search, new_search: Callable[[], Search], strategy: str,
+           n: int, make: Any, checkpoints: Any, reduce: Symmetry | None,
+           sym: dict[str, Any] | None, keep_going: bool) -> tuple[Outcome, Any, Search]:
+    """A search spread over workers or saved in checkpoints: the level-by-level search of
+    `parallel.py` (`--workers`, `--checkpoint`), or with `--dfs --checkpoint` the depth-first
+    one of `dfs_checkpoint.py`.  With symmetry reduction over representatives that every
+    worker and every resumed search picks alike (`StableSymmetry`), back to every state when
+    a property is not symmetric (a checkpoint notes it: the search it resumes is unreduced
+    too); the outcome's counterexamples concrete.  The search that ran is returned with the
+    outcome."""
+    from assay.checker.parallel import check_parallel
+    from assay.checker.symmetry import StableSymmetry
+
+    def run(search: Search, stable: StableSymmetry | None) -> tuple[Outcome, Any]:
+        if strategy == "dfs":
+            from assay.checker.dfs_checkpoint import checkpointed_dfs
+
+            return checkpointed_dfs(kernel, search, keep_going, stable, checkpoints)
+        return check_parallel(kernel, search, n, make, checkpoints, stable, keep_going)
+
+    stable = None
+    if reduce is not None:
+        assert sym is not None
+        why = checkpoints.unreduced() if checkpoints is not None else None
+        if why is None:
+            stable = StableSymmetry(kernel)
+        else:
+            sym.update(applied=False, why=why)
+    try:
+        out, extra = run(search, stable)
+    except NotSymmetric as e:
+        assert sym is not None
+        why = f"{e.what} is not symmetric: {e.why}"
+        sym.update(applied=False, why=why)
+        if checkpoints is not None:
+            checkpoints.restart(unreduced=why)
+        search = new_search()
+        out, extra = run(search, None)
+        return out, extra, search
+    if stable is not None:
+        assert sym is not None
+        out = _concrete(stable, out)
+        sym["orbits"] = out.states
+    return out, extra, search
 
 
 def _serial_only(kernel: Kernel, strategy: str, keep_going: bool,

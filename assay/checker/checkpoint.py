@@ -1,4 +1,4 @@
-"""Checkpoints of a breadth-first search (`check --checkpoint DIR`), and resuming from one.
+"""Checkpoints of a search (`check --checkpoint DIR`), and resuming from one.
 
 At the end of a level (every `every` seconds at most) each worker of the parallel search
 (`parallel.py`; one worker without `--workers`) writes the states it owns — every one, encoded
@@ -6,8 +6,14 @@ as `portable.py` does, with its parent link — and its frontier to `DIR/next/sh
 driver then writes `meta.json` (what was checked, the counts, the depth) and swaps the new
 checkpoint in by renames, so a crash at any point leaves a whole checkpoint: `DIR/current`,
 or while swapping `DIR/previous`.  `check --checkpoint DIR` resumes from it when it is of
-the same spec file (its bytes), system, parameters, fault budget, fairness, deadlock rule and
-number of workers; otherwise it refuses and says what differs.  `meta.json` holds the
+the same spec file (its bytes), system, parameters, fault budget, fairness, deadlock rule,
+number of workers, symmetry setting, `--keep-going` and strategy; otherwise it refuses and
+says what differs.  Every mode is saved: a reduced search keeps orbits' representatives
+(`symmetry.StableSymmetry`: the same in every process), and `meta.json` notes `unreduced`
+when a property was found not symmetric, so that the resumed search is unreduced too; a
+search that keeps going has its findings so far in the workers' files; with liveness
+properties the safety search is saved (the graph is rebuilt after it); a depth-first search
+is saved by `dfs_checkpoint.py` into the same directory layout.  `meta.json` holds the
 SHA-256 of each worker's file, checked before a resume reads it: a damaged file is refused
 with a message, not unpickled.  (The files are pickles: resume only checkpoints this user's
 own checks wrote — the digest guards against damage, not against someone who can write the
@@ -31,8 +37,11 @@ CURRENT, NEXT, PREVIOUS = "current", "next", "previous"
 
 
 def identity(spec: str, system_name: str, params: dict[str, Any], faults: Any,
-             fairness: str, deadlock: bool, workers: int) -> dict[str, Any]:
-    """What a checkpoint must match to be resumed."""
+             fairness: str, deadlock: bool, workers: int, *, symmetry: bool | None = None,
+             keep_going: bool = False, strategy: str = "bfs") -> dict[str, Any]:
+    """What a checkpoint must match to be resumed.  `symmetry`: whether reduction was asked
+    for (None: the system declares no symmetry).  An option at its default is left out, so
+    that a checkpoint written before the option could be saved still resumes."""
     try:
         digest = hashlib.sha256(Path(spec).read_bytes()).hexdigest()
     except OSError as e:
@@ -52,6 +61,12 @@ def identity(spec: str, system_name: str, params: dict[str, Any], faults: Any,
             beside[str(f)] = None
     if beside:
         ident["beside_sha256"] = beside
+    if symmetry is not None:
+        ident["symmetry"] = symmetry
+    if keep_going:
+        ident["keep_going"] = True
+    if strategy != "bfs":
+        ident["strategy"] = strategy
     return ident
 
 
@@ -68,10 +83,33 @@ class Checkpoints:
             self.dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise UsageError(f"--checkpoint {path}: cannot create it: {e.strerror}") from None
+        # what every meta.json of this search notes beyond its counts: "unreduced", why a
+        # search with symmetry declared explores every state (a property not symmetric)
+        self.extra: dict[str, Any] = {}
+        self._found: tuple[dict[str, Any] | None] | None = None
 
     def found(self) -> dict[str, Any] | None:
         """The saved search to resume (its meta, with "path"), or None for a fresh start;
         a usage error when the checkpoint is of another check."""
+        if self._found is None:
+            self._found = (self._look(),)
+        return self._found[0]
+
+    def unreduced(self) -> str | None:
+        """Why the saved search explores every state although symmetry reduction was asked
+        for (it met a property that is not symmetric), or None."""
+        found = self.found()
+        return None if found is None else found.get("unreduced")
+
+    def restart(self, **extra: Any) -> None:
+        """Drop the saved search (the search starts over), and note `extra` in every
+        checkpoint of the new one."""
+        for name in (CURRENT, PREVIOUS, NEXT):
+            shutil.rmtree(self.dir / name, ignore_errors=True)
+        self.extra = extra
+        self._found = (None,)
+
+    def _look(self) -> dict[str, Any] | None:
         for name in (CURRENT, PREVIOUS):
             meta_file = self.dir / name / "meta.json"
             if meta_file.is_file():
@@ -83,19 +121,29 @@ class Checkpoints:
                                      ) from None
                 self._same(meta.get("identity") or {})
                 self._whole(self.dir / name, meta.get("shards"))
+                self.extra = {k: meta[k] for k in ("unreduced",) if k in meta}
                 return {**meta, "path": str(self.dir / name)}
         return None
 
     def _same(self, saved: dict[str, Any]) -> None:
-        diff = [k for k in self.ident if saved.get(k) != self.ident[k]]
+        def get(ident: dict[str, Any], k: str) -> Any:
+            # left out: the default (and a checkpoint written before symmetry could be
+            # saved is of an unreduced search)
+            return ident.get(k, {"keep_going": False, "strategy": "bfs",
+                                 "symmetry": False}.get(k))
+
+        diff = [k for k in {**saved, **self.ident} if get(saved, k) != get(self.ident, k)]
         if not diff:
             return
-        what = {"spec_sha256": "the spec file changed", "workers": "--workers differs",
+        what = {"symmetry": "symmetry reduction (--no-symmetry) differs",
+                "keep_going": "--keep-going differs",
+                "strategy": "the search strategy differs (--dfs)",
+                "spec_sha256": "the spec file changed", "workers": "--workers differs",
                 "beside_sha256": "a module beside the spec that it imports changed",
                 "params": "the parameters differ", "system": "another system",
                 "faults": "the fault budget differs", "fairness": "the fairness differs",
                 "deadlock": "--no-deadlock differs", "format": "another assay version"}
-        notes = [what.get(k, k) + (f" (it was {saved.get(k)!r}, now {self.ident[k]!r})"
+        notes = [what.get(k, k) + (f" (it was {get(saved, k)!r}, now {get(self.ident, k)!r})"
                                    if k not in ("spec_sha256", "beside_sha256") else "")
                  for k in diff]
         raise UsageError(f"--checkpoint {self.dir} holds a checkpoint of another check",
@@ -129,7 +177,7 @@ class Checkpoints:
         """Write the meta of the checkpoint in `next`, then make it the current one."""
         tmp = self.dir / NEXT
         shards = {p.name: _digest(p) for p in sorted(tmp.glob("shard-*"))}
-        meta = {"identity": self.ident, **counts, "shards": shards}
+        meta = {"identity": self.ident, **counts, **self.extra, "shards": shards}
         with open(tmp / "meta.json.tmp", "w") as f:
             json.dump(meta, f)
             f.flush()

@@ -21,7 +21,11 @@ violation again.  Bounds: `max_states` is checked at the end of a level (the cou
 it by up to one level), time and memory every 1,024 expanded states; Ctrl-C stops after the
 last finished level.  With a violation the counts are those of the finished level, so they
 may differ from `bfs.py`'s (which stops at the first violating state it meets).  Between
-levels the workers may save the search (`checkpoint.py`), and take it up again.
+levels the workers may save the search (`checkpoint.py`), and take it up again.  A shard
+can also keep one state per orbit (`Options.symmetry`: `StableSymmetry`, whose representative
+every worker picks alike) and keep going past violations (`Options.keep_going`: each kind
+counted, with its least candidate); `check` uses them for a checkpointed search, which runs
+on one worker in those modes.
 """
 from __future__ import annotations
 
@@ -38,7 +42,8 @@ from typing import Any
 
 from assay.checker.checkpoint import Checkpoints
 from assay.checker.portable import Portable
-from assay.checker.search import Outcome, Search, resident_bytes, violation_key
+from assay.checker.search import Found, Outcome, Search, resident_bytes, violation_key
+from assay.checker.symmetry import StableSymmetry
 from assay.errors import AssayError, AssayInternalError
 from assay.kernel.kernel import Kernel, State
 from assay.kernel.violation import Violation
@@ -58,6 +63,8 @@ class Options:
     forked: bool = False                   # every worker forked from this process
     # the instances whose local states decide a state's owner (None: all, and the network)
     shard_by: tuple[int, ...] | None = None
+    symmetry: bool = False                 # one state per orbit (`symmetry.StableSymmetry`)
+    keep_going: bool = False               # count every violation, stop at none (`Shard.kept`)
 
 
 class Shard:
@@ -79,17 +86,41 @@ class Shard:
         self.sent: set[State] = set()
         self.depth = 0
         self.best: Candidate | None = None
+        self.reduce = StableSymmetry(kernel) if opts.symmetry else None
+        # with keep_going: per kind of violation (`_same` of its key), [count, unit, the
+        # least candidate]
+        self.kept: dict[tuple[Any, ...], list[Any]] | None = {} if opts.keep_going else None
 
     # --- bookkeeping --------------------------------------------------------------------------
 
     def _candidate(self, length: int, kind: str, state: State, idx: int, ev: int | None,
-                   v: Violation) -> None:
+                   v: Violation, more: Sequence[Violation] = ()) -> None:
+        """Note violation `v` (and `more`, of the same state or step: counted with
+        keep_going)."""
         k = self.kernel
         key = (length, k.fingerprint(state), _RANK[kind],
                b"" if ev is None else k.event_key(ev))
-        if self.best is None or key < self.best[0]:
-            self.best = (key, kind, self.index, idx,
-                         None if ev is None else k.event(ev).to_json(), violation_key(v))
+        kept = self.kept
+        if kept is None:
+            if self.best is None or key < self.best[0]:
+                self.best = (key, kind, self.index, idx,
+                             None if ev is None else k.event(ev).to_json(), violation_key(v))
+            return
+        unit = "states" if kind in ("property", "deadlock") else "transitions"
+        seen: set[tuple[Any, ...]] = set()
+        for w in (v, *more):
+            vkey = violation_key(w)
+            same = _same(vkey)
+            if same in seen:                 # the same kind twice in one step: once
+                continue
+            seen.add(same)
+            entry = kept.get(same)
+            if entry is None:
+                entry = kept[same] = [0, unit, None]
+            entry[0] += 1
+            if entry[2] is None or key < entry[2][0]:
+                entry[2] = (key, kind, self.index, idx,
+                            None if ev is None else k.event(ev).to_json(), vkey)
 
     def _add(self, t: State, worker: int, parent: int) -> int:
         idx = len(self.states)
@@ -106,7 +137,7 @@ class Shard:
         if k.properties:
             pv = k.property_violations(t)
             if pv:
-                self._candidate(length, "property", t, idx, None, pv[0])
+                self._candidate(length, "property", t, idx, None, pv[0], pv[1:])
         if not k.system.constraints or k.within(t):
             self.next.append((t, idx))
 
@@ -121,11 +152,13 @@ class Shard:
         """The initial states this worker owns."""
         k, me, n = self.kernel, self.index, self.n
         for s, viol in k.initial_states():
+            if self.reduce is not None:
+                s = self.reduce.canon(s)
             if self.codec.sharder(n, self.opts.shard_by)(s) != me or s in self.visited:
                 continue
             idx = self._add(s, -1, -1)
             if viol:
-                self._candidate(0, "start", s, idx, None, viol[0])
+                self._candidate(0, "start", s, idx, None, viol[0], viol[1:])
             self._admit(s, idx, 0)
         return self._report()
 
@@ -136,6 +169,9 @@ class Shard:
         k, me, n = self.kernel, self.index, self.n
         self.frontier, self.next = self.next, []
         successors, visited, sent = k.successors, self.visited, self.sent
+        if self.reduce is not None:
+            successors = self.reduce.successors
+        keep_going = self.kept is not None
         owner = self.codec.sharder(n, self.opts.shard_by)
         out: list[dict[State, int]] = [{} for _ in range(n)]
         faulty = k.has_faults
@@ -160,14 +196,15 @@ class Shard:
                     terminal += 1
                 else:
                     deadlocked += 1
-                    dead = True
+                    dead = not keep_going
                     self._candidate(d, "deadlock", s, sidx, None, k.deadlock())
             if dead:
                 continue
             for ev, t, viol in steps:
                 if viol:
-                    self._candidate(d + 1, "transition", s, sidx, ev, viol[0])
-                    continue
+                    self._candidate(d + 1, "transition", s, sidx, ev, viol[0], viol[1:])
+                    if not keep_going:
+                        continue
                 if t in visited or t in sent:
                     continue
                 o = owner(t)
@@ -220,8 +257,10 @@ class Shard:
         from assay.checker.checkpoint import shard_file
 
         encode = self.codec.encode
+        extra = {"kept": self.kept,
+                 "expanded": self.reduce.expanded if self.reduce is not None else 0}
         data = ([encode(s) for s in self.states], self.parent_worker, self.parent_index,
-                array("q", [i for _, i in self.next]), self.depth)
+                array("q", [i for _, i in self.next]), self.depth, extra)
         name = shard_file(path, self.index)
         with open(name + ".tmp", "wb") as f:
             pickle.dump(data, f, pickle.HIGHEST_PROTOCOL)
@@ -234,12 +273,22 @@ class Shard:
         from assay.checker.checkpoint import shard_file
 
         with open(shard_file(path, self.index), "rb") as f:
-            encs, self.parent_worker, self.parent_index, frontier, self.depth = pickle.load(f)
+            data = pickle.load(f)
+        encs, self.parent_worker, self.parent_index, frontier, self.depth = data[:5]
+        extra = data[5] if len(data) > 5 else {}      # (none in a checkpoint of a plain BFS
+        if self.kept is not None:                     # written before they were saved)
+            self.kept = extra.get("kept") or {}
+        if self.reduce is not None:                   # the same spot checks as if never
+            self.reduce.expanded = extra.get("expanded", 0)   # stopped
         decode = self.codec.decode
         self.states = [decode(e) for e in encs]
         self.visited = {s: i for i, s in enumerate(self.states)}
         self.next = [(self.states[i], i) for i in frontier]
         return self._report()
+
+    def findings(self) -> list[tuple[tuple[Any, ...], int, str, Candidate]]:
+        """With keep_going: each kind of violation met, its count, unit and least candidate."""
+        return [(same, n, unit, cand) for same, (n, unit, cand) in (self.kept or {}).items()]
 
     def trace_back(self, idx: int) -> tuple[Any, int, int]:
         """State `idx` encoded, and where its parent is (worker, index; -1: an initial
@@ -248,16 +297,19 @@ class Shard:
                 self.parent_index[idx])
 
     def summary(self) -> dict[str, Any]:
-        """What the property report needs of this worker's kernel (JSON: a checkpoint keeps
-        it, for the report of the search that resumes)."""
-        k = self.kernel
-        unchanged = k.unchanged_instances() if k.property_evaluations else set()
-        first = next(iter(k._property_memo), None)
-        return {"evaluations": k.property_evaluations,
-                "reads": [sorted(r) for r in k.property_reads],
-                "beyond": list(k.property_beyond),
-                "unchanged": {str(i): k.instances[i].table.canonical(first[i]).hex()
-                              for i in unchanged} if first is not None else {}}
+        return summary(self.kernel)
+
+
+def summary(k: Kernel) -> dict[str, Any]:
+    """What the property report needs of a worker's kernel `k` (JSON: a checkpoint keeps it,
+    for the report of the search that resumes)."""
+    unchanged = k.unchanged_instances() if k.property_evaluations else set()
+    first = next(iter(k._property_memo), None)
+    return {"evaluations": k.property_evaluations,
+            "reads": [sorted(r) for r in k.property_reads],
+            "beyond": list(k.property_beyond),
+            "unchanged": {str(i): k.instances[i].table.canonical(first[i]).hex()
+                          for i in unchanged} if first is not None else {}}
 
 
 # --- the driver --------------------------------------------------------------------------------
@@ -298,11 +350,16 @@ class Extra:
 
 def parallel_bfs(kernel: Kernel, search: Search, workers: Workers,
                  checkpoints: Checkpoints | None = None,
-                 resume: dict[str, Any] | None = None) -> tuple[Outcome, Extra]:
+                 resume: dict[str, Any] | None = None,
+                 reduce: StableSymmetry | None = None,
+                 keep_going: bool = False) -> tuple[Outcome, Extra]:
     """Breadth-first search by `workers`; the outcome in `kernel`'s ids (a counterexample
     is rebuilt and replayed here).  With `checkpoints`, from the one saved there if any, and
     saving one at the end of a level every `checkpoints.every` seconds; `resume` is the
-    checkpoint found there to take up."""
+    checkpoint found there to take up.  `reduce` (of `kernel`): the workers keep one state
+    per orbit (`Options.symmetry`), and the counterexample is the representatives' path,
+    for `reduce.concretise`.  `keep_going` (the workers' `Options.keep_going`): no violation
+    stops the search; the outcome's `found` has each kind, least candidate first."""
     states = transitions = terminal = deadlocked = 0
     interrupted = False
     reason: str | None = None
@@ -396,7 +453,9 @@ def parallel_bfs(kernel: Kernel, search: Search, workers: Workers,
                           time.perf_counter() - search.started, terminal=terminal,
                           deadlocked=deadlocked)
         if win is not None:
-            outcome = _counterexample(kernel, workers, win, outcome)
+            outcome = _counterexample(kernel, workers, win, outcome, reduce)
+        elif keep_going:
+            outcome = _kept(kernel, workers, outcome, reduce)
         summaries = workers.call("summary")
     except KeyboardInterrupt:
         interrupted = True
@@ -410,13 +469,46 @@ def parallel_bfs(kernel: Kernel, search: Search, workers: Workers,
     return outcome, _merge_summaries(kernel, summaries + earlier if summaries else [])
 
 
-def _counterexample(kernel: Kernel, workers: Workers, win: Candidate,
-                    outcome: Outcome) -> Outcome:
-    """The path to the winning candidate, from the workers' parent links, replayed through
-    `kernel`; the violation is computed again here."""
+def _kept(kernel: Kernel, workers: Workers, outcome: Outcome,
+          reduce: StableSymmetry | None) -> Outcome:
+    """The outcome of a search that kept going: the workers' findings added up per kind, each
+    with the counterexample of its least candidate, the least first."""
     from dataclasses import replace
 
+    merged: dict[tuple[Any, ...], list[Any]] = {}
+    for found in workers.call("findings"):
+        for same, n, unit, cand in found:
+            entry = merged.get(same)
+            if entry is None:
+                merged[same] = [n, unit, cand]
+            else:
+                entry[0] += n
+                if cand[0] < entry[2][0]:
+                    entry[2] = cand
+    out: list[Found] = []
+    for _, (n, unit, cand) in sorted(merged.items(), key=lambda e: (e[1][2][0], str(e[0]))):
+        one = _counterexample(kernel, workers, cand, outcome, reduce)
+        assert one.violation is not None and one.start is not None
+        out.append(Found(one.violation, n, unit, one.start, one.path))
+    if not out:
+        return outcome
+    return replace(outcome, violation=out[0].violation, start=out[0].start, path=out[0].path,
+                   found=tuple(out))
+
+
+def _counterexample(kernel: Kernel, workers: Workers, win: Candidate,
+                    outcome: Outcome, reduce: StableSymmetry | None = None) -> Outcome:
+    """The path to the winning candidate, from the workers' parent links, replayed through
+    `kernel`; the violation is computed again here.  With `reduce` the states are orbits'
+    representatives, and so is each step's target."""
+    from dataclasses import replace
+
+    canon = reduce.canon if reduce is not None else lambda t: t
     _, kind, worker, idx, ev_json, vkey = win
+    want = _same(vkey)
+
+    def same(vs: Sequence[Violation]) -> Violation | None:
+        return next((v for v in vs if _same(violation_key(v)) == want), None)
     codec = Portable(kernel)
     chain: list[State] = []
     w, i = worker, idx
@@ -427,7 +519,10 @@ def _counterexample(kernel: Kernel, workers: Workers, win: Candidate,
     start = chain[0]
     path: list[int] = []
     for a, b in zip(chain, chain[1:]):
-        ev = next((e for e, t, viol in kernel.successors(a)[0] if t == b and not viol), None)
+        # a step to `b` that breaks nothing if there is one (a search that kept going went on
+        # past violating steps too)
+        steps = [(e, viol) for e, t, viol in kernel.successors(a)[0] if canon(t) == b]
+        ev = next((e for e, viol in steps if not viol), steps[0][0] if steps else None)
         if ev is None:
             raise AssayInternalError("parallel search: a parent link that is no step")
         path.append(ev)
@@ -436,16 +531,16 @@ def _counterexample(kernel: Kernel, workers: Workers, win: Candidate,
     if kind == "deadlock":
         violation = kernel.deadlock()
     elif kind == "start":
-        violation = next((viol[0] for s, viol in kernel.initial_states() if s == end and viol),
-                         None)
+        violation = next((same(viol) for s, viol in kernel.initial_states()
+                          if canon(s) == end and same(viol)), None)
     elif kind == "property":
-        violation = next(iter(kernel.property_violations(end)), None)
+        violation = same(kernel.property_violations(end))
     else:
         ev = kernel.event_id(end, ev_json)
         step = next((st for st in kernel.successors(end)[0] if st[0] == ev and st[2]), None)
-        violation = step[2][0] if step is not None else None
+        violation = same(step[2]) if step is not None else None
         path.append(ev)
-    if violation is None or _same(violation_key(violation)) != _same(vkey):
+    if violation is None or _same(violation_key(violation)) != want:
         raise AssayInternalError(f"parallel search: the {kind} violation a worker found does "
                                  "not replay in the driver's kernel")
     return replace(outcome, violation=violation, start=start, path=tuple(path))
@@ -658,9 +753,10 @@ class Processes(Workers):
 
 def check_parallel(kernel: Kernel, search: Search, n: int,
                    make: Callable[[Options], Workers] | None = None,
-                   checkpoints: Checkpoints | None = None) -> tuple[Outcome, Extra]:
+                   checkpoints: Checkpoints | None = None, reduce: StableSymmetry | None = None,
+                   keep_going: bool = False) -> tuple[Outcome, Extra]:
     """`parallel_bfs` over `n` worker processes (or the workers `make` builds; one in this
-    process when `n` is 1)."""
+    process when `n` is 1); `reduce` and `keep_going` as `parallel_bfs` takes them."""
     deadline = None if search.max_time is None else \
         time.time() + search.max_time - (time.perf_counter() - search.started)
     per_worker = None if search.max_memory is None else max(1, search.max_memory // (n + 1))
@@ -672,7 +768,7 @@ def check_parallel(kernel: Kernel, search: Search, n: int,
         by = shard_by(kernel, n)
     # a checkpoint is resumed by other processes: keys that do not depend on this one's hash
     forked = make is None and _fork() and checkpoints is None
-    opts = Options(deadline, per_worker, forked, by)
+    opts = Options(deadline, per_worker, forked, by, reduce is not None, keep_going)
     try:
         workers = make(opts) if make is not None else \
             InProcess(kernel, 1, opts) if n == 1 else Processes(kernel, n, opts)
@@ -682,7 +778,7 @@ def check_parallel(kernel: Kernel, search: Search, n: int,
     except AssayError:
         raise
     workers.shard_by = by
-    return parallel_bfs(kernel, search, workers, checkpoints, resume)
+    return parallel_bfs(kernel, search, workers, checkpoints, resume, reduce, keep_going)
 
 
 class InProcess(Workers):

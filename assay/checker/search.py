@@ -158,6 +158,15 @@ class Tally:
             entry[3], entry[4] = start, path
         self._new.clear()
 
+    def entries(self) -> list[list]:
+        """Every kind met, in the order met: [violation, count, unit, start, path] (for a
+        checkpoint, `dfs_checkpoint.py`)."""
+        return list(self._found.values())
+
+    def restore(self, entries: list[list]) -> None:
+        """Take up the counts `entries` noted (a resumed search)."""
+        self._found = {violation_key(e[0]): list(e) for e in entries}
+
     def results(self, shortest: bool) -> tuple[Found, ...]:
         """Every kind found, in the order met (with `shortest`, by counterexample length
         first: the first is then one a search that stops would have reported)."""

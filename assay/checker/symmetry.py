@@ -23,6 +23,7 @@ representative (TLC's way).
 """
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -104,6 +105,9 @@ class NotSymmetric(Exception):
         super().__init__(f"{what}: {why}")
         self.what = what
         self.why = why
+
+    def __reduce__(self) -> tuple[Any, ...]:       # from a worker process to the driver
+        return NotSymmetric, (self.what, self.why)
 
 
 class Symmetry:
@@ -705,3 +709,23 @@ def _ends(s: Any) -> set[tuple[str, str, str, str]]:
         out.add((c.a.instance, c.a.port, c.b.instance, c.b.port))
         out.add((c.b.instance, c.b.port, c.a.instance, c.a.port))
     return out
+
+
+class StableSymmetry(Symmetry):
+    """`Symmetry` whose representative is a function of the state alone.
+
+    `Symmetry` numbers the abstracted values of its signatures in the order it meets them, so
+    where members' signatures differ, which member sorts first depends on the states seen
+    before: another process, or the same search resumed from a checkpoint, could pick another
+    representative of an orbit and count it twice.  Here a value's number is a hash of its
+    canonical bytes (a collision makes two signatures tie: then only the members' order in
+    the state decides, still a permutation of it — sound, at worst less reduced).  Used by the
+    level-by-level search of `parallel.py`, whose workers and checkpoints must agree."""
+
+    def _code(self, v: Any) -> int:
+        b = canonical(v)
+        c = self._codes.get(b)
+        if c is None:
+            c = self._codes[b] = int.from_bytes(hashlib.blake2b(b, digest_size=8).digest(),
+                                                "big")
+        return c

@@ -64,14 +64,14 @@ from assay.errors import AssayError, UsageError
                    "ray://HOST:10001. --workers sets the number of actors (default: one per "
                    "CPU of the cluster).")
 @click.option("--checkpoint", "checkpoint", type=click.Path(file_okay=False), metavar="DIR",
-              help="Save the breadth-first search in DIR at the end of a level (every "
-                   "--checkpoint-every seconds), and resume from a checkpoint found there "
-                   "(after Ctrl-C or a crash) when it is of the same spec, parameters, options "
-                   "and --workers.")
+              help="Save the search in DIR (breadth-first at the end of a level, --dfs every "
+                   "1,024 states; every --checkpoint-every seconds), and resume from a "
+                   "checkpoint found there (after Ctrl-C or a crash) when it is of the same "
+                   "spec, parameters, options and --workers.")
 @click.option("--checkpoint-every", type=click.FloatRange(min=0), default=300.0,
               show_default=True, metavar="SECONDS",
               help="At least this long between two checkpoints (each at the end of a "
-                   "level; 0: after every level).")
+                   "level, or with --dfs after 1,024 more states; 0: each time).")
 @click.option("--full-states", is_flag=True,
               help="BFS: keep every full state and its parent in memory (the reference "
                    "search; more memory) instead of compact packed states.  Without it a "
