@@ -325,7 +325,16 @@ class Symmetry:
 
     def canon(self, state: State) -> State:
         """The representative of `state`'s orbit (see the module docstring)."""
-        locals_ = state[0]
+        p = self._to_representative(state)
+        return self.permute(state, p) if p is not None else state
+
+    def representative(self, state: State) -> tuple[State, tuple[int, ...]]:
+        """`canon(state)` and the permutation p with `permute(state, p)` that representative."""
+        p = self._to_representative(state)
+        return (self.permute(state, p), tuple(p)) if p is not None else (state, self.identity)
+
+    def _to_representative(self, state: State) -> list[int] | None:
+        """The permutation `canon` applies to `state`, None for the identity."""
         p = list(self.identity)
         moved = False
         for gi, group in enumerate(self.groups):
@@ -335,8 +344,7 @@ class Symmetry:
                 if r != pos:
                     p[group[pos]] = group[r]
                     moved = True
-        del locals_
-        return self.permute(state, p) if moved else state
+        return p if moved else None
 
     def _signatures(self, gi: int, group: tuple[int, ...], state: State) -> list[Any]:
         locals_ = state[0]
