@@ -47,8 +47,23 @@ step), taking the concrete event that reaches σ(t) — the one whose task is σ
 event's task where there is one.  The cycle is a path from c to π(c); repeated until the
 concrete state is c again (at most the order of π times), it is a concrete cycle.  The lasso
 is then checked exactly, property and fairness, by `kernel/liveness.check_lasso` (what
-`assay replay` uses).  A real violation is reported (concrete and replayable); otherwise the
-property is decided on the full graph, and the result says so (`symmetry["liveness"]`).
+`assay replay` uses), and a real violation is reported, concrete and replayable.
+
+**A candidate that is not is settled exactly on its component's orbits.**  When the unrolled
+cycle is not fair (a member's weak task stays enabled along it, say), the states of the
+orbits of the quotient component F are searched concretely from c, the concrete state the
+prefix led to: every state reachable from c through states whose orbit invariant
+(`Symmetry.invariant`, the same on a whole orbit) is one of F's and where the goal fails,
+with the exact fairness of `liveness.py` (`_in_orbits`).  This is complete for F: the
+infinitely visited part V of a fair violating behaviour projecting into F is, renamed by
+some π, reachable from c that way (lift the quotient path from F's entry to V's projection
+from c: it ends in π(V); π(V) is the infinitely visited part of π(ρ), fair and violating,
+since fairness and the property are symmetric, and its orbits are F's).  A fair cycle found
+there is a real lasso (confirmed again); none means F holds no violation, and the next
+component is tried; when none is left, the property holds.  The full graph is built only
+for a property that is not symmetric, or where the quotient cannot be used (an orbit of
+tasks larger than ORBIT_CAP, fairness that tells members apart); the result says which
+(`symmetry["liveness"]`, and a warning).
 """
 from __future__ import annotations
 
