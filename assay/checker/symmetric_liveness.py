@@ -67,6 +67,7 @@ tasks larger than ORBIT_CAP, fairness that tells members apart); the result says
 """
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -94,6 +95,7 @@ from assay.model.system import Property
 from assay.model.types import exact_key
 
 ORBIT_CAP = 20_000          # a task orbit larger than this: decided on the full graph
+ALL_PERMUTATIONS = 720    # compare a property under every permutation of a group this small
 MAX_PASSES = 1_000          # passes around a quotient cycle to close it concretely
 
 REDUCED = "on orbits"
@@ -220,11 +222,40 @@ def build_quotient(kernel: Kernel, sym: Symmetry, search: Search) -> Graph:
     return Graph(states, succ, initial, time.perf_counter() - started)
 
 
+def spot_permutations(sym: Symmetry) -> list[tuple[int, ...]]:
+    """The permutations a property is compared under: all of them when the group has at most
+    ALL_PERMUTATIONS, else the transpositions, each group's rotation and its reversal.  (The
+    transpositions alone can miss a property that tells members apart by their place: on
+    representatives the members come sorted, and a transposition moves only two.)"""
+    size = 1
+    for g in sym.groups:
+        for i in range(2, len(g) + 1):
+            size *= i
+    if size <= ALL_PERMUTATIONS:
+        out = [sym.identity]
+        for g in sym.groups:
+            out = [_with(p, g, q) for p in out for q in itertools.permutations(g)]
+        return [p for p in out if p != sym.identity]
+    out = list(sym.perms)
+    for g in sym.groups:
+        out += [_with(sym.identity, g, (*g[1:], g[0])), _with(sym.identity, g, g[::-1])]
+    return out
+
+
+def _with(p: tuple[int, ...], group: tuple[int, ...], images: tuple[int, ...]
+          ) -> tuple[int, ...]:
+    q = list(p)
+    for a, b in zip(group, images):
+        q[a] = b
+    return tuple(q)
+
+
 def asymmetry(sym: Symmetry, prop: Property, graph: Graph) -> str | None:
     """Why `prop` is not symmetric — it reads a member by name, or tells a state from a
-    permutation of it, on the first states of `graph` and one in SPOT_EVERY after (as the
-    safety properties are spot-checked) —, or None."""
+    permutation of it (`spot_permutations`), on the first states of `graph` and one in
+    SPOT_EVERY after (as the safety properties are spot-checked) —, or None."""
     k = sym.kernel
+    perms = spot_permutations(sym)
     what = f"property {prop.name!r}"
     fns = [prop.fn] + ([prop.trigger] if prop.trigger is not None else [])
     for j, s in enumerate(graph.states):
@@ -235,7 +266,7 @@ def asymmetry(sym: Symmetry, prop: Property, graph: Graph) -> str | None:
             base = k.evaluate(lambda _g, fn=fn, g=g: fn(g), s, what, prop.location)
             if g.named:
                 return f"it reads {sorted(g.named)[0]!r} by name"
-            for p in sym.perms:
+            for p in perms:
                 other = sym.permute(s, p)
                 if other != s and k.evaluate(fn, other, what, prop.location) != base:
                     return ("it is not the same on a state and on that state with the "
