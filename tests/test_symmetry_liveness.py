@@ -262,7 +262,7 @@ STATES = 3
 rows = st.tuples(st.integers(-1, STATES - 1), st.integers(-1, STATES - 1), st.booleans())
 
 
-@settings(max_examples=25, deadline=None, derandomize=True,
+@settings(max_examples=40, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow])
 @given(table=st.tuples(*[rows] * STATES), n=st.integers(2, 3),
        kind=st.sampled_from(["eventually", "always_eventually", "leads_to"]),

@@ -296,14 +296,28 @@ def bad_ends(kernel: Kernel, graph: Graph, prop: Property, tasks: _Tasks
 
 
 def prefix_to(graph: Graph, kind: str, triggers: list[int], region: set[int],
-            ends: dict[int, list[int] | None]) -> tuple[int, list[Edge], int]:
+              ends: dict[int, list[int] | None]) -> tuple[int, list[Edge], int]:
     """A shortest path from an initial node to a bad end, inside the region once the trigger
     has been met (from the start, for ◇q): (its initial node, its edges, the bad end).
     Breadth-first over (node, phase)."""
+    parent, found = prefix_search(graph, kind, triggers, region, ends, every=False)
+    assert found, "a bad end of the region is reachable by construction"
+    first, path = prefix_path(parent, found[0])
+    return first, path, found[0]
+
+
+Parents = dict[tuple[int, int], tuple[tuple[int, int], int | None] | None]
+
+
+def prefix_search(graph: Graph, kind: str, triggers: list[int], region: set[int],
+                  ends: dict[int, list[int] | None], every: bool = True
+                  ) -> tuple[Parents, list[int]]:
+    """`prefix_to`'s breadth-first search: its parents, and the bad ends it reached in the
+    order it reached them (nearest first; only the first unless `every`)."""
     succ = graph.succ
     trigger_set = set(triggers)
     # (node, phase) -> (where from, by which event; None: meeting the trigger, no step)
-    parent: dict[tuple[int, int], tuple[tuple[int, int], int | None] | None] = {}
+    parent: Parents = {}
     queue: deque[tuple[int, int]] = deque()
     first_phase = 1 if kind == "eventually" else 0
     for i in graph.initial:
@@ -313,15 +327,16 @@ def prefix_to(graph: Graph, kind: str, triggers: list[int], region: set[int],
         if key not in parent:
             parent[key] = None
             queue.append(key)
-    found: tuple[int, int] | None = None
+    found: list[int] = []
     while queue:
         v, phase = queue.popleft()
         if phase == 0 and v in trigger_set and (v, 1) not in parent:
             parent[(v, 1)] = ((v, 0), None)         # meeting the trigger costs no step
             queue.appendleft((v, 1))
         if phase == 1 and v in ends:
-            found = (v, phase)
-            break
+            found.append(v)
+            if not every:
+                break
         for ev, w in succ[v]:
             if phase == 1 and w not in region:
                 continue
@@ -329,9 +344,13 @@ def prefix_to(graph: Graph, kind: str, triggers: list[int], region: set[int],
             if key not in parent:
                 parent[key] = ((v, phase), ev)
                 queue.append(key)
-    assert found is not None, "a bad end of the region is reachable by construction"
+    return parent, found
+
+
+def prefix_path(parent: Parents, end: int) -> tuple[int, list[Edge]]:
+    """The path `prefix_search` found to the bad end `end`: (its initial node, its edges)."""
     path: list[Edge] = []
-    node: tuple[int, int] = found
+    node: tuple[int, int] = (end, 1)
     while True:
         link = parent[node]
         if link is None:
@@ -341,7 +360,7 @@ def prefix_to(graph: Graph, kind: str, triggers: list[int], region: set[int],
             path.append((by, node[0]))
         node = prev
     path.reverse()
-    return node[0], path, found[0]
+    return node[0], path
 
 
 def _path(graph: Graph, inside: set[int], a: int, b: int) -> list[Edge]:

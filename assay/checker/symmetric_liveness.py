@@ -84,7 +84,8 @@ from assay.checker.liveness import (
     fair_cycle,
     fair_tasks,
     lasso_candidate,
-    prefix_to,
+    prefix_path,
+    prefix_search,
 )
 from assay.checker.search import Search
 from assay.checker.symmetry import SPOT_EVERY, SPOT_FIRST, Symmetry, _NamedWorld, rename_value
@@ -95,7 +96,7 @@ from assay.model.system import Property
 from assay.model.types import exact_key
 
 ORBIT_CAP = 20_000          # a task orbit larger than this: decided on the full graph
-ALL_PERMUTATIONS = 720    # compare a property under every permutation of a group this small
+ALL_PERMUTATIONS = 24     # compare a property under every permutation of a group this small
 MAX_PASSES = 1_000          # passes around a quotient cycle to close it concretely
 
 REDUCED = "on orbits"
@@ -250,39 +251,63 @@ def _with(p: tuple[int, ...], group: tuple[int, ...], images: tuple[int, ...]
     return tuple(q)
 
 
-def asymmetry(sym: Symmetry, prop: Property, graph: Graph) -> str | None:
-    """Why `prop` is not symmetric — it reads a member by name, or tells a state from a
-    permutation of it (`spot_permutations`), on the first states of `graph` and one in
-    SPOT_EVERY after (as the safety properties are spot-checked) —, or None."""
-    k = sym.kernel
+Spots = list[tuple[State, list[State]]]
+
+
+def spots(sym: Symmetry, graph: Graph) -> Spots:
+    """The states of `graph` a property is compared on — the first SPOT_FIRST and one in
+    SPOT_EVERY after, as the safety properties are spot-checked — each with its permutations
+    (`spot_permutations`) that differ from it."""
     perms = spot_permutations(sym)
-    what = f"property {prop.name!r}"
-    fns = [prop.fn] + ([prop.trigger] if prop.trigger is not None else [])
+    out = []
     for j, s in enumerate(graph.states):
         if j >= SPOT_FIRST and j % SPOT_EVERY:
             continue
+        out.append((s, [o for p in perms if (o := sym.permute(s, p)) != s]))
+    return out
+
+
+def asymmetry(sym: Symmetry, prop: Property, where: Spots) -> str | None:
+    """Why `prop` is not symmetric — it reads a member by name, or tells a state from a
+    permutation of it, on the states `where` —, or None."""
+    k = sym.kernel
+    what = f"property {prop.name!r}"
+    fns = [prop.fn] + ([prop.trigger] if prop.trigger is not None else [])
+    for s, others in where:
         for fn in fns:
             g = _NamedWorld(k, s, sym.member_names)
             base = k.evaluate(lambda _g, fn=fn, g=g: fn(g), s, what, prop.location)
             if g.named:
                 return f"it reads {sorted(g.named)[0]!r} by name"
-            for p in perms:
-                other = sym.permute(s, p)
-                if other != s and k.evaluate(fn, other, what, prop.location) != base:
+            for other in others:
+                if k.evaluate(fn, other, what, prop.location) != base:
                     return ("it is not the same on a state and on that state with the "
                             "symmetric instances interchanged")
     return None
 
 
+Walk = tuple[State, State, tuple[int, ...], tuple[State, ...], tuple[int, ...]]
+
+
 def lift(kernel: Kernel, sym: Symmetry, graph: Graph, first: int, prefix: list[Edge],
-         cycle: list[Edge]) -> tuple[list[State], list[int]] | str:
+         cycle: list[Edge], memo: dict[tuple[Any, ...], Walk] | None = None
+         ) -> tuple[list[State], list[int]] | str:
     """The concrete lasso of a quotient lasso (states, events; its cycle starts after
-    `len(prefix)` events), or why there is none."""
+    `len(prefix)` events), or why there is none.  `memo` keeps the prefixes lifted, for
+    prefixes that share their beginnings (the paths of one breadth-first tree)."""
     states = graph.states
     q = conc = states[first]
     sigma = sym.identity
     path: list[State] = [conc]
     events: list[int] = []
+    done = 0
+    if memo is not None:
+        for n in range(len(prefix), 0, -1):
+            got = memo.get((first, *prefix[:n]))
+            if got is not None:
+                q, conc, sigma, walked, evs = got
+                path, events, done = list(walked), list(evs), n
+                break
 
     def step(ev: int, node: int) -> str | None:
         nonlocal q, conc, sigma
@@ -293,16 +318,20 @@ def lift(kernel: Kernel, sym: Symmetry, graph: Graph, first: int, prefix: list[E
         target = sym.permute(t, sigma)
         task = kernel.fair_task(ev)
         want = permute_task(sym, task[0], sigma) if task is not None else None
+        enabled = kernel.enabled_events(conc)
         pick = None
-        for e2 in kernel.enabled_events(conc):
-            if kernel.apply(conc, e2)[0] != target:
-                continue
-            ft = kernel.fair_task(e2)
-            if want is None or ft is not None and ft[0] == want:
-                pick = e2
-                break
-            if pick is None:
-                pick = e2
+        if want is not None and want in enabled and kernel.apply(conc, want)[0] == target:
+            pick = want
+        else:
+            for e2 in enabled:
+                if kernel.apply(conc, e2)[0] != target:
+                    continue
+                ft = kernel.fair_task(e2)
+                if want is None or ft is not None and ft[0] == want:
+                    pick = e2
+                    break
+                if pick is None:
+                    pick = e2
         if pick is None:
             return "no concrete step reaches the renamed successor"
         inverse = [0] * len(tau)
@@ -314,10 +343,13 @@ def lift(kernel: Kernel, sym: Symmetry, graph: Graph, first: int, prefix: list[E
         events.append(pick)
         return None
 
-    for ev, node in prefix:
+    for n in range(done, len(prefix)):
+        ev, node = prefix[n]
         why = step(ev, node)
         if why is not None:
             return why
+        if memo is not None:
+            memo[(first, *prefix[:n + 1])] = (q, conc, sigma, tuple(path), tuple(events))
     if not cycle:
         return path, events
     start = conc
@@ -342,6 +374,7 @@ class Decider:
         self._full: tuple[Graph, _Tasks] | None = None
         self.quotient: Graph | None = None
         self._qtasks: OrbitTasks | None = None
+        self._spots: Spots | None = None
         if sym is not None:
             self.quotient = build_quotient(kernel, sym, search)
             self._qtasks = OrbitTasks(kernel, self.quotient, sym)
@@ -373,20 +406,25 @@ class Decider:
         """Decided on the quotient: a confirmed lasso, None (it holds), or why not."""
         sym, graph, tasks = self.sym, self.quotient, self._qtasks
         assert sym is not None and graph is not None and tasks is not None
-        why = asymmetry(sym, prop, graph)
+        if self._spots is None:
+            self._spots = spots(sym, graph)
+        why = asymmetry(sym, prop, self._spots)
         if why is not None:
             return f"{prop.name!r} is not symmetric: {why}"
         kernel = self.kernel
         triggers, region, ends = bad_ends(kernel, graph, prop, tasks)
-        tried: set[int] = set()          # first nodes of the fair components ruled out
-        while True:
-            left = {v: c for v, c in ends.items() if c is None or c[0] not in tried}
-            if not left:
-                return None
-            first, prefix, entry = prefix_to(graph, prop.kind, triggers, region, left)
-            comp = left[entry]
-            cycle = [] if comp is None else fair_cycle(graph, tasks, comp, entry)
-            got = lift(kernel, sym, graph, first, prefix, cycle)
+        if not ends:
+            return None
+        parent, found = prefix_search(graph, prop.kind, triggers, region, ends)
+        tried: set[int] = set()          # first nodes of the components already settled
+        memo: dict[tuple[Any, ...], Walk] = {}
+        for entry in found:              # nearest first: each component at its nearest node
+            comp = ends[entry]
+            if comp is not None and comp[0] in tried:
+                continue
+            first, prefix = prefix_path(parent, entry)
+            cycle = [] if comp is None or tried else fair_cycle(graph, tasks, comp, entry)
+            got = lift(kernel, sym, graph, first, prefix, cycle, memo)
             if isinstance(got, str):
                 return f"the lasso found on the orbits has no concrete counterpart ({got})"
             path, events = got
@@ -396,22 +434,23 @@ class Decider:
             if comp is None:
                 return (f"the lasso found on the orbits is not a violation when made concrete "
                         f"({verdict})")
-            # the cycle unrolled is not fair: search the states of the component's orbits
-            # from where the prefix led, exactly
+            # the cycle unrolled is not fair (or, after the first component, not tried):
+            # search the states of the component's orbits from where the prefix led, exactly
             n = len(prefix)
             inside = {sym.invariant(graph.states[v]) for v in comp}
-            found = self._in_orbits(prop, path[n], inside)
-            if found is not None:
-                more, cycle_start = found
-                events = events[:n] + more
+            more = self._in_orbits(prop, path[n], inside)
+            if more is not None:
+                steps, cycle_start = more
+                events = events[:n] + steps
                 path = path[:n + 1]
-                for ev in more:
+                for ev in steps:
                     path.append(kernel.apply(path[-1], ev)[0])
                 verdict = check_lasso(kernel, prop, path, events, n + cycle_start)
                 if not isinstance(verdict, Violation):
                     return f"a lasso in the orbits of a component is not confirmed ({verdict})"
                 return Lasso(verdict, path[0], tuple(events), n + cycle_start)
             tried.add(comp[0])
+        return None
 
     def _in_orbits(self, prop: Property, start: State, inside: set[Any]
                    ) -> tuple[list[int], int] | None:
