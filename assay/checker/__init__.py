@@ -200,8 +200,10 @@ def check(system: System | Kernel, *, strategy: str = "bfs", max_states: int | N
 
     Where the system declares interchangeable instances (`s.symmetric(...)`) the search
     explores one state per orbit (`symmetry=False`: every state); the result's `symmetry`
-    says whether it was applied, and if not why (liveness properties, a property that tells
-    the instances apart).  Counterexamples are concrete either way.
+    says whether it was applied, and if not why (a property that tells the instances apart,
+    a partition budget).  Liveness properties are decided on the orbits where they are
+    symmetric (`symmetric_liveness.py`; `symmetry["liveness"]` says how each was decided).
+    Counterexamples are concrete either way.
 
     BFS keeps states compactly (`compact.py`: packed ints, exact; past `max_memory` the
     visited set and the levels move to disk and the search goes on, rather than stopping);
