@@ -290,3 +290,21 @@ def test_generated_systems_reduced_and_unreduced_agree(table: tuple, n: int, kin
     q = build_quotient(k, sym, search)
     _, _, qends = bad_ends(k, q, prop, OrbitTasks(k, q, sym))
     assert {sym.canon(g.states[v]) for v in ends} <= {q.states[v] for v in qends}
+
+
+@pytest.mark.parametrize("order", ["fifo", "lifo"])
+def test_a_constraint_cuts_the_orbits_as_it_cuts_the_states(order: str) -> None:
+    def system() -> System:
+        s = lock(order=order)[0]
+
+        @s.constraint
+        def short_queue(g: Any) -> bool:       # beyond it: checked, not explored (a stop)
+            return len(g["server"].waiting) <= 1
+
+        return s
+
+    reduced, full = check(system()), check(system(), symmetry=False)
+    assert reduced.verdict == full.verdict and reduced.liveness == full.liveness
+    assert reduced.states < full.states
+    if reduced.violation is not None and reduced.violation.kind == "liveness":
+        assert isinstance(replayed(system(), "weak", reduced), Violation)

@@ -461,9 +461,11 @@ class Decider:
         assert sym is not None
         what = f"property {prop.name!r}"
 
-        def member(s: State) -> bool:
+        within = kernel.within if kernel.system.constraints else None
+
+        def member(s: State) -> bool:      # (beyond a constraint: not explored, as check)
             return sym.invariant(s) in inside and not kernel.evaluate(
-                prop.fn, s, what, prop.location)
+                prop.fn, s, what, prop.location) and (within is None or within(s))
 
         index: dict[State, int] = {start: 0}
         states: list[State] = [start]
