@@ -30,7 +30,7 @@ from assay import Component, Message, Port, System, action, on
 from assay.checker import check
 from assay.checker.liveness import bad_ends, build_graph, fair_tasks
 from assay.checker.search import Search
-from assay.checker.symmetric_liveness import OrbitTasks, build_quotient
+from assay.checker.symmetric_liveness import OrbitTasks, build_quotient, permute_task
 from assay.checker.symmetry import Symmetry
 from assay.kernel.kernel import Kernel
 from assay.kernel.liveness import check_lasso
@@ -311,3 +311,46 @@ def test_a_constraint_cuts_the_orbits_as_it_cuts_the_states(order: str) -> None:
     assert reduced.states < full.states
     if reduced.violation is not None and reduced.violation.kind == "liveness":
         assert isinstance(replayed(system(), "weak", reduced), Violation)
+
+
+def test_renaming_a_task_is_renaming_the_state() -> None:
+    """The events enabled in a permuted state are the permuted events of the state, task by
+    task (`permute_task`: deliveries, actions), on every reachable state of the lock server
+    and every permutation of its clients."""
+    k = Kernel(lock(order="lifo")[0])
+    sym = Symmetry(k)
+    (g,) = sym.groups
+    perms = []
+    for q in itertools.permutations(g):
+        p = list(sym.identity)
+        for a, b in zip(g, q):
+            p[a] = b
+        perms.append(tuple(p))
+    seen = {s for s, _ in k.initial_states()}
+    todo = list(seen)
+    checked = 0
+    while todo:
+        s = todo.pop()
+        tasks = [k.fair_task(e)[0] for e in k.enabled_events(s) if k.fair_task(e)]
+        for p in perms:
+            other = sym.permute(s, p)
+            theirs = sorted(k.fair_task(e)[0] for e in k.enabled_events(other) if k.fair_task(e))
+            assert sorted(permute_task(sym, t, p) for t in tasks) == theirs
+            checked += 1
+        for _, t, _ in k.successors(s)[0]:
+            if t not in seen:
+                seen.add(t)
+                todo.append(t)
+    assert checked == 760 * 6
+
+
+def test_an_orbit_too_large_sends_the_property_to_every_state(monkeypatch: Any) -> None:
+    import assay.checker.symmetric_liveness as symmetric_liveness
+
+    monkeypatch.setattr(symmetric_liveness, "ORBIT_CAP", 2)        # a client's ask: 3 tasks
+    r = run({"order": "lifo"})
+    full = run({"order": "lifo"}, symmetry=False)
+    assert r.verdict == full.verdict == "violation" and r.liveness == full.liveness
+    how = r.symmetry["liveness"]["everyone_served"]
+    assert how.startswith("checked on every state: the orbit of") and "more than 2" in how
+    assert any("'everyone_served' checked on every state" in w for w in r.warnings)
