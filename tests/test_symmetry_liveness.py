@@ -354,3 +354,17 @@ def test_an_orbit_too_large_sends_the_property_to_every_state(monkeypatch: Any) 
     how = r.symmetry["liveness"]["everyone_served"]
     assert how.startswith("checked on every state: the orbit of") and "more than 2" in how
     assert any("'everyone_served' checked on every state" in w for w in r.warnings)
+
+
+def test_an_elastic_pools_slots_decide_its_liveness_on_the_orbits() -> None:
+    def system(symmetric: bool) -> System:
+        s, _, _ = build(ROOT / "specs" / "elastic_pool.py", None, {"size": "2"})
+        if symmetric:
+            s.symmetric(*[n for n in s.instances if n.startswith("worker")])
+        return s
+
+    reduced, full = check(system(True)), check(system(False))
+    assert reduced.verdict == full.verdict == "ok"
+    assert reduced.liveness == full.liveness == {"all_done": "holds"}
+    assert reduced.symmetry["liveness"] == {"all_done": "on orbits"}
+    assert reduced.states < full.states == 2088
