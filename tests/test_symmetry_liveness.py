@@ -204,6 +204,7 @@ def test_a_property_that_tells_members_apart_by_order_is_checked_on_every_state(
 # --- the argument, on generated symmetric systems ---------------------------------------------
 
 class Poke(Message): ...
+class Ack(Message): ...
 
 
 class Member(Component):
@@ -211,6 +212,11 @@ class Member(Component):
     s: int = 0
     poked: bool = False
     table: tuple = ()           # state -> (next by go, next by alt, go pokes the hub once)
+    on_ack: tuple = ()          # state -> the next state when the hub's Ack comes
+
+    @on(Ack)
+    def acked(self, m):
+        self.s = self.on_ack[self.s]
 
     @action(when=lambda self: self.table[self.s][0] >= 0)
     def go(self):
@@ -232,13 +238,14 @@ class Hub(Component):
     @on(Poke)
     def poked(self, m):
         self.pokes = min(self.pokes + 1, 2)
+        self.members.send(Ack(), to=m.sender)
 
 
 def generated(table: tuple, n: int, kind: str, target: int, fairness: str,
-              symmetric: bool) -> System:
+              symmetric: bool, on_ack: tuple = (0, 1, 2)) -> System:
     s = System("generated", fairness=fairness)
     hub = s.add("hub", Hub)
-    refs = [s.add(f"m{i}", Member, table=table) for i in range(n)]
+    refs = [s.add(f"m{i}", Member, table=table, on_ack=on_ack) for i in range(n)]
     for r in refs:
         s.connect(r.hub, hub.members)
     if symmetric:
@@ -269,22 +276,27 @@ rows = st.tuples(st.integers(-1, STATES - 1), st.integers(-1, STATES - 1), st.bo
           suppress_health_check=[HealthCheck.too_slow])
 @given(table=st.tuples(*[rows] * STATES), n=st.integers(2, 3),
        kind=st.sampled_from(["eventually", "always_eventually", "leads_to"]),
-       target=st.integers(0, STATES - 1), fairness=st.sampled_from(["none", "weak", "strong"]))
+       target=st.integers(0, STATES - 1), fairness=st.sampled_from(["none", "weak", "strong"]),
+       on_ack=st.tuples(*[st.integers(0, STATES - 1)] * STATES))
 def test_generated_systems_reduced_and_unreduced_agree(table: tuple, n: int, kind: str,
-                                                       target: int, fairness: str) -> None:
-    reduced = assay.check(generated(table, n, kind, target, fairness, True), deadlock=False)
-    full = assay.check(generated(table, n, kind, target, fairness, False), deadlock=False)
+                                                       target: int, fairness: str,
+                                                       on_ack: tuple) -> None:
+    def generated_(symmetric: bool) -> System:
+        return generated(table, n, kind, target, fairness, symmetric, on_ack)
+
+    reduced = assay.check(generated_(True), deadlock=False)
+    full = assay.check(generated_(False), deadlock=False)
     assert reduced.verdict == full.verdict
     assert reduced.liveness == full.liveness
     if reduced.liveness:
         assert reduced.symmetry["liveness"] == {"p": "on orbits"}
     if reduced.violation is not None and reduced.violation.kind == "liveness":
-        got = replayed(generated(table, n, kind, target, fairness, True), fairness, reduced)
+        got = replayed(generated_(True), fairness, reduced)
         assert isinstance(got, Violation), got
 
     # the lemma: every bad end of the full graph (a state where a behaviour may stop, or in
     # a fair component of the region) is, as an orbit, a bad end of the quotient
-    k = Kernel(generated(table, n, kind, target, fairness, True))
+    k = Kernel(generated_(True))
     sym = Symmetry(k)
     prop = k.system.liveness[0]
     search = Search()
