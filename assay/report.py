@@ -112,6 +112,14 @@ def render_check(console: Console, r: CheckResult, spec: str, system: str,
                    if sym["applied"] else rows[0])
         if not sym["applied"]:
             rows.append(("symmetry", f"not applied: {sym['why']}"))
+        how = sym.get("liveness") or {}
+        reduced = [name for name, h in how.items() if h == "on orbits"]
+        if how:
+            rows.append(("liveness", (f"decided on {sym['liveness_orbits']:,} orbits: "
+                                      f"{', '.join(reduced)}" if reduced else "")
+                         + ("; " if reduced and len(reduced) < len(how) else "")
+                         + (f"on every state: {', '.join(n for n in how if n not in reduced)}"
+                            if len(reduced) < len(how) else "")))
     if r.por is not None:
         from assay.checker.por import summary_note
 

@@ -261,12 +261,15 @@ def test_a_symmetric_property_is_reduced():
     assert r.symmetry["applied"] and r.verdict == "ok" and r.states < 801
 
 
-def test_liveness_is_checked_unreduced():
+def test_a_symmetric_liveness_property_is_checked_on_the_orbits():
+    # (tests/test_symmetry_liveness.py covers liveness under symmetry in depth)
     s = tla_twophase.system(3, symmetric=True)
     s.eventually(lambda g: g["tm"].tm_state != tla_twophase.TM.INIT)
     r = check(s)
-    assert not r.symmetry["applied"] and "liveness" in r.symmetry["why"]
-    assert r.states == 288
+    assert r.symmetry["applied"] and r.states == 80
+    assert r.symmetry["liveness"] == {"<lambda>": "on orbits"}
+    full = check(s, symmetry=False)
+    assert full.states == 288 and r.verdict == full.verdict == "violation"
 
 
 def test_no_symmetry_explores_every_state():

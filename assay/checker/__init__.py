@@ -10,7 +10,7 @@ from typing import Any, Literal
 from assay.checker.bfs import bfs
 from assay.checker.compact import compact_bfs
 from assay.checker.dfs import dfs
-from assay.checker.liveness import Lasso, build_graph, check_liveness, fair_tasks
+from assay.checker.liveness import Lasso
 from assay.checker.search import Found, Outcome, Progress, Search, violation_key
 from assay.checker.symmetry import NotSymmetric, Symmetry
 from assay.kernel.faults import Faults
@@ -200,8 +200,10 @@ def check(system: System | Kernel, *, strategy: str = "bfs", max_states: int | N
 
     Where the system declares interchangeable instances (`s.symmetric(...)`) the search
     explores one state per orbit (`symmetry=False`: every state); the result's `symmetry`
-    says whether it was applied, and if not why (liveness properties, a property that tells
-    the instances apart).  Counterexamples are concrete either way.
+    says whether it was applied, and if not why (a property that tells the instances apart,
+    a partition budget).  Liveness properties are decided on the orbits where they are
+    symmetric (`symmetric_liveness.py`; `symmetry["liveness"]` says how each was decided).
+    Counterexamples are concrete either way.
 
     BFS keeps states compactly (`compact.py`: packed ints, exact; past `max_memory` the
     visited set and the levels move to disk and the search goes on, rather than stopping);
@@ -289,7 +291,10 @@ def check(system: System | Kernel, *, strategy: str = "bfs", max_states: int | N
         else:
             out = explore(kernel, search, keep_going)
         if kernel.system.liveness:
-            out, lasso, liveness = _liveness(kernel, search, out, keep_going)
+            applied = reduce if sym is not None and sym["applied"] else None
+            out, lasso, liveness, how = _liveness(kernel, search, out, keep_going, applied)
+            if sym is not None and how is not None:
+                sym.update(how)
     finally:
         if was_enabled:
             # the objects made during the search went to the youngest generation (the
@@ -318,6 +323,9 @@ def check(system: System | Kernel, *, strategy: str = "bfs", max_states: int | N
         if not sym["applied"] and symmetry:
             warnings = (*warnings, f"symmetry reduction not applied: {sym['why']}; every "
                                    "state was explored")
+        for name, how in (sym.get("liveness") or {}).items():
+            if how != "on orbits":
+                warnings = (*warnings, f"liveness property {name!r} {how}")
         result = replace(result, symmetry=sym, warnings=warnings)
     return result
 
@@ -422,11 +430,6 @@ def _symmetry(kernel: Kernel, wanted: bool) -> tuple[Symmetry | None, dict[str, 
         return None, sym
     reduce = Symmetry(kernel)           # validates the declaration: a SpecError if wrong
     reduce.check_initial()
-    if kernel.system.liveness:
-        # fairness is per event (instance, action): the quotient graph would merge the fair
-        # tasks of interchanged instances; liveness is decided on the full graph
-        sym["why"] = "liveness properties are checked on every state (fairness is per instance)"
-        return None, sym
     if kernel.faults is not None and kernel.faults.partition:
         sym["why"] = "partitions are not renamed (a partition never holds instance 0)"
         return None, sym
@@ -450,29 +453,40 @@ def _concrete(reduce: Symmetry, out: Outcome) -> Outcome:
     return out
 
 
-def _liveness(kernel: Kernel, search: Search, out: Outcome, keep_going: bool = False
-              ) -> tuple[Outcome, Lasso | None, dict[str, str]]:
+def _liveness(kernel: Kernel, search: Search, out: Outcome, keep_going: bool = False,
+              reduce: Symmetry | None = None
+              ) -> tuple[Outcome, Lasso | None, dict[str, str], dict[str, Any] | None]:
     """Decide the liveness properties once the safety search is done: on the whole graph when
-    it was exhausted; otherwise they are not checked (and the verdict says why).  Without
+    it was exhausted — on the graph of orbits with `reduce`, where that is sound
+    (`symmetric_liveness.py`; the last item returned says how each was decided) —;
+    otherwise they are not checked (and the verdict says why).  Without
     `keep_going` the first that fails is the counterexample and the rest are not checked;
     with it every one is decided, and each that fails is a finding (a lasso)."""
+    from assay.checker.symmetric_liveness import Decider
+
     props = kernel.system.liveness
     if out.reason != "exhausted":
         why = {"violation": "not checked: a safety violation was found first",
                "interrupted": "not checked: the search was interrupted"}.get(
             out.reason, f"not checked: the search stopped at the {out.reason} bound")
-        return out, None, {p.name: why for p in props}
+        return out, None, {p.name: why for p in props}, None
     try:
-        graph = build_graph(kernel, search)
+        decider = Decider(kernel, search, reduce)
+        out, lasso, verdicts = _decide(kernel, search, out, keep_going, decider)
     except KeyboardInterrupt:       # Ctrl-C after the safety search: it stands, liveness not
         return (replace(out, reason="interrupted"), None,
-                {p.name: "not checked: interrupted" for p in props})
-    tasks = fair_tasks(kernel, graph)
+                {p.name: "not checked: interrupted" for p in props}, None)
+    return out, lasso, verdicts, decider.summary() if reduce is not None else None
+
+
+def _decide(kernel: Kernel, search: Search, out: Outcome, keep_going: bool, decider: Any
+            ) -> tuple[Outcome, Lasso | None, dict[str, str]]:
+    props = kernel.system.liveness
     verdicts: dict[str, str] = {}
     if keep_going:
         lassos = []
         for p in props:
-            lasso = check_liveness(kernel, graph, p, tasks)
+            lasso = decider.check(p)
             verdicts[p.name] = "holds" if lasso is None else "violated"
             if lasso is not None:
                 lassos.append(Found(lasso.violation, 1, "lasso", lasso.start, lasso.events,
@@ -484,7 +498,7 @@ def _liveness(kernel: Kernel, search: Search, out: Outcome, keep_going: bool = F
                           path=lassos[0].path)
         return out, None, verdicts
     for i, p in enumerate(props):
-        lasso = check_liveness(kernel, graph, p, tasks)
+        lasso = decider.check(p)
         if lasso is not None:
             verdicts[p.name] = "violated"
             verdicts.update({q.name: "not checked: another liveness property failed first"

@@ -231,6 +231,39 @@ def check_liveness(kernel: Kernel, graph: Graph, prop: Property,
                    tasks: _Tasks | None = None) -> Lasso | None:
     """A shortest-prefix lasso violating `prop`, or None when it holds on `graph`.  `tasks`
     (from `fair_tasks`) may be shared by the properties of one graph."""
+    found = lasso_candidate(kernel, graph, prop, tasks)
+    if found is None:
+        return None
+    first, prefix, cycle = found
+    states = graph.states
+    events = tuple(ev for ev, _ in prefix) + tuple(ev for ev, _ in cycle)
+    path = [states[first]] + [states[v] for _, v in prefix] + [states[v] for _, v in cycle]
+    got = check_lasso(kernel, prop, path, events, len(prefix))
+    if not isinstance(got, Violation):
+        raise AssertionError(f"liveness: the lasso found for {prop.name!r} is rejected: {got}")
+    return Lasso(got, states[first], events, len(prefix))
+
+
+def lasso_candidate(kernel: Kernel, graph: Graph, prop: Property,
+                    tasks: _Tasks | None = None) -> tuple[int, list[Edge], list[Edge]] | None:
+    """A shortest-prefix lasso of `graph` violating `prop` as `graph`'s fairness bookkeeping
+    (`tasks`; a subclass may say what a task is: `symmetric_liveness.OrbitTasks`) sees it:
+    (its initial node, the prefix's edges, the cycle's edges — empty: the run stops), or None
+    when there is none.  Not confirmed: `check_liveness` confirms it on a graph of states."""
+    tasks = tasks or _Tasks(kernel, graph)
+    triggers, region, ends = bad_ends(kernel, graph, prop, tasks)
+    if not ends:
+        return None
+    first, prefix, entry = prefix_to(graph, prop.kind, triggers, region, ends)
+    fair_comp = ends[entry]
+    cycle = [] if fair_comp is None else fair_cycle(graph, tasks, fair_comp, entry)
+    return first, prefix, cycle
+
+
+def bad_ends(kernel: Kernel, graph: Graph, prop: Property, tasks: _Tasks
+             ) -> tuple[list[int], set[int], dict[int, list[int] | None]]:
+    """The triggers of `prop` in `graph`, its region, and its bad ends: each node of the
+    region where a behaviour may stop (None) or that is in a fair component (the component)."""
     states, succ = graph.states, graph.succ
 
     def holds(fn: Callable, node: int) -> bool:
@@ -253,37 +286,38 @@ def check_liveness(kernel: Kernel, graph: Graph, prop: Property,
             if not_q[w] and w not in region:
                 region.add(w)
                 todo.append(w)
-    if not region:
-        return None
-    tasks = tasks or _Tasks(kernel, graph)
     ends: dict[int, list[int] | None] = {v: None for v in region
                                          if can_stop(kernel, states[v])}
     for comp in _sccs(graph, sorted(region), region):
         for fair in _fair_components(graph, tasks, comp):
             for v in fair:
                 ends.setdefault(v, fair)
-    if not ends:
-        return None
-    first, prefix, entry = _prefix(graph, prop.kind, triggers, region, ends)
-    fair_comp = ends[entry]
-    cycle = [] if fair_comp is None else _cycle(graph, tasks, fair_comp, entry)
-    events = tuple(ev for ev, _ in prefix) + tuple(ev for ev, _ in cycle)
-    path = [states[first]] + [states[v] for _, v in prefix] + [states[v] for _, v in cycle]
-    got = check_lasso(kernel, prop, path, events, len(prefix))
-    if not isinstance(got, Violation):
-        raise AssertionError(f"liveness: the lasso found for {prop.name!r} is rejected: {got}")
-    return Lasso(got, states[first], events, len(prefix))
+    return triggers, region, ends
 
 
-def _prefix(graph: Graph, kind: str, triggers: list[int], region: set[int],
-            ends: dict[int, list[int] | None]) -> tuple[int, list[Edge], int]:
+def prefix_to(graph: Graph, kind: str, triggers: list[int], region: set[int],
+              ends: dict[int, list[int] | None]) -> tuple[int, list[Edge], int]:
     """A shortest path from an initial node to a bad end, inside the region once the trigger
     has been met (from the start, for ◇q): (its initial node, its edges, the bad end).
     Breadth-first over (node, phase)."""
+    parent, found = prefix_search(graph, kind, triggers, region, ends, every=False)
+    assert found, "a bad end of the region is reachable by construction"
+    first, path = prefix_path(parent, found[0])
+    return first, path, found[0]
+
+
+Parents = dict[tuple[int, int], tuple[tuple[int, int], int | None] | None]
+
+
+def prefix_search(graph: Graph, kind: str, triggers: list[int], region: set[int],
+                  ends: dict[int, list[int] | None], every: bool = True
+                  ) -> tuple[Parents, list[int]]:
+    """`prefix_to`'s breadth-first search: its parents, and the bad ends it reached in the
+    order it reached them (nearest first; only the first unless `every`)."""
     succ = graph.succ
     trigger_set = set(triggers)
     # (node, phase) -> (where from, by which event; None: meeting the trigger, no step)
-    parent: dict[tuple[int, int], tuple[tuple[int, int], int | None] | None] = {}
+    parent: Parents = {}
     queue: deque[tuple[int, int]] = deque()
     first_phase = 1 if kind == "eventually" else 0
     for i in graph.initial:
@@ -293,15 +327,16 @@ def _prefix(graph: Graph, kind: str, triggers: list[int], region: set[int],
         if key not in parent:
             parent[key] = None
             queue.append(key)
-    found: tuple[int, int] | None = None
+    found: list[int] = []
     while queue:
         v, phase = queue.popleft()
         if phase == 0 and v in trigger_set and (v, 1) not in parent:
             parent[(v, 1)] = ((v, 0), None)         # meeting the trigger costs no step
             queue.appendleft((v, 1))
         if phase == 1 and v in ends:
-            found = (v, phase)
-            break
+            found.append(v)
+            if not every:
+                break
         for ev, w in succ[v]:
             if phase == 1 and w not in region:
                 continue
@@ -309,9 +344,13 @@ def _prefix(graph: Graph, kind: str, triggers: list[int], region: set[int],
             if key not in parent:
                 parent[key] = ((v, phase), ev)
                 queue.append(key)
-    assert found is not None, "a bad end of the region is reachable by construction"
+    return parent, found
+
+
+def prefix_path(parent: Parents, end: int) -> tuple[int, list[Edge]]:
+    """The path `prefix_search` found to the bad end `end`: (its initial node, its edges)."""
     path: list[Edge] = []
-    node: tuple[int, int] = found
+    node: tuple[int, int] = (end, 1)
     while True:
         link = parent[node]
         if link is None:
@@ -321,7 +360,7 @@ def _prefix(graph: Graph, kind: str, triggers: list[int], region: set[int],
             path.append((by, node[0]))
         node = prev
     path.reverse()
-    return node[0], path, found[0]
+    return node[0], path
 
 
 def _path(graph: Graph, inside: set[int], a: int, b: int) -> list[Edge]:
@@ -347,7 +386,7 @@ def _path(graph: Graph, inside: set[int], a: int, b: int) -> list[Edge]:
     raise AssertionError("a strongly connected component is connected")
 
 
-def _cycle(graph: Graph, tasks: _Tasks, comp: list[int], entry: int) -> list[Edge]:
+def fair_cycle(graph: Graph, tasks: _Tasks, comp: list[int], entry: int) -> list[Edge]:
     """A cycle from `entry` back to it inside the fair component `comp`, fair by itself:
     through an edge of every task fairness demands, and past a state disabling every weak
     task that would otherwise stay enabled along it."""

@@ -330,7 +330,12 @@ class Symmetry:
     def canon(self, state: State) -> State:
         """The representative of `state`'s orbit (see the module docstring)."""
         p = self.canon_permutation(state)
-        return state if p is None else self.permute(state, p)
+        return self.permute(state, p) if p is not None else state
+
+    def representative(self, state: State) -> tuple[State, tuple[int, ...]]:
+        """`canon(state)` and the permutation p with `permute(state, p)` that representative."""
+        p = self.canon_permutation(state)
+        return (self.permute(state, p), tuple(p)) if p is not None else (state, self.identity)
 
     def canon_permutation(self, state: State) -> list[int] | None:
         """The permutation p with `canon(state) == permute(state, p)` (None: the identity)."""
