@@ -34,13 +34,12 @@ import sqlite3
 import threading
 import urllib.request
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
 from typing import Any
 
 from assay.errors import Location, StateError
 from assay.runtime import storelog
 from assay.runtime.private import FILE_MODE, create_private, private_dir
-from assay.runtime.storelog import HEADER, SUFFIX, Delta, encode, read_log
+from assay.runtime.storelog import HEADER, SUFFIX, Delta, Handled, encode, read_log
 
 _SCHEMA = """CREATE TABLE IF NOT EXISTS fields (
     instance TEXT PRIMARY KEY NOT NULL,
@@ -92,29 +91,6 @@ StepRecord = tuple[str, dict[str, Any] | None, list[tuple[str, str, int, dict[st
                    tuple[str, str, int] | None, int | None, tuple[str, str, int] | None]
 FRESH_NOTE = ("assay does not guess at lost state: restore the file from a backup, or start "
               "over with --fresh (which moves the old files aside)")
-
-
-@dataclass
-class Handled:
-    """A set of frame numbers (of one sender life), kept as a floor — every number from 1 up
-    to it — and the numbers above it; the floor rises as the gaps fill."""
-
-    floor: int = 0
-    above: set[int] = field(default_factory=set)
-
-    def __contains__(self, seq: int) -> bool:
-        return seq <= self.floor or seq in self.above
-
-    def add(self, seq: int) -> None:
-        if seq <= self.floor:
-            return
-        self.above.add(seq)
-        while self.floor + 1 in self.above:
-            self.floor += 1
-            self.above.remove(self.floor)
-
-    def copy(self) -> Handled:
-        return Handled(self.floor, set(self.above))
 
 
 class StoreError(Exception):
@@ -442,8 +418,7 @@ class Store:
                 for (seq,) in conn.execute("SELECT seq FROM handled_above WHERE peer = ? "
                                            "AND epoch = ?", (peer, epoch)):
                     have.add(int(seq))
-            for seq in sorted(added):
-                have.add(seq)
+            have.update(added)
             for table in ("handled", "handled_above"):
                 conn.execute(f"DELETE FROM {table} WHERE peer = ? AND epoch = ?",  # noqa: S608
                              (peer, epoch))

@@ -37,6 +37,7 @@ import logging
 import struct
 import zlib
 from collections.abc import Collection
+from dataclasses import dataclass, field
 from typing import Any
 
 from assay.errors import Location, StateError
@@ -48,7 +49,7 @@ HEADER = b"assay store log 1\n"
 MARK = 0xA5
 _HEAD = struct.Struct(">BII")        # mark, payload length, CRC-32
 MAX_RECORD = 1 << 30
-CHECKPOINT_BYTES = 4 << 20           # fold the log into SQLite past this size
+CHECKPOINT_BYTES = 1 << 20           # fold the log into SQLite past this size
 
 _dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
@@ -59,6 +60,40 @@ def encode(record: list[Any]) -> bytes:
     return _HEAD.pack(MARK, len(payload), zlib.crc32(payload)) + payload
 
 
+@dataclass
+class Handled:
+    """A set of frame numbers (of one sender life), kept as a floor — every number from 1 up
+    to it — and the numbers above it; the floor rises as the gaps fill."""
+
+    floor: int = 0
+    above: set[int] = field(default_factory=set)
+
+    def __contains__(self, seq: int) -> bool:
+        return seq <= self.floor or seq in self.above
+
+    def add(self, seq: int) -> None:
+        if seq <= self.floor:
+            return
+        self.above.add(seq)
+        while self.floor + 1 in self.above:
+            self.floor += 1
+            self.above.remove(self.floor)
+
+    def copy(self) -> Handled:
+        return Handled(self.floor, set(self.above))
+
+    def update(self, other: Handled) -> None:
+        """Add the numbers of `other`."""
+        if other.floor > self.floor:
+            self.floor = other.floor
+            self.above = {s for s in self.above if s > self.floor}
+        for seq in other.above:
+            self.add(seq)
+        while self.floor + 1 in self.above:
+            self.floor += 1
+            self.above.remove(self.floor)
+
+
 class Delta:
     """What the records since the last checkpoint change (module docstring)."""
 
@@ -67,7 +102,7 @@ class Delta:
         # (link, epoch, seq) -> the frame, or None: deleted
         self.outbox: dict[tuple[str, str, int], dict[str, Any] | None] = {}
         # (peer, epoch) -> (whether the rows saved before are forgotten, numbers added)
-        self.handled: dict[tuple[str, str], tuple[bool, set[int]]] = {}
+        self.handled: dict[tuple[str, str], tuple[bool, Handled]] = {}
         self.clock: int | None = None
         self.records = 0
 
@@ -81,7 +116,7 @@ class Delta:
             if handled is not None:
                 self.add_handled(*handled)
             if consumed is not None:
-                outbox[tuple(consumed)] = None          # type: ignore[index]
+                self._gone(tuple(consumed))             # type: ignore[arg-type]
             if clock is not None and (self.clock is None or clock > self.clock):
                 self.clock = clock
         self.acked(acked)
@@ -89,16 +124,26 @@ class Delta:
     def add_handled(self, peer: str, epoch: str, seq: int) -> None:
         entry = self.handled.get((peer, epoch))
         if entry is None:
-            entry = self.handled[(peer, epoch)] = (False, set())
+            entry = self.handled[(peer, epoch)] = (False, Handled())
         entry[1].add(seq)
 
     def forget(self, peer: str, epochs: Collection[str]) -> None:
         for epoch in epochs:
-            self.handled[(peer, epoch)] = (True, set())
+            self.handled[(peer, epoch)] = (True, Handled())
 
     def acked(self, rows: Collection[Any]) -> None:
         for link, epoch, seq in rows:
-            self.outbox[(link, epoch, seq)] = None
+            self._gone((link, epoch, seq))
+
+    def _gone(self, key: tuple[str, str, int]) -> None:
+        """An outbox row deleted.  One inserted since the checkpoint is simply dropped: it
+        never reached the file (a frame's key is new with its sender's life, and the file is
+        either before the whole log or, after a kill between a checkpoint and the log's
+        truncation, after it — where this row is gone already)."""
+        if self.outbox.get(key) is not None:
+            del self.outbox[key]
+        else:
+            self.outbox[key] = None
 
     def add(self, record: list[Any]) -> None:
         """Fold one record (as `check_record` passed it)."""
