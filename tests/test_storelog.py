@@ -319,3 +319,31 @@ def test_every_step_written_survives_kill_9_exactly(tmp_path, after):
         assert [r[:3] for r in s.outbox()] == [("b", "e", n)]
         assert {k: (h.floor, h.above) for k, h in s.handled().items()} == {
             ("b", "f"): (n, set())}
+
+
+def test_a_checkpoint_that_fails_keeps_its_records_for_the_next(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "a.sqlite"
+    s = Store(path, "NORMAL", log=True)
+    s.save_step("p", {"n": 1}, [("b", "e", 1, frame("e", 1, 1))], handled=("c", "x", 1),
+                clock=1)
+    assert s._conn is not None
+    s._conn.execute("PRAGMA busy_timeout = 0")
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")                      # another writer holds the file
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            s.checkpoint()
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    s.save_step("q", {"n": 2}, [], handled=("c", "x", 2), clock=2)
+    s.checkpoint()                                         # both steps' records
+    killed(s)
+    os.remove(str(path) + "-log")                          # (only the file: all is there)
+    with Store(path) as again:
+        assert state(again) == {
+            "fields": {"p": {"n": 1}, "q": {"n": 2}},
+            "outbox": [("b", "e", 1, frame("e", 1, 1))],
+            "handled": {("c", "x"): (2, [])}, "clock": 2}

@@ -347,25 +347,32 @@ class Store:
                 self._transaction(lambda conn: self._fold(conn, delta))
         if keep:
             os.ftruncate(fd, 0)
-            self._append(HEADER)
+            self._append(HEADER, 0)
             self._logged = 0
         else:                              # (the records are in the file: durably, FULL)
             os.close(fd)
             self._log = None
             os.remove(path)
 
-    def _append(self, data: bytes) -> None:
+    def _append(self, data: bytes, at: int) -> None:
+        """Write `data` at the end of the log, which is `at` bytes long."""
         assert self._log is not None
         view = memoryview(data)
-        while view:
-            n = os.write(self._log, view)
-            view = view[n:]
+        try:
+            while view:
+                n = os.write(self._log, view)
+                view = view[n:]
+        except OSError:
+            # (a disk full, say) the part written goes, so the log stays whole records
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._log, at)
+            raise
 
     def _record(self, record: list[Any], fold: Any, *args: Any) -> None:
         """Append one record to the log (the caller holds the lock), fold it in memory, and
         fold the log into the file once it is large (`checkpoint`)."""
         data = encode(record)
-        self._append(data)
+        self._append(data, len(HEADER) + self._logged)
         fold(*args)
         self._delta.records += 1
         self._logged += len(data)
@@ -379,8 +386,9 @@ class Store:
                 self._checkpoint()
 
     def _checkpoint(self) -> None:
-        delta, self._delta = self._delta, Delta()
+        delta = self._delta
         self._transaction(lambda conn: self._fold(conn, delta))
+        self._delta = Delta()            # (not before: a failed commit keeps its records)
         # a kill here: the records are taken in again when the store opens, to the same
         # result (`storelog`: folding is idempotent)
         assert self._log is not None
