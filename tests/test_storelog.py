@@ -347,3 +347,16 @@ def test_a_checkpoint_that_fails_keeps_its_records_for_the_next(tmp_path):
             "fields": {"p": {"n": 1}, "q": {"n": 2}},
             "outbox": [("b", "e", 1, frame("e", 1, 1))],
             "handled": {("c", "x"): (2, [])}, "clock": 2}
+
+
+def test_the_log_is_created_private(tmp_path):
+    import stat
+
+    old = os.umask(0o022)                     # the usual umask: files would be 0644
+    try:
+        with open_store(tmp_path / "state", "n", "process") as s:
+            s.save_step("p", {"n": 1}, [], clock=1)
+            mode = stat.S_IMODE(os.stat(tmp_path / "state" / "n.sqlite-log").st_mode)
+    finally:
+        os.umask(old)
+    assert mode == 0o600
