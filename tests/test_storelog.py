@@ -360,3 +360,13 @@ def test_the_log_is_created_private(tmp_path):
     finally:
         os.umask(old)
     assert mode == 0o600
+
+
+def test_an_unnamed_store_whose_state_is_in_its_log_is_not_adopted(tmp_path):
+    # a store made without names is adopted by the first named opener only if it holds no
+    # state: its log's records count
+    s = Store(tmp_path / "a.sqlite", "NORMAL", log=True)
+    s.save_step("p", {"n": 1}, [], clock=1)
+    killed(s)
+    with pytest.raises(StateError, match="no system name"):
+        open_store(tmp_path, "a", "process", system="Other")

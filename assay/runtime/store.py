@@ -306,10 +306,9 @@ class Store:
                                check_same_thread=False)
         self._conn: sqlite3.Connection | None = conn
         try:
-            self._check(conn, system, node)
+            self._check(conn, system, node, log)
             mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             conn.execute(f"PRAGMA synchronous={sync}")
-            self._open_log(log)
         except (sqlite3.DatabaseError, UnicodeDecodeError) as e:
             self._close_files()
             raise _damaged(self.path, f"SQLite cannot read it ({e})") from None
@@ -448,7 +447,8 @@ class Store:
             os.close(self._log)
             self._log = None
 
-    def _check(self, conn: sqlite3.Connection, system: str | None, node: str | None) -> None:
+    def _check(self, conn: sqlite3.Connection, system: str | None, node: str | None,
+               log: bool) -> None:
         """The whole file as SQLite sees it, then what assay wrote in it (module docstring)."""
         # (its report may quote damaged names: read as bytes, shown escaped)
         conn.text_factory = bytes
@@ -463,6 +463,9 @@ class Store:
         _check_tables(found, self.path)
         _check_format(conn, self.path)
         _check_columns(found, self.path)
+        # the log an earlier life left is taken in before the meta rows are read: whether the
+        # store holds state (an unnamed one is adopted only if it does not) includes it
+        self._open_log(log)
         _check_meta(conn, self.path, system, node)
 
     def _read(self, table: str, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
