@@ -416,17 +416,19 @@ def test_a_state_dir_that_cannot_be_made_is_a_usage_error(tmp_path, where):
         assert f"cannot keep state in {state}" in r.stderr
 
 
-def test_messages_in_flight_survive_kills_of_a_one_process_run(tmp_path):
+@pytest.mark.parametrize("durability", ["machine", "process"])
+def test_messages_in_flight_survive_kills_of_a_one_process_run(tmp_path, durability):
     # the feeder's Counts wait in the sink's inbox; with a state directory each is a row of
     # the outbox from the step that sent it to the step that handles it, so killing the
-    # process any number of times loses none and counts none twice
+    # process any number of times loses none and counts none twice (with `process`, rows of
+    # the store's log, storelog.py, taken in at the next start)
     import signal
     import time
 
     relay = ROOT / "tests" / "fixtures" / "runtime" / "relay.py"
     state, trace = tmp_path / "state", tmp_path / "run.json"
     argv = [sys.executable, "-m", "assay.cli", "run", str(relay), "-p", "limit=2000",
-            "--state-dir", str(state), "--trace-out", str(trace)]
+            "--state-dir", str(state), "--trace-out", str(trace), "--durability", durability]
     log = state / "local.jsonl"
     for delay in (0.1, 0.03, 0.06):
         p = subprocess.Popen(argv + ["--for", "60"], stdout=subprocess.DEVNULL,

@@ -45,7 +45,7 @@ from assay.kernel.violation import Violation
 from assay.runtime.extstore import ExternalStores, StoreAdapter, start_values
 from assay.runtime.node import Node, Outcome
 from assay.runtime.steplog import log_line, merge_logs, open_step_log, restore, saved_envelope
-from assay.runtime.store import FRESH_NOTE, Store, open_store
+from assay.runtime.store import FRESH_NOTE, Store, open_store, storing
 from assay.runtime.timers import Timers
 from assay.runtime.wire import envelope_to_wire
 
@@ -243,8 +243,8 @@ class LocalRuntime:
             gone = None if consumed is None else (NODE, *consumed)
             if not out.applied:                  # rejected: its message is consumed
                 if gone is not None:
-                    await asyncio.to_thread(self.store.save_step, name, None, [], None, None,
-                                            gone)
+                    await storing(self.store, self.store.save_step, name, None, [], None,
+                                  None, gone)
             else:
                 # a start is no step of the trace (the model's initial state includes it)
                 clock = self._log(out.event) if record else self.clock
@@ -258,8 +258,8 @@ class LocalRuntime:
                 saved = self.kernel.persisted(name, self.node.local[name])
                 if saved is not None or frames or gone is not None \
                         or out.event["kind"] in ("restart", "start"):
-                    await asyncio.to_thread(self.store.save_step, name, saved, frames, None,
-                                            clock, gone)
+                    await storing(self.store, self.store.save_step, name, saved, frames,
+                                  None, clock, gone)
         self._handle(name, out, rows, record)
 
     def _handle(self, name: str, out: Outcome,

@@ -15,7 +15,7 @@ from collections.abc import Collection
 log = logging.getLogger("assay.runtime")
 
 ASIDE = ".old-"                     # local.sqlite -> local.sqlite.old-20250101-120000
-_SQLITE = ("", "-wal", "-shm", "-journal")
+_SQLITE = ("", "-wal", "-shm", "-journal", "-log")     # (-log: storelog.py)
 
 
 def earlier_life(state_dir: str | os.PathLike, node: str, others: Collection[str] = ()

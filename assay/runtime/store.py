@@ -8,6 +8,11 @@ are JSON (the runtime passes `assay.model.types.to_json` of each field); nothing
 `save_steps` commits several steps (and acknowledged outbox rows) in one transaction: the
 runtime's group commit of the steps that were ready together.
 
+With `log=True` (`--durability process`) the writes are records appended to a log beside the
+file (`storelog.py`: one `write()` per call, no transaction) and folded into it at checkpoints;
+a store whose log is left from an earlier life (killed) takes it in when it opens, whichever
+durability opens it.  `Store.fast` says which: a caller need not hand a write to a thread.
+
 A `Store` may be used from any thread (the runtime calls it through `asyncio.to_thread`):
 one connection, opened with `check_same_thread=False`, serialized by a lock.
 
@@ -19,19 +24,22 @@ is a `StateError` at the file — never a repair, never a silent fresh start.
 """
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import fcntl
 import functools
 import json
 import os
 import sqlite3
 import threading
 import urllib.request
-from collections.abc import Collection
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection
 from typing import Any
 
 from assay.errors import Location, StateError
-from assay.runtime.private import create_private, private_dir
+from assay.runtime import storelog
+from assay.runtime.private import FILE_MODE, create_private, private_dir
+from assay.runtime.storelog import HEADER, SUFFIX, Delta, Handled, encode, read_log
 
 _SCHEMA = """CREATE TABLE IF NOT EXISTS fields (
     instance TEXT PRIMARY KEY NOT NULL,
@@ -85,29 +93,6 @@ FRESH_NOTE = ("assay does not guess at lost state: restore the file from a backu
               "over with --fresh (which moves the old files aside)")
 
 
-@dataclass
-class Handled:
-    """A set of frame numbers (of one sender life), kept as a floor — every number from 1 up
-    to it — and the numbers above it; the floor rises as the gaps fill."""
-
-    floor: int = 0
-    above: set[int] = field(default_factory=set)
-
-    def __contains__(self, seq: int) -> bool:
-        return seq <= self.floor or seq in self.above
-
-    def add(self, seq: int) -> None:
-        if seq <= self.floor:
-            return
-        self.above.add(seq)
-        while self.floor + 1 in self.above:
-            self.floor += 1
-            self.above.remove(self.floor)
-
-    def copy(self) -> Handled:
-        return Handled(self.floor, set(self.above))
-
-
 class StoreError(Exception):
     """The store is closed (a bug in its caller; damage is a `StateError`)."""
 
@@ -142,11 +127,21 @@ def open_store(state_dir: str | os.PathLike, node: str, durability: str = "machi
                     ["assay does not start over silently: start over with --fresh, or give "
                      "a new or empty --state-dir"])
         return Store(path, sync="FULL" if durability == "machine" else "NORMAL",
-                     system=system, node=node)
+                     system=system, node=node, log=durability == "process")
     except (OSError, sqlite3.Error) as e:
         raise UsageError(f"cannot keep state in {os.fspath(state_dir)}: "
                          f"{getattr(e, 'strerror', None) or e}",
                          notes=["give --state-dir a directory this user may write"]) from None
+
+
+async def storing(store: Store, write: Callable[..., None], *args: Any) -> None:
+    """`write(*args)`, a write to `store`, from the event loop: at once if it returns at once
+    (`Store.fast`: appended to its log), else in a thread (a SQLite transaction, and an
+    fsync with `machine` durability)."""
+    if store.fast:
+        write(*args)
+    else:
+        await asyncio.to_thread(write, *args)
 
 
 def _damaged(path: str, what: str) -> StateError:
@@ -158,8 +153,9 @@ def _create(path: str, system: str | None, node: str | None) -> None:
     """Make a store at `path` whole or not at all: its tables and meta rows are committed in a
     file beside it that is then renamed into place, so a store that exists is one assay
     finished writing (an empty or half-made one is damage, not a new store)."""
-    if os.path.exists(path + "-wal"):
-        raise _damaged(path, "the file is missing, but its write-ahead log is there")
+    for log, what in (("-wal", "its write-ahead log"), (SUFFIX, "its log of steps")):
+        if os.path.exists(path + log):
+            raise _damaged(path, f"the file is missing, but {what} is there")
     tmp = path + ".new"
     for leftover in (tmp, tmp + "-journal"):
         with contextlib.suppress(FileNotFoundError):
@@ -273,6 +269,11 @@ def _holds_state(conn: sqlite3.Connection) -> bool:
         conn.execute("SELECT 1 FROM meta WHERE key = 'clock' AND value > 0").fetchone())
 
 
+def _json(fields: dict[str, Any]) -> str:
+    """Persistent fields as the `fields` table holds them."""
+    return json.dumps(fields, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
 def _count(value: Any, least: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= least
 
@@ -286,9 +287,14 @@ class Store:
     written into a new store and must match an existing one."""
 
     def __init__(self, path: str | os.PathLike, sync: str = "FULL", *,
-                 system: str | None = None, node: str | None = None) -> None:
+                 system: str | None = None, node: str | None = None,
+                 log: bool = False) -> None:
         self.path = os.fspath(path)
         self._lock = threading.Lock()
+        self._log: int | None = None              # the log's descriptor (`log=True`)
+        self._delta = Delta()                     # its records since the last checkpoint
+        self._logged = 0                          # its bytes past the header
+        self.checkpoint_bytes = storelog.CHECKPOINT_BYTES
         if sync not in ("FULL", "NORMAL"):
             raise ValueError(f"synchronous={sync!r}; use FULL or NORMAL")
         if not os.path.exists(self.path):
@@ -298,20 +304,151 @@ class Store:
         uri = "file:" + urllib.request.pathname2url(os.path.abspath(self.path)) + "?mode=rw"
         conn = sqlite3.connect(uri, uri=True, timeout=30.0, isolation_level=None,
                                check_same_thread=False)
+        self._conn: sqlite3.Connection | None = conn
         try:
-            self._check(conn, system, node)
+            self._check(conn, system, node, log)
             mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             conn.execute(f"PRAGMA synchronous={sync}")
         except (sqlite3.DatabaseError, UnicodeDecodeError) as e:
-            conn.close()
+            self._close_files()
             raise _damaged(self.path, f"SQLite cannot read it ({e})") from None
         except BaseException:
-            conn.close()
+            self._close_files()
             raise
         self.journal_mode: str = str(mode).lower()
-        self._conn: sqlite3.Connection | None = conn
+        # whether a write returns at once (appended to the log, no fsync): no thread needed
+        self.fast = log
 
-    def _check(self, conn: sqlite3.Connection, system: str | None, node: str | None) -> None:
+    def _open_log(self, keep: bool) -> None:
+        """Take in the log an earlier life left (`storelog.read_log`), then keep one (`keep`)
+        or none.  The log is locked while open: a second process (or `Store`) opening the
+        same store is refused rather than let two writers interleave."""
+        path = self.path + SUFFIX
+        if not keep and not os.path.exists(path):
+            return
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, FILE_MODE)
+        except OSError as e:
+            raise StateError(f"cannot open the store's log: {e.strerror}", Location(path),
+                             ["give --state-dir a directory this user may write"]) from None
+        self._log = fd
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            self._log = None
+            raise StateError("the store is in use by another process (or is open twice)",
+                             Location(self.path), ["stop the node that runs on it first"]
+                             ) from None
+        delta, _ = read_log(path)
+        if delta.records:
+            with self._lock:
+                self._transaction(lambda conn: self._fold(conn, delta))
+        if keep:
+            os.ftruncate(fd, 0)
+            self._append(HEADER, 0)
+            self._logged = 0
+        else:                              # (the records are in the file: durably, FULL)
+            os.close(fd)
+            self._log = None
+            os.remove(path)
+
+    def _append(self, data: bytes, at: int) -> None:
+        """Write `data` at the end of the log, which is `at` bytes long."""
+        assert self._log is not None
+        view = memoryview(data)
+        try:
+            while view:
+                n = os.write(self._log, view)
+                view = view[n:]
+        except OSError:
+            # (a disk full, say) the part written goes, so the log stays whole records
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._log, at)
+            raise
+
+    def _record(self, record: list[Any], fold: Any, *args: Any) -> None:
+        """Append one record to the log (the caller holds the lock), fold it in memory, and
+        fold the log into the file once it is large (`checkpoint`)."""
+        data = encode(record)
+        self._append(data, len(HEADER) + self._logged)
+        fold(*args)
+        self._delta.records += 1
+        self._logged += len(data)
+        if self._logged >= self.checkpoint_bytes:
+            self._checkpoint()
+
+    def checkpoint(self) -> None:
+        """Fold the log's records into the file (one transaction) and empty the log."""
+        with self._lock:
+            if self._log is not None and self._delta.records:
+                self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        delta = self._delta
+        self._transaction(lambda conn: self._fold(conn, delta))
+        self._delta = Delta()            # (not before: a failed commit keeps its records)
+        # a kill here: the records are taken in again when the store opens, to the same
+        # result (`storelog`: folding is idempotent)
+        assert self._log is not None
+        os.ftruncate(self._log, len(HEADER))
+        self._logged = 0
+
+    def _transaction(self, work: Any) -> None:
+        """`work(conn)` in one transaction (the caller holds the lock)."""
+        conn = self._connection()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            work(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    def _fold(self, conn: sqlite3.Connection, delta: Delta) -> None:
+        """Within a transaction: what `delta` changes (rows set, numbers added)."""
+        conn.executemany("INSERT INTO fields (instance, data) VALUES (?, ?) ON CONFLICT "
+                         "(instance) DO UPDATE SET data = excluded.data",
+                         [(i, _json(f)) for i, f in delta.fields.items()])
+        conn.executemany("DELETE FROM outbox WHERE link = ? AND epoch = ? AND seq = ?",
+                         [k for k, f in delta.outbox.items() if f is None])
+        conn.executemany("INSERT OR REPLACE INTO outbox (link, epoch, seq, frame) VALUES "
+                         "(?, ?, ?, ?)", [(*k, json.dumps(f, sort_keys=True, allow_nan=False))
+                                          for k, f in delta.outbox.items() if f is not None])
+        for (peer, epoch), (reset, added) in delta.handled.items():
+            have = Handled()
+            if not reset:
+                for (seq,) in conn.execute("SELECT seq FROM handled WHERE peer = ? AND "
+                                           "epoch = ?", (peer, epoch)):
+                    have.floor = int(seq)
+                for (seq,) in conn.execute("SELECT seq FROM handled_above WHERE peer = ? "
+                                           "AND epoch = ?", (peer, epoch)):
+                    have.add(int(seq))
+            have.update(added)
+            for table in ("handled", "handled_above"):
+                conn.execute(f"DELETE FROM {table} WHERE peer = ? AND epoch = ?",  # noqa: S608
+                             (peer, epoch))
+            if have.floor:
+                conn.execute("INSERT INTO handled (peer, epoch, seq) VALUES (?, ?, ?)",
+                             (peer, epoch, have.floor))
+            conn.executemany("INSERT INTO handled_above (peer, epoch, seq) VALUES (?, ?, ?)",
+                             [(peer, epoch, s) for s in sorted(have.above)])
+        if delta.clock is not None:
+            conn.execute("INSERT INTO meta (key, value) VALUES ('clock', ?) ON CONFLICT (key) "
+                         "DO UPDATE SET value = max(value, excluded.value)", (delta.clock,))
+
+    def _close_files(self) -> None:
+        conn = self._conn
+        if conn is not None:
+            conn.close()
+            self._conn = None
+        if self._log is not None:
+            os.close(self._log)
+            self._log = None
+
+    def _check(self, conn: sqlite3.Connection, system: str | None, node: str | None,
+               log: bool) -> None:
         """The whole file as SQLite sees it, then what assay wrote in it (module docstring)."""
         # (its report may quote damaged names: read as bytes, shown escaped)
         conn.text_factory = bytes
@@ -326,6 +463,9 @@ class Store:
         _check_tables(found, self.path)
         _check_format(conn, self.path)
         _check_columns(found, self.path)
+        # the log an earlier life left is taken in before the meta rows are read: whether the
+        # store holds state (an unnamed one is adopted only if it does not) includes it
+        self._open_log(log)
         _check_meta(conn, self.path, system, node)
 
     def _read(self, table: str, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
@@ -347,7 +487,10 @@ class Store:
             raise TypeError(f"an instance name is a str, not {type(instance).__name__}")
         if not isinstance(fields, dict):
             raise TypeError(f"fields are a dict, not {type(fields).__name__}")
-        data = json.dumps(fields, sort_keys=True, separators=(",", ":"), allow_nan=False)
+        if self._log is not None:
+            self.save_steps([(instance, fields, [], None, None, None)])
+            return
+        data = _json(fields)
         with self._lock:
             conn = self._connection()
             try:
@@ -379,10 +522,12 @@ class Store:
         the frames peers acknowledged, as (link, epoch, seq), in ONE transaction: a group
         commit (one commit, one fsync, for the steps that were ready together).  All or
         nothing; durable on return."""
-        encoded = [(instance,
-                    None if fields is None else json.dumps(fields, sort_keys=True,
-                                                           separators=(",", ":"),
-                                                           allow_nan=False),
+        if self._log is not None:
+            with self._lock:
+                self._connection()
+                self._record(["s", steps, list(acked)], self._delta.steps, steps, acked)
+            return
+        encoded = [(instance, None if fields is None else _json(fields),
                     [(link, epoch, seq, json.dumps(frame, sort_keys=True, allow_nan=False))
                      for link, epoch, seq, frame in frames],
                     handled, clock, consumed)
@@ -423,6 +568,11 @@ class Store:
     def save_handled(self, peer: str, epoch: str, seq: int) -> None:
         """A frame handled without a step (dropped): durable on return."""
         with self._lock:
+            if self._log is not None:
+                self._connection()
+                self._record(["h", peer, epoch, seq], self._delta.add_handled, peer, epoch,
+                             seq)
+                return
             conn = self._connection()
             try:
                 conn.execute("BEGIN IMMEDIATE")
@@ -466,6 +616,10 @@ class Store:
         (see `TcpNode._forget_lives`).  Named, not "all but the live ones": a life of the
         peer that began since is not touched."""
         with self._lock:
+            if self._log is not None:
+                self._connection()
+                self._record(["f", peer, list(epochs)], self._delta.forget, peer, epochs)
+                return
             conn = self._connection()
             try:
                 conn.execute("BEGIN IMMEDIATE")
@@ -486,6 +640,10 @@ class Store:
         """The peer acknowledged these frames, as (link, epoch, seq): forget them (in one
         transaction)."""
         with self._lock:
+            if self._log is not None:
+                self._connection()
+                self._record(["a", list(rows)], self._delta.acked, rows)
+                return
             conn = self._connection()
             try:
                 conn.execute("BEGIN IMMEDIATE")
@@ -571,11 +729,14 @@ class Store:
         return value
 
     def close(self) -> None:
-        """Close the file (idempotent); the store is unusable afterwards."""
+        """Close the file (idempotent), its log folded in first; the store is unusable
+        afterwards."""
         with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+            try:
+                if self._log is not None and self._conn is not None and self._delta.records:
+                    self._checkpoint()
+            finally:
+                self._close_files()
 
     def __enter__(self) -> Store:
         return self

@@ -49,7 +49,7 @@ from assay.model.load import build
 from assay.runtime.deploy import CONTROL, Deployment, placed
 from assay.runtime.node import Node, Outcome
 from assay.runtime.steplog import log_line, open_step_log, restore, saved_envelope
-from assay.runtime.store import Handled, StepRecord
+from assay.runtime.store import Handled, StepRecord, storing
 from assay.runtime.timers import Timers
 from assay.runtime.wire import (
     MAX_LIVE,
@@ -467,8 +467,8 @@ class TcpNode:
             self.handled.pop(k, None)
         log.info("%s: forgot %d ended lives of node %s", self.name, len(gone), peer)
         if self.store is not None:        # (a later life's rows, saved meanwhile, stay)
-            self._in_background(asyncio.to_thread(self.store.forget, peer,
-                                                  [e for _, e in gone]))
+            self._in_background(storing(self.store, self.store.forget, peer,
+                                        [e for _, e in gone]))
 
     def _in_background(self, work: Any) -> None:
         task = asyncio.get_running_loop().create_task(work)
@@ -481,8 +481,8 @@ class TcpNode:
         floor with few gaps above it)."""
         async def save() -> None:
             if self.store is not None:
-                await asyncio.to_thread(self.store.save_handled, receipt.peer, receipt.epoch,
-                                        receipt.seq)
+                await storing(self.store, self.store.save_handled, receipt.peer, receipt.epoch,
+                                     receipt.seq)
             self._handled(receipt)
             self._ack(receipt)
 
@@ -603,8 +603,8 @@ class TcpNode:
 
         async def delete() -> None:
             try:
-                await asyncio.to_thread(store.acked_many,
-                                        [(link.peer, *key) for link, key in gone])
+                await storing(store, store.acked_many,
+                              [(link.peer, *key) for link, key in gone])
             finally:
                 for link, key in gone:
                     link.deleting.discard(key)
@@ -713,7 +713,7 @@ class TcpNode:
         gone, self._deletes = self._deletes, []
         try:
             rows = [(link.peer, *key) for link, key in gone]
-            await asyncio.to_thread(self.store.save_steps, records, rows)
+            await storing(self.store, self.store.save_steps, records, rows)
         finally:
             for link, key in gone:
                 link.deleting.discard(key)
