@@ -487,7 +487,11 @@ class CompactBFS:
         (`compact_loop.py`)."""
         p = self.packing
         groups = self._groups()
-        self._gcaches = [{} for _ in groups]
+        # a group with the same members keeps its cache: fields only grow, so a key and the
+        # deltas of an entry made under the old layout mean the same under the new one (its
+        # new bits are 0), and a state using the new bits matches no old key
+        kept = dict(zip(self._group_members, self._gcaches))
+        self._gcaches = [kept.get(members, {}) for members in groups]
         self._group_masks = [p.mask(p.n) | functools.reduce(operator.or_, map(p.mask, members))
                              for members in groups]
         lines = ["def succ(x):"]

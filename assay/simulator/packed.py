@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from assay.checker.compact import CompactBFS, Relayout
+from assay.checker.compact_loop import Step
 from assay.checker.search import Search
 from assay.kernel.kernel import Kernel, State
 from assay.kernel.violation import Violation
@@ -44,17 +45,17 @@ _DRAWS = random.Random._randbelow is random.Random._randbelow_with_getrandbits  
 PACKED = True
 
 
-class PRow:
-    """One packed state's property verdict and, once expanded, its moving steps as
-    (event, difference of the packed state, violations), sorted by `Kernel.event_key`."""
+class Pending(tuple):  # type: ignore[type-arg]
+    """The row of a state met but not expanded yet (or that no run may leave: its property
+    verdict `pv` is broken, or nothing moves there, `end`): an empty tuple, so that a row
+    that is not a run's plain next step is false (the walk's one test per event)."""
 
-    __slots__ = ("pv", "steps", "bits", "end")
+    pv: tuple[Violation, ...] = ()
+    end: str | None = None
 
-    def __init__(self, pv: tuple[Violation, ...]) -> None:
-        self.pv = pv
-        self.steps: Any = None                 # None: not expanded yet
-        self.bits = 0                          # len(steps).bit_length(), for the draw
-        self.end: str | None = None            # where nothing moves: final or deadlock
+
+# the row of every state met whose properties hold, until a run moves on from it
+LAZY = Pending()
 
 
 class PackedWalk:
@@ -76,49 +77,92 @@ class PackedWalk:
 
 class PackedMoves:
     """The packed memo of one kernel in one process: the compact search's packing, cached
-    steps and property memo, and a `PRow` per packed state (at most `limit`)."""
+    steps and property memo, and a row per packed state (at most `limit`): a non-empty tuple
+    of its moving steps (event, difference of the packed state, violations) in canonical
+    order once a run moved on from it, else a `Pending` (its property verdict, or how a run
+    ends there).
+
+    The rows also say which states were met: while every row is kept, the `known` set the
+    runs were given (`seen_by`) holds exactly the states with a row and those met after the
+    table was full, so a run tests the set only for a state without a row.  A run given
+    another set tests it at every step (and the rows no longer say what `seen_by` holds)."""
 
     def __init__(self, kernel: Kernel, limit: int = 200_000) -> None:
         self.kernel = kernel
         self.limit = limit
         self.compact = CompactBFS(kernel, Search())
-        self.rows: dict[int, PRow] = {}
+        self.rows: dict[int, tuple[Step, ...] | Pending] = {}
+        self.seen_by: set[int] | None = None
         self.keys: dict[int, bytes] = {}            # `Kernel.event_key`, by event
         self.rank: dict[int, int] = {}              # events by key: their place in order
-        self.inits: list[tuple[int, PRow, tuple[Violation, ...]]] | None = None
+        self.inits: list[tuple[int, tuple[Violation, ...]]] | None = None
+        # n.bit_length() by n: the bits `randrange(n)` draws
+        self.bits = [n.bit_length() for n in range(64)]
 
-    def initial(self) -> list[tuple[int, PRow, tuple[Violation, ...]]]:
+    def initial(self) -> list[tuple[int, tuple[Violation, ...]]]:
         if self.inits is None:
-            self.inits = []
-            for st, viol in self.kernel.initial_states():
-                x = self.compact.pack(st)
-                self.inits.append((x, self.row(x), viol))
+            self.inits = [(self.compact.pack(st), viol)
+                          for st, viol in self.kernel.initial_states()]
         return self.inits
 
-    def row(self, x: int) -> PRow:
+    def rows_get(self, known: set[int]) -> Callable[[int], Any]:
+        """The walk's look-up of a state's row, for a run given `known`: `rows.get` where the
+        rows say what `known` holds, else one that finds no row for a state not in `known`
+        (the run then adds it)."""
+        rows = self.rows
+        if known is not self.seen_by:
+            self.seen_by = known if not rows else None
+        if known is self.seen_by:
+            return rows.get
+        get = rows.get
+        return lambda x: get(x) if x in known else None
+
+    def met(self, x: int, known: set[int], new: list[int]) -> tuple[Step, ...] | Pending:
+        """A state the run's look-up found no row for: note it in `known` and `new` if it is
+        new to them, and its row (made now: its property verdict, if it has none)."""
+        if x not in known:
+            known.add(x)
+            new.append(x)
         r = self.rows.get(x)
         if r is None:
-            r = PRow(self.compact.property_violations(x))
+            pv = self.compact.property_violations(x)
+            if pv:
+                r = Pending()
+                r.pv = pv
+            else:
+                r = LAZY
             if len(self.rows) < self.limit:
                 self.rows[x] = r
         return r
 
-    def expand(self, x: int, row: PRow) -> Any:
-        """Fill in `row`'s steps (those of `Kernel.moving_events`, in canonical order)."""
+    def expand(self, x: int) -> tuple[Step, ...] | Pending:
+        """The row of `x` once a run moves on from it: its steps (those of
+        `Kernel.moving_events`, in canonical order), or where none moves a `Pending` with
+        how a run ends there (final or deadlock)."""
         try:
             steps = self.compact.successors(x)[0]
         except Relayout:                     # a field outgrew its bits: widen, then again
             _, steps, _ = self.compact.steps(x)
+        r: tuple[Step, ...] | Pending
         if len(steps) > 1:
             rank = self.rank
             try:
-                steps = sorted(steps, key=lambda s: rank[s[0]])
+                r = tuple(sorted(steps, key=lambda s: rank[s[0]]))
             except KeyError:                 # an event not ranked yet
                 self._rank_anew(steps)
-                steps = sorted(steps, key=lambda s: rank[s[0]])
-        row.steps = steps
-        row.bits = len(steps).bit_length()
-        return steps
+                r = tuple(sorted(steps, key=lambda s: rank[s[0]]))
+            while len(r) >= len(self.bits):
+                self.bits.append(len(self.bits).bit_length())
+        elif steps:
+            r = tuple(steps)
+        else:
+            k, st = self.kernel, self.state(x)
+            r = Pending()
+            r.end = "deadlock" if not k.can_progress(st) and not k.is_terminal(st) \
+                else "final"
+        if x in self.rows:
+            self.rows[x] = r
+        return r
 
     def _rank_anew(self, steps: Any) -> None:
         """Rank every event known so far and those of `steps` by `Kernel.event_key` (the
@@ -138,14 +182,6 @@ class PackedMoves:
     def state(self, x: int) -> State:
         return self.compact.packing.unpack(x)
 
-    def stopped(self, x: int, row: PRow) -> str:
-        """final or deadlock, for a state where nothing moves (`run_once`'s `stopped`)."""
-        if row.end is None:
-            k, st = self.kernel, self.state(x)
-            row.end = "deadlock" if not k.can_progress(st) and not k.is_terminal(st) \
-                else "final"
-        return row.end
-
 
 def packed_moves(kernel: Kernel) -> PackedMoves:
     """The `PackedMoves` memo of `kernel` in this process (it lives as long as the kernel)."""
@@ -160,49 +196,68 @@ def run_packed(kernel: Kernel, seed: int, steps: int, known: set[int] | None = N
     """`run_once(kernel, seed, steps, ...)` where `plain` says so: the same run, packed.  The
     states it meets that are not in `known` are added to it and listed (`PackedWalk.new`)."""
     memo = packed_moves(kernel)
-    rng = random.Random(seed)
-    inits = memo.initial()
-    randrange: Callable[[int], int] = rng._randbelow  # type: ignore[attr-defined]
-    x, row, viol = inits[randrange(len(inits))]
-    start = x
-    events: list[int] = []
     if known is None:
         known = set()
+    rows_get = memo.rows_get(known)
+    met, expand, bits = memo.met, memo.expand, memo.bits
+    rng = random.Random(seed)
+    inits = memo.initial()
+    x, viol = inits[rng._randbelow(len(inits))]  # type: ignore[attr-defined]
+    start = x
+    events: list[int] = []
     new: list[int] = []
-    if x not in known:
-        known.add(x)
-        new.append(x)
-    first = viol[0] if viol else (row.pv or (None,))[0]
-    if first is not None:
-        return PackedWalk(seed, start, events, new, "violation", first)
-    random_, getrandbits = rng.random, rng.getrandbits
-    rows_get = memo.rows.get
-    new_row = memo.row
-    expand = memo.expand
-    add_event, add_new, add_known = events.append, new.append, known.add
-    for _ in range(steps):
-        moves = row.steps
+    moves = rows_get(x)
+    if not moves:                            # no row, or a run has not left it yet
         if moves is None:
-            moves = expand(x, row)
-        random_()                            # `run_once`'s fault draw: the same draws
+            moves = met(x, known, new)
+        if viol:
+            return PackedWalk(seed, start, events, new, "violation", viol[0])
         if not moves:
-            end = memo.stopped(x, row)
-            return PackedWalk(seed, start, events, new, end,
-                              kernel.deadlock() if end == "deadlock" else None)
+            if moves.pv:
+                return PackedWalk(seed, start, events, new, "violation", moves.pv[0])
+            if steps < 1:
+                return PackedWalk(seed, start, events, new, "steps", None)
+            if moves is LAZY:
+                moves = expand(x)
+            if not moves:
+                return _stopped(kernel, seed, start, events, new, moves)
+    elif viol:
+        return PackedWalk(seed, start, events, new, "violation", viol[0])
+    random_, getrandbits, add_event = rng.random, rng.getrandbits, events.append
+    for _ in range(steps):
+        random_()                            # `run_once`'s fault draw: the same draws
         # `randrange(n)`, as `Random._randbelow_with_getrandbits` draws it (CPython 3.11+)
-        n, k = len(moves), row.bits
+        n = len(moves)
+        k = bits[n]
         i = getrandbits(k)
         while i >= n:
             i = getrandbits(k)
         e, d, viol = moves[i]
         add_event(e)
         x += d
-        if x not in known:
-            add_known(x)
-            add_new(x)
-        row = rows_get(x) or new_row(x)
-        if viol:
+        moves = rows_get(x)
+        if not moves:                        # new, not left yet, violating, or an end
+            if moves is None:
+                moves = met(x, known, new)
+            if viol:
+                return PackedWalk(seed, start, events, new, "violation", viol[0])
+            if not moves:
+                if moves.pv:
+                    return PackedWalk(seed, start, events, new, "violation", moves.pv[0])
+                if len(events) == steps:
+                    break
+                if moves is LAZY:
+                    moves = expand(x)
+                if not moves:
+                    return _stopped(kernel, seed, start, events, new, moves)
+        elif viol:
             return PackedWalk(seed, start, events, new, "violation", viol[0])
-        if row.pv:
-            return PackedWalk(seed, start, events, new, "violation", row.pv[0])
     return PackedWalk(seed, start, events, new, "steps", None)
+
+
+def _stopped(kernel: Kernel, seed: int, start: int, events: list[int], new: list[int],
+             row: Pending) -> PackedWalk:
+    """A run ended where nothing moves (`run_once`'s `stopped`)."""
+    end = row.end or "final"
+    return PackedWalk(seed, start, events, new, end,
+                      kernel.deadlock() if end == "deadlock" else None)
