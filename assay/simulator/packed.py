@@ -19,8 +19,9 @@ worker's fingerprints).  Kernel semantics are untouched: every outcome is the ke
 """
 from __future__ import annotations
 
+import _random
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from assay.checker.compact import CompactBFS, Relayout
@@ -195,69 +196,85 @@ def run_packed(kernel: Kernel, seed: int, steps: int, known: set[int] | None = N
                ) -> PackedWalk:
     """`run_once(kernel, seed, steps, ...)` where `plain` says so: the same run, packed.  The
     states it meets that are not in `known` are added to it and listed (`PackedWalk.new`)."""
+    return next(walks(kernel, (seed,), steps, set() if known is None else known))
+
+
+# `random.Random(seed)` for an int seed is this on a new generator (`Random.seed` then sets
+# `gauss_next`, which no draw of a run reads): one generator reseeded per run draws the same
+_SEED = _random.Random.seed
+
+
+def walks(kernel: Kernel, seeds: Iterable[int], steps: int, known: set[int]
+          ) -> Iterator[PackedWalk]:
+    """`run_packed` of each seed in turn (what a campaign's runs share is set up once)."""
     memo = packed_moves(kernel)
-    if known is None:
-        known = set()
     rows_get = memo.rows_get(known)
-    met, expand, bits = memo.met, memo.expand, memo.bits
-    rng = random.Random(seed)
+    met, expand, bits, deadlock = memo.met, memo.expand, memo.bits, kernel.deadlock
     inits = memo.initial()
-    x, viol = inits[rng._randbelow(len(inits))]  # type: ignore[attr-defined]
-    start = x
-    events: list[int] = []
-    new: list[int] = []
-    moves = rows_get(x)
-    if not moves:                            # no row, or a run has not left it yet
-        if moves is None:
-            moves = met(x, known, new)
-        if viol:
-            return PackedWalk(seed, start, events, new, "violation", viol[0])
-        if not moves:
-            if moves.pv:
-                return PackedWalk(seed, start, events, new, "violation", moves.pv[0])
-            if steps < 1:
-                return PackedWalk(seed, start, events, new, "steps", None)
-            if moves is LAZY:
-                moves = expand(x)
-            if not moves:
-                return _stopped(kernel, seed, start, events, new, moves)
-    elif viol:
-        return PackedWalk(seed, start, events, new, "violation", viol[0])
-    random_, getrandbits, add_event = rng.random, rng.getrandbits, events.append
-    for _ in range(steps):
-        random_()                            # `run_once`'s fault draw: the same draws
-        # `randrange(n)`, as `Random._randbelow_with_getrandbits` draws it (CPython 3.11+)
-        n = len(moves)
-        k = bits[n]
-        i = getrandbits(k)
-        while i >= n:
-            i = getrandbits(k)
-        e, d, viol = moves[i]
-        add_event(e)
-        x += d
+    rng = random.Random()
+    reseed = _SEED
+    random_, getrandbits = rng.random, rng.getrandbits
+    randbelow: Callable[[int], int] = rng._randbelow  # type: ignore[attr-defined]
+    for seed in seeds:
+        reseed(rng, seed)
+        x, viol = inits[randbelow(len(inits))]
+        start = x
+        events: list[int] = []
+        new: list[int] = []
+        ended, found = "steps", None
         moves = rows_get(x)
-        if not moves:                        # new, not left yet, violating, or an end
+        if not moves:                        # no row, or a run has not left it yet
             if moves is None:
                 moves = met(x, known, new)
             if viol:
-                return PackedWalk(seed, start, events, new, "violation", viol[0])
-            if not moves:
+                ended, found = "violation", viol[0]
+            elif not moves:
                 if moves.pv:
-                    return PackedWalk(seed, start, events, new, "violation", moves.pv[0])
-                if len(events) == steps:
-                    break
-                if moves is LAZY:
-                    moves = expand(x)
-                if not moves:
-                    return _stopped(kernel, seed, start, events, new, moves)
+                    ended, found = "violation", moves.pv[0]
+                elif steps > 0:
+                    if moves is LAZY:
+                        moves = expand(x)
+                    if not moves:
+                        ended = moves.end or "final"
+                        found = deadlock() if ended == "deadlock" else None
         elif viol:
-            return PackedWalk(seed, start, events, new, "violation", viol[0])
-    return PackedWalk(seed, start, events, new, "steps", None)
-
-
-def _stopped(kernel: Kernel, seed: int, start: int, events: list[int], new: list[int],
-             row: Pending) -> PackedWalk:
-    """A run ended where nothing moves (`run_once`'s `stopped`)."""
-    end = row.end or "final"
-    return PackedWalk(seed, start, events, new, end,
-                      kernel.deadlock() if end == "deadlock" else None)
+            ended, found = "violation", viol[0]
+        if found is not None or ended != "steps" or steps < 1:
+            yield PackedWalk(seed, start, events, new, ended, found)
+            continue
+        add_event = events.append
+        for _ in range(steps):
+            random_()                        # `run_once`'s fault draw: the same draws
+            # `randrange(n)`, as `Random._randbelow_with_getrandbits` draws it (CPython 3.11+)
+            n = len(moves)
+            k = bits[n]
+            i = getrandbits(k)
+            while i >= n:
+                i = getrandbits(k)
+            e, d, viol = moves[i]
+            add_event(e)
+            x += d
+            moves = rows_get(x)
+            if not moves:                    # new, not left yet, violating, or an end
+                if moves is None:
+                    moves = met(x, known, new)
+                if viol:
+                    ended, found = "violation", viol[0]
+                    break
+                if not moves:
+                    if moves.pv:
+                        ended, found = "violation", moves.pv[0]
+                        break
+                    if len(events) == steps:
+                        break
+                    if moves is LAZY:
+                        moves = expand(x)
+                    if not moves:
+                        ended = moves.end or "final"
+                        if ended == "deadlock":
+                            found = deadlock()
+                        break
+            elif viol:
+                ended, found = "violation", viol[0]
+                break
+        yield PackedWalk(seed, start, events, new, ended, found)
