@@ -450,6 +450,14 @@ class CompactBFS:
         events are enabled: what `Kernel.successors` says, in its order."""
         return self._succ(x)
 
+    def groups(self) -> tuple[list[int], list[dict[int, Entry]],
+                              Callable[[int, int], Entry]] | None:
+        """For a caller that generates its own look-up (the simulator's packed walk): each
+        group's mask, its cache of entries keyed by the state's bits of the mask, and the
+        function that fills a miss (`_group_entry`, which may raise `Relayout`); a new list of
+        caches after each relayout.  None where steps come from `_successors_general`."""
+        return (self._group_masks, self._gcaches, self._group_entry) if self.fast else None
+
     def _refresh(self) -> None:
         self._level = None
         self._succ = self._compile() if self.fast else self._successors_general

@@ -99,11 +99,14 @@ class PackedMoves:
         self.inits: list[tuple[int, tuple[Violation, ...]]] | None = None
         # n.bit_length() by n: the bits `randrange(n)` draws
         self.bits = [n.bit_length() for n in range(64)]
+        self.ties = False                           # two events share a key
+        self._steps: Callable[[int], Any] = lambda x: self.compact.successors(x)[0]
 
     def initial(self) -> list[tuple[int, tuple[Violation, ...]]]:
         if self.inits is None:
             self.inits = [(self.compact.pack(st), viol)
                           for st, viol in self.kernel.initial_states()]
+            self._lookup()                   # packing them may have widened a field
         return self.inits
 
     def rows_get(self, known: set[int]) -> Callable[[int], Any]:
@@ -118,39 +121,53 @@ class PackedMoves:
         get = rows.get
         return lambda x: get(x) if x in known else None
 
-    def met(self, x: int, known: set[int], new: list[int]) -> tuple[Step, ...] | Pending:
+    def met(self, x: int, known: set[int], new: list[int], more: bool
+            ) -> tuple[Step, ...] | Pending:
         """A state the run's look-up found no row for: note it in `known` and `new` if it is
-        new to them, and its row (made now: its property verdict, if it has none)."""
+        new to them, and its row (made now, if it has none: its property verdict, then, if
+        they hold and the run goes on from it (`more`), its steps)."""
         if x not in known:
             known.add(x)
             new.append(x)
-        r = self.rows.get(x)
+        rows = self.rows
+        r = rows.get(x)
         if r is None:
             pv = self.compact.property_violations(x)
             if pv:
                 r = Pending()
                 r.pv = pv
             else:
-                r = LAZY
-            if len(self.rows) < self.limit:
-                self.rows[x] = r
+                r = self._expanded(x) if more else LAZY
+            if len(rows) < self.limit:
+                rows[x] = r
+        elif r is LAZY and more:
+            r = self.expand(x)
         return r
 
     def expand(self, x: int) -> tuple[Step, ...] | Pending:
-        """The row of `x` once a run moves on from it: its steps (those of
-        `Kernel.moving_events`, in canonical order), or where none moves a `Pending` with
-        how a run ends there (final or deadlock)."""
+        """The row of `x` (met, not left yet) once a run moves on from it."""
+        r = self._expanded(x)
+        if x in self.rows:
+            self.rows[x] = r
+        return r
+
+    def _expanded(self, x: int) -> tuple[Step, ...] | Pending:
+        """The steps of `x` (those of `Kernel.moving_events`, in canonical order), or where
+        none moves a `Pending` with how a run ends there (final or deadlock)."""
         try:
-            steps = self.compact.successors(x)[0]
+            steps = self._steps(x)
         except Relayout:                     # a field outgrew its bits: widen, then again
             _, steps, _ = self.compact.steps(x)
+            self._lookup()
         r: tuple[Step, ...] | Pending
         if len(steps) > 1:
             rank = self.rank
             try:
                 r = tuple(sorted(steps, key=lambda s: rank[s[0]]))
             except KeyError:                 # an event not ranked yet
-                self._rank_anew(steps)
+                if self._rank_anew(steps):   # two events of one key: the kernel's order
+                    self._lookup()
+                    _, steps, _ = self.compact.steps(x)
                 r = tuple(sorted(steps, key=lambda s: rank[s[0]]))
             while len(r) >= len(self.bits):
                 self.bits.append(len(self.bits).bit_length())
@@ -161,13 +178,33 @@ class PackedMoves:
             r = Pending()
             r.end = "deadlock" if not k.can_progress(st) and not k.is_terminal(st) \
                 else "final"
-        if x in self.rows:
-            self.rows[x] = r
         return r
 
-    def _rank_anew(self, steps: Any) -> None:
+    def _lookup(self) -> None:
+        """`_steps` for the compact search's current layout: straight-line code that reads
+        each group of instances' cached entry (`CompactBFS.groups`) and returns their steps
+        (deliveries and actions), group after group; sorted by rank they are
+        `CompactBFS.successors`' steps in canonical order.  Where two events share a key
+        (ranks tie, and the sort keeps the order it is given) or the search has no groups,
+        `CompactBFS.successors` itself."""
+        c = self.compact
+        groups = c.groups()
+        if groups is None or self.ties:
+            self._steps = lambda x: c.successors(x)[0]
+            return
+        masks, caches, entry = groups
+        lines = ["def steps(x):"]
+        lines += [f"    e{g} = c{g}.get(x & {m}) or entry({g}, x)" for g, m in enumerate(masks)]
+        lines += ["    return " + " + ".join(f"e{g}[0] + e{g}[1]" for g in range(len(masks)))]
+        env: dict[str, Any] = {f"c{g}": cache for g, cache in enumerate(caches)}
+        env["entry"] = entry
+        exec("\n".join(lines), env)            # noqa: S102  (generated from ints only)
+        self._steps = env["steps"]
+
+    def _rank_anew(self, steps: Any) -> bool:
         """Rank every event known so far and those of `steps` by `Kernel.event_key` (the
-        canonical order, the same in every kernel and process: interned ids are not)."""
+        canonical order, the same in every kernel and process: interned ids are not).
+        Whether two events share a key (for the first time)."""
         keys = self.keys
         for s in steps:
             if s[0] not in keys:
@@ -175,10 +212,15 @@ class PackedMoves:
         rank = self.rank
         rank.clear()
         last, r = None, 0
+        ties = False
         for j, e in enumerate(sorted(keys, key=keys.__getitem__)):
             if keys[e] != last:              # equal keys, equal ranks: a stable sort by key
                 last, r = keys[e], j
+            else:
+                ties = True
             rank[e] = r
+        first, self.ties = ties and not self.ties, self.ties or ties
+        return first
 
     def state(self, x: int) -> State:
         return self.compact.packing.unpack(x)
@@ -225,7 +267,7 @@ def walks(kernel: Kernel, seeds: Iterable[int], steps: int, known: set[int]
         moves = rows_get(x)
         if not moves:                        # no row, or a run has not left it yet
             if moves is None:
-                moves = met(x, known, new)
+                moves = met(x, known, new, not viol and steps > 0)
             if viol:
                 ended, found = "violation", viol[0]
             elif not moves:
@@ -257,7 +299,7 @@ def walks(kernel: Kernel, seeds: Iterable[int], steps: int, known: set[int]
             moves = rows_get(x)
             if not moves:                    # new, not left yet, violating, or an end
                 if moves is None:
-                    moves = met(x, known, new)
+                    moves = met(x, known, new, not viol and len(events) < steps)
                 if viol:
                     ended, found = "violation", viol[0]
                     break
