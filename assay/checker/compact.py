@@ -590,7 +590,8 @@ class CompactBFS:
             new_n = n if new_net is net else p.rest_id(new_net)
             if new_lid >= cap or new_n >= rcap:
                 raise Relayout(i, new_lid) if new_lid >= cap else Relayout(-1, new_n)
-            d = place(i, new_lid) + place(R, new_n) - here
+            d = 0 if new_lid == lid and new_n == n else \
+                place(i, new_lid) + place(R, new_n) - here
             if d or viol:
                 dels.append((env, d, viol))
         for slot, (new_lid, sends, viol, _) in k._actions(i, lid):

@@ -256,10 +256,14 @@ def walks(kernel: Kernel, seeds: Iterable[int], steps: int, known: set[int]
     rng = random.Random()
     reseed = _SEED
     random_, getrandbits = rng.random, rng.getrandbits
-    randbelow: Callable[[int], int] = rng._randbelow  # type: ignore[attr-defined]
+    ninits = len(inits)
+    kinits = ninits.bit_length()
     for seed in seeds:
         reseed(rng, seed)
-        x, viol = inits[randbelow(len(inits))]
+        i = getrandbits(kinits)              # `randrange(len(inits))`, as below
+        while i >= ninits:
+            i = getrandbits(kinits)
+        x, viol = inits[i]
         start = x
         events: list[int] = []
         new: list[int] = []
