@@ -100,7 +100,8 @@ class PackedMoves:
         # n.bit_length() by n: the bits `randrange(n)` draws
         self.bits = [n.bit_length() for n in range(64)]
         self.ties = False                           # two events share a key
-        self._steps: Callable[[int], Any] = lambda x: self.compact.successors(x)[0]
+        self._steps: Callable[[int], list[Step]] = \
+            lambda x: list(self.compact.successors(x)[0])
 
     def initial(self) -> list[tuple[int, tuple[Violation, ...]]]:
         if self.inits is None:
@@ -157,18 +158,19 @@ class PackedMoves:
         try:
             steps = self._steps(x)
         except Relayout:                     # a field outgrew its bits: widen, then again
-            _, steps, _ = self.compact.steps(x)
+            steps = list(self.compact.steps(x)[1])
             self._lookup()
         r: tuple[Step, ...] | Pending
         if len(steps) > 1:
             rank = self.rank
             try:
-                r = tuple(sorted(steps, key=lambda s: rank[s[0]]))
+                steps.sort(key=lambda s: rank[s[0]])
             except KeyError:                 # an event not ranked yet
                 if self._rank_anew(steps):   # two events of one key: the kernel's order
                     self._lookup()
-                    _, steps, _ = self.compact.steps(x)
-                r = tuple(sorted(steps, key=lambda s: rank[s[0]]))
+                    steps = list(self.compact.steps(x)[1])
+                steps.sort(key=lambda s: rank[s[0]])
+            r = tuple(steps)
             while len(r) >= len(self.bits):
                 self.bits.append(len(self.bits).bit_length())
         elif steps:
@@ -182,7 +184,7 @@ class PackedMoves:
 
     def _lookup(self) -> None:
         """`_steps` for the compact search's current layout: straight-line code that reads
-        each group of instances' cached entry (`CompactBFS.groups`) and returns their steps
+        each group of instances' cached entry (`CompactBFS.groups`) and lists their steps
         (deliveries and actions), group after group; sorted by rank they are
         `CompactBFS.successors`' steps in canonical order.  Where two events share a key
         (ranks tie, and the sort keeps the order it is given) or the search has no groups,
@@ -190,12 +192,13 @@ class PackedMoves:
         c = self.compact
         groups = c.groups()
         if groups is None or self.ties:
-            self._steps = lambda x: c.successors(x)[0]
+            self._steps = lambda x: list(c.successors(x)[0])
             return
         masks, caches, entry = groups
         lines = ["def steps(x):"]
         lines += [f"    e{g} = c{g}.get(x & {m}) or entry({g}, x)" for g, m in enumerate(masks)]
-        lines += ["    return " + " + ".join(f"e{g}[0] + e{g}[1]" for g in range(len(masks)))]
+        every = ", ".join(f"*e{g}[0], *e{g}[1]" for g in range(len(masks)))
+        lines += [f"    return [{every}]"]
         env: dict[str, Any] = {f"c{g}": cache for g, cache in enumerate(caches)}
         env["entry"] = entry
         exec("\n".join(lines), env)            # noqa: S102  (generated from ints only)
