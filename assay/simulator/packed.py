@@ -3,17 +3,21 @@ bounded links, choices or liveness watching; the uniform scheduler) walked on th
 checker's packed ints instead of the kernel's state tuples.
 
 A state is the int `checker.compact.Packing` makes of it (exact: no fingerprint), and its
-moving events come from `CompactBFS.steps`: the generated code that reads each group of
-instances' local ids and looks up their cached steps with the network at hand (one kernel
+moving events come from the compact search's caches of each group of instances' steps with the
+network at hand (`CompactBFS.groups`, read by code generated here per layout: one kernel
 evaluation per instance, local state and network, not per global state), each step an event
-and the difference of the packed state.  Per state the memo keeps a `PRow`: the property
-verdict (`CompactBFS.property_violations`, memoised by the local states it read), then, once a
-run moves on from it, its events sorted by `Kernel.event_key` with their differences and
-violations.  A step is then a draw, an addition and a dictionary lookup of an int.
+and the difference of the packed state.  Per state the memo keeps a row, made when a run first
+meets the state: its property verdict (`CompactBFS.property_violations`, memoised by the local
+states it read), then, if the run goes on from it, the tuple of its steps sorted by
+`Kernel.event_key`.  Until then (or where no run may leave it) the row is an empty, false
+`Pending`, so a step is a draw, an addition, a dictionary lookup of an int and one truth
+test.  The rows also say which states were met (`PackedMoves`), and `walks` runs a campaign's
+seeds in one generator, reseeding one `random.Random`.
 
 The runs are the same as `run_once`'s, event for event: the same draws (the unused fault
 draw included) among the same events in the same canonical order, ended by the same
-violation or the same final/deadlock verdict (`tests/test_simulator.py` compares them).
+violation or the same final/deadlock verdict (`tests/test_simulate_packed.py` and
+`tests/test_simulate_packed_rows.py` compare them).
 Nothing is fingerprinted or unpacked unless a report needs it (a failing run's states, a
 worker's fingerprints).  Kernel semantics are untouched: every outcome is the kernel's.
 """
