@@ -650,8 +650,9 @@ def test_fault_rates_parse_errors_are_usage_errors(text):
 
 
 def test_a_campaign_collects_the_oldest_generation_less_often_and_restores_the_gc():
-    """While runs go, full collections (which rescan the growing per-state memo) are rare;
-    the collector's thresholds are the caller's again afterwards, also after an error."""
+    """While runs go, full collections (which rescan the growing per-state memo) are rare,
+    and young ones (each a pass over the rows made since) less frequent; the collector's
+    thresholds are the caller's again afterwards, also after an error."""
     import gc
 
     from assay.simulator.campaign import few_full_collections
@@ -659,17 +660,10 @@ def test_a_campaign_collects_the_oldest_generation_less_often_and_restores_the_g
     before = gc.get_threshold()
     seen = []
     spec = str(Path(__file__).resolve().parents[1] / "specs" / "tla_twophase.py")
-
-    def note(phase, info):
-        seen.append(gc.get_threshold())
-
-    gc.callbacks.append(note)
-    try:
-        campaign(spec, None, {"rm_count": "3"}, seed=0, runs=300, opts=Options(), jobs=1)
-        with pytest.raises(ValueError), few_full_collections():
-            assert gc.get_threshold()[2] >= 1000
-            raise ValueError
-    finally:
-        gc.callbacks.remove(note)
+    campaign(spec, None, {"rm_count": "3"}, seed=0, runs=300, opts=Options(), jobs=1,
+             on_progress=lambda *_: seen.append(gc.get_threshold()))
+    with pytest.raises(ValueError), few_full_collections():
+        assert gc.get_threshold()[2] >= 1000
+        raise ValueError
     assert gc.get_threshold() == before
-    assert any(t[2] >= 1000 for t in seen)
+    assert len(seen) == 300 and all(t[0] >= 10_000 and t[2] >= 1000 for t in seen)

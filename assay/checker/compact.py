@@ -450,6 +450,14 @@ class CompactBFS:
         events are enabled: what `Kernel.successors` says, in its order."""
         return self._succ(x)
 
+    def groups(self) -> tuple[list[int], list[dict[int, Entry]],
+                              Callable[[int, int], Entry]] | None:
+        """For a caller that generates its own look-up (the simulator's packed walk): each
+        group's mask, its cache of entries keyed by the state's bits of the mask, and the
+        function that fills a miss (`_group_entry`, which may raise `Relayout`); a new list of
+        caches after each relayout.  None where steps come from `_successors_general`."""
+        return (self._group_masks, self._gcaches, self._group_entry) if self.fast else None
+
     def _refresh(self) -> None:
         self._level = None
         self._succ = self._compile() if self.fast else self._successors_general
@@ -487,7 +495,11 @@ class CompactBFS:
         (`compact_loop.py`)."""
         p = self.packing
         groups = self._groups()
-        self._gcaches = [{} for _ in groups]
+        # a group with the same members keeps its cache: fields only grow, so a key and the
+        # deltas of an entry made under the old layout mean the same under the new one (its
+        # new bits are 0), and a state using the new bits matches no old key
+        kept = dict(zip(self._group_members, self._gcaches))
+        self._gcaches = [kept.get(members, {}) for members in groups]
         self._group_masks = [p.mask(p.n) | functools.reduce(operator.or_, map(p.mask, members))
                              for members in groups]
         lines = ["def succ(x):"]
@@ -578,7 +590,8 @@ class CompactBFS:
             new_n = n if new_net is net else p.rest_id(new_net)
             if new_lid >= cap or new_n >= rcap:
                 raise Relayout(i, new_lid) if new_lid >= cap else Relayout(-1, new_n)
-            d = place(i, new_lid) + place(R, new_n) - here
+            d = 0 if new_lid == lid and new_n == n else \
+                place(i, new_lid) + place(R, new_n) - here
             if d or viol:
                 dels.append((env, d, viol))
         for slot, (new_lid, sends, viol, _) in k._actions(i, lid):

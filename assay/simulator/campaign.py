@@ -11,11 +11,12 @@ from __future__ import annotations
 import contextlib
 import gc
 import hashlib
+import itertools
 import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +28,7 @@ from assay.kernel.kernel import Kernel, State
 from assay.kernel.trace import Trace, explain, initial_json, recorded_event, with_changes
 from assay.model.load import build
 from assay.simulator.lasso import LassoMemo
-from assay.simulator.packed import packed_moves, plain, run_packed
+from assay.simulator.packed import packed_moves, plain, walks
 from assay.simulator.rates import FaultRates
 from assay.simulator.run import moves_of, run_once
 from assay.simulator.schedulers import begin_run, chunk_size, rerun_recorded
@@ -36,7 +37,7 @@ from assay.simulator.shrink import Search, budget_for, fault_kinds, proved_earli
 
 def derive(seed: int, index: int) -> int:
     """The seed of run `index` of a campaign started with `seed` (stable everywhere)."""
-    d = hashlib.blake2b(f"{seed}:{index}".encode(), digest_size=8).digest()
+    d = hashlib.blake2b(b"%d:%d" % (seed, index), digest_size=8).digest()   # f"{seed}:{index}"
     return int.from_bytes(d, "big") >> 1
 
 
@@ -97,14 +98,16 @@ _RECORDED: WeakKeyDictionary[Kernel, dict[tuple[State, int], tuple[dict[str, Any
 
 
 @contextlib.contextmanager
-def few_full_collections(every: int = 1000) -> Iterator[None]:
-    """Python's cyclic garbage collector, while runs go: young objects as usual, the oldest
-    generation once per `every` collections of the middle one (not 10).  The per-state memo
-    (`run.Moves`) grows old and large, and scanning it again and again cost a campaign at 7
-    RMs of TwoPhase a sixth of its time (4 full collections, 0.3 s of 2.8 s, measured with
-    `gc.callbacks`); the thresholds are restored after."""
+def few_full_collections(every: int = 1000, young: int = 10_000) -> Iterator[None]:
+    """Python's cyclic garbage collector, while runs go: young objects once `young` more were
+    made than freed (not 700), the oldest generation once per `every` collections of the
+    middle one (not 10).  The per-state memo (`run.Moves`) grows old and large, and scanning
+    it again and again cost a campaign at 7 RMs of TwoPhase a sixth of its time (4 full
+    collections, 0.3 s of 2.8 s, measured with `gc.callbacks`); the young ones, passes over
+    every 700 new rows, took 0.11 s of a packed campaign's walk at 7 RMs (0.04 s at 10,000;
+    `gc.callbacks`, load 10).  The thresholds are restored after."""
     before = gc.get_threshold()
-    gc.set_threshold(before[0], before[1], max(before[2], every))
+    gc.set_threshold(max(before[0], young), before[1], max(before[2], every))
     try:
         yield
     finally:
@@ -124,12 +127,20 @@ def run_indices(kernel: Kernel, seed: int, indices: list[int], opts: Options,
     and `lassos` (what liveness watching has learnt of this kernel's states) are shared
     across calls.  A report counts the states new to `known` (`new_states`) and, with
     `fingerprints`, lists their fingerprints (for a union across processes)."""
-    out = []
+    return list(run_reports(kernel, seed, indices, opts, known, lassos, fingerprints))
+
+
+def run_reports(kernel: Kernel, seed: int, indices: Iterable[int], opts: Options,
+                known: set[Any] | None = None,
+                lassos: LassoMemo | None = None,
+                fingerprints: bool = True) -> Iterator[RunReport]:
+    """`run_indices`, each report as its run ends (what the runs share is set up once)."""
     known = set() if known is None else known
     if lassos is None and kernel.system.liveness:
         lassos = LassoMemo(kernel)
     if plain(kernel, opts.scheduler, True):
-        return _run_packed(kernel, seed, indices, opts, known, fingerprints)
+        yield from _run_packed(kernel, seed, indices, opts, known, fingerprints)
+        return
     memo = moves_of(kernel)
     for i in indices:
         s = derive(seed, i)
@@ -168,19 +179,17 @@ def run_indices(kernel: Kernel, seed: int, indices: list[int], opts: Options,
             report.trace = recorded(kernel, r.initial, r.events)
             if not opts.shrink:
                 report.shrunk = report.trace
-        out.append(report)
-    return out
+        yield report
 
 
-def _run_packed(kernel: Kernel, seed: int, indices: list[int], opts: Options,
-                known: set[Any], fingerprints: bool) -> list[RunReport]:
-    """`run_indices` where the runs are plain (`packed.plain`): the same runs and reports,
+def _run_packed(kernel: Kernel, seed: int, indices: Iterable[int], opts: Options,
+                known: set[Any], fingerprints: bool) -> Iterator[RunReport]:
+    """`run_reports` where the runs are plain (`packed.plain`): the same runs and reports,
     walked on packed states (`known` then holds packed ints)."""
     memo = packed_moves(kernel)
-    out = []
-    for i in indices:
-        s = derive(seed, i)
-        w = run_packed(kernel, s, opts.steps, known)
+    order, again = itertools.tee(indices)
+    for i, w in zip(order, walks(kernel, (derive(seed, i) for i in again), opts.steps, known)):
+        s = w.seed
         new = w.new
         n = len(w.events)
         report = RunReport(i, s, n, w.ended, n,
@@ -193,8 +202,7 @@ def _run_packed(kernel: Kernel, seed: int, indices: list[int], opts: Options,
             report.trace = recorded(kernel, start, w.events)
             if not opts.shrink:
                 report.shrunk = report.trace
-        out.append(report)
-    return out
+        yield report
 
 
 @dataclass
@@ -528,10 +536,9 @@ def campaign(spec: str, system_name: str | None, params: dict[str, str], *, seed
         lassos = LassoMemo(kernel) if system.liveness else None
         try:
             with few_full_collections():
-                for chunk in _chunks(runs, 1):
-                    for i in chunk:
-                        got(run_indices(kernel, seed, [i], opts, known, lassos,
-                                        fingerprints=False))
+                for report in run_reports(kernel, seed, range(runs), opts, known, lassos,
+                                          fingerprints=False):
+                    got([report])
         except KeyboardInterrupt:
             interrupted = True
     else:
