@@ -58,6 +58,17 @@ class Options:
     forked: bool = False                   # every worker forked from this process
     # the instances whose local states decide a state's owner (None: all, and the network)
     shard_by: tuple[int, ...] | None = None
+    # the workers search packed states (`parallel_compact.CompactShard`)
+    compact: bool = False
+
+
+def make_shard(kernel: Kernel, index: int, n: int, opts: Options) -> Shard:
+    """The worker `opts` asks for."""
+    if opts.compact:
+        from assay.checker.parallel_compact import CompactShard
+
+        return CompactShard(kernel, index, n, opts)
+    return Shard(kernel, index, n, opts)
 
 
 class Shard:
@@ -537,7 +548,7 @@ def _serve(conn: Any, kernel_args: tuple[Any, ...], index: int, n: int, opts: Op
     signal.signal(signal.SIGINT, signal.SIG_IGN)       # Ctrl-C: the driver decides
     _die_with_parent()
     try:
-        shard = Shard(Kernel(*kernel_args), index, n, opts)
+        shard = make_shard(Kernel(*kernel_args), index, n, opts)
     except BaseException as e:                          # noqa: BLE001 - sent to the driver
         conn.send(("error", _portable_error(e)))
         return
@@ -672,7 +683,10 @@ def check_parallel(kernel: Kernel, search: Search, n: int,
         by = shard_by(kernel, n)
     # a checkpoint is resumed by other processes: keys that do not depend on this one's hash
     forked = make is None and _fork() and checkpoints is None
-    opts = Options(deadline, per_worker, forked, by)
+    from assay.checker.parallel_compact import supported
+
+    compact = make is None and checkpoints is None and supported(kernel)
+    opts = Options(deadline, per_worker, forked, by, compact)
     try:
         workers = make(opts) if make is not None else \
             InProcess(kernel, 1, opts) if n == 1 else Processes(kernel, n, opts)
@@ -691,8 +705,8 @@ class InProcess(Workers):
 
     def __init__(self, kernel: Kernel, n: int, opts: Options) -> None:
         self.n = n
-        self.shards = [Shard(Kernel(kernel.system, kernel.faults, kernel.fairness,
-                                    kernel.check_deadlock), i, n, opts) for i in range(n)]
+        self.shards = [make_shard(Kernel(kernel.system, kernel.faults, kernel.fairness,
+                                         kernel.check_deadlock), i, n, opts) for i in range(n)]
         self._batches: list[list[bytes | None]] = []
 
     def call(self, method: str, *args: Any) -> list[Any]:
