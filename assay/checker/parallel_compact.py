@@ -59,8 +59,11 @@ def supported(kernel: Kernel) -> bool:
 
 def _loop_source(shard_groups: list[bool], masks: list[int]) -> str:
     """The loop over states[pos:end] (see `CompactShard._fast`): per state, one cache lookup
-    per group; children of this worker checked, noted and added; the others sent."""
+    per group; the children this worker owns checked, noted and added, the others sent.
+    An entry: (deltas that keep the owner, (delta, change of key) of the others, events
+    enabled or VIOLATES, the group's part of the owner key)."""
     r = range(len(masks))
+    keyed = [g for g in r if shard_groups[g]]
     lines = [
         "def level(states, pos, end, me, n, transitions, sappend, pappend, shards, sent,",
         "          outs, outps, props, pmemos):",
@@ -73,13 +76,47 @@ def _loop_source(shard_groups: list[bool], masks: list[int]) -> str:
         "            en = " + " + ".join(f"e{g}[2]" for g in r),
         "            if en <= 0:                 # a deadlock, or a step violates",
         "                break",
-        "            news = []",
+        "            k = 0",
+        "            fo = None",
         "            for d in " + " + ".join(f"e{g}[0]" for g in r) + ":",
         "                t = x + d",
-        f"                if t in shards[t & {SHARD_MASK}] or t in news:",
+        f"                if t in shards[t & {SHARD_MASK}]:",
         "                    continue",
-        "                news.append(t)",
-        "            if news:",
+        "                if not k:",
+        "                    k = 1",
+        "                    t1 = t",
+        "                elif k == 1:",
+        "                    if t != t1:",
+        "                        k = 2",
+        "                        news = [t1, t]",
+        "                elif t not in news:",
+        "                    news.append(t)"]
+    if keyed:
+        lines += [
+            "            key = " + " + ".join(f"e{g}[3]" for g in keyed),
+            "            for d, dk in " + " + ".join(f"e{g}[1]" for g in keyed) + ":",
+            "                t = x + d",
+            f"                o = ((((key + dk) * {_MIX}) & {MASK}) >> 16) * n >> 48",
+            "                if o != me:",
+            "                    if fo is None:",
+            "                        fo = [(o, t)]",
+            "                    else:",
+            "                        fo.append((o, t))",
+            f"                elif t in shards[t & {SHARD_MASK}]:",
+            "                    continue",
+            "                elif not k:",
+            "                    k = 1",
+            "                    t1 = t",
+            "                elif k == 1:",
+            "                    if t != t1:",
+            "                        k = 2",
+            "                        news = [t1, t]",
+            "                elif t not in news:",
+            "                    news.append(t)"]
+    lines += [
+        "            if k:",
+        "                if k == 1:",
+        "                    news = [t1]",
         "                if props is not None:",
         "                    bad = False",
         "                    for t in news:",
@@ -100,21 +137,13 @@ def _loop_source(shard_groups: list[bool], masks: list[int]) -> str:
         f"                    shards[t & {SHARD_MASK}].add(t)",
         "                    sappend(t)",
         "                    pappend(pc)",
-        "                added += len(news)"]
-    foreign = [f"e{g}[1]" for g in r if shard_groups[g]]
-    if foreign:
-        lines += [
-            "            for d, s in " + " + ".join(foreign) + ":",
-            "                t = x + d",
-            "                if t in sent:",
-            "                    continue",
-            "                sent.add(t)",
-            "                o = me + s",
-            "                if o >= n:",
-            "                    o -= n",
-            "                outs[o].append(t)",
-            "                outps[o].append(pos)"]
-    lines += [
+        "                added += len(news)",
+        "            if fo is not None:",
+        "                for o, t in fo:",
+        "                    if t not in sent:",
+        "                        sent.add(t)",
+        "                        outs[o].append(t)",
+        "                        outps[o].append(pos)",
         "            transitions += en",
         "        else:",
         "            return end, transitions, added",
@@ -194,7 +223,7 @@ class CompactShard(Shard):
         self.parents = array("q")              # per state: parent index << 8 | worker; -1
         self.lo = self.hi = 0                  # the level being expanded: xs[lo:hi]
         self.sent_x: set[int] = set()          # children sent to their owners lately
-        self._res: list[dict[int, int]] = [{} for _ in range(m)]   # residues per local id
+        self._keys: list[dict[int, int]] = [{} for _ in range(m)]  # owner keys by local id
         self._pub = [[0] * self.nfields for _ in range(n)]         # values published to j
         self._in = [Incoming(self.nfields) for _ in range(n)]
         self._outs: list[Any] = []
@@ -203,12 +232,15 @@ class CompactShard(Shard):
         self._masks: list[int] | None = None
         self._ecaches: list[dict[int, Any]] = []
         self._gshard: list[tuple[int, ...]] = []
+        self.received = 0                      # states other workers sent here
 
     # --- owners -------------------------------------------------------------------------------
 
-    def _residue(self, i: int, lid: int) -> int:
-        res = self._res[i]
-        r = res.get(lid)
+    def _key(self, i: int, lid: int) -> int:
+        """Instance i's part of the owner key of a state with local state `lid`: the same
+        in every worker."""
+        keys = self._keys[i]
+        r = keys.get(lid)
         if r is None:
             table = self.kernel.instances[i].table
             if self.opts.forked:
@@ -216,37 +248,39 @@ class CompactShard(Shard):
             else:
                 h = int.from_bytes(hashlib.blake2b(table.canonical(lid),
                                                    digest_size=8).digest(), "big")
-            r = res[lid] = ((((h * (2 * i + 1) + i) * _MIX & MASK) >> 16) * self.n) >> 48
+            r = keys[lid] = (h * (2 * i + 1) + i) & MASK
         return r
 
     def owner(self, x: int) -> int:
-        value, res = self.packing.value, self._residue
-        return sum(res(i, value(i, x)) for i in self.by) % self.n
+        value, key = self.packing.value, self._key
+        k = sum(key(i, value(i, x)) for i in self.by)
+        return ((((k * _MIX) & MASK) >> 16) * self.n) >> 48
 
     # --- the generated loop -------------------------------------------------------------------
 
-    def _entry(self, g: int, x: int) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...], int]:
-        """Group g's steps in `x` for the loop: (deltas of children with x's owner, (delta,
-        change of owner) of the others, events enabled or VIOLATES)."""
+    def _entry(self, g: int, x: int) -> tuple[Any, Any, int, int]:
+        """Group g's steps in `x` for the loop: (deltas of children whose owner key is x's,
+        (delta, change of the key) of the others, events enabled or VIOLATES, the group's
+        part of x's owner key)."""
         cb = self.cb
         e = cb._group_entry(g, x)
         deltas, en = e[3], e[4]
         members = self._gshard[g]
-        if not members or en <= 0:
-            ent: tuple[Any, Any, int] = (deltas, (), en)
+        if not members:
+            ent: tuple[Any, Any, int, int] = (deltas, (), en, 0)
         else:
-            value, res, n = self.packing.value, self._residue, self.n
-            base = sum(res(i, value(i, x)) for i in members)
+            value, key = self.packing.value, self._key
+            base = sum(key(i, value(i, x)) for i in members)
             same: list[int] = []
             other: list[tuple[int, int]] = []
-            for d in deltas:
-                t = x + d
-                s = (sum(res(i, value(i, t)) for i in members) - base) % n
-                if s:
-                    other.append((d, s))
-                else:
-                    same.append(d)
-            ent = (tuple(same), tuple(other), en)
+            if en > 0:
+                for d in deltas:
+                    dk = sum(key(i, value(i, x + d)) for i in members) - base
+                    if dk:
+                        other.append((d, dk))
+                    else:
+                        same.append(d)
+            ent = (tuple(same), tuple(other), en, base)
         if not cb._once:
             cache = self._ecaches[g]
             if len(cache) >= CACHE_MOST:
@@ -447,6 +481,7 @@ class CompactShard(Shard):
             else:
                 xs = array("Q")
                 xs.frombytes(data)
+            self.received += len(xs)
             translate = self._translator(inc)
             shards = self.shards
             for y, pidx in zip(xs, parents):
