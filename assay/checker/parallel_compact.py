@@ -173,8 +173,8 @@ class Incoming:
 
     def __init__(self, nfields: int) -> None:
         self.pieces: list[list[tuple[int, int, int]]] = []
-        self.ids: list[list[int]] = [[] for _ in range(nfields)]     # its id -> ours (-1)
-        self.pays: list[list[Any]] = [[] for _ in range(nfields)]    # its published values
+        self.ids: list[dict[int, int]] = [{} for _ in range(nfields)]    # its id -> ours
+        self.pays: list[dict[int, Any]] = [{} for _ in range(nfields)]   # published, unread
         # (mask of its bits, the fields there, {its bits: our bits})
         self.groups: list[tuple[int, tuple[int, ...], dict[int, int]]] = []
 
@@ -200,11 +200,9 @@ class Incoming:
                 m |= _mask_of(pieces[f])
             self.groups.append((m, tuple(fs), {}))
 
-    def publish(self, entries: dict[int, tuple[int, list[Any]]]) -> None:
-        for f, (start, pays) in entries.items():
-            assert start == len(self.pays[f]), "published values out of order"
-            self.pays[f].extend(pays)
-            self.ids[f].extend([-1] * len(pays))
+    def publish(self, entries: dict[int, dict[int, Any]]) -> None:
+        for f, pays in entries.items():
+            self.pays[f].update(pays)
 
 
 class CompactShard(Shard):
@@ -224,7 +222,10 @@ class CompactShard(Shard):
         self.lo = self.hi = 0                  # the level being expanded: xs[lo:hi]
         self.sent_x: set[int] = set()          # children sent to their owners lately
         self._keys: list[dict[int, int]] = [{} for _ in range(m)]  # owner keys by local id
-        self._pub = [[0] * self.nfields for _ in range(n)]         # values published to j
+        # the values published to worker j: field f's ids below _pub[j][f], and _given[j][f]
+        self._pub = [[0] * self.nfields for _ in range(n)]
+        self._given: list[list[set[int]]] = [[set() for _ in range(self.nfields)]
+                                             for _ in range(n)]
         self._in = [Incoming(self.nfields) for _ in range(n)]
         self._outs: list[Any] = []
         self._outps: list[array] = []
@@ -438,23 +439,27 @@ class CompactShard(Shard):
         return beyond
 
     def _blob(self, o: int) -> bytes:
-        """The batch for worker o: layout, newly interned values, states, parents."""
+        """The batch for worker o: layout, the values interned here that it may not have,
+        states, parents."""
         p, k = self.packing, self.kernel
-        pub = self._pub[o]
-        entries: dict[int, tuple[int, list[Any]]] = {}
+        pub, given = self._pub[o], self._given[o]
+        xs = self._outs[o]
+        entries: dict[int, dict[int, Any]] = {}
         for f in range(self.nfields):
             have = len(p.rests) if f == p.n else len(k.instances[f].table.values)
-            if have > pub[f]:
-                if f == p.n:
-                    enc = self.codec._encode_net
-                    pays: list[Any] = [enc(p.rests[r]) for r in range(pub[f], have)]
-                else:
-                    values = k.instances[f].table.values
-                    pays = [pickle.dumps(values[lid], pickle.HIGHEST_PROTOCOL)
-                            for lid in range(pub[f], have)]
-                entries[f] = (pub[f], pays)
+            if have <= pub[f]:
+                continue
+            if have - pub[f] > 64 + len(xs) // 2:
+                # more new values than the states sent could use (a whole-state spec: each
+                # state its own local state): only those they use
+                value = p.value
+                want = {v for v in {value(f, t) for t in xs} if v >= pub[f]} - given[f]
+                given[f] |= want
+            else:
+                want = set(range(pub[f], have)) - given[f]
                 pub[f] = have
-        xs = self._outs[o]
+            if want:
+                entries[f] = {v: self._payload(f, v) for v in want}
         if type(xs) is array:
             width, data = 0, xs.tobytes()
         else:
@@ -462,6 +467,13 @@ class CompactShard(Shard):
             data = b"".join(t.to_bytes(width, "little") for t in xs)
         return pickle.dumps((p.pieces, entries, width, data, self._outps[o].tobytes()),
                             pickle.HIGHEST_PROTOCOL)
+
+    def _payload(self, f: int, v: int) -> Any:
+        """Value v of field f as another worker reads it."""
+        p = self.packing
+        if f == p.n:
+            return self.codec._encode_net(p.rests[v])
+        return pickle.dumps(self.kernel.instances[f].table.values[v], pickle.HIGHEST_PROTOCOL)
 
     def merge(self, blobs: Sequence[bytes | None], last: bool) -> dict[str, Any]:
         d = self.depth
@@ -526,15 +538,14 @@ class CompactShard(Shard):
 
     def _local_id(self, inc: Incoming, f: int, v: int) -> int:
         ids = inc.ids[f]
-        mine = ids[v]
-        if mine < 0:
-            pay = inc.pays[f][v]
+        mine = ids.get(v)
+        if mine is None:
+            pay = inc.pays[f].pop(v)
             if f == self.packing.n:
                 mine = self.packing.rest_id(self.codec._decode_net(pay))
             else:
                 mine = self.kernel.instances[f].table.intern(pickle.loads(pay))
             ids[v] = mine
-            inc.pays[f][v] = None
         return mine
 
     def trace_back(self, idx: int) -> tuple[Any, int, int]:
