@@ -89,7 +89,8 @@ def main() -> None:
     assert (out.states, out.transitions) == (one.states, one.transitions), (out, one)
     path = workers.path + choose
     print(f"{spec} {params}: {one.states:,} states; one process {seq:.2f} CPU s; {n} shards "
-          f"({'packed' if compact else 'full'} states, shard_by={by}): {workers.total + choose:.2f} CPU s in all "
+          f"({'packed' if compact else 'full'} states, shard_by={by}): "
+          f"{workers.total + choose:.2f} CPU s in all "
           f"({(workers.total + choose) / seq:.2f}x), critical path {path:.2f} s: "
           f"speed-up on {n} idle cores {seq / path:.2f}x (shard_by sample {choose:.2f} s)")
 
