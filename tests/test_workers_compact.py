@@ -39,6 +39,7 @@ def in_process(spec: str, n: int, search: Search | None = None, by: Any = "sampl
 
     out, _ = check_parallel(k, search or Search(), n, make=make)
     assert all(isinstance(s, CompactShard) for s in made[0].shards)
+    made[0].driver = k              # type: ignore[attr-defined]  (the events' kernel)
     return out, made[0]
 
 
@@ -154,3 +155,41 @@ def test_what_packed_shards_do_not_search_goes_to_full_state_shards() -> None:
     r = check(kernel("specs/alternating_bit.py", "drop=1,dup=1"), workers=2)
     one = check(kernel("specs/alternating_bit.py", "drop=1,dup=1"))
     assert counts(r) == counts(one)
+
+
+def test_the_violation_is_the_same_for_any_number_of_packed_shards() -> None:
+    """Two properties break at the same depth (2): each number of shards reports the same
+    one, a shortest (the least of the level by length, fingerprint, kind, event)."""
+    found = set()
+    for n in (1, 2, 3, 5):
+        out, workers = in_process("tests/fixtures/keep_going/two_bugs.py", n, by=None)
+        assert out.reason == "violation" and len(out.path) == 2
+        k = workers.driver
+        state = out.start
+        for ev in out.path:
+            state = k.apply(state, ev)[0]
+        found.add((out.violation.name, k.fingerprint(state)))
+    assert len(found) == 1
+
+
+def test_the_same_result_under_any_hash_seed() -> None:
+    """Forked workers key owners by `hash()` (a per-process seed): the owners change with
+    PYTHONHASHSEED, the counts and the counterexample do not."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    docs = []
+    for seed in ("1", "2"):
+        proc = subprocess.run(
+            [sys.executable, "-m", "assay.cli", "check",
+             "specs/two_phase_commit_bug_majority.py", "--json", "-q", "--workers", "2"],
+            cwd=REPO, capture_output=True, text=True, timeout=120,
+            env={**os.environ, "PYTHONPATH": str(REPO), "PYTHONHASHSEED": seed})
+        assert proc.returncode == 1, proc.stderr
+        doc = json.loads(proc.stdout)
+        assert doc["workers"] == 2
+        docs.append((doc["states"], doc["transitions"], doc["depth"], doc["violation"],
+                     doc["trace"]["events"]))
+    assert docs[0] == docs[1]

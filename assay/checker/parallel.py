@@ -282,6 +282,9 @@ class Workers:
     # called now and then while the driver waits for its workers (progress reports)
     heartbeat: Callable[[], None] | None = None
     shard_by: tuple[int, ...] | None = None       # the workers' `Options.shard_by`
+    # a counterexample's path: the least predecessor at each depth (`CompactShard`), not
+    # the parent links
+    least_paths: bool = False
 
     def call(self, method: str, *args: Any) -> list[Any]:
         raise NotImplementedError
@@ -427,11 +430,22 @@ def _counterexample(kernel: Kernel, workers: Workers, win: Candidate,
     `kernel`; the violation is computed again here."""
     from dataclasses import replace
 
-    _, kind, worker, idx, ev_json, vkey = win
+    key, kind, worker, idx, ev_json, vkey = win
     codec = Portable(kernel)
     chain: list[State] = []
     w, i = worker, idx
-    while i >= 0:
+    if workers.least_paths:
+        # back from the state, at each depth the least predecessor by fingerprint (the
+        # same whatever the owners were)
+        enc = workers.one(w, "trace_back", i)[0]
+        chain.append(codec.decode(enc))
+        for d in range(key[0] - (kind == "transition") - 1, -1, -1):
+            found = [p for p in workers.call("predecessor", d, enc) if p is not None]
+            if not found:
+                raise AssayInternalError("parallel search: a state with no predecessor")
+            enc = min(found, key=lambda p: p[0])[1]
+            chain.append(codec.decode(enc))
+    while not workers.least_paths and i >= 0:
         enc, w, i = workers.one(w, "trace_back", i)
         chain.append(codec.decode(enc))
     chain.reverse()
@@ -616,6 +630,7 @@ class Processes(Workers):
 
         ctx = mp.get_context("fork" if _fork() else "spawn")
         self.n = n
+        self.least_paths = opts.compact
         args = (kernel.system, kernel.faults, kernel.fairness, kernel.check_deadlock)
         self.conns = []
         self.procs = []
@@ -719,6 +734,7 @@ class InProcess(Workers):
 
     def __init__(self, kernel: Kernel, n: int, opts: Options) -> None:
         self.n = n
+        self.least_paths = opts.compact
         self.shards = [make_shard(Kernel(kernel.system, kernel.faults, kernel.fairness,
                                          kernel.check_deadlock), i, n, opts) for i in range(n)]
         self._batches: list[list[bytes | None]] = []

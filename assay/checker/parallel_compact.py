@@ -220,6 +220,7 @@ class CompactShard(Shard):
         self.xs: Any = array("Q")              # every state this worker owns, in order
         self.parents = array("q")              # per state: parent index << 8 | worker; -1
         self.lo = self.hi = 0                  # the level being expanded: xs[lo:hi]
+        self.bounds = [0]                      # where each depth's states start in xs
         self.sent_x: set[int] = set()          # children sent to their owners lately
         self._keys: list[dict[int, int]] = [{} for _ in range(m)]  # owner keys by local id
         # the values published to worker j: field f's ids below _pub[j][f], and _given[j][f]
@@ -356,6 +357,8 @@ class CompactShard(Shard):
     def expand(self, last: bool) -> tuple[dict[str, Any], list[bytes | None]]:
         k, cb, me, n = self.kernel, self.cb, self.index, self.n
         self.lo, self.hi = self.hi, len(self.xs)
+        if len(self.bounds) == self.depth + 1:
+            self.bounds.append(self.hi)
         wide = self.packing.wide
         self._outs = [[] if wide else array("Q") for _ in range(n)]
         self._outps = [array("q") for _ in range(n)]
@@ -552,6 +555,26 @@ class CompactShard(Shard):
         code = self.parents[idx]
         state = self.codec.encode(self.packing.unpack(self.xs[idx]))
         return (state, -1, -1) if code < 0 else (state, code & 0xFF, code >> 8)
+
+    def predecessor(self, d: int, enc: Any) -> tuple[str, Any] | None:
+        """Of this worker's states at depth d with a step (that violates nothing) to the
+        state `enc`, the least by fingerprint, as (fingerprint, encoded state); None if
+        none.  (Which parent reached a state first depends on the owners, and so on the
+        hash seed of forked workers: the least one does not.)"""
+        cb, k = self.cb, self.kernel
+        target = cb.pack(self.codec.decode(enc))
+        self._widened()
+        end = self.bounds[d + 1] if d + 1 < len(self.bounds) else len(self.xs)
+        best: tuple[str, Any] | None = None
+        for pos in range(self.bounds[d], end):
+            x, steps, _ = cb.steps(self.xs[pos])
+            if any(not viol and x + delta == target for _, delta, viol in steps):
+                s = self.packing.unpack(x)
+                fp = k.fingerprint(s)
+                if best is None or fp < best[0]:
+                    best = (fp, self.codec.encode(s))
+        self._widened()
+        return best
 
     def save(self, path: str) -> None:
         raise NotImplementedError("checkpoints take parallel.Shard")
