@@ -9,23 +9,30 @@ the visited set is 64 sets of ints, and a level is expanded by straight-line cod
 per layout, as `compact_loop.py` does for one process, over cached entries per group of
 instances.
 
-Owner.  A state belongs to worker `sum(r_i(local state of i) for i in by) % n`, `by` the
-instances the steps change least (`parallel.shard_by`), `r_i` a residue from the local
-state's value (its `hash()` in forked workers, which share the parent's hash secret; its
-canonical bytes otherwise).  So a step of an instance outside `by` keeps the child with the
-worker that expands it, and for a step of an instance in `by` the owner's change is a
-residue (`(r(new) - r(old)) % n`) stored with the step's delta in the group's cached entry:
-the loop finds a child's owner without looking at the child.
+Owner.  A state's owner key is the sum of 64-bit keys of the local states of the instances
+in `by` (`parallel.shard_by`: the instances whose steps should keep a child with the worker
+that made it), each key from the local state's value (its `hash()` in forked workers, which
+share the parent's hash secret; its canonical bytes otherwise); the owner is that sum mixed
+and scaled to the number of workers.  A group's cached entry (`_entry`) holds the group's part
+of the key, and each step's delta whose child has another key comes with the change of the
+key: the loop finds a child's owner with an addition and a multiplication, and steps of
+instances outside `by` keep the child here without any.
 
 Exchange.  Ids are interned per worker, so a packed int means something only in the layout
 and tables of the worker that made it.  A batch to another worker is one pickled blob per
-level: the sender's layout (the pieces of each field), the field values it interned since it
-last wrote to that worker (a local state's pickled values, a network's portable form,
-`portable.py`), and the packed ints as one `array('Q')` (fixed-width bytes when states are
+level: the sender's layout (the pieces of each field), the field values it interned that the
+receiver may lack (every new one; only those its states use when there are many more, as in
+a whole-state spec) — a local state's pickled values, a network's portable form
+(`portable.py`) —, and the packed ints as one `array('Q')` (fixed-width bytes when states are
 wider than 64 bits) with their parents' indices.  The receiver translates a sender's int
 group of fields by group (at most 16 bits each): one dict lookup per group, a cache miss
 decoding the field values into its own ids; so a packed int is an exact canonical encoding
 between workers too, and the owner dedups exactly (no fingerprints).
+
+Counterexamples.  Which parent reached a state first follows the owners (and so the hash
+seed); the driver rebuilds the path back from the violating state by the least predecessor
+by fingerprint at each depth (`predecessor`: every worker scans its states of that depth),
+the same path under any PYTHONHASHSEED and for any number of workers.
 
 Not here (they take `parallel.py`'s `Shard`): timers, faults, bounded or lossy links,
 choices, constraints, checkpoints, Ray.
@@ -351,7 +358,6 @@ class CompactShard(Shard):
             if viol:
                 self._candidate(0, "start", s, idx, None, viol[0])
         self.lo = self.hi = 0
-        self.hi = 0
         return self._report()
 
     def expand(self, last: bool) -> tuple[dict[str, Any], list[bytes | None]]:
