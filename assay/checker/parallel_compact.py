@@ -22,9 +22,10 @@ Exchange.  Ids are interned per worker, so a packed int means something only in 
 and tables of the worker that made it.  A batch to another worker is one pickled blob per
 level: the sender's layout (the pieces of each field), the field values it interned that the
 receiver may lack (every new one; only those its states use when there are many more, as in
-a whole-state spec) — a local state's pickled values, a network's portable form
-(`portable.py`) —, and the packed ints as one `array('Q')` (fixed-width bytes when states are
-wider than 64 bits) with their parents' indices.  The receiver translates a sender's int
+a whole-state spec) — a local state's values, pickled with the blob (parts shared by several
+states pickled once), a network's portable form (`portable.py`) —, and the packed ints as
+one `array('Q')` (fixed-width bytes when states are wider than 64 bits) with their parents'
+indices.  The receiver translates a sender's int
 group of fields by group (at most 16 bits each): one dict lookup per group, a cache miss
 decoding the field values into its own ids; so a packed int is an exact canonical encoding
 between workers too, and the owner dedups exactly (no fingerprints).
@@ -478,11 +479,13 @@ class CompactShard(Shard):
                             pickle.HIGHEST_PROTOCOL)
 
     def _payload(self, f: int, v: int) -> Any:
-        """Value v of field f as another worker reads it."""
+        """Value v of field f as another worker reads it: a local state's values themselves
+        (pickled with the whole blob, whose memo pickles a part shared by several states —
+        an unchanged field — once), a network's portable form."""
         p = self.packing
         if f == p.n:
             return self.codec._encode_net(p.rests[v])
-        return pickle.dumps(self.kernel.instances[f].table.values[v], pickle.HIGHEST_PROTOCOL)
+        return self.kernel.instances[f].table.values[v]
 
     def merge(self, blobs: Sequence[bytes | None], last: bool) -> dict[str, Any]:
         d = self.depth
@@ -553,7 +556,7 @@ class CompactShard(Shard):
             if f == self.packing.n:
                 mine = self.packing.rest_id(self.codec._decode_net(pay))
             else:
-                mine = self.kernel.instances[f].table.intern(pickle.loads(pay))
+                mine = self.kernel.instances[f].table.intern(pay)
             ids[v] = mine
         return mine
 
