@@ -65,6 +65,17 @@ class Options:
     shard_by: tuple[int, ...] | None = None
     symmetry: bool = False                 # one state per orbit (`symmetry.StableSymmetry`)
     keep_going: bool = False               # count every violation, stop at none (`Shard.kept`)
+    # the workers search packed states (`parallel_compact.CompactShard`)
+    compact: bool = False
+
+
+def make_shard(kernel: Kernel, index: int, n: int, opts: Options) -> Shard:
+    """The worker `opts` asks for."""
+    if opts.compact:
+        from assay.checker.parallel_compact import CompactShard
+
+        return CompactShard(kernel, index, n, opts)
+    return Shard(kernel, index, n, opts)
 
 
 class Shard:
@@ -323,6 +334,9 @@ class Workers:
     # called now and then while the driver waits for its workers (progress reports)
     heartbeat: Callable[[], None] | None = None
     shard_by: tuple[int, ...] | None = None       # the workers' `Options.shard_by`
+    # a counterexample's path: the least predecessor at each depth (`CompactShard`), not
+    # the parent links
+    least_paths: bool = False
 
     def call(self, method: str, *args: Any) -> list[Any]:
         raise NotImplementedError
@@ -504,7 +518,7 @@ def _counterexample(kernel: Kernel, workers: Workers, win: Candidate,
     from dataclasses import replace
 
     canon = reduce.canon if reduce is not None else lambda t: t
-    _, kind, worker, idx, ev_json, vkey = win
+    key, kind, worker, idx, ev_json, vkey = win
     want = _same(vkey)
 
     def same(vs: Sequence[Violation]) -> Violation | None:
@@ -512,7 +526,18 @@ def _counterexample(kernel: Kernel, workers: Workers, win: Candidate,
     codec = Portable(kernel)
     chain: list[State] = []
     w, i = worker, idx
-    while i >= 0:
+    if workers.least_paths:
+        # back from the state, at each depth the least predecessor by fingerprint (the
+        # same whatever the owners were)
+        enc = workers.one(w, "trace_back", i)[0]
+        chain.append(codec.decode(enc))
+        for d in range(key[0] - (kind == "transition") - 1, -1, -1):
+            found = [p for p in workers.call("predecessor", d, enc) if p is not None]
+            if not found:
+                raise AssayInternalError("parallel search: a state with no predecessor")
+            enc = min(found, key=lambda p: p[0])[1]
+            chain.append(codec.decode(enc))
+    while not workers.least_paths and i >= 0:
         enc, w, i = workers.one(w, "trace_back", i)
         chain.append(codec.decode(enc))
     chain.reverse()
@@ -573,7 +598,7 @@ def _merge_summaries(kernel: Kernel, summaries: list[dict[str, Any]]) -> Extra:
 
 # --- worker processes (multiprocessing) ----------------------------------------------------------
 
-def shard_by(kernel: Kernel, n: int, most: int = 3000, seconds: float = 0.25
+def shard_by(kernel: Kernel, n: int, most: int = 3000, seconds: float = 1.0
              ) -> tuple[int, ...] | None:
     """The instances whose local states should decide which worker owns a state.
 
@@ -582,7 +607,9 @@ def shard_by(kernel: Kernel, n: int, most: int = 3000, seconds: float = 0.25
     moving states between processes as computing them.  Chosen on a sample (a breadth-first
     search of at most `most` states or `seconds`, in this process): the instances that the
     steps change least, as few as keep the sample's states spread (at least 16 distinct
-    projections per worker, none holding more than a quarter of a worker's share).  None
+    projections per worker, none holding more than a quarter of a worker's share); but
+    first the instance with the most local states in the sample, if it has 8 per worker
+    and none in 60% of the sample.  None
     (every instance and the network) when no fewer instances do.  Any choice gives the same
     result; it only moves work between workers."""
     m = len(kernel.instances)
@@ -611,6 +638,18 @@ def shard_by(kernel: Kernel, n: int, most: int = 3000, seconds: float = 0.25
     sample = list(seen)
     if len(sample) < 64 * n:
         return None                   # too few to tell
+    # one instance with many local states, none of them holding 60% of the sample, first:
+    # TwoPhase's coordinator (its steps are many in the first levels, the sample, and few
+    # in the rest, where a resource manager's are many: 4-5x fewer states to send)
+    spread = []
+    for i in range(m):
+        counts: dict[int, int] = {}
+        for s in sample:
+            counts[s[0][i]] = counts.get(s[0][i], 0) + 1
+        if len(counts) >= 8 * n and max(counts.values()) * 5 <= len(sample) * 3:
+            spread.append((-len(counts), i))
+    if spread:
+        return (min(spread)[1],)
     order = sorted(range(m), key=lambda i: (changes[i], i))
     for size in range(1, m):
         by = tuple(sorted(order[:size]))
@@ -632,7 +671,7 @@ def _serve(conn: Any, kernel_args: tuple[Any, ...], index: int, n: int, opts: Op
     signal.signal(signal.SIGINT, signal.SIG_IGN)       # Ctrl-C: the driver decides
     _die_with_parent()
     try:
-        shard = Shard(Kernel(*kernel_args), index, n, opts)
+        shard = make_shard(Kernel(*kernel_args), index, n, opts)
     except BaseException as e:                          # noqa: BLE001 - sent to the driver
         conn.send(("error", _portable_error(e)))
         return
@@ -686,6 +725,7 @@ class Processes(Workers):
 
         ctx = mp.get_context("fork" if _fork() else "spawn")
         self.n = n
+        self.least_paths = opts.compact
         args = (kernel.system, kernel.faults, kernel.fairness, kernel.check_deadlock)
         self.conns = []
         self.procs = []
@@ -768,7 +808,11 @@ def check_parallel(kernel: Kernel, search: Search, n: int,
         by = shard_by(kernel, n)
     # a checkpoint is resumed by other processes: keys that do not depend on this one's hash
     forked = make is None and _fork() and checkpoints is None
-    opts = Options(deadline, per_worker, forked, by, reduce is not None, keep_going)
+    from assay.checker.parallel_compact import supported
+
+    compact = make is None and checkpoints is None and reduce is None and not keep_going \
+        and supported(kernel)
+    opts = Options(deadline, per_worker, forked, by, reduce is not None, keep_going, compact)
     try:
         workers = make(opts) if make is not None else \
             InProcess(kernel, 1, opts) if n == 1 else Processes(kernel, n, opts)
@@ -787,8 +831,9 @@ class InProcess(Workers):
 
     def __init__(self, kernel: Kernel, n: int, opts: Options) -> None:
         self.n = n
-        self.shards = [Shard(Kernel(kernel.system, kernel.faults, kernel.fairness,
-                                    kernel.check_deadlock), i, n, opts) for i in range(n)]
+        self.least_paths = opts.compact
+        self.shards = [make_shard(Kernel(kernel.system, kernel.faults, kernel.fairness,
+                                         kernel.check_deadlock), i, n, opts) for i in range(n)]
         self._batches: list[list[bytes | None]] = []
 
     def call(self, method: str, *args: Any) -> list[Any]:

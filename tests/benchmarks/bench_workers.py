@@ -10,6 +10,10 @@ on an idle machine with N free cores the speed-up is about N / (that ratio).
     python tests/benchmarks/bench_workers.py                       # TwoPhase 7 RMs, Lamport 3:4
     python tests/benchmarks/bench_workers.py --repeat 3 --workers 2
     python tests/benchmarks/bench_workers.py --case lamport:3:3    # one case, quick
+    python tests/benchmarks/bench_workers.py --repeat 3 --case twophase:9 --case lamport:3:5
+
+The speed-up is of states/s as `check` reports it (its own seconds, the workers' start
+included); "wall" is the whole command's, process start and spec loading included.
 """
 from __future__ import annotations
 
@@ -43,7 +47,7 @@ def run(spec: str, params: dict[str, str], workers: int) -> dict[str, float]:
     if proc.returncode not in (0, 1):
         raise SystemExit(f"{' '.join(args)}: exit {proc.returncode}\n{err.decode()}")
     doc = json.loads(out)
-    return {"states": doc["states"], "transitions": doc["transitions"],
+    return {"states": doc["states"], "transitions": doc["transitions"], "depth": doc["depth"],
             "seconds": doc["seconds"], "wall": wall, "workers": doc["workers"],
             "rate": doc["states"] / doc["seconds"]}
 
@@ -69,32 +73,37 @@ def main() -> None:
     print(f"# {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime())} UTC, nproc "
           f"{os.cpu_count()}, load {os.getloadavg()}")
     print("| case | states | transitions | 1 worker states/s | "
-          f"{args.workers} workers states/s | speed-up | CPU s 1 | CPU s {args.workers} | "
-          "CPU ratio |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+          f"{args.workers} workers states/s | speed-up | wall s 1 | wall s {args.workers} | "
+          f"wall speed-up | CPU s 1 | CPU s {args.workers} | CPU ratio |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for case in cases:
         name, *values = case.split(":")
         spec, names = CASES[name]
         params = dict(zip(names, values))
         rates: dict[int, list[float]] = {1: [], args.workers: []}
         cpus: dict[int, list[float]] = {1: [], args.workers: []}
+        walls: dict[int, list[float]] = {1: [], args.workers: []}
         counts = set()
         for _ in range(args.repeat):
             for w in (1, args.workers):
                 r, cpu = cpu_of(spec, params, w)
                 assert r["workers"] == w, r
-                counts.add((r["states"], r["transitions"]))
+                counts.add((r["states"], r["transitions"], r["depth"]))
                 rates[w].append(r["rate"])
+                walls[w].append(r["wall"])
                 cpus[w].append(cpu)
                 print(f"  {case} workers={w}: {r['states']:,} states in {r['seconds']:.2f} s "
                       f"({r['rate']:,.0f}/s), CPU {cpu:.2f} s, load {os.getloadavg()[0]:.2f}",
                       file=sys.stderr, flush=True)
         assert len(counts) == 1, f"counts differ: {counts}"
-        (states, transitions), = counts
+        (states, transitions, _), = counts
         one, many = statistics.median(rates[1]), statistics.median(rates[args.workers])
         c1, cn = statistics.median(cpus[1]), statistics.median(cpus[args.workers])
+        w1, wn = statistics.median(walls[1]), statistics.median(walls[args.workers])
         print(f"| {case} | {states:,} | {transitions:,} | {one:,.0f} | {many:,.0f} | "
-              f"**{many / one:.2f}x** | {c1:.1f} | {cn:.1f} | {cn / c1:.2f} |", flush=True)
+              f"**{many / one:.2f}x** | {w1:.1f} | {wn:.1f} | {w1 / wn:.2f}x | {c1:.1f} | "
+              f"{cn:.1f} | {cn / c1:.2f} |", flush=True)
+    print(f"# load at the end {os.getloadavg()}")
 
 
 if __name__ == "__main__":

@@ -7,10 +7,12 @@ level takes as long as its slowest shard, so the critical path is the sum over r
 slowest shard's time.  It leaves out what processes add (a fork per worker, the batches
 through pipes: measured apart by bench_workers.py) and includes all the rest (encoding,
 pickling, decoding, the choice of `shard_by`).  Compared with the one-process search
-(`bfs.py`) in the same run.
+(`compact.py`, what one worker runs) in the same run.  The shards search packed states
+(`parallel_compact.py`) where `check` would; `--full-shards`: `parallel.Shard` instead.
 
     python tests/benchmarks/critical_path_workers.py specs/tla_twophase.py rm_count=7
     python tests/benchmarks/critical_path_workers.py specs/tla_lamport_mutex.py n=3 max_clock=4
+    python tests/benchmarks/critical_path_workers.py specs/tla_twophase.py rm_count=7 --full-shards
 """
 from __future__ import annotations
 
@@ -19,8 +21,9 @@ import sys
 import time
 from typing import Any
 
-from assay.checker.bfs import bfs
+from assay.checker.compact import compact_bfs
 from assay.checker.parallel import InProcess, Options, parallel_bfs, shard_by
+from assay.checker.parallel_compact import supported
 from assay.checker.search import Search
 from assay.kernel import Kernel
 from assay.model.load import build
@@ -62,8 +65,11 @@ def main() -> None:
     spec, *rest = sys.argv[1:]
     n = 2
     params = {}
+    old = False
     for a in rest:
-        if a.startswith("--workers="):
+        if a == "--full-shards":
+            old = True
+        elif a.startswith("--workers="):
             n = int(a.split("=", 1)[1])
         else:
             k, v = a.split("=", 1)
@@ -71,20 +77,22 @@ def main() -> None:
     system, _, _ = build(spec, None, params)
     gc.disable()
     t = time.process_time()
-    one = bfs(Kernel(system), Search())
+    one = compact_bfs(Kernel(system), Search())
     seq = time.process_time() - t
     kernel = Kernel(system)
     t = time.process_time()
     by = shard_by(kernel, n)
     choose = time.process_time() - t
-    workers = Timed(kernel, n, Options(forked=True, shard_by=by))
+    compact = supported(kernel) and not old
+    workers = Timed(kernel, n, Options(forked=True, shard_by=by, compact=compact))
     out, _ = parallel_bfs(kernel, Search(), workers)
     assert (out.states, out.transitions) == (one.states, one.transitions), (out, one)
     path = workers.path + choose
     print(f"{spec} {params}: {one.states:,} states; one process {seq:.2f} CPU s; {n} shards "
-          f"(shard_by={by}): {workers.total + choose:.2f} CPU s in all "
+          f"({'packed' if compact else 'full'} states, shard_by={by}): "
+          f"{workers.total + choose:.2f} CPU s in all "
           f"({(workers.total + choose) / seq:.2f}x), critical path {path:.2f} s: "
-          f"speed-up on {n} idle cores {seq / path:.2f}x")
+          f"speed-up on {n} idle cores {seq / path:.2f}x (shard_by sample {choose:.2f} s)")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,592 @@
+"""The parallel search on packed states: each worker runs the compact BFS's fast path.
+
+`parallel.py`'s `Shard` expands full states with `Kernel.successors` and sends the children
+other workers own as pickled portable tuples: per state, more than a compact step costs, so
+on a spec of cheap steps two workers were slower than one process.  `CompactShard` is the
+same worker (the same rounds, reports and candidates, driven by `parallel_bfs`) on the
+compact BFS's machinery (`compact.py`): states are packed ints in this worker's own layout,
+the visited set is 64 sets of ints, and a level is expanded by straight-line code generated
+per layout, as `compact_loop.py` does for one process, over cached entries per group of
+instances.
+
+Owner.  A state's owner key is the sum of 64-bit keys of the local states of the instances
+in `by` (`parallel.shard_by`: the instances whose steps should keep a child with the worker
+that made it), each key from the local state's value (its `hash()` in forked workers, which
+share the parent's hash secret; its canonical bytes otherwise); the owner is that sum mixed
+and scaled to the number of workers.  A group's cached entry (`_entry`) holds the group's part
+of the key, and each step's delta whose child has another key comes with the change of the
+key: the loop finds a child's owner with an addition and a multiplication, and steps of
+instances outside `by` keep the child here without any.
+
+Exchange.  Ids are interned per worker, so a packed int means something only in the layout
+and tables of the worker that made it.  A batch to another worker is one pickled blob per
+level: the sender's layout (the pieces of each field), the field values it interned that the
+receiver may lack (every new one; only those its states use when there are many more, as in
+a whole-state spec) — a local state's values, pickled with the blob (parts shared by several
+states pickled once), a network's portable form (`portable.py`) —, and the packed ints as
+one `array('Q')` (fixed-width bytes when states are wider than 64 bits) with their parents'
+indices.  The receiver translates a sender's int
+group of fields by group (at most 16 bits each): one dict lookup per group, a cache miss
+decoding the field values into its own ids; so a packed int is an exact canonical encoding
+between workers too, and the owner dedups exactly (no fingerprints).
+
+Counterexamples.  Which parent reached a state first follows the owners (and so the hash
+seed); the driver rebuilds the path back from the violating state by the least predecessor
+by fingerprint at each depth (`predecessor`: every worker scans its states of that depth),
+the same path under any PYTHONHASHSEED and for any number of workers.
+
+Not here (they take `parallel.py`'s `Shard`): timers, faults, bounded or lossy links,
+choices, constraints, checkpoints, Ray.
+"""
+from __future__ import annotations
+
+import hashlib
+import pickle
+import time
+from array import array
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from assay.checker.compact import SHARD_MASK, SHARDS, CompactBFS, Relayout
+from assay.checker.parallel import Options, Shard
+from assay.checker.search import Search, resident_bytes
+from assay.kernel.kernel import Kernel
+
+MASK = (1 << 64) - 1
+_MIX = 0x9E3779B97F4A7C15
+CACHE_MOST = 1 << 18            # entries of a cache before it is cleared
+GROUP_BITS = 16                 # bits of a sender's int translated by one lookup
+CHUNK = 0x400                   # states expanded between two looks at the clock and memory
+
+
+def supported(kernel: Kernel) -> bool:
+    """Whether `CompactShard` can search this kernel's system."""
+    return not (kernel._general or kernel.chooses or kernel.extended
+                or kernel.system.constraints)
+
+
+def _loop_source(shard_groups: list[bool], masks: list[int]) -> str:
+    """The loop over states[pos:end] (see `CompactShard._fast`): per state, one cache lookup
+    per group; the children this worker owns checked, noted and added, the others sent.
+    An entry: (deltas that keep the owner, (delta, change of key) of the others, events
+    enabled or VIOLATES, the group's part of the owner key)."""
+    r = range(len(masks))
+    keyed = [g for g in r if shard_groups[g]]
+    lines = [
+        "def level(states, pos, end, me, n, transitions, sappend, pappend, shards, sent,",
+        "          outs, outps, props, pmemos):",
+        "    added = 0",
+        "    try:",
+        "        for pos in range(pos, end):",
+        "            x = states[pos]"]
+    lines += [f"            e{g} = c{g}.get(x & {m}) or entry({g}, x)" for g, m in enumerate(masks)]
+    lines += [
+        "            en = " + " + ".join(f"e{g}[2]" for g in r),
+        "            if en <= 0:                 # a deadlock, or a step violates",
+        "                break",
+        "            k = 0",
+        "            fo = None",
+        "            for d in " + " + ".join(f"e{g}[0]" for g in r) + ":",
+        "                t = x + d",
+        f"                if t in shards[t & {SHARD_MASK}]:",
+        "                    continue",
+        "                if not k:",
+        "                    k = 1",
+        "                    t1 = t",
+        "                elif k == 1:",
+        "                    if t != t1:",
+        "                        k = 2",
+        "                        news = [t1, t]",
+        "                elif t not in news:",
+        "                    news.append(t)"]
+    if keyed:
+        lines += [
+            "            key = " + " + ".join(f"e{g}[3]" for g in keyed),
+            "            for d, dk in " + " + ".join(f"e{g}[1]" for g in keyed) + ":",
+            "                t = x + d",
+            f"                o = ((((key + dk) * {_MIX}) & {MASK}) >> 16) * n >> 48",
+            "                if o != me:",
+            "                    if fo is None:",
+            "                        fo = [(o, t)]",
+            "                    else:",
+            "                        fo.append((o, t))",
+            f"                elif t in shards[t & {SHARD_MASK}]:",
+            "                    continue",
+            "                elif not k:",
+            "                    k = 1",
+            "                    t1 = t",
+            "                elif k == 1:",
+            "                    if t != t1:",
+            "                        k = 2",
+            "                        news = [t1, t]",
+            "                elif t not in news:",
+            "                    news.append(t)"]
+    lines += [
+        "            if k:",
+        "                if k == 1:",
+        "                    news = [t1]",
+        "                if props is not None:",
+        "                    bad = False",
+        "                    for t in news:",
+        "                        for mask, memo, _ in pmemos:",
+        "                            v = memo.get(t & mask)",
+        "                            if v is not None:",
+        "                                break",
+        "                        else:",
+        "                            v = props(t)",
+        "                        if v:",
+        "                            bad = True",
+        "                            break",
+        "                    if bad:",
+        "                        break",
+        "                pc = pos << 8 | me",
+        "                for t in news:",
+        "                    t = t | 0             # a sized copy (compact_loop.py)",
+        f"                    shards[t & {SHARD_MASK}].add(t)",
+        "                    sappend(t)",
+        "                    pappend(pc)",
+        "                added += len(news)",
+        "            if fo is not None:",
+        "                for o, t in fo:",
+        "                    if t not in sent:",
+        "                        sent.add(t)",
+        "                        outs[o].append(t)",
+        "                        outps[o].append(pos)",
+        "            transitions += en",
+        "        else:",
+        "            return end, transitions, added",
+        "    except Relayout:",
+        "        pass",
+        "    return pos, transitions, added"]
+    return "\n".join(lines)
+
+
+def _mask_of(pieces: list[tuple[int, int, int]]) -> int:
+    m = 0
+    for off, w, _ in pieces:
+        m |= ((1 << w) - 1) << off
+    return m
+
+
+def _value(pieces: list[tuple[int, int, int]], x: int) -> int:
+    v = 0
+    for off, w, sh in pieces:
+        v |= (x >> off & ((1 << w) - 1)) << sh
+    return v
+
+
+class Incoming:
+    """What a worker knows of one other worker's states: its layout, the field values it
+    published (and their ids here), and the translation caches of its ints."""
+
+    def __init__(self, nfields: int) -> None:
+        self.pieces: list[list[tuple[int, int, int]]] = []
+        self.ids: list[dict[int, int]] = [{} for _ in range(nfields)]    # its id -> ours
+        self.pays: list[dict[int, Any]] = [{} for _ in range(nfields)]   # published, unread
+        # (mask of its bits, the fields there, {its bits: our bits})
+        self.groups: list[tuple[int, tuple[int, ...], dict[int, int]]] = []
+
+    def layout(self, pieces: list[list[tuple[int, int, int]]]) -> None:
+        if pieces == self.pieces:
+            return
+        self.pieces = pieces
+        order = sorted(range(len(pieces)), key=lambda f: min(o for o, _, _ in pieces[f]))
+        groups: list[list[int]] = []
+        bits = 0
+        for f in order:
+            w = sum(w for _, w, _ in pieces[f])
+            if groups and bits + w <= GROUP_BITS:
+                groups[-1].append(f)
+                bits += w
+            else:
+                groups.append([f])
+                bits = w
+        self.groups = []
+        for fs in groups:
+            m = 0
+            for f in fs:
+                m |= _mask_of(pieces[f])
+            self.groups.append((m, tuple(fs), {}))
+
+    def publish(self, entries: dict[int, dict[int, Any]]) -> None:
+        for f, pays in entries.items():
+            self.pays[f].update(pays)
+
+
+class CompactShard(Shard):
+    """A worker of the parallel search on packed states (see the module docstring): the
+    interface of `parallel.Shard` (start, expand, merge, trace_back, summary)."""
+
+    def __init__(self, kernel: Kernel, index: int, n: int, opts: Options) -> None:
+        super().__init__(kernel, index, n, opts)
+        self.cb = CompactBFS(kernel, Search())
+        self.packing = self.cb.packing
+        m = len(kernel.instances)
+        self.nfields = m + 1
+        self.by = frozenset(opts.shard_by if opts.shard_by is not None else range(m))
+        self.shards: list[set[int]] = [set() for _ in range(SHARDS)]
+        self.xs: Any = array("Q")              # every state this worker owns, in order
+        self.parents = array("q")              # per state: parent index << 8 | worker; -1
+        self.lo = self.hi = 0                  # the level being expanded: xs[lo:hi]
+        self.bounds = [0]                      # where each depth's states start in xs
+        self.sent_x: set[int] = set()          # children sent to their owners lately
+        self._keys: list[dict[int, int]] = [{} for _ in range(m)]  # owner keys by local id
+        # the values published to worker j: field f's ids below _pub[j][f], and _given[j][f]
+        self._pub = [[0] * self.nfields for _ in range(n)]
+        self._given: list[list[set[int]]] = [[set() for _ in range(self.nfields)]
+                                             for _ in range(n)]
+        self._in = [Incoming(self.nfields) for _ in range(n)]
+        self._outs: list[Any] = []
+        self._outps: list[array] = []
+        self._loop: Callable[..., tuple[int, int, int]] | None = None
+        self._masks: list[int] | None = None
+        self._ecaches: list[dict[int, Any]] = []
+        self._gshard: list[tuple[int, ...]] = []
+        self.received = 0                      # states other workers sent here
+
+    # --- owners -------------------------------------------------------------------------------
+
+    def _key(self, i: int, lid: int) -> int:
+        """Instance i's part of the owner key of a state with local state `lid`: the same
+        in every worker."""
+        keys = self._keys[i]
+        r = keys.get(lid)
+        if r is None:
+            table = self.kernel.instances[i].table
+            if self.opts.forked:
+                h = hash(table.values[lid]) & MASK
+            else:
+                h = int.from_bytes(hashlib.blake2b(table.canonical(lid),
+                                                   digest_size=8).digest(), "big")
+            r = keys[lid] = (h * (2 * i + 1) + i) & MASK
+        return r
+
+    def owner(self, x: int) -> int:
+        value, key = self.packing.value, self._key
+        k = sum(key(i, value(i, x)) for i in self.by)
+        return ((((k * _MIX) & MASK) >> 16) * self.n) >> 48
+
+    # --- the generated loop -------------------------------------------------------------------
+
+    def _entry(self, g: int, x: int) -> tuple[Any, Any, int, int]:
+        """Group g's steps in `x` for the loop: (deltas of children whose owner key is x's,
+        (delta, change of the key) of the others, events enabled or VIOLATES, the group's
+        part of x's owner key)."""
+        cb = self.cb
+        e = cb._group_entry(g, x)
+        deltas, en = e[3], e[4]
+        members = self._gshard[g]
+        if not members:
+            ent: tuple[Any, Any, int, int] = (deltas, (), en, 0)
+        else:
+            value, key = self.packing.value, self._key
+            base = sum(key(i, value(i, x)) for i in members)
+            same: list[int] = []
+            other: list[tuple[int, int]] = []
+            if en > 0:
+                for d in deltas:
+                    dk = sum(key(i, value(i, x + d)) for i in members) - base
+                    if dk:
+                        other.append((d, dk))
+                    else:
+                        same.append(d)
+            ent = (tuple(same), tuple(other), en, base)
+        if not cb._once:
+            cache = self._ecaches[g]
+            if len(cache) >= CACHE_MOST:
+                cache.clear()
+            cache[x & cb._group_masks[g]] = ent
+        return ent
+
+    def _fast(self) -> Callable[..., tuple[int, int, int]] | None:
+        """The loop for the current layout (None: the general path only)."""
+        cb = self.cb
+        if not cb.fast:
+            return None
+        if self._loop is not None and self._masks is cb._group_masks:
+            return self._loop
+        masks = cb._group_masks
+        self._masks = masks
+        self._ecaches = [{} for _ in masks]
+        self._gshard = [tuple(i for i in members if i in self.by)
+                        for members in cb._group_members]
+        env: dict[str, Any] = {f"c{g}": c for g, c in enumerate(self._ecaches)}
+        env["entry"] = self._entry
+        env["Relayout"] = Relayout
+        exec(_loop_source([bool(s) for s in self._gshard], masks), env)  # noqa: S102 (ints)
+        self._loop = env["level"]
+        return self._loop
+
+    def _widened(self) -> None:
+        """After a relayout: states may now be wider than 64 bits (lists, not arrays)."""
+        if self.packing.wide and type(self.xs) is array:
+            self.xs = list(self.xs)
+            self._outs = [list(o) for o in self._outs]
+
+    # --- bookkeeping --------------------------------------------------------------------------
+
+    def _admit_x(self, t: int, parent: int, length: int) -> None:
+        """Add a new state: visited, its parent, its property verdict."""
+        t = t | 0
+        self.shards[t & SHARD_MASK].add(t)
+        idx = len(self.xs)
+        self.xs.append(t)
+        self.parents.append(parent)
+        if self.kernel.properties:
+            pv = self.cb.property_violations(t)
+            if pv:
+                self._candidate(length, "property", self.packing.unpack(t), idx, None, pv[0])
+
+    def _seen(self, t: int) -> bool:
+        return t in self.shards[t & SHARD_MASK]
+
+    def _report(self, **extra: Any) -> dict[str, Any]:
+        best, self.best = self.best, None
+        return {"candidate": best, "states": len(self.xs), "frontier": len(self.xs) - self.hi,
+                **extra}
+
+    # --- the rounds ---------------------------------------------------------------------------
+
+    def start(self) -> dict[str, Any]:
+        k = self.kernel
+        for s, viol in k.initial_states():
+            x = self.cb.pack(s)
+            self._widened()
+            if self.owner(x) != self.index or self._seen(x):
+                continue
+            idx = len(self.xs)
+            self._admit_x(x, -1, 0)
+            if viol:
+                self._candidate(0, "start", s, idx, None, viol[0])
+        self.lo = self.hi = 0
+        return self._report()
+
+    def expand(self, last: bool) -> tuple[dict[str, Any], list[bytes | None]]:
+        k, cb, me, n = self.kernel, self.cb, self.index, self.n
+        self.lo, self.hi = self.hi, len(self.xs)
+        if len(self.bounds) == self.depth + 1:
+            self.bounds.append(self.hi)
+        wide = self.packing.wide
+        self._outs = [[] if wide else array("Q") for _ in range(n)]
+        self._outps = [array("q") for _ in range(n)]
+        d = self.depth
+        transitions = terminal = deadlocked = 0
+        beyond = False
+        stop: str | None = None
+        deadline, max_memory = self.opts.deadline, self.opts.max_memory
+        dead = False
+        props = cb.property_violations if k.properties else None
+        pos, end = self.lo, self.hi
+        while pos < end:
+            if deadline is not None and time.time() >= deadline:
+                stop = "max-time"
+                break
+            if max_memory is not None and resident_bytes() >= max_memory:
+                stop = "max-memory"
+                break
+            chunk = min(end, pos + CHUNK)
+            while pos < chunk:
+                loop = None if last or dead else self._fast()
+                if loop is not None:
+                    to, transitions, _ = loop(
+                        self.xs, pos, chunk, me, n, transitions, self.xs.append,
+                        self.parents.append, self.shards, self.sent_x, self._outs,
+                        self._outps, props, cb._pmemos)
+                    pos = to
+                    if pos >= chunk:
+                        break
+                # the general path: one state
+                x = self.xs[pos]
+                x, steps, enabled = cb.steps(x)
+                self._widened()
+                transitions += enabled
+                if not enabled:
+                    s = self.packing.unpack(x)
+                    if k.is_terminal(s):
+                        terminal += 1
+                    else:
+                        deadlocked += 1
+                        dead = True
+                        self._candidate(d, "deadlock", s, pos, None, k.deadlock())
+                if not dead:
+                    beyond = self._children(x, pos, steps, last) or beyond
+                pos += 1
+        blobs: list[bytes | None] = [None] * n
+        if not dead:
+            for o in range(n):
+                if o != me and len(self._outs[o]):
+                    blobs[o] = self._blob(o)
+        if len(self.sent_x) > len(self.xs) + 100_000:
+            self.sent_x.clear()
+        self._outs, self._outps = [], []
+        return self._report(transitions=transitions, terminal=terminal,
+                            deadlocked=deadlocked, beyond=beyond, stop=stop), blobs
+
+    def _children(self, x: int, pos: int, steps: Sequence[Any], last: bool) -> bool:
+        """The general path's children of x (at xs[pos]): candidates, own children added
+        (at the depth bound only noted: True if one is new), the others sent."""
+        d, me = self.depth, self.index
+        beyond = False
+        unpack = self.packing.unpack
+        for ev, delta, viol in steps:
+            if viol:
+                self._candidate(d + 1, "transition", unpack(x), pos, ev, viol[0])
+                continue
+            t = x + delta
+            o = self.owner(t)
+            if o == me:
+                if self._seen(t):
+                    continue
+                if last:
+                    beyond = True
+                else:
+                    self._admit_x(t, pos << 8 | me, d + 1)
+            elif last or t not in self.sent_x:
+                if not last:
+                    self.sent_x.add(t)
+                self._outs[o].append(t)
+                self._outps[o].append(pos)
+        return beyond
+
+    def _blob(self, o: int) -> bytes:
+        """The batch for worker o: layout, the values interned here that it may not have,
+        states, parents."""
+        p, k = self.packing, self.kernel
+        pub, given = self._pub[o], self._given[o]
+        xs = self._outs[o]
+        entries: dict[int, dict[int, Any]] = {}
+        for f in range(self.nfields):
+            have = len(p.rests) if f == p.n else len(k.instances[f].table.values)
+            if have <= pub[f]:
+                continue
+            if have - pub[f] > 64 + len(xs) // 2:
+                # more new values than the states sent could use (a whole-state spec: each
+                # state its own local state): only those they use
+                value = p.value
+                want = {v for v in {value(f, t) for t in xs} if v >= pub[f]} - given[f]
+                given[f] |= want
+            else:
+                want = set(range(pub[f], have)) - given[f]
+                pub[f] = have
+            if want:
+                entries[f] = {v: self._payload(f, v) for v in want}
+        if type(xs) is array:
+            width, data = 0, xs.tobytes()
+        else:
+            width = (p.top + 7) // 8
+            data = b"".join(t.to_bytes(width, "little") for t in xs)
+        return pickle.dumps((p.pieces, entries, width, data, self._outps[o].tobytes()),
+                            pickle.HIGHEST_PROTOCOL)
+
+    def _payload(self, f: int, v: int) -> Any:
+        """Value v of field f as another worker reads it: a local state's values themselves
+        (pickled with the whole blob, whose memo pickles a part shared by several states —
+        an unchanged field — once), a network's portable form."""
+        p = self.packing
+        if f == p.n:
+            return self.codec._encode_net(p.rests[v])
+        return self.kernel.instances[f].table.values[v]
+
+    def merge(self, blobs: Sequence[bytes | None], last: bool) -> dict[str, Any]:
+        d = self.depth
+        beyond = False
+        for j, blob in enumerate(blobs):
+            if blob is None:
+                continue
+            pieces, entries, width, data, pdata = pickle.loads(blob)
+            inc = self._in[j]
+            inc.layout(pieces)
+            inc.publish(entries)
+            parents = array("q")
+            parents.frombytes(pdata)
+            if width:
+                xs: Any = [int.from_bytes(data[i:i + width], "little")
+                           for i in range(0, len(data), width)]
+            else:
+                xs = array("Q")
+                xs.frombytes(data)
+            self.received += len(xs)
+            translate = self._translator(inc)
+            shards = self.shards
+            for y, pidx in zip(xs, parents):
+                t = translate(y)
+                if t in shards[t & SHARD_MASK]:
+                    continue
+                if last:
+                    beyond = True
+                    break
+                self._admit_x(t, pidx << 8 | j, d + 1)
+        self.depth += 1
+        return self._report(beyond=beyond)
+
+    def _translator(self, inc: Incoming) -> Callable[[int], int]:
+        groups = inc.groups
+        miss = self._contribution
+
+        def translate(y: int) -> int:
+            z = 0
+            for m, fields, cache in groups:
+                key = y & m
+                c = cache.get(key)
+                if c is None:
+                    if len(cache) >= CACHE_MOST:
+                        cache.clear()
+                    c = cache[key] = miss(inc, fields, y)
+                z += c
+            return z
+        return translate
+
+    def _contribution(self, inc: Incoming, fields: tuple[int, ...], y: int) -> int:
+        """The bits, in this worker's layout, of the values of `fields` in a sender's int."""
+        p = self.packing
+        z = 0
+        for f in fields:
+            mine = self._local_id(inc, f, _value(inc.pieces[f], y))
+            while mine >= p.cap[f]:
+                self.cb.relayout(Relayout(-1 if f == p.n else f, mine), 0)
+                self._widened()
+            z |= p.place(f, mine)
+        return z
+
+    def _local_id(self, inc: Incoming, f: int, v: int) -> int:
+        ids = inc.ids[f]
+        mine = ids.get(v)
+        if mine is None:
+            pay = inc.pays[f].pop(v)
+            if f == self.packing.n:
+                mine = self.packing.rest_id(self.codec._decode_net(pay))
+            else:
+                mine = self.kernel.instances[f].table.intern(pay)
+            ids[v] = mine
+        return mine
+
+    def trace_back(self, idx: int) -> tuple[Any, int, int]:
+        code = self.parents[idx]
+        state = self.codec.encode(self.packing.unpack(self.xs[idx]))
+        return (state, -1, -1) if code < 0 else (state, code & 0xFF, code >> 8)
+
+    def predecessor(self, d: int, enc: Any) -> tuple[str, Any] | None:
+        """Of this worker's states at depth d with a step (that violates nothing) to the
+        state `enc`, the least by fingerprint, as (fingerprint, encoded state); None if
+        none.  (Which parent reached a state first depends on the owners, and so on the
+        hash seed of forked workers: the least one does not.)"""
+        cb, k = self.cb, self.kernel
+        target = cb.pack(self.codec.decode(enc))
+        self._widened()
+        end = self.bounds[d + 1] if d + 1 < len(self.bounds) else len(self.xs)
+        best: tuple[str, Any] | None = None
+        for pos in range(self.bounds[d], end):
+            x, steps, _ = cb.steps(self.xs[pos])
+            if any(not viol and x + delta == target for _, delta, viol in steps):
+                s = self.packing.unpack(x)
+                fp = k.fingerprint(s)
+                if best is None or fp < best[0]:
+                    best = (fp, self.codec.encode(s))
+        self._widened()
+        return best
+
+    def save(self, path: str) -> None:
+        raise NotImplementedError("checkpoints take parallel.Shard")
+
+    def restore(self, path: str) -> dict[str, Any]:
+        raise NotImplementedError("checkpoints take parallel.Shard")
