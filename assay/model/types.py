@@ -637,13 +637,17 @@ def exact_key(v: Any) -> Any:
 
 def _exact(v: Any) -> bool:
     t = type(v)
-    if t is int or t is str or v is None:
+    if t in _EXACT_LEAVES:
         return True
     if t is tuple or t is frozenset:
-        return all(map(_exact, v))
+        # a flat collection of leaves (an action's argument (p, q), (acc, ins, Val.X)):
+        # one test in C, not a call per item
+        return _EXACT_LEAVES.issuperset(map(type, v)) or all(map(_exact, v))
     kind = _EXACT_KINDS.get(t)
     if kind is None:
         kind = _EXACT_KINDS[t] = _exact_kind(t)
+        if kind == 1:
+            _EXACT_LEAVES.add(t)
     if kind == 2:
         return all(map(_exact, v._values))
     return kind != 0
@@ -663,6 +667,8 @@ def _exact_kind(t: type) -> int:
 
 
 _EXACT_KINDS: dict[type, int] = {}
+# the types whose values are exact by themselves (kind 1 above, found as they come)
+_EXACT_LEAVES: set[type] = {int, str, type(None)}
 
 
 def _first(pair: tuple[bytes, Any]) -> bytes:
