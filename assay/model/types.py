@@ -843,6 +843,26 @@ def _gen_from(t: TypeSpec, v: str, o: str, g: _Gen, depth: int) -> None:
                   "return False")
 
 
+def record_checker(types: tuple[TypeSpec, ...]) -> Any:
+    """A function `(r) -> bool`: whether the field values of record `r` conform to `types`
+    (its fields' types, in order) — `all(t.conforms(x) for t, x in zip(types, r._values))`,
+    generated once per record class: scalar fields tested inline, one frame per record."""
+    g = _Gen()
+    g.emit(0, "def check(r):")
+    if types:
+        g.emit(1, "v = r._values")
+    for i, t in enumerate(types):
+        x = g.name("x")
+        g.emit(1, f"{x} = v[{i}]")
+        _gen_conforms(t, x, g, 1)
+    g.emit(1, "return True")
+    src = "\n".join(g.lines)
+    exec(compile(src, "<assay record checker>", "exec"), g.env)
+    check = g.env["check"]
+    check.__assay_source__ = src
+    return check
+
+
 def state_checker(types: tuple[TypeSpec, ...]) -> Any:
     """A function `(new, old) -> bool`: whether the state `new` (a tuple of field values, of
     which the first `len(types)` are checked) conforms to `types`, given that `old` does —
