@@ -81,7 +81,7 @@ class Record:
         cls.__assay_defaults__ = defaults
         cls.__assay_types__ = None
         # its own first `__assay_conforms__` (which replaces itself with the class's check)
-        cls.__assay_conforms__ = Record.__dict__["__assay_conforms__"]  # type: ignore[method-assign]
+        type.__setattr__(cls, "__assay_conforms__", Record.__dict__["__assay_conforms__"])
         cls.__assay_checks__ = None      # each field's membership test, once the types are
         cls.__match_args__ = cls.__assay_fields__  # type: ignore[misc]  # `case Ballot(n, l):`
         # a field read is a property (not `__getattr__`, which runs only after a failed
