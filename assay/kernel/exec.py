@@ -438,6 +438,9 @@ class Runner:
         # when a list (`Kernel.assigned`): each run appends the set of names its body assigns
         # on `self`, also those it sets to the value they had
         self.recorder: list[set[str]] | None = None
+        # per action (by name), its last domain that had no two values equal: a domain equal
+        # to it item by item has none either (one list comparison in C, not a hash per item)
+        self._distinct: dict[str, list[Any]] = {}
 
     def explore(self, run: Callable[[], Result]) -> Result | Branched:
         """Run a step (`run` calls one of the `run_*` methods); if its code chose, run it
@@ -630,7 +633,13 @@ class Runner:
                                 f"{type(e).__name__}: {e}",
                                 traceback_location(sys.exc_info()[2])) from None
         try:               # no two values equal in Python: no two values the same
-            distinct = len(set(dom)) == len(dom)
+            last = self._distinct.get(act.name)
+            if last is not None and last == dom:
+                distinct = True
+            else:
+                distinct = len(set(dom)) == len(dom)
+                if distinct and not REORDERED[0] and type(dom) is list:
+                    self._distinct[act.name] = dom[:]      # (a copy: the spec keeps its list)
         except TypeError:
             distinct = False
         if not distinct:
@@ -690,6 +699,46 @@ class Runner:
         args = (arg,) if has_arg else ()
         return self._run(values, act.name, act.fn, args, (), act.ensures,
                          requires_blame=f"{self.name}.{act.name}")
+
+    def quick_action(self, values: tuple[Any, ...], act: ActionInfo, has_arg: bool,
+                     arg: Any) -> tuple[Any, ...] | None:
+        """The new state of `explore(run_action(...))` where that is all the step makes: it
+        chose nothing, sent nothing, set no timer, raised nothing, assigned only fields and
+        kept their types; the action has no `ensures`, its component no invariants, pool or
+        session, and nothing records assignments.  Anything else: None, and the caller runs
+        the step the general way (`explore(run_action(...))`), which gives its outcome,
+        violation or error — a step is a function of the state and its argument, so running
+        it again gives what this run saw.  For the kernel's actions of a component holding
+        every variable (`Kernel._memo_once`): one frame, no `Chooser` search, no result
+        tuple."""
+        if act.ensures or self.info.invariants or self.session_keys or self.pools \
+                or self.recorder is not None or REORDERED[0]:
+            return None
+        ctx = Context(self.name, self.wirings, self)
+        ctx.handler = act.name
+        ch = ctx.chooser = Chooser()
+        obj: Any = object.__new__(self.info.cls)
+        d = obj.__dict__
+        fields = self.fields
+        d.update(zip(fields, values))
+        d["__assay_ctx__"] = ctx
+        ctx.readonly = False
+        try:
+            if has_arg:
+                act.fn(obj, arg)
+            else:
+                act.fn(obj)
+        except (Exception, SystemExit):
+            return None
+        ctx.readonly = True
+        if ch.sizes or ctx.outbox or ctx.timer_ops or ctx.retiring \
+                or len(d) != len(fields) + 1 or d.get("__assay_ctx__") is not ctx:
+            return None
+        try:
+            new = tuple(map(d.__getitem__, fields))
+        except KeyError:
+            return None
+        return new if self.state_conforms(new, values) else None
 
     def run_handler(self, values: tuple[Any, ...], h: HandlerInfo, message: Message,
                     port: str | None = None, sent_by: str | None = None) -> Result:

@@ -606,6 +606,9 @@ class Kernel:
         slot_ids = self.slot_ids
         due = self._sampler.due
         explore, run_action, outcome = runner.explore, runner.run_action, self._outcome
+        # a component holding every variable: the plain action's new state in one call
+        quick = runner.quick_action if self._memo_once else None
+        intern = inst.table.intern
         for ai, act in enumerate(inst.info.actions):
             args = self._enabled(inst, values, act) if both \
                 else runner.enabled(values, act, reader)
@@ -628,7 +631,9 @@ class Kernel:
                         run_action, values, act, has_arg, arg), act.fn, act.name, "action",
                         partial(_fires, inst.name, act.name, has_arg, arg))
                 else:
-                    o = outcome(inst, explore(partial(run_action, values, act, has_arg, arg)))
+                    new = quick(values, act, has_arg, arg) if quick is not None else None
+                    o = outcome(inst, explore(partial(run_action, values, act, has_arg, arg))) \
+                        if new is None else (intern(new), (), (), ())
                 out.append((slot, o))
         res = tuple(out)
         if not self._memo_once:

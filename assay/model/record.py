@@ -9,7 +9,6 @@ module is the one home of the fields, their types and their JSON form for both.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from operator import call
 from typing import TYPE_CHECKING, Any, ClassVar, dataclass_transform, get_type_hints
 
 from assay.model.types import (
@@ -19,6 +18,7 @@ from assay.model.types import (
     admits_any,
     is_mutable_default,
     parse_type,
+    record_checker,
     to_json,
 )
 
@@ -80,6 +80,8 @@ class Record:
                 delattr(cls, n)
         cls.__assay_defaults__ = defaults
         cls.__assay_types__ = None
+        # its own first `__assay_conforms__` (which replaces itself with the class's check)
+        type.__setattr__(cls, "__assay_conforms__", Record.__dict__["__assay_conforms__"])
         cls.__assay_checks__ = None      # each field's membership test, once the types are
         cls.__match_args__ = cls.__assay_fields__  # type: ignore[misc]  # `case Ballot(n, l):`
         # a field read is a property (not `__getattr__`, which runs only after a failed
@@ -218,12 +220,15 @@ class Record:
 
     @classmethod
     def __assay_conforms__(cls, r: Record) -> bool:
-        checks = cls.__assay_checks__
-        if checks is None:
-            types = cls.field_types()
-            checks = cls.__assay_checks__ = tuple(types[n].conforms
-                                                   for n in cls.__assay_fields__)
-        return all(map(call, checks, r._values))
+        """Whether the field values of `r` (a `cls`) have their declared types.  The first
+        call on a class generates its check (`types.record_checker`) and puts it in the
+        class's place of this method, so `cls.__assay_conforms__(r)` is one call from then
+        on (each record class has its own: `__init_subclass__`)."""
+        types = cls.field_types()
+        check = record_checker(tuple(types[n] for n in cls.__assay_fields__))
+        cls.__assay_checks__ = (check,)
+        type.__setattr__(cls, "__assay_conforms__", staticmethod(check))
+        return bool(check(r))
 
     def bad_field(self) -> str | None:
         """The first field whose value does not have its declared type, described."""

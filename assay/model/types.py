@@ -637,13 +637,17 @@ def exact_key(v: Any) -> Any:
 
 def _exact(v: Any) -> bool:
     t = type(v)
-    if t is int or t is str or v is None:
+    if t in _EXACT_LEAVES:
         return True
     if t is tuple or t is frozenset:
-        return all(map(_exact, v))
+        # a flat collection of leaves (an action's argument (p, q), (acc, ins, Val.X)):
+        # one test in C, not a call per item
+        return _EXACT_LEAVES.issuperset(map(type, v)) or all(map(_exact, v))
     kind = _EXACT_KINDS.get(t)
     if kind is None:
         kind = _EXACT_KINDS[t] = _exact_kind(t)
+        if kind == 1:
+            _EXACT_LEAVES.add(t)
     if kind == 2:
         return all(map(_exact, v._values))
     return kind != 0
@@ -663,6 +667,8 @@ def _exact_kind(t: type) -> int:
 
 
 _EXACT_KINDS: dict[type, int] = {}
+# the types whose values are exact by themselves (kind 1 above, found as they come)
+_EXACT_LEAVES: set[type] = {int, str, type(None)}
 
 
 def _first(pair: tuple[bytes, Any]) -> bytes:
@@ -835,6 +841,26 @@ def _gen_from(t: TypeSpec, v: str, o: str, g: _Gen, depth: int) -> None:
         return
     g.emit(depth, f"if {v} is not {o} and not {g.bind(t.conforms_from, 'f')}({v}, {o}): "
                   "return False")
+
+
+def record_checker(types: tuple[TypeSpec, ...]) -> Any:
+    """A function `(r) -> bool`: whether the field values of record `r` conform to `types`
+    (its fields' types, in order) — `all(t.conforms(x) for t, x in zip(types, r._values))`,
+    generated once per record class: scalar fields tested inline, one frame per record."""
+    g = _Gen()
+    g.emit(0, "def check(r):")
+    if types:
+        g.emit(1, "v = r._values")
+    for i, t in enumerate(types):
+        x = g.name("x")
+        g.emit(1, f"{x} = v[{i}]")
+        _gen_conforms(t, x, g, 1)
+    g.emit(1, "return True")
+    src = "\n".join(g.lines)
+    exec(compile(src, "<assay record checker>", "exec"), g.env)
+    check = g.env["check"]
+    check.__assay_source__ = src
+    return check
 
 
 def state_checker(types: tuple[TypeSpec, ...]) -> Any:
