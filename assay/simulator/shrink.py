@@ -163,7 +163,7 @@ class Walker:
         not an event of `row` that changes something (or reports a violation)."""
         nxt = row.after.get(ev)
         if nxt is None:
-            nexts = self.memo.expand(row) if row.normal is None else None
+            nexts = self.memo.expand(row, True) if row.normal is None else None
             if not (ev in row.normal or ev in self._faults(row)):  # type: ignore[operator]
                 return None
             state = nexts[ev] if nexts is not None else self.kernel.apply(row.state, ev)[0]
@@ -178,12 +178,18 @@ class Walker:
     def moves(self, row: Row) -> list[tuple[int, Row, tuple[Violation, ...]]]:
         """Every event of `row` that changes something, in a canonical order: the normal ones
         (as a run orders them), then the faults by kind."""
-        nexts = self.memo.expand(row) if row.normal is None else None
+        nexts = self.memo.expand(row, True) if row.normal is None else None
         out = []
         memo = self.memo
         seen = self.seen
-        for ev in row.normal + self._faults(row):  # type: ignore[operator]
-            nxt = row.after.get(ev)
+        evs = row.normal + self._faults(row)  # type: ignore[operator]
+        after = row.after
+        if nexts is None and len(after) < len(evs):
+            # every next state at once (`apply` per event computes the instance's actions
+            # again where the kernel keeps no memo of them: a whole-state spec)
+            nexts = {e: nxt for e, nxt, _ in self.kernel.successors(row.state)[0]}
+        for ev in evs:
+            nxt = after.get(ev)
             if nxt is None:
                 nxt = memo.row(nexts[ev] if nexts is not None
                                else self.kernel.apply(row.state, ev)[0])
@@ -287,6 +293,8 @@ def groups(w: Walker, start: Row, events: list[int]) -> list[list[int]]:
             j = next((j for j, h in enumerate(named) if j > i and isinstance(h, Heal)), None)
             if j is not None:
                 out.append([i, j])
+    if not any(getattr(e, "envelope", None) is not None for e in named):
+        return out                                # nothing delivered: no send has a group
     state = start.state
     for i, ev in enumerate(events):
         state, sends, _ = kernel.apply(state, ev)
