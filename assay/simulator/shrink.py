@@ -52,6 +52,9 @@ Signature = tuple[str, str | None, str]
 # search, `Moves.shrunk`); a failure found cheaply is shrunk cheaply
 SHRINK_FLOOR = 128
 SHRINK_RATIO = 1
+# the removal passes may spend up to PASS_RATIO states per event of the failing run when
+# that is more than the budget
+PASS_RATIO = 4
 MAX_RADIUS = 4
 SHRUNK_MEMO = 10_000            # final searches remembered per kernel (`Moves.shrunk`)
 
@@ -124,6 +127,9 @@ def ddmin(items: list[Any], test: Callable[[list[Any]], bool]) -> list[Any]:
     return items
 
 
+_MISSING: Any = object()
+
+
 # --- replaying event ids on the rows --------------------------------------------------------
 
 
@@ -146,6 +152,10 @@ class Walker:
         self.seen: set[State] = set()
         self.cost = 0
         self.limit: int | None = None             # at most this many steps (None: no limit)
+        self._allowed: dict[Row, tuple[int, ...]] = {}    # `_faults`, by row
+        # steps taken one at a time from rows not expanded (`Kernel.moving_step`)
+        self.alone = kernel.lists_moves           # `Kernel.moving_step` applies
+        self._single: dict[tuple[Row, int], tuple[Row, tuple[Violation, ...]] | None] = {}
 
     def over(self) -> bool:
         """Whether the budget of steps is spent."""
@@ -154,19 +164,44 @@ class Walker:
     def _faults(self, row: Row) -> tuple[int, ...]:
         if not row.faults:
             return ()
-        allowed = self.faults
-        return tuple(e for k in sorted(row.faults) if allowed is None or k in allowed
-                     for e in row.faults[k])
+        got = self._allowed.get(row)
+        if got is None:
+            allowed = self.faults
+            got = self._allowed[row] = tuple(
+                e for k in sorted(row.faults) if allowed is None or k in allowed
+                for e in row.faults[k])
+        return got
 
     def go(self, row: Row, ev: int) -> tuple[Row, tuple[Violation, ...]] | None:
         """The row `ev` leads to from `row`, with the step's violations; None when `ev` is
         not an event of `row` that changes something (or reports a violation)."""
         nxt = row.after.get(ev)
         if nxt is None:
+            if row.normal is None:
+                # a state no run moved on from: this event's step alone, not the state's
+                # every step (a candidate replay goes through many such states, and takes
+                # one event in each)
+                single = self._single
+                got = single.get((row, ev), _MISSING)
+                if got is _MISSING and self.alone:
+                    step = self.kernel.moving_step(row.state, ev)
+                    got = single[(row, ev)] = \
+                        None if step is None else (self.memo.row(step[0]), step[1])
+                if got is not _MISSING:
+                    if got is None:
+                        return None
+                    if got[0].state not in self.seen:
+                        self.seen.add(got[0].state)
+                        self.cost += 1
+                    return got
             nexts = self.memo.expand(row, True) if row.normal is None else None
             if not (ev in row.normal or ev in self._faults(row)):  # type: ignore[operator]
                 return None
-            state = nexts[ev] if nexts is not None else self.kernel.apply(row.state, ev)[0]
+            if nexts is not None:
+                state = nexts[ev]
+            else:
+                step = self.kernel.moving_step(row.state, ev) if self.alone else None
+                state = step[0] if step else self.kernel.apply(row.state, ev)[0]
             nxt = self.memo.row(state)
             if row.stored and nxt.stored:
                 row.after[ev] = nxt
@@ -480,7 +515,7 @@ def shrink_run(kernel: Kernel, start: State, events: list[int], violation: Viola
     events = events[:n]
     budget = budget if budget is not None else budget_for(0)
     out = Shrunk(row, events)
-    _fresh(w, row, events, budget)
+    _fresh(w, row, events, max(budget, PASS_RATIO * len(events)))
     other: Shrunk | None = None
     if earlier is not None:
         e_row = memo.row(earlier[0])

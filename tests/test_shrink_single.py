@@ -1,0 +1,125 @@
+"""Shrinking's candidate replays take one event's step alone (`Kernel.moving_step`) in states
+no run expanded: the same step as `Kernel.successors` gives, on every event the kernel knows
+(enabled or not), in every state of a breadth-first search of several specs; and bug specs
+still shrink to `check`'s shortest counterexample, whose trace `assay replay` accepts."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from assay.checker import check
+from assay.kernel import Kernel
+from assay.model.load import build
+from assay.simulator import FaultRates
+from assay.simulator.campaign import derive, kernel_for
+from assay.simulator.run import run_once
+from assay.simulator.shrink import Walker, budget_for, shrink_run, signature
+
+REPO = Path(__file__).resolve().parents[1]
+
+# plain specs (`Kernel.lists_moves`): whole-state ones (one instance), networks of several
+# kinds, properties and handler violations
+PLAIN = ["tla_paxos_commit_bug_any", "tla_lamport_mutex_bug_ties", "paxos_bug_own_value",
+         "two_phase_commit_bug_protocol", "bank_transfer_bug_overdraft", "tla_twophase"]
+
+
+def kernel_of(name: str) -> Kernel:
+    system, _, _ = build(str(REPO / "specs" / f"{name}.py"), None, {})
+    return Kernel(system)
+
+
+@pytest.mark.parametrize("name", PLAIN)
+def test_one_step_alone_is_the_step_successors_gives(name: str) -> None:
+    kernel = kernel_of(name)
+    assert kernel.lists_moves
+    frontier = [st for st, _ in kernel.initial_states()]
+    seen = set(frontier)
+    checked = moved = 0
+    n = 0
+    while frontier and n < 150:
+        st = frontier.pop(0)
+        n += 1
+        # every event the kernel knows so far (enabled here or not), each step taken alone
+        # before the state is expanded (its local steps are then computed for the first time)
+        known = list(range(len(kernel.envs))) + [~s for s in range(len(kernel.slots))]
+        alone = {ev: kernel.moving_step(st, ev) for ev in known}
+        steps = {e: (nxt, viol) for e, nxt, viol in kernel.successors(st)[0]}
+        for ev, got in alone.items():
+            checked += 1
+            want = steps.get(ev)
+            if want is None:
+                assert got is None, (st, kernel.describe(ev))
+            else:
+                moved += 1
+                assert got is not None, (st, kernel.describe(ev))
+                assert got[0] == want[0]
+                assert [v.to_json() for v in got[1]] == [v.to_json() for v in want[1]]
+        for nxt, _ in steps.values():
+            if nxt not in seen:
+                seen.add(nxt)
+                frontier.append(nxt)
+    assert moved > 20 and checked > moved
+
+
+def _shortest(system, name: str) -> int:
+    r = check(system)
+    assert r.violation is not None
+    return len(r.steps)
+
+
+@pytest.mark.parametrize("name", ["tla_paxos_commit_bug_any", "tla_lamport_mutex_bug_ties",
+                                  "two_phase_commit_bug_protocol"])
+def test_a_bug_shrinks_to_checks_shortest_through_single_steps(name: str) -> None:
+    system, _, _ = build(str(REPO / "specs" / f"{name}.py"), None, {})
+    shortest = _shortest(system, name)
+    want = signature(check(system).violation)          # type: ignore[arg-type]
+    for seed in range(3):
+        kernel = kernel_for(system, FaultRates())
+        searched = 0
+        for i in range(500):
+            run = run_once(kernel, derive(seed, i), 1000, FaultRates(), lassos=False)
+            searched += len(run.events)
+            if run.violation is not None:
+                break
+        assert run.violation is not None
+        if signature(run.violation) != want:
+            continue
+        small = shrink_run(kernel, run.initial, run.events, run.violation,
+                           budget=budget_for(searched), faults=frozenset())
+        assert len(small.events) >= shortest
+        w = Walker(kernel, want)
+        # it replays (expanding every state: not through single steps) to the same failure
+        assert w.fails(w.memo.row(small.start.state), small.events) == len(small.events)
+        if len(small.events) == shortest:
+            return
+    raise AssertionError(f"{name}: no seed shrank to check's shortest ({shortest})")
+
+
+def test_a_simulated_bug_is_written_shrunk_to_checks_shortest_and_replays(tmp_path: Path
+                                                                         ) -> None:
+    spec = "specs/two_phase_commit_bug_protocol.py"
+    system, _, _ = build(str(REPO / spec), None, {})
+    shortest = _shortest(system, spec)
+    out = tmp_path / "out"
+    sim = run([sys.executable, "-m", "assay.cli", "simulate", spec, "--runs", "30", "--seed",
+               "0", "--jobs", "1", "--out", str(out)])
+    assert sim.returncode == 1, sim.stdout + sim.stderr
+    traces = sorted(out.glob("*.json"))
+    assert traces
+    lengths = [len(json.loads(t.read_text())["events"]) for t in traces]
+    assert min(lengths) == shortest, lengths
+    best = traces[lengths.index(shortest)]
+    r = run([sys.executable, "-m", "assay.cli", "replay", str(best)])
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "the recorded violation is reproduced" in r.stdout
+
+
+def run(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "FORCE_COLOR")}
+    return subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=120)
