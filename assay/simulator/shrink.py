@@ -50,12 +50,15 @@ Signature = tuple[str, str | None, str]
 # the runs found in `searched` events gets SHRINK_RATIO states per event, at least
 # SHRINK_FLOOR, rounded down to a power of two (failures found at a similar cost share their
 # search, `Moves.shrunk`); a failure found cheaply is shrunk cheaply
-SHRINK_FLOOR = 128
+SHRINK_FLOOR = 64
 SHRINK_RATIO = 1
 # the removal passes may spend up to PASS_RATIO states per event of the failing run when
 # that is more than the budget
 PASS_RATIO = 4
 MAX_RADIUS = 4
+# a breadth-first search stops when its next OUTGROW_LEVELS levels, growing as the last one
+# did, would outgrow the budget (`_outgrows`)
+OUTGROW_LEVELS = 1
 SHRUNK_MEMO = 10_000            # final searches remembered per kernel (`Moves.shrunk`)
 
 
@@ -432,10 +435,15 @@ def bfs_shortest(w: Walker, inits: list[Row], near: set[State], best: int,
                 nxt_level.append(nxt)
             if found is not None:
                 break
+        grew = len(nxt_level) / len(level)
         level = nxt_level
         depth += 1
         if radius is None and found is None:      # no failing run of `depth` events or less
             search.bound = max(search.bound, depth + 1)
+        if found is None and w.limit is not None and \
+                _outgrows(len(level), grew, min(OUTGROW_LEVELS, best - 1 - depth),
+                          w.limit - w.cost):
+            return None                           # it would not end within the budget
     search.complete = True
     search.everything = not left_out
     if found is None:
@@ -447,6 +455,21 @@ def bfs_shortest(w: Walker, inits: list[Row], near: set[State], best: int,
         s = p[0]
     events.reverse()
     return first[s], events
+
+
+def _outgrows(size: int, grew: float, levels: int, left: int) -> bool:
+    """Whether a breadth-first search whose level of `size` states is `grew` times the one
+    before, with `levels` more levels to expand, would come to more than `left` new states if
+    it went on growing so (then it would not end within the budget, and a search that does not
+    end finds nothing: better stop now than spend the rest).  A function of the search so
+    far, so the same in every process."""
+    total = 0.0
+    for _ in range(levels):
+        size = size * grew
+        total += size
+        if total > left:
+            return True
+    return False
 
 
 @dataclass

@@ -283,6 +283,8 @@ def main() -> None:
                          "applies; shrink_report: the run again, shrink_run, the trace)")
     ap.add_argument("--pass-ratio", type=int, default=None,
                     help="shrink.PASS_RATIO for this run")
+    ap.add_argument("--outgrow", type=int, default=None,
+                    help="shrink.OUTGROW_LEVELS for this run")
     a = ap.parse_args()
     global CLOCK
     CLOCK = time.process_time if a.clock == "cpu" else time.perf_counter
@@ -292,6 +294,8 @@ def main() -> None:
         mod.SHRINK_FLOOR = a.floor  # type: ignore[attr-defined]
     if a.ratio is not None:
         mod.SHRINK_RATIO = a.ratio  # type: ignore[attr-defined]
+    if a.outgrow is not None:
+        mod.OUTGROW_LEVELS = a.outgrow  # type: ignore[attr-defined]
     if a.pass_ratio is not None:
         mod.PASS_RATIO = a.pass_ratio  # type: ignore[attr-defined]
     print(f"budget: floor {mod.SHRINK_FLOOR}, ratio {mod.SHRINK_RATIO}")  # type: ignore
