@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 from assay.errors import TraceError
@@ -435,7 +436,7 @@ def bfs_shortest(w: Walker, inits: list[Row], near: set[State], best: int,
                 nxt_level.append(nxt)
             if found is not None:
                 break
-        grew = len(nxt_level) / len(level)
+        grew = Fraction(len(nxt_level), len(level))
         level = nxt_level
         depth += 1
         if radius is None and found is None:      # no failing run of `depth` events or less
@@ -457,16 +458,17 @@ def bfs_shortest(w: Walker, inits: list[Row], near: set[State], best: int,
     return first[s], events
 
 
-def _outgrows(size: int, grew: float, levels: int, left: int) -> bool:
+def _outgrows(size: int, grew: Fraction, levels: int, left: int) -> bool:
     """Whether a breadth-first search whose level of `size` states is `grew` times the one
     before, with `levels` more levels to expand, would come to more than `left` new states if
     it went on growing so (then it would not end within the budget, and a search that does not
     end finds nothing: better stop now than spend the rest).  A function of the search so
     far, so the same in every process."""
-    total = 0.0
+    at = Fraction(size)                           # (exact: the same on every machine)
+    total = Fraction(0)
     for _ in range(levels):
-        size = size * grew
-        total += size
+        at *= grew
+        total += at
         if total > left:
             return True
     return False
