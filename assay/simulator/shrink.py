@@ -16,15 +16,23 @@ violation, same property or blame).  The passes, in order:
    visited and their neighbours (radius 1); then through every state (a plain search, on half
    the budget left: when it ends, the result is a shortest failing run of all, and
    `Search.bound` says how many levels it went through when it does not); else through wider
-   neighbourhoods, radius 2 to 4, while the budget lasts.  Then 1-3 again on the result, so
-   it is also 1-minimal.
+   neighbourhoods, radius 2 to 4, while the budget lasts.  A search whose next level,
+   growing as the last one did, would outgrow what is left of the budget stops there
+   (`_outgrows`): a search that does not end finds nothing.  Then 1-3 again on the result,
+   so it is also 1-minimal.
 
 The budget (`budget_for`): shrinking a failure costs in proportion to what finding it took.
 It counts the states shrinking comes to that the failing run did not visit (`Walker.cost`;
 each is a successor computation or a property evaluation in a fresh process), whether this
 process's memo had them or not, so the result is the same in every process (any `--jobs`).
-A failing run of a violation another one already shrank to takes that run (`earlier`), unless
-cutting its loops leaves a shorter one.
+The removal passes may spend up to `PASS_RATIO` states per event of the failing run where that
+is more than the budget.  A failing run of a violation another one already shrank to takes
+that run (`earlier`), unless cutting its loops leaves a shorter one.
+
+A candidate replay takes one event in each state it comes to; in a state no run moved on from
+it computes that event's step alone (`Kernel.moving_step`: one action's outcome, not every
+action's), and a row's successors come from one `Kernel.successors` (a whole-state spec keeps
+no memo of its actions: an `apply` per event computed all of them again).
 
 Everything works on the kernel's event ids through the simulator's per-state rows
 (`run.Moves`): the same semantics as `kernel.successors`, computed once per state and shared
@@ -517,8 +525,9 @@ def shrink_run(kernel: Kernel, start: State, events: list[int], violation: Viola
     kernel offers).
 
     `budget` (default `budget_for(0)`) bounds the work in states off the run (`Walker.cost`):
-    the removal passes may come to `budget` states the failing run did not visit, then the
-    search to what they left of it, off the run they left, and what was found by then stands
+    the removal passes may come to `budget` states the failing run did not visit (or
+    `PASS_RATIO` per event of the run, if more), then the search to what is left of the
+    budget, off the run they left, and what was found by then stands
     (a replay under way ends first).  The search (`bfs_shortest`) goes first through the
     run's states and their neighbours (radius 1), then through every state (a plain
     breadth-first search from the initial states, on half of what is left: when it ends, the

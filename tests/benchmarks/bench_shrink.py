@@ -15,6 +15,14 @@ shortest counterexample for the same violation; "ddmin only" is what the old shr
 `check` reports are counted apart ("other violation"), and compared with the shortest
 counterexample of theirs that `check --keep-going` finds (when it has one that stops there).
 
+`--walk campaign` takes the runs as a campaign does (`run_indices`: the packed walk where it
+applies, the failing run's trace recorded) and shrinks as a campaign does (`shrink_report`:
+`shrink_run` on the run's event ids, or on the run taken again from its seed where this
+process did not take it, then the shrunk trace recorded); `--walk row` (the default) times
+`run_once` and `shrink_run` alone.  `--clock cpu` times with `time.process_time` (not the
+time spent waiting for a core on a loaded machine), `--repeat N` takes each seed's search and
+shrinking N times on fresh kernels (the same runs and results) and compares the medians.
+
 "search states" are the distinct states the search came to (a fresh kernel per seed), "shrink
 states" the states shrinking came to off the failing run (`Shrunk.cost`, what its budget
 counts): a measure of the work that is the same on any machine.  `--floor`/`--ratio` set the
@@ -27,6 +35,7 @@ violation.
 
     python tests/benchmarks/bench_shrink.py              # 10 seeds per spec, ~2 minutes
     python tests/benchmarks/bench_shrink.py --seeds 3 --campaign-runs 30    # smoke test
+    python tests/benchmarks/bench_shrink.py --walk campaign --clock cpu --repeat 3
 """
 from __future__ import annotations
 
