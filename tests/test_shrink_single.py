@@ -123,3 +123,35 @@ def run(argv: list[str]) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "FORCE_COLOR")}
     return subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=120)
+
+
+@pytest.mark.parametrize("spec", ["specs/tla_paxos_commit_bug_any.py",
+                                  "specs/register_bug_volatile.py"])
+def test_a_campaign_shrinks_its_own_failing_runs_from_their_ids_as_from_a_second_run(
+        spec: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+
+    from assay.simulator import Options, campaign
+
+    campaign_mod = importlib.import_module("assay.simulator.campaign")  # (not the function)
+
+    rates = FaultRates.parse("crash=0.05") if "register" in spec else FaultRates()
+    opts = Options(steps=200, rates=rates)
+
+    def shrunk() -> list[tuple[object, ...]]:
+        c = campaign(str(REPO / spec), None, {}, seed=3, runs=25, opts=opts, jobs=1)
+        assert c.failures
+        return [(r.index, r.shrunk_initial, r.shrunk) for r in c.failures]
+
+    kept: list[int] = []
+    remember = campaign_mod._remember
+
+    def counted(*args: object) -> None:
+        kept.append(1)
+        remember(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(campaign_mod, "_remember", counted)
+    from_ids = shrunk()
+    assert kept                                   # the runs were kept, and shrunk from them
+    monkeypatch.setattr(campaign_mod, "_remember", lambda *a: None)
+    assert shrunk() == from_ids                   # each run taken again from its seed
