@@ -155,3 +155,47 @@ def test_a_campaign_shrinks_its_own_failing_runs_from_their_ids_as_from_a_second
     assert kept                                   # the runs were kept, and shrunk from them
     monkeypatch.setattr(campaign_mod, "_remember", lambda *a: None)
     assert shrunk() == from_ids                   # each run taken again from its seed
+
+
+@pytest.mark.parametrize("spec,rates", [
+    ("specs/register_bug_volatile.py", "crash=0.05"),
+    ("specs/coin_election_bug_ties.py", ""),
+    ("specs/alternating_bit_bug_no_seq.py", "dup=0.1"),
+    ("tests/benchmarks/shrink_specs/bakery_bug_ties.py", "crash=0.01,restart=0.3"),
+])
+def test_one_step_alone_with_faults_or_choices_is_the_step_successors_gives(
+        spec: str, rates: str) -> None:
+    from assay.simulator.shrink import fault_kinds
+
+    system, _, _ = build(str(REPO / spec), None, {})
+    fr = FaultRates.parse(rates) if rates else FaultRates()
+    kernel = kernel_for(system, fr)
+    assert not kernel.lists_moves
+    allowed = fault_kinds(fr)
+    w = Walker(kernel, ("property", None, ""), allowed)
+    assert w.enabled
+    frontier = [st for st, _ in kernel.initial_states()]
+    seen = set(frontier)
+    moved = refused = n = 0
+    while frontier and n < 120:
+        st = frontier.pop(0)
+        n += 1
+        known = list(range(len(kernel.envs))) + [~s for s in range(len(kernel.slots))]
+        alone = {ev: w.step_alone(st, ev) for ev in known}
+        steps = {e: (nxt, viol) for e, nxt, viol in kernel.successors(st)[0]
+                 if kernel.event_kind(e) in ("deliver", "action", "timer")
+                 or kernel.event_kind(e) in allowed}
+        for ev, got in alone.items():
+            want = steps.get(ev)
+            if want is None:
+                refused += 1
+                assert got is None, (st, kernel.describe(ev))
+            else:
+                moved += 1
+                assert got is not None and got[0] == want[0], (st, kernel.describe(ev))
+                assert [v.to_json() for v in got[1]] == [v.to_json() for v in want[1]]
+        for nxt, _ in steps.values():
+            if nxt not in seen:
+                seen.add(nxt)
+                frontier.append(nxt)
+    assert moved > 20 and refused > 20

@@ -51,7 +51,7 @@ from assay.kernel.events import Crash, Heal, Partition, Restart
 from assay.kernel.kernel import Kernel, State
 from assay.kernel.violation import Violation
 from assay.simulator.rates import FaultRates
-from assay.simulator.run import Moves, Row, moves_of
+from assay.simulator.run import NORMAL, Moves, Row, moves_of
 
 Signature = tuple[str, str | None, str]
 
@@ -167,6 +167,9 @@ class Walker:
         self._allowed: dict[Row, tuple[int, ...]] = {}    # `_faults`, by row
         # steps taken one at a time from rows not expanded (`Kernel.moving_step`)
         self.alone = kernel.lists_moves           # `Kernel.moving_step` applies
+        # `Kernel.successors` is the enabled events that change something: one is stepped
+        # alone by `enabled_events` and `apply`
+        self.enabled = kernel.extended or kernel.chooses
         self._single: dict[tuple[Row, int], tuple[Row, tuple[Violation, ...]] | None] = {}
 
     def over(self) -> bool:
@@ -184,6 +187,26 @@ class Walker:
                 for e in row.faults[k])
         return got
 
+    def step_alone(self, state: State, ev: int) -> tuple[State, tuple[Violation, ...]] | None:
+        """The step of `ev` from `state` as `successors` would give it, and that a run may
+        take (a fault of a kind allowed), or None; computed for that event alone where the
+        kernel can (`alone`, `enabled`)."""
+        kernel = self.kernel
+        if self.alone:
+            return kernel.moving_step(state, ev)
+        if self.faults is not None:
+            kinds = self.memo.kinds
+            kind = kinds.get(ev)
+            if kind is None:
+                kind = kinds[ev] = kernel.event_kind(ev)
+                self.memo.keys[ev] = kernel.event_key(ev)
+            if kind not in NORMAL and kind not in self.faults:
+                return None
+        if ev not in kernel.enabled_events(state):
+            return None
+        nxt, _, viol = kernel.apply(state, ev)
+        return (nxt, viol) if nxt != state or viol else None
+
     def go(self, row: Row, ev: int) -> tuple[Row, tuple[Violation, ...]] | None:
         """The row `ev` leads to from `row`, with the step's violations; None when `ev` is
         not an event of `row` that changes something (or reports a violation)."""
@@ -195,8 +218,8 @@ class Walker:
                 # one event in each)
                 single = self._single
                 got = single.get((row, ev), _MISSING)
-                if got is _MISSING and self.alone:
-                    step = self.kernel.moving_step(row.state, ev)
+                if got is _MISSING and (self.alone or self.enabled):
+                    step = self.step_alone(row.state, ev)
                     got = single[(row, ev)] = \
                         None if step is None else (self.memo.row(step[0]), step[1])
                 if got is not _MISSING:
