@@ -220,8 +220,11 @@ class Walker:
                 got = single.get((row, ev), _MISSING)
                 if got is _MISSING and (self.alone or self.enabled):
                     step = self.step_alone(row.state, ev)
-                    got = single[(row, ev)] = \
-                        None if step is None else (self.memo.row(step[0]), step[1])
+                    got = None if step is None else (self.memo.row(step[0]), step[1])
+                    if got is not None and not got[1] and row.stored and got[0].stored:
+                        row.after[ev] = got[0]    # (shared: every walker and run follows it)
+                    else:
+                        single[(row, ev)] = got
                 if got is not _MISSING:
                     if got is None:
                         return None
