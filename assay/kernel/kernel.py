@@ -596,49 +596,55 @@ class Kernel:
             inst.amemo[lid] = ()
             return ()
         values = inst.table.values[lid]
-        runner = inst.runner
-        index = inst.index
-        out = []
         # the guards and domains of a local state run twice where the sampler says (see
         # `determinism`); else once each, on one live object
-        both = self._sampler.due((index, "guards"))
-        reader = None if both else runner.reader(values)
+        both = self._sampler.due((inst.index, "guards"))
+        reader = None if both else inst.runner.reader(values)
+        out: list[tuple[int, Outcome]] = []
+        for ai, act in enumerate(inst.info.actions):
+            self._one_action(inst, values, ai, act, both, reader, out)
+        res = tuple(out)
+        if not self._memo_once:
+            inst.amemo[lid] = res
+        return res
+
+    def _one_action(self, inst: _Instance, values: tuple[Any, ...], ai: int, act: ActionInfo,
+                    both: bool, reader: Any, out: list[tuple[int, Outcome]]) -> None:
+        """Append to `out` the (event, outcome) of action `act` for each argument with which
+        it is enabled in the local state `values` (`_action_outcomes`, one action)."""
+        runner = inst.runner
+        index = inst.index
+        args = self._enabled(inst, values, act) if both \
+            else runner.enabled(values, act, reader)
+        sampled = (index, act.name, "action")       # `_run_local`'s key
+        # the action's events by argument (an action has an argument always or never)
+        arg_slots = self._arg_slots.get((index, ai))
+        if arg_slots is None:
+            arg_slots = self._arg_slots[(index, ai)] = {}
         slot_ids = self.slot_ids
         due = self._sampler.due
         explore, run_action, outcome = runner.explore, runner.run_action, self._outcome
         # a component holding every variable: the plain action's new state in one call
         quick = runner.quick_action if self._memo_once else None
         intern = inst.table.intern
-        for ai, act in enumerate(inst.info.actions):
-            args = self._enabled(inst, values, act) if both \
-                else runner.enabled(values, act, reader)
-            sampled = (index, act.name, "action")       # `_run_local`'s key
-            # the action's events by argument (an action has an argument always or never)
-            arg_slots = self._arg_slots.get((index, ai))
-            if arg_slots is None:
-                arg_slots = self._arg_slots[(index, ai)] = {}
-            for has_arg, arg in args:
-                ek = exact_key(arg)
-                slot = arg_slots.get(ek)
+        for has_arg, arg in args:
+            ek = exact_key(arg)
+            slot = arg_slots.get(ek)
+            if slot is None:
+                key = ("action", index, ai, has_arg, ek)
+                slot = slot_ids.get(key)
                 if slot is None:
-                    key = ("action", index, ai, has_arg, ek)
-                    slot = slot_ids.get(key)
-                    if slot is None:
-                        slot = self._slot_id(("action", index, ai, has_arg, arg), key)
-                    arg_slots[ek] = slot
-                if due(sampled):                        # run twice: `_run_local`
-                    o = self._run_checked(inst, values, partial(
-                        run_action, values, act, has_arg, arg), act.fn, act.name, "action",
-                        partial(_fires, inst.name, act.name, has_arg, arg))
-                else:
-                    new = quick(values, act, has_arg, arg) if quick is not None else None
-                    o = outcome(inst, explore(partial(run_action, values, act, has_arg, arg))) \
-                        if new is None else (intern(new), (), (), ())
-                out.append((slot, o))
-        res = tuple(out)
-        if not self._memo_once:
-            inst.amemo[lid] = res
-        return res
+                    slot = self._slot_id(("action", index, ai, has_arg, arg), key)
+                arg_slots[ek] = slot
+            if due(sampled):                        # run twice: `_run_local`
+                o = self._run_checked(inst, values, partial(
+                    run_action, values, act, has_arg, arg), act.fn, act.name, "action",
+                    partial(_fires, inst.name, act.name, has_arg, arg))
+            else:
+                new = quick(values, act, has_arg, arg) if quick is not None else None
+                o = outcome(inst, explore(partial(run_action, values, act, has_arg, arg))) \
+                    if new is None else (intern(new), (), (), ())
+            out.append((slot, o))
 
     def _enabled(self, inst: _Instance, values: tuple[Any, ...],
                  act: ActionInfo) -> list[tuple[bool, Any]]:
@@ -1090,6 +1096,61 @@ class Kernel:
                     continue
                 out.append((~slot, viol))
         return out
+
+    def moving_step(self, state: State, ev: int) -> tuple[State, tuple[Violation, ...]] | None:
+        """The step of `successors(state)` for event `ev` alone: (next state, violations), or
+        None when `ev` is not one of its steps (not enabled, or it changes nothing and
+        reports nothing).  It computes that event's outcome only (an action's, not every
+        action of the instance), for an engine that replays one event in a state it has not
+        expanded.  Where `lists_moves` only (no faults, timers, choices, bounded or lossy
+        links)."""
+        assert not (self._general or self.chooses), "moving_step: where lists_moves"
+        locals_, net = state
+        network = self.network
+        o: Any
+        if ev >= 0:                                            # deliver
+            if not any(e == ev for e in network.deliverable(net)):
+                return None
+            dst = self.env_dst[ev]
+            lid = locals_[dst]
+            o = self._dmemo.get(lid << 32 | ev)
+            if o is None:
+                o = self._deliver_outcome(dst, lid, ev)
+            if o is DEFERRED:
+                return None
+            if o is _NOOP:
+                return ((locals_, network.deliver(net, ev, ())), ()) if network.consumes \
+                    else None
+            new_lid, sends, viol, _ = o
+            new_net = network.deliver(net, ev, sends) if sends or network.consumes else net
+            i = dst
+        else:
+            slot = self.slots[~ev]
+            if slot[0] != "action":
+                return None
+            i = slot[1]
+            lid = locals_[i]
+            acts = self._amemos[i].get(lid)
+            if acts is None:
+                inst = self.instances[i]
+                if lid == self.dormant[i]:
+                    return None
+                values = inst.table.values[lid]
+                both = self._sampler.due((i, "guards"))
+                found: list[tuple[int, Outcome]] = []
+                self._one_action(inst, values, slot[2], inst.info.actions[slot[2]], both,
+                                 None if both else inst.runner.reader(values), found)
+                acts = tuple(found)
+            o = next((o for s, o in acts if s == ~ev), None)
+            if o is None:
+                return None
+            new_lid, sends, viol, _ = o
+            new_net = network.add(net, sends) if sends else net
+        if new_lid == lid:
+            if new_net is net and not viol:
+                return None
+            return (locals_, new_net), viol
+        return (locals_[:i] + (new_lid,) + locals_[i + 1:], new_net), viol
 
     def _successors_channels(self, state: State
                              ) -> tuple[list[tuple[int, State, tuple[Violation, ...]]], int]:

@@ -26,6 +26,7 @@ from assay.errors import AssayError
 from assay.kernel.faults import Faults
 from assay.kernel.kernel import Kernel, State
 from assay.kernel.trace import Trace, explain, initial_json, recorded_event, with_changes
+from assay.kernel.violation import Violation
 from assay.model.load import build
 from assay.simulator.lasso import LassoMemo
 from assay.simulator.packed import packed_moves, plain, walks
@@ -173,6 +174,8 @@ def run_reports(kernel: Kernel, seed: int, indices: Iterable[int], opts: Options
                 "events": with_changes(kernel, r.initial,
                                        [kernel.event(e).to_json() for e in sus.events])}
         if r.violation is not None:
+            if opts.shrink:
+                _remember(kernel, _run_key(s, opts), r.initial, r.events, r.violation)
             report.violation = r.violation.to_json()
             report.initial = initial_json(kernel, r.initial)
             # as trace files list them: with what each step changed, for replay to compare
@@ -197,12 +200,36 @@ def _run_packed(kernel: Kernel, seed: int, indices: Iterable[int], opts: Options
                            else set(), len(new))
         if w.violation is not None:
             start = memo.state(w.start)
+            if opts.shrink:
+                _remember(kernel, _run_key(s, opts), start, w.events, w.violation)
             report.violation = w.violation.to_json()
             report.initial = initial_json(kernel, start)
             report.trace = recorded(kernel, start, w.events)
             if not opts.shrink:
                 report.shrunk = report.trace
         yield report
+
+
+# the failing runs of each kernel in this process, by seed (start, event ids, violation):
+# shrinking a run this process took needs not take it again (a report crosses processes by
+# name only; another process's kernel runs it again from its seed)
+_FAILED: WeakKeyDictionary[Kernel, dict[Any, tuple[State, list[int], Violation]]] = \
+    WeakKeyDictionary()
+FAILED_KEPT = 1000                   # failing runs remembered per kernel
+
+
+def _run_key(seed: int, opts: Options) -> Any:
+    """What makes a run: its seed and the options it ran with."""
+    return seed, opts.steps, opts.scheduler, opts.pct_depth, repr(opts.rates)
+
+
+def _remember(kernel: Kernel, key: Any, start: State, events: list[int],
+              violation: Violation) -> None:
+    runs = _FAILED.get(kernel)
+    if runs is None:
+        runs = _FAILED[kernel] = {}
+    if len(runs) < FAILED_KEPT:
+        runs[key] = (start, events, violation)
 
 
 @dataclass
@@ -235,13 +262,17 @@ def shrink_report(kernel: Kernel, report: RunReport, opts: Options, searched: in
                          time.perf_counter() - started, {"earlier": report.events -
                                                          len(earlier.events)},
                          earlier.radius, True, proved.cost)
-    if opts.scheduler == "coverage":
-        r = rerun_recorded(kernel, report)
-    else:
-        r = run_once(kernel, report.seed, opts.steps, opts.rates, opts.scheduler,
-                     opts.pct_depth, False)
-    assert r.violation is not None and len(r.events) == report.events, "a run changed"
-    small = shrink_run(kernel, r.initial, r.events, r.violation, budget=budget_for(searched),
+    took = _FAILED.get(kernel, {}).pop(_run_key(report.seed, opts), None)
+    if took is None:                          # not a run of this process: run it again
+        if opts.scheduler == "coverage":
+            r = rerun_recorded(kernel, report)
+        else:
+            r = run_once(kernel, report.seed, opts.steps, opts.rates, opts.scheduler,
+                         opts.pct_depth, False)
+        assert r.violation is not None, "a run changed"
+        took = (r.initial, r.events, r.violation)
+    assert len(took[1]) == report.events, "a run changed"
+    small = shrink_run(kernel, took[0], took[1], took[2], budget=budget_for(searched),
                        faults=fault_kinds(opts.rates), earlier=_earlier(kernel, earlier))
     start = small.start.state
     events = recorded(kernel, start, small.events)

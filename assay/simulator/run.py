@@ -201,15 +201,17 @@ class Moves:
                 self.rows[state] = r
         return r
 
-    def expand(self, row: Row) -> dict[int, State] | None:
+    def expand(self, row: Row, states: bool = False) -> dict[int, State] | None:
         """Fill in `row`'s events; returns their next states (for the step at hand only), or
         None where the kernel lists them without building next states (`Kernel.moving_events`:
-        the step taken is then `apply`'d alone)."""
+        the step taken is then `apply`'d alone).  `states`: always the next states (one
+        `Kernel.successors`, for an engine that takes several of the steps, or whose kernel
+        does not keep what `apply` would compute again: a whole-state spec)."""
         kernel = self.kernel
         kinds = self.kinds
         key = kernel.event_key
         nexts: dict[int, State] | None = None
-        if self.listing:
+        if self.listing and not states:
             moves = kernel.moving_events(row.state)
         else:
             steps, _ = kernel.successors(row.state)

@@ -16,15 +16,23 @@ violation, same property or blame).  The passes, in order:
    visited and their neighbours (radius 1); then through every state (a plain search, on half
    the budget left: when it ends, the result is a shortest failing run of all, and
    `Search.bound` says how many levels it went through when it does not); else through wider
-   neighbourhoods, radius 2 to 4, while the budget lasts.  Then 1-3 again on the result, so
-   it is also 1-minimal.
+   neighbourhoods, radius 2 to 4, while the budget lasts.  A search whose next level,
+   growing as the last one did, would outgrow what is left of the budget stops there
+   (`_outgrows`): a search that does not end finds nothing.  Then 1-3 again on the result,
+   so it is also 1-minimal.
 
 The budget (`budget_for`): shrinking a failure costs in proportion to what finding it took.
 It counts the states shrinking comes to that the failing run did not visit (`Walker.cost`;
 each is a successor computation or a property evaluation in a fresh process), whether this
 process's memo had them or not, so the result is the same in every process (any `--jobs`).
-A failing run of a violation another one already shrank to takes that run (`earlier`), unless
-cutting its loops leaves a shorter one.
+The removal passes may spend up to `PASS_RATIO` states per event of the failing run where that
+is more than the budget.  A failing run of a violation another one already shrank to takes
+that run (`earlier`), unless cutting its loops leaves a shorter one.
+
+A candidate replay takes one event in each state it comes to; in a state no run moved on from
+it computes that event's step alone (`Kernel.moving_step`: one action's outcome, not every
+action's), and a row's successors come from one `Kernel.successors` (a whole-state spec keeps
+no memo of its actions: an `apply` per event computed all of them again).
 
 Everything works on the kernel's event ids through the simulator's per-state rows
 (`run.Moves`): the same semantics as `kernel.successors`, computed once per state and shared
@@ -35,6 +43,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 from assay.errors import TraceError
@@ -42,7 +51,7 @@ from assay.kernel.events import Crash, Heal, Partition, Restart
 from assay.kernel.kernel import Kernel, State
 from assay.kernel.violation import Violation
 from assay.simulator.rates import FaultRates
-from assay.simulator.run import Moves, Row, moves_of
+from assay.simulator.run import NORMAL, Moves, Row, moves_of
 
 Signature = tuple[str, str | None, str]
 
@@ -50,9 +59,15 @@ Signature = tuple[str, str | None, str]
 # the runs found in `searched` events gets SHRINK_RATIO states per event, at least
 # SHRINK_FLOOR, rounded down to a power of two (failures found at a similar cost share their
 # search, `Moves.shrunk`); a failure found cheaply is shrunk cheaply
-SHRINK_FLOOR = 128
+SHRINK_FLOOR = 64
 SHRINK_RATIO = 1
+# the removal passes may spend up to PASS_RATIO states per event of the failing run when
+# that is more than the budget
+PASS_RATIO = 4
 MAX_RADIUS = 4
+# a breadth-first search stops when its next OUTGROW_LEVELS levels, growing as the last one
+# did, would outgrow the budget (`_outgrows`)
+OUTGROW_LEVELS = 1
 SHRUNK_MEMO = 10_000            # final searches remembered per kernel (`Moves.shrunk`)
 
 
@@ -124,6 +139,9 @@ def ddmin(items: list[Any], test: Callable[[list[Any]], bool]) -> list[Any]:
     return items
 
 
+_MISSING: Any = object()
+
+
 # --- replaying event ids on the rows --------------------------------------------------------
 
 
@@ -146,6 +164,13 @@ class Walker:
         self.seen: set[State] = set()
         self.cost = 0
         self.limit: int | None = None             # at most this many steps (None: no limit)
+        self._allowed: dict[Row, tuple[int, ...]] = {}    # `_faults`, by row
+        # steps taken one at a time from rows not expanded (`Kernel.moving_step`)
+        self.alone = kernel.lists_moves           # `Kernel.moving_step` applies
+        # `Kernel.successors` is the enabled events that change something: one is stepped
+        # alone by `enabled_events` and `apply`
+        self.enabled = kernel.extended or kernel.chooses
+        self._single: dict[tuple[Row, int], tuple[Row, tuple[Violation, ...]] | None] = {}
 
     def over(self) -> bool:
         """Whether the budget of steps is spent."""
@@ -154,19 +179,67 @@ class Walker:
     def _faults(self, row: Row) -> tuple[int, ...]:
         if not row.faults:
             return ()
-        allowed = self.faults
-        return tuple(e for k in sorted(row.faults) if allowed is None or k in allowed
-                     for e in row.faults[k])
+        got = self._allowed.get(row)
+        if got is None:
+            allowed = self.faults
+            got = self._allowed[row] = tuple(
+                e for k in sorted(row.faults) if allowed is None or k in allowed
+                for e in row.faults[k])
+        return got
+
+    def step_alone(self, state: State, ev: int) -> tuple[State, tuple[Violation, ...]] | None:
+        """The step of `ev` from `state` as `successors` would give it, and that a run may
+        take (a fault of a kind allowed), or None; computed for that event alone where the
+        kernel can (`alone`, `enabled`)."""
+        kernel = self.kernel
+        if self.alone:
+            return kernel.moving_step(state, ev)
+        if self.faults is not None:
+            kinds = self.memo.kinds
+            kind = kinds.get(ev)
+            if kind is None:
+                kind = kinds[ev] = kernel.event_kind(ev)
+                self.memo.keys[ev] = kernel.event_key(ev)
+            if kind not in NORMAL and kind not in self.faults:
+                return None
+        if ev not in kernel.enabled_events(state):
+            return None
+        nxt, _, viol = kernel.apply(state, ev)
+        return (nxt, viol) if nxt != state or viol else None
 
     def go(self, row: Row, ev: int) -> tuple[Row, tuple[Violation, ...]] | None:
         """The row `ev` leads to from `row`, with the step's violations; None when `ev` is
         not an event of `row` that changes something (or reports a violation)."""
         nxt = row.after.get(ev)
         if nxt is None:
-            nexts = self.memo.expand(row) if row.normal is None else None
+            if row.normal is None:
+                # a state no run moved on from: this event's step alone, not the state's
+                # every step (a candidate replay goes through many such states, and takes
+                # one event in each)
+                single = self._single
+                got = single.get((row, ev), _MISSING)
+                if got is _MISSING and (self.alone or self.enabled):
+                    step = self.step_alone(row.state, ev)
+                    got = None if step is None else (self.memo.row(step[0]), step[1])
+                    if got is not None and not got[1] and row.stored and got[0].stored:
+                        row.after[ev] = got[0]    # (shared: every walker and run follows it)
+                    else:
+                        single[(row, ev)] = got
+                if got is not _MISSING:
+                    if got is None:
+                        return None
+                    if got[0].state not in self.seen:
+                        self.seen.add(got[0].state)
+                        self.cost += 1
+                    return got
+            nexts = self.memo.expand(row, True) if row.normal is None else None
             if not (ev in row.normal or ev in self._faults(row)):  # type: ignore[operator]
                 return None
-            state = nexts[ev] if nexts is not None else self.kernel.apply(row.state, ev)[0]
+            if nexts is not None:
+                state = nexts[ev]
+            else:
+                step = self.kernel.moving_step(row.state, ev) if self.alone else None
+                state = step[0] if step else self.kernel.apply(row.state, ev)[0]
             nxt = self.memo.row(state)
             if row.stored and nxt.stored:
                 row.after[ev] = nxt
@@ -178,12 +251,18 @@ class Walker:
     def moves(self, row: Row) -> list[tuple[int, Row, tuple[Violation, ...]]]:
         """Every event of `row` that changes something, in a canonical order: the normal ones
         (as a run orders them), then the faults by kind."""
-        nexts = self.memo.expand(row) if row.normal is None else None
+        nexts = self.memo.expand(row, True) if row.normal is None else None
         out = []
         memo = self.memo
         seen = self.seen
-        for ev in row.normal + self._faults(row):  # type: ignore[operator]
-            nxt = row.after.get(ev)
+        evs = row.normal + self._faults(row)  # type: ignore[operator]
+        after = row.after
+        if nexts is None and len(after) < len(evs):
+            # every next state at once (`apply` per event computes the instance's actions
+            # again where the kernel keeps no memo of them: a whole-state spec)
+            nexts = {e: nxt for e, nxt, _ in self.kernel.successors(row.state)[0]}
+        for ev in evs:
+            nxt = after.get(ev)
             if nxt is None:
                 nxt = memo.row(nexts[ev] if nexts is not None
                                else self.kernel.apply(row.state, ev)[0])
@@ -287,6 +366,8 @@ def groups(w: Walker, start: Row, events: list[int]) -> list[list[int]]:
             j = next((j for j, h in enumerate(named) if j > i and isinstance(h, Heal)), None)
             if j is not None:
                 out.append([i, j])
+    if not any(getattr(e, "envelope", None) is not None for e in named):
+        return out                                # nothing delivered: no send has a group
     state = start.state
     for i, ev in enumerate(events):
         state, sends, _ = kernel.apply(state, ev)
@@ -389,10 +470,15 @@ def bfs_shortest(w: Walker, inits: list[Row], near: set[State], best: int,
                 nxt_level.append(nxt)
             if found is not None:
                 break
+        grew = Fraction(len(nxt_level), len(level))
         level = nxt_level
         depth += 1
         if radius is None and found is None:      # no failing run of `depth` events or less
             search.bound = max(search.bound, depth + 1)
+        if found is None and w.limit is not None and \
+                _outgrows(len(level), grew, min(OUTGROW_LEVELS, best - 1 - depth),
+                          w.limit - w.cost):
+            return None                           # it would not end within the budget
     search.complete = True
     search.everything = not left_out
     if found is None:
@@ -404,6 +490,22 @@ def bfs_shortest(w: Walker, inits: list[Row], near: set[State], best: int,
         s = p[0]
     events.reverse()
     return first[s], events
+
+
+def _outgrows(size: int, grew: Fraction, levels: int, left: int) -> bool:
+    """Whether a breadth-first search whose level of `size` states is `grew` times the one
+    before, with `levels` more levels to expand, would come to more than `left` new states if
+    it went on growing so (then it would not end within the budget, and a search that does not
+    end finds nothing: better stop now than spend the rest).  A function of the search so
+    far, so the same in every process."""
+    at = Fraction(size)                           # (exact: the same on every machine)
+    total = Fraction(0)
+    for _ in range(levels):
+        at *= grew
+        total += at
+        if total > left:
+            return True
+    return False
 
 
 @dataclass
@@ -449,8 +551,9 @@ def shrink_run(kernel: Kernel, start: State, events: list[int], violation: Viola
     kernel offers).
 
     `budget` (default `budget_for(0)`) bounds the work in states off the run (`Walker.cost`):
-    the removal passes may come to `budget` states the failing run did not visit, then the
-    search to what they left of it, off the run they left, and what was found by then stands
+    the removal passes may come to `budget` states the failing run did not visit (or
+    `PASS_RATIO` per event of the run, if more), then the search to what is left of the
+    budget, off the run they left, and what was found by then stands
     (a replay under way ends first).  The search (`bfs_shortest`) goes first through the
     run's states and their neighbours (radius 1), then through every state (a plain
     breadth-first search from the initial states, on half of what is left: when it ends, the
@@ -472,7 +575,7 @@ def shrink_run(kernel: Kernel, start: State, events: list[int], violation: Viola
     events = events[:n]
     budget = budget if budget is not None else budget_for(0)
     out = Shrunk(row, events)
-    _fresh(w, row, events, budget)
+    _fresh(w, row, events, max(budget, PASS_RATIO * len(events)))
     other: Shrunk | None = None
     if earlier is not None:
         e_row = memo.row(earlier[0])

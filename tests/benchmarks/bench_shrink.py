@@ -15,6 +15,14 @@ shortest counterexample for the same violation; "ddmin only" is what the old shr
 `check` reports are counted apart ("other violation"), and compared with the shortest
 counterexample of theirs that `check --keep-going` finds (when it has one that stops there).
 
+`--walk campaign` takes the runs as a campaign does (`run_indices`: the packed walk where it
+applies, the failing run's trace recorded) and shrinks as a campaign does (`shrink_report`:
+`shrink_run` on the run's event ids, or on the run taken again from its seed where this
+process did not take it, then the shrunk trace recorded); `--walk row` (the default) times
+`run_once` and `shrink_run` alone.  `--clock cpu` times with `time.process_time` (not the
+time spent waiting for a core on a loaded machine), `--repeat N` takes each seed's search and
+shrinking N times on fresh kernels (the same runs and results) and compares the medians.
+
 "search states" are the distinct states the search came to (a fresh kernel per seed), "shrink
 states" the states shrinking came to off the failing run (`Shrunk.cost`, what its budget
 counts): a measure of the work that is the same on any machine.  `--floor`/`--ratio` set the
@@ -27,6 +35,7 @@ violation.
 
     python tests/benchmarks/bench_shrink.py              # 10 seeds per spec, ~2 minutes
     python tests/benchmarks/bench_shrink.py --seeds 3 --campaign-runs 30    # smoke test
+    python tests/benchmarks/bench_shrink.py --walk campaign --clock cpu --repeat 3
 """
 from __future__ import annotations
 
@@ -37,6 +46,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -46,7 +56,13 @@ from assay.checker import check  # noqa: E402
 from assay.kernel import Faults  # noqa: E402
 from assay.model.load import build  # noqa: E402
 from assay.simulator import FaultRates  # noqa: E402
-from assay.simulator.campaign import derive, kernel_for  # noqa: E402
+from assay.simulator.campaign import (  # noqa: E402
+    Options,
+    derive,
+    kernel_for,
+    run_indices,
+    shrink_report,
+)
 from assay.simulator.run import moves_of, run_once  # noqa: E402
 from assay.simulator.shrink import (  # noqa: E402
     Walker,
@@ -105,7 +121,57 @@ class Row:
     shrink_states: list[int] | None = None     # states shrinking came to off the run
 
 
-def run_case(case: Case, seeds: int, cap: int) -> Row:
+CLOCK = time.perf_counter          # `--clock cpu`: time.process_time
+
+
+def search_and_shrink(system: Any, case: Case, rates: FaultRates, seed: int, cap: int,
+                      walk: str) -> tuple[Any, ...] | None:
+    """Seed `seed` on a fresh kernel: the runs until the first that fails, then shrinking it.
+    `walk` "campaign": the runs as a campaign takes them (`run_indices`: the packed walk where
+    it applies, the failing run's trace recorded) and shrinking as a campaign does it
+    (`shrink_report`: the run again from its seed, `shrink_run`, the trace recorded);
+    "row": `run_once` and `shrink_run` alone.  Returns (search s, shrink s, searched events,
+    distinct states, the failing run, shrunk length, shrink states), None if none failed."""
+    kernel = kernel_for(system, rates)
+    opts = Options(steps=case.steps, rates=rates)
+    t = CLOCK()
+    found = None
+    searched = 0
+    if walk == "campaign":
+        known: set[Any] = set()
+        for i in range(cap):
+            rep = run_indices(kernel, seed, [i], opts, known, fingerprints=False)[0]
+            searched += rep.events
+            if rep.violation is not None:
+                found = rep
+                break
+        search = CLOCK() - t
+        states = len(known)
+        if found is None:
+            return None
+        t = CLOCK()
+        sh = shrink_report(kernel, found, opts, searched)
+        shrink_s = CLOCK() - t
+        run = run_once(kernel, found.seed, case.steps, rates, lassos=False)
+        return search, shrink_s, searched, states, run, len(sh.events), sh.cost
+    for i in range(cap):
+        run = run_once(kernel, derive(seed, i), case.steps, rates, lassos=False)
+        searched += len(run.events)
+        if run.violation is not None:
+            found = run
+            break
+    search = CLOCK() - t
+    states = len(moves_of(kernel).rows)         # a fresh kernel: the search's states
+    if found is None or found.violation is None:
+        return None
+    t = CLOCK()
+    small = shrink_run(kernel, found.initial, found.events, found.violation,
+                       budget=budget_for(searched), faults=fault_kinds(rates))
+    shrink_s = CLOCK() - t
+    return search, shrink_s, searched, states, found, len(small.events), small.cost
+
+
+def run_case(case: Case, seeds: int, cap: int, repeat: int = 1, walk: str = "row") -> Row:
     spec = str(ROOT / case.spec) if not os.path.isabs(case.spec) else case.spec
     params = dict(case.params)
     system, _, _ = build(spec, None, params)
@@ -126,45 +192,39 @@ def run_case(case: Case, seeds: int, cap: int) -> Row:
               shrink=[], search_states=[], shrink_states=[])
     rates = FaultRates.parse(case.rates) if case.rates else FaultRates()
     for seed in range(seeds):
-        kernel = kernel_for(system, rates)
-        t = time.perf_counter()
-        found = None
-        searched = 0
-        for i in range(cap):
-            run = run_once(kernel, derive(seed, i), case.steps, rates, lassos=False)
-            searched += len(run.events)
-            if run.violation is not None:
-                found = run
-                break
-        search = time.perf_counter() - t
-        states = len(moves_of(kernel).rows)         # a fresh kernel: the search's states
-        if found is None or found.violation is None:
+        # each seed `repeat` times, on fresh kernels (the same runs and results): the median
+        # search and shrink times
+        got = [search_and_shrink(system, case, rates, seed, cap, walk) for _ in range(repeat)]
+        if got[0] is None:
             continue
+        assert all(g is not None and g[2:4] == got[0][2:4] and g[5:] == got[0][5:]
+                   for g in got), "a repeat differs"
+        search = statistics.median(g[0] for g in got)  # type: ignore[index]
+        shrink_s = statistics.median(g[1] for g in got)  # type: ignore[index]
+        _, _, searched, states, found, small_len, small_cost = got[0]
+        kernel = kernel_for(system, rates)      # (a fresh one, for the old shrinker's column)
+        found = run_once(kernel, found.seed, case.steps, rates, lassos=False)
         row.found += 1
-        got = signature(found.violation)
-        if got != want:
+        got_v = signature(found.violation)
+        if got_v != want:
             row.other += 1
-            if got not in shortest:
+            if got_v not in shortest:
                 continue
-        t = time.perf_counter()
-        small = shrink_run(kernel, found.initial, found.events, found.violation,
-                           budget=budget_for(searched), faults=fault_kinds(rates))
-        shrink_s = time.perf_counter() - t
-        w = Walker(kernel, got, fault_kinds(rates))
+        w = Walker(kernel, got_v, fault_kinds(rates))
         start = moves_of(kernel).row(found.initial)
         n = w.fails(start, found.events) or len(found.events)
         old = ddmin_events(w, start, found.events[:n])
         assert row.lengths is not None and row.ddmin is not None and row.raw is not None
         assert row.search is not None and row.shrink is not None
-        row.lengths.append(len(small.events))
+        row.lengths.append(small_len)
         row.ddmin.append(len(old))
         row.raw.append(len(found.events))
         row.search.append(search)
         row.shrink.append(shrink_s)
         assert row.search_states is not None and row.shrink_states is not None
         row.search_states.append(states)
-        row.shrink_states.append(small.cost)
-        row.equal += len(small.events) == shortest[got]
+        row.shrink_states.append(small_cost)
+        row.equal += small_len == shortest[got_v]
     return row
 
 
@@ -220,15 +280,36 @@ def main() -> None:
                     help="shrink.SHRINK_FLOOR for this run (the budget's least)")
     ap.add_argument("--ratio", type=int, default=None,
                     help="shrink.SHRINK_RATIO for this run (budget per event searched)")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="each seed's search and shrinking this many times (fresh kernels): "
+                         "the median times")
+    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                    help="wall: time.perf_counter; cpu: time.process_time (this process's "
+                         "CPU time: not the time spent waiting for a core on a loaded machine)")
+    ap.add_argument("--walk", choices=("row", "campaign"), default="row",
+                    help="row: the search is run_once, shrinking shrink_run; campaign: as a "
+                         "campaign does them (run_indices, with the packed walk where it "
+                         "applies; shrink_report: the run again, shrink_run, the trace)")
+    ap.add_argument("--pass-ratio", type=int, default=None,
+                    help="shrink.PASS_RATIO for this run")
+    ap.add_argument("--outgrow", type=int, default=None,
+                    help="shrink.OUTGROW_LEVELS for this run")
     a = ap.parse_args()
+    global CLOCK
+    CLOCK = time.process_time if a.clock == "cpu" else time.perf_counter
     import assay.simulator.shrink  # noqa: F401  (the module; the package exports a function)
     mod = sys.modules["assay.simulator.shrink"]
     if a.floor is not None:
         mod.SHRINK_FLOOR = a.floor  # type: ignore[attr-defined]
     if a.ratio is not None:
         mod.SHRINK_RATIO = a.ratio  # type: ignore[attr-defined]
+    if a.outgrow is not None:
+        mod.OUTGROW_LEVELS = a.outgrow  # type: ignore[attr-defined]
+    if a.pass_ratio is not None:
+        mod.PASS_RATIO = a.pass_ratio  # type: ignore[attr-defined]
     print(f"budget: floor {mod.SHRINK_FLOOR}, ratio {mod.SHRINK_RATIO}")  # type: ignore
-    print(f"load average: {os.getloadavg()}")
+    print(f"load average: {os.getloadavg()}; clock {a.clock}, walk {a.walk}, "
+          f"repeat {a.repeat}")
     print("| spec | check shortest | check s | seeds found | other violation | failing run "
           "(median [max]) | ddmin only (median [max]) | shrunk (median [max]) | = shortest "
           "| search ms (median) | shrink ms (median [max]) | shrink < search (time) "
@@ -238,7 +319,7 @@ def main() -> None:
     for case in CORPUS:
         if a.only not in case.spec:
             continue
-        row = run_case(case, a.seeds, a.cap)
+        row = run_case(case, a.seeds, a.cap, a.repeat, a.walk)
         n = len(row.lengths or [])
         total += n
         equal += row.equal
@@ -255,7 +336,8 @@ def main() -> None:
               f"{med(row.shrink_states)} [{max(row.shrink_states or [0])}] | {under}/{n} |",
               flush=True)
     if total:
-        print(f"\nshrunk to check's shortest length: {equal}/{total} = {equal / total:.0%}; "
+        print(f"\nload average: {os.getloadavg()}")
+        print(f"shrunk to check's shortest length: {equal}/{total} = {equal / total:.0%}; "
               f"shrinking cheaper than the search that found the bug: {cheaper}/{total} in "
               f"time, {fewer}/{total} in states")
     if a.campaign_runs:
