@@ -92,7 +92,8 @@ class Packing:
         # per field, its pieces with each run of pieces that are adjacent both in the int
         # and in the value merged into one (a field that grew while no other did: one run)
         self.runs = [list(p) for p in self.pieces]
-        self._fast: tuple[Callable[[int], State], list[dict[int, int]]] | None = None
+        self._fast: tuple[Callable[[int], State], list[dict[int, int]],
+                          Callable[[int], int]] | None = None
 
     def grow(self, f: int, value: int) -> None:
         """Add a piece to field f so that it holds `value`."""
@@ -112,17 +113,20 @@ class Packing:
         self.runs[f] = runs
         self._fast = None
 
-    def fast(self) -> tuple[Callable[[int], State], list[dict[int, int]]]:
-        """For this layout: `unpack` as straight-line code, and per instance a memo of
-        `place` (local ids are few); made again after a field grows."""
+    def fast(self) -> tuple[Callable[[int], State], list[dict[int, int]], Callable[[int], int]]:
+        """For this layout: `unpack` and `place` of the rest's id as straight-line code, and
+        per instance a memo of `place` (local ids are few); made again after a field grows."""
         if self._fast is None:
             n = self.n
             locals_ = "".join(f"{self.code(i, 'x')}, " for i in range(n))
             rest = f"rests[{self.code(n, 'x')}]"
             body = f"(({locals_}), *{rest})" if self.extended else f"(({locals_}), {rest})"
+            place = " | ".join(f"((v >> {sh} & {(1 << w) - 1}) << {off})"
+                               for off, w, sh in self.runs[n])
             env: dict[str, Any] = {"rests": self.rests}
-            exec(f"def unpack(x):\n    return {body}\n", env)    # noqa: S102  (ints only)
-            self._fast = (env["unpack"], [{} for _ in range(n)])
+            exec(f"def unpack(x):\n    return {body}\n"      # noqa: S102  (ints only)
+                 f"def place(v):\n    return {place}\n", env)
+            self._fast = (env["unpack"], [{} for _ in range(n)], env["place"])
         return self._fast
 
     def place(self, f: int, v: int) -> int:
@@ -995,11 +999,9 @@ def extended_deltas(p: Packing, x: int, s: State, steps: list[tuple[int, State, 
     n = p.n
     locals_ = s[0]
     rest_ids, cap, place = p.rest_ids, p.cap, p.place
-    placed = p.fast()[1]
-    runs = p.runs[n]
-    low = runs[0][0] if len(runs) == 1 else -1      # one run: the rest's id shifted
+    _, placed, place_rest = p.fast()
     xr = p.value(n, x)
-    here = place(n, xr)
+    here = place_rest(xr)
     out: list[Step] = []
     for ev, t, viol in steps:
         tr = t[1:]
@@ -1008,7 +1010,7 @@ def extended_deltas(p: Packing, x: int, s: State, steps: list[tuple[int, State, 
             r = p.rest_id(tr)
         if r >= cap[n]:
             raise Relayout(-1, r)
-        d = 0 if r == xr else (r << low if low >= 0 else place(n, r)) - here
+        d = 0 if r == xr else place_rest(r) - here
         tl = t[0]
         if tl is not locals_:
             for i in range(n):

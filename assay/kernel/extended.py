@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 Steps = list[tuple[int, "State", tuple["Violation", ...]]]
 
 # kinds of the events of phase 1 whose next state phase 2 computes
-_DELIVER, _ACTION, _TIMER, _DROP, _DUP, _RESTART, _CRASH, _PART, _HEAL = range(9)
+_TIMER, _DROP, _DUP, _RESTART, _CRASH, _PART, _HEAL = range(7)
 
 
 def _spent(budget: tuple[int, int, int, int], k: int) -> tuple[int, int, int, int]:
@@ -42,21 +42,43 @@ def successors_extended(k: Kernel, state: State) -> tuple[Steps, int, bool]:
     env_dst, env_src = k.env_dst, k.env_src
     delivery, actions, slot_id = k._delivery, k._actions, k._slot_id
     memo: dict[Any, int] = k._fault_slots
-    # phase 1: what is enabled (`enabled_events`), with the outcomes it computes
-    evs: list[tuple[int, int, Any, Any]] = []       # (event, kind, instance or env, outcome)
-    add = evs.append
+    # deliveries and actions: their outcomes as `enabled_events` computes them, and their
+    # next states (which intern nothing) at once, in event order
+    out: Steps = []
+    step = out.append
+    deliver, net_add = network.deliver, network.add
+    enabled = 0
     deliverable = list(network.deliverable(net))
     for e in deliverable:
         dst = env_dst[e]
         if down >> dst & 1 or cut and ((cut >> env_src[e]) ^ (cut >> dst)) & 1:
             continue
-        o = delivery(locals_[dst], e)
-        if o is not DEFERRED:
-            add((e, _DELIVER, dst, o))
+        lid = locals_[dst]
+        o = delivery(lid, e)
+        if o is DEFERRED:
+            continue
+        enabled += 1
+        new_lid, sends, viol, tops = o
+        nxt = (locals_ if new_lid == lid else locals_[:dst] + (new_lid,) + locals_[dst + 1:],
+               deliver(net, e, sends), k._apply_timer_ops(timers, tops) if tops else timers,
+               down, budget, cut)
+        if viol or nxt != state:
+            step((e, nxt, viol))
     for i, lid in enumerate(locals_):
         if not down >> i & 1:
             for slot, o in actions(i, lid):
-                add((~slot, _ACTION, i, o))
+                enabled += 1
+                new_lid, sends, viol, tops = o
+                nxt = (locals_ if new_lid == lid else locals_[:i] + (new_lid,) + locals_[i + 1:],
+                       net_add(net, sends), k._apply_timer_ops(timers, tops) if tops else timers,
+                       down, budget, cut)
+                if viol or nxt != state:
+                    step((~slot, nxt, viol))
+    progress = enabled > 0
+    # the other events: enabled (`enabled_events`), then each one's next state (`apply`,
+    # which runs the timers' and restarts' handlers: after every outcome above)
+    evs: list[tuple[int, int, Any, Any]] = []       # (event, kind, instance or env, outcome)
+    add = evs.append
     prev = -1
     ktimers = k.timers
     for t in timers:
@@ -102,19 +124,9 @@ def successors_extended(k: Kernel, state: State) -> tuple[Steps, int, bool]:
         for m in k.partitions:
             add((~slot_id(("partition", m)), _PART, m, None))
 
-    # phase 2: each event's next state (`apply`)
-    out: Steps = []
-    progress = False
-    deliver, net_add = network.deliver, network.add
     for ev, kind, i, o in evs:
         n2, t2, d2, b2, c2 = net, timers, down, budget, cut
-        if kind == _DELIVER:
-            progress = True
-            n2 = deliver(net, ev, o[1])
-        elif kind == _ACTION:
-            progress = True
-            n2 = net_add(net, o[1])
-        elif kind == _TIMER:
+        if kind == _TIMER:
             progress = True
             t = i
             i = ktimers[t][0]
@@ -153,5 +165,5 @@ def successors_extended(k: Kernel, state: State) -> tuple[Steps, int, bool]:
                 t2 = k._apply_timer_ops(t2, tops)
         nxt = (l2, n2, t2, d2, b2, c2)
         if viol or nxt != state:
-            out.append((ev, nxt, viol))
-    return out, len(evs), progress
+            step((ev, nxt, viol))
+    return out, enabled + len(evs), progress
