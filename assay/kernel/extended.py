@@ -81,6 +81,7 @@ def successors_extended(k: Kernel, state: State) -> tuple[Steps, int, bool]:
     add = evs.append
     prev = -1
     ktimers = k.timers
+    key: tuple[Any, ...]
     for t in timers:
         if t != prev and not down >> ktimers[t][0] & 1:
             key = ("timer", t)
@@ -156,7 +157,7 @@ def successors_extended(k: Kernel, state: State) -> tuple[Steps, int, bool]:
             progress = True
             c2 = 0
         l2 = locals_
-        viol: tuple[Violation, ...] = ()
+        viol = ()
         if o is not None:
             new_lid, _, viol, tops = o
             if new_lid != locals_[i]:

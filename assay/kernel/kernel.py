@@ -1188,7 +1188,7 @@ class Kernel:
             out.extend(~self._slot_id(("drop", e)) for e in deliverable)
         if dup and self.network.consumes:
             out.extend(~self._slot_id(("dup", e)) for e in deliverable)
-        for i, inst in enumerate(self.instances):
+        for i in range(len(self.instances)):
             if (down >> i) & 1:
                 out.extend(~self._slot_id(("restart", i, c))
                            for c in range(self._restart_choices(i)))
