@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 from assay.checker.compact_loop import VIOLATES, Entry, LevelLoop, Step, level_loop
 from assay.checker.search import Outcome, Search, Tally, resident_bytes
+from assay.kernel.extended import successors_extended
 from assay.kernel.kernel import DEFERRED, Kernel, State
 from assay.kernel.violation import Violation
 
@@ -91,6 +92,8 @@ class Packing:
         # per field, its pieces with each run of pieces that are adjacent both in the int
         # and in the value merged into one (a field that grew while no other did: one run)
         self.runs = [list(p) for p in self.pieces]
+        self._fast: tuple[Callable[[int], State], list[dict[int, int]],
+                          Callable[[int], int]] | None = None
 
     def grow(self, f: int, value: int) -> None:
         """Add a piece to field f so that it holds `value`."""
@@ -108,6 +111,23 @@ class Packing:
             else:
                 runs.append((off, w, sh))
         self.runs[f] = runs
+        self._fast = None
+
+    def fast(self) -> tuple[Callable[[int], State], list[dict[int, int]], Callable[[int], int]]:
+        """For this layout: `unpack` and `place` of the rest's id as straight-line code, and
+        per instance a memo of `place` (local ids are few); made again after a field grows."""
+        if self._fast is None:
+            n = self.n
+            locals_ = "".join(f"{self.code(i, 'x')}, " for i in range(n))
+            rest = f"rests[{self.code(n, 'x')}]"
+            body = f"(({locals_}), *{rest})" if self.extended else f"(({locals_}), {rest})"
+            place = " | ".join(f"((v >> {sh} & {(1 << w) - 1}) << {off})"
+                               for off, w, sh in self.runs[n])
+            env: dict[str, Any] = {"rests": self.rests}
+            exec(f"def unpack(x):\n    return {body}\n"      # noqa: S102  (ints only)
+                 f"def place(v):\n    return {place}\n", env)
+            self._fast = (env["unpack"], [{} for _ in range(n)], env["place"])
+        return self._fast
 
     def place(self, f: int, v: int) -> int:
         """Value v of field f where it goes in the int (v < cap[f])."""
@@ -429,6 +449,12 @@ class CompactBFS:
         # the search expands once; its steps are not cached (the cache could not hit) and
         # neither are property verdicts keyed by the whole state
         self._once = kernel._memo_once
+        # the long state form (faults, timers) in one pass, with `can_progress` found on the
+        # way (`kernel/extended.py`; `stuck`), and deltas from the fields that changed
+        self._one_pass = kernel.extended and not (kernel.chooses or kernel.channels) and \
+            reduce is None
+        self._progress_of: int | None = None
+        self._progress = False
         self.spills = 0
         self._succ: Callable[[int], tuple[Any, int]]
         self._gcaches: list[dict[int, Entry]] = []
@@ -615,6 +641,11 @@ class CompactBFS:
 
     def _successors_general(self, x: int) -> tuple[list[Step], int]:
         p = self.packing
+        if self._one_pass:
+            s = p.fast()[0](x)
+            steps, enabled, self._progress = successors_extended(self.kernel, s)
+            self._progress_of = x
+            return extended_deltas(p, x, s, steps), enabled
         s = p.unpack(x)
         if self.reduce is not None:
             steps, enabled = self.reduce.successors(s)
@@ -622,6 +653,13 @@ class CompactBFS:
             steps, enabled = self.kernel.successors(s)
         pack = p.pack
         return [(ev, pack(t) - x, viol) for ev, t, viol in steps], enabled
+
+    def stuck(self, x: int) -> bool:
+        """Whether only optional faults are enabled in `x` (not `Kernel.can_progress`): known
+        from the one-pass successors of `x` when they were the last computed."""
+        if self._progress_of == x:
+            return not self._progress
+        return not self.kernel.can_progress(self.packing.unpack(x))
 
     # --- properties ---------------------------------------------------------------------------
 
@@ -838,7 +876,7 @@ class CompactBFS:
                         pos += 1
                         transitions += enabled
                         search.transitions = transitions
-                        if not enabled or faulty and not kernel.can_progress(unpack(x)):
+                        if not enabled or faulty and self.stuck(x):
                             if kernel.is_terminal(unpack(x)):
                                 terminal += 1
                             else:
@@ -892,7 +930,7 @@ class CompactBFS:
                             successors = self._succ
                             fast = self._level if fast is not None else None
                         transitions += enabled
-                        if not enabled or faulty and not kernel.can_progress(unpack(x)):
+                        if not enabled or faulty and self.stuck(x):
                             if kernel.is_terminal(unpack(x)):
                                 terminal += 1
                             else:
@@ -964,6 +1002,46 @@ class CompactBFS:
         except KeyboardInterrupt:                   # Ctrl-C: stop, with the counts so far
             search.transitions = max(search.transitions, transitions)
             return stop("interrupted")
+
+
+def extended_deltas(p: Packing, x: int, s: State, steps: list[tuple[int, State, Any]]
+                    ) -> list[Step]:
+    """`steps` of the extended state `s` (packed: `x`) as (event, pack(next) - x, violations),
+    from the fields that changed only: a step changes one instance's local state at most, and
+    the rest of the state (network, timers, crashes, budget) is interned whole."""
+    n = p.n
+    locals_ = s[0]
+    rest_ids, cap, place = p.rest_ids, p.cap, p.place
+    _, placed, place_rest = p.fast()
+    xr = p.value(n, x)
+    here = place_rest(xr)
+    out: list[Step] = []
+    for ev, t, viol in steps:
+        tr = t[1:]
+        r = rest_ids.get(tr)
+        if r is None:
+            r = p.rest_id(tr)
+        if r >= cap[n]:
+            raise Relayout(-1, r)
+        d = 0 if r == xr else place_rest(r) - here
+        tl = t[0]
+        if tl is not locals_:
+            for i in range(n):
+                a = tl[i]
+                if a != locals_[i]:
+                    if a >= cap[i]:
+                        raise Relayout(i, a)
+                    pl = placed[i]
+                    pa = pl.get(a)
+                    if pa is None:
+                        pa = pl[a] = place(i, a)
+                    pb = pl.get(locals_[i])
+                    if pb is None:
+                        pb = pl[locals_[i]] = place(i, locals_[i])
+                    d += pa - pb
+                    break                       # one instance's local state at most
+        out.append((ev, d, viol))
+    return out
 
 
 def compact_bfs(kernel: Kernel, search: Search, keep_going: bool = False,

@@ -38,7 +38,8 @@ from assay.errors import AssayError, UsageError
                                       "process only (faster).")
 @click.option("--for", "duration", type=click.FloatRange(min=0), default=None,
               metavar="SECONDS", help="Stop after this long (default: when nothing is left "
-                                      "to do).")
+                                      "to do); with --deploy, counted from when every node "
+                                      "answers.")
 @click.option("--monitor", type=click.Choice(["enforce", "log", "off"]), default="enforce",
               show_default=True, help="What a violation does to its step: rejected, "
                                       "reported, or ignored.")

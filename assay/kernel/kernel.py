@@ -54,6 +54,7 @@ from assay.kernel.events import (
     TimerFire,
 )
 from assay.kernel.exec import Branched, Result, Runner, Send, StateView, TimerOp, Wiring
+from assay.kernel.extended import successors_extended
 from assay.kernel.faults import Faults
 from assay.kernel.network import (
     Duplicating,
@@ -281,6 +282,8 @@ class Kernel:
         # (instance, action index) -> {exact_key(argument): event id} (`_action_outcomes`)
         self._arg_slots: dict[tuple[int, int], dict[Any, int]] = {}
         self._class_indices: dict[type | None, tuple[int, ...]] = {}
+        self._fault_slots: dict[Any, int] = {}  # ("crash", i)... -> event id (extended.py)
+        self._restarts: dict[int, int] = {}     # instance -> its initial values' count
 
         # links: one per direction of each connection (FIFO queues, canonical order)
         links = sorted({(a, ap, b, bp) for a, ports in wirings.items()
@@ -973,7 +976,8 @@ class Kernel:
             inst.last_view = None
         for table in (self._dmemo, self._tmemo, self._rmemo, self._property_memo,
                       self.env_ids, self.slot_ids, self._arg_slots, self.timer_ids,
-                      self.cancel_ids, self._event_json, self._env_canon, self._event_keys):
+                      self.cancel_ids, self._event_json, self._env_canon, self._event_keys,
+                      self._fault_slots):
             table.clear()
         for lst in (self.envs, self.env_src, self.env_dst, self.env_link, self.slots,
                     self.timers, self.cancels):
@@ -1203,6 +1207,9 @@ class Kernel:
 
     def _successors_extended(self, state: State
                              ) -> tuple[list[tuple[int, State, tuple[Violation, ...]]], int]:
+        if self.extended and not (self.chooses or self.channels):
+            steps, enabled, _ = successors_extended(self, state)     # (one pass: extended.py)
+            return steps, enabled
         out = []
         events = self.enabled_events(state)
         for ev in events:
@@ -1247,10 +1254,10 @@ class Kernel:
             out.extend(~self._slot_id(("drop", e)) for e in deliverable)
         if dup and self.network.consumes:
             out.extend(~self._slot_id(("dup", e)) for e in deliverable)
-        for i, inst in enumerate(self.instances):
+        for i in range(len(self.instances)):
             if (down >> i) & 1:
-                choices = len(inst.info.initial_values(self.system.overrides.get(inst.name)))
-                out.extend(~self._slot_id(("restart", i, c)) for c in range(choices))
+                out.extend(~self._slot_id(("restart", i, c))
+                           for c in range(self._restart_choices(i)))
             elif crash:
                 out.append(~self._slot_id(("crash", i)))
         if cut:
@@ -1259,6 +1266,15 @@ class Kernel:
             out.extend(~self._slot_id(("partition", m)) for m in self.partitions)
         out = self._ways(state, out) if self.chooses else out
         return self._channel_events(state, out) if self.channels else out
+
+    def _restart_choices(self, i: int) -> int:
+        """How many ways instance i can restart (its initial values)."""
+        n = self._restarts.get(i)
+        if n is None:
+            inst = self.instances[i]
+            n = self._restarts[i] = len(inst.info.initial_values(
+                self.system.overrides.get(inst.name)))
+        return n
 
     def _ways(self, state: State, events: list[int]) -> list[int]:
         """`events` with each whose step chooses replaced by one event per way it can go:

@@ -48,6 +48,9 @@ class DeployReport:
         return 1 if self.violations or self.ended == "failed" else 0
 
 
+UP_WAIT = 30.0      # seconds: the longest a `--for` window waits for every node to answer
+
+
 async def supervise(dep_path: str, dep: Deployment, duration: float | None,
                     state_dir: str | None, monitor: str, time_unit: float,
                     max_restarts: int = 5, skip: frozenset[str] = frozenset(),
@@ -83,6 +86,10 @@ async def supervise(dep_path: str, dep: Deployment, duration: float | None,
     clients = {n: dep.nodes[n] for n in skip if n in dep.nodes}
     attached: set[str] = set()          # client nodes that have answered at least once
     t0 = time.perf_counter()
+    # `--for` counts from when every node has answered (a loaded machine may take seconds to
+    # start a node: a window counted from their launch could end before any had run); a
+    # deployment whose nodes do not all answer within UP_WAIT starts its window then
+    up_at: float | None = None
     quiet = 0
     ended = "quiescent"
     statuses: dict[str, dict[str, Any]] = {}
@@ -111,6 +118,8 @@ async def supervise(dep_path: str, dep: Deployment, duration: float | None,
                                          node=n) or {} for n, s in nodes.items()}
             idle = all(not st.get("busy") and not st.get("unacked")
                        for st in statuses.values())
+            if up_at is None:
+                up_at = time.perf_counter()
         except (TimeoutError, OSError, ConnectionError, WireError):
             idle = False
         if clients:
@@ -124,7 +133,8 @@ async def supervise(dep_path: str, dep: Deployment, duration: float | None,
         quiet = quiet + 1 if idle else 0
         if quiet >= 3:
             break
-        if duration is not None and time.perf_counter() - t0 >= duration:
+        begun = up_at if up_at is not None else t0 + UP_WAIT
+        if duration is not None and time.perf_counter() - begun >= duration:
             ended = "time"
             break
     # the end: each node's last status and its instances' states, asked again with longer
