@@ -32,7 +32,8 @@ APPLIES = ["account_service", "coin_election", "coin_election_bug_ties", "paxos"
            "tla_paxos_commit", "tla_paxos_commit_bug_any", "tla_twophase",
            "two_phase_commit", "two_phase_commit_bug_majority",
            "two_phase_commit_bug_protocol", "bank_store", "bank_store_bug_self_transfer",
-           "kv_composite", "kv_composite_bug_early_ack"]
+           "kv_composite", "kv_composite_bug_early_ack", "raft_election",
+           "raft_election_bug_double_vote"]
 
 
 def _replays(kernel_of, result) -> None:
