@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -73,8 +74,11 @@ def signalled_at_a_checkpoint(args: list[str], ready: Callable[[], bool], sig: i
     """Run `assay check *args`, send it `sig` once `ready()` (a checkpoint it saved is far
     enough), and return its exit code and stdout."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
+    # SIGINT as at a terminal, even where this test runs with it ignored (an xdist worker:
+    # a child inherits SIG_IGN, and Python then installs no KeyboardInterrupt for it)
     p = subprocess.Popen([sys.executable, "-m", "assay", "check", *args], cwd=REPO, env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and p.poll() is None:
