@@ -135,25 +135,26 @@ def search_and_shrink(system: Any, case: Case, rates: FaultRates, seed: int, cap
     kernel = kernel_for(system, rates)
     opts = Options(steps=case.steps, rates=rates)
     t = CLOCK()
-    found = None
     searched = 0
     if walk == "campaign":
         known: set[Any] = set()
+        failed = None
         for i in range(cap):
             rep = run_indices(kernel, seed, [i], opts, known, fingerprints=False)[0]
             searched += rep.events
             if rep.violation is not None:
-                found = rep
+                failed = rep
                 break
         search = CLOCK() - t
         states = len(known)
-        if found is None:
+        if failed is None:
             return None
         t = CLOCK()
-        sh = shrink_report(kernel, found, opts, searched)
+        sh = shrink_report(kernel, failed, opts, searched)
         shrink_s = CLOCK() - t
-        run = run_once(kernel, found.seed, case.steps, rates, lassos=False)
+        run = run_once(kernel, failed.seed, case.steps, rates, lassos=False)
         return search, shrink_s, searched, states, run, len(sh.events), sh.cost
+    found = None
     for i in range(cap):
         run = run_once(kernel, derive(seed, i), case.steps, rates, lassos=False)
         searched += len(run.events)
@@ -205,6 +206,7 @@ def run_case(case: Case, seeds: int, cap: int, repeat: int = 1, walk: str = "row
         kernel = kernel_for(system, rates)      # (a fresh one, for the old shrinker's column)
         found = run_once(kernel, found.seed, case.steps, rates, lassos=False)
         row.found += 1
+        assert found.violation is not None
         got_v = signature(found.violation)
         if got_v != want:
             row.other += 1
@@ -246,7 +248,7 @@ def campaigns(runs: int) -> None:
         spec = str(ROOT / case.spec) if not os.path.isabs(case.spec) else case.spec
         system, _, _ = build(spec, None, dict(case.params))
         faults = Faults.parse(case.budget) if case.budget else None
-        shortest = {}
+        shortest: dict[Any, int] = {}
         for f in check(system, faults=faults, keep_going=True).findings:
             if f.replay_stops_at is None:
                 shortest.setdefault(signature(f.violation), len(f.steps))
