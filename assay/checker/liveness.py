@@ -60,14 +60,19 @@ class Lasso:
     cycle_start: int
 
 
-def build_graph(kernel: Kernel, search: Search) -> Graph:
+def build_graph(kernel: Kernel, search: Search,
+                canon: Callable[[State], State] | None = None) -> Graph:
     """Every reachable state and every enabled event (the same states the safety search saw:
-    this runs only after it finished)."""
+    this runs only after it finished).  With `canon` (a symmetry's representative), the
+    quotient graph: every reachable representative and, per event enabled there, the
+    representative of its successor (`symmetric_liveness`)."""
     started = time.perf_counter()
     index: dict[State, int] = {}
     states: list[State] = []
     initial: list[int] = []
     for s, _ in kernel.initial_states():
+        if canon is not None:
+            s = canon(s)
         if s not in index:
             index[s] = len(states)
             states.append(s)
@@ -85,6 +90,8 @@ def build_graph(kernel: Kernel, search: Search) -> Graph:
             continue
         for ev in enabled(s):
             t = apply(s, ev)[0]
+            if canon is not None:
+                t = canon(t)
             j = index.get(t)
             if j is None:
                 j = index[t] = len(states)

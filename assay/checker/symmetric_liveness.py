@@ -68,7 +68,6 @@ tasks larger than ORBIT_CAP, fairness that tells members apart); the result says
 from __future__ import annotations
 
 import itertools
-import time
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -189,38 +188,8 @@ class OrbitTasks(_Tasks):
 
 def build_quotient(kernel: Kernel, sym: Symmetry, search: Search) -> Graph:
     """The quotient graph: every reachable representative and, per event enabled there, the
-    representative of its successor (see `liveness.build_graph`, its unreduced twin)."""
-    started = time.perf_counter()
-    canon = sym.canon
-    index: dict[State, int] = {}
-    states: list[State] = []
-    initial: list[int] = []
-    for s, _ in kernel.initial_states():
-        r = canon(s)
-        if r not in index:
-            index[r] = len(states)
-            states.append(r)
-            initial.append(index[r])
-    succ: list[list[Edge]] = []
-    enabled, apply = kernel.enabled_events, kernel.apply
-    within = kernel.within if kernel.system.constraints else None
-    i = 0
-    while i < len(states):
-        s = states[i]
-        out: list[Edge] = []
-        if within is None or within(s):
-            for ev in enabled(s):
-                t = canon(apply(s, ev)[0])
-                j = index.get(t)
-                if j is None:
-                    j = index[t] = len(states)
-                    states.append(t)
-                out.append((ev, j))
-        succ.append(out)
-        i += 1
-        if not i & 0x3FF:
-            search.tick(len(states) - i)
-    return Graph(states, succ, initial, time.perf_counter() - started)
+    representative of its successor (`liveness.build_graph` with `sym.canon`)."""
+    return build_graph(kernel, search, sym.canon)
 
 
 def spot_permutations(sym: Symmetry) -> list[tuple[int, ...]]:
