@@ -39,6 +39,27 @@ VIOLATES = -(1 << 29)      # below any sum of counts: the loop leaves such a sta
 LevelLoop = Callable[..., tuple[int, int, int]]
 
 
+# Generated code, shared with `parallel_compact.py`: with properties, stop the level at the
+# first of a state's new successors that breaks one (memoised by what the properties read;
+# `news`, `props`, `pmemos` are the loop's names).
+NEWS_PROPERTY_CHECK = (
+    "                if props is not None:",
+    "                    bad = False",
+    "                    for t in news:",
+    "                        for mask, memo, _ in pmemos:",
+    "                            v = memo.get(t & mask)",
+    "                            if v is not None:",
+    "                                break",
+    "                        else:",
+    "                            v = props(t)",
+    "                        if v:",
+    "                            bad = True",
+    "                            break",
+    "                    if bad:",
+    "                        break",
+)
+
+
 def level_loop(masks: list[int], caches: list[dict[int, Entry]],
                entry: Callable[[int, int], Entry], relayout: type[Exception],
                shard_mask: int) -> tuple[LevelLoop, LevelLoop]:
@@ -90,20 +111,7 @@ def level_loop(masks: list[int], caches: list[dict[int, Entry]],
             "                        t = x + s[1]",
             "                        if t in more and t not in news:",
             "                            news.append(t)",
-            "                if props is not None:",
-            "                    bad = False",
-            "                    for t in news:",
-            "                        for mask, memo, _ in pmemos:",
-            "                            v = memo.get(t & mask)",
-            "                            if v is not None:",
-            "                                break",
-            "                        else:",
-            "                            v = props(t)",
-            "                        if v:",
-            "                            bad = True",
-            "                            break",
-            "                    if bad:",
-            "                        break",
+            *NEWS_PROPERTY_CHECK,
             "                if count + len(news) > room:",
             "                    break",
             "                for t in news:",

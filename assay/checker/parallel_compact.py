@@ -48,6 +48,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from assay.checker.compact import SHARD_MASK, SHARDS, CompactBFS, Relayout
+from assay.checker.compact_loop import NEWS_PROPERTY_CHECK
 from assay.checker.parallel import Options, Shard
 from assay.checker.search import Search, resident_bytes
 from assay.kernel.kernel import Kernel
@@ -125,20 +126,7 @@ def _loop_source(shard_groups: list[bool], masks: list[int]) -> str:
         "            if k:",
         "                if k == 1:",
         "                    news = [t1]",
-        "                if props is not None:",
-        "                    bad = False",
-        "                    for t in news:",
-        "                        for mask, memo, _ in pmemos:",
-        "                            v = memo.get(t & mask)",
-        "                            if v is not None:",
-        "                                break",
-        "                        else:",
-        "                            v = props(t)",
-        "                        if v:",
-        "                            bad = True",
-        "                            break",
-        "                    if bad:",
-        "                        break",
+        *NEWS_PROPERTY_CHECK,
         "                pc = pos << 8 | me",
         "                for t in news:",
         "                    t = t | 0             # a sized copy (compact_loop.py)",
