@@ -394,6 +394,56 @@ def test_simulate_workers_die_with_a_parent_killed_outright(cli: Callable[..., C
     assert wait_gone(workers) == [], "worker processes outlived their parent"
 
 
+# --- spec code that never returns: said on stderr, and stopped at --max-time ---------------------
+
+SPIN_DEEP = f"{STOP}/spin_deep.py"
+STUCK = re.compile(r"^warning: (Spinner\.step \(spin\.py|Walker\.up \(spin_deep\.py):\d+\) "
+                   r"has been running for \d+ s in one call: spec code that never returns\?")
+
+
+@pytest.mark.parametrize("command", [("check",), ("check", "--dfs"),
+                                     ("simulate", "--jobs", "1"), ("simulate", "--jobs", "2")],
+                         ids=["check-bfs", "check-dfs", "simulate-jobs1", "simulate-jobs2"])
+def test_spec_code_that_never_returns_is_named_on_stderr(cli: Callable[..., Cli],
+                                                         command: tuple[str, ...],
+                                                         tmp_path: Path) -> None:
+    extra = ("--runs", "4", "--out", str(tmp_path)) if command[0] == "simulate" else ()
+    c = cli(command[0], SPIN, *command[1:], *extra, ASSAY_STUCK_AFTER="1")
+    c.wait_for_stderr(STUCK)
+    c.interrupt()
+    code = c.finish()
+    assert code == EXIT_INTERRUPTED, (code, c.stdout, c.stderr)
+    assert "Traceback" not in c.stderr, c.stderr
+
+
+@pytest.mark.parametrize("mode", [(), ("--dfs",), ("--full-states",), ("--workers", "2")],
+                         ids=["bfs", "dfs", "full-states", "workers2"])
+def test_max_time_stops_check_inside_spec_code_that_never_returns(mode: tuple[str, ...]) -> None:
+    # before: the search never came back to its time check, and --max-time waited forever
+    r = run_cli("check", SPIN_DEEP, "--max-time", "3", "--json", *mode, timeout=120)
+    assert r.returncode == 3, (r.returncode, r.stdout, r.stderr)
+    doc = json.loads(r.stdout)
+    assert doc["stopped"] == doc["reason"] == "max-time" and doc["verdict"] == "incomplete"
+    assert doc["states"] > 10, doc["states"]             # stuck after many steps
+    said = [w for w in doc["warnings"] if w.startswith("the time limit (3 s) passed while ")]
+    assert said, doc["warnings"]
+    if mode != ("--workers", "2"):
+        assert "Walker.up (spin_deep.py:" in said[0], said
+    assert "Traceback" not in r.stderr, r.stderr
+
+
+def test_max_time_stops_check_from_python_inside_spec_code() -> None:
+    from assay import check
+    from assay.model.load import build
+
+    system, _, _ = build(str(REPO / SPIN), None, {})
+    t0 = time.monotonic()
+    result = check(system, max_time=0.5)
+    assert time.monotonic() - t0 < 30
+    assert result.reason == "max-time" and result.verdict == "incomplete"
+    assert any("Spinner.step (spin.py:" in w for w in result.warnings), result.warnings
+
+
 # --- verify ---------------------------------------------------------------------------------------
 
 def test_ctrl_c_stops_verify_with_the_obligations_decided(cli: Callable[..., Cli]) -> None:

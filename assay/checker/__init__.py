@@ -17,6 +17,7 @@ from assay.kernel.faults import Faults
 from assay.kernel.kernel import Kernel, State
 from assay.kernel.trace import Step, Trace, explain, initial_json, recorded_event
 from assay.kernel.violation import Violation
+from assay.kernel.watchdog import SpecTimeLimit, SpecWatch
 from assay.model.system import System
 
 Verdict = Literal["ok", "violation", "incomplete"]
@@ -256,7 +257,9 @@ def check(system: System | Kernel, *, strategy: str = "bfs", max_states: int | N
                       workers if serial is None else 1) or (
             "not with --checkpoint" if checkpoints is not None else None)
         por_info = {"applied": why is None, "why": why}
+    watch = SpecWatch(max_time, "the check", "A time limit (--max-time) stops it")
     try:
+        watch.start()
         if por_info is not None and por_info["applied"]:
             from assay.checker.por import NotReducible, por_check
 
@@ -295,7 +298,13 @@ def check(system: System | Kernel, *, strategy: str = "bfs", max_states: int | N
             out, lasso, liveness, how = _liveness(kernel, search, out, keep_going, applied)
             if sym is not None and how is not None:
                 sym.update(how)
+    except SpecTimeLimit:
+        # stopped in spec code outside a search loop (which would have caught it): a
+        # sample before the workers start, the liveness phase
+        out = Outcome("interrupted", search.states, search.transitions, search.depth,
+                      time.perf_counter() - search.started)
     finally:
+        watch.stop()
         if was_enabled:
             # the objects made during the search went to the youngest generation (the
             # collector was off): its first pass after this would walk them all.  Move them
@@ -309,6 +318,10 @@ def check(system: System | Kernel, *, strategy: str = "bfs", max_states: int | N
                      keep_going, unchanged)
     if out.storage is not None:
         result = replace(result, storage=out.storage)
+    stuck = watch.fired or search.overdue
+    if stuck is not None and result.reason == "interrupted":
+        # not Ctrl-C: spec code that kept the search from its time bound was stopped
+        result = replace(result, reason="max-time", warnings=(*result.warnings, stuck))
     if workers > 1:
         note = () if serial is None else (f"--workers {workers}: {serial}, so one worker "
                                           "searched",)

@@ -47,6 +47,7 @@ from assay.checker.symmetry import StableSymmetry
 from assay.errors import AssayError, AssayInternalError
 from assay.kernel.kernel import Kernel, State
 from assay.kernel.violation import Violation
+from assay.kernel.watchdog import SpecTimeLimit
 
 # a candidate violation: (sort key, kind, worker, state index, event JSON or None, key)
 # sort key: (length, fingerprint of the state, kind rank, event key)
@@ -392,7 +393,17 @@ def parallel_bfs(kernel: Kernel, search: Search, workers: Workers,
         return min(cands, key=lambda c: c[0]) if cands else None
 
     frontier = 0
-    workers.heartbeat = lambda: search.tick(frontier) and None
+    def heartbeat() -> None:            # while the driver waits for the workers
+        if search.tick(frontier) == "max-time" and \
+                time.perf_counter() - search.started >= search.max_time + WAIT_GRACE:  # type: ignore[operator]
+            # a worker's own time check comes between states: one that has not answered
+            # this long after the limit is in one call of spec code that does not return
+            search.overdue = (f"the time limit ({search.max_time:g} s) passed while a worker "
+                              f"was in one step for over {WAIT_GRACE:g} s more (spec code that "
+                              "never returns?): the workers were stopped there")
+            raise SpecTimeLimit
+
+    workers.heartbeat = heartbeat
     saved = time.perf_counter()
     by = workers.shard_by
     # the property statistics of the search before the checkpoint resumed, if one was
@@ -660,6 +671,10 @@ def shard_by(kernel: Kernel, n: int, most: int = 3000, seconds: float = 1.0
         if len(classes) >= 16 * n and max(classes.values()) * 4 * n <= len(sample):
             return by
     return None
+
+
+# seconds past the time limit the driver waits for a worker before stopping them all
+WAIT_GRACE = 5.0
 
 
 def _fork() -> bool:

@@ -60,6 +60,8 @@ class Search:
     depth: int = 0
     started: float = field(default_factory=time.perf_counter)
     _next_report: float | None = None
+    # why spec code that did not return was stopped at the time bound (see kernel/watchdog)
+    overdue: str | None = None
 
     def tick(self, frontier: int, memory: bool = True) -> StopReason | None:
         """Report progress when it is time; the bound (time, memory) hit, if one is (the

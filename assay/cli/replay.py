@@ -13,6 +13,7 @@ from assay.cli.common import (
     write_output,
 )
 from assay.errors import AssayError
+from assay.kernel.watchdog import SpecWatch
 
 
 @click.command()
@@ -49,8 +50,9 @@ def replay(trace_file: str, engine: str, mermaid_out: str | None, html_out: str 
         trace = Trace.read(trace_file)
         from assay.simulator.run import replay_clock
 
-        result = replay_trace(trace, trace_file,
-                              replay_clock if engine == "simulator" else None)
+        with SpecWatch(None, "the replay"):
+            result = replay_trace(trace, trace_file,
+                                  replay_clock if engine == "simulator" else None)
         if mermaid_out:
             from assay.explorer import flights
             from assay.report import to_mermaid

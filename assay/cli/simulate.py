@@ -17,6 +17,7 @@ from assay.cli.common import (
     write_output,
 )
 from assay.errors import AssayError, UsageError
+from assay.kernel.watchdog import SpecWatch
 
 
 @click.command()
@@ -129,9 +130,10 @@ def simulate(spec: str, system_name: str | None, params: tuple[str, ...], seed: 
                 for r in result.failures:
                     write(r)
             else:
-                result = campaign(spec, name, raw, seed=seed, runs=runs, opts=opts, jobs=jobs,
-                                  on_progress=progress.update if progress else None,
-                                  ray=ray_address, on_failure=write, on_shrunk=write)
+                with SpecWatch(None, "the campaign"):
+                    result = campaign(spec, name, raw, seed=seed, runs=runs, opts=opts,
+                                      jobs=jobs, on_progress=progress.update if progress else None,
+                                      ray=ray_address, on_failure=write, on_shrunk=write)
         finally:
             if progress:
                 progress.close()

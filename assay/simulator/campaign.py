@@ -27,6 +27,7 @@ from assay.kernel.faults import Faults
 from assay.kernel.kernel import Kernel, State
 from assay.kernel.trace import Trace, explain, initial_json, recorded_event, with_changes
 from assay.kernel.violation import Violation
+from assay.kernel.watchdog import SpecWatch
 from assay.model.load import build
 from assay.simulator.lasso import LassoMemo
 from assay.simulator.packed import packed_moves, plain, walks
@@ -322,6 +323,7 @@ def _worker_init() -> None:
     """In each worker: Ctrl-C at a terminal reaches the whole process group, and the parent
     alone decides what it means; on Linux the worker is also killed when its parent dies."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    SpecWatch(None, "the campaign").start()     # says so when a run's spec code never returns
     if sys.platform.startswith("linux"):
         with contextlib.suppress(Exception):
             import ctypes

@@ -1,0 +1,147 @@
+"""Spec code that does not return: say so, and stop it at the time limit.
+
+A handler, guard or property that loops forever leaves an engine in one call: the search
+never comes back to where it checks `--max-time`, its progress stands still, and a CI job
+waits for its own timeout with nothing printed.  `SpecWatch` is a thread beside the engine
+that looks at the main thread's stack twice a second and finds the innermost frame of spec
+code (`load.in_spec_code`'s modules).  The watch holds that frame, so the same frame object
+seen again later is the same call still running (a frame the watch holds is not reused):
+
+* after `ASSAY_STUCK_AFTER` seconds (10 by default) in one call, it writes once, on
+  standard error, which function at which line, and how to stop it;
+* with a time limit, once the limit has passed (by GRACE) inside one call, it raises
+  `SpecTimeLimit` in the main thread (`PyThreadState_SetAsyncExc`: delivered between two
+  bytecodes, whatever the process's SIGINT handler is).  `SpecTimeLimit` is a
+  KeyboardInterrupt, so every engine's Ctrl-C path stops with what it has done; the engine
+  then reports the time bound, with the call that was stopped (`SpecWatch.fired`).
+
+Code that never returns to the interpreter (a loop inside one C call) is not interrupted:
+nothing in-process can stop it.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+import threading
+import time
+from types import FrameType, TracebackType
+
+from assay.errors import UsageError
+
+INTERVAL = 0.5          # seconds between two looks at the main thread's stack
+GRACE = 1.0             # seconds past the time limit, in one call, before it is stopped
+
+
+class SpecTimeLimit(KeyboardInterrupt):
+    """Raised in the main thread when the time limit passed inside one call of spec code."""
+
+
+def stuck_after() -> float:
+    """Seconds in one call of spec code before the watch says so: ASSAY_STUCK_AFTER, or 10."""
+    raw = os.environ.get("ASSAY_STUCK_AFTER")
+    if not raw:
+        return 10.0
+    try:
+        value = float(raw)
+    except ValueError:
+        raise UsageError(f"ASSAY_STUCK_AFTER={raw!r} is not a number of seconds") from None
+    if value <= 0:
+        raise UsageError(f"ASSAY_STUCK_AFTER={raw!r} must be a positive number of seconds")
+    return value
+
+
+def _spec_frame(frame: FrameType | None) -> FrameType | None:
+    """The innermost frame of spec code on the stack that ends in `frame`, if any."""
+    from assay.model.load import FOLDER_PREFIX, SPEC_MODULE_PREFIX
+
+    while frame is not None:
+        if str(frame.f_globals.get("__name__", "")).startswith(
+                (SPEC_MODULE_PREFIX, FOLDER_PREFIX)):
+            return frame
+        frame = frame.f_back
+    return None
+
+
+def describe(frame: FrameType) -> str:
+    """`Class.function (file.py:line)` of a frame of spec code, where it is now."""
+    code = frame.f_code
+    name = getattr(code, "co_qualname", code.co_name)
+    return f"{name} ({os.path.basename(code.co_filename)}:{frame.f_lineno})"
+
+
+class SpecWatch:
+    """`with SpecWatch(max_time, what, hint):` around an engine's work on the main thread.
+
+    `what` names the work for the message ("the check"), `hint` says how to bound it.
+    `fired`, after the block, is the message when the watch stopped a call at the time
+    limit, else None.  Not on the main thread (a caller's own thread) the watch does
+    nothing: it could not stop that thread."""
+
+    def __init__(self, max_time: float | None, what: str, hint: str = "") -> None:
+        self.max_time = max_time
+        self.what = what
+        self.hint = hint            # how to bound the work, when `max_time` is None
+        self.fired: str | None = None
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._main = threading.main_thread().ident or 0
+        self._after = stuck_after()
+
+    def start(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            self._started = time.monotonic()
+            self._thread = threading.Thread(target=self._watch, name="assay-spec-watch",
+                                            daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._done.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def __enter__(self) -> SpecWatch:
+        self.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    def _watch(self) -> None:
+        held: FrameType | None = None       # the call being timed (held: not reused)
+        since = 0.0
+        told = False
+        while not self._done.wait(INTERVAL):
+            now = time.monotonic()
+            top = sys._current_frames().get(self._main)   # type: ignore[arg-type]
+            frame = _spec_frame(top)
+            del top
+            if frame is not held:
+                held, since, told = frame, now, False
+            if held is None:
+                continue
+            took = now - since
+            if not told and took >= self._after:
+                told = True
+                limit = ((f" {self.hint}." if self.hint else "") if self.max_time is None
+                         else f" It is stopped when the time limit ({self.max_time:g} s) "
+                              "passes.")
+                sys.stderr.write(
+                    f"warning: {describe(held)} has been running for {took:.0f} s in one "
+                    f"call: spec code that never returns?{limit} Ctrl-C stops {self.what} "
+                    "with what it has done so far\n")
+                sys.stderr.flush()
+            # past the limit (and a moment more: the engine checks it itself between
+            # states) and in one call for a while: that call is what keeps it from stopping
+            if self.max_time is not None and now - self._started >= self.max_time + GRACE \
+                    and took >= GRACE:
+                self.fired = (f"the time limit ({self.max_time:g} s) passed while "
+                              f"{describe(held)} was running ({took:.0f} s in one call): "
+                              "it was stopped there")
+                self._raise_in_main()
+                return
+
+    def _raise_in_main(self) -> None:
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._main),
+                                                   ctypes.py_object(SpecTimeLimit))
