@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -101,17 +102,15 @@ def threshold() -> tuple[float, int]:
 def why_one_process(kernel: Kernel, *, strategy: str, keep_going: bool, reduced: bool,
             full_states: bool, max_memory: int | None, checkpoint: bool, ray: bool,
             por: bool, cores: int) -> str | None:
-    """Why `--workers auto` stays on one process (None: it may hand over)."""
-    from assay.checker.parallel import _fork
-    from assay.checker.parallel_compact import supported
-
+    """Why `--workers auto` stays on one process (None: it may hand over; the spec itself
+    is looked at then, `Handover`: the modules of the parallel search are not even imported
+    by a check that ends sooner)."""
     why = {"one usable core": cores < 2, "--dfs": strategy != "bfs",
            "--keep-going": keep_going, "symmetry reduction": reduced,
            "liveness properties": bool(kernel.system.liveness),
            "--full-states": full_states, "--max-memory": max_memory is not None,
            "--checkpoint": checkpoint, "--ray": ray, "--por": por,
-           "a spec the packed workers do not search": not supported(kernel),
-           "no fork": not _fork()}
+           "no fork": not sys.platform.startswith("linux")}   # as parallel._fork
     return next((k for k, v in why.items() if v), None)
 
 
@@ -132,6 +131,10 @@ class Handover:
     def __call__(self, cb: CompactBFS, depth: int, terminal: int,
                  deadlocked: int) -> Outcome | None:
         global _taken
+        search = cb.search
+        frontier = cb.levels.levels[depth]
+        if time.perf_counter() - search.started < self.seconds or len(frontier) < self.states:
+            return None
         from assay.checker.parallel import (
             Options,
             Processes,
@@ -139,13 +142,12 @@ class Handover:
             parallel_bfs,
             summary,
         )
-
-        search = cb.search
-        frontier = cb.levels.levels[depth]
-        if time.perf_counter() - search.started < self.seconds or len(frontier) < self.states:
-            return None
         cb.handover = None                # once
         kernel = cb.kernel
+        from assay.checker.parallel_compact import supported
+
+        if not supported(kernel):         # timers, faults, links, choices, constraints
+            return None
         before = len(cb.visited) - len(frontier)
         deadline = None if search.max_time is None else \
             time.time() + search.max_time - (time.perf_counter() - search.started)
