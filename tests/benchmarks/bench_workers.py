@@ -93,7 +93,8 @@ def main() -> None:
                 rates[w].append(r["rate"])
                 walls[w].append(r["wall"])
                 cpus[w].append(cpu)
-                print(f"  {case} workers={w} ({r['workers']:.0f} ran): {r['states']:,} states in {r['seconds']:.2f} s "
+                print(f"  {case} workers={w} ({r['workers']:.0f} ran): {r['states']:,} states "
+                      f"in {r['seconds']:.2f} s "
                       f"({r['rate']:,.0f}/s), CPU {cpu:.2f} s, load {os.getloadavg()[0]:.2f}",
                       file=sys.stderr, flush=True)
         assert len(counts) == 1, f"counts differ: {counts}"
