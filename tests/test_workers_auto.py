@@ -136,6 +136,13 @@ def test_the_bounds_give_one_process_s_counts(at_once: None) -> None:
         assert everything(auto) == everything(one), kw
 
 
+@TWO_CORES
+def test_the_time_bound_stops_the_workers(at_once: None) -> None:
+    r = check(kernel("tests/fixtures/stop/endless.py"), workers="auto", max_time=1.0)
+    assert r.reason == "max-time" and r.exit_code == 3 and r.workers == usable_cores()
+    assert r.states > 1 and 1.0 <= r.seconds < 5
+
+
 def test_a_small_check_stays_on_one_process() -> None:
     """Below the threshold (the default: a second into the search) nothing is forked."""
     h = Handover(2)
