@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from assay.checker.auto import AUTO, Handover, usable_cores, why_one_process
 from assay.checker.bfs import bfs
 from assay.checker.compact import compact_bfs
 from assay.checker.dfs import dfs
@@ -180,7 +181,7 @@ def check(system: System | Kernel, *, strategy: str = "bfs", max_states: int | N
           faults: Faults | None = None, fairness: str | None = None,
           max_time: float | None = None, max_memory: int | None = None,
           progress_interval: float = 0.5, keep_going: bool = False,
-          symmetry: bool = True, full_states: bool = False, workers: int = 1,
+          symmetry: bool = True, full_states: bool = False, workers: int | str = 1,
           ray: str | None = None, checkpoint: str | None = None,
           checkpoint_every: float = 300.0, por: bool = False) -> CheckResult:
     """Explore every reachable state of `system` and check its contracts and properties.
@@ -215,6 +216,11 @@ def check(system: System | Kernel, *, strategy: str = "bfs", max_states: int | N
     state's events (`por.py`): the result's `por` says whether it was applied (then `states`
     counts the states of the reduced graph) and if not why; a counterexample is a real run,
     not necessarily a shortest one.
+
+    `workers="auto"` (`check`'s command-line default): one process, handing the search over
+    to one worker per usable core at the end of a level once it is large enough to pay
+    (`auto.py`), with the counts, verdict and counterexample of one process; where it
+    cannot (a mode `auto.why_one_process` names) it stays on one process and says nothing.
     """
     if isinstance(system, Kernel):
         if faults is not None and system.faults != faults:
@@ -239,6 +245,17 @@ def check(system: System | Kernel, *, strategy: str = "bfs", max_states: int | N
     gc.disable()
     lasso = None
     liveness: dict[str, str] = {}
+    handover = None
+    if workers == AUTO:
+        workers = 1
+        cores = usable_cores()
+        if why_one_process(kernel, strategy=strategy, keep_going=keep_going,
+                           reduced=reduce is not None, full_states=full_states,
+                           max_memory=max_memory, checkpoint=checkpoint is not None,
+                           ray=ray is not None, por=por, cores=cores) is None:
+            handover = Handover(cores)
+    if not isinstance(workers, int):
+        raise ValueError(f"workers={workers!r}: a number of processes, or 'auto'")
     if ray is not None:
         workers = _ray_workers(ray, workers, spec, system_name)
     serial = _serial_only(kernel, strategy, keep_going, reduce) if workers > 1 else None
@@ -291,6 +308,9 @@ def check(system: System | Kernel, *, strategy: str = "bfs", max_states: int | N
                 sym.update(applied=False, why=f"{e.what} is not symmetric: {e.why}")
                 search = new_search()
                 out = explore(kernel, search, keep_going)
+        elif handover is not None:
+            out = compact_bfs(kernel, search, keep_going, handover=handover)
+            unchanged = handover.unchanged
         else:
             out = explore(kernel, search, keep_going)
         if kernel.system.liveness:
@@ -322,6 +342,8 @@ def check(system: System | Kernel, *, strategy: str = "bfs", max_states: int | N
     if stuck is not None and result.reason == "interrupted":
         # not Ctrl-C: spec code that kept the search from its time bound was stopped
         result = replace(result, reason="max-time", warnings=(*result.warnings, stuck))
+    if handover is not None:
+        result = replace(result, workers=handover.workers)
     if workers > 1:
         note = () if serial is None else (f"--workers {workers}: {serial}, so one worker "
                                           "searched",)

@@ -468,6 +468,10 @@ class CompactBFS:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._spill_at = search.max_memory
         self._rss_spilled = 0
+        # called at the end of each level (the frontier: levels[depth]) with (self, depth,
+        # terminal, deadlocked): an outcome ends the search there (`auto.Handover`: the
+        # workers it was handed over to finished it), None goes on
+        self.handover: Callable[[CompactBFS, int, int, int], Outcome | None] | None = None
 
     # --- successors ---------------------------------------------------------------------------
 
@@ -997,6 +1001,12 @@ class CompactBFS:
                 if sum(len(lv) for lv in levels.levels[:-1]
                        if not isinstance(lv, str)) > LEVELS_IN_MEMORY:
                     levels.spill(self.tmp(), 1)
+                if self.handover is not None and (max_depth is None or depth < max_depth):
+                    search.states = len(visited)
+                    search.transitions = transitions
+                    out = self.handover(self, depth, terminal, deadlocked)
+                    if out is not None:
+                        return out
             search.transitions = transitions
             return stop("exhausted")
         except KeyboardInterrupt:                   # Ctrl-C: stop, with the counts so far
@@ -1045,6 +1055,11 @@ def extended_deltas(p: Packing, x: int, s: State, steps: list[tuple[int, State, 
 
 
 def compact_bfs(kernel: Kernel, search: Search, keep_going: bool = False,
-                reduce: Symmetry | None = None) -> Outcome:
-    """`bfs` with compact storage (see the module docstring)."""
-    return CompactBFS(kernel, search, keep_going, reduce).run()
+                reduce: Symmetry | None = None,
+                handover: Callable[[CompactBFS, int, int, int], Outcome | None] | None = None
+                ) -> Outcome:
+    """`bfs` with compact storage (see the module docstring); `handover` as
+    `CompactBFS.handover`."""
+    cb = CompactBFS(kernel, search, keep_going, reduce)
+    cb.handover = handover
+    return cb.run()

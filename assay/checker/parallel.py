@@ -37,7 +37,7 @@ import sys
 import time
 from array import array
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from assay.checker.checkpoint import Checkpoints
@@ -68,6 +68,8 @@ class Options:
     keep_going: bool = False               # count every violation, stop at none (`Shard.kept`)
     # the workers search packed states (`parallel_compact.CompactShard`)
     compact: bool = False
+    # forked from a one-process search they take up (`auto.Handover`, `CompactShard.adopt`)
+    handover: bool = False
 
 
 def make_shard(kernel: Kernel, index: int, n: int, opts: Options) -> Shard:
@@ -75,6 +77,10 @@ def make_shard(kernel: Kernel, index: int, n: int, opts: Options) -> Shard:
     if opts.compact:
         from assay.checker.parallel_compact import CompactShard
 
+        if opts.handover:
+            from assay.checker.auto import taken
+
+            return CompactShard(kernel, index, n, opts, taken()[0])
         return CompactShard(kernel, index, n, opts)
     return Shard(kernel, index, n, opts)
 
@@ -361,20 +367,26 @@ class Extra:
 
     evaluations: int
     unchanged: set[int] | None
+    # the workers' own (`summary`), not merged: of workers that took up a search (`adopted`)
+    summaries: list[dict[str, Any]] = field(default_factory=list)
 
 
 def parallel_bfs(kernel: Kernel, search: Search, workers: Workers,
                  checkpoints: Checkpoints | None = None,
                  resume: dict[str, Any] | None = None,
                  reduce: StableSymmetry | None = None,
-                 keep_going: bool = False) -> tuple[Outcome, Extra]:
+                 keep_going: bool = False, adopted: bool = False) -> tuple[Outcome, Extra]:
     """Breadth-first search by `workers`; the outcome in `kernel`'s ids (a counterexample
     is rebuilt and replayed here).  With `checkpoints`, from the one saved there if any, and
     saving one at the end of a level every `checkpoints.every` seconds; `resume` is the
     checkpoint found there to take up.  `reduce` (of `kernel`): the workers keep one state
     per orbit (`Options.symmetry`), and the counterexample is the representatives' path,
     for `reduce.concretise`.  `keep_going` (the workers' `Options.keep_going`): no violation
-    stops the search; the outcome's `found` has each kind, least candidate first."""
+    stops the search; the outcome's `found` has each kind, least candidate first.
+    `adopted`: the workers take up a one-process search (`auto.Handover`; `resume` has its
+    counts and "adopt", the owner's instances): a violation is only reported (no
+    counterexample: that process finds its own), and the workers' property statistics are
+    returned unmerged (`Extra.summaries`)."""
     states = transitions = terminal = deadlocked = 0
     interrupted = False
     reason: str | None = None
@@ -422,7 +434,8 @@ def parallel_bfs(kernel: Kernel, search: Search, workers: Workers,
 
     try:
         if resume is not None:
-            reps = workers.call("restore", resume["path"])
+            reps = workers.call("adopt", resume["adopt"]) if adopted else \
+                workers.call("restore", resume["path"])
             transitions, terminal, deadlocked = (resume["transitions"], resume["terminal"],
                                                  resume["deadlocked"])
             search.depth = resume["depth"]
@@ -477,7 +490,7 @@ def parallel_bfs(kernel: Kernel, search: Search, workers: Workers,
         outcome = Outcome(reason, states, transitions, search.depth,  # type: ignore[arg-type]
                           time.perf_counter() - search.started, terminal=terminal,
                           deadlocked=deadlocked)
-        if win is not None:
+        if win is not None and not adopted:
             outcome = _counterexample(kernel, workers, win, outcome, reduce)
         elif keep_going:
             outcome = _kept(kernel, workers, outcome, reduce)
@@ -491,6 +504,8 @@ def parallel_bfs(kernel: Kernel, search: Search, workers: Workers,
         outcome = Outcome("interrupted", states, transitions, search.depth,
                           time.perf_counter() - search.started, terminal=terminal,
                           deadlocked=deadlocked)
+    if adopted:
+        return outcome, Extra(0, None, summaries)
     return outcome, _merge_summaries(kernel, summaries + earlier if summaries else [])
 
 
@@ -681,12 +696,15 @@ def _fork() -> bool:
     return sys.platform.startswith("linux")
 
 
-def _serve(conn: Any, kernel_args: tuple[Any, ...], index: int, n: int, opts: Options) -> None:
-    """A worker process: build a kernel, then answer the driver's calls until it closes."""
+def _serve(conn: Any, kernel_args: tuple[Any, ...] | Kernel, index: int, n: int,
+           opts: Options) -> None:
+    """A worker process: build a kernel (or, forked, take the driver's), then answer the
+    driver's calls until it closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)       # Ctrl-C: the driver decides
     _die_with_parent()
     try:
-        shard = make_shard(Kernel(*kernel_args), index, n, opts)
+        kernel = kernel_args if isinstance(kernel_args, Kernel) else Kernel(*kernel_args)
+        shard = make_shard(kernel, index, n, opts)
     except BaseException as e:                          # noqa: BLE001 - sent to the driver
         conn.send(("error", _portable_error(e)))
         return
@@ -741,7 +759,11 @@ class Processes(Workers):
         ctx = mp.get_context("fork" if _fork() else "spawn")
         self.n = n
         self.least_paths = opts.compact
-        args = (kernel.system, kernel.faults, kernel.fairness, kernel.check_deadlock)
+        args: tuple[Any, ...] | Kernel = \
+            (kernel.system, kernel.faults, kernel.fairness, kernel.check_deadlock)
+        if opts.handover:                     # forked: the driver's kernel, as it is
+            assert _fork()
+            args = kernel
         self.conns = []
         self.procs = []
         try:

@@ -205,9 +205,11 @@ class CompactShard(Shard):
     """A worker of the parallel search on packed states (see the module docstring): the
     interface of `parallel.Shard` (start, expand, merge, trace_back, summary)."""
 
-    def __init__(self, kernel: Kernel, index: int, n: int, opts: Options) -> None:
+    def __init__(self, kernel: Kernel, index: int, n: int, opts: Options,
+                 cb: CompactBFS | None = None) -> None:
         super().__init__(kernel, index, n, opts)
-        self.cb = CompactBFS(kernel, Search())
+        # `cb`: the one-process search this worker takes up (forked: see `adopt`)
+        self.cb = cb if cb is not None else CompactBFS(kernel, Search())
         self.packing = self.cb.packing
         m = len(kernel.instances)
         self.nfields = m + 1
@@ -231,6 +233,7 @@ class CompactShard(Shard):
         self._ecaches: list[dict[int, Any]] = []
         self._gshard: list[tuple[int, ...]] = []
         self.received = 0                      # states other workers sent here
+        self.base = 0                          # states counted before (`adopt`)
 
     # --- owners -------------------------------------------------------------------------------
 
@@ -330,8 +333,8 @@ class CompactShard(Shard):
 
     def _report(self, **extra: Any) -> dict[str, Any]:
         best, self.best = self.best, None
-        return {"candidate": best, "states": len(self.xs), "frontier": len(self.xs) - self.hi,
-                **extra}
+        return {"candidate": best, "states": self.base + len(self.xs),
+                "frontier": len(self.xs) - self.hi, **extra}
 
     # --- the rounds ---------------------------------------------------------------------------
 
@@ -347,6 +350,39 @@ class CompactShard(Shard):
             if viol:
                 self._candidate(0, "start", s, idx, None, viol[0])
         self.lo = self.hi = 0
+        return self._report()
+
+    def sample(self) -> tuple[int, ...] | None:
+        """The owners' instances (`parallel.shard_by`), chosen here: in a forked worker, not
+        in the process whose search it takes up, which must stay as it was."""
+        from assay.checker.parallel import shard_by
+
+        return shard_by(self.kernel, self.n)
+
+    def adopt(self, by: tuple[int, ...] | None) -> dict[str, Any]:
+        """Instead of `start`, in a worker forked from a one-process search at the end of a
+        level (`auto.Handover`): owners by the instances `by`; the visited set is that
+        search's (this worker's copy: it holds the states other workers own too, which no
+        child it owns can be), the frontier the states of its last level this worker owns.
+        Worker 0 counts the states before that level.  No parent links: a counterexample is
+        that search's to find."""
+        from assay.checker.auto import taken
+
+        _, frontier, depth, before = taken()
+        m = len(self.kernel.instances)
+        self.by = frozenset(by if by is not None else range(m))
+        self.shards = self.cb.visited.shards
+        self._widened()
+        owner, me = self.owner, self.index
+        for x in frontier:
+            if owner(x) == me:
+                self.xs.append(x)
+        self.parents = array("q", [-1]) * len(self.xs)
+        self.depth = depth
+        self.bounds = [0] * (depth + 1)
+        self.lo = self.hi = 0
+        self.base = before if me == 0 else 0
+        self.kernel.property_evaluations = 0      # this worker's own, from here (`summary`)
         return self._report()
 
     def expand(self, last: bool) -> tuple[dict[str, Any], list[bytes | None]]:

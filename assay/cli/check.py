@@ -53,11 +53,18 @@ from assay.errors import AssayError, UsageError
 @click.option("--no-symmetry", is_flag=True,
               help="Explore every state even where the spec declares interchangeable "
                    "instances (s.symmetric(...)); by default one state per orbit.")
-@click.option("--workers", "-w", type=WorkerCount(), default="1", show_default=True, metavar="N",
-              help="Worker processes of a breadth-first search (or 'all': one per core): the "
-                   "same counts and a shortest counterexample. Worth it when states are "
-                   "costly (whole-state specs); with --dfs, --keep-going, symmetry or liveness "
-                   "the search stays on one process.")
+@click.option("--workers", "-w", type=WorkerCount(), default="auto", show_default=True,
+              metavar="N|all|auto",
+              help="Worker processes of a breadth-first search ('all': one per core): the "
+                   "same counts and a shortest counterexample.  'auto': one process, handing "
+                   "the search over to one worker per core at the end of a level once it runs "
+                   "past a second with a large frontier; the counts, verdict and "
+                   "counterexample of --workers 1 (a violation found by the workers is "
+                   "searched for again by the one process).  With --dfs, --keep-going, "
+                   "symmetry, liveness, --max-memory, --checkpoint, --full-states, --por, or "
+                   "timers, faults, lossy links, choices, constraints, 'auto' stays on one "
+                   "process; with a number, --dfs, --keep-going, symmetry or liveness stay on "
+                   "one process and a warning says so.")
 @click.option("--ray", "ray_address", metavar="ADDRESS",
               help="Search on a Ray cluster (pip install 'assay[ray]'): 'local' starts one "
                    "here, 'auto' joins the one `ray start` runs on this machine, or "
@@ -94,7 +101,7 @@ from assay.errors import AssayError, UsageError
 def check(spec: str, system_name: str | None, params: tuple[str, ...], strategy: str,
           max_states: int | None, max_depth: int | None, max_time: float | None,
           max_memory: int | None, faults_text: str | None, fairness: str | None,
-          no_deadlock: bool, keep_going: bool, no_symmetry: bool, workers: int,
+          no_deadlock: bool, keep_going: bool, no_symmetry: bool, workers: int | str,
           ray_address: str | None, checkpoint: str | None, checkpoint_every: float,
           full_states: bool, por: bool, as_json: bool, trace_out: str | None, html_out: str | None,
           quiet: bool) -> None:

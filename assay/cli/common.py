@@ -87,19 +87,23 @@ class Size(click.ParamType):
 
 
 class WorkerCount(click.ParamType):
-    """A number of worker processes, or 'all' (one per core)."""
+    """A number of worker processes, 'all' (one per usable core) or 'auto' (one process,
+    all cores once the search is large: `assay.checker.auto`)."""
 
     name = "workers"
 
     def convert(self, value: object, param: click.Parameter | None,
-                ctx: click.Context | None) -> int:
+                ctx: click.Context | None) -> int | str:
         if isinstance(value, int):
             return value
         text = str(value).strip().lower()
+        if text == "auto":
+            return "auto"
         if text == "all":
-            import os
+            from assay.checker.auto import usable_cores
 
-            return os.cpu_count() or 1
+            return usable_cores()
         if text.isdigit() and int(text) >= 1:
             return int(text)
-        self.fail(f"{value!r} is not a number of workers; use e.g. 2, or 'all'", param, ctx)
+        self.fail(f"{value!r} is not a number of workers; use e.g. 2, 'all' or 'auto'", param,
+                  ctx)

@@ -11,6 +11,7 @@ on an idle machine with N free cores the speed-up is about N / (that ratio).
     python tests/benchmarks/bench_workers.py --repeat 3 --workers 2
     python tests/benchmarks/bench_workers.py --case lamport:3:3    # one case, quick
     python tests/benchmarks/bench_workers.py --repeat 3 --case twophase:9 --case lamport:3:5
+    python tests/benchmarks/bench_workers.py --workers auto --case twophase:8  # the default
 
 The speed-up is of states/s as `check` reports it (its own seconds, the workers' start
 included); "wall" is the whole command's, process start and spec loading included.
@@ -34,7 +35,7 @@ CASES = {
 }
 
 
-def run(spec: str, params: dict[str, str], workers: int) -> dict[str, float]:
+def run(spec: str, params: dict[str, str], workers: str) -> dict[str, float]:
     args = [sys.executable, "-m", "assay.cli", "check", spec, "--json", "-q",
             "--workers", str(workers), "--no-symmetry"]
     for k, v in params.items():
@@ -52,7 +53,7 @@ def run(spec: str, params: dict[str, str], workers: int) -> dict[str, float]:
             "rate": doc["states"] / doc["seconds"]}
 
 
-def cpu_of(spec: str, params: dict[str, str], workers: int) -> tuple[dict[str, float], float]:
+def cpu_of(spec: str, params: dict[str, str], workers: str) -> tuple[dict[str, float], float]:
     """One run, and the CPU seconds of its process tree (children reaped by it included)."""
     before = os.times()
     r = run(spec, params, workers)
@@ -66,7 +67,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--case", action="append",
                    help="NAME:P1:P2... e.g. twophase:7, lamport:3:4 (repeatable)")
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--workers", default="2", help="N, or auto (the command's default)")
     p.add_argument("--repeat", type=int, default=2)
     args = p.parse_args()
     cases = args.case or ["twophase:7", "lamport:3:4"]
@@ -80,26 +81,27 @@ def main() -> None:
         name, *values = case.split(":")
         spec, names = CASES[name]
         params = dict(zip(names, values))
-        rates: dict[int, list[float]] = {1: [], args.workers: []}
-        cpus: dict[int, list[float]] = {1: [], args.workers: []}
-        walls: dict[int, list[float]] = {1: [], args.workers: []}
+        rates: dict[str, list[float]] = {"1": [], args.workers: []}
+        cpus: dict[str, list[float]] = {"1": [], args.workers: []}
+        walls: dict[str, list[float]] = {"1": [], args.workers: []}
         counts = set()
         for _ in range(args.repeat):
-            for w in (1, args.workers):
+            for w in ("1", args.workers):
                 r, cpu = cpu_of(spec, params, w)
-                assert r["workers"] == w, r
+                assert w == "auto" or r["workers"] == int(w), r
                 counts.add((r["states"], r["transitions"], r["depth"]))
                 rates[w].append(r["rate"])
                 walls[w].append(r["wall"])
                 cpus[w].append(cpu)
-                print(f"  {case} workers={w}: {r['states']:,} states in {r['seconds']:.2f} s "
+                print(f"  {case} workers={w} ({r['workers']:.0f} ran): {r['states']:,} states "
+                      f"in {r['seconds']:.2f} s "
                       f"({r['rate']:,.0f}/s), CPU {cpu:.2f} s, load {os.getloadavg()[0]:.2f}",
                       file=sys.stderr, flush=True)
         assert len(counts) == 1, f"counts differ: {counts}"
         (states, transitions, _), = counts
-        one, many = statistics.median(rates[1]), statistics.median(rates[args.workers])
-        c1, cn = statistics.median(cpus[1]), statistics.median(cpus[args.workers])
-        w1, wn = statistics.median(walls[1]), statistics.median(walls[args.workers])
+        one, many = statistics.median(rates["1"]), statistics.median(rates[args.workers])
+        c1, cn = statistics.median(cpus["1"]), statistics.median(cpus[args.workers])
+        w1, wn = statistics.median(walls["1"]), statistics.median(walls[args.workers])
         print(f"| {case} | {states:,} | {transitions:,} | {one:,.0f} | {many:,.0f} | "
               f"**{many / one:.2f}x** | {w1:.1f} | {wn:.1f} | {w1 / wn:.2f}x | {c1:.1f} | "
               f"{cn:.1f} | {cn / c1:.2f} |", flush=True)
