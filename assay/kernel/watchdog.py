@@ -84,6 +84,7 @@ class SpecWatch:
         self.hint = hint            # how to bound the work, when `max_time` is None
         self.fired: str | None = None
         self._done = threading.Event()
+        self._started = 0.0
         self._thread: threading.Thread | None = None
         self._main = threading.main_thread().ident or 0
         self._after = stuck_after()
@@ -91,14 +92,27 @@ class SpecWatch:
     def start(self) -> None:
         if threading.current_thread() is threading.main_thread():
             self._started = time.monotonic()
-            self._thread = threading.Thread(target=self._watch, name="assay-spec-watch",
-                                            daemon=True)
-            self._thread.start()
+            self._run()
+            _ACTIVE.append(self)
 
     def stop(self) -> None:
-        self._done.set()
+        if self in _ACTIVE:
+            _ACTIVE.remove(self)
+        self._halt()
+
+    def _run(self) -> None:
+        if self.fired is not None:          # stopped once: the engine is stopping
+            return
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, args=(self._done,),
+                                        name="assay-spec-watch", daemon=True)
+        self._thread.start()
+
+    def _halt(self) -> None:
         if self._thread is not None:
+            self._done.set()
             self._thread.join()
+            self._thread = None
 
     def __enter__(self) -> SpecWatch:
         self.start()
@@ -108,11 +122,11 @@ class SpecWatch:
                  tb: TracebackType | None) -> None:
         self.stop()
 
-    def _watch(self) -> None:
+    def _watch(self, done: threading.Event) -> None:
         held: FrameType | None = None       # the call being timed (held: not reused)
         since = 0.0
         told = False
-        while not self._done.wait(INTERVAL):
+        while not done.wait(INTERVAL):
             now = time.monotonic()
             top = sys._current_frames().get(self._main)   # type: ignore[arg-type]
             frame = _spec_frame(top)
@@ -145,3 +159,31 @@ class SpecWatch:
     def _raise_in_main(self) -> None:
         ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._main),
                                                    ctypes.py_object(SpecTimeLimit))
+
+
+# A fork while the watch's thread runs could leave the child a lock that thread held (and
+# Python 3.12 warns of it): the workers of `check --workers` and of `simulate --jobs` are
+# forked while a watch is on.  Each watch's thread ends before a fork and starts again after
+# it in the parent; the child has none (its own engine starts one if it runs spec code).
+_ACTIVE: list[SpecWatch] = []
+
+
+def _before_fork() -> None:
+    for w in _ACTIVE:
+        w._halt()
+
+
+def _after_fork_in_parent() -> None:
+    for w in _ACTIVE:
+        w._run()
+
+
+def _after_fork_in_child() -> None:
+    for w in _ACTIVE:
+        w._thread = None
+    _ACTIVE.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
+                        after_in_child=_after_fork_in_child)
