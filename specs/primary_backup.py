@@ -124,7 +124,7 @@ class Replica(Component):
             self.clients.send(WriteAck(self.value), to=self.waiting)
             self.waiting = None
 
-    @on(Write, when=lambda self, m: self.waiting is None and self.primary == self.name)
+    @on(Write, port="clients", when=lambda self, m: self.waiting is None and self.primary == self.name)
     @requires(lambda self, m: m.value > 0)
     def write(self, m):
         if m.value not in self.log:                  # a resent write is appended once
@@ -134,7 +134,7 @@ class Replica(Component):
         self.replicate()
         self.reply_if_replicated()                   # a primary without backups: at once
 
-    @on(Replicate)
+    @on(Replicate, port="peers")
     @requires(lambda self, m: m.view >= 0)
     @ensures(lambda old, self, m: self.view >= old.view)
     def on_replicate(self, m):
@@ -147,17 +147,17 @@ class Replica(Component):
             self.log = m.log
             self.peers.send(Replicated(m.view, len(m.log)), to=m.sender)
 
-    @on(Replicated)
+    @on(Replicated, port="peers")
     def on_replicated(self, m):
         if m.view == self.view and self.is_primary() and m.length == len(self.log):
             self.acks = self.acks | {m.sender}
             self.reply_if_replicated()
 
-    @on(Ping)
+    @on(Ping, port="master")
     def ping(self, m):
         self.master.send(Pong(m.view))
 
-    @on(NewView)
+    @on(NewView, port="master")
     @ensures(lambda old, self, m: self.view >= old.view)
     def new_view(self, m):
         if m.view <= self.view:
@@ -179,13 +179,15 @@ class Replica(Component):
 class Master(Component):
     replicas = Port(many=True)
     clients = Port(many=True)
-    max_view: int = 1
+    max_view: int = persistent(1)                    # configuration: kept on disk too
     view: int = persistent(0)
     primary: Peer = persistent(Peer("r0"))
     backups: frozenset[Peer] = persistent(frozenset())
     heard: bool = False                              # a Pong from the primary since the last Tick
 
     invariant(lambda self: 0 <= self.view <= self.max_view)
+    invariant(lambda self: self.primary in self.replicas.peers)
+    invariant(lambda self: self.backups <= self.replicas.peers)
 
     def watch(self) -> None:
         self.heard = False
@@ -201,7 +203,7 @@ class Master(Component):
         if self.view < self.max_view:
             self.watch()
 
-    @on(Pong)
+    @on(Pong, port="replicas")
     def pong(self, m):
         if m.view == self.view and m.sender == self.primary:
             self.heard = True
@@ -225,14 +227,16 @@ class Master(Component):
 class Client(Component):
     replicas = Port(WRITER, many=True, persistent=True)   # an answer may come after a crash
     master = Port()
-    writes: int = 2
-    first: int = 1                                   # the values it writes: first, first + 1, ...
+    writes: int = persistent(2)                      # configuration: kept on disk too
+    first: int = persistent(1)                       # the values it writes: first, first + 1, ...
     view: int = persistent(0)                        # the view it last heard of
     primary: Peer = persistent(Peer("r0"))
     acked: int = persistent(0)                       # how many writes were acknowledged
     pending: bool = False
 
     invariant(lambda self: 0 <= self.acked <= self.writes)
+    invariant(lambda self: self.first >= 1)
+    invariant(lambda self: self.primary in self.replicas.peers)
 
     def next(self) -> int:
         return self.first + self.acked
@@ -242,14 +246,15 @@ class Client(Component):
         self.pending = True
         self.replicas.send(Write(self.next()), to=self.primary)
 
-    @on(WriteAck)
+    @on(WriteAck, port="replicas")
     @requires(lambda self, m: m.value < self.first + self.writes)
     def ack(self, m):
         if self.pending and m.value == self.next():
             self.pending = False
             self.acked += 1
 
-    @on(NewView)
+    @on(NewView, port="master")
+    @requires(lambda self, m: m.primary in self.replicas.peers)
     def new_view(self, m):
         if m.view > self.view:
             self.view = m.view
