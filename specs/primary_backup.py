@@ -128,7 +128,8 @@ class Replica(Component):
             self.clients.send(WriteAck(self.value), to=self.waiting)
             self.waiting = None
 
-    @on(Write, port="clients", when=lambda self, m: self.waiting is None and self.primary == self.name)
+    @on(Write, port="clients",
+        when=lambda self, m: self.waiting is None and self.primary == self.name)
     @requires(lambda self, m: m.value > 0)
     def write(self, m):
         if m.value not in self.log:                  # a resent write is appended once
@@ -287,7 +288,8 @@ def system(replicas: int = 3, clients: int = 1, writes: int = 2, max_view: int =
         return range(c.first, c.first + c.acked)
 
     @s.always
-    def acknowledged_writes_survive(g):      # on the master's current primary, after any view change
+    def acknowledged_writes_survive(g):      # on the master's current primary, whatever views
+        # changed since it was acknowledged
         log = g[g["master"].primary].log
         return all(v in log for c in g.instances(Client) for v in acknowledged(c))
 

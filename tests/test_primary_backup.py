@@ -11,10 +11,10 @@ import pytest
 from runtime_support import START, Children, assay_argv, fields, free_ports, poll, replay
 from runtime_support import write_deployment as deployment
 
+from assay import Component, Message, Peer, Port, System, on
 from assay.checker import check
 from assay.kernel import Kernel
 from assay.kernel.trace import Trace, find_initial, replay_checked
-from assay import Component, Message, Peer, Port, System, on
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "specs" / "primary_backup.py"
