@@ -160,3 +160,19 @@ def test_check_of_a_system_named_by_peers_replays(tmp_path):
     k = Kernel(build(spec, None, {})[0])
     out = replay_checked(k, trace.events, find_initial(k, trace.initial))
     assert out.violation is not None and len(out.steps) == 6
+
+
+def test_check_progress_says_when_it_decides_liveness():
+    # after the safety search, the liveness graph is built again (a large part of the time
+    # with `--faults crash=1`): its progress lines repeated the search's last counts, as if
+    # the search were stuck
+    env = dict(os.environ, ASSAY_PROGRESS_INTERVAL="0.001")
+    r = subprocess.run(assay_argv("check", SPEC), env=env, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    lines = r.stderr.splitlines()
+    live = [x for x in lines if x.startswith("checking liveness: ")]
+    assert live, r.stderr[-2000:]
+    assert "safety search done (" in live[-1] and "still to expand" in live[-1]
+    first = lines.index(live[0])
+    assert all(x.startswith("checking liveness: ") for x in lines[first:] if x.strip())

@@ -43,6 +43,9 @@ class Progress:
     frontier: int
     depth: int
     seconds: float
+    # "safety" while the search explores; "liveness" while the liveness graph is built after
+    # it (the counts are then the safety search's, and `frontier` the graph's unexpanded states)
+    phase: str = "safety"
 
 
 @dataclass
@@ -59,6 +62,7 @@ class Search:
     transitions: int = 0
     depth: int = 0
     started: float = field(default_factory=time.perf_counter)
+    phase: str = "safety"                    # or "liveness": what `Progress.phase` says
     _next_report: float | None = None
 
     def tick(self, frontier: int, memory: bool = True) -> StopReason | None:
@@ -75,7 +79,7 @@ class Search:
             if now >= self._next_report:
                 self._next_report = now + self.interval
                 self.on_progress(Progress(self.states, self.transitions, frontier, self.depth,
-                                          now - self.started))
+                                          now - self.started, self.phase))
         return None
 
 
