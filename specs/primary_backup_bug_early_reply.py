@@ -7,7 +7,12 @@ write is lost:
 
     assay check specs/primary_backup_bug_early_reply.py
     assay check specs/primary_backup_bug_early_reply.py --faults crash=1
-    assay simulate specs/primary_backup_bug_early_reply.py --runs 50
+    assay simulate specs/primary_backup_bug_early_reply.py --scheduler coverage
+    assay simulate specs/primary_backup_bug_early_reply.py --faults crash=0.02,restart=0.3
+
+`simulate` finds it by coverage, or with crashes (a crashed primary answers no ping); its
+uniform scheduler rarely does: a step is one tick of virtual time and the master's timer ten,
+and a `Pong` seldom waits ten steps, so the master's suspicion is seldom false.
 """
 from assay import (
     Component,
