@@ -20,11 +20,14 @@ Everything a replica must not forget is `persistent` (its view, its log, the wri
 progress, which it replicates again `@on_restart`), as is the master's configuration; a client
 remembers how many writes were acknowledged and sends its pending write again after a crash
 (at-least-once: the primary appends a value once, and may acknowledge it more than once).
+Both ends of the write protocol keep their sessions across a crash (`persistent=True` ports):
+a primary that restarts with a write in progress still owes its answer.
 
 Safety: an acknowledged write is in the log of the master's current primary, whatever views
 changed since (`acknowledged_writes_survive`); logs shipped in one view agree on a prefix
-(`logs_of_a_view_agree`).  Liveness, under weak fairness and without faults: every write is
-eventually acknowledged (`every_write_acknowledged`).  Its twin,
+(`logs_of_a_view_agree`).  Liveness, under weak fairness: every write is eventually
+acknowledged unless an instance is down, which it may stay (`every_write_acknowledged`; it
+holds with `--faults crash=1` too, not under a partition, which may never heal).  Its twin,
 specs/primary_backup_bug_early_reply.py, has the primary reply once the first backup
 acknowledges: a view change to the other backup loses an acknowledged write.
 
