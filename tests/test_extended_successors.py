@@ -36,6 +36,8 @@ CASES = [
     ("elastic_pool.py", Faults(crash=1), {}),
     ("tla_twophase.py", Faults(crash=1, dup=1), {}),
     ("ring_election.py", Faults(crash=2, drop=1), {}),
+    # timers, restart hooks, receive guards and persistent protocol sessions together
+    ("primary_backup.py", Faults(crash=1, dup=1), {}),
 ]
 
 

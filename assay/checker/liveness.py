@@ -67,6 +67,7 @@ def build_graph(kernel: Kernel, search: Search,
     quotient graph: every reachable representative and, per event enabled there, the
     representative of its successor (`symmetric_liveness`)."""
     started = time.perf_counter()
+    search.phase = "liveness"           # progress reports say so: the counts stay the search's
     index: dict[State, int] = {}
     states: list[State] = []
     initial: list[int] = []

@@ -43,6 +43,9 @@ class Progress:
     frontier: int
     depth: int
     seconds: float
+    # "safety" while the search explores; "liveness" while the liveness graph is built after
+    # it (the counts are then the safety search's, and `frontier` the graph's unexpanded states)
+    phase: str = "safety"
 
 
 @dataclass
@@ -59,6 +62,7 @@ class Search:
     transitions: int = 0
     depth: int = 0
     started: float = field(default_factory=time.perf_counter)
+    phase: str = "safety"                    # or "liveness": what `Progress.phase` says
     _next_report: float | None = None
     # why spec code that did not return was stopped at the time bound (see kernel/watchdog)
     overdue: str | None = None
@@ -77,7 +81,7 @@ class Search:
             if now >= self._next_report:
                 self._next_report = now + self.interval
                 self.on_progress(Progress(self.states, self.transitions, frontier, self.depth,
-                                          now - self.started))
+                                          now - self.started, self.phase))
         return None
 
 

@@ -191,12 +191,22 @@ class _Progress:
         self.live.start()
 
     def update(self, p: Any) -> None:
+        if p.phase == "liveness":
+            self.live.update(f"[bold]checking liveness[/] {_liveness_progress(p)}")
+            return
         rate = p.states / p.seconds if p.seconds else 0
         self.live.update(f"[bold]checking[/] {p.states:,} states, frontier {p.frontier:,}, "
                          f"depth {p.depth}, {rate:,.0f} states/s, {p.seconds:.0f} s")
 
     def close(self) -> None:
         self.live.stop()
+
+
+def _liveness_progress(p: Any) -> str:
+    """The liveness phase: after the safety search, the graph of its states is built again
+    with every edge, then searched for fair cycles."""
+    return (f"safety search done ({p.states:,} states, depth {p.depth}); building the graph "
+            f"of its states, {p.frontier:,} still to expand, {p.seconds:.0f} s")
 
 
 class _ProgressLines:
@@ -207,6 +217,10 @@ class _ProgressLines:
         self.interval = interval
 
     def update(self, p: Any) -> None:
+        if p.phase == "liveness":
+            sys.stderr.write(f"checking liveness: {_liveness_progress(p)}\n")
+            sys.stderr.flush()
+            return
         rate = p.states / p.seconds if p.seconds else 0
         sys.stderr.write(f"checking: {p.states:,} states, {p.transitions:,} transitions, "
                          f"depth {p.depth}, {rate:,.0f} states/s, {p.seconds:.0f} s\n")

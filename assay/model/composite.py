@@ -254,6 +254,7 @@ def add(outer: System, name: str, inner: Any, where: Location | None, initially:
     if not isinstance(name, str) or not _NAME.match(name):
         raise SpecError(f"composite name {name!r} is not a valid name", where,
                         ["use letters, digits, '_' and '-', starting with a letter or '_'"])
+    name = str.__str__(name)       # a plain str, as System.add makes an instance's name
     if name in outer.instances or name in outer.composites:
         raise SpecError(f"{name!r} is added twice", where)
     if initially is not None:

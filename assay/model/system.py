@@ -235,6 +235,7 @@ class System:
         if not isinstance(name, str) or not _NAME.match(name):
             raise SpecError(f"instance name {name!r} is not a valid name", where,
                             ["use letters, digits, '_' and '-', starting with a letter or '_'"])
+        name = str.__str__(name)   # a plain str: a Peer (a str subclass) names events as one
         if name in self.instances or name in self.composites:
             raise SpecError(f"instance {name!r} is added twice", where)
         if len(self.instances) >= self.MAX_INSTANCES:
