@@ -1,0 +1,51 @@
+"""Red team of the runtime (its network and the files it reads back): each test here failed
+before its fix.  Damaged files: a store log whose record length is damaged in the middle
+was taken for a torn end, and the durable steps after it were dropped."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from test_storelog import logged
+
+from assay.errors import StateError
+from assay.runtime import storelog
+from assay.runtime.store import Store
+
+# --- damaged files: the store log --------------------------------------------------------------
+
+
+def record_starts(data: bytes) -> list[int]:
+    out, pos = [], len(storelog.HEADER)
+    while pos < len(data):
+        out.append(pos)
+        pos += storelog._HEAD.size + storelog._HEAD.unpack_from(data, pos)[1]
+    return out
+
+
+@pytest.mark.parametrize("record", ["first", "middle", "last"])
+@pytest.mark.parametrize("bit", [0x01, 0x80])
+def test_a_record_length_damaged_on_disk_is_refused_not_taken_for_a_torn_end(tmp_path, record,
+                                                                               bit):
+    # a bit flipped in a record's length makes it reach past the end of the file: that is
+    # not a record cut short by a kill (the steps of the records after it, or of this whole
+    # one, were durable: sent and acknowledged), so nothing may be dropped with a warning
+    path = logged(tmp_path, 5)
+    log = Path(str(path) + "-log")
+    data = bytearray(log.read_bytes())
+    starts = record_starts(bytes(data))
+    at = {"first": starts[0], "middle": starts[2], "last": starts[-1]}[record]
+    data[at + 1 + (1 if bit == 0x80 else 0)] ^= bit      # the length's 1st or 2nd byte
+    log.write_bytes(bytes(data))
+    with pytest.raises(StateError, match=f"record at byte {at} says it is .* long") as e:
+        Store(path, "NORMAL", log=True)
+    assert "a.sqlite-log" in str(e.value) and "--fresh" in str(e.value)
+    with pytest.raises(StateError):                     # and the store was left as it was
+        Store(path, "NORMAL", log=True)
+    # the same record truly cut short (its last 3 bytes never written): dropped, the steps
+    # before it kept
+    data[at + 1 + (1 if bit == 0x80 else 0)] ^= bit
+    end = starts[starts.index(at) + 1] if at != starts[-1] else len(data)
+    log.write_bytes(bytes(data[:end - 3]))
+    with Store(path, "NORMAL", log=True) as s:
+        assert s.clock() == starts.index(at)
