@@ -3,14 +3,19 @@ before its fix.  Damaged files: a store log whose record length is damaged in th
 was taken for a torn end, and the durable steps after it were dropped."""
 from __future__ import annotations
 
+import asyncio
+import os
 from pathlib import Path
+from typing import Any
 
 import pytest
+from runtime_support import HOST, SECRET, ctl, free_ports, wait_for_log, write_deployment
 from test_storelog import logged
 
 from assay.errors import StateError
 from assay.runtime import storelog
 from assay.runtime.store import Store
+from assay.runtime.tcp import TcpNode, control
 
 # --- damaged files: the store log --------------------------------------------------------------
 
@@ -49,3 +54,50 @@ def test_a_record_length_damaged_on_disk_is_refused_not_taken_for_a_torn_end(tmp
     log.write_bytes(bytes(data[:end - 3]))
     with Store(path, "NORMAL", log=True) as s:
         assert s.clock() == starts.index(at)
+
+
+# --- a flood of connections that never authenticate -------------------------------------------
+
+def open_fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+FLOOD = 600
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts a process's fds")
+def test_a_flood_of_connections_that_never_authenticate_holds_a_bounded_number_open(
+        children, tmp_path):
+    # each stays open for the handshake's 5 s: without a bound, a client opening connections
+    # faster than that holds as many sockets (file descriptors, buffers) in the node as it
+    # likes, up to the process's limit, after which no honest peer gets in
+    pa, pb = free_ports(2)
+    dep = write_deployment(tmp_path / "deploy.toml", "register.py",
+                           {"a": (pa, ["server"]), "b": (pb, ["client"])},
+                           params={"writes": 2})
+    log = tmp_path / "a.log"
+    a = children.node(dep, "a", pa, log=log)
+    before = open_fds(a.pid)
+
+    async def flood() -> tuple[int, Any]:
+        held = []
+        try:
+            for _ in range(FLOOD):
+                held.append(await asyncio.open_connection(HOST, pa))
+            await asyncio.sleep(0.3)                   # the node has accepted them all
+            most = open_fds(a.pid)
+            # an honest client, amid the flood: served at once
+            reply = await control(HOST, pa, SECRET.encode(), {"t": "status"}, 3.0)
+            return most, reply
+        finally:
+            for _, w in held:
+                w.close()
+
+    most, reply = asyncio.run(flood())
+    assert reply is not None and reply["t"] == "status", reply
+    assert most - before <= TcpNode.MAX_HANDSHAKES + 8, \
+        f"{most - before} more file descriptors open in the node during a flood of {FLOOD}"
+    wait_for_log(log, "connections were authenticating at once")
+    assert a.poll() is None
+    assert ctl(pa, {"t": "status"})["t"] == "status"

@@ -214,6 +214,8 @@ class TcpNode:
         self.in_step = False                   # a step is being applied (saved, routed)
         self.failed: BaseException | None = None
         self._accepted: set[asyncio.StreamWriter] = set()   # connections peers opened to us
+        # of those, the ones not authenticated yet, oldest first (`MAX_HANDSHAKES`)
+        self._handshaking: dict[asyncio.StreamWriter, str] = {}
         self._background: set[asyncio.Task[None]] = set()   # saves of dropped frames
         # acknowledgements of durable steps wait up to `ack_delay` seconds, to leave in one
         # write per connection (fewer system calls and wake-ups on both sides)
@@ -314,9 +316,26 @@ class TcpNode:
         finally:
             self._accepted.discard(writer)
 
+    MAX_HANDSHAKES = 64     # connections authenticating at once, at most: then the oldest goes
+
+    def _make_room(self) -> None:
+        """Close the oldest connections still authenticating while more than
+        `MAX_HANDSHAKES` are: a client that opens connections and never authenticates (each
+        would stay for the handshake's timeout) holds a bounded number of sockets, and an
+        honest peer's handshake, done in a round trip, gets in meanwhile."""
+        while len(self._handshaking) > self.MAX_HANDSHAKES:
+            oldest = next(iter(self._handshaking))
+            address = self._handshaking.pop(oldest)
+            log.warning("%s: closed the connection from %s before it authenticated: more "
+                        "than %d connections were authenticating at once", self.name,
+                        address, self.MAX_HANDSHAKES)
+            oldest.close()
+
     async def _serve_connection(self, reader: asyncio.StreamReader,
                                 writer: asyncio.StreamWriter) -> None:
         address = address_of(writer)
+        self._handshaking[writer] = address
+        self._make_room()
         try:
             session = await authenticate(reader, writer, self.dep.secret, self.name,
                                          initiator=False)
@@ -324,9 +343,12 @@ class TcpNode:
             writer.close()
             return
         except (AuthError, OSError, asyncio.IncompleteReadError) as e:
-            log.warning("%s: refused a connection from %s: %s", self.name, address, e)
+            if writer in self._handshaking:    # (else closed by `_make_room`, which said so)
+                log.warning("%s: refused a connection from %s: %s", self.name, address, e)
             writer.close()
             return
+        finally:
+            self._handshaking.pop(writer, None)
         peer = session.peer
         self._peer_sessions[peer] = session
         try:
