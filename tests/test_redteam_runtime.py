@@ -16,6 +16,7 @@ from assay.errors import StateError
 from assay.runtime import storelog
 from assay.runtime.store import Store
 from assay.runtime.tcp import TcpNode, control
+from assay.runtime.wire import authenticate
 
 # --- damaged files: the store log --------------------------------------------------------------
 
@@ -101,3 +102,63 @@ def test_a_flood_of_connections_that_never_authenticate_holds_a_bounded_number_o
     wait_for_log(log, "connections were authenticating at once")
     assert a.poll() is None
     assert ctl(pa, {"t": "status"})["t"] == "status"
+
+
+# --- hostile values: a str that is no Unicode text -----------------------------------------------
+
+LEDGER = Path(__file__).resolve().parent / "fixtures" / "extstore" / "ledger.py"
+
+
+def add(key: str, seq: int, epoch: str = "e1") -> dict[str, Any]:
+    """An `Add(key)` of tests/fixtures/extstore/ledger.py from the writer (node b)."""
+    return {"t": "msg", "src": "writer", "src_port": "out", "dst": "ledger",
+            "dst_port": "inp", "clock": 1, "message": {"type": "Add", "fields": {"key": key}},
+            "seq": seq, "epoch": epoch}
+
+
+@pytest.mark.e2e
+def test_a_lone_surrogate_in_a_str_kept_in_an_external_store_does_not_stop_the_node(
+        children, tmp_path):
+    # JSON's "\\ud800" is a Python str that UTF-8 cannot encode: the node took the Add, and
+    # its step loop failed on it (ordering the map's keys, `canonical`, then SQLite) and the
+    # node stopped, for every peer
+    pa, pb = free_ports(2)
+    dep = write_deployment(tmp_path / "deploy.toml", LEDGER,
+                           {"a": (pa, ["ledger"]), "b": (pb, ["writer"])})
+    log, db = tmp_path / "a.log", tmp_path / "a.db"
+    a = children.node(dep, "a", pa, "--state-dir", tmp_path / "state", "--store-db", db,
+                      log=log)
+
+    async def send(*frames: dict[str, Any]) -> list[Any]:
+        reader, writer = await asyncio.open_connection(HOST, pa)
+        try:
+            s = await authenticate(reader, writer, SECRET.encode(), "b", initiator=True)
+            s.write(*frames)
+            await s.drain()
+            return [await asyncio.wait_for(s.read(), 5) for _ in frames]
+        finally:
+            writer.close()
+
+    acks = asyncio.run(send(add("\ud800", 1), add("x\udfff", 2), add("a", 3)))
+    assert [r["seq"] for r in acks] == [1, 2, 3], acks
+    assert a.poll() is None, log.read_text()[-2000:]
+    # dropped (logged) and acknowledged, as any message that does not fit its port
+    assert ctl(pa, {"t": "state", "instance": "ledger"})["fields"]["totals"] == [["a", 1]]
+    wait_for_log(log, "lone surrogate ('\\ud800') is not Unicode text")
+    children.stop(a, pa)                      # and a restart agrees with the database
+    a = children.node(dep, "a", pa, "--state-dir", tmp_path / "state", "--store-db", db,
+                      log=log)
+    assert ctl(pa, {"t": "state", "instance": "ledger"})["fields"]["totals"] == [["a", 1]]
+
+
+def test_no_decoder_takes_a_lone_surrogate_into_a_value():
+    from assay.model.interceptor import meta_from_json
+    from assay.model.types import _AnyValue, _Str
+
+    for decode in (_Str().from_json, _AnyValue().from_json,
+                   lambda j: _AnyValue().from_json([1, [j]]),
+                   lambda j: meta_from_json({"k": j}), lambda j: meta_from_json({j: 1}),
+                   lambda j: meta_from_json({"k": ["x", j]})):
+        with pytest.raises(ValueError, match="lone surrogate"):
+            decode("ok\udc80")
+        assert decode("ok \u00e9\U0001f600") is not None      # text, astral plane too
