@@ -4,6 +4,7 @@ was taken for a torn end, and the durable steps after it were dropped."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -162,3 +163,36 @@ def test_no_decoder_takes_a_lone_surrogate_into_a_value():
         with pytest.raises(ValueError, match="lone surrogate"):
             decode("ok\udc80")
         assert decode("ok \u00e9\U0001f600") is not None      # text, astral plane too
+
+
+# --- damaged files: a checkpoint's meta.json ----------------------------------------------------
+
+@pytest.mark.parametrize("edit", ["transitions", "depth", "terminal", "bit-flip"])
+def test_a_checkpoint_whose_counts_were_altered_is_refused_not_resumed(tmp_path, edit):
+    # the workers' files carry digests, meta.json's counts did not: a digit altered there
+    # (by hand, or a bit flip that keeps it JSON) resumed to counts that no search gave
+    from checkpoint_support import SYM_LOCK, counts, run
+
+    from assay.errors import AssayError
+
+    params = {"clients": "3"}
+    ck = tmp_path / "ck"
+    run(SYM_LOCK, ck, params=params, max_depth=3)
+    meta_file = ck / "current" / "meta.json"
+    text = meta_file.read_text()
+    if edit == "bit-flip":                 # a digit of a count, one bit off: still JSON
+        at = text.index(",", text.index('"transitions": ')) - 1      # its last digit
+        text = text[:at] + chr(ord(text[at]) ^ 0x01) + text[at + 1:]
+        assert json.loads(text)
+    else:
+        meta = json.loads(text)
+        meta[edit] += 1
+        text = json.dumps(meta)
+    meta_file.write_text(text)
+    with pytest.raises(AssayError, match="meta.json is not the file that was saved") as e:
+        run(SYM_LOCK, ck, params=params)
+    assert "remove the directory" in str(e.value.notes)
+    # a checkpoint left as it was resumes to the counts of the check never stopped
+    run(SYM_LOCK, tmp_path / "ck2", params=params, max_depth=3)
+    assert counts(run(SYM_LOCK, tmp_path / "ck2", params=params)) == \
+        counts(run(SYM_LOCK, None, params=params))
