@@ -13,8 +13,9 @@ import pytest
 from runtime_support import HOST, SECRET, ctl, free_ports, wait_for_log, write_deployment
 from test_storelog import logged
 
-from assay.errors import StateError
+from assay.errors import StateError, UsageError
 from assay.runtime import storelog
+from assay.runtime.steplog import log_line, merge_logs, open_step_log, read_step_log
 from assay.runtime.store import Store
 from assay.runtime.tcp import TcpNode, control
 from assay.runtime.wire import authenticate
@@ -196,3 +197,45 @@ def test_a_checkpoint_whose_counts_were_altered_is_refused_not_resumed(tmp_path,
     run(SYM_LOCK, tmp_path / "ck2", params=params, max_depth=3)
     assert counts(run(SYM_LOCK, tmp_path / "ck2", params=params)) == \
         counts(run(SYM_LOCK, None, params=params))
+
+
+# --- damaged files: a node's step log -----------------------------------------------------------
+
+def step_log(path: Path, n: int) -> list[str]:
+    lines = [log_line(c, "a", {"kind": "fire", "instance": "p", "action": "go"})
+             for c in range(1, n + 1)]
+    path.write_text("".join(lines))
+    return lines
+
+
+@pytest.mark.parametrize("damage", ["not-json", "not-utf-8", "nested"])
+def test_a_step_log_damaged_in_the_middle_is_refused_not_cut_there(tmp_path, damage):
+    # a line that did not parse was taken for the end a kill cut short: the node rewrote its
+    # log without it and every line after it (the steps of the run, which replay checks)
+    log = tmp_path / "a.jsonl"
+    lines = step_log(log, 6)
+    bad = {"not-json": lines[2][:20] + "\n", "not-utf-8": lines[2][:20] + "\udcff\n",
+           "nested": "[" * 100_000 + "\n"}[damage]
+    log.write_bytes("".join(lines[:2] + [bad] + lines[3:]).encode("utf-8", "surrogateescape"))
+    before = log.read_bytes()
+    with pytest.raises(StateError, match="line 3|:3: not a step log line") as e:
+        open_step_log(log, None)
+    assert str(log) in str(e.value) and "move it aside" in str(e.value)
+    assert log.read_bytes() == before                     # left as it was
+    with pytest.raises(UsageError, match="line 3|:3: not a step log line"):
+        merge_logs([str(log)])                            # (`run --deploy`'s merge)
+
+
+def test_a_step_log_cut_short_by_a_kill_loses_only_its_last_line(tmp_path):
+    log = tmp_path / "a.jsonl"
+    lines = step_log(log, 4)
+    log.write_text("".join(lines)[:-7])                   # inside the last line
+    assert [e["clock"] for e in read_step_log(str(log))] == [1, 2, 3]
+    assert [e["kind"] for e in merge_logs([str(log)])] == ["fire"] * 3
+    f, clock = open_step_log(log, None)
+    f.close()
+    assert clock == 3 and log.read_text() == "".join(lines[:3])
+    log.write_text("".join(lines)[:-1])                   # only its newline missing
+    f, clock = open_step_log(log, None)
+    f.close()
+    assert clock == 4 and log.read_text() == "".join(lines)
