@@ -239,3 +239,49 @@ def test_a_step_log_cut_short_by_a_kill_loses_only_its_last_line(tmp_path):
     f, clock = open_step_log(log, None)
     f.close()
     assert clock == 4 and log.read_text() == "".join(lines)
+
+
+# --- a flood of frames to drop from a logged-in peer --------------------------------------------
+
+def rss_kb(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/status").read_text().split("VmRSS:")[1].split()[0])
+
+
+DROPS = 10_000
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="reads a process's RSS")
+def test_a_flood_of_frames_to_drop_keeps_the_node_s_memory_bounded(children, tmp_path):
+    # each message that does not fit is saved as handled in the background (then
+    # acknowledged); a peer sending them faster than the store commits grew the node by
+    # 3.5 KB a frame (the saves waiting their turn), without bound
+    pa, pb = free_ports(2)
+    dep = write_deployment(tmp_path / "deploy.toml", "register.py",
+                           {"a": (pa, ["server"]), "b": (pb, ["client"])},
+                           params={"writes": 2})
+    log = tmp_path / "a.log"
+    a = children.node(dep, "a", pa, "--state-dir", tmp_path / "state", log=log)
+    before = rss_kb(a.pid)
+
+    def nope(seq: int) -> dict[str, Any]:
+        return {"t": "msg", "src": "client", "src_port": "server", "dst": "server",
+                "dst_port": "clients", "clock": 1, "message": {"type": "Nope", "fields": {}},
+                "seq": seq, "epoch": "e1"}
+
+    async def flood() -> int:
+        reader, writer = await asyncio.open_connection(HOST, pa)
+        try:
+            s = await authenticate(reader, writer, SECRET.encode(), "b", initiator=True)
+            for i in range(1, DROPS + 1, 500):
+                s.write(*[nope(seq) for seq in range(i, i + 500)])
+                await s.drain()
+            await asyncio.sleep(0.5)
+            return rss_kb(a.pid)
+        finally:
+            writer.close()
+
+    grown = asyncio.run(flood()) - before
+    assert grown < 8_000, f"the node grew by {grown} KB reading {DROPS} frames to drop"
+    assert a.poll() is None and ctl(pa, {"t": "status"})["t"] == "status"
+    assert ctl(pa, {"t": "state", "instance": "server"})["fields"] == {"value": 0}

@@ -369,6 +369,8 @@ class TcpNode:
                 if reply is not None:
                     session.write(reply)
                     await session.drain()
+                if len(self._background) > self.MAX_BACKGROUND:
+                    await self._background_room()
         except (ConnectionError, OSError, asyncio.CancelledError):
             pass                       # the peer went away, or this node is stopping
         finally:
@@ -491,6 +493,16 @@ class TcpNode:
         if self.store is not None:        # (a later life's rows, saved meanwhile, stay)
             self._in_background(storing(self.store, self.store.forget, peer,
                                         [e for _, e in gone]))
+
+    MAX_BACKGROUND = 256    # saves under way in the background, at most: then reading waits
+
+    async def _background_room(self) -> None:
+        """Read no more from a connection until fewer than `MAX_BACKGROUND` saves are under
+        way in the background: a peer sending frames to drop (each saved as handled, `_drop`)
+        faster than the store takes their saves does not grow the node's memory without
+        bound (it grew by 3.5 KB a frame)."""
+        while len(self._background) > self.MAX_BACKGROUND:
+            await asyncio.wait(list(self._background), return_when=asyncio.FIRST_COMPLETED)
 
     def _in_background(self, work: Any) -> None:
         task = asyncio.get_running_loop().create_task(work)
