@@ -220,7 +220,7 @@ def test_a_step_log_damaged_in_the_middle_is_refused_not_cut_there(tmp_path, dam
     before = log.read_bytes()
     with pytest.raises(StateError, match="line 3|:3: not a step log line") as e:
         open_step_log(log, None)
-    assert str(log) in str(e.value) and "move it aside" in str(e.value)
+    assert str(log) in str(e.value) and "note: move it aside" in str(e.value)
     assert log.read_bytes() == before                     # left as it was
     with pytest.raises(UsageError, match="line 3|:3: not a step log line"):
         merge_logs([str(log)])                            # (`run --deploy`'s merge)

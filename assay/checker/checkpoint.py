@@ -16,10 +16,10 @@ properties the safety search is saved (the graph is rebuilt after it); a depth-f
 is saved by `dfs_checkpoint.py` into the same directory layout.  `meta.json` holds the
 SHA-256 of each worker's file, checked before a resume reads it: a damaged file is refused
 with a message, not unpickled; and the SHA-256 of the rest of `meta.json` (its counts: a
-digit altered there would resume to wrong counts).  (The files are pickles: resume only checkpoints this user's
-own checks wrote — the digest guards against damage, not against someone who can write the
-directory.)  A resumed search ends with
-the same counts as one that was never stopped.
+digit altered there would resume to wrong counts).  (The files are pickles: resume only
+checkpoints this user's own checks wrote — the digests guard against damage, not against
+someone who can write the directory.)  A resumed search ends with the same counts as one
+that was never stopped.
 """
 from __future__ import annotations
 

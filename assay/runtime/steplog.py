@@ -72,7 +72,8 @@ def _step_lines(path: str, error: type[AssayError], fix: str, limit: int | None
         raise error(f"step log {path} is not UTF-8 text (damaged?) at line {line}",
                     notes=[fix]) from None
     parts = text.split("\n")
-    lines, entries = [], []
+    lines: list[str] = []
+    entries: list[dict[str, Any]] = []
     for i, part in enumerate(parts, 1):
         last = i == len(parts)                  # (after the last newline: "" if whole)
         if not part.strip():
@@ -87,7 +88,7 @@ def _step_lines(path: str, error: type[AssayError], fix: str, limit: int | None
                 and isinstance(entry.get("node"), str) and isinstance(entry.get("event"), dict)):
             raise error(f"{path}:{i}: not a step log line (JSON with an integer clock, a node "
                         "name and an event)",
-                        ["a step log is what `assay node --trace-out FILE` writes", fix])
+                        notes=["a step log is what `assay node --trace-out FILE` writes", fix])
         lines.append(part if last else part + "\n")
         entries.append(entry)
     return lines, entries, False
