@@ -285,3 +285,34 @@ def test_a_flood_of_frames_to_drop_keeps_the_node_s_memory_bounded(children, tmp
     assert grown < 8_000, f"the node grew by {grown} KB reading {DROPS} frames to drop"
     assert a.poll() is None and ctl(pa, {"t": "status"})["t"] == "status"
     assert ctl(pa, {"t": "state", "instance": "server"})["fields"] == {"value": 0}
+
+
+# --- a reply too large for a frame ------------------------------------------------------------
+
+@pytest.mark.e2e
+def test_a_state_too_large_for_a_frame_is_an_error_reply_not_a_traceback(children, tmp_path):
+    # the reply's encoding raised WireError out of the connection's task: a traceback in the
+    # node's log, and the asker got a closed connection
+    pa, pb = free_ports(2)
+    dep = write_deployment(tmp_path / "deploy.toml", LEDGER,
+                           {"a": (pa, ["ledger"]), "b": (pb, ["writer"])})
+    log = tmp_path / "a.log"
+    a = children.node(dep, "a", pa, log=log)
+
+    async def send() -> list[Any]:
+        reader, writer = await asyncio.open_connection(HOST, pa)
+        try:
+            s = await authenticate(reader, writer, SECRET.encode(), "b", initiator=True)
+            for i in range(4):                       # 4 keys of 300 kB: 1.2 MB of state
+                s.write(add(str(i) * 300_000, i + 1))
+                await s.drain()
+            return [await asyncio.wait_for(s.read(), 10) for _ in range(4)]
+        finally:
+            writer.close()
+
+    assert [r["seq"] for r in asyncio.run(send())] == [1, 2, 3, 4]
+    reply = ctl(pa, {"t": "state", "instance": "ledger"})
+    assert reply is not None and reply["t"] == "error", reply
+    assert "exceeds the limit" in reply["error"]
+    assert ctl(pa, {"t": "status"})["t"] == "status" and a.poll() is None
+    assert "Traceback" not in log.read_text()

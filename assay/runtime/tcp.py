@@ -367,7 +367,11 @@ class TcpNode:
                                 "connection: %s", self.name, peer, address, e)
                     break
                 if reply is not None:
-                    session.write(reply)
+                    try:
+                        session.write(reply)
+                    except WireError as e:     # a state too large for one frame
+                        session.write({"t": "error", "error": f"{self.name} cannot send its "
+                                                              f"reply: {e}"})
                     await session.drain()
                 if len(self._background) > self.MAX_BACKGROUND:
                     await self._background_room()
