@@ -316,3 +316,37 @@ def test_a_state_too_large_for_a_frame_is_an_error_reply_not_a_traceback(childre
     assert "exceeds the limit" in reply["error"]
     assert ctl(pa, {"t": "status"})["t"] == "status" and a.poll() is None
     assert "Traceback" not in log.read_text()
+
+
+# --- a hostile deployment file ------------------------------------------------------------------
+
+def deployment_text(node: str = "a", host: str = '"127.0.0.1"', spec: str | None = None) -> str:
+    register = Path(__file__).resolve().parent.parent / "specs" / "register.py"
+    spec = json.dumps(str(register)) if spec is None else spec
+    return (f'spec = {spec}\nsecret = "{SECRET}"\n[params]\nwrites = 2\n'
+            f'[nodes.{node}]\nhost = {host}\nport = 7101\ninstances = ["server", "client"]\n')
+
+
+@pytest.mark.parametrize("text, message", [
+    # a node name longer than the handshake carries: every link of the node failed (a
+    # ValueError in its tasks), silently
+    (deployment_text(node="n" * 257), "a node's name is 1 to 256 characters"),
+    (deployment_text(host='"127.0.0.1\\u0000"'), "nodes.a.host is"),        # ValueError
+    (deployment_text(spec='"x\\u0000.py"'), "spec is"),                      # ValueError
+    ("a = " + "[" * 5000 + "]" * 5000 + "\n", "nested too deeply"),         # RecursionError
+], ids=["long-name", "nul-in-host", "nul-in-spec", "nested"])
+def test_a_deployment_file_that_would_crash_a_node_is_refused_at_the_file(tmp_path, text,
+                                                                             message):
+    from assay.runtime.deploy import load_deployment
+
+    path = tmp_path / "deploy.toml"
+    path.write_text(text)
+    with pytest.raises(UsageError, match=message) as e:
+        load_deployment(path)
+    assert "deploy.toml" in str(e.value)
+    assert load_deployment(_write(tmp_path / "ok.toml", deployment_text(node="n" * 256)))
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
