@@ -1,6 +1,8 @@
 """Red team of the runtime (its network and the files it reads back): each test here failed
-before its fix.  Damaged files: a store log whose record length is damaged in the middle
-was taken for a torn end, and the durable steps after it were dropped."""
+before its fix (CHANGELOG, "Runtime red team").  Damaged files: a store log's record length,
+a step log's middle line, a checkpoint's counts; hostile peers: connections that never
+authenticate, frames to drop, a str with a lone surrogate, a reply too large for a frame; a
+deployment file that crashed a node.  Real sockets on loopback, real SQLite files."""
 from __future__ import annotations
 
 import asyncio
