@@ -275,7 +275,8 @@ def test_a_step_log_is_created_private_and_an_existing_file_keeps_its_mode(tmp_p
     f.close()
     assert _mode(tmp_path / "new.jsonl") == 0o600
     mine = tmp_path / "mine.jsonl"
-    mine.write_text('{"clock": 1}\n{"clock": 2}\n')
+    mine.write_text('{"clock": 1, "node": "n", "event": {}}\n'
+                    '{"clock": 2, "node": "n", "event": {}}\n')
     mine.chmod(0o640)                                 # the user chose this mode: kept
     f, clock = open_step_log(mine, 1)                 # (a line dropped: the file rewritten)
     f.close()

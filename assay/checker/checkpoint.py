@@ -15,10 +15,11 @@ search that keeps going has its findings so far in the workers' files; with live
 properties the safety search is saved (the graph is rebuilt after it); a depth-first search
 is saved by `dfs_checkpoint.py` into the same directory layout.  `meta.json` holds the
 SHA-256 of each worker's file, checked before a resume reads it: a damaged file is refused
-with a message, not unpickled.  (The files are pickles: resume only checkpoints this user's
-own checks wrote — the digest guards against damage, not against someone who can write the
-directory.)  A resumed search ends with
-the same counts as one that was never stopped.
+with a message, not unpickled; and the SHA-256 of the rest of `meta.json` (its counts: a
+digit altered there would resume to wrong counts).  (The files are pickles: resume only
+checkpoints this user's own checks wrote — the digests guard against damage, not against
+someone who can write the directory.)  A resumed search ends with the same counts as one
+that was never stopped.
 """
 from __future__ import annotations
 
@@ -119,6 +120,11 @@ class Checkpoints:
                     raise UsageError(f"--checkpoint {self.dir}: {meta_file} is unreadable: "
                                      f"{e}", notes=["remove the directory to start over"]
                                      ) from None
+                if not isinstance(meta, dict):
+                    raise UsageError(f"--checkpoint {self.dir}: {meta_file} is not a "
+                                     "checkpoint's meta", notes=["remove the directory to "
+                                                                  "start over"])
+                self._unchanged(meta_file, meta)
                 self._same(meta.get("identity") or {})
                 self._whole(self.dir / name, meta.get("shards"))
                 self.extra = {k: meta[k] for k in ("unreduced",) if k in meta}
@@ -150,6 +156,16 @@ class Checkpoints:
                          notes=[*notes, "use another directory, or remove this one to start "
                                 "over"])
 
+    def _unchanged(self, meta_file: Path, meta: dict[str, Any]) -> None:
+        """A usage error unless `meta` is what `commit` wrote: its counts are not checked
+        against the workers' files (a digit altered would resume to wrong counts).  A meta
+        without its digest was written before it had one."""
+        saved = meta.pop(META_DIGEST, None)
+        if saved is not None and saved != _meta_digest(meta):
+            raise UsageError(f"--checkpoint {self.dir}: {meta_file} is not the file that was "
+                             "saved (damaged, or edited by hand)",
+                             notes=["remove the directory to start over"])
+
     def _whole(self, folder: Path, shards: Any) -> None:
         """A usage error unless every worker's file is there with the digest `commit` noted
         (a damaged or truncated file is refused before anything reads it)."""
@@ -178,6 +194,7 @@ class Checkpoints:
         tmp = self.dir / NEXT
         shards = {p.name: _digest(p) for p in sorted(tmp.glob("shard-*"))}
         meta = {"identity": self.ident, **counts, **self.extra, "shards": shards}
+        meta[META_DIGEST] = _meta_digest(meta)
         with open(tmp / "meta.json.tmp", "w") as f:
             json.dump(meta, f)
             f.flush()
@@ -189,6 +206,14 @@ class Checkpoints:
             os.replace(current, previous)
         os.replace(tmp, current)
         shutil.rmtree(previous, ignore_errors=True)
+
+
+META_DIGEST = "meta_sha256"       # in meta.json: the SHA-256 of the rest of it
+
+
+def _meta_digest(meta: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(meta, sort_keys=True, separators=(",", ":"))
+                          .encode()).hexdigest()
 
 
 def _digest(path: Path) -> str:

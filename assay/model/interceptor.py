@@ -36,6 +36,7 @@ from typing import Any
 
 from assay.model.component import Component, Port, on
 from assay.model.message import Message
+from assay.model.types import unicode_text
 
 SIDES = ("left", "right")           # towards the connection's first end, towards its second
 META_KINDS = "None, bool, int, str, or a tuple of those"
@@ -69,7 +70,7 @@ def meta_from_json(j: Any) -> tuple[tuple[str, Any], ...]:
     """Meta from its JSON form (a trace, a frame); `ValueError` unless it is one exactly."""
     if not isinstance(j, dict):
         raise ValueError(f"meta must be an object, got {type(j).__name__}")
-    items = {k: _from_json(v) for k, v in j.items()}
+    items = {unicode_text(k): _from_json(v) for k, v in j.items()}
     out, bad = meta_items(items)
     if bad is not None:
         raise ValueError(f"bad meta {bad}")
@@ -79,7 +80,9 @@ def meta_from_json(j: Any) -> tuple[tuple[str, Any], ...]:
 def _from_json(j: Any) -> Any:
     if isinstance(j, list):
         return tuple(_from_json(x) for x in j)
-    if j is None or type(j) in (bool, int, str):
+    if type(j) is str:
+        return unicode_text(j)
+    if j is None or type(j) in (bool, int):
         return j
     raise ValueError(f"a meta value is {META_KINDS}, got {type(j).__name__}")
 

@@ -143,6 +143,18 @@ class _Int(_Scalar):
         return f"int in [{self.range.lo}, {self.range.hi}]" if self.range else "int"
 
 
+def unicode_text(j: str) -> str:
+    """`j` if it is Unicode text: JSON's "\\ud800" decodes to a str with a lone surrogate,
+    which UTF-8 cannot encode (SQLite, files, `canonical` refuse it); `ValueError` then."""
+    if not j.isascii():
+        try:
+            j.encode()
+        except UnicodeEncodeError as e:
+            raise ValueError(f"a str with a lone surrogate ({ascii(j[e.start])}) is not "
+                             "Unicode text") from None
+    return j
+
+
 class _Str(_Scalar):
     def conforms(self, v: Any) -> bool:
         return isinstance(v, str)
@@ -150,7 +162,7 @@ class _Str(_Scalar):
     def from_json(self, j: Any) -> Any:
         if not isinstance(j, str):
             raise ValueError(f"expected a str, got {j!r}")
-        return j
+        return unicode_text(j)
 
     def describe(self) -> str:
         return "str"
@@ -217,7 +229,7 @@ class _AnyValue(TypeSpec):
             raise ValueError(f"a record, message or map inside a bare tuple or frozenset cannot "
                              f"be decoded (got {j!r}); annotate the element types, e.g. "
                              "frozenset[Ballot]")
-        return j
+        return unicode_text(j) if isinstance(j, str) else j
 
     def describe(self) -> str:
         return "value"

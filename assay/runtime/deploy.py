@@ -35,6 +35,7 @@ from typing import Any
 from assay.errors import Location, UsageError
 
 CONTROL = "control"      # the name control connections (state, status, stop) authenticate as
+NAME_MAX = 256           # characters of a node's name (what the handshake carries, wire.py)
 
 
 @dataclass(frozen=True)
@@ -109,8 +110,8 @@ def _is_name_list(value: Any) -> bool:
 
 def _text(where: Location, doc: dict[str, Any], key: str, write: str) -> str | None:
     value = doc.get(key)
-    if value is not None and not isinstance(value, str):
-        raise _wrong(where, key, value, "a string", write)
+    if value is not None and (not isinstance(value, str) or "\0" in value):
+        raise _wrong(where, key, value, "a string (without NUL characters)", write)
     return value
 
 
@@ -133,8 +134,11 @@ def _node(where: Location, name: str, raw: Any) -> NodeSpec:
     if not isinstance(raw, dict):
         raise _wrong(where, field, raw, "a table", example)
     _unknown(where, f"{field}.", raw, _NODE)
+    if not 0 < len(name) <= NAME_MAX:
+        raise UsageError(f"a node's name is 1 to {NAME_MAX} characters, not {len(name)}: "
+                         f"[nodes.{name[:40]}...]", where, ["rename the node"])
     host = raw.get("host", "127.0.0.1")
-    if not isinstance(host, str) or not host:
+    if not isinstance(host, str) or not host or "\0" in host:
         raise _wrong(where, f"{field}.host", host, "a host name or address",
                      f'host = "127.0.0.1" under [nodes.{name}]')
     if "port" not in raw:
@@ -230,6 +234,8 @@ def load_deployment(path: str | Path) -> Deployment:
         raise UsageError(f"the deployment is not UTF-8 text: {e}", where) from None
     except tomllib.TOMLDecodeError as e:
         raise UsageError(f"the deployment is not valid TOML: {e}", where) from None
+    except RecursionError:
+        raise UsageError("the deployment is not valid TOML: nested too deeply", where) from None
     _unknown(where, "", doc, _TOP)
     spec = _text(where, doc, "spec", 'spec = "path/to/spec.py" (relative to this file)')
     if not spec:

@@ -15,6 +15,7 @@ import os
 import time
 from typing import IO, Any
 
+from assay.errors import AssayError
 from assay.kernel.events import Envelope
 from assay.kernel.kernel import Kernel, LocalChoice, LocalStep
 from assay.runtime.private import private_open
@@ -24,28 +25,79 @@ from assay.runtime.store import Store
 def open_step_log(path: str | os.PathLike, durable: int | None) -> tuple[IO[str], int]:
     """Open the step log at `path` for appending; with `durable` (the store's clock), drop the
     lines beyond it first.  Also repairs the end of a log a kill cut short.  Returns the file
-    and the clock to go on from (the last kept line's, or `durable` if higher)."""
+    and the clock to go on from (the last kept line's, or `durable` if higher).  Any other
+    damage (a line in the middle that is not a step's, a file that is not UTF-8) is a
+    `StateError` at the file and line: the log is never cut there, which would drop the
+    steps after it."""
+    from assay.errors import StateError
+
     path = os.fspath(path)
     clock = 0
     if os.path.exists(path):
-        with open(path) as f:
-            lines = [ln for ln in f if ln.strip()]
+        lines, entries, cut = _step_lines(
+            path, StateError, "move it aside (the node then starts a new one), or restore it "
+                              "from a backup", None)
         kept = []
-        for ln in lines:
-            try:
-                c = int(json.loads(ln)["clock"])
-            except (ValueError, KeyError, TypeError):
-                break                           # a line cut short by a kill: the end
+        for ln, entry in zip(lines, entries):
+            c = entry["clock"]
             if durable is not None and c > durable:
                 continue
             kept.append(ln if ln.endswith("\n") else ln + "\n")
             clock = max(clock, c)
-        if kept != lines:                       # a line dropped, or a newline to add
+        if cut or len(kept) != len(lines) or (lines and not lines[-1].endswith("\n")):
+            # a line dropped, or a newline to add
             with private_open(path, "w") as f:
                 f.writelines(kept)
     if durable is not None:
         clock = max(clock, durable)
     return private_open(path, "a"), clock       # open for the node's life; created 0600
+
+
+def _step_lines(path: str, error: type[AssayError], fix: str, limit: int | None
+                 ) -> tuple[list[str], list[dict[str, Any]], bool]:
+    """The lines of the step log at `path` (with their newlines) and their entries, blank
+    lines left out, and whether a last line cut short by a kill (no newline at its end, and
+    not JSON) was dropped.  A file larger than `limit`, not UTF-8, or with any other line
+    that is not `{"clock": int, "node": str, "event": {...}}`, is `error` naming the file
+    (and line), with `fix` as its note."""
+    try:
+        if limit is not None and os.path.getsize(path) > limit:
+            raise error(f"step log {path} is larger than {limit >> 20} MiB", notes=[fix])
+        with open(path, "rb") as f:
+            text = f.read().decode("utf-8")
+    except OSError as e:
+        raise error(f"cannot read step log {path}: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        line = text_line(path, e.start)
+        raise error(f"step log {path} is not UTF-8 text (damaged?) at line {line}",
+                    notes=[fix]) from None
+    parts = text.split("\n")
+    lines: list[str] = []
+    entries: list[dict[str, Any]] = []
+    for i, part in enumerate(parts, 1):
+        last = i == len(parts)                  # (after the last newline: "" if whole)
+        if not part.strip():
+            continue
+        try:
+            entry = json.loads(part)
+        except (ValueError, RecursionError):
+            if last:
+                return lines, entries, True     # cut short by a kill: the end
+            entry = None
+        if not (isinstance(entry, dict) and type(entry.get("clock")) is int
+                and isinstance(entry.get("node"), str) and isinstance(entry.get("event"), dict)):
+            raise error(f"{path}:{i}: not a step log line (JSON with an integer clock, a node "
+                        "name and an event)",
+                        notes=["a step log is what `assay node --trace-out FILE` writes", fix])
+        lines.append(part if last else part + "\n")
+        entries.append(entry)
+    return lines, entries, False
+
+
+def text_line(path: str, offset: int) -> int:
+    """The line number of byte `offset` of the file at `path`."""
+    with open(path, "rb") as f:
+        return f.read(offset).count(b"\n") + 1
 
 
 def log_line(clock: int, node: str, event: dict[str, Any]) -> str:
@@ -63,45 +115,18 @@ def read_step_log(path: str) -> list[dict[str, Any]]:
     dropped, as when a node reopens its log."""
     from assay.errors import UsageError
 
-    try:
-        if os.path.getsize(path) > MAX_LOG_BYTES:
-            raise UsageError(f"step log {path} is larger than {MAX_LOG_BYTES >> 20} MiB")
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().splitlines()
-    except OSError as e:
-        raise UsageError(f"cannot read step log {path}: {e.strerror}") from None
-    except UnicodeDecodeError as e:
-        raise UsageError(f"step log {path} is not UTF-8 text: {e}") from None
-    entries = []
-    for i, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            if i == len(lines):
-                break                              # cut short by a kill: the end
-            entry = None
-        if not (isinstance(entry, dict) and type(entry.get("clock")) is int
-                and isinstance(entry.get("node"), str) and isinstance(entry.get("event"), dict)):
-            raise UsageError(f"{path}:{i}: not a step log line (JSON with an integer clock, a "
-                             "node name and an event)",
-                             notes=["a step log is what `assay node --trace-out FILE` writes"])
-        entries.append(entry)
-    return entries
+    return _step_lines(path, UsageError, "give the step log a node wrote, whole",
+                       MAX_LOG_BYTES)[1]
 
 
 def merge_logs(paths: list[str]) -> list[dict[str, Any]]:
     """The steps of every node in one order consistent with causality (Lamport order, then
-    node name): a message's send comes before its delivery."""
+    node name): a message's send comes before its delivery.  A log's last line cut short (a
+    node killed) is dropped; other damage is a `UsageError` at its file and line."""
     entries = []
     for p in paths:
-        if not os.path.exists(p):
-            continue
-        with open(p) as f:
-            for line in f:
-                if line.strip():
-                    entries.append(json.loads(line))
+        if os.path.exists(p):
+            entries += read_step_log(p)
     entries.sort(key=lambda e: (e["clock"], e["node"]))
     return [e["event"] for e in entries]
 

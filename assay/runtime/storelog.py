@@ -20,7 +20,9 @@ payload, a JSON array:
 Reading it back (`read_log`) every record is checked: its CRC, then every field's type.  A
 record cut short at the end of the file (the process was killed inside the `write()`, so none
 of its steps had left the node: nothing of them was sent or acknowledged) or a tail of zero
-bytes (a power cut) is dropped, with a warning; anything else that is not what assay writes —
+bytes (a power cut) is dropped, with a warning — only when what follows its header can be
+part of one payload (ASCII, and not a whole payload with its checksum: a length damaged on
+disk must not drop the durable records after it); anything else that is not what assay writes —
 a bad CRC, a record that does not decode, damage followed by more records — is a `StateError`
 at the file, never a guess.
 
@@ -242,6 +244,19 @@ def read_log(path: str) -> tuple[Delta, int]:
                                  f"{length}, is beyond any record's)")
         body = pos + _HEAD.size
         if body + length > end:
+            # a record cut short holds part of one payload: ASCII JSON (no record's mark,
+            # no other byte >= 0x80), not a whole one.  More is damage to the record's
+            # length (a bit flip in the middle of the log), not a torn end: the records
+            # after it were durable, and may have been sent and acknowledged
+            rest = data[body:end]
+            if not rest.isascii():
+                raise _damaged(path, f"{where} says it is {length} bytes long, more than the "
+                                     "file holds, and records follow it (its length is "
+                                     "damaged: altered on disk?)")
+            if zlib.crc32(rest) == crc:
+                raise _damaged(path, f"{where} says it is {length} bytes long, but its "
+                                     f"checksum matches the {len(rest)} bytes that follow "
+                                     "(its length is damaged: altered on disk?)")
             return _torn(path, delta, pos, end)
         payload = data[body:body + length]
         if zlib.crc32(payload) != crc:

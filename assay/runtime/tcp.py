@@ -214,6 +214,8 @@ class TcpNode:
         self.in_step = False                   # a step is being applied (saved, routed)
         self.failed: BaseException | None = None
         self._accepted: set[asyncio.StreamWriter] = set()   # connections peers opened to us
+        # of those, the ones not authenticated yet, oldest first (`MAX_HANDSHAKES`)
+        self._handshaking: dict[asyncio.StreamWriter, str] = {}
         self._background: set[asyncio.Task[None]] = set()   # saves of dropped frames
         # acknowledgements of durable steps wait up to `ack_delay` seconds, to leave in one
         # write per connection (fewer system calls and wake-ups on both sides)
@@ -314,9 +316,26 @@ class TcpNode:
         finally:
             self._accepted.discard(writer)
 
+    MAX_HANDSHAKES = 64     # connections authenticating at once, at most: then the oldest goes
+
+    def _make_room(self) -> None:
+        """Close the oldest connections still authenticating while more than
+        `MAX_HANDSHAKES` are: a client that opens connections and never authenticates (each
+        would stay for the handshake's timeout) holds a bounded number of sockets, and an
+        honest peer's handshake, done in a round trip, gets in meanwhile."""
+        while len(self._handshaking) > self.MAX_HANDSHAKES:
+            oldest = next(iter(self._handshaking))
+            address = self._handshaking.pop(oldest)
+            log.warning("%s: closed the connection from %s before it authenticated: more "
+                        "than %d connections were authenticating at once", self.name,
+                        address, self.MAX_HANDSHAKES)
+            oldest.close()
+
     async def _serve_connection(self, reader: asyncio.StreamReader,
                                 writer: asyncio.StreamWriter) -> None:
         address = address_of(writer)
+        self._handshaking[writer] = address
+        self._make_room()
         try:
             session = await authenticate(reader, writer, self.dep.secret, self.name,
                                          initiator=False)
@@ -324,9 +343,12 @@ class TcpNode:
             writer.close()
             return
         except (AuthError, OSError, asyncio.IncompleteReadError) as e:
-            log.warning("%s: refused a connection from %s: %s", self.name, address, e)
+            if writer in self._handshaking:    # (else closed by `_make_room`, which said so)
+                log.warning("%s: refused a connection from %s: %s", self.name, address, e)
             writer.close()
             return
+        finally:
+            self._handshaking.pop(writer, None)
         peer = session.peer
         self._peer_sessions[peer] = session
         try:
@@ -345,8 +367,14 @@ class TcpNode:
                                 "connection: %s", self.name, peer, address, e)
                     break
                 if reply is not None:
-                    session.write(reply)
+                    try:
+                        session.write(reply)
+                    except WireError as e:     # a state too large for one frame
+                        session.write({"t": "error", "error": f"{self.name} cannot send its "
+                                                              f"reply: {e}"})
                     await session.drain()
+                if len(self._background) > self.MAX_BACKGROUND:
+                    await self._background_room()
         except (ConnectionError, OSError, asyncio.CancelledError):
             pass                       # the peer went away, or this node is stopping
         finally:
@@ -469,6 +497,16 @@ class TcpNode:
         if self.store is not None:        # (a later life's rows, saved meanwhile, stay)
             self._in_background(storing(self.store, self.store.forget, peer,
                                         [e for _, e in gone]))
+
+    MAX_BACKGROUND = 256    # saves under way in the background, at most: then reading waits
+
+    async def _background_room(self) -> None:
+        """Read no more from a connection until fewer than `MAX_BACKGROUND` saves are under
+        way in the background: a peer sending frames to drop (each saved as handled, `_drop`)
+        faster than the store takes their saves does not grow the node's memory without
+        bound (it grew by 3.5 KB a frame)."""
+        while len(self._background) > self.MAX_BACKGROUND:
+            await asyncio.wait(list(self._background), return_when=asyncio.FIRST_COMPLETED)
 
     def _in_background(self, work: Any) -> None:
         task = asyncio.get_running_loop().create_task(work)

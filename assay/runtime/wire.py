@@ -44,12 +44,12 @@ from assay.kernel.events import Envelope
 from assay.model.message import Message, message_from_json
 from assay.model.record import Record
 from assay.model.types import TypeSpec, _FrozenSet, _Map, _Optional, _Record, _Tuple, to_json
+from assay.runtime.deploy import NAME_MAX as _NAME_MAX
 
 VERSION = 2                              # of the wire protocol (1: frames without MACs)
 MAX_FRAME = 1 << 20                      # bytes of payload
 _HEADER = 4
 _AUTH_MAX_FRAME = 4096                   # handshake frames are small; don't buffer more
-_NAME_MAX = 256
 _NONCE_BYTES = 32
 _MSG_KEYS = frozenset({"t", "src", "src_port", "dst", "dst_port", "clock", "message"})
 _MSG_OPTIONAL = frozenset({"meta"})       # what interceptors piggy-back (absent: none)
