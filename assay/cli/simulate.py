@@ -32,7 +32,8 @@ from assay.kernel.watchdog import SpecWatch
               help="Events per run at most.")
 @click.option("--faults", "faults_text", metavar="KIND=RATE,...",
               help="Per-step fault probabilities: drop, dup, crash, restart, partition, heal, "
-                   "and lose (losses on lossy links; default 0.05).")
+                   "lose (losses on lossy links; default 0.05), and delay (time jumps to the "
+                   "next timer while messages are in flight: timeouts that fire early).")
 @click.option("--scheduler", type=click.Choice(["random", "pct", "coverage", "swarm"]),
               default="random", show_default=True,
               help="How a run picks the next event: uniformly at random, PCT priorities, "

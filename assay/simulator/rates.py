@@ -1,5 +1,6 @@
 """Fault rates for simulation: the probability, per step, of injecting a fault of each kind.
 
+`delay` is the rate at which time jumps to the next timer (messages slower than timeouts).
 `lose` is the rate of the losses a lossy link (`System(lossy=True)`, `connect(lossy=True)`)
 may suffer: they are the network's, not a fault budget, so a run loses messages on lossy
 links at `LOSE` per step unless `--faults lose=R` says otherwise (0: never), and a system
@@ -23,6 +24,11 @@ class FaultRates:
     partition: float = 0.0
     heal: float = 0.2             # per step, while a partition holds
     lose: float = LOSE            # per step, while a lossy link has a message in flight
+    # per step, while a timer is pending: the network is slow — time passes to the next
+    # timer's due time before anything else happens (a timeout that fires while the messages
+    # it waits for are still in flight: a false suspicion).  Not a fault of the budget: the
+    # checker lets a timer fire at any time anyway.
+    delay: float = 0.0
 
     @property
     def any(self) -> bool:
@@ -32,7 +38,7 @@ class FaultRates:
 
     @classmethod
     def parse(cls, text: str) -> FaultRates:
-        """`drop=0.05,dup=0.01,crash=0.002,restart=0.5,partition=0.001,lose=0.1`."""
+        """`drop=0.05,dup=0.01,crash=0.002,restart=0.5,partition=0.001,lose=0.1,delay=0.05`."""
         names = {f.name for f in fields(cls)}
         rates: dict[str, float] = {}
         for part in filter(None, (p.strip() for p in text.split(","))):

@@ -348,7 +348,12 @@ def run_once(kernel: Kernel, seed: int, steps: int, rates: FaultRates,
             if row.pv:
                 return ended(row.pv[0], "violation")
         return ended(None, "steps")
+    delay = rates.delay if extended else 0.0
     for step in range(1, steps + 1):
+        if delay and random_() < delay:      # (its own draw: without it, the same runs)
+            due = clock.next_due()
+            if due is not None and due > clock.now:
+                clock.now = due              # slow messages: time passes to the next timer
         # the events that change something (a self-loop would only burn a step)
         nexts = None
         normal = row.normal

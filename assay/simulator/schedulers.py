@@ -134,7 +134,7 @@ def event_class(kernel: Kernel, ev: int) -> str:
 
 
 class SwarmScheduler(Scheduler):
-    SWARMED = ("drop", "dup", "crash", "partition", "lose")    # restart, heal: recovery
+    SWARMED = ("drop", "dup", "crash", "partition", "lose", "delay")  # restart, heal: recovery
 
     def __init__(self, rng: random.Random, kernel: Kernel, steps: int) -> None:
         super().__init__(rng, kernel, steps)
