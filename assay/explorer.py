@@ -181,7 +181,7 @@ def flights(kernel: Kernel, start: State, steps: Sequence[Step]) -> Flights:
 def page_data(result: ReplayResult, trace: Trace | None = None,
               title: str | None = None) -> dict[str, Any]:
     """What the page embeds: instances, steps, the state after each step, messages, verdict."""
-    from assay.report import _value
+    from assay.model.show import show
 
     kernel, start = result.kernel, result.start
     assert kernel is not None and start is not None, "a result of `replay_trace`"
@@ -189,7 +189,7 @@ def page_data(result: ReplayResult, trace: Trace | None = None,
 
     def state_json(k: int) -> dict[str, Any]:
         state = fl.states[k]
-        return {"fields": {name: {f: _value(v) for f, v in kernel.local_values(state,
+        return {"fields": {name: {f: show(v) for f, v in kernel.local_values(state,
                                                                                name).items()}
                            for name in result.instances},
                 "in_flight": [m.id for m in fl.messages
@@ -206,21 +206,21 @@ def page_data(result: ReplayResult, trace: Trace | None = None,
         j = st.event_json
         changed = {(c.instance, c.field) for c in st.changes}
         rewritten = [{"instance": inst, "field": f,
-                      "value": _value(kernel.local_values(fl.states[k], inst)[f])}
+                      "value": show(kernel.local_values(fl.states[k], inst)[f])}
                      for inst, fs in kernel.assigned(before, st.event).items()
                      for f in sorted(fs) if (inst, f) not in changed]
         owner = kernel.event_owner(st.event)
         ev = kernel.event(st.event)
         label = {"crash": "✕ crash", "restart": "↻ restart"}.get(j.get("kind", ""), "")
         if isinstance(ev, Fire):
-            label = ev.action + (f"({_value(ev.arg)})" if ev.has_arg else "")
+            label = ev.action + (f"({show(ev.arg)})" if ev.has_arg else "")
         elif isinstance(ev, TimerFire):
             label = f"timer {type(ev.message).__name__}"
         steps.append({
             "index": k, "description": st.description, "kind": j.get("kind"), "label": label,
             "instance": result.instances[owner] if owner >= 0 else None,
-            "changes": [{"instance": c.instance, "field": c.field, "old": _value(c.old),
-                         "new": _value(c.new)} for c in st.changes],
+            "changes": [{"instance": c.instance, "field": c.field, "old": show(c.old),
+                         "new": show(c.new)} for c in st.changes],
             "rewritten": rewritten,
             "sent": fl.sent[k],
             "ended": [m.id for m in fl.messages if m.end == k],

@@ -16,28 +16,7 @@ from rich.text import Text
 from assay.checker import CheckResult
 from assay.kernel.events import Envelope
 from assay.kernel.trace import Step
-from assay.model.mapping import Map
-from assay.model.record import Record
-from assay.model.types import Peer
-
-
-def _value(v: Any) -> str:
-    import enum
-
-    if isinstance(v, enum.Enum):
-        return v.name
-    if isinstance(v, Peer):
-        return str(v)
-    if isinstance(v, frozenset):
-        return "{" + ", ".join(sorted(_value(x) for x in v)) + "}"
-    if isinstance(v, tuple):
-        return "(" + ", ".join(_value(x) for x in v) + ("," if len(v) == 1 else "") + ")"
-    if isinstance(v, Map):
-        return "{" + ", ".join(f"{_value(k)}: {_value(x)}" for k, x in v.items()) + "}"
-    if isinstance(v, Record):
-        inner = ", ".join(f"{n}={_value(x)}" for n, x in zip(v.__assay_fields__, v.values()))
-        return f"{type(v).__name__}({inner})"
-    return repr(v)
+from assay.model.show import show
 
 
 def render_steps(console: Console, steps: tuple[Step, ...] | list[Step],
@@ -48,7 +27,7 @@ def render_steps(console: Console, steps: tuple[Step, ...] | list[Step],
     if initial is not None:
         console.print(Text("initial state", style="bold"))
         for inst, fields in initial.items():
-            inner = ", ".join(f"{k}={_value(v)}" for k, v in fields.items())
+            inner = ", ".join(f"{k}={show(v)}" for k, v in fields.items())
             console.print(Text(f"     {inst}: {inner}", style="dim"))
     width = len(str(len(steps)))
     for s in steps:
@@ -58,7 +37,7 @@ def render_steps(console: Console, steps: tuple[Step, ...] | list[Step],
         console.print(Text.assemble((f"{s.index:>{width}}. ", "bold"), (s.description, "cyan")))
         pad = " " * (width + 2)
         for c in s.changes:
-            console.print(f"{pad}{c.instance}.{c.field}: {_value(c.old)} -> {_value(c.new)}",
+            console.print(f"{pad}{c.instance}.{c.field}: {show(c.old)} -> {show(c.new)}",
                           markup=False, highlight=False)
         for m in s.sent:
             console.print(f"{pad}sends {m}", markup=False, highlight=False, style="dim")
@@ -325,7 +304,7 @@ def to_mermaid(steps: Any, instances: list[str], violation: Any = None,
             where = j.get("instance")
             lines.append(f"    Note over {where}: {s.index}. {q(s.description)}")
         if where and s.changes:
-            ch = ", ".join(f"{c.field}={_value(c.new)}" for c in s.changes
+            ch = ", ".join(f"{c.field}={show(c.new)}" for c in s.changes
                            if c.instance == where)
             if ch:
                 lines.append(f"    Note right of {where}: {q(ch)}")
@@ -376,7 +355,7 @@ def render_run(console: Console, r: Any, spec: str, system: str, params: dict[st
     else:
         console.print(Text("✓ no violation", style="bold green"))
     for name, fields in r.final.items():
-        inner = ", ".join(f"{k}={_value(v)}" for k, v in fields.items())
+        inner = ", ".join(f"{k}={show(v)}" for k, v in fields.items())
         console.print(f"  {name}: {inner}", markup=False, highlight=False)
     rate = r.steps / r.seconds if r.seconds else 0
     _summary(console, [("steps", f"{r.steps:,}"),
@@ -470,7 +449,7 @@ def _html_steps(title: str, steps: tuple[Step, ...] | list[Step]) -> str:
 
     items = []
     for s in steps:
-        lines = [f"{c.instance}.{c.field}: {_value(c.old)} → {_value(c.new)}" for c in s.changes]
+        lines = [f"{c.instance}.{c.field}: {show(c.old)} → {show(c.new)}" for c in s.changes]
         lines += [f"sends {m}" for m in s.sent]
         lines += [f"✗ {v.kind}: {v.message}" for v in s.violations]
         inner = "".join(f"<br><small>{escape(x)}</small>" for x in lines)

@@ -11,7 +11,6 @@ some unknown (or vacuous), 130 interrupted (Ctrl-C).
 """
 from __future__ import annotations
 
-import enum
 import json
 import sys
 from typing import Any
@@ -23,6 +22,7 @@ from rich.text import Text
 
 from assay.cli.common import _fail, _params
 from assay.errors import AssayError
+from assay.model.show import show
 
 _STYLE = {"proved": "green", "refuted": "bold red", "vacuous": "yellow", "unknown": "yellow"}
 _MARK = {"proved": "✓", "refuted": "✗", "vacuous": "∅", "unknown": "?"}
@@ -79,20 +79,8 @@ def verify_command(spec: str, system_name: str | None, params: tuple[str, ...],
     sys.exit(report.exit_code)
 
 
-def _value(v: Any) -> str:
-    if isinstance(v, enum.Enum):
-        return v.name
-    if isinstance(v, frozenset):
-        return "{" + ", ".join(sorted(_value(x) for x in v)) + "}"
-    if isinstance(v, str) and type(v) is not str:      # a Peer
-        return str(v)
-    if isinstance(v, tuple):
-        return "(" + ", ".join(_value(x) for x in v) + ("," if len(v) == 1 else "") + ")"
-    return repr(v)
-
-
 def _fields(d: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={_value(v)}" for k, v in d.items()) or "(no fields)"
+    return ", ".join(f"{k}={show(v)}" for k, v in d.items()) or "(no fields)"
 
 
 def _suggestion(s: Any) -> list[str]:
@@ -157,7 +145,7 @@ def render_verify(console: Console, report: Any, spec: str, system: str,
                 " (as a timer)"
             lines.append(f"  receives {c.message!r}{sender}")
         if c.has_arg:
-            lines.append(f"  with argument {_value(c.arg)}")
+            lines.append(f"  with argument {show(c.arg)}")
         if c.after is not None:
             lines.append(f"  after: {_fields(c.after)}")
         if c.line:

@@ -71,7 +71,6 @@ from __future__ import annotations
 
 import ast
 import contextlib
-import enum
 import functools
 import itertools
 import time
@@ -87,6 +86,7 @@ from assay.kernel.exec import Runner
 from assay.model.component import ANY_PORT, ActionInfo, ComponentInfo, HandlerInfo, component_info
 from assay.model.message import Message
 from assay.model.protocol import RECV, SEND, Automaton
+from assay.model.show import show
 from assay.model.system import System
 from assay.model.types import Peer
 from assay.verifier import prove, source
@@ -1042,7 +1042,7 @@ class _Search:
             except AssayError:
                 continue
             for has_arg, arg in enabled:
-                what = f"fires {act.name}" + (f"({_value(arg)})" if has_arg else "")
+                what = f"fires {act.name}" + (f"({show(arg)})" if has_arg else "")
                 out.append((what, functools.partial(runner.run_action, local, act, has_arg, arg),
                             (None, None, has_arg, arg, act.name)))
         for msg in dict.fromkeys(timers):
@@ -1252,18 +1252,7 @@ def _field_values(spec: Any, peers: list[str]) -> list[Any]:
 
 
 def _fields(info: ComponentInfo, values: tuple) -> str:
-    return ", ".join(f"{f}={_value(v)}" for f, v in zip(info.fields, values)) or "(no fields)"
-
-
-def _value(v: Any) -> str:
-    """A field's value as the CLI prints it: Enum members by name, sets in braces."""
-    if isinstance(v, enum.Enum):
-        return v.name
-    if isinstance(v, frozenset):
-        return "{" + ", ".join(sorted(_value(x) for x in v)) + "}"
-    if isinstance(v, str) and type(v) is not str:      # a Peer
-        return str(v)
-    return repr(v)
+    return ", ".join(f"{f}={show(v)}" for f, v in zip(info.fields, values)) or "(no fields)"
 
 
 # --- the entry points -----------------------------------------------------------------------------
