@@ -34,6 +34,7 @@ from assay.verifier.types import (
     SelfObj,
     TupleObj,
     Unbound,
+    MutableSet,
     Unsupported,
     Val,
     _describe,
@@ -46,6 +47,7 @@ from assay.verifier.types import (
     conj,
     disj,
     finite,
+    frozen,
     ite,
     is_some,
     item,
@@ -327,7 +329,8 @@ class Expressions:
                     e = z3.SetDifference(x, y)
                 else:
                     e = z3.SetUnion(z3.SetDifference(x, y), z3.SetDifference(y, x))
-                return Val(u[0].ty, e)
+                # Python's result has the type of the left operand: `set | frozenset` is a set
+                return MutableSet(u[0].ty, e) if isinstance(a, MutableSet) else Val(u[0].ty, e)
         raise _unsupported(f"the operator {sym} on {_describe(a)} and {_describe(b)}", node)
 
     def ex_IfExp(self, node: ast.IfExp, st: St) -> Any:
@@ -480,7 +483,8 @@ class Expressions:
         return isinstance(f, ConstObj) and f.value is len
 
     def ex_Set(self, node: ast.Set, st: St) -> Any:
-        return set_literal([self.ex(e, st) for e in node.elts], node)
+        v = set_literal([self.ex(e, st) for e in node.elts], node)
+        return MutableSet(v.ty, v.e)             # a display is a set, not a frozenset
 
     def ex_Call(self, node: ast.Call, st: St) -> Any:
         f = node.func
@@ -569,7 +573,7 @@ class Expressions:
                     return set_literal(vals, node) if vals else Val(EMPTY, None)
                 v = self.ex(a, st)
                 if isinstance(v, Val) and v.ty.kind == "set":
-                    return v
+                    return frozen(v)
             raise _unsupported("frozenset() of something other than a set or a display", node)
         args = [self.ex(a, st) for a in node.args]
         if fn is bool:
