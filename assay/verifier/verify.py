@@ -308,10 +308,16 @@ def connection_obligations(system: System, bound: int = 3) -> list[Obligation]:
     links = {(f"{c.a.instance}.{c.a.port}", f"{c.b.instance}.{c.b.port}"): c
              for c in (*system.connections, *system.hops)}
     for c in connections(system, bound):
-        if c.problem is not None and c.problem.startswith("not checked"):
-            continue
         t0 = time.perf_counter()
         conn = links[(c.a, c.b)]
+        if c.problem is not None and c.problem.startswith("not checked"):
+            one_sided = _one_sided(system, conn)
+            if one_sided is not None:
+                out.append(Obligation("connection", f"{c.a} ~ {c.b}", "compatibility",
+                                      f"the protocols at {c.a} and {c.b} are compatible",
+                                      None, "unknown", one_sided, None,
+                                      time.perf_counter() - t0))
+            continue
         how = ", ".join([system.network + " network"]
                         + (["lossy"] if conn.lossy else [])
                         + ([f"capacity {conn.capacity}"
@@ -329,6 +335,24 @@ def connection_obligations(system: System, bound: int = 3) -> list[Obligation]:
                               verdict, reason, None, time.perf_counter() - t0,
                               witness=c.witness))
     return out
+
+
+def _one_sided(system: System, conn: Any) -> str | None:
+    """Why a connection with a protocol at one end only is not shown to fit (None when both
+    ends, or neither, have one).  The kernel checks each message against the receiving
+    port's protocol, so what the end without one sends may break the other's: `check`
+    finds it, nothing here proves it cannot happen."""
+    from assay.model.component import component_info
+
+    ends = [(f"{e.instance}.{e.port}", component_info(system.instances[e.instance])
+             .automata.get(e.port)) for e in (conn.a, conn.b)]
+    bare = [name for name, a in ends if a is None]
+    if len(bare) != 1:
+        return None
+    other = next(name for name, a in ends if a is not None)
+    return (f"{bare[0]} has no protocol, so what it sends is not checked against the protocol "
+            f"of {other} (give {bare[0]} one, e.g. the dual of {other}'s; `assay check` "
+            "checks the messages of a concrete run)")
 
 
 def contract_obligations(system: System, timeout: float = 5.0,
