@@ -298,7 +298,7 @@ UNKNOWN = [
     ("self.n = m.a / 2", "True"),
     ("self.n = 2 ** m.a", "True"),
     ("self.n = 2 ** 100", "self.n < 2 ** 64"),
-    ("if m.a is 1000:\n    self.n = 1", "self.n == 1 or m.a != 1000"),
+    ("if m.a is self.n:\n    self.n = 1", "self.n == 1 or m.a != old.n"),
     ("self.t = self.t[-1:]", "len(self.t) == 1"),
     ("self.n = min(())", "True"),
     ("self.n = sum(())", "self.n == 1"),
