@@ -627,7 +627,8 @@ def empty_set(elem: Ty) -> Val:
 def coerce(v: Any, ty: Ty) -> Val | None:
     """`v` as a value of type `ty`, or None: the empty literal takes any set type, a value of
     type T or None an Optional[T], a tuple display a tuple type (item by item) or a
-    `tuple[T, ...]`.  Python values are unchanged: only their static type is chosen (a `set` is no frozenset)."""
+    `tuple[T, ...]`.  Python values are unchanged: only their static type is chosen (so a
+    `set` is no frozenset)."""
     if isinstance(v, MutableSet):
         return None
     if isinstance(v, Val) and v.ty == ty:
