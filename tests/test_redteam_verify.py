@@ -316,3 +316,66 @@ def test_probed_and_unknown(tmp_path: Path, i: int) -> None:
     r = verify_go(tmp_path, f"unk{i}", body, false)
     (ens,) = r.find("C", "go", "ensures")
     assert ens.verdict == "unknown" and ens.reason, r.text()
+
+
+# --- a message the receiver has no handler for (was: every obligation proved) --------------------
+
+UNHANDLED = """
+from assay import Component, Message, Port, System, action, on
+
+class Go(Message):
+    a: int
+
+class Tick(Message):
+    k: int
+
+class C(Component):
+    peer = Port()
+    n: int = 0
+HANDLER
+
+class E(C):
+OVERRIDE
+
+class D(Component):
+    peer = Port()
+    k: int = 0
+
+    @action(when=lambda self: self.k == 0)
+    def fire(self):
+        self.k = 1
+        self.peer.send(Go(0))
+        self.after(1, Tick(0))
+TIMER
+
+def system():
+    s = System('t')
+    s.connect(s.add('c', E).peer, s.add('d', D).peer)
+    return s
+"""
+
+ON_GO = "\n    @on(Go)\n    def go(self, m):\n        self.n = 1\n"
+ON_TICK = "\n    @on(Tick)\n    def tick(self, m):\n        self.k = 2\n"
+
+
+@pytest.mark.parametrize("handler,override,timer,missing", [
+    ("", "    pass", ON_TICK, ["connection"]),                      # C handles nothing
+    (ON_GO, "    def go(self, m):\n        self.n = 2", ON_TICK, ["connection"]),
+    (ON_GO, "    pass", "", ["D"]),                                # D's timer: no handler
+    (ON_GO, "    pass", ON_TICK, []),
+])
+def test_a_message_without_a_handler_is_not_proved(tmp_path: Path, handler: str,
+                                                    override: str, timer: str,
+                                                    missing: list[str]) -> None:
+    """`check` reports the delivery of a Go to a component with no handler for it (an
+    override without `@on` removes the handler) as "unhandled"; verify had no obligation for
+    it and said "every obligation proved"."""
+    path = tmp_path / "unhandled.py"
+    path.write_text(UNHANDLED.replace("HANDLER", handler).replace("OVERRIDE", override)
+                    .replace("TIMER", timer))
+    system, _, _ = build(str(path))
+    r = verify(system)
+    handled = r.find(kind="handled")
+    assert sorted(o.component for o in handled) == missing, r.text()
+    assert all(o.verdict == "unknown" and "no handler" in o.reason for o in handled)
+    assert r.verdict == ("unknown" if missing else "proved"), r.text()

@@ -402,6 +402,49 @@ def contract_obligations(system: System, timeout: float = 5.0,
     return out
 
 
+def handler_obligations(system: System, sends: dict[type, set[tuple[str, type]] | None]
+                        ) -> list[Obligation]:
+    """A message delivered where the receiver has no handler for it is a violation of the
+    sender ("unhandled"), and so is a timer whose message the component does not handle.
+    For each send site of a class whose bodies are all translated (`sends`: its (port,
+    type)s, a timer's with port ""), every receiver it reaches in this system needs a
+    handler for the type on that port.  Where one has none the obligation is unknown (the
+    send may be unreachable: `check` decides), never left out: without it `verify` said
+    "every obligation proved" of a system that `check` refutes at the first delivery."""
+    out: list[Obligation] = []
+    seen: set[tuple[str, str, type]] = set()
+
+    def add(target: str, component: str, what: str, why: str) -> None:
+        out.append(Obligation(component, target, "handled", what, None, "unknown", why))
+
+    for c in (*(c for c in system.connections if not c.via), *system.hops):
+        for src, dst in ((c.a, c.b), (c.b, c.a)):
+            known = sends.get(system.instances[src.instance])
+            d_cls = system.instances[dst.instance]
+            d_info = component_info(d_cls)
+            for port, mtype in sorted(known or (), key=lambda pt: (pt[0], pt[1].__name__)):
+                a, b = f"{src.instance}.{src.port}", f"{dst.instance}.{dst.port}"
+                if port != src.port or d_info.handler_for(dst.port, mtype) is not None \
+                        or (a, b, mtype) in seen:
+                    continue
+                seen.add((a, b, mtype))
+                add(f"{a} ~ {b}", "connection",
+                    f"every {mtype.__name__} {a} sends has a handler at {b}",
+                    f"{system.instances[src.instance].__name__} sends {mtype.__name__} on "
+                    f"{src.port}, and {d_cls.__name__} has no handler for it on {dst.port} "
+                    f"(add @on({mtype.__name__}) to {d_cls.__name__}, or show the send "
+                    "unreachable: `assay check` reports a delivery as 'unhandled')")
+    for cls, known in sends.items():
+        info = component_info(cls)
+        for port, mtype in sorted(known or (), key=lambda pt: (pt[0], pt[1].__name__)):
+            if port == "" and info.timer_handler(mtype) is None:
+                add("timers", cls.__name__, f"every timer's {mtype.__name__} has a handler",
+                    f"{cls.__name__} sets a timer with {mtype.__name__} and has no handler "
+                    f"for it (add @on({mtype.__name__}); `assay check` reports it as "
+                    "'unhandled')")
+    return out
+
+
 def _contract_obligation(solver: z3.Solver, src: str, dst: str, s_info: ComponentInfo,
                          d_info: ComponentInfo, port: str, mtype: type, guaranteed: Any,
                          assumed: Any) -> Obligation:
@@ -500,6 +543,7 @@ def verify(system: System, component: str | None = None, timeout: float = 5.0) -
             out += connection_obligations(system)
             stage = "port contracts"
             out += contract_obligations(system, timeout, sends)
+            out += handler_obligations(system, sends)
     except KeyboardInterrupt:               # Ctrl-C: what was decided, and what was not
         clear_caches()                      # a translation may have been cut half-way
         left = _not_checked(classes, done, comp, stage,
@@ -654,8 +698,9 @@ class _Component:
                 "them"))
 
     def _sent(self, body: Any) -> None:
-        if self.sends is not None:
-            self.sends |= {(s.port, s.msg.cls) for s in body.sends if s.kind != "timer"}
+        if self.sends is not None:       # a timer's as ("", type): "" is no port's name
+            self.sends |= {("" if s.kind == "timer" else s.port, s.msg.cls)
+                           for s in body.sends}
 
     def initial(self, out: list[Obligation]) -> None:
         enc, info = self.enc, self.info
