@@ -41,7 +41,10 @@ message's sender is one of them).  The obligations (`prove.py` does the translat
                 checks it).
 
 And per connection (`compat.py`, `contract_obligations`): the two ends' protocols are
-compatible, and what one end's port guarantees of a message meets what the other assumes.
+compatible (unknown when only one end has a protocol), and what one end's port guarantees of
+a message meets what the other assumes; `handler_obligations`: a message type a send site
+sends (or a timer sets) that its receiver has no handler for is an unknown `handled`
+obligation (the kernel reports its delivery as "unhandled").
 
 Verdicts, in the order they are decided:
 
