@@ -379,3 +379,23 @@ def test_a_message_without_a_handler_is_not_proved(tmp_path: Path, handler: str,
     assert sorted(o.component for o in handled) == missing, r.text()
     assert all(o.verdict == "unknown" and "no handler" in o.reason for o in handled)
     assert r.verdict == ("unknown" if missing else "proved"), r.text()
+
+
+# --- a spec edited between two verify calls in one process (was: the old text proved) ----------
+
+def test_a_spec_edited_since_it_was_loaded_is_verified_anew(tmp_path: Path) -> None:
+    """`load_module` kept the first module of a path for the process: a notebook that
+    verified a spec, fixed (or broke) it and verified again got the old verdict — here the
+    old "proved" of a spec whose contract is now false.  A module beside the spec too."""
+    import assay
+
+    (tmp_path / "helper.py").write_text("def f(x):\n    return x\n")
+    body, imp = "self.n = helper.f(m.a)", "import helper\n"
+    path = _spec(tmp_path, "edited", body, "self.n == m.a", prelude=imp)
+    assert assay.verify(str(path)).verdict == "proved"
+    _spec(tmp_path, "edited", body, "self.n == m.a + 1", prelude=imp)
+    assert assay.verify(str(path)).verdict == "refuted"
+    _spec(tmp_path, "edited", body, "self.n == m.a", prelude=imp)
+    assert assay.verify(str(path)).verdict == "proved"
+    (tmp_path / "helper.py").write_text("def f(x):\n    return x - 10\n")
+    assert assay.verify(str(path)).verdict == "refuted"
