@@ -359,10 +359,11 @@ ON_TICK = "\n    @on(Tick)\n    def tick(self, m):\n        self.k = 2\n"
 
 
 @pytest.mark.parametrize("handler,override,timer,missing", [
-    ("", "    pass", ON_TICK, ["connection"]),                      # C handles nothing
-    (ON_GO, "    def go(self, m):\n        self.n = 2", ON_TICK, ["connection"]),
-    (ON_GO, "    pass", "", ["D"]),                                # D's timer: no handler
-    (ON_GO, "    pass", ON_TICK, []),
+    pytest.param("", "    pass", ON_TICK, ["connection"], id="no-handler"),
+    pytest.param(ON_GO, "    def go(self, m):\n        self.n = 2", ON_TICK, ["connection"],
+                 id="overridden-without-on"),
+    pytest.param(ON_GO, "    pass", "", ["D"], id="timer-without-handler"),
+    pytest.param(ON_GO, "    pass", ON_TICK, [], id="all-handled"),
 ])
 def test_a_message_without_a_handler_is_not_proved(tmp_path: Path, handler: str,
                                                     override: str, timer: str,
