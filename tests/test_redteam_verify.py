@@ -5,6 +5,7 @@ The ones marked "was proved" were proved before their fix; the table at the end 
 constructs probed and found right."""
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -12,6 +13,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from assay.model.load import build
 from assay.verifier.verify import VerifyReport, verify
@@ -400,3 +403,50 @@ def test_a_spec_edited_since_it_was_loaded_is_verified_anew(tmp_path: Path) -> N
     assert assay.verify(str(path)).verdict == "proved"
     (tmp_path / "helper.py").write_text("def f(x):\n    return x - 10\n")
     assert assay.verify(str(path)).verdict == "refuted"
+
+
+# --- hypothesis: effects under short-circuits agree with Python ----------------------------------
+
+def _expressions() -> st.SearchStrategy[str]:
+    atom = st.sampled_from(["m.a > 2", "m.a < 1", "self.bump() > 1", "self.bump() == 1",
+                            "self.n > 1"])
+    return st.recursive(atom, lambda inner: st.one_of(
+        st.tuples(inner, st.sampled_from(["and", "or"]), inner).map(
+            lambda t: f"({t[0]} {t[1]} {t[2]})"),
+        st.tuples(inner, inner, inner).map(lambda t: f"({t[0]} if {t[1]} else {t[2]})"),
+        st.tuples(st.sampled_from(["0", "m.a", "self.bump()"]),
+                  st.sampled_from(["self.bump()", "m.a", "3"])).map(
+            lambda t: f"(1 < {t[0]} < {t[1]})"),
+        inner.map(lambda e: f"(not {e})")), max_leaves=5)
+
+
+_HYP = itertools.count()
+
+
+class _Bump:
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def bump(self) -> int:
+        self.n = self.n + 1
+        return 1
+
+
+class _M:
+    def __init__(self, a: int) -> None:
+        self.a = a
+
+
+@settings(max_examples=40, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(expr=_expressions(), a=st.integers(-1, 4), n=st.integers(0, 2))
+def test_effects_in_conditional_expressions_agree_with_python(tmp_path: Path, expr: str,
+                                                               a: int, n: int) -> None:
+    me = _Bump(n)
+    eval(expr, {}, {"self": me, "m": _M(a)})  # noqa: S307 -- the spec's own expression
+    pre = f"lambda self, m: m.a == {a} and self.n == {n}"
+    name = f"hyp{next(_HYP)}"
+    r = verify_go(tmp_path, name, f"x = {expr}", f"self.n == {me.n}", pre)
+    assert r.verdict == "proved", (expr, r.text())
+    r = verify_go(tmp_path, name + "_not", f"x = {expr}", f"self.n != {me.n}", pre)
+    assert verdicts(r)["ensures"] == "refuted", (expr, r.text())
