@@ -309,8 +309,18 @@ def test_a_handler_on_any_port_knows_its_sender_is_a_peer_of_some_port() -> None
     assert non_proved(r) == [] and r.find("Relay", "ping", "invariant")
 
 
-def test_a_component_with_nothing_to_verify_is_named() -> None:
-    r = rep("tests/fixtures/verify/bug_send_to.py")
+def test_a_component_with_nothing_to_verify_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "idle.py"
+    path.write_text("from assay import Component, Port, System, action\n\n"
+                    "class Server(Component):\n    clients = Port(many=True)\n"
+                    "    n: int = 0\n\n    @action(when=lambda self: self.n == 0)\n"
+                    "    def go(self):\n        self.n = 1\n\n"
+                    "class Client(Component):\n    server = Port()\n\n"
+                    "def system():\n    s = System('idle')\n"
+                    "    s.connect(s.add('client', Client).server, s.add('server', Server)"
+                    ".clients)\n    return s\n")
+    system, _, _ = build(str(path))
+    r = verify(system)
     assert r.nothing_to_verify == ("Client",)
     assert r.to_json()["nothing_to_verify"] == ["Client"]
 

@@ -10,12 +10,14 @@ its folder first.  Every engine loads a spec here, worker and node processes inc
 from __future__ import annotations
 
 import builtins
+import contextlib
 import difflib
 import hashlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
 import inspect
+import linecache
 import os
 import sys
 import sysconfig
@@ -48,7 +50,9 @@ def load_module(path: str | Path) -> Any:
     digest = hashlib.blake2b(str(p.resolve()).encode(), digest_size=4).hexdigest()
     name = f"{SPEC_MODULE_PREFIX}{p.stem}_{digest}"
     if name in sys.modules:
-        return sys.modules[name]
+        if not _changed(name):
+            return sys.modules[name]
+        _forget(name, p.resolve().parent)    # edited since: a notebook's second verify
     try:
         source = p.read_text()
         code = compile(source, str(p), "exec", dont_inherit=True)
@@ -90,7 +94,39 @@ def load_module(path: str | Path) -> Any:
         del sys.modules[name]
         raise SpecError(f"the spec raised {type(e).__name__} while loading: {e}",
                         traceback_location(sys.exc_info()[2]) or Location(str(p))) from None
+    _LOADED[name] = {f: _read(f) for f in [p, *modules_beside(p)]}
     return module
+
+
+# the text of each file a loaded spec was built from (its own and the modules beside it that
+# were imported by then): a file edited since makes the next load read it again
+_LOADED: dict[str, dict[Path, str | None]] = {}
+
+
+def _read(f: Path) -> str | None:
+    try:
+        return f.read_text()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _changed(name: str) -> bool:
+    files = _LOADED.get(name)
+    return files is not None and any(_read(f) != text for f, text in files.items())
+
+
+def _forget(name: str, folder: Path) -> None:
+    """Drop a loaded spec and the modules beside it, so that they are imported afresh."""
+    del sys.modules[name]
+    files = {f.resolve() for f in _LOADED.pop(name, {})}
+    for key in [k for k in linecache.cache if not k.startswith("<")]:
+        with contextlib.suppress(OSError, ValueError):
+            if Path(key).resolve() in files:      # the verifier reads functions' source here
+                del linecache.cache[key]
+    digest = hashlib.blake2b(str(folder).encode(), digest_size=4).hexdigest()
+    prefix = f"{FOLDER_PREFIX}{digest}."
+    for n in [n for n in sys.modules if n.startswith(prefix)]:
+        del sys.modules[n]
 
 
 # --- the modules beside a spec -----------------------------------------------------------------

@@ -28,6 +28,7 @@ from assay.verifier.types import (
     ConstObj,
     MsgObj,
     MsgVal,
+    MutableSet,
     Opaque,
     PortObj,
     RangeObj,
@@ -46,7 +47,9 @@ from assay.verifier.types import (
     conj,
     disj,
     finite,
+    frozen,
     is_some,
+    ite,
     item,
     make_tuple,
     members,
@@ -133,9 +136,12 @@ class Expressions:
         v = conv(node.values[0], st)
         for nxt in node.values[1:]:
             before = st.pc
-            enter = conj(before, v if is_and else z3.Not(v))
+            runs = v if is_and else z3.Not(v)
+            enter = conj(before, runs)
             st.pc = enter
+            saved = effects_of(st)
             w = conv(nxt, st)
+            only_where(runs, saved, st, nxt)
             if st.pc is enter:
                 st.pc = before
             else:
@@ -323,18 +329,23 @@ class Expressions:
                     e = z3.SetDifference(x, y)
                 else:
                     e = z3.SetUnion(z3.SetDifference(x, y), z3.SetDifference(y, x))
-                return Val(u[0].ty, e)
+                # Python's result has the type of the left operand: `set | frozenset` is a set
+                return MutableSet(u[0].ty, e) if isinstance(a, MutableSet) else Val(u[0].ty, e)
         raise _unsupported(f"the operator {sym} on {_describe(a)} and {_describe(b)}", node)
 
     def ex_IfExp(self, node: ast.IfExp, st: St) -> Any:
         c = self.cond(node.test, st)
         pc0 = st.pc
         st.pc = ea = conj(pc0, c)
+        saved = effects_of(st)
         a = self.ex(node.body, st)
         pa = st.pc
+        after_a = effects_of(st)
+        st.fields, st.wline = dict(saved[0]), dict(saved[1])     # the orelse runs instead
         st.pc = eb = conj(pc0, z3.Not(c))
         b = self.ex(node.orelse, st)
         pb = st.pc
+        only_where(z3.Not(c), after_a, st, node)
         st.pc = pc0 if (pa is ea and pb is eb) else disj(pa, pb)
         return _merge(c, a, b, "the conditional expression", node)
 
@@ -399,6 +410,7 @@ class Expressions:
             before = st.pc
             enter = conj(before, result) if result is not None else before
             st.pc = enter
+            saved = effects_of(st)
             if type(op) in (ast.In, ast.NotIn) and isinstance(right_node,
                                                               ast.Tuple | ast.List | ast.Set):
                 opts = [self.ex(e, st) for e in right_node.elts]
@@ -416,6 +428,8 @@ class Expressions:
                 elif type(op) in (ast.In, ast.NotIn):
                     right = self.unwrap(right, st, node, "as the container of 'in'")
                 r = compare(type(op), left, right, node)
+            if result is not None:          # evaluated only where the comparisons before hold
+                only_where(result, saved, st, right_node)
             if st.pc is enter:
                 st.pc = before
             elif result is not None:        # the first comparison is always evaluated
@@ -469,7 +483,8 @@ class Expressions:
         return isinstance(f, ConstObj) and f.value is len
 
     def ex_Set(self, node: ast.Set, st: St) -> Any:
-        return set_literal([self.ex(e, st) for e in node.elts], node)
+        v = set_literal([self.ex(e, st) for e in node.elts], node)
+        return MutableSet(v.ty, v.e)             # a display is a set, not a frozenset
 
     def ex_Call(self, node: ast.Call, st: St) -> Any:
         f = node.func
@@ -558,7 +573,7 @@ class Expressions:
                     return set_literal(vals, node) if vals else Val(EMPTY, None)
                 v = self.ex(a, st)
                 if isinstance(v, Val) and v.ty.kind == "set":
-                    return v
+                    return frozen(v)
             raise _unsupported("frozenset() of something other than a set or a display", node)
         args = [self.ex(a, st) for a in node.args]
         if fn is bool:
@@ -711,6 +726,26 @@ def _load(t: ast.expr) -> ast.expr:
         return ast.copy_location(ast.Attribute(t.value, t.attr, ast.Load()), t)
     raise _unsupported(f"an augmented assignment to {construct(t)}", t)
 
+
+
+def effects_of(st: St) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The fields (and the lines that wrote them) along a path, before a sub-expression that
+    may call a method of the component: see `only_where`."""
+    return dict(st.fields), dict(st.wline)
+
+
+def only_where(c: Any, saved: tuple[dict[str, Any], dict[str, Any]], st: St,
+               node: ast.AST) -> None:
+    """A sub-expression evaluated only where `c` holds (the right operand of `and`/`or`, a
+    later link of a chained comparison, one arm of a conditional expression) writes fields
+    only there: `x > 5 and self.bump()` leaves the state alone where x <= 5.  The writes it
+    made in `st` (run as if it always ran) are kept where `c` holds, `saved` elsewhere."""
+    fields0, wline0 = saved
+    if all(st.fields[f] is fields0[f] for f in fields0) \
+            and all(st.wline[f] is wline0[f] for f in wline0):
+        return
+    st.fields = {f: _merge(c, st.fields[f], fields0[f], f, node) for f in fields0}
+    st.wline = {f: ite(c, st.wline[f], wline0[f]) for f in wline0}
 
 
 def floor_divmod(x: Any, y: Any) -> tuple[Any, Any]:

@@ -635,7 +635,9 @@ def aggregate(tr: Any, fn: Any, node: ast.Call, st: Any) -> Val | None:
             and all(_cannot_fail(c.pc, c.ok) for c in tr.checks[n_checks:]):
         del tr.checks[n_checks:]       # `m[k]` of a key of m: it cannot raise
         body.pc = enter
-    if len(tr.checks) != n_checks or len(tr.sends) != n_sends or body.pc is not enter:
+    wrote = any(body.fields[f] is not v for f, v in st.fields.items())  # self.bump() in it
+    if len(tr.checks) != n_checks or len(tr.sends) != n_sends or body.pc is not enter \
+            or wrote:
         raise _unsupported(f"{fn.__name__}() over a map whose condition may raise or has an "
                            "effect (only pure conditions are translated)", node)
     if fn is all:

@@ -169,7 +169,8 @@ def plain_enum(cls: Any) -> bool:
     """An Enum whose members compare only with themselves and are always true."""
     return (isinstance(cls, type) and issubclass(cls, enum.Enum)
             and not issubclass(cls, int | str | enum.Flag) and len(cls) > 0
-            and not any("__bool__" in vars(k) or "__len__" in vars(k) or "__eq__" in vars(k)
+            and not any(d in vars(k) for d in ("__bool__", "__len__", "__eq__", "__ne__",
+                                               "__hash__")
                         for k in cls.__mro__ if k not in (enum.Enum, object)))
 
 
@@ -505,6 +506,19 @@ class Val:
         return f"Val({self.ty.describe()}, {self.e})"
 
 
+class MutableSet(Val):
+    """A Python `set` (a display `{x, y}`, or `s | t` whose left operand is one): the same
+    members as a frozenset, but not a value a field, a message or a record may hold (the
+    kernel refuses it as not a frozenset[T]: Python's `set | frozenset` is a set)."""
+
+    __slots__ = ()
+
+
+def frozen(v: Any) -> Any:
+    """`v` with a `set` taken as the frozenset of its members (`frozenset(v)`)."""
+    return Val(v.ty, v.e) if isinstance(v, MutableSet) else v
+
+
 class _NoneType:
     def __repr__(self) -> str:
         return "None"
@@ -613,7 +627,10 @@ def empty_set(elem: Ty) -> Val:
 def coerce(v: Any, ty: Ty) -> Val | None:
     """`v` as a value of type `ty`, or None: the empty literal takes any set type, a value of
     type T or None an Optional[T], a tuple display a tuple type (item by item) or a
-    `tuple[T, ...]`.  Python values are unchanged: only their static type is chosen."""
+    `tuple[T, ...]`.  Python values are unchanged: only their static type is chosen (so a
+    `set` is no frozenset)."""
+    if isinstance(v, MutableSet):
+        return None
     if isinstance(v, Val) and v.ty == ty:
         return v
     k = ty.kind
@@ -797,6 +814,9 @@ def set_literal(vals: list[Any], node: ast.AST | None) -> Val:
 def _merge(c: Any, a: Any, b: Any, what: str, node: ast.AST) -> Any:
     if a is b:
         return a
+    if isinstance(a, MutableSet) or isinstance(b, MutableSet):   # a set on some path: a set
+        m = _merge(c, frozen(a), frozen(b), what, node)
+        return MutableSet(m.ty, m.e) if isinstance(m, Val) else m
     ta, tb = tuple_items(a), tuple_items(b)
     if ta is not None and tb is not None and (isinstance(a, TupleObj) or isinstance(b, TupleObj)
                                               or a.ty != b.ty):
@@ -1070,6 +1090,9 @@ def _int_literal(v: Any) -> int | None:
 
 
 def _describe(v: Any) -> str:
+    if isinstance(v, MutableSet):
+        return f"a set of {v.ty.elem.describe() if v.ty.elem else 'values'} (a mutable set: " \
+            "use frozenset({...}))"
     if isinstance(v, Val):
         return f"a {v.ty.describe()}"
     if v is NONE:

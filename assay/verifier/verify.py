@@ -41,7 +41,10 @@ message's sender is one of them).  The obligations (`prove.py` does the translat
                 checks it).
 
 And per connection (`compat.py`, `contract_obligations`): the two ends' protocols are
-compatible, and what one end's port guarantees of a message meets what the other assumes.
+compatible (unknown when only one end has a protocol), and what one end's port guarantees of
+a message meets what the other assumes; `handler_obligations`: a message type a send site
+sends (or a timer sets) that its receiver has no handler for is an unknown `handled`
+obligation (the kernel reports its delivery as "unhandled").
 
 Verdicts, in the order they are decided:
 
@@ -308,10 +311,16 @@ def connection_obligations(system: System, bound: int = 3) -> list[Obligation]:
     links = {(f"{c.a.instance}.{c.a.port}", f"{c.b.instance}.{c.b.port}"): c
              for c in (*system.connections, *system.hops)}
     for c in connections(system, bound):
-        if c.problem is not None and c.problem.startswith("not checked"):
-            continue
         t0 = time.perf_counter()
         conn = links[(c.a, c.b)]
+        if c.problem is not None and c.problem.startswith("not checked"):
+            one_sided = _one_sided(system, conn)
+            if one_sided is not None:
+                out.append(Obligation("connection", f"{c.a} ~ {c.b}", "compatibility",
+                                      f"the protocols at {c.a} and {c.b} are compatible",
+                                      None, "unknown", one_sided, None,
+                                      time.perf_counter() - t0))
+            continue
         how = ", ".join([system.network + " network"]
                         + (["lossy"] if conn.lossy else [])
                         + ([f"capacity {conn.capacity}"
@@ -329,6 +338,24 @@ def connection_obligations(system: System, bound: int = 3) -> list[Obligation]:
                               verdict, reason, None, time.perf_counter() - t0,
                               witness=c.witness))
     return out
+
+
+def _one_sided(system: System, conn: Any) -> str | None:
+    """Why a connection with a protocol at one end only is not shown to fit (None when both
+    ends, or neither, have one).  The kernel checks each message against the receiving
+    port's protocol, so what the end without one sends may break the other's: `check`
+    finds it, nothing here proves it cannot happen."""
+    from assay.model.component import component_info
+
+    ends = [(f"{e.instance}.{e.port}", component_info(system.instances[e.instance])
+             .automata.get(e.port)) for e in (conn.a, conn.b)]
+    bare = [name for name, a in ends if a is None]
+    if len(bare) != 1:
+        return None
+    other = next(name for name, a in ends if a is not None)
+    return (f"{bare[0]} has no protocol, so what it sends is not checked against the protocol "
+            f"of {other} (give {bare[0]} one, e.g. the dual of {other}'s; `assay check` "
+            "checks the messages of a concrete run)")
 
 
 def contract_obligations(system: System, timeout: float = 5.0,
@@ -375,6 +402,49 @@ def contract_obligations(system: System, timeout: float = 5.0,
                         f"{s_cls.__name__} sends a {mtype.__name__} on {src.port} (not all "
                         "of its handlers are translated)"))
                 out.append(ob)
+    return out
+
+
+def handler_obligations(system: System, sends: dict[type, set[tuple[str, type]] | None]
+                        ) -> list[Obligation]:
+    """A message delivered where the receiver has no handler for it is a violation of the
+    sender ("unhandled"), and so is a timer whose message the component does not handle.
+    For each send site of a class whose bodies are all translated (`sends`: its (port,
+    type)s, a timer's with port ""), every receiver it reaches in this system needs a
+    handler for the type on that port.  Where one has none the obligation is unknown (the
+    send may be unreachable: `check` decides), never left out: without it `verify` said
+    "every obligation proved" of a system that `check` refutes at the first delivery."""
+    out: list[Obligation] = []
+    seen: set[tuple[str, str, type]] = set()
+
+    def add(target: str, component: str, what: str, why: str) -> None:
+        out.append(Obligation(component, target, "handled", what, None, "unknown", why))
+
+    for c in (*(c for c in system.connections if not c.via), *system.hops):
+        for src, dst in ((c.a, c.b), (c.b, c.a)):
+            known = sends.get(system.instances[src.instance])
+            d_cls = system.instances[dst.instance]
+            d_info = component_info(d_cls)
+            for port, mtype in sorted(known or (), key=lambda pt: (pt[0], pt[1].__name__)):
+                a, b = f"{src.instance}.{src.port}", f"{dst.instance}.{dst.port}"
+                if port != src.port or d_info.handler_for(dst.port, mtype) is not None \
+                        or (a, b, mtype) in seen:
+                    continue
+                seen.add((a, b, mtype))
+                add(f"{a} ~ {b}", "connection",
+                    f"every {mtype.__name__} {a} sends has a handler at {b}",
+                    f"{system.instances[src.instance].__name__} sends {mtype.__name__} on "
+                    f"{src.port}, and {d_cls.__name__} has no handler for it on {dst.port} "
+                    f"(add @on({mtype.__name__}) to {d_cls.__name__}, or show the send "
+                    "unreachable: `assay check` reports a delivery as 'unhandled')")
+    for cls, known in sends.items():
+        info = component_info(cls)
+        for port, mtype in sorted(known or (), key=lambda pt: (pt[0], pt[1].__name__)):
+            if port == "" and info.timer_handler(mtype) is None:
+                add("timers", cls.__name__, f"every timer's {mtype.__name__} has a handler",
+                    f"{cls.__name__} sets a timer with {mtype.__name__} and has no handler "
+                    f"for it (add @on({mtype.__name__}); `assay check` reports it as "
+                    "'unhandled')")
     return out
 
 
@@ -476,6 +546,7 @@ def verify(system: System, component: str | None = None, timeout: float = 5.0) -
             out += connection_obligations(system)
             stage = "port contracts"
             out += contract_obligations(system, timeout, sends)
+            out += handler_obligations(system, sends)
     except KeyboardInterrupt:               # Ctrl-C: what was decided, and what was not
         clear_caches()                      # a translation may have been cut half-way
         left = _not_checked(classes, done, comp, stage,
@@ -630,8 +701,9 @@ class _Component:
                 "them"))
 
     def _sent(self, body: Any) -> None:
-        if self.sends is not None:
-            self.sends |= {(s.port, s.msg.cls) for s in body.sends if s.kind != "timer"}
+        if self.sends is not None:       # a timer's as ("", type): "" is no port's name
+            self.sends |= {("" if s.kind == "timer" else s.port, s.msg.cls)
+                           for s in body.sends}
 
     def initial(self, out: list[Obligation]) -> None:
         enc, info = self.enc, self.info
