@@ -60,7 +60,7 @@ from assay.runtime.wire import (
     MsgFrame,
     Session,
     WireError,
-    ack_payload,
+    acks_payloads,
     address_of,
     authenticate,
     decode_ack,
@@ -218,7 +218,8 @@ class TcpNode:
         # acknowledgements of durable steps wait up to `ack_delay` seconds, to leave in one
         # write per connection (fewer system calls and wake-ups on both sides)
         self.ack_delay = ack_delay
-        self._acks: dict[Session, list[bytes]] = {}      # payloads (`ack_payload`)
+        # per connection, per sender life: the frame numbers to acknowledge (`acks_payloads`)
+        self._acks: dict[Session, dict[str, list[int]]] = {}
         # frames peers acknowledged, to delete from the outbox with the next group commit
         # (or `_flush_deletes`, if no commit comes within `ack_delay`)
         self._deletes: list[tuple[_Link, tuple[str, int]]] = []
@@ -495,7 +496,14 @@ class TcpNode:
         if s is None or s.is_closing():
             s = self._peer_sessions.get(receipt.peer)
         if s is not None and not s.is_closing():
-            self._acks.setdefault(s, []).append(ack_payload(receipt.epoch, receipt.seq))
+            by_life = self._acks.get(s)
+            if by_life is None:
+                by_life = self._acks[s] = {}
+            seqs = by_life.get(receipt.epoch)
+            if seqs is None:
+                by_life[receipt.epoch] = [receipt.seq]
+            else:
+                seqs.append(receipt.seq)
             self._schedule_flush()
 
     def _schedule_flush(self) -> None:
@@ -515,9 +523,10 @@ class TcpNode:
             self._ack_timer = None
         if self.logfile is not None and not self.logfile.closed:
             self.logfile.flush()
-        for session, frames in self._acks.items():
-            if not session.is_closing():
-                session.write_payloads(frames)   # numbered now: in the order they are written
+        for session, by_life in self._acks.items():
+            if not session.is_closing():         # one frame per life (`acks`), one write;
+                session.write_payloads(          # numbered now: in the order they are written
+                    [p for epoch, seqs in by_life.items() for p in acks_payloads(epoch, seqs)])
         self._acks.clear()
 
     # --- sending -----------------------------------------------------------------------------
@@ -571,18 +580,20 @@ class TcpNode:
                 if raw is None:
                     return
                 ack = decode_ack(raw)
-                key = (self.epoch if ack.epoch is None else ack.epoch, ack.seq)
-                if link.unacked.pop(key, None) is not None and self.store is not None:
-                    # until the outbox forgets it too, its life is one a restart of this node
-                    # could resend a frame of: the link still says so (see `live`).  It is
-                    # deleted with the next group commit, or within `ack_delay` if none
-                    # comes (a frame acknowledged and not deleted yet is only resent after
-                    # a crash, and acknowledged again: the peer handled it)
-                    link.deleting.add(key)
-                    self._deletes.append((link, key))
-                    if self._delete_timer is None:
-                        self._delete_timer = asyncio.get_running_loop().call_later(
-                            self.ack_delay, self._flush_deletes)
+                epoch = self.epoch if ack.epoch is None else ack.epoch
+                for seq in ack.seqs:
+                    key = (epoch, seq)
+                    if link.unacked.pop(key, None) is not None and self.store is not None:
+                        # until the outbox forgets it too, its life is one a restart of this
+                        # node could resend a frame of: the link still says so (see `live`).
+                        # It is deleted with the next group commit, or within `ack_delay` if
+                        # none comes (a frame acknowledged and not deleted yet is only resent
+                        # after a crash, and acknowledged again: the peer handled it)
+                        link.deleting.add(key)
+                        self._deletes.append((link, key))
+                        if self._delete_timer is None:
+                            self._delete_timer = asyncio.get_running_loop().call_later(
+                                self.ack_delay, self._flush_deletes)
                 # (an acknowledgement enables no step: the step loop is not woken)
                 self.acked.set()
         except WireError as e:            # the link reconnects: what is not acknowledged
@@ -754,7 +765,11 @@ class TcpNode:
 
     def _handled(self, receipt: _Receipt | None) -> None:
         if receipt is not None and receipt.peer != self.name:    # (own frames: the outbox)
-            self.handled.setdefault((receipt.peer, receipt.epoch), Handled()).add(receipt.seq)
+            key = (receipt.peer, receipt.epoch)
+            handled = self.handled.get(key)
+            if handled is None:
+                handled = self.handled[key] = Handled()
+            handled.add(receipt.seq)
             self.pending.pop((receipt.peer, receipt.epoch, receipt.seq), None)
 
     def _enabled(self, name: str) -> bool:
