@@ -731,8 +731,10 @@ class TcpNode:
 
     async def _release(self, steps: list[_Step]) -> None:
         """Route durable `steps`, in the order they were applied: acknowledge what they
-        handled (soon: `_ack`), queue their messages to instances here, send the rest."""
-        links: dict[str, _Link] = {}
+        handled (soon: `_ack`), queue their messages to instances here, send the rest — the
+        frames of all the steps to one peer node in one write, in the order they were sent
+        (one system call, and one wake-up of the peer, for the group)."""
+        by_link: dict[str, tuple[_Link, list[dict[str, Any]]]] = {}
         for st in steps:
             if st.receipt is not None:
                 self._handled(st.receipt)
@@ -741,21 +743,17 @@ class TcpNode:
             for env, frame in st.local:
                 self.inbox[env.dst].append((env, None if frame is None else _Receipt(
                     self.name, frame["epoch"], frame["seq"], None)))
-            remote = st.remote
-            if len(remote) == 1:                 # (the common case: one frame, one write)
-                link = remote[0][0]
-                link.push(remote[0][1])
-                links[link.peer] = link
-            elif remote:
-                by_link: dict[str, tuple[_Link, list[dict[str, Any]]]] = {}
-                for link, frame in remote:
-                    by_link.setdefault(link.peer, (link, []))[1].append(frame)
-                for link, frames in by_link.values():
-                    link.push(*frames)
-                    links[link.peer] = link
+            for link, frame in st.remote:
+                out = by_link.get(link.peer)
+                if out is None:
+                    by_link[link.peer] = (link, [frame])
+                else:
+                    out[1].append(frame)
             if st.out.timer_ops:
                 self.timers.apply(st.name, st.out.timer_ops)
-        for link in links.values():
+        for link, frames in by_link.values():
+            link.push(*frames)
+        for link, _ in by_link.values():
             w = link.session
             # back-pressure: a transport with nothing buffered is not paused (it pauses
             # above its high-water mark), so only one with bytes waiting is drained
@@ -850,10 +848,13 @@ class TcpNode:
 
     async def _run_group(self, ready: list[tuple[str, int | None]] | None = None
                          ) -> list[tuple[_Step, Envelope | None]]:
-        """The steps that are ready together (with a store; else one), applied one after the
-        other in memory, made durable in one commit, then routed.  A crash before the commit
-        loses them all and nothing of them has left the node: none of their messages was
-        sent nor acknowledged, so their senders resend them and the group runs again."""
+        """The steps that are ready together, applied one after the other in memory, made
+        durable in one commit (with a store), then routed (their frames to one peer node in
+        one write).  A crash before the commit loses them all and nothing of them has left
+        the node: none of their messages was sent nor acknowledged, so their senders resend
+        them and the group runs again.  A group ends when nothing more is ready, after
+        `GROUP` steps, or after `FAIR` seconds (the frames of its first step wait that long
+        at most)."""
         group: list[tuple[_Step, Envelope | None]] = []
         until = time.monotonic() + self.FAIR
         while True:
@@ -866,7 +867,7 @@ class TcpNode:
             # a step that writes external stores ends its group: a kill between the stores'
             # commit and the group's leaves the database one step ahead, which the undo
             # record of that step takes back (extstore.py)
-            if self.store is None or len(group) >= self.GROUP or time.monotonic() > until \
+            if len(group) >= self.GROUP or time.monotonic() > until \
                     or group[-1][0].ext is not None:
                 break
         steps = [st for st, _ in group]
