@@ -551,9 +551,14 @@ def envelope_from_wire(d: dict, allowed: Callable[[str, str], dict[str, type[Mes
         if extra:
             raise WireError(f"message frame has an unexpected key {extra[0]!r}")
     meta = _meta(d["meta"]) if "meta" in d else ()
-    src, src_port = _name(d, "src"), _name(d, "src_port")
-    dst, dst_port = _name(d, "dst"), _name(d, "dst_port")
-    clock = wire_int(d["clock"], "clock", 0, CLOCK_LIMIT)
+    src, src_port, dst, dst_port = d["src"], d["src_port"], d["dst"], d["dst_port"]
+    if not (type(src) is str and src and type(src_port) is str and src_port
+            and type(dst) is str and dst and type(dst_port) is str and dst_port):
+        for key in ("src", "src_port", "dst", "dst_port"):
+            _name(d, key)                                   # (raises, saying which)
+    clock = d["clock"]
+    if type(clock) is not int or not 0 <= clock < CLOCK_LIMIT:
+        wire_int(clock, "clock", 0, CLOCK_LIMIT)            # (raises, saying why)
     j = d["message"]
     if not isinstance(j, dict):
         raise WireError(f"'message' must be an object, got {type(j).__name__}")
