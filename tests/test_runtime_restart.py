@@ -110,6 +110,8 @@ class _Peer:
             while (f := await self._session.read()) is not None:
                 if f.get("t") == "ack":
                     self.acks.append((f["epoch"], f["seq"]))
+                elif f.get("t") == "acks":                 # several of one life, one frame
+                    self.acks.extend((f["epoch"], n) for n in f["seqs"])
 
     async def send(self, frames: list[dict[str, Any]]) -> None:
         assert self._session is not None

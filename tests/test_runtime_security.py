@@ -84,7 +84,7 @@ async def closed_by_peer(read: Callable[[], Awaitable[dict[str, Any] | None]],
                 frame = await read()
                 if frame is None:
                     return True
-                assert frame.get("t") == "ack", frame
+                assert frame.get("t") in ("ack", "acks"), frame
     except TimeoutError:
         return False
     except (WireError, OSError, asyncio.IncompleteReadError):

@@ -19,7 +19,9 @@ from assay.model.types import Peer, Range
 from assay.runtime.wire import (
     CLOCK_LIMIT,
     INT_LIMIT,
+    MAX_ACKS,
     MAX_FRAME,
+    VERSION,
     AckFrame,
     AuthError,
     EpochsFrame,
@@ -28,6 +30,7 @@ from assay.runtime.wire import (
     Request,
     Session,
     WireError,
+    acks_payloads,
     authenticate,
     decode_ack,
     decode_frame,
@@ -432,12 +435,13 @@ def frame_templates() -> dict[str, tuple[dict[str, Any], Any]]:
               "violations": [], "violation_count": 0, "epochs": 1}
     return {"msg": (msg, decode_frame), "ack": ({"t": "ack", "seq": 1, "epoch": "e1"},
                                                  decode_ack),
+            "acks": ({"t": "acks", "seqs": [1, 2], "epoch": "e1"}, decode_ack),
             "status-reply": (status, decode_reply)}
 
 
 # (kind, field, lowest, limit): every numeric field of every frame kind
 NUMBERS = [("msg", "seq", 1, INT_LIMIT), ("msg", "clock", 0, CLOCK_LIMIT),
-           ("ack", "seq", 1, INT_LIMIT)] + [
+           ("ack", "seq", 1, INT_LIMIT), ("acks", "seqs[1]", 1, INT_LIMIT)] + [
     ("status-reply", k, 0, INT_LIMIT) for k in ("steps", "unacked", "violation_count", "epochs")]
 
 json_values = st.recursive(
@@ -455,11 +459,18 @@ def test_any_json_value_in_a_numeric_field_is_decoded_in_range_or_a_wire_error(c
     kind, key, low, limit = case
     template, decode = frame_templates()[kind]
     # through a real frame: what a peer can send is what JSON can carry
-    [raw, _] = run(through_reader(encode_frame({**template, key: value})))
+    if key.endswith("[1]"):                       # a list's second number
+        key = key[:-3]
+        frame = {**template, key: [*template[key][:1], value]}
+    else:
+        frame = {**template, key: value}
+    [raw, _] = run(through_reader(encode_frame(frame)))
     try:
         got = decode(raw)
     except WireError:
         return                                    # the decoder's own error: nothing else
+    if isinstance(got, AckFrame):
+        key, got = "seq", {"seq": got.seqs[-1]}
     n = getattr(got, key) if not isinstance(got, dict) else got[key]
     assert type(n) is int and low <= n < limit, (kind, key, value)
 
@@ -513,7 +524,8 @@ def test_decode_frame_reads_each_kind():
     assert decode_frame({"t": "epochs", "live": ["a", "b"]}) == EpochsFrame(("a", "b"))
     assert decode_frame({"t": "state", "instance": "x"}) == Request("state", "x")
     assert decode_frame({"t": "stop"}) == Request("stop")
-    assert decode_ack({"t": "ack", "seq": 3}) == AckFrame(None, 3)
+    assert decode_ack({"t": "ack", "seq": 3}) == AckFrame(None, (3,))
+    assert decode_ack({"t": "acks", "seqs": [3, 1, 9], "epoch": "e"}) == AckFrame("e", (3, 1, 9))
 
 
 # --- authentication over real loopback TCP ------------------------------------------------
@@ -611,17 +623,17 @@ def test_a_wrong_secret_fails_on_both_sides():
     b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",               # a huge length prefix
     raw(b"not json at all"),
     encode_frame({"t": "proof", "mac": "00" * 32}),     # no hello first
-    encode_frame({"t": "hello", "v": 2, "node": "x"}),          # no nonce
-    encode_frame({"t": "hello", "v": 2, "node": "", "nonce": "ab" * 32}),
-    encode_frame({"t": "hello", "v": 2, "node": 5, "nonce": "ab" * 32}),
-    encode_frame({"t": "hello", "v": 2, "node": "x", "nonce": "zz" * 32}),
-    encode_frame({"t": "hello", "v": 2, "node": "x", "nonce": "ab" * 8}),
-    encode_frame({"t": "hello", "v": 2, "node": "x", "nonce": "ab" * 32, "more": 1}),
-    encode_frame({"t": "hello", "v": 2, "node": "x", "nonce": "ab" * 32})
+    encode_frame({"t": "hello", "v": VERSION, "node": "x"}),          # no nonce
+    encode_frame({"t": "hello", "v": VERSION, "node": "", "nonce": "ab" * 32}),
+    encode_frame({"t": "hello", "v": VERSION, "node": 5, "nonce": "ab" * 32}),
+    encode_frame({"t": "hello", "v": VERSION, "node": "x", "nonce": "zz" * 32}),
+    encode_frame({"t": "hello", "v": VERSION, "node": "x", "nonce": "ab" * 8}),
+    encode_frame({"t": "hello", "v": VERSION, "node": "x", "nonce": "ab" * 32, "more": 1}),
+    encode_frame({"t": "hello", "v": VERSION, "node": "x", "nonce": "ab" * 32})
     + encode_frame({"t": "proof", "mac": "not hex"}),
-    encode_frame({"t": "hello", "v": 2, "node": "x", "nonce": "ab" * 32})
+    encode_frame({"t": "hello", "v": VERSION, "node": "x", "nonce": "ab" * 32})
     + encode_frame({"t": "proof", "mac": "00" * 32}),
-    encode_frame({"t": "hello", "v": 2, "node": "x", "nonce": "ab" * 32}) + b"\x00\x00",
+    encode_frame({"t": "hello", "v": VERSION, "node": "x", "nonce": "ab" * 32}) + b"\x00\x00",
     b"\x00\x00",
     b"",
 ])
@@ -752,7 +764,8 @@ def test_a_reflected_proof_fails():
     async def main() -> None:
         async with Server(b"k", "server") as srv:
             reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
-            writer.write(encode_frame({"t": "hello", "v": 2, "node": "client", "nonce": "ab" * 32}))
+            writer.write(encode_frame({"t": "hello", "v": VERSION, "node": "client",
+                                       "nonce": "ab" * 32}))
             await writer.drain()
             hello = await read_frame(reader)
             assert hello["t"] == "hello" and hello["node"] == "server"
@@ -815,7 +828,7 @@ async def _renaming_pipe(up_reader: asyncio.StreamReader, up_writer: asyncio.Str
 
 @pytest.mark.parametrize("hello,said", [
     ({"t": "hello", "node": "x", "nonce": "ab" * 32}, "version 1 of the wire protocol"),
-    ({"t": "hello", "v": 3, "node": "x", "nonce": "ab" * 32}, "version 3 of the wire protocol"),
+    ({"t": "hello", "v": 2, "node": "x", "nonce": "ab" * 32}, "version 2 of the wire protocol"),
 ])
 def test_a_peer_speaking_another_version_of_the_wire_is_told_so(hello, said):
     async def main() -> None:
@@ -833,7 +846,8 @@ def test_a_peer_claiming_the_verifier_s_own_name_is_refused_before_any_proof():
     async def main() -> None:
         async with Server(b"k", "server") as srv:
             reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
-            writer.write(encode_frame({"t": "hello", "v": 2, "node": "server", "nonce": "ab" * 32}))
+            writer.write(encode_frame({"t": "hello", "v": VERSION, "node": "server",
+                                       "nonce": "ab" * 32}))
             await writer.drain()
             assert (await read_frame(reader))["t"] == "hello"
             err = await srv.result()
@@ -952,7 +966,50 @@ def test_an_ack_payload_is_the_encoder_s_bytes_and_decodes_back(epoch, seq):
     p = ack_payload(epoch, seq)
     assert p == encode_payload({"t": "ack", "seq": seq, "epoch": epoch})
     a = decode_ack(decode_payload(p))
-    assert (a.epoch, a.seq) == (epoch, seq)
+    assert (a.epoch, a.seqs) == (epoch, (seq,))
+
+
+@given(st.sampled_from(["0123456789abcdef", "a_b.c-D", "x" * 64]),
+       st.lists(st.integers(1, 2**63 - 1), min_size=1, max_size=2 * MAX_ACKS + 3))
+@settings(max_examples=60, deadline=None)
+def test_acks_payloads_are_the_encoder_s_bytes_and_decode_back(epoch, seqs):
+    """Several acknowledgements of one life go in one `acks` frame (up to MAX_ACKS numbers
+    each); one alone is an `ack` frame: the bytes are the encoder's, and decode to the same
+    numbers in the same order."""
+    from assay.runtime.wire import decode_payload, encode_payload
+
+    payloads = acks_payloads(epoch, seqs)
+    got: list[int] = []
+    for p in payloads:
+        d = decode_payload(p)
+        assert p == encode_payload(d)
+        a = decode_ack(d)
+        assert a.epoch == epoch and 0 < len(a.seqs) <= MAX_ACKS
+        got.extend(a.seqs)
+    assert got == seqs
+    assert len(payloads) == (len(seqs) + MAX_ACKS - 1) // MAX_ACKS
+    assert (decode_payload(payloads[0])["t"] == "ack") == (len(seqs) == 1)
+
+
+@pytest.mark.parametrize("frame,reason", [
+    ({"t": "acks", "seqs": [], "epoch": "e"}, "'seqs'"),
+    ({"t": "acks", "seqs": [1] * (MAX_ACKS + 1), "epoch": "e"}, "'seqs'"),
+    ({"t": "acks", "seqs": 1, "epoch": "e"}, "'seqs'"),
+    ({"t": "acks", "seqs": [1, 0], "epoch": "e"}, "'seqs'"),
+    ({"t": "acks", "seqs": [1, True], "epoch": "e"}, "'seqs'"),
+    ({"t": "acks", "seqs": [1, 2.0], "epoch": "e"}, "'seqs'"),
+    ({"t": "acks", "seqs": [2**63], "epoch": "e"}, "'seqs'"),
+    ({"t": "acks", "seqs": ["1"], "epoch": "e"}, "'seqs'"),
+    ({"t": "acks", "seqs": [1]}, "'epoch'"),
+    ({"t": "acks", "seqs": [1], "epoch": "a b"}, "'epoch'"),
+    ({"t": "acks", "seqs": [1], "epoch": "e", "x": 1}, "unexpected"),
+    ({"t": "acks", "seq": 1, "epoch": "e"}, "needs 'seqs'"),
+    ({"t": "ackz", "seqs": [1], "epoch": "e"}, "only acknowledgements"),
+    ([1], "only acknowledgements"),
+])
+def test_decode_ack_refuses_a_bad_acks_frame_with_a_reason(frame, reason):
+    with pytest.raises(WireError, match=reason):
+        decode_ack(frame)
 
 
 @pytest.mark.parametrize("key_len", [1, 32, 64, 65, 200])

@@ -100,9 +100,16 @@ def text_line(path: str, offset: int) -> int:
         return f.read(offset).count(b"\n") + 1
 
 
+# `json.dumps`'s own format (its default encoder's), without its cycle check: an event is a
+# tree of JSON values the kernel built (a line is written per step: it is on the hot path)
+_encode = json.JSONEncoder(check_circular=False).encode
+_LINE = '{"clock": %d, "node": %s, "time": %r, "event": %s}\n'
+
+
 def log_line(clock: int, node: str, event: dict[str, Any]) -> str:
-    """One line of a step log: the step's Lamport clock, its node, the wall clock, the event."""
-    return json.dumps({"clock": clock, "node": node, "time": time.time(), "event": event}) + "\n"
+    """One line of a step log: the step's Lamport clock, its node, the wall clock, the event —
+    the text of ``json.dumps({"clock": ..., "node": ..., "time": ..., "event": ...})``."""
+    return _LINE % (clock, _encode(node), time.time(), _encode(event))
 
 
 MAX_LOG_BYTES = 256 * 1024 * 1024

@@ -76,6 +76,9 @@ class Handled:
     def add(self, seq: int) -> None:
         if seq <= self.floor:
             return
+        if seq == self.floor + 1 and not self.above:     # (in order: the usual)
+            self.floor = seq
+            return
         self.above.add(seq)
         while self.floor + 1 in self.above:
             self.floor += 1

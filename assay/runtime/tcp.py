@@ -60,7 +60,7 @@ from assay.runtime.wire import (
     MsgFrame,
     Session,
     WireError,
-    ack_payload,
+    acks_payloads,
     address_of,
     authenticate,
     decode_ack,
@@ -220,7 +220,8 @@ class TcpNode:
         # acknowledgements of durable steps wait up to `ack_delay` seconds, to leave in one
         # write per connection (fewer system calls and wake-ups on both sides)
         self.ack_delay = ack_delay
-        self._acks: dict[Session, list[bytes]] = {}      # payloads (`ack_payload`)
+        # per connection, per sender life: the frame numbers to acknowledge (`acks_payloads`)
+        self._acks: dict[Session, dict[str, list[int]]] = {}
         # frames peers acknowledged, to delete from the outbox with the next group commit
         # (or `_flush_deletes`, if no commit comes within `ack_delay`)
         self._deletes: list[tuple[_Link, tuple[str, int]]] = []
@@ -533,7 +534,14 @@ class TcpNode:
         if s is None or s.is_closing():
             s = self._peer_sessions.get(receipt.peer)
         if s is not None and not s.is_closing():
-            self._acks.setdefault(s, []).append(ack_payload(receipt.epoch, receipt.seq))
+            by_life = self._acks.get(s)
+            if by_life is None:
+                by_life = self._acks[s] = {}
+            seqs = by_life.get(receipt.epoch)
+            if seqs is None:
+                by_life[receipt.epoch] = [receipt.seq]
+            else:
+                seqs.append(receipt.seq)
             self._schedule_flush()
 
     def _schedule_flush(self) -> None:
@@ -553,9 +561,10 @@ class TcpNode:
             self._ack_timer = None
         if self.logfile is not None and not self.logfile.closed:
             self.logfile.flush()
-        for session, frames in self._acks.items():
-            if not session.is_closing():
-                session.write_payloads(frames)   # numbered now: in the order they are written
+        for session, by_life in self._acks.items():
+            if not session.is_closing():         # one frame per life (`acks`), one write;
+                session.write_payloads(          # numbered now: in the order they are written
+                    [p for epoch, seqs in by_life.items() for p in acks_payloads(epoch, seqs)])
         self._acks.clear()
 
     # --- sending -----------------------------------------------------------------------------
@@ -609,18 +618,20 @@ class TcpNode:
                 if raw is None:
                     return
                 ack = decode_ack(raw)
-                key = (self.epoch if ack.epoch is None else ack.epoch, ack.seq)
-                if link.unacked.pop(key, None) is not None and self.store is not None:
-                    # until the outbox forgets it too, its life is one a restart of this node
-                    # could resend a frame of: the link still says so (see `live`).  It is
-                    # deleted with the next group commit, or within `ack_delay` if none
-                    # comes (a frame acknowledged and not deleted yet is only resent after
-                    # a crash, and acknowledged again: the peer handled it)
-                    link.deleting.add(key)
-                    self._deletes.append((link, key))
-                    if self._delete_timer is None:
-                        self._delete_timer = asyncio.get_running_loop().call_later(
-                            self.ack_delay, self._flush_deletes)
+                epoch = self.epoch if ack.epoch is None else ack.epoch
+                for seq in ack.seqs:
+                    key = (epoch, seq)
+                    if link.unacked.pop(key, None) is not None and self.store is not None:
+                        # until the outbox forgets it too, its life is one a restart of this
+                        # node could resend a frame of: the link still says so (see `live`).
+                        # It is deleted with the next group commit, or within `ack_delay` if
+                        # none comes (a frame acknowledged and not deleted yet is only resent
+                        # after a crash, and acknowledged again: the peer handled it)
+                        link.deleting.add(key)
+                        self._deletes.append((link, key))
+                        if self._delete_timer is None:
+                            self._delete_timer = asyncio.get_running_loop().call_later(
+                                self.ack_delay, self._flush_deletes)
                 # (an acknowledgement enables no step: the step loop is not woken)
                 self.acked.set()
         except WireError as e:            # the link reconnects: what is not acknowledged
@@ -758,8 +769,10 @@ class TcpNode:
 
     async def _release(self, steps: list[_Step]) -> None:
         """Route durable `steps`, in the order they were applied: acknowledge what they
-        handled (soon: `_ack`), queue their messages to instances here, send the rest."""
-        links: dict[str, _Link] = {}
+        handled (soon: `_ack`), queue their messages to instances here, send the rest — the
+        frames of all the steps to one peer node in one write, in the order they were sent
+        (one system call, and one wake-up of the peer, for the group)."""
+        by_link: dict[str, tuple[_Link, list[dict[str, Any]]]] = {}
         for st in steps:
             if st.receipt is not None:
                 self._handled(st.receipt)
@@ -768,21 +781,17 @@ class TcpNode:
             for env, frame in st.local:
                 self.inbox[env.dst].append((env, None if frame is None else _Receipt(
                     self.name, frame["epoch"], frame["seq"], None)))
-            remote = st.remote
-            if len(remote) == 1:                 # (the common case: one frame, one write)
-                link = remote[0][0]
-                link.push(remote[0][1])
-                links[link.peer] = link
-            elif remote:
-                by_link: dict[str, tuple[_Link, list[dict[str, Any]]]] = {}
-                for link, frame in remote:
-                    by_link.setdefault(link.peer, (link, []))[1].append(frame)
-                for link, frames in by_link.values():
-                    link.push(*frames)
-                    links[link.peer] = link
+            for link, frame in st.remote:
+                out = by_link.get(link.peer)
+                if out is None:
+                    by_link[link.peer] = (link, [frame])
+                else:
+                    out[1].append(frame)
             if st.out.timer_ops:
                 self.timers.apply(st.name, st.out.timer_ops)
-        for link in links.values():
+        for link, frames in by_link.values():
+            link.push(*frames)
+        for link, _ in by_link.values():
             w = link.session
             # back-pressure: a transport with nothing buffered is not paused (it pauses
             # above its high-water mark), so only one with bytes waiting is drained
@@ -792,7 +801,11 @@ class TcpNode:
 
     def _handled(self, receipt: _Receipt | None) -> None:
         if receipt is not None and receipt.peer != self.name:    # (own frames: the outbox)
-            self.handled.setdefault((receipt.peer, receipt.epoch), Handled()).add(receipt.seq)
+            key = (receipt.peer, receipt.epoch)
+            handled = self.handled.get(key)
+            if handled is None:
+                handled = self.handled[key] = Handled()
+            handled.add(receipt.seq)
             self.pending.pop((receipt.peer, receipt.epoch, receipt.seq), None)
 
     def _enabled(self, name: str) -> bool:
@@ -873,10 +886,13 @@ class TcpNode:
 
     async def _run_group(self, ready: list[tuple[str, int | None]] | None = None
                          ) -> list[tuple[_Step, Envelope | None]]:
-        """The steps that are ready together (with a store; else one), applied one after the
-        other in memory, made durable in one commit, then routed.  A crash before the commit
-        loses them all and nothing of them has left the node: none of their messages was
-        sent nor acknowledged, so their senders resend them and the group runs again."""
+        """The steps that are ready together, applied one after the other in memory, made
+        durable in one commit (with a store), then routed (their frames to one peer node in
+        one write).  A crash before the commit loses them all and nothing of them has left
+        the node: none of their messages was sent nor acknowledged, so their senders resend
+        them and the group runs again.  A group ends when nothing more is ready, after
+        `GROUP` steps, or after `FAIR` seconds (the frames of its first step wait that long
+        at most)."""
         group: list[tuple[_Step, Envelope | None]] = []
         until = time.monotonic() + self.FAIR
         while True:
@@ -889,7 +905,7 @@ class TcpNode:
             # a step that writes external stores ends its group: a kill between the stores'
             # commit and the group's leaves the database one step ahead, which the undo
             # record of that step takes back (extstore.py)
-            if self.store is None or len(group) >= self.GROUP or time.monotonic() > until \
+            if len(group) >= self.GROUP or time.monotonic() > until \
                     or group[-1][0].ext is not None:
                 break
         steps = [st for st, _ in group]

@@ -46,7 +46,8 @@ from assay.model.record import Record
 from assay.model.types import TypeSpec, _FrozenSet, _Map, _Optional, _Record, _Tuple, to_json
 from assay.runtime.deploy import NAME_MAX as _NAME_MAX
 
-VERSION = 2                              # of the wire protocol (1: frames without MACs)
+# of the wire protocol (1: frames without MACs; 2: one acknowledgement per frame)
+VERSION = 3
 MAX_FRAME = 1 << 20                      # bytes of payload
 _HEADER = 4
 _AUTH_MAX_FRAME = 4096                   # handshake frames are small; don't buffer more
@@ -110,8 +111,10 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 # built once: `json.dumps`/`json.loads` with options build a new encoder/decoder per call
+# (no cycle check: a frame is a tree the node built; a cycle would be a RecursionError, which
+# `encode_payload` reports like the rest)
 _ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True, ensure_ascii=True,
-                            allow_nan=False)
+                            allow_nan=False, check_circular=False)
 _DECODER = json.JSONDecoder(parse_constant=_no_constant, object_pairs_hook=_no_duplicates)
 
 
@@ -327,10 +330,11 @@ class MsgFrame:
 
 @dataclass(frozen=True, slots=True)
 class AckFrame:
-    """The receiver handled message `seq` of the sender's life `epoch` (None: the current)."""
+    """The receiver handled the messages `seqs` of the sender's life `epoch` (None: the
+    current): an `ack` frame names one, an `acks` frame up to `MAX_ACKS` of one life."""
 
     epoch: str | None
-    seq: int
+    seqs: tuple[int, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -387,6 +391,8 @@ def decode_frame(d: dict) -> Frame:
 
 
 _ACK_KEYS = frozenset({"t", "seq", "epoch"})
+_ACKS_KEYS = frozenset({"t", "seqs", "epoch"})
+MAX_ACKS = 1024                          # frame numbers in one `acks` frame
 
 
 def ack_payload(epoch: str, seq: int) -> bytes:
@@ -396,14 +402,39 @@ def ack_payload(epoch: str, seq: int) -> bytes:
     return b'{"epoch":"%s","seq":%d,"t":"ack"}' % (epoch.encode("ascii"), seq)
 
 
+def acks_payloads(epoch: str, seqs: list[int]) -> list[bytes]:
+    """The payloads acknowledging frames `seqs` (each an int >= 1) of life `epoch`: one
+    `ack` frame for one number, else `acks` frames of up to `MAX_ACKS` numbers each — the
+    bytes `encode_payload` gives for ``{"t": "acks", "seqs": [...], "epoch": epoch}``."""
+    if len(seqs) == 1:
+        return [ack_payload(epoch, seqs[0])]
+    e = epoch.encode("ascii")
+    return [b'{"epoch":"%s","seqs":[%s],"t":"acks"}'
+            % (e, b",".join(b"%d" % n for n in seqs[i:i + MAX_ACKS]))
+            for i in range(0, len(seqs), MAX_ACKS)]
+
+
 def decode_ack(d: dict) -> AckFrame:
-    """What a link reads: an acknowledgement, checked, or `WireError`."""
-    if not isinstance(d, dict) or d.get("t") != "ack":
+    """What a link reads: an acknowledgement (`ack`, or `acks` of one life), checked, or
+    `WireError`."""
+    t = d.get("t") if isinstance(d, dict) else None
+    if t == "acks":
+        if d.keys() != _ACKS_KEYS:
+            _keys(d, "acks", set(_ACKS_KEYS))
+        seqs = d["seqs"]
+        if type(seqs) is not list or not 0 < len(seqs) <= MAX_ACKS:
+            raise WireError(f"'seqs' must be a list of 1 to {MAX_ACKS} frame numbers")
+        for n in seqs:
+            if type(n) is not int or not 1 <= n < INT_LIMIT:
+                wire_int(n, "seqs", 1)                      # (raises, saying why)
+        return AckFrame(wire_epoch(d["epoch"]), tuple(seqs))
+    if t != "ack":
         raise WireError("a link reads only acknowledgements")
     if d.keys() != _ACK_KEYS:                   # (no set built: the usual)
         _keys(d, "ack", {"t", "seq"}, frozenset({"epoch"}))
     epoch = d.get("epoch")
-    return AckFrame(None if epoch is None else wire_epoch(epoch), wire_int(d["seq"], "seq", 1))
+    return AckFrame(None if epoch is None else wire_epoch(epoch),
+                    (wire_int(d["seq"], "seq", 1),))
 
 
 _STATUS_COUNTS = ("steps", "unacked", "violation_count", "epochs")
@@ -520,9 +551,14 @@ def envelope_from_wire(d: dict, allowed: Callable[[str, str], dict[str, type[Mes
         if extra:
             raise WireError(f"message frame has an unexpected key {extra[0]!r}")
     meta = _meta(d["meta"]) if "meta" in d else ()
-    src, src_port = _name(d, "src"), _name(d, "src_port")
-    dst, dst_port = _name(d, "dst"), _name(d, "dst_port")
-    clock = wire_int(d["clock"], "clock", 0, CLOCK_LIMIT)
+    src, src_port, dst, dst_port = d["src"], d["src_port"], d["dst"], d["dst_port"]
+    if not (type(src) is str and src and type(src_port) is str and src_port
+            and type(dst) is str and dst and type(dst_port) is str and dst_port):
+        for key in ("src", "src_port", "dst", "dst_port"):
+            _name(d, key)                                   # (raises, saying which)
+    clock = d["clock"]
+    if type(clock) is not int or not 0 <= clock < CLOCK_LIMIT:
+        wire_int(clock, "clock", 0, CLOCK_LIMIT)            # (raises, saying why)
     j = d["message"]
     if not isinstance(j, dict):
         raise WireError(f"'message' must be an object, got {type(j).__name__}")
@@ -542,13 +578,19 @@ def envelope_from_wire(d: dict, allowed: Callable[[str, str], dict[str, type[Mes
     except RecursionError:           # a record that contains itself, nested very deeply
         raise WireError(f"bad {tname} for {dst}.{dst_port}: nested too deeply") from None
     try:
-        msg = message_from_json(j, {tname: cls})
+        if cls.__init__ is Message.__init__:
+            # every field is there, and no other (`_check_message`): by position, in order
+            # (what `message_from_json` builds, without its checks made already)
+            fields, types = j["fields"], cls.field_types()
+            msg = cls(*[types[n].from_json(fields[n]) for n in cls.__assay_fields__])
+        else:
+            msg = message_from_json(j, {tname: cls})
     except (ValueError, TypeError, KeyError, RecursionError) as e:
         raise WireError(f"bad {tname} for {dst}.{dst_port}: {e}") from None
     if type(msg) is not cls:
         raise WireError(f"decoded a {type(msg).__name__}, expected {cls.__name__}")
-    try:
-        bad = msg.bad_field()
+    try:             # the class's generated check first; the description only when it fails
+        bad = None if cls.__assay_conforms__(msg) else msg.bad_field()
     except Exception as e:           # a type the class cannot describe: refuse, not crash
         raise WireError(f"cannot check the fields of {tname}: {e}") from None
     if bad is not None:

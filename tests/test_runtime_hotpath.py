@@ -1,0 +1,122 @@
+"""The runtime's per-message path (issue 14 item 5): acknowledgements of one sender life
+leave in one `acks` frame, the step log's lines are `json.dumps`'s text, and the handled
+numbers of a life (`Handled`) are the set of the numbers added, whatever their order.
+
+The acknowledgement test runs a real `TcpNode` on 127.0.0.1 in this process and plays its
+peer node itself over the authenticated wire (real sockets, the real handshake and MACs).
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import socket
+from pathlib import Path
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from assay.runtime.storelog import Handled
+from assay.runtime.wire import authenticate
+
+SECRET = "hotpath-secret-0123456789abcdef"
+SPEC = Path(__file__).parent / "benchmarks" / "ping_pong_spec.py"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def ping(seq: int) -> dict[str, Any]:
+    return {"t": "msg", "src": "pinger", "src_port": "peer", "dst": "ponger",
+            "dst_port": "peer", "clock": seq, "message": {"type": "Ping", "fields": {"n": seq}},
+            "seq": seq, "epoch": "life-1"}
+
+
+def test_the_acknowledgements_of_one_flush_leave_in_one_acks_frame(tmp_path):
+    """Five messages in one write: their five steps are durable within `ack_delay` of each
+    other, so one `acks` frame (one MAC, one read) acknowledges them all, in order — before
+    this, five `ack` frames did."""
+    from assay.runtime.deploy import load_deployment
+    from assay.runtime.tcp import TcpNode
+
+    pa, pb = free_port(), free_port()
+    dep_file = tmp_path / "deploy.toml"
+    dep_file.write_text(
+        f'spec = "{SPEC}"\nsecret = "{SECRET}"\n[params]\nlimit = 10\n'
+        f'[nodes.a]\nhost = "127.0.0.1"\nport = {pa}\ninstances = ["ponger"]\n'
+        f'[nodes.b]\nhost = "127.0.0.1"\nport = {pb}\ninstances = ["pinger"]\n')
+    logging.getLogger("assay.runtime").setLevel(logging.ERROR)   # (b is not listening)
+
+    async def main() -> list[dict[str, Any]]:
+        node = TcpNode(load_deployment(dep_file), "a", ack_delay=0.05)
+        started = asyncio.Event()
+        serving = asyncio.create_task(node.serve(signals=(), started=started))
+        await asyncio.wait_for(started.wait(), 10)
+        reader, writer = await asyncio.open_connection("127.0.0.1", pa)
+        try:
+            session = await authenticate(reader, writer, SECRET.encode(), "b", initiator=True)
+            session.write(*[ping(s) for s in range(1, 6)])               # one write
+            await session.drain()
+            got: list[dict[str, Any]] = []
+            acked: list[int] = []
+            while len(acked) < 5:
+                f = await asyncio.wait_for(session.read(), 10)
+                assert f is not None
+                got.append(f)
+                acked += f["seqs"] if f["t"] == "acks" else [f["seq"]]
+            return got
+        finally:
+            writer.close()
+            node.stop()
+            await asyncio.wait_for(serving, 15)
+
+    frames = asyncio.run(main())
+    assert frames == [{"t": "acks", "seqs": [1, 2, 3, 4, 5], "epoch": "life-1"}]
+
+
+def test_one_acknowledgement_alone_is_still_an_ack_frame(tmp_path):
+    from assay.runtime.wire import acks_payloads, decode_payload
+
+    assert [decode_payload(p) for p in acks_payloads("e", [7])] == [
+        {"t": "ack", "seq": 7, "epoch": "e"}]
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text()
+    | st.floats(allow_nan=False, allow_infinity=False),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner,
+                                                                  max_size=3),
+    max_leaves=8)
+
+
+@settings(max_examples=200, deadline=None)
+@given(clock=st.integers(0, 2**62), node=st.text(min_size=1),
+       event=st.dictionaries(st.text(max_size=6), json_values, max_size=5))
+def test_a_step_log_line_is_json_dumps_of_its_entry(clock, node, event):
+    """`log_line` formats the entry itself (no dict built, no cycle check): the text is still
+    exactly `json.dumps`'s, so every reader of step logs reads it as before."""
+    from assay.runtime.steplog import log_line
+
+    line = log_line(clock, node, event)
+    entry = json.loads(line)
+    assert line == json.dumps({"clock": clock, "node": node, "time": entry["time"],
+                               "event": event}) + "\n"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(1, 40), max_size=60))
+def test_handled_is_the_set_of_the_numbers_added(seqs):
+    h = Handled()
+    for s in seqs:
+        h.add(s)
+        assert not h.above or min(h.above) > h.floor + 1      # the floor rose as gaps filled
+    added = set(seqs)
+    assert all((n in h) == (n in added) for n in range(1, 45))
+    floor = 0
+    while floor + 1 in added:
+        floor += 1
+    assert h.floor == floor and h.above == {n for n in added if n > floor}
