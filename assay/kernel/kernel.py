@@ -1267,6 +1267,44 @@ class Kernel:
         out = self._ways(state, out) if self.chooses else out
         return self._channel_events(state, out) if self.channels else out
 
+    def enabled_alone(self, state: State, ev: int) -> bool:
+        """`ev in enabled_events(state)`, computing that event's enabledness alone (for an
+        engine that replays one event in a state it has not expanded: not every delivery's
+        and action's outcome); where the kernel chooses or has bounded or lossy links, by
+        `enabled_events`."""
+        if not self.extended or self.chooses or self.channels:
+            return ev in self.enabled_events(state)
+        locals_, net, timers, down, budget, cut = state
+        network = self.network
+        if ev >= 0:                                            # deliver
+            dst = self.env_dst[ev]
+            return not (down >> dst) & 1 \
+                and not (cut and ((cut >> self.env_src[ev]) ^ (cut >> dst)) & 1) \
+                and any(e == ev for e in network.deliverable(net)) \
+                and self._delivery(locals_[dst], ev) is not DEFERRED
+        slot = self.slots[~ev]
+        kind = slot[0]
+        drop, dup, crash, part = budget
+        if kind == "action":
+            i = slot[1]
+            return not (down >> i) & 1 and any(s == ~ev for s, _ in self._actions(i, locals_[i]))
+        if kind == "timer":
+            return slot[1] in timers and not (down >> self.timers[slot[1]][0]) & 1
+        if kind in ("drop", "dup"):
+            e = slot[1]
+            return bool(drop if kind == "drop" else dup) and network.consumes \
+                and not (self._local_link is not None and self._local_link[self.env_link[e]]) \
+                and any(x == e for x in network.deliverable(net))
+        if kind == "restart":
+            return bool((down >> slot[1]) & 1) and slot[2] < self._restart_choices(slot[1])
+        if kind == "crash":
+            return bool(crash) and not (down >> slot[1]) & 1
+        if kind == "heal":
+            return bool(cut)
+        if kind == "partition":
+            return not cut and bool(part) and slot[1] in self.partitions
+        return ev in self.enabled_events(state)
+
     def _restart_choices(self, i: int) -> int:
         """How many ways instance i can restart (its initial values)."""
         n = self._restarts.get(i)

@@ -202,7 +202,7 @@ class Walker:
                 self.memo.keys[ev] = kernel.event_key(ev)
             if kind not in NORMAL and kind not in self.faults:
                 return None
-        if ev not in kernel.enabled_events(state):
+        if not kernel.enabled_alone(state, ev):
             return None
         nxt, _, viol = kernel.apply(state, ev)
         return (nxt, viol) if nxt != state or viol else None
