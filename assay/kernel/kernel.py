@@ -279,6 +279,9 @@ class Kernel:
         self._rmemo: dict[tuple[int, int, int], Outcome] = {}
         self._views = [inst.views for inst in self.instances]
         self._sampler = Sampler()           # which memo misses run twice (`determinism`)
+        # where no memo keeps a state's actions (`_memo_once`): those run twice, by sampler
+        # key (`_due_once`)
+        self._checked: dict[Any, set[Any]] = {}
         # (instance, action index) -> {exact_key(argument): event id} (`_action_outcomes`)
         self._arg_slots: dict[tuple[int, int], dict[Any, int]] = {}
         self._class_indices: dict[type | None, tuple[int, ...]] = {}
@@ -601,20 +604,22 @@ class Kernel:
         values = inst.table.values[lid]
         # the guards and domains of a local state run twice where the sampler says (see
         # `determinism`); else once each, on one live object
-        both = self._sampler.due((inst.index, "guards"))
+        key = (inst.index, "guards")
+        both = self._due_once(key, lid) if self._memo_once else self._sampler.due(key)
         reader = None if both else inst.runner.reader(values)
         out: list[tuple[int, Outcome]] = []
         for ai, act in enumerate(inst.info.actions):
-            self._one_action(inst, values, ai, act, both, reader, out)
+            self._one_action(inst, values, ai, act, both, reader, out, lid)
         res = tuple(out)
         if not self._memo_once:
             inst.amemo[lid] = res
         return res
 
     def _one_action(self, inst: _Instance, values: tuple[Any, ...], ai: int, act: ActionInfo,
-                    both: bool, reader: Any, out: list[tuple[int, Outcome]]) -> None:
+                    both: bool, reader: Any, out: list[tuple[int, Outcome]], lid: int) -> None:
         """Append to `out` the (event, outcome) of action `act` for each argument with which
-        it is enabled in the local state `values` (`_action_outcomes`, one action)."""
+        it is enabled in the local state `values` (`_action_outcomes`, one action; `lid` is
+        its id)."""
         runner = inst.runner
         index = inst.index
         args = self._enabled(inst, values, act) if both \
@@ -626,6 +631,7 @@ class Kernel:
             arg_slots = self._arg_slots[(index, ai)] = {}
         slot_ids = self.slot_ids
         due = self._sampler.due
+        once = self._due_once if self._memo_once else None
         explore, run_action, outcome = runner.explore, runner.run_action, self._outcome
         # a component holding every variable: the plain action's new state in one call
         quick = runner.quick_action if self._memo_once else None
@@ -639,7 +645,7 @@ class Kernel:
                 if slot is None:
                     slot = self._slot_id(("action", index, ai, has_arg, arg), key)
                 arg_slots[ek] = slot
-            if due(sampled):                        # run twice: `_run_local`
+            if due(sampled) if once is None else once(sampled, (lid, slot)):    # run twice
                 o = self._run_checked(inst, values, partial(
                     run_action, values, act, has_arg, arg), act.fn, act.name, "action",
                     partial(_fires, inst.name, act.name, has_arg, arg))
@@ -648,6 +654,25 @@ class Kernel:
                 o = outcome(inst, explore(partial(run_action, values, act, has_arg, arg))) \
                     if new is None else (intern(new), (), (), ())
             out.append((slot, o))
+
+    def _due_once(self, key: Any, at: Any, mark: bool = True) -> bool:
+        """`Sampler.due` where no memo keeps a state's actions (`_memo_once`: each state is
+        its own local state, and every visit computes them again): a step already run twice
+        `at` a local state (an action's guards: its id; an action's step: its id and event) is
+        not run twice again, nor counted — the check is of a function of (state, event), made
+        once per state and event.  `mark` False: not noted (one action's guards of a
+        state, `moving_step`, are not all of them).  The first `Sampler.first` checks of each
+        key are noted."""
+        checked = self._checked.get(key)
+        if checked is None:
+            checked = self._checked[key] = set()
+        elif at in checked:
+            return False
+        if not self._sampler.due(key):
+            return False
+        if mark and len(checked) < self._sampler.first:
+            checked.add(at)
+        return True
 
     def _enabled(self, inst: _Instance, values: tuple[Any, ...],
                  act: ActionInfo) -> list[tuple[bool, Any]]:
@@ -1140,10 +1165,11 @@ class Kernel:
                 if lid == self.dormant[i]:
                     return None
                 values = inst.table.values[lid]
-                both = self._sampler.due((i, "guards"))
+                both = self._due_once((i, "guards"), lid, False) if self._memo_once \
+                    else self._sampler.due((i, "guards"))
                 found: list[tuple[int, Outcome]] = []
                 self._one_action(inst, values, slot[2], inst.info.actions[slot[2]], both,
-                                 None if both else inst.runner.reader(values), found)
+                                 None if both else inst.runner.reader(values), found, lid)
                 acts = tuple(found)
             o = next((o for s, o in acts if s == ~ev), None)
             if o is None:
