@@ -655,6 +655,24 @@ class Kernel:
                     if new is None else (intern(new), (), (), ())
             out.append((slot, o))
 
+    def _action_alone(self, i: int, lid: int, ai: int) -> tuple[tuple[int, Outcome], ...]:
+        """The (event, outcome) of action `ai` of instance `i` in local state `lid`, for each
+        argument with which it is enabled: from the memo of the instance's actions, else that
+        action's alone (not every action of the instance)."""
+        acts = self._amemos[i].get(lid)
+        if acts is not None:
+            return acts
+        if lid == self.dormant[i]:
+            return ()
+        inst = self.instances[i]
+        values = inst.table.values[lid]
+        both = self._due_once((i, "guards"), lid, False) if self._memo_once \
+            else self._sampler.due((i, "guards"))
+        found: list[tuple[int, Outcome]] = []
+        self._one_action(inst, values, ai, inst.info.actions[ai], both,
+                         None if both else inst.runner.reader(values), found, lid)
+        return tuple(found)
+
     def _due_once(self, key: Any, at: Any, mark: bool = True) -> bool:
         """`Sampler.due` where no memo keeps a state's actions (`_memo_once`: each state is
         its own local state, and every visit computes them again): a step already run twice
@@ -1159,19 +1177,7 @@ class Kernel:
                 return None
             i = slot[1]
             lid = locals_[i]
-            acts = self._amemos[i].get(lid)
-            if acts is None:
-                inst = self.instances[i]
-                if lid == self.dormant[i]:
-                    return None
-                values = inst.table.values[lid]
-                both = self._due_once((i, "guards"), lid, False) if self._memo_once \
-                    else self._sampler.due((i, "guards"))
-                found: list[tuple[int, Outcome]] = []
-                self._one_action(inst, values, slot[2], inst.info.actions[slot[2]], both,
-                                 None if both else inst.runner.reader(values), found, lid)
-                acts = tuple(found)
-            o = next((o for s, o in acts if s == ~ev), None)
+            o = next((o for s, o in self._action_alone(i, lid, slot[2]) if s == ~ev), None)
             if o is None:
                 return None
             new_lid, sends, viol, _ = o
@@ -1298,8 +1304,19 @@ class Kernel:
         engine that replays one event in a state it has not expanded: not every delivery's
         and action's outcome); where the kernel chooses or has bounded or lossy links, by
         `enabled_events`."""
-        if not self.extended or self.chooses or self.channels:
+        if self.chooses or self.channels:
             return ev in self.enabled_events(state)
+        if not self.extended:
+            locals_, net = state
+            if ev >= 0:
+                return any(e == ev for e in self.network.deliverable(net)) \
+                    and self._delivery(locals_[self.env_dst[ev]], ev) is not DEFERRED
+            slot = self.slots[~ev]
+            if slot[0] != "action":
+                return False
+            acts = self._action_alone(slot[1], locals_[slot[1]], slot[2]) if self._memo_once \
+                else self._actions(slot[1], locals_[slot[1]])
+            return any(s == ~ev for s, _ in acts)
         locals_, net, timers, down, budget, cut = state
         network = self.network
         if ev >= 0:                                            # deliver
@@ -1461,7 +1478,10 @@ class Kernel:
             kind = slot[0]
             if kind == "action":
                 i = slot[1]
-                o = next(o for s, o in self._actions(i, locals_[i]) if s == ~ev)
+                # (where no memo keeps the state's actions: that action's alone)
+                o = next(o for s, o in (self._action_alone(i, locals_[i], slot[2])
+                                        if self._memo_once else self._actions(i, locals_[i]))
+                         if s == ~ev)
                 if way >= 0:
                     o = o.outcomes[way]
                 net = network.add(net, o[1])
@@ -1513,7 +1533,7 @@ class Kernel:
     def step(self, state: State, event: int | Event | dict[str, Any]) -> StepResult:
         """Apply one enabled event: pure, deterministic, the same in every engine."""
         if isinstance(event, int):
-            if event not in self.enabled_events(state):
+            if not self.enabled_alone(state, event):
                 raise TraceError(f"{self.describe(event)}: not enabled in this state")
             ev = event
         else:

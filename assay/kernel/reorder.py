@@ -45,17 +45,23 @@ class Reordered(frozenset):
         return repr(frozenset(self))
 
 
-def reordered(v: Any) -> Any:
+def reordered(v: Any, sizes: set[int] | None = None) -> Any:
     """`v` with each set of two or more elements in it (itself, inside tuples, records and
-    messages) `Reordered`."""
+    messages) `Reordered`; their sizes noted into `sizes`, if given."""
     t = type(v)
     if t is frozenset:
-        return Reordered(v) if len(v) > 1 else v
+        if len(v) < 2:
+            return v
+        if sizes is not None:
+            sizes.add(len(v))
+        return Reordered(v)
     if t is tuple and v:
-        items = tuple(map(reordered, v))
+        items = tuple(map(reordered, v)) if sizes is None else \
+            tuple([reordered(x, sizes) for x in v])
         return items if any(a is not b for a, b in zip(items, v)) else v
     if isinstance(v, Record):
-        return _with_values(v, tuple(map(reordered, v._values)))
+        return _with_values(v, tuple(map(reordered, v._values)) if sizes is None else
+                            tuple([reordered(x, sizes) for x in v._values]))
     return v
 
 
@@ -153,26 +159,10 @@ def _local(kernel: Any, i: int, lid: int) -> tuple[tuple[Any, ...], frozenset[in
         memo = _LOCALS[kernel] = {}
     got = memo.get((i, lid))
     if got is None:
-        values = kernel.instances[i].table.values[lid]
         sizes: set[int] = set()
-        for v in values:
-            _set_sizes(v, sizes)
-        got = memo[(i, lid)] = (tuple(map(reordered, values)), frozenset(sizes))
+        again = tuple([reordered(v, sizes) for v in kernel.instances[i].table.values[lid]])
+        got = memo[(i, lid)] = (again, frozenset(sizes))
     return got
-
-
-def _set_sizes(v: Any, out: set[int]) -> None:
-    """Note into `out` the sizes of the sets `reordered(v)` makes `Reordered`."""
-    t = type(v)
-    if t is frozenset:
-        if len(v) > 1:
-            out.add(len(v))
-    elif t is tuple:
-        for x in v:
-            _set_sizes(x, out)
-    elif isinstance(v, Record):
-        for x in v._values:
-            _set_sizes(x, out)
 
 
 def _reordered_world(kernel: Any, state: Any) -> Any:
