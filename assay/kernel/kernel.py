@@ -1306,6 +1306,8 @@ class Kernel:
         `enabled_events`."""
         if self.chooses or self.channels:
             return ev in self.enabled_events(state)
+        if not -len(self.slots) <= ev < len(self.envs):
+            return False                                       # not an event of this kernel
         if not self.extended:
             locals_, net = state
             if ev >= 0:
@@ -1321,9 +1323,9 @@ class Kernel:
         network = self.network
         if ev >= 0:                                            # deliver
             dst = self.env_dst[ev]
-            return not (down >> dst) & 1 \
+            return any(e == ev for e in network.deliverable(net)) \
+                and not (down >> dst) & 1 \
                 and not (cut and ((cut >> self.env_src[ev]) ^ (cut >> dst)) & 1) \
-                and any(e == ev for e in network.deliverable(net)) \
                 and self._delivery(locals_[dst], ev) is not DEFERRED
         slot = self.slots[~ev]
         kind = slot[0]
