@@ -167,7 +167,7 @@ class Walker:
         # steps taken one at a time from rows not expanded (`Kernel.moving_step`)
         self.alone = kernel.lists_moves           # `Kernel.moving_step` applies
         # `Kernel.successors` is the enabled events that change something: one is stepped
-        # alone by `enabled_events` and `apply`
+        # alone by `Kernel.enabled_alone` and `apply`
         self.enabled = kernel.extended or kernel.chooses
         self._single: dict[tuple[Row, int], tuple[Row, tuple[Violation, ...]] | None] = {}
 
