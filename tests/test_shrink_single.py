@@ -199,3 +199,49 @@ def test_one_step_alone_with_faults_or_choices_is_the_step_successors_gives(
                 seen.add(nxt)
                 frontier.append(nxt)
     assert moved > 20 and refused > 20
+
+
+@pytest.mark.parametrize("spec,faults", [
+    ("specs/register_bug_volatile.py", "crash=1"),
+    ("specs/alternating_bit_bug_no_seq.py", "dup=1,drop=1"),
+    ("specs/exactly_once_link.py", "crash=1,drop=1,dup=1"),      # hops: in-process links
+    ("specs/two_phase_commit_bug_protocol.py", "crash=1,partition=1,drop=1"),
+    ("specs/first_timeout.py", "crash=1,partition=1"),            # timers
+    ("tests/benchmarks/shrink_specs/bakery_bug_ties.py", "crash=2"),
+    ("specs/tla_paxos_commit_bug_any.py", ""),          # whole-state: an action alone
+    ("specs/tla_lamport_mutex_bug_ties.py", ""),
+    ("specs/paxos_bug_own_value.py", ""),
+])
+def test_one_events_enabledness_alone_is_enabled_events(spec: str, faults: str) -> None:
+    """`Kernel.enabled_alone` (a candidate replay's step in a state with faults, `step`'s
+    check) says of every event the kernel knows what `enabled_events` says, before the
+    state is expanded; and `apply` of each step (one action alone where no memo keeps the
+    state's actions) is the step of `successors`."""
+    from assay.kernel import Faults
+
+    system, _, _ = build(str(REPO / spec), None, {})
+    kernel = Kernel(system, Faults.parse(faults) if faults else None)
+    assert kernel.extended == bool(faults)
+    frontier = [st for st, _ in kernel.initial_states()]
+    seen = set(frontier)
+    enabled = n = 0
+    kinds: set[str] = set()
+    while frontier and n < 120:
+        st = frontier.pop(0)
+        n += 1
+        known = list(range(len(kernel.envs))) + [~s for s in range(len(kernel.slots))]
+        alone = {ev: kernel.enabled_alone(st, ev) for ev in known}
+        want = set(kernel.enabled_events(st))
+        for ev, got in alone.items():
+            assert got == (ev in want), (st, kernel.describe(ev))
+            enabled += got
+            if got:
+                kinds.add(kernel.event_kind(ev))
+        for ev, nxt, viol in kernel.successors(st)[0]:
+            got = kernel.apply(st, ev)
+            assert got[0] == nxt and got[2] == viol, (st, kernel.describe(ev))
+            if nxt not in seen:
+                seen.add(nxt)
+                frontier.append(nxt)
+    assert enabled > 50, enabled
+    assert len(kinds) >= (3 if faults else 1), kinds

@@ -279,6 +279,9 @@ class Kernel:
         self._rmemo: dict[tuple[int, int, int], Outcome] = {}
         self._views = [inst.views for inst in self.instances]
         self._sampler = Sampler()           # which memo misses run twice (`determinism`)
+        # where no memo keeps a state's actions (`_memo_once`): those run twice, by sampler
+        # key (`_due_once`)
+        self._checked: dict[Any, set[Any]] = {}
         # (instance, action index) -> {exact_key(argument): event id} (`_action_outcomes`)
         self._arg_slots: dict[tuple[int, int], dict[Any, int]] = {}
         self._class_indices: dict[type | None, tuple[int, ...]] = {}
@@ -601,20 +604,22 @@ class Kernel:
         values = inst.table.values[lid]
         # the guards and domains of a local state run twice where the sampler says (see
         # `determinism`); else once each, on one live object
-        both = self._sampler.due((inst.index, "guards"))
+        key = (inst.index, "guards")
+        both = self._due_once(key, lid) if self._memo_once else self._sampler.due(key)
         reader = None if both else inst.runner.reader(values)
         out: list[tuple[int, Outcome]] = []
         for ai, act in enumerate(inst.info.actions):
-            self._one_action(inst, values, ai, act, both, reader, out)
+            self._one_action(inst, values, ai, act, both, reader, out, lid)
         res = tuple(out)
         if not self._memo_once:
             inst.amemo[lid] = res
         return res
 
     def _one_action(self, inst: _Instance, values: tuple[Any, ...], ai: int, act: ActionInfo,
-                    both: bool, reader: Any, out: list[tuple[int, Outcome]]) -> None:
+                    both: bool, reader: Any, out: list[tuple[int, Outcome]], lid: int) -> None:
         """Append to `out` the (event, outcome) of action `act` for each argument with which
-        it is enabled in the local state `values` (`_action_outcomes`, one action)."""
+        it is enabled in the local state `values` (`_action_outcomes`, one action; `lid` is
+        its id)."""
         runner = inst.runner
         index = inst.index
         args = self._enabled(inst, values, act) if both \
@@ -626,6 +631,7 @@ class Kernel:
             arg_slots = self._arg_slots[(index, ai)] = {}
         slot_ids = self.slot_ids
         due = self._sampler.due
+        once = self._due_once if self._memo_once else None
         explore, run_action, outcome = runner.explore, runner.run_action, self._outcome
         # a component holding every variable: the plain action's new state in one call
         quick = runner.quick_action if self._memo_once else None
@@ -639,7 +645,7 @@ class Kernel:
                 if slot is None:
                     slot = self._slot_id(("action", index, ai, has_arg, arg), key)
                 arg_slots[ek] = slot
-            if due(sampled):                        # run twice: `_run_local`
+            if due(sampled) if once is None else once(sampled, (lid, slot)):    # run twice
                 o = self._run_checked(inst, values, partial(
                     run_action, values, act, has_arg, arg), act.fn, act.name, "action",
                     partial(_fires, inst.name, act.name, has_arg, arg))
@@ -648,6 +654,43 @@ class Kernel:
                 o = outcome(inst, explore(partial(run_action, values, act, has_arg, arg))) \
                     if new is None else (intern(new), (), (), ())
             out.append((slot, o))
+
+    def _action_alone(self, i: int, lid: int, ai: int) -> tuple[tuple[int, Outcome], ...]:
+        """The (event, outcome) of action `ai` of instance `i` in local state `lid`, for each
+        argument with which it is enabled: from the memo of the instance's actions, else that
+        action's alone (not every action of the instance)."""
+        acts = self._amemos[i].get(lid)
+        if acts is not None:
+            return acts
+        if lid == self.dormant[i]:
+            return ()
+        inst = self.instances[i]
+        values = inst.table.values[lid]
+        both = self._due_once((i, "guards"), lid, False) if self._memo_once \
+            else self._sampler.due((i, "guards"))
+        found: list[tuple[int, Outcome]] = []
+        self._one_action(inst, values, ai, inst.info.actions[ai], both,
+                         None if both else inst.runner.reader(values), found, lid)
+        return tuple(found)
+
+    def _due_once(self, key: Any, at: Any, mark: bool = True) -> bool:
+        """`Sampler.due` where no memo keeps a state's actions (`_memo_once`: each state is
+        its own local state, and every visit computes them again): a step already run twice
+        `at` a local state (an action's guards: its id; an action's step: its id and event) is
+        not run twice again, nor counted — the check is of a function of (state, event), made
+        once per state and event.  `mark` False: not noted (one action's guards of a
+        state, `moving_step`, are not all of them).  The first `Sampler.first` checks of each
+        key are noted."""
+        checked = self._checked.get(key)
+        if checked is None:
+            checked = self._checked[key] = set()
+        elif at in checked:
+            return False
+        if not self._sampler.due(key):
+            return False
+        if mark and len(checked) < self._sampler.first:
+            checked.add(at)
+        return True
 
     def _enabled(self, inst: _Instance, values: tuple[Any, ...],
                  act: ActionInfo) -> list[tuple[bool, Any]]:
@@ -1134,18 +1177,7 @@ class Kernel:
                 return None
             i = slot[1]
             lid = locals_[i]
-            acts = self._amemos[i].get(lid)
-            if acts is None:
-                inst = self.instances[i]
-                if lid == self.dormant[i]:
-                    return None
-                values = inst.table.values[lid]
-                both = self._sampler.due((i, "guards"))
-                found: list[tuple[int, Outcome]] = []
-                self._one_action(inst, values, slot[2], inst.info.actions[slot[2]], both,
-                                 None if both else inst.runner.reader(values), found)
-                acts = tuple(found)
-            o = next((o for s, o in acts if s == ~ev), None)
+            o = next((o for s, o in self._action_alone(i, lid, slot[2]) if s == ~ev), None)
             if o is None:
                 return None
             new_lid, sends, viol, _ = o
@@ -1266,6 +1298,57 @@ class Kernel:
             out.extend(~self._slot_id(("partition", m)) for m in self.partitions)
         out = self._ways(state, out) if self.chooses else out
         return self._channel_events(state, out) if self.channels else out
+
+    def enabled_alone(self, state: State, ev: int) -> bool:
+        """`ev in enabled_events(state)`, computing that event's enabledness alone (for an
+        engine that replays one event in a state it has not expanded: not every delivery's
+        and action's outcome); where the kernel chooses or has bounded or lossy links, by
+        `enabled_events`."""
+        if self.chooses or self.channels:
+            return ev in self.enabled_events(state)
+        if not -len(self.slots) <= ev < len(self.envs):
+            return False                                       # not an event of this kernel
+        if not self.extended:
+            locals_, net = state
+            if ev >= 0:
+                return any(e == ev for e in self.network.deliverable(net)) \
+                    and self._delivery(locals_[self.env_dst[ev]], ev) is not DEFERRED
+            slot = self.slots[~ev]
+            if slot[0] != "action":
+                return False
+            acts = self._action_alone(slot[1], locals_[slot[1]], slot[2]) if self._memo_once \
+                else self._actions(slot[1], locals_[slot[1]])
+            return any(s == ~ev for s, _ in acts)
+        locals_, net, timers, down, budget, cut = state
+        network = self.network
+        if ev >= 0:                                            # deliver
+            dst = self.env_dst[ev]
+            return any(e == ev for e in network.deliverable(net)) \
+                and not (down >> dst) & 1 \
+                and not (cut and ((cut >> self.env_src[ev]) ^ (cut >> dst)) & 1) \
+                and self._delivery(locals_[dst], ev) is not DEFERRED
+        slot = self.slots[~ev]
+        kind = slot[0]
+        drop, dup, crash, part = budget
+        if kind == "action":
+            i = slot[1]
+            return not (down >> i) & 1 and any(s == ~ev for s, _ in self._actions(i, locals_[i]))
+        if kind == "timer":
+            return slot[1] in timers and not (down >> self.timers[slot[1]][0]) & 1
+        if kind in ("drop", "dup"):
+            e = slot[1]
+            return bool(drop if kind == "drop" else dup) and network.consumes \
+                and not (self._local_link is not None and self._local_link[self.env_link[e]]) \
+                and any(x == e for x in network.deliverable(net))
+        if kind == "restart":
+            return bool((down >> slot[1]) & 1) and slot[2] < self._restart_choices(slot[1])
+        if kind == "crash":
+            return bool(crash) and not (down >> slot[1]) & 1
+        if kind == "heal":
+            return bool(cut)
+        if kind == "partition":
+            return not cut and bool(part) and slot[1] in self.partitions
+        return ev in self.enabled_events(state)
 
     def _restart_choices(self, i: int) -> int:
         """How many ways instance i can restart (its initial values)."""
@@ -1397,7 +1480,10 @@ class Kernel:
             kind = slot[0]
             if kind == "action":
                 i = slot[1]
-                o = next(o for s, o in self._actions(i, locals_[i]) if s == ~ev)
+                # (where no memo keeps the state's actions: that action's alone)
+                o = next(o for s, o in (self._action_alone(i, locals_[i], slot[2])
+                                        if self._memo_once else self._actions(i, locals_[i]))
+                         if s == ~ev)
                 if way >= 0:
                     o = o.outcomes[way]
                 net = network.add(net, o[1])
@@ -1449,7 +1535,7 @@ class Kernel:
     def step(self, state: State, event: int | Event | dict[str, Any]) -> StepResult:
         """Apply one enabled event: pure, deterministic, the same in every engine."""
         if isinstance(event, int):
-            if event not in self.enabled_events(state):
+            if not self.enabled_alone(state, event):
                 raise TraceError(f"{self.describe(event)}: not enabled in this state")
             ev = event
         else:

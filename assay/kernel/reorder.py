@@ -20,6 +20,7 @@ and rotated (`property_reads_order`).
 from __future__ import annotations
 
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from assay.model.message import Message
 from assay.model.record import Record
@@ -44,17 +45,23 @@ class Reordered(frozenset):
         return repr(frozenset(self))
 
 
-def reordered(v: Any) -> Any:
+def reordered(v: Any, sizes: set[int] | None = None) -> Any:
     """`v` with each set of two or more elements in it (itself, inside tuples, records and
-    messages) `Reordered`."""
+    messages) `Reordered`; their sizes noted into `sizes`, if given."""
     t = type(v)
     if t is frozenset:
-        return Reordered(v) if len(v) > 1 else v
+        if len(v) < 2:
+            return v
+        if sizes is not None:
+            sizes.add(len(v))
+        return Reordered(v)
     if t is tuple and v:
-        items = tuple(map(reordered, v))
+        items = tuple(map(reordered, v)) if sizes is None else \
+            tuple([reordered(x, sizes) for x in v])
         return items if any(a is not b for a, b in zip(items, v)) else v
     if isinstance(v, Record):
-        return _with_values(v, tuple(map(reordered, v._values)))
+        return _with_values(v, tuple(map(reordered, v._values)) if sizes is None else
+                            tuple([reordered(x, sizes) for x in v._values]))
     return v
 
 
@@ -90,11 +97,17 @@ def property_reads_order(kernel: Any, fn: Any, state: Any, ok: Any) -> bool:
     sets in the local states it reads iterate in another order — reversed, then rotated by
     1, 2, 3 (a property's result is only its truth value: "the first element is x" needs x
     first in one of them) — or then raises: it reads a set's order.  The kernel asks for the
-    first evaluations, those whose reads it notes."""
-    for k in range(PROPERTY_ORDERS):
+    first evaluations, those whose reads it notes.
+
+    An order that iterates every set of the state as an earlier one did is not evaluated
+    again (`_orders`: a set of 2 rotated by 1 or 3 is that set reversed), but one evaluation
+    always is: on fresh views, it also tells a property that reads the clock, a counter or
+    the addresses of objects."""
+    world = _reordered_world(kernel, state)
+    for k in _orders(kernel, state):
         ROTATE[0] = k
         try:
-            again = fn(_reordered_world(kernel, state))
+            again = fn(world)
         except Exception:
             return True
         finally:
@@ -106,6 +119,50 @@ def property_reads_order(kernel: Any, fn: Any, state: Any, ok: Any) -> bool:
 
 PROPERTY_ORDERS = 4
 _WORLD: list[Any] = []
+# per kernel: (instance, local state id) -> (its values with their sets `Reordered`, the sizes
+# of its sets of two or more elements)
+_LOCALS: WeakKeyDictionary[Any, dict[tuple[int, int], tuple[tuple[Any, ...], frozenset[int]]]] \
+    = WeakKeyDictionary()
+
+
+def _permutation(k: int, n: int) -> tuple[int, ...]:
+    """The order a `Reordered` set of `n` elements iterates in with `ROTATE` `k`."""
+    return tuple(range(n - 1, -1, -1)) if k == 0 else tuple((i + k) % n for i in range(n))
+
+
+def _orders(kernel: Any, state: Any) -> list[int]:
+    """The values of `ROTATE` (of 0 .. PROPERTY_ORDERS - 1) that iterate the sets of `state`'s
+    local states in orders no earlier one did (nor the plain order); [0] when none does (no
+    set of two or more elements)."""
+    sizes: set[int] = set()
+    for i, lid in enumerate(state[0]):
+        sizes |= _local(kernel, i, lid)[1]
+    return orders_for(sizes)
+
+
+def orders_for(sizes: set[int]) -> list[int]:
+    """`_orders` of a state whose sets of two or more elements have these sizes."""
+    ns = sorted(sizes)
+    seen = {tuple(tuple(range(n)) for n in ns)}         # the plain order: evaluated already
+    out = []
+    for k in range(PROPERTY_ORDERS):
+        how = tuple(_permutation(k, n) for n in ns)
+        if how not in seen:
+            seen.add(how)
+            out.append(k)
+    return out or [0]
+
+
+def _local(kernel: Any, i: int, lid: int) -> tuple[tuple[Any, ...], frozenset[int]]:
+    memo = _LOCALS.get(kernel)
+    if memo is None:
+        memo = _LOCALS[kernel] = {}
+    got = memo.get((i, lid))
+    if got is None:
+        sizes: set[int] = set()
+        again = tuple([reordered(v, sizes) for v in kernel.instances[i].table.values[lid]])
+        got = memo[(i, lid)] = (again, frozenset(sizes))
+    return got
 
 
 def _reordered_world(kernel: Any, state: Any) -> Any:
@@ -118,8 +175,7 @@ def _reordered_world(kernel: Any, state: Any) -> Any:
             __slots__ = ()
 
             def _view(self, i: int, lid: int) -> Any:
-                inst = self._k.instances[i]
-                return inst.runner.view(tuple(map(reordered, inst.table.values[lid])))
+                return self._k.instances[i].runner.view(_local(self._k, i, lid)[0])
 
             def __getitem__(self, name: str) -> Any:
                 i = self._k.index.get(name)

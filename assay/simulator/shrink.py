@@ -43,7 +43,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from fractions import Fraction
 from typing import Any
 
 from assay.errors import TraceError
@@ -168,7 +167,7 @@ class Walker:
         # steps taken one at a time from rows not expanded (`Kernel.moving_step`)
         self.alone = kernel.lists_moves           # `Kernel.moving_step` applies
         # `Kernel.successors` is the enabled events that change something: one is stepped
-        # alone by `enabled_events` and `apply`
+        # alone by `Kernel.enabled_alone` and `apply`
         self.enabled = kernel.extended or kernel.chooses
         self._single: dict[tuple[Row, int], tuple[Row, tuple[Violation, ...]] | None] = {}
 
@@ -202,7 +201,7 @@ class Walker:
                 self.memo.keys[ev] = kernel.event_key(ev)
             if kind not in NORMAL and kind not in self.faults:
                 return None
-        if ev not in kernel.enabled_events(state):
+        if not kernel.enabled_alone(state, ev):
             return None
         nxt, _, viol = kernel.apply(state, ev)
         return (nxt, viol) if nxt != state or viol else None
@@ -470,13 +469,13 @@ def bfs_shortest(w: Walker, inits: list[Row], near: set[State], best: int,
                 nxt_level.append(nxt)
             if found is not None:
                 break
-        grew = Fraction(len(nxt_level), len(level))
+        was = len(level)
         level = nxt_level
         depth += 1
         if radius is None and found is None:      # no failing run of `depth` events or less
             search.bound = max(search.bound, depth + 1)
         if found is None and w.limit is not None and \
-                _outgrows(len(level), grew, min(OUTGROW_LEVELS, best - 1 - depth),
+                _outgrows(len(level), was, min(OUTGROW_LEVELS, best - 1 - depth),
                           w.limit - w.cost):
             return None                           # it would not end within the budget
     search.complete = True
@@ -492,18 +491,19 @@ def bfs_shortest(w: Walker, inits: list[Row], near: set[State], best: int,
     return first[s], events
 
 
-def _outgrows(size: int, grew: Fraction, levels: int, left: int) -> bool:
-    """Whether a breadth-first search whose level of `size` states is `grew` times the one
-    before, with `levels` more levels to expand, would come to more than `left` new states if
+def _outgrows(size: int, was: int, levels: int, left: int) -> bool:
+    """Whether a breadth-first search whose level of `size` states came from one of `was`
+    states, with `levels` more levels to expand, would come to more than `left` new states if
     it went on growing so (then it would not end within the budget, and a search that does not
     end finds nothing: better stop now than spend the rest).  A function of the search so
-    far, so the same in every process."""
-    at = Fraction(size)                           # (exact: the same on every machine)
-    total = Fraction(0)
+    far, so the same in every process (exact, in integers: level k after this one has
+    size * (size / was) ** k states; after k levels, `total` is their sum times was ** k)."""
+    total, scale, at = 0, 1, size
     for _ in range(levels):
-        at *= grew
-        total += at
-        if total > left:
+        at *= size
+        scale *= was
+        total = total * was + at
+        if total > left * scale:
             return True
     return False
 
