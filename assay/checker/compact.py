@@ -46,6 +46,7 @@ from assay.checker.compact_loop import VIOLATES, Entry, LevelLoop, Step, level_l
 from assay.checker.search import Outcome, Search, Tally, resident_bytes
 from assay.kernel.extended import successors_extended
 from assay.kernel.kernel import DEFERRED, Kernel, State
+from assay.kernel.network import Unordered
 from assay.kernel.violation import Violation
 
 if TYPE_CHECKING:
@@ -94,6 +95,8 @@ class Packing:
         self.runs = [list(p) for p in self.pieces]
         self._fast: tuple[Callable[[int], State], list[dict[int, int]],
                           Callable[[int], int]] | None = None
+        self._coded: tuple[list[Callable[[int], int]], list[Callable[[int], int]],
+                           Callable[[State], int]] | None = None
 
     def grow(self, f: int, value: int) -> None:
         """Add a piece to field f so that it holds `value`."""
@@ -112,6 +115,7 @@ class Packing:
                 runs.append((off, w, sh))
         self.runs[f] = runs
         self._fast = None
+        self._coded = None
 
     def fast(self) -> tuple[Callable[[int], State], list[dict[int, int]], Callable[[int], int]]:
         """For this layout: `unpack` and `place` of the rest's id as straight-line code, and
@@ -128,6 +132,40 @@ class Packing:
                  f"def place(v):\n    return {place}\n", env)
             self._fast = (env["unpack"], [{} for _ in range(n)], env["place"])
         return self._fast
+
+    def coded(self) -> tuple[list[Callable[[int], int]], list[Callable[[int], int]],
+                             Callable[[State], int]]:
+        """For this layout, as straight-line code: per field its `place` and its `value`,
+        and `pack` (made again after a field grows)."""
+        if self._coded is None:
+            n = self.n
+            src: list[str] = []
+            for f in range(n + 1):
+                place = " | ".join(f"((v >> {sh} & {(1 << w) - 1}) << {off})" if sh else
+                                   f"((v & {(1 << w) - 1}) << {off})"
+                                   for off, w, sh in self.runs[f])
+                src += [f"def place{f}(v):", f"    return {place}",
+                        f"def value{f}(x):", f"    return {self.code(f, 'x')}"]
+            rest = "state[1:]" if self.extended else "state[1]"
+            src += ["def pack(state):",
+                    f"    r = rest_ids.get({rest})",
+                    "    if r is None:",
+                    f"        r = rest_id({rest})",
+                    f"    if r >= {self.cap[n]}:",
+                    "        raise Relayout(-1, r)",
+                    "    ls = state[0]"]
+            for i in range(n):
+                src += [f"    a{i} = ls[{i}]",
+                        f"    if a{i} >= {self.cap[i]}:",
+                        f"        raise Relayout({i}, a{i})"]
+            src += ["    return " + " | ".join(
+                [f"place{n}(r)"] + [f"place{i}(a{i})" for i in range(n)])]
+            env: dict[str, Any] = {"rest_ids": self.rest_ids, "rest_id": self.rest_id,
+                                   "Relayout": Relayout}
+            exec("\n".join(src), env)             # noqa: S102  (ints only)
+            self._coded = ([env[f"place{f}"] for f in range(n + 1)],
+                           [env[f"value{f}"] for f in range(n + 1)], env["pack"])
+        return self._coded
 
     def place(self, f: int, v: int) -> int:
         """Value v of field f where it goes in the int (v < cap[f])."""
@@ -154,15 +192,7 @@ class Packing:
         return r
 
     def pack(self, state: State) -> int:
-        r = self.rest_id(state[1:] if self.extended else state[1])
-        if r >= self.cap[self.n]:
-            raise Relayout(-1, r)
-        x = self.place(self.n, r)
-        for i, lid in enumerate(state[0]):
-            if lid >= self.cap[i]:
-                raise Relayout(i, lid)
-            x |= self.place(i, lid)
-        return x
+        return self.coded()[2](state)
 
     def unpack(self, x: int) -> State:
         locals_ = tuple([self.value(i, x) for i in range(self.n)])
@@ -444,7 +474,7 @@ class CompactBFS:
         n = len(kernel.instances)
         self.caches: list[dict[int, tuple[tuple[Step, ...], tuple[Step, ...], int]]] = \
             [{} for _ in range(n)]
-        self._deliverable: dict[int, list[list[int]]] = {}
+        self._last_deliverable: tuple[int, list[list[int]]] = (-1, [])
         # a whole-state spec (`Kernel._memo_once`): each state is its own local state, which
         # the search expands once; its steps are not cached (the cache could not hit) and
         # neither are property verdicts keyed by the whole state
@@ -553,16 +583,19 @@ class CompactBFS:
         actions, events enabled, the deltas of both, the events enabled or VIOLATES)."""
         p = self.packing
         members = self._group_members[g]
-        n = p.value(p.n, x)
+        values = p.coded()[1]
+        n = values[p.n](x)
         if len(members) == 1:
-            d, a, count = self._instance_entry(members[0], p.value(members[0], x), n)
+            # the group's cache is the instance's (same key): the entry is not kept twice
+            i = members[0]
+            d, a, count = self._entry(i, values[i](x), n, False)
         else:
             dels: list[Step] = []
             acts: list[Step] = []
             count = 0
             several = False
             for i in members:
-                di, ai, c = self._instance_entry(i, p.value(i, x), n)
+                di, ai, c = self._instance_entry(i, values[i](x), n)
                 several = several or bool(di and dels)
                 dels += di
                 acts += ai
@@ -585,53 +618,80 @@ class CompactBFS:
         e = self.caches[i].get(lid | n << 32)
         return self._entry(i, lid, n) if e is None else e
 
-    def _entry(self, i: int, lid: int, n: int) -> tuple[tuple[Step, ...], tuple[Step, ...], int]:
-        """Instance i's steps in local state `lid` with network `n` (packed deltas)."""
+    def _entry(self, i: int, lid: int, n: int, keep: bool = True
+               ) -> tuple[tuple[Step, ...], tuple[Step, ...], int]:
+        """Instance i's steps in local state `lid` with network `n` (packed deltas); kept in
+        its cache if `keep`."""
         k, p = self.kernel, self.packing
         network = k.network
         net = p.rests[n]
-        per = self._deliverable.get(n)
-        if per is None:
-            if len(self._deliverable) >= CACHE_MOST:
-                self._deliverable.clear()
+        # the network's deliverable envelopes by instance: the instances of one state ask
+        # one after the other (the last network's only: a network seldom comes back when it
+        # is not cached whole)
+        last = self._last_deliverable
+        if last[0] == n:
+            per = last[1]
+        else:
             per = [[] for _ in k.instances]
             env_dst = k.env_dst
             for env in network.deliverable(net):
                 per[env_dst[env]].append(env)
-            self._deliverable[n] = per
-        cap, rcap, place, R = p.cap[i], p.cap[p.n], p.place, p.n
-        here_i, here_r = place(i, lid), place(R, n)
+            self._last_deliverable = (n, per)
+        R = p.n
+        cap, rcap = p.cap[i], p.cap[R]
+        places = p.coded()[0]
+        place_i, place_r = places[i], places[R]
+        here_i, here_r = place_i(lid), place_r(n)
         here = here_i + here_r
         consumes = network.consumes
+        bag = type(network) is Unordered
+        deliver, delivery = network.deliver, k._delivery
+        rest_ids, rest_id = p.rest_ids, p.rest_id
         dels: list[Step] = []
         acts: list[Step] = []
         enabled = 0
         for env in per[i]:
-            out = k._delivery(lid, env)
+            out = delivery(lid, env)
             if out is DEFERRED:
                 continue
             enabled += 1
             new_lid, sends, viol, _ = out
-            new_net = network.deliver(net, env, sends) if sends or consumes else net
-            new_n = n if new_net is net else p.rest_id(new_net)
+            if bag:                             # `Unordered.deliver`, inline
+                at = net.index(env)
+                new_net = net[:at] + net[at + 1:]
+                if sends:
+                    new_net = tuple(sorted(new_net + sends))
+            elif sends or consumes:
+                new_net = deliver(net, env, sends)
+            else:
+                new_net = net
+            if new_net is net:
+                new_n = n
+            else:
+                new_n = rest_ids.get(new_net)
+                if new_n is None:
+                    new_n = rest_id(new_net)
             if new_lid >= cap or new_n >= rcap:
                 raise Relayout(i, new_lid) if new_lid >= cap else Relayout(-1, new_n)
-            d = 0 if new_lid == lid and new_n == n else \
-                place(i, new_lid) + place(R, new_n) - here
-            if d or viol:
-                dels.append((env, d, viol))
+            if new_lid == lid:
+                if new_n != n:
+                    dels.append((env, place_r(new_n) - here_r, viol))
+                elif viol:
+                    dels.append((env, 0, viol))
+            else:
+                dels.append((env, place_i(new_lid) + place_r(new_n) - here, viol))
         for slot, (new_lid, sends, viol, _) in k._actions(i, lid):
             enabled += 1
             new_net = network.add(net, sends) if sends else net
-            new_n = n if new_net is net else p.rest_id(new_net)
+            new_n = n if new_net is net else rest_id(new_net)
             if new_lid >= cap or new_n >= rcap:
                 raise Relayout(i, new_lid) if new_lid >= cap else Relayout(-1, new_n)
-            d = (place(i, new_lid) - here_i if new_lid != lid else 0) + \
-                (place(R, new_n) - here_r if new_n != n else 0)
+            d = (place_i(new_lid) - here_i if new_lid != lid else 0) + \
+                (place_r(new_n) - here_r if new_n != n else 0)
             if d or viol:
                 acts.append((~slot, d, viol))
         e = (tuple(dels), tuple(acts), enabled)
-        if self._once:
+        if self._once or not keep:
             return e
         cache = self.caches[i]
         if len(cache) >= CACHE_MOST:
@@ -762,7 +822,6 @@ class CompactBFS:
             c.clear()
         for g in self._gcaches:
             g.clear()
-        self._deliverable.clear()
         self.spills += 1
         assert self.search.max_memory is not None
         every = self.SPILL_EVERY if self.SPILL_EVERY is not None else \
