@@ -57,6 +57,7 @@ SHARD_MASK = SHARDS - 1
 GROUP_BITS = 8             # instances whose steps are cached together: this many bits of ids
 LEVELS_IN_MEMORY = 1 << 16  # more states than this in finished levels: they go to disk
 CACHE_MOST = 1 << 18       # entries per instance's successor cache before it is cleared
+CACHE_SAMPLE = 1 << 15     # misses of a group's cache between two looks at its hit rate
 
 
 class Relayout(Exception):
@@ -491,6 +492,10 @@ class CompactBFS:
         self._group_masks: list[int] = []
         self._level: tuple[LevelLoop, LevelLoop] | None = None
         self._group_members: list[tuple[int, ...]] = []
+        # states expanded so far, kept by `_run` (None: not counted, every entry is kept)
+        self.expanded: int | None = None
+        # per group: [entries kept?, misses since the last look, `expanded` then] (`_judge`)
+        self._use: list[list[Any]] = []
         self._refresh()
         # property verdicts per read set: (mask of the fields read, {x & mask: verdict})
         # (a mask grows with its fields: the keys already in stay right, their new bits are 0)
@@ -556,6 +561,8 @@ class CompactBFS:
         # new bits are 0), and a state using the new bits matches no old key
         kept = dict(zip(self._group_members, self._gcaches))
         self._gcaches = [kept.get(members, {}) for members in groups]
+        used = dict(zip(self._group_members, self._use))
+        self._use = [used.get(members) or [True, 0, self.expanded] for members in groups]
         self._group_masks = [p.mask(p.n) | functools.reduce(operator.or_, map(p.mask, members))
                              for members in groups]
         lines = ["def succ(x):"]
@@ -608,10 +615,29 @@ class CompactBFS:
         if self._once:
             return e
         cache = self._gcaches[g]
-        if len(cache) >= CACHE_MOST:
-            cache.clear()
-        cache[x & self._group_masks[g]] = e
+        use = self._use[g]
+        use[1] += 1
+        if use[0]:
+            if len(cache) >= CACHE_MOST:
+                cache.clear()
+            cache[x & self._group_masks[g]] = e
+            if use[1] == CACHE_SAMPLE:
+                self._judge(g, use)
+        elif use[1] >= CACHE_MOST:              # off for a while: try again
+            use[:] = [True, 0, self.expanded]
         return e
+
+    def _judge(self, g: int, use: list[Any]) -> None:
+        """After CACHE_SAMPLE misses of group g's cache: if it was looked up fewer than 1/8
+        more times than that (every step's state new to it: a network that is new in almost
+        every state, as Raft's), stop keeping entries (they cost memory and time for
+        nothing) until CACHE_MOST misses more; else measure again.  Only where the BFS
+        counts its expansions (`expanded`)."""
+        since, now = use[2], self.expanded
+        if since is not None and now is not None and now - since < CACHE_SAMPLE * 9 // 8:
+            use[0] = False
+            self._gcaches[g].clear()
+        use[1:] = [0, now]
 
     def _instance_entry(self, i: int, lid: int, n: int
                         ) -> tuple[tuple[Step, ...], tuple[Step, ...], int]:
@@ -923,7 +949,7 @@ class CompactBFS:
             spilling = search.max_memory is not None
             shards = visited.shards
             smask = SHARD_MASK
-            expanded = 0
+            expanded = self.expanded = 0
             depth = 0
             while len(levels.levels[depth]):
                 if max_depth is not None and depth >= max_depth:
@@ -1030,6 +1056,7 @@ class CompactBFS:
                                 append(t)
                         expanded += 1
                     if not expanded & 0x3FF:                # now and then: progress, bounds
+                        self.expanded = expanded
                         search.states = len(visited)
                         search.transitions = transitions
                         bound = search.tick(len(nxt), memory=not spilling)
