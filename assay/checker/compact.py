@@ -633,8 +633,8 @@ class CompactBFS:
         every state, as Raft's), stop keeping entries (they cost memory and time for
         nothing) until CACHE_MOST misses more; else measure again.  Only where the BFS
         counts its expansions (`expanded`)."""
-        since, now = use[2], self.expanded
-        if since is not None and now is not None and now - since < CACHE_SAMPLE * 9 // 8:
+        since, now = use[2] or 0, self.expanded     # (None: since before the search began)
+        if now is not None and now - since < CACHE_SAMPLE * 9 // 8:
             use[0] = False
             self._gcaches[g].clear()
         use[1:] = [0, now]
