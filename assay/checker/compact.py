@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 from assay.checker.compact_loop import VIOLATES, Entry, LevelLoop, Step, level_loop
 from assay.checker.search import Outcome, Search, Tally, resident_bytes
 from assay.kernel.extended import successors_extended
+from assay.kernel.kernel import _NOOP as NOOP
 from assay.kernel.kernel import DEFERRED, Kernel, State
 from assay.kernel.network import Unordered
 from assay.kernel.violation import Violation
@@ -473,8 +474,7 @@ class CompactBFS:
         self.levels = Levels(self.packing)
         self.fast = not (kernel._general or kernel.chooses) and reduce is None
         n = len(kernel.instances)
-        self.caches: list[dict[int, tuple[tuple[Step, ...], tuple[Step, ...], int]]] = \
-            [{} for _ in range(n)]
+        self.caches: list[dict[int, Entry]] = [{} for _ in range(n)]
         self._last_deliverable: tuple[int, list[list[int]]] = (-1, [])
         # a whole-state spec (`Kernel._memo_once`): each state is its own local state, which
         # the search expands once; its steps are not cached (the cache could not hit) and
@@ -595,14 +595,14 @@ class CompactBFS:
         if len(members) == 1:
             # the group's cache is the instance's (same key): the entry is not kept twice
             i = members[0]
-            d, a, count = self._entry(i, values[i](x), n, False)
+            e = self._entry(i, values[i](x), n, False)
         else:
             dels: list[Step] = []
             acts: list[Step] = []
             count = 0
             several = False
             for i in members:
-                di, ai, c = self._instance_entry(i, values[i](x), n)
+                di, ai, c = self._instance_entry(i, values[i](x), n)[:3]
                 several = several or bool(di and dels)
                 dels += di
                 acts += ai
@@ -610,8 +610,8 @@ class CompactBFS:
             if several:
                 dels.sort()
             d, a = tuple(dels), tuple(acts)
-        e = (d, a, count, tuple([s[1] for s in d + a]),
-             VIOLATES if any(s[2] for s in d + a) else count)
+            e = (d, a, count, tuple([s[1] for s in d + a]),
+                 VIOLATES if any(s[2] for s in d + a) else count)
         if self._once:
             return e
         cache = self._gcaches[g]
@@ -639,15 +639,13 @@ class CompactBFS:
             self._gcaches[g].clear()
         use[1:] = [0, now]
 
-    def _instance_entry(self, i: int, lid: int, n: int
-                        ) -> tuple[tuple[Step, ...], tuple[Step, ...], int]:
+    def _instance_entry(self, i: int, lid: int, n: int) -> Entry:
         e = self.caches[i].get(lid | n << 32)
         return self._entry(i, lid, n) if e is None else e
 
-    def _entry(self, i: int, lid: int, n: int, keep: bool = True
-               ) -> tuple[tuple[Step, ...], tuple[Step, ...], int]:
-        """Instance i's steps in local state `lid` with network `n` (packed deltas); kept in
-        its cache if `keep`."""
+    def _entry(self, i: int, lid: int, n: int, keep: bool = True) -> Entry:
+        """Instance i's steps in local state `lid` with network `n` (packed deltas), as an
+        `Entry`; kept in its cache if `keep`."""
         k, p = self.kernel, self.packing
         network = k.network
         net = p.rests[n]
@@ -671,13 +669,19 @@ class CompactBFS:
         here = here_i + here_r
         consumes = network.consumes
         bag = type(network) is Unordered
-        deliver, delivery = network.deliver, k._delivery
+        deliver, delivery, dmemo = network.deliver, k._delivery, k._dmemo
         rest_ids, rest_id = p.rest_ids, p.rest_id
-        dels: list[Step] = []
-        acts: list[Step] = []
+        steps: list[Step] = []
+        deltas: list[int] = []
+        bad = False
         enabled = 0
+        key = lid << 32
         for env in per[i]:
-            out = delivery(lid, env)
+            out = dmemo.get(key | env)          # `Kernel._delivery`, the memo inline
+            if out is None:
+                out = delivery(lid, env)
+            elif out is NOOP:
+                out = (lid, (), (), ())
             if out is DEFERRED:
                 continue
             enabled += 1
@@ -699,13 +703,20 @@ class CompactBFS:
                     new_n = rest_id(new_net)
             if new_lid >= cap or new_n >= rcap:
                 raise Relayout(i, new_lid) if new_lid >= cap else Relayout(-1, new_n)
-            if new_lid == lid:
-                if new_n != n:
-                    dels.append((env, place_r(new_n) - here_r, viol))
-                elif viol:
-                    dels.append((env, 0, viol))
+            if new_lid != lid:
+                d = place_i(new_lid) + place_r(new_n) - here
+            elif new_n != n:
+                d = place_r(new_n) - here_r
+            elif viol:
+                d = 0
             else:
-                dels.append((env, place_i(new_lid) + place_r(new_n) - here, viol))
+                continue
+            steps.append((env, d, viol))
+            deltas.append(d)
+            if viol:
+                bad = True
+        dels = tuple(steps)
+        steps = []
         for slot, (new_lid, sends, viol, _) in k._actions(i, lid):
             enabled += 1
             new_net = network.add(net, sends) if sends else net
@@ -715,8 +726,11 @@ class CompactBFS:
             d = (place_i(new_lid) - here_i if new_lid != lid else 0) + \
                 (place_r(new_n) - here_r if new_n != n else 0)
             if d or viol:
-                acts.append((~slot, d, viol))
-        e = (tuple(dels), tuple(acts), enabled)
+                steps.append((~slot, d, viol))
+                deltas.append(d)
+                if viol:
+                    bad = True
+        e = (dels, tuple(steps), enabled, tuple(deltas), VIOLATES if bad else enabled)
         if self._once or not keep:
             return e
         cache = self.caches[i]
