@@ -676,6 +676,8 @@ class CompactBFS:
         bad = False
         enabled = 0
         key = lid << 32
+        out: Any
+        new_n: int | None
         for env in per[i]:
             out = dmemo.get(key | env)          # `Kernel._delivery`, the memo inline
             if out is None:

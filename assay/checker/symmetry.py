@@ -379,8 +379,8 @@ class Symmetry:
                     es = env_sig[e] = self._env_signature(gi, group, e)
                 for pos, c in es:
                     collected[pos].append(c)
-            for b in collected:
-                b.sort()
+            for bag in collected:
+                bag.sort()
             bags = tuple(map(tuple, collected))
             if len(self._net_sig) < 1_000_000:
                 self._net_sig[key] = bags

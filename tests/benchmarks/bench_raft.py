@@ -99,16 +99,20 @@ def main() -> None:
         for name, rs in runs.items():
             med[name] = {
                 "rate": statistics.median(r["states"] / r["seconds"] for r in rs),
+                "cpu_rate": statistics.median(r["states"] / r["cpu"] for r in rs),
+                "cpu": statistics.median(r["cpu"] for r in rs),
                 "seconds": statistics.median(r["seconds"] for r in rs),
                 "bps": statistics.median(r["rss"] / r["states"] for r in rs),
                 "rss": max(r["rss"] for r in rs)}
             m = med[name]
-            print(f"{case} {name}: median {m['rate']:,.0f} states/s, {m['seconds']:.2f} s, "
+            print(f"{case} {name}: median {m['rate']:,.0f} states/s ({m['cpu_rate']:,.0f} a "
+                  f"CPU second of the process), {m['seconds']:.2f} s (cpu {m['cpu']:.1f} s), "
                   f"{m['bps']:,.0f} B/state, peak {m['rss'] / MIB:.0f} MiB")
         if "base" in med:
             b, n = med["base"], med["branch"]
             speed = n["rate"] / b["rate"] if figure == "states/s" else b["seconds"] / n["seconds"]
-            print(f"{case} branch/base: speed {speed:.2f}x ({figure}), "
+            cpu = n["cpu_rate"] / b["cpu_rate"] if figure == "states/s" else b["cpu"] / n["cpu"]
+            print(f"{case} branch/base: speed {speed:.2f}x ({figure}; {cpu:.2f}x in CPU time), "
                   f"bytes/state {n['bps'] / b['bps']:.2f}x")
 
 
