@@ -7,7 +7,9 @@ What it measures
     * ``unreduced``: every state, stopped at ``--max-time`` (default 60 s): states reached,
       states per second, peak RSS and bytes per state (peak RSS / states);
     * ``symmetric``: ``-p symmetric=true``, to exhaustion (1,023,884 orbits, checked):
-      seconds, peak RSS, bytes per orbit.
+      seconds, peak RSS, bytes per orbit;
+    * ``twophase`` (not by default): specs/tla_twophase.py at 7 RMs, to exhaustion (296,448
+      states), a control whose successor caches hit.
 
     With ``--base DIR`` (another checkout, e.g. ``git worktree add /tmp/base <commit>``) each
     case runs in both trees, alternating base and branch, ``--repeat`` times, and prints the
@@ -17,6 +19,7 @@ How
     python tests/benchmarks/bench_raft.py                               # this tree only
     python tests/benchmarks/bench_raft.py --base /tmp/base --repeat 3
     python tests/benchmarks/bench_raft.py --cases unreduced --max-time 30
+    python tests/benchmarks/bench_raft.py --base /tmp/base --cases twophase --repeat 3
 """
 from __future__ import annotations
 
@@ -36,10 +39,10 @@ ORBITS = 1_023_884          # max_term=2, 3 servers, symmetric (RESULTS.md)
 MIB = 1024 * 1024
 
 
-def run_check(tree: Path, extra: list[str], max_time: float) -> dict:
+def run_check(tree: Path, args: list[str], max_time: float) -> dict:
     """One `assay check` in `tree` (its own package first on the path): the JSON's counts,
     the child's wall and CPU seconds and peak RSS (`os.wait4`)."""
-    argv = [sys.executable, "-m", "assay.cli", "check", SPEC, "-p", "max_term=2", *extra,
+    argv = [sys.executable, "-m", "assay.cli", "check", *args,
             "--max-time", str(max_time), "--json", "-q"]
     env = {**os.environ, "PYTHONPATH": str(tree)}
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
@@ -61,10 +64,14 @@ def run_check(tree: Path, extra: list[str], max_time: float) -> dict:
             "cpu": usage.ru_utime + usage.ru_stime, "rss": usage.ru_maxrss * scale}
 
 
+RAFT = [SPEC, "-p", "max_term=2"]
 CASES = {
-    "unreduced": ([], "states/s"),
-    "symmetric": (["-p", "symmetric=true"], "seconds"),
+    "unreduced": (RAFT, "states/s"),
+    "symmetric": ([*RAFT, "-p", "symmetric=true"], "seconds"),
+    # a control: a spec whose successor caches hit (not slower, please)
+    "twophase": (["specs/tla_twophase.py", "-p", "rm_count=7"], "seconds"),
 }
+KNOWN = {"symmetric": ORBITS, "twophase": 296_448}
 
 
 def main() -> None:
@@ -80,15 +87,15 @@ def main() -> None:
     trees = [("branch", ROOT)] + ([("base", args.base.resolve())] if args.base else [])
     print(f"load: {os.getloadavg()[0]:.2f} (1 min); python {sys.version.split()[0]}")
     for case in args.cases.split(","):
-        extra, figure = CASES[case]
+        args_, figure = CASES[case]
         bound = args.max_time if case == "unreduced" else args.sym_max_time
         runs: dict[str, list[dict]] = {name: [] for name, _ in trees}
         for i in range(args.repeat):
             order = trees if i % 2 == 0 else trees[::-1]
             for name, tree in order:
-                r = run_check(tree, extra, bound)
-                if case == "symmetric" and r["reason"] == "exhausted" and r["states"] != ORBITS:
-                    raise SystemExit(f"{name}: {r['states']:,} orbits, expected {ORBITS:,}")
+                r = run_check(tree, args_, bound)
+                if r["reason"] == "exhausted" and r["states"] != KNOWN.get(case, r["states"]):
+                    raise SystemExit(f"{name}: {r['states']:,} states, expected {KNOWN[case]:,}")
                 runs[name].append(r)
                 print(f"  {case:9s} {name:6s} run {i + 1}/{args.repeat}: {r['states']:>10,} "
                       f"states, {r['seconds']:7.2f} s ({r['states'] / r['seconds']:,.0f}/s; "
