@@ -496,6 +496,8 @@ class CompactBFS:
         self.expanded: int | None = None
         # per group: [entries kept?, misses since the last look, `expanded` then] (`_judge`)
         self._use: list[list[Any]] = []
+        self._whole = False         # one group of every instance (`_judge`)
+        self._regroup = False
         self._refresh()
         # property verdicts per read set: (mask of the fields read, {x & mask: verdict})
         # (a mask grows with its fields: the keys already in stay right, their new bits are 0)
@@ -527,6 +529,8 @@ class CompactBFS:
         """Instances in runs of adjacent one-piece fields of GROUP_BITS bits at most (their
         local ids read with one shift and one mask, their steps cached together)."""
         p = self.packing
+        if self._whole:
+            return [tuple(range(p.n))]
         groups: list[tuple[int, ...]] = []
         run: list[int] = []
         for i in range(p.n):
@@ -562,7 +566,8 @@ class CompactBFS:
         kept = dict(zip(self._group_members, self._gcaches))
         self._gcaches = [kept.get(members, {}) for members in groups]
         used = dict(zip(self._group_members, self._use))
-        self._use = [used.get(members) or [True, 0, self.expanded] for members in groups]
+        self._use = [used.get(members) or [not self._whole, 0, self.expanded]
+                     for members in groups]
         self._group_masks = [p.mask(p.n) | functools.reduce(operator.or_, map(p.mask, members))
                              for members in groups]
         lines = ["def succ(x):"]
@@ -596,6 +601,8 @@ class CompactBFS:
             # the group's cache is the instance's (same key): the entry is not kept twice
             i = members[0]
             e = self._entry(i, values[i](x), n, False)
+        elif self._whole:                       # every instance at once, nothing cached
+            e = self._steps(n, tuple([(i, values[i](x)) for i in members]))
         else:
             dels: list[Step] = []
             acts: list[Step] = []
@@ -637,6 +644,10 @@ class CompactBFS:
         if now is not None and now - since < CACHE_SAMPLE * 9 // 8:
             use[0] = False
             self._gcaches[g].clear()
+            # no group's cache hits: one group of every instance, one entry a state (`_run`
+            # regroups at its next tick, not under the running loop)
+            self._regroup = not self._whole and len(self._use) > 1 and \
+                not any(u[0] for u in self._use)
         use[1:] = [0, now]
 
     def _instance_entry(self, i: int, lid: int, n: int) -> Entry:
@@ -646,27 +657,47 @@ class CompactBFS:
     def _entry(self, i: int, lid: int, n: int, keep: bool = True) -> Entry:
         """Instance i's steps in local state `lid` with network `n` (packed deltas), as an
         `Entry`; kept in its cache if `keep`."""
+        e = self._steps(n, ((i, lid),))
+        if self._once or not keep:
+            return e
+        cache = self.caches[i]
+        if len(cache) >= CACHE_MOST:
+            cache.clear()
+        cache[lid | n << 32] = e
+        return e
+
+    def _steps(self, n: int, members: tuple[tuple[int, int], ...]) -> Entry:
+        """The steps of the instances `members` ((instance, local id), in instance order) with
+        network `n`, as an `Entry`: deliveries in envelope order, then actions by instance."""
         k, p = self.kernel, self.packing
         network = k.network
         net = p.rests[n]
-        # the network's deliverable envelopes by instance: the instances of one state ask
-        # one after the other (the last network's only: a network seldom comes back when it
-        # is not cached whole)
-        last = self._last_deliverable
-        if last[0] == n:
-            per = last[1]
-        else:
-            per = [[] for _ in k.instances]
-            env_dst = k.env_dst
-            for env in network.deliverable(net):
-                per[env_dst[env]].append(env)
-            self._last_deliverable = (n, per)
+        env_dst = k.env_dst
         R = p.n
-        cap, rcap = p.cap[i], p.cap[R]
+        lid_of = [-1] * R
+        for i, lid in members:
+            lid_of[i] = lid
+        if len(members) == 1:
+            # the network's deliverable envelopes by instance: the instances of one state ask
+            # one after the other (the last network's only: a network seldom comes back when
+            # it is not cached whole)
+            last = self._last_deliverable
+            if last[0] == n:
+                per = last[1]
+            else:
+                per = [[] for _ in k.instances]
+                for env in network.deliverable(net):
+                    per[env_dst[env]].append(env)
+                self._last_deliverable = (n, per)
+            envs: Iterable[int] = per[members[0][0]]
+        elif len(members) == R:
+            envs = network.deliverable(net)
+        else:
+            envs = [env for env in network.deliverable(net) if lid_of[env_dst[env]] >= 0]
+        cap, rcap = p.cap, p.cap[R]
         places = p.coded()[0]
-        place_i, place_r = places[i], places[R]
-        here_i, here_r = place_i(lid), place_r(n)
-        here = here_i + here_r
+        place_r = places[R]
+        here_r = place_r(n)
         consumes = network.consumes
         bag = type(network) is Unordered
         deliver, delivery, dmemo = network.deliver, k._delivery, k._dmemo
@@ -675,11 +706,12 @@ class CompactBFS:
         deltas: list[int] = []
         bad = False
         enabled = 0
-        key = lid << 32
         out: Any
         new_n: int | None
-        for env in per[i]:
-            out = dmemo.get(key | env)          # `Kernel._delivery`, the memo inline
+        for env in envs:
+            i = env_dst[env]
+            lid = lid_of[i]
+            out = dmemo.get(lid << 32 | env)    # `Kernel._delivery`, the memo inline
             if out is None:
                 out = delivery(lid, env)
             elif out is NOOP:
@@ -703,10 +735,11 @@ class CompactBFS:
                 new_n = rest_ids.get(new_net)
                 if new_n is None:
                     new_n = rest_id(new_net)
-            if new_lid >= cap or new_n >= rcap:
-                raise Relayout(i, new_lid) if new_lid >= cap else Relayout(-1, new_n)
+            if new_lid >= cap[i] or new_n >= rcap:
+                raise Relayout(i, new_lid) if new_lid >= cap[i] else Relayout(-1, new_n)
             if new_lid != lid:
-                d = place_i(new_lid) + place_r(new_n) - here
+                place_i = places[i]
+                d = place_i(new_lid) - place_i(lid) + place_r(new_n) - here_r
             elif new_n != n:
                 d = place_r(new_n) - here_r
             elif viol:
@@ -719,27 +752,22 @@ class CompactBFS:
                 bad = True
         dels = tuple(steps)
         steps = []
-        for slot, (new_lid, sends, viol, _) in k._actions(i, lid):
-            enabled += 1
-            new_net = network.add(net, sends) if sends else net
-            new_n = n if new_net is net else rest_id(new_net)
-            if new_lid >= cap or new_n >= rcap:
-                raise Relayout(i, new_lid) if new_lid >= cap else Relayout(-1, new_n)
-            d = (place_i(new_lid) - here_i if new_lid != lid else 0) + \
-                (place_r(new_n) - here_r if new_n != n else 0)
-            if d or viol:
-                steps.append((~slot, d, viol))
-                deltas.append(d)
-                if viol:
-                    bad = True
-        e = (dels, tuple(steps), enabled, tuple(deltas), VIOLATES if bad else enabled)
-        if self._once or not keep:
-            return e
-        cache = self.caches[i]
-        if len(cache) >= CACHE_MOST:
-            cache.clear()
-        cache[lid | n << 32] = e
-        return e
+        for i, lid in members:
+            place_i = places[i]
+            for slot, (new_lid, sends, viol, _) in k._actions(i, lid):
+                enabled += 1
+                new_net = network.add(net, sends) if sends else net
+                new_n = n if new_net is net else rest_id(new_net)
+                if new_lid >= cap[i] or new_n >= rcap:
+                    raise Relayout(i, new_lid) if new_lid >= cap[i] else Relayout(-1, new_n)
+                d = (place_i(new_lid) - place_i(lid) if new_lid != lid else 0) + \
+                    (place_r(new_n) - here_r if new_n != n else 0)
+                if d or viol:
+                    steps.append((~slot, d, viol))
+                    deltas.append(d)
+                    if viol:
+                        bad = True
+        return (dels, tuple(steps), enabled, tuple(deltas), VIOLATES if bad else enabled)
 
     def _successors_general(self, x: int) -> tuple[list[Step], int]:
         p = self.packing
@@ -1073,6 +1101,12 @@ class CompactBFS:
                         expanded += 1
                     if not expanded & 0x3FF:                # now and then: progress, bounds
                         self.expanded = expanded
+                        if self._regroup:                   # (`_judge`)
+                            self._regroup = False
+                            self._whole = True
+                            self._refresh()
+                            successors = self._succ
+                            fast = self._level if fast is not None else None
                         search.states = len(visited)
                         search.transitions = transitions
                         bound = search.tick(len(nxt), memory=not spilling)

@@ -345,6 +345,8 @@ class Symmetry:
         moved = False
         for gi, group in enumerate(self.groups):
             sigs = self._signatures(gi, group, state)
+            if all(a <= b for a, b in zip(sigs, sigs[1:])):
+                continue                        # in order already (a stable sort keeps it)
             order = sorted(range(len(group)), key=sigs.__getitem__)
             for r, pos in enumerate(order):
                 if r != pos:
