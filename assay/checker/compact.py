@@ -45,7 +45,9 @@ from typing import TYPE_CHECKING, Any
 from assay.checker.compact_loop import VIOLATES, Entry, LevelLoop, Step, level_loop
 from assay.checker.search import Outcome, Search, Tally, resident_bytes
 from assay.kernel.extended import successors_extended
+from assay.kernel.kernel import _NOOP as NOOP
 from assay.kernel.kernel import DEFERRED, Kernel, State
+from assay.kernel.network import Unordered
 from assay.kernel.violation import Violation
 
 if TYPE_CHECKING:
@@ -56,6 +58,7 @@ SHARD_MASK = SHARDS - 1
 GROUP_BITS = 8             # instances whose steps are cached together: this many bits of ids
 LEVELS_IN_MEMORY = 1 << 16  # more states than this in finished levels: they go to disk
 CACHE_MOST = 1 << 18       # entries per instance's successor cache before it is cleared
+CACHE_SAMPLE = 1 << 15     # misses of a group's cache between two looks at its hit rate
 
 
 class Relayout(Exception):
@@ -94,6 +97,8 @@ class Packing:
         self.runs = [list(p) for p in self.pieces]
         self._fast: tuple[Callable[[int], State], list[dict[int, int]],
                           Callable[[int], int]] | None = None
+        self._coded: tuple[list[Callable[[int], int]], list[Callable[[int], int]],
+                           Callable[[State], int]] | None = None
 
     def grow(self, f: int, value: int) -> None:
         """Add a piece to field f so that it holds `value`."""
@@ -112,6 +117,7 @@ class Packing:
                 runs.append((off, w, sh))
         self.runs[f] = runs
         self._fast = None
+        self._coded = None
 
     def fast(self) -> tuple[Callable[[int], State], list[dict[int, int]], Callable[[int], int]]:
         """For this layout: `unpack` and `place` of the rest's id as straight-line code, and
@@ -128,6 +134,40 @@ class Packing:
                  f"def place(v):\n    return {place}\n", env)
             self._fast = (env["unpack"], [{} for _ in range(n)], env["place"])
         return self._fast
+
+    def coded(self) -> tuple[list[Callable[[int], int]], list[Callable[[int], int]],
+                             Callable[[State], int]]:
+        """For this layout, as straight-line code: per field its `place` and its `value`,
+        and `pack` (made again after a field grows)."""
+        if self._coded is None:
+            n = self.n
+            src: list[str] = []
+            for f in range(n + 1):
+                place = " | ".join(f"((v >> {sh} & {(1 << w) - 1}) << {off})" if sh else
+                                   f"((v & {(1 << w) - 1}) << {off})"
+                                   for off, w, sh in self.runs[f])
+                src += [f"def place{f}(v):", f"    return {place}",
+                        f"def value{f}(x):", f"    return {self.code(f, 'x')}"]
+            rest = "state[1:]" if self.extended else "state[1]"
+            src += ["def pack(state):",
+                    f"    r = rest_ids.get({rest})",
+                    "    if r is None:",
+                    f"        r = rest_id({rest})",
+                    f"    if r >= {self.cap[n]}:",
+                    "        raise Relayout(-1, r)",
+                    "    ls = state[0]"]
+            for i in range(n):
+                src += [f"    a{i} = ls[{i}]",
+                        f"    if a{i} >= {self.cap[i]}:",
+                        f"        raise Relayout({i}, a{i})"]
+            src += ["    return " + " | ".join(
+                [f"place{n}(r)"] + [f"place{i}(a{i})" for i in range(n)])]
+            env: dict[str, Any] = {"rest_ids": self.rest_ids, "rest_id": self.rest_id,
+                                   "Relayout": Relayout}
+            exec("\n".join(src), env)             # noqa: S102  (ints only)
+            self._coded = ([env[f"place{f}"] for f in range(n + 1)],
+                           [env[f"value{f}"] for f in range(n + 1)], env["pack"])
+        return self._coded
 
     def place(self, f: int, v: int) -> int:
         """Value v of field f where it goes in the int (v < cap[f])."""
@@ -154,15 +194,7 @@ class Packing:
         return r
 
     def pack(self, state: State) -> int:
-        r = self.rest_id(state[1:] if self.extended else state[1])
-        if r >= self.cap[self.n]:
-            raise Relayout(-1, r)
-        x = self.place(self.n, r)
-        for i, lid in enumerate(state[0]):
-            if lid >= self.cap[i]:
-                raise Relayout(i, lid)
-            x |= self.place(i, lid)
-        return x
+        return self.coded()[2](state)
 
     def unpack(self, x: int) -> State:
         locals_ = tuple([self.value(i, x) for i in range(self.n)])
@@ -442,9 +474,8 @@ class CompactBFS:
         self.levels = Levels(self.packing)
         self.fast = not (kernel._general or kernel.chooses) and reduce is None
         n = len(kernel.instances)
-        self.caches: list[dict[int, tuple[tuple[Step, ...], tuple[Step, ...], int]]] = \
-            [{} for _ in range(n)]
-        self._deliverable: dict[int, list[list[int]]] = {}
+        self.caches: list[dict[int, Entry]] = [{} for _ in range(n)]
+        self._last_deliverable: tuple[int, list[list[int]]] = (-1, [])
         # a whole-state spec (`Kernel._memo_once`): each state is its own local state, which
         # the search expands once; its steps are not cached (the cache could not hit) and
         # neither are property verdicts keyed by the whole state
@@ -461,6 +492,12 @@ class CompactBFS:
         self._group_masks: list[int] = []
         self._level: tuple[LevelLoop, LevelLoop] | None = None
         self._group_members: list[tuple[int, ...]] = []
+        # states expanded so far, kept by `_run` (None: not counted, every entry is kept)
+        self.expanded: int | None = None
+        # per group: [entries kept?, misses since the last look, `expanded` then] (`_judge`)
+        self._use: list[list[Any]] = []
+        self._whole = False         # one group of every instance (`_judge`)
+        self._regroup = False
         self._refresh()
         # property verdicts per read set: (mask of the fields read, {x & mask: verdict})
         # (a mask grows with its fields: the keys already in stay right, their new bits are 0)
@@ -496,6 +533,8 @@ class CompactBFS:
         """Instances in runs of adjacent one-piece fields of GROUP_BITS bits at most (their
         local ids read with one shift and one mask, their steps cached together)."""
         p = self.packing
+        if self._whole:
+            return [tuple(range(p.n))]
         groups: list[tuple[int, ...]] = []
         run: list[int] = []
         for i in range(p.n):
@@ -530,6 +569,9 @@ class CompactBFS:
         # new bits are 0), and a state using the new bits matches no old key
         kept = dict(zip(self._group_members, self._gcaches))
         self._gcaches = [kept.get(members, {}) for members in groups]
+        used = dict(zip(self._group_members, self._use))
+        self._use = [used.get(members) or [not self._whole, 0, self.expanded]
+                     for members in groups]
         self._group_masks = [p.mask(p.n) | functools.reduce(operator.or_, map(p.mask, members))
                              for members in groups]
         lines = ["def succ(x):"]
@@ -557,16 +599,21 @@ class CompactBFS:
         actions, events enabled, the deltas of both, the events enabled or VIOLATES)."""
         p = self.packing
         members = self._group_members[g]
-        n = p.value(p.n, x)
+        values = p.coded()[1]
+        n = values[p.n](x)
         if len(members) == 1:
-            d, a, count = self._instance_entry(members[0], p.value(members[0], x), n)
+            # the group's cache is the instance's (same key): the entry is not kept twice
+            i = members[0]
+            e = self._entry(i, values[i](x), n, False)
+        elif self._whole:                       # every instance at once, nothing cached
+            e = self._steps(n, tuple([(i, values[i](x)) for i in members]))
         else:
             dels: list[Step] = []
             acts: list[Step] = []
             count = 0
             several = False
             for i in members:
-                di, ai, c = self._instance_entry(i, p.value(i, x), n)
+                di, ai, c = self._instance_entry(i, values[i](x), n)[:3]
                 several = several or bool(di and dels)
                 dels += di
                 acts += ai
@@ -574,74 +621,157 @@ class CompactBFS:
             if several:
                 dels.sort()
             d, a = tuple(dels), tuple(acts)
-        e = (d, a, count, tuple([s[1] for s in d + a]),
-             VIOLATES if any(s[2] for s in d + a) else count)
+            e = (d, a, count, tuple([s[1] for s in d + a]),
+                 VIOLATES if any(s[2] for s in d + a) else count)
         if self._once:
             return e
         cache = self._gcaches[g]
-        if len(cache) >= CACHE_MOST:
-            cache.clear()
-        cache[x & self._group_masks[g]] = e
+        use = self._use[g]
+        use[1] += 1
+        if use[0]:
+            if len(cache) >= CACHE_MOST:
+                cache.clear()
+            cache[x & self._group_masks[g]] = e
+            if use[1] == CACHE_SAMPLE:
+                self._judge(g, use)
+        elif use[1] >= CACHE_MOST:              # off for a while: try again
+            use[:] = [True, 0, self.expanded]
         return e
 
-    def _instance_entry(self, i: int, lid: int, n: int
-                        ) -> tuple[tuple[Step, ...], tuple[Step, ...], int]:
+    def _judge(self, g: int, use: list[Any]) -> None:
+        """After CACHE_SAMPLE misses of group g's cache: if it was looked up fewer than 1/8
+        more times than that (every step's state new to it: a network that is new in almost
+        every state, as Raft's), stop keeping entries (they cost memory and time for
+        nothing) until CACHE_MOST misses more; else measure again.  Only where the BFS
+        counts its expansions (`expanded`)."""
+        since, now = use[2] or 0, self.expanded     # (None: since before the search began)
+        if now is not None and now - since < CACHE_SAMPLE * 9 // 8:
+            use[0] = False
+            self._gcaches[g].clear()
+            # no group's cache hits: one group of every instance, one entry a state (`_run`
+            # regroups at its next tick, not under the running loop)
+            self._regroup = not self._whole and len(self._use) > 1 and \
+                not any(u[0] for u in self._use)
+        use[1:] = [0, now]
+
+    def _instance_entry(self, i: int, lid: int, n: int) -> Entry:
         e = self.caches[i].get(lid | n << 32)
         return self._entry(i, lid, n) if e is None else e
 
-    def _entry(self, i: int, lid: int, n: int) -> tuple[tuple[Step, ...], tuple[Step, ...], int]:
-        """Instance i's steps in local state `lid` with network `n` (packed deltas)."""
-        k, p = self.kernel, self.packing
-        network = k.network
-        net = p.rests[n]
-        per = self._deliverable.get(n)
-        if per is None:
-            if len(self._deliverable) >= CACHE_MOST:
-                self._deliverable.clear()
-            per = [[] for _ in k.instances]
-            env_dst = k.env_dst
-            for env in network.deliverable(net):
-                per[env_dst[env]].append(env)
-            self._deliverable[n] = per
-        cap, rcap, place, R = p.cap[i], p.cap[p.n], p.place, p.n
-        here_i, here_r = place(i, lid), place(R, n)
-        here = here_i + here_r
-        consumes = network.consumes
-        dels: list[Step] = []
-        acts: list[Step] = []
-        enabled = 0
-        for env in per[i]:
-            out = k._delivery(lid, env)
-            if out is DEFERRED:
-                continue
-            enabled += 1
-            new_lid, sends, viol, _ = out
-            new_net = network.deliver(net, env, sends) if sends or consumes else net
-            new_n = n if new_net is net else p.rest_id(new_net)
-            if new_lid >= cap or new_n >= rcap:
-                raise Relayout(i, new_lid) if new_lid >= cap else Relayout(-1, new_n)
-            d = 0 if new_lid == lid and new_n == n else \
-                place(i, new_lid) + place(R, new_n) - here
-            if d or viol:
-                dels.append((env, d, viol))
-        for slot, (new_lid, sends, viol, _) in k._actions(i, lid):
-            enabled += 1
-            new_net = network.add(net, sends) if sends else net
-            new_n = n if new_net is net else p.rest_id(new_net)
-            if new_lid >= cap or new_n >= rcap:
-                raise Relayout(i, new_lid) if new_lid >= cap else Relayout(-1, new_n)
-            d = (place(i, new_lid) - here_i if new_lid != lid else 0) + \
-                (place(R, new_n) - here_r if new_n != n else 0)
-            if d or viol:
-                acts.append((~slot, d, viol))
-        e = (tuple(dels), tuple(acts), enabled)
-        if self._once:
+    def _entry(self, i: int, lid: int, n: int, keep: bool = True) -> Entry:
+        """Instance i's steps in local state `lid` with network `n` (packed deltas), as an
+        `Entry`; kept in its cache if `keep`."""
+        e = self._steps(n, ((i, lid),))
+        if self._once or not keep:
             return e
         cache = self.caches[i]
         if len(cache) >= CACHE_MOST:
             cache.clear()
         cache[lid | n << 32] = e
         return e
+
+    def _steps(self, n: int, members: tuple[tuple[int, int], ...]) -> Entry:
+        """The steps of the instances `members` ((instance, local id), in instance order) with
+        network `n`, as an `Entry`: deliveries in envelope order, then actions by instance."""
+        k, p = self.kernel, self.packing
+        network = k.network
+        net = p.rests[n]
+        env_dst = k.env_dst
+        R = p.n
+        lid_of = [-1] * R
+        for i, lid in members:
+            lid_of[i] = lid
+        if len(members) == 1:
+            # the network's deliverable envelopes by instance: the instances of one state ask
+            # one after the other (the last network's only: a network seldom comes back when
+            # it is not cached whole)
+            last = self._last_deliverable
+            if last[0] == n:
+                per = last[1]
+            else:
+                per = [[] for _ in k.instances]
+                for env in network.deliverable(net):
+                    per[env_dst[env]].append(env)
+                self._last_deliverable = (n, per)
+            envs: Iterable[int] = per[members[0][0]]
+        elif len(members) == R:
+            envs = network.deliverable(net)
+        else:
+            envs = [env for env in network.deliverable(net) if lid_of[env_dst[env]] >= 0]
+        cap, rcap = p.cap, p.cap[R]
+        places = p.coded()[0]
+        place_r = places[R]
+        here_r = place_r(n)
+        consumes = network.consumes
+        bag = type(network) is Unordered
+        deliver, delivery, dmemo = network.deliver, k._delivery, k._dmemo
+        rest_ids, rest_id = p.rest_ids, p.rest_id
+        steps: list[Step] = []
+        deltas: list[int] = []
+        bad = False
+        enabled = 0
+        out: Any
+        new_n: int | None
+        for env in envs:
+            i = env_dst[env]
+            lid = lid_of[i]
+            out = dmemo.get(lid << 32 | env)    # `Kernel._delivery`, the memo inline
+            if out is None:
+                out = delivery(lid, env)
+            elif out is NOOP:
+                out = (lid, (), (), ())
+            if out is DEFERRED:
+                continue
+            enabled += 1
+            new_lid, sends, viol, _ = out
+            if bag:                             # `Unordered.deliver`, inline
+                at = net.index(env)
+                new_net = net[:at] + net[at + 1:]
+                if sends:
+                    new_net = tuple(sorted(new_net + sends))
+            elif sends or consumes:
+                new_net = deliver(net, env, sends)
+            else:
+                new_net = net
+            if new_net is net:
+                new_n = n
+            else:
+                new_n = rest_ids.get(new_net)
+                if new_n is None:
+                    new_n = rest_id(new_net)
+            if new_lid >= cap[i] or new_n >= rcap:
+                raise Relayout(i, new_lid) if new_lid >= cap[i] else Relayout(-1, new_n)
+            if new_lid != lid:
+                place_i = places[i]
+                d = place_i(new_lid) - place_i(lid) + place_r(new_n) - here_r
+            elif new_n != n:
+                d = place_r(new_n) - here_r
+            elif viol:
+                d = 0
+            else:
+                continue
+            steps.append((env, d, viol))
+            deltas.append(d)
+            if viol:
+                bad = True
+        dels = tuple(steps)
+        steps = []
+        for i, lid in members:
+            place_i = places[i]
+            for slot, (new_lid, sends, viol, _) in k._actions(i, lid):
+                enabled += 1
+                new_net = network.add(net, sends) if sends else net
+                new_n = n if new_net is net else rest_id(new_net)
+                if new_lid >= cap[i] or new_n >= rcap:
+                    raise Relayout(i, new_lid) if new_lid >= cap[i] else Relayout(-1, new_n)
+                d = (place_i(new_lid) - place_i(lid) if new_lid != lid else 0) + \
+                    (place_r(new_n) - here_r if new_n != n else 0)
+                if d or viol:
+                    steps.append((~slot, d, viol))
+                    deltas.append(d)
+                    if viol:
+                        bad = True
+        return (dels, tuple(steps), enabled, tuple(deltas), VIOLATES if bad else enabled)
 
     def _successors_general(self, x: int) -> tuple[list[Step], int]:
         p = self.packing
@@ -766,7 +896,6 @@ class CompactBFS:
             c.clear()
         for g in self._gcaches:
             g.clear()
-        self._deliverable.clear()
         self.spills += 1
         assert self.search.max_memory is not None
         every = self.SPILL_EVERY if self.SPILL_EVERY is not None else \
@@ -868,7 +997,7 @@ class CompactBFS:
             spilling = search.max_memory is not None
             shards = visited.shards
             smask = SHARD_MASK
-            expanded = 0
+            expanded = self.expanded = 0
             depth = 0
             while len(levels.levels[depth]):
                 if max_depth is not None and depth >= max_depth:
@@ -975,6 +1104,13 @@ class CompactBFS:
                                 append(t)
                         expanded += 1
                     if not expanded & 0x3FF:                # now and then: progress, bounds
+                        self.expanded = expanded
+                        if self._regroup:                   # (`_judge`)
+                            self._regroup = False
+                            self._whole = True
+                            self._refresh()
+                            successors = self._succ
+                            fast = self._level if fast is not None else None
                         search.states = len(visited)
                         search.transitions = transitions
                         bound = search.tick(len(nxt), memory=not spilling)

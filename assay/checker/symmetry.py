@@ -138,9 +138,11 @@ class Symmetry:
         self._ementions: dict[int, tuple[int, ...]] = {}
         self._erename: dict[Any, int] = {}
         self._trename: dict[tuple[Any, ...], int] = {}
-        self._own: dict[tuple[int, int], int] = {}              # (member, lid) -> code
+        self._own: dict[int, int] = {}                          # lid << 14 | member -> code
         self._appear: dict[tuple[int, int, int], tuple[int, ...]] = {}   # (group, inst, lid)
-        self._env_sig: dict[tuple[int, int], tuple[tuple[int, int], ...]] = {}
+        # per group: envelope -> ((position in the group, code), ...)
+        self._env_sigs: list[dict[int, tuple[tuple[int, int], ...]]] = [
+            {} for _ in self.groups]
         self._timer_sig: dict[tuple[int, int], tuple[tuple[int, int], ...]] = {}
         self._net_sig: dict[tuple[int, Any], tuple[tuple[int, ...], ...]] = {}
         self.fifo = isinstance(k.network, Fifo)
@@ -343,6 +345,8 @@ class Symmetry:
         moved = False
         for gi, group in enumerate(self.groups):
             sigs = self._signatures(gi, group, state)
+            if all(a <= b for a, b in zip(sigs, sigs[1:])):
+                continue                        # in order already (a stable sort keeps it)
             order = sorted(range(len(group)), key=sigs.__getitem__)
             for r, pos in enumerate(order):
                 if r != pos:
@@ -351,39 +355,49 @@ class Symmetry:
         return p if moved else None
 
     def _signatures(self, gi: int, group: tuple[int, ...], state: State) -> list[Any]:
+        """Per member of group `gi`, in `state`: a tuple that no permutation of the group
+        changes (its own local state's code, how each instance outside the groups sees it,
+        its bag of in-flight messages, and with timers and faults its bag of timers, whether
+        it is down, whether it is cut off)."""
         locals_ = state[0]
         own = self._own
-        sigs: list[list[Any]] = []
+        codes: list[int] = []
         for m in group:
             lid = locals_[m]
-            c = own.get((m, lid))
+            c = own.get(lid << 14 | m)
             if c is None:
-                c = own[(m, lid)] = self._abstract_local(m, lid, self._abstract(m, group))
-            sigs.append([c])
-        appear = self._appear
-        for j in self.ungrouped:
-            lid = locals_[j]
-            codes = appear.get((gi, j, lid))
-            if codes is None:
-                codes = appear[(gi, j, lid)] = tuple(
-                    self._abstract_local(j, lid, self._abstract(m, group)) for m in group)
-            for s, c in zip(sigs, codes):
-                s.append(c)
+                c = own[lid << 14 | m] = self._abstract_local(m, lid, self._abstract(m, group))
+            codes.append(c)
         net = state[1]
         key = (gi, net)
         bags = self._net_sig.get(key)
         if bags is None:
             collected: list[list[int]] = [[] for _ in group]
             k = self.kernel
+            env_sig = self._env_sigs[gi]
             for e in (k.network.in_flight(net) if not self.dup else net):
-                es = self._env_sig.get((gi, e))
+                es = env_sig.get(e)
                 if es is None:
-                    es = self._env_sig[(gi, e)] = self._env_signature(gi, group, e)
+                    es = env_sig[e] = self._env_signature(gi, group, e)
                 for pos, c in es:
                     collected[pos].append(c)
-            bags = tuple(tuple(sorted(b)) for b in collected)
+            for bag in collected:
+                bag.sort()
+            bags = tuple(map(tuple, collected))
             if len(self._net_sig) < 1_000_000:
                 self._net_sig[key] = bags
+        if not self.ungrouped and len(state) == 2:           # the usual case: no more parts
+            return list(zip(codes, bags))
+        sigs: list[list[Any]] = [[c] for c in codes]
+        appear = self._appear
+        for j in self.ungrouped:
+            lid = locals_[j]
+            got = appear.get((gi, j, lid))
+            if got is None:
+                got = appear[(gi, j, lid)] = tuple(
+                    self._abstract_local(j, lid, self._abstract(m, group)) for m in group)
+            for s, c in zip(sigs, got):
+                s.append(c)
         for s, b in zip(sigs, bags):
             s.append(b)
         if len(state) > 2:
