@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from assay.checker import check
-from assay.checker.auto import ENV, Handover, threshold, usable_cores
+from assay.checker.auto import ENV, TRIAL_ENV, Handover, threshold, trial, usable_cores
 from assay.checker.compact import compact_bfs
 from assay.checker.search import Search
 from assay.kernel import Faults, Kernel
@@ -45,8 +45,16 @@ def everything(r: Any) -> tuple[Any, ...]:
 
 @pytest.fixture
 def at_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Hand over at the first level boundary."""
+    """Hand over at the first level boundary (and keep the workers, however fast)."""
     monkeypatch.setenv(ENV, "0,1")
+    monkeypatch.setenv(TRIAL_ENV, "0,0")
+
+
+@pytest.fixture
+def slow_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hand over at the first level boundary, and find the workers too slow at once."""
+    monkeypatch.setenv(ENV, "0,1")
+    monkeypatch.setenv(TRIAL_ENV, "0,1000")
 
 
 EXHAUSTED = [
@@ -74,6 +82,38 @@ def test_an_exhausted_search_handed_over_counts_what_one_process_counts(
     assert everything(auto) == everything(one)
     assert auto.workers == usable_cores() and not auto.warnings
     assert auto.to_json()["workers"] == auto.workers
+
+
+@TWO_CORES
+@pytest.mark.parametrize("spec, params", EXHAUSTED + VIOLATIONS)
+def test_workers_slower_than_one_process_hand_the_search_back(
+        slow_workers: None, spec: str, params: dict[str, str]) -> None:
+    # Raft's network changes in nearly every step: two workers searched it at half the
+    # speed of one process, and auto (the default) made `check` twice as slow.  On trial,
+    # the workers stop, and the paused search goes on: one process's counts and path
+    one = check(kernel(spec, **params))
+    auto = check(kernel(spec, **params), workers="auto")
+    assert everything(auto) == everything(one)
+    assert auto.workers == 1
+
+
+@TWO_CORES
+def test_a_slower_trial_is_why_the_search_came_back(slow_workers: None) -> None:
+    one = compact_bfs(kernel("specs/tla_twophase.py", rm_count="4"), Search())
+    h = Handover(2, (0, 1))
+    auto = compact_bfs(kernel("specs/tla_twophase.py", rm_count="4"), Search(), handover=h)
+    assert h.at == 1 and h.fell_back == "slower" and h.workers == 1
+    assert (auto.reason, auto.states, auto.transitions, auto.depth) == \
+        (one.reason, one.states, one.transitions, one.depth)
+
+
+def test_the_trial_terms_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(TRIAL_ENV, raising=False)
+    assert trial() == (2.0, 1.15)
+    monkeypatch.setenv(TRIAL_ENV, "0.5,3")
+    assert trial() == (0.5, 3.0)
+    monkeypatch.setenv(TRIAL_ENV, "x")
+    assert trial() == (2.0, 1.15)
 
 
 @TWO_CORES
@@ -207,8 +247,8 @@ def test_the_command_s_default_hands_over_alike_under_any_hash_seed() -> None:
     args = ("check", "specs/tla_twophase.py", "-p", "rm_count=4", "--json", "-q")
     docs = []
     for run in (_cli(*args, "--workers", "1", env={"PYTHONHASHSEED": "0"}),
-                _cli(*args, env={"PYTHONHASHSEED": "0", ENV: "0,1"}),
-                _cli(*args, env={"PYTHONHASHSEED": "1", ENV: "0,1"})):
+                _cli(*args, env={"PYTHONHASHSEED": "0", ENV: "0,1", TRIAL_ENV: "0,0"}),
+                _cli(*args, env={"PYTHONHASHSEED": "1", ENV: "0,1", TRIAL_ENV: "0,0"})):
         assert run.returncode == 0, run.stderr
         doc = json.loads(run.stdout)
         docs.append(doc)

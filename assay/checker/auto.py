@@ -24,6 +24,12 @@ on), `--checkpoint`, `--ray`, `--por`, a spec the packed workers do not search (
 faults, bounded or lossy links, choices, constraints), one usable core, no `fork` — it
 stays on one process (`why_one_process`), and says nothing: that is the search it asked for.
 
+The workers are on trial (`Trial`): at the first level boundary TRIAL seconds after the
+hand-over, unless they found states MARGIN times as fast as this process did alone, they
+stop ("slower") and this process takes up its paused search, as after a violation.  A spec
+whose every step moves its state to another worker (Raft: the network changes in nearly
+every step) searched on two workers at half the speed of one; a busy machine does the same.
+
 The threshold comes from the environment variable ASSAY_WORKERS_AUTO, "SECONDS,STATES"
 (tests set "0,1": hand over at the first level boundary).
 """
@@ -33,10 +39,10 @@ import contextlib
 import os
 import sys
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from assay.checker.search import Outcome, Search
+from assay.checker.search import Outcome, Search, StopReason
 
 if TYPE_CHECKING:
     from assay.checker.compact import CompactBFS
@@ -114,6 +120,55 @@ def why_one_process(kernel: Kernel, *, strategy: str, keep_going: bool, reduced:
     return next((k for k, v in why.items() if v), None)
 
 
+# the workers' first seconds are a trial: at the first level boundary this long after the
+# hand-over, they must have found states at least MARGIN times as fast as this process did
+# alone, else they stop and this process goes on (a spec whose every step moves its state to
+# another worker — Raft's network changes in nearly every step — is slower on two)
+TRIAL = 2.0
+MARGIN = 1.15
+TRIAL_ENV = "ASSAY_WORKERS_TRIAL"       # "SECONDS,MARGIN" (tests: "0,1000" always fails)
+
+
+def trial() -> tuple[float, float]:
+    """(seconds, margin) of the workers' trial: ASSAY_WORKERS_TRIAL or the defaults."""
+    a, _, b = os.environ.get(TRIAL_ENV, "").partition(",")
+    try:
+        return float(a) if a.strip() else TRIAL, float(b) if b.strip() else MARGIN
+    except ValueError:
+        return TRIAL, MARGIN
+
+
+@dataclass
+class Trial(Search):
+    """The workers' search after a hand-over, on trial (see TRIAL): its `tick` says
+    "slower" from the first level boundary after the trial on, if they were."""
+
+    alone: float = 0.0                   # states/s of this process before the hand-over
+    since: float = 0.0                   # when the search was handed over
+    counted: tuple[int, float] = (0, 0.0)   # (states, when) the last time the count moved
+    verdict: StopReason | None = None
+    decided: bool = False
+    counted_from: int = 0                # states when the search was handed over
+    terms: tuple[float, float] = (TRIAL, MARGIN)
+
+    def tick(self, frontier: int, memory: bool = True) -> StopReason | None:
+        bound = super().tick(frontier, memory)
+        if bound is not None:
+            return bound
+        now = time.perf_counter()
+        if self.states != self.counted[0]:          # (the workers count at level ends)
+            self.counted = (self.states, now)
+        seconds, margin = self.terms
+        if not self.decided and self.counted[1] - self.since >= seconds \
+                and self.counted[1] > self.since:
+            self.decided = True
+            states, when = self.counted
+            rate = (states - self.counted_from) / (when - self.since)
+            if rate < self.alone * margin:
+                self.verdict = "slower"
+        return self.verdict
+
+
 class Handover:
     """`CompactBFS.handover`: called at the end of each level; hands the search over to
     `n` forked workers once past the threshold (once).  Returns the workers' outcome, or
@@ -151,10 +206,14 @@ class Handover:
         before = len(cb.visited) - len(frontier)
         deadline = None if search.max_time is None else \
             time.time() + search.max_time - (time.perf_counter() - search.started)
-        there = Search(max_states=search.max_states, max_depth=search.max_depth,
-                       max_time=search.max_time, on_progress=search.on_progress,
-                       interval=search.interval, states=len(cb.visited),
-                       transitions=search.transitions, depth=depth, started=search.started)
+        now = time.perf_counter()
+        there = Trial(max_states=search.max_states, max_depth=search.max_depth,
+                      max_time=search.max_time, on_progress=search.on_progress,
+                      interval=search.interval, states=len(cb.visited),
+                      transitions=search.transitions, depth=depth, started=search.started,
+                      alone=len(cb.visited) / max(now - search.started, 1e-9), since=now,
+                      counted=(len(cb.visited), now), counted_from=len(cb.visited),
+                      terms=trial())
         opts = Options(deadline, None, True, None, compact=True, handover=True)
         _taken = (cb, frontier, depth, before)
         try:
@@ -175,7 +234,7 @@ class Handover:
                   "deadlocked": deadlocked, "depth": depth, "properties": []}
         out, extra = parallel_bfs(kernel, there, workers, resume=resume, adopted=True)
         self.at = depth
-        if out.reason in ("violation", "max-states"):
+        if out.reason in ("violation", "max-states", "slower"):
             self.fell_back = out.reason
             return None
         self.workers = self.n

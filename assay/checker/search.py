@@ -20,7 +20,8 @@ from assay.kernel.kernel import State
 from assay.kernel.violation import Violation
 
 StopReason = Literal["exhausted", "violation", "max-states", "max-depth", "max-time",
-                     "max-memory", "interrupted"]
+                     "max-memory", "interrupted",
+                     "slower"]     # (auto's workers on trial: never a check's outcome)
 
 
 def resident_bytes() -> int:
