@@ -125,20 +125,14 @@ class Record:
             found = next((k.__dict__[n] for k in cls.__mro__ if n in k.__dict__), None)
             if found is None or is_field_property(found):
                 setattr(cls, n, _field_property(i))
+        if "__new__" not in cls.__dict__:
+            type.__setattr__(cls, "__new__", staticmethod(_new_of(cls)))
 
     if not TYPE_CHECKING:   # a type checker sees the declared fields (dataclass_transform)
         def __new__(cls, *args: Any, **kwargs: Any) -> Any:
-            # every field by position (guards build many records to look them up): as they are
-            if kwargs or len(args) != cls.__assay_arity__:
-                args = cls._build(args, kwargs)
-            if _is_unique(map(type, args)):
-                r = cls.__assay_table__.get(args)
-                if r is not None:
-                    return r
-                return cls._interned(args)
-            if _seen_all(map(type, args)) or not _classify(args):
-                return cls._fresh(args)
-            return cls._interned(args)
+            # (each subclass has its own, `_new_of`: this one builds a record class with no
+            # fields of its own, such as `Record` itself)
+            return _construct(cls, args, kwargs)
 
     @classmethod
     def _fresh(cls, values: tuple[Any, ...]) -> Any:
@@ -308,6 +302,35 @@ class Record:
     def to_json(self) -> dict[str, Any]:
         return {"type": type(self).__name__,
                 "fields": {n: to_json(v) for n, v in zip(self.__assay_fields__, self._values)}}
+
+
+def _construct(cls: type[Record], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """A record of `cls` built from these constructor arguments: the one already built when
+    there is one (hash-consing, above)."""
+    if kwargs or len(args) != cls.__assay_arity__:
+        args = cls._build(args, kwargs)
+    if _is_unique(map(type, args)):
+        r = cls.__assay_table__.get(args)
+        return cls._interned(args) if r is None else r
+    if _seen_all(map(type, args)) or not _classify(args):
+        return cls._fresh(args)
+    return cls._interned(args)
+
+
+def _new_of(cls: type[Record]) -> Callable[..., Any]:
+    """`cls.__new__`: `_construct` with the class's arity and table bound (guards build many
+    records to look them up: every field by position is one test and one lookup)."""
+    arity = cls.__assay_arity__
+    get = cls.__assay_table__.get       # the table is emptied, never replaced
+
+    def __new__(c: type[Record], *args: Any, **kwargs: Any) -> Any:
+        if c is cls and not kwargs and len(args) == arity and _is_unique(map(type, args)):
+            r = get(args)
+            return c._interned(args) if r is None else r
+        return _construct(c, args, kwargs)
+
+    __new__.__qualname__ = f"{cls.__qualname__}.__new__"
+    return __new__
 
 
 # the slots' own setters (no attribute lookup per field set)
