@@ -125,11 +125,11 @@ def test_equal_values_give_one_record_and_unequal_ones_distinct_records(rows):
 
 def test_interning_does_not_depend_on_the_hash_seed():
     # the set of distinct records and their canonical forms are the same under any seed
-    code = ("import sys; sys.path.insert(0, %r)\n"
+    code = (f"import sys; sys.path.insert(0, {str(ROOT)!r})\n"
             "from tests.test_record_interning import Vote, Val\n"
             "from assay.model.types import canonical\n"
             "vs = {Vote(a, b, v) for a in range(4) for b in range(4) for v in Val}\n"
-            "print(len(vs), sorted(canonical(x).hex() for x in vs)[:3])" % str(ROOT))
+            "print(len(vs), sorted(canonical(x).hex() for x in vs)[:3])")
     outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                            env={"PYTHONHASHSEED": seed, "PATH": ""}, check=True).stdout
             for seed in ("0", "1", "2")}
