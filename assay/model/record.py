@@ -323,14 +323,27 @@ def _new_of(cls: type[Record]) -> Callable[..., Any]:
     arity = cls.__assay_arity__
     get = cls.__assay_table__.get       # the table is emptied, never replaced
 
+    fresh = cls._fresh
+
     def __new__(c: type[Record], *args: Any, **kwargs: Any) -> Any:
-        if c is cls and not kwargs and len(args) == arity and _is_unique(map(type, args)):
-            r = get(args)
-            return c._interned(args) if r is None else r
+        if c is cls and not kwargs and len(args) == arity:
+            if _is_unique(map(type, args)):
+                r = get(args)
+                return c._interned(args) if r is None else r
+            if _seen_all(map(type, args)):          # a tuple, a str, ...: not interned
+                return fresh(args)
         return _construct(c, args, kwargs)
 
     __new__.__qualname__ = f"{cls.__qualname__}.__new__"
+    __new__.__assay_new__ = True       # type: ignore[attr-defined]
     return __new__
+
+
+def is_assay_dunder(name: str, attr: Any) -> bool:
+    """Whether a record class's `name` attribute is one `Record` itself gives each record
+    class (its `__new__`, `_new_of`), not something of the spec's that changes its meaning."""
+    return name == "__new__" and isinstance(attr, staticmethod) \
+        and getattr(attr.__func__, "__assay_new__", False)
 
 
 # the slots' own setters (no attribute lookup per field set)
