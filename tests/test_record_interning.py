@@ -134,3 +134,16 @@ def test_interning_does_not_depend_on_the_hash_seed():
                            env={"PYTHONHASHSEED": seed, "PATH": ""}, check=True).stdout
             for seed in ("0", "1", "2")}
     assert len(outs) == 1 and outs.pop().startswith("32 ")
+
+
+class Odd(Record):       # fields named like the constructor's own parameters
+    c: int
+    cls: int
+    args: int
+    kwargs: int = 0
+
+
+def test_fields_named_like_the_constructor_s_parameters_are_fields():
+    o = Odd(c=1, cls=2, args=3, kwargs=4)
+    assert o.values() == (1, 2, 3, 4) and Odd(1, 2, 3, 4) is o
+    assert Odd(1, cls=2, args=3).kwargs == 0

@@ -129,7 +129,7 @@ class Record:
             type.__setattr__(cls, "__new__", staticmethod(_new_of(cls)))
 
     if not TYPE_CHECKING:   # a type checker sees the declared fields (dataclass_transform)
-        def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        def __new__(cls, /, *args: Any, **kwargs: Any) -> Any:   # a field may be "cls"
             # (each subclass has its own, `_new_of`: this one builds a record class with no
             # fields of its own, such as `Record` itself)
             return _construct(cls, args, kwargs)
@@ -325,7 +325,7 @@ def _new_of(cls: type[Record]) -> Callable[..., Any]:
 
     fresh = cls._fresh
 
-    def __new__(c: type[Record], *args: Any, **kwargs: Any) -> Any:
+    def __new__(c: type[Record], /, *args: Any, **kwargs: Any) -> Any:  # a field "c" too
         if c is cls and not kwargs and len(args) == arity:
             if _is_unique(map(type, args)):
                 r = get(args)
