@@ -32,13 +32,14 @@ class Message(Record):
         @property
         def sender(self) -> Any: ...
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        # every field by position (guards build many messages to look them up): as they are
-        _set_values(self, args if not kwargs and len(args) == len(self.__assay_fields__)
-                    else self._build(args, kwargs))
-        _set_hash(self, None)
-        _set_sender(self, None)
-        _set_meta(self, ())
+    @classmethod
+    def _fresh(cls, values: tuple[Any, ...]) -> Any:
+        m = object.__new__(cls)
+        _set_values(m, values)
+        _set_hash(m, None)
+        _set_sender(m, None)
+        _set_meta(m, ())
+        return m
 
     def with_sender(self, sender: str | None, meta: tuple[tuple[str, Any], ...] = ()
                     ) -> Message:

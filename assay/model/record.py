@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, dataclass_transform, get_type_h
 
 from assay.model.types import (
     ImmutableError,
+    Peer,
     TypeSpec,
     UnsupportedType,
+    _exact_kind,
     admits_any,
     is_mutable_default,
     parse_type,
@@ -23,6 +25,34 @@ from assay.model.types import (
 )
 
 _MISSING = object()
+
+# --- hash-consing -------------------------------------------------------------------------------
+# `Phase2b(acc, rm, b, v)` returns the one record of its class with those values already built,
+# when every value is of a type whose Python equality is identity of type and value (`_UNIQUE`:
+# int, None, Peer and plain Enum members -- not str, which equals a Peer; not bool, which
+# equals an int; nothing holding a message, whose sender is no part of equality): no new object
+# and, in a set or dict lookup, no `__eq__` (CPython compares identity first), and its hash is
+# computed once.  Equality stays by class and values, so a record built otherwise (`with_sender`,
+# a symmetry's renaming, one from before a table was cleared) is equal all the same: nothing
+# depends on which object a value is, only on how much work finding it costs.  Each class's
+# table holds at most `INTERN_LIMIT` records and is emptied when full (a long simulation or
+# runtime, whose messages carry ever new values, does not keep them all).
+INTERN_LIMIT = 1 << 15
+_UNIQUE: set[type] = {int, type(None), Peer}
+_is_unique = _UNIQUE.issuperset           # of `map(type, values)`: one test in C
+_SEEN: set[type] = {int, type(None), Peer, str, bool, tuple, frozenset}   # classified
+_seen_all = _SEEN.issuperset
+
+
+def _classify(values: tuple[Any, ...]) -> bool:
+    """Note the types of `values` not seen before (a plain Enum's joins `_UNIQUE`); whether the
+    values are now all unique-typed."""
+    for t in map(type, values):
+        if t not in _SEEN:
+            _SEEN.add(t)
+            if t is not bool and _exact_kind(t) == 1:
+                _UNIQUE.add(t)
+    return _is_unique(map(type, values))
 
 
 class RecordFieldError(TypeError):
@@ -63,6 +93,9 @@ class Record:
     __assay_kind__: ClassVar[str] = "record"      # how errors name it: "record", "message"
     __match_args__: ClassVar[tuple[str, ...]] = ()
 
+    __assay_arity__: ClassVar[int] = 0
+    __assay_table__: ClassVar[dict[tuple[Any, ...], Any]] = {}
+
     __slots__ = ("_values", "_hash")
     if TYPE_CHECKING:
         _values: tuple[Any, ...]
@@ -73,6 +106,8 @@ class Record:
         own = [n for n in cls.__dict__.get("__annotations__", {}) if not n.startswith("_")]
         inherited = [n for n in cls.__assay_fields__ if n not in own]
         cls.__assay_fields__ = tuple(inherited + own)
+        cls.__assay_arity__ = len(cls.__assay_fields__)
+        cls.__assay_table__ = {}         # its own (hash-consing, above)
         defaults = dict(cls.__assay_defaults__)
         for n in own:
             if n in cls.__dict__:
@@ -90,10 +125,31 @@ class Record:
             found = next((k.__dict__[n] for k in cls.__mro__ if n in k.__dict__), None)
             if found is None or is_field_property(found):
                 setattr(cls, n, _field_property(i))
+        if "__new__" not in cls.__dict__:
+            type.__setattr__(cls, "__new__", staticmethod(_new_of(cls)))
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        _set_values(self, self._build(args, kwargs))
-        _set_hash(self, None)
+    if not TYPE_CHECKING:   # a type checker sees the declared fields (dataclass_transform)
+        def __new__(cls, /, *args: Any, **kwargs: Any) -> Any:   # a field may be "cls"
+            # (each subclass has its own, `_new_of`: this one builds a record class with no
+            # fields of its own, such as `Record` itself)
+            return _construct(cls, args, kwargs)
+
+    @classmethod
+    def _fresh(cls, values: tuple[Any, ...]) -> Any:
+        """A new record of this class with these field values (the constructor's checks done)."""
+        r = object.__new__(cls)
+        _set_values(r, values)
+        _set_hash(r, None)
+        return r
+
+    @classmethod
+    def _interned(cls, values: tuple[Any, ...]) -> Any:
+        """A new record with these (unique-typed) values, noted in its class's table."""
+        table = cls.__assay_table__
+        if len(table) >= INTERN_LIMIT:
+            table.clear()
+        r = table[values] = cls._fresh(values)
+        return r
 
     @classmethod
     def _build(cls, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
@@ -246,6 +302,48 @@ class Record:
     def to_json(self) -> dict[str, Any]:
         return {"type": type(self).__name__,
                 "fields": {n: to_json(v) for n, v in zip(self.__assay_fields__, self._values)}}
+
+
+def _construct(cls: type[Record], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """A record of `cls` built from these constructor arguments: the one already built when
+    there is one (hash-consing, above)."""
+    if kwargs or len(args) != cls.__assay_arity__:
+        args = cls._build(args, kwargs)
+    if _is_unique(map(type, args)):
+        r = cls.__assay_table__.get(args)
+        return cls._interned(args) if r is None else r
+    if _seen_all(map(type, args)) or not _classify(args):
+        return cls._fresh(args)
+    return cls._interned(args)
+
+
+def _new_of(cls: type[Record]) -> Callable[..., Any]:
+    """`cls.__new__`: `_construct` with the class's arity and table bound (guards build many
+    records to look them up: every field by position is one test and one lookup)."""
+    arity = cls.__assay_arity__
+    get = cls.__assay_table__.get       # the table is emptied, never replaced
+
+    fresh = cls._fresh
+
+    def __new__(c: type[Record], /, *args: Any, **kwargs: Any) -> Any:  # a field "c" too
+        if c is cls and not kwargs and len(args) == arity:
+            if _is_unique(map(type, args)):
+                r = get(args)
+                return c._interned(args) if r is None else r
+            if _seen_all(map(type, args)):          # a tuple, a str, ...: not interned
+                return fresh(args)
+        return _construct(c, args, kwargs)
+
+    __new__.__qualname__ = f"{cls.__qualname__}.__new__"
+    __new__.__assay_new__ = True       # type: ignore[attr-defined]
+    return __new__
+
+
+def is_assay_dunder(name: str, attr: Any) -> bool:
+    """Whether a record class's `name` attribute is one `Record` itself gives each record
+    class (its `__new__`, `_new_of`), not something of the spec's that changes its meaning."""
+    return name == "__new__" and isinstance(attr, staticmethod) \
+        and getattr(attr.__func__, "__assay_new__", False)
 
 
 # the slots' own setters (no attribute lookup per field set)

@@ -17,7 +17,7 @@ import z3
 
 from assay.model.mapping import Map
 from assay.model.message import Message
-from assay.model.record import Record, is_field_property
+from assay.model.record import Record, is_assay_dunder, is_field_property
 from assay.model.types import (
     Peer,
     TypeSpec,
@@ -145,7 +145,8 @@ def plain_record(cls: Any) -> bool:
             if name in fields and not is_field_property(vars(k)[name]):
                 return False
             if name.startswith("__") and name.endswith("__") and name not in _PLAIN_DUNDERS \
-                    and not name.startswith("__assay_"):
+                    and not name.startswith("__assay_") \
+                    and not is_assay_dunder(name, vars(k)[name]):
                 return False
         if "replace" in vars(k) or "values" in vars(k):
             return False
