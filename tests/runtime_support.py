@@ -307,3 +307,19 @@ def write_locked(db: Path, system: str):
         with contextlib.suppress(sqlite3.Error):
             conn.execute("ROLLBACK")
         conn.close()
+
+
+def child_node(run_pid: int, name: str) -> int | None:
+    """The pid of the `assay node ... --name NAME` process `assay run` started."""
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+            argv = (d / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+        if ppid == run_pid and b"node" in argv and name.encode() in argv:
+            return int(d.name)
+    return None

@@ -8,7 +8,16 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from runtime_support import START, Children, assay_argv, fields, free_ports, poll, replay
+from runtime_support import (
+    START,
+    Children,
+    assay_argv,
+    child_node,
+    fields,
+    free_ports,
+    poll,
+    replay,
+)
 from runtime_support import write_deployment as deployment
 
 from assay import Component, Message, Peer, Port, System, on
@@ -114,7 +123,7 @@ def test_run_deploy_a_killed_primary_restarts_and_every_write_survives(children,
          proc=run)
     primary = fields(ports[3], "master")["primary"]           # r0, or r1 after a view change
     node = next(n for n, (_, instances) in nodes.items() if primary in instances)
-    pid = _node_of(run.pid, node)
+    pid = child_node(run.pid, node)
     assert pid is not None
     os.kill(pid, signal.SIGKILL)                      # the supervisor restarts it
     try:
@@ -133,20 +142,6 @@ def test_run_deploy_a_killed_primary_restarts_and_every_write_survives(children,
     replay(children, trace)
 
 
-def _node_of(run_pid: int, name: str) -> int | None:
-    """The pid of the `assay node ... --name NAME` process `assay run` started."""
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            stat = (d / "stat").read_text()
-            argv = (d / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
-        if ppid == run_pid and b"node" in argv and name.encode() in argv:
-            return int(d.name)
-    return None
 
 
 def test_check_of_a_system_named_by_peers_replays(tmp_path):

@@ -30,6 +30,7 @@ from runtime_support import (
     START,
     Children,
     assay_argv,
+    child_node,
     ctl,
     fields,
     free_ports,
@@ -631,20 +632,6 @@ def test_the_sends_of_a_durable_step_survive_a_crash_of_their_sender(children, t
     assert before == [resent["epoch"]] and now != resent["epoch"]
 
 
-def _child_node(run_pid: int, name: str) -> int | None:
-    """The pid of the `assay node ... --name NAME` process `assay run` started."""
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            stat = (d / "stat").read_text()
-            argv = (d / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
-        if ppid == run_pid and b"node" in argv and name.encode() in argv:
-            return int(d.name)
-    return None
 
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds node processes through /proc")
@@ -654,7 +641,7 @@ def test_the_merged_trace_of_a_run_with_a_restarted_node_replays(children, tmp_p
     run = children.popen(assay_argv("run", "--deploy", dep, "--json", "--trace-out", trace,
                                     "--state-dir", tmp_path / "state"), capture=True)
     poll(lambda: fields(pb, "client")["acked"] == 2, START, "client acked == 2", proc=run)
-    pid = _child_node(run.pid, "a")
+    pid = child_node(run.pid, "a")
     assert pid is not None
     os.kill(pid, signal.SIGKILL)                      # the supervisor restarts it
     try:

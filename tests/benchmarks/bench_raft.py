@@ -27,11 +27,12 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_whole_state import run_timed  # noqa: E402  (a script beside this one)
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = "specs/raft_election.py"
@@ -44,24 +45,10 @@ def run_check(tree: Path, args: list[str], max_time: float) -> dict:
     the child's wall and CPU seconds and peak RSS (`os.wait4`)."""
     argv = [sys.executable, "-m", "assay.cli", "check", *args,
             "--max-time", str(max_time), "--json", "-q"]
-    env = {**os.environ, "PYTHONPATH": str(tree)}
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        start = time.perf_counter()
-        proc = subprocess.Popen(argv, cwd=tree, stdout=out, stderr=err, text=True, env=env)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - start
-        code = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        text = out.read()
-        if code not in (0, 3):
-            raise SystemExit(f"assay check failed (exit {code}) in {tree}: {' '.join(argv)}\n"
-                             f"{text}{err.read()}")
+    text, wall, cpu, rss = run_timed(argv, tree, {**os.environ, "PYTHONPATH": str(tree)})
     r = json.loads(text)
-    scale = 1 if sys.platform == "darwin" else 1024
     return {"states": r["states"], "seconds": r["seconds"], "reason": r["reason"],
-            "verdict": r["verdict"], "depth": r["depth"], "wall": wall,
-            "cpu": usage.ru_utime + usage.ru_stime, "rss": usage.ru_maxrss * scale}
+            "verdict": r["verdict"], "depth": r["depth"], "wall": wall, "cpu": cpu, "rss": rss}
 
 
 RAFT = [SPEC, "-p", "max_term=2"]

@@ -45,11 +45,13 @@ from bench_scale import (  # noqa: E402  (a script beside this one)
 HAND = Path(__file__).resolve().parent / "handwritten_whole_state.py"
 
 
-def run_timed(argv: list[str]) -> tuple[str, float, float, int]:
-    """(stdout, wall s, CPU s, peak RSS bytes) of one child; exits on failure."""
+def run_timed(argv: list[str], cwd: Path = ROOT, env: dict[str, str] | None = None
+              ) -> tuple[str, float, float, int]:
+    """(stdout, wall s, CPU s, peak RSS bytes) of one child in `cwd`; exits on failure
+    (exit 3, a bound reached, is not one)."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         start = time.perf_counter()
-        proc = subprocess.Popen(argv, cwd=ROOT, stdout=out, stderr=err, text=True)
+        proc = subprocess.Popen(argv, cwd=cwd, stdout=out, stderr=err, text=True, env=env)
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
         code = os.waitstatus_to_exitcode(status)
@@ -58,7 +60,8 @@ def run_timed(argv: list[str]) -> tuple[str, float, float, int]:
         text = out.read()
         if code not in (0, 3):
             raise SystemExit(f"failed (exit {code}): {' '.join(argv)}\n{text}{err.read()}")
-        return text, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024
+        scale = 1 if sys.platform == "darwin" else 1024
+        return text, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * scale
 
 
 def run_assay(spec: str, values: tuple[int, ...], max_time: float) -> dict:
