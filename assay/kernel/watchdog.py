@@ -28,6 +28,7 @@ import time
 from types import FrameType, TracebackType
 
 from assay.errors import UsageError
+from assay.model.load import spec_frame
 
 INTERVAL = 0.5          # seconds between two looks at the main thread's stack
 GRACE = 1.0             # seconds past the time limit, in one call, before it is stopped
@@ -49,18 +50,6 @@ def stuck_after() -> float:
     if value <= 0:
         raise UsageError(f"ASSAY_STUCK_AFTER={raw!r} must be a positive number of seconds")
     return value
-
-
-def _spec_frame(frame: FrameType | None) -> FrameType | None:
-    """The innermost frame of spec code on the stack that ends in `frame`, if any."""
-    from assay.model.load import FOLDER_PREFIX, SPEC_MODULE_PREFIX
-
-    while frame is not None:
-        if str(frame.f_globals.get("__name__", "")).startswith(
-                (SPEC_MODULE_PREFIX, FOLDER_PREFIX)):
-            return frame
-        frame = frame.f_back
-    return None
 
 
 def describe(frame: FrameType) -> str:
@@ -129,7 +118,7 @@ class SpecWatch:
         while not done.wait(INTERVAL):
             now = time.monotonic()
             top = sys._current_frames().get(self._main)   # type: ignore[arg-type]
-            frame = _spec_frame(top)
+            frame = spec_frame(top)
             del top
             if frame is not held:
                 held, since, told = frame, now, False

@@ -134,15 +134,21 @@ def _forget(name: str, folder: Path) -> None:
 _BUILTINS: dict[Path, dict[str, Any]] = {}
 
 
-def in_spec_code(frame: FrameType | None) -> bool:
-    """Whether code of a loaded spec, or of a module beside one, is running in `frame` or
-    a frame that called it."""
+def spec_frame(frame: FrameType | None) -> FrameType | None:
+    """The innermost frame of a loaded spec's code (or of a module beside one) among
+    `frame` and the frames that called it, if any."""
     while frame is not None:
         name = str(frame.f_globals.get("__name__", ""))
         if name.startswith((SPEC_MODULE_PREFIX, FOLDER_PREFIX)):
-            return True
+            return frame
         frame = frame.f_back
-    return False
+    return None
+
+
+def in_spec_code(frame: FrameType | None) -> bool:
+    """Whether code of a loaded spec, or of a module beside one, is running in `frame` or
+    a frame that called it."""
+    return spec_frame(frame) is not None
 
 
 _real_os_exit = os._exit
