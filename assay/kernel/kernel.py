@@ -64,6 +64,7 @@ from assay.kernel.network import (
     UnorderedChannels,
     split_sends,
 )
+from assay.kernel.reorder import prepare as prepare_orders
 from assay.kernel.reorder import property_reads_order
 from assay.kernel.violation import Violation
 from assay.model.component import ActionInfo, ComponentInfo, component_info
@@ -1574,6 +1575,7 @@ class Kernel:
         out = []
         beyond = False
         track = self._track_reads > 0       # note what each property reads, at first only
+        prepared = None
         if track:
             self._track_reads -= 1
         for j, p in enumerate(self.properties):
@@ -1596,7 +1598,9 @@ class Kernel:
                                 ["a property must be total: it is evaluated on every reachable "
                                  "state, including initial ones",
                                  f"in state: {self.render_state(state)}"]) from None
-            if track and property_reads_order(self, p.fn, state, ok):
+            if track and prepared is None:
+                prepared = prepare_orders(self, state)      # (once for every property)
+            if track and property_reads_order(self, p.fn, state, ok, prepared):
                 raise SpecError(f"property {p.name!r} is not a function of the state: "
                                 "evaluated again on the same state, with its sets iterated "
                                 "in other orders, it gave another verdict", p.location,

@@ -92,7 +92,8 @@ def _with_values(r: Any, values: tuple[Any, ...]) -> Any:
     return new
 
 
-def property_reads_order(kernel: Any, fn: Any, state: Any, ok: Any) -> bool:
+def property_reads_order(kernel: Any, fn: Any, state: Any, ok: Any,
+                         prepared: tuple[Any, list[int]] | None = None) -> bool:
     """Whether property `fn`, which gave `ok` on `state`, gives another truth value when the
     sets in the local states it reads iterate in another order — reversed, then rotated by
     1, 2, 3 (a property's result is only its truth value: "the first element is x" needs x
@@ -102,9 +103,10 @@ def property_reads_order(kernel: Any, fn: Any, state: Any, ok: Any) -> bool:
     An order that iterates every set of the state as an earlier one did is not evaluated
     again (`_orders`: a set of 2 rotated by 1 or 3 is that set reversed), but one evaluation
     always is: on fresh views, it also tells a property that reads the clock, a counter or
-    the addresses of objects."""
-    world = _reordered_world(kernel, state)
-    for k in _orders(kernel, state):
+    the addresses of objects.  `prepared`: `prepare(kernel, state)`, made once for every
+    property of the state."""
+    world, orders = prepared or prepare(kernel, state)
+    for k in orders:
         ROTATE[0] = k
         try:
             again = fn(world)
@@ -115,6 +117,12 @@ def property_reads_order(kernel: Any, fn: Any, state: Any, ok: Any) -> bool:
         if bool(again) != bool(ok):
             return True
     return False
+
+
+def prepare(kernel: Any, state: Any) -> tuple[Any, list[int]]:
+    """What `property_reads_order` evaluates the properties of `state` on: the world with
+    its sets `Reordered` (its views made afresh on each read) and the orders to take."""
+    return _reordered_world(kernel, state), _orders(kernel, state)
 
 
 PROPERTY_ORDERS = 4
