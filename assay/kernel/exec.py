@@ -441,19 +441,6 @@ class Runner:
         # per action (by name), its last domain that had no two values equal: a domain equal
         # to it item by item has none either (one list comparison in C, not a hash per item)
         self._distinct: dict[str, list[Any]] = {}
-        # the determinism check's second runs of a state's actions and guards see its values
-        # `reordered` (`reorder`): made once per local state, the last one kept (`_reordered`)
-        self._reo: tuple[tuple[Any, ...], tuple[Any, ...]] = ((), ())
-
-    def _reordered(self, values: tuple[Any, ...]) -> tuple[Any, ...]:
-        """`values` with their sets `Reordered` (immutable values: the same tuple gives the
-        same result, so the last one is kept while the actions of one state run twice)."""
-        last = self._reo
-        if last[0] is values:
-            return last[1]
-        got = tuple(map(reordered, values))
-        self._reo = (values, got)
-        return got
 
     def explore(self, run: Callable[[], Result]) -> Result | Branched:
         """Run a step (`run` calls one of the `run_*` methods); if its code chose, run it
@@ -514,7 +501,7 @@ class Runner:
     def live(self, values: tuple[Any, ...], ctx: Context) -> Any:
         obj: Any = object.__new__(self.info.cls if ctx.assigned is None else self._recording())
         d = obj.__dict__
-        d.update(zip(self.fields, self._reordered(values) if REORDERED[0] else values))
+        d.update(zip(self.fields, map(reordered, values) if REORDERED[0] else values))
         d["__assay_ctx__"] = ctx
         if self.pools:
             # the object and its context refer to each other: a cycle, which only the
@@ -562,7 +549,7 @@ class Runner:
         field a guard assigns (its class notes every assignment: `_reader_class`)."""
         obj: Any = object.__new__(self._reader_cls or self._reader_class())
         d = obj.__dict__
-        d.update(zip(self.fields, self._reordered(values) if REORDERED[0] else values))
+        d.update(zip(self.fields, map(reordered, values) if REORDERED[0] else values))
         d["__assay_ctx__"] = Context(self.name, self.wirings)
         return obj
 

@@ -445,13 +445,20 @@ def bfs_shortest(w: Walker, inits: list[Row], near: set[State], best: int,
     found: Row | None = None
     while level and depth + 1 < best and found is None:
         nxt_level: list[Row] = []
-        for row in level:
+        # halfway through a level: what its first half came to, projected on the whole
+        # level and the next (`_outgrows`), must fit in what is left
+        half = (len(level) + 1) // 2 if w.limit is not None else 0
+        for j, row in enumerate(level):
             t = tag[row.state]
             if radius is not None and t >= radius:
                 left_out = True
                 continue
             if search.expanded >= budget or w.over():
                 return None
+            if j == half and j and _outgrows_level(
+                    len(nxt_level), j, len(level), min(OUTGROW_LEVELS, best - 2 - depth),
+                    w.limit - w.cost):  # type: ignore[operator]
+                return None                       # it would not end within the budget
             search.expanded += 1
             for ev, nxt, viol in w.moves(row):
                 s = nxt.state
@@ -474,10 +481,13 @@ def bfs_shortest(w: Walker, inits: list[Row], near: set[State], best: int,
         depth += 1
         if radius is None and found is None:      # no failing run of `depth` events or less
             search.bound = max(search.bound, depth + 1)
-        if found is None and w.limit is not None and \
+        if found is None and w.limit is not None and (
                 _outgrows(len(level), was, min(OUTGROW_LEVELS, best - 1 - depth),
-                          w.limit - w.cost):
-            return None                           # it would not end within the budget
+                          w.limit - w.cost)
+                or radius is None and len(level) * (best - 1 - depth) > w.limit - w.cost):
+            # it would not end within the budget: growing as the last level did, or (a plain
+            # search, where levels seldom shrink) not growing at all
+            return None
     search.complete = True
     search.everything = not left_out
     if found is None:
@@ -506,6 +516,20 @@ def _outgrows(size: int, was: int, levels: int, left: int) -> bool:
         if total > left * scale:
             return True
     return False
+
+
+def _outgrows_level(new: int, done: int, size: int, levels: int, left: int) -> bool:
+    """Whether a level of `size` states, whose first `done` came to `new` new states, would
+    come to more than `left` new states with the rest of it and `levels` more levels
+    (`_outgrows`), its whole projected as its first part went: P = new * size / done states,
+    then P * (P / size) ** k at the k-th level after (exact, in integers: everything times
+    done ** (levels + 1) * size ** levels)."""
+    at = new * size                               # P times done
+    dn, sz = done ** levels, size ** levels
+    total = (at - new * done) * dn * sz           # the rest of this level
+    for k in range(1, levels + 1):
+        total += at ** (k + 1) * done ** (levels - k) * size ** (levels - k)
+    return total > left * done * dn * sz
 
 
 @dataclass
