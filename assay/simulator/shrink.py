@@ -445,20 +445,24 @@ def bfs_shortest(w: Walker, inits: list[Row], near: set[State], best: int,
     found: Row | None = None
     while level and depth + 1 < best and found is None:
         nxt_level: list[Row] = []
-        # halfway through a level: what its first half came to, projected on the whole
-        # level and the next (`_outgrows`), must fit in what is left
-        half = (len(level) + 1) // 2 if w.limit is not None else 0
-        for j, row in enumerate(level):
+        # halfway through the states of a level to expand: what the first half came to,
+        # projected on the whole level and the next (`_outgrows`), must fit in what is left
+        todo = len(level) if radius is None else \
+            sum(tag[r.state] < radius for r in level)
+        half = (todo + 1) // 2 if w.limit is not None else 0
+        done = 0
+        for row in level:
             t = tag[row.state]
             if radius is not None and t >= radius:
                 left_out = True
                 continue
             if search.expanded >= budget or w.over():
                 return None
-            if j == half and j and _outgrows_level(
-                    len(nxt_level), j, len(level), min(OUTGROW_LEVELS, best - 2 - depth),
+            if done == half and done and _outgrows_level(
+                    len(nxt_level), done, todo, min(OUTGROW_LEVELS, best - 2 - depth),
                     w.limit - w.cost):  # type: ignore[operator]
                 return None                       # it would not end within the budget
+            done += 1
             search.expanded += 1
             for ev, nxt, viol in w.moves(row):
                 s = nxt.state
