@@ -365,8 +365,6 @@ class Kernel:
         self.property_reads: list[set[int]] = [set() for _ in self.properties]
         self.property_beyond = [False] * len(self.properties)
         self._track_reads = TRACK_READS
-        # `_action_alone`'s last result, by (instance, local state id, action)
-        self._alone_last: tuple[Any, tuple[tuple[int, Outcome], ...]] = (None, ())
         self.terminals = combined_terminals(system)     # a composite's too
         self._event_json: dict[int, dict[str, Any]] = {}
         self._env_canon: dict[int, bytes] = {}
@@ -667,9 +665,6 @@ class Kernel:
             return acts
         if lid == self.dormant[i]:
             return ()
-        last = self._alone_last                 # (a step's check, then its `apply`)
-        if last[0] == (i, lid, ai):
-            return last[1]  # type: ignore[no-any-return]
         inst = self.instances[i]
         values = inst.table.values[lid]
         both = self._due_once((i, "guards"), lid, False) if self._memo_once \
@@ -677,9 +672,7 @@ class Kernel:
         found: list[tuple[int, Outcome]] = []
         self._one_action(inst, values, ai, inst.info.actions[ai], both,
                          None if both else inst.runner.reader(values), found, lid)
-        res = tuple(found)
-        self._alone_last = ((i, lid, ai), res)
-        return res
+        return tuple(found)
 
     def _due_once(self, key: Any, at: Any, mark: bool = True) -> bool:
         """`Sampler.due` where no memo keeps a state's actions (`_memo_once`: each state is
@@ -1021,7 +1014,6 @@ class Kernel:
             t.values.clear()
             t.ids.clear()
             t.canon.clear()
-        self._alone_last = (None, ())
         for inst in self.instances:                 # (cleared in place: shared by reference)
             inst.amemo.clear()
             inst.views.clear()
