@@ -18,8 +18,10 @@ violation, same property or blame).  The passes, in order:
    `Search.bound` says how many levels it went through when it does not); else through wider
    neighbourhoods, radius 2 to 4, while the budget lasts.  A search whose next level,
    growing as the last one did, would outgrow what is left of the budget stops there
-   (`_outgrows`): a search that does not end finds nothing.  Then 1-3 again on the result,
-   so it is also 1-minimal.
+   (`_outgrows`), and so does one halfway through a level whose first half, projected on
+   the whole level and the next, would (`_outgrows_level`), or a plain search whose levels
+   would even not growing: a search that does not end finds nothing.  Then 1-3 again on
+   the result, so it is also 1-minimal.
 
 The budget (`budget_for`): shrinking a failure costs in proportion to what finding it took.
 It counts the states shrinking comes to that the failing run did not visit (`Walker.cost`;
