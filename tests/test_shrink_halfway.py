@@ -12,9 +12,10 @@ from pathlib import Path
 from assay import Component, System, action
 from assay.checker import check
 from assay.kernel import Kernel
+from assay.kernel.trace import RECORDED, find_initial, replay_checked
 from assay.model.load import build
 from assay.simulator import FaultRates, Options
-from assay.simulator.campaign import kernel_for, run_indices, shrink_report
+from assay.simulator.campaign import kernel_for, recorded, run_indices, shrink_report
 from assay.simulator.run import moves_of
 from assay.simulator.shrink import Search, Walker, _outgrows_level, bfs_shortest, signature
 
@@ -116,3 +117,34 @@ def test_coin_elections_first_failures_shrink_to_checks_shortest_for_less():
         sh = shrink_report(k, rep, opts, searched)
         assert len(sh.events) == rep.events in (4, 5)
         assert sh.cost <= 20, (seed, sh.cost)
+
+
+def test_a_shrunk_trace_is_recorded_without_checking_its_events_again():
+    """Shrinking replayed every event of its result, checking each is enabled: recording the
+    trace applies them (`explain(..., enabled=True)`), the same trace as `step` records,
+    without asking again whether each is enabled (before: once per event)."""
+    system, _, _ = build(str(REPO / "specs" / "tla_paxos_commit_bug_any.py"), None, {})
+    opts = Options(steps=1000, rates=FaultRates())
+    for seed in range(3):
+        k = kernel_for(system, opts.rates)
+        known: set[object] = set()
+        for i in range(3000):
+            rep = run_indices(k, seed, [i], opts, known, fingerprints=False)[0]
+            if rep.violation is not None:
+                break
+        asked: list[int] = []
+
+        def noted(state: object, ev: int, asked: list[int] = asked,
+                  plain: object = k.enabled_alone) -> bool:
+            asked.append(ev)
+            return plain(state, ev)  # type: ignore[operator, no-any-return]
+
+        k.enabled_alone = noted  # type: ignore[method-assign, assignment]
+        sh = shrink_report(k, rep, opts, rep.events)
+        assert asked == [], seed                  # shrinking itself steps events alone
+        del k.enabled_alone
+        fresh = kernel_for(system, opts.rates)
+        start = find_initial(fresh, sh.initial)
+        names = [{f: v for f, v in e.items() if f not in RECORDED} for e in sh.events]
+        ids = [st.event for st in replay_checked(fresh, names, start).steps]
+        assert recorded(fresh, start, ids) == sh.events

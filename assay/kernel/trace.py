@@ -265,13 +265,20 @@ def _clip(v: Any, most: int = 80) -> str:
     return text if len(text) <= most else text[:most] + "..."
 
 
-def explain(kernel: Kernel, before: State, ev: int, index: int) -> tuple[Step, State]:
-    """Run one step and describe it for a person."""
-    res = kernel.step(before, ev)
+def explain(kernel: Kernel, before: State, ev: int, index: int,
+            enabled: bool = False) -> tuple[Step, State]:
+    """Run one step and describe it for a person.  `enabled`: `ev` is known to be enabled in
+    `before` (a replay that checked it took it there): `apply`, not `step`, which checks it
+    again."""
+    if enabled:
+        after, sent, viol = kernel.apply(before, ev)
+        sends = tuple(str(kernel.envs[s]) for s in sent)
+    else:
+        res = kernel.step(before, ev)
+        after, sends, viol = res.state, tuple(str(e) for e in res.sends), res.violations
     step = Step(index, ev, kernel.describe(ev), kernel.event(ev).to_json(),
-                tuple(kernel.changes(before, res.state)), tuple(str(e) for e in res.sends),
-                res.violations, kernel.lost(before, ev))
-    return step, res.state
+                tuple(kernel.changes(before, after)), sends, viol, kernel.lost(before, ev))
+    return step, after
 
 
 def initial_json(kernel: Kernel, state: State) -> dict[str, dict[str, Any]]:

@@ -75,9 +75,11 @@ class RunReport:
     suspected: dict[str, Any] | None = None
 
 
-def recorded(kernel: Kernel, start: State, events: list[int]) -> list[dict[str, Any]]:
+def recorded(kernel: Kernel, start: State, events: list[int],
+             enabled: bool = False) -> list[dict[str, Any]]:
     """Events (ids of `kernel`, enabled in turn from `start`) as a trace file lists them:
-    with what each step changed, for replay to compare."""
+    with what each step changed, for replay to compare.  `enabled`: a replay that checked
+    each event's enabledness took them (`trace.explain`)."""
     memo = _RECORDED.get(kernel)
     if memo is None:
         memo = _RECORDED[kernel] = {}
@@ -86,7 +88,7 @@ def recorded(kernel: Kernel, start: State, events: list[int]) -> list[dict[str, 
     for i, ev in enumerate(events, 1):
         got = memo.get((state, ev))              # runs take the same steps again and again
         if got is None:
-            step, nxt = explain(kernel, state, ev, i)
+            step, nxt = explain(kernel, state, ev, i, enabled)
             got = (recorded_event(step), nxt)
             if len(memo) < 100_000:
                 memo[(state, ev)] = got
@@ -276,7 +278,7 @@ def shrink_report(kernel: Kernel, report: RunReport, opts: Options, searched: in
     small = shrink_run(kernel, took[0], took[1], took[2], budget=budget_for(searched),
                        faults=fault_kinds(opts.rates), earlier=_earlier(kernel, earlier))
     start = small.start.state
-    events = recorded(kernel, start, small.events)
+    events = recorded(kernel, start, small.events, True)     # (shrinking replayed them)
     return Shrinking(report.index, initial_json(kernel, start), events,
                      time.perf_counter() - started, small.removed, small.search.radius,
                      small.search.everything, small.cost)
