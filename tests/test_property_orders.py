@@ -96,3 +96,27 @@ def test_a_property_of_the_sets_contents_passes(tmp_path: Path) -> None:
                     .replace("BODY", 'min(g["c"].names) == "alice"'))
     system, _, _ = build(str(path), None, {})
     assert check(system).violation is None
+
+
+def test_a_states_orders_are_found_once_for_all_its_properties(monkeypatch) -> None:
+    """coin_election has two properties: the orders of a state's sets (and its reordered
+    world) are prepared once per state evaluated, not once per property (before: twice)."""
+    from assay.kernel import Kernel
+    from assay.kernel import reorder
+
+    system, _, _ = build(str(Path(__file__).resolve().parents[1] / "specs" /
+                             "coin_election_bug_ties.py"), None, {})
+    assert len(system.properties) == 2
+    found: list[object] = []
+    plain = reorder._orders
+
+    def noted(kernel: object, state: object) -> list[int]:
+        found.append(state)
+        return plain(kernel, state)
+
+    monkeypatch.setattr(reorder, "_orders", noted)
+    k = Kernel(system)
+    states = [s for s, _ in k.initial_states()]
+    for s in states:
+        k.property_violations(s)
+    assert found == states
