@@ -101,8 +101,7 @@ def test_a_property_of_the_sets_contents_passes(tmp_path: Path) -> None:
 def test_a_states_orders_are_found_once_for_all_its_properties(monkeypatch) -> None:
     """coin_election has two properties: the orders of a state's sets (and its reordered
     world) are prepared once per state evaluated, not once per property (before: twice)."""
-    from assay.kernel import Kernel
-    from assay.kernel import reorder
+    from assay.kernel import Kernel, reorder
 
     system, _, _ = build(str(Path(__file__).resolve().parents[1] / "specs" /
                              "coin_election_bug_ties.py"), None, {})
