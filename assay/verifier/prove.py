@@ -176,6 +176,7 @@ from assay.verifier.statements import (
 from assay.verifier.types import (
     BOOL,
     INT,
+    NOT_PLAIN,
     PEER,
     STR,
     Bounds,
@@ -187,6 +188,7 @@ from assay.verifier.types import (
     Unsupported,
     Val,
     _describe,
+    adds_nothing,
     bounds,
     card,
     conj,
@@ -302,9 +304,11 @@ class ComponentEncoding:
             fields[n] = Val(ty, v)
             if rng is not None:
                 assume.append(rng.holds(v))
-        if self.timer_messages is None or cls in self.timer_messages:
-            sender: Any = (f"m.sender of a {cls.__name__}, which may also arrive as a timer of "
-                           "this component (then its sender is None)")
+        if not adds_nothing(cls):
+            sender: Any = f"m.sender of a {cls.__name__}: {NOT_PLAIN}"
+        elif self.timer_messages is None or cls in self.timer_messages:
+            sender = (f"m.sender of a {cls.__name__}, which may also arrive as a timer of "
+                      "this component (then its sender is None)")
         else:
             sv = z3.Const("m.sender", peer_sort())
             sender = Val(PEER, sv)
