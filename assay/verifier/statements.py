@@ -87,6 +87,9 @@ class SendSite:
     parts: list[tuple[Any, str]]   # (condition the kernel checks, what it says)
     line: int
     end_line: int
+    # the element constants of the `for x in a_set:` loops around it (innermost last): the
+    # site stands for one send per element, which `conformance` must count as such
+    loops: tuple[Any, ...] = ()
 
     @property
     def ok(self) -> Any:
@@ -155,6 +158,7 @@ class Translator(Expressions):
         self.written: set[str] = set()
         self.depth = 0
         self.stack: list[Any] = []
+        self.set_loops: list[Any] = []      # the elements of the set loops being translated
 
     # --- entry points ------------------------------------------------------------------------
 
@@ -334,7 +338,11 @@ class Translator(Expressions):
         body.pc = enter = conj(pc0, z3.IsMember(x, dom.e))
         n_exits, n_sends, written = len(st.act.exits), len(self.sends), set(self.written)
         self.assign(s.target, Val(elem, x), body, s)
-        self.block(s.body, body)
+        self.set_loops.append(x)
+        try:
+            self.block(s.body, body)
+        finally:
+            self.set_loops.pop()
         why = None
         if len(st.act.exits) != n_exits:
             why = "returns"
@@ -511,7 +519,7 @@ class Translator(Expressions):
         parts += self._message_parts(msg)
         parts += port_contract(self.enc, port.name, msg)
         site = SendSite(attr, port.name, msg, to, st.pc, parts, node.lineno,
-                        node.end_lineno or node.lineno)
+                        node.end_lineno or node.lineno, tuple(self.set_loops))
         self.sends.append(site)
         st.pc = conj(st.pc, site.ok)
         return NONE
@@ -538,7 +546,7 @@ class Translator(Expressions):
             raise _unsupported(f"self.after() of {_describe(msg)}", node)
         parts = [(delay.e >= 0, "the delay is >= 0"), *self._message_parts(msg)]
         site = SendSite("timer", None, msg, None, st.pc, parts, node.lineno,
-                        node.end_lineno or node.lineno)
+                        node.end_lineno or node.lineno, tuple(self.set_loops))
         self.sends.append(site)
         st.pc = conj(st.pc, site.ok)
         return NONE
