@@ -159,6 +159,7 @@ class Translator(Expressions):
         self.depth = 0
         self.stack: list[Any] = []
         self.set_loops: list[Any] = []      # the elements of the set loops being translated
+        self.choices: list[Any] = []        # the constants of every self.choose() so far
 
     # --- entry points ------------------------------------------------------------------------
 
@@ -337,6 +338,7 @@ class Translator(Expressions):
         body = st.copy()
         body.pc = enter = conj(pc0, z3.IsMember(x, dom.e))
         n_exits, n_sends, written = len(st.act.exits), len(self.sends), set(self.written)
+        n_choices = len(self.choices)
         self.assign(s.target, Val(elem, x), body, s)
         self.set_loops.append(x)
         try:
@@ -357,6 +359,9 @@ class Translator(Expressions):
         if body.pc is not enter:
             v = z3.Const(f"for@{s.lineno}#{n}'", sort_of(elem))
             done = z3.substitute(body.pc, (x, v))
+            chosen = self.choices[n_choices:]
+            if chosen:          # each member's run chooses anew: some choice completes it
+                done = z3.Exists(chosen, done)
             st.pc = conj(pc0, z3.ForAll([v], z3.Implies(z3.IsMember(v, dom.e), done)))
         for k in body.locs:
             if k not in st.locs or body.locs[k] is not st.locs[k]:
@@ -562,12 +567,14 @@ class Translator(Expressions):
         opts = self.ex(node.args[0], st)
         if isinstance(opts, RangeObj):
             c = z3.FreshInt(f"choice@{node.lineno}")
+            self.choices.append(c)
             self.check(st, opts.contains(opts.lo), node, "choose() from an empty range")
             st.pc = conj(st.pc, opts.contains(c))
             return Val(INT, c)
         if isinstance(opts, Val) and opts.ty.kind == "set" and opts.ty.elem is not None:
             c = z3.FreshConst(sort_of(opts.ty.elem), f"choice@{node.lineno}")
             w = z3.FreshConst(sort_of(opts.ty.elem), f"some@{node.lineno}")
+            self.choices.append(c)
             self.check(st, z3.Exists([w], z3.IsMember(w, opts.e)), node,
                        "choose() from an empty set")
             st.pc = conj(st.pc, z3.IsMember(c, opts.e))
