@@ -1,0 +1,214 @@
+"""Soundness red team of `assay verify` (third round): specs whose contracts are false under
+Python's semantics (each shown so by running the spec's own code, or by `assay check`) must be
+refuted or unknown with the reason, never proved; each has a true twin that stays proved.
+The table at the end pins the constructs probed this round and found right."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from assay.model.load import build, load_module
+from assay.verifier.verify import VerifyReport, verify
+from tests.test_redteam_verify import verdicts, verify_go
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def verify_file(path: Path) -> VerifyReport:
+    system, _, _ = build(str(path))
+    return verify(system)
+
+
+def run_cli(cmd: str, path: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "assay", cmd, str(path)], env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+# --- a message class whose own methods change what it builds or reads (was proved) ------------
+
+OWN = {
+    "new": "    def __new__(cls, a):\n        return Message.__new__(cls, a + 1)\n",
+    "init": "    def __init__(self, a):\n        raise ValueError('no')\n",
+    "getattribute": "    def __getattribute__(self, k):\n"
+                    "        return 7 if k == 'a' else object.__getattribute__(self, k)\n",
+    "property": "    @property\n    def a(self):\n        return 42\n",
+}
+
+
+def _own(kind: str) -> str:
+    if kind == "property":      # a field's name given to a property in a subclass
+        return "from assay import Message\n\nclass Base(Message):\n    a: int\n\n" \
+               f"class Go2(Base):\n{OWN[kind]}\n"
+    return f"from assay import Message\n\nclass Go2(Message):\n    a: int\n\n{OWN[kind]}\n"
+
+
+@pytest.mark.parametrize("kind", sorted(OWN))
+def test_a_message_class_with_methods_of_its_own_is_not_translated(tmp_path: Path,
+                                                                    kind: str) -> None:
+    """`Go2(m.a).a == m.a` was proved: the translation built the message from its fields as
+    if the class added nothing, while Python runs the class's own `__new__`, `__init__`,
+    `__getattribute__` or property (4, a ValueError, 7, 42 for `Go2(3).a`)."""
+    prelude = _own(kind)
+    mod = load_module(str(_write(tmp_path / f"own_{kind}.py", prelude)))
+    try:
+        assert mod.Go2(3).a != 3
+    except ValueError:
+        assert kind == "init"
+    r = verify_go(tmp_path, f"own_{kind}", "x = Go2(m.a)\nself.n = x.a", "self.n == m.a",
+                  prelude=prelude)
+    (ens,) = r.find("C", "go", "ensures")
+    assert ens.verdict == "unknown" and "a message class whose own methods" in ens.reason, \
+        r.text()
+    assert r.verdict != "proved"
+    # the plain message class: still proved
+    assert verify_go(tmp_path, f"plain_{kind}", "x = Go(m.a)\nself.n = x.a",
+                     "self.n == m.a").verdict == "proved"
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+RECEIVE = """
+from typing import Optional
+from assay import Component, Message, Port, System, action, on
+
+class Go2(Message):
+    a: Optional[int]
+OWN
+
+class C(Component):
+    peer = Port()
+    n: int = 0
+
+    @on(Go2)
+    def go(self, m):
+        if m.a is not None:
+            self.n = m.a + 1
+
+class D(Component):
+    peer = Port()
+    k: int = 0
+
+    @action(when=lambda self: self.k == 0)
+    def fire(self):
+        self.k = 1
+        self.peer.send(Go2(SENT))
+
+def system():
+    s = System('t')
+    s.connect(s.add('c', C).peer, s.add('d', D).peer)
+    return s
+"""
+
+
+def test_a_received_message_of_such_a_class_is_not_read_as_its_fields(tmp_path: Path) -> None:
+    """The receiver's `m.a` runs the class's `__getattribute__` too: here `m.a is not None`
+    is True and `m.a + 1` then raises TypeError, which `check` finds; verify proved "raises
+    no exception" reading `m.a` as the field."""
+    own = ("\n    def __getattribute__(self, k):\n        v = object.__getattribute__(self, k)"
+           "\n        return 'x' if k == 'a' and v is None else v\n")
+    path = _write(tmp_path / "receive.py", RECEIVE.replace("OWN", own).replace("SENT", "None"))
+    out = run_cli("check", path)
+    assert out.returncode == 1 and "TypeError" in out.stdout, out.stdout
+    r = verify_file(path)
+    (exc,) = r.find("C", "go", "no-exception")
+    assert exc.verdict == "unknown" and "a message class whose own methods" in exc.reason
+    path = _write(tmp_path / "receive_ok.py", RECEIVE.replace("OWN", "").replace("SENT", "1"))
+    assert verify_file(path).verdict == "proved"
+
+
+# --- a send in a for loop over a set, on a port with a protocol (was proved) --------------------
+
+LOOP = """
+from assay import Component, Message, Peer, Port, System, action, on
+from assay import protocol as p
+
+class X(Message):
+    n: int
+
+ONE = p.send(X) >> p.end
+
+class A(Component):
+    out = Port(ONE, many=MANY)
+    s: frozenset[int] = frozenset({1, 2})
+    sent: bool = False
+
+    @action(when=lambda self: not self.sent)
+    def go(self):
+        self.sent = True
+        BODY
+
+class B(Component):
+    inp = Port(ONE.dual())
+    got: int = 0
+
+    @on(X)
+    def x(self, m):
+        self.got = self.got + 1
+
+def system():
+    s = System('pl')
+    a = s.add('a', A)
+    s.connect(a.out, s.add('b', B).inp)
+    if MANY:
+        s.connect(a.out, s.add('c', B).inp)
+
+    @s.terminal
+    def done(g):
+        return True
+    return s
+"""
+
+SEND_PER_MEMBER = [
+    # (many-port, body, the protocol is kept)
+    (False, "for x in self.s:\n            self.out.send(X(x))", False),
+    (True, "for x in self.s:\n            self.out.broadcast(X(x))", False),
+    (True, "for x in self.s:\n            self.out.send(X(x), to=Peer('b'))", False),
+    (True, "for q in self.out.peers:\n            self.out.send(X(1), to=q)", True),
+]
+
+
+@pytest.mark.parametrize("i", range(len(SEND_PER_MEMBER)))
+def test_a_send_in_a_loop_over_a_set_counts_once_per_member(tmp_path: Path, i: int) -> None:
+    """The body of `for x in self.s:` is translated once, for an arbitrary member, so its send
+    site was counted as one send on the session: `p.send(X) >> p.end` was proved kept by a
+    loop that sends X twice on it (`check`: "which its protocol does not allow here").  A
+    send to the loop's element (one per peer) is still proved."""
+    many, body, kept = SEND_PER_MEMBER[i]
+    path = _write(tmp_path / f"loop{i}.py",
+                  LOOP.replace("MANY", str(many)).replace("BODY", body))
+    out = run_cli("check", path)
+    assert (out.returncode == 0) == kept, out.stdout
+    r = verify_file(path)
+    (proto,) = r.find("A", "go", "protocol")
+    if kept:
+        assert proto.verdict == "proved", r.text()
+        return
+    assert "which its protocol does not allow" in out.stdout
+    assert proto.verdict == "unknown" and "in a for loop over a frozenset" in proto.reason, \
+        r.text()
+
+
+# --- a choice made in a loop over a set (was proved) ---------------------------------------------
+
+CHOOSE = ("if m.a > 0:\n    for x in self.s:\n        c = self.choose(range(2))\n"
+          "        assert c == x % 2\n    self.n = 1\nelse:\n    self.n = 2")
+
+
+def test_a_choice_in_a_loop_over_a_set_is_made_for_each_member(tmp_path: Path) -> None:
+    """One constant stood for the choice of every iteration, so the loop completed only
+    where one value suited every member: with s = {1, 2} none does, and `self.n == 2` was
+    proved after it — but the kernel chooses 1 for x = 1 and 0 for x = 2 and ends with
+    n == 1."""
+    pre = "lambda self, m: self.s == frozenset({1, 2})"
+    r = verify_go(tmp_path, "choose_loop", CHOOSE, "self.n == 2", pre)
+    assert verdicts(r)["ensures"] != "proved", r.text()
+    r = verify_go(tmp_path, "choose_loop_ok", CHOOSE, "self.n in (1, 2)", pre)
+    assert verdicts(r)["ensures"] == "proved", r.text()
