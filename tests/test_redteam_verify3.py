@@ -70,6 +70,18 @@ def test_a_message_class_with_methods_of_its_own_is_not_translated(tmp_path: Pat
                      "self.n == m.a").verdict == "proved"
 
 
+def test_a_message_class_that_only_prints_its_own_way_is_still_translated(
+        tmp_path: Path) -> None:
+    """`__repr__` and `__str__` change how a message prints, not what it holds or reads (and
+    `repr()`/`str()` are not translated): such a class stays plain, as a record does."""
+    prelude = ("from assay import Message\n\nclass Go2(Message):\n    a: int\n\n"
+               "    def __repr__(self):\n        return 'go'\n\n"
+               "    def __str__(self):\n        return 'go'\n")
+    r = verify_go(tmp_path, "own_repr", "x = Go2(m.a)\nself.n = x.a", "self.n == m.a",
+                  prelude=prelude)
+    assert r.verdict == "proved", r.text()
+
+
 def _write(path: Path, text: str) -> Path:
     path.write_text(text)
     return path

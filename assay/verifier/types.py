@@ -164,7 +164,10 @@ def adds_nothing(cls: type) -> bool:
 
 _PLAIN_DUNDERS = frozenset({"__module__", "__qualname__", "__doc__", "__annotations__",
                             "__dict__", "__weakref__", "__match_args__", "__slots__",
-                            "__orig_bases__", "__firstlineno__", "__static_attributes__"})
+                            "__orig_bases__", "__firstlineno__", "__static_attributes__",
+                            "__annotate_func__", "__annotations_cache__",   # Python 3.14
+                            # how it prints: `repr()` and `str()` are not translated
+                            "__repr__", "__str__"})
 
 
 def seq_ty(elem: Ty) -> Ty:
