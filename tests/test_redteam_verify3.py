@@ -224,3 +224,70 @@ def test_a_choice_in_a_loop_over_a_set_is_made_for_each_member(tmp_path: Path) -
     assert verdicts(r)["ensures"] != "proved", r.text()
     r = verify_go(tmp_path, "choose_loop_ok", CHOOSE, "self.n in (1, 2)", pre)
     assert verdicts(r)["ensures"] == "proved", r.text()
+
+
+# --- probed and found right: a false contract and its true twin ---------------------------------
+
+HELPER = ("def h(c, x, k=3):\n    if x > 0:\n        return 1\n    c.n = 5\n    return k\n\n"
+          "def loop(c, x):\n    for i in range(2):\n        for j in range(2):\n"
+          "            if i + j == x:\n                return\n            c.n = c.n + 1\n")
+
+RIGHT = [
+    # (body, false ensures, true ensures, requires or None); the module defines h and loop
+    ("for x in self.s:\n    if x == m.a:\n        raise ValueError()\nself.n = 1",
+     "m.a in old.s", "m.a not in old.s", "lambda self, m: m.a not in self.s"),
+    ("self.n = h(self, m.a)", "self.n == 5 or self.n == 1",
+     "self.n == (1 if m.a > 0 else 3)", None),
+    ("loop(self, m.a)", "self.n == old.n + 4",
+     "self.n == old.n + (0 if m.a == 0 else 1 if m.a == 1 else 3 if m.a == 2 else 4)", None),
+    ("self.n += self.bump()", "self.n == old.n + 2", "self.n == old.n + 1", None),
+    ("x = (self.n, self.bump())\nself.n = x[0] - x[1]", "self.n == old.n",
+     "self.n == old.n - 1", None),
+    ("self.n = max(self.bump(), self.n)", "self.n == max(old.n, 1)",
+     "self.n == max(1, old.n + 1)", None),
+    ("self.n, self.n = 1, 2", "self.n == 1", "self.n == 2", None),
+    ("x = self\nx.n = 5", "self.n == old.n", "self.n == 5", None),
+    ("for a, b in ((1, 2), (3, 4)):\n    self.n = self.n + a * b", "self.n == old.n + 10",
+     "self.n == old.n + 14", None),
+    ("self.t = (m.a,) + self.t", "self.t[-1] == m.a", "self.t[0] == m.a", None),
+    ("self.n = m.a // -3", "self.n * -3 <= m.a", "self.n * -3 >= m.a", None),
+    ("self.mp = self.mp.set(m.a, 1)", "len(self.mp) == len(old.mp) + 1",
+     "len(self.mp) == len(old.mp) + (0 if m.a in old.mp else 1)", None),
+    ("self.mp = Map({1: 2}) | Map({1: 3})", "self.mp[1] == 2", "self.mp[1] == 3", None),
+    ("self.b = all(self.mp[k] > 0 for k in self.mp)", "self.b",
+     "self.b == all(v > 0 for v in self.mp.values())", None),
+    ("self.b = 'ab' + 'c' == 'a' + 'bc'", "not self.b", "self.b", None),
+    ("x = self.mp.get(m.a)\nif x is not None:\n    self.n = x + 0",
+     "self.n == self.mp[m.a]", "self.n == self.mp.get(m.a, old.n)", None),
+]
+
+
+@pytest.mark.parametrize("i", range(len(RIGHT)))
+def test_probed_and_right(tmp_path: Path, i: int) -> None:
+    body, false, true, pre = RIGHT[i]
+    r = verify_go(tmp_path, f"right{i}", body, false, None if "raise" in body else pre,
+                  prelude=HELPER)
+    assert r.verdict == "refuted", r.text()
+    assert verify_go(tmp_path, f"right{i}_ok", body, true, pre,
+                     prelude=HELPER).verdict == "proved"
+
+
+UNKNOWN = [
+    # constructs whose meaning the translation does not model: unknown, never proved
+    ("for x in self.t:\n    self.n = self.n + 1", "self.n == old.n"),
+    ("for x in self.s:\n    self.n = x", "self.n == old.n"),
+    ("a, b = self.t\nself.n = a", "True"),
+    ("self.n = h(self, m.a, k=5)", "self.n == 5"),
+    ("self.n = ~m.a", "self.n == -m.a"),
+    ("self.n = self.t.index(m.a)", "True"),
+    ("self.b = 'a' < 'b'", "not self.b"),
+    ("x: int\nself.n = x", "True"),
+]
+
+
+@pytest.mark.parametrize("i", range(len(UNKNOWN)))
+def test_probed_and_unknown(tmp_path: Path, i: int) -> None:
+    body, false = UNKNOWN[i]
+    r = verify_go(tmp_path, f"unk{i}", body, false, prelude=HELPER)
+    (ens,) = r.find("C", "go", "ensures")
+    assert ens.verdict == "unknown" and ens.reason, r.text()
