@@ -291,3 +291,88 @@ def test_probed_and_unknown(tmp_path: Path, i: int) -> None:
     r = verify_go(tmp_path, f"unk{i}", body, false, prelude=HELPER)
     (ens,) = r.find("C", "go", "ensures")
     assert ens.verdict == "unknown" and ens.reason, r.text()
+
+
+# --- a pool's slot spawned with values (was proved from the class's initial state) ---------------
+
+POOL = """
+from assay import Component, Message, Peer, Port, System, action, invariant, on
+from assay import protocol as p
+
+
+class Job(Message):
+    job: int
+
+
+class Done(Message):
+    job: int
+
+
+W = p.loop(lambda again: p.recv(Job) >> p.send(Done) >> again | p.end)
+
+
+class Dispatcher(Component):
+    workers = Port(W.dual(), many=True)
+    live: frozenset[Peer] = frozenset()
+    grown: bool = False
+
+    @action(when=lambda self: not self.grown)
+    def grow(self):
+        self.grown = True
+        SPAWN
+
+    @on(Done)
+    def finished(self, m):
+        pass
+
+
+class Worker(Component):
+    boss = Port(W)
+    busy: bool = False
+
+    @invariant
+    def at_most_one(self):
+        return not self.busy or self.busy
+
+    @on(Job)
+    def take(self, m):
+        self.busy = True
+
+    @action(when=lambda self: self.busy)
+    def finish(self):
+        self.boss.send(Done(0))
+        self.busy = False
+
+
+def system():
+    s = System("pool_spawn", network="fifo")
+    d = s.add("dispatcher", Dispatcher)
+    s.pool("worker", Worker, size=1, owner=d.workers, port="boss", live="live")
+
+    @s.terminal
+    def end(g):
+        return True
+    return s
+"""
+
+
+@pytest.mark.parametrize("spawn,kept", [('self.spawn("worker", busy=True)', False),
+                                        ('self.spawn("worker")', True)])
+def test_a_slot_spawned_with_values_does_not_start_in_its_initial_state(
+        tmp_path: Path, spawn: str, kept: bool) -> None:
+    """A slot starts, each time it is spawned, from its class's initial state with the values
+    the spawn gives: here busy=True, so `finish` sends Done where the protocol expects a Job
+    (`check` finds it).  Worker's initial state and the relation inferred from it (busy
+    exactly after a Job) were proved from the class's defaults alone."""
+    path = _write(tmp_path / "pool.py", POOL.replace("SPAWN", spawn))
+    out = run_cli("check", path)
+    assert (out.returncode == 0) == kept, out.stdout
+    r = verify_file(path)
+    (init,) = r.find("Worker", kind="init")
+    (proto,) = r.find("Worker", "finish", "protocol")
+    if kept:
+        assert init.verdict == "proved" and proto.verdict == "proved", r.text()
+        return
+    assert "which its protocol does not allow" in out.stdout
+    assert init.verdict == "unknown" and "may start from the values" in init.reason, r.text()
+    assert proto.verdict != "proved", r.text()

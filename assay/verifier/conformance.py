@@ -97,6 +97,7 @@ from assay.verifier.concrete import (
     initial_choices,
     initial_rows,
     real_wiring,
+    spawned_with_values,
     wirings,
 )
 from assay.verifier.types import PEER, ModelReader, SelfObj, Unsupported, Val, peer_sort, to_z3
@@ -427,6 +428,10 @@ class _Class:
 
     def _prune_initial(self) -> None:
         info = self.info
+        if spawned_with_values(self.system, self.names):   # nothing known at the start
+            for q in self.cands:
+                self.cands[q][0] = []
+            return
         for name in self.names:
             wiring = real_wiring(self.system, name, info)
             combos = itertools.islice(
