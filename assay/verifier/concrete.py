@@ -3,6 +3,8 @@ refutations on and that `suggest` evaluates candidate conditions on, both throug
 `Runner` (so a witness is what the kernel would do, not what the translation believes)."""
 from __future__ import annotations
 
+import ast
+import inspect
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -78,6 +80,48 @@ def correlated(system: System, name: str, info: ComponentInfo) -> bool:
     """Whether the instance's initial states are listed or filtered (`initially`), not the
     product of `initial_choices`."""
     return info.correlated(system.overrides.get(name))
+
+
+def spawned_with_values(system: System, names: list[str]) -> str | None:
+    """Why some of the instances `names` may start from a state that is not one of their
+    initial states: a slot of an elastic pool starts, each time it is spawned, from its
+    class's initial state *with the values the spawn gives* (`self.spawn("w", busy=True)`),
+    which the translation does not follow (`spawn` is not translated).  None when no slot is
+    among them, or when no module of the system's classes spawns with values (every
+    `.spawn(...)` call gives the pool's name only) or names `Spawn` (a spawn message built by
+    hand)."""
+    pools = [p for p in getattr(system, "pools", ()) if set(p.slots) & set(names)]
+    if not pools:
+        return None
+    modules = {inspect.getmodule(k) for c in system.instances.values() for k in c.__mro__
+               if not k.__module__.startswith("assay.") and k is not object}
+    for mod in sorted(filter(None, modules), key=lambda m: m.__name__):
+        why = _spawns_with_values(mod)
+        if why:
+            return (f"a slot of pool {pools[0].name!r} may start from the values {why} gives, "
+                    f"not only from {pools[0].cls.__name__}'s initial state")
+    return None
+
+
+def _spawns_with_values(mod: Any) -> str | None:
+    try:
+        tree = ast.parse(inspect.getsource(mod))
+    except (OSError, TypeError, SyntaxError):
+        return f"module {mod.__name__} (whose source is not available)"
+    called = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
+    where = f"of {getattr(mod, '__file__', None) or mod.__name__}"
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Attribute) and n.attr == "spawn" and id(n) not in called:
+            return f"the spawn named (not called) at line {n.lineno} {where}"
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) \
+                and n.func.attr == "spawn" and (n.keywords or len(n.args) != 1
+                                                or isinstance(n.args[0], ast.Starred)):
+            return f"the spawn at line {n.lineno} {where}"
+        if isinstance(n, ast.Name) and n.id == "Spawn" \
+                or isinstance(n, ast.Attribute) and n.attr == "Spawn" \
+                or isinstance(n, ast.alias) and n.name.rsplit(".", 1)[-1] == "Spawn":
+            return f"a Spawn built by hand (line {getattr(n, 'lineno', '?')} {where})"
+    return None
 
 
 def initial_rows(system: System, name: str, info: ComponentInfo) -> list[tuple[Any, ...]]:

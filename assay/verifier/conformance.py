@@ -97,6 +97,7 @@ from assay.verifier.concrete import (
     initial_choices,
     initial_rows,
     real_wiring,
+    spawned_with_values,
     wirings,
 )
 from assay.verifier.types import PEER, ModelReader, SelfObj, Unsupported, Val, peer_sort, to_z3
@@ -427,6 +428,10 @@ class _Class:
 
     def _prune_initial(self) -> None:
         info = self.info
+        if spawned_with_values(self.system, self.names):   # nothing known at the start
+            for q in self.cands:
+                self.cands[q][0] = []
+            return
         for name in self.names:
             wiring = real_wiring(self.system, name, info)
             combos = itertools.islice(
@@ -679,6 +684,15 @@ class _Class:
         for i, s in enumerate(body.sends):
             if s.kind == "timer" or s.port not in self.protos:
                 continue
+            if s.loops and not (len(s.loops) == 1 and s.kind == "send" and s.to is not None
+                                and s.to.e.eq(s.loops[0])):
+                # one site, one send per element: on one session that is as many sends as the
+                # set has members (a send to the element itself is one per session, exact)
+                st.error = (f"not translated: the {s.describe()} (line {s.line}) in a for loop "
+                            "over a frozenset, which may send on one session once per member "
+                            "(only send(..., to=x) to the loop's element x is translated)")
+                st.sites = []
+                return
             pr = self.protos[s.port]
             prev = pos[s.port]
             cond = z3.And(s.pc, s.ok)

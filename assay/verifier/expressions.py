@@ -23,6 +23,7 @@ from assay.verifier.types import (
     EMPTY_MAP,
     INT,
     NONE,
+    NOT_PLAIN,
     PEER,
     STR,
     ConstObj,
@@ -42,6 +43,7 @@ from assay.verifier.types import (
     _merge,
     _short,
     _unsupported,
+    adds_nothing,
     card,
     coerce,
     conj,
@@ -660,6 +662,8 @@ class Expressions:
 
     def build_message(self, cls: type, node: ast.Call, st: St) -> MsgVal:
         fields = cls.__assay_fields__  # type: ignore[attr-defined]
+        if issubclass(cls, Message) and not adds_nothing(cls):
+            raise _unsupported(f"{cls.__name__}(...): {NOT_PLAIN}", node)
         if any(k.arg is None for k in node.keywords):
             raise _unsupported(f"a {cls.__assay_kind__} built with ** arguments",  # type: ignore[attr-defined]
                                node)

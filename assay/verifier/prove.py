@@ -80,8 +80,9 @@ What is translated, and how (decisions):
   equal), its truth value is True; an ordering, `in` a record, iteration and its own
   methods are refused.  Records in sets, tuples, Optionals and messages are values like any
   other.  A record class that defines what changes these meanings (`__eq__`, `__bool__`,
-  `__init__`, another dunder, a `replace`, a class attribute named like a field) or that
-  contains itself is opaque.
+  `__init__`, another dunder but `__repr__`/`__str__`, a `replace`, a class attribute
+  named like a field) or that contains itself is opaque; so is a message class that does
+  (`types.adds_nothing`): building one, or reading a received one's fields, is refused.
 * A `Map[K, V]` is a Z3 array K -> `Optional[V]` (`maps`, whose docstring says what is
   translated; iteration and `len` over keys that are not finitely many are refused).
   `sum(m.values())` is, like a set's size, under-specified: an uninterpreted function known
@@ -114,6 +115,9 @@ What is translated, and how (decisions):
   proved for every member (the obligation quantifies over `x` as over every input), and after
   the loop the path continues where the body completed for every member (a `ForAll`).  The
   locals the body binds are unbound after the loop (their values would depend on the order).
+  A `self.choose()` in the body is made anew for each member (existential inside the
+  `ForAll`), and a send there is one per member: on a port with a protocol only a send
+  `to=` the element itself counts once per session (`conformance`; else unknown).
 * Peers: `m.sender`, `self.<port>.peers`, Peer-typed fields.  A port's peers are a set fixed
   for the step, for any wiring: a single port's are `{p}` or `{}`; a port the class sends on
   (by the same test as the system validation) has at least one peer, since validation
@@ -176,6 +180,7 @@ from assay.verifier.statements import (
 from assay.verifier.types import (
     BOOL,
     INT,
+    NOT_PLAIN,
     PEER,
     STR,
     Bounds,
@@ -187,6 +192,7 @@ from assay.verifier.types import (
     Unsupported,
     Val,
     _describe,
+    adds_nothing,
     bounds,
     card,
     conj,
@@ -302,9 +308,11 @@ class ComponentEncoding:
             fields[n] = Val(ty, v)
             if rng is not None:
                 assume.append(rng.holds(v))
-        if self.timer_messages is None or cls in self.timer_messages:
-            sender: Any = (f"m.sender of a {cls.__name__}, which may also arrive as a timer of "
-                           "this component (then its sender is None)")
+        if not adds_nothing(cls):
+            sender: Any = f"m.sender of a {cls.__name__}: {NOT_PLAIN}"
+        elif self.timer_messages is None or cls in self.timer_messages:
+            sender = (f"m.sender of a {cls.__name__}, which may also arrive as a timer of "
+                      "this component (then its sender is None)")
         else:
             sv = z3.Const("m.sender", peer_sort())
             sender = Val(PEER, sv)

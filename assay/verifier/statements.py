@@ -87,6 +87,9 @@ class SendSite:
     parts: list[tuple[Any, str]]   # (condition the kernel checks, what it says)
     line: int
     end_line: int
+    # the element constants of the `for x in a_set:` loops around it (innermost last): the
+    # site stands for one send per element, which `conformance` must count as such
+    loops: tuple[Any, ...] = ()
 
     @property
     def ok(self) -> Any:
@@ -155,6 +158,8 @@ class Translator(Expressions):
         self.written: set[str] = set()
         self.depth = 0
         self.stack: list[Any] = []
+        self.set_loops: list[Any] = []      # the elements of the set loops being translated
+        self.choices: list[Any] = []        # the constants of every self.choose() so far
 
     # --- entry points ------------------------------------------------------------------------
 
@@ -333,8 +338,13 @@ class Translator(Expressions):
         body = st.copy()
         body.pc = enter = conj(pc0, z3.IsMember(x, dom.e))
         n_exits, n_sends, written = len(st.act.exits), len(self.sends), set(self.written)
+        n_choices = len(self.choices)
         self.assign(s.target, Val(elem, x), body, s)
-        self.block(s.body, body)
+        self.set_loops.append(x)
+        try:
+            self.block(s.body, body)
+        finally:
+            self.set_loops.pop()
         why = None
         if len(st.act.exits) != n_exits:
             why = "returns"
@@ -349,6 +359,9 @@ class Translator(Expressions):
         if body.pc is not enter:
             v = z3.Const(f"for@{s.lineno}#{n}'", sort_of(elem))
             done = z3.substitute(body.pc, (x, v))
+            chosen = self.choices[n_choices:]
+            if chosen:          # each member's run chooses anew: some choice completes it
+                done = z3.Exists(chosen, done)
             st.pc = conj(pc0, z3.ForAll([v], z3.Implies(z3.IsMember(v, dom.e), done)))
         for k in body.locs:
             if k not in st.locs or body.locs[k] is not st.locs[k]:
@@ -511,7 +524,7 @@ class Translator(Expressions):
         parts += self._message_parts(msg)
         parts += port_contract(self.enc, port.name, msg)
         site = SendSite(attr, port.name, msg, to, st.pc, parts, node.lineno,
-                        node.end_lineno or node.lineno)
+                        node.end_lineno or node.lineno, tuple(self.set_loops))
         self.sends.append(site)
         st.pc = conj(st.pc, site.ok)
         return NONE
@@ -538,7 +551,7 @@ class Translator(Expressions):
             raise _unsupported(f"self.after() of {_describe(msg)}", node)
         parts = [(delay.e >= 0, "the delay is >= 0"), *self._message_parts(msg)]
         site = SendSite("timer", None, msg, None, st.pc, parts, node.lineno,
-                        node.end_lineno or node.lineno)
+                        node.end_lineno or node.lineno, tuple(self.set_loops))
         self.sends.append(site)
         st.pc = conj(st.pc, site.ok)
         return NONE
@@ -554,12 +567,14 @@ class Translator(Expressions):
         opts = self.ex(node.args[0], st)
         if isinstance(opts, RangeObj):
             c = z3.FreshInt(f"choice@{node.lineno}")
+            self.choices.append(c)
             self.check(st, opts.contains(opts.lo), node, "choose() from an empty range")
             st.pc = conj(st.pc, opts.contains(c))
             return Val(INT, c)
         if isinstance(opts, Val) and opts.ty.kind == "set" and opts.ty.elem is not None:
             c = z3.FreshConst(sort_of(opts.ty.elem), f"choice@{node.lineno}")
             w = z3.FreshConst(sort_of(opts.ty.elem), f"some@{node.lineno}")
+            self.choices.append(c)
             self.check(st, z3.Exists([w], z3.IsMember(w, opts.e)), node,
                        "choose() from an empty set")
             st.pc = conj(st.pc, z3.IsMember(c, opts.e))

@@ -137,12 +137,21 @@ def plain_record(cls: Any) -> bool:
     translated: their values mean exactly their fields."""
     if not (isinstance(cls, type) and issubclass(cls, Record)) or issubclass(cls, Message):
         return False
-    fields = set(cls.__assay_fields__)
+    return adds_nothing(cls)
+
+
+def adds_nothing(cls: type) -> bool:
+    """Whether a record or message class adds nothing to what `Record` (and `Message`) do:
+    the test of `plain_record`, which a message class must pass too for its values to mean
+    exactly their fields (a `__new__` of its own changes what `M(...)` builds, a property
+    named like a field or a `__getattribute__` what `m.f` reads)."""
+    fields = set(cls.__assay_fields__)  # type: ignore[attr-defined]
     for k in cls.__mro__:
-        if k in (Record, object):
+        if k in (Record, Message, object):
             continue
         for name in vars(k):
-            if name in fields and not is_field_property(vars(k)[name]):
+            if (name in fields or name == "sender" and issubclass(cls, Message)) \
+                    and not is_field_property(vars(k)[name]):
                 return False
             if name.startswith("__") and name.endswith("__") and name not in _PLAIN_DUNDERS \
                     and not name.startswith("__assay_") \
@@ -155,7 +164,10 @@ def plain_record(cls: Any) -> bool:
 
 _PLAIN_DUNDERS = frozenset({"__module__", "__qualname__", "__doc__", "__annotations__",
                             "__dict__", "__weakref__", "__match_args__", "__slots__",
-                            "__orig_bases__", "__firstlineno__", "__static_attributes__"})
+                            "__orig_bases__", "__firstlineno__", "__static_attributes__",
+                            "__annotate_func__", "__annotations_cache__",   # Python 3.14
+                            # how it prints: `repr()` and `str()` are not translated
+                            "__repr__", "__str__"})
 
 
 def seq_ty(elem: Ty) -> Ty:
@@ -1115,6 +1127,9 @@ def _describe(v: Any) -> str:
 
 # --- message types --------------------------------------------------------------------------------
 
+NOT_PLAIN = ("a message class whose own methods change construction or attribute lookup "
+             "(__new__, __init__, __getattribute__, a property named like a field, ...) is "
+             "not translated")
 _MSG_TYPES: dict[type, dict[str, tuple[Ty | Opaque, Bounds | None]]] = {}
 
 
@@ -1124,7 +1139,11 @@ def message_types(cls: type) -> dict[str, tuple[Ty | Opaque, Bounds | None]]:
     got = _MSG_TYPES.get(cls)
     if got is None:
         got = {}
+        plain = adds_nothing(cls)
         for n, spec in cls.field_types().items():  # type: ignore[attr-defined]
+            if not plain:
+                got[n] = (Opaque(f"of {cls.__name__} ({NOT_PLAIN})"), None)
+                continue
             ty = ty_of_spec(spec)
             got[n] = (ty, bounds(spec, ty))
         _MSG_TYPES[cls] = got

@@ -136,6 +136,7 @@ from assay.verifier.concrete import (
     initial_rows,
     real_wiring,
     runner_for,
+    spawned_with_values,
 )
 from assay.verifier.prove import ComponentEncoding
 from assay.verifier.types import (
@@ -741,6 +742,9 @@ class _Component:
                 matchers.append((name, option, per_field))
         except Unsupported as u:
             error = f"not translated: {u}"
+        spawned = spawned_with_values(self.system, self.names)
+        if spawned and not error:
+            error = f"not known: {spawned}"
         if info.on_start is not None:
             # the kernel checks the invariants after the start hook, from these values
             error = (f"not covered: the @on_start hook {info.on_start.__name__} runs before the "
