@@ -85,3 +85,92 @@ def test_replay_runs_the_trace_s_spec_inside_the_current_directory(tmp_path, tra
     assert r.returncode == 1 and mark.exists(), (r.stdout, r.stderr)
     assert f"trace of {Path('specs/evil.py')}" in r.stdout
     assert spec.exists()
+
+
+# --- a checkpoint directory someone else wrote into ---------------------------------------------
+
+class Planted:
+    """What an attacker's pickle runs when it is loaded: here, it leaves a file."""
+
+    def __init__(self, mark: Path) -> None:
+        self.mark = mark
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Path.write_text, (self.mark, "unpickled"))
+
+
+def plant(folder: Path, mark: Path, key_name: str) -> None:
+    """Swap worker 0's file for a pickle of the attacker's choosing, and make meta.json
+    agree with it as far as anyone can without this user's key: SHA-256 digests."""
+    import hashlib
+    import pickle
+
+    shard = folder / "shard-0"
+    shard.write_bytes(pickle.dumps(Planted(mark)))
+    meta = json.loads((folder / "meta.json").read_text())
+    meta = {k: v for k, v in meta.items() if k not in ("meta_sha256", "meta_mac")}
+    meta["shards"]["shard-0"] = hashlib.sha256(shard.read_bytes()).hexdigest()
+    meta[key_name] = hashlib.sha256(json.dumps(meta, sort_keys=True, separators=(",", ":"))
+                                    .encode()).hexdigest()
+    (folder / "meta.json").write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize("strategy", ["bfs", "dfs"])
+@pytest.mark.parametrize("key_name", ["meta_sha256", "meta_mac"])
+def test_a_checkpoint_swapped_for_an_attacker_s_pickle_is_refused_before_unpickling(
+        tmp_path, strategy, key_name):
+    # the digests were SHA-256, which anyone can compute: a checkpoint directory others
+    # could write (or one received) with a pickle of their choosing and digests to match
+    # ran their code at `check --checkpoint DIR`
+    from checkpoint_support import SYM_LOCK, run
+
+    from assay.errors import AssayError
+
+    ck, mark = tmp_path / "ck", tmp_path / "unpickled"
+    kw: dict[str, Any] = {"params": {"clients": "4"}, "strategy": strategy,
+                          "symmetry": False}
+    run(SYM_LOCK, ck, **({"max_depth": 2} if strategy == "bfs" else {"max_states": 2000}), **kw)
+    plant(ck / "current", mark, key_name)
+    with pytest.raises(AssayError, match="is not the file that was saved"):
+        run(SYM_LOCK, ck, **kw)
+    assert not mark.exists(), "the planted pickle was loaded"
+
+
+def test_a_checkpoint_made_with_another_user_s_key_does_not_resume(tmp_path, monkeypatch):
+    from checkpoint_support import SYM_LOCK, counts, run
+
+    from assay.checker.checkpoint import user_key
+    from assay.errors import AssayError
+
+    params = {"clients": "2"}
+    monkeypatch.setenv("ASSAY_KEY_FILE", str(tmp_path / "theirs" / "key"))
+    run(SYM_LOCK, tmp_path / "ck", params=params, max_depth=2)
+    theirs = user_key()
+    assert oct((tmp_path / "theirs" / "key").stat().st_mode & 0o777) == "0o600"
+    monkeypatch.setenv("ASSAY_KEY_FILE", str(tmp_path / "mine" / "key"))
+    assert user_key() != theirs
+    with pytest.raises(AssayError, match="not written by this user's assay"):
+        run(SYM_LOCK, tmp_path / "ck", params=params)
+    monkeypatch.setenv("ASSAY_KEY_FILE", str(tmp_path / "theirs" / "key"))   # theirs: resumes
+    assert counts(run(SYM_LOCK, tmp_path / "ck", params=params)) == \
+        counts(run(SYM_LOCK, None, params=params))
+
+
+def test_a_worker_file_swapped_after_its_check_is_not_unpickled(tmp_path):
+    # the digest was checked when the checkpoint was found, and the file read again (by
+    # each worker) to unpickle it: a swap in between was loaded unchecked
+    import pickle
+
+    from checkpoint_support import SYM_LOCK, run
+
+    from assay.checker.checkpoint import verified
+    from assay.errors import UsageError
+
+    run(SYM_LOCK, tmp_path / "ck", params={"clients": "2"}, max_depth=2)
+    folder = tmp_path / "ck" / "current"
+    assert pickle.loads(verified(str(folder), 0))        # as saved: read once, checked
+    mark = tmp_path / "unpickled"
+    (folder / "shard-0").write_bytes(pickle.dumps(Planted(mark)))
+    with pytest.raises(UsageError, match="shard-0 is not the file that was saved"):
+        pickle.loads(verified(str(folder), 0))
+    assert not mark.exists()
