@@ -174,3 +174,39 @@ def test_a_worker_file_swapped_after_its_check_is_not_unpickled(tmp_path):
     with pytest.raises(UsageError, match="shard-0 is not the file that was saved"):
         pickle.loads(verified(str(folder), 0))
     assert not mark.exists()
+
+
+# --- a state file with a byte changed inside a row ----------------------------------------------
+
+def saved_store(path: Path) -> None:
+    from assay.runtime.store import Store
+
+    frame = {"t": "msg", "seq": 1, "epoch": "e1", "message": {"amount": 1}}
+    with Store(path, system="bank", node="a") as s:
+        s.save_steps([("acct0", {"balance": 5}, [("b", "e1", 1, frame)], ("b", "e9", 1), 7,
+                       None)])
+
+
+@pytest.mark.parametrize("row, text", [("fields", b'"balance":5'),
+                                       ("outbox", b'"amount": 1')])
+def test_a_byte_flipped_inside_a_saved_row_is_refused_not_restored(tmp_path, row, text):
+    # SQLite checks the file's structure, not what its rows hold: one bit flipped inside a
+    # saved value (a balance 5 read back as 4, a message's amount 1 as 0) passed the
+    # integrity check and the row checks, and the node restarted on state it never had
+    from assay.errors import StateError
+    from assay.runtime.store import Store
+
+    path = tmp_path / "a.sqlite"
+    saved_store(path)
+    data = bytearray(path.read_bytes())
+    at = data.index(text) + len(text) - 1
+    data[at] ^= 0x01                                          # 5 -> 4, 1 -> 0
+    path.write_bytes(bytes(data))
+    with pytest.raises(StateError, match=f"table {row}, row .*: the row is not what assay "
+                                         "saved") as e:
+        Store(path, system="bank", node="a")
+    assert str(path) in str(e.value) and "--fresh" in str(e.value)
+    data[at] ^= 0x01                                          # as saved: opens
+    path.write_bytes(bytes(data))
+    with Store(path, system="bank", node="a") as s:
+        assert s.load("acct0") == {"balance": 5} and s.clock() == 7
