@@ -3,6 +3,7 @@ team 3"); each test here failed before its fix, unless it says it pins a probe t
 Real sockets on loopback, real SQLite files, `assay` in subprocesses as a user runs it."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -210,3 +211,274 @@ def test_a_byte_flipped_inside_a_saved_row_is_refused_not_restored(tmp_path, row
     path.write_bytes(bytes(data))
     with Store(path, system="bank", node="a") as s:
         assert s.load("acct0") == {"balance": 5} and s.clock() == 7
+
+
+# --- a hostile peer on the node port ------------------------------------------------------------
+
+def register_node(children: Any, tmp_path: Path, *extra: str | Path) -> tuple[Any, int, Path]:
+    """The register's server on node a (its client's node b is not running: the tests
+    speak for b, holding the secret, or for nobody), and a's log."""
+    from runtime_support import free_ports, write_deployment
+
+    pa, pb = free_ports(2)
+    dep = write_deployment(tmp_path / "deploy.toml", "register.py",
+                           {"a": (pa, ["server"]), "b": (pb, ["client"])},
+                           params={"writes": 2})
+    log = tmp_path / "a.log"
+    return children.node(dep, "a", pa, *extra, log=log), pa, log
+
+
+def write_frame(value: Any, seq: int, src: str = "client", **over: Any) -> dict[str, Any]:
+    return {"t": "msg", "src": src, "src_port": "server", "dst": "server",
+            "dst_port": "clients", "clock": 1,
+            "message": {"type": "Write", "fields": {"value": value}}, "seq": seq,
+            "epoch": "e1", **over}
+
+
+async def as_b(port: int) -> Any:
+    import asyncio
+
+    from runtime_support import HOST, SECRET
+
+    from assay.runtime.wire import authenticate
+
+    reader, writer = await asyncio.open_connection(HOST, port)
+    return await authenticate(reader, writer, SECRET.encode(), "b", initiator=True)
+
+
+async def closed_by_node(s: Any, within: float = 5.0) -> bool:
+    """Whether the node closes the session (EOF, or a reset) within `within` seconds, after
+    at most the frames it sends first (acknowledgements)."""
+    import asyncio
+
+    try:
+        async with asyncio.timeout(within):
+            while await s.reader.read(1 << 16):
+                pass
+        return True
+    except (ConnectionError, OSError):
+        return True
+    except TimeoutError:
+        return False
+    finally:
+        s.close()
+
+
+def server_value(port: int) -> Any:
+    from runtime_support import ctl
+
+    reply = ctl(port, {"t": "state", "instance": "server"})
+    assert reply is not None and reply["t"] == "state", reply
+    return reply["fields"]["value"]
+
+
+def huge_int_payload(digits: int) -> bytes:
+    head = json.dumps(write_frame(0, 1), sort_keys=True, separators=(",", ":"))
+    return head.replace('"value":0', '"value":' + "9" * digits).encode()
+
+
+SEALED_EDGES = {                          # (what is sent after the handshake, how)
+    "length-0": ("raw", (0).to_bytes(4, "big")),
+    "length-2**31": ("raw", (2**31).to_bytes(4, "big") + b"x" * 64),
+    "length-2**32-1": ("raw", (2**32 - 1).to_bytes(4, "big") + b"x" * 64),
+    "int-5000-digits": ("payload", huge_int_payload(5000)),
+    "int-1M-digits": ("payload", huge_int_payload(1_000_000)),
+    "nested-1M": ("payload", b'{"t":"msg","x":' + b"[" * 1_000_000 + b"}"),
+    "seq-2**63": ("frame", write_frame(1, 2**63)),
+    "seq--2**63-1": ("frame", write_frame(1, -2**63 - 1)),
+}
+
+
+@pytest.mark.e2e
+def test_hostile_frames_from_a_peer_holding_the_secret_close_its_connection_only(
+        children, tmp_path):
+    # probes that held: lengths at the edges of 32 bits, ints at and far beyond 64 bits
+    # (a million digits: refused before any conversion), a million nested lists; each
+    # closes its connection (logged), quickly, and the node serves on with its state
+    import asyncio
+    import time
+
+    a, pa, log = register_node(children, tmp_path)
+
+    async def probe(kind: str, data: Any) -> float:
+        s = await as_b(pa)
+        t0 = time.perf_counter()
+        if kind == "raw":
+            s.writer.write(data)
+        elif kind == "payload":
+            s.writer.write(s.seal(data))
+        else:
+            s.write(data)
+        await s.drain()
+        assert await closed_by_node(s), f"{kind}: the node kept the connection"
+        return time.perf_counter() - t0
+
+    for name, (kind, data) in SEALED_EDGES.items():
+        took = asyncio.run(probe(kind, data))
+        assert took < 3.0, f"{name}: {took:.1f} s to refuse"
+        assert a.poll() is None, name
+        assert server_value(pa) == 0, name
+    text = log.read_text()
+    assert "Traceback" not in text
+    for said in ("has no room for its number", f"frame of {2**31} bytes exceeds",
+                 f"frame of {2**32 - 1} bytes exceeds", "nested too deeply",
+                 "'seq' must be an int"):
+        assert said in text, said
+
+
+@pytest.mark.e2e
+def test_a_peer_may_speak_only_for_the_instances_of_the_node_it_proved(children, tmp_path):
+    # probe that held: authenticated as node b (the client's), frames claiming to be from
+    # the server itself (on a), or from no instance, or to a port not wired to the sender
+    import asyncio
+
+    a, pa, log = register_node(children, tmp_path)
+
+    async def send() -> None:
+        s = await as_b(pa)
+        s.write(write_frame(7, 1, src="server"), write_frame(7, 2, src="nobody"),
+                write_frame(7, 3, src="client", src_port="elsewhere"),
+                write_frame(7, 4, dst_port="nowhere"))
+        await s.drain()
+        await asyncio.sleep(0.5)
+        s.close()
+
+    asyncio.run(send())
+    assert server_value(pa) == 0
+    from runtime_support import wait_for_log
+
+    wait_for_log(log, "no such link from that node")
+    assert a.poll() is None
+
+
+@pytest.mark.e2e
+def test_a_captured_session_replayed_on_a_new_connection_is_refused(children, tmp_path):
+    # probe that held: every byte an honest client sent on one connection (its hello, its
+    # proof, a Write), sent again on a new one: the node's nonce is fresh, so the old proof
+    # does not verify and nothing is applied
+    import asyncio
+
+    from runtime_support import HOST, wait_for_log
+
+    a, pa, log = register_node(children, tmp_path)
+    sent: list[bytes] = []
+
+    async def honest() -> None:
+        s = await as_b(pa)
+        s.write(write_frame(5, 1))
+        await s.drain()
+        await asyncio.sleep(0.3)
+        s.close()
+
+    real_write = asyncio.StreamWriter.write
+
+    def tap(self: asyncio.StreamWriter, data: Any) -> None:
+        sent.append(bytes(data))
+        real_write(self, data)
+
+    asyncio.StreamWriter.write = tap          # type: ignore[method-assign]
+    try:
+        asyncio.run(honest())
+    finally:
+        asyncio.StreamWriter.write = real_write   # type: ignore[method-assign]
+    assert server_value(pa) == 5
+
+    async def replay() -> bytes:
+        reader, writer = await asyncio.open_connection(HOST, pa)
+        writer.write(b"".join(sent))
+        await writer.drain()
+        got = await asyncio.wait_for(reader.read(), 5)
+        writer.close()
+        return got
+
+    answer = asyncio.run(replay())
+    assert b'"t":"hello"' in answer and b'"t":"proof"' in answer   # its own, then it closed
+    wait_for_log(log, "failed to prove it holds the shared secret")
+    assert server_value(pa) == 5
+
+
+@pytest.mark.e2e
+def test_slow_connections_that_never_finish_the_handshake_do_not_hold_the_node(
+        children, tmp_path):
+    # probe that held: connections sending one byte a second (a slowloris) are closed at
+    # the handshake's 5 s, whatever they send; an honest client is served meanwhile
+    import asyncio
+    import time
+
+    from runtime_support import HOST, SECRET
+
+    from assay.runtime.tcp import control
+
+    a, pa, log = register_node(children, tmp_path)
+
+    async def slow() -> tuple[float, Any]:
+        conns = [await asyncio.open_connection(HOST, pa) for _ in range(20)]
+        t0 = time.perf_counter()
+
+        async def drip(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> float:
+            try:
+                for b in b'\x00\x00\x00\x40{"t":"hello","v":3,"node":"b",':
+                    w.write(bytes([b]))
+                    await w.drain()
+                    await asyncio.sleep(1.0)
+            except (ConnectionError, OSError):
+                pass
+            return time.perf_counter() - t0
+
+        drips = [asyncio.create_task(drip(r, w)) for r, w in conns]
+        await asyncio.sleep(1.5)
+        t = time.perf_counter()
+        reply = await control(HOST, pa, SECRET.encode(), {"t": "status"}, 3.0)
+        served = time.perf_counter() - t
+        closed = await asyncio.gather(*drips)
+        for _, w in conns:
+            w.close()
+        return served, (reply, max(closed))
+
+    served, (reply, last) = asyncio.run(slow())
+    assert reply is not None and reply["t"] == "status"
+    assert served < 1.0, f"an honest client waited {served:.1f} s"
+    assert last < 9.0, f"a slow connection was held {last:.1f} s"
+    assert a.poll() is None
+
+
+@pytest.mark.e2e
+def test_a_flood_of_refusals_writes_a_bounded_log_and_says_how_many_it_held_back(
+        children, tmp_path):
+    # each refused connection, and each frame dropped from a peer, was a line of the
+    # node's log: anyone who can reach the port wrote its disk full at the rate it could
+    # open connections (300 lines here), a peer with the secret at the rate of its frames
+    import asyncio
+
+    from runtime_support import HOST, wait_for_log
+
+    a, pa, log = register_node(children, tmp_path)
+
+    async def garbage(n: int) -> None:
+        async def one() -> None:
+            reader, writer = await asyncio.open_connection(HOST, pa)
+            writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            await writer.drain()
+            with contextlib.suppress(ConnectionError, OSError):
+                await asyncio.wait_for(reader.read(), 5)
+            writer.close()
+        for i in range(0, n, 50):
+            await asyncio.gather(*[one() for _ in range(50)])
+
+    async def drops(n: int) -> None:
+        s = await as_b(pa)
+        s.write(*[write_frame(1, seq, src="nobody") for seq in range(1, n + 1)])
+        await s.drain()
+        await asyncio.sleep(1.0)
+        s.close()
+
+    asyncio.run(garbage(300))
+    asyncio.run(drops(2000))
+    assert server_value(pa) == 0
+    text = wait_for_log(log, "not logged")
+    refused = text.count("refused a connection")
+    dropped = text.count("dropped ")
+    assert 1 <= refused <= 10, f"{refused} lines for 300 refusals"       # (`LOG_BURST`)
+    assert 1 <= dropped <= 10, f"{dropped} lines for 2000 drops"
+    assert "refusals like these in the next" in text
+    assert a.poll() is None

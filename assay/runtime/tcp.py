@@ -73,6 +73,34 @@ from assay.runtime.wire import (
 log = logging.getLogger("assay.runtime")
 
 
+class _LogBudget:
+    """At most `burst` warnings of one kind (refusals, drops) per `window` seconds: a flood
+    (connections that do not authenticate, frames to drop) writes a bounded log, not a line
+    per connection or frame.  Past the burst, warnings are counted, and their number is
+    logged with the first warning of the next window."""
+
+    def __init__(self, node: str, kind: str, burst: int, window: float) -> None:
+        self.node, self.kind, self.burst, self.window = node, kind, burst, window
+        self._start = -window
+        self._used = self._held = 0
+
+    def warning(self, msg: str, *args: Any) -> None:
+        now = time.monotonic()
+        if now - self._start >= self.window:
+            if self._held:
+                log.warning("%s: %d more %s were not logged in the last %.0f s", self.node,
+                            self._held, self.kind, now - self._start)
+            self._start, self._used, self._held = now, 0, 0
+        if self._used >= self.burst:
+            self._held += 1
+            return
+        self._used += 1
+        log.warning(msg, *args)
+        if self._used == self.burst:
+            log.warning("%s: more %s like these in the next %.0f s are counted, not logged",
+                        self.node, self.kind, self._start + self.window - now)
+
+
 @dataclass
 class _Link:
     """The outgoing link to one peer node: numbered frames kept until acknowledged."""
@@ -217,6 +245,9 @@ class TcpNode:
         # of those, the ones not authenticated yet, oldest first (`MAX_HANDSHAKES`)
         self._handshaking: dict[asyncio.StreamWriter, str] = {}
         self._background: set[asyncio.Task[None]] = set()   # saves of dropped frames
+        # what floods of them write to the log (`_LogBudget`)
+        self._refusals = _LogBudget(name, "refusals", self.LOG_BURST, self.LOG_WINDOW)
+        self._drops = _LogBudget(name, "drops", self.LOG_BURST, self.LOG_WINDOW)
         # acknowledgements of durable steps wait up to `ack_delay` seconds, to leave in one
         # write per connection (fewer system calls and wake-ups on both sides)
         self.ack_delay = ack_delay
@@ -318,6 +349,10 @@ class TcpNode:
             self._accepted.discard(writer)
 
     MAX_HANDSHAKES = 64     # connections authenticating at once, at most: then the oldest goes
+    # warnings of refused connections, and of dropped frames, logged per window: the rest
+    # are counted (`_LogBudget`)
+    LOG_BURST = 10
+    LOG_WINDOW = 60.0
 
     def _make_room(self) -> None:
         """Close the oldest connections still authenticating while more than
@@ -327,9 +362,10 @@ class TcpNode:
         while len(self._handshaking) > self.MAX_HANDSHAKES:
             oldest = next(iter(self._handshaking))
             address = self._handshaking.pop(oldest)
-            log.warning("%s: closed the connection from %s before it authenticated: more "
-                        "than %d connections were authenticating at once", self.name,
-                        address, self.MAX_HANDSHAKES)
+            self._refusals.warning("%s: closed the connection from %s before it "
+                                   "authenticated: more than %d connections were "
+                                   "authenticating at once", self.name, address,
+                                   self.MAX_HANDSHAKES)
             oldest.close()
 
     async def _serve_connection(self, reader: asyncio.StreamReader,
@@ -345,7 +381,8 @@ class TcpNode:
             return
         except (AuthError, OSError, asyncio.IncompleteReadError) as e:
             if writer in self._handshaking:    # (else closed by `_make_room`, which said so)
-                log.warning("%s: refused a connection from %s: %s", self.name, address, e)
+                self._refusals.warning("%s: refused a connection from %s: %s", self.name,
+                                       address, e)
             writer.close()
             return
         finally:
@@ -364,7 +401,7 @@ class TcpNode:
                     # `Session`), or a peer that holds the secret and sends what no node
                     # sends: nothing of the frame is used, and the connection goes (a node's
                     # link reconnects, and resends what was not acknowledged)
-                    log.warning("%s: dropped a frame from %s at %s and closed the "
+                    self._drops.warning("%s: dropped a frame from %s at %s and closed the "
                                 "connection: %s", self.name, peer, address, e)
                     break
                 if reply is not None:
@@ -428,7 +465,8 @@ class TcpNode:
         if peer not in self.links:
             # no node of the deployment (a control connection, say): it hosts no instance,
             # so nothing it sends is a message; nothing of it is recorded
-            log.warning("%s: dropped a message from %s: no such link from that node (it is "
+            self._drops.warning("%s: dropped a message from %s: no such link from that "
+                                "node (it is "
                         "not a node of the deployment)", self.name, peer)
             return {"t": "ack", "seq": seq, "epoch": epoch}
         key = (peer, epoch)
@@ -451,13 +489,13 @@ class TcpNode:
             env, clock = envelope_from_wire(frame.body,
                                             lambda d, p: self.allowed.get((d, p), {}))
         except WireError as e:
-            log.warning("%s: dropped a message from %s: %s", self.name, peer, e)
+            self._drops.warning("%s: dropped a message from %s: %s", self.name, peer, e)
             self._drop(receipt)
             return None
         link = (env.src, env.src_port, env.dst, env.dst_port)
         if env.dst not in self.inbox or link not in self.kernel.link_index \
                 or self.dep.placement.get(env.src) != peer:
-            log.warning("%s: dropped %s from node %s: no such link from that node",
+            self._drops.warning("%s: dropped %s from node %s: no such link from that node",
                         self.name, env, peer)
             self._drop(receipt)
             return None
@@ -583,7 +621,7 @@ class TcpNode:
                                              initiator=True, expect=link.peer)
             except (OSError, AuthError, WireError, asyncio.IncompleteReadError) as e:
                 if isinstance(e, AuthError) and not isinstance(e, AuthIncomplete):
-                    log.warning("%s: refused its connection to %s at %s: %s",
+                    self._refusals.warning("%s: refused its connection to %s at %s: %s",
                                 self.name, link.peer, address_of(writer), e)
                 writer.close()
                 await asyncio.sleep(backoff)
@@ -635,8 +673,8 @@ class TcpNode:
                 # (an acknowledgement enables no step: the step loop is not woken)
                 self.acked.set()
         except WireError as e:            # the link reconnects: what is not acknowledged
-            log.warning("%s: dropped a frame from %s at %s and closed the connection: %s",
-                        self.name, link.peer, session.address, e)
+            self._drops.warning("%s: dropped a frame from %s at %s and closed the "
+                                "connection: %s", self.name, link.peer, session.address, e)
             return
         except (ConnectionError, OSError):
             return
