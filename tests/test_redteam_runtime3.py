@@ -482,3 +482,29 @@ def test_a_flood_of_refusals_writes_a_bounded_log_and_says_how_many_it_held_back
     assert 1 <= dropped <= 10, f"{dropped} lines for 2000 drops"
     assert "refusals like these in the next" in text
     assert a.poll() is None
+
+
+# --- a step log cut short below the store's durable steps ----------------------------------------
+
+def test_a_step_log_cut_below_the_store_s_durable_steps_is_said_not_silent(tmp_path, caplog):
+    # the lines are written out, not synced, before their steps' commit (which is synced):
+    # a power cut, or a file cut short, leaves a log that ends before the steps the store
+    # holds, and the node went on silently; its trace then failed to replay, far from why
+    from assay.runtime.steplog import log_line, open_step_log
+
+    log = tmp_path / "a.jsonl"
+    log.write_text("".join(log_line(c, "a", {"kind": "fire", "instance": "p", "action": "go"})
+                           for c in range(1, 6)))
+    with caplog.at_level("WARNING", logger="assay.runtime"):
+        f, clock = open_step_log(log, 7)
+    f.close()
+    assert clock == 7
+    assert f"{log}: the step log ends at clock 5, but the store holds steps up to clock 7" \
+        in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="assay.runtime"):
+        f, clock = open_step_log(log, 5)                  # whole: nothing said
+        f.close()
+        f, clock = open_step_log(tmp_path / "new.jsonl", 7)   # a new log: nothing lost
+        f.close()
+    assert caplog.text == ""
