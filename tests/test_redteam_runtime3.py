@@ -478,8 +478,8 @@ def test_a_flood_of_refusals_writes_a_bounded_log_and_says_how_many_it_held_back
     text = wait_for_log(log, "not logged")
     refused = text.count("refused a connection")
     dropped = text.count("dropped ")
-    assert 1 <= refused <= 10, f"{refused} lines for 300 refusals"       # (`LOG_BURST`)
-    assert 1 <= dropped <= 10, f"{dropped} lines for 2000 drops"
+    assert 1 <= refused <= 3, f"{refused} lines for 300 refusals"
+    assert 1 <= dropped <= 3, f"{dropped} lines for 2000 drops"
     assert "refusals like these in the next" in text
     assert a.poll() is None
 
@@ -508,3 +508,42 @@ def test_a_step_log_cut_below_the_store_s_durable_steps_is_said_not_silent(tmp_p
         f, clock = open_step_log(tmp_path / "new.jsonl", 7)   # a new log: nothing lost
         f.close()
     assert caplog.text == ""
+
+
+# --- Ctrl-C at the worst moment --------------------------------------------------------------------
+
+@pytest.mark.e2e
+def test_ctrl_c_twice_mid_run_loses_no_durable_step_and_the_restart_replays(tmp_path):
+    # probe that held (12 runs, 6 per durability): a second Ctrl-C raises KeyboardInterrupt
+    # wherever the run is (a commit included: with `process` durability, on the event loop);
+    # the store opens again, the restart goes on from it, and the whole trace — both lives
+    # — is a run of the model (money conserved)
+    import signal
+    import time
+
+    durability, wait = "process", 1.2
+    bank = REPO / "tests" / "fixtures" / "runtime" / "bank_persistent.py"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    state, trace = tmp_path / "state", tmp_path / "t.json"
+    args = [sys.executable, "-m", "assay.cli", "run", str(bank), "--state-dir", str(state),
+            "--durability", durability, "--trace-out", str(trace)]
+    p = subprocess.Popen([*args, "--for", "30", "--time-unit", "0.001"], env=env, cwd=REPO,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         start_new_session=True)
+    try:
+        time.sleep(wait)
+        os.killpg(p.pid, signal.SIGINT)
+        time.sleep(0.002)
+        os.killpg(p.pid, signal.SIGINT)
+        _, err = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+    assert p.returncode in (0, 130), err.decode()[-2000:]
+    assert "Traceback" not in err.decode()
+    again = subprocess.run([*args, "--for", "0.5", "--json"], env=env, cwd=REPO,
+                           capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0, again.stderr[-2000:]
+    r = assay("replay", trace, "--json", cwd=REPO)
+    assert r.returncode == 0 and json.loads(r.stdout)["violation"] is None, r.stderr[-2000:]

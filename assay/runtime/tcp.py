@@ -36,6 +36,7 @@ import contextlib
 import logging
 import os
 import random
+import re
 import signal
 import time
 from collections import deque
@@ -74,31 +75,38 @@ log = logging.getLogger("assay.runtime")
 
 
 class _LogBudget:
-    """At most `burst` warnings of one kind (refusals, drops) per `window` seconds: a flood
-    (connections that do not authenticate, frames to drop) writes a bounded log, not a line
-    per connection or frame.  Past the burst, warnings are counted, and their number is
-    logged with the first warning of the next window."""
+    """The warnings of one kind (refusals, drops) that reach the log: each distinct one once
+    per `window` seconds (distinct up to the numbers in it: an address's port, a frame's
+    number), and at most `burst` of them.  A flood (connections that do not authenticate,
+    frames to drop) writes a few lines, not one per connection or frame: the repeats are
+    counted, said to be once, and their number is logged when the window ends."""
 
     def __init__(self, node: str, kind: str, burst: int, window: float) -> None:
         self.node, self.kind, self.burst, self.window = node, kind, burst, window
         self._start = -window
-        self._used = self._held = 0
+        self._seen: set[str] = set()
+        self._held = 0
 
     def warning(self, msg: str, *args: Any) -> None:
         now = time.monotonic()
         if now - self._start >= self.window:
             if self._held:
-                log.warning("%s: %d more %s were not logged in the last %.0f s", self.node,
-                            self._held, self.kind, now - self._start)
-            self._start, self._used, self._held = now, 0, 0
-        if self._used >= self.burst:
-            self._held += 1
+                log.warning("%s: %d more %s like those above were not logged in the last "
+                            "%.0f s", self.node, self._held, self.kind, now - self._start)
+            self._start, self._held = now, 0
+            self._seen.clear()
+        key = _DIGITS.sub("#", msg % args)
+        if key not in self._seen and len(self._seen) < self.burst:
+            self._seen.add(key)
+            log.warning(msg, *args)
             return
-        self._used += 1
-        log.warning(msg, *args)
-        if self._used == self.burst:
+        if not self._held:
             log.warning("%s: more %s like these in the next %.0f s are counted, not logged",
                         self.node, self.kind, self._start + self.window - now)
+        self._held += 1
+
+
+_DIGITS = re.compile(r"\d+")
 
 
 @dataclass
@@ -349,9 +357,9 @@ class TcpNode:
             self._accepted.discard(writer)
 
     MAX_HANDSHAKES = 64     # connections authenticating at once, at most: then the oldest goes
-    # warnings of refused connections, and of dropped frames, logged per window: the rest
-    # are counted (`_LogBudget`)
-    LOG_BURST = 10
+    # distinct warnings of refused connections, and of dropped frames, logged per window:
+    # repeats and the rest are counted (`_LogBudget`)
+    LOG_BURST = 50
     LOG_WINDOW = 60.0
 
     def _make_room(self) -> None:
