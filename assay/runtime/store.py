@@ -96,17 +96,13 @@ _SUMMED = {"fields": ("instance", "data"), "outbox": ("link", "epoch", "seq", "f
 FORMAT = 2
 
 
-def row_crc(table: str, *values: Any) -> int | None:
+def row_crc(table: str, *values: Any) -> int:
     """The checksum of a row of `table` (its values in `_SUMMED` order): CRC-32 of the
-    table's name and the values, as JSON.  SQLite checks the file's structure, not what a
-    row holds: a byte flipped inside a saved value (a balance 5 read back as 4, a handled
-    frame number one off) would be read back as if assay had saved it.  None for a value no
-    row of assay's holds (a damaged one: it matches no checksum)."""
-    try:
-        text = json.dumps([table, *values], separators=(",", ":"), allow_nan=False)
-    except (TypeError, ValueError):
-        return None
-    return zlib.crc32(text.encode("ascii"))
+    table's name and the values, by `repr` (unambiguous for the str and int a row holds, any
+    other type a mismatch).  SQLite checks the file's structure, not what a row holds: a byte
+    flipped inside a saved value (a balance 5 read back as 4, a handled frame number one
+    off) would be read back as if assay had saved it."""
+    return zlib.crc32(repr((table, *values)).encode("utf-8", "surrogatepass"))
 
 
 def _sums(conn: sqlite3.Connection) -> None:
