@@ -462,7 +462,7 @@ def test_a_flood_of_refusals_writes_a_bounded_log_and_says_how_many_it_held_back
             with contextlib.suppress(ConnectionError, OSError):
                 await asyncio.wait_for(reader.read(), 5)
             writer.close()
-        for i in range(0, n, 50):
+        for _ in range(0, n, 50):
             await asyncio.gather(*[one() for _ in range(50)])
 
     async def drops(n: int) -> None:
@@ -510,7 +510,7 @@ def test_a_step_log_cut_below_the_store_s_durable_steps_is_said_not_silent(tmp_p
     assert caplog.text == ""
 
 
-# --- Ctrl-C at the worst moment --------------------------------------------------------------------
+# --- Ctrl-C at the worst moment ----------------------------------------------------------------
 
 @pytest.mark.e2e
 def test_ctrl_c_twice_mid_run_loses_no_durable_step_and_the_restart_replays(tmp_path):

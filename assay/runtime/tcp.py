@@ -36,7 +36,6 @@ import contextlib
 import logging
 import os
 import random
-import re
 import signal
 import time
 from collections import deque
@@ -76,8 +75,8 @@ log = logging.getLogger("assay.runtime")
 
 class _LogBudget:
     """The warnings of one kind (refusals, drops) that reach the log: each distinct one once
-    per `window` seconds (distinct up to the numbers in it: an address's port, a frame's
-    number), and at most `burst` of them.  A flood (connections that do not authenticate,
+    per `window` seconds (distinct but for the peer's `address`: its port changes with each
+    connection), and at most `burst` of them.  A flood (connections that do not authenticate,
     frames to drop) writes a few lines, not one per connection or frame: the repeats are
     counted, said to be once, and their number is logged when the window ends."""
 
@@ -87,7 +86,7 @@ class _LogBudget:
         self._seen: set[str] = set()
         self._held = 0
 
-    def warning(self, msg: str, *args: Any) -> None:
+    def warning(self, msg: str, *args: Any, address: str = "") -> None:
         now = time.monotonic()
         if now - self._start >= self.window:
             if self._held:
@@ -95,7 +94,9 @@ class _LogBudget:
                             "%.0f s", self.node, self._held, self.kind, now - self._start)
             self._start, self._held = now, 0
             self._seen.clear()
-        key = _DIGITS.sub("#", msg % args)
+        key = msg % args
+        if address:
+            key = key.replace(address, "")
         if key not in self._seen and len(self._seen) < self.burst:
             self._seen.add(key)
             log.warning(msg, *args)
@@ -104,9 +105,6 @@ class _LogBudget:
             log.warning("%s: more %s like these in the next %.0f s are counted, not logged",
                         self.node, self.kind, self._start + self.window - now)
         self._held += 1
-
-
-_DIGITS = re.compile(r"\d+")
 
 
 @dataclass
@@ -373,7 +371,7 @@ class TcpNode:
             self._refusals.warning("%s: closed the connection from %s before it "
                                    "authenticated: more than %d connections were "
                                    "authenticating at once", self.name, address,
-                                   self.MAX_HANDSHAKES)
+                                   self.MAX_HANDSHAKES, address=address)
             oldest.close()
 
     async def _serve_connection(self, reader: asyncio.StreamReader,
@@ -390,7 +388,7 @@ class TcpNode:
         except (AuthError, OSError, asyncio.IncompleteReadError) as e:
             if writer in self._handshaking:    # (else closed by `_make_room`, which said so)
                 self._refusals.warning("%s: refused a connection from %s: %s", self.name,
-                                       address, e)
+                                       address, e, address=address)
             writer.close()
             return
         finally:
@@ -410,7 +408,8 @@ class TcpNode:
                     # sends: nothing of the frame is used, and the connection goes (a node's
                     # link reconnects, and resends what was not acknowledged)
                     self._drops.warning("%s: dropped a frame from %s at %s and closed the "
-                                "connection: %s", self.name, peer, address, e)
+                                        "connection: %s", self.name, peer, address, e,
+                                        address=address)
                     break
                 if reply is not None:
                     try:
@@ -474,8 +473,7 @@ class TcpNode:
             # no node of the deployment (a control connection, say): it hosts no instance,
             # so nothing it sends is a message; nothing of it is recorded
             self._drops.warning("%s: dropped a message from %s: no such link from that "
-                                "node (it is "
-                        "not a node of the deployment)", self.name, peer)
+                                "node (it is not a node of the deployment)", self.name, peer)
             return {"t": "ack", "seq": seq, "epoch": epoch}
         key = (peer, epoch)
         handled = self.handled.get(key)
@@ -504,7 +502,7 @@ class TcpNode:
         if env.dst not in self.inbox or link not in self.kernel.link_index \
                 or self.dep.placement.get(env.src) != peer:
             self._drops.warning("%s: dropped %s from node %s: no such link from that node",
-                        self.name, env, peer)
+                                self.name, env, peer)
             self._drop(receipt)
             return None
         self.clock = max(self.clock, clock)
@@ -630,7 +628,8 @@ class TcpNode:
             except (OSError, AuthError, WireError, asyncio.IncompleteReadError) as e:
                 if isinstance(e, AuthError) and not isinstance(e, AuthIncomplete):
                     self._refusals.warning("%s: refused its connection to %s at %s: %s",
-                                self.name, link.peer, address_of(writer), e)
+                                           self.name, link.peer, address_of(writer), e,
+                                           address=address_of(writer))
                 writer.close()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 1.0)
@@ -682,7 +681,8 @@ class TcpNode:
                 self.acked.set()
         except WireError as e:            # the link reconnects: what is not acknowledged
             self._drops.warning("%s: dropped a frame from %s at %s and closed the "
-                                "connection: %s", self.name, link.peer, session.address, e)
+                                "connection: %s", self.name, link.peer, session.address, e,
+                                address=session.address)
             return
         except (ConnectionError, OSError):
             return
