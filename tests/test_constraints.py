@@ -129,5 +129,5 @@ def system() -> System:
     doc = json.loads(r.stdout)
     assert r.returncode == 1 and doc["violation"]["kind"] == "liveness"
     assert doc["lasso"] == {"cycle_start": 1}                     # the run stops after step 1
-    rep = cli("replay", trace, "--json")
+    rep = cli("replay", trace, "--json", "--spec", spec)      # (not under the current dir)
     assert rep.returncode == 1 and json.loads(rep.stdout)["reproduced"]

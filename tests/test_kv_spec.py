@@ -137,7 +137,9 @@ def test_run_ends_without_violation_and_its_trace_replays(tmp_path: Path) -> Non
     final = json.loads(r.stdout)["final"]
     assert all(final[c]["done"] for c in ("c1", "c2"))          # until the primary refused
     assert final["b1"]["table"] == final["b2"]["table"] == final["primary"]["table"]
-    rep = cli("replay", trace, "--json", cwd=tmp_path)
+    rep = cli("replay", trace, "--json", cwd=tmp_path)       # a spec from elsewhere: named
+    assert rep.returncode == 2 and "--spec" in rep.stderr, rep.stdout + rep.stderr
+    rep = cli("replay", trace, "--json", "--spec", GOOD, cwd=tmp_path)
     assert rep.returncode == 0, rep.stdout + rep.stderr
 
 

@@ -631,11 +631,13 @@ def test_replay_on_the_simulator_keeps_the_due_times_of_re_armed_timers(in_proce
     assert r.exit_code == 1, r.output
     (v,) = json.loads(r.stdout)["violations"]
     assert v["name"] == "fewer_than_three_ticks"
-    r = in_process("replay", v["trace_file"], "--engine", "simulator", "--json")
+    r = in_process("replay", v["trace_file"], "--engine", "simulator", "--json",
+                   "--spec", str(spec))             # (outside the current directory)
     assert r.exit_code == 1
     d = json.loads(r.stdout)
     assert d["reproduced"] is True
     assert [e["kind"] for e in d["events"]] == ["action", "timer", "timer", "timer"]
     assert d["time"] >= 30
-    r = in_process("replay", v["trace_file"], "--engine", "checker", "--json")
+    r = in_process("replay", v["trace_file"], "--engine", "checker", "--json",
+                   "--spec", str(spec))
     assert r.exit_code == 1 and json.loads(r.stdout)["time"] is None

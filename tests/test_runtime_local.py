@@ -399,8 +399,12 @@ def test_saved_fields_that_no_longer_fit_the_spec_are_a_usage_error_naming_them(
     run_local(kernel_of("register.py"), duration=10, state_dir=state)
     import sqlite3
 
+    from assay.runtime.store import row_crc
+
+    data = '{"value": "abc"}'
     with sqlite3.connect(state / "local.sqlite") as conn:     # as if the spec had changed
-        conn.execute("UPDATE fields SET data = '{\"value\": \"abc\"}' WHERE instance = 'server'")
+        conn.execute("UPDATE fields SET data = ?, crc = ? WHERE instance = 'server'",
+                     (data, row_crc("fields", "server", data)))
     r = subprocess.run([sys.executable, "-m", "assay.cli", "run", str(SPECS / "register.py"),
                         "--state-dir", str(state)], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr

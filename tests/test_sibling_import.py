@@ -116,7 +116,9 @@ def test_run_and_replay_load_sibling_modules(tmp_path):
     assert json.loads(c.stdout)["final"]["c"]["acked"] == 3
     other = tmp_path / "elsewhere"
     other.mkdir()
-    again = _cli("replay", trace, cwd=other)
+    again = _cli("replay", trace, cwd=other)        # a spec from outside: named to run
+    assert again.returncode == 2 and "--spec" in again.stderr, again.stdout + again.stderr
+    again = _cli("replay", trace, "--spec", RIGHT, cwd=other)
     assert again.returncode == 0, again.stdout + again.stderr
 
 

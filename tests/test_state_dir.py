@@ -63,10 +63,20 @@ def _refused(r: subprocess.CompletedProcess, store: Path, *problem: str) -> None
 
 
 def _sql(store: Path, *statements: str) -> None:
+    """Run `statements` on the store, then give every row the checksum assay would have
+    (`store.row_crc`): what they leave is refused by the checks of what rows hold, not by
+    the checksum's (tests/test_redteam_runtime3.py has that)."""
+    from assay.runtime.store import _SUMMED, row_crc
+
     conn = sqlite3.connect(store, isolation_level=None)
+    conn.create_function("assay_crc", -1, row_crc, deterministic=True)
     try:
         for s in statements:
             conn.execute(s)
+        if not any(s.startswith(("CREATE", "DROP")) for s in statements):
+            for table, cols in _SUMMED.items():
+                conn.execute(f"UPDATE {table} SET crc = assay_crc('{table}', "
+                             f"{', '.join(cols)})")
     finally:
         conn.close()
 
@@ -284,9 +294,11 @@ def _bank_node(children: Children, tmp_path: Path) -> tuple[Path, int, Path, Pat
     (_truncate, "empty"),
     (lambda s: _sql(s, "DROP TABLE outbox"), "no table 'outbox'"),
     (lambda s: _garbage_pages(s, 1, "fields"), "damaged"),
-    (lambda s: _sql(s, "INSERT INTO outbox VALUES ('a', 'e0', 1, 'not json')"), "outbox"),
-    (lambda s: _sql(s, "INSERT INTO outbox VALUES ('zz', 'e0', 1, '{}')"), "outbox"),
-    (lambda s: _sql(s, "UPDATE meta SET value = 2 WHERE key = 'format'"), "format 2"),
+    (lambda s: _sql(s, "INSERT INTO outbox (link, epoch, seq, frame) VALUES "
+                       "('a', 'e0', 1, 'not json')"), "outbox"),
+    (lambda s: _sql(s, "INSERT INTO outbox (link, epoch, seq, frame) VALUES "
+                       "('zz', 'e0', 1, '{}')"), "outbox"),
+    (lambda s: _sql(s, "UPDATE meta SET value = 3 WHERE key = 'format'"), "format 3"),
     (lambda s: _sql(s, "UPDATE meta SET value = 'b' WHERE key = 'node'"), "node 'b'"),
 ], ids=["truncated", "dropped", "garbage", "outbox-row", "outbox-link", "version", "node"])
 def test_a_node_refuses_a_damaged_store_and_starts_over_with_fresh(

@@ -13,19 +13,25 @@ says what differs.  Every mode is saved: a reduced search keeps orbits' represen
 when a property was found not symmetric, so that the resumed search is unreduced too; a
 search that keeps going has its findings so far in the workers' files; with liveness
 properties the safety search is saved (the graph is rebuilt after it); a depth-first search
-is saved by `dfs_checkpoint.py` into the same directory layout.  `meta.json` holds the
-SHA-256 of each worker's file, checked before a resume reads it: a damaged file is refused
-with a message, not unpickled; and the SHA-256 of the rest of `meta.json` (its counts: a
-digit altered there would resume to wrong counts).  (The files are pickles: resume only
-checkpoints this user's own checks wrote — the digests guard against damage, not against
-someone who can write the directory.)  A resumed search ends with the same counts as one
-that was never stopped.
+is saved by `dfs_checkpoint.py` into the same directory layout.  `meta.json` holds a MAC
+of each worker's file, checked before a resume unpickles it (`verified`: the bytes are read
+once, checked, then unpickled, so the file cannot be swapped between the two); and a MAC of
+the rest of `meta.json` (its counts: a digit altered there would resume to wrong counts).
+
+The files are pickles, and unpickling runs code: so the MACs are HMAC-SHA256 under a key of
+this user's (`user_key`: 32 random bytes in ~/.config/assay/checkpoint.key, 0600, made on
+first use).  A checkpoint resumes only if this user's assay wrote it: one damaged, edited,
+copied from another user or machine, or planted in a directory others may write is refused
+before anything of it is unpickled.  Whoever can read the key file is trusted as this user.
+A resumed search ends with the same counts as one that was never stopped.
 """
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
+import secrets
 import shutil
 from pathlib import Path
 from typing import Any
@@ -33,7 +39,7 @@ from typing import Any
 from assay.errors import UsageError
 from assay.model.load import modules_beside
 
-FORMAT = 1
+FORMAT = 2          # 2: keyed MACs (`user_key`), not SHA-256
 CURRENT, NEXT, PREVIOUS = "current", "next", "previous"
 
 
@@ -157,14 +163,16 @@ class Checkpoints:
                                 "over"])
 
     def _unchanged(self, meta_file: Path, meta: dict[str, Any]) -> None:
-        """A usage error unless `meta` is what `commit` wrote: its counts are not checked
-        against the workers' files (a digit altered would resume to wrong counts).  A meta
-        without its digest was written before it had one."""
+        """A usage error unless `meta` is what `commit` wrote, with this user's key: its
+        counts are not checked against the workers' files (a digit altered would resume to
+        wrong counts)."""
         saved = meta.pop(META_DIGEST, None)
-        if saved is not None and saved != _meta_digest(meta):
+        if not isinstance(saved, str) or not hmac.compare_digest(saved, _meta_digest(meta)):
             raise UsageError(f"--checkpoint {self.dir}: {meta_file} is not the file that was "
-                             "saved (damaged, or edited by hand)",
-                             notes=["remove the directory to start over"])
+                             "saved (damaged, edited by hand, or not written by this user's "
+                             "assay)", notes=["a checkpoint resumes only where this user's "
+                                              f"key ({key_path()}) made it",
+                                              "remove the directory to start over"])
 
     def _whole(self, folder: Path, shards: Any) -> None:
         """A usage error unless every worker's file is there with the digest `commit` noted
@@ -172,7 +180,8 @@ class Checkpoints:
         damaged = [] if isinstance(shards, dict) and shards else ["meta.json names no files"]
         for name, digest in (shards.items() if not damaged else ()):
             try:
-                ok = _digest(folder / name) == digest
+                ok = isinstance(digest, str) and hmac.compare_digest(_digest(folder / name),
+                                                                      digest)
             except OSError as e:
                 damaged.append(f"{name}: {e.strerror}")
                 continue
@@ -208,20 +217,96 @@ class Checkpoints:
         shutil.rmtree(previous, ignore_errors=True)
 
 
-META_DIGEST = "meta_sha256"       # in meta.json: the SHA-256 of the rest of it
+META_DIGEST = "meta_mac"          # in meta.json: the MAC of the rest of it
+KEY_BYTES = 32
+
+
+def key_path() -> str:
+    """Where this user's checkpoint key is: $ASSAY_KEY_FILE, else checkpoint.key in
+    $XDG_CONFIG_HOME/assay (~/.config/assay)."""
+    given = os.environ.get("ASSAY_KEY_FILE")
+    if given:
+        return given
+    config = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"),
+                                                                ".config")
+    return os.path.join(config, "assay", "checkpoint.key")
+
+
+def user_key() -> bytes:
+    """This user's key for checkpoint MACs, made (0600, in a directory made 0700) on first
+    use; a usage error naming the file if it cannot be read or made, or is not a key."""
+    from assay.runtime.private import FILE_MODE, private_dir
+
+    path = key_path()
+    try:
+        try:
+            with open(path, "rb") as f:
+                key = f.read(KEY_BYTES + 1)
+        except FileNotFoundError:
+            private_dir(os.path.dirname(os.path.abspath(path)))
+            tmp = f"{path}.{os.getpid()}.{secrets.token_hex(4)}"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+            try:
+                os.write(fd, secrets.token_bytes(KEY_BYTES))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            try:
+                os.link(tmp, path)             # (another process made one meanwhile: theirs)
+            except FileExistsError:
+                pass
+            finally:
+                os.remove(tmp)
+            with open(path, "rb") as f:
+                key = f.read(KEY_BYTES + 1)
+    except OSError as e:
+        raise UsageError(f"--checkpoint: cannot read or make the checkpoint key {path}: "
+                         f"{e.strerror}", notes=["set ASSAY_KEY_FILE to a file this user "
+                                                 "may write"]) from None
+    if len(key) != KEY_BYTES:
+        raise UsageError(f"--checkpoint: the checkpoint key {path} is not {KEY_BYTES} bytes",
+                         notes=["remove it (checkpoints written with it will not resume), "
+                                "and it is made again"])
+    return key
+
+
+def _mac(data: bytes) -> str:
+    return hmac.new(user_key(), data, hashlib.sha256).hexdigest()
 
 
 def _meta_digest(meta: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(meta, sort_keys=True, separators=(",", ":"))
-                          .encode()).hexdigest()
+    return _mac(json.dumps(meta, sort_keys=True, separators=(",", ":")).encode())
 
 
 def _digest(path: Path) -> str:
-    h = hashlib.sha256()
+    h = hmac.new(user_key(), digestmod=hashlib.sha256)
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def verified(folder: str, index: int) -> bytes:
+    """The bytes of worker `index`'s file of the checkpoint in `folder`, read once and
+    checked against the MAC its `meta.json` notes (`UsageError` if they differ): what a
+    resume unpickles, never the file read again."""
+    name = f"shard-{index}"
+    try:
+        meta = json.loads(Path(folder, "meta.json").read_text())
+        data = Path(folder, name).read_bytes()
+    except (OSError, ValueError) as e:
+        raise UsageError(f"--checkpoint: cannot read the checkpoint in {folder}: {e}",
+                         notes=["remove the directory to start over"]) from None
+    saved = meta.get(META_DIGEST) if isinstance(meta, dict) else None
+    rest = {k: v for k, v in meta.items() if k != META_DIGEST} if isinstance(meta, dict) else {}
+    shards = rest.get("shards")
+    want = shards.get(name) if isinstance(shards, dict) else None
+    if not (isinstance(saved, str) and hmac.compare_digest(saved, _meta_digest(rest))
+            and isinstance(want, str) and hmac.compare_digest(want, _mac(data))):
+        raise UsageError(f"--checkpoint: the checkpoint in {folder} changed while it was "
+                         f"resumed: {name} is not the file that was saved",
+                         notes=["remove the directory to start over"])
+    return data
 
 
 def shard_file(path: str, index: int) -> str:

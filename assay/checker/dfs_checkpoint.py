@@ -23,7 +23,7 @@ import pickle
 import time
 from typing import TYPE_CHECKING, Any
 
-from assay.checker.checkpoint import Checkpoints, shard_file
+from assay.checker.checkpoint import Checkpoints, shard_file, verified
 from assay.checker.dfs import Snapshot, dfs
 from assay.checker.parallel import Extra, _merge_summaries, summary
 from assay.checker.portable import Portable
@@ -74,8 +74,7 @@ class DfsSaver:
         self.saved = time.perf_counter()
 
     def _load(self, path: str) -> Snapshot:
-        with open(shard_file(path, 0), "rb") as f:
-            data = pickle.load(f)
+        data = pickle.loads(verified(path, 0))       # (checked with this user's key)
         decode = self.codec.decode
         found = []
         for v, n, unit, start, events in data["found"]:

@@ -288,10 +288,9 @@ class Shard:
 
     def restore(self, path: str) -> dict[str, Any]:
         """Take up the search from this worker's part of the checkpoint in `path`."""
-        from assay.checker.checkpoint import shard_file
+        from assay.checker.checkpoint import verified
 
-        with open(shard_file(path, self.index), "rb") as f:
-            data = pickle.load(f)
+        data = pickle.loads(verified(path, self.index))     # (checked with this user's key)
         encs, self.parent_worker, self.parent_index, frontier, self.depth = data[:5]
         extra = data[5] if len(data) > 5 else {}      # (none in a checkpoint of a plain BFS
         if self.kept is not None:                     # written before they were saved)

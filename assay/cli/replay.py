@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import click
@@ -12,7 +13,7 @@ from assay.cli.common import (
     _fail,
     write_output,
 )
-from assay.errors import AssayError
+from assay.errors import AssayError, UsageError
 from assay.kernel.watchdog import SpecWatch
 
 
@@ -31,9 +32,13 @@ from assay.kernel.watchdog import SpecWatch
               help="Also check that the run's external stores at its end hold what the "
                    "store database FILE (of assay run --store-db) holds; a DIR of "
                    "`assay run --deploy --store-db DIR`: its nodes' databases together.")
+@click.option("--spec", "spec", type=click.Path(dir_okay=False), metavar="FILE",
+              help="The spec file to replay the trace against (the trace names one: replay "
+                   "runs that one only if it is inside the current directory, since a spec "
+                   "is Python code that replaying runs).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 def replay(trace_file: str, engine: str, mermaid_out: str | None, html_out: str | None,
-           store_db: str | None, as_json: bool) -> None:
+           store_db: str | None, spec: str | None, as_json: bool) -> None:
     """Re-execute a trace file step by step and confirm where it ends.
 
     Exit codes: 1 it ends in a violation (the recorded one, or another: said so), or the
@@ -41,18 +46,22 @@ def replay(trace_file: str, engine: str, mermaid_out: str | None, html_out: str 
     trace does not fit the spec (an event not enabled where it occurs, or a step that
     changes other fields than the trace recorded).
     """
-    from assay.kernel.trace import Trace, recorded_event, replay_trace
+    from assay.kernel.trace import Trace, recorded_event, replay_trace, trace_spec
 
     try:
         for out in (mermaid_out, html_out):
             if out:
                 _check_writable(out)
         trace = Trace.read(trace_file)
+        if spec is None:          # the trace's, unless it is elsewhere: untrusted input
+            spec = trace_spec(trace, trace_file, confine=os.getcwd())
+        elif not os.path.isfile(spec):
+            raise UsageError(f"--spec {spec}: no such file")
         from assay.simulator.run import replay_clock
 
         with SpecWatch(None, "the replay"):
             result = replay_trace(trace, trace_file,
-                                  replay_clock if engine == "simulator" else None)
+                                  replay_clock if engine == "simulator" else None, spec)
         if mermaid_out:
             from assay.explorer import flights
             from assay.report import to_mermaid
@@ -98,7 +107,7 @@ def replay(trace_file: str, engine: str, mermaid_out: str | None, html_out: str 
         from assay.report import render_steps
 
         con = Console(highlight=False)
-        con.print(f"assay replay {trace_file} ({trace.engine} trace of {trace.spec} :: "
+        con.print(f"assay replay {trace_file} ({trace.engine} trace of {spec} :: "
                   f"{trace.system}, {len(trace.events)} events) on the {engine}",
                   markup=False)
         render_steps(con, result.steps, result.initial, result.cycle_start)

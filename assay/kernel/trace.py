@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from assay.errors import TraceError
+from assay.errors import Location, TraceError
 from assay.kernel.events import Envelope, envelope_json
 from assay.kernel.kernel import Change, Kernel, State
 from assay.kernel.violation import Violation
@@ -259,6 +259,14 @@ def _shown(v: Any) -> str:
     return "no change" if v is _UNCHANGED else _clip(v)
 
 
+def _shell(path: str) -> str:
+    """A path as a shell word (quoted if need be), or escaped if it holds a character a
+    terminal would act on."""
+    import shlex
+
+    return shlex.quote(path) if path.isprintable() else repr(path)
+
+
 def _clip(v: Any, most: int = 80) -> str:
     """A JSON value for a message, cut short: a trace file is untrusted input."""
     text = json.dumps(v) if not isinstance(v, str) else repr(v)
@@ -387,27 +395,48 @@ class ReplayResult:
     start: State | None = None
 
 
-def replay_trace(trace: Trace, trace_path: str | Path,
-                 clocked: Callable[[Kernel], tuple[Hook, Callable[[], int]]] | None = None,
-                 ) -> ReplayResult:
-    """Rebuild the trace's system from its spec and replay the trace through the kernel.
+def trace_spec(trace: Trace, trace_path: str | Path, confine: str | None = None) -> str:
+    """The spec file the trace names, found as written or beside the trace file.
 
-    `clocked` (the simulator's `replay_clock`) adds virtual time: given the kernel it returns
-    the hook that advances a clock at each step and a function reading the clock at the end.
-    The kernel knows nothing of time beyond which timers are pending."""
-    from assay.kernel.faults import Faults
-    from assay.model.load import build
-
+    A trace is untrusted (a file received from someone else): it names the file replay runs
+    as Python code.  Only a spec file (.py) is run, and with `confine` (a directory: the
+    current one, for `assay replay`) only one inside it, symbolic links resolved; a spec
+    elsewhere is a `TraceError` that names it and says how to confirm it (`--spec`)."""
     spec = trace.spec
     if not spec.endswith(".py"):
-        # a trace is untrusted: it names the file replay runs as Python, and an error would
-        # quote it; only spec files are run (and so quoted)
+        # an error would quote it: only spec files are run (and so quoted)
         raise TraceError(f"the trace's spec {_clip(spec)} is not a Python file (.py)",
                          notes=["a trace names the spec file it was written from"])
     if not os.path.isfile(spec):
         beside = os.path.join(os.path.dirname(os.path.abspath(trace_path)), spec)
         if os.path.isfile(beside):
             spec = beside
+    if confine is not None:
+        real, root = os.path.realpath(spec), os.path.realpath(confine)
+        if os.path.commonpath([real, root]) != root:
+            raise TraceError(
+                f"the trace names the spec {_shell(real)}, outside the current directory "
+                f"{_shell(root)}: replaying runs its spec as Python code, so replay runs a "
+                "spec from elsewhere only when you name it", Location(str(trace_path)),
+                [f"if you trust that file: assay replay {_shell(str(trace_path))} --spec "
+                 f"{_shell(real)} (or run replay from its project's directory)"])
+    return spec
+
+
+def replay_trace(trace: Trace, trace_path: str | Path,
+                 clocked: Callable[[Kernel], tuple[Hook, Callable[[], int]]] | None = None,
+                 spec: str | None = None) -> ReplayResult:
+    """Rebuild the trace's system from its spec and replay the trace through the kernel.
+
+    `clocked` (the simulator's `replay_clock`) adds virtual time: given the kernel it returns
+    the hook that advances a clock at each step and a function reading the clock at the end.
+    The kernel knows nothing of time beyond which timers are pending.  `spec`: the spec file
+    to replay against (the caller's choice); None: the one the trace names (`trace_spec`)."""
+    from assay.kernel.faults import Faults
+    from assay.model.load import build
+
+    if spec is None:
+        spec = trace_spec(trace, trace_path)
     params = {k: str(v).lower() if isinstance(v, bool) else str(v)
               for k, v in trace.params.items()}
     system, _, _ = build(spec, trace.system, params)

@@ -33,7 +33,8 @@ def open_step_log(path: str | os.PathLike, durable: int | None) -> tuple[IO[str]
 
     path = os.fspath(path)
     clock = 0
-    if os.path.exists(path):
+    existed = os.path.exists(path)
+    if existed:
         lines, entries, cut = _step_lines(
             path, StateError, "move it aside (the node then starts a new one), or restore it "
                               "from a backup", None)
@@ -49,6 +50,16 @@ def open_step_log(path: str | os.PathLike, durable: int | None) -> tuple[IO[str]
             with private_open(path, "w") as f:
                 f.writelines(kept)
     if durable is not None:
+        if existed and clock < durable:
+            # steps the store holds whose lines are gone: the log was cut (or a power cut
+            # took lines that had not reached the disk: they are not synced, the store is)
+            import logging
+
+            logging.getLogger("assay.runtime").warning(
+                "%s: the step log ends at clock %d, but the store holds steps up to clock %d: "
+                "the lines of the steps between are lost (the file was cut short), so the "
+                "run's trace will not replay across them; the node goes on", path, clock,
+                durable)
         clock = max(clock, durable)
     return private_open(path, "a"), clock       # open for the node's life; created 0600
 

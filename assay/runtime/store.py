@@ -33,6 +33,7 @@ import os
 import sqlite3
 import threading
 import urllib.request
+import zlib
 from collections.abc import Callable, Collection
 from typing import Any
 
@@ -43,7 +44,8 @@ from assay.runtime.storelog import HEADER, SUFFIX, Delta, Handled, encode, read_
 
 _SCHEMA = """CREATE TABLE IF NOT EXISTS fields (
     instance TEXT PRIMARY KEY NOT NULL,
-    data     TEXT NOT NULL
+    data     TEXT NOT NULL,
+    crc      INTEGER
 )"""
 # the frames a node has sent and its peers have not acknowledged yet: saved with the step that
 # sent them, deleted on the acknowledgement, sent again after a restart
@@ -52,6 +54,7 @@ _OUTBOX = """CREATE TABLE IF NOT EXISTS outbox (
     epoch TEXT NOT NULL,
     seq   INTEGER NOT NULL,
     frame TEXT NOT NULL,
+    crc   INTEGER,
     PRIMARY KEY (link, epoch, seq)
 )"""
 
@@ -64,12 +67,14 @@ _HANDLED = """CREATE TABLE IF NOT EXISTS handled (
     peer  TEXT NOT NULL,
     epoch TEXT NOT NULL,
     seq   INTEGER NOT NULL,
+    crc   INTEGER,
     PRIMARY KEY (peer, epoch)
 )"""
 _HANDLED_ABOVE = """CREATE TABLE IF NOT EXISTS handled_above (
     peer  TEXT NOT NULL,
     epoch TEXT NOT NULL,
     seq   INTEGER NOT NULL,
+    crc   INTEGER,
     PRIMARY KEY (peer, epoch, seq)
 )"""
 # what the file is: its format, the system and node whose state it holds (text), and the
@@ -77,18 +82,51 @@ _HANDLED_ABOVE = """CREATE TABLE IF NOT EXISTS handled_above (
 # a crash undid); `value` has no type, so a name is never taken for a number
 _META = """CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY NOT NULL,
-    value NOT NULL
+    value NOT NULL,
+    crc   INTEGER
 )"""
 _TABLES = (_SCHEMA, _OUTBOX, _HANDLED, _HANDLED_ABOVE, _META)
+# each table's columns that its `crc` covers (all the others)
+_SUMMED = {"fields": ("instance", "data"), "outbox": ("link", "epoch", "seq", "frame"),
+           "handled": ("peer", "epoch", "seq"), "handled_above": ("peer", "epoch", "seq"),
+           "meta": ("key", "value")}
 
 # the layout of a store file: a store of another format is refused, not guessed at
-FORMAT = 1
+# (2: every row with its checksum)
+FORMAT = 2
+
+
+def row_crc(table: str, *values: Any) -> int:
+    """The checksum of a row of `table` (its values in `_SUMMED` order): CRC-32 of the
+    table's name and the values, by `repr` (unambiguous for the str and int a row holds, any
+    other type a mismatch).  SQLite checks the file's structure, not what a row holds: a byte
+    flipped inside a saved value (a balance 5 read back as 4, a handled frame number one
+    off) would be read back as if assay had saved it."""
+    return zlib.crc32(repr((table, *values)).encode("utf-8", "surrogatepass"))
+
+
+def _sums(conn: sqlite3.Connection) -> None:
+    """Let SQL on `conn` compute row checksums: ``assay_crc('table', col, ...)``."""
+    conn.create_function("assay_crc", -1, row_crc, deterministic=True)
 _META_KEYS = ("format", "system", "node", "clock")
 # one step as `Store.save_step` takes it: (instance, persistent fields or None, frames sent as
 # (link, epoch, seq, frame), frame handled as (peer, epoch, seq) or None, Lamport clock or None,
 # frame of its own outbox handled as (link, epoch, seq) or None)
 StepRecord = tuple[str, dict[str, Any] | None, list[tuple[str, str, int, dict[str, Any]]],
                    tuple[str, str, int] | None, int | None, tuple[str, str, int] | None]
+# every write of a row sets its checksum (`row_crc`, in SQL `assay_crc`)
+_FIELDS_UPSERT = ("INSERT INTO fields (instance, data, crc) VALUES "
+                  "(?1, ?2, assay_crc('fields', ?1, ?2)) ON CONFLICT (instance) "
+                  "DO UPDATE SET data = excluded.data, crc = excluded.crc")
+_OUTBOX_PUT = ("INSERT OR REPLACE INTO outbox (link, epoch, seq, frame, crc) VALUES "
+               "(?1, ?2, ?3, ?4, assay_crc('outbox', ?1, ?2, ?3, ?4))")
+_HANDLED_PUT = ("INSERT INTO handled (peer, epoch, seq, crc) VALUES "
+                "(?1, ?2, ?3, assay_crc('handled', ?1, ?2, ?3))")
+_ABOVE_PUT = ("INSERT INTO handled_above (peer, epoch, seq, crc) VALUES "
+              "(?1, ?2, ?3, assay_crc('handled_above', ?1, ?2, ?3))")
+_CLOCK_UP = ("INSERT INTO meta (key, value, crc) VALUES ('clock', ?1, assay_crc('meta', "
+             "'clock', ?1)) ON CONFLICT (key) DO UPDATE SET value = max(value, "
+             "excluded.value), crc = assay_crc('meta', 'clock', max(value, excluded.value))")
 FRESH_NOTE = ("assay does not guess at lost state: restore the file from a backup, or start "
               "over with --fresh (which moves the old files aside)")
 
@@ -162,11 +200,13 @@ def _create(path: str, system: str | None, node: str | None) -> None:
             os.remove(leftover)
     create_private(tmp)                          # 0600, and so is its journal
     conn = sqlite3.connect(tmp, isolation_level=None)
+    _sums(conn)
     try:
         conn.execute("BEGIN IMMEDIATE")
         for table in _TABLES:
             conn.execute(table)
-        conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)",
+        conn.executemany("INSERT INTO meta (key, value, crc) VALUES "
+                         "(?1, ?2, assay_crc('meta', ?1, ?2))",
                          [("format", FORMAT)] + [(k, v) for k, v in (("system", system),
                                                                        ("node", node))
                                                  if v is not None])
@@ -259,7 +299,19 @@ def _check_meta(conn: sqlite3.Connection, path: str, system: str | None,
         if _holds_state(conn):
             raise _damaged(path, f"no {key} name in table meta")
         # a store made without a name (`Store(path)`) and never used: it becomes this one's
-        conn.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (key, want))
+        conn.execute("INSERT INTO meta (key, value, crc) VALUES "
+                     "(?1, ?2, assay_crc('meta', ?1, ?2))", (key, want))
+
+
+def _check_sums(conn: sqlite3.Connection, path: str) -> None:
+    """Every row as assay saved it: its checksum matches (`row_crc`)."""
+    for table, cols in _SUMMED.items():
+        for row in conn.execute(f"SELECT {', '.join(cols)}, crc FROM {table}"):  # noqa: S608
+            if row[-1] is None or row[-1] != row_crc(table, *row[:-1]):
+                key = row[0] if len(cols) == 2 else tuple(row[:3])
+                raise _damaged(path, f"table {table}, row {key!r}: the row is not what assay "
+                                     "saved (its checksum does not match: a byte changed on "
+                                     "disk, or the row was edited)")
 
 
 def _holds_state(conn: sqlite3.Connection) -> bool:
@@ -305,6 +357,7 @@ class Store:
         conn = sqlite3.connect(uri, uri=True, timeout=30.0, isolation_level=None,
                                check_same_thread=False)
         self._conn: sqlite3.Connection | None = conn
+        _sums(conn)
         try:
             self._check(conn, system, node, log)
             mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
@@ -408,13 +461,11 @@ class Store:
 
     def _fold(self, conn: sqlite3.Connection, delta: Delta) -> None:
         """Within a transaction: what `delta` changes (rows set, numbers added)."""
-        conn.executemany("INSERT INTO fields (instance, data) VALUES (?, ?) ON CONFLICT "
-                         "(instance) DO UPDATE SET data = excluded.data",
+        conn.executemany(_FIELDS_UPSERT,
                          [(i, _json(f)) for i, f in delta.fields.items()])
         conn.executemany("DELETE FROM outbox WHERE link = ? AND epoch = ? AND seq = ?",
                          [k for k, f in delta.outbox.items() if f is None])
-        conn.executemany("INSERT OR REPLACE INTO outbox (link, epoch, seq, frame) VALUES "
-                         "(?, ?, ?, ?)", [(*k, json.dumps(f, sort_keys=True, allow_nan=False))
+        conn.executemany(_OUTBOX_PUT, [(*k, json.dumps(f, sort_keys=True, allow_nan=False))
                                           for k, f in delta.outbox.items() if f is not None])
         for (peer, epoch), (reset, added) in delta.handled.items():
             have = Handled()
@@ -430,13 +481,10 @@ class Store:
                 conn.execute(f"DELETE FROM {table} WHERE peer = ? AND epoch = ?",  # noqa: S608
                              (peer, epoch))
             if have.floor:
-                conn.execute("INSERT INTO handled (peer, epoch, seq) VALUES (?, ?, ?)",
-                             (peer, epoch, have.floor))
-            conn.executemany("INSERT INTO handled_above (peer, epoch, seq) VALUES (?, ?, ?)",
-                             [(peer, epoch, s) for s in sorted(have.above)])
+                conn.execute(_HANDLED_PUT, (peer, epoch, have.floor))
+            conn.executemany(_ABOVE_PUT, [(peer, epoch, s) for s in sorted(have.above)])
         if delta.clock is not None:
-            conn.execute("INSERT INTO meta (key, value) VALUES ('clock', ?) ON CONFLICT (key) "
-                         "DO UPDATE SET value = max(value, excluded.value)", (delta.clock,))
+            conn.execute(_CLOCK_UP, (delta.clock,))
 
     def _close_files(self) -> None:
         conn = self._conn
@@ -467,6 +515,7 @@ class Store:
         # store holds state (an unnamed one is adopted only if it does not) includes it
         self._open_log(log)
         _check_meta(conn, self.path, system, node)
+        _check_sums(conn, self.path)
 
     def _read(self, table: str, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
         """The rows of a query on `table`; a file SQLite cannot read there is damage."""
@@ -495,8 +544,7 @@ class Store:
             conn = self._connection()
             try:
                 conn.execute("BEGIN IMMEDIATE")
-                conn.execute("INSERT INTO fields (instance, data) VALUES (?, ?) "
-                             "ON CONFLICT (instance) DO UPDATE SET data = excluded.data",
+                conn.execute(_FIELDS_UPSERT,
                              (instance, data))
                 conn.execute("COMMIT")
             except BaseException:
@@ -539,12 +587,9 @@ class Store:
                 top = None
                 for instance, data, rows, handled, clock, consumed in encoded:
                     if data is not None:
-                        conn.execute("INSERT INTO fields (instance, data) VALUES (?, ?) "
-                                     "ON CONFLICT (instance) DO UPDATE SET data = "
-                                     "excluded.data", (instance, data))
+                        conn.execute(_FIELDS_UPSERT, (instance, data))
                     if rows:
-                        conn.executemany("INSERT OR REPLACE INTO outbox (link, epoch, seq, "
-                                         "frame) VALUES (?, ?, ?, ?)", rows)
+                        conn.executemany(_OUTBOX_PUT, rows)
                     if handled is not None:
                         self._add_handled(conn, *handled)
                     if consumed is not None:
@@ -556,9 +601,7 @@ class Store:
                     conn.executemany("DELETE FROM outbox WHERE link = ? AND epoch = ? AND "
                                      "seq = ?", acked)
                 if top is not None:
-                    conn.execute("INSERT INTO meta (key, value) VALUES ('clock', ?) "
-                                 "ON CONFLICT (key) DO UPDATE SET "
-                                 "value = max(value, excluded.value)", (top,))
+                    conn.execute(_CLOCK_UP, (top,))
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -592,8 +635,7 @@ class Store:
         if type(seq) is not int or seq > floor + 1:
             # a gap below it: the floor stays.  (A NOT NULL or type error surfaces here,
             # inside the transaction.)
-            conn.execute("INSERT INTO handled_above (peer, epoch, seq) VALUES (?, ?, ?) "
-                         "ON CONFLICT DO NOTHING", (peer, epoch, seq))
+            conn.execute(_ABOVE_PUT + " ON CONFLICT DO NOTHING", (peer, epoch, seq))
             return
         if seq <= floor:
             return                       # handled already
@@ -604,9 +646,8 @@ class Store:
         new = seq
         while new + 1 in above:
             new += 1
-        conn.execute("INSERT INTO handled (peer, epoch, seq) VALUES (?, ?, ?) "
-                     "ON CONFLICT (peer, epoch) DO UPDATE SET seq = excluded.seq",
-                     (peer, epoch, new))
+        conn.execute(_HANDLED_PUT + " ON CONFLICT (peer, epoch) DO UPDATE SET "
+                     "seq = excluded.seq, crc = excluded.crc", (peer, epoch, new))
         if above:
             conn.execute("DELETE FROM handled_above WHERE peer = ? AND epoch = ? AND seq <= ?",
                          (peer, epoch, new))

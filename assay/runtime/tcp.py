@@ -73,6 +73,40 @@ from assay.runtime.wire import (
 log = logging.getLogger("assay.runtime")
 
 
+class _LogBudget:
+    """The warnings of one kind (refusals, drops) that reach the log: each distinct one once
+    per `window` seconds (distinct but for the peer's `address`: its port changes with each
+    connection), and at most `burst` of them.  A flood (connections that do not authenticate,
+    frames to drop) writes a few lines, not one per connection or frame: the repeats are
+    counted, said to be once, and their number is logged when the window ends."""
+
+    def __init__(self, node: str, kind: str, burst: int, window: float) -> None:
+        self.node, self.kind, self.burst, self.window = node, kind, burst, window
+        self._start = -window
+        self._seen: set[str] = set()
+        self._held = 0
+
+    def warning(self, msg: str, *args: Any, address: str = "") -> None:
+        now = time.monotonic()
+        if now - self._start >= self.window:
+            if self._held:
+                log.warning("%s: %d more %s like those above were not logged in the last "
+                            "%.0f s", self.node, self._held, self.kind, now - self._start)
+            self._start, self._held = now, 0
+            self._seen.clear()
+        key = msg % args
+        if address:
+            key = key.replace(address, "")
+        if key not in self._seen and len(self._seen) < self.burst:
+            self._seen.add(key)
+            log.warning(msg, *args)
+            return
+        if not self._held:
+            log.warning("%s: more %s like these in the next %.0f s are counted, not logged",
+                        self.node, self.kind, self._start + self.window - now)
+        self._held += 1
+
+
 @dataclass
 class _Link:
     """The outgoing link to one peer node: numbered frames kept until acknowledged."""
@@ -217,6 +251,9 @@ class TcpNode:
         # of those, the ones not authenticated yet, oldest first (`MAX_HANDSHAKES`)
         self._handshaking: dict[asyncio.StreamWriter, str] = {}
         self._background: set[asyncio.Task[None]] = set()   # saves of dropped frames
+        # what floods of them write to the log (`_LogBudget`)
+        self._refusals = _LogBudget(name, "refusals", self.LOG_BURST, self.LOG_WINDOW)
+        self._drops = _LogBudget(name, "drops", self.LOG_BURST, self.LOG_WINDOW)
         # acknowledgements of durable steps wait up to `ack_delay` seconds, to leave in one
         # write per connection (fewer system calls and wake-ups on both sides)
         self.ack_delay = ack_delay
@@ -318,6 +355,10 @@ class TcpNode:
             self._accepted.discard(writer)
 
     MAX_HANDSHAKES = 64     # connections authenticating at once, at most: then the oldest goes
+    # distinct warnings of refused connections, and of dropped frames, logged per window:
+    # repeats and the rest are counted (`_LogBudget`)
+    LOG_BURST = 50
+    LOG_WINDOW = 60.0
 
     def _make_room(self) -> None:
         """Close the oldest connections still authenticating while more than
@@ -327,9 +368,10 @@ class TcpNode:
         while len(self._handshaking) > self.MAX_HANDSHAKES:
             oldest = next(iter(self._handshaking))
             address = self._handshaking.pop(oldest)
-            log.warning("%s: closed the connection from %s before it authenticated: more "
-                        "than %d connections were authenticating at once", self.name,
-                        address, self.MAX_HANDSHAKES)
+            self._refusals.warning("%s: closed the connection from %s before it "
+                                   "authenticated: more than %d connections were "
+                                   "authenticating at once", self.name, address,
+                                   self.MAX_HANDSHAKES, address=address)
             oldest.close()
 
     async def _serve_connection(self, reader: asyncio.StreamReader,
@@ -345,7 +387,8 @@ class TcpNode:
             return
         except (AuthError, OSError, asyncio.IncompleteReadError) as e:
             if writer in self._handshaking:    # (else closed by `_make_room`, which said so)
-                log.warning("%s: refused a connection from %s: %s", self.name, address, e)
+                self._refusals.warning("%s: refused a connection from %s: %s", self.name,
+                                       address, e, address=address)
             writer.close()
             return
         finally:
@@ -364,8 +407,9 @@ class TcpNode:
                     # `Session`), or a peer that holds the secret and sends what no node
                     # sends: nothing of the frame is used, and the connection goes (a node's
                     # link reconnects, and resends what was not acknowledged)
-                    log.warning("%s: dropped a frame from %s at %s and closed the "
-                                "connection: %s", self.name, peer, address, e)
+                    self._drops.warning("%s: dropped a frame from %s at %s and closed the "
+                                        "connection: %s", self.name, peer, address, e,
+                                        address=address)
                     break
                 if reply is not None:
                     try:
@@ -428,8 +472,8 @@ class TcpNode:
         if peer not in self.links:
             # no node of the deployment (a control connection, say): it hosts no instance,
             # so nothing it sends is a message; nothing of it is recorded
-            log.warning("%s: dropped a message from %s: no such link from that node (it is "
-                        "not a node of the deployment)", self.name, peer)
+            self._drops.warning("%s: dropped a message from %s: no such link from that "
+                                "node (it is not a node of the deployment)", self.name, peer)
             return {"t": "ack", "seq": seq, "epoch": epoch}
         key = (peer, epoch)
         handled = self.handled.get(key)
@@ -451,14 +495,14 @@ class TcpNode:
             env, clock = envelope_from_wire(frame.body,
                                             lambda d, p: self.allowed.get((d, p), {}))
         except WireError as e:
-            log.warning("%s: dropped a message from %s: %s", self.name, peer, e)
+            self._drops.warning("%s: dropped a message from %s: %s", self.name, peer, e)
             self._drop(receipt)
             return None
         link = (env.src, env.src_port, env.dst, env.dst_port)
         if env.dst not in self.inbox or link not in self.kernel.link_index \
                 or self.dep.placement.get(env.src) != peer:
-            log.warning("%s: dropped %s from node %s: no such link from that node",
-                        self.name, env, peer)
+            self._drops.warning("%s: dropped %s from node %s: no such link from that node",
+                                self.name, env, peer)
             self._drop(receipt)
             return None
         self.clock = max(self.clock, clock)
@@ -583,8 +627,9 @@ class TcpNode:
                                              initiator=True, expect=link.peer)
             except (OSError, AuthError, WireError, asyncio.IncompleteReadError) as e:
                 if isinstance(e, AuthError) and not isinstance(e, AuthIncomplete):
-                    log.warning("%s: refused its connection to %s at %s: %s",
-                                self.name, link.peer, address_of(writer), e)
+                    self._refusals.warning("%s: refused its connection to %s at %s: %s",
+                                           self.name, link.peer, address_of(writer), e,
+                                           address=address_of(writer))
                 writer.close()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 1.0)
@@ -635,8 +680,9 @@ class TcpNode:
                 # (an acknowledgement enables no step: the step loop is not woken)
                 self.acked.set()
         except WireError as e:            # the link reconnects: what is not acknowledged
-            log.warning("%s: dropped a frame from %s at %s and closed the connection: %s",
-                        self.name, link.peer, session.address, e)
+            self._drops.warning("%s: dropped a frame from %s at %s and closed the "
+                                "connection: %s", self.name, link.peer, session.address, e,
+                                address=session.address)
             return
         except (ConnectionError, OSError):
             return
