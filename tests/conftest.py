@@ -1,5 +1,9 @@
 """Shared test setup."""
+import atexit
 import contextlib
+import os
+import shutil
+import tempfile
 import warnings
 
 import pytest
@@ -11,6 +15,16 @@ import pytest
 with warnings.catch_warnings(), contextlib.suppress(ImportError):
     warnings.simplefilter("ignore", DeprecationWarning)
     import hypothesis.extra._patching  # noqa: F401
+
+
+# `check --checkpoint` signs its files with this user's key, made on first use in
+# ~/.config/assay: the tests (and the CLI subprocesses they start, which inherit the
+# environment) use a key of their own instead of writing into the home directory.  One
+# directory per test process; a test of the key's location sets ASSAY_KEY_FILE itself.
+if "ASSAY_KEY_FILE" not in os.environ:
+    _key_dir = tempfile.mkdtemp(prefix="assay-test-key-")
+    atexit.register(shutil.rmtree, _key_dir, ignore_errors=True)
+    os.environ["ASSAY_KEY_FILE"] = os.path.join(_key_dir, "checkpoint.key")
 
 
 @pytest.fixture
