@@ -117,10 +117,18 @@ _encode = json.JSONEncoder(check_circular=False).encode
 _LINE = '{"clock": %d, "node": %s, "time": %r, "event": %s}\n'
 
 
+_NAMES: dict[str, str] = {}     # node name -> its JSON text (a node writes its own name)
+
+
 def log_line(clock: int, node: str, event: dict[str, Any]) -> str:
     """One line of a step log: the step's Lamport clock, its node, the wall clock, the event —
     the text of ``json.dumps({"clock": ..., "node": ..., "time": ..., "event": ...})``."""
-    return _LINE % (clock, _encode(node), time.time(), _encode(event))
+    name = _NAMES.get(node)
+    if name is None:
+        name = _encode(node)
+        if len(_NAMES) < 64:
+            _NAMES[node] = name
+    return _LINE % (clock, name, time.time(), _encode(event))
 
 
 MAX_LOG_BYTES = 256 * 1024 * 1024

@@ -246,6 +246,7 @@ class TcpNode:
         self._peer_sessions: dict[str, Session] = {}
         self.epoch = os.urandom(8).hex()
         self.in_step = False                   # a step is being applied (saved, routed)
+        self._arrived = False                  # messages read and not stepped yet (`_step_here`)
         self.failed: BaseException | None = None
         self._accepted: set[asyncio.StreamWriter] = set()   # connections peers opened to us
         # of those, the ones not authenticated yet, oldest first (`MAX_HANDSHAKES`)
@@ -402,6 +403,11 @@ class TcpNode:
                     if raw is None:
                         break
                     reply = self._on_frame(peer, decode_frame(raw), session)
+                    # what the frames read made ready is stepped here, once no whole frame
+                    # is left to read without waiting (those queued too make one group)
+                    if self._arrived and (reply is not None or not session.frame_ready()
+                                          or len(self._background) > self.MAX_BACKGROUND):
+                        self._step_here()
                 except WireError as e:
                     # a frame that does not verify (altered, forged, replayed: see
                     # `Session`), or a peer that holds the secret and sends what no node
@@ -423,6 +429,9 @@ class TcpNode:
         except (ConnectionError, OSError, asyncio.CancelledError):
             pass                       # the peer went away, or this node is stopping
         finally:
+            if self._arrived:                  # (a frame after them broke the connection)
+                self._arrived = False
+                self.wake.set()
             if self._peer_sessions.get(peer) is session:
                 del self._peer_sessions[peer]
             writer.close()
@@ -507,7 +516,7 @@ class TcpNode:
             return None
         self.clock = max(self.clock, clock)
         self.inbox[env.dst].append((env, receipt))
-        self.wake.set()
+        self._arrived = True          # stepped once the reader has no whole frame left
         return None
 
     MAX_LIVES = 16          # lives (epochs) of one peer whose handled numbers are kept
@@ -795,8 +804,36 @@ class TcpNode:
             for st in steps:
                 if st.ext is not None:
                     await asyncio.to_thread(self.stores.commit, st.name, *st.ext)
+        save = self._to_save(steps)
+        if save is not None:
+            assert self.store is not None
+            records, gone = save
+            try:
+                await storing(self.store, self.store.save_steps, records,
+                              [(link.peer, *key) for link, key in gone])
+            finally:
+                for link, key in gone:
+                    link.deleting.discard(key)
+
+    def _commit_now(self, steps: list[_Step]) -> None:
+        """`_commit`, for a store whose writes return at once (`Store.fast`) or none, and no
+        external stores: without leaving the caller (`_step_here`)."""
+        save = self._to_save(steps)
+        if save is not None:
+            assert self.store is not None and self.store.fast
+            records, gone = save
+            try:
+                self.store.save_steps(records, [(link.peer, *key) for link, key in gone])
+            finally:
+                for link, key in gone:
+                    link.deleting.discard(key)
+
+    def _to_save(self, steps: list[_Step]
+                 ) -> tuple[list[StepRecord], list[tuple[_Link, tuple[str, int]]]] | None:
+        """What a commit of `steps` saves: their records and the outbox rows acknowledged
+        since the last commit (taken: the commit deletes them); None: nothing to save."""
         if self.store is None:
-            return
+            return None
         if self.logfile is not None:
             # with a store, the lines are written out before their steps are saved (one write
             # against the save's commit); without one, lines go out in batches
@@ -804,20 +841,27 @@ class TcpNode:
             self.logfile.flush()
         records = [st.save for st in steps if st.save is not None]
         if not records:
-            return
+            return None
         gone, self._deletes = self._deletes, []
-        try:
-            rows = [(link.peer, *key) for link, key in gone]
-            await storing(self.store, self.store.save_steps, records, rows)
-        finally:
-            for link, key in gone:
-                link.deleting.discard(key)
+        return records, gone
 
     async def _release(self, steps: list[_Step]) -> None:
+        """`_route` durable `steps`, then wait while a peer's connection has more buffered
+        than its transport takes (back-pressure)."""
+        for link in self._route(steps):
+            w = link.session
+            # a transport with nothing buffered is not paused (it pauses above its
+            # high-water mark), so only one with bytes waiting is drained
+            if w is not None and w.writer.transport.get_write_buffer_size():
+                with contextlib.suppress(ConnectionError, OSError):
+                    await w.drain()
+
+    def _route(self, steps: list[_Step]) -> list[_Link]:
         """Route durable `steps`, in the order they were applied: acknowledge what they
         handled (soon: `_ack`), queue their messages to instances here, send the rest — the
         frames of all the steps to one peer node in one write, in the order they were sent
-        (one system call, and one wake-up of the peer, for the group)."""
+        (one system call, and one wake-up of the peer, for the group).  The links written
+        to."""
         by_link: dict[str, tuple[_Link, list[dict[str, Any]]]] = {}
         for st in steps:
             if st.receipt is not None:
@@ -837,13 +881,15 @@ class TcpNode:
                 self.timers.apply(st.name, st.out.timer_ops)
         for link, frames in by_link.values():
             link.push(*frames)
-        for link, _ in by_link.values():
-            w = link.session
-            # back-pressure: a transport with nothing buffered is not paused (it pauses
-            # above its high-water mark), so only one with bytes waiting is drained
-            if w is not None and w.writer.transport.get_write_buffer_size():
-                with contextlib.suppress(ConnectionError, OSError):
-                    await w.drain()
+        return [link for link, _ in by_link.values()]
+
+    def _buffered(self) -> bool:
+        """Whether a connection to a peer node has bytes its transport has not sent yet."""
+        for link in self.links.values():
+            s = link.session
+            if s is not None and s.writer.transport.get_write_buffer_size():
+                return True
+        return False
 
     def _handled(self, receipt: _Receipt | None) -> None:
         if receipt is not None and receipt.peer != self.name:    # (own frames: the outbox)
@@ -890,12 +936,47 @@ class TcpNode:
                     group = await self._run_group(first)
                 finally:
                     self.in_step = False
-            for st, delivered in group:
-                if st.receipt is not None:
-                    self._ack(st.receipt)
-                if delivered is not None and st.name in self.driven \
-                        and self.on_delivered is not None:
-                    self.on_delivered(delivered, st.out)
+            self._done(group)
+
+    def _done(self, group: list[tuple[_Step, Envelope | None]]) -> None:
+        """After a group is routed: acknowledge (soon) the messages it handled, and tell the
+        client what was delivered to a driven instance."""
+        for st, delivered in group:
+            if st.receipt is not None:
+                self._ack(st.receipt)
+            if delivered is not None and st.name in self.driven \
+                    and self.on_delivered is not None:
+                self.on_delivered(delivered, st.out)
+
+    def _step_here(self) -> None:
+        """Step what the messages just read made ready, in the reader itself (waking the
+        step loop would cost a turn of the event loop per message) — where that needs no
+        wait: no step under way, commits that return at once (no store, or one with
+        `--durability process`), no external stores, and nothing buffered for a peer (a
+        slow peer's back-pressure: the step loop, which waits for its connection to drain,
+        takes the steps then).  Else, and when more is ready than one group takes, the step
+        loop is woken.  A reader never waits to write: two nodes flooding each other would
+        each wait for the other to read."""
+        self._arrived = False
+        if self.in_step or self.step_lock.locked() or self.stopping.is_set() \
+                or self.stores is not None or (self.store is not None and not self.store.fast) \
+                or self._buffered():
+            self.wake.set()
+            return
+        self.in_step = True
+        try:
+            group, more = self._take_group(None)
+            steps = [st for st, _ in group]
+            self._commit_now(steps)
+            self._route(steps)
+        except Exception as e:     # noqa: BLE001 - as the step loop's: the node stops
+            self._fail(e)
+            return
+        finally:
+            self.in_step = False
+        self._done(group)
+        if more or self.timers.due:
+            self.wake.set()
 
     GROUP = 64              # steps at most in one group commit
 
@@ -939,13 +1020,24 @@ class TcpNode:
         them and the group runs again.  A group ends when nothing more is ready, after
         `GROUP` steps, or after `FAIR` seconds (the frames of its first step wait that long
         at most)."""
+        group, _ = self._take_group(ready)
+        steps = [st for st, _ in group]
+        await self._commit(steps)
+        await self._release(steps)
+        return group
+
+    def _take_group(self, ready: list[tuple[str, int | None]] | None
+                    ) -> tuple[list[tuple[_Step, Envelope | None]], bool]:
+        """The steps of one group (`_run_group`), applied in memory and prepared; and
+        whether it ended at a bound (`GROUP`, `FAIR`, external stores) rather than because
+        nothing more was ready."""
         group: list[tuple[_Step, Envelope | None]] = []
         until = time.monotonic() + self.FAIR
         while True:
             taken = self._next(ready)
             ready = None                    # the step changed what is ready
             if taken is None:
-                break
+                return group, False
             name, out, receipt, delivered = taken
             group.append((self._prepare(name, out, receipt), delivered))
             # a step that writes external stores ends its group: a kill between the stores'
@@ -953,11 +1045,7 @@ class TcpNode:
             # record of that step takes back (extstore.py)
             if len(group) >= self.GROUP or time.monotonic() > until \
                     or group[-1][0].ext is not None:
-                break
-        steps = [st for st, _ in group]
-        await self._commit(steps)
-        await self._release(steps)
-        return group
+                return group, True
 
     async def serve(self, signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT),
                     started: asyncio.Event | None = None) -> None:
@@ -1029,14 +1117,19 @@ class TcpNode:
 
     def _stepper_done(self, task: asyncio.Task[None]) -> None:
         """The step loop ends only when the node stops; if it died, say why and stop."""
-        if not task.cancelled() and task.exception() is not None:
-            from assay.errors import AssayError
+        e = None if task.cancelled() else task.exception()
+        if e is not None:
+            self._fail(e)
 
-            e = task.exception()          # an AssayError (a store changed behind its back)
-            log.error("%s: the step loop failed, stopping the node", self.name,   # is no bug
-                      exc_info=None if isinstance(e, AssayError) else e)
-            self.failed = task.exception()
-            self.stop()
+    def _fail(self, e: BaseException) -> None:
+        """A step failed (in the step loop or a reader): say why and stop the node."""
+        from assay.errors import AssayError
+
+        # an AssayError (a store changed behind its back) is no bug: no traceback
+        log.error("%s: stepping failed, stopping the node", self.name,
+                  exc_info=None if isinstance(e, AssayError) else e)
+        self.failed = e
+        self.stop()
 
     def _record(self, event: dict[str, Any], clock: int | None = None) -> None:
         """One applied step (or a crash and restart) with its Lamport clock, to the log."""

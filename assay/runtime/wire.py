@@ -221,8 +221,13 @@ class Session:
         self.address = address_of(writer)
 
     def _tag(self, direction: bytes, n: int, payload: bytes) -> bytes:
+        return self._mac(direction + n.to_bytes(_COUNTER, "big"), payload)
+
+    def _mac(self, head: bytes, payload: bytes) -> bytes:
+        """The MAC of a frame: `head` is its direction and number (8 bytes, big-endian)."""
         inner = self._inner.copy()
-        inner.update(direction + n.to_bytes(_COUNTER, "big") + payload)
+        inner.update(head)
+        inner.update(payload)
         outer = self._outer.copy()
         outer.update(inner.digest())
         return outer.digest()[:_TAG]
@@ -231,8 +236,9 @@ class Session:
         """`payload` as the next frame this side sends: numbered and MACed."""
         n = self._sent
         self._sent += 1
-        body = n.to_bytes(_COUNTER, "big") + self._tag(self._out, n, payload) + payload
-        return len(body).to_bytes(_HEADER, "big") + body
+        number = n.to_bytes(_COUNTER, "big")
+        return b"".join(((_COUNTER + _TAG + len(payload)).to_bytes(_HEADER, "big"), number,
+                         self._mac(self._out + number, payload), payload))
 
     def frame(self, obj: dict) -> bytes:
         """`obj` as the next frame this side sends (see `encode_payload`)."""
@@ -240,7 +246,10 @@ class Session:
 
     def write(self, *objs: dict) -> None:
         """Encode `objs` as the next frames and write them at once (in one write)."""
-        self.writer.write(b"".join(self.frame(o) for o in objs))
+        if len(objs) == 1:
+            self.writer.write(self.seal(encode_payload(objs[0])))
+        else:
+            self.writer.write(b"".join([self.seal(encode_payload(o)) for o in objs]))
 
     def write_payloads(self, payloads: list[bytes]) -> None:
         """`payloads` (each as `encode_payload` makes them) as the next frames, in one
@@ -260,15 +269,27 @@ class Session:
         if len(body) < _SEALED:
             raise FrameAuthError(f"a frame of {len(body)} bytes has no room for its number "
                                  "and MAC")
-        n = int.from_bytes(body[:_COUNTER], "big")
+        number = body[:_COUNTER]
+        n = int.from_bytes(number, "big")
         payload = body[_SEALED:]
         if n != self._received:
             raise FrameAuthError(f"frame number {n} is out of order (expected "
                                  f"{self._received}): replayed, dropped or injected")
-        if not hmac.compare_digest(body[_COUNTER:_SEALED], self._tag(self._in, n, payload)):
+        if not hmac.compare_digest(body[_COUNTER:_SEALED],
+                                   self._mac(self._in + number, payload)):
             raise FrameAuthError(f"frame {n} has a bad MAC: altered or forged")
         self._received += 1
         return decode_payload(payload)
+
+    def frame_ready(self) -> bool:
+        """Whether the next frame is whole in the reader's buffer already (`read` then
+        returns it without waiting).  asyncio's `StreamReader` has no public way to ask, so
+        this reads its buffer (`_buffer`, CPython's since 3.4); a reader without one is
+        taken to have nothing buffered (callers treat that as "act now")."""
+        buf = getattr(self.reader, "_buffer", None)
+        if not buf or len(buf) < _HEADER:
+            return False
+        return len(buf) >= _HEADER + int.from_bytes(buf[:_HEADER], "big")
 
     def is_closing(self) -> bool:
         return self.writer.is_closing()

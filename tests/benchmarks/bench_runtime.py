@@ -277,11 +277,36 @@ async def _read(reader: asyncio.StreamReader) -> dict:
     return json.loads(await reader.readexactly(size))
 
 
-def echo_server(port: int) -> None:
+def durable(db: str | None) -> Callable[[int, str], None] | None:
+    """With `db`: a function that commits one row to the SQLite database there, as assay's
+    store does with `--durability machine` (WAL, ``synchronous=FULL``: an fsync per commit),
+    before it returns."""
+    if db is None:
+        return None
+    import sqlite3
+
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("CREATE TABLE IF NOT EXISTS msgs (seq INTEGER, kind TEXT)")
+
+    def commit(seq: int, kind: str) -> None:
+        conn.execute("BEGIN")
+        conn.execute("INSERT INTO msgs VALUES (?, ?)", (seq, kind))
+        conn.execute("COMMIT")
+
+    return commit
+
+
+def echo_server(port: int, db: str | None = None) -> None:
+    save = durable(db)
+
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
                 obj = await _read(reader)            # decode and re-encode, as a node would
+                if save is not None:                 # durable before it is answered
+                    save(obj["seq"], obj["message"]["type"])
                 writer.write(_frame(obj["seq"], obj["message"]["type"]))
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -296,14 +321,18 @@ def echo_server(port: int) -> None:
     asyncio.run(main())
 
 
-def echo_client(port: int, rounds: int, rms: int = 0) -> None:
+def echo_client(port: int, rounds: int, rms: int = 0, db: str | None = None) -> None:
     """`rounds` echo round trips of one frame; with `rms` > 0, 2PC-shaped rounds: `rms`
-    frames out and their `rms` echoes back, twice (Prepare/Prepared, Commit/Ack)."""
+    frames out and their `rms` echoes back, twice (Prepare/Prepared, Commit/Ack).  With `db`,
+    each phase is committed to SQLite (`durable`) before its frames leave."""
     phases = [("Prepare", rms), ("Commit", rms)] if rms > 0 else [("Ping", 1)]
+    save = durable(db)
 
     async def one_round(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                         n: int) -> None:
         for kind, count in phases:
+            if save is not None:
+                save(n, kind)
             for _ in range(count):                   # a broadcast: all frames, then
                 writer.write(_frame(n, kind))
             await writer.drain()
@@ -330,18 +359,24 @@ def echo_client(port: int, rounds: int, rms: int = 0) -> None:
     print(json.dumps(asyncio.run(main())), flush=True)
 
 
-def run_plain(rounds: int, timeout: float, rms: int = 0) -> dict:
+def run_plain(rounds: int, timeout: float, rms: int = 0, sqlite: bool = False) -> dict:
+    """Plain asyncio's echo; with `sqlite`, each side commits what it sends or receives to a
+    SQLite database of its own with an fsync (`durable`): the client each phase of a round
+    before sending it, the server each frame before answering it."""
     port = free_port()
     me = str(Path(__file__).resolve())
     procs = []
+    tmp = tempfile.TemporaryDirectory(prefix="bench_runtime_plain_")
+    dbs = ([["--echo-db", f"{tmp.name}/{side}.sqlite"] for side in ("server", "client")]
+           if sqlite else [[], []])
     try:
-        server = subprocess.Popen([sys.executable, me, "--echo-server", str(port)],
+        server = subprocess.Popen([sys.executable, me, "--echo-server", str(port), *dbs[0]],
                                   stdout=subprocess.PIPE, text=True, preexec_fn=on_cpu(1))
         procs.append(server)
         assert server.stdout is not None and server.stdout.readline().strip() == "ready"
         s0 = cpu_seconds(server.pid)
         client = subprocess.Popen([sys.executable, me, "--echo-client", str(port),
-                                   "--limit", str(rounds), "--echo-rms", str(rms)],
+                                   "--limit", str(rounds), "--echo-rms", str(rms), *dbs[1]],
                                   stdout=subprocess.PIPE, text=True, preexec_fn=on_cpu(0))
         procs.append(client)
         out, _ = client.communicate(timeout=timeout)
@@ -352,9 +387,23 @@ def run_plain(rounds: int, timeout: float, rms: int = 0) -> dict:
         return r
     finally:
         stop(procs)
+        tmp.cleanup()
 
 
 # --- main ------------------------------------------------------------------------------------
+
+PLAIN_FSYNC = "plain asyncio echo + SQLite synchronous=FULL"
+MACHINE = "assay, --monitor enforce, --state-dir"
+
+
+def medians(rs: list[tuple[float, ...]]) -> str:
+    """The columns of a ratio table: each ratio's median over the repetitions (min-max)."""
+    cols = []
+    for i in range(4):
+        xs = [r[i] for r in rs]
+        cols.append(f"{statistics.median(xs):.1f}x ({min(xs):.1f}-{max(xs):.1f})")
+    return " | ".join(cols)
+
 
 def machine() -> str:
     try:
@@ -383,13 +432,14 @@ def main() -> None:
     ap.add_argument("--echo-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
     ap.add_argument("--echo-client", type=int, metavar="PORT", help=argparse.SUPPRESS)
     ap.add_argument("--echo-rms", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--echo-db", help=argparse.SUPPRESS)
     a = ap.parse_args()
     global PIN
     PIN = a.pin and len(os.sched_getaffinity(0)) >= 2
     if a.echo_server is not None:
-        return echo_server(a.echo_server)
+        return echo_server(a.echo_server, a.echo_db)
     if a.echo_client is not None:
-        return echo_client(a.echo_client, a.limit, a.echo_rms)
+        return echo_client(a.echo_client, a.limit, a.echo_rms, a.echo_db)
     if a.limit < 2 or (a.twopc and a.rms < 1) or a.repeat < 1:
         ap.error("--limit must be at least 2 (round 1 is left out), --rms and --repeat at "
                  "least 1")
@@ -412,6 +462,7 @@ def main() -> None:
             runs.append(("assay, --monitor enforce, --state-dir --durability process",
                          lambda: run_assay_twopc(a.limit, a.rms, "enforce", a.timeout,
                                                  "process")))
+            runs.append((PLAIN_FSYNC, lambda: run_plain(a.limit, a.timeout, a.rms, True)))
     else:
         print(f"ping-pong, {a.limit} round trips (assay: round 1, which waits for the link, "
               "is left out)", flush=True)
@@ -425,6 +476,7 @@ def main() -> None:
                          lambda: run_assay(a.limit, "enforce", a.timeout, True)))
             runs.append(("assay, --monitor enforce, --state-dir --durability process",
                          lambda: run_assay(a.limit, "enforce", a.timeout, "process")))
+            runs.append((PLAIN_FSYNC, lambda: run_plain(a.limit, a.timeout, 0, True)))
     print(f"{a.repeat} repetition(s), each running every configuration once, one after the "
           "other; ratios are taken within a repetition (the machine is shared and noisy)\n",
           flush=True)
@@ -433,6 +485,7 @@ def main() -> None:
               "\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     print(header)
     ratios: dict[str, list[tuple[float, ...]]] = {label: [] for label, _ in runs}
+    durable_ratios: list[tuple[float, ...]] = []      # machine durability / plain + SQLite
     violations: dict[str, list] = {label: [] for label, _ in runs}
     for rep in range(1, a.repeat + 1):
         results = [(label, run()) for label, run in runs]
@@ -447,15 +500,23 @@ def main() -> None:
                   f"| {per_round * r['rps']:,.0f} | {r['p50']:.3f} | {r['p99']:.3f} "
                   f"| {ratio[0]:.1f}x | {ratio[1]:.1f}x | {ratio[2]:.1f}x | {cpu:.3f} "
                   f"| {ratio[3]:.1f}x |", flush=True)
+        by = dict(results)
+        if PLAIN_FSYNC in by:
+            d, m = by[PLAIN_FSYNC], by[MACHINE]
+            durable_ratios.append((d["rps"] / m["rps"], m["p50"] / d["p50"],
+                                   m["p99"] / d["p99"], m.get("cpu_ms", float("nan"))
+                                   / d.get("cpu_ms", float("nan"))))
     print("\nmedian ratio over the repetitions (min-max):\n")
     print("| run | throughput plain/x | p50 x/plain | p99 x/plain | CPU x/plain |"
           "\n|---|---:|---:|---:|---:|")
     for label, rs in ratios.items():
-        cols = []
-        for i in range(4):
-            xs = [r[i] for r in rs]
-            cols.append(f"{statistics.median(xs):.1f}x ({min(xs):.1f}-{max(xs):.1f})")
-        print(f"| {label} | " + " | ".join(cols) + " |")
+        print(f"| {label} | {medians(rs)} |")
+    if durable_ratios:
+        print(f"\n{MACHINE} (an fsync per group commit) against {PLAIN_FSYNC} (an fsync per "
+              "message received and per phase sent), median (min-max):\n")
+        print("| run | throughput durable plain/x | p50 x/durable plain | p99 x/durable plain "
+              "| CPU x/durable plain |\n|---|---:|---:|---:|---:|")
+        print(f"| {MACHINE} | {medians(durable_ratios)} |")
     print("\nmonitor violations reported by node a: " + ", ".join(
         f"{label.removeprefix('assay, ')} {sum(v or 0 for v in vs)}"
         for label, vs in violations.items()

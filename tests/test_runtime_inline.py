@@ -1,0 +1,156 @@
+"""Messages a node reads are stepped in the reader itself (`TcpNode._step_here`: no wake-up of
+the step loop, one turn of the event loop less per message), in the order they came, and only
+while nothing is waiting to be written to a peer: a peer that does not read still holds the
+node back (back-pressure), and nothing is lost or reordered meanwhile.
+
+Each test runs a real `TcpNode` (node a, hosting the ponger of
+tests/benchmarks/ping_pong_spec.py) on 127.0.0.1 in this process and plays node b (the
+pinger) itself over the authenticated wire: real sockets, the real handshake and MACs.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from assay.runtime.wire import Session, authenticate
+
+SECRET = "inline-secret-0123456789abcdef"
+SPEC = Path(__file__).parent / "benchmarks" / "ping_pong_spec.py"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def ping(seq: int) -> dict[str, Any]:
+    return {"t": "msg", "src": "pinger", "src_port": "peer", "dst": "ponger",
+            "dst_port": "peer", "clock": seq, "message": {"type": "Ping", "fields": {"n": seq}},
+            "seq": seq, "epoch": "life-1"}
+
+
+async def pongs(session: Session, count: int) -> list[int]:
+    """The numbers of the next `count` Pongs node a sends (acknowledging each)."""
+    got: list[int] = []
+    while len(got) < count:
+        f = await asyncio.wait_for(session.read(), 20)
+        assert f is not None
+        if f["t"] == "msg":
+            got.append(f["message"]["fields"]["n"])
+            session.write({"t": "ack", "seq": f["seq"], "epoch": f["epoch"]})
+    return got
+
+
+def play_node_b(tmp_path: Path, test: Callable[[Any, Session, Callable[[], Awaitable[Session]]],
+                                              Awaitable[None]],
+                rcvbuf: int | None = None) -> None:
+    """Start node a, connect to it as node b, and run `test(node, to_a, from_a)`: `to_a` the
+    session on which node b sends, `from_a()` waits for node a's link to node b (accepted
+    and authenticated here; with `rcvbuf`, its socket's receive buffer that small)."""
+    from assay.runtime.deploy import load_deployment
+    from assay.runtime.tcp import TcpNode
+
+    pa, pb = free_port(), free_port()
+    dep_file = tmp_path / "deploy.toml"
+    dep_file.write_text(
+        f'spec = "{SPEC}"\nsecret = "{SECRET}"\n[params]\nlimit = 10\n'
+        f'[nodes.a]\nhost = "127.0.0.1"\nport = {pa}\ninstances = ["ponger"]\n'
+        f'[nodes.b]\nhost = "127.0.0.1"\nport = {pb}\ninstances = ["pinger"]\n')
+    logging.getLogger("assay.runtime").setLevel(logging.ERROR)
+
+    async def main() -> None:
+        node = TcpNode(load_deployment(dep_file), "a", ack_delay=0.005)
+        links: asyncio.Queue[Session] = asyncio.Queue()
+
+        async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            links.put_nowait(await authenticate(reader, writer, SECRET.encode(), "b",
+                                                initiator=False))
+
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if rcvbuf is not None:              # (set before listen: accepted sockets inherit it)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        sock.bind(("127.0.0.1", pb))
+        server = await asyncio.start_server(accept, sock=sock)
+        started = asyncio.Event()
+        serving = asyncio.create_task(node.serve(signals=(), started=started))
+        await asyncio.wait_for(started.wait(), 10)
+        reader, writer = await asyncio.open_connection("127.0.0.1", pa)
+        try:
+            to_a = await authenticate(reader, writer, SECRET.encode(), "b", initiator=True)
+            await test(node, to_a, lambda: asyncio.wait_for(links.get(), 20))
+        finally:
+            writer.close()
+            node.stop()
+            await asyncio.wait_for(serving, 20)
+            server.close()
+        assert node.failed is None and node.node.violation_count == 0
+
+    asyncio.run(main())
+
+
+def test_messages_are_stepped_in_the_reader_in_the_order_they_came(tmp_path):
+    """One Ping at a time: each is stepped in the reader (the step loop runs no group), and
+    a flood of Pings in writes of many frames is answered in order, every one."""
+    async def test(node: Any, to_a: Session, from_a: Callable[[], Awaitable[Session]]) -> None:
+        groups = []
+        run_group = node._run_group
+
+        def counted(*args: Any) -> Any:
+            groups.append(1)
+            return run_group(*args)
+
+        node._run_group = counted
+        to_a.write(ping(1))
+        from_a_session = await from_a()
+        assert await pongs(from_a_session, 1) == [1]
+        for n in range(2, 21):
+            to_a.write(ping(n))
+            assert await pongs(from_a_session, 1) == [n]
+        assert groups == []                 # before: every step was a group of the loop's
+        for first in range(21, 621, 40):    # a flood: 40 frames a write, none awaited
+            to_a.write(*[ping(n) for n in range(first, first + 40)])
+        assert await pongs(from_a_session, 600) == list(range(21, 621))
+        assert node.node.steps == 620
+        from_a_session.close()
+
+    play_node_b(tmp_path, test)
+
+
+def test_a_peer_that_does_not_read_still_holds_the_node_back(tmp_path):
+    """Node b floods node a with Pings and reads none of the Pongs: node a's steps stop once
+    its connection to b holds more than its transport takes (the bytes waiting stay bounded:
+    the step loop waits for the connection to drain, and the reader steps nothing while
+    bytes wait), and every Pong comes, in order, once b reads."""
+    count = 5_000
+
+    async def test(node: Any, to_a: Session, from_a: Callable[[], Awaitable[Session]]) -> None:
+        to_a.write(ping(1))
+        from_a_session = await from_a()
+        assert await pongs(from_a_session, 1) == [1]    # then not read from until the end
+        # the kernel's buffers on both sides small (autotuned, they take megabytes)
+        sock = node.links["b"].session.writer.transport.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)
+        node.FAIR = 60.0          # no group ends on time: only bytes waiting stop the reader
+        for n in range(2, count + 1):       # one frame a write: the reader steps each
+            to_a.write(ping(n))              # alone, unless bytes wait for b
+            await to_a.drain()
+            if n % 4 == 0:
+                await asyncio.sleep(0)
+        steps = -1
+        while node.node.steps != steps:             # until node a stops stepping
+            steps = node.node.steps
+            await asyncio.sleep(0.5)
+        waiting = node.links["b"].session.writer.transport.get_write_buffer_size()
+        assert steps < count, "node a stepped every Ping with its peer not reading"
+        # the transport's high-water mark (64 KiB) and one group's frames (GROUP) at most
+        assert 0 < waiting <= 64 * 1024 + node.GROUP * 512, waiting
+        assert await pongs(from_a_session, count - 1) == list(range(2, count + 1))
+        from_a_session.close()
+
+    play_node_b(tmp_path, test, rcvbuf=4096)
