@@ -136,9 +136,12 @@ class RayWorkers(Workers):
         self.actors = []
 
 
-def run_chunks(jobs: list[Any], on_result: Any) -> None:
+def run_chunks(jobs: list[Any], on_result: Any, deadline: float | None = None) -> None:
     """Run a campaign's jobs (`campaign._worker`'s arguments) as Ray tasks, handing each
-    result to `on_result` in the order of `jobs`."""
+    result to `on_result` in the order of `jobs`.  At `deadline` (a `time.perf_counter()`)
+    the tasks left are cancelled and TimeoutError raised."""
+    import time
+
     from assay.simulator.campaign import _worker
 
     ray = ray_module()
@@ -146,7 +149,12 @@ def run_chunks(jobs: list[Any], on_result: Any) -> None:
     refs = [task.remote(job) for job in jobs]
     try:
         for ref in refs:
-            on_result(ray.get(ref))
+            left = None if deadline is None else max(0.0, deadline - time.perf_counter())
+            try:
+                got = ray.get(ref, timeout=left)
+            except ray.exceptions.GetTimeoutError:
+                raise TimeoutError from None
+            on_result(got)
     except BaseException:
         for ref in refs:
             with contextlib.suppress(Exception):       # done already
