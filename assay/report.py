@@ -341,7 +341,7 @@ def to_mermaid(steps: Any, instances: list[str], violation: Any = None,
     for e, sent in in_flight:
         when = "in flight from the start" if sent == 0 else f"sent at step {sent}"
         lines.append(f"    {e.src}--){e.dst}: still in flight at the end: "
-                     f"{q(repr(e.message))} ({when}, {fate})")
+                     f"{q(show(e.message))} ({when}, {fate})")
     if violation is not None and not any(violation in s.violations for s in steps):
         lines.append(f"    Note over {span}: ✗ {q(violation.kind)}: {q(violation.message)}")
     text = "\n".join(lines) + "\n"

@@ -70,7 +70,8 @@ from assay.errors import AssayError, UsageError
               help="No progress on standard error (by default: a bar on a terminal, else a "
                    "line every 5 s).")
 def simulate(spec: str, system_name: str | None, params: tuple[str, ...], seed: int, runs: int,
-             steps: int, max_time: float | None, faults_text: str | None, scheduler: str, pct_depth: int,
+             steps: int, max_time: float | None, faults_text: str | None, scheduler: str,
+             pct_depth: int,
              engine: str, database: str, jobs: int | None, ray_address: str | None,
              out_dir: str, no_shrink: bool,
              html_out: str | None, as_json: bool, quiet: bool) -> None:

@@ -27,7 +27,7 @@ from assay.kernel.faults import Faults
 from assay.kernel.kernel import Kernel, State
 from assay.kernel.trace import Trace, explain, initial_json, recorded_event, with_changes
 from assay.kernel.violation import Violation
-from assay.kernel.watchdog import SpecTimeLimit, SpecWatch
+from assay.kernel.watchdog import SpecWatch
 from assay.model.load import build
 from assay.simulator.lasso import LassoMemo
 from assay.simulator.packed import packed_moves, plain, walks
