@@ -8,6 +8,7 @@ decides) and are killed with the parent, even one stuck in a handler that never 
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import gc
 import hashlib
@@ -630,13 +631,19 @@ def _campaign(spec: str, system_name: str | None, params: dict[str, str], seed: 
             interrupted = True
     else:
         build(spec, system_name, params)          # spec errors surface here, not in a worker
-        work = [(spec, system_name, params, seed, chunk, opts)
-                for chunk in _chunks(runs, workers, opts.scheduler)]
+        work = ((spec, system_name, params, seed, chunk, opts)
+                for chunk in _chunks(runs, workers, opts.scheduler))
         pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_init)
         try:
-            # not pool.map: on Ctrl-C it cancels the pending futures, see _kill_workers
-            for future in [pool.submit(_worker, job) for job in work]:
-                got(future.result(timeout=left()))
+            # not pool.map: on Ctrl-C it cancels the pending futures, see _kill_workers.  A
+            # few chunks per worker submitted ahead, not all: submitting the 300,000 chunks
+            # of 10^7 runs at once took the parent a minute before the first result
+            ahead = collections.deque(pool.submit(_worker, job)
+                                      for job in itertools.islice(work, 4 * workers))
+            while ahead:
+                part = ahead.popleft().result(timeout=left())
+                ahead.extend(pool.submit(_worker, job) for job in itertools.islice(work, 1))
+                got(part)
         except TimeoutError:                  # the time limit, while a worker runs
             timed_out = True
             _kill_workers(pool)
