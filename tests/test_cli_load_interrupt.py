@@ -5,12 +5,11 @@ spec's import is under way (it writes a marker file)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.test_cli_stop import EXIT_INTERRUPTED, STOP, Cli, cli  # noqa: F401 (fixture)
+from tests.test_cli_stop import EXIT_INTERRUPTED, STOP, Cli
 
 pytestmark = pytest.mark.e2e
 
@@ -18,8 +17,7 @@ SLOW = f"{STOP}/slow_import.py"
 
 
 @pytest.mark.parametrize("command", ["check", "simulate", "verify", "replay", "run"])
-def test_ctrl_c_while_the_spec_is_imported_prints_one_line(cli: Callable[..., Cli], command: str,
-                                                           tmp_path: Path) -> None:
+def test_ctrl_c_while_the_spec_is_imported_prints_one_line(command: str, tmp_path: Path) -> None:
     marker = tmp_path / "importing"
     target = SLOW
     extra: tuple[str, ...] = ()
@@ -34,10 +32,13 @@ def test_ctrl_c_while_the_spec_is_imported_prints_one_line(cli: Callable[..., Cl
         extra = ("--jobs", "2", "--out", str(tmp_path))
     elif command == "run":
         extra = ("--for", "1")
-    c = cli(command, target, *extra, ASSAY_TEST_MARKER=str(marker))
-    c.wait_for("the spec's import", marker.exists)
-    c.interrupt()
-    code = c.finish()
+    c = Cli(command, target, *extra, ASSAY_TEST_MARKER=str(marker))
+    try:
+        c.wait_for("the spec's import", marker.exists)
+        c.interrupt()
+        code = c.finish()
+    finally:
+        c.kill()
     # before: check, simulate, verify and replay printed "interrupted", run "interrupted
     # (Ctrl-C) before the run could stop cleanly (a handler that does not return?)"
     assert code == EXIT_INTERRUPTED, (code, c.stdout, c.stderr)
