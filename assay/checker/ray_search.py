@@ -139,10 +139,10 @@ class RayWorkers(Workers):
 def run_chunks(jobs: list[Any], on_result: Any, deadline: float | None = None) -> None:
     """Run a campaign's jobs (`campaign._worker`'s arguments) as Ray tasks, handing each
     result to `on_result` in the order of `jobs`.  At `deadline` (a `time.perf_counter()`)
-    the tasks left are cancelled and TimeoutError raised."""
+    the tasks left are cancelled and `campaign.TimeLimit` raised."""
     import time
 
-    from assay.simulator.campaign import _worker
+    from assay.simulator.campaign import TimeLimit, _worker
 
     ray = ray_module()
     task = ray.remote(num_cpus=1)(_worker)
@@ -153,7 +153,7 @@ def run_chunks(jobs: list[Any], on_result: Any, deadline: float | None = None) -
             try:
                 got = ray.get(ref, timeout=left)
             except ray.exceptions.GetTimeoutError:
-                raise TimeoutError from None
+                raise TimeLimit from None
             on_result(got)
     except BaseException:
         for ref in refs:

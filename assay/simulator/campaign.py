@@ -641,10 +641,10 @@ def _campaign(spec: str, system_name: str | None, params: dict[str, str], seed: 
             ahead = collections.deque(pool.submit(_worker, job)
                                       for job in itertools.islice(work, 4 * workers))
             while ahead:
-                part = ahead.popleft().result(timeout=left())
+                part = _within(ahead.popleft(), left())
                 ahead.extend(pool.submit(_worker, job) for job in itertools.islice(work, 1))
                 got(part)
-        except TimeoutError:                  # the time limit, while a worker runs
+        except TimeLimit:                     # the time limit, while a worker runs
             timed_out = True
             _kill_workers(pool)
             pool = None
@@ -690,7 +690,7 @@ def _campaign(spec: str, system_name: str | None, params: dict[str, str], seed: 
                                                         budget[r.index], e))
                            for r, e in zip(stage, earlier)]
                 for r, job in zip(stage, shrinks):
-                    shrunk(r, job.result(timeout=left()))
+                    shrunk(r, _within(job, left()))
             elif stage:
                 if kernel is None:
                     if system is None:
@@ -698,9 +698,9 @@ def _campaign(spec: str, system_name: str | None, params: dict[str, str], seed: 
                     kernel = kernel_for(system, opts.rates)
                 for r, e in zip(stage, earlier):
                     if over():
-                        raise TimeoutError
+                        raise TimeLimit
                     shrunk(r, shrink_report(kernel, r, opts, budget[r.index], e))
-    except TimeoutError:                      # the time limit, while shrinking
+    except TimeLimit:                         # the time limit, while shrinking
         timed_out = True
         if pool is not None:
             _kill_workers(pool)
@@ -732,6 +732,23 @@ def _campaign(spec: str, system_name: str | None, params: dict[str, str], seed: 
                     timed_out=timed_out)
 
 
+class TimeLimit(Exception):
+    """A campaign's time limit passed while it waited for a worker (or before a shrink)."""
+
+
+def _within(future: Any, seconds: float | None) -> Any:
+    """The result of `future`, or `TimeLimit` if it is not there within `seconds` (None: no
+    limit).  Only the wait is timed: a TimeoutError the work itself raised stays one."""
+    import concurrent.futures
+
+    try:
+        return future.result(timeout=seconds)
+    except concurrent.futures.TimeoutError:
+        if future.done():                 # the work's own error, or done just in time
+            return future.result()
+        raise TimeLimit from None
+
+
 def _on_ray(address: str, spec: str, system_name: str | None, params: dict[str, str],
             seed: int, runs: int, opts: Options, jobs: int | None,
             got: Callable[[list[RunReport]], None], deadline: float | None) -> str | None:
@@ -749,7 +766,7 @@ def _on_ray(address: str, spec: str, system_name: str | None, params: dict[str, 
                                                                  opts.scheduler)]
     try:
         run_chunks(work, got, deadline)
-    except TimeoutError:
+    except TimeLimit:
         return "max-time"
     except KeyboardInterrupt:
         return "interrupted"
