@@ -765,7 +765,7 @@ def _on_ray(address: str, spec: str, system_name: str | None, params: dict[str, 
     work = [(where, system_name, params, seed, chunk, opts) for chunk in _chunks(runs, jobs,
                                                                  opts.scheduler)]
     try:
-        run_chunks(work, got, deadline)
+        run_chunks(work, got, deadline, ahead=4 * jobs)
     except TimeLimit:
         return "max-time"
     except KeyboardInterrupt:
