@@ -49,7 +49,9 @@ def test_max_time_in_the_human_report(tmp_path: Path) -> None:
 @pytest.mark.parametrize("jobs", ["1", "2"])
 def test_failures_found_before_the_limit_are_kept_and_the_same_runs(jobs: str,
                                                                     tmp_path: Path) -> None:
-    limited = run_cli("simulate", RAFT_BUG, "--runs", "10000000", "--max-time", "1",
+    # long enough for the workers to start and hand back a chunk on a loaded machine
+    limit = "1" if jobs == "1" else "3"
+    limited = run_cli("simulate", RAFT_BUG, "--runs", "10000000", "--max-time", limit,
                       "--no-shrink", "--jobs", jobs, "--json", "--out", str(tmp_path / "a"))
     assert limited.returncode == 1, (limited.returncode, limited.stdout, limited.stderr)
     doc = json.loads(limited.stdout)
