@@ -83,3 +83,26 @@ def test_event_text_uses_show() -> None:
     assert str(Fire("c", "ask", Peer("r2"), True)) == "c fires ask(r2)"
     assert str(TimerFire("c", m, 3)) == \
         "c timer fires: Vote(leader=r1, voters={r0, r2}) (set with delay 3)"
+
+
+def test_state_text_uses_show() -> None:
+    """The state a spec error quotes ("in state: ..."): fields as `show` prints them."""
+    from assay import Component, System, action
+    from assay.kernel import Kernel
+
+    class Node(Component):
+        leader: Peer | None = None
+        peers: frozenset[Peer] = frozenset()
+
+        @action(when=lambda self: self.leader is None)
+        def elect(self):
+            self.leader = Peer("n1")
+            self.peers = frozenset({Peer("n2"), Peer("n1")})
+
+    s = System("state_text")
+    s.add("n0", Node)
+    k = Kernel(s)
+    start = k.initial_states()[0][0]
+    after = k.successors(start)[0][0][1]
+    # before: n0(leader=Peer('n1'), peers=frozenset({Peer('n1'), Peer('n2')}))
+    assert k.render_state(after) == "n0(leader=n1, peers={n1, n2})"
