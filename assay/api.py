@@ -155,14 +155,15 @@ def simulate(spec: Spec, system: str | None = None, *,
              faults: str | Mapping[str, float] | FaultRates | None = None,
              seed: int = 0, runs: int = 100, steps: int = 1000, scheduler: str = "random",
              pct_depth: int = 3, shrink: bool = True, jobs: int = 1,
-             **kwparams: Any) -> Campaign:
+             max_time: float | None = None, **kwparams: Any) -> Campaign:
     """Simulate a system, as `assay simulate` does: `runs` seeded runs of at most `steps`
     events, with faults injected at the given per-step rates (`"drop=0.05,crash=0.01"`).
 
     Returns a `Campaign`: `.failures` (the runs that found a violation, shrunk), `.traces()`
     (their trace files' contents), `.ok` — no violation in these runs, a sample and not a
     proof — and `.text()`.  The runs are the same for a seed whatever `jobs`; `jobs` > 1
-    uses worker processes, and only for a spec file (workers load it).
+    uses worker processes, and only for a spec file (workers load it).  `max_time` (seconds)
+    stops it with the runs done by then (`.timed_out`).
     """
     from assay.simulator.campaign import Options, campaign
 
@@ -173,13 +174,17 @@ def simulate(spec: Spec, system: str | None = None, *,
                          ("jobs", jobs)):
         if not isinstance(value, int) or value < 1:
             raise UsageError(f"{label}={value!r}: must be a positive int")
+    if max_time is not None and (isinstance(max_time, bool) or
+                                 not isinstance(max_time, (int, float)) or max_time <= 0):
+        raise UsageError(f"max_time={max_time!r}: must be a positive number of seconds")
     rates = parse_rates(faults)
     built, name, typed, path = build_target(spec, system, params, kwparams)
     opts = Options(steps=steps, rates=rates, scheduler=scheduler, pct_depth=pct_depth,
                    shrink=shrink)
     workers = jobs > 1 and bool(path) and not isinstance(spec, System)
     result = campaign(path, name, {k: str(v) for k, v in typed.items()}, seed=seed, runs=runs,
-                      opts=opts, jobs=jobs, system=None if workers else built)
+                      opts=opts, jobs=jobs, system=None if workers else built,
+                      max_time=max_time)
     result.spec, result.system_name, result.params, result.options = path, name, typed, opts
     return result
 

@@ -36,6 +36,18 @@ def _relative(path: str) -> str:
     return path if rel.startswith("..") else rel
 
 
+class LoadInterrupted(KeyboardInterrupt):
+    """Ctrl-C while a spec file was being imported (code at its top level that sleeps or
+    loops, or a slow import): the command says so in one line, not with a traceback."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.path = path
+
+    def __str__(self) -> str:
+        return f"interrupted while loading {self.path}"
+
+
 class AssayError(Exception):
     """A user error: printed as `file:line: error: message` followed by `note:` lines."""
 

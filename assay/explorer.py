@@ -30,6 +30,7 @@ from assay.kernel.events import (
 from assay.kernel.kernel import Kernel, State
 from assay.kernel.trace import ReplayResult, Step, Trace, replay_trace
 from assay.model.message import Message
+from assay.model.show import show
 
 # what became of a message by the end of a run
 FATES = ("delivered", "dropped", "lost", "lost (link full)", "discarded", "in flight")
@@ -181,7 +182,6 @@ def flights(kernel: Kernel, start: State, steps: Sequence[Step]) -> Flights:
 def page_data(result: ReplayResult, trace: Trace | None = None,
               title: str | None = None) -> dict[str, Any]:
     """What the page embeds: instances, steps, the state after each step, messages, verdict."""
-    from assay.model.show import show
 
     kernel, start = result.kernel, result.start
     assert kernel is not None and start is not None, "a result of `replay_trace`"
@@ -232,7 +232,7 @@ def page_data(result: ReplayResult, trace: Trace | None = None,
     messages = [{"id": m.id, "src": m.envelope.src, "src_port": m.envelope.src_port,
                  "dst": m.envelope.dst, "dst_port": m.envelope.dst_port,
                  "type": type(m.envelope.message).__name__,
-                 "text": repr(m.envelope.message), "sent": m.sent, "fate": m.fate,
+                 "text": show(m.envelope.message), "sent": m.sent, "fate": m.fate,
                  "end": m.end, "copy_of": m.copy_of, "delivered": m.delivered,
                  # an interceptor's metadata in the envelope (`self.meta(m)`), as the text
                  # renderer writes it; "" for a message without
@@ -247,7 +247,7 @@ def page_data(result: ReplayResult, trace: Trace | None = None,
             "states": [state_json(k) for k in range(len(fl.states))],
             "messages": messages,
             "timers": [{"id": t.id, "instance": t.instance, "delay": t.delay,
-                        "text": repr(t.message), "set": t.set, "fate": t.fate, "end": t.end}
+                        "text": show(t.message), "set": t.set, "fate": t.fate, "end": t.end}
                        for t in fl.timers],
             "violation": v.to_json() if v else None,
             "violation_step": vstep,

@@ -229,6 +229,15 @@ def render_simulation(console: Console, c: Any, spec: str, system: str,
         console.print(Text(f"? interrupted (Ctrl-C) after {c.runs:,} of {c.requested:,} runs"
                            if c.requested else f"? interrupted (Ctrl-C) while shrinking, "
                            f"after all {c.runs:,} runs", style="bold yellow"))
+    timed_out = getattr(c, "timed_out", False)
+    if timed_out:
+        limit = f"the time limit ({c.max_time:g} s)"
+        console.print(Text(f"? stopped: max-time: {limit} passed after {c.runs:,} of "
+                           f"{c.requested:,} runs" if c.requested else
+                           f"? stopped: max-time: {limit} passed while shrinking, after all "
+                           f"{c.runs:,} runs", style="bold yellow"))
+        if c.stuck:
+            console.print(f"  {c.stuck}", markup=False, soft_wrap=True)
     if c.failures:
         console.print(Text(f"✗ {len(c.failures)} of {c.runs} runs found a violation",
                            style="bold red"))
@@ -238,11 +247,18 @@ def render_simulation(console: Console, c: Any, spec: str, system: str,
             console.print(f"  run {r.index} (seed {r.seed}): {what}, blame {v.get('blame')}; "
                           f"{r.events} events, "
                           + (f"shrunk to {len(r.shrunk)}" if r.shrunk is not None
+                             else "not shrunk (stopped: max-time)" if timed_out
                              else "not shrunk (interrupted)")
                           + (f" -> {c.trace_files[r.index]}" if r.index in c.trace_files
                              else ""), markup=False, soft_wrap=True)
         if len(c.failures) > 20:
             console.print(f"  ... and {len(c.failures) - 20} more")
+    elif timed_out:
+        console.print(Text(f"? incomplete: no violation in the {c.runs:,} runs done, but not "
+                           "every run was done", style="bold yellow")
+                      if c.requested else
+                      Text(f"no violation in {c.runs} runs (a sample of the behaviours, not a "
+                           "proof)", style="bold green"))
     elif not c.interrupted:
         what = "no safety violation" if getattr(c, "suspected", None) else "no violation"
         console.print(Text(f"✓ {what} in {c.runs} runs (a sample of the behaviours, "
@@ -250,7 +266,9 @@ def render_simulation(console: Console, c: Any, spec: str, system: str,
     run_s = getattr(c, "run_seconds", c.seconds)
     rate = c.events / run_s if run_s else 0
     ended = ", ".join(f"{k}: {v}" for k, v in c.to_json(with_timing=False)["ended"].items())
-    runs = f"{c.runs:,} of {c.requested:,} (interrupted)" if c.requested else f"{c.runs:,}"
+    runs = f"{c.runs:,} of {c.requested:,} " + ("(stopped: max-time)" if timed_out else
+                                                  "(interrupted)") \
+        if c.requested else f"{c.runs:,}"
     rows = [("runs", runs), ("events", f"{c.events:,}"),
             ("distinct states", f"{c.distinct_states:,}"),
             ("time", f"{c.seconds:.2f} s (runs {run_s:.2f} s, {rate:,.0f} events/s)")]
@@ -258,7 +276,8 @@ def render_simulation(console: Console, c: Any, spec: str, system: str,
         done = sum(1 for r in c.failures if r.shrunk is not None)
         rows.append(("shrinking", f"{c.shrink_seconds:.2f} s ({done} of "
                                   f"{len(c.failures)} failing runs shrunk"
-                     + (", interrupted" if done < len(c.failures) else "") + ")"))
+                     + ((", stopped: max-time" if timed_out else ", interrupted")
+                        if done < len(c.failures) else "") + ")"))
     _summary(console, rows + [("runs ended", ended)])
 
 
@@ -322,7 +341,7 @@ def to_mermaid(steps: Any, instances: list[str], violation: Any = None,
     for e, sent in in_flight:
         when = "in flight from the start" if sent == 0 else f"sent at step {sent}"
         lines.append(f"    {e.src}--){e.dst}: still in flight at the end: "
-                     f"{q(repr(e.message))} ({when}, {fate})")
+                     f"{q(show(e.message))} ({when}, {fate})")
     if violation is not None and not any(violation in s.violations for s in steps):
         lines.append(f"    Note over {span}: ✗ {q(violation.kind)}: {q(violation.message)}")
     text = "\n".join(lines) + "\n"
@@ -508,6 +527,9 @@ def _simulation_verdict(c: Any) -> tuple[str, str]:
                              f"{c.runs} runs (assay check decides it)")
     if c.interrupted:
         return "incomplete", f"interrupted after {c.runs} runs, no violation found so far"
+    if c.timed_out and c.requested:
+        return "incomplete", (f"stopped: max-time after {c.runs} of {c.requested} runs, no "
+                              "violation found so far")
     return "ok", f"no violation in {c.runs} runs (a sample of the behaviours, not a proof)"
 
 

@@ -14,7 +14,7 @@ from assay.cli.replay import replay
 from assay.cli.run import merge, node, run
 from assay.cli.simulate import simulate
 from assay.cli.verify import verify_command
-from assay.errors import AssayError, exit_error
+from assay.errors import AssayError, LoadInterrupted, exit_error
 from assay.model.load import FOLDER_PREFIX, SPEC_MODULE_PREFIX
 
 
@@ -29,8 +29,8 @@ class _Group(click.Group):
             if _raised_in_a_spec(e):          # a path the engines do not catch themselves
                 _fail(exit_error(e, "code in the spec"))
             raise
-        except KeyboardInterrupt:             # Ctrl-C outside an engine's own handling
-            click.echo("interrupted", err=True)
+        except KeyboardInterrupt as e:        # Ctrl-C outside an engine's own handling
+            click.echo(str(e) if isinstance(e, LoadInterrupted) else "interrupted", err=True)
             sys.exit(EXIT_INTERRUPTED)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise

@@ -9,12 +9,13 @@ import click
 from rich.console import Console
 
 from assay.cli.common import (
+    EXIT_INCOMPLETE,
     _check_writable,
     _fail,
     write_output,
 )
 from assay.errors import AssayError, UsageError
-from assay.kernel.watchdog import SpecWatch
+from assay.kernel.watchdog import SpecTimeLimit, SpecWatch
 
 
 @click.command()
@@ -36,15 +37,20 @@ from assay.kernel.watchdog import SpecWatch
               help="The spec file to replay the trace against (the trace names one: replay "
                    "runs that one only if it is inside the current directory, since a spec "
                    "is Python code that replaying runs).")
+@click.option("--max-time", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="Stop a replay still running after this long (spec code that never "
+                   "returns): exit 3.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 def replay(trace_file: str, engine: str, mermaid_out: str | None, html_out: str | None,
-           store_db: str | None, spec: str | None, as_json: bool) -> None:
+           store_db: str | None, spec: str | None, max_time: float | None,
+           as_json: bool) -> None:
     """Re-execute a trace file step by step and confirm where it ends.
 
     Exit codes: 1 it ends in a violation (the recorded one, or another: said so), or the
     store database disagrees with the run's stores (--against-store), 0 neither, 2 the
     trace does not fit the spec (an event not enabled where it occurs, or a step that
-    changes other fields than the trace recorded).
+    changes other fields than the trace recorded), 3 stopped by --max-time (spec code that
+    never returns), 130 interrupted (Ctrl-C).
     """
     from assay.kernel.trace import Trace, recorded_event, replay_trace, trace_spec
 
@@ -59,9 +65,20 @@ def replay(trace_file: str, engine: str, mermaid_out: str | None, html_out: str 
             raise UsageError(f"--spec {spec}: no such file")
         from assay.simulator.run import replay_clock
 
-        with SpecWatch(None, "the replay"):
-            result = replay_trace(trace, trace_file,
-                                  replay_clock if engine == "simulator" else None, spec)
+        watch = SpecWatch(max_time, "the replay", "A time limit (--max-time) stops it")
+        try:
+            with watch:
+                result = replay_trace(trace, trace_file,
+                                      replay_clock if engine == "simulator" else None, spec)
+        except SpecTimeLimit:
+            why = watch.fired or f"the time limit ({max_time:g} s) passed"
+            if as_json:
+                click.echo(json.dumps({"command": "replay", "trace": trace_file,
+                                       "engine": engine, "stopped": "max-time",
+                                       "reason": why}, indent=2))
+            else:
+                click.echo(f"{trace_file}: stopped: max-time: {why}", err=True)
+            sys.exit(EXIT_INCOMPLETE)
         if mermaid_out:
             from assay.explorer import flights
             from assay.report import to_mermaid

@@ -14,7 +14,7 @@ from assay.cli.common import (
     _fail,
     _params,
 )
-from assay.errors import AssayError, UsageError
+from assay.errors import AssayError, LoadInterrupted, UsageError
 
 
 @click.command()
@@ -107,6 +107,9 @@ def run(spec: str | None, system_name: str | None, params: tuple[str, ...],
     except AssayError as e:
         _fail(e)
         return
+    except LoadInterrupted as e:          # while the spec was imported
+        click.echo(str(e), err=True)
+        sys.exit(EXIT_INTERRUPTED)
     except KeyboardInterrupt:             # before the run was under way, or a step stuck
         click.echo("interrupted (Ctrl-C) before the run could stop cleanly (a handler that "
                    "does not return?): no report", err=True)

@@ -17,7 +17,6 @@ from assay.cli.common import (
     write_output,
 )
 from assay.errors import AssayError, UsageError
-from assay.kernel.watchdog import SpecWatch
 
 
 @click.command()
@@ -30,6 +29,10 @@ from assay.kernel.watchdog import SpecWatch
 @click.option("--runs", type=click.IntRange(min=1), default=100, show_default=True)
 @click.option("--steps", type=click.IntRange(min=1), default=1000, show_default=True,
               help="Events per run at most.")
+@click.option("--max-time", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="Stop after this long (exit 3 if no violation was found): the runs "
+                   "finished by then are reported (the same runs as without the limit), "
+                   "their failures written and shrunk while time is left.")
 @click.option("--faults", "faults_text", metavar="KIND=RATE,...",
               help="Per-step fault probabilities: drop, dup, crash, restart, partition, heal, "
                    "lose (losses on lossy links; default 0.05), and delay (time jumps to the "
@@ -67,7 +70,8 @@ from assay.kernel.watchdog import SpecWatch
               help="No progress on standard error (by default: a bar on a terminal, else a "
                    "line every 5 s).")
 def simulate(spec: str, system_name: str | None, params: tuple[str, ...], seed: int, runs: int,
-             steps: int, faults_text: str | None, scheduler: str, pct_depth: int,
+             steps: int, max_time: float | None, faults_text: str | None, scheduler: str,
+             pct_depth: int,
              engine: str, database: str, jobs: int | None, ray_address: str | None,
              out_dir: str, no_shrink: bool,
              html_out: str | None, as_json: bool, quiet: bool) -> None:
@@ -81,7 +85,8 @@ def simulate(spec: str, system_name: str | None, params: tuple[str, ...], seed: 
 
     \b
     Exit codes: 0 no violation found, 1 violation (or suspected liveness violation), 2 spec
-    or usage error, 70 internal error, 130 interrupted (Ctrl-C: the summary of the runs
+    or usage error, 3 incomplete (--max-time stopped it before every run was done, and no
+    violation was found), 70 internal error, 130 interrupted (Ctrl-C: the summary of the runs
     finished is printed).
     """
     from assay.model.load import build
@@ -96,10 +101,11 @@ def simulate(spec: str, system_name: str | None, params: tuple[str, ...], seed: 
         system, name, typed = build(spec, system_name, raw)
         opts = Options(steps=steps, rates=rates, scheduler=scheduler, pct_depth=pct_depth,
                        shrink=not no_shrink)
-        if engine == "hypothesis" and (scheduler != "random" or ray_address):
+        if engine == "hypothesis" and (scheduler != "random" or ray_address or max_time):
             raise UsageError("--engine hypothesis makes the choices itself, in one process: "
                              "drop " + (f"--scheduler {scheduler}" if scheduler != "random"
-                                        else "--ray") + " (or use --engine native)")
+                                        else "--ray" if ray_address else "--max-time")
+                             + " (or use --engine native)")
         progress: _RunProgress | _RunLines | None = None
         if not quiet:
             progress = _RunProgress(runs) if sys.stderr.isatty() else \
@@ -131,10 +137,10 @@ def simulate(spec: str, system_name: str | None, params: tuple[str, ...], seed: 
                 for r in result.failures:
                     write(r)
             else:
-                with SpecWatch(None, "the campaign"):
-                    result = campaign(spec, name, raw, seed=seed, runs=runs, opts=opts,
-                                      jobs=jobs, on_progress=progress.update if progress else None,
-                                      ray=ray_address, on_failure=write, on_shrunk=write)
+                result = campaign(spec, name, raw, seed=seed, runs=runs, opts=opts, jobs=jobs,
+                                  on_progress=progress.update if progress else None,
+                                  ray=ray_address, on_failure=write, on_shrunk=write,
+                                  max_time=max_time)
         finally:
             if progress:
                 progress.close()
@@ -187,7 +193,9 @@ def simulate(spec: str, system_name: str | None, params: tuple[str, ...], seed: 
             console.print(f"trace explorer of {first} written to {html_out}" if first else
                           f"no failing run, so no page written to {html_out}", markup=False,
                           soft_wrap=True)
-    if result.interrupted:
+    from assay.simulator.campaign import killed_a_pool
+
+    if result.interrupted or killed_a_pool():
         # workers are killed; the pool's threads may be stuck where Ctrl-C caught them, and
         # the interpreter would join them at exit: leave at once, output flushed
         sys.stdout.flush()

@@ -25,6 +25,7 @@ from assay.errors import Location, SpecError, object_location
 from assay.kernel.exec import Branched, Result
 from assay.kernel.reorder import ACTIVE as REORDERED
 from assay.kernel.violation import Violation
+from assay.model.show import show
 from assay.model.types import canonical
 
 # byte strings whose objects fill the small-object allocator's size classes of 48..256 bytes
@@ -162,7 +163,7 @@ def _by_link(sends: list[Any]) -> list[Any]:
 
 
 def _sends(sends: list[Any]) -> str:
-    return "[" + ", ".join(f"{s.message!r} to {s.dst}" for s in sends) + "]"
+    return "[" + ", ".join(f"{show(s.message)} to {s.dst}" for s in sends) + "]"
 
 
 def _violation_key(v: Violation) -> tuple[Any, ...]:

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from assay.model.message import Message
+from assay.model.show import show
 from assay.model.types import to_json
 
 
@@ -24,7 +25,7 @@ class Envelope:
     def __str__(self) -> str:
         meta = f" [{_meta_text(self.meta)}]" if self.meta else ""
         return (f"{self.src}.{self.src_port} -> {self.dst}.{self.dst_port}: "
-                f"{self.message!r}{meta}")
+                f"{show(self.message)}{meta}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +40,7 @@ class Deliver:
 
     def __str__(self) -> str:
         e = self.envelope
-        return (f"{e.dst} receives {e.message!r} from {e.src} (on {e.dst_port})"
+        return (f"{e.dst} receives {show(e.message)} from {e.src} (on {e.dst_port})"
                 + _chose(self.choices))
 
 
@@ -59,7 +60,7 @@ class Fire:
                               "arg": to_json(self.arg) if self.has_arg else None}, self.choices)
 
     def __str__(self) -> str:
-        arg = f"({self.arg!r})" if self.has_arg else ""
+        arg = f"({show(self.arg)})" if self.has_arg else ""
         return f"{self.instance} fires {self.action}{arg}" + _chose(self.choices)
 
 
@@ -77,7 +78,7 @@ def _env_json(e: Envelope) -> dict[str, Any]:
 
 
 def _meta_text(meta: tuple[tuple[str, Any], ...]) -> str:
-    return ", ".join(f"{k}={v!r}" for k, v in meta)
+    return ", ".join(f"{k}={show(v)}" for k, v in meta)
 
 
 def _with_choices(j: dict[str, Any], choices: tuple[Any, ...]) -> dict[str, Any]:
@@ -89,7 +90,7 @@ def _with_choices(j: dict[str, Any], choices: tuple[Any, ...]) -> dict[str, Any]
 
 
 def _chose(choices: tuple[Any, ...]) -> str:
-    return f", choosing {', '.join(repr(c) for c in choices)}" if choices else ""
+    return f", choosing {', '.join(show(c) for c in choices)}" if choices else ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +108,7 @@ class TimerFire:
                              self.choices)
 
     def __str__(self) -> str:
-        return (f"{self.instance} timer fires: {self.message!r} (set with delay {self.delay})"
+        return (f"{self.instance} timer fires: {show(self.message)} (set with delay {self.delay})"
                 + _chose(self.choices))
 
 
@@ -146,7 +147,7 @@ class Drop:
 
     def __str__(self) -> str:
         e = self.envelope
-        return f"the network drops {e.message!r} from {e.src} to {e.dst}"
+        return f"the network drops {show(e.message)} from {e.src} to {e.dst}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +169,7 @@ class Lose:
         where = "" if self.position is None else (
             " (the head of its link)" if self.position == 0
             else f" ({_ordinal(self.position + 1)} in its link)")
-        return f"the network loses {e.message!r} from {e.src} to {e.dst}{where}"
+        return f"the network loses {show(e.message)} from {e.src} to {e.dst}{where}"
 
 
 def _ordinal(n: int) -> str:
@@ -185,7 +186,7 @@ class Duplicate:
 
     def __str__(self) -> str:
         e = self.envelope
-        return f"the network duplicates {e.message!r} from {e.src} to {e.dst}"
+        return f"the network duplicates {show(e.message)} from {e.src} to {e.dst}"
 
 
 @dataclass(frozen=True, slots=True)

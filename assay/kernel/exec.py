@@ -30,6 +30,7 @@ from assay.model.component import ActionInfo, Component, ComponentInfo, HandlerI
 from assay.model.mapping import Map
 from assay.model.message import Message
 from assay.model.record import Record, RecordFieldError
+from assay.model.show import show
 from assay.model.types import Peer, UnsupportedType, canonical, exact_key, state_checker
 from assay.model.wellformed import field_notes, immutable_change
 
@@ -386,7 +387,7 @@ class StateView:
         raise AttributeError(f"{self.name}: a state view is read-only")
 
     def __repr__(self) -> str:
-        inner = ", ".join(f"{f}={getattr(self, f)!r}" for f in self._fields)
+        inner = ", ".join(f"{f}={show(getattr(self, f))}" for f in self._fields)
         return f"{self.name}({inner})"
 
 

@@ -79,8 +79,9 @@ from assay.model.pool import (
     dormant_values,
     live_values,
 )
+from assay.model.show import show
 from assay.model.system import System
-from assay.model.types import Peer, admits_any, canonical, exact_key, to_json
+from assay.model.types import Peer, admits_any, as_declared, canonical, exact_key, to_json
 from assay.model.validate import validate
 
 State = tuple[Any, ...]
@@ -186,7 +187,7 @@ class _LocalTable:
 
 def _fires(name: str, action: str, has_arg: bool, arg: Any) -> str:
     """How a determinism error names an action's step."""
-    return f"{name} fires {action}" + (f"({arg!r})" if has_arg else "")
+    return f"{name} fires {action}" + (f"({show(arg)})" if has_arg else "")
 
 
 class _Instance:
@@ -548,7 +549,7 @@ class Kernel:
             hop = env.src if msg.sender != env.src else None     # an interceptor's forward
             o = self._run_local(inst, values, lambda: inst.runner.run_handler(
                 values, h, msg, env.dst_port, hop), h.fn, h.name, "message",
-                lambda: f"on {msg!r} from {env.src}")
+                lambda: f"on {show(msg)} from {env.src}")
         self._dmemo[lid << 32 | env_id] = _NOOP if o == (lid, (), (), ()) else o
         return o
 
@@ -712,7 +713,7 @@ class Kernel:
         return self._run_local(
             inst, values, lambda: inst.runner.run_action(values, act, has_arg, arg), act.fn,
             act.name, "action",
-            lambda: f"{inst.name} fires {act.name}" + (f"({arg!r})" if has_arg else ""))
+            lambda: f"{inst.name} fires {act.name}" + (f"({show(arg)})" if has_arg else ""))
 
     def _actions(self, i: int, lid: int) -> tuple[tuple[int, Outcome], ...]:
         acts = self._amemos[i].get(lid)
@@ -725,7 +726,7 @@ class Kernel:
             inst = self.instances[i]
             h = inst.info.timer_handler(type(msg))
             if h is not None and h.when is not None:
-                raise SpecError(f"{inst.name} set a timer with {msg!r}, whose handler "
+                raise SpecError(f"{inst.name} set a timer with {show(msg)}, whose handler "
                                 f"{h.name} has a receive guard (when=)", h.location,
                                 ["a guard defers messages from other instances; for a timer, "
                                  "test the condition in the handler, or set the timer only "
@@ -738,7 +739,7 @@ class Kernel:
                 values = inst.table.values[lid]
                 o = self._run_local(inst, values, lambda: inst.runner.run_handler(
                     values, h, msg.with_sender(None)), h.fn, h.name, "timer message",
-                    lambda: f"timer {msg!r}")
+                    lambda: f"timer {show(msg)}")
             self._tmemo[(lid, tid)] = o
         return o
 
@@ -1965,9 +1966,9 @@ class Kernel:
             if a == b:
                 continue
             va, vb = inst.table.values[a], inst.table.values[b]
-            for f, x, y in zip(inst.info.fields, va, vb):
+            for f, t, x, y in zip(inst.info.fields, inst.info.types, va, vb):
                 if x != y:
-                    out.append(Change(inst.name, f, x, y))
+                    out.append(Change(inst.name, f, as_declared(t, x), as_declared(t, y)))
         return out
 
     def assigned(self, state: State, ev: int) -> dict[str, frozenset[str]]:

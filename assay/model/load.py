@@ -28,6 +28,7 @@ from types import FrameType, TracebackType
 from typing import Any, NoReturn
 
 from assay.errors import (
+    LoadInterrupted,
     Location,
     SpecError,
     UsageError,
@@ -75,6 +76,11 @@ def load_module(path: str | Path) -> Any:
         exec(code, module.__dict__)
     except SpecError:
         del sys.modules[name]
+        raise
+    except KeyboardInterrupt as e:       # not left half-imported for the next load
+        del sys.modules[name]
+        if type(e) is KeyboardInterrupt:     # Ctrl-C (not a watch's time limit)
+            raise LoadInterrupted(str(path)) from None
         raise
     except SyntaxError as e:             # in a module beside the spec, which it imports
         del sys.modules[name]

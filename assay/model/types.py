@@ -176,6 +176,17 @@ class _Peer(_Str):
         return "Peer"
 
 
+def as_declared(t: TypeSpec, v: Any) -> Any:
+    """`v`, a field's value, as its declared type `t` has it, for a person to read: a plain
+    str in a Peer field is a `Peer` (a spec may assign `self.name`, and a state keeps the
+    first of equal values: 's0' == Peer('s0')), so `show` prints it bare as every peer."""
+    if type(v) is str:
+        inner = t.inner if isinstance(t, _Optional) else t
+        if isinstance(inner, _Peer):
+            return Peer(v)
+    return v
+
+
 @dataclass(frozen=True)
 class _Enum(_Scalar):
     cls: type[enum.Enum]

@@ -8,6 +8,7 @@ decides) and are killed with the parent, even one stuck in a handler that never 
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import gc
 import hashlib
@@ -411,6 +412,11 @@ class Campaign:
     lasso_files: dict[int, str] = field(default_factory=dict)
     requested: int | None = None             # None: every run requested was run
     interrupted: bool = False
+    # stopped by the time limit (`max_time`): the runs before it, in order from the first;
+    # `stuck` says which call of spec code that never returned was stopped there, if one was
+    max_time: float | None = None
+    timed_out: bool = False
+    stuck: str | None = None
     # what was simulated (`assay.simulate` fills them in): the spec file ("" for a System
     # built in Python), the system function, its parameters, the options of every run
     spec: str = ""
@@ -422,7 +428,8 @@ class Campaign:
     def ok(self) -> bool:
         """No run found a violation or walked a lasso that breaks a liveness property (a
         sample of the behaviours, not a proof)."""
-        return not self.failures and not self.suspected and not self.interrupted
+        return not self.failures and not self.suspected and not self.interrupted \
+            and not self.timed_out
 
     def traces(self) -> list[Trace]:
         """The failing runs as trace files would hold them (shrunk), in run order;
@@ -466,7 +473,9 @@ class Campaign:
     def exit_code(self) -> int:
         if self.interrupted:
             return 130                       # 128 + SIGINT, as a shell reports Ctrl-C
-        return 1 if self.failures or self.suspected else 0
+        if self.failures or self.suspected:
+            return 1
+        return 3 if self.timed_out else 0    # 3: incomplete, as `check --max-time`
 
     def liveness(self, properties: list[str]) -> dict[str, str]:
         """What the campaign says of each liveness property: suspected (some run walked a
@@ -483,8 +492,9 @@ class Campaign:
     def to_json(self, with_timing: bool = True) -> dict[str, Any]:
         doc: dict[str, Any] = {
             "verdict": "violation" if self.failures else "suspected" if self.suspected
-            else "ok",
-            "stopped": "interrupted" if self.interrupted else "completed",
+            else "incomplete" if self.timed_out else "ok",
+            "stopped": "interrupted" if self.interrupted else "max-time" if self.timed_out
+            else "completed",
             "runs": self.runs,
             "runs_requested": self.runs if self.requested is None else self.requested,
             "events": self.events,
@@ -503,6 +513,10 @@ class Campaign:
                            "events": len((r.suspected or {}).get("events") or []),
                            "trace_file": self.lasso_files.get(r.index)}
                           for r in self.suspected]}
+        if self.timed_out:
+            doc["max_time"] = self.max_time
+            if self.stuck:
+                doc["stuck"] = self.stuck
         if with_timing:
             doc["seconds"] = round(self.seconds, 6)
             doc["shrink_seconds"] = round(self.shrink_seconds, 6)
@@ -523,7 +537,8 @@ def campaign(spec: str, system_name: str | None, params: dict[str, str], *, seed
              on_progress: Callable[[int, int, int], None] | None = None,
              system: Any = None, ray: str | None = None,
              on_failure: Callable[[RunReport], None] | None = None,
-             on_shrunk: Callable[[RunReport], None] | None = None) -> Campaign:
+             on_shrunk: Callable[[RunReport], None] | None = None,
+             max_time: float | None = None) -> Campaign:
     """Run `runs` seeded runs of the system of `spec`, on `jobs` worker processes (with
     `ray`, an address for `ray.init` or "local": as Ray tasks, the same chunks of runs as
     `jobs` workers would take, or one worker per CPU of the cluster), then shrink the failing
@@ -535,11 +550,47 @@ def campaign(spec: str, system_name: str | None, params: dict[str, str], *, seed
     happened), `on_shrunk(report)` when its `shrunk` trace is there.  Ctrl-C
     (KeyboardInterrupt) stops the campaign: the result has the runs finished before it, in
     order from the first, and says `interrupted`; failing runs not shrunk yet stay as they
-    happened (`shrunk` None)."""
+    happened (`shrunk` None).
+
+    `max_time` (seconds) stops it the same way, past the limit, and it says `timed_out`: the
+    runs finished by then (in one process: the limit is looked at as each run ends; with
+    workers: the chunks of runs they handed back, in order from the first), their failures
+    shrunk while time is left.  Spec code that does not return is stopped there too
+    (`SpecWatch`), in this process or a worker."""
+    watch = SpecWatch(max_time, "the campaign", "A time limit (--max-time) stops it")
+    watch.start()
+    try:
+        result = _campaign(spec, system_name, params, seed, runs, opts, jobs, on_progress,
+                           system, ray, on_failure, on_shrunk, max_time)
+    finally:
+        watch.stop()
+    result.max_time = max_time
+    if result.interrupted and watch.fired is not None:     # not Ctrl-C: the watch stopped it
+        result.interrupted, result.timed_out = False, True
+    if result.timed_out:
+        result.stuck = watch.fired
+    return result
+
+
+def _campaign(spec: str, system_name: str | None, params: dict[str, str], seed: int,
+              runs: int, opts: Options, jobs: int | None,
+              on_progress: Callable[[int, int, int], None] | None, system: Any,
+              ray: str | None, on_failure: Callable[[RunReport], None] | None,
+              on_shrunk: Callable[[RunReport], None] | None,
+              max_time: float | None) -> Campaign:
     workers = jobs or os.cpu_count() or 1
     started = time.perf_counter()
+    deadline = None if max_time is None else started + max_time
     reports: list[RunReport] = []
     interrupted = False
+    timed_out = False
+
+    def left() -> float | None:
+        """Seconds until the time limit (None: no limit)."""
+        return None if deadline is None else max(0.0, deadline - time.perf_counter())
+
+    def over() -> bool:
+        return deadline is not None and time.perf_counter() >= deadline
     shrink_seconds = 0.0
     kernel: Kernel | None = None
     pool: ProcessPoolExecutor | None = None
@@ -562,7 +613,8 @@ def campaign(spec: str, system_name: str | None, params: dict[str, str], *, seed
 
     local = ray is None and (system is not None or workers == 1 or runs == 1)
     if ray is not None:
-        interrupted = _on_ray(ray, spec, system_name, params, seed, runs, opts, jobs, got)
+        stop = _on_ray(ray, spec, system_name, params, seed, runs, opts, jobs, got, deadline)
+        interrupted, timed_out = stop == "interrupted", stop == "max-time"
     elif local:
         if system is None:
             system, _, _ = build(spec, system_name, params)
@@ -574,17 +626,30 @@ def campaign(spec: str, system_name: str | None, params: dict[str, str], *, seed
                 for report in run_reports(kernel, seed, range(runs), opts, known, lassos,
                                           fingerprints=False):
                     got([report])
+                    if len(reports) < runs and over():
+                        timed_out = True
+                        break
         except KeyboardInterrupt:
             interrupted = True
     else:
         build(spec, system_name, params)          # spec errors surface here, not in a worker
-        work = [(spec, system_name, params, seed, chunk, opts)
-                for chunk in _chunks(runs, workers, opts.scheduler)]
+        work = ((spec, system_name, params, seed, chunk, opts)
+                for chunk in _chunks(runs, workers, opts.scheduler))
         pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_init)
         try:
-            # not pool.map: on Ctrl-C it cancels the pending futures, see _kill_workers
-            for future in [pool.submit(_worker, job) for job in work]:
-                got(future.result())
+            # not pool.map: on Ctrl-C it cancels the pending futures, see _kill_workers.  A
+            # few chunks per worker submitted ahead, not all: submitting the 300,000 chunks
+            # of 10^7 runs at once took the parent a minute before the first result
+            ahead = collections.deque(pool.submit(_worker, job)
+                                      for job in itertools.islice(work, 4 * workers))
+            while ahead:
+                part = _within(ahead.popleft(), left())
+                ahead.extend(pool.submit(_worker, job) for job in itertools.islice(work, 1))
+                got(part)
+        except TimeLimit:                     # the time limit, while a worker runs
+            timed_out = True
+            _kill_workers(pool)
+            pool = None
         except KeyboardInterrupt:
             interrupted = True
             _kill_workers(pool)
@@ -594,7 +659,7 @@ def campaign(spec: str, system_name: str | None, params: dict[str, str], *, seed
             raise
     reports.sort(key=lambda r: r.index)
     todo = [r for r in reports if r.violation is not None and r.shrunk is None] \
-        if opts.shrink and not interrupted else []
+        if opts.shrink and not interrupted and not timed_out else []
     # the events the runs took to find each failure (since the one before it, in run order):
     # what its shrinking may spend, the same whatever the number of workers
     searched: dict[int, int] = {}
@@ -627,14 +692,21 @@ def campaign(spec: str, system_name: str | None, params: dict[str, str], *, seed
                                                         budget[r.index], e))
                            for r, e in zip(stage, earlier)]
                 for r, job in zip(stage, shrinks):
-                    shrunk(r, job.result())
+                    shrunk(r, _within(job, left()))
             elif stage:
                 if kernel is None:
                     if system is None:
                         system, _, _ = build(spec, system_name, params)
                     kernel = kernel_for(system, opts.rates)
                 for r, e in zip(stage, earlier):
+                    if over():
+                        raise TimeLimit
                     shrunk(r, shrink_report(kernel, r, opts, budget[r.index], e))
+    except TimeLimit:                         # the time limit, while shrinking
+        timed_out = True
+        if pool is not None:
+            _kill_workers(pool)
+            pool = None
     except KeyboardInterrupt:
         interrupted = True
         if pool is not None:
@@ -657,16 +729,35 @@ def campaign(spec: str, system_name: str | None, params: dict[str, str], *, seed
         distinct = len(seen)
     return Campaign(len(reports), sum(r.events for r in reports), distinct,
                     time.perf_counter() - started, reports,
-                    requested=runs if interrupted and len(reports) < runs else None,
-                    interrupted=interrupted, shrink_seconds=shrink_seconds)
+                    requested=runs if (interrupted or timed_out) and len(reports) < runs
+                    else None, interrupted=interrupted, shrink_seconds=shrink_seconds,
+                    timed_out=timed_out)
+
+
+class TimeLimit(Exception):
+    """A campaign's time limit passed while it waited for a worker (or before a shrink)."""
+
+
+def _within(future: Any, seconds: float | None) -> Any:
+    """The result of `future`, or `TimeLimit` if it is not there within `seconds` (None: no
+    limit).  Only the wait is timed: a TimeoutError the work itself raised stays one."""
+    import concurrent.futures
+
+    try:
+        return future.result(timeout=seconds)
+    except concurrent.futures.TimeoutError:
+        if future.done():                 # the work's own error, or done just in time
+            return future.result()
+        raise TimeLimit from None
 
 
 def _on_ray(address: str, spec: str, system_name: str | None, params: dict[str, str],
             seed: int, runs: int, opts: Options, jobs: int | None,
-            got: Callable[[list[RunReport]], None]) -> bool:
+            got: Callable[[list[RunReport]], None], deadline: float | None) -> str | None:
     """A campaign's chunks of runs as Ray tasks (the same chunks as `jobs` workers take; by
-    default one per CPU of the cluster), each chunk's reports given to `got`; whether Ctrl-C
-    stopped it."""
+    default one per CPU of the cluster), each chunk's reports given to `got`; what stopped it
+    early ("interrupted": Ctrl-C, "max-time": `deadline`, a `time.perf_counter()`), if
+    anything did."""
     from assay.checker.ray_search import cluster_cpus, connect, run_chunks
 
     build(spec, system_name, params)          # spec errors surface here, not in a task
@@ -676,10 +767,12 @@ def _on_ray(address: str, spec: str, system_name: str | None, params: dict[str, 
     work = [(where, system_name, params, seed, chunk, opts) for chunk in _chunks(runs, jobs,
                                                                  opts.scheduler)]
     try:
-        run_chunks(work, got)
+        run_chunks(work, got, deadline, ahead=4 * jobs)
+    except TimeLimit:
+        return "max-time"
     except KeyboardInterrupt:
-        return True
-    return False
+        return "interrupted"
+    return None
 
 
 def lasso_trace_of(report: RunReport, spec: str, system: str, params: dict[str, Any],
