@@ -347,7 +347,8 @@ def test_ctrl_c_stops_simulate_with_the_partial_summary(cli: Callable[..., Cli],
     doc = json.loads(c.stdout)
     assert doc["stopped"] == "interrupted"
     assert 0 < doc["runs"] < 1000000 and doc["runs_requested"] == 1000000
-    assert doc["events"] > 0 and doc["verdict"] == "ok"
+    # not "ok": the runs not taken were not checked (a verdict is a promise)
+    assert doc["events"] > 0 and doc["verdict"] == "incomplete"
     assert wait_gone(workers) == []
 
 

@@ -492,7 +492,7 @@ class Campaign:
     def to_json(self, with_timing: bool = True) -> dict[str, Any]:
         doc: dict[str, Any] = {
             "verdict": "violation" if self.failures else "suspected" if self.suspected
-            else "incomplete" if self.timed_out else "ok",
+            else "incomplete" if self.timed_out or self.interrupted else "ok",
             "stopped": "interrupted" if self.interrupted else "max-time" if self.timed_out
             else "completed",
             "runs": self.runs,
@@ -643,6 +643,8 @@ def _campaign(spec: str, system_name: str | None, params: dict[str, str], seed: 
             ahead = collections.deque(pool.submit(_worker, job)
                                       for job in itertools.islice(work, 4 * workers))
             while ahead:
+                if over():        # (not only while waiting: the workers may stay ahead of
+                    raise TimeLimit   # this process, which writes each failure's trace)
                 part = _within(ahead.popleft(), left())
                 ahead.extend(pool.submit(_worker, job) for job in itertools.islice(work, 1))
                 got(part)
