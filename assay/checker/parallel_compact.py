@@ -232,6 +232,7 @@ class CompactShard(Shard):
         self._masks: list[int] | None = None
         self._ecaches: list[dict[int, Any]] = []
         self._gshard: list[tuple[int, ...]] = []
+        self._fmasks: list[int] = []           # each instance's bits, in the loop's layout
         self.received = 0                      # states other workers sent here
         self.base = 0                          # states counted before (`adopt`)
 
@@ -270,24 +271,46 @@ class CompactShard(Shard):
         if not members:
             ent: tuple[Any, Any, int, int] = (deltas, (), en, 0)
         else:
-            value, key = self.packing.value, self._key
-            base = sum(key(i, value(i, x)) for i in members)
+            values, key, fmasks = self.packing.coded()[1], self._key, self._fmasks
+            base = 0
+            parts = []
+            for i in members:
+                ki = key(i, values[i](x))
+                base += ki
+                parts.append((i, fmasks[i], values[i], ki))
             same: list[int] = []
             other: list[tuple[int, int]] = []
             if en > 0:
                 for d in deltas:
-                    dk = sum(key(i, value(i, x + d)) for i in members) - base
+                    t = x + d
+                    changed = t ^ x            # a member's key moves only if its bits do
+                    dk = 0
+                    for i, m, value, ki in parts:
+                        if changed & m:
+                            dk += key(i, value(t)) - ki
                     if dk:
                         other.append((d, dk))
                     else:
                         same.append(d)
             ent = (tuple(same), tuple(other), en, base)
-        if not cb._once:
+        if not cb._once and cb._use[g][0]:       # (not where the group's cache is off)
             cache = self._ecaches[g]
             if len(cache) >= CACHE_MOST:
                 cache.clear()
             cache[x & cb._group_masks[g]] = ent
         return ent
+
+    def _counted(self, expanded: int) -> None:
+        """Count states expanded, as the one-process loop does (`CompactBFS._judge` reads it:
+        a group's cache that never hits stops keeping entries), and take up its regrouping
+        (one group of every instance, no entry kept: Raft's network, new in almost every
+        state) between two chunks, as it does between two ticks."""
+        cb = self.cb
+        cb.expanded = (cb.expanded or 0) + expanded
+        if cb._regroup:
+            cb._regroup = False
+            cb._whole = True
+            cb._refresh()
 
     def _fast(self) -> Callable[..., tuple[int, int, int]] | None:
         """The loop for the current layout (None: the general path only)."""
@@ -301,6 +324,7 @@ class CompactShard(Shard):
         self._ecaches = [{} for _ in masks]
         self._gshard = [tuple(i for i in members if i in self.by)
                         for members in cb._group_members]
+        self._fmasks = [self.packing.mask(i) for i in range(len(self.kernel.instances))]
         env: dict[str, Any] = {f"c{g}": c for g, c in enumerate(self._ecaches)}
         env["entry"] = self._entry
         env["Relayout"] = Relayout
@@ -409,6 +433,7 @@ class CompactShard(Shard):
                 stop = "max-memory"
                 break
             chunk = min(end, pos + CHUNK)
+            began = pos
             while pos < chunk:
                 loop = None if last or dead else self._fast()
                 if loop is not None:
@@ -435,6 +460,7 @@ class CompactShard(Shard):
                 if not dead:
                     beyond = self._children(x, pos, steps, last) or beyond
                 pos += 1
+            self._counted(pos - began)
         blobs: list[bytes | None] = [None] * n
         if not dead:
             for o in range(n):
