@@ -66,13 +66,27 @@ def supported(kernel: Kernel) -> bool:
                 or kernel.system.constraints)
 
 
-def _loop_source(shard_groups: list[bool], masks: list[int]) -> str:
+def _loop_source(shard_groups: list[bool], masks: list[int], lazy: bool = False) -> str:
     """The loop over states[pos:end] (see `CompactShard._fast`): per state, one cache lookup
     per group; the children this worker owns checked, noted and added, the others sent.
     An entry: (deltas that keep the owner, (delta, change of key) of the others, events
-    enabled or VIOLATES, the group's part of the owner key)."""
+    enabled or VIOLATES, the group's part of the owner key).  `lazy` (entries not kept, a
+    new one each state): every delta in the first, and a child's owner (`owner`) found only
+    if it is neither in this worker's visited set nor sent lately."""
     r = range(len(masks))
     keyed = [g for g in r if shard_groups[g]]
+    if lazy:
+        keyed = []
+        lazy_lines = [
+            "                if t in sent:",
+            "                    continue",
+            "                o = owner(t)",
+            "                if o != me:",
+            "                    if fo is None:",
+            "                        fo = [(o, t)]",
+            "                    else:",
+            "                        fo.append((o, t))",
+            "                    continue"]
     lines = [
         "def level(states, pos, end, me, n, transitions, sappend, pappend, shards, sent,",
         "          outs, outps, props, pmemos):",
@@ -91,6 +105,7 @@ def _loop_source(shard_groups: list[bool], masks: list[int]) -> str:
         "                t = x + d",
         f"                if t in shards[t & {SHARD_MASK}]:",
         "                    continue",
+        *(lazy_lines if lazy else []),
         "                if not k:",
         "                    k = 1",
         "                    t1 = t",
@@ -213,7 +228,8 @@ class CompactShard(Shard):
         self.packing = self.cb.packing
         m = len(kernel.instances)
         self.nfields = m + 1
-        self.by = frozenset(opts.shard_by if opts.shard_by is not None else range(m))
+        self._owners_by(opts.shard_by)
+        self._netkeys: dict[int, int] = {}      # the network's part of the key, by network id
         self.shards: list[set[int]] = [set() for _ in range(SHARDS)]
         self.xs: Any = array("Q")              # every state this worker owns, in order
         self.parents = array("q")              # per state: parent index << 8 | worker; -1
@@ -233,6 +249,7 @@ class CompactShard(Shard):
         self._ecaches: list[dict[int, Any]] = []
         self._gshard: list[tuple[int, ...]] = []
         self._fmasks: list[int] = []           # each instance's bits, in the loop's layout
+        self._lazy = False                     # the loop finds owners child by child
         self.received = 0                      # states other workers sent here
         self.base = 0                          # states counted before (`adopt`)
 
@@ -253,9 +270,36 @@ class CompactShard(Shard):
             r = keys[lid] = (h * (2 * i + 1) + i) & MASK
         return r
 
+    def _owners_by(self, by: tuple[int, ...] | None) -> None:
+        """The owner key's parts (`parallel.shard_by`): instances `by` below m (every instance
+        if None), and the messages in flight to instance j for each m + j in `by`."""
+        m = len(self.kernel.instances)
+        by = tuple(range(m)) if by is None else by
+        self.by = frozenset(i for i in by if i < m)
+        self.netby = frozenset(i - m for i in by if i >= m)
+
+    def _net_key(self, r: int) -> int:
+        """The network's part of the owner key in a state whose network has id r: the sum
+        of the keys (`Portable`'s, from the envelope's value) of the messages in flight to an
+        instance of `netby`, the same in every worker."""
+        c = self._netkeys.get(r)
+        if c is None:
+            codec, k = self.codec, self.kernel
+            es = k.network.in_flight(self.packing.rests[r])
+            if es and max(es) >= len(codec._ekey):
+                codec._fill_envelopes()
+            ekey, link, on = codec._ekey, k.env_link, self.netby
+            c = sum([ekey[e] for e in es if link[e] in on])
+            if len(self._netkeys) >= CACHE_MOST:
+                self._netkeys.clear()
+            self._netkeys[r] = c
+        return c
+
     def owner(self, x: int) -> int:
         value, key = self.packing.value, self._key
         k = sum(key(i, value(i, x)) for i in self.by)
+        if self.netby:
+            k += self._net_key(value(self.packing.n, x))
         return ((((k * _MIX) & MASK) >> 16) * self.n) >> 48
 
     # --- the generated loop -------------------------------------------------------------------
@@ -268,26 +312,40 @@ class CompactShard(Shard):
         e = cb._group_entry(g, x)
         deltas, en = e[3], e[4]
         members = self._gshard[g]
-        if not members:
+        if self._lazy or not members and not self.netby:
             ent: tuple[Any, Any, int, int] = (deltas, (), en, 0)
         else:
             values, key, fmasks = self.packing.coded()[1], self._key, self._fmasks
             base = 0
             parts = []
+            imask = 0                          # the bits of the instances in the key
             for i in members:
                 ki = key(i, values[i](x))
                 base += ki
                 parts.append((i, fmasks[i], values[i], ki))
+                imask |= fmasks[i]
+            nmask = kn = 0                     # the network's bits, if part of the key
+            nv: Any = None
+            nkey: Any = None
+            if self.netby:
+                # the network's part: counted in group 0's, changed by any group's steps
+                nmask, nv, nkey = fmasks[-1], values[self.packing.n], self._net_key
+                kn = nkey(nv(x))
+                if g == 0:
+                    base += kn
             same: list[int] = []
             other: list[tuple[int, int]] = []
             if en > 0:
                 for d in deltas:
                     t = x + d
-                    changed = t ^ x            # a member's key moves only if its bits do
+                    changed = t ^ x            # a part of the key moves only if its bits do
                     dk = 0
-                    for i, m, value, ki in parts:
-                        if changed & m:
-                            dk += key(i, value(t)) - ki
+                    if changed & imask:
+                        for i, m, value, ki in parts:
+                            if changed & m:
+                                dk += key(i, value(t)) - ki
+                    if changed & nmask:
+                        dk += nkey(nv(t)) - kn
                     if dk:
                         other.append((d, dk))
                     else:
@@ -299,6 +357,22 @@ class CompactShard(Shard):
                 cache.clear()
             cache[x & cb._group_masks[g]] = ent
         return ent
+
+    def _owner_fn(self) -> Callable[[int], int]:
+        """`owner` for the current layout, with its straight-line field readers."""
+        values, key, n = self.packing.coded()[1], self._key, self.n
+        parts = [(i, values[i]) for i in sorted(self.by)]
+        nv, nkey = values[self.packing.n], self._net_key
+        net = bool(self.netby)
+
+        def owner(x: int) -> int:
+            k = 0
+            for i, value in parts:
+                k += key(i, value(x))
+            if net:
+                k += nkey(nv(x))
+            return ((((k * _MIX) & MASK) >> 16) * n) >> 48
+        return owner
 
     def _counted(self, expanded: int) -> None:
         """Count states expanded, as the one-process loop does (`CompactBFS._judge` reads it:
@@ -324,11 +398,16 @@ class CompactShard(Shard):
         self._ecaches = [{} for _ in masks]
         self._gshard = [tuple(i for i in members if i in self.by)
                         for members in cb._group_members]
-        self._fmasks = [self.packing.mask(i) for i in range(len(self.kernel.instances))]
+        self._fmasks = [self.packing.mask(i) for i in range(len(self.kernel.instances) + 1)]
+        # one group whose entries are not kept (`CompactBFS._judge`): each state's are new,
+        # so owner keys are computed for the children that need them only
+        self._lazy = cb._whole and not cb._use[0][0]
         env: dict[str, Any] = {f"c{g}": c for g, c in enumerate(self._ecaches)}
         env["entry"] = self._entry
+        env["owner"] = self._owner_fn()
         env["Relayout"] = Relayout
-        exec(_loop_source([bool(s) for s in self._gshard], masks), env)  # noqa: S102 (ints)
+        exec(_loop_source([bool(s or self.netby) for s in self._gshard], masks,  # noqa: S102
+                          self._lazy), env)
         self._loop = env["level"]
         return self._loop
 
@@ -393,8 +472,7 @@ class CompactShard(Shard):
         from assay.checker.auto import taken
 
         _, frontier, depth, before = taken()
-        m = len(self.kernel.instances)
-        self.by = frozenset(by if by is not None else range(m))
+        self._owners_by(by)
         self.shards = self.cb.visited.shards
         self._widened()
         owner, me = self.owner, self.index
