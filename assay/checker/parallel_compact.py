@@ -228,8 +228,7 @@ class CompactShard(Shard):
         self.packing = self.cb.packing
         m = len(kernel.instances)
         self.nfields = m + 1
-        self._owners_by(opts.shard_by)
-        self._netkeys: dict[int, int] = {}      # the network's part of the key, by network id
+        self.by = frozenset(opts.shard_by if opts.shard_by is not None else range(m))
         self.shards: list[set[int]] = [set() for _ in range(SHARDS)]
         self.xs: Any = array("Q")              # every state this worker owns, in order
         self.parents = array("q")              # per state: parent index << 8 | worker; -1
@@ -270,36 +269,9 @@ class CompactShard(Shard):
             r = keys[lid] = (h * (2 * i + 1) + i) & MASK
         return r
 
-    def _owners_by(self, by: tuple[int, ...] | None) -> None:
-        """The owner key's parts (`parallel.shard_by`): instances `by` below m (every instance
-        if None), and the messages in flight to instance j for each m + j in `by`."""
-        m = len(self.kernel.instances)
-        by = tuple(range(m)) if by is None else by
-        self.by = frozenset(i for i in by if i < m)
-        self.netby = frozenset(i - m for i in by if i >= m)
-
-    def _net_key(self, r: int) -> int:
-        """The network's part of the owner key in a state whose network has id r: the sum
-        of the keys (`Portable`'s, from the envelope's value) of the messages in flight to an
-        instance of `netby`, the same in every worker."""
-        c = self._netkeys.get(r)
-        if c is None:
-            codec, k = self.codec, self.kernel
-            es = k.network.in_flight(self.packing.rests[r])
-            if es and max(es) >= len(codec._ekey):
-                codec._fill_envelopes()
-            ekey, link, on = codec._ekey, k.env_link, self.netby
-            c = sum([ekey[e] for e in es if link[e] in on])
-            if len(self._netkeys) >= CACHE_MOST:
-                self._netkeys.clear()
-            self._netkeys[r] = c
-        return c
-
     def owner(self, x: int) -> int:
         value, key = self.packing.value, self._key
         k = sum(key(i, value(i, x)) for i in self.by)
-        if self.netby:
-            k += self._net_key(value(self.packing.n, x))
         return ((((k * _MIX) & MASK) >> 16) * self.n) >> 48
 
     # --- the generated loop -------------------------------------------------------------------
@@ -312,7 +284,7 @@ class CompactShard(Shard):
         e = cb._group_entry(g, x)
         deltas, en = e[3], e[4]
         members = self._gshard[g]
-        if self._lazy or not members and not self.netby:
+        if self._lazy or not members:
             ent: tuple[Any, Any, int, int] = (deltas, (), en, 0)
         else:
             values, key, fmasks = self.packing.coded()[1], self._key, self._fmasks
@@ -324,28 +296,17 @@ class CompactShard(Shard):
                 base += ki
                 parts.append((i, fmasks[i], values[i], ki))
                 imask |= fmasks[i]
-            nmask = kn = 0                     # the network's bits, if part of the key
-            nv: Any = None
-            nkey: Any = None
-            if self.netby:
-                # the network's part: counted in group 0's, changed by any group's steps
-                nmask, nv, nkey = fmasks[-1], values[self.packing.n], self._net_key
-                kn = nkey(nv(x))
-                if g == 0:
-                    base += kn
             same: list[int] = []
             other: list[tuple[int, int]] = []
             if en > 0:
                 for d in deltas:
                     t = x + d
-                    changed = t ^ x            # a part of the key moves only if its bits do
+                    changed = t ^ x            # a member's key moves only if its bits do
                     dk = 0
                     if changed & imask:
                         for i, m, value, ki in parts:
                             if changed & m:
                                 dk += key(i, value(t)) - ki
-                    if changed & nmask:
-                        dk += nkey(nv(t)) - kn
                     if dk:
                         other.append((d, dk))
                     else:
@@ -362,15 +323,11 @@ class CompactShard(Shard):
         """`owner` for the current layout, with its straight-line field readers."""
         values, key, n = self.packing.coded()[1], self._key, self.n
         parts = [(i, values[i]) for i in sorted(self.by)]
-        nv, nkey = values[self.packing.n], self._net_key
-        net = bool(self.netby)
 
         def owner(x: int) -> int:
             k = 0
             for i, value in parts:
                 k += key(i, value(x))
-            if net:
-                k += nkey(nv(x))
             return ((((k * _MIX) & MASK) >> 16) * n) >> 48
         return owner
 
@@ -398,7 +355,7 @@ class CompactShard(Shard):
         self._ecaches = [{} for _ in masks]
         self._gshard = [tuple(i for i in members if i in self.by)
                         for members in cb._group_members]
-        self._fmasks = [self.packing.mask(i) for i in range(len(self.kernel.instances) + 1)]
+        self._fmasks = [self.packing.mask(i) for i in range(len(self.kernel.instances))]
         # one group whose entries are not kept (`CompactBFS._judge`): each state's are new,
         # so owner keys are computed for the children that need them only
         self._lazy = cb._whole and not cb._use[0][0]
@@ -406,8 +363,8 @@ class CompactShard(Shard):
         env["entry"] = self._entry
         env["owner"] = self._owner_fn()
         env["Relayout"] = Relayout
-        exec(_loop_source([bool(s or self.netby) for s in self._gshard], masks,  # noqa: S102
-                          self._lazy), env)
+        exec(_loop_source([bool(s) for s in self._gshard], masks, self._lazy),  # noqa: S102
+             env)
         self._loop = env["level"]
         return self._loop
 
@@ -472,7 +429,8 @@ class CompactShard(Shard):
         from assay.checker.auto import taken
 
         _, frontier, depth, before = taken()
-        self._owners_by(by)
+        m = len(self.kernel.instances)
+        self.by = frozenset(by if by is not None else range(m))
         self.shards = self.cb.visited.shards
         self._widened()
         owner, me = self.owner, self.index
