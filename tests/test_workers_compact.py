@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from assay.checker import check
+from assay.checker import check, compact
 from assay.checker.compact import Packing
 from assay.checker.parallel import InProcess, Options, check_parallel, shard_by
 from assay.checker.parallel_compact import CompactShard, supported
@@ -75,6 +75,22 @@ def test_any_sharding_gives_the_same_counts(by: Any) -> None:
     one = check(kernel("specs/tla_twophase.py", rm_count="4"))
     out, _ = in_process("specs/tla_twophase.py", 2, by=by, rm_count="4")
     assert counts(out) == counts(one)
+
+
+@pytest.mark.parametrize("n, by", [(2, "sample"), (2, None), (3, (0,))])
+def test_shards_stop_keeping_entries_that_never_hit_as_one_process_does(
+        monkeypatch: pytest.MonkeyPatch, n: int, by: Any) -> None:
+    # Raft's network is new in almost every state: one process regroups its instances into
+    # one group and keeps no entries (`CompactBFS._judge`); the shards did neither (2 workers
+    # spent 2.6x one process's CPU on Raft, 4 servers).  A small sample makes 3 servers enough.
+    monkeypatch.setattr(compact, "CACHE_SAMPLE", 64)
+    one = check(kernel("specs/raft_election.py", servers="3"))
+    out, workers = in_process("specs/raft_election.py", n, by=by, servers="3")
+    assert counts(out) == counts(one)
+    for s in workers.shards:
+        assert s.cb._whole and s._lazy         # owners found child by child, for the new only
+        assert not any(s._ecaches)
+    assert sum(s.received for s in workers.shards) > 0
 
 
 BUGS = [

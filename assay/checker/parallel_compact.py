@@ -66,13 +66,27 @@ def supported(kernel: Kernel) -> bool:
                 or kernel.system.constraints)
 
 
-def _loop_source(shard_groups: list[bool], masks: list[int]) -> str:
+def _loop_source(shard_groups: list[bool], masks: list[int], lazy: bool = False) -> str:
     """The loop over states[pos:end] (see `CompactShard._fast`): per state, one cache lookup
     per group; the children this worker owns checked, noted and added, the others sent.
     An entry: (deltas that keep the owner, (delta, change of key) of the others, events
-    enabled or VIOLATES, the group's part of the owner key)."""
+    enabled or VIOLATES, the group's part of the owner key).  `lazy` (entries not kept, a
+    new one each state): every delta in the first, and a child's owner (`owner`) found only
+    if it is neither in this worker's visited set nor sent lately."""
     r = range(len(masks))
     keyed = [g for g in r if shard_groups[g]]
+    if lazy:
+        keyed = []
+        lazy_lines = [
+            "                if t in sent:",
+            "                    continue",
+            "                o = owner(t)",
+            "                if o != me:",
+            "                    if fo is None:",
+            "                        fo = [(o, t)]",
+            "                    else:",
+            "                        fo.append((o, t))",
+            "                    continue"]
     lines = [
         "def level(states, pos, end, me, n, transitions, sappend, pappend, shards, sent,",
         "          outs, outps, props, pmemos):",
@@ -91,6 +105,7 @@ def _loop_source(shard_groups: list[bool], masks: list[int]) -> str:
         "                t = x + d",
         f"                if t in shards[t & {SHARD_MASK}]:",
         "                    continue",
+        *(lazy_lines if lazy else []),
         "                if not k:",
         "                    k = 1",
         "                    t1 = t",
@@ -232,6 +247,8 @@ class CompactShard(Shard):
         self._masks: list[int] | None = None
         self._ecaches: list[dict[int, Any]] = []
         self._gshard: list[tuple[int, ...]] = []
+        self._fmasks: list[int] = []           # each instance's bits, in the loop's layout
+        self._lazy = False                     # the loop finds owners child by child
         self.received = 0                      # states other workers sent here
         self.base = 0                          # states counted before (`adopt`)
 
@@ -267,27 +284,64 @@ class CompactShard(Shard):
         e = cb._group_entry(g, x)
         deltas, en = e[3], e[4]
         members = self._gshard[g]
-        if not members:
+        if self._lazy or not members:
             ent: tuple[Any, Any, int, int] = (deltas, (), en, 0)
         else:
-            value, key = self.packing.value, self._key
-            base = sum(key(i, value(i, x)) for i in members)
+            values, key, fmasks = self.packing.coded()[1], self._key, self._fmasks
+            base = 0
+            parts = []
+            imask = 0                          # the bits of the instances in the key
+            for i in members:
+                ki = key(i, values[i](x))
+                base += ki
+                parts.append((i, fmasks[i], values[i], ki))
+                imask |= fmasks[i]
             same: list[int] = []
             other: list[tuple[int, int]] = []
             if en > 0:
                 for d in deltas:
-                    dk = sum(key(i, value(i, x + d)) for i in members) - base
+                    t = x + d
+                    changed = t ^ x            # a member's key moves only if its bits do
+                    dk = 0
+                    if changed & imask:
+                        for i, m, value, ki in parts:
+                            if changed & m:
+                                dk += key(i, value(t)) - ki
                     if dk:
                         other.append((d, dk))
                     else:
                         same.append(d)
             ent = (tuple(same), tuple(other), en, base)
-        if not cb._once:
+        if not cb._once and cb._use[g][0]:       # (not where the group's cache is off)
             cache = self._ecaches[g]
             if len(cache) >= CACHE_MOST:
                 cache.clear()
             cache[x & cb._group_masks[g]] = ent
         return ent
+
+    def _owner_fn(self) -> Callable[[int], int]:
+        """`owner` for the current layout, with its straight-line field readers."""
+        values, key, n = self.packing.coded()[1], self._key, self.n
+        parts = [(i, values[i]) for i in sorted(self.by)]
+
+        def owner(x: int) -> int:
+            k = 0
+            for i, value in parts:
+                k += key(i, value(x))
+            return ((((k * _MIX) & MASK) >> 16) * n) >> 48
+        return owner
+
+    def _counted(self, expanded: int) -> None:
+        """Count states expanded, as the one-process loop does (`CompactBFS._judge` reads it:
+        a group's cache that never hits stops keeping entries), and take up its regrouping
+        (one group of every instance, no entry kept: Raft's network, new in almost every
+        state) between two chunks, as it does between two ticks."""
+        cb = self.cb
+        cb.expanded = (cb.expanded or 0) + expanded
+        if cb._regroup:
+            cb._regroup = False
+            cb._whole = True
+            cb._refresh()
 
     def _fast(self) -> Callable[..., tuple[int, int, int]] | None:
         """The loop for the current layout (None: the general path only)."""
@@ -301,10 +355,16 @@ class CompactShard(Shard):
         self._ecaches = [{} for _ in masks]
         self._gshard = [tuple(i for i in members if i in self.by)
                         for members in cb._group_members]
+        self._fmasks = [self.packing.mask(i) for i in range(len(self.kernel.instances))]
+        # one group whose entries are not kept (`CompactBFS._judge`): each state's are new,
+        # so owner keys are computed for the children that need them only
+        self._lazy = cb._whole and not cb._use[0][0]
         env: dict[str, Any] = {f"c{g}": c for g, c in enumerate(self._ecaches)}
         env["entry"] = self._entry
+        env["owner"] = self._owner_fn()
         env["Relayout"] = Relayout
-        exec(_loop_source([bool(s) for s in self._gshard], masks), env)  # noqa: S102 (ints)
+        exec(_loop_source([bool(s) for s in self._gshard], masks, self._lazy),  # noqa: S102
+             env)
         self._loop = env["level"]
         return self._loop
 
@@ -409,6 +469,7 @@ class CompactShard(Shard):
                 stop = "max-memory"
                 break
             chunk = min(end, pos + CHUNK)
+            began = pos
             while pos < chunk:
                 loop = None if last or dead else self._fast()
                 if loop is not None:
@@ -435,6 +496,7 @@ class CompactShard(Shard):
                 if not dead:
                     beyond = self._children(x, pos, steps, last) or beyond
                 pos += 1
+            self._counted(pos - began)
         blobs: list[bytes | None] = [None] * n
         if not dead:
             for o in range(n):

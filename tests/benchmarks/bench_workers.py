@@ -12,6 +12,7 @@ on an idle machine with N free cores the speed-up is about N / (that ratio).
     python tests/benchmarks/bench_workers.py --case lamport:3:3    # one case, quick
     python tests/benchmarks/bench_workers.py --repeat 3 --case twophase:9 --case lamport:3:5
     python tests/benchmarks/bench_workers.py --workers auto --case twophase:8  # the default
+    python tests/benchmarks/bench_workers.py --case raft:4 --repo /tmp/base  # another checkout
 
 The speed-up is of states/s as `check` reports it (its own seconds, the workers' start
 included); "wall" is the whole command's, process start and spec loading included.
@@ -28,10 +29,12 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+TREE = REPO                     # the checkout whose assay runs (`--repo`)
 CASES = {
     "twophase": ("specs/tla_twophase.py", ("rm_count",)),
     "lamport": ("specs/tla_lamport_mutex.py", ("n", "max_clock")),
     "paxos": ("specs/tla_paxos_commit.py", ("rm_count", "acceptors", "ballots")),
+    "raft": ("specs/raft_election.py", ("servers",)),
 }
 
 
@@ -42,7 +45,7 @@ def run(spec: str, params: dict[str, str], workers: str) -> dict[str, float]:
         args += ["-p", f"{k}={v}"]
     started = time.perf_counter()
     proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
+                            env={**os.environ, "PYTHONPATH": str(TREE)})
     out, err = proc.communicate()
     wall = time.perf_counter() - started
     if proc.returncode not in (0, 1):
@@ -69,9 +72,13 @@ def main() -> None:
                    help="NAME:P1:P2... e.g. twophase:7, lamport:3:4 (repeatable)")
     p.add_argument("--workers", default="2", help="N, or auto (the command's default)")
     p.add_argument("--repeat", type=int, default=2)
+    p.add_argument("--repo", type=Path, default=REPO,
+                   help="run the assay of this checkout (a base to compare with)")
     args = p.parse_args()
+    global TREE
+    TREE = args.repo.resolve()
     cases = args.case or ["twophase:7", "lamport:3:4"]
-    print(f"# {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime())} UTC, nproc "
+    print(f"# {TREE}: {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime())} UTC, nproc "
           f"{os.cpu_count()}, load {os.getloadavg()}")
     print("| case | states | transitions | 1 worker states/s | "
           f"{args.workers} workers states/s | speed-up | wall s 1 | wall s {args.workers} | "
