@@ -59,12 +59,13 @@ _longer_verify_timeouts()
 # last file to start is a short one and no process idles while another finishes a long file
 # (longest-processing-time-first).  Rough cost order; the rest keep their alphabetical order.
 LONGEST_FIRST = (
-    "test_verify.py", "test_cli_stop.py", "test_spec_errors.py", "test_records.py",
-    "test_readme.py", "test_runtime_tcp.py", "test_runtime_restart.py",
-    "test_runtime_security.py", "test_runtime_local.py", "test_runtime_client.py",
-    "test_symmetry.py", "test_suggest.py", "test_quality.py", "test_typing.py",
-    "test_workers.py", "test_kv_spec.py", "test_protocols.py", "test_primary_backup.py",
-    "test_properties.py", "test_por.py", "test_state_dir.py", "test_wire.py",
+    "test_verify.py", "test_cli_stop.py", "test_spec_errors.py", "test_runtime_restart.py",
+    "test_state_dir.py", "test_runtime_tcp.py", "test_records.py", "test_readme.py",
+    "test_runtime_local.py", "test_runtime_security.py", "test_suggest.py", "test_symmetry.py",
+    "test_workers.py", "test_kv_spec.py", "test_quality.py", "test_typing.py",
+    "test_runtime_client.py", "test_protocols.py", "test_primary_backup.py",
+    "test_properties.py", "test_por.py", "test_replay_cli.py", "test_simulator.py",
+    "test_wire.py", "test_composites.py",
 )
 
 
