@@ -421,12 +421,12 @@ def test_spec_code_that_never_returns_is_named_on_stderr(cli: Callable[..., Cli]
                          ids=["bfs", "dfs", "full-states", "workers2"])
 def test_max_time_stops_check_inside_spec_code_that_never_returns(mode: tuple[str, ...]) -> None:
     # before: the search never came back to its time check, and --max-time waited forever
-    r = run_cli("check", SPIN_DEEP, "--max-time", "3", "--json", *mode, timeout=120)
+    r = run_cli("check", SPIN_DEEP, "--max-time", "1", "--json", *mode, timeout=120)
     assert r.returncode == 3, (r.returncode, r.stdout, r.stderr)
     doc = json.loads(r.stdout)
     assert doc["stopped"] == doc["reason"] == "max-time" and doc["verdict"] == "incomplete"
     assert doc["states"] > 10, doc["states"]             # stuck after many steps
-    said = [w for w in doc["warnings"] if w.startswith("the time limit (3 s) passed while ")]
+    said = [w for w in doc["warnings"] if w.startswith("the time limit (1 s) passed while ")]
     assert said, doc["warnings"]
     if mode != ("--workers", "2"):
         assert "Walker.up (spin_deep.py:" in said[0], said
@@ -450,7 +450,7 @@ def test_max_time_stops_check_from_python_inside_spec_code() -> None:
 def test_ctrl_c_stops_verify_with_the_obligations_decided(cli: Callable[..., Cli]) -> None:
     # the third obligation keeps Z3 busy for the whole --timeout: Ctrl-C lands in the solver
     c = cli("verify", CUBES, "--timeout", "300", "--json")
-    c.wait_for("the solver busy", lambda: cpu_seconds(c.pid) > 4.0)
+    c.wait_for("the solver busy", lambda: cpu_seconds(c.pid) > 1.5)
     c.interrupt()
     code = c.finish()
     assert code == EXIT_INTERRUPTED, (code, c.stdout, c.stderr)
@@ -463,7 +463,7 @@ def test_ctrl_c_stops_verify_with_the_obligations_decided(cli: Callable[..., Cli
 
 def test_ctrl_c_stops_verify_human_report(cli: Callable[..., Cli]) -> None:
     c = cli("verify", CUBES, "--timeout", "300")
-    c.wait_for("the solver busy", lambda: cpu_seconds(c.pid) > 4.0)
+    c.wait_for("the solver busy", lambda: cpu_seconds(c.pid) > 1.5)
     c.interrupt()
     code = c.finish()
     assert code == EXIT_INTERRUPTED, (code, c.stdout, c.stderr)
