@@ -256,6 +256,32 @@ def _check_tables(found: dict[tuple[str, str], Any], path: str) -> None:
         raise _damaged(path, f"a {extra[0][0]} '{extra[0][1]}' that assay does not write")
 
 
+def _upgrade(conn: sqlite3.Connection) -> bool:
+    """A store of format 1 (before each row had its checksum) brought to this format in place,
+    in one transaction: each row's checksum computed from what it holds.  Format 1 had no
+    checksums to check, so its rows are taken as they are (as they were before the upgrade);
+    from here on they are checked.  Whether it was one (anything else is left to the
+    format check)."""
+    if conn.execute("SELECT value FROM meta WHERE key = 'format'").fetchall() != [(1,)]:
+        return False
+    if any(c[1] == "crc" for c in conn.execute("SELECT * FROM pragma_table_info('meta')")):
+        return False                       # not what format 1 wrote: the checks say so
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for table, cols in _SUMMED.items():
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN crc INTEGER")   # noqa: S608
+            conn.execute(f"UPDATE {table} SET crc = assay_crc('{table}', "      # noqa: S608
+                         f"{', '.join(cols)})")
+        conn.execute("UPDATE meta SET value = ?1, crc = assay_crc('meta', 'format', ?1) "
+                     "WHERE key = 'format'", (FORMAT,))
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return True
+
+
 def _check_format(conn: sqlite3.Connection, path: str) -> None:
     """This format (checked before the columns: an older store is told as such)."""
     rows = conn.execute("SELECT value FROM meta WHERE key = 'format'").fetchall()
@@ -509,6 +535,8 @@ class Store:
             raise _damaged(self.path, "SQLite's integrity check fails: " + "; ".join(problems))
         found = _layout(conn)
         _check_tables(found, self.path)
+        if _upgrade(conn):                # a store an earlier assay wrote (format 1)
+            found = _layout(conn)
         _check_format(conn, self.path)
         _check_columns(found, self.path)
         # the log an earlier life left is taken in before the meta rows are read: whether the

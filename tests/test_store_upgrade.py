@@ -1,0 +1,76 @@
+"""A store written by an earlier assay (format 1, before each row carried its checksum) is
+brought to this format when it opens, keeping the node's state — not refused, which made an
+upgraded node start over with --fresh and lose it.  Real SQLite files."""
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from assay.errors import StateError
+from assay.runtime.store import FORMAT, Store
+
+# the tables as format 1 wrote them: these, without the `crc` columns
+_SUMMED = ("fields", "outbox", "handled", "handled_above", "meta")
+
+
+def _format_1_store(path: Path) -> None:
+    """A store with a node's state, then taken back to format 1's layout and rows."""
+    s = Store(path, system="bank", node="n1")
+    s.save("alice", {"balance": 5, "log": ["a", "b"]})
+    s.save("bob", {"balance": 7, "log": []})
+    s.close()
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode=DELETE")
+        for table in _SUMMED:
+            conn.execute(f"ALTER TABLE {table} DROP COLUMN crc")
+        conn.execute("UPDATE meta SET value = 1 WHERE key = 'format'")
+        conn.execute("VACUUM")
+    finally:
+        conn.close()
+
+
+def test_a_format_1_store_opens_with_its_state(tmp_path: Path) -> None:
+    path = tmp_path / "n1.sqlite"
+    _format_1_store(path)
+    s = Store(path, system="bank", node="n1")
+    try:
+        assert s.load("alice") == {"balance": 5, "log": ["a", "b"]}
+        assert s.load("bob") == {"balance": 7, "log": []}
+        s.save("alice", {"balance": 6, "log": ["a", "b", "c"]})
+    finally:
+        s.close()
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("SELECT value FROM meta WHERE key = 'format'").fetchall() \
+            == [(FORMAT,)]
+        assert conn.execute("SELECT count(*) FROM fields WHERE crc IS NULL").fetchone() == (0,)
+    finally:
+        conn.close()
+    again = Store(path, system="bank", node="n1")          # checked as any store now
+    try:
+        assert again.load("alice") == {"balance": 6, "log": ["a", "b", "c"]}
+    finally:
+        again.close()
+
+
+def test_after_the_upgrade_a_changed_row_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "n1.sqlite"
+    _format_1_store(path)
+    Store(path, system="bank", node="n1").close()
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("UPDATE fields SET data = replace(data, '7', '4') WHERE instance = 'bob'")
+    finally:
+        conn.close()
+    with pytest.raises(StateError, match="checksum"):
+        Store(path, system="bank", node="n1")
+
+
+def test_a_format_1_store_of_another_node_is_still_refused(tmp_path: Path) -> None:
+    path = tmp_path / "n1.sqlite"
+    _format_1_store(path)
+    with pytest.raises(StateError, match="not of 'n2'"):
+        Store(path, system="bank", node="n2")
