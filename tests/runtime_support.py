@@ -76,6 +76,14 @@ def free_ports(n: int) -> list[int]:
     raise RuntimeError(f"no {n} free ports in {base}-{base + _WINDOW - 1}")
 
 
+def ping_frame(seq: int) -> dict[str, Any]:
+    """The `seq`-th Ping of node b's pinger to node a's ponger
+    (tests/benchmarks/ping_pong_spec.py), as the wire carries it."""
+    return {"t": "msg", "src": "pinger", "src_port": "peer", "dst": "ponger",
+            "dst_port": "peer", "clock": seq, "message": {"type": "Ping", "fields": {"n": seq}},
+            "seq": seq, "epoch": "life-1"}
+
+
 def _toml(v: Any) -> str:
     return json.dumps(v)          # strings, ints, lists of strings: JSON is valid TOML here
 

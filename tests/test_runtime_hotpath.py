@@ -10,30 +10,19 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import socket
 from pathlib import Path
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from runtime_support import free_ports
+from runtime_support import ping_frame as ping
 
 from assay.runtime.storelog import Handled
 from assay.runtime.wire import authenticate
 
 SECRET = "hotpath-secret-0123456789abcdef"
 SPEC = Path(__file__).parent / "benchmarks" / "ping_pong_spec.py"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def ping(seq: int) -> dict[str, Any]:
-    return {"t": "msg", "src": "pinger", "src_port": "peer", "dst": "ponger",
-            "dst_port": "peer", "clock": seq, "message": {"type": "Ping", "fields": {"n": seq}},
-            "seq": seq, "epoch": "life-1"}
 
 
 def test_the_acknowledgements_of_one_flush_leave_in_one_acks_frame(tmp_path):
@@ -43,7 +32,7 @@ def test_the_acknowledgements_of_one_flush_leave_in_one_acks_frame(tmp_path):
     from assay.runtime.deploy import load_deployment
     from assay.runtime.tcp import TcpNode
 
-    pa, pb = free_port(), free_port()
+    pa, pb = free_ports(2)
     dep_file = tmp_path / "deploy.toml"
     dep_file.write_text(
         f'spec = "{SPEC}"\nsecret = "{SECRET}"\n[params]\nlimit = 10\n'

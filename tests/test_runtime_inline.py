@@ -16,22 +16,13 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from runtime_support import free_ports
+from runtime_support import ping_frame as ping
+
 from assay.runtime.wire import Session, authenticate
 
 SECRET = "inline-secret-0123456789abcdef"
 SPEC = Path(__file__).parent / "benchmarks" / "ping_pong_spec.py"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def ping(seq: int) -> dict[str, Any]:
-    return {"t": "msg", "src": "pinger", "src_port": "peer", "dst": "ponger",
-            "dst_port": "peer", "clock": seq, "message": {"type": "Ping", "fields": {"n": seq}},
-            "seq": seq, "epoch": "life-1"}
 
 
 async def pongs(session: Session, count: int) -> list[int]:
@@ -55,7 +46,7 @@ def play_node_b(tmp_path: Path, test: Callable[[Any, Session, Callable[[], Await
     from assay.runtime.deploy import load_deployment
     from assay.runtime.tcp import TcpNode
 
-    pa, pb = free_port(), free_port()
+    pa, pb = free_ports(2)
     dep_file = tmp_path / "deploy.toml"
     dep_file.write_text(
         f'spec = "{SPEC}"\nsecret = "{SECRET}"\n[params]\nlimit = 10\n'
