@@ -74,3 +74,20 @@ def test_a_format_1_store_of_another_node_is_still_refused(tmp_path: Path) -> No
     _format_1_store(path)
     with pytest.raises(StateError, match="not of 'n2'"):
         Store(path, system="bank", node="n2")
+
+
+def test_two_processes_opening_a_format_1_store_at_once_both_get_its_state(
+        tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "n1.sqlite"
+    _format_1_store(path)
+    code = ("import sys; from assay.runtime.store import Store; "
+            "s = Store(sys.argv[1], system='bank', node='n1'); "
+            "print(s.load('bob')['balance']); s.close()")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    outs = [p.communicate(timeout=60) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, outs
+    assert [o.strip() for o, _ in outs] == ["7"] * 4

@@ -264,10 +264,14 @@ def _upgrade(conn: sqlite3.Connection) -> bool:
     format check)."""
     if conn.execute("SELECT value FROM meta WHERE key = 'format'").fetchall() != [(1,)]:
         return False
-    if any(c[1] == "crc" for c in conn.execute("SELECT * FROM pragma_table_info('meta')")):
-        return False                       # not what format 1 wrote: the checks say so
     conn.execute("BEGIN IMMEDIATE")
     try:
+        # (again, within the transaction: another process may have upgraded it meanwhile)
+        if conn.execute("SELECT value FROM meta WHERE key = 'format'").fetchall() != [(1,)] \
+                or any(c[1] == "crc" for c in
+                       conn.execute("SELECT * FROM pragma_table_info('meta')")):
+            conn.execute("ROLLBACK")       # (not format 1's layout: the checks say what)
+            return False
         for table, cols in _SUMMED.items():
             conn.execute(f"ALTER TABLE {table} ADD COLUMN crc INTEGER")   # noqa: S608
             conn.execute(f"UPDATE {table} SET crc = assay_crc('{table}', "      # noqa: S608
