@@ -15,7 +15,7 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from runtime_support import free_ports
+from runtime_support import free_ports, write_deployment
 from runtime_support import ping_frame as ping
 
 from assay.runtime.storelog import Handled
@@ -33,11 +33,9 @@ def test_the_acknowledgements_of_one_flush_leave_in_one_acks_frame(tmp_path):
     from assay.runtime.tcp import TcpNode
 
     pa, pb = free_ports(2)
-    dep_file = tmp_path / "deploy.toml"
-    dep_file.write_text(
-        f'spec = "{SPEC}"\nsecret = "{SECRET}"\n[params]\nlimit = 10\n'
-        f'[nodes.a]\nhost = "127.0.0.1"\nport = {pa}\ninstances = ["ponger"]\n'
-        f'[nodes.b]\nhost = "127.0.0.1"\nport = {pb}\ninstances = ["pinger"]\n')
+    dep_file = write_deployment(tmp_path / "deploy.toml", SPEC,
+                                {"a": (pa, ["ponger"]), "b": (pb, ["pinger"])},
+                                params={"limit": 10}, secret=SECRET)
     logging.getLogger("assay.runtime").setLevel(logging.ERROR)   # (b is not listening)
 
     async def main() -> list[dict[str, Any]]:

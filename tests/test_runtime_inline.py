@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from runtime_support import free_ports
+from runtime_support import free_ports, write_deployment
 from runtime_support import ping_frame as ping
 
 from assay.runtime.wire import Session, authenticate
@@ -47,11 +47,9 @@ def play_node_b(tmp_path: Path, test: Callable[[Any, Session, Callable[[], Await
     from assay.runtime.tcp import TcpNode
 
     pa, pb = free_ports(2)
-    dep_file = tmp_path / "deploy.toml"
-    dep_file.write_text(
-        f'spec = "{SPEC}"\nsecret = "{SECRET}"\n[params]\nlimit = 10\n'
-        f'[nodes.a]\nhost = "127.0.0.1"\nport = {pa}\ninstances = ["ponger"]\n'
-        f'[nodes.b]\nhost = "127.0.0.1"\nport = {pb}\ninstances = ["pinger"]\n')
+    dep_file = write_deployment(tmp_path / "deploy.toml", SPEC,
+                                {"a": (pa, ["ponger"]), "b": (pb, ["pinger"])},
+                                params={"limit": 10}, secret=SECRET)
     logging.getLogger("assay.runtime").setLevel(logging.ERROR)
 
     async def main() -> None:
