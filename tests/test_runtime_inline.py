@@ -143,3 +143,88 @@ def test_a_peer_that_does_not_read_still_holds_the_node_back(tmp_path):
         from_a_session.close()
 
     play_node_b(tmp_path, test, rcvbuf=4096)
+
+
+RELAY = '''
+from assay import Component, Message, Port, System, on
+
+
+class Ping(Message):
+    n: int
+
+
+class Fwd(Message):
+    n: int
+
+
+class Pinger(Component):
+    peer = Port()
+
+
+class Relay(Component):
+    peer = Port(many=True)
+    out = Port()
+
+    @on(Ping)
+    def ping(self, m):
+        self.out.send(Fwd(m.n))
+
+
+class Sink(Component):
+    inp = Port()
+    seen: int = 0
+
+    @on(Fwd)
+    def fwd(self, m):
+        self.seen += 1
+
+
+def system() -> System:
+    s = System("relay")
+    pinger = s.add("pinger", Pinger)
+    relay = s.add("ponger", Relay)
+    sink = s.add("sink", Sink)
+    s.connect(pinger.peer, relay.peer)
+    s.connect(relay.out, sink.inp)
+    return s
+'''
+
+
+def test_a_message_to_an_instance_on_the_same_node_is_stepped_without_another_frame(tmp_path):
+    """A Ping stepped in the reader sends a message to an instance on the same node: that one
+    is stepped too, with no further frame coming to wake the node (it waited for the next
+    frame before; a ring of accounts on two nodes stopped for good, all its money in flight
+    between two instances of one node)."""
+    from assay.runtime.deploy import load_deployment
+    from assay.runtime.tcp import TcpNode
+
+    spec = tmp_path / "relay.py"
+    spec.write_text(RELAY)
+    pa, pb = free_ports(2)
+    dep_file = write_deployment(tmp_path / "deploy.toml", spec,
+                                {"a": (pa, ["ponger", "sink"]), "b": (pb, ["pinger"])},
+                                secret=SECRET)
+    logging.getLogger("assay.runtime").setLevel(logging.ERROR)
+
+    async def main() -> None:
+        node = TcpNode(load_deployment(dep_file), "a", ack_delay=0.005)
+        started = asyncio.Event()
+        serving = asyncio.create_task(node.serve(signals=(), started=started))
+        await asyncio.wait_for(started.wait(), 10)
+        reader, writer = await asyncio.open_connection("127.0.0.1", pa)
+        try:
+            to_a = await authenticate(reader, writer, SECRET.encode(), "b", initiator=True)
+            for n in (1, 2, 3):
+                to_a.write(ping(n))
+                for _ in range(500):
+                    if node.node.state("sink")["seen"] == n:
+                        break
+                    await asyncio.sleep(0.01)
+                assert node.node.state("sink")["seen"] == n, f"Fwd({n}) was never stepped"
+        finally:
+            writer.close()
+            node.stop()
+            await asyncio.wait_for(serving, 20)
+        assert node.failed is None and node.node.violation_count == 0
+
+    asyncio.run(main())

@@ -1,6 +1,7 @@
 """The in-process asyncio runtime: the same kernel steps, monitored, recorded, conformant."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -8,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from runtime_support import saved
 
 from assay.kernel import Kernel
 from assay.kernel.trace import Trace, find_initial, replay_checked, replay_trace
@@ -255,7 +257,6 @@ def _killed_mid_run(spec: str, state: Path, trace: Path) -> None:
     """`assay run` of `spec` (writes without end) with `state`, killed -9 once the server's
     value is durable past 3."""
     import signal
-    import sqlite3
     import time
 
     err = state.parent / "first-life.err"
@@ -268,17 +269,15 @@ def _killed_mid_run(spec: str, state: Path, trace: Path) -> None:
         while True:
             assert p.poll() is None, err.read_text()
             assert time.monotonic() < deadline, "the client's acknowledged writes never got past 3"
-            try:
-                with sqlite3.connect(state / "local.sqlite", timeout=1) as conn:
-                    row = conn.execute("SELECT data FROM fields WHERE instance = 'client'"
-                                       ).fetchone()
-                if row and json.loads(row[0])["acked"] > 3:
-                    break
-            except sqlite3.Error:
-                pass
+            # (read-only: a reader that made the file before the run did had the run refuse
+            # it as the store of an earlier life)
+            client = saved(state / "local.sqlite", "client")
+            if client and client["acked"] > 3:
+                break
             time.sleep(0.05)
     finally:
-        os.killpg(p.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(p.pid, signal.SIGKILL)
         p.wait(10)
 
 

@@ -975,7 +975,9 @@ class TcpNode:
         finally:
             self.in_step = False
         self._done(group)
-        if more or self.timers.due:
+        # `more` was asked before `_route` queued the group's messages to instances here:
+        # one of those is ready now, and nothing else wakes the step loop for it
+        if more or self.timers.due or any(st.local and st.out.applied for st in steps):
             self.wake.set()
 
     GROUP = 64              # steps at most in one group commit
