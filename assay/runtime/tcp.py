@@ -418,7 +418,8 @@ class TcpNode:
             except WireError as e:             # a state too large for one frame
                 session.write({"t": "error", "error": f"{self.name} cannot send its "
                                                       f"reply: {e}"})
-            if session.writer.transport.get_write_buffer_size():
+            transport = session.writer.transport
+            if transport.get_write_buffer_size() > transport.get_write_buffer_limits()[1]:
                 # a client that asks and does not read its replies: read no more from it
                 # until they are sent (`drain`: the transport's flow control)
                 self._hold(session, session.drain())
@@ -1146,6 +1147,8 @@ class TcpNode:
         server.close()
         for w in list(self._accepted):         # peers see the node go, and reconnect later
             w.close()
+        for t in list(self._holds):            # (connections not read: closed just now)
+            t.cancel()
         self.timers.cancel_all()
         if self._delete_timer is not None:
             self._delete_timer.cancel()

@@ -230,7 +230,7 @@ class WireProtocol(asyncio.StreamReaderProtocol):
         if s is None:
             return super().eof_received()
         s._eof()
-        return False                     # the transport closes (`_finish` closed it anyway)
+        return True                      # half-closed: replies still go out (`_finish` closes)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
@@ -378,6 +378,7 @@ class Session:
             raise TypeError("Session.receive needs a connection made by wire.open_connection "
                             "or wire.start_server")
         self._on_frame, self._on_end = on_frame, on_end
+        self._loop = asyncio.get_running_loop()
         self._on_batch = _nothing if on_batch is None else on_batch
         self._limit = max_size + _SEALED
         self._holding = True                      # bytes arriving meanwhile wait behind
@@ -451,8 +452,11 @@ class Session:
         their own turn of the loop, not in the caller's)."""
         if self._paused and not self._ended:
             self._paused = False
-            self._transport().resume_reading()
-            asyncio.get_running_loop().call_soon(self._resumed)
+            transport = self._transport()
+            if not transport.is_closing():
+                transport.resume_reading()
+            if not self._loop.is_closed():
+                self._loop.call_soon(self._resumed)
 
     def _transport(self) -> asyncio.Transport:
         t = self.writer.transport
@@ -462,21 +466,27 @@ class Session:
     def _resumed(self) -> None:
         if self._paused or self._ended or self._holding:
             return
+        if self._eof_pending:
+            self._eof()
+        elif self._buf:
+            data = bytes(self._buf)
+            self._buf.clear()
+            self._parse(data)
+
+    def _eof(self) -> None:
+        """The peer sent EOF, or the connection is gone (`WireProtocol`): once the frames
+        before it are handled, a clean end, unless it came inside a frame."""
+        if self._ended:
+            return
+        self._eof_pending = True
+        if self._paused or self._holding:         # the frames before it are handled first
+            return
         if self._buf:
             data = bytes(self._buf)
             self._buf.clear()
             self._parse(data)
-        if self._eof_pending and not self._paused:
-            self._eof()
-
-    def _eof(self) -> None:
-        """The peer sent EOF (`WireProtocol.eof_received`): a clean end, unless it came
-        inside a frame."""
-        if self._ended:
-            return
-        if self._paused or self._holding:     # the frames before it are handled first
-            self._eof_pending = True
-            return
+            if self._paused or self._ended:
+                return
         buf = self._buf
         if not buf:
             self._finish(None)
