@@ -557,7 +557,7 @@ class TcpNode:
             return None
         self.clock = max(self.clock, clock)
         self.inbox[env.dst].append((env, receipt))
-        self._arrived = True          # stepped once the reader has no whole frame left
+        self._arrived = True          # stepped after the frames read with it (`on_batch`)
         return None
 
     MAX_LIVES = 16          # lives (epochs) of one peer whose handled numbers are kept
@@ -996,10 +996,11 @@ class TcpNode:
                 self.on_delivered(delivered, st.out)
 
     def _step_here(self) -> None:
-        """Step what the messages just read made ready, in the reader itself (waking the
-        step loop would cost a turn of the event loop per message) — where that needs no
-        wait: no step under way, commits that return at once (no store, or one with
-        `--durability process`), no external stores, and nothing buffered for a peer (a
+        """Step what the messages just read made ready, where they were read (the
+        connection's `data_received`, `Session.receive`: waking the step loop would cost a
+        turn of the event loop per message) — where that needs no wait: no step under way,
+        commits that return at once (no store, or one with `--durability process`), no
+        external stores, and nothing buffered for a peer (a
         slow peer's back-pressure: the step loop, which waits for its connection to drain,
         takes the steps then).  Else, and when more is ready than one group takes, the step
         loop is woken.  A reader never waits to write: two nodes flooding each other would

@@ -509,16 +509,6 @@ class Session:
         finally:
             self.writer.close()
 
-    def frame_ready(self) -> bool:
-        """Whether the next frame is whole in the reader's buffer already (`read` then
-        returns it without waiting).  asyncio's `StreamReader` has no public way to ask, so
-        this reads its buffer (`_buffer`, CPython's since 3.4); a reader without one is
-        taken to have nothing buffered (callers treat that as "act now")."""
-        buf = getattr(self.reader, "_buffer", None)
-        if not buf or len(buf) < _HEADER:
-            return False
-        return len(buf) >= _HEADER + int.from_bytes(buf[:_HEADER], "big")
-
     def is_closing(self) -> bool:
         return self.writer.is_closing()
 
