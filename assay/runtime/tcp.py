@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import random
@@ -68,6 +69,8 @@ from assay.runtime.wire import (
     decode_reply,
     envelope_from_wire,
     envelope_to_wire,
+    open_connection,
+    start_server,
 )
 
 log = logging.getLogger("assay.runtime")
@@ -252,6 +255,7 @@ class TcpNode:
         # of those, the ones not authenticated yet, oldest first (`MAX_HANDSHAKES`)
         self._handshaking: dict[asyncio.StreamWriter, str] = {}
         self._background: set[asyncio.Task[None]] = set()   # saves of dropped frames
+        self._holds: set[asyncio.Task[None]] = set()        # connections not read (`_hold`)
         # what floods of them write to the log (`_LogBudget`)
         self._refusals = _LogBudget(name, "refusals", self.LOG_BURST, self.LOG_WINDOW)
         self._drops = _LogBudget(name, "drops", self.LOG_BURST, self.LOG_WINDOW)
@@ -396,38 +400,59 @@ class TcpNode:
             self._handshaking.pop(writer, None)
         peer = session.peer
         self._peer_sessions[peer] = session
-        try:
-            while True:
-                try:
-                    raw = await session.read()
-                    if raw is None:
-                        break
-                    reply = self._on_frame(peer, decode_frame(raw), session)
-                    # what the frames read made ready is stepped here, once no whole frame
-                    # is left to read without waiting (those queued too make one group)
-                    if self._arrived and (reply is not None or not session.frame_ready()
-                                          or len(self._background) > self.MAX_BACKGROUND):
-                        self._step_here()
-                except WireError as e:
-                    # a frame that does not verify (altered, forged, replayed: see
-                    # `Session`), or a peer that holds the secret and sends what no node
-                    # sends: nothing of the frame is used, and the connection goes (a node's
-                    # link reconnects, and resends what was not acknowledged)
-                    self._drops.warning("%s: dropped a frame from %s at %s and closed the "
-                                        "connection: %s", self.name, peer, address, e,
-                                        address=address)
-                    break
-                if reply is not None:
-                    try:
-                        session.write(reply)
-                    except WireError as e:     # a state too large for one frame
-                        session.write({"t": "error", "error": f"{self.name} cannot send its "
-                                                              f"reply: {e}"})
-                    await session.drain()
+        ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def on_frame(raw: dict[str, Any]) -> None:
+            reply = self._on_frame(peer, decode_frame(raw), session)
+            if reply is None:
                 if len(self._background) > self.MAX_BACKGROUND:
-                    await self._background_room()
-        except (ConnectionError, OSError, asyncio.CancelledError):
-            pass                       # the peer went away, or this node is stopping
+                    if self._arrived:
+                        self._step_here()
+                    self._hold(session, self._background_room())
+                return
+            # a request: what the frames before it made ready is stepped first
+            if self._arrived:
+                self._step_here()
+            try:
+                session.write(reply)
+            except WireError as e:             # a state too large for one frame
+                session.write({"t": "error", "error": f"{self.name} cannot send its "
+                                                      f"reply: {e}"})
+            transport = session.writer.transport
+            if transport.get_write_buffer_size() > transport.get_write_buffer_limits()[1]:
+                # a client that asks and does not read its replies: read no more from it
+                # until they are sent (`drain`: the transport's flow control)
+                self._hold(session, session.drain())
+
+        def on_batch() -> None:
+            # what the frames read together made ready is stepped here (they make one group)
+            if self._arrived:
+                self._step_here()
+
+        def on_end(why: BaseException | None) -> None:
+            if isinstance(why, WireError):
+                # a frame that does not verify (altered, forged, replayed: see `Session`),
+                # or a peer that holds the secret and sends what no node sends: nothing of
+                # the frame is used, and the connection goes (a node's link reconnects,
+                # and resends what was not acknowledged)
+                self._drops.warning("%s: dropped a frame from %s at %s and closed the "
+                                    "connection: %s", self.name, peer, address, why,
+                                    address=address)
+            elif why is not None and not isinstance(why, ConnectionError | OSError):
+                # a bug in handling a frame (as an exception of the reader task was): the
+                # connection goes, the node goes on
+                log.error("%s: handling a frame from %s at %s failed", self.name, peer,
+                          address, exc_info=why)
+            if not ended.done():
+                ended.set_result(None)
+
+        try:
+            # frames are handled as they arrive, in the connection's protocol (no task
+            # switch per frame): `on_frame` for each, `on_batch` after those read together
+            await session.receive(on_frame, on_end, on_batch)
+            await ended
+        except asyncio.CancelledError:
+            pass                                # this node is stopping
         finally:
             if self._arrived:                  # (a frame after them broke the connection)
                 self._arrived = False
@@ -435,6 +460,22 @@ class TcpNode:
             if self._peer_sessions.get(peer) is session:
                 del self._peer_sessions[peer]
             writer.close()
+
+    def _hold(self, session: Session, wait: Any) -> None:
+        """Read no more from `session` until `wait` (a coroutine) is done: back-pressure on
+        a connection read by callbacks, which cannot wait itself."""
+        session.pause()
+
+        async def hold() -> None:
+            try:
+                with contextlib.suppress(ConnectionError, OSError):
+                    await wait
+            finally:
+                session.resume()
+
+        task = asyncio.get_running_loop().create_task(hold())
+        self._holds.add(task)
+        task.add_done_callback(self._holds.discard)
 
     def _on_frame(self, peer: str, frame: Frame,
                   session: Session | None = None) -> dict[str, Any] | None:
@@ -516,7 +557,7 @@ class TcpNode:
             return None
         self.clock = max(self.clock, clock)
         self.inbox[env.dst].append((env, receipt))
-        self._arrived = True          # stepped once the reader has no whole frame left
+        self._arrived = True          # stepped after the frames read with it (`on_batch`)
         return None
 
     MAX_LIVES = 16          # lives (epochs) of one peer whose handled numbers are kept
@@ -626,7 +667,7 @@ class TcpNode:
         backoff = 0.05
         while not self._closing.is_set():
             try:
-                reader, writer = await asyncio.open_connection(link.host, link.port)
+                reader, writer = await open_connection(link.host, link.port)
             except OSError:                      # the peer is down: not news
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 1.0)
@@ -645,56 +686,62 @@ class TcpNode:
                 continue
             backoff = 0.05
             link.connected = True
-            acks = asyncio.create_task(self._read_acks(link, session))
-            stop = asyncio.create_task(self._closing.wait())
+            ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            stop: asyncio.Future[Any] = asyncio.create_task(self._closing.wait())
             try:
+                # acknowledgements are handled as they arrive (`_on_acks`), until the
+                # connection breaks (`ended`) or the node stops
+                await session.receive(functools.partial(self._on_acks, link),
+                                      functools.partial(self._link_ended, link, session, ended))
                 live = link.live(self.epoch)
                 if len(live) <= MAX_LIVE:        # (else the peer keeps them all: safe too)
                     session.write({"t": "epochs", "live": live})
                 session.write(*link.unacked.values())        # kept from before: resend
                 link.session = session                       # from now on, push writes
                 await session.drain()
-                # until the connection breaks (the ack reader ends) or the node stops
-                await asyncio.wait({acks, stop}, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait({ended, stop}, return_when=asyncio.FIRST_COMPLETED)
             except (ConnectionError, OSError):
                 pass
             finally:
                 link.session = None
                 link.connected = False
-                acks.cancel()
                 stop.cancel()
                 writer.close()
 
-    async def _read_acks(self, link: _Link, session: Session) -> None:
-        try:
-            while True:
-                raw = await session.read()
-                if raw is None:
-                    return
-                ack = decode_ack(raw)
-                epoch = self.epoch if ack.epoch is None else ack.epoch
-                for seq in ack.seqs:
-                    key = (epoch, seq)
-                    if link.unacked.pop(key, None) is not None and self.store is not None:
-                        # until the outbox forgets it too, its life is one a restart of this
-                        # node could resend a frame of: the link still says so (see `live`).
-                        # It is deleted with the next group commit, or within `ack_delay` if
-                        # none comes (a frame acknowledged and not deleted yet is only resent
-                        # after a crash, and acknowledged again: the peer handled it)
-                        link.deleting.add(key)
-                        self._deletes.append((link, key))
-                        if self._delete_timer is None:
-                            self._delete_timer = asyncio.get_running_loop().call_later(
-                                self.ack_delay, self._flush_deletes)
-                # (an acknowledgement enables no step: the step loop is not woken)
-                self.acked.set()
-        except WireError as e:            # the link reconnects: what is not acknowledged
+    def _link_ended(self, link: _Link, session: Session, ended: asyncio.Future[None],
+                    why: BaseException | None) -> None:
+        """The connection of `link` ended (`Session.receive`): the link reconnects, and
+        resends what was not acknowledged."""
+        if isinstance(why, WireError):
             self._drops.warning("%s: dropped a frame from %s at %s and closed the "
-                                "connection: %s", self.name, link.peer, session.address, e,
+                                "connection: %s", self.name, link.peer, session.address, why,
                                 address=session.address)
-            return
-        except (ConnectionError, OSError):
-            return
+        elif why is not None and not isinstance(why, ConnectionError | OSError):
+            log.error("%s: handling a frame from %s at %s failed", self.name, link.peer,
+                      session.address, exc_info=why)
+        if not ended.done():
+            ended.set_result(None)
+
+    def _on_acks(self, link: _Link, raw: dict[str, Any]) -> None:
+        """An acknowledgement from the peer of `link`: the frames it names are handled
+        there durably (`WireError` if it is no acknowledgement)."""
+        ack = decode_ack(raw)
+        epoch = self.epoch if ack.epoch is None else ack.epoch
+        for seq in ack.seqs:
+            key = (epoch, seq)
+            if link.unacked.pop(key, None) is not None and self.store is not None:
+                # until the outbox forgets it too, its life is one a restart of this
+                # node could resend a frame of: the link still says so (see `live`).
+                # It is deleted with the next group commit, or within `ack_delay` if
+                # none comes (a frame acknowledged and not deleted yet is only resent
+                # after a crash, and acknowledged again: the peer handled it)
+                link.deleting.add(key)
+                self._deletes.append((link, key))
+                if self._delete_timer is None:
+                    self._delete_timer = asyncio.get_running_loop().call_later(
+                        self.ack_delay, self._flush_deletes)
+        # (an acknowledgement enables no step: the step loop is not woken)
+        self.acked.set()
 
     def _flush_deletes(self) -> None:
         """Delete from the outbox the frames acknowledged since the last commit (in a thread,
@@ -949,10 +996,11 @@ class TcpNode:
                 self.on_delivered(delivered, st.out)
 
     def _step_here(self) -> None:
-        """Step what the messages just read made ready, in the reader itself (waking the
-        step loop would cost a turn of the event loop per message) — where that needs no
-        wait: no step under way, commits that return at once (no store, or one with
-        `--durability process`), no external stores, and nothing buffered for a peer (a
+        """Step what the messages just read made ready, where they were read (the
+        connection's `data_received`, `Session.receive`: waking the step loop would cost a
+        turn of the event loop per message) — where that needs no wait: no step under way,
+        commits that return at once (no store, or one with `--durability process`), no
+        external stores, and nothing buffered for a peer (a
         slow peer's back-pressure: the step loop, which waits for its connection to drain,
         takes the steps then).  Else, and when more is ready than one group takes, the step
         loop is woken.  A reader never waits to write: two nodes flooding each other would
@@ -1054,7 +1102,7 @@ class TcpNode:
         """Run until told to stop (a `stop` frame, `stop()`, or one of `signals`);
         `started` is set once the node listens."""
         try:
-            server = await asyncio.start_server(self._on_connection, self.me.host, self.me.port)
+            server = await start_server(self._on_connection, self.me.host, self.me.port)
         except OSError as e:
             from assay.errors import UsageError
 
@@ -1100,6 +1148,8 @@ class TcpNode:
         server.close()
         for w in list(self._accepted):         # peers see the node go, and reconnect later
             w.close()
+        for t in list(self._holds):            # (connections not read: closed just now)
+            t.cancel()
         self.timers.cancel_all()
         if self._delete_timer is not None:
             self._delete_timer.cancel()

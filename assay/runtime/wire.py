@@ -118,10 +118,10 @@ _ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True, ensure_ascii=
 _DECODER = json.JSONDecoder(parse_constant=_no_constant, object_pairs_hook=_no_duplicates)
 
 
-def decode_payload(payload: bytes) -> dict:
+def decode_payload(payload: bytes | memoryview) -> dict:
     """The JSON object of a frame's payload, or `WireError`."""
     try:
-        text = payload.decode("utf-8")
+        text = str(payload, "utf-8")              # (bytes, or a memoryview of a frame)
     except UnicodeDecodeError as e:
         raise WireError(f"frame payload is not UTF-8: {e}") from None
     try:
@@ -197,6 +197,70 @@ def _hmac_pads(key: bytes) -> tuple[Any, Any]:
             hashlib.sha256(bytes(b ^ 0x5C for b in key)))
 
 
+def _ignore(_: Any) -> None:
+    pass
+
+
+def _nothing() -> None:
+    pass
+
+
+class WireProtocol(asyncio.StreamReaderProtocol):
+    """asyncio's stream protocol, for the handshake (its `StreamReader` and `StreamWriter`,
+    `drain`'s flow control included), that hands what arrives after it to its `Session`
+    once that reads by callbacks (`Session.receive`): frames are then parsed in
+    `data_received` itself, with no reader task to wake per frame."""
+
+    def __init__(self, reader: asyncio.StreamReader, connected: Any = None) -> None:
+        super().__init__(reader, connected)
+        self.session: Session | None = None
+        self.eof = False                 # the peer sent EOF (before `receive`, say)
+        self.lost = False                # the connection is gone
+
+    def data_received(self, data: bytes) -> None:
+        s = self.session
+        if s is None:
+            super().data_received(data)
+        else:
+            s._data(data)
+
+    def eof_received(self) -> bool | None:
+        self.eof = True
+        s = self.session
+        if s is None:
+            return super().eof_received()
+        s._eof()
+        return True                      # half-closed: replies still go out (`_finish` closes)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        super().connection_lost(exc)     # (drain's waiters, the reader: as asyncio's)
+        s = self.session
+        if s is not None:
+            if exc is None:
+                s._eof()
+            else:
+                s._finish(exc)
+
+
+async def open_connection(host: str, port: int) -> tuple[asyncio.StreamReader,
+                                                         asyncio.StreamWriter]:
+    """`asyncio.open_connection`, with a `WireProtocol` (so `Session.receive` can read)."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(loop=loop)
+    protocol = WireProtocol(reader)
+    transport, _ = await loop.create_connection(lambda: protocol, host, port)
+    return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
+
+
+async def start_server(connected: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Any],
+                       host: str, port: int) -> asyncio.Server:
+    """`asyncio.start_server`, with a `WireProtocol` per connection."""
+    loop = asyncio.get_running_loop()
+    return await loop.create_server(
+        lambda: WireProtocol(asyncio.StreamReader(loop=loop), connected), host, port)
+
+
 class Session:
     """An authenticated connection (what `authenticate` returns): `peer` is the name the
     other side proved.  Every frame on it is numbered per direction and carries a MAC, with
@@ -219,11 +283,19 @@ class Session:
         self._sent = 0
         self._received = 0
         self.address = address_of(writer)
+        # reading by callbacks (`receive`): the bytes not handled yet, and the state
+        self._buf = bytearray()
+        self._need = _HEADER                      # bytes `_buf` must hold to be parsed
+        self._limit = MAX_FRAME + _SEALED
+        self._holding = self._paused = self._ended = self._eof_pending = False
+        self._on_frame: Callable[[dict], None] = _ignore
+        self._on_batch: Callable[[], None] = _nothing
+        self._on_end: Callable[[BaseException | None], None] = _ignore
 
     def _tag(self, direction: bytes, n: int, payload: bytes) -> bytes:
         return self._mac(direction + n.to_bytes(_COUNTER, "big"), payload)
 
-    def _mac(self, head: bytes, payload: bytes) -> bytes:
+    def _mac(self, head: bytes, payload: bytes | memoryview) -> bytes:
         """The MAC of a frame: `head` is its direction and number (8 bytes, big-endian)."""
         inner = self._inner.copy()
         inner.update(head)
@@ -262,14 +334,17 @@ class Session:
     async def read(self, max_size: int = MAX_FRAME) -> dict | None:
         """The next frame's object, checked like `read_frame`'s and first authenticated:
         None on a clean EOF; `FrameAuthError` if its MAC does not verify or it is not the
-        next number; `WireError` for the rest."""
+        next number; `WireError` for the rest.  (Not after `receive`.)"""
         body = await _read_body(self.reader, max_size + _SEALED)
-        if body is None:
-            return None
+        return None if body is None else self._open(body)
+
+    def _open(self, body: bytes | memoryview) -> dict:
+        """The object of one received frame's `body` (number, MAC, payload), authenticated
+        and decoded (`read`'s checks, in one place for both ways of reading)."""
         if len(body) < _SEALED:
             raise FrameAuthError(f"a frame of {len(body)} bytes has no room for its number "
                                  "and MAC")
-        number = body[:_COUNTER]
+        number = bytes(body[:_COUNTER])
         n = int.from_bytes(number, "big")
         payload = body[_SEALED:]
         if n != self._received:
@@ -281,15 +356,158 @@ class Session:
         self._received += 1
         return decode_payload(payload)
 
-    def frame_ready(self) -> bool:
-        """Whether the next frame is whole in the reader's buffer already (`read` then
-        returns it without waiting).  asyncio's `StreamReader` has no public way to ask, so
-        this reads its buffer (`_buffer`, CPython's since 3.4); a reader without one is
-        taken to have nothing buffered (callers treat that as "act now")."""
-        buf = getattr(self.reader, "_buffer", None)
-        if not buf or len(buf) < _HEADER:
-            return False
-        return len(buf) >= _HEADER + int.from_bytes(buf[:_HEADER], "big")
+    # --- reading by callbacks (`receive`) ------------------------------------------------------
+
+    async def receive(self, on_frame: Callable[[dict], None],
+                      on_end: Callable[[BaseException | None], None],
+                      on_batch: Callable[[], None] | None = None,
+                      max_size: int = MAX_FRAME) -> None:
+        """From now on, read the connection's frames as they arrive, in its protocol's
+        `data_received` (`WireProtocol`): no reader task, so a frame costs no task wake-up
+        (nor the event-loop turn before it).  Each frame, checked as `read` checks it, goes
+        to `on_frame`; after the whole frames of one arrival (read together: one group for
+        the node), `on_batch` runs (if given).  `on_end` runs once, when the connection
+        ends: None on a clean EOF, else why (a `WireError` from a frame, or raised by
+        `on_frame`: the connection is then closed and nothing more of it is read; a
+        connection error).
+
+        The frames the handshake's reader had buffered already are handled first, in order.
+        The connection must have been opened with `open_connection` or `start_server`."""
+        proto = self.writer.transport.get_protocol()
+        if not isinstance(proto, WireProtocol):
+            raise TypeError("Session.receive needs a connection made by wire.open_connection "
+                            "or wire.start_server")
+        self._on_frame, self._on_end = on_frame, on_end
+        self._loop = asyncio.get_running_loop()
+        self._on_batch = _nothing if on_batch is None else on_batch
+        self._limit = max_size + _SEALED
+        self._holding = True                      # bytes arriving meanwhile wait behind
+        proto.session = self                      # what the reader holds
+        eof = proto.eof
+        try:
+            self.reader.feed_eof()                # (no more bytes go to it)
+            rest = await self.reader.read()
+        except Exception as e:                    # noqa: BLE001 - lost during the handshake
+            self._finish(e)
+            return
+        self._buf[:0] = rest
+        self._holding = False
+        self._resumed()
+        if eof or proto.lost:
+            self._eof()
+
+    def _data(self, data: bytes) -> None:
+        """Bytes arrived (`WireProtocol.data_received`)."""
+        if self._ended:
+            return
+        buf = self._buf
+        if buf or self._holding or self._paused:
+            buf += data
+            # a frame arriving in pieces is parsed once whole (its header says how long)
+            if len(buf) >= self._need and not self._holding and not self._paused:
+                data = bytes(buf)
+                buf.clear()
+                self._parse(data)
+        else:
+            self._parse(data)
+
+    def _parse(self, data: bytes) -> None:
+        """Handle the whole frames of `data` (until paused or ended; the rest is kept for
+        later), then `on_batch`."""
+        view = memoryview(data)        # (of bytes: slices share them, nothing is copied)
+        pos, end = 0, len(data)
+        limit = self._limit
+        try:
+            while end - pos >= _HEADER:
+                if self._paused or self._ended:
+                    break
+                size = int.from_bytes(view[pos:pos + _HEADER], "big")
+                if size > limit:
+                    raise WireError(f"frame of {size} bytes exceeds the limit of "
+                                    f"{limit - _SEALED}")
+                stop = pos + _HEADER + size
+                if stop > end:
+                    self._need = stop - pos
+                    break
+                body = view[pos + _HEADER:stop]
+                pos = stop
+                self._on_frame(self._open(body))
+            else:
+                self._need = _HEADER
+            if pos < end and not self._ended:
+                self._buf += view[pos:]
+            if not self._ended:
+                self._on_batch()
+        except Exception as e:                    # noqa: BLE001 - the connection ends
+            self._finish(e)
+
+    def pause(self) -> None:
+        """Handle no more frames (and read no more) until `resume`: back-pressure."""
+        if not self._paused and not self._ended:
+            self._paused = True
+            self._transport().pause_reading()
+
+    def resume(self) -> None:
+        """Read again after `pause`: the frames buffered meanwhile are handled soon (in
+        their own turn of the loop, not in the caller's)."""
+        if self._paused and not self._ended:
+            self._paused = False
+            transport = self._transport()
+            if not transport.is_closing():
+                transport.resume_reading()
+            if not self._loop.is_closed():
+                self._loop.call_soon(self._resumed)
+
+    def _transport(self) -> asyncio.Transport:
+        t = self.writer.transport
+        assert isinstance(t, asyncio.Transport)
+        return t
+
+    def _resumed(self) -> None:
+        if self._paused or self._ended or self._holding:
+            return
+        if self._eof_pending:
+            self._eof()
+        elif self._buf:
+            data = bytes(self._buf)
+            self._buf.clear()
+            self._parse(data)
+
+    def _eof(self) -> None:
+        """The peer sent EOF, or the connection is gone (`WireProtocol`): once the frames
+        before it are handled, a clean end, unless it came inside a frame."""
+        if self._ended:
+            return
+        self._eof_pending = True
+        if self._paused or self._holding:         # the frames before it are handled first
+            return
+        if self._buf:
+            data = bytes(self._buf)
+            self._buf.clear()
+            self._parse(data)
+            if self._paused or self._ended:
+                return
+        buf = self._buf
+        if not buf:
+            self._finish(None)
+        elif len(buf) < _HEADER:
+            self._finish(WireError(f"connection closed inside a frame header "
+                                   f"({len(buf)} of {_HEADER} bytes)"))
+        else:
+            self._finish(WireError(
+                f"connection closed inside a frame ({len(buf) - _HEADER} of "
+                f"{int.from_bytes(buf[:_HEADER], 'big')} payload bytes)"))
+
+    def _finish(self, why: BaseException | None) -> None:
+        """End reading (once): tell `on_end`, and close the connection."""
+        if self._ended:
+            return
+        self._ended = True
+        self._buf.clear()
+        try:
+            self._on_end(why)
+        finally:
+            self.writer.close()
 
     def is_closing(self) -> bool:
         return self.writer.is_closing()
