@@ -357,7 +357,11 @@ class Context:
                                "here (it allows: "
                                f"{', '.join(auto.expects(self.sessions[key])) or 'nothing'})")
                 self.sessions[key] = nxt
-        self.outbox.append(Send(port, dst, dst_port, message.with_sender(None)))
+        # a message built in the handler names no sender already: kept as it is (a copy only
+        # of one that arrived, which names its sender)
+        if message.sender is not None or getattr(message, "_meta", None):
+            message = message.with_sender(None)
+        self.outbox.append(Send(port, dst, dst_port, message))
         if self.record is not None:
             self.record.append((_line(caller_location(2)), message))
 
