@@ -749,9 +749,10 @@ class Runner:
                     port: str | None = None, sent_by: str | None = None) -> Result:
         """Handle `message`, arrived on `port` (None: a timer); `sent_by`: who is blamed for
         it, when not its sender (the interceptor that forwarded it)."""
-        blame = sent_by or (str(message.sender) if message.sender is not None
-                            else f"{self.name}.{h.name}")
-        recv = (port, str(message.sender)) if port is not None and message.sender else None
+        sender = message.sender
+        by = str(sender) if sender is not None else None
+        blame = sent_by or (by if by is not None else f"{self.name}.{h.name}")
+        recv = (port, by) if port is not None and by else None
         return self._run(values, h.name, h.fn, (message,), h.requires, h.ensures,
                          requires_blame=blame, recv=recv, port=port)
 

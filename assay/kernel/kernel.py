@@ -177,10 +177,10 @@ class _LocalTable:
         return b
 
     def intern(self, values: tuple[Any, ...]) -> int:
-        key = canonical(values) if self.exact else values
-        i = self.ids.get(key)
-        if i is None:
-            i = self.ids[key] = len(self.values)
+        # one lookup (a tuple's hash is computed anew at each): the id a new state would take
+        n = len(self.values)
+        i: int = self.ids.setdefault(canonical(values) if self.exact else values, n)
+        if i == n:
             self.values.append(values)
         return i
 
@@ -396,9 +396,9 @@ class Kernel:
     def _env_id(self, env: Envelope) -> int:
         # an interceptor's meta is untyped: True == 1 in Python, not in the state
         key: Any = (env, canonical(env.meta)) if env.meta else env
-        i = self.env_ids.get(key)
-        if i is None:
-            i = self.env_ids[key] = len(self.envs)
+        n = len(self.envs)
+        i: int = self.env_ids.setdefault(key, n)      # one hash of the envelope, not two
+        if i == n:
             self.envs.append(env)
             self.env_src.append(self.index[env.src])
             self.env_dst.append(self.index[env.dst])
@@ -808,6 +808,9 @@ class Kernel:
             for s in sends:
                 dst, dst_port = to((name, s.port, s.dst, s.dst_port), (s.dst, s.dst_port))
                 envs.append(Envelope(name, s.port, dst, dst_port, s.message, s.meta))
+        elif len(sends) == 1:
+            s = sends[0]
+            return (self._env_id(Envelope(inst.name, s.port, s.dst, s.dst_port, s.message)),)
         else:
             envs = [Envelope(inst.name, s.port, s.dst, s.dst_port, s.message) for s in sends]
         if len(envs) > 1:
