@@ -188,6 +188,15 @@ def test_a_node_that_does_not_see_every_instance_skips_what_it_cannot_evaluate()
     assert node.not_local == {"money_is_conserved", "no_overdraft"}
 
 
+def test_a_property_not_local_is_never_counted_as_monitored():
+    k = kernel_of("bank_transfer.py", accounts="3")
+    node = Node(k, ["acct0"])
+    for _ in range(3):                  # the first step finds them not local; later ones skip
+        assert node.fire(node.actions("acct0")[0]).applied
+    assert node.not_local == {"money_is_conserved", "no_overdraft"}
+    assert not node.monitored           # evaluated here never to the end
+
+
 # --- a long run's memory: the kernel forgets, the node caps its lists ---------------------------
 
 @pytest.mark.parametrize("spec,params", [
@@ -566,3 +575,34 @@ def test_a_node_runs_a_step_twice_first_then_one_in_64_and_catches_a_drifting_ac
     else:
         # (with every step run twice, as the checker does its first 1000: step 200)
         assert 300 < start - Node.CHECK_FIRST - start // EVERY <= steps < start, steps
+
+
+# --- the runtime's envelope ids, found by object ---------------------------------------------
+
+def test_an_envelope_is_the_same_event_whether_asked_by_object_or_by_value():
+    """The kernel finds the runtime's envelopes by object (a driver asks about each one of
+    an inbox at every step): an equal envelope that is another object, one asked again after
+    the kernel forgot everything, and ones beyond the cache's size all step as by value."""
+    from dataclasses import replace
+
+    from assay.kernel.events import Envelope
+
+    k = Kernel(build(ROOT / "tests" / "benchmarks" / "ping_pong_spec.py", None,
+                     {"limit": 500})[0])
+    node = Node(k, ["pinger", "ponger"])
+    ping = node.fire(node.actions("pinger")[0]).sends[0]
+    twin = replace(ping)                          # equal, another object
+    assert twin == ping and twin is not ping
+    lid = node.local["ponger"]
+    assert k.local_accepts(lid, ping) and k.local_accepts(lid, twin)
+    a, b = k.local_deliver(lid, ping), k.local_deliver(lid, twin)
+    assert a == b and [e.message.n for e in a.sends] == [1]          # type: ignore[attr-defined]
+    node.local = k.forget(node.local)            # every envelope id forgotten
+    again = k.local_deliver(node.local["ponger"], ping)
+    assert again.sends == a.sends and k.envs[k._runtime_env_id(ping)] == ping
+    for n in range(k.ENV_OBJS + 5):              # more objects than the cache holds
+        env = Envelope(ping.src, ping.src_port, ping.dst, ping.dst_port,
+                       type(ping.message)(n + 1))
+        out = k.local_deliver(node.local["ponger"], env)
+        assert [e.message.n for e in out.sends] == [n + 1]          # type: ignore[attr-defined]
+    assert len(k._env_objs) <= k.ENV_OBJS

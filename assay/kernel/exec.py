@@ -357,7 +357,11 @@ class Context:
                                "here (it allows: "
                                f"{', '.join(auto.expects(self.sessions[key])) or 'nothing'})")
                 self.sessions[key] = nxt
-        self.outbox.append(Send(port, dst, dst_port, message.with_sender(None)))
+        # a message built in the handler names no sender already: kept as it is (a copy only
+        # of one that arrived, which names its sender)
+        if message.sender is not None or getattr(message, "_meta", None):
+            message = message.with_sender(None)
+        self.outbox.append(Send(port, dst, dst_port, message))
         if self.record is not None:
             self.record.append((_line(caller_location(2)), message))
 
@@ -745,9 +749,10 @@ class Runner:
                     port: str | None = None, sent_by: str | None = None) -> Result:
         """Handle `message`, arrived on `port` (None: a timer); `sent_by`: who is blamed for
         it, when not its sender (the interceptor that forwarded it)."""
-        blame = sent_by or (str(message.sender) if message.sender is not None
-                            else f"{self.name}.{h.name}")
-        recv = (port, str(message.sender)) if port is not None and message.sender else None
+        sender = message.sender
+        by = str(sender) if sender is not None else None
+        blame = sent_by or (by if by is not None else f"{self.name}.{h.name}")
+        recv = (port, by) if port is not None and by else None
         return self._run(values, h.name, h.fn, (message,), h.requires, h.ensures,
                          requires_blame=blame, recv=recv, port=port)
 

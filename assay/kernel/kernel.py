@@ -177,10 +177,10 @@ class _LocalTable:
         return b
 
     def intern(self, values: tuple[Any, ...]) -> int:
-        key = canonical(values) if self.exact else values
-        i = self.ids.get(key)
-        if i is None:
-            i = self.ids[key] = len(self.values)
+        # one lookup (a tuple's hash is computed anew at each): the id a new state would take
+        n = len(self.values)
+        i: int = self.ids.setdefault(canonical(values) if self.exact else values, n)
+        if i == n:
             self.values.append(values)
         return i
 
@@ -371,6 +371,9 @@ class Kernel:
         self._env_canon: dict[int, bytes] = {}
         self._event_keys: dict[int, bytes] = {}
         self.steppers = 0           # runtime nodes stepping this kernel (see `forget`)
+        # the runtime's envelopes by object (`_runtime_env_id`): id(envelope) -> (envelope,
+        # its id); the envelope held keeps its address from being reused
+        self._env_objs: dict[int, tuple[Envelope, int]] = {}
 
     def _route_interceptors(self, system: System) -> None:
         """What a connection with interceptors changes in a step: an endpoint's send to the
@@ -393,13 +396,28 @@ class Kernel:
     def _env_id(self, env: Envelope) -> int:
         # an interceptor's meta is untyped: True == 1 in Python, not in the state
         key: Any = (env, canonical(env.meta)) if env.meta else env
-        i = self.env_ids.get(key)
-        if i is None:
-            i = self.env_ids[key] = len(self.envs)
+        n = len(self.envs)
+        i: int = self.env_ids.setdefault(key, n)      # one hash of the envelope, not two
+        if i == n:
             self.envs.append(env)
             self.env_src.append(self.index[env.src])
             self.env_dst.append(self.index[env.dst])
             self.env_link.append(self.link_index[(env.src, env.src_port, env.dst, env.dst_port)])
+        return i
+
+    ENV_OBJS = 256          # envelopes the runtime's cache by object holds at most
+
+    def _runtime_env_id(self, env: Envelope) -> int:
+        """`_env_id` for the runtime, which asks about the same envelope object again and again
+        (a driver asks whether each one in an inbox is taken at every step, then delivers
+        it): found by the object's identity, not by hashing its message and comparing it."""
+        got = self._env_objs.get(id(env))
+        if got is not None and got[0] is env:
+            return got[1]
+        if len(self._env_objs) >= self.ENV_OBJS:
+            self._env_objs.clear()
+        i = self._env_id(env)
+        self._env_objs[id(env)] = (env, i)
         return i
 
     def _slot_id(self, slot: tuple[Any, ...], key: Any = None) -> int:
@@ -790,6 +808,9 @@ class Kernel:
             for s in sends:
                 dst, dst_port = to((name, s.port, s.dst, s.dst_port), (s.dst, s.dst_port))
                 envs.append(Envelope(name, s.port, dst, dst_port, s.message, s.meta))
+        elif len(sends) == 1:
+            s = sends[0]
+            return (self._env_id(Envelope(inst.name, s.port, s.dst, s.dst_port, s.message)),)
         else:
             envs = [Envelope(inst.name, s.port, s.dst, s.dst_port, s.message) for s in sends]
         if len(envs) > 1:
@@ -856,7 +877,7 @@ class Kernel:
     def local_deliver(self, lid: int, envelope: Envelope) -> LocalStep | LocalChoice:
         """Handle `envelope` at its destination, whose local state is `lid` (which must
         accept it: `local_accepts`)."""
-        o = self._delivery(lid, self._env_id(envelope))
+        o = self._delivery(lid, self._runtime_env_id(envelope))
         if o is DEFERRED:
             raise ValueError(f"{envelope}: the receive guard keeps it out in this state")
         return self._local_step(o)
@@ -864,7 +885,7 @@ class Kernel:
     def local_accepts(self, lid: int, envelope: Envelope) -> bool:
         """Whether the destination, in local state `lid`, takes `envelope` now (its handler's
         receive guard does not defer it)."""
-        return self._delivery(lid, self._env_id(envelope)) is not DEFERRED
+        return self._delivery(lid, self._runtime_env_id(envelope)) is not DEFERRED
 
     def local_actions(self, name: str, lid: int) -> list[tuple[Fire, LocalStep | LocalChoice]]:
         """The actions of `name` enabled in local state `lid`, each with its step."""
@@ -1022,7 +1043,7 @@ class Kernel:
         for table in (self._dmemo, self._tmemo, self._rmemo, self._property_memo,
                       self.env_ids, self.slot_ids, self._arg_slots, self.timer_ids,
                       self.cancel_ids, self._event_json, self._env_canon, self._event_keys,
-                      self._fault_slots):
+                      self._fault_slots, self._env_objs):
             table.clear()
         for lst in (self.envs, self.env_src, self.env_dst, self.env_link, self.slots,
                     self.timers, self.cancels):

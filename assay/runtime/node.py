@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from assay.kernel.events import Envelope, Fire, TimerFire
+from assay.kernel.events import Envelope, Fire, TimerFire, envelope_json
 from assay.kernel.kernel import Kernel, LocalChoice, LocalStep
 from assay.kernel.violation import Violation
 from assay.model.types import canonical, to_json
@@ -102,9 +102,8 @@ class Node:
         """`envelope` arrived for one of the hosted instances."""
         name = envelope.dst
         step = self.kernel.local_deliver(self.local[name], envelope)
-        from assay.kernel.events import Deliver
-
-        return self._apply(name, Deliver(envelope).to_json(), step, envelope)
+        # `Deliver(envelope).to_json()`, without the event object
+        return self._apply(name, {"kind": "deliver", **envelope_json(envelope)}, step, envelope)
 
     def first_taken(self, name: str, inbox: Iterable[Envelope]) -> int | None:
         """The position in `inbox` of the first message `name` takes now, or None.  A receive
@@ -228,7 +227,9 @@ class Node:
             event = {**event, "choices": [to_json(c) for c in step.choices]}
         self.steps += 1
         viol = step.violations
-        if properties and self.monitor != "off" and self.kernel.properties:
+        # (every property found not local: none is evaluated, `_properties` would find none)
+        if properties and self.monitor != "off" and self.kernel.properties \
+                and len(self.not_local) < len(self.kernel.properties):
             viol = viol + self._properties(name, step, consumed)
         if viol and self.monitor != "off":
             self._report(event, viol)
@@ -274,7 +275,7 @@ class Node:
         # (each evaluation that completes is exact; this only saves the attempts)
         broken, not_local = k.local_property_violations(after, flight, self.not_local)
         self.not_local |= not_local
-        self.monitored |= {p.name for p in k.properties} - not_local
+        self.monitored |= {p.name for p in k.properties} - self.not_local
         if not broken:
             return ()
         already, _ = k.local_property_violations(self.local, before_flight,
