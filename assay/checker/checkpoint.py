@@ -34,7 +34,7 @@ import os
 import secrets
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from assay.errors import UsageError
 from assay.model.load import modules_beside
@@ -91,10 +91,42 @@ class Checkpoints:
             self.dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise UsageError(f"--checkpoint {path}: cannot create it: {e.strerror}") from None
+        self._lock = self._take_lock()
         # what every meta.json of this search notes beyond its counts: "unreduced", why a
         # search with symmetry declared explores every state (a property not symmetric)
         self.extra: dict[str, Any] = {}
         self._found: tuple[dict[str, Any] | None] | None = None
+
+    def _take_lock(self) -> IO[str] | None:
+        """Hold DIR/lock for as long as this check runs: a second check in the same
+        directory (another terminal) would swap its checkpoints in under this one's and
+        remove the files this one is writing."""
+        try:
+            import fcntl
+        except ImportError:                       # (not on this system: no lock)
+            return None
+        try:
+            f = open(self.dir / "lock", "a")    # noqa: SIM115 (held until close)
+        except OSError as e:
+            raise UsageError(f"--checkpoint {self.dir}: cannot write in it: {e.strerror}"
+                             ) from None
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.close()
+            raise UsageError(f"--checkpoint {self.dir}: another check is using this "
+                             "directory", notes=["wait for it to end, or give this one "
+                                                 "another directory"]) from None
+        except OSError:                           # a file system without locks
+            f.close()
+            return None
+        return f
+
+    def close(self) -> None:
+        """Let another check use the directory (at the end of this one)."""
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
 
     def found(self) -> dict[str, Any] | None:
         """The saved search to resume (its meta, with "path"), or None for a fresh start;
