@@ -77,6 +77,21 @@ def run(spec: str | None, system_name: str | None, params: tuple[str, ...],
     from assay.runtime.local import run_local
 
     if deploy_file:
+        # the deployment file names the spec, system and parameters: one given here as well
+        # was ignored, and the run was not the one asked for
+        seeded = click.get_current_context().get_parameter_source("seed") \
+            not in (click.core.ParameterSource.DEFAULT, None)
+        given = [w for w, on in ((f"SPEC ({spec})", spec is not None),
+                                 (f"--system {system_name}", system_name is not None),
+                                 *((f"-p {v}", True) for v in params),
+                                 (f"--seed {seed}", seeded)) if on]
+        if given:
+            _fail(UsageError(f"--deploy {deploy_file} takes the spec, system and parameters "
+                             f"from the deployment file, not from the command line: "
+                             f"{', '.join(given)}",
+                             notes=["drop them, or set them in the deployment file (spec = "
+                                    "..., system = ..., [params]); each node's scheduler is "
+                                    "its own, so --seed does not apply"]))
         _run_deployment(deploy_file, duration, state_dir, monitor, time_unit, trace_out,
                         as_json, durability, fresh, store_db)
         return
