@@ -260,3 +260,16 @@ def test_an_output_path_that_cannot_be_created_is_refused_before_the_search(
         assert_exit_2(quick("check", spec, "-q", option, out),
                       f"cannot write {out}: ")
         assert not mark.exists(), "the check ran before its output was found unwritable"
+
+
+def test_a_spec_file_without_py_exits_2(tmp_path: Path, quick: Any,
+                                         trace_doc: dict[str, Any]) -> None:
+    # a file of Python that importlib does not take for a module (no .py) failed an assert:
+    # exit 70, "a bug in assay"
+    spec = tmp_path / "spec.txt"
+    spec.write_text((REPO / BUGGY).read_text())
+    assert_exit_2(quick("check", spec), "not a spec file: a spec is a Python file (.py)",
+                  "rename it to spec.py")
+    trace = tmp_path / "t.json"
+    trace.write_text(json.dumps(trace_doc))
+    assert_exit_2(quick("replay", trace, "--spec", spec), "not a spec file")
