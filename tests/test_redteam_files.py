@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -273,3 +274,65 @@ def test_a_spec_file_without_py_exits_2(tmp_path: Path, quick: Any,
     trace = tmp_path / "t.json"
     trace.write_text(json.dumps(trace_doc))
     assert_exit_2(quick("replay", trace, "--spec", spec), "not a spec file")
+
+
+class _CtrlC:
+    """Ctrl-C at the `at`-th file operation (open, rename, mkdir, rmtree: Python's audit
+    events) on the checkpoint directory `under`, once armed: a SIGINT raises
+    KeyboardInterrupt between two such operations, which is what this does, at each point
+    in turn.  (An audit hook stays once added: disarmed, it returns at once.)"""
+
+    armed: _CtrlC | None = None
+    EVENTS = ("open", "os.rename", "os.mkdir", "shutil.rmtree", "os.remove", "os.rmdir")
+
+    def __init__(self, under: Path, at: int) -> None:
+        self.under, self.at, self.seen = str(under), at, 0
+
+    @staticmethod
+    def hook(event: str, args: tuple[Any, ...]) -> None:
+        me = _CtrlC.armed
+        if me is None or event not in _CtrlC.EVENTS or not args or \
+                not str(args[0]).startswith(me.under):
+            return
+        me.seen += 1
+        if me.seen == me.at:
+            _CtrlC.armed = None
+            raise KeyboardInterrupt
+
+
+def test_ctrl_c_at_any_point_of_a_checkpoint_write_leaves_a_whole_checkpoint(
+        tmp_path: Path) -> None:
+    # a resumed search (from `previous`: a check stopped while it swapped checkpoints)
+    # removed `previous` before its next checkpoint was in place: Ctrl-C (or a crash) there
+    # left no checkpoint at all, and the next check started over
+    from checkpoint_support import counts, run
+
+    from assay.checker.checkpoint import CURRENT, NEXT, PREVIOUS
+
+    spec, params = "specs/two_phase_commit.py", {"rm_count": "3"}
+    whole = run(spec, tmp_path / "whole", params=params)
+    start = tmp_path / "start"
+    assert run(spec, start, params=params, max_depth=4).reason == "max-depth"
+    # as a check stopped between its two renames leaves it: `previous`, no `current`
+    os.replace(start / CURRENT, start / PREVIOUS)
+    (start / NEXT).mkdir()
+    sys.addaudithook(_CtrlC.hook)
+    # the operations of the resumed search's first two checkpoint writes (the first from
+    # `previous`, the second over `current`): about 36
+    for at in range(1, 40):
+        ck = tmp_path / f"ck{at}"
+        shutil.copytree(start, ck)
+        _CtrlC.armed = ctrl_c = _CtrlC(ck, at)
+        try:
+            stopped = run(spec, ck, params=params)
+        except KeyboardInterrupt:            # before the search (the CLI: exit 130)
+            stopped = None
+        finally:
+            _CtrlC.armed = None
+        assert ctrl_c.seen == at and (stopped is None or stopped.reason == "interrupted")
+        saved = [f for f in (CURRENT, PREVIOUS) if (ck / f / "meta.json").is_file()]
+        assert saved, f"Ctrl-C at file operation {at} left no checkpoint in {ck}"
+        # (and none older than the one the search resumed from)
+        assert json.loads((ck / saved[0] / "meta.json").read_text())["depth"] >= 4
+        if at % 8 == 0:                      # and it resumes to the same end
+            assert counts(run(spec, ck, params=params)) == counts(whole), at

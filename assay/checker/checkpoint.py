@@ -250,8 +250,10 @@ class Checkpoints:
         os.replace(tmp / "meta.json.tmp", tmp / "meta.json")
         sync_directory(tmp)                     # the workers' renames and this one, on disk
         current, previous = self.dir / CURRENT, self.dir / PREVIOUS
-        shutil.rmtree(previous, ignore_errors=True)
         if current.exists():
+            # `previous` goes only while `current` is whole: without one (a search resumed
+            # from `previous`, after a stop between the two renames) it is the checkpoint
+            shutil.rmtree(previous, ignore_errors=True)
             os.replace(current, previous)
         os.replace(tmp, current)
         sync_directory(self.dir)                # before the one it replaces is removed
