@@ -336,3 +336,24 @@ def test_ctrl_c_at_any_point_of_a_checkpoint_write_leaves_a_whole_checkpoint(
         assert json.loads((ck / saved[0] / "meta.json").read_text())["depth"] >= 4
         if at % 8 == 0:                      # and it resumes to the same end
             assert counts(run(spec, ck, params=params)) == counts(whole), at
+
+
+@pytest.mark.skipif(not os.path.exists(f"/proc/{os.getpid()}/task/{os.getpid()}/children"),
+                    reason="needs /proc/PID/task/TID/children")
+def test_simulate_starts_no_more_worker_processes_than_runs(tmp_path: Path) -> None:
+    # the pool forks all of --jobs at once: `-j 100000 --runs 3` forked until the machine
+    # gave out.  The spec's system function, built in a worker, counts the pool's processes.
+    seen = tmp_path / "pool"
+    spec = tmp_path / "spec.py"
+    spec.write_text(f"import os, pathlib\n"
+                    f"exec(pathlib.Path({str(REPO / BUGGY)!r}).read_text())\n"
+                    f"_system = system\n\ndef system(rm_count: int = 3):\n"
+                    f"    parent = os.getppid()\n"
+                    f"    kids = pathlib.Path(f'/proc/{{parent}}/task/{{parent}}/children')\n"
+                    f"    if parent != {os.getpid()}:    # (a worker)\n"
+                    f"        pathlib.Path({str(seen)!r}).write_text(kids.read_text())\n"
+                    f"    return _system(rm_count)\n")
+    r = assay("simulate", spec, "-q", "-j", "12", "--runs", "2", "--steps", "3", "--no-shrink",
+              "--out", tmp_path / "out")
+    assert r.returncode in (0, 1), r.stderr[-2000:]
+    assert len(seen.read_text().split()) <= 3      # two workers (and a resource tracker)
