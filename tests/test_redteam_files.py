@@ -357,3 +357,16 @@ def test_simulate_starts_no_more_worker_processes_than_runs(tmp_path: Path) -> N
               "--out", tmp_path / "out")
     assert r.returncode in (0, 1), r.stderr[-2000:]
     assert len(seen.read_text().split()) <= 3      # two workers (and a resource tracker)
+
+
+@pytest.mark.parametrize("command, option", [
+    ("check", "--max-time"), ("check", "--checkpoint-every"), ("simulate", "--max-time"),
+    ("replay", "--max-time"), ("run", "--for"), ("run", "--time-unit")])
+def test_nan_seconds_are_refused(tmp_path: Path, quick: Any, command: str, option: str) -> None:
+    # every comparison with NaN is false: `--max-time nan` set no limit, and
+    # `--checkpoint-every nan` never saved a checkpoint, saying nothing
+    target = str(tmp_path / "t.json") if command == "replay" else BUGGY
+    r = quick(command, target, option, "nan", *(("--checkpoint", tmp_path / "ck")
+                                                 if option == "--checkpoint-every" else ()))
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert f"Invalid value for '{option}': 'nan' is not a number of seconds" in r.stderr

@@ -111,3 +111,19 @@ class WorkerCount(click.ParamType):
             return int(text)
         self.fail(f"{value!r} is not a number of workers; use e.g. 2, 'all' or 'auto'", param,
                   ctx)
+
+
+class Seconds(click.FloatRange):
+    """A duration in seconds, within the range given; never NaN, which every comparison
+    takes for false: `--max-time nan` set no limit, `--checkpoint-every nan` saved none."""
+
+    name = "seconds"
+
+    def convert(self, value: object, param: click.Parameter | None,
+                ctx: click.Context | None) -> float:
+        import math
+
+        seconds = super().convert(value, param, ctx)
+        if math.isnan(seconds):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        return float(seconds)

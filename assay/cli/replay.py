@@ -10,6 +10,7 @@ from rich.console import Console
 
 from assay.cli.common import (
     EXIT_INCOMPLETE,
+    Seconds,
     _check_writable,
     _fail,
     write_output,
@@ -37,7 +38,7 @@ from assay.kernel.watchdog import SpecTimeLimit, SpecWatch
               help="The spec file to replay the trace against (the trace names one: replay "
                    "runs that one only if it is inside the current directory, since a spec "
                    "is Python code that replaying runs).")
-@click.option("--max-time", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+@click.option("--max-time", type=Seconds(min=0, min_open=True), metavar="SECONDS",
               help="Stop a replay still running after this long (spec code that never "
                    "returns): exit 3.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")

@@ -10,6 +10,7 @@ from rich.console import Console
 
 from assay.cli.common import (
     EXIT_INTERRUPTED,
+    Seconds,
     _check_writable,
     _fail,
     _params,
@@ -36,7 +37,7 @@ from assay.errors import AssayError, LoadInterrupted, UsageError
               show_default=True, help="What a committed step survives, with --state-dir: a "
                                       "crash of the machine (fsync every commit), or of the "
                                       "process only (faster).")
-@click.option("--for", "duration", type=click.FloatRange(min=0), default=None,
+@click.option("--for", "duration", type=Seconds(min=0), default=None,
               metavar="SECONDS", help="Stop after this long (default: when nothing is left "
                                       "to do); with --deploy, counted from when every node "
                                       "answers.")
@@ -45,7 +46,7 @@ from assay.errors import AssayError, LoadInterrupted, UsageError
                                       "reported, or ignored.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of the scheduler that picks the next ready instance.")
-@click.option("--time-unit", type=click.FloatRange(min=0), default=0.01, show_default=True,
+@click.option("--time-unit", type=Seconds(min=0), default=0.01, show_default=True,
               metavar="SECONDS", help="Real time of one unit of timer delay.")
 @click.option("--trace-out", type=click.Path(dir_okay=False), metavar="FILE",
               help="Record the run as a trace (assay replay checks it against the model).")
@@ -248,7 +249,7 @@ def _store_dir(store_db: str, system: Any) -> None:
               show_default=True, help="What a committed step survives, with --state-dir: a "
                                       "crash of the machine (fsync every commit), or of the "
                                       "process only (faster).")
-@click.option("--time-unit", type=click.FloatRange(min=0), default=0.01, show_default=True,
+@click.option("--time-unit", type=Seconds(min=0), default=0.01, show_default=True,
               metavar="SECONDS")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--trace-out", type=click.Path(dir_okay=False), metavar="FILE",
