@@ -66,6 +66,15 @@ def check_writable(path: str | os.PathLike[str]) -> str | None:
     return None
 
 
+def same_file(path: str | os.PathLike[str], other: str | os.PathLike[str]) -> bool:
+    """Whether `path` and `other` name one file (through links, `..`, or another spelling);
+    a file not made yet is the same as another only by its resolved path."""
+    try:
+        return os.path.samefile(path, other)
+    except OSError:
+        return os.path.realpath(path) == os.path.realpath(other)
+
+
 def _temporary(path: str) -> tuple[int, str]:
     """A new file beside `path`, open for writing, with the mode the umask gives a new file
     (`tempfile.mkstemp` would make it 0600)."""

@@ -370,3 +370,26 @@ def test_nan_seconds_are_refused(tmp_path: Path, quick: Any, command: str, optio
                                                  if option == "--checkpoint-every" else ()))
     assert r.returncode == 2, (r.stdout, r.stderr)
     assert f"Invalid value for '{option}': 'nan' is not a number of seconds" in r.stderr
+
+
+def test_an_output_file_that_is_an_input_is_refused_before_it_is_replaced(
+        tmp_path: Path, quick: Any, trace_doc: dict[str, Any]) -> None:
+    # `check spec.py --trace-out spec.py` (a slip of the tab key) replaced the spec with the
+    # trace; `replay t.json --html t.json` the trace with the page; through a link too
+    spec = tmp_path / "spec.py"
+    text = (REPO / BUGGY).read_text()
+    spec.write_text(text)
+    (tmp_path / "link.py").symlink_to(spec)
+    trace = tmp_path / "t.json"
+    trace.write_text(json.dumps(trace_doc))
+    for args, says in (
+            (["check", spec, "--trace-out", tmp_path / "link.py"], "it is also the spec"),
+            (["check", spec, "--trace-out", tmp_path / "o.json", "--html",
+              tmp_path / ".." / tmp_path.name / "o.json"], "it is also the --trace-out file"),
+            (["simulate", spec, "--html", spec], "it is also the spec"),
+            (["replay", trace, "--html", trace], "it is also the trace"),
+            (["replay", trace, "--spec", spec, "--mermaid", spec], "it is also the spec"),
+            (["run", spec, "--trace-out", spec], "it is also the spec")):
+        assert_exit_2(quick(*args), "cannot write", says, "write it to another file")
+    assert spec.read_text() == text and json.loads(trace.read_text()) == trace_doc
+    assert not (tmp_path / "o.json").exists()

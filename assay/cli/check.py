@@ -118,9 +118,11 @@ def check(spec: str, system_name: str | None, params: tuple[str, ...], strategy:
     from assay.model.load import build
 
     try:
-        for out in (trace_out, html_out):
-            if out:
-                _check_writable(out)
+        if trace_out:
+            _check_writable(trace_out, [("the spec", spec)])
+        if html_out:
+            _check_writable(html_out, [("the spec", spec),
+                                       ("the --trace-out file", trace_out)])
         from assay.kernel import Faults, Kernel
 
         faults = Faults.parse(faults_text) if faults_text else None

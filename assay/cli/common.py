@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 
 import click
 
@@ -33,13 +34,19 @@ def _fail(err: AssayError) -> None:
 EXIT_INTERNAL = 70
 
 
-def _check_writable(path: str) -> None:
-    """Fail before a long search, not after it, when an output file cannot be written."""
-    from assay.outfile import check_writable
+def _check_writable(path: str, inputs: Iterable[tuple[str, str | None]] = ()) -> None:
+    """Fail before a long search, not after it, when an output file cannot be written, or
+    is one of `inputs` (what it is, its path: the command's spec, trace, or another output),
+    which writing it would replace: `check spec.py --trace-out spec.py` replaced the spec."""
+    from assay.outfile import check_writable, same_file
 
     why = check_writable(path)
     if why is not None:
         raise UsageError(f"cannot write {path}: {why}")
+    for what, other in inputs:
+        if other is not None and same_file(path, other):
+            raise UsageError(f"cannot write {path}: it is also {what}, which writing it would "
+                             "replace", notes=["write it to another file"])
 
 
 def write_output(path: str, text: str) -> None:

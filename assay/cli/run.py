@@ -100,7 +100,7 @@ def run(spec: str | None, system_name: str | None, params: tuple[str, ...],
         if spec is None:
             raise UsageError("give a SPEC to run in this process, or --deploy FILE")
         if trace_out:
-            _check_writable(trace_out)
+            _check_writable(trace_out, [("the spec", spec)])
         system, name, typed = build(spec, system_name, _params(params))
         kernel = Kernel(system)
         _check_fresh(fresh, state_dir)
@@ -153,8 +153,10 @@ def _run_deployment(deploy_file: str, duration: float | None, state_dir: str | N
 
     try:
         if trace_out:
-            _check_writable(trace_out)
+            _check_writable(trace_out, [("the deployment file", deploy_file)])
         dep = load_deployment(deploy_file)
+        if trace_out:
+            _check_writable(trace_out, [("the spec", dep.spec)])
         system, name, typed = build(dep.spec, dep.system, dep.params)
         dep = placed(dep, system)          # a composite placed whole: its instances
         if store_db is not None:
@@ -320,8 +322,10 @@ def merge(deploy_file: str, logs: tuple[str, ...], trace_out: str) -> None:
     from assay.runtime.steplog import read_step_log
 
     try:
-        _check_writable(trace_out)
+        _check_writable(trace_out, [("the deployment file", deploy_file),
+                                    *(("a step log", log) for log in logs)])
         dep = load_deployment(deploy_file)
+        _check_writable(trace_out, [("the spec", dep.spec)])
         system, name, typed = build(dep.spec, dep.system, dep.params)
         entries: list[dict[str, Any]] = []
         owner: dict[str, str] = {}

@@ -96,7 +96,7 @@ def simulate(spec: str, system_name: str | None, params: tuple[str, ...], seed: 
 
     try:
         if html_out:
-            _check_writable(html_out)
+            _check_writable(html_out, [("the spec", spec)])
         rates = FaultRates.parse(faults_text) if faults_text else FaultRates()
         raw = _params(params)
         system, name, typed = build(spec, system_name, raw)
