@@ -325,6 +325,8 @@ def check(system: System | Kernel, *, strategy: str = "bfs", max_states: int | N
                       time.perf_counter() - search.started)
     finally:
         watch.stop()
+        if checkpoints is not None:
+            checkpoints.close()
         if was_enabled:
             # the objects made during the search went to the youngest generation (the
             # collector was off): its first pass after this would walk them all.  Move them

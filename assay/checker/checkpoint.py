@@ -34,10 +34,11 @@ import os
 import secrets
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from assay.errors import UsageError
 from assay.model.load import modules_beside
+from assay.outfile import sync_directory
 
 FORMAT = 2          # 2: keyed MACs (`user_key`), not SHA-256
 CURRENT, NEXT, PREVIOUS = "current", "next", "previous"
@@ -90,10 +91,42 @@ class Checkpoints:
             self.dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise UsageError(f"--checkpoint {path}: cannot create it: {e.strerror}") from None
+        self._lock = self._take_lock()
         # what every meta.json of this search notes beyond its counts: "unreduced", why a
         # search with symmetry declared explores every state (a property not symmetric)
         self.extra: dict[str, Any] = {}
         self._found: tuple[dict[str, Any] | None] | None = None
+
+    def _take_lock(self) -> IO[str] | None:
+        """Hold DIR/lock for as long as this check runs: a second check in the same
+        directory (another terminal) would swap its checkpoints in under this one's and
+        remove the files this one is writing."""
+        try:
+            import fcntl
+        except ImportError:                       # (not on this system: no lock)
+            return None
+        try:
+            f = open(self.dir / "lock", "a")    # noqa: SIM115 (held until close)
+        except OSError as e:
+            raise UsageError(f"--checkpoint {self.dir}: cannot write in it: {e.strerror}"
+                             ) from None
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.close()
+            raise UsageError(f"--checkpoint {self.dir}: another check is using this "
+                             "directory", notes=["wait for it to end, or give this one "
+                                                 "another directory"]) from None
+        except OSError:                           # a file system without locks
+            f.close()
+            return None
+        return f
+
+    def close(self) -> None:
+        """Let another check use the directory (at the end of this one)."""
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
 
     def found(self) -> dict[str, Any] | None:
         """The saved search to resume (its meta, with "path"), or None for a fresh start;
@@ -122,10 +155,11 @@ class Checkpoints:
             if meta_file.is_file():
                 try:
                     meta = json.loads(meta_file.read_text())
-                except (OSError, ValueError) as e:
+                except (OSError, ValueError, RecursionError) as e:
+                    # (RecursionError: JSON nested deeper than the parser goes; never written)
                     raise UsageError(f"--checkpoint {self.dir}: {meta_file} is unreadable: "
-                                     f"{e}", notes=["remove the directory to start over"]
-                                     ) from None
+                                     f"{_reason(e)}",
+                                     notes=["remove the directory to start over"]) from None
                 if not isinstance(meta, dict):
                     raise UsageError(f"--checkpoint {self.dir}: {meta_file} is not a "
                                      "checkpoint's meta", notes=["remove the directory to "
@@ -155,7 +189,12 @@ class Checkpoints:
                 "params": "the parameters differ", "system": "another system",
                 "faults": "the fault budget differs", "fairness": "the fairness differs",
                 "deadlock": "--no-deadlock differs", "format": "another assay version"}
-        notes = [what.get(k, k) + (f" (it was {get(saved, k)!r}, now {get(self.ident, k)!r})"
+        def shown(k: str, v: Any) -> str:
+            # "deadlock" is whether deadlocks are reported: the option says the opposite
+            return ("given" if not v else "not given") if k == "deadlock" else repr(v)
+
+        notes = [what.get(k, k) + (f" (it was {shown(k, get(saved, k))}, now "
+                                   f"{shown(k, get(self.ident, k))})"
                                    if k not in ("spec_sha256", "beside_sha256") else "")
                  for k in diff]
         raise UsageError(f"--checkpoint {self.dir} holds a checkpoint of another check",
@@ -209,11 +248,15 @@ class Checkpoints:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp / "meta.json.tmp", tmp / "meta.json")
+        sync_directory(tmp)                     # the workers' renames and this one, on disk
         current, previous = self.dir / CURRENT, self.dir / PREVIOUS
-        shutil.rmtree(previous, ignore_errors=True)
         if current.exists():
+            # `previous` goes only while `current` is whole: without one (a search resumed
+            # from `previous`, after a stop between the two renames) it is the checkpoint
+            shutil.rmtree(previous, ignore_errors=True)
             os.replace(current, previous)
         os.replace(tmp, current)
+        sync_directory(self.dir)                # before the one it replaces is removed
         shutil.rmtree(previous, ignore_errors=True)
 
 
@@ -294,8 +337,8 @@ def verified(folder: str, index: int) -> bytes:
     try:
         meta = json.loads(Path(folder, "meta.json").read_text())
         data = Path(folder, name).read_bytes()
-    except (OSError, ValueError) as e:
-        raise UsageError(f"--checkpoint: cannot read the checkpoint in {folder}: {e}",
+    except (OSError, ValueError, RecursionError) as e:
+        raise UsageError(f"--checkpoint: cannot read the checkpoint in {folder}: {_reason(e)}",
                          notes=["remove the directory to start over"]) from None
     saved = meta.get(META_DIGEST) if isinstance(meta, dict) else None
     rest = {k: v for k, v in meta.items() if k != META_DIGEST} if isinstance(meta, dict) else {}
@@ -307,6 +350,12 @@ def verified(folder: str, index: int) -> bytes:
                          f"resumed: {name} is not the file that was saved",
                          notes=["remove the directory to start over"])
     return data
+
+
+def _reason(e: BaseException) -> str:
+    """Why a checkpoint file could not be read, in a few words."""
+    return "nested too deeply to be a checkpoint's" if isinstance(e, RecursionError) else \
+        e.strerror or str(e) if isinstance(e, OSError) else str(e)
 
 
 def shard_file(path: str, index: int) -> str:

@@ -9,6 +9,7 @@ import click
 from rich.console import Console
 
 from assay.cli.common import (
+    Seconds,
     Size,
     WorkerCount,
     _check_writable,
@@ -32,7 +33,7 @@ from assay.errors import AssayError, UsageError
               help="Stop after N distinct states (exit 3 if not done).")
 @click.option("--max-depth", type=click.IntRange(min=0), metavar="N",
               help="Do not explore beyond depth N (exit 3 if states were left).")
-@click.option("--max-time", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+@click.option("--max-time", type=Seconds(min=0, min_open=True), metavar="SECONDS",
               help="Stop after this long (exit 3 if not done).")
 @click.option("--max-memory", type=Size(), metavar="SIZE",
               help="When this process's resident memory reaches SIZE, e.g. 500M or 2G: BFS "
@@ -75,7 +76,7 @@ from assay.errors import AssayError, UsageError
                    "1,024 states; every --checkpoint-every seconds), and resume from a "
                    "checkpoint found there (after Ctrl-C or a crash) when it is of the same "
                    "spec, parameters, options and --workers.")
-@click.option("--checkpoint-every", type=click.FloatRange(min=0), default=300.0,
+@click.option("--checkpoint-every", type=Seconds(min=0), default=300.0,
               show_default=True, metavar="SECONDS",
               help="At least this long between two checkpoints (each at the end of a "
                    "level, or with --dfs after 1,024 more states; 0: each time).")
@@ -117,9 +118,11 @@ def check(spec: str, system_name: str | None, params: tuple[str, ...], strategy:
     from assay.model.load import build
 
     try:
-        for out in (trace_out, html_out):
-            if out:
-                _check_writable(out)
+        if trace_out:
+            _check_writable(trace_out, [("the spec", spec)])
+        if html_out:
+            _check_writable(html_out, [("the spec", spec),
+                                       ("the --trace-out file", trace_out)])
         from assay.kernel import Faults, Kernel
 
         faults = Faults.parse(faults_text) if faults_text else None

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 
 import click
 
@@ -12,12 +13,16 @@ EXIT_INTERRUPTED = 130              # Ctrl-C: 128 + SIGINT, as a shell reports i
 
 
 def _params(values: tuple[str, ...]) -> dict[str, str]:
-    out = {}
+    out: dict[str, str] = {}
     for v in values:
         if "=" not in v:
             raise UsageError(f"--param {v!r} is not of the form name=value")
         k, _, val = v.partition("=")
-        out[k.strip()] = val.strip()
+        k, val = k.strip(), val.strip()
+        if k in out and out[k] != val:     # not the last one silently: which did they mean?
+            raise UsageError(f"--param {k} is given twice, as {out[k]!r} and {val!r}",
+                             notes=["give each parameter once"])
+        out[k] = val
     return out
 
 
@@ -29,24 +34,30 @@ def _fail(err: AssayError) -> None:
 EXIT_INTERNAL = 70
 
 
-def _check_writable(path: str) -> None:
-    """Fail before a long search, not after it, when an output file cannot be written."""
-    import os
+def _check_writable(path: str, inputs: Iterable[tuple[str, str | None]] = ()) -> None:
+    """Fail before a long search, not after it, when an output file cannot be written, or
+    is one of `inputs` (what it is, its path: the command's spec, trace, or another output),
+    which writing it would replace: `check spec.py --trace-out spec.py` replaced the spec."""
+    from assay.outfile import check_writable, same_file
 
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent):
-        raise UsageError(f"cannot write {path}: directory {parent} does not exist")
-    if not os.access(parent, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
-        raise UsageError(f"cannot write {path}: permission denied")
+    why = check_writable(path)
+    if why is not None:
+        raise UsageError(f"cannot write {path}: {why}")
+    for what, other in inputs:
+        if other is not None and same_file(path, other):
+            raise UsageError(f"cannot write {path}: it is also {what}, which writing it would "
+                             "replace", notes=["write it to another file"])
 
 
 def write_output(path: str, text: str) -> None:
-    """Write an output file (a diagram, a page) as UTF-8; failing is a `UsageError`."""
+    """Write an output file (a diagram, a page) as UTF-8, whole or not at all
+    (`assay.outfile`); failing is a `UsageError`."""
+    from assay.outfile import write_whole
+
     try:
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(text)
+        write_whole(path, text)
     except OSError as e:
-        raise UsageError(f"cannot write {path}: {e.strerror}") from None
+        raise UsageError(f"cannot write {path}: {e.strerror or e}") from None
 
 
 def progress_interval(default: float) -> float:
@@ -107,3 +118,19 @@ class WorkerCount(click.ParamType):
             return int(text)
         self.fail(f"{value!r} is not a number of workers; use e.g. 2, 'all' or 'auto'", param,
                   ctx)
+
+
+class Seconds(click.FloatRange):
+    """A duration in seconds, within the range given; never NaN, which every comparison
+    takes for false: `--max-time nan` set no limit, `--checkpoint-every nan` saved none."""
+
+    name = "seconds"
+
+    def convert(self, value: object, param: click.Parameter | None,
+                ctx: click.Context | None) -> float:
+        import math
+
+        seconds = super().convert(value, param, ctx)
+        if math.isnan(seconds):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        return float(seconds)

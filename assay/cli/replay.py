@@ -10,6 +10,7 @@ from rich.console import Console
 
 from assay.cli.common import (
     EXIT_INCOMPLETE,
+    Seconds,
     _check_writable,
     _fail,
     write_output,
@@ -37,7 +38,7 @@ from assay.kernel.watchdog import SpecTimeLimit, SpecWatch
               help="The spec file to replay the trace against (the trace names one: replay "
                    "runs that one only if it is inside the current directory, since a spec "
                    "is Python code that replaying runs).")
-@click.option("--max-time", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+@click.option("--max-time", type=Seconds(min=0, min_open=True), metavar="SECONDS",
               help="Stop a replay still running after this long (spec code that never "
                    "returns): exit 3.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
@@ -55,14 +56,17 @@ def replay(trace_file: str, engine: str, mermaid_out: str | None, html_out: str 
     from assay.kernel.trace import Trace, recorded_event, replay_trace, trace_spec
 
     try:
-        for out in (mermaid_out, html_out):
-            if out:
-                _check_writable(out)
         trace = Trace.read(trace_file)
         if spec is None:          # the trace's, unless it is elsewhere: untrusted input
             spec = trace_spec(trace, trace_file, confine=os.getcwd())
         elif not os.path.isfile(spec):
             raise UsageError(f"--spec {spec}: no such file")
+        inputs = [("the trace", trace_file), ("the spec", spec),
+                  ("the --against-store database", store_db)]
+        for option, out in (("--mermaid", mermaid_out), ("--html", html_out)):
+            if out:
+                _check_writable(out, inputs)
+                inputs.append((f"the {option} file", out))
         from assay.simulator.run import replay_clock
 
         watch = SpecWatch(max_time, "the replay", "A time limit (--max-time) stops it")

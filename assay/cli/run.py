@@ -10,6 +10,7 @@ from rich.console import Console
 
 from assay.cli.common import (
     EXIT_INTERRUPTED,
+    Seconds,
     _check_writable,
     _fail,
     _params,
@@ -36,7 +37,7 @@ from assay.errors import AssayError, LoadInterrupted, UsageError
               show_default=True, help="What a committed step survives, with --state-dir: a "
                                       "crash of the machine (fsync every commit), or of the "
                                       "process only (faster).")
-@click.option("--for", "duration", type=click.FloatRange(min=0), default=None,
+@click.option("--for", "duration", type=Seconds(min=0), default=None,
               metavar="SECONDS", help="Stop after this long (default: when nothing is left "
                                       "to do); with --deploy, counted from when every node "
                                       "answers.")
@@ -45,7 +46,7 @@ from assay.errors import AssayError, LoadInterrupted, UsageError
                                       "reported, or ignored.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of the scheduler that picks the next ready instance.")
-@click.option("--time-unit", type=click.FloatRange(min=0), default=0.01, show_default=True,
+@click.option("--time-unit", type=Seconds(min=0), default=0.01, show_default=True,
               metavar="SECONDS", help="Real time of one unit of timer delay.")
 @click.option("--trace-out", type=click.Path(dir_okay=False), metavar="FILE",
               help="Record the run as a trace (assay replay checks it against the model).")
@@ -77,6 +78,21 @@ def run(spec: str | None, system_name: str | None, params: tuple[str, ...],
     from assay.runtime.local import run_local
 
     if deploy_file:
+        # the deployment file names the spec, system and parameters: one given here as well
+        # was ignored, and the run was not the one asked for
+        seeded = click.get_current_context().get_parameter_source("seed") \
+            not in (click.core.ParameterSource.DEFAULT, None)
+        given = [w for w, on in ((f"SPEC ({spec})", spec is not None),
+                                 (f"--system {system_name}", system_name is not None),
+                                 *((f"-p {v}", True) for v in params),
+                                 (f"--seed {seed}", seeded)) if on]
+        if given:
+            _fail(UsageError(f"--deploy {deploy_file} takes the spec, system and parameters "
+                             f"from the deployment file, not from the command line: "
+                             f"{', '.join(given)}",
+                             notes=["drop them, or set them in the deployment file (spec = "
+                                    "..., system = ..., [params]); each node's scheduler is "
+                                    "its own, so --seed does not apply"]))
         _run_deployment(deploy_file, duration, state_dir, monitor, time_unit, trace_out,
                         as_json, durability, fresh, store_db)
         return
@@ -84,7 +100,7 @@ def run(spec: str | None, system_name: str | None, params: tuple[str, ...],
         if spec is None:
             raise UsageError("give a SPEC to run in this process, or --deploy FILE")
         if trace_out:
-            _check_writable(trace_out)
+            _check_writable(trace_out, [("the spec", spec)])
         system, name, typed = build(spec, system_name, _params(params))
         kernel = Kernel(system)
         _check_fresh(fresh, state_dir)
@@ -137,8 +153,10 @@ def _run_deployment(deploy_file: str, duration: float | None, state_dir: str | N
 
     try:
         if trace_out:
-            _check_writable(trace_out)
+            _check_writable(trace_out, [("the deployment file", deploy_file)])
         dep = load_deployment(deploy_file)
+        if trace_out:
+            _check_writable(trace_out, [("the spec", dep.spec)])
         system, name, typed = build(dep.spec, dep.system, dep.params)
         dep = placed(dep, system)          # a composite placed whole: its instances
         if store_db is not None:
@@ -233,7 +251,7 @@ def _store_dir(store_db: str, system: Any) -> None:
               show_default=True, help="What a committed step survives, with --state-dir: a "
                                       "crash of the machine (fsync every commit), or of the "
                                       "process only (faster).")
-@click.option("--time-unit", type=click.FloatRange(min=0), default=0.01, show_default=True,
+@click.option("--time-unit", type=Seconds(min=0), default=0.01, show_default=True,
               metavar="SECONDS")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--trace-out", type=click.Path(dir_okay=False), metavar="FILE",
@@ -304,8 +322,10 @@ def merge(deploy_file: str, logs: tuple[str, ...], trace_out: str) -> None:
     from assay.runtime.steplog import read_step_log
 
     try:
-        _check_writable(trace_out)
+        _check_writable(trace_out, [("the deployment file", deploy_file),
+                                    *(("a step log", log) for log in logs)])
         dep = load_deployment(deploy_file)
+        _check_writable(trace_out, [("the spec", dep.spec)])
         system, name, typed = build(dep.spec, dep.system, dep.params)
         entries: list[dict[str, Any]] = []
         owner: dict[str, str] = {}

@@ -10,6 +10,7 @@ import click
 from rich.console import Console
 
 from assay.cli.common import (
+    Seconds,
     _check_writable,
     _fail,
     _params,
@@ -29,7 +30,7 @@ from assay.errors import AssayError, UsageError
 @click.option("--runs", type=click.IntRange(min=1), default=100, show_default=True)
 @click.option("--steps", type=click.IntRange(min=1), default=1000, show_default=True,
               help="Events per run at most.")
-@click.option("--max-time", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+@click.option("--max-time", type=Seconds(min=0, min_open=True), metavar="SECONDS",
               help="Stop after this long (exit 3 if no violation was found): the runs "
                    "finished by then are reported (the same runs as without the limit), "
                    "their failures written and shrunk while time is left.")
@@ -95,7 +96,7 @@ def simulate(spec: str, system_name: str | None, params: tuple[str, ...], seed: 
 
     try:
         if html_out:
-            _check_writable(html_out)
+            _check_writable(html_out, [("the spec", spec)])
         rates = FaultRates.parse(faults_text) if faults_text else FaultRates()
         raw = _params(params)
         system, name, typed = build(spec, system_name, raw)

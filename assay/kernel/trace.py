@@ -72,11 +72,12 @@ class Trace:
         return doc
 
     def write(self, path: str | Path) -> None:
-        """Write the trace file; atomically (a file written again, as `simulate` does once a
-        failing run is shrunk, is never seen half written)."""
-        tmp = Path(f"{path}.tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=1) + "\n")
-        os.replace(tmp, path)
+        """Write the trace file, whole or not at all (`assay.outfile`): a file written again,
+        as `simulate` does once a failing run is shrunk, is never seen half written, and one
+        that cannot be written all (a full disk) leaves nothing behind."""
+        from assay.outfile import write_whole
+
+        write_whole(path, json.dumps(self.to_json(), indent=1) + "\n")
 
     @classmethod
     def read(cls, path: str | Path) -> Trace:
@@ -447,8 +448,14 @@ def replay_trace(trace: Trace, trace_path: str | Path,
     cycle_start = verdict.get("cycle_start") if verdict.get("kind") == "liveness" else None
     fairness = verdict.get("fairness") if cycle_start is not None else None
     if fairness is not None and fairness not in FAIRNESS:
-        raise TraceError(f"the trace's fairness {fairness!r} is not one of "
+        raise TraceError(f"the trace's fairness {_clip(fairness)} is not one of "
                          f"{', '.join(FAIRNESS)}")
+    # checked before replaying, not only once the run is over: a run that ends in a
+    # violation is shown with its lasso marked, so this is used either way
+    if cycle_start is not None and (type(cycle_start) is not int
+                                    or not 0 <= cycle_start <= len(trace.events)):
+        raise TraceError(f"the trace's cycle_start {_clip(cycle_start)} is not a step of the "
+                         f"run (0 to {len(trace.events)})", Location(str(trace_path)))
     # a fault may occur wherever the trace has one: the budget is not what is replayed
     # a run checked with --no-deadlock may end where nothing is enabled
     kernel = Kernel(system, Faults.unlimited() if faulty else None, fairness,

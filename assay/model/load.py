@@ -67,7 +67,9 @@ def load_module(path: str | Path) -> Any:
     except UnicodeDecodeError as e:
         raise SpecError(f"the spec is not UTF-8 text: {e.reason}", Location(str(p))) from None
     spec = importlib.util.spec_from_file_location(name, p)
-    assert spec is not None
+    if spec is None:                     # a name Python does not import (not .py): was an
+        raise SpecError("not a spec file: a spec is a Python file (.py)",   # AssertionError
+                        Location(str(p)), [f"rename it to {p.stem}.py"])
     guard_os_exit()
     module = importlib.util.module_from_spec(spec)
     module.__dict__["__builtins__"] = _folder_builtins(p.resolve().parent)

@@ -635,7 +635,9 @@ def _campaign(spec: str, system_name: str | None, params: dict[str, str], seed: 
         build(spec, system_name, params)          # spec errors surface here, not in a worker
         work = ((spec, system_name, params, seed, chunk, opts)
                 for chunk in _chunks(runs, workers, opts.scheduler))
-        pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_init)
+        # no more processes than runs: the pool forks all of them at once (`-j 100000
+        # --runs 3` forked 100,000); the chunks, and so the results, are those of `workers`
+        pool = ProcessPoolExecutor(max_workers=min(workers, runs), initializer=_worker_init)
         try:
             # not pool.map: on Ctrl-C it cancels the pending futures, see _kill_workers.  A
             # few chunks per worker submitted ahead, not all: submitting the 300,000 chunks
