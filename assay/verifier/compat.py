@@ -138,6 +138,13 @@ def compatible(a_name: str, a: Automaton, b_name: str, b: Automaton, network: st
                     new_bufs[k] = out[:i] + out[i + 1:]
                     _visit(parent, queue, conf, (*pos, *new_bufs),
                            f"the network loses {m.__name__} sent by {names[k]}")
+        if not _can_move(sides, pos, bufs, network) and not (
+                pos[0] in a.accepting and pos[1] in b.accepting):
+            waiting = [f"{names[k]} expects {', '.join(sides[k].expects(pos[k])) or 'nothing'}"
+                       for k in (0, 1) if pos[k] not in sides[k].accepting]
+            return Compatibility(a_name, b_name, False,
+                                 "both sides wait forever: " + "; ".join(waiting), path(conf),
+                                 hit_bound, bound, len(parent))
         for k in (0, 1):                       # side k may end here; is the other stuck?
             if _left_waiting(sides, pos, bufs, k):
                 w = 1 - k
@@ -146,13 +153,6 @@ def compatible(a_name: str, a: Automaton, b_name: str, b: Automaton, network: st
                     f"{names[k]} may end its session here while {names[w]} still expects "
                     f"{', '.join(sides[w].expects(pos[w]))}: {names[w]} waits forever",
                     path(conf), hit_bound, bound, len(parent))
-        if not _can_move(sides, pos, bufs, network) and not (
-                pos[0] in a.accepting and pos[1] in b.accepting):
-            waiting = [f"{names[k]} expects {', '.join(sides[k].expects(pos[k])) or 'nothing'}"
-                       for k in (0, 1) if pos[k] not in sides[k].accepting]
-            return Compatibility(a_name, b_name, False,
-                                 "both sides wait forever: " + "; ".join(waiting), path(conf),
-                                 hit_bound, bound, len(parent))
     return Compatibility(a_name, b_name, True, None, (), hit_bound, bound, len(parent))
 
 
