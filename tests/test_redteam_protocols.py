@@ -413,3 +413,55 @@ def test_the_runtime_refuses_a_request_out_of_turn_per_peer(tmp_path, monitor):
                       if str(f.arg) == "c0")
     node.local["srv"] = step.local
     assert deliver("c0").applied and not node.violations[2:]
+
+
+# --- found: a protocol whose continuation no session reaches loaded silently --------------------
+
+def test_what_follows_an_end_is_a_spec_error_at_its_line(tmp_path):
+    """`p.end` ends the whole session, also inside a loop, so `>> p.recv(Y)` after such a
+    loop was dropped without a word: the port never accepted Y, and a peer sending it broke
+    the protocol in `check` however the spec read."""
+    path = tmp_path / "dead.py"
+    path.write_text(HEAD + textwrap.dedent("""
+        SIDE = p.loop(lambda again: p.send(X) >> again | p.end) >> p.recv(Y)
+
+        class A(Component):
+            o = Port(SIDE)
+
+        def system():
+            s = System("t")
+            s.add("a", A)
+            return s
+        """))
+    with pytest.raises(SpecError, match=r"has recv\(Y\) where no session gets") as e:
+        build(str(path))
+    line = next(i for i, t in enumerate(path.read_text().splitlines(), 1) if "SIDE =" in t)
+    assert e.value.location is not None and e.value.location.line == line
+    # the exit written in the loop (what was meant) loads, and its language has Y in it
+    ok = p.loop(lambda again: p.send(X) >> again | p.recv(Y))
+    auto = ok.automaton()
+    assert auto.step(auto.step(0, "send", X), "recv", Y) in auto.accepting
+    with pytest.raises(SpecError, match="where no session gets"):
+        (p.send(X) >> p.end >> p.send(Y)).automaton()
+
+
+# --- found: a saved session position that is no state of its protocol was restored --------------
+
+@pytest.mark.parametrize("bad", [99, -1, 1.5, True, "1", None])
+def test_a_saved_session_position_outside_its_protocol_is_refused_on_restore(bad):
+    """A persistent port's session is saved with the fields; a position that is no state of
+    the protocol (an edited store, a protocol changed since) was restored as it was — 99:
+    every message refused from then on, 1.5 or True: taken as 1 — with nothing said."""
+    import json
+
+    from assay.kernel.kernel import SESSIONS
+
+    system, _, _ = build(str(Path(__file__).resolve().parents[1] / "specs" /
+                             "account_service.py"), None, {})
+    k = Kernel(system)
+    fired = {str(ev): s for ev, s in k.local_actions("client", k.local_initial("client"))}
+    saved = json.loads(json.dumps(k.persisted("client", fired["client fires deposit(2)"].local)))
+    assert saved[SESSIONS] == {"bank/bank": 1}
+    assert not k.local_restore("client", saved).violations          # the true one restores
+    with pytest.raises((ValueError, TypeError), match="bank/bank"):
+        k.local_restore("client", {**saved, SESSIONS: {"bank/bank": bad}})
