@@ -465,3 +465,66 @@ def test_a_saved_session_position_outside_its_protocol_is_refused_on_restore(bad
     assert not k.local_restore("client", saved).violations          # the true one restores
     with pytest.raises((ValueError, TypeError), match="bank/bank"):
         k.local_restore("client", {**saved, SESSIONS: {"bank/bank": bad}})
+
+
+# --- found: an interceptor's out-of-protocol forward was told as the endpoint's send -----------
+
+SWAP = """
+from assay import Interceptor
+
+class Swap(Interceptor):
+    LEFT
+    @on(Message)
+    def cross(self, m):
+        self.forward(Y())
+
+class A(Component):
+    o = Port(p.send(X))
+    n: int = 0
+
+    @action(when=lambda self: self.n == 0)
+    def go(self):
+        self.n = 1
+        self.o.send(X())
+
+class B(Component):
+    i = Port(p.recv(X))
+
+    @on(X)
+    def x(self, m):
+        pass
+
+    @on(Y)
+    def y(self, m):
+        pass
+
+def system():
+    s = System("t")
+    s.connect(s.add("a", A).o, s.add("b", B).i, via=Swap)
+    s.terminal(lambda g: True)
+    return s
+"""
+
+
+def test_an_interceptor_that_changes_the_message_is_blamed_and_named(tmp_path):
+    """a sent X; the interceptor forwarded Y, which b's protocol refuses.  The blame was the
+    interceptor's but the message said "a sent Y", sending the reader to code that never
+    sends Y.  verify never proves the connection: the hops have no protocol (unknown), or,
+    with protocols on the interceptor's sides, its forward is not translated (unknown)."""
+    system = _build(tmp_path, "swap", SWAP.replace("LEFT", "pass"))
+    v = check(system).violation
+    assert (v.kind, v.blame) == ("protocol", "a-b")
+    assert v.message.startswith("a-b forwarded Y to b on port 'i' in its session with a, "
+                                "where b's protocol does not expect it")
+    r = verify(system)
+    assert r.verdict == "unknown"
+    assert sorted(o.verdict for o in r.find(kind="compatibility")) == [
+        "proved", "unknown", "unknown"]
+    system = _build(tmp_path, "swap2", SWAP.replace(
+        "LEFT", "left = Port(p.recv(X))\n    right = Port(p.send(X))"))
+    r = verify(system)
+    assert r.verdict == "unknown"
+    (o,) = r.find("Swap", "cross", "protocol")
+    assert o.verdict == "unknown" and o.reason.startswith("not translated")
+    v = check(system).violation
+    assert (v.kind, v.blame) == ("protocol", "a-b.cross")
