@@ -528,3 +528,42 @@ def test_an_interceptor_that_changes_the_message_is_blamed_and_named(tmp_path):
     assert o.verdict == "unknown" and o.reason.startswith("not translated")
     v = check(system).violation
     assert (v.kind, v.blame) == ("protocol", "a-b.cross")
+
+
+# --- found: "✓ protocols fit" with a start hook's sends never checked ---------------------------
+
+def test_a_start_hook_that_breaks_the_protocol_never_reads_as_fitting(tmp_path):
+    """verify does not prove `@on_start` hooks yet (their `start` obligation is unknown), so
+    their sends were in no protocol obligation — and the summary said "✓ protocols fit: 1
+    connection compatible, 0 sends allowed" of a hook that sends twice where one is allowed."""
+    system = _build(tmp_path, "start_hook", """
+from assay import on_start
+
+class A(Component):
+    o = Port(p.send(X) >> p.end)
+
+    @on_start
+    def boot(self):
+        self.o.send(X())
+        self.o.send(X())
+
+class B(Component):
+    i = Port(p.recv(X) >> p.end)
+
+    @on(X)
+    def x(self, m):
+        pass
+
+def system():
+    s = System("t")
+    s.connect(s.add("a", A).o, s.add("b", B).i)
+    s.terminal(lambda g: True)
+    return s
+""")
+    r = verify(system)
+    (start,) = r.find(kind="start")
+    assert start.verdict == "unknown"
+    assert summary(r) == ("unknown", "? protocols not shown to fit: the sends of start hook "
+                                     "A.boot not checked")
+    res = check(system)
+    assert res.violation.kind == "protocol" and res.violation.blame == "a.boot"
