@@ -1305,8 +1305,8 @@ def summary(report: Any) -> tuple[str, str] | None:
         n_comp = len(open_) - n_conf
         parts = []
         if starts:
-            names = ", ".join(sorted({f"{o.component}.{o.target}" for o in starts}))
-            parts.append(f"the sends of start hook{'s' * (len(starts) != 1)} {names} not "
+            hooks = ", ".join(sorted({f"{o.component}.{o.target}" for o in starts}))
+            parts.append(f"the sends of start hook{'s' * (len(starts) != 1)} {hooks} not "
                          "checked")
         if n_conf:
             parts.append(f"{n_conf} send{'s' * (n_conf != 1)} not proved to keep to "
