@@ -798,9 +798,14 @@ class Runner:
                 m = args[0]
                 nxt = auto.step(pos, "recv", type(m))
                 if nxt is None:
+                    # an interceptor's forward is blamed on it, and said so: the endpoint
+                    # whose session it is may never have sent that message
+                    hop = requires_blame != recv[1]
+                    who = f"{requires_blame} forwarded" if hop else f"{recv[1]} sent"
                     return values, [], [Violation(
                         "protocol", requires_blame,
-                        f"{recv[1]} sent {type(m).__name__} to {self.name} on port {recv[0]!r}, "
+                        f"{who} {type(m).__name__} to {self.name} on port {recv[0]!r}"
+                        + (f" in its session with {recv[1]}" if hop else "") + ", "
                         f"where {self.name}'s protocol does not expect it (it expects: "
                         f"{', '.join(auto.expects(pos)) or 'nothing'})")], []
                 ctx.sessions[recv] = nxt

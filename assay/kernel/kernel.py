@@ -944,7 +944,7 @@ class Kernel:
         local = inst.runner.with_sessions(tuple(values))
         kept = saved.get(SESSIONS)
         if isinstance(kept, dict) and inst.runner.session_keys:
-            positions = [int(kept.get(f"{p}/{peer}", 0)) if keep else 0
+            positions = [_saved_position(info, p, peer, kept) if keep else 0
                          for (p, peer), keep in zip(inst.runner.session_keys,
                                                     inst.runner.kept_sessions)]
             local = (*local[:-1], tuple(positions))
@@ -2232,3 +2232,16 @@ def _describe_json(j: dict[str, Any]) -> str:
     if "instance" in j:
         return f"{kind} of {j['instance']}"
     return str(kind)
+
+
+def _saved_position(info: Any, port: str, peer: str, kept: dict[str, Any]) -> int:
+    """The saved position of the session (port, peer) of a persistent port: a state of the
+    port's automaton (0, its start, when the save has none), else ValueError — a position
+    that is no state would leave the session refusing every message, or accepting a wrong
+    one, with nothing said."""
+    pos = kept.get(f"{port}/{peer}", 0)
+    states = len(info.automata[port].graph)
+    if type(pos) is not int or not 0 <= pos < states:
+        raise ValueError(f"session {port}/{peer}: {pos!r} is not a position of port "
+                         f"{port!r}'s protocol (0 to {states - 1})")
+    return pos

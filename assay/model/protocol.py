@@ -10,8 +10,9 @@ other end of a connection speaks the dual.
 
 A protocol compiles (once) to a deterministic automaton over labels ("send"|"recv", message
 type); a session's position is a state of that automaton.  An ill-formed protocol — an empty
-choice, or a recursion or repetition that can loop without exchanging a message — is a
-`SpecError` at the line that wrote it.
+choice, a recursion or repetition that can loop without exchanging a message, or a message
+written where no session gets (after `p.end`, which ends the whole session even inside a loop)
+— is a `SpecError` at the line that wrote it.
 """
 from __future__ import annotations
 
@@ -324,6 +325,20 @@ def _compile(protocol: Protocol) -> Automaton:
                         "empty)", protocol.location,
                         ["put a p.send(...) or p.recv(...) before every 'again', and repeat "
                          "only what exchanges at least one message"])
+
+    # a message written where no run can get (after a `p.end`, or after a loop that has no
+    # way out) is a mistake the automaton would hide: the session ends before it
+    every = nx.DiGraph()
+    every.add_nodes_from(range(count[0]))
+    every.add_edges_from((a, b) for a, b, _ in edges)
+    reached = nx.descendants(every, start) | {start}
+    dead = sorted({f"{lab[0]}({lab[1].__name__})" for a, _, lab in edges
+                   if lab is not None and a not in reached})
+    if dead:
+        raise SpecError(f"protocol {protocol} has {', '.join(dead)} where no session gets: "
+                        "the session ends before it", protocol.location,
+                        ["p.end ends the whole session, also inside a loop: to go on after "
+                         "a loop, write what follows in the loop's exit (`... | rest`)"])
 
     closure = {s: frozenset(nx.descendants(silent, s) | {s}) for s in range(count[0])}
     moves: dict[int, list[tuple[Label, int]]] = {}

@@ -8,7 +8,11 @@ violation.  So a connection is incompatible when, in some reachable configuratio
 
 - a deliverable message is one the receiver cannot receive at its current position, or
 - neither side can move and they are not both where their protocols may end (they wait for
-  each other forever).
+  each other forever), or
+- one side is where its protocol may end (an `opt()`, the `p.end` of a loop) while the other
+  is not and can only receive, with nothing in flight that could move either: ending is a
+  choice the protocol allows that side's code, even where it could also send, and it leaves
+  the other waiting forever.
 
 Breadth-first search gives the shortest witness.  A buffer bound that was reached makes the
 verdict "compatible up to the bound" (said so), never a proof.
@@ -141,6 +145,14 @@ def compatible(a_name: str, a: Automaton, b_name: str, b: Automaton, network: st
             return Compatibility(a_name, b_name, False,
                                  "both sides wait forever: " + "; ".join(waiting), path(conf),
                                  hit_bound, bound, len(parent))
+        for k in (0, 1):                       # side k may end here; is the other stuck?
+            if _left_waiting(sides, pos, bufs, k):
+                w = 1 - k
+                return Compatibility(
+                    a_name, b_name, False,
+                    f"{names[k]} may end its session here while {names[w]} still expects "
+                    f"{', '.join(sides[w].expects(pos[w]))}: {names[w]} waits forever",
+                    path(conf), hit_bound, bound, len(parent))
     return Compatibility(a_name, b_name, True, None, (), hit_bound, bound, len(parent))
 
 
@@ -161,6 +173,25 @@ def _can_move(sides: tuple[Automaton, Automaton], pos: tuple[int, int],
         if bufs[1 - k] and any(sides[k].step(pos[k], RECV, m) is not None for m in bufs[1 - k]):
             return True
     return False
+
+
+def _left_waiting(sides: tuple[Automaton, Automaton], pos: tuple[int, int],
+                  bufs: tuple[tuple[type, ...], ...], k: int) -> bool:
+    """Whether side k, where its protocol may end, leaves the other side waiting forever if it
+    ends there: the other is not where its protocol may end, it can only receive, and nothing
+    in flight either way can still move it (or oblige side k to go on).  An end that a protocol
+    allows is a choice its code may make (`p.send(X).opt()`, the `p.end` of a loop), so a
+    peer that must still receive something does not fit it, even if side k could also send."""
+    w = 1 - k
+    me, other = sides[k], sides[w]
+    if pos[k] not in me.accepting or pos[w] in other.accepting:
+        return False
+    if any(d == SEND for d, _, _ in other.labels(pos[w])):
+        return False
+    # a message still in flight to either side (received or refused: the search goes on
+    # from each delivery, or stops at the refusal) decides later, not here
+    return not any(other.step(pos[w], RECV, m) is not None for m in bufs[k]) and \
+        not any(me.step(pos[k], RECV, m) is not None for m in bufs[w])
 
 
 def _key(m: type) -> tuple[str, str]:
