@@ -73,18 +73,26 @@ def test_links_spread_states_that_differ_by_their_messages_only() -> None:
 
 @pytest.mark.parametrize("n", [2, 3])
 @pytest.mark.parametrize("kept", [True, False])
+@pytest.mark.parametrize("table", [False, True])
 def test_owners_with_links_count_what_one_process_counts(
-        monkeypatch: pytest.MonkeyPatch, n: int, kept: bool) -> None:
+        monkeypatch: pytest.MonkeyPatch, n: int, kept: bool, table: bool) -> None:
     # entries kept: a child's change of key in the entry (the network's in every group's
     # steps, its part counted once); not kept (a small sample, as Raft's network makes in
-    # large runs): the owner of each new child
+    # large runs): the owner of each new child.  `table`: owners of the keys of a level
+    # chosen (`choose_table`), the others' by hash
     if not kept:
         monkeypatch.setattr(compact, "CACHE_SAMPLE", 64)
     one = check(kernel(servers="3"))
     k = kernel(servers="3")
     links = tuple(range(0, len(k.links), 2))
-    workers = InProcess(k, n, Options(shard_by=shard_by(k, n), compact=True,
-                                      shard_links=links))
+    by = shard_by(k, n)
+    chosen: tuple[tuple[int, int], ...] = ()
+    if table:
+        shard = CompactShard(k, 0, n, Options(shard_by=by, compact=True))
+        chosen = shard.choose_table(by, links, [shard.cb.pack(s) for s in levels(k)[7]])
+        assert len(chosen) > n and {o for _, o in chosen} == set(range(n))
+    workers = InProcess(k, n, Options(shard_by=by, compact=True, shard_links=links,
+                                      shard_table=chosen))
     out, _ = parallel_bfs(k, Search(), workers)
     assert counts(out) == counts(one)
     assert all(s.links == frozenset(links) for s in workers.shards)

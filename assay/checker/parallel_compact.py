@@ -75,7 +75,8 @@ def supported(kernel: Kernel) -> bool:
                 or kernel.system.constraints)
 
 
-def _loop_source(shard_groups: list[bool], masks: list[int], lazy: bool = False) -> str:
+def _loop_source(shard_groups: list[bool], masks: list[int], lazy: bool = False,
+                 table: bool = False) -> str:
     """The loop over states[pos:end] (see `CompactShard._fast`): per state, one cache lookup
     per group; the children this worker owns checked, noted and added, the others sent.
     An entry: (deltas that keep the owner, (delta, change of key) of the others, events
@@ -129,7 +130,11 @@ def _loop_source(shard_groups: list[bool], masks: list[int], lazy: bool = False)
             "            key = " + " + ".join(f"e{g}[3]" for g in keyed),
             "            for d, dk in " + " + ".join(f"e{g}[1]" for g in keyed) + ":",
             "                t = x + d",
-            f"                o = ((((key + dk) * {_MIX}) & {MASK}) >> 16) * n >> 48",
+            *([ "                o = tget(key + dk)",
+                "                if o is None:",
+               f"                    o = ((((key + dk) * {_MIX}) & {MASK}) >> 16) * n >> 48"]
+              if table else
+              [f"                o = ((((key + dk) * {_MIX}) & {MASK}) >> 16) * n >> 48"]),
             "                if o != me:",
             "                    if fo is None:",
             "                        fo = [(o, t)]",
@@ -239,6 +244,7 @@ class CompactShard(Shard):
         self.nfields = m + 1
         self.by = frozenset(opts.shard_by if opts.shard_by is not None else range(m))
         self.links = frozenset(opts.shard_links)
+        self.table = dict(opts.shard_table)
         self._ekeys: list[int] = []            # per envelope id: its key if on `links`, or 0
         self.shards: list[set[int]] = [set() for _ in range(SHARDS)]
         self.xs: Any = array("Q")              # every state this worker owns, in order
@@ -297,7 +303,8 @@ class CompactShard(Shard):
         k = sum(key(i, value(i, x)) for i in self.by)
         if self.links:
             k += self._net_key(p.rests[value(p.n, x)])
-        return ((((k * _MIX) & MASK) >> 16) * self.n) >> 48
+        o = self.table.get(k)
+        return ((((k * _MIX) & MASK) >> 16) * self.n) >> 48 if o is None else o
 
     # --- the generated loop -------------------------------------------------------------------
 
@@ -357,7 +364,7 @@ class CompactShard(Shard):
         for i in self.by:
             lmask |= self._fmasks[i]
         lkeys: dict[int, int] = {}             # their part of the key, by those bits
-        net_value, rests, ek = values[p.n], p.rests, self._ekeys
+        net_value, rests, ek, tget = values[p.n], p.rests, self._ekeys, self.table.get
 
         def owner(x: int) -> int:
             k = lkeys.get(x & lmask)
@@ -377,7 +384,8 @@ class CompactShard(Shard):
                 k += sum(map(ek.__getitem__, rests[net_value(x)]))
             except IndexError:
                 k += self._net_key(rests[net_value(x)])        # (new envelopes: their keys)
-            return ((((k * _MIX) & MASK) >> 16) * n) >> 48
+            o = tget(k)
+            return ((((k * _MIX) & MASK) >> 16) * n) >> 48 if o is None else o
         return owner_links if self.links else owner
 
     def _counted(self, expanded: int) -> None:
@@ -411,9 +419,10 @@ class CompactShard(Shard):
         env: dict[str, Any] = {f"c{g}": c for g, c in enumerate(self._ecaches)}
         env["entry"] = self._entry
         env["owner"] = self._owner_fn()
+        env["tget"] = self.table.get
         env["Relayout"] = Relayout
         exec(_loop_source([bool(s or self.links) for s in self._gshard], masks,  # noqa: S102
-                          self._lazy),
+                          self._lazy, bool(self.table)),
              env)
         self._loop = env["level"]
         return self._loop
@@ -542,6 +551,30 @@ class CompactShard(Shard):
             chosen.append(ln)
             keys = [kx + s.get(ln, 0) for kx, s in zip(keys, sums)]
         return tuple(sorted(chosen))
+
+    def choose_table(self, by: tuple[int, ...] | None, links: tuple[int, ...],
+                     xs: Sequence[int]) -> tuple[tuple[int, int], ...]:
+        """Owners chosen for the keys (by the instances `by` and the links `links`) of a
+        sample of the states `xs`, largest first to the worker with the fewest, where a
+        hash would spread few keys unevenly."""
+        n, k, p = self.n, self.kernel, self.packing
+        step = max(1, len(xs) // SAMPLE)
+        sample = [xs[i] for i in range(0, len(xs), step)][:SAMPLE]
+        members = range(len(k.instances)) if by is None else by
+        value, key = p.value, self._key
+        ekeys, link, chosen = self.codec.envelope_keys(), k.env_link, frozenset(links)
+        counts: dict[int, int] = {}
+        for x in sample:
+            kx = sum(key(i, value(i, x)) for i in members)
+            kx += sum(ekeys[e] for e in p.rests[value(p.n, x)] if link[e] in chosen)
+            counts[kx] = counts.get(kx, 0) + 1
+        load = [0] * n
+        table = []
+        for kx, c in sorted(counts.items(), key=lambda kc: (-kc[1], kc[0])):
+            o = load.index(min(load))
+            load[o] += c
+            table.append((kx, o))
+        return tuple(table)
 
     def adopt(self, by: tuple[int, ...] | None) -> dict[str, Any]:
         """Instead of `start`, in a worker forked from a one-process search at the end of a
