@@ -16,7 +16,10 @@ share the parent's hash secret; its canonical bytes otherwise); the owner is tha
 and scaled to the number of workers.  A group's cached entry (`_entry`) holds the group's part
 of the key, and each step's delta whose child has another key comes with the change of the
 key: the loop finds a child's owner with an addition and a multiplication, and steps of
-instances outside `by` keep the child here without any.
+instances outside `by` keep the child here without any.  With `links` (`Options.shard_links`)
+the key adds the keys of the messages in flight on those links, and with a table
+(`Options.shard_table`) chosen keys have chosen owners: an experiment on Raft, whose states
+mostly differ by their messages only (`choose_links`; `check` uses neither, RESULTS.md).
 
 Exchange.  Ids are interned per worker, so a packed int means something only in the layout
 and tables of the worker that made it.  A batch to another worker is one pickled blob per
@@ -130,8 +133,8 @@ def _loop_source(shard_groups: list[bool], masks: list[int], lazy: bool = False,
             "            key = " + " + ".join(f"e{g}[3]" for g in keyed),
             "            for d, dk in " + " + ".join(f"e{g}[1]" for g in keyed) + ":",
             "                t = x + d",
-            *([ "                o = tget(key + dk)",
-                "                if o is None:",
+            *(["                o = tget(key + dk)",     # owners chosen per key
+               "                if o is None:",
                f"                    o = ((((key + dk) * {_MIX}) & {MASK}) >> 16) * n >> 48"]
               if table else
               [f"                o = ((((key + dk) * {_MIX}) & {MASK}) >> 16) * n >> 48"]),
@@ -482,7 +485,7 @@ class CompactShard(Shard):
     def choose_links(self, by: tuple[int, ...] | None, xs: Sequence[int]) -> tuple[int, ...]:
         """The links whose messages in flight should count in the owner key too, chosen on
         a sample of the states `xs` (packed ints in this worker's layout: a frontier).
-        None if the owners by the instances `by` alone spread the sample evenly (no worker
+        None (`()`) if the owners by the instances `by` alone spread the sample evenly (no worker
         more than BALANCED times its share).  Else, one at a time, the link that spreads it
         most (of two alike, the one whose messages the sample's steps change least: such a
         step moves its child to another worker), while that helps.  Raft's election: 75% of
