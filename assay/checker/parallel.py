@@ -70,6 +70,11 @@ class Options:
     compact: bool = False
     # forked from a one-process search they take up (`auto.Handover`, `CompactShard.adopt`)
     handover: bool = False
+    # links whose messages in flight count in the owner key too (packed workers only:
+    # `CompactShard.choose_links`)
+    shard_links: tuple[int, ...] = ()
+    # owners of some keys, chosen (`CompactShard.choose_table`); the others' by their hash
+    shard_table: tuple[tuple[int, int], ...] = ()
 
 
 def make_shard(kernel: Kernel, index: int, n: int, opts: Options) -> Shard:

@@ -16,7 +16,10 @@ share the parent's hash secret; its canonical bytes otherwise); the owner is tha
 and scaled to the number of workers.  A group's cached entry (`_entry`) holds the group's part
 of the key, and each step's delta whose child has another key comes with the change of the
 key: the loop finds a child's owner with an addition and a multiplication, and steps of
-instances outside `by` keep the child here without any.
+instances outside `by` keep the child here without any.  With `links` (`Options.shard_links`)
+the key adds the keys of the messages in flight on those links, and with a table
+(`Options.shard_table`) chosen keys have chosen owners: an experiment on Raft, whose states
+mostly differ by their messages only (`choose_links`; `check` uses neither, RESULTS.md).
 
 Exchange.  Ids are interned per worker, so a packed int means something only in the layout
 and tables of the worker that made it.  A batch to another worker is one pickled blob per
@@ -52,12 +55,21 @@ from assay.checker.compact_loop import NEWS_PROPERTY_CHECK
 from assay.checker.parallel import Options, Shard
 from assay.checker.search import Search, resident_bytes
 from assay.kernel.kernel import Kernel
+from assay.kernel.network import Duplicating, Unordered
 
 MASK = (1 << 64) - 1
 _MIX = 0x9E3779B97F4A7C15
 CACHE_MOST = 1 << 18            # entries of a cache before it is cleared
 GROUP_BITS = 16                 # bits of a sender's int translated by one lookup
 CHUNK = 0x400                   # states expanded between two looks at the clock and memory
+# the links of the owner key (`CompactShard.choose_links`): chosen on SAMPLE states (STEPPED
+# of them expanded), when by instances one worker would own more than BALANCED times its
+# share of them, or of a class that holds BIG of a worker's share; at most MOST_LINKS
+SAMPLE = 2000
+STEPPED = 300
+BALANCED = 1.15
+BIG = 0.2
+MOST_LINKS = 6
 
 
 def supported(kernel: Kernel) -> bool:
@@ -66,7 +78,8 @@ def supported(kernel: Kernel) -> bool:
                 or kernel.system.constraints)
 
 
-def _loop_source(shard_groups: list[bool], masks: list[int], lazy: bool = False) -> str:
+def _loop_source(shard_groups: list[bool], masks: list[int], lazy: bool = False,
+                 table: bool = False) -> str:
     """The loop over states[pos:end] (see `CompactShard._fast`): per state, one cache lookup
     per group; the children this worker owns checked, noted and added, the others sent.
     An entry: (deltas that keep the owner, (delta, change of key) of the others, events
@@ -120,7 +133,11 @@ def _loop_source(shard_groups: list[bool], masks: list[int], lazy: bool = False)
             "            key = " + " + ".join(f"e{g}[3]" for g in keyed),
             "            for d, dk in " + " + ".join(f"e{g}[1]" for g in keyed) + ":",
             "                t = x + d",
-            f"                o = ((((key + dk) * {_MIX}) & {MASK}) >> 16) * n >> 48",
+            *(["                o = tget(key + dk)",     # owners chosen per key
+               "                if o is None:",
+               f"                    o = ((((key + dk) * {_MIX}) & {MASK}) >> 16) * n >> 48"]
+              if table else
+              [f"                o = ((((key + dk) * {_MIX}) & {MASK}) >> 16) * n >> 48"]),
             "                if o != me:",
             "                    if fo is None:",
             "                        fo = [(o, t)]",
@@ -229,6 +246,9 @@ class CompactShard(Shard):
         m = len(kernel.instances)
         self.nfields = m + 1
         self.by = frozenset(opts.shard_by if opts.shard_by is not None else range(m))
+        self.links = frozenset(opts.shard_links)
+        self.table = dict(opts.shard_table)
+        self._ekeys: list[int] = []            # per envelope id: its key if on `links`, or 0
         self.shards: list[set[int]] = [set() for _ in range(SHARDS)]
         self.xs: Any = array("Q")              # every state this worker owns, in order
         self.parents = array("q")              # per state: parent index << 8 | worker; -1
@@ -247,7 +267,7 @@ class CompactShard(Shard):
         self._masks: list[int] | None = None
         self._ecaches: list[dict[int, Any]] = []
         self._gshard: list[tuple[int, ...]] = []
-        self._fmasks: list[int] = []           # each instance's bits, in the loop's layout
+        self._fmasks: list[int] = []           # each field's bits, in the loop's layout
         self._lazy = False                     # the loop finds owners child by child
         self.received = 0                      # states other workers sent here
         self.base = 0                          # states counted before (`adopt`)
@@ -269,10 +289,25 @@ class CompactShard(Shard):
             r = keys[lid] = (h * (2 * i + 1) + i) & MASK
         return r
 
+    def _net_key(self, net: Any) -> int:
+        """The network's part of the owner key: the sum of the keys of its messages in
+        flight on `links` (0 without links)."""
+        ek = self._ekeys
+        try:
+            return sum(map(ek.__getitem__, net))
+        except IndexError:
+            keys, link, links = self.codec.envelope_keys(), self.kernel.env_link, self.links
+            ek.extend(keys[e] if link[e] in links else 0 for e in range(len(ek), len(keys)))
+            return sum(map(ek.__getitem__, net))
+
     def owner(self, x: int) -> int:
-        value, key = self.packing.value, self._key
+        p = self.packing
+        value, key = p.value, self._key
         k = sum(key(i, value(i, x)) for i in self.by)
-        return ((((k * _MIX) & MASK) >> 16) * self.n) >> 48
+        if self.links:
+            k += self._net_key(p.rests[value(p.n, x)])
+        o = self.table.get(k)
+        return ((((k * _MIX) & MASK) >> 16) * self.n) >> 48 if o is None else o
 
     # --- the generated loop -------------------------------------------------------------------
 
@@ -284,16 +319,19 @@ class CompactShard(Shard):
         e = cb._group_entry(g, x)
         deltas, en = e[3], e[4]
         members = self._gshard[g]
-        if self._lazy or not members:
+        if self._lazy or not (members or self.links):
             ent: tuple[Any, Any, int, int] = (deltas, (), en, 0)
         else:
-            values, key, fmasks = self.packing.coded()[1], self._key, self._fmasks
+            p = self.packing
+            values, key, fmasks = p.coded()[1], self._key, self._fmasks
             base = 0
             parts = []
-            imask = 0                          # the bits of the instances in the key
-            for i in members:
-                ki = key(i, values[i](x))
-                base += ki
+            imask = 0                          # the bits of the fields in the key
+            nf = p.n
+            for i in members + ((nf,) if self.links else ()):
+                ki = key(i, values[i](x)) if i < nf else self._net_key(p.rests[values[i](x)])
+                if i < nf or g == 0:           # (the network's part counted once, in group 0;
+                    base += ki                 # its change in every group's steps)
                 parts.append((i, fmasks[i], values[i], ki))
                 imask |= fmasks[i]
             same: list[int] = []
@@ -306,7 +344,8 @@ class CompactShard(Shard):
                     if changed & imask:
                         for i, m, value, ki in parts:
                             if changed & m:
-                                dk += key(i, value(t)) - ki
+                                dk += (key(i, value(t)) if i < nf else
+                                       self._net_key(p.rests[value(t)])) - ki
                     if dk:
                         other.append((d, dk))
                     else:
@@ -321,15 +360,36 @@ class CompactShard(Shard):
 
     def _owner_fn(self) -> Callable[[int], int]:
         """`owner` for the current layout, with its straight-line field readers."""
-        values, key, n = self.packing.coded()[1], self._key, self.n
+        p = self.packing
+        values, key, n = p.coded()[1], self._key, self.n
         parts = [(i, values[i]) for i in sorted(self.by)]
+        lmask = 0                              # the bits of the instances in the key
+        for i in self.by:
+            lmask |= self._fmasks[i]
+        lkeys: dict[int, int] = {}             # their part of the key, by those bits
+        net_value, rests, ek, tget = values[p.n], p.rests, self._ekeys, self.table.get
 
         def owner(x: int) -> int:
-            k = 0
-            for i, value in parts:
-                k += key(i, value(x))
+            k = lkeys.get(x & lmask)
+            if k is None:
+                if len(lkeys) >= CACHE_MOST:
+                    lkeys.clear()
+                k = lkeys[x & lmask] = sum([key(i, value(x)) for i, value in parts])
             return ((((k * _MIX) & MASK) >> 16) * n) >> 48
-        return owner
+
+        def owner_links(x: int) -> int:
+            k = lkeys.get(x & lmask)
+            if k is None:
+                if len(lkeys) >= CACHE_MOST:
+                    lkeys.clear()
+                k = lkeys[x & lmask] = sum([key(i, value(x)) for i, value in parts])
+            try:
+                k += sum(map(ek.__getitem__, rests[net_value(x)]))
+            except IndexError:
+                k += self._net_key(rests[net_value(x)])        # (new envelopes: their keys)
+            o = tget(k)
+            return ((((k * _MIX) & MASK) >> 16) * n) >> 48 if o is None else o
+        return owner_links if self.links else owner
 
     def _counted(self, expanded: int) -> None:
         """Count states expanded, as the one-process loop does (`CompactBFS._judge` reads it:
@@ -355,15 +415,17 @@ class CompactShard(Shard):
         self._ecaches = [{} for _ in masks]
         self._gshard = [tuple(i for i in members if i in self.by)
                         for members in cb._group_members]
-        self._fmasks = [self.packing.mask(i) for i in range(len(self.kernel.instances))]
+        self._fmasks = [self.packing.mask(f) for f in range(self.nfields)]
         # one group whose entries are not kept (`CompactBFS._judge`): each state's are new,
         # so owner keys are computed for the children that need them only
         self._lazy = cb._whole and not cb._use[0][0]
         env: dict[str, Any] = {f"c{g}": c for g, c in enumerate(self._ecaches)}
         env["entry"] = self._entry
         env["owner"] = self._owner_fn()
+        env["tget"] = self.table.get
         env["Relayout"] = Relayout
-        exec(_loop_source([bool(s) for s in self._gshard], masks, self._lazy),  # noqa: S102
+        exec(_loop_source([bool(s or self.links) for s in self._gshard], masks,  # noqa: S102
+                          self._lazy, bool(self.table)),
              env)
         self._loop = env["level"]
         return self._loop
@@ -414,10 +476,108 @@ class CompactShard(Shard):
 
     def sample(self) -> tuple[int, ...] | None:
         """The owners' instances (`parallel.shard_by`), chosen here: in a forked worker, not
-        in the process whose search it takes up, which must stay as it was."""
+        in the process whose search it takes up, which must stay as it was.  (Not links,
+        `choose_links`: on Raft they spread the states but do not pay, RESULTS.md.)"""
         from assay.checker.parallel import shard_by
 
         return shard_by(self.kernel, self.n)
+
+    def choose_links(self, by: tuple[int, ...] | None, xs: Sequence[int]) -> tuple[int, ...]:
+        """The links whose messages in flight should count in the owner key too, chosen on
+        a sample of the states `xs` (packed ints in this worker's layout: a frontier).
+        None (`()`) if the owners by the instances `by` alone spread the sample evenly (no worker
+        more than BALANCED times its share).  Else, one at a time, the link that spreads it
+        most (of two alike, the one whose messages the sample's steps change least: such a
+        step moves its child to another worker), while that helps.  Raft's election: 75% of
+        its states have every server in one same local state (only the messages differ),
+        so owners by servers put ~87% of the states on one of two workers."""
+        n, k, p = self.n, self.kernel, self.packing
+        if n == 1 or not isinstance(k.network, (Unordered, Duplicating)) or not len(xs):
+            return ()
+        step = max(1, len(xs) // SAMPLE)
+        sample = [xs[i] for i in range(0, len(xs), step)][:SAMPLE]
+        members = range(len(k.instances)) if by is None else by
+        value, key = p.value, self._key
+        keys = [sum(key(i, value(i, x)) for i in members) for x in sample]
+
+        # the states of the largest class by instances, if it holds BIG of a worker's share:
+        # deeper, such a class may grow to most states (Raft's: 15% of the frontier handed
+        # over, 75% of all states), so it must be spread too, not only the sample as a whole
+        classes: dict[int, list[int]] = {}
+        for j, kx in enumerate(keys):
+            classes.setdefault(kx, []).append(j)
+        big = max(classes.values(), key=len)
+        if len(big) * n < len(keys) * BIG:
+            big = list(range(len(keys)))
+
+        def worst(ks: list[int]) -> float:
+            counts = [0] * n
+            for kx in ks:
+                counts[((((kx * _MIX) & MASK) >> 16) * n) >> 48] += 1
+            within = [0] * n
+            for j in big:
+                within[((((ks[j] * _MIX) & MASK) >> 16) * n) >> 48] += 1
+            return max(max(counts) * n / len(ks), max(within) * n / len(big))
+
+        now = worst(keys)
+        if now <= BALANCED:
+            return ()
+        nets: list[Any] = []
+        for x in sample[:STEPPED]:             # the steps of a few: which links they change
+            x, steps, _ = self.cb.steps(x)
+            nets += [(p.rests[value(p.n, x)], p.rests[value(p.n, x + d)])
+                     for _, d, viol in steps if not viol]
+        ekeys, link = self.codec.envelope_keys(), k.env_link
+
+        def per_link(net: Any) -> dict[int, int]:
+            sums: dict[int, int] = {}
+            for e in net:
+                sums[link[e]] = sums.get(link[e], 0) + ekeys[e]
+            return sums
+
+        changes: dict[int, int] = {}
+        for a, b in nets:
+            sa, sb = per_link(a), per_link(b)
+            for ln in sa.keys() | sb.keys():
+                if sa.get(ln) != sb.get(ln):
+                    changes[ln] = changes.get(ln, 0) + 1
+        sums = [per_link(p.rests[value(p.n, x)]) for x in sample]
+        candidates = sorted({ln for s in sums for ln in s})
+        chosen: list[int] = []
+        while now > BALANCED and len(chosen) < MOST_LINKS:
+            best = min(((round(worst([kx + s.get(ln, 0) for kx, s in zip(keys, sums)]), 2),
+                         changes.get(ln, 0), ln) for ln in candidates if ln not in chosen),
+                       default=None)
+            if best is None or best[0] > now - 0.01:
+                break
+            now, ln = best[0], best[2]
+            chosen.append(ln)
+            keys = [kx + s.get(ln, 0) for kx, s in zip(keys, sums)]
+        return tuple(sorted(chosen))
+
+    def choose_table(self, by: tuple[int, ...] | None, links: tuple[int, ...],
+                     xs: Sequence[int]) -> tuple[tuple[int, int], ...]:
+        """Owners chosen for the keys (by the instances `by` and the links `links`) of a
+        sample of the states `xs`, largest first to the worker with the fewest, where a
+        hash would spread few keys unevenly."""
+        n, k, p = self.n, self.kernel, self.packing
+        step = max(1, len(xs) // SAMPLE)
+        sample = [xs[i] for i in range(0, len(xs), step)][:SAMPLE]
+        members = range(len(k.instances)) if by is None else by
+        value, key = p.value, self._key
+        ekeys, link, chosen = self.codec.envelope_keys(), k.env_link, frozenset(links)
+        counts: dict[int, int] = {}
+        for x in sample:
+            kx = sum(key(i, value(i, x)) for i in members)
+            kx += sum(ekeys[e] for e in p.rests[value(p.n, x)] if link[e] in chosen)
+            counts[kx] = counts.get(kx, 0) + 1
+        load = [0] * n
+        table = []
+        for kx, c in sorted(counts.items(), key=lambda kc: (-kc[1], kc[0])):
+            o = load.index(min(load))
+            load[o] += c
+            table.append((kx, o))
+        return tuple(table)
 
     def adopt(self, by: tuple[int, ...] | None) -> dict[str, Any]:
         """Instead of `start`, in a worker forked from a one-process search at the end of a

@@ -185,6 +185,12 @@ class Portable:
             self._fill_keys(locals_)
             return sum(map(getitem, self._lkey, locals_))
 
+    def envelope_keys(self) -> list[int]:
+        """Per envelope id interned so far, its 64-bit key (the same in every process)."""
+        if len(self._ekey) < len(self.kernel.envs):
+            self._fill_envelopes()
+        return self._ekey
+
     def net_key(self, net: Any) -> int:
         ekey = self._ekey
         try:

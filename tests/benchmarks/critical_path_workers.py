@@ -9,6 +9,13 @@ through pipes: measured apart by bench_workers.py) and includes all the rest (en
 pickling, decoding, the choice of `shard_by`).  Compared with the one-process search
 (`compact.py`, what one worker runs) in the same run.  The shards search packed states
 (`parallel_compact.py`) where `check` would; `--full-shards`: `parallel.Shard` instead.
+`--links[=N]`: their owner key adds the links (at most N) `CompactShard.choose_links` picks
+on the first level of at least auto.STATES states; `--table`: and the owners of that level's
+keys are chosen (`CompactShard.choose_table`).  An experiment: `check` uses neither
+(RESULTS.md, rafw2).
+
+    python tests/benchmarks/critical_path_workers.py specs/raft_election.py servers=4 \
+        --links=1 --table
 
     python tests/benchmarks/critical_path_workers.py specs/tla_twophase.py rm_count=7
     python tests/benchmarks/critical_path_workers.py specs/tla_lamport_mutex.py n=3 max_clock=4
@@ -21,9 +28,11 @@ import sys
 import time
 from typing import Any
 
+from assay.checker import parallel_compact
+from assay.checker.auto import STATES
 from assay.checker.compact import compact_bfs
 from assay.checker.parallel import InProcess, Options, parallel_bfs, shard_by
-from assay.checker.parallel_compact import supported
+from assay.checker.parallel_compact import CompactShard, supported
 from assay.checker.search import Search
 from assay.kernel import Kernel
 from assay.model.load import build
@@ -61,14 +70,49 @@ class Timed(InProcess):
                             for j, s in enumerate(self.shards)])
 
 
+def owner_links(system: Any, by: tuple[int, ...] | None, n: int, most: int, table: bool
+                ) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...]]:
+    """The links `CompactShard.choose_links` adds to the owner key (and with `table`, the
+    owners `choose_table` chooses), on a frontier like the one `check --workers auto`
+    hands over (the first level of at least auto.STATES states, found by a breadth-first
+    search of this process)."""
+    kernel = Kernel(system)
+    level = [s for s, _ in kernel.initial_states()]
+    seen = set(level)
+    while level and len(level) < STATES:
+        nxt = []
+        for s in level:
+            for _, t, _ in kernel.successors(s)[0]:
+                if t not in seen:
+                    seen.add(t)
+                    nxt.append(t)
+        level = nxt
+    shard = CompactShard(kernel, 0, n, Options(forked=True, shard_by=by, compact=True))
+    xs = [shard.cb.pack(s) for s in level]
+    saved, parallel_compact.MOST_LINKS = parallel_compact.MOST_LINKS, most
+    try:
+        links = shard.choose_links(by, xs)
+    finally:
+        parallel_compact.MOST_LINKS = saved
+    return links, shard.choose_table(by, links, xs) if table else ()
+
+
 def main() -> None:
     spec, *rest = sys.argv[1:]
     n = 2
     params = {}
     old = False
+    with_links = table = False
+    most = parallel_compact.MOST_LINKS
     for a in rest:
         if a == "--full-shards":
             old = True
+        elif a.startswith("--links"):
+            with_links = True
+            if "=" in a:
+                most = int(a.split("=", 1)[1])
+        elif a == "--table":
+            table = True
         elif a.startswith("--workers="):
             n = int(a.split("=", 1)[1])
         else:
@@ -82,14 +126,20 @@ def main() -> None:
     kernel = Kernel(system)
     t = time.process_time()
     by = shard_by(kernel, n)
-    choose = time.process_time() - t
     compact = supported(kernel) and not old
-    workers = Timed(kernel, n, Options(forked=True, shard_by=by, compact=compact))
+    links: tuple[int, ...] = ()
+    chosen: tuple[tuple[int, int], ...] = ()
+    if compact and with_links:
+        links, chosen = owner_links(system, by, n, most, table)
+    choose = time.process_time() - t
+    workers = Timed(kernel, n, Options(forked=True, shard_by=by, compact=compact,
+                                       shard_links=links, shard_table=chosen))
     out, _ = parallel_bfs(kernel, Search(), workers)
     assert (out.states, out.transitions) == (one.states, one.transitions), (out, one)
     path = workers.path + choose
     print(f"{spec} {params}: {one.states:,} states; one process {seq:.2f} CPU s; {n} shards "
-          f"({'packed' if compact else 'full'} states, shard_by={by}): "
+          f"({'packed' if compact else 'full'} states, shard_by={by}, links={links}"
+          f"{f', {len(chosen)} owners chosen' if chosen else ''}): "
           f"{workers.total + choose:.2f} CPU s in all "
           f"({(workers.total + choose) / seq:.2f}x), critical path {path:.2f} s: "
           f"speed-up on {n} idle cores {seq / path:.2f}x (shard_by sample {choose:.2f} s)")
