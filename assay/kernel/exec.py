@@ -24,7 +24,7 @@ from assay.errors import (
     traceback_location,
 )
 from assay.kernel.reorder import ACTIVE as REORDERED
-from assay.kernel.reorder import plain, reordered
+from assay.kernel.reorder import plain, plain_values, reordered, reordered_values
 from assay.kernel.violation import Violation
 from assay.model.component import ActionInfo, Component, ComponentInfo, HandlerInfo, component_info
 from assay.model.mapping import Map
@@ -442,6 +442,8 @@ class Runner:
         # per action (by name), its last domain that had no two values equal: a domain equal
         # to it item by item has none either (one list comparison in C, not a hash per item)
         self._distinct: dict[str, list[Any]] = {}
+        # a context that `quick_action` may use again (see there)
+        self._quick_ctx: Context | None = None
 
     def explore(self, run: Callable[[], Result]) -> Result | Branched:
         """Run a step (`run` calls one of the `run_*` methods); if its code chose, run it
@@ -502,7 +504,7 @@ class Runner:
     def live(self, values: tuple[Any, ...], ctx: Context) -> Any:
         obj: Any = object.__new__(self.info.cls if ctx.assigned is None else self._recording())
         d = obj.__dict__
-        d.update(zip(self.fields, map(reordered, values) if REORDERED[0] else values))
+        d.update(zip(self.fields, reordered_values(values) if REORDERED[0] else values))
         d["__assay_ctx__"] = ctx
         if self.pools:
             # the object and its context refer to each other: a cycle, which only the
@@ -550,7 +552,7 @@ class Runner:
         field a guard assigns (its class notes every assignment: `_reader_class`)."""
         obj: Any = object.__new__(self._reader_cls or self._reader_class())
         d = obj.__dict__
-        d.update(zip(self.fields, map(reordered, values) if REORDERED[0] else values))
+        d.update(zip(self.fields, reordered_values(values) if REORDERED[0] else values))
         d["__assay_ctx__"] = Context(self.name, self.wirings)
         return obj
 
@@ -715,9 +717,17 @@ class Runner:
         if act.ensures or self.info.invariants or self.session_keys or self.pools \
                 or self.recorder is not None or REORDERED[0]:
             return None
-        ctx = Context(self.name, self.wirings, self)
+        # the context (and its chooser) of the last quick run, when that run left them as
+        # they were made: nothing chosen, sent, set or retired (any run that did is dropped
+        # here, with its context); else a fresh one
+        ctx = self._quick_ctx
+        if ctx is None:
+            ctx = Context(self.name, self.wirings, self)
+            ctx.chooser = Chooser()
+        else:
+            self._quick_ctx = None
         ctx.handler = act.name
-        ch = ctx.chooser = Chooser()
+        ch = ctx.chooser
         obj: Any = object.__new__(self.info.cls)
         d = obj.__dict__
         fields = self.fields
@@ -735,6 +745,9 @@ class Runner:
         if ch.sizes or ctx.outbox or ctx.timer_ops or ctx.retiring \
                 or len(d) != len(fields) + 1 or d.get("__assay_ctx__") is not ctx:
             return None
+        if ctx.chooser is ch and not ch.taken and ctx.record is None \
+                and ctx.assigned is None and ctx.sessions is None and ctx.obj is None:
+            self._quick_ctx = ctx
         try:
             new = tuple(map(d.__getitem__, fields))
         except KeyError:
@@ -856,7 +869,7 @@ class Runner:
                                               f"{blame} deleted field {missing!r}")], []
             new = tuple(map(d.__getitem__, fields))
         if REORDERED[0]:
-            new = tuple(map(plain, new))
+            new = plain_values(new)
         if ctx.sessions is not None:
             new = (*new, tuple(ctx.sessions[k] for k in self.session_keys))
         # the input state conforms (the kernel's states, the verifier's scenarios are
