@@ -721,13 +721,13 @@ class Runner:
         # they were made: nothing chosen, sent, set or retired (any run that did is dropped
         # here, with its context); else a fresh one
         ctx = self._quick_ctx
-        if ctx is None:
+        if ctx is None or ctx.chooser is None:
             ctx = Context(self.name, self.wirings, self)
-            ctx.chooser = Chooser()
+            ch = ctx.chooser = Chooser()
         else:
             self._quick_ctx = None
+            ch = ctx.chooser
         ctx.handler = act.name
-        ch = ctx.chooser
         obj: Any = object.__new__(self.info.cls)
         d = obj.__dict__
         fields = self.fields
