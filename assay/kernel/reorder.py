@@ -79,6 +79,8 @@ def plain(v: Any) -> Any:
     return v
 
 
+# values with no set inside, whatever their value (`_reordered_noting` does not walk them)
+_FLAT = frozenset({int, str, bool, float, type(None)})
 # the last local state `reordered_values` reordered: (its values, theirs reordered, and
 # id(a reordered object) -> the object it was made from, for every object made anew)
 _LAST: list[Any] = [None, None, {}]
@@ -105,10 +107,14 @@ def _reordered_noting(v: Any, back: dict[int, Any]) -> Any:
     if t is frozenset:
         r: Any = Reordered(v) if len(v) > 1 else v
     elif t is tuple and v:
-        items = tuple([_reordered_noting(x, back) for x in v])
-        r = v if all(a is b for a, b in zip(items, v)) else items
+        if _FLAT.issuperset(map(type, v)):      # ints, strs: nothing to reorder inside
+            r = v
+        else:
+            items = tuple([_reordered_noting(x, back) for x in v])
+            r = v if all(a is b for a, b in zip(items, v)) else items
     elif isinstance(v, Record):
-        r = _with_values(v, tuple([_reordered_noting(x, back) for x in v._values]))
+        r = v if _FLAT.issuperset(map(type, v._values)) else \
+            _with_values(v, tuple([_reordered_noting(x, back) for x in v._values]))
     else:
         return v
     back[id(r)] = v
