@@ -402,14 +402,26 @@ def view_class(info: ComponentInfo) -> type[StateView]:
     return vc
 
 
-def make_view(vc: type[StateView], name: str, fields: tuple[str, ...],
-              values: tuple[Any, ...]) -> StateView:
-    v = object.__new__(vc)
-    setter = object.__setattr__
-    setter(v, "name", name)
-    for f, x in zip(fields, values):
-        setter(v, f, x)
-    return v
+_VIEW_MAKERS: dict[type, Callable[[str, tuple[Any, ...]], StateView]] = {}
+
+
+def view_maker(vc: type[StateView]) -> Callable[[str, tuple[Any, ...]], StateView]:
+    """`make(name, values)`: a view of class `vc` holding the first `len(vc._fields)` values
+    (a local state's fields; its sessions after them are not shown), generated once per
+    class as straight-line code that sets each slot through its descriptor (a property
+    reads a view of every state a search finds)."""
+    make = _VIEW_MAKERS.get(vc)
+    if make is None:
+        env: dict[str, Any] = {"new": object.__new__, "vc": vc,
+                               "set_name": StateView.__dict__["name"].__set__}
+        lines = ["def make(name, values):", "    v = new(vc)", "    set_name(v, name)"]
+        for i, f in enumerate(vc._fields):
+            env[f"set{i}"] = vc.__dict__[f].__set__
+            lines.append(f"    set{i}(v, values[{i}])")
+        lines.append("    return v")
+        exec("\n".join(lines), env)           # noqa: S102  (names of slots, by index only)
+        make = _VIEW_MAKERS[vc] = env["make"]
+    return make
 
 
 class Runner:
@@ -425,6 +437,7 @@ class Runner:
         self.fields = info.fields
         self.field_index = info.field_index
         self.view_class = view_class(info)
+        self._make_view = view_maker(self.view_class)
         # the check of a step's new state against the old one, generated for the field types
         self.state_conforms = state_checker(info.types)
         # one session per (port with a protocol, connected peer); its automaton position is
@@ -530,7 +543,7 @@ class Runner:
         return made
 
     def view(self, values: tuple[Any, ...]) -> StateView:
-        return make_view(self.view_class, self.name, self.fields, values)
+        return self._make_view(self.name, values)
 
     # --- local steps -------------------------------------------------------------------------
 
