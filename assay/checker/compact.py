@@ -197,9 +197,7 @@ class Packing:
         return self.coded()[2](state)
 
     def unpack(self, x: int) -> State:
-        locals_ = tuple([self.value(i, x) for i in range(self.n)])
-        rest = self.rests[self.value(self.n, x)]
-        return (locals_, *rest) if self.extended else (locals_, rest)
+        return self.fast()[0](x)            # (straight-line code: a property's every state)
 
     def fields(self, x: int) -> tuple[int, ...]:
         return tuple([self.value(f, x) for f in range(self.n + 1)])
@@ -758,13 +756,14 @@ class CompactBFS:
         steps = []
         for i, lid in members:
             place_i = places[i]
+            here_i = place_i(lid)
             for slot, (new_lid, sends, viol, _) in k._actions(i, lid):
                 enabled += 1
                 new_net = network.add(net, sends) if sends else net
                 new_n = n if new_net is net else rest_id(new_net)
                 if new_lid >= cap[i] or new_n >= rcap:
                     raise Relayout(i, new_lid) if new_lid >= cap[i] else Relayout(-1, new_n)
-                d = (place_i(new_lid) - place_i(lid) if new_lid != lid else 0) + \
+                d = (place_i(new_lid) - here_i if new_lid != lid else 0) + \
                     (place_r(new_n) - here_r if new_n != n else 0)
                 if d or viol:
                     steps.append((~slot, d, viol))

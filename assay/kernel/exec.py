@@ -24,7 +24,7 @@ from assay.errors import (
     traceback_location,
 )
 from assay.kernel.reorder import ACTIVE as REORDERED
-from assay.kernel.reorder import plain, reordered
+from assay.kernel.reorder import plain, plain_values, reordered, reordered_values
 from assay.kernel.violation import Violation
 from assay.model.component import ActionInfo, Component, ComponentInfo, HandlerInfo, component_info
 from assay.model.mapping import Map
@@ -406,14 +406,26 @@ def view_class(info: ComponentInfo) -> type[StateView]:
     return vc
 
 
-def make_view(vc: type[StateView], name: str, fields: tuple[str, ...],
-              values: tuple[Any, ...]) -> StateView:
-    v = object.__new__(vc)
-    setter = object.__setattr__
-    setter(v, "name", name)
-    for f, x in zip(fields, values):
-        setter(v, f, x)
-    return v
+_VIEW_MAKERS: dict[type, Callable[[str, tuple[Any, ...]], StateView]] = {}
+
+
+def view_maker(vc: type[StateView]) -> Callable[[str, tuple[Any, ...]], StateView]:
+    """`make(name, values)`: a view of class `vc` holding the first `len(vc._fields)` values
+    (a local state's fields; its sessions after them are not shown), generated once per
+    class as straight-line code that sets each slot through its descriptor (a property
+    reads a view of every state a search finds)."""
+    make = _VIEW_MAKERS.get(vc)
+    if make is None:
+        env: dict[str, Any] = {"new": object.__new__, "vc": vc,
+                               "set_name": StateView.__dict__["name"].__set__}
+        lines = ["def make(name, values):", "    v = new(vc)", "    set_name(v, name)"]
+        for i, f in enumerate(vc._fields):
+            env[f"set{i}"] = vc.__dict__[f].__set__
+            lines.append(f"    set{i}(v, values[{i}])")
+        lines.append("    return v")
+        exec("\n".join(lines), env)           # noqa: S102  (names of slots, by index only)
+        make = _VIEW_MAKERS[vc] = env["make"]
+    return make
 
 
 class Runner:
@@ -429,6 +441,7 @@ class Runner:
         self.fields = info.fields
         self.field_index = info.field_index
         self.view_class = view_class(info)
+        self._make_view = view_maker(self.view_class)
         # the check of a step's new state against the old one, generated for the field types
         self.state_conforms = state_checker(info.types)
         # one session per (port with a protocol, connected peer); its automaton position is
@@ -446,6 +459,8 @@ class Runner:
         # per action (by name), its last domain that had no two values equal: a domain equal
         # to it item by item has none either (one list comparison in C, not a hash per item)
         self._distinct: dict[str, list[Any]] = {}
+        # a context that `quick_action` may use again (see there)
+        self._quick_ctx: Context | None = None
 
     def explore(self, run: Callable[[], Result]) -> Result | Branched:
         """Run a step (`run` calls one of the `run_*` methods); if its code chose, run it
@@ -506,7 +521,7 @@ class Runner:
     def live(self, values: tuple[Any, ...], ctx: Context) -> Any:
         obj: Any = object.__new__(self.info.cls if ctx.assigned is None else self._recording())
         d = obj.__dict__
-        d.update(zip(self.fields, map(reordered, values) if REORDERED[0] else values))
+        d.update(zip(self.fields, reordered_values(values) if REORDERED[0] else values))
         d["__assay_ctx__"] = ctx
         if self.pools:
             # the object and its context refer to each other: a cycle, which only the
@@ -532,7 +547,7 @@ class Runner:
         return made
 
     def view(self, values: tuple[Any, ...]) -> StateView:
-        return make_view(self.view_class, self.name, self.fields, values)
+        return self._make_view(self.name, values)
 
     # --- local steps -------------------------------------------------------------------------
 
@@ -554,7 +569,7 @@ class Runner:
         field a guard assigns (its class notes every assignment: `_reader_class`)."""
         obj: Any = object.__new__(self._reader_cls or self._reader_class())
         d = obj.__dict__
-        d.update(zip(self.fields, map(reordered, values) if REORDERED[0] else values))
+        d.update(zip(self.fields, reordered_values(values) if REORDERED[0] else values))
         d["__assay_ctx__"] = Context(self.name, self.wirings)
         return obj
 
@@ -719,9 +734,17 @@ class Runner:
         if act.ensures or self.info.invariants or self.session_keys or self.pools \
                 or self.recorder is not None or REORDERED[0]:
             return None
-        ctx = Context(self.name, self.wirings, self)
+        # the context (and its chooser) of the last quick run, when that run left them as
+        # they were made: nothing chosen, sent, set or retired (any run that did is dropped
+        # here, with its context); else a fresh one
+        ctx = self._quick_ctx
+        if ctx is None or ctx.chooser is None:
+            ctx = Context(self.name, self.wirings, self)
+            ch = ctx.chooser = Chooser()
+        else:
+            self._quick_ctx = None
+            ch = ctx.chooser
         ctx.handler = act.name
-        ch = ctx.chooser = Chooser()
         obj: Any = object.__new__(self.info.cls)
         d = obj.__dict__
         fields = self.fields
@@ -739,6 +762,9 @@ class Runner:
         if ch.sizes or ctx.outbox or ctx.timer_ops or ctx.retiring \
                 or len(d) != len(fields) + 1 or d.get("__assay_ctx__") is not ctx:
             return None
+        if ctx.chooser is ch and not ch.taken and ctx.record is None \
+                and ctx.assigned is None and ctx.sessions is None and ctx.obj is None:
+            self._quick_ctx = ctx
         try:
             new = tuple(map(d.__getitem__, fields))
         except KeyError:
@@ -866,7 +892,7 @@ class Runner:
                                               f"{blame} deleted field {missing!r}")], []
             new = tuple(map(d.__getitem__, fields))
         if REORDERED[0]:
-            new = tuple(map(plain, new))
+            new = plain_values(new)
         if ctx.sessions is not None:
             new = (*new, tuple(ctx.sessions[k] for k in self.session_keys))
         # the input state conforms (the kernel's states, the verifier's scenarios are

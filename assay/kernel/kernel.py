@@ -644,6 +644,8 @@ class Kernel:
         index = inst.index
         args = self._enabled(inst, values, act) if both \
             else runner.enabled(values, act, reader)
+        if not args:                    # (most of a whole-state spec's actions, most states)
+            return
         sampled = (index, act.name, "action")       # `_run_local`'s key
         # the action's events by argument (an action has an argument always or never)
         arg_slots = self._arg_slots.get((index, ai))

@@ -79,6 +79,73 @@ def plain(v: Any) -> Any:
     return v
 
 
+# values with no set inside, whatever their value (`_reordered_noting` does not walk them)
+_FLAT = frozenset({int, str, bool, float, type(None)})
+# the last local state `reordered_values` reordered: (its values, theirs reordered, and
+# id(a reordered object) -> the object it was made from, for every object made anew)
+_LAST: list[Any] = [None, None, {}]
+
+
+def reordered_values(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    """`tuple(map(reordered, values))`, of a local state's values: made once for one state
+    however many of its steps run again (its guards, then each of its actions, one after the
+    other), so the same objects, whose originals `plain_values` finds by identity."""
+    last = _LAST
+    if last[0] is values:
+        return last[1]                          # type: ignore[no-any-return]
+    back: dict[int, Any] = {}
+    again = tuple([_reordered_noting(v, back) for v in values])
+    last[:] = [values, again, back]
+    return again
+
+
+def _reordered_noting(v: Any, back: dict[int, Any]) -> Any:
+    """`reordered(v)`, noting into `back` the original of each set, tuple and record in the
+    result (itself where it was kept): all kept alive by the result, so their ids stay
+    theirs while `_LAST` holds it."""
+    t = type(v)
+    if t is frozenset:
+        r: Any = Reordered(v) if len(v) > 1 else v
+    elif t is tuple and v:
+        if _FLAT.issuperset(map(type, v)):      # ints, strs: nothing to reorder inside
+            r = v
+        else:
+            items = tuple([_reordered_noting(x, back) for x in v])
+            r = v if all(a is b for a, b in zip(items, v)) else items
+    elif isinstance(v, Record):
+        r = v if _FLAT.issuperset(map(type, v._values)) else \
+            _with_values(v, tuple([_reordered_noting(x, back) for x in v._values]))
+    else:
+        return v
+    back[id(r)] = v
+    return r
+
+
+def plain_values(new: tuple[Any, ...]) -> tuple[Any, ...]:
+    """`tuple(map(plain, new))`, of the new values a second run made: a part of them that is
+    one of the last `reordered_values`' objects (a field or a channel the step did not
+    change) is its original, equal object (found by identity, not walked), not a copy —
+    so the type check of the new state sees the old state's objects where the step kept
+    them, as after the first run."""
+    back = _LAST[2]
+    return tuple([_plain_back(v, back) for v in new])
+
+
+def _plain_back(v: Any, back: dict[int, Any]) -> Any:
+    o = back.get(id(v))
+    if o is not None:
+        return o
+    t = type(v)
+    if t is Reordered:
+        return frozenset(frozenset.__iter__(v))
+    if t is tuple and v:
+        items = tuple([_plain_back(x, back) for x in v])
+        return items if any(a is not b for a, b in zip(items, v)) else v
+    if isinstance(v, Record):
+        return _with_values(v, tuple([_plain_back(x, back) for x in v._values]))
+    return v
+
+
 def _with_values(r: Any, values: tuple[Any, ...]) -> Any:
     """Record `r` with these field values (`r` itself when they are its own)."""
     if all(a is b for a, b in zip(values, r._values)):

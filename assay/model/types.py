@@ -655,6 +655,10 @@ def exact_key(v: Any) -> Any:
     records of those), else its canonical bytes (`True == 1` in Python; bytes equal no
     value).  For deduplicating values and interning events: cheaper than `canonical` for the
     usual ones."""
+    t = type(v)
+    # the usual arguments inline (an int, a flat tuple of leaves): one call, not two
+    if t in _EXACT_LEAVES or t is tuple and _EXACT_LEAVES.issuperset(map(type, v)):
+        return v
     return v if _exact(v) else canonical(v)
 
 
