@@ -122,3 +122,12 @@ def test_the_cli_spills_past_max_memory_and_says_so():
     full = subprocess.run([*argv, "--full-states"], cwd=root, env=env, capture_output=True,
                           text=True, timeout=120)
     assert full.returncode == 3 and "max-memory" in full.stdout
+
+
+def test_a_system_of_thousands_of_instances_packs_without_a_compiler_error():
+    # before: the generated `pack` was one expression of 3,001 terms (RecursionError while
+    # compiling it, an internal error), and at ~10,000 instances a mask's decimal literal
+    # passed Python's 4,300-digit limit (now written in hex)
+    system = build(SPECS / "two_phase_commit.py", None, {"rm_count": "3000"})[0]
+    r = check(system, max_states=20)
+    assert r.reason == "max-states" and r.verdict == "incomplete" and r.states >= 20

@@ -160,8 +160,12 @@ class Packing:
                 src += [f"    a{i} = ls[{i}]",
                         f"    if a{i} >= {self.cap[i]}:",
                         f"        raise Relayout({i}, a{i})"]
-            src += ["    return " + " | ".join(
-                [f"place{n}(r)"] + [f"place{i}(a{i})" for i in range(n)])]
+            terms = [f"place{n}(r)"] + [f"place{i}(a{i})" for i in range(n)]
+            if n <= 256:
+                src += ["    return " + " | ".join(terms)]
+            else:                                 # (one expression that deep: RecursionError
+                src += ["    x = " + terms[0]]    # in the compiler, at ~10,000 instances)
+                src += [f"    x |= {t}" for t in terms[1:]] + ["    return x"]
             env: dict[str, Any] = {"rest_ids": self.rest_ids, "rest_id": self.rest_id,
                                    "Relayout": Relayout}
             exec("\n".join(src), env)             # noqa: S102  (ints only)
@@ -574,7 +578,7 @@ class CompactBFS:
                              for members in groups]
         lines = ["def succ(x):"]
         for g, mask in enumerate(self._group_masks):
-            lines += [f"    e{g} = c{g}.get(x & {mask}) or entry({g}, x)"]
+            lines += [f"    e{g} = c{g}.get(x & {mask:#x}) or entry({g}, x)"]
         r = range(len(groups))
         lines += ["    d = " + " + ".join(f"e{g}[0]" for g in r),
                   "    a = " + " + ".join(f"e{g}[1]" for g in r),

@@ -77,7 +77,7 @@ def level_loop(masks: list[int], caches: list[dict[int, Entry]],
             "    try:",
             "        for pos in range(pos, end):",
             "            x = level[pos]"]
-        lines += [f"            e{g} = c{g}.get(x & {m}) or entry({g}, x)"
+        lines += [f"            e{g} = c{g}.get(x & {m:#x}) or entry({g}, x)"
                   for g, m in enumerate(masks)]
         lines += [
             "            en = " + " + ".join(f"e{g}[4]" for g in r),
