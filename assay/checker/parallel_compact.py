@@ -107,7 +107,8 @@ def _loop_source(shard_groups: list[bool], masks: list[int], lazy: bool = False,
         "    try:",
         "        for pos in range(pos, end):",
         "            x = states[pos]"]
-    lines += [f"            e{g} = c{g}.get(x & {m:#x}) or entry({g}, x)" for g, m in enumerate(masks)]
+    lines += [f"            e{g} = c{g}.get(x & {m:#x}) or entry({g}, x)"
+              for g, m in enumerate(masks)]
     lines += [
         "            en = " + " + ".join(f"e{g}[2]" for g in r),
         "            if en <= 0:                 # a deadlock, or a step violates",
