@@ -24,6 +24,8 @@ representative (TLC's way).
 from __future__ import annotations
 
 import hashlib
+import itertools
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -38,6 +40,10 @@ from assay.model.types import Peer, canonical
 
 SPOT_FIRST = 200          # spot-check the first states expanded, then one in SPOT_EVERY
 SPOT_EVERY = 1000
+# Properties, terminal predicates and constraints are compared on every expanded state with
+# every permutation of the groups when there are at most this many (each orbit's every state
+# is then judged, as an unreduced search would); past it, with the transpositions only.
+EVERY_PERMUTATION = 24
 SELF = "\x00self"
 OTHER = "\x00other"
 
@@ -150,6 +156,10 @@ class Symmetry:
         self.link_ends = [(k.index[a], ap, k.index[b], bp) for a, ap, b, bp in k.links]
         self.expanded = 0
         self.perms = self.transpositions()
+        # what every expanded state's verdicts are compared with (`judged`)
+        every = self.permutations(EVERY_PERMUTATION)
+        self.judged_exactly = every is not None
+        self.judge = (every if every is not None else self.perms) if self._labels() else []
         self.orders = [{m: pos for pos, m in enumerate(g)} for g in self.groups]
 
     # --- permutations -------------------------------------------------------------------------
@@ -447,6 +457,8 @@ class Symmetry:
         representative (the events stay those of `state`); now and then a spot check."""
         self.expanded += 1
         n = self.expanded
+        if self.judge:
+            self.judged(state, self.judge)
         if n <= SPOT_FIRST or not n % SPOT_EVERY:
             self.spot_check(state, self.perms)
         steps, enabled = self.kernel.successors(state)
@@ -524,6 +536,43 @@ class Symmetry:
                 out.append(tuple(p))
         return out
 
+    def permutations(self, most: int) -> list[tuple[int, ...]] | None:
+        """Every permutation of the groups but the identity, or None if there are more than
+        `most`."""
+        count = 1
+        for g in self.groups:
+            count *= math.factorial(len(g))
+            if count > most:
+                return None
+        out: list[tuple[int, ...]] = []
+        for orders in itertools.product(*(itertools.permutations(g) for g in self.groups)):
+            p = list(self.identity)
+            for g, order in zip(self.groups, orders):
+                for a, b in zip(g, order):
+                    p[a] = b
+            if tuple(p) != self.identity:
+                out.append(tuple(p))
+        return out
+
+    def judged(self, state: State, perms: list[tuple[int, ...]]) -> None:
+        """Raise NotSymmetric if a property, terminal predicate or constraint is not the same
+        on `state` and on a permutation of it by `perms`.  The search keeps one state of
+        each orbit, so a property is judged on the others only through this: with every
+        permutation of the groups, on every state expanded, nothing is left unjudged (a
+        property reading `g.instances(C)[0]` is symmetric on some states, not others)."""
+        base: list[bool] | None = None
+        for p in perms:
+            other = self.permute(state, p)
+            if other == state:
+                continue
+            if base is None:
+                base = self._verdicts(state)
+            theirs = self._verdicts(other)
+            if theirs != base:
+                what = next(w for w, a, b in zip(self._labels(), base, theirs) if a != b)
+                raise NotSymmetric(what, "it is not the same on a state and on that state "
+                                         "with the symmetric instances interchanged")
+
     def check_initial(self) -> None:
         """The initial states are closed under the group (a member's initial value that
         names a member, `leader="n0"`, would break it): else a SpecError."""
@@ -543,21 +592,15 @@ class Symmetry:
                          f"initial state: {k.render_state(s)}"])
 
     def spot_check(self, state: State, perms: list[tuple[int, ...]]) -> None:
-        """Raise NotSymmetric if a property, terminal or constraint tells `state` from a
-        permutation of it apart, or a SpecError if the permutation has other successors
-        (the instances' code tells them apart)."""
+        """Raise a SpecError if a permutation of `state` has other successors (the
+        instances' code tells them apart).  (Its verdicts are compared on every state:
+        `judged`.)"""
         k = self.kernel
-        base = self._verdicts(state)
         succ = None
         for p in perms:
             other = self.permute(state, p)
             if other == state:
                 continue
-            theirs = self._verdicts(other)
-            if theirs != base:
-                what = next(w for w, a, b in zip(self._labels(), base, theirs) if a != b)
-                raise NotSymmetric(what, "it is not the same on a state and on that state "
-                                         "with the symmetric instances interchanged")
             # compared by an orbit invariant (the members' signatures, sorted), which a
             # representative that is not the orbit's only one cannot spoil
             if succ is None:
