@@ -360,9 +360,10 @@ def check(system: System | Kernel, *, strategy: str = "bfs", max_states: int | N
                                    "state was explored")
         if sym["applied"] and sym.get("properties", "").startswith("the transpositions"):
             warnings = (*warnings, "symmetry: the properties were compared on each state with "
-                        "the transpositions of neighbouring members, not every permutation "
-                        "(more than 24): a property that tells members apart only under "
-                        "another permutation may go unseen; --no-symmetry checks every state")
+                        "some permutations of the members (transpositions, rotation, "
+                        "reversal), not every one (more than 24): a property that tells "
+                        "members apart only under another may go unseen; --no-symmetry "
+                        "checks every state")
         for name, how in (sym.get("liveness") or {}).items():
             if how != "on orbits":
                 warnings = (*warnings, f"liveness property {name!r} {how}")
@@ -476,7 +477,7 @@ def _symmetry(kernel: Kernel, wanted: bool) -> tuple[Symmetry | None, dict[str, 
     sym["applied"] = True
     # how the properties were compared on each orbit's other states (`Symmetry.judged`)
     sym["properties"] = ("every permutation, every state" if reduce.judged_exactly else
-                         "the transpositions of neighbouring members, every state")
+                         "the transpositions, rotation and reversal, every state")
     return reduce, sym
 
 

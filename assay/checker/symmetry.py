@@ -42,8 +42,8 @@ SPOT_FIRST = 200          # spot-check the first states expanded, then one in SP
 SPOT_EVERY = 1000
 # Properties, terminal predicates and constraints are compared on every expanded state with
 # every permutation of the groups when there are at most this many (each orbit's every state
-# is then judged, as an unreduced search would); past it, with the transpositions only.
-EVERY_PERMUTATION = 24
+# is then judged, as an unreduced search would); past it, with some (`Symmetry.compared`).
+ALL_PERMUTATIONS = 24
 SELF = "\x00self"
 OTHER = "\x00other"
 
@@ -156,10 +156,18 @@ class Symmetry:
         self.link_ends = [(k.index[a], ap, k.index[b], bp) for a, ap, b, bp in k.links]
         self.expanded = 0
         self.perms = self.transpositions()
-        # what every expanded state's verdicts are compared with (`judged`)
-        every = self.permutations(EVERY_PERMUTATION)
-        self.judged_exactly = every is not None
-        self.judge = (every if every is not None else self.perms) if self._labels() else []
+        # what every expanded state's verdicts are compared with (`judged`), which they are
+        # (label, predicate, location), and per tuple of local states those found the same
+        # on each of its permutations by reading only local states (bit j: predicate j)
+        self._predicates: list[tuple[str, Any, Any]] = (
+            [(f"property {p.name!r}", p.fn, p.location) for p in k.properties]
+            + [("a terminal predicate", pred, loc) for pred, loc in k.terminals]
+            + [("a constraint", fn, loc) for fn, loc in k.system.constraints])
+        self._all_judged = (1 << len(self._predicates)) - 1
+        self._terminal_bits = ((1 << len(k.terminals)) - 1) << len(k.properties)
+        self._judged: dict[tuple[int, ...], int] = {}
+        judge, self.judged_exactly = self.compared()
+        self.judge = judge if self._predicates else []
         self.orders = [{m: pos for pos, m in enumerate(g)} for g in self.groups]
 
     # --- permutations -------------------------------------------------------------------------
@@ -454,14 +462,17 @@ class Symmetry:
     def successors(self, state: State) -> tuple[list[tuple[int, State, tuple[Violation, ...]]],
                                                   int]:
         """`Kernel.successors` of a representative, each successor replaced by its
-        representative (the events stay those of `state`); now and then a spot check."""
+        representative (the events stay those of `state`); its predicates compared with
+        its permutations' (`judged`), and now and then a spot check of its successors."""
         self.expanded += 1
         n = self.expanded
-        if self.judge:
-            self.judged(state, self.judge)
         if n <= SPOT_FIRST or not n % SPOT_EVERY:
             self.spot_check(state, self.perms)
-        steps, enabled = self.kernel.successors(state)
+        k = self.kernel
+        steps, enabled = k.successors(state)
+        if self.judge:
+            self.judged(state, self.judge, stuck=not enabled or k.has_faults
+                        and not k.can_progress(state))
         canon = self.canon
         return [(ev, canon(t), v) for ev, t, v in steps], enabled
 
@@ -536,42 +547,61 @@ class Symmetry:
                 out.append(tuple(p))
         return out
 
-    def permutations(self, most: int) -> list[tuple[int, ...]] | None:
-        """Every permutation of the groups but the identity, or None if there are more than
-        `most`."""
-        count = 1
+    def compared(self) -> tuple[list[tuple[int, ...]], bool]:
+        """The permutations a property is compared under (`judged`; liveness properties:
+        `symmetric_liveness.asymmetry`), and whether they are all of them: every permutation
+        of the groups but the identity when there are at most ALL_PERMUTATIONS, else the
+        transpositions, each group's rotation and its reversal.  (The transpositions alone
+        can miss a property that tells members apart by their place: on representatives the
+        members come sorted, and a transposition moves only two.)"""
+        size = 1
         for g in self.groups:
-            count *= math.factorial(len(g))
-            if count > most:
-                return None
-        out: list[tuple[int, ...]] = []
-        for orders in itertools.product(*(itertools.permutations(g) for g in self.groups)):
-            p = list(self.identity)
-            for g, order in zip(self.groups, orders):
-                for a, b in zip(g, order):
-                    p[a] = b
-            if tuple(p) != self.identity:
-                out.append(tuple(p))
-        return out
+            size *= math.factorial(len(g))
+        if size <= ALL_PERMUTATIONS:
+            out = [self.identity]
+            for g in self.groups:
+                out = [_with(p, g, q) for p in out for q in itertools.permutations(g)]
+            return [p for p in out if p != self.identity], True
+        out = list(self.perms)
+        for g in self.groups:
+            out += [_with(self.identity, g, (*g[1:], g[0])), _with(self.identity, g, g[::-1])]
+        return out, False
 
-    def judged(self, state: State, perms: list[tuple[int, ...]]) -> None:
+    def judged(self, state: State, perms: list[tuple[int, ...]], stuck: bool = True) -> None:
         """Raise NotSymmetric if a property, terminal predicate or constraint is not the same
         on `state` and on a permutation of it by `perms`.  The search keeps one state of
         each orbit, so a property is judged on the others only through this: with every
         permutation of the groups, on every state expanded, nothing is left unjudged (a
-        property reading `g.instances(C)[0]` is symmetric on some states, not others)."""
-        base: list[bool] | None = None
-        for p in perms:
-            other = self.permute(state, p)
-            if other == state:
+        property reading `g.instances(C)[0]` is symmetric on some states, not others).
+
+        A predicate whose evaluations here read only the local states (not the network,
+        the crashes) is judged once per tuple of local states (`_judged`): its verdicts on
+        another state with those local states, and on its permutations, are the same.
+        Terminal predicates are judged only where nothing but faults is enabled (`stuck`):
+        the one place a search asks them."""
+        known = self._judged.get(state[0], 0)
+        wanted = self._all_judged if stuck else self._all_judged & ~self._terminal_bits
+        if known & wanted == wanted:
+            return
+        others: list[State] | None = None
+        for j, (what, fn, loc) in enumerate(self._predicates):
+            if known >> j & 1 or not wanted >> j & 1:
                 continue
-            if base is None:
-                base = self._verdicts(state)
-            theirs = self._verdicts(other)
-            if theirs != base:
-                what = next(w for w, a, b in zip(self._labels(), base, theirs) if a != b)
-                raise NotSymmetric(what, "it is not the same on a state and on that state "
-                                         "with the symmetric instances interchanged")
+            if others is None:
+                others = [o for p in perms if (o := self.permute(state, p)) != state]
+                if not others:
+                    return
+            base, beyond = self._verdict(what, fn, loc, state)
+            for other in others:
+                theirs, further = self._verdict(what, fn, loc, other)
+                if theirs != base:
+                    raise NotSymmetric(what, "it is not the same on a state and on that state "
+                                             "with the symmetric instances interchanged")
+                beyond = beyond or further
+            if not beyond:
+                known |= 1 << j
+        if known:
+            self._judged[state[0]] = known
 
     def check_initial(self) -> None:
         """The initial states are closed under the group (a member's initial value that
@@ -621,34 +651,14 @@ class Symmetry:
         return tuple(tuple(sorted(self._signatures(gi, g, state)))
                      for gi, g in enumerate(self.groups))
 
-    def _labels(self) -> list[str]:
-        k = self.kernel
-        return ([f"property {p.name!r}" for p in k.properties]
-                + ["a terminal predicate"] * len(k.terminals)
-                + ["a constraint"] * len(k.system.constraints))
-
-    def _verdicts(self, state: State) -> list[bool]:
-        from assay.kernel.kernel import World
-        k = self.kernel
-        g = _NamedWorld(k, state, self.member_names)
-        out = []
-        for p in k.properties:
-            out.append(bool(k.evaluate(lambda _g, fn=p.fn: fn(g), state, f"property {p.name!r}",
-                                       p.location)))
-            if g.named:
-                raise NotSymmetric(f"property {p.name!r}",
-                                   f"it reads {sorted(g.named)[0]!r} by name")
-        for pred, loc in k.terminals:
-            out.append(bool(k.evaluate(lambda _g, fn=pred: fn(g), state, "terminal", loc)))
-            if g.named:
-                raise NotSymmetric("a terminal predicate",
-                                   f"it reads {sorted(g.named)[0]!r} by name")
-        for fn, loc in k.system.constraints:
-            out.append(bool(k.evaluate(lambda _g, fn=fn: fn(g), state, "constraint", loc)))
-            if g.named:
-                raise NotSymmetric("a constraint", f"it reads {sorted(g.named)[0]!r} by name")
-        del World
-        return out
+    def _verdict(self, what: str, fn: Any, loc: Any, state: State) -> tuple[bool, bool]:
+        """Predicate `fn` on `state`, and whether it read beyond the local states; a
+        NotSymmetric if it read a member by name."""
+        g = _NamedWorld(self.kernel, state, self.member_names)
+        ok = self.kernel.evaluate(lambda _g: fn(g), state, what, loc)
+        if g.named:
+            raise NotSymmetric(what, f"it reads {sorted(g.named)[0]!r} by name")
+        return ok, g._beyond
 
 
 def _make_named_world() -> type:
@@ -677,6 +687,15 @@ _NamedWorld: Callable[..., Any] = _make_named_world()
 
 def _vkey(v: Violation) -> tuple[str, str | None]:
     return (v.kind, v.name)
+
+
+def _with(p: tuple[int, ...], group: tuple[int, ...], images: tuple[int, ...]
+           ) -> tuple[int, ...]:
+    """`p` with the members of `group` sent to `images` (in order)."""
+    q = list(p)
+    for a, b in zip(group, images):
+        q[a] = b
+    return tuple(q)
 
 
 def _permute_mask(mask: int, p: Sequence[int]) -> int:
