@@ -193,6 +193,69 @@ def test_a_property_reading_instances_by_position_is_caught_with_a_checkpoint_to
     assert "first_not_far_ahead" in out.stdout
 
 
+BEYOND_CONSTRAINT = """
+    from assay import Component, Message, Port, System, action, on
+
+
+    class Ping(Message):
+        v: int
+
+
+    class Node(Component):
+        hub = Port()
+        x: int = 0
+
+        @action(when=lambda self: self.x < 2)
+        def bump(self):
+            self.x = self.x + 1
+            if self.x == 2:
+                self.hub.send(Ping(self.x))
+
+
+    class Hub(Component):
+        nodes = Port(many=True)
+        total: int = 0
+        last: str = ""
+
+        @on(Ping)
+        def ping(self, m):
+            self.total = self.total + m.v
+            self.last = m.sender
+
+
+    def system() -> System:
+        s = System("beyond", network="unordered")
+        hub = s.add("hub", Hub)
+        nodes = [s.add(f"n{i}", Node) for i in range(2)]
+        for n in nodes:
+            s.connect(n.hub, hub.nodes)
+        s.symmetric(nodes)
+
+        @s.always
+        def not_n1_last_at_four(g):         # a member's name, inside a field's value
+            return g["hub"].last != "n1" or g["hub"].total < 3
+
+        @s.constraint
+        def small(g):
+            return g["hub"].total <= 3
+        return s
+"""
+
+
+def test_a_property_not_symmetric_on_states_beyond_a_constraint_is_not_trusted(
+        tmp_path: Path) -> None:
+    """The property fails only where the total is 4, beyond the constraint: such a state is
+    checked, never expanded, and its representative (n0 last) was the one kept — the
+    property, judged on expanded states only, passed (found by the differential test)."""
+    path = write_spec(tmp_path, "beyond", BEYOND_CONSTRAINT)
+    system, _, _ = build(str(path))
+    r = check(system)
+    assert r.verdict == "violation" and r.violation is not None
+    assert r.violation.name == "not_n1_last_at_four"
+    assert r.symmetry is not None and not r.symmetry["applied"]
+    compare(path, modes={k: MODES[k] for k in ("default", "no-symmetry", "dfs-symmetry")})
+
+
 LIVENESS_POSITIONAL = """
     from assay import Component, System, action
 

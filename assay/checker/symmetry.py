@@ -470,11 +470,16 @@ class Symmetry:
             self.spot_check(state, self.perms)
         k = self.kernel
         steps, enabled = k.successors(state)
+        canon = self.canon
+        out = [(ev, canon(t), v) for ev, t, v in steps]
         if self.judge:
             self.judged(state, self.judge, stuck=not enabled or k.has_faults
                         and not k.can_progress(state))
-        canon = self.canon
-        return [(ev, canon(t), v) for ev, t, v in steps], enabled
+            if k.system.constraints:        # a state beyond a constraint is never expanded:
+                for _, t, _ in out:          # its properties are judged here
+                    if not k.within(t):
+                        self.judged(t, self.judge, stuck=False)
+        return out, enabled
 
     # --- counterexamples ----------------------------------------------------------------------
 
@@ -608,6 +613,10 @@ class Symmetry:
         names a member, `leader="n0"`, would break it): else a SpecError."""
         k = self.kernel
         starts = {s for s, _ in k.initial_states()}
+        if self.judge and k.system.constraints:     # (not expanded: judged here)
+            for s in starts:
+                if not k.within(s):
+                    self.judged(s, self.judge, stuck=False)
         if len(starts) > 10_000:
             return
         for s in starts:
