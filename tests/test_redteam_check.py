@@ -421,7 +421,7 @@ def specs(draw: Any) -> tuple[str, str | None]:
     return "\n".join(lines) + "\n", faults
 
 
-@settings(max_examples=12, deadline=None, derandomize=True,
+@settings(max_examples=30, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture,
                                  HealthCheck.too_slow])
 @given(specs())

@@ -5,7 +5,9 @@ clock, random numbers, object identities or a module-level counter would be expl
 whichever result it gave first, and a run could not be replayed.  On a memo miss (the first
 time a step is computed) the kernel runs it twice and compares the results; two different
 results are a `SpecError`.  Detection is by example: a handler whose two runs happen to agree
-is not caught.
+is not caught.  The two runs see other random numbers and other clocks (`outside`), so a
+read of `random` or of `time` through its module is caught every time (not `from time import
+time`, `datetime.now()`, `os.urandom`: those are left to chance).
 
 Which misses are checked (`Sampler`): every one of the first `FIRST` misses of each handler,
 action and hook of each instance, and of the guards and domains of its local states (all of
