@@ -360,6 +360,12 @@ def check(system: System | Kernel, *, strategy: str = "bfs", max_states: int | N
         if not sym["applied"] and symmetry:
             warnings = (*warnings, f"symmetry reduction not applied: {sym['why']}; every "
                                    "state was explored")
+        if sym["applied"] and sym.get("properties", "").startswith("the transpositions"):
+            warnings = (*warnings, "symmetry: the properties were compared on each state with "
+                        "some permutations of the members (transpositions, rotation, "
+                        "reversal), not every one (more than 24): a property that tells "
+                        "members apart only under another may go unseen; --no-symmetry "
+                        "checks every state")
         for name, how in (sym.get("liveness") or {}).items():
             if how != "on orbits":
                 warnings = (*warnings, f"liveness property {name!r} {how}")
@@ -471,6 +477,9 @@ def _symmetry(kernel: Kernel, wanted: bool) -> tuple[Symmetry | None, dict[str, 
         sym["why"] = "partitions are not renamed (a partition never holds instance 0)"
         return None, sym
     sym["applied"] = True
+    # how the properties were compared on each orbit's other states (`Symmetry.judged`)
+    sym["properties"] = ("every permutation, every state" if reduce.judged_exactly else
+                         "the transpositions, rotation and reversal, every state")
     return reduce, sym
 
 

@@ -67,7 +67,6 @@ tasks larger than ORBIT_CAP, fairness that tells members apart); the result says
 """
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -87,7 +86,7 @@ from assay.checker.liveness import (
     prefix_search,
 )
 from assay.checker.search import Search
-from assay.checker.symmetry import SPOT_EVERY, SPOT_FIRST, Symmetry, _NamedWorld, rename_value
+from assay.checker.symmetry import Symmetry, _NamedWorld, rename_value
 from assay.kernel.kernel import Kernel, State
 from assay.kernel.liveness import check_lasso
 from assay.kernel.violation import Violation
@@ -95,7 +94,6 @@ from assay.model.system import Property
 from assay.model.types import exact_key
 
 ORBIT_CAP = 20_000          # a task orbit larger than this: decided on the full graph
-ALL_PERMUTATIONS = 24     # compare a property under every permutation of a group this small
 MAX_PASSES = 1_000          # passes around a quotient cycle to close it concretely
 
 REDUCED = "on orbits"
@@ -193,47 +191,20 @@ def build_quotient(kernel: Kernel, sym: Symmetry, search: Search) -> Graph:
 
 
 def spot_permutations(sym: Symmetry) -> list[tuple[int, ...]]:
-    """The permutations a property is compared under: all of them when the group has at most
-    ALL_PERMUTATIONS, else the transpositions, each group's rotation and its reversal.  (The
-    transpositions alone can miss a property that tells members apart by their place: on
-    representatives the members come sorted, and a transposition moves only two.)"""
-    size = 1
-    for g in sym.groups:
-        for i in range(2, len(g) + 1):
-            size *= i
-    if size <= ALL_PERMUTATIONS:
-        out = [sym.identity]
-        for g in sym.groups:
-            out = [_with(p, g, q) for p in out for q in itertools.permutations(g)]
-        return [p for p in out if p != sym.identity]
-    out = list(sym.perms)
-    for g in sym.groups:
-        out += [_with(sym.identity, g, (*g[1:], g[0])), _with(sym.identity, g, g[::-1])]
-    return out
-
-
-def _with(p: tuple[int, ...], group: tuple[int, ...], images: tuple[int, ...]
-          ) -> tuple[int, ...]:
-    q = list(p)
-    for a, b in zip(group, images):
-        q[a] = b
-    return tuple(q)
+    """The permutations a property is compared under (`Symmetry.compared`)."""
+    return sym.compared()[0]
 
 
 Spots = list[tuple[State, list[State]]]
 
 
 def spots(sym: Symmetry, graph: Graph) -> Spots:
-    """The states of `graph` a property is compared on — the first SPOT_FIRST and one in
-    SPOT_EVERY after, as the safety properties are spot-checked — each with its permutations
-    (`spot_permutations`) that differ from it."""
+    """The states of `graph` a property is compared on — every one, as the safety
+    properties are (`Symmetry.judged`: a property may tell members apart only on states
+    deep in the graph) — each with its permutations (`spot_permutations`) that differ from
+    it."""
     perms = spot_permutations(sym)
-    out = []
-    for j, s in enumerate(graph.states):
-        if j >= SPOT_FIRST and j % SPOT_EVERY:
-            continue
-        out.append((s, [o for p in perms if (o := sym.permute(s, p)) != s]))
-    return out
+    return [(s, [o for p in perms if (o := sym.permute(s, p)) != s]) for s in graph.states]
 
 
 def asymmetry(sym: Symmetry, prop: Property, where: Spots) -> str | None:

@@ -24,6 +24,8 @@ representative (TLC's way).
 from __future__ import annotations
 
 import hashlib
+import itertools
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -38,6 +40,10 @@ from assay.model.types import Peer, canonical
 
 SPOT_FIRST = 200          # spot-check the first states expanded, then one in SPOT_EVERY
 SPOT_EVERY = 1000
+# Properties, terminal predicates and constraints are compared on every expanded state with
+# every permutation of the groups when there are at most this many (each orbit's every state
+# is then judged, as an unreduced search would); past it, with some (`Symmetry.compared`).
+ALL_PERMUTATIONS = 24
 SELF = "\x00self"
 OTHER = "\x00other"
 
@@ -150,6 +156,18 @@ class Symmetry:
         self.link_ends = [(k.index[a], ap, k.index[b], bp) for a, ap, b, bp in k.links]
         self.expanded = 0
         self.perms = self.transpositions()
+        # what every expanded state's verdicts are compared with (`judged`), which they are
+        # (label, predicate, location), and per tuple of local states those found the same
+        # on each of its permutations by reading only local states (bit j: predicate j)
+        self._predicates: list[tuple[str, Any, Any]] = (
+            [(f"property {p.name!r}", p.fn, p.location) for p in k.properties]
+            + [("a terminal predicate", pred, loc) for pred, loc in k.terminals]
+            + [("a constraint", fn, loc) for fn, loc in k.system.constraints])
+        self._all_judged = (1 << len(self._predicates)) - 1
+        self._terminal_bits = ((1 << len(k.terminals)) - 1) << len(k.properties)
+        self._judged: dict[tuple[int, ...], int] = {}
+        judge, self.judged_exactly = self.compared()
+        self.judge = judge if self._predicates else []
         self.orders = [{m: pos for pos, m in enumerate(g)} for g in self.groups]
 
     # --- permutations -------------------------------------------------------------------------
@@ -444,14 +462,24 @@ class Symmetry:
     def successors(self, state: State) -> tuple[list[tuple[int, State, tuple[Violation, ...]]],
                                                   int]:
         """`Kernel.successors` of a representative, each successor replaced by its
-        representative (the events stay those of `state`); now and then a spot check."""
+        representative (the events stay those of `state`); its predicates compared with
+        its permutations' (`judged`), and now and then a spot check of its successors."""
         self.expanded += 1
         n = self.expanded
         if n <= SPOT_FIRST or not n % SPOT_EVERY:
             self.spot_check(state, self.perms)
-        steps, enabled = self.kernel.successors(state)
+        k = self.kernel
+        steps, enabled = k.successors(state)
         canon = self.canon
-        return [(ev, canon(t), v) for ev, t, v in steps], enabled
+        out = [(ev, canon(t), v) for ev, t, v in steps]
+        if self.judge:
+            self.judged(state, self.judge, stuck=not enabled or k.has_faults
+                        and not k.can_progress(state))
+            if k.system.constraints:        # a state beyond a constraint is never expanded:
+                for _, t, _ in out:          # its properties are judged here
+                    if not k.within(t):
+                        self.judged(t, self.judge, stuck=False)
+        return out, enabled
 
     # --- counterexamples ----------------------------------------------------------------------
 
@@ -524,11 +552,71 @@ class Symmetry:
                 out.append(tuple(p))
         return out
 
+    def compared(self) -> tuple[list[tuple[int, ...]], bool]:
+        """The permutations a property is compared under (`judged`; liveness properties:
+        `symmetric_liveness.asymmetry`), and whether they are all of them: every permutation
+        of the groups but the identity when there are at most ALL_PERMUTATIONS, else the
+        transpositions, each group's rotation and its reversal.  (The transpositions alone
+        can miss a property that tells members apart by their place: on representatives the
+        members come sorted, and a transposition moves only two.)"""
+        size = 1
+        for g in self.groups:
+            size *= math.factorial(len(g))
+        if size <= ALL_PERMUTATIONS:
+            out = [self.identity]
+            for g in self.groups:
+                out = [_with(p, g, q) for p in out for q in itertools.permutations(g)]
+            return [p for p in out if p != self.identity], True
+        out = list(self.perms)
+        for g in self.groups:
+            out += [_with(self.identity, g, (*g[1:], g[0])), _with(self.identity, g, g[::-1])]
+        return out, False
+
+    def judged(self, state: State, perms: list[tuple[int, ...]], stuck: bool = True) -> None:
+        """Raise NotSymmetric if a property, terminal predicate or constraint is not the same
+        on `state` and on a permutation of it by `perms`.  The search keeps one state of
+        each orbit, so a property is judged on the others only through this: with every
+        permutation of the groups, on every state expanded, nothing is left unjudged (a
+        property reading `g.instances(C)[0]` is symmetric on some states, not others).
+
+        A predicate whose evaluations here read only the local states (not the network,
+        the crashes) is judged once per tuple of local states (`_judged`): its verdicts on
+        another state with those local states, and on its permutations, are the same.
+        Terminal predicates are judged only where nothing but faults is enabled (`stuck`):
+        the one place a search asks them."""
+        known = self._judged.get(state[0], 0)
+        wanted = self._all_judged if stuck else self._all_judged & ~self._terminal_bits
+        if known & wanted == wanted:
+            return
+        others: list[State] | None = None
+        for j, (what, fn, loc) in enumerate(self._predicates):
+            if known >> j & 1 or not wanted >> j & 1:
+                continue
+            if others is None:
+                others = [o for p in perms if (o := self.permute(state, p)) != state]
+                if not others:
+                    return
+            base, beyond = self._verdict(what, fn, loc, state)
+            for other in others:
+                theirs, further = self._verdict(what, fn, loc, other)
+                if theirs != base:
+                    raise NotSymmetric(what, "it is not the same on a state and on that state "
+                                             "with the symmetric instances interchanged")
+                beyond = beyond or further
+            if not beyond:
+                known |= 1 << j
+        if known:
+            self._judged[state[0]] = known
+
     def check_initial(self) -> None:
         """The initial states are closed under the group (a member's initial value that
         names a member, `leader="n0"`, would break it): else a SpecError."""
         k = self.kernel
         starts = {s for s, _ in k.initial_states()}
+        if self.judge and k.system.constraints:     # (not expanded: judged here)
+            for s in starts:
+                if not k.within(s):
+                    self.judged(s, self.judge, stuck=False)
         if len(starts) > 10_000:
             return
         for s in starts:
@@ -543,21 +631,15 @@ class Symmetry:
                          f"initial state: {k.render_state(s)}"])
 
     def spot_check(self, state: State, perms: list[tuple[int, ...]]) -> None:
-        """Raise NotSymmetric if a property, terminal or constraint tells `state` from a
-        permutation of it apart, or a SpecError if the permutation has other successors
-        (the instances' code tells them apart)."""
+        """Raise a SpecError if a permutation of `state` has other successors (the
+        instances' code tells them apart).  (Its verdicts are compared on every state:
+        `judged`.)"""
         k = self.kernel
-        base = self._verdicts(state)
         succ = None
         for p in perms:
             other = self.permute(state, p)
             if other == state:
                 continue
-            theirs = self._verdicts(other)
-            if theirs != base:
-                what = next(w for w, a, b in zip(self._labels(), base, theirs) if a != b)
-                raise NotSymmetric(what, "it is not the same on a state and on that state "
-                                         "with the symmetric instances interchanged")
             # compared by an orbit invariant (the members' signatures, sorted), which a
             # representative that is not the orbit's only one cannot spoil
             if succ is None:
@@ -578,34 +660,14 @@ class Symmetry:
         return tuple(tuple(sorted(self._signatures(gi, g, state)))
                      for gi, g in enumerate(self.groups))
 
-    def _labels(self) -> list[str]:
-        k = self.kernel
-        return ([f"property {p.name!r}" for p in k.properties]
-                + ["a terminal predicate"] * len(k.terminals)
-                + ["a constraint"] * len(k.system.constraints))
-
-    def _verdicts(self, state: State) -> list[bool]:
-        from assay.kernel.kernel import World
-        k = self.kernel
-        g = _NamedWorld(k, state, self.member_names)
-        out = []
-        for p in k.properties:
-            out.append(bool(k.evaluate(lambda _g, fn=p.fn: fn(g), state, f"property {p.name!r}",
-                                       p.location)))
-            if g.named:
-                raise NotSymmetric(f"property {p.name!r}",
-                                   f"it reads {sorted(g.named)[0]!r} by name")
-        for pred, loc in k.terminals:
-            out.append(bool(k.evaluate(lambda _g, fn=pred: fn(g), state, "terminal", loc)))
-            if g.named:
-                raise NotSymmetric("a terminal predicate",
-                                   f"it reads {sorted(g.named)[0]!r} by name")
-        for fn, loc in k.system.constraints:
-            out.append(bool(k.evaluate(lambda _g, fn=fn: fn(g), state, "constraint", loc)))
-            if g.named:
-                raise NotSymmetric("a constraint", f"it reads {sorted(g.named)[0]!r} by name")
-        del World
-        return out
+    def _verdict(self, what: str, fn: Any, loc: Any, state: State) -> tuple[bool, bool]:
+        """Predicate `fn` on `state`, and whether it read beyond the local states; a
+        NotSymmetric if it read a member by name."""
+        g = _NamedWorld(self.kernel, state, self.member_names)
+        ok = self.kernel.evaluate(lambda _g: fn(g), state, what, loc)
+        if g.named:
+            raise NotSymmetric(what, f"it reads {sorted(g.named)[0]!r} by name")
+        return ok, g._beyond
 
 
 def _make_named_world() -> type:
@@ -634,6 +696,15 @@ _NamedWorld: Callable[..., Any] = _make_named_world()
 
 def _vkey(v: Violation) -> tuple[str, str | None]:
     return (v.kind, v.name)
+
+
+def _with(p: tuple[int, ...], group: tuple[int, ...], images: tuple[int, ...]
+           ) -> tuple[int, ...]:
+    """`p` with the members of `group` sent to `images` (in order)."""
+    q = list(p)
+    for a, b in zip(group, images):
+        q[a] = b
+    return tuple(q)
 
 
 def _permute_mask(mask: int, p: Sequence[int]) -> int:

@@ -5,7 +5,9 @@ clock, random numbers, object identities or a module-level counter would be expl
 whichever result it gave first, and a run could not be replayed.  On a memo miss (the first
 time a step is computed) the kernel runs it twice and compares the results; two different
 results are a `SpecError`.  Detection is by example: a handler whose two runs happen to agree
-is not caught.
+is not caught.  The two runs see other random numbers and other clocks (`outside`), so a
+read of `random` or of `time` through its module is caught every time (not `from time import
+time`, `datetime.now()`, `os.urandom`: those are left to chance).
 
 Which misses are checked (`Sampler`): every one of the first `FIRST` misses of each handler,
 action and hook of each instance, and of the guards and domains of its local states (all of
@@ -17,8 +19,12 @@ whole search.
 """
 from __future__ import annotations
 
+import random
 import re
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from assay.errors import Location, SpecError, object_location
@@ -61,16 +67,66 @@ def twice(run: Callable[[], Any]) -> tuple[Any, Any]:
     were freed): a handler that reads `id()` (or the default `hash()`) of a new object sees
     another value.  The second run sees its sets iterated the other way round
     (`reorder`): a handler whose result follows a set's order (which follows
-    PYTHONHASHSEED) gives another result."""
-    first = run()
+    PYTHONHASHSEED) gives another result.  And each run sees its own outside world
+    (`outside`): `random`'s numbers and the clock differ between the two, so a handler
+    that reads them is caught every time, not only when two draws happen to differ."""
+    with outside(0):
+        first = run()
     keep = [object(), *[b"x" * n for n in _FILLERS]]
     REORDERED[0] = True             # and its sets iterate the other way round (`reorder`)
     try:
-        second = run()
+        with outside(1):
+            second = run()
     finally:
         REORDERED[0] = False
     del keep
     return first, second
+
+
+# the clocks of the `time` module a handler may read (through the module: `time.time()`)
+_CLOCKS = ("time", "time_ns", "monotonic", "monotonic_ns", "perf_counter", "perf_counter_ns")
+# the second run's clocks are this far ahead (seconds): an odd count of seconds and of
+# nanoseconds and half a second, so `time_ns() % 2`, `int(time()) % 2`, `time() % 1 < 0.5`
+# and a comparison with "now + 1 s" differ
+_AHEAD = 1.500_000_001
+_AHEAD_NS = 1_500_000_001        # (in ints: a float of today's nanoseconds is rounded to 256)
+
+
+@contextmanager
+def outside(run: int) -> Iterator[None]:
+    """During one of `twice`'s runs: `random`'s shared generator seeded with `run` (seeds 0
+    and 1 give other first results for `random() < p`, `randint`, `choice`, `randrange`,
+    `getrandbits`, `sample`, `uniform`), and in this thread the clocks of `time` stopped at
+    one instant (the second run's `_AHEAD` later).  Both are put back afterwards: the
+    caller's random numbers go on as if nothing had drawn from them, other threads' clocks
+    are never touched."""
+    saved = random.getstate()
+    random.seed(run)
+    me = threading.get_ident()
+    real = {name: getattr(time, name) for name in _CLOCKS}
+    for name, fn in real.items():
+        value = _BASE[name] + (_AHEAD_NS if name.endswith("_ns") else _AHEAD) * run
+        setattr(time, name, _stopped(fn, value, me))
+    try:
+        yield
+    finally:
+        for name, fn in real.items():
+            setattr(time, name, fn)
+        random.setstate(saved)
+
+
+def _stopped(real: Callable[[], Any], value: Any, thread: int) -> Callable[[], Any]:
+    """`real`, but `value` in `thread`."""
+    def clock() -> Any:
+        return value if threading.get_ident() == thread else real()
+    return clock
+
+
+# the instant the first runs' clocks are stopped at: now when this module was loaded, an even
+# count of nanoseconds and a whole, even count of seconds
+_BASE = {name: (int(getattr(time, name)()) // 2 * 2 if not name.endswith("_ns") else
+                getattr(time, name)() // 2_000_000_000 * 2_000_000_000)
+         for name in _CLOCKS}
 
 
 def result_difference(fields: tuple[str, ...], a: Result, b: Result,

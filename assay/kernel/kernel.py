@@ -36,6 +36,7 @@ from assay.kernel.determinism import (
     Sampler,
     enabled_difference,
     nondeterministic,
+    outside,
     step_difference,
     twice,
 )
@@ -1612,7 +1613,11 @@ class Kernel:
             elif reads is not None:
                 g._read = reads
             try:
-                ok = p.fn(g)
+                if track:       # its random numbers and clock not those of the evaluation
+                    with outside(0):                # again (`property_reads_order`)
+                        ok = p.fn(g)
+                else:
+                    ok = p.fn(g)
             except not_exceptions() as e:
                 raise exit_error(e, f"property {p.name!r}", p.location,
                                  [f"in state: {self.render_state(state)}"]) from None
