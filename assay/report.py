@@ -91,6 +91,9 @@ def render_check(console: Console, r: CheckResult, spec: str, system: str,
                    if sym["applied"] else rows[0])
         if not sym["applied"]:
             rows.append(("symmetry", f"not applied: {sym['why']}"))
+        elif sym.get("code"):
+            rows.append(("symmetry", "the members' code is taken not to tell them apart "
+                         f"({sym['code']})"))
         how = sym.get("liveness") or {}
         reduced = [name for name, h in how.items() if h == "on orbits"]
         if how:

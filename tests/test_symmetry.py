@@ -421,12 +421,16 @@ def test_cli_no_symmetry_and_json(tmp_path):
     res = runner.invoke(cli_main, ["check", spec, "-p", "symmetric=true", "--json", "-q"])
     doc = json.loads(res.output)
     assert doc["states"] == 80 and doc["symmetry"]["applied"] and doc["symmetry"]["orbits"] == 80
+    # what the reduction assumes and did not check everywhere is said, not only "exhaustive"
+    assert doc["symmetry"]["code"].startswith("assumed; spot-checked")
     res = runner.invoke(cli_main, ["check", spec, "-p", "symmetric=true", "--no-symmetry",
                                    "--json", "-q"])
     doc = json.loads(res.output)
     assert doc["states"] == 288 and not doc["symmetry"]["applied"]
     res = runner.invoke(cli_main, ["check", spec, "-p", "symmetric=true", "-q"])
     assert "orbits" in res.output and "80" in res.output
+    text = " ".join(res.output.split())
+    assert "the members' code is taken not to tell them apart (assumed; spot-checked" in text
 
 
 class Follower(Component):

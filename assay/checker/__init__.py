@@ -13,7 +13,7 @@ from assay.checker.compact import compact_bfs
 from assay.checker.dfs import dfs
 from assay.checker.liveness import Lasso
 from assay.checker.search import Found, Outcome, Progress, Search, violation_key
-from assay.checker.symmetry import NotSymmetric, Symmetry
+from assay.checker.symmetry import SPOT_EVERY, SPOT_FIRST, NotSymmetric, Symmetry
 from assay.kernel.faults import Faults
 from assay.kernel.kernel import Kernel, State
 from assay.kernel.trace import Step, Trace, explain, initial_json, recorded_event
@@ -480,6 +480,10 @@ def _symmetry(kernel: Kernel, wanted: bool) -> tuple[Symmetry | None, dict[str, 
     # how the properties were compared on each orbit's other states (`Symmetry.judged`)
     sym["properties"] = ("every permutation, every state" if reduce.judged_exactly else
                          "the transpositions, rotation and reversal, every state")
+    # the members' own code is compared less often (`Symmetry.spot_check`): the reduction
+    # assumes it does not tell them apart, as TLC's SYMMETRY does; say so
+    sym["code"] = (f"assumed; spot-checked on the first {SPOT_FIRST} states expanded, then "
+                   f"one in {SPOT_EVERY:,}")
     return reduce, sym
 
 
