@@ -203,16 +203,17 @@ def system():
 
 # seed 27 (a: send(Y).opt() | recv(Y).opt() | send(Y), b: recv(Y) | recv(X)) was proved
 # compatible while the kernel found b left waiting (a took its end)
-@pytest.mark.parametrize("seed", range(30))
+# the seeds below 40 whose protocols are well formed and not compatible up to a buffer bound
+# only (1, 4, 8, 13, 14, 24, 28, 29, 31, 32 are: nothing to compare there)
+USABLE = [n for n in range(40) if n not in (1, 4, 8, 13, 14, 24, 28, 29, 31, 32)]
+
+
+@pytest.mark.parametrize("seed", USABLE)
 def test_compatibility_agrees_with_the_kernel_on_every_behaviour_the_protocols_allow(
         tmp_path, seed):
-    try:
-        system = _build(tmp_path, f"fz{seed}", _random_connection(seed))
-        (c,) = connections(system)
-    except SpecError:
-        pytest.skip("an ill-formed random protocol")
-    if c.ok and c.bounded:
-        pytest.skip("compatible up to the buffer bound only")
+    system = _build(tmp_path, f"fz{seed}", _random_connection(seed))
+    (c,) = connections(system)
+    assert not (c.ok and c.bounded), "compatible up to the buffer bound only: not USABLE"
     res = check(system, max_states=20_000)
     broke = res.verdict == "violation" and res.violation.kind in ("protocol", "deadlock")
     assert broke == (not c.ok), (c, res.verdict, res.violation, _random_connection(seed))
