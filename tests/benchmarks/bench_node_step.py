@@ -30,18 +30,14 @@ WARM = 500
 
 def one_run(root: Path, twopc: bool, limit: int, profile: bool = False) -> tuple[float, float]:
     """(CPU µs a round after WARM rounds, function calls a round) of one run."""
+    from bench_runtime_cpu import case  # (this script's directory is on sys.path)
+
     from assay.kernel.kernel import Kernel
     from assay.model.load import build
     from assay.runtime.node import Node
     from assay.runtime.steplog import log_line
 
-    bench = root / "tests" / "benchmarks"
-    if twopc:
-        spec, placement = bench / "twopc_rounds_spec.py", {"a": ["tm"], "b": ["rm0", "rm1"]}
-        params, probe = {"limit": limit, "rms": 2}, ("tm", "done")
-    else:
-        spec, placement = bench / "ping_pong_spec.py", {"a": ["pinger"], "b": ["ponger"]}
-        params, probe = {"limit": limit}, ("pinger", "got")
+    spec, placement, params, probe = case(root, twopc, limit)
     nodes = {n: Node(Kernel(build(spec, None, params)[0]), hosted)
              for n, hosted in placement.items()}
     where = {i: nodes[n] for n, hosted in placement.items() for i in hosted}

@@ -38,17 +38,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def case(root: Path, twopc: bool, limit: int
+         ) -> tuple[Path, dict[str, list[str]], dict[str, int], tuple[str, str]]:
+    """The spec of a run (of the tree at `root`), its placement on nodes a and b, its
+    parameters, and the field that counts its rounds (instance, field)."""
+    bench = root / "tests" / "benchmarks"
+    if twopc:
+        return (bench / "twopc_rounds_spec.py", {"a": ["tm"], "b": ["rm0", "rm1"]},
+                {"limit": limit, "rms": 2}, ("tm", "done"))
+    return (bench / "ping_pong_spec.py", {"a": ["pinger"], "b": ["ponger"]},
+            {"limit": limit}, ("pinger", "got"))
+
+
 async def one_run(root: Path, tmp: str, twopc: bool, limit: int, persist: str) -> float:
     from assay.runtime.deploy import load_deployment
     from assay.runtime.tcp import TcpNode
 
-    bench = root / "tests" / "benchmarks"
-    if twopc:
-        spec, nodes = bench / "twopc_rounds_spec.py", {"a": ["tm"], "b": ["rm0", "rm1"]}
-        params, probe = {"limit": limit, "rms": 2}, ("tm", "done")
-    else:
-        spec, nodes = bench / "ping_pong_spec.py", {"a": ["pinger"], "b": ["ponger"]}
-        params, probe = {"limit": limit}, ("pinger", "got")
+    spec, nodes, params, probe = case(root, twopc, limit)
     dep = Path(tmp) / "deploy.toml"
     dep.write_text(
         f'spec = "{spec}"\nsecret = "{secrets.token_hex(16)}"\n[params]\n'
