@@ -39,17 +39,21 @@ async def pongs(session: Session, count: int) -> list[int]:
 
 def play_node_b(tmp_path: Path, test: Callable[[Any, Session, Callable[[], Awaitable[Session]]],
                                               Awaitable[None]],
-                rcvbuf: int | None = None) -> None:
-    """Start node a, connect to it as node b, and run `test(node, to_a, from_a)`: `to_a` the
-    session on which node b sends, `from_a()` waits for node a's link to node b (accepted
-    and authenticated here; with `rcvbuf`, its socket's receive buffer that small)."""
+                rcvbuf: int | None = None, spec: Path = SPEC,
+                hosted: tuple[str, ...] = ("ponger",),
+                params: dict[str, Any] | None = None) -> None:
+    """Start node a (hosting `hosted` of `spec`; default: the ping-pong's ponger), connect to
+    it as node b (the pinger), and run `test(node, to_a, from_a)`: `to_a` the session on
+    which node b sends, `from_a()` waits for node a's link to node b (accepted and
+    authenticated here; with `rcvbuf`, its socket's receive buffer that small)."""
     from assay.runtime.deploy import load_deployment
     from assay.runtime.tcp import TcpNode
 
     pa, pb = free_ports(2)
-    dep_file = write_deployment(tmp_path / "deploy.toml", SPEC,
-                                {"a": (pa, ["ponger"]), "b": (pb, ["pinger"])},
-                                params={"limit": 10}, secret=SECRET)
+    dep_file = write_deployment(tmp_path / "deploy.toml", spec,
+                                {"a": (pa, list(hosted)), "b": (pb, ["pinger"])},
+                                params={"limit": 10} if params is None else params,
+                                secret=SECRET)
     logging.getLogger("assay.runtime").setLevel(logging.ERROR)
 
     async def main() -> None:
@@ -195,36 +199,17 @@ def test_a_message_to_an_instance_on_the_same_node_is_stepped_without_another_fr
     is stepped too, with no further frame coming to wake the node (it waited for the next
     frame before; a ring of accounts on two nodes stopped for good, all its money in flight
     between two instances of one node)."""
-    from assay.runtime.deploy import load_deployment
-    from assay.runtime.tcp import TcpNode
-
     spec = tmp_path / "relay.py"
     spec.write_text(RELAY)
-    pa, pb = free_ports(2)
-    dep_file = write_deployment(tmp_path / "deploy.toml", spec,
-                                {"a": (pa, ["ponger", "sink"]), "b": (pb, ["pinger"])},
-                                secret=SECRET)
-    logging.getLogger("assay.runtime").setLevel(logging.ERROR)
 
-    async def main() -> None:
-        node = TcpNode(load_deployment(dep_file), "a", ack_delay=0.005)
-        started = asyncio.Event()
-        serving = asyncio.create_task(node.serve(signals=(), started=started))
-        await asyncio.wait_for(started.wait(), 10)
-        reader, writer = await asyncio.open_connection("127.0.0.1", pa)
-        try:
-            to_a = await authenticate(reader, writer, SECRET.encode(), "b", initiator=True)
-            for n in (1, 2, 3):
-                to_a.write(ping(n))
-                for _ in range(500):
-                    if node.node.state("sink")["seen"] == n:
-                        break
-                    await asyncio.sleep(0.01)
-                assert node.node.state("sink")["seen"] == n, f"Fwd({n}) was never stepped"
-        finally:
-            writer.close()
-            node.stop()
-            await asyncio.wait_for(serving, 20)
-        assert node.failed is None and node.node.violation_count == 0
+    async def test(node: Any, to_a: Session, from_a: Callable[[], Awaitable[Session]]) -> None:
+        for n in (1, 2, 3):
+            to_a.write(ping(n))
+            for _ in range(500):
+                if node.node.state("sink")["seen"] == n:
+                    break
+                await asyncio.sleep(0.01)
+            assert node.node.state("sink")["seen"] == n, f"Fwd({n}) was never stepped"
+        (await from_a()).close()                # node a's link to node b, never written to
 
-    asyncio.run(main())
+    play_node_b(tmp_path, test, spec=spec, hosted=("ponger", "sink"), params={})
