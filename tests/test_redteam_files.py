@@ -393,3 +393,14 @@ def test_an_output_file_that_is_an_input_is_refused_before_it_is_replaced(
         assert_exit_2(quick(*args), "cannot write", says, "write it to another file")
     assert spec.read_text() == text and json.loads(trace.read_text()) == trace_doc
     assert not (tmp_path / "o.json").exists()
+
+
+def test_a_hypothesis_database_that_is_a_file_is_refused(quick, tmp_path):
+    # before: accepted; the failure found was kept nowhere (Hypothesis could not write under
+    # a file), so the next search did not start from it, and nothing said so
+    db = tmp_path / "examples"
+    db.write_text("")
+    r = quick("simulate", "specs/raft_election_bug_double_vote.py", "--engine", "hypothesis",
+              "--runs", "20", "--database", db, "--out", tmp_path / "traces")
+    assert_exit_2(r, "not a directory", "--database none")
+    assert db.read_text() == "" and not (tmp_path / "traces").exists()

@@ -97,6 +97,12 @@ def simulate(spec: str, system_name: str | None, params: tuple[str, ...], seed: 
     try:
         if html_out:
             _check_writable(html_out, [("the spec", spec)])
+        if engine == "hypothesis" and database != "none" and os.path.exists(database) \
+                and not os.path.isdir(database):
+            # (Hypothesis keeps no failure there, silently: the next search would not
+            # start from it)
+            raise UsageError(f"--database {database}: not a directory",
+                             notes=["give a directory (made if missing), or --database none"])
         rates = FaultRates.parse(faults_text) if faults_text else FaultRates()
         raw = _params(params)
         system, name, typed = build(spec, system_name, raw)

@@ -44,9 +44,12 @@ def main(kills: int = 12) -> None:
         if "error" in text:
             refused += 1
             print(text[:300])
-        conn = sqlite3.connect(work / "sd" / "local.sqlite")
-        row = conn.execute("SELECT data FROM fields WHERE instance = 'ledger'").fetchone()
-        conn.close()
+        sd = work / "sd" / "local.sqlite"          # (read-only: never made here, empty)
+        row = None
+        if sd.exists():
+            conn = sqlite3.connect(f"file:{sd}?mode=ro", uri=True)
+            row = conn.execute("SELECT data FROM fields WHERE instance = 'ledger'").fetchone()
+            conn.close()
         saved = dict(json.loads(row[0])["totals"]) if row else {}
         conn = sqlite3.connect(work / "db.sqlite")
         db = {json.loads(k): json.loads(v)
