@@ -222,17 +222,8 @@ def test_compatibility_agrees_with_the_kernel_on_every_behaviour_the_protocols_a
 
 # --- probed and found right -----------------------------------------------------------------------
 
-CONFORM = """
-class A(Component):
-    o = Port(p.send(X) >> p.end)
-    n: int = 0
-    k: int = 2
-
-    @action(when=lambda self: self.n < 1)
-    def go(self):
-        self.n += 1
-BODY
-
+# the receiving end of the specs below: B takes one X, then its session ends
+ONE_X_RECEIVER = """
 class B(Component):
     i = Port(p.recv(X) >> p.end)
 
@@ -245,6 +236,18 @@ def system():
     s.connect(s.add("a", A).o, s.add("b", B).i)
     s.terminal(lambda g: True)
     return s
+"""
+
+CONFORM = """
+class A(Component):
+    o = Port(p.send(X) >> p.end)
+    n: int = 0
+    k: int = 2
+
+    @action(when=lambda self: self.n < 1)
+    def go(self):
+        self.n += 1
+BODY
 """
 
 # a second send on the port, reached some other way than a plain statement: each must be
@@ -275,7 +278,7 @@ SECOND_SEND = {
 @pytest.mark.parametrize("case", sorted(SECOND_SEND))
 def test_a_second_send_reached_any_way_is_never_proved(tmp_path, case):
     body, verdict = SECOND_SEND[case]
-    src = CONFORM.replace("BODY", textwrap.indent(body, "        "))
+    src = CONFORM.replace("BODY", textwrap.indent(body, "        ")) + ONE_X_RECEIVER
     src = src.replace("    k: int = 2\n", "    k: int = 2\n\n    def emit(self):\n"
                                            "        self.o.send(X())\n")
     system = _build(tmp_path, "second_send", src)
@@ -547,20 +550,7 @@ class A(Component):
     def boot(self):
         self.o.send(X())
         self.o.send(X())
-
-class B(Component):
-    i = Port(p.recv(X) >> p.end)
-
-    @on(X)
-    def x(self, m):
-        pass
-
-def system():
-    s = System("t")
-    s.connect(s.add("a", A).o, s.add("b", B).i)
-    s.terminal(lambda g: True)
-    return s
-""")
+""" + ONE_X_RECEIVER)
     r = verify(system)
     (start,) = r.find(kind="start")
     assert start.verdict == "unknown"

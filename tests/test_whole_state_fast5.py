@@ -16,9 +16,7 @@ Components are defined at module level (the kernel reads their source for some c
 from __future__ import annotations
 
 import enum
-import importlib.util
 import random
-from pathlib import Path
 
 import pytest
 
@@ -28,15 +26,7 @@ from assay.errors import SpecError
 from assay.kernel import Kernel
 from assay.kernel.exec import Runner
 from assay.model.types import exact_key, parse_type
-
-SPECS = Path(__file__).resolve().parent.parent / "specs"
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, SPECS / f"{name}.py")
-    m = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(m)      # type: ignore[union-attr]
-    return m
+from tests.test_whole_state_fast4 import _load
 
 
 def _general_only(monkeypatch) -> None:

@@ -13,9 +13,7 @@ Components are defined at module level (the kernel reads their source for some c
 """
 from __future__ import annotations
 
-import importlib.util
 import random
-from pathlib import Path
 
 import pytest
 
@@ -23,15 +21,7 @@ from assay import Component, Message, System, action
 from assay.errors import SpecError
 from assay.kernel import Kernel
 from assay.kernel.reorder import Reordered, plain, plain_values, reordered, reordered_values
-
-SPECS = Path(__file__).resolve().parent.parent / "specs"
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, SPECS / f"{name}.py")
-    m = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(m)      # type: ignore[union-attr]
-    return m
+from tests.test_whole_state_fast4 import _load
 
 
 class Tag(Message):
