@@ -191,9 +191,10 @@ def simulate(spec: Spec, system: str | None = None, *,
 
 def verify(spec: Spec, system: str | None = None, *,
            params: Mapping[str, Any] | None = None, component: str | None = None,
-           timeout: float = 5.0, **kwparams: Any) -> VerifyReport:
+           timeout: float = 5.0, crashes: bool = False, **kwparams: Any) -> VerifyReport:
     """Prove each component's contracts with Z3, as `assay verify` does (one component with
-    `component=`); `timeout` is per obligation, in seconds.
+    `component=`); `timeout` is per obligation, in seconds; `crashes=True` (`--crashes`):
+    the connections' protocols must fit also across crashes and restarts.
 
     Returns a `VerifyReport`: `.verdict` (proved, refuted, unknown), `.obligations` (each
     proved, refuted with concrete values, vacuous or unknown with the reason), `.find(...)`,
@@ -204,5 +205,5 @@ def verify(spec: Spec, system: str | None = None, *,
     from assay.verifier.verify import verify as run_verify
 
     built, name, typed, path = build_target(spec, system, params, kwparams)
-    report = run_verify(built, component=component, timeout=timeout)
+    report = run_verify(built, component=component, timeout=timeout, crashes=crashes)
     return replace(report, spec=path, params=typed)

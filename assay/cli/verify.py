@@ -37,9 +37,14 @@ _MARK = {"proved": "✓", "refuted": "✗", "vacuous": "∅", "unknown": "?"}
               help="Verify only this component (a class or instance name).")
 @click.option("--timeout", type=float, default=5.0, show_default=True, metavar="SECONDS",
               help="Solver time limit per obligation.")
+@click.option("--crashes", is_flag=True,
+              help="The connections' protocols must fit also when either side crashes and "
+                   "restarts (its sessions start again unless its port is persistent=True); "
+                   "without it they are proved for runs without a crash, and said so.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 def verify_command(spec: str, system_name: str | None, params: tuple[str, ...],
-                   component: str | None, timeout: float, as_json: bool) -> None:
+                   component: str | None, timeout: float, crashes: bool,
+                   as_json: bool) -> None:
     """Prove each component's contracts with Z3, one component at a time.
 
     For every handler and action: the invariant and ensures hold after it, bounded fields stay
@@ -61,13 +66,13 @@ def verify_command(spec: str, system_name: str | None, params: tuple[str, ...],
         if not timeout > 0:
             raise UsageError(f"--timeout must be positive, got {timeout}")
         system, name, typed = build(spec, system_name, _params(params))
-        report = verify(system, component=component, timeout=timeout)
+        report = verify(system, component=component, timeout=timeout, crashes=crashes)
     except AssayError as e:
         _fail(e)
         return
     if as_json:
         doc = {"command": "verify", "spec": spec, "system": name, "params": typed,
-               "timeout": timeout, **report.to_json()}
+               "timeout": timeout, "crashes": crashes, **report.to_json()}
         from assay.verifier.conformance import summary as protocol_summary
 
         fit = protocol_summary(report)
@@ -159,10 +164,14 @@ def render_verify(console: Console, report: Any, spec: str, system: str,
         for ln in lines:
             console.print(ln, markup=False, highlight=False, soft_wrap=True)
     for o in report.obligations:
-        if o.kind != "compatibility" or o.verdict != "refuted":
+        if o.kind != "compatibility" or o.verdict == "proved" or not o.witness:
             continue
-        console.print(Text(f"✗ connection {o.target}: the protocols do not fit",
-                           style="bold red"))
+        if o.verdict == "refuted":
+            console.print(Text(f"✗ connection {o.target}: the protocols do not fit",
+                               style="bold red"))
+        else:                   # --crashes: a run of the protocols after a crash
+            console.print(Text(f"? connection {o.target}: the protocols may not fit after a "
+                               "crash", style="bold yellow"))
         for i, step in enumerate(o.witness, 1):
             console.print(f"  {i}. {step}", markup=False, highlight=False)
         console.print(f"  then: {o.reason}", markup=False, highlight=False, soft_wrap=True)

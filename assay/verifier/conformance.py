@@ -1315,6 +1315,13 @@ def summary(report: Any) -> tuple[str, str] | None:
             parts.append(f"{n_comp} connection{'s' * (n_comp != 1)} not proved compatible")
         return "unknown", "? protocols not shown to fit: " + ", ".join(parts)
     suffix = "" if compat else " (connections not checked)"
+    from assay.verifier.compat import CRASH_NOTE
+
+    # a connection proved for runs without a crash only: the fit is said for those runs
+    no_crash = sorted(o.target for o in compat if o.reason.startswith(CRASH_NOTE))
+    if no_crash:
+        suffix += ("; without a crash only: after a crash and restart "
+                   + ", ".join(no_crash) + " may not fit (assay verify --crashes)")
     return "proved", "✓ protocols fit: " + ", ".join(what) + suffix
 
 

@@ -302,42 +302,74 @@ class VerifyReport:
 
 # --- connections: the protocols at both ends must fit --------------------------------------------
 
-def connection_obligations(system: System, bound: int = 3) -> list[Obligation]:
+def connection_obligations(system: System, bound: int = 3,
+                           crashes: bool = False) -> list[Obligation]:
     """One obligation per connection whose ends both carry a protocol: compatible (proved),
     incompatible (refuted, with the shortest witness), or compatible only up to the buffer
-    bound that was reached (unknown, said so)."""
-    from assay.verifier.compat import connections
+    bound that was reached (unknown, said so).
+
+    Crashes (`compat`'s module docstring): a restarted instance starts the sessions of its
+    ports that are not `persistent=True` again, while its peer goes on (`check --faults
+    crash=1` reports what follows as a protocol violation or a deadlock).  Without `crashes`
+    the obligation is about runs without a crash, and says so ("no crash" in its title, the
+    reason and witness of what may break after one) where a crash could break the fit.  With
+    `crashes` the crash case is the obligation: proved where the fit holds across crashes,
+    else unknown with the run — never refuted: that run is one of the protocols, where each
+    side may rest wherever its protocol has it send next, and so crash there, while a handler
+    that receives and answers in one step never rests between the two (specs/account_service
+    is such a case: `check --faults crash=2` holds), so `check --faults crash=1` decides."""
+    from assay.verifier.compat import CRASH_BREAKS, CRASH_NOTE, Compatibility, connections
 
     out = []
     links = {(f"{c.a.instance}.{c.a.port}", f"{c.b.instance}.{c.b.port}"): c
              for c in (*system.connections, *system.hops)}
-    for c in connections(system, bound):
+
+    def fits(c: Compatibility) -> bool:
+        return c.ok and not c.bounded
+
+    for plain, crash in zip(connections(system, bound), connections(system, bound, True)):
         t0 = time.perf_counter()
-        conn = links[(c.a, c.b)]
-        if c.problem is not None and c.problem.startswith("not checked"):
+        conn = links[(plain.a, plain.b)]
+        if plain.problem is not None and plain.problem.startswith("not checked"):
             one_sided = _one_sided(system, conn)
             if one_sided is not None:
-                out.append(Obligation("connection", f"{c.a} ~ {c.b}", "compatibility",
-                                      f"the protocols at {c.a} and {c.b} are compatible",
-                                      None, "unknown", one_sided, None,
+                out.append(Obligation("connection", f"{plain.a} ~ {plain.b}", "compatibility",
+                                      f"the protocols at {plain.a} and {plain.b} are "
+                                      "compatible", None, "unknown", one_sided, None,
                                       time.perf_counter() - t0))
             continue
+        # a run without a crash that breaks the fit is the shorter story: it comes first
+        c = crash if crashes and fits(plain) else plain
+        crash_breaks = fits(plain) and not fits(crash)
         how = ", ".join([system.network + " network"]
                         + (["lossy"] if conn.lossy else [])
                         + ([f"capacity {conn.capacity}"
                             + (", a send to a full link is lost" if conn.full == "drop" else "")]
-                           if conn.capacity is not None else []))
+                           if conn.capacity is not None else [])
+                        + (["across crashes and restarts"] if crashes
+                           else ["no crash"] if crash_breaks else []))
         title = f"the protocols at {c.a} and {c.b} are compatible ({how})"
-        if not c.ok:
+        witness = c.witness
+        if not c.ok and c is crash:
+            verdict, reason = "unknown", (
+                f"{CRASH_BREAKS}: {c.problem}; a run of the protocols, which this code may "
+                "never make (a crash between a receive and the reply sent in the same step "
+                "cannot happen): assay check --faults crash=1 decides")
+        elif not c.ok:
             verdict, reason = "refuted", c.problem or ""
         elif c.bounded:
             verdict, reason = "unknown", (f"compatible with at most {c.bound} messages in "
                                           "flight each way; a longer run was not explored")
         else:
             verdict, reason = "proved", ""
+        if crash_breaks and not crashes:
+            reason = CRASH_NOTE + ": " + (
+                f"{crash.problem}" if not crash.ok else
+                f"compatible with at most {crash.bound} messages in flight each way")
+            witness = crash.witness
         out.append(Obligation("connection", f"{c.a} ~ {c.b}", "compatibility", title, None,
                               verdict, reason, None, time.perf_counter() - t0,
-                              witness=c.witness))
+                              witness=witness))
     return out
 
 
@@ -500,9 +532,12 @@ def _contract_obligation(solver: z3.Solver, src: str, dst: str, s_info: Componen
 
 # --- the entry point ------------------------------------------------------------------------------
 
-def verify(system: System, component: str | None = None, timeout: float = 5.0) -> VerifyReport:
+def verify(system: System, component: str | None = None, timeout: float = 5.0,
+           crashes: bool = False) -> VerifyReport:
     """Generate and discharge the proof obligations of each component class of `system` (or
-    only `component`, a class or instance name); `timeout` is per obligation, in seconds."""
+    only `component`, a class or instance name); `timeout` is per obligation, in seconds;
+    `crashes`: the connections' protocols must fit also across crashes and restarts (see
+    `connection_obligations`)."""
     if not (timeout > 0):
         raise UsageError(f"--timeout must be positive, got {timeout}")
     validate(system)
@@ -544,7 +579,7 @@ def verify(system: System, component: str | None = None, timeout: float = 5.0) -
                 empty.append(cls.__name__)
         if component is None:
             stage = "connections"
-            out += connection_obligations(system)
+            out += connection_obligations(system, crashes=crashes)
             stage = "port contracts"
             out += contract_obligations(system, timeout, sends)
             out += handler_obligations(system, sends)

@@ -1,0 +1,189 @@
+"""Soundness red team of `assay verify` (fourth round).  First: protocols under crashes — a
+restarted instance starts its sessions again (unless the port is `persistent=True`) while its
+peer goes on, so "compatible" proved for runs without a crash must say so, and `--crashes`
+must refute what `check --faults crash=1` shows breaks.  Then the constructs probed this round:
+false contracts refuted (or unknown with the reason), never proved, each with a true twin that
+stays proved."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from assay import api
+from assay.verifier.compat import CRASH_BREAKS, CRASH_NOTE
+from assay.verifier.conformance import summary
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+# --- protocols under crashes (was: "✓ protocols fit", and check --faults crash=1 breaks it) ---
+
+ASK = """
+from assay import Component, Message, Port, System, action, on, persistent
+from assay import protocol as p
+
+class Req(Message): ...
+class Resp(Message): ...
+
+CLIENT = p.loop(lambda again: p.send(Req) >> p.recv(Resp) >> again)
+
+class Client(Component):
+    srv = Port(CLIENT KEEP)
+    waiting: bool = FIELD(False)
+    got: int = FIELD(0)
+
+    @action(when=lambda self: not self.waiting and self.got < 2)
+    def ask(self):
+        self.waiting = True
+        self.srv.send(Req())
+
+    @on(Resp)
+    def resp(self, m):
+        self.waiting = False
+        self.got = self.got + 1
+
+class Server(Component):
+    cli = Port(CLIENT.dual() KEEP)
+    n: int = FIELD(0)
+
+    @on(Req)
+    def req(self, m):
+        self.n = self.n + 1
+        self.cli.send(Resp())
+
+def system():
+    s = System("ask", network="fifo")
+    s.connect(s.add("c", Client).srv, s.add("v", Server).cli)
+    return s
+"""
+
+
+def _ask(tmp_path: Path, kept: bool) -> Path:
+    """The request-reply loop; `kept`: both ports and every field survive a crash."""
+    src = ASK.replace(" KEEP", ", persistent=True" if kept else "") \
+        .replace("FIELD", "persistent" if kept else "")
+    path = tmp_path / ("ask_kept.py" if kept else "ask.py")
+    path.write_text(src)
+    return path
+
+
+def test_a_fit_that_a_crash_breaks_is_proved_for_runs_without_a_crash_only(tmp_path: Path
+                                                                          ) -> None:
+    """c asks, crashes and restarts: its session starts again (send Req) while v's Resp is
+    on its way, which `check --faults crash=1` reports as a protocol violation.  `verify`
+    said "compatible (fifo network)" and "✓ protocols fit" without a word about crashes."""
+    path = _ask(tmp_path, kept=False)
+    res = api.check(path, faults="crash=1")
+    assert res.verdict == "violation" and res.violation.kind == "protocol", res.text()
+    r = api.verify(path)
+    (o,) = r.find(kind="compatibility")
+    assert o.verdict == "proved" and o.title.endswith("(fifo network, no crash)"), o
+    assert o.reason.startswith(CRASH_NOTE) and any("crashes and restarts" in w
+                                                   for w in o.witness)
+    fit = summary(r)
+    assert fit is not None and fit[0] == "proved" and "without a crash only" in fit[1]
+    # asked to cover crashes: not proved, with a run of the protocols that breaks (unknown,
+    # not refuted: that run may need a crash between a receive and its reply; `check` decides)
+    r = api.verify(path, crashes=True)
+    (o,) = r.find(kind="compatibility")
+    assert o.verdict == "unknown" and "across crashes" in o.title
+    assert o.reason.startswith(CRASH_BREAKS) and "check --faults crash=1" in o.reason
+    assert any("crashes and restarts: its session starts again" in w for w in o.witness)
+    assert r.verdict == "unknown" and summary(r)[0] == "unknown"
+
+
+def test_a_run_of_the_protocols_after_a_crash_is_not_a_refutation_of_the_code() -> None:
+    """specs/account_service: the bank answers in the step that receives, so it never rests
+    between the two, and `check --faults crash=2` holds; the protocols alone break after a
+    crash there.  `--crashes` leaves it unknown (with that run), never refuted."""
+    spec = REPO / "specs" / "account_service.py"
+    r = api.verify(spec, crashes=True)
+    (o,) = r.find(kind="compatibility")
+    assert o.verdict == "unknown" and "bank crashes and restarts" in " ".join(o.witness)
+    assert r.verdict == "unknown"
+    assert api.check(spec, faults="crash=1").verdict == "ok"
+
+
+def test_the_simulator_with_crashes_reports_the_break_rather_than_hang(tmp_path: Path) -> None:
+    """Under random crashes and restarts every failing run ends in a protocol violation or a
+    deadlock (both sides waiting): reported, shrunk, none accepted or left hanging."""
+    os.chdir(tmp_path)                      # the campaign writes its traces here
+    camp = api.simulate(_ask(tmp_path, kept=False), faults="crash=0.2,restart=0.5", runs=20,
+                        steps=60, seed=1)
+    kinds = {r.violation["kind"] for r in camp.failures}
+    assert kinds and kinds <= {"protocol", "deadlock"}, kinds
+
+
+def test_persistent_ports_and_fields_fit_across_crashes(tmp_path: Path) -> None:
+    """The twin whose ports (and fields) survive a crash: proved with no "no crash" in the
+    title, also with `--crashes`, and `check --faults crash=1` agrees."""
+    path = _ask(tmp_path, kept=True)
+    r = api.verify(path)
+    (o,) = r.find(kind="compatibility")
+    assert (o.verdict, o.title, o.reason) == (
+        "proved", "the protocols at c.srv and v.cli are compatible (fifo network)", "")
+    assert r.verdict == "proved" and "without a crash" not in summary(r)[1]
+    r = api.verify(path, crashes=True)
+    assert r.verdict == "proved", r.text()
+    assert api.check(path, faults="crash=1", deadlock=False).verdict == "ok"
+
+
+STREAM = """
+from assay import Component, Message, Port, System, action, on
+from assay import protocol as p
+
+class X(Message): ...
+
+OUT = p.loop(lambda again: p.send(X) >> again)
+
+class A(Component):
+    out = Port(OUT)
+    k: int = 0
+
+    @action(when=lambda self: self.k < 2)
+    def go(self):
+        self.k = self.k + 1
+        self.out.send(X())
+
+class B(Component):
+    inp = Port(OUT.dual())
+    n: int = 0
+
+    @on(X)
+    def got(self, m):
+        self.n = self.n + 1
+
+def system():
+    s = System("stream")
+    s.connect(s.add("a", A).out, s.add("b", B).inp, capacity=2)
+    return s
+"""
+
+
+def test_a_protocol_a_restart_cannot_break_fits_across_crashes_without_persistence(
+        tmp_path: Path) -> None:
+    """A one-way stream has one position on each side: a restart changes nothing there, so
+    the fit holds across crashes with ordinary ports, and is not qualified."""
+    path = tmp_path / "stream.py"
+    path.write_text(STREAM)
+    r = api.verify(path)
+    (o,) = r.find(kind="compatibility")
+    assert (o.verdict, o.title) == (
+        "proved", "the protocols at a.out and b.inp are compatible (unordered network, capacity 2)")
+    assert api.verify(path, crashes=True).verdict == "proved"
+    assert api.check(path, faults="crash=1", deadlock=False).verdict == "ok"
+
+
+def test_crashes_from_the_command_line(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    path = _ask(tmp_path, kept=False)
+    out = subprocess.run([sys.executable, "-m", "assay", "verify", str(path)], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "no crash" in out.stdout and \
+        "without a crash only" in out.stdout, out.stdout + out.stderr
+    out = subprocess.run([sys.executable, "-m", "assay", "verify", "--crashes", str(path)],
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 3 and "may not fit after a crash" in out.stdout and \
+        "crashes and restarts" in out.stdout, out.stdout + out.stderr
