@@ -60,11 +60,13 @@ def system():
 """
 
 
-def _ask(tmp_path: Path, kept: bool) -> Path:
-    """The request-reply loop; `kept`: both ports and every field survive a crash."""
+def _ask(tmp_path: Path, kept: bool, fields: bool | None = None) -> Path:
+    """The request-reply loop; `kept`: both ports survive a crash, and so do the fields
+    (unless `fields` says otherwise)."""
+    fields = kept if fields is None else fields
     src = ASK.replace(" KEEP", ", persistent=True" if kept else "") \
-        .replace("FIELD", "persistent" if kept else "")
-    path = tmp_path / ("ask_kept.py" if kept else "ask.py")
+        .replace("FIELD", "persistent" if fields else "")
+    path = tmp_path / f"ask_{int(kept)}{int(fields)}.py"
     path.write_text(src)
     return path
 
@@ -128,6 +130,20 @@ def test_persistent_ports_and_fields_fit_across_crashes(tmp_path: Path) -> None:
     r = api.verify(path, crashes=True)
     assert r.verdict == "proved", r.text()
     assert api.check(path, faults="crash=1", deadlock=False).verdict == "ok"
+
+
+def test_a_send_only_a_crash_takes_out_of_protocol_says_so_with_the_run(tmp_path: Path
+                                                                         ) -> None:
+    """Persistent ports, fields not: after a crash c's session still waits for Resp while
+    `waiting` is False again, so `ask` sends Req out of turn (`check --faults crash=1`).  The
+    obligation was unknown with "it may be unreachable"; it stays unknown (no run without a
+    crash breaks it) but now shows the run with the crash that does."""
+    path = _ask(tmp_path, kept=True, fields=False)
+    res = api.check(path, faults="crash=1")
+    assert res.verdict == "violation" and res.violation.blame == "c.ask", res.text()
+    (o,) = api.verify(path).find("Client", "ask", "protocol")
+    assert o.verdict == "unknown" and "a run with a crash and restart does" in o.reason, o
+    assert "crashes and restarts" in o.witness and "fires ask" in o.witness[-1]
 
 
 STREAM = """

@@ -845,6 +845,16 @@ class _Class:
                 + (", ".join(f"{p}={{{', '.join(ys)}}}" for p, ys in sorted(ports.items()) if ys)
                    or "none")
                 for ports, n, done in self.searched)
+            crashed = self.reach(st, site, sc, crashes=True) \
+                if st.kind != "restart" and self.survives_crash() else None
+            if crashed is not None:
+                # a break only a crash reaches: the sessions of persistent ports and the
+                # persistent fields survive it, the rest does not (it is no refutation of
+                # runs without a crash, as the connections' compatibility says "no crash")
+                return ("unknown", f"{prefix}{seen} no run of {self.cls.__name__} without a "
+                        f"crash reached a break there ({runs}); a run with a crash and restart "
+                        f"does: {' / '.join(crashed[0])} (assay check --faults crash=1 shows it "
+                        "with the peers of the system)", None, crashed[0])
             return ("unknown", f"{prefix}{seen} no run of {self.cls.__name__} from its initial "
                     "states with peers that speak the duals of its protocols reached a break "
                     f"there ({runs or 'no wiring to try'}): it may be unreachable, but assay "
@@ -961,10 +971,11 @@ class _Class:
             return True, False, bad[0].message
         return True, True, "the send keeps to the protocol"
 
-    def reach(self, st: _Step, site: _Site, sc: ProtocolScenario | None
-              ) -> tuple[tuple[str, ...], ProtocolScenario, str] | None:
+    def reach(self, st: _Step, site: _Site, sc: ProtocolScenario | None,
+              crashes: bool = False) -> tuple[tuple[str, ...], ProtocolScenario, str] | None:
         """A run of the component, with peers speaking the duals of its protocols, that breaks
-        the protocol at `site`: (its steps, the scenario of the last one, the violation)."""
+        the protocol at `site`: (its steps, the scenario of the last one, the violation).
+        `crashes`: the run may also crash and restart the component (see `_Search`)."""
         tried: list[tuple[str, dict[str, tuple[str, ...]]]] = []
         for name in self.names:
             tried.append((name, real_wiring(self.system, name, self.info)))
@@ -979,12 +990,21 @@ class _Class:
             if key in seen or _unconnected_sends(self.enc, ports):
                 continue
             seen.add(key)
-            search = _Search(self, name, ports, extra, st, site, deadline)
+            search = _Search(self, name, ports, extra, st, site, deadline, crashes=crashes)
             got = search.run()
             if got is not None:
                 return got
-            self.searched.append((ports, search.explored, search.exhausted))
+            if not crashes:
+                self.searched.append((ports, search.explored, search.exhausted))
         return None
+
+    def survives_crash(self) -> bool:
+        """Whether a crash and restart can lead the component where no run without one does:
+        something survives it (a persistent field, a persistent port's sessions) or a restart
+        hook runs; otherwise a restart is one of its initial states again."""
+        info = self.info
+        return any(info.persistent) or info.on_restart is not None or \
+            any(pr.persistent for pr in self.protos.values())
 
 
 # --- the search that confirms a refutation --------------------------------------------------------
@@ -995,8 +1015,9 @@ class _Search:
 
     def __init__(self, c: _Class, name: str, ports: dict[str, tuple[str, ...]],
                  extra: list[Message], st: _Step | None, site: _Site | None, deadline: float,
-                 limit: int = SEARCH_STATES) -> None:
+                 limit: int = SEARCH_STATES, crashes: bool = False) -> None:
         self.c = c
+        self.crashes = crashes          # also crash and restart it, whatever the step
         self.name = name
         self.ports = {p: tuple(ports.get(p, ())) for p in c.info.ports}
         sc = Scenario(name, (), self.ports)
@@ -1065,7 +1086,7 @@ class _Search:
                 out.append((f"its timer {msg!r} fires",
                             functools.partial(runner.run_handler, local, h, msg),
                             (msg, None, False, None, h.name)))
-        if self.st is not None and self.st.kind == "restart":
+        if self.crashes or (self.st is not None and self.st.kind == "restart"):
             for vals in info.restart_values(values, self.c.system.overrides.get(self.name)):
                 out.append(("crashes and restarts",
                             functools.partial(runner.run_restart, runner.restarted(local, vals)),
