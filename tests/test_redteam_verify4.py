@@ -11,9 +11,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from assay import api
 from assay.verifier.compat import CRASH_BREAKS, CRASH_NOTE
 from assay.verifier.conformance import summary
+from tests.test_redteam_verify import verify_go
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -203,3 +206,120 @@ def test_crashes_from_the_command_line(tmp_path: Path) -> None:
                          env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 3 and "may not fit after a crash" in out.stdout and \
         "crashes and restarts" in out.stdout, out.stdout + out.stderr
+
+
+# --- probed this round and found right: a false contract and its true twin ----------------------
+
+RIGHT = [
+    # (body, false ensures, true ensures, requires or None)
+    ("self.o = None if m.a > 0 else m.a", "self.o is None", "self.o is None or self.o <= 0",
+     None),
+    ("self.o = m.a\nif self.o is not None and self.o > 3:\n    self.n = 1", "self.n == 1",
+     "self.n == 1 or m.a <= 3", None),
+    ("self.mp = self.mp.set(m.a, m.a)\nself.n = self.mp[m.a]", "self.n == 0",
+     "self.n == m.a", None),
+    ("self.n = abs(m.a)", "self.n == m.a", "self.n >= 0", None),
+    ("self.b = bool(self.s)", "self.b", "self.b == (len(self.s) > 0)", None),
+    ("self.n = sum(self.mp.values())", "self.n >= 0", "len(self.mp) > 0 or self.n == 0",
+     None),
+    ("self.s = self.s | {m.a}\nself.n = len(self.s)", "self.n == len(old.s) + 1",
+     "self.n == len(old.s) + (0 if m.a in old.s else 1)", None),
+    ("self.n = self.n + 1", "self.n == old.n + 1 and old.t[0] == 0", "self.n == old.n + 1",
+     None),
+    ("self.n = m.a", "self.n == m.a if m.a > 0 else self.n == -m.a",
+     "self.n == m.a if m.a > 0 else self.n == m.a", None),
+]
+
+
+@pytest.mark.parametrize("i", range(len(RIGHT)))
+def test_probed_and_right(tmp_path: Path, i: int) -> None:
+    body, false, true, pre = RIGHT[i]
+    r = verify_go(tmp_path, f"right{i}", body, false, pre)
+    assert r.verdict == "refuted", r.text()
+    assert verify_go(tmp_path, f"right{i}_ok", body, true, pre).verdict == "proved"
+
+
+UNKNOWN = [
+    # sorted / reversed / slices, comprehensions with conditions, enumerate / zip, string
+    # methods, effects inside contracts: not translated, so unknown (never proved)
+    ("self.t = tuple(sorted(self.t))", "self.t == old.t"),
+    ("self.t = tuple(reversed(self.t))", "self.t == old.t"),
+    ("self.t = self.t[::-1]", "self.t == old.t"),
+    ("self.t = self.t + (m.a,)\nself.t = self.t[-3:]", "len(self.t) == len(old.t) + 1"),
+    ("self.s = frozenset(x for x in self.s if x > m.a)", "m.a in self.s or len(self.s) == 0"),
+    ("self.n = len([x for x in self.t if x == m.a])", "self.n <= 1"),
+    ("self.b = any(x > m.a for x in self.t)", "not self.b"),
+    ("for i, x in enumerate(self.t):\n    self.n = i", "self.n == old.n"),
+    ("for x, y in zip(self.t, self.t):\n    self.n = x", "self.n == old.n"),
+    ("self.b = 'ab'.startswith('b')", "self.b"),
+    ("self.b = str(m.a) == '1'", "not self.b"),
+    ("self.n = self.t.count(m.a)", "self.n <= 1"),
+    ("self.n = self.n + 1", "self.bump() == 1 and self.n == old.n + 1"),
+    ("self.n = self.n + 1", "old.bump() == 1 and old.n == self.n"),
+    ("self.n = m.a", "(lambda x: x + 2)(self.n) == m.a + 1"),
+]
+
+
+@pytest.mark.parametrize("i", range(len(UNKNOWN)))
+def test_probed_and_unknown(tmp_path: Path, i: int) -> None:
+    body, false = UNKNOWN[i]
+    r = verify_go(tmp_path, f"unk{i}", body, false)
+    (ens,) = r.find("C", "go", "ensures")
+    assert ens.verdict == "unknown" and ens.reason, r.text()
+
+
+# --- probed: components (subclasses, guarded receives, bounded and nested fields) -------------
+
+COMPONENT_HEAD = """
+from typing import Annotated
+from assay import Component, Message, Port, Range, System, ensures, invariant, on
+
+class Go(Message):
+    a: int
+
+class B(Component):
+    peer = Port()
+    n: Annotated[int, Range(0, 7)] = 0
+    t: tuple[tuple[int, int], ...] = ()
+
+    def val(self, a):
+        return a % 8
+
+    @on(Go)
+    @ensures(lambda old, self, m: self.n >= 0)
+    def go(self, m):
+        self.n = self.val(m.a)
+"""
+
+COMPONENTS = [
+    # (the class C, its verdict): a subclass's override of a helper the handler calls, a
+    # subclass's own invariant, a guard the handler's contract relies on, a bounded field
+    # overflowing, nested tuples
+    ("class C(B):\n    def val(self, a):\n        return a\n", "refuted"),
+    ("class C(B):\n    def val(self, a):\n        return abs(a) % 3\n", "proved"),
+    ("class C(B):\n    invariant(lambda self: self.n > 0)\n", "refuted"),
+    ("class C(B):\n    invariant(lambda self: self.n >= 0)\n", "proved"),
+    ("class C(B):\n    @on(Go, when=lambda self, m: m.a > 0 or self.n > 5)\n"
+     "    @ensures(lambda old, self, m: self.n > 0)\n    def go(self, m):\n"
+     "        self.n = min(m.a, 7)\n", "refuted"),
+    ("class C(B):\n    @on(Go, when=lambda self, m: m.a > 0)\n"
+     "    @ensures(lambda old, self, m: self.n > 0)\n    def go(self, m):\n"
+     "        self.n = min(m.a, 7)\n", "proved"),
+    ("class C(B):\n    @on(Go)\n    def go(self, m):\n        self.n = self.n + 1\n",
+     "refuted"),
+    ("class C(B):\n    @on(Go)\n    @ensures(lambda old, self, m: self.t[-1][0] == self.t[-1][1])"
+     "\n    def go(self, m):\n        self.t = self.t + ((m.a, m.a + 1),)\n", "refuted"),
+    ("class C(B):\n    @on(Go)\n    @ensures(lambda old, self, m: self.t[-1][1] == "
+     "self.t[-1][0] + 1)\n    def go(self, m):\n        self.t = self.t + ((m.a, m.a + 1),)\n",
+     "proved"),
+]
+
+
+@pytest.mark.parametrize("i", range(len(COMPONENTS)))
+def test_probed_components(tmp_path: Path, i: int) -> None:
+    body, verdict = COMPONENTS[i]
+    path = tmp_path / f"comp{i}.py"
+    path.write_text(COMPONENT_HEAD + "\n" + body + "\n\ndef system():\n    s = System('t')\n"
+                    "    s.add('c', C)\n    return s\n")
+    r = api.verify(path)
+    assert r.verdict == verdict, r.text()
