@@ -49,7 +49,9 @@ def verify_command(spec: str, system_name: str | None, params: tuple[str, ...],
 
     For every handler and action: the invariant and ensures hold after it, bounded fields stay
     in range, sends are well-typed and allowed by their port's protocol, nothing raises; and
-    initial states satisfy the invariant.  For every connection: the protocols are compatible.
+    initial states satisfy the invariant.  For every connection: the protocols are compatible
+    (for runs without a crash, said so where a crash could break it; across crashes with
+    --crashes).
     Each obligation is proved, refuted (with concrete values, confirmed by running the real
     handler), vacuous or unknown (with the reason).
 

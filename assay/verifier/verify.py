@@ -41,7 +41,9 @@ message's sender is one of them).  The obligations (`prove.py` does the translat
                 checks it).
 
 And per connection (`compat.py`, `contract_obligations`): the two ends' protocols are
-compatible (unknown when only one end has a protocol), and what one end's port guarantees of
+compatible (unknown when only one end has a protocol; for runs without a crash, said so where a
+crash and restart could break the fit, or across crashes with `crashes=True`: see
+`connection_obligations`), and what one end's port guarantees of
 a message meets what the other assumes; `handler_obligations`: a message type a send site
 sends (or a timer sets) that its receiver has no handler for is an unknown `handled`
 obligation (the kernel reports its delivery as "unhandled").
