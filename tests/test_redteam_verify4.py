@@ -323,3 +323,42 @@ def test_probed_components(tmp_path: Path, i: int) -> None:
                     "    s.add('c', C)\n    return s\n")
     r = api.verify(path)
     assert r.verdict == verdict, r.text()
+
+
+# --- a system property over instances (was: "✓ every obligation proved", not a word on it) -----
+
+COUNTERS = """
+from assay import Component, Message, Port, System, action
+
+class C(Component):
+    peer = Port()
+    n: int = 0
+
+    @action(when=lambda self: self.n < 3)
+    def inc(self):
+        self.n = self.n + 1
+
+def system():
+    s = System("counters")
+    s.add("a", C)
+    s.add("b", C)
+
+    @s.always
+    def below_three(g):
+        return all(c.n < 3 for c in g.instances(C))
+    return s
+"""
+
+
+def test_a_false_property_over_instances_is_not_read_as_proved(tmp_path: Path) -> None:
+    """verify proves handlers and connections, not the system's properties: every obligation
+    here is proved while `below_three` is false (check: a counter reaches 3).  The report now
+    names the properties it does not cover, in its text and its JSON."""
+    path = tmp_path / "counters.py"
+    path.write_text(COUNTERS)
+    res = api.check(path, deadlock=False)
+    assert res.verdict == "violation" and res.violation.kind == "property"
+    r = api.verify(path)
+    assert r.verdict == "proved" and r.properties == ("below_three",)
+    assert r.to_json()["properties_not_covered"] == ["below_three"]
+    assert "not covered by verify: the system's properties below_three" in r.text()

@@ -134,6 +134,10 @@ def render_verify(console: Console, report: Any, spec: str, system: str,
     console.print(table)
     for line in getattr(report, "composites", ()):
         console.print(line, markup=False, highlight=False, soft_wrap=True, style="dim")
+    if getattr(report, "properties", ()):
+        console.print("not covered by verify: the system's properties "
+                      + ", ".join(report.properties) + " (assay check decides)",
+                      markup=False, highlight=False, style="dim", soft_wrap=True)
     for name in report.nothing_to_verify:
         console.print(f"{name}: no handler, action or invariant, so nothing to verify",
                       markup=False, highlight=False, style="dim")

@@ -239,6 +239,9 @@ class VerifyReport:
     spec: str = ""                            # the spec file, when known (`assay.verify`)
     params: dict[str, Any] = field(default_factory=dict)   # the system's parameters
     composites: tuple[str, ...] = ()          # each composite: its instances and exports
+    # the system's properties (always, eventually, ...): no obligation of verify proves them,
+    # so its "every obligation proved" is not about them (`assay check` decides)
+    properties: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -299,6 +302,7 @@ class VerifyReport:
                 "components": list(self.components),
                 "nothing_to_verify": list(self.nothing_to_verify),
                 "composites": list(self.composites),
+                "properties_not_covered": list(self.properties),
                 "obligations": [o.to_json() for o in self.obligations]}
 
 
@@ -593,7 +597,9 @@ def verify(system: System, component: str | None = None, timeout: float = 5.0,
                             time.perf_counter() - t0, tuple(empty), left, interrupted=True)
     out = group_connections(system, out)      # a composite's inside and boundary apart
     return VerifyReport(system.name, tuple(c.__name__ for c in classes), tuple(out),
-                        time.perf_counter() - t0, tuple(empty), composites=describe(system))
+                        time.perf_counter() - t0, tuple(empty), composites=describe(system),
+                        properties=tuple(p.name for p in (*system.properties,
+                                                          *system.liveness)))
 
 
 def _not_checked(classes: dict[type, list[str]], done: list[type],
