@@ -111,10 +111,11 @@ def test_a_run_of_the_protocols_after_a_crash_is_not_a_refutation_of_the_code() 
     assert api.check(spec, faults="crash=1").verdict == "ok"
 
 
-def test_the_simulator_with_crashes_reports_the_break_rather_than_hang(tmp_path: Path) -> None:
+def test_the_simulator_with_crashes_reports_the_break_rather_than_hang(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Under random crashes and restarts every failing run ends in a protocol violation or a
     deadlock (both sides waiting): reported, shrunk, none accepted or left hanging."""
-    os.chdir(tmp_path)                      # the campaign writes its traces here
+    monkeypatch.chdir(tmp_path)             # the campaign writes its traces here
     camp = api.simulate(_ask(tmp_path, kept=False), faults="crash=0.2,restart=0.5", runs=20,
                         steps=60, seed=1)
     kinds = {r.violation["kind"] for r in camp.failures}
