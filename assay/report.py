@@ -266,6 +266,12 @@ def render_simulation(console: Console, c: Any, spec: str, system: str,
         what = "no safety violation" if getattr(c, "suspected", None) else "no violation"
         console.print(Text(f"✓ {what} in {c.runs} runs (a sample of the behaviours, "
                            "not a proof)", style="bold green"))
+    cut = [r.events for r in c.reports if r.ended == "steps"]
+    if cut:
+        # a run cut at the step bound is a prefix of a run: "no violation" is of that prefix
+        console.print(f"  note: {len(cut):,} of the {c.runs:,} runs were cut at the step bound "
+                      f"(--steps {cut[0]:,}) before they ended: nothing past step {cut[0]:,} "
+                      "was run", markup=False, soft_wrap=True)
     run_s = getattr(c, "run_seconds", c.seconds)
     rate = c.events / run_s if run_s else 0
     ended = ", ".join(f"{k}: {v}" for k, v in c.to_json(with_timing=False)["ended"].items())

@@ -1,0 +1,246 @@
+"""Red team of `assay simulate`, shrinking and `assay replay`: a verdict is a promise.
+
+Replay of a trace that was cut, edited or written under other faults says exactly what it
+did: never "✓" or "reproduced" for a failing step it did not run, a fault the run that wrote
+the trace could not inject, or a violation met at another step.  `simulate` says when its runs
+were cut at the step bound.  The specs are written inline (tmp_path); the commands run as a user
+runs them (click's runner in this process, from the spec's directory).
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REGISTER = '''
+from assay import Component, Message, Port, System, action, on, persistent
+
+
+class Write(Message):
+    value: int
+
+
+class WriteAck(Message):
+    value: int
+
+
+class Server(Component):
+    clients = Port(many=True)
+    value: int = 0                         # lost on a crash: the bug
+
+    @on(Write)
+    def write(self, m):
+        self.value = max(self.value, m.value)
+        self.clients.send(WriteAck(m.value), to=m.sender)
+
+
+class Client(Component):
+    server = Port()
+    writes: int = 2
+    acked: int = persistent(0)
+    pending: bool = False
+
+    @action(when=lambda self: not self.pending and self.acked < self.writes)
+    def write(self):
+        self.pending = True
+        self.server.send(Write(self.acked + 1))
+
+    @on(WriteAck)
+    def ack(self, m):
+        self.pending = False
+        self.acked = max(self.acked, m.value)
+
+
+def system(writes: int = 2) -> System:
+    s = System("register", network="unordered")
+    server = s.add("server", Server)
+    s.connect(s.add("client", Client, writes=writes).server, server.clients)
+
+    @s.always
+    def acknowledged_writes_survive(g):
+        return "server" in g.crashed() or g["server"].value >= g["client"].acked
+
+    @s.terminal
+    def done(g):
+        return g["client"].acked == writes
+
+    return s
+'''
+
+
+@pytest.fixture
+def work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "register.py").write_text(REGISTER)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def assay(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    """`assay ARGS` in this process (click's runner), from the current directory."""
+    from click.testing import CliRunner
+
+    from assay.cli import main
+
+    r = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    return subprocess.CompletedProcess(args, r.exit_code, r.stdout, r.stderr)
+
+
+def flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+@pytest.fixture
+def check_trace(work: Path) -> dict[str, Any]:
+    """`check --faults crash=1`'s counterexample: write, ack, write, server crashes and
+    restarts with its value lost (5 steps, the property fails at step 5)."""
+    r = assay("check", "register.py", "--faults", "crash=1", "--trace-out", "t.json")
+    assert r.returncode == 1, r.stdout + r.stderr
+    doc = json.loads((work / "t.json").read_text())
+    assert [e["kind"] for e in doc["events"]][-2:] == ["crash", "restart"]
+    assert doc["verdict"]["step"] == len(doc["events"]) == 5
+    return doc
+
+
+def replay_of(work: Path, doc: dict[str, Any], *options: str
+              ) -> subprocess.CompletedProcess[str]:
+    (work / "edited.json").write_text(json.dumps(doc))
+    return assay("replay", "edited.json", *options)
+
+
+def assert_refused(r: subprocess.CompletedProcess[str], *says: str) -> None:
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert "Traceback" not in r.stdout + r.stderr
+    assert "✓" not in r.stdout + r.stderr
+    assert "reproduced" not in r.stdout
+    for s in says:
+        assert s in flat(r.stderr), r.stderr
+
+
+# --- replay: cut traces ---------------------------------------------------------------------
+
+def test_a_trace_cut_at_a_step_boundary_before_its_failing_step_is_refused(
+        work: Path, check_trace: dict[str, Any]) -> None:
+    # it replayed the 4 steps left and printed "✓ the run ends without a violation", exit 0:
+    # the failing step was missing, not the failure gone
+    for keep in (4, 1, 0):
+        doc = {**check_trace, "events": check_trace["events"][:keep]}
+        assert_refused(replay_of(work, doc),
+                       "the trace is cut short: it records its violation (property "
+                       f"acknowledged_writes_survive) at step 5, and has {keep} events",
+                       "the failing step is missing")
+
+
+def test_a_trace_cut_mid_file_is_refused(work: Path, check_trace: dict[str, Any]) -> None:
+    # held when probed: not JSON
+    text = (work / "t.json").read_text()
+    for cut in (len(text) // 2, len(text) - 3):
+        (work / "cut.json").write_text(text[:cut])
+        assert_refused(assay("replay", "cut.json"), "is not JSON")
+
+
+def test_a_whole_trace_still_reproduces(work: Path, check_trace: dict[str, Any]) -> None:
+    r = assay("replay", "t.json")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "the recorded violation is reproduced" in r.stdout
+    doc = json.loads(assay("replay", "t.json", "--json").stdout)
+    assert (doc["reproduced"], doc["not_replayed"], doc["steps"]) == (True, 0, 5)
+
+
+# --- replay: events past the violation ------------------------------------------------------
+
+def test_events_added_after_the_recorded_violation_are_refused(
+        work: Path, check_trace: dict[str, Any]) -> None:
+    # the replay stopped at the violation (step 5) and said "the recorded violation is
+    # reproduced", exit 1: step 6 was never run
+    doc = {**check_trace, "events": [*check_trace["events"], check_trace["events"][0]]}
+    assert_refused(replay_of(work, doc), "the trace records its violation (property "
+                   "acknowledged_writes_survive) at step 5, but goes on to step 6",
+                   "the trace was edited")
+
+
+def test_a_violation_met_before_its_recorded_step_is_not_reproduced(
+        work: Path, check_trace: dict[str, Any]) -> None:
+    # the same edit with the verdict moved to step 6: the run breaks the property at step 5
+    # and stops there; that is not the run the trace recorded (step 6 is never run)
+    doc = {**check_trace, "events": [*check_trace["events"], check_trace["events"][0]],
+           "verdict": {**check_trace["verdict"], "step": 6}}
+    r = replay_of(work, doc)
+    assert r.returncode == 1, r.stdout + r.stderr
+    out = flat(r.stdout)
+    assert "reproduced" not in out
+    assert "note: the replay stops at this violation, at step 5: the trace's step 6 is not " \
+        "replayed" in out
+    assert "the trace recorded this violation at step 6, the replay meets it at step 5: not " \
+        "the recorded run" in out
+    j = json.loads(replay_of(work, doc, "--json").stdout)
+    assert (j["reproduced"], j["steps"], j["not_replayed"]) == (False, 5, 1)
+
+
+# --- replay: faults the run could not inject ------------------------------------------------
+
+@pytest.mark.parametrize("faults, says", [
+    ({"crash": 0}, "it was checked without crash faults"),
+    (None, "it was checked without crash faults"),
+    ({"drop": 1}, "it was checked without crash faults"),
+])
+def test_a_crash_beyond_a_check_traces_fault_budget_is_refused_naming_the_step(
+        work: Path, check_trace: dict[str, Any], faults: Any, says: str) -> None:
+    # replay lets a fault occur wherever the trace has one: a trace whose "faults" was
+    # edited to a smaller budget replayed as "the recorded violation is reproduced"
+    assert_refused(replay_of(work, {**check_trace, "faults": faults}),
+                   "step 4: crash 'server': fault 1 of kind crash, which the check run that "
+                   f"wrote the trace could not inject: {says}")
+
+
+def test_a_second_crash_beyond_a_budget_of_one_is_refused(
+        work: Path, check_trace: dict[str, Any]) -> None:
+    ev = check_trace["events"]
+    # write, crash, restart, then the counterexample: two crashes under crash=1
+    doc = {**check_trace, "events": [ev[3], ev[4], *ev], "verdict": {
+        **check_trace["verdict"], "step": 7}}
+    for e in doc["events"][:2]:
+        e.pop("changes", None)
+    assert_refused(replay_of(work, doc), "step 6: crash 'server': fault 2 of kind crash",
+                   "its fault budget is crash=1")
+    ok = replay_of(work, {**doc, "faults": {"crash": 2}})
+    assert ok.returncode == 1 and "the recorded violation is reproduced" in ok.stdout, \
+        ok.stdout + ok.stderr
+
+
+def test_a_fault_of_a_kind_a_simulate_trace_never_injects_is_refused(work: Path) -> None:
+    r = assay("simulate", "register.py", "--runs", "40", "--steps", "60", "--faults",
+              "crash=0.05", "--jobs", "1", "-q", "--out", "out")
+    assert r.returncode == 1, r.stdout + r.stderr
+    path = sorted((work / "out").glob("*.json"))[0]
+    doc = json.loads(path.read_text())
+    step = next(i for i, e in enumerate(doc["events"], 1) if e["kind"] == "crash")
+    assert assay("replay", path).returncode == 1
+    doc["faults"]["crash"] = 0.0
+    assert_refused(replay_of(work, doc), f"step {step}: crash 'server': fault 1 of kind "
+                   "crash, which the simulate run that wrote the trace could not inject: its "
+                   "fault rates inject none (crash=0)")
+
+
+def test_a_hand_written_trace_that_names_no_engine_is_not_held_to_a_budget(
+        work: Path, check_trace: dict[str, Any]) -> None:
+    doc = {k: v for k, v in check_trace.items() if k not in ("engine", "faults")}
+    r = replay_of(work, doc)
+    assert r.returncode == 1 and "the recorded violation is reproduced" in r.stdout, \
+        r.stdout + r.stderr
+
+
+# --- simulate: what the summary says -------------------------------------------------------
+
+def test_runs_cut_at_the_step_bound_are_said_to_be(work: Path) -> None:
+    # "✓ no violation in 20 runs" when every run was cut after 2 events, with the bug at 5
+    r = assay("simulate", "register.py", "--runs", "20", "--steps", "2", "--faults",
+              "crash=0.05", "--jobs", "1", "-q", "--out", "out")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "note: 20 of the 20 runs were cut at the step bound (--steps 2) before they " \
+        "ended: nothing past step 2 was run" in flat(r.stdout)
+    whole = assay("simulate", "register.py", "--runs", "5", "--jobs", "1", "-q",
+                  "--out", "out")
+    assert whole.returncode == 0 and "step bound" not in whole.stdout, whole.stdout
