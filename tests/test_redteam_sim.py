@@ -345,3 +345,44 @@ def test_a_spec_whose_runs_depend_on_the_process_never_ends_simulate_in_a_traceb
     assert r.returncode in (1, 2), (r.returncode, r.stdout, r.stderr)
     if r.returncode == 2:
         assert "run again from its seed in another process, to shrink it" in flat(r.stderr)
+
+
+IDLE = '''
+from assay import Component, Port, System, action
+
+
+class A(Component):
+    out = Port()
+    sent: int = 0
+
+    @action(when=lambda self: self.sent > 5)      # never enabled
+    def go(self):
+        self.sent += 1
+
+
+def system() -> System:
+    s = System("idle")
+    s.add("a", A)
+
+    @s.always
+    def few(g):
+        return g["a"].sent < 3
+
+    @s.terminal
+    def done(g):
+        return True
+
+    return s
+'''
+
+
+def test_runs_that_take_no_step_are_said_to_be(work: Path) -> None:
+    # "✓ no violation in 10 runs", 0 events, and no word that nothing was enabled (check
+    # warns "0 transitions: is anything enabled?")
+    (work / "idle.py").write_text(IDLE)
+    r = assay("simulate", "idle.py", "--runs", "10", "--jobs", "1", "-q", "--out", "out")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "note: no run took a step: nothing is enabled in the initial states the runs " \
+        "started from, so nothing beyond them was simulated" in flat(r.stdout)
+    busy = assay("simulate", "register.py", "--runs", "5", "--jobs", "1", "-q", "--out", "out")
+    assert busy.returncode == 0 and "no run took a step" not in busy.stdout
