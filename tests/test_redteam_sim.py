@@ -386,3 +386,16 @@ def test_runs_that_take_no_step_are_said_to_be(work: Path) -> None:
         "started from, so nothing beyond them was simulated" in flat(r.stdout)
     busy = assay("simulate", "register.py", "--runs", "5", "--jobs", "1", "-q", "--out", "out")
     assert busy.returncode == 0 and "no run took a step" not in busy.stdout
+
+
+@pytest.mark.parametrize("option, value, says", [
+    ("--pct-depth", "5", "--pct-depth is for --scheduler pct only"),
+    ("--database", "db", "--database is for --engine hypothesis only"),
+])
+def test_an_option_of_another_scheduler_or_engine_is_refused_not_ignored(
+        work: Path, option: str, value: str, says: str) -> None:
+    # `--pct-depth 5` ran uniform random runs, `--database db` kept nothing there: silently
+    r = assay("simulate", "register.py", option, value, "--runs", "2", "--jobs", "1",
+              "--out", "out")
+    assert_refused(r, says)
+    assert not (work / "out").exists() and not (work / "db").exists()

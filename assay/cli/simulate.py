@@ -103,6 +103,14 @@ def simulate(spec: str, system_name: str | None, params: tuple[str, ...], seed: 
             # start from it)
             raise UsageError(f"--database {database}: not a directory",
                              notes=["give a directory (made if missing), or --database none"])
+        given = click.get_current_context().get_parameter_source
+        for option, name, applies, to in (
+                ("--pct-depth", "pct_depth", scheduler == "pct", "--scheduler pct"),
+                ("--database", "database", engine == "hypothesis", "--engine hypothesis")):
+            if not applies and given(name) not in (click.core.ParameterSource.DEFAULT, None):
+                # (ignored, silently: the runs were not the ones asked for)
+                raise UsageError(f"{option} is for {to} only", notes=[
+                    f"add {to}, or drop {option}"])
         rates = FaultRates.parse(faults_text) if faults_text else FaultRates()
         raw = _params(params)
         system, name, typed = build(spec, system_name, raw)
