@@ -340,9 +340,9 @@ def test_a_spec_whose_runs_depend_on_the_process_never_ends_simulate_in_a_traceb
                         "--runs", "40", "--jobs", "2", "-q", "--out", "out"], cwd=work,
                        env=env, capture_output=True, text=True, timeout=120)
     assert "Traceback" not in r.stderr and "internal error" not in r.stderr, r.stderr[-2000:]
-    # (whether a shrink worker is another process than the one that found the run is the
-    # pool's choice: exit 1 when each was shrunk where it was found)
-    assert r.returncode in (1, 2), (r.returncode, r.stdout, r.stderr)
+    # (which worker runs and which shrinks what is the pool's choice: exit 1 when each
+    # failing run was shrunk where it was found, 0 when none ran where the process id is even)
+    assert r.returncode in (0, 1, 2), (r.returncode, r.stdout, r.stderr)
     if r.returncode == 2:
         assert "run again from its seed in another process, to shrink it" in flat(r.stderr)
 
