@@ -399,3 +399,24 @@ def test_an_option_of_another_scheduler_or_engine_is_refused_not_ignored(
               "--out", "out")
     assert_refused(r, says)
     assert not (work / "out").exists() and not (work / "db").exists()
+
+
+def test_a_keyboard_interrupt_raised_by_a_handler_in_a_worker_is_the_specs_fault(
+        work: Path) -> None:
+    # a worker ignores SIGINT, so its KeyboardInterrupt came from the spec; handed back to
+    # the parent it read as the user's Ctrl-C: "? interrupted (Ctrl-C) after 0 of 5 runs",
+    # exit 130.  (In one process, --jobs 1, it cannot be told from Ctrl-C: it stays one.)
+    import os
+    import sys
+
+    (work / "interrupts.py").write_text(PER_PROCESS.replace(
+        "self.bad = os.getpid() % 2 == 0         # the process, not the state",
+        "if self.got == 2:\n            raise KeyboardInterrupt"))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    r = subprocess.run([sys.executable, "-m", "assay.cli", "simulate", "interrupts.py",
+                        "--runs", "6", "--jobs", "2", "-q", "--out", "out"], cwd=work,
+                       env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert "interrupts.py:29: error: code in the spec raised KeyboardInterrupt (a " \
+        "BaseException, not an Exception)" in flat(r.stderr)
+    assert "interrupted" not in r.stdout + r.stderr and "Traceback" not in r.stderr

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from assay.errors import AssayError, SpecError, TraceError
+from assay.errors import AssayError, SpecError, TraceError, exit_error
 from assay.kernel.faults import Faults
 from assay.kernel.kernel import Kernel, State
 from assay.kernel.trace import Trace, explain, initial_json, recorded_event, with_changes
@@ -395,9 +395,23 @@ def _kill_workers(pool: ProcessPoolExecutor) -> None:
 def _worker(job: tuple[str, str | None, dict[str, str], int, list[int], Options]
             ) -> list[RunReport]:
     spec, system_name, params, seed, indices, opts = job
-    kernel, known, lassos = _worker_kernel(spec, system_name, params, opts)
-    with few_full_collections():
-        return run_indices(kernel, seed, indices, opts, known, lassos)
+    with _spec_interrupts():
+        kernel, known, lassos = _worker_kernel(spec, system_name, params, opts)
+        with few_full_collections():
+            return run_indices(kernel, seed, indices, opts, known, lassos)
+
+
+@contextlib.contextmanager
+def _spec_interrupts() -> Iterator[None]:
+    """In a worker that ignores SIGINT (`_worker_init`), a KeyboardInterrupt can only come
+    from spec code that raised it: a spec error, not Ctrl-C (handed back to the parent as it
+    was, it read as the user's Ctrl-C: "interrupted", exit 130)."""
+    try:
+        yield
+    except KeyboardInterrupt as e:
+        if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+            raise
+        raise exit_error(e, "code in the spec") from None
 
 
 def _worker_kernel(spec: str, system_name: str | None, params: dict[str, str], opts: Options
@@ -414,8 +428,9 @@ def _worker_kernel(spec: str, system_name: str | None, params: dict[str, str], o
 def _shrink_worker(job: tuple[str, str | None, dict[str, str], Options, RunReport, int,
                                Shrinking | None]) -> Shrinking:
     spec, system_name, params, opts, report, searched, earlier = job
-    kernel, _, _ = _worker_kernel(spec, system_name, params, opts)
-    return shrink_report(kernel, report, opts, searched, earlier)
+    with _spec_interrupts():
+        kernel, _, _ = _worker_kernel(spec, system_name, params, opts)
+        return shrink_report(kernel, report, opts, searched, earlier)
 
 
 def _chunks(n: int, jobs: int, scheduler: str = "random") -> Iterator[list[int]]:
