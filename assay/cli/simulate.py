@@ -37,7 +37,9 @@ from assay.errors import AssayError, UsageError
 @click.option("--faults", "faults_text", metavar="KIND=RATE,...",
               help="Per-step fault probabilities: drop, dup, crash, restart, partition, heal, "
                    "lose (losses on lossy links; default 0.05), and delay (time jumps to the "
-                   "next timer while messages are in flight: timeouts that fire early).")
+                   "next timer while messages are in flight: timeouts that fire early).  "
+                   "A run where nothing else can happen restarts a crashed instance or heals "
+                   "a partition whatever their rates (restart=0 is not crash-stop).")
 @click.option("--scheduler", type=click.Choice(["random", "pct", "coverage", "swarm"]),
               default="random", show_default=True,
               help="How a run picks the next event: uniformly at random, PCT priorities, "
