@@ -420,3 +420,46 @@ def test_a_keyboard_interrupt_raised_by_a_handler_in_a_worker_is_the_specs_fault
     assert "interrupts.py:29: error: code in the spec raised KeyboardInterrupt (a " \
         "BaseException, not an Exception)" in flat(r.stderr)
     assert "interrupted" not in r.stdout + r.stderr and "Traceback" not in r.stderr
+
+
+SPIN = '''
+from assay import Component, System, action
+
+
+class A(Component):
+    x: int = 0
+    done: bool = False
+
+    @action()
+    def toggle(self):
+        self.x = 1 - self.x
+
+    @action(when=lambda self: self.x == 5)          # never enabled
+    def finish(self):
+        self.done = True
+
+
+def system() -> System:
+    s = System("spin")
+    s.add("a", A)
+
+    @s.eventually
+    def finished(g):
+        return g["a"].done
+
+    return s
+'''
+
+
+@pytest.mark.parametrize("fairness, says", [("none", "no"), ("weak", "weak")])
+def test_a_replayed_lasso_says_under_which_fairness_it_is_fair(
+        work: Path, fairness: str, says: str) -> None:
+    # "the cycle closes, is fair": under the fairness the trace records (a check option),
+    # which the reader could not see
+    (work / "spin.py").write_text(SPIN)
+    assert assay("check", "spin.py", "--fairness", fairness, "--trace-out",
+                 "l.json").returncode == 1
+    r = assay("replay", "l.json")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert f"the recorded violation is reproduced: the cycle closes, is fair (under {says} " \
+        "fairness, as the trace records), and the property fails on it" in flat(r.stdout)

@@ -164,7 +164,11 @@ def replay(trace_file: str, engine: str, mermaid_out: str | None, html_out: str 
                 con.print(f"  note: the trace recorded {recorded} {name or ''}; this is a "
                           "different violation", markup=False)
             elif recorded and result.cycle_start is not None:
-                how = ("the cycle closes, is fair, and the property fails on it"
+                fair = (trace.verdict or {}).get("fairness")
+                how = ("the cycle closes, is fair"
+                       + (f" (under {'no' if fair == 'none' else fair} fairness, as the "
+                          "trace records)" if fair else "")
+                       + ", and the property fails on it"
                        if result.cycle_start < len(result.steps) else
                        "the run stops where nothing but faults is enabled, and the property "
                        "fails")
