@@ -47,11 +47,12 @@ def replay(trace_file: str, engine: str, mermaid_out: str | None, html_out: str 
            as_json: bool) -> None:
     """Re-execute a trace file step by step and confirm where it ends.
 
-    Exit codes: 1 it ends in a violation (the recorded one, or another: said so), or the
-    store database disagrees with the run's stores (--against-store), 0 neither, 2 the
-    trace does not fit the spec (an event not enabled where it occurs, or a step that
-    changes other fields than the trace recorded), 3 stopped by --max-time (spec code that
-    never returns), 130 interrupted (Ctrl-C).
+    Exit codes: 1 it ends in a violation (the recorded one at the recorded step, or another:
+    said so), or the store database disagrees with the run's stores (--against-store), 0
+    neither, 2 the trace does not fit the spec (an event not enabled where it occurs, a step
+    that changes other fields than the trace recorded, a fault beyond the trace's fault
+    budget or rates) or is not whole (cut before its failing step, or going on past it), 3
+    stopped by --max-time (spec code that never returns), 130 interrupted (Ctrl-C).
     """
     from assay.kernel.trace import Trace, recorded_event, replay_trace, trace_spec
 
