@@ -463,3 +463,64 @@ def test_a_replayed_lasso_says_under_which_fairness_it_is_fair(
     assert r.returncode == 1, r.stdout + r.stderr
     assert f"the recorded violation is reproduced: the cycle closes, is fair (under {says} " \
         "fairness, as the trace records), and the property fails on it" in flat(r.stdout)
+
+
+COUNTER = '''
+from assay import Component, Message, Port, System, action, on
+
+
+class Ping(Message):
+    pass
+
+
+class A(Component):
+    out = Port()
+    sent: int = 0                         # volatile: a crash forgets what was sent
+
+    @action(when=lambda self: self.sent < 2)
+    def go(self):
+        self.sent += 1
+        self.out.send(Ping())
+
+
+class B(Component):
+    inp = Port(many=True)
+    got: int = 0
+
+    @on(Ping)
+    def ping(self, m):
+        self.got += 1
+
+
+def system() -> System:
+    s = System("counter", network="unordered")
+    b = s.add("b", B)
+    s.connect(s.add("a", A).out, b.inp)
+
+    @s.always
+    def no_more_than_sent(g):
+        return "a" in g.crashed() or g["b"].got <= g["a"].sent
+
+    @s.terminal
+    def done(g):
+        return g["a"].sent == 2 and g["b"].got == 2
+
+    return s
+'''
+
+
+def test_the_hypothesis_engine_shrinks_with_only_the_faults_the_search_injects(
+        work: Path) -> None:
+    # its final shrink offered every fault the kernel's unlimited budget has: the run found
+    # under crash=0.2 was written as [go, go, deliver, drop], a drop the search never makes
+    # (and that replay, knowing the trace's rates, refuses)
+    (work / "counter.py").write_text(COUNTER)
+    r = assay("simulate", "counter.py", "--engine", "hypothesis", "--faults", "crash=0.2",
+              "--runs", "300", "--database", "none", "-q", "--out", "out")
+    assert r.returncode == 1, r.stdout + r.stderr
+    (path,) = (work / "out").glob("*.json")
+    kinds = {e["kind"] for e in json.loads(path.read_text())["events"]}
+    assert kinds <= {"action", "deliver", "crash", "restart"}, kinds
+    again = assay("replay", path)
+    assert again.returncode == 1 and "the recorded violation is reproduced" in again.stdout, \
+        again.stdout + again.stderr
