@@ -266,6 +266,17 @@ def render_simulation(console: Console, c: Any, spec: str, system: str,
         what = "no safety violation" if getattr(c, "suspected", None) else "no violation"
         console.print(Text(f"✓ {what} in {c.runs} runs (a sample of the behaviours, "
                            "not a proof)", style="bold green"))
+    if c.runs and not c.events and not c.failures:
+        # (as `check` warns of 0 transitions: "no violation" of the initial states alone)
+        console.print("  note: no run took a step: nothing is enabled in the initial states "
+                      "the runs started from, so nothing beyond them was simulated",
+                      markup=False, soft_wrap=True)
+    cut = [r.events for r in c.reports if r.ended == "steps"]
+    if cut:
+        # a run cut at the step bound is a prefix of a run: "no violation" is of that prefix
+        console.print(f"  note: {len(cut):,} of the {c.runs:,} runs were cut at the step bound "
+                      f"(--steps {cut[0]:,}) before they ended: nothing past step {cut[0]:,} "
+                      "was run", markup=False, soft_wrap=True)
     run_s = getattr(c, "run_seconds", c.seconds)
     rate = c.events / run_s if run_s else 0
     ended = ", ".join(f"{k}: {v}" for k, v in c.to_json(with_timing=False)["ended"].items())

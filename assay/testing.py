@@ -44,7 +44,7 @@ from assay.kernel.violation import Violation
 from assay.simulator.campaign import Campaign, Options, RunReport, kernel_for
 from assay.simulator.rates import FaultRates
 from assay.simulator.run import RunResult, run_once
-from assay.simulator.shrink import Signature, shrink, signature
+from assay.simulator.shrink import Signature, fault_kinds, shrink, signature
 
 FAULT_GRAIN = 1 << 16      # a fault draw is an integer in [0, FAULT_GRAIN)
 
@@ -255,7 +255,8 @@ def search(system: Any, *, spec: str = "", system_name: str = "",
         # changing the events after it stays; the simulator's shrinker (1-minimal over the
         # events) finishes the job
         stats.hypothesis_shrunk = len(last.events)
-        polished = shrink(kernel, last.result.initial, last.events, v) \
+        polished = shrink(kernel, last.result.initial, last.events, v,
+                          fault_kinds(opts.rates)) \
             if opts.shrink and not interrupted else last.events
         report.shrunk = with_changes(kernel, last.result.initial, polished)
         if report.trace is None:

@@ -493,11 +493,14 @@ def test_a_trace_without_recorded_changes_still_replays(in_process, made, work):
     assert "the recorded violation is reproduced" in r.stdout
 
 
-def test_a_trace_that_ends_before_its_violation_exits_0(replays):
+def test_a_trace_cut_before_its_violation_exits_2_and_never_reads_as_a_pass(replays):
+    # it exited 0 with "✓ the run ends without a violation": the failing step was missing,
+    # not the failure gone (tests/test_redteam_sim.py has the other cuts)
     r = replays["truncated"]
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert "the run ends without a violation" in flat(r.stdout)
-    assert "recorded property" in flat(r.stdout)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "the trace is cut short: it records its violation (property " \
+        "acknowledged_writes_survive) at step 5, and has 2 events" in flat(r.stderr)
+    assert "✓" not in r.stdout + r.stderr
 
 
 def test_a_trace_whose_recorded_violation_differs_says_so(replays):

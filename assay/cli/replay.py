@@ -47,11 +47,12 @@ def replay(trace_file: str, engine: str, mermaid_out: str | None, html_out: str 
            as_json: bool) -> None:
     """Re-execute a trace file step by step and confirm where it ends.
 
-    Exit codes: 1 it ends in a violation (the recorded one, or another: said so), or the
-    store database disagrees with the run's stores (--against-store), 0 neither, 2 the
-    trace does not fit the spec (an event not enabled where it occurs, or a step that
-    changes other fields than the trace recorded), 3 stopped by --max-time (spec code that
-    never returns), 130 interrupted (Ctrl-C).
+    Exit codes: 1 it ends in a violation (the recorded one at the recorded step, or another:
+    said so), or the store database disagrees with the run's stores (--against-store), 0
+    neither, 2 the trace does not fit the spec (an event not enabled where it occurs, a step
+    that changes other fields than the trace recorded, a fault beyond the trace's fault
+    budget or rates) or is not whole (cut before its failing step, or going on past it), 3
+    stopped by --max-time (spec code that never returns), 130 interrupted (Ctrl-C).
     """
     from assay.kernel.trace import Trace, recorded_event, replay_trace, trace_spec
 
@@ -109,13 +110,21 @@ def replay(trace_file: str, engine: str, mermaid_out: str | None, html_out: str 
         return
     recorded = (trace.verdict or {}).get("kind")
     v = result.violation
+    at = (trace.verdict or {}).get("step")
+    # reproduced: the recorded violation, at the recorded step (a run that breaks another
+    # property first, or the same one earlier, stops there: not what the trace recorded)
     same = v is not None and recorded == v.kind and \
-        (trace.verdict or {}).get("name") == v.name
+        (trace.verdict or {}).get("name") == v.name and \
+        (type(at) is not int or at == len(result.steps))
+    # the trace's events past the violation the replay stopped at (`check --keep-going`
+    # traces may go on past another violation), never replayed
+    unreplayed = len(trace.events) - len(result.steps) if v is not None else 0
     if as_json:
         doc = {"command": "replay", "trace": trace_file, "engine": engine,
                "steps": len(result.steps), "time": result.time,
                "violation": v.to_json() if v else None,
                "recorded": trace.verdict, "reproduced": same,
+               "not_replayed": unreplayed,
                "lasso": None if result.cycle_start is None else {
                    "cycle_start": result.cycle_start, "confirmed": v is not None,
                    "note": result.note},
@@ -141,12 +150,26 @@ def replay(trace_file: str, engine: str, mermaid_out: str | None, html_out: str 
                       style="bold green")
         else:
             con.print(f"✗ {v.kind}: {v.message}", style="bold red", markup=False)
-            if recorded and not same:
-                con.print(f"  note: the trace recorded {recorded} "
-                          f"{(trace.verdict or {}).get('name') or ''}; this is a different "
-                          "violation", markup=False)
+            if unreplayed:
+                k = len(result.steps)
+                con.print(f"  note: the replay stops at this violation, at step {k}: the "
+                          "trace's " + (f"step {k + 1} is" if unreplayed == 1 else
+                                        f"steps {k + 1} to {len(trace.events)} are")
+                          + " not replayed", markup=False)
+            name = (trace.verdict or {}).get("name")
+            if recorded and not same and (recorded, name) == (v.kind, v.name):
+                con.print(f"  note: the trace recorded this violation at step {at}, the "
+                          f"replay meets it at step {len(result.steps)}: not the recorded "
+                          "run", markup=False)
+            elif recorded and not same:
+                con.print(f"  note: the trace recorded {recorded} {name or ''}; this is a "
+                          "different violation", markup=False)
             elif recorded and result.cycle_start is not None:
-                how = ("the cycle closes, is fair, and the property fails on it"
+                fair = (trace.verdict or {}).get("fairness")
+                how = ("the cycle closes, is fair"
+                       + (f" (under {'no' if fair == 'none' else fair} fairness, as the "
+                          "trace records)" if fair else "")
+                       + ", and the property fails on it"
                        if result.cycle_start < len(result.steps) else
                        "the run stops where nothing but faults is enabled, and the property "
                        "fails")

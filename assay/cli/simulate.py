@@ -37,7 +37,9 @@ from assay.errors import AssayError, UsageError
 @click.option("--faults", "faults_text", metavar="KIND=RATE,...",
               help="Per-step fault probabilities: drop, dup, crash, restart, partition, heal, "
                    "lose (losses on lossy links; default 0.05), and delay (time jumps to the "
-                   "next timer while messages are in flight: timeouts that fire early).")
+                   "next timer while messages are in flight: timeouts that fire early).  "
+                   "A run where nothing else can happen restarts a crashed instance or heals "
+                   "a partition whatever their rates (restart=0 is not crash-stop).")
 @click.option("--scheduler", type=click.Choice(["random", "pct", "coverage", "swarm"]),
               default="random", show_default=True,
               help="How a run picks the next event: uniformly at random, PCT priorities, "
@@ -103,6 +105,14 @@ def simulate(spec: str, system_name: str | None, params: tuple[str, ...], seed: 
             # start from it)
             raise UsageError(f"--database {database}: not a directory",
                              notes=["give a directory (made if missing), or --database none"])
+        given = click.get_current_context().get_parameter_source
+        for option, name, applies, to in (
+                ("--pct-depth", "pct_depth", scheduler == "pct", "--scheduler pct"),
+                ("--database", "database", engine == "hypothesis", "--engine hypothesis")):
+            if not applies and given(name) not in (click.core.ParameterSource.DEFAULT, None):
+                # (ignored, silently: the runs were not the ones asked for)
+                raise UsageError(f"{option} is for {to} only", notes=[
+                    f"add {to}, or drop {option}"])
         rates = FaultRates.parse(faults_text) if faults_text else FaultRates()
         raw = _params(params)
         system, name, typed = build(spec, system_name, raw)

@@ -60,6 +60,9 @@ class Trace:
     initial: dict[str, dict[str, Any]] | None = None
     verdict: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # whether the file named the engine that wrote it (one written by hand may not: then
+    # nothing is assumed of how its run was made, `_check_fault_budget` and `_check_whole`)
+    engine_named: bool = True
 
     def to_json(self) -> dict[str, Any]:
         doc = {"format": FORMAT, "version": VERSION, "spec": self.spec, "system": self.system,
@@ -123,7 +126,7 @@ class Trace:
         events = [{k: v for k, v in e.items() if k != "step"} for e in doc["events"]]
         return cls(doc["spec"], doc["system"], doc.get("params", {}), events,
                    doc.get("engine", "check"), doc.get("seed"), doc.get("faults"),
-                   doc.get("initial"), doc.get("verdict"))
+                   doc.get("initial"), doc.get("verdict"), engine_named="engine" in doc)
 
 
 MAX_BYTES = 64 * 1024 * 1024    # a trace of a million steps is smaller
@@ -458,17 +461,102 @@ def replay_trace(trace: Trace, trace_path: str | Path,
                          f"run (0 to {len(trace.events)})", Location(str(trace_path)))
     # a fault may occur wherever the trace has one: the budget is not what is replayed
     # a run checked with --no-deadlock may end where nothing is enabled
+    _check_fault_budget(trace)
     kernel = Kernel(system, Faults.unlimited() if faulty else None, fairness,
                     deadlock=verdict.get("deadlock") is not False)
     start = find_initial(kernel, trace.initial)
     hook, now = clocked(kernel) if clocked else (None, None)
     done = replay_checked(kernel, trace.events, start, hook)
+    _check_whole(trace, done)
     violation, note = done.violation, None
     if cycle_start is not None and violation is None:
         violation, note = _lasso(kernel, verdict, start, done.steps, cycle_start)
     return ReplayResult(done.steps, violation, [i.name for i in kernel.instances],
                         initial_values(kernel, start), now() if now else None,
                         cycle_start, note, kernel, start)
+
+
+# the fault events a budget counts, by the name `check --faults` and `simulate --faults` use
+BUDGETED = {"drop": "drop", "duplicate": "dup", "crash": "crash", "partition": "partition"}
+# and a lossy link's losses: no budget for `check`, a rate for `simulate` (0: none)
+RATED = {**BUDGETED, "lose": "lose"}
+# the engines whose traces end at their violation, with the budget or rates they ran under
+WRITTEN_WHOLE = ("check", "simulate")
+
+
+def _check_fault_budget(trace: Trace) -> None:
+    """A `TraceError` naming the first fault event the run that wrote the trace could not
+    have injected: beyond a `check` trace's fault budget (`"faults": {"crash": 1}`, a
+    count per kind, none when null), or of a kind a `simulate` trace's rates never inject
+    (rate 0).  Replay itself lets a fault occur wherever the trace has one, so without this
+    an edited trace with one crash more replays as "reproduced" under a budget it breaks."""
+    if trace.engine not in WRITTEN_WHOLE or not trace.engine_named or \
+            (trace.engine == "simulate" and not trace.faults):
+        return           # a runtime run's crashes are real; an API simulate trace says none
+    recorded = trace.faults or {}
+    counted = RATED if trace.engine == "simulate" else BUDGETED
+    for name in counted.values():
+        v = recorded.get(name, 0)
+        if type(v) not in (int, float) or v != v:
+            what = "rate" if trace.engine == "simulate" else "budget"
+            raise TraceError(f"the trace's fault {what} {name}={_clip(v)} is not a number")
+    used: dict[str, int] = {}
+    for i, e in enumerate(trace.events, 1):
+        key = counted.get(e.get("kind", ""))
+        if key is None:
+            continue
+        used[key] = used.get(key, 0) + 1
+        have = recorded.get(key, 0)
+        if trace.engine == "simulate":
+            # (the rates a trace leaves out are the defaults: 0, but for lossy links' losses)
+            over = have == 0 and (key != "lose" or key in recorded)
+            why = f"its fault rates inject none ({key}={have:g})"
+        else:
+            over = 0 <= have < used[key]          # (a negative budget is unlimited)
+            why = f"its fault budget is {key}={have}" if have else \
+                f"it was checked without {key} faults"
+        if over:
+            raise TraceError(
+                f"step {i}: {e['kind']} {_clip(_fault_target(e))}: fault {used[key]} of kind "
+                f"{key}, which the {trace.engine} run that wrote the trace could not inject: "
+                f"{why}", notes=["the trace was edited (its events or its \"faults\")"])
+
+
+def _fault_target(e: dict[str, Any]) -> Any:
+    """What a fault event hits, for a message: an instance, or a message on a link."""
+    if "instance" in e:
+        return e["instance"]
+    msg = e.get("message")
+    kind = msg.get("type") if isinstance(msg, dict) else None
+    return f"{kind} from {e.get('from')} to {e.get('to')}" if kind else e.get("group", "")
+
+
+def _check_whole(trace: Trace, done: Replayed) -> None:
+    """A `TraceError` when a `check` or `simulate` trace does not end where its verdict
+    says: those engines write a run up to the step of its violation (`"step"`), so a
+    verdict at a step the trace does not have means it was cut short (the failing step is
+    missing: replaying to its end shows no violation, which is not the failure gone), and
+    one before its last event means events were added.  (A `check --keep-going` trace may
+    meet another violation before its own: replay stops there and says so.)"""
+    if trace.engine not in WRITTEN_WHOLE or not trace.engine_named:
+        return           # a runtime run under a logging monitor goes on past a violation
+    verdict = trace.verdict or {}
+    step, n = verdict.get("step"), len(trace.events)
+    if type(step) is not int or step == n:
+        return
+    what = f"{verdict.get('kind')} {verdict.get('name') or verdict.get('blame') or ''}".strip()
+    if step > n:
+        v = done.violation
+        met = "" if v is None else \
+            f" (the replay meets {v.kind} {v.name or v.blame} at step {len(done.steps)})"
+        raise TraceError(
+            f"the trace is cut short: it records its violation ({what}) at step {step}, and "
+            f"has {n} events", notes=[
+                "the failing step is missing, so replaying cannot reproduce the recorded "
+                f"violation{met}: use the whole file"])
+    raise TraceError(
+        f"the trace records its violation ({what}) at step {step}, but goes on to step {n}",
+        notes=["the trace was edited: a run ends at its violation"])
 
 
 def _lasso(kernel: Kernel, verdict: dict[str, Any], start: State, steps: list[Step],

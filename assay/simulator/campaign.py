@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from assay.errors import AssayError
+from assay.errors import AssayError, SpecError, TraceError, exit_error
 from assay.kernel.faults import Faults
 from assay.kernel.kernel import Kernel, State
 from assay.kernel.trace import Trace, explain, initial_json, recorded_event, with_changes
@@ -269,13 +269,19 @@ def shrink_report(kernel: Kernel, report: RunReport, opts: Options, searched: in
     took = _FAILED.get(kernel, {}).pop(_run_key(report.seed, opts), None)
     if took is None:                          # not a run of this process: run it again
         if opts.scheduler == "coverage":
-            r = rerun_recorded(kernel, report)
+            try:
+                r = rerun_recorded(kernel, report)
+            except TraceError as e:
+                raise _changed(report, e.message) from None
         else:
             r = run_once(kernel, report.seed, opts.steps, opts.rates, opts.scheduler,
                          opts.pct_depth, False)
-        assert r.violation is not None, "a run changed"
-        took = (r.initial, r.events, r.violation)
-    assert len(took[1]) == report.events, "a run changed"
+        got = r.violation
+        if got is None or len(r.events) != report.events or \
+                (got.kind, got.name, got.blame) != (v.get("kind"), v.get("name"), v.get("blame")):
+            raise _changed(report, "it ended without a violation" if got is None else
+                           f"it broke {_what(got.to_json())} at step {len(r.events)}")
+        took = (r.initial, r.events, got)
     small = shrink_run(kernel, took[0], took[1], took[2], budget=budget_for(searched),
                        faults=fault_kinds(opts.rates), earlier=_earlier(kernel, earlier))
     start = small.start.state
@@ -283,6 +289,26 @@ def shrink_report(kernel: Kernel, report: RunReport, opts: Options, searched: in
     return Shrinking(report.index, initial_json(kernel, start), events,
                      time.perf_counter() - started, small.removed, small.search.radius,
                      small.search.everything, small.cost)
+
+
+def _what(v: dict[str, Any]) -> str:
+    """A violation (as a report holds it) in a few words: its kind and property or blame."""
+    return f"{v.get('kind')} {v.get('name') or v.get('blame')}"
+
+
+def _changed(report: RunReport, then: str) -> SpecError:
+    """The error for a failing run that, run again from its seed in another process (to
+    shrink it), did not fail the same way: the spec's outcome depends on the process."""
+    v = report.violation or {}
+    return SpecError(
+        f"run {report.index} (seed {report.seed}) broke {_what(v)} at step {report.events}; "
+        f"run again from its seed in another process, to shrink it, {then}",
+        notes=["a handler, guard or property depends on something outside the state and the "
+               "event that differs from process to process (os.getpid(), id(), hash() of a "
+               "str, the clock, random numbers, a global it changes): its runs do not replay, "
+               "and no trace of them can be trusted to reproduce",
+               "make it a function of the state and the event; --jobs 1 runs and shrinks in "
+               "one process, which hides it but does not make the runs replay"])
 
 
 def _earlier(kernel: Kernel, sh: Shrinking | None) -> tuple[State, list[int], Search] | None:
@@ -369,9 +395,23 @@ def _kill_workers(pool: ProcessPoolExecutor) -> None:
 def _worker(job: tuple[str, str | None, dict[str, str], int, list[int], Options]
             ) -> list[RunReport]:
     spec, system_name, params, seed, indices, opts = job
-    kernel, known, lassos = _worker_kernel(spec, system_name, params, opts)
-    with few_full_collections():
-        return run_indices(kernel, seed, indices, opts, known, lassos)
+    with _spec_interrupts():
+        kernel, known, lassos = _worker_kernel(spec, system_name, params, opts)
+        with few_full_collections():
+            return run_indices(kernel, seed, indices, opts, known, lassos)
+
+
+@contextlib.contextmanager
+def _spec_interrupts() -> Iterator[None]:
+    """In a worker that ignores SIGINT (`_worker_init`), a KeyboardInterrupt can only come
+    from spec code that raised it: a spec error, not Ctrl-C (handed back to the parent as it
+    was, it read as the user's Ctrl-C: "interrupted", exit 130)."""
+    try:
+        yield
+    except KeyboardInterrupt as e:
+        if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+            raise
+        raise exit_error(e, "code in the spec") from None
 
 
 def _worker_kernel(spec: str, system_name: str | None, params: dict[str, str], opts: Options
@@ -388,8 +428,9 @@ def _worker_kernel(spec: str, system_name: str | None, params: dict[str, str], o
 def _shrink_worker(job: tuple[str, str | None, dict[str, str], Options, RunReport, int,
                                Shrinking | None]) -> Shrinking:
     spec, system_name, params, opts, report, searched, earlier = job
-    kernel, _, _ = _worker_kernel(spec, system_name, params, opts)
-    return shrink_report(kernel, report, opts, searched, earlier)
+    with _spec_interrupts():
+        kernel, _, _ = _worker_kernel(spec, system_name, params, opts)
+        return shrink_report(kernel, report, opts, searched, earlier)
 
 
 def _chunks(n: int, jobs: int, scheduler: str = "random") -> Iterator[list[int]]:

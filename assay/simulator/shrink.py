@@ -707,8 +707,11 @@ def proved_earlier(kernel: Kernel, want: Signature,
 
 
 def shrink(kernel: Kernel, start: State, events: list[dict[str, Any]],
-           violation: Violation) -> list[dict[str, Any]]:
-    """A short failing run (by name, from `start`, as `events` is) with the same failure."""
+           violation: Violation, faults: frozenset[str] | None = None
+           ) -> list[dict[str, Any]]:
+    """A short failing run (by name, from `start`, as `events` is) with the same failure;
+    `faults`: the kinds of faults it may use (`fault_kinds` of the runs' rates; None: any
+    the kernel offers, whose unlimited budget offers every kind once one rate is set)."""
     want = signature(violation)
     n = fails(kernel, start, events, want)
     if n is None:
@@ -721,5 +724,5 @@ def shrink(kernel: Kernel, start: State, events: list[dict[str, Any]],
         if nxt != state or viol:                  # a step that changes nothing goes
             ids.append(ev)
         state = nxt
-    small = shrink_run(kernel, start, ids, violation, any_initial=False)
+    small = shrink_run(kernel, start, ids, violation, any_initial=False, faults=faults)
     return [kernel.event(ev).to_json() for ev in small.events]
