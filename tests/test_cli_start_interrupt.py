@@ -6,6 +6,7 @@ script pyproject declares (as pip's generated `assay` script calls it) and `pyth
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -68,15 +69,20 @@ def test_ctrl_c_during_start_up_prints_one_line(how, delays, tmp_path: Path) -> 
     for i, delay in enumerate(delays):
         marker = tmp_path / f"started{i}"
         code, out, err = _interrupted_after(how(marker), marker, delay)
-        # before: "Traceback ... KeyboardInterrupt" from inside some import, exit 1; or
-        # click's "Aborted!", exit 1
+        # before: "Traceback ... KeyboardInterrupt" from inside some import (and the process
+        # ended by SIGINT), or click's "Aborted!", exit 1
         assert "Traceback" not in out + err, (delay, code, out, err)
-        assert code in (0, EXIT_INTERRUPTED), (delay, code, out, err)
+        # (-SIGINT: it landed in the interpreter's last moments, once Python had given SIGINT
+        # back to the system: the process ends by the signal, which a shell reports as 130)
+        assert code in (0, EXIT_INTERRUPTED, -signal.SIGINT), (delay, code, out, err)
         if code == EXIT_INTERRUPTED:
-            assert err.endswith("interrupted\n"), (delay, err)
-            in_start_up += (err, out) == ("interrupted\n", "")
+            # the one line (at start-up, loading the spec, or printing the report), or
+            # `check`'s partial report saying so
+            one_line = re.fullmatch(r"interrupted( while loading \S+)?\n", err)
+            assert one_line or err == "" and "? interrupted (Ctrl-C)" in out, (delay, out, err)
+            in_start_up += (out, err) == ("", "interrupted\n")
         else:
-            assert "stopped: exhausted" in out, (delay, out, err)
+            assert "stopped: exhausted" in out and err == "", (delay, code, out, err)
     assert in_start_up >= 1 or how is _python_m_assay      # the case this file is for was hit
 
 
