@@ -1,4 +1,4 @@
 """`python -m assay ...` is the `assay` command (as `python -m assay.cli` is)."""
-from assay.cli import main
+from assay.entry import main
 
 main()

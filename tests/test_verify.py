@@ -11,11 +11,17 @@
 from __future__ import annotations
 
 import ast
+import atexit
+import fcntl
 import functools
 import json
+import os
 import re
+import shutil
+import tempfile
 import textwrap
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -894,6 +900,31 @@ def _scenarios(system: Any, cls: type, target: str) -> st.SearchStrategy[Scenari
     return build_one()
 
 
+def _once_per_run(name: str, compute: Callable[[], list[tuple[str, str, str]]]
+                  ) -> list[tuple[str, str, str]]:
+    """The parameters COMPUTE gives, computed by one test process of a pytest-xdist run and
+    read by the others: each of them collects this file, and these need every spec below
+    verified (4-5 s of CPU, at the start, where the processes share the cores).  The same
+    list in each, too: a verdict decided in one and timed out in another under load would
+    make the processes collect different tests (an xdist error)."""
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if not run:
+        return compute()
+    folder = Path(tempfile.gettempdir()) / f"assay-test-verify-{run}"
+    folder.mkdir(exist_ok=True)
+    # gone when the first process exits: by then every one has collected (xdist schedules
+    # no test before all have)
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    with open(folder / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)                 # released when the file is closed
+        saved = folder / f"{name}.json"
+        if saved.exists():
+            return [(a, b, c) for a, b, c in json.loads(saved.read_text())]
+        out = compute()
+        saved.write_text(json.dumps(out))
+        return out
+
+
 def _proved_targets() -> list[tuple[str, str, str]]:
     out = []
     for path in [f"specs/{s}.py" for s in SHIPPED] + \
@@ -907,7 +938,8 @@ def _proved_targets() -> list[tuple[str, str, str]]:
     return out
 
 
-@pytest.mark.parametrize("path, component, target", _proved_targets())
+@pytest.mark.parametrize("path, component, target",
+                         _once_per_run("proved", _proved_targets))
 def test_proved_obligations_hold_on_generated_states(path: str, component: str,
                                                      target: str) -> None:
     r, system = report_of(path)
@@ -942,7 +974,8 @@ def _protocol_targets() -> list[tuple[str, str, str]]:
     return out
 
 
-@pytest.mark.parametrize("path, component, target", _protocol_targets())
+@pytest.mark.parametrize("path, component, target",
+                         _once_per_run("protocol", _protocol_targets))
 def test_proved_protocol_obligations_hold_on_generated_states(path: str, component: str,
                                                               target: str) -> None:
     """The same re-check for `protocol` obligations, on states with session positions: any

@@ -14,6 +14,7 @@ from assay.cli.replay import replay
 from assay.cli.run import merge, node, run
 from assay.cli.simulate import simulate
 from assay.cli.verify import verify_command
+from assay.entry import command_started
 from assay.errors import AssayError, LoadInterrupted, exit_error
 from assay.model.load import FOLDER_PREFIX, SPEC_MODULE_PREFIX
 
@@ -24,6 +25,7 @@ class _Group(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
+            command_started()                 # Ctrl-C is ours from here (`assay.entry`)
             return super().invoke(ctx)
         except SystemExit as e:
             if _raised_in_a_spec(e):          # a path the engines do not catch themselves

@@ -7,10 +7,10 @@ from typing import Any
 
 import click
 
+from assay.entry import EXIT_INTERRUPTED as EXIT_INTERRUPTED  # Ctrl-C: 128 + SIGINT
 from assay.errors import AssayError, UsageError
 
 EXIT_OK, EXIT_VIOLATION, EXIT_ERROR, EXIT_INCOMPLETE = 0, 1, 2, 3
-EXIT_INTERRUPTED = 130              # Ctrl-C: 128 + SIGINT, as a shell reports it
 
 
 def _params(values: tuple[str, ...]) -> dict[str, str]:

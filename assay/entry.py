@@ -1,0 +1,53 @@
+"""The `assay` command's entry point (`[project.scripts]`, `python -m assay`, `python -m
+assay.cli`): a Ctrl-C at any moment after it starts ends with one line, "interrupted", and
+exit code 130, never a traceback.
+
+Starting the command imports click and the subcommands' modules (a few hundred milliseconds;
+more on a cold cache), and a Ctrl-C in that time used to raise KeyboardInterrupt inside some
+import and print its traceback.  So this module imports nothing of assay's (and `assay`'s own
+`__init__` nothing heavy) before it has taken SIGINT over: until a command starts, Ctrl-C
+exits at once; from then on the command's own handling (`assay.cli._Group.invoke`: partial
+reports, "interrupted while loading FILE") has it (`command_started`); once the command has
+finished, Ctrl-C during the interpreter's shutdown exits at once again.
+"""
+from __future__ import annotations
+
+import os
+import signal
+from types import FrameType
+
+EXIT_INTERRUPTED = 130              # Ctrl-C: 128 + SIGINT, as a shell reports it
+
+
+def _interrupted(signum: int, frame: FrameType | None) -> None:
+    """SIGINT while no command runs: nothing is under way that could report or clean up, and
+    raising would unwind through whatever import was running (its traceback) — so exit."""
+    os.write(2, b"interrupted\n")
+    os._exit(EXIT_INTERRUPTED)
+
+
+def _take_sigint() -> None:
+    # Only over Python's default: a SIGINT ignored from the start (a process started in the
+    # background, a supervised node) stays ignored, a handler set by a command stays its own.
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _interrupted)
+
+
+def command_started() -> None:
+    """Give Ctrl-C back to Python (KeyboardInterrupt) for the command's own handling; a
+    no-op unless the entry point took it (the CLI run in-process, by a test or a user)."""
+    if signal.getsignal(signal.SIGINT) is _interrupted:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def main() -> None:
+    """Run the `assay` command with `sys.argv` (exits: click's standalone mode)."""
+    _take_sigint()
+    try:
+        from assay.cli import main as command
+
+        command()
+    finally:
+        command_started()       # if it never started: SIGINT back to the default first ...
+        _take_sigint()          # ... so that this takes it for the shutdown
+
