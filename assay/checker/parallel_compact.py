@@ -204,6 +204,7 @@ class Incoming:
         self.pieces: list[list[tuple[int, int, int]]] = []
         self.ids: list[dict[int, int]] = [{} for _ in range(nfields)]    # its id -> ours
         self.pays: list[dict[int, Any]] = [{} for _ in range(nfields)]   # published, unread
+        self.envs: list[int] = []              # its envelope ids -> ours (all it published)
         # (mask of its bits, the fields there, {its bits: our bits})
         self.groups: list[tuple[int, tuple[int, ...], dict[int, int]]] = []
 
@@ -261,6 +262,7 @@ class CompactShard(Shard):
         self._pub = [[0] * self.nfields for _ in range(n)]
         self._given: list[list[set[int]]] = [[set() for _ in range(self.nfields)]
                                              for _ in range(n)]
+        self._epub = [0] * n                   # the envelopes published to worker j: ids below
         self._in = [Incoming(self.nfields) for _ in range(n)]
         self._outs: list[Any] = []
         self._outps: list[array] = []
@@ -271,6 +273,7 @@ class CompactShard(Shard):
         self._fmasks: list[int] = []           # each field's bits, in the loop's layout
         self._lazy = False                     # the loop finds owners child by child
         self.received = 0                      # states other workers sent here
+        self.known = 0                         # of those, states this worker had already
         self.base = 0                          # states counted before (`adopt`)
 
     # --- owners -------------------------------------------------------------------------------
@@ -717,21 +720,26 @@ class CompactShard(Shard):
                 pub[f] = have
             if want:
                 entries[f] = {v: self._payload(f, v) for v in want}
+        # every envelope interned here since the last batch to o (a network is published as
+        # its envelope ids here: cheaper to send and to translate than the envelopes)
+        epays = self.codec.envelope_payloads(self._epub[o])
+        self._epub[o] += len(epays)
         if type(xs) is array:
             width, data = 0, xs.tobytes()
         else:
             width = (p.top + 7) // 8
             data = b"".join(t.to_bytes(width, "little") for t in xs)
-        return pickle.dumps((p.pieces, entries, width, data, self._outps[o].tobytes()),
-                            pickle.HIGHEST_PROTOCOL)
+        return pickle.dumps((p.pieces, epays, entries, width, data,
+                             self._outps[o].tobytes()), pickle.HIGHEST_PROTOCOL)
 
     def _payload(self, f: int, v: int) -> Any:
         """Value v of field f as another worker reads it: a local state's values themselves
         (pickled with the whole blob, whose memo pickles a part shared by several states —
-        an unchanged field — once), a network's portable form."""
+        an unchanged field — once), a network as it is here: this worker's envelope ids,
+        which the receiver maps through the envelopes published with them (`_net_here`)."""
         p = self.packing
         if f == p.n:
-            return self.codec._encode_net(p.rests[v])
+            return p.rests[v]
         return self.kernel.instances[f].table.values[v]
 
     def merge(self, blobs: Sequence[bytes | None], last: bool) -> dict[str, Any]:
@@ -740,9 +748,10 @@ class CompactShard(Shard):
         for j, blob in enumerate(blobs):
             if blob is None:
                 continue
-            pieces, entries, width, data, pdata = pickle.loads(blob)
+            pieces, epays, entries, width, data, pdata = pickle.loads(blob)
             inc = self._in[j]
             inc.layout(pieces)
+            inc.envs += map(self.codec._env_id, epays)
             inc.publish(entries)
             parents = array("q")
             parents.frombytes(pdata)
@@ -755,14 +764,17 @@ class CompactShard(Shard):
             self.received += len(xs)
             translate = self._translator(inc)
             shards = self.shards
+            known = 0
             for y, pidx in zip(xs, parents):
                 t = translate(y)
                 if t in shards[t & SHARD_MASK]:
+                    known += 1
                     continue
                 if last:
                     beyond = True
                     break
                 self._admit_x(t, pidx << 8 | j, d + 1)
+            self.known += known
         self.depth += 1
         return self._report(beyond=beyond)
 
@@ -801,11 +813,21 @@ class CompactShard(Shard):
         if mine is None:
             pay = inc.pays[f].pop(v)
             if f == self.packing.n:
-                mine = self.packing.rest_id(self.codec._decode_net(pay))
+                mine = self.packing.rest_id(self._net_here(inc.envs, pay))
             else:
                 mine = self.kernel.instances[f].table.intern(pay)
             ids[v] = mine
         return mine
+
+    def _net_here(self, envs: list[int], net: Any) -> Any:
+        """Another worker's network (its envelope ids; `envs` maps them to ours) in this
+        worker's ids and canonical form, as `Portable._decode_net` makes it."""
+        codec = self.codec
+        if codec._fifo:
+            return tuple([tuple([envs[e] for e in q]) for q in net])
+        if codec._dup:
+            return frozenset([envs[e] for e in net])
+        return tuple(sorted([envs[e] for e in net]))
 
     def trace_back(self, idx: int) -> tuple[Any, int, int]:
         code = self.parents[idx]

@@ -191,6 +191,13 @@ class Portable:
             self._fill_envelopes()
         return self._ekey
 
+    def envelope_payloads(self, start: int) -> list[bytes]:
+        """The pickled envelopes of the ids from `start` on, of those interned so far (what
+        `_env_id` reads in another process)."""
+        if len(self._epay) < len(self.kernel.envs):
+            self._fill_envelopes()
+        return self._epay[start:]
+
     def net_key(self, net: Any) -> int:
         ekey = self._ekey
         try:
