@@ -26,12 +26,16 @@ and tables of the worker that made it.  A batch to another worker is one pickled
 level: the sender's layout (the pieces of each field), the field values it interned that the
 receiver may lack (every new one; only those its states use when there are many more, as in
 a whole-state spec) — a local state's values, pickled with the blob (parts shared by several
-states pickled once), a network's portable form (`portable.py`) —, and the packed ints as
-one `array('Q')` (fixed-width bytes when states are wider than 64 bits) with their parents'
-indices.  The receiver translates a sender's int
-group of fields by group (at most 16 bits each): one dict lookup per group, a cache miss
-decoding the field values into its own ids; so a packed int is an exact canonical encoding
-between workers too, and the owner dedups exactly (no fingerprints).
+states pickled once), a network as the sender's envelope ids, with every envelope the
+sender interned since its last batch (pickled once, `Portable.envelope_payloads`) —, and the
+packed ints as one `array('Q')` (fixed-width bytes when states are wider than 64 bits)
+with their parents' indices.  The receiver translates a sender's int group of fields by
+group (at most 16 bits each): one dict lookup per group, a cache miss
+decoding the field values into its own ids (a network: its envelope ids renumbered by a
+list, then put in canonical order, `_net_here`); so a packed int is an exact canonical
+encoding between workers too, and the owner dedups exactly (no fingerprints).  Nearly every
+state received is one the owner has already (Raft 4 servers: 99.9%, `known`); it costs the
+translation, ~5 µs against ~24 µs for a state's expansion (RESULTS.md, rafw3).
 
 Counterexamples.  Which parent reached a state first follows the owners (and so the hash
 seed); the driver rebuilds the path back from the violating state by the least predecessor
