@@ -30,9 +30,9 @@ states pickled once), a network as the sender's envelope ids, with every envelop
 sender interned since its last batch (pickled once, `Portable.envelope_payloads`) —, and the
 packed ints as one `array('Q')` (fixed-width bytes when states are wider than 64 bits)
 with their parents' indices.  The receiver translates a sender's int group of fields by
-group (at most 16 bits each): one dict lookup per group, a cache miss
-decoding the field values into its own ids (a network: its envelope ids renumbered by a
-list, then put in canonical order, `_net_here`); so a packed int is an exact canonical
+group (at most 16 bits each): one dict lookup per group, a cache miss decoding the field
+values into its own ids (a network: its envelope ids renumbered by a list, then put in
+canonical order, `Portable.net_from`); so a packed int is an exact canonical
 encoding between workers too, and the owner dedups exactly (no fingerprints).  Nearly every
 state received is one the owner has already (Raft 4 servers: 99.9%, `known`); it costs the
 translation, ~5 µs against ~24 µs for a state's expansion (RESULTS.md, rafw3).
@@ -740,7 +740,7 @@ class CompactShard(Shard):
         """Value v of field f as another worker reads it: a local state's values themselves
         (pickled with the whole blob, whose memo pickles a part shared by several states —
         an unchanged field — once), a network as it is here: this worker's envelope ids,
-        which the receiver maps through the envelopes published with them (`_net_here`)."""
+        which the receiver maps through the envelopes published with them (`merge`)."""
         p = self.packing
         if f == p.n:
             return p.rests[v]
@@ -817,21 +817,11 @@ class CompactShard(Shard):
         if mine is None:
             pay = inc.pays[f].pop(v)
             if f == self.packing.n:
-                mine = self.packing.rest_id(self._net_here(inc.envs, pay))
+                mine = self.packing.rest_id(self.codec.net_from(pay, inc.envs.__getitem__))
             else:
                 mine = self.kernel.instances[f].table.intern(pay)
             ids[v] = mine
         return mine
-
-    def _net_here(self, envs: list[int], net: Any) -> Any:
-        """Another worker's network (its envelope ids; `envs` maps them to ours) in this
-        worker's ids and canonical form, as `Portable._decode_net` makes it."""
-        codec = self.codec
-        if codec._fifo:
-            return tuple([tuple([envs[e] for e in q]) for q in net])
-        if codec._dup:
-            return frozenset([envs[e] for e in net])
-        return tuple(sorted([envs[e] for e in net]))
 
     def trace_back(self, idx: int) -> tuple[Any, int, int]:
         code = self.parents[idx]
