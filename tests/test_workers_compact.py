@@ -157,6 +157,32 @@ def test_states_wider_than_64_bits_cross_as_fixed_width_bytes(
     assert counts(out) == counts(one)
 
 
+@pytest.mark.parametrize("spec, params, renumbered", [
+    ("specs/kv_composite.py", {}, True),                        # fifo: a queue per link
+    ("specs/tla_twophase.py", {"rm_count": "3"}, False),        # duplicating: a set
+    ("specs/raft_election.py", {"servers": "3"}, True),         # unordered: a sorted bag
+])
+def test_a_network_crosses_as_the_senders_envelope_ids(spec: str, params: dict[str, str],
+                                                       renumbered: bool) -> None:
+    """A network goes to another shard as the sender's envelope ids, read through the
+    envelopes it published (`Incoming.envs`): each shard interns envelopes in its own
+    order, so the receiver renumbers them and puts the network back in its canonical form
+    (per link in order, as a set, or sorted).  Counts as one process; the received states
+    that the receiver had already are counted apart (`known`)."""
+    one = check(kernel(spec, **params))
+    out, workers = in_process(spec, 2, **params)
+    assert counts(out) == counts(one)
+    for s in workers.shards:
+        other, sender = s._in[1 - s.index], workers.shards[1 - s.index].kernel
+        # each envelope the other shard published maps to the same envelope here
+        assert other.envs and len(set(other.envs)) == len(other.envs)
+        assert [s.kernel.envs[e] for e in other.envs] == sender.envs[:len(other.envs)]
+        assert 0 <= s.known <= s.received
+    maps = [s._in[1 - s.index].envs for s in workers.shards]
+    assert any(m != list(range(len(m))) for m in maps) == renumbered
+    assert sum(s.received for s in workers.shards) > sum(s.known for s in workers.shards)
+
+
 def test_the_bounds_are_those_of_the_parallel_search() -> None:
     one = check(kernel("specs/tla_twophase.py", rm_count="3"), max_depth=6)
     out, _ = in_process("specs/tla_twophase.py", 2, Search(max_depth=6), rm_count="3")

@@ -191,6 +191,13 @@ class Portable:
             self._fill_envelopes()
         return self._ekey
 
+    def envelope_payloads(self, start: int) -> list[bytes]:
+        """The pickled envelopes of the ids from `start` on, of those interned so far (what
+        `_env_id` reads in another process)."""
+        if len(self._epay) < len(self.kernel.envs):
+            self._fill_envelopes()
+        return self._epay[start:]
+
     def net_key(self, net: Any) -> int:
         ekey = self._ekey
         try:
@@ -277,10 +284,15 @@ class Portable:
         return (lids, net, timers, down, budget, cut)
 
     def _decode_net(self, enet: Any) -> Any:
-        env_id = self._env_id
+        return self.net_from(enet, self._env_id)
+
+    def net_from(self, net: Any, env_id: Callable[[Any], int]) -> Any:
+        """A network of another process, its envelopes in any form (`env_id` gives each
+        one's id here), in this kernel's ids and canonical form: per link in order (fifo),
+        a set (duplicating), or sorted."""
         if self._fifo:
-            return tuple(tuple(env_id(p) for p in q) for q in enet)
-        ids = [env_id(p) for p in enet]
+            return tuple([tuple(map(env_id, q)) for q in net])
+        ids = list(map(env_id, net))
         return frozenset(ids) if self._dup else tuple(sorted(ids))
 
     def _local_id(self, i: int, payload: bytes) -> int:
