@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from operator import is_
 from typing import Any
@@ -618,6 +618,15 @@ class Runner:
             d.update(zip(fields, values))
             d["__assay_ctx__"] = ctx
         return out
+
+    def enabled_all(self, values: tuple[Any, ...], actions: Sequence[ActionInfo]
+                    ) -> list[list[tuple[bool, Any]]]:
+        """`enabled` of each action in turn, on one `reader` of this state (in a determinism
+        check's second run, of its reordered values: a guard's assignment is put back to
+        them)."""
+        obj = self.reader(values)
+        shown = reordered_values(values) if REORDERED[0] else values
+        return [self.enabled(shown, act, obj) for act in actions]
 
     def _enabled(self, obj: Any, act: ActionInfo) -> list[tuple[bool, Any]]:
         when = act.when
