@@ -138,3 +138,61 @@ def test_a_guard_checked_with_the_others_is_still_named_by_its_action(cls, name)
         for st, _ in k.initial_states():
             k.successors(st)
     assert f"the guard or domain of {cls.__name__}.{name} (instance c)" in str(e.value)
+
+
+DOMAIN_CALLS: list[int] = []
+
+
+def counted_range(self):
+    """A domain that notes each call (its value a function of the state all the same)."""
+    DOMAIN_CALLS.append(self.n)
+    return list(range(self.n, 3))
+
+
+class SharedDomain(Component):
+    """Two actions over one domain, a third over another."""
+    n: int = 0
+
+    @action(over=counted_range, when=lambda self, i: i == self.n)
+    def up(self, i):
+        self.n = i + 1
+
+    @action(over=counted_range, when=lambda self, i: i > self.n)
+    def jump(self, i):
+        self.n = i
+
+    @action(over=lambda self: [self.n], when=lambda self, i: i == 2)
+    def reset(self, i):
+        self.n = 0
+
+
+def _reachable(k: Kernel) -> dict:
+    """Every reachable state's successors (by values)."""
+    inst = k.instances[0]
+    seen = {s for s, _ in k.initial_states()}
+    todo, out = list(seen), {}
+    while todo:
+        s = todo.pop(0)
+        succ = k.successors(s)[0]
+        out[inst.table.values[s[0][0]]] = sorted(
+            (str(e), inst.table.values[t[0][0]]) for e, t, _ in succ)
+        for _, t, _ in succ:
+            if t not in seen:
+                seen.add(t)
+                todo.append(t)
+    return out
+
+
+def test_actions_over_one_domain_compute_it_once_per_state():
+    s = System("shared")
+    s.add("c", SharedDomain)
+    unchecked = Kernel(s)
+    unchecked._sampler.first, unchecked._sampler.every = 0, 10**9
+    DOMAIN_CALLS.clear()
+    once = _reachable(unchecked)
+    assert len(once) == 4 and sorted(DOMAIN_CALLS) == [0, 1, 2, 3]     # one call a state
+    checked = Kernel(s)
+    checked._sampler.first = 10**9              # every state's guards run twice
+    DOMAIN_CALLS.clear()
+    assert _reachable(checked) == once
+    assert sorted(DOMAIN_CALLS) == [0, 0, 1, 1, 2, 2, 3, 3]         # once in each run
