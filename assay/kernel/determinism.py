@@ -19,6 +19,7 @@ whole search.
 """
 from __future__ import annotations
 
+import _random
 import random
 import re
 import threading
@@ -67,19 +68,40 @@ def twice(run: Callable[[], Any]) -> tuple[Any, Any]:
     were freed): a handler that reads `id()` (or the default `hash()`) of a new object sees
     another value.  The second run sees its sets iterated the other way round
     (`reorder`): a handler whose result follows a set's order (which follows
-    PYTHONHASHSEED) gives another result.  And each run sees its own outside world
-    (`outside`): `random`'s numbers and the clock differ between the two, so a handler
-    that reads them is caught every time, not only when two draws happen to differ."""
-    with outside(0):
-        first = run()
-    keep = [object(), *[b"x" * n for n in _FILLERS]]
-    REORDERED[0] = True             # and its sets iterate the other way round (`reorder`)
+    PYTHONHASHSEED) gives another result.  And each run sees its own outside world:
+    `random`'s shared generator seeded with the run's number (seeds 0 and 1 give other first
+    results for `random() < p`, `randint`, `choice`, `randrange`, `getrandbits`, `sample`,
+    `uniform`), and in this thread the clocks of `time` stopped at one instant (the second
+    run's `_AHEAD` later), so a handler that reads them is caught every time, not only when
+    two draws happen to differ.  Both are put back afterwards: the caller's random numbers go
+    on as if nothing had drawn from them, other threads' clocks are never touched.
+
+    (Checks are many — on a whole-state component, every action's guards in each of the
+    first 1,000 states, then in one in 64 — so the world is set cheaply: the generator's
+    state is read once for both runs, each run's seeded state copied in rather than computed
+    by `seed`, and the stopped clocks made once per thread: `_clocks`.)"""
+    saved, gauss = _GET(_SHARED), _SHARED.gauss_next
+    real, stopped = _clocks()
     try:
-        with outside(1):
-            second = run()
+        _SET(_SHARED, _SEEDED[0])
+        _SHARED.gauss_next = None
+        for name, fn in stopped[0]:
+            setattr(time, name, fn)
+        first = run()
+        keep = [object(), *[b"x" * n for n in _FILLERS]]
+        _SET(_SHARED, _SEEDED[1])
+        _SHARED.gauss_next = None
+        for name, fn in stopped[1]:
+            setattr(time, name, fn)
+        REORDERED[0] = True             # and its sets iterate the other way round (`reorder`)
+        second = run()
+        del keep
     finally:
         REORDERED[0] = False
-    del keep
+        for name, fn in real:
+            setattr(time, name, fn)
+        _SET(_SHARED, saved)
+        _SHARED.gauss_next = gauss
     return first, second
 
 
@@ -91,28 +113,53 @@ _CLOCKS = ("time", "time_ns", "monotonic", "monotonic_ns", "perf_counter", "perf
 _AHEAD = 1.500_000_001
 _AHEAD_NS = 1_500_000_001        # (in ints: a float of today's nanoseconds is rounded to 256)
 
+# the generator behind `random`'s module functions (also those imported by name: `from
+# random import random` is a method of it), its state read and written in C, and its state
+# after `seed(0)` and after `seed(1)`
+_SHARED: Any = random.seed.__self__         # type: ignore[attr-defined]
+_GET, _SET = _random.Random.getstate, _random.Random.setstate
+_SEEDED = (random.Random(0).getstate()[1], random.Random(1).getstate()[1])
+
+# per thread: the clocks of `time` it found, and for each run those to set (`_clocks`)
+_Pairs = tuple[tuple[str, Any], ...]
+_STOPPED: dict[int, tuple[_Pairs, tuple[_Pairs, _Pairs]]] = {}
+
+
+def _clocks() -> tuple[_Pairs, tuple[_Pairs, _Pairs]]:
+    """The clocks of `time` now, and for runs 0 and 1 those to set: each the one found, but
+    stopped in this thread.  Made once per thread, and again when a clock is not the one they
+    were made from (another thread's check, or a caller's own patch, is in place)."""
+    me = threading.get_ident()
+    made = _STOPPED.get(me)
+    if made is not None and all(getattr(time, name) is fn for name, fn in made[0]):
+        return made
+    real = tuple((name, getattr(time, name)) for name in _CLOCKS)
+    runs = tuple(tuple((name, _stopped(fn, _BASE[name] + (
+        _AHEAD_NS if name.endswith("_ns") else _AHEAD) * run, me)) for name, fn in real)
+        for run in (0, 1))
+    made = _STOPPED[me] = (real, (runs[0], runs[1]))
+    return made
+
 
 @contextmanager
 def outside(run: int) -> Iterator[None]:
-    """During one of `twice`'s runs: `random`'s shared generator seeded with `run` (seeds 0
-    and 1 give other first results for `random() < p`, `randint`, `choice`, `randrange`,
-    `getrandbits`, `sample`, `uniform`), and in this thread the clocks of `time` stopped at
-    one instant (the second run's `_AHEAD` later).  Both are put back afterwards: the
-    caller's random numbers go on as if nothing had drawn from them, other threads' clocks
-    are never touched."""
-    saved = random.getstate()
-    random.seed(run)
-    me = threading.get_ident()
-    real = {name: getattr(time, name) for name in _CLOCKS}
-    for name, fn in real.items():
-        value = _BASE[name] + (_AHEAD_NS if name.endswith("_ns") else _AHEAD) * run
-        setattr(time, name, _stopped(fn, value, me))
+    """The outside world of one of `twice`'s runs, for code run once in it (a property
+    evaluated again, `reorder`): `random`'s shared generator seeded with `run`, and in this
+    thread the clocks of `time` stopped (`run` 1: `_AHEAD` later than 0); both put back
+    afterwards."""
+    saved, gauss = _GET(_SHARED), _SHARED.gauss_next
+    real, stopped = _clocks()
     try:
+        _SET(_SHARED, _SEEDED[run])
+        _SHARED.gauss_next = None
+        for name, fn in stopped[run]:
+            setattr(time, name, fn)
         yield
     finally:
-        for name, fn in real.items():
+        for name, fn in real:
             setattr(time, name, fn)
-        random.setstate(saved)
+        _SET(_SHARED, saved)
+        _SHARED.gauss_next = gauss
 
 
 def _stopped(real: Callable[[], Any], value: Any, thread: int) -> Callable[[], Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from operator import is_
 from typing import Any
@@ -461,6 +461,10 @@ class Runner:
         self._distinct: dict[str, list[Any]] = {}
         # a context that `quick_action` may use again (see there)
         self._quick_ctx: Context | None = None
+        # the domains (over=) computed on the last `reader`, by domain function: a state's
+        # actions over one domain (`over=pairs` for three of them) share its value
+        self._domains_of: Any = None
+        self._domains: dict[int, list[Any]] = {}
 
     def explore(self, run: Callable[[], Result]) -> Result | Branched:
         """Run a step (`run` calls one of the `run_*` methods); if its code chose, run it
@@ -571,6 +575,8 @@ class Runner:
         d = obj.__dict__
         d.update(zip(self.fields, reordered_values(values) if REORDERED[0] else values))
         d["__assay_ctx__"] = Context(self.name, self.wirings)
+        self._domains_of = obj          # (held: no other object gets its id meanwhile)
+        self._domains = {}
         return obj
 
     def _reader_class(self) -> type:
@@ -619,6 +625,15 @@ class Runner:
             d["__assay_ctx__"] = ctx
         return out
 
+    def enabled_all(self, values: tuple[Any, ...], actions: Sequence[ActionInfo]
+                    ) -> list[list[tuple[bool, Any]]]:
+        """`enabled` of each action in turn, on one `reader` of this state (in a determinism
+        check's second run, of its reordered values: a guard's assignment is put back to
+        them)."""
+        obj = self.reader(values)
+        shown = reordered_values(values) if REORDERED[0] else values
+        return [self.enabled(shown, act, obj) for act in actions]
+
     def _enabled(self, obj: Any, act: ActionInfo) -> list[tuple[bool, Any]]:
         when = act.when
         dom = act.over
@@ -631,7 +646,13 @@ class Runner:
                 raise
             except BaseException as e:
                 raise self._guard_error(act, e) from None
-        if callable(dom):
+        if callable(dom) and obj is self._domains_of and id(dom) in self._domains:
+            # a domain is a function of the state (the determinism check runs it twice), and
+            # a reader's fields are put back after each action (`enabled`): its value on
+            # this state, computed for an earlier action
+            dom = self._domains[id(dom)]
+        elif callable(dom):
+            fn = id(dom)                # (an action's domain: held by it, so is its id)
             try:
                 dom = dom(obj)
                 # a set has no order of its own: sort it, so events come in the same
@@ -652,6 +673,8 @@ class Runner:
                 raise SpecError(f"the domain (over=) of {self.name}.{act.name} raised "
                                 f"{type(e).__name__}: {e}",
                                 traceback_location(sys.exc_info()[2])) from None
+            if obj is self._domains_of:
+                self._domains[fn] = dom
         try:               # no two values equal in Python: no two values the same
             last = self._distinct.get(act.name)
             if last is not None and last == dom:

@@ -628,22 +628,26 @@ class Kernel:
         key = (inst.index, "guards")
         both = self._due_once(key, lid) if self._memo_once else self._sampler.due(key)
         reader = None if both else inst.runner.reader(values)
+        # checked: every action's guards and domains in one pair of runs (`_enabled_all`)
+        given = self._enabled_all(inst, values) if both else None
         out: list[tuple[int, Outcome]] = []
         for ai, act in enumerate(inst.info.actions):
-            self._one_action(inst, values, ai, act, both, reader, out, lid)
+            self._one_action(inst, values, ai, act, both, reader, out, lid,
+                             None if given is None else given[ai])
         res = tuple(out)
         if not self._memo_once:
             inst.amemo[lid] = res
         return res
 
     def _one_action(self, inst: _Instance, values: tuple[Any, ...], ai: int, act: ActionInfo,
-                    both: bool, reader: Any, out: list[tuple[int, Outcome]], lid: int) -> None:
+                    both: bool, reader: Any, out: list[tuple[int, Outcome]], lid: int,
+                    given: list[tuple[bool, Any]] | None = None) -> None:
         """Append to `out` the (event, outcome) of action `act` for each argument with which
         it is enabled in the local state `values` (`_action_outcomes`, one action; `lid` is
-        its id)."""
+        its id); `given`: those arguments, already computed (and checked)."""
         runner = inst.runner
         index = inst.index
-        args = self._enabled(inst, values, act) if both \
+        args = given if given is not None else self._enabled(inst, values, act) if both \
             else runner.enabled(values, act, reader)
         if not args:                    # (most of a whole-state spec's actions, most states)
             return
@@ -719,7 +723,26 @@ class Kernel:
                  act: ActionInfo) -> list[tuple[bool, Any]]:
         """The arguments with which `act` is enabled, computed twice (see `determinism`)."""
         enabled, again = twice(lambda: inst.runner.enabled(values, act))
-        diff = enabled_difference(enabled, again)
+        self._same_enabled(inst, values, act, enabled, again)
+        return enabled
+
+    def _enabled_all(self, inst: _Instance, values: tuple[Any, ...]
+                     ) -> list[list[tuple[bool, Any]]]:
+        """`_enabled` of each of the instance's actions, in order: all of them in one pair of
+        runs (`Runner.enabled_all`), each run's own object shared by its actions as outside a
+        check (`Runner.reader`) — one outside world set and put back per state checked,
+        not one per action."""
+        acts = inst.info.actions
+        enabled, again = twice(lambda: inst.runner.enabled_all(values, acts))
+        for act, a, b in zip(acts, enabled, again):
+            self._same_enabled(inst, values, act, a, b)
+        return enabled
+
+    def _same_enabled(self, inst: _Instance, values: tuple[Any, ...], act: ActionInfo,
+                      a: list[tuple[bool, Any]], b: list[tuple[bool, Any]]) -> None:
+        """Raise the determinism error where two computations of `act`'s enabled arguments
+        differ."""
+        diff = enabled_difference(a, b)
         if diff is not None:
             code = next((f for f in (act.when, act.over) if callable(f)), act.fn)
             raise nondeterministic(
@@ -727,7 +750,6 @@ class Kernel:
                 f"{inst.name})",
                 f"{inst.name} fires {act.name}", "action", code, diff,
                 repr(inst.runner.view(values)))
-        return enabled
 
     def _run_action(self, inst: _Instance, values: tuple[Any, ...], act: ActionInfo,
                     has_arg: bool, arg: Any) -> Outcome:
