@@ -163,8 +163,10 @@ class Node:
             enabled = [pair for pair in enabled if fits(pair[1])]
         if not enabled:
             return None
-        if len(enabled) > 1:
-            enabled = sorted(enabled, key=lambda pair: self.kernel_key(pair[0]))
+        if len(enabled) == 1:             # (no draw: the one there is)
+            ev, step = enabled[0]
+            return self._apply(name, ev.to_json(), step)
+        enabled = sorted(enabled, key=lambda pair: self.kernel_key(pair[0]))
         ev, step = enabled[rng.randrange(len(enabled))]
         return self._apply(name, ev.to_json(), step)
 
