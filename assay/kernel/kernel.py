@@ -630,6 +630,8 @@ class Kernel:
         if lid == self.dormant[inst.index]:                 # a dormant slot does nothing
             inst.amemo[lid] = ()
             return ()
+        if not inst.info.actions:       # (a server's every new state: no reader to build)
+            return ()
         values = inst.table.values[lid]
         # the guards and domains of a local state run twice where the sampler says (see
         # `determinism`); else once each, on one live object
