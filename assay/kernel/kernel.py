@@ -165,7 +165,9 @@ class _LocalTable:
 
     Python equality merges values of different types (`1 == True`, an IntEnum and its int);
     where a field's type admits such mixtures (a bare `tuple` or `frozenset`), states are
-    keyed by their canonical bytes instead, so that no two different states share an id.
+    keyed by `exact_key` instead — the values themselves where they hold no such type (a
+    bare frozenset of peers, say), else their canonical bytes — so that no two different
+    states share an id.
     """
 
     __slots__ = ("values", "ids", "exact", "canon")
@@ -186,7 +188,7 @@ class _LocalTable:
     def intern(self, values: tuple[Any, ...]) -> int:
         # one lookup (a tuple's hash is computed anew at each): the id a new state would take
         n = len(self.values)
-        i: int = self.ids.setdefault(canonical(values) if self.exact else values, n)
+        i: int = self.ids.setdefault(exact_key(values) if self.exact else values, n)
         if i == n:
             self.values.append(values)
         return i

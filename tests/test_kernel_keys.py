@@ -1,18 +1,27 @@
-"""The canonical order of a step's sends (`Kernel._sends`): on a network that does not keep
-fifo order, a handler's envelopes are ordered by `canonical((src_port, dst, dst_port,
-message))`, so that a handler looping over a set of peers gives the same envelope ids — and the
-same exploration — under any PYTHONHASHSEED.  The kernel computes that order from a cached
-head of the key per link (`Kernel._canonical_order`); these tests hold it to the formula,
-byte for byte, on broadcasts, on several sends over one link, and on arbitrary names.
+"""The kernel's keys that must not depend on Python's hash or equality, computed the cheap way
+and held here to the slow formula they replace.
+
+- The canonical order of a step's sends (`Kernel._sends`): on a network that does not keep
+  fifo order, a handler's envelopes are ordered by `canonical((src_port, dst, dst_port,
+  message))`, so that a handler looping over a set of peers gives the same envelope ids — and
+  the same exploration — under any PYTHONHASHSEED.  The kernel computes that order from a
+  cached head of the key per link (`Kernel._canonical_order`): byte for byte the formula's, on
+  broadcasts, on several sends over one link, and on arbitrary names.
+- The local states of a component whose fields admit values Python's equality merges (`True
+  == 1`): keyed by `exact_key` (`_LocalTable.intern`), so that they differ as their canonical
+  bytes do.
 
 Components are defined at module level (the kernel reads their source).
 """
 from __future__ import annotations
 
+import enum
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from assay import Component, Message, Port, System, action, on
+from assay import Component, Message, Peer, Port, System, action, on
+from assay.checker import check
 from assay.kernel import Envelope, Kernel
 from assay.model.types import canonical
 
@@ -98,3 +107,38 @@ def test_the_cached_link_heads_give_the_formula_s_order(sends: list) -> None:
 
 
 KERNEL = Kernel(hub_system(LEAVES))       # one kernel: its cache of link heads fills up
+
+
+# --- local states with bare containers: keyed so that no two different states share an id ----
+
+class Level(enum.IntEnum):
+    ONE = 1
+
+
+class Bag(Component):
+    """Fields whose types admit values Python's equality merges (`True == 1 == Level.ONE`)."""
+
+    items: frozenset = frozenset()
+    pair: tuple = ()
+    peers: frozenset = frozenset()
+
+    @action(when=lambda self, v: not self.items, over=lambda self: (True, 1, Level.ONE, "x"))
+    def put(self, v):
+        self.items = frozenset({v})
+        self.pair = (v,)
+        self.peers = frozenset({Peer("a"), Peer(str(v))})
+
+
+def test_a_bare_container_s_states_differ_as_their_canonical_bytes_do() -> None:
+    s = System("bag")
+    s.add("bag", Bag)
+    k = Kernel(s)
+    start = k.local_initial("bag")
+    after = [step.local for _, step in k.local_actions("bag", start)]
+    assert len(set(after)) == 4                           # True, 1, Level.ONE, "x": four
+    again = [step.local for _, step in k.local_actions("bag", start)]
+    assert again == after                                 # each interned once
+    table = k.instances[k.index["bag"]].table
+    for lid in after:                      # the same id for a value equal in canonical bytes
+        assert table.intern(tuple(table.values[lid])) == lid
+    assert check(s, strategy="bfs").states == 5
