@@ -70,15 +70,15 @@ def twice(run: Callable[[], Any]) -> tuple[Any, Any]:
     PYTHONHASHSEED) gives another result.  And each run sees its own outside world
     (`outside`): `random`'s numbers and the clock differ between the two, so a handler
     that reads them is caught every time, not only when two draws happen to differ."""
-    with outside(0):
+    with _outside_both() as switch:     # (one save and restore of the world for both runs)
         first = run()
-    keep = [object(), *[b"x" * n for n in _FILLERS]]
-    REORDERED[0] = True             # and its sets iterate the other way round (`reorder`)
-    try:
-        with outside(1):
+        keep = [object(), *[b"x" * n for n in _FILLERS]]
+        switch(1)
+        REORDERED[0] = True             # and its sets iterate the other way round (`reorder`)
+        try:
             second = run()
-    finally:
-        REORDERED[0] = False
+        finally:
+            REORDERED[0] = False
     del keep
     return first, second
 
@@ -113,6 +113,53 @@ def outside(run: int) -> Iterator[None]:
         for name, fn in real.items():
             setattr(time, name, fn)
         random.setstate(saved)
+
+
+@contextmanager
+def _outside_both() -> Iterator[Callable[[int], None]]:
+    """`outside(0)`, then `outside(1)` after a call of the switch it gives: the same worlds,
+    saved and put back once, not once per run (a determinism check is a step run twice
+    with these around it: their cost is most of its own, and the runtime samples one step
+    of each handler in `EVERY`, which made those rounds the slowest)."""
+    saved = random.getstate()
+    random.setstate(_seeded(0))
+    me = threading.get_ident()
+    real = {name: getattr(time, name) for name in _CLOCKS}
+    now = [0]                   # the run whose world it is
+    for name, fn in real.items():
+        ahead = _AHEAD_NS if name.endswith("_ns") else _AHEAD
+        setattr(time, name, _stopped_at(fn, (_BASE[name], _BASE[name] + ahead), now, me))
+
+    def switch(run: int) -> None:
+        now[0] = run
+        random.setstate(_seeded(run))
+
+    try:
+        yield switch
+    finally:
+        for name, fn in real.items():
+            setattr(time, name, fn)
+        random.setstate(saved)
+
+
+_SEEDED: dict[int, Any] = {}
+
+
+def _seeded(run: int) -> Any:
+    """The state of `random`'s shared generator after `random.seed(run)` (set by `setstate`:
+    the same state, without seeding anew)."""
+    state = _SEEDED.get(run)
+    if state is None:
+        state = _SEEDED[run] = random.Random(run).getstate()
+    return state
+
+
+def _stopped_at(real: Callable[[], Any], values: tuple[Any, Any], run: list[int],
+                thread: int) -> Callable[[], Any]:
+    """`real`, but in `thread` the value of the run `run[0]`."""
+    def clock() -> Any:
+        return values[run[0]] if threading.get_ident() == thread else real()
+    return clock
 
 
 def _stopped(real: Callable[[], Any], value: Any, thread: int) -> Callable[[], Any]:
