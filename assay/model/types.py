@@ -672,8 +672,11 @@ def _exact(v: Any) -> bool:
         return True
     if t is tuple or t is frozenset:
         # a flat collection of leaves (an action's argument (p, q), (acc, ins, Val.X)):
-        # one test in C, not a call per item
-        return _EXACT_LEAVES.issuperset(map(type, v)) or all(map(_exact, v))
+        # one test in C, not a call per item; else a call only per item that is no leaf (a
+        # local state's one frozenset among its ints)
+        leaves = _EXACT_LEAVES
+        return leaves.issuperset(map(type, v)) \
+            or all(map(_exact, [x for x in v if type(x) not in leaves]))
     kind = _EXACT_KINDS.get(t)
     if kind is None:
         kind = _EXACT_KINDS[t] = _exact_kind(t)

@@ -766,7 +766,10 @@ def _wire_plan(cls: type[Record]) -> tuple[frozenset[str], tuple[tuple[str, Type
     return plan     # type: ignore[no-any-return]
 
 
-def _check_message(cls: type[Record], j: dict, where: str) -> None:
+def _check_message(cls: type[Record], j: dict, where: str
+                   ) -> tuple[tuple[str, Callable[[Any], Any]], ...]:
+    """Refuse (`WireError`) a record object that does not name exactly `cls`'s fields, or
+    whose nested records do not; else `cls`'s field decoders (`_wire_plan`)."""
     if j.keys() != _RECORD_KEYS:
         extra = sorted(set(j) - {"type", "fields"})
         raise WireError(f"{where}: a {cls.__assay_kind__} is {{'type', 'fields'}}; "
@@ -774,7 +777,7 @@ def _check_message(cls: type[Record], j: dict, where: str) -> None:
     fields = j["fields"]
     if not isinstance(fields, dict):
         raise WireError(f"{where}: 'fields' of a {cls.__name__} must be an object")
-    names, nested, _ = _wire_plan(cls)
+    names, nested, decoders = _wire_plan(cls)
     if fields.keys() != names:                  # every declared field, and no other
         declared = cls.__assay_fields__
         missing = [n for n in declared if n not in fields]
@@ -784,6 +787,7 @@ def _check_message(cls: type[Record], j: dict, where: str) -> None:
         raise WireError(f"{where}: {cls.__name__} has no field {extra[0]!r}")
     for n, t in nested:
         _check_complete(t, fields[n], f"{where}.{n}")
+    return decoders
 
 
 def _name(d: dict, key: str) -> str:
@@ -833,7 +837,7 @@ def envelope_from_wire(d: dict, allowed: Callable[[str, str], dict[str, type[Mes
         raise WireError(f"port {dst}.{dst_port} does not accept a message of type {tname!r} "
                         f"(it accepts: {', '.join(sorted(known)) or 'nothing'})")
     try:
-        _check_message(cls, j, tname)
+        decoders = _check_message(cls, j, tname)
     except RecursionError:           # a record that contains itself, nested very deeply
         raise WireError(f"bad {tname} for {dst}.{dst_port}: nested too deeply") from None
     try:
@@ -841,7 +845,7 @@ def envelope_from_wire(d: dict, allowed: Callable[[str, str], dict[str, type[Mes
             # every field is there, and no other (`_check_message`): by position, in order
             # (what `message_from_json` builds, without its checks made already)
             fields = j["fields"]
-            msg = cls(*[decode(fields[n]) for n, decode in _wire_plan(cls)[2]])
+            msg = cls(*[decode(fields[n]) for n, decode in decoders])
         else:
             msg = message_from_json(j, {tname: cls})
     except (ValueError, TypeError, KeyError, RecursionError) as e:
