@@ -88,3 +88,33 @@ def test_a_nondeterministic_whole_state_action_is_still_refused(tmp_path: Path,
     with pytest.raises(SpecError, match="gave two different results"):
         campaign(str(path), None, {}, seed=0, runs=20,
                  opts=Options(steps=20, rates=FaultRates()), jobs=1)
+
+
+# --- the two runs' outside worlds (`determinism.twice`) ----------------------------------------
+
+def test_the_two_runs_see_the_seeded_generators_and_stopped_clocks_and_then_the_real_ones(
+        ) -> None:
+    """Run 0 draws what `random.seed(0)` gives, run 1 what `random.seed(1)` gives, each with
+    its own stopped clocks; afterwards the caller's generator goes on as if nothing had drawn
+    from it and its clocks are the real ones again (one save and restore for both runs)."""
+    import random
+    import time
+
+    from assay.kernel.determinism import twice
+
+    def draws() -> tuple[float, int, float, int, float]:
+        return (random.random(), random.randrange(10 ** 9), time.time(), time.monotonic_ns(),
+                time.perf_counter())
+
+    real = (time.time, time.monotonic_ns, time.perf_counter)
+    random.seed(5)
+    expected_next = (random.random(), random.random())
+    random.seed(5)
+    first, second = twice(draws)
+    assert (random.random(), random.random()) == expected_next
+    assert (time.time, time.monotonic_ns, time.perf_counter) == real
+    for run, got in ((0, first), (1, second)):
+        gen = random.Random(run)
+        assert got[:2] == (gen.random(), gen.randrange(10 ** 9))
+    assert first[2] != second[2] and first[3] != second[3] and first[4] != second[4]
+    assert twice(draws) == (first, second)            # the same worlds every time

@@ -92,6 +92,12 @@ Outcome = tuple[int, tuple[int, ...], tuple[Violation, ...], tuple[int, ...]]
 SESSIONS = "@sessions"
 _OPTIONAL_FAULTS = frozenset({"crash", "drop", "dup", "partition", "lose"})
 _NOOP = object()     # a memoised delivery that changes nothing (same local state, no sends)
+_NONE_PART = (1).to_bytes(4, "big") + canonical(None)   # None's part of a tuple's `canonical`
+
+
+def _first_of(pair: tuple[Any, Any]) -> Any:
+    return pair[0]
+
 DEFERRED = object()  # a delivery a receive guard keeps out now: not enabled, stays in flight
 
 
@@ -159,7 +165,9 @@ class _LocalTable:
 
     Python equality merges values of different types (`1 == True`, an IntEnum and its int);
     where a field's type admits such mixtures (a bare `tuple` or `frozenset`), states are
-    keyed by their canonical bytes instead, so that no two different states share an id.
+    keyed by `exact_key` instead — the values themselves where they hold no such type (a
+    bare frozenset of peers, say), else their canonical bytes — so that no two different
+    states share an id.
     """
 
     __slots__ = ("values", "ids", "exact", "canon")
@@ -180,7 +188,7 @@ class _LocalTable:
     def intern(self, values: tuple[Any, ...]) -> int:
         # one lookup (a tuple's hash is computed anew at each): the id a new state would take
         n = len(self.values)
-        i: int = self.ids.setdefault(canonical(values) if self.exact else values, n)
+        i: int = self.ids.setdefault(exact_key(values) if self.exact else values, n)
         if i == n:
             self.values.append(values)
         return i
@@ -375,6 +383,8 @@ class Kernel:
         # the runtime's envelopes by object (`_runtime_env_id`): id(envelope) -> (envelope,
         # its id); the envelope held keeps its address from being reused
         self._env_objs: dict[int, tuple[Envelope, int]] = {}
+        # (src_port, dst, dst_port) -> the first bytes of its envelopes' canonical sort key
+        self._link_heads: dict[tuple[str, str, str], bytes] = {}
 
     def _route_interceptors(self, system: System) -> None:
         """What a connection with interceptors changes in a step: an endpoint's send to the
@@ -622,6 +632,8 @@ class Kernel:
         if lid == self.dormant[inst.index]:                 # a dormant slot does nothing
             inst.amemo[lid] = ()
             return ()
+        if not inst.info.actions:       # (a server's every new state: no reader to build)
+            return ()
         values = inst.table.values[lid]
         # the guards and domains of a local state run twice where the sampler says (see
         # `determinism`); else once each, on one live object
@@ -842,8 +854,30 @@ class Kernel:
             if isinstance(self.network, Fifo):
                 envs.sort(key=lambda e: (e.src_port, e.dst, e.dst_port))   # stable per link
             else:
-                envs.sort(key=lambda e: canonical((e.src_port, e.dst, e.dst_port, e.message)))
+                envs = self._canonical_order(envs)
         return tuple(self._env_id(e) for e in envs)
+
+    def _canonical_order(self, envs: list[Envelope]) -> list[Envelope]:
+        """`envs` sorted by `canonical((src_port, dst, dst_port, message))`, computed once per
+        link, not per envelope: the key's bytes are the link's part (cached) followed by the
+        message's, and the link's parts are self-delimiting (each length-prefixed), so two
+        envelopes on different links are ordered by their links' parts alone — a broadcast
+        (one envelope per peer) never encodes its message.  Envelopes that share a link are
+        ordered by the whole key, the same bytes `canonical` gives."""
+        heads = self._link_heads
+        keyed = []
+        for e in envs:
+            link = (e.src_port, e.dst, e.dst_port)
+            head = heads.get(link)
+            if head is None:
+                whole = canonical((*link, None))         # b"t", the count, three parts, None's
+                head = heads[link] = whole[:-len(_NONE_PART)]
+            keyed.append((head, e))
+        if len({h for h, _ in keyed}) < len(keyed):       # two on one link: the messages too
+            return sorted(envs, key=lambda e: canonical((e.src_port, e.dst, e.dst_port,
+                                                         e.message)))
+        keyed.sort(key=_first_of)
+        return [e for _, e in keyed]
 
     def _timer_ops(self, inst: _Instance, ops: list[TimerOp]) -> tuple[int, ...]:
         if not ops:
@@ -944,7 +978,8 @@ class Kernel:
                 ops.append(("set", delay, msg))
             else:
                 ops.append(("cancel", self.cancels[~op][1], None))
-        return LocalStep(new_lid, tuple(self.envs[s] for s in sends), viol, tuple(ops), choices)
+        return LocalStep(new_lid, tuple(map(self.envs.__getitem__, sends)) if sends else (),
+                         viol, tuple(ops) if ops else (), choices)
 
     def local_restore(self, name: str, saved: dict[str, Any]) -> LocalStep | LocalChoice:
         """Restart `name` from its persisted fields (JSON form, as `persisted` gives them):

@@ -573,21 +573,25 @@ def is_value(v: Any) -> bool:
 def to_json(v: Any) -> Any:
     """The JSON form of a value; frozensets become lists sorted canonically, maps lists of
     [key, value] pairs in the canonical order of their keys."""
-    from assay.model.record import Record
-
-    if v is None or type(v) in (bool, int):
-        return v
+    t = type(v)
+    if t is int or t is str or t is bool or v is None:      # (most fields: no import, no
+        return v                                            # isinstance)
     if isinstance(v, enum.Enum):
         return v.name
     if isinstance(v, str):
         return str(v)
-    if isinstance(v, Record):
+    global _RecordClass
+    if _RecordClass is None:
+        from assay.model.record import Record
+
+        _RecordClass = Record
+    if isinstance(v, _RecordClass):
         return v.to_json()
-    if type(v) is frozenset:
+    if t is frozenset:
         return [to_json(x) for x in sorted(v, key=canonical)]
-    if type(v) is tuple:
+    if t is tuple:
         return [to_json(x) for x in v]
-    if type(v) is _map_class():
+    if t is _map_class():
         return [[to_json(k), to_json(x)] for k, x in v.items()]
     raise TypeError(f"{v!r} is not a value assay can encode")
 
@@ -668,8 +672,11 @@ def _exact(v: Any) -> bool:
         return True
     if t is tuple or t is frozenset:
         # a flat collection of leaves (an action's argument (p, q), (acc, ins, Val.X)):
-        # one test in C, not a call per item
-        return _EXACT_LEAVES.issuperset(map(type, v)) or all(map(_exact, v))
+        # one test in C, not a call per item; else a call only per item that is no leaf (a
+        # local state's one frozenset among its ints)
+        leaves = _EXACT_LEAVES
+        return leaves.issuperset(map(type, v)) \
+            or all(map(_exact, [x for x in v if type(x) not in leaves]))
     kind = _EXACT_KINDS.get(t)
     if kind is None:
         kind = _EXACT_KINDS[t] = _exact_kind(t)

@@ -91,6 +91,9 @@ class Node:
     def __post_init__(self) -> None:
         if self.monitor not in POLICIES:
             raise ValueError(f"monitor policy {self.monitor!r}; use one of {POLICIES}")
+        k = self.kernel
+        self._actionless = frozenset(
+            n for n in self.hosted if not k.instances[k.index[n]].info.actions)
         for name in self.hosted:
             self.local.setdefault(name, self.kernel.local_initial(name))
         self.kernel.steppers += 1
@@ -132,8 +135,9 @@ class Node:
         return [ev for ev, _ in self._enabled(name)]
 
     def has_actions(self, name: str) -> bool:
-        """Whether `name` has an action enabled now."""
-        return bool(self._enabled(name))
+        """Whether `name` has an action enabled now (one whose component declares none has
+        none, in any state: not asked of the kernel at each new state)."""
+        return name not in self._actionless and bool(self._enabled(name))
 
     def fire(self, action: Fire) -> Outcome:
         """Fire `action`; if its step chooses, the way `action.choices` names (none named:
@@ -163,8 +167,10 @@ class Node:
             enabled = [pair for pair in enabled if fits(pair[1])]
         if not enabled:
             return None
-        if len(enabled) > 1:
-            enabled = sorted(enabled, key=lambda pair: self.kernel_key(pair[0]))
+        if len(enabled) == 1:             # (no draw: the one there is)
+            ev, step = enabled[0]
+            return self._apply(name, ev.to_json(), step)
+        enabled = sorted(enabled, key=lambda pair: self.kernel_key(pair[0]))
         ev, step = enabled[rng.randrange(len(enabled))]
         return self._apply(name, ev.to_json(), step)
 

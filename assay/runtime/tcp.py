@@ -1052,7 +1052,7 @@ class TcpNode:
             ready = self._ready()
         if not ready:
             return None
-        name, k = ready[self.rng.randrange(len(ready))]
+        name, k = ready[0] if len(ready) == 1 else ready[self.rng.randrange(len(ready))]
         if k is not None and (not self._enabled(name) or self.rng.random() < .5):
             delivered, receipt = self.inbox[name][k]
             del self.inbox[name][k]

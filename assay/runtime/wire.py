@@ -746,7 +746,30 @@ def _check_complete(spec: TypeSpec, j: Any, where: str) -> None:
 _RECORD_KEYS = frozenset({"type", "fields"})
 
 
-def _check_message(cls: type[Record], j: dict, where: str) -> None:
+_NESTED = (_Optional, _Record, _Map, _FrozenSet, _Tuple)   # what `_check_complete` looks into
+
+
+def _wire_plan(cls: type[Record]) -> tuple[frozenset[str], tuple[tuple[str, TypeSpec], ...],
+                                          tuple[tuple[str, Callable[[Any], Any]], ...]]:
+    """What decoding a record of `cls` needs, worked out once per class (a message is
+    decoded per frame): its field names, the fields whose values may hold records
+    (`_check_complete` looks only there: a scalar field has none), and each field's decoder
+    in declaration order."""
+    plan = cls.__dict__.get("__assay_wire_plan__")
+    if plan is None:
+        types = cls.field_types()
+        declared = cls.__assay_fields__
+        plan = (frozenset(declared),
+                tuple((n, types[n]) for n in declared if isinstance(types[n], _NESTED)),
+                tuple((n, types[n].from_json) for n in declared))
+        type.__setattr__(cls, "__assay_wire_plan__", plan)
+    return plan     # type: ignore[no-any-return]
+
+
+def _check_message(cls: type[Record], j: dict, where: str
+                   ) -> tuple[tuple[str, Callable[[Any], Any]], ...]:
+    """Refuse (`WireError`) a record object that does not name exactly `cls`'s fields, or
+    whose nested records do not; else `cls`'s field decoders (`_wire_plan`)."""
     if j.keys() != _RECORD_KEYS:
         extra = sorted(set(j) - {"type", "fields"})
         raise WireError(f"{where}: a {cls.__assay_kind__} is {{'type', 'fields'}}; "
@@ -754,16 +777,17 @@ def _check_message(cls: type[Record], j: dict, where: str) -> None:
     fields = j["fields"]
     if not isinstance(fields, dict):
         raise WireError(f"{where}: 'fields' of a {cls.__name__} must be an object")
-    declared = cls.__assay_fields__
-    if len(fields) != len(declared) or not all(n in fields for n in declared):
+    names, nested, decoders = _wire_plan(cls)
+    if fields.keys() != names:                  # every declared field, and no other
+        declared = cls.__assay_fields__
         missing = [n for n in declared if n not in fields]
         if missing:
             raise WireError(f"{where}: {cls.__name__} is missing field {missing[0]!r}")
         extra = sorted(set(fields) - set(declared))
         raise WireError(f"{where}: {cls.__name__} has no field {extra[0]!r}")
-    types = cls.field_types()
-    for n in declared:
-        _check_complete(types[n], fields[n], f"{where}.{n}")
+    for n, t in nested:
+        _check_complete(t, fields[n], f"{where}.{n}")
+    return decoders
 
 
 def _name(d: dict, key: str) -> str:
@@ -813,15 +837,15 @@ def envelope_from_wire(d: dict, allowed: Callable[[str, str], dict[str, type[Mes
         raise WireError(f"port {dst}.{dst_port} does not accept a message of type {tname!r} "
                         f"(it accepts: {', '.join(sorted(known)) or 'nothing'})")
     try:
-        _check_message(cls, j, tname)
+        decoders = _check_message(cls, j, tname)
     except RecursionError:           # a record that contains itself, nested very deeply
         raise WireError(f"bad {tname} for {dst}.{dst_port}: nested too deeply") from None
     try:
         if cls.__init__ is Message.__init__:
             # every field is there, and no other (`_check_message`): by position, in order
             # (what `message_from_json` builds, without its checks made already)
-            fields, types = j["fields"], cls.field_types()
-            msg = cls(*[types[n].from_json(fields[n]) for n in cls.__assay_fields__])
+            fields = j["fields"]
+            msg = cls(*[decode(fields[n]) for n, decode in decoders])
         else:
             msg = message_from_json(j, {tname: cls})
     except (ValueError, TypeError, KeyError, RecursionError) as e:
