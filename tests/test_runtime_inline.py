@@ -213,3 +213,47 @@ def test_a_message_to_an_instance_on_the_same_node_is_stepped_without_another_fr
         (await from_a()).close()                # node a's link to node b, never written to
 
     play_node_b(tmp_path, test, spec=spec, hosted=("ponger", "sink"), params={})
+
+
+def test_young_garbage_collections_run_after_the_answer_is_written(tmp_path):
+    """The young garbage collections come when node a has written its Pong and waits
+    (`tcp.collect_young`), not when allocation counts trigger them, mostly while a Ping is
+    being handled: of the collections during 1,000 round trips (this process plays node b too,
+    whose allocations count as well), most start in `collect_young`, none of generation 2
+    there.  Before, none did."""
+    import gc
+    import sys
+
+    starts: list[tuple[int, bool]] = []        # (generation, started by collect_young)
+
+    def on_gc(phase: str, info: dict[str, Any]) -> None:
+        if phase != "start":
+            return
+        f = sys._getframe(1)
+        while f is not None and f.f_code.co_name != "collect_young":
+            f = f.f_back
+        starts.append((info["generation"], f is not None))
+
+    async def test(node: Any, to_a: Session, from_a: Callable[[], Awaitable[Session]]) -> None:
+        to_a.write(ping(1))
+        from_a_session = await from_a()
+        assert await pongs(from_a_session, 1) == [1]
+        gc.callbacks.append(on_gc)
+        try:
+            for n in range(2, 1002):
+                to_a.write(ping(n))
+                assert await pongs(from_a_session, 1) == [n]
+        finally:
+            gc.callbacks.remove(on_gc)
+        from_a_session.close()
+
+    before = gc.get_threshold()
+    gc.set_threshold(2000, *before[1:])         # (room for node b's allocations of a round)
+    try:
+        play_node_b(tmp_path, test, params={"limit": 1000})
+    finally:
+        gc.set_threshold(*before)
+    young = [ours for gen, ours in starts if gen < 2]
+    assert len(young) >= 5, starts
+    assert sum(young) >= 0.8 * len(young), starts
+    assert not any(ours for gen, ours in starts if gen == 2)
