@@ -300,6 +300,7 @@ class TcpNode:
         self._deletes: list[tuple[_Link, tuple[str, int]]] = []
         self._delete_timer: asyncio.TimerHandle | None = None
         self._ack_timer: asyncio.TimerHandle | None = None
+        self._ack_due = 0.0                    # when it fires (`time.monotonic`)
         self.acked = asyncio.Event()           # set whenever a peer acknowledges a frame
         self._closing = asyncio.Event()        # stopping, and done waiting for acks
         self.allowed = {(i, p): self.kernel.receivable(i, p)
@@ -685,6 +686,8 @@ class TcpNode:
                 self._flush_acks()
                 return
             self._ack_timer = loop.call_later(self.ack_delay, self._flush_acks)
+            # (a clock of its own: `loop.time()` wants `get_running_loop`, a system call)
+            self._ack_due = time.monotonic() + self.ack_delay
 
     def _flush_acks(self) -> None:
         """Write the buffered step log lines, then the queued acknowledgements (their steps
@@ -965,9 +968,8 @@ class TcpNode:
                     out[1].append(frame)
             if st.out.timer_ops:
                 self.timers.apply(st.name, st.out.timer_ops)
-        timer = self._ack_timer
-        ride = timer is not None and bool(by_link) \
-            and timer.when() - asyncio.get_running_loop().time() <= self.ack_delay / 2
+        ride = self._ack_timer is not None and bool(by_link) \
+            and self._ack_due - time.monotonic() <= self.ack_delay / 2
         for link, frames in by_link.values():
             link.push(*frames, acks=self._riding(link) if ride else None)
         if ride and not self._acks and self._ack_timer is not None:
