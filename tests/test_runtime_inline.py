@@ -261,13 +261,13 @@ def test_young_garbage_collections_run_after_the_answer_is_written(tmp_path):
 
 def test_acknowledgements_go_with_the_messages_to_their_sender(tmp_path):
     """Node a owes node b the acknowledgement of a Ping and sends it a Pong: one that has
-    waited half `ack_delay` leaves in the write of the Pong, just before it, on node a's own
+    waited 3/4 of `ack_delay` leaves in the write of the Pong, just before it, on node a's own
     link (one connection, one wake-up of node b) — not on the connection the Ping came on
     when the timer fires.  Node b acknowledges the Pongs on its connection to node a (the
     other way), and node a takes those too.  Every Ping is acknowledged once."""
     from assay.runtime.wire import decode_ack
 
-    delay = 0.2
+    delay = 0.5
 
     async def test(node: Any, to_a: Session, from_a: Callable[[], Awaitable[Session]]) -> None:
         to_a.write(ping(1))
@@ -275,7 +275,7 @@ def test_acknowledgements_go_with_the_messages_to_their_sender(tmp_path):
         seen: list[tuple[str, int]] = []         # what came on the link, in order
         for n in range(1, 6):
             if n > 1:
-                await asyncio.sleep(delay * 0.6)     # the ack of Ping(n - 1) is half due
+                await asyncio.sleep(delay * 0.85)    # the ack of Ping(n - 1) is nearly due
                 to_a.write(ping(n))
             while True:
                 f = await asyncio.wait_for(link.read(), 20)
