@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import logging
 import os
 import random
@@ -74,6 +75,7 @@ from assay.runtime.wire import (
 )
 
 log = logging.getLogger("assay.runtime")
+_ACK_KINDS = ("ack", "acks")     # acknowledgements: `decode_ack`
 
 
 class _LogBudget:
@@ -110,6 +112,29 @@ class _LogBudget:
         self._held += 1
 
 
+def collect_young() -> None:
+    """Run now the young garbage collection the interpreter would run within the next few
+    dozen allocations: called when the node has written what its steps sent and is about to
+    wait (its peer handles those frames meanwhile), so the pause falls in the shadow of the
+    round trip instead of where allocation counts trigger it, as often as not in the middle of
+    handling the answer.  A generation-1 pass of a runtime node costs 0.6-0.8 ms (the kernel's
+    memo tables and interned messages survive the young passes), half a plain asyncio round
+    trip: it was in a third of the slowest 1 % of ping-pong rounds (tests/benchmarks/
+    RESULTS.md, rt7).  Generation 0 is taken early only while generation 2 is not due: the
+    interpreter's own trigger then runs and decides whether to collect it (it knows how many
+    objects survived since its last full pass; Python code does not).  Nothing is done where
+    the garbage collector is disabled (`gc.disable`, or a threshold of 0)."""
+    c0, c1, c2 = gc.get_count()
+    t0, t1, t2 = gc.get_threshold()
+    # the interpreter's own rule (a generation is collected once its count exceeds its
+    # threshold), applied an eighth of the threshold early: about as many passes as it runs
+    if c0 + (t0 >> _GC_EARLY) > t0 > 0 and c2 <= t2 and gc.isenabled():
+        gc.collect(1 if c1 > t1 else 0)
+
+
+_GC_EARLY = 3               # an eighth: two or three steps' allocations
+
+
 @dataclass
 class _Link:
     """The outgoing link to one peer node: numbered frames kept until acknowledged."""
@@ -141,14 +166,20 @@ class _Link:
         kept = {e for e, _ in self.unacked} | {e for e, _ in self.deleting}
         return [epoch] + sorted(kept - {epoch})
 
-    def push(self, *frames: dict[str, Any]) -> None:
-        """Keep `frames` until they are acknowledged, and send them now (in one write) if the
-        link is up (else `_run_link` sends them when it connects)."""
+    def push(self, *frames: dict[str, Any], acks: list[bytes] | None = None) -> None:
+        """Keep `frames` until they are acknowledged, and send them now (in one write, after
+        the `acks` this node owes the peer) if the link is up (else `_run_link` sends them
+        when it connects; `acks` only go on a link that is up: `TcpNode._riding`)."""
         for frame in frames:
             self.unacked[(frame["epoch"], frame["seq"])] = frame
         s = self.session
         if s is not None and not s.is_closing():
-            s.write(*frames)
+            s.write(*frames, payloads=acks)
+
+    def up(self) -> bool:
+        """Whether frames pushed now are written at once (the link is connected)."""
+        s = self.session
+        return s is not None and not s.is_closing()
 
 
 @dataclass
@@ -269,6 +300,7 @@ class TcpNode:
         self._deletes: list[tuple[_Link, tuple[str, int]]] = []
         self._delete_timer: asyncio.TimerHandle | None = None
         self._ack_timer: asyncio.TimerHandle | None = None
+        self._ack_due = 0.0                    # when it fires (`time.monotonic`)
         self.acked = asyncio.Event()           # set whenever a peer acknowledges a frame
         self._closing = asyncio.Event()        # stopping, and done waiting for acks
         self.allowed = {(i, p): self.kernel.receivable(i, p)
@@ -402,7 +434,15 @@ class TcpNode:
         self._peer_sessions[peer] = session
         ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
+        link = self.links.get(peer)
+
         def on_frame(raw: dict[str, Any]) -> None:
+            if link is not None and raw.get("t") in _ACK_KINDS:
+                # acknowledgements the peer node sent along with its messages (`_riding`):
+                # of frames this node sent it on its link (from anyone else: refused by
+                # `decode_frame`, the connection closed)
+                self._on_acks(link, raw)
+                return
             reply = self._on_frame(peer, decode_frame(raw), session)
             if reply is None:
                 if len(self._background) > self.MAX_BACKGROUND:
@@ -646,6 +686,8 @@ class TcpNode:
                 self._flush_acks()
                 return
             self._ack_timer = loop.call_later(self.ack_delay, self._flush_acks)
+            # (a clock of its own: `loop.time()` wants `get_running_loop`, a system call)
+            self._ack_due = time.monotonic() + self.ack_delay
 
     def _flush_acks(self) -> None:
         """Write the buffered step log lines, then the queued acknowledgements (their steps
@@ -926,9 +968,33 @@ class TcpNode:
                     out[1].append(frame)
             if st.out.timer_ops:
                 self.timers.apply(st.name, st.out.timer_ops)
+        ride = self._ack_timer is not None and bool(by_link) \
+            and self._ack_due - time.monotonic() <= self.ack_delay / 4
         for link, frames in by_link.values():
-            link.push(*frames)
+            link.push(*frames, acks=self._riding(link) if ride else None)
+        if ride and not self._acks and self._ack_timer is not None:
+            self._ack_timer.cancel()             # (nothing left for it to send)
+            self._ack_timer = None
         return [link for link, _ in by_link.values()]
+
+    def _riding(self, link: _Link) -> list[bytes] | None:
+        """The acknowledgements owed to the peer of `link` (taken: they leave now), to go in
+        the write of the frames `_route` sends it, once the timer is due within a quarter of
+        `ack_delay` (sooner, more frames and log writes than the timer's would leave): the
+        peer reads them with its messages, on one connection and one wake-up, where the timer
+        (`_flush_acks`) would wake this node and then the peer once more — the two extra
+        wake-ups were two to three times as frequent in the slowest 1 % of ping-pong rounds
+        as in the others.  None if the link is not up (they wait for the timer, to go on the
+        connections they came on)."""
+        if not link.up():
+            return None
+        out: list[bytes] = []
+        for session in [s for s in self._acks if s.peer == link.peer]:
+            by_life = self._acks.pop(session)
+            out += [p for epoch, seqs in by_life.items() for p in acks_payloads(epoch, seqs)]
+        if out and self.logfile is not None and not self.logfile.closed:
+            self.logfile.flush()                 # the steps' lines before their acks
+        return out
 
     def _buffered(self) -> bool:
         """Whether a connection to a peer node has bytes its transport has not sent yet."""
@@ -968,6 +1034,7 @@ class TcpNode:
             ready = [] if due else self._ready()
             if not due and not ready:
                 self.wake.clear()
+                collect_young()                  # (what the steps sent is on its way)
                 await self.wake.wait()
                 yielded = time.monotonic()
                 continue
@@ -1027,6 +1094,8 @@ class TcpNode:
         # one of those is ready now, and nothing else wakes the step loop for it
         if more or self.timers.due or any(st.local and st.out.applied for st in steps):
             self.wake.set()
+        else:
+            collect_young()                      # (what the group sent is on its way)
 
     GROUP = 64              # steps at most in one group commit
 

@@ -46,8 +46,9 @@ from assay.model.record import Record
 from assay.model.types import TypeSpec, _FrozenSet, _Map, _Optional, _Record, _Tuple, to_json
 from assay.runtime.deploy import NAME_MAX as _NAME_MAX
 
-# of the wire protocol (1: frames without MACs; 2: one acknowledgement per frame)
-VERSION = 3
+# of the wire protocol (1: frames without MACs; 2: one acknowledgement per frame; 3:
+# acknowledgements only on the connection their frames came on, not with a node's messages)
+VERSION = 4
 MAX_FRAME = 1 << 20                      # bytes of payload
 _HEADER = 4
 _AUTH_MAX_FRAME = 4096                   # handshake frames are small; don't buffer more
@@ -316,9 +317,13 @@ class Session:
         """`obj` as the next frame this side sends (see `encode_payload`)."""
         return self.seal(encode_payload(obj))
 
-    def write(self, *objs: dict) -> None:
-        """Encode `objs` as the next frames and write them at once (in one write)."""
-        if len(objs) == 1:
+    def write(self, *objs: dict, payloads: list[bytes] | None = None) -> None:
+        """Encode `objs` as the next frames and write them at once (in one write); with
+        `payloads` (each as `encode_payload` makes them), those first, in the same write."""
+        if payloads:
+            self.writer.write(b"".join([*map(self.seal, payloads),
+                                        *(self.seal(encode_payload(o)) for o in objs)]))
+        elif len(objs) == 1:
             self.writer.write(self.seal(encode_payload(objs[0])))
         else:
             self.writer.write(b"".join([self.seal(encode_payload(o)) for o in objs]))
