@@ -289,7 +289,10 @@ class _CtrlC:
         self.under, self.at, self.seen = str(under), at, 0
 
     @staticmethod
-    def hook(event: str, args: tuple[Any, ...]) -> None:
+    def hook(event: str, args: tuple[Any, ...], _events: frozenset[str] = frozenset(EVENTS)
+             ) -> None:
+        if event not in _events or _CtrlC is None:  # (_CtrlC: None at interpreter exit)
+            return
         me = _CtrlC.armed
         if me is None or event not in _CtrlC.EVENTS or not args or \
                 not str(args[0]).startswith(me.under):

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from assay import Component, System, action
 from assay.checker import check
 from assay.checker.compact import Packing
@@ -247,6 +249,21 @@ def test_after_a_search_the_collector_is_back_and_the_callers_frozen_objects_sta
         gc.unfreeze()
         if not was:
             gc.disable()
+
+
+@pytest.mark.parametrize("bad", [{"workers": "many"}, {"strategy": "sideways"},
+                                 {"checkpoint": "/dev/null/cannot"}])
+def test_a_check_refused_before_its_search_leaves_the_collector_on(bad):
+    """A check refused before it searches (a checkpoint directory it cannot use, a `workers`
+    that is no number) leaves the caller's process with its garbage collector on: it was
+    turned off before those refusals and stayed off, so every later runtime test in the same
+    process saw no collection at all (CI, test_runtime_inline's young collections)."""
+    import gc
+
+    gc.enable()
+    with pytest.raises(ValueError):
+        check(_grid(), **bad)
+    assert gc.isenabled()
 
 
 def test_the_shared_view_is_forgotten_with_the_local_states():

@@ -239,10 +239,6 @@ def check(system: System | Kernel, *, strategy: str = "bfs", max_states: int | N
     explore = {"bfs": bfs if full_states else compact_bfs, "dfs": dfs}.get(strategy)
     if explore is None:
         raise ValueError(f"unknown strategy {strategy!r}; use 'bfs' or 'dfs'")
-    # States are tuples of ints: they form no reference cycles, and the cyclic collector's
-    # passes over millions of them cost a fifth of the run.  Pause it during the search.
-    was_enabled = gc.isenabled()
-    gc.disable()
     lasso = None
     liveness: dict[str, str] = {}
     handover = None
@@ -275,6 +271,12 @@ def check(system: System | Kernel, *, strategy: str = "bfs", max_states: int | N
             "not with --checkpoint" if checkpoints is not None else None)
         por_info = {"applied": why is None, "why": why}
     watch = SpecWatch(max_time, "the check", "A time limit (--max-time) stops it")
+    # States are tuples of ints: they form no reference cycles, and the cyclic collector's
+    # passes over millions of them cost a fifth of the run.  Pause it during the search
+    # (only here, where `finally` turns it back on: a refusal above, of a checkpoint
+    # directory or of `workers`, must not leave the caller's process without a collector).
+    was_enabled = gc.isenabled()
+    gc.disable()
     try:
         watch.start()
         if por_info is not None and por_info["applied"]:
