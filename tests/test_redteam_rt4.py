@@ -275,3 +275,213 @@ def test_acknowledgements_from_a_control_client_or_before_the_handshake_are_refu
             assert {p: a.unacked(p) for p in "bc"} == before
 
     run(main)
+
+
+# --- a peer that sends and does not read ----------------------------------------------------------
+
+ON_A = {"hosted": ["on_c", "to_b", "on_b"], "peers": {"c": ["to_c"]}, "limit": 0}
+
+
+def test_a_peer_that_reads_none_of_its_acknowledgements_is_read_no_more(tmp_path):
+    # found wrong: node c sends Counts and reads nothing; a acknowledged each on c's
+    # connection all the same, and what waited to be written to c grew without bound (20,000
+    # Counts: 390 KB, linearly).  Now a reads no more from c while more waits than the
+    # transport takes; once c reads, a reads on and every Count is handled once
+    sent = 20_000
+    big = 10**18                     # (numbers of 19 digits: more bytes to acknowledge)
+
+    async def main() -> None:
+        async with node_a(tmp_path, **ON_A) as a:    # type: ignore[arg-type]
+            c = await a.login("c", rcvbuf=4096)
+            c.writer.transport.pause_reading()
+            await until(lambda: "c" in a.node._peer_sessions, "a's end of c's connection")
+            at_a = a.node._peer_sessions["c"].writer.transport
+            # (the kernel's send buffer small: autotuned, it takes megabytes first)
+            at_a.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)
+            high = at_a.get_write_buffer_limits()[1]
+            peak = 0
+            for first in range(1, sent + 1, 100):
+                c.write(*[count(big + n, n) for n in range(first, first + 100)])
+                with contextlib.suppress(TimeoutError):     # (held back: c's kernel holds
+                    await asyncio.wait_for(c.drain(), 0.2)  # what it sends, a reads none)
+                peak = max(peak, at_a.get_write_buffer_size())
+            await asyncio.sleep(0.3)
+            peak = max(peak, at_a.get_write_buffer_size())
+            assert peak < 2 * high, f"{peak} bytes wait for c (the transport takes {high})"
+            assert a.got("on_c") < sent                     # held back meanwhile
+            c.writer.transport.resume_reading()             # c reads: a goes on
+
+            async def read_all() -> None:
+                while await c.reader.read(1 << 16):
+                    pass
+
+            reading = asyncio.create_task(read_all())
+            await until(lambda: a.got("on_c") == sent, "every Count handled", 60)
+            reading.cancel()
+
+    run(main)
+
+
+# --- a reconnect storm ----------------------------------------------------------------------------
+
+def test_a_peer_that_authenticates_and_hangs_up_at_once_does_not_make_the_link_spin(tmp_path):
+    # found wrong: a's link to c, whose peer authenticates and closes the connection at once,
+    # reconnected at once, each time (backoff starts over on every handshake) resending every
+    # frame it keeps for c: ~500 connections a second, as long as c does so.  Now the link
+    # backs off as for a peer that is down until a connection stays up (`LINK_STEADY`)
+    async def main() -> None:
+        async with node_a(tmp_path, ["to_c", "to_b", "on_b"], {"c": ["on_c"]},
+                          listen=("c",), limit=50, hang_up=True) as a:
+            await until(lambda: a.connections["c"] >= 1, "a's first connection to c")
+            await asyncio.sleep(2.0)
+            assert a.connections["c"] < 15, f"{a.connections['c']} connections in 2 s"
+            assert len(a.unacked("c")) == 50                # kept, to be sent when c is up
+
+    run(main)
+
+
+# --- a peer's messages: replayed, backwards, to a port not wired to it, ill-typed ---------------
+
+def test_a_message_resent_or_numbered_backwards_in_one_session_is_handled_once(tmp_path):
+    # probe that held: on one connection, c's numbers go 5, 3, 5, 3, 4, 1 (a resend of one
+    # queued, of one handled, and lower numbers after higher): each message is handled once
+    async def main() -> None:
+        async with node_a(tmp_path, **ON_A) as a:    # type: ignore[arg-type]
+            c = await a.login("c")
+            c.write(count(5), count(3), count(5))
+            await c.drain()
+            await until(lambda: a.got("on_c") == 2, "two Counts handled")
+            c.write(count(3), count(4), count(1), count(5))
+            await c.drain()
+            await until(lambda: a.got("on_c") == 4, "four Counts handled")
+            await asyncio.sleep(0.3)
+            assert a.got("on_c") == 4
+            # a frame replayed whole (its bytes again) does not verify: its number is past
+            raw = c.seal(b'{"t":"status"}')
+            c.writer.write(raw + raw)
+            assert await closed_by_a(c)
+            assert a.got("on_c") == 4
+
+    run(main)
+
+
+def test_a_message_to_a_port_not_wired_to_its_sender_reaches_nothing(tmp_path):
+    # probe that held: c (hosting to_c, wired to on_c) sends a valid Count to on_b's port
+    # (wired to to_b, on a), claiming its own instance, or a's to_b: each is dropped (and
+    # acknowledged), no sink counts it, and c's connection serves on
+    async def main() -> None:
+        async with node_a(tmp_path, **ON_A) as a:    # type: ignore[arg-type]
+            c = await a.login("c")
+            c.write(count(1, dst="on_b"), count(2, src="to_b", dst="on_b"),
+                    count(3, src="to_b", dst="on_c"), count(4))
+            await c.drain()
+            await until(lambda: a.got("on_c") == 1, "the Count to on_c handled")
+            await asyncio.sleep(0.3)
+            assert a.got("on_b") == 0 and a.got("on_c") == 1
+            assert not await closed_by_a(c, 0.3)
+
+    run(main)
+
+
+TYPED = '''
+from enum import Enum
+from typing import Annotated, Optional
+from assay import Component, Map, Message, Peer, Port, Range, Record, System, on
+
+class Color(Enum):
+    RED = "red"
+
+class Entry(Record):
+    k: Annotated[int, Range(0, 9)]
+
+class Big(Message):
+    b: bool
+    i: int
+    r: Annotated[int, Range(0, 7)]
+    s: str
+    c: Color
+    p: Peer
+    fs: frozenset[int]
+    t: tuple[int, str]
+    ts: tuple[int, ...]
+    o: Optional[int]
+    m: Map[str, int]
+    e: Entry
+
+class Sink(Component):
+    src = Port(many=True)
+
+    @on(Big)
+    def big(self, m):
+        pass
+
+class Source(Component):
+    out = Port()
+
+def system():
+    s = System("typed")
+    s.connect(s.add("sx", Source).out, s.add("x", Sink).src)
+    return s
+'''
+GOOD = {"b": True, "i": 3, "r": 5, "s": "hi", "c": "RED", "p": "sx", "fs": [1, 2],
+        "t": [1, "a"], "ts": [1, 2, 3], "o": None, "m": [["a", 1]],
+        "e": {"type": "Entry", "fields": {"k": 3}}}
+ILL_TYPED = {                                  # field: a value of JSON its type does not take
+    "b=1": ("b", 1), "i=true": ("i", True), "i=1.0": ("i", 1.0), "r=8": ("r", 8),
+    "r=-1": ("r", -1), "c=its-value": ("c", "red"), "c=_missing_": ("c", "_missing_"),
+    "p=1": ("p", 1), "fs=[true]": ("fs", [True]), "t=[1]": ("t", [1]),
+    "t=[1,'a',2]": ("t", [1, "a", 2]), "ts=[1,'a']": ("ts", [1, "a"]), "o='x'": ("o", "x"),
+    "m-key-twice": ("m", [["a", 1], ["a", 2]]), "m-key-int": ("m", [[1, 1]]),
+    "e.k=10": ("e", {"type": "Entry", "fields": {"k": 10}}),
+    "e-of-Big": ("e", {"type": "Big", "fields": {"k": 3}}),
+    "e-missing-k": ("e", {"type": "Entry", "fields": {}}), "s=surrogate": ("s", "\ud800"),
+    "s=null": ("s", None),
+}
+
+
+def test_a_value_its_declared_type_does_not_take_is_refused_by_the_typed_decode(tmp_path):
+    # probes that held: each field of a message of every kind of type, given a JSON value
+    # the wire's parser takes but the field's declared type does not (a bool for an int, an
+    # int out of its Range, an Enum's value for its name, a tuple of the wrong length, a
+    # Map key twice, a record of another class or missing a field, a lone surrogate, ...)
+    from assay.kernel.kernel import Kernel
+    from assay.model.load import build
+
+    spec = tmp_path / "typed.py"
+    spec.write_text(TYPED)
+    kernel = Kernel(build(str(spec), None, {})[0])
+    ports = {("x", "src"): kernel.receivable("x", "src")}
+
+    def decode(fields: dict[str, Any]) -> Any:
+        frame = {"t": "msg", "src": "sx", "src_port": "out", "dst": "x", "dst_port": "src",
+                 "clock": 1, "message": {"type": "Big", "fields": fields}}
+        return envelope_from_wire(frame, lambda d, p: ports[(d, p)])[0].message
+
+    assert decode(GOOD).e.k == 3
+    for name, (f, value) in ILL_TYPED.items():
+        with pytest.raises(WireError):
+            decode({**GOOD, f: value})
+            pytest.fail(name)
+
+
+# --- the secret -----------------------------------------------------------------------------------
+
+def test_a_secret_from_the_environment_is_its_bytes_and_one_of_two_is_refused(tmp_path,
+                                                                            monkeypatch):
+    # found wrong: a secret_env variable whose bytes are not UTF-8 (a secret read from
+    # /dev/urandom) ended `assay run --deploy` and `assay node` in an internal error (a
+    # UnicodeEncodeError traceback); `secret` and `secret_env` both given used the first and
+    # ignored the other, silently.  Now the variable's bytes are the secret, and both given
+    # is a usage error at the file
+    from assay.errors import UsageError
+
+    nodes = {"a": (free_ports(1)[0], ["to_b", "to_c", "on_b", "on_c"])}
+    monkeypatch.setenv("RT4_SECRET", "not-utf-8-bytes:\udcff\udcfe")   # (os.environ's form)
+    dep = write_deployment(tmp_path / "env.toml", FANOUT, nodes, secret=None,
+                           extra='secret_env = "RT4_SECRET"')
+    assert load_deployment(dep).secret == b"not-utf-8-bytes:\xff\xfe"
+    both = write_deployment(tmp_path / "both.toml", FANOUT, nodes,
+                            extra='secret_env = "RT4_SECRET"')
+    with pytest.raises(UsageError, match="both secret and secret_env") as e:
+        load_deployment(both)
+    assert e.value.location is not None and e.value.location.file == str(both)
