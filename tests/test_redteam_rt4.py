@@ -489,3 +489,18 @@ def test_a_secret_from_the_environment_is_its_bytes_and_one_of_two_is_refused(tm
     with pytest.raises(UsageError, match="both secret and secret_env") as e:
         load_deployment(both)
     assert e.value.location is not None and e.value.location.file == str(both)
+
+
+# --- a hostile node answering `assay run --deploy` ------------------------------------------------
+
+@pytest.mark.parametrize("violations", [[1], ["a string"], [{"kind": "x"}, None]])
+def test_a_status_reply_whose_violations_are_not_objects_is_refused(violations):
+    # found wrong: a node (a process holding the secret on a node's port) answering a status
+    # request with violations that are not objects was taken at its word, and `assay run
+    # --deploy` ended in an internal error printing them (`v.get`: an AttributeError); now the
+    # reply is refused, as any malformed reply (the supervisor counts the node unanswered)
+    from assay.runtime.wire import decode_reply
+
+    assert decode_reply({"t": "status", "violations": [{"kind": "requires"}]}) is not None
+    with pytest.raises(WireError, match="'violations' must be a list of objects"):
+        decode_reply({"t": "status", "steps": 1, "violations": violations})

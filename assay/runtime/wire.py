@@ -696,8 +696,9 @@ def decode_reply(d: dict | None) -> dict[str, Any] | None:
                 wire_int(d[k], k)
         if not isinstance(d.get("busy", False), bool):
             raise WireError("'busy' must be a bool")
-        if not isinstance(d.get("violations", []), list):
-            raise WireError("'violations' must be a list")
+        violations = d.get("violations", [])
+        if not isinstance(violations, list) or not all(isinstance(v, dict) for v in violations):
+            raise WireError("'violations' must be a list of objects")   # (`run` reads fields)
         peers = d.get("peers", [])
         if not isinstance(peers, list) or not all(isinstance(p, str) and 0 < len(p) <= _NAME_MAX
                                                   for p in peers):
