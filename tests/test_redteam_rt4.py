@@ -78,12 +78,12 @@ class A:
 @contextlib.asynccontextmanager
 async def node_a(tmp_path: Path, hosted: list[str], peers: dict[str, list[str]],
                  listen: tuple[str, ...] = (), limit: int = 3,
-                 hang_up: bool = False) -> AsyncIterator[A]:
+                 hang_up: bool = False, spec: Path = FANOUT) -> AsyncIterator[A]:
     """Node a hosting `hosted`, its peers `peers` (node -> instances); the test listens as
     each node of `listen` and authenticates a's link to it (`A.link`), or, with `hang_up`,
     closes it at once once authenticated (`A.connections` counts them)."""
     ports = free_ports(1 + len(peers))
-    dep = write_deployment(tmp_path / "deploy.toml", FANOUT,
+    dep = write_deployment(tmp_path / "deploy.toml", spec,
                            {"a": (ports[0], hosted),
                             **{n: (p, i) for (n, i), p in zip(peers.items(), ports[1:])}},
                            params={"limit": limit}, secret=SECRET)
@@ -383,6 +383,35 @@ def test_a_message_to_a_port_not_wired_to_its_sender_reaches_nothing(tmp_path):
             await asyncio.sleep(0.3)
             assert a.got("on_b") == 0 and a.got("on_c") == 1
             assert not await closed_by_a(c, 0.3)
+
+    run(main)
+
+
+PING_PONG = ROOT / "tests" / "benchmarks" / "ping_pong_spec.py"
+
+
+def test_a_peer_s_clock_at_the_limit_does_not_make_every_later_frame_refused(tmp_path):
+    # found wrong: node b sent a Ping stamped with clock 2**62 - 1 (the most a frame may
+    # carry); a adopted it, and its Pong, and every frame it sent after, carried 2**62 or
+    # more: honest nodes refuse those (and close the connection, which a's link resends on,
+    # for ever; the clock is saved, so a restart kept it).  Now a received clock is adopted
+    # only up to 2**61 (`wire.CLOCK_ADOPT`), 2**61 steps short of what peers refuse
+    from runtime_support import ping_frame
+
+    from assay.runtime.wire import CLOCK_LIMIT, decode_frame
+
+    async def main() -> None:
+        async with node_a(tmp_path, ["ponger"], {"b": ["pinger"]}, listen=("b",),
+                          limit=10, spec=PING_PONG) as a:
+            b = await a.login("b")
+            b.write({**ping_frame(1), "clock": CLOCK_LIMIT - 1})
+            await b.drain()
+            link = await a.link("b")
+            frame = await asyncio.wait_for(link.read(), 10)
+            while frame is not None and frame["t"] != "msg":      # (acknowledgements)
+                frame = await asyncio.wait_for(link.read(), 10)
+            assert frame is not None and frame["message"]["type"] == "Pong"
+            assert decode_frame(frame).clock == 2**61 + 1     # an honest b takes it
 
     run(main)
 

@@ -54,6 +54,7 @@ from assay.runtime.steplog import log_line, open_step_log, restore, saved_envelo
 from assay.runtime.store import Handled, StepRecord, storing
 from assay.runtime.timers import Timers
 from assay.runtime.wire import (
+    CLOCK_ADOPT,
     MAX_LIVE,
     AuthError,
     AuthIncomplete,
@@ -601,7 +602,8 @@ class TcpNode:
                                 self.name, env, peer)
             self._drop(receipt)
             return None
-        self.clock = max(self.clock, clock)
+        # (a clock no honest run reaches is adopted only up to `CLOCK_ADOPT`: see wire.py)
+        self.clock = max(self.clock, clock if clock < CLOCK_ADOPT else CLOCK_ADOPT)
         self.inbox[env.dst].append((env, receipt))
         self._arrived = True          # stepped after the frames read with it (`on_batch`)
         return None
