@@ -326,6 +326,31 @@ def test_a_peer_that_reads_none_of_its_acknowledgements_is_read_no_more(tmp_path
     run(main)
 
 
+
+def test_a_connection_held_twice_is_read_again_only_when_both_holds_end(tmp_path):
+    # found wrong: the first of two holds on a connection to end (say, the saves of frames
+    # to drop, under way in the background) resumed reading it while the other (its unread
+    # acknowledgements) still waited, so a peer sending frames to drop read on past the hold
+    # above; now a connection is read again once every hold on it has ended
+    async def main() -> None:
+        async with node_a(tmp_path, **ON_A) as a:    # type: ignore[arg-type]
+            c = await a.login("c")
+            await until(lambda: "c" in a.node._peer_sessions, "a's end of c's connection")
+            at_a = a.node._peer_sessions["c"]
+            loop = asyncio.get_running_loop()
+            first, second = loop.create_future(), loop.create_future()
+            a.node._hold(at_a, first)
+            a.node._hold(at_a, second)
+            c.write(count(1))
+            await c.drain()
+            first.set_result(None)
+            await asyncio.sleep(0.3)
+            assert a.got("on_c") == 0, "read while a hold was under way"
+            second.set_result(None)
+            await until(lambda: a.got("on_c") == 1, "the Count handled once both ended")
+
+    run(main)
+
 # --- a reconnect storm ----------------------------------------------------------------------------
 
 def test_a_peer_that_authenticates_and_hangs_up_at_once_does_not_make_the_link_spin(tmp_path):

@@ -288,6 +288,7 @@ class TcpNode:
         self._handshaking: dict[asyncio.StreamWriter, str] = {}
         self._background: set[asyncio.Task[None]] = set()   # saves of dropped frames
         self._holds: set[asyncio.Task[None]] = set()        # connections not read (`_hold`)
+        self._held: dict[Session, int] = {}                  # and their holds under way
         # what floods of them write to the log (`_LogBudget`)
         self._refusals = _LogBudget(name, "refusals", self.LOG_BURST, self.LOG_WINDOW)
         self._drops = _LogBudget(name, "drops", self.LOG_BURST, self.LOG_WINDOW)
@@ -499,16 +500,25 @@ class TcpNode:
             writer.close()
 
     def _hold(self, session: Session, wait: Any) -> None:
-        """Read no more from `session` until `wait` (a coroutine) is done: back-pressure on
-        a connection read by callbacks, which cannot wait itself."""
+        """Read no more from `session` until `wait` (a coroutine) is done, and every other
+        hold on it too: back-pressure on a connection read by callbacks, which cannot wait
+        itself.  (The first of two holds to end resumed reading while the other still waited:
+        a peer whose frames to drop made room in the background read on past the
+        acknowledgements it did not read.)"""
         session.pause()
+        held = self._held
+        held[session] = held.get(session, 0) + 1
 
         async def hold() -> None:
             try:
                 with contextlib.suppress(ConnectionError, OSError):
                     await wait
             finally:
-                session.resume()
+                left = held.pop(session) - 1
+                if left:
+                    held[session] = left
+                else:
+                    session.resume()
 
         task = asyncio.get_running_loop().create_task(hold())
         self._holds.add(task)
