@@ -104,6 +104,9 @@ async def node_a(tmp_path: Path, hosted: list[str], peers: dict[str, list[str]],
             except (AuthError, OSError):
                 writer.close()
                 return
+            except BaseException:               # (cancelled: the test is ending)
+                writer.close()
+                raise
             a.connections[name] += 1
             a.opened.append(s)
             if hang_up:
@@ -263,15 +266,17 @@ def test_acknowledgements_from_a_control_client_or_before_the_handshake_are_refu
             assert await closed_by_a(ctl)
             for at in ("hello", "proof"):
                 reader, writer = await asyncio.open_connection("127.0.0.1", a.port)
-                if at == "proof":
-                    writer.write(encode_frame({"t": "hello", "v": 4, "node": "b",
-                                               "nonce": "ab" * 32}))
-                    assert (await read_frame(reader))["t"] == "hello"
-                writer.write(encode_frame(ack))
-                with contextlib.suppress(ConnectionError, WireError):
-                    while (await asyncio.wait_for(read_frame(reader), 5)) is not None:
-                        pass                        # (a's hello or proof, then EOF)
-                writer.close()
+                try:
+                    if at == "proof":
+                        writer.write(encode_frame({"t": "hello", "v": 4, "node": "b",
+                                                   "nonce": "ab" * 32}))
+                        assert (await read_frame(reader))["t"] == "hello"
+                    writer.write(encode_frame(ack))
+                    with contextlib.suppress(ConnectionError, WireError):
+                        while (await asyncio.wait_for(read_frame(reader), 5)) is not None:
+                            pass                    # (a's hello or proof, then EOF)
+                finally:
+                    writer.close()
             assert {p: a.unacked(p) for p in "bc"} == before
 
     run(main)
