@@ -563,3 +563,38 @@ def test_a_status_reply_whose_violations_are_not_objects_is_refused(violations):
     assert decode_reply({"t": "status", "violations": [{"kind": "requires"}]}) is not None
     with pytest.raises(WireError, match="'violations' must be a list of objects"):
         decode_reply({"t": "status", "steps": 1, "violations": violations})
+
+
+BIG = '''
+from assay import Component, System
+
+
+class Holder(Component):
+    blob: str = "x" * 1_100_000             # more than one frame carries
+
+
+class Other(Component):
+    n: int = 0
+
+
+def system():
+    s = System("big")
+    s.add("h", Holder)
+    s.add("o", Other)
+    return s
+'''
+
+
+@pytest.mark.e2e
+def test_run_deploy_does_not_show_an_error_reply_as_an_empty_state(children, tmp_path):
+    # found wrong: a node that could not send an instance's state (too large for one frame:
+    # an `error` reply) had it shown by `assay run --deploy` as a state without fields
+    # ("h (on a): ", `--json`: {}); now as not reported
+    import json
+
+    (tmp_path / "big.py").write_text(BIG)
+    dep = write_deployment(tmp_path / "deploy.toml", tmp_path / "big.py",
+                           {"a": (free_ports(1)[0], ["h", "o"])})
+    out = children.run("run", "--deploy", dep, "--for", "1", "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["final"] == {"h": None, "o": {"n": 0}}
