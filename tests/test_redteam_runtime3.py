@@ -256,10 +256,10 @@ async def closed_by_node(s: Any, within: float = 5.0) -> bool:
             while await s.reader.read(1 << 16):
                 pass
         return True
+    except TimeoutError:             # (an OSError: before it, or this could never fail)
+        return False
     except (ConnectionError, OSError):
         return True
-    except TimeoutError:
-        return False
     finally:
         s.close()
 

@@ -205,11 +205,17 @@ def _constraints(where: Location, raw: Any) -> dict[str, tuple[tuple[str, ...], 
     return groups
 
 
-def _secret(where: Location, doc: dict[str, Any]) -> str:
-    """The shared secret: `secret`, or the environment variable named by `secret_env`."""
+def _secret(where: Location, doc: dict[str, Any]) -> bytes:
+    """The shared secret's bytes: `secret`, or the environment variable named by `secret_env`
+    (its bytes as they are: a secret taken from /dev/urandom need not be UTF-8 text).  Both
+    given is refused: one of them would be ignored, silently (a secret changed in the
+    environment and not in the file, say)."""
     write = 'secret_env = "ASSAY_SECRET" (or secret = "...", at least 16 characters)'
     secret = _text(where, doc, "secret", write)
     env = _text(where, doc, "secret_env", write)
+    if secret is not None and env is not None:
+        raise UsageError("the deployment gives both secret and secret_env: one would be "
+                         "ignored", where, [f"keep only {write}"])
     if secret is None and env is not None:
         secret = os.environ.get(env)
         if secret is None:
@@ -217,7 +223,8 @@ def _secret(where: Location, doc: dict[str, Any]) -> str:
     if secret is None or len(secret) < 16:
         raise UsageError("the deployment needs a shared secret of at least 16 characters",
                          where, [f"add {write}"])
-    return secret
+    # (the bytes of the environment: os.environ decodes them with surrogateescape)
+    return secret.encode("utf-8", "surrogateescape")
 
 
 def load_deployment(path: str | Path) -> Deployment:
@@ -246,7 +253,7 @@ def load_deployment(path: str | Path) -> Deployment:
     params = _params(where, doc.get("params", {}))
     nodes, placement = _nodes(where, doc.get("nodes"))
     groups = _constraints(where, doc.get("constraints", {}))
-    return Deployment(p, spec_path, system, params, secret.encode(), nodes, placement,
+    return Deployment(p, spec_path, system, params, secret, nodes, placement,
                       groups["together"], groups["apart"])
 
 

@@ -147,7 +147,9 @@ async def supervise(dep_path: str, dep: Deployment, duration: float | None,
                 statuses[n] = st
         for inst in s.instances:
             reply = await _ask(s, dep.secret, {"t": "state", "instance": inst})
-            final[inst] = None if reply is None else reply.get("fields", {})
+            # (an `error` reply — a state too large for one frame, say — is no state: it was
+            # shown as one without fields)
+            final[inst] = reply.get("fields") if reply and reply.get("t") == "state" else None
     violations = [v for st in statuses.values() for v in st.get("violations", [])]
     count = sum(int(st.get("violation_count", 0)) for st in statuses.values())
     for s in nodes.values():

@@ -54,6 +54,7 @@ from assay.runtime.steplog import log_line, open_step_log, restore, saved_envelo
 from assay.runtime.store import Handled, StepRecord, storing
 from assay.runtime.timers import Timers
 from assay.runtime.wire import (
+    CLOCK_ADOPT,
     MAX_LIVE,
     AuthError,
     AuthIncomplete,
@@ -287,6 +288,7 @@ class TcpNode:
         self._handshaking: dict[asyncio.StreamWriter, str] = {}
         self._background: set[asyncio.Task[None]] = set()   # saves of dropped frames
         self._holds: set[asyncio.Task[None]] = set()        # connections not read (`_hold`)
+        self._held: dict[Session, int] = {}                  # and their holds under way
         # what floods of them write to the log (`_LogBudget`)
         self._refusals = _LogBudget(name, "refusals", self.LOG_BURST, self.LOG_WINDOW)
         self._drops = _LogBudget(name, "drops", self.LOG_BURST, self.LOG_WINDOW)
@@ -458,11 +460,7 @@ class TcpNode:
             except WireError as e:             # a state too large for one frame
                 session.write({"t": "error", "error": f"{self.name} cannot send its "
                                                       f"reply: {e}"})
-            transport = session.writer.transport
-            if transport.get_write_buffer_size() > transport.get_write_buffer_limits()[1]:
-                # a client that asks and does not read its replies: read no more from it
-                # until they are sent (`drain`: the transport's flow control)
-                self._hold(session, session.drain())
+            self._hold_if_unread(session)   # (a client that asks and reads no replies)
 
         def on_batch() -> None:
             # what the frames read together made ready is stepped here (they make one group)
@@ -502,20 +500,39 @@ class TcpNode:
             writer.close()
 
     def _hold(self, session: Session, wait: Any) -> None:
-        """Read no more from `session` until `wait` (a coroutine) is done: back-pressure on
-        a connection read by callbacks, which cannot wait itself."""
+        """Read no more from `session` until `wait` (a coroutine) is done, and every other
+        hold on it too: back-pressure on a connection read by callbacks, which cannot wait
+        itself.  (The first of two holds to end resumed reading while the other still waited:
+        a peer whose frames to drop made room in the background read on past the
+        acknowledgements it did not read.)"""
         session.pause()
+        held = self._held
+        held[session] = held.get(session, 0) + 1
 
         async def hold() -> None:
             try:
                 with contextlib.suppress(ConnectionError, OSError):
                     await wait
             finally:
-                session.resume()
+                left = held.pop(session) - 1
+                if left:
+                    held[session] = left
+                else:
+                    session.resume()
 
         task = asyncio.get_running_loop().create_task(hold())
         self._holds.add(task)
         task.add_done_callback(self._holds.discard)
+
+    def _hold_if_unread(self, session: Session) -> None:
+        """Read no more from `session` until what this node wrote to it is sent, if more is
+        waiting than its transport takes (`drain`: the transport's flow control): a peer that
+        sends and does not read what it is sent back (replies, acknowledgements) would grow
+        this node's memory without bound.  An honest node reads its link's acknowledgements
+        as they come, so its connection is held back only while they are on their way."""
+        transport = session.writer.transport
+        if transport.get_write_buffer_size() > transport.get_write_buffer_limits()[1]:
+            self._hold(session, session.drain())
 
     def _on_frame(self, peer: str, frame: Frame,
                   session: Session | None = None) -> dict[str, Any] | None:
@@ -595,7 +612,8 @@ class TcpNode:
                                 self.name, env, peer)
             self._drop(receipt)
             return None
-        self.clock = max(self.clock, clock)
+        # (a clock no honest run reaches is adopted only up to `CLOCK_ADOPT`: see wire.py)
+        self.clock = max(self.clock, clock if clock < CLOCK_ADOPT else CLOCK_ADOPT)
         self.inbox[env.dst].append((env, receipt))
         self._arrived = True          # stepped after the frames read with it (`on_batch`)
         return None
@@ -701,9 +719,12 @@ class TcpNode:
             if not session.is_closing():         # one frame per life (`acks`), one write;
                 session.write_payloads(          # numbered now: in the order they are written
                     [p for epoch, seqs in by_life.items() for p in acks_payloads(epoch, seqs)])
+                self._hold_if_unread(session)    # (a peer that reads no acknowledgements)
         self._acks.clear()
 
     # --- sending -----------------------------------------------------------------------------
+
+    LINK_STEADY = 1.0       # seconds a link's connection stays up before backoff starts over
 
     async def _run_link(self, link: _Link) -> None:
         backoff = 0.05
@@ -726,7 +747,7 @@ class TcpNode:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 1.0)
                 continue
-            backoff = 0.05
+            since = time.monotonic()
             link.connected = True
             ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             stop: asyncio.Future[Any] = asyncio.create_task(self._closing.wait())
@@ -749,6 +770,14 @@ class TcpNode:
                 link.connected = False
                 stop.cancel()
                 writer.close()
+            if time.monotonic() - since >= self.LINK_STEADY:
+                backoff = 0.05
+            elif not self._closing.is_set():
+                # a peer that authenticates and hangs up at once: reconnecting at once,
+                # resending every frame kept for it each time, the link spun (500
+                # connections a second); it waits as for a peer that is down
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 1.0)
 
     def _link_ended(self, link: _Link, session: Session, ended: asyncio.Future[None],
                     why: BaseException | None) -> None:

@@ -526,11 +526,15 @@ class Session:
 # Every number in a frame is checked here, before anything uses it: an int (not a bool, not a
 # float), 0 <= n < 2**63, so that it fits SQLite's INTEGER (a larger one raised OverflowError
 # in the store, and the node exited).  A Lamport clock stays below 2**62, so that the steps of
-# a node that adopts it stay below 2**63 too.  A frame that breaks these rules is a
-# `WireError`: the node logs it and closes the connection (see `TcpNode._serve_connection`).
+# a node that adopts it stay below 2**63 too; a node adopts a clock only up to 2**61
+# (`CLOCK_ADOPT`), so that what it sends stays below 2**62: a peer that sent 2**62 - 1 made
+# every frame the adopting node sent after it one its peers refuse, for good (the clock is
+# saved).  A frame that breaks these rules is a `WireError`: the node logs it and closes the
+# connection (see `TcpNode._serve_connection`).
 
 INT_LIMIT = 1 << 63                      # exclusive: SQLite's INTEGER
 CLOCK_LIMIT = 1 << 62                    # exclusive: room for 2**62 further steps
+CLOCK_ADOPT = 1 << 61                    # the most adopted: 2**61 steps of room (never met)
 _EPOCH = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
@@ -696,8 +700,9 @@ def decode_reply(d: dict | None) -> dict[str, Any] | None:
                 wire_int(d[k], k)
         if not isinstance(d.get("busy", False), bool):
             raise WireError("'busy' must be a bool")
-        if not isinstance(d.get("violations", []), list):
-            raise WireError("'violations' must be a list")
+        violations = d.get("violations", [])
+        if not isinstance(violations, list) or not all(isinstance(v, dict) for v in violations):
+            raise WireError("'violations' must be a list of objects")   # (`run` reads fields)
         peers = d.get("peers", [])
         if not isinstance(peers, list) or not all(isinstance(p, str) and 0 < len(p) <= _NAME_MAX
                                                   for p in peers):
