@@ -28,10 +28,17 @@ from assay.kernel.reorder import plain, plain_values, reordered, reordered_value
 from assay.kernel.violation import Violation
 from assay.model.component import ActionInfo, Component, ComponentInfo, HandlerInfo, component_info
 from assay.model.mapping import Map
-from assay.model.message import Message
+from assay.model.message import Message, undelivered
 from assay.model.record import Record, RecordFieldError
 from assay.model.show import show
-from assay.model.types import Peer, UnsupportedType, canonical, exact_key, state_checker
+from assay.model.types import (
+    Peer,
+    UnsupportedType,
+    canonical,
+    exact_key,
+    scalars_only,
+    state_checker,
+)
 from assay.model.wellformed import field_notes, immutable_change
 
 
@@ -444,6 +451,9 @@ class Runner:
         self._make_view = view_maker(self.view_class)
         # the check of a step's new state against the old one, generated for the field types
         self.state_conforms = state_checker(info.types)
+        # the fields that may hold a message: what a step puts there keeps no sender or meta
+        # (`undelivered`)
+        self.message_fields = tuple(i for i, t in enumerate(info.types) if not scalars_only(t))
         # one session per (port with a protocol, connected peer); its automaton position is
         # kept after the fields, as the last item of the local state
         self.session_keys = tuple(sorted((p, peer) for p in info.automata
@@ -916,6 +926,8 @@ class Runner:
             new = tuple(map(d.__getitem__, fields))
         if REORDERED[0]:
             new = plain_values(new)
+        if self.message_fields:
+            new = self._undelivered(new, values)
         if ctx.sessions is not None:
             new = (*new, tuple(ctx.sessions[k] for k in self.session_keys))
         # the input state conforms (the kernel's states, the verifier's scenarios are
@@ -948,6 +960,20 @@ class Runner:
             if self.info.uses_timers:
                 ctx.timer_ops.append(TimerOp(False, 0, Message))
         return new, ctx.outbox, violations, ctx.timer_ops
+
+    def _undelivered(self, new: tuple[Any, ...], values: tuple[Any, ...]) -> tuple[Any, ...]:
+        """`new` with the messages a step put in its fields plain (`undelivered`): only
+        the fields that may hold one and that the step changed are looked at."""
+        out = None
+        for i in self.message_fields:
+            v = new[i]
+            if v is not values[i]:
+                u = undelivered(v)
+                if u is not v:
+                    if out is None:
+                        out = list(new)
+                    out[i] = u
+        return new if out is None else tuple(out)
 
     def _raise_if_ill_formed(self, e: Exception, tb: Any, blame: str) -> None:
         """A handler's exception that says the spec's code is ill-formed — it reads an

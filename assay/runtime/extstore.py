@@ -255,14 +255,23 @@ def store_tables(kernel: Any) -> list[StoreTable]:
     from assay.model.extstore import store_fields
 
     out = []
+    named: dict[str, str] = {}                  # table -> the store it keeps
     for inst in kernel.instances:
         info = inst.info
         for f in store_fields(info):
             if not (_NAME.fullmatch(inst.name) and _NAME.fullmatch(f)):
                 raise UsageError(f"the external store {inst.name}.{f} cannot be a table name",
                                  notes=["name instances with letters, digits and _ only"])
-            out.append(StoreTable(inst.name, f, table_name(inst.name, f),
-                                  info.types[info.field_index[f]]))
+            table = table_name(inst.name, f)
+            if table in named:
+                # `a`.`b_c` and `a_b`.`c` would both be `store_a_b_c`: one table for two
+                # stores, each step of one overwriting the other's keys
+                raise UsageError(f"the external stores {named[table]} and {inst.name}.{f} "
+                                 f"would share the table {table}", notes=[
+                                     "rename one of the instances or fields: a store's table "
+                                     "is store_<instance>_<field>"])
+            named[table] = f"{inst.name}.{f}"
+            out.append(StoreTable(inst.name, f, table, info.types[info.field_index[f]]))
     return out
 
 
