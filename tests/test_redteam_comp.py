@@ -227,3 +227,133 @@ def test_two_external_stores_whose_tables_would_be_one_are_refused(tmp_path):
                   stores=SQLiteAdapter(db))
     assert not db.exists() or not sqlite3.connect(db).execute(
         "SELECT name FROM sqlite_master WHERE name LIKE 'store_%'").fetchall()
+
+
+# --- encapsulation: nothing outside a composite wires or drives an instance inside -----------
+
+INNER = """
+    from assay import Component, Message, Port, System, on
+    from assay.model.interceptor import Interceptor
+
+    class M(Message):
+        v: int
+
+    class Srv(Component):
+        client = Port()
+
+        @on(M)
+        def m(self, m):
+            pass
+
+    class Cli(Component):
+        out = Port()
+
+    class Spy(Interceptor):
+        pass
+
+    def shard():
+        s = System("shard")
+        srv = s.add("srv", Srv)
+        s.add("spy", Spy)
+        s.export("client", srv.client)
+        return s
+"""
+
+
+@pytest.mark.parametrize("reach", ["via", "external"])
+def test_an_instance_inside_a_composite_is_no_interceptor_or_client_of_the_outside(
+        tmp_path, reach):
+    # `connect(..., via=<an interceptor inside the composite>)` put the composite's own
+    # instance on an outer connection, and `external(<inside>)` let a client program drive
+    # it; both are refused now, as a connection to an inner port that is not exported is
+    from assay.errors import SpecError
+    from assay.model.system import InstanceRef
+
+    ns: dict = {}
+    exec(compile(textwrap.dedent(INNER), str(tmp_path / "inner.py"), "exec"), ns)
+    from assay import System
+
+    s = System("top")
+    cli = s.add("cli", ns["Cli"])
+    sh = s.add("sh", ns["shard"])
+    with pytest.raises(SpecError, match="is inside composite 'sh'"):
+        if reach == "via":
+            s.connect(cli.out, sh.client, via=InstanceRef(s, "sh.spy", ns["Spy"]))
+        else:
+            s.external(InstanceRef(s, "sh.srv", ns["Srv"]))
+
+
+# --- check: a pool counts as the same system unrolled by hand ---------------------------------
+
+def test_a_pool_explores_what_the_same_system_unrolled_by_hand_does():
+    # (held) spawn, retire, a slot spawned again after its retire took effect: as many
+    # states and transitions as the hand-written Wake/Sleep/Slept version of it
+    from assay.api import check
+
+    path = str(Path(__file__).parent / "fixtures" / "redcomp" / "pool_unrolled.py")
+    pool, hand = check(path, "system"), check(path, "unrolled")
+    assert pool.verdict == hand.verdict == "ok"
+    assert (pool.states, pool.transitions) == (hand.states, hand.transitions)
+
+
+NESTED = """
+    from assay import Component, Message, Port, System, action, on
+
+    class W(Message):
+        v: int
+
+    class Wrap(Message):
+        inner: W
+
+    class A(Component):
+        out = Port()
+        sent: bool = False
+
+        @action(when=lambda self: not self.sent)
+        def go(self):
+            self.sent = True
+            self.out.send(W(1))
+
+    class B(Component):
+        inp = Port(many=True)
+        out = Port()
+
+        @on(W)
+        def w(self, m):
+            self.out.send(Wrap(m))          # the delivered message, wrapped
+
+    class C(Component):
+        inp = Port()
+        first: str = ""
+
+        @on(Wrap)
+        def wrap(self, m):
+            if self.first == "":
+                self.first = str(m.inner.sender)
+
+    def system() -> System:
+        s = System("nested")
+        b, c = s.add("b", B), s.add("c", C)
+        s.connect(b.out, c.inp)
+        for n in ("a1", "a2"):
+            s.connect(s.add(n, A).out, b.inp)
+
+        @s.always
+        def never_a2(g):
+            return g["c"].first != "a2"
+
+        s.terminal(lambda g: True)
+        return s
+"""
+
+
+def test_a_delivered_message_sent_inside_another_carries_no_sender_to_the_next(tmp_path):
+    # the same as a kept one, through the network: Wrap(W from a1) and Wrap(W from a2) are
+    # one envelope, and `check` said "✓ exhaustive" where `simulate` finds c.first == "a2"
+    from assay.api import check, simulate
+
+    path = str(spec(tmp_path, "nested", NESTED))
+    assert check(path).verdict == "ok"
+    assert simulate(path, runs=20, seed=1).ok
+    k = kernel_of(Path(path))
+    assert {k.local_values(s, "c")["first"] for s in _states(k)} == {"", "None"}

@@ -190,6 +190,24 @@ class PortHandle:
         return f"<port {self._w.port} peers={sorted(self._w.peer_set)}>"
 
 
+# per message class: whether a value of one of its fields may hold a message (`emit`)
+_NESTS: dict[type, bool] = {}
+
+
+def _sent(message: Message) -> Message:
+    """`message` as a step sends it (or sets it as a timer): without a sender or meta, nor
+    the messages inside it (a delivered one a handler wraps in another, `undelivered`)."""
+    nests = _NESTS.get(type(message))
+    if nests is None:
+        nests = _NESTS[type(message)] = not all(
+            map(scalars_only, type(message).field_types().values()))
+    if nests:
+        return undelivered(message)  # type: ignore[no-any-return]
+    if message.sender is not None or getattr(message, "_meta", None):
+        return message.with_sender(None)
+    return message
+
+
 class UnconnectedSend(SpecError):
     """A step sent on a port with no peer: in a system, a spec error (`validate` finds most
     before anything runs); in a wiring the verifier made up, a run that cannot be set up."""
@@ -304,7 +322,7 @@ class Context:
         if not isinstance(message, Message) or message.bad_field() is not None:
             self.abort("type", f"{self.where()} set a timer with {message!r}, which is not a "
                        "well-typed Message")
-        self.timer_ops.append(TimerOp(True, delay, message.with_sender(None)))
+        self.timer_ops.append(TimerOp(True, delay, _sent(message)))
         if self.record is not None:
             self.record.append((_line(caller_location(2)), message))
 
@@ -365,9 +383,9 @@ class Context:
                                f"{', '.join(auto.expects(self.sessions[key])) or 'nothing'})")
                 self.sessions[key] = nxt
         # a message built in the handler names no sender already: kept as it is (a copy only
-        # of one that arrived, which names its sender)
-        if message.sender is not None or getattr(message, "_meta", None):
-            message = message.with_sender(None)
+        # of one that arrived, which names its sender); one with a message inside goes
+        # without the sender and meta of those too (`undelivered`)
+        message = _sent(message)
         self.outbox.append(Send(port, dst, dst_port, message))
         if self.record is not None:
             self.record.append((_line(caller_location(2)), message))

@@ -127,6 +127,7 @@ def interceptor_chain(system: Any, via: Any, a: Any, b: Any, where: Any) -> tupl
     """The names of the interceptors of `connect(a, b, via=...)`, from a's side to b's;
     a class in `via` adds an instance named after the connection."""
     from assay.errors import SpecError
+    from assay.model.composite import check_outside
     from assay.model.system import InstanceRef
 
     items = list(via) if isinstance(via, list | tuple) else [via]
@@ -151,6 +152,7 @@ def interceptor_chain(system: Any, via: Any, a: Any, b: Any, where: Any) -> tupl
             continue
         if not isinstance(item, InstanceRef) or item.name not in system.instances:
             raise SpecError(f"connect({a}, {b}, via={item!r}): not an interceptor", where, fix)
+        check_outside(system, item.name, where, f"connect({a}, {b}, via={item.name})")
         if not is_interceptor(item.cls):
             raise SpecError(f"connect({a}, {b}, via={item.name}): {item.cls.__name__} is not an "
                             "Interceptor", where,

@@ -15,6 +15,9 @@ stays a function of its own state, as every step in assay is:
   slot is not spawned again before its retire took effect, so no message meant for its next
   life reaches the one that is ending (on an unordered network a message can overtake a
   retire).  So `live` holds the slots that are live or retiring, and its size is the pool's.
+  The other way round is the network's: a message sent to a slot's life that ended may still
+  be in flight and reach its next life (a name is reused); `check` explores that, so a spec
+  whose workers must not take it tells the lives apart (a value given at spawn, say).
 - On the owner's pool port, `peers` and `broadcast` reach the slots in `live` only.
 
 A dormant slot is one distinguished local state of its class (`dormant_values`: its fields
