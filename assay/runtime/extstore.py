@@ -2,9 +2,9 @@
 
 In the model an external store is a `Map` in its instance's state (`assay.model.extstore`);
 here its contents are also a table in a database — one table per (instance, field), named
-`store_<instance>_<field>`, a row per key: `k` the key and `v` the value, each the JSON text
-of the value's JSON form (`assay.model.types.to_json`, keys sorted), so any assay value fits
-and nothing is pickled.
+`store_<instance>_<field>` (an instance inside a composite by its full name, `shard0.bank`),
+a row per key: `k` the key and `v` the value, each the JSON text of the value's JSON form
+(`assay.model.types.to_json`, keys sorted), so any assay value fits and nothing is pickled.
 
 `StoreAdapter` is the interface to the database: `tables`, `read`, `ensure` and `apply`
 (one transaction).  `DbApiAdapter` implements it over any DB-API 2.0 connection (the
@@ -48,6 +48,9 @@ from assay.model.types import to_json
 
 UNDO = "assay_undo"
 _NAME = re.compile(r"[A-Za-z0-9_]+")
+# an instance's name in a table's: also the '.' of a composite's (`shard0.bank`) and the '-'
+# an instance name may have (the table is always a quoted identifier in the SQL)
+_INSTANCE = re.compile(r"[A-Za-z0-9_.\-]+")
 
 
 class StoreConflict(Exception):
@@ -259,7 +262,7 @@ def store_tables(kernel: Any) -> list[StoreTable]:
     for inst in kernel.instances:
         info = inst.info
         for f in store_fields(info):
-            if not (_NAME.fullmatch(inst.name) and _NAME.fullmatch(f)):
+            if not (_INSTANCE.fullmatch(inst.name) and _NAME.fullmatch(f)):
                 raise UsageError(f"the external store {inst.name}.{f} cannot be a table name",
                                  notes=["name instances with letters, digits and _ only"])
             table = table_name(inst.name, f)
