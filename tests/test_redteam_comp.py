@@ -411,3 +411,49 @@ def test_an_external_store_inside_a_composite_runs_and_agrees_with_the_model(tmp
     stores = ExternalStores(k, SQLiteAdapter(db), ["sh.store"])
     assert stores.compare({"sh.store": {"data": final}}) == []
     assert stores.compare({"sh.store": {"data": final.set("x", 1)}}) != []
+
+
+# --- elastic pools: only the owner spawns and retires a slot ---------------------------------
+
+ROGUE = """
+    from assay import Component, Peer, Port, System, action
+    from assay.model.pool import Spawn
+
+    class Boss(Component):
+        workers = Port(many=True)
+        live: frozenset[Peer] = frozenset()
+
+    class Worker(Component):
+        boss = Port()
+        ctl = Port()
+        n: int = 0
+
+    class Rogue(Component):
+        out = Port()
+        done: bool = False
+
+        @action(when=lambda self: not self.done)
+        def go(self):
+            self.done = True
+            self.out.send(Spawn("w", (("n", "7"),)))
+
+    def system() -> System:
+        s = System("rogue")
+        b = s.add("boss", Boss)
+        ws = s.pool("w", Worker, size=1, owner=b.workers, port="boss", live="live")
+        s.connect(s.add("rogue", Rogue).out, ws[0].ctl)
+        s.terminal(lambda g: True)
+        return s
+"""
+
+
+def test_a_spawn_from_anyone_but_the_pools_owner_is_a_violation_of_its_sender(tmp_path):
+    # a component wired to a slot's other port spawned it: live, with the values it chose,
+    # outside the owner's `live` (so outside the pool's bound the owner keeps); `check`
+    # said "✓ exhaustive"
+    from assay.api import check
+
+    r = check(str(spec(tmp_path, "rogue", ROGUE)))
+    assert r.verdict == "violation"
+    assert r.violation.kind == "pool" and r.violation.blame == "rogue"
+    assert "only its owner boss spawns and retires" in r.violation.message
