@@ -457,3 +457,60 @@ def test_a_spawn_from_anyone_but_the_pools_owner_is_a_violation_of_its_sender(tm
     assert r.verdict == "violation"
     assert r.violation.kind == "pool" and r.violation.blame == "rogue"
     assert "only its owner boss spawns and retires" in r.violation.message
+
+
+POOL_STORE = """
+    from assay import Component, Map, Message, Peer, Port, System, action, external_store, on
+
+    class Job(Message):
+        n: int
+
+    class Boss(Component):
+        workers = Port(many=True)
+        live: frozenset[Peer] = frozenset()
+        phase: int = 0
+        retires: bool = True
+
+        @action(when=lambda self: self.phase == 0)
+        def grow(self):
+            self.phase = 1
+            self.workers.send(Job(1), to=self.spawn("w"))
+
+        @action(when=lambda self: self.phase == 1 and self.live and self.retires)
+        def shrink(self):
+            self.phase = 2
+            self.retire(min(self.live))
+
+    class Worker(Component):
+        boss = Port()
+        data: Map[int, int] = external_store(Map())
+
+        @on(Job)
+        def job(self, m):
+            self.data = self.data.set(m.n, 10 * m.n)
+
+    def system(retires: bool = True) -> System:
+        s = System("pool_store", network="fifo")
+        b = s.add("boss", Boss, retires=retires)
+        s.pool("w", Worker, size=1, owner=b.workers, port="boss", live="live")
+        s.terminal(lambda g: True)
+        return s
+"""
+
+
+@pytest.mark.parametrize("retires", ["False", "True"])
+def test_an_external_store_of_a_pools_slot_is_empty_while_the_slot_is_dormant(tmp_path,
+                                                                              retires):
+    # a dormant slot's fields are None in the model: `run --store-db` ended in an internal
+    # error (AttributeError) before the first step.  Its table is empty while the slot is
+    # dormant, holds what the model's map holds while it is live, and is emptied by retire
+    db = tmp_path / "ps.sqlite"
+    report, _ = run_local(kernel_of(spec(tmp_path, "ps", POOL_STORE), retires=retires),
+                          duration=20, stores=SQLiteAdapter(db))
+    assert not report.violations
+    held = dict(sqlite3.connect(db).execute('SELECT k, v FROM "store_w0_data"').fetchall())
+    final = report.final["w0"]["data"]
+    if retires == "True":
+        assert final is None and held == {}
+    else:
+        assert dict(final.items()) == {1: 10} and held == {"1": "10"}

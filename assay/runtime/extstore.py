@@ -241,6 +241,16 @@ def _text(j: Any) -> str:
     return json.dumps(j, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+_EMPTY = Map()
+
+
+def contents(value: Map | None) -> Map:
+    """What a store field's value keeps in its table: the map; nothing for None, the value
+    of every field of a pool's dormant slot (`assay.model.pool`): a slot's store is empty
+    until it is spawned, and emptied when it is retired, as the model has it."""
+    return _EMPTY if value is None else value
+
+
 def table_name(instance: str, field: str) -> str:
     return f"store_{instance}_{field}"
 
@@ -315,7 +325,7 @@ class ExternalStores:
         for t in self.tables:
             if only is not None and t.table not in only:
                 continue
-            model = values[t.instance][t.field]
+            model = contents(values[t.instance][t.field])
             held = snap[t.table]
             if held is None:
                 out.append(f"table {t.table} is missing (the model's {t.instance}.{t.field} "
@@ -365,7 +375,7 @@ class ExternalStores:
         a.ensure(t.table for t in new)
         writes: list[tuple[str, str, str | None]] = []
         for t in new:
-            for k, v in start[t.instance][t.field].items():
+            for k, v in contents(start[t.instance][t.field]).items():
                 writes.append((t.table, _text(to_json(k)), _text(to_json(v))))
         if writes:
             a.apply(writes, None)
@@ -413,7 +423,7 @@ class ExternalStores:
                               "initial state)"])
         for t in self.tables:
             self.held[t.table] = {_text(to_json(k)): _text(to_json(v))
-                                  for k, v in start[t.instance][t.field].items()}
+                                  for k, v in contents(start[t.instance][t.field]).items()}
 
     def _undo_records(self) -> list[tuple[str, list[tuple[str, str, str | None]],
                                           list[tuple[str, str, str | None]]]]:
@@ -447,7 +457,7 @@ class ExternalStores:
         writes: list[tuple[str, str, str | None]] = []
         before: list[tuple[str, str, str | None]] = []
         for t in tables:
-            value = values[t.field]
+            value = contents(values[t.field])
             if value is self.last.get(t.table):       # a Map is immutable: not changed
                 continue
             held = self.held[t.table]
@@ -480,7 +490,7 @@ class ExternalStores:
             else:
                 self.held[table][k] = w
         for t in tables:
-            self.last[t.table] = values[t.field]
+            self.last[t.table] = contents(values[t.field])
 
     def close(self) -> None:
         self.adapter.close()
