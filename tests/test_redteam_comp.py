@@ -514,3 +514,31 @@ def test_an_external_store_of_a_pools_slot_is_empty_while_the_slot_is_dormant(tm
         assert final is None and held == {}
     else:
         assert dict(final.items()) == {1: 10} and held == {"1": "10"}
+
+
+# --- run --deploy: a chain's in-process hops stay in one process ------------------------------
+
+@pytest.mark.parametrize("split", [False, True])
+def test_a_deployment_that_splits_an_endpoint_from_its_interceptor_is_refused(tmp_path, split):
+    # exactly_once_link's chain [retry, dedup]: producer -> retry and dedup -> consumer are
+    # in-process in the model (never lost or duplicated under --faults), so `check` proves
+    # exactly-once with them reliable; a deployment that put retry on the consumer's node
+    # ran, its "in-process" hops over TCP
+    from assay.runtime.deploy import load_deployment, placed
+
+    root = Path(__file__).resolve().parent.parent
+    a, b = (["producer", "dedup"], ["consumer", "retry"]) if split else \
+        (["producer", "retry"], ["consumer", "dedup"])
+    toml = tmp_path / "deploy.toml"
+    toml.write_text(f'spec = "{root / "specs" / "exactly_once_link.py"}"\n'
+                    'secret = "a-shared-secret-for-tests-only"\n'
+                    f'[nodes.n1]\nhost = "127.0.0.1"\nport = 47001\ninstances = {a!r}\n'
+                    f'[nodes.n2]\nhost = "127.0.0.1"\nport = 47002\ninstances = {b!r}\n'
+                    .replace("'", '"'))
+    dep = load_deployment(toml)
+    system, _, _ = build(root / "specs" / "exactly_once_link.py", None, {})
+    if split:
+        with pytest.raises(UsageError, match="'producer' \\(on 'n1'\\) and 'retry' \\(on 'n2'\\)"):
+            placed(dep, system)
+    else:
+        assert placed(dep, system).placement["retry"] == "n1"
