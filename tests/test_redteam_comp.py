@@ -542,3 +542,64 @@ def test_a_deployment_that_splits_an_endpoint_from_its_interceptor_is_refused(tm
             placed(dep, system)
     else:
         assert placed(dep, system).placement["retry"] == "n1"
+
+
+# --- external store: a DB-API connection that fails in the middle of a step's commit ---------
+
+class _Flaky:
+    """A DB-API connection over SQLite whose 4th store INSERT fails (the connection lost, so
+    that rollback fails too when `dead_rollback`)."""
+
+    Error = sqlite3.Error
+
+    def __init__(self, path: Path, dead_rollback: bool) -> None:
+        self.conn = sqlite3.connect(path, check_same_thread=False)
+        self.inserts, self.dead, self.dead_rollback = 0, False, dead_rollback
+
+    def cursor(self):
+        flaky, cur = self, self.conn.cursor()
+
+        class Cursor:
+            def execute(self, sql, args=()):
+                if sql.startswith('INSERT INTO "store'):
+                    flaky.inserts += 1
+                    if flaky.inserts == 4:
+                        flaky.dead = True
+                        raise sqlite3.OperationalError("connection lost (injected)")
+                return cur.execute(sql, args)
+
+            def __getattr__(self, name):
+                return getattr(cur, name)
+        return Cursor()
+
+    def commit(self):
+        self.conn.commit()
+
+    def rollback(self):
+        if self.dead and self.dead_rollback:
+            raise sqlite3.OperationalError("connection lost (rollback)")
+        self.conn.rollback()
+
+    def close(self):
+        self.conn.close()
+
+
+@pytest.mark.parametrize("dead_rollback", [False, True])
+def test_a_dbapi_error_in_the_middle_of_a_commit_stops_the_run_with_a_state_error(
+        tmp_path, dead_rollback):
+    # the step's transaction is rolled back (the database keeps the steps before it); when
+    # the rollback fails as well, the driver's own exception escaped (an internal error at
+    # the command line) and hid the first: now a StateError that says both
+    from assay.errors import StateError
+    from assay.runtime.extstore import DbApiAdapter
+
+    db = tmp_path / "ledger.sqlite"
+    ledger = Path(__file__).resolve().parent / "fixtures" / "extstore" / "ledger.py"
+    with pytest.raises(StateError) as e:
+        run_local(kernel_of(ledger, limit="6"), duration=20,
+                  stores=DbApiAdapter(_Flaky(db, dead_rollback), where=str(db)))
+    assert "connection lost (injected)" in str(e.value)
+    assert ("nor roll back: connection lost (rollback)" in str(e.value)) == dead_rollback
+    if not dead_rollback:                    # the three steps before, and nothing of the 4th
+        rows = dict(sqlite3.connect(db).execute("SELECT k, v FROM store_ledger_totals"))
+        assert rows == {'"a"': "1", '"b"': "1", '"c"': "1"}

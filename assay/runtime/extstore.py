@@ -139,7 +139,16 @@ class DbApiAdapter:
                 yield
                 self.conn.commit()
             except Exception as e:
-                self.conn.rollback()
+                try:
+                    self.conn.rollback()
+                except self.errors as r:
+                    # (the connection is gone, say): the driver's error would hide why
+                    why = getattr(e, "message", e)
+                    raise StateError(f"the store database did not commit ({why}) nor roll "
+                                     f"back: {r}", Location(self.where),
+                                     ["what it holds now is unknown: check it against the "
+                                      "run (assay replay --against-store) before running "
+                                      "on it again"]) from None
                 if isinstance(e, self.errors):
                     raise StateError(f"the store database did not commit: {e}",
                                      Location(self.where)) from None
