@@ -413,11 +413,11 @@ def test_an_external_store_inside_a_composite_runs_and_agrees_with_the_model(tmp
     assert stores.compare({"sh.store": {"data": final.set("x", 1)}}) != []
 
 
-# --- elastic pools: only the owner spawns and retires a slot ---------------------------------
+# --- elastic pools: only the owner spawns and retires a slot, and only by spawn and retire -----
 
 ROGUE = """
     from assay import Component, Peer, Port, System, action
-    from assay.model.pool import Spawn
+    from assay.model.pool import Retired, Spawn
 
     class Boss(Component):
         workers = Port(many=True)
@@ -427,12 +427,18 @@ ROGUE = """
         boss = Port()
         ctl = Port()
         n: int = 0
+        lied: bool = False
+
+        @action(when=lambda self: LIE and not self.lied)
+        def lie(self):                   # "retired", while it stays live
+            self.lied = True
+            self.boss.send(Retired("w"))
 
     class Rogue(Component):
         out = Port()
         done: bool = False
 
-        @action(when=lambda self: not self.done)
+        @action(when=lambda self: not LIE and not self.done)
         def go(self):
             self.done = True
             self.out.send(Spawn("w", (("n", "7"),)))
@@ -440,23 +446,40 @@ ROGUE = """
     def system() -> System:
         s = System("rogue")
         b = s.add("boss", Boss)
-        ws = s.pool("w", Worker, size=1, owner=b.workers, port="boss", live="live")
+        ws = s.pool("w", Worker, size=1, owner=b.workers, port="boss", live="live", min=1)
         s.connect(s.add("rogue", Rogue).out, ws[0].ctl)
         s.terminal(lambda g: True)
         return s
 """
 
 
-def test_a_spawn_from_anyone_but_the_pools_owner_is_a_violation_of_its_sender(tmp_path):
-    # a component wired to a slot's other port spawned it: live, with the values it chose,
-    # outside the owner's `live` (so outside the pool's bound the owner keeps); `check`
-    # said "✓ exhaustive"
+@pytest.mark.parametrize("lie", [False, True])
+def test_pool_messages_sent_by_hand_are_a_violation_of_their_sender(tmp_path, lie):
+    # a component wired to a slot's other port spawned it (live with the values it chose,
+    # outside the owner's `live`); a live slot told its owner `Retired` (gone from `live`
+    # while live): `check` said "✓ exhaustive" of both
     from assay.api import check
 
-    r = check(str(spec(tmp_path, "rogue", ROGUE)))
+    src = ROGUE.replace("    from assay import", f"    LIE = {lie}\n    from assay import", 1)
+    r = check(str(spec(tmp_path, "rogue", src)))
     assert r.verdict == "violation"
-    assert r.violation.kind == "pool" and r.violation.blame == "rogue"
-    assert "only its owner boss spawns and retires" in r.violation.message
+    assert r.violation.kind == "pool"
+    assert r.violation.blame == ("w0.lie" if lie else "rogue.go")
+    assert "self.spawn(...) and self.retire(...) only" in r.violation.message
+
+
+def test_a_spawn_that_is_not_its_owners_is_refused_by_the_slot_too(tmp_path):
+    # the slot's side of the same rule (a Spawn that did not come from `spawn`: a timer's,
+    # say): a pool violation of whoever sent it, the slot unchanged
+    from assay.kernel.events import Envelope
+    from assay.model.pool import Spawn
+
+    src = ROGUE.replace("    from assay import", "    LIE = False\n    from assay import", 1)
+    k = kernel_of(spec(tmp_path, "rogue", src))
+    lid = k.local_initial("w0")
+    step = k.local_deliver(lid, Envelope("rogue", "out", "w0", "ctl", Spawn("w", ())))
+    assert step.local == lid and [v.kind for v in step.violations] == ["pool"]
+    assert "only its owner boss spawns and retires" in step.violations[0].message
 
 
 POOL_STORE = """

@@ -29,6 +29,7 @@ from assay.kernel.violation import Violation
 from assay.model.component import ActionInfo, Component, ComponentInfo, HandlerInfo, component_info
 from assay.model.mapping import Map
 from assay.model.message import Message, undelivered
+from assay.model.pool import POOL_MESSAGES
 from assay.model.record import Record, RecordFieldError
 from assay.model.show import show
 from assay.model.types import (
@@ -194,14 +195,18 @@ class PortHandle:
 _NESTS: dict[type, bool] = {}
 
 
+def _nests(cls: type[Message]) -> bool:
+    """Whether a field of message class `cls` may hold a message (`_NESTS`)."""
+    nests = _NESTS.get(cls)
+    if nests is None:
+        nests = _NESTS[cls] = not all(map(scalars_only, cls.field_types().values()))
+    return nests
+
+
 def _sent(message: Message) -> Message:
     """`message` as a step sends it (or sets it as a timer): without a sender or meta, nor
     the messages inside it (a delivered one a handler wraps in another, `undelivered`)."""
-    nests = _NESTS.get(type(message))
-    if nests is None:
-        nests = _NESTS[type(message)] = not all(
-            map(scalars_only, type(message).field_types().values()))
-    if nests:
+    if _nests(type(message)):
         return undelivered(message)  # type: ignore[no-any-return]
     if message.sender is not None or getattr(message, "_meta", None):
         return message.with_sender(None)
@@ -350,6 +355,12 @@ class Context:
         if not isinstance(message, Message):
             self.abort("type", f"{self.where()} sent {message!r} on port {port!r}, "
                        "which is not a Message")
+        if type(message) in POOL_MESSAGES:
+            # what `self.spawn` and `self.retire` send (`assay.model.pool`), which keep the
+            # owner's live field in step with its slots: sent by hand, they would not
+            self.abort("pool", f"{self.where()} sent {type(message).__name__} on port "
+                       f"{port!r} itself; a pool's slots are spawned and retired with "
+                       "self.spawn(...) and self.retire(...) only")
         if REORDERED[0]:                    # the determinism check's second run (`reorder`)
             message = plain(message)
         try:        # the class's generated check first; the description only when it fails

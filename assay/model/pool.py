@@ -72,6 +72,10 @@ class Retired(Message):
     pool: str
 
 
+# the messages of the pools' protocol: only `spawn` and `retire` send them (`Context.emit`)
+POOL_MESSAGES = frozenset({Spawn, Retire, Retired})
+
+
 @dataclass(frozen=True)
 class Pool:
     """A declared pool: its slots (instance names, in order), the owner, the owner's port and
