@@ -626,3 +626,50 @@ def test_a_dbapi_error_in_the_middle_of_a_commit_stops_the_run_with_a_state_erro
     if not dead_rollback:                    # the three steps before, and nothing of the 4th
         rows = dict(sqlite3.connect(db).execute("SELECT k, v FROM store_ledger_totals"))
         assert rows == {'"a"': "1", '"b"': "1", '"c"': "1"}
+
+
+CLEARED = """
+    from assay import Component, Message, Peer, Port, System, action, on
+
+    class Job(Message):
+        n: int
+
+    class Boss(Component):
+        workers = Port(many=True)
+        live: frozenset[Peer] = frozenset()
+        spawned: int = 0
+
+        @action(when=lambda self: self.spawned < 2)
+        def grow(self):
+            self.spawned += 1
+            w = self.spawn("w", n=self.spawned)
+            self.workers.send(Job(self.spawned), to=w)
+            self.live = frozenset()          # "forget" it: the pool looks empty again
+
+    class Worker(Component):
+        boss = Port()
+        n: int = 0
+        got: tuple[int, ...] = ()
+
+        @on(Job)
+        def job(self, m):
+            self.got = self.got + (m.n,)
+
+    def system() -> System:
+        s = System("cleared", network="fifo")
+        b = s.add("boss", Boss)
+        s.pool("w", Worker, size=1, owner=b.workers, port="boss", live="live")
+        s.terminal(lambda g: True)
+        return s
+"""
+
+
+def test_an_owner_that_sets_its_live_field_by_hand_is_a_pool_violation(tmp_path):
+    # with `live` emptied, the second spawn took the live slot again: its Spawn waited
+    # forever (the FIFO link behind it, Job(2) too) and `check` said "✓ exhaustive"
+    from assay.api import check
+
+    r = check(str(spec(tmp_path, "cleared", CLEARED)))
+    assert r.verdict == "violation"
+    assert r.violation.kind == "pool" and r.violation.blame == "boss.grow"
+    assert "boss.live" in r.violation.message

@@ -232,7 +232,7 @@ class Context:
 
     __slots__ = ("instance", "wirings", "handles", "outbox", "timer_ops", "readonly", "handler",
                  "sessions", "runner", "record", "chooser", "assigned", "arrived", "obj",
-                 "retiring")
+                 "retiring", "spawned")
 
     def __init__(self, instance: str, wirings: dict[str, Wiring],
                  runner: Runner | None = None) -> None:
@@ -245,6 +245,7 @@ class Context:
         self.handler = ""
         self.runner = runner
         self.retiring = False           # a pool's slot called self.retire() (pool.retire)
+        self.spawned: set[Any] | None = None    # the slots an owner's step spawned (pool.spawn)
         self.sessions: dict[tuple[str, str], int] | None = None   # (port, peer) -> position
         # when a list (the verifier's concrete runs): (spec line, message) of every message
         # sent and timer set, to tell which send site of a handler sent what
@@ -983,12 +984,30 @@ class Runner:
                 violations.append(v)
         ctx.obj = None                          # (see `live`)
 
+        if self.pools:
+            v = self._live_kept(values, new, ctx.spawned or set(), blame)
+            if v is not None:
+                return values, [], [v], []
         if ctx.retiring:                # a slot that retired itself: dormant after the step
             from assay.model.pool import dormant_values
             new = dormant_values(self.info.cls)
             if self.info.uses_timers:
                 ctx.timer_ops.append(TimerOp(False, 0, Message))
         return new, ctx.outbox, violations, ctx.timer_ops
+
+    def _live_kept(self, values: tuple[Any, ...], new: tuple[Any, ...], spawned: set[Any],
+                   blame: str) -> Violation | None:
+        """An owner's step changes a pool's live field only by `spawn` (the kernel takes a
+        slot out when its `Retired` arrives): set by hand, the field would no longer say
+        which slots are live, and a spawn would pick a live one (its Spawn waiting forever)."""
+        for pool in self.pools.values():
+            f = self.field_index[pool.live]
+            old, now = values[f], new[f]
+            if now is not old and now != old | {s for s in spawned if s in pool.slots}:
+                return Violation("pool", blame, f"{blame} set {self.name}.{pool.live} to "
+                                 f"{show(now)}: the live slots of pool {pool.name} change "
+                                 "only by self.spawn(...) and their retire taking effect")
+        return None
 
     def _undelivered(self, new: tuple[Any, ...], values: tuple[Any, ...]) -> tuple[Any, ...]:
         """`new` with the messages a step put in its fields plain (`undelivered`): only

@@ -209,6 +209,9 @@ def spawn(ctx: Any, obj: Any, name: Any, init: dict[str, Any]) -> Any:
             ctx.abort("type", f"{ctx.where()} spawns a {pool.name} with {f}={v!r}, which is "
                       f"not {t.describe()}")
     setattr(obj, pool.live, live | {Peer(slot)})
+    if ctx.spawned is None:
+        ctx.spawned = set()
+    ctx.spawned.add(slot)
     given = tuple((f, json.dumps(to_json(init[f]), sort_keys=True, separators=(",", ":")))
                   for f in info.fields if f in init)
     _send(ctx, pool, slot, Spawn(pool.name, given))
