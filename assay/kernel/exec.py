@@ -956,7 +956,9 @@ class Runner:
             new = tuple(map(d.__getitem__, fields))
         if REORDERED[0]:
             new = plain_values(new)
-        if self.message_fields:
+        if port is not None and self.message_fields:
+            # (only a delivery brings a message that names its sender or carries meta: the
+            # kernel's state keeps none, `emit` sends none inside another)
             new = self._undelivered(new, values)
         if ctx.sessions is not None:
             new = (*new, tuple(ctx.sessions[k] for k in self.session_keys))

@@ -27,7 +27,9 @@ off from its endpoint.
 
 Meta is a dict from names (str) to values of the JSON-exact kinds: None, bool, int, str, and
 tuples of them — canonical, hashable, part of the state, shown in traces.  `forward(m)` keeps the
-meta `m` arrived with; `forward(m, meta={...})` replaces it.
+meta `m` arrived with; `forward(m, meta={...})` replaces it.  A message kept in a field (to
+forward later) keeps no meta, as it keeps no sender (`assay.model.message.undelivered`): keep
+what is needed of `self.meta(m)` in a field beside it, and give it back with `meta=`.
 """
 from __future__ import annotations
 
