@@ -28,10 +28,18 @@ from assay.kernel.reorder import plain, plain_values, reordered, reordered_value
 from assay.kernel.violation import Violation
 from assay.model.component import ActionInfo, Component, ComponentInfo, HandlerInfo, component_info
 from assay.model.mapping import Map
-from assay.model.message import Message
+from assay.model.message import Message, undelivered
+from assay.model.pool import POOL_MESSAGES
 from assay.model.record import Record, RecordFieldError
 from assay.model.show import show
-from assay.model.types import Peer, UnsupportedType, canonical, exact_key, state_checker
+from assay.model.types import (
+    Peer,
+    UnsupportedType,
+    canonical,
+    exact_key,
+    scalars_only,
+    state_checker,
+)
 from assay.model.wellformed import field_notes, immutable_change
 
 
@@ -183,6 +191,28 @@ class PortHandle:
         return f"<port {self._w.port} peers={sorted(self._w.peer_set)}>"
 
 
+# per message class: whether a value of one of its fields may hold a message (`emit`)
+_NESTS: dict[type, bool] = {}
+
+
+def _nests(cls: type[Message]) -> bool:
+    """Whether a field of message class `cls` may hold a message (`_NESTS`)."""
+    nests = _NESTS.get(cls)
+    if nests is None:
+        nests = _NESTS[cls] = not all(map(scalars_only, cls.field_types().values()))
+    return nests
+
+
+def _sent(message: Message) -> Message:
+    """`message` as a step sends it (or sets it as a timer): without a sender or meta, nor
+    the messages inside it (a delivered one a handler wraps in another, `undelivered`)."""
+    if _nests(type(message)):
+        return undelivered(message)  # type: ignore[no-any-return]
+    if message.sender is not None or getattr(message, "_meta", None):
+        return message.with_sender(None)
+    return message
+
+
 class UnconnectedSend(SpecError):
     """A step sent on a port with no peer: in a system, a spec error (`validate` finds most
     before anything runs); in a wiring the verifier made up, a run that cannot be set up."""
@@ -202,7 +232,7 @@ class Context:
 
     __slots__ = ("instance", "wirings", "handles", "outbox", "timer_ops", "readonly", "handler",
                  "sessions", "runner", "record", "chooser", "assigned", "arrived", "obj",
-                 "retiring")
+                 "retiring", "spawned")
 
     def __init__(self, instance: str, wirings: dict[str, Wiring],
                  runner: Runner | None = None) -> None:
@@ -215,6 +245,7 @@ class Context:
         self.handler = ""
         self.runner = runner
         self.retiring = False           # a pool's slot called self.retire() (pool.retire)
+        self.spawned: set[Any] | None = None    # the slots an owner's step spawned (pool.spawn)
         self.sessions: dict[tuple[str, str], int] | None = None   # (port, peer) -> position
         # when a list (the verifier's concrete runs): (spec line, message) of every message
         # sent and timer set, to tell which send site of a handler sent what
@@ -297,7 +328,7 @@ class Context:
         if not isinstance(message, Message) or message.bad_field() is not None:
             self.abort("type", f"{self.where()} set a timer with {message!r}, which is not a "
                        "well-typed Message")
-        self.timer_ops.append(TimerOp(True, delay, message.with_sender(None)))
+        self.timer_ops.append(TimerOp(True, delay, _sent(message)))
         if self.record is not None:
             self.record.append((_line(caller_location(2)), message))
 
@@ -325,6 +356,12 @@ class Context:
         if not isinstance(message, Message):
             self.abort("type", f"{self.where()} sent {message!r} on port {port!r}, "
                        "which is not a Message")
+        if type(message) in POOL_MESSAGES:
+            # what `self.spawn` and `self.retire` send (`assay.model.pool`), which keep the
+            # owner's live field in step with its slots: sent by hand, they would not
+            self.abort("pool", f"{self.where()} sent {type(message).__name__} on port "
+                       f"{port!r} itself; a pool's slots are spawned and retired with "
+                       "self.spawn(...) and self.retire(...) only")
         if REORDERED[0]:                    # the determinism check's second run (`reorder`)
             message = plain(message)
         try:        # the class's generated check first; the description only when it fails
@@ -358,9 +395,9 @@ class Context:
                                f"{', '.join(auto.expects(self.sessions[key])) or 'nothing'})")
                 self.sessions[key] = nxt
         # a message built in the handler names no sender already: kept as it is (a copy only
-        # of one that arrived, which names its sender)
-        if message.sender is not None or getattr(message, "_meta", None):
-            message = message.with_sender(None)
+        # of one that arrived, which names its sender); one with a message inside goes
+        # without the sender and meta of those too (`undelivered`)
+        message = _sent(message)
         self.outbox.append(Send(port, dst, dst_port, message))
         if self.record is not None:
             self.record.append((_line(caller_location(2)), message))
@@ -444,6 +481,9 @@ class Runner:
         self._make_view = view_maker(self.view_class)
         # the check of a step's new state against the old one, generated for the field types
         self.state_conforms = state_checker(info.types)
+        # the fields that may hold a message: what a step puts there keeps no sender or meta
+        # (`undelivered`)
+        self.message_fields = tuple(i for i, t in enumerate(info.types) if not scalars_only(t))
         # one session per (port with a protocol, connected peer); its automaton position is
         # kept after the fields, as the last item of the local state
         self.session_keys = tuple(sorted((p, peer) for p in info.automata
@@ -916,6 +956,10 @@ class Runner:
             new = tuple(map(d.__getitem__, fields))
         if REORDERED[0]:
             new = plain_values(new)
+        if port is not None and self.message_fields:
+            # (only a delivery brings a message that names its sender or carries meta: the
+            # kernel's state keeps none, `emit` sends none inside another)
+            new = self._undelivered(new, values)
         if ctx.sessions is not None:
             new = (*new, tuple(ctx.sessions[k] for k in self.session_keys))
         # the input state conforms (the kernel's states, the verifier's scenarios are
@@ -942,12 +986,44 @@ class Runner:
                 violations.append(v)
         ctx.obj = None                          # (see `live`)
 
+        if self.pools:
+            v = self._live_kept(values, new, ctx.spawned or set(), blame)
+            if v is not None:
+                return values, [], [v], []
         if ctx.retiring:                # a slot that retired itself: dormant after the step
             from assay.model.pool import dormant_values
             new = dormant_values(self.info.cls)
             if self.info.uses_timers:
                 ctx.timer_ops.append(TimerOp(False, 0, Message))
         return new, ctx.outbox, violations, ctx.timer_ops
+
+    def _live_kept(self, values: tuple[Any, ...], new: tuple[Any, ...], spawned: set[Any],
+                   blame: str) -> Violation | None:
+        """An owner's step changes a pool's live field only by `spawn` (the kernel takes a
+        slot out when its `Retired` arrives): set by hand, the field would no longer say
+        which slots are live, and a spawn would pick a live one (its Spawn waiting forever)."""
+        for pool in self.pools.values():
+            f = self.field_index[pool.live]
+            old, now = values[f], new[f]
+            if now is not old and now != old | {s for s in spawned if s in pool.slots}:
+                return Violation("pool", blame, f"{blame} set {self.name}.{pool.live} to "
+                                 f"{show(now)}: the live slots of pool {pool.name} change "
+                                 "only by self.spawn(...) and their retire taking effect")
+        return None
+
+    def _undelivered(self, new: tuple[Any, ...], values: tuple[Any, ...]) -> tuple[Any, ...]:
+        """`new` with the messages a step put in its fields plain (`undelivered`): only
+        the fields that may hold one and that the step changed are looked at."""
+        out = None
+        for i in self.message_fields:
+            v = new[i]
+            if v is not values[i]:
+                u = undelivered(v)
+                if u is not v:
+                    if out is None:
+                        out = list(new)
+                    out[i] = u
+        return new if out is None else tuple(out)
 
     def _raise_if_ill_formed(self, e: Exception, tb: Any, blame: str) -> None:
         """A handler's exception that says the spec's code is ill-formed — it reads an

@@ -597,6 +597,15 @@ class Kernel:
             old = inst.table.values[lid]
             new = old[:f] + (old[f] - {msg.sender},) + old[f + 1:]
             return (inst.table.intern(new), (), (), ())
+        if kind is Spawn or kind is Retire:
+            # only the pool's owner spawns and retires its slots (`spawn`, `retire`): from
+            # anyone else the slot would be live outside the owner's `live`, or gone from it
+            pool = next(p for p in self.pools.values() if inst.name in p.slots)
+            if msg.sender != pool.owner or msg.pool != pool.name:
+                return (lid, (), (Violation(
+                    "pool", str(msg.sender), f"{msg.sender} sent {show(msg)} to {inst.name}, "
+                    f"a slot of pool {pool.name}, which only its owner {pool.owner} spawns "
+                    "and retires"),), ())
         if kind is Spawn:
             if lid != dormant:
                 return DEFERRED

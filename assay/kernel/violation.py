@@ -7,7 +7,7 @@ from typing import Any, Literal
 from assay.errors import Location
 
 Kind = Literal["requires", "ensures", "invariant", "exception", "type", "unhandled", "port",
-               "protocol", "contract", "property", "deadlock", "liveness"]
+               "protocol", "contract", "property", "deadlock", "liveness", "pool"]
 
 
 @dataclass(frozen=True, slots=True)

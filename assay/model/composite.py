@@ -179,6 +179,15 @@ def _check_reachable(system: System, end: PortRef, where: Location | None, what:
                             "exported by it", where, [_exported_note(c)])
 
 
+def check_outside(system: System, instance: str, where: Location | None, what: str) -> None:
+    """Encapsulation: an instance inside a composite is not the outer system's to put on a
+    connection (`via=`) or to hand to a client (`external`): only its exported ports are."""
+    for c in system.composites.values():
+        if c.holds(instance):
+            raise SpecError(f"{what}: instance {instance!r} is inside composite {c.name!r}",
+                            where, [_exported_note(c)])
+
+
 def check_connect(system: System, a: PortRef, b: PortRef, where: Location | None) -> None:
     for end in (a, b):
         _check_reachable(system, end, where, f"connect({a}, {b})")

@@ -27,7 +27,9 @@ off from its endpoint.
 
 Meta is a dict from names (str) to values of the JSON-exact kinds: None, bool, int, str, and
 tuples of them — canonical, hashable, part of the state, shown in traces.  `forward(m)` keeps the
-meta `m` arrived with; `forward(m, meta={...})` replaces it.
+meta `m` arrived with; `forward(m, meta={...})` replaces it.  A message kept in a field (to
+forward later) keeps no meta, as it keeps no sender (`assay.model.message.undelivered`): keep
+what is needed of `self.meta(m)` in a field beside it, and give it back with `meta=`.
 """
 from __future__ import annotations
 
@@ -127,6 +129,7 @@ def interceptor_chain(system: Any, via: Any, a: Any, b: Any, where: Any) -> tupl
     """The names of the interceptors of `connect(a, b, via=...)`, from a's side to b's;
     a class in `via` adds an instance named after the connection."""
     from assay.errors import SpecError
+    from assay.model.composite import check_outside
     from assay.model.system import InstanceRef
 
     items = list(via) if isinstance(via, list | tuple) else [via]
@@ -151,6 +154,7 @@ def interceptor_chain(system: Any, via: Any, a: Any, b: Any, where: Any) -> tupl
             continue
         if not isinstance(item, InstanceRef) or item.name not in system.instances:
             raise SpecError(f"connect({a}, {b}, via={item!r}): not an interceptor", where, fix)
+        check_outside(system, item.name, where, f"connect({a}, {b}, via={item.name})")
         if not is_interceptor(item.cls):
             raise SpecError(f"connect({a}, {b}, via={item.name}): {item.cls.__name__} is not an "
                             "Interceptor", where,

@@ -15,6 +15,9 @@ stays a function of its own state, as every step in assay is:
   slot is not spawned again before its retire took effect, so no message meant for its next
   life reaches the one that is ending (on an unordered network a message can overtake a
   retire).  So `live` holds the slots that are live or retiring, and its size is the pool's.
+  The other way round is the network's: a message sent to a slot's life that ended may still
+  be in flight and reach its next life (a name is reused); `check` explores that, so a spec
+  whose workers must not take it tells the lives apart (a value given at spawn, say).
 - On the owner's pool port, `peers` and `broadcast` reach the slots in `live` only.
 
 A dormant slot is one distinguished local state of its class (`dormant_values`: its fields
@@ -67,6 +70,10 @@ class Retired(Message):
     """Sent back by a slot that a `Retire` made dormant: the owner's live field forgets it."""
 
     pool: str
+
+
+# the messages of the pools' protocol: only `spawn` and `retire` send them (`Context.emit`)
+POOL_MESSAGES = frozenset({Spawn, Retire, Retired})
 
 
 @dataclass(frozen=True)
@@ -202,6 +209,9 @@ def spawn(ctx: Any, obj: Any, name: Any, init: dict[str, Any]) -> Any:
             ctx.abort("type", f"{ctx.where()} spawns a {pool.name} with {f}={v!r}, which is "
                       f"not {t.describe()}")
     setattr(obj, pool.live, live | {Peer(slot)})
+    if ctx.spawned is None:
+        ctx.spawned = set()
+    ctx.spawned.add(slot)
     given = tuple((f, json.dumps(to_json(init[f]), sort_keys=True, separators=(",", ":")))
                   for f in info.fields if f in init)
     _send(ctx, pool, slot, Spawn(pool.name, given))

@@ -391,6 +391,7 @@ class System:
                 raise SpecError(f"external() needs instances of this system, got {ref!r}", where)
             if ref.name in self.externals:
                 raise SpecError(f"instance {ref.name!r} is marked external twice", where)
+            composite.check_outside(self, ref.name, where, f"external({ref.name})")
             self.externals.append(ref.name)
 
     def symmetric(self, *refs: Any) -> None:

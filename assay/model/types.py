@@ -913,3 +913,20 @@ def state_checker(types: tuple[TypeSpec, ...]) -> Any:
     check = g.env["check"]
     check.__assay_source__ = src
     return check
+
+
+def scalars_only(t: TypeSpec) -> bool:
+    """Whether every value of `t` is made of scalars only (no record, message or value of any
+    kind inside): a field of such a type cannot hold a delivered message (`Runner._run`)."""
+    if isinstance(t, _Scalar):
+        return True
+    if isinstance(t, _Tuple):
+        return all(map(scalars_only, t.elems or ())) and (t.rest is None
+                                                           or scalars_only(t.rest))
+    if isinstance(t, _FrozenSet):
+        return scalars_only(t.elem)
+    if isinstance(t, _Optional):
+        return scalars_only(t.inner)
+    if isinstance(t, _Map):
+        return scalars_only(t.key) and scalars_only(t.value)
+    return False

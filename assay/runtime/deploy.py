@@ -301,6 +301,7 @@ def placed(dep: Deployment, system: Any) -> Deployment:
             i in composites for i in (*dep.placement, *(i for g in dep.together for i in g),
                                       *(i for g in dep.apart for i in g))):
         check_placement(dep, list(system.instances))
+        _check_local_hops(dep, system)
         return dep
     where = Location(str(dep.path))
 
@@ -336,7 +337,25 @@ def placed(dep: Deployment, system: Any) -> Deployment:
     together = tuple(tuple(i for name in g for i in expand(name)) for g in dep.together)
     out = replace(dep, nodes=nodes, placement=placement, together=together, apart=tuple(apart))
     check_placement(out, list(system.instances))
+    _check_local_hops(out, system)
     return out
+
+
+def _check_local_hops(dep: Deployment, system: Any) -> None:
+    """In a chain of interceptors (`connect(..., via=[A, B])`) the hop from an endpoint to its
+    own interceptor is in-process in the model (`assay.model.interceptor`: never lost,
+    duplicated or reordered, whatever `--faults`): both on one node, or what `check` proved
+    of the chain is not what runs."""
+    for hop in getattr(system, "hops", ()):
+        a, b = hop.a.instance, hop.b.instance
+        na, nb = dep.placement.get(a), dep.placement.get(b)
+        if hop.local and na != nb:
+            raise UsageError(f"{a!r} (on {na!r}) and {b!r} (on {nb!r}) are an endpoint and "
+                             "the interceptor next to it in a chain, on different nodes",
+                             Location(str(dep.path)),
+                             ["in the model they talk in-process (the chain's link is "
+                              "between its interceptors): place them on one node, e.g. "
+                              f'[constraints] together = [["{a}", "{b}"]]'])
 
 
 def json_params(dep: Deployment) -> dict[str, Any]:

@@ -2,9 +2,9 @@
 
 In the model an external store is a `Map` in its instance's state (`assay.model.extstore`);
 here its contents are also a table in a database — one table per (instance, field), named
-`store_<instance>_<field>`, a row per key: `k` the key and `v` the value, each the JSON text
-of the value's JSON form (`assay.model.types.to_json`, keys sorted), so any assay value fits
-and nothing is pickled.
+`store_<instance>_<field>` (an instance inside a composite by its full name, `shard0.bank`),
+a row per key: `k` the key and `v` the value, each the JSON text of the value's JSON form
+(`assay.model.types.to_json`, keys sorted), so any assay value fits and nothing is pickled.
 
 `StoreAdapter` is the interface to the database: `tables`, `read`, `ensure` and `apply`
 (one transaction).  `DbApiAdapter` implements it over any DB-API 2.0 connection (the
@@ -48,6 +48,9 @@ from assay.model.types import to_json
 
 UNDO = "assay_undo"
 _NAME = re.compile(r"[A-Za-z0-9_]+")
+# an instance's name in a table's: also the '.' of a composite's (`shard0.bank`) and the '-'
+# an instance name may have (the table is always a quoted identifier in the SQL)
+_INSTANCE = re.compile(r"[A-Za-z0-9_.\-]+")
 
 
 class StoreConflict(Exception):
@@ -136,7 +139,16 @@ class DbApiAdapter:
                 yield
                 self.conn.commit()
             except Exception as e:
-                self.conn.rollback()
+                try:
+                    self.conn.rollback()
+                except self.errors as r:
+                    # (the connection is gone, say): the driver's error would hide why
+                    why = getattr(e, "message", e)
+                    raise StateError(f"the store database did not commit ({why}) nor roll "
+                                     f"back: {r}", Location(self.where),
+                                     ["what it holds now is unknown: check it against the "
+                                      "run (assay replay --against-store) before running "
+                                      "on it again"]) from None
                 if isinstance(e, self.errors):
                     raise StateError(f"the store database did not commit: {e}",
                                      Location(self.where)) from None
@@ -238,6 +250,16 @@ def _text(j: Any) -> str:
     return json.dumps(j, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+_EMPTY = Map()
+
+
+def contents(value: Map | None) -> Map:
+    """What a store field's value keeps in its table: the map; nothing for None, the value
+    of every field of a pool's dormant slot (`assay.model.pool`): a slot's store is empty
+    until it is spawned, and emptied when it is retired, as the model has it."""
+    return _EMPTY if value is None else value
+
+
 def table_name(instance: str, field: str) -> str:
     return f"store_{instance}_{field}"
 
@@ -255,14 +277,23 @@ def store_tables(kernel: Any) -> list[StoreTable]:
     from assay.model.extstore import store_fields
 
     out = []
+    named: dict[str, str] = {}                  # table -> the store it keeps
     for inst in kernel.instances:
         info = inst.info
         for f in store_fields(info):
-            if not (_NAME.fullmatch(inst.name) and _NAME.fullmatch(f)):
+            if not (_INSTANCE.fullmatch(inst.name) and _NAME.fullmatch(f)):
                 raise UsageError(f"the external store {inst.name}.{f} cannot be a table name",
                                  notes=["name instances with letters, digits and _ only"])
-            out.append(StoreTable(inst.name, f, table_name(inst.name, f),
-                                  info.types[info.field_index[f]]))
+            table = table_name(inst.name, f)
+            if table in named:
+                # `a`.`b_c` and `a_b`.`c` would both be `store_a_b_c`: one table for two
+                # stores, each step of one overwriting the other's keys
+                raise UsageError(f"the external stores {named[table]} and {inst.name}.{f} "
+                                 f"would share the table {table}", notes=[
+                                     "rename one of the instances or fields: a store's table "
+                                     "is store_<instance>_<field>"])
+            named[table] = f"{inst.name}.{f}"
+            out.append(StoreTable(inst.name, f, table, info.types[info.field_index[f]]))
     return out
 
 
@@ -303,7 +334,7 @@ class ExternalStores:
         for t in self.tables:
             if only is not None and t.table not in only:
                 continue
-            model = values[t.instance][t.field]
+            model = contents(values[t.instance][t.field])
             held = snap[t.table]
             if held is None:
                 out.append(f"table {t.table} is missing (the model's {t.instance}.{t.field} "
@@ -353,7 +384,7 @@ class ExternalStores:
         a.ensure(t.table for t in new)
         writes: list[tuple[str, str, str | None]] = []
         for t in new:
-            for k, v in start[t.instance][t.field].items():
+            for k, v in contents(start[t.instance][t.field]).items():
                 writes.append((t.table, _text(to_json(k)), _text(to_json(v))))
         if writes:
             a.apply(writes, None)
@@ -401,7 +432,7 @@ class ExternalStores:
                               "initial state)"])
         for t in self.tables:
             self.held[t.table] = {_text(to_json(k)): _text(to_json(v))
-                                  for k, v in start[t.instance][t.field].items()}
+                                  for k, v in contents(start[t.instance][t.field]).items()}
 
     def _undo_records(self) -> list[tuple[str, list[tuple[str, str, str | None]],
                                           list[tuple[str, str, str | None]]]]:
@@ -435,7 +466,7 @@ class ExternalStores:
         writes: list[tuple[str, str, str | None]] = []
         before: list[tuple[str, str, str | None]] = []
         for t in tables:
-            value = values[t.field]
+            value = contents(values[t.field])
             if value is self.last.get(t.table):       # a Map is immutable: not changed
                 continue
             held = self.held[t.table]
@@ -468,7 +499,7 @@ class ExternalStores:
             else:
                 self.held[table][k] = w
         for t in tables:
-            self.last[t.table] = values[t.field]
+            self.last[t.table] = contents(values[t.field])
 
     def close(self) -> None:
         self.adapter.close()

@@ -415,7 +415,10 @@ def contract_obligations(system: System, timeout: float = 5.0,
     solver.set("timeout", max(1, int(timeout * 1000)))
     seen: set[tuple[type, str, type, str, type]] = set()
     out: list[Obligation] = []
-    for c in system.connections:
+    # with interceptors (`connect(..., via=)`) the receiving end gets what the last one on
+    # the chain sends, which may be transformed: each hop is a connection (its sending side
+    # guarantees what the next one assumes), not the endpoints' pair
+    for c in (*(c for c in system.connections if not c.via), *system.hops):
         for src, dst in ((c.a, c.b), (c.b, c.a)):
             s_cls, d_cls = system.instances[src.instance], system.instances[dst.instance]
             s_info, d_info = component_info(s_cls), component_info(d_cls)
