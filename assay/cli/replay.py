@@ -15,7 +15,7 @@ from assay.cli.common import (
     _fail,
     write_output,
 )
-from assay.errors import AssayError, UsageError
+from assay.errors import AssayError, TraceError, UsageError
 from assay.kernel.watchdog import SpecTimeLimit, SpecWatch
 
 
@@ -75,6 +75,11 @@ def replay(trace_file: str, engine: str, mermaid_out: str | None, html_out: str 
             with watch:
                 result = replay_trace(trace, trace_file,
                                       replay_clock if engine == "simulator" else None, spec)
+        except TraceError as e:
+            if any("outside its state" in n for n in e.notes):   # a step that does not
+                # replay, for want of a cause in the trace: is it the hash seed?
+                e.notes = (*e.notes, *_hash_seed_notes(trace_file, spec, engine))
+            raise
         except SpecTimeLimit:
             why = watch.fired or f"the time limit ({max_time:g} s) passed"
             if as_json:
@@ -191,3 +196,46 @@ def replay(trace_file: str, engine: str, mermaid_out: str | None, html_out: str 
     sys.exit(1 if v is not None or store_diff else 0)
 
 
+PROBE = "ASSAY_HASH_PROBE"          # set in the replays `_hash_seed_notes` starts
+
+
+def _hash_seed_notes(trace_file: str, spec: str, engine: str,
+                     timeout: float = 60.0) -> list[str]:
+    """When a step of a trace does not replay: whether that depends on Python's hash of a
+    str, which changes from process to process (PYTHONHASHSEED).  The trace is replayed in
+    two processes with fixed hash seeds 0 and 1; when they do not fail alike, the spec
+    depends on it (a trace written by a process with other hashes does not replay here), and
+    the notes say so, with a hash seed that replays it if one did.  No notes when they agree
+    (the cause is elsewhere), or in one of those replays."""
+    import subprocess
+
+    if os.environ.get(PROBE):
+        return []
+    args = [sys.executable, "-m", "assay.cli", "replay", trace_file, "--spec", spec,
+            "--engine", engine, "--json"]
+    procs = []
+    try:
+        for seed in ("0", "1"):
+            env = {**os.environ, "PYTHONHASHSEED": seed, PROBE: "1"}
+            procs.append(subprocess.Popen(args, env=env, stdout=subprocess.PIPE,
+                                          stderr=subprocess.PIPE, text=True))
+        outs = [p.communicate(timeout=timeout) for p in procs]
+    except (OSError, subprocess.SubprocessError):
+        return []                           # (could not tell: say nothing)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    got = [(p.returncode, out, err) for p, (out, err) in zip(procs, outs)]
+    if got[0] == got[1]:
+        return []
+    replays = [seed for seed, (code, _, _) in zip(("0", "1"), got) if code in (0, 1)]
+    return ["replayed with PYTHONHASHSEED=0 and with PYTHONHASHSEED=1 the trace does not give "
+            "the same result: the spec depends on Python's hash of a str (hash(), or the "
+            "order of a set or dict of str, Enum members or peers), which changes from process "
+            "to process; a trace written in one process does not replay in another",
+            "make it a function of the state and the event (sorted(...), not a set's order; "
+            "no hash())"
+            + (f"; `PYTHONHASHSEED={replays[0]} assay replay` replays this trace's steps"
+               if len(replays) == 1 else "")]

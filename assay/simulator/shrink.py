@@ -172,6 +172,9 @@ class Walker:
         # alone by `Kernel.enabled_alone` and `apply`
         self.enabled = kernel.extended or kernel.chooses
         self._single: dict[tuple[Row, int], tuple[Row, tuple[Violation, ...]] | None] = {}
+        # the shortest failing run (the wanted violation) replayed so far: what shrinking
+        # stopped halfway (Ctrl-C, a time limit) still has (`shrink_run`)
+        self.best: tuple[Row, list[int]] | None = None
 
     def over(self) -> bool:
         """Whether the budget of steps is spent."""
@@ -304,12 +307,21 @@ class Walker:
                 return None
             row, viol = got
             if viol:
-                return n if signature(viol[0]) == self.want else None
+                return self._found(start, events, n) if signature(viol[0]) == self.want \
+                    else None
             if not deadlock and row.pv:
-                return n if signature(row.pv[0]) == self.want else None
+                return self._found(start, events, n) if signature(row.pv[0]) == self.want \
+                    else None
         if deadlock and self.deadlocked(row):
-            return len(events)
+            return self._found(start, events, len(events))
         return None
+
+    def _found(self, start: Row, events: list[int], n: int) -> int:
+        """`events[:n]` from `start` fail as wanted: the best so far if it is shorter."""
+        best = self.best
+        if best is None or n < len(best[1]):
+            self.best = (start, events[:n])
+        return n
 
     def rows(self, start: Row, events: list[int]) -> list[Row]:
         """The rows `events` go through from `start` (they must replay)."""
@@ -548,6 +560,7 @@ class Shrunk:
     search: Search = field(default_factory=Search)
     replays: int = 0
     cost: int = 0                  # states shrinking came to off the run (`Walker.cost`)
+    interrupted: bool = False      # stopped halfway: the shortest found by then
 
 
 _PASSES: tuple[tuple[str, Callable[[Walker, Row, list[int]], list[int]]], ...] = (
@@ -595,8 +608,29 @@ def shrink_run(kernel: Kernel, start: State, events: list[int], violation: Viola
     cost of one replay; else it is the result unless cutting loops leaves a shorter run,
     which is then shrunk as usual.  The result is the shorter of the two (`earlier` on a
     tie).  (A campaign shrinks the first failing run of a violation with the budget of all
-    of them, then the others with it as `earlier`.)"""
+    of them, then the others with it as `earlier`.)
+
+    Stopped halfway (KeyboardInterrupt: Ctrl-C, or `SpecTimeLimit`), it lets the exception
+    through with the shortest failing run it had replayed so far as its `shrunk` attribute
+    (a `Shrunk` whose `interrupted` is set), when that is shorter than the run given."""
     w = Walker(kernel, signature(violation), faults)
+    try:
+        return _shrink(w, kernel, start, events, violation, any_initial, budget, faults,
+                       earlier)
+    except KeyboardInterrupt as e:
+        best = w.best
+        if best is not None and len(best[1]) < len(events):
+            e.shrunk = Shrunk(best[0], list(best[1]),  # type: ignore[attr-defined]
+                              {"interrupted": len(events) - len(best[1])},
+                              replays=w.replays, cost=w.cost, interrupted=True)
+        raise
+
+
+def _shrink(w: Walker, kernel: Kernel, start: State, events: list[int],
+            violation: Violation, any_initial: bool, budget: int | None,
+            faults: frozenset[str] | None,
+            earlier: tuple[State, list[int], Search] | None) -> Shrunk:
+    """`shrink_run`'s work, with the walker whose `best` it leaves if it is stopped."""
     memo = w.memo
     row = memo.row(start)
     n = w.fails(row, events)
@@ -650,6 +684,7 @@ def shrink_run(kernel: Kernel, start: State, events: list[int], violation: Viola
         if got is not None:
             before = len(events)
             row, events = got
+            w._found(row, events, len(events))
             out.removed["bfs"] = out.removed.get("bfs", 0) + before - len(events)
             near.update(r.state for r in w.rows(row, events))
             shortened = True
