@@ -409,3 +409,54 @@ def test_a_trace_replayed_against_another_version_of_the_spec_is_refused(
     assert "replaying it does not give what the trace recorded: b.got: the trace recorded " \
         "1, replaying gives 2" in flat(r.stderr)
     assert "reproduced" not in r.stdout
+
+
+# --- liveness lassos under faults ------------------------------------------------------------
+
+CLIMB = '''
+from assay import Component, System, action
+
+
+class A(Component):
+    x: int = 0                              # volatile: a crash starts the climb again
+
+    @action(when=lambda self: self.x < 3)
+    def climb(self):
+        self.x += 1
+
+
+def system() -> System:
+    s = System("climb")
+    s.add("a", A)
+
+    @s.eventually
+    def top(g):
+        return "a" not in g.crashed() and g["a"].x == 3
+
+    @s.terminal
+    def done(g):
+        return g["a"].x == 3
+
+    return s
+'''
+
+
+def test_a_lasso_that_crashes_each_time_round_says_it_needs_endless_faults(
+        work: Path) -> None:
+    # "suspected liveness violation" and, on replay, "reproduced: the cycle closes, is fair":
+    # but its cycle crashes `a` each time round, which no fault budget allows -- `check
+    # --faults crash=1` (any finite budget) finds the property holds
+    (work / "climb.py").write_text(CLIMB)
+    r = assay("simulate", "climb.py", "--runs", "30", "--jobs", "1", "-q", "--faults",
+              "crash=0.4", "--out", "out")
+    assert r.returncode == 1, r.stdout + r.stderr
+    said = flat(r.stdout)
+    assert "walked a lasso that breaks a liveness property" in said
+    assert "note: its cycle injects faults each time round (1 crash): the lasso needs " \
+        "infinitely many of them, which no fault budget allows" in said, said
+    path = sorted((work / "out").glob("*-lasso.json"))[0]
+    again = assay("replay", path)
+    assert again.returncode == 1 and "the recorded violation is reproduced" in again.stdout
+    assert "note: its cycle injects faults each time round" in flat(again.stdout)
+    held = assay("check", "climb.py", "--faults", "crash=1")
+    assert held.returncode == 0, held.stdout + held.stderr

@@ -179,6 +179,11 @@ def replay(trace_file: str, engine: str, mermaid_out: str | None, html_out: str 
                        "the run stops where nothing but faults is enabled, and the property "
                        "fails")
                 con.print(f"  the recorded violation is reproduced: {how}", markup=False)
+                from assay.simulator.lasso import cycle_faults
+
+                faults = cycle_faults(trace.events, result.cycle_start)
+                if faults:
+                    con.print(f"  note: {faults}", markup=False)
             elif recorded:
                 con.print("  the recorded violation is reproduced", markup=False)
         if store_diff == []:
