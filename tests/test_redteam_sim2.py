@@ -460,3 +460,30 @@ def test_a_lasso_that_crashes_each_time_round_says_it_needs_endless_faults(
     assert "note: its cycle injects faults each time round" in flat(again.stdout)
     held = assay("check", "climb.py", "--faults", "crash=1")
     assert held.returncode == 0, held.stdout + held.stderr
+
+
+@pytest.mark.parametrize("step", ["1", 1.0, True, [5]])
+def test_a_verdict_step_that_is_not_an_integer_is_refused(work: Path, step: Any) -> None:
+    # a step of another type was not compared: `"step": "1"` on a run that fails at step 4
+    # replayed as "the recorded violation is reproduced"
+    r = _edited(work, lambda d: d["verdict"].update(step=step))
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert "the verdict's 'step' must be an integer or null" in r.stderr
+    assert "reproduced" not in r.stdout
+
+
+@pytest.mark.parametrize("faults, total", [("crash=0.6,drop=0.6", "1.2"),
+                                           ("crash=1,drop=1", "2"),
+                                           ("drop=0.5,dup=0.3,partition=0.3", "1.1")])
+def test_fault_rates_that_cannot_all_be_had_are_refused(work: Path, faults: str,
+                                                        total: str) -> None:
+    # a step injects at most one fault, drawn by the rates in turn: `crash=1,drop=1` never
+    # dropped a message while an instance could crash, silently
+    spec = pings(work, "edge")
+    r = assay("simulate", spec, "--faults", faults, "--jobs", "1", "--out", "out")
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert f"--faults: the rates add up to {total}" in flat(r.stderr)
+    assert "a step injects at most one fault" in flat(r.stderr)
+    ok = assay("simulate", spec, "--faults", "drop=0.5,dup=0.3,partition=0.2,delay=0.9",
+               "--runs", "3", "--jobs", "1", "-q", "--out", "out")
+    assert ok.returncode in (0, 1), ok.stdout + ok.stderr     # (a sum of 1, and delay)
