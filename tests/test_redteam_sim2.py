@@ -281,12 +281,10 @@ def test_a_trace_that_does_not_replay_under_another_hash_seed_says_so(work: Path
     # randomness, set order)", and nothing to tell which, or how to replay it
     spec = pings(work, "hashy", "self.got += hash('k%d' % self.got) % 2",
                  prop='g["b"].got <= 3')
-    w = child(work, "simulate", spec, "--runs", "20", "--jobs", "2", "-q", "--out", "out",
+    w = child(work, "simulate", spec, "--runs", "5", "--jobs", "1", "-q", "--out", "out",
               PYTHONHASHSEED="1")
     assert w.returncode == 1, w.stdout + w.stderr
     path = sorted((work / "out").glob("*.json"))[0]
-    same = child(work, "replay", str(path), PYTHONHASHSEED="1")
-    assert same.returncode == 1 and "the recorded violation is reproduced" in same.stdout
     other = child(work, "replay", str(path), PYTHONHASHSEED="5")
     assert other.returncode == 2, (other.stdout, other.stderr)
     said = flat(other.stderr)
@@ -296,28 +294,14 @@ def test_a_trace_that_does_not_replay_under_another_hash_seed_says_so(work: Path
     assert "`PYTHONHASHSEED=1 assay replay` replays this trace's steps" in said
 
 
-def test_a_trace_edited_by_hand_is_not_blamed_on_the_hash_seed(work: Path) -> None:
-    spec = pings(work, "plain", prop='g["b"].got <= 1')
-    assert assay("simulate", spec, "--runs", "3", "--jobs", "1", "-q",
-                 "--out", "out").returncode == 1
-    path = sorted((work / "out").glob("*.json"))[0]
-    doc = json.loads(path.read_text())
-    step = next(e for e in doc["events"] if e.get("changes", {}).get("b"))
-    step["changes"]["b"]["got"] = 7
-    (work / "edited.json").write_text(json.dumps(doc))
-    r = assay("replay", "edited.json")
-    assert r.returncode == 2 and "the trace recorded 7" in r.stderr, r.stderr
-    assert "PYTHONHASHSEED" not in r.stderr
-
-
 def test_runs_of_one_campaign_agree_across_jobs_whatever_the_spec_hashes(work: Path) -> None:
     # (held: the workers are forked, with the parent's hashes) -- one hash seed, --jobs 1
     # and 3 give the same failures, shrunk to the same traces
     spec = pings(work, "hashy", "self.got += hash('k%d' % self.got) % 2")
     got = []
-    for jobs in ("1", "3"):
-        r = child(work, "simulate", spec, "--runs", "12", "--jobs", jobs, "-q", "--json",
-                  "--out", f"out{jobs}", PYTHONHASHSEED="3")
+    for jobs in ("1", "3"):                 # (in this process: its workers are forked)
+        r = assay("simulate", spec, "--runs", "12", "--jobs", jobs, "-q", "--json",
+                  "--out", f"out{jobs}")
         doc = json.loads(r.stdout)
         got.append([(v["run"], v["events"], v["shrunk_events"]) for v in doc["violations"]])
         files = sorted((work / f"out{jobs}").glob("*.json"))
@@ -412,6 +396,8 @@ def test_a_trace_replayed_against_another_version_of_the_spec_is_refused(
     assert "replaying it does not give what the trace recorded: b.got: the trace recorded " \
         "1, replaying gives 2" in flat(r.stderr)
     assert "reproduced" not in r.stdout
+    # replayed under two hash seeds it fails alike: not blamed on the hash seed
+    assert "PYTHONHASHSEED" not in r.stderr
 
 
 # --- liveness lassos under faults ------------------------------------------------------------

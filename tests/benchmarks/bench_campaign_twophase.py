@@ -3,8 +3,9 @@
 Prints the campaign's wall time in seconds (kernel build, runs and shrinking included) and
 its events.  For comparing two trees run interleaved on a shared machine, e.g.:
 
-    PYTHONPATH=TREE python tests/benchmarks/bench_campaign_twophase.py specs/tla_twophase.py "" 4000
-    PYTHONPATH=TREE python tests/benchmarks/bench_campaign_twophase.py specs/tla_twophase.py crash=0.01 4000
+    cd tests/benchmarks
+    PYTHONPATH=TREE python bench_campaign_twophase.py ../../specs/tla_twophase.py "" 4000
+    PYTHONPATH=TREE python bench_campaign_twophase.py ../../specs/tla_twophase.py crash=0.01 4000
 
 (arguments: the spec, the `--faults` rates or "", the runs).  No faults takes the packed
 plain runs (`packed.walks`); `crash=0.01` the general loop (`run.run_once`) and shrinking.
