@@ -108,8 +108,7 @@ def test_max_time_names_the_call_a_worker_was_stuck_in(work: Path) -> None:
     # with --jobs 2 the runs are in workers, whose stacks the parent cannot see: it stopped
     # them at the limit and said "? stopped: max-time ... after 0 of 5 runs" and nothing of
     # the handler that never returned (in one process, and in `check`, the call is named)
-    spec = pings(work, "hang", "if self.got == 2:\n            while True:\n"
-                               "                pass")
+    spec = pings(work, "hang", "if self.got == 2:\n            while True: pass  # noqa: E701")
     r = child(work, "simulate", spec, "--runs", "4", "--jobs", "2", "--max-time", "2.5",
               "--json", ASSAY_STUCK_AFTER="1")
     assert r.returncode == 3, (r.returncode, r.stdout, r.stderr)
@@ -495,8 +494,7 @@ def test_the_time_limit_while_workers_shrink_keeps_what_they_found_so_far(
 def test_a_worker_stuck_without_a_time_limit_says_how_to_bound_it(work: Path) -> None:
     # one process says "A time limit (--max-time) stops it"; a worker said only "Ctrl-C
     # stops the campaign"
-    spec = pings(work, "hang", "if self.got == 2:\n            while True:\n"
-                               "                pass")
+    spec = pings(work, "hang", "if self.got == 2:\n            while True: pass  # noqa: E701")
     env = {**os.environ, "PYTHONPATH": str(REPO), "ASSAY_STUCK_AFTER": "1"}
     p = subprocess.Popen([sys.executable, "-m", "assay.cli", "simulate", spec, "--runs", "4",
                           "--jobs", "2", "-q"], cwd=work, env=env, stdout=subprocess.PIPE,
@@ -515,3 +513,44 @@ def test_a_worker_stuck_without_a_time_limit_says_how_to_bound_it(work: Path) ->
         "that never returns? A time limit (--max-time) stops it. Ctrl-C stops the campaign" \
         in line, line + err
     assert p.returncode == 130, (p.returncode, out, err)
+
+
+DEEP_HANG = '''
+from assay import Component, System, action
+
+
+class A(Component):
+    x: int = 0
+    y: int = 0
+
+    @action(when=lambda self: self.x < 120)
+    def inc(self):
+        self.x += 1
+        if self.x == 60 and self.y == 60:
+            while True: pass                    # noqa: E701
+
+    @action(when=lambda self: self.y < 120)
+    def incy(self):
+        self.y += 1
+
+
+def system() -> System:
+    s = System("deep_hang")
+    s.add("a", A)
+    return s
+'''
+
+
+def test_check_on_workers_names_the_call_a_worker_was_stuck_in(work: Path) -> None:
+    # as simulate's: `check --workers 2` said "a worker was in one step for over 2 s more
+    # (spec code that never returns?)", and its workers never warned at all
+    (work / "deep_hang.py").write_text(DEEP_HANG)
+    r = child(work, "check", "deep_hang.py", "--workers", "2", "--max-time", "2", "--json",
+              ASSAY_STUCK_AFTER="1")
+    assert r.returncode == 3, (r.returncode, r.stdout, r.stderr)
+    doc = json.loads(r.stdout)
+    assert any("passed while A.inc (deep_hang.py:13) was running in a worker" in w
+               for w in doc["warnings"]), doc["warnings"]
+    assert "warning: A.inc (deep_hang.py:13) has been running for 1 s in one call: spec " \
+        "code that never returns? It is stopped when the time limit passes." \
+        in flat(r.stderr), r.stderr
