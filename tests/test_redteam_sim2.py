@@ -554,3 +554,15 @@ def test_check_on_workers_names_the_call_a_worker_was_stuck_in(work: Path) -> No
     assert "warning: A.inc (deep_hang.py:13) has been running for 1 s in one call: spec " \
         "code that never returns? It is stopped when the time limit passes." \
         in flat(r.stderr), r.stderr
+
+
+@pytest.mark.parametrize("limit", ["inf", "1e308"])
+def test_a_time_limit_too_large_to_wait_for_is_no_limit(work: Path, limit: str) -> None:
+    # `simulate --jobs 2 --max-time inf` waited for a worker with that timeout: internal
+    # error, OverflowError: timestamp out of range for platform time_t
+    spec = pings(work, "edge", prop='g["b"].got <= 1')
+    r = assay("simulate", spec, "--runs", "6", "--jobs", "2", "--max-time", limit, "-q",
+              "--json", "--out", "out")
+    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+    doc = json.loads(r.stdout)
+    assert doc["stopped"] == "completed" and doc["runs"] == 6

@@ -948,7 +948,10 @@ def _within(future: Any, seconds: float | None) -> Any:
     """The result of `future`, or `TimeLimit` if it is not there within `seconds` (None: no
     limit).  Only the wait is timed: a TimeoutError the work itself raised stays one."""
     import concurrent.futures
+    import threading
 
+    if seconds is not None and seconds > threading.TIMEOUT_MAX / 2:
+        seconds = None              # (`--max-time inf`, 1e308: past what a wait can take)
     try:
         return future.result(timeout=seconds)
     except concurrent.futures.TimeoutError:
