@@ -37,7 +37,14 @@ from assay.simulator.packed import packed_moves, plain, walks
 from assay.simulator.rates import FaultRates
 from assay.simulator.run import moves_of, run_once
 from assay.simulator.schedulers import begin_run, chunk_size, rerun_recorded
-from assay.simulator.shrink import Search, budget_for, fault_kinds, proved_earlier, shrink_run
+from assay.simulator.shrink import (
+    OutOfTime,
+    Search,
+    budget_for,
+    fault_kinds,
+    proved_earlier,
+    shrink_run,
+)
 
 
 def derive(seed: int, index: int) -> int:
@@ -299,7 +306,8 @@ class Shrinking:
 
 
 def shrink_report(kernel: Kernel, report: RunReport, opts: Options, searched: int = 0,
-                  earlier: Shrinking | None = None) -> Shrinking:
+                  earlier: Shrinking | None = None, deadline: float | None = None
+                  ) -> Shrinking:
     """Shrink the failing run of `report`: run it again from its seed (the same run, in this
     kernel's ids), then `shrink_run`, with the budget the `searched` events that found it
     allow (`budget_for`); `earlier` is how the first failing run with the same violation
@@ -332,19 +340,20 @@ def shrink_report(kernel: Kernel, report: RunReport, opts: Options, searched: in
         took = (r.initial, r.events, got)
     try:
         small = shrink_run(kernel, took[0], took[1], took[2], budget=budget_for(searched),
-                           faults=fault_kinds(opts.rates), earlier=_earlier(kernel, earlier))
+                           faults=fault_kinds(opts.rates), earlier=_earlier(kernel, earlier),
+                           deadline=deadline)
     except SpecError as e:
         # in a state shrinking came to, off the run (`assay check` reaches it too)
         e.notes = (*e.notes, f"met while shrinking run {report.index} (seed {report.seed}), "
                    "in a state the run did not visit; --no-shrink writes the run as it "
                    "happened")
         raise
-    except KeyboardInterrupt as e:
+    except (KeyboardInterrupt, OutOfTime) as e:
         # stopped halfway: the shortest failing run shrinking had found, for the caller to
         # keep (as `e.shrinking`) rather than the run as it happened
         part = getattr(e, "shrunk", None)
         if part is not None:
-            e.shrinking = Shrinking(  # type: ignore[attr-defined]
+            e.shrinking = Shrinking(  # type: ignore[union-attr]
                 report.index, initial_json(kernel, part.start.state),
                 recorded(kernel, part.start.state, part.events, True),
                 time.perf_counter() - started, part.removed, 0, False, part.cost, True)
@@ -886,10 +895,10 @@ def _campaign(spec: str, system_name: str | None, params: dict[str, str], seed: 
                     if over():
                         raise TimeLimit
                     current = r
-                    shrunk(r, shrink_report(kernel, r, opts, budget[r.index], e))
+                    shrunk(r, shrink_report(kernel, r, opts, budget[r.index], e, deadline))
                     current = None
-    except (TimeLimit, KeyboardInterrupt) as stop:   # the time limit, or Ctrl-C
-        if isinstance(stop, TimeLimit):
+    except (TimeLimit, OutOfTime, KeyboardInterrupt) as stop:   # the time limit, or Ctrl-C
+        if isinstance(stop, TimeLimit | OutOfTime):
             timed_out = True
         else:
             interrupted = True

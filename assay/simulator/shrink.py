@@ -43,6 +43,7 @@ the same failing run shrinks to the same trace in every process.
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,6 +56,10 @@ from assay.simulator.rates import FaultRates
 from assay.simulator.run import NORMAL, Moves, Row, moves_of
 
 Signature = tuple[str, str | None, str]
+
+
+class OutOfTime(Exception):
+    """Shrinking went past its deadline (`shrink_run`'s): a campaign's time limit."""
 
 # what shrinking a failure may spend, in states off the failing run (`Walker.cost`): a failure
 # the runs found in `searched` events gets SHRINK_RATIO states per event, at least
@@ -150,8 +155,11 @@ class Walker:
     """Replays event ids on a kernel's rows (`run.Moves`) and judges where they end."""
 
     def __init__(self, kernel: Kernel, want: Signature,
-                 faults: frozenset[str] | None = None) -> None:
+                 faults: frozenset[str] | None = None, deadline: float | None = None) -> None:
         self.kernel = kernel
+        # a `time.perf_counter()` past which a candidate replay or an expansion raises
+        # `OutOfTime` (None: none)
+        self.deadline = deadline
         self.memo: Moves = moves_of(kernel)
         self.want = want
         # the kinds of faults a shrunk run may use (None: any the kernel offers): those the
@@ -255,6 +263,8 @@ class Walker:
     def moves(self, row: Row) -> list[tuple[int, Row, tuple[Violation, ...]]]:
         """Every event of `row` that changes something, in a canonical order: the normal ones
         (as a run orders them), then the faults by kind."""
+        if self.deadline is not None and time.perf_counter() > self.deadline:
+            raise OutOfTime
         nexts = self.memo.expand(row, True) if row.normal is None else None
         out = []
         memo = self.memo
@@ -299,6 +309,8 @@ class Walker:
     def fails(self, start: Row, events: list[int]) -> int | None:
         """If `events` replay from `start` and hit the wanted violation, after how many."""
         self.replays += 1
+        if self.deadline is not None and time.perf_counter() > self.deadline:
+            raise OutOfTime
         row = start
         deadlock = self.want[0] == "deadlock"
         for n, ev in enumerate(events, 1):
@@ -587,7 +599,8 @@ def _fresh(w: Walker, start: Row, events: list[int], limit: int) -> None:
 def shrink_run(kernel: Kernel, start: State, events: list[int], violation: Violation,
                any_initial: bool = True, budget: int | None = None,
                faults: frozenset[str] | None = None,
-               earlier: tuple[State, list[int], Search] | None = None) -> Shrunk:
+               earlier: tuple[State, list[int], Search] | None = None,
+               deadline: float | None = None) -> Shrunk:
     """Shrink a failing run (event ids of `kernel`, from `start`) that ends in `violation`.
     With `any_initial` the result may start in another initial state (a shorter way to the
     same failure); `faults` are the kinds of faults the result may use (None: any the
@@ -610,19 +623,20 @@ def shrink_run(kernel: Kernel, start: State, events: list[int], violation: Viola
     tie).  (A campaign shrinks the first failing run of a violation with the budget of all
     of them, then the others with it as `earlier`.)
 
-    Stopped halfway (KeyboardInterrupt: Ctrl-C, or `SpecTimeLimit`), it lets the exception
-    through with the shortest failing run it had replayed so far as its `shrunk` attribute
-    (a `Shrunk` whose `interrupted` is set), when that is shorter than the run given."""
-    w = Walker(kernel, signature(violation), faults)
+    Stopped halfway (KeyboardInterrupt: Ctrl-C, or `SpecTimeLimit`; `OutOfTime` past
+    `deadline`, a `time.perf_counter()`), it lets the exception through with the shortest
+    failing run it had replayed so far as its `shrunk` attribute (a `Shrunk` whose
+    `interrupted` is set), when that is shorter than the run given."""
+    w = Walker(kernel, signature(violation), faults, deadline)
     try:
         return _shrink(w, kernel, start, events, violation, any_initial, budget, faults,
                        earlier)
-    except KeyboardInterrupt as e:
+    except (KeyboardInterrupt, OutOfTime) as e:
         best = w.best
         if best is not None and len(best[1]) < len(events):
-            e.shrunk = Shrunk(best[0], list(best[1]),  # type: ignore[attr-defined]
-                              {"interrupted": len(events) - len(best[1])},
-                              replays=w.replays, cost=w.cost, interrupted=True)
+            e.shrunk = Shrunk(  # type: ignore[union-attr]
+                best[0], list(best[1]), {"interrupted": len(events) - len(best[1])},
+                replays=w.replays, cost=w.cost, interrupted=True)
         raise
 
 
