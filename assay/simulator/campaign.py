@@ -4,7 +4,9 @@ Run i of a campaign has the seed `derive(seed, i)`, so the runs — and the summ
 same whatever the number of workers.  A worker builds its own kernel from the spec file (a
 kernel is never sent between processes); it sends back names (event JSON, fingerprints), not
 ids.  Ctrl-C stops a campaign with the runs finished so far; workers ignore it (the parent
-decides) and are killed with the parent, even one stuck in a handler that never returns.
+decides) and are killed with the parent, even one stuck in a handler that never returns.  A
+shrink cut short (Ctrl-C, the time limit) keeps the shortest failing run it had found; one in
+a worker is first asked to stop (SIGUSR1) and hands that run back.
 """
 from __future__ import annotations
 
