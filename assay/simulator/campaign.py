@@ -724,8 +724,9 @@ def campaign(spec: str, system_name: str | None, params: dict[str, str], *, seed
     soon as a failing run is known (before it is shrunk: its `trace` is the run as it
     happened), `on_shrunk(report)` when its `shrunk` trace is there.  Ctrl-C
     (KeyboardInterrupt) stops the campaign: the result has the runs finished before it, in
-    order from the first, and says `interrupted`; failing runs not shrunk yet stay as they
-    happened (`shrunk` None).
+    order from the first, and says `interrupted`; a failing run whose shrinking was cut short
+    has the shortest failing run found by then (`shrinking.interrupted`), the others not
+    shrunk yet stay as they happened (`shrunk` None).
 
     `max_time` (seconds) stops it the same way, past the limit, and it says `timed_out`: the
     runs finished by then (in one process: the limit is looked at as each run ends; with
