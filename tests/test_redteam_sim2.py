@@ -584,3 +584,71 @@ def test_a_time_limit_too_large_to_wait_for_is_no_limit(work: Path, limit: str) 
     assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
     doc = json.loads(r.stdout)
     assert doc["stopped"] == "completed" and doc["runs"] == 6
+
+
+STACK_SHRINKY = '''
+import sys
+
+from assay import Component, System, action
+
+CALLS = [0]
+
+
+def shrinking() -> bool:
+    """Whether the simulator's shrinker is running (its frames are on the stack)."""
+    f = sys._getframe(1)
+    while f is not None:
+        if f.f_code.co_name == "shrink_run":
+            return True
+        f = f.f_back
+    return False
+
+
+class Walker(Component):
+    x: int = 0
+    a: int = 0
+    b: int = 0
+
+    @action(when=lambda self: self.x < 4)
+    def inc(self):
+        self.x += 1
+
+    @action(when=lambda self: self.a < 30)
+    def bump_a(self):
+        self.a += 1
+
+    @action(when=lambda self: self.b < 30)
+    def bump_b(self):
+        self.b += 1
+
+
+def system() -> System:
+    s = System("stack_shrinky")
+    s.add("w", Walker)
+
+    @s.always
+    def x_below_four(g):
+        if shrinking():
+            CALLS[0] += 1
+            if CALLS[0] > 40:
+                raise KeyboardInterrupt
+        return g["w"].x < 4
+
+    return s
+'''
+
+
+def test_ctrl_c_while_the_hypothesis_engine_polishes_keeps_the_run(work: Path) -> None:
+    # `--engine hypothesis` shrinks its failure further with the simulator's shrinker; Ctrl-C
+    # there (here: the spec raises KeyboardInterrupt, which in one process is Ctrl-C) ended
+    # the command with "interrupted" and no trace at all: the failure found was lost
+    (work / "stack_shrinky.py").write_text(STACK_SHRINKY)
+    r = child(work, "simulate", "stack_shrinky.py", "--engine", "hypothesis", "--runs", "100",
+              "--database", "none", "--out", "out", "--json")
+    assert r.returncode == 130, (r.returncode, r.stdout, r.stderr)
+    (v,) = json.loads(r.stdout)["violations"]
+    assert v["shrink_interrupted"] and 4 <= v["shrunk_events"] < v["events"], v
+    (path,) = (work / "out").glob("*.json")
+    assert len(json.loads(path.read_text())["events"]) == v["shrunk_events"]
+    again = assay("replay", path)
+    assert again.returncode == 1 and "the recorded violation is reproduced" in again.stdout

@@ -760,7 +760,9 @@ def shrink(kernel: Kernel, start: State, events: list[dict[str, Any]],
            ) -> list[dict[str, Any]]:
     """A short failing run (by name, from `start`, as `events` is) with the same failure;
     `faults`: the kinds of faults it may use (`fault_kinds` of the runs' rates; None: any
-    the kernel offers, whose unlimited budget offers every kind once one rate is set)."""
+    the kernel offers, whose unlimited budget offers every kind once one rate is set).
+    Ctrl-C lets KeyboardInterrupt through with the shortest failing run found by then as its
+    `shrunk_events`, when shrinking had found one."""
     want = signature(violation)
     n = fails(kernel, start, events, want)
     if n is None:
@@ -773,5 +775,12 @@ def shrink(kernel: Kernel, start: State, events: list[dict[str, Any]],
         if nxt != state or viol:                  # a step that changes nothing goes
             ids.append(ev)
         state = nxt
-    small = shrink_run(kernel, start, ids, violation, any_initial=False, faults=faults)
+    try:
+        small = shrink_run(kernel, start, ids, violation, any_initial=False, faults=faults)
+    except KeyboardInterrupt as e:            # (its shortest so far, by name, for the caller)
+        part = getattr(e, "shrunk", None)
+        if part is not None:
+            e.shrunk_events = [  # type: ignore[attr-defined]
+                kernel.event(ev).to_json() for ev in part.events]
+        raise
     return [kernel.event(ev).to_json() for ev in small.events]
