@@ -249,7 +249,10 @@ def render_simulation(console: Console, c: Any, spec: str, system: str,
             what = f"{v.get('kind')} {v.get('name')}" if v.get("name") else v.get("kind")
             console.print(f"  run {r.index} (seed {r.seed}): {what}, blame {v.get('blame')}; "
                           f"{r.events} events, "
-                          + (f"shrunk to {len(r.shrunk)}" if r.shrunk is not None
+                          + (f"shrunk to {len(r.shrunk)}" + (
+                              " so far (shrinking stopped: max-time)" if timed_out else
+                              " so far (shrinking interrupted)") if _halfway(r)
+                             else f"shrunk to {len(r.shrunk)}" if r.shrunk is not None
                              else "not shrunk (stopped: max-time)" if timed_out
                              else "not shrunk (interrupted)")
                           + (f" -> {c.trace_files[r.index]}" if r.index in c.trace_files
@@ -287,12 +290,20 @@ def render_simulation(console: Console, c: Any, spec: str, system: str,
             ("distinct states", f"{c.distinct_states:,}"),
             ("time", f"{c.seconds:.2f} s (runs {run_s:.2f} s, {rate:,.0f} events/s)")]
     if c.failures:
-        done = sum(1 for r in c.failures if r.shrunk is not None)
+        done = sum(1 for r in c.failures if r.shrunk is not None and not _halfway(r))
+        halfway = sum(1 for r in c.failures if _halfway(r))
         rows.append(("shrinking", f"{c.shrink_seconds:.2f} s ({done} of "
                                   f"{len(c.failures)} failing runs shrunk"
+                     + (f", {halfway} halfway" if halfway else "")
                      + ((", stopped: max-time" if timed_out else ", interrupted")
                         if done < len(c.failures) else "") + ")"))
     _summary(console, rows + [("runs ended", ended)])
+
+
+def _halfway(r: Any) -> bool:
+    """Whether the failing run `r` was shrunk only halfway: shrinking was stopped (Ctrl-C,
+    the time limit), and its trace is the shortest failing run found by then."""
+    return r.shrunk is not None and bool(getattr(r.shrinking, "interrupted", False))
 
 
 def to_mermaid(steps: Any, instances: list[str], violation: Any = None,

@@ -41,7 +41,7 @@ from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
 from assay.kernel.kernel import Kernel
 from assay.kernel.trace import Trace, initial_json, with_changes
 from assay.kernel.violation import Violation
-from assay.simulator.campaign import Campaign, Options, RunReport, kernel_for
+from assay.simulator.campaign import Campaign, Options, RunReport, Shrinking, kernel_for
 from assay.simulator.rates import FaultRates
 from assay.simulator.run import RunResult, run_once
 from assay.simulator.shrink import Signature, fault_kinds, shrink, signature
@@ -255,10 +255,19 @@ def search(system: Any, *, spec: str = "", system_name: str = "",
         # changing the events after it stays; the simulator's shrinker (1-minimal over the
         # events) finishes the job
         stats.hypothesis_shrunk = len(last.events)
-        polished = shrink(kernel, last.result.initial, last.events, v,
-                          fault_kinds(opts.rates)) \
-            if opts.shrink and not interrupted else last.events
+        polished = last.events
+        halfway = interrupted
+        if opts.shrink and not interrupted:
+            try:
+                polished = shrink(kernel, last.result.initial, last.events, v,
+                                  fault_kinds(opts.rates))
+            except KeyboardInterrupt as e:  # Ctrl-C while polishing: the shortest so far
+                interrupted = halfway = True
+                polished = getattr(e, "shrunk_events", None) or last.events
         report.shrunk = with_changes(kernel, last.result.initial, polished)
+        if halfway and opts.shrink:
+            report.shrinking = Shrinking(report.index, report.initial, report.shrunk, 0.0, {},
+                                         0, False, 0, interrupted=True)
         if report.trace is None:
             report.trace = report.shrunk
         reports.append(report)

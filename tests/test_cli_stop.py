@@ -428,8 +428,7 @@ def test_max_time_stops_check_inside_spec_code_that_never_returns(mode: tuple[st
     assert doc["states"] > 10, doc["states"]             # stuck after many steps
     said = [w for w in doc["warnings"] if w.startswith("the time limit (1 s) passed while ")]
     assert said, doc["warnings"]
-    if mode != ("--workers", "2"):
-        assert "Walker.up (spin_deep.py:" in said[0], said
+    assert "Walker.up (spin_deep.py:" in said[0], said     # (a worker's call too: redsim2)
     assert "Traceback" not in r.stderr, r.stderr
 
 
@@ -540,9 +539,11 @@ def test_ctrl_c_while_simulate_shrinks_keeps_the_failing_run_written_and_replaya
     assert c.finish() == EXIT_INTERRUPTED, c.stderr
     assert "Traceback" not in c.stderr
     assert "interrupted (Ctrl-C) while shrinking" in c.stdout
-    assert "not shrunk (interrupted)" in c.stdout
-    assert re.search(r"shrinking\s+[\d.]+ s \(0 of 1 failing runs shrunk, interrupted\)",
-                     c.stdout), c.stdout
+    # (or, had shrinking found a shorter failing run by then, that one: "shrunk to N so far")
+    assert "not shrunk (interrupted)" in c.stdout or \
+        "so far (shrinking interrupted)" in c.stdout, c.stdout
+    assert re.search(r"shrinking\s+[\d.]+ s \(0 of 1 failing runs shrunk, "
+                     r"(1 halfway, )?interrupted\)", c.stdout), c.stdout
     [path] = list(out.glob("*.json"))
     doc = json.loads(path.read_text())
     assert doc["verdict"]["name"] == "x_below_six" and len(doc["events"]) >= 6

@@ -364,6 +364,12 @@ class Workers:
     def close(self) -> None:
         raise NotImplementedError
 
+    def long_call(self) -> tuple[str, float] | None:
+        """The call of spec code a worker has been in the longest, and for how many
+        seconds, when one has been in one a while (`watchdog.long_calls`); None if none
+        has, or the workers cannot say."""
+        return None
+
 
 @dataclass
 class Extra:
@@ -414,9 +420,14 @@ def parallel_bfs(kernel: Kernel, search: Search, workers: Workers,
                 time.perf_counter() - search.started >= search.max_time + WAIT_GRACE:  # type: ignore[operator]
             # a worker's own time check comes between states: one that has not answered
             # this long after the limit is in one call of spec code that does not return
+            long = workers.long_call()
             search.overdue = (f"the time limit ({search.max_time:g} s) passed while a worker "
                               f"was in one step for over {WAIT_GRACE:g} s more (spec code that "
-                              "never returns?): the workers were stopped there")
+                              "never returns?): the workers were stopped there"
+                              if long is None else
+                              f"the time limit ({search.max_time:g} s) passed while "
+                              f"{long[0]} was running in a worker ({long[1]:.0f} s in one "
+                              "call): the workers were stopped there")
             raise SpecTimeLimit
 
     workers.heartbeat = heartbeat
@@ -701,11 +712,16 @@ def _fork() -> bool:
 
 
 def _serve(conn: Any, kernel_args: tuple[Any, ...] | Kernel, index: int, n: int,
-           opts: Options) -> None:
+           opts: Options, calls: str | None = None) -> None:
     """A worker process: build a kernel (or, forked, take the driver's), then answer the
-    driver's calls until it closes."""
+    driver's calls until it closes.  Its watch says so when spec code does not return, and
+    keeps that call in the directory `calls` for the driver to name (`Workers.long_call`)."""
+    from assay.kernel.watchdog import SpecWatch
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)       # Ctrl-C: the driver decides
     _die_with_parent()
+    SpecWatch(None, "the check", "A time limit (--max-time) stops it" if opts.deadline is None
+              else "It is stopped when the time limit passes", keep_in=calls).start()
     try:
         kernel = kernel_args if isinstance(kernel_args, Kernel) else Kernel(*kernel_args)
         shard = make_shard(kernel, index, n, opts)
@@ -770,11 +786,14 @@ class Processes(Workers):
             args = kernel
         self.conns = []
         self.procs = []
+        import tempfile
+
+        self.calls: str | None = tempfile.mkdtemp(prefix="assay-calls-")
         try:
             for i in range(n):
                 a, b = ctx.Pipe()
                 p = ctx.Process(  # type: ignore[attr-defined]
-                    target=_serve, args=(b, args, i, n, opts), daemon=True)
+                    target=_serve, args=(b, args, i, n, opts, self.calls), daemon=True)
                 p.start()
                 b.close()
                 self.conns.append(a)
@@ -830,6 +849,17 @@ class Processes(Workers):
             with contextlib.suppress(Exception):
                 p.join(5)
         self.conns, self.procs = [], []
+        if self.calls is not None:
+            import shutil
+
+            shutil.rmtree(self.calls, ignore_errors=True)
+            self.calls = None
+
+    def long_call(self) -> tuple[str, float] | None:
+        from assay.kernel.watchdog import long_calls
+
+        found = long_calls(self.calls) if self.calls is not None else []
+        return found[0] if found else None
 
 
 def check_parallel(kernel: Kernel, search: Search, n: int,

@@ -15,7 +15,7 @@ from assay.cli.common import (
     _fail,
     write_output,
 )
-from assay.errors import AssayError, UsageError
+from assay.errors import AssayError, TraceError, UsageError
 from assay.kernel.watchdog import SpecTimeLimit, SpecWatch
 
 
@@ -75,6 +75,11 @@ def replay(trace_file: str, engine: str, mermaid_out: str | None, html_out: str 
             with watch:
                 result = replay_trace(trace, trace_file,
                                       replay_clock if engine == "simulator" else None, spec)
+        except TraceError as e:
+            if any("outside its state" in n for n in e.notes):   # a step that does not
+                # replay, for want of a cause in the trace: is it the hash seed?
+                e.notes = (*e.notes, *_hash_seed_notes(e, trace_file, spec, engine))
+            raise
         except SpecTimeLimit:
             why = watch.fired or f"the time limit ({max_time:g} s) passed"
             if as_json:
@@ -174,6 +179,11 @@ def replay(trace_file: str, engine: str, mermaid_out: str | None, html_out: str 
                        "the run stops where nothing but faults is enabled, and the property "
                        "fails")
                 con.print(f"  the recorded violation is reproduced: {how}", markup=False)
+                from assay.simulator.lasso import cycle_faults
+
+                faults = cycle_faults(trace.events, result.cycle_start)
+                if faults:
+                    con.print(f"  note: {faults}", markup=False)
             elif recorded:
                 con.print("  the recorded violation is reproduced", markup=False)
         if store_diff == []:
@@ -191,3 +201,52 @@ def replay(trace_file: str, engine: str, mermaid_out: str | None, html_out: str 
     sys.exit(1 if v is not None or store_diff else 0)
 
 
+PROBE = "ASSAY_HASH_PROBE"          # set in the replays `_hash_seed_notes` starts
+
+
+def _hash_seed_notes(error: TraceError, trace_file: str, spec: str, engine: str,
+                     timeout: float = 60.0) -> list[str]:
+    """When a step of a trace does not replay (`error`): whether that depends on Python's
+    hash of a str, which changes from process to process (PYTHONHASHSEED).  The trace is
+    replayed again in two processes with other hashes (hash seeds 0 and 1, or 2 for the one
+    this process has); when one does not fail there as here, the spec depends on them (a
+    trace written by a process with other hashes does not replay here), and the notes say
+    so.  No notes when both fail alike (the cause is elsewhere; a spec whose outcome turns
+    on few hash bits may agree by chance), or in those replays themselves."""
+    import subprocess
+
+    if os.environ.get(PROBE):
+        return []
+    ours = os.environ.get("PYTHONHASHSEED")
+    seeds = [s for s in ("0", "1", "2") if s != ours][:2]
+    args = [sys.executable, "-m", "assay.cli", "replay", trace_file, "--spec", spec,
+            "--engine", engine]
+    procs = []
+    try:
+        for seed in seeds:
+            env = {**os.environ, "PYTHONHASHSEED": seed, PROBE: "1"}
+            procs.append(subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.PIPE, text=True))
+        errs = [p.communicate(timeout=timeout)[1] for p in procs]
+    except (OSError, subprocess.SubprocessError):
+        return []                           # (could not tell: say nothing)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    alike = [p.returncode == 2 and any(line.endswith(f"error: {error.message}")
+                                       for line in err.splitlines())
+             for p, err in zip(procs, errs)]
+    if all(alike):
+        return []
+    replays = [s for s, p in zip(seeds, procs) if p.returncode in (0, 1)]
+    return [f"replayed in processes with other str hashes (PYTHONHASHSEED={seeds[0]} and "
+            f"{seeds[1]}) the trace does not fail as here: the spec depends on Python's hash "
+            "of a str (hash(), or the order of a set or dict of str, Enum members or peers), "
+            "which changes from process to process; a trace written in one process does not "
+            "replay in another",
+            "make it a function of the state and the event (sorted(...), not a set's order; "
+            "no hash())"
+            + (f"; `PYTHONHASHSEED={replays[0]} assay replay` replays this trace's steps"
+               if replays else "")]

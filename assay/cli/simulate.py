@@ -225,6 +225,8 @@ def simulate(spec: str, system_name: str | None, params: tuple[str, ...], seed: 
 def _print_liveness(console: Console, result: Any, liveness: dict[str, str]) -> None:
     """What the runs say of the liveness properties: the lassos some walked (suspected
     violations), and for the others that they are not covered."""
+    from assay.simulator.lasso import cycle_faults
+
     runs = result.suspected
     if runs:
         console.print(f"✗ {len(runs)} of {result.runs} runs walked a lasso that breaks a "
@@ -241,6 +243,9 @@ def _print_liveness(console: Console, result: Any, liveness: dict[str, str]) -> 
                           "fairness" + (f" -> {result.lasso_files[r.index]}"
                                         if r.index in result.lasso_files else ""),
                           markup=False, soft_wrap=True)
+            faults = cycle_faults(sus.get("events") or [], sus.get("cycle_start"))
+            if faults:
+                console.print(f"    note: {faults}", markup=False, soft_wrap=True)
         if len(runs) > 20:
             console.print(f"  ... and {len(runs) - 20} more")
     missed = [p for p, v in liveness.items() if v.startswith("not covered")]

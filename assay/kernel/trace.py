@@ -123,6 +123,10 @@ class Trace:
         for key in ("kind", "name"):
             if not isinstance(verdict.get(key), str | None):
                 raise TraceError(f"{path}: the verdict's {key!r} must be a string or null")
+        # (a step of another type was not compared, and any step read as the recorded one)
+        if verdict.get("step") is not None and type(verdict.get("step")) is not int:
+            raise TraceError(f"{path}: the verdict's 'step' must be an integer or null, not "
+                             f"{_clip(verdict.get('step'))}")
         events = [{k: v for k, v in e.items() if k != "step"} for e in doc["events"]]
         return cls(doc["spec"], doc["system"], doc.get("params", {}), events,
                    doc.get("engine", "check"), doc.get("seed"), doc.get("faults"),

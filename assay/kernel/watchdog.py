@@ -17,6 +17,10 @@ seen again later is the same call still running (a frame the watch holds is not 
 
 Code that never returns to the interpreter (a loop inside one C call) is not interrupted:
 nothing in-process can stop it.
+
+A worker process (of `simulate --jobs`) is stopped by its parent, which cannot see its stack:
+its watch keeps the call it has been in for GRACE or more in a file (`keep_in`), for the
+parent to name when it stops the workers at the time limit (`long_calls`).
 """
 from __future__ import annotations
 
@@ -67,10 +71,14 @@ class SpecWatch:
     limit, else None.  Not on the main thread (a caller's own thread) the watch does
     nothing: it could not stop that thread."""
 
-    def __init__(self, max_time: float | None, what: str, hint: str = "") -> None:
+    def __init__(self, max_time: float | None, what: str, hint: str = "",
+                 keep_in: str | None = None) -> None:
         self.max_time = max_time
         self.what = what
         self.hint = hint            # how to bound the work, when `max_time` is None
+        # a directory where the call it has been in for GRACE or more is kept, in a file
+        # named for this process (`long_calls` reads them): a worker's, for its parent
+        self.keep_in = keep_in
         self.fired: str | None = None
         self._done = threading.Event()
         self._started = 0.0
@@ -115,16 +123,23 @@ class SpecWatch:
         held: FrameType | None = None       # the call being timed (held: not reused)
         since = 0.0
         told = False
+        kept = False                        # ... written to `keep_in`
         while not done.wait(INTERVAL):
             now = time.monotonic()
             top = sys._current_frames().get(self._main)   # type: ignore[arg-type]
             frame = spec_frame(top)
             del top
             if frame is not held:
+                if kept:
+                    self._keep(None, 0.0)
+                    kept = False
                 held, since, told = frame, now, False
             if held is None:
                 continue
             took = now - since
+            if self.keep_in is not None and not kept and took >= GRACE:
+                kept = True
+                self._keep(describe(held), time.time() - took)
             if not told and took >= self._after:
                 told = True
                 limit = ((f" {self.hint}." if self.hint else "") if self.max_time is None
@@ -145,9 +160,45 @@ class SpecWatch:
                 self._raise_in_main()
                 return
 
+    def _keep(self, call: str | None, since: float) -> None:
+        """Keep `call` (running since `since`, a `time.time()`) in this process's file of
+        `keep_in`; None: it returned."""
+        assert self.keep_in is not None
+        path = os.path.join(self.keep_in, str(os.getpid()))
+        try:
+            if call is None:
+                os.remove(path)
+            else:
+                with open(path + ".new", "w", encoding="utf-8") as f:
+                    f.write(f"{since!r}\t{call}")
+                os.replace(path + ".new", path)
+        except OSError:                     # (the parent removed the directory: it is done)
+            pass
+
     def _raise_in_main(self) -> None:
         ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._main),
                                                    ctypes.py_object(SpecTimeLimit))
+
+
+def long_calls(directory: str) -> list[tuple[str, float]]:
+    """The calls of spec code the watches that keep them in `directory` (`keep_in`) have
+    been in for GRACE or more: each call, and for how many seconds, longest first."""
+    out = []
+    now = time.time()
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return []
+    for name in names:
+        if name.endswith(".new"):
+            continue
+        try:
+            with open(os.path.join(directory, name), encoding="utf-8") as f:
+                since, _, call = f.read().partition("\t")
+            out.append((call, max(0.0, now - float(since))))
+        except (OSError, ValueError):       # (written or removed just then)
+            continue
+    return sorted(out, key=lambda c: -c[1])
 
 
 # A fork while the watch's thread runs could leave the child a lock that thread held (and

@@ -4,7 +4,9 @@ Run i of a campaign has the seed `derive(seed, i)`, so the runs — and the summ
 same whatever the number of workers.  A worker builds its own kernel from the spec file (a
 kernel is never sent between processes); it sends back names (event JSON, fingerprints), not
 ids.  Ctrl-C stops a campaign with the runs finished so far; workers ignore it (the parent
-decides) and are killed with the parent, even one stuck in a handler that never returns.
+decides) and are killed with the parent, even one stuck in a handler that never returns.  A
+shrink cut short (Ctrl-C, the time limit) keeps the shortest failing run it had found; one in
+a worker is first asked to stop (SIGUSR1) and hands that run back.
 """
 from __future__ import annotations
 
@@ -14,8 +16,10 @@ import gc
 import hashlib
 import itertools
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -28,14 +32,21 @@ from assay.kernel.faults import Faults
 from assay.kernel.kernel import Kernel, State
 from assay.kernel.trace import Trace, explain, initial_json, recorded_event, with_changes
 from assay.kernel.violation import Violation
-from assay.kernel.watchdog import SpecWatch
+from assay.kernel.watchdog import SpecWatch, long_calls
 from assay.model.load import build
 from assay.simulator.lasso import LassoMemo
 from assay.simulator.packed import packed_moves, plain, walks
 from assay.simulator.rates import FaultRates
 from assay.simulator.run import moves_of, run_once
 from assay.simulator.schedulers import begin_run, chunk_size, rerun_recorded
-from assay.simulator.shrink import Search, budget_for, fault_kinds, proved_earlier, shrink_run
+from assay.simulator.shrink import (
+    OutOfTime,
+    Search,
+    budget_for,
+    fault_kinds,
+    proved_earlier,
+    shrink_run,
+)
 
 
 def derive(seed: int, index: int) -> int:
@@ -151,8 +162,11 @@ def run_reports(kernel: Kernel, seed: int, indices: Iterable[int], opts: Options
         s = derive(seed, i)
         if opts.scheduler == "coverage":
             begin_run(kernel, i)
-        r = run_once(kernel, s, opts.steps, opts.rates, opts.scheduler, opts.pct_depth,
-                     lassos if lassos is not None else False)
+        try:
+            r = run_once(kernel, s, opts.steps, opts.rates, opts.scheduler, opts.pct_depth,
+                         lassos if lassos is not None else False)
+        except AssayError as e:
+            raise in_run(e, kernel, i, seed) from None
         new: list[State] = []
         if memo.kept_all():                  # a stored row stands for its state
             fresh = set(r.path)
@@ -195,7 +209,22 @@ def _run_packed(kernel: Kernel, seed: int, indices: Iterable[int], opts: Options
     walked on packed states (`known` then holds packed ints)."""
     memo = packed_moves(kernel)
     order, again = itertools.tee(indices)
-    for i, w in zip(order, walks(kernel, (derive(seed, i) for i in again), opts.steps, known)):
+    at = [-1]                                   # the run being walked
+
+    def seeds() -> Iterator[int]:
+        for i in again:
+            at[0] = i
+            yield derive(seed, i)
+    try:
+        yield from _packed_reports(kernel, opts, order, walks(kernel, seeds(), opts.steps,
+                                                              known), memo, fingerprints)
+    except AssayError as e:
+        raise in_run(e, kernel, at[0], seed) from None
+
+
+def _packed_reports(kernel: Kernel, opts: Options, order: Iterable[int], ws: Any, memo: Any,
+                    fingerprints: bool) -> Iterator[RunReport]:
+    for i, w in zip(order, ws):
         s = w.seed
         new = w.new
         n = len(w.events)
@@ -212,6 +241,33 @@ def _run_packed(kernel: Kernel, seed: int, indices: Iterable[int], opts: Options
             if not opts.shrink:
                 report.shrunk = report.trace
         yield report
+
+
+def in_run(err: AssayError, kernel: Kernel, index: int, seed: int) -> AssayError:
+    """`err`, met by run `index` of a campaign of `seed` (`run.ran_into` kept the run's
+    seed and the events it had taken), with a note that names the run and its step and
+    says how to run it again."""
+    events = getattr(err, "run_events", None)
+    if events is None or getattr(err, "run_index", None) is not None:
+        return err
+    err.run_index = index                        # type: ignore[attr-defined]
+    shown = []
+    for ev in events[-5:]:
+        try:
+            shown.append(str(kernel.event(ev)))
+        except Exception:                        # (an id of another kernel: say nothing)
+            shown = []
+            break
+    n = len(events)
+    path = ("" if not n else ": " + ("... " if n > len(shown) else "")
+            + ", ".join(shown) if shown else "")
+    err.notes = (*err.notes,
+                 f"met by run {index} (seed {getattr(err, 'run_seed', '?')}) "
+                 + (f"in the state its first {n} event{'' if n == 1 else 's'} lead to{path}"
+                    if n else "in its initial state"),
+                 f"`assay simulate` with --seed {seed} --runs {index + 1} --jobs 1 (and the "
+                 "same options) runs it again, in one process")
+    return err
 
 
 # the failing runs of each kernel in this process, by seed (start, event ids, violation):
@@ -248,10 +304,12 @@ class Shrinking:
     radius: int                 # the final search's neighbourhood (0: it did not complete)
     everything: bool            # ... and it left nothing out: a shortest failing run
     cost: int = 0               # states shrinking came to off the run (`shrink.Walker.cost`)
+    interrupted: bool = False   # stopped halfway (Ctrl-C, the time limit): the shortest so far
 
 
 def shrink_report(kernel: Kernel, report: RunReport, opts: Options, searched: int = 0,
-                  earlier: Shrinking | None = None) -> Shrinking:
+                  earlier: Shrinking | None = None, deadline: float | None = None
+                  ) -> Shrinking:
     """Shrink the failing run of `report`: run it again from its seed (the same run, in this
     kernel's ids), then `shrink_run`, with the budget the `searched` events that found it
     allow (`budget_for`); `earlier` is how the first failing run with the same violation
@@ -282,8 +340,26 @@ def shrink_report(kernel: Kernel, report: RunReport, opts: Options, searched: in
             raise _changed(report, "it ended without a violation" if got is None else
                            f"it broke {_what(got.to_json())} at step {len(r.events)}")
         took = (r.initial, r.events, got)
-    small = shrink_run(kernel, took[0], took[1], took[2], budget=budget_for(searched),
-                       faults=fault_kinds(opts.rates), earlier=_earlier(kernel, earlier))
+    try:
+        small = shrink_run(kernel, took[0], took[1], took[2], budget=budget_for(searched),
+                           faults=fault_kinds(opts.rates), earlier=_earlier(kernel, earlier),
+                           deadline=deadline)
+    except SpecError as e:
+        # in a state shrinking came to, off the run (`assay check` reaches it too)
+        e.notes = (*e.notes, f"met while shrinking run {report.index} (seed {report.seed}), "
+                   "in a state the run did not visit; --no-shrink writes the run as it "
+                   "happened")
+        raise
+    except (KeyboardInterrupt, OutOfTime) as e:
+        # stopped halfway: the shortest failing run shrinking had found, for the caller to
+        # keep (as `e.shrinking`) rather than the run as it happened
+        part = getattr(e, "shrunk", None)
+        if part is not None:
+            e.shrinking = Shrinking(  # type: ignore[union-attr]
+                report.index, initial_json(kernel, part.start.state),
+                recorded(kernel, part.start.state, part.events, True),
+                time.perf_counter() - started, part.removed, 0, False, part.cost, True)
+        raise
     start = small.start.state
     events = recorded(kernel, start, small.events, True)     # (shrinking replayed them)
     return Shrinking(report.index, initial_json(kernel, start), events,
@@ -348,11 +424,15 @@ def _signature(r: RunReport) -> tuple[Any, ...]:
 _WORKER: dict[Any, tuple[Kernel, set[Any], LassoMemo | None]] = {}
 
 
-def _worker_init() -> None:
+def _worker_init(calls: str | None = None, hint: str = "") -> None:
     """In each worker: Ctrl-C at a terminal reaches the whole process group, and the parent
-    alone decides what it means; on Linux the worker is also killed when its parent dies."""
+    alone decides what it means; on Linux the worker is also killed when its parent dies.
+    Its watch says so when a run's spec code never returns (`hint`: how to bound it), and
+    keeps that call in the directory `calls`, for the parent to name (`_stuck`)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    SpecWatch(None, "the campaign").start()     # says so when a run's spec code never returns
+    if hasattr(signal, "SIGUSR1"):            # the campaign stops a shrink with it
+        signal.signal(signal.SIGUSR1, _stop_shrinking)
+    SpecWatch(None, "the campaign", hint, keep_in=calls).start()
     if sys.platform.startswith("linux"):
         with contextlib.suppress(Exception):
             import ctypes
@@ -425,12 +505,62 @@ def _worker_kernel(spec: str, system_name: str | None, params: dict[str, str], o
     return _WORKER[key]
 
 
+class ShrinkStopped(KeyboardInterrupt):
+    """In a worker: the campaign asked it to stop shrinking (`_stop_shrinks`)."""
+
+
+_STOPPABLE = [False]        # a worker is inside `shrink_report`: SIGUSR1 stops it
+
+
+def _stop_shrinking(signum: int, frame: Any) -> None:
+    if _STOPPABLE[0]:
+        _STOPPABLE[0] = False
+        raise ShrinkStopped
+
+
 def _shrink_worker(job: tuple[str, str | None, dict[str, str], Options, RunReport, int,
-                               Shrinking | None]) -> Shrinking:
+                               Shrinking | None]) -> Shrinking | None:
+    """Shrink a failing run in a worker.  Asked to stop (SIGUSR1: the campaign was
+    interrupted or ran out of time), it hands back the shortest failing run found by then
+    (`Shrinking.interrupted`), or None when it had none shorter than the run."""
     spec, system_name, params, opts, report, searched, earlier = job
     with _spec_interrupts():
         kernel, _, _ = _worker_kernel(spec, system_name, params, opts)
-        return shrink_report(kernel, report, opts, searched, earlier)
+        result = None
+        try:
+            _STOPPABLE[0] = True
+            try:
+                result = shrink_report(kernel, report, opts, searched, earlier)
+            finally:
+                _STOPPABLE[0] = False
+        except ShrinkStopped as e:           # (after `result` was set: it stands)
+            result = result or getattr(e, "shrinking", None)
+        return result
+
+
+def _stop_shrinks(pool: ProcessPoolExecutor, pending: list[tuple[RunReport, Any]],
+                  wait: float = 2.0) -> list[tuple[RunReport, Shrinking]]:
+    """Ask `pool`'s workers to stop shrinking (SIGUSR1, `_stop_shrinking`) and take what
+    the `pending` shrinks hand back within `wait` seconds: the shortest failing run each had
+    found (or its whole result, if it was done).  Ctrl-C again stops the wait."""
+    if not pending or not hasattr(signal, "SIGUSR1"):
+        return []
+    for p in list((getattr(pool, "_processes", None) or {}).values()):
+        with contextlib.suppress(Exception):
+            os.kill(p.pid, signal.SIGUSR1)
+    out = []
+    end = time.monotonic() + wait
+    try:
+        for r, job in pending:
+            try:
+                sh = job.result(timeout=max(0.0, end - time.monotonic()))
+            except Exception:                # not back in time, or the worker failed
+                continue
+            if sh is not None:
+                out.append((r, sh))
+    except KeyboardInterrupt:
+        pass
+    return out
 
 
 def _chunks(n: int, jobs: int, scheduler: str = "random") -> Iterator[list[int]]:
@@ -547,6 +677,10 @@ class Campaign:
                             # the final search left nothing out: no shorter run (of the
                             # simulator's kernel, with the faults injected) fails so
                             "shrunk_shortest": bool(r.shrinking and r.shrinking.everything),
+                            # shrinking was stopped (Ctrl-C, the time limit): the shortest
+                            # failing run found by then
+                            "shrink_interrupted": bool(r.shrinking and
+                                                       r.shrinking.interrupted),
                             "trace_file": self.trace_files.get(r.index)}
                            for r in self.failures],
             "suspected": [{"run": r.index, "seed": r.seed,
@@ -590,8 +724,9 @@ def campaign(spec: str, system_name: str | None, params: dict[str, str], *, seed
     soon as a failing run is known (before it is shrunk: its `trace` is the run as it
     happened), `on_shrunk(report)` when its `shrunk` trace is there.  Ctrl-C
     (KeyboardInterrupt) stops the campaign: the result has the runs finished before it, in
-    order from the first, and says `interrupted`; failing runs not shrunk yet stay as they
-    happened (`shrunk` None).
+    order from the first, and says `interrupted`; a failing run whose shrinking was cut short
+    has the shortest failing run found by then (`shrinking.interrupted`), the others not
+    shrunk yet stay as they happened (`shrunk` None).
 
     `max_time` (seconds) stops it the same way, past the limit, and it says `timed_out`: the
     runs finished by then (in one process: the limit is looked at as each run ends; with
@@ -600,16 +735,19 @@ def campaign(spec: str, system_name: str | None, params: dict[str, str], *, seed
     (`SpecWatch`), in this process or a worker."""
     watch = SpecWatch(max_time, "the campaign", "A time limit (--max-time) stops it")
     watch.start()
+    made: list[str] = []                       # directories to remove
     try:
         result = _campaign(spec, system_name, params, seed, runs, opts, jobs, on_progress,
-                           system, ray, on_failure, on_shrunk, max_time)
+                           system, ray, on_failure, on_shrunk, max_time, made)
     finally:
         watch.stop()
+        for d in made:
+            shutil.rmtree(d, ignore_errors=True)
     result.max_time = max_time
     if result.interrupted and watch.fired is not None:     # not Ctrl-C: the watch stopped it
         result.interrupted, result.timed_out = False, True
     if result.timed_out:
-        result.stuck = watch.fired
+        result.stuck = watch.fired or result.stuck
     return result
 
 
@@ -618,7 +756,7 @@ def _campaign(spec: str, system_name: str | None, params: dict[str, str], seed: 
               on_progress: Callable[[int, int, int], None] | None, system: Any,
               ray: str | None, on_failure: Callable[[RunReport], None] | None,
               on_shrunk: Callable[[RunReport], None] | None,
-              max_time: float | None) -> Campaign:
+              max_time: float | None, made: list[str]) -> Campaign:
     workers = jobs or os.cpu_count() or 1
     started = time.perf_counter()
     deadline = None if max_time is None else started + max_time
@@ -635,6 +773,8 @@ def _campaign(spec: str, system_name: str | None, params: dict[str, str], seed: 
     shrink_seconds = 0.0
     kernel: Kernel | None = None
     pool: ProcessPoolExecutor | None = None
+    calls: str | None = None           # where the workers keep their long calls (`_stuck`)
+    stuck: str | None = None
 
     def got(part: list[RunReport]) -> None:
         reports.extend(part)
@@ -678,7 +818,12 @@ def _campaign(spec: str, system_name: str | None, params: dict[str, str], seed: 
                 for chunk in _chunks(runs, workers, opts.scheduler))
         # no more processes than runs: the pool forks all of them at once (`-j 100000
         # --runs 3` forked 100,000); the chunks, and so the results, are those of `workers`
-        pool = ProcessPoolExecutor(max_workers=min(workers, runs), initializer=_worker_init)
+        calls = tempfile.mkdtemp(prefix="assay-calls-")
+        made.append(calls)
+        pool = ProcessPoolExecutor(
+            max_workers=min(workers, runs), initializer=_worker_init,
+            initargs=(calls, "A time limit (--max-time) stops it" if max_time is None else
+                      f"It is stopped when the time limit ({max_time:g} s) passes"))
         try:
             # not pool.map: on Ctrl-C it cancels the pending futures, see _kill_workers.  A
             # few chunks per worker submitted ahead, not all: submitting the 300,000 chunks
@@ -693,6 +838,7 @@ def _campaign(spec: str, system_name: str | None, params: dict[str, str], seed: 
                 got(part)
         except TimeLimit:                     # the time limit, while a worker runs
             timed_out = True
+            stuck = _stuck(calls, max_time)
             _kill_workers(pool)
             pool = None
         except KeyboardInterrupt:
@@ -728,16 +874,21 @@ def _campaign(spec: str, system_name: str | None, params: dict[str, str], seed: 
         first = firsts[_signature(r)]
         if first is not r:
             budget[first.index] += searched[r.index]
+    pending: list[tuple[RunReport, Any]] = []      # shrinks in workers not taken yet
+    current: RunReport | None = None                # the run this process is shrinking
     try:
         for stage in stages:
             earlier = [firsts[_signature(r)].shrinking if r is not firsts[_signature(r)]
                        else None for r in stage]
             if stage and pool is not None:
-                shrinks = [pool.submit(_shrink_worker, (spec, system_name, params, opts, r,
-                                                        budget[r.index], e))
+                pending = [(r, pool.submit(_shrink_worker, (spec, system_name, params, opts,
+                                                            r, budget[r.index], e)))
                            for r, e in zip(stage, earlier)]
-                for r, job in zip(stage, shrinks):
-                    shrunk(r, _within(job, left()))
+                while pending:
+                    sh = _within(pending[0][1], left())
+                    r, _ = pending.pop(0)
+                    if sh is not None:
+                        shrunk(r, sh)
             elif stage:
                 if kernel is None:
                     if system is None:
@@ -746,15 +897,24 @@ def _campaign(spec: str, system_name: str | None, params: dict[str, str], seed: 
                 for r, e in zip(stage, earlier):
                     if over():
                         raise TimeLimit
-                    shrunk(r, shrink_report(kernel, r, opts, budget[r.index], e))
-    except TimeLimit:                         # the time limit, while shrinking
-        timed_out = True
+                    current = r
+                    shrunk(r, shrink_report(kernel, r, opts, budget[r.index], e, deadline))
+                    current = None
+    except (TimeLimit, OutOfTime, KeyboardInterrupt) as stop:   # the time limit, or Ctrl-C
+        if isinstance(stop, TimeLimit | OutOfTime):
+            timed_out = True
+        else:
+            interrupted = True
+        # what shrinking had found by then: the shortest failing run so far, not the run as
+        # it happened (`shrink_report`; in workers, `_stop_shrinks`)
+        part = getattr(stop, "shrinking", None)
+        if current is not None and part is not None:
+            shrunk(current, part)
         if pool is not None:
-            _kill_workers(pool)
-            pool = None
-    except KeyboardInterrupt:
-        interrupted = True
-        if pool is not None:
+            if timed_out and calls is not None:
+                stuck = _stuck(calls, max_time)
+            for r, sh in _stop_shrinks(pool, pending):
+                shrunk(r, sh)
             _kill_workers(pool)
             pool = None
     except BaseException:
@@ -776,7 +936,20 @@ def _campaign(spec: str, system_name: str | None, params: dict[str, str], seed: 
                     time.perf_counter() - started, reports,
                     requested=runs if (interrupted or timed_out) and len(reports) < runs
                     else None, interrupted=interrupted, shrink_seconds=shrink_seconds,
-                    timed_out=timed_out)
+                    timed_out=timed_out, stuck=stuck)
+
+
+def _stuck(calls: str, max_time: float | None) -> str | None:
+    """What the workers were in when the time limit stopped them: the call of spec code
+    one had been in the longest (`watchdog.long_calls`), if one had been in it a while."""
+    found = long_calls(calls)
+    if not found or max_time is None:
+        return None
+    call, took = found[0]
+    more = f" (and {len(found) - 1} more worker{'s' if len(found) > 2 else ''} in one call)" \
+        if len(found) > 1 else ""
+    return (f"the time limit ({max_time:g} s) passed while {call} was running in a worker "
+            f"({took:.0f} s in one call){more}: the workers were stopped there")
 
 
 class TimeLimit(Exception):
@@ -787,7 +960,10 @@ def _within(future: Any, seconds: float | None) -> Any:
     """The result of `future`, or `TimeLimit` if it is not there within `seconds` (None: no
     limit).  Only the wait is timed: a TimeoutError the work itself raised stays one."""
     import concurrent.futures
+    import threading
 
+    if seconds is not None and seconds > threading.TIMEOUT_MAX / 2:
+        seconds = None              # (`--max-time inf`, 1e308: past what a wait can take)
     try:
         return future.result(timeout=seconds)
     except concurrent.futures.TimeoutError:
@@ -853,4 +1029,6 @@ def trace_of(report: RunReport, spec: str, system: str, params: dict[str, Any],
                  verdict={"kind": v.get("kind"), "name": v.get("name"), "blame": v.get("blame"),
                           "message": v.get("message"), "step": len(events)},
                  extra={"run": report.index, "scheduler": opts.scheduler,
-                        "original_events": report.events, "shrunk": shrunk})
+                        "original_events": report.events, "shrunk": shrunk,
+                        **({"shrink_interrupted": True} if shrunk and report.shrinking
+                           and report.shrinking.interrupted else {})})

@@ -35,6 +35,28 @@ from assay.model.system import Property
 NORMAL = ("deliver", "action", "timer")
 
 
+def cycle_faults(events: list[dict[str, Any]], cycle_start: Any) -> str | None:
+    """When the cycle of a lasso (trace events, the cycle from `cycle_start`) injects
+    faults of a fault budget (crash, drop, duplicate, partition): a note that the lasso
+    repeats them forever, a behaviour no finite budget has (`check --faults` never explores
+    it: under finitely many faults the property may hold).  None otherwise."""
+    from assay.kernel.trace import BUDGETED
+
+    if type(cycle_start) is not int:
+        return None
+    kinds: dict[str, int] = {}
+    for e in events[cycle_start:]:
+        k = e.get("kind") if isinstance(e, dict) else None
+        if k in BUDGETED:
+            kinds[str(k)] = kinds.get(str(k), 0) + 1
+    if not kinds:
+        return None
+    what = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+    return (f"its cycle injects faults each time round ({what}): the lasso needs infinitely "
+            "many of them, which no fault budget allows (`assay check --faults` never "
+            "explores it); with finitely many faults the property may hold")
+
+
 @dataclass(frozen=True)
 class Suspect:
     """A lasso a run walked that breaks a liveness property: `events` from the run's initial

@@ -31,6 +31,7 @@ from typing import Any
 from assay.checker.compact import CompactBFS, Relayout
 from assay.checker.compact_loop import Step
 from assay.checker.search import Search
+from assay.errors import AssayError
 from assay.kernel.kernel import Kernel, State
 from assay.kernel.violation import Violation
 from assay.simulator import run
@@ -266,68 +267,72 @@ def walks(kernel: Kernel, seeds: Iterable[int], steps: int, known: set[int]
     ninits = len(inits)
     kinits = ninits.bit_length()
     for seed in seeds:
-        reseed(rng, seed)
-        i = getrandbits(kinits)              # `randrange(len(inits))`, as below
-        while i >= ninits:
-            i = getrandbits(kinits)
-        x, viol = inits[i]
-        start = x
         events: list[int] = []
-        new: list[int] = []
-        ended, found = "steps", None
-        moves = rows_get(x)
-        if not moves:                        # no row, or a run has not left it yet
-            if moves is None:
-                moves = met(x, known, new, not viol and steps > 0)
-            if viol:
-                ended, found = "violation", viol[0]
-            elif not moves:
-                if moves.pv:
-                    ended, found = "violation", moves.pv[0]
-                elif steps > 0:
-                    if moves is LAZY:
-                        moves = expand(x)
-                    if not moves:
-                        ended = moves.end or "final"
-                        found = deadlock() if ended == "deadlock" else None
-        elif viol:
-            ended, found = "violation", viol[0]
-        if found is not None or ended != "steps" or steps < 1:
-            yield PackedWalk(seed, start, events, new, ended, found)
-            continue
-        add_event = events.append
-        for _ in range(steps):
-            random_()                        # `run_once`'s fault draw: the same draws
-            # `randrange(n)`, as `Random._randbelow_with_getrandbits` draws it (CPython 3.11+)
-            n = len(moves)
-            k = bits[n]
-            i = getrandbits(k)
-            while i >= n:
-                i = getrandbits(k)
-            e, d, viol = moves[i]
-            add_event(e)
-            x += d
+        try:
+            reseed(rng, seed)
+            i = getrandbits(kinits)              # `randrange(len(inits))`, as below
+            while i >= ninits:
+                i = getrandbits(kinits)
+            x, viol = inits[i]
+            start = x
+            events = []
+            new: list[int] = []
+            ended, found = "steps", None
             moves = rows_get(x)
-            if not moves:                    # new, not left yet, violating, or an end
+            if not moves:                        # no row, or a run has not left it yet
                 if moves is None:
-                    moves = met(x, known, new, not viol and len(events) < steps)
+                    moves = met(x, known, new, not viol and steps > 0)
                 if viol:
                     ended, found = "violation", viol[0]
-                    break
-                if not moves:
+                elif not moves:
                     if moves.pv:
                         ended, found = "violation", moves.pv[0]
-                        break
-                    if len(events) == steps:
-                        break
-                    if moves is LAZY:
-                        moves = expand(x)
-                    if not moves:
-                        ended = moves.end or "final"
-                        if ended == "deadlock":
-                            found = deadlock()
-                        break
+                    elif steps > 0:
+                        if moves is LAZY:
+                            moves = expand(x)
+                        if not moves:
+                            ended = moves.end or "final"
+                            found = deadlock() if ended == "deadlock" else None
             elif viol:
                 ended, found = "violation", viol[0]
-                break
-        yield PackedWalk(seed, start, events, new, ended, found)
+            if found is not None or ended != "steps" or steps < 1:
+                yield PackedWalk(seed, start, events, new, ended, found)
+                continue
+            add_event = events.append
+            for _ in range(steps):
+                random_()                        # `run_once`'s fault draw: the same draws
+                # `randrange(n)`, as `Random._randbelow_with_getrandbits` draws it (CPython 3.11+)
+                n = len(moves)
+                k = bits[n]
+                i = getrandbits(k)
+                while i >= n:
+                    i = getrandbits(k)
+                e, d, viol = moves[i]
+                add_event(e)
+                x += d
+                moves = rows_get(x)
+                if not moves:                    # new, not left yet, violating, or an end
+                    if moves is None:
+                        moves = met(x, known, new, not viol and len(events) < steps)
+                    if viol:
+                        ended, found = "violation", viol[0]
+                        break
+                    if not moves:
+                        if moves.pv:
+                            ended, found = "violation", moves.pv[0]
+                            break
+                        if len(events) == steps:
+                            break
+                        if moves is LAZY:
+                            moves = expand(x)
+                        if not moves:
+                            ended = moves.end or "final"
+                            if ended == "deadlock":
+                                found = deadlock()
+                            break
+                elif viol:
+                    ended, found = "violation", viol[0]
+                    break
+            yield PackedWalk(seed, start, events, new, ended, found)
+        except AssayError as err:        # which run, and how far it had gone: to replay it
+            raise run.ran_into(err, seed, events) from None

@@ -57,6 +57,17 @@ class FaultRates:
             if not 0.0 <= r <= 1.0:
                 raise UsageError(f"--faults: {part!r}: a rate is a probability in [0, 1]")
             rates[k] = r
+        # a step injects at most one fault, drawn by these rates in turn (`run.run_once`):
+        # past a sum of 1 a later kind gets less than its rate, or nothing (crash=1,drop=1
+        # never dropped while something could crash), silently
+        drawn = {k: r for k, r in rates.items() if k != "delay" and r}
+        total = sum(drawn.values())
+        if total > 1.0 + 1e-9:
+            shown = ", ".join(f"{k}={r:g}" for k, r in drawn.items())
+            raise UsageError(f"--faults: the rates add up to {total:g} ({shown}): a step "
+                             "injects at most one fault, so they cannot all be had",
+                             notes=["give rates whose sum is at most 1 (delay, a draw of its "
+                                    "own, apart)"])
         return cls(**rates)
 
     def to_json(self) -> dict[str, float]:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from assay.errors import AssayError
 from assay.kernel.kernel import Kernel, State
 from assay.kernel.violation import Violation
 from assay.simulator.lasso import LassoMemo, Suspect, Tracker
@@ -254,13 +255,33 @@ def moves_of(kernel: Kernel) -> Moves:
     return m
 
 
+def ran_into(err: AssayError, seed: int, events: list[int]) -> AssayError:
+    """`err`, met by the run of `seed` after `events` (event ids): kept on it (`run_seed`,
+    `run_events`) for the campaign to name the run and step, so it can be run again."""
+    if getattr(err, "run_seed", None) is None:
+        err.run_seed = seed                      # type: ignore[attr-defined]
+        err.run_events = list(events)            # type: ignore[attr-defined]
+    return err
+
+
 def run_once(kernel: Kernel, seed: int, steps: int, rates: FaultRates,
              scheduler: str = "random", pct_depth: int = 3,
              lassos: LassoMemo | bool = True, rng: random.Random | None = None) -> RunResult:
     """One seeded run of at most `steps` events.  With liveness properties it also watches
     for a lasso that breaks one (`assay.simulator.lasso`; `lassos` is the memo the runs of
     this kernel share, or False not to watch); its result never changes the run.  `rng`
-    replaces the seeded generator (`assay.testing` draws the choices from Hypothesis)."""
+    replaces the seeded generator (`assay.testing` draws the choices from Hypothesis).
+    A spec error it meets says which run, after which events (`ran_into`)."""
+    events: list[int] = []
+    try:
+        return _run_once(kernel, seed, steps, rates, scheduler, pct_depth, lassos, rng, events)
+    except AssayError as e:
+        raise ran_into(e, seed, events) from None
+
+
+def _run_once(kernel: Kernel, seed: int, steps: int, rates: FaultRates, scheduler: str,
+              pct_depth: int, lassos: LassoMemo | bool, rng: random.Random | None,
+              events: list[int]) -> RunResult:
     memo = moves_of(kernel)
     rng = rng or random.Random(seed)
     inits = memo.initial()
@@ -270,7 +291,6 @@ def run_once(kernel: Kernel, seed: int, steps: int, rates: FaultRates,
     extended = kernel.extended
     if extended and state[2]:
         clock.update((), state[2])           # timers a start hook set are due from time 0
-    events: list[int] = []
     path = [row]
     first = viol[0] if viol else (row.pv or (None,))[0]
     if first is not None:
@@ -336,7 +356,12 @@ def run_once(kernel: Kernel, seed: int, steps: int, rates: FaultRates,
             after = row.after
             nxt_row = after.get(e)
             if nxt_row is None:
-                nxt_row = new_row(nexts[e] if nexts is not None else apply(row.state, e)[0])
+                nxt = nexts[e] if nexts is not None else apply(row.state, e)[0]
+                try:
+                    nxt_row = new_row(nxt)
+                except AssayError:           # met judging the state `e` leads to
+                    add_event(e)
+                    raise
                 if row.stored and nxt_row.stored:
                     after[e] = nxt_row
             add_event(e)
@@ -391,7 +416,11 @@ def run_once(kernel: Kernel, seed: int, steps: int, rates: FaultRates,
         nxt_row = row.after.get(ev)
         if nxt_row is None:
             nxt = nexts[ev] if nexts is not None else apply(state, ev)[0]
-            nxt_row = new_row(nxt)
+            try:
+                nxt_row = new_row(nxt)
+            except AssayError:               # met judging the state `ev` leads to
+                events.append(ev)
+                raise
             if row.stored and nxt_row.stored:
                 row.after[ev] = nxt_row
         viol = row.viols.get(ev, ()) if row.viols else ()

@@ -43,6 +43,7 @@ the same failing run shrinks to the same trace in every process.
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,6 +56,10 @@ from assay.simulator.rates import FaultRates
 from assay.simulator.run import NORMAL, Moves, Row, moves_of
 
 Signature = tuple[str, str | None, str]
+
+
+class OutOfTime(Exception):
+    """Shrinking went past its deadline (`shrink_run`'s): a campaign's time limit."""
 
 # what shrinking a failure may spend, in states off the failing run (`Walker.cost`): a failure
 # the runs found in `searched` events gets SHRINK_RATIO states per event, at least
@@ -150,8 +155,11 @@ class Walker:
     """Replays event ids on a kernel's rows (`run.Moves`) and judges where they end."""
 
     def __init__(self, kernel: Kernel, want: Signature,
-                 faults: frozenset[str] | None = None) -> None:
+                 faults: frozenset[str] | None = None, deadline: float | None = None) -> None:
         self.kernel = kernel
+        # a `time.perf_counter()` past which a candidate replay or an expansion raises
+        # `OutOfTime` (None: none)
+        self.deadline = deadline
         self.memo: Moves = moves_of(kernel)
         self.want = want
         # the kinds of faults a shrunk run may use (None: any the kernel offers): those the
@@ -172,6 +180,9 @@ class Walker:
         # alone by `Kernel.enabled_alone` and `apply`
         self.enabled = kernel.extended or kernel.chooses
         self._single: dict[tuple[Row, int], tuple[Row, tuple[Violation, ...]] | None] = {}
+        # the shortest failing run (the wanted violation) replayed so far: what shrinking
+        # stopped halfway (Ctrl-C, a time limit) still has (`shrink_run`)
+        self.best: tuple[Row, list[int]] | None = None
 
     def over(self) -> bool:
         """Whether the budget of steps is spent."""
@@ -252,6 +263,8 @@ class Walker:
     def moves(self, row: Row) -> list[tuple[int, Row, tuple[Violation, ...]]]:
         """Every event of `row` that changes something, in a canonical order: the normal ones
         (as a run orders them), then the faults by kind."""
+        if self.deadline is not None and time.perf_counter() > self.deadline:
+            raise OutOfTime
         nexts = self.memo.expand(row, True) if row.normal is None else None
         out = []
         memo = self.memo
@@ -296,6 +309,8 @@ class Walker:
     def fails(self, start: Row, events: list[int]) -> int | None:
         """If `events` replay from `start` and hit the wanted violation, after how many."""
         self.replays += 1
+        if self.deadline is not None and time.perf_counter() > self.deadline:
+            raise OutOfTime
         row = start
         deadlock = self.want[0] == "deadlock"
         for n, ev in enumerate(events, 1):
@@ -304,12 +319,21 @@ class Walker:
                 return None
             row, viol = got
             if viol:
-                return n if signature(viol[0]) == self.want else None
+                return self._found(start, events, n) if signature(viol[0]) == self.want \
+                    else None
             if not deadlock and row.pv:
-                return n if signature(row.pv[0]) == self.want else None
+                return self._found(start, events, n) if signature(row.pv[0]) == self.want \
+                    else None
         if deadlock and self.deadlocked(row):
-            return len(events)
+            return self._found(start, events, len(events))
         return None
+
+    def _found(self, start: Row, events: list[int], n: int) -> int:
+        """`events[:n]` from `start` fail as wanted: the best so far if it is shorter."""
+        best = self.best
+        if best is None or n < len(best[1]):
+            self.best = (start, events[:n])
+        return n
 
     def rows(self, start: Row, events: list[int]) -> list[Row]:
         """The rows `events` go through from `start` (they must replay)."""
@@ -548,6 +572,7 @@ class Shrunk:
     search: Search = field(default_factory=Search)
     replays: int = 0
     cost: int = 0                  # states shrinking came to off the run (`Walker.cost`)
+    interrupted: bool = False      # stopped halfway: the shortest found by then
 
 
 _PASSES: tuple[tuple[str, Callable[[Walker, Row, list[int]], list[int]]], ...] = (
@@ -574,7 +599,8 @@ def _fresh(w: Walker, start: Row, events: list[int], limit: int) -> None:
 def shrink_run(kernel: Kernel, start: State, events: list[int], violation: Violation,
                any_initial: bool = True, budget: int | None = None,
                faults: frozenset[str] | None = None,
-               earlier: tuple[State, list[int], Search] | None = None) -> Shrunk:
+               earlier: tuple[State, list[int], Search] | None = None,
+               deadline: float | None = None) -> Shrunk:
     """Shrink a failing run (event ids of `kernel`, from `start`) that ends in `violation`.
     With `any_initial` the result may start in another initial state (a shorter way to the
     same failure); `faults` are the kinds of faults the result may use (None: any the
@@ -595,8 +621,30 @@ def shrink_run(kernel: Kernel, start: State, events: list[int], violation: Viola
     cost of one replay; else it is the result unless cutting loops leaves a shorter run,
     which is then shrunk as usual.  The result is the shorter of the two (`earlier` on a
     tie).  (A campaign shrinks the first failing run of a violation with the budget of all
-    of them, then the others with it as `earlier`.)"""
-    w = Walker(kernel, signature(violation), faults)
+    of them, then the others with it as `earlier`.)
+
+    Stopped halfway (KeyboardInterrupt: Ctrl-C, or `SpecTimeLimit`; `OutOfTime` past
+    `deadline`, a `time.perf_counter()`), it lets the exception through with the shortest
+    failing run it had replayed so far as its `shrunk` attribute (a `Shrunk` whose
+    `interrupted` is set), when that is shorter than the run given."""
+    w = Walker(kernel, signature(violation), faults, deadline)
+    try:
+        return _shrink(w, kernel, start, events, violation, any_initial, budget, faults,
+                       earlier)
+    except (KeyboardInterrupt, OutOfTime) as e:
+        best = w.best
+        if best is not None and len(best[1]) < len(events):
+            e.shrunk = Shrunk(  # type: ignore[union-attr]
+                best[0], list(best[1]), {"interrupted": len(events) - len(best[1])},
+                replays=w.replays, cost=w.cost, interrupted=True)
+        raise
+
+
+def _shrink(w: Walker, kernel: Kernel, start: State, events: list[int],
+            violation: Violation, any_initial: bool, budget: int | None,
+            faults: frozenset[str] | None,
+            earlier: tuple[State, list[int], Search] | None) -> Shrunk:
+    """`shrink_run`'s work, with the walker whose `best` it leaves if it is stopped."""
     memo = w.memo
     row = memo.row(start)
     n = w.fails(row, events)
@@ -650,6 +698,7 @@ def shrink_run(kernel: Kernel, start: State, events: list[int], violation: Viola
         if got is not None:
             before = len(events)
             row, events = got
+            w._found(row, events, len(events))
             out.removed["bfs"] = out.removed.get("bfs", 0) + before - len(events)
             near.update(r.state for r in w.rows(row, events))
             shortened = True
@@ -711,7 +760,9 @@ def shrink(kernel: Kernel, start: State, events: list[dict[str, Any]],
            ) -> list[dict[str, Any]]:
     """A short failing run (by name, from `start`, as `events` is) with the same failure;
     `faults`: the kinds of faults it may use (`fault_kinds` of the runs' rates; None: any
-    the kernel offers, whose unlimited budget offers every kind once one rate is set)."""
+    the kernel offers, whose unlimited budget offers every kind once one rate is set).
+    Ctrl-C lets KeyboardInterrupt through with the shortest failing run found by then as its
+    `shrunk_events`, when shrinking had found one."""
     want = signature(violation)
     n = fails(kernel, start, events, want)
     if n is None:
@@ -724,5 +775,12 @@ def shrink(kernel: Kernel, start: State, events: list[dict[str, Any]],
         if nxt != state or viol:                  # a step that changes nothing goes
             ids.append(ev)
         state = nxt
-    small = shrink_run(kernel, start, ids, violation, any_initial=False, faults=faults)
+    try:
+        small = shrink_run(kernel, start, ids, violation, any_initial=False, faults=faults)
+    except KeyboardInterrupt as e:            # (its shortest so far, by name, for the caller)
+        part = getattr(e, "shrunk", None)
+        if part is not None:
+            e.shrunk_events = [  # type: ignore[attr-defined]
+                kernel.event(ev).to_json() for ev in part.events]
+        raise
     return [kernel.event(ev).to_json() for ev in small.events]
