@@ -4,11 +4,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from assay.model.frozen import fast_init
 from assay.model.message import Message
 from assay.model.show import show
 from assay.model.types import to_json
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Envelope:
     """A message in flight from one instance's port to another's."""

@@ -70,6 +70,7 @@ from assay.kernel.reorder import property_reads_order
 from assay.kernel.violation import Violation
 from assay.model.component import ActionInfo, ComponentInfo, component_info
 from assay.model.composite import combined_terminals
+from assay.model.frozen import fast_init
 from assay.model.message import Message
 from assay.model.pool import (
     DORMANT,
@@ -129,6 +130,7 @@ class StepResult:
     violations: tuple[Violation, ...]
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class LocalStep:
     """One step of one instance: its next local state id, what it sent (in order), what broke,

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from assay.kernel.events import Envelope
+from assay.model.frozen import fast_init
 from assay.model.message import Message, message_from_json
 from assay.model.record import Record
 from assay.model.types import TypeSpec, _FrozenSet, _Map, _Optional, _Record, _Tuple, to_json
@@ -561,6 +562,7 @@ def _keys(d: dict, kind: str, required: set[str], optional: frozenset[str] = fro
         raise WireError(f"a {kind} frame has an unexpected key {extra[0]!r}")
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class MsgFrame:
     """A message from another node: its sender's life (`epoch`) and number in it (`seq`),
