@@ -28,8 +28,11 @@ def fast_init(cls: T) -> T:
     if hasattr(cls, "__post_init__"):
         raise TypeError(f"fast_init: {cls.__name__} has a __post_init__")
     fields = dataclasses.fields(cls)
+    made = cls.__dict__.get("__init__")
+    if made is None:
+        raise TypeError(f"fast_init: {cls.__name__} has no __init__ of its own")
     # the generated `__init__` takes the fields, and nothing else (an InitVar)
-    taken = list(inspect.signature(cls.__init__).parameters)[1:]
+    taken = list(inspect.signature(made).parameters)[1:]
     if taken != [f.name for f in fields if f.init]:
         raise TypeError(f"fast_init: {cls.__name__}.__init__ takes {taken}, not its fields")
     env: dict[str, Any] = {}
@@ -51,6 +54,6 @@ def fast_init(cls: T) -> T:
     init = env["__init__"]
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     init.__module__ = cls.__module__
-    init.__doc__ = cls.__init__.__doc__
+    init.__doc__ = made.__doc__
     type.__setattr__(cls, "__init__", init)
     return cls
