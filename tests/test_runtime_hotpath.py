@@ -169,3 +169,22 @@ def test_c_encoder_falls_back_to_the_encoder_itself_without_a_c_encoder(monkeypa
     assert enc == base.encode and enc({"b": 1, "a": [1.5]}) == '{"a": [1.5], "b": 1}'
     with pytest.raises(ValueError, match="cycle check"):
         c_encoder(json.JSONEncoder())
+
+
+@pytest.mark.parametrize("payload,want", [
+    (b'{"a":1}', {"a": 1}), (b' {"a":1}', {"a": 1}), (b'{"a":1} \n', {"a": 1}),
+    (b'{"a":1}x', "Extra data"), (b'{"a":1}{}', "Extra data"), (b"", "Expecting value"),
+    (b"  ", "Expecting value"), (b"x", "Expecting value"), (b"[1]", "JSON list"),
+    (b'{"a":1,"a":2}', "duplicate key 'a'"), (b'{"a":NaN}', "NaN is not JSON"),
+    (b'{"a":[1,2}', "Expecting"),
+])
+def test_a_payload_is_decoded_by_the_scanner_with_decode_s_verdicts(payload, want):
+    """`decode_payload` calls the decoder's C scanner itself; around it, what
+    `JSONDecoder.decode` accepts (whitespace) and refuses (extra data, no value) is the same."""
+    from assay.runtime.wire import WireError, decode_payload
+
+    if isinstance(want, dict):
+        assert decode_payload(payload) == want
+    else:
+        with pytest.raises(WireError, match=want):
+            decode_payload(payload)

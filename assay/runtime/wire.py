@@ -149,6 +149,7 @@ _ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True, ensure_ascii=
                             allow_nan=False, check_circular=False)
 _encode = c_encoder(_ENCODER)
 _DECODER = json.JSONDecoder(parse_constant=_no_constant, object_pairs_hook=_no_duplicates)
+_scan = _DECODER.scan_once
 
 
 def decode_payload(payload: bytes | memoryview) -> dict:
@@ -158,7 +159,14 @@ def decode_payload(payload: bytes | memoryview) -> dict:
     except UnicodeDecodeError as e:
         raise WireError(f"frame payload is not UTF-8: {e}") from None
     try:
-        obj = _DECODER.decode(text)
+        try:
+            # the C scanner itself: `JSONDecoder.decode` is two Python calls and two regex
+            # matches around it, for the whitespace a node never writes before or after
+            obj, end = _scan(text, 0)
+        except StopIteration:
+            end = -1
+        if end != len(text):          # not one JSON value alone: `decode` says what it is
+            obj = _DECODER.decode(text)
     except RecursionError:
         raise WireError("frame payload is nested too deeply") from None
     except ValueError as e:       # JSONDecodeError is a ValueError
@@ -647,8 +655,12 @@ def decode_frame(d: dict) -> Frame:
             _keys(d, "msg", set(_MSG_FRAME), _MSG_OPTIONAL)
         body = dict(d)
         del body["seq"], body["epoch"]
-        return MsgFrame(wire_epoch(d["epoch"]), wire_int(d["seq"], "seq", 1),
-                        wire_int(d["clock"], "clock", 0, CLOCK_LIMIT), body)
+        seq, clock = d["seq"], d["clock"]
+        if type(seq) is not int or not 1 <= seq < INT_LIMIT:
+            wire_int(seq, "seq", 1)                         # (raises, saying why)
+        if type(clock) is not int or not 0 <= clock < CLOCK_LIMIT:
+            wire_int(clock, "clock", 0, CLOCK_LIMIT)
+        return MsgFrame(wire_epoch(d["epoch"]), seq, clock, body)
     if t == "epochs":
         _keys(d, "epochs", {"t", "live"})
         live = d["live"]
