@@ -188,3 +188,18 @@ def test_a_payload_is_decoded_by_the_scanner_with_decode_s_verdicts(payload, wan
     else:
         with pytest.raises(WireError, match=want):
             decode_payload(payload)
+
+
+def test_a_delivery_s_event_is_the_deliver_event_s_json_key_for_key():
+    """A node's delivery event (`deliver_json`) is `Deliver(e).to_json()`, keys in the same
+    order (a step log line is its text), with and without an interceptor's meta."""
+    from assay.kernel.events import Deliver, Envelope, _env_json, deliver_json
+    from assay.model.message import Message
+
+    class Ping(Message):
+        n: int
+
+    for meta in ((), (("hop", 2), ("trace", "x"))):
+        e = Envelope("a", "p", "b", "q", Ping(3), meta)
+        old = {"kind": "deliver", **_env_json(e)}
+        assert json.dumps(deliver_json(e)) == json.dumps(old) == json.dumps(Deliver(e).to_json())
