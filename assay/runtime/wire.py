@@ -698,8 +698,9 @@ def acks_payloads(epoch: str, seqs: list[int]) -> list[bytes]:
     if len(seqs) == 1:
         return [ack_payload(epoch, seqs[0])]
     e = epoch.encode("ascii")
+    # (`int.__repr__` writes what b"%d" writes, in one C call per number)
     return [b'{"epoch":"%s","seqs":[%s],"t":"acks"}'
-            % (e, b",".join(b"%d" % n for n in seqs[i:i + MAX_ACKS]))
+            % (e, ",".join(map(int.__repr__, seqs[i:i + MAX_ACKS])).encode("ascii"))
             for i in range(0, len(seqs), MAX_ACKS)]
 
 
