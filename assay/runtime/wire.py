@@ -760,9 +760,11 @@ def decode_reply(d: dict | None) -> dict[str, Any] | None:
 
 def envelope_to_wire(env: Envelope, clock: int) -> dict:
     """The wire form of a message in flight, stamped with the sender's logical `clock`."""
-    return {"t": "msg", "src": env.src, "src_port": env.src_port, "dst": env.dst,
-            "dst_port": env.dst_port, "clock": clock, "message": env.message.to_json(),
-            **({"meta": {k: to_json(v) for k, v in env.meta}} if env.meta else {})}
+    d = {"t": "msg", "src": env.src, "src_port": env.src_port, "dst": env.dst,
+         "dst_port": env.dst_port, "clock": clock, "message": env.message.to_json()}
+    if env.meta:                      # (an interceptor's only; no empty dict made per frame)
+        d["meta"] = {k: to_json(v) for k, v in env.meta}
+    return d
 
 
 def _check_complete(spec: TypeSpec, j: Any, where: str) -> None:
