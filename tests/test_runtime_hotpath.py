@@ -13,6 +13,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from runtime_support import free_ports, write_deployment
@@ -107,3 +108,98 @@ def test_handled_is_the_set_of_the_numbers_added(seqs):
     while floor + 1 in added:
         floor += 1
     assert h.floor == floor and h.above == {n for n in added if n > floor}
+
+
+@settings(max_examples=300, deadline=None)
+@given(frame=st.dictionaries(st.text(max_size=6), json_values, max_size=6))
+def test_a_frame_payload_is_the_sorted_compact_json_of_the_frame(frame):
+    """`encode_payload` writes through a C encoder made once (`wire.c_encoder`): the bytes
+    are still exactly the strict, key-sorted, ASCII-only JSON the receiving side's checks
+    (and a peer of an older release) expect."""
+    from assay.runtime.wire import decode_payload, encode_payload
+
+    payload = encode_payload(frame)
+    assert payload == json.dumps(frame, separators=(",", ":"), sort_keys=True,
+                                 ensure_ascii=True, allow_nan=False).encode("ascii")
+    assert decode_payload(payload) == frame
+
+
+def test_a_frame_that_is_not_json_is_still_refused():
+    from assay.runtime.wire import WireError, encode_payload
+
+    for bad in ({"x": float("nan")}, {"x": float("inf")}, {"x": object()}, {"x": b"1"},
+                {1: 1, "a": 2}, {"x": {2, 3}}):
+        with pytest.raises(WireError, match="cannot encode the frame as JSON"):
+            encode_payload(bad)
+
+
+def test_the_json_encoders_of_frames_and_log_lines_are_made_once(monkeypatch):
+    """`JSONEncoder.encode` makes a C encoder for every call (a third of the cost of
+    encoding a message frame): a frame's payload and a step log line are written without
+    making one."""
+    from json import encoder
+
+    from assay.runtime.steplog import log_line
+    from assay.runtime.wire import encode_payload
+
+    made = []
+    real = encoder.c_make_encoder
+
+    def counting(*args):
+        made.append(args)
+        return real(*args)
+
+    monkeypatch.setattr(encoder, "c_make_encoder", counting)
+    frame = {"t": "msg", "src": "a", "src_port": "p", "dst": "b", "dst_port": "q",
+             "clock": 3, "message": {"type": "Ping", "fields": {"n": 1}}}
+    for _ in range(5):
+        encode_payload(frame)
+        log_line(1, "a", {"kind": "deliver", "message": frame["message"]})
+    assert made == []
+
+
+def test_c_encoder_falls_back_to_the_encoder_itself_without_a_c_encoder(monkeypatch):
+    from json import encoder
+
+    from assay.runtime.wire import c_encoder
+
+    base = json.JSONEncoder(sort_keys=True, check_circular=False)
+    monkeypatch.setattr(encoder, "c_make_encoder", None)
+    enc = c_encoder(base)
+    assert enc == base.encode and enc({"b": 1, "a": [1.5]}) == '{"a": [1.5], "b": 1}'
+    with pytest.raises(ValueError, match="cycle check"):
+        c_encoder(json.JSONEncoder())
+
+
+@pytest.mark.parametrize("payload,want", [
+    (b'{"a":1}', {"a": 1}), (b' {"a":1}', {"a": 1}), (b'{"a":1} \n', {"a": 1}),
+    (b'{"a":1}x', "Extra data"), (b'{"a":1}{}', "Extra data"), (b"", "Expecting value"),
+    (b"  ", "Expecting value"), (b"x", "Expecting value"), (b"[1]", "JSON list"),
+    (b'{"a":1,"a":2}', "duplicate key 'a'"), (b'{"a":NaN}', "NaN is not JSON"),
+    (b'{"a":[1,2}', "Expecting"),
+])
+def test_a_payload_is_decoded_by_the_scanner_with_decode_s_verdicts(payload, want):
+    """`decode_payload` calls the decoder's C scanner itself; around it, what
+    `JSONDecoder.decode` accepts (whitespace) and refuses (extra data, no value) is the same."""
+    from assay.runtime.wire import WireError, decode_payload
+
+    if isinstance(want, dict):
+        assert decode_payload(payload) == want
+    else:
+        with pytest.raises(WireError, match=want):
+            decode_payload(payload)
+
+
+def test_a_delivery_s_event_is_the_deliver_event_s_json_key_for_key():
+    """A node's delivery event (`deliver_json`) is `Deliver(e).to_json()`, keys in the same
+    order (a step log line is its text), with and without an interceptor's meta."""
+    from assay.kernel.events import Deliver, Envelope, _env_json, deliver_json
+    from assay.model.message import Message
+
+    class Ping(Message):
+        n: int
+
+    for meta in ((), (("hop", 2), ("trace", "x"))):
+        e = Envelope("a", "p", "b", "q", Ping(3), meta)
+        old = {"kind": "deliver", **_env_json(e)}
+        assert json.dumps(deliver_json(e)) == json.dumps(old) == json.dumps(Deliver(e).to_json())

@@ -4,11 +4,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from assay.model.frozen import fast_init
 from assay.model.message import Message
 from assay.model.show import show
 from assay.model.types import to_json
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Envelope:
     """A message in flight from one instance's port to another's."""
@@ -36,7 +38,7 @@ class Deliver:
     choices: tuple[Any, ...] = ()    # what the handler's `choose` calls took, in order
 
     def to_json(self) -> dict[str, Any]:
-        return _with_choices({"kind": "deliver", **_env_json(self.envelope)}, self.choices)
+        return _with_choices(deliver_json(self.envelope), self.choices)
 
     def __str__(self) -> str:
         e = self.envelope
@@ -74,6 +76,15 @@ def _env_json(e: Envelope) -> dict[str, Any]:
          "message": e.message.to_json()}
     if e.meta:                        # only interceptors' messages carry it: traces of other
         j["meta"] = {k: to_json(v) for k, v in e.meta}      # specs read as before
+    return j
+
+
+def deliver_json(e: Envelope) -> dict[str, Any]:
+    """`Deliver(e).to_json()` (no choices), built as one dict (the runtime's every delivery)."""
+    j = {"kind": "deliver", "to": e.dst, "port": e.dst_port, "from": e.src,
+         "from_port": e.src_port, "message": e.message.to_json()}
+    if e.meta:
+        j["meta"] = {k: to_json(v) for k, v in e.meta}
     return j
 
 

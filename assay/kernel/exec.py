@@ -27,6 +27,7 @@ from assay.kernel.reorder import ACTIVE as REORDERED
 from assay.kernel.reorder import plain, plain_values, reordered, reordered_values
 from assay.kernel.violation import Violation
 from assay.model.component import ActionInfo, Component, ComponentInfo, HandlerInfo, component_info
+from assay.model.frozen import fast_init
 from assay.model.mapping import Map
 from assay.model.message import Message, undelivered
 from assay.model.pool import POOL_MESSAGES
@@ -63,6 +64,7 @@ class TimerOp:
     message: Any
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Send:
     port: str

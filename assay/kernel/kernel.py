@@ -70,6 +70,7 @@ from assay.kernel.reorder import property_reads_order
 from assay.kernel.violation import Violation
 from assay.model.component import ActionInfo, ComponentInfo, component_info
 from assay.model.composite import combined_terminals
+from assay.model.frozen import fast_init
 from assay.model.message import Message
 from assay.model.pool import (
     DORMANT,
@@ -129,6 +130,7 @@ class StepResult:
     violations: tuple[Violation, ...]
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class LocalStep:
     """One step of one instance: its next local state id, what it sent (in order), what broke,
@@ -385,6 +387,8 @@ class Kernel:
         self._env_objs: dict[int, tuple[Envelope, int]] = {}
         # (src_port, dst, dst_port) -> the first bytes of its envelopes' canonical sort key
         self._link_heads: dict[tuple[str, str, str], bytes] = {}
+        # a sender's name as the `Peer` a delivered message's `sender` holds (made once)
+        self._peers: dict[str, Peer] = {}
 
     def _route_interceptors(self, system: System) -> None:
         """What a connection with interceptors changes in a step: an endpoint's send to the
@@ -558,7 +562,10 @@ class Kernel:
             msg = env.message.with_sender(Peer(self.origin.get(
                 (env.src, env.src_port, env.dst, env.dst_port), env.src)), env.meta)
         else:
-            msg = env.message.with_sender(Peer(env.src))
+            sender = self._peers.get(env.src)
+            if sender is None:
+                sender = self._peers[env.src] = Peer(env.src)
+            msg = env.message.with_sender(sender)
         if self.dormant[dst] >= 0 or (inst.runner.pools and type(msg) is Retired):
             done = self._pool_delivery(inst, lid, msg)
             if done is not None:
@@ -576,9 +583,9 @@ class Kernel:
                 f"{inst.info.cls.__name__} has no handler for {type(msg).__name__}"),), ())
         else:
             hop = env.src if msg.sender != env.src else None     # an interceptor's forward
-            o = self._run_local(inst, values, lambda: inst.runner.run_handler(
-                values, h, msg, env.dst_port, hop), h.fn, h.name, "message",
-                lambda: f"on {show(msg)} from {env.src}")
+            o = self._run_local(inst, values, partial(
+                inst.runner.run_handler, values, h, msg, env.dst_port, hop), h.fn, h.name,
+                "message", lambda: f"on {show(msg)} from {env.src}")
         self._dmemo[lid << 32 | env_id] = _NOOP if o == (lid, (), (), ()) else o
         return o
 

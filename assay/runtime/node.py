@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from assay.kernel.events import Envelope, Fire, TimerFire, envelope_json
+from assay.kernel.events import Envelope, Fire, TimerFire, deliver_json
 from assay.kernel.kernel import Kernel, LocalChoice, LocalStep
 from assay.kernel.violation import Violation
 from assay.model.types import canonical, to_json
@@ -106,7 +106,7 @@ class Node:
         name = envelope.dst
         step = self.kernel.local_deliver(self.local[name], envelope)
         # `Deliver(envelope).to_json()`, without the event object
-        return self._apply(name, {"kind": "deliver", **envelope_json(envelope)}, step, envelope)
+        return self._apply(name, deliver_json(envelope), step, envelope)
 
     def first_taken(self, name: str, inbox: Iterable[Envelope]) -> int | None:
         """The position in `inbox` of the first message `name` takes now, or None.  A receive

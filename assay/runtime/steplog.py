@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable
 from typing import IO, Any
 
 from assay.errors import AssayError
@@ -21,6 +20,7 @@ from assay.kernel.events import Envelope
 from assay.kernel.kernel import Kernel, LocalChoice, LocalStep
 from assay.runtime.private import private_open
 from assay.runtime.store import Store
+from assay.runtime.wire import c_encoder
 
 
 def open_step_log(path: str | os.PathLike, durable: int | None) -> tuple[IO[str], int]:
@@ -112,31 +112,9 @@ def text_line(path: str, offset: int) -> int:
         return f.read(offset).count(b"\n") + 1
 
 
-def _event_encoder() -> Callable[[Any], str]:
-    """`json.dumps`'s own format (its default encoder's), without its cycle check: an event is
-    a tree of JSON values the kernel built.  A line is written per step (the hot path), so the
-    C encoder `JSONEncoder.encode` makes anew for every call is made once here — where this
-    Python's `c_make_encoder` takes the arguments it does in 3.11.7 to 3.13 and writes what
-    `encode` writes; else `encode` itself."""
-    base = json.JSONEncoder(check_circular=False)
-    try:
-        from json import encoder
-
-        make: Any = encoder.c_make_encoder      # type: ignore[attr-defined]
-        encode_basestring_ascii = encoder.encode_basestring_ascii
-        c = make(None, base.default, encode_basestring_ascii, None, base.key_separator,
-                 base.item_separator, False, False, True)
-        sample = {"kind": "deliver", "n": [1, -2.5, None, True, False], "s": "é\"\n",
-                  "m": {"type": "Ping", "fields": {"n": 10 ** 30}}, "e": {}, "l": []}
-        if "".join(c(sample, 0)) != base.encode(sample):
-            return base.encode
-    except Exception:          # noqa: BLE001 - no C encoder, or another signature
-        return base.encode
-    join = "".join
-    return lambda event: join(c(event, 0))
-
-
-_encode = _event_encoder()
+# `json.dumps`'s own format (its default encoder's), without its cycle check: an event is a
+# tree of JSON values the kernel built; a line is written per step (the hot path)
+_encode = c_encoder(json.JSONEncoder(check_circular=False))
 _LINE = '{"clock": %d, "node": %s, "time": %r, "event": %s}\n'
 
 

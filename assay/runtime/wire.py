@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from assay.kernel.events import Envelope
+from assay.model.frozen import fast_init
 from assay.model.message import Message, message_from_json
 from assay.model.record import Record
 from assay.model.types import TypeSpec, _FrozenSet, _Map, _Optional, _Record, _Tuple, to_json
@@ -81,7 +82,7 @@ def encode_payload(obj: dict) -> bytes:
     if not isinstance(obj, dict):
         raise WireError(f"a frame is a JSON object, not {type(obj).__name__}")
     try:
-        payload = _ENCODER.encode(obj).encode("ascii")
+        payload = _encode(obj).encode("ascii")
     except (TypeError, ValueError, RecursionError) as e:
         raise WireError(f"cannot encode the frame as JSON: {e}") from None
     if len(payload) > MAX_FRAME:
@@ -111,12 +112,44 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return d
 
 
+def c_encoder(base: json.JSONEncoder) -> Callable[[Any], str]:
+    """`base.encode` for the JSON objects a node builds (a frame, a step log's event), made
+    once: `JSONEncoder.encode` makes a new C encoder (`c_make_encoder`) on every call, a
+    third of its cost for a message frame.  The C encoder is made here with `base`'s
+    settings, as `JSONEncoder.iterencode` makes it, where this Python's `c_make_encoder` takes
+    the arguments it does in 3.11 to 3.13 and writes what `base.encode` writes on a sample;
+    else `base.encode` itself.  `base` must have no cycle check (a tree the node built) and
+    no indent."""
+    if base.check_circular or base.indent is not None:
+        raise ValueError("c_encoder: an encoder without a cycle check or indent")
+    try:
+        from json import encoder
+
+        make: Any = encoder.c_make_encoder      # type: ignore[attr-defined]
+        c = make(None, base.default,
+                 encoder.encode_basestring_ascii if base.ensure_ascii
+                 else encoder.encode_basestring,
+                 None, base.key_separator, base.item_separator, base.sort_keys,
+                 base.skipkeys, base.allow_nan)
+        sample = {"kind": "deliver", "n": [1, -2.5, None, True, False], "s": "é\"\n\ud800",
+                  "m": {"type": "Ping", "fields": {"n": 10 ** 30}}, "e": {}, "l": [],
+                  "b": {"z": 1, "a": [{"y": "", "x": 0}]}}
+        if "".join(c(sample, 0)) != base.encode(sample):
+            return base.encode
+    except Exception:          # noqa: BLE001 - no C encoder, or another signature
+        return base.encode
+    join = "".join
+    return lambda obj: join(c(obj, 0))
+
+
 # built once: `json.dumps`/`json.loads` with options build a new encoder/decoder per call
 # (no cycle check: a frame is a tree the node built; a cycle would be a RecursionError, which
 # `encode_payload` reports like the rest)
 _ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True, ensure_ascii=True,
                             allow_nan=False, check_circular=False)
+_encode = c_encoder(_ENCODER)
 _DECODER = json.JSONDecoder(parse_constant=_no_constant, object_pairs_hook=_no_duplicates)
+_scan: Callable[[str, int], tuple[Any, int]] = _DECODER.scan_once  # type: ignore[attr-defined]
 
 
 def decode_payload(payload: bytes | memoryview) -> dict:
@@ -126,7 +159,14 @@ def decode_payload(payload: bytes | memoryview) -> dict:
     except UnicodeDecodeError as e:
         raise WireError(f"frame payload is not UTF-8: {e}") from None
     try:
-        obj = _DECODER.decode(text)
+        try:
+            # the C scanner itself: `JSONDecoder.decode` is two Python calls and two regex
+            # matches around it, for the whitespace a node never writes before or after
+            obj, end = _scan(text, 0)
+        except StopIteration:
+            end = -1
+        if end != len(text):          # not one JSON value alone: `decode` says what it is
+            obj = _DECODER.decode(text)
     except RecursionError:
         raise WireError("frame payload is nested too deeply") from None
     except ValueError as e:       # JSONDecodeError is a ValueError
@@ -565,6 +605,7 @@ def _keys(d: dict, kind: str, required: set[str], optional: frozenset[str] = fro
         raise WireError(f"a {kind} frame has an unexpected key {extra[0]!r}")
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class MsgFrame:
     """A message from another node: its sender's life (`epoch`) and number in it (`seq`),
@@ -618,8 +659,12 @@ def decode_frame(d: dict) -> Frame:
             _keys(d, "msg", set(_MSG_FRAME), _MSG_OPTIONAL)
         body = dict(d)
         del body["seq"], body["epoch"]
-        return MsgFrame(wire_epoch(d["epoch"]), wire_int(d["seq"], "seq", 1),
-                        wire_int(d["clock"], "clock", 0, CLOCK_LIMIT), body)
+        seq, clock = d["seq"], d["clock"]
+        if type(seq) is not int or not 1 <= seq < INT_LIMIT:
+            wire_int(seq, "seq", 1)                         # (raises, saying why)
+        if type(clock) is not int or not 0 <= clock < CLOCK_LIMIT:
+            wire_int(clock, "clock", 0, CLOCK_LIMIT)
+        return MsgFrame(wire_epoch(d["epoch"]), seq, clock, body)
     if t == "epochs":
         _keys(d, "epochs", {"t", "live"})
         live = d["live"]
@@ -657,8 +702,9 @@ def acks_payloads(epoch: str, seqs: list[int]) -> list[bytes]:
     if len(seqs) == 1:
         return [ack_payload(epoch, seqs[0])]
     e = epoch.encode("ascii")
+    # (`int.__repr__` writes what b"%d" writes, in one C call per number)
     return [b'{"epoch":"%s","seqs":[%s],"t":"acks"}'
-            % (e, b",".join(b"%d" % n for n in seqs[i:i + MAX_ACKS]))
+            % (e, ",".join(map(int.__repr__, seqs[i:i + MAX_ACKS])).encode("ascii"))
             for i in range(0, len(seqs), MAX_ACKS)]
 
 
@@ -719,9 +765,11 @@ def decode_reply(d: dict | None) -> dict[str, Any] | None:
 
 def envelope_to_wire(env: Envelope, clock: int) -> dict:
     """The wire form of a message in flight, stamped with the sender's logical `clock`."""
-    return {"t": "msg", "src": env.src, "src_port": env.src_port, "dst": env.dst,
-            "dst_port": env.dst_port, "clock": clock, "message": env.message.to_json(),
-            **({"meta": {k: to_json(v) for k, v in env.meta}} if env.meta else {})}
+    d = {"t": "msg", "src": env.src, "src_port": env.src_port, "dst": env.dst,
+         "dst_port": env.dst_port, "clock": clock, "message": env.message.to_json()}
+    if env.meta:                      # (an interceptor's only; no empty dict made per frame)
+        d["meta"] = {k: to_json(v) for k, v in env.meta}
+    return d
 
 
 def _check_complete(spec: TypeSpec, j: Any, where: str) -> None:
