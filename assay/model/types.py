@@ -793,10 +793,10 @@ def _inline(t: TypeSpec, v: str, g: _Gen) -> str | None:
         return f"type({v}) is {g.bind(t.cls, 'E')}"
     if type(t) is _Record:
         return f"(isinstance({v}, {g.bind(t.cls, 'C')}) and {v}.__class__.__assay_conforms__({v}))"
-    if type(t) is _Tuple and t.rest is not None or type(t) is _FrozenSet:
-        every = _all_of(t.rest if type(t) is _Tuple else t.elem, v, g)   # type: ignore[attr-defined]
-        if every is not None:
-            return f"(type({v}) is {'tuple' if type(t) is _Tuple else 'frozenset'} and {every})"
+    item = t.rest if type(t) is _Tuple else t.elem if type(t) is _FrozenSet else None
+    every = _all_of(item, v, g) if item is not None else None
+    if every is not None:                   # a tuple or set of exactly typed scalars
+        return f"(type({v}) is {'tuple' if type(t) is _Tuple else 'frozenset'} and {every})"
     return None
 
 
