@@ -83,3 +83,47 @@ def test_a_bool_or_an_intenum_among_ints_is_still_a_type_violation():
     assert rec(R((1, 2), frozenset({True})))
     assert not rec(R((1, True), frozenset({True})))
     assert not rec(R((1, 2), frozenset({1})))
+
+
+# --- a plain Enum's hash in C ---------------------------------------------------------------
+
+
+class Phase(enum.Enum):
+    OPEN = "open"
+    SHUT = "shut"
+    CLOSED = "shut"                     # an alias: the same member
+
+
+class Perm(enum.Flag):
+    R = 1
+    W = 2
+
+
+class Odd(enum.Enum):
+    A = 1
+
+    @classmethod
+    def _missing_(cls, value):          # a member made after the class
+        m = object.__new__(cls)
+        m._name_, m._value_ = f"V{value}", value
+        return m
+
+
+def test_an_enum_hash_moved_to_c_keeps_its_value_and_its_exceptions():
+    """`hash_in_c` (done when a field type or a record value names the Enum) keeps every
+    member's hash (its name's, as `Enum.__hash__`), an alias's, and that of a member made
+    later; an IntEnum keeps its int's hash and a Flag its own method; sets and dicts of
+    members work as before."""
+    from assay.model.types import hash_in_c
+    before = {m: hash(m._name_) for m in Phase}
+    parse_type(tuple[Phase, ...])
+    parse_type(Level)
+    parse_type(frozenset[Perm])
+    hash_in_c(Odd)
+    assert isinstance(Phase.__dict__["__hash__"], property)
+    assert {m: hash(m) for m in Phase} == before
+    assert hash(Phase.CLOSED) == hash(Phase.SHUT) and {Phase.SHUT: 1}[Phase.CLOSED] == 1
+    assert hash(Level.LOW) == 1 and "__hash__" not in Level.__dict__
+    assert "__hash__" not in Perm.__dict__ and hash(Perm.R | Perm.W) == hash(Perm(3))
+    assert hash(Odd(7)) == hash("V7") and len({Odd.A, Odd(7)}) == 2
+    assert frozenset([Phase.OPEN, Phase.SHUT]) == frozenset([Phase.SHUT, Phase.OPEN])
