@@ -675,10 +675,10 @@ class Kernel:
         # a component holding every variable: the plain action's new state in one call
         quick = runner.quick_action if once else None
         intern = inst.table.intern
-        checked: set[Any] = set()
         if once:            # `_due_once(sampled, (lid, slot))`, inline: two calls a step less
-            known = self._checked.get(sampled)
-            checked = self._checked[sampled] = set() if known is None else known
+            checked = self._checked.get(sampled)
+            if checked is None:
+                checked = self._checked[sampled] = set()
             sampler = self._sampler
             counts, first, every = sampler.counts, sampler.first, sampler.every
         for has_arg, arg in args:
