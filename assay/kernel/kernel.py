@@ -670,17 +670,11 @@ class Kernel:
             arg_slots = self._arg_slots[(index, ai)] = {}
         slot_ids = self.slot_ids
         due = self._sampler.due
-        once = self._memo_once
+        once = self._due_once if self._memo_once else None
         explore, run_action, outcome = runner.explore, runner.run_action, self._outcome
         # a component holding every variable: the plain action's new state in one call
-        quick = runner.quick_action if once else None
+        quick = runner.quick_action if self._memo_once else None
         intern = inst.table.intern
-        if once:            # `_due_once(sampled, (lid, slot))`, inline: two calls a step less
-            checked = self._checked.get(sampled)
-            if checked is None:
-                checked = self._checked[sampled] = set()
-            sampler = self._sampler
-            counts, first, every = sampler.counts, sampler.first, sampler.every
         for has_arg, arg in args:
             ek = exact_key(arg)
             slot = arg_slots.get(ek)
@@ -690,18 +684,7 @@ class Kernel:
                 if slot is None:
                     slot = self._slot_id(("action", index, ai, has_arg, arg), key)
                 arg_slots[ek] = slot
-            if once:
-                twice_now = False
-                if not checked or (lid, slot) not in checked:
-                    n = counts.get(sampled, 0) + 1
-                    counts[sampled] = n
-                    if n <= first or n % every == 0:
-                        twice_now = True
-                        if len(checked) < first:
-                            checked.add((lid, slot))
-            else:
-                twice_now = due(sampled)
-            if twice_now:                                               # run twice
+            if due(sampled) if once is None else once(sampled, (lid, slot)):    # run twice
                 o = self._run_checked(inst, values, partial(
                     run_action, values, act, has_arg, arg), act.fn, act.name, "action",
                     partial(_fires, inst.name, act.name, has_arg, arg))
