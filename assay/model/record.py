@@ -18,7 +18,6 @@ from assay.model.types import (
     UnsupportedType,
     _exact_kind,
     admits_any,
-    hash_in_c,
     is_mutable_default,
     parse_type,
     record_checker,
@@ -53,7 +52,6 @@ def _classify(values: tuple[Any, ...]) -> bool:
             _SEEN.add(t)
             if t is not bool and _exact_kind(t) == 1:
                 _UNIQUE.add(t)
-                hash_in_c(t)            # (a plain Enum's members: their hash in C)
     return _is_unique(map(type, values))
 
 

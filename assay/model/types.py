@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import collections.abc
 import enum
-import operator
 import types
 import typing
 from dataclasses import dataclass
@@ -496,7 +495,6 @@ def parse_type(ann: Any) -> TypeSpec:
     if ann is str:
         return STR
     if isinstance(ann, type) and issubclass(ann, enum.Enum):
-        hash_in_c(ann)
         return _Enum(ann)
     if isinstance(ann, type) and issubclass(ann, Record):
         return _Record(ann)
@@ -687,36 +685,6 @@ def _exact(v: Any) -> bool:
     if kind == 2:
         return all(map(_exact, v._values))
     return kind != 0
-
-
-def _enum_hash(member: enum.Enum) -> int:
-    """`Enum.__hash__` (the hash of the member's name): a member `hash_in_c` did not see."""
-    return hash(member._name_)
-
-
-def hash_in_c(cls: type) -> None:
-    """Make `hash()` of a plain Enum's members C work, with the same value.  `Enum.__hash__`
-    is a Python method (`hash(self._name_)`): every set or dict lookup of a tuple, record or
-    set holding a member ran a frame for it — PaxosCommit's guards build and look up records
-    with an enum field a hundred times a state.  Each member keeps its hash as a bound
-    method of that int (`h.__int__`, C), and the class's `__hash__` becomes a property
-    reading it (the property, the getter and the call all C); a member made later (an
-    Enum's own `_missing_`) falls back to the class's `_assay_hash`, `Enum.__hash__`'s
-    code.  Not for a class with its own `__hash__` (nor a mixin such as IntEnum, whose hash
-    is its value's) nor a Flag (its combined members are made on demand)."""
-    if not (isinstance(cls, type) and issubclass(cls, enum.Enum)) \
-            or cls.__hash__ is not enum.Enum.__hash__ or issubclass(cls, enum.Flag):
-        return
-    for member in cls.__members__.values():
-        if "_assay_hash" not in member.__dict__:
-            member.__dict__["_assay_hash"] = hash(member._name_).__int__
-    type.__setattr__(cls, "_assay_hash", _enum_hash)
-    type.__setattr__(cls, "__hash__", ENUM_HASH)
-
-
-# the `__hash__` `hash_in_c` gives a class (one object: `vars(cls)["__hash__"] is ENUM_HASH`
-# tells it from a spec's own)
-ENUM_HASH = property(operator.attrgetter("_assay_hash"))
 
 
 def _exact_kind(t: type) -> int:

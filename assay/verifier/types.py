@@ -19,7 +19,6 @@ from assay.model.mapping import Map
 from assay.model.message import Message
 from assay.model.record import Record, is_assay_dunder, is_field_property
 from assay.model.types import (
-    ENUM_HASH,
     Peer,
     TypeSpec,
     _Bool,
@@ -185,8 +184,7 @@ def plain_enum(cls: Any) -> bool:
             and not issubclass(cls, int | str | enum.Flag) and len(cls) > 0
             and not any(d in vars(k) for d in ("__bool__", "__len__", "__eq__", "__ne__",
                                                "__hash__")
-                        for k in cls.__mro__ if k not in (enum.Enum, object)
-                        and not (d == "__hash__" and vars(k).get(d) is ENUM_HASH)))
+                        for k in cls.__mro__ if k not in (enum.Enum, object)))
 
 
 _PEER_SORT: z3.SortRef | None = None
