@@ -759,7 +759,8 @@ class _Gen:
 
     def __init__(self) -> None:
         self.lines: list[str] = []
-        self.env: dict[str, Any] = {"_items_from": _items_from, "_is": is_, "_islice": islice}
+        self.env: dict[str, Any] = {"_items_from": _items_from, "_is": is_, "_islice": islice,
+                                    "_compress": compress, "_is_not": is_not}
         self.n = 0
 
     def name(self, base: str) -> str:
@@ -888,7 +889,9 @@ def _gen_from(t: TypeSpec, v: str, o: str, g: _Gen, depth: int) -> None:
             _gen_conforms(rest, x, g, d + 4)
         g.emit(d, "else:")
         x, y = g.name("x"), g.name("y")
-        g.emit(d + 1, f"for {x}, {y} in zip({v}, {o}):")
+        # only the items that are not the old ones, picked in C (a step changes one row of
+        # a table, one channel of a row): no bytecode for each item kept
+        g.emit(d + 1, f"for {x}, {y} in _compress(zip({v}, {o}), map(_is_not, {v}, {o})):")
         _gen_from(rest, x, y, g, d + 2)
         return
     if type(t) is _FrozenSet:
