@@ -830,17 +830,15 @@ def _gen_conforms(t: TypeSpec, v: str, g: _Gen, depth: int) -> None:
     g.emit(depth, f"if not {e}: return False")
 
 
-def _gen_from(t: TypeSpec, v: str, o: str, g: _Gen, depth: int, changed: bool = False) -> None:
-    """Lines that return False unless `t.conforms_from(v, o)` (`o` conforms to `t`);
-    `changed`: `v is not o` is known (no test of it: `if True:` compiles to nothing)."""
-    other = "True" if changed else f"{v} is not {o}"
+def _gen_from(t: TypeSpec, v: str, o: str, g: _Gen, depth: int) -> None:
+    """Lines that return False unless `t.conforms_from(v, o)` (`o` conforms to `t`)."""
     if isinstance(t, _Scalar) or type(t) is _Record:       # as cheap as the identity test
         e = _inline(t, v, g)
         if e is not None:
-            g.emit(depth, f"if {other} and not {e}: return False")
+            g.emit(depth, f"if {v} is not {o} and not {e}: return False")
             return
     if type(t) is _Tuple:
-        g.emit(depth, f"if {other}:")
+        g.emit(depth, f"if {v} is not {o}:")
         d = depth + 1
         g.emit(d, f"if type({v}) is not tuple: return False")
         if t.elems is not None:
@@ -894,10 +892,10 @@ def _gen_from(t: TypeSpec, v: str, o: str, g: _Gen, depth: int, changed: bool = 
         # only the items that are not the old ones, picked in C (a step changes one row of
         # a table, one channel of a row): no bytecode for each item kept
         g.emit(d + 1, f"for {x}, {y} in _compress(zip({v}, {o}), map(_is_not, {v}, {o})):")
-        _gen_from(rest, x, y, g, d + 2, changed=True)
+        _gen_from(rest, x, y, g, d + 2)
         return
     if type(t) is _FrozenSet:
-        g.emit(depth, f"if {other}:")
+        g.emit(depth, f"if {v} is not {o}:")
         g.emit(depth + 1, f"if type({v}) is not frozenset: return False")
         x = g.name("x")
         every = _all_of(t.elem, v, g) if isinstance(t.elem, _Scalar) else None
@@ -911,7 +909,7 @@ def _gen_from(t: TypeSpec, v: str, o: str, g: _Gen, depth: int, changed: bool = 
         else:
             g.emit(depth + 1, f"if not _items_from({g.bind(t.elem)}, {v}, {o}): return False")
         return
-    g.emit(depth, f"if {other} and not {g.bind(t.conforms_from, 'f')}({v}, {o}): "
+    g.emit(depth, f"if {v} is not {o} and not {g.bind(t.conforms_from, 'f')}({v}, {o}): "
                   "return False")
 
 
