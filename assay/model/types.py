@@ -759,8 +759,7 @@ class _Gen:
 
     def __init__(self) -> None:
         self.lines: list[str] = []
-        self.env: dict[str, Any] = {"_items_from": _items_from, "_is": is_, "_islice": islice,
-                                    "_compress": compress, "_is_not": is_not}
+        self.env: dict[str, Any] = {"_items_from": _items_from, "_is": is_, "_islice": islice}
         self.n = 0
 
     def name(self, base: str) -> str:
@@ -889,9 +888,7 @@ def _gen_from(t: TypeSpec, v: str, o: str, g: _Gen, depth: int) -> None:
             _gen_conforms(rest, x, g, d + 4)
         g.emit(d, "else:")
         x, y = g.name("x"), g.name("y")
-        # only the items that are not the old ones, picked in C (a step changes one row of
-        # a table, one channel of a row): no bytecode for each item kept
-        g.emit(d + 1, f"for {x}, {y} in _compress(zip({v}, {o}), map(_is_not, {v}, {o})):")
+        g.emit(d + 1, f"for {x}, {y} in zip({v}, {o}):")
         _gen_from(rest, x, y, g, d + 2)
         return
     if type(t) is _FrozenSet:
