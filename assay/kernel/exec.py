@@ -22,6 +22,7 @@ from assay.errors import (
     not_exceptions,
     object_location,
     traceback_location,
+    verdict,
 )
 from assay.kernel.reorder import ACTIVE as REORDERED
 from assay.kernel.reorder import plain, plain_values, reordered, reordered_values
@@ -641,7 +642,11 @@ class Runner:
             if when is None:
                 return [(False, None)]
             try:
-                return [(False, None)] if when(obj) else []
+                ok = when(obj)
+                if ok is not True and ok is not False:
+                    ok = verdict(ok, f"the guard of {self.name}.{act.name}",
+                                 object_location(when) or act.location)
+                return [(False, None)] if ok else []
             except KeyboardInterrupt:
                 raise
             except BaseException as e:
@@ -700,6 +705,9 @@ class Runner:
         for a in dom:
             try:
                 ok = when(obj, a)
+                if ok is not True and ok is not False:
+                    ok = verdict(ok, f"the guard of {self.name}.{act.name}",
+                                 object_location(when) or act.location)
             except KeyboardInterrupt:
                 raise
             except BaseException as e:
@@ -727,7 +735,11 @@ class Runner:
         ctx.handler = h.name
         obj = self.live(values, ctx)
         try:
-            return bool(h.when(obj, message))
+            ok = h.when(obj, message)
+            if ok is not True and ok is not False:
+                ok = verdict(ok, f"the receive guard of {self.name}.{h.name}",
+                             object_location(h.when) or h.location)
+            return bool(ok)
         except SpecError:
             raise
         except not_exceptions() as e:
@@ -1017,6 +1029,10 @@ class Runner:
             return Violation("exception", error_blame or blame,
                              f"{message().split(' fails')[0]} raised {type(e).__name__}: {e}",
                              location=where)
+        if ok is not True and ok is not False:
+            said = message()
+            ok = verdict(ok, said.split(" fails")[0] if " fails" in said else f"a {kind} "
+                         "contract", loc)
         return None if ok else Violation(kind, blame, message(), location=loc)
 
 

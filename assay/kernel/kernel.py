@@ -31,7 +31,14 @@ from functools import partial
 from itertools import product
 from typing import Any
 
-from assay.errors import SpecError, TraceError, exit_error, not_exceptions, traceback_location
+from assay.errors import (
+    SpecError,
+    TraceError,
+    exit_error,
+    not_exceptions,
+    traceback_location,
+    verdict,
+)
 from assay.kernel.determinism import (
     Sampler,
     enabled_difference,
@@ -1684,6 +1691,8 @@ class Kernel:
                                 ["a property must be total: it is evaluated on every reachable "
                                  "state, including initial ones",
                                  f"in state: {self.render_state(state)}"]) from None
+            if ok is not True and ok is not False:
+                ok = verdict(ok, f"property {p.name!r}", p.location)
             if track and prepared is None:
                 prepared = prepare_orders(self, state)      # (once for every property)
             if track and property_reads_order(self, p.fn, state, ok, prepared):
@@ -1756,6 +1765,8 @@ class Kernel:
                                      f"property {p.name!r} raised {type(e).__name__}: {e}",
                                      name=p.name, location=p.location))
                 continue
+            if ok is not True and ok is not False:
+                ok = verdict(ok, f"property {p.name!r}", p.location)
             if not ok:
                 out.append(Violation("property", p.name, f"property {p.name!r} does not hold",
                                      name=p.name, location=p.location))
@@ -1851,7 +1862,7 @@ class Kernel:
     def evaluate(self, fn: Any, state: State, what: str, location: Any = None) -> bool:
         """A predicate of the world (`fn(g)`) on `state`; one that raises is a spec error."""
         try:
-            return bool(fn(World(self, state)))
+            ok = fn(World(self, state))
         except not_exceptions() as e:
             raise exit_error(e, what, location) from None
         except Exception as e:
@@ -1860,6 +1871,9 @@ class Kernel:
                             ["a property must be total: it is evaluated on every reachable "
                              "state, including initial ones",
                              f"in state: {self.render_state(state)}"]) from None
+        if ok is not True and ok is not False:
+            ok = verdict(ok, what, location)
+        return bool(ok)
 
     # --- names, views, fingerprints -----------------------------------------------------------
 

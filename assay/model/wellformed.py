@@ -49,10 +49,62 @@ def check_code(cls: type, fields: tuple[str, ...], types: tuple[TypeSpec, ...] =
         if not isinstance(node, ast.ClassDef):
             continue
         names = vars(sys.modules[klass.__module__]) if klass.__module__ in sys.modules else {}
+        _check_redefined(klass, node, file, start)
         for item in node.body:
             if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef):
                 _Method(cls, fields, item, names, file, start,
                         dict(zip(fields, types))).check()
+
+
+def _own_nodes(body: list[ast.stmt]) -> Any:
+    """The nodes of a function body, not those of functions, lambdas or classes in it."""
+    todo: list[ast.AST] = list(body)
+    while todo:
+        node = todo.pop()
+        yield node
+        for child in ast.iter_child_nodes(node):
+            if not isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda
+                              | ast.ClassDef):
+                todo.append(child)
+
+
+# the decorators that make a method part of the model: a second `def` of the same name in the
+# class body replaces the first, and with it the handler or action it declared
+_DECLARING = frozenset({"on", "action", "requires", "ensures", "on_start", "on_restart",
+                        "invariant", "initially"})
+
+
+def _declares(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> str | None:
+    """What `fn` is by its assay decorators (`@on(...)`, `@assay.action(...)`): "on",
+    "action", "on_start", "on_restart", another of `_DECLARING`, or None."""
+    names = set()
+    for d in fn.decorator_list:
+        target = d.func if isinstance(d, ast.Call) else d
+        name = target.id if isinstance(target, ast.Name) else \
+            target.attr if isinstance(target, ast.Attribute) else None
+        if name in _DECLARING:
+            names.add(name)
+    return next((k for k in ("on", "action", "on_start", "on_restart") if k in names),
+                min(names) if names else None)
+
+
+def _check_redefined(klass: type, node: ast.ClassDef, file: str, start: int) -> None:
+    """Two methods of one name in a class body, the first a handler or action (say two
+    `def handle(self, m)` with `@on(Ping)` and `@on(Pong)`): Python keeps only the second, so
+    the first would be silently lost."""
+    seen: dict[str, ast.FunctionDef | ast.AsyncFunctionDef] = {}
+    for item in node.body:
+        if not isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        first = seen.get(item.name)
+        kind = _declares(first) if first is not None else None
+        if first is not None and kind is not None:
+            line = start + first.lineno - 1
+            raise SpecError(f"{klass.__name__} defines {item.name} twice: the second definition "
+                            f"replaces the first (line {line}, with @{kind}), which is lost",
+                            Location(file, start + item.lineno - 1),
+                            ["give each handler and action its own method name"])
+        seen[item.name] = item
 
 
 class _Method:
@@ -77,6 +129,9 @@ class _Method:
         for node in ast.walk(self.fn):
             if isinstance(node, ast.Call):
                 self.check_message(node)
+        kind = _declares(self.fn)
+        if kind in ("on", "action", "on_start", "on_restart"):
+            self.check_returns(kind)
         decorators = {d.id for d in self.fn.decorator_list if isinstance(d, ast.Name)}
         args = self.fn.args.posonlyargs + self.fn.args.args
         if decorators & {"staticmethod", "classmethod"} or not args:
@@ -92,6 +147,23 @@ class _Method:
                 self.check_attribute(node)
             elif isinstance(node, ast.Assign | ast.AugAssign | ast.Delete):
                 self.check_in_place(node, me)
+
+    def check_returns(self, kind: str) -> None:
+        """`return <value>` in a handler or action: the kernel ignores what a step returns,
+        so a `return False` meant to refuse a message would silently do nothing."""
+        for node in _own_nodes(self.fn.body):
+            if isinstance(node, ast.Return) and node.value is not None and not (
+                    isinstance(node.value, ast.Constant) and node.value.value is None):
+                what = {"on": "handler", "action": "action"}.get(kind, "hook")
+                fix = ["to refuse a message until it can be taken, guard the receive: "
+                       "@on(M, when=lambda self, m: ...); to blame a sender for it: "
+                       "@requires(lambda self, m: ...)"] if kind == "on" else \
+                    ["to keep the action from firing, put the condition in "
+                     "@action(when=...)"] if kind == "action" else []
+                raise SpecError(f"{self.where} returns a value, which assay ignores: a "
+                                f"{what}'s effect is only what it assigns and sends",
+                                self.location(node),
+                                [*fix, "to stop early, write a bare 'return'"])
 
     def check_in_place(self, stmt: ast.Assign | ast.AugAssign | ast.Delete, me: str) -> None:
         """`self.f[k] = v`, `del self.f[k]` or `self.f.x = v` for a field `f`: its value is
