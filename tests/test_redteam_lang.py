@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 MARKER = "# <- error here"
 
 HEAD = """\
-from assay import Component, Message, Port, System, action, on, requires, invariant
+from assay import Component, Message, Port, System, action, ensures, invariant, on, requires
 from assay import protocol as p
 
 
@@ -89,6 +89,11 @@ def pair(node: str, props: str = "") -> str:
 def counter(node: str = "", props: str = "", params: str = "") -> str:
     return COUNTER.format(node=textwrap.indent(textwrap.dedent(node), "    "),
                           props=textwrap.indent(textwrap.dedent(props), "    "), params=params)
+
+
+def counter_tail() -> str:
+    """The rest of a spec after HEAD: the counter and its system."""
+    return counter()[len(HEAD):]
 
 
 @dataclass(frozen=True)
@@ -184,6 +189,24 @@ CASES = [
         """), ("check",),
          ("two properties named 'small'", "another name"),
          "check: both checked under one name"),
+    Case("class-attribute-list-as-state", counter("""
+        log = []
+
+        @action(when=lambda self: len(self.log) < 2)
+        def record(self):
+            self.log.append(self.x)  # <- error here
+        """), ("check",),
+         ("Counter.record changes self.log, a list in the class body of Counter",
+          "shared by every instance", "log: tuple[int, ...] = ()"),
+         "check: exit 0, ✓ over 2 states (the list outside the state, the step memoised)"),
+    Case("ensures-old-and-self-swapped", counter("""
+        @action(when=lambda self: self.x == 3)
+        @ensures(lambda self, old: self.x == 0)  # <- error here
+        def reset(self):
+            self.x = 0
+        """), ("check",),
+         ("ensures of reset is written (self, old, ...)", "'self' would be the old state",
+          "lambda old, self: ..."), "check: 'ensures of c.reset fails', a false violation"),
     # --- predicates whose result is no verdict -------------------------------------------------
     Case("property-without-return", counter(props="""
         @s.always
@@ -244,6 +267,27 @@ CASES = [
         """), ("check",),
          ("s.always predicate fine takes 0 argument(s), assay passes 1", "def p(g)"),
          "check: a TypeError when first evaluated"),
+    # --- a message field shadowed by what every message has ---------------------------------
+    Case("message-field-named-values", pair("""
+        @on(Batch)
+        def on_batch(self, m):
+            if m.values == (1, 2):
+                self.got = 3
+        """, """
+        @s.always
+        def never_three(g):
+            return g["b"].got != 3
+        """).replace("class Pong(Message):", "class Batch(Message):  # <- error here\n"
+                     "    values: tuple[int, ...]\n\n\nclass Pong(Message):")
+         .replace("self.peer.send(Ping(1))", "self.peer.send(Batch((1, 2)))"), ("check",),
+         ("field 'values' of message Batch uses a reserved name", "a method of every message",
+          "rename the field"),
+         "check: exit 0, ✓ (m.values was the method, never equal to the field's value)"),
+    Case("message-field-named-sender", HEAD.replace(
+        "class Pong(Message):", "class Vote(Message):  # <- error here\n    sender: str\n\n\n"
+        "class Pong(Message):") + counter_tail(), ("check",),
+         ("field 'sender' of message Vote uses a reserved name", "'m.sender' names the peer"),
+         "check: m.sender silently the field, not the peer it came from"),
     # --- parameters ----------------------------------------------------------------------------
     Case("param-default-none-untyped", counter(props="""
         @s.always

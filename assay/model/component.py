@@ -690,6 +690,7 @@ def _build_info(cls: type) -> ComponentInfo:
                 _check_arity(pred, 2, f"requires of {attr}", "lambda self, m: ...", ploc)
             for pred, ploc in ens:
                 _check_arity(pred, 3, f"ensures of {attr}", "lambda old, self, m: ...", ploc)
+                _check_old_first(pred, f"ensures of {attr}", "lambda old, self, m: ...", ploc)
             fair = getattr(fn, "__assay_fair_on__", {}).get((mtype, port))
             guard = getattr(fn, "__assay_when_on__", {}).get((mtype, port))
             if guard is not None:
@@ -728,6 +729,8 @@ def _build_info(cls: type) -> ComponentInfo:
             for pred, ploc in ens:
                 _check_arity(pred, arity + 1, f"ensures of {attr}",
                              f"lambda old, {sig[1:-1]}: ...", ploc)
+                _check_old_first(pred, f"ensures of {attr}", f"lambda old, {sig[1:-1]}: ...",
+                                 ploc)
                 _check_pure(pred, cls, tuple(fields), f"ensures of {cls.__name__}.{attr}", ploc)
             actions.append(ActionInfo(attr, fn, when, _resolve_over(over, attr, loc), ens,
                                       fn_loc, getattr(fn, "__assay_fair__", None)))
@@ -947,6 +950,20 @@ def check_plain(fn: Any, what: str, loc: Location | None) -> None:
                         "body would never run", loc or object_location(target),
                         ["remove the yield: a step returns nothing (send with "
                          "self.<port>.send(...)); a predicate returns a bool"])
+
+
+def _check_old_first(pred: Callable, what: str, expected: str, loc: Location | None) -> None:
+    """An `ensures` whose parameters say `(self, old, ...)`: assay passes the state before the
+    step first, so `self` would be the old state and `old` the new one — the contract would
+    silently check the step backwards."""
+    try:
+        names = [p.name for p in inspect.signature(pred).parameters.values()]
+    except (TypeError, ValueError):
+        return
+    if len(names) >= 2 and names[0] == "self" and names[1] == "old":
+        raise SpecError(f"{what} is written (self, old, ...), but assay passes the state "
+                        "before the step first: here 'self' would be the old state and 'old' "
+                        "the new one", loc, [f"write it as {expected}"])
 
 
 def _check_arity(fn: Callable, n: int, what: str, expected: str, loc: Location | None) -> None:

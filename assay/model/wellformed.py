@@ -68,6 +68,13 @@ def _own_nodes(body: list[ast.stmt]) -> Any:
                 todo.append(child)
 
 
+# methods that change a list, set or dict in place
+_MUTATORS = frozenset({"append", "extend", "insert", "pop", "remove", "clear", "sort",
+                       "reverse", "add", "discard", "update", "setdefault", "popitem",
+                       "difference_update", "intersection_update",
+                       "symmetric_difference_update"})
+
+
 # the decorators that make a method part of the model: a second `def` of the same name in the
 # class body replaces the first, and with it the handler or action it declared
 _DECLARING = frozenset({"on", "action", "requires", "ensures", "on_start", "on_restart",
@@ -147,6 +154,38 @@ class _Method:
                 self.check_attribute(node)
             elif isinstance(node, ast.Assign | ast.AugAssign | ast.Delete):
                 self.check_in_place(node, me)
+                self.check_shared(node, me)
+            elif isinstance(node, ast.Call):
+                self.check_shared(node, me)
+
+    def check_shared(self, node: ast.AST, me: str) -> None:
+        """`self.log.append(x)` or `self.seen[k] = v` where `log`/`seen` is not a field but a
+        list, set or dict in the class body: one object shared by every instance and outside
+        the state, so no engine sees it change (and a memoised step never runs again)."""
+        if isinstance(node, ast.Call):
+            f = node.func
+            if not (isinstance(f, ast.Attribute) and f.attr in _MUTATORS):
+                return
+            target = f.value
+        else:
+            found = [t.value for t in _targets(node) if isinstance(t, ast.Subscript)]
+            if not found:
+                return
+            target = found[0]
+        if not (isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name)
+                and target.value.id == me and target.attr not in self.fields):
+            return
+        value = inspect.getattr_static(self.cls, target.attr, None)
+        if not isinstance(value, list | set | dict | bytearray):
+            return
+        kind = type(value).__name__
+        fix = {"list": "tuple[int, ...] = ()", "set": "frozenset[int] = frozenset()",
+               "dict": "Map[int, int] = Map()"}.get(kind, "tuple[int, ...] = ()")
+        raise SpecError(f"{self.where} changes self.{target.attr}, a {kind} in the class body of "
+                        f"{self.cls.__name__}: one object shared by every instance and not "
+                        "part of the state, so no engine sees the change", self.location(node),
+                        [f"make it a field ({target.attr}: {fix}) and assign it a new value: "
+                         "every assay value is immutable"])
 
     def check_returns(self, kind: str) -> None:
         """`return <value>` in a handler or action: the kernel ignores what a step returns,
