@@ -167,11 +167,13 @@ class _Method:
             if not (isinstance(f, ast.Attribute) and f.attr in _MUTATORS):
                 return
             target = f.value
-        else:
+        elif isinstance(node, ast.Assign | ast.AugAssign | ast.Delete):
             found = [t.value for t in _targets(node) if isinstance(t, ast.Subscript)]
             if not found:
                 return
             target = found[0]
+        else:
+            return
         if not (isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name)
                 and target.value.id == me and target.attr not in self.fields):
             return
