@@ -267,6 +267,19 @@ CASES = [
         """), ("check",),
          ("s.always predicate fine takes 0 argument(s), assay passes 1", "def p(g)"),
          "check: a TypeError when first evaluated"),
+    Case("instances-of-a-message-class", counter(props="""
+        @s.always
+        def small(g):
+            return all(m.n < 5 for m in g.instances(Ping))  # <- error here
+        """), ("simulate", "--runs", "2", "--steps", "20", "-j", "1", "-q"),
+         ("g.instances() takes a Component class, not Ping",),
+         "simulate: exit 0, ✓ (an empty list: the property vacuously true)"),
+    Case("instance-name-typo-in-a-property", counter(props="""
+        @s.always
+        def small(g):
+            return g["cc"].x < 5  # <- error here
+        """), ("check",),
+         ("no instance named 'cc'; did you mean 'c'?",), "check: no suggestion"),
     # --- a message field shadowed by what every message has ---------------------------------
     Case("message-field-named-values", pair("""
         @on(Batch)

@@ -75,7 +75,7 @@ from assay.kernel.network import (
 from assay.kernel.reorder import prepare as prepare_orders
 from assay.kernel.reorder import property_reads_order
 from assay.kernel.violation import Violation
-from assay.model.component import ActionInfo, ComponentInfo, component_info
+from assay.model.component import ActionInfo, Component, ComponentInfo, component_info
 from assay.model.composite import combined_terminals
 from assay.model.message import Message
 from assay.model.pool import (
@@ -2147,7 +2147,7 @@ class World:
     def __getitem__(self, name: str) -> StateView:
         i = self._k.index.get(name)
         if i is None:
-            raise KeyError(f"no instance named {name!r}")
+            raise KeyError(_no_instance(self._k, name))
         if self._read is not None:
             self._read.add(i)
         return self._k.view(i, self._state[0][i])
@@ -2157,6 +2157,12 @@ class World:
         k = self._k
         idx = k._class_indices.get(cls)
         if idx is None:
+            if cls is not None and not (isinstance(cls, type) and issubclass(cls, Component)):
+                # (a Message class, or a name: the list would be empty, and a property
+                # over it vacuously true)
+                what = f"{cls.__name__}, which is not a Component" if isinstance(cls, type) \
+                    else repr(cls)
+                raise TypeError(f"g.instances() takes a Component class, not {what}")
             idx = k._class_indices[cls] = tuple(
                 i for i, inst in enumerate(k.instances) if cls is None or issubclass(inst.cls, cls))
         if self._read is not None:
@@ -2239,6 +2245,14 @@ class PartialWorld(World):
 
     def __repr__(self) -> str:
         return f"<PartialWorld of {len(self._lids)} instances>"
+
+
+def _no_instance(kernel: Any, name: Any) -> str:
+    """What `g[name]` says of a name no instance has: the closest names, if any."""
+    import difflib
+
+    near = difflib.get_close_matches(str(name), [str(n) for n in kernel.index], n=1)
+    return f"no instance named {name!r}" + (f"; did you mean {near[0]!r}?" if near else "")
 
 
 def _hop_links(system: System) -> set[tuple[str, str, str, str]]:
