@@ -27,7 +27,18 @@ REPO = Path(__file__).resolve().parents[1]
 MARKER = "# <- error here"
 
 HEAD = """\
-from assay import Component, Message, Port, System, action, ensures, invariant, on, requires
+from assay import (
+    Component,
+    Message,
+    Port,
+    System,
+    action,
+    ensures,
+    invariant,
+    on,
+    one_of,
+    requires,
+)
 from assay import protocol as p
 
 
@@ -199,6 +210,13 @@ CASES = [
          ("Counter.record changes self.log, a list in the class body of Counter",
           "shared by every instance", "log: tuple[int, ...] = ()"),
          "check: exit 0, ✓ over 2 states (the list outside the state, the step memoised)"),
+    Case("one-of-in-an-action", counter("""
+        @action(when=lambda self: self.x == 3)
+        def restart(self):  # <- error here
+            self.x = one_of(0, 1)
+        """), ("run", "--for", "2"),
+         ("c.restart sets self.x to one_of(0, 1)", "its initial values",
+          "self.x = self.choose((0, 1))"), "run and check: a type violation, no hint"),
     Case("ensures-old-and-self-swapped", counter("""
         @action(when=lambda self: self.x == 3)
         @ensures(lambda self, old: self.x == 0)  # <- error here

@@ -32,7 +32,7 @@ from assay.model.mapping import Map
 from assay.model.message import Message
 from assay.model.record import Record, RecordFieldError
 from assay.model.show import show
-from assay.model.types import Peer, UnsupportedType, canonical, exact_key, state_checker
+from assay.model.types import OneOf, Peer, UnsupportedType, canonical, exact_key, state_checker
 from assay.model.wellformed import field_notes, immutable_change
 
 
@@ -934,6 +934,12 @@ class Runner:
         # checked): only the fields the step changed are checked, and of them what is new
         if not self.state_conforms(new, values):
             for f, t, v, o in zip(fields, self.info.types, new, values):
+                if isinstance(v, OneOf):        # a spec error, not a behaviour: say how
+                    raise SpecError(f"{blame} sets self.{f} to one_of{v.values!r}: one_of "
+                                    "gives a field its initial values, in the class body",
+                                    object_location(fn),
+                                    [f"to choose in a step: self.{f} = "
+                                     f"self.choose({v.values!r})"])
                 if v is not o and not t.conforms_from(v, o):
                     return values, [], [Violation(
                         "type", blame, f"{blame} set {self.name}.{f} to {v!r}, which is not "
