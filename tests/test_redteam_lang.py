@@ -217,6 +217,32 @@ CASES = [
         """), ("run", "--for", "2"),
          ("c.restart sets self.x to one_of(0, 1)", "its initial values",
           "self.x = self.choose((0, 1))"), "run and check: a type violation, no hint"),
+    Case("module-level-counter", counter("""
+        @action(when=lambda self: self.x == 3)
+        def count(self):
+            CALLS[0] += 1  # <- error here
+            self.x = 0
+        """).replace("class Counter(Component):", "CALLS = [0]\n\n\nclass Counter(Component):"),
+         ("check",),
+         ("Counter.count changes CALLS, a module-level list", "not part of any state"),
+         "check: exit 0 (a memoised step ran once; the list outside every state)"),
+    Case("enum-field-compared-with-its-value", counter("""
+        mode: Mode = Mode.IDLE
+
+        @action(when=lambda self: self.mode == "idle")  # <- error here
+        def wake(self):
+            self.mode = Mode.BUSY
+        """, """
+        @s.always
+        def stays_idle(g):
+            return g["c"].mode == Mode.IDLE
+        """).replace("class Counter(Component):", "class Mode(Enum):\n    IDLE = 'idle'\n"
+                     "    BUSY = 'busy'\n\n\nclass Counter(Component):")
+         .replace("from assay import (", "from enum import Enum\n\nfrom assay import ("),
+         ("check",),
+         ("Counter.wake compares self.mode, a Mode member, with the str 'idle': never equal",
+          "self.mode == Mode.IDLE"),
+         "check: exit 0, ✓ (the guard never true, the property never tested)"),
     Case("ensures-old-and-self-swapped", counter("""
         @action(when=lambda self: self.x == 3)
         @ensures(lambda self, old: self.x == 0)  # <- error here

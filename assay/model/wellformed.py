@@ -139,6 +139,13 @@ class _Method:
         kind = _declares(self.fn)
         if kind in ("on", "action", "on_start", "on_restart"):
             self.check_returns(kind)
+        for node in ast.walk(self.fn):           # its body and its decorators' lambdas
+            if isinstance(node, ast.Compare):
+                self.check_enum_compare(node)
+        local = {n.id for n in ast.walk(self.fn) if isinstance(n, ast.Name)
+                 and isinstance(n.ctx, ast.Store)}
+        for node in _own_nodes(self.fn.body):
+            self.check_global(node, local)
         decorators = {d.id for d in self.fn.decorator_list if isinstance(d, ast.Name)}
         args = self.fn.args.posonlyargs + self.fn.args.args
         if decorators & {"staticmethod", "classmethod"} or not args:
@@ -157,6 +164,62 @@ class _Method:
                 self.check_shared(node, me)
             elif isinstance(node, ast.Call):
                 self.check_shared(node, me)
+
+    def check_enum_compare(self, node: ast.Compare) -> None:
+        """`self.state == "committed"` where `state` is an Enum field: a member is never equal
+        to its value, so the comparison is always false (a guard never enabled, a property
+        always true) — silently."""
+        from assay.model.types import _Enum
+
+        sides = [node.left, *node.comparators]
+        for (a, b), op in zip(zip(sides, sides[1:]), node.ops):
+            if not isinstance(op, ast.Eq | ast.NotEq | ast.Is | ast.IsNot):
+                continue
+            for field, lit in ((a, b), (b, a)):
+                if not (isinstance(field, ast.Attribute) and isinstance(field.value, ast.Name)
+                        and field.value.id in ("self", "old")
+                        and isinstance(lit, ast.Constant)
+                        and isinstance(lit.value, str | int) and lit.value is not True
+                        and lit.value is not False):
+                    continue
+                spec = self.types.get(field.attr)
+                if not isinstance(spec, _Enum) or issubclass(spec.cls, str | int):
+                    continue
+                ecls = spec.cls
+                member = next((m for m in ecls if m.value == lit.value), None)
+                fix = f"{field.value.id}.{field.attr} == {ecls.__name__}." + \
+                    (member.name if member is not None else next(iter(ecls)).name)
+                raise SpecError(f"{self.where} compares {field.value.id}.{field.attr}, "
+                                f"{_article(ecls.__name__)} member, with the "
+                                f"{type(lit.value).__name__} {lit.value!r}: never equal",
+                                self.location(node), [f"compare with the member: {fix}"])
+
+    def check_global(self, node: ast.AST, local: set[str]) -> None:
+        """`COUNT[0] += 1` or `SEEN.add(x)` on a module-level list, set or dict: state
+        outside the model, so no engine sees it change (and a memoised step never runs
+        again)."""
+        if isinstance(node, ast.Call):
+            f = node.func
+            if not (isinstance(f, ast.Attribute) and f.attr in _MUTATORS):
+                return
+            target = f.value
+        elif isinstance(node, ast.Assign | ast.AugAssign | ast.Delete):
+            found = [t.value for t in _targets(node) if isinstance(t, ast.Subscript)]
+            if not found:
+                return
+            target = found[0]
+        else:
+            return
+        if not (isinstance(target, ast.Name) and target.id not in local):
+            return
+        value = self.names.get(target.id)
+        if not isinstance(value, list | set | dict | bytearray):
+            return
+        raise SpecError(f"{self.where} changes {target.id}, a module-level "
+                        f"{type(value).__name__}: it is not part of any state, so no engine "
+                        "sees the change", self.location(node),
+                        ["keep what a component remembers in its fields (immutable values, "
+                         "assigned anew); what a property needs, in the components' state"])
 
     def check_shared(self, node: ast.AST, me: str) -> None:
         """`self.log.append(x)` or `self.seen[k] = v` where `log`/`seen` is not a field but a
@@ -453,3 +516,7 @@ def _own(cls: type) -> set[str]:
     `object`'s)."""
     return {n for k in cls.__mro__ if k.__module__ != "builtins"
             and not k.__module__.startswith("assay.") for n in vars(k)}
+
+
+def _article(noun: str) -> str:
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
