@@ -290,6 +290,14 @@ CASES = [
         """), ("check",),
          ("invariant of Counter returned None, not a bool",),
          "check: 'invariant of Counter fails' in the initial state"),
+    Case("invariant-without-return-under-verify", counter("""
+        @invariant
+        def small(self):
+            self.x < 10
+        """), ("verify",),
+         ("a contract of instance 'c' returned None, not a bool", "forget 'return'"),
+         "verify: 'refuted: the invariant is false in this initial state'",
+         at="def small(self):"),
     Case("guard-is-a-string", counter("""
         @action(when="self.x < 3")  # <- error here
         def other(self):
