@@ -161,6 +161,18 @@ CASES = [
         """), ("check",),
          ("Node defines handle twice", "replaces the first", "with @on", "its own method name"),
          "check: 'Node has no handler for Ping', a violation blamed on the sender"),
+    Case("override-without-the-decorator", counter().replace(
+        "\n\ndef system(", """
+
+class SlowCounter(Counter):
+    def step(self):  # <- error here
+        self.x += 2
+
+
+def system(""").replace('s.add("c", Counter)', 's.add("c", SlowCounter)'), ("simulate", "-q"),
+         ("SlowCounter.step overrides Counter.step without its @action",
+          "repeat the decorator"),
+         "simulate and check: exit 0, ✓ (the action gone: nothing enabled)"),
     Case("component-init", counter("""
         def __init__(self):  # <- error here
             self.x = 2

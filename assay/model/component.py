@@ -668,6 +668,7 @@ def _build_info(cls: type) -> ComponentInfo:
                             "arguments, so it defines nothing", unapplied[1],
                             [f"write {unapplied[2]}"])
         fn_loc = object_location(fn)
+        _check_override(cls, attr, fn, fn_loc)
         if getattr(fn, "__assay_on_restart__", None) is not None:
             _check_arity(fn, 1, f"restart hook {cls.__name__}.{attr}", "(self)", fn_loc)
             restart_hook = fn
@@ -950,6 +951,31 @@ def check_plain(fn: Any, what: str, loc: Location | None) -> None:
                         "body would never run", loc or object_location(target),
                         ["remove the yield: a step returns nothing (send with "
                          "self.<port>.send(...)); a predicate returns a bool"])
+
+
+_MARKS = {"__assay_on__": "@on", "__assay_action__": "@action",
+          "__assay_on_start__": "@on_start", "__assay_on_restart__": "@on_restart"}
+
+
+def _check_override(cls: type, attr: str, fn: Any, loc: Location | None) -> None:
+    """A method that overrides a base class's handler, action or hook without its decorator:
+    Python keeps the override, so the subclass would silently have no such handler (a
+    message for it unhandled, the action never enabled)."""
+    if any(hasattr(fn, m) for m in _MARKS):
+        return
+    for base in cls.__mro__[1:]:
+        old = vars(base).get(attr)
+        if old is None:
+            continue
+        marks = [d for m, d in _MARKS.items() if hasattr(old, m)]
+        if marks:
+            owner = next(k for k in cls.__mro__ if attr in vars(k))
+            raise SpecError(f"{owner.__name__}.{attr} overrides {base.__name__}.{attr} without "
+                            f"its {marks[0]}, so {cls.__name__} has no such "
+                            f"{'action' if marks[0] == '@action' else 'handler'}",
+                            loc, [f"repeat the decorator ({marks[0]}(...)) on the override, "
+                                  "or give the new method another name"])
+        return
 
 
 def _check_old_first(pred: Callable, what: str, expected: str, loc: Location | None) -> None:
