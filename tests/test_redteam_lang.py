@@ -229,15 +229,6 @@ def system(""").replace('s.add("c", Counter)', 's.add("c", SlowCounter)'), ("sim
         """), ("run", "--for", "2"),
          ("c.restart sets self.x to one_of(0, 1)", "its initial values",
           "self.x = self.choose((0, 1))"), "run and check: a type violation, no hint"),
-    Case("module-level-counter", counter("""
-        @action(when=lambda self: self.x == 3)
-        def count(self):
-            CALLS[0] += 1  # <- error here
-            self.x = 0
-        """).replace("class Counter(Component):", "CALLS = [0]\n\n\nclass Counter(Component):"),
-         ("check",),
-         ("Counter.count changes CALLS, a module-level list", "not part of any state"),
-         "check: exit 0 (a memoised step ran once; the list outside every state)"),
     Case("enum-field-compared-with-its-value", counter("""
         mode: Mode = Mode.IDLE
 

@@ -142,10 +142,6 @@ class _Method:
         for node in ast.walk(self.fn):           # its body and its decorators' lambdas
             if isinstance(node, ast.Compare):
                 self.check_enum_compare(node)
-        local = {n.id for n in ast.walk(self.fn) if isinstance(n, ast.Name)
-                 and isinstance(n.ctx, ast.Store)}
-        for node in _own_nodes(self.fn.body):
-            self.check_global(node, local)
         decorators = {d.id for d in self.fn.decorator_list if isinstance(d, ast.Name)}
         args = self.fn.args.posonlyargs + self.fn.args.args
         if decorators & {"staticmethod", "classmethod"} or not args:
@@ -193,33 +189,6 @@ class _Method:
                                 f"{_article(ecls.__name__)} member, with the "
                                 f"{type(lit.value).__name__} {lit.value!r}: never equal",
                                 self.location(node), [f"compare with the member: {fix}"])
-
-    def check_global(self, node: ast.AST, local: set[str]) -> None:
-        """`COUNT[0] += 1` or `SEEN.add(x)` on a module-level list, set or dict: state
-        outside the model, so no engine sees it change (and a memoised step never runs
-        again)."""
-        if isinstance(node, ast.Call):
-            f = node.func
-            if not (isinstance(f, ast.Attribute) and f.attr in _MUTATORS):
-                return
-            target = f.value
-        elif isinstance(node, ast.Assign | ast.AugAssign | ast.Delete):
-            found = [t.value for t in _targets(node) if isinstance(t, ast.Subscript)]
-            if not found:
-                return
-            target = found[0]
-        else:
-            return
-        if not (isinstance(target, ast.Name) and target.id not in local):
-            return
-        value = self.names.get(target.id)
-        if not isinstance(value, list | set | dict | bytearray):
-            return
-        raise SpecError(f"{self.where} changes {target.id}, a module-level "
-                        f"{type(value).__name__}: it is not part of any state, so no engine "
-                        "sees the change", self.location(node),
-                        ["keep what a component remembers in its fields (immutable values, "
-                         "assigned anew); what a property needs, in the components' state"])
 
     def check_shared(self, node: ast.AST, me: str) -> None:
         """`self.log.append(x)` or `self.seen[k] = v` where `log`/`seen` is not a field but a
