@@ -329,6 +329,17 @@ def system(""").replace('s.add("c", Counter)', 's.add("c", SlowCounter)'), ("sim
         """), ("simulate", "--runs", "2", "--steps", "20", "-j", "1", "-q"),
          ("g.instances() takes a Component class, not Ping",),
          "simulate: exit 0, ✓ (an empty list: the property vacuously true)"),
+    Case("property-reads-the-handle-not-the-state", counter().replace(
+        's.add("c", Counter)', 'c = s.add("c", Counter)\n'
+        '    s.always(lambda g: c.x < 5)  # <- error here'), ("check",),
+         ("instance 'c' (Counter) has no port 'x'", "'x' is a field", "g['c'].x"),
+         "check: 'property raised SpecError: <the same error again>', no fix"),
+    Case("over-function-returns-an-int", counter("""
+        @action(over=lambda self: 3)  # <- error here
+        def add(self, d):
+            self.x += d
+        """), ("check",),
+         ("the domain (over=) of c.add raised TypeError",), "check: no line"),
     Case("instance-name-typo-in-a-property", counter(props="""
         @s.always
         def small(g):

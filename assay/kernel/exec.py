@@ -677,7 +677,8 @@ class Runner:
             except Exception as e:
                 raise SpecError(f"the domain (over=) of {self.name}.{act.name} raised "
                                 f"{type(e).__name__}: {e}",
-                                traceback_location(sys.exc_info()[2])) from None
+                                traceback_location(sys.exc_info()[2])
+                                or object_location(act.over) or act.location) from None
             if obj is self._domains_of:
                 self._domains[fn] = dom
         try:               # no two values equal in Python: no two values the same

@@ -60,11 +60,15 @@ class InstanceRef:
     def __getattr__(self, attr: str) -> PortRef:
         if attr.startswith("_"):
             raise AttributeError(attr)
-        ports = component_info(self.cls).ports
+        info = component_info(self.cls)
+        ports = info.ports
         if attr not in ports:
+            state = [f"{attr!r} is a field: a property reads the state through its world, "
+                     f"g[{self.name!r}].{attr}, not through what s.add returned"] \
+                if attr in info.fields else []
             raise SpecError(f"instance {self.name!r} ({self.cls.__name__}) has no port {attr!r}",
                             caller_location(2),
-                            [f"ports of {self.cls.__name__}: "
+                            [*state, f"ports of {self.cls.__name__}: "
                              f"{', '.join(sorted(ports)) or '(none)'}"])
         return PortRef(self.name, attr, ports[attr].many)
 
