@@ -185,7 +185,11 @@ def object_location(obj: object) -> Location | None:
         target = inspect.unwrap(obj)  # type: ignore[arg-type]
         file = inspect.getsourcefile(target)  # type: ignore[arg-type]
         lines, line = inspect.getsourcelines(target)  # type: ignore[arg-type]
-        if inspect.isfunction(target):
+        if inspect.isfunction(target) and target.__name__ == "<lambda>":
+            # its source block is the statement it is in: a decorator's, say, whose own
+            # `def` follows; the lambda is on its first line
+            line = target.__code__.co_firstlineno
+        elif inspect.isfunction(target):
             line += _decorator_lines(lines)
     except (TypeError, OSError):
         code = getattr(obj, "__code__", None)
@@ -193,3 +197,27 @@ def object_location(obj: object) -> Location | None:
             return None
         return Location(code.co_filename, code.co_firstlineno)
     return Location(file or "<unknown>", line or None)
+
+
+def verdict(result: object, what: str, where: Location | None) -> bool:
+    """The truth of what a predicate (a guard, a contract, an invariant, a property) returned,
+    for a result that is not already `True` or `False` (callers test those first: this is on
+    the hot path).  A result whose truth says nothing about the state is a spec error, never
+    a verdict: `None` (a `def` without `return`: every state would fail), a function or method
+    (`self.ready` for `self.ready()`), a generator (`(x for ...)` for `all(x for ...)`) or
+    an iterator (each always true, so the predicate would hold everywhere, unchecked)."""
+    import inspect
+    from collections.abc import Iterator
+
+    if result is None:
+        problem, fix = "None", "a predicate returns a bool: did you forget 'return'?"
+    elif inspect.isgenerator(result) or inspect.iscoroutine(result) or \
+            isinstance(result, Iterator):
+        problem = f"a {type(result).__name__} object, which is always true"
+        fix = "wrap a generator expression in all(...) or any(...)"
+    elif callable(result):
+        problem = f"{result!r}, a function, which is always true"
+        fix = "call it: self.ready(), not self.ready"
+    else:
+        return bool(result)
+    raise SpecError(f"{what} returned {problem}, not a bool", where, [fix])

@@ -298,7 +298,7 @@ class Meddler(Component):
     x: int = 0
 
     def bump(self):
-        self.x = 7
+        setattr(self, "x", 7)  # noqa: B010 (`self.x = 7` is a spec error read from the code)
         return False
 
     @action(when=lambda self: self.bump())

@@ -40,7 +40,7 @@ class Deleter(Component):
     x: int = 0
 
     def drop(self):
-        del self.x
+        delattr(self, "x")      # (not `del self.x`: that is a spec error read from the code)
         return False
 
     @action(when=lambda self: self.drop())
@@ -58,7 +58,7 @@ class Retyper(Component):
     x: int = 1
 
     def flip(self):
-        self.x = True
+        setattr(self, "x", True)  # noqa: B010 (`self.x = True`: a spec error from the code)
         return False
 
     @action(when=lambda self: self.flip())
@@ -79,7 +79,7 @@ class Logged(Component):
         object.__setattr__(self, name, value)
 
     def poke(self):
-        self.x = 5
+        setattr(self, "x", 5)  # noqa: B010 (`self.x = 5` is a spec error read from the code)
         return False
 
     @action(when=lambda self: self.poke())

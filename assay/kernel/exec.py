@@ -22,6 +22,7 @@ from assay.errors import (
     not_exceptions,
     object_location,
     traceback_location,
+    verdict,
 )
 from assay.kernel.reorder import ACTIVE as REORDERED
 from assay.kernel.reorder import plain, plain_values, reordered, reordered_values
@@ -34,6 +35,7 @@ from assay.model.pool import POOL_MESSAGES
 from assay.model.record import Record, RecordFieldError
 from assay.model.show import show
 from assay.model.types import (
+    OneOf,
     Peer,
     UnsupportedType,
     canonical,
@@ -683,7 +685,11 @@ class Runner:
             if when is None:
                 return [(False, None)]
             try:
-                return [(False, None)] if when(obj) else []
+                ok = when(obj)
+                if ok is not True and ok is not False:
+                    ok = verdict(ok, f"the guard of {self.name}.{act.name}",
+                                 object_location(when) or act.location)
+                return [(False, None)] if ok else []
             except KeyboardInterrupt:
                 raise
             except BaseException as e:
@@ -714,7 +720,8 @@ class Runner:
             except Exception as e:
                 raise SpecError(f"the domain (over=) of {self.name}.{act.name} raised "
                                 f"{type(e).__name__}: {e}",
-                                traceback_location(sys.exc_info()[2])) from None
+                                traceback_location(sys.exc_info()[2])
+                                or object_location(act.over) or act.location) from None
             if obj is self._domains_of:
                 self._domains[fn] = dom
         try:               # no two values equal in Python: no two values the same
@@ -742,6 +749,9 @@ class Runner:
         for a in dom:
             try:
                 ok = when(obj, a)
+                if ok is not True and ok is not False:
+                    ok = verdict(ok, f"the guard of {self.name}.{act.name}",
+                                 object_location(when) or act.location)
             except KeyboardInterrupt:
                 raise
             except BaseException as e:
@@ -769,7 +779,11 @@ class Runner:
         ctx.handler = h.name
         obj = self.live(values, ctx)
         try:
-            return bool(h.when(obj, message))
+            ok = h.when(obj, message)
+            if ok is not True and ok is not False:
+                ok = verdict(ok, f"the receive guard of {self.name}.{h.name}",
+                             object_location(h.when) or h.location)
+            return bool(ok)
         except SpecError:
             raise
         except not_exceptions() as e:
@@ -968,6 +982,12 @@ class Runner:
         # checked): only the fields the step changed are checked, and of them what is new
         if not self.state_conforms(new, values):
             for f, t, v, o in zip(fields, self.info.types, new, values):
+                if isinstance(v, OneOf):        # a spec error, not a behaviour: say how
+                    raise SpecError(f"{blame} sets self.{f} to one_of{v.values!r}: one_of "
+                                    "gives a field its initial values, in the class body",
+                                    object_location(fn),
+                                    [f"to choose in a step: self.{f} = "
+                                     f"self.choose({v.values!r})"])
                 if v is not o and not t.conforms_from(v, o):
                     return values, [], [Violation(
                         "type", blame, f"{blame} set {self.name}.{f} to {v!r}, which is not "
@@ -1095,6 +1115,10 @@ class Runner:
             return Violation("exception", error_blame or blame,
                              f"{message().split(' fails')[0]} raised {type(e).__name__}: {e}",
                              location=where)
+        if ok is not True and ok is not False:
+            said = message()
+            ok = verdict(ok, said.split(" fails")[0] if " fails" in said else f"a {kind} "
+                         "contract", loc)
         return None if ok else Violation(kind, blame, message(), location=loc)
 
 

@@ -31,7 +31,14 @@ from functools import partial
 from itertools import product
 from typing import Any
 
-from assay.errors import SpecError, TraceError, exit_error, not_exceptions, traceback_location
+from assay.errors import (
+    SpecError,
+    TraceError,
+    exit_error,
+    not_exceptions,
+    traceback_location,
+    verdict,
+)
 from assay.kernel.determinism import (
     Sampler,
     enabled_difference,
@@ -68,7 +75,7 @@ from assay.kernel.network import (
 from assay.kernel.reorder import prepare as prepare_orders
 from assay.kernel.reorder import property_reads_order
 from assay.kernel.violation import Violation
-from assay.model.component import ActionInfo, ComponentInfo, component_info
+from assay.model.component import ActionInfo, Component, ComponentInfo, component_info
 from assay.model.composite import combined_terminals
 from assay.model.frozen import fast_init
 from assay.model.message import Message
@@ -1694,12 +1701,16 @@ class Kernel:
             except not_exceptions() as e:
                 raise exit_error(e, f"property {p.name!r}", p.location,
                                  [f"in state: {self.render_state(state)}"]) from None
+            except SpecError:           # assay's own word on the spec (a misused API)
+                raise
             except Exception as e:
                 raise SpecError(f"property {p.name!r} raised {type(e).__name__}: {e}",
                                 traceback_location(sys.exc_info()[2]) or p.location,
                                 ["a property must be total: it is evaluated on every reachable "
                                  "state, including initial ones",
                                  f"in state: {self.render_state(state)}"]) from None
+            if ok is not True and ok is not False:
+                ok = verdict(ok, f"property {p.name!r}", p.location)
             if track and prepared is None:
                 prepared = prepare_orders(self, state)      # (once for every property)
             if track and property_reads_order(self, p.fn, state, ok, prepared):
@@ -1772,6 +1783,8 @@ class Kernel:
                                      f"property {p.name!r} raised {type(e).__name__}: {e}",
                                      name=p.name, location=p.location))
                 continue
+            if ok is not True and ok is not False:
+                ok = verdict(ok, f"property {p.name!r}", p.location)
             if not ok:
                 out.append(Violation("property", p.name, f"property {p.name!r} does not hold",
                                      name=p.name, location=p.location))
@@ -1867,7 +1880,7 @@ class Kernel:
     def evaluate(self, fn: Any, state: State, what: str, location: Any = None) -> bool:
         """A predicate of the world (`fn(g)`) on `state`; one that raises is a spec error."""
         try:
-            return bool(fn(World(self, state)))
+            ok = fn(World(self, state))
         except not_exceptions() as e:
             raise exit_error(e, what, location) from None
         except Exception as e:
@@ -1876,6 +1889,9 @@ class Kernel:
                             ["a property must be total: it is evaluated on every reachable "
                              "state, including initial ones",
                              f"in state: {self.render_state(state)}"]) from None
+        if ok is not True and ok is not False:
+            ok = verdict(ok, what, location)
+        return bool(ok)
 
     # --- names, views, fingerprints -----------------------------------------------------------
 
@@ -2149,7 +2165,7 @@ class World:
     def __getitem__(self, name: str) -> StateView:
         i = self._k.index.get(name)
         if i is None:
-            raise KeyError(f"no instance named {name!r}")
+            raise KeyError(_no_instance(self._k, name))
         if self._read is not None:
             self._read.add(i)
         return self._k.view(i, self._state[0][i])
@@ -2159,6 +2175,12 @@ class World:
         k = self._k
         idx = k._class_indices.get(cls)
         if idx is None:
+            if cls is not None and not (isinstance(cls, type) and issubclass(cls, Component)):
+                # (a Message class, or a name: the list would be empty, and a property
+                # over it vacuously true)
+                what = f"{cls.__name__}, which is not a Component" if isinstance(cls, type) \
+                    else repr(cls)
+                raise TypeError(f"g.instances() takes a Component class, not {what}")
             idx = k._class_indices[cls] = tuple(
                 i for i, inst in enumerate(k.instances) if cls is None or issubclass(inst.cls, cls))
         if self._read is not None:
@@ -2241,6 +2263,14 @@ class PartialWorld(World):
 
     def __repr__(self) -> str:
         return f"<PartialWorld of {len(self._lids)} instances>"
+
+
+def _no_instance(kernel: Any, name: Any) -> str:
+    """What `g[name]` says of a name no instance has: the closest names, if any."""
+    import difflib
+
+    near = difflib.get_close_matches(str(name), [str(n) for n in kernel.index], n=1)
+    return f"no instance named {name!r}" + (f"; did you mean {near[0]!r}?" if near else "")
 
 
 def _hop_links(system: System) -> set[tuple[str, str, str, str]]:

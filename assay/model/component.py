@@ -21,6 +21,7 @@ from assay.errors import (
     caller_location,
     object_location,
     traceback_location,
+    verdict,
 )
 from assay.model.message import Message
 from assay.model.types import (
@@ -513,7 +514,10 @@ class ComponentInfo:
         obj.__dict__.update(zip(self.fields, values))
         obj.__dict__["__assay_ctx__"] = _Starting(instance or "?")
         try:
-            return bool(pred(obj))
+            ok = pred(obj)
+            if ok is not True and ok is not False:
+                ok = verdict(ok, "initially predicate", loc)
+            return bool(ok)
         except SpecError:
             raise
         except Exception as e:
@@ -575,6 +579,18 @@ def _build_info(cls: type) -> ComponentInfo:
     except Exception as e:
         raise SpecError(f"cannot resolve the field types of {cls.__name__}: {e}", where) from None
 
+    for klass in cls.__mro__:
+        if klass is Component or klass is object or "__init__" not in vars(klass):
+            continue
+        # the kernel makes instances from the fields' initial values, never by calling the
+        # class: what an __init__ sets would silently not be the initial state
+        raise SpecError(f"{klass.__name__} defines __init__, which assay never calls: an "
+                        "instance starts from its fields' initial values",
+                        object_location(vars(klass)["__init__"]) or where,
+                        ["give each field its initial value in the class body (x: int = 5; "
+                         "one_of(...) or initially(...) for a choice), or per instance: "
+                         f"s.add(name, {cls.__name__}, x=5); work done when an instance "
+                         "starts goes in an @on_start method"])
     ports: dict[str, Port] = {}
     for klass in reversed(cls.__mro__):
         for n, v in vars(klass).items():
@@ -652,6 +668,7 @@ def _build_info(cls: type) -> ComponentInfo:
                             "arguments, so it defines nothing", unapplied[1],
                             [f"write {unapplied[2]}"])
         fn_loc = object_location(fn)
+        _check_override(cls, attr, fn, fn_loc)
         if getattr(fn, "__assay_on_restart__", None) is not None:
             _check_arity(fn, 1, f"restart hook {cls.__name__}.{attr}", "(self)", fn_loc)
             restart_hook = fn
@@ -674,10 +691,17 @@ def _build_info(cls: type) -> ComponentInfo:
                 _check_arity(pred, 2, f"requires of {attr}", "lambda self, m: ...", ploc)
             for pred, ploc in ens:
                 _check_arity(pred, 3, f"ensures of {attr}", "lambda old, self, m: ...", ploc)
+                _check_old_first(pred, f"ensures of {attr}", "lambda old, self, m: ...", ploc)
             fair = getattr(fn, "__assay_fair_on__", {}).get((mtype, port))
             guard = getattr(fn, "__assay_when_on__", {}).get((mtype, port))
             if guard is not None:
                 _check_arity(guard, 2, f"guard of {attr}", "lambda self, m: ...", loc or fn_loc)
+                _check_pure(guard, cls, tuple(fields), f"the receive guard of "
+                            f"{cls.__name__}.{attr}", loc or fn_loc)
+            for pred, ploc in req:
+                _check_pure(pred, cls, tuple(fields), f"requires of {cls.__name__}.{attr}", ploc)
+            for pred, ploc in ens:
+                _check_pure(pred, cls, tuple(fields), f"ensures of {cls.__name__}.{attr}", ploc)
             handlers[key] = HandlerInfo(attr, fn, mtype, port_name, req, ens, fn_loc, fair,
                                         guard)
         act = getattr(fn, "__assay_action__", None)
@@ -690,6 +714,10 @@ def _build_info(cls: type) -> ComponentInfo:
             _check_arity(fn, arity, f"action {cls.__name__}.{attr}", sig, fn_loc)
             if when is not None:
                 _check_arity(when, arity, f"guard of {attr}", f"lambda {sig[1:-1]}: ...", loc)
+                _check_pure(when, cls, tuple(fields), f"the guard of {cls.__name__}.{attr}", loc)
+            if callable(over) and not isinstance(over, type):
+                _check_pure(over, cls, tuple(fields), f"the domain (over=) of "
+                            f"{cls.__name__}.{attr}", loc)
             if req:
                 # a handler's requires is what its sender must establish (the sender is
                 # blamed); an action has no sender, so the only condition it can have is its
@@ -702,6 +730,9 @@ def _build_info(cls: type) -> ComponentInfo:
             for pred, ploc in ens:
                 _check_arity(pred, arity + 1, f"ensures of {attr}",
                              f"lambda old, {sig[1:-1]}: ...", ploc)
+                _check_old_first(pred, f"ensures of {attr}", f"lambda old, {sig[1:-1]}: ...",
+                                 ploc)
+                _check_pure(pred, cls, tuple(fields), f"ensures of {cls.__name__}.{attr}", ploc)
             actions.append(ActionInfo(attr, fn, when, _resolve_over(over, attr, loc), ens,
                                       fn_loc, getattr(fn, "__assay_fair__", None)))
         elif (req or ens) and not hasattr(fn, "__assay_on__"):
@@ -709,10 +740,12 @@ def _build_info(cls: type) -> ComponentInfo:
             raise SpecError(f"{cls.__name__}.{attr} has a contract but is neither a handler "
                             "nor an action", loc, ["add @on(MessageType) or @action(...)"])
 
+
     invariants: list[tuple[Callable, Location | None]] = []
     for klass in reversed(cls.__mro__):
         for pred, loc in vars(klass).get("__assay_invariants__", ()):
             _check_arity(pred, 1, "invariant", "lambda self: ...", loc)
+            _check_pure(pred, cls, tuple(fields), f"invariant of {cls.__name__}", loc)
             invariants.append((pred, loc))
 
     starts: list[tuple[Callable, Location | None]] = []
@@ -848,10 +881,122 @@ def _resolve_over(over: Any, attr: str, loc: Location | None) -> Any:
                         ["give a list, a range, an Enum class or a function of self"]) from None
     if not values:
         raise SpecError(f"over= of action {attr} is empty", loc)
+    for v in values:
+        try:
+            hash(v)
+        except TypeError:
+            raise SpecError(f"over= of action {attr} holds {_short(v)}, {_a(type(v).__name__)}"
+                            ", which is not a value assay can use as an action's argument",
+                            loc, ["use immutable values: a tuple instead of a list, a "
+                                  "frozenset instead of a set, a Map instead of a dict"]
+                            ) from None
     return values
 
 
+def _assigned_fields(code: Any, cls: type, fields: set[str], seen: set[Any]) -> str | None:
+    """A field of `cls` that the code assigns or deletes (`STORE_ATTR`/`DELETE_ATTR` of its
+    name), itself or in a method of `cls` it calls by name, or in code nested in it (a
+    comprehension): read from the bytecode, so a lambda is covered as well as a `def`."""
+    import dis
+
+    if code in seen:
+        return None
+    seen.add(code)
+    for ins in dis.get_instructions(code):
+        if ins.opname in ("STORE_ATTR", "DELETE_ATTR") and ins.argval in fields:
+            return str(ins.argval)
+        if ins.opname in ("LOAD_ATTR", "LOAD_METHOD") and isinstance(ins.argval, str):
+            m = inspect.getattr_static(cls, ins.argval, None)
+            m = getattr(m, "__func__", m)
+            if inspect.isfunction(m):
+                found = _assigned_fields(m.__code__, cls, fields, seen)
+                if found is not None:
+                    return found
+    for const in code.co_consts:
+        if inspect.iscode(const):
+            found = _assigned_fields(const, cls, fields, seen)
+            if found is not None:
+                return found
+    return None
+
+
+def _check_pure(pred: Any, cls: type, fields: tuple[str, ...], what: str,
+                loc: Location | None) -> None:
+    """A guard, contract or invariant that assigns a field: a predicate runs on a copy of the
+    state whose changes every engine discards, so the assignment would silently do nothing."""
+    code = getattr(getattr(pred, "__func__", pred), "__code__", None)
+    if code is None or not fields:
+        return
+    found = _assigned_fields(code, cls, set(fields), set())
+    if found is not None:
+        raise SpecError(f"{what} assigns self.{found}: a predicate must not change the state "
+                        "(it runs on a copy, and what it assigns is thrown away)", loc,
+                        ["compute the condition without assigning; change the field in the "
+                         "handler or action itself"])
+
+
+def check_plain(fn: Any, what: str, loc: Location | None) -> None:
+    """A handler, action, hook, guard, contract or property must be a plain function: an
+    `async def` or a function with `yield` returns a coroutine or generator when called, so
+    its body would never run (a step is atomic and runs to completion) and the spec would
+    silently mean something else."""
+    target = getattr(fn, "__func__", fn)            # a bound or static method: its function
+    if inspect.iscoroutinefunction(target) or inspect.isasyncgenfunction(target):
+        raise SpecError(f"{what} is an 'async def': calling it only makes a coroutine, so its "
+                        "body would never run", loc or object_location(target),
+                        ["write it as a plain 'def': a step runs to completion, atomically; "
+                         "waiting is a timer (self.after(delay, Msg())) and its handler"])
+    if inspect.isgeneratorfunction(target):
+        raise SpecError(f"{what} contains 'yield': calling it only makes a generator, so its "
+                        "body would never run", loc or object_location(target),
+                        ["remove the yield: a step returns nothing (send with "
+                         "self.<port>.send(...)); a predicate returns a bool"])
+
+
+_MARKS = {"__assay_on__": "@on", "__assay_action__": "@action",
+          "__assay_on_start__": "@on_start", "__assay_on_restart__": "@on_restart"}
+
+
+def _check_override(cls: type, attr: str, fn: Any, loc: Location | None) -> None:
+    """A method that overrides a base class's handler, action or hook without its decorator:
+    Python keeps the override, so the subclass would silently have no such handler (a
+    message for it unhandled, the action never enabled)."""
+    if any(hasattr(fn, m) for m in _MARKS):
+        return
+    for base in cls.__mro__[1:]:
+        old = vars(base).get(attr)
+        if old is None:
+            continue
+        marks = [d for m, d in _MARKS.items() if hasattr(old, m)]
+        if marks:
+            owner = next(k for k in cls.__mro__ if attr in vars(k))
+            raise SpecError(f"{owner.__name__}.{attr} overrides {base.__name__}.{attr} without "
+                            f"its {marks[0]}, so {cls.__name__} has no such "
+                            f"{'action' if marks[0] == '@action' else 'handler'}",
+                            loc, [f"repeat the decorator ({marks[0]}(...)) on the override, "
+                                  "or give the new method another name"])
+        return
+
+
+def _check_old_first(pred: Callable, what: str, expected: str, loc: Location | None) -> None:
+    """An `ensures` whose parameters say `(self, old, ...)`: assay passes the state before the
+    step first, so `self` would be the old state and `old` the new one — the contract would
+    silently check the step backwards."""
+    try:
+        names = [p.name for p in inspect.signature(pred).parameters.values()]
+    except (TypeError, ValueError):
+        return
+    if len(names) >= 2 and names[0] == "self" and names[1] == "old":
+        raise SpecError(f"{what} is written (self, old, ...), but assay passes the state "
+                        "before the step first: here 'self' would be the old state and 'old' "
+                        "the new one", loc, [f"write it as {expected}"])
+
+
 def _check_arity(fn: Callable, n: int, what: str, expected: str, loc: Location | None) -> None:
+    if not callable(fn):
+        raise SpecError(f"{what} is {_a(type(fn).__name__)} ({_short(fn)}), not a function",
+                        loc, [f"write it as {expected}"])
+    check_plain(fn, what, loc)
     try:
         params = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):

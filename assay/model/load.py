@@ -443,8 +443,24 @@ def _parse_param(name: str, raw: Any, default: Any, fn: Callable[..., Any],
     if get_origin(ann) is Annotated:
         ann, *extras = get_args(ann)
         bounds = next((x for x in extras if isinstance(x, Range)), None)
-    kind = ann if isinstance(ann, type) else type(default) if default is not \
-        inspect.Parameter.empty else str
+    optional = False
+    args = get_args(ann)
+    if len(args) == 2 and type(None) in args:             # Optional[int], int | None
+        optional = True
+        ann = next(a for a in args if a is not type(None))
+    empty = inspect.Parameter.empty
+    # (`empty` is itself a class: an unannotated parameter is typed by its default)
+    kind = ann if isinstance(ann, type) and ann is not empty else \
+        type(default) if default is not empty and default is not None else str
+    if default is None and ann is empty:
+        optional = True
+    if optional and (raw is None or isinstance(raw, str) and raw.lower() == "none"):
+        return None
+    if default is None and ann is empty:
+        raise UsageError(f"--param {name}={_clip(str(raw))}: parameter {name!r} has neither a "
+                         "type nor a default other than None, so its type is unknown", where,
+                         [f"annotate it in the system function: {name}: int | None = None "
+                          "(or bool, or str)"])
     value = _convert_param(name, raw, kind, where) if isinstance(raw, str) else \
         _typed_param(name, raw, kind, where)
     if bounds is not None and not (bounds.lo <= value <= bounds.hi):

@@ -104,6 +104,7 @@ class Record:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         own = [n for n in cls.__dict__.get("__annotations__", {}) if not n.startswith("_")]
+        _check_field_names(cls, own)
         inherited = [n for n in cls.__assay_fields__ if n not in own]
         cls.__assay_fields__ = tuple(inherited + own)
         cls.__assay_arity__ = len(cls.__assay_fields__)
@@ -369,3 +370,21 @@ def record_from_json(j: Any, known: Mapping[str, type[Record]]) -> Any:
         raise ValueError(f"{cls.__name__} has no field {sorted(unknown)[0]!r}")
     values = {n: types[n].from_json(fields[n]) for n in cls.__assay_fields__ if n in fields}
     return cls(**values)
+
+
+def _check_field_names(cls: type, own: list[str]) -> None:
+    """A field named like a method or attribute every record (or message) has — `values`,
+    `replace`, `sender`... — would be shadowed by it: `m.values` would be the method, not the
+    field, and compare unequal to every value, silently.  A spec error at the class."""
+    from assay.errors import SpecError, caller_location
+
+    base = next((k for k in cls.__mro__[1:] if k.__module__ == __name__
+                 or k.__module__ == "assay.model.message"), Record)
+    kind = getattr(cls, "__assay_kind__", "record")
+    for n in own:
+        if hasattr(base, n):
+            what = "'m.sender' names the peer a message came from" if n == "sender" else \
+                f"'{n}' is {'a method' if callable(getattr(base, n)) else 'an attribute'} of " \
+                f"every {kind}"
+            raise SpecError(f"field {n!r} of {kind} {cls.__name__} uses a reserved name",
+                            caller_location(3), [f"{what}; rename the field"])

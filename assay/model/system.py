@@ -60,11 +60,15 @@ class InstanceRef:
     def __getattr__(self, attr: str) -> PortRef:
         if attr.startswith("_"):
             raise AttributeError(attr)
-        ports = component_info(self.cls).ports
+        info = component_info(self.cls)
+        ports = info.ports
         if attr not in ports:
+            state = [f"{attr!r} is a field: a property reads the state through its world, "
+                     f"g[{self.name!r}].{attr}, not through what s.add returned"] \
+                if attr in info.fields else []
             raise SpecError(f"instance {self.name!r} ({self.cls.__name__}) has no port {attr!r}",
                             caller_location(2),
-                            [f"ports of {self.cls.__name__}: "
+                            [*state, f"ports of {self.cls.__name__}: "
                              f"{', '.join(sorted(ports)) or '(none)'}"])
         return PortRef(self.name, attr, ports[attr].many)
 
@@ -155,6 +159,17 @@ def _check_lossy(lossy: Any, network: str, who: str, where: Location | None) -> 
 def _label(fn: Any, default: str) -> str:
     name = getattr(fn, "__name__", default)
     return default if name == "<lambda>" else name
+
+
+def _world_predicate(fn: Any, kind: str, called: Location | None) -> Location | None:
+    """Where a predicate of the world `g` (a property, a terminal, a constraint) is defined,
+    once checked to be a plain function of one argument (see `check_plain`)."""
+    from assay.model.component import _check_arity
+
+    where = object_location(fn) if callable(fn) else None
+    _check_arity(fn, 1, f"s.{kind} predicate {_label(fn, '')!s}".rstrip(), "def p(g): ...",
+                 where or called)
+    return where or called
 
 
 class System:
@@ -436,7 +451,13 @@ class System:
 
     def always(self, fn: Callable[[Any], bool]) -> Callable[[Any], bool]:
         """Decorator: a safety property `fn(g)` that every reachable global state satisfies."""
-        self.properties.append(Property(fn.__name__, "always", fn, object_location(fn)))
+        where = _world_predicate(fn, "always", caller_location(2))
+        name = fn.__name__
+        if name != "<lambda>" and any(p.name == name for p in self.properties):
+            # the second would be reported under the first's name: which one failed?
+            raise SpecError(f"there are two properties named {name!r}", where,
+                            ["give one of them another name"])
+        self.properties.append(Property(name, "always", fn, where))
         return fn
 
     def eventually(self, fn: Callable[[Any], bool]) -> Callable[[Any], bool]:
@@ -463,7 +484,9 @@ class System:
         self._liveness("leads_to", q, p, label)
 
     def _liveness(self, kind: str, fn: Any, trigger: Any, name: str) -> None:
-        where = object_location(fn) or caller_location(3)
+        where = _world_predicate(fn, kind, caller_location(3))
+        if trigger is not None:
+            _world_predicate(trigger, kind, caller_location(3))
         if any(p.name == name for p in self.liveness):
             raise SpecError(f"there are two liveness properties named {name!r}", where,
                             ["give one of them another name"])
@@ -498,12 +521,13 @@ class System:
         not explore beyond it; having only such successors is no deadlock.  Liveness is
         decided on the states within the constraint.  `simulate` and `assay run` ignore
         it."""
-        self.constraints.append((pred, object_location(pred) or caller_location(2)))
+        self.constraints.append((pred, _world_predicate(pred, "constraint",
+                                                        caller_location(2))))
         return pred
 
     def terminal(self, pred: Callable[[Any], bool]) -> Callable[[Any], bool]:
         """Decorator: states where `pred(g)` holds are final, so having no event is no deadlock."""
-        self.terminals.append((pred, object_location(pred) or caller_location(2)))
+        self.terminals.append((pred, _world_predicate(pred, "terminal", caller_location(2))))
         return pred
 
     def __repr__(self) -> str:

@@ -49,10 +49,69 @@ def check_code(cls: type, fields: tuple[str, ...], types: tuple[TypeSpec, ...] =
         if not isinstance(node, ast.ClassDef):
             continue
         names = vars(sys.modules[klass.__module__]) if klass.__module__ in sys.modules else {}
+        _check_redefined(klass, node, file, start)
         for item in node.body:
             if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef):
                 _Method(cls, fields, item, names, file, start,
                         dict(zip(fields, types))).check()
+
+
+def _own_nodes(body: list[ast.stmt]) -> Any:
+    """The nodes of a function body, not those of functions, lambdas or classes in it."""
+    todo: list[ast.AST] = list(body)
+    while todo:
+        node = todo.pop()
+        yield node
+        for child in ast.iter_child_nodes(node):
+            if not isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda
+                              | ast.ClassDef):
+                todo.append(child)
+
+
+# methods that change a list, set or dict in place
+_MUTATORS = frozenset({"append", "extend", "insert", "pop", "remove", "clear", "sort",
+                       "reverse", "add", "discard", "update", "setdefault", "popitem",
+                       "difference_update", "intersection_update",
+                       "symmetric_difference_update"})
+
+
+# the decorators that make a method part of the model: a second `def` of the same name in the
+# class body replaces the first, and with it the handler or action it declared
+_DECLARING = frozenset({"on", "action", "requires", "ensures", "on_start", "on_restart",
+                        "invariant", "initially"})
+
+
+def _declares(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> str | None:
+    """What `fn` is by its assay decorators (`@on(...)`, `@assay.action(...)`): "on",
+    "action", "on_start", "on_restart", another of `_DECLARING`, or None."""
+    names = set()
+    for d in fn.decorator_list:
+        target = d.func if isinstance(d, ast.Call) else d
+        name = target.id if isinstance(target, ast.Name) else \
+            target.attr if isinstance(target, ast.Attribute) else None
+        if name in _DECLARING:
+            names.add(name)
+    return next((k for k in ("on", "action", "on_start", "on_restart") if k in names),
+                min(names) if names else None)
+
+
+def _check_redefined(klass: type, node: ast.ClassDef, file: str, start: int) -> None:
+    """Two methods of one name in a class body, the first a handler or action (say two
+    `def handle(self, m)` with `@on(Ping)` and `@on(Pong)`): Python keeps only the second, so
+    the first would be silently lost."""
+    seen: dict[str, ast.FunctionDef | ast.AsyncFunctionDef] = {}
+    for item in node.body:
+        if not isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        first = seen.get(item.name)
+        kind = _declares(first) if first is not None else None
+        if first is not None and kind is not None:
+            line = start + first.lineno - 1
+            raise SpecError(f"{klass.__name__} defines {item.name} twice: the second definition "
+                            f"replaces the first (line {line}, with @{kind}), which is lost",
+                            Location(file, start + item.lineno - 1),
+                            ["give each handler and action its own method name"])
+        seen[item.name] = item
 
 
 class _Method:
@@ -77,6 +136,12 @@ class _Method:
         for node in ast.walk(self.fn):
             if isinstance(node, ast.Call):
                 self.check_message(node)
+        kind = _declares(self.fn)
+        if kind in ("on", "action", "on_start", "on_restart"):
+            self.check_returns(kind)
+        for node in ast.walk(self.fn):           # its body and its decorators' lambdas
+            if isinstance(node, ast.Compare):
+                self.check_enum_compare(node)
         decorators = {d.id for d in self.fn.decorator_list if isinstance(d, ast.Name)}
         args = self.fn.args.posonlyargs + self.fn.args.args
         if decorators & {"staticmethod", "classmethod"} or not args:
@@ -92,6 +157,86 @@ class _Method:
                 self.check_attribute(node)
             elif isinstance(node, ast.Assign | ast.AugAssign | ast.Delete):
                 self.check_in_place(node, me)
+                self.check_shared(node, me)
+            elif isinstance(node, ast.Call):
+                self.check_shared(node, me)
+
+    def check_enum_compare(self, node: ast.Compare) -> None:
+        """`self.state == "committed"` where `state` is an Enum field: a member is never equal
+        to its value, so the comparison is always false (a guard never enabled, a property
+        always true) — silently."""
+        from assay.model.types import _Enum
+
+        sides = [node.left, *node.comparators]
+        for (a, b), op in zip(zip(sides, sides[1:]), node.ops):
+            if not isinstance(op, ast.Eq | ast.NotEq | ast.Is | ast.IsNot):
+                continue
+            for field, lit in ((a, b), (b, a)):
+                if not (isinstance(field, ast.Attribute) and isinstance(field.value, ast.Name)
+                        and field.value.id in ("self", "old")
+                        and isinstance(lit, ast.Constant)
+                        and isinstance(lit.value, str | int) and lit.value is not True
+                        and lit.value is not False):
+                    continue
+                spec = self.types.get(field.attr)
+                if not isinstance(spec, _Enum) or issubclass(spec.cls, str | int):
+                    continue
+                ecls = spec.cls
+                member = next((m for m in ecls if m.value == lit.value), None)
+                fix = f"{field.value.id}.{field.attr} == {ecls.__name__}." + \
+                    (member.name if member is not None else next(iter(ecls)).name)
+                raise SpecError(f"{self.where} compares {field.value.id}.{field.attr}, "
+                                f"{_article(ecls.__name__)} member, with the "
+                                f"{type(lit.value).__name__} {lit.value!r}: never equal",
+                                self.location(node), [f"compare with the member: {fix}"])
+
+    def check_shared(self, node: ast.AST, me: str) -> None:
+        """`self.log.append(x)` or `self.seen[k] = v` where `log`/`seen` is not a field but a
+        list, set or dict in the class body: one object shared by every instance and outside
+        the state, so no engine sees it change (and a memoised step never runs again)."""
+        if isinstance(node, ast.Call):
+            f = node.func
+            if not (isinstance(f, ast.Attribute) and f.attr in _MUTATORS):
+                return
+            target = f.value
+        elif isinstance(node, ast.Assign | ast.AugAssign | ast.Delete):
+            found = [t.value for t in _targets(node) if isinstance(t, ast.Subscript)]
+            if not found:
+                return
+            target = found[0]
+        else:
+            return
+        if not (isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name)
+                and target.value.id == me and target.attr not in self.fields):
+            return
+        value = inspect.getattr_static(self.cls, target.attr, None)
+        if not isinstance(value, list | set | dict | bytearray):
+            return
+        kind = type(value).__name__
+        fix = {"list": "tuple[int, ...] = ()", "set": "frozenset[int] = frozenset()",
+               "dict": "Map[int, int] = Map()"}.get(kind, "tuple[int, ...] = ()")
+        raise SpecError(f"{self.where} changes self.{target.attr}, a {kind} in the class body of "
+                        f"{self.cls.__name__}: one object shared by every instance and not "
+                        "part of the state, so no engine sees the change", self.location(node),
+                        [f"make it a field ({target.attr}: {fix}) and assign it a new value: "
+                         "every assay value is immutable"])
+
+    def check_returns(self, kind: str) -> None:
+        """`return <value>` in a handler or action: the kernel ignores what a step returns,
+        so a `return False` meant to refuse a message would silently do nothing."""
+        for node in _own_nodes(self.fn.body):
+            if isinstance(node, ast.Return) and node.value is not None and not (
+                    isinstance(node.value, ast.Constant) and node.value.value is None):
+                what = {"on": "handler", "action": "action"}.get(kind, "hook")
+                fix = ["to refuse a message until it can be taken, guard the receive: "
+                       "@on(M, when=lambda self, m: ...); to blame a sender for it: "
+                       "@requires(lambda self, m: ...)"] if kind == "on" else \
+                    ["to keep the action from firing, put the condition in "
+                     "@action(when=...)"] if kind == "action" else []
+                raise SpecError(f"{self.where} returns a value, which assay ignores: a "
+                                f"{what}'s effect is only what it assigns and sends",
+                                self.location(node),
+                                [*fix, "to stop early, write a bare 'return'"])
 
     def check_in_place(self, stmt: ast.Assign | ast.AugAssign | ast.Delete, me: str) -> None:
         """`self.f[k] = v`, `del self.f[k]` or `self.f.x = v` for a field `f`: its value is
@@ -340,3 +485,7 @@ def _own(cls: type) -> set[str]:
     `object`'s)."""
     return {n for k in cls.__mro__ if k.__module__ != "builtins"
             and not k.__module__.startswith("assay.") for n in vars(k)}
+
+
+def _article(noun: str) -> str:
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"

@@ -8,7 +8,7 @@ import inspect
 from dataclasses import dataclass, replace
 from typing import Any
 
-from assay.errors import exit_error, not_exceptions
+from assay.errors import SpecError, exit_error, not_exceptions, object_location, verdict
 from assay.kernel.exec import Context, Runner, Wiring
 from assay.model.component import ComponentInfo
 from assay.model.message import Message
@@ -51,7 +51,13 @@ def holds(info: ComponentInfo, sc: Scenario, pred: Any, args: list[Any],
     obj = runner.live(sc.values, Context(sc.instance, runner.wirings))
     try:
         call = [runner.view(old), obj, *args] if old is not None else [obj, *args]
-        return bool(pred(*call)), ""
+        ok = pred(*call)
+        if ok is not True and ok is not False:      # None, a generator: a spec error, as
+            ok = verdict(ok, f"a contract of instance {sc.instance!r}",   # in every engine
+                         object_location(pred))
+        return bool(ok), ""
+    except SpecError:
+        raise
     except not_exceptions() as e:
         raise exit_error(e, f"a contract of instance {sc.instance!r}") from None
     except Exception as e:
