@@ -49,5 +49,19 @@ def main() -> None:
         command()
     finally:
         command_started()       # if it never started: SIGINT back to the default first ...
+        _flush()                # (the report: a Ctrl-C from here on exits without flushing)
         _take_sigint()          # ... so that this takes it for the shutdown
 
+
+def _flush() -> None:
+    """Write out what the command printed: the shutdown's Ctrl-C exits with `os._exit`,
+    which drops buffered output (a report printed to a pipe lost in full: CI saw exit 130
+    with nothing on stdout).  A Ctrl-C while flushing ends it, without a traceback."""
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (KeyboardInterrupt, OSError, ValueError):
+            pass

@@ -96,3 +96,20 @@ def test_importing_assay_or_the_entry_point_imports_nothing_heavy() -> None:
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=cli_env(), text=True,
                          capture_output=True, check=True).stdout
     assert out.strip() == "['assay', 'assay.entry']", out
+
+
+def test_a_ctrl_c_during_the_shutdown_keeps_what_the_command_printed() -> None:
+    """The command has printed its report (to a pipe: buffered) and ended; a Ctrl-C during
+    the interpreter's shutdown exits at once (`entry._interrupted`, `os._exit`), which drops
+    buffered output: the report must be written out before that can happen.  (CI: exit 130
+    with nothing on stdout.)  Here the SIGINT comes from an atexit hook, after `main`."""
+    module, _, function = SCRIPT.partition(":")
+    code = ("import atexit, os, signal, sys; "
+            "atexit.register(lambda: os.kill(os.getpid(), signal.SIGINT)); "
+            f"from {module} import {function} as main; sys.exit(main())")
+    proc = subprocess.run([sys.executable, "-c", code, *COMMAND], cwd=REPO, env=cli_env(),
+                          text=True, capture_output=True, timeout=120,
+                          preexec_fn=_default_sigint)
+    assert proc.returncode == EXIT_INTERRUPTED, proc.stderr
+    assert "exhausted" in proc.stdout, (proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr

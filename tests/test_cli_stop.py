@@ -538,7 +538,7 @@ def test_ctrl_c_while_simulate_shrinks_keeps_the_failing_run_written_and_replaya
     c.interrupt()
     assert c.finish() == EXIT_INTERRUPTED, c.stderr
     assert "Traceback" not in c.stderr
-    assert "interrupted (Ctrl-C) while shrinking" in c.stdout
+    assert "interrupted (Ctrl-C) while shrinking" in c.stdout, c.stdout + c.stderr
     # (or, had shrinking found a shorter failing run by then, that one: "shrunk to N so far")
     assert "not shrunk (interrupted)" in c.stdout or \
         "so far (shrinking interrupted)" in c.stdout, c.stdout
