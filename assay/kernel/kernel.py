@@ -1108,6 +1108,8 @@ class Kernel:
         for lst in (self.envs, self.env_src, self.env_dst, self.env_link, self.slots,
                     self.timers, self.cancels):
             lst.clear()
+        for checked in self._checked.values():      # (by local id: the ids start over)
+            checked.clear()
         for p in self.pools.values():               # a pool's dormant state, interned anew
             for slot in p.slots:
                 inst = self.instances[self.index[slot]]

@@ -57,8 +57,18 @@ class Node:
     # thousand rounds (every state of a counter or balance is a miss); a handler that reads
     # the clock or random numbers is caught within its first steps all the same
     CHECK_FIRST = 32
-    FORGET_EVERY = 1024       # steps between two looks at the kernel's memory
-    FORGET_AT = 20_000        # local states and envelopes the kernel may hold
+    # The kernel's memo tables hit in a deployment within a step or two (a receive guard's
+    # answer, then the delivery), rarely later: a counter's, a round's or a balance's states do
+    # not repeat (ping-pong: half the deliveries and none of the actions of 3,000 rounds hit,
+    # all of them in the step that asked).  Kept whole, every envelope, message and local
+    # state survives the young garbage collections and makes each generation-1 pass long
+    # (0.5-1 ms a node at 20,000; tests/benchmarks/RESULTS.md, rt7 and rt8).  So they are
+    # kept small: every FORGET_EVERY steps, a kernel holding more than FORGET_AT states and
+    # envelopes forgets them all, when the driver is about to wait (`tidy`), or in the step
+    # if it did not wait for FORGET_EVERY more steps.  A system whose local states and
+    # envelopes are fewer than FORGET_AT keeps every one (the memo's hits are never lost).
+    FORGET_EVERY = 64         # steps between two looks at the kernel's memory
+    FORGET_AT = 128           # local states and envelopes the kernel may hold
     KEEP = 1000               # violations and dead letters listed (all are counted)
 
     kernel: Kernel
@@ -87,6 +97,9 @@ class Node:
     rng: random.Random = field(default_factory=random.SystemRandom, repr=False)
     # a driver that keeps to link capacities: which ways of a step that chooses fit
     fits: Callable[[LocalStep, Envelope | None], bool] | None = field(default=None, repr=False)
+
+    # the kernel holds more than FORGET_AT: it forgets at the driver's next `tidy`
+    _forget_due: bool = field(default=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.monitor not in POLICIES:
@@ -250,14 +263,23 @@ class Node:
                     self.refused.append(consumed)
             return Outcome(event, False, (), (), viol)
         self.local[name] = step.local
-        if self.steps % self.FORGET_EVERY == 0 and self.kernel.steppers == 1 \
-                and self.kernel.interned() > self.FORGET_AT:
-            # a deployment's states rarely repeat (counters, balances): the kernel's memo
-            # tables would grow with every step; keep only the current local states
-            self.local = self.kernel.forget(self.local)
-            self._enabled_memo.clear()
+        if self.steps % self.FORGET_EVERY == 0 and self.kernel.steppers == 1:
+            if self._forget_due:            # no `tidy` for FORGET_EVERY steps: now
+                self.tidy()
+            elif self.kernel.interned() > self.FORGET_AT:
+                self._forget_due = True
         return Outcome(event, True, step.sends, step.timer_ops,
                        viol if self.monitor != "off" else ())
+
+    def tidy(self) -> None:
+        """Forget the kernel's memo tables if they grew past FORGET_AT (`Kernel.forget`:
+        only the current local states are kept).  A driver calls this when it is about to
+        wait, its steps' messages written: the forgetting (25-75 µs) and the freeing then
+        fall while the peers handle those messages, not on the way of the next one."""
+        if self._forget_due:
+            self._forget_due = False
+            self.local = self.kernel.forget(self.local)
+            self._enabled_memo.clear()
 
     def _report(self, event: dict[str, Any], viol: tuple[Violation, ...]) -> None:
         """Count the violations of a step; list them while fewer than KEEP are listed."""

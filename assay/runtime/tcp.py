@@ -135,6 +135,18 @@ def collect_young() -> None:
 _GC_EARLY = 3               # an eighth: two or three steps' allocations
 
 
+def freeze_startup() -> None:
+    """Take what start-up made — the modules, the spec, its kernel and compiled handlers —
+    out of every later garbage collection (`gc.freeze`, after one full collection so no
+    start-up garbage is kept): a process that runs a node does this once, before its first
+    step.  Each full (generation-2) pass of a node otherwise walked them all: 14-55 ms once
+    per ~1,500 ping-pong rounds (tests/benchmarks/RESULTS.md, rt7).  For processes that only
+    run nodes (`assay node`, `assay run`): a test or a program that runs a node among other
+    work keeps its own collector's settings."""
+    gc.collect()
+    gc.freeze()
+
+
 @dataclass
 class _Link:
     """The outgoing link to one peer node: numbered frames kept until acknowledged."""
@@ -1034,7 +1046,7 @@ class TcpNode:
             ready = [] if due else self._ready()
             if not due and not ready:
                 self.wake.clear()
-                collect_young()                  # (what the steps sent is on its way)
+                self._idle()                     # (what the steps sent is on its way)
                 await self.wake.wait()
                 yielded = time.monotonic()
                 continue
@@ -1095,7 +1107,15 @@ class TcpNode:
         if more or self.timers.due or any(st.local and st.out.applied for st in steps):
             self.wake.set()
         else:
-            collect_young()                      # (what the group sent is on its way)
+            self._idle()                         # (what the group sent is on its way)
+
+    def _idle(self) -> None:
+        """The node has written what its steps sent and is about to wait: the work that
+        need not be on a message's way is done now, while the peers handle those messages —
+        the kernel's memo tables cut back (`Node.tidy`), then a young garbage collection that
+        is nearly due (`collect_young`: the freed tables no longer count towards it)."""
+        self.node.tidy()
+        collect_young()
 
     GROUP = 64              # steps at most in one group commit
 
