@@ -248,8 +248,8 @@ def test_young_garbage_collections_run_after_the_answer_is_written(tmp_path):
         from_a_session.close()
 
     before = gc.get_threshold()
-    gc.set_threshold(700, *before[1:])          # (the interpreter's default; node a keeps few
-    #                                             objects a round: ~1 young pass in 100 rounds)
+    gc.set_threshold(400, *before[1:])          # (below the default: node a keeps few
+    #                                             objects a round, ~1 young pass in 100 at 700)
     try:
         play_node_b(tmp_path, test, params={"limit": 1000})
     finally:
