@@ -640,6 +640,32 @@ def test_a_node_runs_a_step_twice_first_then_one_in_64_and_catches_a_drifting_ac
         assert 300 < start - Node.CHECK_FIRST - start // EVERY <= steps < start, steps
 
 
+@pytest.mark.parametrize("tidy", [True, False])
+def test_a_node_that_defers_its_determinism_checks_still_catches_a_drifting_action(tmp_path,
+                                                                                   tidy):
+    """With `defer_checks` (a TCP node), a sampled step's second run waits for the driver's
+    `tidy`: the drifting action's first step is applied, and the `tidy` after it raises.  A
+    driver that never tidies gets the check within `Node.FORGET_EVERY` steps, in a step."""
+    import random
+
+    from assay.errors import SpecError
+
+    spec = tmp_path / "drifting.py"
+    spec.write_text(DRIFTING.replace("FROM", "0"))
+    system, _, _ = build(spec, None, {})
+    node = Node(Kernel(system), ["c"], defer_checks=True)
+    rng = random.Random(0)
+    steps = 0
+    with pytest.raises(SpecError, match="gave two different results"):
+        while steps < 2 * Node.FORGET_EVERY:
+            out = node.fire_any("c", rng)
+            assert out is not None and out.applied
+            steps += 1
+            if tidy:
+                node.tidy()
+    assert steps == 1 if tidy else 1 <= steps <= Node.FORGET_EVERY
+
+
 # --- the runtime's envelope ids, found by object ---------------------------------------------
 
 def test_an_envelope_is_the_same_event_whether_asked_by_object_or_by_value():

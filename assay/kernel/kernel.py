@@ -35,6 +35,7 @@ from assay.errors import SpecError, TraceError, exit_error, not_exceptions, trac
 from assay.kernel.determinism import (
     Sampler,
     enabled_difference,
+    in_world,
     nondeterministic,
     outside,
     step_difference,
@@ -380,6 +381,10 @@ class Kernel:
         self._env_canon: dict[int, bytes] = {}
         self._event_keys: dict[int, bytes] = {}
         self.steppers = 0           # runtime nodes stepping this kernel (see `forget`)
+        # a runtime node's: a step sampled for the determinism check runs once on its way
+        # (in the first run's world) and again when the node is idle (`check_deferred`)
+        self.defer_checks = False
+        self._deferred: list[tuple[Any, ...]] = []
         # the runtime's envelopes by object (`_runtime_env_id`): id(envelope) -> (envelope,
         # its id); the envelope held keeps its address from being reused
         self._env_objs: dict[int, tuple[Envelope, int]] = {}
@@ -827,13 +832,32 @@ class Kernel:
                      fn: Any, hname: str, subject: str, event: Callable[[], str]) -> Any:
         """`_run_local` where the sampler said to run the step twice."""
         explore = inst.runner.explore
+        if self.defer_checks:
+            first = in_world(0, lambda: explore(run))
+            self._deferred.append((inst, values, run, fn, hname, subject, event, first))
+            return self._outcome(inst, first)
         first, second = twice(lambda: explore(run))
+        self._compare(inst, values, fn, hname, subject, event, first, second)
+        return self._outcome(inst, first)
+
+    def _compare(self, inst: _Instance, values: tuple[Any, ...], fn: Any, hname: str,
+                 subject: str, event: Callable[[], str], first: Any, second: Any) -> None:
+        """Two runs of one step that differ are a `SpecError` naming the handler `fn`."""
         diff = step_difference(inst.info.fields, first, second, inst.table.exact)
         if diff is not None:
             raise nondeterministic(f"{inst.info.cls.__name__}.{hname} (instance {inst.name})",
                                    event(), subject, fn, diff,
                                    repr(inst.runner.view(values)))
-        return self._outcome(inst, first)
+
+    def check_deferred(self) -> None:
+        """The second runs of the steps whose determinism check was deferred
+        (`defer_checks`), each compared with its first: a `SpecError` at the first that
+        differs, as `_run_checked` raises it in the step — here after the step was applied
+        and its messages sent (a runtime node stops then, one step later than it would)."""
+        while self._deferred:
+            inst, values, run, fn, hname, subject, event, first = self._deferred.pop(0)
+            second = in_world(1, partial(inst.runner.explore, run))
+            self._compare(inst, values, fn, hname, subject, event, first, second)
 
     def _sends(self, inst: _Instance, sends: list) -> tuple[int, ...]:
         """Intern a handler's sends.  Only the order on each link can matter (fifo), so the

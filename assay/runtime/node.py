@@ -98,8 +98,12 @@ class Node:
     # a driver that keeps to link capacities: which ways of a step that chooses fit
     fits: Callable[[LocalStep, Envelope | None], bool] | None = field(default=None, repr=False)
 
+    # a driver that calls `tidy` when idle: the second run of a step sampled for the
+    # determinism check waits for it (`Kernel.defer_checks`), off the messages' way
+    defer_checks: bool = False
     # the kernel holds more than FORGET_AT: it forgets at the driver's next `tidy`
     _forget_due: bool = field(default=False, repr=False)
+    _tidied: bool = field(default=False, repr=False)       # since the last look
 
     def __post_init__(self) -> None:
         if self.monitor not in POLICIES:
@@ -111,6 +115,8 @@ class Node:
             self.local.setdefault(name, self.kernel.local_initial(name))
         self.kernel.steppers += 1
         self.kernel.check_first(self.CHECK_FIRST)
+        if self.defer_checks:
+            self.kernel.defer_checks = True
 
     # --- events --------------------------------------------------------------------------
 
@@ -263,19 +269,25 @@ class Node:
                     self.refused.append(consumed)
             return Outcome(event, False, (), (), viol)
         self.local[name] = step.local
-        if self.steps % self.FORGET_EVERY == 0 and self.kernel.steppers == 1:
-            if self._forget_due:            # no `tidy` for FORGET_EVERY steps: now
+        if self.steps % self.FORGET_EVERY == 0:
+            if not self._tidied:            # no `tidy` for FORGET_EVERY steps: its work now
                 self.tidy()
-            elif self.kernel.interned() > self.FORGET_AT:
+            self._tidied = False
+            if self.kernel.steppers == 1 and self.kernel.interned() > self.FORGET_AT:
                 self._forget_due = True
         return Outcome(event, True, step.sends, step.timer_ops,
                        viol if self.monitor != "off" else ())
 
     def tidy(self) -> None:
-        """Forget the kernel's memo tables if they grew past FORGET_AT (`Kernel.forget`:
-        only the current local states are kept).  A driver calls this when it is about to
-        wait, its steps' messages written: the forgetting (25-75 µs) and the freeing then
-        fall while the peers handle those messages, not on the way of the next one."""
+        """The work of the past steps that need not be on a message's way: the second runs
+        of the steps sampled for the determinism check (`defer_checks`; a `SpecError` if
+        one differs from its first: the node stops, after that step rather than before it),
+        then the kernel's memo tables forgotten if they grew past FORGET_AT
+        (`Kernel.forget`: only the current local states are kept).  A driver calls this when
+        it is about to wait, its steps' messages written: the work (25-75 µs) then falls
+        while the peers handle those messages, not on the way of the next one."""
+        self._tidied = True
+        self.kernel.check_deferred()
         if self._forget_due:
             self._forget_due = False
             self.local = self.kernel.forget(self.local)

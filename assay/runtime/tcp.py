@@ -249,7 +249,7 @@ class TcpNode:
             log.warning("%s: the system's links have capacities, which nodes do not enforce "
                         "(the trace replays only where the links stayed within them)", name)
         self.hosted = list(self.me.instances)
-        self.node = Node(self.kernel, self.hosted, monitor)
+        self.node = Node(self.kernel, self.hosted, monitor, defer_checks=True)    # (`_idle`)
         # the external stores of the hosted instances, in this node's database (`store_db`)
         from assay.runtime.extstore import ExternalStores, SQLiteAdapter, hosts_store
 
@@ -1107,13 +1107,18 @@ class TcpNode:
         if more or self.timers.due or any(st.local and st.out.applied for st in steps):
             self.wake.set()
         else:
-            self._idle()                         # (what the group sent is on its way)
+            try:
+                self._idle()                     # (what the group sent is on its way)
+            except Exception as e:     # noqa: BLE001 - a step found nondeterministic
+                self._fail(e)
 
     def _idle(self) -> None:
         """The node has written what its steps sent and is about to wait: the work that
         need not be on a message's way is done now, while the peers handle those messages —
-        the kernel's memo tables cut back (`Node.tidy`), then a young garbage collection that
-        is nearly due (`collect_young`: the freed tables no longer count towards it)."""
+        the determinism checks' second runs and the kernel's memo tables cut back
+        (`Node.tidy`; a nondeterministic step raises its `SpecError` here, and the node
+        stops), then a young garbage collection that is nearly due (`collect_young`: the
+        freed tables no longer count towards it)."""
         self.node.tidy()
         collect_young()
 
@@ -1223,6 +1228,11 @@ class TcpNode:
             stepper.cancel()
         except Exception:               # noqa: BLE001 - reported by _stepper_done
             pass
+        if self.failed is None:         # the determinism checks still due (`_idle`)
+            try:
+                self.kernel.check_deferred()
+            except Exception as e:     # noqa: BLE001 - a step found nondeterministic
+                self._fail(e)
         self._flush_acks()
         # ... what it sent gets a moment to be acknowledged (with a store, what is not is
         # resent after the next start), and only then do the links close
