@@ -666,6 +666,38 @@ def test_a_node_that_defers_its_determinism_checks_still_catches_a_drifting_acti
     assert steps == 1 if tidy else 1 <= steps <= Node.FORGET_EVERY
 
 
+def test_a_node_that_defers_its_determinism_checks_still_catches_a_drawing_guard(tmp_path):
+    """The guards of a state, sampled for the determinism check, are run again at the
+    driver's `tidy` too (`Kernel._enabled_all` deferred): a guard that draws random numbers
+    is caught there."""
+    from assay.errors import SpecError
+
+    spec = tmp_path / "drawing_guard.py"
+    spec.write_text("""
+import random
+
+from assay import Component, System, action
+
+
+class C(Component):
+    n: int = 0
+
+    @action(when=lambda self: random.random() < 0.5)
+    def go(self):
+        self.n += 1
+
+
+def system() -> System:
+    s = System("drawing_guard")
+    s.add("c", C)
+    return s
+""")
+    node = Node(Kernel(build(spec, None, {})[0]), ["c"], defer_checks=True)
+    node.has_actions("c")                       # (the first run's answer, whatever it is)
+    with pytest.raises(SpecError, match="gave two different results"):
+        node.tidy()
+
+
 # --- the runtime's envelope ids, found by object ---------------------------------------------
 
 def test_an_envelope_is_the_same_event_whether_asked_by_object_or_by_value():

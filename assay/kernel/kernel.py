@@ -384,7 +384,7 @@ class Kernel:
         # a runtime node's: a step sampled for the determinism check runs once on its way
         # (in the first run's world) and again when the node is idle (`check_deferred`)
         self.defer_checks = False
-        self._deferred: list[tuple[Any, ...]] = []
+        self._deferred: list[Callable[[], None]] = []
         # the runtime's envelopes by object (`_runtime_env_id`): id(envelope) -> (envelope,
         # its id); the envelope held keeps its address from being reused
         self._env_objs: dict[int, tuple[Envelope, int]] = {}
@@ -750,10 +750,22 @@ class Kernel:
         check (`Runner.reader`) — one outside world set and put back per state checked,
         not one per action."""
         acts = inst.info.actions
+        if self.defer_checks:                   # the second run when idle (`check_deferred`)
+            enabled = in_world(0, lambda: inst.runner.enabled_all(values, acts))
+            self._deferred.append(partial(self._enabled_again, inst, values, enabled))
+            return enabled
         enabled, again = twice(lambda: inst.runner.enabled_all(values, acts))
         for act, a, b in zip(acts, enabled, again):
             self._same_enabled(inst, values, act, a, b)
         return enabled
+
+    def _enabled_again(self, inst: _Instance, values: tuple[Any, ...],
+                       enabled: list[list[tuple[bool, Any]]]) -> None:
+        """The deferred second run of `_enabled_all`, compared with the first."""
+        acts = inst.info.actions
+        again = in_world(1, lambda: inst.runner.enabled_all(values, acts))
+        for act, a, b in zip(acts, enabled, again):
+            self._same_enabled(inst, values, act, a, b)
 
     def _same_enabled(self, inst: _Instance, values: tuple[Any, ...], act: ActionInfo,
                       a: list[tuple[bool, Any]], b: list[tuple[bool, Any]]) -> None:
@@ -832,13 +844,21 @@ class Kernel:
                      fn: Any, hname: str, subject: str, event: Callable[[], str]) -> Any:
         """`_run_local` where the sampler said to run the step twice."""
         explore = inst.runner.explore
-        if self.defer_checks:
+        if self.defer_checks:                   # the second run when idle (`check_deferred`)
             first = in_world(0, lambda: explore(run))
-            self._deferred.append((inst, values, run, fn, hname, subject, event, first))
+            self._deferred.append(partial(self._run_again, inst, values, run, fn, hname,
+                                          subject, event, first))
             return self._outcome(inst, first)
         first, second = twice(lambda: explore(run))
         self._compare(inst, values, fn, hname, subject, event, first, second)
         return self._outcome(inst, first)
+
+    def _run_again(self, inst: _Instance, values: tuple[Any, ...], run: Callable[[], Any],
+                   fn: Any, hname: str, subject: str, event: Callable[[], str],
+                   first: Any) -> None:
+        """The deferred second run of `_run_checked`, compared with the first."""
+        second = in_world(1, partial(inst.runner.explore, run))
+        self._compare(inst, values, fn, hname, subject, event, first, second)
 
     def _compare(self, inst: _Instance, values: tuple[Any, ...], fn: Any, hname: str,
                  subject: str, event: Callable[[], str], first: Any, second: Any) -> None:
@@ -850,14 +870,13 @@ class Kernel:
                                    repr(inst.runner.view(values)))
 
     def check_deferred(self) -> None:
-        """The second runs of the steps whose determinism check was deferred
-        (`defer_checks`), each compared with its first: a `SpecError` at the first that
-        differs, as `_run_checked` raises it in the step — here after the step was applied
-        and its messages sent (a runtime node stops then, one step later than it would)."""
+        """The second runs of the steps (and of a state's guards) whose determinism check was
+        deferred (`defer_checks`), each compared with its first: a `SpecError` at the first
+        that differs, as `_run_checked` (`_enabled_all`) raises it in the step — here after
+        the step was applied and its messages sent (a runtime node stops then, one step
+        later than it would)."""
         while self._deferred:
-            inst, values, run, fn, hname, subject, event, first = self._deferred.pop(0)
-            second = in_world(1, partial(inst.runner.explore, run))
-            self._compare(inst, values, fn, hname, subject, event, first, second)
+            self._deferred.pop(0)()
 
     def _sends(self, inst: _Instance, sends: list) -> tuple[int, ...]:
         """Intern a handler's sends.  Only the order on each link can matter (fifo), so the
