@@ -300,7 +300,7 @@ def test_a_node_keeps_its_kernel_tables_small_and_takes_the_same_steps():
 def test_a_step_leaves_no_garbage_that_only_the_collector_frees():
     """A handler's context and the port handles it gives out are freed as soon as the step
     returns (reference counting), not left in cycles for the garbage collector: those were
-    ~10 objects a step, a young collection every ~25 ping-pong rounds in a node (and held
+    ~7 objects a step, a young collection every ~25 ping-pong rounds in a node (and held
     until the end by a search, which runs with the collector off)."""
     import gc
 
