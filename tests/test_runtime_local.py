@@ -256,6 +256,69 @@ def test_a_long_run_holds_a_bounded_number_of_states_and_violations(monkeypatch)
     assert doc["violation_count"] == report.violation_count and len(doc["violations"]) == 25
 
 
+def _ping_pong_rounds(node: Node, rounds: int, tidy: bool) -> list[dict]:
+    """`rounds` ping-pong round trips of `node` (hosting both instances), as a driver steps
+    them: the events of the steps, and `Node.tidy` when the round's messages are out."""
+    events = []
+    box: list = []
+    while node.state("pinger")["got"] < rounds:
+        out = node.deliver(box.pop(0)) if box else node.fire(node.actions("pinger")[0])
+        assert out.applied, out.violations
+        events.append(out.event)
+        box.extend(out.sends)
+        if tidy and not box:
+            node.tidy()
+    return events
+
+
+def test_a_node_keeps_its_kernel_tables_small_and_takes_the_same_steps():
+    """A deployment's states do not repeat (a round number): the kernel's memo tables are cut
+    back to the current local states once they hold more than `Node.FORGET_AT` states and
+    envelopes, at the driver's `tidy` (or in a step, if the driver never tidies) — not kept
+    to 20,000 (their objects made each generation-1 collection 0.5-1 ms).  The steps are
+    those of a node that forgets nothing."""
+    spec = ROOT / "tests" / "benchmarks" / "ping_pong_spec.py"
+    sizes = []
+
+    def run(forget: bool, tidy: bool) -> list[dict]:
+        k = Kernel(build(spec, None, {"limit": 2000})[0])
+        node = Node(k, ["pinger", "ponger"])
+        if not forget:
+            node.FORGET_AT = 10**9                  # (an instance attribute: this node only)
+        events = _ping_pong_rounds(node, 1500, tidy)
+        sizes.append(k.interned())
+        return events
+
+    kept = run(False, False)
+    assert sizes[-1] > 4 * 1500                     # every state and envelope of the run
+    assert run(True, True) == kept
+    assert sizes[-1] <= Node.FORGET_AT + 4 * Node.FORGET_EVERY <= 512
+    assert run(True, False) == kept                 # a driver that never tidies: in a step
+    assert sizes[-1] <= Node.FORGET_AT + 8 * Node.FORGET_EVERY <= 1024
+
+
+def test_a_step_leaves_no_garbage_that_only_the_collector_frees():
+    """A handler's context and the port handles it gives out are freed as soon as the step
+    returns (reference counting), not left in cycles for the garbage collector: those were
+    ~7 objects a step, a young collection every ~25 ping-pong rounds in a node (and held
+    until the end by a search, which runs with the collector off)."""
+    import gc
+
+    spec = ROOT / "tests" / "benchmarks" / "ping_pong_spec.py"
+    node = Node(Kernel(build(spec, None, {"limit": 500})[0]), ["pinger", "ponger"])
+    _ping_pong_rounds(node, 10, True)                       # (first-use objects made)
+    gc.collect()
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        _ping_pong_rounds(node, 300, True)                  # 900 steps
+        found = gc.collect()
+    finally:
+        if was:
+            gc.enable()
+    assert found < 50, found
+
+
 # --- one process, with a state directory: durable, resumable, conformant ----------------------
 
 def _assay(*args: object) -> list[str]:
@@ -575,6 +638,64 @@ def test_a_node_runs_a_step_twice_first_then_one_in_64_and_catches_a_drifting_ac
     else:
         # (with every step run twice, as the checker does its first 1000: step 200)
         assert 300 < start - Node.CHECK_FIRST - start // EVERY <= steps < start, steps
+
+
+@pytest.mark.parametrize("tidy", [True, False])
+def test_a_node_that_defers_its_determinism_checks_still_catches_a_drifting_action(tmp_path,
+                                                                                   tidy):
+    """With `defer_checks` (a TCP node), a sampled step's second run waits for the driver's
+    `tidy`: the drifting action's first step is applied, and the `tidy` after it raises.  A
+    driver that never tidies gets the check within `Node.FORGET_EVERY` steps, in a step."""
+    import random
+
+    from assay.errors import SpecError
+
+    spec = tmp_path / "drifting.py"
+    spec.write_text(DRIFTING.replace("FROM", "0"))
+    system, _, _ = build(spec, None, {})
+    node = Node(Kernel(system), ["c"], defer_checks=True)
+    rng = random.Random(0)
+    steps = 0
+    with pytest.raises(SpecError, match="gave two different results"):
+        while steps < 2 * Node.FORGET_EVERY:
+            out = node.fire_any("c", rng)
+            assert out is not None and out.applied
+            steps += 1
+            if tidy:
+                node.tidy()
+    assert steps == 1 if tidy else 1 <= steps <= Node.FORGET_EVERY
+
+
+def test_a_node_that_defers_its_determinism_checks_still_catches_a_drawing_guard(tmp_path):
+    """The guards of a state, sampled for the determinism check, are run again at the
+    driver's `tidy` too (`Kernel._enabled_all` deferred): a guard that draws random numbers
+    is caught there."""
+    from assay.errors import SpecError
+
+    spec = tmp_path / "drawing_guard.py"
+    spec.write_text("""
+import random
+
+from assay import Component, System, action
+
+
+class C(Component):
+    n: int = 0
+
+    @action(when=lambda self: random.random() < 0.5)
+    def go(self):
+        self.n += 1
+
+
+def system() -> System:
+    s = System("drawing_guard")
+    s.add("c", C)
+    return s
+""")
+    node = Node(Kernel(build(spec, None, {})[0]), ["c"], defer_checks=True)
+    node.has_actions("c")                       # (the first run's answer, whatever it is)
+    with pytest.raises(SpecError, match="gave two different results"):
+        node.tidy()
 
 
 # --- the runtime's envelope ids, found by object ---------------------------------------------

@@ -107,6 +107,9 @@ def run(spec: str | None, system_name: str | None, params: tuple[str, ...],
         from assay.runtime.extstore import open_store_db
 
         stores = None if store_db is None else open_store_db(kernel, store_db, durability)
+        from assay.runtime.tcp import freeze_startup
+
+        freeze_startup()                  # (the spec and kernel: out of later collections)
         try:
             report, rt = run_local(kernel, duration, monitor, seed, time_unit,
                                    record=bool(trace_out), state_dir=state_dir,
@@ -274,7 +277,7 @@ def node(deploy_file: str, name: str, monitor: str, state_dir: str | None, fresh
     import signal
 
     from assay.runtime.deploy import load_deployment
-    from assay.runtime.tcp import TcpNode
+    from assay.runtime.tcp import TcpNode, freeze_startup
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -284,6 +287,7 @@ def node(deploy_file: str, name: str, monitor: str, state_dir: str | None, fresh
         dep = load_deployment(deploy_file)
         n = TcpNode(dep, name, monitor, state_dir, time_unit, seed, trace_out,
                     durability=durability, fresh=fresh, store_db=store_db)
+        freeze_startup()                  # (the spec and kernel: out of later collections)
         if supervised:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
         await n.serve(signals=(signal.SIGTERM,) if supervised else

@@ -83,17 +83,10 @@ def twice(run: Callable[[], Any]) -> tuple[Any, Any]:
     saved, gauss = _GET(_SHARED), _SHARED.gauss_next
     real, stopped = _clocks()
     try:
-        _SET(_SHARED, _SEEDED[0])
-        _SHARED.gauss_next = None
-        for name, fn in stopped[0]:
-            setattr(time, name, fn)
+        _enter(0, stopped)
         first = run()
         keep = [object(), *[b"x" * n for n in _FILLERS]]
-        _SET(_SHARED, _SEEDED[1])
-        _SHARED.gauss_next = None
-        for name, fn in stopped[1]:
-            setattr(time, name, fn)
-        REORDERED[0] = True             # and its sets iterate the other way round (`reorder`)
+        _enter(1, stopped)
         second = run()
         del keep
     finally:
@@ -103,6 +96,33 @@ def twice(run: Callable[[], Any]) -> tuple[Any, Any]:
         _SET(_SHARED, saved)
         _SHARED.gauss_next = gauss
     return first, second
+
+
+def in_world(k: int, run: Callable[[], Any]) -> Any:
+    """One of `twice`'s runs alone, in the outside world of its run `k` (0 or 1), everything
+    put back afterwards: a runtime node runs the first on a message's way and the second
+    when it is idle, and compares them then (`Kernel.check_deferred`)."""
+    saved, gauss = _GET(_SHARED), _SHARED.gauss_next
+    real, stopped = _clocks()
+    try:
+        _enter(k, stopped)
+        return run()
+    finally:
+        REORDERED[0] = False
+        for name, fn in real:
+            setattr(time, name, fn)
+        _SET(_SHARED, saved)
+        _SHARED.gauss_next = gauss
+
+
+def _enter(k: int, stopped: tuple[_Pairs, _Pairs]) -> None:
+    """Set the outside world of run `k`: `random` seeded with k, the clocks stopped at run
+    k's instant, and (run 1) sets iterated the other way round (`reorder`)."""
+    _SET(_SHARED, _SEEDED[k])
+    _SHARED.gauss_next = None
+    for name, fn in stopped[k]:
+        setattr(time, name, fn)
+    REORDERED[0] = k == 1
 
 
 # the clocks of the `time` module a handler may read (through the module: `time.time()`)

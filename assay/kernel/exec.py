@@ -234,7 +234,7 @@ class UnconnectedSend(SpecError):
 class Context:
     """The execution context of one handler run: ports and the outbox."""
 
-    __slots__ = ("instance", "wirings", "handles", "outbox", "timer_ops", "readonly", "handler",
+    __slots__ = ("instance", "wirings", "outbox", "timer_ops", "readonly", "handler",
                  "sessions", "runner", "record", "chooser", "assigned", "arrived", "obj",
                  "retiring", "spawned")
 
@@ -242,7 +242,6 @@ class Context:
                  runner: Runner | None = None) -> None:
         self.instance = instance
         self.wirings = wirings
-        self.handles: dict[str, PortHandle] = {}
         self.outbox: list[Send] = []
         self.timer_ops: list[TimerOp] = []
         self.readonly = True
@@ -345,10 +344,11 @@ class Context:
         self.timer_ops.append(TimerOp(False, 0, what))
 
     def port(self, name: str) -> PortHandle:
-        h = self.handles.get(name)
-        if h is None:
-            h = self.handles[name] = PortHandle(self, self.wirings[name])
-        return h
+        # a new handle each time, not one cached on the context: the handle refers to the
+        # context, so a cache would make a cycle, which only the garbage collector frees (a
+        # runtime node's young passes ran for it every ~25 rounds; a search, which runs with
+        # the collector off, kept every step's context until its end)
+        return PortHandle(self, self.wirings[name])
 
     def where(self) -> str:
         return f"{self.instance}.{self.handler}" if self.handler else self.instance

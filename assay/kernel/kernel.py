@@ -42,6 +42,7 @@ from assay.errors import (
 from assay.kernel.determinism import (
     Sampler,
     enabled_difference,
+    in_world,
     nondeterministic,
     outside,
     step_difference,
@@ -389,6 +390,10 @@ class Kernel:
         self._env_canon: dict[int, bytes] = {}
         self._event_keys: dict[int, bytes] = {}
         self.steppers = 0           # runtime nodes stepping this kernel (see `forget`)
+        # a runtime node's: a step sampled for the determinism check runs once on its way
+        # (in the first run's world) and again when the node is idle (`check_deferred`)
+        self.defer_checks = False
+        self._deferred: list[Callable[[], None]] = []
         # the runtime's envelopes by object (`_runtime_env_id`): id(envelope) -> (envelope,
         # its id); the envelope held keeps its address from being reused
         self._env_objs: dict[int, tuple[Envelope, int]] = {}
@@ -768,10 +773,22 @@ class Kernel:
         check (`Runner.reader`) — one outside world set and put back per state checked,
         not one per action."""
         acts = inst.info.actions
+        if self.defer_checks:                   # the second run when idle (`check_deferred`)
+            enabled = in_world(0, lambda: inst.runner.enabled_all(values, acts))
+            self._deferred.append(partial(self._enabled_again, inst, values, enabled))
+            return enabled
         enabled, again = twice(lambda: inst.runner.enabled_all(values, acts))
         for act, a, b in zip(acts, enabled, again):
             self._same_enabled(inst, values, act, a, b)
         return enabled
+
+    def _enabled_again(self, inst: _Instance, values: tuple[Any, ...],
+                       enabled: list[list[tuple[bool, Any]]]) -> None:
+        """The deferred second run of `_enabled_all`, compared with the first."""
+        acts = inst.info.actions
+        again = in_world(1, lambda: inst.runner.enabled_all(values, acts))
+        for act, a, b in zip(acts, enabled, again):
+            self._same_enabled(inst, values, act, a, b)
 
     def _same_enabled(self, inst: _Instance, values: tuple[Any, ...], act: ActionInfo,
                       a: list[tuple[bool, Any]], b: list[tuple[bool, Any]]) -> None:
@@ -850,13 +867,39 @@ class Kernel:
                      fn: Any, hname: str, subject: str, event: Callable[[], str]) -> Any:
         """`_run_local` where the sampler said to run the step twice."""
         explore = inst.runner.explore
+        if self.defer_checks:                   # the second run when idle (`check_deferred`)
+            first = in_world(0, lambda: explore(run))
+            self._deferred.append(partial(self._run_again, inst, values, run, fn, hname,
+                                          subject, event, first))
+            return self._outcome(inst, first)
         first, second = twice(lambda: explore(run))
+        self._compare(inst, values, fn, hname, subject, event, first, second)
+        return self._outcome(inst, first)
+
+    def _run_again(self, inst: _Instance, values: tuple[Any, ...], run: Callable[[], Any],
+                   fn: Any, hname: str, subject: str, event: Callable[[], str],
+                   first: Any) -> None:
+        """The deferred second run of `_run_checked`, compared with the first."""
+        second = in_world(1, partial(inst.runner.explore, run))
+        self._compare(inst, values, fn, hname, subject, event, first, second)
+
+    def _compare(self, inst: _Instance, values: tuple[Any, ...], fn: Any, hname: str,
+                 subject: str, event: Callable[[], str], first: Any, second: Any) -> None:
+        """Two runs of one step that differ are a `SpecError` naming the handler `fn`."""
         diff = step_difference(inst.info.fields, first, second, inst.table.exact)
         if diff is not None:
             raise nondeterministic(f"{inst.info.cls.__name__}.{hname} (instance {inst.name})",
                                    event(), subject, fn, diff,
                                    repr(inst.runner.view(values)))
-        return self._outcome(inst, first)
+
+    def check_deferred(self) -> None:
+        """The second runs of the steps (and of a state's guards) whose determinism check was
+        deferred (`defer_checks`), each compared with its first: a `SpecError` at the first
+        that differs, as `_run_checked` (`_enabled_all`) raises it in the step — here after
+        the step was applied and its messages sent (a runtime node stops then, one step
+        later than it would)."""
+        while self._deferred:
+            self._deferred.pop(0)()
 
     def _sends(self, inst: _Instance, sends: list) -> tuple[int, ...]:
         """Intern a handler's sends.  Only the order on each link can matter (fifo), so the
@@ -1131,6 +1174,8 @@ class Kernel:
         for lst in (self.envs, self.env_src, self.env_dst, self.env_link, self.slots,
                     self.timers, self.cancels):
             lst.clear()
+        for checked in self._checked.values():      # (by local id: the ids start over)
+            checked.clear()
         for p in self.pools.values():               # a pool's dormant state, interned anew
             for slot in p.slots:
                 inst = self.instances[self.index[slot]]

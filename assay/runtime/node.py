@@ -57,8 +57,18 @@ class Node:
     # thousand rounds (every state of a counter or balance is a miss); a handler that reads
     # the clock or random numbers is caught within its first steps all the same
     CHECK_FIRST = 32
-    FORGET_EVERY = 1024       # steps between two looks at the kernel's memory
-    FORGET_AT = 20_000        # local states and envelopes the kernel may hold
+    # The kernel's memo tables hit in a deployment within a step or two (a receive guard's
+    # answer, then the delivery), rarely later: a counter's, a round's or a balance's states do
+    # not repeat (ping-pong: half the deliveries and none of the actions of 3,000 rounds hit,
+    # all of them in the step that asked).  Kept whole, every envelope, message and local
+    # state survives the young garbage collections and makes each generation-1 pass long
+    # (0.5-1 ms a node at 20,000; tests/benchmarks/RESULTS.md, rt7 and rt8).  So they are
+    # kept small: every FORGET_EVERY steps, a kernel holding more than FORGET_AT states and
+    # envelopes forgets them all, when the driver is about to wait (`tidy`), or in the step
+    # if it did not wait for FORGET_EVERY more steps.  A system whose local states and
+    # envelopes are fewer than FORGET_AT keeps every one (the memo's hits are never lost).
+    FORGET_EVERY = 64         # steps between two looks at the kernel's memory
+    FORGET_AT = 128           # local states and envelopes the kernel may hold
     KEEP = 1000               # violations and dead letters listed (all are counted)
 
     kernel: Kernel
@@ -88,6 +98,13 @@ class Node:
     # a driver that keeps to link capacities: which ways of a step that chooses fit
     fits: Callable[[LocalStep, Envelope | None], bool] | None = field(default=None, repr=False)
 
+    # a driver that calls `tidy` when idle: the second run of a step sampled for the
+    # determinism check waits for it (`Kernel.defer_checks`), off the messages' way
+    defer_checks: bool = False
+    # the kernel holds more than FORGET_AT: it forgets at the driver's next `tidy`
+    _forget_due: bool = field(default=False, repr=False)
+    _tidied: bool = field(default=False, repr=False)       # since the last look
+
     def __post_init__(self) -> None:
         if self.monitor not in POLICIES:
             raise ValueError(f"monitor policy {self.monitor!r}; use one of {POLICIES}")
@@ -98,6 +115,8 @@ class Node:
             self.local.setdefault(name, self.kernel.local_initial(name))
         self.kernel.steppers += 1
         self.kernel.check_first(self.CHECK_FIRST)
+        if self.defer_checks:
+            self.kernel.defer_checks = True
 
     # --- events --------------------------------------------------------------------------
 
@@ -250,14 +269,29 @@ class Node:
                     self.refused.append(consumed)
             return Outcome(event, False, (), (), viol)
         self.local[name] = step.local
-        if self.steps % self.FORGET_EVERY == 0 and self.kernel.steppers == 1 \
-                and self.kernel.interned() > self.FORGET_AT:
-            # a deployment's states rarely repeat (counters, balances): the kernel's memo
-            # tables would grow with every step; keep only the current local states
-            self.local = self.kernel.forget(self.local)
-            self._enabled_memo.clear()
+        if self.steps % self.FORGET_EVERY == 0:
+            if not self._tidied:            # no `tidy` for FORGET_EVERY steps: its work now
+                self.tidy()
+            self._tidied = False
+            if self.kernel.steppers == 1 and self.kernel.interned() > self.FORGET_AT:
+                self._forget_due = True
         return Outcome(event, True, step.sends, step.timer_ops,
                        viol if self.monitor != "off" else ())
+
+    def tidy(self) -> None:
+        """The work of the past steps that need not be on a message's way: the second runs
+        of the steps sampled for the determinism check (`defer_checks`; a `SpecError` if
+        one differs from its first: the node stops, after that step rather than before it),
+        then the kernel's memo tables forgotten if they grew past FORGET_AT
+        (`Kernel.forget`: only the current local states are kept).  A driver calls this when
+        it is about to wait, its steps' messages written: the work (25-75 µs) then falls
+        while the peers handle those messages, not on the way of the next one."""
+        self._tidied = True
+        self.kernel.check_deferred()
+        if self._forget_due:
+            self._forget_due = False
+            self.local = self.kernel.forget(self.local)
+            self._enabled_memo.clear()
 
     def _report(self, event: dict[str, Any], viol: tuple[Violation, ...]) -> None:
         """Count the violations of a step; list them while fewer than KEEP are listed."""

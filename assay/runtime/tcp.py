@@ -136,6 +136,18 @@ def collect_young() -> None:
 _GC_EARLY = 3               # an eighth: two or three steps' allocations
 
 
+def freeze_startup() -> None:
+    """Take what start-up made — the modules, the spec, its kernel and compiled handlers —
+    out of every later garbage collection (`gc.freeze`, after one full collection so no
+    start-up garbage is kept): a process that runs a node does this once, before its first
+    step.  Each full (generation-2) pass of a node otherwise walked them all: 14-55 ms once
+    per ~1,500 ping-pong rounds (tests/benchmarks/RESULTS.md, rt7).  For processes that only
+    run nodes (`assay node`, `assay run`): a test or a program that runs a node among other
+    work keeps its own collector's settings."""
+    gc.collect()
+    gc.freeze()
+
+
 @dataclass
 class _Link:
     """The outgoing link to one peer node: numbered frames kept until acknowledged."""
@@ -238,7 +250,7 @@ class TcpNode:
             log.warning("%s: the system's links have capacities, which nodes do not enforce "
                         "(the trace replays only where the links stayed within them)", name)
         self.hosted = list(self.me.instances)
-        self.node = Node(self.kernel, self.hosted, monitor)
+        self.node = Node(self.kernel, self.hosted, monitor, defer_checks=True)    # (`_idle`)
         # the external stores of the hosted instances, in this node's database (`store_db`)
         from assay.runtime.extstore import ExternalStores, SQLiteAdapter, hosts_store
 
@@ -1063,7 +1075,7 @@ class TcpNode:
             ready = [] if due else self._ready()
             if not due and not ready:
                 self.wake.clear()
-                collect_young()                  # (what the steps sent is on its way)
+                self._idle()                     # (what the steps sent is on its way)
                 await self.wake.wait()
                 yielded = time.monotonic()
                 continue
@@ -1124,7 +1136,20 @@ class TcpNode:
         if more or self.timers.due or any(st.local and st.out.applied for st in steps):
             self.wake.set()
         else:
-            collect_young()                      # (what the group sent is on its way)
+            try:
+                self._idle()                     # (what the group sent is on its way)
+            except Exception as e:     # noqa: BLE001 - a step found nondeterministic
+                self._fail(e)
+
+    def _idle(self) -> None:
+        """The node has written what its steps sent and is about to wait: the work that
+        need not be on a message's way is done now, while the peers handle those messages —
+        the determinism checks' second runs and the kernel's memo tables cut back
+        (`Node.tidy`; a nondeterministic step raises its `SpecError` here, and the node
+        stops), then a young garbage collection that is nearly due (`collect_young`: the
+        freed tables no longer count towards it)."""
+        self.node.tidy()
+        collect_young()
 
     GROUP = 64              # steps at most in one group commit
 
@@ -1232,6 +1257,11 @@ class TcpNode:
             stepper.cancel()
         except Exception:               # noqa: BLE001 - reported by _stepper_done
             pass
+        if self.failed is None:         # the determinism checks still due (`_idle`)
+            try:
+                self.kernel.check_deferred()
+            except Exception as e:     # noqa: BLE001 - a step found nondeterministic
+                self._fail(e)
         self._flush_acks()
         # ... what it sent gets a moment to be acknowledged (with a store, what is not is
         # resent after the next start), and only then do the links close

@@ -4,9 +4,14 @@ What it measures
     1. assay: tests/benchmarks/ping_pong_spec.py deployed on two nodes (pinger on node a,
        ponger on node b, 127.0.0.1), each ``python -m assay.cli node DEPLOY --name X
        --trace-out X.jsonl --monitor M`` in its own process, M = enforce and M = off.  The
-       benchmark polls the pinger's state (control frame ``state``) until ``got == limit``,
-       then stops both nodes.  From node a's trace (one JSON line per applied step with its
-       wall clock ``time``): a round's latency is the time of the step that delivered Pong(n)
+       benchmark reads node a's trace as it is written (every 0.2 s, from the file) until the
+       step that delivered Pong(limit) is in it, then stops both nodes.  (It asked node a for
+       the pinger's state over a control connection every 0.2 s before: a handshake and a
+       request on the measured node that plain asyncio's client does not have, in 3 of the
+       23 slowest rounds of 2,000: tests/benchmarks/RESULTS.md, rt7.  The file costs node a
+       nothing: it writes and flushes its trace lines anyway.)  From node a's trace (one
+       JSON line per applied step with its wall clock ``time``): a round's latency is the
+       time of the step that delivered Pong(n)
        minus the time of the action step that sent Ping(n); throughput is rounds / (time of
        the last Pong delivery - time of the first Ping action).  One round = 2 messages.
        Round 1 is left out: it waits for the link from a to b to connect and authenticate.
@@ -19,7 +24,8 @@ What it measures
        trip of Python asyncio over loopback.
 
 CPU per round (the CPU x/plain column): user + system CPU time of both node processes
-(/proc/PID/stat) between the first poll that saw a round done and the last, per round; for
+(/proc/PID/stat) between the first look at the trace that saw a round done and the last, per
+round; for
 plain asyncio, the client's own CPU over the measured rounds plus the server's over all of them
 (the warm-up rounds taken out in proportion).  On a shared machine the wall-clock ratios move
 with the other processes' load; the CPU ratio much less.
@@ -110,13 +116,36 @@ def stop(procs: list[subprocess.Popen]) -> None:
 
 # --- assay: two node processes ------------------------------------------------------------
 
+class TraceTail:
+    """The events of a node's trace file as the node writes them (complete lines only): read
+    from the file by this process, so the measured node does no work for them."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+        self.rest = b""
+
+    def new_events(self) -> list[dict]:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                data = f.read()
+        except FileNotFoundError:
+            return []
+        self.offset += len(data)
+        *lines, self.rest = (self.rest + data).split(b"\n")
+        return [json.loads(line)["event"] for line in lines if line.strip()]
+
+
 def run_nodes(spec: Path, params: dict[str, int], nodes: dict[str, list[str]],
-              probe: tuple[str, str, int], monitor: str, timeout: float,
-              parse: Callable[[Path], dict], persist: bool | str = False) -> dict:
-    """Deploy `spec` on the `nodes` (name -> instances; the first is polled), each an ``assay
-    node`` process on 127.0.0.1, until `probe` = (instance, field, value) holds on the first
-    node; then stop them and return `parse` of the first node's trace, with the violation count
-    of its status."""
+              probe: tuple[str, int, Callable[[dict], int | None]], monitor: str,
+              timeout: float, parse: Callable[[Path], dict],
+              persist: bool | str = False) -> dict:
+    """Deploy `spec` on the `nodes` (name -> instances; the first is watched), each an ``assay
+    node`` process on 127.0.0.1, until the first node's trace has the step that completes
+    round `target` of `probe` = (what, target, round_of: the round an event completes, or
+    None); then stop them and return `parse` of the first node's trace, with the violation
+    count of its status."""
     from assay.runtime.tcp import control
 
     with tempfile.TemporaryDirectory(prefix="bench_runtime_") as tmp:
@@ -132,7 +161,8 @@ def run_nodes(spec: Path, params: dict[str, int], nodes: dict[str, list[str]],
                       f"instances = {json.dumps(insts)}\n" for n, insts in nodes.items()))
         first = next(iter(nodes))
         pa = ports[first]
-        inst, fld, target = probe
+        what, target, round_of = probe
+        tail = TraceTail(tmpd / f"{first.upper()}.jsonl")
         procs: list[subprocess.Popen] = []
         logs = []
         try:
@@ -152,21 +182,20 @@ def run_nodes(spec: Path, params: dict[str, int], nodes: dict[str, list[str]],
 
             deadline = time.monotonic() + timeout
             got = -1
-            # (rounds done, CPU seconds of every node) at the first poll that saw a round
+            # (rounds done, CPU seconds of every node) at the first look that saw a round
             # done, and at the last: the CPU per round, start-up left out
             cpu_marks: list[tuple[int, float]] = []
             while True:
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"monitor={monitor}: {inst}.{fld} is {got}, not "
-                                       f"{target}, after {timeout:.0f} s")
+                    raise TimeoutError(f"monitor={monitor}: {what} {got} of {target} done "
+                                       f"after {timeout:.0f} s")
                 if any(p.poll() is not None for p in procs):
                     raise RuntimeError("a node exited: " + "".join(
                         (tmpd / f"{n}.log").read_text() for n in nodes))
-                try:
-                    r = asyncio.run(ask(pa, {"t": "state", "instance": inst}))
-                    got = r["fields"][fld] if r and "fields" in r else got
-                except (OSError, TimeoutError, asyncio.IncompleteReadError):
-                    pass
+                for ev in tail.new_events():
+                    r = round_of(ev)
+                    if r is not None:
+                        got = max(got, r)
                 if got > 0:
                     with contextlib.suppress(OSError):
                         mark = (got, sum(cpu_seconds(p.pid) for p in procs))
@@ -235,8 +264,13 @@ def run_assay(limit: int, monitor: str, timeout: float, persist: bool | str = Fa
                 recv[ev["message"]["fields"]["n"]] = t
         return summarize(sent, recv, limit)
 
+    def round_of(ev: dict) -> int | None:           # a Pong delivered: its round is done
+        if ev.get("kind") == "deliver" and ev.get("to") == "pinger":
+            return int(ev["message"]["fields"]["n"])
+        return None
+
     return run_nodes(SPEC, {"limit": limit}, {"a": ["pinger"], "b": ["ponger"]},
-                     ("pinger", "got", limit), monitor, timeout, parse, persist)
+                     ("round trips", limit, round_of), monitor, timeout, parse, persist)
 
 
 # --- assay 2PC rounds ------------------------------------------------------------------------
@@ -256,9 +290,19 @@ def run_assay_twopc(limit: int, rms: int, monitor: str, timeout: float,
                 done[r] = max(done.get(r, t), t)   # the last Ack(r) completes round r
         return summarize(start, done, limit)
 
+    acks: dict[int, int] = {}
+
+    def round_of(ev: dict) -> int | None:           # the last Ack(r) delivered: r is done
+        if ev.get("kind") == "deliver" and ev.get("to") == "tm" \
+                and ev["message"]["type"] == "Ack":
+            r = int(ev["message"]["fields"]["r"])
+            acks[r] = acks.get(r, 0) + 1
+            return r if acks[r] == rms else None
+        return None
+
     return run_nodes(TWOPC_SPEC, {"rms": rms, "limit": limit},
                      {"a": ["tm"], "b": [f"rm{i}" for i in range(rms)]},
-                     ("tm", "done", limit), monitor, timeout, parse, persist)
+                     ("rounds", limit, round_of), monitor, timeout, parse, persist)
 
 
 # --- plain asyncio echo ----------------------------------------------------------------------
