@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from assay import api
+from assay.errors import SpecError
 from assay.verifier.compat import CRASH_BREAKS, CRASH_NOTE
 from assay.verifier.conformance import summary
 from tests.test_redteam_verify import verify_go
@@ -255,9 +256,14 @@ UNKNOWN = [
     ("self.b = 'ab'.startswith('b')", "self.b"),
     ("self.b = str(m.a) == '1'", "not self.b"),
     ("self.n = self.t.count(m.a)", "self.n <= 1"),
+    ("self.n = m.a", "(lambda x: x + 2)(self.n) == m.a + 1"),
+]
+
+# effects inside contracts: a method that assigns the state, called from `ensures`, is a spec
+# error when the spec is loaded (the language's red team), before verify sees it
+EFFECTS = [
     ("self.n = self.n + 1", "self.bump() == 1 and self.n == old.n + 1"),
     ("self.n = self.n + 1", "old.bump() == 1 and old.n == self.n"),
-    ("self.n = m.a", "(lambda x: x + 2)(self.n) == m.a + 1"),
 ]
 
 
@@ -267,6 +273,13 @@ def test_probed_and_unknown(tmp_path: Path, i: int) -> None:
     r = verify_go(tmp_path, f"unk{i}", body, false)
     (ens,) = r.find("C", "go", "ensures")
     assert ens.verdict == "unknown" and ens.reason, r.text()
+
+
+@pytest.mark.parametrize("i", range(len(EFFECTS)))
+def test_a_contract_that_changes_the_state_is_a_spec_error(tmp_path: Path, i: int) -> None:
+    body, false = EFFECTS[i]
+    with pytest.raises(SpecError, match="must not change the state"):
+        verify_go(tmp_path, f"eff{i}", body, false)
 
 
 # --- probed: components (subclasses, guarded receives, bounded and nested fields) -------------
