@@ -142,6 +142,17 @@ def check_fairness(kind: Any, where: Location | None) -> str:
     return str(kind)
 
 
+def _plain_method(fn: Any, deco: str, loc: Location | None) -> None:
+    """Refuse a decorator of assay's applied over `@staticmethod` or `@classmethod`: its mark
+    would land on the wrapper, which the component's class never lists as a handler or
+    action (a message to it was "no handler", blamed on its sender, at run time)."""
+    if isinstance(fn, (staticmethod, classmethod)):
+        kind = type(fn).__name__
+        raise SpecError(f"{deco} is applied to a @{kind}: assay calls handlers and actions "
+                        "on the instance", loc,
+                        [f"drop @{kind} and write it as a plain method taking self"])
+
+
 def on(message_type: type[Message], port: str | None = None, fair: str | None = None,
        when: Callable[..., bool] | None = None) -> Callable[[F], F]:
     """Mark a method as the handler of `message_type` arriving on `port`.
@@ -156,6 +167,7 @@ def on(message_type: type[Message], port: str | None = None, fair: str | None = 
         check_fairness(fair, loc)
 
     def mark(fn: F) -> F:
+        _plain_method(fn, "@on", loc)
         fn.__dict__.setdefault("__assay_on__", []).append((message_type, port, loc))
         if fair is not None:
             fn.__dict__.setdefault("__assay_fair_on__", {})[(message_type, port)] = fair
@@ -183,6 +195,7 @@ def action(when: Callable[..., bool] | None = None,
         check_fairness(fair, loc)
 
     def mark(fn: F) -> F:
+        _plain_method(fn, "@action", loc)
         fn.__assay_action__ = (when, over, loc)   # type: ignore[attr-defined]
         if fair is not None:
             fn.__assay_fair__ = fair              # type: ignore[attr-defined]
@@ -200,13 +213,17 @@ def on_start(fn: F) -> F:
     set its first timers and change fields.  It runs once, as part of the initial state (every
     engine starts from the state after it); a restart after a crash runs `@on_restart`
     instead.  Its violations are the initial state's."""
-    fn.__assay_on_start__ = caller_location(2)   # type: ignore[attr-defined]
+    loc = caller_location(2)
+    _plain_method(fn, "@on_start", loc)
+    fn.__assay_on_start__ = loc   # type: ignore[attr-defined]
     return fn
 
 
 def on_restart(fn: F) -> F:
     """Mark a method `(self)` to run when the instance restarts after a crash."""
-    fn.__assay_on_restart__ = caller_location(2)   # type: ignore[attr-defined]
+    loc = caller_location(2)
+    _plain_method(fn, "@on_restart", loc)
+    fn.__assay_on_restart__ = loc   # type: ignore[attr-defined]
     return fn
 
 

@@ -1,0 +1,72 @@
+"""Red team of the spec language, round 2: the leftovers of `test_redteam_lang.py`.
+
+Each mistake is refused at load time with `file:line: error: ...` naming the line of the
+mistake and a note with the fix (as in round 1, whose cases and helpers this file reuses),
+or, for a property that can only be vacuous, warned of the same way by every engine.
+"""
+from __future__ import annotations
+
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from tests.test_redteam_lang import Case, _run, flat, marker_line, pair
+
+CASES = [
+    # @on over @staticmethod: the mark landed on the wrapper, the class had no handler, and
+    # a message to it was a violation blamed on its sender
+    Case("on-over-a-staticmethod", pair("""
+        @on(Ping)  # <- error here
+        @staticmethod
+        def on_ping(m):
+            pass
+        """), ("check",),
+         ("@on is applied to a @staticmethod", "drop @staticmethod", "plain method"),
+         "check: 'Node has no handler for Ping', a violation blamed on a"),
+    Case("on-over-a-classmethod", pair("""
+        @on(Ping)  # <- error here
+        @classmethod
+        def on_ping(cls, m):
+            pass
+        """), ("run", "--for", "2"),
+         ("@on is applied to a @classmethod", "drop @classmethod"),
+         "run: 'Node has no handler for Ping', a violation blamed on a"),
+    Case("action-over-a-staticmethod", pair("""
+        @action()  # <- error here
+        @staticmethod
+        def tick():
+            pass
+        """), ("simulate", "--runs", "2", "--steps", "10", "-j", "1", "-q"),
+         ("@action is applied to a @staticmethod",),
+         "simulate: exit 0, the action silently missing"),
+]
+IDS = [c.id for c in CASES]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory
+         ) -> dict[str, subprocess.CompletedProcess[str]]:
+    root = tmp_path_factory.mktemp("redlang2")
+    jobs = []
+    for c in CASES:
+        name = c.id.replace("-", "_") + ".py"
+        (root / name).write_text(c.source)
+        cmd, *opts = c.command
+        jobs.append([cmd, name, *opts])
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        return dict(zip(IDS, pool.map(lambda a: _run(a, root), jobs)))
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_a_users_mistake_is_a_spec_error_at_its_line(
+        case: Case, runs: dict[str, subprocess.CompletedProcess[str]]) -> None:
+    r = runs[case.id]
+    out = r.stdout + r.stderr
+    assert "Traceback" not in out and "internal error" not in out, out
+    assert r.returncode == 2, (case.before, r.returncode, out)
+    name = case.id.replace("-", "_") + ".py"
+    assert r.stderr.startswith(f"{name}:{marker_line(case.source, case.at)}: error: "), \
+        r.stderr
+    for part in case.says:
+        assert flat(part) in flat(r.stderr), (part, r.stderr)
