@@ -40,6 +40,22 @@ CASES = [
         """), ("simulate", "--runs", "2", "--steps", "10", "-j", "1", "-q"),
          ("@action is applied to a @staticmethod",),
          "simulate: exit 0, the action silently missing"),
+    # a field named as a port: one replaced the other in the class body
+    Case("field-after-a-port-of-its-name", pair("""
+        count: int = 0
+        """).replace("    peer = Port()\n",
+                     "    peer = Port()  # <- error here\n    peer: int = 0\n"),
+         ("check",),
+         ("port 'peer' of Node is replaced by a field of the same name", "rename one"),
+         "check: \"instance 'a' (Node) has no port 'peer'; 'peer' is a field: a property "
+         "reads the state through its world\", at s.connect"),
+    Case("port-after-a-field-of-its-name", pair("""
+        peer = Port()  # <- error here
+        """).replace("    peer = Port()\n    got", "    peer: int = 0\n    got", 1),
+         ("check",),
+         ("Node.peer is both a field and a port", "the field, whose state would be lost",
+          "rename one"),
+         "check: exit 0, the field 'peer' silently dropped"),
 ]
 IDS = [c.id for c in CASES]
 
