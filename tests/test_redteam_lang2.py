@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
-from tests.test_redteam_lang import Case, _run, flat, marker_line, pair
+from tests.test_redteam_lang import Case, _run, counter, flat, marker_line, pair
 
 CASES = [
     # @on over @staticmethod: the mark landed on the wrapper, the class had no handler, and
@@ -86,3 +87,37 @@ def test_a_users_mistake_is_a_spec_error_at_its_line(
         r.stderr
     for part in case.says:
         assert flat(part) in flat(r.stderr), (part, r.stderr)
+
+
+# --- a property over the instances of a class the system has none of ------------------------
+
+VACUOUS = counter(props="""
+    @s.always
+    def few_pongs(g):
+        return all(o.got < 5 for o in g.instances(Other))
+    """).replace("\n\ndef system(", """
+
+class Other(Component):
+    got: int = 0
+
+
+def system(""")
+
+
+@pytest.mark.parametrize("command", [
+    ("check",), ("simulate", "--runs", "2", "--steps", "10", "-j", "2", "-q"),
+    ("run", "--for", "2")], ids=lambda c: c[0])
+def test_every_engine_warns_of_a_property_over_no_instance(tmp_path: Path,
+                                                            command: tuple[str, ...]) -> None:
+    # `g.instances(Other)` with no Other in the system: always an empty list, the property
+    # constantly true; `check` warned "vacuous?", `simulate` and `run` said ✓ silently
+    (tmp_path / "spec.py").write_text(VACUOUS)
+    r = _run([command[0], "spec.py", *command[1:]], tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "warning: property 'few_pongs' read nothing of the state: it is constantly true " \
+        "(vacuous?)" in r.stderr, r.stderr
+    # and a property that reads the state is not warned of
+    (tmp_path / "spec.py").write_text(VACUOUS.replace("o.got < 5 for o in g.instances(Other)",
+                                                       "o.x < 5 for o in g.instances(Counter)"))
+    r = _run([command[0], "spec.py", *command[1:]], tmp_path)
+    assert r.returncode == 0 and "warning" not in r.stderr, r.stdout + r.stderr
