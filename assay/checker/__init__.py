@@ -15,7 +15,7 @@ from assay.checker.liveness import Lasso
 from assay.checker.search import Found, Outcome, Progress, Search, violation_key
 from assay.checker.symmetry import SPOT_EVERY, SPOT_FIRST, NotSymmetric, Symmetry
 from assay.kernel.faults import Faults
-from assay.kernel.kernel import Kernel, State
+from assay.kernel.kernel import Kernel, State, read_nothing
 from assay.kernel.trace import Step, Trace, explain, initial_json, recorded_event
 from assay.kernel.violation import Violation
 from assay.kernel.watchdog import SpecTimeLimit, SpecWatch
@@ -686,8 +686,7 @@ def _property_report(kernel: Kernel, out: Outcome, keep_going: bool = False,
             note = f"property {p.name!r} was never evaluated"
         elif not false and not beyond and whole:
             if not reads:
-                note = (f"property {p.name!r} read nothing of the state: it is constantly "
-                        "true (vacuous?)")
+                note = read_nothing(p.name)
             else:
                 if unchanged is None:
                     unchanged = kernel.unchanged_instances()

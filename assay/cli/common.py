@@ -135,3 +135,12 @@ class Seconds(click.FloatRange):
         if math.isnan(seconds):
             self.fail(f"{value!r} is not a number of seconds", param, ctx)
         return float(seconds)
+
+
+def warn_vacuous(system: Any) -> None:
+    """Warn on stderr of each property of `system` that reads nothing of the state (as
+    `check` does after its search: `Kernel.vacuous_notes`), before `simulate` or `run`."""
+    from assay.kernel import Kernel
+
+    for note in Kernel(system).vacuous_notes():
+        click.echo(f"warning: {note}", err=True)

@@ -14,6 +14,7 @@ from assay.cli.common import (
     _check_writable,
     _fail,
     _params,
+    warn_vacuous,
 )
 from assay.errors import AssayError, LoadInterrupted, UsageError
 
@@ -102,6 +103,7 @@ def run(spec: str | None, system_name: str | None, params: tuple[str, ...],
         if trace_out:
             _check_writable(trace_out, [("the spec", spec)])
         system, name, typed = build(spec, system_name, _params(params))
+        warn_vacuous(system)
         kernel = Kernel(system)
         _check_fresh(fresh, state_dir)
         from assay.runtime.extstore import open_store_db

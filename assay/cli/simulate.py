@@ -15,6 +15,7 @@ from assay.cli.common import (
     _fail,
     _params,
     progress_interval,
+    warn_vacuous,
     write_output,
 )
 from assay.errors import AssayError, UsageError
@@ -116,6 +117,7 @@ def simulate(spec: str, system_name: str | None, params: tuple[str, ...], seed: 
         rates = FaultRates.parse(faults_text) if faults_text else FaultRates()
         raw = _params(params)
         system, name, typed = build(spec, system_name, raw)
+        warn_vacuous(system)
         opts = Options(steps=steps, rates=rates, scheduler=scheduler, pct_depth=pct_depth,
                        shrink=not no_shrink)
         if engine == "hypothesis" and (scheduler != "random" or ray_address or max_time):

@@ -1786,6 +1786,31 @@ class Kernel:
             self._memo_partial = True           # the memo's keys are not every state's
         return res, beyond
 
+    def vacuous_notes(self) -> list[str]:
+        """A note for each property that read nothing of the state when evaluated on the
+        first initial state: it is then constantly true (nothing it did depended on the
+        state), e.g. `all(... for c in g.instances(C))` with no instance of C.  `simulate`
+        and `run` warn with it before they start; `check` notes the same from its search
+        (`_property_report`).  A property that raises is left to the engine to report."""
+        if not self.properties:
+            return []
+        starts = self.initial_states()
+        if not starts:
+            return []
+        state = starts[0][0]
+        notes = []
+        for p in self.properties:
+            g = World(self, state)
+            g._read = set()
+            try:
+                with outside(0):
+                    p.fn(g)
+            except Exception:
+                continue
+            if not g._read and not g._beyond:
+                notes.append(read_nothing(p.name))
+        return notes
+
     def unchanged_instances(self) -> set[int]:
         """The instances whose local state was the same in every state the properties were
         evaluated on (from the property memo's keys; else: their class never had a second
@@ -2191,6 +2216,11 @@ class Kernel:
         if not self.extended:
             return []
         return [inst.name for inst in self.instances if (state[3] >> inst.index) & 1]
+
+
+def read_nothing(name: str) -> str:
+    """The warning for a property that read nothing of the state (every engine's words)."""
+    return f"property {name!r} read nothing of the state: it is constantly true (vacuous?)"
 
 
 TRACK_READS = 100     # evaluations of the properties whose reads are noted (see Kernel)

@@ -70,6 +70,11 @@ class Port:
         self._where_arg = where
         self.name = "?"
         self.location = caller_location(2)
+        ns = sys._getframe(1).f_locals
+        if "__module__" in ns and "__qualname__" in ns:
+            # made in a class body: noted there, so that `component_info` can tell a port
+            # a later field of the same name replaced (`peer = Port()` then `peer: int = 0`)
+            ns.setdefault("__assay_ports__", []).append(self)
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
@@ -142,6 +147,17 @@ def check_fairness(kind: Any, where: Location | None) -> str:
     return str(kind)
 
 
+def _plain_method(fn: Any, deco: str, loc: Location | None) -> None:
+    """Refuse a decorator of assay's applied over `@staticmethod` or `@classmethod`: its mark
+    would land on the wrapper, which the component's class never lists as a handler or
+    action (a message to it was "no handler", blamed on its sender, at run time)."""
+    if isinstance(fn, (staticmethod, classmethod)):
+        kind = type(fn).__name__
+        raise SpecError(f"{deco} is applied to a @{kind}: assay calls handlers and actions "
+                        "on the instance", loc,
+                        [f"drop @{kind} and write it as a plain method taking self"])
+
+
 def on(message_type: type[Message], port: str | None = None, fair: str | None = None,
        when: Callable[..., bool] | None = None) -> Callable[[F], F]:
     """Mark a method as the handler of `message_type` arriving on `port`.
@@ -156,6 +172,7 @@ def on(message_type: type[Message], port: str | None = None, fair: str | None = 
         check_fairness(fair, loc)
 
     def mark(fn: F) -> F:
+        _plain_method(fn, "@on", loc)
         fn.__dict__.setdefault("__assay_on__", []).append((message_type, port, loc))
         if fair is not None:
             fn.__dict__.setdefault("__assay_fair_on__", {})[(message_type, port)] = fair
@@ -183,6 +200,7 @@ def action(when: Callable[..., bool] | None = None,
         check_fairness(fair, loc)
 
     def mark(fn: F) -> F:
+        _plain_method(fn, "@action", loc)
         fn.__assay_action__ = (when, over, loc)   # type: ignore[attr-defined]
         if fair is not None:
             fn.__assay_fair__ = fair              # type: ignore[attr-defined]
@@ -200,13 +218,17 @@ def on_start(fn: F) -> F:
     set its first timers and change fields.  It runs once, as part of the initial state (every
     engine starts from the state after it); a restart after a crash runs `@on_restart`
     instead.  Its violations are the initial state's."""
-    fn.__assay_on_start__ = caller_location(2)   # type: ignore[attr-defined]
+    loc = caller_location(2)
+    _plain_method(fn, "@on_start", loc)
+    fn.__assay_on_start__ = loc   # type: ignore[attr-defined]
     return fn
 
 
 def on_restart(fn: F) -> F:
     """Mark a method `(self)` to run when the instance restarts after a crash."""
-    fn.__assay_on_restart__ = caller_location(2)   # type: ignore[attr-defined]
+    loc = caller_location(2)
+    _plain_method(fn, "@on_restart", loc)
+    fn.__assay_on_restart__ = loc   # type: ignore[attr-defined]
     return fn
 
 
@@ -613,6 +635,7 @@ def _build_info(cls: type) -> ComponentInfo:
     keeps: list[bool] = []
     types: list[TypeSpec] = []
     initial: list[tuple[Any, ...]] = []
+    _check_port_names(cls, hints, ports)
     for n, ann in hints.items():
         if n.startswith("_") or n in ports or get_origin(ann) is ClassVar or ann is ClassVar:
             continue
@@ -1008,6 +1031,36 @@ def _check_arity(fn: Callable, n: int, what: str, expected: str, loc: Location |
     if not (len(required) <= n <= len(positional)):
         raise SpecError(f"{what} takes {len(positional)} argument(s), assay passes {n}",
                         loc or object_location(fn), [f"write it as {expected}"])
+
+
+def _check_port_names(cls: type, hints: dict[str, Any], ports: dict[str, Port]) -> None:
+    """Refuse a field and a port of the same name: one replaced the other in the class body
+    (a port replaced by a later field was "has no port" at `s.connect`, blamed on the
+    connection; a field replaced by a later port silently lost its state)."""
+    fix = "a port, a field and a method share the class's names: rename one (e.g. 'peer' and " \
+        "'peer_count')"
+    for n, port in ports.items():
+        ann = hints.get(n)
+        if ann is not None and ann is not Port and get_origin(ann) is not ClassVar \
+                and ann is not ClassVar and not n.startswith("_"):
+            raise SpecError(f"{cls.__name__}.{n} is both a field and a port: the port replaces "
+                            "the field, whose state would be lost", port.location, [fix])
+    for klass in cls.__mro__:
+        made = vars(klass).get("__assay_ports__", ())
+        kept = {id(v) for v in vars(klass).values()}
+        for port in made:
+            if id(port) in kept:
+                continue
+            # the name it was assigned to: the one whose value is now something else
+            import linecache
+
+            line = linecache.getline(port.location.file, port.location.line) \
+                if port.location is not None else ""
+            name = line.split("=")[0].split(":")[0].strip()
+            if name.isidentifier() and name in vars(klass):
+                what = "a field" if name in hints else "a later definition"
+                raise SpecError(f"port {name!r} of {klass.__name__} is replaced by {what} of "
+                                "the same name", port.location, [fix])
 
 
 def _field_location(cls: type, name: str) -> Location | None:
