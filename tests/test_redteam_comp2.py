@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from assay import Component, Port
 from assay.kernel import Kernel
 from assay.model.load import build
 from assay.runtime.local import run_local
@@ -80,3 +81,78 @@ def test_an_owner_that_sends_a_spawn_of_its_own_class_is_a_pool_violation(tmp_pa
     assert v is not None and (v["kind"], v["blame"]) == ("pool", "boss.forge")
     report, _ = run_local(kernel_of(path), duration=1)      # the step refused, tried again
     assert {(v.kind, v.blame) for _, v in report.violations} == {("pool", "boss.forge")}
+
+
+# --- symmetric/fair: an instance inside a composite is not named from outside ----------------
+
+class Worker(Component):
+    p = Port()
+    n: int = 0
+
+
+def test_symmetric_refuses_instances_inside_a_composite_named_from_outside():
+    # `s.symmetric("a.w", "b.w")` was accepted: outside code interchanged instances it
+    # reaches only through exported ports
+    from assay import System
+    from assay.errors import SpecError
+
+    def part() -> System:
+        s = System("part")
+        s.add("w", Worker)
+        return s
+
+    s = System("t")
+    s.add("a", part)
+    s.add("b", part)
+    with pytest.raises(SpecError, match="instance 'a.w' is inside composite 'a'") as e:
+        s.symmetric("a.w", "b.w")
+    assert "in a's system function" in str(e.value)
+    assert not s.symmetries
+
+
+def test_refs_of_a_composites_own_system_do_not_name_the_outers_instances():
+    # the composite's handles, kept by its function, named the outer system's instances of
+    # the same name: `fair` and `symmetric` applied to instances they were not about
+    from assay import System
+    from assay.errors import SpecError
+
+    kept = []
+
+    def part() -> System:
+        s = System("part")
+        kept.extend(s.add(n, Worker) for n in ("w", "v"))
+        return s
+
+    s = System("t")
+    s.add("a", part)
+    s.add("w", Worker)
+    s.add("v", Worker)
+    with pytest.raises(SpecError, match="fair\\(\\) needs instances of this system"):
+        s.fair("strong", kept[0])
+    with pytest.raises(SpecError, match="symmetric\\(\\) needs instances of this system"):
+        s.symmetric(*kept)
+    assert not s.fair_rules and not s.symmetries
+
+
+def test_fair_refuses_an_inner_instance_and_a_whole_composite_covers_what_it_leaves():
+    # what is allowed from outside: the whole composite, for those of its instances its own
+    # system function left without fairness (the composite's own word holds)
+    from assay import System
+    from assay.errors import SpecError
+    from assay.model.system import InstanceRef
+
+    def part() -> System:
+        s = System("part")
+        s.fair("strong", s.add("x", Worker))
+        s.add("y", Worker)
+        return s
+
+    s = System("t")
+    a = s.add("a", part)
+    with pytest.raises(SpecError, match="instance 'a.y' is inside composite 'a'") as e:
+        s.fair("weak", InstanceRef(s, "a.y", Worker))
+    assert "s.fair('weak', a) covers" in str(e.value)
+    s.fair("weak", a)
+    k = Kernel(s)
+    fair = {i.name: k._instance_fairness(i.index) for i in k.instances}
+    assert fair == {"a.x": "strong", "a.y": "weak"}
