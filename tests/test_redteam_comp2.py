@@ -156,3 +156,34 @@ def test_fair_refuses_an_inner_instance_and_a_whole_composite_covers_what_it_lea
     k = Kernel(s)
     fair = {i.name: k._instance_fairness(i.index) for i in k.instances}
     assert fair == {"a.x": "strong", "a.y": "weak"}
+
+
+# --- the store: the note on a refused statement only where it explains it --------------------
+
+def test_the_store_tables_note_is_shown_for_a_table_of_another_shape_only(tmp_path):
+    # "a store table is (k TEXT…)" came with every refused statement: with a write to a
+    # read-only database (an I/O error, not a table of another shape), it misled
+    import sqlite3
+
+    from assay.errors import StateError
+    from assay.runtime.extstore import SQLiteAdapter
+
+    db = tmp_path / "s.sqlite"
+    w = SQLiteAdapter(db)
+    w.ensure(["store_a"])
+    w.close()
+    ro = SQLiteAdapter(db, readonly=True)
+    with pytest.raises(StateError, match="attempt to write a readonly database") as e:
+        ro.ensure(["store_b"])
+    ro.close()
+    assert not any("a store table is" in n for n in e.value.notes)
+    odd = tmp_path / "odd.sqlite"
+    conn = sqlite3.connect(odd)
+    conn.execute("CREATE TABLE store_a (x INTEGER)")
+    conn.commit()
+    conn.close()
+    a = SQLiteAdapter(odd)
+    with pytest.raises(StateError, match="no such column: k") as e:
+        a.read("store_a")
+    a.close()
+    assert any("a store table is (k TEXT PRIMARY KEY, v TEXT)" in n for n in e.value.notes)
