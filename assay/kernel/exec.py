@@ -80,6 +80,9 @@ Result = tuple[tuple[Any, ...], list[Send], list[Violation], list[TimerOp]]
 # the most branches one step may have, and the most options one `choose` may offer: past
 # them a step is not something to explore exhaustively (a spec error, with the fix)
 MAX_BRANCHES = 10_000
+# the pools' protocol (`Context.emit`: sent by `spawn` and `retire` only)
+POOL_CLASSES = tuple(POOL_MESSAGES)
+POOL_NAMES = frozenset(m.__name__ for m in POOL_MESSAGES)
 MAX_OPTIONS = 10_000
 
 
@@ -360,7 +363,7 @@ class Context:
         if not isinstance(message, Message):
             self.abort("type", f"{self.where()} sent {message!r} on port {port!r}, "
                        "which is not a Message")
-        if type(message) in POOL_MESSAGES:
+        if type(message) in POOL_MESSAGES or self._poses_as_pool(port, message):
             # what `self.spawn` and `self.retire` send (`assay.model.pool`), which keep the
             # owner's live field in step with its slots: sent by hand, they would not
             self.abort("pool", f"{self.where()} sent {type(message).__name__} on port "
@@ -405,6 +408,22 @@ class Context:
         self.outbox.append(Send(port, dst, dst_port, message))
         if self.record is not None:
             self.record.append((_line(caller_location(2)), message))
+
+    def _poses_as_pool(self, port: str, message: Message) -> bool:
+        """Whether `message` passes for a pool message without being one: of a subclass of
+        one, or of a class of the same name sent on a pool's port (the owner's, or a slot's
+        to its owner), which the wire decodes, by name, as the pool's own."""
+        kind = type(message)
+        if kind.__name__ not in POOL_NAMES:
+            return False
+        if issubclass(kind, POOL_CLASSES):
+            return True
+        runner = self.runner
+        if runner is None:
+            return False
+        slot = runner.slot_pool
+        return (slot is not None and slot.port == port) or any(
+            p.owner_port == port for p in (runner.pools or {}).values())
 
     def abort(self, kind: Any, message: str) -> None:
         loc = caller_location(3)

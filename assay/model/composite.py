@@ -179,13 +179,16 @@ def _check_reachable(system: System, end: PortRef, where: Location | None, what:
                             "exported by it", where, [_exported_note(c)])
 
 
-def check_outside(system: System, instance: str, where: Location | None, what: str) -> None:
+def check_outside(system: System, instance: str, where: Location | None, what: str,
+                  fix: Callable[[str], str] | None = None) -> None:
     """Encapsulation: an instance inside a composite is not the outer system's to put on a
-    connection (`via=`) or to hand to a client (`external`): only its exported ports are."""
+    connection (`via=`), to hand to a client (`external`), to declare symmetric or fair:
+    only its exported ports are.  `fix(composite)`: what to write instead (by default, the
+    exported ports)."""
     for c in system.composites.values():
         if c.holds(instance):
             raise SpecError(f"{what}: instance {instance!r} is inside composite {c.name!r}",
-                            where, [_exported_note(c)])
+                            where, [fix(c.name) if fix else _exported_note(c)])
 
 
 def check_connect(system: System, a: PortRef, b: PortRef, where: Location | None) -> None:

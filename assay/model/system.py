@@ -430,9 +430,14 @@ class System:
             if isinstance(ref, PortRef):
                 raise SpecError(f"symmetric() got the port {ref}, not an instance", where,
                                 [f"write s.symmetric(..., {ref.instance!r}, ...)"])
-            if not isinstance(name, str) or name not in self.instances:
+            if not isinstance(name, str) or name not in self.instances or (
+                    isinstance(ref, InstanceRef) and ref._system is not self):
                 raise SpecError(f"symmetric() needs instances of this system, got {ref!r}",
                                 where, ["add the instances first, then declare them symmetric"])
+            composite.check_outside(
+                self, name, where, "symmetric()",
+                lambda c: f"declare it symmetric in {c}'s system function (s.symmetric there "
+                          "is carried over); whole composites are not interchangeable")
             if name in names or any(name in g for g, _ in self.symmetries):
                 raise SpecError(f"instance {name!r} is declared symmetric twice", where)
             names.append(name)
@@ -497,7 +502,9 @@ class System:
         `s.fair("strong", philosopher)` or `s.fair("weak", Philosopher)`.  It covers their
         actions, the deliveries of messages to them and their timers; a handler's or action's
         own `fair=` takes precedence, then an instance's, then its class's, then the
-        system's default."""
+        system's default.  A composite (what `s.add` returned for one) stands for every
+        instance inside it that the composite's own system function left without fairness;
+        an instance inside a composite is not named from outside (encapsulation)."""
         where = caller_location(2)
         kind = check_fairness(kind, where)
         if not targets:
@@ -507,7 +514,12 @@ class System:
             inner = composite.members(self, t)
             if inner is not None:       # every instance of a composite
                 self.fair_rules.extend((n, kind) for n in inner)
-            elif isinstance(t, InstanceRef) and t.name in self.instances:
+            elif isinstance(t, InstanceRef) and t._system is self and t.name in self.instances:
+                composite.check_outside(
+                    self, t.name, where, f"fair({kind!r}, ...)",
+                    lambda c: f"declare its fairness in {c}'s system function, or the whole "
+                              f"composite's: s.fair({kind!r}, {c}) covers those of its "
+                              "instances it leaves without fairness of their own")
                 self.fair_rules.append((t.name, kind))
             elif isinstance(t, type) and issubclass(t, Component):
                 self.fair_rules.append((t, kind))

@@ -91,6 +91,15 @@ class StoreAdapter(Protocol):
     def close(self) -> None: ...
 
 
+# what a driver says of a table not of a store's shape (SQLite: "no such column: k", "table
+# t has 1 columns but 2 values were supplied", "NOT NULL constraint failed", "datatype
+# mismatch"; PostgreSQL: 'column "k" does not exist', "violates ... constraint"): the only
+# errors the note on a store table's shape explains, not an I/O error, a lock, a read-only
+# file (where it misled)
+_OTHER_SHAPE = re.compile(r"\bcolumns?\b|constraint|datatype|mismatch|invalid input syntax",
+                          re.IGNORECASE)
+
+
 class DbApiAdapter:
     """A `StoreAdapter` over a DB-API 2.0 connection (`paramstyle` "qmark" or "format").
 
@@ -122,7 +131,8 @@ class DbApiAdapter:
             raise StateError(f"the store database refused {sql.split(' (')[0]!r}: {e}",
                              Location(self.where),
                              ["a store table is (k TEXT PRIMARY KEY, v TEXT), as assay creates "
-                              "it: give the database --store-db wrote, or a new file"]) from None
+                              "it: give the database --store-db wrote, or a new file"]
+                             if _OTHER_SHAPE.search(str(e)) else []) from None
         finally:
             cur.close()
 
