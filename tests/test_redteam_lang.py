@@ -402,24 +402,21 @@ def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
                           text=True, cwd=cwd, env=_env(), stdin=subprocess.DEVNULL, timeout=120)
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory
-         ) -> dict[str, subprocess.CompletedProcess[str]]:
-    root = tmp_path_factory.mktemp("redlang")
+def run_cases(cases: list[Case], root: Path, workers: int
+              ) -> dict[str, subprocess.CompletedProcess[str]]:
+    """Each case's spec written in ROOT and its command run there (a few at a time), by id."""
     jobs = []
-    for c in CASES:
+    for c in cases:
         name = c.id.replace("-", "_") + ".py"
         (root / name).write_text(c.source)
         cmd, *opts = c.command
         jobs.append([cmd, name, *opts])
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        return dict(zip(IDS, pool.map(lambda a: _run(a, root), jobs)))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return dict(zip([c.id for c in cases], pool.map(lambda a: _run(a, root), jobs)))
 
 
-@pytest.mark.parametrize("case", CASES, ids=IDS)
-def test_a_users_mistake_is_a_spec_error_at_its_line(
-        case: Case, runs: dict[str, subprocess.CompletedProcess[str]]) -> None:
-    r = runs[case.id]
+def assert_spec_error_at_its_line(case: Case, r: subprocess.CompletedProcess[str]) -> None:
+    """Exit 2, no traceback, `file:line: error:` at the case's marked line, and what it says."""
     out = r.stdout + r.stderr
     assert "Traceback" not in out and "internal error" not in out, out
     assert r.returncode == 2, (case.before, r.returncode, out)
@@ -428,6 +425,18 @@ def test_a_users_mistake_is_a_spec_error_at_its_line(
         r.stderr
     for part in case.says:
         assert flat(part) in flat(r.stderr), (part, r.stderr)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory
+         ) -> dict[str, subprocess.CompletedProcess[str]]:
+    return run_cases(CASES, tmp_path_factory.mktemp("redlang"), 4)
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_a_users_mistake_is_a_spec_error_at_its_line(
+        case: Case, runs: dict[str, subprocess.CompletedProcess[str]]) -> None:
+    assert_spec_error_at_its_line(case, runs[case.id])
 
 
 # --- what held, or was fixed without an error: the mistake now means what the user meant -----

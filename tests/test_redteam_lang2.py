@@ -7,12 +7,18 @@ or, for a property that can only be vacuous, warned of the same way by every eng
 from __future__ import annotations
 
 import subprocess
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from tests.test_redteam_lang import Case, _run, counter, flat, marker_line, pair
+from tests.test_redteam_lang import (
+    Case,
+    _run,
+    assert_spec_error_at_its_line,
+    counter,
+    pair,
+    run_cases,
+)
 
 CASES = [
     # @on over @staticmethod: the mark landed on the wrapper, the class had no handler, and
@@ -64,29 +70,13 @@ IDS = [c.id for c in CASES]
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory
          ) -> dict[str, subprocess.CompletedProcess[str]]:
-    root = tmp_path_factory.mktemp("redlang2")
-    jobs = []
-    for c in CASES:
-        name = c.id.replace("-", "_") + ".py"
-        (root / name).write_text(c.source)
-        cmd, *opts = c.command
-        jobs.append([cmd, name, *opts])
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        return dict(zip(IDS, pool.map(lambda a: _run(a, root), jobs)))
+    return run_cases(CASES, tmp_path_factory.mktemp("redlang2"), 3)
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_a_users_mistake_is_a_spec_error_at_its_line(
         case: Case, runs: dict[str, subprocess.CompletedProcess[str]]) -> None:
-    r = runs[case.id]
-    out = r.stdout + r.stderr
-    assert "Traceback" not in out and "internal error" not in out, out
-    assert r.returncode == 2, (case.before, r.returncode, out)
-    name = case.id.replace("-", "_") + ".py"
-    assert r.stderr.startswith(f"{name}:{marker_line(case.source, case.at)}: error: "), \
-        r.stderr
-    for part in case.says:
-        assert flat(part) in flat(r.stderr), (part, r.stderr)
+    assert_spec_error_at_its_line(case, runs[case.id])
 
 
 # --- a property over the instances of a class the system has none of ------------------------
