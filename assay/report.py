@@ -70,7 +70,10 @@ def render_check(console: Console, r: CheckResult, spec: str, system: str,
             _render_counterexample(console, r, v, r.steps, r.initial, r.cycle_start)
         console.print()
     elif r.verdict == "ok":
-        console.print(Text("✓ all properties hold (exhaustive)", style="bold green"))
+        from assay.checker.constraints import headline
+
+        console.print(Text(f"✓ all properties hold (exhaustive{headline(r.constraints)})",
+                           style="bold green"))
         if r.liveness:
             under = _under(r)
             console.print(Text(f"  liveness, under {under}: " + ", ".join(r.liveness),
@@ -106,6 +109,10 @@ def render_check(console: Console, r: CheckResult, spec: str, system: str,
         from assay.checker.por import summary_note
 
         rows.append(("por", summary_note(r.por)))
+    if r.constraints is not None:
+        from assay.checker.constraints import summary_note as constraints_note
+
+        rows.append(("constraints", constraints_note(r.constraints)))
     if r.keep_going:
         rows += [("terminal states", f"{r.terminal:,}"),
                  ("deadlocked states", f"{r.deadlocked:,}")]
@@ -444,7 +451,9 @@ def check_text(r: CheckResult) -> str:
 
 def _check_verdict(r: CheckResult) -> str:
     if r.verdict == "ok":
-        return "ok: all properties hold (exhaustive)"
+        from assay.checker.constraints import headline
+
+        return f"ok: all properties hold (exhaustive{headline(r.constraints)})"
     if r.verdict == "violation":
         v = r.violation
         assert v is not None

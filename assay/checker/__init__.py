@@ -10,6 +10,7 @@ from typing import Any, Literal
 from assay.checker.auto import AUTO, Handover, usable_cores, why_one_process
 from assay.checker.bfs import bfs
 from assay.checker.compact import compact_bfs
+from assay.checker.constraints import Pruning
 from assay.checker.dfs import dfs
 from assay.checker.liveness import Lasso
 from assay.checker.search import Found, Outcome, Progress, Search, violation_key
@@ -106,6 +107,10 @@ class CheckResult:
     # partial-order reduction (`check(por=True)`): whether it was applied (then `states` and
     # `transitions` are of the reduced graph; see `por.py`) and if not, why not
     por: dict[str, Any] | None = None
+    # state constraints (`@s.constraint`): their names, and whether one cut the search
+    # (`pruned`: True, False, or None when workers in other processes searched; see
+    # `constraints.py`); None without constraints
+    constraints: dict[str, Any] | None = None
 
     def faults_text(self) -> str | None:
         """The fault budget as `--faults` takes it (`crash=1,drop=2`), or None."""
@@ -164,6 +169,7 @@ class CheckResult:
             "workers": self.workers,
             "storage": self.storage,
             "por": self.por,
+            "constraints": self.constraints,
         }
 
 
@@ -270,6 +276,10 @@ def check(system: System | Kernel, *, strategy: str = "bfs", max_states: int | N
                       workers if serial is None else 1) or (
             "not with --checkpoint" if checkpoints is not None else None)
         por_info = {"applied": why is None, "why": why}
+    # whether a constraint cut the search: noted where the search runs in this process (or
+    # forks from it); a worker built from a pickled system (spawn, Ray) gets the plain ones
+    apart = ray is not None or workers > 1 and serial is None
+    pruning = Pruning(kernel.system) if kernel.system.constraints and not apart else None
     watch = SpecWatch(max_time, "the check", "A time limit (--max-time) stops it")
     # States are tuples of ints: they form no reference cycles, and the cyclic collector's
     # passes over millions of them cost a fifth of the run.  Pause it during the search
@@ -327,6 +337,8 @@ def check(system: System | Kernel, *, strategy: str = "bfs", max_states: int | N
                       time.perf_counter() - search.started)
     finally:
         watch.stop()
+        if pruning is not None:
+            pruning.restore()
         if checkpoints is not None:
             checkpoints.close()
         if was_enabled:
@@ -353,6 +365,10 @@ def check(system: System | Kernel, *, strategy: str = "bfs", max_states: int | N
                                           "searched",)
         result = replace(result, workers=1 if serial else workers,
                          warnings=(*result.warnings, *note))
+    if kernel.system.constraints:
+        info = (pruning.report(known=handover is None or handover.workers <= 1)
+                if pruning is not None else Pruning.unknown(kernel.system))
+        result = replace(result, constraints=info)
     if por_info is not None:
         result = replace(result, por=por_info, warnings=result.warnings if por_info["applied"]
                          else (*result.warnings, f"partial-order reduction not applied: "
