@@ -207,6 +207,48 @@ def test_workers_spill_and_full_states_give_the_counts_of_one_process(
     assert signature(run(workers=2)) == signature(run())    # with symmetry declared, too
 
 
+SPILL = """
+import json, sys
+from assay.checker import check
+from assay.checker.search import resident_bytes
+from assay.model.load import build
+spec, headroom = sys.argv[1], int(sys.argv[2])
+check(build(spec)[0], max_states=10)             # (the process's own memory, first)
+r = check(build(spec)[0], max_memory=resident_bytes() + headroom if headroom else None)
+print(json.dumps([r.verdict, r.reason, r.states, r.transitions, r.depth, r.terminal,
+                  r.storage.get("spills", 0)]))
+"""
+
+
+def test_a_search_forced_to_spill_ends_with_the_counts_of_one_that_did_not_or_says_it_stopped(
+        ) -> None:
+    """Past --max-memory the compact search moves its states to disk and goes on: the same
+    states and transitions as one that never spilled; when spilling does not bring the
+    memory down (a bound below what the process needs anyway) it stops, incomplete, and
+    never 'ok' over a part of the states.  (Each in a fresh process: its memory is the
+    search's.)"""
+    spec = str(REPO / "specs/paxos.py")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+
+    def run(headroom: int) -> list[Any]:
+        out = subprocess.run([sys.executable, "-c", SPILL, spec, str(headroom)], cwd=REPO,
+                             env=env, capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr[-2000:]
+        return list(json.loads(out.stdout))
+
+    whole = run(0)
+    assert whole[:2] == ["ok", "exhausted"] and whole[-1] == 0
+    spilled = 0
+    for headroom in (1, 8 << 20):
+        r = run(headroom)
+        if r[1] == "max-memory":
+            assert r[0] == "incomplete" and r[2] < whole[2]
+            continue
+        assert r[:-1] == whole[:-1], (headroom, r, whole)
+        spilled += r[-1] > 0
+    assert spilled, "no bound made the search spill and go on"
+
+
 # --- liveness: every engine alike; without fairness, the plain reference --------------------
 
 def eventually_violated(kernel: Kernel, goal: Any) -> bool:
@@ -612,7 +654,7 @@ def fair_violated(kernel: Kernel, name: str) -> bool:
     return fair_cycle(region)
 
 
-@quick(20)
+@quick(15)
 @given(fair_specs())
 def test_liveness_under_every_kind_of_fairness_agrees_with_the_reference(
         tmp_path: Path, spec: tuple[str, str | None]) -> None:
