@@ -671,3 +671,58 @@ def test_liveness_under_every_kind_of_fairness_agrees_with_the_reference(
         r = check(build(str(path))[0], faults=budget, **options)
         assert r.liveness["live"] == ("violated" if expected else "holds"), \
             (options, faults, r.liveness, text)
+
+
+CUT_EARLY = """
+    from assay import Component, System, action
+
+
+    class W(Component):
+        n: int = 0
+
+        @action(when=lambda self: self.n < 4)
+        def go(self):
+            self.n = self.n + 1
+
+
+    def system() -> System:
+        s = System("cut_early")
+        s.add("a", W)
+        s.add("b", W)
+
+        @s.always
+        def never_a_first(g):
+            return not (g["a"].n == 2 and g["b"].n == 0)
+
+        @s.constraint
+        def b_first(g):                     # cuts at depth 1 only
+            return g["a"].n != 1 or g["b"].n > 0
+
+        @s.terminal
+        def anywhere(g):
+            return True
+        return s
+"""
+
+
+def test_a_search_resumed_past_the_states_a_constraint_cut_does_not_say_nothing_was_cut(
+        tmp_path: Path) -> None:
+    """The constraint cuts one state at depth 1, before the checkpoint at depth 2: the
+    resumed search never meets it, and said 'true on every state met: nothing was cut'
+    over a search that was cut (and would break `never_a_first` without the cut)."""
+    path = write_spec(tmp_path, "cut_early", CUT_EARLY)
+
+    def run(**options: Any) -> CheckResult:
+        system, name, typed = build(str(path))
+        return check(system, spec=str(path), system_name=name, params=typed,
+                     checkpoint=str(tmp_path / "ck"), checkpoint_every=0, **options)
+
+    first = run(max_depth=2)
+    assert first.reason == "max-depth"
+    assert first.constraints is not None and first.constraints["pruned"] is True
+    resumed = run()
+    assert resumed.ok and resumed.constraints is not None
+    assert resumed.constraints["pruned"] is None
+    assert "exhaustive within the state constraints" in resumed.text()
+    whole = check(build(str(path))[0])
+    assert whole.ok and whole.constraints is not None and whole.constraints["pruned"] is True

@@ -287,7 +287,11 @@ def check(system: System | Kernel, *, strategy: str = "bfs", max_states: int | N
     # directory or of `workers`, must not leave the caller's process without a collector).
     was_enabled = gc.isenabled()
     gc.disable()
+    resumed = False
     try:
+        # a resumed search does not meet again the states met before its checkpoint: whether
+        # a constraint cut those is not known (`Pruning.report`)
+        resumed = checkpoints is not None and checkpoints.found() is not None
         watch.start()
         if por_info is not None and por_info["applied"]:
             from assay.checker.por import NotReducible, por_check
@@ -366,7 +370,8 @@ def check(system: System | Kernel, *, strategy: str = "bfs", max_states: int | N
         result = replace(result, workers=1 if serial else workers,
                          warnings=(*result.warnings, *note))
     if kernel.system.constraints:
-        info = (pruning.report(known=handover is None or handover.workers <= 1)
+        info = (pruning.report(known=not resumed and (handover is None
+                                                      or handover.workers <= 1))
                 if pruning is not None else Pruning.unknown(kernel.system))
         result = replace(result, constraints=info)
     if por_info is not None:

@@ -5,7 +5,8 @@ explored the system *within* them only, and its report must say so (`CheckResult
 The search engines call `Kernel.within`, which evaluates the system's constraint functions;
 `Pruning` wraps those functions for the duration of one check and notes a state on which one
 is not true.  Engines in this process (and forked workers' parents) see the note; workers in
-other processes do not report it, and then whether the search was cut is unknown."""
+other processes do not report it, nor does the search a resumed one took up from its
+checkpoint, and then whether the search was cut is unknown."""
 from __future__ import annotations
 
 import functools
@@ -39,7 +40,8 @@ class Pruning:
     def report(self, known: bool) -> dict[str, Any]:
         """What `CheckResult.constraints` says: the constraints' names and locations, and
         `pruned`: True (a state beyond one was met: checked, not expanded), False (none
-        was), None (not `known`: workers in other processes searched, and do not say)."""
+        was), None (not `known`: workers in other processes searched, and do not say, or
+        the search was resumed from a checkpoint, past states it did not meet again)."""
         return {"names": _names(self.saved),
                 "pruned": True if self.hit else (False if known else None)}
 
@@ -58,8 +60,8 @@ def summary_note(info: dict[str, Any]) -> str:
     """The line a report prints of the constraints."""
     names = ", ".join(info["names"])
     if info["pruned"] is None:
-        return (f"{names}: may have cut the search (the workers do not say): 'exhaustive' "
-                "means every state within them")
+        return (f"{names}: may have cut the search (worker processes, or the search before "
+                "its checkpoint, do not say): 'exhaustive' means every state within them")
     if info["pruned"]:
         return (f"{names}: cut the search: states beyond them were checked but not "
                 "expanded; 'exhaustive' means every state within them")
