@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from rich.console import Console
@@ -297,7 +297,8 @@ def render_simulation(console: Console, c: Any, spec: str, system: str,
                      + (f", {halfway} halfway" if halfway else "")
                      + ((", stopped: max-time" if timed_out else ", interrupted")
                         if done < len(c.failures) else "") + ")"))
-    _summary(console, rows + [("runs ended", ended)])
+    _summary(console, [*rows, ("runs ended", ended),
+                       *(("warning", w) for w in getattr(c, "warnings", ()))])
 
 
 def _halfway(r: Any) -> bool:
@@ -374,7 +375,7 @@ def to_mermaid(steps: Any, instances: list[str], violation: Any = None,
 
 
 def render_run(console: Console, r: Any, spec: str, system: str, params: dict[str, Any],
-               monitor: str, trace_out: str | None) -> None:
+               monitor: str, trace_out: str | None, warnings: Iterable[str] = ()) -> None:
     ptxt = ", ".join(f"{k}={v}" for k, v in params.items())
     console.print(Text.assemble(("assay run ", "bold"), f"{spec} :: {system}({ptxt})",
                                 f" monitor={monitor}"))
@@ -408,7 +409,8 @@ def render_run(console: Console, r: Any, spec: str, system: str, params: dict[st
                                   "stopped": "stopped (Ctrl-C or SIGTERM)"}.get(
                                       r.ended, "time is up"))]
              + ([("lost", f"{r.lost:,} sends to full links")] if getattr(r, "lost", 0) else [])
-             + ([("trace", trace_out)] if trace_out else []))
+             + ([("trace", trace_out)] if trace_out else [])
+             + [("warning", w) for w in warnings])
 
 
 def _under(r: Any) -> str:

@@ -14,7 +14,7 @@ from assay.cli.common import (
     _check_writable,
     _fail,
     _params,
-    warn_vacuous,
+    print_warnings,
 )
 from assay.errors import AssayError, LoadInterrupted, UsageError
 
@@ -103,7 +103,10 @@ def run(spec: str | None, system_name: str | None, params: tuple[str, ...],
         if trace_out:
             _check_writable(trace_out, [("the spec", spec)])
         system, name, typed = build(spec, system_name, _params(params))
-        warn_vacuous(system)
+        from assay.api import spec_warnings
+
+        warnings = spec_warnings(system)
+        print_warnings(warnings)
         kernel = Kernel(system)
         _check_fresh(fresh, state_dir)
         from assay.runtime.extstore import open_store_db
@@ -137,12 +140,14 @@ def run(spec: str | None, system_name: str | None, params: tuple[str, ...],
         sys.exit(EXIT_INTERRUPTED)
     if as_json:
         click.echo(json.dumps({"command": "run", "spec": spec, "system": name, "params": typed,
-                               "monitor": monitor, "seed": seed, **report.to_json()},
+                               "monitor": monitor, "seed": seed, **report.to_json(),
+                               "warnings": list(warnings)},
                               indent=2, default=str))
     else:
         from assay.report import render_run
 
-        render_run(Console(highlight=False), report, spec, name, typed, monitor, trace_out)
+        render_run(Console(highlight=False), report, spec, name, typed, monitor, trace_out,
+                   warnings)
     sys.exit(report.exit_code)
 
 

@@ -14,8 +14,8 @@ from assay.cli.common import (
     _check_writable,
     _fail,
     _params,
+    print_warnings,
     progress_interval,
-    warn_vacuous,
     write_output,
 )
 from assay.errors import AssayError, UsageError
@@ -117,7 +117,10 @@ def simulate(spec: str, system_name: str | None, params: tuple[str, ...], seed: 
         rates = FaultRates.parse(faults_text) if faults_text else FaultRates()
         raw = _params(params)
         system, name, typed = build(spec, system_name, raw)
-        warn_vacuous(system)
+        from assay.api import spec_warnings, with_warnings
+
+        warnings = spec_warnings(system)
+        print_warnings(warnings)
         opts = Options(steps=steps, rates=rates, scheduler=scheduler, pct_depth=pct_depth,
                        shrink=not no_shrink)
         if engine == "hypothesis" and (scheduler != "random" or ray_address or max_time):
@@ -163,6 +166,7 @@ def simulate(spec: str, system_name: str | None, params: tuple[str, ...], seed: 
         finally:
             if progress:
                 progress.close()
+        result = with_warnings(result, warnings)
         result.trace_files.update(written)
         if result.suspected:
             try:

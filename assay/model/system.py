@@ -222,6 +222,9 @@ class System:
         self.part_terminals: list[tuple[Callable[[Any], bool], Location | None]] = []
         self._flattened_into: str | None = None
         self.pools: list[Any] = []          # elastic pools (`pool`): `assay.model.pool.Pool`
+        # what loading noticed and every engine reports (`assay.model.load.build_function`):
+        # e.g. a property-shaped function the system function never registered
+        self.load_warnings: list[str] = []
 
     # --- building --------------------------------------------------------------------------
 

@@ -242,6 +242,8 @@ class VerifyReport:
     # the system's properties (always, eventually, ...): no obligation of verify proves them,
     # so its "every obligation proved" is not about them (`assay check` decides)
     properties: tuple[str, ...] = ()
+    # what a person should look at even when all is proved (`assay.api.spec_warnings`)
+    warnings: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -303,6 +305,7 @@ class VerifyReport:
                 "nothing_to_verify": list(self.nothing_to_verify),
                 "composites": list(self.composites),
                 "properties_not_covered": list(self.properties),
+                "warnings": list(self.warnings),
                 "obligations": [o.to_json() for o in self.obligations]}
 
 

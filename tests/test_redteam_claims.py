@@ -1,0 +1,201 @@
+"""Red team of the verdicts' claims: each claim a summary prints has a spec with the bug it
+must catch, and with that bug the claim is not printed (the right verdict, or a warning, is).
+
+(The audit table, claim -> test, is filled in below as the claims are covered.)
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+import assay
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PYTHONPATH"] = str(REPO)
+    env.update(extra)
+    return env
+
+
+def cli(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """The `assay` command, as a user runs it, in `cwd`."""
+    return subprocess.run([sys.executable, "-m", "assay.cli", *args], capture_output=True,
+                          text=True, cwd=cwd, env=_env(**env), stdin=subprocess.DEVNULL,
+                          timeout=120)
+
+
+def cli_all(jobs: list[list[str]], cwd: Path) -> list[subprocess.CompletedProcess[str]]:
+    """Several commands at once (each a process of its own)."""
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        return list(pool.map(lambda a: cli(a, cwd), jobs))
+
+
+def flat(text: str) -> str:
+    """`text` with its line breaks and runs of spaces (a summary table's wrapping) as one
+    space."""
+    return " ".join(text.split())
+
+
+def spec(tmp_path: Path, body: str, name: str = "spec.py") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(body).lstrip())
+    return path
+
+
+# --- a property defined in system() but never registered ------------------------------------------
+
+COUNTER = """
+from assay import Component, System, action
+
+
+class Counter(Component):
+    n: int = 0
+
+    @action(when=lambda self: self.n < 3)
+    def tick(self):
+        self.n += 1
+
+
+class Other(Component):
+    got: int = 0
+
+"""
+
+UNREGISTERED = COUNTER + """
+def system() -> System:
+    s = System("unreg")
+    s.add("c", Counter)
+
+    def small(g):                      # the bug: @s.always left out, so never checked
+        return all(c.n < 2 for c in g.instances(Counter))
+
+    @s.always
+    def bounded(g):
+        return all(c.n <= 3 for c in g.instances(Counter))
+
+    s.terminal(lambda g: True)
+    return s
+"""
+
+UNREGISTERED_NOTE = "spec.py:20) in system() looks like a property"
+
+
+def test_a_property_never_registered_is_warned_of_by_every_command(tmp_path: Path) -> None:
+    # `small` is never evaluated: `check` said ✓ "all properties hold" as if it had been
+    spec(tmp_path, UNREGISTERED)
+    results = cli_all([["check", "spec.py", "--json", "-q"],
+                       ["simulate", "spec.py", "--runs", "2", "--steps", "5", "-j", "1",
+                        "--json", "-q"],
+                       ["verify", "spec.py", "--json"],
+                       ["run", "spec.py", "--for", "1", "--json"]], tmp_path)
+    for r in results:
+        assert r.returncode == 0, r.stdout + r.stderr
+        doc = json.loads(r.stdout)
+        assert any(UNREGISTERED_NOTE in w and "'small'" in w and "never registered" in w
+                   for w in doc["warnings"]), (doc["command"], doc["warnings"])
+        assert f"warning: function 'small' ({UNREGISTERED_NOTE}" in r.stderr, r.stderr
+    # and the Python API's results carry it
+    path = tmp_path / "spec.py"
+    for result in (assay.check(path), assay.simulate(path, runs=2, steps=5),
+                   assay.verify(path)):
+        assert any(UNREGISTERED_NOTE in w for w in result.warnings), result
+        assert UNREGISTERED_NOTE in flat(result.text())
+
+
+def test_functions_that_are_registered_used_or_methods_are_not_warned_of(
+        tmp_path: Path) -> None:
+    path = spec(tmp_path, COUNTER + """
+def system() -> System:
+    s = System("fine")
+    s.add("c", Counter)
+
+    def small(g):                      # used by a property
+        return all(c.n < 4 for c in g.instances(Counter))
+
+    def also(g):
+        return small(g)
+
+    s.always(also)                     # registered by a call
+    s.leads_to(lambda g: True, lambda g: True, name="trivial")
+    done = lambda g: True              # registered below
+    s.terminal(done)
+
+    class Local(Other):                # a method is not a property
+        def helper(self):
+            return self.got
+
+    def helper(a, b):                  # two parameters: not a property
+        return a
+    return s
+""")
+    assert assay.check(path).warnings == ()
+    from assay.model.load import build
+
+    assert build(path)[0].load_warnings == []
+
+
+def test_an_unregistered_lambda_is_warned_of(tmp_path: Path) -> None:
+    path = spec(tmp_path, COUNTER + """
+def system() -> System:
+    s = System("lam")
+    s.add("c", Counter)
+    small = lambda g: all(c.n < 2 for c in g.instances(Counter))
+    s.terminal(lambda g: True)
+    return s
+""")
+    assert any("'small'" in w and "never registered" in w
+               for w in assay.check(path).warnings)
+
+
+# --- "vacuous?": a property that reads nothing, in every result --------------------------------
+
+VACUOUS = COUNTER + """
+def system() -> System:
+    s = System("vac")
+    s.add("c", Counter)
+
+    @s.always
+    def few(g):                        # no Other in the system: constantly true
+        return all(o.got < 5 for o in g.instances(Other))
+
+    s.terminal(lambda g: True)
+    return s
+"""
+
+VACUOUS_NOTE = "property 'few' read nothing of the state: it is constantly true (vacuous?)"
+
+
+def test_a_vacuous_property_is_in_every_result_and_json(tmp_path: Path) -> None:
+    # `assay.simulate` returned no warning at all, and `simulate --json` / `run --json` put
+    # it on stderr only
+    path = spec(tmp_path, VACUOUS)
+    assert VACUOUS_NOTE in assay.simulate(path, runs=2, steps=5).warnings
+    assert VACUOUS_NOTE in flat(assay.simulate(path, runs=2, steps=5).text())
+    assert VACUOUS_NOTE in assay.check(path).warnings
+    results = cli_all([["simulate", "spec.py", "--runs", "2", "--steps", "5", "-j", "1",
+                        "--json", "-q"],
+                       ["run", "spec.py", "--for", "1", "--json"],
+                       ["check", "spec.py", "--json", "-q"]], tmp_path)
+    for r in results:
+        assert r.returncode == 0, r.stdout + r.stderr
+        doc = json.loads(r.stdout)
+        assert VACUOUS_NOTE in doc["warnings"], (doc["command"], doc)
+    r = cli(["run", "spec.py", "--for", "1"], tmp_path)
+    assert VACUOUS_NOTE in flat(r.stdout), r.stdout     # in the summary, not only on stderr
+
+
+def test_a_property_that_reads_the_state_has_no_warning(tmp_path: Path) -> None:
+    path = spec(tmp_path, VACUOUS.replace("o.got < 5 for o in g.instances(Other)",
+                                          "c.n < 5 for c in g.instances(Counter)"))
+    assert assay.simulate(path, runs=2, steps=5).warnings == ()
+    assert assay.check(path).warnings == ()
