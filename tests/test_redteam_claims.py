@@ -13,8 +13,6 @@ import textwrap
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import pytest
-
 import assay
 
 REPO = Path(__file__).resolve().parents[1]
@@ -199,3 +197,62 @@ def test_a_property_that_reads_the_state_has_no_warning(tmp_path: Path) -> None:
                                           "c.n < 5 for c in g.instances(Counter)"))
     assert assay.simulate(path, runs=2, steps=5).warnings == ()
     assert assay.check(path).warnings == ()
+
+
+# --- s.fair(kind, Class) from outside a composite -------------------------------------------------
+
+def test_a_class_rule_from_outside_covers_inner_instances_the_composite_left_without():
+    # Decided: documented (System.fair), not refused.  A class names no instance, so it
+    # breaks no encapsulation: like the outer system's default fairness, which reaches the
+    # same instances, it covers the inner instances of the class that the composite's own
+    # function left without fairness; what the composite said (a rule for an instance, a
+    # class rule, its default) holds first, whether the outer rule comes before or after
+    # the composite is added.  Refusing would make `s.fair("weak", Node)` an error or not
+    # according to whether some Node happens to sit inside a composite.
+    from assay import Component, Port, System
+    from assay.kernel import Kernel
+
+    class Node(Component):
+        p = Port()
+        n: int = 0
+
+    class Leaf(Node):
+        pass
+
+    def left() -> System:                 # says nothing of fairness
+        s = System("left")
+        s.add("x", Node)
+        s.add("y", Leaf)
+        return s
+
+    def said() -> System:                 # says it of each instance, one way or another
+        s = System("said", fairness="strong")
+        s.fair("none", s.add("x", Node))
+        s.add("y", Leaf)                  # its default: strong
+        return s
+
+    def by_class() -> System:
+        s = System("by_class")
+        s.fair("strong", Leaf)
+        s.add("y", Leaf)
+        return s
+
+    for before in (True, False):
+        s = System("outer")
+        if before:
+            s.fair("weak", Node)
+        s.add("a", left)
+        s.add("b", said)
+        s.add("c", by_class)
+        s.add("own", Node)
+        if not before:
+            s.fair("weak", Node)
+        k = Kernel(s)
+        fair = {i.name: k._instance_fairness(i.index) for i in k.instances}
+        assert fair == {"a.x": "weak", "a.y": "weak", "b.x": "none", "b.y": "strong",
+                        "c.y": "strong", "own": "weak"}, (before, fair)
+    # without the class rule, the inner instances the composites left have none
+    s = System("outer")
+    s.add("a", left)
+    k = Kernel(s)
+    assert {k._instance_fairness(i.index) for i in k.instances} == {"none"}
