@@ -200,7 +200,10 @@ def simulate(spec: Spec, system: str | None = None, *,
     (their trace files' contents), `.ok` — no violation in these runs, a sample and not a
     proof — and `.text()`.  The runs are the same for a seed whatever `jobs`; `jobs` > 1
     uses worker processes, and only for a spec file (workers load it).  `max_time` (seconds)
-    stops it with the runs done by then (`.timed_out`).
+    stops it with the runs done by then (`.timed_out`).  (`assay simulate` also replays its
+    first failing run in processes with other str hashes and warns when it does not fail
+    there: `assay.cli.replay.hash_seed_note`; this function writes no trace file and does
+    not.)
     """
     from assay.simulator.campaign import Options, campaign
 

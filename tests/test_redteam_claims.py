@@ -50,7 +50,7 @@ def spec(tmp_path: Path, body: str, name: str = "spec.py") -> Path:
     return path
 
 
-# --- a property defined in system() but never registered ------------------------------------------
+# --- a property defined in system() but never registered ---------------------------------------
 
 COUNTER = """
 from assay import Component, System, action
@@ -199,7 +199,7 @@ def test_a_property_that_reads_the_state_has_no_warning(tmp_path: Path) -> None:
     assert assay.check(path).warnings == ()
 
 
-# --- s.fair(kind, Class) from outside a composite -------------------------------------------------
+# --- s.fair(kind, Class) from outside a composite ----------------------------------------------
 
 def test_a_class_rule_from_outside_covers_inner_instances_the_composite_left_without():
     # Decided: documented (System.fair), not refused.  A class names no instance, so it
@@ -256,3 +256,53 @@ def test_a_class_rule_from_outside_covers_inner_instances_the_composite_left_wit
     s.add("a", left)
     k = Kernel(s)
     assert {k._instance_fairness(i.index) for i in k.instances} == {"none"}
+
+
+# --- a failing run that depends on the hash seed -----------------------------------------------
+
+HASHY = """
+from assay import Component, System, action
+
+
+class Node(Component):
+    picked: str = ""
+
+    @action(when=lambda self: self.picked == "")
+    def pick(self):
+        self.picked = "apple" if BUG else "banana"
+
+
+def system() -> System:
+    s = System("hashy")
+    s.add("n", Node)
+
+    @s.always
+    def no_apple(g):
+        return all(n.picked != "apple" for n in g.instances(Node))
+
+    s.terminal(lambda g: True)
+    return s
+"""
+
+
+def test_simulate_warns_when_its_failure_depends_on_the_hash_seed(tmp_path: Path) -> None:
+    # hash("apple") is even under PYTHONHASHSEED=0 and odd under 1 and 2: two `simulate`
+    # commands gave different verdicts, and the one that failed did not say why
+    spec(tmp_path, HASHY.replace("BUG", 'hash("apple") % 2 == 0'), "hashy.py")
+    spec(tmp_path, HASHY.replace("BUG", "True"), "plain.py")
+    args = ["--runs", "2", "--steps", "5", "-j", "1", "--json", "-q"]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        hashy, plain = pool.map(lambda f: cli(["simulate", f, *args], tmp_path,
+                                              PYTHONHASHSEED="0"), ["hashy.py", "plain.py"])
+    assert hashy.returncode == 1, hashy.stdout + hashy.stderr
+    doc = json.loads(hashy.stdout)
+    assert doc["verdict"] == "violation"
+    note = [w for w in doc["warnings"] if "depends on the process" in w]
+    assert note and "PYTHONHASHSEED=1 and 2" in note[0] and "run 0" in note[0], doc
+    assert "warning: the failure of run 0" in hashy.stderr
+    # a failure that does not depend on it: no such warning
+    assert plain.returncode == 1, plain.stdout + plain.stderr
+    assert json.loads(plain.stdout)["warnings"] == [], plain.stdout
+    # and the other hash seed's verdict, for the record: no violation at all
+    other = cli(["simulate", "hashy.py", *args], tmp_path, PYTHONHASHSEED="1")
+    assert other.returncode == 0 and json.loads(other.stdout)["verdict"] == "ok"

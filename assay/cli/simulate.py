@@ -166,8 +166,8 @@ def simulate(spec: str, system_name: str | None, params: tuple[str, ...], seed: 
         finally:
             if progress:
                 progress.close()
-        result = with_warnings(result, warnings)
         result.trace_files.update(written)
+        result = with_warnings(result, [*warnings, *hash_seed_warning(result, spec)])
         if result.suspected:
             try:
                 os.makedirs(out_dir, exist_ok=True)
@@ -226,6 +226,22 @@ def simulate(spec: str, system_name: str | None, params: tuple[str, ...], seed: 
         os._exit(result.exit_code)
     sys.exit(result.exit_code)
 
+
+
+def hash_seed_warning(result: Any, spec: str) -> list[str]:
+    """A warning (printed at once, and for the result's) when the first failing run of a
+    campaign that ran to its end fails only with this process's str hashes
+    (`assay.cli.replay.hash_seed_note`: its trace replayed in two other processes)."""
+    from assay.cli.replay import hash_seed_note
+
+    first = next(iter(result.failures), None)
+    if first is None or result.interrupted or result.timed_out \
+            or first.index not in result.trace_files:
+        return []
+    note = hash_seed_note(result.trace_files[first.index], spec,
+                          f"run {first.index} (seed {first.seed})")
+    print_warnings([note] if note else [])
+    return [note] if note else []
 
 
 def _print_liveness(console: Console, result: Any, liveness: dict[str, str]) -> None:
