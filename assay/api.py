@@ -227,6 +227,7 @@ def simulate(spec: Spec, system: str | None = None, *,
                       opts=opts, jobs=jobs, system=None if workers else built,
                       max_time=max_time)
     result.spec, result.system_name, result.params, result.options = path, name, typed, opts
+    result.liveness_properties = tuple(p.name for p in built.liveness)
     return with_warnings(result, warnings)
 
 

@@ -299,6 +299,7 @@ def render_simulation(console: Console, c: Any, spec: str, system: str,
                         if done < len(c.failures) else "") + ")"))
     _summary(console, [*rows, ("runs ended", ended),
                        *(("warning", w) for w in getattr(c, "warnings", ()))])
+    _render_liveness(console, c)
 
 
 def _halfway(r: Any) -> bool:
@@ -372,6 +373,45 @@ def to_mermaid(steps: Any, instances: list[str], violation: Any = None,
         lines.append(f"    Note over {span}: ✗ {q(violation.kind)}: {q(violation.message)}")
     text = "\n".join(lines) + "\n"
     return f"```mermaid\n{text}```\n" if fence else text
+
+
+def _render_liveness(console: Console, result: Any) -> None:
+    """What the runs say of the liveness properties: the lassos some walked (suspected
+    violations), and for the others that they are not covered."""
+    from assay.simulator.lasso import cycle_faults
+
+    liveness = result.liveness(list(getattr(result, "liveness_properties", ())))
+
+    runs = result.suspected
+    if runs:
+        console.print(f"✗ {len(runs)} of {result.runs} runs walked a lasso that breaks a "
+                      "liveness property: suspected liveness violations (`assay replay "
+                      "FILE` confirms the lasso; `assay check` decides the property)",
+                      style="bold red", markup=False, soft_wrap=True)
+        for r in runs[:20]:
+            sus = r.suspected or {}
+            cycle = len(sus.get("events") or []) - int(sus.get("cycle_start") or 0)
+            shape = f"a cycle of {cycle} steps after {sus.get('cycle_start')}" if cycle \
+                else f"stops after {sus.get('cycle_start')} steps"
+            console.print(f"  run {r.index} (seed {r.seed}): {sus.get('name')} "
+                          f"({sus.get('formula')}): {shape}, under {sus.get('fairness')} "
+                          "fairness" + (f" -> {result.lasso_files[r.index]}"
+                                        if r.index in result.lasso_files else ""),
+                          markup=False, soft_wrap=True)
+            faults = cycle_faults(sus.get("events") or [], sus.get("cycle_start"))
+            if faults:
+                console.print(f"    note: {faults}", markup=False, soft_wrap=True)
+        if len(runs) > 20:
+            console.print(f"  ... and {len(runs) - 20} more")
+    missed = [p for p, v in liveness.items() if v.startswith("not covered")]
+    said = [p for p in liveness if p not in missed]
+    if said:
+        console.print(f"liveness ({', '.join(said)}): suspected — confirm with `assay check`",
+                      markup=False, soft_wrap=True)
+    if missed:
+        console.print(f"liveness ({', '.join(missed)}): not covered — no run walked a lasso "
+                      "that breaks it, and a finite run cannot show that something always "
+                      "happens; `assay check` decides it", markup=False, soft_wrap=True)
 
 
 def render_run(console: Console, r: Any, spec: str, system: str, params: dict[str, Any],

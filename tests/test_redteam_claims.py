@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -306,3 +307,227 @@ def test_simulate_warns_when_its_failure_depends_on_the_hash_seed(tmp_path: Path
     # and the other hash seed's verdict, for the record: no violation at all
     other = cli(["simulate", "hashy.py", *args], tmp_path, PYTHONHASHSEED="1")
     assert other.returncode == 0 and json.loads(other.stdout)["verdict"] == "ok"
+
+
+# --- the audit: each claim of a summary, with the bug it must not survive --------------------
+
+def counter(prop: str = "c.n <= 3", limit: int = 3, terminal: bool = True,
+            extra: str = "") -> str:
+    """A counter ticking up to `limit`, with `always` property `prop` over it."""
+    return COUNTER.replace("self.n < 3", f"self.n < {limit}") + f"""
+def system() -> System:
+    s = System("counter")
+    s.add("c", Counter)
+
+    @s.always
+    def small(g):
+        return all({prop} for c in g.instances(Counter))
+{extra}
+    {"s.terminal(lambda g: True)" if terminal else ""}
+    return s
+"""
+
+
+LIVE = """
+from assay import Component, System, action
+
+
+class Worker(Component):
+    done: bool = False
+    flag: bool = False
+
+    @action(when=lambda self: not self.done)
+    def spin(self):
+        self.flag = not self.flag
+
+    @action(when=lambda self: not self.done and self.flag)   # enabled every other step
+    def finish(self):
+        self.done = True
+
+
+def system() -> System:
+    s = System("live")
+    s.add("w", Worker)
+
+    @s.eventually
+    def finished(g):
+        return FINISHED
+
+    s.terminal(lambda g: g["w"].done)
+    return s
+"""
+
+
+def test_check_all_properties_hold_exhaustive(tmp_path: Path) -> None:
+    ok = flat(assay.check(spec(tmp_path, counter(), "ok.py")).text())
+    assert "✓ all properties hold (exhaustive)" in ok
+    # a reachable state breaks the property
+    bad = assay.check(spec(tmp_path, counter("c.n < 3"), "bad.py"))
+    assert bad.verdict == "violation" and "all properties hold" not in bad.text()
+    assert "✗ violation: property 'small' does not hold" in bad.text()
+    # a bound stopped the search before the state that breaks it: not "exhaustive"
+    cut = assay.check(tmp_path / "bad.py", max_states=2)
+    assert cut.verdict == "incomplete" and cut.exit_code == 3
+    assert "exhaustive" not in cut.text() and "✓" not in cut.text()
+    assert "? incomplete: stopped at the max-states bound" in flat(cut.text())
+    # a state with nothing enabled that is not final: a deadlock, not "all hold"
+    stuck = assay.check(spec(tmp_path, counter(terminal=False), "stuck.py"))
+    assert stuck.verdict == "violation" and stuck.violation.kind == "deadlock"
+    assert "all properties hold" not in stuck.text()
+    # nothing enabled at all (deadlocks not reported): ✓, but with the warning that
+    # nothing beyond the initial state was checked
+    idle = assay.check(spec(tmp_path, counter(limit=0), "idle.py"))
+    assert idle.warnings[0].startswith("0 transitions: is anything enabled?")
+    assert "0 transitions: is anything enabled?" in flat(idle.text())
+
+
+def test_check_liveness_under_the_fairness_it_names(tmp_path: Path) -> None:
+    path = spec(tmp_path, LIVE.replace("FINISHED", 'g["w"].done'))
+    # `finish` is enabled every other step: weak fairness does not force it, strong does
+    strong = assay.check(path, fairness="strong")
+    assert "liveness, under strong fairness: finished" in strong.text()
+    for fairness in ("weak", "none"):
+        r = assay.check(path, fairness=fairness)
+        assert r.verdict == "violation" and r.violation.kind == "liveness", fairness
+        assert "liveness, under" not in r.text() and "all properties hold" not in r.text()
+    # a bound: liveness needs every state, so it is said not checked
+    cut = flat(assay.check(path, fairness="strong", max_states=1).text())
+    assert "liveness not checked: it needs every state" in cut and "liveness, under" not in cut
+
+
+def test_check_symmetry_reduces_only_where_it_is_sound(tmp_path: Path) -> None:
+    # a declared symmetry that a property breaks (it reads 'b' by name): reducing to one
+    # state per orbit could hide b's state; the reduction is not applied, the bug found
+    body = counter(limit=2, extra="""
+    s.symmetric(*[s.add(n, Counter) for n in ("a", "b")])
+
+    @s.always
+    def b_small(g):
+        return g["b"].n < 2
+""")
+    r = assay.check(spec(tmp_path, body))
+    assert r.verdict == "violation" and r.violation.name == "b_small"
+    text = flat(r.text())
+    assert "orbits " not in text and "symmetry not applied: property 'b_small' is not " \
+        "symmetric" in text, text
+
+
+def test_simulate_no_violation_and_liveness_claims(tmp_path: Path) -> None:
+    ok = flat(assay.simulate(spec(tmp_path, counter(), "ok.py"), runs=3, steps=10).text())
+    assert "✓ no violation in 3 runs (a sample of the behaviours, not a proof)" in ok
+    bad = assay.simulate(spec(tmp_path, counter("c.n < 3"), "bad.py"), runs=3, steps=10)
+    assert not bad.ok and "no violation" not in bad.text()
+    assert "✗ 3 of 3 runs found a violation" in bad.text()
+    # a liveness bug: the summary said "✓ no safety violation" and, from Python
+    # (`Campaign.text()`), nothing of the lassos the runs walked nor of liveness
+    live = assay.simulate(spec(tmp_path, LIVE.replace("FINISHED", 'g["w"].done'), "live.py"),
+                          runs=3, steps=20)
+    text = flat(live.text())
+    assert live.exit_code == 1 and "✓ no violation" not in text
+    assert "runs walked a lasso that breaks a liveness property" in text, text
+    assert "liveness (finished): suspected" in text, text
+    # no lasso walked: liveness is said not covered, never held
+    fine = assay.simulate(spec(tmp_path, LIVE.replace("FINISHED", "True"), "fine.py"),
+                          runs=3, steps=20)
+    assert "liveness (finished): not covered" in flat(fine.text())
+
+
+def test_verify_every_obligation_proved_and_protocols_fit(tmp_path: Path) -> None:
+    inv = COUNTER.replace("    n: int = 0\n", "    n: int = 0\n    invariant(lambda self: "
+                          "self.n <= LIMIT)\n").replace("from assay import Component,",
+                                                        "from assay import Component, "
+                                                        "invariant,") + """
+def system() -> System:
+    s = System("inv")
+    s.add("c", Counter)
+    return s
+"""
+    ok = assay.verify(spec(tmp_path, inv.replace("LIMIT", "3"), "ok.py"))
+    assert "✓ every obligation proved" in ok.text()
+    bad = assay.verify(spec(tmp_path, inv.replace("LIMIT", "2"), "bad.py"))
+    assert bad.verdict == "refuted" and "every obligation proved" not in bad.text()
+    assert "✗ some obligation refuted" in bad.text()
+    proto = """
+from assay import Component, Message, Port, System, action, on
+from assay import protocol as p
+
+
+class Ping(Message):
+    pass
+
+
+ONCE = p.send(Ping)
+
+
+class Client(Component):
+    out = Port(ONCE)
+    sent: int = 0
+
+    @action(when=lambda self: self.sent < SENDS)
+    def ping(self):
+        self.sent += 1
+        self.out.send(Ping())
+
+
+class Server(Component):
+    inp = Port(ONCE.dual())
+
+    @on(Ping)
+    def on_ping(self, m):
+        pass
+
+
+def system() -> System:
+    s = System("proto")
+    s.connect(s.add("c", Client).out, s.add("s", Server).inp)
+    return s
+"""
+    fit = assay.verify(spec(tmp_path, proto.replace("SENDS", "1"), "fit.py"))
+    assert "✓ protocols fit" in fit.text(), fit.text()
+    # the code sends twice on a protocol of one send: the automata are compatible, the
+    # code does not keep to them
+    misfit = assay.verify(spec(tmp_path, proto.replace("SENDS", "2"), "misfit.py"))
+    assert "protocols fit" not in misfit.text().replace("do not fit", "")
+    assert "✗ protocols do not fit: Client.ping" in misfit.text()
+
+
+def test_replay_claims(tmp_path: Path) -> None:
+    spec(tmp_path, LIVE.replace("FINISHED", 'g["w"].done'), "live.py")
+    spec(tmp_path, counter("c.n < 3"), "bad.py")
+    sims = cli_all([["simulate", f, "--runs", "2", "--steps", "20", "-j", "1", "-q",
+                     "--out", "out"] for f in ("live.py", "bad.py")], tmp_path)
+    assert [r.returncode for r in sims] == [1, 1], [r.stdout + r.stderr for r in sims]
+    lasso = str(sorted((tmp_path / "out").glob("live-*-lasso.json"))[0])
+    failing = str(sorted((tmp_path / "out").glob("bad-*.json"))[0])
+    # the property fixed (it holds on the cycle): the lasso "shows no violation" there
+    spec(tmp_path, LIVE.replace("FINISHED", "True"), "fixed.py")
+    spec(tmp_path, counter(), "ok.py")
+    live, fixed, bad, ok = cli_all([["replay", lasso, "--spec", "live.py"],
+                                    ["replay", lasso, "--spec", "fixed.py"],
+                                    ["replay", failing, "--spec", "bad.py"],
+                                    ["replay", failing, "--spec", "ok.py"]], tmp_path)
+    assert live.returncode == 1 and "lasso shows no violation" not in live.stdout
+    assert "the recorded violation is reproduced" in live.stdout, live.stdout
+    assert fixed.returncode == 0 and "✓ the trace's lasso shows no violation" in fixed.stdout
+    assert bad.returncode == 1 and "ends without a violation" not in bad.stdout
+    assert "the recorded violation is reproduced" in bad.stdout, bad.stdout
+    assert ok.returncode == 0 and "✓ the run ends without a violation (the trace recorded " \
+        "property)" in ok.stdout, ok.stdout
+
+
+def test_run_no_violation(tmp_path: Path) -> None:
+    inv = COUNTER.replace("    n: int = 0\n", "    n: int = 0\n    invariant(lambda self: "
+                          "self.n <= LIMIT)\n").replace("from assay import Component,",
+                                                        "from assay import Component, "
+                                                        "invariant,") + """
+def system() -> System:
+    s = System("inv")
+    s.add("c", Counter)
+    return s
+"""
+    spec(tmp_path, inv.replace("LIMIT", "3"), "ok.py")
+    spec(tmp_path, inv.replace("LIMIT", "2"), "bad.py")
+    ok, bad = cli_all([["run", f, "--for", "1"] for f in ("ok.py", "bad.py")], tmp_path)
+    assert ok.returncode == 0 and "✓ no violation" in ok.stdout, ok.stdout + ok.stderr
+    assert bad.returncode == 1 and "no violation" not in bad.stdout, bad.stdout
+    assert re.search(r"✗ [\d,]+ violation\(s\) rejected", bad.stdout), bad.stdout

@@ -596,6 +596,8 @@ class Campaign:
     options: Options | None = None
     # what a person should look at even when no run failed (`assay.api.spec_warnings`)
     warnings: tuple[str, ...] = ()
+    # the system's liveness properties, by name: what the report says of each (`liveness`)
+    liveness_properties: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
