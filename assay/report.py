@@ -636,10 +636,11 @@ def _verify_verdict(r: Any) -> str:
     head = {"proved": "every obligation proved", "refuted": "some obligation refuted",
             "unknown": "not everything could be proved"}[r.verdict]
     if r.interrupted:
-        head += " (interrupted: not every obligation was decided)"
+        head = ("every obligation decided so far proved" if r.verdict == "proved" else head) \
+            + " (interrupted: not every obligation was decided)"
     first = next((o for o in r.obligations if o.verdict == "refuted"), None)
     tail = f"; first refuted: {first.component}.{first.target}: {first.title}" if first else ""
-    return f"{r.verdict}: {head}; {n} obligations: {said or 'none'}{tail}"
+    return f"{r.stated}: {head}; {n} obligations: {said or 'none'}{tail}"
 
 
 def verify_repr(r: Any) -> str:
@@ -650,8 +651,8 @@ def verify_repr(r: Any) -> str:
 def verify_html(r: Any) -> str:
     from html import escape
 
-    mark = {"proved": "✓ ", "refuted": "✗ ", "unknown": "? "}[r.verdict]
-    head = _html_table("assay verify", mark + _verify_verdict(r), _HTML_COLOUR[r.verdict],
+    mark = {"proved": "✓ ", "refuted": "✗ ", "unknown": "? "}[r.stated]
+    head = _html_table("assay verify", mark + _verify_verdict(r), _HTML_COLOUR[r.stated],
                        [("system", _target(r.spec, r.system, r.params)),
                         ("time", f"{r.seconds:.2f} s")])
     rows = "".join(

@@ -531,3 +531,21 @@ def system() -> System:
     assert ok.returncode == 0 and "✓ no violation" in ok.stdout, ok.stdout + ok.stderr
     assert bad.returncode == 1 and "no violation" not in bad.stdout, bad.stdout
     assert re.search(r"✗ [\d,]+ violation\(s\) rejected", bad.stdout), bad.stdout
+
+
+def test_an_interrupted_verify_states_no_proof(tmp_path: Path) -> None:
+    # Ctrl-C with every obligation decided so far proved: the text said so, but the JSON
+    # verdict, the repr and the notebook's HTML said "proved" (✓, green) of the whole
+    from dataclasses import replace
+
+    done = assay.verify(spec(tmp_path, counter()))
+    assert done.to_json()["verdict"] == "proved"
+    cut = replace(done, interrupted=True, not_checked=("Counter.tick",))
+    assert cut.to_json()["verdict"] == "unknown" and cut.to_json()["stopped"] == "interrupted"
+    assert "proved:" not in repr(cut) and "every obligation proved" not in repr(cut)
+    assert "every obligation decided so far proved" in repr(cut)
+    assert "✓" not in cut._repr_html_().split("</tr>")[0]
+    text = flat(cut.text())
+    assert "✓ every obligation proved" not in text
+    assert "✓ every obligation decided so far proved" in text and "not checked: " \
+        "Counter.tick" in text
