@@ -85,18 +85,25 @@ def build_target(spec: Spec, system: str | None = None,
                             "System"])
 
 
-def spec_warnings(system: System, *, vacuous: bool = True) -> tuple[str, ...]:
-    """The warnings about the spec itself that every command's result carries (its summary,
-    its JSON `warnings`), known before an engine runs; the one list of them.  What loading
-    noticed (`System.load_warnings`: a function shaped like a property that the system
-    function never registered) and, with `vacuous`, each property that reads nothing of the
-    state (`Kernel.vacuous_notes`).  `check` passes `vacuous=False`: its search says that
-    itself, from every state it explored (`CheckResult.warnings`)."""
+CONSTRAINED = ("the state constraints (s.constraint) bound the search: 'exhaustive' is of "
+               "the states within them (a state beyond one is checked, not explored)")
+
+
+def spec_warnings(system: System, command: str) -> tuple[str, ...]:
+    """The warnings about the spec itself that `command`'s result carries (its summary, its
+    JSON `warnings`), known before the engine runs; the one list of them.  For every
+    command, what loading noticed (`System.load_warnings`: a function shaped like a property
+    that the system function never registered); for `simulate` and `run`, each property
+    that reads nothing of the state (`Kernel.vacuous_notes`; `check` says that from every
+    state it explored, `CheckResult.warnings`); for `check`, that state constraints bound
+    what its "exhaustive" is of."""
     notes = list(system.load_warnings)
-    if vacuous:
+    if command in ("simulate", "run"):
         from assay.kernel import Kernel
 
         notes += Kernel(system).vacuous_notes()
+    if command == "check" and system.constraints:
+        notes.append(CONSTRAINED)
     return tuple(notes)
 
 
@@ -184,7 +191,7 @@ def check(spec: Spec, system: str | None = None, *,
     result = run_check(kernel, strategy=strategy, max_states=max_states, max_depth=max_depth,
                        max_time=max_time, max_memory=max_memory, spec=path, system_name=name,
                        params=typed, keep_going=keep_going, symmetry=symmetry, por=por)
-    return with_warnings(result, spec_warnings(built, vacuous=False))
+    return with_warnings(result, spec_warnings(built, "check"))
 
 
 def simulate(spec: Spec, system: str | None = None, *,
@@ -219,7 +226,7 @@ def simulate(spec: Spec, system: str | None = None, *,
         raise UsageError(f"max_time={max_time!r}: must be a positive number of seconds")
     rates = parse_rates(faults)
     built, name, typed, path = build_target(spec, system, params, kwparams)
-    warnings = spec_warnings(built)
+    warnings = spec_warnings(built, "simulate")
     opts = Options(steps=steps, rates=rates, scheduler=scheduler, pct_depth=pct_depth,
                    shrink=shrink)
     workers = jobs > 1 and bool(path) and not isinstance(spec, System)
@@ -249,4 +256,4 @@ def verify(spec: Spec, system: str | None = None, *,
     built, name, typed, path = build_target(spec, system, params, kwparams)
     report = run_verify(built, component=component, timeout=timeout, crashes=crashes)
     return with_warnings(replace(report, spec=path, params=typed),
-                         spec_warnings(built, vacuous=False))
+                         spec_warnings(built, "verify"))

@@ -381,6 +381,21 @@ def test_check_all_properties_hold_exhaustive(tmp_path: Path) -> None:
     assert "0 transitions: is anything enabled?" in flat(idle.text())
 
 
+def test_check_exhaustive_says_what_state_constraints_left_out(tmp_path: Path) -> None:
+    # the property fails at n=3, beyond the constraint n < 2: "✓ all properties hold
+    # (exhaustive)" with no word that the constraint bounded the search
+    body = counter("c.n < 3", extra="\n    s.constraint(lambda g: g['c'].n < 2)\n")
+    for r in (assay.check(spec(tmp_path, body)),):
+        assert r.verdict == "ok"
+        assert any("state constraints (s.constraint) bound the search" in w
+                   for w in r.warnings), r.warnings
+        assert "'exhaustive' is of the states within them" in flat(r.text())
+    r = cli(["check", "spec.py", "--json", "-q"], tmp_path)
+    assert any("bound the search" in w for w in json.loads(r.stdout)["warnings"]), r.stdout
+    # without a constraint, no such note
+    assert assay.check(spec(tmp_path, counter(), "free.py")).warnings == ()
+
+
 def test_check_liveness_under_the_fairness_it_names(tmp_path: Path) -> None:
     path = spec(tmp_path, LIVE.replace("FINISHED", 'g["w"].done'))
     # `finish` is enabled every other step: weak fairness does not force it, strong does

@@ -148,7 +148,7 @@ def check(spec: str, system_name: str | None, params: tuple[str, ...], strategy:
                 progress.close()
         from assay.api import spec_warnings, with_warnings
 
-        result = with_warnings(result, spec_warnings(system, vacuous=False))
+        result = with_warnings(result, spec_warnings(system, "check"))
     except AssayError as e:
         _fail(e)
         return

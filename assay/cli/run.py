@@ -105,7 +105,7 @@ def run(spec: str | None, system_name: str | None, params: tuple[str, ...],
         system, name, typed = build(spec, system_name, _params(params))
         from assay.api import spec_warnings
 
-        warnings = spec_warnings(system)
+        warnings = spec_warnings(system, "run")
         print_warnings(warnings)
         kernel = Kernel(system)
         _check_fresh(fresh, state_dir)

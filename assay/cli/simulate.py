@@ -119,7 +119,7 @@ def simulate(spec: str, system_name: str | None, params: tuple[str, ...], seed: 
         system, name, typed = build(spec, system_name, raw)
         from assay.api import spec_warnings, with_warnings
 
-        warnings = spec_warnings(system)
+        warnings = spec_warnings(system, "simulate")
         print_warnings(warnings)
         opts = Options(steps=steps, rates=rates, scheduler=scheduler, pct_depth=pct_depth,
                        shrink=not no_shrink)

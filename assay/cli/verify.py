@@ -71,7 +71,7 @@ def verify_command(spec: str, system_name: str | None, params: tuple[str, ...],
         report = verify(system, component=component, timeout=timeout, crashes=crashes)
         from assay.api import spec_warnings, with_warnings
 
-        report = with_warnings(report, spec_warnings(system, vacuous=False))
+        report = with_warnings(report, spec_warnings(system, "verify"))
     except AssayError as e:
         _fail(e)
         return
