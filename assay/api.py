@@ -256,4 +256,19 @@ def verify(spec: Spec, system: str | None = None, *,
     built, name, typed, path = build_target(spec, system, params, kwparams)
     report = run_verify(built, component=component, timeout=timeout, crashes=crashes)
     return with_warnings(replace(report, spec=path, params=typed),
-                         spec_warnings(built, "verify"))
+                         [*spec_warnings(built, "verify"),
+                          *only_component(built, report, component)])
+
+
+def only_component(system: System, report: VerifyReport, component: str | None) -> list[str]:
+    """With `component` (`--component`): a warning that the other components' obligations,
+    and the connections', were not checked (the summary's "every obligation proved" is of
+    that one)."""
+    if component is None:
+        return []
+    others = sorted({cls.__name__ for cls in system.instances.values()}
+                    - set(report.components))
+    return [f"only component {', '.join(report.components)} was verified (--component "
+            f"{component}): the obligations of "
+            + (f"{', '.join(others)} and of " if others else "")
+            + "the connections were not checked"]

@@ -437,6 +437,11 @@ def render_run(console: Console, r: Any, spec: str, system: str, params: dict[st
                           soft_wrap=True)
         if r.violation_count > 10:
             console.print(f"  ... and {r.violation_count - 10:,} more")
+    elif monitor == "off":
+        # nothing was checked: "no violation" would be a claim about what was not looked at
+        console.print(Text("? not monitored (--monitor off): no contract or protocol was "
+                           "checked, so no violation can have been seen", style="bold yellow"),
+                      soft_wrap=True)
     else:
         console.print(Text("✓ no violation", style="bold green"))
     for name, fields in r.final.items():

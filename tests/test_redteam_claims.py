@@ -506,6 +506,38 @@ def system() -> System:
     assert "✗ protocols do not fit: Client.ping" in misfit.text()
 
 
+def test_verify_of_one_component_says_the_others_were_not_checked(tmp_path: Path) -> None:
+    # `--component Good`: "✓ every obligation proved" of a system whose Counter breaks its
+    # invariant, and no word that Counter (and the connections) were left out
+    body = COUNTER.replace("from assay import Component,", "from assay import Component, "
+                           "invariant,") + """
+class Good(Component):
+    m: int = 0
+    invariant(lambda self: self.m <= 1)
+
+    @action(when=lambda self: self.m < 1)
+    def tock(self):
+        self.m += 1
+
+
+def system() -> System:
+    s = System("two")
+    s.add("c", Counter)
+    s.add("g", Good)
+    return s
+""".replace("class Good", "class Bad(Counter):\n    invariant(lambda self: self.n <= 2)\n\n\n"
+            "class Good").replace('s.add("c", Counter)', 's.add("c", Bad)')
+    path = spec(tmp_path, body)
+    assert assay.verify(path).verdict == "refuted"
+    for name in ("Good", "g"):
+        one = assay.verify(path, component=name)
+        assert one.verdict == "proved"
+        assert "only component Good was verified" in flat(one.text())
+        assert any("the obligations of Bad and of the connections were not checked" in w
+                   for w in one.warnings), one.warnings
+    assert assay.verify(path).warnings == ()
+
+
 def test_replay_claims(tmp_path: Path) -> None:
     spec(tmp_path, LIVE.replace("FINISHED", 'g["w"].done'), "live.py")
     spec(tmp_path, counter("c.n < 3"), "bad.py")
@@ -542,10 +574,19 @@ def system() -> System:
 """
     spec(tmp_path, inv.replace("LIMIT", "3"), "ok.py")
     spec(tmp_path, inv.replace("LIMIT", "2"), "bad.py")
-    ok, bad = cli_all([["run", f, "--for", "1"] for f in ("ok.py", "bad.py")], tmp_path)
+    ok, bad, off, off_json = cli_all([["run", "ok.py", "--for", "1"],
+                                      ["run", "bad.py", "--for", "1"],
+                                      ["run", "bad.py", "--for", "1", "--monitor", "off"],
+                                      ["run", "bad.py", "--for", "1", "--monitor", "off",
+                                       "--json"]], tmp_path)
     assert ok.returncode == 0 and "✓ no violation" in ok.stdout, ok.stdout + ok.stderr
     assert bad.returncode == 1 and "no violation" not in bad.stdout, bad.stdout
     assert re.search(r"✗ [\d,]+ violation\(s\) rejected", bad.stdout), bad.stdout
+    # nothing monitored: "✓ no violation" was printed of an invariant broken at every step
+    assert off.returncode == 0 and "✓" not in off.stdout, off.stdout
+    assert "? not monitored (--monitor off)" in off.stdout, off.stdout
+    doc = json.loads(off_json.stdout)
+    assert doc["violation_count"] == 0 and any("--monitor off" in w for w in doc["warnings"])
 
 
 def test_an_interrupted_verify_states_no_proof(tmp_path: Path) -> None:

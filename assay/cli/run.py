@@ -107,6 +107,9 @@ def run(spec: str | None, system_name: str | None, params: tuple[str, ...],
 
         warnings = spec_warnings(system, "run")
         print_warnings(warnings)
+        if monitor == "off":              # (for the JSON document, where no ✓ is printed)
+            warnings = (*warnings, "--monitor off: no contract or protocol was checked; "
+                        "'violation_count' 0 says nothing of them")
         kernel = Kernel(system)
         _check_fresh(fresh, state_dir)
         from assay.runtime.extstore import open_store_db

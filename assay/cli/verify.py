@@ -69,9 +69,10 @@ def verify_command(spec: str, system_name: str | None, params: tuple[str, ...],
             raise UsageError(f"--timeout must be positive, got {timeout}")
         system, name, typed = build(spec, system_name, _params(params))
         report = verify(system, component=component, timeout=timeout, crashes=crashes)
-        from assay.api import spec_warnings, with_warnings
+        from assay.api import only_component, spec_warnings, with_warnings
 
         report = with_warnings(report, spec_warnings(system, "verify"))
+        report = with_warnings(report, only_component(system, report, component))
     except AssayError as e:
         _fail(e)
         return
