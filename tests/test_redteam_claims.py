@@ -1,7 +1,70 @@
 """Red team of the verdicts' claims: each claim a summary prints has a spec with the bug it
 must catch, and with that bug the claim is not printed (the right verdict, or a warning, is).
 
-(The audit table, claim -> test, is filled in below as the claims are covered.)
+The audit (every claim of the summaries of check, simulate, verify, replay and run; `::` a
+test here unless a file is named; * a defect this file found, fixed, failing before):
+
+check
+  "✓ all properties hold (exhaustive)"   a reachable bad state, a bound, a deadlock:
+                                         test_check_all_properties_hold_exhaustive;
+                                         test_cli.py::test_max_states_stops_incomplete
+  ... with a state constraint            * test_check_exhaustive_says_what_state_constraints_
+                                         left_out (warned: "exhaustive" within them)
+  "0 transitions: is anything enabled?"  test_check_all_properties_hold_exhaustive; test_cli.py
+                                         ::test_nothing_enabled_is_a_warning_on_stderr_and_in_
+                                         the_summary
+  "liveness, under F fairness: p"        test_check_liveness_under_the_fairness_it_names (weak
+                                         and none fail, strong holds; a bound: "not checked")
+  "orbits (one state each; symmetric)"   test_check_symmetry_reduces_only_where_it_is_sound
+  "por: applied ... a real run"          test_por.py::test_corpus_same_verdict_bug_found_
+                                         counterexample_replays
+  "storage exact: no collision possible" test_compact.py::test_spilled_fingerprints_report_a_
+                                         collision_probability
+  "kept going: every state was explored" test_keep_going.py::test_cli_keep_going_text_and_
+                                         exit_codes (bounded: "not every state")
+  (vacuous?) / unregistered property     * test_a_vacuous_property_is_in_every_result_and_json;
+                                         * test_a_property_never_registered_is_warned_of_by_
+                                         every_command
+simulate
+  "✓ no violation in N runs (a sample)"  test_simulate_no_violation_and_liveness_claims
+  "no safety violation" + lassos,        * test_simulate_no_violation_and_liveness_claims
+  "liveness (p): suspected/not covered"  (`Campaign.text()` said nothing of liveness)
+  "shrunk to N" / shrunk_shortest        test_shrink_single.py::test_a_simulated_bug_is_written_
+                                         shrunk_to_checks_shortest_and_replays
+  "cut at the step bound", "no run took  test_redteam_sim.py::test_runs_cut_at_the_step_bound_
+  a step"                                are_said_to_be, ::test_runs_that_take_no_step_are_..
+  a failure that needs this hash seed    * test_simulate_warns_when_its_failure_depends_on_the_
+                                         hash_seed
+verify
+  "✓ every obligation proved"            test_verify_every_obligation_proved_and_protocols_fit;
+                                         test_redteam_verify.py::test_all_over_a_map_whose_
+                                         condition_writes_a_field_is_unknown
+  ... with --component                   * test_verify_of_one_component_says_the_others_were_
+                                         not_checked
+  ... interrupted ("decided so far")     * test_an_interrupted_verify_states_no_proof (JSON,
+                                         repr and HTML said "proved")
+  "✓ proved" (one obligation)            test_verify.py::test_a_requires_on_the_receiver_s_
+                                         state_is_unknown_at_the_sender_never_proved,
+                                         ::test_an_impossible_precondition_is_vacuous_not_proved
+  "✓ protocols fit"                      test_verify_every_obligation_proved_and_protocols_fit;
+                                         test_protocols.py::test_protocols_fit_only_when_
+                                         compatibility_and_conformance_are_both_proved
+  "not covered by verify: properties"    (a caveat; the properties are check's)
+replay
+  "✓ the run ends without a violation"   test_replay_claims
+  "the recorded violation is reproduced" test_replay_claims; test_replay_cli.py::test_a_trace_
+                                         whose_recorded_violation_differs_says_so
+  "✓ the trace's lasso shows no          test_replay_claims
+  violation"
+  "✓ the store database holds ..."       test_external_store.py::test_run_keeps_the_store_in_
+                                         sqlite_and_replay_agrees_then_catches_a_write_behind
+run
+  "✓ no violation"                       test_run_no_violation; test_runtime_local.py::test_
+                                         run_cli_end_to_end
+  ... with --monitor off                 * test_run_no_violation (nothing was checked)
+
+Also here: `s.fair(kind, Class)` from outside a composite (documented, not refused: see the
+test) and the one home of these warnings, `assay.api.spec_warnings`.
 """
 from __future__ import annotations
 
