@@ -640,6 +640,8 @@ def _verify_verdict(r: Any) -> str:
                      if counts[k])
     head = {"proved": "every obligation proved", "refuted": "some obligation refuted",
             "unknown": "not everything could be proved"}[r.verdict]
+    if not n and not r.interrupted:
+        head = "nothing to verify"
     if r.interrupted:
         head = ("every obligation decided so far proved" if r.verdict == "proved" else head) \
             + " (interrupted: not every obligation was decided)"
@@ -656,7 +658,8 @@ def verify_repr(r: Any) -> str:
 def verify_html(r: Any) -> str:
     from html import escape
 
-    mark = {"proved": "✓ ", "refuted": "✗ ", "unknown": "? "}[r.stated]
+    mark = {"proved": "✓ " if r.obligations else "? ", "refuted": "✗ ", "unknown": "? "}[
+        r.stated]
     head = _html_table("assay verify", mark + _verify_verdict(r), _HTML_COLOUR[r.stated],
                        [("system", _target(r.spec, r.system, r.params)),
                         ("time", f"{r.seconds:.2f} s")])

@@ -41,6 +41,7 @@ verify
                                          condition_writes_a_field_is_unknown
   ... with --component                   * test_verify_of_one_component_says_the_others_were_
                                          not_checked
+  ... of no obligation at all            * test_verify_of_nothing_says_so_without_a_check_mark
   ... interrupted ("decided so far")     * test_an_interrupted_verify_states_no_proof (JSON,
                                          repr and HTML said "proved")
   "✓ proved" (one obligation)            test_verify.py::test_a_requires_on_the_receiver_s_
@@ -567,6 +568,28 @@ def system() -> System:
     misfit = assay.verify(spec(tmp_path, proto.replace("SENDS", "2"), "misfit.py"))
     assert "protocols fit" not in misfit.text().replace("do not fit", "")
     assert "✗ protocols do not fit: Client.ping" in misfit.text()
+
+
+def test_verify_of_nothing_says_so_without_a_check_mark(tmp_path: Path) -> None:
+    # a component with no handler, action or invariant: "✓ every obligation proved" of 0
+    r = assay.verify(spec(tmp_path, """
+from assay import Component, System
+
+
+class Idle(Component):
+    n: int = 0
+
+
+def system() -> System:
+    s = System("idle")
+    s.add("i", Idle)
+    return s
+"""))
+    assert not r.obligations and r.exit_code == 0
+    text = r.text()
+    assert "✓" not in text and "every obligation proved" not in text, text
+    assert "? nothing to verify: no obligation" in text
+    assert "nothing to verify" in repr(r) and "✓" not in r._repr_html_().split("</tr>")[0]
 
 
 def test_verify_of_one_component_says_the_others_were_not_checked(tmp_path: Path) -> None:

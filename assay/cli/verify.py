@@ -195,6 +195,9 @@ def render_verify(console: Console, report: Any, spec: str, system: str,
         report.verdict]
     head = {"proved": "✓ every obligation proved", "refuted": "✗ some obligation refuted",
             "unknown": "? not everything could be proved"}[report.verdict]
+    if not n and not report.interrupted:
+        # nothing was proved: a ✓ would claim what no obligation checked
+        head, style = "? nothing to verify: no obligation", "bold yellow"
     if report.interrupted:
         if report.verdict == "proved":
             head = "✓ every obligation decided so far proved"
