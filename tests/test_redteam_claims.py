@@ -24,7 +24,7 @@ check
                                          exit_codes (bounded: "not every state")
   (vacuous?) / unregistered property     * test_a_vacuous_property_is_in_every_result_and_json;
                                          * test_a_property_never_registered_is_warned_of_by_
-                                         every_command
+                                         every_command (and of a composite's function)
 simulate
   "✓ no violation in N runs (a sample)"  test_simulate_no_violation_and_liveness_claims
   "no safety violation" + lassos,        * test_simulate_no_violation_and_liveness_claims
@@ -205,6 +205,28 @@ def system() -> System:
     from assay.model.load import build
 
     assert build(path)[0].load_warnings == []
+
+
+def test_an_unregistered_property_of_a_composite_is_warned_of_once(tmp_path: Path) -> None:
+    path = spec(tmp_path, COUNTER + """
+def part() -> System:
+    s = System("part")
+    s.add("c", Counter)
+
+    def small(g):                      # the composite's own, never registered
+        return True
+    return s
+
+
+def system() -> System:
+    s = System("outer")
+    s.add("a", part)
+    s.add("b", part)
+    s.terminal(lambda g: True)
+    return s
+""")
+    notes = [w for w in assay.check(path).warnings if "never registered" in w]
+    assert len(notes) == 1 and "'small'" in notes[0] and "in part()" in notes[0], notes
 
 
 def test_an_unregistered_lambda_is_warned_of(tmp_path: Path) -> None:

@@ -420,7 +420,7 @@ def build_function(fn: Callable[..., Any], path: str, params: dict[str, Any] | N
                           f"{', '.join(known) or '(none)'}"])
     full = {**{k: v for k, v in known.items() if v is not inspect.Parameter.empty}, **typed,
             **ov.typed}
-    result.load_warnings = unregistered_properties(fn, system)
+    result.load_warnings[:0] = unregistered_properties(fn, system)   # its composites' after
     return result, system, full
 
 
