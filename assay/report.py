@@ -620,6 +620,7 @@ def simulation_html(c: Any) -> str:
     rows += [(f"run {r.index}", f"seed {r.seed}: {(r.violation or {}).get('message')} "
                                 f"({r.events} events, shrunk to {len(r.shrunk or [])})")
              for r in c.failures[:10]]
+    rows += [("warning", w) for w in getattr(c, "warnings", ())]
     return ("<div class='assay-result'>"
             + _html_table("assay simulate", mark + verdict, _HTML_COLOUR[kind], rows)
             + "</div>")
@@ -662,7 +663,8 @@ def verify_html(r: Any) -> str:
         r.stated]
     head = _html_table("assay verify", mark + _verify_verdict(r), _HTML_COLOUR[r.stated],
                        [("system", _target(r.spec, r.system, r.params)),
-                        ("time", f"{r.seconds:.2f} s")])
+                        ("time", f"{r.seconds:.2f} s"),
+                        *(("warning", w) for w in getattr(r, "warnings", ()))])
     rows = "".join(
         f"<tr><td>{escape(o.component)}</td><td>{escape(o.target)}</td><td>{escape(o.title)}"
         f"</td><td style='color:{_HTML_COLOUR.get(o.verdict, '#9a6700')}'>{escape(o.verdict)}"

@@ -173,6 +173,7 @@ def test_a_property_never_registered_is_warned_of_by_every_command(tmp_path: Pat
                    assay.verify(path)):
         assert any(UNREGISTERED_NOTE in w for w in result.warnings), result
         assert UNREGISTERED_NOTE in flat(result.text())
+        assert "never registered" in result._repr_html_()     # (a notebook's summary)
 
 
 def test_functions_that_are_registered_used_or_methods_are_not_warned_of(
