@@ -267,11 +267,30 @@ def _hash_seed_notes(error: TraceError, trace_file: str, spec: str, engine: str,
                     if replays else "")]
 
 
+def _fails_here(trace_file: str, spec: str) -> bool:
+    """Whether the trace replays in this process (the simulator's clock) to the violation
+    it records."""
+    from assay.kernel.trace import Trace, replay_trace
+    from assay.simulator.run import replay_clock
+
+    try:
+        trace = Trace.read(trace_file)
+        v = replay_trace(trace, trace_file, replay_clock, spec).violation
+    except AssayError:
+        return False
+    recorded = trace.verdict or {}
+    return v is not None and (v.kind, v.name) == (recorded.get("kind"), recorded.get("name"))
+
+
 def hash_seed_note(trace_file: str, spec: str, what: str) -> str | None:
     """A warning when the failing run in `trace_file` (`what`: "run 3 (seed ...)") does not
     fail as here when replayed in processes with other str hashes (`replay_elsewhere`):
     another `assay simulate` of the same seed, in a process with other hashes, may not find
-    it.  None when both replays reproduce it, or when that could not be told."""
+    it.  None when both replays reproduce it, or when that could not be told — also when the
+    trace does not replay even here, in this process (then the cause is not, or not only,
+    the hashes: time, randomness, the spec edited meanwhile)."""
+    if os.environ.get(PROBE) or not _fails_here(trace_file, spec):
+        return None
     got = replay_elsewhere(trace_file, spec, "simulator", ("--json",))
     if got is None:
         return None
