@@ -63,6 +63,7 @@ run
   "✓ no violation"                       test_run_no_violation; test_runtime_local.py::test_
                                          run_cli_end_to_end
   ... with --monitor off                 * test_run_no_violation (nothing was checked)
+  spec warnings with --deploy            * test_run_deploy_carries_the_spec_warnings
 
 Also here: `s.fair(kind, Class)` from outside a composite (documented, not refused: see the
 test) and the one home of these warnings, `assay.api.spec_warnings`.
@@ -714,3 +715,16 @@ def test_an_interrupted_verify_states_no_proof(tmp_path: Path) -> None:
     assert "✓ every obligation proved" not in text
     assert "✓ every obligation decided so far proved" in text and "not checked: " \
         "Counter.tick" in text
+
+
+def test_run_deploy_carries_the_spec_warnings(tmp_path: Path) -> None:
+    # `run --deploy` built the system and warned of nothing (`run` alone did)
+    from tests.runtime_support import free_ports, write_deployment
+
+    path = spec(tmp_path, VACUOUS)
+    (port,) = free_ports(1)
+    dep = write_deployment(tmp_path / "deploy.toml", path, {"one": (port, ["c"])})
+    r = cli(["run", "--deploy", str(dep), "--for", "1", "--json"], tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert VACUOUS_NOTE in json.loads(r.stdout)["warnings"]
+    assert f"warning: {VACUOUS_NOTE}" in r.stderr

@@ -171,6 +171,10 @@ def _run_deployment(deploy_file: str, duration: float | None, state_dir: str | N
         if trace_out:
             _check_writable(trace_out, [("the spec", dep.spec)])
         system, name, typed = build(dep.spec, dep.system, dep.params)
+        from assay.api import spec_warnings
+
+        warnings = spec_warnings(system, "run")
+        print_warnings(warnings)
         dep = placed(dep, system)          # a composite placed whole: its instances
         if store_db is not None:
             _store_dir(store_db, system)
@@ -199,7 +203,7 @@ def _run_deployment(deploy_file: str, duration: float | None, state_dir: str | N
            "failed": None if report.failed is None else {
                "node": report.failed[0], "exit": report.failed[1], "log": report.failed[2]},
            "violations": report.violations,
-           "final": report.final}
+           "final": report.final, "warnings": list(warnings)}
     if as_json:
         click.echo(json.dumps(doc, indent=2, default=str))
     else:
