@@ -195,9 +195,16 @@ def system() -> System:
     done = lambda g: True              # registered below
     s.terminal(done)
 
+    def limit(x):                      # used only inside a class defined here
+        return x < 1
+
     class Local(Other):                # a method is not a property
         def helper(self):
             return self.got
+
+        @action(when=lambda self: limit(self.got))
+        def bump(self):
+            self.got += 1
 
     def helper(a, b):                  # two parameters: not a property
         return a

@@ -450,24 +450,24 @@ def unregistered_properties(fn: Callable[..., Any], system: str | None = None) -
         return len(a.posonlyargs) + len(a.args) == 1 and not (
             a.vararg or a.kwarg or a.kwonlyargs)
 
-    def scan(node: ast.AST) -> None:
+    def scan(node: ast.AST, functions: bool) -> None:
         for child in ast.iter_child_nodes(node):
-            if isinstance(child, ast.ClassDef):     # its methods: reached as attributes
-                named.update(n.id for d in child.decorator_list for n in ast.walk(d)
-                             if isinstance(n, ast.Name))
-                continue
-            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef) \
+            if not functions:
+                pass
+            elif isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef) \
                     and not child.decorator_list and one_parameter(child.args):
                 defined.append((child.name, child.lineno))
             elif isinstance(child, ast.Assign) and isinstance(child.value, ast.Lambda) \
                     and one_parameter(child.value.args):
                 defined.extend((t.id, child.lineno) for t in child.targets
                                if isinstance(t, ast.Name))
-            elif isinstance(child, ast.Name) and isinstance(child.ctx, ast.Load):
+            if isinstance(child, ast.Name) and isinstance(child.ctx, ast.Load):
                 named.add(child.id)
-            scan(child)
+            # a class's methods are reached as attributes, not by name: not functions of
+            # `fn`; what its body names counts all the same
+            scan(child, functions and not isinstance(child, ast.ClassDef))
 
-    scan(top)
+    scan(top, True)
     return [f"function {name!r} ({file or fn.__name__}:{first + line - 1}) in "
             f"{system or fn.__name__}() looks like a property (one parameter) but is never "
             "registered (@s.always, @s.eventually, s.leads_to, ...) nor used: no engine "
