@@ -4,17 +4,19 @@ and tests (the pytest plugin uses them).
 Each takes what its command takes — a spec file, or else a spec module, a system function or
 a `System` built already — loads and builds it as the command does (`assay.model.load`),
 runs the engine and returns its result object: `CheckResult`, `Campaign`, `VerifyReport`.
-A result has `.ok`, `.text()` (the report the command prints), a one-line `repr` and a
-`_repr_html_` for notebooks.  Bad input raises an `AssayError` (`SpecError`, `UsageError`)
-whose message names the fix; `str(e)` or `e.render()` prints it as the command would.
+A result has `.ok`, `.text()` (the report the command prints), `.warnings` (what to look
+at even when all holds, e.g. a property that reads nothing: `spec_warnings`), a one-line
+`repr` and a `_repr_html_` for notebooks.  Bad input raises an `AssayError` (`SpecError`,
+`UsageError`) whose message names the fix; `str(e)` or `e.render()` prints it as the
+command would.
 """
 from __future__ import annotations
 
 import inspect
 import os
 import types
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from assay.errors import UsageError
 from assay.model.system import System
@@ -83,6 +85,41 @@ def build_target(spec: Spec, system: str | None = None,
                             "System"])
 
 
+def spec_warnings(system: System, command: str) -> tuple[str, ...]:
+    """The warnings about the spec itself that `command`'s result carries (its summary, its
+    JSON `warnings`), known before the engine runs; the one list of them.  For every
+    command, what loading noticed (`System.load_warnings`: a function shaped like a property
+    that the system function never registered); for `simulate` and `run`, each property
+    that reads nothing of the state (`Kernel.vacuous_notes`; `check` says that from every
+    state it explored, `CheckResult.warnings`).  Whether a state constraint cut `check`'s
+    search is the result's own `CheckResult.constraints` (assay.checker.constraints)."""
+    notes = list(system.load_warnings)
+    if command in ("simulate", "run"):
+        from assay.kernel import Kernel
+
+        notes += Kernel(system).vacuous_notes()
+    return tuple(notes)
+
+
+class _Warned(Protocol):
+    @property
+    def warnings(self) -> tuple[str, ...]: ...
+
+
+R = TypeVar("R", bound=_Warned)
+
+
+def with_warnings(result: R, warnings: Iterable[str]) -> R:
+    """`result` (a `CheckResult`, `Campaign` or `VerifyReport`) with `warnings` before its
+    own, as its summary and its JSON show them."""
+    from dataclasses import replace
+
+    extra = tuple(warnings)
+    if not extra:
+        return result
+    return replace(result, warnings=(*extra, *result.warnings))  # type: ignore[type-var]
+
+
 def _named(file: str, fn: Callable[..., Any]) -> bool:
     """Whether a trace can name `fn` by its file and name: `assay replay` loads that file and
     finds a system function of that name in it."""
@@ -145,9 +182,10 @@ def check(spec: Spec, system: str | None = None, *,
         raise UsageError(f"fairness={fairness!r}: choose 'none', 'weak' or 'strong'")
     built, name, typed, path = build_target(spec, system, params, kwparams)
     kernel = Kernel(built, parse_faults(faults), fairness, deadlock=deadlock)
-    return run_check(kernel, strategy=strategy, max_states=max_states, max_depth=max_depth,
-                     max_time=max_time, max_memory=max_memory, spec=path, system_name=name,
-                     params=typed, keep_going=keep_going, symmetry=symmetry, por=por)
+    result = run_check(kernel, strategy=strategy, max_states=max_states, max_depth=max_depth,
+                       max_time=max_time, max_memory=max_memory, spec=path, system_name=name,
+                       params=typed, keep_going=keep_going, symmetry=symmetry, por=por)
+    return with_warnings(result, spec_warnings(built, "check"))
 
 
 def simulate(spec: Spec, system: str | None = None, *,
@@ -163,7 +201,10 @@ def simulate(spec: Spec, system: str | None = None, *,
     (their trace files' contents), `.ok` — no violation in these runs, a sample and not a
     proof — and `.text()`.  The runs are the same for a seed whatever `jobs`; `jobs` > 1
     uses worker processes, and only for a spec file (workers load it).  `max_time` (seconds)
-    stops it with the runs done by then (`.timed_out`).
+    stops it with the runs done by then (`.timed_out`).  (`assay simulate` also replays its
+    first failing run in processes with other str hashes and warns when it does not fail
+    there: `assay.cli.replay.hash_seed_note`; this function writes no trace file and does
+    not.)
     """
     from assay.simulator.campaign import Options, campaign
 
@@ -179,6 +220,7 @@ def simulate(spec: Spec, system: str | None = None, *,
         raise UsageError(f"max_time={max_time!r}: must be a positive number of seconds")
     rates = parse_rates(faults)
     built, name, typed, path = build_target(spec, system, params, kwparams)
+    warnings = spec_warnings(built, "simulate")
     opts = Options(steps=steps, rates=rates, scheduler=scheduler, pct_depth=pct_depth,
                    shrink=shrink)
     workers = jobs > 1 and bool(path) and not isinstance(spec, System)
@@ -186,7 +228,8 @@ def simulate(spec: Spec, system: str | None = None, *,
                       opts=opts, jobs=jobs, system=None if workers else built,
                       max_time=max_time)
     result.spec, result.system_name, result.params, result.options = path, name, typed, opts
-    return result
+    result.liveness_properties = tuple(p.name for p in built.liveness)
+    return with_warnings(result, warnings)
 
 
 def verify(spec: Spec, system: str | None = None, *,
@@ -206,4 +249,20 @@ def verify(spec: Spec, system: str | None = None, *,
 
     built, name, typed, path = build_target(spec, system, params, kwparams)
     report = run_verify(built, component=component, timeout=timeout, crashes=crashes)
-    return replace(report, spec=path, params=typed)
+    return with_warnings(replace(report, spec=path, params=typed),
+                         [*spec_warnings(built, "verify"),
+                          *only_component(built, report, component)])
+
+
+def only_component(system: System, report: VerifyReport, component: str | None) -> list[str]:
+    """With `component` (`--component`): a warning that the other components' obligations,
+    and the connections', were not checked (the summary's "every obligation proved" is of
+    that one)."""
+    if component is None:
+        return []
+    others = sorted({cls.__name__ for cls in system.instances.values()}
+                    - set(report.components))
+    return [f"only component {', '.join(report.components)} was verified (--component "
+            f"{component}): the obligations of "
+            + (f"{', '.join(others)} and of " if others else "")
+            + "the connections were not checked"]

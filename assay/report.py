@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from rich.console import Console
@@ -304,7 +304,9 @@ def render_simulation(console: Console, c: Any, spec: str, system: str,
                      + (f", {halfway} halfway" if halfway else "")
                      + ((", stopped: max-time" if timed_out else ", interrupted")
                         if done < len(c.failures) else "") + ")"))
-    _summary(console, rows + [("runs ended", ended)])
+    _summary(console, [*rows, ("runs ended", ended),
+                       *(("warning", w) for w in getattr(c, "warnings", ()))])
+    _render_liveness(console, c)
 
 
 def _halfway(r: Any) -> bool:
@@ -380,8 +382,47 @@ def to_mermaid(steps: Any, instances: list[str], violation: Any = None,
     return f"```mermaid\n{text}```\n" if fence else text
 
 
+def _render_liveness(console: Console, result: Any) -> None:
+    """What the runs say of the liveness properties: the lassos some walked (suspected
+    violations), and for the others that they are not covered."""
+    from assay.simulator.lasso import cycle_faults
+
+    liveness = result.liveness(list(getattr(result, "liveness_properties", ())))
+
+    runs = result.suspected
+    if runs:
+        console.print(f"✗ {len(runs)} of {result.runs} runs walked a lasso that breaks a "
+                      "liveness property: suspected liveness violations (`assay replay "
+                      "FILE` confirms the lasso; `assay check` decides the property)",
+                      style="bold red", markup=False, soft_wrap=True)
+        for r in runs[:20]:
+            sus = r.suspected or {}
+            cycle = len(sus.get("events") or []) - int(sus.get("cycle_start") or 0)
+            shape = f"a cycle of {cycle} steps after {sus.get('cycle_start')}" if cycle \
+                else f"stops after {sus.get('cycle_start')} steps"
+            console.print(f"  run {r.index} (seed {r.seed}): {sus.get('name')} "
+                          f"({sus.get('formula')}): {shape}, under {sus.get('fairness')} "
+                          "fairness" + (f" -> {result.lasso_files[r.index]}"
+                                        if r.index in result.lasso_files else ""),
+                          markup=False, soft_wrap=True)
+            faults = cycle_faults(sus.get("events") or [], sus.get("cycle_start"))
+            if faults:
+                console.print(f"    note: {faults}", markup=False, soft_wrap=True)
+        if len(runs) > 20:
+            console.print(f"  ... and {len(runs) - 20} more")
+    missed = [p for p, v in liveness.items() if v.startswith("not covered")]
+    said = [p for p in liveness if p not in missed]
+    if said:
+        console.print(f"liveness ({', '.join(said)}): suspected — confirm with `assay check`",
+                      markup=False, soft_wrap=True)
+    if missed:
+        console.print(f"liveness ({', '.join(missed)}): not covered — no run walked a lasso "
+                      "that breaks it, and a finite run cannot show that something always "
+                      "happens; `assay check` decides it", markup=False, soft_wrap=True)
+
+
 def render_run(console: Console, r: Any, spec: str, system: str, params: dict[str, Any],
-               monitor: str, trace_out: str | None) -> None:
+               monitor: str, trace_out: str | None, warnings: Iterable[str] = ()) -> None:
     ptxt = ", ".join(f"{k}={v}" for k, v in params.items())
     console.print(Text.assemble(("assay run ", "bold"), f"{spec} :: {system}({ptxt})",
                                 f" monitor={monitor}"))
@@ -403,6 +444,11 @@ def render_run(console: Console, r: Any, spec: str, system: str, params: dict[st
                           soft_wrap=True)
         if r.violation_count > 10:
             console.print(f"  ... and {r.violation_count - 10:,} more")
+    elif monitor == "off":
+        # nothing was checked: "no violation" would be a claim about what was not looked at
+        console.print(Text("? not monitored (--monitor off): no contract or protocol was "
+                           "checked, so no violation can have been seen", style="bold yellow"),
+                      soft_wrap=True)
     else:
         console.print(Text("✓ no violation", style="bold green"))
     for name, fields in r.final.items():
@@ -415,7 +461,8 @@ def render_run(console: Console, r: Any, spec: str, system: str, params: dict[st
                                   "stopped": "stopped (Ctrl-C or SIGTERM)"}.get(
                                       r.ended, "time is up"))]
              + ([("lost", f"{r.lost:,} sends to full links")] if getattr(r, "lost", 0) else [])
-             + ([("trace", trace_out)] if trace_out else []))
+             + ([("trace", trace_out)] if trace_out else [])
+             + [("warning", w) for w in warnings])
 
 
 def _under(r: Any) -> str:
@@ -582,6 +629,7 @@ def simulation_html(c: Any) -> str:
     rows += [(f"run {r.index}", f"seed {r.seed}: {(r.violation or {}).get('message')} "
                                 f"({r.events} events, shrunk to {len(r.shrunk or [])})")
              for r in c.failures[:10]]
+    rows += [("warning", w) for w in getattr(c, "warnings", ())]
     return ("<div class='assay-result'>"
             + _html_table("assay simulate", mark + verdict, _HTML_COLOUR[kind], rows)
             + "</div>")
@@ -602,11 +650,14 @@ def _verify_verdict(r: Any) -> str:
                      if counts[k])
     head = {"proved": "every obligation proved", "refuted": "some obligation refuted",
             "unknown": "not everything could be proved"}[r.verdict]
+    if not n and not r.interrupted:
+        head = "nothing to verify"
     if r.interrupted:
-        head += " (interrupted: not every obligation was decided)"
+        head = ("every obligation decided so far proved" if r.verdict == "proved" else head) \
+            + " (interrupted: not every obligation was decided)"
     first = next((o for o in r.obligations if o.verdict == "refuted"), None)
     tail = f"; first refuted: {first.component}.{first.target}: {first.title}" if first else ""
-    return f"{r.verdict}: {head}; {n} obligations: {said or 'none'}{tail}"
+    return f"{r.stated}: {head}; {n} obligations: {said or 'none'}{tail}"
 
 
 def verify_repr(r: Any) -> str:
@@ -617,10 +668,12 @@ def verify_repr(r: Any) -> str:
 def verify_html(r: Any) -> str:
     from html import escape
 
-    mark = {"proved": "✓ ", "refuted": "✗ ", "unknown": "? "}[r.verdict]
-    head = _html_table("assay verify", mark + _verify_verdict(r), _HTML_COLOUR[r.verdict],
+    mark = {"proved": "✓ " if r.obligations else "? ", "refuted": "✗ ", "unknown": "? "}[
+        r.stated]
+    head = _html_table("assay verify", mark + _verify_verdict(r), _HTML_COLOUR[r.stated],
                        [("system", _target(r.spec, r.system, r.params)),
-                        ("time", f"{r.seconds:.2f} s")])
+                        ("time", f"{r.seconds:.2f} s"),
+                        *(("warning", w) for w in getattr(r, "warnings", ()))])
     rows = "".join(
         f"<tr><td>{escape(o.component)}</td><td>{escape(o.target)}</td><td>{escape(o.title)}"
         f"</td><td style='color:{_HTML_COLOUR.get(o.verdict, '#9a6700')}'>{escape(o.verdict)}"

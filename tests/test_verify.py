@@ -1146,7 +1146,7 @@ def test_cli_prints_a_table_and_each_counterexample(cli: Any) -> None:
 def test_cli_json(cli: Any) -> None:
     res = cli("specs/two_phase_commit_bug_majority.py", "--json", "--component",
               "TransactionManager", "--timeout", "2", "-p", "rm_count=2")
-    doc = json.loads(res.output)
+    doc = json.loads(res.stdout)          # (stderr: the --component warning)
     assert doc["command"] == "verify" and doc["params"] == {"rm_count": 2}
     assert doc["verdict"] == "refuted" and doc["components"] == ["TransactionManager"]
     # the commit's broadcast breaks its protocol (for a wiring of three RMs: verify proves a

@@ -15,6 +15,7 @@ from assay.cli.common import (
     _check_writable,
     _fail,
     _params,
+    print_warnings,
     progress_interval,
     write_output,
 )
@@ -145,11 +146,13 @@ def check(spec: str, system_name: str | None, params: tuple[str, ...], strategy:
         finally:
             if progress:
                 progress.close()
+        from assay.api import spec_warnings, with_warnings
+
+        result = with_warnings(result, spec_warnings(system, "check"))
     except AssayError as e:
         _fail(e)
         return
-    for warning in result.warnings:
-        click.echo(f"warning: {warning}", err=True)
+    print_warnings(result.warnings)
     if trace_out and result.trace is not None:
         try:
             result.trace.write(trace_out)

@@ -137,10 +137,9 @@ class Seconds(click.FloatRange):
         return float(seconds)
 
 
-def warn_vacuous(system: Any) -> None:
-    """Warn on stderr of each property of `system` that reads nothing of the state (as
-    `check` does after its search: `Kernel.vacuous_notes`), before `simulate` or `run`."""
-    from assay.kernel import Kernel
-
-    for note in Kernel(system).vacuous_notes():
-        click.echo(f"warning: {note}", err=True)
+def print_warnings(warnings: Iterable[str]) -> None:
+    """Print each warning on standard error (also with --json, whose document holds them
+    too): before `simulate` or `run` starts, those `assay.api.spec_warnings` knows; after
+    `check` or `verify`, the result's."""
+    for w in warnings:
+        click.echo(f"warning: {w}", err=True)

@@ -204,49 +204,106 @@ def replay(trace_file: str, engine: str, mermaid_out: str | None, html_out: str 
 PROBE = "ASSAY_HASH_PROBE"          # set in the replays `_hash_seed_notes` starts
 
 
-def _hash_seed_notes(error: TraceError, trace_file: str, spec: str, engine: str,
-                     timeout: float = 60.0) -> list[str]:
-    """When a step of a trace does not replay (`error`): whether that depends on Python's
-    hash of a str, which changes from process to process (PYTHONHASHSEED).  The trace is
-    replayed again in two processes with other hashes (hash seeds 0 and 1, or 2 for the one
-    this process has); when one does not fail there as here, the spec depends on them (a
-    trace written by a process with other hashes does not replay here), and the notes say
-    so.  No notes when both fail alike (the cause is elsewhere; a spec whose outcome turns
-    on few hash bits may agree by chance), or in those replays themselves."""
+def replay_elsewhere(trace_file: str, spec: str, engine: str, extra: tuple[str, ...] = (),
+                     timeout: float = 60.0) -> list[tuple[str, int, str, str]] | None:
+    """Replay `trace_file` against `spec` in two processes with other str hashes than this
+    one's (PYTHONHASHSEED 0 and 1, or 2 for the one this process has), at once: for each,
+    its seed, exit code, standard output and standard error; None when they could not be
+    run (or this is such a process: no probes of probes).  The one home of the question
+    "does this run depend on Python's hash of a str?", which `replay` asks of a step that
+    does not replay and `simulate` of a failing run (`hash_seed_note`)."""
     import subprocess
 
     if os.environ.get(PROBE):
-        return []
+        return None
     ours = os.environ.get("PYTHONHASHSEED")
     seeds = [s for s in ("0", "1", "2") if s != ours][:2]
     args = [sys.executable, "-m", "assay.cli", "replay", trace_file, "--spec", spec,
-            "--engine", engine]
+            "--engine", engine, *extra]
     procs = []
     try:
         for seed in seeds:
             env = {**os.environ, "PYTHONHASHSEED": seed, PROBE: "1"}
-            procs.append(subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL,
-                                          stderr=subprocess.PIPE, text=True))
-        errs = [p.communicate(timeout=timeout)[1] for p in procs]
+            procs.append(subprocess.Popen(args, env=env, stdout=subprocess.PIPE,
+                                          stderr=subprocess.PIPE, text=True,
+                                          stdin=subprocess.DEVNULL))
+        outs = [p.communicate(timeout=timeout) for p in procs]
     except (OSError, subprocess.SubprocessError):
-        return []                           # (could not tell: say nothing)
+        return None                         # (could not tell: say nothing)
     finally:
         for p in procs:
             if p.poll() is None:
                 p.kill()
                 p.wait()
-    alike = [p.returncode == 2 and any(line.endswith(f"error: {error.message}")
-                                       for line in err.splitlines())
-             for p, err in zip(procs, errs)]
+    return [(seed, p.returncode, out, err) for seed, p, (out, err) in zip(seeds, procs, outs)]
+
+
+_DEPENDS = ("the spec depends on Python's hash of a str (hash(), or the order of a set or "
+            "dict of str, Enum members or peers), which changes from process to process")
+_FIX = "make it a function of the state and the event (sorted(...), not a set's order; no hash())"
+
+
+def _hash_seed_notes(error: TraceError, trace_file: str, spec: str, engine: str,
+                     timeout: float = 60.0) -> list[str]:
+    """When a step of a trace does not replay (`error`): whether that depends on Python's
+    hash of a str (`replay_elsewhere`); when one replay there does not fail as here, the
+    spec depends on it (a trace written by a process with other hashes does not replay
+    here), and the notes say so.  No notes when both fail alike (the cause is elsewhere; a
+    spec whose outcome turns on few hash bits may agree by chance), or in those replays
+    themselves."""
+    got = replay_elsewhere(trace_file, spec, engine, timeout=timeout)
+    if got is None:
+        return []
+    alike = [code == 2 and any(line.endswith(f"error: {error.message}")
+                               for line in err.splitlines())
+             for _, code, _, err in got]
     if all(alike):
         return []
-    replays = [s for s, p in zip(seeds, procs) if p.returncode in (0, 1)]
-    return [f"replayed in processes with other str hashes (PYTHONHASHSEED={seeds[0]} and "
-            f"{seeds[1]}) the trace does not fail as here: the spec depends on Python's hash "
-            "of a str (hash(), or the order of a set or dict of str, Enum members or peers), "
-            "which changes from process to process; a trace written in one process does not "
-            "replay in another",
-            "make it a function of the state and the event (sorted(...), not a set's order; "
-            "no hash())"
-            + (f"; `PYTHONHASHSEED={replays[0]} assay replay` replays this trace's steps"
-               if replays else "")]
+    replays = [seed for seed, code, _, _ in got if code in (0, 1)]
+    return [f"replayed in processes with other str hashes (PYTHONHASHSEED={got[0][0]} and "
+            f"{got[1][0]}) the trace does not fail as here: {_DEPENDS}; a trace written in "
+            "one process does not replay in another",
+            _FIX + (f"; `PYTHONHASHSEED={replays[0]} assay replay` replays this trace's steps"
+                    if replays else "")]
+
+
+def _fails_here(trace_file: str, spec: str) -> bool:
+    """Whether the trace replays in this process (the simulator's clock) to the violation
+    it records."""
+    from assay.kernel.trace import Trace, replay_trace
+    from assay.simulator.run import replay_clock
+
+    try:
+        trace = Trace.read(trace_file)
+        v = replay_trace(trace, trace_file, replay_clock, spec).violation
+    except AssayError:
+        return False
+    recorded = trace.verdict or {}
+    return v is not None and (v.kind, v.name) == (recorded.get("kind"), recorded.get("name"))
+
+
+def hash_seed_note(trace_file: str, spec: str, what: str) -> str | None:
+    """A warning when the failing run in `trace_file` (`what`: "run 3 (seed ...)") does not
+    fail as here when replayed in processes with other str hashes (`replay_elsewhere`):
+    another `assay simulate` of the same seed, in a process with other hashes, may not find
+    it.  None when both replays reproduce it, or when that could not be told — also when the
+    trace does not replay even here, in this process (then the cause is not, or not only,
+    the hashes: time, randomness, the spec edited meanwhile)."""
+    if os.environ.get(PROBE) or not _fails_here(trace_file, spec):
+        return None
+    got = replay_elsewhere(trace_file, spec, "simulator", ("--json",))
+    if got is None:
+        return None
+
+    def reproduced(code: int, out: str) -> bool:
+        try:
+            return code == 1 and json.loads(out).get("reproduced") is True
+        except ValueError:
+            return False
+
+    if all(reproduced(code, out) for _, code, out, _ in got):
+        return None
+    return (f"the failure of {what} depends on the process: replayed in processes with "
+            f"other str hashes (PYTHONHASHSEED={got[0][0]} and {got[1][0]}) it does not fail "
+            f"as here; {_DEPENDS}, so another `assay simulate` of the same seed may give "
+            f"another verdict; {_FIX}")

@@ -14,7 +14,7 @@ from assay.cli.common import (
     _check_writable,
     _fail,
     _params,
-    warn_vacuous,
+    print_warnings,
 )
 from assay.errors import AssayError, LoadInterrupted, UsageError
 
@@ -103,7 +103,13 @@ def run(spec: str | None, system_name: str | None, params: tuple[str, ...],
         if trace_out:
             _check_writable(trace_out, [("the spec", spec)])
         system, name, typed = build(spec, system_name, _params(params))
-        warn_vacuous(system)
+        from assay.api import spec_warnings
+
+        warnings = spec_warnings(system, "run")
+        print_warnings(warnings)
+        if monitor == "off":              # (for the JSON document, where no ✓ is printed)
+            warnings = (*warnings, "--monitor off: no contract or protocol was checked; "
+                        "'violation_count' 0 says nothing of them")
         kernel = Kernel(system)
         _check_fresh(fresh, state_dir)
         from assay.runtime.extstore import open_store_db
@@ -137,12 +143,14 @@ def run(spec: str | None, system_name: str | None, params: tuple[str, ...],
         sys.exit(EXIT_INTERRUPTED)
     if as_json:
         click.echo(json.dumps({"command": "run", "spec": spec, "system": name, "params": typed,
-                               "monitor": monitor, "seed": seed, **report.to_json()},
+                               "monitor": monitor, "seed": seed, **report.to_json(),
+                               "warnings": list(warnings)},
                               indent=2, default=str))
     else:
         from assay.report import render_run
 
-        render_run(Console(highlight=False), report, spec, name, typed, monitor, trace_out)
+        render_run(Console(highlight=False), report, spec, name, typed, monitor, trace_out,
+                   warnings)
     sys.exit(report.exit_code)
 
 
@@ -163,6 +171,10 @@ def _run_deployment(deploy_file: str, duration: float | None, state_dir: str | N
         if trace_out:
             _check_writable(trace_out, [("the spec", dep.spec)])
         system, name, typed = build(dep.spec, dep.system, dep.params)
+        from assay.api import spec_warnings
+
+        warnings = spec_warnings(system, "run")
+        print_warnings(warnings)
         dep = placed(dep, system)          # a composite placed whole: its instances
         if store_db is not None:
             _store_dir(store_db, system)
@@ -191,7 +203,7 @@ def _run_deployment(deploy_file: str, duration: float | None, state_dir: str | N
            "failed": None if report.failed is None else {
                "node": report.failed[0], "exit": report.failed[1], "log": report.failed[2]},
            "violations": report.violations,
-           "final": report.final}
+           "final": report.final, "warnings": list(warnings)}
     if as_json:
         click.echo(json.dumps(doc, indent=2, default=str))
     else:

@@ -14,8 +14,8 @@ from assay.cli.common import (
     _check_writable,
     _fail,
     _params,
+    print_warnings,
     progress_interval,
-    warn_vacuous,
     write_output,
 )
 from assay.errors import AssayError, UsageError
@@ -117,7 +117,10 @@ def simulate(spec: str, system_name: str | None, params: tuple[str, ...], seed: 
         rates = FaultRates.parse(faults_text) if faults_text else FaultRates()
         raw = _params(params)
         system, name, typed = build(spec, system_name, raw)
-        warn_vacuous(system)
+        from assay.api import spec_warnings, with_warnings
+
+        warnings = spec_warnings(system, "simulate")
+        print_warnings(warnings)
         opts = Options(steps=steps, rates=rates, scheduler=scheduler, pct_depth=pct_depth,
                        shrink=not no_shrink)
         if engine == "hypothesis" and (scheduler != "random" or ray_address or max_time):
@@ -164,6 +167,7 @@ def simulate(spec: str, system_name: str | None, params: tuple[str, ...], seed: 
             if progress:
                 progress.close()
         result.trace_files.update(written)
+        result = with_warnings(result, [*warnings, *hash_seed_warning(result, spec)])
         if result.suspected:
             try:
                 os.makedirs(out_dir, exist_ok=True)
@@ -181,7 +185,8 @@ def simulate(spec: str, system_name: str | None, params: tuple[str, ...], seed: 
             from assay.simulator.run import replay_clock
 
             write_output(html_out, trace_page(Trace.read(first), first, replay_clock))
-        liveness = result.liveness([p.name for p in system.liveness])
+        result.liveness_properties = tuple(p.name for p in system.liveness)
+        liveness = result.liveness(list(result.liveness_properties))
     except AssayError as e:
         from assay.simulator.campaign import killed_a_pool
 
@@ -207,7 +212,6 @@ def simulate(spec: str, system_name: str | None, params: tuple[str, ...], seed: 
         console = Console(highlight=False)
         render_simulation(console, result, spec, name, typed, rates,
                           "hypothesis" if engine == "hypothesis" else scheduler)
-        _print_liveness(console, result, liveness)
         if html_out:
             console.print(f"trace explorer of {first} written to {html_out}" if first else
                           f"no failing run, so no page written to {html_out}", markup=False,
@@ -224,41 +228,20 @@ def simulate(spec: str, system_name: str | None, params: tuple[str, ...], seed: 
 
 
 
-def _print_liveness(console: Console, result: Any, liveness: dict[str, str]) -> None:
-    """What the runs say of the liveness properties: the lassos some walked (suspected
-    violations), and for the others that they are not covered."""
-    from assay.simulator.lasso import cycle_faults
+def hash_seed_warning(result: Any, spec: str) -> list[str]:
+    """A warning (printed at once, and for the result's) when the first failing run of a
+    campaign that ran to its end fails only with this process's str hashes
+    (`assay.cli.replay.hash_seed_note`: its trace replayed in two other processes)."""
+    from assay.cli.replay import hash_seed_note
 
-    runs = result.suspected
-    if runs:
-        console.print(f"✗ {len(runs)} of {result.runs} runs walked a lasso that breaks a "
-                      "liveness property: suspected liveness violations (`assay replay "
-                      "FILE` confirms the lasso; `assay check` decides the property)",
-                      style="bold red", markup=False, soft_wrap=True)
-        for r in runs[:20]:
-            sus = r.suspected or {}
-            cycle = len(sus.get("events") or []) - int(sus.get("cycle_start") or 0)
-            shape = f"a cycle of {cycle} steps after {sus.get('cycle_start')}" if cycle \
-                else f"stops after {sus.get('cycle_start')} steps"
-            console.print(f"  run {r.index} (seed {r.seed}): {sus.get('name')} "
-                          f"({sus.get('formula')}): {shape}, under {sus.get('fairness')} "
-                          "fairness" + (f" -> {result.lasso_files[r.index]}"
-                                        if r.index in result.lasso_files else ""),
-                          markup=False, soft_wrap=True)
-            faults = cycle_faults(sus.get("events") or [], sus.get("cycle_start"))
-            if faults:
-                console.print(f"    note: {faults}", markup=False, soft_wrap=True)
-        if len(runs) > 20:
-            console.print(f"  ... and {len(runs) - 20} more")
-    missed = [p for p, v in liveness.items() if v.startswith("not covered")]
-    said = [p for p in liveness if p not in missed]
-    if said:
-        console.print(f"liveness ({', '.join(said)}): suspected — confirm with `assay check`",
-                      markup=False, soft_wrap=True)
-    if missed:
-        console.print(f"liveness ({', '.join(missed)}): not covered — no run walked a lasso "
-                      "that breaks it, and a finite run cannot show that something always "
-                      "happens; `assay check` decides it", markup=False, soft_wrap=True)
+    first = next(iter(result.failures), None)
+    if first is None or result.interrupted or result.timed_out \
+            or first.index not in result.trace_files:
+        return []
+    note = hash_seed_note(result.trace_files[first.index], spec,
+                          f"run {first.index} (seed {first.seed})")
+    print_warnings([note] if note else [])
+    return [note] if note else []
 
 
 class _RunProgress:

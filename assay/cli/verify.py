@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from assay.cli.common import _fail, _params
+from assay.cli.common import _fail, _params, print_warnings
 from assay.errors import AssayError
 from assay.model.show import show
 
@@ -69,9 +69,14 @@ def verify_command(spec: str, system_name: str | None, params: tuple[str, ...],
             raise UsageError(f"--timeout must be positive, got {timeout}")
         system, name, typed = build(spec, system_name, _params(params))
         report = verify(system, component=component, timeout=timeout, crashes=crashes)
+        from assay.api import only_component, spec_warnings, with_warnings
+
+        report = with_warnings(report, spec_warnings(system, "verify"))
+        report = with_warnings(report, only_component(system, report, component))
     except AssayError as e:
         _fail(e)
         return
+    print_warnings(report.warnings)
     if as_json:
         doc = {"command": "verify", "spec": spec, "system": name, "params": typed,
                "timeout": timeout, "crashes": crashes, **report.to_json()}
@@ -190,6 +195,9 @@ def render_verify(console: Console, report: Any, spec: str, system: str,
         report.verdict]
     head = {"proved": "✓ every obligation proved", "refuted": "✗ some obligation refuted",
             "unknown": "? not everything could be proved"}[report.verdict]
+    if not n and not report.interrupted:
+        # nothing was proved: a ✓ would claim what no obligation checked
+        head, style = "? nothing to verify: no obligation", "bold yellow"
     if report.interrupted:
         if report.verdict == "proved":
             head = "✓ every obligation decided so far proved"
@@ -205,3 +213,6 @@ def render_verify(console: Console, report: Any, spec: str, system: str,
         console.print(Text(fit[1], style=_STYLE[fit[0]]))
     console.print(f"{n} obligations: {summary or 'none'} in {report.seconds:.2f} s "
                   f"({rate:,.0f} obligations/s)", markup=False, highlight=False)
+    for w in getattr(report, "warnings", ()):
+        console.print(f"warning: {w}", markup=False, highlight=False, soft_wrap=True,
+                      style="yellow")

@@ -291,6 +291,7 @@ def add(outer: System, name: str, inner: Any, where: Location | None, initially:
         label = getattr(inner, "__name__", repr(inner))
         if ov is not None:                  # composites it adds are inside this one
             before, ov.prefix = ov.prefix, path + "."
+        fn = inner
         try:
             inner = inner(**params)
         except TypeError as e:
@@ -302,6 +303,12 @@ def add(outer: System, name: str, inner: Any, where: Location | None, initially:
             raise SpecError(f"add({name!r}, {label}): {label} returned "
                             f"{type(inner).__name__}, not a System", where,
                             ["a composite's function returns the System it builds"])
+        from assay.model.load import unregistered_properties
+
+        inner.load_warnings[:0] = unregistered_properties(fn)
+    for w in inner.load_warnings:       # (once, however many times the composite is added)
+        if w not in outer.load_warnings:
+            outer.load_warnings.append(w)
     if inner is outer:
         raise SpecError(f"add({name!r}, ...): a system cannot contain itself", where)
     if inner._flattened_into is not None:

@@ -420,7 +420,58 @@ def build_function(fn: Callable[..., Any], path: str, params: dict[str, Any] | N
                           f"{', '.join(known) or '(none)'}"])
     full = {**{k: v for k, v in known.items() if v is not inspect.Parameter.empty}, **typed,
             **ov.typed}
+    result.load_warnings[:0] = unregistered_properties(fn, system)   # its composites' after
     return result, system, full
+
+
+def unregistered_properties(fn: Callable[..., Any], system: str | None = None) -> list[str]:
+    """A warning for each function the system function `fn` defines that has the shape of
+    a property — one parameter (`def safe(g): ...` or `safe = lambda g: ...`), no decorator
+    — and that `fn` never names: not registered (`@s.always`, `s.leads_to(p, q)`, ...) nor
+    used, so no engine ever evaluates it, and a summary's "all properties hold" says nothing
+    of it.  Read from `fn`'s source (none: no warning); the methods of a class defined in
+    `fn` are not its functions."""
+    import ast
+    import textwrap
+
+    try:
+        lines, first = inspect.getsourcelines(fn)
+        tree = ast.parse(textwrap.dedent("".join(lines)))
+    except (OSError, TypeError, SyntaxError, IndentationError):
+        return []
+    top = tree.body[0] if tree.body else None
+    if not isinstance(top, ast.FunctionDef | ast.AsyncFunctionDef):
+        return []
+    file = inspect.getsourcefile(fn) or ""
+    named: set[str] = set()
+    defined: list[tuple[str, int]] = []
+
+    def one_parameter(a: ast.arguments) -> bool:
+        return len(a.posonlyargs) + len(a.args) == 1 and not (
+            a.vararg or a.kwarg or a.kwonlyargs)
+
+    def scan(node: ast.AST, functions: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            if not functions:
+                pass
+            elif isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef) \
+                    and not child.decorator_list and one_parameter(child.args):
+                defined.append((child.name, child.lineno))
+            elif isinstance(child, ast.Assign) and isinstance(child.value, ast.Lambda) \
+                    and one_parameter(child.value.args):
+                defined.extend((t.id, child.lineno) for t in child.targets
+                               if isinstance(t, ast.Name))
+            if isinstance(child, ast.Name) and isinstance(child.ctx, ast.Load):
+                named.add(child.id)
+            # a class's methods are reached as attributes, not by name: not functions of
+            # `fn`; what its body names counts all the same
+            scan(child, functions and not isinstance(child, ast.ClassDef))
+
+    scan(top, True)
+    return [f"function {name!r} ({file or fn.__name__}:{first + line - 1}) in "
+            f"{system or fn.__name__}() looks like a property (one parameter) but is never "
+            "registered (@s.always, @s.eventually, s.leads_to, ...) nor used: no engine "
+            "evaluates it" for name, line in defined if name not in named]
 
 
 def _def_line(fn: Callable[..., Any]) -> int:

@@ -222,6 +222,9 @@ class System:
         self.part_terminals: list[tuple[Callable[[Any], bool], Location | None]] = []
         self._flattened_into: str | None = None
         self.pools: list[Any] = []          # elastic pools (`pool`): `assay.model.pool.Pool`
+        # what loading noticed and every engine reports (`assay.model.load.build_function`):
+        # e.g. a property-shaped function the system function never registered
+        self.load_warnings: list[str] = []
 
     # --- building --------------------------------------------------------------------------
 
@@ -504,7 +507,11 @@ class System:
         own `fair=` takes precedence, then an instance's, then its class's, then the
         system's default.  A composite (what `s.add` returned for one) stands for every
         instance inside it that the composite's own system function left without fairness;
-        an instance inside a composite is not named from outside (encapsulation)."""
+        an instance inside a composite is not named from outside (encapsulation).  A class
+        names no instance: like the system's default, it covers the instances of the class
+        inside composites too, those their composite's function left without fairness (its
+        own word — a rule, a class rule, its default — holds first), before or after the
+        composite is added."""
         where = caller_location(2)
         kind = check_fairness(kind, where)
         if not targets:

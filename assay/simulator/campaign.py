@@ -594,6 +594,10 @@ class Campaign:
     system_name: str = ""
     params: dict[str, Any] = field(default_factory=dict)
     options: Options | None = None
+    # what a person should look at even when no run failed (`assay.api.spec_warnings`)
+    warnings: tuple[str, ...] = ()
+    # the system's liveness properties, by name: what the report says of each (`liveness`)
+    liveness_properties: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -687,7 +691,8 @@ class Campaign:
                            **{k: v for k, v in (r.suspected or {}).items() if k != "events"},
                            "events": len((r.suspected or {}).get("events") or []),
                            "trace_file": self.lasso_files.get(r.index)}
-                          for r in self.suspected]}
+                          for r in self.suspected],
+            "warnings": list(self.warnings)}
         if self.timed_out:
             doc["max_time"] = self.max_time
             if self.stuck:

@@ -242,6 +242,8 @@ class VerifyReport:
     # the system's properties (always, eventually, ...): no obligation of verify proves them,
     # so its "every obligation proved" is not about them (`assay check` decides)
     properties: tuple[str, ...] = ()
+    # what a person should look at even when all is proved (`assay.api.spec_warnings`)
+    warnings: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -280,6 +282,13 @@ class VerifyReport:
         return "proved"
 
     @property
+    def stated(self) -> str:
+        """The verdict a summary states (JSON, repr, HTML): `verdict`, except "unknown" for a
+        run stopped (Ctrl-C) with every obligation decided so far proved — not every
+        obligation was, so nothing says "proved"."""
+        return "unknown" if self.interrupted and self.verdict == "proved" else self.verdict
+
+    @property
     def exit_code(self) -> int:
         if self.interrupted:
             return 130                        # 128 + SIGINT, as a shell reports Ctrl-C
@@ -294,7 +303,7 @@ class VerifyReport:
 
     def to_json(self) -> dict[str, Any]:
         n = len(self.obligations)
-        return {"verdict": self.verdict, "counts": self.counts(), "obligations_total": n,
+        return {"verdict": self.stated, "counts": self.counts(), "obligations_total": n,
                 "seconds": round(self.seconds, 6),
                 "obligations_per_second": round(n / self.seconds, 1) if self.seconds else None,
                 "stopped": "interrupted" if self.interrupted else "completed",
@@ -303,6 +312,7 @@ class VerifyReport:
                 "nothing_to_verify": list(self.nothing_to_verify),
                 "composites": list(self.composites),
                 "properties_not_covered": list(self.properties),
+                "warnings": list(self.warnings),
                 "obligations": [o.to_json() for o in self.obligations]}
 
 
