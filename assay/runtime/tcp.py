@@ -298,6 +298,10 @@ class TcpNode:
         self._accepted: set[asyncio.StreamWriter] = set()   # connections peers opened to us
         # of those, the ones not authenticated yet, oldest first (`MAX_HANDSHAKES`)
         self._handshaking: dict[asyncio.StreamWriter, str] = {}
+        # the names a connection may authenticate as (the other nodes, control clients), and
+        # per name its authenticated connections, oldest first (`_admit`)
+        self._names = frozenset(n for n in dep.nodes if n != name) | {CONTROL}
+        self._sessions: dict[str, dict[Session, str]] = {}
         self._background: set[asyncio.Task[None]] = set()   # saves of dropped frames
         self._holds: set[asyncio.Task[None]] = set()        # connections not read (`_hold`)
         self._held: dict[Session, int] = {}                  # and their holds under way
@@ -411,6 +415,28 @@ class TcpNode:
     LOG_BURST = 50
     LOG_WINDOW = 60.0
 
+    MAX_PEER_CONNECTIONS = 4       # authenticated connections of one node at once
+    MAX_CONTROL_CONNECTIONS = 16   # and of control clients, all together
+
+    def _admit(self, session: Session, address: str) -> None:
+        """Count `session` among its peer's connections, and close that peer's oldest while
+        it has more than `MAX_PEER_CONNECTIONS` (control clients: `MAX_CONTROL_CONNECTIONS`,
+        all together): a peer holding the secret that opens connections and keeps them
+        holds a bounded number of sockets, not every descriptor the process may have.  The
+        newest stays: an honest node has one link to this node, and its reconnection after
+        a cut replaces the connection the cut left open."""
+        pool = self._sessions.setdefault(session.peer, {})
+        pool[session] = address
+        most = self.MAX_CONTROL_CONNECTIONS if session.peer == CONTROL \
+            else self.MAX_PEER_CONNECTIONS
+        while len(pool) > most:
+            oldest = next(iter(pool))
+            old_address = pool.pop(oldest)
+            self._refusals.warning("%s: closed the oldest connection of %s (from %s): more "
+                                   "than %d of its connections were open at once", self.name,
+                                   session.peer, old_address, most, address=old_address)
+            oldest.close()
+
     def _make_room(self) -> None:
         """Close the oldest connections still authenticating while more than
         `MAX_HANDSHAKES` are: a client that opens connections and never authenticates (each
@@ -432,7 +458,7 @@ class TcpNode:
         self._make_room()
         try:
             session = await authenticate(reader, writer, self.dep.secret, self.name,
-                                         initiator=False)
+                                         initiator=False, accept=self._names)
         except asyncio.CancelledError:
             writer.close()
             return
@@ -446,6 +472,7 @@ class TcpNode:
             self._handshaking.pop(writer, None)
         peer = session.peer
         self._peer_sessions[peer] = session
+        self._admit(session, address)
         ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
         link = self.links.get(peer)
@@ -509,6 +536,7 @@ class TcpNode:
                 self.wake.set()
             if self._peer_sessions.get(peer) is session:
                 del self._peer_sessions[peer]
+            self._sessions.get(peer, {}).pop(session, None)
             writer.close()
 
     def _hold(self, session: Session, wait: Any) -> None:
