@@ -10,8 +10,10 @@ CHANGELOG entry for the list); each fix's test fails before it.
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
+from runtime_support import free_ports, write_deployment
 from test_redteam_rt4 import ON_A, SECRET, closed_by_a, count, node_a, run, until
 
 from assay.runtime.wire import AuthError, authenticate
@@ -78,3 +80,61 @@ def test_a_connection_claiming_a_name_the_deployment_does_not_have_is_refused(tm
             await until(lambda: a.got("on_c") == 1, "c's Count handled")
 
     run(main)
+
+
+# --- strings another party chose, in the log and on the terminal --------------------------------
+
+FORGED = "on_c\n2026-01-01 00:00:00 assay.runtime ERROR forged\x1b[2J\x1b]0;title\x07\u202e"
+
+
+def test_what_a_peer_s_frame_says_is_logged_escaped_on_its_one_line(tmp_path, caplog):
+    # found wrong: a frame to port "on_c\n2026-... ERROR forged\x1b[2J" was logged as
+    # refused with that text as it is: a forged line in the node's log, and the screen of
+    # whoever read it cleared.  Now every line the runtime logs is escaped (`printable`)
+    async def main() -> None:
+        async with node_a(tmp_path, **ON_A) as a:    # type: ignore[arg-type]
+            logging.getLogger("assay.runtime").setLevel(logging.WARNING)
+            c = await a.login("c")
+            c.write({**count(1), "dst_port": FORGED}, {**count(2), "dst": FORGED},
+                    {**count(3), "message": {"type": FORGED, "fields": {}}})
+            await c.drain()
+            await until(lambda: sum("dropped" in r.getMessage() for r in caplog.records) >= 3,
+                        "three drops logged")
+            logging.getLogger("assay.runtime").setLevel(logging.ERROR)
+
+    with caplog.at_level(logging.WARNING, logger="assay.runtime"):
+        run(main)
+    lines = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
+    assert len(lines) == 3, lines
+    for line in lines:
+        assert line.isprintable(), line
+        assert "\\n2026-01-01 00:00:00 assay.runtime ERROR forged\\x1b[2J" in line, line
+
+
+STRINGS = '''
+from assay import Component, System
+
+
+class Holder(Component):
+    label: str = "ok\\n  forged (on a): owned\\x1b[2J\\x1b[31m"
+
+
+def system():
+    s = System("strings")
+    s.add("h", Holder)
+    return s
+'''
+
+
+@pytest.mark.e2e
+def test_run_deploy_prints_a_state_s_strings_escaped(children, tmp_path):
+    # found wrong: `assay run --deploy` printed a str of a node's state as it is: a newline
+    # in it forged a line of the report, an escape sequence cleared the screen.  Now escaped
+    # (`printable`), as `assay run` shows strings (repr)
+    (tmp_path / "strings.py").write_text(STRINGS)
+    dep = write_deployment(tmp_path / "deploy.toml", tmp_path / "strings.py",
+                           {"a": (free_ports(1)[0], ["h"])})
+    out = children.run("run", "--deploy", dep, "--for", "1")
+    assert out.returncode == 0, out.stderr
+    assert "\x1b" not in out.stdout
+    assert "  h (on a): label=ok\\n  forged (on a): owned\\x1b[2J\\x1b[31m\n" in out.stdout

@@ -48,6 +48,7 @@ from typing import IO, Any
 from assay.kernel.events import Envelope, Fire
 from assay.kernel.kernel import Kernel
 from assay.model.load import build
+from assay.model.show import printable
 from assay.runtime.deploy import CONTROL, Deployment, placed
 from assay.runtime.node import Node, Outcome
 from assay.runtime.steplog import log_line, open_step_log, restore, saved_envelope
@@ -76,6 +77,21 @@ from assay.runtime.wire import (
 )
 
 log = logging.getLogger("assay.runtime")
+
+
+class _Printable(logging.Filter):
+    """Every line the runtime logs made printable (`printable`): what it says of a peer (its
+    name, the ports and types in its frames, why a frame was refused) and of a state cannot
+    forge a line of the log or act on the terminal showing it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if not text.isprintable():
+            record.msg, record.args = printable(text), None
+        return True
+
+
+log.addFilter(_Printable())
 _ACK_KINDS = ("ack", "acks")     # acknowledgements: `decode_ack`
 
 
