@@ -16,7 +16,7 @@ import pytest
 from runtime_support import free_ports, write_deployment
 from test_redteam_rt4 import ON_A, SECRET, closed_by_a, count, node_a, run, until
 
-from assay.runtime.wire import AuthError, authenticate
+from assay.runtime.wire import AuthError, WireError, authenticate, encode_frame
 
 # --- connection floods ------------------------------------------------------------------------
 
@@ -138,3 +138,209 @@ def test_run_deploy_prints_a_state_s_strings_escaped(children, tmp_path):
     assert out.returncode == 0, out.stderr
     assert "\x1b" not in out.stdout
     assert "  h (on a): label=ok\\n  forged (on a): owned\\x1b[2J\\x1b[31m\n" in out.stdout
+
+
+# --- numbers at every edge of a frame ---------------------------------------------------------
+
+def _count_payload(seq: int, n: str = "1", clock: str = "1", seq_text: str | None = None
+                   ) -> bytes:
+    """A Count from to_c (node c) to on_c (node a) as raw JSON, its numbers written as given
+    (what the encoder would refuse to write: 5,000 digits, NaN)."""
+    return ('{"clock":%s,"dst":"on_c","dst_port":"src","epoch":"life-1","message":'
+            '{"fields":{"n":%s},"type":"Count"},"seq":%s,"src":"to_c","src_port":"out",'
+            '"t":"msg"}' % (clock, n, seq if seq_text is None else seq_text)).encode()
+
+
+DEEP = "[" * 100_000 + "]" * 100_000
+EDGES = {                     # name: (payload, whether a closes the connection, Counts handled)
+    "n of 5,000 digits": (_count_payload(1, n="1" * 5000), True, 0),
+    "n of 4,300 digits": (_count_payload(2, n="1" * 4300), False, 1),  # (an int: unbounded)
+    "n = 2**63": (_count_payload(3, n=str(2**63)), False, 1),
+    "n = -0.0": (_count_payload(4, n="-0.0"), False, 0),                # dropped: not an int
+    "n = 1e999": (_count_payload(5, n="1e999"), False, 0),              # (inf): dropped
+    "n = NaN": (_count_payload(6, n="NaN"), True, 0),
+    "n = -Infinity": (_count_payload(7, n="-Infinity"), True, 0),
+    "n nested 100,000 deep": (_count_payload(8, n=DEEP), True, 0),
+    "seq = 2**63": (_count_payload(0, seq_text=str(2**63)), True, 0),
+    "seq = 1.0": (_count_payload(0, seq_text="1.0"), True, 0),
+    "seq = -0": (_count_payload(0, seq_text="-0"), True, 0),
+    "seq of 5,000 digits": (_count_payload(0, seq_text="9" * 5000), True, 0),
+    "clock = -0.0": (_count_payload(9, clock="-0.0"), True, 0),
+    "clock = 2**62": (_count_payload(10, clock=str(2**62)), True, 0),
+    "clock nested": (_count_payload(11, clock=DEEP), True, 0),
+}
+
+
+@pytest.mark.parametrize("edge", EDGES)
+def test_numbers_at_every_edge_of_a_frame_are_refused_or_typed_never_a_crash(tmp_path, edge):
+    # probes that held: each number a JSON frame can carry at an edge (more digits than
+    # Python reads, 2**63, -0.0, NaN, Infinity, 1e999, nested past the recursion limit) in a
+    # message's field, its number or its clock: a frame that is not JSON a node reads, or
+    # whose own numbers are out of range, closes its connection; a field its declared type
+    # does not take is dropped (acknowledged); an int field takes any int, as in the model.
+    # The node goes on, and c's next Count on a new connection is handled
+    payload, closes, handled = EDGES[edge]
+
+    async def main() -> None:
+        async with node_a(tmp_path, **ON_A) as a:    # type: ignore[arg-type]
+            c = await a.login("c")
+            c.write_payloads([payload])
+            await c.drain()
+            assert await closed_by_a(c, 5.0 if closes else 0.3) == closes
+            assert a.got("on_c") == handled
+            c = await a.login("c")
+            c.write(count(20))
+            await c.drain()
+            await until(lambda: a.got("on_c") == handled + 1, "c's next Count handled")
+            assert a.node.failed is None
+
+    run(main)
+
+
+# --- replays ----------------------------------------------------------------------------------
+
+def test_a_frame_replayed_on_its_connection_or_after_a_restart_is_handled_once(tmp_path):
+    # probes that held: a sealed frame written twice on its connection (the second closes
+    # it: its number is not the next one); the handshake's hello sent again after it (no
+    # MAC: closes); and, after a's restart from its state directory, c's handled message
+    # sent again (same life, same number) on a new connection: acknowledged, not handled
+    # again (the numbers handled are durable), while a new one is
+    state = tmp_path / "state"
+
+    async def first() -> None:
+        async with node_a(tmp_path, **ON_A, state_dir=state) as a:   # type: ignore[arg-type]
+            c = await a.login("c")
+            sealed = c.seal(_count_payload(1))
+            c.writer.write(sealed + sealed)
+            await c.drain()
+            assert await closed_by_a(c)
+            assert a.got("on_c") == 1
+            c = await a.login("c")
+            c.writer.write(encode_frame({"t": "hello", "v": 4, "node": "c",
+                                         "nonce": "ab" * 32}))
+            await c.drain()
+            assert await closed_by_a(c)
+            assert a.got("on_c") == 1
+
+    async def again() -> None:
+        async with node_a(tmp_path, **ON_A, state_dir=state) as a:   # type: ignore[arg-type]
+            assert a.got("on_c") == 0                # (not a persistent field)
+            c = await a.login("c")
+            c.write_payloads([_count_payload(1), _count_payload(2)])
+            await c.drain()
+            await until(lambda: a.got("on_c") == 1, "the new Count handled")
+            await asyncio.sleep(0.3)
+            assert a.got("on_c") == 1                # the replayed one was not
+            assert not await closed_by_a(c, 0.2)
+
+    run(first)
+    run(again)
+
+
+# --- messages a port does not take now ------------------------------------------------------------
+
+ORDER = '''
+from assay import Component, Message, Port, System, on
+from assay import protocol as p
+
+
+class First(Message):
+    n: int
+
+
+class Then(Message):
+    n: int
+
+
+SIDE = p.send(First) >> p.send(Then)
+
+
+class Src(Component):
+    out = Port(SIDE)
+
+
+class Dst(Component):
+    inp = Port(SIDE.dual())
+    got: str = ""
+
+    @on(First)
+    def first(self, m):
+        self.got += "F"
+
+    @on(Then)
+    def then(self, m):
+        self.got += "T"
+
+
+def system(limit: int = 0):
+    s = System("order")
+    s.connect(s.add("src", Src).out, s.add("dst", Dst).inp)
+    return s
+'''
+
+
+def test_a_message_its_port_s_protocol_does_not_take_now_is_a_rejected_step(tmp_path):
+    # probe that held: c (hosting src) sends Then before First, against the protocol of
+    # dst's port: the step is a protocol violation, rejected (dst's state unchanged, under
+    # enforce); First then Then are handled; the node goes on
+    spec = tmp_path / "order.py"
+    spec.write_text(ORDER)
+
+    def msg(seq: int, mtype: str) -> dict[str, object]:
+        return {"t": "msg", "src": "src", "src_port": "out", "dst": "dst", "dst_port": "inp",
+                "clock": 1, "message": {"type": mtype, "fields": {"n": seq}}, "seq": seq,
+                "epoch": "life-1"}
+
+    async def main() -> None:
+        async with node_a(tmp_path, ["dst"], {"c": ["src"]}, spec=spec) as a:
+            c = await a.login("c")
+            c.write(msg(1, "Then"))
+            await c.drain()
+            await until(lambda: a.node.node.violation_count == 1, "a protocol violation")
+            [(_, v)] = a.node.node.violations
+            assert v.kind == "protocol", v
+            assert a.node.node.state("dst")["got"] == ""
+            c.write(msg(2, "First"), msg(3, "Then"))
+            await c.drain()
+            await until(lambda: a.node.node.state("dst")["got"] == "FT", "First, then Then")
+            assert a.node.node.violation_count == 1
+
+    run(main)
+
+
+# --- the control client ---------------------------------------------------------------------------
+
+def test_the_control_client_with_a_wrong_secret_is_refused_and_a_status_flood_stops_nothing(
+        tmp_path):
+    # probes that held: a status request with a wrong secret is an `AuthError` (nothing of
+    # the node's state is read); 300 status requests at once, with the secret, each end
+    # (answered, or the connection closed: control clients keep 16 connections at most),
+    # none hangs, and c's Counts sent meanwhile are all handled
+    from assay.runtime.tcp import control
+
+    async def main() -> None:
+        async with node_a(tmp_path, **ON_A) as a:    # type: ignore[arg-type]
+            with pytest.raises(AuthError):
+                await control("127.0.0.1", a.port, b"not-the-secret-0123456789",
+                              {"t": "status"})
+            c = await a.login("c")
+
+            async def status() -> object:
+                try:
+                    return await control("127.0.0.1", a.port, SECRET.encode(),
+                                         {"t": "status"}, timeout=10)
+                except (OSError, WireError) as e:
+                    return e
+
+            flood = [asyncio.create_task(status()) for _ in range(300)]
+            for seq in range(1, 51):
+                c.write(count(seq))
+            await c.drain()
+            replies = await asyncio.wait_for(asyncio.gather(*flood), 30)
+            await until(lambda: a.got("on_c") == 50, "c's 50 Counts handled")
+            answered = [r for r in replies if isinstance(r, dict) and r["t"] == "status"]
+            assert answered, replies[:3]
+            reply = await control("127.0.0.1", a.port, SECRET.encode(), {"t": "status"})
+            assert reply is not None and reply["t"] == "status"
+
+    run(main)
