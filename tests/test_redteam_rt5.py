@@ -146,9 +146,10 @@ def _count_payload(seq: int, n: str = "1", clock: str = "1", seq_text: str | Non
                    ) -> bytes:
     """A Count from to_c (node c) to on_c (node a) as raw JSON, its numbers written as given
     (what the encoder would refuse to write: 5,000 digits, NaN)."""
-    return ('{"clock":%s,"dst":"on_c","dst_port":"src","epoch":"life-1","message":'
-            '{"fields":{"n":%s},"type":"Count"},"seq":%s,"src":"to_c","src_port":"out",'
-            '"t":"msg"}' % (clock, n, seq if seq_text is None else seq_text)).encode()
+    seq_text = str(seq) if seq_text is None else seq_text
+    return (f'{{"clock":{clock},"dst":"on_c","dst_port":"src","epoch":"life-1","message":'
+            f'{{"fields":{{"n":{n}}},"type":"Count"}},"seq":{seq_text},"src":"to_c",'
+            '"src_port":"out","t":"msg"}').encode()
 
 
 DEEP = "[" * 100_000 + "]" * 100_000
@@ -344,3 +345,29 @@ def test_the_control_client_with_a_wrong_secret_is_refused_and_a_status_flood_st
             assert reply is not None and reply["t"] == "status"
 
     run(main)
+
+
+def test_a_frame_s_megabyte_is_not_one_line_of_the_log(tmp_path, caplog):
+    # found wrong: a frame refused for a field of 900,000 characters (a str where an int
+    # goes, a port or a type of that length) was logged with the whole value: 900 KB a
+    # line, 50 distinct lines a minute (the log's budget), and as much held in memory by
+    # the budget.  Now a line says at most 2,000 characters of it, and how many more
+    big = "x" * 900_000
+
+    async def main() -> None:
+        async with node_a(tmp_path, **ON_A) as a:    # type: ignore[arg-type]
+            logging.getLogger("assay.runtime").setLevel(logging.WARNING)
+            c = await a.login("c")
+            c.write({**count(1), "message": {"type": "Count", "fields": {"n": big}}},
+                    {**count(2), "dst_port": big}, {**count(3), "dst": "to_b"})
+            await c.drain()
+            await until(lambda: sum("dropped" in r.getMessage() for r in caplog.records) >= 3,
+                        "three drops logged")
+            logging.getLogger("assay.runtime").setLevel(logging.ERROR)
+
+    with caplog.at_level(logging.WARNING, logger="assay.runtime"):
+        run(main)
+    lines = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
+    assert len(lines) == 3, [line[:200] for line in lines]
+    for line in lines[:2]:
+        assert len(line) < 2100 and "more characters)" in line, line[:200]

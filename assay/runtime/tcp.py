@@ -79,15 +79,19 @@ from assay.runtime.wire import (
 log = logging.getLogger("assay.runtime")
 
 
+LOG_LINE_MAX = 2000          # characters of one log line's message, at most
+
+
 class _Printable(logging.Filter):
-    """Every line the runtime logs made printable (`printable`): what it says of a peer (its
-    name, the ports and types in its frames, why a frame was refused) and of a state cannot
-    forge a line of the log or act on the terminal showing it."""
+    """Every line the runtime logs made printable and cut at `LOG_LINE_MAX` characters
+    (`printable`): what it says of a peer (its name, the ports, types and values in its
+    frames, why a frame was refused) and of a state cannot forge a line of the log, act on
+    the terminal showing it, or make one line of a megabyte (a frame's)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         text = record.getMessage()
-        if not text.isprintable():
-            record.msg, record.args = printable(text), None
+        if len(text) > LOG_LINE_MAX or not text.isprintable():
+            record.msg, record.args = printable(text, LOG_LINE_MAX), None
         return True
 
 
@@ -116,7 +120,7 @@ class _LogBudget:
                             "%.0f s", self.node, self._held, self.kind, now - self._start)
             self._start, self._held = now, 0
             self._seen.clear()
-        key = msg % args
+        key = (msg % args)[:LOG_LINE_MAX]      # (a frame's megabyte is not kept)
         if address:
             key = key.replace(address, "")
         if key not in self._seen and len(self._seen) < self.burst:
