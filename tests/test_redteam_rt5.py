@@ -59,6 +59,45 @@ def test_a_flood_of_connections_authenticated_or_not_holds_a_bounded_number_open
     run(main)
 
 
+def test_a_flood_of_handshakes_from_one_host_does_not_close_another_host_s(tmp_path):
+    # found wrong: past 64 connections authenticating, a node closed the oldest of all, so
+    # a flood (no secret needed) of 64 connections per round trip of an honest peer's
+    # handshake closed every honest handshake: here node c, from 127.0.0.2, stalls 0.3 s
+    # before its hello (a long round trip) while 127.0.0.1 opens connections.  Now the
+    # oldest of the host that has the most goes: c authenticates, its Count is handled
+    async def main() -> None:
+        async with node_a(tmp_path, **ON_A) as a:    # type: ignore[arg-type]
+            flooding = asyncio.Event()
+            opened: list[asyncio.StreamWriter] = []
+
+            async def flood() -> None:
+                while True:
+                    _, writer = await asyncio.open_connection("127.0.0.1", a.port)
+                    opened.append(writer)
+                    if len(opened) == 70:
+                        flooding.set()
+
+            task = asyncio.create_task(flood())
+            try:
+                await asyncio.wait_for(flooding.wait(), 10)
+                reader, writer = await asyncio.open_connection("127.0.0.1", a.port,
+                                                               local_addr=("127.0.0.2", 0))
+                before = len(opened)
+                await asyncio.sleep(0.3)
+                assert len(opened) - before > 64          # (the flood went on meanwhile)
+                c = await authenticate(reader, writer, SECRET.encode(), "c", initiator=True)
+                c.write(count(1))
+                await c.drain()
+                await until(lambda: a.got("on_c") == 1, "c's Count handled")
+                c.close()
+            finally:
+                task.cancel()
+                for w in opened:
+                    w.close()
+
+    run(main)
+
+
 def test_a_connection_claiming_a_name_the_deployment_does_not_have_is_refused(tmp_path):
     # found wrong: a peer holding the secret could authenticate as any name (a newline and
     # a terminal escape in it, 64 characters), which every later line of the log about it

@@ -40,7 +40,7 @@ import os
 import random
 import signal
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -131,6 +131,11 @@ class _LogBudget:
             log.warning("%s: more %s like these in the next %.0f s are counted, not logged",
                         self.node, self.kind, self._start + self.window - now)
         self._held += 1
+
+
+def _host(address: str) -> str:
+    """The host of a `wire.address_of` "host:port"."""
+    return address.rpartition(":")[0] or address
 
 
 def collect_young() -> None:
@@ -458,12 +463,17 @@ class TcpNode:
             oldest.close()
 
     def _make_room(self) -> None:
-        """Close the oldest connections still authenticating while more than
-        `MAX_HANDSHAKES` are: a client that opens connections and never authenticates (each
-        would stay for the handshake's timeout) holds a bounded number of sockets, and an
-        honest peer's handshake, done in a round trip, gets in meanwhile."""
+        """Close connections still authenticating while more than `MAX_HANDSHAKES` are: the
+        oldest of the host that has the most of them.  A client that opens connections and
+        never authenticates (each would stay for the handshake's timeout) holds a bounded
+        number of sockets, and what it opens closes its own: an honest peer on another host
+        gets in however fast the flood comes, its handshake's round trip as long as it may
+        be (the oldest of all went: a flood of 64 connections per round trip closed every
+        honest handshake)."""
         while len(self._handshaking) > self.MAX_HANDSHAKES:
-            oldest = next(iter(self._handshaking))
+            per_host = Counter(_host(a) for a in self._handshaking.values())
+            most = per_host.most_common(1)[0][0]     # (a tie: the host of the oldest)
+            oldest = next(w for w, a in self._handshaking.items() if _host(a) == most)
             address = self._handshaking.pop(oldest)
             self._refusals.warning("%s: closed the connection from %s before it "
                                    "authenticated: more than %d connections were "
