@@ -9,7 +9,10 @@ Each node runs the sans-IO `Node` core (one kernel step per event, monitored), a
   links the system has (a node cannot speak for an instance it does not host, nor reach a
   port it is not connected to); a message that does not fit is logged, dropped and
   acknowledged; a frame that does not verify or is malformed (a number out of range, say)
-  is logged with the peer's address and closes its connection;
+  is logged with the peer's address and closes its connection; connections are bounded
+  (`MAX_HANDSHAKES` authenticating, `MAX_PEER_CONNECTIONS` per node and
+  `MAX_CONTROL_CONNECTIONS` of control clients once authenticated: the oldest goes), and what
+  the log says of a peer is escaped and cut short (`_Printable`);
 - one outgoing link per peer node: frames are numbered and kept until acknowledged, and resent
   after a reconnection (at-least-once: duplicates are what the model's faults already cover);
   on each connection the link first says which lives (epochs) of its node may still send, so
