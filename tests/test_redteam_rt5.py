@@ -410,29 +410,3 @@ def test_a_frame_s_megabyte_is_not_one_line_of_the_log(tmp_path, caplog):
     assert len(lines) == 3, [line[:200] for line in lines]
     for line in lines[:2]:
         assert len(line) < 2100 and "more characters)" in line, line[:200]
-
-
-def test_a_peer_that_skips_frame_numbers_grows_the_node_s_memory_only_so_far(tmp_path):
-    # found wrong: c numbering its frames 2, 4, 6, ... (never 1) made a keep every number
-    # it handled above the missing 1, for good (200,000 frames: 200,000 numbers, twice;
-    # the life is never forgotten while c does not say it ended).  Now a frame that would
-    # keep more than 4,096 such numbers closes its connection; c's frame 1, on a new
-    # connection, is handled (the numbers fill from the bottom, as an honest node's do)
-    async def main() -> None:
-        async with node_a(tmp_path, **ON_A) as a:    # type: ignore[arg-type]
-            c = await a.login("c")
-            for first in range(0, 5000, 1000):
-                c.write(*[count(2 * (first + i) + 2) for i in range(1000)])
-            await c.drain()
-            assert await closed_by_a(c)
-            await until(lambda: a.got("on_c") == 4096, "the first 4,096 handled")
-            await asyncio.sleep(0.2)
-            assert a.got("on_c") == 4096
-            assert len(a.node.seen[("c", "life-1")].above) == 4096
-            c = await a.login("c")
-            c.write(count(1), count(3))
-            await c.drain()
-            await until(lambda: a.got("on_c") == 4098, "frames 1 and 3 handled")
-            assert len(a.node.seen[("c", "life-1")].above) == 4094
-
-    run(main)

@@ -668,10 +668,6 @@ class TcpNode:
             if pending is not None:                   # its ack goes where the resend came
                 pending.session = session
             return None
-        if seq > seen.floor + 1 and len(seen.above) >= self.MAX_AHEAD:
-            raise WireError(f"node {peer} sent frame {seq} of life {epoch} with "
-                            f"{self.MAX_AHEAD} of its numbers above one it never sent here: "
-                            "a node numbers its frames one after the other")
         seen.add(seq)
         receipt = _Receipt(peer, epoch, seq, session)
         self.pending[(peer, epoch, seq)] = receipt
@@ -696,11 +692,6 @@ class TcpNode:
         return None
 
     MAX_LIVES = 16          # lives (epochs) of one peer whose handled numbers are kept
-    # numbers of one life kept above the first it has not sent (`Handled.above`), at most: a
-    # peer that skips numbers (1, 3, 5, ...) grew them for as long as it sent.  An honest
-    # node's frames arrive in order, and what it resends after a cut or a restart starts at
-    # the first not handled, which is the next (it fills the gaps, from the bottom)
-    MAX_AHEAD = 4096
 
     def _lives(self, peer: str) -> set[str]:
         """The lives (epochs) of `peer` whose frame numbers this node keeps."""
