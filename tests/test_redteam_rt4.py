@@ -78,17 +78,20 @@ class A:
 @contextlib.asynccontextmanager
 async def node_a(tmp_path: Path, hosted: list[str], peers: dict[str, list[str]],
                  listen: tuple[str, ...] = (), limit: int = 3,
-                 hang_up: bool = False, spec: Path = FANOUT) -> AsyncIterator[A]:
+                 hang_up: bool = False, spec: Path = FANOUT,
+                 state_dir: Path | None = None) -> AsyncIterator[A]:
     """Node a hosting `hosted`, its peers `peers` (node -> instances); the test listens as
     each node of `listen` and authenticates a's link to it (`A.link`), or, with `hang_up`,
-    closes it at once once authenticated (`A.connections` counts them)."""
+    closes it at once once authenticated (`A.connections` counts them).  With `state_dir`,
+    a keeps its state there (and resumes what is there)."""
     ports = free_ports(1 + len(peers))
     dep = write_deployment(tmp_path / "deploy.toml", spec,
                            {"a": (ports[0], hosted),
                             **{n: (p, i) for (n, i), p in zip(peers.items(), ports[1:])}},
                            params={"limit": limit}, secret=SECRET)
     logging.getLogger("assay.runtime").setLevel(logging.ERROR)
-    node = TcpNode(load_deployment(dep), "a")
+    node = TcpNode(load_deployment(dep), "a",
+                   state_dir=None if state_dir is None else str(state_dir))
     a = A(node, ports[0])
     servers = []
     for name, port in zip(peers, ports[1:]):

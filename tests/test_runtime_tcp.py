@@ -781,9 +781,7 @@ def test_messages_off_the_system_s_links_are_dropped(lone_server):
         # a type the server's port does not declare (WriteAck goes the other way)
         ("b", msg("client", "server", "server", "clients", "WriteAck", write, 1),
          "does not accept a message of type 'WriteAck'"),
-        # a Write claimed to come from the client, by a node that does not host it
-        ("mallory", msg("client", "server", "server", "clients", "Write", write, 1),
-         "no such link from that node"),
+        # a Write claimed to come from the client, by a control client (no node)
         ("control", msg("client", "server", "server", "clients", "Write", write, 1),
          "no such link from that node"),
         # a port the server does not have, an instance this node does not host
@@ -804,6 +802,11 @@ def test_messages_off_the_system_s_links_are_dropped(lone_server):
                          "epoch": frame["epoch"]}
         wait_for_log(log, logged)
         assert fields(port, "server") == {"value": 0}, (sender, frame)
+    # a name that is no node of the deployment is refused at the handshake
+    with pytest.raises(AuthError):
+        asyncio.run(_send_as("mallory", port, [msg("client", "server", "server", "clients",
+                                                   "Write", write, 1)]))
+    wait_for_log(log, "which is no node of the deployment")
     _alive(port, proc)
     # the same Write, from the node that hosts the client, is handled: the frames above were
     # well formed, only their origin or type was wrong

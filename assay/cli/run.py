@@ -209,19 +209,24 @@ def _run_deployment(deploy_file: str, duration: float | None, state_dir: str | N
     else:
         click.echo(f"assay run --deploy {deploy_file}: {len(dep.nodes)} nodes, ended: "
                    f"{report.ended} after {report.seconds:.2f} s, {len(report.events)} steps")
+        from assay.model.show import printable
+
+        # what the nodes said (states, violations, log lines) is printed escaped
+        # (`printable`): a str of a state holds what a peer sent, terminal escapes included
         if report.failed is not None:
             node, code, words = report.failed
             click.echo(f"  node {node} could not be (re)started (exit {code}):", err=True)
             for line in words.splitlines():
-                click.echo(f"    {line}", err=True)
+                click.echo(f"    {printable(line)}", err=True)
         for inst, fields in report.final.items():
             if dep.placement[inst] in clients:
                 continue
             inner = ("(no answer: its node did not report the instance's state)"
                      if fields is None else ", ".join(f"{k}={v}" for k, v in fields.items()))
-            click.echo(f"  {inst} (on {dep.placement[inst]}): {inner}")
+            click.echo(f"  {inst} (on {dep.placement[inst]}): {printable(inner)}")
         for v in report.violations[:10]:
-            click.echo(f"  ✗ {v.get('kind')}: {v.get('message')} (blame {v.get('blame')})")
+            click.echo(printable(f"  ✗ {v.get('kind')}: {v.get('message')} "
+                                 f"(blame {v.get('blame')})"))
         if report.violation_count > 10:
             click.echo(f"  ... and {report.violation_count - 10:,} more violation(s)")
         click.echo(f"  node logs: {report.logs}")

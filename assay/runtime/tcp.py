@@ -9,7 +9,10 @@ Each node runs the sans-IO `Node` core (one kernel step per event, monitored), a
   links the system has (a node cannot speak for an instance it does not host, nor reach a
   port it is not connected to); a message that does not fit is logged, dropped and
   acknowledged; a frame that does not verify or is malformed (a number out of range, say)
-  is logged with the peer's address and closes its connection;
+  is logged with the peer's address and closes its connection; connections are bounded
+  (`MAX_HANDSHAKES` authenticating, `MAX_PEER_CONNECTIONS` per node and
+  `MAX_CONTROL_CONNECTIONS` of control clients once authenticated: the oldest goes), and what
+  the log says of a peer is escaped and cut short (`_Printable`);
 - one outgoing link per peer node: frames are numbered and kept until acknowledged, and resent
   after a reconnection (at-least-once: duplicates are what the model's faults already cover);
   on each connection the link first says which lives (epochs) of its node may still send, so
@@ -40,7 +43,7 @@ import os
 import random
 import signal
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -48,6 +51,7 @@ from typing import IO, Any
 from assay.kernel.events import Envelope, Fire
 from assay.kernel.kernel import Kernel
 from assay.model.load import build
+from assay.model.show import printable
 from assay.runtime.deploy import CONTROL, Deployment, placed
 from assay.runtime.node import Node, Outcome
 from assay.runtime.steplog import log_line, open_step_log, restore, saved_envelope
@@ -76,6 +80,25 @@ from assay.runtime.wire import (
 )
 
 log = logging.getLogger("assay.runtime")
+
+
+LOG_LINE_MAX = 2000          # characters of one log line's message, at most
+
+
+class _Printable(logging.Filter):
+    """Every line the runtime logs made printable and cut at `LOG_LINE_MAX` characters
+    (`printable`): what it says of a peer (its name, the ports, types and values in its
+    frames, why a frame was refused) and of a state cannot forge a line of the log, act on
+    the terminal showing it, or make one line of a megabyte (a frame's)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if len(text) > LOG_LINE_MAX or not text.isprintable():
+            record.msg, record.args = printable(text, LOG_LINE_MAX), None
+        return True
+
+
+log.addFilter(_Printable())
 _ACK_KINDS = ("ack", "acks")     # acknowledgements: `decode_ack`
 
 
@@ -100,7 +123,7 @@ class _LogBudget:
                             "%.0f s", self.node, self._held, self.kind, now - self._start)
             self._start, self._held = now, 0
             self._seen.clear()
-        key = msg % args
+        key = (msg % args)[:LOG_LINE_MAX]      # (a frame's megabyte is not kept)
         if address:
             key = key.replace(address, "")
         if key not in self._seen and len(self._seen) < self.burst:
@@ -111,6 +134,11 @@ class _LogBudget:
             log.warning("%s: more %s like these in the next %.0f s are counted, not logged",
                         self.node, self.kind, self._start + self.window - now)
         self._held += 1
+
+
+def _host(address: str) -> str:
+    """The host of a `wire.address_of` "host:port"."""
+    return address.rpartition(":")[0] or address
 
 
 def collect_young() -> None:
@@ -298,6 +326,10 @@ class TcpNode:
         self._accepted: set[asyncio.StreamWriter] = set()   # connections peers opened to us
         # of those, the ones not authenticated yet, oldest first (`MAX_HANDSHAKES`)
         self._handshaking: dict[asyncio.StreamWriter, str] = {}
+        # the names a connection may authenticate as (the other nodes, control clients), and
+        # per name its authenticated connections, oldest first (`_admit`)
+        self._names = frozenset(n for n in dep.nodes if n != name) | {CONTROL}
+        self._sessions: dict[str, dict[Session, str]] = {}
         self._background: set[asyncio.Task[None]] = set()   # saves of dropped frames
         self._holds: set[asyncio.Task[None]] = set()        # connections not read (`_hold`)
         self._held: dict[Session, int] = {}                  # and their holds under way
@@ -411,13 +443,40 @@ class TcpNode:
     LOG_BURST = 50
     LOG_WINDOW = 60.0
 
+    MAX_PEER_CONNECTIONS = 4       # authenticated connections of one node at once
+    MAX_CONTROL_CONNECTIONS = 16   # and of control clients, all together
+
+    def _admit(self, session: Session, address: str) -> None:
+        """Count `session` among its peer's connections, and close that peer's oldest while
+        it has more than `MAX_PEER_CONNECTIONS` (control clients: `MAX_CONTROL_CONNECTIONS`,
+        all together): a peer holding the secret that opens connections and keeps them
+        holds a bounded number of sockets, not every descriptor the process may have.  The
+        newest stays: an honest node has one link to this node, and its reconnection after
+        a cut replaces the connection the cut left open."""
+        pool = self._sessions.setdefault(session.peer, {})
+        pool[session] = address
+        most = self.MAX_CONTROL_CONNECTIONS if session.peer == CONTROL \
+            else self.MAX_PEER_CONNECTIONS
+        while len(pool) > most:
+            oldest = next(iter(pool))
+            old_address = pool.pop(oldest)
+            self._refusals.warning("%s: closed the oldest connection of %s (from %s): more "
+                                   "than %d of its connections were open at once", self.name,
+                                   session.peer, old_address, most, address=old_address)
+            oldest.close()
+
     def _make_room(self) -> None:
-        """Close the oldest connections still authenticating while more than
-        `MAX_HANDSHAKES` are: a client that opens connections and never authenticates (each
-        would stay for the handshake's timeout) holds a bounded number of sockets, and an
-        honest peer's handshake, done in a round trip, gets in meanwhile."""
+        """Close connections still authenticating while more than `MAX_HANDSHAKES` are: the
+        oldest of the host that has the most of them.  A client that opens connections and
+        never authenticates (each would stay for the handshake's timeout) holds a bounded
+        number of sockets, and what it opens closes its own: an honest peer on another host
+        gets in however fast the flood comes, its handshake's round trip as long as it may
+        be (the oldest of all went: a flood of 64 connections per round trip closed every
+        honest handshake)."""
         while len(self._handshaking) > self.MAX_HANDSHAKES:
-            oldest = next(iter(self._handshaking))
+            per_host = Counter(_host(a) for a in self._handshaking.values())
+            most = per_host.most_common(1)[0][0]     # (a tie: the host of the oldest)
+            oldest = next(w for w, a in self._handshaking.items() if _host(a) == most)
             address = self._handshaking.pop(oldest)
             self._refusals.warning("%s: closed the connection from %s before it "
                                    "authenticated: more than %d connections were "
@@ -432,7 +491,7 @@ class TcpNode:
         self._make_room()
         try:
             session = await authenticate(reader, writer, self.dep.secret, self.name,
-                                         initiator=False)
+                                         initiator=False, accept=self._names)
         except asyncio.CancelledError:
             writer.close()
             return
@@ -446,6 +505,7 @@ class TcpNode:
             self._handshaking.pop(writer, None)
         peer = session.peer
         self._peer_sessions[peer] = session
+        self._admit(session, address)
         ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
         link = self.links.get(peer)
@@ -509,6 +569,7 @@ class TcpNode:
                 self.wake.set()
             if self._peer_sessions.get(peer) is session:
                 del self._peer_sessions[peer]
+            self._sessions.get(peer, {}).pop(session, None)
             writer.close()
 
     def _hold(self, session: Session, wait: Any) -> None:

@@ -984,19 +984,25 @@ async def _expect(reader: asyncio.StreamReader, kind: str, keys: set[str],
     return frame
 
 
-def _check_claim(peer: str, me: str, expect: str | None) -> None:
+def _check_claim(peer: str, me: str, expect: str | None,
+                 accept: frozenset[str] | None = None) -> None:
     """Refuse a peer that claims this side's own name (its own hello reflected back at it:
     relayed between an outgoing connection of this node and its server, each of its proofs
     answers the other, see `test_a_node_s_own_handshake_reflected_into_its_server_...`), or,
-    on an outgoing connection, a name other than the node it dialled."""
+    on an outgoing connection, a name other than the node it dialled, or a name not among
+    `accept` (a node's server: the deployment's nodes and control clients)."""
     if peer == me:
         raise AuthError(f"the peer claims this node's own name {me!r} (a reflected handshake)")
     if expect is not None and peer != expect:
         raise AuthError(f"dialled node {expect!r}, but the peer claims to be {peer!r}")
+    if accept is not None and peer not in accept:
+        raise AuthError(f"the peer claims to be {peer[:64]!r}, which is no node of the "
+                        "deployment (nor a control client)")
 
 
 async def _handshake(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, secret: bytes,
-                     me: str, initiator: bool, expect: str | None) -> Session:
+                     me: str, initiator: bool, expect: str | None,
+                     accept: frozenset[str] | None) -> Session:
     my_nonce = secrets.token_hex(_NONCE_BYTES)
     writer.write(encode_frame({"t": "hello", "v": VERSION, "node": me, "nonce": my_nonce}))
     await writer.drain()
@@ -1011,7 +1017,7 @@ async def _handshake(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
         raise AuthError(f"the peer's nonce must be {_NONCE_BYTES} bytes in lowercase hex")
     if hmac.compare_digest(their_nonce, my_nonce):
         raise AuthError("the peer echoed our own nonce (a reflection)")
-    _check_claim(peer, me, expect)       # before this side proves anything
+    _check_claim(peer, me, expect, accept)      # before this side proves anything
     mine, theirs = (me, my_nonce), (peer, their_nonce)
     i_side, r_side = (mine, theirs) if initiator else (theirs, mine)
     my_role, their_role = ("initiator", "responder") if initiator else ("responder", "initiator")
@@ -1028,13 +1034,15 @@ async def _handshake(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
 
 async def authenticate(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                        secret: bytes, me: str, initiator: bool, timeout: float = 5.0,
-                       expect: str | None = None) -> Session:
+                       expect: str | None = None,
+                       accept: frozenset[str] | None = None) -> Session:
     """Mutual authentication over a fresh connection (see the module docstring); returns the
     connection as a `Session` (`.peer`: the name the peer proved; every frame after this one
     is sent and read through it), or raises `AuthError` (wrong secret, malformed or missing
     message,
-    a peer claiming `me`, or not `expect` when given, closed connection, or `timeout` seconds
-    elapsed).  The caller closes the connection on failure.  Both sides may call it at once:
+    a peer claiming `me`, or not `expect` when given, or a name not in `accept` when given,
+    closed connection, or `timeout` seconds elapsed: the whole handshake, however slowly
+    its bytes come).  The caller closes the connection on failure.  Both sides may call it at once:
     neither waits for the other to speak first."""
     if not isinstance(secret, bytes | bytearray) or not secret:
         raise ValueError("the shared secret must be non-empty bytes")
@@ -1042,7 +1050,8 @@ async def authenticate(reader: asyncio.StreamReader, writer: asyncio.StreamWrite
         raise ValueError(f"a node name is a string of 1 to {_NAME_MAX} characters")
     try:
         async with asyncio.timeout(timeout):
-            return await _handshake(reader, writer, bytes(secret), me, initiator, expect)
+            return await _handshake(reader, writer, bytes(secret), me, initiator, expect,
+                                    accept)
     except TimeoutError:
         raise AuthIncomplete(f"the peer did not authenticate within {timeout} s") from None
     except (OSError, EOFError) as e:
