@@ -142,3 +142,27 @@ def test_a_step_that_chooses_after_one_that_did_not_is_explored_every_way(tmp_pa
         assert k.local_values(one, "c")["x"] == 1
         nxt = sorted(k.local_values(t, "c")["x"] for _, t, _ in k.successors(one)[0])
         assert nxt == [11, 21]
+
+
+@pytest.mark.parametrize("where, old, new, said", [
+    ("requires", "m.n != 7", "m.n != 7 or exit(4)", "requires of worker.work"),
+    ("invariant", "self.spent <= 5", "self.spent <= 5 or exit(4)", "invariant of Worker"),
+])
+def test_a_contract_that_exits_is_a_spec_error_naming_it(tmp_path, where, old, new, said):
+    from assay.errors import SpecError
+
+    spec = tmp_path / "jobs.py"
+    # Job(7) breaks the requires, Job(11) the invariant: the predicate then calls exit()
+    spec.write_text(SPEC.replace("(JOBS)", "(1, 7)" if where == "requires" else "(1, 11)")
+                    .replace(old, new))
+    with pytest.raises(SpecError) as caught:
+        run_local(Kernel(build(spec, None, {})[0]), duration=5.0, seed=0)
+    assert said in str(caught.value) and "SystemExit(4)" in str(caught.value)
+
+
+def test_a_contract_that_returns_no_bool_is_read_as_a_truth_value(tmp_path):
+    spec = tmp_path / "jobs.py"
+    spec.write_text(SPEC.replace("(JOBS)", "(1, 7)").replace("m.n != 7", "(m.n - 7)"))
+    report, _ = run_local(Kernel(build(spec, None, {})[0]), duration=5.0, seed=0)
+    assert [(v.kind, v.message) for _, v in report.violations] == \
+        [("requires", "requires of worker.work fails on Job(n=7)")]

@@ -956,11 +956,17 @@ class Runner:
         if REORDERED[0] and args:            # the determinism check's second run
             args = tuple(map(reordered, args))
         obj = self.live(values, ctx)
-        for pred, loc in requires:
-            v = self._holds(pred, (obj, *args), "requires", requires_blame, loc,
-                            _fails, ("requires", blame, args), error_blame=blame)
-            if v:
-                return values, [], [v], []
+        for pred, loc in requires:                  # (`_holds`, inline)
+            try:
+                ok = pred(obj, *args)
+            except BaseException as e:
+                return values, [], [self._raised(e, "requires", requires_blame, loc, _fails,
+                                                 ("requires", blame, args), blame)], []
+            if ok is not True:
+                v = self._unmet(ok, "requires", requires_blame, loc, _fails,
+                                ("requires", blame, args))
+                if v:
+                    return values, [], [v], []
         ctx.readonly = False
         try:
             fn(obj, *args)
@@ -1022,11 +1028,19 @@ class Runner:
                                 _fails, ("ensures", blame, args))
                 if v:
                     violations.append(v)
-        for pred, loc in self.info.invariants:
-            v = self._holds(pred, (obj,), "invariant", blame, loc, _invariant_fails,
-                            (self.info.cls.__name__, self.name, hname, args))
-            if v:
-                violations.append(v)
+        for pred, loc in self.info.invariants:      # (`_holds`, inline)
+            try:
+                ok = pred(obj)
+            except BaseException as e:
+                violations.append(self._raised(e, "invariant", blame, loc, _invariant_fails,
+                                               (self.info.cls.__name__, self.name, hname,
+                                                args)))
+                continue
+            if ok is not True:
+                v = self._unmet(ok, "invariant", blame, loc, _invariant_fails,
+                                (self.info.cls.__name__, self.name, hname, args))
+                if v:
+                    violations.append(v)
         ctx.obj = None                          # (see `live`)
 
         if self.pools:
@@ -1138,33 +1152,51 @@ class Runner:
         component that declared it (`error_blame`), whoever a `False` would blame.  The
         message, `say(*said)`, is made only for a violation (it prints the handler's input):
         a module-level function and its arguments, not a closure, so that a run whose
-        contracts hold makes no function object and `_run` keeps no cell variables."""
+        contracts hold makes no function object and `_run` keeps no cell variables.  (`_run`
+        calls the contracts every run has — `requires`, invariants — itself, and these two
+        halves only when one raised or did not return True: one call fewer per contract.)"""
         try:
             ok = pred(*args)
-        except _Abort as a:
-            return a.violation
-        except SpecError:
-            raise
-        except not_exceptions() as e:
-            raise exit_error(e, say(*said).split(' fails')[0], loc) from None
-        except Exception as e:
-            tb = sys.exc_info()[2]
-            bad = ill_formed(e)
-            if bad is not None:
-                text = say(*said)
-                what = text.split(" fails")[0] if " fails" in text else f"a {kind} contract"
-                raise SpecError(f"{what} {bad[0]}", traceback_location(tb) or loc,
-                                bad[1]) from None
-            where = traceback_location(tb) or loc
-            return Violation("exception", error_blame or blame,
-                             f"{say(*said).split(' fails')[0]} raised {type(e).__name__}: {e}",
-                             location=where)
-        if ok is not True and ok is not False:
+        except BaseException as e:
+            return Runner._raised(e, kind, blame, loc, say, said, error_blame)
+        return None if ok is True else Runner._unmet(ok, kind, blame, loc, say, said)
+
+    @staticmethod
+    def _raised(e: BaseException, kind: Any, blame: str, loc: Location | None,
+                say: Callable[..., str], said: tuple[Any, ...],
+                error_blame: str | None = None) -> Violation:
+        """`_holds` of a contract that raised `e` (called while `e` is handled): the
+        violation it makes, or the error it is (a `SpecError` or Ctrl-C raised again)."""
+        if isinstance(e, _Abort):
+            return e.violation
+        if isinstance(e, SpecError):
+            raise e
+        if not isinstance(e, Exception):
+            if isinstance(e, not_exceptions()):     # not an exception of the model's
+                raise exit_error(e, say(*said).split(' fails')[0], loc) from None
+            raise e                                 # Ctrl-C
+        tb = e.__traceback__
+        bad = ill_formed(e)
+        if bad is not None:
+            text = say(*said)
+            what = text.split(" fails")[0] if " fails" in text else f"a {kind} contract"
+            raise SpecError(f"{what} {bad[0]}", traceback_location(tb) or loc,
+                            bad[1]) from None
+        where = traceback_location(tb) or loc
+        return Violation("exception", error_blame or blame,
+                         f"{say(*said).split(' fails')[0]} raised {type(e).__name__}: {e}",
+                         location=where)
+
+    @staticmethod
+    def _unmet(ok: Any, kind: Any, blame: str, loc: Location | None, say: Callable[..., str],
+               said: tuple[Any, ...]) -> Violation | None:
+        """`_holds` of a contract that returned `ok`, not True: the violation of a False;
+        any other value is read as a truth value by `verdict` (or refused there)."""
+        if ok is not False:
             text = say(*said)
             ok = verdict(ok, text.split(" fails")[0] if " fails" in text else f"a {kind} "
                          "contract", loc)
         return None if ok else Violation(kind, blame, say(*said), location=loc)
-
 
 def _a(noun: str) -> str:
     """`noun` with its indefinite article: "an int in [0, 2]", "a bool"."""
