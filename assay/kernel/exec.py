@@ -513,6 +513,10 @@ class Runner:
                                          for peer, _ in wirings[p].peers))
         self.kept_sessions = tuple(info.ports[p].persistent for p, _ in self.session_keys)
         self._chooser: Chooser | None = None
+        # a chooser that a step's first run left as it was made (nothing chosen): the next
+        # `explore` takes it, not a new one (four objects fewer a step, where steps rarely
+        # choose); taken out while a step runs, so no two runs share one
+        self._spare: Chooser | None = None
         # set by a `reader` object when a guard assigns on it (see `_reader_class`)
         self.touched = False
         self._reader_cls: type | None = None
@@ -528,15 +532,23 @@ class Runner:
         # actions over one domain (`over=pairs` for three of them) share its value
         self._domains_of: Any = None
         self._domains: dict[int, list[Any]] = {}
+        # "instance.handler" by handler name: who a run's violations blame, made once
+        self._blames: dict[str, str] = {}
 
     def explore(self, run: Callable[[], Result]) -> Result | Branched:
         """Run a step (`run` calls one of the `run_*` methods); if its code chose, run it
         again for every other way its choices can go (each run replays the choices of an
         earlier one up to the one it changes), in lexicographic order of the options taken."""
-        ch = self._chooser = Chooser()
+        ch = self._spare
+        if ch is None:
+            ch = Chooser()
+        else:
+            self._spare = None
+        self._chooser = ch
         try:
             first = run()
-            if not ch.sizes:
+            if not ch.sizes:                # (nothing chosen: it is as it was made)
+                self._spare = ch
                 return first
             runs = [(tuple(ch.values), first)]
             while True:
@@ -623,9 +635,8 @@ class Runner:
         obj = self.live(values, ctx)
         out = []
         for pred, loc in self.info.invariants:
-            v = self._holds(pred, (obj,), "invariant", blame, loc,
-                            lambda: f"invariant of {self.info.cls.__name__} fails in "
-                                    f"{self.name}")
+            v = self._holds(pred, (obj,), "invariant", blame, loc, _invariant_fails,
+                            (self.info.cls.__name__, self.name, None, ()))
             if v:
                 out.append(v)
         return out
@@ -905,7 +916,7 @@ class Runner:
              recv: tuple[str, str] | None = None, port: str | None = None) -> Result:
         """Run one handler atomically: (new values, sends, violations, timer operations).
         On a violation that aborts it, the state is unchanged and nothing is sent."""
-        blame = f"{self.name}.{hname}"
+        blame = self._blames.get(hname) or self._blame(hname)
         ctx = Context(self.name, self.wirings, self)
         ctx.handler = hname
         ctx.arrived = port
@@ -938,19 +949,24 @@ class Runner:
             if contract is not None:
                 p = self.info.ports[port]
                 v = self._holds(contract, (args[0],), "contract", requires_blame, p.location,
-                                lambda: f"{requires_blame} sent {args[0]!r} to {self.name} on "
-                                        f"port {port!r}, which breaks what the port assumes "
-                                        f"of {type(args[0]).__name__}", error_blame=blame)
+                                _breaks_port, (requires_blame, args[0], self.name, port),
+                                error_blame=blame)
                 if v:
                     return values, [], [v], []
         if REORDERED[0] and args:            # the determinism check's second run
             args = tuple(map(reordered, args))
         obj = self.live(values, ctx)
-        for pred, loc in requires:
-            v = self._holds(pred, (obj, *args), "requires", requires_blame, loc,
-                            lambda: f"requires of {blame} fails" + _on(args), error_blame=blame)
-            if v:
-                return values, [], [v], []
+        for pred, loc in requires:                  # (`_holds`, inline)
+            try:
+                ok = pred(obj, *args)
+            except BaseException as e:
+                return values, [], [self._raised(e, "requires", requires_blame, loc, _fails,
+                                                 ("requires", blame, args), blame)], []
+            if ok is not True:
+                v = self._unmet(ok, "requires", requires_blame, loc, _fails,
+                                ("requires", blame, args))
+                if v:
+                    return values, [], [v], []
         ctx.readonly = False
         try:
             fn(obj, *args)
@@ -978,16 +994,9 @@ class Runner:
             except KeyError:
                 pass
         if new is None:
-            extra = [k for k in d if k not in self.field_index and k != "__assay_ctx__"]
-            if extra:
-                raise SpecError(f"{blame} assigns self.{extra[0]}, which is not a field of "
-                                f"{self.info.cls.__name__}",
-                                self._assignment_location(values, fn, args, extra[0]),
-                                self._field_notes(extra[0]))
-            missing = next((f for f in fields if f not in d), None)
-            if missing is not None:
-                return values, [], [Violation("type", blame,
-                                              f"{blame} deleted field {missing!r}")], []
+            bad = self._odd_names(d, values, fn, args, blame)
+            if bad is not None:
+                return values, [], [bad], []
             new = tuple(map(d.__getitem__, fields))
         if REORDERED[0]:
             new = plain_values(new)
@@ -996,7 +1005,7 @@ class Runner:
             # kernel's state keeps none, `emit` sends none inside another)
             new = self._undelivered(new, values)
         if ctx.sessions is not None:
-            new = (*new, tuple(ctx.sessions[k] for k in self.session_keys))
+            new = (*new, tuple(map(ctx.sessions.__getitem__, self.session_keys)))
         # the input state conforms (the kernel's states, the verifier's scenarios are
         # checked): only the fields the step changed are checked, and of them what is new
         if not self.state_conforms(new, values):
@@ -1016,15 +1025,22 @@ class Runner:
             old = self.view(values)
             for pred, loc in ensures:
                 v = self._holds(pred, (old, obj, *args), "ensures", blame, loc,
-                                lambda: f"ensures of {blame} fails" + _on(args))
+                                _fails, ("ensures", blame, args))
                 if v:
                     violations.append(v)
-        for pred, loc in self.info.invariants:
-            v = self._holds(pred, (obj,), "invariant", blame, loc,
-                            lambda: f"invariant of {self.info.cls.__name__} fails in "
-                                    f"{self.name} after {hname}" + _on(args))
-            if v:
-                violations.append(v)
+        for pred, loc in self.info.invariants:      # (`_holds`, inline)
+            try:
+                ok = pred(obj)
+            except BaseException as e:
+                violations.append(self._raised(e, "invariant", blame, loc, _invariant_fails,
+                                               (self.info.cls.__name__, self.name, hname,
+                                                args)))
+                continue
+            if ok is not True:
+                v = self._unmet(ok, "invariant", blame, loc, _invariant_fails,
+                                (self.info.cls.__name__, self.name, hname, args))
+                if v:
+                    violations.append(v)
         ctx.obj = None                          # (see `live`)
 
         if self.pools:
@@ -1037,6 +1053,27 @@ class Runner:
             if self.info.uses_timers:
                 ctx.timer_ops.append(TimerOp(False, 0, Message))
         return new, ctx.outbox, violations, ctx.timer_ops
+
+    def _blame(self, hname: str) -> str:
+        """`instance.handler`, kept for the next run of that handler (`_blames`)."""
+        made = self._blames[hname] = f"{self.name}.{hname}"
+        return made
+
+    def _odd_names(self, d: dict[str, Any], values: tuple[Any, ...], fn: Callable,
+                   args: tuple[Any, ...], blame: str) -> Violation | None:
+        """After a run whose object's names are not exactly the fields and the context: a
+        `SpecError` for a name that is no field, the violation for a deleted field, or None
+        (the names are the fields, in another order)."""
+        extra = [k for k in d if k not in self.field_index and k != "__assay_ctx__"]
+        if extra:
+            raise SpecError(f"{blame} assigns self.{extra[0]}, which is not a field of "
+                            f"{self.info.cls.__name__}",
+                            self._assignment_location(values, fn, args, extra[0]),
+                            self._field_notes(extra[0]))
+        missing = next((f for f in self.fields if f not in d), None)
+        if missing is not None:
+            return Violation("type", blame, f"{blame} deleted field {missing!r}")
+        return None
 
     def _live_kept(self, values: tuple[Any, ...], new: tuple[Any, ...], spawned: set[Any],
                    blame: str) -> Violation | None:
@@ -1109,37 +1146,57 @@ class Runner:
 
     @staticmethod
     def _holds(pred: Callable, args: tuple[Any, ...], kind: Any, blame: str,
-               loc: Location | None, message: Callable[[], str],
+               loc: Location | None, say: Callable[..., str], said: tuple[Any, ...],
                error_blame: str | None = None) -> Violation | None:
         """None if `pred` holds; else the violation.  A contract that raises is blamed on the
         component that declared it (`error_blame`), whoever a `False` would blame.  The
-        `message` is made only for a violation (it prints the handler's input)."""
+        message, `say(*said)`, is made only for a violation (it prints the handler's input):
+        a module-level function and its arguments, not a closure, so that a run whose
+        contracts hold makes no function object and `_run` keeps no cell variables.  (`_run`
+        calls the contracts every run has — `requires`, invariants — itself, and these two
+        halves only when one raised or did not return True: one call fewer per contract.)"""
         try:
             ok = pred(*args)
-        except _Abort as a:
-            return a.violation
-        except SpecError:
-            raise
-        except not_exceptions() as e:
-            raise exit_error(e, message().split(' fails')[0], loc) from None
-        except Exception as e:
-            tb = sys.exc_info()[2]
-            bad = ill_formed(e)
-            if bad is not None:
-                said = message()
-                what = said.split(" fails")[0] if " fails" in said else f"a {kind} contract"
-                raise SpecError(f"{what} {bad[0]}", traceback_location(tb) or loc,
-                                bad[1]) from None
-            where = traceback_location(tb) or loc
-            return Violation("exception", error_blame or blame,
-                             f"{message().split(' fails')[0]} raised {type(e).__name__}: {e}",
-                             location=where)
-        if ok is not True and ok is not False:
-            said = message()
-            ok = verdict(ok, said.split(" fails")[0] if " fails" in said else f"a {kind} "
-                         "contract", loc)
-        return None if ok else Violation(kind, blame, message(), location=loc)
+        except BaseException as e:
+            return Runner._raised(e, kind, blame, loc, say, said, error_blame)
+        return None if ok is True else Runner._unmet(ok, kind, blame, loc, say, said)
 
+    @staticmethod
+    def _raised(e: BaseException, kind: Any, blame: str, loc: Location | None,
+                say: Callable[..., str], said: tuple[Any, ...],
+                error_blame: str | None = None) -> Violation:
+        """`_holds` of a contract that raised `e` (called while `e` is handled): the
+        violation it makes, or the error it is (a `SpecError` or Ctrl-C raised again)."""
+        if isinstance(e, _Abort):
+            return e.violation
+        if isinstance(e, SpecError):
+            raise e
+        if not isinstance(e, Exception):
+            if isinstance(e, not_exceptions()):     # not an exception of the model's
+                raise exit_error(e, say(*said).split(' fails')[0], loc) from None
+            raise e                                 # Ctrl-C
+        tb = e.__traceback__
+        bad = ill_formed(e)
+        if bad is not None:
+            text = say(*said)
+            what = text.split(" fails")[0] if " fails" in text else f"a {kind} contract"
+            raise SpecError(f"{what} {bad[0]}", traceback_location(tb) or loc,
+                            bad[1]) from None
+        where = traceback_location(tb) or loc
+        return Violation("exception", error_blame or blame,
+                         f"{say(*said).split(' fails')[0]} raised {type(e).__name__}: {e}",
+                         location=where)
+
+    @staticmethod
+    def _unmet(ok: Any, kind: Any, blame: str, loc: Location | None, say: Callable[..., str],
+               said: tuple[Any, ...]) -> Violation | None:
+        """`_holds` of a contract that returned `ok`, not True: the violation of a False;
+        any other value is read as a truth value by `verdict` (or refused there)."""
+        if ok is not False:
+            text = say(*said)
+            ok = verdict(ok, text.split(" fails")[0] if " fails" in text else f"a {kind} "
+                         "contract", loc)
+        return None if ok else Violation(kind, blame, say(*said), location=loc)
 
 def _a(noun: str) -> str:
     """`noun` with its indefinite article: "an int in [0, 2]", "a bool"."""
@@ -1189,6 +1246,25 @@ def ill_formed(e: BaseException) -> tuple[str, list[str]] | None:
         return (f"uses {e.name!r} of port {obj._w.port!r}, which ports do not have",
                 ["a port has send(m), send(m, to=peer), broadcast(m), peers and peer"])
     return None
+
+
+def _fails(kind: str, blame: str, args: tuple[Any, ...]) -> str:
+    """The message of a failed `requires` or `ensures` of handler `blame` on `args`."""
+    return f"{kind} of {blame} fails" + _on(args)
+
+
+def _invariant_fails(cname: str, instance: str, after: str | None,
+                     args: tuple[Any, ...]) -> str:
+    """The message of an invariant of component `cname` that fails in `instance` (after
+    handler `after` ran on `args`; None: in a state no handler made)."""
+    said = f"invariant of {cname} fails in {instance}"
+    return said if after is None else f"{said} after {after}" + _on(args)
+
+
+def _breaks_port(by: str, m: Message, instance: str, port: str | None) -> str:
+    """The message of a port's `where` contract that `m`, sent by `by`, breaks."""
+    return (f"{by} sent {m!r} to {instance} on port {port!r}, which breaks what the port "
+            f"assumes of {type(m).__name__}")
 
 
 def _on(args: tuple[Any, ...]) -> str:
