@@ -761,10 +761,11 @@ class Kernel:
         and put back and one reordering of the state serve them all — not one per step, each
         on a state of its own, as sampling steps by their action would.  Each action's steps
         are checked at the rate its states are sampled (the first `Sampler.first` states, then
-        one in `Sampler.every`); `_one_action` checks the first `Sampler.first` steps of each
-        action besides, wherever they are.  The second run runs the steps with the first
-        run's arguments (as `_enabled_all` then `_run_checked` do); the guards are compared
-        first, then each step, in order."""
+        one in `Sampler.every`); `_one_action` checks besides the first `Sampler.first` steps
+        of each action, wherever they are, and the next step of an action whose last four
+        times `Sampler.every` steps went unchecked (`_step_marks`).  The second run runs the
+        steps with the first run's arguments (as `_enabled_all` then `_run_checked` do); the
+        guards are compared first, then each step, in order."""
         acts = inst.info.actions
         runner = inst.runner
         explore, run_action = runner.explore, runner.run_action
