@@ -303,6 +303,11 @@ class Kernel:
         # where no memo keeps a state's actions (`_memo_once`): those run twice, by sampler
         # key (`_due_once`)
         self._checked: dict[Any, set[Any]] = {}
+        # where the steps are checked with their states (`_checked_state`): per action's
+        # sampler key, [its steps computed, the count at its last checked step]; past four
+        # times `Sampler.every` steps unchecked (its steps fall in states the sampler does
+        # not pick), the next is checked on its own (`_one_action`)
+        self._step_marks: dict[Any, list[int]] = {}
         # (instance, action index) -> {exact_key(argument): event id} (`_action_outcomes`)
         self._arg_slots: dict[tuple[int, int], dict[Any, int]] = {}
         self._class_indices: dict[type | None, tuple[int, ...]] = {}
@@ -667,6 +672,8 @@ class Kernel:
         # `determinism`); else once each, on one live object
         key = (inst.index, "guards")
         both = self._due_once(key, lid) if self._memo_once else self._sampler.due(key)
+        if both and self._memo_once and not self.defer_checks:
+            return self._checked_state(inst, values, lid)
         reader = None if both else inst.runner.reader(values)
         # checked: every action's guards and domains in one pair of runs (`_enabled_all`)
         given = self._enabled_all(inst, values) if both else None
@@ -696,23 +703,36 @@ class Kernel:
         arg_slots = self._arg_slots.get((index, ai))
         if arg_slots is None:
             arg_slots = self._arg_slots[(index, ai)] = {}
-        slot_ids = self.slot_ids
         due = self._sampler.due
         once = self._due_once if self._memo_once else None
         explore, run_action, outcome = runner.explore, runner.run_action, self._outcome
         # a component holding every variable: the plain action's new state in one call
         quick = runner.quick_action if self._memo_once else None
         intern = inst.table.intern
+        # where no memo keeps a state's actions (and no check is deferred), a step is checked
+        # with its state's guards (`both`; all of a state's actions: `_checked_state`), and
+        # besides among the first `Sampler.first` steps of its action, and where its action
+        # went unchecked for four times `Sampler.every` steps (`_step_marks`)
+        mark = None
+        if once is not None and not self.defer_checks:
+            mark = self._step_marks.get(sampled)
+            if mark is None:
+                mark = self._step_marks[sampled] = [0, 0]
+        first, counts, gap = self._sampler.first, self._sampler.counts, 4 * self._sampler.every
         for has_arg, arg in args:
             ek = exact_key(arg)
             slot = arg_slots.get(ek)
             if slot is None:
-                key = ("action", index, ai, has_arg, ek)
-                slot = slot_ids.get(key)
-                if slot is None:
-                    slot = self._slot_id(("action", index, ai, has_arg, arg), key)
-                arg_slots[ek] = slot
-            if due(sampled) if once is None else once(sampled, (lid, slot)):    # run twice
+                slot = self._new_action_slot(arg_slots, index, ai, has_arg, arg, ek)
+            if mark is not None:
+                mark[0] += 1
+                checked = both or mark[0] - mark[1] > gap or counts.get(sampled, 0) < first \
+                    and once(sampled, (lid, slot))                  # type: ignore[misc]
+                if checked:
+                    mark[1] = mark[0]
+            else:
+                checked = due(sampled) if once is None else once(sampled, (lid, slot))
+            if checked:                                                 # run twice
                 o = self._run_checked(inst, values, partial(
                     run_action, values, act, has_arg, arg), act.fn, act.name, "action",
                     partial(_fires, inst.name, act.name, has_arg, arg))
@@ -721,6 +741,81 @@ class Kernel:
                 o = outcome(inst, explore(partial(run_action, values, act, has_arg, arg))) \
                     if new is None else (intern(new), (), (), ())
             out.append((slot, o))
+
+    def _new_action_slot(self, arg_slots: dict[Any, int], index: int, ai: int, has_arg: bool,
+                         arg: Any, ek: Any) -> int:
+        """The event id of action `ai` of instance `index` with argument `arg` (`ek`: its
+        `exact_key`), interned and noted in `arg_slots`, the action's events by argument."""
+        key = ("action", index, ai, has_arg, ek)
+        slot = self.slot_ids.get(key)
+        if slot is None:
+            slot = self._slot_id(("action", index, ai, has_arg, arg), key)
+        arg_slots[ek] = slot
+        return slot
+
+    def _checked_state(self, inst: _Instance, values: tuple[Any, ...], lid: int
+                       ) -> tuple[tuple[int, Outcome], ...]:
+        """`_action_outcomes` of a state the sampler picked for the determinism check, where
+        no memo keeps a state's actions (`_memo_once`): every action's guards and domains and
+        then every enabled step, all in one pair of runs (`twice`), so one outside world set
+        and put back and one reordering of the state serve them all — not one per step, each
+        on a state of its own, as sampling steps by their action would.  Each action's steps
+        are checked at the rate its states are sampled (the first `Sampler.first` states, then
+        one in `Sampler.every`); `_one_action` checks besides the first `Sampler.first` steps
+        of each action, wherever they are, and the next step of an action whose last four
+        times `Sampler.every` steps went unchecked (`_step_marks`).  The second run runs the
+        steps with the first run's arguments (as `_enabled_all` then `_run_checked` do); the
+        guards are compared first, then each step, in order."""
+        acts = inst.info.actions
+        runner = inst.runner
+        explore, run_action = runner.explore, runner.run_action
+        firsts: list[list[list[tuple[bool, Any]]]] = []
+
+        def run() -> tuple[list[list[tuple[bool, Any]]], list[list[Any]]]:
+            enabled = runner.enabled_all(values, acts)
+            if not firsts:
+                firsts.append(enabled)
+            return enabled, [[explore(partial(run_action, values, act, has_arg, arg))
+                              for has_arg, arg in args]
+                             for act, args in zip(acts, firsts[0])]
+
+        (enabled, first), (again, second) = twice(run)
+        for act, a, b in zip(acts, enabled, again):
+            self._same_enabled(inst, values, act, a, b)
+        index = inst.index
+        checked, counts, most = self._checked, self._sampler.counts, self._sampler.first
+        marks = self._step_marks
+        out: list[tuple[int, Outcome]] = []
+        for ai, act in enumerate(acts):
+            if not enabled[ai]:
+                continue
+            arg_slots = self._arg_slots.get((index, ai))
+            if arg_slots is None:
+                arg_slots = self._arg_slots[(index, ai)] = {}
+            sampled = (index, act.name, "action")       # `_one_action`'s key
+            for (has_arg, arg), x, y in zip(enabled[ai], first[ai], second[ai]):
+                self._compare(inst, values, act.fn, act.name, "action",
+                              partial(_fires, inst.name, act.name, has_arg, arg), x, y)
+                ek = exact_key(arg)
+                slot = arg_slots.get(ek)
+                if slot is None:
+                    slot = self._new_action_slot(arg_slots, index, ai, has_arg, arg, ek)
+                mark = marks.get(sampled)
+                if mark is None:
+                    mark = marks[sampled] = [0, 0]
+                mark[0] += 1
+                mark[1] = mark[0]
+                # counted and noted as `_due_once` would have: an action's first steps
+                n = counts.get(sampled, 0)
+                if n < most:
+                    done = checked.get(sampled)
+                    if done is None:
+                        done = checked[sampled] = set()
+                    if (lid, slot) not in done:
+                        counts[sampled] = n + 1
+                        done.add((lid, slot))
+                out.append((slot, self._outcome(inst, x)))
+        return tuple(out)
 
     def _action_alone(self, i: int, lid: int, ai: int) -> tuple[tuple[int, Outcome], ...]:
         """The (event, outcome) of action `ai` of instance `i` in local state `lid`, for each
