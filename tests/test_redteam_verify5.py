@@ -245,7 +245,7 @@ def cases(draw: Any) -> Case:
     pre = draw(st.sampled_from(["True", "True"]) | bools())
     inv = draw(st.sampled_from(["True", "self.k >= 1", "self.n >= 0", "len(self.t) <= 3",
                                 "self.o is None or self.o >= 0", "self.k != 0",
-                                "self.f or self.n == 0"]))
+                                "self.f or self.n == 0", "self.k > 1", "self.s != ''"]))
     post = draw(posts())
     where = draw(st.sampled_from(["True", "True", "m.x >= 0", "m.x != 0", "m.x % 2 == 0"]))
     dreq = draw(st.sampled_from(["True", "True", "m.x < 10", "m.x != 3"]))
@@ -373,6 +373,12 @@ def run_concrete(report: VerifyReport, system: Any, case: Case, rng: random.Rand
     sc0 = Scenario("c", info.initial_values(None)[0], {"peer": ("d",)})
     runner = runner_for(info, sc0)
     bare = runner_for(replace(info, invariants=()), sc0)
+    initial = info.initial_values(None)
+    if all(o.verdict == "proved" for o in report.find("C", kind="init")):
+        for values in initial:
+            if not _holds(runner, values, inv, [])[0]:
+                outcome.findings.append(Finding("init", "the invariant is false initially",
+                                                f"fields {values}"))
     proved_obs = [o for o in obs if o.verdict == "proved" and o.evaluate is not None]
     defaults = {f: info.initial[info.field_index[f]][0] for f in info.fields}
     used = _mentioned(case)
