@@ -483,6 +483,10 @@ def test_what_verify_proves_holds_on_concrete_runs(tmp_path: Path) -> None:
 PROBED = [
     # (body, ensures, the handler's verdicts: no-exception, invariant, ensures)
     ("self.n = min(m.a, m.b) % -3", "self.n <= 0", "proved proved proved"),
+    # with Z3's own (Euclidean) `/` and `%` for Python's these two were proved, and the
+    # concrete runs flag them (the fuzz's oracle checked on that mutant)
+    ("self.n = m.a % -3", "self.n >= 0", "proved proved refuted"),
+    ("self.n = m.a // -2", "self.n * -2 <= m.a", "proved proved refuted"),
     ("self.t = self.t + (m.a,)\nself.n = self.t[-1]", "self.n == m.a", "proved proved proved"),
     ("self.n = -(-3) // m.b", "True", "refuted proved proved"),
     ("self.n = self.t[m.a]", "True", "refuted proved proved"),
