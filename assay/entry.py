@@ -50,7 +50,19 @@ def main() -> None:
     finally:
         command_started()       # if it never started: SIGINT back to the default first ...
         _flush()                # (the report: a Ctrl-C from here on exits without flushing)
+        _forget_caught_interrupt()
         _take_sigint()          # ... so that this takes it for the shutdown
+
+
+def _forget_caught_interrupt() -> None:
+    """Clear CPython's "a KeyboardInterrupt went unhandled" mark, which the command's own
+    handling made untrue.  `exec` of a string (what `dataclasses` and `namedtuple` do to build
+    their methods, so any slow import that defines them) sets it when a Ctrl-C ends that code,
+    even if the KeyboardInterrupt is caught further up, and Python then ends the process by
+    SIGINT instead of with the command's exit code (130, "interrupted while loading SPEC").
+    The next `exec` of a string that finishes clears it; a KeyboardInterrupt that does escape
+    the command still sets it again (runpy's, the console script's) after this."""
+    exec("pass", {})
 
 
 def _flush() -> None:

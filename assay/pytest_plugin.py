@@ -11,6 +11,10 @@
   does not end so.
 * A failure shows the counterexample as `assay check` prints it, and the trace file written
   for `assay replay` (under `--assay-traces`, by default `assay-traces/` in the rootdir).
+* A check that ends as expected but whose result carries warnings (`CheckResult.warnings`:
+  a property that reads nothing, "0 transitions", a reduction not applied) issues each as an
+  `AssayCheckWarning`, so that it shows in pytest's warnings summary rather than passing
+  silently; `-W error::assay.pytest_plugin.AssayCheckWarning` makes it fail the test.
 
 Everything runs in the process (or the pytest-xdist worker) that runs the item; nothing here
 is semantics: `assay.api` loads, builds and checks.
@@ -20,6 +24,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
+import warnings
 from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +38,17 @@ if TYPE_CHECKING:
     from assay.checker import CheckResult
 
 VERDICTS = ("ok", "violation")
+
+
+class AssayCheckWarning(UserWarning):
+    """A check that ended as expected, with something its result says a person should look
+    at (`CheckResult.warnings`): filter it (`ignore::assay.pytest_plugin.AssayCheckWarning`)
+    or make it fail the test (`error::...`) like any warning."""
+
+
+def _warnings_of(r: CheckResult, where: str) -> list[AssayCheckWarning]:
+    """One `AssayCheckWarning` per warning of `r`, each naming the check it comes from."""
+    return [AssayCheckWarning(f"{where}: {w}") for w in r.warnings]
 
 
 # --- what a check is expected to end with ---------------------------------------------------
@@ -231,7 +247,8 @@ class SpecFile(pytest.File):
                                        notes=[f"parameters: {', '.join(known) or '(none)'}"])
                 yield SpecItem.from_parent(self, name=f"{name}[{label}]" if label else name,
                                            system=name, params=params, expect=expect,
-                                           options=dict(options), error=error)
+                                           options=dict(options), error=error,
+                                           line=funcs[name].__code__.co_firstlineno)
 
 
 def _parameter_sets(module: Any, systems: list[str]) -> dict[str, list[dict[str, Any]]]:
@@ -271,8 +288,9 @@ class SpecItem(pytest.Item):
 
     def __init__(self, *, system: str = "", params: dict[str, Any] | None = None,
                  expect: Expectation | None = None, options: dict[str, Any] | None = None,
-                 error: AssayError | None = None, **kwargs: Any) -> None:
+                 error: AssayError | None = None, line: int = 1, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.line = line                    # the system function's, in the spec file
         self.system = system
         self.params = params or {}
         self.expect = expect or Expectation()
@@ -298,6 +316,10 @@ class SpecItem(pytest.Item):
         self.result = r
         wrong = self.expect.mismatch(r)
         if wrong is None:
+            for w in _warnings_of(r, f"assay check {spec} :: {self.name}"):
+                # (not `self.warn`: it needs a line, and an item has none; the system
+                # function's is where a reader looks)
+                warnings.warn_explicit(w, AssayCheckWarning, str(self.path), self.line)
             return
         stem = f"{self.path.stem}-{self.name}"
         trace = _write_trace(self.config, r, stem)
@@ -355,6 +377,8 @@ class AssayCheck:
                 trace = self.write_trace(r)
                 self.shown.add(id(r))
                 pytest.fail(_failure_text(f"assay_check: {wrong}", r, trace), pytrace=False)
+        for w in _warnings_of(r, f"assay_check({r.spec or r.system_name!r})"):
+            warnings.warn(w, stacklevel=2)      # at the test's line that called the check
         return r
 
     def write_trace(self, r: CheckResult) -> Path | None:

@@ -70,10 +70,7 @@ def render_check(console: Console, r: CheckResult, spec: str, system: str,
             _render_counterexample(console, r, v, r.steps, r.initial, r.cycle_start)
         console.print()
     elif r.verdict == "ok":
-        from assay.checker.constraints import headline
-
-        console.print(Text(f"✓ all properties hold (exhaustive{headline(r.constraints)})",
-                           style="bold green"))
+        console.print(Text(f"✓ all properties hold ({_exhaustive(r)})", style="bold green"))
         if r.liveness:
             under = _under(r)
             console.print(Text(f"  liveness, under {under}: " + ", ".join(r.liveness),
@@ -109,6 +106,9 @@ def render_check(console: Console, r: CheckResult, spec: str, system: str,
         from assay.checker.por import summary_note
 
         rows.append(("por", summary_note(r.por)))
+    if not r.deadlocks_checked:
+        rows.append(("deadlocks", "not checked (--no-deadlock): a state where nothing is "
+                     "enabled is taken as final"))
     if r.constraints is not None:
         from assay.checker.constraints import summary_note as constraints_note
 
@@ -496,11 +496,19 @@ def check_text(r: CheckResult) -> str:
                                              r.params, r.faults))
 
 
+def _exhaustive(r: CheckResult) -> str:
+    """What 'exhaustive' covered in a check that found nothing: within the state constraints
+    if one cut the search; not deadlocks under `--no-deadlock` (a state where nothing is
+    enabled was taken as final, never reported)."""
+    from assay.checker.constraints import headline
+
+    return (f"exhaustive{headline(r.constraints)}"
+            + ("" if r.deadlocks_checked else "; deadlocks not checked"))
+
+
 def _check_verdict(r: CheckResult) -> str:
     if r.verdict == "ok":
-        from assay.checker.constraints import headline
-
-        return f"ok: all properties hold (exhaustive{headline(r.constraints)})"
+        return f"ok: all properties hold ({_exhaustive(r)})"
     if r.verdict == "violation":
         v = r.violation
         assert v is not None

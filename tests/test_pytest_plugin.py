@@ -216,3 +216,64 @@ def test_the_shipped_specs_declare_the_bugs_they_show(pytester, run):
     assert len(declared) == len(list(SPECS.rglob("*_bug_*.py"))) + 1
     r = run("--assay", "specs", "-v", "-k", "bug or register or dining")
     r.assert_outcomes(passed=len(declared) + 1)      # + register.py, which survives a crash
+
+
+VACUOUS_SPEC = '''
+from assay import Component, System, action
+
+
+class Counter(Component):
+    n: int = 0
+
+    @action(when=lambda self: self.n < 2)
+    def bump(self):
+        self.n += 1
+
+
+def system() -> System:
+    s = System("vac")
+    s.add("c", Counter)
+
+    @s.always
+    def nothing_read(g):               # reads no state: constantly true
+        return True
+
+    s.terminal(lambda g: True)
+    return s
+'''
+
+SHOW = "default::assay.pytest_plugin.AssayCheckWarning"
+VACUOUS_WARNING = "property 'nothing_read' read nothing of the state"
+
+VACUOUS_FIXTURE_TEST = '''
+def test_vacuous(assay_check):
+    assert assay_check("vacuous.py").ok
+'''
+
+
+def test_a_passing_check_whose_result_has_warnings_shows_them_as_pytest_warnings(pytester, run):
+    # before: the item passed silently, the "vacuous?" note seen by no one
+    (pytester.path / "vacuous.py").write_text(VACUOUS_SPEC)
+    # (shown as a warning: this project's own `filterwarnings = ["error"]` reaches pytester's
+    # in-process runs and would make it an error, as it would in a user's project)
+    r = run("--assay", "-v", "-W", SHOW)
+    r.assert_outcomes(passed=1)
+    r.stdout.fnmatch_lines(["*vacuous.py::system PASSED*", "*warnings summary*",
+                            f"*vacuous.py:13: AssayCheckWarning: assay check vacuous.py :: system: "
+                            f"{VACUOUS_WARNING}*"])
+    # the fixture too, at the test's line
+    pytester.makepyfile(test_fix=VACUOUS_FIXTURE_TEST)
+    r = run("test_fix.py", "-W", SHOW)
+    r.assert_outcomes(passed=1)
+    r.stdout.fnmatch_lines(["*test_fix.py:2: AssayCheckWarning: assay_check('vacuous.py'): "
+                            f"{VACUOUS_WARNING}*"])
+
+
+def test_a_check_warning_can_be_made_an_error_or_ignored(pytester, run):
+    (pytester.path / "vacuous.py").write_text(VACUOUS_SPEC)
+    r = run("--assay", "-W", "error::assay.pytest_plugin.AssayCheckWarning")
+    r.assert_outcomes(failed=1)
+    r.stdout.fnmatch_lines([f"*AssayCheckWarning*{VACUOUS_WARNING}*"])
+    r = run("--assay", "-W", "ignore::assay.pytest_plugin.AssayCheckWarning")
+    r.assert_outcomes(passed=1)
+    assert "AssayCheckWarning" not in r.stdout.str()

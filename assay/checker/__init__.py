@@ -111,6 +111,10 @@ class CheckResult:
     # (`pruned`: True, False, or None when workers in other processes searched; see
     # `constraints.py`); None without constraints
     constraints: dict[str, Any] | None = None
+    # whether a state where nothing is enabled (and not declared terminal) was reported as a
+    # deadlock; False under `deadlock=False` (`--no-deadlock`): every such state was taken
+    # as final, so "all properties hold" says nothing about deadlocks
+    deadlocks_checked: bool = True
 
     def faults_text(self) -> str | None:
         """The fault budget as `--faults` takes it (`crash=1,drop=2`), or None."""
@@ -170,6 +174,7 @@ class CheckResult:
             "storage": self.storage,
             "por": self.por,
             "constraints": self.constraints,
+            "deadlocks_checked": self.deadlocks_checked,
         }
 
 
@@ -643,7 +648,8 @@ def _result(kernel: Kernel, out: Outcome, strategy: str, spec: str, system_name:
                        properties=properties, warnings=tuple(warnings),
                        terminal=out.terminal, deadlocked=out.deadlocked,
                        keep_going=keep_going, findings=findings, spec=spec,
-                       system_name=name, params=dict(params), faults=kernel.faults)
+                       system_name=name, params=dict(params), faults=kernel.faults,
+                       deadlocks_checked=kernel.check_deadlock)
 
 
 def _finding(kernel: Kernel, f: Found, steps: tuple[Step, ...], trace: Trace,
