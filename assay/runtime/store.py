@@ -737,6 +737,8 @@ class Store:
     def _add_handled(conn: sqlite3.Connection, peer: str, epoch: str, seq: int) -> None:
         """Within a transaction: add `seq` to the handled numbers of (peer, epoch)."""
         if type(seq) is not int:
+            # (a NOT NULL error surfaces here, as SQLite's, inside the transaction)
+            conn.execute(_RANGE_PUT, (peer, epoch, seq, seq))
             raise TypeError(f"a frame number is an int, not {seq!r}")
         have = _handled_of(conn, peer, epoch)
         if seq in have:

@@ -87,6 +87,11 @@ class Handled:
         """The ranges above the floor, lowest first, as (lo, hi), both in."""
         return list(zip(self._lo, self._hi))
 
+    @property
+    def above(self) -> set[int]:
+        """The numbers above the floor, one by one (for a small set: a test's)."""
+        return {n for lo, hi in zip(self._lo, self._hi) for n in range(lo, hi + 1)}
+
     def __len__(self) -> int:
         """The number of ranges above the floor (what `MAX_RANGES` bounds)."""
         return len(self._lo)
