@@ -123,27 +123,27 @@ class Handled:
         return not (i + 1 < len(self._lo) and self._lo[i + 1] == seq + 1)
 
     def add(self, seq: int) -> None:
-        if seq <= self.floor:
+        floor = self.floor
+        if seq <= floor:
             return
-        lo, hi = self._lo, self._hi
-        if not lo:                                        # (the usual: no gap)
-            if seq == self.floor + 1:
-                self.floor = seq
+        lo = self._lo
+        if seq == floor + 1:                              # meets the floor (the usual)
+            if lo and lo[0] == seq + 1:
+                self.floor = self._hi[0]
+                del lo[0], self._hi[0]
             else:
-                lo.append(seq)
-                hi.append(seq)
+                self.floor = seq
+            return
+        hi = self._hi
+        if not lo:
+            lo.append(seq)
+            hi.append(seq)
             return
         i = bisect_right(lo, seq) - 1
         if i >= 0 and seq <= hi[i]:
             return                                        # in a range already
         right = i + 1 < len(lo) and lo[i + 1] == seq + 1
-        if i < 0 and seq == self.floor + 1:               # meets the floor
-            if right:
-                self.floor = hi[0]
-                del lo[0], hi[0]
-            else:
-                self.floor = seq
-        elif i >= 0 and hi[i] == seq - 1:                 # meets the range below
+        if i >= 0 and hi[i] == seq - 1:                   # meets the range below
             if right:
                 hi[i] = hi[i + 1]
                 del lo[i + 1], hi[i + 1]
