@@ -18,7 +18,8 @@ one connection, opened with `check_same_thread=False`, serialized by a lock.
 
 A store is trusted only as far as it is exactly what assay wrote: it is made whole (tables and
 a `meta` table naming its format, system and node, in one file renamed into place), and on
-every open it must pass SQLite's integrity check, have exactly these tables and this format,
+every open it must pass SQLite's integrity check, have exactly these tables and this format
+(a store of an older format assay wrote is first brought to it in place: `_upgrade`),
 belong to the system and node that open it; every row is checked as it is read.  Anything else
 is a `StateError` at the file — never a repair, never a silent fresh start.
 """
