@@ -188,14 +188,14 @@ def test_save_step_records_the_handled_frame_and_the_clock_durably(tmp_path):
         assert s.load("server") == {"value": 2}
         assert s.outbox() == [("b", "mine", 1, frame)]
     # what is on disk, for a reader other than Store: a floor per (peer, epoch), and the
-    # numbers handled above it
+    # ranges of numbers handled above it
     conn = sqlite3.connect(path)
     try:
         assert conn.execute("SELECT value FROM meta WHERE key = 'clock'").fetchone() == (7,)
         assert sorted(conn.execute("SELECT peer, epoch, seq FROM handled")) == [
             ("c", "e9", 1)]
-        assert sorted(conn.execute("SELECT peer, epoch, seq FROM handled_above")) == [
-            ("b", "e1", 4)]
+        assert sorted(conn.execute("SELECT peer, epoch, lo, hi FROM handled_ranges")) == [
+            ("b", "e1", 4, 4)]
     finally:
         conn.close()
 
@@ -224,8 +224,8 @@ def test_the_clock_only_goes_up_and_the_handled_numbers_are_a_set(tmp_path):
         assert s.clock() == 11
     conn = sqlite3.connect(path)
     try:
-        assert sorted(conn.execute("SELECT seq FROM handled_above WHERE epoch = 'e1' "
-                                   "AND peer = 'b'")) == [(7,)]
+        assert sorted(conn.execute("SELECT lo, hi FROM handled_ranges WHERE epoch = 'e1' "
+                                   "AND peer = 'b'")) == [(7, 7)]
     finally:
         conn.close()
 

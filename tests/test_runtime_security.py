@@ -247,7 +247,7 @@ def handled_rows(db: Path) -> int:
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
     try:
         return sum(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-                   for t in ("handled", "handled_above"))
+                   for t in ("handled", "handled_ranges"))
     finally:
         conn.close()
 

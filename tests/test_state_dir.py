@@ -138,7 +138,7 @@ def test_a_store_truncated_to_zero_bytes_is_refused_not_reset(tmp_path):
     assert (state / "local.sqlite").stat().st_size == 0      # left as it was found
 
 
-@pytest.mark.parametrize("table", ["fields", "outbox", "handled", "handled_above", "meta"])
+@pytest.mark.parametrize("table", ["fields", "outbox", "handled", "handled_ranges", "meta"])
 def test_a_store_with_a_dropped_table_is_refused(tmp_path, table):
     # the bug: the table was created again, empty; dropping `fields` reset every balance
     state = _saved_bank(tmp_path)
@@ -298,7 +298,7 @@ def _bank_node(children: Children, tmp_path: Path) -> tuple[Path, int, Path, Pat
                        "('a', 'e0', 1, 'not json')"), "outbox"),
     (lambda s: _sql(s, "INSERT INTO outbox (link, epoch, seq, frame) VALUES "
                        "('zz', 'e0', 1, '{}')"), "outbox"),
-    (lambda s: _sql(s, "UPDATE meta SET value = 3 WHERE key = 'format'"), "format 3"),
+    (lambda s: _sql(s, "UPDATE meta SET value = 4 WHERE key = 'format'"), "format 4"),
     (lambda s: _sql(s, "UPDATE meta SET value = 'b' WHERE key = 'node'"), "node 'b'"),
 ], ids=["truncated", "dropped", "garbage", "outbox-row", "outbox-link", "version", "node"])
 def test_a_node_refuses_a_damaged_store_and_starts_over_with_fresh(

@@ -24,6 +24,10 @@ def _format_1_store(path: Path) -> None:
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         conn.execute("PRAGMA journal_mode=DELETE")
+        # (format 3 keeps ranges of handled numbers; formats 1 and 2 one row per number)
+        conn.execute("DROP TABLE handled_ranges")
+        conn.execute("CREATE TABLE handled_above (peer TEXT NOT NULL, epoch TEXT NOT NULL, "
+                     "seq INTEGER NOT NULL, crc INTEGER, PRIMARY KEY (peer, epoch, seq))")
         for table in _SUMMED:
             conn.execute(f"ALTER TABLE {table} DROP COLUMN crc")
         conn.execute("UPDATE meta SET value = 1 WHERE key = 'format'")

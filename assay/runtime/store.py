@@ -18,7 +18,8 @@ one connection, opened with `check_same_thread=False`, serialized by a lock.
 
 A store is trusted only as far as it is exactly what assay wrote: it is made whole (tables and
 a `meta` table naming its format, system and node, in one file renamed into place), and on
-every open it must pass SQLite's integrity check, have exactly these tables and this format,
+every open it must pass SQLite's integrity check, have exactly these tables and this format
+(a store of an older format assay wrote is first brought to it in place: `_upgrade`),
 belong to the system and node that open it; every row is checked as it is read.  Anything else
 is a `StateError` at the file — never a repair, never a silent fresh start.
 """
@@ -62,7 +63,8 @@ _OUTBOX = """CREATE TABLE IF NOT EXISTS outbox (
 # per (peer node, its epoch): the frame numbers whose steps are durable here, so a frame resent
 # after this node restarts is acknowledged, not handled twice.  Frames are handled out of
 # number order (one inbox per instance), so this is a set: a floor (every number up to it)
-# in `handled`, and the numbers above the floor in `handled_above`
+# in `handled`, and the ranges of numbers above the floor (`lo` to `hi`, both in: a run of
+# numbers is one row, `storelog.Handled`) in `handled_ranges`
 _HANDLED = """CREATE TABLE IF NOT EXISTS handled (
     peer  TEXT NOT NULL,
     epoch TEXT NOT NULL,
@@ -70,12 +72,13 @@ _HANDLED = """CREATE TABLE IF NOT EXISTS handled (
     crc   INTEGER,
     PRIMARY KEY (peer, epoch)
 )"""
-_HANDLED_ABOVE = """CREATE TABLE IF NOT EXISTS handled_above (
+_HANDLED_RANGES = """CREATE TABLE IF NOT EXISTS handled_ranges (
     peer  TEXT NOT NULL,
     epoch TEXT NOT NULL,
-    seq   INTEGER NOT NULL,
+    lo    INTEGER NOT NULL,
+    hi    INTEGER NOT NULL,
     crc   INTEGER,
-    PRIMARY KEY (peer, epoch, seq)
+    PRIMARY KEY (peer, epoch, lo)
 )"""
 # what the file is: its format, the system and node whose state it holds (text), and the
 # Lamport clock of the last durable step (a step log line beyond it was written for a step that
@@ -85,15 +88,28 @@ _META = """CREATE TABLE IF NOT EXISTS meta (
     value NOT NULL,
     crc   INTEGER
 )"""
-_TABLES = (_SCHEMA, _OUTBOX, _HANDLED, _HANDLED_ABOVE, _META)
+_TABLES = (_SCHEMA, _OUTBOX, _HANDLED, _HANDLED_RANGES, _META)
+# format 2 (and 1) kept a row per handled number above the floor: `_upgrade_2` takes it in
+_HANDLED_ABOVE = """CREATE TABLE IF NOT EXISTS handled_above (
+    peer  TEXT NOT NULL,
+    epoch TEXT NOT NULL,
+    seq   INTEGER NOT NULL,
+    crc   INTEGER,
+    PRIMARY KEY (peer, epoch, seq)
+)"""
+_TABLES_2 = (_SCHEMA, _OUTBOX, _HANDLED, _HANDLED_ABOVE, _META)
 # each table's columns that its `crc` covers (all the others)
 _SUMMED = {"fields": ("instance", "data"), "outbox": ("link", "epoch", "seq", "frame"),
-           "handled": ("peer", "epoch", "seq"), "handled_above": ("peer", "epoch", "seq"),
+           "handled": ("peer", "epoch", "seq"), "handled_ranges": ("peer", "epoch", "lo", "hi"),
            "meta": ("key", "value")}
+# format 2's tables, which `_upgrade` brings a format 1 store to first
+_SUMMED_2 = {**{t: c for t, c in _SUMMED.items() if t != "handled_ranges"},
+             "handled_above": ("peer", "epoch", "seq")}
 
 # the layout of a store file: a store of another format is refused, not guessed at
-# (2: every row with its checksum)
-FORMAT = 2
+# (2: every row with its checksum; 3: the numbers handled above the floor as ranges, not one
+# row each)
+FORMAT = 3
 
 
 def row_crc(table: str, *values: Any) -> int:
@@ -122,8 +138,8 @@ _OUTBOX_PUT = ("INSERT OR REPLACE INTO outbox (link, epoch, seq, frame, crc) VAL
                "(?1, ?2, ?3, ?4, assay_crc('outbox', ?1, ?2, ?3, ?4))")
 _HANDLED_PUT = ("INSERT INTO handled (peer, epoch, seq, crc) VALUES "
                 "(?1, ?2, ?3, assay_crc('handled', ?1, ?2, ?3))")
-_ABOVE_PUT = ("INSERT INTO handled_above (peer, epoch, seq, crc) VALUES "
-              "(?1, ?2, ?3, assay_crc('handled_above', ?1, ?2, ?3))")
+_RANGE_PUT = ("INSERT INTO handled_ranges (peer, epoch, lo, hi, crc) VALUES "
+              "(?1, ?2, ?3, ?4, assay_crc('handled_ranges', ?1, ?2, ?3, ?4))")
 _CLOCK_UP = ("INSERT INTO meta (key, value, crc) VALUES ('clock', ?1, assay_crc('meta', "
              "'clock', ?1)) ON CONFLICT (key) DO UPDATE SET value = max(value, "
              "excluded.value), crc = assay_crc('meta', 'clock', max(value, excluded.value))")
@@ -231,20 +247,23 @@ def _layout(conn: sqlite3.Connection) -> dict[tuple[str, str], Any]:
 
 
 @functools.cache
-def _expected_layout() -> dict[tuple[str, str], Any]:
+def _expected_layout(tables: tuple[str, ...] = _TABLES) -> dict[tuple[str, str], Any]:
     """The layout of a store, read from one made in memory (never written out twice)."""
     conn = sqlite3.connect(":memory:")
     try:
-        for table in _TABLES:
+        for table in tables:
             conn.execute(table)
         return _layout(conn)
     finally:
         conn.close()
 
 
-def _check_tables(found: dict[tuple[str, str], Any], path: str) -> None:
-    """Exactly the tables and indexes assay writes, no more, no fewer."""
+def _check_tables(found: dict[tuple[str, str], Any], path: str, older: bool = False) -> None:
+    """Exactly the tables and indexes assay writes, no more, no fewer (`older`: or those of
+    format 1 or 2, which `_upgrade` brings to this format)."""
     want = _expected_layout()
+    if older and ("table", "handled_above") in found:
+        want = _expected_layout(_TABLES_2)
     if not found:
         raise _damaged(path, "the file is empty (0 bytes)" if os.path.getsize(path) == 0
                        else "the file holds no tables")
@@ -256,12 +275,56 @@ def _check_tables(found: dict[tuple[str, str], Any], path: str) -> None:
         raise _damaged(path, f"a {extra[0][0]} '{extra[0][1]}' that assay does not write")
 
 
-def _upgrade(conn: sqlite3.Connection) -> bool:
-    """A store of format 1 (before each row had its checksum) brought to this format in place,
+def _upgrade(conn: sqlite3.Connection, path: str) -> bool:
+    """A store of an older format brought to this one in place (`_upgrade_1`, then
+    `_upgrade_2`).  Whether it was one (anything else is left to the format check)."""
+    one = _upgrade_1(conn)
+    return _upgrade_2(conn, path) or one
+
+
+def _upgrade_2(conn: sqlite3.Connection, path: str) -> bool:
+    """A store of format 2 (a row per handled number above the floor, `handled_above`)
+    brought to format 3 in one transaction: each row's checksum checked (`_check_sums`, as
+    format 2 is read), the numbers folded into ranges (`handled_ranges`), the old table
+    dropped.  Whether it was one."""
+    if conn.execute("SELECT value FROM meta WHERE key = 'format'").fetchall() != [(2,)]:
+        return False
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = "
+                                            "'table'")}
+        if conn.execute("SELECT value FROM meta WHERE key = 'format'").fetchall() != [(2,)] \
+                or "handled_above" not in names or "handled_ranges" in names:
+            conn.execute("ROLLBACK")       # (not format 2's layout: the checks say what)
+            return False
+        _check_sums(conn, path, _SUMMED_2)
+        conn.execute(_HANDLED_RANGES)
+        keys = conn.execute("SELECT DISTINCT peer, epoch FROM handled_above").fetchall()
+        for peer, epoch in keys:
+            have = _handled_of(conn, peer, epoch)
+            for (seq,) in conn.execute("SELECT seq FROM handled_above WHERE peer = ? AND "
+                                       "epoch = ?", (peer, epoch)):
+                if not _count(seq, 1):
+                    raise _damaged(path, f"table handled_above, row ({peer!r}, {epoch!r}, "
+                                         f"{seq!r}): not a frame number")
+                have.add(seq)
+            _put_handled(conn, peer, epoch, have)
+        conn.execute("DROP TABLE handled_above")
+        conn.execute("UPDATE meta SET value = ?1, crc = assay_crc('meta', 'format', ?1) "
+                     "WHERE key = 'format'", (FORMAT,))
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return True
+
+
+def _upgrade_1(conn: sqlite3.Connection) -> bool:
+    """A store of format 1 (before each row had its checksum) brought to format 2 in place,
     in one transaction: each row's checksum computed from what it holds.  Format 1 had no
     checksums to check, so its rows are taken as they are (as they were before the upgrade);
-    from here on they are checked.  Whether it was one (anything else is left to the
-    format check)."""
+    from here on they are checked.  Whether it was one."""
     if conn.execute("SELECT value FROM meta WHERE key = 'format'").fetchall() != [(1,)]:
         return False
     conn.execute("BEGIN IMMEDIATE")
@@ -272,12 +335,12 @@ def _upgrade(conn: sqlite3.Connection) -> bool:
                        conn.execute("SELECT * FROM pragma_table_info('meta')")):
             conn.execute("ROLLBACK")       # (not format 1's layout: the checks say what)
             return False
-        for table, cols in _SUMMED.items():
+        for table, cols in _SUMMED_2.items():
             conn.execute(f"ALTER TABLE {table} ADD COLUMN crc INTEGER")   # noqa: S608
             conn.execute(f"UPDATE {table} SET crc = assay_crc('{table}', "      # noqa: S608
                          f"{', '.join(cols)})")
-        conn.execute("UPDATE meta SET value = ?1, crc = assay_crc('meta', 'format', ?1) "
-                     "WHERE key = 'format'", (FORMAT,))
+        conn.execute("UPDATE meta SET value = 2, crc = assay_crc('meta', 'format', 2) "
+                     "WHERE key = 'format'")
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
@@ -333,9 +396,11 @@ def _check_meta(conn: sqlite3.Connection, path: str, system: str | None,
                      "(?1, ?2, assay_crc('meta', ?1, ?2))", (key, want))
 
 
-def _check_sums(conn: sqlite3.Connection, path: str) -> None:
-    """Every row as assay saved it: its checksum matches (`row_crc`)."""
-    for table, cols in _SUMMED.items():
+def _check_sums(conn: sqlite3.Connection, path: str,
+                summed: dict[str, tuple[str, ...]] = _SUMMED) -> None:
+    """Every row as assay saved it: its checksum matches (`row_crc`; `summed`: the tables of
+    this format, or of the one being upgraded)."""
+    for table, cols in summed.items():
         for row in conn.execute(f"SELECT {', '.join(cols)}, crc FROM {table}"):  # noqa: S608
             if row[-1] is None or row[-1] != row_crc(table, *row[:-1]):
                 key = row[0] if len(cols) == 2 else tuple(row[:3])
@@ -347,8 +412,30 @@ def _check_sums(conn: sqlite3.Connection, path: str) -> None:
 def _holds_state(conn: sqlite3.Connection) -> bool:
     """Whether anything was saved in the store (a step, a frame, a handled number)."""
     return any(conn.execute(f"SELECT 1 FROM {t} LIMIT 1").fetchone()      # noqa: S608
-               for t in ("fields", "outbox", "handled", "handled_above")) or bool(
+               for t in ("fields", "outbox", "handled", "handled_ranges")) or bool(
         conn.execute("SELECT 1 FROM meta WHERE key = 'clock' AND value > 0").fetchone())
+
+
+def _handled_of(conn: sqlite3.Connection, peer: str, epoch: str) -> Handled:
+    """Within a transaction: the handled numbers of (peer, epoch) as the file holds them."""
+    have = Handled()
+    for (seq,) in conn.execute("SELECT seq FROM handled WHERE peer = ? AND epoch = ?",
+                               (peer, epoch)):
+        have.add_range(1, int(seq))
+    for lo, hi in conn.execute("SELECT lo, hi FROM handled_ranges WHERE peer = ? AND "
+                               "epoch = ?", (peer, epoch)):
+        have.add_range(int(lo), int(hi))
+    return have
+
+
+def _put_handled(conn: sqlite3.Connection, peer: str, epoch: str, have: Handled) -> None:
+    """Within a transaction: make the rows of (peer, epoch) say `have`."""
+    for table in ("handled", "handled_ranges"):
+        conn.execute(f"DELETE FROM {table} WHERE peer = ? AND epoch = ?",  # noqa: S608
+                     (peer, epoch))
+    if have.floor:
+        conn.execute(_HANDLED_PUT, (peer, epoch, have.floor))
+    conn.executemany(_RANGE_PUT, [(peer, epoch, lo, hi) for lo, hi in have.ranges])
 
 
 def _json(fields: dict[str, Any]) -> str:
@@ -498,21 +585,9 @@ class Store:
         conn.executemany(_OUTBOX_PUT, [(*k, json.dumps(f, sort_keys=True, allow_nan=False))
                                           for k, f in delta.outbox.items() if f is not None])
         for (peer, epoch), (reset, added) in delta.handled.items():
-            have = Handled()
-            if not reset:
-                for (seq,) in conn.execute("SELECT seq FROM handled WHERE peer = ? AND "
-                                           "epoch = ?", (peer, epoch)):
-                    have.floor = int(seq)
-                for (seq,) in conn.execute("SELECT seq FROM handled_above WHERE peer = ? "
-                                           "AND epoch = ?", (peer, epoch)):
-                    have.add(int(seq))
+            have = Handled() if reset else _handled_of(conn, peer, epoch)
             have.update(added)
-            for table in ("handled", "handled_above"):
-                conn.execute(f"DELETE FROM {table} WHERE peer = ? AND epoch = ?",  # noqa: S608
-                             (peer, epoch))
-            if have.floor:
-                conn.execute(_HANDLED_PUT, (peer, epoch, have.floor))
-            conn.executemany(_ABOVE_PUT, [(peer, epoch, s) for s in sorted(have.above)])
+            _put_handled(conn, peer, epoch, have)
         if delta.clock is not None:
             conn.execute(_CLOCK_UP, (delta.clock,))
 
@@ -538,10 +613,11 @@ class Store:
         if problems != ["ok"]:
             raise _damaged(self.path, "SQLite's integrity check fails: " + "; ".join(problems))
         found = _layout(conn)
-        _check_tables(found, self.path)
-        if _upgrade(conn):                # a store an earlier assay wrote (format 1)
+        _check_tables(found, self.path, older=True)
+        if _upgrade(conn, self.path):     # a store an earlier assay wrote (format 1 or 2)
             found = _layout(conn)
         _check_format(conn, self.path)
+        _check_tables(found, self.path)
         _check_columns(found, self.path)
         # the log an earlier life left is taken in before the meta rows are read: whether the
         # store holds state (an unnamed one is adopted only if it does not) includes it
@@ -661,28 +737,20 @@ class Store:
     @staticmethod
     def _add_handled(conn: sqlite3.Connection, peer: str, epoch: str, seq: int) -> None:
         """Within a transaction: add `seq` to the handled numbers of (peer, epoch)."""
-        row = conn.execute("SELECT seq FROM handled WHERE peer = ? AND epoch = ?",
-                           (peer, epoch)).fetchone()
-        floor = 0 if row is None else int(row[0])
-        if type(seq) is not int or seq > floor + 1:
-            # a gap below it: the floor stays.  (A NOT NULL or type error surfaces here,
-            # inside the transaction.)
-            conn.execute(_ABOVE_PUT + " ON CONFLICT DO NOTHING", (peer, epoch, seq))
-            return
-        if seq <= floor:
+        if type(seq) is not int:
+            # (a NOT NULL error surfaces here, as SQLite's, inside the transaction)
+            conn.execute(_RANGE_PUT, (peer, epoch, seq, seq))
+            raise TypeError(f"a frame number is an int, not {seq!r}")
+        have = _handled_of(conn, peer, epoch)
+        if seq in have:
             return                       # handled already
-        # the next number: the floor rises to it, and on over the numbers above it that it
-        # meets (the usual case, numbers handled in order, writes the floor's row only)
-        above = {r[0] for r in conn.execute(
-            "SELECT seq FROM handled_above WHERE peer = ? AND epoch = ?", (peer, epoch))}
-        new = seq
-        while new + 1 in above:
-            new += 1
-        conn.execute(_HANDLED_PUT + " ON CONFLICT (peer, epoch) DO UPDATE SET "
-                     "seq = excluded.seq, crc = excluded.crc", (peer, epoch, new))
-        if above:
-            conn.execute("DELETE FROM handled_above WHERE peer = ? AND epoch = ? AND seq <= ?",
-                         (peer, epoch, new))
+        if seq == have.floor + 1 and not len(have):
+            # the usual case, numbers handled in order: the floor's row only
+            conn.execute(_HANDLED_PUT + " ON CONFLICT (peer, epoch) DO UPDATE SET "
+                         "seq = excluded.seq, crc = excluded.crc", (peer, epoch, seq))
+            return
+        have.add(seq)
+        _put_handled(conn, peer, epoch, have)
 
     def forget(self, peer: str, epochs: list[str]) -> None:
         """Forget the handled numbers of these lives (`epochs`) of `peer`, which have ended
@@ -696,7 +764,7 @@ class Store:
             conn = self._connection()
             try:
                 conn.execute("BEGIN IMMEDIATE")
-                for table in ("handled", "handled_above"):
+                for table in ("handled", "handled_ranges"):
                     conn.executemany(f"DELETE FROM {table} WHERE peer = ? AND epoch = ?",
                                      [(peer, e) for e in epochs])
                 conn.execute("COMMIT")
@@ -759,15 +827,18 @@ class Store:
     def handled(self) -> dict[tuple[str, str], Handled]:
         """Per (peer node, epoch): the frame numbers handled durably; each row checked."""
         out: dict[tuple[str, str], Handled] = {}
-        for table in ("handled", "handled_above"):
-            for peer, epoch, seq in self._read(table, f"SELECT peer, epoch, seq FROM {table}"):
-                if not (_name(peer) and _name(epoch) and _count(seq, 1)):
-                    raise _damaged(self.path, f"table {table}, row ({peer!r}, {epoch!r}, "
-                                              f"{seq!r}): not a peer, epoch and frame number")
-                if table == "handled":
-                    out[(peer, epoch)] = Handled(seq)
-                else:
-                    out.setdefault((peer, epoch), Handled()).above.add(seq)
+        for peer, epoch, seq in self._read("handled", "SELECT peer, epoch, seq FROM handled"):
+            if not (_name(peer) and _name(epoch) and _count(seq, 1)):
+                raise _damaged(self.path, f"table handled, row ({peer!r}, {epoch!r}, "
+                                          f"{seq!r}): not a peer, epoch and frame number")
+            out[(peer, epoch)] = Handled(seq)
+        for peer, epoch, lo, hi in self._read("handled_ranges", "SELECT peer, epoch, lo, hi "
+                                                                "FROM handled_ranges"):
+            if not (_name(peer) and _name(epoch) and _count(lo, 1) and _count(hi, lo)):
+                raise _damaged(self.path, f"table handled_ranges, row ({peer!r}, {epoch!r}, "
+                                          f"{lo!r}, {hi!r}): not a peer, epoch and range of "
+                                          "frame numbers")
+            out.setdefault((peer, epoch), Handled()).add_range(lo, hi)
         return out
 
     def clock(self) -> int:

@@ -38,8 +38,8 @@ import json
 import logging
 import struct
 import zlib
-from collections.abc import Collection
-from dataclasses import dataclass, field
+from bisect import bisect_left, bisect_right
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from assay.errors import Location, StateError
@@ -62,41 +62,127 @@ def encode(record: list[Any]) -> bytes:
     return _HEAD.pack(MARK, len(payload), zlib.crc32(payload)) + payload
 
 
-@dataclass
 class Handled:
     """A set of frame numbers (of one sender life), kept as a floor — every number from 1 up
-    to it — and the numbers above it; the floor rises as the gaps fill."""
+    to it — and sorted, disjoint ranges of numbers above it (`ranges`, `lo`..`hi` both in,
+    never touching one another or the floor); the floor rises as the gaps fill.  A run of
+    numbers costs one range whatever its length: the honest cases (numbers in order, a few
+    frames handled out of order, a receiver that restarted without a store seeing the numbers
+    of a sender go on far above 0) stay at a few ranges; what makes many is a sparse numbering
+    (2, 4, 6, …), which the receiver bounds (`opens`, `MAX_RANGES`)."""
 
-    floor: int = 0
-    above: set[int] = field(default_factory=set)
+    __slots__ = ("floor", "_lo", "_hi")
+
+    MAX_RANGES = 1024   # ranges above the floor a receiver lets one sender life make
+
+    def __init__(self, floor: int = 0, ranges: Iterable[tuple[int, int]] = ()) -> None:
+        self.floor = floor
+        self._lo: list[int] = []
+        self._hi: list[int] = []
+        for lo, hi in ranges:
+            self.add_range(lo, hi)
+
+    @property
+    def ranges(self) -> list[tuple[int, int]]:
+        """The ranges above the floor, lowest first, as (lo, hi), both in."""
+        return list(zip(self._lo, self._hi))
+
+    @property
+    def above(self) -> set[int]:
+        """The numbers above the floor, one by one (for a small set: a test's)."""
+        return {n for lo, hi in zip(self._lo, self._hi) for n in range(lo, hi + 1)}
+
+    def __len__(self) -> int:
+        """The number of ranges above the floor (what `MAX_RANGES` bounds)."""
+        return len(self._lo)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Handled):
+            return NotImplemented
+        return (self.floor, self._lo, self._hi) == (other.floor, other._lo, other._hi)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Handled({self.floor}, {self.ranges})"
 
     def __contains__(self, seq: int) -> bool:
-        return seq <= self.floor or seq in self.above
+        if seq <= self.floor:
+            return True
+        i = bisect_right(self._lo, seq) - 1
+        return i >= 0 and seq <= self._hi[i]
+
+    def opens(self, seq: int) -> bool:
+        """Whether adding `seq` makes a new range: it is not in the set, and neither `seq - 1`
+        nor `seq + 1` is."""
+        if seq <= self.floor + 1:
+            return False
+        i = bisect_right(self._lo, seq) - 1
+        if i >= 0 and seq <= self._hi[i] + 1:
+            return False
+        return not (i + 1 < len(self._lo) and self._lo[i + 1] == seq + 1)
 
     def add(self, seq: int) -> None:
-        if seq <= self.floor:
+        floor = self.floor
+        if seq <= floor:
             return
-        if seq == self.floor + 1 and not self.above:     # (in order: the usual)
-            self.floor = seq
+        lo = self._lo
+        if seq == floor + 1:                              # meets the floor (the usual)
+            if lo and lo[0] == seq + 1:
+                self.floor = self._hi[0]
+                del lo[0], self._hi[0]
+            else:
+                self.floor = seq
             return
-        self.above.add(seq)
-        while self.floor + 1 in self.above:
-            self.floor += 1
-            self.above.remove(self.floor)
+        hi = self._hi
+        if not lo:
+            lo.append(seq)
+            hi.append(seq)
+            return
+        i = bisect_right(lo, seq) - 1
+        if i >= 0 and seq <= hi[i]:
+            return                                        # in a range already
+        right = i + 1 < len(lo) and lo[i + 1] == seq + 1
+        if i >= 0 and hi[i] == seq - 1:                   # meets the range below
+            if right:
+                hi[i] = hi[i + 1]
+                del lo[i + 1], hi[i + 1]
+            else:
+                hi[i] = seq
+        elif right:                                       # meets the range above
+            lo[i + 1] = seq
+        else:
+            lo.insert(i + 1, seq)
+            hi.insert(i + 1, seq)
+
+    def add_range(self, first: int, last: int) -> None:
+        """Add the numbers `first` to `last` (both in; none if `last < first`)."""
+        if last <= self.floor or last < first:
+            return
+        first = max(first, self.floor + 1)
+        lo, hi = self._lo, self._hi
+        # the ranges that overlap or touch [first, last] merge with it
+        i = bisect_left(hi, first - 1)                    # first range ending at first-1 or later
+        j = bisect_right(lo, last + 1)                    # past the last starting by last+1
+        if i < j:
+            first, last = min(first, lo[i]), max(last, hi[j - 1])
+        del lo[i:j], hi[i:j]
+        if first == self.floor + 1:
+            self.floor = last
+        else:
+            lo.insert(i, first)
+            hi.insert(i, last)
 
     def copy(self) -> Handled:
-        return Handled(self.floor, set(self.above))
+        h = Handled(self.floor)
+        h._lo, h._hi = list(self._lo), list(self._hi)
+        return h
 
     def update(self, other: Handled) -> None:
         """Add the numbers of `other`."""
-        if other.floor > self.floor:
-            self.floor = other.floor
-            self.above = {s for s in self.above if s > self.floor}
-        for seq in other.above:
-            self.add(seq)
-        while self.floor + 1 in self.above:
-            self.floor += 1
-            self.above.remove(self.floor)
+        self.add_range(1, other.floor)
+        for first, last in zip(other._lo, other._hi):
+            self.add_range(first, last)
 
 
 class Delta:

@@ -43,6 +43,7 @@ import os
 import random
 import signal
 import time
+import traceback
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -89,13 +90,32 @@ class _Printable(logging.Filter):
     """Every line the runtime logs made printable and cut at `LOG_LINE_MAX` characters
     (`printable`): what it says of a peer (its name, the ports, types and values in its
     frames, why a frame was refused) and of a state cannot forge a line of the log, act on
-    the terminal showing it, or make one line of a megabyte (a frame's)."""
+    the terminal showing it, or make one line of a megabyte (a frame's).  A traceback
+    (`exc_info`) too: an exception's message may hold what a peer sent (`_traceback`)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         text = record.getMessage()
         if len(text) > LOG_LINE_MAX or not text.isprintable():
             record.msg, record.args = printable(text, LOG_LINE_MAX), None
+        if record.exc_info and record.exc_info[1] is not None and not record.exc_text:
+            record.exc_text = _traceback(record.exc_info[1])
         return True
+
+
+def _traceback(e: BaseException) -> str:
+    """The traceback of `e` as the log shows it, made printable: the line breaks of its
+    frames' entries (file and source lines, two to an entry) are kept, each line escaped and
+    cut; every other part — an exception's message (with those it was chained to), which may
+    quote a peer's frame — is one line, its line breaks escaped, so it cannot forge a line of
+    the log."""
+    out: list[str] = []
+    for part in traceback.format_exception(e):
+        part = part.removesuffix("\n")
+        if part.startswith("  File "):
+            out.extend(printable(line, LOG_LINE_MAX) for line in part.split("\n"))
+        else:
+            out.append(printable(part, LOG_LINE_MAX))
+    return "\n".join(out)
 
 
 log.addFilter(_Printable())
@@ -668,6 +688,14 @@ class TcpNode:
             if pending is not None:                   # its ack goes where the resend came
                 pending.session = session
             return None
+        if len(seen) >= Handled.MAX_RANGES and seen.opens(seq):
+            # a sparse numbering (2, 4, 6, ...) would grow the numbers kept, here and in the
+            # store, without bound.  Refused, not taken (never a resend taken as new) and not
+            # lost: the sender resends it, and an honest one resends its lowest frames not
+            # acknowledged first, which fill the gaps (each meets a number kept)
+            raise WireError(f"node {peer} left {len(seen)} gaps between the frame numbers "
+                            f"of its life {epoch} here, the most one life may leave: a frame "
+                            "that leaves another is refused until they fill")
         seen.add(seq)
         receipt = _Receipt(peer, epoch, seq, session)
         self.pending[(peer, epoch, seq)] = receipt
