@@ -223,7 +223,7 @@ class _Link:
         return s is not None and not s.is_closing()
 
 
-@dataclass
+@dataclass(slots=True)
 class _Receipt:
     """Where a message from another node came from: acknowledged once its step is durable."""
 
