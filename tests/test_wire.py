@@ -403,6 +403,16 @@ F = ["message", "fields"]
 def test_envelope_from_wire_rejects_with_a_reason(d, reason):
     with pytest.raises(WireError, match=reason):
         envelope_from_wire(d, allowed)
+    # a node's path (`decode_frame`, then `envelope_from_frame`) refuses it too: in
+    # `decode_frame` if its keys, kind or clock are bad, else with the same reason
+    frame = {**d, "seq": 1, "epoch": "e"} if isinstance(d, dict) else d
+    try:
+        got = decode_frame(frame)
+    except WireError:
+        return
+    assert isinstance(got, MsgFrame)
+    with pytest.raises(WireError, match=reason):
+        envelope_from_frame(got, allowed)
 
 
 def test_envelope_from_wire_rejects_what_is_not_an_object():

@@ -655,7 +655,7 @@ MAX_LIVE = 64                            # lives listed in one `epochs` frame
 
 def decode_frame(d: dict) -> Frame:
     """What a node's server reads after authentication, checked (see above), or `WireError`.
-    A message's envelope is checked apart (`envelope_from_wire`): a frame whose transport
+    A message's envelope is checked apart (`envelope_from_frame`): a frame whose transport
     fields are sound but whose message does not fit is dropped and acknowledged."""
     if not isinstance(d, dict):
         raise WireError(f"a frame is an object, not {type(d).__name__}")
