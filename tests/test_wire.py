@@ -36,6 +36,7 @@ from assay.runtime.wire import (
     decode_frame,
     decode_reply,
     encode_frame,
+    envelope_from_frame,
     envelope_from_wire,
     envelope_to_wire,
     read_frame,
@@ -402,6 +403,16 @@ F = ["message", "fields"]
 def test_envelope_from_wire_rejects_with_a_reason(d, reason):
     with pytest.raises(WireError, match=reason):
         envelope_from_wire(d, allowed)
+    # a node's path (`decode_frame`, then `envelope_from_frame`) refuses it too: in
+    # `decode_frame` if its keys, kind or clock are bad, else with the same reason
+    frame = {**d, "seq": 1, "epoch": "e"} if isinstance(d, dict) else d
+    try:
+        got = decode_frame(frame)
+    except WireError:
+        return
+    assert isinstance(got, MsgFrame)
+    with pytest.raises(WireError, match=reason):
+        envelope_from_frame(got, allowed)
 
 
 def test_envelope_from_wire_rejects_what_is_not_an_object():
@@ -520,7 +531,7 @@ def test_decode_frame_reads_each_kind():
     m = {**envelope_to_wire(env_of(Ping(1)), 3), "seq": 2, "epoch": "e"}
     got = decode_frame(m)
     assert isinstance(got, MsgFrame) and (got.epoch, got.seq, got.clock) == ("e", 2, 3)
-    assert envelope_from_wire(got.body, allowed) == (env_of(Ping(1)), 3)
+    assert envelope_from_frame(got, allowed) == env_of(Ping(1))
     assert decode_frame({"t": "epochs", "live": ["a", "b"]}) == EpochsFrame(("a", "b"))
     assert decode_frame({"t": "state", "instance": "x"}) == Request("state", "x")
     assert decode_frame({"t": "stop"}) == Request("stop")
@@ -1028,6 +1039,34 @@ def test_a_frame_s_mac_is_hmac_sha256_truncated(key_len):
         want = hmac.new(key, b"i>r" + n.to_bytes(8, "big") + payload,
                         hashlib.sha256).digest()[:16]
         assert s._tag(b"i>r", n, payload) == want
+
+
+@pytest.mark.parametrize("initiator", [True, False])
+def test_a_sealed_frame_carries_the_standard_hmac_and_opens_only_the_other_way(initiator):
+    """What `seal` writes and `_open` verifies (each direction's inner hash state made once,
+    its direction hashed in) is HMAC-SHA256 of (direction, number, payload), cut to 128
+    bits; a frame opens on the other side of the connection, not on its own."""
+    import hashlib
+    import hmac
+
+    class Writer:
+        def get_extra_info(self, _):
+            return None
+
+    key = os.urandom(32)
+    me, other, mirror = (Session(None, Writer(), "x", key, i)  # type: ignore[arg-type]
+                         for i in (initiator, not initiator, initiator))
+    direction = b"i>r" if initiator else b"r>i"
+    for n, payload in enumerate([b'{"t":"stop"}', b"{}", b'{"a":"' + b"b" * 500 + b'"}']):
+        frame = me.seal(payload)
+        body = frame[4:]
+        assert body[:8] == n.to_bytes(8, "big") and body[24:] == payload
+        assert body[8:24] == hmac.new(key, direction + body[:8] + payload,
+                                      hashlib.sha256).digest()[:16]
+        assert other._open(memoryview(body)) == json.loads(payload)
+        with pytest.raises(FrameAuthError, match="bad MAC"):
+            mirror._open(memoryview(body))           # sent back the way it came
+        mirror._received = n + 1
 
 
 def test_a_forged_frame_numbered_as_the_next_one_has_a_bad_mac():

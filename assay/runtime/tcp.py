@@ -74,7 +74,7 @@ from assay.runtime.wire import (
     decode_ack,
     decode_frame,
     decode_reply,
-    envelope_from_wire,
+    envelope_from_frame,
     envelope_to_wire,
     open_connection,
     start_server,
@@ -243,7 +243,7 @@ class _Link:
         return s is not None and not s.is_closing()
 
 
-@dataclass
+@dataclass(slots=True)
 class _Receipt:
     """Where a message from another node came from: acknowledged once its step is durable."""
 
@@ -664,6 +664,10 @@ class TcpNode:
         self.wake.set()
         return {"t": "stopping"}
 
+    def _ports(self, dst: str, port: str) -> dict[str, type]:
+        """The message classes port `dst.port` here receives by name (none: no such port)."""
+        return self.allowed.get((dst, port), {})
+
     def _on_msg(self, peer: str, frame: MsgFrame, session: Session | None
                 ) -> dict[str, Any] | None:
         """Queue a message for its step (acknowledged once that is durable), acknowledge a
@@ -700,8 +704,7 @@ class TcpNode:
         receipt = _Receipt(peer, epoch, seq, session)
         self.pending[(peer, epoch, seq)] = receipt
         try:
-            env, clock = envelope_from_wire(frame.body,
-                                            lambda d, p: self.allowed.get((d, p), {}))
+            env, clock = envelope_from_frame(frame, self._ports), frame.clock
         except WireError as e:
             self._drops.warning("%s: dropped a message from %s: %s", self.name, peer, e)
             self._drop(receipt)

@@ -321,6 +321,10 @@ class Session:
         self.reader, self.writer, self.peer = reader, writer, peer
         self._inner, self._outer = _hmac_pads(key)      # keyed once, copied per frame
         self._out, self._in = (b"i>r", b"r>i") if initiator else (b"r>i", b"i>r")
+        # the inner hash state of each direction's MACs, its direction hashed in once
+        self._inner_out, self._inner_in = self._inner.copy(), self._inner.copy()
+        self._inner_out.update(self._out)
+        self._inner_in.update(self._in)
         self._sent = 0
         self._received = 0
         self.address = address_of(writer)
@@ -334,11 +338,13 @@ class Session:
         self._on_end: Callable[[BaseException | None], None] = _ignore
 
     def _tag(self, direction: bytes, n: int, payload: bytes) -> bytes:
-        return self._mac(direction + n.to_bytes(_COUNTER, "big"), payload)
+        return self._mac(self._inner, direction + n.to_bytes(_COUNTER, "big"), payload)
 
-    def _mac(self, head: bytes, payload: bytes | memoryview) -> bytes:
-        """The MAC of a frame: `head` is its direction and number (8 bytes, big-endian)."""
-        inner = self._inner.copy()
+    def _mac(self, start: Any, head: bytes | memoryview, payload: bytes | memoryview) -> bytes:
+        """The MAC of a frame: `start` is the inner hash state after the padded key (and
+        maybe more of the frame), `head` the rest of its direction and number (8 bytes,
+        big-endian), before `payload`."""
+        inner = start.copy()
         inner.update(head)
         inner.update(payload)
         outer = self._outer.copy()
@@ -351,7 +357,7 @@ class Session:
         self._sent += 1
         number = n.to_bytes(_COUNTER, "big")
         return b"".join(((_COUNTER + _TAG + len(payload)).to_bytes(_HEADER, "big"), number,
-                         self._mac(self._out + number, payload), payload))
+                         self._mac(self._inner_out, number, payload), payload))
 
     def frame(self, obj: dict) -> bytes:
         """`obj` as the next frame this side sends (see `encode_payload`)."""
@@ -389,14 +395,14 @@ class Session:
         if len(body) < _SEALED:
             raise FrameAuthError(f"a frame of {len(body)} bytes has no room for its number "
                                  "and MAC")
-        number = bytes(body[:_COUNTER])
+        number = body[:_COUNTER]
         n = int.from_bytes(number, "big")
         payload = body[_SEALED:]
         if n != self._received:
             raise FrameAuthError(f"frame number {n} is out of order (expected "
                                  f"{self._received}): replayed, dropped or injected")
         if not hmac.compare_digest(body[_COUNTER:_SEALED],
-                                   self._mac(self._in + number, payload)):
+                                   self._mac(self._inner_in, number, payload)):
             raise FrameAuthError(f"frame {n} has a bad MAC: altered or forged")
         self._received += 1
         return decode_payload(payload)
@@ -609,12 +615,13 @@ def _keys(d: dict, kind: str, required: set[str], optional: frozenset[str] = fro
 @dataclass(frozen=True, slots=True)
 class MsgFrame:
     """A message from another node: its sender's life (`epoch`) and number in it (`seq`),
-    the sender's Lamport `clock`, and the envelope part (`body`, for `envelope_from_wire`)."""
+    the sender's Lamport `clock`, and the frame as read (`raw`, its transport fields checked
+    by `decode_frame`; the envelope in it for `envelope_from_frame`)."""
 
     epoch: str
     seq: int
     clock: int
-    body: dict[str, Any]
+    raw: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -648,7 +655,7 @@ MAX_LIVE = 64                            # lives listed in one `epochs` frame
 
 def decode_frame(d: dict) -> Frame:
     """What a node's server reads after authentication, checked (see above), or `WireError`.
-    A message's envelope is checked apart (`envelope_from_wire`): a frame whose transport
+    A message's envelope is checked apart (`envelope_from_frame`): a frame whose transport
     fields are sound but whose message does not fit is dropped and acknowledged."""
     if not isinstance(d, dict):
         raise WireError(f"a frame is an object, not {type(d).__name__}")
@@ -657,14 +664,12 @@ def decode_frame(d: dict) -> Frame:
         keys = d.keys()
         if keys != _MSG_FRAME and keys != _MSG_FRAME_META:      # (no set built: the usual)
             _keys(d, "msg", set(_MSG_FRAME), _MSG_OPTIONAL)
-        body = dict(d)
-        del body["seq"], body["epoch"]
         seq, clock = d["seq"], d["clock"]
         if type(seq) is not int or not 1 <= seq < INT_LIMIT:
             wire_int(seq, "seq", 1)                         # (raises, saying why)
         if type(clock) is not int or not 0 <= clock < CLOCK_LIMIT:
             wire_int(clock, "clock", 0, CLOCK_LIMIT)
-        return MsgFrame(wire_epoch(d["epoch"]), seq, clock, body)
+        return MsgFrame(wire_epoch(d["epoch"]), seq, clock, d)   # (no copy without seq, epoch)
     if t == "epochs":
         _keys(d, "epochs", {"t", "live"})
         live = d["live"]
@@ -871,15 +876,32 @@ def envelope_from_wire(d: dict, allowed: Callable[[str, str], dict[str, type[Mes
         extra = sorted(set(d) - _MSG_KEYS - _MSG_OPTIONAL)
         if extra:
             raise WireError(f"message frame has an unexpected key {extra[0]!r}")
+    return _envelope(d, allowed, True), d["clock"]
+
+
+def envelope_from_frame(frame: MsgFrame,
+                        allowed: Callable[[str, str], dict[str, type[Message]]]) -> Envelope:
+    """The envelope of a `msg` frame `decode_frame` read: what `envelope_from_wire` checks,
+    but its keys, kind and clock, which `decode_frame` checked already (the clock is
+    `frame.clock`)."""
+    return _envelope(frame.raw, allowed, False)
+
+
+def _envelope(d: dict, allowed: Callable[[str, str], dict[str, type[Message]]],
+              check_clock: bool) -> Envelope:
+    """The envelope of a message frame `d` whose keys and kind are checked: its meta, names,
+    clock (if `check_clock`: else checked already) and message checked here, in that order
+    (`envelope_from_wire`), or `WireError`."""
     meta = _meta(d["meta"]) if "meta" in d else ()
     src, src_port, dst, dst_port = d["src"], d["src_port"], d["dst"], d["dst_port"]
     if not (type(src) is str and src and type(src_port) is str and src_port
             and type(dst) is str and dst and type(dst_port) is str and dst_port):
         for key in ("src", "src_port", "dst", "dst_port"):
             _name(d, key)                                   # (raises, saying which)
-    clock = d["clock"]
-    if type(clock) is not int or not 0 <= clock < CLOCK_LIMIT:
-        wire_int(clock, "clock", 0, CLOCK_LIMIT)            # (raises, saying why)
+    if check_clock:
+        clock = d["clock"]
+        if type(clock) is not int or not 0 <= clock < CLOCK_LIMIT:
+            wire_int(clock, "clock", 0, CLOCK_LIMIT)        # (raises, saying why)
     j = d["message"]
     if not isinstance(j, dict):
         raise WireError(f"'message' must be an object, got {type(j).__name__}")
@@ -916,7 +938,7 @@ def envelope_from_wire(d: dict, allowed: Callable[[str, str], dict[str, type[Mes
         raise WireError(f"cannot check the fields of {tname}: {e}") from None
     if bad is not None:
         raise WireError(f"bad {tname} for {dst}.{dst_port}: {bad}")
-    return Envelope(src, src_port, dst, dst_port, msg, meta), clock
+    return Envelope(src, src_port, dst, dst_port, msg, meta)
 
 
 def _meta(j: Any) -> tuple[tuple[str, Any], ...]:
