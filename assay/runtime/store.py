@@ -289,14 +289,13 @@ def _upgrade_2(conn: sqlite3.Connection, path: str) -> bool:
     dropped.  Whether it was one."""
     if conn.execute("SELECT value FROM meta WHERE key = 'format'").fetchall() != [(2,)]:
         return False
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+
+    def upgrade() -> bool:
         names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = "
                                             "'table'")}
         if conn.execute("SELECT value FROM meta WHERE key = 'format'").fetchall() != [(2,)] \
                 or "handled_above" not in names or "handled_ranges" in names:
-            conn.execute("ROLLBACK")       # (not format 2's layout: the checks say what)
-            return False
+            return False                   # (not format 2's layout: the checks say what)
         _check_sums(conn, path, _SUMMED_2)
         conn.execute(_HANDLED_RANGES)
         keys = conn.execute("SELECT DISTINCT peer, epoch FROM handled_above").fetchall()
@@ -312,12 +311,9 @@ def _upgrade_2(conn: sqlite3.Connection, path: str) -> bool:
         conn.execute("DROP TABLE handled_above")
         conn.execute("UPDATE meta SET value = ?1, crc = assay_crc('meta', 'format', ?1) "
                      "WHERE key = 'format'", (FORMAT,))
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-    return True
+        return True
+
+    return _in_one_transaction(conn, upgrade)
 
 
 def _upgrade_1(conn: sqlite3.Connection) -> bool:
@@ -327,26 +323,36 @@ def _upgrade_1(conn: sqlite3.Connection) -> bool:
     from here on they are checked.  Whether it was one."""
     if conn.execute("SELECT value FROM meta WHERE key = 'format'").fetchall() != [(1,)]:
         return False
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+
+    def upgrade() -> bool:
         # (again, within the transaction: another process may have upgraded it meanwhile)
         if conn.execute("SELECT value FROM meta WHERE key = 'format'").fetchall() != [(1,)] \
                 or any(c[1] == "crc" for c in
                        conn.execute("SELECT * FROM pragma_table_info('meta')")):
-            conn.execute("ROLLBACK")       # (not format 1's layout: the checks say what)
-            return False
+            return False                   # (not format 1's layout: the checks say what)
         for table, cols in _SUMMED_2.items():
             conn.execute(f"ALTER TABLE {table} ADD COLUMN crc INTEGER")   # noqa: S608
             conn.execute(f"UPDATE {table} SET crc = assay_crc('{table}', "      # noqa: S608
                          f"{', '.join(cols)})")
         conn.execute("UPDATE meta SET value = 2, crc = assay_crc('meta', 'format', 2) "
                      "WHERE key = 'format'")
-        conn.execute("COMMIT")
+        return True
+
+    return _in_one_transaction(conn, upgrade)
+
+
+def _in_one_transaction(conn: sqlite3.Connection, upgrade: Callable[[], bool]) -> bool:
+    """`upgrade()` in one immediate transaction: committed if it says it upgraded, rolled
+    back if it says the store was not what it upgrades, or if it raises.  What it said."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        done = upgrade()
+        conn.execute("COMMIT" if done else "ROLLBACK")
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
-    return True
+    return done
 
 
 def _check_format(conn: sqlite3.Connection, path: str) -> None:
@@ -614,8 +620,10 @@ class Store:
             raise _damaged(self.path, "SQLite's integrity check fails: " + "; ".join(problems))
         found = _layout(conn)
         _check_tables(found, self.path, older=True)
-        if _upgrade(conn, self.path):     # a store an earlier assay wrote (format 1 or 2)
-            found = _layout(conn)
+        _upgrade(conn, self.path)         # a store an earlier assay wrote (format 1 or 2)
+        # read again whether or not this process upgraded it: another one opening it at the
+        # same time may have, between the read above and the upgrade's own check
+        found = _layout(conn)
         _check_format(conn, self.path)
         _check_tables(found, self.path)
         _check_columns(found, self.path)
