@@ -117,6 +117,7 @@ def test_a_store_another_opener_upgraded_meanwhile_is_read_as_upgraded(
 
     def another_opener_first(conn: sqlite3.Connection, p: str) -> bool:
         if not others:
+            monkeypatch.setattr(store_module, "_upgrade", upgrade)   # (the other: as it is)
             others.append(Store(path, system="bank", node="n1"))   # upgrades it, whole
             assert others[0].load("bob")["balance"] == 7
         return upgrade(conn, p)
